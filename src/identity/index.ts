@@ -1,0 +1,15 @@
+/**
+ * Identity: one Ed25519 seed is a principal's did:key, its signer and (for a mesh)
+ * its libp2p PeerId. Humans' keys live in the keystore, never in a data dir.
+ */
+export {
+  createKeyFile,
+  HumanKeystore,
+  type KeyFile,
+  MESH_KEY_FILE,
+  readKeyFile,
+  writeKeyFile,
+} from './key-file.ts'
+export { didFromPublicKey, Ed25519KeyPair, isDidKey, publicKeyFromDid, verifySignature } from './keys.ts'
+export { didFromPeerId, peerIdFromDid } from './peer-id.ts'
+export { canonicalBytes, signCanonical, verifyCanonical } from './signed-json.ts'
