@@ -1,0 +1,300 @@
+/**
+ * The `mesh` command: the only place that reads argv and the environment, prints,
+ * or exits. Everything it does goes through the node's public API or HTTP API.
+ */
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { Command, Option } from 'commander'
+import { MESH_NODE_VERSION } from '../config.ts'
+import { ERROR_MEANING, MeshError, type MeshErrorCode, UnavailableError } from '../errors.ts'
+import { HumanKeystore } from '../identity/index.ts'
+import { createLogger } from '../log.ts'
+import { initMesh, readMeshInfo, STORE_DIR } from '../mesh-info.ts'
+import { createMeshNode, NODE_ADDRESS_FILE } from '../mesh-node.ts'
+import { RegistryServer } from '../registry-server.ts'
+import { MeshStore } from '../store/index.ts'
+import { GatedStdout } from './gated-stdout.ts'
+import { HttpClient, signIn } from './http-client.ts'
+
+const env = process.env
+const keystore = () => new HumanKeystore(env.MESH_KEYSTORE ?? join(homedir(), '.mesh-keys'))
+
+interface GlobalOptions {
+  json?: boolean
+}
+
+function print(json: boolean | undefined, value: unknown, human: string): void {
+  process.stdout.write(json === true ? `${JSON.stringify(value)}\n` : `${human}\n`)
+}
+
+function parseHostPort(value: string): { host: string; port: number } {
+  const match = /^(.*):(\d{1,5})$/.exec(value)
+  if (match === null) throw new MeshError('MESH_BAD_REQUEST', `--http wants HOST:PORT, got ${value}`)
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value]
+const positiveInt = (value: string) => {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n <= 0)
+    throw new MeshError('MESH_BAD_REQUEST', `not a positive integer: ${value}`)
+  return n
+}
+
+async function withStore<T>(dataDir: string, fn: (store: MeshStore) => Promise<T>): Promise<T> {
+  const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
+  await store.open()
+  try {
+    return await fn(store)
+  } finally {
+    await store.close()
+  }
+}
+
+async function init(options: { data: string; name?: string; architectDid?: string }) {
+  const dataDir = resolve(options.data)
+  return withStore(dataDir, (store) =>
+    initMesh({
+      store,
+      dataDir,
+      name: options.name ?? defaultName(dataDir),
+      keystore: keystore(),
+      ...(options.architectDid !== undefined ? { architectDid: options.architectDid } : {}),
+    }),
+  )
+}
+
+function defaultName(dataDir: string): string {
+  const base = basename(dataDir)
+    .replace(/^\.+/, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+  return base.length > 0 && base !== 'mesh' ? base.slice(0, 40) : `mesh-${randomBytes(3).toString('hex')}`
+}
+
+/** Where a client command finds its node: --api, or the address file a running node wrote. */
+async function apiUrl(options: { api?: string; data: string }): Promise<string> {
+  if (options.api !== undefined) return options.api.replace(/\/$/, '')
+  const file = join(resolve(options.data), NODE_ADDRESS_FILE)
+  try {
+    return (JSON.parse(await readFile(file, 'utf8')) as { http: string }).http
+  } catch {
+    throw new UnavailableError(`no running node found for ${options.data} (start it, or pass --api URL)`)
+  }
+}
+
+/** The human key a client command signs with: --as NAME, else the architect's key from init. */
+async function signingKeyName(options: { as?: string; data: string }): Promise<string> {
+  if (options.as !== undefined) return options.as
+  const info = await withStore(resolve(options.data), readMeshInfo).catch(() => undefined)
+  if (info?.architectKeyName === undefined) {
+    throw new MeshError('MESH_BAD_REQUEST', 'no default signing key for this data dir; pass --as NAME')
+  }
+  return info.architectKeyName
+}
+
+function program(): Command {
+  const cli = new Command('mesh')
+    .description('The Mesh node: sovereign meshes of people, agents and rooms, federated over libp2p')
+    .version(MESH_NODE_VERSION)
+    .option('--json', 'print JSON instead of text')
+    .showHelpAfterError()
+  const globals = () => cli.opts<GlobalOptions>()
+  const dataOption = () => new Option('--data <dir>', 'data directory').default('./.mesh')
+  const apiOption = () => new Option('--api <url>', 'HTTP API of the node (default: from the data dir)')
+
+  cli
+    .command('init')
+    .description('create a mesh: its key in the data dir, its architect key in the keystore')
+    .addOption(dataOption())
+    .option('--name <name>', 'mesh name (lowercase letters, digits, dashes)')
+    .option('--architect-did <did>', 'enrol an existing human did:key as architect')
+    .action(async (options: { data: string; name?: string; architectDid?: string }) => {
+      const { key, info, architectKeyPath } = await init(options)
+      print(
+        globals().json,
+        {
+          did: key.did,
+          name: info.name,
+          architectDid: info.architectDid,
+          architectKeyPath: architectKeyPath ?? null,
+        },
+        [
+          `mesh ${info.name} created`,
+          `  did:        ${key.did}`,
+          `  architect:  ${info.architectDid}`,
+          ...(architectKeyPath !== undefined ? [`  architect key: ${architectKeyPath} (keep it safe)`] : []),
+        ].join('\n'),
+      )
+    })
+
+  cli
+    .command('start')
+    .description('run a mesh node (creates the mesh on first start)')
+    .addOption(dataOption())
+    .option('--name <name>', 'mesh name, when this start creates the mesh')
+    .option('--http <host:port>', 'HTTP API address', '127.0.0.1:7700')
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+    .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
+    .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
+    .option('--serve-registry', 'also serve a registry from this node')
+    .option('--public', 'list this mesh in the registry and the DHT directory')
+    .addOption(
+      new Option('--discovery-interval <ms>', 'DHT republish/lookup interval').argParser(positiveInt),
+    )
+    .addOption(new Option('--heartbeat-interval <ms>', 'registry heartbeat interval').argParser(positiveInt))
+    .action(async (options) => {
+      const dataDir = resolve(options.data as string)
+      const exists = await withStore(dataDir, readMeshInfo)
+      if (exists === undefined) await init({ data: dataDir, ...(options.name ? { name: options.name } : {}) })
+      const out = new GatedStdout()
+      const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
+      const node = createMeshNode({
+        dataDir,
+        http: parseHostPort(options.http as string),
+        listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: (options.bootstrap as string[] | undefined) ?? [],
+        serveRegistry: options.serveRegistry === true,
+        public: options.public === true,
+        ...(options.registry ? { registryUrl: (options.registry as string).replace(/\/$/, '') } : {}),
+        ...(options.discoveryInterval
+          ? { discovery: { intervalMs: options.discoveryInterval as number } }
+          : {}),
+        ...(options.heartbeatInterval
+          ? { heartbeat: { intervalMs: options.heartbeatInterval as number } }
+          : {}),
+        logger,
+      })
+      await node.start()
+      out.open(
+        `ready http=${node.httpUrl} did=${node.did} peer=${node.peerId} listen=${node.multiaddrs().join(',')}`,
+      )
+      onShutdown(async () => {
+        await node.stop()
+        logger.flush()
+      })
+    })
+
+  cli
+    .command('registry')
+    .description('run a standalone registry (public mesh list and heartbeats)')
+    .addOption(new Option('--data <dir>', 'data directory').default('./.mesh-registry'))
+    .option('--http <host:port>', 'HTTP address', '127.0.0.1:7800')
+    .addOption(new Option('--heartbeat-interval <ms>', 'expected heartbeat interval').argParser(positiveInt))
+    .action(async (options) => {
+      const out = new GatedStdout()
+      const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
+      const server = new RegistryServer({
+        dataDir: resolve(options.data as string),
+        http: parseHostPort(options.http as string),
+        ...(options.heartbeatInterval ? { heartbeatIntervalMs: options.heartbeatInterval as number } : {}),
+        logger,
+      })
+      await server.start()
+      out.open(`ready http=${server.url} registry`)
+      onShutdown(async () => {
+        await server.stop()
+        logger.flush()
+      })
+    })
+
+  cli
+    .command('status')
+    .description("show a running node's identity, addresses and what it has discovered")
+    .addOption(dataOption())
+    .addOption(apiOption())
+    .action(async (options: { data: string; api?: string }) => {
+      const client = new HttpClient(await apiUrl(options))
+      const health = await client.get<{ did: string; peerId: string; multiaddrs: string[]; version: string }>(
+        '/api/health',
+      )
+      const list = await client.get<{ meshes: Array<{ name: string; did: string; status: string }> }>(
+        '/api/meshes/public?limit=100',
+      )
+      print(
+        globals().json,
+        { ...health, meshes: list.meshes },
+        [
+          `did:     ${health.did}`,
+          `peer:    ${health.peerId}`,
+          `version: ${health.version}`,
+          `listen:  ${health.multiaddrs.join(' ')}`,
+          `meshes:  ${list.meshes.length} known`,
+          ...list.meshes.map((m) => `  ${m.status.padEnd(8)} ${m.name.padEnd(20)} ${m.did}`),
+        ].join('\n'),
+      )
+    })
+
+  cli
+    .command('whoami')
+    .description('sign in to a node with a human key and show the session')
+    .addOption(dataOption())
+    .addOption(apiOption())
+    .option('--as <name>', 'keystore key to sign with (default: the architect)')
+    .action(async (options: { data: string; api?: string; as?: string }) => {
+      const key = await keystore().load(await signingKeyName(options))
+      const client = await signIn(await apiUrl(options), key)
+      const me = await client.get<{ did: string; role: string }>('/api/me')
+      print(globals().json, me, `${me.did} (${me.role})`)
+    })
+
+  const keyCommand = cli
+    .command('key')
+    .description('human keys in the keystore ($MESH_KEYSTORE, ~/.mesh-keys)')
+  keyCommand
+    .command('new <name>')
+    .description('create a human key in the keystore')
+    .action(async (name: string) => {
+      const key = await keystore().create(name)
+      print(globals().json, { name, did: key.did, path: keystore().pathOf(name) }, `${name} ${key.did}`)
+    })
+
+  cli
+    .command('errors')
+    .description('list every MESH_… error code and what it means')
+    .action(() => {
+      const rows = Object.entries(ERROR_MEANING) as Array<[MeshErrorCode, string]>
+      print(
+        globals().json,
+        Object.fromEntries(rows),
+        rows.map(([code, meaning]) => `${code.padEnd(26)} ${meaning}`).join('\n'),
+      )
+    })
+  return cli
+}
+
+function onShutdown(stop: () => Promise<void>): void {
+  let stopping = false
+  const handler = () => {
+    if (stopping) return
+    stopping = true
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`error during shutdown: ${String(err)}\n`)
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', handler)
+  process.on('SIGINT', handler)
+}
+
+function fail(err: unknown, json: boolean): never {
+  const code = err instanceof MeshError ? err.code : 'MESH_INTERNAL'
+  const message = err instanceof Error ? err.message : String(err)
+  const details = err instanceof MeshError ? err.details : {}
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code, message, details } })}\n`)
+  process.stderr.write(`error ${code}: ${message}\n`)
+  if (code === 'MESH_INTERNAL' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
+  process.exit(1)
+}
+
+const cli = program()
+try {
+  await cli.parseAsync(process.argv)
+} catch (err) {
+  fail(err, cli.opts<GlobalOptions>().json === true)
+}

@@ -1,0 +1,32 @@
+import type { Logger } from './log.ts'
+
+/** The software version reported in health, manifest, records and heartbeats. */
+export const MESH_NODE_VERSION = '0.1.0'
+
+/** Everything a node can be told at start. Only `dataDir` is required. */
+export interface MeshNodeInit {
+  /** The node's data dir: mesh key, LevelDB, the running node's address file. */
+  dataDir: string
+  /** HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). */
+  http?: { host?: string; port?: number }
+  /** libp2p listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. */
+  listen?: string[]
+  /** A registry to bootstrap from (its public list) and, for a public mesh, to heartbeat to. */
+  registryUrl?: string
+  /** Multiaddrs (with /p2p/…) of meshes to join the DHT through. */
+  bootstrap?: string[]
+  /** Also serve a registry (heartbeats and public list) from this node; default false. */
+  serveRegistry?: boolean
+  /** List this mesh: heartbeats to the registry and an entry in the DHT directory; default false. */
+  public?: boolean
+  discovery?: {
+    /** How often to republish this mesh's record and look for new meshes; default 10 000 ms. */
+    intervalMs?: number
+  }
+  heartbeat?: {
+    /** How often to heartbeat the registry; default 30 000 ms. A registry served here uses the same value. */
+    intervalMs?: number
+  }
+  /** Where JSON log lines go; default a pino logger on stdout. */
+  logger?: Logger
+}

@@ -1,0 +1,84 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+import { Counter } from 'prom-client'
+import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../errors.ts'
+import type { Logger } from '../log.ts'
+
+export interface HttpAppInit {
+  logger: Logger
+  metrics: Registry
+  /** Largest accepted request body in bytes; default 64 KiB. */
+  bodyLimit?: number
+}
+
+// Fastify's own errors, mapped onto the contract's codes.
+const FASTIFY_CODES: Record<string, MeshErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'MESH_TOO_LARGE',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MESH_BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MESH_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'MESH_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MESH_BAD_REQUEST',
+  FST_ERR_VALIDATION: 'MESH_BAD_REQUEST',
+}
+
+/** Converts anything a route or fastify throws into the single error shape of SPEC §3. */
+export function toHttpError(err: unknown): { status: number; body: ReturnType<typeof toErrorJson>['body'] } {
+  if (err instanceof MeshError) return toErrorJson(err)
+  const fe = err as Partial<FastifyError> & { validation?: unknown; validationContext?: string }
+  if (fe.validation !== undefined) {
+    const first = Array.isArray(fe.validation) ? fe.validation[0] : undefined
+    return toErrorJson(
+      new MeshError('MESH_BAD_REQUEST', `invalid ${fe.validationContext ?? 'input'}: ${fe.message}`, {
+        validation: first,
+      }),
+    )
+  }
+  const code = fe.code !== undefined ? FASTIFY_CODES[fe.code] : undefined
+  if (code !== undefined) return toErrorJson(new MeshError(code, fe.message ?? code))
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return toErrorJson(new MeshError('MESH_BAD_REQUEST', fe.message ?? 'bad request'))
+  }
+  return toErrorJson(err)
+}
+
+/**
+ * The node's HTTP server: strict schema validation (unknown fields refused, no
+ * silent coercion of bodies), one error shape, request metrics.
+ */
+export function createHttpApp(init: HttpAppInit): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: init.logger.child({ area: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: init.bodyLimit ?? 64 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    return503OnClosing: true,
+  })
+
+  const requests = new Counter({
+    name: 'mesh_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [init.metrics],
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    requests.inc({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unknown',
+      status: reply.statusCode,
+    })
+  })
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, body } = toHttpError(err)
+    if (status >= 500) request.log.error({ event: 'http.error', err, url: request.url }, 'request failed')
+    else
+      request.log.debug({ event: 'http.refused', code: body.error.code, url: request.url }, 'request refused')
+    void reply.status(status).send(body)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(ERROR_STATUS.MESH_NOT_FOUND).send({
+      error: { code: 'MESH_NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} },
+    })
+  })
+  return app
+}

@@ -1,0 +1,4 @@
+/** HTTP: the fastify app with the SPEC §3 error shape, and the routes every node serves. */
+export { type CoreRoutesInit, type HealthInfo, registerCoreRoutes } from './core-routes.ts'
+export { createHttpApp, type HttpAppInit, toHttpError } from './http-app.ts'
+export { bearerToken, registerSessionRoutes, requireSession } from './session-routes.ts'

@@ -1,0 +1,51 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Session, SessionService } from '../auth/index.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    session?: Session
+  }
+}
+
+const DID = { type: 'string', minLength: 9, maxLength: 128, pattern: '^did:' } as const
+const B64URL = (max: number) =>
+  ({ type: 'string', minLength: 1, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' }) as const
+
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (typeof header !== 'string') return undefined
+  const match = /^Bearer ([A-Za-z0-9_-]+)$/.exec(header)
+  return match?.[1]
+}
+
+/** A preHandler that admits only requests with a valid session, and records who made them. */
+export function requireSession(sessions: SessionService) {
+  return async (request: FastifyRequest): Promise<void> => {
+    request.session = await sessions.authenticate(bearerToken(request))
+  }
+}
+
+/** SPEC §3 challenge/response sign-in for this mesh's humans and agents. */
+export function registerSessionRoutes(app: FastifyInstance, sessions: SessionService): void {
+  app.get('/api/session/challenge', async () => sessions.challenge())
+
+  app.post(
+    '/api/session',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['did', 'nonce', 'signature'],
+          properties: { did: DID, nonce: B64URL(128), signature: B64URL(128) },
+        },
+      },
+    },
+    async (request) => sessions.open(request.body as { did: string; nonce: string; signature: string }),
+  )
+
+  app.get('/api/me', { preHandler: requireSession(sessions) }, async (request) => {
+    const session = request.session as Session
+    return { did: session.did, role: session.role, expiresAt: session.expiresAt }
+  })
+}

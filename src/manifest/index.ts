@@ -1,0 +1,13 @@
+/** The mesh manifest (/.well-known/mesh-manifest.json); its JSON Schema is manifest/mesh-manifest.schema.json. */
+export {
+  type AgentCard,
+  type FederationSettings,
+  type KeyHistoryEntry,
+  type MeshManifest,
+  signManifest,
+  type UnsignedManifest,
+  verifyManifest,
+} from './mesh-manifest.ts'
+
+/** Where the schema lives, for validators and tests. */
+export const MANIFEST_SCHEMA_URL = new URL('../../manifest/mesh-manifest.schema.json', import.meta.url)

@@ -1,0 +1,70 @@
+import type { Ed25519KeyPair } from '../identity/index.ts'
+import { signCanonical, verifyCanonical } from '../identity/index.ts'
+
+/** A2A Agent Card fields, plus the agent's did. */
+export interface AgentCard {
+  did: string
+  name: string
+  description: string
+  url?: string
+  version: string
+  capabilities: { streaming?: boolean; pushNotifications?: boolean; stateTransitionHistory?: boolean }
+  defaultInputModes?: string[]
+  defaultOutputModes?: string[]
+  skills: Array<{ id: string; name: string; description: string; tags?: string[]; examples?: string[] }>
+}
+
+export interface FederationSettings {
+  mode: 'open' | 'allowlist' | 'closed'
+  autoAccept: boolean
+  maxForeignParticipantsPerRoom: number
+  maxBackfillEventsPerRequest: number
+}
+
+export interface KeyHistoryEntry {
+  did: string
+  validFrom: string
+  validUntil?: string
+  rotationSignature?: string
+}
+
+export interface MeshManifest {
+  manifestVersion: '1.0'
+  name: string
+  description?: string
+  version: string
+  did: string
+  peerId: string
+  architect?: string
+  endpoints: { http: string; libp2p: string[]; yjs?: string; registry?: string }
+  protocolVersions: string[]
+  capabilities: string[]
+  agents: AgentCard[]
+  federation: FederationSettings
+  keyHistory: KeyHistoryEntry[]
+  issuedAt: string
+  signature: { alg: 'Ed25519'; keyId: string; value: string }
+}
+
+export type UnsignedManifest = Omit<
+  MeshManifest,
+  'signature' | 'manifestVersion' | 'issuedAt' | 'did' | 'peerId'
+>
+
+/** Builds and signs the manifest with the mesh key (the signature covers every other field). */
+export function signManifest(key: Ed25519KeyPair, content: UnsignedManifest, now = new Date()): MeshManifest {
+  const unsigned = {
+    manifestVersion: '1.0' as const,
+    ...content,
+    did: key.did,
+    peerId: key.peerId().toString(),
+    issuedAt: now.toISOString(),
+  }
+  return { ...unsigned, signature: { alg: 'Ed25519', keyId: key.did, value: signCanonical(key, unsigned) } }
+}
+
+/** True when the manifest is signed by the key it names as its did. */
+export function verifyManifest(manifest: MeshManifest): boolean {
+  const { signature, ...unsigned } = manifest
+  return signature?.keyId === manifest.did && verifyCanonical(manifest.did, unsigned, signature.value)
+}

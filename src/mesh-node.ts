@@ -1,0 +1,334 @@
+import { rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { Libp2p } from 'libp2p'
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import { type SessionRole, SessionService } from './auth/index.ts'
+import { MESH_NODE_VERSION, type MeshNodeInit } from './config.ts'
+import { createHttpApp, type HealthInfo, registerCoreRoutes, registerSessionRoutes } from './http/index.ts'
+import type { Ed25519KeyPair } from './identity/index.ts'
+import { createLogger, type Logger } from './log.ts'
+import { type FederationSettings, type MeshManifest, signManifest } from './manifest/index.ts'
+import { loadMesh, type MeshInfo, STORE_DIR } from './mesh-info.ts'
+import { createMeshLibp2p, MESH_KAD_PROTOCOL, MeshDiscovery } from './p2p/index.ts'
+import {
+  HeartbeatClient,
+  type PublicMesh,
+  RegistryService,
+  registerMeshListRoute,
+  registerRegistryRoutes,
+} from './registry/index.ts'
+import { MeshStore } from './store/index.ts'
+
+/** The file in the data dir where a running node says where its API is, for `mesh <command>` clients. */
+export const NODE_ADDRESS_FILE = 'node.json'
+
+export type MeshNodeStatus = 'stopped' | 'starting' | 'started' | 'stopping'
+
+/** Federation settings advertised until the connections module owns a live policy. */
+const DEFAULT_FEDERATION: FederationSettings = {
+  mode: 'open',
+  autoAccept: false,
+  maxForeignParticipantsPerRoom: 50,
+  maxBackfillEventsPerRequest: 1000,
+}
+
+interface Member {
+  did: string
+  role: Exclude<SessionRole, 'architect'>
+  name: string
+}
+
+/**
+ * The composition root: the one place that knows every concrete piece. Start order
+ * is store → identity → p2p → registry → discovery → http; stop runs it backwards,
+ * and a failed start rolls back whatever had started.
+ */
+export class MeshNode {
+  readonly init: MeshNodeInit
+  readonly logger: Logger
+  readonly metrics = new Registry()
+  #status: MeshNodeStatus = 'stopped'
+  #store?: MeshStore
+  #key?: Ed25519KeyPair
+  #info?: MeshInfo
+  #libp2p?: Libp2p
+  #discovery?: MeshDiscovery
+  #registry?: RegistryService
+  #heartbeat?: HeartbeatClient
+  #http?: FastifyInstance
+  #httpUrl?: string
+  #stack: Array<() => Promise<void>> = []
+
+  constructor(init: MeshNodeInit) {
+    this.init = init
+    this.logger = init.logger ?? createLogger()
+  }
+
+  get status(): MeshNodeStatus {
+    return this.#status
+  }
+
+  get did(): string {
+    return this.#required(this.#key, 'key').did
+  }
+
+  get name(): string {
+    return this.#required(this.#info, 'info').name
+  }
+
+  get peerId(): string {
+    return this.#required(this.#libp2p, 'libp2p').peerId.toString()
+  }
+
+  get httpUrl(): string {
+    return this.#required(this.#httpUrl, 'http')
+  }
+
+  get libp2p(): Libp2p {
+    return this.#required(this.#libp2p, 'libp2p')
+  }
+
+  get store(): MeshStore {
+    return this.#required(this.#store, 'store')
+  }
+
+  multiaddrs(): string[] {
+    return this.libp2p.getMultiaddrs().map((ma) => ma.toString())
+  }
+
+  async start(): Promise<void> {
+    if (this.#status !== 'stopped') throw new Error(`cannot start a node that is ${this.#status}`)
+    this.#status = 'starting'
+    try {
+      await this.#startAll()
+      this.#status = 'started'
+    } catch (err) {
+      await this.#unwind()
+      this.#status = 'stopped'
+      throw err
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#status !== 'started') return
+    this.#status = 'stopping'
+    await this.#unwind()
+    this.#status = 'stopped'
+    this.logger.info({ event: 'node.stopped' }, 'node stopped')
+  }
+
+  async #startAll(): Promise<void> {
+    const { init } = this
+    const store = new MeshStore({ path: join(init.dataDir, STORE_DIR) })
+    await store.open()
+    this.#store = store
+    this.#stack.push(() => store.close())
+
+    const { key, info } = await loadMesh(store, init.dataDir)
+    this.#key = key
+    this.#info = info
+    const log = this.logger
+
+    collectDefaultMetrics({ register: this.metrics })
+    const meshCount = new Gauge({
+      name: 'mesh_discovered_meshes',
+      help: 'Meshes this node knows through the DHT',
+      registers: [this.metrics],
+      collect: async () => {
+        meshCount.set((await this.#discovery?.list())?.length ?? 0)
+      },
+    })
+
+    const libp2p = await createMeshLibp2p({
+      key,
+      listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      logger: log,
+    })
+    this.#libp2p = libp2p
+    this.#stack.push(() => libp2p.stop())
+
+    const heartbeatIntervalMs = init.heartbeat?.intervalMs ?? 30_000
+    if (init.serveRegistry === true) {
+      const registry = new RegistryService({ store, logger: log, heartbeatIntervalMs, metrics: this.metrics })
+      await registry.start()
+      this.#registry = registry
+      this.#stack.push(() => registry.stop())
+    }
+
+    const discovery = new MeshDiscovery({
+      libp2p,
+      store,
+      logger: log,
+      key,
+      intervalMs: init.discovery?.intervalMs ?? 10_000,
+      bootstrap: init.bootstrap ?? [],
+      ...(init.registryUrl !== undefined ? { registryUrl: init.registryUrl } : {}),
+      announce: init.public === true,
+      content: async () => this.#recordContent(),
+    })
+    await discovery.start()
+    this.#discovery = discovery
+    this.#stack.push(() => discovery.stop())
+
+    const http = await this.#startHttp(store, key, info)
+    this.#http = http
+
+    if (init.public === true && init.registryUrl !== undefined) {
+      const heartbeat = new HeartbeatClient({
+        registryUrl: init.registryUrl,
+        key,
+        store,
+        logger: log,
+        intervalMs: heartbeatIntervalMs,
+        content: async () => this.#recordContent(),
+      })
+      await heartbeat.start()
+      this.#heartbeat = heartbeat
+      this.#stack.push(() => heartbeat.stop())
+    }
+
+    const addressFile = join(init.dataDir, NODE_ADDRESS_FILE)
+    await writeFile(
+      addressFile,
+      `${JSON.stringify({ http: this.httpUrl, did: key.did, peerId: this.peerId, pid: process.pid })}\n`,
+      { mode: 0o600 },
+    )
+    this.#stack.push(() => rm(addressFile, { force: true }))
+    log.info(
+      {
+        event: 'node.started',
+        did: key.did,
+        peerId: this.peerId,
+        http: this.httpUrl,
+        multiaddrs: this.multiaddrs(),
+      },
+      'node started',
+    )
+  }
+
+  async #startHttp(store: MeshStore, key: Ed25519KeyPair, info: MeshInfo): Promise<FastifyInstance> {
+    const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
+    const sessions = new SessionService({
+      store,
+      meshDid: key.did,
+      roleOf: async (did) => this.#roleOf(did),
+    })
+    registerCoreRoutes(app, {
+      health: () => this.health(),
+      manifest: () => this.manifest(),
+      metrics: this.metrics,
+    })
+    registerSessionRoutes(app, sessions)
+    registerMeshListRoute(app, { list: async () => this.knownMeshes() })
+    if (this.#registry !== undefined) registerRegistryRoutes(app, this.#registry)
+
+    const host = this.init.http?.host ?? '127.0.0.1'
+    const port = this.init.http?.port ?? 7700
+    await app.listen({ host, port })
+    this.#stack.push(() => app.close())
+    const address = app.server.address()
+    const boundPort = typeof address === 'object' && address !== null ? address.port : port
+    this.#httpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`
+    this.logger.debug(
+      { event: 'http.listening', url: this.#httpUrl, architect: info.architectDid },
+      'http listening',
+    )
+    return app
+  }
+
+  async #roleOf(did: string): Promise<SessionRole | undefined> {
+    if (did === this.#info?.architectDid) return 'architect'
+    const member = await this.store.sublevel<Member>('members').get(did)
+    return member?.role
+  }
+
+  async #counts(): Promise<{ members: number; bots: number; rooms: number }> {
+    let members = 1
+    let bots = 0
+    for await (const member of this.store.sublevel<Member>('members').values()) {
+      if (member.role === 'agent') bots++
+      else members++
+    }
+    return { members, bots, rooms: 0 }
+  }
+
+  async #recordContent() {
+    return {
+      name: this.name,
+      multiaddrs: this.multiaddrs(),
+      protocolVersions: this.protocolVersions(),
+      version: MESH_NODE_VERSION,
+      ...(await this.#counts()),
+    }
+  }
+
+  protocolVersions(): string[] {
+    return [MESH_KAD_PROTOCOL]
+  }
+
+  health(): HealthInfo {
+    return {
+      status: 'ok',
+      did: this.did,
+      peerId: this.peerId,
+      multiaddrs: this.multiaddrs(),
+      version: MESH_NODE_VERSION,
+    }
+  }
+
+  manifest(): MeshManifest {
+    const key = this.#required(this.#key, 'key')
+    const info = this.#required(this.#info, 'info')
+    const endpoints: MeshManifest['endpoints'] = { http: this.httpUrl, libp2p: this.multiaddrs() }
+    if (this.init.serveRegistry === true) endpoints.registry = this.httpUrl
+    return signManifest(key, {
+      name: info.name,
+      version: MESH_NODE_VERSION,
+      architect: info.architectDid,
+      endpoints,
+      protocolVersions: this.protocolVersions(),
+      capabilities: [],
+      agents: [],
+      federation: DEFAULT_FEDERATION,
+      keyHistory: [{ did: key.did, validFrom: info.createdAt }],
+    })
+  }
+
+  /**
+   * The meshes this node knows: what it discovered through the DHT, and, when it
+   * serves a registry, what heartbeats told it (a heartbeat is fresher, so it wins).
+   */
+  async knownMeshes(): Promise<PublicMesh[]> {
+    const byDid = new Map<string, PublicMesh>()
+    for (const mesh of (await this.#discovery?.list()) ?? []) byDid.set(mesh.did, mesh)
+    for (const mesh of (await this.#registry?.all()) ?? []) byDid.set(mesh.did, mesh)
+    byDid.delete(this.did)
+    return [...byDid.values()]
+  }
+
+  async #unwind(): Promise<void> {
+    while (this.#stack.length > 0) {
+      const stop = this.#stack.pop() as () => Promise<void>
+      try {
+        await stop()
+      } catch (err) {
+        this.logger.error({ event: 'node.stop_failed', err }, 'a component failed to stop')
+      }
+    }
+    this.#http = undefined
+    this.#discovery = undefined
+    this.#registry = undefined
+    this.#heartbeat = undefined
+    this.#libp2p = undefined
+  }
+
+  #required<T>(value: T | undefined, what: string): T {
+    if (value === undefined) throw new Error(`node is not started (${what} missing)`)
+    return value
+  }
+}
+
+export function createMeshNode(init: MeshNodeInit): MeshNode {
+  return new MeshNode(init)
+}
