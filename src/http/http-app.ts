@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify'
 import type { Registry } from 'prom-client'
 import { Counter } from 'prom-client'
 import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../errors.ts'
@@ -48,7 +48,7 @@ export function toHttpError(err: unknown): { status: number; body: ReturnType<ty
 export function createHttpApp(init: HttpAppInit): FastifyInstance {
   const app = Fastify({
     loggerInstance: init.logger.child({ area: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: init.bodyLimit ?? 64 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,

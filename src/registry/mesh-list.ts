@@ -1,0 +1,135 @@
+import { BadRequestError } from '../errors.ts'
+
+/**
+ * The public list of meshes (`GET /api/meshes/public`), as served by a registry from
+ * heartbeats and by any node from what it discovered. Paging is pure so that both
+ * sources page, search and filter the same way.
+ */
+
+export const MESH_STATUSES = ['online', 'idle', 'offline'] as const
+export type MeshStatus = (typeof MESH_STATUSES)[number]
+
+/** One item of the public list (SPEC §3). */
+export interface PublicMesh {
+  did: string
+  name: string
+  peerId: string
+  multiaddrs: string[]
+  status: MeshStatus
+  members: number
+  bots: number
+  rooms: number
+  version: string
+  protocolVersions: string[]
+  /** ISO 8601 time the source last heard from the mesh. */
+  lastHeartbeat: string
+}
+
+export interface MeshListQuery {
+  /** Case-insensitive substring of the name or the did. */
+  q?: string
+  status?: MeshStatus
+  /** Page size, 1–100; default 50. */
+  limit?: number
+  /** `nextCursor` of the previous page. */
+  cursor?: string
+}
+
+export interface MeshPage {
+  meshes: PublicMesh[]
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null
+}
+
+export const MESH_LIST_LIMITS = {
+  defaultLimit: 50,
+  maxLimit: 100,
+  maxQueryLength: 128,
+  maxCursorLength: 512,
+} as const
+
+// The sort key: case-folded name, then did (unique), so the order is total and stable
+// across pages even while meshes come and go. Compared by code units, not locale, so
+// that a cursor means the same on every machine.
+type SortKey = readonly [name: string, did: string]
+
+const sortKey = (mesh: PublicMesh): SortKey => [mesh.name.toLowerCase(), mesh.did]
+
+function compareKeys(a: SortKey, b: SortKey): number {
+  if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1
+  if (a[1] !== b[1]) return a[1] < b[1] ? -1 : 1
+  return 0
+}
+
+function encodeCursor(key: SortKey): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url')
+}
+
+function decodeCursor(cursor: string): SortKey {
+  const bad = () => new BadRequestError('invalid cursor', { cursor })
+  if (
+    cursor.length === 0 ||
+    cursor.length > MESH_LIST_LIMITS.maxCursorLength ||
+    !/^[A-Za-z0-9_-]+$/.test(cursor)
+  ) {
+    throw bad()
+  }
+  let key: unknown
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+  } catch {
+    throw bad()
+  }
+  if (!Array.isArray(key) || key.length !== 2 || typeof key[0] !== 'string' || typeof key[1] !== 'string') {
+    throw bad()
+  }
+  return [key[0], key[1]]
+}
+
+/** Checks a query's values; MESH_BAD_REQUEST names the first one that is wrong. */
+function checkQuery(query: MeshListQuery): {
+  q?: string
+  status?: MeshStatus
+  limit: number
+  after?: SortKey
+} {
+  const { q, status, cursor } = query
+  const limit = query.limit ?? MESH_LIST_LIMITS.defaultLimit
+  if (q !== undefined && (typeof q !== 'string' || q.length > MESH_LIST_LIMITS.maxQueryLength)) {
+    throw new BadRequestError(`q is a string of at most ${MESH_LIST_LIMITS.maxQueryLength} characters`)
+  }
+  if (status !== undefined && !MESH_STATUSES.includes(status)) {
+    throw new BadRequestError(`status is one of ${MESH_STATUSES.join(', ')}`, { status })
+  }
+  if (!Number.isInteger(limit) || limit < 1 || limit > MESH_LIST_LIMITS.maxLimit) {
+    throw new BadRequestError(`limit is an integer from 1 to ${MESH_LIST_LIMITS.maxLimit}`, { limit })
+  }
+  return { q, status, limit, after: cursor === undefined ? undefined : decodeCursor(cursor) }
+}
+
+/**
+ * One page of `items`: those matching `q` and `status`, in a stable order (name
+ * case-folded, then did), starting after `cursor`. Throws MESH_BAD_REQUEST for a bad
+ * limit, status or cursor. Does not modify `items`.
+ */
+export function pageMeshes(items: readonly PublicMesh[], query: MeshListQuery = {}): MeshPage {
+  const { q, status, limit, after } = checkQuery(query)
+  const needle = q?.toLowerCase()
+  const matching = items
+    .filter(
+      (mesh) =>
+        (status === undefined || mesh.status === status) &&
+        (needle === undefined ||
+          mesh.name.toLowerCase().includes(needle) ||
+          mesh.did.toLowerCase().includes(needle)),
+    )
+    .map((mesh) => ({ mesh, key: sortKey(mesh) }))
+    .filter(({ key }) => after === undefined || compareKeys(key, after) > 0)
+    .sort((a, b) => compareKeys(a.key, b.key))
+  const page = matching.slice(0, limit)
+  const last = page.at(-1)
+  return {
+    meshes: page.map(({ mesh }) => mesh),
+    nextCursor: matching.length > limit && last !== undefined ? encodeCursor(last.key) : null,
+  }
+}

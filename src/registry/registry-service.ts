@@ -1,0 +1,272 @@
+import type { AbortOptions } from '@libp2p/interface'
+import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client'
+import { isMeshError, type MeshErrorCode, ReplayError, UnavailableError } from '../errors.ts'
+import { type Logger, silentLogger } from '../log.ts'
+import type { MeshStore, Sublevel } from '../store/index.ts'
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_MAX_CLOCK_SKEW_MS,
+  type Heartbeat,
+  type HeartbeatStatus,
+  verifyHeartbeat,
+} from './heartbeat.ts'
+import {
+  type MeshListQuery,
+  type MeshPage,
+  type MeshStatus,
+  type PublicMesh,
+  pageMeshes,
+} from './mesh-list.ts'
+
+export interface RegistryServiceInit {
+  /** The node's store; the registry keeps its list in the 'registry' sublevel. */
+  store: MeshStore
+  logger?: Logger
+  /** Counts heartbeats by outcome (`mesh_registry_heartbeats_total`) and meshes listed, when given. */
+  metrics?: MetricsRegistry
+  /** Interval the meshes are expected to beat at; statuses are computed from it. Default 30 000 ms. */
+  heartbeatIntervalMs?: number
+  /** Largest accepted |ts − now| of a heartbeat; default 60 000 ms (SPEC §3). */
+  maxClockSkewMs?: number
+  /** Most meshes kept; when full, the longest-offline one makes room, else MESH_UNAVAILABLE. Default 10 000. */
+  maxMeshes?: number
+  /** The clock, in ms since the epoch; default `Date.now`. */
+  now?: () => number
+}
+
+/** What the registry answers to an accepted heartbeat. */
+export interface HeartbeatReceipt {
+  /** The mesh's status as the registry now lists it. */
+  status: MeshStatus
+}
+
+/** What the registry keeps per mesh: the last accepted heartbeat, still signed, and when it came. */
+interface StoredMesh {
+  heartbeat: Heartbeat
+  receivedAt: number
+}
+
+// Keys in the 'registry' sublevel, which a node serving a registry shares with its
+// own heartbeat client; the version segment lets the layout change later.
+const MESH_KEY_PREFIX = 'mesh/v1/'
+const meshKey = (did: string): string => `${MESH_KEY_PREFIX}${did}`
+
+/**
+ * A mesh's status at `ageMs` after its last heartbeat. A heartbeat counts as missed
+ * half an interval after it was due: up to 1.5 intervals the mesh is what it reported
+ * (online or idle); with one or two heartbeats missed it is idle; with three missed
+ * (after 3.5 intervals) it is offline. A clean shutdown's 'offline' holds at once.
+ */
+export function computeMeshStatus(reported: HeartbeatStatus, ageMs: number, intervalMs: number): MeshStatus {
+  if (reported === 'offline') return 'offline'
+  if (ageMs <= 1.5 * intervalMs) return reported
+  if (ageMs <= 3.5 * intervalMs) return 'idle'
+  return 'offline'
+}
+
+/**
+ * The platform registry: verifies signed heartbeats and keeps the latest per mesh.
+ * The whole list (at most `maxMeshes`) is held in memory for reads and written
+ * through to the store, so a restarted registry keeps it; writes are serialized so
+ * that the seq check and the write are one step.
+ */
+export class RegistryService {
+  readonly #meshes = new Map<string, StoredMesh>()
+  readonly #sublevel: Sublevel<StoredMesh>
+  readonly #log: Logger
+  readonly #now: () => number
+  readonly #intervalMs: number
+  readonly #maxClockSkewMs: number
+  readonly #maxMeshes: number
+  readonly #heartbeats?: Counter<'outcome'>
+  readonly #listed?: Gauge
+  #writes: Promise<unknown> = Promise.resolve()
+  #running = false
+
+  constructor(init: RegistryServiceInit) {
+    this.#sublevel = init.store.sublevel<StoredMesh>('registry')
+    this.#log = (init.logger ?? silentLogger()).child({ area: 'registry' })
+    this.#now = init.now ?? Date.now
+    this.#intervalMs = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
+    this.#maxClockSkewMs = init.maxClockSkewMs ?? HEARTBEAT_MAX_CLOCK_SKEW_MS
+    this.#maxMeshes = init.maxMeshes ?? 10_000
+    if (init.metrics !== undefined) {
+      this.#heartbeats = heartbeatCounter(init.metrics)
+      this.#listed = meshGauge(init.metrics)
+    }
+  }
+
+  /** Loads the persisted list. */
+  async start(options: AbortOptions = {}): Promise<void> {
+    if (this.#running) return
+    this.#meshes.clear()
+    for await (const [, stored] of this.#sublevel.iterator({
+      gte: MESH_KEY_PREFIX,
+      lt: `${MESH_KEY_PREFIX}\uffff`,
+    })) {
+      options.signal?.throwIfAborted()
+      this.#meshes.set(stored.heartbeat.did, stored)
+    }
+    this.#running = true
+    this.#listed?.set(this.#meshes.size)
+    this.#log.info({ event: 'registry.started', meshes: this.#meshes.size }, 'registry started')
+  }
+
+  /** Waits for writes under way; the store stays open (its owner closes it). */
+  async stop(_options: AbortOptions = {}): Promise<void> {
+    if (!this.#running) return
+    this.#running = false
+    await this.#writes
+    this.#meshes.clear()
+    this.#log.info({ event: 'registry.stopped' }, 'registry stopped')
+  }
+
+  /**
+   * Verifies and records a heartbeat. Refusals, checked in this order, store nothing:
+   * MESH_BAD_REQUEST (malformed), MESH_SIGNATURE_MISMATCH (not signed by `did`, or
+   * `peerId` is not `did`'s key), MESH_CLOCK_SKEW (|ts − now| > 60 s), MESH_REPLAY
+   * (seq not above the last accepted), MESH_UNAVAILABLE (not started, or full).
+   */
+  async heartbeat(value: unknown, options: AbortOptions = {}): Promise<HeartbeatReceipt> {
+    try {
+      if (!this.#running) throw new UnavailableError('the registry is not running')
+      const heartbeat = verifyHeartbeat(value, { now: this.#now(), maxClockSkewMs: this.#maxClockSkewMs })
+      const receipt = await this.#serialized(() => this.#record(heartbeat, options))
+      this.#heartbeats?.inc({ outcome: 'accepted' })
+      return receipt
+    } catch (err) {
+      const did = (value as { did?: unknown } | null)?.did
+      const context = { did: typeof did === 'string' ? did.slice(0, 128) : undefined }
+      if (!isMeshError(err)) {
+        this.recordRefusal('MESH_INTERNAL')
+        this.#log.error({ event: 'registry.heartbeat.error', err, ...context }, 'heartbeat failed')
+        throw err
+      }
+      // Anyone can post; refusals are counted, and logged at debug so a flood cannot fill the log.
+      this.recordRefusal(err.code)
+      this.#log.debug(
+        { event: 'registry.heartbeat.refused', code: err.code, ...context },
+        'heartbeat refused',
+      )
+      throw err
+    }
+  }
+
+  /** One page of the list; MESH_BAD_REQUEST for a bad query. */
+  async list(query: MeshListQuery = {}, options: AbortOptions = {}): Promise<MeshPage> {
+    return pageMeshes(await this.all(options), query)
+  }
+
+  /** Every mesh listed, unordered, with its status as of now: a `PublicMeshSource` for the list route. */
+  async all(_options: AbortOptions = {}): Promise<PublicMesh[]> {
+    const now = this.#now()
+    return [...this.#meshes.values()].map((stored) => this.#toPublic(stored, now))
+  }
+
+  /** Counts a heartbeat refused before it reached `heartbeat()` (bad JSON, too large, schema). */
+  recordRefusal(code: MeshErrorCode): void {
+    this.#heartbeats?.inc({ outcome: code })
+  }
+
+  // Runs `write` after every write before it. The chain keeps no rejection of its own:
+  // each caller gets its write's error through the promise returned here.
+  #serialized<T>(write: () => Promise<T>): Promise<T> {
+    const run = this.#writes.then(write)
+    this.#writes = run.catch(() => undefined)
+    return run
+  }
+
+  async #record(heartbeat: Heartbeat, options: AbortOptions): Promise<HeartbeatReceipt> {
+    options.signal?.throwIfAborted()
+    if (!this.#running) throw new UnavailableError('the registry is not running')
+    const prior = this.#meshes.get(heartbeat.did)
+    if (prior !== undefined && heartbeat.seq <= prior.heartbeat.seq) {
+      throw new ReplayError('heartbeat seq is not above the last one accepted', {
+        did: heartbeat.did,
+        seq: heartbeat.seq,
+        lastSeq: prior.heartbeat.seq,
+      })
+    }
+    const now = this.#now()
+    let evicted: string | undefined
+    if (prior === undefined && this.#meshes.size >= this.#maxMeshes) {
+      evicted = this.#evictable(now)
+      if (evicted === undefined)
+        throw new UnavailableError('the registry is full', { maxMeshes: this.#maxMeshes })
+    }
+    const stored: StoredMesh = { heartbeat, receivedAt: now }
+    await this.#sublevel.batch([
+      ...(evicted === undefined ? [] : [{ type: 'del' as const, key: meshKey(evicted) }]),
+      { type: 'put', key: meshKey(heartbeat.did), value: stored },
+    ])
+    if (evicted !== undefined) this.#meshes.delete(evicted)
+    this.#meshes.set(heartbeat.did, stored)
+    this.#listed?.set(this.#meshes.size)
+    const status = this.#statusOf(stored, now)
+    if (prior === undefined) {
+      this.#log.info(
+        { event: 'registry.mesh.added', did: heartbeat.did, evicted },
+        'mesh added to the registry',
+      )
+    }
+    this.#log.debug(
+      { event: 'registry.heartbeat.accepted', did: heartbeat.did, seq: heartbeat.seq, status },
+      'heartbeat accepted',
+    )
+    return { status }
+  }
+
+  /** The mesh that has been silent longest, if it is offline; a full registry drops it for a newcomer. */
+  #evictable(now: number): string | undefined {
+    let oldest: StoredMesh | undefined
+    for (const stored of this.#meshes.values()) {
+      if (oldest === undefined || stored.receivedAt < oldest.receivedAt) oldest = stored
+    }
+    if (oldest === undefined || this.#statusOf(oldest, now) !== 'offline') return undefined
+    return oldest.heartbeat.did
+  }
+
+  #statusOf(stored: StoredMesh, now: number): MeshStatus {
+    return computeMeshStatus(stored.heartbeat.status, now - stored.receivedAt, this.#intervalMs)
+  }
+
+  #toPublic(stored: StoredMesh, now: number): PublicMesh {
+    const hb = stored.heartbeat
+    return {
+      did: hb.did,
+      name: hb.name,
+      peerId: hb.peerId,
+      multiaddrs: [...hb.multiaddrs],
+      status: this.#statusOf(stored, now),
+      members: hb.members,
+      bots: hb.bots,
+      rooms: hb.rooms,
+      version: hb.version,
+      protocolVersions: [...hb.protocolVersions],
+      lastHeartbeat: new Date(stored.receivedAt).toISOString(),
+    }
+  }
+}
+
+// prom-client refuses a second metric of one name in a registry; a registry that is
+// stopped and started again in one process reuses the first.
+function heartbeatCounter(metrics: MetricsRegistry): Counter<'outcome'> {
+  const name = 'mesh_registry_heartbeats_total'
+  return (
+    (metrics.getSingleMetric(name) as Counter<'outcome'> | undefined) ??
+    new Counter({
+      name,
+      help: 'Heartbeats received by the registry, by outcome (accepted or the refusal code)',
+      labelNames: ['outcome'] as const,
+      registers: [metrics],
+    })
+  )
+}
+
+function meshGauge(metrics: MetricsRegistry): Gauge {
+  const name = 'mesh_registry_meshes'
+  return (
+    (metrics.getSingleMetric(name) as Gauge | undefined) ??
+    new Gauge({ name, help: 'Meshes listed by the registry', registers: [metrics] })
+  )
+}

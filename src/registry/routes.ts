@@ -1,0 +1,139 @@
+import type { AbortOptions } from '@libp2p/interface'
+import type { FastifyInstance } from 'fastify'
+import { isMeshError } from '../errors.ts'
+import { toHttpError } from '../http/http-app.ts'
+import { HEARTBEAT_LIMITS, HEARTBEAT_STATUSES, heartbeatSchema } from './heartbeat.ts'
+import { MESH_LIST_LIMITS, MESH_STATUSES, type MeshStatus, type PublicMesh, pageMeshes } from './mesh-list.ts'
+import type { RegistryService } from './registry-service.ts'
+
+/** Anything that can list meshes: the registry, or a node's own discoveries. */
+export interface PublicMeshSource {
+  /** Every mesh known, in any order, with its current status. */
+  list(options?: AbortOptions): Promise<PublicMesh[]>
+}
+
+interface ListQuerystring {
+  q?: string
+  status?: MeshStatus
+  limit?: string
+  cursor?: string
+}
+
+// Query values arrive as strings and the app does not coerce them: limit is matched
+// as digits here and range-checked by pageMeshes, which owns the rules.
+const listQuerystringSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    q: { type: 'string', maxLength: MESH_LIST_LIMITS.maxQueryLength },
+    status: { type: 'string', enum: MESH_STATUSES },
+    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
+    cursor: {
+      type: 'string',
+      minLength: 1,
+      maxLength: MESH_LIST_LIMITS.maxCursorLength,
+      pattern: '^[A-Za-z0-9_-]+$',
+    },
+  },
+} as const
+
+const stringList = (maxItems: number) => ({ type: 'array', maxItems, items: { type: 'string' } }) as const
+
+// The response schema also keeps anything a source adds to an item off the wire.
+const publicMeshSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'did',
+    'name',
+    'peerId',
+    'multiaddrs',
+    'status',
+    'members',
+    'bots',
+    'rooms',
+    'version',
+    'protocolVersions',
+    'lastHeartbeat',
+  ],
+  properties: {
+    did: { type: 'string' },
+    name: { type: 'string' },
+    peerId: { type: 'string' },
+    multiaddrs: stringList(HEARTBEAT_LIMITS.maxMultiaddrs),
+    status: { type: 'string', enum: MESH_STATUSES },
+    members: { type: 'integer' },
+    bots: { type: 'integer' },
+    rooms: { type: 'integer' },
+    version: { type: 'string' },
+    protocolVersions: stringList(HEARTBEAT_LIMITS.maxProtocolVersions),
+    lastHeartbeat: { type: 'string' },
+  },
+} as const
+
+const meshPageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['meshes', 'nextCursor'],
+  properties: {
+    meshes: { type: 'array', items: publicMeshSchema },
+    nextCursor: { type: ['string', 'null'] },
+  },
+} as const
+
+/**
+ * `GET /api/meshes/public?q=&status=&limit=&cursor=` → `{meshes, nextCursor}` (SPEC §3),
+ * over any source: a registry's heartbeats or a node's discoveries. Public: no token.
+ */
+export function registerMeshListRoute(app: FastifyInstance, source: PublicMeshSource): void {
+  app.get<{ Querystring: ListQuerystring }>(
+    '/api/meshes/public',
+    { schema: { querystring: listQuerystringSchema, response: { 200: meshPageSchema } } },
+    async (request) => {
+      const { q, status, limit, cursor } = request.query
+      return pageMeshes(await source.list(), {
+        q,
+        status,
+        limit: limit === undefined ? undefined : Number(limit),
+        cursor,
+      })
+    },
+  )
+}
+
+/**
+ * The registry's own route: `POST /api/meshes/heartbeat` → `200 {ok:true, status}`.
+ * The body must match the heartbeat schema exactly; refusals carry the registry's
+ * codes (SPEC §3). The list is registered apart, with `registerMeshListRoute`, because
+ * a node that serves a registry lists what it discovered too.
+ */
+export function registerRegistryRoutes(app: FastifyInstance, registry: RegistryService): void {
+  app.post(
+    '/api/meshes/heartbeat',
+    {
+      schema: {
+        body: heartbeatSchema,
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['ok', 'status'],
+            properties: {
+              ok: { type: 'boolean', const: true },
+              status: { type: 'string', enum: HEARTBEAT_STATUSES },
+            },
+          },
+        },
+      },
+      // Bodies refused by fastify itself (bad JSON, too large, schema) never reach the
+      // registry; count them too. Errors thrown by the registry are counted there.
+      onError: async (_request, _reply, error) => {
+        if (!isMeshError(error)) registry.recordRefusal(toHttpError(error).body.error.code)
+      },
+    },
+    async (request) => {
+      const { status } = await registry.heartbeat(request.body)
+      return { ok: true, status }
+    },
+  )
+}
