@@ -8,7 +8,21 @@ export const STORE_SCHEMA_VERSION = 1
 const SCHEMA_KEY = 'schema-version'
 
 /** One sublevel per concern; a module only ever sees its own. */
-export const SUBLEVELS = ['meta', 'registry', 'discovery', 'sessions', 'members'] as const
+export const SUBLEVELS = [
+  'meta',
+  'registry',
+  'discovery',
+  'sessions',
+  'members',
+  'audit',
+  'connections',
+  'outbox',
+  'envelopes',
+  'policy',
+  'rejected',
+  'peers',
+  'keys',
+] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 
 type Db = Level<string, unknown>

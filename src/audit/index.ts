@@ -1,0 +1,28 @@
+/**
+ * Audit: the append-only, hash-chained log of federation and authority decisions,
+ * each row signed by the mesh key (SPEC §4), and its HTTP routes (SPEC §3).
+ */
+export {
+  AUDIT_LIST_LIMITS,
+  AUDIT_PROBLEM_KINDS,
+  type AuditAppendOptions,
+  type AuditListQuery,
+  AuditLog,
+  type AuditLogInit,
+  type AuditPage,
+  type AuditProblem,
+  type AuditProblemKind,
+  type AuditVerifyOptions,
+  type AuditVerifyReport,
+} from './audit-log.ts'
+export {
+  AUDIT_LIMITS,
+  type AuditEntryInput,
+  type AuditHead,
+  type AuditRow,
+  auditSignedText,
+  GENESIS_HASH,
+  rowHash,
+  verifyRowSignature,
+} from './audit-row.ts'
+export { type AuditRoutesInit, registerAuditRoutes } from './routes.ts'

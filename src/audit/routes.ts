@@ -1,0 +1,133 @@
+import type { ServerResponse } from 'node:http'
+import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify'
+import { AUDIT_LIST_LIMITS, AUDIT_PROBLEM_KINDS, type AuditLog } from './audit-log.ts'
+import { AUDIT_LIMITS } from './audit-row.ts'
+
+export interface AuditRoutesInit {
+  audit: AuditLog
+  /** Admits a request or throws (e.g. `requireSession(sessions)`); runs before both routes. */
+  authenticate: preHandlerAsyncHookHandler
+}
+
+interface ListQuerystring {
+  after?: string
+  limit?: string
+  action?: string
+}
+
+// Query values arrive as strings and the app does not coerce them: numbers are matched
+// as digits here, and range-checked by AuditLog.list, which owns the rules.
+const listQuerystringSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    after: { type: 'string', pattern: '^[0-9]{1,15}$' },
+    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
+    action: { type: 'string', pattern: `^[a-z0-9_.-]{1,${AUDIT_LIMITS.maxActionLength}}$` },
+  },
+} as const
+
+const nullableString = { type: ['string', 'null'] } as const
+
+const rowSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['seq', 'ts', 'action', 'actor', 'subject', 'details', 'prev', 'hash', 'signer', 'signature'],
+  properties: {
+    seq: { type: 'integer' },
+    ts: { type: 'string' },
+    action: { type: 'string' },
+    actor: nullableString,
+    subject: nullableString,
+    details: { type: 'object', additionalProperties: true },
+    prev: { type: 'string' },
+    hash: { type: 'string' },
+    signer: { type: 'string' },
+    signature: { type: 'string' },
+  },
+} as const
+
+const headSchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  required: ['seq', 'hash'],
+  properties: { seq: { type: 'integer' }, hash: { type: 'string' } },
+} as const
+
+const pageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['entries', 'nextCursor'],
+  properties: {
+    entries: { type: 'array', items: rowSchema },
+    nextCursor: { type: ['integer', 'null'] },
+  },
+} as const
+
+const reportSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ok', 'count', 'head', 'problems'],
+  properties: {
+    ok: { type: 'boolean' },
+    count: { type: 'integer' },
+    head: headSchema,
+    problems: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['seq', 'kind', 'message'],
+        properties: {
+          seq: { type: 'integer' },
+          kind: { type: 'string', enum: AUDIT_PROBLEM_KINDS },
+          message: { type: 'string' },
+        },
+      },
+    },
+  },
+} as const
+
+/**
+ * `GET /api/audit?after=&limit=&action=` → `{entries, nextCursor}` (rows as stored,
+ * hash and signature included, so a client can check them itself), and
+ * `GET /api/audit/verify` → `{ok, count, head, problems}`; a log with problems is
+ * still a 200: the report is the answer. Both need a session.
+ */
+export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit): void {
+  app.get<{ Querystring: ListQuerystring }>(
+    '/api/audit',
+    {
+      preHandler: init.authenticate,
+      schema: { querystring: listQuerystringSchema, response: { 200: pageSchema } },
+    },
+    async (request, reply) => {
+      const { after, limit, action } = request.query
+      return init.audit.list(
+        {
+          after: after === undefined ? undefined : Number(after),
+          limit: limit === undefined ? AUDIT_LIST_LIMITS.defaultLimit : Number(limit),
+          action,
+        },
+        { signal: abortOnHangUp(reply.raw) },
+      )
+    },
+  )
+
+  app.get(
+    '/api/audit/verify',
+    { preHandler: init.authenticate, schema: { response: { 200: reportSchema } } },
+    async (_request, reply) => init.audit.verify({ signal: abortOnHangUp(reply.raw) }),
+  )
+}
+
+// A full verify reads the whole log; a client that hung up should not keep it going.
+// The response's 'close' (not the request's, which fires once the body is read) with
+// nothing written yet means the client left.
+function abortOnHangUp(raw: ServerResponse): AbortSignal {
+  const controller = new AbortController()
+  raw.once('close', () => {
+    if (!raw.writableEnded) controller.abort()
+  })
+  return controller.signal
+}

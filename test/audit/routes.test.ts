@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict'
+import { describe, it, type TestContext } from 'node:test'
+import type { FastifyRequest } from 'fastify'
+import { Registry } from 'prom-client'
+import {
+  AuditLog,
+  type AuditPage,
+  type AuditRow,
+  type AuditVerifyReport,
+  registerAuditRoutes,
+} from '../../src/audit/index.ts'
+import { UnauthenticatedError } from '../../src/errors.ts'
+import { createHttpApp } from '../../src/http/index.ts'
+import { silentLogger } from '../../src/log.ts'
+import { alice, bob, tempStore } from '../fixtures/principals.ts'
+
+const TOKEN = 'test-token'
+const auth = { authorization: `Bearer ${TOKEN}` }
+
+// Stands in for requireSession(sessions): only the bearer token TOKEN is a session.
+async function stubSession(request: FastifyRequest): Promise<void> {
+  if (request.headers.authorization !== `Bearer ${TOKEN}`)
+    throw new UnauthenticatedError('a bearer token is required')
+  request.session = {
+    did: alice.did,
+    role: 'architect',
+    expiresAt: new Date(Date.now() + 60_000).toISOString(),
+  }
+}
+
+async function server(t: TestContext, rows = 0) {
+  const store = await tempStore(t)
+  const audit = new AuditLog({ store, key: alice })
+  await audit.start()
+  t.after(() => audit.stop())
+  for (let i = 0; i < rows; i++) {
+    await audit.append({
+      action: i % 3 === 0 ? 'federation.connection.declined' : 'federation.connection.accepted',
+      actor: bob.did,
+      subject: `c${i}`,
+      details: { i },
+    })
+  }
+  const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
+  registerAuditRoutes(app, { audit, authenticate: stubSession })
+  t.after(() => app.close())
+  return { app, audit, store }
+}
+
+const errorCode = (res: { json: () => unknown }) => (res.json() as { error: { code: string } }).error.code
+
+describe('audit routes', () => {
+  it('require a session', async (t) => {
+    const { app } = await server(t, 2)
+    for (const url of ['/api/audit', '/api/audit/verify']) {
+      const res = await app.inject({ method: 'GET', url })
+      assert.equal(res.statusCode, 401)
+      assert.equal(errorCode(res), 'MESH_UNAUTHENTICATED')
+      const wrong = await app.inject({ method: 'GET', url, headers: { authorization: 'Bearer nope' } })
+      assert.equal(wrong.statusCode, 401)
+    }
+  })
+
+  it('GET /api/audit pages signed rows by after, limit and action', async (t) => {
+    const { app, audit } = await server(t, 12)
+    const res = await app.inject({ method: 'GET', url: '/api/audit?limit=5', headers: auth })
+    assert.equal(res.statusCode, 200)
+    const page = res.json() as AuditPage
+    assert.deepEqual(
+      page.entries.map((r) => r.seq),
+      [1, 2, 3, 4, 5],
+    )
+    assert.equal(page.nextCursor, 5)
+    const row = page.entries[0] as AuditRow
+    assert.deepEqual(Object.keys(row).sort(), [
+      'action',
+      'actor',
+      'details',
+      'hash',
+      'prev',
+      'seq',
+      'signature',
+      'signer',
+      'subject',
+      'ts',
+    ])
+    assert.deepEqual(row, (await audit.list({ limit: 1 })).entries[0])
+
+    const next = await app.inject({ method: 'GET', url: '/api/audit?after=5&limit=100', headers: auth })
+    const rest = next.json() as AuditPage
+    assert.deepEqual(
+      rest.entries.map((r) => r.seq),
+      [6, 7, 8, 9, 10, 11, 12],
+    )
+    assert.equal(rest.nextCursor, null)
+
+    const declined = await app.inject({
+      method: 'GET',
+      url: '/api/audit?action=federation.connection.decl',
+      headers: auth,
+    })
+    assert.deepEqual(
+      (declined.json() as AuditPage).entries.map((r) => r.seq),
+      [1, 4, 7, 10],
+    )
+  })
+
+  it('GET /api/audit refuses bad and unknown query fields with MESH_BAD_REQUEST', async (t) => {
+    const { app } = await server(t, 1)
+    for (const query of [
+      'limit=0',
+      'limit=501',
+      'limit=abc',
+      'after=-1',
+      'action=Bad%20Action',
+      'cursor=1',
+    ]) {
+      const res = await app.inject({ method: 'GET', url: `/api/audit?${query}`, headers: auth })
+      assert.equal(res.statusCode, 400, query)
+      assert.equal(errorCode(res), 'MESH_BAD_REQUEST', query)
+    }
+  })
+
+  it('GET /api/audit/verify reports ok, then the tampered seq', async (t) => {
+    const { app, store } = await server(t, 6)
+    const ok = await app.inject({ method: 'GET', url: '/api/audit/verify', headers: auth })
+    assert.equal(ok.statusCode, 200)
+    const good = ok.json() as AuditVerifyReport
+    assert.equal(good.ok, true)
+    assert.equal(good.count, 6)
+    assert.equal(good.head?.seq, 6)
+    assert.deepEqual(good.problems, [])
+
+    const key = `entry/v1/${String(4).padStart(16, '0')}`
+    const sub = store.sublevel<AuditRow>('audit')
+    const row = (await sub.get(key)) as AuditRow
+    await sub.put(key, { ...row, subject: 'someone-else' })
+    const bad = (
+      await app.inject({ method: 'GET', url: '/api/audit/verify', headers: auth })
+    ).json() as AuditVerifyReport
+    assert.equal(bad.ok, false)
+    assert.deepEqual(
+      bad.problems.map((p) => [p.seq, p.kind]),
+      [[4, 'altered']],
+    )
+    assert.equal(typeof bad.problems[0]?.message, 'string')
+  })
+})
