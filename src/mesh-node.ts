@@ -1,7 +1,6 @@
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import type { Libp2p } from 'libp2p'
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import { type SessionRole, SessionService } from './auth/index.ts'
 import { MESH_NODE_VERSION, type MeshNodeInit } from './config.ts'
@@ -10,7 +9,14 @@ import type { Ed25519KeyPair } from './identity/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { type FederationSettings, type MeshManifest, signManifest } from './manifest/index.ts'
 import { loadMesh, type MeshInfo, STORE_DIR } from './mesh-info.ts'
-import { createMeshLibp2p, MESH_KAD_PROTOCOL, MeshDiscovery } from './p2p/index.ts'
+import {
+  createMeshDatastore,
+  createMeshDiscovery,
+  createMeshLibp2p,
+  MESH_KAD_PROTOCOL,
+  type MeshDiscovery,
+  type MeshLibp2p,
+} from './p2p/index.ts'
 import {
   HeartbeatClient,
   type PublicMesh,
@@ -52,7 +58,7 @@ export class MeshNode {
   #store?: MeshStore
   #key?: Ed25519KeyPair
   #info?: MeshInfo
-  #libp2p?: Libp2p
+  #libp2p?: MeshLibp2p
   #discovery?: MeshDiscovery
   #registry?: RegistryService
   #heartbeat?: HeartbeatClient
@@ -85,7 +91,7 @@ export class MeshNode {
     return this.#required(this.#httpUrl, 'http')
   }
 
-  get libp2p(): Libp2p {
+  get libp2p(): MeshLibp2p {
     return this.#required(this.#libp2p, 'libp2p')
   }
 
@@ -140,13 +146,10 @@ export class MeshNode {
       },
     })
 
-    const libp2p = await createMeshLibp2p({
-      key,
-      listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'],
-      logger: log,
-    })
+    const datastore = createMeshDatastore()
+    const libp2p = await createMeshLibp2p({ key, listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'], datastore })
     this.#libp2p = libp2p
-    this.#stack.push(() => libp2p.stop())
+    this.#stack.push(async () => libp2p.stop())
 
     const heartbeatIntervalMs = init.heartbeat?.intervalMs ?? 30_000
     if (init.serveRegistry === true) {
@@ -156,17 +159,19 @@ export class MeshNode {
       this.#stack.push(() => registry.stop())
     }
 
-    const discovery = new MeshDiscovery({
-      libp2p,
-      store,
-      logger: log,
-      key,
-      intervalMs: init.discovery?.intervalMs ?? 10_000,
-      bootstrap: init.bootstrap ?? [],
-      ...(init.registryUrl !== undefined ? { registryUrl: init.registryUrl } : {}),
-      announce: init.public === true,
-      content: async () => this.#recordContent(),
-    })
+    const discovery = createMeshDiscovery(
+      { libp2p, key, store, logger: log, datastore },
+      {
+        name: info.name,
+        version: MESH_NODE_VERSION,
+        protocolVersions: this.protocolVersions(),
+        intervalMs: init.discovery?.intervalMs ?? 10_000,
+        bootstrap: init.bootstrap ?? [],
+        ...(init.registryUrl !== undefined ? { registryUrl: init.registryUrl } : {}),
+        announce: init.public === true,
+        content: async () => this.#counts(),
+      },
+    )
     await discovery.start()
     this.#discovery = discovery
     this.#stack.push(() => discovery.stop())
@@ -191,7 +196,14 @@ export class MeshNode {
     const addressFile = join(init.dataDir, NODE_ADDRESS_FILE)
     await writeFile(
       addressFile,
-      `${JSON.stringify({ http: this.httpUrl, did: key.did, peerId: this.peerId, pid: process.pid })}\n`,
+      `${JSON.stringify({
+        http: this.httpUrl,
+        did: key.did,
+        peerId: this.peerId,
+        pid: process.pid,
+        architectDid: info.architectDid,
+        architectKeyName: info.architectKeyName ?? null,
+      })}\n`,
       { mode: 0o600 },
     )
     this.#stack.push(() => rm(addressFile, { force: true }))

@@ -74,25 +74,35 @@ function defaultName(dataDir: string): string {
   return base.length > 0 && base !== 'mesh' ? base.slice(0, 40) : `mesh-${randomBytes(3).toString('hex')}`
 }
 
+interface NodeAddress {
+  http: string
+  architectKeyName?: string | null
+}
+
+/** What a running node wrote in its data dir (its LevelDB is locked while it runs). */
+async function nodeAddress(data: string): Promise<NodeAddress> {
+  const file = join(resolve(data), NODE_ADDRESS_FILE)
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as NodeAddress
+  } catch {
+    throw new UnavailableError(`no running node found for ${data} (start it, or pass --api URL)`)
+  }
+}
+
 /** Where a client command finds its node: --api, or the address file a running node wrote. */
 async function apiUrl(options: { api?: string; data: string }): Promise<string> {
   if (options.api !== undefined) return options.api.replace(/\/$/, '')
-  const file = join(resolve(options.data), NODE_ADDRESS_FILE)
-  try {
-    return (JSON.parse(await readFile(file, 'utf8')) as { http: string }).http
-  } catch {
-    throw new UnavailableError(`no running node found for ${options.data} (start it, or pass --api URL)`)
-  }
+  return (await nodeAddress(options.data)).http
 }
 
 /** The human key a client command signs with: --as NAME, else the architect's key from init. */
 async function signingKeyName(options: { as?: string; data: string }): Promise<string> {
   if (options.as !== undefined) return options.as
-  const info = await withStore(resolve(options.data), readMeshInfo).catch(() => undefined)
-  if (info?.architectKeyName === undefined) {
+  const name = (await nodeAddress(options.data).catch(() => undefined))?.architectKeyName
+  if (typeof name !== 'string') {
     throw new MeshError('MESH_BAD_REQUEST', 'no default signing key for this data dir; pass --as NAME')
   }
-  return info.architectKeyName
+  return name
 }
 
 function program(): Command {

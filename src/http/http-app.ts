@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify'
 import type { Registry } from 'prom-client'
 import { Counter } from 'prom-client'
 import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../errors.ts'

@@ -1,0 +1,663 @@
+import type { AbortOptions, PeerId, Startable } from '@libp2p/interface'
+import type { QueryEvent } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { Datastore } from 'interface-datastore'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { NotFoundError } from '../errors.ts'
+import type { Ed25519KeyPair } from '../identity/index.ts'
+import { canonicalBytes, didFromPeerId } from '../identity/index.ts'
+import type { Logger } from '../log.ts'
+import type { MeshStore, Sublevel } from '../store/index.ts'
+import { MESH_DIRECTORY_CID } from './constants.ts'
+import type { MeshLibp2p } from './host.ts'
+import {
+  compareMeshRecords,
+  createMeshRecord,
+  encodeMeshRecord,
+  MESH_RECORD_MAX_MULTIADDRS,
+  type MeshRecord,
+  type MeshRecordContent,
+  meshRecordKey,
+  parseMeshRecord,
+  validateMeshRecord,
+} from './mesh-record.ts'
+
+export interface MeshDiscoveryComponents {
+  libp2p: MeshLibp2p
+  /** The mesh key; it signs the mesh record and must be the key of libp2p's PeerId. */
+  key: Ed25519KeyPair
+  /** Own seq and discovered meshes live in its `discovery` sublevel. */
+  store: MeshStore
+  logger: Logger
+  /**
+   * libp2p's datastore. When given, directory entries this node holds itself are read
+   * from it: kad-dht's findProviders stops after k (20) local providers, which would
+   * hide most of the directory from the very nodes that store it.
+   */
+  datastore?: Datastore
+}
+
+export interface MeshDiscoveryInit {
+  /** The mesh's display name. */
+  name: string
+  /** Software version published in the record. */
+  version: string
+  /** Protocol ids this node speaks; default `[]`. */
+  protocolVersions?: string[]
+  /**
+   * Live content for the record (typically the member, bot and room counts), read at
+   * each round; it wins over name/version/protocolVersions above and the libp2p
+   * multiaddrs, and loses to setContent(). Default: counts of zero.
+   */
+  content?: (options?: AbortOptions) => MeshContentUpdate | Promise<MeshContentUpdate>
+  /**
+   * Provide the directory CID, so that any mesh can enumerate this one; default true.
+   * When false the record is still published (whoever knows the did finds it) but
+   * the mesh is unlisted.
+   */
+  announce?: boolean
+  /** Multiaddrs dialled on start and whenever the node has no connection; default `[]`. */
+  bootstrap?: string[]
+  /** A registry whose public list is dialled on start (e.g. `http://127.0.0.1:7800`); default none. */
+  registryUrl?: string
+  /** At most this many meshes from the registry are dialled; default 16 (enough to join the DHT). */
+  maxRegistryDials?: number
+  /** One round (publish if due, provide if due, look up the directory) every this many ms; default 10 000. */
+  intervalMs?: number
+  /** The own record is re-signed with a new seq and ts this often even if unchanged; default 2 × intervalMs. */
+  refreshMs?: number
+  /** The directory CID is provided again this often; default 6 × intervalMs. */
+  reprovideMs?: number
+  /** A known mesh's record is fetched again at most this often; default refreshMs. */
+  recheckMs?: number
+  /** Records fetched per round at most (new meshes first); default 16. */
+  maxFetchesPerRound?: number
+  /** Parallel record fetches; default 4. */
+  fetchConcurrency?: number
+  /** Per dial; default 5 000. */
+  dialTimeoutMs?: number
+  /** Per registry request; default 5 000. */
+  registryTimeoutMs?: number
+}
+
+export type MeshStatus = 'online' | 'idle' | 'offline'
+
+/** One discovered mesh, shaped like an item of the registry's `GET /api/meshes/public`. */
+export interface DiscoveredMesh {
+  did: string
+  name: string
+  peerId: string
+  multiaddrs: string[]
+  status: MeshStatus
+  members: number
+  bots: number
+  rooms: number
+  version: string
+  protocolVersions: string[]
+  /** ISO time of the record's `ts`. */
+  lastHeartbeat: string
+}
+
+export interface LookupResult {
+  record: MeshRecord
+  /**
+   * Length of the referral chain that led to the peer which answered with the chosen
+   * record: 0 = held locally, 1 = a peer from our routing table, n = reached through
+   * n - 1 PEER_RESPONSE referrals.
+   */
+  hops?: number
+  /** Until the lookup completed (kad-dht `get` runs its query to the end). */
+  ms: number
+  /** Until the chosen record first arrived. */
+  firstMs?: number
+}
+
+/** What the node puts in its record; setContent() overrides any field. */
+export type MeshContentUpdate = Partial<MeshRecordContent>
+
+interface SelfState {
+  seq: number
+  record?: MeshRecord
+}
+
+interface DiscoveryEntry {
+  record: MeshRecord
+  firstSeen: number
+  updatedAt: number
+}
+
+const SELF_KEY = 'self/v1'
+const MESH_PREFIX = 'mesh/v1/'
+const MAX_REGISTRY_PAGES = 20
+const PROVIDER_PREFIX = `/dht/provider/${uint8ArrayToString(MESH_DIRECTORY_CID.multihash.bytes, 'base32')}/`
+
+/**
+ * Publishes this mesh in the DHT and finds the others.
+ *
+ * On start: dials bootstrap peers and meshes from the registry, publishes the signed
+ * record under `/mesh/<did>` (seq persisted, so it only grows across restarts),
+ * provides the directory CID and looks the directory up. Then every `intervalMs`: the
+ * same round — republish when content changed or the record is due, re-join when
+ * alone, and ingest every record with a seq higher than the one held.
+ */
+export class MeshDiscovery implements Startable {
+  readonly #components: MeshDiscoveryComponents
+  readonly #init: Required<
+    Omit<MeshDiscoveryInit, 'registryUrl' | 'content' | 'name' | 'version' | 'protocolVersions'>
+  > &
+    Pick<MeshDiscoveryInit, 'registryUrl' | 'content'>
+  readonly #log: Logger
+  readonly #sublevel: Sublevel<SelfState | DiscoveryEntry>
+  readonly #checkedAt = new Map<string, number>()
+  #content: MeshRecordContent
+  #overrides: MeshContentUpdate = {}
+  #seq = 0
+  #published: MeshRecord | undefined
+  #publishReached = false
+  #providedAt = 0
+  #shutdown = new AbortController()
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #round: Promise<void> | undefined
+  #rerun = false
+  #ingestQueue: Promise<unknown> = Promise.resolve()
+  #running = false
+
+  constructor(components: MeshDiscoveryComponents, init: MeshDiscoveryInit) {
+    this.#components = components
+    const intervalMs = init.intervalMs ?? 10_000
+    const refreshMs = init.refreshMs ?? 2 * intervalMs
+    this.#init = {
+      bootstrap: init.bootstrap ?? [],
+      registryUrl: init.registryUrl,
+      content: init.content,
+      announce: init.announce ?? true,
+      maxRegistryDials: init.maxRegistryDials ?? 16,
+      intervalMs,
+      refreshMs,
+      reprovideMs: init.reprovideMs ?? 6 * intervalMs,
+      recheckMs: init.recheckMs ?? refreshMs,
+      maxFetchesPerRound: init.maxFetchesPerRound ?? 16,
+      fetchConcurrency: init.fetchConcurrency ?? 4,
+      dialTimeoutMs: init.dialTimeoutMs ?? 5_000,
+      registryTimeoutMs: init.registryTimeoutMs ?? 5_000,
+    }
+    this.#content = {
+      name: init.name,
+      version: init.version,
+      protocolVersions: init.protocolVersions ?? [],
+      multiaddrs: [],
+      members: 0,
+      bots: 0,
+      rooms: 0,
+    }
+    this.#log = components.logger.child({ component: 'discovery' })
+    this.#sublevel = components.store.sublevel<SelfState | DiscoveryEntry>('discovery')
+    if (components.libp2p.peerId.toString() !== components.key.peerId().toString()) {
+      throw new TypeError('discovery: libp2p must run on the mesh key')
+    }
+  }
+
+  readonly [Symbol.toStringTag] = 'MeshDiscovery'
+
+  isStarted(): boolean {
+    return this.#running
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return
+    this.#shutdown = new AbortController()
+    const self = (await this.#sublevel.get(SELF_KEY)) as SelfState | undefined
+    this.#seq = self?.seq ?? 0
+    this.#published = self?.record
+    this.#running = true
+    this.#components.libp2p.addEventListener('peer:connect', this.#onConnect)
+    // The first round runs in the background: start() must not wait on the network.
+    this.#runSoon(0)
+    this.#log.info({ event: 'discovery.started', seq: this.#seq }, 'discovery started')
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return
+    this.#running = false
+    this.#components.libp2p.removeEventListener('peer:connect', this.#onConnect)
+    clearTimeout(this.#timer)
+    this.#shutdown.abort()
+    await this.#round
+    await this.#ingestQueue
+  }
+
+  /** The record content for the next publish; a change is published at the next round. */
+  setContent(update: MeshContentUpdate): void {
+    this.#overrides = { ...this.#overrides, ...update }
+    if (this.#running) this.#runSoon(0)
+  }
+
+  /** The last record this node published (or signed for publishing). */
+  get record(): MeshRecord | undefined {
+    return this.#published
+  }
+
+  /** Runs one round now (or right after the running one) and resolves when it is done. */
+  async refresh(options: AbortOptions = {}): Promise<void> {
+    await this.#round
+    options.signal?.throwIfAborted()
+    clearTimeout(this.#timer)
+    this.#startRound()
+    await this.#round
+  }
+
+  /** Every mesh discovered so far, except this one. */
+  async list(options: AbortOptions = {}): Promise<DiscoveredMesh[]> {
+    options.signal?.throwIfAborted()
+    const entries = (await this.#sublevel
+      .values({ gte: MESH_PREFIX, lt: `${MESH_PREFIX}\xff` })
+      .all()) as DiscoveryEntry[]
+    const now = Date.now()
+    return entries
+      .map(({ record }) => ({
+        did: record.did,
+        name: record.name,
+        peerId: record.peerId,
+        multiaddrs: record.multiaddrs,
+        status: this.#status(record, now),
+        members: record.members,
+        bots: record.bots,
+        rooms: record.rooms,
+        version: record.version,
+        protocolVersions: record.protocolVersions,
+        lastHeartbeat: new Date(record.ts).toISOString(),
+      }))
+      .sort((a, b) => b.lastHeartbeat.localeCompare(a.lastHeartbeat) || a.did.localeCompare(b.did))
+  }
+
+  /** The record held for `did` in the store, if any. */
+  async get(did: string, options: AbortOptions = {}): Promise<MeshRecord | undefined> {
+    options.signal?.throwIfAborted()
+    const entry = (await this.#sublevel.get(MESH_PREFIX + did)) as DiscoveryEntry | undefined
+    return entry?.record
+  }
+
+  /** Fetches `did`'s record from the DHT (and ingests it); MESH_NOT_FOUND when no peer has one. */
+  async lookup(did: string, options: AbortOptions = {}): Promise<LookupResult> {
+    const signal = this.#signal(options)
+    const result = await this.#fetchRecord(did, { signal })
+    if (result === undefined) throw new NotFoundError(`no mesh record for ${did}`, { did })
+    await this.#ingest(result.record)
+    return result
+  }
+
+  readonly #onConnect = (): void => {
+    // The first connection after being alone: look around at once rather than at the next tick.
+    if (this.#components.libp2p.getConnections().length <= 1) this.#runSoon(0)
+  }
+
+  #runSoon(delay: number): void {
+    if (!this.#running) return
+    clearTimeout(this.#timer)
+    if (this.#round !== undefined) {
+      if (delay === 0) this.#rerun = true
+      return
+    }
+    this.#timer = setTimeout(() => this.#startRound(), delay)
+  }
+
+  #startRound(): void {
+    if (this.#round !== undefined || !this.#running) return
+    this.#round = this.#runRound()
+      .catch((err: unknown) => {
+        if (!this.#shutdown.signal.aborted) {
+          this.#log.warn({ event: 'discovery.round_failed', err }, 'discovery round failed')
+        }
+      })
+      .finally(() => {
+        this.#round = undefined
+        const again = this.#rerun
+        this.#rerun = false
+        this.#runSoon(again ? 0 : this.#init.intervalMs)
+      })
+  }
+
+  async #runRound(): Promise<void> {
+    const libp2p = this.#components.libp2p
+    // A round may take a while on a big network, never longer than a few intervals.
+    const signal = this.#signal({}, Math.max(3 * this.#init.intervalMs, 15_000))
+    if (libp2p.getConnections().length === 0) await this.#join({ signal })
+    await this.#publishIfDue({ signal })
+    if (libp2p.getConnections().length === 0) return
+    if (this.#init.announce) await this.#provideIfDue({ signal })
+    await this.#lookupDirectory({ signal })
+  }
+
+  /** Dials bootstrap peers and meshes listed by the registry. */
+  async #join(options: AbortOptions): Promise<void> {
+    const targets: Multiaddr[][] = []
+    for (const addr of this.#init.bootstrap) {
+      try {
+        targets.push([multiaddr(addr)])
+      } catch (err) {
+        this.#log.warn({ event: 'discovery.bootstrap_invalid', addr, err }, 'invalid bootstrap multiaddr')
+      }
+    }
+    targets.push(...(await this.#registryTargets(options)))
+    await Promise.all(targets.map((addrs) => this.#dial(addrs, options)))
+  }
+
+  async #dial(addrs: Multiaddr[], options: AbortOptions): Promise<void> {
+    const signal = AbortSignal.any([
+      options.signal ?? this.#shutdown.signal,
+      AbortSignal.timeout(this.#init.dialTimeoutMs),
+    ])
+    try {
+      await this.#components.libp2p.dial(addrs, { signal })
+    } catch (err) {
+      if (this.#shutdown.signal.aborted) return
+      this.#log.info(
+        { event: 'discovery.dial_failed', addrs: addrs.map(String), err: (err as Error).message },
+        'dial failed',
+      )
+    }
+  }
+
+  async #registryTargets(options: AbortOptions): Promise<Multiaddr[][]> {
+    const url = this.#init.registryUrl
+    if (url === undefined) return []
+    const self = this.#components.key.did
+    const targets: Multiaddr[][] = []
+    let cursor: string | undefined
+    try {
+      for (let page = 0; page < MAX_REGISTRY_PAGES; page++) {
+        const query = new URLSearchParams({ limit: '100' })
+        if (cursor !== undefined) query.set('cursor', cursor)
+        const signal = AbortSignal.any([
+          options.signal ?? this.#shutdown.signal,
+          AbortSignal.timeout(this.#init.registryTimeoutMs),
+        ])
+        const res = await fetch(`${url.replace(/\/+$/, '')}/api/meshes/public?${query}`, { signal })
+        if (!res.ok) throw new Error(`registry answered ${res.status}`)
+        const body = (await res.json()) as { meshes?: unknown; nextCursor?: unknown }
+        if (!Array.isArray(body.meshes)) throw new Error('registry answer has no meshes list')
+        for (const item of body.meshes) {
+          const addrs = registryAddrs(item)
+          if (addrs !== undefined && addrs.did !== self && addrs.multiaddrs.length > 0) {
+            targets.push(addrs.multiaddrs)
+          }
+        }
+        if (typeof body.nextCursor !== 'string' || body.nextCursor === '') break
+        cursor = body.nextCursor
+      }
+    } catch (err) {
+      if (this.#shutdown.signal.aborted) return []
+      this.#log.warn(
+        { event: 'discovery.registry_unreachable', url, err: (err as Error).message },
+        'registry unreachable',
+      )
+    }
+    // A handful of peers is enough to join the DHT; the directory finds the rest.
+    return shuffle(targets).slice(0, this.#init.maxRegistryDials)
+  }
+
+  async #currentContent(options: AbortOptions): Promise<MeshRecordContent> {
+    const live = (await this.#init.content?.(options)) ?? {}
+    const multiaddrs = this.#components.libp2p.getMultiaddrs().map(String)
+    const content = { ...this.#content, multiaddrs, ...live, ...this.#overrides }
+    // A host on many interfaces must still fit its record.
+    return { ...content, multiaddrs: content.multiaddrs.slice(0, MESH_RECORD_MAX_MULTIADDRS) }
+  }
+
+  async #publishIfDue(options: AbortOptions): Promise<void> {
+    const content = await this.#currentContent(options)
+    const last = this.#published
+    const changed = last === undefined || !sameContent(last, content)
+    const due = last === undefined || Date.now() - last.ts >= this.#init.refreshMs
+    if (changed || due) {
+      await this.#signAndStore(content)
+    } else if (this.#publishReached) {
+      return
+    }
+    if (this.#components.libp2p.getConnections().length === 0) return
+    await this.#put(options)
+  }
+
+  async #signAndStore(content: MeshRecordContent): Promise<void> {
+    const seq = this.#seq + 1
+    const record = createMeshRecord(this.#components.key, content, seq)
+    // Persisted before it leaves the node: a crash after the put must not reuse the seq.
+    await this.#sublevel.put(SELF_KEY, { seq, record })
+    this.#seq = seq
+    this.#published = record
+    this.#publishReached = false
+  }
+
+  async #put(options: AbortOptions): Promise<void> {
+    const record = this.#published
+    if (record === undefined) return
+    let reached = 0
+    for await (const event of this.#components.libp2p.services.dht.put(
+      meshRecordKey(record.did),
+      encodeMeshRecord(record),
+      options,
+    )) {
+      if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') reached++
+    }
+    this.#publishReached = reached > 0
+    this.#log.debug({ event: 'discovery.published', seq: record.seq, reached }, 'mesh record published')
+  }
+
+  async #provideIfDue(options: AbortOptions): Promise<void> {
+    if (this.#providedAt > 0 && Date.now() - this.#providedAt < this.#init.reprovideMs) return
+    let reached = 0
+    for await (const event of this.#components.libp2p.services.dht.provide(MESH_DIRECTORY_CID, options)) {
+      if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') reached++
+    }
+    if (reached > 0) this.#providedAt = Date.now()
+    this.#log.debug({ event: 'discovery.provided', reached }, 'directory provided')
+  }
+
+  async #lookupDirectory(options: AbortOptions): Promise<void> {
+    const self = this.#components.key.did
+    const dids = new Set<string>()
+    const add = (peer: PeerId): void => {
+      try {
+        const did = didFromPeerId(peer)
+        if (did !== self) dids.add(did)
+      } catch {
+        // Not an Ed25519 peer, so not a mesh.
+      }
+    }
+    for await (const event of this.#components.libp2p.services.dht.findProviders(
+      MESH_DIRECTORY_CID,
+      options,
+    )) {
+      if (event.name === 'PROVIDER') for (const peer of event.providers) add(peer.id)
+    }
+    for (const peer of await this.#heldProviders(options)) add(peer)
+
+    const now = Date.now()
+    const known = new Set<string>()
+    for (const did of dids) if ((await this.#sublevel.get(MESH_PREFIX + did)) !== undefined) known.add(did)
+    const due = [...dids]
+      .filter((did) => now - (this.#checkedAt.get(did) ?? 0) >= this.#init.recheckMs || !known.has(did))
+      .sort(
+        (a, b) =>
+          Number(known.has(a)) - Number(known.has(b)) ||
+          (this.#checkedAt.get(a) ?? 0) - (this.#checkedAt.get(b) ?? 0),
+      )
+      .slice(0, this.#init.maxFetchesPerRound)
+
+    await forEachLimited(due, this.#init.fetchConcurrency, async (did) => {
+      try {
+        const result = await this.#fetchRecord(did, options)
+        this.#checkedAt.set(did, Date.now())
+        if (result !== undefined) await this.#ingest(result.record)
+      } catch (err) {
+        if (options.signal?.aborted === true) throw err
+        this.#log.info(
+          { event: 'discovery.fetch_failed', did, err: (err as Error).message },
+          'record fetch failed',
+        )
+      }
+    })
+  }
+
+  async #heldProviders(options: AbortOptions): Promise<PeerId[]> {
+    const datastore = this.#components.datastore
+    if (datastore === undefined) return []
+    const peers: PeerId[] = []
+    for await (const key of datastore.queryKeys({ prefix: PROVIDER_PREFIX }, options)) {
+      const id = key.toString().slice(PROVIDER_PREFIX.length)
+      try {
+        peers.push(peerIdFromString(id))
+      } catch {
+        this.#log.debug({ event: 'discovery.provider_key_invalid', key: key.toString() }, 'bad provider key')
+      }
+    }
+    return peers
+  }
+
+  /**
+   * Runs a DHT get for `did`'s record and keeps the best valid record seen, also when
+   * kad-dht's get fails afterwards (its correction step throws if a peer with a stale
+   * record refuses the fix, and would otherwise lose the answer).
+   */
+  async #fetchRecord(did: string, options: AbortOptions): Promise<LookupResult | undefined> {
+    const key = meshRecordKey(did)
+    const selfId = this.#components.libp2p.peerId.toString()
+    const started = performance.now()
+    const depth = new Map<string, number>()
+    let best: { record: MeshRecord; bytes: Uint8Array; hops: number; firstMs: number } | undefined
+    const consider = async (bytes: Uint8Array, hops: number): Promise<void> => {
+      try {
+        await validateMeshRecord(key, bytes)
+      } catch (err) {
+        this.#log.debug(
+          { event: 'discovery.record_invalid', did, err: (err as Error).message },
+          'invalid record',
+        )
+        return
+      }
+      const record = parseMeshRecord(bytes)
+      const order = best === undefined ? 1 : compareMeshRecords(record, best.record, bytes, best.bytes)
+      if (order > 0) best = { record, bytes, hops, firstMs: performance.now() - started }
+      else if (order === 0 && best !== undefined) best.hops = Math.min(best.hops, hops)
+    }
+    const onEvent = async (event: QueryEvent): Promise<void> => {
+      if (event.name === 'SEND_QUERY') {
+        if (!depth.has(event.to.toString())) depth.set(event.to.toString(), 1)
+      } else if (event.name === 'PEER_RESPONSE') {
+        const d = depth.get(event.from.toString()) ?? 1
+        for (const peer of event.closer)
+          if (!depth.has(peer.id.toString())) depth.set(peer.id.toString(), d + 1)
+        if (event.record !== undefined) await consider(event.record.value, d)
+      } else if (event.name === 'VALUE') {
+        const from = event.from.toString()
+        await consider(event.value, from === selfId ? 0 : (depth.get(from) ?? 1))
+      }
+    }
+    try {
+      for await (const event of this.#components.libp2p.services.dht.get(key, options)) await onEvent(event)
+    } catch (err) {
+      if (best === undefined || options.signal?.aborted === true) throw err
+      this.#log.debug(
+        { event: 'discovery.get_incomplete', did, err: (err as Error).message },
+        'get failed late',
+      )
+    }
+    if (best === undefined) return undefined
+    return { record: best.record, hops: best.hops, ms: performance.now() - started, firstMs: best.firstMs }
+  }
+
+  /** Stores `record` if it is newer than the one held; one at a time so two finds never race. */
+  async #ingest(record: MeshRecord): Promise<void> {
+    if (record.did === this.#components.key.did) return
+    const next = this.#ingestQueue.then(async () => {
+      const key = MESH_PREFIX + record.did
+      const held = (await this.#sublevel.get(key)) as DiscoveryEntry | undefined
+      if (held !== undefined && held.record.seq >= record.seq) return
+      const now = Date.now()
+      await this.#sublevel.put(key, { record, firstSeen: held?.firstSeen ?? now, updatedAt: now })
+      const fields = { did: record.did, name: record.name, seq: record.seq }
+      if (held === undefined) this.#log.info({ event: 'discovery.mesh_found', ...fields }, 'mesh found')
+      else this.#log.debug({ event: 'discovery.mesh_updated', ...fields }, 'mesh updated')
+    })
+    this.#ingestQueue = next.catch(() => {})
+    await next
+  }
+
+  #status(record: MeshRecord, now: number): MeshStatus {
+    const age = now - record.ts
+    if (age <= 3 * this.#init.intervalMs || this.#isConnected(record.peerId)) return 'online'
+    if (age <= 10 * this.#init.intervalMs) return 'idle'
+    return 'offline'
+  }
+
+  #isConnected(peerId: string): boolean {
+    try {
+      return this.#components.libp2p.getConnections(peerIdFromString(peerId)).length > 0
+    } catch {
+      return false
+    }
+  }
+
+  #signal(options: AbortOptions, timeoutMs?: number): AbortSignal {
+    const signals = [this.#shutdown.signal]
+    if (options.signal !== undefined) signals.push(options.signal)
+    if (timeoutMs !== undefined) signals.push(AbortSignal.timeout(timeoutMs))
+    return AbortSignal.any(signals)
+  }
+}
+
+export function createMeshDiscovery(
+  components: MeshDiscoveryComponents,
+  init: MeshDiscoveryInit,
+): MeshDiscovery {
+  return new MeshDiscovery(components, init)
+}
+
+function sameContent(record: MeshRecord, content: MeshRecordContent): boolean {
+  const { name, multiaddrs, protocolVersions, version, members, bots, rooms } = record
+  const a = canonicalBytes({ name, multiaddrs, protocolVersions, version, members, bots, rooms })
+  const b = canonicalBytes(content)
+  return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
+}
+
+/** The multiaddrs of one registry list item (with `/p2p/<peerId>` added when missing). */
+function registryAddrs(item: unknown): { did: string; multiaddrs: Multiaddr[] } | undefined {
+  if (typeof item !== 'object' || item === null) return undefined
+  const { did, peerId, multiaddrs } = item as { did?: unknown; peerId?: unknown; multiaddrs?: unknown }
+  if (typeof did !== 'string' || !Array.isArray(multiaddrs)) return undefined
+  const out: Multiaddr[] = []
+  for (const addr of multiaddrs.slice(0, 16)) {
+    if (typeof addr !== 'string') continue
+    try {
+      let ma = multiaddr(addr)
+      if (ma.getComponents().every((c) => c.name !== 'p2p') && typeof peerId === 'string') {
+        ma = ma.encapsulate(`/p2p/${peerId}`)
+      }
+      out.push(ma)
+    } catch {
+      // A registry may list what this node cannot parse; the other addresses still count.
+    }
+  }
+  return { did, multiaddrs: out }
+}
+
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+  }
+  return out
+}
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T
+      await fn(item)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+}

@@ -1,0 +1,97 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { type Identify, identify } from '@libp2p/identify'
+import type { Libp2p } from '@libp2p/interface'
+import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { type Ping, ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import type { Datastore } from 'interface-datastore'
+import { createLibp2p } from 'libp2p'
+import type { Ed25519KeyPair } from '../identity/index.ts'
+import { MESH_KAD_PROTOCOL } from './constants.ts'
+import { MESH_RECORD_NAMESPACE, selectMeshRecord, validateMeshRecord } from './mesh-record.ts'
+import { RecordGuardDatastore } from './record-datastore.ts'
+
+export type MeshServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+}
+
+export type MeshLibp2p = Libp2p<MeshServices>
+
+/**
+ * - `mesh`: the node's DHT; records are guarded so a lower-seq record never replaces a
+ *   stored higher one (see RecordGuardDatastore).
+ * - `stock`: kad-dht's defaults, changed only where it could not work otherwise (our
+ *   protocol id and record namespace, server mode, loopback addresses kept) — the
+ *   baseline for benchmarks.
+ */
+export type DhtVariant = 'mesh' | 'stock'
+
+export interface MeshLibp2pInit {
+  /** The mesh key: the node's PeerId is this key, so PeerId ⇔ did:key. */
+  key: Ed25519KeyPair
+  /** Listen multiaddrs; default `['/ip4/127.0.0.1/tcp/0']`. */
+  listen?: string[]
+  /** Addresses announced instead of the listen addresses (e.g. behind a port forward); default none. */
+  announce?: string[]
+  /** Default `'mesh'`. */
+  dht?: DhtVariant
+  /**
+   * libp2p's datastore (DHT records, provider records, peer store); default an
+   * in-memory RecordGuardDatastore for `mesh`, libp2p's plain in-memory one for `stock`.
+   */
+  datastore?: Datastore
+  /** Connection cap; default 300. */
+  maxConnections?: number
+  /** Start the node before returning, as libp2p does; default true. */
+  start?: boolean
+}
+
+export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+export const DEFAULT_MAX_CONNECTIONS = 300
+
+/** Validators and selectors for our DHT record namespace, as kad-dht takes them. */
+export const MESH_DHT_VALIDATORS = { [MESH_RECORD_NAMESPACE]: validateMeshRecord }
+export const MESH_DHT_SELECTORS = { [MESH_RECORD_NAMESPACE]: selectMeshRecord }
+
+/** The datastore a `mesh` node uses unless given another. */
+export function createMeshDatastore(): RecordGuardDatastore {
+  return new RecordGuardDatastore({ selectors: MESH_DHT_SELECTORS })
+}
+
+/** Builds the node's libp2p host: TCP, Noise, Yamux, identify, ping and the mesh kad-dht. */
+export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p> {
+  const variant = init.dht ?? 'mesh'
+  return createLibp2p<MeshServices>({
+    start: init.start ?? true,
+    privateKey: init.key.toLibp2pPrivateKey(),
+    addresses: { listen: init.listen ?? DEFAULT_LISTEN, announce: init.announce ?? [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    datastore: init.datastore ?? (variant === 'mesh' ? createMeshDatastore() : undefined),
+    connectionManager: {
+      maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      // libp2p refuses a host opening more than 5 connections a second; a test bed or
+      // a LAN runs dozens of meshes behind one address.
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 128,
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: MESH_KAD_PROTOCOL,
+        // Every mesh serves the DHT: meshes are reachable servers by design, and
+        // auto mode would wait for a public address a LAN or loopback node never has.
+        clientMode: false,
+        // kad-dht's default drops private and loopback addresses from peer records.
+        peerInfoMapper: passthroughMapper,
+        validators: MESH_DHT_VALIDATORS,
+        selectors: MESH_DHT_SELECTORS,
+      }),
+    },
+  })
+}

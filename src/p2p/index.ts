@@ -1,0 +1,45 @@
+/**
+ * p2p: the libp2p host (TCP, Noise, Yamux, identify, ping, the mesh kad-dht), the
+ * signed mesh record in the DHT (validator, selector, replay guard) and discovery
+ * through the mesh directory.
+ */
+export { MESH_DIRECTORY_CID, MESH_DIRECTORY_NAME, MESH_KAD_PROTOCOL } from './constants.ts'
+export {
+  createMeshDiscovery,
+  type DiscoveredMesh,
+  type LookupResult,
+  type MeshContentUpdate,
+  MeshDiscovery,
+  type MeshDiscoveryComponents,
+  type MeshDiscoveryInit,
+  type MeshStatus,
+} from './discovery.ts'
+export {
+  createMeshDatastore,
+  createMeshLibp2p,
+  DEFAULT_LISTEN,
+  DEFAULT_MAX_CONNECTIONS,
+  type DhtVariant,
+  MESH_DHT_SELECTORS,
+  MESH_DHT_VALIDATORS,
+  type MeshLibp2p,
+  type MeshLibp2pInit,
+  type MeshServices,
+} from './host.ts'
+export {
+  compareMeshRecords,
+  createMeshRecord,
+  didFromMeshRecordKey,
+  encodeMeshRecord,
+  MESH_RECORD_MAX_BYTES,
+  MESH_RECORD_MAX_MULTIADDRS,
+  MESH_RECORD_MAX_SKEW_MS,
+  MESH_RECORD_NAMESPACE,
+  type MeshRecord,
+  type MeshRecordContent,
+  meshRecordKey,
+  parseMeshRecord,
+  selectMeshRecord,
+  validateMeshRecord,
+} from './mesh-record.ts'
+export { RecordGuardDatastore, type RecordGuardInit, type SyncSelectFn } from './record-datastore.ts'

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { getJson, type MeshProcess, runMesh, startMesh, waitFor } from '../../scripts/lib/processes.ts'
+import { tempDir } from '../fixtures/principals.ts'
+
+interface PublicMesh {
+  did: string
+  name: string
+  status: string
+  members: number
+  bots: number
+  rooms: number
+  multiaddrs: string[]
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+const list = (http: string) => getJson<{ meshes: PublicMesh[] }>(`${http}/api/meshes/public?limit=100`)
+const INTERVAL = '500'
+
+describe('registry, bootstrap and DHT discovery across processes', () => {
+  it('three meshes find each other, a fourth finds them through the DHT alone, stopped meshes go offline', async (t) => {
+    const root = await tempDir(t, 'mesh-e2e-')
+    const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'info' }
+    const running: MeshProcess[] = []
+    t.after(async () => {
+      await Promise.all(running.map((p) => p.stop('SIGKILL')))
+    })
+    const registryPort = await freePort()
+    const registryArgs = [
+      'registry',
+      '--data',
+      join(root, 'registry'),
+      '--http',
+      `127.0.0.1:${registryPort}`,
+      '--heartbeat-interval',
+      INTERVAL,
+    ]
+    let registry = await startMesh(registryArgs, env)
+    running.push(registry)
+
+    const names = ['alpha', 'beta', 'gamma']
+    const meshes: MeshProcess[] = []
+    for (const name of names) {
+      const init = await runMesh(['init', '--data', join(root, name), '--name', name, '--json'], env)
+      assert.equal(init.code, 0, init.stderr)
+      const mesh = await startMesh(
+        [
+          'start',
+          ...['--data', join(root, name), '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
+          ...['--registry', registry.http, '--public'],
+          ...['--discovery-interval', INTERVAL, '--heartbeat-interval', INTERVAL],
+        ],
+        env,
+      )
+      assert.match(mesh.did ?? '', /^did:key:z6Mk/)
+      assert.match(mesh.peerId ?? '', /^12D3Koo/)
+      assert.ok(mesh.listen.every((a) => a.startsWith('/ip4/127.0.0.1/tcp/')))
+      running.push(mesh)
+      meshes.push(mesh)
+    }
+
+    // Each mesh lists the other two in its own /api/meshes/public.
+    for (const [i, mesh] of meshes.entries()) {
+      const others = meshes.filter((_, j) => j !== i).map((m) => m.did)
+      await waitFor(async () => {
+        const dids = (await list(mesh.http)).meshes.map((m) => m.did)
+        return others.every((d) => dids.includes(d as string)) && !dids.includes(mesh.did as string)
+      }, `${names[i]} to list the other two`)
+    }
+
+    // The registry shows all three online with counts.
+    const atRegistry = await waitFor(async () => {
+      const { meshes: listed } = await list(registry.http)
+      return listed.length === 3 && listed.every((m) => m.status === 'online') ? listed : undefined
+    }, 'the registry to show three online meshes')
+    for (const m of atRegistry) {
+      assert.ok(names.includes(m.name))
+      assert.equal(m.members, 1, 'the architect is the one member')
+      assert.equal(m.bots, 0)
+      assert.equal(m.rooms, 0)
+    }
+
+    // The CLI reads the node through its data dir and signs in with the architect's keystore key.
+    const status = await runMesh(['--json', 'status', '--data', join(root, 'alpha')], env)
+    assert.equal(status.code, 0, status.stderr)
+    assert.equal((JSON.parse(status.stdout) as { did: string }).did, meshes[0]?.did)
+    const whoami = await runMesh(['--json', 'whoami', '--data', join(root, 'alpha')], env)
+    assert.equal(whoami.code, 0, whoami.stderr)
+    assert.equal((JSON.parse(whoami.stdout) as { role: string }).role, 'architect')
+
+    // With the registry gone, a fourth mesh that knows one multiaddr finds all three.
+    await registry.stop()
+    const bootstrap = meshes[0]?.listen[0] as string
+    assert.ok(bootstrap.endsWith(`/p2p/${meshes[0]?.peerId}`))
+    const delta = await startMesh(
+      [
+        'start',
+        ...['--data', join(root, 'delta'), '--name', 'delta', '--http', '127.0.0.1:0'],
+        ...['--bootstrap', bootstrap, '--discovery-interval', INTERVAL],
+      ],
+      env,
+    )
+    running.push(delta)
+    await waitFor(async () => {
+      const dids = (await list(delta.http)).meshes.map((m) => m.did)
+      return meshes.every((m) => dids.includes(m.did as string))
+    }, 'delta to discover alpha, beta and gamma through the DHT')
+    const deltaFound = delta.logs.filter((l) => l.event === 'discovery.mesh_found').length
+    assert.ok(deltaFound >= 3 || (await list(delta.http)).meshes.length >= 3)
+
+    // A restarted registry keeps its list; a crashed mesh turns offline after three missed
+    // heartbeats, a cleanly stopped one at once.
+    registry = await startMesh(registryArgs, env)
+    running.push(registry)
+    assert.deepEqual(
+      (await list(registry.http)).meshes.map((m) => m.name).sort(),
+      names,
+      'the registry kept its list across a restart',
+    )
+    await meshes[2]?.stop('SIGKILL')
+    await meshes[1]?.stop('SIGTERM')
+    await waitFor(async () => {
+      const byName = new Map<string, string>(
+        (await list(registry.http)).meshes.map((m) => [m.name, m.status]),
+      )
+      return (
+        byName.get('gamma') === 'offline' &&
+        byName.get('beta') === 'offline' &&
+        byName.get('alpha') === 'online'
+      )
+    }, 'gamma and beta offline, alpha online at the registry')
+    const offline = await getJson<{ meshes: PublicMesh[] }>(
+      `${registry.http}/api/meshes/public?status=offline`,
+    )
+    assert.deepEqual(offline.meshes.map((m) => m.name).sort(), ['beta', 'gamma'])
+  })
+
+  it('start prints clear errors with their codes', async (t) => {
+    const root = await tempDir(t, 'mesh-e2e-')
+    const env = { MESH_KEYSTORE: join(root, 'keys') }
+    const bad = await runMesh(['init', '--data', join(root, 'x'), '--name', 'Bad Name!'], env)
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /MESH_BAD_REQUEST/)
+    const ok = await runMesh(['init', '--data', join(root, 'x'), '--name', 'fine'], env)
+    assert.equal(ok.code, 0, ok.stderr)
+    const again = await runMesh(['--json', 'init', '--data', join(root, 'x'), '--name', 'fine'], env)
+    assert.equal(again.code, 1)
+    assert.equal((JSON.parse(again.stdout) as { error: { code: string } }).error.code, 'MESH_CONFLICT')
+    const noNode = await runMesh(['status', '--data', join(root, 'x')], env)
+    assert.equal(noNode.code, 1)
+    assert.match(noNode.stderr, /MESH_UNAVAILABLE/)
+  })
+})

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { Record as DhtRecord } from '@libp2p/kad-dht'
+import { MemoryDatastore } from 'datastore-core'
+import { Key } from 'interface-datastore'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import {
+  createMeshLibp2p,
+  createMeshRecord,
+  encodeMeshRecord,
+  type MeshLibp2p,
+  meshRecordKey,
+  parseMeshRecord,
+} from '../../src/p2p/index.ts'
+import { startHost, waitFor } from './nodes.ts'
+
+const content = {
+  name: 'alice-mesh',
+  multiaddrs: [],
+  protocolVersions: [],
+  version: '0.1.0',
+  members: 1,
+  bots: 0,
+  rooms: 0,
+}
+
+/** Sends a PUT_VALUE through `from`'s DHT; returns the peers that accepted it. */
+async function putFrom(from: MeshLibp2p, key: Uint8Array, value: Uint8Array): Promise<string[]> {
+  const accepted: string[] = []
+  for await (const event of from.services.dht.put(key, value, { signal: AbortSignal.timeout(5_000) })) {
+    if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE')
+      accepted.push(event.from.toString())
+  }
+  return accepted
+}
+
+/** The seq of the record `datastore` holds for `key` (kad-dht's default `/dht/record/` layout). */
+async function storedSeq(datastore: MemoryDatastore, key: Uint8Array): Promise<number> {
+  const raw = await datastore.get(new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`))
+  return parseMeshRecord(DhtRecord.deserialize(raw).value).seq
+}
+
+async function connect(a: MeshLibp2p, b: MeshLibp2p): Promise<void> {
+  await a.dial(b.getMultiaddrs())
+  // kad-dht only queries once the peer is in its routing table (after identify)
+  await waitFor(async () => {
+    try {
+      for await (const event of a.services.dht.getClosestPeers(b.peerId.toMultihash().bytes, {
+        signal: AbortSignal.timeout(500),
+      })) {
+        if (event.name === 'FINAL_PEER' && event.peer.id.equals(b.peerId)) return true
+      }
+    } catch {
+      // not in the routing table yet: the query waited for a peer and timed out
+    }
+    return false
+  }, 'routing table')
+}
+
+describe('mesh records in the DHT', () => {
+  const alice = Ed25519KeyPair.generate()
+  const key = meshRecordKey(alice.did)
+  const seq1 = encodeMeshRecord(createMeshRecord(alice, content, 1))
+  const seq2 = encodeMeshRecord(createMeshRecord(alice, content, 2))
+  const seq3 = encodeMeshRecord(createMeshRecord(alice, content, 3))
+
+  it('a replayed lower-seq record never replaces a higher one on a mesh node', async (t) => {
+    const holder = await startHost(t)
+    // mallory runs stock kad-dht: her own store takes anything, she sends what she likes
+    const mallory = await startHost(t, { dht: 'stock' })
+    await connect(mallory.libp2p, holder.libp2p)
+    const holderStore = holder.datastore as MemoryDatastore
+
+    assert.deepEqual(await putFrom(mallory.libp2p, key, seq2), [holder.libp2p.peerId.toString()])
+    assert.equal(await storedSeq(holderStore, key), 2)
+
+    // alice's old record, validly signed, replayed
+    assert.deepEqual(await putFrom(mallory.libp2p, key, seq1), [])
+    assert.equal(await storedSeq(holderStore, key), 2)
+
+    // the sentinel: a newer record still goes through the same path
+    assert.deepEqual(await putFrom(mallory.libp2p, key, seq3), [holder.libp2p.peerId.toString()])
+    assert.equal(await storedSeq(holderStore, key), 3)
+  })
+
+  it('a node refuses to store its own lower-seq put', async (t) => {
+    const node = await startHost(t)
+    const store = node.datastore as MemoryDatastore
+    const put = async (value: Uint8Array) => {
+      for await (const _ of node.libp2p.services.dht.put(key, value, { signal: AbortSignal.timeout(200) })) {
+        // drain
+      }
+    }
+    await put(seq2).catch(() => {}) // alone: the network part times out, the local store does not
+    assert.equal(await storedSeq(store, key), 2)
+    await assert.rejects(put(seq1), { code: 'MESH_REPLAY' })
+    assert.equal(await storedSeq(store, key), 2)
+  })
+
+  it('a record signed by the wrong key is refused by a DHT node', async (t) => {
+    const holder = await startHost(t)
+    const mallory = await startHost(t, { dht: 'stock' })
+    await connect(mallory.libp2p, holder.libp2p)
+    const mallorysKey = Ed25519KeyPair.generate()
+    // a perfectly valid record of mallory's own, put under alice's key
+    const forged = encodeMeshRecord(createMeshRecord(mallorysKey, { ...content, name: 'alice-mesh' }, 100))
+    assert.deepEqual(await putFrom(mallory.libp2p, key, forged), [])
+    const recordKey = new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`)
+    assert.equal(await (holder.datastore as MemoryDatastore).has(recordKey), false)
+    // the sentinel: alice's genuine record takes the same path and is stored
+    assert.deepEqual(await putFrom(mallory.libp2p, key, seq1), [holder.libp2p.peerId.toString()])
+    assert.equal(await storedSeq(holder.datastore as MemoryDatastore, key), 1)
+  })
+
+  it('stock kad-dht lets a replayed lower seq overwrite a stored record (why the guard exists)', async (t) => {
+    const plain = new MemoryDatastore()
+    const holder = await createMeshLibp2p({ key: Ed25519KeyPair.generate(), dht: 'stock', datastore: plain })
+    t.after(() => holder.stop())
+    const mallory = await startHost(t, { dht: 'stock' })
+    await connect(mallory.libp2p, holder)
+    await putFrom(mallory.libp2p, key, seq2)
+    assert.equal(await storedSeq(plain, key), 2)
+    await putFrom(mallory.libp2p, key, seq1)
+    assert.equal(await storedSeq(plain, key), 1)
+  })
+})

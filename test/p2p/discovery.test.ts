@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it, type TestContext } from 'node:test'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import type { DiscoveredMesh } from '../../src/p2p/index.ts'
+import { startMesh, type TestMesh, waitFor } from './nodes.ts'
+
+async function listed(mesh: TestMesh, did: string): Promise<DiscoveredMesh | undefined> {
+  return (await mesh.discovery.list()).find((m) => m.did === did)
+}
+
+/** A registry stand-in serving `GET /api/meshes/public` in pages of one. */
+async function fakeRegistry(
+  t: TestContext,
+  meshes: () => object[],
+): Promise<{ url: string; hits: string[] }> {
+  const hits: string[] = []
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    hits.push(url.pathname + url.search)
+    if (url.pathname !== '/api/meshes/public') return void res.writeHead(404).end()
+    const all = meshes()
+    const at = Number(url.searchParams.get('cursor') ?? '0')
+    const nextCursor = at + 1 < all.length ? String(at + 1) : null
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ meshes: all.slice(at, at + 1), nextCursor }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => new Promise((resolve) => server.close(resolve)))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits }
+}
+
+describe('mesh discovery', () => {
+  it('C, knowing only A, discovers A and B through the DHT directory', async (t) => {
+    const a = await startMesh(t, { name: 'alpha', content: () => ({ members: 2, bots: 1, rooms: 3 }) })
+    const b = await startMesh(t, { name: 'bravo', bootstrap: [a.addr()] })
+    await waitFor(() => listed(b, a.key.did), 'B to find A')
+
+    const started = Date.now()
+    const c = await startMesh(t, { name: 'charlie', bootstrap: [a.addr()] })
+    const [foundA, foundB] = await waitFor(
+      async () => {
+        const foundA = await listed(c, a.key.did)
+        const foundB = await listed(c, b.key.did)
+        return foundA !== undefined && foundB !== undefined && ([foundA, foundB] as const)
+      },
+      'C to find A and B',
+      5_000,
+    )
+    t.diagnostic(`C discovered A and B in ${Date.now() - started} ms`)
+
+    assert.equal(foundA.name, 'alpha')
+    assert.deepEqual([foundA.members, foundA.bots, foundA.rooms], [2, 1, 3])
+    assert.equal(foundA.peerId, a.libp2p.peerId.toString())
+    assert.equal(foundB.name, 'bravo')
+    assert.equal(foundB.status, 'online')
+    assert.deepEqual(foundB.multiaddrs, b.libp2p.getMultiaddrs().map(String))
+    assert.ok(!Number.isNaN(Date.parse(foundB.lastHeartbeat)))
+    // C was never given B's address: what it knows of B came from B's signed record
+    assert.ok(!(await c.discovery.list()).some((m) => m.did === c.key.did), 'a mesh does not list itself')
+    const found = c.lines.filter((l) => l.event === 'discovery.mesh_found').map((l) => l.did)
+    assert.deepEqual(new Set(found), new Set([a.key.did, b.key.did]))
+
+    const result = await c.discovery.lookup(b.key.did)
+    assert.equal(result.record.did, b.key.did)
+    assert.ok(typeof result.hops === 'number' && result.hops >= 0 && result.hops <= 3, `hops ${result.hops}`)
+    assert.ok(result.ms > 0)
+  })
+
+  it('a content change is republished with a higher seq and picked up as an update', async (t) => {
+    const a = await startMesh(t, { name: 'alpha' })
+    const b = await startMesh(t, { name: 'bravo', bootstrap: [a.addr()] })
+    const first = await waitFor(() => listed(b, a.key.did), 'B to find A')
+    const seqBefore = a.discovery.record?.seq ?? 0
+
+    a.discovery.setContent({ name: 'alpha-renamed', members: 42 })
+    const renamed = await waitFor(async () => {
+      const m = await listed(b, a.key.did)
+      return m?.name === 'alpha-renamed' && m
+    }, 'B to see the rename')
+    assert.equal(first.name, 'alpha')
+    assert.equal(renamed.members, 42)
+    assert.ok((a.discovery.record?.seq ?? 0) > seqBefore)
+    assert.ok(b.lines.some((l) => l.event === 'discovery.mesh_updated' && l.did === a.key.did))
+  })
+
+  it('seq only grows across a restart (store reopened)', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mesh-p2p-restart-'))
+    t.after(() => rm(dir, { recursive: true, force: true }))
+    const key = Ed25519KeyPair.generate()
+    const observer = await startMesh(t, { name: 'observer' })
+
+    const first = await startMesh(t, { name: 'alpha', key, storePath: dir, bootstrap: [observer.addr()] })
+    const before = await waitFor(() => observer.discovery.get(key.did), 'observer to find alpha')
+    await first.stop()
+
+    // the observer (its store and its DHT records) refuses any seq it has seen already,
+    // so the new name only arrives if the restarted node went on counting
+    const second = await startMesh(t, { name: 'alpha-2', key, storePath: dir, bootstrap: [observer.addr()] })
+    const after = await waitFor(async () => {
+      const record = await observer.discovery.get(key.did)
+      return record?.name === 'alpha-2' && record
+    }, 'observer to see the restarted alpha')
+    assert.ok(after.seq > before.seq, `seq ${after.seq} after restart, ${before.seq} before`)
+    assert.ok((second.discovery.record?.seq ?? 0) >= after.seq)
+  })
+
+  it('dials meshes listed by the registry, following its pages', async (t) => {
+    const a = await startMesh(t, { name: 'alpha' })
+    const b = await startMesh(t, { name: 'bravo' })
+    const registry = await fakeRegistry(t, () =>
+      [a, b].map((m) => ({
+        did: m.key.did,
+        peerId: m.libp2p.peerId.toString(),
+        // as a registry may store them: without /p2p/
+        multiaddrs: m.libp2p.getMultiaddrs().map((ma) => ma.decapsulateCode(421).toString()),
+      })),
+    )
+    const c = await startMesh(t, { name: 'charlie', registryUrl: registry.url })
+    await waitFor(
+      async () => (await listed(c, a.key.did)) && (await listed(c, b.key.did)),
+      'C to find A and B',
+    )
+    assert.ok(
+      registry.hits.some((h) => h.includes('cursor=1')),
+      'second page fetched',
+    )
+    assert.ok(c.libp2p.getConnections(b.libp2p.peerId).length > 0)
+  })
+
+  it('an unreachable registry is logged, not fatal', async (t) => {
+    const a = await startMesh(t, { name: 'alpha' })
+    const c = await startMesh(t, {
+      name: 'charlie',
+      registryUrl: 'http://127.0.0.1:1',
+      bootstrap: [a.addr()],
+    })
+    await waitFor(
+      () => c.lines.find((l) => l.event === 'discovery.registry_unreachable'),
+      'registry_unreachable',
+    )
+    await waitFor(() => listed(c, a.key.did), 'C to find A through its bootstrap peer')
+  })
+})
