@@ -1,0 +1,228 @@
+import { Ajv } from 'ajv'
+import { BadRequestError, type MeshError, PeerUnknownError, PolicyRejectedError } from '../errors.ts'
+import { isDidKey } from '../identity/index.ts'
+import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+
+/**
+ * The federation policy (SPEC §3, `GET|PUT /api/federation/policy`):
+ *
+ * - `mode`: `open` (any mesh may ask to connect), `allowlist` (only meshes in
+ *   `allow`), `closed` (no new connections, no federation traffic).
+ * - `deny`: meshes always refused, whatever the mode.
+ * - `autoAccept`: accept connection requests that pass the policy without waiting
+ *   for the architect.
+ * - `maxForeignParticipantsPerRoom`, `maxBackfillEventsPerRequest`: bounds the rooms
+ *   and sync code enforce.
+ */
+export const POLICY_MODES = ['open', 'allowlist', 'closed'] as const
+export type PolicyMode = (typeof POLICY_MODES)[number]
+
+export interface FederationPolicy {
+  mode: PolicyMode
+  allow: string[]
+  deny: string[]
+  autoAccept: boolean
+  maxForeignParticipantsPerRoom: number
+  maxBackfillEventsPerRequest: number
+}
+
+export const POLICY_LIMITS = { maxListLength: 1000, maxInt: 100_000 } as const
+
+export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
+  mode: 'open',
+  allow: [],
+  deny: [],
+  autoAccept: false,
+  maxForeignParticipantsPerRoom: 50,
+  maxBackfillEventsPerRequest: 1000,
+})
+
+const didList = {
+  type: 'array',
+  maxItems: POLICY_LIMITS.maxListLength,
+  uniqueItems: true,
+  items: { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' },
+} as const
+const bound = { type: 'integer', minimum: 0, maximum: POLICY_LIMITS.maxInt } as const
+
+/** The whole policy object; the PUT route validates its body with this. */
+export const policySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'mode',
+    'allow',
+    'deny',
+    'autoAccept',
+    'maxForeignParticipantsPerRoom',
+    'maxBackfillEventsPerRequest',
+  ],
+  properties: {
+    mode: { type: 'string', enum: POLICY_MODES },
+    allow: didList,
+    deny: didList,
+    autoAccept: { type: 'boolean' },
+    maxForeignParticipantsPerRoom: bound,
+    maxBackfillEventsPerRequest: bound,
+  },
+} as const
+
+const validateShape = new Ajv({
+  allErrors: false,
+  coerceTypes: false,
+  removeAdditional: false,
+}).compile<FederationPolicy>(policySchema)
+
+/** Checks a policy (schema, and that every did is an Ed25519 did:key); MESH_BAD_REQUEST otherwise. */
+export function validatePolicy(value: unknown): FederationPolicy {
+  if (!validateShape(value)) {
+    const first = validateShape.errors?.[0]
+    throw new BadRequestError(
+      `invalid policy: ${first?.instancePath || '/'} ${first?.message ?? ''}`.trim(),
+      {
+        validation: first,
+      },
+    )
+  }
+  for (const list of ['allow', 'deny'] as const) {
+    const bad = value[list].find((did) => !isDidKey(did))
+    if (bad !== undefined)
+      throw new BadRequestError(`policy ${list} holds a did that is not an Ed25519 did:key`, { did: bad })
+  }
+  return copy(value)
+}
+
+export type PolicyDecision = { ok: true; autoAccept: boolean } | { ok: false; error: MeshError }
+
+export interface PolicyChange {
+  previous: FederationPolicy
+  policy: FederationPolicy
+  /** Who changed it (a session did). */
+  actor: string
+}
+
+interface StoredPolicy {
+  policy: FederationPolicy
+  updatedAt: number
+  updatedBy: string
+}
+
+const POLICY_KEY = 'policy/1/current'
+
+export interface PolicyServiceInit {
+  store: MeshStore
+}
+
+/**
+ * The persisted policy, cached in memory: `evaluate` runs for every request and
+ * message from a peer. Writes are serialized so that `previous` in a change is exact.
+ */
+export class PolicyService {
+  readonly #store: MeshStore
+  readonly #sub: Sublevel<StoredPolicy>
+  #current: Promise<Compiled> | undefined
+  #writing: Promise<unknown> = Promise.resolve()
+
+  constructor(init: PolicyServiceInit) {
+    this.#store = init.store
+    this.#sub = init.store.sublevel<StoredPolicy>('policy')
+  }
+
+  async get(): Promise<FederationPolicy> {
+    return copy((await this.#compiled()).policy)
+  }
+
+  /**
+   * Validates and stores a whole policy; `operations` (e.g. an audit entry) are
+   * written in the same atomic batch. Returns the change.
+   */
+  async put(
+    policy: FederationPolicy,
+    options: { actor: string; operations?: StoreOperation[] },
+  ): Promise<PolicyChange> {
+    const next = validatePolicy(policy)
+    const run = this.#writing.then(async () => {
+      const previous = (await this.#compiled()).policy
+      await this.#store.batch([
+        ...(options.operations ?? []),
+        {
+          type: 'put',
+          sublevel: this.#sub,
+          key: POLICY_KEY,
+          value: { policy: next, updatedAt: Date.now(), updatedBy: options.actor },
+        } as StoreOperation,
+      ])
+      this.#current = Promise.resolve(compile(next))
+      return { previous: copy(previous), policy: copy(next), actor: options.actor }
+    })
+    // The chain only orders writes; each caller gets its own result or error.
+    this.#writing = run.catch(() => {})
+    return run
+  }
+
+  /**
+   * Whether a peer mesh may federate with this one: denied → MESH_POLICY_REJECTED;
+   * mode closed → MESH_POLICY_REJECTED; allowlist without the peer → MESH_PEER_UNKNOWN.
+   * Otherwise `{ok: true, autoAccept}`.
+   */
+  async evaluate(peerDid: string): Promise<PolicyDecision> {
+    const { policy, allow, deny } = await this.#compiled()
+    if (deny.has(peerDid)) {
+      return {
+        ok: false,
+        error: new PolicyRejectedError('this mesh is on the deny list', { peer: peerDid, reason: 'denied' }),
+      }
+    }
+    if (policy.mode === 'closed') {
+      return {
+        ok: false,
+        error: new PolicyRejectedError('federation is closed', { peer: peerDid, reason: 'closed' }),
+      }
+    }
+    if (policy.mode === 'allowlist' && !allow.has(peerDid)) {
+      return {
+        ok: false,
+        error: new PeerUnknownError('this mesh is not on the allow list', {
+          peer: peerDid,
+          reason: 'not-allowed',
+        }),
+      }
+    }
+    return { ok: true, autoAccept: policy.autoAccept }
+  }
+
+  #compiled(): Promise<Compiled> {
+    if (this.#current === undefined) {
+      const loading = this.#sub
+        .get(POLICY_KEY)
+        .then((stored) => compile(stored?.policy ?? copy(DEFAULT_POLICY)))
+      // A failed read is reported to this caller and retried by the next one.
+      loading.catch(() => {
+        if (this.#current === loading) this.#current = undefined
+      })
+      this.#current = loading
+    }
+    return this.#current
+  }
+}
+
+interface Compiled {
+  policy: FederationPolicy
+  allow: Set<string>
+  deny: Set<string>
+}
+
+function compile(policy: FederationPolicy): Compiled {
+  return { policy, allow: new Set(policy.allow), deny: new Set(policy.deny) }
+}
+
+function copy(p: Readonly<FederationPolicy>): FederationPolicy {
+  return {
+    mode: p.mode,
+    allow: [...p.allow],
+    deny: [...p.deny],
+    autoAccept: p.autoAccept,
+    maxForeignParticipantsPerRoom: p.maxForeignParticipantsPerRoom,
+    maxBackfillEventsPerRequest: p.maxBackfillEventsPerRequest,
+  }
+}

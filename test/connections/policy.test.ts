@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { describe, it, type TestContext } from 'node:test'
+import { Registry } from 'prom-client'
+import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import {
+  DEFAULT_POLICY,
+  type FederationPolicy,
+  type PolicyChange,
+  PolicyService,
+} from '../../src/connections/policy.ts'
+import { registerPolicyRoutes } from '../../src/connections/policy-routes.ts'
+import { createHttpApp, requireSession } from '../../src/http/index.ts'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { silentLogger } from '../../src/log.ts'
+import { MeshStore } from '../../src/store/index.ts'
+import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+
+// Peers are named by the fixtures' dids; carol is a fourth mesh no list names.
+const carol = new Ed25519KeyPair(Buffer.alloc(32, 4))
+
+const policy = (overrides: Partial<FederationPolicy> = {}): FederationPolicy => ({
+  ...DEFAULT_POLICY,
+  allow: [],
+  deny: [],
+  ...overrides,
+})
+
+async function decide(service: PolicyService, did: string): Promise<string> {
+  const decision = await service.evaluate(did)
+  return decision.ok ? `ok autoAccept=${decision.autoAccept}` : decision.error.code
+}
+
+describe('federation policy', () => {
+  it('defaults to open, no lists, no auto-accept, 50 participants, 1000 backfill events', async (t) => {
+    const service = new PolicyService({ store: await tempStore(t) })
+    assert.deepEqual(await service.get(), {
+      mode: 'open',
+      allow: [],
+      deny: [],
+      autoAccept: false,
+      maxForeignParticipantsPerRoom: 50,
+      maxBackfillEventsPerRequest: 1000,
+    })
+    assert.equal(await decide(service, bob.did), 'ok autoAccept=false')
+  })
+
+  it('decides per mode, and the deny list wins over everything', async (t) => {
+    const service = new PolicyService({ store: await tempStore(t) })
+    const actor = alice.did
+    await service.put(policy({ mode: 'open', deny: [mallory.did], autoAccept: true }), { actor })
+    assert.equal(await decide(service, bob.did), 'ok autoAccept=true')
+    assert.equal(await decide(service, mallory.did), 'MESH_POLICY_REJECTED')
+
+    await service.put(policy({ mode: 'allowlist', allow: [bob.did, mallory.did], deny: [mallory.did] }), {
+      actor,
+    })
+    assert.equal(await decide(service, bob.did), 'ok autoAccept=false')
+    assert.equal(await decide(service, carol.did), 'MESH_PEER_UNKNOWN')
+    assert.equal(await decide(service, mallory.did), 'MESH_POLICY_REJECTED')
+
+    await service.put(policy({ mode: 'closed', allow: [bob.did] }), { actor })
+    assert.equal(await decide(service, bob.did), 'MESH_POLICY_REJECTED')
+    const refused = await service.evaluate(carol.did)
+    assert.equal(refused.ok, false)
+    if (!refused.ok) assert.deepEqual(refused.error.details, { peer: carol.did, reason: 'closed' })
+  })
+
+  it('persists across a restart and reports each change with what it replaced', async (t) => {
+    const path = join(await tempDir(t), 'db')
+    let store = new MeshStore({ path })
+    await store.open()
+    t.after(() => store.close())
+    const next = policy({ mode: 'allowlist', allow: [bob.did], maxBackfillEventsPerRequest: 0 })
+    const change = await new PolicyService({ store }).put(next, { actor: alice.did })
+    assert.deepEqual(change, { previous: policy(), policy: next, actor: alice.did })
+    await store.close()
+    store = new MeshStore({ path })
+    await store.open()
+    const reopened = new PolicyService({ store })
+    assert.deepEqual(await reopened.get(), next)
+    assert.equal(await decide(reopened, carol.did), 'MESH_PEER_UNKNOWN')
+  })
+
+  it('refuses invalid policies and keeps the old one', async (t) => {
+    const service = new PolicyService({ store: await tempStore(t) })
+    const bad: unknown[] = [
+      { ...policy(), mode: 'sometimes' },
+      { ...policy(), allow: ['did:web:example.com'] },
+      { ...policy(), deny: ['did:key:z6Mknotakey'] },
+      { ...policy(), allow: Array.from({ length: 1001 }, () => Ed25519KeyPair.generate().did) },
+      { ...policy(), maxForeignParticipantsPerRoom: 100_001 },
+      { ...policy(), maxBackfillEventsPerRequest: -1 },
+      { ...policy(), maxBackfillEventsPerRequest: 1.5 },
+      { ...policy(), autoAccept: 'yes' },
+      { ...policy(), extra: 1 },
+      { mode: 'open' },
+    ]
+    for (const value of bad) {
+      await assert.rejects(service.put(value as FederationPolicy, { actor: alice.did }), {
+        code: 'MESH_BAD_REQUEST',
+      })
+    }
+    assert.deepEqual(await service.get(), policy())
+  })
+
+  it('hands out copies, so a caller cannot change the policy in place', async (t) => {
+    const service = new PolicyService({ store: await tempStore(t) })
+    const got = await service.get()
+    got.deny.push(bob.did)
+    assert.equal(await decide(service, bob.did), 'ok autoAccept=false')
+  })
+})
+
+describe('GET|PUT /api/federation/policy', () => {
+  const mesh = new Ed25519KeyPair(Buffer.alloc(32, 9))
+
+  async function server(t: TestContext) {
+    const store = await tempStore(t)
+    const sessions = new SessionService({
+      store,
+      meshDid: mesh.did,
+      roleOf: async (did) => (did === alice.did ? 'architect' : did === bob.did ? 'human' : undefined),
+    })
+    const service = new PolicyService({ store })
+    const changes: PolicyChange[] = []
+    const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
+    registerPolicyRoutes(app, {
+      policy: service,
+      authenticate: requireSession(sessions),
+      onChange: (change) => {
+        changes.push(change)
+      },
+    })
+    t.after(() => app.close())
+    const tokenOf = async (key: Ed25519KeyPair) => {
+      const { nonce } = sessions.challenge()
+      const signature = Buffer.from(
+        key.sign(new TextEncoder().encode(sessionChallengeText(mesh.did, nonce))),
+      ).toString('base64url')
+      return (await sessions.open({ did: key.did, nonce, signature })).token
+    }
+    return { app, changes, architect: await tokenOf(alice), human: await tokenOf(bob) }
+  }
+
+  const code = (res: { json: () => unknown }) => (res.json() as { error: { code: string } }).error.code
+
+  it('round-trips a policy set by the architect, and audits the change', async (t) => {
+    const { app, changes, architect, human } = await server(t)
+    const next = policy({ mode: 'allowlist', allow: [bob.did], deny: [mallory.did], autoAccept: true })
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/federation/policy',
+      headers: { authorization: `Bearer ${architect}` },
+      payload: next,
+    })
+    assert.equal(put.statusCode, 200)
+    assert.deepEqual(put.json(), next)
+    const got = await app.inject({
+      method: 'GET',
+      url: '/api/federation/policy',
+      headers: { authorization: `Bearer ${human}` },
+    })
+    assert.equal(got.statusCode, 200)
+    assert.deepEqual(got.json(), next)
+    assert.deepEqual(changes, [{ previous: policy(), policy: next, actor: alice.did }])
+  })
+
+  it('refuses a PUT from a human who is not the architect, and one without a session', async (t) => {
+    const { app, changes, human } = await server(t)
+    const forbidden = await app.inject({
+      method: 'PUT',
+      url: '/api/federation/policy',
+      headers: { authorization: `Bearer ${human}` },
+      payload: policy({ mode: 'closed' }),
+    })
+    assert.equal(forbidden.statusCode, 403)
+    assert.equal(code(forbidden), 'MESH_FORBIDDEN')
+    const anonymous = await app.inject({ method: 'PUT', url: '/api/federation/policy', payload: policy() })
+    assert.equal(code(anonymous), 'MESH_UNAUTHENTICATED')
+    const read = await app.inject({ method: 'GET', url: '/api/federation/policy' })
+    assert.equal(code(read), 'MESH_UNAUTHENTICATED')
+    assert.deepEqual(changes, [])
+  })
+
+  it('refuses unknown fields, partial objects and non-did:key entries', async (t) => {
+    const { app, changes, architect } = await server(t)
+    const bodies: unknown[] = [
+      { ...policy(), extra: true },
+      { mode: 'closed' },
+      { ...policy(), maxBackfillEventsPerRequest: '10' },
+      { ...policy(), deny: ['did:key:z6Mknotakey'] },
+    ]
+    for (const payload of bodies) {
+      const res = await app.inject({
+        method: 'PUT',
+        url: '/api/federation/policy',
+        headers: { authorization: `Bearer ${architect}` },
+        payload: payload as object,
+      })
+      assert.equal(res.statusCode, 400, JSON.stringify(payload))
+      assert.equal(code(res), 'MESH_BAD_REQUEST')
+    }
+    assert.deepEqual(changes, [])
+  })
+})
