@@ -27,6 +27,20 @@ export interface MeshNodeInit {
     /** How often to heartbeat the registry; default 30 000 ms. A registry served here uses the same value. */
     intervalMs?: number
   }
+  connections?: {
+    /** First delay before re-sending an undelivered federation message; doubled per attempt; default 1 000 ms. */
+    retryBaseMs?: number
+    /** Cap on that delay (jitter keeps it between 50 % and 100 % of the value); default 60 000 ms. */
+    retryMaxMs?: number
+    /** One delivery attempt (dial + exchange) at most this long; default 10 000 ms. */
+    sendTimeoutMs?: number
+    /** How often accepted peers are pinged to show `degraded`; 0 = never; default 30 000 ms. */
+    probeIntervalMs?: number
+    /** Per-peer token bucket on the handshake protocol; default burst 20, refill 5/s. */
+    rateLimit?: { capacity?: number; refillPerSecond?: number }
+    /** Inbound pending requests kept per peer mesh; default 1. */
+    maxPendingInboundPerPeer?: number
+  }
   /** Where JSON log lines go; default a pino logger on stdout. */
   logger?: Logger
 }

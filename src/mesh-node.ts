@@ -2,9 +2,31 @@ import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import { AuditLog, registerAuditRoutes } from './audit/index.ts'
 import { type SessionRole, SessionService } from './auth/index.ts'
 import { MESH_NODE_VERSION, type MeshNodeInit } from './config.ts'
-import { createHttpApp, type HealthInfo, registerCoreRoutes, registerSessionRoutes } from './http/index.ts'
+import {
+  CONNECT_PROTOCOLS,
+  ConnectionService,
+  DEFAULT_POLICY,
+  EnvelopeVerifier,
+  type FederationPolicy,
+  HumanActVerifier,
+  MESH_CONNECT_PROTOCOL,
+  PeerBook,
+  PolicyService,
+  RejectedLog,
+  registerConnectionRoutes,
+  registerPolicyRoutes,
+  registerRejectedRoutes,
+} from './connections/index.ts'
+import {
+  createHttpApp,
+  type HealthInfo,
+  registerCoreRoutes,
+  registerSessionRoutes,
+  requireSession,
+} from './http/index.ts'
 import type { Ed25519KeyPair } from './identity/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { type FederationSettings, type MeshManifest, signManifest } from './manifest/index.ts'
@@ -31,12 +53,19 @@ export const NODE_ADDRESS_FILE = 'node.json'
 
 export type MeshNodeStatus = 'stopped' | 'starting' | 'started' | 'stopping'
 
-/** Federation settings advertised until the connections module owns a live policy. */
-const DEFAULT_FEDERATION: FederationSettings = {
-  mode: 'open',
-  autoAccept: false,
-  maxForeignParticipantsPerRoom: 50,
-  maxBackfillEventsPerRequest: 1000,
+// Audit rows are bounded (8 KiB): long allow/deny lists are recorded by size.
+function policySummary(policy: FederationPolicy): Record<string, unknown> {
+  const list = (dids: string[]) => (dids.length <= 20 ? dids : { count: dids.length })
+  return { ...federationSettings(policy), allow: list(policy.allow), deny: list(policy.deny) }
+}
+
+function federationSettings(policy: FederationPolicy): FederationSettings {
+  return {
+    mode: policy.mode,
+    autoAccept: policy.autoAccept,
+    maxForeignParticipantsPerRoom: policy.maxForeignParticipantsPerRoom,
+    maxBackfillEventsPerRequest: policy.maxBackfillEventsPerRequest,
+  }
 }
 
 interface Member {
@@ -62,6 +91,11 @@ export class MeshNode {
   #discovery?: MeshDiscovery
   #registry?: RegistryService
   #heartbeat?: HeartbeatClient
+  #audit?: AuditLog
+  #policy?: PolicyService
+  #rejected?: RejectedLog
+  #connections?: ConnectionService
+  #federation?: FederationSettings
   #http?: FastifyInstance
   #httpUrl?: string
   #stack: Array<() => Promise<void>> = []
@@ -97,6 +131,23 @@ export class MeshNode {
 
   get store(): MeshStore {
     return this.#required(this.#store, 'store')
+  }
+
+  /** The federation handshake, connection records and outbox. */
+  get connections(): ConnectionService {
+    return this.#required(this.#connections, 'connections')
+  }
+
+  get audit(): AuditLog {
+    return this.#required(this.#audit, 'audit')
+  }
+
+  get policy(): PolicyService {
+    return this.#required(this.#policy, 'policy')
+  }
+
+  get rejected(): RejectedLog {
+    return this.#required(this.#rejected, 'rejected')
   }
 
   multiaddrs(): string[] {
@@ -176,6 +227,8 @@ export class MeshNode {
     this.#discovery = discovery
     this.#stack.push(() => discovery.stop())
 
+    await this.#startConnections(store, key, info, libp2p, discovery)
+
     const http = await this.#startHttp(store, key, info)
     this.#http = http
 
@@ -219,6 +272,80 @@ export class MeshNode {
     )
   }
 
+  /** Audit log → policy, rejected log, verifiers → the connection service (wire handler and outbox). */
+  async #startConnections(
+    store: MeshStore,
+    key: Ed25519KeyPair,
+    info: MeshInfo,
+    libp2p: MeshLibp2p,
+    discovery: MeshDiscovery,
+  ): Promise<void> {
+    const log = this.logger
+    const audit = new AuditLog({ store, key, logger: log })
+    await audit.start()
+    this.#audit = audit
+    this.#stack.push(() => audit.stop())
+
+    const policy = new PolicyService({ store })
+    this.#policy = policy
+    this.#federation = federationSettings(await policy.get())
+    const rejected = new RejectedLog({
+      store,
+      logger: log.child({ area: 'federation' }),
+      metrics: this.metrics,
+    })
+    this.#rejected = rejected
+    const envelopes = new EnvelopeVerifier({
+      store,
+      selfDid: () => key.did,
+      protocols: CONNECT_PROTOCOLS,
+      logger: log,
+    })
+    envelopes.start()
+    this.#stack.push(async () => envelopes.stop())
+
+    const settings = this.init.connections ?? {}
+    const connections = new ConnectionService(
+      {
+        libp2p,
+        key: () => key,
+        store,
+        audit,
+        policy,
+        rejected,
+        envelopes,
+        acts: new HumanActVerifier({ store }),
+        peers: new PeerBook(store),
+        logger: log,
+        resolvePeer: async (did, options) => {
+          const record =
+            (await discovery.get(did, options)) ??
+            (await discovery.lookup(did, { ...options, first: true }).catch(() => undefined))?.record
+          return record === undefined ? undefined : { multiaddrs: record.multiaddrs }
+        },
+      },
+      {
+        name: info.name,
+        architectDid: info.architectDid,
+        multiaddrs: () => this.multiaddrs(),
+        protocolVersions: () => this.protocolVersions(),
+        outbox: {
+          ...(settings.retryBaseMs !== undefined ? { baseDelayMs: settings.retryBaseMs } : {}),
+          ...(settings.retryMaxMs !== undefined ? { maxDelayMs: settings.retryMaxMs } : {}),
+        },
+        ...(settings.sendTimeoutMs !== undefined ? { sendTimeoutMs: settings.sendTimeoutMs } : {}),
+        ...(settings.probeIntervalMs !== undefined ? { probeIntervalMs: settings.probeIntervalMs } : {}),
+        ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
+        ...(settings.maxPendingInboundPerPeer !== undefined
+          ? { maxPendingInboundPerPeer: settings.maxPendingInboundPerPeer }
+          : {}),
+      },
+    )
+    await connections.start()
+    this.#connections = connections
+    this.#stack.push(() => connections.stop())
+  }
+
   async #startHttp(store: MeshStore, key: Ed25519KeyPair, info: MeshInfo): Promise<FastifyInstance> {
     const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
     const sessions = new SessionService({
@@ -232,6 +359,23 @@ export class MeshNode {
       metrics: this.metrics,
     })
     registerSessionRoutes(app, sessions)
+    const authenticate = requireSession(sessions)
+    const audit = this.audit
+    registerConnectionRoutes(app, { connections: this.connections, authenticate })
+    registerPolicyRoutes(app, {
+      policy: this.policy,
+      authenticate,
+      onChange: async (change) => {
+        this.#federation = federationSettings(change.policy)
+        await audit.append({
+          action: 'federation.policy.changed',
+          actor: change.actor,
+          details: { previous: policySummary(change.previous), policy: policySummary(change.policy) },
+        })
+      },
+    })
+    registerRejectedRoutes(app, { rejected: this.rejected, authenticate })
+    registerAuditRoutes(app, { audit, authenticate })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
     if (this.#registry !== undefined) registerRegistryRoutes(app, this.#registry)
 
@@ -276,7 +420,7 @@ export class MeshNode {
   }
 
   protocolVersions(): string[] {
-    return [MESH_KAD_PROTOCOL]
+    return [MESH_CONNECT_PROTOCOL, MESH_KAD_PROTOCOL]
   }
 
   health(): HealthInfo {
@@ -302,7 +446,7 @@ export class MeshNode {
       protocolVersions: this.protocolVersions(),
       capabilities: [],
       agents: [],
-      federation: DEFAULT_FEDERATION,
+      federation: this.#federation ?? federationSettings(DEFAULT_POLICY),
       keyHistory: [{ did: key.did, validFrom: info.createdAt }],
     })
   }
@@ -332,6 +476,10 @@ export class MeshNode {
     this.#discovery = undefined
     this.#registry = undefined
     this.#heartbeat = undefined
+    this.#connections = undefined
+    this.#audit = undefined
+    this.#policy = undefined
+    this.#rejected = undefined
     this.#libp2p = undefined
   }
 

@@ -6,6 +6,8 @@ import type { Ed25519KeyPair } from '../identity/index.ts'
 export class HttpClient {
   readonly baseUrl: string
   token?: string
+  /** The node's mesh did, once `signIn` has read it. */
+  meshDid?: string
 
   constructor(baseUrl: string, token?: string) {
     this.baseUrl = baseUrl
@@ -70,5 +72,6 @@ export async function signIn(baseUrl: string, key: Ed25519KeyPair): Promise<Http
   ).toString('base64url')
   const { token } = await client.post<{ token: string }>('/api/session', { did: key.did, nonce, signature })
   client.token = token
+  client.meshDid = health.did
   return client
 }

@@ -7,7 +7,18 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { Command, Option } from 'commander'
+import type { AuditPage, AuditVerifyReport } from '../audit/index.ts'
 import { MESH_NODE_VERSION } from '../config.ts'
+import {
+  type ConnectionView,
+  encodeAct,
+  type FederationPolicy,
+  HUMAN_ACTS,
+  type PeerView,
+  parseTarget,
+  type RejectedEntry,
+  signAct,
+} from '../connections/index.ts'
 import { ERROR_MEANING, MeshError, type MeshErrorCode, UnavailableError } from '../errors.ts'
 import { HumanKeystore } from '../identity/index.ts'
 import { createLogger } from '../log.ts'
@@ -36,6 +47,12 @@ function parseHostPort(value: string): { host: string; port: number } {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
+const nonNegativeInt = (value: string) => {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0)
+    throw new MeshError('MESH_BAD_REQUEST', `not a non-negative integer: ${value}`)
+  return n
+}
 const positiveInt = (value: string) => {
   const n = Number(value)
   if (!Number.isInteger(n) || n <= 0)
@@ -105,6 +122,26 @@ async function signingKeyName(options: { as?: string; data: string }): Promise<s
   return name
 }
 
+interface ClientOptions {
+  data: string
+  api?: string
+  as?: string
+}
+
+/** A session at the node, opened with the human key the command signs with. */
+async function humanSession(options: ClientOptions) {
+  const key = await keystore().load(await signingKeyName(options))
+  const client = await signIn(await apiUrl(options), key)
+  const act = (act: string, subject: string) =>
+    encodeAct(signAct(key, { act, aud: client.meshDid as string, with: subject }))
+  return { key, client, act }
+}
+
+function connectionLine(c: ConnectionView): string {
+  const error = c.lastError === null ? '' : `  last error: ${c.lastError.kind} ${c.lastError.code}`
+  return `${c.id}  ${c.direction.padEnd(8)} ${c.status.padEnd(12)} v${c.agreementVersion}  ${(c.peerName ?? '?').padEnd(16)} ${c.peerDid}${error}`
+}
+
 function program(): Command {
   const cli = new Command('mesh')
     .description('The Mesh node: sovereign meshes of people, agents and rooms, federated over libp2p')
@@ -155,6 +192,22 @@ function program(): Command {
       new Option('--discovery-interval <ms>', 'DHT republish/lookup interval').argParser(positiveInt),
     )
     .addOption(new Option('--heartbeat-interval <ms>', 'registry heartbeat interval').argParser(positiveInt))
+    .addOption(
+      new Option('--retry-base <ms>', 'first retry delay of undelivered federation messages').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(new Option('--retry-max <ms>', 'retry delay cap (default 60000)').argParser(positiveInt))
+    .addOption(
+      new Option('--send-timeout <ms>', 'one delivery attempt at most (default 10000)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option('--probe-interval <ms>', 'how often accepted peers are pinged (0 = never)').argParser(
+        nonNegativeInt,
+      ),
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       const exists = await withStore(dataDir, readMeshInfo)
@@ -175,6 +228,14 @@ function program(): Command {
         ...(options.heartbeatInterval
           ? { heartbeat: { intervalMs: options.heartbeatInterval as number } }
           : {}),
+        connections: {
+          ...(options.retryBase !== undefined ? { retryBaseMs: options.retryBase as number } : {}),
+          ...(options.retryMax !== undefined ? { retryMaxMs: options.retryMax as number } : {}),
+          ...(options.sendTimeout !== undefined ? { sendTimeoutMs: options.sendTimeout as number } : {}),
+          ...(options.probeInterval !== undefined
+            ? { probeIntervalMs: options.probeInterval as number }
+            : {}),
+        },
         logger,
       })
       await node.start()
@@ -259,6 +320,201 @@ function program(): Command {
     .action(async (name: string) => {
       const key = await keystore().create(name)
       print(globals().json, { name, did: key.did, path: keystore().pathOf(name) }, `${name} ${key.did}`)
+    })
+
+  const client = (name: string, description: string) =>
+    cli
+      .command(name)
+      .description(description)
+      .addOption(dataOption())
+      .addOption(apiOption())
+      .option('--as <name>', 'keystore key to sign with (default: the architect)')
+
+  client('connect <target>', 'ask a mesh (did:key, or multiaddr ending in /p2p/<id>) to connect')
+    .option('--note <text>', 'a note for the other architect')
+    .action(async (target: string, options: ClientOptions & { note?: string }) => {
+      const { client: api, act } = await humanSession(options)
+      const res = await api.post<{ id: string; status: string }>('/api/connections', {
+        target,
+        ucan: act(HUMAN_ACTS.connect, parseTarget(target).did),
+        ...(options.note !== undefined ? { note: options.note } : {}),
+      })
+      print(globals().json, res, `connection ${res.id} ${res.status}`)
+    })
+
+  client('requests', 'list inbound pending connection requests').action(async (options: ClientOptions) => {
+    const { client: api } = await humanSession(options)
+    const all = await api.get<ConnectionView[]>('/api/connections')
+    const pending = all.filter((c) => c.direction === 'inbound' && c.status === 'pending')
+    print(
+      globals().json,
+      pending,
+      pending.length === 0
+        ? 'no pending requests'
+        : pending.map((c) => `${connectionLine(c)}${c.note ? `\n    note: ${c.note}` : ''}`).join('\n'),
+    )
+  })
+
+  client('connections', 'list every connection').action(async (options: ClientOptions) => {
+    const { client: api } = await humanSession(options)
+    const all = await api.get<ConnectionView[]>('/api/connections')
+    print(globals().json, all, all.length === 0 ? 'no connections' : all.map(connectionLine).join('\n'))
+  })
+
+  for (const what of ['accept', 'decline', 'disconnect'] as const) {
+    client(`${what} <id>`, `${what} a connection (signed by your human key)`).action(
+      async (id: string, options: ClientOptions) => {
+        const { client: api, act } = await humanSession(options)
+        const res = await api.post<{ id: string; status: string }>(
+          `/api/connections/${encodeURIComponent(id)}/${what}`,
+          {
+            ucan: act(HUMAN_ACTS[what], id),
+          },
+        )
+        print(globals().json, res, `connection ${res.id} ${res.status}`)
+      },
+    )
+  }
+
+  client('peers', 'peer meshes: state, last seen, last error, traffic').action(
+    async (options: ClientOptions) => {
+      const { client: api } = await humanSession(options)
+      const peers = await api.get<PeerView[]>('/api/federation/peers')
+      print(
+        globals().json,
+        peers,
+        peers.length === 0
+          ? 'no peers'
+          : peers
+              .map(
+                (p) =>
+                  `${(p.name ?? '?').padEnd(16)} ${p.state.padEnd(12)} ${p.did}\n` +
+                  `    key ${p.keyFingerprint}  last seen ${p.lastSeen ?? 'never'}  sent/received 24h ${p.eventsSent24h}/${p.eventsReceived24h}  queued ${p.queued}` +
+                  (p.lastError
+                    ? `\n    last error: ${p.lastError.kind} ${p.lastError.code} ${p.lastError.message}`
+                    : ''),
+              )
+              .join('\n'),
+      )
+    },
+  )
+
+  client('policy', 'show or change the federation policy')
+    .addOption(
+      new Option('--mode <mode>', 'open | allowlist | closed').choices(['open', 'allowlist', 'closed']),
+    )
+    .option('--allow <did>', 'add to the allow list (repeatable)', collect)
+    .option('--disallow <did>', 'remove from the allow list (repeatable)', collect)
+    .option('--deny <did>', 'add to the deny list (repeatable)', collect)
+    .option('--undeny <did>', 'remove from the deny list (repeatable)', collect)
+    .addOption(
+      new Option('--auto-accept <bool>', 'accept requests that pass the policy').choices(['true', 'false']),
+    )
+    .addOption(new Option('--max-foreign-participants <n>', 'per room').argParser(nonNegativeInt))
+    .addOption(new Option('--max-backfill <n>', 'events per backfill request').argParser(nonNegativeInt))
+    .action(
+      async (
+        options: ClientOptions & {
+          mode?: FederationPolicy['mode']
+          allow?: string[]
+          disallow?: string[]
+          deny?: string[]
+          undeny?: string[]
+          autoAccept?: string
+          maxForeignParticipants?: number
+          maxBackfill?: number
+        },
+      ) => {
+        const { client: api } = await humanSession(options)
+        let policy = await api.get<FederationPolicy>('/api/federation/policy')
+        const edit = (list: string[], add: string[] = [], remove: string[] = []) =>
+          [...new Set([...list, ...add])].filter((d) => !remove.includes(d))
+        const changed =
+          options.mode !== undefined ||
+          options.allow !== undefined ||
+          options.disallow !== undefined ||
+          options.deny !== undefined ||
+          options.undeny !== undefined ||
+          options.autoAccept !== undefined ||
+          options.maxForeignParticipants !== undefined ||
+          options.maxBackfill !== undefined
+        if (changed) {
+          policy = await api.put<FederationPolicy>('/api/federation/policy', {
+            ...policy,
+            ...(options.mode !== undefined ? { mode: options.mode } : {}),
+            allow: edit(policy.allow, options.allow, options.disallow),
+            deny: edit(policy.deny, options.deny, options.undeny),
+            ...(options.autoAccept !== undefined ? { autoAccept: options.autoAccept === 'true' } : {}),
+            ...(options.maxForeignParticipants !== undefined
+              ? { maxForeignParticipantsPerRoom: options.maxForeignParticipants }
+              : {}),
+            ...(options.maxBackfill !== undefined
+              ? { maxBackfillEventsPerRequest: options.maxBackfill }
+              : {}),
+          })
+        }
+        print(
+          globals().json,
+          policy,
+          [
+            `mode:         ${policy.mode}`,
+            `auto-accept:  ${policy.autoAccept}`,
+            `allow:        ${policy.allow.join(' ') || '-'}`,
+            `deny:         ${policy.deny.join(' ') || '-'}`,
+            `max foreign participants per room: ${policy.maxForeignParticipantsPerRoom}`,
+            `max backfill events per request:   ${policy.maxBackfillEventsPerRequest}`,
+          ].join('\n'),
+        )
+      },
+    )
+
+  client('audit', 'show the audit log, or verify its hash chain and signatures')
+    .option('--verify', 'verify the whole log')
+    .option('--action <prefix>', 'only rows whose action starts with this')
+    .addOption(new Option('--limit <n>', 'rows (1–500)').argParser(positiveInt).default(100))
+    .action(async (options: ClientOptions & { verify?: boolean; action?: string; limit: number }) => {
+      const { client: api } = await humanSession(options)
+      if (options.verify === true) {
+        const report = await api.get<AuditVerifyReport>('/api/audit/verify')
+        print(
+          globals().json,
+          report,
+          report.ok
+            ? `audit log ok: ${report.count} rows, head ${report.head?.seq ?? 0} ${report.head?.hash ?? ''}`
+            : [
+                `audit log NOT ok (${report.count} rows):`,
+                ...report.problems.map((p) => `  #${p.seq} ${p.kind}: ${p.message}`),
+              ].join('\n'),
+        )
+        if (!report.ok) process.exitCode = 1
+        return
+      }
+      const query = new URLSearchParams({ limit: String(options.limit) })
+      if (options.action !== undefined) query.set('action', options.action)
+      const page = await api.get<AuditPage>(`/api/audit?${query}`)
+      print(
+        globals().json,
+        page,
+        page.entries
+          .map((e) => `${String(e.seq).padStart(5)} ${e.ts} ${e.action} ${e.subject ?? ''} ${e.actor ?? ''}`)
+          .join('\n') || 'empty audit log',
+      )
+    })
+
+  client('rejected', 'refused federation messages and requests, newest first')
+    .option('--code <code>', 'only this MESH_… code')
+    .action(async (options: ClientOptions & { code?: string }) => {
+      const { client: api } = await humanSession(options)
+      const page = await api.get<{ entries: RejectedEntry[] }>(
+        `/api/federation/rejected${options.code ? `?code=${encodeURIComponent(options.code)}` : ''}`,
+      )
+      print(
+        globals().json,
+        page,
+        page.entries
+          .map((e) => `${e.at} ${e.code.padEnd(24)} ${e.kind.padEnd(18)} ${e.peer ?? '-'} ${e.reason}`)
+          .join('\n') || 'nothing refused',
+      )
     })
 
   cli

@@ -1,0 +1,70 @@
+/**
+ * Connections: the federation handshake between meshes (`/mesh/connect/1.0.0`), the
+ * persisted connection state machine, the durable outbox, signed envelopes and human
+ * acts, the federation policy, the rejected log, and their HTTP routes.
+ */
+export {
+  CONNECT_MESSAGE,
+  CONNECT_PROTOCOLS,
+  CONNECTION_STATUSES,
+  type ConnectAckBody,
+  type ConnectAnswerBody,
+  type ConnectDisconnectBody,
+  type ConnectErrorBody,
+  type ConnectionStatus,
+  type ConnectMessageType,
+  type ConnectRequestBody,
+  checkBody,
+  classifyDeliveryError,
+  DELIVERY_ERROR_KINDS,
+  DeliveryError,
+  type DeliveryErrorKind,
+  exchange,
+  MESH_CONNECT_PROTOCOL,
+  serveExchange,
+} from './connect-protocol.ts'
+export {
+  type ActInput,
+  type ConnectInput,
+  type ConnectionRecord,
+  ConnectionService,
+  type ConnectionServiceComponents,
+  type ConnectionServiceInit,
+  type ConnectionView,
+  type ConnectionViewStatus,
+  type PeerView,
+  parseTarget,
+} from './connection-service.ts'
+export {
+  createEnvelope,
+  ENVELOPE_LIMITS,
+  ENVELOPE_MAX_SKEW_MS,
+  type Envelope,
+  EnvelopeVerifier,
+  type EnvelopeVerifierInit,
+  encodeEnvelope,
+  newEnvelopeId,
+} from './envelope.ts'
+export {
+  decodeAct,
+  encodeAct,
+  HUMAN_ACTS,
+  type HumanAct,
+  HumanActVerifier,
+  type HumanActVerifierInit,
+  signAct,
+} from './human-act.ts'
+export { Outbox, type OutboxHandler, type OutboxInit, type OutboxItem } from './outbox.ts'
+export { keyFingerprint, PeerBook, type PeerError, type PeerRecord } from './peers.ts'
+export {
+  DEFAULT_POLICY,
+  type FederationPolicy,
+  POLICY_MODES,
+  type PolicyMode,
+  PolicyService,
+  validatePolicy,
+} from './policy.ts'
+export { type Authenticate, registerPolicyRoutes, registerRejectedRoutes } from './policy-routes.ts'
+export { RateLimiter, type RateLimiterInit } from './rate-limiter.ts'
+export { type RejectedEntry, RejectedLog, type RejectedLogInit } from './rejected-log.ts'
+export { type ConnectionRoutesInit, connectionViewSchema, registerConnectionRoutes } from './routes.ts'
