@@ -99,6 +99,21 @@ export interface DiscoveredMesh {
   lastHeartbeat: string
 }
 
+export interface LookupOptions extends AbortOptions {
+  /**
+   * End the DHT query at the first valid record a peer returns — one the record
+   * validator accepts (signed by the did it is filed under, not stamped in the future)
+   * and, with `newerThan`, of a higher seq — and abort the requests still in flight.
+   * Default false: kad-dht's `get` runs its query to the end, picks the best record and
+   * corrects peers holding stale ones. Records are signed and seq-ordered, so a first
+   * answer is never wrong, at worst older than one a later refresh picks up. The copy
+   * this node holds itself only counts when the network has no valid answer.
+   */
+  first?: boolean
+  /** With `first`: only a record with a seq above this ends the query early; default 0. */
+  newerThan?: number
+}
+
 export interface LookupResult {
   record: MeshRecord
   /**
@@ -107,10 +122,12 @@ export interface LookupResult {
    * n - 1 PEER_RESPONSE referrals.
    */
   hops?: number
-  /** Until the lookup completed (kad-dht `get` runs its query to the end). */
+  /** Until the lookup returned: the end of the query, or with `first` the first valid record. */
   ms: number
   /** Until the chosen record first arrived. */
   firstMs?: number
+  /** False when `first` ended the query before kad-dht's get finished. */
+  complete: boolean
 }
 
 /** What the node puts in its record; setContent() overrides any field. */
@@ -278,10 +295,17 @@ export class MeshDiscovery implements Startable {
     return entry?.record
   }
 
-  /** Fetches `did`'s record from the DHT (and ingests it); MESH_NOT_FOUND when no peer has one. */
-  async lookup(did: string, options: AbortOptions = {}): Promise<LookupResult> {
+  /**
+   * Fetches `did`'s record from the DHT (and ingests it); MESH_NOT_FOUND when no peer
+   * has one. See LookupOptions for `first`, the early end at the first valid record.
+   */
+  async lookup(did: string, options: LookupOptions = {}): Promise<LookupResult> {
     const signal = this.#signal(options)
-    const result = await this.#fetchRecord(did, { signal })
+    const result = await this.#fetchRecord(did, {
+      signal,
+      ...(options.first !== undefined ? { first: options.first } : {}),
+      ...(options.newerThan !== undefined ? { newerThan: options.newerThan } : {}),
+    })
     if (result === undefined) throw new NotFoundError(`no mesh record for ${did}`, { did })
     await this.#ingest(result.record)
     return result
@@ -487,7 +511,14 @@ export class MeshDiscovery implements Startable {
 
     await forEachLimited(due, this.#init.fetchConcurrency, async (did) => {
       try {
-        const result = await this.#fetchRecord(did, options)
+        // A new mesh is listed at its first valid record; a known one is only re-fetched
+        // to the end of the query when no peer has a newer record than the one held.
+        const held = (await this.#sublevel.get(MESH_PREFIX + did)) as DiscoveryEntry | undefined
+        const result = await this.#fetchRecord(did, {
+          ...options,
+          first: true,
+          newerThan: held?.record.seq ?? 0,
+        })
         this.#checkedAt.set(did, Date.now())
         if (result !== undefined) await this.#ingest(result.record)
       } catch (err) {
@@ -518,9 +549,10 @@ export class MeshDiscovery implements Startable {
   /**
    * Runs a DHT get for `did`'s record and keeps the best valid record seen, also when
    * kad-dht's get fails afterwards (its correction step throws if a peer with a stale
-   * record refuses the fix, and would otherwise lose the answer).
+   * record refuses the fix, and would otherwise lose the answer). With `first`, leaves
+   * the query at the first valid record newer than `newerThan` (see LookupOptions).
    */
-  async #fetchRecord(did: string, options: AbortOptions): Promise<LookupResult | undefined> {
+  async #fetchRecord(did: string, options: LookupOptions): Promise<LookupResult | undefined> {
     const key = meshRecordKey(did)
     const selfId = this.#components.libp2p.peerId.toString()
     const started = performance.now()
@@ -554,8 +586,20 @@ export class MeshDiscovery implements Startable {
         await consider(event.value, from === selfId ? 0 : (depth.get(from) ?? 1))
       }
     }
+    const first = options.first === true
+    const newerThan = options.newerThan ?? 0
+    let complete = true
     try {
-      for await (const event of this.#components.libp2p.services.dht.get(key, options)) await onEvent(event)
+      for await (const event of this.#components.libp2p.services.dht.get(key, { signal: options.signal })) {
+        await onEvent(event)
+        // Leaving the loop returns kad-dht's generator, whose query manager then aborts
+        // every request still in flight. Only consider() sets best, after the validator.
+        // (VALUE events, the own copy included, only come once the query is over.)
+        if (first && event.name === 'PEER_RESPONSE' && best !== undefined && best.record.seq > newerThan) {
+          complete = false
+          break
+        }
+      }
     } catch (err) {
       if (best === undefined || options.signal?.aborted === true) throw err
       this.#log.debug(
@@ -564,7 +608,13 @@ export class MeshDiscovery implements Startable {
       )
     }
     if (best === undefined) return undefined
-    return { record: best.record, hops: best.hops, ms: performance.now() - started, firstMs: best.firstMs }
+    return {
+      record: best.record,
+      hops: best.hops,
+      ms: performance.now() - started,
+      firstMs: best.firstMs,
+      complete,
+    }
   }
 
   /** Stores `record` if it is newer than the one held; one at a time so two finds never race. */

@@ -5,9 +5,12 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
+import { Record as DhtRecord } from '@libp2p/kad-dht'
+import { Key } from 'interface-datastore'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import type { DiscoveredMesh } from '../../src/p2p/index.ts'
-import { startMesh, type TestMesh, waitFor } from './nodes.ts'
+import { createMeshRecord, type DiscoveredMesh, meshRecordKey } from '../../src/p2p/index.ts'
+import { startHost, startMesh, type TestMesh, waitFor } from './nodes.ts'
 
 async function listed(mesh: TestMesh, did: string): Promise<DiscoveredMesh | undefined> {
   return (await mesh.discovery.list()).find((m) => m.did === did)
@@ -144,5 +147,60 @@ describe('mesh discovery', () => {
       'registry_unreachable',
     )
     await waitFor(() => listed(c, a.key.did), 'C to find A through its bootstrap peer')
+  })
+
+  it('lookup {first} ends at the first valid record, never at a forged one', async (t) => {
+    // long intervals: no republish overwrites the forged copies during the test
+    const a = await startMesh(t, { name: 'alpha', intervalMs: 60_000 })
+    const hostile = [await startHost(t), await startHost(t)]
+    for (const h of hostile) await h.libp2p.dial(a.libp2p.getMultiaddrs())
+    const c = await startMesh(t, { name: 'charlie', intervalMs: 60_000, bootstrap: [a.addr()] })
+    await waitFor(() => c.libp2p.getConnections(a.libp2p.peerId).length > 0, 'C connected to A')
+    await a.discovery.refresh()
+    const real = a.discovery.record
+    assert.ok(real !== undefined)
+
+    // mallory's copy of alpha's record: a higher seq, alpha's did, mallory's signature
+    const mallory = Ed25519KeyPair.generate()
+    const signed = createMeshRecord(mallory, { ...real, name: 'alpha-forged' }, real.seq + 10)
+    const forged = { ...signed, did: real.did, peerId: real.peerId }
+    const key = meshRecordKey(real.did)
+    const dsKey = new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`)
+    const plant = async (): Promise<void> => {
+      for (const h of hostile) {
+        await h.datastore?.delete(dsKey)
+        await h.datastore?.put(
+          dsKey,
+          new DhtRecord(key, new TextEncoder().encode(JSON.stringify(forged)), new Date()).serialize(),
+        )
+      }
+    }
+    await plant()
+
+    // C queries A and both hostile holders in its first round; whichever answers first
+    for (const h of hostile) await c.libp2p.dial(h.libp2p.getMultiaddrs())
+    for (let i = 0; i < 5; i++) {
+      const early = await c.discovery.lookup(real.did, { first: true })
+      assert.equal(early.record.signature, real.signature)
+      assert.equal(early.record.seq, real.seq)
+      assert.equal(early.complete, false)
+      assert.ok(typeof early.hops === 'number' && early.hops >= 1, `answered by a peer, hops ${early.hops}`)
+    }
+
+    // a record no newer than the one asked past never ends the query early
+    const past = await c.discovery.lookup(real.did, { first: true, newerThan: real.seq })
+    assert.equal(past.complete, true)
+    assert.equal(past.record.signature, real.signature)
+
+    // with A gone only forged copies are out there: they never end the query, which runs
+    // to the end and falls back on the copy C holds itself (the full query above
+    // corrected the hostile copies: plant them again)
+    await plant()
+    await a.stop()
+    const fallback = await c.discovery.lookup(real.did, { first: true })
+    assert.equal(fallback.record.signature, real.signature)
+    assert.equal(fallback.complete, true)
+    assert.equal(fallback.hops, 0)
+    assert.equal((await c.discovery.get(real.did))?.name, 'alpha')
   })
 })
