@@ -22,6 +22,14 @@ export const SUBLEVELS = [
   'rejected',
   'peers',
   'keys',
+  'rooms',
+  'room-updates',
+  'notifications',
+  'ucan-seen',
+  'revocations',
+  'trust',
+  'credentials',
+  'delegations',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 

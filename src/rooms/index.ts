@@ -1,0 +1,55 @@
+/**
+ * Rooms: each room is an authenticated Yjs document (see README-layout.md) held by
+ * the RoomManager (one loading promise per room, an update log with compaction in
+ * LevelDB), checked by `validateUpdate` before any update from a peer or a client
+ * touches it, and served over HTTP and the y-websocket endpoint.
+ */
+export { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
+export { type ClientApplyResult, type MessagePage, type MessageView, Room, type RoomOrigin } from './room.ts'
+export {
+  type ClientBinding,
+  contentId,
+  type Entry,
+  META_KEY,
+  type MemberEntry,
+  type MemberRole,
+  type MessageEntry,
+  makeSeal,
+  type ReactionEntry,
+  type RedactionEntry,
+  ROOM_LIMITS,
+  ROOM_MAPS,
+  type RoomMeta,
+  SEALED_MAPS,
+  type Seal,
+  type SealedMapName,
+  sealKey,
+  sealPayload,
+  type Tier,
+  verifySeal,
+} from './room-entries.ts'
+export { RoomLog, type RoomLogInit } from './room-log.ts'
+export {
+  type LocalPrincipal,
+  type MemberView,
+  type Notification,
+  type NotificationPage,
+  parseMentions,
+  RoomManager,
+  type RoomManagerInit,
+  type RoomRecord,
+  type RoomRejection,
+} from './room-manager.ts'
+export { type RoomRoutesInit, registerRoomRoutes } from './routes.ts'
+export {
+  checkRules,
+  type NewEntry,
+  REJECT_REASONS,
+  type RejectReason,
+  type UpdateSender,
+  type ValidatedUpdate,
+  type ValidationResult,
+  type ValidationTarget,
+  validateUpdate,
+} from './validate-update.ts'
+export { registerYjsWebsocket, type YjsWebsocketInit } from './yjs-websocket.ts'

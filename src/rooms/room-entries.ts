@@ -1,0 +1,317 @@
+import { createHash } from 'node:crypto'
+import {
+  canonicalBytes,
+  type Ed25519KeyPair,
+  isDidKey,
+  signCanonical,
+  verifyCanonical,
+} from '../identity/index.ts'
+
+/**
+ * The room document's entries (see README-layout.md). Every entry is a plain JSON
+ * object stored once, under a key derived from its content, in one of the top-level
+ * Y.Maps below; nothing is ever overwritten or deleted.
+ */
+
+export const ROOM_LIMITS = {
+  /** Largest update a peer or client may send, in bytes. */
+  maxUpdateBytes: 256 * 1024,
+  /** Largest message body, UTF-8 bytes. */
+  maxBodyBytes: 8 * 1024,
+  maxMentions: 32,
+  maxEmojiBytes: 32,
+  maxNameLength: 128,
+  maxTopicLength: 1024,
+  maxLocalIdLength: 64,
+  maxMeshNameLength: 128,
+  maxReasonLength: 512,
+  /** How far into the future an entry's `ts` may be. */
+  maxFutureSkewMs: 60_000,
+  /** Largest awareness state from a y-websocket client, bytes of JSON. */
+  maxAwarenessBytes: 4 * 1024,
+} as const
+
+/** The top-level Y.Maps of a room document; any other top-level type is refused. */
+export const ROOM_MAPS = [
+  'meta',
+  'messages',
+  'reactions',
+  'redactions',
+  'members',
+  'clients',
+  'seals',
+] as const
+export type RoomMapName = (typeof ROOM_MAPS)[number]
+/** The maps whose entries are sealed (every one but `seals` itself). */
+export const SEALED_MAPS = ['meta', 'messages', 'reactions', 'redactions', 'members', 'clients'] as const
+export type SealedMapName = (typeof SEALED_MAPS)[number]
+
+/** The key of the single entry in `meta`. */
+export const META_KEY = 'room'
+
+export const MEMBER_ROLES = ['owner', 'moderator', 'member', 'read-only'] as const
+export type MemberRole = (typeof MEMBER_ROLES)[number]
+export type Tier = 1 | 2 | 3 | 4
+
+export interface RoomMeta {
+  v: 1
+  id: string
+  name: string
+  topic: string
+  homeMesh: string
+  createdBy: string
+  createdAt: number
+}
+
+export interface MessageEntry {
+  v: 1
+  room: string
+  author: string
+  authorMesh: string
+  body: string
+  mentions: string[]
+  ts: number
+  replyTo?: string
+}
+
+export interface ReactionEntry {
+  v: 1
+  room: string
+  message: string
+  emoji: string
+  author: string
+  authorMesh: string
+  ts: number
+}
+
+export interface RedactionEntry {
+  v: 1
+  room: string
+  message: string
+  author: string
+  authorMesh: string
+  ts: number
+  reason?: string
+}
+
+export interface MemberEntry {
+  v: 1
+  room: string
+  did: string
+  mesh: string
+  meshName: string
+  localId: string
+  role: MemberRole
+  tier: Tier
+  ts: number
+}
+
+export interface ClientBinding {
+  mesh: string
+  room: string
+  /** For a y-websocket client: the session's did; absent for the node's own client. */
+  did?: string
+}
+
+export interface Seal {
+  mesh: string
+  hash: string
+  sig: string
+}
+
+export type Entry = RoomMeta | MessageEntry | ReactionEntry | RedactionEntry | MemberEntry | ClientBinding
+
+/** base64url(sha256(JCS(value))): the key of messages, reactions, redactions and members. */
+export function contentId(value: unknown): string {
+  return createHash('sha256').update(canonicalBytes(value)).digest('base64url')
+}
+
+/** The key of an entry's seal in `seals`. */
+export function sealKey(map: SealedMapName, key: string): string {
+  return `${map}/${key}`
+}
+
+/** What the owning mesh signs for an entry. */
+export function sealPayload(room: string, map: SealedMapName, key: string, hash: string) {
+  return { room, map, key, hash }
+}
+
+export function makeSeal(
+  key: Ed25519KeyPair,
+  room: string,
+  map: SealedMapName,
+  entryKey: string,
+  value: unknown,
+): Seal {
+  const hash = contentId(value)
+  return { mesh: key.did, hash, sig: signCanonical(key, sealPayload(room, map, entryKey, hash)) }
+}
+
+export function verifySeal(
+  seal: Seal,
+  room: string,
+  map: SealedMapName,
+  entryKey: string,
+  value: unknown,
+): boolean {
+  let hash: string
+  try {
+    hash = contentId(value)
+  } catch {
+    return false
+  }
+  return seal.hash === hash && verifyCanonical(seal.mesh, sealPayload(room, map, entryKey, hash), seal.sig)
+}
+
+// ---- shape checks: values come from the network, so every field is checked ----
+
+type Obj = Record<string, unknown>
+
+function isObj(v: unknown): v is Obj {
+  return (
+    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
+  )
+}
+
+function onlyKeys(o: Obj, required: readonly string[], optional: readonly string[] = []): boolean {
+  for (const k of required) if (!(k in o)) return false
+  for (const k of Object.keys(o)) if (!required.includes(k) && !optional.includes(k)) return false
+  return true
+}
+
+function str(v: unknown, max: number, min = 0): v is string {
+  return typeof v === 'string' && v.length >= min && v.length <= max
+}
+
+const ID_RE = /^[A-Za-z0-9_-]{43}$/
+export const ROOM_ID_RE = /^[A-Za-z0-9_-]{8,64}$/
+
+export function isEntryId(v: unknown): v is string {
+  return typeof v === 'string' && ID_RE.test(v)
+}
+
+function isTs(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+}
+
+function utf8Length(s: string): number {
+  return Buffer.byteLength(s, 'utf8')
+}
+
+export function isRoomMeta(v: unknown): v is RoomMeta {
+  return (
+    isObj(v) &&
+    onlyKeys(v, ['v', 'id', 'name', 'topic', 'homeMesh', 'createdBy', 'createdAt']) &&
+    v.v === 1 &&
+    typeof v.id === 'string' &&
+    ROOM_ID_RE.test(v.id) &&
+    str(v.name, ROOM_LIMITS.maxNameLength, 1) &&
+    str(v.topic, ROOM_LIMITS.maxTopicLength) &&
+    isDidKey(v.homeMesh) &&
+    isDidKey(v.createdBy) &&
+    isTs(v.createdAt)
+  )
+}
+
+export function isMessageEntry(v: unknown): v is MessageEntry {
+  return (
+    isObj(v) &&
+    onlyKeys(v, ['v', 'room', 'author', 'authorMesh', 'body', 'mentions', 'ts'], ['replyTo']) &&
+    v.v === 1 &&
+    typeof v.room === 'string' &&
+    isDidKey(v.author) &&
+    isDidKey(v.authorMesh) &&
+    typeof v.body === 'string' &&
+    v.body.length > 0 &&
+    utf8Length(v.body) <= ROOM_LIMITS.maxBodyBytes &&
+    Array.isArray(v.mentions) &&
+    v.mentions.length <= ROOM_LIMITS.maxMentions &&
+    v.mentions.every((m) => isDidKey(m)) &&
+    new Set(v.mentions).size === v.mentions.length &&
+    isTs(v.ts) &&
+    (v.replyTo === undefined || isEntryId(v.replyTo))
+  )
+}
+
+export function isReactionEntry(v: unknown): v is ReactionEntry {
+  return (
+    isObj(v) &&
+    onlyKeys(v, ['v', 'room', 'message', 'emoji', 'author', 'authorMesh', 'ts']) &&
+    v.v === 1 &&
+    typeof v.room === 'string' &&
+    isEntryId(v.message) &&
+    typeof v.emoji === 'string' &&
+    v.emoji.length > 0 &&
+    utf8Length(v.emoji) <= ROOM_LIMITS.maxEmojiBytes &&
+    !/\s/.test(v.emoji) &&
+    isDidKey(v.author) &&
+    isDidKey(v.authorMesh) &&
+    isTs(v.ts)
+  )
+}
+
+export function isRedactionEntry(v: unknown): v is RedactionEntry {
+  return (
+    isObj(v) &&
+    onlyKeys(v, ['v', 'room', 'message', 'author', 'authorMesh', 'ts'], ['reason']) &&
+    v.v === 1 &&
+    typeof v.room === 'string' &&
+    isEntryId(v.message) &&
+    isDidKey(v.author) &&
+    isDidKey(v.authorMesh) &&
+    isTs(v.ts) &&
+    (v.reason === undefined || str(v.reason, ROOM_LIMITS.maxReasonLength))
+  )
+}
+
+export function isMemberEntry(v: unknown): v is MemberEntry {
+  return (
+    isObj(v) &&
+    onlyKeys(v, ['v', 'room', 'did', 'mesh', 'meshName', 'localId', 'role', 'tier', 'ts']) &&
+    v.v === 1 &&
+    typeof v.room === 'string' &&
+    isDidKey(v.did) &&
+    isDidKey(v.mesh) &&
+    str(v.meshName, ROOM_LIMITS.maxMeshNameLength, 1) &&
+    str(v.localId, ROOM_LIMITS.maxLocalIdLength, 1) &&
+    /^[A-Za-z0-9._-]+$/.test(v.localId) &&
+    (MEMBER_ROLES as readonly unknown[]).includes(v.role) &&
+    (v.tier === 1 || v.tier === 2 || v.tier === 3 || v.tier === 4) &&
+    isTs(v.ts)
+  )
+}
+
+export function isClientBinding(v: unknown): v is ClientBinding {
+  return (
+    isObj(v) &&
+    onlyKeys(v, ['mesh', 'room'], ['did']) &&
+    isDidKey(v.mesh) &&
+    typeof v.room === 'string' &&
+    (v.did === undefined || isDidKey(v.did))
+  )
+}
+
+export function isSeal(v: unknown): v is Seal {
+  return (
+    isObj(v) &&
+    onlyKeys(v, ['mesh', 'hash', 'sig']) &&
+    isDidKey(v.mesh) &&
+    isEntryId(v.hash) &&
+    typeof v.sig === 'string' &&
+    /^[A-Za-z0-9_-]{86}$/.test(v.sig)
+  )
+}
+
+export const ENTRY_SHAPE: Record<SealedMapName, (v: unknown) => boolean> = {
+  meta: isRoomMeta,
+  messages: isMessageEntry,
+  reactions: isReactionEntry,
+  redactions: isRedactionEntry,
+  members: isMemberEntry,
+  clients: isClientBinding,
+}
+
+/** Client ids are Yjs uint32s, written as decimal strings. */
+export function isClientKey(key: string): boolean {
+  return /^(0|[1-9][0-9]{0,9})$/.test(key) && Number(key) <= 0xffffffff
+}

@@ -1,0 +1,558 @@
+import { randomBytes } from 'node:crypto'
+import * as Y from 'yjs'
+import type { RejectedLog } from '../connections/rejected-log.ts'
+import { BadRequestError, ForbiddenError, type MeshError, NotFoundError } from '../errors.ts'
+import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
+import { type Logger, silentLogger } from '../log.ts'
+import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { Room } from './room.ts'
+import {
+  contentId,
+  META_KEY,
+  type MemberEntry,
+  type MemberRole,
+  type MessageEntry,
+  type ReactionEntry,
+  type RedactionEntry,
+  ROOM_ID_RE,
+  ROOM_LIMITS,
+  type RoomMeta,
+  type Tier,
+} from './room-entries.ts'
+import { RoomLog } from './room-log.ts'
+import type { UpdateSender } from './validate-update.ts'
+
+/** What the room module needs to know about a principal of this mesh. */
+export interface LocalPrincipal {
+  /** The name shown as `@local_id`. */
+  localId: string
+  /** The principal's tier at this mesh (1 architect … 4 normal). */
+  tier: Tier
+}
+
+export interface RoomManagerInit {
+  store: MeshStore
+  /** This mesh's key: rooms are sealed with it. */
+  key: Ed25519KeyPair
+  /** This mesh's name, shown to other meshes as `@local_id:mesh-name`. */
+  meshName: string
+  /** The local principal behind a did, or undefined if the did is not one of this mesh's. */
+  localPrincipal: (did: string) => Promise<LocalPrincipal | undefined>
+  /** Every refused update is recorded here (SPEC `/api/federation/rejected`). */
+  rejected?: RejectedLog
+  /** Hook for reputation: called for every refused update, after it is logged. */
+  onRejected?: (event: RoomRejection) => void
+  logger?: Logger
+  /** Live policy value; default 50. */
+  maxForeignParticipantsPerRoom?: () => number
+  /** Updates per room between snapshots; default 500. */
+  compactEvery?: number
+  /** A room's scratch copy (for trial applies) is freed after this idle time; default 30 s. */
+  scratchIdleMs?: number
+  now?: () => number
+}
+
+/** A refused update, as told to `onRejected`. */
+export interface RoomRejection {
+  room: string
+  sender: UpdateSender
+  error: MeshError
+}
+
+/** The stored record of a room this mesh holds (sublevel `rooms`, key = room id). */
+export interface RoomRecord {
+  id: string
+  name: string
+  topic: string
+  homeMesh: string
+  createdBy: string
+  createdAt: string
+}
+
+export interface MemberView {
+  did: string
+  /** `@local_id` or `@local_id:mesh-name`. */
+  name: string
+  localId: string
+  mesh: string
+  meshName: string
+  role: MemberRole
+  tier: Tier
+  local: boolean
+}
+
+/** A mention of a local user, stored on this (their home) mesh. */
+export interface Notification {
+  /** Also the paging cursor. */
+  id: string
+  kind: 'mention'
+  room: string
+  roomName: string
+  message: string
+  author: string
+  authorDid: string
+  mesh: string
+  body: string
+  ts: number
+}
+
+export interface NotificationPage {
+  notifications: Notification[]
+  nextCursor: string | null
+}
+
+const NOTE_PREFIX = 'n/1/'
+const NOTE_PREVIEW = 280
+const pad = (n: number): string => String(n).padStart(15, '0')
+
+/**
+ * Rooms of this mesh: creates them, loads each at most once (one loading promise per
+ * room), and offers the operations behind the HTTP routes and the sync layer.
+ */
+export class RoomManager {
+  readonly ownMesh: string
+  readonly meshName: string
+  /** Counters for tests and metrics. */
+  readonly stats = { loads: 0, rejected: 0 }
+  readonly #init: RoomManagerInit
+  readonly #records: Sublevel<RoomRecord>
+  readonly #notes: Sublevel<Notification>
+  readonly #rooms = new Map<string, Room>()
+  readonly #loading = new Map<string, Promise<Room>>()
+  readonly #log: Logger
+  readonly #now: () => number
+  #sweeper: ReturnType<typeof setInterval> | undefined
+
+  constructor(init: RoomManagerInit) {
+    this.#init = init
+    this.ownMesh = init.key.did
+    this.meshName = init.meshName
+    this.#records = init.store.sublevel<RoomRecord>('rooms')
+    this.#notes = init.store.sublevel<Notification>('notifications')
+    this.#log = (init.logger ?? silentLogger()).child({ area: 'rooms' })
+    this.#now = init.now ?? Date.now
+  }
+
+  async start(): Promise<void> {
+    const idle = this.#init.scratchIdleMs ?? 30_000
+    this.#sweeper = setInterval(() => {
+      for (const room of this.#rooms.values()) room.releaseIdle(idle)
+    }, idle)
+    this.#sweeper.unref()
+  }
+
+  /** Waits for every pending write, then forgets the loaded rooms. */
+  async stop(): Promise<void> {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
+    this.#sweeper = undefined
+    await Promise.allSettled([...this.#loading.values()])
+    const rooms = [...this.#rooms.values()]
+    await Promise.allSettled(rooms.map((r) => r.flush()))
+    for (const room of rooms) {
+      room.dropScratch()
+      room.doc.destroy()
+    }
+    this.#rooms.clear()
+  }
+
+  // ---- rooms ----
+
+  /** Creates a room homed at this mesh, with `creator` (a local principal) as its owner. */
+  async create(input: { name: string; topic?: string; creator: string }): Promise<RoomRecord> {
+    const principal = await this.#principal(input.creator)
+    const id = randomBytes(16).toString('base64url')
+    const now = this.#now()
+    const record: RoomRecord = {
+      id,
+      name: input.name,
+      topic: input.topic ?? '',
+      homeMesh: this.ownMesh,
+      createdBy: input.creator,
+      createdAt: new Date(now).toISOString(),
+    }
+    const meta: RoomMeta = {
+      v: 1,
+      id,
+      name: record.name,
+      topic: record.topic,
+      homeMesh: this.ownMesh,
+      createdBy: input.creator,
+      createdAt: now,
+    }
+    const owner = this.#memberEntry(id, input.creator, principal, 'owner', principal.tier, now)
+    const room = this.#newRoom(id, this.ownMesh)
+    room.attachLog(this.#newLog(room))
+    this.#rooms.set(id, room)
+    try {
+      await room.write(
+        [
+          { map: 'meta', key: META_KEY, value: meta },
+          { map: 'members', key: contentId(owner), value: owner },
+        ],
+        [{ type: 'put', sublevel: this.#records, key: id, value: record } as StoreOperation],
+      )
+    } catch (err) {
+      this.#rooms.delete(id)
+      throw err
+    }
+    this.#log.info({ event: 'rooms.created', room: id }, 'room created')
+    return record
+  }
+
+  /**
+   * Records a room homed at another mesh (when it is shared with this one), so that
+   * the sync layer can load it and fill it. Idempotent.
+   */
+  async adopt(input: { id: string; homeMesh: string; name?: string; topic?: string }): Promise<RoomRecord> {
+    if (!ROOM_ID_RE.test(input.id) || !isDidKey(input.homeMesh)) throw new BadRequestError('invalid room')
+    const existing = await this.#records.get(input.id)
+    if (existing !== undefined) return existing
+    const record: RoomRecord = {
+      id: input.id,
+      name: input.name ?? input.id,
+      topic: input.topic ?? '',
+      homeMesh: input.homeMesh,
+      createdBy: input.homeMesh,
+      createdAt: new Date(this.#now()).toISOString(),
+    }
+    await this.#records.put(input.id, record)
+    return record
+  }
+
+  async list(): Promise<RoomRecord[]> {
+    const out: RoomRecord[] = []
+    for await (const record of this.#records.values()) out.push(this.#withMeta(record))
+    return out
+  }
+
+  async record(id: string): Promise<RoomRecord> {
+    if (!ROOM_ID_RE.test(id)) throw new NotFoundError('no such room', { room: id })
+    const record = await this.#records.get(id)
+    if (record === undefined) throw new NotFoundError('no such room', { room: id })
+    return this.#withMeta(record)
+  }
+
+  /** The loaded room; loads it once however many callers ask at the same time. */
+  load(id: string): Promise<Room> {
+    const loaded = this.#rooms.get(id)
+    if (loaded !== undefined) return Promise.resolve(loaded)
+    let loading = this.#loading.get(id)
+    if (loading === undefined) {
+      loading = this.#load(id)
+      this.#loading.set(id, loading)
+      const forget = () => {
+        this.#loading.delete(id)
+      }
+      loading.then(forget, forget)
+    }
+    return loading
+  }
+
+  /** Rooms loaded now. */
+  loaded(): Room[] {
+    return [...this.#rooms.values()]
+  }
+
+  async #load(id: string): Promise<Room> {
+    const record = await this.record(id)
+    this.stats.loads++
+    const room = this.#newRoom(id, record.homeMesh)
+    const log = this.#newLog(room)
+    const updates = await log.read()
+    if (updates.length > 0) Y.applyUpdate(room.doc, Y.mergeUpdates(updates), { source: 'store' })
+    if (room.doc.store.pendingStructs !== null) {
+      this.#log.error({ event: 'rooms.load_incomplete', room: id }, 'stored room has missing updates')
+    }
+    room.attachLog(log)
+    this.#rooms.set(id, room)
+    return room
+  }
+
+  #newRoom(id: string, homeMesh: string): Room {
+    return new Room({
+      id,
+      homeMesh,
+      key: this.#init.key,
+      now: this.#now,
+      maxForeignParticipants: this.#init.maxForeignParticipantsPerRoom ?? (() => 50),
+      onRejected: (room, error, sender) => this.recordRefusal(room.id, sender, error),
+      opsForMessages: (room, messages) => this.#notificationOps(room, messages),
+    })
+  }
+
+  #newLog(room: Room): RoomLog {
+    return new RoomLog({
+      store: this.#init.store,
+      room: room.id,
+      ...(this.#init.compactEvery !== undefined ? { compactEvery: this.#init.compactEvery } : {}),
+      snapshot: () => Y.encodeStateAsUpdate(room.doc),
+      onFailure: (err) => {
+        room.markFailed(err)
+        if (this.#rooms.get(room.id) === room) this.#rooms.delete(room.id)
+        this.#log.error(
+          { event: 'rooms.store_failed', room: room.id, err },
+          'room write failed; room unloaded',
+        )
+      },
+    })
+  }
+
+  #withMeta(record: RoomRecord): RoomRecord {
+    const meta = this.#rooms.get(record.id)?.meta()
+    if (meta === undefined) return record
+    return { ...record, name: meta.name, topic: meta.topic, createdBy: meta.createdBy }
+  }
+
+  /**
+   * Records a refusal (an update, an awareness state) in the rejected log and tells
+   * `onRejected`; never throws.
+   */
+  recordRefusal(roomId: string, sender: UpdateSender, error: MeshError, kind = 'room.update'): void {
+    this.stats.rejected++
+    const peer = sender.kind === 'peer' ? sender.meshDid : undefined
+    const details = {
+      ...error.details,
+      room: roomId,
+      ...(sender.kind === 'client' ? { client: sender.did } : {}),
+    }
+    this.#log.warn(
+      { event: 'rooms.update_refused', room: roomId, peer, reason: error.details.reason },
+      error.message,
+    )
+    const recording = this.#init.rejected?.record({
+      ...(peer !== undefined ? { peer } : {}),
+      kind,
+      code: error.code,
+      reason: error.message,
+      details,
+    })
+    recording?.catch((err: unknown) => {
+      this.#log.error({ event: 'rooms.rejected_log_failed', room: roomId, err }, 'could not record a refusal')
+    })
+    try {
+      this.#init.onRejected?.({ room: roomId, sender, error })
+    } catch (err) {
+      this.#log.error({ event: 'rooms.on_rejected_failed', room: roomId, err }, 'onRejected hook threw')
+    }
+  }
+
+  // ---- members ----
+
+  /** A local principal joins a room this mesh holds (a no-op when already a member). */
+  async join(roomId: string, did: string): Promise<MemberView> {
+    const room = await this.load(roomId)
+    const existing = room.member(did)
+    if (existing !== undefined && existing.mesh === this.ownMesh) return this.#memberView(existing)
+    const principal = await this.#principal(did)
+    const home = room.homeMesh === this.ownMesh
+    const entry = this.#memberEntry(roomId, did, principal, 'member', home ? principal.tier : 4, this.#now())
+    await room.write([{ map: 'members', key: contentId(entry), value: entry }])
+    return this.#memberView(entry)
+  }
+
+  async members(roomId: string, asDid: string): Promise<MemberView[]> {
+    const room = await this.#readable(roomId, asDid)
+    return [...room.members().values()].map((m) => this.#memberView(m))
+  }
+
+  #memberEntry(
+    room: string,
+    did: string,
+    p: LocalPrincipal,
+    role: MemberRole,
+    tier: Tier,
+    ts: number,
+  ): MemberEntry {
+    return {
+      v: 1,
+      room,
+      did,
+      mesh: this.ownMesh,
+      meshName: this.meshName,
+      localId: p.localId,
+      role,
+      tier,
+      ts,
+    }
+  }
+
+  #memberView(m: MemberEntry): MemberView {
+    const local = m.mesh === this.ownMesh
+    return {
+      did: m.did,
+      name: local ? `@${m.localId}` : `@${m.localId}:${m.meshName}`,
+      localId: m.localId,
+      mesh: m.mesh,
+      meshName: m.meshName,
+      role: m.role,
+      tier: m.tier,
+      local,
+    }
+  }
+
+  async #principal(did: string): Promise<LocalPrincipal> {
+    const p = await this.#init.localPrincipal(did)
+    if (p === undefined) throw new ForbiddenError('not a principal of this mesh', { did })
+    return p
+  }
+
+  /** A loaded room that `did` may read (any member). */
+  async #readable(roomId: string, did: string): Promise<Room> {
+    const room = await this.load(roomId)
+    const m = room.member(did)
+    if (m === undefined || m.mesh !== this.ownMesh)
+      throw new ForbiddenError('not a member of this room', { room: roomId })
+    return room
+  }
+
+  /** The loaded room if `did` is a local member of it (for the y-websocket endpoint). */
+  async roomFor(roomId: string, did: string): Promise<{ room: Room; member: MemberEntry }> {
+    const room = await this.#readable(roomId, did)
+    return { room, member: room.member(did) as MemberEntry }
+  }
+
+  // ---- messages ----
+
+  async messages(roomId: string, asDid: string, options: { after?: string; limit?: number } = {}) {
+    const limit = options.limit ?? 50
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200)
+      throw new BadRequestError('limit must be 1..200')
+    const room = await this.#readable(roomId, asDid)
+    return room.page(options.after, limit)
+  }
+
+  /** Posts a message as `author` (a local principal); mentions are parsed from the body. */
+  async post(roomId: string, author: string, body: string, replyTo?: string): Promise<{ id: string }> {
+    const room = await this.load(roomId)
+    if (body.length === 0 || Buffer.byteLength(body) > ROOM_LIMITS.maxBodyBytes)
+      throw new BadRequestError(`body must be 1..${ROOM_LIMITS.maxBodyBytes} bytes`)
+    if (replyTo !== undefined && room.message(replyTo) === undefined)
+      throw new NotFoundError('no such message to reply to', { replyTo })
+    const entry: MessageEntry = {
+      v: 1,
+      room: roomId,
+      author,
+      authorMesh: this.ownMesh,
+      body,
+      mentions: parseMentions(room, body, this.ownMesh),
+      ts: this.#now(),
+      ...(replyTo !== undefined ? { replyTo } : {}),
+    }
+    const id = contentId(entry)
+    await room.write([{ map: 'messages', key: id, value: entry }])
+    return { id }
+  }
+
+  async react(roomId: string, author: string, message: string, emoji: string): Promise<{ id: string }> {
+    const room = await this.load(roomId)
+    if (room.message(message) === undefined) throw new NotFoundError('no such message', { message })
+    const entry: ReactionEntry = {
+      v: 1,
+      room: roomId,
+      message,
+      emoji,
+      author,
+      authorMesh: this.ownMesh,
+      ts: this.#now(),
+    }
+    const id = contentId(entry)
+    await room.write([{ map: 'reactions', key: id, value: entry }])
+    return { id }
+  }
+
+  async redact(roomId: string, author: string, message: string, reason?: string): Promise<{ id: string }> {
+    const room = await this.load(roomId)
+    if (room.message(message) === undefined) throw new NotFoundError('no such message', { message })
+    const entry: RedactionEntry = {
+      v: 1,
+      room: roomId,
+      message,
+      author,
+      authorMesh: this.ownMesh,
+      ts: this.#now(),
+      ...(reason !== undefined ? { reason } : {}),
+    }
+    const id = contentId(entry)
+    await room.write([{ map: 'redactions', key: id, value: entry }])
+    return { id }
+  }
+
+  // ---- notifications ----
+
+  #notificationOps(room: Room, messages: Array<{ id: string; entry: MessageEntry }>): StoreOperation[] {
+    const ops: StoreOperation[] = []
+    const roomName = room.meta()?.name ?? room.id
+    for (const { id, entry } of messages) {
+      for (const did of entry.mentions) {
+        if (did === entry.author) continue
+        const m = room.member(did)
+        if (m === undefined || m.mesh !== this.ownMesh) continue
+        const noteId = `${pad(entry.ts)}.${room.id}.${id}`
+        const note: Notification = {
+          id: noteId,
+          kind: 'mention',
+          room: room.id,
+          roomName,
+          message: id,
+          author: room.displayName(entry.author, entry.authorMesh),
+          authorDid: entry.author,
+          mesh: entry.authorMesh,
+          body: entry.body.slice(0, NOTE_PREVIEW),
+          ts: entry.ts,
+        }
+        ops.push({
+          type: 'put',
+          sublevel: this.#notes,
+          key: `${NOTE_PREFIX}${did}/${noteId}`,
+          value: note,
+        } as StoreOperation)
+      }
+    }
+    return ops
+  }
+
+  /** Newest first; `after` is the id of the last notification already seen. */
+  async notifications(
+    did: string,
+    options: { after?: string; limit?: number } = {},
+  ): Promise<NotificationPage> {
+    const limit = options.limit ?? 50
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200)
+      throw new BadRequestError('limit must be 1..200')
+    if (options.after !== undefined && !/^[0-9]{15}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(options.after))
+      throw new BadRequestError('invalid cursor')
+    const prefix = `${NOTE_PREFIX}${did}/`
+    const lt = options.after === undefined ? `${prefix}~` : prefix + options.after
+    const notifications: Notification[] = []
+    let more = false
+    for await (const note of this.#notes.values({ gte: prefix, lt, reverse: true, limit: limit + 1 })) {
+      if (notifications.length === limit) {
+        more = true
+        break
+      }
+      notifications.push(note)
+    }
+    return { notifications, nextCursor: more ? (notifications.at(-1)?.id ?? null) : null }
+  }
+}
+
+/**
+ * Mentions in a body: `@local_id` (a local member), `@local_id:mesh-name` (a foreign
+ * member) and bare did:keys. Unknown names are left as text.
+ */
+export function parseMentions(room: Room, body: string, ownMesh: string): string[] {
+  const found = new Set<string>()
+  const members = [...room.members().values()]
+  for (const match of body.matchAll(/@([A-Za-z0-9._-]+)(?::([^\s@]+))?/g)) {
+    const [, localId, meshName] = match
+    for (const m of members) {
+      if (m.localId !== localId) continue
+      if (meshName === undefined ? m.mesh === ownMesh : m.meshName === meshName && m.mesh !== ownMesh)
+        found.add(m.did)
+    }
+  }
+  for (const match of body.matchAll(/did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}/g)) {
+    if (isDidKey(match[0])) found.add(match[0])
+  }
+  return [...found].slice(0, ROOM_LIMITS.maxMentions)
+}

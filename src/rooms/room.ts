@@ -1,0 +1,400 @@
+import * as Y from 'yjs'
+import { MeshError, UnavailableError } from '../errors.ts'
+import type { Ed25519KeyPair } from '../identity/index.ts'
+import type { StoreOperation } from '../store/index.ts'
+import { effectiveMembers, type SealedMember } from './membership.ts'
+import {
+  type ClientBinding,
+  type Entry,
+  META_KEY,
+  type MemberEntry,
+  type MessageEntry,
+  makeSeal,
+  type ReactionEntry,
+  type RedactionEntry,
+  ROOM_MAPS,
+  type RoomMeta,
+  type Seal,
+  type SealedMapName,
+  sealKey,
+} from './room-entries.ts'
+import type { RoomLog } from './room-log.ts'
+import {
+  checkLocalRules,
+  type NewEntry,
+  type UpdateSender,
+  type ValidationResult,
+  type ValidationTarget,
+  validateUpdate,
+} from './validate-update.ts'
+
+/**
+ * Transaction origins: the sync layer never sends an update back to where it came
+ * from, and the store never stores what it just loaded.
+ */
+export type RoomOrigin =
+  | { source: 'client'; did: string; connection?: unknown }
+  | { source: 'peer'; meshDid: string }
+  | { source: 'store' }
+  | { source: 'local' }
+
+export interface RoomInit {
+  id: string
+  homeMesh: string
+  /** This mesh's key: it seals what its users write. */
+  key: Ed25519KeyPair
+  now: () => number
+  maxForeignParticipants: () => number
+  /** Told of every refused update (after the room is known to be unchanged). */
+  onRejected: (room: Room, error: MeshError, sender: UpdateSender) => void
+  /** Operations committed with an update that brings new messages (notifications). */
+  opsForMessages: (room: Room, messages: Array<{ id: string; entry: MessageEntry }>) => StoreOperation[]
+}
+
+export interface MessageView {
+  id: string
+  /** `@local_id` for a local author, `@local_id:mesh-name` for a foreign one. */
+  author: string
+  authorDid: string
+  mesh: string
+  body: string
+  mentions: string[]
+  ts: number
+  replyTo?: string
+  redacted?: true
+  /** emoji → number of reactions. */
+  reactions: Record<string, number>
+}
+
+export interface MessagePage {
+  messages: MessageView[]
+  nextCursor: string | null
+}
+
+export interface ClientApplyResult {
+  /** For the sending client: what the node added (binding, seals); it already has the rest. */
+  nodeUpdate?: Uint8Array
+}
+
+/**
+ * One room: its Yjs document, the indexes derived from it, and the only two ways it
+ * changes: a validated update from a client or peer, or the node's own sealed write.
+ */
+export class Room implements ValidationTarget {
+  readonly id: string
+  readonly homeMesh: string
+  readonly doc: Y.Doc
+  readonly #init: RoomInit
+  readonly #ownMesh: string
+  #log?: RoomLog
+  #lastWrite: Promise<void> = Promise.resolve()
+  #extraOps: StoreOperation[] = []
+  #scratch: Y.Doc | undefined
+  #scratchUsedAt = 0
+  #failed: unknown
+  // indexes
+  readonly #order: Array<{ ts: number; id: string }> = []
+  readonly #sealedMembers: SealedMember[] = []
+  #members: Map<string, MemberEntry> | undefined
+  readonly #reactions = new Map<string, Map<string, Set<string>>>()
+  readonly #redacted = new Set<string>()
+
+  constructor(init: RoomInit) {
+    this.id = init.id
+    this.homeMesh = init.homeMesh
+    this.#init = init
+    this.#ownMesh = init.key.did
+    this.doc = new Y.Doc({ gc: false })
+    // Typed as maps before any update arrives (otherwise Yjs creates untyped roots).
+    for (const name of ROOM_MAPS) this.doc.getMap(name)
+    this.doc.on('update', this.#onUpdate)
+  }
+
+  /** Attaches the durable log (after loading, so that loading writes nothing). */
+  attachLog(log: RoomLog): void {
+    this.#log = log
+  }
+
+  get failed(): boolean {
+    return this.#failed !== undefined
+  }
+
+  markFailed(err: unknown): void {
+    this.#failed = err
+  }
+
+  meta(): RoomMeta | undefined {
+    return this.doc.getMap('meta').get(META_KEY) as RoomMeta | undefined
+  }
+
+  // ---- ValidationTarget ----
+
+  sealedMembers(): Iterable<SealedMember> {
+    return this.#sealedMembers
+  }
+
+  members(): Map<string, MemberEntry> {
+    this.#members ??= effectiveMembers(this.#sealedMembers, this.homeMesh)
+    return this.#members
+  }
+
+  scratch(): Y.Doc {
+    this.#scratchUsedAt = this.#init.now()
+    if (this.#scratch === undefined) {
+      const scratch = new Y.Doc({ gc: false })
+      Y.applyUpdate(scratch, Y.encodeStateAsUpdate(this.doc))
+      this.#scratch = scratch
+    }
+    return this.#scratch
+  }
+
+  dropScratch(): void {
+    this.#scratch?.destroy()
+    this.#scratch = undefined
+  }
+
+  /** Frees the scratch copy when it was not used for `idleMs`. */
+  releaseIdle(idleMs: number): void {
+    if (this.#scratch !== undefined && this.#init.now() - this.#scratchUsedAt >= idleMs) this.dropScratch()
+  }
+
+  // ---- reads ----
+
+  member(did: string): MemberEntry | undefined {
+    return this.members().get(did)
+  }
+
+  message(id: string): MessageEntry | undefined {
+    return this.doc.getMap('messages').get(id) as MessageEntry | undefined
+  }
+
+  get messageCount(): number {
+    return this.#order.length
+  }
+
+  isRedacted(id: string): boolean {
+    return this.#redacted.has(id)
+  }
+
+  /** Messages ordered by (ts, id), after the message `after` (exclusive). */
+  page(after: string | undefined, limit: number): MessagePage {
+    let start = 0
+    if (after !== undefined) {
+      const entry = this.message(after)
+      if (entry === undefined) throw new MeshError('MESH_BAD_REQUEST', 'unknown cursor', { after })
+      start = this.#position(entry.ts, after) + 1
+    }
+    const slice = this.#order.slice(start, start + limit)
+    const messages = slice.map(({ id }) => this.view(id) as MessageView)
+    const more = start + limit < this.#order.length
+    return { messages, nextCursor: more ? (slice.at(-1)?.id ?? null) : null }
+  }
+
+  view(id: string): MessageView | undefined {
+    const entry = this.message(id)
+    if (entry === undefined) return undefined
+    const redacted = this.#redacted.has(id)
+    const reactions: Record<string, number> = {}
+    for (const [emoji, who] of this.#reactions.get(id) ?? []) reactions[emoji] = who.size
+    const view: MessageView = {
+      id,
+      author: this.displayName(entry.author, entry.authorMesh),
+      authorDid: entry.author,
+      mesh: entry.authorMesh,
+      body: redacted ? '' : entry.body,
+      mentions: redacted ? [] : entry.mentions,
+      ts: entry.ts,
+      reactions,
+    }
+    if (entry.replyTo !== undefined) view.replyTo = entry.replyTo
+    if (redacted) view.redacted = true
+    return view
+  }
+
+  displayName(did: string, mesh: string): string {
+    const m = this.member(did)
+    if (m === undefined || m.mesh !== mesh) return did
+    return mesh === this.#ownMesh ? `@${m.localId}` : `@${m.localId}:${m.meshName}`
+  }
+
+  // ---- writes ----
+
+  /**
+   * Validates and applies an update from a peer mesh or a client of this mesh. A
+   * client's new entries are bound and sealed by this mesh in the same transaction.
+   * Resolves once the change is durable; a refusal leaves the room untouched.
+   */
+  async applyUpdate(
+    update: Uint8Array,
+    sender: UpdateSender,
+    connection?: unknown,
+  ): Promise<ValidationResult & ClientApplyResult> {
+    this.#assertHealthy()
+    const result = validateUpdate(this, update, sender, {
+      now: this.#init.now(),
+      maxForeignParticipants: this.#init.maxForeignParticipants(),
+    })
+    if (result.error !== undefined) {
+      this.#init.onRejected(this, result.error, sender)
+      return result
+    }
+    if (result.ok.empty) return result
+    if (sender.kind === 'peer') {
+      Y.applyUpdate(this.doc, update, { source: 'peer', meshDid: sender.meshDid } satisfies RoomOrigin)
+      await this.#lastWrite
+      return result
+    }
+    let before: Uint8Array | undefined
+    this.doc.transact(
+      (tr) => {
+        Y.applyUpdate(this.doc, update)
+        // applyUpdate marks the shared transaction remote; our own seals follow in it, and
+        // Yjs would take them for another client using our id and switch ids.
+        tr.local = true
+        before = Y.encodeStateVector(this.doc)
+        for (const client of result.ok.clients) {
+          this.#bind(String(client), { mesh: this.#ownMesh, room: this.id, did: sender.did })
+        }
+        for (const e of result.ok.entries) this.#seal(e.map, e.key, e.value)
+        this.#bind(String(this.doc.clientID), { mesh: this.#ownMesh, room: this.id })
+      },
+      { source: 'client', did: sender.did, connection } satisfies RoomOrigin,
+    )
+    const nodeUpdate = Y.encodeStateAsUpdate(this.doc, before)
+    await this.#lastWrite
+    return { ...result, nodeUpdate }
+  }
+
+  /**
+   * The node's own write of entries authored here (posts, reactions, membership):
+   * checked by the same rules, sealed, applied in one transaction, durable on return.
+   * An entry already present is left as is (writes are idempotent).
+   */
+  async write(entries: Array<{ map: SealedMapName; key: string; value: Entry }>, ops: StoreOperation[] = []) {
+    this.#assertHealthy()
+    const fresh = entries.filter((e) => !this.doc.getMap(e.map).has(e.key))
+    if (fresh.length === 0) return
+    const news: NewEntry[] = fresh.map((e) => ({ ...e, sealedBy: this.#ownMesh }))
+    checkLocalRules(this, news, this.#init.now(), this.#init.maxForeignParticipants())
+    this.#extraOps.push(...ops)
+    this.doc.transact(
+      () => {
+        this.#bindSelf()
+        for (const e of fresh) {
+          this.#put(e.map, e.key, e.value)
+          this.#seal(e.map, e.key, e.value)
+        }
+      },
+      { source: 'local' } satisfies RoomOrigin,
+    )
+    await this.#lastWrite
+  }
+
+  /** Resolves when every write so far is durable. */
+  async flush(): Promise<void> {
+    await this.#lastWrite
+  }
+
+  #assertHealthy(): void {
+    if (this.#failed !== undefined)
+      throw new UnavailableError('room storage failed; reload the room', { room: this.id })
+  }
+
+  #put(map: SealedMapName | 'seals', key: string, value: unknown): void {
+    this.doc.getMap(map).set(key, value)
+  }
+
+  #seal(map: SealedMapName, key: string, value: unknown): void {
+    const sk = sealKey(map, key)
+    if (this.doc.getMap('seals').has(sk)) return
+    this.#put('seals', sk, makeSeal(this.#init.key, this.id, map, key, value))
+  }
+
+  #bindSelf(): void {
+    this.#bind(String(this.doc.clientID), { mesh: this.#ownMesh, room: this.id })
+  }
+
+  #bind(client: string, binding: ClientBinding): void {
+    if (this.doc.getMap('clients').has(client)) return
+    this.#put('clients', client, binding)
+    this.#seal('clients', client, binding)
+  }
+
+  // ---- indexes and persistence, on every change whatever its origin ----
+
+  readonly #onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
+    const fresh = this.#index(tr)
+    // Keeps the scratch copy equal to the room (a no-op for what a trial already applied).
+    if (this.#scratch !== undefined) Y.applyUpdate(this.#scratch, update, { source: 'mirror' })
+    if ((origin as RoomOrigin | null)?.source === 'store' || this.#log === undefined) return
+    const ops = this.#extraOps.splice(0)
+    if (fresh.length > 0) ops.push(...this.#init.opsForMessages(this, fresh))
+    const write = this.#log.append(update, ops)
+    // The failure is reported by the log's onFailure; each awaiting writer also gets it.
+    write.catch(() => {})
+    this.#lastWrite = write
+  }
+
+  #index(tr: Y.Transaction): Array<{ id: string; entry: MessageEntry }> {
+    const fresh: Array<{ id: string; entry: MessageEntry }> = []
+    const changed = new Map<string, Set<string | null>>()
+    for (const [type, keys] of tr.changed) {
+      const name =
+        (type as unknown as { _item: unknown })._item === null ? rootName(this.doc, type) : undefined
+      if (name !== undefined) changed.set(name, keys)
+    }
+    const seals = this.doc.getMap('seals')
+    for (const key of changed.get('members') ?? []) {
+      if (key === null) continue
+      const entry = this.doc.getMap('members').get(key) as MemberEntry
+      const seal = seals.get(sealKey('members', key)) as Seal | undefined
+      this.#sealedMembers.push({ key, entry, sealedBy: seal?.mesh ?? this.#ownMesh })
+      this.#members = undefined
+    }
+    for (const key of changed.get('messages') ?? []) {
+      if (key === null) continue
+      const entry = this.doc.getMap('messages').get(key) as MessageEntry
+      this.#order.splice(this.#position(entry.ts, key, true), 0, { ts: entry.ts, id: key })
+      fresh.push({ id: key, entry })
+    }
+    for (const key of changed.get('reactions') ?? []) {
+      if (key === null) continue
+      const r = this.doc.getMap('reactions').get(key) as ReactionEntry
+      let byEmoji = this.#reactions.get(r.message)
+      if (byEmoji === undefined) {
+        byEmoji = new Map()
+        this.#reactions.set(r.message, byEmoji)
+      }
+      let who = byEmoji.get(r.emoji)
+      if (who === undefined) {
+        who = new Set()
+        byEmoji.set(r.emoji, who)
+      }
+      who.add(`${r.authorMesh} ${r.author}`)
+    }
+    for (const key of changed.get('redactions') ?? []) {
+      if (key === null) continue
+      this.#redacted.add((this.doc.getMap('redactions').get(key) as RedactionEntry).message)
+    }
+    return fresh
+  }
+
+  /** Index of (ts, id) in the order, or where it would go when `insert`. */
+  #position(ts: number, id: string, insert = false): number {
+    let lo = 0
+    let hi = this.#order.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const m = this.#order[mid] as { ts: number; id: string }
+      if (m.ts < ts || (m.ts === ts && m.id < id)) lo = mid + 1
+      else hi = mid
+    }
+    if (!insert && this.#order[lo]?.id !== id) throw new MeshError('MESH_BAD_REQUEST', 'unknown cursor')
+    return lo
+  }
+}
+
+function rootName(doc: Y.Doc, type: unknown): string | undefined {
+  for (const [name, t] of doc.share) if (t === type) return name
+  return undefined
+}

@@ -1,0 +1,446 @@
+import * as Y from 'yjs'
+import { MeshError, type MeshErrorCode } from '../errors.ts'
+import { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
+import {
+  type ClientBinding,
+  contentId,
+  ENTRY_SHAPE,
+  type Entry,
+  isClientKey,
+  isSeal,
+  META_KEY,
+  type MemberEntry,
+  type MessageEntry,
+  ROOM_LIMITS,
+  ROOM_MAPS,
+  type RoomMapName,
+  type RoomMeta,
+  type Seal,
+  type SealedMapName,
+  sealKey,
+  verifySeal,
+} from './room-entries.ts'
+
+/** Who sent an update: a y-websocket client of this mesh, or a peer mesh. */
+export type UpdateSender = { kind: 'client'; did: string; mesh: string } | { kind: 'peer'; meshDid: string }
+
+/** Why an update was refused: `details.reason` of the MeshError. */
+export const REJECT_REASONS = [
+  'too-large',
+  'malformed',
+  'deletes',
+  'incomplete',
+  'overwrite',
+  'foreign-type',
+  'not-json',
+  'bad-shape',
+  'bad-key',
+  'wrong-room',
+  'missing-seal',
+  'bad-seal',
+  'orphan-seal',
+  'unbound-client',
+  'client-spoof',
+  'client-scope',
+  'future-ts',
+  'not-member',
+  'read-only',
+  'not-author-or-moderator',
+  'unknown-message',
+  'meta',
+  'member-rules',
+  'foreign-limit',
+  'apply-failed',
+] as const
+export type RejectReason = (typeof REJECT_REASONS)[number]
+
+/** What validation needs from a room (implemented by Room). */
+export interface ValidationTarget {
+  readonly id: string
+  readonly homeMesh: string
+  readonly doc: Y.Doc
+  /** The member entries in the doc, with the mesh that sealed each. */
+  sealedMembers(): Iterable<SealedMember>
+  /** The effective members (see membership.ts). */
+  members(): Map<string, MemberEntry>
+  /** A doc with the same state as `doc`, for trial applies; rebuilt after `dropScratch`. */
+  scratch(): Y.Doc
+  dropScratch(): void
+}
+
+export interface ValidateOptions {
+  now?: number
+  maxForeignParticipants?: number
+  maxUpdateBytes?: number
+}
+
+/** One entry written by an update (or by the node itself). */
+export interface NewEntry {
+  map: SealedMapName
+  key: string
+  value: Entry
+  /** The mesh whose seal covers it; for a client's entries, this mesh (it seals them). */
+  sealedBy: string
+  /** The Yjs client id that wrote it (undefined for the node's own writes). */
+  client?: number
+}
+
+export interface ValidatedUpdate {
+  /** New entries, in update order (seals and bindings included for peers). */
+  entries: NewEntry[]
+  /** Client ids that wrote new structs. */
+  clients: number[]
+  /** True when the update holds nothing new (a replay): applying it is a no-op. */
+  empty: boolean
+}
+
+export type ValidationResult =
+  | { ok: ValidatedUpdate; error?: undefined }
+  | { ok?: undefined; error: MeshError }
+
+const LOCAL_CODES: Partial<Record<RejectReason, MeshErrorCode>> = {
+  'not-member': 'MESH_FORBIDDEN',
+  'read-only': 'MESH_FORBIDDEN',
+  'not-author-or-moderator': 'MESH_FORBIDDEN',
+  'member-rules': 'MESH_FORBIDDEN',
+  'foreign-limit': 'MESH_POLICY_REJECTED',
+  'unknown-message': 'MESH_NOT_FOUND',
+  'future-ts': 'MESH_BAD_REQUEST',
+}
+
+/**
+ * `checkRules` for the node's own writes: a refusal becomes the MeshError a local
+ * caller should see (forbidden, not found …), with `details.reason`.
+ */
+export function checkLocalRules(
+  room: ValidationTarget,
+  entries: NewEntry[],
+  now: number,
+  maxForeign: number,
+): void {
+  try {
+    checkRules(room, entries, now, maxForeign)
+  } catch (err) {
+    if (!(err instanceof Refusal)) throw err
+    throw new MeshError(LOCAL_CODES[err.reason] ?? 'MESH_UPDATE_REJECTED', err.message, {
+      reason: err.reason,
+      ...err.info,
+    })
+  }
+}
+
+class Refusal extends Error {
+  readonly reason: RejectReason
+  readonly info: Record<string, unknown>
+  constructor(reason: RejectReason, message: string, info: Record<string, unknown> = {}) {
+    super(message)
+    this.reason = reason
+    this.info = info
+  }
+}
+
+function refuse(reason: RejectReason, message: string, info: Record<string, unknown> = {}): never {
+  throw new Refusal(reason, message, info)
+}
+
+interface RawWrite {
+  map: RoomMapName
+  key: string
+  value: unknown
+  client: number
+}
+
+/**
+ * Checks an update against the room's rules before anything touches the room.
+ * Synchronous, so nothing can change the room between the check and the apply.
+ * A refusal is `{error}` with code MESH_UPDATE_REJECTED (or MESH_TOO_LARGE) and
+ * `details.reason` one of REJECT_REASONS.
+ */
+export function validateUpdate(
+  room: ValidationTarget,
+  update: Uint8Array,
+  sender: UpdateSender,
+  options: ValidateOptions = {},
+): ValidationResult {
+  const maxBytes = options.maxUpdateBytes ?? ROOM_LIMITS.maxUpdateBytes
+  if (!(update instanceof Uint8Array)) return { error: rejected('malformed', 'update is not bytes') }
+  if (update.byteLength > maxBytes) {
+    return {
+      error: new MeshError(
+        'MESH_TOO_LARGE',
+        `room update of ${update.byteLength} bytes exceeds ${maxBytes}`,
+        {
+          reason: 'too-large',
+          room: room.id,
+          bytes: update.byteLength,
+        },
+      ),
+    }
+  }
+  try {
+    const writes = readWrites(room.doc, update)
+    if (writes.length === 0) return { ok: { entries: [], clients: [], empty: true } }
+    const entries = checkWrites(room, writes, sender, options)
+    trialApply(room, update)
+    return { ok: { entries, clients: [...new Set(writes.map((w) => w.client))], empty: false } }
+  } catch (err) {
+    if (err instanceof Refusal)
+      return { error: rejected(err.reason, err.message, { room: room.id, ...err.info }) }
+    return { error: rejected('malformed', 'update could not be read', { room: room.id }) }
+  }
+}
+
+function rejected(reason: RejectReason, message: string, details: Record<string, unknown> = {}): MeshError {
+  return new MeshError('MESH_UPDATE_REJECTED', message, { reason, ...details })
+}
+
+/** Decodes the update without applying it and returns the new map writes it holds. */
+function readWrites(doc: Y.Doc, update: Uint8Array): RawWrite[] {
+  let decoded: { structs: Array<Y.Item | Y.GC | Y.Skip>; ds: { clients: Map<number, unknown> } }
+  try {
+    decoded = Y.decodeUpdate(update) as typeof decoded
+  } catch {
+    refuse('malformed', 'update is not a valid Yjs update')
+  }
+  if (decoded.ds.clients.size > 0) refuse('deletes', 'updates may not delete anything')
+  const next = new Map<number, number>()
+  const writes: RawWrite[] = []
+  for (const struct of decoded.structs) {
+    const client = struct.id.client
+    const known = Y.getState(doc.store, client)
+    const expected = next.get(client) ?? known
+    if (struct instanceof Y.Skip) refuse('incomplete', 'update has a gap', { client })
+    if (struct.id.clock + struct.length <= known) {
+      next.set(client, Math.max(expected, struct.id.clock + struct.length))
+      continue // already integrated: a replay, a no-op
+    }
+    if (struct.id.clock > expected)
+      refuse('incomplete', 'update depends on structs this room lacks', { client })
+    if (struct.id.clock < known) refuse('malformed', 'struct overlaps known state', { client })
+    if (struct instanceof Y.GC) refuse('deletes', 'updates may not carry deleted content')
+    const item = struct as Y.Item
+    if (item.origin !== null || item.rightOrigin !== null)
+      refuse('overwrite', 'a map key may be written once')
+    if (typeof item.parent !== 'string') refuse('foreign-type', 'only the top-level maps may be written')
+    const parent: string = item.parent
+    if (!(ROOM_MAPS as readonly string[]).includes(parent))
+      refuse('foreign-type', 'unknown top-level type', { type: parent.slice(0, 64) })
+    if (typeof item.parentSub !== 'string') refuse('foreign-type', 'the room maps are maps, not arrays')
+    if (!(item.content instanceof Y.ContentAny) || item.length !== 1)
+      refuse('not-json', 'entries are plain JSON values')
+    next.set(client, struct.id.clock + struct.length)
+    writes.push({
+      map: item.parent as RoomMapName,
+      key: item.parentSub,
+      value: (item.content as Y.ContentAny).arr[0],
+      client,
+    })
+  }
+  return writes
+}
+
+function mapOf(doc: Y.Doc, name: RoomMapName): Y.Map<unknown> {
+  return doc.getMap(name)
+}
+
+function checkWrites(
+  room: ValidationTarget,
+  writes: RawWrite[],
+  sender: UpdateSender,
+  options: ValidateOptions,
+): NewEntry[] {
+  const doc = room.doc
+  const now = options.now ?? Date.now()
+  const seen = new Set<string>()
+  const seals = new Map<string, { seal: Seal; client: number }>()
+  const bindings = new Map<string, ClientBinding>()
+  const entryWrites: RawWrite[] = []
+  for (const w of writes) {
+    const full = `${w.map}/${w.key}`
+    if (seen.has(full) || mapOf(doc, w.map).has(w.key))
+      refuse('overwrite', 'entries are immutable', { map: w.map })
+    seen.add(full)
+    if (w.map === 'seals') {
+      if (!isSeal(w.value)) refuse('bad-shape', 'malformed seal')
+      seals.set(w.key, { seal: w.value, client: w.client })
+    } else {
+      if (!ENTRY_SHAPE[w.map](w.value)) refuse('bad-shape', `malformed ${w.map} entry`, { map: w.map })
+      if (w.map === 'clients') {
+        if (!isClientKey(w.key)) refuse('bad-key', 'a client binding is keyed by a Yjs client id')
+        bindings.set(w.key, w.value as ClientBinding)
+      }
+      entryWrites.push(w)
+    }
+  }
+
+  const ownerOf = (client: number): ClientBinding | undefined =>
+    (mapOf(doc, 'clients').get(String(client)) as ClientBinding | undefined) ?? bindings.get(String(client))
+
+  if (sender.kind === 'client') {
+    for (const w of writes) {
+      if (w.map !== 'messages' && w.map !== 'reactions' && w.map !== 'redactions')
+        refuse('client-scope', `a client may not write ${w.map}`, { map: w.map })
+      const bound = ownerOf(w.client)
+      if (bound !== undefined && (bound.mesh !== sender.mesh || bound.did !== sender.did))
+        refuse('client-spoof', 'this client id belongs to someone else', { client: w.client })
+    }
+  }
+
+  const entries: NewEntry[] = []
+  const usedSeals = new Set<string>()
+  for (const w of entryWrites) {
+    const map = w.map as SealedMapName
+    const value = w.value as Entry
+    // The key must be what the content says: then a replay is the same key, a no-op.
+    if (map === 'meta') {
+      if (w.key !== META_KEY) refuse('bad-key', 'meta has one entry, "room"')
+      if ((value as RoomMeta).id !== room.id) refuse('wrong-room', 'meta names another room')
+    } else if (map === 'clients') {
+      if ((value as ClientBinding).room !== room.id) refuse('wrong-room', 'binding names another room')
+    } else {
+      if ((value as MessageEntry).room !== room.id) refuse('wrong-room', 'entry names another room', { map })
+      if (w.key !== contentId(value)) refuse('bad-key', 'entry key is not its content id', { map })
+    }
+
+    let sealedBy: string
+    if (sender.kind === 'client') {
+      const authored = value as MessageEntry
+      if (authored.author !== sender.did || authored.authorMesh !== sender.mesh)
+        refuse('client-scope', 'a client writes only as its session did', { map })
+      sealedBy = sender.mesh
+    } else {
+      const sk = sealKey(map, w.key)
+      const found = seals.get(sk)
+      if (found === undefined) refuse('missing-seal', 'entry has no seal', { map })
+      if (!verifySeal(found.seal, room.id, map, w.key, value))
+        refuse('bad-seal', 'seal does not verify', { map })
+      usedSeals.add(sk)
+      sealedBy = found.seal.mesh
+      const required = requiredSealer(map, value, room.homeMesh)
+      if (required !== undefined && sealedBy !== required)
+        refuse('bad-seal', 'entry is not sealed by the mesh that owns it', { map, sealedBy })
+      const sealOwner = ownerOf(found.client)
+      if (sealOwner === undefined) refuse('unbound-client', 'seal written by an unbound client id')
+      if (sealOwner.mesh !== sealedBy) refuse('client-spoof', 'seal written by another mesh’s client id')
+    }
+    const owner = ownerOf(w.client)
+    if (sender.kind === 'peer') {
+      if (owner === undefined) refuse('unbound-client', 'entry written by an unbound client id', { map })
+      if (owner.mesh !== sealedBy)
+        refuse('client-spoof', 'entry written by a client id bound to another mesh', {
+          map,
+          client: w.client,
+        })
+    }
+    entries.push({ map, key: w.key, value, sealedBy, client: w.client })
+  }
+  for (const sk of seals.keys()) if (!usedSeals.has(sk)) refuse('orphan-seal', 'seal without its entry')
+
+  checkRules(room, entries, now, options.maxForeignParticipants ?? Number.POSITIVE_INFINITY)
+  return entries
+}
+
+/** The mesh that must seal an entry; undefined for members (decided by the rules). */
+function requiredSealer(map: SealedMapName, value: Entry, homeMesh: string): string | undefined {
+  switch (map) {
+    case 'meta':
+      return homeMesh
+    case 'clients':
+      return (value as ClientBinding).mesh
+    case 'members':
+      return undefined
+    default:
+      return (value as MessageEntry).authorMesh
+  }
+}
+
+/**
+ * Room rules for a set of new entries against the room's current state plus these
+ * entries. Used for every update and for the node's own writes.
+ */
+export function checkRules(
+  room: ValidationTarget,
+  entries: NewEntry[],
+  now: number,
+  maxForeign: number,
+): void {
+  const doc = room.doc
+  const newMembers: SealedMember[] = []
+  const newMessages = new Map<string, MessageEntry>()
+  for (const e of entries) {
+    if (e.map === 'members')
+      newMembers.push({ key: e.key, entry: e.value as MemberEntry, sealedBy: e.sealedBy })
+    if (e.map === 'messages') newMessages.set(e.key, e.value as MessageEntry)
+  }
+  let members = room.members()
+  if (newMembers.length > 0) {
+    for (const m of newMembers) {
+      const entry = m.entry
+      if (m.sealedBy !== room.homeMesh) {
+        if (m.sealedBy !== entry.mesh) refuse('member-rules', 'a mesh adds only its own members')
+        if (entry.tier !== 4 || (entry.role !== 'member' && entry.role !== 'read-only'))
+          refuse('member-rules', 'a foreign member joins as a tier 4 member')
+      }
+    }
+    const before = foreignCount(members, room.homeMesh)
+    members = effectiveMembers([...room.sealedMembers(), ...newMembers], room.homeMesh)
+    const after = foreignCount(members, room.homeMesh)
+    if (after > before && after > maxForeign)
+      refuse('foreign-limit', 'the room has its maximum of foreign participants', { max: maxForeign })
+  }
+  const messageOf = (id: string): MessageEntry | undefined =>
+    newMessages.get(id) ?? (mapOf(doc, 'messages').get(id) as MessageEntry | undefined)
+
+  for (const e of entries) {
+    switch (e.map) {
+      case 'meta':
+        if (mapOf(doc, 'meta').size > 0) refuse('meta', 'meta is written once')
+        if ((e.value as RoomMeta).homeMesh !== room.homeMesh) refuse('meta', 'meta names another home mesh')
+        break
+      case 'messages':
+      case 'reactions':
+      case 'redactions': {
+        const v = e.value as MessageEntry
+        if (v.ts > now + ROOM_LIMITS.maxFutureSkewMs)
+          refuse('future-ts', 'entry is dated in the future', { ts: v.ts })
+        const member = members.get(v.author)
+        if (member === undefined || member.mesh !== v.authorMesh)
+          refuse('not-member', 'author is not a member of the room', { author: v.author })
+        if (!canWrite(member, v.authorMesh)) refuse('read-only', 'author may only read this room')
+        if (e.map === 'messages') break
+        const target = messageOf((e.value as { message: string }).message)
+        if (target === undefined) refuse('unknown-message', 'no such message in this room')
+        if (
+          e.map === 'redactions' &&
+          !(target.author === v.author && target.authorMesh === v.authorMesh) &&
+          !isModerator(member)
+        )
+          refuse('not-author-or-moderator', 'only the author or a moderator may redact')
+        break
+      }
+      default:
+        break
+    }
+  }
+}
+
+function foreignCount(members: Map<string, MemberEntry>, homeMesh: string): number {
+  let n = 0
+  for (const m of members.values()) if (m.mesh !== homeMesh) n++
+  return n
+}
+
+/** Applies the update to the scratch copy: one that throws or stays pending never reaches the room. */
+function trialApply(room: ValidationTarget, update: Uint8Array): void {
+  const scratch = room.scratch()
+  try {
+    Y.applyUpdate(scratch, update, { source: 'validation' })
+  } catch {
+    room.dropScratch()
+    refuse('apply-failed', 'update failed to apply')
+  }
+  if (scratch.store.pendingStructs !== null || scratch.store.pendingDs !== null) {
+    room.dropScratch()
+    refuse('incomplete', 'update depends on structs this room lacks')
+  }
+}

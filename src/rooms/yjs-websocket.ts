@@ -1,0 +1,349 @@
+import fastifyWebsocket from '@fastify/websocket'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import type { WebSocket } from 'ws'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import * as syncProtocol from 'y-protocols/sync'
+import type { Session, SessionService } from '../auth/index.ts'
+import { MeshError } from '../errors.ts'
+import { type Logger, silentLogger } from '../log.ts'
+import type { Room, RoomOrigin } from './room.ts'
+import { type ClientBinding, ROOM_LIMITS } from './room-entries.ts'
+import type { RoomManager } from './room-manager.ts'
+
+/**
+ * The y-websocket endpoint (SPEC §3): `ws://HOST/yjs/<roomId>?token=<session token>`,
+ * which is what the stock `new WebsocketProvider('ws://HOST/yjs', roomId, doc,
+ * {params: {token}})` connects to.
+ *
+ * Wire protocol (as y-websocket-server's utils): every frame is a varUint message
+ * type then its payload — 0 sync (y-protocols SyncStep1 / SyncStep2 / Update), 1
+ * awareness. The server sends SyncStep1 and the current awareness states on connect.
+ *
+ * Unlike y-websocket-server, the server trusts no client: every SyncStep2/Update
+ * goes through `validateUpdate` as `{kind: 'client'}`; a refused one is dropped
+ * (message by message), logged and recorded, never applied; a read-only member's
+ * writes are dropped. Awareness: a connection may only set the state of its own
+ * client id (the first it announces, or one bound to its session in the room),
+ * states are JSON objects of at most 4 KiB, and the server stamps each with the
+ * session's `did`. Close codes: 4401 bad or missing token, 4403 not a member (or
+ * no such room), 1008 on a flood before authentication.
+ */
+export interface YjsWebsocketInit {
+  rooms: RoomManager
+  sessions: SessionService
+  logger?: Logger
+  /** Route prefix; default '/yjs'. */
+  path?: string
+  /** Interval of liveness pings; default 30 s. */
+  pingIntervalMs?: number
+}
+
+const MESSAGE_SYNC = 0
+const MESSAGE_AWARENESS = 1
+const MAX_QUEUED_BEFORE_AUTH = 64
+const MAX_AWARENESS_IDS_PER_CONNECTION = 4
+const MAX_FRAME_BYTES = 1024 * 1024
+
+interface Connection {
+  socket: WebSocket
+  session: Session
+  awarenessIds: Set<number>
+}
+
+interface Hub {
+  room: Room
+  awareness: awarenessProtocol.Awareness
+  connections: Set<Connection>
+  onUpdate: (update: Uint8Array, origin: unknown) => void
+}
+
+export async function registerYjsWebsocket(app: FastifyInstance, init: YjsWebsocketInit): Promise<void> {
+  if (!app.hasDecorator('websocketServer')) {
+    await app.register(fastifyWebsocket, { options: { maxPayload: MAX_FRAME_BYTES } })
+  }
+  const server = new YjsWebsocketServer(init)
+  app.addHook('onClose', async () => server.close())
+  app.get(`${init.path ?? '/yjs'}/:roomId`, { websocket: true }, (socket, request) => {
+    server.handle(socket as unknown as WebSocket, request)
+  })
+}
+
+class YjsWebsocketServer {
+  readonly #init: YjsWebsocketInit
+  readonly #hubs = new Map<Room, Hub>()
+  readonly #log: Logger
+  readonly #pinger: ReturnType<typeof setInterval>
+  readonly #alive = new WeakMap<WebSocket, boolean>()
+  readonly #sockets = new Set<WebSocket>()
+
+  constructor(init: YjsWebsocketInit) {
+    this.#init = init
+    this.#log = (init.logger ?? silentLogger()).child({ area: 'rooms.yjs' })
+    this.#pinger = setInterval(() => this.#ping(), init.pingIntervalMs ?? 30_000)
+    this.#pinger.unref()
+  }
+
+  close(): void {
+    clearInterval(this.#pinger)
+    for (const socket of this.#sockets) socket.close(1001, 'server closing')
+  }
+
+  handle(socket: WebSocket, request: FastifyRequest): void {
+    this.#sockets.add(socket)
+    this.#alive.set(socket, true)
+    socket.on('pong', () => this.#alive.set(socket, true))
+    const queued: Uint8Array[] = []
+    let conn: Connection | undefined
+    let hub: Hub | undefined
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      const bytes = toBytes(data)
+      if (conn === undefined || hub === undefined) {
+        if (queued.length >= MAX_QUEUED_BEFORE_AUTH)
+          socket.close(1008, 'too many messages before authentication')
+        else queued.push(bytes)
+        return
+      }
+      this.#onMessage(hub, conn, bytes)
+    })
+    socket.on('close', () => {
+      this.#sockets.delete(socket)
+      if (conn !== undefined && hub !== undefined) this.#leave(hub, conn)
+    })
+    socket.on('error', (err) => this.#log.debug({ event: 'rooms.yjs.socket_error', err }, 'socket error'))
+
+    const { roomId } = request.params as { roomId: string }
+    const token = (request.query as { token?: unknown }).token
+    void (async () => {
+      let session: Session
+      try {
+        session = await this.#init.sessions.authenticate(typeof token === 'string' ? token : undefined)
+      } catch {
+        socket.close(4401, 'unauthenticated')
+        return
+      }
+      let room: Room
+      try {
+        ;({ room } = await this.#init.rooms.roomFor(roomId, session.did))
+      } catch (err) {
+        if (err instanceof MeshError && err.status < 500) socket.close(4403, 'forbidden')
+        else {
+          this.#log.error({ event: 'rooms.yjs.load_failed', room: roomId, err }, 'could not load room')
+          socket.close(1011, 'internal error')
+        }
+        return
+      }
+      if (socket.readyState !== socket.OPEN) return
+      hub = this.#join(room)
+      conn = { socket, session, awarenessIds: new Set() }
+      hub.connections.add(conn)
+      const step1 = encoding.createEncoder()
+      encoding.writeVarUint(step1, MESSAGE_SYNC)
+      syncProtocol.writeSyncStep1(step1, room.doc)
+      this.#send(conn, encoding.toUint8Array(step1))
+      const states = [...hub.awareness.getStates().keys()]
+      if (states.length > 0) {
+        this.#send(conn, awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(hub.awareness, states)))
+      }
+      for (const bytes of queued.splice(0)) this.#onMessage(hub, conn, bytes)
+    })()
+  }
+
+  #join(room: Room): Hub {
+    let hub = this.#hubs.get(room)
+    if (hub !== undefined) return hub
+    const awareness = new awarenessProtocol.Awareness(room.doc)
+    awareness.setLocalState(null)
+    const connections = new Set<Connection>()
+    const onUpdate = (update: Uint8Array, origin: unknown) => {
+      const source = (origin as RoomOrigin & { connection?: unknown }) ?? null
+      const message = syncMessage(update)
+      // The source client gets only what the node added (ClientApplyResult.nodeUpdate).
+      for (const c of connections) if (source?.connection !== c) this.#send(c, message)
+    }
+    room.doc.on('update', onUpdate)
+    awareness.on(
+      'update',
+      ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }) => {
+        const changed = [...added, ...updated, ...removed]
+        const message = awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, changed))
+        // Like y-websocket-server, to every connection: the client's keep-alive depends on it.
+        for (const c of connections) this.#send(c, message)
+      },
+    )
+    hub = { room, awareness, connections, onUpdate }
+    this.#hubs.set(room, hub)
+    return hub
+  }
+
+  #leave(hub: Hub, conn: Connection): void {
+    hub.connections.delete(conn)
+    if (conn.awarenessIds.size > 0)
+      awarenessProtocol.removeAwarenessStates(hub.awareness, [...conn.awarenessIds], conn)
+    if (hub.connections.size === 0) {
+      hub.room.doc.off('update', hub.onUpdate)
+      hub.awareness.destroy()
+      this.#hubs.delete(hub.room)
+    }
+  }
+
+  #onMessage(hub: Hub, conn: Connection, bytes: Uint8Array): void {
+    try {
+      const decoder = decoding.createDecoder(bytes)
+      const type = decoding.readVarUint(decoder)
+      if (type === MESSAGE_SYNC) this.#onSync(hub, conn, decoder)
+      else if (type === MESSAGE_AWARENESS) this.#onAwareness(hub, conn, decoding.readVarUint8Array(decoder))
+      else this.#log.debug({ event: 'rooms.yjs.unknown_message', type }, 'unknown message type dropped')
+    } catch (err) {
+      this.#log.debug({ event: 'rooms.yjs.malformed', room: hub.room.id, err }, 'malformed frame dropped')
+    }
+  }
+
+  #onSync(hub: Hub, conn: Connection, decoder: decoding.Decoder): void {
+    const room = hub.room
+    const kind = decoding.readVarUint(decoder)
+    if (kind === syncProtocol.messageYjsSyncStep1) {
+      const sv = decoding.readVarUint8Array(decoder)
+      const encoder = encoding.createEncoder()
+      encoding.writeVarUint(encoder, MESSAGE_SYNC)
+      syncProtocol.writeSyncStep2(encoder, room.doc, sv)
+      this.#send(conn, encoding.toUint8Array(encoder))
+      return
+    }
+    if (kind !== syncProtocol.messageYjsSyncStep2 && kind !== syncProtocol.messageYjsUpdate) return
+    const update = decoding.readVarUint8Array(decoder)
+    const member = room.member(conn.session.did)
+    if (member === undefined || member.mesh !== this.#init.rooms.ownMesh || member.role === 'read-only') {
+      if (update.byteLength > 2) {
+        this.#log.info(
+          { event: 'rooms.yjs.read_only_write', room: room.id, did: conn.session.did },
+          'write dropped',
+        )
+      }
+      return
+    }
+    const sender = { kind: 'client', did: conn.session.did, mesh: this.#init.rooms.ownMesh } as const
+    room.applyUpdate(update, sender, conn).then(
+      (result) => {
+        if (result.error !== undefined) {
+          this.#log.info(
+            {
+              event: 'rooms.yjs.write_refused',
+              room: room.id,
+              did: conn.session.did,
+              reason: result.error.details.reason,
+            },
+            result.error.message,
+          )
+          return
+        }
+        if (result.nodeUpdate !== undefined && result.nodeUpdate.byteLength > 2) {
+          this.#send(conn, syncMessage(result.nodeUpdate))
+        }
+      },
+      (err: unknown) => {
+        this.#log.error({ event: 'rooms.yjs.apply_failed', room: room.id, err }, 'client update failed')
+      },
+    )
+  }
+
+  #onAwareness(hub: Hub, conn: Connection, update: Uint8Array): void {
+    const decoder = decoding.createDecoder(update)
+    const count = decoding.readVarUint(decoder)
+    const encoder = encoding.createEncoder()
+    const kept: Array<{ client: number; clock: number; state: string }> = []
+    const clients = hub.room.doc.getMap('clients')
+    for (let i = 0; i < count && i < 64; i++) {
+      const client = decoding.readVarUint(decoder)
+      const clock = decoding.readVarUint(decoder)
+      const text = decoding.readVarString(decoder)
+      const refuse = (reason: string) => {
+        this.#init.rooms.recordRefusal(
+          hub.room.id,
+          { kind: 'client', did: conn.session.did, mesh: this.#init.rooms.ownMesh },
+          new MeshError('MESH_UPDATE_REJECTED', `awareness state dropped: ${reason}`, {
+            reason: `awareness-${reason}`,
+            client,
+          }),
+          'room.awareness',
+        )
+      }
+      if (!conn.awarenessIds.has(client)) {
+        const bound = clients.get(String(client)) as ClientBinding | undefined
+        const claimed = [...hub.connections].some((c) => c !== conn && c.awarenessIds.has(client))
+        const foreign =
+          bound !== undefined && (bound.mesh !== this.#init.rooms.ownMesh || bound.did !== conn.session.did)
+        if (claimed || foreign || conn.awarenessIds.size >= MAX_AWARENESS_IDS_PER_CONNECTION) {
+          refuse('impersonation')
+          continue
+        }
+        conn.awarenessIds.add(client)
+      }
+      if (Buffer.byteLength(text) > ROOM_LIMITS.maxAwarenessBytes) {
+        refuse('too-large')
+        continue
+      }
+      let state: unknown
+      try {
+        state = JSON.parse(text)
+      } catch {
+        refuse('malformed')
+        continue
+      }
+      if (state !== null && (typeof state !== 'object' || Array.isArray(state))) {
+        refuse('malformed')
+        continue
+      }
+      const stamped =
+        state === null ? 'null' : JSON.stringify({ ...(state as object), did: conn.session.did })
+      kept.push({ client, clock, state: stamped })
+    }
+    if (kept.length === 0) return
+    encoding.writeVarUint(encoder, kept.length)
+    for (const k of kept) {
+      encoding.writeVarUint(encoder, k.client)
+      encoding.writeVarUint(encoder, k.clock)
+      encoding.writeVarString(encoder, k.state)
+    }
+    awarenessProtocol.applyAwarenessUpdate(hub.awareness, encoding.toUint8Array(encoder), conn)
+  }
+
+  #send(conn: Connection, message: Uint8Array): void {
+    if (conn.socket.readyState !== conn.socket.OPEN) return
+    conn.socket.send(message, (err) => {
+      if (err !== undefined && err !== null) conn.socket.close()
+    })
+  }
+
+  #ping(): void {
+    for (const socket of this.#sockets) {
+      if (this.#alive.get(socket) === false) {
+        socket.terminate()
+        continue
+      }
+      this.#alive.set(socket, false)
+      socket.ping()
+    }
+  }
+}
+
+function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
+  if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data))
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+}
+
+function syncMessage(update: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, MESSAGE_SYNC)
+  syncProtocol.writeUpdate(encoder, update)
+  return encoding.toUint8Array(encoder)
+}
+
+function awarenessMessage(update: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, MESSAGE_AWARENESS)
+  encoding.writeVarUint8Array(encoder, update)
+  return encoding.toUint8Array(encoder)
+}

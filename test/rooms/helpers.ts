@@ -1,0 +1,73 @@
+import type { TestContext } from 'node:test'
+import * as Y from 'yjs'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import type { LocalPrincipal, Room, RoomManagerInit } from '../../src/rooms/index.ts'
+import { RoomManager } from '../../src/rooms/index.ts'
+import type { MeshStore } from '../../src/store/index.ts'
+import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
+
+/** Mesh keys for tests: meshA is alice's and bob's home, meshB carol's, meshM mallory's. */
+export const meshA = new Ed25519KeyPair(Buffer.alloc(32, 11))
+export const meshB = new Ed25519KeyPair(Buffer.alloc(32, 12))
+export const meshC = new Ed25519KeyPair(Buffer.alloc(32, 13))
+export const carol = new Ed25519KeyPair(Buffer.alloc(32, 4))
+export const dave = new Ed25519KeyPair(Buffer.alloc(32, 5))
+
+export const PRINCIPALS: Record<string, Record<string, LocalPrincipal>> = {
+  [meshA.did]: { [alice.did]: { localId: 'alice', tier: 1 }, [bob.did]: { localId: 'bob', tier: 4 } },
+  [meshB.did]: { [carol.did]: { localId: 'carol', tier: 2 }, [mallory.did]: { localId: 'mallory', tier: 4 } },
+  [meshC.did]: { [dave.did]: { localId: 'dave', tier: 4 } },
+}
+
+const NAMES: Record<string, string> = { [meshA.did]: 'alpha', [meshB.did]: 'beta', [meshC.did]: 'gamma' }
+
+export async function manager(
+  t: TestContext,
+  key: Ed25519KeyPair,
+  options: { store?: MeshStore } & Partial<RoomManagerInit> = {},
+): Promise<RoomManager> {
+  const store = options.store ?? (await tempStore(t))
+  const rooms = new RoomManager({
+    localPrincipal: async (did) => PRINCIPALS[key.did]?.[did],
+    ...options,
+    store,
+    key,
+    meshName: NAMES[key.did] ?? 'mesh',
+  })
+  await rooms.start()
+  t.after(() => rooms.stop())
+  return rooms
+}
+
+/** Sends `to` everything `from` has that it lacks, as a peer update from `fromMesh`. */
+export async function sync(from: Room, to: Room, fromMesh: string) {
+  const diff = Y.encodeStateAsUpdate(from.doc, Y.encodeStateVector(to.doc))
+  return to.applyUpdate(diff, { kind: 'peer', meshDid: fromMesh })
+}
+
+/** A doc with the same state as the room, for crafting updates. */
+export function replica(room: Room, clientID?: number): Y.Doc {
+  const doc = new Y.Doc({ gc: false })
+  Y.applyUpdate(doc, Y.encodeStateAsUpdate(room.doc))
+  // After the apply: Yjs picks a new client id when an update carries the doc's own.
+  if (clientID !== undefined) doc.clientID = clientID
+  return doc
+}
+
+/** What `change` did to a replica, as one update. */
+export function craft(room: Room, change: (doc: Y.Doc) => void, clientID?: number): Uint8Array {
+  const doc = replica(room, clientID)
+  const before = Y.encodeStateVector(doc)
+  change(doc)
+  return Y.encodeStateAsUpdate(doc, before)
+}
+
+/** A room's full content as plain JSON, for "identical" checks. */
+export function content(room: Room): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const name of ['meta', 'messages', 'reactions', 'redactions', 'members', 'clients', 'seals'])
+    out[name] = room.doc.getMap(name).toJSON()
+  return out
+}
+
+export { alice, bob, mallory }
