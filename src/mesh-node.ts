@@ -46,6 +46,7 @@ import {
   registerMeshListRoute,
   registerRegistryRoutes,
 } from './registry/index.ts'
+import { RoomManager, registerRoomRoutes, registerYjsWebsocket } from './rooms/index.ts'
 import { MeshStore } from './store/index.ts'
 
 /** The file in the data dir where a running node says where its API is, for `mesh <command>` clients. */
@@ -95,6 +96,7 @@ export class MeshNode {
   #policy?: PolicyService
   #rejected?: RejectedLog
   #connections?: ConnectionService
+  #rooms?: RoomManager
   #federation?: FederationSettings
   #http?: FastifyInstance
   #httpUrl?: string
@@ -136,6 +138,11 @@ export class MeshNode {
   /** The federation handshake, connection records and outbox. */
   get connections(): ConnectionService {
     return this.#required(this.#connections, 'connections')
+  }
+
+  /** Rooms: authenticated Yjs documents, their store and their HTTP and y-websocket faces. */
+  get rooms(): RoomManager {
+    return this.#required(this.#rooms, 'rooms')
   }
 
   get audit(): AuditLog {
@@ -228,6 +235,23 @@ export class MeshNode {
     this.#stack.push(() => discovery.stop())
 
     await this.#startConnections(store, key, info, libp2p, discovery)
+
+    const rooms = new RoomManager({
+      store,
+      key,
+      meshName: info.name,
+      logger: log,
+      rejected: this.rejected,
+      maxForeignParticipantsPerRoom: () => this.#federation?.maxForeignParticipantsPerRoom ?? 50,
+      localPrincipal: async (did) => {
+        if (did === info.architectDid) return { localId: info.architectKeyName ?? 'architect', tier: 1 }
+        const member = await store.sublevel<Member>('members').get(did)
+        return member === undefined ? undefined : { localId: member.name, tier: 4 }
+      },
+    })
+    await rooms.start()
+    this.#rooms = rooms
+    this.#stack.push(() => rooms.stop())
 
     const http = await this.#startHttp(store, key, info)
     this.#http = http
@@ -376,6 +400,8 @@ export class MeshNode {
     })
     registerRejectedRoutes(app, { rejected: this.rejected, authenticate })
     registerAuditRoutes(app, { audit, authenticate })
+    registerRoomRoutes(app, { rooms: this.rooms, authenticate })
+    await registerYjsWebsocket(app, { rooms: this.rooms, sessions, logger: this.logger })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
     if (this.#registry !== undefined) registerRegistryRoutes(app, this.#registry)
 
@@ -406,7 +432,7 @@ export class MeshNode {
       if (member.role === 'agent') bots++
       else members++
     }
-    return { members, bots, rooms: 0 }
+    return { members, bots, rooms: (await this.#rooms?.list())?.length ?? 0 }
   }
 
   async #recordContent() {
