@@ -1,0 +1,263 @@
+/**
+ * The mesh's capabilities as data (ucanto `capability` descriptors): what each ability
+ * acts on (`with`), which caveats it takes (`nb`), and how a delegated capability may
+ * derive a claimed one (`derives`): a delegation only ever narrows.
+ *
+ * Resources are DID URLs rooted at a mesh's did, so the mesh key is the authority of
+ * everything under its did (it "self-issues" them; see `canIssue`):
+ *
+ * ```
+ * <mesh did>                    the whole mesh (mesh/connect, connection/*, trust/promote, ucan/revoke)
+ * <mesh did>/rooms/<room id>    one room (room/*); the bare mesh did covers every room
+ * <mesh did>/agents/<agent id>  one agent (agent/invoke); the bare mesh did covers every agent
+ * ```
+ *
+ * Narrowing rules (`derives`): the claimed `with` equals the delegated one or lies under
+ * it (`/rooms/…`, `/agents/…` below the mesh did); every caveat the delegation sets must
+ * be matched exactly by the claim (a caveat the delegation leaves out is unrestricted);
+ * `trust/promote`'s `tier` is a floor — a delegation with `tier: 3` lets its holder
+ * grant tier 3 or 4, never 2.
+ */
+import type * as API from '@ucanto/interface'
+import { capability, Schema } from '@ucanto/validator'
+
+const ID = '[A-Za-z0-9._~-]{1,128}'
+const DID_BODY = 'did:[a-z0-9]+:[A-Za-z0-9._%:-]{1,256}'
+
+/** A mesh did (the whole mesh). */
+const meshResource = Schema.text({ pattern: new RegExp(`^${DID_BODY}$`) }) as unknown as API.Reader<
+  API.DID,
+  unknown
+>
+/** A mesh did or one of its rooms. */
+const roomResource = Schema.text({
+  pattern: new RegExp(`^${DID_BODY}(/rooms/${ID})?$`),
+}) as unknown as API.Reader<API.URI, unknown>
+/** A mesh did or one of its agents. */
+const agentResource = Schema.text({
+  pattern: new RegExp(`^${DID_BODY}(/agents/${ID})?$`),
+}) as unknown as API.Reader<API.URI, unknown>
+
+/** The resource of one room of a mesh. */
+export function roomResourceOf(meshDid: string, roomId: string): `${string}:${string}` {
+  return `${meshDid}/rooms/${roomId}` as `${string}:${string}`
+}
+
+/** The resource of one agent of a mesh. */
+export function agentResourceOf(meshDid: string, agentId: string): `${string}:${string}` {
+  return `${meshDid}/agents/${agentId}` as `${string}:${string}`
+}
+
+/** The mesh did a resource belongs to (the part before the first `/`). */
+export function resourceOwner(resource: string): string {
+  const slash = resource.indexOf('/')
+  return slash === -1 ? resource : resource.slice(0, slash)
+}
+
+/** Whether `claimed` is `delegated` or lies under it. */
+export function withinResource(claimed: string, delegated: string): boolean {
+  return claimed === delegated || claimed.startsWith(`${delegated}/`)
+}
+
+type Nb = Record<string, unknown>
+type Result = { ok: Record<string, never> } | { error: API.Failure }
+
+function refuse(message: string): { error: API.Failure } {
+  return Schema.error(message) as { error: API.Failure }
+}
+
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  // links (ucan/revoke) compare by their string form
+  return a != null && b != null && typeof a === 'object' && typeof b === 'object' && String(a) === String(b)
+}
+
+/**
+ * A `derives` that checks the resource, then each caveat in `exact` (equal when the
+ * delegation sets it) and `floor` (claimed ≥ delegated when the delegation sets it).
+ */
+function narrows(exact: string[], floor: string[] = []) {
+  return (claimed: { with: string; nb?: Nb }, delegated: { with: string; nb?: Nb }): Result => {
+    if (!withinResource(claimed.with, delegated.with)) {
+      return refuse(`resource ${claimed.with} is not within ${delegated.with}`)
+    }
+    const c = claimed.nb ?? {}
+    const d = delegated.nb ?? {}
+    for (const name of exact) {
+      if (d[name] !== undefined && !same(c[name], d[name])) {
+        return refuse(`${name}: ${String(c[name])} violates ${String(d[name])}`)
+      }
+    }
+    for (const name of floor) {
+      const limit = d[name]
+      if (typeof limit === 'number' && !(typeof c[name] === 'number' && (c[name] as number) >= limit)) {
+        return refuse(`${name}: ${String(c[name])} exceeds the delegated limit ${limit}`)
+      }
+    }
+    return { ok: {} }
+  }
+}
+
+const did = () => Schema.did()
+const text = (max: number) => Schema.text({ pattern: new RegExp(`^[\\s\\S]{1,${max}}$`) })
+
+export const meshConnect = capability({
+  can: 'mesh/connect',
+  with: meshResource,
+  nb: Schema.struct({ peer: did().optional() }),
+  derives: narrows(['peer']),
+})
+
+export const connectionAccept = capability({
+  can: 'connection/accept',
+  with: meshResource,
+  nb: Schema.struct({ connection: text(256).optional() }),
+  derives: narrows(['connection']),
+})
+
+export const connectionDecline = capability({
+  can: 'connection/decline',
+  with: meshResource,
+  nb: Schema.struct({ connection: text(256).optional() }),
+  derives: narrows(['connection']),
+})
+
+export const connectionDisconnect = capability({
+  can: 'connection/disconnect',
+  with: meshResource,
+  nb: Schema.struct({ connection: text(256).optional() }),
+  derives: narrows(['connection']),
+})
+
+export const roomShare = capability({
+  can: 'room/share',
+  with: roomResource,
+  nb: Schema.struct({ peer: did().optional() }),
+  derives: narrows(['peer']),
+})
+
+export const roomRead = capability({
+  can: 'room/read',
+  with: roomResource,
+  derives: narrows([]),
+})
+
+export const roomPost = capability({
+  can: 'room/post',
+  with: roomResource,
+  derives: narrows([]),
+})
+
+export const roomInvite = capability({
+  can: 'room/invite',
+  with: roomResource,
+  nb: Schema.struct({ invitee: did().optional() }),
+  derives: narrows(['invitee']),
+})
+
+export const trustPromote = capability({
+  can: 'trust/promote',
+  with: meshResource,
+  nb: Schema.struct({
+    subject: did().optional(),
+    /** On an invocation: the tier granted. On a delegation: the most privileged tier it may grant. */
+    tier: Schema.integer().greaterThan(1).lessThan(5).optional(),
+    reason: text(512).optional(),
+  }),
+  derives: narrows(['subject'], ['tier']),
+})
+
+export const agentInvoke = capability({
+  can: 'agent/invoke',
+  with: agentResource,
+  nb: Schema.struct({
+    /** The agent capability invoked, as listed in the manifest (e.g. `echo`). */
+    ability: text(128).optional(),
+    /** Its input; never constrained by a delegation. */
+    input: Schema.unknown().optional(),
+  }),
+  derives: narrows(['ability']),
+})
+
+export const ucanRevoke = capability({
+  can: 'ucan/revoke',
+  with: meshResource,
+  nb: Schema.struct({ ucan: Schema.link().optional(), reason: text(512).optional() }),
+  derives: narrows(['ucan']),
+})
+
+/** A capability parser of any of ours, as the chain verifier uses it. */
+export type AnyCapabilityParser = API.TheCapabilityParser<API.Match<API.ParsedCapability>>
+
+export interface CapabilityInfo {
+  parser: AnyCapabilityParser
+  /** The caveat that names an act's subject (`verifyAct`'s `subject`), if the ability has one. */
+  subject?: string
+  /** Participation: allowed at tier 4. */
+  participation: boolean
+}
+
+/** Every ability this mesh understands, with its parser and rules. */
+export const CAPABILITIES: Readonly<Record<string, CapabilityInfo>> = Object.freeze({
+  'mesh/connect': {
+    parser: meshConnect as unknown as AnyCapabilityParser,
+    subject: 'peer',
+    participation: false,
+  },
+  'connection/accept': {
+    parser: connectionAccept as unknown as AnyCapabilityParser,
+    subject: 'connection',
+    participation: false,
+  },
+  'connection/decline': {
+    parser: connectionDecline as unknown as AnyCapabilityParser,
+    subject: 'connection',
+    participation: false,
+  },
+  'connection/disconnect': {
+    parser: connectionDisconnect as unknown as AnyCapabilityParser,
+    subject: 'connection',
+    participation: false,
+  },
+  'room/share': {
+    parser: roomShare as unknown as AnyCapabilityParser,
+    subject: 'peer',
+    participation: false,
+  },
+  'room/read': { parser: roomRead as unknown as AnyCapabilityParser, participation: true },
+  'room/post': { parser: roomPost as unknown as AnyCapabilityParser, participation: true },
+  'room/invite': {
+    parser: roomInvite as unknown as AnyCapabilityParser,
+    subject: 'invitee',
+    participation: false,
+  },
+  'trust/promote': {
+    parser: trustPromote as unknown as AnyCapabilityParser,
+    subject: 'subject',
+    participation: false,
+  },
+  'agent/invoke': {
+    parser: agentInvoke as unknown as AnyCapabilityParser,
+    subject: 'ability',
+    participation: false,
+  },
+  'ucan/revoke': {
+    parser: ucanRevoke as unknown as AnyCapabilityParser,
+    subject: 'ucan',
+    participation: false,
+  },
+})
+
+export type Ability = keyof typeof CAPABILITIES
+
+/** Trust tiers (SPEC §4): 1 architect · 2 super · 3 elevated (no re-delegation) · 4 participation only. */
+export const TIERS = Object.freeze({
+  architect: 1,
+  super: 2,
+  elevated: 3,
+  normal: 4,
+} as const)
+export type Tier = 1 | 2 | 3 | 4
+
+/** The lowest tier (numerically highest) that may still issue delegations to others. */
+export const MAX_DELEGATING_TIER = 2

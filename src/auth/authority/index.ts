@@ -1,0 +1,87 @@
+/**
+ * Authority: who may do what on this mesh, from three independent proofs (SPEC §4).
+ *
+ * - DID (who you are): did:key (Ed25519) and did:web, resolved by `DidResolver`.
+ * - UCAN chain (what you may do): ucanto delegations/invocations of `CAPABILITIES`,
+ *   verified by `ChainVerifier` with node:crypto Ed25519 and a CID-keyed cache.
+ * - Verifiable credentials (who vouches for you): did-jwt-vc JWTs — a home mesh's
+ *   membership credential (human|agent, role, tier, mesh) and vouching credentials.
+ *
+ * `Authority` ties them to this mesh's store, audit log and tiers (`TrustStore`):
+ * `verifyAuthority(request, context)` → `{ok}` | `{error: {code, message, proof, details}}`.
+ */
+export {
+  Authority,
+  type AuthorityContext,
+  type AuthorityError,
+  type AuthorityInit,
+  type AuthorityOk,
+  type AuthorityRequest,
+  type AuthorityVerdict,
+  toMeshError,
+} from './authority.ts'
+export {
+  type Ability,
+  agentInvoke,
+  agentResourceOf,
+  CAPABILITIES,
+  type CapabilityInfo,
+  connectionAccept,
+  connectionDecline,
+  connectionDisconnect,
+  MAX_DELEGATING_TIER,
+  meshConnect,
+  resourceOwner,
+  roomInvite,
+  roomPost,
+  roomRead,
+  roomResourceOf,
+  roomShare,
+  TIERS,
+  type Tier,
+  trustPromote,
+  ucanRevoke,
+  withinResource,
+} from './capabilities.ts'
+export {
+  type AuthorityFailure,
+  type ChainLink,
+  type ChainPath,
+  ChainVerifier,
+  type ChainVerifierInit,
+  type ExpectedCapability,
+  type ProofName,
+} from './chain.ts'
+export {
+  CredentialVerifier,
+  issueMembershipCredential,
+  issuePresentation,
+  issueVouchCredential,
+  MEMBERSHIP_CREDENTIAL,
+  type MembershipClaims,
+  type VerifiedCredential,
+  type VerifiedPresentation,
+  VOUCH_CREDENTIAL,
+  type VouchClaims,
+} from './credentials.ts'
+export { DidResolver, type DidResolverInit, didKeyDocument, didWebDocument, type ResolvedDid } from './did.ts'
+export {
+  jwtIssuer,
+  jwtSigner,
+  NodeEd25519Signer,
+  NodeEd25519Verifier,
+  principalParser,
+  ucantoSigner,
+  ucantoVerifier,
+} from './principal.ts'
+export { type Revocation, RevocationStore } from './revocations.ts'
+export {
+  type CapabilityInput,
+  decodeToken,
+  encodeToken,
+  type IssueOptions,
+  issueDelegation,
+  issueInvocation,
+  TOKEN_LIMITS,
+} from './token.ts'
+export { type Interaction, type TrustRecord, type TrustScope, TrustStore } from './trust.ts'
