@@ -41,6 +41,14 @@ export interface MeshNodeInit {
     /** Inbound pending requests kept per peer mesh; default 1. */
     maxPendingInboundPerPeer?: number
   }
+  rooms?: {
+    /** How often links to peer meshes sharing rooms are checked, opened or closed; default 2 000 ms. */
+    syncIntervalMs?: number
+    /** One dial of a room link at most this long; default 10 000 ms. */
+    dialTimeoutMs?: number
+    /** Updates per room between snapshots of its log; default 500. */
+    compactEvery?: number
+  }
   /** Where JSON log lines go; default a pino logger on stdout. */
   logger?: Logger
 }

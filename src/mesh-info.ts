@@ -6,8 +6,9 @@ import {
   type Ed25519KeyPair,
   type HumanKeystore,
   isDidKey,
+  loadKeyHistory,
   MESH_KEY_FILE,
-  readKeyFile,
+  type MeshKeyHistory,
 } from './identity/index.ts'
 import type { MeshStore } from './store/index.ts'
 
@@ -78,13 +79,16 @@ export async function initMesh(
   return architectKeyPath === undefined ? { key, info } : { key, info, architectKeyPath }
 }
 
-/** The mesh key and info of an initialised data dir; MESH_NOT_FOUND if `mesh init` never ran. */
+/**
+ * The mesh key, its key history (identity and rotation chain, see identity/key-history.ts)
+ * and the info of an initialised data dir; MESH_NOT_FOUND if `mesh init` never ran.
+ */
 export async function loadMesh(
   store: MeshStore,
   dataDir: string,
-): Promise<{ key: Ed25519KeyPair; info: MeshInfo }> {
+): Promise<{ key: Ed25519KeyPair; info: MeshInfo; history: MeshKeyHistory }> {
   const info = await readMeshInfo(store)
   if (info === undefined) throw new NotFoundError(`${dataDir} holds no mesh; run mesh init`, { dataDir })
-  const key = await readKeyFile(meshKeyPath(dataDir))
-  return { key, info }
+  const history = await loadKeyHistory(dataDir)
+  return { key: history.current, info, history }
 }

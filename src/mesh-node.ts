@@ -11,6 +11,7 @@ import {
   DEFAULT_POLICY,
   EnvelopeVerifier,
   type FederationPolicy,
+  HUMAN_ACTS,
   HumanActVerifier,
   MESH_CONNECT_PROTOCOL,
   PeerBook,
@@ -27,7 +28,8 @@ import {
   registerSessionRoutes,
   requireSession,
 } from './http/index.ts'
-import type { Ed25519KeyPair } from './identity/index.ts'
+import { type Ed25519KeyPair, type MeshKeyHistory, readRetiredKey, rotateMeshKey } from './identity/index.ts'
+import { type KeyRotationResult, type KeysView, registerKeyRoutes } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { type FederationSettings, type MeshManifest, signManifest } from './manifest/index.ts'
 import { loadMesh, type MeshInfo, STORE_DIR } from './mesh-info.ts'
@@ -46,7 +48,14 @@ import {
   registerMeshListRoute,
   registerRegistryRoutes,
 } from './registry/index.ts'
-import { RoomManager, registerRoomRoutes, registerYjsWebsocket } from './rooms/index.ts'
+import {
+  type AcceptedPeer,
+  MESH_ROOMS_PROTOCOL,
+  RoomManager,
+  RoomSync,
+  registerRoomRoutes,
+  registerYjsWebsocket,
+} from './rooms/index.ts'
 import { MeshStore } from './store/index.ts'
 
 /** The file in the data dir where a running node says where its API is, for `mesh <command>` clients. */
@@ -87,8 +96,12 @@ export class MeshNode {
   #status: MeshNodeStatus = 'stopped'
   #store?: MeshStore
   #key?: Ed25519KeyPair
+  /** The mesh's identity (genesis did) and rotation chain; `#key` is its current key. */
+  #history?: MeshKeyHistory
   #info?: MeshInfo
   #libp2p?: MeshLibp2p
+  #acts?: HumanActVerifier
+  #rotation: Promise<unknown> = Promise.resolve()
   #discovery?: MeshDiscovery
   #registry?: RegistryService
   #heartbeat?: HeartbeatClient
@@ -97,6 +110,7 @@ export class MeshNode {
   #rejected?: RejectedLog
   #connections?: ConnectionService
   #rooms?: RoomManager
+  #roomSync?: RoomSync
   #federation?: FederationSettings
   #http?: FastifyInstance
   #httpUrl?: string
@@ -145,6 +159,11 @@ export class MeshNode {
     return this.#required(this.#rooms, 'rooms')
   }
 
+  /** Shared rooms: shares, links to peer meshes (`/mesh/rooms/1.0.0`), catch-up progress. */
+  get roomSync(): RoomSync {
+    return this.#required(this.#roomSync, 'roomSync')
+  }
+
   get audit(): AuditLog {
     return this.#required(this.#audit, 'audit')
   }
@@ -189,8 +208,9 @@ export class MeshNode {
     this.#store = store
     this.#stack.push(() => store.close())
 
-    const { key, info } = await loadMesh(store, init.dataDir)
+    const { key, info, history } = await loadMesh(store, init.dataDir)
     this.#key = key
+    this.#history = history
     this.#info = info
     const log = this.logger
 
@@ -207,7 +227,8 @@ export class MeshNode {
     const datastore = createMeshDatastore()
     const libp2p = await createMeshLibp2p({ key, listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'], datastore })
     this.#libp2p = libp2p
-    this.#stack.push(async () => libp2p.stop())
+    // Through the field: a key rotation replaces the host (and discovery, heartbeat) under way.
+    this.#stack.push(async () => this.#libp2p?.stop())
 
     const heartbeatIntervalMs = init.heartbeat?.intervalMs ?? 30_000
     if (init.serveRegistry === true) {
@@ -217,24 +238,12 @@ export class MeshNode {
       this.#stack.push(() => registry.stop())
     }
 
-    const discovery = createMeshDiscovery(
-      { libp2p, key, store, logger: log, datastore },
-      {
-        name: info.name,
-        version: MESH_NODE_VERSION,
-        protocolVersions: this.protocolVersions(),
-        intervalMs: init.discovery?.intervalMs ?? 10_000,
-        bootstrap: init.bootstrap ?? [],
-        ...(init.registryUrl !== undefined ? { registryUrl: init.registryUrl } : {}),
-        announce: init.public === true,
-        content: async () => this.#counts(),
-      },
-    )
+    const discovery = this.#createDiscovery(libp2p, key, datastore)
     await discovery.start()
     this.#discovery = discovery
-    this.#stack.push(() => discovery.stop())
+    this.#stack.push(async () => this.#discovery?.stop())
 
-    await this.#startConnections(store, key, info, libp2p, discovery)
+    await this.#startConnections(store, key, info, discovery)
 
     const rooms = new RoomManager({
       store,
@@ -243,6 +252,7 @@ export class MeshNode {
       logger: log,
       rejected: this.rejected,
       maxForeignParticipantsPerRoom: () => this.#federation?.maxForeignParticipantsPerRoom ?? 50,
+      ...(init.rooms?.compactEvery !== undefined ? { compactEvery: init.rooms.compactEvery } : {}),
       localPrincipal: async (did) => {
         if (did === info.architectDid) return { localId: info.architectKeyName ?? 'architect', tier: 1 }
         const member = await store.sublevel<Member>('members').get(did)
@@ -253,36 +263,56 @@ export class MeshNode {
     this.#rooms = rooms
     this.#stack.push(() => rooms.stop())
 
-    const http = await this.#startHttp(store, key, info)
+    const node = this
+    const roomSync = new RoomSync(
+      {
+        // A getter: a key rotation replaces the host (and restarts this service).
+        get libp2p() {
+          return node.libp2p
+        },
+        key: () => this.#required(this.#key, 'key'),
+        store,
+        rooms,
+        acts: this.#required(this.#acts, 'acts'),
+        audit: this.audit,
+        logger: log,
+        acceptedPeers: async () => {
+          const accepted = new Map<string, AcceptedPeer>()
+          for (const p of await this.connections.peers()) {
+            if (p.state === 'accepted' || p.state === 'degraded')
+              accepted.set(p.did, {
+                did: p.did,
+                name: p.name,
+                architectDid: p.architectDid,
+                multiaddrs: p.multiaddrs,
+              })
+          }
+          return accepted
+        },
+        policy: async () => this.#federation ?? federationSettings(DEFAULT_POLICY),
+      },
+      {
+        architectDid: info.architectDid,
+        ...(init.rooms?.syncIntervalMs !== undefined ? { checkIntervalMs: init.rooms.syncIntervalMs } : {}),
+        ...(init.rooms?.dialTimeoutMs !== undefined ? { dialTimeoutMs: init.rooms.dialTimeoutMs } : {}),
+      },
+    )
+    await roomSync.start()
+    this.#roomSync = roomSync
+    this.#stack.push(async () => this.#roomSync?.stop())
+
+    const http = await this.#startHttp(store, info)
     this.#http = http
 
-    if (init.public === true && init.registryUrl !== undefined) {
-      const heartbeat = new HeartbeatClient({
-        registryUrl: init.registryUrl,
-        key,
-        store,
-        logger: log,
-        intervalMs: heartbeatIntervalMs,
-        content: async () => this.#recordContent(),
-      })
+    const heartbeat = this.#createHeartbeat(key)
+    if (heartbeat !== undefined) {
       await heartbeat.start()
       this.#heartbeat = heartbeat
-      this.#stack.push(() => heartbeat.stop())
+      this.#stack.push(async () => this.#heartbeat?.stop())
     }
 
     const addressFile = join(init.dataDir, NODE_ADDRESS_FILE)
-    await writeFile(
-      addressFile,
-      `${JSON.stringify({
-        http: this.httpUrl,
-        did: key.did,
-        peerId: this.peerId,
-        pid: process.pid,
-        architectDid: info.architectDid,
-        architectKeyName: info.architectKeyName ?? null,
-      })}\n`,
-      { mode: 0o600 },
-    )
+    await this.#writeAddressFile()
     this.#stack.push(() => rm(addressFile, { force: true }))
     log.info(
       {
@@ -301,11 +331,11 @@ export class MeshNode {
     store: MeshStore,
     key: Ed25519KeyPair,
     info: MeshInfo,
-    libp2p: MeshLibp2p,
     discovery: MeshDiscovery,
   ): Promise<void> {
     const log = this.logger
-    const audit = new AuditLog({ store, key, logger: log })
+    // Every key the mesh has held verifies its rows, also after a restart on a later key.
+    const audit = new AuditLog({ store, key, logger: log, knownKeys: () => this.#history?.keys ?? [] })
     await audit.start()
     this.#audit = audit
     this.#stack.push(() => audit.stop())
@@ -321,7 +351,7 @@ export class MeshNode {
     this.#rejected = rejected
     const envelopes = new EnvelopeVerifier({
       store,
-      selfDid: () => key.did,
+      selfDid: () => this.did,
       protocols: CONNECT_PROTOCOLS,
       logger: log,
     })
@@ -329,29 +359,42 @@ export class MeshNode {
     this.#stack.push(async () => envelopes.stop())
 
     const settings = this.init.connections ?? {}
+    const acts = new HumanActVerifier({ store })
+    this.#acts = acts
+    const node = this
     const connections = new ConnectionService(
       {
-        libp2p,
-        key: () => key,
+        // Getters: a key rotation restarts the service on a new host and key.
+        get libp2p() {
+          return node.libp2p
+        },
+        key: () => this.#required(this.#key, 'key'),
         store,
         audit,
         policy,
         rejected,
         envelopes,
-        acts: new HumanActVerifier({ store }),
+        acts,
         peers: new PeerBook(store),
         logger: log,
         resolvePeer: async (did, options) => {
+          const found = this.#discovery ?? discovery
           const record =
-            (await discovery.get(did, options)) ??
-            (await discovery.lookup(did, { ...options, first: true }).catch(() => undefined))?.record
+            (await found.get(did, options)) ??
+            (await found.lookup(did, { ...options, first: true }).catch(() => undefined))?.record
           return record === undefined ? undefined : { multiaddrs: record.multiaddrs }
+        },
+        fetchRotations: async (did, options) => {
+          const { record } = await (this.#discovery ?? discovery).lookup(did, options)
+          if (record.identity === undefined || record.rotations === undefined) return undefined
+          return { identity: record.identity, rotations: record.rotations, multiaddrs: record.multiaddrs }
         },
       },
       {
         name: info.name,
         architectDid: info.architectDid,
         multiaddrs: () => this.multiaddrs(),
+        ownDids: () => this.#history?.keys ?? [this.did],
         protocolVersions: () => this.protocolVersions(),
         outbox: {
           ...(settings.retryBaseMs !== undefined ? { baseDelayMs: settings.retryBaseMs } : {}),
@@ -367,14 +410,18 @@ export class MeshNode {
     )
     await connections.start()
     this.#connections = connections
-    this.#stack.push(() => connections.stop())
+    this.#stack.push(async () => this.#connections?.stop())
   }
 
-  async #startHttp(store: MeshStore, key: Ed25519KeyPair, info: MeshInfo): Promise<FastifyInstance> {
+  async #startHttp(store: MeshStore, info: MeshInfo): Promise<FastifyInstance> {
     const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
+    const node = this
     const sessions = new SessionService({
       store,
-      meshDid: key.did,
+      // A getter: sessions are opened against the current key, also after a rotation.
+      get meshDid() {
+        return node.did
+      },
       roleOf: async (did) => this.#roleOf(did),
     })
     registerCoreRoutes(app, {
@@ -400,7 +447,12 @@ export class MeshNode {
     })
     registerRejectedRoutes(app, { rejected: this.rejected, authenticate })
     registerAuditRoutes(app, { audit, authenticate })
-    registerRoomRoutes(app, { rooms: this.rooms, authenticate })
+    registerKeyRoutes(app, {
+      authenticate,
+      keys: () => this.keys(),
+      rotate: (input) => this.rotateKey(input),
+    })
+    registerRoomRoutes(app, { rooms: this.rooms, sync: this.roomSync, authenticate })
     await registerYjsWebsocket(app, { rooms: this.rooms, sessions, logger: this.logger })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
     if (this.#registry !== undefined) registerRegistryRoutes(app, this.#registry)
@@ -446,7 +498,7 @@ export class MeshNode {
   }
 
   protocolVersions(): string[] {
-    return [MESH_CONNECT_PROTOCOL, MESH_KAD_PROTOCOL]
+    return [MESH_CONNECT_PROTOCOL, MESH_ROOMS_PROTOCOL, MESH_KAD_PROTOCOL]
   }
 
   health(): HealthInfo {
@@ -473,7 +525,7 @@ export class MeshNode {
       capabilities: [],
       agents: [],
       federation: this.#federation ?? federationSettings(DEFAULT_POLICY),
-      keyHistory: [{ did: key.did, validFrom: info.createdAt }],
+      keyHistory: this.#keyHistory(info),
     })
   }
 
@@ -485,8 +537,197 @@ export class MeshNode {
     const byDid = new Map<string, PublicMesh>()
     for (const mesh of (await this.#discovery?.list()) ?? []) byDid.set(mesh.did, mesh)
     for (const mesh of (await this.#registry?.all()) ?? []) byDid.set(mesh.did, mesh)
-    byDid.delete(this.did)
+    for (const did of this.#history?.keys ?? [this.did]) byDid.delete(did)
     return [...byDid.values()]
+  }
+
+  // ---------------------------------------------------------------- key rotation
+
+  /** The mesh's keys: identity (genesis did), every key oldest first, and the rotation chain. */
+  keys(): KeysView {
+    const history = this.#required(this.#history, 'key history')
+    return {
+      identity: history.identity,
+      current: this.did,
+      keys: [...history.keys],
+      rotations: history.records,
+    }
+  }
+
+  /**
+   * Rotates the mesh key on the architect's act `mesh/rotate-key` (with = the current
+   * did): a new key and its rotation record are written to the data dir (old keys kept),
+   * the audit log records the hand-over (signed by the old key) and signs on with the
+   * new one; then the libp2p host restarts on the new PeerId with discovery (which
+   * republishes under the new did and leaves a "moved" record under the old ones), the
+   * connection service and the registry heartbeat (which carries the chain) following;
+   * finally every connected peer is sent the chain through the durable outbox. The
+   * store and the HTTP API stay up throughout. One rotation at a time.
+   */
+  async rotateKey(input: { ucan: string; actor: string }): Promise<KeyRotationResult> {
+    const run = this.#rotation.then(async () => {
+      const acts = this.#required(this.#acts, 'acts')
+      const info = this.#required(this.#info, 'info')
+      const previous = this.#required(this.#key, 'key')
+      const act = await acts.verify(input.ucan, {
+        audience: previous.did,
+        allowedIssuers: (did) => did === info.architectDid,
+        act: HUMAN_ACTS.rotateKey,
+        subject: previous.did,
+      })
+      let rotated: Awaited<ReturnType<typeof rotateMeshKey>>
+      try {
+        rotated = await rotateMeshKey(this.init.dataDir, this.#required(this.#history, 'key history'))
+      } catch (err) {
+        await acts.release(act)
+        throw err
+      }
+      const { history, record } = rotated
+      await this.audit.rotateKey(history.current, {
+        details: { identity: history.identity, seq: record.seq, by: act.iss },
+        with: acts.nonceOperations(act),
+      })
+      this.#history = history
+      this.#key = history.current
+      this.logger.info(
+        {
+          event: 'node.key_rotated',
+          identity: history.identity,
+          from: previous.did,
+          to: history.current.did,
+          seq: record.seq,
+        },
+        'mesh key rotated',
+      )
+      let announcedTo: string[] = []
+      await this.#restartOnKey(history.current, async () => {
+        // Queued while the outbox is stopped, so that nothing signed by the new key
+        // reaches a peer before the chain that introduces it.
+        announcedTo = await this.connections.announceKeyRotation(history.identity, history.records)
+      })
+      return {
+        identity: history.identity,
+        previous: previous.did,
+        did: history.current.did,
+        peerId: this.peerId,
+        seq: record.seq,
+        announcedTo,
+      }
+    })
+    this.#rotation = run.catch(() => {})
+    return run
+  }
+
+  /**
+   * Stops what runs on the old key (heartbeat, connection service, discovery, then the
+   * libp2p host) and starts it again on `key`, on the same listen addresses, in
+   * dependency order. Components that register libp2p protocols or sign with the
+   * mesh key belong in this list.
+   */
+  async #restartOnKey(key: Ed25519KeyPair, whileStopped: () => Promise<void>): Promise<void> {
+    const listen = this.multiaddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, ''))
+    await this.#heartbeat?.stop()
+    await this.#connections?.stop()
+    await this.#roomSync?.stop()
+    await whileStopped()
+    await this.#discovery?.stop()
+    await this.#libp2p?.stop()
+    const datastore = createMeshDatastore()
+    const libp2p = await createMeshLibp2p({
+      key,
+      listen: listen.length > 0 ? listen : (this.init.listen ?? []),
+      datastore,
+    })
+    this.#libp2p = libp2p
+    const discovery = this.#createDiscovery(libp2p, key, datastore)
+    await discovery.start()
+    this.#discovery = discovery
+    await this.#connections?.start()
+    await this.#roomSync?.start()
+    const heartbeat = this.#createHeartbeat(key)
+    if (heartbeat !== undefined) {
+      await heartbeat.start()
+      this.#heartbeat = heartbeat
+    }
+    await this.#writeAddressFile()
+  }
+
+  #createDiscovery(
+    libp2p: MeshLibp2p,
+    key: Ed25519KeyPair,
+    datastore: ReturnType<typeof createMeshDatastore>,
+  ): MeshDiscovery {
+    const { init } = this
+    const info = this.#required(this.#info, 'info')
+    return createMeshDiscovery(
+      { libp2p, key, store: this.store, logger: this.logger, datastore },
+      {
+        name: info.name,
+        version: MESH_NODE_VERSION,
+        protocolVersions: this.protocolVersions(),
+        intervalMs: init.discovery?.intervalMs ?? 10_000,
+        bootstrap: init.bootstrap ?? [],
+        ...(init.registryUrl !== undefined ? { registryUrl: init.registryUrl } : {}),
+        announce: init.public === true,
+        content: async () => this.#counts(),
+        keys: async () => {
+          const history = this.#history
+          if (history === undefined || history.records.length === 0) return undefined
+          const retired = await Promise.all(
+            history.keys.slice(0, -1).map((did) => readRetiredKey(this.init.dataDir, did)),
+          )
+          return { record: { identity: history.identity, rotations: history.records }, retired }
+        },
+      },
+    )
+  }
+
+  #createHeartbeat(key: Ed25519KeyPair): HeartbeatClient | undefined {
+    const { init } = this
+    if (init.public !== true || init.registryUrl === undefined) return undefined
+    return new HeartbeatClient({
+      registryUrl: init.registryUrl,
+      key,
+      store: this.store,
+      logger: this.logger,
+      intervalMs: init.heartbeat?.intervalMs ?? 30_000,
+      content: async () => this.#recordContent(),
+      rotations: () => this.#history?.records,
+    })
+  }
+
+  async #writeAddressFile(): Promise<void> {
+    const info = this.#required(this.#info, 'info')
+    await writeFile(
+      join(this.init.dataDir, NODE_ADDRESS_FILE),
+      `${JSON.stringify({
+        http: this.httpUrl,
+        did: this.did,
+        identity: this.#history?.identity ?? this.did,
+        peerId: this.peerId,
+        pid: process.pid,
+        architectDid: info.architectDid,
+        architectKeyName: info.architectKeyName ?? null,
+      })}\n`,
+      { mode: 0o600 },
+    )
+  }
+
+  /** The manifest's keyHistory: every key with its validity and the record that introduced it. */
+  #keyHistory(info: MeshInfo): MeshManifest['keyHistory'] {
+    const history = this.#required(this.#history, 'key history')
+    return history.keys.map((did, i) => {
+      const introduced = history.records[i - 1]
+      const retiredBy = history.records[i]
+      return {
+        did,
+        validFrom: introduced === undefined ? info.createdAt : new Date(introduced.ts).toISOString(),
+        ...(retiredBy !== undefined ? { validUntil: new Date(retiredBy.ts).toISOString() } : {}),
+        ...(introduced !== undefined
+          ? { rotationSignature: introduced.sigPrevious, rotation: introduced }
+          : {}),
+      }
+    })
   }
 
   async #unwind(): Promise<void> {
@@ -503,6 +744,7 @@ export class MeshNode {
     this.#registry = undefined
     this.#heartbeat = undefined
     this.#connections = undefined
+    this.#roomSync = undefined
     this.#audit = undefined
     this.#policy = undefined
     this.#rejected = undefined

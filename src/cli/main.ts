@@ -21,10 +21,12 @@ import {
 } from '../connections/index.ts'
 import { ERROR_MEANING, MeshError, type MeshErrorCode, UnavailableError } from '../errors.ts'
 import { HumanKeystore } from '../identity/index.ts'
+import type { KeyRotationResult } from '../keys/index.ts'
 import { createLogger } from '../log.ts'
 import { initMesh, readMeshInfo, STORE_DIR } from '../mesh-info.ts'
 import { createMeshNode, NODE_ADDRESS_FILE } from '../mesh-node.ts'
 import { RegistryServer } from '../registry-server.ts'
+import type { RoomSyncStatus, ShareView, TransferProgress } from '../rooms/index.ts'
 import { MeshStore } from '../store/index.ts'
 import { GatedStdout } from './gated-stdout.ts'
 import { HttpClient, signIn } from './http-client.ts'
@@ -208,6 +210,12 @@ function program(): Command {
         nonNegativeInt,
       ),
     )
+    .addOption(
+      new Option(
+        '--sync-interval <ms>',
+        'how often room links to peer meshes are checked (default 2000)',
+      ).argParser(positiveInt),
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       const exists = await withStore(dataDir, readMeshInfo)
@@ -236,6 +244,9 @@ function program(): Command {
             ? { probeIntervalMs: options.probeInterval as number }
             : {}),
         },
+        ...(options.syncInterval !== undefined
+          ? { rooms: { syncIntervalMs: options.syncInterval as number } }
+          : {}),
         logger,
       })
       await node.start()
@@ -320,6 +331,30 @@ function program(): Command {
     .action(async (name: string) => {
       const key = await keystore().create(name)
       print(globals().json, { name, did: key.did, path: keystore().pathOf(name) }, `${name} ${key.did}`)
+    })
+  keyCommand
+    .command('rotate')
+    .description("rotate the running mesh's key (your signed act); peers, registry and DHT are told")
+    .addOption(dataOption())
+    .addOption(apiOption())
+    .option('--as <name>', 'keystore key to sign with (default: the architect)')
+    .action(async (options: ClientOptions) => {
+      const { client: api, act } = await humanSession(options)
+      const res = await api.post<KeyRotationResult>('/api/keys/rotate', {
+        ucan: act(HUMAN_ACTS.rotateKey, api.meshDid as string),
+      })
+      print(
+        globals().json,
+        res,
+        [
+          `mesh key rotated (rotation ${res.seq})`,
+          `  identity: ${res.identity}`,
+          `  previous: ${res.previous}`,
+          `  current:  ${res.did}`,
+          `  peer:     ${res.peerId}`,
+          `  announced to ${res.announcedTo.length} peer(s)`,
+        ].join('\n'),
+      )
     })
 
   const client = (name: string, description: string) =>
@@ -517,6 +552,8 @@ function program(): Command {
       )
     })
 
+  registerRoomCommands(cli, client, globals)
+
   cli
     .command('errors')
     .description('list every MESH_… error code and what it means')
@@ -529,6 +566,189 @@ function program(): Command {
       )
     })
   return cli
+}
+
+// ---------------------------------------------------------------- rooms
+
+interface RoomView {
+  id: string
+  name: string
+  topic: string
+  homeMesh: string
+  federated: boolean
+}
+
+interface MessageLine {
+  id: string
+  author: string
+  body: string
+  ts: number
+  redacted?: true
+}
+
+function transferLine(label: string, p: TransferProgress): string {
+  if (p.startedAt === null) return `${label}: not started`
+  const state = p.doneAt !== null ? 'done' : 'in progress'
+  return `${label}: ${p.entriesDone}/${p.entries} entries, ${p.chunksDone}/${p.chunks} chunks, ${p.bytesDone}/${p.bytes} bytes (${state})`
+}
+
+/** `mesh room create|join|sync`, `mesh rooms`, `mesh share`, `mesh post`, `mesh messages`, `mesh members`, `mesh dm`, `mesh notifications`. */
+function registerRoomCommands(
+  cli: Command,
+  client: (name: string, description: string) => Command,
+  globals: () => GlobalOptions,
+): void {
+  const room = cli.command('room').description('rooms of this mesh')
+  const roomClient = (name: string, description: string) =>
+    room
+      .command(name)
+      .description(description)
+      .addOption(new Option('--data <dir>', 'data directory').default('./.mesh'))
+      .addOption(new Option('--api <url>', 'HTTP API of the node (default: from the data dir)'))
+      .option('--as <name>', 'keystore key to sign with (default: the architect)')
+
+  roomClient('create <name>', 'create a room homed at this mesh')
+    .option('--topic <text>', 'what the room is about')
+    .action(async (name: string, options: ClientOptions & { topic?: string }) => {
+      const { client: api } = await humanSession(options)
+      const res = await api.post<RoomView>('/api/rooms', {
+        name,
+        ...(options.topic !== undefined ? { topic: options.topic } : {}),
+      })
+      print(globals().json, res, `room ${res.id} ${res.name} created`)
+    })
+
+  roomClient('join <room>', 'join a room this mesh holds').action(
+    async (id: string, options: ClientOptions) => {
+      const { client: api } = await humanSession(options)
+      const res = await api.post<{ name: string; role: string }>(
+        `/api/rooms/${encodeURIComponent(id)}/join`,
+        {},
+      )
+      print(globals().json, res, `joined as ${res.name} (${res.role})`)
+    },
+  )
+
+  roomClient('sync <room>', 'catch-up progress of a shared room with each peer mesh').action(
+    async (id: string, options: ClientOptions) => {
+      const { client: api } = await humanSession(options)
+      const s = await api.get<RoomSyncStatus>(`/api/rooms/${encodeURIComponent(id)}/sync`)
+      print(
+        globals().json,
+        s,
+        [
+          `room ${s.room}  ${s.caughtUp ? 'caught up' : 'catching up'}  ${s.messages} messages  state vector ${s.stateVector}`,
+          ...(s.peers.length === 0 ? ['  not shared with any mesh'] : []),
+          ...s.peers.flatMap((p) => [
+            `  ${(p.name ?? '?').padEnd(16)} ${p.direction.padEnd(3)} link ${p.link.padEnd(6)} ${p.caughtUp ? 'caught up' : 'behind'}  ${p.peer}`,
+            `    ${transferLine('from peer', p.incoming)}`,
+            `    ${transferLine('to peer  ', p.outgoing)}`,
+            ...(p.behind !== null
+              ? [`    peer lacks ${p.behind.entries} entries (${p.behind.bytes} bytes) we know of`]
+              : []),
+            ...(p.lastError !== null ? [`    last error: ${p.lastError.code} ${p.lastError.message}`] : []),
+          ]),
+        ].join('\n'),
+      )
+    },
+  )
+
+  client('rooms', 'list the rooms this mesh holds (🌐 = shared with other meshes)').action(
+    async (options: ClientOptions) => {
+      const { client: api } = await humanSession(options)
+      const { rooms } = await api.get<{ rooms: RoomView[] }>('/api/rooms')
+      print(
+        globals().json,
+        rooms,
+        rooms.length === 0
+          ? 'no rooms'
+          : rooms
+              .map((r) => `${r.id}  ${r.federated ? '🌐' : '  '} ${r.name}${r.topic ? ` — ${r.topic}` : ''}`)
+              .join('\n'),
+      )
+    },
+  )
+
+  client('share <room> <mesh-did>', 'share a room with a connected mesh (signed by your human key)').action(
+    async (id: string, mesh: string, options: ClientOptions) => {
+      const { client: api, act } = await humanSession(options)
+      const res = await api.post<ShareView>(`/api/rooms/${encodeURIComponent(id)}/share`, {
+        mesh,
+        ucan: act(HUMAN_ACTS.roomShare, `${id}:${mesh}`),
+      })
+      print(globals().json, res, `room ${res.room} shared with ${res.peer}`)
+    },
+  )
+
+  client('post <room> <text>', 'post a message').action(
+    async (id: string, text: string, options: ClientOptions) => {
+      const { client: api } = await humanSession(options)
+      const res = await api.post<{ id: string }>(`/api/rooms/${encodeURIComponent(id)}/messages`, {
+        body: text,
+      })
+      print(globals().json, res, res.id)
+    },
+  )
+
+  client('messages <room>', 'read messages, oldest first')
+    .option('--after <id>', 'only messages after this one')
+    .addOption(new Option('--limit <n>', 'messages (1–200)').argParser(positiveInt).default(50))
+    .action(async (id: string, options: ClientOptions & { after?: string; limit: number }) => {
+      const { client: api } = await humanSession(options)
+      const query = new URLSearchParams({ limit: String(options.limit) })
+      if (options.after !== undefined) query.set('after', options.after)
+      const page = await api.get<{ messages: MessageLine[]; nextCursor: string | null }>(
+        `/api/rooms/${encodeURIComponent(id)}/messages?${query}`,
+      )
+      print(
+        globals().json,
+        page,
+        [
+          ...page.messages.map(
+            (m) => `${new Date(m.ts).toISOString()} ${m.author}: ${m.redacted ? '(redacted)' : m.body}`,
+          ),
+          ...(page.nextCursor !== null ? [`… more after ${page.nextCursor}`] : []),
+        ].join('\n') || 'no messages',
+      )
+    })
+
+  client('members <room>', 'members of a room').action(async (id: string, options: ClientOptions) => {
+    const { client: api } = await humanSession(options)
+    const { members } = await api.get<{
+      members: Array<{ name: string; did: string; role: string; tier: number }>
+    }>(`/api/rooms/${encodeURIComponent(id)}/members`)
+    print(
+      globals().json,
+      members,
+      members.map((m) => `${m.name.padEnd(32)} ${m.role.padEnd(10)} tier ${m.tier}  ${m.did}`).join('\n'),
+    )
+  })
+
+  client('dm <did>', 'open a federated DM with a principal of a connected mesh (signed by your human key)')
+    .option('--mesh <did>', 'the principal’s mesh (default: found among shared rooms)')
+    .action(async (did: string, options: ClientOptions & { mesh?: string }) => {
+      const { client: api, act } = await humanSession(options)
+      const res = await api.post<ShareView & { name: string }>('/api/me/federated-dms', {
+        with: did,
+        ucan: act(HUMAN_ACTS.roomShare, `dm:${did}`),
+        ...(options.mesh !== undefined ? { mesh: options.mesh } : {}),
+      })
+      print(globals().json, res, `dm room ${res.room} (${res.name}) with ${did}`)
+    })
+
+  client('notifications', 'mentions of you, newest first').action(async (options: ClientOptions) => {
+    const { client: api } = await humanSession(options)
+    const page = await api.get<{
+      notifications: Array<{ roomName: string; author: string; body: string; ts: number }>
+    }>('/api/me/notifications')
+    print(
+      globals().json,
+      page,
+      page.notifications
+        .map((n) => `${new Date(n.ts).toISOString()} #${n.roomName} ${n.author}: ${n.body}`)
+        .join('\n') || 'no notifications',
+    )
+  })
 }
 
 function onShutdown(stop: () => Promise<void>): void {

@@ -2,6 +2,7 @@ import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface
 import { lpStream } from '@libp2p/utils'
 import { Ajv } from 'ajv'
 import { BadRequestError, type MeshErrorCode } from '../errors.ts'
+import { type RotationRecord, rotationChainSchema } from '../identity/index.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
 import { ENVELOPE_LIMITS } from './envelope.ts'
 
@@ -32,6 +33,12 @@ import { ENVELOPE_LIMITS } from './envelope.ts'
  * - `connect.disconnect` {connectionId, agreementVersion, architectDid, decidedAt} — the
  *   act `connection/disconnect` of the side that ends it.
  *
+ * - `mesh.key-rotated` {connectionId, identity, rotations} — the sender rotated its mesh
+ *   key: `rotations` is its chain of rotation records (identity/rotation.ts) from its
+ *   identity (genesis did) to the key that signs this envelope. No human act: the chain
+ *   is the proof. The receiver accepts the new key only if the chain continues from the
+ *   key it holds as the sender's current one; the ack names `connectionId`'s state.
+ *
  * `decidedAt` (ms) is when the sending mesh carried out its human's act; the receiver
  * judges the act's time bounds at that instant, so that a message that waited in an
  * outbox while the peer was offline still carries a valid consent.
@@ -46,6 +53,7 @@ export const CONNECT_MESSAGE = {
   accept: 'connect.accept',
   decline: 'connect.decline',
   disconnect: 'connect.disconnect',
+  keyRotated: 'mesh.key-rotated',
   ack: 'connect.ack',
   error: 'connect.error',
 } as const
@@ -80,6 +88,12 @@ export interface ConnectDisconnectBody extends Record<string, unknown> {
   agreementVersion: number
   architectDid: string
   decidedAt: number
+}
+
+export interface KeyRotatedBody extends Record<string, unknown> {
+  connectionId: string
+  identity: string
+  rotations: RotationRecord[]
 }
 
 export interface ConnectAckBody extends Record<string, unknown> {
@@ -136,6 +150,12 @@ const bodySchemas: Record<string, object> = {
     additionalProperties: false,
     required: ['connectionId', 'agreementVersion', 'architectDid', 'decidedAt'],
     properties: { connectionId: ID, agreementVersion: VERSION, architectDid: DID, decidedAt: MS },
+  },
+  [CONNECT_MESSAGE.keyRotated]: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['connectionId', 'identity', 'rotations'],
+    properties: { connectionId: ID, identity: DID, rotations: { ...rotationChainSchema, minItems: 1 } },
   },
   [CONNECT_MESSAGE.ack]: {
     type: 'object',

@@ -11,9 +11,19 @@ import {
   type MeshErrorCode,
   NotFoundError,
   ReplayError,
+  SignatureMismatchError,
 } from '../errors.ts'
-import { didFromPeerId, type Ed25519KeyPair, isDidKey, peerIdFromDid } from '../identity/index.ts'
+import {
+  didFromPeerId,
+  type Ed25519KeyPair,
+  extendKnownKeys,
+  isDidKey,
+  peerIdFromDid,
+  type RotationRecord,
+  verifyRotationChain,
+} from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
+import { type MeshManifest, verifyManifest } from '../manifest/index.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 import {
@@ -29,6 +39,7 @@ import {
   classifyDeliveryError,
   DeliveryError,
   exchange,
+  type KeyRotatedBody,
   MESH_CONNECT_PROTOCOL,
   serveExchange,
 } from './connect-protocol.ts'
@@ -37,6 +48,7 @@ import { decodeAct, HUMAN_ACTS, type HumanAct, type HumanActVerifier } from './h
 import { Outbox, type OutboxItem } from './outbox.ts'
 import {
   countTraffic,
+  currentKeyOf,
   keyFingerprint,
   newPeerRecord,
   type PeerBook,
@@ -87,10 +99,16 @@ export interface ConnectionRecord {
 
 export type ConnectionViewStatus = ConnectionStatus | 'degraded'
 
-/** A connection as `GET /api/connections` shows it (SPEC §3, plus note and times). */
+/**
+ * A connection as `GET /api/connections` shows it (SPEC §3, plus note and times).
+ * `peerDid` is the peer's identity (it never changes); `peerKeyDid` and
+ * `peerKeyFingerprint` are the key it signs with today (they change when it rotates).
+ */
 export interface ConnectionView {
   id: string
   peerDid: string
+  peerKeyDid: string
+  peerKeyFingerprint: string
   peerName: string | null
   direction: 'inbound' | 'outbound'
   status: ConnectionViewStatus
@@ -139,6 +157,14 @@ export interface ConnectionServiceComponents {
   logger?: Logger
   /** Addresses (and what else is known) of a peer beyond what it told us, e.g. its DHT record. */
   resolvePeer?: (did: string, options: AbortOptions) => Promise<{ multiaddrs: string[] } | undefined>
+  /**
+   * A peer key's published rotation chain (e.g. from its DHT record, or the "moved"
+   * record its old key left), for `refreshPeer`; undefined when none is found.
+   */
+  fetchRotations?: (
+    did: string,
+    options: AbortOptions,
+  ) => Promise<{ identity: string; rotations: RotationRecord[]; multiaddrs: string[] } | undefined>
 }
 
 export interface ConnectionServiceInit {
@@ -148,6 +174,11 @@ export interface ConnectionServiceInit {
   architectDid: string
   /** This node's multiaddrs, sent in requests so the peer can answer. */
   multiaddrs: () => string[]
+  /**
+   * Every did this mesh is known by (its identity and each key it has held): a peer's
+   * `mesh/connect` act may name any of them. Default: the current key only.
+   */
+  ownDids?: () => string[]
   protocolVersions: () => string[]
   outbox?: {
     /** First retry delay; default 1 000 ms. */
@@ -613,6 +644,221 @@ export class ConnectionService {
     )
   }
 
+  // ---------------------------------------------------------------- key rotation
+
+  /**
+   * Tells every peer with an accepted or pending connection that this mesh rotated its
+   * key: a `mesh.key-rotated` message carrying `rotations` (the chain from `identity` to
+   * the key now signing), queued at the head of each peer's durable outbox so that it
+   * reaches the peer before anything else the new key signs, also after an absence.
+   * Returns the peers it was queued for.
+   */
+  async announceKeyRotation(identity: string, rotations: RotationRecord[]): Promise<string[]> {
+    const seq = rotations.at(-1)?.seq
+    if (seq === undefined) throw new BadRequestError('no rotation to announce')
+    return this.#serial(async () => {
+      const latest = new Map<string, ConnectionRecord>()
+      for await (const record of this.#sub.values({ gte: CONN_PREFIX, lt: `${CONN_PREFIX}~` })) {
+        if (record.status !== 'accepted' && record.status !== 'pending') continue
+        const seen = latest.get(record.peerDid)
+        if (seen === undefined || record.createdAt > seen.createdAt) latest.set(record.peerDid, record)
+      }
+      const ops: StoreOperation[] = []
+      for (const [peer, record] of latest) {
+        const body: KeyRotatedBody = { connectionId: record.id, identity, rotations }
+        const { operations } = this.#outbox.enqueueOperations(
+          {
+            peer,
+            connectionId: record.id,
+            type: CONNECT_MESSAGE.keyRotated,
+            body,
+            proofs: [],
+            envelopeId: randomId(),
+          },
+          { head: seq },
+        )
+        ops.push(...operations)
+      }
+      if (ops.length > 0) await this.#c.store.batch(ops)
+      for (const peer of latest.keys()) this.#outbox.kick(peer, { now: true })
+      this.#log.info(
+        { event: 'federation.key_rotation.announced', peers: [...latest.keys()], seq },
+        'key rotation queued for peers',
+      )
+      return [...latest.keys()]
+    })
+  }
+
+  /**
+   * Refetches a peer's keys — from its manifest at `manifestUrl` when given, and from the
+   * DHT records of its known keys (an old key's "moved" record names the new one) — and
+   * applies a valid chain that continues from the key held as current. Returns the peer
+   * as it now stands; MESH_PEER_UNKNOWN for a did no peer has; MESH_SIGNATURE_MISMATCH
+   * when a chain was found but does not continue from what is known.
+   */
+  async refreshPeer(did: string, options: AbortOptions & { manifestUrl?: string } = {}): Promise<PeerView> {
+    const identity = (await this.#c.peers.identityOf(did)) ?? did
+    const peer = await this.#c.peers.get(identity)
+    if (peer === undefined) throw new MeshError('MESH_PEER_UNKNOWN', 'no peer mesh with this did', { did })
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(this.#sendTimeoutMs),
+      this.#shutdown.signal,
+      ...(options.signal ? [options.signal] : []),
+    ])
+    const found: Array<{ source: string; rotations: RotationRecord[]; multiaddrs: string[] }> = []
+    if (options.manifestUrl !== undefined) {
+      const manifest = await fetchManifest(options.manifestUrl, signal)
+      const rotations = manifest.keyHistory.flatMap((k) => (k.rotation !== undefined ? [k.rotation] : []))
+      found.push({ source: 'manifest', rotations, multiaddrs: manifest.endpoints.libp2p })
+    }
+    for (const key of [...peer.keys].reverse()) {
+      try {
+        const published = await this.#c.fetchRotations?.(key.did, { signal })
+        if (published !== undefined) found.push({ source: 'dht', ...published })
+      } catch (err) {
+        this.#log.debug(
+          { event: 'federation.key_refresh.lookup_failed', did: key.did, err },
+          'key lookup failed',
+        )
+      }
+    }
+    let applied: string[] = []
+    let refusal: MeshError | undefined
+    for (const candidate of found) {
+      if (candidate.rotations.length === 0) continue
+      try {
+        applied = await this.#serial(() =>
+          this.#applyChain(identity, candidate.rotations, {
+            source: candidate.source,
+            multiaddrs: candidate.multiaddrs,
+          }),
+        )
+        if (applied.length > 0) break
+      } catch (err) {
+        if (!(err instanceof MeshError)) throw err
+        refusal = err
+      }
+    }
+    if (applied.length === 0 && refusal !== undefined) {
+      await this.#recordRefusal(refusal, {
+        kind: 'key-refresh',
+        peer: identity,
+        actor: identity,
+        subject: did,
+      })
+      throw refusal
+    }
+    this.#log.info(
+      {
+        event: 'federation.key_refresh',
+        peer: identity,
+        sources: found.map((f) => f.source),
+        added: applied,
+      },
+      'peer keys refreshed',
+    )
+    if (applied.length > 0) this.#outbox.kick(identity, { now: true })
+    const view = (await this.peers()).find((p) => p.did === identity)
+    if (view === undefined) throw new MeshError('MESH_PEER_UNKNOWN', 'no peer mesh with this did', { did })
+    return view
+  }
+
+  /** An envelope from a key the peer rotated away from is refused: only its current key speaks for it. */
+  async #refuseRetiredKey(identity: string, origin: string): Promise<void> {
+    const peer = await this.#c.peers.get(identity)
+    if (peer === undefined) return
+    const current = currentKeyOf(peer)
+    if (current !== origin) {
+      throw new SignatureMismatchError('the envelope is signed by a key this peer has rotated away from', {
+        reason: 'retired-key',
+        origin,
+        current,
+      })
+    }
+  }
+
+  /** A peer's `mesh.key-rotated`; runs inside `#serial`. */
+  async #applyKeyRotation(env: Envelope): Promise<Applied> {
+    const body = checkBody<KeyRotatedBody>(env.type, env.body)
+    const chain = verifyRotationChain(body.rotations, { identity: body.identity, now: this.#now() })
+    if (chain.keys.at(-1) !== env.origin) {
+      throw new SignatureMismatchError('the rotation chain does not end at the key that sent it', {
+        origin: env.origin,
+        last: chain.keys.at(-1),
+      })
+    }
+    let identity: string | undefined
+    for (const key of [...chain.keys].reverse()) {
+      identity = await this.#c.peers.identityOf(key)
+      if (identity !== undefined) break
+    }
+    if (identity === undefined) {
+      throw new MeshError('MESH_PEER_UNKNOWN', 'no key of this rotation chain belongs to a known peer', {
+        identity: body.identity,
+      })
+    }
+    const record = await this.#sub.get(CONN_PREFIX + body.connectionId)
+    if (record === undefined || record.peerDid !== identity) {
+      throw new NotFoundError('no such connection with this mesh', { connectionId: body.connectionId })
+    }
+    const added = await this.#applyChain(identity, body.rotations, { source: 'announcement', env })
+    if (added.length === 0) await this.#c.envelopes.commit(env)
+    return { reply: ack(env.id, record, this.#init.name) }
+  }
+
+  /**
+   * Verifies `rotations` and appends the keys it introduces after the peer's current
+   * key, with an audit row, in one batch (with `env`'s seen id when given). Returns the
+   * keys added (none for a chain that brings nothing new). Runs inside `#serial`.
+   */
+  async #applyChain(
+    identity: string,
+    rotations: RotationRecord[],
+    context: { source: string; env?: Envelope; multiaddrs?: string[] },
+  ): Promise<string[]> {
+    const peer = await this.#c.peers.get(identity)
+    if (peer === undefined)
+      throw new MeshError('MESH_PEER_UNKNOWN', 'no peer mesh with this did', { identity })
+    const chain = verifyRotationChain(rotations, { now: this.#now() })
+    const known = peer.keys.map((k) => k.did)
+    const added = extendKnownKeys(known, chain)
+    if (added.length === 0) return []
+    for (const did of added) {
+      const owner = await this.#c.peers.identityOf(did)
+      if (owner !== undefined && owner !== identity) {
+        throw new SignatureMismatchError('a key of this rotation chain belongs to another peer', { did })
+      }
+    }
+    const now = this.#now()
+    const from = currentKeyOf(peer)
+    peer.keys = [...peer.keys, ...added.map((did) => ({ did, addedAt: iso(now) }))]
+    peer.rotations = chain.records
+    if (context.multiaddrs !== undefined && context.multiaddrs.length > 0) {
+      peer.multiaddrs = validMultiaddrs(context.multiaddrs)
+    }
+    if (context.env !== undefined) this.#heard(peer, now)
+    const to = currentKeyOf(peer)
+    await this.#c.audit.append(
+      {
+        action: 'federation.peer.key_rotated',
+        actor: identity,
+        subject: to,
+        details: { peer: identity, from, to, seq: chain.records.length, source: context.source },
+      },
+      {
+        with: [
+          ...this.#c.peers.put(peer),
+          ...(context.env !== undefined ? this.#c.envelopes.seenOperations(context.env) : []),
+        ],
+      },
+    )
+    this.#log.info(
+      { event: 'federation.peer_key_rotated', peer: identity, from, to, source: context.source },
+      'peer rotated its key',
+    )
+    return added
+  }
+
   // ---------------------------------------------------------------- wire: receiving
 
   #onStream(stream: Stream, connection: Connection): void {
@@ -637,7 +883,13 @@ export class ConnectionService {
       this.#limiter.consume(remoteDid)
       envelope = await this.#c.envelopes.verify(bytes, { remoteDid })
       const env = envelope
-      const identity = (await this.#c.peers.identityOf(env.origin)) ?? env.origin
+      const known = await this.#c.peers.identityOf(env.origin)
+      if (known !== undefined) await this.#refuseRetiredKey(known, env.origin)
+      if (env.type === CONNECT_MESSAGE.keyRotated) {
+        const result = await this.#serial(() => this.#applyKeyRotation(env))
+        return this.#reply(remoteDid, env.id, CONNECT_MESSAGE.ack, result.reply)
+      }
+      const identity = known ?? env.origin
       if (env.type !== CONNECT_MESSAGE.disconnect) {
         const decision = await this.#c.policy.evaluate(identity)
         if (!decision.ok) throw decision.error
@@ -739,6 +991,7 @@ export class ConnectionService {
     const act = await this.#checkPeerAct(env, peer, body.architectDid, body.decidedAt, {
       act: HUMAN_ACTS.connect,
       subject: this.#selfDid,
+      subjects: this.#init.ownDids?.() ?? [],
     })
     claimed(act)
     const connections = await this.#connectionsWith(identity)
@@ -819,9 +1072,10 @@ export class ConnectionService {
   ): Promise<Applied> {
     const accept = env.type === CONNECT_MESSAGE.accept
     const record = await this.#sub.get(CONN_PREFIX + body.connectionId)
-    if (record === undefined || record.peerDid !== identity) {
+    if (record === undefined) {
       throw new NotFoundError('no such connection with this mesh', { connectionId: body.connectionId })
     }
+    if (record.peerDid !== identity) throw keyNotIntroduced(env.origin, record.id)
     if (record.direction !== 'outbound') {
       throw new ConflictError('an answer is only valid for a request this mesh sent', {
         reason: 'not-outbound',
@@ -892,9 +1146,10 @@ export class ConnectionService {
     claimed: (act: HumanAct) => void,
   ): Promise<Applied> {
     const record = await this.#sub.get(CONN_PREFIX + body.connectionId)
-    if (record === undefined || record.peerDid !== identity) {
+    if (record === undefined) {
       throw new NotFoundError('no such connection with this mesh', { connectionId: body.connectionId })
     }
+    if (record.peerDid !== identity) throw keyNotIntroduced(env.origin, record.id)
     if (record.status === 'disconnected') {
       await this.#c.envelopes.commit(env)
       return { reply: ack(env.id, record, this.#init.name) }
@@ -947,7 +1202,7 @@ export class ConnectionService {
     peer: PeerRecord,
     architectDid: string,
     decidedAt: number,
-    expect: { act: string; subject: string },
+    expect: { act: string; subject: string; subjects?: string[] },
   ): Promise<HumanAct> {
     const proof = env.auth?.proofs[0]
     if (proof === undefined) {
@@ -982,11 +1237,15 @@ export class ConnectionService {
     if (decidedAt < now - (this.#init.maxDeliveryDelayMs ?? 7 * 24 * 3600_000)) {
       throw new MeshError('MESH_UCAN_INVALID', 'the act was carried out too long ago', { decidedAt, now })
     }
+    // Across a key rotation: an act addressed to one of the peer's earlier keys (it
+    // waited in the peer's outbox), or naming one of this mesh's keys, still counts.
+    const audience = peer.keys.some((k) => k.did === decoded.aud) ? decoded.aud : env.origin
+    const subject = expect.subjects?.includes(decoded.with) === true ? decoded.with : expect.subject
     return this.#c.acts.verify(decoded, {
-      audience: env.origin,
+      audience,
       allowedIssuers: (did) => did === architectDid,
       act: expect.act,
-      subject: expect.subject,
+      subject,
       now: decidedAt,
     })
   }
@@ -1409,9 +1668,12 @@ export class ConnectionService {
 
   #view(record: ConnectionRecord, peer: PeerRecord | undefined): ConnectionView {
     const now = this.#now()
+    const keyDid = peer === undefined ? record.peerDid : currentKeyOf(peer)
     return {
       id: record.id,
       peerDid: record.peerDid,
+      peerKeyDid: keyDid,
+      peerKeyFingerprint: keyFingerprint(keyDid),
       peerName: record.peerName ?? peer?.name ?? null,
       direction: record.direction,
       status: viewStatus(record, peer),
@@ -1439,6 +1701,51 @@ function ack(inReplyTo: string, record: ConnectionRecord, name: string): Connect
     status: record.status,
     agreementVersion: record.agreementVersion,
   }
+}
+
+async function fetchManifest(url: string, signal: AbortSignal): Promise<MeshManifest> {
+  let target: URL
+  try {
+    target = new URL(url)
+  } catch {
+    throw new BadRequestError('manifestUrl is not a URL', { manifestUrl: url })
+  }
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+    throw new BadRequestError('manifestUrl is http or https', { manifestUrl: url })
+  }
+  if (!target.pathname.endsWith('.json')) target = new URL('/.well-known/mesh-manifest.json', target)
+  let manifest: MeshManifest
+  try {
+    const res = await fetch(target, { signal })
+    if (!res.ok) throw new Error(`HTTP ${res.status}`)
+    manifest = (await res.json()) as MeshManifest
+  } catch (err) {
+    throw new MeshError('MESH_UNAVAILABLE', `cannot fetch the peer's manifest: ${(err as Error).message}`, {
+      url: target.toString(),
+    })
+  }
+  if (
+    typeof manifest !== 'object' ||
+    manifest === null ||
+    !Array.isArray(manifest.keyHistory) ||
+    !verifyManifest(manifest)
+  ) {
+    throw new SignatureMismatchError('the manifest is not signed by the key it names', {
+      url: target.toString(),
+    })
+  }
+  return manifest
+}
+
+function keyNotIntroduced(origin: string, connectionId: string): MeshError {
+  return new SignatureMismatchError(
+    'the connection belongs to a mesh whose key chain does not introduce this key',
+    {
+      origin,
+      connectionId,
+      reason: 'key-not-introduced',
+    },
+  )
 }
 
 function peerError(err: DeliveryError, now: number): PeerError {

@@ -39,6 +39,10 @@ export const HUMAN_ACTS = {
   accept: 'connection/accept',
   decline: 'connection/decline',
   disconnect: 'connection/disconnect',
+  /** The architect rotates the mesh key (with = the mesh's current did). */
+  rotateKey: 'mesh/rotate-key',
+  /** The architect shares a room with a peer mesh (with = `<room id>:<peer did>`), or a human opens a federated DM (with = `dm:<principal did>`). */
+  roomShare: 'room/share',
 } as const
 export type KnownHumanAct = (typeof HUMAN_ACTS)[keyof typeof HUMAN_ACTS]
 

@@ -20,6 +20,7 @@ export {
   DeliveryError,
   type DeliveryErrorKind,
   exchange,
+  type KeyRotatedBody,
   MESH_CONNECT_PROTOCOL,
   serveExchange,
 } from './connect-protocol.ts'

@@ -128,12 +128,20 @@ export class Outbox {
     this.#workers.clear()
   }
 
-  /** A new item and the operations that store it; write them in the state change's batch, then `kick`. */
-  enqueueOperations(input: OutboxInput): { item: OutboxItem; operations: StoreOperation[] } {
+  /**
+   * A new item and the operations that store it; write them in the state change's batch,
+   * then `kick`. With `head: n` (n ≥ 1) the item goes before everything already queued
+   * for the peer (heads among themselves in n order): a key rotation announcement must
+   * reach the peer before any message signed by the new key.
+   */
+  enqueueOperations(
+    input: OutboxInput,
+    options: { head?: number } = {},
+  ): { item: OutboxItem; operations: StoreOperation[] } {
     const now = this.#now()
     const item: OutboxItem = {
       ...input,
-      seq: ++this.#seq,
+      seq: options.head !== undefined ? -Math.max(1, Math.floor(options.head)) : ++this.#seq,
       enqueuedAt: now,
       attempts: 0,
       nextAttemptAt: now,
@@ -266,6 +274,8 @@ export class Outbox {
   }
 }
 
+// Head items (negative seq) sort before every digit: '!' < '0'.
 function itemKey(peer: string, seq: number): string {
+  if (seq < 0) return `${PREFIX}${peer}/!${String(-seq).padStart(SEQ_DIGITS, '0')}`
   return `${PREFIX}${peer}/${String(seq).padStart(SEQ_DIGITS, '0')}`
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { publicKeyFromDid } from '../identity/index.ts'
+import { publicKeyFromDid, type RotationRecord } from '../identity/index.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 
 /**
@@ -12,8 +12,11 @@ import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
  * ```
  *
  * A peer is filed under its identity did (the did it first contacted us with); `keys`
- * lists every mesh key known to be its own, so that when key rotation lands a new key
- * is added to the list and the connections filed under the identity keep working.
+ * lists every mesh key known to be its own, oldest first, the last being its current
+ * key: a key rotation (a verified chain, identity/rotation.ts) appends the new key, and
+ * the connections filed under the identity keep working. Envelopes are accepted from
+ * the current key only; the older keys stay indexed so that they are recognised and
+ * refused as retired.
  */
 export interface PeerKey {
   did: string
@@ -48,6 +51,13 @@ export interface PeerRecord {
   /** Hourly buckets (hour since epoch → count) of federation messages, last 24 h. */
   sent: Record<string, number>
   received: Record<string, number>
+  /** The peer's rotation chain as last applied (the evidence for `keys`); absent before any rotation. */
+  rotations?: RotationRecord[]
+}
+
+/** The key a peer signs with today. */
+export function currentKeyOf(peer: PeerRecord): string {
+  return peer.keys.at(-1)?.did ?? peer.did
 }
 
 const PEER_PREFIX = 'peer/1/'

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { UnauthenticatedError } from '../errors.ts'
+import { ForbiddenError, UnauthenticatedError } from '../errors.ts'
 import type { ConnectionService } from './connection-service.ts'
 import type { Authenticate } from './policy-routes.ts'
 
@@ -36,6 +36,8 @@ export const connectionViewSchema = {
   required: [
     'id',
     'peerDid',
+    'peerKeyDid',
+    'peerKeyFingerprint',
     'peerName',
     'direction',
     'status',
@@ -51,6 +53,8 @@ export const connectionViewSchema = {
   properties: {
     id: { type: 'string' },
     peerDid: { type: 'string' },
+    peerKeyDid: { type: 'string' },
+    peerKeyFingerprint: { type: 'string' },
     peerName: nullableString,
     direction: { type: 'string', enum: ['inbound', 'outbound'] },
     status: { type: 'string', enum: ['pending', 'accepted', 'declined', 'disconnected', 'degraded'] },
@@ -118,6 +122,9 @@ const accepted = {
  * - `POST /api/connections {target: did|multiaddr, note?, ucan}` → `202 {id, status}`
  * - `POST /api/connections/:id/accept|decline|disconnect {ucan}` → `202 {id, status}`
  * - `GET /api/federation/peers` → `[PeerView]`
+ * - `POST /api/federation/peers/:did/refresh {manifestUrl?}` → `PeerView` (architect only):
+ *   refetches the peer's keys from its manifest (when a URL is given) and the DHT
+ *   records of its keys, and applies a valid rotation chain (seed 002's "refresh").
  *
  * `ucan` is the architect's signed act (human-act.ts): `mesh/connect` with = the target
  * mesh did, or `connection/accept|decline|disconnect` with = the connection id; aud =
@@ -207,5 +214,39 @@ export function registerConnectionRoutes(app: FastifyInstance, init: ConnectionR
     '/api/federation/peers',
     { preHandler: authenticate, schema: { response: { 200: { type: 'array', items: peerViewSchema } } } },
     async () => connections.peers(),
+  )
+
+  app.post(
+    '/api/federation/peers/:did/refresh',
+    {
+      preHandler: authenticate,
+      schema: {
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['did'],
+          properties: {
+            did: { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' },
+          },
+        },
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { manifestUrl: { type: 'string', minLength: 1, maxLength: 2048 } },
+        },
+        response: { 200: peerViewSchema },
+      },
+    },
+    async (request) => {
+      if (request.session?.role !== 'architect') {
+        throw new ForbiddenError('only the architect may refresh a peer', { role: request.session?.role })
+      }
+      const { did } = request.params as { did: string }
+      const body = (request.body ?? {}) as { manifestUrl?: string }
+      return connections.refreshPeer(
+        did,
+        body.manifestUrl !== undefined ? { manifestUrl: body.manifestUrl } : {},
+      )
+    },
   )
 }

@@ -10,6 +10,28 @@ export {
   readKeyFile,
   writeKeyFile,
 } from './key-file.ts'
+export {
+  KEY_HISTORY_FILE,
+  type KeyHistoryFile,
+  loadKeyHistory,
+  MESH_KEYS_DIR,
+  type MeshKeyHistory,
+  readRetiredKey,
+  rotateMeshKey,
+} from './key-history.ts'
 export { didFromPublicKey, Ed25519KeyPair, isDidKey, publicKeyFromDid, verifySignature } from './keys.ts'
 export { didFromPeerId, peerIdFromDid } from './peer-id.ts'
+export {
+  createRotationRecord,
+  extendKnownKeys,
+  KEY_ROTATION_TYPE,
+  MAX_ROTATION_CHAIN,
+  type RotationRecord,
+  type RotationRecordContent,
+  rotationChainSchema,
+  rotationRecordSchema,
+  type VerifiedChain,
+  verifyRotationChain,
+  verifyRotationRecord,
+} from './rotation.ts'
 export { canonicalBytes, signCanonical, verifyCanonical } from './signed-json.ts'

@@ -1,4 +1,4 @@
-import type { Ed25519KeyPair } from '../identity/index.ts'
+import type { Ed25519KeyPair, RotationRecord } from '../identity/index.ts'
 import { signCanonical, verifyCanonical } from '../identity/index.ts'
 
 /** A2A Agent Card fields, plus the agent's did. */
@@ -21,11 +21,17 @@ export interface FederationSettings {
   maxBackfillEventsPerRequest: number
 }
 
+/**
+ * One key the mesh has held. The first is its identity (genesis did); each later one
+ * was introduced by `rotation`, the full rotation record (identity/rotation.ts), whose
+ * `sigPrevious` is `rotationSignature`; `validUntil` is when the next key took over.
+ */
 export interface KeyHistoryEntry {
   did: string
   validFrom: string
   validUntil?: string
   rotationSignature?: string
+  rotation?: RotationRecord
 }
 
 export interface MeshManifest {

@@ -14,10 +14,12 @@ import type { MeshLibp2p } from './host.ts'
 import {
   compareMeshRecords,
   createMeshRecord,
+  currentDidOf,
   encodeMeshRecord,
   MESH_RECORD_MAX_MULTIADDRS,
   type MeshRecord,
   type MeshRecordContent,
+  type MeshRecordKeys,
   meshRecordKey,
   parseMeshRecord,
   validateMeshRecord,
@@ -79,6 +81,13 @@ export interface MeshDiscoveryInit {
   dialTimeoutMs?: number
   /** Per registry request; default 5 000. */
   registryTimeoutMs?: number
+  /**
+   * After a key rotation: the mesh's identity and rotation chain, put in every record,
+   * and the keys it retired, each of which keeps publishing a "moved" record (signed by
+   * that old key, no addresses, the chain naming the current key) so that a lookup of
+   * an old did finds the new one. Default: none (a mesh that never rotated).
+   */
+  keys?: () => Promise<{ record: MeshRecordKeys; retired: Ed25519KeyPair[] } | undefined>
 }
 
 export type MeshStatus = 'online' | 'idle' | 'offline'
@@ -161,9 +170,9 @@ const PROVIDER_PREFIX = `/dht/provider/${uint8ArrayToString(MESH_DIRECTORY_CID.m
 export class MeshDiscovery implements Startable {
   readonly #components: MeshDiscoveryComponents
   readonly #init: Required<
-    Omit<MeshDiscoveryInit, 'registryUrl' | 'content' | 'name' | 'version' | 'protocolVersions'>
+    Omit<MeshDiscoveryInit, 'registryUrl' | 'content' | 'name' | 'version' | 'protocolVersions' | 'keys'>
   > &
-    Pick<MeshDiscoveryInit, 'registryUrl' | 'content'>
+    Pick<MeshDiscoveryInit, 'registryUrl' | 'content' | 'keys'>
   readonly #log: Logger
   readonly #sublevel: Sublevel<SelfState | DiscoveryEntry>
   readonly #checkedAt = new Map<string, number>()
@@ -171,6 +180,7 @@ export class MeshDiscovery implements Startable {
   #overrides: MeshContentUpdate = {}
   #seq = 0
   #published: MeshRecord | undefined
+  #moved: MeshRecord[] = []
   #publishReached = false
   #providedAt = 0
   #shutdown = new AbortController()
@@ -188,6 +198,7 @@ export class MeshDiscovery implements Startable {
       bootstrap: init.bootstrap ?? [],
       registryUrl: init.registryUrl,
       content: init.content,
+      keys: init.keys,
       announce: init.announce ?? true,
       maxRegistryDials: init.maxRegistryDials ?? 16,
       intervalMs,
@@ -432,7 +443,7 @@ export class MeshDiscovery implements Startable {
   async #publishIfDue(options: AbortOptions): Promise<void> {
     const content = await this.#currentContent(options)
     const last = this.#published
-    const changed = last === undefined || !sameContent(last, content)
+    const changed = last === undefined || last.did !== this.#components.key.did || !sameContent(last, content)
     const due = last === undefined || Date.now() - last.ts >= this.#init.refreshMs
     if (changed || due) {
       await this.#signAndStore(content)
@@ -445,11 +456,17 @@ export class MeshDiscovery implements Startable {
 
   async #signAndStore(content: MeshRecordContent): Promise<void> {
     const seq = this.#seq + 1
-    const record = createMeshRecord(this.#components.key, content, seq)
+    const keys = await this.#init.keys?.()
+    const record = createMeshRecord(this.#components.key, content, seq, Date.now(), keys?.record)
+    // One seq for the whole mesh, so a moved record outranks whatever its old key published.
+    const moved = (keys?.retired ?? []).map((old) =>
+      createMeshRecord(old, { ...content, multiaddrs: [] }, seq, record.ts, keys?.record),
+    )
     // Persisted before it leaves the node: a crash after the put must not reuse the seq.
     await this.#sublevel.put(SELF_KEY, { seq, record })
     this.#seq = seq
     this.#published = record
+    this.#moved = moved
     this.#publishReached = false
   }
 
@@ -457,15 +474,20 @@ export class MeshDiscovery implements Startable {
     const record = this.#published
     if (record === undefined) return
     let reached = 0
-    for await (const event of this.#components.libp2p.services.dht.put(
-      meshRecordKey(record.did),
-      encodeMeshRecord(record),
-      options,
-    )) {
-      if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') reached++
+    for (const r of [record, ...this.#moved]) {
+      for await (const event of this.#components.libp2p.services.dht.put(
+        meshRecordKey(r.did),
+        encodeMeshRecord(r),
+        options,
+      )) {
+        if (r === record && event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') reached++
+      }
     }
     this.#publishReached = reached > 0
-    this.#log.debug({ event: 'discovery.published', seq: record.seq, reached }, 'mesh record published')
+    this.#log.debug(
+      { event: 'discovery.published', seq: record.seq, reached, moved: this.#moved.length },
+      'mesh record published',
+    )
   }
 
   async #provideIfDue(options: AbortOptions): Promise<void> {
@@ -617,13 +639,36 @@ export class MeshDiscovery implements Startable {
     }
   }
 
-  /** Stores `record` if it is newer than the one held; one at a time so two finds never race. */
+  /**
+   * Stores `record` if it is newer than the one held; one at a time so two finds never
+   * race. A mesh is listed once, under its current key: a record with a rotation chain
+   * drops the entries of the keys the chain retired, and a moved record is not listed.
+   */
   async #ingest(record: MeshRecord): Promise<void> {
     if (record.did === this.#components.key.did) return
+    if (
+      record.rotations?.some(
+        (r) => r.previous === this.#components.key.did || r.next === this.#components.key.did,
+      )
+    )
+      return
     const next = this.#ingestQueue.then(async () => {
       const key = MESH_PREFIX + record.did
       const held = (await this.#sublevel.get(key)) as DiscoveryEntry | undefined
       if (held !== undefined && held.record.seq >= record.seq) return
+      if (record.rotations !== undefined) {
+        const current = currentDidOf(record)
+        const retired = record.rotations.map((r) => r.previous).filter((did) => did !== current)
+        if (current !== record.did) retired.push(record.did)
+        for (const did of retired) await this.#sublevel.del(MESH_PREFIX + did)
+        if (current !== record.did) {
+          this.#log.debug(
+            { event: 'discovery.mesh_moved', did: record.did, current },
+            'mesh moved to a new key',
+          )
+          return
+        }
+      }
       const now = Date.now()
       await this.#sublevel.put(key, { record, firstSeen: held?.firstSeen ?? now, updatedAt: now })
       const fields = { did: record.did, name: record.name, seq: record.seq }

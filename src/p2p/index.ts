@@ -29,6 +29,7 @@ export {
 export {
   compareMeshRecords,
   createMeshRecord,
+  currentDidOf,
   didFromMeshRecordKey,
   encodeMeshRecord,
   MESH_RECORD_MAX_BYTES,
@@ -37,6 +38,7 @@ export {
   MESH_RECORD_NAMESPACE,
   type MeshRecord,
   type MeshRecordContent,
+  type MeshRecordKeys,
   meshRecordKey,
   parseMeshRecord,
   selectMeshRecord,

@@ -1,8 +1,15 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { compare as compareBytes } from 'uint8arrays/compare'
 import { BadRequestError, ClockSkewError, SignatureMismatchError, TooLargeError } from '../errors.ts'
-import type { Ed25519KeyPair } from '../identity/index.ts'
-import { isDidKey, peerIdFromDid, signCanonical, verifyCanonical } from '../identity/index.ts'
+import type { Ed25519KeyPair, RotationRecord } from '../identity/index.ts'
+import {
+  isDidKey,
+  MAX_ROTATION_CHAIN,
+  peerIdFromDid,
+  signCanonical,
+  verifyCanonical,
+  verifyRotationChain,
+} from '../identity/index.ts'
 
 /**
  * The signed mesh record: what a mesh publishes about itself in the DHT under
@@ -10,8 +17,13 @@ import { isDidKey, peerIdFromDid, signCanonical, verifyCanonical } from '../iden
  *
  * ```
  * {v:1, did, peerId, name, multiaddrs:[string], protocolVersions:[string], version,
- *  members, bots, rooms, seq, ts, signature}
+ *  members, bots, rooms, seq, ts, identity?, rotations?, signature}
  * ```
+ *
+ * A mesh whose key was rotated adds `identity` (its genesis did) and `rotations` (the
+ * chain of rotation records from the identity to `did`, identity/rotation.ts). A key it
+ * retired keeps a record too, a "moved" record signed by that old key, whose chain goes
+ * past `did`: whoever looks up an old did learns the current one (`movedTo`).
  *
  * `signature` is the mesh key's signature (base64url) over the RFC 8785 form of the
  * record without `signature`; `ts` is milliseconds since the epoch; `seq` only grows.
@@ -44,6 +56,8 @@ const RECORD_FIELDS = [
   'rooms',
   'seq',
   'ts',
+  'identity',
+  'rotations',
   'signature',
 ] as const
 
@@ -64,7 +78,22 @@ export interface MeshRecord extends MeshRecordContent {
   peerId: string
   seq: number
   ts: number
+  /** The mesh's genesis did, once it has rotated its key. */
+  identity?: string
+  /** The rotation chain from `identity` to the current key (which may be past `did`: a moved record). */
+  rotations?: RotationRecord[]
   signature: string
+}
+
+/** Who a mesh is beyond its key: its identity and chain, for the record (see MeshRecord). */
+export interface MeshRecordKeys {
+  identity: string
+  rotations: RotationRecord[]
+}
+
+/** The current key of the mesh that published `record`: its own did, or where a moved record points. */
+export function currentDidOf(record: MeshRecord): string {
+  return record.rotations?.at(-1)?.next ?? record.did
 }
 
 const encoder = new TextEncoder()
@@ -97,6 +126,7 @@ export function createMeshRecord(
   content: MeshRecordContent,
   seq: number,
   ts: number = Date.now(),
+  keys?: MeshRecordKeys,
 ): MeshRecord {
   const unsigned: Omit<MeshRecord, 'signature'> = {
     v: 1,
@@ -111,6 +141,9 @@ export function createMeshRecord(
     rooms: content.rooms,
     seq,
     ts,
+    ...(keys !== undefined && keys.rotations.length > 0
+      ? { identity: keys.identity, rotations: keys.rotations }
+      : {}),
   }
   checkShape({ ...unsigned, signature: '' })
   return { ...unsigned, signature: signCanonical(key, unsigned) }
@@ -237,6 +270,20 @@ function checkShape(value: unknown): MeshRecord {
   }
   if (!isCount(r.seq) || r.seq < 1) fail('seq', 'must be a positive integer')
   if (typeof r.signature !== 'string') fail('signature', 'must be a string')
+  if (r.identity !== undefined || r.rotations !== undefined) {
+    if (!isDidKey(r.identity)) fail('identity', 'must be an Ed25519 did:key')
+    if (!Array.isArray(r.rotations) || r.rotations.length === 0 || r.rotations.length > MAX_ROTATION_CHAIN) {
+      fail('rotations', `must be 1–${MAX_ROTATION_CHAIN} rotation records`)
+    }
+    // Far-future stamps are the validator's concern (MESH_CLOCK_SKEW); here only the chain.
+    const chain = verifyRotationChain(r.rotations, {
+      identity: r.identity as string,
+      now: Number.MAX_SAFE_INTEGER,
+    })
+    if (!chain.keys.includes(r.did as string)) {
+      throw new SignatureMismatchError('mesh record did is not a key of its rotation chain', { did: r.did })
+    }
+  }
   return r as unknown as MeshRecord
 }
 

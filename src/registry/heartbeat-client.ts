@@ -16,7 +16,10 @@ import { MESH_STATUSES, type MeshStatus } from './mesh-list.ts'
 const SEQ_KEY = 'client-seq/v1'
 
 /** What the caller of a `HeartbeatClient` reports each time; identity, seq and ts are the client's. */
-export type HeartbeatInfo = Omit<HeartbeatContent, 'did' | 'peerId' | 'status' | 'seq' | 'ts'> & {
+export type HeartbeatInfo = Omit<
+  HeartbeatContent,
+  'did' | 'peerId' | 'status' | 'seq' | 'ts' | 'rotations'
+> & {
   /** Default 'online'; 'offline' is sent by the client alone, when it stops. */
   status?: 'online' | 'idle'
 }
@@ -41,6 +44,8 @@ export interface HeartbeatClientInit {
   stopTimeoutMs?: number
   /** The clock, in ms since the epoch; default `Date.now`. */
   now?: () => number
+  /** The mesh's rotation chain (from its identity to `key`), sent in every heartbeat; default none. */
+  rotations?: () => HeartbeatContent['rotations']
 }
 
 /** What one heartbeat attempt came to; failures are also logged and counted, never thrown. */
@@ -145,6 +150,7 @@ export class HeartbeatClient {
       const info = await this.#init.content(options)
       seq = await this.#nextSeq()
       const { key } = this.#init
+      const rotations = this.#init.rotations?.()
       const heartbeat = signHeartbeat(key, {
         ...info,
         did: key.did,
@@ -152,6 +158,7 @@ export class HeartbeatClient {
         status: override ?? info.status ?? 'online',
         seq,
         ts: this.#now(),
+        ...(rotations !== undefined && rotations.length > 0 ? { rotations } : {}),
       })
       let response: Response
       let body: RegistryReply | undefined

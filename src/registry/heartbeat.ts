@@ -1,7 +1,15 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { Ajv } from 'ajv'
 import { BadRequestError, ClockSkewError, SignatureMismatchError } from '../errors.ts'
-import { type Ed25519KeyPair, peerIdFromDid, signCanonical, verifyCanonical } from '../identity/index.ts'
+import {
+  type Ed25519KeyPair,
+  peerIdFromDid,
+  type RotationRecord,
+  rotationChainSchema,
+  signCanonical,
+  verifyCanonical,
+  verifyRotationChain,
+} from '../identity/index.ts'
 
 /**
  * The registry heartbeat (SPEC §3 "Discovery and registry"), a JSON object POSTed
@@ -18,6 +26,10 @@ import { type Ed25519KeyPair, peerIdFromDid, signCanonical, verifyCanonical } fr
  * did:key in `did`; `peerId` is the same key written as a libp2p PeerId. `seq`
  * only grows per mesh; `ts` is the sender's clock in ms since the epoch.
  * `status:'offline'` is sent once by a node shutting down cleanly.
+ *
+ * A mesh that rotated its key adds `rotations`, its chain of rotation records from its
+ * identity (genesis did) to `did` (identity/rotation.ts). The registry moves the mesh's
+ * entry from an older key to `did` only through that chain, and refuses the retired keys.
  */
 
 /** What a heartbeat may report; 'offline' only in the last one a node sends before it stops. */
@@ -55,6 +67,8 @@ export interface HeartbeatContent {
   protocolVersions: string[]
   seq: number
   ts: number
+  /** The rotation chain from the mesh's identity to `did`; only once the mesh has rotated. */
+  rotations?: RotationRecord[]
 }
 
 export interface Heartbeat extends HeartbeatContent {
@@ -118,6 +132,7 @@ export const heartbeatSchema = {
     },
     seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     ts: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    rotations: { ...rotationChainSchema, minItems: 1 },
     // 64 signature bytes in unpadded base64url
     signature: { type: 'string', pattern: '^[A-Za-z0-9_-]{86}$' },
   },
@@ -175,6 +190,12 @@ export function verifyHeartbeat(value: unknown, options: VerifyHeartbeatOptions 
   }
   for (const address of value.multiaddrs) checkMultiaddr(address, value.peerId)
   const now = options.now ?? Date.now()
+  if (value.rotations !== undefined) {
+    const chain = verifyRotationChain(value.rotations, { now })
+    if (chain.keys.at(-1) !== value.did) {
+      throw new SignatureMismatchError('heartbeat rotation chain does not end at its did', { did: value.did })
+    }
+  }
   const skew = value.ts - now
   if (Math.abs(skew) > (options.maxClockSkewMs ?? HEARTBEAT_MAX_CLOCK_SKEW_MS)) {
     throw new ClockSkewError('heartbeat timestamp is too far from this registry’s clock', {
@@ -215,5 +236,6 @@ function wireContent(c: HeartbeatContent): HeartbeatContent {
     protocolVersions: [...c.protocolVersions],
     seq: c.seq,
     ts: c.ts,
+    ...(c.rotations !== undefined && c.rotations.length > 0 ? { rotations: [...c.rotations] } : {}),
   }
 }

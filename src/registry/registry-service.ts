@@ -1,6 +1,12 @@
 import type { AbortOptions } from '@libp2p/interface'
 import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client'
-import { isMeshError, type MeshErrorCode, ReplayError, UnavailableError } from '../errors.ts'
+import {
+  isMeshError,
+  type MeshErrorCode,
+  ReplayError,
+  SignatureMismatchError,
+  UnavailableError,
+} from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, Sublevel } from '../store/index.ts'
 import {
@@ -50,6 +56,9 @@ interface StoredMesh {
 // own heartbeat client; the version segment lets the layout change later.
 const MESH_KEY_PREFIX = 'mesh/v1/'
 const meshKey = (did: string): string => `${MESH_KEY_PREFIX}${did}`
+// A key a mesh rotated away from → the key that replaced it (`retired/v1/<did>`).
+const RETIRED_KEY_PREFIX = 'retired/v1/'
+const retiredKey = (did: string): string => `${RETIRED_KEY_PREFIX}${did}`
 
 /**
  * A mesh's status at `ageMs` after its last heartbeat. A heartbeat counts as missed
@@ -72,6 +81,7 @@ export function computeMeshStatus(reported: HeartbeatStatus, ageMs: number, inte
  */
 export class RegistryService {
   readonly #meshes = new Map<string, StoredMesh>()
+  readonly #retired = new Map<string, string>()
   readonly #sublevel: Sublevel<StoredMesh>
   readonly #log: Logger
   readonly #now: () => number
@@ -107,6 +117,13 @@ export class RegistryService {
       options.signal?.throwIfAborted()
       this.#meshes.set(stored.heartbeat.did, stored)
     }
+    this.#retired.clear()
+    for await (const [key, next] of this.#sublevel.iterator({
+      gte: RETIRED_KEY_PREFIX,
+      lt: `${RETIRED_KEY_PREFIX}\uffff`,
+    })) {
+      this.#retired.set(key.slice(RETIRED_KEY_PREFIX.length), next as unknown as string)
+    }
     this.#running = true
     this.#listed?.set(this.#meshes.size)
     this.#log.info({ event: 'registry.started', meshes: this.#meshes.size }, 'registry started')
@@ -126,6 +143,11 @@ export class RegistryService {
    * MESH_BAD_REQUEST (malformed), MESH_SIGNATURE_MISMATCH (not signed by `did`, or
    * `peerId` is not `did`'s key), MESH_CLOCK_SKEW (|ts − now| > 60 s), MESH_REPLAY
    * (seq not above the last accepted), MESH_UNAVAILABLE (not started, or full).
+   *
+   * Key rotation: a heartbeat carrying a rotation chain (verified with its signature)
+   * moves the mesh's entry from any older key of the chain to its did, at most once per
+   * key; a key a chain retired is refused from then on (MESH_SIGNATURE_MISMATCH), so a
+   * stolen old key cannot bring the old entry back. Without a chain a new key is a new mesh.
    */
   async heartbeat(value: unknown, options: AbortOptions = {}): Promise<HeartbeatReceipt> {
     try {
@@ -179,7 +201,21 @@ export class RegistryService {
   async #record(heartbeat: Heartbeat, options: AbortOptions): Promise<HeartbeatReceipt> {
     options.signal?.throwIfAborted()
     if (!this.#running) throw new UnavailableError('the registry is not running')
-    const prior = this.#meshes.get(heartbeat.did)
+    const successor = this.#retired.get(heartbeat.did)
+    if (successor !== undefined) {
+      throw new SignatureMismatchError('this mesh key was rotated away; heartbeat with the current key', {
+        did: heartbeat.did,
+        reason: 'retired-key',
+      })
+    }
+    // Older keys of the chain: their entries (at most one, normally) make way for this one.
+    const olderKeys = (heartbeat.rotations ?? []).map((r) => r.previous)
+    const moved = olderKeys.filter((did) => this.#meshes.has(did))
+    const prior =
+      this.#meshes.get(heartbeat.did) ??
+      moved
+        .map((did) => this.#meshes.get(did) as StoredMesh)
+        .sort((a, b) => b.heartbeat.seq - a.heartbeat.seq)[0]
     if (prior !== undefined && heartbeat.seq <= prior.heartbeat.seq) {
       throw new ReplayError('heartbeat seq is not above the last one accepted', {
         did: heartbeat.did,
@@ -189,18 +225,33 @@ export class RegistryService {
     }
     const now = this.#now()
     let evicted: string | undefined
-    if (prior === undefined && this.#meshes.size >= this.#maxMeshes) {
+    if (prior === undefined && !this.#meshes.has(heartbeat.did) && this.#meshes.size >= this.#maxMeshes) {
       evicted = this.#evictable(now)
       if (evicted === undefined)
         throw new UnavailableError('the registry is full', { maxMeshes: this.#maxMeshes })
     }
     const stored: StoredMesh = { heartbeat, receivedAt: now }
+    const newlyRetired = olderKeys.filter((did) => !this.#retired.has(did))
     await this.#sublevel.batch([
       ...(evicted === undefined ? [] : [{ type: 'del' as const, key: meshKey(evicted) }]),
+      ...moved.map((did) => ({ type: 'del' as const, key: meshKey(did) })),
+      ...newlyRetired.map((did) => ({
+        type: 'put' as const,
+        key: retiredKey(did),
+        value: heartbeat.did as unknown as StoredMesh,
+      })),
       { type: 'put', key: meshKey(heartbeat.did), value: stored },
     ])
     if (evicted !== undefined) this.#meshes.delete(evicted)
+    for (const did of moved) this.#meshes.delete(did)
+    for (const did of newlyRetired) this.#retired.set(did, heartbeat.did)
     this.#meshes.set(heartbeat.did, stored)
+    if (moved.length > 0) {
+      this.#log.info(
+        { event: 'registry.mesh.key_rotated', did: heartbeat.did, from: moved },
+        'mesh moved to its new key',
+      )
+    }
     this.#listed?.set(this.#meshes.size)
     const status = this.#statusOf(stored, now)
     if (prior === undefined) {

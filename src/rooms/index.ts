@@ -2,8 +2,10 @@
  * Rooms: each room is an authenticated Yjs document (see README-layout.md) held by
  * the RoomManager (one loading promise per room, an update log with compaction in
  * LevelDB), checked by `validateUpdate` before any update from a peer or a client
- * touches it, and served over HTTP and the y-websocket endpoint.
+ * touches it, and served over HTTP and the y-websocket endpoint. RoomSync shares
+ * rooms with peer meshes and keeps them in sync over `/mesh/rooms/1.0.0`.
  */
+export { type BackfillPlan, countEntries, type SplitOptions, splitDiff, splitUpdate } from './backfill.ts'
 export { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
 export { type ClientApplyResult, type MessagePage, type MessageView, Room, type RoomOrigin } from './room.ts'
 export {
@@ -40,7 +42,37 @@ export {
   type RoomRecord,
   type RoomRejection,
 } from './room-manager.ts'
+export {
+  type AcceptedPeer,
+  type PeerSyncStatus,
+  RoomSync,
+  type RoomSyncComponents,
+  type RoomSyncInit,
+  type RoomSyncStatus,
+  type ShareView,
+  type TransferProgress,
+} from './room-sync.ts'
 export { type RoomRoutesInit, registerRoomRoutes } from './routes.ts'
+export {
+  dmSubject,
+  ShareBook,
+  type ShareRecord,
+  type SignedShare,
+  shareSubject,
+  signShare,
+  verifyShare,
+} from './share.ts'
+export {
+  decodeFrame,
+  encodeFrame,
+  MalformedFrameError,
+  MESH_ROOMS_PROTOCOL,
+  ROOM_MESSAGE,
+  ROOM_SYNC_LIMITS,
+  ROOM_SYNC_PROTOCOLS,
+  type RoomFrame,
+  SYNC_STEP,
+} from './sync-protocol.ts'
 export {
   checkRules,
   type NewEntry,

@@ -121,6 +121,7 @@ export class RoomManager {
   readonly #loading = new Map<string, Promise<Room>>()
   readonly #log: Logger
   readonly #now: () => number
+  readonly #loadListeners = new Set<(room: Room) => void>()
   #sweeper: ReturnType<typeof setInterval> | undefined
 
   constructor(init: RoomManagerInit) {
@@ -182,7 +183,7 @@ export class RoomManager {
     const owner = this.#memberEntry(id, input.creator, principal, 'owner', principal.tier, now)
     const room = this.#newRoom(id, this.ownMesh)
     room.attachLog(this.#newLog(room))
-    this.#rooms.set(id, room)
+    this.#loaded(room)
     try {
       await room.write(
         [
@@ -221,7 +222,8 @@ export class RoomManager {
 
   async list(): Promise<RoomRecord[]> {
     const out: RoomRecord[] = []
-    for await (const record of this.#records.values()) out.push(this.#withMeta(record))
+    // Room ids sort before '~' (other records of the sublevel, e.g. shares, start with it).
+    for await (const record of this.#records.values({ lt: '~' })) out.push(this.#withMeta(record))
     return out
   }
 
@@ -253,6 +255,32 @@ export class RoomManager {
     return [...this.#rooms.values()]
   }
 
+  /**
+   * Calls `listener` with every room loaded or created from now on, and at once with
+   * those loaded already (the sync layer watches their updates). Returns the remover.
+   */
+  onLoad(listener: (room: Room) => void): () => void {
+    this.#loadListeners.add(listener)
+    for (const room of this.#rooms.values()) listener(room)
+    return () => this.#loadListeners.delete(listener)
+  }
+
+  #loaded(room: Room): void {
+    this.#rooms.set(room.id, room)
+    for (const listener of this.#loadListeners) {
+      try {
+        listener(room)
+      } catch (err) {
+        this.#log.error({ event: 'rooms.load_listener_failed', room: room.id, err }, 'a load listener threw')
+      }
+    }
+  }
+
+  /** The local principal behind a did, or undefined. */
+  principal(did: string): Promise<LocalPrincipal | undefined> {
+    return this.#init.localPrincipal(did)
+  }
+
   async #load(id: string): Promise<Room> {
     const record = await this.record(id)
     this.stats.loads++
@@ -264,7 +292,7 @@ export class RoomManager {
       this.#log.error({ event: 'rooms.load_incomplete', room: id }, 'stored room has missing updates')
     }
     room.attachLog(log)
-    this.#rooms.set(id, room)
+    this.#loaded(room)
     return room
   }
 

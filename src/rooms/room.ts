@@ -1,3 +1,4 @@
+import { Awareness } from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
@@ -92,6 +93,7 @@ export class Room implements ValidationTarget {
   #scratch: Y.Doc | undefined
   #scratchUsedAt = 0
   #failed: unknown
+  #awareness: Awareness | undefined
   // indexes
   readonly #order: Array<{ ts: number; id: string }> = []
   readonly #sealedMembers: SealedMember[] = []
@@ -121,6 +123,19 @@ export class Room implements ValidationTarget {
 
   markFailed(err: unknown): void {
     this.#failed = err
+  }
+
+  /**
+   * Presence and typing (y-protocols awareness), shared by the y-websocket endpoint and
+   * the links to peer meshes; created on first use, destroyed with the document.
+   */
+  get awareness(): Awareness {
+    if (this.#awareness === undefined) {
+      const awareness = new Awareness(this.doc)
+      awareness.setLocalState(null)
+      this.#awareness = awareness
+    }
+    return this.#awareness
   }
 
   meta(): RoomMeta | undefined {

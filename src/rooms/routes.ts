@@ -1,17 +1,23 @@
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import * as Y from 'yjs'
 import type { Session } from '../auth/index.ts'
 import { BadRequestError, UnauthenticatedError } from '../errors.ts'
 import { ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
+import type { RoomSync } from './room-sync.ts'
 
 export interface RoomRoutesInit {
   rooms: RoomManager
+  /** Federation of rooms: sharing, DMs and sync views; without it those routes are absent. */
+  sync?: RoomSync
   /** Admits a request or throws, setting `request.session` (e.g. `requireSession(sessions)`). */
   authenticate: preHandlerAsyncHookHandler
 }
 
 const ROOM_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } as const
 const ENTRY_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } as const
+const DID = { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' } as const
+const UCAN = { type: 'string', minLength: 1, maxLength: 4096 } as const
 const roomParams = {
   type: 'object',
   additionalProperties: false,
@@ -41,10 +47,15 @@ function limitOf(query: { limit?: string }): number | undefined {
   return query.limit === undefined ? undefined : Number(query.limit)
 }
 
-/** SPEC §3 rooms: create, list, read, post, react, redact, members, notifications. */
+/**
+ * SPEC §3 rooms: create, list, read, post, react, redact, members, notifications;
+ * with `sync`: share, federated DMs and the catch-up view (`GET /api/rooms/:id/sync`).
+ */
 export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): void {
-  const { rooms } = init
+  const { rooms, sync } = init
   const preHandler = init.authenticate
+  const federated = (id: string, homeMesh: string) =>
+    sync?.isFederated(id, homeMesh) ?? homeMesh !== rooms.ownMesh
 
   app.post(
     '/api/rooms',
@@ -69,7 +80,9 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     },
   )
 
-  app.get('/api/rooms', { preHandler }, async () => ({ rooms: await rooms.list() }))
+  app.get('/api/rooms', { preHandler }, async () => ({
+    rooms: (await rooms.list()).map((r) => ({ ...r, federated: federated(r.id, r.homeMesh) })),
+  }))
 
   app.get('/api/rooms/:id', { preHandler, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }
@@ -81,8 +94,72 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
       members: room.members().size,
       messages: room.messageCount,
       role: me !== undefined && me.mesh === rooms.ownMesh ? me.role : null,
+      federated: federated(id, record.homeMesh),
+      shares: sync?.shares(id) ?? [],
+      // The replica's Yjs state vector (base64): equal vectors mean equal replicas.
+      stateVector: Buffer.from(Y.encodeStateVector(room.doc)).toString('base64'),
     }
   })
+
+  if (sync !== undefined) {
+    app.post(
+      '/api/rooms/:id/share',
+      {
+        preHandler,
+        schema: {
+          params: roomParams,
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['mesh', 'ucan'],
+            properties: { mesh: DID, ucan: UCAN },
+          },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string }
+        const body = request.body as { mesh: string; ucan: string }
+        const shared = await sync.share({
+          room: id,
+          peer: body.mesh,
+          ucan: body.ucan,
+          actor: sessionOf(request).did,
+        })
+        return reply.status(201).send(shared)
+      },
+    )
+
+    app.get('/api/rooms/:id/sync', { preHandler, schema: { params: roomParams } }, async (request) => {
+      const { id } = request.params as { id: string }
+      sessionOf(request)
+      return sync.status(id)
+    })
+
+    app.post(
+      '/api/me/federated-dms',
+      {
+        preHandler,
+        schema: {
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['with', 'ucan'],
+            properties: { with: DID, mesh: DID, ucan: UCAN },
+          },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body as { with: string; mesh?: string; ucan: string }
+        const dm = await sync.openDm({
+          actor: sessionOf(request).did,
+          with: body.with,
+          ucan: body.ucan,
+          ...(body.mesh !== undefined ? { mesh: body.mesh } : {}),
+        })
+        return reply.status(201).send(dm)
+      },
+    )
+  }
 
   app.post('/api/rooms/:id/join', { preHandler, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }

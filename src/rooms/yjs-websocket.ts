@@ -57,6 +57,7 @@ interface Hub {
   awareness: awarenessProtocol.Awareness
   connections: Set<Connection>
   onUpdate: (update: Uint8Array, origin: unknown) => void
+  onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
 }
 
 export async function registerYjsWebsocket(app: FastifyInstance, init: YjsWebsocketInit): Promise<void> {
@@ -153,8 +154,8 @@ class YjsWebsocketServer {
   #join(room: Room): Hub {
     let hub = this.#hubs.get(room)
     if (hub !== undefined) return hub
-    const awareness = new awarenessProtocol.Awareness(room.doc)
-    awareness.setLocalState(null)
+    // The room's awareness: states from peer meshes reach local clients, and back.
+    const awareness = room.awareness
     const connections = new Set<Connection>()
     const onUpdate = (update: Uint8Array, origin: unknown) => {
       const source = (origin as RoomOrigin & { connection?: unknown }) ?? null
@@ -163,16 +164,22 @@ class YjsWebsocketServer {
       for (const c of connections) if (source?.connection !== c) this.#send(c, message)
     }
     room.doc.on('update', onUpdate)
-    awareness.on(
-      'update',
-      ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }) => {
-        const changed = [...added, ...updated, ...removed]
-        const message = awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, changed))
-        // Like y-websocket-server, to every connection: the client's keep-alive depends on it.
-        for (const c of connections) this.#send(c, message)
-      },
-    )
-    hub = { room, awareness, connections, onUpdate }
+    const onAwareness = ({
+      added,
+      updated,
+      removed,
+    }: {
+      added: number[]
+      updated: number[]
+      removed: number[]
+    }) => {
+      const changed = [...added, ...updated, ...removed]
+      const message = awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, changed))
+      // Like y-websocket-server, to every connection: the client's keep-alive depends on it.
+      for (const c of connections) this.#send(c, message)
+    }
+    awareness.on('update', onAwareness)
+    hub = { room, awareness, connections, onUpdate, onAwareness }
     this.#hubs.set(room, hub)
     return hub
   }
@@ -183,7 +190,7 @@ class YjsWebsocketServer {
       awarenessProtocol.removeAwarenessStates(hub.awareness, [...conn.awarenessIds], conn)
     if (hub.connections.size === 0) {
       hub.room.doc.off('update', hub.onUpdate)
-      hub.awareness.destroy()
+      hub.awareness.off('update', hub.onAwareness)
       this.#hubs.delete(hub.room)
     }
   }

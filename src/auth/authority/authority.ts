@@ -185,7 +185,7 @@ export class Authority {
       this.#hold(subject, jwt)
     }
     const root = await this.#delegations.get('1/root')
-    if (root !== undefined && typeof root === 'object') this.#useRoot(root)
+    if (root !== undefined && typeof root === 'object') this.#applyRoot(root)
     this.#started = true
     if (this.#architect !== undefined) {
       await this.ensureRootDelegation(this.#architect)
@@ -236,7 +236,7 @@ export class Authority {
         with: [{ type: 'put', sublevel: this.#delegations, key: '1/root', value: record } as StoreOperation],
       },
     )
-    this.#useRoot(record)
+    this.#applyRoot(record)
     return { token: record.token, cid: record.cid, exp }
   }
 
@@ -687,7 +687,7 @@ export class Authority {
     set.add(jwt)
   }
 
-  #useRoot(record: RootRecord): void {
+  #applyRoot(record: RootRecord): void {
     const decoded = decodeToken(record.token)
     if (decoded.error !== undefined)
       throw new Error(`stored root delegation is unreadable: ${decoded.error.message}`)

@@ -153,16 +153,15 @@ export class NodeEd25519Signer {
   }
 
   withDID(id: API.DID): API.Signer {
-    const signer = this
     return {
-      signer,
-      verifier: signer.verifier.withDID(id),
+      signer: this,
+      verifier: this.verifier.withDID(id),
       did: () => id,
-      toDIDKey: () => signer.toDIDKey(),
-      sign: (payload: Uint8Array) => signer.sign(payload),
+      toDIDKey: () => this.toDIDKey(),
+      sign: (payload: Uint8Array) => this.sign(payload),
       signatureAlgorithm: ALGORITHM,
       signatureCode: EDDSA_SIGNATURE_CODE,
-      encode: () => signer.encode(),
+      encode: () => this.encode(),
     } as unknown as API.Signer
   }
 }

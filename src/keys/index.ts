@@ -1,0 +1,6 @@
+/**
+ * Keys: the mesh's own key history and its rotation (`mesh key rotate`). Records and
+ * chains live in identity/rotation.ts, their files in identity/key-history.ts; the
+ * composition root restarts what runs on the key. This module is their HTTP face.
+ */
+export { type KeyRotationResult, type KeyRoutesInit, type KeysView, registerKeyRoutes } from './routes.ts'

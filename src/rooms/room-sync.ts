@@ -1,0 +1,1242 @@
+import type { Connection, Stream } from '@libp2p/interface'
+import { type LengthPrefixedStream, lpStream } from '@libp2p/utils'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import * as Y from 'yjs'
+import type { AuditLog } from '../audit/index.ts'
+import { HUMAN_ACTS, type HumanActVerifier } from '../connections/human-act.ts'
+import {
+  BadRequestError,
+  ConflictError,
+  MeshError,
+  type MeshErrorCode,
+  NotConnectedError,
+  NotFoundError,
+  PolicyRejectedError,
+} from '../errors.ts'
+import { didFromPeerId, type Ed25519KeyPair, isDidKey, peerIdFromDid } from '../identity/index.ts'
+import { type Logger, silentLogger } from '../log.ts'
+import type { MeshLibp2p } from '../p2p/index.ts'
+import type { MeshStore } from '../store/index.ts'
+import { countEntries, splitDiff } from './backfill.ts'
+import type { Room, RoomOrigin } from './room.ts'
+import { type ClientBinding, ROOM_LIMITS } from './room-entries.ts'
+import type { RoomManager } from './room-manager.ts'
+import { dmSubject, ShareBook, type ShareRecord, shareSubject, signShare, verifyShare } from './share.ts'
+import {
+  decodeFrame,
+  encodeFrame,
+  MalformedFrameError,
+  ROOM_SYNC_LIMITS,
+  ROOM_SYNC_PROTOCOLS,
+  type RoomFrame,
+} from './sync-protocol.ts'
+
+/** A peer mesh with an accepted connection, as the sync layer needs to know it. */
+export interface AcceptedPeer {
+  did: string
+  name: string | null
+  architectDid: string | null
+  multiaddrs: string[]
+}
+
+export interface RoomSyncComponents {
+  /** The host (a getter in the node: a key rotation replaces it, and restarts this service). */
+  libp2p: MeshLibp2p
+  /** The mesh key: it signs shares (a function: key rotation changes it). */
+  key: () => Ed25519KeyPair
+  store: MeshStore
+  rooms: RoomManager
+  /** The node's human-act verifier (one per store: it remembers spent nonces). */
+  acts: HumanActVerifier
+  audit?: AuditLog
+  logger?: Logger
+  /** Peers with an accepted connection now, by did. */
+  acceptedPeers: () => Promise<Map<string, AcceptedPeer>>
+  /** Live policy values. */
+  policy: () => Promise<{ maxBackfillEventsPerRequest: number; maxForeignParticipantsPerRoom: number }>
+}
+
+export interface RoomSyncInit {
+  /** This mesh's architect: the only human who may share a room. */
+  architectDid: string
+  /** How often links to peers are checked (opened, closed); default 2 000 ms. */
+  checkIntervalMs?: number
+  /** One dial of a link at most this long; default 10 000 ms. */
+  dialTimeoutMs?: number
+  /** Protocol ids spoken (tests use others); default ROOM_SYNC_PROTOCOLS. */
+  protocols?: readonly string[]
+  /** At most one refusal per peer and reason is recorded per this many ms (the rest are counted); default 1 000. */
+  refusalLogIntervalMs?: number
+  now?: () => number
+}
+
+/** Progress of one direction of a room's catch-up with one peer. */
+export interface TransferProgress {
+  /** Entries, bytes and chunks of the latest state-vector diff. */
+  entries: number
+  bytes: number
+  chunks: number
+  entriesDone: number
+  bytesDone: number
+  chunksDone: number
+  startedAt: string | null
+  doneAt: string | null
+}
+
+/** `GET /api/rooms/:id/sync`: where each peer of a shared room stands. */
+export interface RoomSyncStatus {
+  room: string
+  homeMesh: string
+  federated: boolean
+  /** This replica's Yjs state vector, base64. */
+  stateVector: string
+  messages: number
+  /** Every peer's link is open, its diff received, and it lacks nothing we know of. */
+  caughtUp: boolean
+  peers: PeerSyncStatus[]
+}
+
+export interface PeerSyncStatus {
+  peer: string
+  name: string | null
+  direction: 'out' | 'in'
+  link: 'open' | 'closed'
+  lastError: { code: string; message: string; at: string } | null
+  /** The peer's state vector as last known (its SyncStep1, plus what went both ways since), base64. */
+  theirStateVector: string | null
+  /** What the peer lacks of this replica, as far as we know. */
+  behind: { entries: number; bytes: number } | null
+  /** Our catch-up from the peer: its diff for our SyncStep1. */
+  incoming: TransferProgress
+  /** The peer's catch-up from us: our diff for its SyncStep1. */
+  outgoing: TransferProgress
+  caughtUp: boolean
+}
+
+export interface ShareView {
+  room: string
+  peer: string
+  direction: 'out' | 'in'
+  createdAt: string
+  dm?: string
+}
+
+interface Progress {
+  theirs: Map<number, number> | null
+  incoming: TransferProgress
+  outgoing: TransferProgress
+}
+
+interface Queued {
+  bytes: Uint8Array
+  onSent?: () => void
+}
+
+class Link {
+  readonly peer: string
+  readonly initiator: string
+  readonly stream: Stream
+  readonly lp: LengthPrefixedStream<Stream>
+  closed = false
+  queue: Queued[] = []
+  queuedBytes = 0
+  writing = false
+  inflight = 0
+  /** Live updates per room, sent at the end of the tick. */
+  readonly batch = new Map<string, Uint8Array[]>()
+  /** Rooms whose SyncStep1 from the peer was answered: live updates flow from then on. */
+  readonly ready = new Set<string>()
+
+  constructor(peer: string, initiator: string, stream: Stream) {
+    this.peer = peer
+    this.initiator = initiator
+    this.stream = stream
+    this.lp = lpStream(stream, {
+      maxDataLength: ROOM_SYNC_LIMITS.maxFrameBytes,
+      maxBufferSize: 32 * 1024 * 1024,
+    })
+  }
+}
+
+const MAX_INFLIGHT_APPLIES = 256
+const MAX_CLAIMS_PER_ROOM = 10_000
+
+function emptyTransfer(): TransferProgress {
+  return {
+    entries: 0,
+    bytes: 0,
+    chunks: 0,
+    entriesDone: 0,
+    bytesDone: 0,
+    chunksDone: 0,
+    startedAt: null,
+    doneAt: null,
+  }
+}
+
+/**
+ * Shared rooms between meshes: the share decision (a human act), the link to each
+ * peer mesh (`/mesh/rooms/1.0.0`, see sync-protocol.ts), catch-up by state-vector
+ * diff in chunks, live updates batched per tick, awareness, and the progress views.
+ */
+export class RoomSync {
+  readonly #c: RoomSyncComponents
+  readonly #init: RoomSyncInit
+  readonly #shares: ShareBook
+  readonly #log: Logger
+  readonly #now: () => number
+  readonly #links = new Map<string, Link>()
+  readonly #dialing = new Set<string>()
+  readonly #progress = new Map<string, Map<string, Progress>>()
+  readonly #errors = new Map<string, { code: string; message: string; at: string }>()
+  readonly #watched = new WeakSet<Room>()
+  readonly #watchedAwareness = new WeakSet<Room>()
+  readonly #claims = new Map<string, Map<number, string>>()
+  readonly #joining = new Set<string>()
+  readonly #refusalLog = new Map<string, { at: number; suppressed: number }>()
+  #accepted = new Map<string, AcceptedPeer>()
+  #timer: ReturnType<typeof setInterval> | undefined
+  #flushScheduled = false
+  #started = false
+  #shutdown = new AbortController()
+  #offLoad: (() => void) | undefined
+  /** Counters for tests and metrics. */
+  readonly stats = { framesIn: 0, framesOut: 0, malformed: 0, refused: 0, linksOpened: 0 }
+
+  constructor(components: RoomSyncComponents, init: RoomSyncInit) {
+    this.#c = components
+    this.#init = init
+    this.#shares = new ShareBook(components.store)
+    this.#log = (components.logger ?? silentLogger()).child({ area: 'rooms.sync' })
+    this.#now = init.now ?? Date.now
+  }
+
+  get #self(): string {
+    return this.#c.key().did
+  }
+
+  get protocols(): readonly string[] {
+    return this.#init.protocols ?? ROOM_SYNC_PROTOCOLS
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return
+    this.#shutdown = new AbortController()
+    await this.#shares.load()
+    await this.#c.libp2p.handle(
+      [...this.protocols],
+      (stream: Stream, connection: Connection) => this.#onStream(stream, connection),
+      { maxInboundStreams: 8, maxOutboundStreams: 8 },
+    )
+    this.#c.libp2p.addEventListener('peer:connect', this.#onPeerConnect)
+    this.#offLoad = this.#c.rooms.onLoad((room) => this.#watch(room))
+    this.#started = true
+    this.#timer = setInterval(() => this.#tick(), this.#init.checkIntervalMs ?? 2000)
+    this.#timer.unref()
+    this.#tick()
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    clearInterval(this.#timer)
+    this.#shutdown.abort(new Error('room sync stopped'))
+    this.#c.libp2p.removeEventListener('peer:connect', this.#onPeerConnect)
+    this.#offLoad?.()
+    for (const link of [...this.#links.values()]) this.#close(link, 'stopping')
+    await this.#c.libp2p.unhandle([...this.protocols]).catch(() => {})
+  }
+
+  // ------------------------------------------------------------------ sharing
+
+  /** Whether a room travels to any peer mesh (or came from one). */
+  isFederated(room: string, homeMesh?: string): boolean {
+    return (homeMesh !== undefined && homeMesh !== this.#self) || this.#shares.peersOf(room).length > 0
+  }
+
+  shares(room: string): ShareView[] {
+    return this.#shares.peersOf(room).map(view)
+  }
+
+  /**
+   * The architect shares a room this mesh holds with a peer mesh (`POST
+   * /api/rooms/:id/share`): a human act `room/share` with = `<room>:<peer>`, an
+   * accepted connection with the peer (MESH_NOT_CONNECTED otherwise), and room for
+   * one more foreign participant (MESH_POLICY_REJECTED). Idempotent.
+   */
+  async share(input: { room: string; peer: string; ucan: string; actor: string }): Promise<ShareView> {
+    const record = await this.#c.rooms.record(input.room)
+    if (!isDidKey(input.peer)) throw new BadRequestError('mesh must be a did:key', { mesh: input.peer })
+    if (input.peer === this.#self) throw new BadRequestError('a room is not shared with its own mesh')
+    const existing = this.#shares.get(input.room, input.peer)
+    if (existing !== undefined) return view(existing)
+    await this.#requireAccepted(input.peer)
+    const act = await this.#c.acts.verify(input.ucan, {
+      audience: this.#self,
+      allowedIssuers: (did) => did === this.#init.architectDid && did === input.actor,
+      act: HUMAN_ACTS.roomShare,
+      subject: shareSubject(input.room, input.peer),
+    })
+    try {
+      const room = await this.#c.rooms.load(input.room)
+      await this.#checkForeignRoom(room)
+      const meta = room.meta()
+      const share: ShareRecord = {
+        room: input.room,
+        peer: input.peer,
+        direction: 'out',
+        homeMesh: record.homeMesh,
+        name: meta?.name ?? record.name,
+        topic: meta?.topic ?? record.topic,
+        act: input.ucan,
+        by: act.iss,
+        decidedAt: this.#now(),
+        createdAt: new Date(this.#now()).toISOString(),
+      }
+      await this.#persist(share, 'rooms.shared', act.iss, [...this.#c.acts.nonceOperations(act)])
+      this.#announce(share)
+      return view(share)
+    } catch (err) {
+      await this.#c.acts.release(act)
+      throw err
+    }
+  }
+
+  /**
+   * A federated DM (`POST /api/me/federated-dms`): a room owned by `actor` with one
+   * foreign participant, `with`, at `mesh` (found among the members of shared rooms
+   * when not given). `ucan` is `actor`'s act `room/share` with = `dm:<with>`. On the
+   * other mesh, `with` joins the room (tier 4) when it arrives.
+   */
+  async openDm(input: {
+    actor: string
+    with: string
+    mesh?: string
+    ucan: string
+  }): Promise<ShareView & { name: string }> {
+    if (!isDidKey(input.with)) throw new BadRequestError('with must be a did:key')
+    const mesh = input.mesh ?? this.#meshOf(input.with)
+    if (mesh === undefined)
+      throw new BadRequestError('the principal’s mesh is not known here; pass mesh', { with: input.with })
+    if (mesh === this.#self) throw new BadRequestError('a federated DM is with a principal of another mesh')
+    await this.#requireAccepted(mesh)
+    const act = await this.#c.acts.verify(input.ucan, {
+      audience: this.#self,
+      allowedIssuers: (did) => did === input.actor,
+      act: HUMAN_ACTS.roomShare,
+      subject: dmSubject(input.with),
+    })
+    try {
+      const peerName = this.#accepted.get(mesh)?.name ?? mesh.slice(-8)
+      const name = `dm ${input.with.slice(-8)}@${peerName}`.slice(0, ROOM_LIMITS.maxNameLength)
+      const record = await this.#c.rooms.create({ name, topic: 'direct message', creator: input.actor })
+      const share: ShareRecord = {
+        room: record.id,
+        peer: mesh,
+        direction: 'out',
+        homeMesh: this.#self,
+        name,
+        topic: record.topic,
+        act: input.ucan,
+        by: act.iss,
+        decidedAt: this.#now(),
+        dm: input.with,
+        createdAt: new Date(this.#now()).toISOString(),
+      }
+      await this.#persist(share, 'rooms.dm.opened', act.iss, [...this.#c.acts.nonceOperations(act)])
+      this.#announce(share)
+      return { ...view(share), name }
+    } catch (err) {
+      await this.#c.acts.release(act)
+      throw err
+    }
+  }
+
+  async #requireAccepted(peer: string): Promise<AcceptedPeer> {
+    this.#accepted = await this.#c.acceptedPeers()
+    const accepted = this.#accepted.get(peer)
+    if (accepted === undefined)
+      throw new NotConnectedError('there is no accepted connection with that mesh', { mesh: peer })
+    return accepted
+  }
+
+  /** MESH_POLICY_REJECTED when one more foreign participant would exceed the policy. */
+  async #checkForeignRoom(room: Room): Promise<void> {
+    const { maxForeignParticipantsPerRoom: max } = await this.#c.policy()
+    let foreign = 0
+    for (const m of room.members().values()) if (m.mesh !== room.homeMesh) foreign++
+    if (foreign + 1 > max) {
+      throw new PolicyRejectedError('the room has its maximum of foreign participants', {
+        reason: 'foreign-limit',
+        max,
+        foreign,
+      })
+    }
+  }
+
+  #meshOf(did: string): string | undefined {
+    for (const room of this.#c.rooms.loaded()) {
+      const m = room.member(did)
+      if (m !== undefined && m.mesh !== this.#self) return m.mesh
+    }
+    return undefined
+  }
+
+  async #persist(
+    share: ShareRecord,
+    action: string,
+    actor: string,
+    extra: ReturnType<HumanActVerifier['nonceOperations']>,
+  ) {
+    const ops = [this.#shares.putOperation(share), ...extra]
+    const entry = {
+      action,
+      actor,
+      subject: share.room,
+      details: { peer: share.peer, direction: share.direction, ...(share.dm ? { dm: share.dm } : {}) },
+    }
+    if (this.#c.audit !== undefined) await this.#c.audit.append(entry, { with: ops })
+    else await this.#c.store.batch(ops)
+    this.#shares.commit(share)
+    this.#log.info({ event: action, room: share.room, peer: share.peer }, 'room shared')
+  }
+
+  /** Tells the peer of a new share now if the link is open, else opens it. */
+  #announce(share: ShareRecord): void {
+    const link = this.#links.get(share.peer)
+    if (link === undefined) {
+      if (this.#accepted.has(share.peer)) void this.#dial(share.peer)
+      return
+    }
+    void this.#greetRoom(link, share).catch((err: unknown) => this.#linkError(link, err))
+  }
+
+  // ------------------------------------------------------------------ links
+
+  readonly #onPeerConnect = (event: CustomEvent): void => {
+    let did: string
+    try {
+      did = didFromPeerId(event.detail)
+    } catch {
+      return
+    }
+    if (this.#links.has(did) || this.#shares.roomsWith(did).length === 0) return
+    void this.#c
+      .acceptedPeers()
+      .then((accepted) => {
+        this.#accepted = accepted
+        if (accepted.has(did)) return this.#dial(did)
+      })
+      .catch((err: unknown) =>
+        this.#log.error({ event: 'rooms.sync.peer_connect_failed', err }, 'peer:connect'),
+      )
+  }
+
+  #tick(): void {
+    if (!this.#started) return
+    void this.#check().catch((err: unknown) => {
+      this.#log.error({ event: 'rooms.sync.check_failed', err }, 'checking links failed')
+    })
+  }
+
+  /** Opens links to accepted peers that share rooms with us; closes links to peers no longer accepted. */
+  async #check(): Promise<void> {
+    this.#accepted = await this.#c.acceptedPeers()
+    for (const link of [...this.#links.values()]) {
+      if (!this.#accepted.has(link.peer)) this.#close(link, 'not-connected')
+    }
+    for (const peer of this.#shares.peers()) {
+      if (this.#accepted.has(peer) && !this.#links.has(peer)) void this.#dial(peer)
+    }
+  }
+
+  async #dial(peer: string): Promise<void> {
+    if (this.#dialing.has(peer) || this.#links.has(peer) || !this.#started) return
+    this.#dialing.add(peer)
+    try {
+      const peerId = peerIdFromDid(peer)
+      if (this.#c.libp2p.getConnections(peerId).length === 0) {
+        const addrs = addressesOf(this.#accepted.get(peer)?.multiaddrs ?? [])
+        if (addrs.length > 0) await this.#c.libp2p.peerStore.merge(peerId, { multiaddrs: addrs })
+      }
+      const signal = AbortSignal.any([
+        AbortSignal.timeout(this.#init.dialTimeoutMs ?? 10_000),
+        this.#shutdown.signal,
+      ])
+      const stream = await this.#c.libp2p.dialProtocol(peerId, [...this.protocols], { signal })
+      if (!this.#started) {
+        stream.abort(new Error('room sync stopped'))
+        return
+      }
+      this.#open(peer, stream, this.#self)
+    } catch (err) {
+      if (this.#shutdown.signal.aborted) return
+      const unsupported = (err as Error)?.name === 'UnsupportedProtocolError'
+      const code: MeshErrorCode = unsupported ? 'MESH_PROTOCOL_VERSION' : 'MESH_UNAVAILABLE'
+      const message = unsupported
+        ? 'the peer speaks no version of the room sync protocol in common'
+        : ((err as Error)?.message ?? String(err))
+      this.#errors.set(peer, {
+        code,
+        message: message.slice(0, 512),
+        at: new Date(this.#now()).toISOString(),
+      })
+      this.#log.warn(
+        { event: unsupported ? 'rooms.sync.protocol_version' : 'rooms.sync.dial_failed', peer, code },
+        message,
+      )
+    } finally {
+      this.#dialing.delete(peer)
+    }
+  }
+
+  #onStream(stream: Stream, connection: Connection): void {
+    const peer = didFromPeerId(connection.remotePeer)
+    void (async () => {
+      if (!this.#accepted.has(peer)) this.#accepted = await this.#c.acceptedPeers()
+      if (!this.#accepted.has(peer)) {
+        this.#refuse(
+          peer,
+          null,
+          'MESH_NOT_CONNECTED',
+          'not-connected',
+          'no accepted connection with this mesh',
+        )
+        stream.abort(new Error('no accepted connection'))
+        return
+      }
+      this.#open(peer, stream, peer)
+    })().catch((err: unknown) => {
+      stream.abort(err as Error)
+      this.#log.error({ event: 'rooms.sync.inbound_failed', peer, err }, 'inbound link failed')
+    })
+  }
+
+  /** A new stream with `peer`: kept unless a link opened by the mesh whose did sorts first exists. */
+  #open(peer: string, stream: Stream, initiator: string): void {
+    const existing = this.#links.get(peer)
+    if (existing !== undefined) {
+      const first = this.#self < peer ? this.#self : peer
+      if (existing.initiator !== initiator && existing.initiator === first) {
+        stream.abort(new Error('duplicate link'))
+        return
+      }
+      this.#close(existing, 'replaced')
+    }
+    const link = new Link(peer, initiator, stream)
+    this.#links.set(peer, link)
+    this.#errors.delete(peer)
+    this.stats.linksOpened++
+    this.#log.info(
+      { event: 'rooms.sync.link_opened', peer, initiator: initiator === this.#self },
+      'link opened',
+    )
+    void this.#readLoop(link)
+    void this.#greet(link).catch((err: unknown) => this.#linkError(link, err))
+  }
+
+  #close(link: Link, reason: string, err?: Error): void {
+    if (link.closed) return
+    link.closed = true
+    if (this.#links.get(link.peer) === link) this.#links.delete(link.peer)
+    link.queue = []
+    link.queuedBytes = 0
+    link.batch.clear()
+    if (err !== undefined || reason !== 'stopping') link.stream.abort(err ?? new Error(reason))
+    else link.stream.abort(new Error(reason))
+    this.#log.info({ event: 'rooms.sync.link_closed', peer: link.peer, reason }, 'link closed')
+  }
+
+  #linkError(link: Link, err: unknown): void {
+    if (link.closed) return
+    this.#log.warn({ event: 'rooms.sync.link_failed', peer: link.peer, err }, 'link failed')
+    this.#errors.set(link.peer, {
+      code: 'MESH_UNAVAILABLE',
+      message: String((err as Error)?.message ?? err).slice(0, 512),
+      at: new Date(this.#now()).toISOString(),
+    })
+    this.#close(link, 'error', err as Error)
+  }
+
+  /** Both sides, when the link opens: our shares, then SyncStep1 for every room shared with the peer. */
+  async #greet(link: Link): Promise<void> {
+    for (const share of this.#shares.roomsWith(link.peer)) {
+      if (link.closed) return
+      await this.#greetRoom(link, share)
+    }
+  }
+
+  async #greetRoom(link: Link, share: ShareRecord): Promise<void> {
+    if (share.direction === 'out') {
+      const signed = signShare(this.#c.key(), {
+        room: share.room,
+        homeMesh: share.homeMesh,
+        name: share.name,
+        topic: share.topic,
+        to: share.peer,
+        act: share.act,
+        decidedAt: share.decidedAt,
+        ...(share.dm !== undefined ? { join: share.dm } : {}),
+      })
+      this.#send(link, { room: share.room, type: 'share', json: JSON.stringify(signed) })
+    }
+    const room = await this.#c.rooms.load(share.room)
+    if (link.closed) return
+    this.#watchAwareness(room)
+    const incoming = this.#progressOf(link.peer, room.id).incoming
+    Object.assign(incoming, emptyTransfer(), { startedAt: new Date(this.#now()).toISOString() })
+    this.#send(link, { room: room.id, type: 'step1', stateVector: Y.encodeStateVector(room.doc) })
+  }
+
+  // ------------------------------------------------------------------ writing
+
+  #send(link: Link, frame: RoomFrame, onSent?: () => void): void {
+    if (link.closed) return
+    const bytes = encodeFrame(frame)
+    link.queue.push({ bytes, ...(onSent !== undefined ? { onSent } : {}) })
+    link.queuedBytes += bytes.byteLength
+    if (link.queuedBytes > ROOM_SYNC_LIMITS.maxQueuedBytes) {
+      this.#linkError(link, new Error('peer reads too slowly'))
+      return
+    }
+    if (!link.writing) void this.#drain(link)
+  }
+
+  async #drain(link: Link): Promise<void> {
+    link.writing = true
+    try {
+      while (!link.closed && link.queue.length > 0) {
+        const next = link.queue.shift() as Queued
+        link.queuedBytes -= next.bytes.byteLength
+        await link.lp.write(next.bytes, { signal: this.#shutdown.signal })
+        this.stats.framesOut++
+        next.onSent?.()
+      }
+    } catch (err) {
+      this.#linkError(link, err)
+    } finally {
+      link.writing = false
+    }
+  }
+
+  /** Watches a loaded room: its updates go to the peers it is shared with. */
+  #watch(room: Room): void {
+    if (this.#watched.has(room)) return
+    this.#watched.add(room)
+    room.doc.on('update', (update: Uint8Array, origin: unknown) => {
+      const o = origin as RoomOrigin | null
+      if (o?.source === 'store') return
+      const shares = this.#shares.peersOf(room.id)
+      if (shares.length === 0) return
+      for (const share of shares) {
+        if (o?.source === 'peer' && o.meshDid === share.peer) continue
+        const link = this.#links.get(share.peer)
+        if (link === undefined || !link.ready.has(room.id)) continue
+        let list = link.batch.get(room.id)
+        if (list === undefined) {
+          list = []
+          link.batch.set(room.id, list)
+        }
+        list.push(update)
+      }
+      this.#scheduleFlush()
+    })
+    if (this.#shares.peersOf(room.id).length > 0) this.#watchAwareness(room)
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(() => {
+      this.#flushScheduled = false
+      for (const link of this.#links.values()) this.#flush(link)
+    })
+  }
+
+  /** Sends a link's updates of this tick: one frame per room (merged when small enough). */
+  #flush(link: Link): void {
+    for (const [room, updates] of link.batch) {
+      const merged = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates)
+      const parts = merged.byteLength > (ROOM_LIMITS.maxUpdateBytes * 3) / 4 ? updates : [merged]
+      for (const update of parts) {
+        this.#send(link, { room, type: 'update', update })
+        this.#learn(link.peer, room, update)
+      }
+    }
+    link.batch.clear()
+  }
+
+  // ------------------------------------------------------------------ reading
+
+  async #readLoop(link: Link): Promise<void> {
+    try {
+      while (!link.closed) {
+        const data = await link.lp.read({ signal: this.#shutdown.signal })
+        this.stats.framesIn++
+        await this.#onFrame(link, data.subarray())
+      }
+    } catch (err) {
+      if (link.closed || this.#shutdown.signal.aborted) return
+      const name = (err as Error)?.name
+      if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError') {
+        this.#refuse(
+          link.peer,
+          null,
+          'MESH_TOO_LARGE',
+          'frame-too-large',
+          'frame over the size limit; link closed',
+        )
+        this.#close(link, 'frame-too-large', err as Error)
+        return
+      }
+      if (name === 'UnexpectedEOFError' || name === 'StreamResetError' || name === 'StreamClosedError') {
+        this.#close(link, 'closed by peer')
+        return
+      }
+      this.#linkError(link, err)
+    } finally {
+      this.#close(link, 'ended')
+    }
+  }
+
+  async #onFrame(link: Link, bytes: Uint8Array): Promise<void> {
+    let frame: RoomFrame
+    try {
+      frame = decodeFrame(bytes)
+    } catch (err) {
+      this.stats.malformed++
+      const reason = err instanceof MalformedFrameError ? err.message : 'malformed frame'
+      this.#refuse(
+        link.peer,
+        null,
+        'MESH_BAD_REQUEST',
+        'malformed',
+        `malformed frame dropped: ${reason}`,
+        link,
+      )
+      return
+    }
+    const peer = link.peer
+    if (frame.type === 'share') {
+      await this.#onShare(link, frame.room, frame.json)
+      return
+    }
+    if (frame.type === 'refused') {
+      this.#log.info(
+        { event: 'rooms.sync.refused_by_peer', peer, room: frame.room, code: frame.code.slice(0, 64) },
+        frame.reason.slice(0, 256),
+      )
+      return
+    }
+    if (this.#shares.get(frame.room, peer) === undefined) {
+      this.#refuse(
+        peer,
+        frame.room,
+        'MESH_UPDATE_REJECTED',
+        'not-shared',
+        'room is not shared with this mesh',
+        link,
+      )
+      return
+    }
+    let room: Room
+    try {
+      room = await this.#c.rooms.load(frame.room)
+    } catch (err) {
+      this.#log.error(
+        { event: 'rooms.sync.load_failed', room: frame.room, err },
+        'could not load a shared room',
+      )
+      return
+    }
+    switch (frame.type) {
+      case 'step1':
+        await this.#answer(link, room, frame.stateVector)
+        return
+      case 'step2':
+      case 'update':
+        await this.#apply(link, room, frame.update, frame.type === 'step2')
+        return
+      case 'awareness':
+        this.#onAwareness(link, room, frame.update)
+        return
+      case 'backfill': {
+        const incoming = this.#progressOf(peer, room.id).incoming
+        Object.assign(incoming, {
+          entries: frame.entries,
+          bytes: frame.bytes,
+          chunks: frame.chunks,
+          entriesDone: 0,
+          bytesDone: 0,
+          chunksDone: 0,
+          doneAt: frame.chunks === 0 ? new Date(this.#now()).toISOString() : null,
+        })
+        return
+      }
+    }
+  }
+
+  /** The answer to a SyncStep1: the diff, in chunks of at most maxBackfillEventsPerRequest entries. */
+  async #answer(link: Link, room: Room, stateVector: Uint8Array): Promise<void> {
+    let theirs: Map<number, number>
+    try {
+      theirs = Y.decodeStateVector(stateVector)
+    } catch {
+      this.#refuse(link.peer, room.id, 'MESH_BAD_REQUEST', 'malformed', 'malformed state vector', link)
+      return
+    }
+    const { maxBackfillEventsPerRequest } = await this.#c.policy()
+    if (link.closed) return
+    // From here to `ready` nothing awaits: every change is either in the diff or sent live.
+    const plan = splitDiff(room.doc, stateVector, { maxEntries: maxBackfillEventsPerRequest })
+    const progress = this.#progressOf(link.peer, room.id)
+    progress.theirs = theirs
+    const now = new Date(this.#now()).toISOString()
+    const outgoing = progress.outgoing
+    Object.assign(outgoing, {
+      entries: plan.totalEntries,
+      bytes: plan.totalBytes,
+      chunks: plan.chunks.length,
+      entriesDone: 0,
+      bytesDone: 0,
+      chunksDone: 0,
+      startedAt: now,
+      doneAt: plan.chunks.length === 0 ? now : null,
+    })
+    this.#send(link, {
+      room: room.id,
+      type: 'backfill',
+      entries: plan.totalEntries,
+      bytes: plan.totalBytes,
+      chunks: plan.chunks.length,
+    })
+    plan.chunks.forEach((chunk, i) => {
+      this.#send(link, { room: room.id, type: 'step2', update: chunk }, () => {
+        outgoing.entriesDone += plan.entries[i] ?? 0
+        outgoing.bytesDone += chunk.byteLength
+        outgoing.chunksDone++
+        if (outgoing.chunksDone === outgoing.chunks) outgoing.doneAt = new Date(this.#now()).toISOString()
+      })
+      this.#learn(link.peer, room.id, chunk)
+    })
+    link.ready.add(room.id)
+    if (plan.chunks.length > 1) {
+      this.#log.info(
+        {
+          event: 'rooms.sync.backfill',
+          peer: link.peer,
+          room: room.id,
+          entries: plan.totalEntries,
+          chunks: plan.chunks.length,
+        },
+        'sending catch-up in chunks',
+      )
+    }
+  }
+
+  async #apply(link: Link, room: Room, update: Uint8Array, step2: boolean): Promise<void> {
+    const peer = link.peer
+    const progress = this.#progressOf(peer, room.id)
+    if (step2) {
+      const incoming = progress.incoming
+      incoming.chunksDone++
+      incoming.bytesDone += update.byteLength
+      incoming.entriesDone += countEntries(update)
+      if (incoming.chunksDone >= incoming.chunks && incoming.doneAt === null)
+        incoming.doneAt = new Date(this.#now()).toISOString()
+    }
+    let applying: Promise<{ error?: MeshError }>
+    try {
+      // Validation and apply run synchronously in this call: frames apply in order.
+      applying = room.applyUpdate(update, { kind: 'peer', meshDid: peer })
+    } catch (err) {
+      this.#log.error(
+        { event: 'rooms.sync.apply_failed', peer, room: room.id, err },
+        'applying an update failed',
+      )
+      return
+    }
+    link.inflight++
+    const done = applying.then(
+      (result) => {
+        link.inflight--
+        if (result.error === undefined) {
+          this.#learn(peer, room.id, update)
+          this.#maybeJoin(room)
+        }
+      },
+      (err: unknown) => {
+        link.inflight--
+        this.#log.error(
+          { event: 'rooms.sync.apply_failed', peer, room: room.id, err },
+          'applying an update failed',
+        )
+      },
+    )
+    // Bounded work in flight: a flood waits for the store.
+    if (link.inflight > MAX_INFLIGHT_APPLIES) await done
+  }
+
+  /** Joins the local principal an incoming share names, once the room's meta has arrived. */
+  #maybeJoin(room: Room): void {
+    if (room.meta() === undefined) return
+    for (const share of this.#shares.peersOf(room.id)) {
+      const did = share.join
+      if (share.direction !== 'in' || did === undefined) continue
+      const member = room.member(did)
+      if (member !== undefined && member.mesh === this.#self) continue
+      const key = `${room.id}/${did}`
+      if (this.#joining.has(key)) continue
+      this.#joining.add(key)
+      this.#c.rooms
+        .join(room.id, did)
+        .then(
+          () => this.#log.info({ event: 'rooms.sync.joined', room: room.id, did }, 'joined a shared room'),
+          (err: unknown) =>
+            this.#log.warn(
+              { event: 'rooms.sync.join_failed', room: room.id, did, err },
+              'could not join a shared room',
+            ),
+        )
+        .finally(() => this.#joining.delete(key))
+    }
+  }
+
+  async #onShare(link: Link, roomId: string, json: string): Promise<void> {
+    const peer = link.peer
+    if (json.length > ROOM_SYNC_LIMITS.maxShareBytes) {
+      this.#refuse(peer, roomId, 'MESH_TOO_LARGE', 'share-too-large', 'share too large', link)
+      return
+    }
+    const accepted = this.#accepted.get(peer)
+    let share: ReturnType<typeof verifyShare>['share']
+    try {
+      ;({ share } = verifyShare(json, {
+        remote: peer,
+        self: this.#self,
+        room: roomId,
+        architectOf: accepted?.architectDid ?? null,
+        now: this.#now(),
+      }))
+      const existing = this.#shares.get(roomId, peer)
+      if (existing !== undefined) return
+      const held = await this.#c.rooms.record(roomId).catch(() => undefined)
+      if (held !== undefined && held.homeMesh !== share.homeMesh)
+        throw new ConflictError('this mesh holds that room with another home mesh', { room: roomId })
+      const join = share.join ?? this.#init.architectDid
+      if (share.join !== undefined && (await this.#c.rooms.principal(share.join)) === undefined)
+        throw new NotFoundError('no such principal on this mesh', { did: share.join })
+      await this.#c.rooms.adopt({
+        id: roomId,
+        homeMesh: share.homeMesh,
+        name: share.name,
+        topic: share.topic,
+      })
+      const record: ShareRecord = {
+        room: roomId,
+        peer,
+        direction: 'in',
+        homeMesh: share.homeMesh,
+        name: share.name,
+        topic: share.topic,
+        act: share.act,
+        by: peer,
+        decidedAt: share.decidedAt,
+        join,
+        ...(share.join !== undefined ? { dm: share.join } : {}),
+        createdAt: new Date(this.#now()).toISOString(),
+      }
+      await this.#persist(record, 'rooms.share.received', peer, [])
+    } catch (err) {
+      const e = err instanceof MeshError ? err : new MeshError('MESH_INTERNAL', 'share could not be applied')
+      if (!(err instanceof MeshError))
+        this.#log.error({ event: 'rooms.sync.share_failed', peer, room: roomId, err }, 'share failed')
+      this.#refuse(peer, roomId, e.code, 'share-refused', e.message, link)
+      return
+    }
+    const record = this.#shares.get(roomId, peer) as ShareRecord
+    await this.#greetRoom(link, record)
+  }
+
+  // ------------------------------------------------------------------ awareness
+
+  #watchAwareness(room: Room): void {
+    if (this.#watchedAwareness.has(room)) return
+    this.#watchedAwareness.add(room)
+    const awareness = room.awareness
+    awareness.on(
+      'update',
+      (
+        { added, updated, removed }: { added: number[]; updated: number[]; removed: number[] },
+        origin: unknown,
+      ) => {
+        // Only what this mesh's own clients say travels: no peer speaks for another.
+        if ((origin as RoomOrigin | null)?.source === 'peer') return
+        const claims = this.#claimsOf(room.id)
+        const ids = [...added, ...updated, ...removed].filter((id) => {
+          const owner = claims.get(id)
+          if (owner !== undefined && owner !== this.#self) return false
+          claims.set(id, this.#self)
+          return true
+        })
+        if (ids.length === 0) return
+        const update = awarenessProtocol.encodeAwarenessUpdate(awareness, ids)
+        for (const share of this.#shares.peersOf(room.id)) {
+          const link = this.#links.get(share.peer)
+          if (link?.ready.has(room.id)) this.#send(link, { room: room.id, type: 'awareness', update })
+        }
+      },
+    )
+  }
+
+  #claimsOf(room: string): Map<number, string> {
+    let claims = this.#claims.get(room)
+    if (claims === undefined || claims.size > MAX_CLAIMS_PER_ROOM) {
+      claims = new Map()
+      this.#claims.set(room, claims)
+    }
+    return claims
+  }
+
+  /**
+   * Awareness from a peer: each state must be for a Yjs client id bound to that mesh
+   * in the room (or not bound, and not claimed by another mesh or a local client),
+   * a JSON object (or null) of at most 4 KiB; it is stamped with `mesh`.
+   */
+  #onAwareness(link: Link, room: Room, update: Uint8Array): void {
+    const peer = link.peer
+    const kept: Array<{ client: number; clock: number; state: string }> = []
+    try {
+      const d = decoding.createDecoder(update.slice())
+      const count = decoding.readVarUint(d)
+      if (count > ROOM_SYNC_LIMITS.maxAwarenessStates) {
+        this.#refuse(peer, room.id, 'MESH_TOO_LARGE', 'awareness-too-many', 'too many awareness states', link)
+        return
+      }
+      const clients = room.doc.getMap('clients')
+      const claims = this.#claimsOf(room.id)
+      for (let i = 0; i < count; i++) {
+        const client = decoding.readVarUint(d)
+        const clock = decoding.readVarUint(d)
+        const text = decoding.readVarString(d)
+        const bound = clients.get(String(client)) as ClientBinding | undefined
+        const owner = claims.get(client)
+        if ((bound !== undefined && bound.mesh !== peer) || (owner !== undefined && owner !== peer)) {
+          this.#refuse(
+            peer,
+            room.id,
+            'MESH_UPDATE_REJECTED',
+            'awareness-impersonation',
+            'awareness for a client of another mesh',
+            link,
+          )
+          continue
+        }
+        if (Buffer.byteLength(text) > ROOM_LIMITS.maxAwarenessBytes) {
+          this.#refuse(
+            peer,
+            room.id,
+            'MESH_TOO_LARGE',
+            'awareness-too-large',
+            'awareness state too large',
+            link,
+          )
+          continue
+        }
+        let state: unknown
+        try {
+          state = JSON.parse(text)
+        } catch {
+          state = undefined
+        }
+        if (state === undefined || (state !== null && (typeof state !== 'object' || Array.isArray(state)))) {
+          this.#refuse(
+            peer,
+            room.id,
+            'MESH_BAD_REQUEST',
+            'awareness-malformed',
+            'awareness state is not an object',
+            link,
+          )
+          continue
+        }
+        claims.set(client, peer)
+        kept.push({
+          client,
+          clock,
+          state: state === null ? 'null' : JSON.stringify({ ...(state as object), mesh: peer }),
+        })
+      }
+      if (d.pos !== d.arr.length) throw new MalformedFrameError('trailing bytes')
+    } catch {
+      this.#refuse(peer, room.id, 'MESH_BAD_REQUEST', 'malformed', 'malformed awareness update', link)
+      return
+    }
+    if (kept.length === 0) return
+    const e = encoding.createEncoder()
+    encoding.writeVarUint(e, kept.length)
+    for (const k of kept) {
+      encoding.writeVarUint(e, k.client)
+      encoding.writeVarUint(e, k.clock)
+      encoding.writeVarString(e, k.state)
+    }
+    awarenessProtocol.applyAwarenessUpdate(room.awareness, encoding.toUint8Array(e), {
+      source: 'peer',
+      meshDid: peer,
+    } satisfies RoomOrigin)
+  }
+
+  // ------------------------------------------------------------------ refusals
+
+  /**
+   * Records a refused frame in the rejected log (through the room manager, so that
+   * `onRejected` hears of it) and tells the peer; at most one per peer and reason per
+   * interval, the rest counted in the next record.
+   */
+  #refuse(
+    peer: string,
+    room: string | null,
+    code: MeshErrorCode,
+    reason: string,
+    message: string,
+    link?: Link,
+  ): void {
+    this.stats.refused++
+    const now = this.#now()
+    const key = `${peer} ${reason}`
+    const last = this.#refusalLog.get(key)
+    if (last !== undefined && now - last.at < (this.#init.refusalLogIntervalMs ?? 1000)) {
+      last.suppressed++
+      return
+    }
+    if (this.#refusalLog.size > 10_000) this.#refusalLog.clear()
+    this.#refusalLog.set(key, { at: now, suppressed: 0 })
+    const details: Record<string, unknown> = { reason, peer }
+    if (last !== undefined && last.suppressed > 0) details.suppressedSinceLast = last.suppressed
+    this.#c.rooms.recordRefusal(
+      room ?? '-',
+      { kind: 'peer', meshDid: peer },
+      new MeshError(code, message, details),
+      'room.sync',
+    )
+    if (link !== undefined && room !== null) this.#send(link, { room, type: 'refused', code, reason })
+  }
+
+  // ------------------------------------------------------------------ progress
+
+  #progressOf(peer: string, room: string): Progress {
+    let byRoom = this.#progress.get(peer)
+    if (byRoom === undefined) {
+      byRoom = new Map()
+      this.#progress.set(peer, byRoom)
+    }
+    let p = byRoom.get(room)
+    if (p === undefined) {
+      p = { theirs: null, incoming: emptyTransfer(), outgoing: emptyTransfer() }
+      byRoom.set(room, p)
+    }
+    return p
+  }
+
+  /** The peer has (or will have) what `update` holds: its known state vector grows. */
+  #learn(peer: string, room: string, update: Uint8Array): void {
+    const p = this.#progressOf(peer, room)
+    if (p.theirs === null) return
+    try {
+      const { from, to } = Y.parseUpdateMeta(update)
+      for (const [client, clock] of to) {
+        if ((from.get(client) ?? 0) <= (p.theirs.get(client) ?? 0) && clock > (p.theirs.get(client) ?? 0))
+          p.theirs.set(client, clock)
+      }
+    } catch {
+      // an update that does not parse teaches nothing
+    }
+  }
+
+  async status(roomId: string): Promise<RoomSyncStatus> {
+    const record = await this.#c.rooms.record(roomId)
+    const room = await this.#c.rooms.load(roomId)
+    const peers: PeerSyncStatus[] = []
+    for (const share of this.#shares.peersOf(roomId)) {
+      const p = this.#progressOf(share.peer, roomId)
+      const link = this.#links.get(share.peer)
+      let behind: PeerSyncStatus['behind'] = null
+      let theirStateVector: string | null = null
+      if (p.theirs !== null) {
+        const sv = encodeStateVector(p.theirs)
+        theirStateVector = Buffer.from(sv).toString('base64')
+        const diff = Y.encodeStateAsUpdate(room.doc, sv)
+        behind = { entries: countEntries(diff), bytes: diff.byteLength > 2 ? diff.byteLength : 0 }
+      }
+      const open = link !== undefined && !link.closed
+      const caughtUp =
+        open &&
+        p.incoming.doneAt !== null &&
+        p.outgoing.doneAt !== null &&
+        behind !== null &&
+        behind.entries === 0
+      peers.push({
+        peer: share.peer,
+        name: this.#accepted.get(share.peer)?.name ?? null,
+        direction: share.direction,
+        link: open ? 'open' : 'closed',
+        lastError: this.#errors.get(share.peer) ?? null,
+        theirStateVector,
+        behind,
+        incoming: { ...p.incoming },
+        outgoing: { ...p.outgoing },
+        caughtUp,
+      })
+    }
+    return {
+      room: roomId,
+      homeMesh: record.homeMesh,
+      federated: this.isFederated(roomId, record.homeMesh),
+      stateVector: Buffer.from(Y.encodeStateVector(room.doc)).toString('base64'),
+      messages: room.messageCount,
+      caughtUp: peers.every((p) => p.caughtUp),
+      peers,
+    }
+  }
+
+  /** Open links, by peer did (for tests and views). */
+  links(): string[] {
+    return [...this.#links.keys()]
+  }
+}
+
+function view(s: ShareRecord): ShareView {
+  return {
+    room: s.room,
+    peer: s.peer,
+    direction: s.direction,
+    createdAt: s.createdAt,
+    ...(s.dm !== undefined ? { dm: s.dm } : {}),
+  }
+}
+
+function encodeStateVector(sv: Map<number, number>): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, sv.size)
+  for (const [client, clock] of [...sv].sort((a, b) => b[0] - a[0])) {
+    encoding.writeVarUint(e, client)
+    encoding.writeVarUint(e, clock)
+  }
+  return encoding.toUint8Array(e)
+}
+
+function addressesOf(list: string[]): Multiaddr[] {
+  const out: Multiaddr[] = []
+  for (const a of list) {
+    try {
+      const ma = multiaddr(a)
+      out.push(ma.getComponents().some((c) => c.name === 'p2p') ? ma.decapsulateCode(421) : ma)
+    } catch {
+      // skipped
+    }
+  }
+  return out
+}

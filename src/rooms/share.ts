@@ -1,0 +1,215 @@
+import { decodeAct, type HumanAct } from '../connections/human-act.ts'
+import { BadRequestError, ForbiddenError, MeshError, SignatureMismatchError } from '../errors.ts'
+import { type Ed25519KeyPair, isDidKey, signCanonical, verifyCanonical } from '../identity/index.ts'
+import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { ROOM_ID_RE, ROOM_LIMITS } from './room-entries.ts'
+
+/**
+ * Federation is per room: a room travels on the link to a peer mesh only when it is
+ * shared with that peer, either way.
+ *
+ * A share is stored on both sides (sublevel `rooms`, key `~share/1/<room>/<peer>`,
+ * after every room id): `out` on the mesh whose architect shared it, `in` on the mesh
+ * it was shared with. The sharing side re-sends the signed share every time the link
+ * opens, so a share decided while the peer was offline (or before a crash) still
+ * arrives; the receiver applies it once (it is idempotent).
+ *
+ * The signed share (the `share` frame of `/mesh/rooms/1.0.0`):
+ *
+ * ```
+ * {v: 1, room, homeMesh, name, topic, from, to, act, decidedAt, join?, sig}
+ * ```
+ *
+ * `from` is the sharing mesh (it must be the stream's authenticated peer), `to` the
+ * receiver, `act` the human act that decided it (encoded; `room/share`, iss = the
+ * sharing mesh's architect — or for a federated DM the human who opened it — aud =
+ * `from`, with = `<room>:<to>` — or `dm:<join>` for a DM), `decidedAt` when `from`
+ * carried it out (the act's time bounds are judged then), `join` for a DM: the
+ * receiver's principal the room is with. `sig` is `from`'s Ed25519 signature over the
+ * RFC 8785 canonical JSON of every other field.
+ */
+export interface ShareRecord {
+  room: string
+  /** The other mesh. */
+  peer: string
+  /** `out`: this mesh shared the room with `peer`; `in`: `peer` shared it with this mesh. */
+  direction: 'out' | 'in'
+  homeMesh: string
+  name: string
+  topic: string
+  /** The encoded human act that decided the share. */
+  act: string
+  /** Who signed the act. */
+  by: string
+  decidedAt: number
+  /** For `in`: the local principal who joins the room once it arrives (the architect, or a DM's principal). */
+  join?: string
+  /** For a federated DM: the principal the room is with. */
+  dm?: string
+  createdAt: string
+}
+
+export interface ShareFields {
+  v: 1
+  room: string
+  homeMesh: string
+  name: string
+  topic: string
+  from: string
+  to: string
+  act: string
+  decidedAt: number
+  join?: string
+}
+
+export interface SignedShare extends ShareFields {
+  sig: string
+}
+
+const PREFIX = '~share/1/'
+const SKEW_MS = 60_000
+
+/** The act's subject for sharing `room` with `peer`. */
+export function shareSubject(room: string, peer: string): string {
+  return `${room}:${peer}`
+}
+
+/** The act's subject for a federated DM with `principal`. */
+export function dmSubject(principal: string): string {
+  return `dm:${principal}`
+}
+
+export function signShare(key: Ed25519KeyPair, fields: Omit<ShareFields, 'v' | 'from'>): SignedShare {
+  const body: ShareFields = { v: 1, ...fields, from: key.did }
+  return { ...body, sig: signCanonical(key, body) }
+}
+
+/**
+ * Checks a share received from `remote` for this mesh `self`: shape, sender, target,
+ * signature, and the human act inside it (act, audience, subject, signature, time
+ * bounds at `decidedAt`). `architectOf` names the peer's architect when known; a
+ * non-DM share must be signed by it. Throws the MeshError to report.
+ */
+export function verifyShare(
+  json: string,
+  options: { remote: string; self: string; room: string; architectOf: string | null; now: number },
+): { share: SignedShare; act: HumanAct } {
+  if (json.length > 8 * 1024) throw new BadRequestError('share too large')
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    throw new BadRequestError('share is not JSON')
+  }
+  const s = value as SignedShare
+  const keys = ['v', 'room', 'homeMesh', 'name', 'topic', 'from', 'to', 'act', 'decidedAt', 'sig']
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    Object.keys(value).some((k) => !keys.includes(k) && k !== 'join') ||
+    s.v !== 1 ||
+    typeof s.room !== 'string' ||
+    !ROOM_ID_RE.test(s.room) ||
+    !isDidKey(s.homeMesh) ||
+    typeof s.name !== 'string' ||
+    s.name.length < 1 ||
+    s.name.length > ROOM_LIMITS.maxNameLength ||
+    typeof s.topic !== 'string' ||
+    s.topic.length > ROOM_LIMITS.maxTopicLength ||
+    typeof s.from !== 'string' ||
+    typeof s.to !== 'string' ||
+    typeof s.act !== 'string' ||
+    !Number.isSafeInteger(s.decidedAt) ||
+    typeof s.sig !== 'string' ||
+    (s.join !== undefined && !isDidKey(s.join))
+  ) {
+    throw new BadRequestError('malformed share')
+  }
+  if (s.room !== options.room) throw new BadRequestError('share names another room than its frame')
+  if (s.from !== options.remote) throw new ForbiddenError('share from another mesh than the sender')
+  if (s.to !== options.self) throw new ForbiddenError('share addressed to another mesh')
+  const { sig, ...fields } = s
+  if (!verifyCanonical(s.from, fields, sig))
+    throw new SignatureMismatchError('share signature does not verify')
+  if (s.decidedAt > options.now + SKEW_MS)
+    throw new MeshError('MESH_CLOCK_SKEW', 'share decided in the future')
+  const act = decodeAct(s.act)
+  const subject = s.join !== undefined ? dmSubject(s.join) : shareSubject(s.room, s.to)
+  if (act.act !== 'room/share' || act.aud !== s.from || act.with !== subject)
+    throw new MeshError('MESH_UCAN_INVALID', 'the act does not authorize this share', { with: act.with })
+  if (act.iss === s.from || act.iss === s.to)
+    throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the act is signed by a mesh key, not by a human')
+  if (s.join === undefined && options.architectOf !== null && act.iss !== options.architectOf)
+    throw new ForbiddenError('a share must be decided by the peer’s architect', { iss: act.iss })
+  const at = s.decidedAt / 1000
+  if (act.iat > at + SKEW_MS / 1000 || act.exp < at - SKEW_MS / 1000)
+    throw new MeshError('MESH_UCAN_INVALID', 'the act was not valid when the share was decided')
+  const { sig: actSig, ...actFields } = act
+  if (!verifyCanonical(act.iss, actFields, actSig))
+    throw new SignatureMismatchError('act signature does not verify against its issuer')
+  return { share: s, act }
+}
+
+/** The stored shares, cached in memory (every frame on a link asks). */
+export class ShareBook {
+  readonly #sub: Sublevel<ShareRecord>
+  readonly #byRoom = new Map<string, Map<string, ShareRecord>>()
+
+  constructor(store: MeshStore) {
+    this.#sub = store.sublevel<ShareRecord>('rooms')
+  }
+
+  async load(): Promise<void> {
+    this.#byRoom.clear()
+    for await (const record of this.#sub.values({ gte: PREFIX, lt: `${PREFIX}~` })) this.#cache(record)
+  }
+
+  get(room: string, peer: string): ShareRecord | undefined {
+    return this.#byRoom.get(room)?.get(peer)
+  }
+
+  /** Peers the room is shared with (either way). */
+  peersOf(room: string): ShareRecord[] {
+    return [...(this.#byRoom.get(room)?.values() ?? [])]
+  }
+
+  /** Rooms shared with `peer` (either way). */
+  roomsWith(peer: string): ShareRecord[] {
+    const out: ShareRecord[] = []
+    for (const byPeer of this.#byRoom.values()) {
+      const r = byPeer.get(peer)
+      if (r !== undefined) out.push(r)
+    }
+    return out
+  }
+
+  peers(): Set<string> {
+    const out = new Set<string>()
+    for (const byPeer of this.#byRoom.values()) for (const p of byPeer.keys()) out.add(p)
+    return out
+  }
+
+  /** The operation that stores `record`; call `commit(record)` after the batch is written. */
+  putOperation(record: ShareRecord): StoreOperation {
+    return {
+      type: 'put',
+      sublevel: this.#sub,
+      key: `${PREFIX}${record.room}/${record.peer}`,
+      value: record,
+    } as StoreOperation
+  }
+
+  commit(record: ShareRecord): void {
+    this.#cache(record)
+  }
+
+  #cache(record: ShareRecord): void {
+    let byPeer = this.#byRoom.get(record.room)
+    if (byPeer === undefined) {
+      byPeer = new Map()
+      this.#byRoom.set(record.room, byPeer)
+    }
+    byPeer.set(record.peer, record)
+  }
+}

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { type MeshProcess, runMesh, startMesh, waitFor } from '../../scripts/lib/processes.ts'
+import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
+import type { ConnectionView } from '../../src/connections/index.ts'
+import { HumanKeystore } from '../../src/identity/index.ts'
+import type { RoomSyncStatus } from '../../src/rooms/index.ts'
+import { tempDir } from '../fixtures/principals.ts'
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+interface Mesh {
+  name: string
+  dir: string
+  httpPort: number
+  p2pPort: number
+  proc?: MeshProcess
+  api?: HttpClient
+  did?: string
+}
+
+type Msg = { id: string; author: string; body: string; mesh: string }
+
+describe('shared rooms across processes, driven by the CLI', () => {
+  it('two and three meshes: both ways, every message exactly once, offline catch-up in chunks, SIGKILL mid-burst', async (t) => {
+    const root = await tempDir(t, 'mesh-rooms-e2e-')
+    const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'warn' }
+    const keystore = new HumanKeystore(join(root, 'keys'))
+    const meshes: Mesh[] = []
+    t.after(async () => {
+      await Promise.all(meshes.map((m) => m.proc?.stop('SIGKILL')))
+    })
+
+    const start = async (m: Mesh) => {
+      m.proc = await startMesh(
+        [
+          'start',
+          ...['--data', m.dir, '--http', `127.0.0.1:${m.httpPort}`],
+          ...['--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
+          ...['--discovery-interval', '60000', '--retry-base', '100', '--retry-max', '1000'],
+          ...['--send-timeout', '3000', '--probe-interval', '1000', '--sync-interval', '300'],
+        ],
+        env,
+      )
+      m.api = await signIn(m.proc.http, await keystore.load(`${m.name}-architect`))
+      m.did = m.proc.did as string
+    }
+    for (const name of ['alpha', 'beta', 'gamma']) {
+      const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
+      const init = await runMesh(['init', '--data', m.dir, '--name', name, '--json'], env)
+      assert.equal(init.code, 0, init.stderr)
+      await start(m)
+      meshes.push(m)
+    }
+    const [alpha, beta, gamma] = meshes as [Mesh, Mesh, Mesh]
+    const api = (m: Mesh) => m.api as HttpClient
+
+    /** `mesh <args> --data <m's dir> --json`, which must succeed. */
+    const cli = async <T>(m: Mesh, ...args: string[]): Promise<T> => {
+      const res = await runMesh([...args, '--data', m.dir, '--json'], env)
+      assert.equal(res.code, 0, `mesh ${args.join(' ')}: ${res.stderr}`)
+      return JSON.parse(res.stdout) as T
+    }
+    const connect = async (x: Mesh, y: Mesh) => {
+      const c = await cli<{ id: string }>(x, 'connect', y.proc?.listen[0] as string)
+      await waitFor(
+        async () => (await api(y).get<ConnectionView[]>('/api/connections')).some((v) => v.id === c.id),
+        'request arrives',
+      )
+      await cli(y, 'accept', c.id)
+      await waitFor(
+        async () =>
+          (await api(x).get<ConnectionView[]>('/api/connections')).find((v) => v.id === c.id)?.status ===
+          'accepted',
+        'accepted',
+      )
+    }
+    const all = async (m: Mesh, room: string): Promise<Msg[]> => {
+      const out: Msg[] = []
+      let after: string | null = null
+      for (;;) {
+        const page: { messages: Msg[]; nextCursor: string | null } = await api(m).get(
+          `/api/rooms/${room}/messages?limit=200${after !== null ? `&after=${after}` : ''}`,
+        )
+        out.push(...page.messages)
+        if (page.nextCursor === null) return out
+        after = page.nextCursor
+      }
+    }
+    const stateVector = async (m: Mesh, room: string) =>
+      (await api(m).get<{ stateVector: string }>(`/api/rooms/${room}`)).stateVector
+    const converged = (room: string, count: number, what: string, timeoutMs = 60_000) =>
+      waitFor(
+        async () => {
+          const lists = await Promise.all(meshes.map((m) => all(m, room)))
+          if (!lists.every((l) => l.length === count)) return false
+          const ids = lists.map((l) => l.map((m) => m.id).join())
+          if (new Set(ids).size !== 1) return false
+          const svs = await Promise.all(meshes.map((m) => stateVector(m, room)))
+          return new Set(svs).size === 1 ? lists[0] : false
+        },
+        what,
+        timeoutMs,
+        250,
+      )
+
+    // alpha–beta and beta–gamma: no alpha–gamma link.
+    await connect(alpha, beta)
+    await connect(beta, gamma)
+
+    // alpha creates a room and shares it with beta, which shares it with gamma.
+    const room = await cli<{ id: string }>(alpha, 'room', 'create', 'general', '--topic', 'everything')
+    const shared = await cli<{ peer: string }>(alpha, 'share', room.id, beta.did as string)
+    assert.equal(shared.peer, beta.did)
+    const adopted = (m: Mesh) =>
+      waitFor(async () => {
+        const rooms = await cli<Array<{ id: string; federated: boolean }>>(m, 'rooms')
+        return rooms.find((r) => r.id === room.id && r.federated)
+      }, `${m.name} adopts the room`)
+    await adopted(beta)
+    const refused = await runMesh(['share', room.id, gamma.did as string, '--data', alpha.dir, '--json'], env)
+    assert.equal(refused.code, 1)
+    assert.match(refused.stdout, /MESH_NOT_CONNECTED/)
+    await cli(beta, 'share', room.id, gamma.did as string)
+    await adopted(gamma)
+    await waitFor(async () => {
+      for (const m of meshes) {
+        const members = await cli<unknown[]>(m, 'members', room.id).catch(() => [])
+        if (members.length !== 3) return false
+      }
+      return true
+    }, 'three members everywhere')
+
+    // Messages both ways between alpha and beta, and from gamma (which reaches alpha through beta).
+    await cli(alpha, 'post', room.id, 'hello from alpha')
+    await cli(beta, 'post', room.id, 'hello from beta')
+    await cli(gamma, 'post', room.id, 'hello from gamma')
+    const three = await converged(room.id, 3, 'three messages everywhere, once')
+    const fromGamma = three.find((m) => m.body === 'hello from gamma')
+    assert.equal(fromGamma?.author, '@gamma-architect:gamma')
+    const read = await cli<{ messages: Msg[] }>(alpha, 'messages', room.id, '--limit', '2')
+    assert.equal(read.messages.length, 2)
+    const next = await cli<{ messages: Msg[] }>(
+      alpha,
+      'messages',
+      room.id,
+      '--after',
+      read.messages[1]?.id as string,
+    )
+    assert.equal(next.messages.length, 1)
+
+    // gamma goes offline during 1,000 messages, then catches up from beta in chunks of at most 100.
+    for (const m of [alpha, beta]) await cli(m, 'policy', '--max-backfill', '100')
+    await gamma.proc?.stop('SIGTERM')
+    for (let i = 0; i < 1000; i++)
+      await api(i % 2 ? alpha : beta).post(`/api/rooms/${room.id}/messages`, { body: `offline ${i}` })
+    await start(gamma)
+    const caughtUp = await converged(room.id, 1003, 'gamma caught up with 1,003 messages', 120_000)
+    assert.equal(new Set(caughtUp.map((m) => m.id)).size, 1003)
+    const progress = await cli<RoomSyncStatus>(gamma, 'room', 'sync', room.id)
+    const fromBeta = progress.peers.find((p) => p.peer === beta.did)
+    assert.ok(fromBeta !== undefined)
+    assert.ok(fromBeta.incoming.chunks >= 10, `chunks ${fromBeta.incoming.chunks}`)
+    assert.equal(fromBeta.incoming.chunksDone, fromBeta.incoming.chunks)
+    assert.ok(fromBeta.incoming.entries >= 1000)
+    const human = await runMesh(['room', 'sync', room.id, '--data', gamma.dir], env)
+    assert.match(human.stdout, /from peer: \d+\/\d+ entries/)
+
+    // beta (the relay) is killed during a burst of posts to it; every acknowledged post survives everywhere.
+    const acknowledged: string[] = []
+    let killed = false
+    const burst = (async () => {
+      for (let i = 0; i < 400 && !killed; i++) {
+        try {
+          const res = await api(beta).post<{ id: string }>(`/api/rooms/${room.id}/messages`, {
+            body: `burst ${i}`,
+          })
+          acknowledged.push(res.id)
+        } catch {
+          // the node is gone: not acknowledged
+        }
+      }
+    })()
+    await waitFor(() => acknowledged.length >= 100, 'burst under way')
+    await beta.proc?.stop('SIGKILL')
+    killed = true
+    await burst
+    await start(beta)
+    const final = await converged(
+      room.id,
+      1003 + acknowledged.length,
+      'every acknowledged post everywhere',
+      120_000,
+    )
+    const ids = new Set(final.map((m) => m.id))
+    for (const id of acknowledged) assert.ok(ids.has(id), `acknowledged ${id} missing`)
+
+    // Notifications land on the mentioned user's home mesh.
+    await cli(gamma, 'post', room.id, 'ping @alpha-architect:alpha')
+    await waitFor(async () => {
+      const notes = await cli<{ notifications: Array<{ body: string }> }>(alpha, 'notifications')
+      return notes.notifications.some((n) => n.body.includes('ping'))
+    }, 'mention notified at alpha')
+  })
+})
