@@ -24,6 +24,7 @@ import {
 import {
   createHttpApp,
   type HealthInfo,
+  registerConsole,
   registerCoreRoutes,
   registerSessionRoutes,
   requireSession,
@@ -456,6 +457,7 @@ export class MeshNode {
     await registerYjsWebsocket(app, { rooms: this.rooms, sessions, logger: this.logger })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
     if (this.#registry !== undefined) registerRegistryRoutes(app, this.#registry)
+    registerConsole(app)
 
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

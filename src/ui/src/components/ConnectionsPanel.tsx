@@ -1,0 +1,480 @@
+import {
+  Badge,
+  Button,
+  Code,
+  Group,
+  Modal,
+  ScrollArea,
+  SegmentedControl,
+  Stack,
+  Table,
+  Tabs,
+  Text,
+  Textarea,
+  TextInput,
+  Title,
+  VisuallyHidden,
+} from '@mantine/core'
+import { useDebouncedValue } from '@mantine/hooks'
+import { useState } from 'react'
+import { HUMAN_ACTS } from '../lib/acts.ts'
+import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
+import { useSession } from '../lib/session.tsx'
+import type { Connection, Peer, PublicMesh } from '../lib/types.ts'
+import { EmptyState, ErrorState, Loading, ShortDid, StatusBadge, When } from './common.tsx'
+
+type Tab = 'browse' | 'connections' | 'requests'
+const TABS: Tab[] = ['browse', 'connections', 'requests']
+
+/** The address to dial: a multiaddr that ends in /p2p/<peer id> when one is known, else the did. */
+function targetOf(mesh: PublicMesh): string {
+  const withPeer = mesh.multiaddrs.find((a) => a.includes('/p2p/'))
+  if (withPeer !== undefined) return withPeer
+  const first = mesh.multiaddrs[0]
+  if (first !== undefined && mesh.peerId !== undefined) return `${first}/p2p/${mesh.peerId}`
+  return mesh.did
+}
+
+function useConnections() {
+  const session = useSession()
+  const connections = usePoll(() => session.call<Connection[]>('GET', '/api/connections'), 2000, [session])
+  const peers = usePoll(() => session.call<Peer[]>('GET', '/api/federation/peers'), 3000, [session])
+  return { connections, peers }
+}
+
+/**
+ * Seed 003's ConnectionsPanel: Browse (meshes from the registry and the DHT),
+ * Connections (state and peer health), Requests (pending both ways). Every decision
+ * is an act signed in this browser.
+ */
+export function ConnectionsPanel() {
+  const path = usePath()
+  const tab = (TABS.find((t) => path === `/connections/${t}`) ?? 'browse') as Tab
+  const { connections, peers } = useConnections()
+  const inbound = (connections.data ?? []).filter((c) => c.direction === 'inbound' && c.status === 'pending')
+  return (
+    <Stack>
+      <Title order={2}>Connections</Title>
+      <Tabs value={tab} onChange={(v) => v !== null && navigate(`/connections/${v}`)} keepMounted={false}>
+        <Tabs.List aria-label="Connections panel">
+          <Tabs.Tab value="browse">Browse</Tabs.Tab>
+          <Tabs.Tab value="connections">Connections</Tabs.Tab>
+          <Tabs.Tab
+            value="requests"
+            rightSection={
+              inbound.length > 0 ? (
+                <Badge size="xs" circle aria-label={`${inbound.length} inbound requests`}>
+                  {inbound.length}
+                </Badge>
+              ) : null
+            }
+          >
+            Requests
+          </Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="browse" pt="md">
+          <Browse connections={connections.data ?? []} />
+        </Tabs.Panel>
+        <Tabs.Panel value="connections" pt="md">
+          <ConnectionsTab
+            connections={connections.data}
+            peers={peers.data ?? []}
+            error={connections.error}
+            reload={connections.reload}
+          />
+        </Tabs.Panel>
+        <Tabs.Panel value="requests" pt="md">
+          <RequestsTab connections={connections.data} error={connections.error} reload={connections.reload} />
+        </Tabs.Panel>
+      </Tabs>
+    </Stack>
+  )
+}
+
+function Browse({ connections }: { connections: Connection[] }) {
+  const session = useSession()
+  const [query, setQuery] = useState('')
+  const [status, setStatus] = useState('all')
+  const [q] = useDebouncedValue(query, 250)
+  const [target, setTarget] = useState<PublicMesh | undefined>(undefined)
+  const meshes = usePoll(
+    () => {
+      const params = new URLSearchParams({ limit: '100' })
+      if (q.trim() !== '') params.set('q', q.trim())
+      if (status !== 'all') params.set('status', status)
+      return session.call<{ meshes: PublicMesh[] }>('GET', `/api/meshes/public?${params}`)
+    },
+    5000,
+    [session, q, status],
+  )
+  const list = (meshes.data?.meshes ?? []).filter((m) => m.did !== session.health.did)
+  const stateOf = (did: string) => connections.find((c) => c.peerDid === did || c.peerKeyDid === did)?.status
+
+  return (
+    <Stack>
+      <Group align="end">
+        <TextInput
+          label="Search meshes"
+          placeholder="name or did"
+          value={query}
+          onChange={(e) => setQuery(e.currentTarget.value)}
+          w={280}
+        />
+        <div>
+          <Text size="sm" fw={500} id="status-filter-label" mb={4}>
+            Status
+          </Text>
+          <SegmentedControl
+            aria-labelledby="status-filter-label"
+            value={status}
+            onChange={setStatus}
+            data={['all', 'online', 'idle', 'offline']}
+          />
+        </div>
+      </Group>
+      {meshes.error !== undefined && <ErrorState error={meshes.error} title="Could not list meshes" />}
+      {meshes.loading && meshes.data === undefined ? (
+        <Loading label="Looking for meshes…" />
+      ) : list.length === 0 ? (
+        <EmptyState>
+          No meshes found{q !== '' ? ` for “${q}”` : ''}. Meshes appear here from the registry and the DHT
+          once they announce themselves (mesh start --public).
+        </EmptyState>
+      ) : (
+        <ScrollArea>
+          <Table striped highlightOnHover aria-label="Meshes this node knows">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Mesh</Table.Th>
+                <Table.Th>Status</Table.Th>
+                <Table.Th>Members</Table.Th>
+                <Table.Th>Bots</Table.Th>
+                <Table.Th>Rooms</Table.Th>
+                <Table.Th>Version</Table.Th>
+                <Table.Th>Last heartbeat</Table.Th>
+                <Table.Th>Connection</Table.Th>
+                <Table.Th>
+                  <VisuallyHidden>Actions</VisuallyHidden>
+                </Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {list.map((m) => (
+                <Table.Tr key={m.did} data-testid="mesh-row" data-name={m.name}>
+                  <Table.Td>
+                    <Text fw={600}>{m.name}</Text>
+                    <ShortDid did={m.did} />
+                  </Table.Td>
+                  <Table.Td>
+                    <StatusBadge status={m.status} />
+                  </Table.Td>
+                  <Table.Td>{m.members}</Table.Td>
+                  <Table.Td>{m.bots}</Table.Td>
+                  <Table.Td>{m.rooms ?? '—'}</Table.Td>
+                  <Table.Td>{m.version ?? '—'}</Table.Td>
+                  <Table.Td>
+                    <When value={m.lastHeartbeat ?? null} />
+                  </Table.Td>
+                  <Table.Td>
+                    {stateOf(m.did) !== undefined ? <StatusBadge status={stateOf(m.did) as string} /> : '—'}
+                  </Table.Td>
+                  <Table.Td>
+                    <Button
+                      size="xs"
+                      onClick={() => setTarget(m)}
+                      aria-label={`Request a connection with ${m.name}`}
+                    >
+                      Request connection
+                    </Button>
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </ScrollArea>
+      )}
+      {target !== undefined && <RequestModal mesh={target} onClose={() => setTarget(undefined)} />}
+    </Stack>
+  )
+}
+
+function RequestModal({ mesh, onClose }: { mesh: PublicMesh; onClose: () => void }) {
+  const session = useSession()
+  const [note, setNote] = useState('')
+  const [sent, setSent] = useState<{ id: string; status: string } | undefined>(undefined)
+  const send = useAction(async () => {
+    const ucan = await session.act(HUMAN_ACTS.connect, mesh.did)
+    const res = await session.call<{ id: string; status: string }>('POST', '/api/connections', {
+      target: targetOf(mesh),
+      ucan,
+      ...(note.trim() !== '' ? { note: note.trim() } : {}),
+    })
+    setSent(res)
+  })
+  return (
+    <Modal opened onClose={onClose} title={`Request a connection with ${mesh.name}`} size="lg">
+      <Stack>
+        <Text size="sm">
+          Your key signs the act <Code>{HUMAN_ACTS.connect}</Code> for <ShortDid did={mesh.did} />;{' '}
+          {mesh.name}'s architect decides on their side.
+        </Text>
+        <Textarea
+          label="Note to their architect (optional)"
+          maxLength={1024}
+          value={note}
+          onChange={(e) => setNote(e.currentTarget.value)}
+          autosize
+          minRows={2}
+        />
+        {send.error !== undefined && <ErrorState error={send.error} title="Request refused" />}
+        {sent !== undefined && (
+          <Text c="green" role="status" data-testid="request-sent">
+            Request sent: connection {sent.id} is {sent.status}.
+          </Text>
+        )}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onClose}>
+            {sent !== undefined ? 'Close' : 'Cancel'}
+          </Button>
+          <Button onClick={() => void send.run()} loading={send.busy}>
+            Sign and send request
+          </Button>
+        </Group>
+      </Stack>
+    </Modal>
+  )
+}
+
+/** Signs and posts accept/decline/disconnect for a connection. */
+function useDecision(reload: () => void) {
+  const session = useSession()
+  return useAction(async (c: Connection, what: 'accept' | 'decline' | 'disconnect') => {
+    const ucan = await session.act(HUMAN_ACTS[what], c.id)
+    await session.call('POST', `/api/connections/${encodeURIComponent(c.id)}/${what}`, { ucan })
+    reload()
+  })
+}
+
+function ConnectionsTab({
+  connections,
+  peers,
+  error,
+  reload,
+}: {
+  connections: Connection[] | undefined
+  peers: Peer[]
+  error: import('../lib/api.ts').ApiError | undefined
+  reload: () => void
+}) {
+  const decide = useDecision(reload)
+  const [confirm, setConfirm] = useState<Connection | undefined>(undefined)
+  if (connections === undefined)
+    return error ? <ErrorState error={error} /> : <Loading label="Loading connections…" />
+  const rows = connections.filter((c) => c.status !== 'pending')
+  const peerOf = (c: Connection) => peers.find((p) => p.connectionId === c.id || p.did === c.peerDid)
+  return (
+    <Stack>
+      {error !== undefined && <ErrorState error={error} title="Could not refresh" />}
+      {decide.error !== undefined && <ErrorState error={decide.error} onClose={decide.clear} />}
+      {rows.length === 0 ? (
+        <EmptyState>No connections yet. Find a mesh under Browse and request one.</EmptyState>
+      ) : (
+        <ScrollArea>
+          <Table striped aria-label="Connections with other meshes">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Peer</Table.Th>
+                <Table.Th>Direction</Table.Th>
+                <Table.Th>State</Table.Th>
+                <Table.Th>Agreement</Table.Th>
+                <Table.Th>Last seen</Table.Th>
+                <Table.Th>Last error</Table.Th>
+                <Table.Th>Events 24 h</Table.Th>
+                <Table.Th>Key fingerprint</Table.Th>
+                <Table.Th>
+                  <VisuallyHidden>Actions</VisuallyHidden>
+                </Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {rows.map((c) => {
+                const p = peerOf(c)
+                const lastError = c.lastError ?? p?.lastError ?? null
+                return (
+                  <Table.Tr key={c.id} data-testid="connection-row" data-peer={c.peerName ?? c.peerDid}>
+                    <Table.Td>
+                      <Text fw={600}>{c.peerName ?? p?.name ?? 'unknown mesh'}</Text>
+                      <ShortDid did={c.peerDid} />
+                    </Table.Td>
+                    <Table.Td>{c.direction}</Table.Td>
+                    <Table.Td>
+                      <StatusBadge status={c.status} />
+                    </Table.Td>
+                    <Table.Td>v{c.agreementVersion}</Table.Td>
+                    <Table.Td>
+                      <When value={c.lastSeen ?? p?.lastSeen ?? null} />
+                    </Table.Td>
+                    <Table.Td>
+                      {lastError === null ? (
+                        '—'
+                      ) : (
+                        <Text size="xs" title={lastError.message}>
+                          <Code>{lastError.code}</Code> {lastError.kind}
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td>
+                      <Text size="sm" aria-label={`${c.eventsSent24h} sent, ${c.eventsReceived24h} received`}>
+                        ↑{c.eventsSent24h} ↓{c.eventsReceived24h}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <Text ff="monospace" size="xs" maw={180} style={{ overflowWrap: 'anywhere' }}>
+                        {c.peerKeyFingerprint ?? p?.keyFingerprint ?? '—'}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      {(c.status === 'accepted' || c.status === 'degraded') && (
+                        <Button
+                          size="xs"
+                          color="red"
+                          variant="light"
+                          onClick={() => setConfirm(c)}
+                          aria-label={`Disconnect from ${c.peerName ?? c.peerDid}`}
+                        >
+                          Disconnect
+                        </Button>
+                      )}
+                    </Table.Td>
+                  </Table.Tr>
+                )
+              })}
+            </Table.Tbody>
+          </Table>
+        </ScrollArea>
+      )}
+      <Modal
+        opened={confirm !== undefined}
+        onClose={() => setConfirm(undefined)}
+        title="End this connection?"
+      >
+        <Stack>
+          <Text size="sm">
+            Your key signs <Code>{HUMAN_ACTS.disconnect}</Code>. Shared rooms stop syncing with{' '}
+            {confirm?.peerName ?? 'this mesh'}; a new request makes agreement v
+            {(confirm?.agreementVersion ?? 0) + 1}.
+          </Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setConfirm(undefined)}>
+              Keep it
+            </Button>
+            <Button
+              color="red"
+              loading={decide.busy}
+              onClick={async () => {
+                if (confirm !== undefined) await decide.run(confirm, 'disconnect')
+                setConfirm(undefined)
+              }}
+            >
+              Sign and disconnect
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+    </Stack>
+  )
+}
+
+function RequestsTab({
+  connections,
+  error,
+  reload,
+}: {
+  connections: Connection[] | undefined
+  error: import('../lib/api.ts').ApiError | undefined
+  reload: () => void
+}) {
+  const decide = useDecision(reload)
+  if (connections === undefined)
+    return error ? <ErrorState error={error} /> : <Loading label="Loading requests…" />
+  const pending = connections.filter((c) => c.status === 'pending')
+  const inbound = pending.filter((c) => c.direction === 'inbound')
+  const outbound = pending.filter((c) => c.direction === 'outbound')
+  const row = (c: Connection) => (
+    <Table.Tr key={c.id} data-testid={`${c.direction}-request`} data-peer={c.peerName ?? c.peerDid}>
+      <Table.Td>
+        <Text fw={600}>{c.peerName ?? 'unknown mesh'}</Text>
+        <ShortDid did={c.peerDid} />
+      </Table.Td>
+      <Table.Td>{c.note ?? <Text c="dimmed">no note</Text>}</Table.Td>
+      <Table.Td>
+        <When value={c.createdAt} />
+      </Table.Td>
+      <Table.Td>
+        {c.lastError !== null ? (
+          <Code title={c.lastError.message}>{c.lastError.code}</Code>
+        ) : (
+          <Text c="dimmed" size="sm">
+            —
+          </Text>
+        )}
+      </Table.Td>
+      <Table.Td>
+        <Group gap="xs" wrap="nowrap">
+          {c.direction === 'inbound' ? (
+            <>
+              <Button size="xs" onClick={() => void decide.run(c, 'accept')} loading={decide.busy}>
+                Accept
+              </Button>
+              <Button size="xs" variant="light" color="red" onClick={() => void decide.run(c, 'decline')}>
+                Decline
+              </Button>
+            </>
+          ) : (
+            <Button size="xs" variant="light" color="gray" onClick={() => void decide.run(c, 'disconnect')}>
+              Withdraw
+            </Button>
+          )}
+        </Group>
+      </Table.Td>
+    </Table.Tr>
+  )
+  const table = (list: Connection[], label: string) => (
+    <Table aria-label={label}>
+      <Table.Thead>
+        <Table.Tr>
+          <Table.Th>Mesh</Table.Th>
+          <Table.Th>Note</Table.Th>
+          <Table.Th>Asked</Table.Th>
+          <Table.Th>Last error</Table.Th>
+          <Table.Th>
+            <VisuallyHidden>Decision</VisuallyHidden>
+          </Table.Th>
+        </Table.Tr>
+      </Table.Thead>
+      <Table.Tbody>{list.map(row)}</Table.Tbody>
+    </Table>
+  )
+  return (
+    <Stack>
+      {error !== undefined && <ErrorState error={error} title="Could not refresh" />}
+      {decide.error !== undefined && <ErrorState error={decide.error} onClose={decide.clear} />}
+      <Title order={3} size="h4">
+        Inbound — waiting for you
+      </Title>
+      {inbound.length === 0 ? (
+        <EmptyState>No inbound requests.</EmptyState>
+      ) : (
+        table(inbound, 'Inbound requests')
+      )}
+      <Title order={3} size="h4">
+        Outbound — waiting for them
+      </Title>
+      {outbound.length === 0 ? (
+        <EmptyState>No outbound requests.</EmptyState>
+      ) : (
+        table(outbound, 'Outbound requests')
+      )}
+    </Stack>
+  )
+}

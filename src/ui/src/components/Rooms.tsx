@@ -1,0 +1,569 @@
+import {
+  Badge,
+  Button,
+  Card,
+  Code,
+  Grid,
+  Group,
+  Indicator,
+  NavLink,
+  Paper,
+  Progress,
+  ScrollArea,
+  Select,
+  Stack,
+  Text,
+  Textarea,
+  TextInput,
+  Title,
+} from '@mantine/core'
+import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from 'react'
+import { HUMAN_ACTS } from '../lib/acts.ts'
+import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
+import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
+import { useSession } from '../lib/session.tsx'
+import type { Connection, Member, Notification, Room, RoomDetail, RoomSync } from '../lib/types.ts'
+import { EmptyState, ErrorState, FederatedBadge, Loading, ShortDid, StatusBadge, When } from './common.tsx'
+
+/** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
+export function RoomsView() {
+  const session = useSession()
+  const path = usePath()
+  const selected = /^\/rooms\/([A-Za-z0-9_-]{8,64})$/.exec(path)?.[1]
+  const rooms = usePoll(() => session.call<{ rooms: Room[] }>('GET', '/api/rooms'), 3000, [session])
+  const [name, setName] = useState('')
+  const [topic, setTopic] = useState('')
+  const create = useAction(async (e: FormEvent) => {
+    e.preventDefault()
+    const room = await session.call<Room>('POST', '/api/rooms', {
+      name: name.trim(),
+      ...(topic.trim() !== '' ? { topic: topic.trim() } : {}),
+    })
+    setName('')
+    setTopic('')
+    rooms.reload()
+    navigate(`/rooms/${room.id}`)
+  })
+  const list = rooms.data?.rooms ?? []
+  return (
+    <Grid gap="md">
+      <Grid.Col span={{ base: 12, md: 4 }}>
+        <Stack>
+          <Title order={2}>Rooms</Title>
+          {rooms.error !== undefined && <ErrorState error={rooms.error} title="Could not list rooms" />}
+          {rooms.data === undefined && rooms.loading ? (
+            <Loading label="Loading rooms…" />
+          ) : list.length === 0 ? (
+            <EmptyState>No rooms yet. Create one below, or ask a connected mesh to share one.</EmptyState>
+          ) : (
+            <nav aria-label="Rooms">
+              {list.map((r) => (
+                <NavLink
+                  key={r.id}
+                  href={`/rooms/${r.id}`}
+                  active={r.id === selected}
+                  onClick={(e) => {
+                    e.preventDefault()
+                    navigate(`/rooms/${r.id}`)
+                  }}
+                  label={
+                    <Group gap={6} wrap="nowrap">
+                      <Text span fw={600}>
+                        # {r.name}
+                      </Text>
+                      {r.federated && <FederatedBadge label="federated room" />}
+                    </Group>
+                  }
+                  description={r.topic || undefined}
+                  data-testid="room-link"
+                  data-name={r.name}
+                  data-federated={r.federated}
+                />
+              ))}
+            </nav>
+          )}
+          <Card
+            withBorder
+            component="form"
+            onSubmit={(e: FormEvent) => void create.run(e)}
+            aria-label="Create a room"
+          >
+            <Stack gap="xs">
+              <TextInput
+                label="Room name"
+                placeholder="general"
+                value={name}
+                onChange={(e) => setName(e.currentTarget.value)}
+                required
+                maxLength={100}
+              />
+              <TextInput
+                label="Topic"
+                placeholder="optional"
+                value={topic}
+                onChange={(e) => setTopic(e.currentTarget.value)}
+              />
+              <Button type="submit" loading={create.busy} disabled={name.trim() === ''}>
+                Create room
+              </Button>
+              {create.error !== undefined && <ErrorState error={create.error} />}
+            </Stack>
+          </Card>
+          <Notifications />
+        </Stack>
+      </Grid.Col>
+      <Grid.Col span={{ base: 12, md: 8 }}>
+        {selected === undefined ? (
+          <EmptyState>Choose a room to chat.</EmptyState>
+        ) : (
+          <RoomPane key={selected} roomId={selected} room={list.find((r) => r.id === selected)} />
+        )}
+      </Grid.Col>
+    </Grid>
+  )
+}
+
+function Notifications() {
+  const session = useSession()
+  const notes = usePoll(
+    () => session.call<{ notifications: Notification[] }>('GET', '/api/me/notifications?limit=20'),
+    4000,
+    [session],
+  )
+  const list = notes.data?.notifications ?? []
+  return (
+    <Card withBorder aria-labelledby="mentions-title">
+      <Group justify="space-between" mb="xs">
+        <Title order={3} size="h5" id="mentions-title">
+          Mentions
+        </Title>
+        {list.length > 0 && <Badge aria-label={`${list.length} mentions`}>{list.length}</Badge>}
+      </Group>
+      {notes.error !== undefined && <ErrorState error={notes.error} />}
+      {list.length === 0 ? (
+        <EmptyState>Nobody mentioned you yet.</EmptyState>
+      ) : (
+        <Stack gap={6} data-testid="notifications">
+          {list.map((n) => (
+            <Paper
+              key={n.id}
+              p="xs"
+              withBorder
+              component="a"
+              href={`/rooms/${n.room}`}
+              onClick={(e: React.MouseEvent) => {
+                e.preventDefault()
+                navigate(`/rooms/${n.room}`)
+              }}
+            >
+              <Text size="xs" c="dimmed">
+                {n.author} in #{n.roomName} · <When value={n.ts} />
+              </Text>
+              <Text size="sm" lineClamp={2}>
+                {n.body}
+              </Text>
+            </Paper>
+          ))}
+        </Stack>
+      )}
+    </Card>
+  )
+}
+
+function RoomPane({ roomId, room }: { roomId: string; room: Room | undefined }) {
+  const session = useSession()
+  const detail = usePoll(() => session.call<RoomDetail>('GET', `/api/rooms/${roomId}`), 5000, [
+    session,
+    roomId,
+  ])
+  const members = usePoll(
+    () => session.call<{ members: Member[] }>('GET', `/api/rooms/${roomId}/members`),
+    5000,
+    [session, roomId],
+  )
+  const doc = useRoomDoc(roomId, session.token, session.health.did)
+  const federated = detail.data?.federated ?? room?.federated ?? false
+  const join = useAction(async () => {
+    await session.call('POST', `/api/rooms/${roomId}/join`, {})
+    doc.reconnect(session.token)
+  })
+  // A closed link with 4401 means the token expired: sign in again (the session does) and reconnect once.
+  const retried = useRef(false)
+  useEffect(() => {
+    if (doc.link.status === 'closed' && doc.link.code === 4401 && !retried.current) {
+      retried.current = true
+      void session.call('GET', '/api/me').then(() => doc.reconnect(session.token))
+    }
+  }, [doc, session])
+
+  return (
+    <Stack>
+      <Group justify="space-between" align="start">
+        <div>
+          <Group gap="xs">
+            <Title order={2}># {detail.data?.name ?? room?.name ?? roomId}</Title>
+            {federated && <FederatedBadge label="federated room" />}
+          </Group>
+          <Text c="dimmed" size="sm">
+            {detail.data?.topic || 'no topic'} · {detail.data?.members ?? '?'} members · home mesh{' '}
+            <ShortDid did={detail.data?.homeMesh ?? room?.homeMesh} />
+          </Text>
+        </div>
+        <LinkBadge link={doc.link} synced={doc.synced} />
+      </Group>
+      {detail.error !== undefined && <ErrorState error={detail.error} title="Could not load the room" />}
+      {doc.link.status === 'closed' && (
+        <ErrorState
+          title="The live link was closed"
+          error={{
+            name: 'ApiError',
+            code:
+              doc.link.code === 4403
+                ? 'MESH_FORBIDDEN'
+                : doc.link.code === 4401
+                  ? 'MESH_UNAUTHENTICATED'
+                  : `WS_${doc.link.code}`,
+            message:
+              doc.link.reason ||
+              (doc.link.code === 4403 ? 'you are not a member of this room' : 'closed by the node'),
+            status: doc.link.code,
+            details: {},
+          }}
+        />
+      )}
+      {doc.link.status === 'closed' && doc.link.code === 4403 && (
+        <Button onClick={() => void join.run()} loading={join.busy} w="fit-content">
+          Join this room
+        </Button>
+      )}
+      {join.error !== undefined && <ErrorState error={join.error} />}
+      <Grid gap="md">
+        <Grid.Col span={{ base: 12, lg: 8 }}>
+          <Chat roomId={roomId} messages={doc.messages} me={session.me.did} synced={doc.synced} />
+        </Grid.Col>
+        <Grid.Col span={{ base: 12, lg: 4 }}>
+          <Stack>
+            <MembersCard members={members.data?.members} present={doc.present} error={members.error} />
+            {session.me.role === 'architect' && (
+              <ShareCard roomId={roomId} shares={detail.data?.shares ?? []} onShared={detail.reload} />
+            )}
+            {federated && <SyncCard roomId={roomId} />}
+          </Stack>
+        </Grid.Col>
+      </Grid>
+    </Stack>
+  )
+}
+
+function LinkBadge({ link, synced }: { link: ReturnType<typeof useRoomDoc>['link']; synced: boolean }) {
+  const label =
+    link.status === 'connected'
+      ? synced
+        ? 'live'
+        : 'syncing'
+      : link.status === 'closed'
+        ? `closed ${link.code}`
+        : link.status
+  const color =
+    label === 'live' ? 'green' : label === 'syncing' ? 'blue' : link.status === 'closed' ? 'red' : 'gray'
+  return (
+    <Badge
+      color={color}
+      variant="dot"
+      role="status"
+      aria-label={`live link: ${label}`}
+      data-testid="link-status"
+      data-state={label}
+    >
+      {label}
+    </Badge>
+  )
+}
+
+function Chat({
+  roomId,
+  messages,
+  me,
+  synced,
+}: {
+  roomId: string
+  messages: ChatMessage[]
+  me: string
+  synced: boolean
+}) {
+  const session = useSession()
+  const [body, setBody] = useState('')
+  const viewport = useRef<HTMLDivElement>(null)
+  const post = useAction(async () => {
+    const text = body.trim()
+    if (text === '') return
+    await session.call('POST', `/api/rooms/${roomId}/messages`, { body: text })
+    setBody('')
+  })
+  // biome-ignore lint/correctness/useExhaustiveDependencies: scroll when messages arrive
+  useEffect(() => {
+    viewport.current?.scrollTo({ top: viewport.current.scrollHeight })
+  }, [messages.length])
+  const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault()
+      void post.run()
+    }
+  }
+  return (
+    <Card withBorder p={0}>
+      <ScrollArea h={380} viewportRef={viewport} type="auto">
+        <Stack gap={4} p="sm" role="log" aria-label="Messages" aria-live="polite" data-testid="messages">
+          {messages.length === 0 ? (
+            <EmptyState>{synced ? 'No messages yet. Say hello.' : 'Syncing the room…'}</EmptyState>
+          ) : (
+            messages.map((m) => {
+              const mentionsMe = m.mentions.includes(me)
+              return (
+                <Paper
+                  key={m.id}
+                  p="xs"
+                  radius="sm"
+                  bg={mentionsMe ? 'var(--mantine-color-yellow-light)' : undefined}
+                  data-testid="message"
+                  data-author={m.name}
+                  data-foreign={m.foreign}
+                >
+                  <Group gap={6} wrap="nowrap">
+                    <Text size="sm" fw={700} data-testid="author">
+                      {m.name}
+                    </Text>
+                    {m.foreign && <FederatedBadge label="foreign participant" />}
+                    <Text size="xs" c="dimmed">
+                      <When value={m.ts} />
+                    </Text>
+                    {mentionsMe && (
+                      <Badge size="xs" color="yellow">
+                        mentions you
+                      </Badge>
+                    )}
+                  </Group>
+                  <Text
+                    size="sm"
+                    style={{ whiteSpace: 'pre-wrap', overflowWrap: 'anywhere' }}
+                    data-testid="body"
+                  >
+                    {m.body}
+                  </Text>
+                  {Object.keys(m.reactions).length > 0 && (
+                    <Group gap={4}>
+                      {Object.entries(m.reactions).map(([emoji, n]) => (
+                        <Badge key={emoji} variant="outline" size="sm">
+                          {emoji} {n}
+                        </Badge>
+                      ))}
+                    </Group>
+                  )}
+                </Paper>
+              )
+            })
+          )}
+        </Stack>
+      </ScrollArea>
+      <Stack gap={6} p="sm" style={{ borderTop: '1px solid var(--mantine-color-default-border)' }}>
+        <Textarea
+          label="Message"
+          description="Enter sends, Shift+Enter adds a line. Mention with @name or @name:mesh."
+          value={body}
+          onChange={(e) => setBody(e.currentTarget.value)}
+          onKeyDown={onKey}
+          autosize
+          minRows={1}
+          maxRows={6}
+          data-testid="composer"
+        />
+        <Group justify="flex-end">
+          <Button onClick={() => void post.run()} loading={post.busy} disabled={body.trim() === ''}>
+            Send
+          </Button>
+        </Group>
+        {post.error !== undefined && (
+          <ErrorState error={post.error} title="Not posted" onClose={post.clear} />
+        )}
+      </Stack>
+    </Card>
+  )
+}
+
+function MembersCard({
+  members,
+  present,
+  error,
+}: {
+  members: Member[] | undefined
+  present: string[]
+  error: import('../lib/api.ts').ApiError | undefined
+}) {
+  return (
+    <Card withBorder>
+      <Title order={3} size="h5" mb="xs">
+        Members
+      </Title>
+      {error !== undefined && <ErrorState error={error} />}
+      {members === undefined ? (
+        <Loading label="Loading members…" />
+      ) : members.length === 0 ? (
+        <EmptyState>No members.</EmptyState>
+      ) : (
+        <Stack
+          gap={4}
+          component="ul"
+          style={{ listStyle: 'none', padding: 0, margin: 0 }}
+          data-testid="members"
+        >
+          {members.map((m) => (
+            <Group key={m.did} gap={6} component="li" wrap="nowrap" data-testid="member" data-name={m.name}>
+              <Indicator
+                color={present.includes(m.did) ? 'green' : 'gray'}
+                size={8}
+                position="middle-start"
+                offset={-8}
+                aria-label={present.includes(m.did) ? 'here now' : 'away'}
+              >
+                <span />
+              </Indicator>
+              <Text size="sm" fw={600}>
+                {m.name}
+              </Text>
+              {!m.local && <FederatedBadge label="foreign participant" />}
+              <Text size="xs" c="dimmed">
+                {m.role} · tier {m.tier}
+              </Text>
+            </Group>
+          ))}
+        </Stack>
+      )}
+    </Card>
+  )
+}
+
+function ShareCard({
+  roomId,
+  shares,
+  onShared,
+}: {
+  roomId: string
+  shares: RoomDetail['shares']
+  onShared: () => void
+}) {
+  const session = useSession()
+  const connections = usePoll(() => session.call<Connection[]>('GET', '/api/connections'), 5000, [session])
+  const [peer, setPeer] = useState<string | null>(null)
+  const [done, setDone] = useState<string | undefined>(undefined)
+  const share = useAction(async (mesh: string) => {
+    const ucan = await session.act(HUMAN_ACTS.roomShare, `${roomId}:${mesh}`)
+    await session.call('POST', `/api/rooms/${roomId}/share`, { mesh, ucan })
+    setDone(mesh)
+    onShared()
+  })
+  const connected = (connections.data ?? []).filter((c) => c.status === 'accepted' || c.status === 'degraded')
+  const options = connected.map((c) => ({
+    value: c.peerDid,
+    label: `${c.peerName ?? 'mesh'} (${c.peerDid.slice(-8)})`,
+  }))
+  return (
+    <Card withBorder>
+      <Title order={3} size="h5" mb="xs">
+        Share with a connected mesh
+      </Title>
+      {shares.length > 0 && (
+        <Stack gap={2} mb="xs">
+          {shares.map((s) => (
+            <Text size="xs" key={`${s.peer}-${s.direction}`}>
+              {s.direction === 'out' ? 'shared with' : 'shared by'}{' '}
+              {connected.find((c) => c.peerDid === s.peer)?.peerName ?? <ShortDid did={s.peer} />}
+            </Text>
+          ))}
+        </Stack>
+      )}
+      {connected.length === 0 ? (
+        <EmptyState>No connected meshes yet (Connections → Browse).</EmptyState>
+      ) : (
+        <Stack gap="xs">
+          <Select
+            label="Mesh"
+            placeholder="Choose a mesh"
+            data={options}
+            value={peer}
+            onChange={setPeer}
+            data-testid="share-mesh"
+          />
+          <Button
+            onClick={() => peer !== null && void share.run(peer)}
+            disabled={peer === null}
+            loading={share.busy}
+          >
+            Sign and share
+          </Button>
+          <Text size="xs" c="dimmed">
+            Your key signs <Code>{HUMAN_ACTS.roomShare}</Code>.
+          </Text>
+        </Stack>
+      )}
+      {share.error !== undefined && (
+        <ErrorState error={share.error} title="Share refused" onClose={share.clear} />
+      )}
+      {done !== undefined && share.error === undefined && (
+        <Text size="sm" c="green" role="status" data-testid="shared">
+          Shared.
+        </Text>
+      )}
+    </Card>
+  )
+}
+
+function SyncCard({ roomId }: { roomId: string }) {
+  const session = useSession()
+  const sync = usePoll(() => session.call<RoomSync>('GET', `/api/rooms/${roomId}/sync`), 2000, [
+    session,
+    roomId,
+  ])
+  return (
+    <Card withBorder data-testid="sync">
+      <Group justify="space-between" mb="xs">
+        <Title order={3} size="h5">
+          Catch-up
+        </Title>
+        {sync.data !== undefined && <StatusBadge status={sync.data.caughtUp ? 'caught up' : 'catching up'} />}
+      </Group>
+      {sync.error !== undefined && <ErrorState error={sync.error} />}
+      {sync.data === undefined ? (
+        <Loading label="Loading sync status…" />
+      ) : sync.data.peers.length === 0 ? (
+        <EmptyState>Not shared with any mesh.</EmptyState>
+      ) : (
+        <Stack gap="sm">
+          {sync.data.peers.map((p) => {
+            const t = p.incoming
+            const pct = t.chunks > 0 ? Math.round((100 * t.chunksDone) / t.chunks) : p.caughtUp ? 100 : 0
+            return (
+              <div key={p.peer}>
+                <Group justify="space-between" gap={4}>
+                  <Text size="sm" fw={600}>
+                    {p.name ?? <ShortDid did={p.peer} />}
+                  </Text>
+                  <StatusBadge status={p.link} />
+                </Group>
+                <Progress value={pct} aria-label={`catch-up from ${p.name ?? p.peer}: ${pct}%`} mt={4} />
+                <Text size="xs" c="dimmed">
+                  received {t.entriesDone}/{t.entries} entries in {t.chunksDone}/{t.chunks} chunks
+                  {p.behind !== null && p.behind.entries > 0 ? ` · they lack ${p.behind.entries}` : ''}
+                </Text>
+                {p.lastError !== null && (
+                  <Text size="xs" c="red">
+                    <Code>{p.lastError.code}</Code> {p.lastError.message}
+                  </Text>
+                )}
+              </div>
+            )
+          })}
+        </Stack>
+      )}
+    </Card>
+  )
+}

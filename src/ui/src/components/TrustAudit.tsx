@@ -1,0 +1,453 @@
+import {
+  Badge,
+  Button,
+  Card,
+  Code,
+  Group,
+  NumberInput,
+  ScrollArea,
+  SegmentedControl,
+  Select,
+  Stack,
+  Switch,
+  Table,
+  Tabs,
+  TagsInput,
+  Text,
+  TextInput,
+  Title,
+  VisuallyHidden,
+} from '@mantine/core'
+import { useEffect, useState } from 'react'
+import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
+import { useSession } from '../lib/session.tsx'
+import type { AuditReport, AuditRow, Policy, RejectedEntry, TrustRecord } from '../lib/types.ts'
+import { EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
+
+type Tab = 'trust' | 'rejected' | 'audit' | 'policy'
+const TABS: Tab[] = ['trust', 'rejected', 'audit', 'policy']
+
+/** Trust and audit: tiers and reputation, refused events, the audit log and its proof, the policy. */
+export function TrustAudit() {
+  const path = usePath()
+  const tab = TABS.find((t) => path === `/trust/${t}`) ?? 'trust'
+  return (
+    <Stack>
+      <Title order={2}>Trust and audit</Title>
+      <Tabs value={tab} onChange={(v) => v !== null && navigate(`/trust/${v}`)} keepMounted={false}>
+        <Tabs.List aria-label="Trust and audit">
+          <Tabs.Tab value="trust">Trust</Tabs.Tab>
+          <Tabs.Tab value="rejected">Rejected</Tabs.Tab>
+          <Tabs.Tab value="audit">Audit log</Tabs.Tab>
+          <Tabs.Tab value="policy">Federation policy</Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="trust" pt="md">
+          <TrustTab />
+        </Tabs.Panel>
+        <Tabs.Panel value="rejected" pt="md">
+          <RejectedTab />
+        </Tabs.Panel>
+        <Tabs.Panel value="audit" pt="md">
+          <AuditTab />
+        </Tabs.Panel>
+        <Tabs.Panel value="policy" pt="md">
+          <PolicyTab />
+        </Tabs.Panel>
+      </Tabs>
+    </Stack>
+  )
+}
+
+function TrustTab() {
+  const session = useSession()
+  const trust = usePoll(
+    async () => {
+      // `{principals, meshes}` (src/auth/routes.ts); a plain list is read too.
+      const res = await session.call<
+        TrustRecord[] | { principals?: TrustRecord[]; meshes?: TrustRecord[]; records?: TrustRecord[] }
+      >('GET', '/api/trust')
+      if (Array.isArray(res)) return res
+      return [...(res.principals ?? []), ...(res.meshes ?? []), ...(res.records ?? [])]
+    },
+    5000,
+    [session],
+  )
+  if (trust.error !== undefined && trust.data === undefined) {
+    return (
+      <Stack>
+        <ErrorState
+          error={trust.error}
+          title={
+            trust.error.code === 'MESH_NOT_FOUND'
+              ? 'This node does not serve the trust API yet'
+              : 'Could not load trust'
+          }
+        />
+        <Text size="sm" c="dimmed">
+          Tiers and reputation appear here once the node serves <Code>GET /api/trust</Code>. Rejected events,
+          the audit log and the federation policy work already.
+        </Text>
+      </Stack>
+    )
+  }
+  if (trust.data === undefined) return <Loading label="Loading trust…" />
+  if (trust.data.length === 0)
+    return <EmptyState>No foreign principal or peer mesh has interacted with this mesh yet.</EmptyState>
+  return (
+    <Stack>
+      <ScrollArea>
+        <Table striped aria-label="Trust per principal and peer mesh">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Who</Table.Th>
+              <Table.Th>Scope</Table.Th>
+              <Table.Th>Tier</Table.Th>
+              <Table.Th>Reputation</Table.Th>
+              <Table.Th>Accepted / refused</Table.Th>
+              <Table.Th>Last reason</Table.Th>
+              <Table.Th>Last interaction</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {trust.data.map((r) => (
+              <Table.Tr key={`${r.scope}-${r.did}`}>
+                <Table.Td>
+                  <ShortDid did={r.did} />
+                  {r.local && (
+                    <Badge size="xs" ml={4} variant="light">
+                      local
+                    </Badge>
+                  )}
+                </Table.Td>
+                <Table.Td>{r.scope}</Table.Td>
+                <Table.Td>
+                  <Badge variant="light">tier {r.tier}</Badge>
+                </Table.Td>
+                <Table.Td>{(r.score * 100).toFixed(0)}%</Table.Td>
+                <Table.Td>
+                  {r.accepted} / {r.refused}
+                </Table.Td>
+                <Table.Td>{r.tierReason ?? r.lastReason ?? '—'}</Table.Td>
+                <Table.Td>
+                  <When value={r.lastInteractionAt ?? null} />
+                </Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      </ScrollArea>
+      <Text size="xs" c="dimmed">
+        Promotion is a human's signed <Code>trust/promote</Code> invocation (a UCAN) with a reason, made with
+        the CLI (<Code>mesh trust &lt;did&gt; --tier N --reason …</Code>) until the console signs UCANs.
+      </Text>
+    </Stack>
+  )
+}
+
+function RejectedTab() {
+  const session = useSession()
+  const [code, setCode] = useState<string | null>(null)
+  const rejected = usePoll(
+    () =>
+      session.call<{ entries: RejectedEntry[] }>(
+        'GET',
+        `/api/federation/rejected?limit=100${code !== null ? `&code=${encodeURIComponent(code)}` : ''}`,
+      ),
+    4000,
+    [session, code],
+  )
+  const codes = [...new Set((rejected.data?.entries ?? []).map((e) => e.code))]
+  return (
+    <Stack>
+      <Select
+        label="Filter by code"
+        placeholder="every code"
+        data={[...new Set([...(code !== null ? [code] : []), ...codes])]}
+        value={code}
+        onChange={setCode}
+        clearable
+        w={280}
+      />
+      {rejected.error !== undefined && <ErrorState error={rejected.error} />}
+      {rejected.data === undefined ? (
+        <Loading label="Loading refusals…" />
+      ) : rejected.data.entries.length === 0 ? (
+        <EmptyState>Nothing refused{code !== null ? ` with ${code}` : ''}.</EmptyState>
+      ) : (
+        <ScrollArea>
+          <Table striped aria-label="Refused events and requests" data-testid="rejected">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>When</Table.Th>
+                <Table.Th>Peer</Table.Th>
+                <Table.Th>Kind</Table.Th>
+                <Table.Th>Code</Table.Th>
+                <Table.Th>Reason</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {rejected.data.entries.map((e) => (
+                <Table.Tr key={e.id}>
+                  <Table.Td>
+                    <When value={e.at} />
+                  </Table.Td>
+                  <Table.Td>
+                    <ShortDid did={e.peer} />
+                  </Table.Td>
+                  <Table.Td>{e.kind}</Table.Td>
+                  <Table.Td>
+                    <Code>{e.code}</Code>
+                  </Table.Td>
+                  <Table.Td>{e.reason}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </ScrollArea>
+      )}
+    </Stack>
+  )
+}
+
+function AuditTab() {
+  const session = useSession()
+  const [action, setAction] = useState('')
+  const verify = usePoll(() => session.call<AuditReport>('GET', '/api/audit/verify'), 15000, [session])
+  const log = usePoll(
+    () =>
+      session.call<{ entries: AuditRow[]; nextCursor: number | null }>(
+        'GET',
+        `/api/audit?limit=200${/^[a-z0-9_.-]+$/.test(action) ? `&action=${action}` : ''}`,
+      ),
+    5000,
+    [session, action],
+  )
+  const rows = [...(log.data?.entries ?? [])].sort((a, b) => b.seq - a.seq)
+  return (
+    <Stack>
+      <Card withBorder data-testid="audit-verify">
+        {verify.error !== undefined ? (
+          <ErrorState error={verify.error} title="Could not verify the audit log" />
+        ) : verify.data === undefined ? (
+          <Loading label="Verifying the audit log…" />
+        ) : (
+          <Group>
+            <Badge color={verify.data.ok ? 'green' : 'red'} size="lg" data-ok={verify.data.ok}>
+              {verify.data.ok ? 'verified' : 'altered'}
+            </Badge>
+            <Text size="sm">
+              {verify.data.count} rows, hash-chained and signed
+              {verify.data.head !== null && (
+                <>
+                  {' '}
+                  · head #{verify.data.head.seq} <Code>{verify.data.head.hash.slice(0, 16)}…</Code>
+                </>
+              )}
+            </Text>
+            <Button size="xs" variant="light" onClick={verify.reload} loading={verify.loading}>
+              Verify again
+            </Button>
+          </Group>
+        )}
+        {verify.data !== undefined && verify.data.problems.length > 0 && (
+          <Stack gap={2} mt="xs" role="alert">
+            {verify.data.problems.map((p) => (
+              <Text size="sm" c="red" key={`${p.seq}-${p.kind}`}>
+                row {p.seq}: <Code>{p.kind}</Code> {p.message}
+              </Text>
+            ))}
+          </Stack>
+        )}
+      </Card>
+      <TextInput
+        label="Filter by action prefix"
+        placeholder="e.g. connection or federation.refused"
+        value={action}
+        onChange={(e) => setAction(e.currentTarget.value.toLowerCase())}
+        w={320}
+      />
+      {log.error !== undefined && <ErrorState error={log.error} />}
+      {log.data === undefined ? (
+        <Loading label="Loading the audit log…" />
+      ) : rows.length === 0 ? (
+        <EmptyState>No audit rows{action !== '' ? ` for “${action}”` : ''}.</EmptyState>
+      ) : (
+        <ScrollArea h={480}>
+          <Table striped stickyHeader aria-label="Audit log" data-testid="audit">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>#</Table.Th>
+                <Table.Th>When</Table.Th>
+                <Table.Th>Action</Table.Th>
+                <Table.Th>Actor</Table.Th>
+                <Table.Th>Subject</Table.Th>
+                <Table.Th>Details</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {rows.map((r) => (
+                <Table.Tr key={r.seq}>
+                  <Table.Td>{r.seq}</Table.Td>
+                  <Table.Td>
+                    <When value={r.ts} />
+                  </Table.Td>
+                  <Table.Td>
+                    <Code>{r.action}</Code>
+                  </Table.Td>
+                  <Table.Td>
+                    <ShortDid did={r.actor} />
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="xs" ff="monospace" lineClamp={1} title={r.subject ?? ''}>
+                      {r.subject ?? '—'}
+                    </Text>
+                  </Table.Td>
+                  <Table.Td>
+                    <Text
+                      size="xs"
+                      ff="monospace"
+                      lineClamp={2}
+                      title={JSON.stringify(r.details)}
+                      maw={360}
+                      style={{ overflowWrap: 'anywhere' }}
+                    >
+                      {JSON.stringify(r.details)}
+                    </Text>
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </ScrollArea>
+      )}
+    </Stack>
+  )
+}
+
+const DID_KEY = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/
+
+function PolicyTab() {
+  const session = useSession()
+  const current = usePoll(() => session.call<Policy>('GET', '/api/federation/policy'), 0, [session])
+  const [draft, setDraft] = useState<Policy | undefined>(undefined)
+  const [saved, setSaved] = useState(false)
+  useEffect(() => {
+    if (current.data !== undefined) setDraft(current.data)
+  }, [current.data])
+  const save = useAction(async (p: Policy) => {
+    setSaved(false)
+    const stored = await session.call<Policy>('PUT', '/api/federation/policy', p)
+    setDraft(stored)
+    setSaved(true)
+  })
+  const architect = session.me.role === 'architect'
+  if (current.error !== undefined && draft === undefined) return <ErrorState error={current.error} />
+  if (draft === undefined) return <Loading label="Loading the policy…" />
+  const set = (patch: Partial<Policy>) => {
+    setSaved(false)
+    setDraft({ ...draft, ...patch })
+  }
+  const badDids = [...draft.allow, ...draft.deny].filter((d) => !DID_KEY.test(d))
+  return (
+    <Card
+      withBorder
+      component="form"
+      maw={720}
+      onSubmit={(e) => {
+        e.preventDefault()
+        void save.run(draft)
+      }}
+      aria-label="Federation policy"
+    >
+      <Stack>
+        {!architect && (
+          <Text size="sm" c="dimmed">
+            Only the architect changes the policy; you see it read-only.
+          </Text>
+        )}
+        <div>
+          <Text size="sm" fw={500} id="policy-mode-label" mb={4}>
+            Who may connect
+          </Text>
+          <SegmentedControl
+            aria-labelledby="policy-mode-label"
+            value={draft.mode}
+            onChange={(v) => set({ mode: v as Policy['mode'] })}
+            data={[
+              { value: 'open', label: 'open' },
+              { value: 'allowlist', label: 'allowlist' },
+              { value: 'closed', label: 'closed' },
+            ]}
+            disabled={!architect}
+          />
+        </div>
+        <TagsInput
+          label="Allow"
+          description="Mesh dids allowed in allowlist mode (Enter adds one)"
+          value={draft.allow}
+          onChange={(allow) => set({ allow })}
+          disabled={!architect}
+          clearable
+        />
+        <TagsInput
+          label="Deny"
+          description="Mesh dids always refused"
+          value={draft.deny}
+          onChange={(deny) => set({ deny })}
+          disabled={!architect}
+          clearable
+        />
+        {badDids.length > 0 && (
+          <Text size="sm" c="red">
+            Not an Ed25519 did:key: {badDids.join(', ')}
+          </Text>
+        )}
+        <Switch
+          label="Accept requests that pass the policy without asking me"
+          checked={draft.autoAccept}
+          onChange={(e) => set({ autoAccept: e.currentTarget.checked })}
+          disabled={!architect}
+        />
+        <Group grow>
+          <NumberInput
+            label="Foreign participants per room, at most"
+            min={0}
+            value={draft.maxForeignParticipantsPerRoom}
+            onChange={(v) =>
+              set({ maxForeignParticipantsPerRoom: typeof v === 'number' ? v : Number(v) || 0 })
+            }
+            disabled={!architect}
+          />
+          <NumberInput
+            label="Backfill events per request, at most"
+            min={1}
+            value={draft.maxBackfillEventsPerRequest}
+            onChange={(v) => set({ maxBackfillEventsPerRequest: typeof v === 'number' ? v : Number(v) || 1 })}
+            disabled={!architect}
+          />
+        </Group>
+        {save.error !== undefined && (
+          <ErrorState error={save.error} title="Policy not saved" onClose={save.clear} />
+        )}
+        {saved && (
+          <Text size="sm" c="green" role="status" data-testid="policy-saved">
+            Policy saved (recorded in the audit log).
+          </Text>
+        )}
+        <Group justify="flex-end">
+          <VisuallyHidden>Changes apply to new requests and shares at once.</VisuallyHidden>
+          <Button
+            variant="default"
+            onClick={() => current.data !== undefined && setDraft(current.data)}
+            disabled={!architect}
+          >
+            Reset
+          </Button>
+          <Button type="submit" loading={save.busy} disabled={!architect || badDids.length > 0}>
+            Save policy
+          </Button>
+        </Group>
+      </Stack>
+    </Card>
+  )
+}

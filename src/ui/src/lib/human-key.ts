@@ -1,0 +1,156 @@
+import { base58btc } from 'multiformats/bases/base58'
+import { concatBytes, fromBase64url, randomBytes, toBase64url } from './bytes.ts'
+
+/**
+ * The human's Ed25519 key, held in this browser (WebCrypto). The private key is
+ * imported non-extractable: once stored, not even this page can read it back.
+ */
+export interface HumanKey {
+  /** The keystore name, e.g. `alpha-architect`. */
+  name: string
+  did: string
+  privateKey: CryptoKey
+}
+
+/** A human key file as `mesh key new` / `mesh init` write it (src/identity/key-file.ts). */
+export interface KeyFile {
+  version: 1
+  type: 'Ed25519'
+  role: 'mesh' | 'human'
+  name: string
+  seed: string
+  did: string
+  createdAt: string
+}
+
+// PKCS#8 PrivateKeyInfo for Ed25519 (RFC 8410) is this fixed prefix then the 32-byte seed.
+const PKCS8_ED25519_PREFIX = Uint8Array.of(
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+)
+// multicodec ed25519-pub (0xed) as an unsigned varint, as in src/identity/keys.ts
+const ED25519_PUB_MULTICODEC = Uint8Array.of(0xed, 0x01)
+
+export function didFromPublicKey(publicKey: Uint8Array): string {
+  return `did:key:${base58btc.encode(concatBytes(ED25519_PUB_MULTICODEC, publicKey))}`
+}
+
+/** Imports a 32-byte Ed25519 seed; the private key stays non-extractable. */
+export async function keyFromSeed(seed: Uint8Array, name: string): Promise<HumanKey> {
+  if (seed.length !== 32) throw new Error('an Ed25519 seed is 32 bytes')
+  const pkcs8 = concatBytes(PKCS8_ED25519_PREFIX, seed)
+  // Imported once extractable, only to learn the public key (the JWK's `x`).
+  const probe = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, true, ['sign'])
+  const jwk = await crypto.subtle.exportKey('jwk', probe)
+  if (typeof jwk.x !== 'string') throw new Error('this browser did not give the Ed25519 public key')
+  const privateKey = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, false, ['sign'])
+  return { name, did: didFromPublicKey(fromBase64url(jwk.x)), privateKey }
+}
+
+/** Reads a keystore file's text; refuses anything that is not a matching Ed25519 human key. */
+export async function keyFromKeyFile(text: string): Promise<HumanKey> {
+  let file: Partial<KeyFile>
+  try {
+    file = JSON.parse(text) as Partial<KeyFile>
+  } catch {
+    throw new Error('the key file is not JSON')
+  }
+  if (file.version !== 1 || file.type !== 'Ed25519' || typeof file.seed !== 'string') {
+    throw new Error('the key file has an unknown format (expected version 1, type Ed25519)')
+  }
+  if (file.role === 'mesh') throw new Error('this is a mesh key, not a human key: sign in with your own key')
+  const key = await keyFromSeed(fromBase64url(file.seed), file.name ?? 'imported')
+  if (file.did !== undefined && key.did !== file.did) {
+    throw new Error('the key file is corrupt: its did does not match its seed')
+  }
+  return key
+}
+
+/** A new key, and the key file to save (the only moment the seed is visible). */
+export async function generateKey(name: string): Promise<{ key: HumanKey; file: KeyFile }> {
+  const seed = randomBytes(32)
+  const key = await keyFromSeed(seed, name)
+  const file: KeyFile = {
+    version: 1,
+    type: 'Ed25519',
+    role: 'human',
+    name,
+    seed: toBase64url(seed),
+    did: key.did,
+    createdAt: new Date().toISOString(),
+  }
+  seed.fill(0)
+  return { key, file }
+}
+
+export async function sign(key: HumanKey, bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const signature = await crypto.subtle.sign({ name: 'Ed25519' }, key.privateKey, bytes)
+  return toBase64url(new Uint8Array(signature))
+}
+
+/** True when this browser's WebCrypto signs with Ed25519. */
+export async function ed25519Supported(): Promise<boolean> {
+  try {
+    await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])
+    return true
+  } catch {
+    return false
+  }
+}
+
+// ---- storage: IndexedDB keeps the CryptoKey object itself (structured clone) ----
+
+const DB = 'mesh-console'
+const STORE = 'keys'
+const SLOT = 'current'
+
+function openDb(): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB, 1)
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE)
+    request.onsuccess = () => resolve(request.result)
+    request.onerror = () => reject(request.error)
+  })
+}
+
+async function withStore<T>(
+  mode: IDBTransactionMode,
+  run: (store: IDBObjectStore) => IDBRequest<T>,
+): Promise<T> {
+  const db = await openDb()
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const request = run(db.transaction(STORE, mode).objectStore(STORE))
+      request.onsuccess = () => resolve(request.result)
+      request.onerror = () => reject(request.error)
+    })
+  } finally {
+    db.close()
+  }
+}
+
+export async function storeKey(key: HumanKey): Promise<void> {
+  await withStore('readwrite', (s) => s.put(key, SLOT))
+}
+
+export async function loadStoredKey(): Promise<HumanKey | undefined> {
+  return (await withStore<HumanKey | undefined>('readonly', (s) => s.get(SLOT))) ?? undefined
+}
+
+export async function forgetKey(): Promise<void> {
+  await withStore('readwrite', (s) => s.delete(SLOT))
+}

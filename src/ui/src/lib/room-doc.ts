@@ -1,0 +1,168 @@
+import { useEffect, useState } from 'react'
+import { WebsocketProvider } from 'y-websocket'
+import * as Y from 'yjs'
+
+/** An entry of a room's `messages` map (src/rooms/README-layout.md). */
+export interface MessageEntry {
+  v: 1
+  room: string
+  author: string
+  authorMesh: string
+  body: string
+  mentions: string[]
+  ts: number
+  replyTo?: string
+}
+
+interface MemberEntry {
+  did: string
+  mesh: string
+  meshName: string
+  localId: string
+  role: string
+  tier: number
+  ts: number
+}
+
+export interface ChatMessage extends MessageEntry {
+  id: string
+  /** `@local_id` for this mesh's people, `@local_id:mesh-name` for foreign ones. */
+  name: string
+  foreign: boolean
+  reactions: Record<string, number>
+}
+
+export type LinkState =
+  | { status: 'connecting' | 'connected' | 'disconnected' }
+  | { status: 'closed'; code: number; reason: string }
+
+export interface RoomDoc {
+  link: LinkState
+  synced: boolean
+  messages: ChatMessage[]
+  /** The dids whose clients are in the room now (awareness, stamped by the node). */
+  present: string[]
+  reconnect: (token: string) => void
+}
+
+/** Effective member entry per did: the home mesh's latest if any, else the latest (README "Effective membership"). */
+function membersOf(doc: Y.Doc, homeMesh: string | undefined): Map<string, MemberEntry> {
+  const byDid = new Map<string, { home?: MemberEntry; own?: MemberEntry }>()
+  const later = (a: MemberEntry | undefined, b: MemberEntry) => a === undefined || b.ts >= a.ts
+  for (const value of doc.getMap<MemberEntry>('members').values()) {
+    const slot = byDid.get(value.did) ?? {}
+    if (value.mesh === homeMesh) {
+      if (later(slot.home, value)) slot.home = value
+    } else if (later(slot.own, value)) slot.own = value
+    byDid.set(value.did, slot)
+  }
+  const out = new Map<string, MemberEntry>()
+  for (const [did, slot] of byDid) {
+    const m = slot.home ?? slot.own
+    if (m !== undefined) out.set(did, m)
+  }
+  return out
+}
+
+function read(doc: Y.Doc, ownMesh: string): ChatMessage[] {
+  const homeMesh = (doc.getMap<{ homeMesh: string }>('meta').get('room') as { homeMesh?: string } | undefined)
+    ?.homeMesh
+  const members = membersOf(doc, homeMesh)
+  const redacted = new Set<string>()
+  for (const r of doc.getMap<{ message: string }>('redactions').values()) redacted.add(r.message)
+  const reactions = new Map<string, Map<string, Set<string>>>()
+  for (const r of doc.getMap<{ message: string; emoji: string; author: string }>('reactions').values()) {
+    const perMessage = reactions.get(r.message) ?? new Map<string, Set<string>>()
+    const who = perMessage.get(r.emoji) ?? new Set<string>()
+    who.add(r.author)
+    perMessage.set(r.emoji, who)
+    reactions.set(r.message, perMessage)
+  }
+  const out: ChatMessage[] = []
+  for (const [id, entry] of doc.getMap<MessageEntry>('messages').entries()) {
+    if (redacted.has(id)) continue
+    const m = members.get(entry.author)
+    const foreign = entry.authorMesh !== ownMesh
+    const name =
+      m === undefined || m.mesh !== entry.authorMesh
+        ? entry.author
+        : foreign
+          ? `@${m.localId}:${m.meshName}`
+          : `@${m.localId}`
+    const counts: Record<string, number> = {}
+    for (const [emoji, who] of reactions.get(id) ?? []) counts[emoji] = who.size
+    out.push({ ...entry, id, name, foreign, reactions: counts })
+  }
+  return out.sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : 1))
+}
+
+/**
+ * A room's Yjs document, synced over the stock y-websocket provider at `/yjs` with the
+ * session token. Read-only here: the console posts through the HTTP API and reads
+ * what arrives, so everything shown went through the node's checks.
+ */
+export function useRoomDoc(roomId: string, token: string, ownMesh: string): RoomDoc {
+  const [state, setState] = useState<Omit<RoomDoc, 'reconnect'>>({
+    link: { status: 'connecting' },
+    synced: false,
+    messages: [],
+    present: [],
+  })
+  const [provider, setProvider] = useState<WebsocketProvider | undefined>(undefined)
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new token reconnects through `reconnect`, not a new document
+  useEffect(() => {
+    const doc = new Y.Doc()
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/yjs`
+    const p = new WebsocketProvider(url, roomId, doc, { params: { token }, disableBc: true })
+    let frame = 0
+    const refresh = () => {
+      if (frame !== 0) return
+      frame = requestAnimationFrame(() => {
+        frame = 0
+        setState((s) => ({ ...s, messages: read(doc, ownMesh) }))
+      })
+    }
+    doc.on('update', refresh)
+    p.on('status', ({ status }) => setState((s) => ({ ...s, link: { status } })))
+    // 4403 (not a member) may be brief: a shared room's members arrive with its first
+    // entries. Try again a few times before leaving it to the Join button.
+    let retries = 0
+    let retry: ReturnType<typeof setTimeout> | undefined
+    p.on('closed', ({ code, reason }) => {
+      setState((s) => ({ ...s, link: { status: 'closed', code, reason } }))
+      if (code === 4403 && retries < 10) {
+        retries++
+        retry = setTimeout(() => p.connect(), 2000)
+      }
+    })
+    p.on('sync', (synced) => setState((s) => ({ ...s, synced })))
+    const onAwareness = () => {
+      const dids = new Set<string>()
+      for (const st of p.awareness.getStates().values()) {
+        const did = (st as { did?: unknown }).did
+        if (typeof did === 'string') dids.add(did)
+      }
+      setState((s) => ({ ...s, present: [...dids] }))
+    }
+    p.awareness.on('change', onAwareness)
+    setProvider(p)
+    return () => {
+      if (frame !== 0) cancelAnimationFrame(frame)
+      if (retry !== undefined) clearTimeout(retry)
+      p.awareness.off('change', onAwareness)
+      p.destroy()
+      doc.destroy()
+      setProvider(undefined)
+    }
+  }, [roomId, ownMesh])
+
+  return {
+    ...state,
+    reconnect: (fresh: string) => {
+      if (provider === undefined) return
+      provider.params = { token: fresh }
+      provider.connect()
+    },
+  }
+}
