@@ -1,0 +1,92 @@
+/**
+ * `npm run bench` (SPEC §7): every benchmark of the node, one JSON result a line on
+ * stdout; progress and diagnostics on stderr. Each benchmark stops every node and
+ * process it started, whatever happens; one that fails writes its lines with null
+ * values and `met: false`, and the others still run.
+ *
+ * - node.cold_start_ms: `mesh start` to its ready line vs a bare js-libp2p process.
+ * - dht.lookup_*.n16 / .n64: mesh lookups vs stock kad-dht, and vs the loopback round trip.
+ * - discovery.new_mesh_visible_ms.n16: a new public mesh until all 16 others list it.
+ * - federation.* (bench/federation.ts) and authority.* (bench/authority.ts), written as
+ *   their generators yield them.
+ */
+import { benchAuthority } from './bench/authority.ts'
+import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
+import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
+import { benchFederation } from './bench/federation.ts'
+import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
+import { NodePool } from './bench/nodes.ts'
+import { emit, note, type ResultName, wasEmitted, write } from './bench/report.ts'
+
+interface Bench {
+  title: string
+  /** Results it writes, so that a failure still reports each as unmeasured. */
+  names: ResultName[]
+  run(pool: NodePool): Promise<void>
+}
+
+const benches: Bench[] = [
+  { title: 'cold start', names: COLD_START_NAMES, run: (pool) => benchColdStart({ pool }) },
+  ...[16, 64].map(
+    (n): Bench => ({
+      title: `DHT lookups, ${n} meshes`,
+      names: dhtLookupNames(n),
+      run: () => benchDhtLookup({ n, lookups: n === 16 ? 200 : 100 }),
+    }),
+  ),
+  {
+    title: 'new mesh visible, 16 meshes',
+    names: newMeshVisibleNames(16),
+    run: (pool) => benchNewMeshVisible({ n: 16, pool }),
+  },
+  {
+    title: 'federation',
+    names: [
+      { name: 'federation.connect_to_accepted_ms', unit: 'ms', better: 'lower' },
+      { name: 'federation.envelope_verify_ratio', unit: 'ratio', better: 'higher' },
+    ],
+    run: async () => {
+      for await (const result of benchFederation({ note })) write(result)
+    },
+  },
+  {
+    title: 'authority',
+    // named per chain depth as it runs; a failure is reported on stderr
+    names: [],
+    run: async () => {
+      for await (const result of benchAuthority()) write(result)
+    },
+  },
+]
+
+let pool: NodePool | undefined
+let stopping = false
+const interrupt = (): void => {
+  if (stopping) return
+  stopping = true
+  note('interrupted: stopping every node')
+  void (pool?.stopAll() ?? Promise.resolve()).finally(() => process.exit(130))
+}
+process.on('SIGINT', interrupt)
+process.on('SIGTERM', interrupt)
+
+const started = performance.now()
+for (const bench of benches) {
+  const t0 = performance.now()
+  note(`${bench.title}…`)
+  pool = new NodePool()
+  try {
+    await bench.run(pool)
+  } catch (err) {
+    note(`${bench.title} failed: ${(err as Error).stack ?? String(err)}`)
+  } finally {
+    await pool.stopAll()
+  }
+  for (const { name, unit, better } of bench.names) {
+    if (!wasEmitted(name)) emit(name, null, unit, null, 1, better)
+  }
+  note(`${bench.title} done in ${Math.round((performance.now() - t0) / 1000)} s`)
+}
+note(`all benchmarks done in ${Math.round((performance.now() - started) / 1000)} s`)
+// libp2p and level may leave timers behind after stop; every node is stopped by now.
+process.exit(0)

@@ -1,0 +1,89 @@
+/**
+ * Cold start: from spawning `mesh start` on a freshly initialised data dir to its
+ * ready line, against the same for a bare js-libp2p process (peer-node.ts) with the
+ * same transports and kad-dht. Runs alternate (mesh, peer, mesh, …) after one
+ * unmeasured warm-up each, so disk cache and machine load hit both alike.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { basename, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { type MeshProcess, runMesh, startMesh } from '../lib/processes.ts'
+import type { NodePool } from './nodes.ts'
+import { emit, fmt, median, note, type ResultName } from './report.ts'
+
+const PEER_SCRIPT = new URL('./peer-node.ts', import.meta.url).pathname
+
+export const COLD_START_NAMES: ResultName[] = [{ name: 'node.cold_start_ms', unit: 'ms', better: 'lower' }]
+
+export interface ColdStartInit {
+  /** Measured runs of each; default 5. */
+  runs?: number
+  /** Where data dirs and the keystore go (removed by the pool). */
+  pool: NodePool
+}
+
+export async function benchColdStart(init: ColdStartInit): Promise<void> {
+  const runs = init.runs ?? 5
+  const root = await init.pool.dir('mesh-bench-start-')
+  const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'warn' }
+  const mesh: number[] = []
+  const peer: number[] = []
+  for (let i = 0; i <= runs; i++) {
+    const meshMs = await meshColdStart(join(root, `mesh-${i}`), env)
+    const peerMs = await peerColdStart()
+    // run 0 warms the disk cache and the compile cache of both
+    if (i === 0) continue
+    mesh.push(meshMs)
+    peer.push(peerMs)
+  }
+  note(`cold start mesh ${fmt(mesh)} ms | bare libp2p ${fmt(peer)} ms`)
+  emit('node.cold_start_ms', median(mesh), 'ms', median(peer), 2, 'lower')
+}
+
+async function meshColdStart(dataDir: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const init = await runMesh(['init', '--data', dataDir, '--name', basename(dataDir)], env)
+  if (init.code !== 0) throw new Error(`mesh init failed: ${init.stderr}`)
+  const t0 = performance.now()
+  let proc: MeshProcess | undefined
+  try {
+    proc = await startMesh(['start', '--data', dataDir, '--http', '127.0.0.1:0'], env)
+    return performance.now() - t0
+  } finally {
+    await proc?.stop('SIGTERM')
+  }
+}
+
+async function peerColdStart(timeoutMs = 30_000): Promise<number> {
+  const t0 = performance.now()
+  const proc = spawn(process.execPath, [PEER_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = once(proc, 'exit')
+  try {
+    await readyLine(proc, timeoutMs)
+    return performance.now() - t0
+  } finally {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
+    await exited
+  }
+}
+
+function readyLine(proc: ChildProcess, timeoutMs: number): Promise<string> {
+  let stderr = ''
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`peer: no ready line in ${timeoutMs} ms: ${stderr}`)),
+      timeoutMs,
+    )
+    proc.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`peer exited with ${code} before ready: ${stderr}`))
+    })
+    lines.on('line', (line) => {
+      if (!line.startsWith('ready ')) return
+      clearTimeout(timer)
+      resolve(line)
+    })
+  })
+}
