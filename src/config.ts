@@ -49,6 +49,21 @@ export interface MeshNodeInit {
     /** Updates per room between snapshots of its log; default 500. */
     compactEvery?: number
   }
+  authority?: {
+    /**
+     * Whether the interim human acts (connections/human-act.ts, signed by the console in
+     * the browser) are still accepted beside UCAN chains, locally and from peers; default true.
+     */
+    acceptInterimActs?: boolean
+    /** Refusals within the window that demote a principal or peer mesh to tier 4; default 5. */
+    violationThreshold?: number
+    /** default 600 000 ms */
+    violationWindowMs?: number
+    /** How often spent invocations past their time are forgotten; default 600 000 ms. */
+    pruneIntervalMs?: number
+    /** Accepted interactions are counted once per principal per this window; default 5 000 ms. */
+    interactionFlushMs?: number
+  }
   /** Where JSON log lines go; default a pino logger on stdout. */
   logger?: Logger
 }

@@ -2,10 +2,19 @@ import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import { AgentService, echoAgent, registerInvokeRoutes, summarizerAgent } from './agents/index.ts'
 import { AuditLog, registerAuditRoutes } from './audit/index.ts'
-import { type SessionRole, SessionService } from './auth/index.ts'
+import {
+  Authority,
+  CAPABILITIES,
+  InteractionReporter,
+  registerAuthorityRoutes,
+  type SessionRole,
+  SessionService,
+} from './auth/index.ts'
 import { MESH_NODE_VERSION, type MeshNodeInit } from './config.ts'
 import {
+  ActGate,
   CONNECT_PROTOCOLS,
   ConnectionService,
   DEFAULT_POLICY,
@@ -52,7 +61,10 @@ import {
 import {
   type AcceptedPeer,
   MESH_ROOMS_PROTOCOL,
+  type Room,
   RoomManager,
+  type RoomOrigin,
+  type RoomRejection,
   RoomSync,
   registerRoomRoutes,
   registerYjsWebsocket,
@@ -79,6 +91,17 @@ function federationSettings(policy: FederationPolicy): FederationSettings {
   }
 }
 
+/** What the manifest lists as invocable here by other meshes, given a valid chain. */
+const INVOCABLE_CAPABILITIES = [
+  'agent/invoke',
+  'connection/accept',
+  'connection/decline',
+  'connection/disconnect',
+  'mesh/connect',
+  'room/post',
+  'room/read',
+].filter((can) => CAPABILITIES[can] !== undefined)
+
 interface Member {
   did: string
   role: Exclude<SessionRole, 'architect'>
@@ -102,6 +125,10 @@ export class MeshNode {
   #info?: MeshInfo
   #libp2p?: MeshLibp2p
   #acts?: HumanActVerifier
+  #authority?: Authority
+  #gate?: ActGate
+  #interactions?: InteractionReporter
+  #agents?: AgentService
   #rotation: Promise<unknown> = Promise.resolve()
   #discovery?: MeshDiscovery
   #registry?: RegistryService
@@ -167,6 +194,16 @@ export class MeshNode {
 
   get audit(): AuditLog {
     return this.#required(this.#audit, 'audit')
+  }
+
+  /** Who may do what here: UCAN chains, credentials, tiers and reputation (SPEC §4). */
+  get authority(): Authority {
+    return this.#required(this.#authority, 'authority')
+  }
+
+  /** This mesh's agents and `agent/invoke`. */
+  get agents(): AgentService {
+    return this.#required(this.#agents, 'agents')
   }
 
   get policy(): PolicyService {
@@ -246,12 +283,17 @@ export class MeshNode {
 
     await this.#startConnections(store, key, info, discovery)
 
+    const peerBook = new PeerBook(store)
     const rooms = new RoomManager({
       store,
-      key,
+      // Getters: rooms name the mesh by its identity and seal with whatever key it holds now.
+      key: () => this.#required(this.#key, 'key'),
+      ownKeys: () => this.keys(),
+      peerKeys: () => peerBook.list(),
       meshName: info.name,
       logger: log,
       rejected: this.rejected,
+      onRejected: (event) => this.#roomRefused(event),
       maxForeignParticipantsPerRoom: () => this.#federation?.maxForeignParticipantsPerRoom ?? 50,
       ...(init.rooms?.compactEvery !== undefined ? { compactEvery: init.rooms.compactEvery } : {}),
       localPrincipal: async (did) => {
@@ -263,6 +305,7 @@ export class MeshNode {
     await rooms.start()
     this.#rooms = rooms
     this.#stack.push(() => rooms.stop())
+    this.#watchRoomTrust(rooms)
 
     const node = this
     const roomSync = new RoomSync(
@@ -283,6 +326,7 @@ export class MeshNode {
             if (p.state === 'accepted' || p.state === 'degraded')
               accepted.set(p.did, {
                 did: p.did,
+                keys: p.keys,
                 name: p.name,
                 architectDid: p.architectDid,
                 multiaddrs: p.multiaddrs,
@@ -301,6 +345,8 @@ export class MeshNode {
     await roomSync.start()
     this.#roomSync = roomSync
     this.#stack.push(async () => this.#roomSync?.stop())
+
+    await this.#startAgents(store)
 
     const http = await this.#startHttp(store, info)
     this.#http = http
@@ -340,6 +386,7 @@ export class MeshNode {
     await audit.start()
     this.#audit = audit
     this.#stack.push(() => audit.stop())
+    await this.#startAuthority(store, key, info)
 
     const policy = new PolicyService({ store })
     this.#policy = policy
@@ -362,6 +409,13 @@ export class MeshNode {
     const settings = this.init.connections ?? {}
     const acts = new HumanActVerifier({ store })
     this.#acts = acts
+    const gate = new ActGate({
+      authority: () => this.authority,
+      interim: acts,
+      architectDid: () => info.architectDid,
+      acceptInterim: () => this.init.authority?.acceptInterimActs ?? true,
+    })
+    this.#gate = gate
     const node = this
     const connections = new ConnectionService(
       {
@@ -375,7 +429,14 @@ export class MeshNode {
         policy,
         rejected,
         envelopes,
-        acts,
+        acts: gate,
+        // The human behind an act is counted with its mesh; a message without one, the mesh alone.
+        onInteraction: ({ mesh, principal, outcome, reason }) => {
+          const [did, options] =
+            principal !== undefined ? [principal, { mesh }] : [mesh, { scope: 'mesh' as const }]
+          if (outcome === 'accepted') this.#interactions?.accepted(did, reason, options)
+          else this.#interactions?.refused(did, reason, options)
+        },
         peers: new PeerBook(store),
         logger: log,
         resolvePeer: async (did, options) => {
@@ -412,6 +473,124 @@ export class MeshNode {
     await connections.start()
     this.#connections = connections
     this.#stack.push(async () => this.#connections?.stop())
+  }
+
+  /**
+   * The authority on the current mesh key (its root delegation to the architect, the
+   * architect's membership credential, trust), the reporter that feeds reputation, and
+   * the periodic prune of spent invocations.
+   */
+  async #startAuthority(store: MeshStore, key: Ed25519KeyPair, info: MeshInfo): Promise<void> {
+    const authority = this.#createAuthority(store, key, info)
+    await authority.start()
+    this.#authority = authority
+    // Through the field: a key rotation replaces the authority.
+    this.#stack.push(async () => this.#authority?.stop())
+    const reporter = new InteractionReporter({
+      trust: () => this.authority.trust,
+      logger: this.logger,
+      ...(this.init.authority?.interactionFlushMs !== undefined
+        ? { flushIntervalMs: this.init.authority.interactionFlushMs }
+        : {}),
+    })
+    reporter.start()
+    this.#interactions = reporter
+    this.#stack.push(() => reporter.stop())
+    const prune = setInterval(() => {
+      this.#authority?.prune().catch((err: unknown) => {
+        this.logger.error({ event: 'authority.prune_failed', err }, 'pruning spent invocations failed')
+      })
+    }, this.init.authority?.pruneIntervalMs ?? 600_000)
+    prune.unref()
+    this.#stack.push(async () => clearInterval(prune))
+  }
+
+  async #replaceAuthority(key: Ed25519KeyPair, info: MeshInfo): Promise<void> {
+    const next = this.#createAuthority(this.store, key, info)
+    await next.start()
+    const previous = this.#authority
+    this.#authority = next
+    await previous?.stop()
+  }
+
+  #createAuthority(store: MeshStore, key: Ed25519KeyPair, info: MeshInfo): Authority {
+    const settings = this.init.authority ?? {}
+    return new Authority({
+      store,
+      audit: this.audit,
+      meshKey: key,
+      meshName: info.name,
+      architectDid: info.architectDid,
+      trust: {
+        ...(settings.violationThreshold !== undefined
+          ? { violationThreshold: settings.violationThreshold }
+          : {}),
+        ...(settings.violationWindowMs !== undefined
+          ? { violationWindowMs: settings.violationWindowMs }
+          : {}),
+      },
+    })
+  }
+
+  /** This mesh's agents (echo, and a room summarizer reading as its own did). */
+  async #startAgents(store: MeshStore): Promise<void> {
+    const rooms = this.rooms
+    const agents = new AgentService({
+      store,
+      audit: this.audit,
+      authority: () => this.authority,
+      agents: [
+        echoAgent(),
+        summarizerAgent({
+          lastMessages: async (roomId, asDid, count) => {
+            const all = []
+            let after: string | undefined
+            do {
+              const page = await rooms.messages(roomId, asDid, { limit: 200, ...(after ? { after } : {}) })
+              all.push(...page.messages)
+              if (all.length > 4 * count) all.splice(0, all.length - count)
+              after = page.nextCursor ?? undefined
+            } while (after !== undefined)
+            return all.slice(-count)
+          },
+        }),
+      ],
+      invokeUrl: () => (this.#httpUrl === undefined ? undefined : `${this.#httpUrl}/api/invoke`),
+      enroll: async (agent) => {
+        const members = store.sublevel<Member>('members')
+        if ((await members.get(agent.did)) === undefined) {
+          await members.put(agent.did, { did: agent.did, role: 'agent', name: agent.name })
+        }
+      },
+      onInteraction: (did, outcome, reason) => {
+        if (outcome === 'accepted') this.#interactions?.accepted(did, reason)
+        else this.#interactions?.refused(did, reason)
+      },
+      logger: this.logger,
+    })
+    await agents.start()
+    this.#agents = agents
+  }
+
+  /** Reputation from rooms: refused updates at once, accepted peer updates coalesced. */
+  #roomRefused(event: RoomRejection): void {
+    const reason = `room.update ${String(event.error.details.reason ?? event.error.code)}`
+    if (event.sender.kind === 'peer') {
+      this.#interactions?.refused(event.sender.meshDid, reason, { scope: 'mesh' })
+    } else {
+      this.#interactions?.refused(event.sender.did, reason, { mesh: event.sender.mesh })
+    }
+  }
+
+  #watchRoomTrust(rooms: RoomManager): void {
+    const watch = (room: Room) => {
+      room.doc.on('update', (_update: Uint8Array, origin: unknown) => {
+        const o = origin as RoomOrigin | undefined
+        if (o?.source === 'peer') this.#interactions?.accepted(o.meshDid, 'room.update', { scope: 'mesh' })
+      })
+    }
+    for (const room of rooms.loaded()) watch(room)
+    rooms.onLoad(watch)
   }
 
   async #startHttp(store: MeshStore, info: MeshInfo): Promise<FastifyInstance> {
@@ -453,6 +632,8 @@ export class MeshNode {
       keys: () => this.keys(),
       rotate: (input) => this.rotateKey(input),
     })
+    registerAuthorityRoutes(app, { authority: () => this.authority, authenticate })
+    registerInvokeRoutes(app, { agents: this.agents })
     registerRoomRoutes(app, { rooms: this.rooms, sync: this.roomSync, authenticate })
     await registerYjsWebsocket(app, { rooms: this.rooms, sessions, logger: this.logger })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
@@ -524,8 +705,8 @@ export class MeshNode {
       architect: info.architectDid,
       endpoints,
       protocolVersions: this.protocolVersions(),
-      capabilities: [],
-      agents: [],
+      capabilities: INVOCABLE_CAPABILITIES,
+      agents: this.#agents?.cards() ?? [],
       federation: this.#federation ?? federationSettings(DEFAULT_POLICY),
       keyHistory: this.#keyHistory(info),
     })
@@ -568,29 +749,26 @@ export class MeshNode {
    */
   async rotateKey(input: { ucan: string; actor: string }): Promise<KeyRotationResult> {
     const run = this.#rotation.then(async () => {
-      const acts = this.#required(this.#acts, 'acts')
+      const gate = this.#required(this.#gate, 'acts')
       const info = this.#required(this.#info, 'info')
       const previous = this.#required(this.#key, 'key')
-      const act = await acts.verify(input.ucan, {
-        audience: previous.did,
-        allowedIssuers: (did) => did === info.architectDid,
-        act: HUMAN_ACTS.rotateKey,
-        subject: previous.did,
-      })
+      const act = await gate.local(input.ucan, { audience: previous.did, act: HUMAN_ACTS.rotateKey })
       let rotated: Awaited<ReturnType<typeof rotateMeshKey>>
       try {
         rotated = await rotateMeshKey(this.init.dataDir, this.#required(this.#history, 'key history'))
       } catch (err) {
-        await acts.release(act)
+        await gate.release(act)
         throw err
       }
       const { history, record } = rotated
       await this.audit.rotateKey(history.current, {
-        details: { identity: history.identity, seq: record.seq, by: act.iss },
-        with: acts.nonceOperations(act),
+        details: { identity: history.identity, seq: record.seq, by: act.issuer },
+        with: act.operations,
       })
       this.#history = history
       this.#key = history.current
+      // The authority follows: a root delegation and the architect's credential from the new key.
+      await this.#replaceAuthority(history.current, info)
       this.logger.info(
         {
           event: 'node.key_rotated',
@@ -748,6 +926,10 @@ export class MeshNode {
     this.#connections = undefined
     this.#roomSync = undefined
     this.#audit = undefined
+    this.#authority = undefined
+    this.#gate = undefined
+    this.#interactions = undefined
+    this.#agents = undefined
     this.#policy = undefined
     this.#rejected = undefined
     this.#libp2p = undefined

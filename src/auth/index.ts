@@ -1,4 +1,16 @@
-/** Auth: who a caller is (sessions) and, later, what it may do (capabilities, credentials, tiers). */
+/**
+ * Auth: who a caller is (sessions), what it may do (the authority: capabilities, UCAN
+ * chains, credentials, tiers, reputation), and their HTTP routes.
+ */
+export * from './authority/index.ts'
+export { InteractionReporter, type InteractionReporterInit } from './interaction-reporter.ts'
+export {
+  type AuthorityRoutesInit,
+  registerAuthorityRoutes,
+  type TrustView,
+  trustRecordSchema,
+  UCAN_TOKEN_SCHEMA,
+} from './routes.ts'
 export {
   type Session,
   type SessionRole,

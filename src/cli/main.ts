@@ -28,6 +28,8 @@ import { createMeshNode, NODE_ADDRESS_FILE } from '../mesh-node.ts'
 import { RegistryServer } from '../registry-server.ts'
 import type { RoomSyncStatus, ShareView, TransferProgress } from '../rooms/index.ts'
 import { MeshStore } from '../store/index.ts'
+import { registerAuthorityCommands } from './authority-commands.ts'
+import { actCapability, chainProofs, invocationToken } from './chains.ts'
 import { GatedStdout } from './gated-stdout.ts'
 import { HttpClient, signIn } from './http-client.ts'
 
@@ -128,15 +130,26 @@ interface ClientOptions {
   data: string
   api?: string
   as?: string
+  /** Delegations (tokens or @files) that prove the signer's rights; default the root delegation. */
+  proof?: string[]
 }
 
 /** A session at the node, opened with the human key the command signs with. */
 async function humanSession(options: ClientOptions) {
   const key = await keystore().load(await signingKeyName(options))
   const client = await signIn(await apiUrl(options), key)
+  // The interim act: still what room shares and DMs take (the rooms module verifies them).
   const act = (act: string, subject: string) =>
     encodeAct(signAct(key, { act, aud: client.meshDid as string, with: subject }))
-  return { key, client, act }
+  /** A UCAN chain act on this mesh: signed by the human key, with `--proof` or the root delegation. */
+  const chainAct = async (can: string, subject?: string) =>
+    invocationToken(
+      key,
+      client.meshDid as string,
+      actCapability(client.meshDid as string, can, subject),
+      await chainProofs(client, key, options.proof),
+    )
+  return { key, client, act, chainAct }
 }
 
 function connectionLine(c: ConnectionView): string {
@@ -339,9 +352,9 @@ function program(): Command {
     .addOption(apiOption())
     .option('--as <name>', 'keystore key to sign with (default: the architect)')
     .action(async (options: ClientOptions) => {
-      const { client: api, act } = await humanSession(options)
+      const { client: api, chainAct } = await humanSession(options)
       const res = await api.post<KeyRotationResult>('/api/keys/rotate', {
-        ucan: act(HUMAN_ACTS.rotateKey, api.meshDid as string),
+        ucan: await chainAct(HUMAN_ACTS.rotateKey),
       })
       print(
         globals().json,
@@ -364,14 +377,15 @@ function program(): Command {
       .addOption(dataOption())
       .addOption(apiOption())
       .option('--as <name>', 'keystore key to sign with (default: the architect)')
+      .option('--proof <token>', 'a delegation (token or @file) proving your rights (repeatable)', collect)
 
   client('connect <target>', 'ask a mesh (did:key, or multiaddr ending in /p2p/<id>) to connect')
     .option('--note <text>', 'a note for the other architect')
     .action(async (target: string, options: ClientOptions & { note?: string }) => {
-      const { client: api, act } = await humanSession(options)
+      const { client: api, chainAct } = await humanSession(options)
       const res = await api.post<{ id: string; status: string }>('/api/connections', {
         target,
-        ucan: act(HUMAN_ACTS.connect, parseTarget(target).did),
+        ucan: await chainAct(HUMAN_ACTS.connect, parseTarget(target).did),
         ...(options.note !== undefined ? { note: options.note } : {}),
       })
       print(globals().json, res, `connection ${res.id} ${res.status}`)
@@ -399,11 +413,11 @@ function program(): Command {
   for (const what of ['accept', 'decline', 'disconnect'] as const) {
     client(`${what} <id>`, `${what} a connection (signed by your human key)`).action(
       async (id: string, options: ClientOptions) => {
-        const { client: api, act } = await humanSession(options)
+        const { client: api, chainAct } = await humanSession(options)
         const res = await api.post<{ id: string; status: string }>(
           `/api/connections/${encodeURIComponent(id)}/${what}`,
           {
-            ucan: act(HUMAN_ACTS[what], id),
+            ucan: await chainAct(HUMAN_ACTS[what], id),
           },
         )
         print(globals().json, res, `connection ${res.id} ${res.status}`)
@@ -552,6 +566,13 @@ function program(): Command {
       )
     })
 
+  registerAuthorityCommands(cli, {
+    client,
+    globals,
+    print,
+    humanSession,
+    signingKey: async (options) => keystore().load(await signingKeyName(options)),
+  })
   registerRoomCommands(cli, client, globals)
 
   cli

@@ -26,6 +26,7 @@ import { type Logger, silentLogger } from '../log.ts'
 import { type MeshManifest, verifyManifest } from '../manifest/index.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { type ActGate, claimedSubject, type GateAct } from './act-gate.ts'
 import {
   CONNECT_MESSAGE,
   CONNECTION_STATUSES,
@@ -44,7 +45,7 @@ import {
   serveExchange,
 } from './connect-protocol.ts'
 import { createEnvelope, type Envelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
-import { decodeAct, HUMAN_ACTS, type HumanAct, type HumanActVerifier } from './human-act.ts'
+import { HUMAN_ACTS } from './human-act.ts'
 import { Outbox, type OutboxItem } from './outbox.ts'
 import {
   countTraffic,
@@ -152,8 +153,20 @@ export interface ConnectionServiceComponents {
   policy: PolicyService
   rejected: RejectedLog
   envelopes: EnvelopeVerifier
-  acts: HumanActVerifier
+  /** Human acts: UCAN chains (and, while accepted, interim acts) — local and forwarded. */
+  acts: ActGate
   peers: PeerBook
+  /**
+   * Reputation hook: every message from a peer whose envelope verified, accepted or
+   * refused (`principal` is the human behind its act, when there is one). Never awaited
+   * by the wire handler; it must not throw.
+   */
+  onInteraction?: (event: {
+    mesh: string
+    principal?: string
+    outcome: 'accepted' | 'refused'
+    reason: string
+  }) => void
   logger?: Logger
   /** Addresses (and what else is known) of a peer beyond what it told us, e.g. its DHT record. */
   resolvePeer?: (did: string, options: AbortOptions) => Promise<{ multiaddrs: string[] } | undefined>
@@ -329,9 +342,8 @@ export class ConnectionService {
           throw new BadRequestError('a mesh cannot connect to itself', { target: input.target })
         const decision = await this.#c.policy.evaluate(peerDid)
         if (!decision.ok) throw decision.error
-        const act = await this.#c.acts.verify(input.ucan, {
+        const act = await this.#c.acts.local(input.ucan, {
           audience: this.#selfDid,
-          allowedIssuers: (did) => did === this.#init.architectDid,
           act: HUMAN_ACTS.connect,
           subject: peerDid,
         })
@@ -365,7 +377,7 @@ export class ConnectionService {
               note: input.note ?? null,
               createdAt: iso(now),
               updatedAt: iso(now),
-              decidedBy: act.iss,
+              decidedBy: act.issuer,
               lastError: null,
             }
             const body: ConnectRequestBody = {
@@ -384,23 +396,18 @@ export class ConnectionService {
               connectionId: record.id,
               type: CONNECT_MESSAGE.request,
               body,
-              proofs: [input.ucan],
+              proofs: act.forward,
               envelopeId: randomId(),
             })
             await this.#c.audit.append(
               {
                 action: 'federation.connection.requested',
-                actor: act.iss,
+                actor: act.issuer,
                 subject: record.id,
                 details: { peer: identity, direction: 'outbound', agreementVersion: record.agreementVersion },
               },
               {
-                with: [
-                  this.#putRecord(record),
-                  ...this.#c.peers.put(peer),
-                  ...operations,
-                  ...this.#c.acts.nonceOperations(act),
-                ],
+                with: [this.#putRecord(record), ...this.#c.peers.put(peer), ...operations, ...act.operations],
               },
             )
             this.#outbox.kick(identity, { now: true })
@@ -428,9 +435,8 @@ export class ConnectionService {
       input.actor,
       () => id,
       async () => {
-        const act = await this.#c.acts.verify(input.ucan, {
+        const act = await this.#c.acts.local(input.ucan, {
           audience: this.#selfDid,
-          allowedIssuers: (did) => did === this.#init.architectDid,
           act: HUMAN_ACTS.disconnect,
           subject: id,
         })
@@ -443,7 +449,7 @@ export class ConnectionService {
               })
             }
             const now = this.#now()
-            const next = this.#transition(record, 'disconnected', act.iss, now)
+            const next = this.#transition(record, 'disconnected', act.issuer, now)
             const body: ConnectDisconnectBody = {
               connectionId: id,
               agreementVersion: record.agreementVersion,
@@ -455,17 +461,17 @@ export class ConnectionService {
               connectionId: id,
               type: CONNECT_MESSAGE.disconnect,
               body,
-              proofs: [input.ucan],
+              proofs: act.forward,
               envelopeId: randomId(),
             })
             await this.#c.audit.append(
               {
                 action: 'federation.connection.disconnected',
-                actor: act.iss,
+                actor: act.issuer,
                 subject: id,
                 details: { peer: record.peerDid, by: 'local', agreementVersion: record.agreementVersion },
               },
-              { with: [this.#putRecord(next), ...operations, ...this.#c.acts.nonceOperations(act)] },
+              { with: [this.#putRecord(next), ...operations, ...act.operations] },
             )
             this.#outbox.kick(record.peerDid, { now: true })
             return this.#view(next, await this.#c.peers.get(record.peerDid))
@@ -481,9 +487,8 @@ export class ConnectionService {
       input.actor,
       () => id,
       async () => {
-        const act = await this.#c.acts.verify(input.ucan, {
+        const act = await this.#c.acts.local(input.ucan, {
           audience: this.#selfDid,
-          allowedIssuers: (did) => did === this.#init.architectDid,
           act: what === 'accept' ? HUMAN_ACTS.accept : HUMAN_ACTS.decline,
           subject: id,
         })
@@ -498,7 +503,7 @@ export class ConnectionService {
             }
             const now = this.#now()
             const status = what === 'accept' ? 'accepted' : 'declined'
-            const next = this.#transition(record, status, act.iss, now)
+            const next = this.#transition(record, status, act.issuer, now)
             const peer = (await this.#c.peers.get(record.peerDid)) ?? newPeerRecord(record.peerDid, now)
             if (status === 'accepted')
               peer.agreementVersion = Math.max(peer.agreementVersion, next.agreementVersion)
@@ -514,13 +519,13 @@ export class ConnectionService {
               connectionId: id,
               type: what === 'accept' ? CONNECT_MESSAGE.accept : CONNECT_MESSAGE.decline,
               body,
-              proofs: [input.ucan],
+              proofs: act.forward,
               envelopeId: randomId(),
             })
             await this.#c.audit.append(
               {
                 action: `federation.connection.${status}`,
-                actor: act.iss,
+                actor: act.issuer,
                 subject: id,
                 details: {
                   peer: record.peerDid,
@@ -529,12 +534,7 @@ export class ConnectionService {
                 },
               },
               {
-                with: [
-                  this.#putRecord(next),
-                  ...this.#c.peers.put(peer),
-                  ...operations,
-                  ...this.#c.acts.nonceOperations(act),
-                ],
+                with: [this.#putRecord(next), ...this.#c.peers.put(peer), ...operations, ...act.operations],
               },
             )
             this.#outbox.kick(record.peerDid, { now: true })
@@ -878,7 +878,7 @@ export class ConnectionService {
    */
   async receive(bytes: Uint8Array, remoteDid: string): Promise<Uint8Array> {
     let envelope: Envelope | undefined
-    let act: HumanAct | undefined
+    let act: GateAct | undefined
     try {
       this.#limiter.consume(remoteDid)
       envelope = await this.#c.envelopes.verify(bytes, { remoteDid })
@@ -900,6 +900,7 @@ export class ConnectionService {
         })
         return applied
       })
+      this.#interaction(identity, act?.human ?? act?.issuer, 'accepted', env.type)
       return this.#reply(remoteDid, env.id, CONNECT_MESSAGE.ack, result.reply)
     } catch (err) {
       if (envelope !== undefined) await this.#c.envelopes.release(envelope).catch(() => {})
@@ -916,6 +917,17 @@ export class ConnectionService {
         await this.#addState(error, remoteDid, peeked).catch(() => {})
       }
       await this.#recordWireRefusal(error, remoteDid, peeked)
+      // Only a message whose signature verified speaks for its mesh; a retried
+      // duplicate and a rate limit are not misbehaviour.
+      if (
+        envelope !== undefined &&
+        !(error.code === 'MESH_REPLAY' && error.details.reason === 'duplicate') &&
+        error.code !== 'MESH_RATE_LIMITED'
+      ) {
+        const mesh =
+          (await this.#c.peers.identityOf(envelope.origin).catch(() => undefined)) ?? envelope.origin
+        this.#interaction(mesh, undefined, 'refused', error.code)
+      }
       const inReplyTo = envelope?.id ?? peekEnvelope(bytes)?.id ?? ''
       const body: ConnectErrorBody = {
         inReplyTo: typeof inReplyTo === 'string' ? inReplyTo.slice(0, 64) : '',
@@ -948,7 +960,7 @@ export class ConnectionService {
   }
 
   /** Applies a verified envelope; runs inside `#serial`. */
-  async #apply(env: Envelope, identity: string, claimed: (act: HumanAct) => void): Promise<Applied> {
+  async #apply(env: Envelope, identity: string, claimed: (act: GateAct) => void): Promise<Applied> {
     switch (env.type) {
       case CONNECT_MESSAGE.request:
         return this.#applyRequest(env, identity, checkBody<ConnectRequestBody>(env.type, env.body), claimed)
@@ -971,7 +983,7 @@ export class ConnectionService {
     env: Envelope,
     identity: string,
     body: ConnectRequestBody,
-    claimed: (act: HumanAct) => void,
+    claimed: (act: GateAct) => void,
   ): Promise<Applied> {
     const existing = await this.#sub.get(CONN_PREFIX + body.connectionId)
     if (existing !== undefined) {
@@ -1027,7 +1039,7 @@ export class ConnectionService {
       note: body.note ?? null,
       createdAt: iso(now),
       updatedAt: iso(now),
-      decidedBy: auto ? null : act.iss,
+      decidedBy: auto ? null : act.issuer,
       lastError: null,
     }
     await this.#c.audit.append(
@@ -1039,7 +1051,7 @@ export class ConnectionService {
           peer: identity,
           direction: 'inbound',
           agreementVersion,
-          requestedBy: act.iss,
+          requestedBy: act.issuer,
           ...(auto ? { autoAccept: true } : {}),
         },
       },
@@ -1048,7 +1060,7 @@ export class ConnectionService {
           this.#putRecord(record),
           ...this.#c.peers.put(peer),
           ...this.#c.envelopes.seenOperations(env),
-          ...this.#c.acts.nonceOperations(act),
+          ...act.operations,
         ],
       },
     )
@@ -1068,7 +1080,7 @@ export class ConnectionService {
     env: Envelope,
     identity: string,
     body: ConnectAnswerBody,
-    claimed: (act: HumanAct) => void,
+    claimed: (act: GateAct) => void,
   ): Promise<Applied> {
     const accept = env.type === CONNECT_MESSAGE.accept
     const record = await this.#sub.get(CONN_PREFIX + body.connectionId)
@@ -1111,14 +1123,14 @@ export class ConnectionService {
     claimed(act)
     peer.architectDid = body.architectDid
     this.#heard(peer, now)
-    const next = this.#transition(record, target, act.iss, now)
+    const next = this.#transition(record, target, act.issuer, now)
     next.agreementVersion = body.agreementVersion
     next.peerArchitectDid = body.architectDid
     if (accept) peer.agreementVersion = Math.max(peer.agreementVersion, body.agreementVersion)
     await this.#c.audit.append(
       {
         action: `federation.connection.${target}`,
-        actor: act.iss,
+        actor: act.issuer,
         subject: record.id,
         details: {
           peer: identity,
@@ -1132,7 +1144,7 @@ export class ConnectionService {
           this.#putRecord(next),
           ...this.#c.peers.put(peer),
           ...this.#c.envelopes.seenOperations(env),
-          ...this.#c.acts.nonceOperations(act),
+          ...act.operations,
         ],
       },
     )
@@ -1143,7 +1155,7 @@ export class ConnectionService {
     env: Envelope,
     identity: string,
     body: ConnectDisconnectBody,
-    claimed: (act: HumanAct) => void,
+    claimed: (act: GateAct) => void,
   ): Promise<Applied> {
     const record = await this.#sub.get(CONN_PREFIX + body.connectionId)
     if (record === undefined) {
@@ -1172,11 +1184,11 @@ export class ConnectionService {
     })
     claimed(act)
     this.#heard(peer, now)
-    const next = this.#transition(record, 'disconnected', act.iss, now)
+    const next = this.#transition(record, 'disconnected', act.issuer, now)
     await this.#c.audit.append(
       {
         action: 'federation.connection.disconnected',
-        actor: act.iss,
+        actor: act.issuer,
         subject: record.id,
         details: { peer: identity, by: 'peer', agreementVersion: record.agreementVersion },
       },
@@ -1185,7 +1197,7 @@ export class ConnectionService {
           this.#putRecord(next),
           ...this.#c.peers.put(peer),
           ...this.#c.envelopes.seenOperations(env),
-          ...this.#c.acts.nonceOperations(act),
+          ...act.operations,
         ],
       },
     )
@@ -1193,9 +1205,11 @@ export class ConnectionService {
   }
 
   /**
-   * Checks the human act a peer forwarded: it must be signed by the architect the peer
-   * declared (pinned at first sight), never by a mesh key, addressed to the peer mesh,
-   * about `subject`, and valid at the time the peer carried it out (`decidedAt`).
+   * Checks the human act a peer forwarded (`auth.proofs`: the token, then credentials):
+   * a UCAN chain rooted in the peer's key with a human the peer vouches for, passing
+   * through the architect the peer declared (pinned at first sight); or, while accepted,
+   * an interim act signed by that architect. Never signed by a mesh key, addressed to
+   * the peer mesh, about `subject`, and valid when the peer carried it out (`decidedAt`).
    */
   async #checkPeerAct(
     env: Envelope,
@@ -1203,20 +1217,21 @@ export class ConnectionService {
     architectDid: string,
     decidedAt: number,
     expect: { act: string; subject: string; subjects?: string[] },
-  ): Promise<HumanAct> {
-    const proof = env.auth?.proofs[0]
-    if (proof === undefined) {
+  ): Promise<GateAct> {
+    const proofs = env.auth?.proofs ?? []
+    const token = proofs[0]
+    if (token === undefined) {
       throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the message carries no human act', { type: env.type })
     }
-    const decoded = decodeAct(proof)
-    if (
-      decoded.iss === env.origin ||
-      decoded.iss === this.#selfDid ||
-      peer.keys.some((k) => k.did === decoded.iss) ||
-      (await this.#c.peers.identityOf(decoded.iss)) !== undefined
-    ) {
+    const peeked = this.#c.acts.peek(token)
+    const isMeshKey = async (did: string) =>
+      did === env.origin ||
+      did === this.#selfDid ||
+      peer.keys.some((k) => k.did === did) ||
+      (await this.#c.peers.identityOf(did)) !== undefined
+    if (await isMeshKey(peeked.issuer)) {
       throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the act is signed by a mesh key, not by a human', {
-        iss: decoded.iss,
+        iss: peeked.issuer,
       })
     }
     if (architectDid === env.origin) {
@@ -1239,15 +1254,36 @@ export class ConnectionService {
     }
     // Across a key rotation: an act addressed to one of the peer's earlier keys (it
     // waited in the peer's outbox), or naming one of this mesh's keys, still counts.
-    const audience = peer.keys.some((k) => k.did === decoded.aud) ? decoded.aud : env.origin
-    const subject = expect.subjects?.includes(decoded.with) === true ? decoded.with : expect.subject
-    return this.#c.acts.verify(decoded, {
+    const audience = peer.keys.some((k) => k.did === peeked.audience) ? peeked.audience : env.origin
+    const claimed = claimedSubject(peeked, expect.act)
+    const subject =
+      typeof claimed === 'string' && expect.subjects?.includes(claimed) === true ? claimed : expect.subject
+    const act = await this.#c.acts.peer(proofs, {
       audience,
-      allowedIssuers: (did) => did === architectDid,
       act: expect.act,
       subject,
+      architectDid,
       now: decidedAt,
     })
+    if (act.format === 'ucan') {
+      try {
+        if (act.human === undefined || (await isMeshKey(act.human))) {
+          throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the human in the chain is a mesh key', {
+            human: act.human ?? null,
+          })
+        }
+        if (!act.issuers.includes(architectDid)) {
+          throw new ForbiddenError('the chain does not pass through the architect the peer declared', {
+            architectDid,
+            issuers: act.issuers,
+          })
+        }
+      } catch (err) {
+        await this.#c.acts.release(act)
+        throw err
+      }
+    }
+    return act
   }
 
   // ---------------------------------------------------------------- wire: sending
@@ -1545,12 +1581,25 @@ export class ConnectionService {
     }
   }
 
-  async #withAct<T>(act: HumanAct, run: () => Promise<T>): Promise<T> {
+  async #withAct<T>(act: GateAct, run: () => Promise<T>): Promise<T> {
     try {
       return await run()
     } catch (err) {
       await this.#c.acts.release(act)
       throw err
+    }
+  }
+
+  #interaction(
+    mesh: string,
+    principal: string | undefined,
+    outcome: 'accepted' | 'refused',
+    reason: string,
+  ): void {
+    try {
+      this.#c.onInteraction?.({ mesh, ...(principal !== undefined ? { principal } : {}), outcome, reason })
+    } catch (err) {
+      this.#log.error({ event: 'federation.interaction_hook_failed', err }, 'the interaction hook threw')
     }
   }
 

@@ -3,6 +3,16 @@
  * persisted connection state machine, the durable outbox, signed envelopes and human
  * acts, the federation policy, the rejected log, and their HTTP routes.
  */
+
+export {
+  type ActAuthority,
+  ActGate,
+  type ActGateInit,
+  type ActPeek,
+  claimedSubject,
+  type GateAct,
+  isInterimAct,
+} from './act-gate.ts'
 export {
   CONNECT_MESSAGE,
   CONNECT_PROTOCOLS,

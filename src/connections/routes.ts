@@ -8,7 +8,8 @@ export interface ConnectionRoutesInit {
   authenticate: Authenticate
 }
 
-const UCAN = { type: 'string', minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_-]+$' } as const
+// A UCAN chain (base64url CAR, up to an envelope proof's 16 KiB) or an interim act.
+const UCAN = { type: 'string', minLength: 1, maxLength: 16 * 1024, pattern: '^[A-Za-z0-9_-]+$' } as const
 const ID_PARAMS = {
   type: 'object',
   additionalProperties: false,
@@ -126,9 +127,12 @@ const accepted = {
  *   refetches the peer's keys from its manifest (when a URL is given) and the DHT
  *   records of its keys, and applies a valid rotation chain (seed 002's "refresh").
  *
- * `ucan` is the architect's signed act (human-act.ts): `mesh/connect` with = the target
- * mesh did, or `connection/accept|decline|disconnect` with = the connection id; aud =
- * this mesh. The session says who is calling; the act is what authorizes.
+ * `ucan` is a human's act (act-gate.ts): a UCAN chain — an invocation addressed to this
+ * mesh of `mesh/connect` (`nb.peer` = the target mesh did) or
+ * `connection/accept|decline|disconnect` (`nb.connection` = the connection id), with
+ * proofs back to this mesh's root delegation to its architect — or, while accepted, the
+ * architect's interim act. The session says who is calling; the act is what authorizes,
+ * and it is forwarded to the peer (with this mesh's credentials of its humans).
  * 202: this mesh's state has changed; the peer is told through the outbox.
  */
 export function registerConnectionRoutes(app: FastifyInstance, init: ConnectionRoutesInit): void {

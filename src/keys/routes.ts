@@ -30,7 +30,8 @@ export interface KeyRoutesInit {
   rotate: (input: { ucan: string; actor: string }) => Promise<KeyRotationResult>
 }
 
-const UCAN = { type: 'string', minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_-]+$' } as const
+// A UCAN chain (base64url CAR, up to an envelope proof's 16 KiB) or an interim act.
+const UCAN = { type: 'string', minLength: 1, maxLength: 16 * 1024, pattern: '^[A-Za-z0-9_-]+$' } as const
 
 const resultSchema = {
   type: 'object',
@@ -51,7 +52,8 @@ const resultSchema = {
  *
  * - `GET /api/keys` → `{identity, current, keys, rotations}`
  * - `POST /api/keys/rotate {ucan}` → `200 KeyRotationResult` — architect only; `ucan` is
- *   the architect's act `mesh/rotate-key` with = the mesh's current did, aud = the mesh.
+ *   a `mesh/rotate-key` invocation on the mesh's current did with a chain from its root
+ *   delegation (or, while accepted, the architect's interim act with = the current did).
  */
 export function registerKeyRoutes(app: FastifyInstance, init: KeyRoutesInit): void {
   const { authenticate } = init

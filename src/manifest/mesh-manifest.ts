@@ -4,6 +4,8 @@ import { signCanonical, verifyCanonical } from '../identity/index.ts'
 /** A2A Agent Card fields, plus the agent's did. */
 export interface AgentCard {
   did: string
+  /** The resource `agent/invoke` acts on: `<mesh did>/agents/<agent id>`. */
+  resource?: string
   name: string
   description: string
   url?: string

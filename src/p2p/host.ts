@@ -91,6 +91,10 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
         peerInfoMapper: passthroughMapper,
         validators: MESH_DHT_VALIDATORS,
         selectors: MESH_DHT_SELECTORS,
+        // Mesh records are signed and seq-ordered, so a lookup can stop at the first
+        // valid answer: a narrow fan-out (classic Kademlia α = 3 over two disjoint paths,
+        // against kad-dht's 10 × 10) reaches it sooner and keeps every node's queue short.
+        ...(variant === 'mesh' ? { alpha: 3, disjointPaths: 2 } : {}),
       }),
     },
   })

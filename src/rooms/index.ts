@@ -7,6 +7,14 @@
  */
 export { type BackfillPlan, countEntries, type SplitOptions, splitDiff, splitUpdate } from './backfill.ts'
 export { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
+export {
+  type MeshKey,
+  MeshKeys,
+  type MeshKeysInit,
+  type OwnKeys,
+  type PeerKeys,
+  type SealKeys,
+} from './mesh-keys.ts'
 export { type ClientApplyResult, type MessagePage, type MessageView, Room, type RoomOrigin } from './room.ts'
 export {
   type ClientBinding,
@@ -27,6 +35,7 @@ export {
   type SealedMapName,
   sealKey,
   sealPayload,
+  sealSigner,
   type Tier,
   verifySeal,
 } from './room-entries.ts'
@@ -56,6 +65,7 @@ export { type RoomRoutesInit, registerRoomRoutes } from './routes.ts'
 export {
   dmSubject,
   ShareBook,
+  type ShareCheck,
   type ShareRecord,
   type SignedShare,
   shareSubject,

@@ -113,8 +113,14 @@ export interface ClientBinding {
   did?: string
 }
 
+/**
+ * `mesh` is the owning mesh's identity (its genesis did). `key` names the key that
+ * signed when it is not the identity's own (a later key, after a rotation); absent,
+ * the identity's key signed (every seal made before a rotation).
+ */
 export interface Seal {
   mesh: string
+  key?: string
   hash: string
   sig: string
 }
@@ -131,22 +137,42 @@ export function sealKey(map: SealedMapName, key: string): string {
   return `${map}/${key}`
 }
 
-/** What the owning mesh signs for an entry. */
-export function sealPayload(room: string, map: SealedMapName, key: string, hash: string) {
-  return { room, map, key, hash }
+/**
+ * What the owning mesh signs for an entry. A seal by a key other than the identity's
+ * own also signs the identity (`mesh`), so that it speaks for that mesh only.
+ */
+export function sealPayload(room: string, map: SealedMapName, key: string, hash: string, mesh?: string) {
+  return mesh === undefined ? { room, map, key, hash } : { room, map, key, hash, mesh }
 }
 
+/** Seals an entry for the mesh `mesh` (default: the key's own did) with `key`. */
 export function makeSeal(
   key: Ed25519KeyPair,
   room: string,
   map: SealedMapName,
   entryKey: string,
   value: unknown,
+  mesh: string = key.did,
 ): Seal {
   const hash = contentId(value)
-  return { mesh: key.did, hash, sig: signCanonical(key, sealPayload(room, map, entryKey, hash)) }
+  if (mesh === key.did) return { mesh, hash, sig: signCanonical(key, sealPayload(room, map, entryKey, hash)) }
+  return {
+    mesh,
+    key: key.did,
+    hash,
+    sig: signCanonical(key, sealPayload(room, map, entryKey, hash, mesh)),
+  }
 }
 
+/** The key whose signature a seal carries. */
+export function sealSigner(seal: Seal): string {
+  return seal.key ?? seal.mesh
+}
+
+/**
+ * Checks a seal's hash and signature. Whether its signer may speak for `seal.mesh`
+ * (a key of that mesh's history) is the caller's question (validate-update.ts).
+ */
 export function verifySeal(
   seal: Seal,
   room: string,
@@ -160,7 +186,15 @@ export function verifySeal(
   } catch {
     return false
   }
-  return seal.hash === hash && verifyCanonical(seal.mesh, sealPayload(room, map, entryKey, hash), seal.sig)
+  const payload = sealPayload(room, map, entryKey, hash, seal.key === undefined ? undefined : seal.mesh)
+  return seal.hash === hash && verifyCanonical(sealSigner(seal), payload, seal.sig)
+}
+
+/** The time an entry claims (ms), by which a retired key's seal is judged; undefined for bindings. */
+export function entryTime(map: SealedMapName, value: Entry): number | undefined {
+  if (map === 'clients') return undefined
+  if (map === 'meta') return (value as RoomMeta).createdAt
+  return (value as MessageEntry).ts
 }
 
 // ---- shape checks: values come from the network, so every field is checked ----
@@ -294,8 +328,9 @@ export function isClientBinding(v: unknown): v is ClientBinding {
 export function isSeal(v: unknown): v is Seal {
   return (
     isObj(v) &&
-    onlyKeys(v, ['mesh', 'hash', 'sig']) &&
+    onlyKeys(v, ['mesh', 'hash', 'sig'], ['key']) &&
     isDidKey(v.mesh) &&
+    (v.key === undefined || (isDidKey(v.key) && v.key !== v.mesh)) &&
     isEntryId(v.hash) &&
     typeof v.sig === 'string' &&
     /^[A-Za-z0-9_-]{86}$/.test(v.sig)

@@ -5,6 +5,7 @@ import { BadRequestError, ForbiddenError, type MeshError, NotFoundError } from '
 import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { MeshKeys, type OwnKeys, type PeerKeys } from './mesh-keys.ts'
 import { Room } from './room.ts'
 import {
   contentId,
@@ -32,8 +33,18 @@ export interface LocalPrincipal {
 
 export interface RoomManagerInit {
   store: MeshStore
-  /** This mesh's key: rooms are sealed with it. */
-  key: Ed25519KeyPair
+  /**
+   * This mesh's current key: new entries are sealed with it. A function, read at every
+   * seal: after a key rotation the next entry is sealed with the new key.
+   */
+  key: () => Ed25519KeyPair
+  /**
+   * This mesh's identity and key history (`MeshNode.keys()`): rooms name the mesh by its
+   * identity, and its older keys' seals stay its own. Default: the key alone.
+   */
+  ownKeys?: () => OwnKeys
+  /** The peer meshes and their key histories (the PeerBook's records); default none. */
+  peerKeys?: () => Promise<Iterable<PeerKeys>>
   /** This mesh's name, shown to other meshes as `@local_id:mesh-name`. */
   meshName: string
   /** The local principal behind a did, or undefined if the did is not one of this mesh's. */
@@ -110,8 +121,11 @@ const pad = (n: number): string => String(n).padStart(15, '0')
  * room), and offers the operations behind the HTTP routes and the sync layer.
  */
 export class RoomManager {
+  /** This mesh's identity (genesis did): how rooms name it, whatever key it holds now. */
   readonly ownMesh: string
   readonly meshName: string
+  /** Which keys speak for which mesh identity (this one's and its peers'). */
+  readonly meshKeys: MeshKeys
   /** Counters for tests and metrics. */
   readonly stats = { loads: 0, rejected: 0 }
   readonly #init: RoomManagerInit
@@ -126,15 +140,24 @@ export class RoomManager {
 
   constructor(init: RoomManagerInit) {
     this.#init = init
-    this.ownMesh = init.key.did
+    const first = init.key().did
+    const ownKeys = init.ownKeys ?? (() => ({ identity: first, keys: [first], rotations: [] }))
+    this.ownMesh = ownKeys().identity
     this.meshName = init.meshName
     this.#records = init.store.sublevel<RoomRecord>('rooms')
     this.#notes = init.store.sublevel<Notification>('notifications')
     this.#log = (init.logger ?? silentLogger()).child({ area: 'rooms' })
     this.#now = init.now ?? Date.now
+    this.meshKeys = new MeshKeys({
+      own: ownKeys,
+      ...(init.peerKeys !== undefined ? { peers: init.peerKeys } : {}),
+      store: init.store,
+      logger: this.#log,
+    })
   }
 
   async start(): Promise<void> {
+    await this.meshKeys.load()
     const idle = this.#init.scratchIdleMs ?? 30_000
     this.#sweeper = setInterval(() => {
       for (const room of this.#rooms.values()) room.releaseIdle(idle)
@@ -300,7 +323,9 @@ export class RoomManager {
     return new Room({
       id,
       homeMesh,
+      ownMesh: this.ownMesh,
       key: this.#init.key,
+      meshKeys: this.meshKeys,
       now: this.#now,
       maxForeignParticipants: this.#init.maxForeignParticipantsPerRoom ?? (() => 50),
       onRejected: (room, error, sender) => this.recordRefusal(room.id, sender, error),

@@ -21,6 +21,7 @@ import { type Logger, silentLogger } from '../log.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
 import type { MeshStore } from '../store/index.ts'
 import { countEntries, splitDiff } from './backfill.ts'
+import type { MeshKeys } from './mesh-keys.ts'
 import type { Room, RoomOrigin } from './room.ts'
 import { type ClientBinding, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
@@ -36,7 +37,10 @@ import {
 
 /** A peer mesh with an accepted connection, as the sync layer needs to know it. */
 export interface AcceptedPeer {
+  /** The peer as the connection layer files it (its identity, or the key it was first met with). */
   did: string
+  /** Its keys, oldest first (the last is current); default `[did]`. */
+  keys?: string[]
   name: string | null
   architectDid: string | null
   multiaddrs: string[]
@@ -53,7 +57,7 @@ export interface RoomSyncComponents {
   acts: HumanActVerifier
   audit?: AuditLog
   logger?: Logger
-  /** Peers with an accepted connection now, by did. */
+  /** Peers with an accepted connection now, by did (the room sync maps them to identities). */
   acceptedPeers: () => Promise<Map<string, AcceptedPeer>>
   /** Live policy values. */
   policy: () => Promise<{ maxBackfillEventsPerRequest: number; maxForeignParticipantsPerRoom: number }>
@@ -136,7 +140,11 @@ interface Queued {
 }
 
 class Link {
-  readonly peer: string
+  /** The peer mesh's identity (re-keyed when its history is learned later). */
+  peer: string
+  /** The key the peer authenticated the stream with. */
+  readonly key: string
+  /** The key of the side that opened the stream. */
   readonly initiator: string
   readonly stream: Stream
   readonly lp: LengthPrefixedStream<Stream>
@@ -150,8 +158,9 @@ class Link {
   /** Rooms whose SyncStep1 from the peer was answered: live updates flow from then on. */
   readonly ready = new Set<string>()
 
-  constructor(peer: string, initiator: string, stream: Stream) {
+  constructor(peer: string, key: string, initiator: string, stream: Stream) {
     this.peer = peer
+    this.key = key
     this.initiator = initiator
     this.stream = stream
     this.lp = lpStream(stream, {
@@ -214,8 +223,46 @@ export class RoomSync {
     this.#now = init.now ?? Date.now
   }
 
+  /** This mesh's current key: acts are addressed to it; links are ordered by it. */
   get #self(): string {
     return this.#c.key().did
+  }
+
+  /** This mesh's identity: how rooms and peers name it. */
+  get #identity(): string {
+    return this.#c.rooms.ownMesh
+  }
+
+  get #keys(): MeshKeys {
+    return this.#c.rooms.meshKeys
+  }
+
+  #isOwn(did: string): boolean {
+    return did === this.#identity || this.#keys.ownDids().includes(did)
+  }
+
+  /** The key a peer mesh holds now, as far as known. */
+  #currentKey(identity: string): string {
+    const known = this.#keys.keysOf(identity)?.map((k) => k.did) ?? []
+    const accepted = this.#accepted.get(identity)?.keys ?? []
+    return (accepted.length > known.length ? accepted : known).at(-1) ?? identity
+  }
+
+  /** Every did known for a peer mesh: its identity and keys. */
+  #didsOf(identity: string): string[] {
+    const keys = this.#keys.keysOf(identity)?.map((k) => k.did) ?? []
+    return [...new Set([identity, ...keys, ...(this.#accepted.get(identity)?.keys ?? [])])]
+  }
+
+  /** Accepted peers by identity (a peer's rotated keys and a learned chain map to it). */
+  async #loadAccepted(): Promise<Map<string, AcceptedPeer>> {
+    const out = new Map<string, AcceptedPeer>()
+    for (const p of (await this.#c.acceptedPeers()).values()) {
+      const identity = this.#keys.identityOf(p.did)
+      out.set(identity, { ...p, did: identity, keys: p.keys ?? [p.did] })
+    }
+    this.#accepted = out
+    return out
   }
 
   get protocols(): readonly string[] {
@@ -254,7 +301,7 @@ export class RoomSync {
 
   /** Whether a room travels to any peer mesh (or came from one). */
   isFederated(room: string, homeMesh?: string): boolean {
-    return (homeMesh !== undefined && homeMesh !== this.#self) || this.#shares.peersOf(room).length > 0
+    return (homeMesh !== undefined && !this.#isOwn(homeMesh)) || this.#shares.peersOf(room).length > 0
   }
 
   shares(room: string): ShareView[] {
@@ -270,10 +317,12 @@ export class RoomSync {
   async share(input: { room: string; peer: string; ucan: string; actor: string }): Promise<ShareView> {
     const record = await this.#c.rooms.record(input.room)
     if (!isDidKey(input.peer)) throw new BadRequestError('mesh must be a did:key', { mesh: input.peer })
-    if (input.peer === this.#self) throw new BadRequestError('a room is not shared with its own mesh')
-    const existing = this.#shares.get(input.room, input.peer)
+    if (this.#isOwn(input.peer)) throw new BadRequestError('a room is not shared with its own mesh')
+    // The act names the peer as the architect knew it; the share is filed under its identity.
+    const peer = this.#keys.identityOf(input.peer)
+    const existing = this.#shares.get(input.room, peer)
     if (existing !== undefined) return view(existing)
-    await this.#requireAccepted(input.peer)
+    await this.#requireAccepted(peer)
     const act = await this.#c.acts.verify(input.ucan, {
       audience: this.#self,
       allowedIssuers: (did) => did === this.#init.architectDid && did === input.actor,
@@ -286,7 +335,8 @@ export class RoomSync {
       const meta = room.meta()
       const share: ShareRecord = {
         room: input.room,
-        peer: input.peer,
+        peer,
+        ...(peer !== input.peer ? { to: input.peer } : {}),
         direction: 'out',
         homeMesh: record.homeMesh,
         name: meta?.name ?? record.name,
@@ -318,10 +368,11 @@ export class RoomSync {
     ucan: string
   }): Promise<ShareView & { name: string }> {
     if (!isDidKey(input.with)) throw new BadRequestError('with must be a did:key')
-    const mesh = input.mesh ?? this.#meshOf(input.with)
-    if (mesh === undefined)
+    const named = input.mesh ?? this.#meshOf(input.with)
+    if (named === undefined)
       throw new BadRequestError('the principal’s mesh is not known here; pass mesh', { with: input.with })
-    if (mesh === this.#self) throw new BadRequestError('a federated DM is with a principal of another mesh')
+    if (this.#isOwn(named)) throw new BadRequestError('a federated DM is with a principal of another mesh')
+    const mesh = this.#keys.identityOf(named)
     await this.#requireAccepted(mesh)
     const act = await this.#c.acts.verify(input.ucan, {
       audience: this.#self,
@@ -337,7 +388,7 @@ export class RoomSync {
         room: record.id,
         peer: mesh,
         direction: 'out',
-        homeMesh: this.#self,
+        homeMesh: this.#identity,
         name,
         topic: record.topic,
         act: input.ucan,
@@ -356,8 +407,7 @@ export class RoomSync {
   }
 
   async #requireAccepted(peer: string): Promise<AcceptedPeer> {
-    this.#accepted = await this.#c.acceptedPeers()
-    const accepted = this.#accepted.get(peer)
+    const accepted = (await this.#loadAccepted()).get(peer)
     if (accepted === undefined)
       throw new NotConnectedError('there is no accepted connection with that mesh', { mesh: peer })
     return accepted
@@ -380,7 +430,7 @@ export class RoomSync {
   #meshOf(did: string): string | undefined {
     for (const room of this.#c.rooms.loaded()) {
       const m = room.member(did)
-      if (m !== undefined && m.mesh !== this.#self) return m.mesh
+      if (m !== undefined && !this.#isOwn(m.mesh)) return m.mesh
     }
     return undefined
   }
@@ -417,17 +467,20 @@ export class RoomSync {
   // ------------------------------------------------------------------ links
 
   readonly #onPeerConnect = (event: CustomEvent): void => {
-    let did: string
+    let key: string
     try {
-      did = didFromPeerId(event.detail)
+      key = didFromPeerId(event.detail)
     } catch {
       return
     }
-    if (this.#links.has(did) || this.#shares.roomsWith(did).length === 0) return
-    void this.#c
-      .acceptedPeers()
-      .then((accepted) => {
-        this.#accepted = accepted
+    const known = this.#keys.identityOf(key)
+    if (this.#links.has(known)) return
+    void this.#keys
+      .refresh()
+      .then(async () => {
+        const did = this.#keys.identityOf(key)
+        if (this.#links.has(did) || this.#shares.roomsWith(did).length === 0) return
+        const accepted = await this.#loadAccepted()
         if (accepted.has(did)) return this.#dial(did)
       })
       .catch((err: unknown) =>
@@ -444,9 +497,13 @@ export class RoomSync {
 
   /** Opens links to accepted peers that share rooms with us; closes links to peers no longer accepted. */
   async #check(): Promise<void> {
-    this.#accepted = await this.#c.acceptedPeers()
+    await this.#keys.refresh()
+    await this.#loadAccepted()
     for (const link of [...this.#links.values()]) {
+      const identity = this.#keys.identityOf(link.key)
+      if (identity !== link.peer) this.#rekey(link, identity)
       if (!this.#accepted.has(link.peer)) this.#close(link, 'not-connected')
+      else if (this.#currentKey(link.peer) !== link.key) this.#close(link, 'peer-rotated')
     }
     for (const peer of this.#shares.peers()) {
       if (this.#accepted.has(peer) && !this.#links.has(peer)) void this.#dial(peer)
@@ -457,7 +514,8 @@ export class RoomSync {
     if (this.#dialing.has(peer) || this.#links.has(peer) || !this.#started) return
     this.#dialing.add(peer)
     try {
-      const peerId = peerIdFromDid(peer)
+      const key = this.#currentKey(peer)
+      const peerId = peerIdFromDid(key)
       if (this.#c.libp2p.getConnections(peerId).length === 0) {
         const addrs = addressesOf(this.#accepted.get(peer)?.multiaddrs ?? [])
         if (addrs.length > 0) await this.#c.libp2p.peerStore.merge(peerId, { multiaddrs: addrs })
@@ -471,7 +529,7 @@ export class RoomSync {
         stream.abort(new Error('room sync stopped'))
         return
       }
-      this.#open(peer, stream, this.#self)
+      this.#open(peer, key, stream, this.#self)
     } catch (err) {
       if (this.#shutdown.signal.aborted) return
       const unsupported = (err as Error)?.name === 'UnsupportedProtocolError'
@@ -493,10 +551,20 @@ export class RoomSync {
     }
   }
 
+  /**
+   * An inbound link: its key must be the current key of a peer with an accepted
+   * connection (a key it rotated to is learned from the PeerBook first; a key it
+   * rotated away from is refused).
+   */
   #onStream(stream: Stream, connection: Connection): void {
-    const peer = didFromPeerId(connection.remotePeer)
+    const key = didFromPeerId(connection.remotePeer)
     void (async () => {
-      if (!this.#accepted.has(peer)) this.#accepted = await this.#c.acceptedPeers()
+      let peer = this.#keys.identityOf(key)
+      if (!this.#accepted.has(peer) || this.#currentKey(peer) !== key) {
+        await this.#keys.refresh()
+        peer = this.#keys.identityOf(key)
+        await this.#loadAccepted()
+      }
       if (!this.#accepted.has(peer)) {
         this.#refuse(
           peer,
@@ -508,25 +576,36 @@ export class RoomSync {
         stream.abort(new Error('no accepted connection'))
         return
       }
-      this.#open(peer, stream, peer)
+      if (this.#currentKey(peer) !== key) {
+        this.#refuse(
+          peer,
+          null,
+          'MESH_SIGNATURE_MISMATCH',
+          'retired-key',
+          'a link from a key this mesh has rotated away from',
+        )
+        stream.abort(new Error('retired key'))
+        return
+      }
+      this.#open(peer, key, stream, key)
     })().catch((err: unknown) => {
       stream.abort(err as Error)
-      this.#log.error({ event: 'rooms.sync.inbound_failed', peer, err }, 'inbound link failed')
+      this.#log.error({ event: 'rooms.sync.inbound_failed', peer: key, err }, 'inbound link failed')
     })
   }
 
-  /** A new stream with `peer`: kept unless a link opened by the mesh whose did sorts first exists. */
-  #open(peer: string, stream: Stream, initiator: string): void {
+  /** A new stream with `peer`: kept unless a link opened by the mesh whose key sorts first exists. */
+  #open(peer: string, key: string, stream: Stream, initiator: string): void {
     const existing = this.#links.get(peer)
     if (existing !== undefined) {
-      const first = this.#self < peer ? this.#self : peer
-      if (existing.initiator !== initiator && existing.initiator === first) {
+      const first = this.#self < key ? this.#self : key
+      if (existing.key === key && existing.initiator !== initiator && existing.initiator === first) {
         stream.abort(new Error('duplicate link'))
         return
       }
       this.#close(existing, 'replaced')
     }
-    const link = new Link(peer, initiator, stream)
+    const link = new Link(peer, key, initiator, stream)
     this.#links.set(peer, link)
     this.#errors.delete(peer)
     this.stats.linksOpened++
@@ -550,6 +629,19 @@ export class RoomSync {
     this.#log.info({ event: 'rooms.sync.link_closed', peer: link.peer, reason }, 'link closed')
   }
 
+  /** The peer's identity became known (its chain was learned): its link is filed under it. */
+  #rekey(link: Link, identity: string): void {
+    if (this.#links.get(link.peer) === link) this.#links.delete(link.peer)
+    this.#log.info(
+      { event: 'rooms.sync.link_rekeyed', from: link.peer, to: identity },
+      'peer identity learned',
+    )
+    link.peer = identity
+    const other = this.#links.get(identity)
+    if (other !== undefined && other !== link) this.#close(other, 'replaced')
+    this.#links.set(identity, link)
+  }
+
   #linkError(link: Link, err: unknown): void {
     if (link.closed) return
     this.#log.warn({ event: 'rooms.sync.link_failed', peer: link.peer, err }, 'link failed')
@@ -571,15 +663,20 @@ export class RoomSync {
 
   async #greetRoom(link: Link, share: ShareRecord): Promise<void> {
     if (share.direction === 'out') {
+      // Our chain, and the home mesh's: the peer needs them for seals by rotated keys.
+      const chains = [this.#keys.chainOf(this.#identity)]
+      if (!this.#isOwn(share.homeMesh)) chains.push(this.#keys.chainOf(share.homeMesh))
+      const carried = chains.filter((c) => c.length > 0)
       const signed = signShare(this.#c.key(), {
         room: share.room,
         homeMesh: share.homeMesh,
         name: share.name,
         topic: share.topic,
-        to: share.peer,
+        to: share.to ?? share.peer,
         act: share.act,
         decidedAt: share.decidedAt,
         ...(share.dm !== undefined ? { join: share.dm } : {}),
+        ...(carried.length > 0 ? { chains: carried } : {}),
       })
       this.#send(link, { room: share.room, type: 'share', json: JSON.stringify(signed) })
     }
@@ -887,7 +984,7 @@ export class RoomSync {
       const did = share.join
       if (share.direction !== 'in' || did === undefined) continue
       const member = room.member(did)
-      if (member !== undefined && member.mesh === this.#self) continue
+      if (member !== undefined && this.#isOwn(member.mesh)) continue
       const key = `${room.id}/${did}`
       if (this.#joining.has(key)) continue
       this.#joining.add(key)
@@ -906,7 +1003,7 @@ export class RoomSync {
   }
 
   async #onShare(link: Link, roomId: string, json: string): Promise<void> {
-    const peer = link.peer
+    let peer = link.peer
     if (json.length > ROOM_SYNC_LIMITS.maxShareBytes) {
       this.#refuse(peer, roomId, 'MESH_TOO_LARGE', 'share-too-large', 'share too large', link)
       return
@@ -914,17 +1011,30 @@ export class RoomSync {
     const accepted = this.#accepted.get(peer)
     let share: ReturnType<typeof verifyShare>['share']
     try {
-      ;({ share } = verifyShare(json, {
-        remote: peer,
-        self: this.#self,
+      let chains: ReturnType<typeof verifyShare>['chains']
+      ;({ share, chains } = verifyShare(json, {
+        remote: link.key,
+        remoteDids: this.#didsOf(peer),
+        selfDids: [this.#identity, ...this.#keys.ownDids()],
         room: roomId,
         architectOf: accepted?.architectDid ?? null,
         now: this.#now(),
       }))
+      // Key histories first: the sender's may tell its identity (a peer met on a later key).
+      for (const chain of chains) await this.#keys.learn(chain.records, { now: this.#now() })
+      const identity = this.#keys.identityOf(link.key)
+      if (identity !== link.peer) {
+        this.#rekey(link, identity)
+        if (accepted !== undefined) this.#accepted.set(identity, { ...accepted, did: identity })
+        peer = identity
+      }
       const existing = this.#shares.get(roomId, peer)
       if (existing !== undefined) return
       const held = await this.#c.rooms.record(roomId).catch(() => undefined)
-      if (held !== undefined && held.homeMesh !== share.homeMesh)
+      if (
+        held !== undefined &&
+        this.#keys.identityOf(held.homeMesh) !== this.#keys.identityOf(share.homeMesh)
+      )
         throw new ConflictError('this mesh holds that room with another home mesh', { room: roomId })
       const join = share.join ?? this.#init.architectDid
       if (share.join !== undefined && (await this.#c.rooms.principal(share.join)) === undefined)
@@ -978,8 +1088,8 @@ export class RoomSync {
         const claims = this.#claimsOf(room.id)
         const ids = [...added, ...updated, ...removed].filter((id) => {
           const owner = claims.get(id)
-          if (owner !== undefined && owner !== this.#self) return false
-          claims.set(id, this.#self)
+          if (owner !== undefined && owner !== this.#identity) return false
+          claims.set(id, this.#identity)
           return true
         })
         if (ids.length === 0) return

@@ -4,6 +4,7 @@ import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
 import { effectiveMembers, type SealedMember } from './membership.ts'
+import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
   type Entry,
@@ -42,8 +43,12 @@ export type RoomOrigin =
 export interface RoomInit {
   id: string
   homeMesh: string
-  /** This mesh's key: it seals what its users write. */
-  key: Ed25519KeyPair
+  /** This mesh's identity (genesis did): the `mesh` of its bindings and seals. */
+  ownMesh: string
+  /** This mesh's current key: it seals what its users write (read at each seal: a rotation shows at once). */
+  key: () => Ed25519KeyPair
+  /** Which keys speak for which mesh (seals by rotated keys). */
+  meshKeys?: SealKeys
   now: () => number
   maxForeignParticipants: () => number
   /** Told of every refused update (after the room is known to be unchanged). */
@@ -85,6 +90,7 @@ export class Room implements ValidationTarget {
   readonly id: string
   readonly homeMesh: string
   readonly doc: Y.Doc
+  readonly meshKeys: SealKeys | undefined
   readonly #init: RoomInit
   readonly #ownMesh: string
   #log?: RoomLog
@@ -105,7 +111,8 @@ export class Room implements ValidationTarget {
     this.id = init.id
     this.homeMesh = init.homeMesh
     this.#init = init
-    this.#ownMesh = init.key.did
+    this.#ownMesh = init.ownMesh
+    this.meshKeys = init.meshKeys
     this.doc = new Y.Doc({ gc: false })
     // Typed as maps before any update arrives (otherwise Yjs creates untyped roots).
     for (const name of ROOM_MAPS) this.doc.getMap(name)
@@ -322,7 +329,7 @@ export class Room implements ValidationTarget {
   #seal(map: SealedMapName, key: string, value: unknown): void {
     const sk = sealKey(map, key)
     if (this.doc.getMap('seals').has(sk)) return
-    this.#put('seals', sk, makeSeal(this.#init.key, this.id, map, key, value))
+    this.#put('seals', sk, makeSeal(this.#init.key(), this.id, map, key, value, this.#ownMesh))
   }
 
   #bindSelf(): void {

@@ -94,6 +94,8 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
       members: room.members().size,
       messages: room.messageCount,
       role: me !== undefined && me.mesh === rooms.ownMesh ? me.role : null,
+      // This mesh as rooms name it (its identity, stable across key rotations).
+      ownMesh: rooms.ownMesh,
       federated: federated(id, record.homeMesh),
       shares: sync?.shares(id) ?? [],
       // The replica's Yjs state vector (base64): equal vectors mean equal replicas.

@@ -1,8 +1,17 @@
 import { decodeAct, type HumanAct } from '../connections/human-act.ts'
 import { BadRequestError, ForbiddenError, MeshError, SignatureMismatchError } from '../errors.ts'
-import { type Ed25519KeyPair, isDidKey, signCanonical, verifyCanonical } from '../identity/index.ts'
+import {
+  type Ed25519KeyPair,
+  isDidKey,
+  type RotationRecord,
+  signCanonical,
+  type VerifiedChain,
+  verifyCanonical,
+  verifyRotationChain,
+} from '../identity/index.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 import { ROOM_ID_RE, ROOM_LIMITS } from './room-entries.ts'
+import { ROOM_SYNC_LIMITS } from './sync-protocol.ts'
 
 /**
  * Federation is per room: a room travels on the link to a peer mesh only when it is
@@ -17,16 +26,20 @@ import { ROOM_ID_RE, ROOM_LIMITS } from './room-entries.ts'
  * The signed share (the `share` frame of `/mesh/rooms/1.0.0`):
  *
  * ```
- * {v: 1, room, homeMesh, name, topic, from, to, act, decidedAt, join?, sig}
+ * {v: 1, room, homeMesh, name, topic, from, to, act, decidedAt, join?, chains?, sig}
  * ```
  *
- * `from` is the sharing mesh (it must be the stream's authenticated peer), `to` the
- * receiver, `act` the human act that decided it (encoded; `room/share`, iss = the
- * sharing mesh's architect — or for a federated DM the human who opened it — aud =
- * `from`, with = `<room>:<to>` — or `dm:<join>` for a DM), `decidedAt` when `from`
- * carried it out (the act's time bounds are judged then), `join` for a DM: the
- * receiver's principal the room is with. `sig` is `from`'s Ed25519 signature over the
- * RFC 8785 canonical JSON of every other field.
+ * `from` is the sharing mesh's current key (it must be the stream's authenticated
+ * peer), `to` the receiver as the act names it (its identity or one of its keys),
+ * `homeMesh` the room's home mesh identity, `act` the human act that decided it
+ * (encoded; `room/share`, iss = the sharing mesh's architect — or for a federated DM
+ * the human who opened it — aud = a key of the sharing mesh, with = `<room>:<to>` — or
+ * `dm:<join>` for a DM), `decidedAt` when the share was carried out (the act's time
+ * bounds are judged then), `join` for a DM: the receiver's principal the room is with.
+ * `chains` (optional, at most 2): the rotation chains of the sharing mesh (ending at
+ * `from`) and of the home mesh, when they rotated, so that the receiver can tell
+ * their identities and verify seals by their later keys. `sig` is `from`'s Ed25519
+ * signature over the RFC 8785 canonical JSON of every other field.
  */
 export interface ShareRecord {
   room: string
@@ -42,6 +55,8 @@ export interface ShareRecord {
   /** Who signed the act. */
   by: string
   decidedAt: number
+  /** For `out`: the peer as the act names it, when not its identity (`peer`). */
+  to?: string
   /** For `in`: the local principal who joins the room once it arrives (the architect, or a DM's principal). */
   join?: string
   /** For a federated DM: the principal the room is with. */
@@ -60,6 +75,7 @@ export interface ShareFields {
   act: string
   decidedAt: number
   join?: string
+  chains?: RotationRecord[][]
 }
 
 export interface SignedShare extends ShareFields {
@@ -84,17 +100,31 @@ export function signShare(key: Ed25519KeyPair, fields: Omit<ShareFields, 'v' | '
   return { ...body, sig: signCanonical(key, body) }
 }
 
+/** What `verifyShare` needs to know about the two meshes. */
+export interface ShareCheck {
+  /** The key the sender authenticated the stream with (its current key). */
+  remote: string
+  /** Every did known to be the sender's: its identity and keys (a carried chain adds to it). */
+  remoteDids: readonly string[]
+  /** This mesh's identity and every key it has held. */
+  selfDids: readonly string[]
+  room: string
+  /** The sender's architect when known: a non-DM share must be decided by it. */
+  architectOf: string | null
+  now: number
+}
+
 /**
- * Checks a share received from `remote` for this mesh `self`: shape, sender, target,
- * signature, and the human act inside it (act, audience, subject, signature, time
- * bounds at `decidedAt`). `architectOf` names the peer's architect when known; a
- * non-DM share must be signed by it. Throws the MeshError to report.
+ * Checks a share received from `remote` for this mesh: shape, sender, target,
+ * signature, the rotation chains it carries, and the human act inside it (act,
+ * audience, subject, signature, time bounds at `decidedAt`). Returns the verified
+ * chains too (for the caller to learn). Throws the MeshError to report.
  */
 export function verifyShare(
   json: string,
-  options: { remote: string; self: string; room: string; architectOf: string | null; now: number },
-): { share: SignedShare; act: HumanAct } {
-  if (json.length > 8 * 1024) throw new BadRequestError('share too large')
+  options: ShareCheck,
+): { share: SignedShare; act: HumanAct; chains: VerifiedChain[] } {
+  if (json.length > ROOM_SYNC_LIMITS.maxShareBytes) throw new BadRequestError('share too large')
   let value: unknown
   try {
     value = JSON.parse(json)
@@ -107,7 +137,7 @@ export function verifyShare(
     typeof value !== 'object' ||
     value === null ||
     Array.isArray(value) ||
-    Object.keys(value).some((k) => !keys.includes(k) && k !== 'join') ||
+    Object.keys(value).some((k) => !keys.includes(k) && k !== 'join' && k !== 'chains') ||
     s.v !== 1 ||
     typeof s.room !== 'string' ||
     !ROOM_ID_RE.test(s.room) ||
@@ -122,23 +152,31 @@ export function verifyShare(
     typeof s.act !== 'string' ||
     !Number.isSafeInteger(s.decidedAt) ||
     typeof s.sig !== 'string' ||
-    (s.join !== undefined && !isDidKey(s.join))
+    (s.join !== undefined && !isDidKey(s.join)) ||
+    (s.chains !== undefined && (!Array.isArray(s.chains) || s.chains.length > 2))
   ) {
     throw new BadRequestError('malformed share')
   }
   if (s.room !== options.room) throw new BadRequestError('share names another room than its frame')
   if (s.from !== options.remote) throw new ForbiddenError('share from another mesh than the sender')
-  if (s.to !== options.self) throw new ForbiddenError('share addressed to another mesh')
+  if (!options.selfDids.includes(s.to)) throw new ForbiddenError('share addressed to another mesh')
   const { sig, ...fields } = s
   if (!verifyCanonical(s.from, fields, sig))
     throw new SignatureMismatchError('share signature does not verify')
   if (s.decidedAt > options.now + SKEW_MS)
     throw new MeshError('MESH_CLOCK_SKEW', 'share decided in the future')
+  const chains = (s.chains ?? []).map((records) => verifyRotationChain(records, { now: options.now }))
+  for (const chain of chains)
+    if (chain.keys.at(-1) !== s.from && chain.identity !== s.homeMesh)
+      throw new BadRequestError('a share carries only the sender’s and the home mesh’s key histories')
+  const sender = new Set([...options.remoteDids, s.from])
+  // The sender's own chain (ending at `from`) proves its older keys, e.g. the act's audience.
+  for (const chain of chains) if (chain.keys.at(-1) === s.from) for (const k of chain.keys) sender.add(k)
   const act = decodeAct(s.act)
   const subject = s.join !== undefined ? dmSubject(s.join) : shareSubject(s.room, s.to)
-  if (act.act !== 'room/share' || act.aud !== s.from || act.with !== subject)
+  if (act.act !== 'room/share' || !sender.has(act.aud) || act.with !== subject)
     throw new MeshError('MESH_UCAN_INVALID', 'the act does not authorize this share', { with: act.with })
-  if (act.iss === s.from || act.iss === s.to)
+  if (sender.has(act.iss) || options.selfDids.includes(act.iss))
     throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the act is signed by a mesh key, not by a human')
   if (s.join === undefined && options.architectOf !== null && act.iss !== options.architectOf)
     throw new ForbiddenError('a share must be decided by the peer’s architect', { iss: act.iss })
@@ -148,7 +186,7 @@ export function verifyShare(
   const { sig: actSig, ...actFields } = act
   if (!verifyCanonical(act.iss, actFields, actSig))
     throw new SignatureMismatchError('act signature does not verify against its issuer')
-  return { share: s, act }
+  return { share: s, act, chains }
 }
 
 /** The stored shares, cached in memory (every frame on a link asks). */

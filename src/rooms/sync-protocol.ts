@@ -60,8 +60,8 @@ export const ROOM_SYNC_LIMITS = {
   maxFrameBytes: ROOM_LIMITS.maxUpdateBytes + 4096,
   /** Awareness states per frame. */
   maxAwarenessStates: 64,
-  /** Largest share frame, bytes of JSON. */
-  maxShareBytes: 8 * 1024,
+  /** Largest share frame, bytes of JSON (room for two rotation chains of 16 records). */
+  maxShareBytes: 48 * 1024,
   /** Bytes waiting to be written on a link before it is closed as too slow. */
   maxQueuedBytes: 64 * 1024 * 1024,
 } as const

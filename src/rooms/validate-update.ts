@@ -1,11 +1,13 @@
 import * as Y from 'yjs'
 import { MeshError, type MeshErrorCode } from '../errors.ts'
 import { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
+import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
   contentId,
   ENTRY_SHAPE,
   type Entry,
+  entryTime,
   isClientKey,
   isSeal,
   META_KEY,
@@ -38,6 +40,8 @@ export const REJECT_REASONS = [
   'wrong-room',
   'missing-seal',
   'bad-seal',
+  'unknown-key',
+  'retired-key',
   'orphan-seal',
   'unbound-client',
   'client-spoof',
@@ -59,6 +63,11 @@ export interface ValidationTarget {
   readonly id: string
   readonly homeMesh: string
   readonly doc: Y.Doc
+  /**
+   * Which keys speak for which mesh identity. Without it, only seals by an identity's
+   * own key (no `seal.key`) verify, with no retirement check.
+   */
+  readonly meshKeys?: SealKeys
   /** The member entries in the doc, with the mesh that sealed each. */
   sealedMembers(): Iterable<SealedMember>
   /** The effective members (see membership.ts). */
@@ -314,6 +323,7 @@ function checkWrites(
       if (found === undefined) refuse('missing-seal', 'entry has no seal', { map })
       if (!verifySeal(found.seal, room.id, map, w.key, value))
         refuse('bad-seal', 'seal does not verify', { map })
+      checkSigner(room.meshKeys, found.seal, entryTime(map, value), map)
       usedSeals.add(sk)
       sealedBy = found.seal.mesh
       const required = requiredSealer(map, value, room.homeMesh)
@@ -338,6 +348,36 @@ function checkWrites(
 
   checkRules(room, entries, now, options.maxForeignParticipants ?? Number.POSITIVE_INFINITY)
   return entries
+}
+
+/**
+ * The seal's signer must be a key of the identity it names: the identity's own key, or
+ * (`seal.key`) a later key of its history. A retired key seals only entries dated
+ * before its retirement (with the usual clock skew). A binding carries no date: any key
+ * of the history may have sealed it (a replica learning the room later must accept the
+ * bindings of old clients).
+ */
+function checkSigner(
+  keys: SealKeys | undefined,
+  seal: Seal,
+  ts: number | undefined,
+  map: SealedMapName,
+): void {
+  const history = keys?.keysOf(seal.mesh)
+  const signer = seal.key ?? seal.mesh
+  const key = history?.find((k) => k.did === signer)
+  if (seal.key !== undefined && key === undefined)
+    refuse('unknown-key', 'seal signed by a key not known to belong to its mesh', {
+      map,
+      mesh: seal.mesh,
+      key: seal.key,
+    })
+  if (key?.retiredAt !== undefined && ts !== undefined && ts > key.retiredAt + ROOM_LIMITS.maxFutureSkewMs)
+    refuse('retired-key', 'seal signed by a key its mesh had retired by then', {
+      map,
+      mesh: seal.mesh,
+      key: signer,
+    })
 }
 
 /** The mesh that must seal an entry; undefined for members (decided by the rules). */

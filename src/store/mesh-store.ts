@@ -30,6 +30,7 @@ export const SUBLEVELS = [
   'trust',
   'credentials',
   'delegations',
+  'agents',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 

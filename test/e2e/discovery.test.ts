@@ -85,7 +85,7 @@ describe('registry, bootstrap and DHT discovery across processes', () => {
     for (const m of atRegistry) {
       assert.ok(names.includes(m.name))
       assert.equal(m.members, 1, 'the architect is the one member')
-      assert.equal(m.bots, 0)
+      assert.equal(m.bots, 2, 'the built-in agents: echo and summarizer')
       assert.equal(m.rooms, 0)
     }
 

@@ -8,7 +8,7 @@ const store = new MeshStore({ path: process.argv[2] as string })
 await store.open()
 const rooms = new RoomManager({
   store,
-  key: meshA,
+  key: () => meshA,
   meshName: 'alpha',
   compactEvery: 100,
   localPrincipal: async (did) => PRINCIPALS[meshA.did]?.[did],

@@ -31,7 +31,7 @@ export async function manager(
     localPrincipal: async (did) => PRINCIPALS[key.did]?.[did],
     ...options,
     store,
-    key,
+    key: options.key ?? (() => key),
     meshName: NAMES[key.did] ?? 'mesh',
   })
   await rooms.start()

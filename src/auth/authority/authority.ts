@@ -69,6 +69,15 @@ export interface AuthorityContext {
    * the invocation is spent before the verdict returns.
    */
   deferCommit?: boolean
+  /**
+   * A forwarded act of another mesh on its own resources (a peer's connect, accept,
+   * decline or disconnect): `audience` is that mesh, which must also own `request.with`,
+   * so the chain is rooted in its key. This mesh's tiers do not apply (they rule what
+   * principals may do *here*); the human in the chain is shown by a membership
+   * credential that mesh issued (presented, or held here) to a key other than its own.
+   * Default false.
+   */
+  foreign?: boolean
 }
 
 export interface AuthorityOk {
@@ -105,6 +114,8 @@ interface RootRecord {
   cid: string
   architect: string
   exp: number
+  /** The mesh key that issued it (a key rotation re-issues it); absent in older records. */
+  mesh?: string
 }
 
 const PROOF_ORDER: ProofName[] = ['did', 'vc', 'ucan']
@@ -189,7 +200,7 @@ export class Authority {
     this.#started = true
     if (this.#architect !== undefined) {
       await this.ensureRootDelegation(this.#architect)
-      if (!this.#holdsMembership(this.#architect)) {
+      if (!this.#holdsMembership(this.#architect, this.meshDid)) {
         await this.enrollMember(this.#architect, { kind: 'human', role: 'architect', tier: 1 })
       } else if (this.trust.tierOf(this.#architect) !== 1) {
         await this.trust.enrollLocal(this.#architect, { kind: 'human', role: 'architect', tier: 1 })
@@ -209,7 +220,12 @@ export class Authority {
   async ensureRootDelegation(architect: string): Promise<{ token: string; cid: string; exp: number }> {
     const now = Math.floor(this.#now() / 1000)
     const root = this.#root
-    if (root !== undefined && root.architect === architect && root.exp - now > this.#rootTtl / 10) {
+    if (
+      root !== undefined &&
+      root.architect === architect &&
+      root.mesh === this.meshDid &&
+      root.exp - now > this.#rootTtl / 10
+    ) {
       return { token: root.token, cid: root.cid, exp: root.exp }
     }
     const exp = now + this.#rootTtl
@@ -224,6 +240,7 @@ export class Authority {
       cid: delegation.cid.toString(),
       architect,
       exp,
+      mesh: this.meshDid,
     }
     await this.#audit.append(
       {
@@ -309,6 +326,20 @@ export class Authority {
     if (typeof request !== 'object' || request === null || typeof request.can !== 'string') {
       return { error: ucanFailure('MESH_BAD_REQUEST', 'an authority request names a capability', {}) }
     }
+    const foreign = context.foreign === true
+    if (foreign && (resourceOwner(String(request.with)) !== audience || audience === this.meshDid)) {
+      return {
+        error: ucanFailure(
+          'MESH_BAD_REQUEST',
+          'a foreign act is on a resource of the mesh it is addressed to',
+          {
+            reason: 'foreign',
+            with: request.with,
+            audience,
+          },
+        ),
+      }
+    }
     const decoded = this.chains.decode(request.ucan)
     if (decoded.error !== undefined) return { error: decoded.error }
     const invocation = decoded.ok.invocation
@@ -337,7 +368,9 @@ export class Authority {
       audience,
       now,
       accept: async (path) => {
-        const verdict = await this.#rules(path, presented, now)
+        const verdict = foreign
+          ? await this.#foreignRules(path, presented, now)
+          : await this.#rules(path, presented, now)
         if (verdict.error !== undefined) return verdict.error
         human = verdict.human
         return undefined
@@ -408,6 +441,8 @@ export class Authority {
       presentation?: string
       now?: number
       deferCommit?: boolean
+      /** A forwarded act of the audience mesh on itself (see AuthorityContext.foreign). */
+      foreign?: boolean
     },
   ): Promise<AuthorityVerdict> {
     const info = CAPABILITIES[options.capability]
@@ -429,6 +464,7 @@ export class Authority {
         audience: options.audience,
         ...(options.now === undefined ? {} : { now: options.now }),
         ...(options.deferCommit === undefined ? {} : { deferCommit: options.deferCommit }),
+        ...(options.foreign === undefined ? {} : { foreign: options.foreign }),
       },
     )
   }
@@ -649,17 +685,45 @@ export class Authority {
     }
   }
 
-  // A human: a valid membership credential (from a mesh believed, or from this one) says so.
+  // A forwarded act: only the human rule, vouched for by the mesh that owns the resource.
+  async #foreignRules(
+    path: ChainPath,
+    presented: VerifiedCredential[],
+    now: number,
+  ): Promise<
+    { error: AuthorityFailure; human?: undefined } | { error?: undefined; human: string | undefined }
+  > {
+    const { links, capability } = path
+    const owner = resourceOwner(capability.with)
+    if (!this.#humanRequired(capability.can)) return { human: undefined }
+    for (const link of links) {
+      if (link.issuer === owner) continue
+      if (await this.#isHuman(link.issuer, presented, now, owner)) return { human: link.issuer }
+    }
+    return {
+      error: ucanFailure('MESH_NOT_HUMAN_SIGNED', `no human of ${owner} signed in this chain`, {
+        reason: 'no-human',
+        issuers: links.map((l) => l.issuer),
+      }),
+    }
+  }
+
+  // A human: a valid membership credential says so — from this mesh (localOnly), from
+  // one given mesh (a did), or from this mesh or any mesh believed (false).
   async #isHuman(
     did: string,
     presented: VerifiedCredential[],
     now: number,
-    localOnly: boolean,
+    localOnly: boolean | string,
   ): Promise<boolean> {
     const fits = (c: VerifiedCredential) =>
       c.subject === did &&
       c.membership?.kind === 'human' &&
-      (localOnly ? c.issuer === this.meshDid : c.issuer === this.meshDid || this.#acceptIssuer(c.issuer))
+      (typeof localOnly === 'string'
+        ? c.issuer === localOnly && did !== localOnly
+        : localOnly
+          ? c.issuer === this.meshDid
+          : c.issuer === this.meshDid || this.#acceptIssuer(c.issuer))
     if (presented.some(fits)) return true
     for (const jwt of this.#held.get(did) ?? []) {
       const result = await this.credentials.verifyCredential(jwt, { now })
@@ -668,8 +732,9 @@ export class Authority {
     return false
   }
 
-  #holdsMembership(did: string): boolean {
-    return (this.#held.get(did)?.size ?? 0) > 0
+  // After a key rotation the credentials the old key issued no longer vouch here.
+  #holdsMembership(did: string, issuer: string): boolean {
+    return [...(this.#held.get(did) ?? [])].some((jwt) => jwtIssuerOf(jwt) === issuer)
   }
 
   async #storeCredential(subject: string, jwt: string): Promise<void> {
@@ -698,6 +763,18 @@ export class Authority {
   // Kept past exp by two skews and a margin: after that the time check refuses it anyway.
   #forgetAt(exp: number): number {
     return exp * 1000 + 2 * this.#skew * 1000 + 60_000
+  }
+}
+
+/** The `iss` of a JWT, unverified (to sort held credentials by issuer). */
+function jwtIssuerOf(jwt: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      iss?: unknown
+    }
+    return typeof payload.iss === 'string' ? payload.iss : undefined
+  } catch {
+    return undefined
   }
 }
 

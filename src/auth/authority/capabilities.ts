@@ -7,7 +7,7 @@
  * everything under its did (it "self-issues" them; see `canIssue`):
  *
  * ```
- * <mesh did>                    the whole mesh (mesh/connect, connection/*, trust/promote, ucan/revoke)
+ * <mesh did>                    the whole mesh (mesh/connect, mesh/rotate-key, connection/*, trust/promote, ucan/revoke)
  * <mesh did>/rooms/<room id>    one room (room/*); the bare mesh did covers every room
  * <mesh did>/agents/<agent id>  one agent (agent/invoke); the bare mesh did covers every agent
  * ```
@@ -108,6 +108,13 @@ export const meshConnect = capability({
   derives: narrows(['peer']),
 })
 
+/** The architect rotates the mesh key (with = the mesh's current did). */
+export const meshRotateKey = capability({
+  can: 'mesh/rotate-key',
+  with: meshResource,
+  derives: narrows([]),
+})
+
 export const connectionAccept = capability({
   can: 'connection/accept',
   with: meshResource,
@@ -202,6 +209,10 @@ export const CAPABILITIES: Readonly<Record<string, CapabilityInfo>> = Object.fre
   'mesh/connect': {
     parser: meshConnect as unknown as AnyCapabilityParser,
     subject: 'peer',
+    participation: false,
+  },
+  'mesh/rotate-key': {
+    parser: meshRotateKey as unknown as AnyCapabilityParser,
     participation: false,
   },
   'connection/accept': {

@@ -31,6 +31,7 @@ export {
   connectionDisconnect,
   MAX_DELEGATING_TIER,
   meshConnect,
+  meshRotateKey,
   resourceOwner,
   roomInvite,
   roomPost,
@@ -83,5 +84,6 @@ export {
   issueDelegation,
   issueInvocation,
   TOKEN_LIMITS,
+  viewOf,
 } from './token.ts'
 export { type Interaction, type TrustRecord, type TrustScope, TrustStore } from './trust.ts'

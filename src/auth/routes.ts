@@ -1,0 +1,178 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BadRequestError, NotFoundError, UnauthenticatedError } from '../errors.ts'
+import type { Authority, TrustRecord, TrustScope } from './authority/index.ts'
+import { TOKEN_LIMITS, toMeshError } from './authority/index.ts'
+
+export interface AuthorityRoutesInit {
+  /** A getter: a key rotation replaces the authority. */
+  authority: () => Pick<Authority, 'meshDid' | 'chains' | 'trust' | 'promote' | 'rootDelegation'>
+  /** A preHandler that sets `request.session` or throws. */
+  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+}
+
+const DID = {
+  type: 'string',
+  minLength: 8,
+  maxLength: 512,
+  pattern: '^did:[a-z0-9]+:[A-Za-z0-9._%:-]+$',
+} as const
+/** A UCAN token (base64url CAR): a chain is larger than an interim act. */
+export const UCAN_TOKEN_SCHEMA = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 16 * 1024,
+  pattern: '^[A-Za-z0-9_-]+$',
+} as const
+const JWT = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 8192,
+  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$',
+} as const
+const SCOPE = { type: 'string', enum: ['principal', 'mesh'] } as const
+
+export const trustRecordSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
+  properties: {
+    did: { type: 'string' },
+    scope: SCOPE,
+    local: { type: 'boolean' },
+    kind: { type: 'string' },
+    role: { type: 'string' },
+    mesh: { type: 'string' },
+    tier: { type: 'integer', minimum: 1, maximum: 4 },
+    accepted: { type: 'integer' },
+    refused: { type: 'integer' },
+    score: { type: 'number' },
+    recentRefusals: { type: 'integer', description: 'refusals within the violation window' },
+    lastReason: { type: 'string' },
+    lastInteractionAt: { type: 'string' },
+    tierChangedAt: { type: 'string' },
+    tierReason: { type: 'string' },
+    tierChangedBy: { type: 'string' },
+  },
+} as const
+
+/** A trust record as the API shows it (`recentRefusals` as a count). */
+export type TrustView = Omit<TrustRecord, 'recentRefusals'> & { recentRefusals: number }
+
+function view(record: TrustRecord): TrustView {
+  return { ...record, recentRefusals: record.recentRefusals.length }
+}
+
+/**
+ * Trust and authority (SPEC §3, §4), behind a session:
+ *
+ * - `GET /api/trust` → `{principals: [TrustView], meshes: [TrustView]}` — tier and
+ *   reputation (accepted, refused, score) per foreign principal, local member and peer mesh.
+ * - `GET /api/trust/:did?scope=principal|mesh` → `TrustView` (an unknown did: tier 4, no history).
+ * - `PUT /api/trust/:did {tier, reason, ucan, scope?, credentials?}` → `TrustView` — `ucan` is
+ *   a local human's `trust/promote` invocation on this mesh with `nb: {subject: did, tier,
+ *   reason}` (the body's tier and reason must be the invocation's); audited. Violations
+ *   demote automatically (TrustStore).
+ * - `GET /api/auth/root-delegation` → `{token, cid, exp, architect}` — the mesh key's
+ *   delegation to its architect, the root of every local chain (a delegation is useless
+ *   without its audience's key, so any session may read it).
+ */
+export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRoutesInit): void {
+  const { authenticate } = init
+
+  app.get('/api/trust', { preHandler: authenticate }, async () => {
+    const all = init.authority().trust.list()
+    return {
+      principals: all.filter((r) => r.scope === 'principal').map(view),
+      meshes: all.filter((r) => r.scope === 'mesh').map(view),
+    }
+  })
+
+  app.get(
+    '/api/trust/:did',
+    {
+      preHandler: authenticate,
+      schema: {
+        params: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
+        querystring: { type: 'object', additionalProperties: false, properties: { scope: SCOPE } },
+        response: { 200: trustRecordSchema },
+      },
+    },
+    async (request) => {
+      const { did } = request.params as { did: string }
+      const scope = ((request.query as { scope?: TrustScope }).scope ?? 'principal') as TrustScope
+      const trust = init.authority().trust
+      const record = trust.get(did, scope)
+      if (record !== undefined) return view(record)
+      return {
+        did,
+        scope,
+        local: false,
+        tier: scope === 'principal' ? trust.tierOf(did) : 4,
+        accepted: 0,
+        refused: 0,
+        score: 0.5,
+        recentRefusals: 0,
+      }
+    },
+  )
+
+  app.put(
+    '/api/trust/:did',
+    {
+      preHandler: authenticate,
+      schema: {
+        params: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['tier', 'reason', 'ucan'],
+          properties: {
+            tier: { type: 'integer', minimum: 2, maximum: 4 },
+            reason: { type: 'string', minLength: 1, maxLength: 512 },
+            ucan: UCAN_TOKEN_SCHEMA,
+            scope: SCOPE,
+            credentials: { type: 'array', maxItems: 16, items: JWT },
+            presentation: { type: 'string', maxLength: TOKEN_LIMITS.maxEncodedLength },
+          },
+        },
+        response: { 200: trustRecordSchema },
+      },
+    },
+    async (request) => {
+      if (request.session === undefined) throw new UnauthenticatedError('a session is required')
+      const { did } = request.params as { did: string }
+      const body = request.body as {
+        tier: number
+        reason: string
+        ucan: string
+        scope?: TrustScope
+        credentials?: string[]
+        presentation?: string
+      }
+      const authority = init.authority()
+      // The body restates what the signed invocation says; they must agree (checked
+      // before verifying, so that a mismatch does not spend the invocation).
+      const decoded = authority.chains.decode(body.ucan)
+      if (decoded.error !== undefined) throw toMeshError(decoded.error)
+      const nb = ((decoded.ok.invocation.view.capabilities[0] as { nb?: Record<string, unknown> } | undefined)
+        ?.nb ?? {}) as Record<string, unknown>
+      if (nb.tier !== body.tier || nb.reason !== body.reason || nb.subject !== did) {
+        throw new BadRequestError('the body and the signed trust/promote invocation disagree', {
+          signed: { subject: nb.subject ?? null, tier: nb.tier ?? null, reason: nb.reason ?? null },
+        })
+      }
+      const record = await authority.promote(body.ucan, did, {
+        ...(body.scope !== undefined ? { scope: body.scope } : {}),
+        ...(body.credentials !== undefined ? { credentials: body.credentials } : {}),
+        ...(body.presentation !== undefined ? { presentation: body.presentation } : {}),
+      })
+      return view(record)
+    },
+  )
+
+  app.get('/api/auth/root-delegation', { preHandler: authenticate }, async () => {
+    const root = init.authority().rootDelegation()
+    if (root === undefined) throw new NotFoundError('this mesh has no root delegation (no architect)')
+    return root
+  })
+}

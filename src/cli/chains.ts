@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises'
+import type * as API from '@ucanto/interface'
+import {
+  CAPABILITIES,
+  type CapabilityInput,
+  decodeToken,
+  encodeToken,
+  issueDelegation,
+  issueInvocation,
+  viewOf,
+} from '../auth/authority/index.ts'
+import { MeshError } from '../errors.ts'
+import type { Ed25519KeyPair } from '../identity/index.ts'
+import type { HttpClient } from './http-client.ts'
+
+/** Lifetime of an invocation the CLI signs (seconds). */
+export const INVOCATION_TTL_SECONDS = 600
+
+/** A delegation given on the command line: the encoded token, or `@file` holding it. */
+export async function readToken(value: string): Promise<string> {
+  const token = value.startsWith('@') ? (await readFile(value.slice(1), 'utf8')).trim() : value.trim()
+  return token
+}
+
+/** The ucanto view of an encoded delegation (to embed as a proof). */
+export function proofOf(token: string): API.Delegation {
+  const decoded = decodeToken(token)
+  if (decoded.error !== undefined)
+    throw new MeshError('MESH_BAD_REQUEST', `not a UCAN token: ${decoded.error.message}`)
+  return viewOf(decoded.ok)
+}
+
+/**
+ * The proofs a human's invocations on their own mesh carry: the delegations given with
+ * `--proof`, else — when the signer is the mesh's architect — the mesh's root delegation
+ * (`GET /api/auth/root-delegation`).
+ */
+export async function chainProofs(
+  client: HttpClient,
+  key: Ed25519KeyPair,
+  given: string[] = [],
+): Promise<API.Delegation[]> {
+  if (given.length > 0) return Promise.all(given.map(async (g) => proofOf(await readToken(g))))
+  const root = await client.get<{ token: string; architect: string }>('/api/auth/root-delegation')
+  if (root.architect !== key.did) {
+    throw new MeshError(
+      'MESH_BAD_REQUEST',
+      'you are not this mesh’s architect: pass --proof with a delegation to your key (mesh delegate)',
+      { architect: root.architect, signer: key.did },
+    )
+  }
+  return [proofOf(root.token)]
+}
+
+/** Signs an invocation of `can` on `resource` addressed to `audience`, encoded for the `ucan` field. */
+export async function invocationToken(
+  key: Ed25519KeyPair,
+  audience: string,
+  capability: CapabilityInput,
+  proofs: API.Delegation[],
+  ttlSeconds = INVOCATION_TTL_SECONDS,
+): Promise<string> {
+  return encodeToken(
+    await issueInvocation({
+      issuer: key,
+      audience,
+      capability,
+      expiration: Math.floor(Date.now() / 1000) + ttlSeconds,
+      proofs,
+    }),
+  )
+}
+
+/** An act on the signer's own mesh: `can` with its subject caveat set to `subject`. */
+export function actCapability(meshDid: string, can: string, subject?: string): CapabilityInput {
+  const name = CAPABILITIES[can]?.subject
+  return {
+    can,
+    with: meshDid,
+    ...(name !== undefined && subject !== undefined ? { nb: { [name]: subject } } : {}),
+  }
+}
+
+/** Signs a delegation of `capability` to `audience` (embedding `proofs`). */
+export async function delegationToken(
+  key: Ed25519KeyPair,
+  audience: string,
+  capability: CapabilityInput,
+  proofs: API.Delegation[],
+  ttlSeconds: number,
+): Promise<{ token: string; cid: string; exp: number }> {
+  const exp = Math.floor(Date.now() / 1000) + ttlSeconds
+  const delegation = await issueDelegation({
+    issuer: key,
+    audience,
+    capabilities: [capability],
+    expiration: exp,
+    proofs,
+  })
+  return { token: await encodeToken(delegation), cid: delegation.cid.toString(), exp }
+}
