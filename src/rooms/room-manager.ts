@@ -184,7 +184,8 @@ export class RoomManager {
   /** Creates a room homed at this mesh, with `creator` (a local principal) as its owner. */
   async create(input: { name: string; topic?: string; creator: string }): Promise<RoomRecord> {
     const principal = await this.#principal(input.creator)
-    const id = randomBytes(16).toString('base64url')
+    // Hex, not base64url: an id starting with '-' would read as an option on the CLI.
+    const id = randomBytes(16).toString('hex')
     const now = this.#now()
     const record: RoomRecord = {
       id,
