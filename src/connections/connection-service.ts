@@ -100,6 +100,9 @@ export interface ConnectionRecord {
 
 export type ConnectionViewStatus = ConnectionStatus | 'degraded'
 
+/** Consecutive failed probes before an accepted peer shows as `degraded`. */
+const PROBE_MISSES_FOR_DEGRADED = 2
+
 /**
  * A connection as `GET /api/connections` shows it (SPEC §3, plus note and times).
  * `peerDid` is the peer's identity (it never changes); `peerKeyDid` and
@@ -254,6 +257,7 @@ export class ConnectionService {
   readonly #log: Logger
   readonly #now: () => number
   readonly #sendTimeoutMs: number
+  readonly #probeMisses = new Map<string, number>()
   readonly #maxSkewMs: number
   readonly #rateLog = new Map<string, { at: number; suppressed: number }>()
   #queue: Promise<unknown> = Promise.resolve()
@@ -625,12 +629,17 @@ export class ConnectionService {
           if (current === undefined) return
           const now = this.#now()
           if (error === undefined) {
+            this.#probeMisses.delete(did)
             if (current.unreachableSince === null) return
             current.unreachableSince = null
             current.lastSeen = iso(now)
             this.#log.info({ event: 'federation.peer_reachable', peer: did }, 'peer is reachable again')
           } else {
             if (current.unreachableSince !== null) return
+            // One lost ping on a busy host is not an unreachable peer: it takes two in a row.
+            const misses = (this.#probeMisses.get(did) ?? 0) + 1
+            this.#probeMisses.set(did, misses)
+            if (misses < PROBE_MISSES_FOR_DEGRADED) return
             current.unreachableSince = iso(now)
             current.lastError = peerError(error, now)
             this.#log.warn(
