@@ -9,9 +9,11 @@
  *   (default 60 s); an invocation lives at most `maxInvocationLifetimeSeconds`;
  * - revocation: a revoked proof is a dead end, an unrevoked alternative still passes;
  * - depth: at most `maxDepth` delegations between the invocation and the resource's owner;
- * - signatures: node:crypto Ed25519 (did:key, or a did:web's keys), each verified link
- *   kept in a bounded cache by CID — the CID is recomputed from the bytes when a token
- *   is decoded, so a hit costs no signature check and cannot be spoofed;
+ * - signatures: node:crypto Ed25519 (did:key, or a did:web's keys) over the signed
+ *   bytes rebuilt by `signedBytes` (dag-ucan's own path for unusual payloads), each
+ *   verified link kept in a bounded cache by CID — the CID is recomputed from the bytes
+ *   when a token is decoded, so a hit costs no signature check and cannot be spoofed;
+ *   everything else (time, audience, alignment, revocation, narrowing) is re-checked;
  * - `accept(path)`: the caller's rules (tiers, human in the chain) on each complete
  *   path; a rejected path lets the search go on.
  *
@@ -22,12 +24,13 @@
 import { Delegation, UCAN } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
 import type { MeshErrorCode } from '../../errors.ts'
-import { isDidKey } from '../../identity/index.ts'
+import { isDidKey, verifySignature } from '../../identity/index.ts'
 import { CAPABILITIES, resourceOwner } from './capabilities.ts'
 import type { DidResolver } from './did.ts'
 import { ucantoVerifier } from './principal.ts'
 import type { Result } from './result.ts'
-import { type Block, type DecodedToken, decodeToken, type TokenResult } from './token.ts'
+import { signedBytes } from './signed-bytes.ts'
+import { type Block, type DecodedToken, decodeToken, linkString, type TokenResult } from './token.ts'
 
 export type ProofName = 'did' | 'ucan' | 'vc'
 
@@ -172,7 +175,11 @@ export class ChainVerifier {
     if (decoded.error !== undefined) {
       return { error: ucanFailure('MESH_UCAN_INVALID', decoded.error.message, { reason: 'malformed' }) }
     }
-    const link = this.#link(decoded.ok.root)
+    const { root, rootKey } = decoded.ok
+    const link = this.#link(
+      root,
+      rootKey !== undefined && decoded.ok.blocks.get(rootKey) === root ? rootKey : undefined,
+    )
     if ('error' in link) return link
     return { ok: { invocation: link, blocks: decoded.ok.blocks } }
   }
@@ -315,7 +322,7 @@ export class ChainVerifier {
         fail(context, 'unavailable', `proof ${cid} is neither embedded nor known here`, { cid })
         continue
       }
-      const proof = this.#link(block)
+      const proof = this.#link(block, cid)
       if ('error' in proof) {
         fail(context, 'malformed', proof.error.message, { cid })
         continue
@@ -369,8 +376,8 @@ export class ChainVerifier {
     return false
   }
 
-  #link(block: Block): ChainLink | { error: AuthorityFailure } {
-    const cid = block.cid.toString()
+  #link(block: Block, key: string | undefined): ChainLink | { error: AuthorityFailure } {
+    const cid = key ?? linkString(block.cid)
     const known = this.#verified.get(cid)
     if (known !== undefined) return known
     try {
@@ -384,7 +391,7 @@ export class ChainVerifier {
         audience: memoizeDid(model.aud),
         expiration: data.expiration,
         notBefore: data.notBefore,
-        proofs: data.proofs.map(String),
+        proofs: data.proofs.map(linkString),
       }
     } catch (err) {
       return {
@@ -434,8 +441,12 @@ export class ChainVerifier {
     this.#misses++
     const issuer = link.issuer
     let valid = false
-    if (isDidKey(issuer)) {
-      valid = (await UCAN.verifySignature(link.view.data, ucantoVerifier(issuer))) === true
+    if (isDidKeyMemo(issuer)) {
+      const signed = signedBytes(modelOf(link), issuer, link.audience)
+      valid =
+        signed === undefined
+          ? (await UCAN.verifySignature(link.view.data, ucantoVerifier(issuer))) === true
+          : verifySignature(issuer, signed, link.view.data.signature.raw)
     } else {
       const resolved = await this.#resolver.resolve(issuer)
       if (resolved.error !== undefined) {
@@ -446,9 +457,14 @@ export class ChainVerifier {
           details: { reason: 'did', cid: link.cid, issuer, ...resolved.error.details },
         }
       }
+      const signed = signedBytes(modelOf(link), issuer, link.audience)
       for (const key of resolved.ok.keys) {
         const verifier = ucantoVerifier(key.didKey).withDID(issuer as API.DID)
-        if ((await UCAN.verifySignature(link.view.data, verifier)) === true) {
+        const ok =
+          signed === undefined
+            ? (await UCAN.verifySignature(link.view.data, verifier)) === true
+            : verifySignature(key.didKey, signed, link.view.data.signature.raw)
+        if (ok) {
           valid = true
           break
         }
@@ -474,6 +490,23 @@ export class ChainVerifier {
 }
 
 type Principal = Uint8Array & { did(): string }
+
+function modelOf(link: ChainLink): Parameters<typeof signedBytes>[0] {
+  return (link.view.data as unknown as { model: Parameters<typeof signedBytes>[0] }).model
+}
+
+// isDidKey decodes base58 on every call; chains name the same few principals again and again.
+const didKeys = new Map<string, boolean>()
+
+function isDidKeyMemo(did: string): boolean {
+  let known = didKeys.get(did)
+  if (known === undefined) {
+    known = isDidKey(did)
+    if (didKeys.size >= DID_STRINGS_MAX) didKeys.clear()
+    didKeys.set(did, known)
+  }
+  return known
+}
 
 // dag-ucan formats a principal's did (base58btc, quadratic in JS) on every `did()` call,
 // and verifying one link calls it five times; each decoded principal gets its string
