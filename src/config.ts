@@ -51,8 +51,9 @@ export interface MeshNodeInit {
   }
   authority?: {
     /**
-     * Whether the interim human acts (connections/human-act.ts, signed by the console in
-     * the browser) are still accepted beside UCAN chains, locally and from peers; default true.
+     * Whether the interim human acts of the connections issue (connections/human-act.ts)
+     * are still accepted beside UCAN chains for connection acts, locally and from peers
+     * (a compatibility switch: the CLI and the console sign chains); default false.
      */
     acceptInterimActs?: boolean
     /** Refusals within the window that demote a principal or peer mesh to tier 4; default 5. */

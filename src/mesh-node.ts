@@ -124,7 +124,6 @@ export class MeshNode {
   #history?: MeshKeyHistory
   #info?: MeshInfo
   #libp2p?: MeshLibp2p
-  #acts?: HumanActVerifier
   #authority?: Authority
   #gate?: ActGate
   #interactions?: InteractionReporter
@@ -317,7 +316,7 @@ export class MeshNode {
         key: () => this.#required(this.#key, 'key'),
         store,
         rooms,
-        acts: this.#required(this.#acts, 'acts'),
+        acts: this.#required(this.#gate, 'acts'),
         audit: this.audit,
         logger: log,
         acceptedPeers: async () => {
@@ -408,12 +407,11 @@ export class MeshNode {
 
     const settings = this.init.connections ?? {}
     const acts = new HumanActVerifier({ store })
-    this.#acts = acts
     const gate = new ActGate({
       authority: () => this.authority,
       interim: acts,
       architectDid: () => info.architectDid,
-      acceptInterim: () => this.init.authority?.acceptInterimActs ?? true,
+      acceptInterim: () => this.init.authority?.acceptInterimActs ?? false,
     })
     this.#gate = gate
     const node = this

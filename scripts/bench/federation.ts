@@ -17,14 +17,13 @@ import { createPublicKey, verify as cryptoVerify } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { actCapability, invocationToken, proofOf } from '../../src/cli/chains.ts'
 import {
   CONNECT_PROTOCOLS,
   createEnvelope,
   EnvelopeVerifier,
-  encodeAct,
   encodeEnvelope,
   MESH_CONNECT_PROTOCOL,
-  signAct,
 } from '../../src/connections/index.ts'
 import { canonicalBytes, Ed25519KeyPair, HumanKeystore, peerIdFromDid } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -96,8 +95,10 @@ async function connectToAccepted(init: FederationBenchInit): Promise<FederationB
     const b = await start('bench-b')
     await b.node.policy.put({ ...(await b.node.policy.get()), autoAccept: true }, { actor: 'bench' })
     const target = b.node.multiaddrs()[0] as string
+    // Human-signed UCAN chains, as the CLI signs them (the root delegation as proof).
+    const rootDelegation = proofOf((a.node.authority.rootDelegation() as { token: string }).token)
     const act = (kind: string, subject: string) =>
-      encodeAct(signAct(a.architect, { act: kind, aud: a.node.did, with: subject }))
+      invocationToken(a.architect, a.node.did, actCapability(a.node.did, kind, subject), [rootDelegation])
 
     const times: number[] = []
     const pings: number[] = []
@@ -105,7 +106,7 @@ async function connectToAccepted(init: FederationBenchInit): Promise<FederationB
       const t0 = performance.now()
       const view = await a.node.connections.request({
         target,
-        ucan: act('mesh/connect', b.node.did),
+        ucan: await act('mesh/connect', b.node.did),
         actor: a.architect.did,
       })
       for (;;) {
@@ -118,7 +119,7 @@ async function connectToAccepted(init: FederationBenchInit): Promise<FederationB
       await a.node.libp2p.services.ping.ping(peerIdFromDid(b.node.did))
       pings.push(performance.now() - p0)
       await a.node.connections.disconnect(view.id, {
-        ucan: act('connection/disconnect', view.id),
+        ucan: await act('connection/disconnect', view.id),
         actor: a.architect.did,
       })
       // the disconnect reaches b before the next request, which b would otherwise refuse

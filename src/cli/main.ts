@@ -8,16 +8,15 @@ import { homedir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import type { AuditPage, AuditVerifyReport } from '../audit/index.ts'
+import { roomResourceOf } from '../auth/authority/index.ts'
 import { MESH_NODE_VERSION } from '../config.ts'
 import {
   type ConnectionView,
-  encodeAct,
   type FederationPolicy,
   HUMAN_ACTS,
   type PeerView,
   parseTarget,
   type RejectedEntry,
-  signAct,
 } from '../connections/index.ts'
 import { ERROR_MEANING, MeshError, type MeshErrorCode, UnavailableError } from '../errors.ts'
 import { HumanKeystore } from '../identity/index.ts'
@@ -138,18 +137,21 @@ interface ClientOptions {
 async function humanSession(options: ClientOptions) {
   const key = await keystore().load(await signingKeyName(options))
   const client = await signIn(await apiUrl(options), key)
-  // The interim act: still what room shares and DMs take (the rooms module verifies them).
-  const act = (act: string, subject: string) =>
-    encodeAct(signAct(key, { act, aud: client.meshDid as string, with: subject }))
-  /** A UCAN chain act on this mesh: signed by the human key, with `--proof` or the root delegation. */
-  const chainAct = async (can: string, subject?: string) =>
+  /**
+   * A UCAN chain act on this mesh: signed by the human key, with `--proof` or the root
+   * delegation; on `resource` (default the mesh itself, e.g. a room's resource).
+   */
+  const chainAct = async (can: string, subject?: string, resource?: string) =>
     invocationToken(
       key,
       client.meshDid as string,
-      actCapability(client.meshDid as string, can, subject),
+      {
+        ...actCapability(client.meshDid as string, can, subject),
+        ...(resource !== undefined ? { with: resource } : {}),
+      },
       await chainProofs(client, key, options.proof),
     )
-  return { key, client, act, chainAct }
+  return { key, client, chainAct }
 }
 
 function connectionLine(c: ConnectionView): string {
@@ -692,10 +694,10 @@ function registerRoomCommands(
 
   client('share <room> <mesh-did>', 'share a room with a connected mesh (signed by your human key)').action(
     async (id: string, mesh: string, options: ClientOptions) => {
-      const { client: api, act } = await humanSession(options)
+      const { client: api, chainAct } = await humanSession(options)
       const res = await api.post<ShareView>(`/api/rooms/${encodeURIComponent(id)}/share`, {
         mesh,
-        ucan: act(HUMAN_ACTS.roomShare, `${id}:${mesh}`),
+        ucan: await chainAct(HUMAN_ACTS.roomShare, mesh, roomResourceOf(api.meshDid as string, id)),
       })
       print(globals().json, res, `room ${res.room} shared with ${res.peer}`)
     },
@@ -748,10 +750,11 @@ function registerRoomCommands(
   client('dm <did>', 'open a federated DM with a principal of a connected mesh (signed by your human key)')
     .option('--mesh <did>', 'the principal’s mesh (default: found among shared rooms)')
     .action(async (did: string, options: ClientOptions & { mesh?: string }) => {
-      const { client: api, act } = await humanSession(options)
+      const { client: api, chainAct } = await humanSession(options)
       const res = await api.post<ShareView & { name: string }>('/api/me/federated-dms', {
         with: did,
-        ucan: act(HUMAN_ACTS.roomShare, `dm:${did}`),
+        // A DM's room does not exist yet: the chain is on the mesh, nb.peer = the principal.
+        ucan: await chainAct(HUMAN_ACTS.roomShare, did),
         ...(options.mesh !== undefined ? { mesh: options.mesh } : {}),
       })
       print(globals().json, res, `dm room ${res.room} (${res.name}) with ${did}`)

@@ -16,8 +16,9 @@ import { decodeAct, type HumanAct, type HumanActVerifier } from './human-act.ts'
  *   mesh's key; a forwarded act (`peer`) is rooted in the *sending* mesh's key, with the
  *   sending mesh's membership credentials (forwarded after the token) showing its human.
  * - **interim act** (human-act.ts; base64url JSON, so it starts with `eyJ`): a bare
- *   signature of the architect. Accepted only while `acceptInterim()` says so, and
- *   only from the architect: the console still signs these in the browser.
+ *   signature of the architect, from before the Authority. Refused unless
+ *   `acceptInterim()` says true (default false), and then only from the architect and
+ *   only where a caller names the architect (connections); rooms take chains only.
  *
  * Like the verifiers behind it, the gate claims an act when it verifies it: the caller
  * writes `act.operations` in the batch of the act's effect, or `release`s it.
@@ -51,7 +52,7 @@ export interface ActGateInit {
   interim: HumanActVerifier
   /** The only signer of interim acts this node carries out. */
   architectDid: () => string
-  /** Whether interim acts are still accepted (locally and from peers); default true. */
+  /** Whether interim acts are still accepted (connections, locally and from peers); default false. */
   acceptInterim?: () => boolean
 }
 
@@ -150,13 +151,23 @@ export class ActGate {
    */
   async peer(
     proofs: string[],
-    expect: { audience: string; act: string; subject: string; architectDid: string; now: number },
+    expect: {
+      audience: string
+      act: string
+      subject: string
+      /** The resource acted on, owned by `audience`; default `audience` (the whole mesh). */
+      resource?: string
+      /** The only signer of an interim act (connections); without it none is accepted. */
+      architectDid?: string
+      now: number
+    },
   ): Promise<GateAct> {
     const token = proofs[0]
     if (token === undefined) {
       throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the message carries no human act', { act: expect.act })
     }
     if (isInterimAct(token)) {
+      if (expect.architectDid === undefined) throw interimRefused()
       return this.#interim(token, {
         audience: expect.audience,
         act: expect.act,
@@ -169,7 +180,7 @@ export class ActGate {
       {
         ucan: token,
         can: expect.act,
-        with: expect.audience,
+        with: expect.resource ?? expect.audience,
         ...subjectCaveat(expect.act, expect.subject),
         credentials: proofs.slice(1, 1 + MAX_FORWARDED_CREDENTIALS),
       },
@@ -198,15 +209,7 @@ export class ActGate {
     token: string,
     expect: { audience: string; act: string; subject: string; architectDid?: string; now?: number },
   ): Promise<GateAct> {
-    if (this.#init.acceptInterim?.() === false) {
-      throw new MeshError(
-        'MESH_UCAN_INVALID',
-        'interim human acts are no longer accepted: send a UCAN chain',
-        {
-          reason: 'interim',
-        },
-      )
-    }
+    if (this.#init.acceptInterim?.() !== true) throw interimRefused()
     const architect = expect.architectDid ?? this.#init.architectDid()
     const act = await this.#init.interim.verify(token, {
       audience: expect.audience,
@@ -225,6 +228,12 @@ export class ActGate {
       interim: act,
     }
   }
+}
+
+function interimRefused(): MeshError {
+  return new MeshError('MESH_UCAN_INVALID', 'interim human acts are no longer accepted: send a UCAN chain', {
+    reason: 'interim',
+  })
 }
 
 /** The subject an act's token claims (its subject caveat; an interim act's `with`). */

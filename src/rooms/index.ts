@@ -63,12 +63,11 @@ export {
 } from './room-sync.ts'
 export { type RoomRoutesInit, registerRoomRoutes } from './routes.ts'
 export {
-  dmSubject,
   ShareBook,
   type ShareCheck,
   type ShareRecord,
   type SignedShare,
-  shareSubject,
+  shareResource,
   signShare,
   verifyShare,
 } from './share.ts'

@@ -6,10 +6,11 @@ import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import type { AuditLog } from '../audit/index.ts'
-import { HUMAN_ACTS, type HumanActVerifier } from '../connections/human-act.ts'
+import type { ActGate, GateAct } from '../connections/act-gate.ts'
 import {
   BadRequestError,
   ConflictError,
+  ForbiddenError,
   MeshError,
   type MeshErrorCode,
   NotConnectedError,
@@ -25,7 +26,7 @@ import type { MeshKeys } from './mesh-keys.ts'
 import type { Room, RoomOrigin } from './room.ts'
 import { type ClientBinding, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
-import { dmSubject, ShareBook, type ShareRecord, shareSubject, signShare, verifyShare } from './share.ts'
+import { ShareBook, type ShareRecord, shareResource, signShare, verifyShare } from './share.ts'
 import {
   decodeFrame,
   encodeFrame,
@@ -53,8 +54,8 @@ export interface RoomSyncComponents {
   key: () => Ed25519KeyPair
   store: MeshStore
   rooms: RoomManager
-  /** The node's human-act verifier (one per store: it remembers spent nonces). */
-  acts: HumanActVerifier
+  /** The gate of human-signed UCAN chains (local and forwarded; it remembers spent invocations). */
+  acts: Pick<ActGate, 'local' | 'peer' | 'peek' | 'release'>
   audit?: AuditLog
   logger?: Logger
   /** Peers with an accepted connection now, by did (the room sync maps them to identities). */
@@ -64,7 +65,7 @@ export interface RoomSyncComponents {
 }
 
 export interface RoomSyncInit {
-  /** This mesh's architect: the only human who may share a room. */
+  /** This mesh's architect: a local principal joins a room shared with this mesh (unless a DM names another). */
   architectDid: string
   /** How often links to peers are checked (opened, closed); default 2 000 ms. */
   checkIntervalMs?: number
@@ -309,10 +310,13 @@ export class RoomSync {
   }
 
   /**
-   * The architect shares a room this mesh holds with a peer mesh (`POST
-   * /api/rooms/:id/share`): a human act `room/share` with = `<room>:<peer>`, an
-   * accepted connection with the peer (MESH_NOT_CONNECTED otherwise), and room for
-   * one more foreign participant (MESH_POLICY_REJECTED). Idempotent.
+   * A human shares a room this mesh holds with a peer mesh (`POST
+   * /api/rooms/:id/share`): `ucan` is a human-signed chain invoking `room/share` on
+   * `<this mesh's key>/rooms/<room>` with `nb.peer` = the peer as named, rooted in
+   * this mesh's root delegation (the Authority checks tiers and the human in the
+   * chain); an accepted connection with the peer (MESH_NOT_CONNECTED otherwise), and
+   * room for one more foreign participant (MESH_POLICY_REJECTED). The chain's spend is
+   * written with the share. Idempotent.
    */
   async share(input: { room: string; peer: string; ucan: string; actor: string }): Promise<ShareView> {
     const record = await this.#c.rooms.record(input.room)
@@ -323,11 +327,11 @@ export class RoomSync {
     const existing = this.#shares.get(input.room, peer)
     if (existing !== undefined) return view(existing)
     await this.#requireAccepted(peer)
-    const act = await this.#c.acts.verify(input.ucan, {
+    const act = await this.#c.acts.local(input.ucan, {
       audience: this.#self,
-      allowedIssuers: (did) => did === this.#init.architectDid && did === input.actor,
-      act: HUMAN_ACTS.roomShare,
-      subject: shareSubject(input.room, input.peer),
+      act: 'room/share',
+      subject: input.peer,
+      resource: shareResource(this.#self, input.room),
     })
     try {
       const room = await this.#c.rooms.load(input.room)
@@ -342,11 +346,12 @@ export class RoomSync {
         name: meta?.name ?? record.name,
         topic: meta?.topic ?? record.topic,
         act: input.ucan,
-        by: act.iss,
+        ...credentialsOf(act),
+        by: act.issuer,
         decidedAt: this.#now(),
         createdAt: new Date(this.#now()).toISOString(),
       }
-      await this.#persist(share, 'rooms.shared', act.iss, [...this.#c.acts.nonceOperations(act)])
+      await this.#persist(share, 'rooms.shared', act.issuer, act.operations)
       this.#announce(share)
       return view(share)
     } catch (err) {
@@ -358,8 +363,9 @@ export class RoomSync {
   /**
    * A federated DM (`POST /api/me/federated-dms`): a room owned by `actor` with one
    * foreign participant, `with`, at `mesh` (found among the members of shared rooms
-   * when not given). `ucan` is `actor`'s act `room/share` with = `dm:<with>`. On the
-   * other mesh, `with` joins the room (tier 4) when it arrives.
+   * when not given). `ucan` is `actor`'s chain invoking `room/share` on this mesh's
+   * key with `nb.peer` = `with` (MESH_FORBIDDEN when another principal invoked it). On
+   * the other mesh, `with` joins the room (tier 4) when it arrives.
    */
   async openDm(input: {
     actor: string
@@ -374,13 +380,18 @@ export class RoomSync {
     if (this.#isOwn(named)) throw new BadRequestError('a federated DM is with a principal of another mesh')
     const mesh = this.#keys.identityOf(named)
     await this.#requireAccepted(mesh)
-    const act = await this.#c.acts.verify(input.ucan, {
+    const act = await this.#c.acts.local(input.ucan, {
       audience: this.#self,
-      allowedIssuers: (did) => did === input.actor,
-      act: HUMAN_ACTS.roomShare,
-      subject: dmSubject(input.with),
+      act: 'room/share',
+      subject: input.with,
+      resource: shareResource(this.#self, '', input.with),
     })
     try {
+      if (act.issuer !== input.actor)
+        throw new ForbiddenError('a federated DM is opened by its owner’s own chain', {
+          issuer: act.issuer,
+          actor: input.actor,
+        })
       const peerName = this.#accepted.get(mesh)?.name ?? mesh.slice(-8)
       const name = `dm ${input.with.slice(-8)}@${peerName}`.slice(0, ROOM_LIMITS.maxNameLength)
       const record = await this.#c.rooms.create({ name, topic: 'direct message', creator: input.actor })
@@ -392,12 +403,13 @@ export class RoomSync {
         name,
         topic: record.topic,
         act: input.ucan,
-        by: act.iss,
+        ...credentialsOf(act),
+        by: act.issuer,
         decidedAt: this.#now(),
         dm: input.with,
         createdAt: new Date(this.#now()).toISOString(),
       }
-      await this.#persist(share, 'rooms.dm.opened', act.iss, [...this.#c.acts.nonceOperations(act)])
+      await this.#persist(share, 'rooms.dm.opened', act.issuer, act.operations)
       this.#announce(share)
       return { ...view(share), name }
     } catch (err) {
@@ -439,14 +451,20 @@ export class RoomSync {
     share: ShareRecord,
     action: string,
     actor: string,
-    extra: ReturnType<HumanActVerifier['nonceOperations']>,
+    extra: GateAct['operations'],
+    human?: string,
   ) {
     const ops = [this.#shares.putOperation(share), ...extra]
     const entry = {
       action,
       actor,
       subject: share.room,
-      details: { peer: share.peer, direction: share.direction, ...(share.dm ? { dm: share.dm } : {}) },
+      details: {
+        peer: share.peer,
+        direction: share.direction,
+        ...(share.dm ? { dm: share.dm } : {}),
+        ...(human !== undefined ? { human } : {}),
+      },
     }
     if (this.#c.audit !== undefined) await this.#c.audit.append(entry, { with: ops })
     else await this.#c.store.batch(ops)
@@ -674,6 +692,7 @@ export class RoomSync {
         topic: share.topic,
         to: share.to ?? share.peer,
         act: share.act,
+        ...(share.credentials !== undefined ? { credentials: share.credentials } : {}),
         decidedAt: share.decidedAt,
         ...(share.dm !== undefined ? { join: share.dm } : {}),
         ...(carried.length > 0 ? { chains: carried } : {}),
@@ -1009,17 +1028,16 @@ export class RoomSync {
       return
     }
     const accepted = this.#accepted.get(peer)
-    let share: ReturnType<typeof verifyShare>['share']
+    let act: GateAct | undefined
     try {
-      let chains: ReturnType<typeof verifyShare>['chains']
-      ;({ share, chains } = verifyShare(json, {
+      const selfDids = [this.#identity, ...this.#keys.ownDids()]
+      const { share, chains, senderDids } = verifyShare(json, {
         remote: link.key,
         remoteDids: this.#didsOf(peer),
-        selfDids: [this.#identity, ...this.#keys.ownDids()],
+        selfDids,
         room: roomId,
-        architectOf: accepted?.architectDid ?? null,
         now: this.#now(),
-      }))
+      })
       // Key histories first: the sender's may tell its identity (a peer met on a later key).
       for (const chain of chains) await this.#keys.learn(chain.records, { now: this.#now() })
       const identity = this.#keys.identityOf(link.key)
@@ -1030,6 +1048,7 @@ export class RoomSync {
       }
       const existing = this.#shares.get(roomId, peer)
       if (existing !== undefined) return
+      act = await this.#checkShareAct(share, senderDids, selfDids, accepted?.architectDid ?? null)
       const held = await this.#c.rooms.record(roomId).catch(() => undefined)
       if (
         held !== undefined &&
@@ -1059,8 +1078,9 @@ export class RoomSync {
         ...(share.join !== undefined ? { dm: share.join } : {}),
         createdAt: new Date(this.#now()).toISOString(),
       }
-      await this.#persist(record, 'rooms.share.received', peer, [])
+      await this.#persist(record, 'rooms.share.received', peer, act.operations, act.human)
     } catch (err) {
+      if (act !== undefined) await this.#c.acts.release(act)
       const e = err instanceof MeshError ? err : new MeshError('MESH_INTERNAL', 'share could not be applied')
       if (!(err instanceof MeshError))
         this.#log.error({ event: 'rooms.sync.share_failed', peer, room: roomId, err }, 'share failed')
@@ -1069,6 +1089,56 @@ export class RoomSync {
     }
     const record = this.#shares.get(roomId, peer) as ShareRecord
     await this.#greetRoom(link, record)
+  }
+
+  /**
+   * The chain inside a share a peer forwarded, as a foreign act (SPEC §4): an invocation
+   * of `room/share` addressed to a key of the sender, on that key's room (or, for a DM,
+   * on the key itself) with `nb.peer` = the receiver (the DM's principal), rooted in that
+   * key, valid when the share was decided, with a human the sender vouches for who is
+   * no mesh key; a share (not a DM) passes through the sender's architect. Claimed:
+   * the caller writes its `operations` with the share, or releases it.
+   */
+  async #checkShareAct(
+    share: ReturnType<typeof verifyShare>['share'],
+    senderDids: Set<string>,
+    selfDids: string[],
+    architect: string | null,
+  ): Promise<GateAct> {
+    const peeked = this.#c.acts.peek(share.act)
+    if (peeked.format !== 'ucan')
+      throw new MeshError('MESH_UCAN_INVALID', 'a share carries a UCAN chain', { reason: 'interim' })
+    const isMeshKey = (did: string) => senderDids.has(did) || selfDids.includes(did)
+    if (isMeshKey(peeked.issuer))
+      throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the act is signed by a mesh key, not by a human', {
+        iss: peeked.issuer,
+      })
+    if (!senderDids.has(peeked.audience))
+      throw new MeshError('MESH_UCAN_INVALID', 'the act is addressed to another mesh than the sender', {
+        aud: peeked.audience,
+      })
+    const act = await this.#c.acts.peer([share.act, ...(share.credentials ?? [])], {
+      audience: peeked.audience,
+      act: 'room/share',
+      subject: share.join ?? share.to,
+      resource: shareResource(peeked.audience, share.room, share.join),
+      now: share.decidedAt,
+    })
+    try {
+      if (act.human === undefined || isMeshKey(act.human))
+        throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the human in the chain is a mesh key', {
+          human: act.human ?? null,
+        })
+      if (share.join === undefined && architect !== null && !act.issuers.includes(architect))
+        throw new ForbiddenError('the chain does not pass through the peer’s architect', {
+          architect,
+          issuers: act.issuers,
+        })
+    } catch (err) {
+      await this.#c.acts.release(act)
+      throw err
+    }
+    return act
   }
 
   // ------------------------------------------------------------------ awareness
@@ -1316,6 +1386,12 @@ export class RoomSync {
   links(): string[] {
     return [...this.#links.keys()]
   }
+}
+
+/** The credentials a local act forwards after its token. */
+function credentialsOf(act: GateAct): { credentials?: string[] } {
+  const credentials = act.forward.slice(1)
+  return credentials.length > 0 ? { credentials } : {}
 }
 
 function view(s: ShareRecord): ShareView {

@@ -1,4 +1,4 @@
-import { decodeAct, type HumanAct } from '../connections/human-act.ts'
+import { roomResourceOf } from '../auth/authority/index.ts'
 import { BadRequestError, ForbiddenError, MeshError, SignatureMismatchError } from '../errors.ts'
 import {
   type Ed25519KeyPair,
@@ -18,7 +18,7 @@ import { ROOM_SYNC_LIMITS } from './sync-protocol.ts'
  * shared with that peer, either way.
  *
  * A share is stored on both sides (sublevel `rooms`, key `~share/1/<room>/<peer>`,
- * after every room id): `out` on the mesh whose architect shared it, `in` on the mesh
+ * after every room id): `out` on the mesh whose human shared it, `in` on the mesh
  * it was shared with. The sharing side re-sends the signed share every time the link
  * opens, so a share decided while the peer was offline (or before a crash) still
  * arrives; the receiver applies it once (it is idempotent).
@@ -26,20 +26,23 @@ import { ROOM_SYNC_LIMITS } from './sync-protocol.ts'
  * The signed share (the `share` frame of `/mesh/rooms/1.0.0`):
  *
  * ```
- * {v: 1, room, homeMesh, name, topic, from, to, act, decidedAt, join?, chains?, sig}
+ * {v: 1, room, homeMesh, name, topic, from, to, act, credentials?, decidedAt, join?, chains?, sig}
  * ```
  *
  * `from` is the sharing mesh's current key (it must be the stream's authenticated
  * peer), `to` the receiver as the act names it (its identity or one of its keys),
- * `homeMesh` the room's home mesh identity, `act` the human act that decided it
- * (encoded; `room/share`, iss = the sharing mesh's architect — or for a federated DM
- * the human who opened it — aud = a key of the sharing mesh, with = `<room>:<to>` — or
- * `dm:<join>` for a DM), `decidedAt` when the share was carried out (the act's time
- * bounds are judged then), `join` for a DM: the receiver's principal the room is with.
- * `chains` (optional, at most 2): the rotation chains of the sharing mesh (ending at
- * `from`) and of the home mesh, when they rotated, so that the receiver can tell
- * their identities and verify seals by their later keys. `sig` is `from`'s Ed25519
- * signature over the RFC 8785 canonical JSON of every other field.
+ * `homeMesh` the room's home mesh identity, `act` the human-signed UCAN chain that
+ * decided it (encoded, see auth/authority/token.ts): an invocation of `room/share`
+ * addressed to a key of the sharing mesh (`aud`), with proofs back to that key's root
+ * delegation — on `<aud>/rooms/<room>` with `nb.peer = to` for a share, on `<aud>`
+ * with `nb.peer = join` for a federated DM. `credentials` (at most 4): the sharing
+ * mesh's membership credentials of the humans in the chain, so that the receiver
+ * can check that a human signed (SPEC §4). `decidedAt` is when the share was carried
+ * out (the chain's time bounds are judged then), `join` for a DM: the receiver's
+ * principal the room is with. `chains` (optional, at most 2): the rotation chains of
+ * the sharing mesh (ending at `from`) and of the home mesh, when they rotated, so that
+ * the receiver can tell their identities and verify seals by their later keys. `sig`
+ * is `from`'s Ed25519 signature over the RFC 8785 canonical JSON of every other field.
  */
 export interface ShareRecord {
   room: string
@@ -50,9 +53,11 @@ export interface ShareRecord {
   homeMesh: string
   name: string
   topic: string
-  /** The encoded human act that decided the share. */
+  /** The encoded UCAN chain that decided the share. */
   act: string
-  /** Who signed the act. */
+  /** The sharing mesh's credentials of the humans in the chain (forwarded with `act`). */
+  credentials?: string[]
+  /** Who invoked the act (for `in`: the peer mesh). */
   by: string
   decidedAt: number
   /** For `out`: the peer as the act names it, when not its identity (`peer`). */
@@ -73,6 +78,7 @@ export interface ShareFields {
   from: string
   to: string
   act: string
+  credentials?: string[]
   decidedAt: number
   join?: string
   chains?: RotationRecord[][]
@@ -84,15 +90,15 @@ export interface SignedShare extends ShareFields {
 
 const PREFIX = '~share/1/'
 const SKEW_MS = 60_000
+const MAX_CREDENTIALS = 4
 
-/** The act's subject for sharing `room` with `peer`. */
-export function shareSubject(room: string, peer: string): string {
-  return `${room}:${peer}`
-}
-
-/** The act's subject for a federated DM with `principal`. */
-export function dmSubject(principal: string): string {
-  return `dm:${principal}`
+/**
+ * What a `room/share` chain acts on, at the sharing mesh whose key is `meshKey`: the
+ * room (`nb.peer` = the peer mesh) or, for a federated DM (`dm` given), the mesh
+ * itself (`nb.peer` = the DM's principal; the room does not exist yet).
+ */
+export function shareResource(meshKey: string, room: string, dm?: string): string {
+  return dm !== undefined ? meshKey : roomResourceOf(meshKey, room)
 }
 
 export function signShare(key: Ed25519KeyPair, fields: Omit<ShareFields, 'v' | 'from'>): SignedShare {
@@ -109,21 +115,22 @@ export interface ShareCheck {
   /** This mesh's identity and every key it has held. */
   selfDids: readonly string[]
   room: string
-  /** The sender's architect when known: a non-DM share must be decided by it. */
-  architectOf: string | null
   now: number
 }
 
 /**
  * Checks a share received from `remote` for this mesh: shape, sender, target,
- * signature, the rotation chains it carries, and the human act inside it (act,
- * audience, subject, signature, time bounds at `decidedAt`). Returns the verified
- * chains too (for the caller to learn). Throws the MeshError to report.
+ * signature and the rotation chains it carries. Returns the verified chains (for the
+ * caller to learn) and `senderDids`, every did shown to be the sender's (its identity,
+ * keys, and the keys its carried chain proves): the act's audience must be one of
+ * them. The act itself — a human-signed UCAN chain — is the caller's to verify, with
+ * the Authority, when it applies the share (its spend is written with the share).
+ * Throws the MeshError to report.
  */
 export function verifyShare(
   json: string,
   options: ShareCheck,
-): { share: SignedShare; act: HumanAct; chains: VerifiedChain[] } {
+): { share: SignedShare; chains: VerifiedChain[]; senderDids: Set<string> } {
   if (json.length > ROOM_SYNC_LIMITS.maxShareBytes) throw new BadRequestError('share too large')
   let value: unknown
   try {
@@ -133,11 +140,12 @@ export function verifyShare(
   }
   const s = value as SignedShare
   const keys = ['v', 'room', 'homeMesh', 'name', 'topic', 'from', 'to', 'act', 'decidedAt', 'sig']
+  const optional = ['join', 'chains', 'credentials']
   if (
     typeof value !== 'object' ||
     value === null ||
     Array.isArray(value) ||
-    Object.keys(value).some((k) => !keys.includes(k) && k !== 'join' && k !== 'chains') ||
+    Object.keys(value).some((k) => !keys.includes(k) && !optional.includes(k)) ||
     s.v !== 1 ||
     typeof s.room !== 'string' ||
     !ROOM_ID_RE.test(s.room) ||
@@ -153,6 +161,10 @@ export function verifyShare(
     !Number.isSafeInteger(s.decidedAt) ||
     typeof s.sig !== 'string' ||
     (s.join !== undefined && !isDidKey(s.join)) ||
+    (s.credentials !== undefined &&
+      (!Array.isArray(s.credentials) ||
+        s.credentials.length > MAX_CREDENTIALS ||
+        s.credentials.some((c) => typeof c !== 'string'))) ||
     (s.chains !== undefined && (!Array.isArray(s.chains) || s.chains.length > 2))
   ) {
     throw new BadRequestError('malformed share')
@@ -169,24 +181,10 @@ export function verifyShare(
   for (const chain of chains)
     if (chain.keys.at(-1) !== s.from && chain.identity !== s.homeMesh)
       throw new BadRequestError('a share carries only the sender’s and the home mesh’s key histories')
-  const sender = new Set([...options.remoteDids, s.from])
+  const senderDids = new Set([...options.remoteDids, s.from])
   // The sender's own chain (ending at `from`) proves its older keys, e.g. the act's audience.
-  for (const chain of chains) if (chain.keys.at(-1) === s.from) for (const k of chain.keys) sender.add(k)
-  const act = decodeAct(s.act)
-  const subject = s.join !== undefined ? dmSubject(s.join) : shareSubject(s.room, s.to)
-  if (act.act !== 'room/share' || !sender.has(act.aud) || act.with !== subject)
-    throw new MeshError('MESH_UCAN_INVALID', 'the act does not authorize this share', { with: act.with })
-  if (sender.has(act.iss) || options.selfDids.includes(act.iss))
-    throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the act is signed by a mesh key, not by a human')
-  if (s.join === undefined && options.architectOf !== null && act.iss !== options.architectOf)
-    throw new ForbiddenError('a share must be decided by the peer’s architect', { iss: act.iss })
-  const at = s.decidedAt / 1000
-  if (act.iat > at + SKEW_MS / 1000 || act.exp < at - SKEW_MS / 1000)
-    throw new MeshError('MESH_UCAN_INVALID', 'the act was not valid when the share was decided')
-  const { sig: actSig, ...actFields } = act
-  if (!verifyCanonical(act.iss, actFields, actSig))
-    throw new SignatureMismatchError('act signature does not verify against its issuer')
-  return { share: s, act, chains }
+  for (const chain of chains) if (chain.keys.at(-1) === s.from) for (const k of chain.keys) senderDids.add(k)
+  return { share: s, chains, senderDids }
 }
 
 /** The stored shares, cached in memory (every frame on a link asks). */

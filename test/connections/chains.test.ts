@@ -105,10 +105,9 @@ describe('connections with UCAN chains', () => {
     )
     assert.deepEqual(await a.connections(), [])
 
-    // With interim acts switched off, only chains pass.
-    await a.restart({ authority: { acceptInterimActs: false } })
+    // Interim acts are refused (acceptInterimActs defaults to false): only chains pass.
     await assert.rejects(
-      post(a.act('mesh/connect', b.node.did)),
+      post(a.interimAct('mesh/connect', b.node.did)),
       (err: { code: string; details: { reason: string } }) =>
         err.code === 'MESH_UCAN_INVALID' && err.details.reason === 'interim',
     )

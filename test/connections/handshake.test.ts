@@ -102,7 +102,7 @@ describe('connection handshake between two in-process meshes', () => {
     await b.stop()
     const res = await a.api.post<{ id: string }>('/api/connections', {
       target,
-      ucan: a.act('mesh/connect', bDid),
+      ucan: await a.act('mesh/connect', bDid),
     })
     await waitFor(async () => {
       const c = await statusAt(a, res.id)

@@ -29,8 +29,8 @@ async function bothAt(a: TestNode, b: TestNode, id: string, status: string) {
   }, `${id} ${status} on both sides`)
 }
 
-const rotate = (node: TestNode) =>
-  node.api.post<KeyRotationResult>('/api/keys/rotate', { ucan: node.act('mesh/rotate-key', node.node.did) })
+const rotate = async (node: TestNode) =>
+  node.api.post<KeyRotationResult>('/api/keys/rotate', { ucan: await node.act('mesh/rotate-key') })
 
 describe('key rotation between two in-process meshes', () => {
   it('the connection survives a rotation; only the chain introduces the new key', async (t) => {
@@ -44,10 +44,14 @@ describe('key rotation between two in-process meshes', () => {
 
     // Only the architect's act rotates: a member's act, or an act for another subject, is refused.
     await assert.rejects(
-      a.api.post('/api/keys/rotate', { ucan: a.act('mesh/rotate-key', a.node.did, mallory) }),
+      a.api.post('/api/keys/rotate', { ucan: await a.act('mesh/rotate-key', undefined, mallory) }),
       (err: { code?: string }) => err.code === 'MESH_FORBIDDEN' || err.code === 'MESH_UCAN_INVALID',
     )
-    await assert.rejects(a.api.post('/api/keys/rotate', { ucan: a.act('mesh/rotate-key', b.node.did) }))
+    await assert.rejects(
+      a.api.post('/api/keys/rotate', {
+        ucan: await a.act('mesh/rotate-key', undefined, undefined, b.node.did),
+      }),
+    )
 
     const result = await rotate(a)
     assert.equal(result.identity, identity)
@@ -110,7 +114,7 @@ describe('key rotation between two in-process meshes', () => {
       target: b.node.did,
       protocol: MESH_CONNECT_PROTOCOL,
       body: { connectionId: id, agreementVersion: 1, architectDid: mallory.did, decidedAt: Date.now() },
-      auth: { proofs: [a.act('connection/disconnect', id)] },
+      auth: { proofs: [await a.act('connection/disconnect', id)] },
     })
     const hijacked = await sendRaw(m.libp2p, b, encodeEnvelope(hijack))
     assert.equal(hijacked.body.code, 'MESH_SIGNATURE_MISMATCH', JSON.stringify(hijacked.body))
@@ -126,7 +130,7 @@ describe('key rotation between two in-process meshes', () => {
       target: b.node.did,
       protocol: MESH_CONNECT_PROTOCOL,
       body: { connectionId: id, agreementVersion: 1, architectDid: a.architect.did, decidedAt: Date.now() },
-      auth: { proofs: [a.act('connection/disconnect', id)] },
+      auth: { proofs: [await a.act('connection/disconnect', id)] },
     })
     const staleReply = await sendRaw(o.libp2p, b, encodeEnvelope(stale))
     assert.equal(staleReply.body.code, 'MESH_SIGNATURE_MISMATCH')

@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
+import { issueDelegation, issueMembershipCredential, roomResourceOf } from '../../src/auth/authority/index.ts'
+import { actCapability, invocationToken, proofOf } from '../../src/cli/chains.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import type { MeshNodeInit } from '../../src/config.ts'
 import {
@@ -36,8 +38,14 @@ export interface TestNode {
   architect: Ed25519KeyPair
   api: HttpClient
   lines: LogLine[]
-  /** Signs an act of this mesh's architect (or `signer`) addressed to this mesh. */
-  act(act: string, subject: string, signer?: Ed25519KeyPair): string
+  /**
+   * A UCAN chain act of this mesh's architect (or `signer`, with the same proofs)
+   * addressed to this mesh: `can` on `resource` (default the mesh) with its subject
+   * caveat `subject`, proved by the root delegation.
+   */
+  act(can: string, subject?: string, signer?: Ed25519KeyPair, resource?: string): Promise<string>
+  /** The architect's (or `signer`'s) interim act (human-act.ts): refused unless `acceptInterimActs`. */
+  interimAct(act: string, subject: string, signer?: Ed25519KeyPair): string
   addr(): string
   connections(): Promise<ConnectionView[]>
   peers(): Promise<PeerView[]>
@@ -86,7 +94,17 @@ export async function startNode(
     dataDir,
     architect,
     lines,
-    act: (act, subject, signer = architect) =>
+    act: async (can, subject, signer = architect, resource) => {
+      const root = await state.api.get<{ token: string }>('/api/auth/root-delegation')
+      const capability = actCapability(state.node.did, can, subject)
+      return invocationToken(
+        signer,
+        state.node.did,
+        resource === undefined ? capability : { ...capability, with: resource },
+        [proofOf(root.token)],
+      )
+    },
+    interimAct: (act, subject, signer = architect) =>
       encodeAct(signAct(signer, { act, aud: state.node.did, with: subject })),
     addr: () => state.node.multiaddrs()[0] as string,
     connections: () => state.api.get<ConnectionView[]>('/api/connections'),
@@ -107,10 +125,20 @@ export async function startNode(
 export async function requestConnection(from: TestNode, to: TestNode, note?: string): Promise<string> {
   const res = await from.api.post<{ id: string; status: string }>('/api/connections', {
     target: to.addr(),
-    ucan: from.act('mesh/connect', to.node.did),
+    ucan: await from.act('mesh/connect', to.node.did),
     ...(note !== undefined ? { note } : {}),
   })
   return res.id
+}
+
+/** `node`'s architect's (or `signer`'s) chain sharing `room` with the mesh `peer` (`room/share` on the room). */
+export async function shareAct(node: TestNode, room: string, peer: string, signer?: Ed25519KeyPair) {
+  return node.act('room/share', peer, signer, roomResourceOf(node.node.did, room))
+}
+
+/** `node`'s architect's (or `signer`'s) chain opening a federated DM with `principal` (`room/share` on the mesh). */
+export async function dmAct(node: TestNode, principal: string, signer?: Ed25519KeyPair) {
+  return node.act('room/share', principal, signer)
 }
 
 export async function decide(
@@ -118,7 +146,7 @@ export async function decide(
   id: string,
   what: 'accept' | 'decline' | 'disconnect',
 ): Promise<{ id: string; status: string }> {
-  return node.api.post(`/api/connections/${id}/${what}`, { ucan: node.act(`connection/${what}`, id) })
+  return node.api.post(`/api/connections/${id}/${what}`, { ucan: await node.act(`connection/${what}`, id) })
 }
 
 /** The status of connection `id` at `node`, or undefined. */
@@ -139,8 +167,39 @@ export async function sendRaw(
   return JSON.parse(Buffer.from(reply).toString('utf8'))
 }
 
+/**
+ * What a (bare, test-made) mesh `meshKey` forwards as a human act: `signer`'s chain
+ * invoking `can` on the mesh with its subject caveat `subject`, proved by a root
+ * delegation from the mesh key to `signer`, then the mesh's membership credential
+ * saying `signer` is a human.
+ */
+export async function peerActProofs(
+  meshKey: Ed25519KeyPair,
+  signer: Ed25519KeyPair,
+  can: string,
+  subject: string,
+): Promise<string[]> {
+  const expiration = Math.floor(Date.now() / 1000) + 600
+  const root = await issueDelegation({
+    issuer: meshKey,
+    audience: signer.did,
+    capabilities: [{ can: '*', with: meshKey.did }],
+    expiration,
+  })
+  const token = await invocationToken(signer, meshKey.did, actCapability(meshKey.did, can, subject), [root])
+  const credential = await issueMembershipCredential(meshKey, {
+    id: signer.did,
+    kind: 'human',
+    role: 'architect',
+    tier: 1,
+    mesh: meshKey.did,
+    meshName: 'mallory',
+  })
+  return [token, credential]
+}
+
 /** A connect.request from mesh `key` (architect `architect`) to `target`, signed and encoded. */
-export function requestEnvelope(
+export async function requestEnvelope(
   key: Ed25519KeyPair,
   architect: Ed25519KeyPair,
   target: TestNode,
@@ -150,14 +209,11 @@ export function requestEnvelope(
     architectDid?: string
     connectionId?: string
     actSigner?: Ed25519KeyPair
-    actAud?: string
   } = {},
 ) {
   const connectionId = options.connectionId ?? randomId()
   const signer = options.actSigner ?? architect
-  const act = encodeAct(
-    signAct(signer, { act: 'mesh/connect', aud: options.actAud ?? key.did, with: target.node.did }),
-  )
+  const proofs = await peerActProofs(key, signer, 'mesh/connect', target.node.did)
   return createEnvelope(key, {
     type: 'connect.request',
     target: target.node.did,
@@ -173,7 +229,7 @@ export function requestEnvelope(
       agreementVersion: 1,
       decidedAt: options.now ?? Date.now(),
     },
-    auth: { proofs: [act] },
+    auth: { proofs },
   })
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core'
@@ -250,6 +250,17 @@ describe('the web console in Chromium, two meshes in two processes', { skip }, (
       await go(alpha, '/trust/trust')
       await visible(alpha.page.getByRole('tab', { name: 'Trust', exact: true, selected: true }))
       await shot(alpha, '10-trust-trust')
+      // ---- trust: alpha's architect promotes beta's architect to tier 3 by a UCAN signed in the browser ----
+      const betaArchitect = (
+        JSON.parse(await readFile(join(keystore, 'beta-architect.json'), 'utf8')) as { did: string }
+      ).did
+      await alpha.page.getByTestId('promote-did').fill(betaArchitect)
+      await alpha.page.getByTestId('promote-reason').fill('a good month of shared rooms')
+      await alpha.page.getByRole('button', { name: 'Sign and set tier' }).click()
+      const promoted = await visible(alpha.page.getByTestId('promoted'), 30_000)
+      assert.match((await promoted.textContent()) ?? '', /tier 3/)
+      await visible(alpha.page.getByRole('table').getByText('a good month of shared rooms'), 15_000)
+      await shot(alpha, '10b-trust-promoted')
       await go(beta, '/trust/rejected')
       await visible(beta.page.getByRole('tab', { name: 'Rejected', selected: true }))
       await shot(beta, '11-trust-rejected')

@@ -3,7 +3,14 @@ import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { KeyRotationResult } from '../../src/keys/index.ts'
 import type { Room, Seal } from '../../src/rooms/index.ts'
-import { decide, requestConnection, startNode, statusAt, type TestNode } from '../connections/nodes.ts'
+import {
+  decide,
+  requestConnection,
+  shareAct,
+  startNode,
+  statusAt,
+  type TestNode,
+} from '../connections/nodes.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
@@ -33,11 +40,11 @@ async function connect(a: TestNode, b: TestNode): Promise<void> {
   await until(async () => (await statusAt(a, id))?.status === 'accepted', 'accepted')
 }
 
-const share = (from: TestNode, room: string, to: string) =>
-  from.api.post(`/api/rooms/${room}/share`, { mesh: to, ucan: from.act('room/share', `${room}:${to}`) })
+const share = async (from: TestNode, room: string, to: string) =>
+  from.api.post(`/api/rooms/${room}/share`, { mesh: to, ucan: await shareAct(from, room, to) })
 
-const rotate = (node: TestNode) =>
-  node.api.post<KeyRotationResult>('/api/keys/rotate', { ucan: node.act('mesh/rotate-key', node.node.did) })
+const rotate = async (node: TestNode) =>
+  node.api.post<KeyRotationResult>('/api/keys/rotate', { ucan: await node.act('mesh/rotate-key') })
 
 type Msg = { id: string; body: string; mesh: string }
 const messages = async (n: TestNode, room: string): Promise<Msg[]> =>

@@ -5,10 +5,19 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import type * as API from '@ucanto/interface'
 import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as Y from 'yjs'
+import {
+  encodeToken,
+  issueDelegation,
+  issueInvocation,
+  issueMembershipCredential,
+  roomResourceOf,
+} from '../../src/auth/authority/index.ts'
 import type { RejectedEntry } from '../../src/connections/index.ts'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { loadMesh, STORE_DIR } from '../../src/mesh-info.ts'
 import { createMeshLibp2p } from '../../src/p2p/index.ts'
 import {
@@ -19,9 +28,18 @@ import {
   type MessageEntry,
   type RoomFrame,
   type RoomSyncStatus,
+  signShare,
 } from '../../src/rooms/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
-import { decide, requestConnection, startNode, statusAt, type TestNode } from '../connections/nodes.ts'
+import {
+  decide,
+  dmAct,
+  requestConnection,
+  shareAct,
+  startNode,
+  statusAt,
+  type TestNode,
+} from '../connections/nodes.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
@@ -54,7 +72,7 @@ async function connect(a: TestNode, b: TestNode): Promise<void> {
 async function share(from: TestNode, room: string, to: TestNode) {
   return from.api.post<{ room: string; peer: string; direction: string }>(`/api/rooms/${room}/share`, {
     mesh: to.node.did,
-    ucan: from.act('room/share', `${room}:${to.node.did}`),
+    ucan: await shareAct(from, room, to.node.did),
   })
 }
 
@@ -81,10 +99,23 @@ describe('rooms shared between meshes over /mesh/rooms/1.0.0', () => {
     const { a, b } = await pair(t)
     const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'general', topic: 'all' })
     await a.api.post(`/api/rooms/${id}/messages`, { body: 'hello from alpha' })
-    // No act, a wrong act, or no accepted connection: refused.
+    // A chain for another peer, another room, an interim act, or no accepted connection: refused.
+    const elsewhere = await a.api.post<{ id: string }>('/api/rooms', { name: 'elsewhere' })
+    for (const ucan of [
+      await shareAct(a, id, a.architect.did),
+      await shareAct(a, elsewhere.id, b.node.did),
+      await a.act('room/share', b.node.did),
+    ])
+      await assert.rejects(a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan }), {
+        code: 'MESH_UCAN_INVALID',
+      })
     await assert.rejects(
-      a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: a.act('room/share', `${id}:other`) }),
-      { code: 'MESH_UCAN_INVALID' },
+      a.api.post(`/api/rooms/${id}/share`, {
+        mesh: b.node.did,
+        ucan: a.interimAct('room/share', `${id}:${b.node.did}`),
+      }),
+      (err: { code: string; details: { reason: string } }) =>
+        err.code === 'MESH_UCAN_INVALID' && err.details.reason === 'interim',
     )
     const loner = await startNode(t, 'gamma', { rooms: ROOMS })
     await assert.rejects(share(a, id, loner), { code: 'MESH_NOT_CONNECTED' })
@@ -133,13 +164,13 @@ describe('rooms shared between meshes over /mesh/rooms/1.0.0', () => {
     const { a, b } = await pair(t)
     const bob = b.architect.did
     await assert.rejects(
-      a.api.post('/api/me/federated-dms', { with: bob, ucan: a.act('room/share', `dm:${bob}`) }),
+      a.api.post('/api/me/federated-dms', { with: bob, ucan: await dmAct(a, bob) }),
       { code: 'MESH_BAD_REQUEST' }, // bob's mesh is not known yet
     )
     const dm = await a.api.post<{ room: string; peer: string; name: string }>('/api/me/federated-dms', {
       with: bob,
       mesh: b.node.did,
-      ucan: a.act('room/share', `dm:${bob}`),
+      ucan: await dmAct(a, bob),
     })
     assert.equal(dm.peer, b.node.did)
     const members = await until(async () => {
@@ -241,6 +272,119 @@ describe('rooms shared between meshes over /mesh/rooms/1.0.0', () => {
     )
     // C received alpha's messages only through beta.
     assert.ok(!c.node.roomSync.links().includes(a.node.did))
+  })
+
+  it('hostile shares on the wire: a chain without a human, a forged root, a chain for another room — refused; a human-signed one applied', async (t) => {
+    const a = await startNode(t, 'alpha', { rooms: ROOMS })
+    const m = await startNode(t, 'mallory', { rooms: ROOMS })
+    await connect(m, a)
+    // Mallory's node steps aside; a bare host with its key sends shares by hand.
+    const dataDir = m.dataDir
+    const architect = m.architect
+    await m.stop()
+    const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
+    await store.open()
+    const { key } = await loadMesh(store, dataDir)
+    await store.close()
+    const host = await createMeshLibp2p({ key })
+    t.after(() => host.stop())
+    const stream = await host.dialProtocol(multiaddr(a.addr()), MESH_ROOMS_PROTOCOL)
+    const lp = lpStream(stream, { maxDataLength: 1024 * 1024 })
+    const frames: RoomFrame[] = []
+    void (async () => {
+      for (;;) frames.push(decodeFrame((await lp.read()).subarray()))
+    })().catch(() => {})
+
+    const exp = Math.floor(Date.now() / 1000) + 600
+    const bot = new Ed25519KeyPair(Buffer.alloc(32, 77))
+    const root = (issuer: Ed25519KeyPair, audience: string) =>
+      issueDelegation({ issuer, audience, capabilities: [{ can: '*', with: key.did }], expiration: exp })
+    const human = await issueMembershipCredential(key, {
+      id: architect.did,
+      kind: 'human',
+      role: 'architect',
+      tier: 1,
+      mesh: key.did,
+      meshName: 'mallory',
+    })
+    const invoke = async (signer: Ed25519KeyPair, room: string, proofs: API.Delegation[]) =>
+      encodeToken(
+        await issueInvocation({
+          issuer: signer,
+          audience: key.did,
+          capability: { can: 'room/share', with: roomResourceOf(key.did, room), nb: { peer: a.node.did } },
+          expiration: exp,
+          proofs,
+        }),
+      )
+    const send = async (room: string, act: string, credentials: string[] = []) => {
+      const signed = signShare(key, {
+        room,
+        homeMesh: key.did,
+        name: room,
+        topic: '',
+        to: a.node.did,
+        act,
+        ...(credentials.length > 0 ? { credentials } : {}),
+        decidedAt: Date.now(),
+      })
+      await lp.write(encodeFrame({ room, type: 'share', json: JSON.stringify(signed) }))
+    }
+    const refusedWith = async (room: string, code: string) => {
+      const frame = await until(
+        () => frames.find((f) => f.type === 'refused' && f.room === room),
+        `${code} for ${room}`,
+      )
+      assert.equal((frame as { code: string }).code, code)
+      await sleep(1100) // one refusal per peer and reason is reported per second
+    }
+    const roomIds = ['hostile-001', 'hostile-002', 'hostile-003', 'hostile-004', 'honest-0001']
+
+    // 1. The mesh key alone: no human signed.
+    await send(roomIds[0] as string, await invoke(key, roomIds[0] as string, []))
+    await refusedWith(roomIds[0] as string, 'MESH_NOT_HUMAN_SIGNED')
+    // 2. A bot the mesh delegated to, with no human credential in the chain.
+    const toBot = await issueDelegation({
+      issuer: key,
+      audience: bot.did,
+      capabilities: [{ can: 'room/share', with: key.did }],
+      expiration: exp,
+    })
+    await send(roomIds[1] as string, await invoke(bot, roomIds[1] as string, [toBot]))
+    await refusedWith(roomIds[1] as string, 'MESH_NOT_HUMAN_SIGNED')
+    // 3. A forged root: the architect's chain rooted in a key that is not mallory's mesh.
+    await send(
+      roomIds[2] as string,
+      await invoke(architect, roomIds[2] as string, [await root(bot, architect.did)]),
+      [human],
+    )
+    await refusedWith(roomIds[2] as string, 'MESH_UCAN_INVALID')
+    // 4. A human-signed chain for another room.
+    await send(
+      roomIds[3] as string,
+      await invoke(architect, roomIds[4] as string, [await root(key, architect.did)]),
+      [human],
+    )
+    await refusedWith(roomIds[3] as string, 'MESH_UCAN_INVALID')
+    for (const id of roomIds.slice(0, 4))
+      await assert.rejects(a.api.get(`/api/rooms/${id}`), { code: 'MESH_NOT_FOUND' })
+
+    // Sentinel: the architect's chain with mallory's credential of its human is applied.
+    const honest = roomIds[4] as string
+    await send(honest, await invoke(architect, honest, [await root(key, architect.did)]), [human])
+    const adopted = await until(
+      async () =>
+        (await a.api.get<{ rooms: Array<{ id: string; federated: boolean }> }>('/api/rooms')).rooms.find(
+          (r) => r.id === honest,
+        ),
+      'the honest share adopted',
+    )
+    assert.equal(adopted.federated, true)
+    assert.ok(!frames.some((f) => f.type === 'refused' && f.room === honest))
+    const audit = await a.api.get<{ entries: Array<{ action: string; details: { human?: string } }> }>(
+      '/api/audit?action=rooms.share.received',
+    )
+    assert.equal(audit.entries[0]?.details.human, architect.did)
   })
 
   it('hostile peer on the wire: not-shared room, forged update, 10,000 malformed frames, awareness impersonation, oversized frame', async (t) => {

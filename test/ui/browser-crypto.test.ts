@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { HumanActVerifier } from '../../src/connections/human-act.ts'
-import { decodeAct, HUMAN_ACTS } from '../../src/connections/index.ts'
+import type * as API from '@ucanto/interface'
+import { roomResourceOf } from '../../src/auth/authority/index.ts'
 import { Ed25519KeyPair, HumanKeystore, verifySignature } from '../../src/identity/index.ts'
-import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+import { beta, carol, service, startMesh } from '../auth/authority-fixtures.ts'
+import { alice, bob, mallory, tempDir } from '../fixtures/principals.ts'
 
 // The console's signing code is browser code (WebCrypto); Node 24 has the same
 // WebCrypto, so it runs here unchanged. Imported by a computed path so the node's
@@ -12,7 +13,7 @@ import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.
 interface BrowserKey {
   name: string
   did: string
-  privateKey: unknown
+  privateKey: CryptoKey
 }
 interface HumanKeyModule {
   keyFromSeed(seed: Uint8Array, name: string): Promise<BrowserKey>
@@ -20,13 +21,23 @@ interface HumanKeyModule {
   generateKey(name: string): Promise<{ key: BrowserKey; file: { seed: string; did: string } }>
   sign(key: BrowserKey, bytes: Uint8Array): Promise<string>
 }
-interface ActsModule {
-  signAct(key: BrowserKey, options: { act: string; aud: string; with: string }): Promise<string>
-  HUMAN_ACTS: Record<string, string>
+interface UcanModule {
+  ucantoSigner(key: BrowserKey): {
+    did(): string
+    signatureAlgorithm: string
+    signatureCode: number
+  }
+  decodeToken(token: string): Promise<API.Delegation>
+  signAct(
+    key: BrowserKey,
+    meshDid: string,
+    act: Record<string, unknown>,
+    proofs: API.Delegation[],
+  ): Promise<string>
 }
 const ui = (path: string) => new URL(`../../src/ui/src/lib/${path}`, import.meta.url).href
 const humanKey = (await import(ui('human-key.ts'))) as HumanKeyModule
-const acts = (await import(ui('acts.ts'))) as ActsModule
+const ucan = (await import(ui('ucan.ts'))) as UcanModule
 
 const seedOf = (k: Ed25519KeyPair) => Buffer.from(k.seed)
 
@@ -63,40 +74,84 @@ describe('console crypto (browser code) agrees with the node', () => {
     assert.ok(!verifySignature(mallory.did, new TextEncoder().encode(text), Buffer.from(sig, 'base64url')))
   })
 
-  it('makes acts the node verifies, once; a generated key signs too', async (t) => {
-    const store = await tempStore(t)
-    const verifier = new HumanActVerifier({ store })
-    const meshDid = bob.did
+  it('signs UCAN chains the node’s Authority verifies: each act, once, only for what it names; the key stays non-extractable', async (t) => {
+    const mesh = await startMesh(t)
+    const root = mesh.authority.rootDelegation()?.token as string
     const browser = await humanKey.keyFromSeed(seedOf(alice), 'alice')
-    assert.deepEqual(acts.HUMAN_ACTS.connect, HUMAN_ACTS.connect)
-    assert.deepEqual(acts.HUMAN_ACTS.roomShare, HUMAN_ACTS.roomShare)
+    assert.equal(browser.privateKey.extractable, false)
+    const proof = await ucan.decodeToken(root)
+    const signer = ucan.ucantoSigner(browser)
+    assert.equal(signer.did(), alice.did)
+    assert.equal(signer.signatureAlgorithm, 'EdDSA')
+    assert.equal(signer.signatureCode, 0xd0ed)
 
-    const encoded = await acts.signAct(browser, { act: HUMAN_ACTS.connect, aud: meshDid, with: mallory.did })
-    const decoded = decodeAct(encoded)
-    assert.equal(decoded.iss, alice.did)
-    assert.equal(decoded.exp - decoded.iat, 600)
-    const options = {
-      audience: meshDid,
-      allowedIssuers: (did: string) => did === alice.did,
-      act: HUMAN_ACTS.connect,
-      subject: mallory.did,
+    const verify = (token: string, can: string, nb: Record<string, unknown>, resource = service.did) =>
+      mesh.authority.verifyAuthority({ ucan: token, can, with: resource, nb }, { now: Date.now() })
+    const connect = await ucan.signAct(browser, service.did, { can: 'mesh/connect', peer: mallory.did }, [
+      proof,
+    ])
+    const ok = await verify(connect, 'mesh/connect', { peer: mallory.did })
+    assert.equal(ok.error, undefined, JSON.stringify(ok.error))
+    assert.equal(ok.ok?.issuer, alice.did)
+    assert.equal(ok.ok?.humanInChain, alice.did)
+    assert.deepEqual(ok.ok?.issuers, [alice.did, service.did])
+    assert.equal((await verify(connect, 'mesh/connect', { peer: mallory.did })).error?.code, 'MESH_REPLAY')
+    // Another subject than the one signed.
+    const other = await ucan.signAct(browser, service.did, { can: 'mesh/connect', peer: bob.did }, [proof])
+    assert.equal(
+      (await verify(other, 'mesh/connect', { peer: mallory.did })).error?.code,
+      'MESH_UCAN_INVALID',
+    )
+
+    for (const what of ['connection/accept', 'connection/decline', 'connection/disconnect'] as const) {
+      const token = await ucan.signAct(browser, service.did, { can: what, connection: 'conn-1' }, [proof])
+      assert.equal((await verify(token, what, { connection: 'conn-1' })).error, undefined)
     }
-    const act = await verifier.verify(encoded, options)
-    await verifier.commit(act)
-    await assert.rejects(verifier.verify(encoded, options), { code: 'MESH_REPLAY' })
+    // A room share is on the room; a DM on the mesh, naming the principal.
+    const room = 'room-00000001'
+    const share = await ucan.signAct(browser, service.did, { can: 'room/share', room, peer: beta.did }, [
+      proof,
+    ])
+    assert.equal(
+      (await verify(share, 'room/share', { peer: beta.did }, roomResourceOf(service.did, room))).error,
+      undefined,
+    )
+    const wrongRoom = await ucan.signAct(browser, service.did, { can: 'room/share', room, peer: beta.did }, [
+      proof,
+    ])
+    assert.equal(
+      (
+        await verify(
+          wrongRoom,
+          'room/share',
+          { peer: beta.did },
+          roomResourceOf(service.did, 'room-00000002'),
+        )
+      ).error?.code,
+      'MESH_UCAN_INVALID',
+    )
+    const dm = await ucan.signAct(browser, service.did, { can: 'room/share', dm: carol.did }, [proof])
+    assert.equal((await verify(dm, 'room/share', { peer: carol.did })).error, undefined)
 
-    // A different subject than the one signed is refused.
-    const other = await acts.signAct(browser, { act: HUMAN_ACTS.connect, aud: meshDid, with: alice.did })
-    await assert.rejects(verifier.verify(other, options), { code: 'MESH_UCAN_INVALID' })
+    // Trust promotion by the architect, with a reason.
+    const promote = await ucan.signAct(
+      browser,
+      service.did,
+      { can: 'trust/promote', subject: carol.did, tier: 3, reason: 'helpful for a month' },
+      [proof],
+    )
+    const record = await mesh.authority.promote(promote, carol.did, { now: Date.now() })
+    assert.equal(record.tier, 3)
+    assert.equal(record.tierChangedBy, alice.did)
 
-    const made = await humanKey.generateKey('ada')
-    assert.equal(new Ed25519KeyPair(Buffer.from(made.file.seed, 'base64url')).did, made.key.did)
-    const byAda = await acts.signAct(made.key, { act: HUMAN_ACTS.accept, aud: meshDid, with: 'conn-1' })
-    await verifier.verify(byAda, {
-      audience: meshDid,
-      allowedIssuers: (did) => did === made.key.did,
-      act: HUMAN_ACTS.accept,
-      subject: 'conn-1',
-    })
+    // Without the root delegation, or by a key it was not given to: refused.
+    const bare = await ucan.signAct(browser, service.did, { can: 'mesh/connect', peer: mallory.did }, [])
+    assert.ok((await verify(bare, 'mesh/connect', { peer: mallory.did })).error)
+    const ada = (await humanKey.generateKey('ada')).key
+    const byAda = await ucan.signAct(ada, service.did, { can: 'mesh/connect', peer: mallory.did }, [proof])
+    assert.equal(
+      (await verify(byAda, 'mesh/connect', { peer: mallory.did })).error?.code,
+      'MESH_UCAN_INVALID',
+    )
   })
 })

@@ -17,10 +17,10 @@ import {
 } from '@mantine/core'
 import { useDebouncedValue } from '@mantine/hooks'
 import { useState } from 'react'
-import { HUMAN_ACTS } from '../lib/acts.ts'
 import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
 import type { Connection, Peer, PublicMesh } from '../lib/types.ts'
+import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, Loading, ShortDid, StatusBadge, When } from './common.tsx'
 
 type Tab = 'browse' | 'connections' | 'requests'
@@ -203,7 +203,7 @@ function RequestModal({ mesh, onClose }: { mesh: PublicMesh; onClose: () => void
   const [note, setNote] = useState('')
   const [sent, setSent] = useState<{ id: string; status: string } | undefined>(undefined)
   const send = useAction(async () => {
-    const ucan = await session.act(HUMAN_ACTS.connect, mesh.did)
+    const ucan = await session.act({ can: ACTS.connect, peer: mesh.did })
     const res = await session.call<{ id: string; status: string }>('POST', '/api/connections', {
       target: targetOf(mesh),
       ucan,
@@ -215,7 +215,7 @@ function RequestModal({ mesh, onClose }: { mesh: PublicMesh; onClose: () => void
     <Modal opened onClose={onClose} title={`Request a connection with ${mesh.name}`} size="lg">
       <Stack>
         <Text size="sm">
-          Your key signs the act <Code>{HUMAN_ACTS.connect}</Code> for <ShortDid did={mesh.did} />;{' '}
+          Your key signs a UCAN invoking <Code>{ACTS.connect}</Code> for <ShortDid did={mesh.did} />;{' '}
           {mesh.name}'s architect decides on their side.
         </Text>
         <Textarea
@@ -249,7 +249,7 @@ function RequestModal({ mesh, onClose }: { mesh: PublicMesh; onClose: () => void
 function useDecision(reload: () => void) {
   const session = useSession()
   return useAction(async (c: Connection, what: 'accept' | 'decline' | 'disconnect') => {
-    const ucan = await session.act(HUMAN_ACTS[what], c.id)
+    const ucan = await session.act({ can: ACTS[what], connection: c.id })
     await session.call('POST', `/api/connections/${encodeURIComponent(c.id)}/${what}`, { ucan })
     reload()
   })
@@ -360,7 +360,7 @@ function ConnectionsTab({
       >
         <Stack>
           <Text size="sm">
-            Your key signs <Code>{HUMAN_ACTS.disconnect}</Code>. Shared rooms stop syncing with{' '}
+            Your key signs <Code>{ACTS.disconnect}</Code>. Shared rooms stop syncing with{' '}
             {confirm?.peerName ?? 'this mesh'}; a new request makes agreement v
             {(confirm?.agreementVersion ?? 0) + 1}.
           </Text>

@@ -18,11 +18,11 @@ import {
   Title,
 } from '@mantine/core'
 import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from 'react'
-import { HUMAN_ACTS } from '../lib/acts.ts'
 import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
 import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
 import { useSession } from '../lib/session.tsx'
 import type { Connection, Member, Notification, Room, RoomDetail, RoomSync } from '../lib/types.ts'
+import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, FederatedBadge, Loading, ShortDid, StatusBadge, When } from './common.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
@@ -456,7 +456,7 @@ function ShareCard({
   const [peer, setPeer] = useState<string | null>(null)
   const [done, setDone] = useState<string | undefined>(undefined)
   const share = useAction(async (mesh: string) => {
-    const ucan = await session.act(HUMAN_ACTS.roomShare, `${roomId}:${mesh}`)
+    const ucan = await session.act({ can: ACTS.roomShare, room: roomId, peer: mesh })
     await session.call('POST', `/api/rooms/${roomId}/share`, { mesh, ucan })
     setDone(mesh)
     onShared()
@@ -501,7 +501,7 @@ function ShareCard({
             Sign and share
           </Button>
           <Text size="xs" c="dimmed">
-            Your key signs <Code>{HUMAN_ACTS.roomShare}</Code>.
+            Your key signs a UCAN invoking <Code>{ACTS.roomShare}</Code> on this room.
           </Text>
         </Stack>
       )}

@@ -22,6 +22,7 @@ import { useEffect, useState } from 'react'
 import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
 import type { AuditReport, AuditRow, Policy, RejectedEntry, TrustRecord } from '../lib/types.ts'
+import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
 
 type Tab = 'trust' | 'rejected' | 'audit' | 'policy'
@@ -92,7 +93,12 @@ function TrustTab() {
   }
   if (trust.data === undefined) return <Loading label="Loading trust…" />
   if (trust.data.length === 0)
-    return <EmptyState>No foreign principal or peer mesh has interacted with this mesh yet.</EmptyState>
+    return (
+      <Stack>
+        <EmptyState>No foreign principal or peer mesh has interacted with this mesh yet.</EmptyState>
+        <PromoteCard onDone={trust.reload} />
+      </Stack>
+    )
   return (
     <Stack>
       <ScrollArea>
@@ -136,11 +142,103 @@ function TrustTab() {
           </Table.Tbody>
         </Table>
       </ScrollArea>
-      <Text size="xs" c="dimmed">
-        Promotion is a human's signed <Code>trust/promote</Code> invocation (a UCAN) with a reason, made with
-        the CLI (<Code>mesh trust &lt;did&gt; --tier N --reason …</Code>) until the console signs UCANs.
-      </Text>
+      <PromoteCard onDone={trust.reload} />
     </Stack>
+  )
+}
+
+/** Sets a tier by the signed-in human's `trust/promote` UCAN (signed in this browser), with a reason. */
+function PromoteCard({ onDone }: { onDone: () => void }) {
+  const session = useSession()
+  const [did, setDid] = useState('')
+  const [scope, setScope] = useState<'principal' | 'mesh'>('principal')
+  const [tier, setTier] = useState<string | null>('3')
+  const [reason, setReason] = useState('')
+  const [done, setDone] = useState<TrustRecord | undefined>(undefined)
+  const promote = useAction(async () => {
+    const subject = did.trim()
+    const granted = Number(tier)
+    const ucan = await session.act({ can: ACTS.promote, subject, tier: granted, reason: reason.trim() })
+    const record = await session.call<TrustRecord>('PUT', `/api/trust/${encodeURIComponent(subject)}`, {
+      tier: granted,
+      reason: reason.trim(),
+      ucan,
+      scope,
+    })
+    setDone(record)
+    onDone()
+  })
+  const ready = did.trim().startsWith('did:') && reason.trim() !== '' && tier !== null
+  return (
+    <Card withBorder>
+      <Title order={3} size="h5" mb="xs">
+        Change a tier
+      </Title>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault()
+          if (ready) void promote.run()
+        }}
+      >
+        <Stack gap="xs">
+          <TextInput
+            label="Principal or peer mesh (did)"
+            placeholder="did:key:z…"
+            value={did}
+            onChange={(e) => setDid(e.currentTarget.value)}
+            data-testid="promote-did"
+          />
+          <Group grow>
+            <SegmentedControl
+              aria-label="Scope"
+              value={scope}
+              onChange={(v) => setScope(v as 'principal' | 'mesh')}
+              data={[
+                { value: 'principal', label: 'principal' },
+                { value: 'mesh', label: 'peer mesh' },
+              ]}
+            />
+            <Select
+              label="Tier"
+              data={[
+                { value: '2', label: '2 — super' },
+                { value: '3', label: '3 — elevated' },
+                { value: '4', label: '4 — normal' },
+              ]}
+              value={tier}
+              onChange={setTier}
+              allowDeselect={false}
+              data-testid="promote-tier"
+            />
+          </Group>
+          <TextInput
+            label="Reason"
+            placeholder="what earned it"
+            maxLength={512}
+            value={reason}
+            onChange={(e) => setReason(e.currentTarget.value)}
+            data-testid="promote-reason"
+          />
+          <Group justify="space-between">
+            <Text size="xs" c="dimmed">
+              Your key signs a UCAN invoking <Code>{ACTS.promote}</Code> with this tier and reason; it is
+              audited.
+            </Text>
+            <Button type="submit" disabled={!ready} loading={promote.busy}>
+              Sign and set tier
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+      {promote.error !== undefined && (
+        <ErrorState error={promote.error} title="Tier change refused" onClose={promote.clear} />
+      )}
+      {done !== undefined && promote.error === undefined && (
+        <Text size="sm" c="green" role="status" data-testid="promoted">
+          <ShortDid did={done.did} /> is now tier {done.tier}.
+        </Text>
+      )}
+    </Card>
   )
 }
 

@@ -8,11 +8,11 @@ import {
   useRef,
   useState,
 } from 'react'
-import { signAct } from './acts.ts'
 import { ApiError, request } from './api.ts'
 import { utf8 } from './bytes.ts'
 import { forgetKey, type HumanKey, loadStoredKey, sign, storeKey } from './human-key.ts'
 import type { Health, Manifest, Me } from './types.ts'
+import { type Act, decodeToken, signAct } from './ucan.ts'
 
 export interface Session {
   health: Health
@@ -23,8 +23,11 @@ export interface Session {
   token: string
   /** A JSON call with the session's token; signs in again once if the token expired. */
   call<T>(method: string, path: string, body?: unknown): Promise<T>
-  /** Signs a human act with the key held in this browser, addressed to this mesh. */
-  act(act: string, subject: string): Promise<string>
+  /**
+   * Signs a human act — a UCAN chain: an invocation by the key held in this browser,
+   * addressed to this mesh, proved by the mesh's root delegation to its architect.
+   */
+  act(act: Act): Promise<string>
   signOut(options?: { forget?: boolean }): Promise<void>
 }
 
@@ -125,10 +128,18 @@ export function SessionProvider({ children }: { children: ReactNode }) {
         return tokenRef.current ?? state.token
       },
       call,
-      async act(act: string, subject: string) {
-        // The mesh's current did: after a key rotation it is not the one signed in to.
+      async act(act: Act) {
+        // The mesh's current did and root delegation: a key rotation re-issues both.
         const health = await request<Health>('GET', '/api/health')
-        return signAct(key, { act, aud: health.did, with: subject })
+        const root = await call<{ token: string; architect: string }>('GET', '/api/auth/root-delegation')
+        if (root.architect !== key.did)
+          throw new ApiError(
+            'MESH_FORBIDDEN',
+            'only the architect’s key holds the root delegation: sign this act with a delegation to your key (mesh delegate, then the CLI)',
+            403,
+            { architect: root.architect, signer: key.did },
+          )
+        return signAct(key, health.did, act, [await decodeToken(root.token)])
       },
       async signOut(options = {}) {
         if (options.forget === true) await forgetKey()
