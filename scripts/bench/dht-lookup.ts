@@ -2,30 +2,29 @@
  * DHT lookup latency, hops and success for N meshes on loopback, side by side with the
  * same lookups on N hosts with the stock kad-dht configuration.
  *
- * Mesh side: N in-process mesh stacks whose discovery publishes their signed records;
- * a lookup is what the node does, `discovery.lookup(did, {first: true})`. Stock side:
- * N `dht: 'stock'` hosts, each putting the same kind of signed record; a lookup is
- * kad-dht's `get` run to its end (then validated). Both run the same (looker, target)
- * pairs one at a time, after 16 unmeasured warm-up lookups. The loopback round trip
- * is the median wall time of a libp2p ping (stream open included, as in every DHT
- * request) between two nodes of the mesh network.
+ * Layout: the N nodes of a side run in `workers` child processes (dht-worker.ts, N /
+ * workers nodes each, node g in process g mod workers), driven over IPC. A network of
+ * separate hosts is what the round-trip bound describes; N nodes on one event loop
+ * would queue every hop behind every other node's work. Both sides use the same
+ * layout and the same (looker, target) pairs, one lookup at a time, after 16
+ * unmeasured warm-up lookups; each lookup is timed inside the looker's process.
  *
- * All N nodes of a side share this process's one event loop, so a query fanned out to
- * many peers costs its latency the CPU of every request and response it makes.
+ * Mesh side: mesh stacks whose discovery publishes their signed records; a lookup is
+ * what the node does, `discovery.lookup(did, {first: true})` (the query ends at the
+ * first valid record). Stock side: `dht: 'stock'` hosts, each putting the same kind of
+ * signed record; a lookup is kad-dht's `get` run to its end (then validated).
+ *
+ * The round trip of the bound is a libp2p ping between two nodes in different
+ * processes: open a new yamux stream, negotiate the protocol, 32 bytes out and back —
+ * what every DHT request costs before its message is even encoded — median of 300.
  */
-import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
-import { Key } from 'interface-datastore'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import {
-  createMeshRecord,
-  encodeMeshRecord,
-  type MeshLibp2p,
-  meshRecordKey,
-  parseMeshRecord,
-  validateMeshRecord,
-} from '../../src/p2p/index.ts'
-import { type BenchNode, connect, forEachLimited, NodePool } from './nodes.ts'
+import { type ChildProcess, fork } from 'node:child_process'
+import { once } from 'node:events'
+import type { Sample, Variant, WorkerRequest } from './dht-worker.ts'
+import { forEachLimited } from './nodes.ts'
 import { emit, median, note, percentile, type ResultName, sleep } from './report.ts'
+
+const WORKER_SCRIPT = new URL('./dht-worker.ts', import.meta.url).pathname
 
 export interface DhtLookupInit {
   /** Number of nodes in each network. */
@@ -36,6 +35,8 @@ export interface DhtLookupInit {
   timeoutMs?: number
   /** Pings for the loopback round trip; default 300. */
   pings?: number
+  /** Child processes each side's nodes are spread over; default min(8, n / 4). */
+  workers?: number
 }
 
 /** The results `benchDhtLookup` writes for `n`. */
@@ -49,18 +50,9 @@ export function dhtLookupNames(n: number): ResultName[] {
   ]
 }
 
-interface Sample {
-  ok: boolean
-  /** Wall time of the whole lookup call. */
-  ms: number
-  hops?: number
-  /** Mesh side: until the record arrived, as the lookup counted it. */
-  firstMs?: number
-}
-
 interface Side {
   samples: Sample[]
-  /** Mesh side only: median libp2p ping between two of its nodes, ms. */
+  /** Mesh side only: median libp2p ping between two of its nodes in different processes, ms. */
   rttMs?: number
   /** Mesh side only: share of the pairs whose target record some other node holds. */
   stored?: number
@@ -108,193 +100,237 @@ export async function benchDhtLookup(init: DhtLookupInit): Promise<void> {
   emit(`dht.lookup_p90_vs_rtt_bound.n${n}`, value(ours.p90), 'ms', value(bound), 1, 'lower')
 }
 
+/** The child processes of one side, and which holds node g (process g mod k, index g div k). */
+class Workers {
+  readonly #procs: ChildProcess[] = []
+  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
+  #nextId = 1
+
+  static async start(count: number): Promise<Workers> {
+    const workers = new Workers()
+    await Promise.all(Array.from({ length: count }, () => workers.#spawn()))
+    return workers
+  }
+
+  get size(): number {
+    return this.#procs.length
+  }
+
+  async #spawn(): Promise<void> {
+    const proc = fork(WORKER_SCRIPT, [], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    })
+    this.#procs.push(proc)
+    const up = new Promise<void>((resolve, reject) => {
+      proc.once('exit', (code) => reject(new Error(`dht worker exited with ${code}`)))
+      proc.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: string }) => {
+        if (msg.id === 0) return resolve()
+        const waiter = this.#pending.get(msg.id)
+        this.#pending.delete(msg.id)
+        if (msg.ok) waiter?.resolve(msg.value)
+        else waiter?.reject(new Error(msg.error))
+      })
+    })
+    proc.once('exit', () => {
+      for (const [id, waiter] of this.#pending) {
+        this.#pending.delete(id)
+        waiter.reject(new Error('dht worker exited'))
+      }
+    })
+    await up
+  }
+
+  ask<T>(worker: number, req: WorkerRequest): Promise<T> {
+    const proc = this.#procs[worker] as ChildProcess
+    const id = this.#nextId++
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      proc.send({ id, ...req })
+    })
+  }
+
+  /** Asks the worker that holds node g, with its local index. */
+  askNode<T>(g: number, req: (index: number) => WorkerRequest): Promise<T> {
+    return this.ask<T>(g % this.size, req(Math.floor(g / this.size)))
+  }
+
+  all<T>(req: WorkerRequest): Promise<T[]> {
+    return Promise.all(this.#procs.map((_, i) => this.ask<T>(i, req)))
+  }
+
+  /** Stops every node and process: `exit` first, SIGKILL after 10 s. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.#procs.map(async (proc) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return
+        const exited = once(proc, 'exit')
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+        try {
+          proc.send({ id: -1, op: 'exit' })
+        } catch {
+          proc.kill('SIGKILL')
+        }
+        await exited
+        clearTimeout(timer)
+      }),
+    )
+  }
+}
+
+interface NodeInfo {
+  did: string
+  peerId: string
+  addrs: string[]
+}
+
 async function runSide(
   n: number,
-  variant: 'mesh' | 'stock',
+  variant: Variant,
   pairs: ReadonlyArray<readonly [number, number]>,
   init: DhtLookupInit,
 ): Promise<Side> {
-  const pool = new NodePool()
   const timeoutMs = init.timeoutMs ?? 10_000
+  const k = Math.max(1, Math.min(init.workers ?? Math.min(8, Math.floor(n / 4)), n))
+  const started = performance.now()
+  const workers = await Workers.start(k)
   try {
-    const started = performance.now()
-    const root = await pool.dir('mesh-bench-dht-')
-    const nodes: BenchNode[] = []
-    // Unlisted meshes (announce: false): records are published as ever, but no
-    // directory provide/lookup traffic slows the set-up. One discovery round at start
-    // (and the retries below), none while lookups are measured.
-    for (let i = 0; i < n; i++) {
-      nodes.push(
-        variant === 'mesh'
-          ? await pool.mesh(root, { intervalMs: 600_000, announce: false })
-          : await pool.stock(),
-      )
+    // node g lives in worker g % k at index floor(g / k)
+    const perWorker = await Promise.all(
+      Array.from({ length: k }, (_, w) =>
+        workers.ask<NodeInfo[]>(w, { op: 'init', variant, count: Math.ceil((n - w) / k) }),
+      ),
+    )
+    const nodes: NodeInfo[] = Array.from(
+      { length: n },
+      (_, g) => perWorker[g % k]?.[Math.floor(g / k)] as NodeInfo,
+    )
+    await connect(workers, nodes)
+
+    // 8 publishes at a time, and again (as a node does at its next round) when no
+    // other node took the record.
+    const heldElsewhere = async (g: number): Promise<boolean> =>
+      (await workers.all<boolean>({ op: 'holds', did: (nodes[g] as NodeInfo).did })).some(Boolean)
+    const publish = async (g: number, attempt: number): Promise<boolean> => {
+      try {
+        const reached = await workers.askNode<number>(g, (index) => ({
+          op: 'publish',
+          index,
+          first: attempt === 0,
+        }))
+        return variant === 'stock' ? reached > 0 : await heldElsewhere(g)
+      } catch (err) {
+        note(`n${n} ${variant}: publish failed: ${(err as Error).message}`)
+        return false
+      }
     }
-    await connect(nodes)
-    // Both sides publish 8 at a time, and again (as a node does at its next round) when
-    // no other node took the record.
-    const publish = async (node: BenchNode, attempt: number): Promise<boolean> => {
-      if (variant === 'stock') return (await stockPublish(node)) > 0
-      // refresh() right after start() runs the first round itself
-      if (attempt === 0) await node.discovery?.start()
-      await node.discovery
-        ?.refresh({ signal: AbortSignal.timeout(60_000) })
-        .catch((err: Error) => note(`publish failed: ${err.message}`))
-      return heldElsewhere(nodes, node)
-    }
-    let pending = nodes
+    let pending = nodes.map((_, g) => g)
     for (let attempt = 0; attempt < 3 && pending.length > 0; attempt++) {
-      const missed: BenchNode[] = []
-      await forEachLimited(pending, 8, async (node) => {
-        if (!(await publish(node, attempt))) missed.push(node)
+      const missed: number[] = []
+      await forEachLimited(pending, 8, async (g) => {
+        if (!(await publish(g, attempt))) missed.push(g)
       })
       if (missed.length > 0)
         note(`n${n} ${variant}: ${missed.length} records reached no peer (try ${attempt + 1})`)
       pending = missed
     }
     await sleep(500)
-    note(`n${n} ${variant}: ${n} nodes up and published in ${Math.round(performance.now() - started)} ms`)
-    const stored =
-      variant === 'mesh'
-        ? pairs.filter(([, b]) => heldElsewhere(nodes, nodes[b] as BenchNode)).length / pairs.length
-        : undefined
-
-    const lookup = async (looker: BenchNode, target: BenchNode): Promise<Sample> => {
-      const signal = AbortSignal.timeout(timeoutMs)
-      const t0 = performance.now()
-      try {
-        if (variant === 'mesh') {
-          const result = await (looker.discovery as NonNullable<BenchNode['discovery']>).lookup(
-            target.key.did,
-            {
-              first: true,
-              signal,
-            },
-          )
-          const ok = result.record.did === target.key.did
-          return {
-            ok,
-            ms: performance.now() - t0,
-            ...(result.hops !== undefined ? { hops: result.hops } : {}),
-            ...(result.firstMs !== undefined ? { firstMs: result.firstMs } : {}),
-          }
-        }
-        const result = await stockLookup(looker.libp2p, target.key.did, signal)
-        return { ok: result.record.did === target.key.did, ms: performance.now() - t0, hops: result.hops }
-      } catch (err) {
-        const ms = performance.now() - t0
-        note(`n${n} ${variant}: lookup failed after ${Math.round(ms)} ms: ${(err as Error).message}`)
-        return { ok: false, ms }
-      }
+    note(
+      `n${n} ${variant}: ${n} nodes in ${k} processes up and published in ${Math.round(performance.now() - started)} ms`,
+    )
+    let stored: number | undefined
+    if (variant === 'mesh') {
+      const held = await Promise.all(nodes.map((_, g) => heldElsewhere(g)))
+      stored = pairs.filter(([, b]) => held[b]).length / pairs.length
     }
 
+    const lookup = async (a: number, b: number): Promise<Sample> => {
+      const sample = await workers.askNode<Sample>(a, (index) => ({
+        op: 'lookup',
+        index,
+        did: (nodes[b] as NodeInfo).did,
+        timeoutMs,
+      }))
+      if (!sample.ok)
+        note(`n${n} ${variant}: lookup ${a} → ${b} failed after ${Math.round(sample.ms)} ms: ${sample.error}`)
+      return sample
+    }
     // Unmeasured warm-up (JIT, first streams): 16 lookups from spread-out nodes.
-    for (let i = 0; i < n; i += Math.ceil(n / 16))
-      await lookup(nodes[i] as BenchNode, nodes[(i + 1) % n] as BenchNode)
+    for (let i = 0; i < n; i += Math.ceil(n / 16)) await lookup(i, (i + 1) % n)
     const samples: Sample[] = []
-    for (const [a, b] of pairs) samples.push(await lookup(nodes[a] as BenchNode, nodes[b] as BenchNode))
+    for (const [a, b] of pairs) samples.push(await lookup(a, b))
     const failed = samples.filter((s) => !s.ok).length
     if (failed > 0) note(`n${n} ${variant}: ${failed} of ${samples.length} lookups failed`)
     const slowest = [...samples].sort((x, y) => y.ms - x.ms).slice(0, 5)
+    const connections = (await workers.all<number[]>({ op: 'connections' })).flat()
     note(
       `n${n} ${variant}: slowest ${slowest
         .map(
           (x) =>
             `${Math.round(x.ms)}${x.firstMs !== undefined ? ` (record at ${Math.round(x.firstMs)})` : ''}`,
         )
-        .join(', ')} ms; connections per node ${median(nodes.map((x) => x.libp2p.getConnections().length))}`,
+        .join(', ')} ms; connections per node ${median(connections)}`,
     )
     if (variant === 'stock') return { samples }
-    const rttMs = await pingRtt(nodes[0] as BenchNode, nodes[1] as BenchNode, init.pings ?? 300)
+    // node 0 (process 0) pings node 1 (process 1 when k > 1)
+    let rttMs: number | undefined
+    try {
+      const peer = nodes[1] as NodeInfo
+      const times = await workers.askNode<number[]>(0, (index) => ({
+        op: 'ping',
+        index,
+        peerId: peer.peerId,
+        addrs: peer.addrs,
+        count: init.pings ?? 300,
+      }))
+      note(
+        `n${n}: ping rtt (new stream + 32 B request/response, across processes) p10 ${percentile(times, 10).toFixed(3)}` +
+          ` p50 ${median(times).toFixed(3)} p90 ${percentile(times, 90).toFixed(3)} ms`,
+      )
+      rttMs = median(times)
+    } catch (err) {
+      note(`n${n}: ping failed: ${(err as Error).message}`)
+    }
     return { samples, ...(rttMs !== undefined ? { rttMs } : {}), ...(stored !== undefined ? { stored } : {}) }
   } finally {
-    await pool.stopAll()
+    await workers.stop()
   }
-}
-
-/** What a stock node does to publish: its signed record, put into the DHT; how many peers took it. */
-async function stockPublish(node: BenchNode): Promise<number> {
-  const record = createMeshRecord(
-    node.key,
-    {
-      name: `bench-${node.key.did.slice(-6).toLowerCase()}`,
-      multiaddrs: node.libp2p.getMultiaddrs().map(String),
-      protocolVersions: [],
-      version: '0.1.0',
-      members: 0,
-      bots: 0,
-      rooms: 0,
-    },
-    1,
-  )
-  let reached = 0
-  try {
-    const dht: KadDHT = node.libp2p.services.dht
-    for await (const event of dht.put(meshRecordKey(node.key.did), encodeMeshRecord(record), {
-      signal: AbortSignal.timeout(60_000),
-    })) {
-      if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') reached++
-    }
-  } catch (err) {
-    note(`stock put from ${node.libp2p.peerId} failed: ${(err as Error).message}`)
-  }
-  return reached
 }
 
 /**
- * kad-dht's `get` to its end, as a stock node looks a record up; the record it picks
- * must pass our validator. `hops` is counted like MeshDiscovery counts it: the depth of
- * the first peer whose answer carried the record (0 when only the own copy had it).
+ * Bootstraps the DHT like nodes.ts `connect`: node g dials node g - 1 and up to 3 other
+ * random earlier nodes, then waits (up to 30 s) until every routing table holds at
+ * least min(4, n - 1) peers.
  */
-async function stockLookup(
-  libp2p: MeshLibp2p,
-  did: string,
-  signal: AbortSignal,
-): Promise<{ record: ReturnType<typeof parseMeshRecord>; hops: number }> {
-  const key = meshRecordKey(did)
-  const depth = new Map<string, number>()
-  let value: Uint8Array | undefined
-  let hops: number | undefined
-  const onEvent = (event: QueryEvent): void => {
-    if (event.name === 'SEND_QUERY') {
-      if (!depth.has(event.to.toString())) depth.set(event.to.toString(), 1)
-    } else if (event.name === 'PEER_RESPONSE') {
-      const d = depth.get(event.from.toString()) ?? 1
-      for (const peer of event.closer)
-        if (!depth.has(peer.id.toString())) depth.set(peer.id.toString(), d + 1)
-      if (event.record !== undefined && hops === undefined) hops = d
-    } else if (event.name === 'VALUE') {
-      value = event.value
-    }
-  }
-  for await (const event of libp2p.services.dht.get(key, { signal })) onEvent(event)
-  if (value === undefined) throw new Error(`no record for ${did}`)
-  await validateMeshRecord(key, value)
-  return { record: parseMeshRecord(value), hops: hops ?? 0 }
-}
-
-/** Median wall time of a libp2p ping (stream open, 32 bytes out and back) from a to b. */
-async function pingRtt(a: BenchNode, b: BenchNode, count: number): Promise<number | undefined> {
-  const times: number[] = []
-  try {
-    await a.libp2p.dial(b.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(5_000) })
-    for (let i = 0; i < 20 + count; i++) {
-      const t0 = performance.now()
-      await a.libp2p.services.ping.ping(b.libp2p.peerId, { signal: AbortSignal.timeout(5_000) })
-      if (i >= 20) times.push(performance.now() - t0)
-    }
-  } catch (err) {
-    note(`ping failed after ${times.length} pings: ${(err as Error).message}`)
-  }
-  if (times.length === 0) return undefined
-  note(
-    `ping rtt p10 ${percentile(times, 10).toFixed(3)} p50 ${median(times).toFixed(3)} p90 ${percentile(times, 90).toFixed(3)} ms`,
+async function connect(workers: Workers, nodes: NodeInfo[], fanout = 4, timeoutMs = 30_000): Promise<void> {
+  await Promise.all(
+    nodes.map(async (_, g) => {
+      if (g === 0) return
+      const targets = new Set([g - 1])
+      const candidates = Array.from({ length: g - 1 }, (_, j) => j).sort(() => Math.random() - 0.5)
+      for (const j of candidates) {
+        if (targets.size >= fanout) break
+        targets.add(j)
+      }
+      for (const j of targets) {
+        try {
+          await workers.askNode(g, (index) => ({ op: 'dial', index, addrs: (nodes[j] as NodeInfo).addrs }))
+        } catch (err) {
+          note(`bootstrap dial ${g} → ${j} failed: ${(err as Error).message}`)
+        }
+      }
+    }),
   )
-  return median(times)
-}
-
-/** Whether the DHT store of some node other than `target` holds target's record. */
-function heldElsewhere(nodes: BenchNode[], target: BenchNode): boolean {
-  const dsKey = new Key(`/dht/record/${uint8ArrayToString(meshRecordKey(target.key.did), 'base32')}`)
-  return nodes.some((node) => node !== target && node.datastore?.has(dsKey) === true)
+  const want = Math.min(fanout, nodes.length - 1)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const sizes = (await workers.all<number[]>({ op: 'tableSizes' })).flat()
+    const short = sizes.filter((size) => size < want).length
+    if (short === 0) return
+    if (Date.now() > deadline) {
+      note(`${short} of ${nodes.length} routing tables still hold fewer than ${want} peers; going on`)
+      return
+    }
+    await sleep(50)
+  }
 }

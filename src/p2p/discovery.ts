@@ -1,8 +1,8 @@
 import type { AbortOptions, PeerId, Startable } from '@libp2p/interface'
-import type { QueryEvent } from '@libp2p/kad-dht'
+import { Record as DhtRecord, type QueryEvent } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import type { Datastore } from 'interface-datastore'
+import { type Datastore, Key } from 'interface-datastore'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { NotFoundError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
@@ -35,9 +35,11 @@ export interface MeshDiscoveryComponents {
   /**
    * libp2p's datastore. When given, directory entries this node holds itself are read
    * from it: kad-dht's findProviders stops after k (20) local providers, which would
-   * hide most of the directory from the very nodes that store it.
+   * hide most of the directory from the very nodes that store it. When it also tells
+   * of its writes (RecordGuardDatastore's `onPut`), a mesh that provides the directory
+   * to this node is fetched at once, not at the next round.
    */
-  datastore?: Datastore
+  datastore?: Datastore & { onPut?(listener: (key: Key) => void): () => void }
 }
 
 export interface MeshDiscoveryInit {
@@ -189,6 +191,9 @@ export class MeshDiscovery implements Startable {
   #rerun = false
   #ingestQueue: Promise<unknown> = Promise.resolve()
   #running = false
+  /** Dids fetched right now because they just provided the directory or connected. */
+  readonly #eager = new Map<string, Promise<void>>()
+  #unlisten: (() => void) | undefined
 
   constructor(components: MeshDiscoveryComponents, init: MeshDiscoveryInit) {
     this.#components = components
@@ -240,6 +245,7 @@ export class MeshDiscovery implements Startable {
     this.#published = self?.record
     this.#running = true
     this.#components.libp2p.addEventListener('peer:connect', this.#onConnect)
+    this.#unlisten = this.#components.datastore?.onPut?.(this.#onDatastorePut)
     // The first round runs in the background: start() must not wait on the network.
     this.#runSoon(0)
     this.#log.info({ event: 'discovery.started', seq: this.#seq }, 'discovery started')
@@ -249,9 +255,12 @@ export class MeshDiscovery implements Startable {
     if (!this.#running) return
     this.#running = false
     this.#components.libp2p.removeEventListener('peer:connect', this.#onConnect)
+    this.#unlisten?.()
+    this.#unlisten = undefined
     clearTimeout(this.#timer)
     this.#shutdown.abort()
     await this.#round
+    await Promise.all(this.#eager.values())
     await this.#ingestQueue
   }
 
@@ -322,9 +331,91 @@ export class MeshDiscovery implements Startable {
     return result
   }
 
-  readonly #onConnect = (): void => {
+  readonly #onConnect = (event: CustomEvent<PeerId>): void => {
     // The first connection after being alone: look around at once rather than at the next tick.
     if (this.#components.libp2p.getConnections().length <= 1) this.#runSoon(0)
+    // A mesh of the directory this node holds but has not listed yet (PeerId = did).
+    const peer = event.detail
+    const datastore = this.#components.datastore
+    if (peer === undefined || datastore === undefined) return
+    const held = datastore.has(new Key(PROVIDER_PREFIX + peer.toString()))
+    void Promise.resolve(held).then(
+      (yes) => {
+        if (yes) this.#fetchSoon(peer)
+      },
+      () => {},
+    )
+  }
+
+  /** A peer provided the directory to this node: fetch its record now. */
+  readonly #onDatastorePut = (key: Key): void => {
+    const name = key.toString()
+    if (!name.startsWith(PROVIDER_PREFIX)) return
+    try {
+      this.#fetchSoon(peerIdFromString(name.slice(PROVIDER_PREFIX.length)))
+    } catch {
+      // not a PeerId; the round's own read of the directory logs it
+    }
+  }
+
+  /**
+   * Fetches a directory mesh's record out of the round, unless it is being fetched or
+   * was checked within `recheckMs`. A mesh publishes its record before it provides the
+   * directory, to the peers closest to each key; in a network of up to k meshes that is
+   * every node, so the record is usually held here already (and validated like any
+   * answer); otherwise it comes from the DHT, first valid record, retried twice.
+   */
+  #fetchSoon(peer: PeerId): void {
+    if (!this.#running) return
+    let did: string
+    try {
+      did = didFromPeerId(peer)
+    } catch {
+      return // not an Ed25519 peer, so not a mesh
+    }
+    if (did === this.#components.key.did || this.#eager.has(did)) return
+    const checked = this.#checkedAt.get(did)
+    if (checked !== undefined && Date.now() - checked < this.#init.recheckMs) return
+    const fetching = this.#fetchNow(did).finally(() => this.#eager.delete(did))
+    this.#eager.set(did, fetching)
+  }
+
+  async #fetchNow(did: string): Promise<void> {
+    const signal = this.#signal({}, 15_000)
+    try {
+      const held = (await this.#sublevel.get(MESH_PREFIX + did)) as DiscoveryEntry | undefined
+      const newerThan = held?.record.seq ?? 0
+      let record = await this.#heldRecord(did)
+      if (record !== undefined && record.seq <= newerThan) record = undefined
+      for (let attempt = 0; record === undefined && attempt < 3; attempt++) {
+        if (attempt > 0) await sleep(500 * attempt, signal)
+        record = (await this.#fetchRecord(did, { signal, first: true, newerThan }))?.record
+      }
+      this.#checkedAt.set(did, Date.now())
+      if (record !== undefined) await this.#ingest(record)
+    } catch (err) {
+      if (this.#shutdown.signal.aborted) return
+      this.#log.info(
+        { event: 'discovery.fetch_failed', did, err: (err as Error).message },
+        'record fetch failed',
+      )
+    }
+  }
+
+  /** `did`'s record as this node's DHT store holds it, if valid. */
+  async #heldRecord(did: string): Promise<MeshRecord | undefined> {
+    const datastore = this.#components.datastore
+    if (datastore === undefined) return undefined
+    const key = meshRecordKey(did)
+    const dsKey = new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`)
+    try {
+      if (!(await datastore.has(dsKey))) return undefined
+      const value = DhtRecord.deserialize(await datastore.get(dsKey)).value
+      await validateMeshRecord(key, value)
+      return parseMeshRecord(value)
+    } catch {
+      return undefined
+    }
   }
 
   #runSoon(delay: number): void {
@@ -735,6 +826,21 @@ function registryAddrs(item: unknown): { did: string; multiaddrs: Multiaddr[] } 
     }
   }
   return { did, multiaddrs: out }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason)
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 function shuffle<T>(items: T[]): T[] {

@@ -28,6 +28,7 @@ export interface RecordGuardInit {
 export class RecordGuardDatastore extends MemoryDatastore {
   readonly #selectors: Record<string, SyncSelectFn>
   readonly #recordPrefix: string
+  readonly #listeners = new Set<(key: Key) => void>()
 
   constructor(init: RecordGuardInit) {
     super()
@@ -43,7 +44,25 @@ export class RecordGuardDatastore extends MemoryDatastore {
     } catch (err) {
       return Promise.reject(err)
     }
-    return super.put(key, val, options)
+    const stored = super.put(key, val, options)
+    for (const listener of this.#listeners) {
+      try {
+        listener(key)
+      } catch {
+        // a listener's failure is its own; the write is done
+      }
+    }
+    return stored
+  }
+
+  /**
+   * Calls `listener` (synchronously, after the write) with the key of every put that
+   * went through: a provider record a peer added, a DHT record it stored. Returns the
+   * function that removes the listener.
+   */
+  onPut(listener: (key: Key) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
   }
 
   #refuseWorse(key: Key, val: Uint8Array): void {

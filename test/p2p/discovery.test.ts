@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
-import { Record as DhtRecord } from '@libp2p/kad-dht'
+import { Record as DhtRecord, type SingleKadDHT } from '@libp2p/kad-dht'
 import { Key } from 'interface-datastore'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
@@ -156,6 +156,9 @@ describe('mesh discovery', () => {
     for (const h of hostile) await h.libp2p.dial(a.libp2p.getMultiaddrs())
     const c = await startMesh(t, { name: 'charlie', intervalMs: 60_000, bootstrap: [a.addr()] })
     await waitFor(() => c.libp2p.getConnections(a.libp2p.peerId).length > 0, 'C connected to A')
+    // A's put must reach C (C's own copy is the fallback below): C in A's routing table
+    const table = (a.libp2p.services.dht as unknown as SingleKadDHT).routingTable
+    await waitFor(() => table.size >= 3, 'C and both hostile hosts in A routing table')
     await a.discovery.refresh()
     const real = a.discovery.record
     assert.ok(real !== undefined)

@@ -1,0 +1,232 @@
+/**
+ * A child process of the DHT lookup benchmark: hosts a few nodes of one network (mesh
+ * stacks or stock kad-dht hosts, see nodes.ts) and does what the bench asks over IPC,
+ * one request at a time per message id. Timings are taken here, inside the process
+ * that runs the looking node, so IPC never counts.
+ *
+ * Requests `{id, op, ...}`, answers `{id, ok: true, value}` or `{id, ok: false, error}`.
+ * On `exit` (or when the IPC channel closes) every node is stopped and the process ends.
+ */
+import type { KadDHT, QueryEvent, SingleKadDHT } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { Key } from 'interface-datastore'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import {
+  createMeshRecord,
+  encodeMeshRecord,
+  type MeshLibp2p,
+  meshRecordKey,
+  parseMeshRecord,
+  validateMeshRecord,
+} from '../../src/p2p/index.ts'
+import { type BenchNode, NodePool } from './nodes.ts'
+
+export type Variant = 'mesh' | 'stock'
+
+/** One lookup as the bench records it. */
+export interface Sample {
+  ok: boolean
+  /** Wall time of the whole lookup call, ms. */
+  ms: number
+  hops?: number
+  /** Mesh side: until the record arrived, as the lookup counted it. */
+  firstMs?: number
+  error?: string
+}
+
+export type WorkerRequest =
+  | { op: 'init'; variant: Variant; count: number }
+  | { op: 'dial'; index: number; addrs: string[] }
+  | { op: 'tableSizes' }
+  | { op: 'publish'; index: number; first: boolean }
+  | { op: 'holds'; did: string }
+  | { op: 'lookup'; index: number; did: string; timeoutMs: number }
+  | { op: 'ping'; index: number; peerId: string; addrs: string[]; count: number }
+  | { op: 'connections' }
+  | { op: 'exit' }
+
+const pool = new NodePool()
+const nodes: BenchNode[] = []
+let variant: Variant = 'mesh'
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'init': {
+      variant = req.variant
+      const root = await pool.dir('mesh-bench-dht-')
+      // Unlisted meshes (announce: false): records are published as ever, but no
+      // directory provide/lookup traffic slows the set-up; no round runs on its own
+      // while lookups are measured.
+      const made = await Promise.all(
+        Array.from({ length: req.count }, () =>
+          variant === 'mesh' ? pool.mesh(root, { intervalMs: 600_000, announce: false }) : pool.stock(),
+        ),
+      )
+      nodes.push(...made)
+      return nodes.map((node) => ({
+        did: node.key.did,
+        peerId: node.libp2p.peerId.toString(),
+        addrs: node.libp2p.getMultiaddrs().map(String),
+      }))
+    }
+    case 'dial': {
+      await node(req.index).libp2p.dial(
+        req.addrs.map((a) => multiaddr(a)),
+        { signal: AbortSignal.timeout(5_000) },
+      )
+      return true
+    }
+    case 'tableSizes':
+      return nodes.map((n) => (n.libp2p.services.dht as unknown as SingleKadDHT).routingTable.size)
+    case 'connections':
+      return nodes.map((n) => n.libp2p.getConnections().length)
+    case 'publish':
+      return await publish(node(req.index), req.first)
+    case 'holds': {
+      const dsKey = new Key(`/dht/record/${uint8ArrayToString(meshRecordKey(req.did), 'base32')}`)
+      return nodes.some((n) => n.key.did !== req.did && n.datastore?.has(dsKey) === true)
+    }
+    case 'lookup':
+      return await lookup(node(req.index), req.did, req.timeoutMs)
+    case 'ping':
+      return await ping(node(req.index), req.peerId, req.addrs, req.count)
+    case 'exit':
+      await shutdown(0)
+      return true
+  }
+}
+
+function node(index: number): BenchNode {
+  const n = nodes[index]
+  if (n === undefined) throw new Error(`no node ${index} in this worker`)
+  return n
+}
+
+/** Publishes the node's signed record; stock: how many peers took it, mesh: -1 (unknown). */
+async function publish(node: BenchNode, first: boolean): Promise<number> {
+  if (variant === 'mesh') {
+    // refresh() right after start() runs the first round itself
+    if (first) await node.discovery?.start()
+    await node.discovery?.refresh({ signal: AbortSignal.timeout(60_000) })
+    // whether it reached a peer: the bench asks every worker (`holds`)
+    return -1
+  }
+  const record = createMeshRecord(
+    node.key,
+    {
+      name: `bench-${node.key.did.slice(-6).toLowerCase()}`,
+      multiaddrs: node.libp2p.getMultiaddrs().map(String),
+      protocolVersions: [],
+      version: '0.1.0',
+      members: 0,
+      bots: 0,
+      rooms: 0,
+    },
+    1,
+  )
+  let reached = 0
+  const dht: KadDHT = node.libp2p.services.dht
+  for await (const event of dht.put(meshRecordKey(node.key.did), encodeMeshRecord(record), {
+    signal: AbortSignal.timeout(60_000),
+  })) {
+    if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') reached++
+  }
+  return reached
+}
+
+async function lookup(looker: BenchNode, did: string, timeoutMs: number): Promise<Sample> {
+  const signal = AbortSignal.timeout(timeoutMs)
+  const t0 = performance.now()
+  try {
+    if (variant === 'mesh') {
+      const discovery = looker.discovery
+      if (discovery === undefined) throw new Error('mesh node without discovery')
+      // What the node does: end the query at the first valid record.
+      const result = await discovery.lookup(did, { first: true, signal })
+      return {
+        ok: result.record.did === did,
+        ms: performance.now() - t0,
+        ...(result.hops !== undefined ? { hops: result.hops } : {}),
+        ...(result.firstMs !== undefined ? { firstMs: result.firstMs } : {}),
+      }
+    }
+    const result = await stockLookup(looker.libp2p, did, signal)
+    return { ok: result.record.did === did, ms: performance.now() - t0, hops: result.hops }
+  } catch (err) {
+    return { ok: false, ms: performance.now() - t0, error: (err as Error).message }
+  }
+}
+
+/**
+ * kad-dht's `get` to its end, as a stock node looks a record up; the record it picks
+ * must pass our validator. `hops` is counted like MeshDiscovery counts it: the depth of
+ * the first peer whose answer carried the record (0 when only the own copy had it).
+ */
+async function stockLookup(
+  libp2p: MeshLibp2p,
+  did: string,
+  signal: AbortSignal,
+): Promise<{ record: ReturnType<typeof parseMeshRecord>; hops: number }> {
+  const key = meshRecordKey(did)
+  const depth = new Map<string, number>()
+  let value: Uint8Array | undefined
+  let hops: number | undefined
+  const onEvent = (event: QueryEvent): void => {
+    if (event.name === 'SEND_QUERY') {
+      if (!depth.has(event.to.toString())) depth.set(event.to.toString(), 1)
+    } else if (event.name === 'PEER_RESPONSE') {
+      const d = depth.get(event.from.toString()) ?? 1
+      for (const peer of event.closer)
+        if (!depth.has(peer.id.toString())) depth.set(peer.id.toString(), d + 1)
+      if (event.record !== undefined && hops === undefined) hops = d
+    } else if (event.name === 'VALUE') {
+      value = event.value
+    }
+  }
+  for await (const event of libp2p.services.dht.get(key, { signal })) onEvent(event)
+  if (value === undefined) throw new Error(`no record for ${did}`)
+  await validateMeshRecord(key, value)
+  return { record: parseMeshRecord(value), hops: hops ?? 0 }
+}
+
+/**
+ * Wall times of libp2p pings from `from` to the peer (on an open connection): each
+ * opens a new stream (yamux), negotiates the protocol (multistream-select), sends 32
+ * bytes and reads them back, as every DHT request does with its message. After 20
+ * unmeasured pings.
+ */
+async function ping(from: BenchNode, peer: string, addrs: string[], count: number): Promise<number[]> {
+  const peerId = peerIdFromString(peer)
+  await from.libp2p.dial(
+    addrs.map((a) => multiaddr(a)),
+    { signal: AbortSignal.timeout(5_000) },
+  )
+  const times: number[] = []
+  for (let i = 0; i < 20 + count; i++) {
+    const t0 = performance.now()
+    await from.libp2p.services.ping.ping(peerId, { signal: AbortSignal.timeout(5_000) })
+    if (i >= 20) times.push(performance.now() - t0)
+  }
+  return times
+}
+
+let exiting = false
+async function shutdown(code: number): Promise<void> {
+  if (exiting) return
+  exiting = true
+  await pool.stopAll()
+  // libp2p and level may leave timers behind after stop; every node is stopped by now.
+  setImmediate(() => process.exit(code))
+}
+
+process.on('message', (msg: { id: number } & WorkerRequest) => {
+  handle(msg).then(
+    (value) => process.send?.({ id: msg.id, ok: true, value }),
+    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: (err as Error).message }),
+  )
+})
+process.on('disconnect', () => void shutdown(0))
+process.on('SIGTERM', () => void shutdown(0))
+process.on('SIGINT', () => void shutdown(0))
+process.send?.({ id: 0, ok: true, value: 'up' })
