@@ -1,9 +1,9 @@
 import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { Ajv } from 'ajv'
 import { BadRequestError, type MeshErrorCode } from '../errors.ts'
 import { type RotationRecord, rotationChainSchema } from '../identity/index.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
+import { lazyValidator } from '../schema.ts'
 import { ENVELOPE_LIMITS } from './envelope.ts'
 
 /**
@@ -197,8 +197,7 @@ function answerSchema(): object {
   }
 }
 
-const ajv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false })
-const validators = new Map(Object.entries(bodySchemas).map(([type, schema]) => [type, ajv.compile(schema)]))
+const validators = new Map(Object.entries(bodySchemas).map(([type, schema]) => [type, lazyValidator(schema)]))
 
 /** Checks a message body against its type's schema; MESH_BAD_REQUEST for an unknown type or a bad body. */
 export function checkBody<B>(type: string, body: unknown): B {

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { Ajv } from 'ajv'
 import {
   BadRequestError,
   ClockSkewError,
@@ -11,6 +10,7 @@ import {
 } from '../errors.ts'
 import { type Ed25519KeyPair, isDidKey, signCanonical, verifyCanonical } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
+import { lazyValidator } from '../schema.ts'
 import type { MeshStore, StoreOperation } from '../store/index.ts'
 import { SeenSet } from './seen-set.ts'
 
@@ -109,11 +109,7 @@ export const envelopeSchema = {
   },
 } as const
 
-const validateShape = new Ajv({
-  allErrors: false,
-  coerceTypes: false,
-  removeAdditional: false,
-}).compile<Envelope>(envelopeSchema)
+const validateShape = lazyValidator<Envelope>(envelopeSchema)
 
 export interface CreateEnvelopeOptions<B extends Record<string, unknown> = Record<string, unknown>> {
   type: string

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { Ajv } from 'ajv'
 import { ForbiddenError, MeshError, ReplayError, SignatureMismatchError } from '../errors.ts'
 import {
   canonicalBytes,
@@ -8,6 +7,7 @@ import {
   signCanonical,
   verifyCanonical,
 } from '../identity/index.ts'
+import { lazyValidator } from '../schema.ts'
 import type { MeshStore, StoreOperation } from '../store/index.ts'
 import { SeenSet } from './seen-set.ts'
 
@@ -89,11 +89,7 @@ export const humanActSchema = {
   },
 } as const
 
-const validateShape = new Ajv({
-  allErrors: false,
-  coerceTypes: false,
-  removeAdditional: false,
-}).compile<HumanAct>(humanActSchema)
+const validateShape = lazyValidator<HumanAct>(humanActSchema)
 
 export interface SignActOptions {
   act: string

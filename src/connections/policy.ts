@@ -1,6 +1,6 @@
-import { Ajv } from 'ajv'
 import { BadRequestError, type MeshError, PeerUnknownError, PolicyRejectedError } from '../errors.ts'
 import { isDidKey } from '../identity/index.ts'
+import { lazyValidator } from '../schema.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 
 /**
@@ -67,11 +67,7 @@ export const policySchema = {
   },
 } as const
 
-const validateShape = new Ajv({
-  allErrors: false,
-  coerceTypes: false,
-  removeAdditional: false,
-}).compile<FederationPolicy>(policySchema)
+const validateShape = lazyValidator<FederationPolicy>(policySchema)
 
 /** Checks a policy (schema, and that every did is an Ed25519 did:key); MESH_BAD_REQUEST otherwise. */
 export function validatePolicy(value: unknown): FederationPolicy {

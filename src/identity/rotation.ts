@@ -1,5 +1,5 @@
-import { Ajv } from 'ajv'
 import { BadRequestError, ClockSkewError, ReplayError, SignatureMismatchError } from '../errors.ts'
+import { lazyValidator } from '../schema.ts'
 import type { Ed25519KeyPair } from './keys.ts'
 import { isDidKey } from './keys.ts'
 import { signCanonical, verifyCanonical } from './signed-json.ts'
@@ -76,9 +76,7 @@ export const rotationChainSchema = {
   items: rotationRecordSchema,
 } as const
 
-const validateRecordShape = new Ajv({ allErrors: false, coerceTypes: false }).compile<RotationRecord>(
-  rotationRecordSchema,
-)
+const validateRecordShape = lazyValidator<RotationRecord>(rotationRecordSchema)
 
 function contentOf(record: RotationRecordContent): RotationRecordContent {
   return {

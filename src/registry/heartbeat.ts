@@ -1,5 +1,4 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { Ajv } from 'ajv'
 import { BadRequestError, ClockSkewError, SignatureMismatchError } from '../errors.ts'
 import {
   type Ed25519KeyPair,
@@ -10,6 +9,7 @@ import {
   verifyCanonical,
   verifyRotationChain,
 } from '../identity/index.ts'
+import { lazyValidator } from '../schema.ts'
 
 /**
  * The registry heartbeat (SPEC §3 "Discovery and registry"), a JSON object POSTed
@@ -138,11 +138,7 @@ export const heartbeatSchema = {
   },
 } as const
 
-const validateShape = new Ajv({
-  allErrors: false,
-  coerceTypes: false,
-  removeAdditional: false,
-}).compile<Heartbeat>(heartbeatSchema)
+const validateShape = lazyValidator<Heartbeat>(heartbeatSchema)
 
 /** Signs `content` with the mesh key, which must be the key of `content.did`. */
 export function signHeartbeat(key: Ed25519KeyPair, content: HeartbeatContent): Heartbeat {
