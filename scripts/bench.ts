@@ -5,7 +5,8 @@
  * values and `met: false`, and the others still run.
  *
  * - node.cold_start_ms: `mesh start` to its ready line vs a bare js-libp2p process.
- * - dht.lookup_*.n16 / .n64: mesh lookups vs stock kad-dht, and vs the loopback round trip.
+ * - dht.lookup_*.n16 / .n64: mesh lookups vs stock kad-dht, and vs the loopback round trip
+ *   (each network's nodes spread over child processes, bench/dht-worker.ts).
  * - discovery.new_mesh_visible_ms.n16: a new public mesh until all 16 others list it.
  * - federation.* (bench/federation.ts) and authority.* (bench/authority.ts), written as
  *   their generators yield them.
