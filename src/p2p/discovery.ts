@@ -8,6 +8,7 @@ import { NotFoundError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { canonicalBytes, didFromPeerId } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
+import type { MeshStatus, PublicMesh } from '../registry/mesh-list.ts'
 import type { MeshStore, Sublevel } from '../store/index.ts'
 import { MESH_DIRECTORY_CID } from './constants.ts'
 import type { MeshLibp2p } from './host.ts'
@@ -92,23 +93,10 @@ export interface MeshDiscoveryInit {
   keys?: () => Promise<{ record: MeshRecordKeys; retired: Ed25519KeyPair[] } | undefined>
 }
 
-export type MeshStatus = 'online' | 'idle' | 'offline'
+export type { MeshStatus }
 
-/** One discovered mesh, shaped like an item of the registry's `GET /api/meshes/public`. */
-export interface DiscoveredMesh {
-  did: string
-  name: string
-  peerId: string
-  multiaddrs: string[]
-  status: MeshStatus
-  members: number
-  bots: number
-  rooms: number
-  version: string
-  protocolVersions: string[]
-  /** ISO time of the record's `ts`. */
-  lastHeartbeat: string
-}
+/** One discovered mesh: an item of `GET /api/meshes/public`, the same shape a registry lists. */
+export type DiscoveredMesh = PublicMesh
 
 export interface LookupOptions extends AbortOptions {
   /**
