@@ -1051,28 +1051,18 @@ export class ConnectionService {
       decidedBy: auto ? null : act.issuer,
       lastError: null,
     }
-    await this.#c.audit.append(
-      {
-        action: auto ? 'federation.connection.accepted' : 'federation.connection.requested',
-        actor: identity,
-        subject: record.id,
-        details: {
-          peer: identity,
-          direction: 'inbound',
-          agreementVersion,
-          requestedBy: act.issuer,
-          ...(auto ? { autoAccept: true } : {}),
-        },
+    const applied = await this.#commitPeerAct(env, record, peer, act, {
+      action: auto ? 'federation.connection.accepted' : 'federation.connection.requested',
+      actor: identity,
+      subject: record.id,
+      details: {
+        peer: identity,
+        direction: 'inbound',
+        agreementVersion,
+        requestedBy: act.issuer,
+        ...(auto ? { autoAccept: true } : {}),
       },
-      {
-        with: [
-          this.#putRecord(record),
-          ...this.#c.peers.put(peer),
-          ...this.#c.envelopes.seenOperations(env),
-          ...act.operations,
-        ],
-      },
-    )
+    })
     this.#log.info(
       {
         event: 'federation.request_received',
@@ -1082,7 +1072,7 @@ export class ConnectionService {
       },
       'connection request received',
     )
-    return { reply: ack(env.id, record, this.#init.name) }
+    return applied
   }
 
   async #applyAnswer(
@@ -1136,28 +1126,17 @@ export class ConnectionService {
     next.agreementVersion = body.agreementVersion
     next.peerArchitectDid = body.architectDid
     if (accept) peer.agreementVersion = Math.max(peer.agreementVersion, body.agreementVersion)
-    await this.#c.audit.append(
-      {
-        action: `federation.connection.${target}`,
-        actor: act.issuer,
-        subject: record.id,
-        details: {
-          peer: identity,
-          direction: 'outbound',
-          by: 'peer',
-          agreementVersion: next.agreementVersion,
-        },
+    return this.#commitPeerAct(env, next, peer, act, {
+      action: `federation.connection.${target}`,
+      actor: act.issuer,
+      subject: record.id,
+      details: {
+        peer: identity,
+        direction: 'outbound',
+        by: 'peer',
+        agreementVersion: next.agreementVersion,
       },
-      {
-        with: [
-          this.#putRecord(next),
-          ...this.#c.peers.put(peer),
-          ...this.#c.envelopes.seenOperations(env),
-          ...act.operations,
-        ],
-      },
-    )
-    return { reply: ack(env.id, next, this.#init.name) }
+    })
   }
 
   async #applyDisconnect(
@@ -1194,23 +1173,34 @@ export class ConnectionService {
     claimed(act)
     this.#heard(peer, now)
     const next = this.#transition(record, 'disconnected', act.issuer, now)
-    await this.#c.audit.append(
-      {
-        action: 'federation.connection.disconnected',
-        actor: act.issuer,
-        subject: record.id,
-        details: { peer: identity, by: 'peer', agreementVersion: record.agreementVersion },
-      },
-      {
-        with: [
-          this.#putRecord(next),
-          ...this.#c.peers.put(peer),
-          ...this.#c.envelopes.seenOperations(env),
-          ...act.operations,
-        ],
-      },
-    )
-    return { reply: ack(env.id, next, this.#init.name) }
+    return this.#commitPeerAct(env, next, peer, act, {
+      action: 'federation.connection.disconnected',
+      actor: act.issuer,
+      subject: record.id,
+      details: { peer: identity, by: 'peer', agreementVersion: record.agreementVersion },
+    })
+  }
+
+  /**
+   * Records a peer's act in one batch with its audit entry: the connection record,
+   * the peer, the envelope as seen and the act's own writes; then acknowledges it.
+   */
+  async #commitPeerAct(
+    env: Envelope,
+    record: ConnectionRecord,
+    peer: PeerRecord,
+    act: GateAct,
+    entry: AuditEntryInput,
+  ): Promise<Applied> {
+    await this.#c.audit.append(entry, {
+      with: [
+        this.#putRecord(record),
+        ...this.#c.peers.put(peer),
+        ...this.#c.envelopes.seenOperations(env),
+        ...act.operations,
+      ],
+    })
+    return { reply: ack(env.id, record, this.#init.name) }
   }
 
   /**

@@ -115,26 +115,19 @@ export const meshRotateKey = capability({
   derives: narrows([]),
 })
 
-export const connectionAccept = capability({
-  can: 'connection/accept',
-  with: meshResource,
-  nb: Schema.struct({ connection: text(256).optional() }),
-  derives: narrows(['connection']),
-})
+/** A human's answer to, or end of, one connection (with = the mesh; `connection` names it). */
+function connectionCapability<Can extends `connection/${string}`>(can: Can) {
+  return capability({
+    can,
+    with: meshResource,
+    nb: Schema.struct({ connection: text(256).optional() }),
+    derives: narrows(['connection']),
+  })
+}
 
-export const connectionDecline = capability({
-  can: 'connection/decline',
-  with: meshResource,
-  nb: Schema.struct({ connection: text(256).optional() }),
-  derives: narrows(['connection']),
-})
-
-export const connectionDisconnect = capability({
-  can: 'connection/disconnect',
-  with: meshResource,
-  nb: Schema.struct({ connection: text(256).optional() }),
-  derives: narrows(['connection']),
-})
+export const connectionAccept = connectionCapability('connection/accept')
+export const connectionDecline = connectionCapability('connection/decline')
+export const connectionDisconnect = connectionCapability('connection/disconnect')
 
 export const roomShare = capability({
   can: 'room/share',
