@@ -1,80 +1,49 @@
 import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { type MeshProcess, runMesh, startMesh, waitFor } from '../../scripts/lib/processes.ts'
+import { waitFor } from '../../scripts/lib/processes.ts'
 import { agentResourceOf, encodeToken, issueDelegation } from '../../src/auth/authority/index.ts'
 import type { TrustView } from '../../src/auth/index.ts'
-import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
-import type { ConnectionView } from '../../src/connections/index.ts'
-import { HumanKeystore, MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
-import { tempDir } from '../fixtures/principals.ts'
+import { MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
+import { type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-interface Mesh {
-  name: string
-  dir: string
-  proc?: MeshProcess
-  api?: HttpClient
-  did?: string
-}
+type Mesh = CliMesh
 
 describe('cross-mesh authority across processes, driven by the CLI', () => {
   it('chains on the wire; a foreign agent invokes a local agent with a human-signed chain; promotion and automatic demotion', async (t) => {
-    const root = await tempDir(t, 'mesh-authority-e2e-')
-    const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'info' }
-    const keystore = new HumanKeystore(join(root, 'keys'))
+    const {
+      root,
+      keystore,
+      start,
+      init,
+      signInArchitect,
+      run: mesh,
+      cli: ok,
+    } = await e2e(t, 'mesh-authority-e2e-')
     const meshes: Mesh[] = []
-    t.after(async () => {
-      await Promise.all(meshes.map((m) => m.proc?.stop('SIGKILL')))
-    })
     for (const name of ['alpha', 'beta']) {
       const m: Mesh = { name, dir: join(root, name) }
-      const init = await runMesh(['init', '--data', m.dir, '--name', name, '--json'], env)
-      assert.equal(init.code, 0, init.stderr)
-      m.proc = await startMesh(
-        [
-          'start',
-          ...['--data', m.dir, '--http', `127.0.0.1:${await freePort()}`],
-          ...['--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`],
-          ...['--discovery-interval', '60000', '--retry-base', '100', '--retry-max', '1000'],
-          ...['--send-timeout', '3000', '--probe-interval', '0'],
-        ],
-        env,
-      )
-      m.api = await signIn(m.proc.http, await keystore.load(`${name}-architect`))
+      await init(name, m.dir)
+      m.proc = await start([
+        'start',
+        ...['--data', m.dir, '--http', `127.0.0.1:${await freePort()}`],
+        ...['--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`],
+        ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '0'],
+      ])
+      m.api = await signInArchitect(m.proc.http, name)
       m.did = m.proc.did as string
       meshes.push(m)
     }
     const [alpha, beta] = meshes as [Mesh, Mesh]
 
-    /** `mesh <args> --json` (with `--data` of `m` when given): the parsed stdout, or the error. */
-    const mesh = async <T>(m: Mesh | undefined, ...args: string[]) => {
-      const res = await runMesh([...args, ...(m ? ['--data', m.dir] : []), '--json'], env)
-      const out = JSON.parse(res.stdout) as T & { error?: { code: string; details: Record<string, unknown> } }
-      return { code: res.code, out, stderr: res.stderr }
-    }
-    const ok = async <T>(m: Mesh | undefined, ...args: string[]): Promise<T> => {
-      const res = await mesh<T>(m, ...args)
-      assert.equal(res.code, 0, `mesh ${args.join(' ')}: ${res.stderr}`)
-      return res.out
-    }
     const refused = async (code: string, m: Mesh | undefined, ...args: string[]) => {
       const res = await mesh(m, ...args)
       assert.equal(res.code, 1, `mesh ${args.join(' ')} should fail`)
       assert.equal(res.out.error?.code, code, res.stderr)
       return res.out.error as { code: string; details: Record<string, unknown> }
     }
-    const status = async (m: Mesh, id: string) =>
-      (await (m.api as HttpClient).get<ConnectionView[]>('/api/connections')).find((c) => c.id === id)?.status
+    const status = async (m: Mesh, id: string) => (await connectionView(m, id))?.status
 
     // 1. The handshake with UCAN chains on both sides: each peer verifies the chain the
     //    other forwarded (rooted in the sender's root delegation, with its architect's credential).

@@ -4,8 +4,8 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core'
-import { type MeshProcess, runMesh, startMesh } from '../../scripts/lib/processes.ts'
-import { tempDir } from '../fixtures/principals.ts'
+import type { MeshProcess } from '../../scripts/lib/processes.ts'
+import { e2e, FAST_RETRY } from '../fixtures/e2e.ts'
 
 // Debian's Chromium (installed by .ci/run); never a browser downloaded by playwright.
 const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium'
@@ -20,7 +20,6 @@ const CHROMIUM_ARGS = [
 ]
 const SHOTS = new URL('../../test-output/screenshots/', import.meta.url).pathname
 const CONSOLE_BUILT = existsSync(new URL('../../dist/ui/index.html', import.meta.url))
-const FAST = ['--retry-base', '100', '--retry-max', '1000', '--send-timeout', '3000']
 const INTERVAL = '500'
 
 interface Mesh {
@@ -45,48 +44,30 @@ async function visible(locator: Locator, timeout = 20_000): Promise<Locator> {
 
 describe('the web console in Chromium, two meshes in two processes', { skip }, () => {
   it('sign in, Browse → request, Requests → accept, share a room, live chat both ways, 🌐 foreign participants, refused acts show their code', async (t) => {
-    const root = await tempDir(t, 'mesh-console-e2e-')
-    const keystore = join(root, 'keys')
-    const env = { MESH_KEYSTORE: keystore, MESH_LOG_LEVEL: 'warn' }
-    await mkdir(SHOTS, { recursive: true })
-    const running: MeshProcess[] = []
     let browser: Browser | undefined
-    t.after(async () => {
-      await browser?.close()
-      await Promise.all(running.map((p) => p.stop('SIGKILL')))
-    })
+    const {
+      root,
+      keysDir: keystore,
+      start,
+      init,
+      registry: startRegistry,
+    } = await e2e(t, 'mesh-console-e2e-', { logLevel: 'warn', beforeStop: async () => browser?.close() })
+    await mkdir(SHOTS, { recursive: true })
 
-    const registry = await startMesh(
-      [
-        'registry',
-        '--data',
-        join(root, 'registry'),
-        '--http',
-        '127.0.0.1:0',
-        '--heartbeat-interval',
-        INTERVAL,
-      ],
-      env,
-    )
-    running.push(registry)
+    const registry = await startRegistry('127.0.0.1:0', INTERVAL)
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
 
     const meshes: Mesh[] = []
     for (const name of ['alpha', 'beta']) {
       const dir = join(root, name)
-      const init = await runMesh(['init', '--data', dir, '--name', name, '--json'], env)
-      assert.equal(init.code, 0, init.stderr)
-      const proc = await startMesh(
-        [
-          'start',
-          ...['--data', dir, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
-          ...['--registry', registry.http, '--public'],
-          ...['--discovery-interval', INTERVAL, '--heartbeat-interval', INTERVAL],
-          ...['--probe-interval', '1000', '--sync-interval', '300', ...FAST],
-        ],
-        env,
-      )
-      running.push(proc)
+      await init(name, dir)
+      const proc = await start([
+        'start',
+        ...['--data', dir, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
+        ...['--registry', registry.http, '--public'],
+        ...['--discovery-interval', INTERVAL, '--heartbeat-interval', INTERVAL],
+        ...['--probe-interval', '1000', '--sync-interval', '300', ...FAST_RETRY],
+      ])
       // Separate contexts: separate storage, as two people on two machines.
       const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
       const page = await context.newPage()

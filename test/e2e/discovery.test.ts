@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { getJson, type MeshProcess, runMesh, startMesh, waitFor } from '../../scripts/lib/processes.ts'
+import { getJson, type MeshProcess, runMesh, waitFor } from '../../scripts/lib/processes.ts'
+import { e2e, freePort } from '../fixtures/e2e.ts'
 import { tempDir } from '../fixtures/principals.ts'
 
 interface PublicMesh {
@@ -15,56 +15,28 @@ interface PublicMesh {
   multiaddrs: string[]
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 const list = (http: string) => getJson<{ meshes: PublicMesh[] }>(`${http}/api/meshes/public?limit=100`)
 const INTERVAL = '500'
 
 describe('registry, bootstrap and DHT discovery across processes', () => {
   it('three meshes find each other, a fourth finds them through the DHT alone, stopped meshes go offline', async (t) => {
-    const root = await tempDir(t, 'mesh-e2e-')
-    const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'info' }
-    const running: MeshProcess[] = []
-    t.after(async () => {
-      await Promise.all(running.map((p) => p.stop('SIGKILL')))
-    })
-    const registryPort = await freePort()
-    const registryArgs = [
-      'registry',
-      '--data',
-      join(root, 'registry'),
-      '--http',
-      `127.0.0.1:${registryPort}`,
-      '--heartbeat-interval',
-      INTERVAL,
-    ]
-    let registry = await startMesh(registryArgs, env)
-    running.push(registry)
+    const { root, env, start, init, registry: startRegistry } = await e2e(t, 'mesh-e2e-')
+    const registryHttp = `127.0.0.1:${await freePort()}`
+    let registry = await startRegistry(registryHttp, INTERVAL)
 
     const names = ['alpha', 'beta', 'gamma']
     const meshes: MeshProcess[] = []
     for (const name of names) {
-      const init = await runMesh(['init', '--data', join(root, name), '--name', name, '--json'], env)
-      assert.equal(init.code, 0, init.stderr)
-      const mesh = await startMesh(
-        [
-          'start',
-          ...['--data', join(root, name), '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
-          ...['--registry', registry.http, '--public'],
-          ...['--discovery-interval', INTERVAL, '--heartbeat-interval', INTERVAL],
-        ],
-        env,
-      )
+      await init(name)
+      const mesh = await start([
+        'start',
+        ...['--data', join(root, name), '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
+        ...['--registry', registry.http, '--public'],
+        ...['--discovery-interval', INTERVAL, '--heartbeat-interval', INTERVAL],
+      ])
       assert.match(mesh.did ?? '', /^did:key:z6Mk/)
       assert.match(mesh.peerId ?? '', /^12D3Koo/)
       assert.ok(mesh.listen.every((a) => a.startsWith('/ip4/127.0.0.1/tcp/')))
-      running.push(mesh)
       meshes.push(mesh)
     }
 
@@ -101,15 +73,11 @@ describe('registry, bootstrap and DHT discovery across processes', () => {
     await registry.stop()
     const bootstrap = meshes[0]?.listen[0] as string
     assert.ok(bootstrap.endsWith(`/p2p/${meshes[0]?.peerId}`))
-    const delta = await startMesh(
-      [
-        'start',
-        ...['--data', join(root, 'delta'), '--name', 'delta', '--http', '127.0.0.1:0'],
-        ...['--bootstrap', bootstrap, '--discovery-interval', INTERVAL],
-      ],
-      env,
-    )
-    running.push(delta)
+    const delta = await start([
+      'start',
+      ...['--data', join(root, 'delta'), '--name', 'delta', '--http', '127.0.0.1:0'],
+      ...['--bootstrap', bootstrap, '--discovery-interval', INTERVAL],
+    ])
     await waitFor(async () => {
       const dids = (await list(delta.http)).meshes.map((m) => m.did)
       return meshes.every((m) => dids.includes(m.did as string))
@@ -119,8 +87,7 @@ describe('registry, bootstrap and DHT discovery across processes', () => {
 
     // A restarted registry keeps its list; a crashed mesh turns offline after three missed
     // heartbeats, a cleanly stopped one at once.
-    registry = await startMesh(registryArgs, env)
-    running.push(registry)
+    registry = await startRegistry(registryHttp, INTERVAL)
     assert.deepEqual(
       (await list(registry.http)).meshes.map((m) => m.name).sort(),
       names,

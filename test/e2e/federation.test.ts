@@ -1,83 +1,39 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { type MeshProcess, runMesh, startMesh, waitFor } from '../../scripts/lib/processes.ts'
-import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
+import { runMesh, waitFor } from '../../scripts/lib/processes.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
 import type { ConnectionView, PeerView } from '../../src/connections/index.ts'
-import { HumanKeystore } from '../../src/identity/index.ts'
-import { tempDir } from '../fixtures/principals.ts'
+import { type CliMesh, e2e, FAST_RETRY, freePort, connectionView as view } from '../fixtures/e2e.ts'
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-interface Mesh {
-  name: string
-  dir: string
+interface Mesh extends CliMesh {
   httpPort: number
   p2pPort: number
-  proc?: MeshProcess
-  api?: HttpClient
-  did?: string
 }
 
 describe('federation across processes, driven by the CLI', () => {
   it('two and three meshes: lifecycle both ways, decline, re-request, auto-accept, offline delivery', async (t) => {
-    const root = await tempDir(t, 'mesh-fed-e2e-')
-    const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'info' }
-    const keystore = new HumanKeystore(join(root, 'keys'))
-    const meshes = new Map<string, Mesh>()
-    t.after(async () => {
-      await Promise.all([...meshes.values()].map((m) => m.proc?.stop('SIGKILL')))
-    })
+    const { root, env, start: startProc, init, signInArchitect, cli } = await e2e(t, 'mesh-fed-e2e-')
 
     const start = async (m: Mesh) => {
-      m.proc = await startMesh(
-        [
-          'start',
-          ...[
-            '--data',
-            m.dir,
-            '--http',
-            `127.0.0.1:${m.httpPort}`,
-            '--listen',
-            `/ip4/127.0.0.1/tcp/${m.p2pPort}`,
-          ],
-          ...['--discovery-interval', '60000', '--retry-base', '100', '--retry-max', '1000'],
-          ...['--send-timeout', '3000', '--probe-interval', '500'],
-        ],
-        env,
-      )
-      m.api = await signIn(m.proc.http, await keystore.load(`${m.name}-architect`))
+      m.proc = await startProc([
+        'start',
+        ...['--data', m.dir, '--http', `127.0.0.1:${m.httpPort}`],
+        ...['--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
+        ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '500'],
+      ])
+      m.api = await signInArchitect(m.proc.http, m.name)
       m.did = m.proc.did as string
     }
+    const meshes: Mesh[] = []
     for (const name of ['alpha', 'beta', 'gamma']) {
       const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
-      const init = await runMesh(['init', '--data', m.dir, '--name', name, '--json'], env)
-      assert.equal(init.code, 0, init.stderr)
+      await init(name, m.dir)
       await start(m)
-      meshes.set(name, m)
+      meshes.push(m)
     }
-    const [alpha, beta, gamma] = ['alpha', 'beta', 'gamma'].map((n) => meshes.get(n) as Mesh) as [
-      Mesh,
-      Mesh,
-      Mesh,
-    ]
+    const [alpha, beta, gamma] = meshes as [Mesh, Mesh, Mesh]
     const addr = (m: Mesh) => m.proc?.listen[0] as string
-
-    /** `mesh <args> --data <m's dir> --json`, which must succeed. */
-    const cli = async <T>(m: Mesh, ...args: string[]): Promise<T> => {
-      const res = await runMesh([...args, '--data', m.dir, '--json'], env)
-      assert.equal(res.code, 0, `mesh ${args.join(' ')}: ${res.stderr}`)
-      return JSON.parse(res.stdout) as T
-    }
-    const view = async (m: Mesh, id: string) =>
-      (await (m.api as HttpClient).get<ConnectionView[]>('/api/connections')).find((c) => c.id === id)
     /** Both sides show `id` in `status` (with the same agreement version). */
     const both = (x: Mesh, y: Mesh, id: string, status: string, timeoutMs = 20_000) =>
       waitFor(

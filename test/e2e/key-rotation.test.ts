@@ -1,88 +1,51 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { getJson, type MeshProcess, runMesh, startMesh, waitFor } from '../../scripts/lib/processes.ts'
-import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
-import type { ConnectionView, PeerView } from '../../src/connections/index.ts'
-import { HumanKeystore } from '../../src/identity/index.ts'
+import { getJson, waitFor } from '../../scripts/lib/processes.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
+import type { PeerView } from '../../src/connections/index.ts'
 import type { KeyRotationResult } from '../../src/keys/index.ts'
-import { tempDir } from '../fixtures/principals.ts'
+import { type CliMesh, e2e, FAST_RETRY, freePort, connectionView as view } from '../fixtures/e2e.ts'
 
 const INTERVAL = '500'
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-interface Mesh {
-  name: string
-  dir: string
+interface Mesh extends CliMesh {
   p2pPort: number
-  proc?: MeshProcess
-  api?: HttpClient
 }
 
 describe('key rotation across processes, driven by the CLI', () => {
   it('mesh key rotate: the connection keeps working, the registry lists the mesh once under its new did', async (t) => {
-    const root = await tempDir(t, 'mesh-rotate-e2e-')
-    const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'info' }
-    const running: MeshProcess[] = []
-    const keystore = new HumanKeystore(join(root, 'keys'))
-    t.after(async () => {
-      await Promise.all(running.map((p) => p.stop('SIGKILL')))
-    })
-    const registry = await startMesh(
-      [
-        'registry',
-        '--data',
-        join(root, 'registry'),
-        '--http',
-        '127.0.0.1:0',
-        '--heartbeat-interval',
-        INTERVAL,
-      ],
-      env,
-    )
-    running.push(registry)
+    const {
+      root,
+      start: startProc,
+      init,
+      registry: startRegistry,
+      signInArchitect,
+      cli,
+    } = await e2e(t, 'mesh-rotate-e2e-')
+    const registry = await startRegistry('127.0.0.1:0', INTERVAL)
 
     const start = async (m: Mesh) => {
-      m.proc = await startMesh(
-        [
-          'start',
-          ...['--data', m.dir, '--http', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
-          ...['--registry', registry.http, '--public'],
-          ...['--discovery-interval', INTERVAL, '--heartbeat-interval', INTERVAL],
-          ...['--retry-base', '100', '--retry-max', '1000', '--send-timeout', '3000'],
-        ],
-        env,
-      )
-      running.push(m.proc)
-      m.api = await signIn(m.proc.http, await keystore.load(`${m.name}-architect`))
+      m.proc = await startProc([
+        'start',
+        ...['--data', m.dir, '--http', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
+        ...['--registry', registry.http, '--public'],
+        ...['--discovery-interval', INTERVAL, '--heartbeat-interval', INTERVAL],
+        ...FAST_RETRY,
+      ])
+      m.api = await signInArchitect(m.proc.http, m.name)
     }
     const meshes: Mesh[] = []
     for (const name of ['alpha', 'beta']) {
       const m: Mesh = { name, dir: join(root, name), p2pPort: await freePort() }
-      const init = await runMesh(['init', '--data', m.dir, '--name', name, '--json'], env)
-      assert.equal(init.code, 0, init.stderr)
+      await init(name, m.dir)
       await start(m)
       meshes.push(m)
     }
     const [alpha, beta] = meshes as [Mesh, Mesh]
     const identity = alpha.proc?.did as string
 
-    const cli = async <T>(m: Mesh, ...args: string[]): Promise<T> => {
-      const res = await runMesh([...args, '--data', m.dir, '--json'], env)
-      assert.equal(res.code, 0, `mesh ${args.join(' ')}: ${res.stderr}`)
-      return JSON.parse(res.stdout) as T
-    }
     // Polling goes through the HTTP API (a CLI process per poll is slow); every act through the CLI.
-    const view = async (m: Mesh, id: string) =>
-      (await (m.api as HttpClient).get<ConnectionView[]>('/api/connections')).find((c) => c.id === id)
     const both = (id: string, status: string) =>
       waitFor(async () => {
         const [a, b] = await Promise.all([view(alpha, id), view(beta, id)])

@@ -1,9 +1,11 @@
 import type { TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import * as Y from 'yjs'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { LocalPrincipal, Room, RoomManagerInit } from '../../src/rooms/index.ts'
 import { RoomManager } from '../../src/rooms/index.ts'
 import type { MeshStore } from '../../src/store/index.ts'
+import { decide, requestConnection, statusAt, type TestNode } from '../connections/nodes.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
 /** Mesh keys for tests: meshA is alice's and bob's home, meshB carol's, meshM mallory's. */
@@ -68,6 +70,34 @@ export function content(room: Room): Record<string, unknown> {
   for (const name of ['meta', 'messages', 'reactions', 'redactions', 'members', 'clients', 'seals'])
     out[name] = room.doc.getMap(name).toJSON()
   return out
+}
+
+/** Polls `check` every 50 ms until it returns a truthy value; fails after `ms`. */
+export async function until<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  ms = 15_000,
+): Promise<T> {
+  const end = Date.now() + ms
+  let last: unknown
+  while (Date.now() < end) {
+    try {
+      const v = await check()
+      if (v) return v
+    } catch (err) {
+      last = err
+    }
+    await sleep(50)
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
+}
+
+/** `a` requests a connection with `b` and `b` accepts it; each wait up to `ms`. */
+export async function connect(a: TestNode, b: TestNode, ms = 15_000): Promise<void> {
+  const id = await requestConnection(a, b)
+  await until(async () => (await statusAt(b, id))?.status === 'pending', 'request arrives', ms)
+  await decide(b, id, 'accept')
+  await until(async () => (await statusAt(a, id))?.status === 'accepted', 'accepted', ms)
 }
 
 export { alice, bob, mallory }

@@ -1,44 +1,17 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { KeyRotationResult } from '../../src/keys/index.ts'
 import type { Room, Seal } from '../../src/rooms/index.ts'
-import {
-  decide,
-  requestConnection,
-  shareAct,
-  startNode,
-  statusAt,
-  type TestNode,
-} from '../connections/nodes.ts'
+import { shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { connect as connectNodes, until as pollUntil } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
-async function until<T>(
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
-  ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms
-  let last: unknown
-  while (Date.now() < end) {
-    try {
-      const v = await check()
-      if (v) return v
-    } catch (err) {
-      last = err
-    }
-    await sleep(50)
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
-}
-
-async function connect(a: TestNode, b: TestNode): Promise<void> {
-  const id = await requestConnection(a, b)
-  await until(async () => (await statusAt(b, id))?.status === 'pending', 'request arrives')
-  await decide(b, id, 'accept')
-  await until(async () => (await statusAt(a, id))?.status === 'accepted', 'accepted')
-}
+/** The multi-node waits here get 20 s each. */
+const WAIT_MS = 20_000
+const until = <T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string) =>
+  pollUntil(check, what, WAIT_MS)
+const connect = (a: TestNode, b: TestNode) => connectNodes(a, b, WAIT_MS)
 
 const share = async (from: TestNode, room: string, to: string) =>
   from.api.post(`/api/rooms/${room}/share`, { mesh: to, ucan: await shareAct(from, room, to) })

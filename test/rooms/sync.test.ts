@@ -31,43 +31,10 @@ import {
   signShare,
 } from '../../src/rooms/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
-import {
-  decide,
-  dmAct,
-  requestConnection,
-  shareAct,
-  startNode,
-  statusAt,
-  type TestNode,
-} from '../connections/nodes.ts'
+import { dmAct, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { connect, until } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
-
-async function until<T>(
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
-  ms = 15_000,
-): Promise<T> {
-  const end = Date.now() + ms
-  let last: unknown
-  while (Date.now() < end) {
-    try {
-      const v = await check()
-      if (v) return v
-    } catch (err) {
-      last = err
-    }
-    await sleep(50)
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
-}
-
-async function connect(a: TestNode, b: TestNode): Promise<void> {
-  const id = await requestConnection(a, b)
-  await until(async () => (await statusAt(b, id))?.status === 'pending', 'request arrives')
-  await decide(b, id, 'accept')
-  await until(async () => (await statusAt(a, id))?.status === 'accepted', 'accepted')
-}
 
 async function share(from: TestNode, room: string, to: TestNode) {
   return from.api.post<{ room: string; peer: string; direction: string }>(`/api/rooms/${room}/share`, {
