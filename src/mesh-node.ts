@@ -357,6 +357,10 @@ export class MeshNode {
       this.#stack.push(async () => this.#heartbeat?.stop())
     }
 
+    // Discovery published its first record before rooms and agents were up; the counts
+    // in it (bots, rooms) are known only now, so publish again at once, not a round later.
+    this.#discovery?.setContent({})
+
     const addressFile = join(init.dataDir, NODE_ADDRESS_FILE)
     await this.#writeAddressFile()
     this.#stack.push(() => rm(addressFile, { force: true }))

@@ -49,6 +49,12 @@ describe('registry, bootstrap and DHT discovery across processes', () => {
       }, `${names[i]} to list the other two`)
     }
 
+    // The DHT records carry the same counts (published again once agents and rooms are up).
+    await waitFor(async () => {
+      const { meshes: known } = await list(meshes[0]?.http as string)
+      return known.length === 2 && known.every((m) => m.members === 1 && m.bots === 2 && m.rooms === 0)
+    }, 'alpha to see the other meshes with their counts')
+
     // The registry shows all three online with counts.
     const atRegistry = await waitFor(async () => {
       const { meshes: listed } = await list(registry.http)
