@@ -1,5 +1,5 @@
 import type { Authority, AuthorityOk } from '../auth/authority/index.ts'
-import { CAPABILITIES, toMeshError } from '../auth/authority/index.ts'
+import { CAPABILITIES, jwtIssuerOf, toMeshError } from '../auth/authority/index.ts'
 import { MeshError } from '../errors.ts'
 import type { StoreOperation } from '../store/index.ts'
 import { decodeAct, type HumanAct, type HumanActVerifier } from './human-act.ts'
@@ -246,16 +246,4 @@ export function claimedSubject(peek: ActPeek, act: string): unknown {
 function subjectCaveat(act: string, subject: string | undefined): { nb?: Record<string, unknown> } {
   const name = CAPABILITIES[act]?.subject
   return name === undefined || subject === undefined ? {} : { nb: { [name]: subject } }
-}
-
-/** The `iss` of a JWT, unverified (to pick the credentials this mesh issued). */
-function jwtIssuerOf(jwt: string): string | undefined {
-  try {
-    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-      iss?: unknown
-    }
-    return typeof payload.iss === 'string' ? payload.iss : undefined
-  } catch {
-    return undefined
-  }
 }

@@ -12,7 +12,12 @@ import {
   type ProofName,
   ucanFailure,
 } from './chain.ts'
-import { CredentialVerifier, issueMembershipCredential, type VerifiedCredential } from './credentials.ts'
+import {
+  CredentialVerifier,
+  issueMembershipCredential,
+  jwtIssuerOf,
+  type VerifiedCredential,
+} from './credentials.ts'
 import { DidResolver } from './did.ts'
 import { ReplayGuard } from './replay-guard.ts'
 import type { Result } from './result.ts'
@@ -763,18 +768,6 @@ export class Authority {
   // Kept past exp by two skews and a margin: after that the time check refuses it anyway.
   #forgetAt(exp: number): number {
     return exp * 1000 + 2 * this.#skew * 1000 + 60_000
-  }
-}
-
-/** The `iss` of a JWT, unverified (to sort held credentials by issuer). */
-function jwtIssuerOf(jwt: string): string | undefined {
-  try {
-    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-      iss?: unknown
-    }
-    return typeof payload.iss === 'string' ? payload.iss : undefined
-  } catch {
-    return undefined
   }
 }
 

@@ -427,3 +427,15 @@ function vcFail(
 ): { ok?: undefined; error: AuthorityFailure } {
   return { error: { code: 'MESH_VC_INVALID', message, proof: 'vc', details } }
 }
+
+/** The `iss` of a JWT, unverified: only to sort held credentials by issuer before verifying them. */
+export function jwtIssuerOf(jwt: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      iss?: unknown
+    }
+    return typeof payload.iss === 'string' ? payload.iss : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -58,6 +58,7 @@ export {
   issueMembershipCredential,
   issuePresentation,
   issueVouchCredential,
+  jwtIssuerOf,
   MEMBERSHIP_CREDENTIAL,
   type MembershipClaims,
   type VerifiedCredential,
