@@ -124,6 +124,8 @@ export class MeshNode {
   #history?: MeshKeyHistory
   #info?: MeshInfo
   #libp2p?: MeshLibp2p
+  /** The peers sublevel, shared by connections (its one writer) and rooms (peer key histories). */
+  #peerBook?: PeerBook
   #authority?: Authority
   #gate?: ActGate
   #interactions?: InteractionReporter
@@ -282,13 +284,12 @@ export class MeshNode {
 
     await this.#startConnections(store, key, info, discovery)
 
-    const peerBook = new PeerBook(store)
     const rooms = new RoomManager({
       store,
       // Getters: rooms name the mesh by its identity and seal with whatever key it holds now.
       key: () => this.#required(this.#key, 'key'),
       ownKeys: () => this.keys(),
-      peerKeys: () => peerBook.list(),
+      peerKeys: () => this.#required(this.#peerBook, 'peers').list(),
       meshName: info.name,
       logger: log,
       rejected: this.rejected,
@@ -384,6 +385,8 @@ export class MeshNode {
     discovery: MeshDiscovery,
   ): Promise<void> {
     const log = this.logger
+    const peerBook = new PeerBook(store)
+    this.#peerBook = peerBook
     // Every key the mesh has held verifies its rows, also after a restart on a later key.
     const audit = new AuditLog({ store, key, logger: log, knownKeys: () => this.#history?.keys ?? [] })
     await audit.start()
@@ -439,7 +442,7 @@ export class MeshNode {
           if (outcome === 'accepted') this.#interactions?.accepted(did, reason, options)
           else this.#interactions?.refused(did, reason, options)
         },
-        peers: new PeerBook(store),
+        peers: peerBook,
         logger: log,
         resolvePeer: async (did, options) => {
           const found = this.#discovery ?? discovery
