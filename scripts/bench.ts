@@ -10,6 +10,9 @@
  * - discovery.new_mesh_visible_ms.n16: a new public mesh until all 16 others list it.
  * - federation.* (bench/federation.ts) and authority.* (bench/authority.ts), written as
  *   their generators yield them.
+ *
+ * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
+ * of the words given.
  */
 import { benchAuthority } from './bench/authority.ts'
 import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
@@ -71,8 +74,12 @@ const interrupt = (): void => {
 process.on('SIGINT', interrupt)
 process.on('SIGTERM', interrupt)
 
+const only = process.argv.slice(2).map((word) => word.toLowerCase())
+const chosen = benches.filter(
+  (bench) => only.length === 0 || only.some((word) => bench.title.toLowerCase().includes(word)),
+)
 const started = performance.now()
-for (const bench of benches) {
+for (const bench of chosen) {
   const t0 = performance.now()
   note(`${bench.title}…`)
   pool = new NodePool()

@@ -19,3 +19,9 @@ export const MESH_DIRECTORY_CID = CID.createV1(
   raw.code,
   Digest.create(sha256.code, createHash('sha256').update(MESH_DIRECTORY_NAME).digest()),
 )
+
+/**
+ * Record fetch between DHT neighbours: a request is a DHT key, the answer the record
+ * held under it (see NeighbourRecords).
+ */
+export const MESH_RECORD_PROTOCOL = '/mesh/record/1.0.0'

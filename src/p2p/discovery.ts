@@ -2,6 +2,7 @@ import type { AbortOptions, PeerId, Startable } from '@libp2p/interface'
 import { Record as DhtRecord, type QueryEvent } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { anySignal } from 'any-signal'
 import { type Datastore, Key } from 'interface-datastore'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { NotFoundError } from '../errors.ts'
@@ -13,6 +14,7 @@ import type { MeshStore, Sublevel } from '../store/index.ts'
 import { MESH_DIRECTORY_CID } from './constants.ts'
 import type { MeshLibp2p } from './host.ts'
 import {
+  checkMeshRecord,
   compareMeshRecords,
   createMeshRecord,
   currentDidOf,
@@ -25,6 +27,7 @@ import {
   parseMeshRecord,
   validateMeshRecord,
 } from './mesh-record.ts'
+import { NeighbourRecords } from './neighbour-records.ts'
 
 export interface MeshDiscoveryComponents {
   libp2p: MeshLibp2p
@@ -127,6 +130,11 @@ export interface LookupResult {
   firstMs?: number
   /** False when `first` ended the query before kad-dht's get finished. */
   complete: boolean
+  /**
+   * Who answered: `neighbours` when a connected DHT peer close to the key had it (the
+   * first round of a `first` lookup, see NeighbourGet), `dht` when kad-dht's walk did.
+   */
+  via: 'neighbours' | 'dht'
 }
 
 /** What the node puts in its record; setContent() overrides any field. */
@@ -146,6 +154,11 @@ interface DiscoveryEntry {
 const SELF_KEY = 'self/v1'
 const MESH_PREFIX = 'mesh/v1/'
 const MAX_REGISTRY_PAGES = 20
+/**
+ * How long a `first` lookup waits on its connected neighbours before walking the DHT.
+ * They answer in one round trip; this only bounds peers that accept a stream and stall.
+ */
+const NEIGHBOUR_ROUND_MS = 500
 const PROVIDER_PREFIX = `/dht/provider/${uint8ArrayToString(MESH_DIRECTORY_CID.multihash.bytes, 'base32')}/`
 
 /**
@@ -182,6 +195,7 @@ export class MeshDiscovery implements Startable {
   /** Dids fetched right now because they just provided the directory or connected. */
   readonly #eager = new Map<string, Promise<void>>()
   #unlisten: (() => void) | undefined
+  readonly #neighbours: NeighbourRecords
 
   constructor(components: MeshDiscoveryComponents, init: MeshDiscoveryInit) {
     this.#components = components
@@ -214,6 +228,11 @@ export class MeshDiscovery implements Startable {
     }
     this.#log = components.logger.child({ component: 'discovery' })
     this.#sublevel = components.store.sublevel<SelfState | DiscoveryEntry>('discovery')
+    this.#neighbours = new NeighbourRecords({
+      libp2p: components.libp2p,
+      logger: components.logger,
+      ...(components.datastore !== undefined ? { datastore: components.datastore } : {}),
+    })
     if (components.libp2p.peerId.toString() !== components.key.peerId().toString()) {
       throw new TypeError('discovery: libp2p must run on the mesh key')
     }
@@ -232,6 +251,7 @@ export class MeshDiscovery implements Startable {
     this.#seq = self?.seq ?? 0
     this.#published = self?.record
     this.#running = true
+    await this.#neighbours.start()
     this.#components.libp2p.addEventListener('peer:connect', this.#onConnect)
     this.#unlisten = this.#components.datastore?.onPut?.(this.#onDatastorePut)
     // The first round runs in the background: start() must not wait on the network.
@@ -250,6 +270,7 @@ export class MeshDiscovery implements Startable {
     await this.#round
     await Promise.all(this.#eager.values())
     await this.#ingestQueue
+    await this.#neighbours.stop()
   }
 
   /** The record content for the next publish; a change is published at the next round. */
@@ -657,6 +678,27 @@ export class MeshDiscovery implements Startable {
     const key = meshRecordKey(did)
     const selfId = this.#components.libp2p.peerId.toString()
     const started = performance.now()
+    const first = options.first === true
+    const newerThan = options.newerThan ?? 0
+    if (first) {
+      // One round over open connections before the walk; a peer that stalls costs at
+      // most NEIGHBOUR_ROUND_MS, then kad-dht walks as it always did.
+      const signal = anySignal([options.signal, AbortSignal.timeout(NEIGHBOUR_ROUND_MS)])
+      const answer = await this.#neighbours
+        .get(key, {
+          signal,
+          parse: (bytes) => {
+            const record = checkMeshRecord(key, bytes)
+            return record.seq > newerThan ? record : undefined
+          },
+        })
+        .finally(() => signal.clear())
+      if (answer !== undefined) {
+        const ms = performance.now() - started
+        return { record: answer.value, hops: 1, ms, firstMs: ms, complete: false, via: 'neighbours' }
+      }
+      options.signal?.throwIfAborted()
+    }
     const depth = new Map<string, number>()
     let best: { record: MeshRecord; bytes: Uint8Array; hops: number; firstMs: number } | undefined
     const consider = async (bytes: Uint8Array, hops: number): Promise<void> => {
@@ -687,8 +729,6 @@ export class MeshDiscovery implements Startable {
         await consider(event.value, from === selfId ? 0 : (depth.get(from) ?? 1))
       }
     }
-    const first = options.first === true
-    const newerThan = options.newerThan ?? 0
     let complete = true
     try {
       for await (const event of this.#components.libp2p.services.dht.get(key, { signal: options.signal })) {
@@ -715,6 +755,7 @@ export class MeshDiscovery implements Startable {
       ms: performance.now() - started,
       firstMs: best.firstMs,
       complete,
+      via: 'dht',
     }
   }
 

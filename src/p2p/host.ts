@@ -1,6 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { type Identify, identify } from '@libp2p/identify'
+import { type Identify, type IdentifyPush, identify, identifyPush } from '@libp2p/identify'
 import type { Libp2p } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
@@ -14,6 +14,7 @@ import { RecordGuardDatastore } from './record-datastore.ts'
 
 export type MeshServices = {
   identify: Identify
+  identifyPush: IdentifyPush
   ping: Ping
   dht: KadDHT
 }
@@ -81,6 +82,9 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     },
     services: {
       identify: identify(),
+      // Protocols handled after start (record exchange, rooms, connections) reach peers
+      // that connected earlier only through a push.
+      identifyPush: identifyPush(),
       ping: ping(),
       dht: kadDHT({
         protocol: MESH_KAD_PROTOCOL,

@@ -1,9 +1,14 @@
 /**
  * p2p: the libp2p host (TCP, Noise, Yamux, identify, ping, the mesh kad-dht), the
- * signed mesh record in the DHT (validator, selector, replay guard) and discovery
- * through the mesh directory.
+ * signed mesh record in the DHT (validator, selector, replay guard), record exchange
+ * with connected neighbours, and discovery through the mesh directory.
  */
-export { MESH_DIRECTORY_CID, MESH_DIRECTORY_NAME, MESH_KAD_PROTOCOL } from './constants.ts'
+export {
+  MESH_DIRECTORY_CID,
+  MESH_DIRECTORY_NAME,
+  MESH_KAD_PROTOCOL,
+  MESH_RECORD_PROTOCOL,
+} from './constants.ts'
 export {
   createMeshDiscovery,
   type DiscoveredMesh,
@@ -27,6 +32,7 @@ export {
   type MeshServices,
 } from './host.ts'
 export {
+  checkMeshRecord,
   compareMeshRecords,
   createMeshRecord,
   currentDidOf,
@@ -44,4 +50,13 @@ export {
   selectMeshRecord,
   validateMeshRecord,
 } from './mesh-record.ts'
+export {
+  createNeighbourRecords,
+  dhtRecordKey,
+  type NeighbourAnswer,
+  type NeighbourGetOptions,
+  NeighbourRecords,
+  type NeighbourRecordsComponents,
+  type NeighbourRecordsInit,
+} from './neighbour-records.ts'
 export { RecordGuardDatastore, type RecordGuardInit, type SyncSelectFn } from './record-datastore.ts'

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
+import { LRUCache } from 'lru-cache'
 import { compare as compareBytes } from 'uint8arrays/compare'
 import { BadRequestError, ClockSkewError, SignatureMismatchError, TooLargeError } from '../errors.ts'
 import type { Ed25519KeyPair, RotationRecord } from '../identity/index.ts'
@@ -193,17 +195,45 @@ export function parseMeshRecord(bytes: Uint8Array): MeshRecord {
  * the very did named in its DHT key, and not stamped in the future.
  */
 export async function validateMeshRecord(key: Uint8Array, value: Uint8Array): Promise<void> {
-  const did = didFromMeshRecordKey(key)
-  const record = parseMeshRecord(value)
-  if (record.did !== did) {
-    throw new SignatureMismatchError('mesh record is signed by another did than its key names', {
-      key: did,
-      did: record.did,
-    })
+  checkMeshRecord(key, value)
+}
+
+/**
+ * Records whose bytes passed the checks, by sha256 of DHT key and value. A node sees the
+ * same record bytes again and again (kad-dht validates every PUT and GET answer, lookups
+ * and directory rounds fetch known meshes anew); the signature and shape are checked
+ * once, the clock on every call. Entries are frozen: callers share them.
+ */
+const checkedRecords = new LRUCache<string, MeshRecord>({ max: 4096 })
+
+/** validateMeshRecord's checks, returning the record they parsed. */
+export function checkMeshRecord(key: Uint8Array, value: Uint8Array): MeshRecord {
+  const id = createHash('sha256').update(key).update(value).digest('base64')
+  let record = checkedRecords.get(id)
+  if (record === undefined) {
+    const did = didFromMeshRecordKey(key)
+    record = parseMeshRecord(value)
+    if (record.did !== did) {
+      throw new SignatureMismatchError('mesh record is signed by another did than its key names', {
+        key: did,
+        did: record.did,
+      })
+    }
+    record = deepFreeze(record)
+    checkedRecords.set(id, record)
   }
   if (record.ts > Date.now() + MESH_RECORD_MAX_SKEW_MS) {
-    throw new ClockSkewError('mesh record is stamped in the future', { did, ts: record.ts })
+    throw new ClockSkewError('mesh record is stamped in the future', { did: record.did, ts: record.ts })
   }
+  return record
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
 }
 
 /**

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { Ed25519KeyPair, signCanonical } from '../../src/identity/index.ts'
 import {
+  checkMeshRecord,
   createMeshRecord,
   encodeMeshRecord,
   MESH_RECORD_MAX_BYTES,
@@ -105,6 +106,33 @@ describe('mesh record', () => {
   it('refuses a record stamped in the future', async () => {
     const record = createMeshRecord(alice, content, 1, Date.now() + 10 * 60_000)
     await rejects(validateMeshRecord(meshRecordKey(alice.did), encodeMeshRecord(record)), 'MESH_CLOCK_SKEW')
+  })
+
+  it('checks a record once per node, its clock on every use, and never keeps a refusal', (t) => {
+    const key = meshRecordKey(alice.did)
+    const record = createMeshRecord(alice, content, 1, Date.now() + 30_000)
+    const bytes = encodeMeshRecord(record)
+    const first = checkMeshRecord(key, bytes)
+    assert.equal(checkMeshRecord(key, bytes), first, 'the same bytes are not parsed again')
+    assert.ok(
+      Object.isFrozen(first) && Object.isFrozen(first.multiaddrs),
+      'a shared record cannot be changed',
+    )
+    // under another key the same bytes are checked anew, and refused
+    assert.throws(() => checkMeshRecord(meshRecordKey(mallory.did), bytes), {
+      code: 'MESH_SIGNATURE_MISMATCH',
+    })
+    // one changed byte is another record: checked, and refused
+    const tampered = new TextEncoder().encode(
+      new TextDecoder().decode(bytes).replace('"members":3', '"members":4'),
+    )
+    assert.notDeepEqual(tampered, bytes)
+    assert.throws(() => checkMeshRecord(key, tampered), { code: 'MESH_SIGNATURE_MISMATCH' })
+    assert.throws(() => checkMeshRecord(key, tampered), { code: 'MESH_SIGNATURE_MISMATCH' })
+    // the clock is read on every use: 70 s earlier, this record is stamped too far ahead
+    const now = Date.now()
+    t.mock.method(Date, 'now', () => now - 70_000)
+    assert.throws(() => checkMeshRecord(key, bytes), { code: 'MESH_CLOCK_SKEW' })
   })
 
   it('selects the highest seq, never an invalid record', () => {
