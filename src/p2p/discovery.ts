@@ -83,6 +83,12 @@ export interface MeshDiscoveryInit {
   maxFetchesPerRound?: number
   /** Parallel record fetches; default 4. */
   fetchConcurrency?: number
+  /**
+   * A discovered mesh whose newest record is older than this, and that is not
+   * connected, is forgotten (dropped from the list; found again if it comes back);
+   * default 7 days.
+   */
+  forgetAfterMs?: number
   /** Per dial; default 5 000. */
   dialTimeoutMs?: number
   /** Per registry request; default 5 000. */
@@ -195,6 +201,7 @@ export class MeshDiscovery implements Startable {
   /** Dids fetched right now because they just provided the directory or connected. */
   readonly #eager = new Map<string, Promise<void>>()
   #unlisten: (() => void) | undefined
+  #forgottenAt = 0
   readonly #neighbours: NeighbourRecords
 
   constructor(components: MeshDiscoveryComponents, init: MeshDiscoveryInit) {
@@ -214,6 +221,7 @@ export class MeshDiscovery implements Startable {
       recheckMs: init.recheckMs ?? refreshMs,
       maxFetchesPerRound: init.maxFetchesPerRound ?? 16,
       fetchConcurrency: init.fetchConcurrency ?? 4,
+      forgetAfterMs: init.forgetAfterMs ?? 7 * 24 * 60 * 60 * 1000,
       dialTimeoutMs: init.dialTimeoutMs ?? 5_000,
       registryTimeoutMs: init.registryTimeoutMs ?? 5_000,
     }
@@ -459,9 +467,42 @@ export class MeshDiscovery implements Startable {
     const signal = this.#signal({}, Math.max(3 * this.#init.intervalMs, 15_000))
     if (libp2p.getConnections().length === 0) await this.#join({ signal })
     await this.#publishIfDue({ signal })
+    // alone or not: a node cut off for days should not list meshes long gone
+    await this.#forgetStale()
     if (libp2p.getConnections().length === 0) return
     if (this.#init.announce) await this.#provideIfDue({ signal })
     await this.#lookupDirectory({ signal })
+  }
+
+  /**
+   * Drops meshes not heard of for forgetAfterMs (at most every tenth of that, and every
+   * hour at least): a list of meshes long gone is of no use to anyone browsing it.
+   */
+  async #forgetStale(): Promise<void> {
+    const now = Date.now()
+    const every = Math.min(this.#init.forgetAfterMs / 10, 60 * 60 * 1000)
+    if (now - this.#forgottenAt < every) return
+    this.#forgottenAt = now
+    await this.#ingestQueue
+    const entries = (await this.#sublevel
+      .values({ gte: MESH_PREFIX, lt: `${MESH_PREFIX}\xff` })
+      .all()) as DiscoveryEntry[]
+    for (const { record } of entries) {
+      if (now - record.ts <= this.#init.forgetAfterMs || this.#isConnected(record.peerId)) continue
+      // through the ingest queue, so a fresh record arriving meanwhile is not deleted
+      const next = this.#ingestQueue.then(async () => {
+        const held = (await this.#sublevel.get(MESH_PREFIX + record.did)) as DiscoveryEntry | undefined
+        if (held === undefined || held.record.seq !== record.seq) return
+        await this.#sublevel.del(MESH_PREFIX + record.did)
+        this.#checkedAt.delete(record.did)
+        this.#log.info(
+          { event: 'discovery.mesh_forgotten', did: record.did, name: record.name, lastSeen: record.ts },
+          'mesh forgotten',
+        )
+      })
+      this.#ingestQueue = next.catch(() => {})
+      await next
+    }
   }
 
   /** Dials bootstrap peers and meshes listed by the registry. */
@@ -776,6 +817,8 @@ export class MeshDiscovery implements Startable {
       const key = MESH_PREFIX + record.did
       const held = (await this.#sublevel.get(key)) as DiscoveryEntry | undefined
       if (held !== undefined && held.record.seq >= record.seq) return
+      // a stale copy some DHT node still holds does not bring back a forgotten mesh
+      if (Date.now() - record.ts > this.#init.forgetAfterMs) return
       if (record.rotations !== undefined) {
         const current = currentDidOf(record)
         const retired = record.rotations.map((r) => r.previous).filter((did) => did !== current)

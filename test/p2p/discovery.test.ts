@@ -38,6 +38,35 @@ async function fakeRegistry(
 }
 
 describe('mesh discovery', () => {
+  it('forgets a mesh not heard of for forgetAfterMs, and finds it again when it returns', async (t) => {
+    const a = await startMesh(t, { name: 'alpha', intervalMs: 200 })
+    const b = await startMesh(t, {
+      name: 'bravo',
+      intervalMs: 200,
+      forgetAfterMs: 1_500,
+      bootstrap: [a.addr()],
+    })
+    await waitFor(() => listed(b, a.key.did), 'B to find A')
+    await a.stop()
+    await waitFor(async () => (await listed(b, a.key.did)) === undefined, 'B to forget A', 10_000)
+    assert.ok(
+      b.lines.some((l) => l.event === 'discovery.mesh_forgotten' && l.did === a.key.did),
+      'the forgetting is logged',
+    )
+    assert.equal(await b.discovery.get(a.key.did), undefined)
+    // a mesh B still hears from is never forgotten: A comes back, same key and store
+    const back = await startMesh(t, {
+      name: 'alpha',
+      key: a.key,
+      storePath: a.store.path,
+      intervalMs: 200,
+      bootstrap: [b.addr()],
+    })
+    await waitFor(() => listed(b, back.key.did), 'B to find A again')
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    assert.ok(await listed(b, a.key.did), 'a mesh that keeps publishing stays listed')
+  })
+
   it('C, knowing only A, discovers A and B through the DHT directory', async (t) => {
     const a = await startMesh(t, { name: 'alpha', content: () => ({ members: 2, bots: 1, rooms: 3 }) })
     const b = await startMesh(t, { name: 'bravo', bootstrap: [a.addr()] })
