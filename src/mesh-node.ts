@@ -124,6 +124,7 @@ export class MeshNode {
   #history?: MeshKeyHistory
   #info?: MeshInfo
   #libp2p?: MeshLibp2p
+  #datastore?: ReturnType<typeof createMeshDatastore>
   /** The peers sublevel, shared by connections (its one writer) and rooms (peer key histories). */
   #peerBook?: PeerBook
   #authority?: Authority
@@ -263,7 +264,9 @@ export class MeshNode {
       },
     })
 
-    const datastore = createMeshDatastore()
+    const datastore = await this.#openDatastore()
+    // After libp2p has stopped (the stack unwinds in reverse): its last DHT writes reach disk.
+    this.#stack.push(async () => this.#datastore?.flush())
     const libp2p = await createMeshLibp2p({ key, listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'], datastore })
     this.#libp2p = libp2p
     // Through the field: a key rotation replaces the host (and discovery, heartbeat) under way.
@@ -817,7 +820,8 @@ export class MeshNode {
     await whileStopped()
     await this.#discovery?.stop()
     await this.#libp2p?.stop()
-    const datastore = createMeshDatastore()
+    await this.#datastore?.flush()
+    const datastore = await this.#openDatastore()
     const libp2p = await createMeshLibp2p({
       key,
       listen: listen.length > 0 ? listen : (this.init.listen ?? []),
@@ -835,6 +839,22 @@ export class MeshNode {
       this.#heartbeat = heartbeat
     }
     await this.#writeAddressFile()
+  }
+
+  /**
+   * libp2p's datastore, holding in memory the DHT records and provider records this node
+   * keeps for the network, written through to the store's `dht` sublevel so that a
+   * restart keeps them (and the directory) too.
+   */
+  async #openDatastore(): Promise<ReturnType<typeof createMeshDatastore>> {
+    const datastore = createMeshDatastore({
+      persist: this.store.sublevel<string>('dht'),
+      logger: this.logger,
+    })
+    const loaded = await datastore.load()
+    this.logger.debug({ event: 'dht.loaded', keys: loaded, records: datastore.records }, 'DHT keys loaded')
+    this.#datastore = datastore
+    return datastore
   }
 
   #createDiscovery(

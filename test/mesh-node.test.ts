@@ -9,10 +9,12 @@ import { silentLogger } from '../src/log.ts'
 import { MANIFEST_SCHEMA_URL, type MeshManifest, verifyManifest } from '../src/manifest/index.ts'
 import { initMesh, STORE_DIR } from '../src/mesh-info.ts'
 import { createMeshNode, NODE_ADDRESS_FILE } from '../src/mesh-node.ts'
+import { dhtRecordKey, meshRecordKey } from '../src/p2p/index.ts'
 import { MeshStore } from '../src/store/index.ts'
 import { tempDir } from './fixtures/principals.ts'
+import { waitFor } from './p2p/nodes.ts'
 
-async function startNode(t: TestContext, name: string) {
+async function startNode(t: TestContext, name: string, bootstrap: string[] = []) {
   const root = await tempDir(t)
   const dataDir = join(root, name)
   const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
@@ -24,6 +26,7 @@ async function startNode(t: TestContext, name: string) {
     http: { port: 0 },
     logger: silentLogger(),
     discovery: { intervalMs: 500 },
+    bootstrap,
   })
   await node.start()
   t.after(() => node.stop())
@@ -77,5 +80,26 @@ describe('MeshNode', () => {
     await again.start()
     t.after(() => again.stop())
     assert.equal(again.did, did)
+  })
+
+  it('keeps the DHT keys it holds on disk: records it holds survive a stop', async (t) => {
+    const node = await startNode(t, 'delta')
+    const other = await startNode(t, 'epsilon', node.multiaddrs())
+    // epsilon's record, which delta holds for the network
+    const recordKey = dhtRecordKey(meshRecordKey(other.did)).toString()
+    await waitFor(
+      async () => (await node.store.sublevel<string>('dht').keys().all()).includes(recordKey),
+      'the first publish to reach the store',
+    )
+    await node.stop()
+    const store = new MeshStore({ path: join(node.init.dataDir, STORE_DIR) })
+    await store.open()
+    const kept = await store.sublevel<string>('dht').keys().all()
+    await store.close()
+    assert.ok(kept.includes(recordKey), `${recordKey} in ${kept.join(', ')}`)
+    assert.ok(
+      kept.every((key) => key.startsWith('/dht/')),
+      'only DHT keys, not the peer store',
+    )
   })
 })

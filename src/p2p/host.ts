@@ -10,7 +10,7 @@ import { createLibp2p } from 'libp2p'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { MESH_KAD_PROTOCOL } from './constants.ts'
 import { MESH_RECORD_NAMESPACE, selectMeshRecord, validateMeshRecord } from './mesh-record.ts'
-import { RecordGuardDatastore } from './record-datastore.ts'
+import { RecordGuardDatastore, type RecordGuardInit } from './record-datastore.ts'
 
 export type MeshServices = {
   identify: Identify
@@ -57,9 +57,9 @@ export const DEFAULT_MAX_CONNECTIONS = 300
 export const MESH_DHT_VALIDATORS = { [MESH_RECORD_NAMESPACE]: validateMeshRecord }
 export const MESH_DHT_SELECTORS = { [MESH_RECORD_NAMESPACE]: selectMeshRecord }
 
-/** The datastore a `mesh` node uses unless given another. */
-export function createMeshDatastore(): RecordGuardDatastore {
-  return new RecordGuardDatastore({ selectors: MESH_DHT_SELECTORS })
+/** The datastore a `mesh` node uses unless given another; see RecordGuardInit for `persist`. */
+export function createMeshDatastore(init: Omit<RecordGuardInit, 'selectors'> = {}): RecordGuardDatastore {
+  return new RecordGuardDatastore({ ...init, selectors: MESH_DHT_SELECTORS })
 }
 
 /** Builds the node's libp2p host: TCP, Noise, Yamux, identify, ping and the mesh kad-dht. */

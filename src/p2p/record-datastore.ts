@@ -1,9 +1,13 @@
 import type { AbortOptions } from '@libp2p/interface'
 import { Record as DhtRecord } from '@libp2p/kad-dht'
 import { MemoryDatastore } from 'datastore-core'
-import type { Key } from 'interface-datastore'
+import { Key } from 'interface-datastore'
 import { equals } from 'uint8arrays/equals'
-import { ReplayError } from '../errors.ts'
+import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { ReplayError, TooLargeError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Sublevel } from '../store/index.ts'
 
 /** A kad-dht selector that answers synchronously, so a guarded put is one atomic step. */
 export type SyncSelectFn = (key: Uint8Array, records: Uint8Array[]) => number
@@ -13,7 +17,22 @@ export interface RecordGuardInit {
   selectors: Record<string, SyncSelectFn>
   /** Where kad-dht keeps records: its `datastorePrefix` + `/record/`. Default `/dht/record/`. */
   recordPrefix?: string
+  /**
+   * Where the DHT's keys (records, provider records: everything under `/dht/`) are kept
+   * across restarts, values base64url; default none (memory only). Call `load()` before
+   * libp2p starts and `flush()` after it stops.
+   */
+  persist?: Sublevel<string>
+  /** Told about failed writes to `persist`. */
+  logger?: Logger
+  /**
+   * DHT records held at most: a put under a new key beyond it is refused (MESH_TOO_LARGE),
+   * so peers cannot fill memory and disk with records; default 20 000.
+   */
+  maxRecords?: number
 }
+
+const PERSISTED_PREFIX = '/dht/'
 
 /**
  * The libp2p datastore of a mesh node: in memory, but a DHT record is only ever
@@ -29,22 +48,64 @@ export class RecordGuardDatastore extends MemoryDatastore {
   readonly #selectors: Record<string, SyncSelectFn>
   readonly #recordPrefix: string
   readonly #listeners = new Set<(key: Key) => void>()
+  readonly #persist: Sublevel<string> | undefined
+  readonly #logger: Logger | undefined
+  readonly #maxRecords: number
+  #records = 0
+  /** Writes to `persist`, in the order the memory saw them. */
+  #persisting: Promise<void> = Promise.resolve()
 
   constructor(init: RecordGuardInit) {
     super()
     this.#selectors = init.selectors
     this.#recordPrefix = init.recordPrefix ?? '/dht/record/'
+    this.#persist = init.persist
+    this.#logger = init.logger
+    this.#maxRecords = init.maxRecords ?? 20_000
+  }
+
+  /** Reads what `persist` kept into memory; returns how many keys. */
+  async load(): Promise<number> {
+    if (this.#persist === undefined) return 0
+    let loaded = 0
+    for await (const [key, value] of this.#persist.iterator()) {
+      const k = new Key(key)
+      if (!this.#holds(k) && k.toString().startsWith(this.#recordPrefix)) this.#records++
+      super.put(k, uint8ArrayFromString(value, 'base64url'))
+      loaded++
+    }
+    return loaded
+  }
+
+  /** Resolves once every write so far reached `persist`. */
+  async flush(): Promise<void> {
+    await this.#persisting
+  }
+
+  /** DHT records held now. */
+  get records(): number {
+    return this.#records
   }
 
   override put(key: Key, val: Uint8Array, options?: AbortOptions): Key | Promise<Key> {
+    const name = key.toString()
+    const isRecord = name.startsWith(this.#recordPrefix)
+    const isNew = !this.#holds(key)
     try {
       // No await between reading the stored record and writing the new one: the check
       // and the write cannot interleave with another put.
-      if (key.toString().startsWith(this.#recordPrefix)) this.#refuseWorse(key, val)
+      if (isRecord) this.#refuseWorse(key, val)
+      if (isRecord && isNew && this.#records >= this.#maxRecords) {
+        throw new TooLargeError(`this node holds ${this.#records} DHT records, its limit`, {
+          limit: this.#maxRecords,
+        })
+      }
     } catch (err) {
       return Promise.reject(err)
     }
     const stored = super.put(key, val, options)
+    if (isRecord && isNew) this.#records++
+    if (name.startsWith(PERSISTED_PREFIX)) this.#write(name, val)
     for (const listener of this.#listeners) {
       try {
         listener(key)
@@ -60,6 +121,34 @@ export class RecordGuardDatastore extends MemoryDatastore {
    * went through: a provider record a peer added, a DHT record it stored. Returns the
    * function that removes the listener.
    */
+  override delete(key: Key, options?: AbortOptions): void | Promise<void> {
+    const name = key.toString()
+    if (name.startsWith(this.#recordPrefix) && this.#holds(key)) this.#records--
+    super.delete(key, options)
+    if (name.startsWith(PERSISTED_PREFIX)) this.#write(name, undefined)
+  }
+
+  /** MemoryDatastore answers synchronously. */
+  #holds(key: Key): boolean {
+    return super.has(key) as boolean
+  }
+
+  #write(name: string, value: Uint8Array | undefined): void {
+    const persist = this.#persist
+    if (persist === undefined) return
+    this.#persisting = this.#persisting
+      .then(() =>
+        value === undefined ? persist.del(name) : persist.put(name, uint8ArrayToString(value, 'base64url')),
+      )
+      .catch((err: unknown) => {
+        // memory keeps it; the next restart may miss it, and the DHT's republish heals that
+        this.#logger?.warn(
+          { event: 'dht.persist_failed', key: name, err },
+          'could not keep a DHT key on disk',
+        )
+      })
+  }
+
   onPut(listener: (key: Key) => void): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)

@@ -31,6 +31,7 @@ export const SUBLEVELS = [
   'credentials',
   'delegations',
   'agents',
+  'dht',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 
