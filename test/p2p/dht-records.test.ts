@@ -13,17 +13,9 @@ import {
   meshRecordKey,
   parseMeshRecord,
 } from '../../src/p2p/index.ts'
-import { startHost, waitFor } from './nodes.ts'
+import { RECORD_CONTENT, startHost, waitFor } from './nodes.ts'
 
-const content = {
-  name: 'alice-mesh',
-  multiaddrs: [],
-  protocolVersions: [],
-  version: '0.1.0',
-  members: 1,
-  bots: 0,
-  rooms: 0,
-}
+const content = RECORD_CONTENT
 
 /** Sends a PUT_VALUE through `from`'s DHT; returns the peers that accepted it. */
 async function putFrom(from: MeshLibp2p, key: Uint8Array, value: Uint8Array): Promise<string[]> {

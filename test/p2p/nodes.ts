@@ -16,6 +16,17 @@ import {
 import type { RecordGuardDatastore } from '../../src/p2p/record-datastore.ts'
 import { MeshStore } from '../../src/store/index.ts'
 
+/** Record content for tests that sign mesh records by hand. */
+export const RECORD_CONTENT = {
+  name: 'alice-mesh',
+  multiaddrs: [],
+  protocolVersions: [],
+  version: '0.1.0',
+  members: 1,
+  bots: 0,
+  rooms: 0,
+}
+
 export interface LogLine {
   event?: string
   [field: string]: unknown

@@ -14,16 +14,9 @@ import {
 } from '../../src/p2p/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { tempDir } from '../fixtures/principals.ts'
+import { RECORD_CONTENT } from './nodes.ts'
 
-const content = {
-  name: 'alice-mesh',
-  multiaddrs: [],
-  protocolVersions: [],
-  version: '0.1.0',
-  members: 1,
-  bots: 0,
-  rooms: 0,
-}
+const content = RECORD_CONTENT
 
 /** A mesh record of a new key (or `key`) at `seq`, as kad-dht stores it: [datastore key, bytes]. */
 function stored(seq: number, key = Ed25519KeyPair.generate()): [Key, Uint8Array] {
