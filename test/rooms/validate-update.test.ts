@@ -104,6 +104,27 @@ function sealedWrite(room: Room, key: typeof meshB, entry: MessageEntry, clientI
   )
 }
 
+/** Like `sealedWrite`, by a client id that the same update binds to mesh `key`. */
+function boundWrite(room: Room, key: typeof meshB, entry: MessageEntry, clientID: number) {
+  const id = contentId(entry)
+  const client = String(clientID)
+  const binding = { mesh: key.did, room: room.id }
+  return craft(
+    room,
+    (doc) => {
+      doc.transact(() => {
+        doc.getMap('clients').set(client, binding)
+        doc
+          .getMap('seals')
+          .set(sealKey('clients', client), makeSeal(key, room.id, 'clients', client, binding))
+        doc.getMap('messages').set(id, entry)
+        doc.getMap('seals').set(sealKey('messages', id), makeSeal(key, room.id, 'messages', id, entry))
+      })
+    },
+    clientID,
+  )
+}
+
 function boundClient(room: Room, mesh: string): number {
   for (const [k, v] of room.doc.getMap('clients')) if ((v as { mesh: string }).mesh === mesh) return Number(k)
   throw new Error('no bound client')
@@ -326,8 +347,18 @@ describe('validateUpdate: hostile peers', () => {
   it('survives 2,000 seeded malformed and mutated updates (no crash, no hang, bounded memory)', async (t) => {
     const w = await world(t)
     const client = boundClient(w.roomA, meshB.did)
+    // The legitimate seed comes from another replica of mesh B, under its own client id
+    // (bound in the same update). Under the client id of B's live doc, it would take
+    // clocks that B's doc later fills with its own writes: A would then see B's next
+    // post as a replay (nothing new, applied as a no-op) and never show it. Only B's
+    // key can make that fork of B's own client, so it is B's mistake, not an attack.
+    const seedClient = 313_131
+    assert.notEqual(seedClient, w.roomB.doc.clientID)
+    assert.equal(w.roomA.doc.getMap('clients').has(String(seedClient)), false)
+    const seedOne = message(w, carol.did, meshB.did, 'seed one')
+    const seedOneId = contentId(seedOne)
     const seeds = [
-      sealedWrite(w.roomA, meshB, message(w, carol.did, meshB.did, 'seed one'), client),
+      boundWrite(w.roomA, meshB, seedOne, seedClient),
       Y.encodeStateAsUpdate(w.roomB.doc),
       craft(w.roomA, (doc) => doc.getMap('messages').delete(aliceMessage(w.roomA)), client),
     ]
@@ -383,8 +414,15 @@ describe('validateUpdate: hostile peers', () => {
     assert.ok(grown < 64 * 1024 * 1024, `heap grew by ${grown} bytes`)
     assert.deepEqual(Y.encodeStateVector(w.roomA.doc), sv)
     assert.deepEqual(content(w.roomA), before)
+    // Whether or not a mutation re-created it, the legitimate write is in A now (a replay
+    // if it was): B's later writes must still arrive.
+    const seeded = await w.roomA.applyUpdate(seeds[0] as Uint8Array, fromB)
+    assert.ok(seeded.ok, seeded.error?.message ?? '')
+    assert.ok(w.roomA.message(seedOneId))
     const sentinel = await w.b.post(w.id, carol.did, 'after the fuzz')
-    assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+    const synced = await sync(w.roomB, w.roomA, meshB.did)
+    assert.ok(synced.ok, synced.error?.message ?? '')
+    assert.equal(synced.ok.empty, false)
     assert.ok(w.roomA.message(sentinel.id))
   })
 })
