@@ -36,6 +36,8 @@ export interface Sample {
   firstMs?: number
   /** Mesh side: whether a connected neighbour answered or kad-dht's walk did. */
   via?: 'neighbours' | 'dht'
+  /** The pings asked for after the lookup, ms each. */
+  pingsMs?: number[]
   error?: string
 }
 
@@ -45,7 +47,14 @@ export type WorkerRequest =
   | { op: 'tableSizes' }
   | { op: 'publish'; index: number; first: boolean }
   | { op: 'holds'; did: string }
-  | { op: 'lookup'; index: number; did: string; timeoutMs: number }
+  | {
+      op: 'lookup'
+      index: number
+      did: string
+      timeoutMs: number
+      /** After the lookup, time `pings` libp2p pings to this node (in another process). */
+      ping?: { peerId: string; addrs: string[]; pings: number }
+    }
   | { op: 'ping'; index: number; peerId: string; addrs: string[]; count: number }
   | { op: 'connections' }
   | { op: 'exit' }
@@ -91,8 +100,13 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       const dsKey = new Key(`/dht/record/${uint8ArrayToString(meshRecordKey(req.did), 'base32')}`)
       return nodes.some((n) => n.key.did !== req.did && n.datastore?.has(dsKey) === true)
     }
-    case 'lookup':
-      return await lookup(node(req.index), req.did, req.timeoutMs)
+    case 'lookup': {
+      const looker = node(req.index)
+      const sample = await lookup(looker, req.did, req.timeoutMs)
+      if (req.ping === undefined) return sample
+      const { peerId, addrs, pings } = req.ping
+      return { ...sample, pingsMs: await ping(looker, peerId, addrs, pings, 0) }
+    }
     case 'ping':
       return await ping(node(req.index), req.peerId, req.addrs, req.count)
     case 'exit':
@@ -201,20 +215,26 @@ async function stockLookup(
 /**
  * Wall times of libp2p pings from `from` to the peer (on an open connection): each
  * opens a new stream (yamux), negotiates the protocol (multistream-select), sends 32
- * bytes and reads them back, as every DHT request does with its message. After 20
- * unmeasured pings.
+ * bytes and reads them back, as every DHT request does with its message. After
+ * `warmup` unmeasured pings (the connection exists: the bench dials it first).
  */
-async function ping(from: BenchNode, peer: string, addrs: string[], count: number): Promise<number[]> {
+async function ping(
+  from: BenchNode,
+  peer: string,
+  addrs: string[],
+  count: number,
+  warmup = 20,
+): Promise<number[]> {
   const peerId = peerIdFromString(peer)
   await from.libp2p.dial(
     addrs.map((a) => multiaddr(a)),
     { signal: AbortSignal.timeout(5_000) },
   )
   const times: number[] = []
-  for (let i = 0; i < 20 + count; i++) {
+  for (let i = 0; i < warmup + count; i++) {
     const t0 = performance.now()
     await from.libp2p.services.ping.ping(peerId, { signal: AbortSignal.timeout(5_000) })
-    if (i >= 20) times.push(performance.now() - t0)
+    if (i >= warmup) times.push(performance.now() - t0)
   }
   return times
 }

@@ -53,6 +53,7 @@ export {
 export {
   createNeighbourRecords,
   dhtRecordKey,
+  kadIdOf,
   type NeighbourAnswer,
   type NeighbourGetOptions,
   NeighbourRecords,

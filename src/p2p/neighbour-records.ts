@@ -19,15 +19,17 @@ import { MESH_RECORD_NAMESPACE } from './mesh-record.ts'
  * first request), opening a new stream per request (a protocol negotiation round trip)
  * and answering every GET_VALUE with up to k closer peers read from the peer store. A
  * record is held by the k peers closest to its key, and a node is connected to some of
- * its DHT neighbours anyway; so before walking, a lookup asks the α connected
- * neighbours closest to the key for the record itself, on a stream kept open per
- * neighbour: one round trip, and the answer is the record and nothing else.
+ * its DHT neighbours anyway; so before walking, a lookup asks the connected neighbours
+ * closest to the key for the record itself (closest first, hedged: see `get`), on a
+ * stream kept open per neighbour: one round trip, and the answer is the record and
+ * nothing else.
  *
  * Wire (`/mesh/record/1.0.0`): requests and answers are length-prefixed frames on one
  * stream, answered in order. A request is a DHT key of the mesh record namespace
  * (`/mesh/<did>`, at most MAX_KEY_BYTES); the answer is the record value the node's DHT
  * store holds under it, or an empty frame. A stream idle for IDLE_MS is closed by the
- * server; any other request ends the stream.
+ * server; any other request ends the stream. Any DHT server of the mesh network
+ * answers it: no new state, only a narrower read of what kad-dht stores.
  *
  * The asker decides what a good answer is (`parse`: the record validator, a seq floor);
  * the first answer it takes ends the round. `undefined` means no connected neighbour had
@@ -41,10 +43,10 @@ export interface NeighbourRecordsComponents {
 }
 
 export interface NeighbourRecordsInit {
-  /** Neighbours asked at once; default 3 (Kademlia's α). */
+  /** Neighbours asked at most at once; default 3 (Kademlia's α). */
   alpha?: number
-  /** Rounds of α neighbours before giving up to the walk; default 2. */
-  rounds?: number
+  /** Neighbours asked at most per lookup, closest first; default 6. */
+  maxAsked?: number
   /** Largest answer read; default 8 KiB (a mesh record is at most 4 KiB). */
   maxAnswerBytes?: number
   /** Inbound streams of this protocol per connection; default 4. */
@@ -106,7 +108,9 @@ function isMeshRecordKey(key: Uint8Array): boolean {
 export class NeighbourRecords implements Startable {
   readonly #components: NeighbourRecordsComponents
   readonly #alpha: number
-  readonly #rounds: number
+  readonly #maxAsked: number
+  /** Moving average of exchange times, ms: when to hedge a slow one. */
+  #exchangeMs = 20
   readonly #maxAnswerBytes: number
   readonly #maxInboundStreams: number
   readonly #log: Logger
@@ -121,7 +125,7 @@ export class NeighbourRecords implements Startable {
   constructor(components: NeighbourRecordsComponents, init: NeighbourRecordsInit = {}) {
     this.#components = components
     this.#alpha = init.alpha ?? 3
-    this.#rounds = init.rounds ?? 2
+    this.#maxAsked = init.maxAsked ?? 6
     this.#maxAnswerBytes = init.maxAnswerBytes ?? 8 * 1024
     this.#maxInboundStreams = init.maxInboundStreams ?? 4
     this.#log = components.logger.child({ component: 'neighbour-records' })
@@ -202,9 +206,11 @@ export class NeighbourRecords implements Startable {
   }
 
   /**
-   * The first answer `parse` takes from the connected neighbours closest to `key`: the
-   * α closest at once, then, when none of them holds a record, the next α, for up to
-   * `rounds` rounds.
+   * The first answer `parse` takes from the connected neighbours closest to `key`,
+   * closest first. One at a time, as a hedged request: the next is asked at once when
+   * one has no usable answer, and also when one is slower than a few typical exchanges
+   * (so a slow neighbour costs a few round trips, not the lookup), never more than α
+   * at a time, at most maxAsked in all.
    */
   async get<T>(key: Uint8Array, options: NeighbourGetOptions<T>): Promise<NeighbourAnswer<T> | undefined> {
     if (!this.#running || !isMeshRecordKey(key)) return undefined
@@ -214,40 +220,43 @@ export class NeighbourRecords implements Startable {
       .filter((n) => libp2p.getConnections(n.id).some((c) => c.status === 'open'))
       .map((n) => ({ n, distance: xor(n.kadId, target) }))
       .sort((a, b) => compare(a.distance, b.distance))
-      .slice(0, this.#alpha * this.#rounds)
+      .slice(0, this.#maxAsked)
       .map(({ n }) => n.id)
-    for (let i = 0; i < ranked.length; i += this.#alpha) {
-      options.signal?.throwIfAborted()
-      const answer = await this.#round(ranked.slice(i, i + this.#alpha), key, options)
-      if (answer !== undefined) return { ...answer, asked: Math.min(ranked.length, i + this.#alpha) }
-    }
-    return undefined
-  }
-
-  /** One request to each of `peers` at once; the first answer `parse` takes. */
-  async #round<T>(
-    peers: PeerId[],
-    key: Uint8Array,
-    options: NeighbourGetOptions<T>,
-  ): Promise<Omit<NeighbourAnswer<T>, 'asked'> | undefined> {
-    return await new Promise((resolve) => {
+    if (ranked.length === 0) return undefined
+    options.signal?.throwIfAborted()
+    return await new Promise<NeighbourAnswer<T> | undefined>((resolve) => {
+      let asked = 0
+      let inFlight = 0
       let done = false
-      let pending = peers.length
-      const finish = (answer: Omit<NeighbourAnswer<T>, 'asked'> | undefined): void => {
+      let hedge: ReturnType<typeof setTimeout> | undefined
+      const finish = (answer: NeighbourAnswer<T> | undefined): void => {
         if (done) return
         done = true
+        clearTimeout(hedge)
         options.signal?.removeEventListener('abort', onAbort)
         resolve(answer)
       }
       const onAbort = (): void => finish(undefined)
       options.signal?.addEventListener('abort', onAbort, { once: true })
-      for (const peer of peers) {
+      const askNext = (): void => {
+        if (done) return
+        if (asked >= ranked.length) {
+          if (inFlight === 0) finish(undefined)
+          return
+        }
+        if (inFlight >= this.#alpha) return
+        const peer = ranked[asked++] as PeerId
+        inFlight++
+        clearTimeout(hedge)
+        hedge = setTimeout(askNext, this.#hedgeMs())
+        const started = performance.now()
         // An exchange is never cut short by the lookup (see #ask); its late answer is dropped.
         this.#ask(peer, key)
           .then(async (value) => {
+            this.#exchangeMs = 0.8 * this.#exchangeMs + 0.2 * (performance.now() - started)
             if (done || value === undefined) return
             const parsed = await options.parse(value)
-            if (parsed !== undefined) finish({ value: parsed, from: peer })
+            if (parsed !== undefined) finish({ value: parsed, from: peer, asked })
           })
           .catch((err: unknown) => {
             this.#log.debug(
@@ -256,10 +265,17 @@ export class NeighbourRecords implements Startable {
             )
           })
           .finally(() => {
-            if (--pending === 0) finish(undefined)
+            inFlight--
+            askNext()
           })
       }
+      askNext()
     })
+  }
+
+  /** How long an exchange may take before the next neighbour is asked as well. */
+  #hedgeMs(): number {
+    return Math.min(Math.max(3 * this.#exchangeMs, 2), 250)
   }
 
   /**

@@ -3,6 +3,8 @@ import { describe, it, type TestContext } from 'node:test'
 import type { Stream } from '@libp2p/interface'
 import { Record as DhtRecord } from '@libp2p/kad-dht'
 import { lpStream } from '@libp2p/utils'
+import { compare } from 'uint8arrays/compare'
+import { xor } from 'uint8arrays/xor'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { createLogger } from '../../src/log.ts'
 import {
@@ -10,6 +12,7 @@ import {
   createMeshRecord,
   dhtRecordKey,
   encodeMeshRecord,
+  kadIdOf,
   MESH_RECORD_PROTOCOL,
   type MeshLibp2p,
   type MeshRecord,
@@ -130,6 +133,34 @@ describe('records from connected neighbours', () => {
     const answer = await records.get(key, { parse })
     assert.equal(answer?.value.seq, 3)
     assert.equal(answer?.value.signature, record.signature)
+  })
+
+  it('asks the next neighbour when the closest one stalls (a hedged request)', async (t) => {
+    const owner = Ed25519KeyPair.generate()
+    const key = meshRecordKey(owner.did)
+    const target = kadIdOf(key)
+    const distance = (libp2p: MeshLibp2p) => xor(kadIdOf(libp2p.peerId.toMultihash().bytes), target)
+    const honest = await startHost(t)
+    await startAsker(t, honest.libp2p, honest.datastore)
+    await hold(honest.datastore, key, encodeMeshRecord(recordOf(owner)))
+    // a staller closer to the key than the honest holder, so it is asked first
+    let staller = await hostileHost(t, 'stall')
+    while (compare(distance(staller.libp2p), distance(honest.libp2p)) > 0) {
+      await staller.libp2p.stop()
+      staller = await hostileHost(t, 'stall')
+    }
+    const asker = await startHost(t)
+    const records = await startAsker(t, asker.libp2p)
+    await asker.libp2p.dial(staller.libp2p.getMultiaddrs())
+    await asker.libp2p.dial(honest.libp2p.getMultiaddrs())
+    await waitFor(() => records.size === 2, 'both to be known as neighbours')
+    // well under the 5 s an exchange may take: the staller does not hold the lookup
+    const answer = await records.get(key, {
+      parse: (bytes) => checkMeshRecord(key, bytes),
+      signal: AbortSignal.timeout(1_000),
+    })
+    assert.equal(answer?.from.toString(), honest.libp2p.peerId.toString())
+    assert.equal(answer?.asked, 2)
   })
 
   it('refuses requests that are not a mesh record key, and keeps serving the others', async (t) => {
