@@ -115,7 +115,9 @@ export interface LookupOptions extends AbortOptions {
    * Default false: kad-dht's `get` runs its query to the end, picks the best record and
    * corrects peers holding stale ones. Records are signed and seq-ordered, so a first
    * answer is never wrong, at worst older than one a later refresh picks up. The copy
-   * this node holds itself only counts when the network has no valid answer.
+   * this node holds itself only counts when the network has no valid answer. A `first`
+   * lookup asks the connected neighbours closest to the key before it walks the DHT
+   * (NeighbourRecords): over open connections that is one round trip.
    */
   first?: boolean
   /** With `first`: only a record with a seq above this ends the query early; default 0. */
@@ -138,7 +140,7 @@ export interface LookupResult {
   complete: boolean
   /**
    * Who answered: `neighbours` when a connected DHT peer close to the key had it (the
-   * first round of a `first` lookup, see NeighbourGet), `dht` when kad-dht's walk did.
+   * first round of a `first` lookup, see NeighbourRecords), `dht` when kad-dht's walk did.
    */
   via: 'neighbours' | 'dht'
 }
