@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { AbortOptions, Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import { Record as DhtRecord } from '@libp2p/kad-dht'
-import { type LengthPrefixedStream, lpStream } from '@libp2p/utils'
+import { type LengthPrefixedStream, lpStream, RateLimiter } from '@libp2p/utils'
 import { type Datastore, Key } from 'interface-datastore'
 import { compare } from 'uint8arrays/compare'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
@@ -51,6 +51,11 @@ export interface NeighbourRecordsInit {
   maxAnswerBytes?: number
   /** Inbound streams of this protocol per connection; default 4. */
   maxInboundStreams?: number
+  /**
+   * Requests a peer may make per second, over all its streams; beyond, its stream is
+   * ended and it waits for the next second; default 100.
+   */
+  maxRequestsPerSecond?: number
 }
 
 export interface NeighbourGetOptions<T> extends AbortOptions {
@@ -119,6 +124,7 @@ export class NeighbourRecords implements Startable {
   readonly #channels = new Map<string, Channel>()
   /** Streams this node serves, ended on stop. */
   readonly #served = new Set<Stream>()
+  readonly #limiter: RateLimiter
   #topologyId: string | undefined
   #running = false
 
@@ -128,6 +134,7 @@ export class NeighbourRecords implements Startable {
     this.#maxAsked = init.maxAsked ?? 6
     this.#maxAnswerBytes = init.maxAnswerBytes ?? 8 * 1024
     this.#maxInboundStreams = init.maxInboundStreams ?? 4
+    this.#limiter = new RateLimiter({ points: init.maxRequestsPerSecond ?? 100, duration: 1 })
     this.#log = components.logger.child({ component: 'neighbour-records' })
   }
 
@@ -331,6 +338,8 @@ export class NeighbourRecords implements Startable {
         if (stream.readStatus !== 'readable') break
         const key = (await withTimeout(IDLE_MS, (signal) => lp.read({ signal }))).subarray()
         if (!isMeshRecordKey(key)) throw new Error('not a mesh record key')
+        // throws RateLimitError past the peer's budget: the stream ends below
+        this.#limiter.consume(connection.remotePeer.toString())
         const value = await heldRecord(datastore, key)
         await withTimeout(REQUEST_TIMEOUT_MS, (signal) => lp.write(value, { signal }))
       }

@@ -163,7 +163,7 @@ describe('records from connected neighbours', () => {
     assert.equal(answer?.asked, 2)
   })
 
-  it('refuses requests that are not a mesh record key, and keeps serving the others', async (t) => {
+  it("refuses requests that are not a mesh record key or over a peer's rate, and keeps serving the others", async (t) => {
     const owner = Ed25519KeyPair.generate()
     const key = meshRecordKey(owner.did)
     const server = await startHost(t)
@@ -180,6 +180,26 @@ describe('records from connected neighbours', () => {
     }
     await assert.rejects(ask(new TextEncoder().encode('/pk/abc')), 'another namespace ends the stream')
     await assert.rejects(ask(new Uint8Array(300).fill(47)), 'an oversized request ends the stream')
+    // a peer that floods requests has its stream ended at its budget (100 a second)
+    const flood = await client.libp2p.dialProtocol(server.libp2p.peerId, MESH_RECORD_PROTOCOL)
+    const floodLp = lpStream(flood, { maxDataLength: 8192 })
+    let answered = 0
+    await assert.rejects(async () => {
+      for (let i = 0; i < 500; i++) {
+        await floodLp.write(key)
+        await floodLp.read()
+        answered++
+      }
+    })
+    assert.ok(answered >= 50 && answered <= 100, `${answered} answered before the stream ended`)
+    // other peers are still served
+    const other = await startHost(t)
+    await other.libp2p.dial(server.libp2p.getMultiaddrs())
+    const otherStream = await other.libp2p.dialProtocol(server.libp2p.peerId, MESH_RECORD_PROTOCOL)
+    const otherLp = lpStream(otherStream, { maxDataLength: 8192 })
+    await otherLp.write(key)
+    assert.ok((await otherLp.read()).byteLength > 0)
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
     const stored = (await server.datastore?.get(dhtRecordKey(key))) as Uint8Array
     assert.deepEqual(
       Uint8Array.from(await ask(key)),
