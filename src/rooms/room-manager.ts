@@ -135,6 +135,7 @@ export class RoomManager {
   readonly #loading = new Map<string, Promise<Room>>()
   readonly #log: Logger
   readonly #now: () => number
+  #lastMessageTs = 0
   readonly #loadListeners = new Set<(room: Room) => void>()
   #sweeper: ReturnType<typeof setInterval> | undefined
 
@@ -489,12 +490,22 @@ export class RoomManager {
       authorMesh: this.ownMesh,
       body,
       mentions: parseMentions(room, body, this.ownMesh),
-      ts: this.#now(),
+      ts: this.#messageTs(),
       ...(replyTo !== undefined ? { replyTo } : {}),
     }
     const id = contentId(entry)
     await room.write([{ map: 'messages', key: id, value: entry }])
     return { id }
+  }
+
+  /**
+   * The clock, but strictly increasing for this mesh's messages: two posts in one
+   * millisecond would otherwise tie, and messages and notifications, ordered by ts,
+   * could list them either way round.
+   */
+  #messageTs(): number {
+    this.#lastMessageTs = Math.max(this.#now(), this.#lastMessageTs + 1)
+    return this.#lastMessageTs
   }
 
   async react(roomId: string, author: string, message: string, emoji: string): Promise<{ id: string }> {
