@@ -10,10 +10,9 @@
 import type { KadDHT, QueryEvent, SingleKadDHT } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { Key } from 'interface-datastore'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import {
   createMeshRecord,
+  dhtRecordKey,
   encodeMeshRecord,
   type MeshLibp2p,
   meshRecordKey,
@@ -97,7 +96,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'publish':
       return await publish(node(req.index), req.first)
     case 'holds': {
-      const dsKey = new Key(`/dht/record/${uint8ArrayToString(meshRecordKey(req.did), 'base32')}`)
+      const dsKey = dhtRecordKey(meshRecordKey(req.did))
       return nodes.some((n) => n.key.did !== req.did && n.datastore?.has(dsKey) === true)
     }
     case 'lookup': {

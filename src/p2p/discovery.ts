@@ -2,7 +2,6 @@ import type { AbortOptions, PeerId, Startable } from '@libp2p/interface'
 import { Record as DhtRecord, type QueryEvent } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import { anySignal } from 'any-signal'
 import { type Datastore, Key } from 'interface-datastore'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { NotFoundError } from '../errors.ts'
@@ -18,6 +17,7 @@ import {
   compareMeshRecords,
   createMeshRecord,
   currentDidOf,
+  dhtRecordKey,
   encodeMeshRecord,
   MESH_RECORD_MAX_MULTIADDRS,
   type MeshRecord,
@@ -426,12 +426,10 @@ export class MeshDiscovery implements Startable {
     const datastore = this.#components.datastore
     if (datastore === undefined) return undefined
     const key = meshRecordKey(did)
-    const dsKey = new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`)
+    const dsKey = dhtRecordKey(key)
     try {
       if (!(await datastore.has(dsKey))) return undefined
-      const value = DhtRecord.deserialize(await datastore.get(dsKey)).value
-      await validateMeshRecord(key, value)
-      return parseMeshRecord(value)
+      return checkMeshRecord(key, DhtRecord.deserialize(await datastore.get(dsKey)).value)
     } catch {
       return undefined
     }
@@ -726,16 +724,13 @@ export class MeshDiscovery implements Startable {
     if (first) {
       // One round over open connections before the walk; a peer that stalls costs at
       // most NEIGHBOUR_ROUND_MS, then kad-dht walks as it always did.
-      const signal = anySignal([options.signal, AbortSignal.timeout(NEIGHBOUR_ROUND_MS)])
-      const answer = await this.#neighbours
-        .get(key, {
-          signal,
-          parse: (bytes) => {
-            const record = checkMeshRecord(key, bytes)
-            return record.seq > newerThan ? record : undefined
-          },
-        })
-        .finally(() => signal.clear())
+      const answer = await this.#neighbours.get(key, {
+        signal: this.#signal(options, NEIGHBOUR_ROUND_MS),
+        parse: (bytes) => {
+          const record = checkMeshRecord(key, bytes)
+          return record.seq > newerThan ? record : undefined
+        },
+      })
       if (answer !== undefined) {
         const ms = performance.now() - started
         return { record: answer.value, hops: 1, ms, firstMs: ms, complete: false, via: 'neighbours' }

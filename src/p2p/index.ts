@@ -36,6 +36,7 @@ export {
   compareMeshRecords,
   createMeshRecord,
   currentDidOf,
+  dhtRecordKey,
   didFromMeshRecordKey,
   encodeMeshRecord,
   MESH_RECORD_MAX_BYTES,
@@ -52,7 +53,6 @@ export {
 } from './mesh-record.ts'
 export {
   createNeighbourRecords,
-  dhtRecordKey,
   kadIdOf,
   type NeighbourAnswer,
   type NeighbourGetOptions,

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
+import { Key } from 'interface-datastore'
 import { LRUCache } from 'lru-cache'
 import { compare as compareBytes } from 'uint8arrays/compare'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { BadRequestError, ClockSkewError, SignatureMismatchError, TooLargeError } from '../errors.ts'
 import type { Ed25519KeyPair, RotationRecord } from '../identity/index.ts'
 import {
@@ -234,6 +236,11 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value)
   }
   return value
+}
+
+/** Where kad-dht keeps the record of DHT key `key` in libp2p's datastore. */
+export function dhtRecordKey(key: Uint8Array): Key {
+  return new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`, false)
 }
 
 /**

@@ -2,14 +2,13 @@ import { createHash } from 'node:crypto'
 import type { AbortOptions, Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import { Record as DhtRecord } from '@libp2p/kad-dht'
 import { type LengthPrefixedStream, lpStream, RateLimiter } from '@libp2p/utils'
-import { type Datastore, Key } from 'interface-datastore'
+import type { Datastore } from 'interface-datastore'
 import { compare } from 'uint8arrays/compare'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { xor } from 'uint8arrays/xor'
 import type { Logger } from '../log.ts'
 import { MESH_RECORD_PROTOCOL } from './constants.ts'
 import type { MeshLibp2p } from './host.ts'
-import { MESH_RECORD_NAMESPACE } from './mesh-record.ts'
+import { dhtRecordKey, MESH_RECORD_NAMESPACE } from './mesh-record.ts'
 
 /**
  * The first round of a lookup, over connections that are already open.
@@ -95,11 +94,6 @@ interface Neighbour {
 /** The Kademlia id of a key or peer: sha256 of its bytes, as kad-dht computes it. */
 export function kadIdOf(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest())
-}
-
-/** Where kad-dht keeps the record of DHT key `key` in libp2p's datastore. */
-export function dhtRecordKey(key: Uint8Array): Key {
-  return new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`, false)
 }
 
 function isMeshRecordKey(key: Uint8Array): boolean {

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { Record as DhtRecord } from '@libp2p/kad-dht'
 import { MemoryDatastore } from 'datastore-core'
-import { Key } from 'interface-datastore'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import {
   createMeshLibp2p,
   createMeshRecord,
+  dhtRecordKey,
   encodeMeshRecord,
   type MeshLibp2p,
   meshRecordKey,
@@ -29,7 +28,7 @@ async function putFrom(from: MeshLibp2p, key: Uint8Array, value: Uint8Array): Pr
 
 /** The seq of the record `datastore` holds for `key` (kad-dht's default `/dht/record/` layout). */
 async function storedSeq(datastore: MemoryDatastore, key: Uint8Array): Promise<number> {
-  const raw = await datastore.get(new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`))
+  const raw = await datastore.get(dhtRecordKey(key))
   return parseMeshRecord(DhtRecord.deserialize(raw).value).seq
 }
 
@@ -98,7 +97,7 @@ describe('mesh records in the DHT', () => {
     // a perfectly valid record of mallory's own, put under alice's key
     const forged = encodeMeshRecord(createMeshRecord(mallorysKey, { ...content, name: 'alice-mesh' }, 100))
     assert.deepEqual(await putFrom(mallory.libp2p, key, forged), [])
-    const recordKey = new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`)
+    const recordKey = dhtRecordKey(key)
     assert.equal(await (holder.datastore as MemoryDatastore).has(recordKey), false)
     // the sentinel: alice's genuine record takes the same path and is stored
     assert.deepEqual(await putFrom(mallory.libp2p, key, seq1), [holder.libp2p.peerId.toString()])

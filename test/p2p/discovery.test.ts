@@ -6,10 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { Record as DhtRecord, type SingleKadDHT } from '@libp2p/kad-dht'
-import { Key } from 'interface-datastore'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { createMeshRecord, type DiscoveredMesh, meshRecordKey } from '../../src/p2p/index.ts'
+import { createMeshRecord, type DiscoveredMesh, dhtRecordKey, meshRecordKey } from '../../src/p2p/index.ts'
 import { startHost, startMesh, type TestMesh, waitFor } from './nodes.ts'
 
 async function listed(mesh: TestMesh, did: string): Promise<DiscoveredMesh | undefined> {
@@ -197,7 +195,7 @@ describe('mesh discovery', () => {
     const signed = createMeshRecord(mallory, { ...real, name: 'alpha-forged' }, real.seq + 10)
     const forged = { ...signed, did: real.did, peerId: real.peerId }
     const key = meshRecordKey(real.did)
-    const dsKey = new Key(`/dht/record/${uint8ArrayToString(key, 'base32')}`)
+    const dsKey = dhtRecordKey(key)
     const plant = async (): Promise<void> => {
       for (const h of hostile) {
         await h.datastore?.delete(dsKey)
