@@ -96,7 +96,12 @@ describe('federation across processes, driven by the CLI', () => {
     await start(alpha)
     await both(alpha, gamma, c4.id, 'disconnected')
     await waitFor(async () => (await view(beta, c5.id))?.status === 'accepted', 'beta–gamma accepted again')
-    assert.ok(alpha.proc?.logs.some((l) => l.event === 'federation.send.success'))
+    // gamma commits the disconnect before its reply reaches alpha, which logs the
+    // delivery only once it has the reply: wait for it rather than race it
+    await waitFor(
+      () => alpha.proc?.logs.some((l) => l.event === 'federation.send.success'),
+      'alpha to log the delivery of its queued disconnect',
+    )
 
     // Views and audit through the CLI.
     const peers = await cli<PeerView[]>(alpha, 'peers')
