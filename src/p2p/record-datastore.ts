@@ -94,7 +94,7 @@ export class RecordGuardDatastore extends MemoryDatastore {
     try {
       // No await between reading the stored record and writing the new one: the check
       // and the write cannot interleave with another put.
-      if (isRecord) this.#refuseWorse(key, val)
+      if (isRecord && !isNew) this.#refuseWorse(key, val)
       if (isRecord && isNew && this.#records >= this.#maxRecords) {
         throw new TooLargeError(`this node holds ${this.#records} DHT records, its limit`, {
           limit: this.#maxRecords,
@@ -154,9 +154,9 @@ export class RecordGuardDatastore extends MemoryDatastore {
     return () => this.#listeners.delete(listener)
   }
 
+  /** Throws if `val` would replace a stored record the selector prefers; `key` is held. */
   #refuseWorse(key: Key, val: Uint8Array): void {
     // MemoryDatastore answers synchronously; that is what makes check-then-write atomic.
-    if (!(this.has(key) as boolean)) return
     const stored = this.get(key) as Uint8Array
     let incoming: DhtRecord
     let current: DhtRecord
