@@ -530,6 +530,7 @@ export class MeshNode {
       meshName: info.name,
       architectDid: info.architectDid,
       trust: {
+        logger: this.logger,
         ...(settings.violationThreshold !== undefined
           ? { violationThreshold: settings.violationThreshold }
           : {}),

@@ -21,7 +21,10 @@ export interface AgentServiceInit {
   invokeUrl?: () => string | undefined
   /** Makes an agent a local principal (e.g. so that it can be added to rooms). */
   enroll?: (agent: { did: string; id: string; name: string }) => Promise<void>
-  /** Reputation hook: every invocation whose DID proof held, accepted or refused. */
+  /**
+   * Reputation hook: every accepted invocation, and every refusal the authority charges
+   * to its invoker (`AuthorityError.accountable`).
+   */
   onInteraction?: (did: string, outcome: 'accepted' | 'refused', reason: string) => void
   /** A skill's run is aborted after this long; default 10 000 ms. */
   timeoutMs?: number
@@ -140,16 +143,9 @@ export class AgentService {
       { deferCommit: true },
     )
     if (verdict.error !== undefined) {
-      // Only an invoker whose own signature held is blamed (anyone can claim a did).
-      if (
-        !(verdict.error.failed ?? []).some((f) => f.proof === 'did') &&
-        verdict.error.code !== 'MESH_BAD_REQUEST'
-      ) {
-        this.#init.onInteraction?.(
-          decoded.ok.invocation.issuer,
-          'refused',
-          `agent/invoke ${verdict.error.code}`,
-        )
+      // Charged only to an invoker this request proves (never a proof's issuer).
+      if (verdict.error.accountable !== undefined) {
+        this.#init.onInteraction?.(verdict.error.accountable, 'refused', `agent/invoke ${verdict.error.code}`)
       }
       throw toMeshError(verdict.error)
     }

@@ -52,6 +52,14 @@ export const trustRecordSchema = {
     tierChangedAt: { type: 'string' },
     tierReason: { type: 'string' },
     tierChangedBy: { type: 'string' },
+    flagged: {
+      type: 'object',
+      description:
+        'a human of this mesh at tier 1–2 whose refusals crossed the violation threshold (never demoted automatically)',
+      additionalProperties: false,
+      required: ['at', 'reason', 'count'],
+      properties: { at: { type: 'string' }, reason: { type: 'string' }, count: { type: 'integer' } },
+    },
   },
 } as const
 
@@ -71,7 +79,8 @@ function view(record: TrustRecord): TrustView {
  * - `PUT /api/trust/:did {tier, reason, ucan, scope?, credentials?}` → `TrustView` — `ucan` is
  *   a local human's `trust/promote` invocation on this mesh with `nb: {subject: did, tier,
  *   reason}` (the body's tier and reason must be the invocation's); audited. Violations
- *   demote automatically (TrustStore).
+ *   demote automatically (TrustStore), except a human of this mesh at tier 1–2: flagged
+ *   (`flagged`), never demoted; a tier decision here clears the flag.
  * - `GET /api/auth/root-delegation` → `{token, cid, exp, architect}` — the mesh key's
  *   delegation to its architect, the root of every local chain (a delegation is useless
  *   without its audience's key, so any session may read it).

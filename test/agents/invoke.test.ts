@@ -95,8 +95,9 @@ describe('capability sharing: POST /api/invoke', () => {
     const audit = await a.api.get<AuditPage>('/api/audit?action=agent.invoked')
     assert.equal(audit.entries.at(-1)?.actor, dave.did)
 
-    // Violations: a replay, a chain from the mesh key alone (no human), a skill not delegated.
+    // A replay is refused but charged to nobody: anyone who saw the invocation can repost it.
     await assert.rejects(post(ucan), refused('MESH_REPLAY'))
+    // Violations dave signed: a chain from the mesh key alone (no human), twice, a skill not delegated.
     const meshKey = await readKeyFile(join(a.dataDir, MESH_KEY_FILE))
     const autonomous = await issueDelegation({
       issuer: meshKey,
@@ -107,6 +108,10 @@ describe('capability sharing: POST /api/invoke', () => {
     assert.ok(await encodeToken(autonomous))
     await assert.rejects(
       post(await invoke(a, dave, 'echo', 'echo', 'x', [autonomous])),
+      refused('MESH_NOT_HUMAN_SIGNED', 'ucan'),
+    )
+    await assert.rejects(
+      post(await invoke(a, dave, 'echo', 'echo', 'y', [autonomous])),
       refused('MESH_NOT_HUMAN_SIGNED', 'ucan'),
     )
     // Not an agent of this mesh / not a skill: refused before any chain is checked.

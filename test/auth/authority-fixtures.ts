@@ -138,7 +138,7 @@ export async function didWebServer(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())))
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`
-  return { host, resolver: new DidResolver({ insecureHosts: [host] }), server }
+  return { host, resolver: new DidResolver({ insecureHosts: [host], allowPrivate: [host] }), server }
 }
 
 /** The did:web of a host:port (the colon percent-encoded). */

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import type { AuditLog } from '../../audit/index.ts'
 import { BadRequestError, MeshError } from '../../errors.ts'
-import type { Ed25519KeyPair } from '../../identity/index.ts'
+import { type Ed25519KeyPair, isDidKey } from '../../identity/index.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../../store/index.ts'
 import { CAPABILITIES, MAX_DELEGATING_TIER, resourceOwner, type Tier } from './capabilities.ts'
 import {
   type AuthorityFailure,
+  type ChainLink,
   type ChainPath,
   ChainVerifier,
   type ExpectedCapability,
@@ -47,8 +48,10 @@ export interface AuthorityInit {
   humanRequired?: (can: string) => boolean
   /** Whether membership credentials from this (foreign) mesh are believed; default all meshes. */
   acceptMembershipIssuer?: (meshDid: string) => boolean
-  /** Trust store options (violation threshold and window, auditAccepted). */
-  trust?: Pick<TrustStoreInit, 'violationThreshold' | 'violationWindowMs' | 'auditAccepted'>
+  /** Trust store options (violation threshold and window, auditAccepted, logger). */
+  trust?: Pick<TrustStoreInit, 'violationThreshold' | 'violationWindowMs' | 'auditAccepted' | 'logger'>
+  /** Refused invocations remembered as charged (one charge each); default 10 000. */
+  maxChargedInvocations?: number
   /** default `Date.now` */
   now?: () => number
 }
@@ -108,6 +111,15 @@ export interface AuthorityOk {
 export interface AuthorityError extends AuthorityFailure {
   /** Every proof that failed, in the order did, vc, ucan. */
   failed?: { proof: ProofName; code: string; message: string }[]
+  /**
+   * Who this refusal may be charged to (reputation): the invoker, set only when this
+   * request proves that it invoked — its own signature holds on an invocation addressed
+   * here, within its time, seen refused for the first time — and what failed is the
+   * chain it signed, not a replay nor the credentials presented beside it (anyone can
+   * attach or strip those). Never a proof's issuer: a delegation is held by its delegates
+   * and everyone they showed it to, and posting it proves nothing about who sent it.
+   */
+  accountable?: string
 }
 
 export type AuthorityVerdict =
@@ -124,6 +136,8 @@ interface RootRecord {
 }
 
 const PROOF_ORDER: ProofName[] = ['did', 'vc', 'ucan']
+// Refusals that say nothing about what the invoker signed.
+const NOT_CHARGED = new Set(['MESH_REPLAY', 'MESH_BAD_REQUEST', 'MESH_UNAVAILABLE', 'MESH_INTERNAL'])
 
 /**
  * The authority of one mesh: who may do what here, from three independent proofs
@@ -151,6 +165,10 @@ export class Authority {
   readonly #credentialsSub: Sublevel<string>
   readonly #localBlocks = new Map<string, Block>()
   readonly #held = new Map<string, Set<string>>()
+  // Refused invocations already charged to their invoker, by CID → when they expire (ms):
+  // a reposted copy is charged nothing more.
+  readonly #charged = new Map<string, number>()
+  readonly #maxCharged: number
   #root: RootRecord | undefined
   #started = false
 
@@ -166,6 +184,7 @@ export class Authority {
     this.#humanRequired = init.humanRequired ?? (() => true)
     this.#acceptIssuer = init.acceptMembershipIssuer ?? (() => true)
     this.#now = init.now ?? Date.now
+    this.#maxCharged = init.maxChargedInvocations ?? 10_000
     this.resolver = init.resolver ?? new DidResolver()
     this.revocations = new RevocationStore({ store: init.store })
     this.#replay = new ReplayGuard({ store: init.store })
@@ -359,9 +378,23 @@ export class Authority {
       }
     }
 
+    // What needs neither a signature nor the network comes first: audience, time, the
+    // capability claimed. A request failing it resolves no did:web and checks no credential.
+    const claim = this.chains.claim(decoded.ok, request, { audience, now })
+    if (claim.error !== undefined) {
+      return {
+        error: {
+          ...claim.error,
+          failed: [{ proof: claim.error.proof, code: claim.error.code, message: claim.error.message }],
+        },
+      }
+    }
+
     const failures: AuthorityFailure[] = []
+    // A did:web invoker is resolved (fetched) only once its chain holds; a did:key is local.
+    const webInvoker = !isDidKey(invocation.issuer)
     // 1. DID: who you are.
-    const did = await this.chains.checkInvoker(invocation)
+    const did = webInvoker ? undefined : await this.chains.checkInvoker(invocation)
     if (did !== undefined) failures.push(did)
     // 2. VC: who vouches for you.
     const presented: VerifiedCredential[] = []
@@ -369,27 +402,38 @@ export class Authority {
     if (vc !== undefined) failures.push(vc)
     // 3. UCAN: what you may do, under this mesh's rules.
     let human: string | undefined
-    const chain = await this.chains.authorize(decoded.ok, request, {
-      audience,
-      now,
-      accept: async (path) => {
-        const verdict = foreign
-          ? await this.#foreignRules(path, presented, now)
-          : await this.#rules(path, presented, now)
-        if (verdict.error !== undefined) return verdict.error
-        human = verdict.human
-        return undefined
+    const chain = await this.chains.authorize(
+      decoded.ok,
+      request,
+      {
+        audience,
+        now,
+        accept: async (path) => {
+          const verdict = foreign
+            ? await this.#foreignRules(path, presented, now)
+            : await this.#rules(path, presented, now)
+          if (verdict.error !== undefined) return verdict.error
+          human = verdict.human
+          return undefined
+        },
       },
-    })
+      claim.ok,
+    )
     if (chain.error !== undefined) failures.push(chain.error)
+    if (webInvoker && failures.length === 0) {
+      const web = await this.chains.checkInvoker(invocation)
+      if (web !== undefined) failures.push(web)
+    }
 
     if (failures.length > 0) {
       failures.sort((a, b) => PROOF_ORDER.indexOf(a.proof) - PROOF_ORDER.indexOf(b.proof))
       const first = failures[0] as AuthorityFailure
+      const accountable = this.#accountable(invocation, failures, webInvoker, now)
       return {
         error: {
           ...first,
           failed: failures.map((f) => ({ proof: f.proof, code: f.code, message: f.message })),
+          ...(accountable === undefined ? {} : { accountable }),
         },
       }
     }
@@ -570,6 +614,36 @@ export class Authority {
   /** Forgets spent invocations that can no longer pass the time check; returns how many. */
   prune(): Promise<number> {
     return this.#replay.prune(this.#now())
+  }
+
+  /**
+   * The invoker, when this refusal may be charged to it (see AuthorityError.accountable).
+   * Called after `claim` passed (addressed here, within its time); each invocation is
+   * charged once, remembered until it expires.
+   */
+  #accountable(
+    invocation: ChainLink,
+    failures: AuthorityFailure[],
+    webInvoker: boolean,
+    now: number,
+  ): string | undefined {
+    if (invocation.issuer === this.meshDid) return undefined
+    // A did:web invoker's signature is checked only when its chain held: unproven here.
+    if (webInvoker) return undefined
+    if (failures.some((f) => f.proof !== 'ucan')) return undefined
+    if (failures.some((f) => NOT_CHARGED.has(f.code))) return undefined
+    if (this.#charged.has(invocation.cid)) return undefined
+    if (this.#charged.size >= this.#maxCharged) {
+      for (const [cid, until] of this.#charged) if (until <= now) this.#charged.delete(cid)
+      // Still full: the oldest tenth goes (a reposted old one may then be charged once more).
+      let drop = this.#charged.size >= this.#maxCharged ? Math.ceil(this.#maxCharged / 10) : 0
+      for (const cid of this.#charged.keys()) {
+        if (drop-- <= 0) break
+        this.#charged.delete(cid)
+      }
+    }
+    this.#charged.set(invocation.cid, invocation.expiration * 1000 + this.#skew * 1000)
+    return invocation.issuer
   }
 
   async #checkCredentials(

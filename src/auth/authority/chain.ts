@@ -99,6 +99,12 @@ export interface AuthorizeOptions {
 
 export type ChainResult = Result<ChainPath, AuthorityFailure>
 
+/** What `claim` found: the invocation's one capability, matched and parsed. */
+export interface Claim {
+  match: API.Match
+  value: ChainPath['capability']
+}
+
 /** A decoded invocation, ready for `checkInvoker` and `authorize`. */
 export interface DecodedInvocation {
   invocation: ChainLink
@@ -204,12 +210,17 @@ export class ChainVerifier {
     return this.authorize(decoded.ok, expected, options)
   }
 
-  /** The UCAN proof: the invocation claims `expected` and some valid path derives it from the owner. */
-  async authorize(
+  /**
+   * The checks on the invocation alone that need no signature and no network: it is
+   * addressed to `options.audience`, within its time, not too long-lived, and claims
+   * exactly `expected`. `authorize` starts with them; the authority runs them first, so
+   * that a request failing them costs no DID resolution (a did:web invoker is fetched).
+   */
+  claim(
     decoded: DecodedInvocation,
     expected: ExpectedCapability,
-    options: AuthorizeOptions,
-  ): Promise<ChainResult> {
+    options: Pick<AuthorizeOptions, 'audience' | 'now'>,
+  ): Result<Claim, AuthorityFailure> {
     const { invocation } = decoded
     const now = Math.floor(options.now / 1000)
     if (invocation.audience !== options.audience) {
@@ -262,6 +273,28 @@ export class ChainVerifier {
     const value = match.ok.value as unknown as ChainPath['capability']
     const wrong = capabilityMismatch(value, expected)
     if (wrong !== undefined) return { error: wrong }
+    return { ok: { match: match.ok, value } }
+  }
+
+  /**
+   * The UCAN proof: the invocation claims `expected` and some valid path derives it
+   * from the owner. `claimed` is `claim`'s answer when the caller already has it.
+   */
+  async authorize(
+    decoded: DecodedInvocation,
+    expected: ExpectedCapability,
+    options: AuthorizeOptions,
+    claimed?: Claim,
+  ): Promise<ChainResult> {
+    const { invocation } = decoded
+    const now = Math.floor(options.now / 1000)
+    let claim = claimed
+    if (claim === undefined) {
+      const checked = this.claim(decoded, expected, options)
+      if (checked.error !== undefined) return checked
+      claim = checked.ok
+    }
+    const { match, value } = claim
 
     const context: SearchContext = {
       blocks: decoded.blocks,
@@ -272,7 +305,7 @@ export class ChainVerifier {
       accept: options.accept,
       found: undefined,
     }
-    if (await this.#search(match.ok, invocation, [invocation], context)) {
+    if (await this.#search(match, invocation, [invocation], context)) {
       return { ok: { links: context.found as ChainLink[], capability: value } }
     }
     const rejection = context.rejections[0]

@@ -6,27 +6,63 @@
  * DID) are its keys. Every key is handed back as the equivalent did:key, so that
  * signatures are checked by the identity module's node:crypto path whatever the method.
  *
+ * A did:web names a host, port and path, and anyone can put one in a request (an
+ * invoker, a proof's issuer, a credential's issuer), so a fetch is a request an
+ * attacker chose. Hence:
+ *
+ * - the host's addresses are looked up once (all of them), every one must be public
+ *   (no loopback, private, link-local, CGNAT, ULA, multicast, mapped or documentation
+ *   range) unless `allowPrivate` says otherwise, and the connection is made to those
+ *   checked addresses only (the lookup is pinned: a second DNS answer cannot rebind it);
+ * - https only, unless the host is in `insecureHosts`; no redirects;
+ * - one deadline (`timeoutMs`) for lookup, connect, headers and body together;
+ * - the body is read as a stream and the connection dropped as soon as it passes
+ *   `maxDocumentBytes` (a Content-Length above it is refused before reading);
+ * - every answer is cached, failures too (`failureTtlMs`), in a bounded cache; one
+ *   resolution per did at a time, and at most `maxConcurrent` in flight (beyond that,
+ *   refused at once and not cached).
+ *
  * `toResolvable()` exposes the same resolution to did-jwt / did-jwt-vc (`Resolvable`).
  */
+import { lookup as dnsLookup } from 'node:dns/promises'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { BlockList, isIP } from 'node:net'
 import type { DIDDocument, DIDResolutionResult, Resolvable } from 'did-resolver'
 import { base58btc } from 'multiformats/bases/base58'
 import type { MeshErrorCode } from '../../errors.ts'
 import { didFromPublicKey, isDidKey } from '../../identity/index.ts'
 import type { Result } from './result.ts'
 
+/** An address a host name resolved to. */
+export interface ResolvedAddress {
+  address: string
+  family: 4 | 6
+}
+
 export interface DidResolverInit {
-  /** default global `fetch` */
-  fetch?: typeof fetch
   /** Hosts (`host` or `host:port`) whose did:web documents are fetched over plain HTTP; default none. */
   insecureHosts?: string[]
-  /** Per document fetch; default 5 000 ms. */
+  /**
+   * Whether did:web hosts on loopback, private, link-local, ULA and other non-public
+   * addresses are fetched: `true` for any host, or a list of hosts (`host` or
+   * `host:port`, as in the did); default false (refused with MESH_FORBIDDEN, nothing sent).
+   */
+  allowPrivate?: boolean | string[]
+  /** Lookup, connect, headers and body of one document together; default 5 000 ms. */
   timeoutMs?: number
   /** How long a resolved did:web document is kept; default 300 000 ms. */
   cacheTtlMs?: number
-  /** Most did:web documents kept; default 1 000. */
+  /** How long a failed resolution is remembered (not retried); default 60 000 ms. */
+  failureTtlMs?: number
+  /** Most did:web answers (documents and failures) kept; default 1 000. */
   maxCacheEntries?: number
   /** Largest document accepted; default 64 KiB. */
   maxDocumentBytes?: number
+  /** did:web resolutions in flight at once; more are refused at once (MESH_UNAVAILABLE); default 8. */
+  maxConcurrent?: number
+  /** Host name → addresses; default `dns.lookup` with `all: true`. */
+  lookup?: (hostname: string) => Promise<ResolvedAddress[]>
   /** default `Date.now` */
   now?: () => number
 }
@@ -54,23 +90,81 @@ const ED25519_TYPES = new Set([
 ])
 const DID_WEB_PATTERN = /^did:web:([A-Za-z0-9.-]+(?:%3[Aa][0-9]{1,5})?)((?::[A-Za-z0-9._~%-]+)*)$/
 
+// Every range a did:web must not reach unless allowed: not the public internet.
+const NON_PUBLIC = new BlockList()
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv4')
+}
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['::ffff:0:0', 96], // IPv4-mapped
+  ['64:ff9b::', 96], // NAT64
+  ['64:ff9b:1::', 48],
+  ['100::', 64],
+  ['2001::', 32], // Teredo
+  ['2001:db8::', 32],
+  ['2002::', 16], // 6to4
+  ['fc00::', 7], // unique local
+  ['fe80::', 10], // link-local
+  ['fec0::', 10],
+  ['ff00::', 8], // multicast
+] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv6')
+}
+
+/** Whether `address` (an IP literal) is outside the public internet. */
+export function isNonPublicAddress(address: string): boolean {
+  const family = isIP(address)
+  if (family === 0) return true
+  return NON_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6')
+}
+
+type CacheEntry = { until: number; result: DidResult }
+
 export class DidResolver {
-  readonly #fetch: typeof fetch
   readonly #insecure: Set<string>
+  readonly #allowPrivate: true | Set<string>
   readonly #timeoutMs: number
   readonly #ttl: number
+  readonly #failureTtl: number
   readonly #max: number
   readonly #maxBytes: number
+  readonly #maxConcurrent: number
+  readonly #lookup: (hostname: string) => Promise<ResolvedAddress[]>
   readonly #now: () => number
-  readonly #cache = new Map<string, { at: number; result: DidResult }>()
+  readonly #cache = new Map<string, CacheEntry>()
+  readonly #inflight = new Map<string, Promise<DidResult>>()
+  /** Documents actually requested over the network (for tests and metrics). */
+  fetches = 0
 
   constructor(init: DidResolverInit = {}) {
-    this.#fetch = init.fetch ?? fetch
     this.#insecure = new Set(init.insecureHosts ?? [])
+    this.#allowPrivate =
+      init.allowPrivate === true ? true : new Set(Array.isArray(init.allowPrivate) ? init.allowPrivate : [])
     this.#timeoutMs = init.timeoutMs ?? 5_000
     this.#ttl = init.cacheTtlMs ?? 300_000
-    this.#max = init.maxCacheEntries ?? 1_000
+    this.#failureTtl = init.failureTtlMs ?? 60_000
+    this.#max = Math.max(1, init.maxCacheEntries ?? 1_000)
     this.#maxBytes = init.maxDocumentBytes ?? 64 * 1024
+    this.#maxConcurrent = Math.max(1, init.maxConcurrent ?? 8)
+    this.#lookup = init.lookup ?? defaultLookup
     this.#now = init.now ?? Date.now
   }
 
@@ -79,14 +173,33 @@ export class DidResolver {
     if (isDidKey(did)) return { ok: didKeyDocument(did) }
     if (typeof did === 'string' && (did as string).startsWith('did:web:')) {
       const hit = this.#cache.get(did)
-      if (hit !== undefined && this.#now() - hit.at < this.#ttl) return hit.result
-      const result = await this.#resolveWeb(did)
-      // Only successes and "the document is wrong" are cached; an outage is retried.
-      if (result.ok !== undefined || result.error.code !== 'MESH_UNAVAILABLE') {
-        if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value as string)
-        this.#cache.set(did, { at: this.#now(), result })
+      if (hit !== undefined) {
+        if (this.#now() < hit.until) return hit.result
+        this.#cache.delete(did)
       }
-      return result
+      const running = this.#inflight.get(did)
+      if (running !== undefined) return running
+      if (this.#inflight.size >= this.#maxConcurrent) {
+        // Our load, not the DID's fault: not cached.
+        return fail('MESH_UNAVAILABLE', 'too many did:web resolutions in progress; retry later', {
+          did: (did as string).slice(0, 256),
+          reason: 'busy',
+        })
+      }
+      const run = this.#resolveWeb(did)
+        .catch((err: unknown) =>
+          fail('MESH_UNAVAILABLE', 'did:web document could not be fetched', {
+            did,
+            cause: (err as Error).message,
+          }),
+        )
+        .then((result) => {
+          this.#remember(did, result)
+          return result
+        })
+        .finally(() => this.#inflight.delete(did))
+      this.#inflight.set(did, run)
+      return run
     }
     return fail('MESH_BAD_REQUEST', 'unsupported DID method (did:key Ed25519 and did:web only)', {
       did: String(did).slice(0, 128),
@@ -100,50 +213,98 @@ export class DidResolver {
 
   /** The URL a did:web document is fetched from. */
   documentUrl(did: string): string | undefined {
+    return this.#target(did)?.url
+  }
+
+  #target(did: string): { url: string; host: string; hostname: string } | undefined {
     const match = DID_WEB_PATTERN.exec(did)
     if (match === null) return undefined
-    const host = decodeURIComponent(match[1] as string)
-    const path = (match[2] as string)
-      .split(':')
-      .filter((s) => s !== '')
-      .map((s) => decodeURIComponent(s))
+    let host: string
+    let path: string[]
+    try {
+      host = decodeURIComponent(match[1] as string)
+      path = (match[2] as string)
+        .split(':')
+        .filter((s) => s !== '')
+        .map((s) => decodeURIComponent(s))
+    } catch {
+      return undefined
+    }
+    // A decoded segment must stay one path segment.
+    if (path.some((s) => s === '.' || s === '..' || /[/?#\\]/.test(s))) return undefined
+    const hostname = host.split(':')[0] as string
     const scheme = this.#insecure.has(host) ? 'http' : 'https'
-    return path.length === 0
-      ? `${scheme}://${host}/.well-known/did.json`
-      : `${scheme}://${host}/${path.join('/')}/did.json`
+    const url =
+      path.length === 0
+        ? `${scheme}://${host}/.well-known/did.json`
+        : `${scheme}://${host}/${path.map((s) => encodeURIComponent(s)).join('/')}/did.json`
+    return { url, host, hostname }
+  }
+
+  #remember(did: string, result: DidResult): void {
+    const ttl = result.ok !== undefined ? this.#ttl : this.#failureTtl
+    if (ttl <= 0) return
+    this.#cache.delete(did)
+    while (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value as string)
+    this.#cache.set(did, { until: this.#now() + ttl, result })
+  }
+
+  #privateAllowed(host: string, hostname: string): boolean {
+    return this.#allowPrivate === true || this.#allowPrivate.has(host) || this.#allowPrivate.has(hostname)
   }
 
   async #resolveWeb(did: string): Promise<DidResult> {
-    const url = this.documentUrl(did)
-    if (url === undefined) return fail('MESH_BAD_REQUEST', 'malformed did:web', { did })
-    let text: string
-    try {
-      const response = await this.#fetch(url, {
-        signal: AbortSignal.timeout(this.#timeoutMs),
-        headers: { accept: 'application/did+json, application/json' },
-        redirect: 'error',
-      })
-      if (!response.ok) {
-        return fail('MESH_UNAVAILABLE', `did:web document fetch failed with HTTP ${response.status}`, {
+    const target = this.#target(did)
+    if (target === undefined) return fail('MESH_BAD_REQUEST', 'malformed did:web', { did })
+    const { url, host, hostname } = target
+    const signal = AbortSignal.timeout(this.#timeoutMs)
+    let addresses: ResolvedAddress[]
+    const family = isIP(hostname)
+    if (family !== 0) {
+      addresses = [{ address: hostname, family: family as 4 | 6 }]
+    } else {
+      try {
+        addresses = await abortable(this.#lookup(hostname), signal)
+      } catch (err) {
+        return fail('MESH_UNAVAILABLE', 'did:web host could not be resolved', {
           did,
-          url,
-          status: response.status,
+          host,
+          cause: (err as Error).message,
         })
       }
-      text = await response.text()
-    } catch (err) {
-      return fail('MESH_UNAVAILABLE', 'did:web document could not be fetched', {
+      if (addresses.length === 0) {
+        return fail('MESH_UNAVAILABLE', 'did:web host has no address', { did, host })
+      }
+    }
+    if (!this.#privateAllowed(host, hostname)) {
+      const blocked = addresses.find((a) => isNonPublicAddress(a.address))
+      if (blocked !== undefined) {
+        return fail('MESH_FORBIDDEN', 'did:web host is not on a public address; not fetched', {
+          did,
+          host,
+          address: blocked.address,
+        })
+      }
+    }
+    this.fetches++
+    const got = await fetchCapped(url, addresses, { signal, maxBytes: this.#maxBytes })
+    if (got.error !== undefined) {
+      if (got.error.tooLarge) {
+        return fail('MESH_SIGNATURE_MISMATCH', 'did:web document is too large', {
+          did,
+          bytes: got.error.bytes,
+          maxBytes: this.#maxBytes,
+        })
+      }
+      return fail('MESH_UNAVAILABLE', got.error.message, {
         did,
         url,
-        cause: (err as Error).message,
+        ...(got.error.status === undefined ? {} : { status: got.error.status }),
       })
-    }
-    if (text.length > this.#maxBytes) {
-      return fail('MESH_SIGNATURE_MISMATCH', 'did:web document is too large', { did, bytes: text.length })
     }
     let document: DIDDocument
     try {
-      document = JSON.parse(text) as DIDDocument
+      document = JSON.parse(got.ok) as DIDDocument
     } catch {
       return fail('MESH_SIGNATURE_MISMATCH', 'did:web document is not JSON', { did })
     }
@@ -254,6 +415,113 @@ function rawKey(method: Record<string, unknown>): Uint8Array | undefined {
     return undefined
   }
   return undefined
+}
+
+async function defaultLookup(hostname: string): Promise<ResolvedAddress[]> {
+  const found = await dnsLookup(hostname, { all: true, verbatim: true })
+  return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }))
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}
+
+type Fetched = Result<string, { message: string; status?: number; tooLarge?: boolean; bytes?: number }>
+
+/**
+ * GET `url` from exactly `addresses` (the lookup is pinned, so the connection goes to
+ * the addresses that were checked), reading at most `maxBytes` of body: the connection
+ * is destroyed the moment the body passes it. Never throws.
+ */
+function fetchCapped(
+  url: string,
+  addresses: ResolvedAddress[],
+  options: { signal: AbortSignal; maxBytes: number },
+): Promise<Fetched> {
+  return new Promise<Fetched>((resolve) => {
+    let settled = false
+    const settle = (result: Fetched) => {
+      if (settled) return
+      settled = true
+      resolve(result)
+    }
+    const request = url.startsWith('https:') ? httpsRequest : httpRequest
+    const req = request(
+      url,
+      {
+        method: 'GET',
+        agent: false,
+        signal: options.signal,
+        headers: { accept: 'application/did+json, application/json' },
+        lookup: ((_hostname: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+          if (opts.all === true) callback(null, addresses)
+          else
+            callback(
+              null,
+              (addresses[0] as ResolvedAddress).address,
+              (addresses[0] as ResolvedAddress).family,
+            )
+        }) as never,
+      },
+      (res) => {
+        const status = res.statusCode ?? 0
+        if (status !== 200) {
+          req.destroy()
+          settle({
+            error: { message: `did:web document fetch failed with HTTP ${status}`, status },
+          })
+          return
+        }
+        const declared = Number(res.headers['content-length'])
+        if (Number.isFinite(declared) && declared > options.maxBytes) {
+          req.destroy()
+          settle({ error: { message: 'did:web document is too large', tooLarge: true, bytes: declared } })
+          return
+        }
+        const chunks: Buffer[] = []
+        let bytes = 0
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.length
+          if (bytes > options.maxBytes) {
+            req.destroy()
+            settle({ error: { message: 'did:web document is too large', tooLarge: true, bytes } })
+            return
+          }
+          chunks.push(chunk)
+        })
+        res.on('end', () => settle({ ok: Buffer.concat(chunks).toString('utf8') }))
+        res.on('error', (err) =>
+          settle({ error: { message: `did:web document could not be read: ${err.message}` } }),
+        )
+        res.on('close', () => settle({ error: { message: 'did:web document fetch was cut short' } }))
+      },
+    )
+    req.on('error', (err) => {
+      const timedOut = options.signal.aborted
+      settle({
+        error: {
+          message: timedOut
+            ? 'did:web document fetch timed out'
+            : `did:web document could not be fetched: ${err.message}`,
+        },
+      })
+    })
+    req.end()
+  })
 }
 
 function fail(code: MeshErrorCode, message: string, details: Record<string, unknown>): DidResult {

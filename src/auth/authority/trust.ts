@@ -7,7 +7,12 @@
  * - Reputation is computed from interactions this mesh accepted or refused
  *   (`recordInteraction`): score = (accepted + 1) / (accepted + refused + 2).
  * - Violations demote at once: `violationThreshold` refusals within `violationWindowMs`
- *   put a principal (or a peer mesh) back to tier 4.
+ *   put a principal (or a peer mesh) back to tier 4 — except a human of this mesh at
+ *   tier 1–2 (the architect among them), who is never demoted automatically: a refusal
+ *   charged to them may be someone else's doing (a reposted delegation, a squatted Yjs
+ *   client id), and demoting them locks the mesh's own people out. They are flagged
+ *   instead (`flagged`, a `trust.flagged` audit row and a `trust.flagged` warning in the
+ *   log) for a person to look at; a signed tier decision (`promote`) clears the flag.
  * - Promotion (any tier change by a person) is only a local human's signed act: a
  *   `trust/promote` invocation with a reason, verified by the authority's chain
  *   verifier (`promote`).
@@ -20,6 +25,7 @@
  */
 import type { AuditLog } from '../../audit/index.ts'
 import { BadRequestError, MeshError } from '../../errors.ts'
+import { type Logger, silentLogger } from '../../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../../store/index.ts'
 import type { Tier } from './capabilities.ts'
 import type { AuthorityFailure } from './chain.ts'
@@ -48,6 +54,11 @@ export interface TrustRecord {
   tierChangedAt?: string
   tierReason?: string
   tierChangedBy?: string
+  /**
+   * A human of this mesh at tier 1–2 whose refusals crossed the violation threshold:
+   * flagged, not demoted. Cleared by a signed tier decision.
+   */
+  flagged?: { at: string; reason: string; count: number }
 }
 
 export interface TrustStoreInit {
@@ -63,6 +74,8 @@ export interface TrustStoreInit {
   auditAccepted?: boolean
   /** default `Date.now` */
   now?: () => number
+  /** Where `trust.flagged` and `trust.demoted` are told; default silent. */
+  logger?: Logger
 }
 
 /** What `promote` needs from the authority: a verified `trust/promote` invocation. */
@@ -86,6 +99,7 @@ export class TrustStore {
   readonly #window: number
   readonly #auditAccepted: boolean
   readonly #now: () => number
+  readonly #log: Logger
   readonly #records = new Map<string, TrustRecord>()
   #writes: Promise<unknown> = Promise.resolve()
   #opened = false
@@ -99,6 +113,7 @@ export class TrustStore {
     this.#window = init.violationWindowMs ?? 600_000
     this.#auditAccepted = init.auditAccepted ?? false
     this.#now = init.now ?? Date.now
+    this.#log = (init.logger ?? silentLogger()).child({ area: 'trust' })
   }
 
   async open(): Promise<void> {
@@ -186,6 +201,7 @@ export class TrustStore {
       const now = this.#now()
       const updated: TrustRecord[] = []
       const audits: { action: string; subject: string; details: Record<string, unknown> }[] = []
+      const warnings: { event: string; did: string; tier: Tier; reason: string }[] = []
       const targets: [TrustScope, string][] = [[scope, did]]
       if (options.mesh !== undefined && options.mesh !== this.#meshDid && scope === 'principal') {
         targets.push(['mesh', options.mesh])
@@ -210,7 +226,27 @@ export class TrustStore {
             details: { scope: s, reason: record.lastReason },
           })
           const violated = record.recentRefusals.length >= this.#threshold
-          if (violated && record.tier < 4 && d !== this.#meshDid) {
+          if (violated && s === 'principal' && isProtected(record)) {
+            const refusals = record.recentRefusals.length
+            record.flagged = {
+              at: new Date(now).toISOString(),
+              reason: `${refusals} refusals within ${this.#window / 1000} s (last: ${record.lastReason})`,
+              count: (record.flagged?.count ?? 0) + 1,
+            }
+            // The next flag takes another full threshold of refusals: no row per refusal.
+            record.recentRefusals = []
+            audits.splice(audits.length - 1, 0, {
+              action: 'trust.flagged',
+              subject: d,
+              details: { tier: record.tier, reason: record.flagged.reason, automatic: true },
+            })
+            warnings.push({
+              event: 'trust.flagged',
+              did: d,
+              tier: record.tier,
+              reason: record.flagged.reason,
+            })
+          } else if (violated && record.tier < 4 && d !== this.#meshDid) {
             // the demotion row goes first: it is the one written in the record's batch
             audits.splice(audits.length - 1, 0, {
               action: 'trust.demoted',
@@ -223,6 +259,7 @@ export class TrustStore {
                 automatic: true,
               },
             })
+            warnings.push({ event: 'trust.demoted', did: d, tier: record.tier, reason: 'violations' })
             record.tier = 4
             record.tierChangedAt = new Date(now).toISOString()
             record.tierReason = 'violations'
@@ -236,6 +273,14 @@ export class TrustStore {
         audits.push({ action: 'trust.accepted', subject: did, details: { reason: reason.slice(0, 256) } })
       }
       await this.#writeMany(updated, audits)
+      for (const w of warnings) {
+        this.#log.warn(
+          { event: w.event, did: w.did, tier: w.tier, reason: w.reason },
+          w.event === 'trust.flagged'
+            ? 'a human of this mesh keeps being refused: flagged, not demoted'
+            : 'demoted to tier 4 after violations',
+        )
+      }
       return structuredClone(updated[0] as TrustRecord)
     })
   }
@@ -276,6 +321,7 @@ export class TrustStore {
       record.tierReason = reason
       record.tierChangedBy = verdict.ok.issuer
       record.recentRefusals = []
+      delete record.flagged
       await this.#write(record, {
         action: tier < from ? 'trust.promoted' : tier > from ? 'trust.demoted' : 'trust.confirmed',
         actor: verdict.ok.issuer,
@@ -324,6 +370,11 @@ function key(scope: TrustScope, did: string): string {
 
 function fresh(did: string, scope: TrustScope): TrustRecord {
   return { did, scope, local: false, tier: 4, accepted: 0, refused: 0, score: 0.5, recentRefusals: [] }
+}
+
+/** A human of this mesh at tier 1–2: flagged, never demoted automatically. */
+function isProtected(record: TrustRecord): boolean {
+  return record.local && record.kind === 'human' && record.tier <= 2
 }
 
 function score(record: TrustRecord): number {
