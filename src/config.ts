@@ -64,6 +64,28 @@ export interface MeshNodeInit {
     pruneIntervalMs?: number
     /** Accepted interactions are counted once per principal per this window; default 5 000 ms. */
     interactionFlushMs?: number
+    /**
+     * did:web resolution (an invoker on `/api/invoke`, a proof's or a credential's
+     * issuer): anyone can name a did:web, so its document is fetched under limits.
+     */
+    didWeb?: {
+      /** Fetch from hosts on loopback/private/link-local/ULA addresses: true, or these hosts (`host` or `host:port`); default false. */
+      allowPrivate?: boolean | string[]
+      /** Hosts (`host` or `host:port`) fetched over plain HTTP; default none (https only). */
+      insecureHosts?: string[]
+      /** Lookup, connect and body of one document together; default 5 000 ms. */
+      timeoutMs?: number
+      /** Largest document read (the connection is dropped past it); default 65 536 bytes. */
+      maxDocumentBytes?: number
+      /** Resolutions in flight at once (more are refused, MESH_UNAVAILABLE); default 8. */
+      maxConcurrent?: number
+      /** A resolved document is kept this long; default 300 000 ms. */
+      cacheTtlMs?: number
+      /** A failed resolution is remembered (not retried) this long; default 60 000 ms. */
+      failureTtlMs?: number
+      /** Most answers kept, documents and failures; default 1 000. */
+      maxCacheEntries?: number
+    }
   }
   /** Where JSON log lines go; default a pino logger on stdout. */
   logger?: Logger

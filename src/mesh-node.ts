@@ -7,6 +7,7 @@ import { AuditLog, registerAuditRoutes } from './audit/index.ts'
 import {
   Authority,
   CAPABILITIES,
+  DidResolver,
   InteractionReporter,
   registerAuthorityRoutes,
   type SessionRole,
@@ -529,6 +530,7 @@ export class MeshNode {
       meshKey: key,
       meshName: info.name,
       architectDid: info.architectDid,
+      ...(settings.didWeb !== undefined ? { resolver: new DidResolver(settings.didWeb) } : {}),
       trust: {
         logger: this.logger,
         ...(settings.violationThreshold !== undefined

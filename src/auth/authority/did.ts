@@ -90,8 +90,9 @@ const ED25519_TYPES = new Set([
 ])
 const DID_WEB_PATTERN = /^did:web:([A-Za-z0-9.-]+(?:%3[Aa][0-9]{1,5})?)((?::[A-Za-z0-9._~%-]+)*)$/
 
-// Every range a did:web must not reach unless allowed: not the public internet.
-const NON_PUBLIC = new BlockList()
+// Every range a did:web must not reach unless allowed: not the public internet. Two
+// lists: a BlockList matches IPv4 addresses against IPv4-mapped IPv6 rules.
+const NON_PUBLIC_V4 = new BlockList()
 for (const [net, prefix] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -109,12 +110,13 @@ for (const [net, prefix] of [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
-  NON_PUBLIC.addSubnet(net, prefix, 'ipv4')
+  NON_PUBLIC_V4.addSubnet(net, prefix, 'ipv4')
 }
+const NON_PUBLIC_V6 = new BlockList()
 for (const [net, prefix] of [
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96], // IPv4-mapped
+  ['::ffff:0:0', 96], // IPv4-mapped: a public host has no reason to answer with one
   ['64:ff9b::', 96], // NAT64
   ['64:ff9b:1::', 48],
   ['100::', 64],
@@ -126,14 +128,15 @@ for (const [net, prefix] of [
   ['fec0::', 10],
   ['ff00::', 8], // multicast
 ] as const) {
-  NON_PUBLIC.addSubnet(net, prefix, 'ipv6')
+  NON_PUBLIC_V6.addSubnet(net, prefix, 'ipv6')
 }
 
 /** Whether `address` (an IP literal) is outside the public internet. */
 export function isNonPublicAddress(address: string): boolean {
   const family = isIP(address)
-  if (family === 0) return true
-  return NON_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6')
+  if (family === 4) return NON_PUBLIC_V4.check(address, 'ipv4')
+  if (family === 6) return NON_PUBLIC_V6.check(address, 'ipv6')
+  return true
 }
 
 type CacheEntry = { until: number; result: DidResult }
