@@ -10,6 +10,14 @@ import { ucantoSigner } from '../../src/auth/authority/principal.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { alice, delegate, didWebOf, NOW_S, room, service, startMesh } from './authority-fixtures.ts'
 
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {}
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}
+
 /**
  * A loopback HTTP server standing in for an attacker's (or a partner's) did:web host:
  * it counts TCP connections and requests and answers with `handler`.
@@ -86,7 +94,7 @@ describe('did:web resolution under limits', () => {
   it('cuts an oversized document off at the cap: the connection closes long before the body ends', async (t) => {
     const TOTAL = 10 * 1024 * 1024
     const chunk = Buffer.alloc(64 * 1024, 0x20)
-    const served = { written: 0, finished: false, closed: Promise.withResolvers<void>() }
+    const served = { written: 0, finished: false, closed: deferred() }
     const { host } = await webHost(t, (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/did+json' })
       res.on('close', () => served.closed.resolve())
@@ -132,7 +140,7 @@ describe('did:web resolution under limits', () => {
   })
 
   it('gives up on a slow server at the deadline and closes the connection', async (t) => {
-    const closed = Promise.withResolvers<void>()
+    const closed = deferred()
     const { host } = await webHost(t, (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/did+json' })
       res.write('{')
@@ -173,13 +181,13 @@ describe('did:web resolution under limits', () => {
 
   it('keeps at most maxConcurrent resolutions in flight, one per did', async (t) => {
     const pending: ServerResponse[] = []
-    const arrived = { count: 0, next: Promise.withResolvers<void>(), hold: true }
+    const arrived = { count: 0, next: deferred(), hold: true }
     const { host, seen } = await webHost(t, (_req, res) => {
       if (!arrived.hold) return void res.writeHead(404).end()
       pending.push(res)
       arrived.count++
       arrived.next.resolve()
-      arrived.next = Promise.withResolvers<void>()
+      arrived.next = deferred()
     })
     const resolver = new DidResolver({ insecureHosts: [host], allowPrivate: true, maxConcurrent: 2 })
     const a = resolver.resolve(didWebOf(host, ['a']))
