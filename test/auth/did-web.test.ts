@@ -5,10 +5,14 @@ import { describe, it, type TestContext } from 'node:test'
 import { invoke as ucantoInvoke } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
 import { isNonPublicAddress } from '../../src/auth/authority/did.ts'
-import { DidResolver, didWebDocument, encodeToken } from '../../src/auth/authority/index.ts'
+import { agentResourceOf, DidResolver, didWebDocument, encodeToken } from '../../src/auth/authority/index.ts'
 import { ucantoSigner } from '../../src/auth/authority/principal.ts'
+import { invocationToken } from '../../src/cli/chains.ts'
+import { HttpClient } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { startNode } from '../connections/nodes.ts'
 import { alice, delegate, didWebOf, NOW_S, room, service, startMesh } from './authority-fixtures.ts'
+import { grant, rootOf } from './chain-acts.ts'
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve = () => {}
@@ -268,5 +272,40 @@ describe('did:web resolution under limits', () => {
     assert.equal(good.error, undefined, good.error?.message ?? '')
     assert.equal(good.ok?.issuer, did)
     assert.equal(seen.requests, 1)
+  })
+
+  it('POST /api/invoke with a did:web invoker on a loopback host: refused, nothing sent there (default node config)', async (t) => {
+    const web = new Ed25519KeyPair(Buffer.alloc(32, 23))
+    const { host, seen } = await webHost(t, (_req, res) => res.writeHead(404).end())
+    const did = didWebOf(host, ['internal', 'admin'])
+    const a = await startNode(t, 'alpha')
+    const echo = { can: 'agent/invoke', with: agentResourceOf(a.node.did, 'echo'), nb: { ability: 'echo' } }
+    // The chain holds (a partner promoted and granted), so only the resolution is left.
+    const promote = await invocationToken(
+      a.architect,
+      a.node.did,
+      { can: 'trust/promote', with: a.node.did, nb: { subject: did, tier: 3, reason: 'partner' } },
+      [await rootOf(a)],
+    )
+    await a.api.put(`/api/trust/${encodeURIComponent(did)}`, { tier: 3, reason: 'partner', ucan: promote })
+    const toWeb = await grant(a, did, echo)
+    const ucan = await encodeToken(
+      (await ucantoInvoke({
+        issuer: ucantoSigner(web).withDID(did as API.DID) as never,
+        audience: { did: () => a.node.did as API.DID },
+        capability: { ...echo, nb: { ability: 'echo', input: 'hi' } } as never,
+        proofs: [toWeb.view],
+        expiration: Math.floor(Date.now() / 1000) + 600,
+      }).delegate()) as never,
+    )
+    await assert.rejects(
+      new HttpClient(a.node.httpUrl).post('/api/invoke', { ucan }),
+      (err: { code: string; details: { proof?: string } }) => {
+        assert.equal(err.code, 'MESH_FORBIDDEN', JSON.stringify(err))
+        assert.equal(err.details.proof, 'did')
+        return true
+      },
+    )
+    assert.equal(seen.connections, 0, 'the node made no connection to the named host')
   })
 })
