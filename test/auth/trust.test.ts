@@ -145,4 +145,36 @@ describe('trust: tiers and reputation', () => {
     })
     assert.equal(verdict.ok?.humanInChain, bob.did)
   })
+
+  it('a human of this mesh at tier 1–2 is flagged, never demoted, by violations; an agent of it is demoted; a promotion clears the flag', async (t) => {
+    const { authority, audit, root } = await startMesh(t, { init: { trust: { violationThreshold: 2 } } })
+    const agent = dave
+    await authority.enrollMember(bob.did, { kind: 'human', role: 'member', tier: 2 })
+    await authority.enrollMember(agent.did, { kind: 'agent', role: 'agent', tier: 3 })
+    for (const did of [alice.did, bob.did, agent.did]) {
+      for (let i = 0; i < 2; i++)
+        await authority.trust.recordInteraction(did, 'refused', 'room.update client-spoof')
+    }
+    for (const [did, tier] of [
+      [alice.did, 1],
+      [bob.did, 2],
+    ] as const) {
+      const record = authority.trust.get(did)
+      assert.equal(record?.tier, tier)
+      assert.equal(record?.flagged?.count, 1)
+      assert.match(record?.flagged?.reason ?? '', /2 refusals/)
+    }
+    assert.equal(authority.trust.tierOf(agent.did), 4)
+    assert.equal(authority.trust.get(agent.did)?.flagged, undefined)
+    const rows = await audit.list({ action: 'trust.flagged' })
+    assert.deepEqual(rows.entries.map((e) => e.subject).sort(), [alice.did, bob.did].sort())
+
+    // A person looks at it and confirms bob's tier: the flag goes.
+    const record = await authority.promote(
+      await invoke(alice, promoteAct(bob.did, 2, 'looked into it: a squatted client id'), [root]),
+      bob.did,
+    )
+    assert.equal(record.flagged, undefined)
+    assert.equal(record.tier, 2)
+  })
 })
