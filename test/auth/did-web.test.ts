@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
-import { invoke as ucantoInvoke } from '@ucanto/core'
+import { delegate as ucantoDelegate, invoke as ucantoInvoke } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
 import { isNonPublicAddress } from '../../src/auth/authority/did.ts'
 import { agentResourceOf, DidResolver, didWebDocument, encodeToken } from '../../src/auth/authority/index.ts'
@@ -11,7 +11,17 @@ import { invocationToken } from '../../src/cli/chains.ts'
 import { HttpClient } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { startNode } from '../connections/nodes.ts'
-import { alice, delegate, didWebOf, NOW_S, room, service, startMesh } from './authority-fixtures.ts'
+import {
+  alice,
+  delegate,
+  didWebOf,
+  invoke,
+  mallory,
+  NOW_S,
+  room,
+  service,
+  startMesh,
+} from './authority-fixtures.ts'
 import { grant, rootOf } from './chain-acts.ts'
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -265,6 +275,15 @@ describe('did:web resolution under limits', () => {
     assert.equal(expired.error?.details.reason, 'expired')
     const unchained = await verify(await asWeb())
     assert.equal(unchained.error?.proof, 'ucan')
+    // A made-up proof "issued" by the did:web, leading nowhere: its issuer is not fetched either.
+    const madeUp = (await ucantoDelegate({
+      issuer: signer,
+      audience: { did: () => mallory.did as API.DID },
+      capabilities: [post] as never,
+      expiration: NOW_S + 600,
+    })) as API.Delegation
+    const viaWeb = await verify(await invoke(mallory, post, [madeUp]))
+    assert.equal(viaWeb.error?.proof, 'ucan')
     assert.equal(seen.connections, 0, 'no fetch for a request that fails without it')
 
     const toWeb = await delegate(alice, did, [post], [root])

@@ -10,7 +10,9 @@
  * - revocation: a revoked proof is a dead end, an unrevoked alternative still passes;
  * - depth: at most `maxDepth` delegations between the invocation and the resource's owner;
  * - signatures: node:crypto Ed25519 (did:key, or a did:web's keys) over the signed
- *   bytes rebuilt by `signedBytes` (dag-ucan's own path for unusual payloads), each
+ *   bytes rebuilt by `signedBytes` (dag-ucan's own path for unusual payloads); a
+ *   did:web issuer's document is fetched only for a path that otherwise reaches the
+ *   resource's owner (anyone can name a did:web in a made-up proof); each
  *   verified link kept in a bounded cache by CID — the CID is recomputed from the bytes
  *   when a token is decoded, so a hit costs no signature check and cannot be spoofed;
  *   everything else (time, audience, alignment, revocation, narrowing) is re-checked;
@@ -329,6 +331,16 @@ export class ChainVerifier {
   ): Promise<boolean> {
     const value = match.value as unknown as ChainPath['capability']
     if (resourceOwner(value.with) === holder.issuer) {
+      // The links whose issuer is not a did:key were left unsigned-checked on the way
+      // down: their DID is fetched only for a path that reaches the owner.
+      for (const link of chain.slice(1)) {
+        if (isDidKeyMemo(link.issuer)) continue
+        const signature = await this.#checkSignature(link, false)
+        if (signature !== undefined) {
+          record(context, signature)
+          return false
+        }
+      }
       const rejection =
         context.accept === undefined ? undefined : await context.accept({ links: chain, capability: value })
       if (rejection === undefined) {
@@ -397,10 +409,14 @@ export class ChainVerifier {
         }
         continue
       }
-      const signature = await this.#checkSignature(proof, true)
-      if (signature !== undefined) {
-        record(context, signature)
-        continue
+      // A did:key signature is checked now; a did:web issuer (a fetch of a host anyone
+      // can name) only once the rest of the path is known to reach the owner.
+      if (isDidKeyMemo(proof.issuer)) {
+        const signature = await this.#checkSignature(proof, true)
+        if (signature !== undefined) {
+          record(context, signature)
+          continue
+        }
       }
       for (const next of selection.matches) {
         if (await this.#search(next, proof, [...chain, proof], context)) return true
