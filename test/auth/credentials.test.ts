@@ -336,9 +336,11 @@ describe('did:web over HTTP', () => {
     docs.set('/.well-known/did.json', didWebDocument(didWebOf('example.com'), [mallory.publicKey]))
     const resolved = await resolver.resolve(did)
     assert.equal(resolved.error?.code, 'MESH_SIGNATURE_MISMATCH')
-    const unreachable = await new DidResolver({ insecureHosts: ['127.0.0.1:9'], allowPrivate: true, timeoutMs: 500 }).resolve(
-      'did:web:127.0.0.1%3A9',
-    )
+    const unreachable = await new DidResolver({
+      insecureHosts: ['127.0.0.1:9'],
+      allowPrivate: true,
+      timeoutMs: 500,
+    }).resolve('did:web:127.0.0.1%3A9')
     assert.equal(unreachable.error?.code, 'MESH_UNAVAILABLE')
   })
 

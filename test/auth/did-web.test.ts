@@ -77,7 +77,8 @@ describe('did:web resolution under limits', () => {
     })
     const rebinding = await mixed.resolve('did:web:partner.example')
     assert.equal(rebinding.error?.code, 'MESH_FORBIDDEN')
-    assert.equal(rebinding.error?.details.address, '10.1.2.3')
+    assert.equal(rebinding.error?.details.reason, 'non-public')
+    assert.ok(!JSON.stringify(rebinding.error).includes('10.1.2.3'), 'the internal address is not told')
     assert.equal(seen.connections, 0, 'the attacker host saw no connection')
     assert.equal(resolver.fetches + mixed.fetches, 0)
 

@@ -280,12 +280,12 @@ export class DidResolver {
       }
     }
     if (!this.#privateAllowed(host, hostname)) {
-      const blocked = addresses.find((a) => isNonPublicAddress(a.address))
-      if (blocked !== undefined) {
+      // The address itself is not told: the answer goes to whoever named the host.
+      if (addresses.some((a) => isNonPublicAddress(a.address))) {
         return fail('MESH_FORBIDDEN', 'did:web host is not on a public address; not fetched', {
           did,
           host,
-          address: blocked.address,
+          reason: 'non-public',
         })
       }
     }
