@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
 import { delegate as ucantoDelegate, invoke as ucantoInvoke } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
+import { createVerifiableCredentialJwt } from 'did-jwt-vc'
 import { isNonPublicAddress } from '../../src/auth/authority/did.ts'
 import { agentResourceOf, DidResolver, didWebDocument, encodeToken } from '../../src/auth/authority/index.ts'
-import { ucantoSigner } from '../../src/auth/authority/principal.ts'
+import { jwtSigner, ucantoSigner } from '../../src/auth/authority/principal.ts'
 import { invocationToken } from '../../src/cli/chains.ts'
 import { HttpClient } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
@@ -245,7 +246,7 @@ describe('did:web resolution under limits', () => {
     assert.equal(seen.requests, 1)
   })
 
-  it('the authority fetches a did:web invoker only once the cheap checks and its chain hold', async (t) => {
+  it('the authority fetches a did:web (invoker, proof issuer, credential issuer) only once the cheap checks and the chain hold', async (t) => {
     const web = new Ed25519KeyPair(Buffer.alloc(32, 22))
     let did = ''
     const { host, seen } = await webHost(t, (_req, res) => {
@@ -287,11 +288,43 @@ describe('did:web resolution under limits', () => {
     assert.equal(viaWeb.error?.proof, 'ucan')
     assert.equal(seen.connections, 0, 'no fetch for a request that fails without it')
 
+    // A credential "issued" by the did:web, presented by a stranger with no chain.
+    const vouch = await createVerifiableCredentialJwt(
+      {
+        sub: mallory.did,
+        exp: NOW_S + 3600,
+        vc: {
+          '@context': ['https://www.w3.org/2018/credentials/v1'],
+          type: ['VerifiableCredential', 'MeshVouchCredential'],
+          credentialSubject: { statement: 'trust me' },
+        },
+      },
+      { did, signer: jwtSigner(web), alg: 'EdDSA' },
+    )
+    const stranger = await authority.verifyAuthority({
+      ucan: await invoke(mallory, post),
+      ...post,
+      credentials: [vouch],
+    })
+    assert.equal(stranger.error?.proof, 'ucan')
+    assert.equal(seen.connections, 0, 'no fetch for a request that fails without it')
+
+    // Granted by this mesh: the credential is checked (and its issuer fetched) after all.
+    const toMallory = await delegate(alice, mallory.did, [post], [root])
+    const granted = await authority.verifyAuthority({
+      ucan: await invoke(mallory, post, [toMallory]),
+      ...post,
+      credentials: [vouch],
+    })
+    assert.equal(granted.error, undefined, granted.error?.message ?? '')
+    assert.equal(seen.requests, 1)
+    assert.ok(granted.ok?.credentials.some((c) => c.issuer === did))
+
     const toWeb = await delegate(alice, did, [post], [root])
     const good = await verify(await asWeb({ proofs: [toWeb] }))
     assert.equal(good.error, undefined, good.error?.message ?? '')
     assert.equal(good.ok?.issuer, did)
-    assert.equal(seen.requests, 1)
+    assert.equal(seen.requests, 1, 'the document cached from the credential check')
   })
 
   it('POST /api/invoke with a did:web invoker on a loopback host: refused, nothing sent there (default node config)', async (t) => {

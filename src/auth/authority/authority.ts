@@ -396,29 +396,50 @@ export class Authority {
     // 1. DID: who you are.
     const did = webInvoker ? undefined : await this.chains.checkInvoker(invocation)
     if (did !== undefined) failures.push(did)
-    // 2. VC: who vouches for you.
+    // 2. VC: who vouches for you (what needs a did:web fetched waits in `later`).
     const presented: VerifiedCredential[] = []
-    const vc = await this.#checkCredentials(request, invocation.issuer, now, presented)
+    const later: LaterCredentials = { credentials: [] }
+    const vc = await this.#checkCredentials(request, invocation.issuer, now, presented, later)
     if (vc !== undefined) failures.push(vc)
     // 3. UCAN: what you may do, under this mesh's rules.
     let human: string | undefined
-    const chain = await this.chains.authorize(
-      decoded.ok,
-      request,
-      {
-        audience,
-        now,
-        accept: async (path) => {
-          const verdict = foreign
-            ? await this.#foreignRules(path, presented, now)
-            : await this.#rules(path, presented, now)
-          if (verdict.error !== undefined) return verdict.error
-          human = verdict.human
-          return undefined
+    const authorize = () =>
+      this.chains.authorize(
+        decoded.ok,
+        request,
+        {
+          audience,
+          now,
+          accept: async (path) => {
+            const verdict = foreign
+              ? await this.#foreignRules(path, presented, now)
+              : await this.#rules(path, presented, now)
+            if (verdict.error !== undefined) return verdict.error
+            human = verdict.human
+            return undefined
+          },
         },
-      },
-      claim.ok,
-    )
+        claim.ok,
+      )
+    let chain = await authorize()
+    // The credentials left for later are checked once the chain holds, or lacks only the
+    // human they may show: a chain this mesh granted, not any request naming a host.
+    if (
+      vc === undefined &&
+      (later.presentation !== undefined || later.credentials.length > 0) &&
+      (chain.error === undefined || chain.error.code === 'MESH_NOT_HUMAN_SIGNED')
+    ) {
+      const late = await this.#checkCredentials(
+        { ...later, credentials: later.credentials.map(([, jwt]) => jwt) },
+        invocation.issuer,
+        now,
+        presented,
+        undefined,
+        later.credentials.map(([index]) => index),
+      )
+      if (late !== undefined) failures.push(late)
+      else if (chain.error !== undefined) chain = await authorize()
+    }
     if (chain.error !== undefined) failures.push(chain.error)
     if (webInvoker && failures.length === 0) {
       const web = await this.chains.checkInvoker(invocation)
@@ -646,20 +667,33 @@ export class Authority {
     return invocation.issuer
   }
 
+  /**
+   * Checks the presentation and the credentials presented; the first bad one is the
+   * failure. With `later`, one whose check needs a did:web document (its issuer, the
+   * presentation's holder or a credential inside it) is not checked but kept there, for
+   * the caller to check only if the request gets far enough to need it. `indexes` are
+   * the credentials' places in the request (default their places in `request.credentials`).
+   */
   async #checkCredentials(
-    request: AuthorityRequest,
+    request: Pick<AuthorityRequest, 'presentation' | 'credentials'>,
     invoker: string,
     now: number,
     presented: VerifiedCredential[],
+    later?: LaterCredentials,
+    indexes?: number[],
   ): Promise<AuthorityFailure | undefined> {
     if (request.presentation !== undefined) {
-      const vp = await this.credentials.verifyPresentation(request.presentation, {
-        now,
-        audience: this.meshDid,
-        holder: invoker,
-      })
-      if (vp.error !== undefined) return vp.error
-      presented.push(...vp.ok.credentials)
+      if (later !== undefined && needsDidWeb(request.presentation)) {
+        later.presentation = request.presentation
+      } else {
+        const vp = await this.credentials.verifyPresentation(request.presentation, {
+          now,
+          audience: this.meshDid,
+          holder: invoker,
+        })
+        if (vp.error !== undefined) return vp.error
+        presented.push(...vp.ok.credentials)
+      }
     }
     const list = request.credentials ?? []
     if (!Array.isArray(list) || list.length > 16) {
@@ -670,7 +704,12 @@ export class Authority {
         details: {},
       }
     }
-    for (const [index, jwt] of list.entries()) {
+    for (const [i, jwt] of list.entries()) {
+      const index = indexes?.[i] ?? i
+      if (later !== undefined && needsDidWeb(jwt)) {
+        later.credentials.push([index, jwt])
+        continue
+      }
       const result = await this.credentials.verifyCredential(jwt, { now })
       if (result.error !== undefined) {
         return {
@@ -843,6 +882,28 @@ export class Authority {
   #forgetAt(exp: number): number {
     return exp * 1000 + 2 * this.#skew * 1000 + 60_000
   }
+}
+
+/** Presented credentials whose check waits until the chain needs them. */
+interface LaterCredentials {
+  presentation?: string
+  /** [place in the request, JWT] */
+  credentials: [number, string][]
+}
+
+// Whether checking this JWT (a credential, or a presentation and what it holds) fetches a did:web.
+function needsDidWeb(jwt: unknown, depth = 0): boolean {
+  if (typeof jwt !== 'string') return false
+  let payload: { iss?: unknown; vp?: { verifiableCredential?: unknown } }
+  try {
+    payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8'))
+  } catch {
+    return false
+  }
+  if (typeof payload !== 'object' || payload === null) return false
+  if (typeof payload.iss === 'string' && payload.iss.startsWith('did:web:')) return true
+  const inner = payload.vp?.verifiableCredential
+  return depth === 0 && Array.isArray(inner) && inner.some((c) => needsDidWeb(c, 1))
 }
 
 function tierFailure(message: string, details: Record<string, unknown>): AuthorityFailure {
