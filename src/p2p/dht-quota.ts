@@ -54,8 +54,11 @@ export class KeyQuota {
   readonly #entries = new Map<string, QuotaEntry>()
   /** Keys per holder, least recently used first. */
   readonly #byHolder = new Map<string, Set<string>>()
-  /** Keys per group, least recently used first. */
-  readonly #byGroup = new Map<string, Set<string>>()
+  /**
+   * Keys per group, least recently used first; a group of one key is that key (a flood
+   * of random CIDs makes one group per key, and a Set costs more than the key).
+   */
+  readonly #byGroup = new Map<string, string | Set<string>>()
   /** Holders by how many keys they hold, least recently used first. */
   readonly #buckets = new Map<number, Set<string>>()
   #most = 0
@@ -97,9 +100,10 @@ export class KeyQuota {
     }
     const groupLimit = limits.perGroup?.[group] ?? limits.perOtherGroup ?? limits.max
     const groupKeys = this.#byGroup.get(group)
-    const inGroup = (groupKeys?.size ?? 0) - victims.filter((v) => groupKeys?.has(v)).length
+    const groupSize = groupKeys === undefined ? 0 : typeof groupKeys === 'string' ? 1 : groupKeys.size
+    const inGroup = groupSize - victims.filter((v) => this.#entries.get(v)?.group === group).length
     if (inGroup >= groupLimit) {
-      const victim = this.#oldest(groupKeys, taken)
+      const victim = this.#oldest(typeof groupKeys === 'string' ? [groupKeys] : groupKeys, taken)
       if (victim === undefined) throw this.#full(`the DHT key group ${group} is full`, groupLimit)
       victims.push(victim)
     }
@@ -116,7 +120,10 @@ export class KeyQuota {
   add(name: string, entry: QuotaEntry): void {
     this.#entries.set(name, entry)
     this.#charge(entry.holder, name)
-    setOf(this.#byGroup, entry.group).add(name)
+    const groupKeys = this.#byGroup.get(entry.group)
+    if (groupKeys === undefined) this.#byGroup.set(entry.group, name)
+    else if (typeof groupKeys === 'string') this.#byGroup.set(entry.group, new Set([groupKeys, name]))
+    else groupKeys.add(name)
   }
 
   /**
@@ -142,7 +149,8 @@ export class KeyQuota {
     const entry = this.#entries.get(name)
     if (entry === undefined) return
     moveToEnd(this.#byHolder.get(entry.holder), name)
-    moveToEnd(this.#byGroup.get(entry.group), name)
+    const groupKeys = this.#byGroup.get(entry.group)
+    if (typeof groupKeys !== 'string') moveToEnd(groupKeys, name)
     moveToEnd(this.#buckets.get(this.heldBy(entry.holder)), entry.holder)
   }
 
@@ -152,8 +160,8 @@ export class KeyQuota {
     this.#entries.delete(name)
     this.#discharge(entry.holder, name)
     const groupKeys = this.#byGroup.get(entry.group)
-    groupKeys?.delete(name)
-    if (groupKeys?.size === 0) this.#byGroup.delete(entry.group)
+    if (typeof groupKeys === 'string' || groupKeys?.size === 1) this.#byGroup.delete(entry.group)
+    else groupKeys?.delete(name)
   }
 
   /** Keys whose time is up at `now`. */
@@ -206,7 +214,7 @@ export class KeyQuota {
   }
 
   /** The least recently used key of `keys` that may go. */
-  #oldest(keys: Set<string> | undefined, taken: (key: string) => boolean): string | undefined {
+  #oldest(keys: Iterable<string> | undefined, taken: (key: string) => boolean): string | undefined {
     if (keys === undefined) return undefined
     for (const key of keys) {
       if (taken(key) || this.#kept(key)) continue
