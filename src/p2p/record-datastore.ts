@@ -50,7 +50,7 @@ export interface RecordGuardInit {
   maxProviders?: number
   /** CIDs one peer provides here at most; its next replaces its own oldest; default 64 (a mesh provides one). */
   maxProvidersPerPeer?: number
-  /** Providers of one CID held at most (the mesh directory's are every mesh); default 5 000. */
+  /** Providers of one CID held at most (the mesh directory's are every mesh): one GET_PROVIDERS answer stays ~100 KB; default 1 000. */
   maxProvidersPerKey?: number
   /**
    * A record is dropped this long after it was received, or after the `ts` its signer
@@ -78,7 +78,7 @@ export const DHT_STORE_DEFAULTS = {
   maxOtherNamespaceRecords: 1_000,
   maxProviders: 20_000,
   maxProvidersPerPeer: 64,
-  maxProvidersPerKey: 5_000,
+  maxProvidersPerKey: 1_000,
   recordValidityMs: 48 * HOUR,
   providerValidityMs: 48 * HOUR,
   sweepIntervalMs: HOUR,

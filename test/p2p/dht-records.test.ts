@@ -179,6 +179,11 @@ describe('a DHT node under a flood', () => {
     const victim = await startHost(t, { limits: { maxRecords: 6, maxRecordsPerPeer: 2 } })
     const victimStore = victim.datastore as MemoryDatastore
     const junk: Uint8Array[] = []
+    const heldJunk = async () => {
+      let held = 0
+      for (const dhtKey of junk) if (await victimStore.has(dhtRecordKey(dhtKey))) held++
+      return held
+    }
     // three sybils, each putting records of fresh keys it generated: every one validly signed
     for (let i = 0; i < 3; i++) {
       const mallory = await startHost(t, { dht: 'stock' })
@@ -189,11 +194,8 @@ describe('a DHT node under a flood', () => {
         junk.push(dhtKey)
         await putFrom(mallory.libp2p, dhtKey, encodeMeshRecord(createMeshRecord(fresh, content, 1)))
       }
-    }
-    const heldJunk = async () => {
-      let held = 0
-      for (const dhtKey of junk) if (await victimStore.has(dhtRecordKey(dhtKey))) held++
-      return held
+      // each record is charged to the peer that sent it, not to its (fresh) signer
+      assert.equal(await heldJunk(), 2 * (i + 1), 'a sybil keeps its last two')
     }
     assert.equal(await heldJunk(), 6, 'the flood filled the store')
 
