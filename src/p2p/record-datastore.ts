@@ -6,7 +6,7 @@ import { Key } from 'interface-datastore'
 import { equals } from 'uint8arrays/equals'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { ReplayError } from '../errors.ts'
+import { BadRequestError, ReplayError } from '../errors.ts'
 import { peerIdFromDid } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
 import type { Sublevel } from '../store/index.ts'
@@ -213,7 +213,7 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
       try {
         victims = quota.makeRoom(name, entry)
       } catch {
-        // over a limit lowered since: the newest kept ones go
+        // only kept keys could make room (limits lowered since): this one goes
         this.#write(name, undefined)
         dropped++
         continue
@@ -284,7 +284,10 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
       if (space !== undefined) {
         const now = Date.now()
         entry = this.#describe(space, name, val, this.#sender.getStore() ?? SELF, now)
-        if (entry === undefined || entry.expiresAt <= now) {
+        if (entry === undefined) {
+          throw new BadRequestError('a provider record key names no provider', { key: name.slice(0, 160) })
+        }
+        if (entry.expiresAt <= now) {
           throw new ReplayError('this DHT key has expired already', { key: name.slice(0, 160) })
         }
         if (isNew) for (const victim of this.#quota(space).makeRoom(name, entry)) this.#evict(victim)
