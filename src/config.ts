@@ -5,6 +5,7 @@ import type { RecordGuardInit } from './p2p/record-datastore.ts'
 export type DhtStoreLimits = Pick<
   RecordGuardInit,
   | 'maxRecords'
+  | 'maxRecordBytes'
   | 'maxRecordsPerPeer'
   | 'maxRecordsPerNamespace'
   | 'maxOtherNamespaceRecords'
@@ -42,7 +43,7 @@ export interface MeshNodeInit {
   /**
    * What this node keeps for the DHT (records and provider records of other meshes): the
    * quotas per peer, per namespace or CID and in total, and how long each lives. Defaults:
-   * DHT_STORE_DEFAULTS in p2p/record-datastore.ts (20 000 records, 64 per peer; 20 000
+   * DHT_STORE_DEFAULTS in p2p/record-datastore.ts (20 000 records, 32 MiB, 64 per peer; 20 000
    * provider records, 64 per peer, 1 000 per CID; both 48 h; swept hourly).
    */
   dht?: DhtStoreLimits

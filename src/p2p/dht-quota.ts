@@ -27,6 +27,8 @@ import { TooLargeError } from '../errors.ts'
 export interface QuotaLimits {
   /** Keys held at most. */
   max: number
+  /** Bytes of values held at most; default no limit. */
+  maxBytes?: number
   /** Keys one holder (other than this node) holds at most. */
   perHolder: number
   /** Keys one group holds at most; `max` for groups not listed. */
@@ -45,6 +47,8 @@ export interface QuotaEntry {
   owner: string | undefined
   /** Milliseconds since the epoch after which the key is dropped. */
   expiresAt: number
+  /** The value's size. */
+  bytes: number
 }
 
 export class KeyQuota {
@@ -62,6 +66,7 @@ export class KeyQuota {
   /** Holders by how many keys they hold, least recently used first. */
   readonly #buckets = new Map<number, Set<string>>()
   #most = 0
+  #bytes = 0
 
   constructor(limits: QuotaLimits, self: () => string | undefined, isKept: (owner: string) => boolean) {
     this.#limits = limits
@@ -71,6 +76,11 @@ export class KeyQuota {
 
   get size(): number {
     return this.#entries.size
+  }
+
+  /** Bytes of values held. */
+  get bytes(): number {
+    return this.#bytes
   }
 
   get(name: string): QuotaEntry | undefined {
@@ -83,16 +93,31 @@ export class KeyQuota {
   }
 
   /**
-   * The keys to delete so that new key `name` fits, in order; throws MESH_TOO_LARGE when
-   * only kept keys could make room. Changes nothing: the caller deletes, then `add`s.
+   * The keys to delete so that key `name` fits (new, or written again with a value of
+   * `entry.bytes`), in order; throws MESH_TOO_LARGE when only kept keys could make room.
+   * Changes nothing: the caller deletes, then `add`s or `rewrite`s.
    */
-  makeRoom(name: string, entry: Pick<QuotaEntry, 'holder' | 'group'>): string[] {
+  makeRoom(name: string, entry: Pick<QuotaEntry, 'holder' | 'group' | 'bytes'>): string[] {
     const victims: string[] = []
     const taken = (key: string) => key === name || victims.includes(key)
-    const { holder, group } = entry
+    const held = this.#entries.get(name)
+    const { holder, group } = held ?? entry
     const limits = this.#limits
-    const held = this.heldBy(holder)
-    if (!this.#isSelf(holder) && held >= limits.perHolder) {
+    const freed = () => victims.reduce((sum, v) => sum + (this.#entries.get(v)?.bytes ?? 0), 0)
+    const stillHeld = () =>
+      this.heldBy(holder) - victims.filter((v) => this.#entries.get(v)?.holder === holder).length
+    const over = () =>
+      this.#bytes - freed() + entry.bytes - (held?.bytes ?? 0) - (limits.maxBytes ?? Infinity)
+    if (held !== undefined) {
+      while (over() > 0) {
+        const victim = this.#fromLargest(holder, stillHeld(), taken)
+        if (victim === undefined)
+          throw this.#full('this node holds its limit of DHT bytes', limits.maxBytes ?? 0)
+        victims.push(victim)
+      }
+      return victims
+    }
+    if (!this.#isSelf(holder) && this.heldBy(holder) >= limits.perHolder) {
       const victim = this.#oldest(this.#byHolder.get(holder), taken)
       if (victim === undefined)
         throw this.#full('this peer holds its limit of DHT keys here', limits.perHolder)
@@ -108,9 +133,14 @@ export class KeyQuota {
       victims.push(victim)
     }
     if (this.#entries.size - victims.length >= limits.max) {
-      const stillHeld = held - victims.filter((v) => this.#byHolder.get(holder)?.has(v)).length
-      const victim = this.#fromLargest(holder, stillHeld, taken)
+      const victim = this.#fromLargest(holder, stillHeld(), taken)
       if (victim === undefined) throw this.#full('this node holds its limit of DHT keys', limits.max)
+      victims.push(victim)
+    }
+    while (over() > 0) {
+      const victim = this.#fromLargest(holder, stillHeld(), taken)
+      if (victim === undefined)
+        throw this.#full('this node holds its limit of DHT bytes', limits.maxBytes ?? 0)
       victims.push(victim)
     }
     return victims
@@ -119,6 +149,7 @@ export class KeyQuota {
   /** Charges new key `name`; `makeRoom` made room for it. */
   add(name: string, entry: QuotaEntry): void {
     this.#entries.set(name, entry)
+    this.#bytes += entry.bytes
     this.#charge(entry.holder, name)
     const groupKeys = this.#byGroup.get(entry.group)
     if (groupKeys === undefined) this.#byGroup.set(entry.group, name)
@@ -132,10 +163,12 @@ export class KeyQuota {
    * makes the key its own: a relayer that stored it first stops paying for it (and an
    * attacker that re-sends an honest record cannot take it over, being no owner).
    */
-  rewrite(name: string, holder: string, expiresAt: number): void {
+  rewrite(name: string, holder: string, expiresAt: number, bytes: number): void {
     const entry = this.#entries.get(name)
     if (entry === undefined) return
     entry.expiresAt = Math.max(entry.expiresAt, expiresAt)
+    this.#bytes += bytes - entry.bytes
+    entry.bytes = bytes
     if (holder !== entry.holder && holder === entry.owner) {
       this.#discharge(entry.holder, name)
       entry.holder = holder
@@ -158,6 +191,7 @@ export class KeyQuota {
     const entry = this.#entries.get(name)
     if (entry === undefined) return
     this.#entries.delete(name)
+    this.#bytes -= entry.bytes
     this.#discharge(entry.holder, name)
     const groupKeys = this.#byGroup.get(entry.group)
     if (typeof groupKeys === 'string' || groupKeys?.size === 1) this.#byGroup.delete(entry.group)

@@ -34,6 +34,11 @@ export interface RecordGuardInit {
   /** DHT records held at most (all peers together); default 20 000. */
   maxRecords?: number
   /**
+   * Bytes of DHT records held at most: a mesh record may be 8 KiB, and 20 000 of those
+   * would be 160 MiB; default 32 MiB (a mesh's record is usually under 1 KiB).
+   */
+  maxRecordBytes?: number
+  /**
    * DHT records one peer (the sender of the PUT_VALUE) holds here at most; its next one
    * replaces its own least recently renewed; default 64. A mesh publishes one record
    * (two while it has just rotated its key).
@@ -74,6 +79,7 @@ export interface RecordGuardInit {
 /** The limits and validities RecordGuardDatastore applies, with their defaults filled in. */
 export const DHT_STORE_DEFAULTS = {
   maxRecords: 20_000,
+  maxRecordBytes: 32 * 1024 * 1024,
   maxRecordsPerPeer: 64,
   maxOtherNamespaceRecords: 1_000,
   maxProviders: 20_000,
@@ -148,6 +154,7 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
     this.#records = new KeyQuota(
       {
         max: maxRecords,
+        maxBytes: init.maxRecordBytes ?? d.maxRecordBytes,
         perHolder: init.maxRecordsPerPeer ?? d.maxRecordsPerPeer,
         perGroup: { [MESH_RECORD_NAMESPACE]: maxRecords, ...init.maxRecordsPerNamespace },
         perOtherGroup: init.maxOtherNamespaceRecords ?? d.maxOtherNamespaceRecords,
@@ -262,6 +269,11 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
     return this.#records.size
   }
 
+  /** Bytes of DHT records held now. */
+  get recordBytes(): number {
+    return this.#records.bytes
+  }
+
   /** Provider records held now. */
   get providers(): number {
     return this.#providers.size
@@ -290,7 +302,7 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
         if (entry.expiresAt <= now) {
           throw new ReplayError('this DHT key has expired already', { key: name.slice(0, 160) })
         }
-        if (isNew) for (const victim of this.#quota(space).makeRoom(name, entry)) this.#evict(victim)
+        for (const victim of this.#quota(space).makeRoom(name, entry)) this.#evict(victim)
       }
     } catch (err) {
       return Promise.reject(err)
@@ -298,7 +310,7 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
     const stored = super.put(key, val, options)
     if (space !== undefined && entry !== undefined) {
       if (isNew) this.#quota(space).add(name, entry)
-      else this.#quota(space).rewrite(name, entry.holder, entry.expiresAt)
+      else this.#quota(space).rewrite(name, entry.holder, entry.expiresAt, entry.bytes)
     }
     if (name.startsWith(PERSISTED_PREFIX)) {
       const holder = space === 'record' ? this.#records.get(name)?.holder : undefined
@@ -368,7 +380,13 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
       const [cid, peer] = name.slice(this.#providerPrefix.length).split('/')
       if (cid === undefined || peer === undefined || peer === '') return undefined
       const time = readVarint(value) ?? now
-      return { holder: peer, group: cid, owner: peer, expiresAt: time + this.#providerValidityMs }
+      return {
+        holder: peer,
+        group: cid,
+        owner: peer,
+        expiresAt: time + this.#providerValidityMs,
+        bytes: value.byteLength,
+      }
     }
     let received = now
     let group = ''
@@ -390,6 +408,7 @@ export class RecordGuardDatastore extends MemoryDatastore implements Startable {
       group,
       owner,
       expiresAt: received + this.#recordValidityMs,
+      bytes: value.byteLength,
     }
   }
 

@@ -148,6 +148,31 @@ describe('the DHT datastore on disk', () => {
     for (const key of [...honest, lateKey]) assert.equal(await again.has(key), true)
   })
 
+  it('holds at most maxRecordBytes: a peer padding its records to 8 KiB pushes out only its own', async () => {
+    const datastore = createMeshDatastore({ maxRecordBytes: 20_000 })
+    const honest: Key[] = []
+    for (let i = 0; i < 3; i++) {
+      const mesh = Ed25519KeyPair.generate()
+      const [key, value] = stored(1, mesh)
+      await datastore.asSender(mesh.peerId().toString(), () => datastore.put(key, value))
+      honest.push(key)
+    }
+    const padded = {
+      ...content,
+      multiaddrs: Array.from({ length: 28 }, (_, i) => `/dns4/${'a'.repeat(230)}${i}/tcp/1`),
+    }
+    for (let i = 0; i < 10; i++) {
+      const fresh = Ed25519KeyPair.generate()
+      const dhtKey = meshRecordKey(fresh.did)
+      const record = new DhtRecord(dhtKey, encodeMeshRecord(createMeshRecord(fresh, padded, 1)), new Date())
+      assert.ok(record.serialize().byteLength > 7_000)
+      await datastore.asSender('mallory', () => datastore.put(dhtRecordKey(dhtKey), record.serialize()))
+    }
+    assert.ok(datastore.recordBytes <= 20_000, `${datastore.recordBytes} bytes held`)
+    for (const key of honest) assert.equal(await datastore.has(key), true)
+    assert.equal(datastore.records, 5, "the honest three and two of mallory's")
+  })
+
   it('drops expired records and provider records at load and by a sweep', async (t) => {
     const store = await openStore(t)
     const hour = 3_600_000
