@@ -1,29 +1,6 @@
 import { TooLargeError } from '../errors.ts'
 
-/**
- * Who pays for the keys of one DHT key space (records, or provider records), and which
- * key goes when the space is full.
- *
- * Every key is charged to a *holder*: the peer that wrote it (a provider record's
- * provider, a record's PUT_VALUE sender; SELF for this node's own writes). A holder may
- * hold `perHolder` keys; a group (a record namespace, a provider record's CID) `perGroup`;
- * the space `max`. A new key beyond a limit takes the place of another, chosen so that a
- * flood pays for itself and never pushes out the honest:
- *
- * - beyond `perHolder`: the holder's own least recently used key;
- * - beyond `perGroup`: the group's least recently used key;
- * - beyond `max`: a key of the holder holding the most (least recently used holder and
- *   key first), never of a holder holding fewer keys than the newcomer does; this
- *   node's own keys only for its own writes.
- *
- * A key is *kept* — never chosen — when its owner (the peer it is about: a provider
- * record's provider, a mesh record's signer) is this node, or when it is the owner's own
- * single key and `isKept(owner)` says so (the mesh node: the owner is connected). When
- * only kept keys could go, the new key is refused (MESH_TOO_LARGE). "Used" means written
- * by its owner (`rewrite`): a mesh republishes its record and its provider record every
- * few minutes, junk nobody renews goes first. Reads do not count: a remote peer could
- * read its own junk to keep it.
- */
+/** The limits of one key space (see KeyQuota). */
 export interface QuotaLimits {
   /** Keys held at most. */
   max: number
@@ -51,6 +28,30 @@ export interface QuotaEntry {
   bytes: number
 }
 
+/**
+ * Who pays for the keys of one DHT key space (records, or provider records), and which
+ * key goes when the space is full.
+ *
+ * Every key is charged to a *holder*: the peer that wrote it (a provider record's
+ * provider, a record's PUT_VALUE sender; SELF for this node's own writes). A holder may
+ * hold `perHolder` keys; a group (a record namespace, a provider record's CID) `perGroup`;
+ * the space `max`. A new key beyond a limit takes the place of another, chosen so that a
+ * flood pays for itself and never pushes out the honest:
+ *
+ * - beyond `perHolder`: the holder's own least recently used key;
+ * - beyond `perGroup`: the group's least recently used key;
+ * - beyond `max` keys or `maxBytes`: a key of the holder holding the most (least
+ *   recently used holder and key first), never of a holder holding fewer keys than the
+ *   newcomer does; this node's own keys only for its own writes.
+ *
+ * A key is *kept* — never chosen — when its owner (the peer it is about: a provider
+ * record's provider, a mesh record's signer) is this node, or when it is the owner's own
+ * single key and `isKept(owner)` says so (the mesh node: the owner is connected). When
+ * only kept keys could go, the new key is refused (MESH_TOO_LARGE). "Used" means written
+ * by its owner (`rewrite`): a mesh republishes its record and reprovides the directory
+ * every minute or sooner, junk nobody renews goes first. Reads do not count: a remote
+ * peer could read its own junk to keep it.
+ */
 export class KeyQuota {
   readonly #limits: QuotaLimits
   readonly #self: () => string | undefined
