@@ -1,4 +1,21 @@
 import type { Logger } from './log.ts'
+import type { RecordGuardInit } from './p2p/record-datastore.ts'
+
+/** The DHT store's quotas and validities a node can be given (see RecordGuardInit). */
+export type DhtStoreLimits = Pick<
+  RecordGuardInit,
+  | 'maxRecords'
+  | 'maxRecordBytes'
+  | 'maxRecordsPerPeer'
+  | 'maxRecordsPerNamespace'
+  | 'maxOtherNamespaceRecords'
+  | 'maxProviders'
+  | 'maxProvidersPerPeer'
+  | 'maxProvidersPerKey'
+  | 'recordValidityMs'
+  | 'providerValidityMs'
+  | 'sweepIntervalMs'
+>
 
 /** The software version reported in health, manifest, records and heartbeats. */
 export const MESH_NODE_VERSION = '0.1.0'
@@ -23,6 +40,13 @@ export interface MeshNodeInit {
     /** How often to republish this mesh's record and look for new meshes; default 10 000 ms. */
     intervalMs?: number
   }
+  /**
+   * What this node keeps for the DHT (records and provider records of other meshes): the
+   * quotas per peer, per namespace or CID and in total, and how long each lives. Defaults:
+   * DHT_STORE_DEFAULTS in p2p/record-datastore.ts (20 000 records, 32 MiB, 64 per peer; 20 000
+   * provider records, 64 per peer, 1 000 per CID; both 48 h; swept hourly).
+   */
+  dht?: DhtStoreLimits
   heartbeat?: {
     /** How often to heartbeat the registry; default 30 000 ms. A registry served here uses the same value. */
     intervalMs?: number

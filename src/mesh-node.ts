@@ -851,6 +851,7 @@ export class MeshNode {
    */
   async #openDatastore(): Promise<ReturnType<typeof createMeshDatastore>> {
     const datastore = createMeshDatastore({
+      ...this.init.dht,
       persist: this.store.sublevel<string>('dht'),
       logger: this.logger,
     })

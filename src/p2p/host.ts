@@ -1,8 +1,9 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, type IdentifyPush, identify, identifyPush } from '@libp2p/identify'
-import type { Libp2p } from '@libp2p/interface'
-import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import type { Libp2p, StreamHandler } from '@libp2p/interface'
+import { type KadDHT, type KadDHTComponents, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import type { Datastore } from 'interface-datastore'
@@ -65,14 +66,40 @@ export function createMeshDatastore(init: Omit<RecordGuardInit, 'selectors'> = {
 /** Builds the node's libp2p host: TCP, Noise, Yamux, identify, ping and the mesh kad-dht. */
 export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p> {
   const variant = init.dht ?? 'mesh'
-  return createLibp2p<MeshServices>({
+  const datastore = init.datastore ?? (variant === 'mesh' ? createMeshDatastore() : undefined)
+  const guard = datastore instanceof RecordGuardDatastore ? datastore : undefined
+  let node: MeshLibp2p | undefined
+  // A peer's own record and provider record stay while it is connected, even when a
+  // flood fills the store (see KeyQuota).
+  guard?.protect(init.key.peerId().toString(), (peer) => {
+    try {
+      return (node?.getConnections(peerIdFromString(peer)).length ?? 0) > 0
+    } catch {
+      return false
+    }
+  })
+  const dht = kadDHT({
+    protocol: MESH_KAD_PROTOCOL,
+    // Every mesh serves the DHT: meshes are reachable servers by design, and
+    // auto mode would wait for a public address a LAN or loopback node never has.
+    clientMode: false,
+    // kad-dht's default drops private and loopback addresses from peer records.
+    peerInfoMapper: passthroughMapper,
+    validators: MESH_DHT_VALIDATORS,
+    selectors: MESH_DHT_SELECTORS,
+    // Mesh records are signed and seq-ordered, so a lookup can stop at the first
+    // valid answer: a narrow fan-out (classic Kademlia α = 3 over two disjoint paths,
+    // against kad-dht's 10 × 10) reaches it sooner and keeps every node's queue short.
+    ...(variant === 'mesh' ? { alpha: 3, disjointPaths: 2 } : {}),
+  })
+  node = await createLibp2p<MeshServices>({
     start: init.start ?? true,
     privateKey: init.key.toLibp2pPrivateKey(),
     addresses: { listen: init.listen ?? DEFAULT_LISTEN, announce: init.announce ?? [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    datastore: init.datastore ?? (variant === 'mesh' ? createMeshDatastore() : undefined),
+    datastore,
     connectionManager: {
       maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       // libp2p refuses a host opening more than 5 connections a second; a test bed or
@@ -86,20 +113,30 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
       // that connected earlier only through a push.
       identifyPush: identifyPush(),
       ping: ping(),
-      dht: kadDHT({
-        protocol: MESH_KAD_PROTOCOL,
-        // Every mesh serves the DHT: meshes are reachable servers by design, and
-        // auto mode would wait for a public address a LAN or loopback node never has.
-        clientMode: false,
-        // kad-dht's default drops private and loopback addresses from peer records.
-        peerInfoMapper: passthroughMapper,
-        validators: MESH_DHT_VALIDATORS,
-        selectors: MESH_DHT_SELECTORS,
-        // Mesh records are signed and seq-ordered, so a lookup can stop at the first
-        // valid answer: a narrow fan-out (classic Kademlia α = 3 over two disjoint paths,
-        // against kad-dht's 10 × 10) reaches it sooner and keeps every node's queue short.
-        ...(variant === 'mesh' ? { alpha: 3, disjointPaths: 2 } : {}),
-      }),
+      dht: guard === undefined ? dht : (components: KadDHTComponents) => dht(withSender(components, guard)),
     },
+  })
+  return node
+}
+
+/**
+ * kad-dht's components, but its inbound streams are handled inside `guard.asSender`:
+ * kad-dht's PUT_VALUE handler writes to the datastore without saying for whom, and
+ * the datastore charges each record to the peer that sent it.
+ */
+function withSender(components: KadDHTComponents, guard: RecordGuardDatastore): KadDHTComponents {
+  const { registrar } = components
+  const handle: KadDHTComponents['registrar']['handle'] = (protocol, handler, options) =>
+    registrar.handle(
+      protocol,
+      ((stream, connection) =>
+        guard.asSender(connection.remotePeer.toString(), () => handler(stream, connection))) as StreamHandler,
+      options,
+    )
+  const wrapped = new Proxy(registrar, {
+    get: (target, prop) => (prop === 'handle' ? handle : Reflect.get(target, prop, target)),
+  })
+  return new Proxy(components, {
+    get: (target, prop) => (prop === 'registrar' ? wrapped : Reflect.get(target, prop)),
   })
 }

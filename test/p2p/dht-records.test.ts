@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { Record as DhtRecord } from '@libp2p/kad-dht'
 import { MemoryDatastore } from 'datastore-core'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import {
   createMeshLibp2p,
@@ -19,7 +24,7 @@ const content = RECORD_CONTENT
 /** Sends a PUT_VALUE through `from`'s DHT; returns the peers that accepted it. */
 async function putFrom(from: MeshLibp2p, key: Uint8Array, value: Uint8Array): Promise<string[]> {
   const accepted: string[] = []
-  for await (const event of from.services.dht.put(key, value, { signal: AbortSignal.timeout(5_000) })) {
+  for await (const event of from.services.dht.put(key, value, { signal: AbortSignal.timeout(20_000) })) {
     if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE')
       accepted.push(event.from.toString())
   }
@@ -114,5 +119,126 @@ describe('mesh records in the DHT', () => {
     assert.equal(await storedSeq(plain, key), 2)
     await putFrom(mallory.libp2p, key, seq1)
     assert.equal(await storedSeq(plain, key), 1)
+  })
+})
+
+/** Provider records `datastore` holds, as kad-dht lays them out: `/dht/provider/<cid>/<peer>`. */
+async function providerKeys(datastore: MemoryDatastore): Promise<string[]> {
+  const keys: string[] = []
+  for await (const key of datastore.queryKeys({ prefix: '/dht/provider/' })) keys.push(key.toString())
+  return keys
+}
+
+/** The CID part of a provider record key: base32 of its multihash. */
+function multihashKey(cid: CID): string {
+  return uint8ArrayToString(cid.multihash.bytes, 'base32')
+}
+
+async function randomCid(): Promise<CID> {
+  return CID.createV1(raw.code, await sha256.digest(randomBytes(32)))
+}
+
+/** Provides `cid` through `from`'s DHT (ADD_PROVIDER to the closest peers it knows). */
+async function provideFrom(from: MeshLibp2p, cid: CID): Promise<void> {
+  for await (const _ of from.services.dht.provide(cid, { signal: AbortSignal.timeout(20_000) })) {
+    // drain
+  }
+}
+
+describe('a DHT node under a flood', () => {
+  it('an ADD_PROVIDER flood of random CIDs from one peer stays within its quota; an honest provide is still taken and found', async (t) => {
+    const victim = await startHost(t, { limits: { maxProviders: 12, maxProvidersPerPeer: 4 } })
+    const victimStore = victim.datastore as MemoryDatastore
+    const mallory = await startHost(t, { dht: 'stock' })
+    await connect(mallory.libp2p, victim.libp2p)
+    const malloryId = mallory.libp2p.peerId.toString()
+    for (let round = 0; round < 5; round++) {
+      // an attacker does not wait for answers: a provide that fails under load is just one less
+      await Promise.allSettled(
+        Array.from({ length: 8 }, async () => provideFrom(mallory.libp2p, await randomCid())),
+      )
+    }
+    // ADD_PROVIDER has no answer: wait for mallory's last one to land before counting
+    const last = await randomCid()
+    await provideFrom(mallory.libp2p, last)
+    const lastKey = `${multihashKey(last)}/${malloryId}`
+    await waitFor(
+      async () => (await providerKeys(victimStore)).some((key) => key.endsWith(lastKey)),
+      'the flood',
+    )
+    const held = await providerKeys(victimStore)
+    const mallorys = held.filter((key) => key.endsWith(`/${malloryId}`))
+    assert.ok(mallorys.length <= 4, `the victim holds ${mallorys.length} of mallory's 41 provider records`)
+
+    // the sentinel: an honest mesh provides after the flood, and a third peer finds it there
+    const alice = await startHost(t)
+    await connect(alice.libp2p, victim.libp2p)
+    const cid = await randomCid()
+    await provideFrom(alice.libp2p, cid)
+    const aliceId = alice.libp2p.peerId.toString()
+    await waitFor(
+      async () => (await providerKeys(victimStore)).some((key) => key.endsWith(`/${aliceId}`)),
+      "alice's provide at the victim",
+    )
+    const bob = await startHost(t)
+    await connect(bob.libp2p, victim.libp2p)
+    const found: string[] = []
+    for await (const event of bob.libp2p.services.dht.findProviders(cid, {
+      signal: AbortSignal.timeout(20_000),
+    })) {
+      // the lookup asks every peer near the key; the victim's own answer is what counts
+      if (event.name === 'PEER_RESPONSE' && event.from.equals(victim.libp2p.peerId)) {
+        found.push(...event.providers.map((peer) => peer.id.toString()))
+      }
+    }
+    assert.ok(found.includes(aliceId), "bob finds alice's provide at the victim")
+  })
+
+  it('a PUT_VALUE flood of validly signed junk records fills the store; an honest new mesh record is still stored and found', async (t) => {
+    const victim = await startHost(t, { limits: { maxRecords: 6, maxRecordsPerPeer: 2 } })
+    const victimStore = victim.datastore as MemoryDatastore
+    const junk: Uint8Array[] = []
+    const heldJunk = async () => {
+      let held = 0
+      for (const dhtKey of junk) if (await victimStore.has(dhtRecordKey(dhtKey))) held++
+      return held
+    }
+    // three sybils, each putting records of fresh keys it generated: every one validly signed
+    for (let i = 0; i < 3; i++) {
+      const mallory = await startHost(t, { dht: 'stock' })
+      await connect(mallory.libp2p, victim.libp2p)
+      for (let j = 0; j < 4; j++) {
+        const fresh = Ed25519KeyPair.generate()
+        const dhtKey = meshRecordKey(fresh.did)
+        junk.push(dhtKey)
+        await putFrom(mallory.libp2p, dhtKey, encodeMeshRecord(createMeshRecord(fresh, content, 1)))
+      }
+      // each record is charged to the peer that sent it, not to its (fresh) signer
+      assert.equal(await heldJunk(), 2 * (i + 1), 'a sybil keeps its last two')
+    }
+    assert.equal(await heldJunk(), 6, 'the flood filled the store')
+
+    // the sentinel: a new mesh publishes its own record, and a fourth peer looks it up
+    const alice = await startHost(t)
+    await connect(alice.libp2p, victim.libp2p)
+    const aliceKey = meshRecordKey(alice.key.did)
+    const aliceRecord = encodeMeshRecord(createMeshRecord(alice.key, { ...content, name: 'alice' }, 1))
+    const accepted = await putFrom(alice.libp2p, aliceKey, aliceRecord)
+    assert.ok(accepted.includes(victim.libp2p.peerId.toString()), 'the victim took the honest record')
+    assert.equal(await storedSeq(victimStore, aliceKey), 1)
+    assert.equal(await heldJunk(), 5, 'one junk record made room')
+
+    const bob = await startHost(t)
+    await connect(bob.libp2p, victim.libp2p)
+    let found: Uint8Array | undefined
+    for await (const event of bob.libp2p.services.dht.get(aliceKey, {
+      signal: AbortSignal.timeout(20_000),
+    })) {
+      // the lookup asks every peer near the key; the victim's own answer is what counts
+      if (event.name === 'PEER_RESPONSE' && event.from.equals(victim.libp2p.peerId) && event.record) {
+        found = Uint8Array.from(event.record.value)
+      }
+    }
+    assert.deepEqual(found, aliceRecord, "bob finds alice's record at the victim")
   })
 })

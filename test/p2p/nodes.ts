@@ -13,7 +13,7 @@ import {
   type MeshDiscoveryInit,
   type MeshLibp2p,
 } from '../../src/p2p/index.ts'
-import type { RecordGuardDatastore } from '../../src/p2p/record-datastore.ts'
+import type { RecordGuardDatastore, RecordGuardInit } from '../../src/p2p/record-datastore.ts'
 import { MeshStore } from '../../src/store/index.ts'
 
 /** Record content for tests that sign mesh records by hand. */
@@ -42,13 +42,13 @@ export function captureLogger(): { logger: Logger; lines: LogLine[] } {
   return { logger, lines }
 }
 
-/** A libp2p host on 127.0.0.1:0, stopped when the test ends. */
+/** A libp2p host on 127.0.0.1:0, stopped when the test ends; `limits` for its DHT store. */
 export async function startHost(
   t: TestContext,
-  opts: { key?: Ed25519KeyPair; dht?: DhtVariant } = {},
+  opts: { key?: Ed25519KeyPair; dht?: DhtVariant; limits?: Omit<RecordGuardInit, 'selectors'> } = {},
 ): Promise<{ key: Ed25519KeyPair; libp2p: MeshLibp2p; datastore?: RecordGuardDatastore }> {
   const key = opts.key ?? Ed25519KeyPair.generate()
-  const datastore = opts.dht === 'stock' ? undefined : createMeshDatastore()
+  const datastore = opts.dht === 'stock' ? undefined : createMeshDatastore(opts.limits)
   const libp2p = await createMeshLibp2p({ key, dht: opts.dht ?? 'mesh', ...(datastore ? { datastore } : {}) })
   t.after(() => libp2p.stop())
   return { key, libp2p, ...(datastore ? { datastore } : {}) }
