@@ -28,8 +28,10 @@ export {
 } from './heartbeat-client.ts'
 export {
   MESH_LIST_LIMITS,
+  MESH_LIST_SORTS,
   MESH_STATUSES,
   type MeshListQuery,
+  type MeshListSort,
   type MeshPage,
   type MeshStatus,
   type PublicMesh,
@@ -41,7 +43,13 @@ export {
   RegistryService,
   type RegistryServiceInit,
 } from './registry-service.ts'
-export { type PublicMeshSource, registerMeshListRoute, registerRegistryRoutes } from './routes.ts'
+export { checkPow, computePow, DEFAULT_POW_BITS, MAX_POW_BITS, powZeroBits } from './pow.ts'
+export {
+  type PublicMeshSource,
+  type RegistryRoutesInit,
+  registerMeshListRoute,
+  registerRegistryRoutes,
+} from './routes.ts'
 
 export function createRegistryService(init: RegistryServiceInit): RegistryService {
   return new RegistryService(init)

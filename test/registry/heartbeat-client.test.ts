@@ -16,10 +16,10 @@ import {
 import type { MeshStore } from '../../src/store/index.ts'
 import { alice, tempStore } from '../fixtures/principals.ts'
 
-/** A registry on a real socket (port 0), closed when the test ends. */
-async function startRegistryServer(t: TestContext, intervalMs = 60_000): Promise<string> {
+/** A registry on a real socket (port 0), closed when the test ends; no admission stamps unless `powBits`. */
+async function startRegistryServer(t: TestContext, intervalMs = 60_000, powBits = 0): Promise<string> {
   const store = await tempStore(t)
-  const registry = new RegistryService({ store, heartbeatIntervalMs: intervalMs })
+  const registry = new RegistryService({ store, heartbeatIntervalMs: intervalMs, powBits })
   await registry.start()
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
   registerMeshListRoute(app, { list: () => registry.all() })
@@ -118,6 +118,7 @@ describe('HeartbeatClient', () => {
         version: '0.1.0',
         protocolVersions: info.protocolVersions,
         lastHeartbeat: undefined,
+        firstSeen: mesh?.firstSeen,
       },
     )
     // Several beats, each with a higher seq, none refused.
