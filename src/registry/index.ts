@@ -37,13 +37,13 @@ export {
   type PublicMesh,
   pageMeshes,
 } from './mesh-list.ts'
+export { checkPow, computePow, DEFAULT_POW_BITS, MAX_POW_BITS, powZeroBits } from './pow.ts'
 export {
   computeMeshStatus,
   type HeartbeatReceipt,
   RegistryService,
   type RegistryServiceInit,
 } from './registry-service.ts'
-export { checkPow, computePow, DEFAULT_POW_BITS, MAX_POW_BITS, powZeroBits } from './pow.ts'
 export {
   type PublicMeshSource,
   type RegistryRoutesInit,
