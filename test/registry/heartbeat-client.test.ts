@@ -156,6 +156,41 @@ describe('HeartbeatClient', () => {
     assert.deepEqual(await again.beat(), { ok: true, seq: frozen + 2, status: 'online' })
   })
 
+  it('finds the admission stamp a registry asks for once per key, keeps it, and is listed', async (t) => {
+    const url = await startRegistryServer(t, 60_000, 10)
+    const store = await tempStore(t)
+    const { client: first, lines } = client(t, store, { registryUrl: url })
+    const result = await first.beat()
+    assert.equal(result.ok, true)
+    assert.deepEqual(
+      lines.filter((l) => l.event?.startsWith('registry.pow.')).map((l) => l.event),
+      ['registry.pow.computing', 'registry.pow.found'],
+    )
+    assert.equal(lines.filter((l) => l.event === 'registry.heartbeat.failed').length, 0)
+    assert.deepEqual(
+      (await listed(url)).map((m) => m.did),
+      [alice.did],
+    )
+    // Restarted on the same store, it sends the stamp it kept and works no more.
+    const again = client(t, store, { registryUrl: await startRegistryServer(t, 60_000, 10) })
+    assert.equal((await again.client.beat()).ok, true)
+    assert.equal(
+      again.lines.some((l) => l.event === 'registry.pow.computing'),
+      false,
+    )
+    // A registry asking for more than maxPowBits is not worked for: its refusal is reported.
+    const greedy = client(t, await tempStore(t), {
+      registryUrl: await startRegistryServer(t, 60_000, 12),
+      maxPowBits: 8,
+    })
+    const refused = await greedy.client.beat()
+    assert.equal(refused.ok === false && refused.code, 'MESH_FORBIDDEN')
+    assert.equal(
+      greedy.lines.some((l) => l.event === 'registry.pow.computing'),
+      false,
+    )
+  })
+
   it('logs registry.heartbeat.failed with the registry’s error code', async (t) => {
     const url = await startRegistryServer(t)
     const { client: heartbeat, lines } = client(t, await tempStore(t), {
