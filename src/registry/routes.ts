@@ -142,10 +142,13 @@ export function registerRegistryRoutes(
   const perSource: RateLimitOptions = {
     max: init.perSource?.max ?? 30,
     timeWindow: init.perSource?.windowMs ?? registry.heartbeatIntervalMs,
-    errorResponseBuilder: (_request, context) =>
-      new RateLimitedError(`too many heartbeats from this address; retry in ${context.after}`, {
+    errorResponseBuilder: (_request, context) => {
+      // Refused before the registry sees it; counted here with the rest of the refusals.
+      registry.recordRefusal('MESH_RATE_LIMITED')
+      return new RateLimitedError(`too many heartbeats from this address; retry in ${context.after}`, {
         retryAfterMs: context.ttl,
-      }),
+      })
+    },
   }
   // Scoped, so the limiter applies to this route alone. If the app already registered
   // the plugin (a global limit), that one applies this route's own config instead.

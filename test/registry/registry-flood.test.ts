@@ -40,6 +40,10 @@ describe('registry flood (issue 10 finding 6)', () => {
     assert.deepEqual([...codes], ['MESH_RATE_LIMITED'])
     assert.ok(Number(retryAfter) > 0, 'a 429 says when to retry')
     assert.equal((await reg.listed()).length, 5)
+    assert.match(
+      await reg.metrics.metrics(),
+      /mesh_registry_heartbeats_total\{outcome="MESH_RATE_LIMITED"\} 35\n/,
+    )
     // The budget is the source's: another address still gets through.
     const other = await reg.app.inject({
       method: 'POST',
