@@ -15,6 +15,8 @@ export interface RegistryLimits {
   perSource?: { max?: number; windowMs?: number }
   /** Heartbeats per mesh: a token bucket; default burst 10, one back per half interval. */
   didRate?: { burst?: number; refillMs?: number }
+  /** New meshes admitted per source address: a token bucket; default burst 8, one back per 10 intervals. */
+  newPerSource?: { burst?: number; refillMs?: number; maxSources?: number }
 }
 
 /** Everything a node can be told at start. Only `dataDir` is required. */

@@ -40,6 +40,7 @@ export {
 export { checkPow, computePow, DEFAULT_POW_BITS, MAX_POW_BITS, powZeroBits } from './pow.ts'
 export {
   computeMeshStatus,
+  type HeartbeatOptions,
   type HeartbeatReceipt,
   RegistryService,
   type RegistryServiceInit,

@@ -62,14 +62,33 @@ export interface RegistryServiceInit {
    * MESH_RATE_LIMITED. Default burst 10, one token back every half heartbeat interval.
    */
   didRate?: { burst?: number; refillMs?: number }
+  /**
+   * New meshes admitted per source address (the `source` a heartbeat is given with): a
+   * token bucket charged only when a did with a good stamp is added; one more is
+   * MESH_RATE_LIMITED with `details.reason 'new-mesh-limit'`. Known meshes are not
+   * charged. Default burst 8, one back every 10 heartbeat intervals (5 min); at most
+   * `maxSources` addresses are remembered (default 10 000; the least recent is forgotten).
+   */
+  newPerSource?: { burst?: number; refillMs?: number; maxSources?: number }
   /** The clock, in ms since the epoch; default `Date.now`. */
   now?: () => number
+}
+
+/** Options of one heartbeat. */
+export interface HeartbeatOptions extends AbortOptions {
+  /** Who sent it (normalized address), for the per-source admission budget; none = not charged. */
+  source?: string
 }
 
 /** What the registry answers to an accepted heartbeat. */
 export interface HeartbeatReceipt {
   /** The mesh's status as the registry now lists it. */
   status: MeshStatus
+}
+
+interface Bucket {
+  tokens: number
+  at: number
 }
 
 /** What the registry keeps per mesh: the last accepted heartbeat, still signed, and when it came. */
@@ -127,7 +146,12 @@ export class RegistryService {
   readonly #didBurst: number
   readonly #didRefillMs: number
   // Per-did token buckets; only dids listed have one, so the map is bounded by maxMeshes.
-  readonly #buckets = new Map<string, { tokens: number; at: number }>()
+  readonly #buckets = new Map<string, Bucket>()
+  // Per-source admission buckets, least recently charged first (re-inserted when charged).
+  readonly #admissions = new Map<string, Bucket>()
+  readonly #newBurst: number
+  readonly #newRefillMs: number
+  readonly #maxSources: number
   readonly #heartbeats?: Counter<'outcome'>
   readonly #listed?: Gauge
   #writes: Promise<unknown> = Promise.resolve()
@@ -147,6 +171,9 @@ export class RegistryService {
     }
     this.#didBurst = Math.max(1, init.didRate?.burst ?? 10)
     this.#didRefillMs = init.didRate?.refillMs ?? this.#intervalMs / 2
+    this.#newBurst = Math.max(1, init.newPerSource?.burst ?? 8)
+    this.#newRefillMs = init.newPerSource?.refillMs ?? 10 * this.#intervalMs
+    this.#maxSources = Math.max(1, init.newPerSource?.maxSources ?? 10_000)
     if (init.metrics !== undefined) {
       this.#heartbeats = heartbeatCounter(init.metrics)
       this.#listed = meshGauge(init.metrics)
@@ -188,6 +215,7 @@ export class RegistryService {
     await this.#writes
     this.#meshes.clear()
     this.#buckets.clear()
+    this.#admissions.clear()
     this.#log.info({ event: 'registry.stopped' }, 'registry stopped')
   }
 
@@ -197,7 +225,8 @@ export class RegistryService {
    * `peerId` is not `did`'s key), MESH_CLOCK_SKEW (|ts − now| > 60 s), MESH_REPLAY
    * (seq not above the last accepted), MESH_FORBIDDEN with `details.reason
    * 'pow-required'` and `details.powBits` (a did not listed yet without a good `pow`),
-   * MESH_RATE_LIMITED (the did's bucket is empty; `details.retryAfterMs`),
+   * MESH_RATE_LIMITED (the did's bucket is empty, or for a new did its source's
+   * admissions, `details.reason 'new-mesh-limit'`; `details.retryAfterMs`),
    * MESH_UNAVAILABLE (not started, or full of established live meshes).
    *
    * Key rotation: a heartbeat carrying a rotation chain (verified with its signature)
@@ -205,7 +234,7 @@ export class RegistryService {
    * key; a key a chain retired is refused from then on (MESH_SIGNATURE_MISMATCH), so a
    * stolen old key cannot bring the old entry back. Without a chain a new key is a new mesh.
    */
-  async heartbeat(value: unknown, options: AbortOptions = {}): Promise<HeartbeatReceipt> {
+  async heartbeat(value: unknown, options: HeartbeatOptions = {}): Promise<HeartbeatReceipt> {
     try {
       if (!this.#running) throw new UnavailableError('the registry is not running')
       const heartbeat = verifyHeartbeat(value, { now: this.#now(), maxClockSkewMs: this.#maxClockSkewMs })
@@ -254,7 +283,7 @@ export class RegistryService {
     return run
   }
 
-  async #record(heartbeat: Heartbeat, options: AbortOptions): Promise<HeartbeatReceipt> {
+  async #record(heartbeat: Heartbeat, options: HeartbeatOptions): Promise<HeartbeatReceipt> {
     options.signal?.throwIfAborted()
     if (!this.#running) throw new UnavailableError('the registry is not running')
     const successor = this.#retired.get(heartbeat.did)
@@ -289,6 +318,9 @@ export class RegistryService {
     }
     const now = this.#now()
     const bucket = this.#take(prior?.heartbeat.did, now)
+    const { source } = options
+    const admission =
+      prior === undefined && source !== undefined ? this.#admit(source, heartbeat.did, now) : undefined
     let evicted: string | undefined
     if (prior === undefined && this.#meshes.size >= this.#maxMeshes) {
       evicted = this.#evictable(now)
@@ -321,6 +353,13 @@ export class RegistryService {
       this.#buckets.delete(did)
     }
     this.#buckets.set(heartbeat.did, bucket)
+    if (admission !== undefined && source !== undefined) {
+      this.#admissions.delete(source)
+      this.#admissions.set(source, admission)
+      if (this.#admissions.size > this.#maxSources) {
+        this.#admissions.delete(this.#admissions.keys().next().value as string)
+      }
+    }
     for (const did of newlyRetired) this.#retired.set(did, heartbeat.did)
     this.#meshes.set(heartbeat.did, stored)
     if (evicted !== undefined) {
@@ -354,7 +393,7 @@ export class RegistryService {
    * Takes one token from the bucket of `did` (undefined: a mesh new here, whose bucket
    * starts full) and returns the bucket as it will be once the heartbeat is stored.
    */
-  #take(did: string | undefined, now: number): { tokens: number; at: number } {
+  #take(did: string | undefined, now: number): Bucket {
     const held = did === undefined ? undefined : this.#buckets.get(did)
     const tokens =
       held === undefined
@@ -364,6 +403,23 @@ export class RegistryService {
       throw new RateLimitedError('this mesh heartbeats too often', {
         did,
         retryAfterMs: Math.ceil((1 - tokens) * this.#didRefillMs),
+      })
+    }
+    return { tokens: tokens - 1, at: now }
+  }
+
+  /** Takes one admission from `source`'s bucket, as `#take` does for a did. */
+  #admit(source: string, did: string, now: number): Bucket {
+    const held = this.#admissions.get(source)
+    const tokens =
+      held === undefined
+        ? this.#newBurst
+        : Math.min(this.#newBurst, held.tokens + Math.max(0, now - held.at) / this.#newRefillMs)
+    if (tokens < 1) {
+      throw new RateLimitedError('too many new meshes from this address', {
+        did,
+        reason: 'new-mesh-limit',
+        retryAfterMs: Math.ceil((1 - tokens) * this.#newRefillMs),
       })
     }
     return { tokens: tokens - 1, at: now }

@@ -1,4 +1,4 @@
-import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
+import rateLimit, { normalizeIP, type RateLimitOptions } from '@fastify/rate-limit'
 import type { AbortOptions } from '@libp2p/interface'
 import type { FastifyInstance } from 'fastify'
 import { isMeshError, RateLimitedError } from '../errors.ts'
@@ -118,7 +118,7 @@ export function registerMeshListRoute(app: FastifyInstance, source: PublicMeshSo
 export interface RegistryRoutesInit {
   /**
    * Heartbeats accepted per source address (fastify's `request.ip`: the socket's peer
-   * unless the app trusts a proxy; IPv6 counted per /56) in each window, whatever they
+   * unless the app trusts a proxy; IPv6 counted per /64) in each window, whatever they
    * carry; the next are MESH_RATE_LIMITED (429, `retry-after`) before any parsing or
    * signature check. Default 30 per heartbeat interval: a NAT with a dozen meshes fits.
    */
@@ -188,7 +188,8 @@ function registerHeartbeatRoute(
       },
     },
     async (request) => {
-      const { status } = await registry.heartbeat(request.body)
+      // The same address key as the per-source limit: IPv6 by /64.
+      const { status } = await registry.heartbeat(request.body, { source: normalizeIP(request.ip) })
       return { ok: true, status }
     },
   )

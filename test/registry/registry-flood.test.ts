@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { computePow, powZeroBits } from '../../src/registry/index.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
-import { signedFor, startTestRegistry, TestClock } from './registry-fixtures.ts'
+import { type Reply, signedFor, startTestRegistry, TestClock } from './registry-fixtures.ts'
 
 const INTERVAL = 1_000
 
@@ -52,6 +52,44 @@ describe('registry flood (issue 10 finding 6)', () => {
       payload: signedFor(alice, clock.ms, { name: 'alice' }),
     })
     assert.equal(other.statusCode, 200)
+  })
+
+  it('admits at most newPerSource.burst new meshes per address; its known meshes keep beating', async (t) => {
+    const clock = new TestClock()
+    const reg = await startTestRegistry(t, await tempStore(t), {
+      now: clock.now,
+      newPerSource: { burst: 3, refillMs: 60_000 },
+    })
+    const from = async (remoteAddress: string, body: unknown) => {
+      const response = await reg.app.inject({
+        method: 'POST',
+        url: '/api/meshes/heartbeat',
+        remoteAddress,
+        payload: body as object,
+      })
+      return { status: response.statusCode, error: response.json<Reply>().error }
+    }
+    const flood = fakes(4)
+    for (const key of flood.slice(0, 3)) {
+      assert.equal((await from('203.0.113.7', signedFor(key, clock.ms))).status, 200)
+    }
+    const fourth = await from('203.0.113.7', signedFor(flood[3] as Ed25519KeyPair, clock.ms))
+    assert.equal(fourth.status, 429)
+    assert.equal(fourth.error.code, 'MESH_RATE_LIMITED')
+    assert.equal(fourth.error.details.reason, 'new-mesh-limit')
+    // Known meshes behind that address are not charged; other addresses have their own budget.
+    assert.equal(
+      (await from('203.0.113.7', signedFor(flood[0] as Ed25519KeyPair, clock.ms, { seq: 2 }))).status,
+      200,
+    )
+    assert.equal((await from('198.51.100.9', signedFor(alice, clock.ms))).status, 200)
+    // IPv6 addresses of one /64 share a budget.
+    for (const key of fakes(3))
+      assert.equal((await from('2001:db8:0:1::a', signedFor(key, clock.ms))).status, 200)
+    assert.equal((await from('2001:db8:0:1::b', signedFor(bob, clock.ms))).status, 429)
+    // The budget comes back with time.
+    clock.advance(60_000)
+    assert.equal((await from('203.0.113.7', signedFor(flood[3] as Ed25519KeyPair, clock.ms))).status, 200)
   })
 
   it('limits one mesh beating too fast, and only its own fresh heartbeats spend its budget', async (t) => {
