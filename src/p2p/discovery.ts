@@ -580,15 +580,24 @@ export class MeshDiscovery implements Startable {
     const targets: Multiaddr[][] = []
     const wanted = this.#init.maxRegistryAttempts
     let cursor: string | undefined
+    // A registry older than `sort` refuses it (400); it is asked again by name, as before.
+    let byAge = true
     try {
       for (let page = 0; page < MAX_REGISTRY_PAGES && targets.length < wanted; page++) {
-        const query = new URLSearchParams({ status: 'online', sort: 'age', limit: '100' })
+        const query = new URLSearchParams({ status: 'online', limit: '100' })
+        if (byAge) query.set('sort', 'age')
         if (cursor !== undefined) query.set('cursor', cursor)
         const signal = AbortSignal.any([
           options.signal ?? this.#shutdown.signal,
           AbortSignal.timeout(this.#init.registryTimeoutMs),
         ])
         const res = await fetch(`${url.replace(/\/+$/, '')}/api/meshes/public?${query}`, { signal })
+        if (res.status === 400 && byAge && page === 0) {
+          await res.body?.cancel()
+          byAge = false
+          page--
+          continue
+        }
         if (!res.ok) throw new Error(`registry answered ${res.status}`)
         const body = (await res.json()) as { meshes?: unknown; nextCursor?: unknown }
         if (!Array.isArray(body.meshes)) throw new Error('registry answer has no meshes list')

@@ -131,8 +131,9 @@ export interface RegistryRoutesInit {
  * codes (SPEC §3). The list is registered apart, with `registerMeshListRoute`, because
  * a node that serves a registry lists what it discovered too.
  *
- * Two budgets: per source address here (`init.perSource`), and per did in the
- * registry, charged only once a heartbeat is proven to be the did's own and fresh.
+ * Three budgets: requests per source address here (`init.perSource`); in the registry,
+ * new meshes per source address, charged only when one is admitted, and heartbeats per
+ * did, charged only once a heartbeat is proven to be the did's own and fresh.
  */
 export function registerRegistryRoutes(
   app: FastifyInstance,

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { createHttpApp } from '../../src/http/http-app.ts'
@@ -77,5 +79,26 @@ describe('bootstrapping from a flooded registry (issue 10 finding 6)', () => {
     // Bounded: it read at most what it may try, and tried no more than that.
     assert.ok((joined.listed as number) <= 8)
     assert.ok((joined.tried as number) <= 8)
+  })
+
+  it('asks a registry that predates sort=age by name instead', async (t) => {
+    const a = await startMesh(t, { name: 'alpha', intervalMs: 60_000 })
+    const queries: string[] = []
+    // An older registry: `sort` is an unknown parameter, refused with 400.
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x')
+      queries.push(url.search)
+      res.setHeader('content-type', 'application/json')
+      if (url.searchParams.has('sort'))
+        return void res.writeHead(400).end('{"error":{"code":"MESH_BAD_REQUEST"}}')
+      const item = { did: a.key.did, peerId: a.libp2p.peerId.toString(), multiaddrs: [a.addr()] }
+      res.end(JSON.stringify({ meshes: [item], nextCursor: null }))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise((resolve) => server.close(resolve)))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const c = await startMesh(t, { name: 'charlie', registryUrl: url, intervalMs: 60_000 })
+    await waitFor(() => c.libp2p.getConnections(a.libp2p.peerId).length > 0, 'charlie connected to alpha')
+    assert.deepEqual(queries.slice(0, 2), ['?status=online&limit=100&sort=age', '?status=online&limit=100'])
   })
 })
