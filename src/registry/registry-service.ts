@@ -65,8 +65,8 @@ export interface RegistryServiceInit {
   /**
    * New meshes admitted per source address (the `source` a heartbeat is given with): a
    * token bucket charged only when a did with a good stamp is added; one more is
-   * MESH_RATE_LIMITED with `details.reason 'new-mesh-limit'`. Known meshes are not
-   * charged. Default burst 8, one back every 10 heartbeat intervals (5 min); at most
+   * MESH_RATE_LIMITED with `details.reason 'new-mesh-limit'`. Known meshes, and meshes
+   * this registry evicted to make room, are not charged. Default burst 8, one back every 10 heartbeat intervals (5 min); at most
    * `maxSources` addresses are remembered (default 10 000; the least recent is forgotten).
    */
   newPerSource?: { burst?: number; refillMs?: number; maxSources?: number }
@@ -149,6 +149,10 @@ export class RegistryService {
   readonly #buckets = new Map<string, Bucket>()
   // Per-source admission buckets, least recently charged first (re-inserted when charged).
   readonly #admissions = new Map<string, Bucket>()
+  // Dids evicted to make room (least recent first, at most maxMeshes): coming back costs
+  // their stamp again but no admission, so evicting an honest newcomer over and over
+  // cannot drain the budget of its address.
+  readonly #evicted = new Set<string>()
   readonly #newBurst: number
   readonly #newRefillMs: number
   readonly #maxSources: number
@@ -216,6 +220,7 @@ export class RegistryService {
     this.#meshes.clear()
     this.#buckets.clear()
     this.#admissions.clear()
+    this.#evicted.clear()
     this.#log.info({ event: 'registry.stopped' }, 'registry stopped')
   }
 
@@ -320,7 +325,9 @@ export class RegistryService {
     const bucket = this.#take(prior?.heartbeat.did, now)
     const { source } = options
     const admission =
-      prior === undefined && source !== undefined ? this.#admit(source, heartbeat.did, now) : undefined
+      prior === undefined && source !== undefined && !this.#evicted.has(heartbeat.did)
+        ? this.#admit(source, heartbeat.did, now)
+        : undefined
     let evicted: string | undefined
     if (prior === undefined && this.#meshes.size >= this.#maxMeshes) {
       evicted = this.#evictable(now)
@@ -347,7 +354,12 @@ export class RegistryService {
     if (evicted !== undefined) {
       this.#meshes.delete(evicted)
       this.#buckets.delete(evicted)
+      this.#evicted.add(evicted)
+      if (this.#evicted.size > this.#maxMeshes) {
+        this.#evicted.delete(this.#evicted.values().next().value as string)
+      }
     }
+    this.#evicted.delete(heartbeat.did)
     for (const did of moved) {
       this.#meshes.delete(did)
       this.#buckets.delete(did)

@@ -92,6 +92,29 @@ describe('registry flood (issue 10 finding 6)', () => {
     assert.equal((await from('203.0.113.7', signedFor(flood[3] as Ed25519KeyPair, clock.ms))).status, 200)
   })
 
+  it('a mesh evicted to make room comes back without spending its address’s admissions', async (t) => {
+    const clock = new TestClock()
+    const reg = await startTestRegistry(t, await tempStore(t), {
+      now: clock.now,
+      maxMeshes: 1,
+      newPerSource: { burst: 1, refillMs: 60_000 },
+    })
+    const from = async (remoteAddress: string, body: object) =>
+      (await reg.app.inject({ method: 'POST', url: '/api/meshes/heartbeat', remoteAddress, payload: body }))
+        .statusCode
+    assert.equal(await from('192.0.2.1', signedFor(bob, clock.ms, { seq: 1 })), 200)
+    // mallory's fresh did from her own address takes bob's place (both unproven, hers newer).
+    assert.equal(await from('203.0.113.7', signedFor(mallory, clock.ms, { seq: 1 })), 200)
+    assert.deepEqual(
+      (await reg.listed()).map((m) => m.did),
+      [mallory.did],
+    )
+    // bob's address has spent its one admission, but bob is not new: he comes back.
+    assert.equal(await from('192.0.2.1', signedFor(bob, clock.ms, { seq: 2 })), 200)
+    // A did never listed from that address still needs an admission.
+    assert.equal(await from('192.0.2.1', signedFor(alice, clock.ms, { seq: 1 })), 429)
+  })
+
   it('limits one mesh beating too fast, and only its own fresh heartbeats spend its budget', async (t) => {
     const clock = new TestClock()
     const reg = await startTestRegistry(t, await tempStore(t), {
