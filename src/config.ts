@@ -20,6 +20,22 @@ export type DhtStoreLimits = Pick<
 /** The software version reported in health, manifest, records and heartbeats. */
 export const MESH_NODE_VERSION = '0.1.0'
 
+/** What a served registry asks of meshes and holds; shared by `mesh start --serve-registry` and `mesh registry`. */
+export interface RegistryLimits {
+  /** Leading zero bits of the admission stamp a new did must bring (0 = none); default 20. */
+  powBits?: number
+  /** Meshes listed at most (a full registry evicts its least proven entry); default 10 000. */
+  maxMeshes?: number
+  /** Uptime after which a listed mesh is established (never evicted while live); default 10 heartbeat intervals. */
+  establishedAfterMs?: number
+  /** Heartbeats per source address per window; default 30 per heartbeat interval. */
+  perSource?: { max?: number; windowMs?: number }
+  /** Heartbeats per mesh: a token bucket; default burst 10, one back per half interval. */
+  didRate?: { burst?: number; refillMs?: number }
+  /** New meshes admitted per source address: a token bucket; default burst 8, one back per 10 intervals. */
+  newPerSource?: { burst?: number; refillMs?: number; maxSources?: number }
+}
+
 /** Everything a node can be told at start. Only `dataDir` is required. */
 export interface MeshNodeInit {
   /** The node's data dir: mesh key, LevelDB, the running node's address file. */
@@ -34,6 +50,8 @@ export interface MeshNodeInit {
   bootstrap?: string[]
   /** Also serve a registry (heartbeats and public list) from this node; default false. */
   serveRegistry?: boolean
+  /** Limits of the registry served with `serveRegistry` (registry/registry-service.ts, routes.ts). */
+  registry?: RegistryLimits
   /** List this mesh: heartbeats to the registry and an entry in the DHT directory; default false. */
   public?: boolean
   discovery?: {

@@ -275,7 +275,14 @@ export class MeshNode {
 
     const heartbeatIntervalMs = init.heartbeat?.intervalMs ?? 30_000
     if (init.serveRegistry === true) {
-      const registry = new RegistryService({ store, logger: log, heartbeatIntervalMs, metrics: this.metrics })
+      const { perSource: _, ...limits } = init.registry ?? {}
+      const registry = new RegistryService({
+        store,
+        logger: log,
+        heartbeatIntervalMs,
+        metrics: this.metrics,
+        ...limits,
+      })
       await registry.start()
       this.#registry = registry
       this.#stack.push(() => registry.stop())
@@ -648,7 +655,9 @@ export class MeshNode {
     registerRoomRoutes(app, { rooms: this.rooms, sync: this.roomSync, authenticate })
     await registerYjsWebsocket(app, { rooms: this.rooms, sessions, logger: this.logger })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
-    if (this.#registry !== undefined) registerRegistryRoutes(app, this.#registry)
+    if (this.#registry !== undefined) {
+      registerRegistryRoutes(app, this.#registry, { perSource: this.init.registry?.perSource })
+    }
     registerConsole(app)
 
     const host = this.init.http?.host ?? '127.0.0.1'

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Registry } from 'prom-client'
-import { MESH_NODE_VERSION } from './config.ts'
+import { MESH_NODE_VERSION, type RegistryLimits } from './config.ts'
 import { createHttpApp } from './http/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
@@ -12,6 +12,8 @@ export interface RegistryServerInit {
   http?: { host?: string; port?: number }
   /** Expected heartbeat interval; three missed ones make a mesh offline. Default 30 000 ms. */
   heartbeatIntervalMs?: number
+  /** Admission stamp, capacity and rate limits; defaults in `RegistryLimits`. */
+  limits?: RegistryLimits
   logger?: Logger
 }
 
@@ -41,11 +43,13 @@ export class RegistryServer {
     this.#store = store
     try {
       collectDefaultMetrics({ register: this.metrics })
+      const { perSource, ...limits } = this.init.limits ?? {}
       const registry = new RegistryService({
         store,
         logger: this.logger,
         heartbeatIntervalMs: this.init.heartbeatIntervalMs ?? 30_000,
         metrics: this.metrics,
+        ...limits,
       })
       await registry.start()
       this.#registry = registry
@@ -56,7 +60,7 @@ export class RegistryServer {
         return this.metrics.metrics()
       })
       registerMeshListRoute(app, { list: async () => registry.all() })
-      registerRegistryRoutes(app, registry)
+      registerRegistryRoutes(app, registry, { perSource })
       const host = this.init.http?.host ?? '127.0.0.1'
       await app.listen({ host, port: this.init.http?.port ?? 7800 })
       this.#app = app

@@ -280,6 +280,11 @@ function program(): Command {
     .addOption(new Option('--data <dir>', 'data directory').default('./.mesh-registry'))
     .option('--http <host:port>', 'HTTP address', '127.0.0.1:7800')
     .addOption(new Option('--heartbeat-interval <ms>', 'expected heartbeat interval').argParser(positiveInt))
+    .addOption(
+      new Option('--pow-bits <n>', 'admission stamp a new mesh must bring, 0-32 (default 20)').argParser(
+        nonNegativeInt,
+      ),
+    )
     .action(async (options) => {
       const out = new GatedStdout()
       const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
@@ -287,6 +292,7 @@ function program(): Command {
         dataDir: resolve(options.data as string),
         http: parseHostPort(options.http as string),
         ...(options.heartbeatInterval ? { heartbeatIntervalMs: options.heartbeatInterval as number } : {}),
+        ...(options.powBits !== undefined ? { limits: { powBits: options.powBits as number } } : {}),
         logger,
       })
       await server.start()

@@ -67,10 +67,19 @@ export interface MeshDiscoveryInit {
   announce?: boolean
   /** Multiaddrs dialled on start and whenever the node has no connection; default `[]`. */
   bootstrap?: string[]
-  /** A registry whose public list is dialled on start (e.g. `http://127.0.0.1:7800`); default none. */
+  /**
+   * A registry whose public list is dialled on start and whenever the node is alone
+   * (e.g. `http://127.0.0.1:7800`); default none. The node asks for the online meshes,
+   * oldest first (`status=online&sort=age`), so that a flood of fresh entries comes last.
+   */
   registryUrl?: string
-  /** At most this many meshes from the registry are dialled; default 16 (enough to join the DHT). */
+  /** Meshes from the registry connected at most per join, and dials in flight; default 16 (enough to join the DHT). */
   maxRegistryDials?: number
+  /**
+   * Registry entries tried at most per join, oldest first: a dead entry is passed over
+   * for the next until `maxRegistryDials` answered; default 64.
+   */
+  maxRegistryAttempts?: number
   /** One round (publish if due, provide if due, look up the directory) every this many ms; default 10 000. */
   intervalMs?: number
   /** The own record is re-signed with a new seq and ts this often even if unchanged; default 2 × intervalMs. */
@@ -217,6 +226,7 @@ export class MeshDiscovery implements Startable {
       keys: init.keys,
       announce: init.announce ?? true,
       maxRegistryDials: init.maxRegistryDials ?? 16,
+      maxRegistryAttempts: init.maxRegistryAttempts ?? 64,
       intervalMs,
       refreshMs,
       reprovideMs: init.reprovideMs ?? 6 * intervalMs,
@@ -311,7 +321,7 @@ export class MeshDiscovery implements Startable {
       .all()) as DiscoveryEntry[]
     const now = Date.now()
     return entries
-      .map(({ record }) => ({
+      .map(({ record, firstSeen }) => ({
         did: record.did,
         name: record.name,
         peerId: record.peerId,
@@ -323,6 +333,7 @@ export class MeshDiscovery implements Startable {
         version: record.version,
         protocolVersions: record.protocolVersions,
         lastHeartbeat: new Date(record.ts).toISOString(),
+        firstSeen: new Date(firstSeen).toISOString(),
       }))
       .sort((a, b) => b.lastHeartbeat.localeCompare(a.lastHeartbeat) || a.did.localeCompare(b.did))
   }
@@ -505,7 +516,11 @@ export class MeshDiscovery implements Startable {
     }
   }
 
-  /** Dials bootstrap peers and meshes listed by the registry. */
+  /**
+   * Dials every bootstrap peer, and meshes listed by the registry in its order (oldest
+   * first) with `maxRegistryDials` in flight, passing over dead ones, until
+   * `maxRegistryDials` answered or `maxRegistryAttempts` were tried.
+   */
   async #join(options: AbortOptions): Promise<void> {
     const targets: Multiaddr[][] = []
     for (const addr of this.#init.bootstrap) {
@@ -515,41 +530,74 @@ export class MeshDiscovery implements Startable {
         this.#log.warn({ event: 'discovery.bootstrap_invalid', addr, err }, 'invalid bootstrap multiaddr')
       }
     }
-    targets.push(...(await this.#registryTargets(options)))
-    await Promise.all(targets.map((addrs) => this.#dial(addrs, options)))
+    const listed = await this.#registryTargets(options)
+    let connected = 0
+    let tried = 0
+    await Promise.all([
+      ...targets.map((addrs) => this.#dial(addrs, options)),
+      forEachLimited(listed, this.#init.maxRegistryDials, async (addrs) => {
+        if (connected >= this.#init.maxRegistryDials || this.#shutdown.signal.aborted) return
+        tried++
+        if (await this.#dial(addrs, options)) connected++
+      }),
+    ])
+    if (listed.length > 0) {
+      this.#log.info(
+        { event: 'discovery.registry_joined', listed: listed.length, tried, connected },
+        'dialled meshes from the registry',
+      )
+    }
   }
 
-  async #dial(addrs: Multiaddr[], options: AbortOptions): Promise<void> {
+  /** Whether the dial succeeded; a failure is logged, never thrown. */
+  async #dial(addrs: Multiaddr[], options: AbortOptions): Promise<boolean> {
     const signal = AbortSignal.any([
       options.signal ?? this.#shutdown.signal,
       AbortSignal.timeout(this.#init.dialTimeoutMs),
     ])
     try {
       await this.#components.libp2p.dial(addrs, { signal })
+      return true
     } catch (err) {
-      if (this.#shutdown.signal.aborted) return
+      if (this.#shutdown.signal.aborted) return false
       this.#log.info(
         { event: 'discovery.dial_failed', addrs: addrs.map(String), err: (err as Error).message },
         'dial failed',
       )
+      return false
     }
   }
 
+  /**
+   * Up to `maxRegistryAttempts` online meshes from the registry, oldest first (the
+   * registry's `sort=age`): a flood of fresh fakes cannot push the long-lived meshes out
+   * of reach, whatever names it picks.
+   */
   async #registryTargets(options: AbortOptions): Promise<Multiaddr[][]> {
     const url = this.#init.registryUrl
     if (url === undefined) return []
     const self = this.#components.key.did
     const targets: Multiaddr[][] = []
+    const wanted = this.#init.maxRegistryAttempts
     let cursor: string | undefined
+    // A registry older than `sort` refuses it (400); it is asked again by name, as before.
+    let byAge = true
     try {
-      for (let page = 0; page < MAX_REGISTRY_PAGES; page++) {
-        const query = new URLSearchParams({ limit: '100' })
+      for (let page = 0; page < MAX_REGISTRY_PAGES && targets.length < wanted; page++) {
+        const query = new URLSearchParams({ status: 'online', limit: '100' })
+        if (byAge) query.set('sort', 'age')
         if (cursor !== undefined) query.set('cursor', cursor)
         const signal = AbortSignal.any([
           options.signal ?? this.#shutdown.signal,
           AbortSignal.timeout(this.#init.registryTimeoutMs),
         ])
         const res = await fetch(`${url.replace(/\/+$/, '')}/api/meshes/public?${query}`, { signal })
+        if (res.status === 400 && byAge && page === 0) {
+          await res.body?.cancel()
+          byAge = false
+          page--
+          continue
+        }
         if (!res.ok) throw new Error(`registry answered ${res.status}`)
         const body = (await res.json()) as { meshes?: unknown; nextCursor?: unknown }
         if (!Array.isArray(body.meshes)) throw new Error('registry answer has no meshes list')
@@ -570,7 +618,7 @@ export class MeshDiscovery implements Startable {
       )
     }
     // A handful of peers is enough to join the DHT; the directory finds the rest.
-    return shuffle(targets).slice(0, this.#init.maxRegistryDials)
+    return targets.slice(0, wanted)
   }
 
   async #currentContent(options: AbortOptions): Promise<MeshRecordContent> {
@@ -910,15 +958,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', onAbort, { once: true })
   })
-}
-
-function shuffle<T>(items: T[]): T[] {
-  const out = [...items]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
-  }
-  return out
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

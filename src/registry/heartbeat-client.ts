@@ -11,9 +11,17 @@ import {
   signHeartbeat,
 } from './heartbeat.ts'
 import { MESH_STATUSES, type MeshStatus } from './mesh-list.ts'
+import { computePow, MAX_POW_BITS } from './pow.ts'
 
 // In the 'registry' sublevel, next to a served registry's own keys (`mesh/v1/…`).
 const SEQ_KEY = 'client-seq/v1'
+// The admission stamp of one key: found once, sent in every heartbeat after.
+const powKey = (did: string): string => `client-pow/v1/${did}`
+
+interface PowStamp {
+  bits: number
+  nonce: string
+}
 
 /** What the caller of a `HeartbeatClient` reports each time; identity, seq and ts are the client's. */
 export type HeartbeatInfo = Omit<
@@ -46,6 +54,12 @@ export interface HeartbeatClientInit {
   now?: () => number
   /** The mesh's rotation chain (from its identity to `key`), sent in every heartbeat; default none. */
   rotations?: () => HeartbeatContent['rotations']
+  /**
+   * Most admission work done for a registry that asks for a stamp (pow.ts): a registry
+   * asking for more leading zero bits than this is not joined (its refusal is reported).
+   * Default 24 (≈16 M hashes, tens of seconds).
+   */
+  maxPowBits?: number
 }
 
 /** What one heartbeat attempt came to; failures are also logged and counted, never thrown. */
@@ -64,6 +78,8 @@ export class HeartbeatClient {
   readonly #init: HeartbeatClientInit
   readonly #url: string
   readonly #sublevel: Sublevel<number>
+  readonly #stamps: Sublevel<PowStamp>
+  readonly #maxPowBits: number
   readonly #log: Logger
   readonly #now: () => number
   readonly #intervalMs: number
@@ -75,6 +91,7 @@ export class HeartbeatClient {
   // Heartbeats go out one at a time, so they reach the registry in seq order.
   #sending: Promise<unknown> = Promise.resolve()
   #lastSeq?: number
+  #stamp?: PowStamp | null
   #healthy = false
 
   constructor(init: HeartbeatClientInit) {
@@ -90,6 +107,8 @@ export class HeartbeatClient {
     this.#init = init
     this.#url = `${init.registryUrl.replace(/\/+$/, '')}/api/meshes/heartbeat`
     this.#sublevel = init.store.sublevel<number>('registry')
+    this.#stamps = init.store.sublevel<PowStamp>('registry')
+    this.#maxPowBits = Math.min(init.maxPowBits ?? 24, MAX_POW_BITS)
     this.#log = (init.logger ?? silentLogger()).child({ area: 'registry', registry: init.registryUrl })
     this.#now = init.now ?? Date.now
     this.#intervalMs = init.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
@@ -138,12 +157,44 @@ export class HeartbeatClient {
     return run
   }
 
-  /** One heartbeat, start to finish; resolves with the outcome and never rejects. */
+  /**
+   * One heartbeat, start to finish; resolves with the outcome and never rejects. A
+   * registry that does not know this key yet asks for an admission stamp: the client
+   * finds one of the difficulty asked (once per key; kept in the store) and sends again.
+   */
   async #send(
     override: 'offline' | undefined,
     timeoutMs: number,
     options: AbortOptions,
   ): Promise<HeartbeatResult> {
+    const first = await this.#sendOnce(override, timeoutMs, options)
+    const bits = first.ok ? undefined : first.powBits
+    // Not for the last 'offline' one: a registry that does not know us need not learn we left.
+    if (bits === undefined || override === 'offline' || aborted(options)) return first
+    try {
+      this.#log.info(
+        { event: 'registry.pow.computing', bits },
+        'finding the admission stamp the registry asks for',
+      )
+      const started = Date.now()
+      const did = this.#init.key.did
+      const stamp = { bits, nonce: await computePow(did, bits, options) }
+      await this.#stamps.put(powKey(did), stamp)
+      this.#stamp = stamp
+      this.#log.info({ event: 'registry.pow.found', bits, ms: Date.now() - started }, 'admission stamp found')
+    } catch (err) {
+      if (aborted(options)) return this.#cancelled(first.seq)
+      const code = isMeshError(err) ? err.code : 'MESH_INTERNAL'
+      return this.#failed(first.seq, code, err instanceof Error ? err.message : String(err))
+    }
+    return this.#sendOnce(override, timeoutMs, options)
+  }
+
+  async #sendOnce(
+    override: 'offline' | undefined,
+    timeoutMs: number,
+    options: AbortOptions,
+  ): Promise<HeartbeatResult & { powBits?: number }> {
     let seq: number | undefined
     try {
       if (aborted(options)) return this.#cancelled(seq)
@@ -151,6 +202,7 @@ export class HeartbeatClient {
       seq = await this.#nextSeq()
       const { key } = this.#init
       const rotations = this.#init.rotations?.()
+      const stamp = await this.#currentStamp()
       const heartbeat = signHeartbeat(key, {
         ...info,
         did: key.did,
@@ -159,6 +211,7 @@ export class HeartbeatClient {
         seq,
         ts: this.#now(),
         ...(rotations !== undefined && rotations.length > 0 ? { rotations } : {}),
+        ...(stamp !== undefined ? { pow: stamp.nonce } : {}),
       })
       let response: Response
       let body: RegistryReply | undefined
@@ -180,12 +233,23 @@ export class HeartbeatClient {
       }
       const code = isMeshErrorCode(body?.error?.code) ? body.error.code : (`HTTP_${response.status}` as const)
       const message = typeof body?.error?.message === 'string' ? body.error.message : response.statusText
+      const powBits = powAsked(code, body)
+      if (powBits !== undefined && powBits <= this.#maxPowBits && (this.#stamp?.bits ?? -1) < powBits) {
+        // Expected once per key and registry: the caller finds a stamp and sends again.
+        this.#log.debug({ event: 'registry.heartbeat.pow_required', seq, bits: powBits }, 'stamp asked')
+        return { ok: false, seq, code, message, powBits }
+      }
       return this.#failed(seq, code, message)
     } catch (err) {
       // The content callback, the store or signing failed: ours, not the registry's.
       const code = isMeshError(err) ? err.code : 'MESH_INTERNAL'
       return this.#failed(seq, code, err instanceof Error ? err.message : String(err))
     }
+  }
+
+  async #currentStamp(): Promise<PowStamp | undefined> {
+    if (this.#stamp === undefined) this.#stamp = (await this.#stamps.get(powKey(this.#init.key.did))) ?? null
+    return this.#stamp ?? undefined
   }
 
   /** Persisted before sending, so a crash after a send never reuses a seq; the clock keeps it growing even if the store is lost. */
@@ -223,7 +287,15 @@ export class HeartbeatClient {
 interface RegistryReply {
   ok?: unknown
   status?: unknown
-  error?: { code?: unknown; message?: unknown }
+  error?: { code?: unknown; message?: unknown; details?: { reason?: unknown; powBits?: unknown } }
+}
+
+/** The difficulty a registry's refusal asks for, if it is asking for an admission stamp. */
+function powAsked(code: string, body: RegistryReply | undefined): number | undefined {
+  const details = body?.error?.details
+  if (code !== 'MESH_FORBIDDEN' || details?.reason !== 'pow-required') return undefined
+  const bits = details.powBits
+  return typeof bits === 'number' && Number.isInteger(bits) && bits >= 0 ? bits : undefined
 }
 
 // A registry (or a proxy in front of it) may answer with anything; an unreadable body

@@ -10,6 +10,7 @@ import {
   verifyRotationChain,
 } from '../identity/index.ts'
 import { lazyValidator } from '../schema.ts'
+import { POW_NONCE_MAX_LENGTH } from './pow.ts'
 
 /**
  * The registry heartbeat (SPEC §3 "Discovery and registry"), a JSON object POSTed
@@ -17,7 +18,8 @@ import { lazyValidator } from '../schema.ts'
  *
  * ```
  * {did, peerId, name, multiaddrs:[string], status:'online'|'idle'|'offline',
- *  members, bots, rooms, version, protocolVersions:[string], seq, ts, signature}
+ *  members, bots, rooms, version, protocolVersions:[string], seq, ts,
+ *  rotations?:[RotationRecord], pow?:string, signature}
  * ```
  *
  * `signature` is the mesh key's Ed25519 signature (base64url) over the RFC 8785
@@ -30,6 +32,11 @@ import { lazyValidator } from '../schema.ts'
  * A mesh that rotated its key adds `rotations`, its chain of rotation records from its
  * identity (genesis did) to `did` (identity/rotation.ts). The registry moves the mesh's
  * entry from an older key to `did` only through that chain, and refuses the retired keys.
+ *
+ * `pow` (optional, signed like every other field) is the did's admission stamp
+ * (pow.ts): a registry lists a did it does not know only with a stamp of its difficulty,
+ * and refuses one without with MESH_FORBIDDEN, `details: {reason: 'pow-required',
+ * powBits}`. Known meshes may omit it.
  */
 
 /** What a heartbeat may report; 'offline' only in the last one a node sends before it stops. */
@@ -69,6 +76,8 @@ export interface HeartbeatContent {
   ts: number
   /** The rotation chain from the mesh's identity to `did`; only once the mesh has rotated. */
   rotations?: RotationRecord[]
+  /** The did's admission stamp (pow.ts); needed only by a registry that does not know the did yet. */
+  pow?: string
 }
 
 export interface Heartbeat extends HeartbeatContent {
@@ -133,6 +142,7 @@ export const heartbeatSchema = {
     seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     ts: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     rotations: { ...rotationChainSchema, minItems: 1 },
+    pow: { type: 'string', minLength: 1, maxLength: POW_NONCE_MAX_LENGTH, pattern: '^[A-Za-z0-9_-]+$' },
     // 64 signature bytes in unpadded base64url
     signature: { type: 'string', pattern: '^[A-Za-z0-9_-]{86}$' },
   },
@@ -233,5 +243,6 @@ function wireContent(c: HeartbeatContent): HeartbeatContent {
     seq: c.seq,
     ts: c.ts,
     ...(c.rotations !== undefined && c.rotations.length > 0 ? { rotations: [...c.rotations] } : {}),
+    ...(c.pow !== undefined ? { pow: c.pow } : {}),
   }
 }

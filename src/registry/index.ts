@@ -28,20 +28,29 @@ export {
 } from './heartbeat-client.ts'
 export {
   MESH_LIST_LIMITS,
+  MESH_LIST_SORTS,
   MESH_STATUSES,
   type MeshListQuery,
+  type MeshListSort,
   type MeshPage,
   type MeshStatus,
   type PublicMesh,
   pageMeshes,
 } from './mesh-list.ts'
+export { checkPow, computePow, DEFAULT_POW_BITS, MAX_POW_BITS, powZeroBits } from './pow.ts'
 export {
   computeMeshStatus,
+  type HeartbeatOptions,
   type HeartbeatReceipt,
   RegistryService,
   type RegistryServiceInit,
 } from './registry-service.ts'
-export { type PublicMeshSource, registerMeshListRoute, registerRegistryRoutes } from './routes.ts'
+export {
+  type PublicMeshSource,
+  type RegistryRoutesInit,
+  registerMeshListRoute,
+  registerRegistryRoutes,
+} from './routes.ts'
 
 export function createRegistryService(init: RegistryServiceInit): RegistryService {
   return new RegistryService(init)

@@ -23,12 +23,24 @@ export interface PublicMesh {
   protocolVersions: string[]
   /** ISO 8601 time the source last heard from the mesh. */
   lastHeartbeat: string
+  /** ISO 8601 time the source first heard of the mesh; the key of `sort=age`. */
+  firstSeen?: string
 }
+
+/**
+ * Orders of the list: `name` (case-folded name, then did; the default) for people
+ * browsing; `age` (first seen, oldest first, then did) for a node choosing whom to dial,
+ * where a flood of fresh entries — whatever their names — comes last.
+ */
+export const MESH_LIST_SORTS = ['name', 'age'] as const
+export type MeshListSort = (typeof MESH_LIST_SORTS)[number]
 
 export interface MeshListQuery {
   /** Case-insensitive substring of the name or the did. */
   q?: string
   status?: MeshStatus
+  /** Default 'name'. */
+  sort?: MeshListSort
   /** Page size, 1–100; default 50. */
   limit?: number
   /** `nextCursor` of the previous page. */
@@ -48,12 +60,16 @@ export const MESH_LIST_LIMITS = {
   maxCursorLength: 512,
 } as const
 
-// The sort key: case-folded name, then did (unique), so the order is total and stable
-// across pages even while meshes come and go. Compared by code units, not locale, so
-// that a cursor means the same on every machine.
-type SortKey = readonly [name: string, did: string]
+// The sort key: case-folded name (or, for 'age', the ISO first-seen time, which sorts
+// as it reads), then did (unique), so the order is total and stable across pages even
+// while meshes come and go. Compared by code units, not locale, so that a cursor means
+// the same on every machine. An item without firstSeen counts as the newest.
+type SortKey = readonly [primary: string, did: string]
 
-const sortKey = (mesh: PublicMesh): SortKey => [mesh.name.toLowerCase(), mesh.did]
+const sortKey = (mesh: PublicMesh, sort: MeshListSort): SortKey => [
+  sort === 'age' ? (mesh.firstSeen ?? '\uffff') : mesh.name.toLowerCase(),
+  mesh.did,
+]
 
 function compareKeys(a: SortKey, b: SortKey): number {
   if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1
@@ -61,11 +77,13 @@ function compareKeys(a: SortKey, b: SortKey): number {
   return 0
 }
 
-function encodeCursor(key: SortKey): string {
-  return Buffer.from(JSON.stringify(key)).toString('base64url')
+// A name cursor is `[name, did]` as it always was; an age cursor is tagged, so that a
+// cursor from one order is refused by the other instead of skipping items.
+function encodeCursor(key: SortKey, sort: MeshListSort): string {
+  return Buffer.from(JSON.stringify(sort === 'name' ? key : [sort, ...key])).toString('base64url')
 }
 
-function decodeCursor(cursor: string): SortKey {
+function decodeCursor(cursor: string, sort: MeshListSort): SortKey {
   const bad = () => new BadRequestError('invalid cursor', { cursor })
   if (
     cursor.length === 0 ||
@@ -80,6 +98,11 @@ function decodeCursor(cursor: string): SortKey {
   } catch {
     throw bad()
   }
+  if (!Array.isArray(key)) throw bad()
+  if (sort !== 'name') {
+    if (key[0] !== sort) throw bad()
+    key = key.slice(1)
+  }
   if (!Array.isArray(key) || key.length !== 2 || typeof key[0] !== 'string' || typeof key[1] !== 'string') {
     throw bad()
   }
@@ -90,10 +113,12 @@ function decodeCursor(cursor: string): SortKey {
 function checkQuery(query: MeshListQuery): {
   q?: string
   status?: MeshStatus
+  sort: MeshListSort
   limit: number
   after?: SortKey
 } {
   const { q, status, cursor } = query
+  const sort = query.sort ?? 'name'
   const limit = query.limit ?? MESH_LIST_LIMITS.defaultLimit
   if (q !== undefined && (typeof q !== 'string' || q.length > MESH_LIST_LIMITS.maxQueryLength)) {
     throw new BadRequestError(`q is a string of at most ${MESH_LIST_LIMITS.maxQueryLength} characters`)
@@ -101,19 +126,22 @@ function checkQuery(query: MeshListQuery): {
   if (status !== undefined && !MESH_STATUSES.includes(status)) {
     throw new BadRequestError(`status is one of ${MESH_STATUSES.join(', ')}`, { status })
   }
+  if (!MESH_LIST_SORTS.includes(sort)) {
+    throw new BadRequestError(`sort is one of ${MESH_LIST_SORTS.join(', ')}`, { sort })
+  }
   if (!Number.isInteger(limit) || limit < 1 || limit > MESH_LIST_LIMITS.maxLimit) {
     throw new BadRequestError(`limit is an integer from 1 to ${MESH_LIST_LIMITS.maxLimit}`, { limit })
   }
-  return { q, status, limit, after: cursor === undefined ? undefined : decodeCursor(cursor) }
+  return { q, status, sort, limit, after: cursor === undefined ? undefined : decodeCursor(cursor, sort) }
 }
 
 /**
- * One page of `items`: those matching `q` and `status`, in a stable order (name
- * case-folded, then did), starting after `cursor`. Throws MESH_BAD_REQUEST for a bad
- * limit, status or cursor. Does not modify `items`.
+ * One page of `items`: those matching `q` and `status`, in a stable order (`sort`),
+ * starting after `cursor`. Throws MESH_BAD_REQUEST for a bad limit, status, sort or
+ * cursor. Does not modify `items`.
  */
 export function pageMeshes(items: readonly PublicMesh[], query: MeshListQuery = {}): MeshPage {
-  const { q, status, limit, after } = checkQuery(query)
+  const { q, status, sort, limit, after } = checkQuery(query)
   const needle = q?.toLowerCase()
   const matching = items
     .filter(
@@ -123,13 +151,13 @@ export function pageMeshes(items: readonly PublicMesh[], query: MeshListQuery = 
           mesh.name.toLowerCase().includes(needle) ||
           mesh.did.toLowerCase().includes(needle)),
     )
-    .map((mesh) => ({ mesh, key: sortKey(mesh) }))
+    .map((mesh) => ({ mesh, key: sortKey(mesh, sort) }))
     .filter(({ key }) => after === undefined || compareKeys(key, after) > 0)
     .sort((a, b) => compareKeys(a.key, b.key))
   const page = matching.slice(0, limit)
   const last = page.at(-1)
   return {
     meshes: page.map(({ mesh }) => mesh),
-    nextCursor: matching.length > limit && last !== undefined ? encodeCursor(last.key) : null,
+    nextCursor: matching.length > limit && last !== undefined ? encodeCursor(last.key, sort) : null,
   }
 }

@@ -1,8 +1,10 @@
 import type { AbortOptions } from '@libp2p/interface'
 import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client'
 import {
+  ForbiddenError,
   isMeshError,
   type MeshErrorCode,
+  RateLimitedError,
   ReplayError,
   SignatureMismatchError,
   UnavailableError,
@@ -23,6 +25,7 @@ import {
   type PublicMesh,
   pageMeshes,
 } from './mesh-list.ts'
+import { checkPow, DEFAULT_POW_BITS, MAX_POW_BITS } from './pow.ts'
 
 export interface RegistryServiceInit {
   /** The node's store; the registry keeps its list in the 'registry' sublevel. */
@@ -34,10 +37,47 @@ export interface RegistryServiceInit {
   heartbeatIntervalMs?: number
   /** Largest accepted |ts − now| of a heartbeat; default 60 000 ms (SPEC §3). */
   maxClockSkewMs?: number
-  /** Most meshes kept; when full, the longest-offline one makes room, else MESH_UNAVAILABLE. Default 10 000. */
+  /**
+   * Most meshes kept; default 10 000. When full, a new mesh takes the place of the
+   * least proven one (see `#evictable`): an unestablished mesh (offline ones first,
+   * then the least uptime, then the newest), else the established mesh silent longest
+   * if it is offline. Only a registry full of established meshes that are all still
+   * online or idle refuses a newcomer (MESH_UNAVAILABLE).
+   */
   maxMeshes?: number
+  /**
+   * Uptime (time covered by heartbeats, see `StoredMesh.uptimeMs`) after which a mesh is
+   * established: no newcomer evicts it while it is online or idle; default 10 × the
+   * heartbeat interval (5 min).
+   */
+  establishedAfterMs?: number
+  /**
+   * Admission cost of a did the registry does not know: leading zero bits of its stamp
+   * (pow.ts, the heartbeat's `pow`); 0 turns it off; at most 32; default 20.
+   */
+  powBits?: number
+  /**
+   * Per-mesh token bucket, charged only for heartbeats that would be accepted (signed by
+   * the did, seq above the last), so nobody but the key holder can spend it; one more is
+   * MESH_RATE_LIMITED. Default burst 10, one token back every half heartbeat interval.
+   */
+  didRate?: { burst?: number; refillMs?: number }
+  /**
+   * New meshes admitted per source address (the `source` a heartbeat is given with): a
+   * token bucket charged only when a did with a good stamp is added; one more is
+   * MESH_RATE_LIMITED with `details.reason 'new-mesh-limit'`. Known meshes, and meshes
+   * this registry evicted to make room, are not charged. Default burst 8, one back every 10 heartbeat intervals (5 min); at most
+   * `maxSources` addresses are remembered (default 10 000; the least recent is forgotten).
+   */
+  newPerSource?: { burst?: number; refillMs?: number; maxSources?: number }
   /** The clock, in ms since the epoch; default `Date.now`. */
   now?: () => number
+}
+
+/** Options of one heartbeat. */
+export interface HeartbeatOptions extends AbortOptions {
+  /** Who sent it (normalized address), for the per-source admission budget; none = not charged. */
+  source?: string
 }
 
 /** What the registry answers to an accepted heartbeat. */
@@ -46,10 +86,23 @@ export interface HeartbeatReceipt {
   status: MeshStatus
 }
 
+interface Bucket {
+  tokens: number
+  at: number
+}
+
 /** What the registry keeps per mesh: the last accepted heartbeat, still signed, and when it came. */
 interface StoredMesh {
   heartbeat: Heartbeat
   receivedAt: number
+  /** When the registry first accepted this mesh (kept across a key rotation); absent in entries written before it was kept. */
+  firstSeen?: number
+  /**
+   * Time covered by heartbeats: each accepted heartbeat adds the gap since the previous
+   * one, at most 1.5 intervals and nothing after an 'offline' one. Beating faster does
+   * not make it grow faster than the clock.
+   */
+  uptimeMs?: number
 }
 
 // Keys in the 'registry' sublevel, which a node serving a registry shares with its
@@ -88,6 +141,21 @@ export class RegistryService {
   readonly #intervalMs: number
   readonly #maxClockSkewMs: number
   readonly #maxMeshes: number
+  readonly #establishedAfterMs: number
+  readonly #powBits: number
+  readonly #didBurst: number
+  readonly #didRefillMs: number
+  // Per-did token buckets; only dids listed have one, so the map is bounded by maxMeshes.
+  readonly #buckets = new Map<string, Bucket>()
+  // Per-source admission buckets, least recently charged first (re-inserted when charged).
+  readonly #admissions = new Map<string, Bucket>()
+  // Dids evicted to make room (least recent first, at most maxMeshes): coming back costs
+  // their stamp again but no admission, so evicting an honest newcomer over and over
+  // cannot drain the budget of its address.
+  readonly #evicted = new Set<string>()
+  readonly #newBurst: number
+  readonly #newRefillMs: number
+  readonly #maxSources: number
   readonly #heartbeats?: Counter<'outcome'>
   readonly #listed?: Gauge
   #writes: Promise<unknown> = Promise.resolve()
@@ -100,6 +168,16 @@ export class RegistryService {
     this.#intervalMs = init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
     this.#maxClockSkewMs = init.maxClockSkewMs ?? HEARTBEAT_MAX_CLOCK_SKEW_MS
     this.#maxMeshes = init.maxMeshes ?? 10_000
+    this.#establishedAfterMs = init.establishedAfterMs ?? 10 * this.#intervalMs
+    this.#powBits = init.powBits ?? DEFAULT_POW_BITS
+    if (!Number.isInteger(this.#powBits) || this.#powBits < 0 || this.#powBits > MAX_POW_BITS) {
+      throw new RangeError(`powBits is an integer from 0 to ${MAX_POW_BITS}`)
+    }
+    this.#didBurst = Math.max(1, init.didRate?.burst ?? 10)
+    this.#didRefillMs = init.didRate?.refillMs ?? this.#intervalMs / 2
+    this.#newBurst = Math.max(1, init.newPerSource?.burst ?? 8)
+    this.#newRefillMs = init.newPerSource?.refillMs ?? 10 * this.#intervalMs
+    this.#maxSources = Math.max(1, init.newPerSource?.maxSources ?? 10_000)
     if (init.metrics !== undefined) {
       this.#heartbeats = heartbeatCounter(init.metrics)
       this.#listed = meshGauge(init.metrics)
@@ -129,12 +207,20 @@ export class RegistryService {
     this.#log.info({ event: 'registry.started', meshes: this.#meshes.size }, 'registry started')
   }
 
+  /** The heartbeat interval statuses are computed from (the routes size their per-source window by it). */
+  get heartbeatIntervalMs(): number {
+    return this.#intervalMs
+  }
+
   /** Waits for writes under way; the store stays open (its owner closes it). */
   async stop(_options: AbortOptions = {}): Promise<void> {
     if (!this.#running) return
     this.#running = false
     await this.#writes
     this.#meshes.clear()
+    this.#buckets.clear()
+    this.#admissions.clear()
+    this.#evicted.clear()
     this.#log.info({ event: 'registry.stopped' }, 'registry stopped')
   }
 
@@ -142,14 +228,18 @@ export class RegistryService {
    * Verifies and records a heartbeat. Refusals, checked in this order, store nothing:
    * MESH_BAD_REQUEST (malformed), MESH_SIGNATURE_MISMATCH (not signed by `did`, or
    * `peerId` is not `did`'s key), MESH_CLOCK_SKEW (|ts − now| > 60 s), MESH_REPLAY
-   * (seq not above the last accepted), MESH_UNAVAILABLE (not started, or full).
+   * (seq not above the last accepted), MESH_FORBIDDEN with `details.reason
+   * 'pow-required'` and `details.powBits` (a did not listed yet without a good `pow`),
+   * MESH_RATE_LIMITED (the did's bucket is empty, or for a new did its source's
+   * admissions, `details.reason 'new-mesh-limit'`; `details.retryAfterMs`),
+   * MESH_UNAVAILABLE (not started, or full of established live meshes).
    *
    * Key rotation: a heartbeat carrying a rotation chain (verified with its signature)
    * moves the mesh's entry from any older key of the chain to its did, at most once per
    * key; a key a chain retired is refused from then on (MESH_SIGNATURE_MISMATCH), so a
    * stolen old key cannot bring the old entry back. Without a chain a new key is a new mesh.
    */
-  async heartbeat(value: unknown, options: AbortOptions = {}): Promise<HeartbeatReceipt> {
+  async heartbeat(value: unknown, options: HeartbeatOptions = {}): Promise<HeartbeatReceipt> {
     try {
       if (!this.#running) throw new UnavailableError('the registry is not running')
       const heartbeat = verifyHeartbeat(value, { now: this.#now(), maxClockSkewMs: this.#maxClockSkewMs })
@@ -198,7 +288,7 @@ export class RegistryService {
     return run
   }
 
-  async #record(heartbeat: Heartbeat, options: AbortOptions): Promise<HeartbeatReceipt> {
+  async #record(heartbeat: Heartbeat, options: HeartbeatOptions): Promise<HeartbeatReceipt> {
     options.signal?.throwIfAborted()
     if (!this.#running) throw new UnavailableError('the registry is not running')
     const successor = this.#retired.get(heartbeat.did)
@@ -223,14 +313,33 @@ export class RegistryService {
         lastSeq: prior.heartbeat.seq,
       })
     }
+    // A new did pays its admission; one moved here by a rotation chain paid under its old key.
+    if (prior === undefined && !checkPow(heartbeat.did, heartbeat.pow, this.#powBits)) {
+      throw new ForbiddenError('a mesh new to this registry needs an admission stamp (pow)', {
+        did: heartbeat.did,
+        reason: 'pow-required',
+        powBits: this.#powBits,
+      })
+    }
     const now = this.#now()
+    const bucket = this.#take(prior?.heartbeat.did, now)
+    const { source } = options
+    const admission =
+      prior === undefined && source !== undefined && !this.#evicted.has(heartbeat.did)
+        ? this.#admit(source, heartbeat.did, now)
+        : undefined
     let evicted: string | undefined
-    if (prior === undefined && !this.#meshes.has(heartbeat.did) && this.#meshes.size >= this.#maxMeshes) {
+    if (prior === undefined && this.#meshes.size >= this.#maxMeshes) {
       evicted = this.#evictable(now)
       if (evicted === undefined)
         throw new UnavailableError('the registry is full', { maxMeshes: this.#maxMeshes })
     }
-    const stored: StoredMesh = { heartbeat, receivedAt: now }
+    const stored: StoredMesh = {
+      heartbeat,
+      receivedAt: now,
+      firstSeen: prior?.firstSeen ?? prior?.receivedAt ?? now,
+      uptimeMs: prior === undefined ? 0 : (prior.uptimeMs ?? 0) + this.#covered(prior, now),
+    }
     const newlyRetired = olderKeys.filter((did) => !this.#retired.has(did))
     await this.#sublevel.batch([
       ...(evicted === undefined ? [] : [{ type: 'del' as const, key: meshKey(evicted) }]),
@@ -242,10 +351,35 @@ export class RegistryService {
       })),
       { type: 'put', key: meshKey(heartbeat.did), value: stored },
     ])
-    if (evicted !== undefined) this.#meshes.delete(evicted)
-    for (const did of moved) this.#meshes.delete(did)
+    if (evicted !== undefined) {
+      this.#meshes.delete(evicted)
+      this.#buckets.delete(evicted)
+      this.#evicted.add(evicted)
+      if (this.#evicted.size > this.#maxMeshes) {
+        this.#evicted.delete(this.#evicted.values().next().value as string)
+      }
+    }
+    this.#evicted.delete(heartbeat.did)
+    for (const did of moved) {
+      this.#meshes.delete(did)
+      this.#buckets.delete(did)
+    }
+    this.#buckets.set(heartbeat.did, bucket)
+    if (admission !== undefined && source !== undefined) {
+      this.#admissions.delete(source)
+      this.#admissions.set(source, admission)
+      if (this.#admissions.size > this.#maxSources) {
+        this.#admissions.delete(this.#admissions.keys().next().value as string)
+      }
+    }
     for (const did of newlyRetired) this.#retired.set(did, heartbeat.did)
     this.#meshes.set(heartbeat.did, stored)
+    if (evicted !== undefined) {
+      this.#log.info(
+        { event: 'registry.mesh.evicted', did: evicted, for: heartbeat.did },
+        'full registry dropped its least proven mesh',
+      )
+    }
     if (moved.length > 0) {
       this.#log.info(
         { event: 'registry.mesh.key_rotated', did: heartbeat.did, from: moved },
@@ -267,14 +401,71 @@ export class RegistryService {
     return { status }
   }
 
-  /** The mesh that has been silent longest, if it is offline; a full registry drops it for a newcomer. */
-  #evictable(now: number): string | undefined {
-    let oldest: StoredMesh | undefined
-    for (const stored of this.#meshes.values()) {
-      if (oldest === undefined || stored.receivedAt < oldest.receivedAt) oldest = stored
+  /**
+   * Takes one token from the bucket of `did` (undefined: a mesh new here, whose bucket
+   * starts full) and returns the bucket as it will be once the heartbeat is stored.
+   */
+  #take(did: string | undefined, now: number): Bucket {
+    const held = did === undefined ? undefined : this.#buckets.get(did)
+    const tokens =
+      held === undefined
+        ? this.#didBurst
+        : Math.min(this.#didBurst, held.tokens + Math.max(0, now - held.at) / this.#didRefillMs)
+    if (tokens < 1) {
+      throw new RateLimitedError('this mesh heartbeats too often', {
+        did,
+        retryAfterMs: Math.ceil((1 - tokens) * this.#didRefillMs),
+      })
     }
-    if (oldest === undefined || this.#statusOf(oldest, now) !== 'offline') return undefined
-    return oldest.heartbeat.did
+    return { tokens: tokens - 1, at: now }
+  }
+
+  /** Takes one admission from `source`'s bucket, as `#take` does for a did. */
+  #admit(source: string, did: string, now: number): Bucket {
+    const held = this.#admissions.get(source)
+    const tokens =
+      held === undefined
+        ? this.#newBurst
+        : Math.min(this.#newBurst, held.tokens + Math.max(0, now - held.at) / this.#newRefillMs)
+    if (tokens < 1) {
+      throw new RateLimitedError('too many new meshes from this address', {
+        did,
+        reason: 'new-mesh-limit',
+        retryAfterMs: Math.ceil((1 - tokens) * this.#newRefillMs),
+      })
+    }
+    return { tokens: tokens - 1, at: now }
+  }
+
+  /** Uptime the heartbeat arriving at `now` adds to `prior`'s (see `StoredMesh.uptimeMs`). */
+  #covered(prior: StoredMesh, now: number): number {
+    if (prior.heartbeat.status === 'offline') return 0
+    return Math.min(Math.max(0, now - prior.receivedAt), 1.5 * this.#intervalMs)
+  }
+
+  /**
+   * The mesh a full registry drops for a newcomer: the least proven one. Unestablished
+   * meshes go first — offline before live, then the least uptime, then the newest — so a
+   * flood of fresh dids displaces itself; then the established mesh silent longest, if
+   * offline. An established mesh that is online or idle is never evicted.
+   */
+  #evictable(now: number): string | undefined {
+    let victim: StoredMesh | undefined
+    let victimRank: number[] | undefined
+    for (const stored of this.#meshes.values()) {
+      const offline = this.#statusOf(stored, now) === 'offline'
+      const uptime = stored.uptimeMs ?? 0
+      const established = uptime >= this.#establishedAfterMs
+      if (established && !offline) continue
+      const rank = established
+        ? [1, stored.receivedAt]
+        : [0, offline ? 0 : 1, uptime, -(stored.firstSeen ?? stored.receivedAt)]
+      if (victimRank === undefined || lexicographicallyBefore(rank, victimRank)) {
+        victim = stored
+        victimRank = rank
+      }
+    }
+    return victim?.heartbeat.did
   }
 
   #statusOf(stored: StoredMesh, now: number): MeshStatus {
@@ -295,8 +486,16 @@ export class RegistryService {
       version: hb.version,
       protocolVersions: [...hb.protocolVersions],
       lastHeartbeat: new Date(stored.receivedAt).toISOString(),
+      firstSeen: new Date(stored.firstSeen ?? stored.receivedAt).toISOString(),
     }
   }
+}
+
+function lexicographicallyBefore(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return (a[i] as number) < (b[i] as number)
+  }
+  return a.length < b.length
 }
 
 // prom-client refuses a second metric of one name in a registry; a registry that is

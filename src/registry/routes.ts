@@ -1,9 +1,18 @@
+import rateLimit, { normalizeIP, type RateLimitOptions } from '@fastify/rate-limit'
 import type { AbortOptions } from '@libp2p/interface'
 import type { FastifyInstance } from 'fastify'
-import { isMeshError } from '../errors.ts'
+import { isMeshError, RateLimitedError } from '../errors.ts'
 import { toHttpError } from '../http/http-app.ts'
 import { HEARTBEAT_LIMITS, HEARTBEAT_STATUSES, heartbeatSchema } from './heartbeat.ts'
-import { MESH_LIST_LIMITS, MESH_STATUSES, type MeshStatus, type PublicMesh, pageMeshes } from './mesh-list.ts'
+import {
+  MESH_LIST_LIMITS,
+  MESH_LIST_SORTS,
+  MESH_STATUSES,
+  type MeshListSort,
+  type MeshStatus,
+  type PublicMesh,
+  pageMeshes,
+} from './mesh-list.ts'
 import type { RegistryService } from './registry-service.ts'
 
 /** Anything that can list meshes: the registry, or a node's own discoveries. */
@@ -15,6 +24,7 @@ export interface PublicMeshSource {
 interface ListQuerystring {
   q?: string
   status?: MeshStatus
+  sort?: MeshListSort
   limit?: string
   cursor?: string
 }
@@ -27,6 +37,7 @@ const listQuerystringSchema = {
   properties: {
     q: { type: 'string', maxLength: MESH_LIST_LIMITS.maxQueryLength },
     status: { type: 'string', enum: MESH_STATUSES },
+    sort: { type: 'string', enum: MESH_LIST_SORTS },
     limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
     cursor: {
       type: 'string',
@@ -68,6 +79,7 @@ const publicMeshSchema = {
     version: { type: 'string' },
     protocolVersions: stringList(HEARTBEAT_LIMITS.maxProtocolVersions),
     lastHeartbeat: { type: 'string' },
+    firstSeen: { type: 'string' },
   },
 } as const
 
@@ -82,18 +94,20 @@ const meshPageSchema = {
 } as const
 
 /**
- * `GET /api/meshes/public?q=&status=&limit=&cursor=` → `{meshes, nextCursor}` (SPEC §3),
- * over any source: a registry's heartbeats or a node's discoveries. Public: no token.
+ * `GET /api/meshes/public?q=&status=&sort=&limit=&cursor=` → `{meshes, nextCursor}`
+ * (SPEC §3), over any source: a registry's heartbeats or a node's discoveries. Public:
+ * no token. `sort` is `name` (default) or `age` (oldest first; what discovery asks).
  */
 export function registerMeshListRoute(app: FastifyInstance, source: PublicMeshSource): void {
   app.get<{ Querystring: ListQuerystring }>(
     '/api/meshes/public',
     { schema: { querystring: listQuerystringSchema, response: { 200: meshPageSchema } } },
     async (request) => {
-      const { q, status, limit, cursor } = request.query
+      const { q, status, sort, limit, cursor } = request.query
       return pageMeshes(await source.list(), {
         q,
         status,
+        sort,
         limit: limit === undefined ? undefined : Number(limit),
         cursor,
       })
@@ -101,16 +115,59 @@ export function registerMeshListRoute(app: FastifyInstance, source: PublicMeshSo
   )
 }
 
+export interface RegistryRoutesInit {
+  /**
+   * Heartbeats accepted per source address (fastify's `request.ip`: the socket's peer
+   * unless the app trusts a proxy; IPv6 counted per /64) in each window, whatever they
+   * carry; the next are MESH_RATE_LIMITED (429, `retry-after`) before any parsing or
+   * signature check. Default 30 per heartbeat interval: a NAT with a dozen meshes fits.
+   */
+  perSource?: { max?: number; windowMs?: number }
+}
+
 /**
  * The registry's own route: `POST /api/meshes/heartbeat` → `200 {ok:true, status}`.
  * The body must match the heartbeat schema exactly; refusals carry the registry's
  * codes (SPEC §3). The list is registered apart, with `registerMeshListRoute`, because
  * a node that serves a registry lists what it discovered too.
+ *
+ * Three budgets: requests per source address here (`init.perSource`); in the registry,
+ * new meshes per source address, charged only when one is admitted, and heartbeats per
+ * did, charged only once a heartbeat is proven to be the did's own and fresh.
  */
-export function registerRegistryRoutes(app: FastifyInstance, registry: RegistryService): void {
+export function registerRegistryRoutes(
+  app: FastifyInstance,
+  registry: RegistryService,
+  init: RegistryRoutesInit = {},
+): void {
+  const perSource: RateLimitOptions = {
+    max: init.perSource?.max ?? 30,
+    timeWindow: init.perSource?.windowMs ?? registry.heartbeatIntervalMs,
+    errorResponseBuilder: (_request, context) => {
+      // Refused before the registry sees it; counted here with the rest of the refusals.
+      registry.recordRefusal('MESH_RATE_LIMITED')
+      return new RateLimitedError(`too many heartbeats from this address; retry in ${context.after}`, {
+        retryAfterMs: context.ttl,
+      })
+    },
+  }
+  // Scoped, so the limiter applies to this route alone. If the app already registered
+  // the plugin (a global limit), that one applies this route's own config instead.
+  void app.register(async (scope) => {
+    if (!scope.hasDecorator('rateLimit')) await scope.register(rateLimit, { global: false })
+    registerHeartbeatRoute(scope, registry, perSource)
+  })
+}
+
+function registerHeartbeatRoute(
+  app: FastifyInstance,
+  registry: RegistryService,
+  perSource: RateLimitOptions,
+): void {
   app.post(
     '/api/meshes/heartbeat',
     {
+      config: { rateLimit: perSource },
       schema: {
         body: heartbeatSchema,
         response: {
@@ -132,7 +189,8 @@ export function registerRegistryRoutes(app: FastifyInstance, registry: RegistryS
       },
     },
     async (request) => {
-      const { status } = await registry.heartbeat(request.body)
+      // The same address key as the per-source limit: IPv6 by /64.
+      const { status } = await registry.heartbeat(request.body, { source: normalizeIP(request.ip) })
       return { ok: true, status }
     },
   )

@@ -16,10 +16,10 @@ import {
 import type { MeshStore } from '../../src/store/index.ts'
 import { alice, tempStore } from '../fixtures/principals.ts'
 
-/** A registry on a real socket (port 0), closed when the test ends. */
-async function startRegistryServer(t: TestContext, intervalMs = 60_000): Promise<string> {
+/** A registry on a real socket (port 0), closed when the test ends; no admission stamps unless `powBits`. */
+async function startRegistryServer(t: TestContext, intervalMs = 60_000, powBits = 0): Promise<string> {
   const store = await tempStore(t)
-  const registry = new RegistryService({ store, heartbeatIntervalMs: intervalMs })
+  const registry = new RegistryService({ store, heartbeatIntervalMs: intervalMs, powBits })
   await registry.start()
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
   registerMeshListRoute(app, { list: () => registry.all() })
@@ -118,6 +118,7 @@ describe('HeartbeatClient', () => {
         version: '0.1.0',
         protocolVersions: info.protocolVersions,
         lastHeartbeat: undefined,
+        firstSeen: mesh?.firstSeen,
       },
     )
     // Several beats, each with a higher seq, none refused.
@@ -153,6 +154,41 @@ describe('HeartbeatClient', () => {
 
     const again = client(t, store, { registryUrl: url, now: () => frozen }).client
     assert.deepEqual(await again.beat(), { ok: true, seq: frozen + 2, status: 'online' })
+  })
+
+  it('finds the admission stamp a registry asks for once per key, keeps it, and is listed', async (t) => {
+    const url = await startRegistryServer(t, 60_000, 10)
+    const store = await tempStore(t)
+    const { client: first, lines } = client(t, store, { registryUrl: url })
+    const result = await first.beat()
+    assert.equal(result.ok, true)
+    assert.deepEqual(
+      lines.filter((l) => l.event?.startsWith('registry.pow.')).map((l) => l.event),
+      ['registry.pow.computing', 'registry.pow.found'],
+    )
+    assert.equal(lines.filter((l) => l.event === 'registry.heartbeat.failed').length, 0)
+    assert.deepEqual(
+      (await listed(url)).map((m) => m.did),
+      [alice.did],
+    )
+    // Restarted on the same store, it sends the stamp it kept and works no more.
+    const again = client(t, store, { registryUrl: await startRegistryServer(t, 60_000, 10) })
+    assert.equal((await again.client.beat()).ok, true)
+    assert.equal(
+      again.lines.some((l) => l.event === 'registry.pow.computing'),
+      false,
+    )
+    // A registry asking for more than maxPowBits is not worked for: its refusal is reported.
+    const greedy = client(t, await tempStore(t), {
+      registryUrl: await startRegistryServer(t, 60_000, 12),
+      maxPowBits: 8,
+    })
+    const refused = await greedy.client.beat()
+    assert.equal(refused.ok === false && refused.code, 'MESH_FORBIDDEN')
+    assert.equal(
+      greedy.lines.some((l) => l.event === 'registry.pow.computing'),
+      false,
+    )
   })
 
   it('logs registry.heartbeat.failed with the registry’s error code', async (t) => {

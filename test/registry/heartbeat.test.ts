@@ -54,6 +54,15 @@ describe('heartbeat wire format', () => {
     }
   })
 
+  it('signs the admission stamp with the rest: a stamp added or changed in transit is MESH_SIGNATURE_MISMATCH', () => {
+    const hb = signedFor(alice, now, { pow: 'abc' })
+    assert.deepEqual(verifyHeartbeat(hb, { now }), hb)
+    assert.throws(() => verifyHeartbeat({ ...hb, pow: 'abd' }, { now }), { code: 'MESH_SIGNATURE_MISMATCH' })
+    assert.throws(() => verifyHeartbeat({ ...signedFor(alice, now), pow: 'abc' }, { now }), {
+      code: 'MESH_SIGNATURE_MISMATCH',
+    })
+  })
+
   it('accepts a clock 60 s off and refuses 61 s off, either way, with MESH_CLOCK_SKEW', () => {
     for (const skew of [-60_000, 60_000]) verifyHeartbeat(signedFor(alice, now + skew), { now })
     for (const skew of [-61_000, 61_000]) {
@@ -84,6 +93,9 @@ describe('heartbeat wire format', () => {
       { ...hb, multiaddrs: [`/dns4/${'a'.repeat(260)}/tcp/1`] },
       { ...hb, protocolVersions: 'mesh' },
       { ...hb, signature: 'c2ln' },
+      { ...hb, pow: '' },
+      { ...hb, pow: 'not a nonce' },
+      { ...hb, pow: 7 },
     ]
     for (const value of bad) {
       assert.throws(

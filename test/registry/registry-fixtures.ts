@@ -9,6 +9,7 @@ import {
   type HeartbeatContent,
   type MeshPage,
   type PublicMesh,
+  type RegistryRoutesInit,
   RegistryService,
   type RegistryServiceInit,
   registerMeshListRoute,
@@ -86,18 +87,22 @@ export interface TestRegistry {
   listed(): Promise<MeshPage['meshes']>
 }
 
-/** A started registry behind the real HTTP app (inject, no socket), stopped when the test ends. */
+/**
+ * A started registry behind the real HTTP app (inject, no socket), stopped when the test
+ * ends. Admission stamps are off (powBits 0) unless `init` asks for them.
+ */
 export async function startTestRegistry(
   t: TestContext,
   store: MeshStore,
   init: Omit<RegistryServiceInit, 'store'> = {},
+  routes: RegistryRoutesInit = {},
 ): Promise<TestRegistry> {
   const metrics = new Registry()
-  const registry = new RegistryService({ store, logger: silentLogger(), metrics, ...init })
+  const registry = new RegistryService({ store, logger: silentLogger(), metrics, powBits: 0, ...init })
   await registry.start()
   const app = createHttpApp({ logger: silentLogger(), metrics })
   registerMeshListRoute(app, { list: () => registry.all() })
-  registerRegistryRoutes(app, registry)
+  registerRegistryRoutes(app, registry, routes)
   await app.ready()
   t.after(async () => {
     await app.close()

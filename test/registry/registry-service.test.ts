@@ -28,6 +28,7 @@ describe('registry heartbeats over HTTP', () => {
         version: '0.1.0',
         protocolVersions: ['/mesh/kad/1.0.0'],
         lastHeartbeat: new Date(clock.ms).toISOString(),
+        firstSeen: new Date(clock.ms).toISOString(),
       },
     ])
     const next = signedFor(alice, clock.ms, { name: 'alice', seq: 2, status: 'idle' })
@@ -232,7 +233,7 @@ describe('registry heartbeats over HTTP', () => {
     const clock = new TestClock()
     const first = new MeshStore({ path })
     await first.open()
-    const registry = new RegistryService({ store: first, now: clock.now })
+    const registry = new RegistryService({ store: first, now: clock.now, powBits: 0 })
     await registry.start()
     await registry.heartbeat(signedFor(alice, clock.ms, { name: 'alice', seq: 10 }))
     await registry.heartbeat(signedFor(bob, clock.ms, { name: 'bob', seq: 3 }))
@@ -252,23 +253,28 @@ describe('registry heartbeats over HTTP', () => {
     assert.equal((await reg.post(signedFor(alice, clock.ms, { name: 'alice', seq: 11 }))).status, 200)
   })
 
-  it('holds at most maxMeshes, making room only by dropping the longest-offline mesh', async (t) => {
+  it('holds at most maxMeshes: full of established live meshes it refuses, else drops the silent one', async (t) => {
     const clock = new TestClock()
     const store = await tempStore(t)
     const reg = await startTestRegistry(t, store, {
       now: clock.now,
       heartbeatIntervalMs: INTERVAL,
+      establishedAfterMs: 2 * INTERVAL,
       maxMeshes: 2,
     })
-    await reg.post(signedFor(alice, clock.ms))
-    clock.advance(INTERVAL)
-    await reg.post(signedFor(bob, clock.ms))
+    // alice and bob beat for three intervals: both established.
+    for (let seq = 1; seq <= 3; seq++) {
+      assert.equal((await reg.post(signedFor(alice, clock.ms, { seq }))).status, 200)
+      assert.equal((await reg.post(signedFor(bob, clock.ms, { seq }))).status, 200)
+      clock.advance(INTERVAL)
+    }
     const full = await reg.post(signedFor(mallory, clock.ms))
     assert.equal(full.status, 503)
     assert.equal(full.body.error.code, 'MESH_UNAVAILABLE')
     // A known mesh may still beat when full.
-    assert.equal((await reg.post(signedFor(bob, clock.ms, { seq: 2 }))).status, 200)
+    assert.equal((await reg.post(signedFor(bob, clock.ms, { seq: 4 }))).status, 200)
 
+    // alice falls silent and turns offline: the newcomer takes her place.
     clock.advance(4 * INTERVAL)
     assert.equal((await reg.post(signedFor(mallory, clock.ms))).status, 200)
     assert.deepEqual((await reg.listed()).map((m) => m.did).sort(), [bob.did, mallory.did].sort())
