@@ -4,11 +4,12 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { runMesh } from '../../scripts/lib/processes.ts'
 import type { AuditCheckpoint, AuditRow, AuditVerifyReport } from '../../src/audit/index.ts'
-import { CHECKPOINT_FILE } from '../../src/audit/index.ts'
 import { STORE_DIR } from '../../src/mesh-info.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { e2e, freePort } from '../fixtures/e2e.ts'
 
+// Named here, not imported: the test runs (and fails on its assertions) against code without checkpoints.
+const CHECKPOINT_FILE = 'audit-checkpoint.json'
 const entryKey = (seq: number): string => `entry/v1/${String(seq).padStart(16, '0')}`
 
 describe('audit checkpoints across processes, driven by the CLI', () => {
