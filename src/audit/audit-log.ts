@@ -17,13 +17,8 @@ import {
   rowHash,
   verifyRowSignature,
 } from './audit-row.ts'
-import {
-  type AuditCheckpoint,
-  isSignedCheckpoint,
-  readCheckpointFile,
-  signCheckpoint,
-  writeCheckpointFile,
-} from './checkpoint.ts'
+import { type AuditCheckpoint, isSignedCheckpoint, signCheckpoint } from './checkpoint.ts'
+import { CheckpointFile } from './checkpoint-file.ts'
 
 export interface AuditLogInit {
   /** The node's store; the log lives in the 'audit' sublevel. */
@@ -155,15 +150,11 @@ export class AuditLog {
   #writes: Promise<unknown> = Promise.resolve()
   #running = false
   readonly #mesh: string
-  readonly #checkpointFile: string | undefined
+  readonly #checkpointFile: CheckpointFile | undefined
   // Rollbacks found this run (against the local checkpoint file or one a peer handed
   // back): every verify reports them until the node restarts.
   readonly #rollbacks: AuditProblem[] = []
   readonly #reported = new Set<string>()
-  // Once a rollback is found, the local checkpoint file is the evidence: it is no longer rewritten.
-  #fileFrozen = false
-  #fileDirty = false
-  #fileWriting: Promise<void> | undefined
 
   constructor(init: AuditLogInit) {
     this.#store = init.store
@@ -174,7 +165,8 @@ export class AuditLog {
     this.#key = init.key
     this.#usedKeys.add(init.key.did)
     this.#mesh = init.mesh ?? init.key.did
-    this.#checkpointFile = init.checkpointFile
+    this.#checkpointFile =
+      init.checkpointFile === undefined ? undefined : new CheckpointFile(init.checkpointFile, this.#log)
   }
 
   /** Loads the head. A log whose stored head disagrees with its rows still starts (and is logged): appending never hides tampering, it only adds after it. */
@@ -220,7 +212,7 @@ export class AuditLog {
     if (!this.#running) return
     this.#running = false
     await this.#writes
-    await this.#fileWriting
+    await this.#checkpointFile?.flush()
     this.#log.info({ event: 'audit.stopped', head: this.#head }, 'audit log stopped')
   }
 
@@ -562,10 +554,11 @@ export class AuditLog {
     return undefined
   }
 
-  async #checkLocalCheckpoint(file: string): Promise<void> {
+  async #checkLocalCheckpoint(local: CheckpointFile): Promise<void> {
+    const file = local.path
     let saved: unknown
     try {
-      saved = await readCheckpointFile(file)
+      saved = await local.read()
     } catch (err) {
       this.#log.error(
         { event: 'audit.checkpoint.unreadable', file, err },
@@ -600,7 +593,8 @@ export class AuditLog {
     if (this.#reported.has(key)) return
     this.#reported.add(key)
     this.#rollbacks.push({ ...problem, message: `${problem.message} (${source})` })
-    this.#fileFrozen = true
+    // The local checkpoint is now evidence: later appends do not overwrite it.
+    this.#checkpointFile?.freeze()
     this.#log.error(
       {
         event: 'audit.rollback_detected',
@@ -608,7 +602,7 @@ export class AuditLog {
         head: this.#head,
         checkpoint: checkpoint ?? null,
         problem,
-        ...(this.#checkpointFile !== undefined ? { file: this.#checkpointFile } : {}),
+        ...(this.#checkpointFile !== undefined ? { file: this.#checkpointFile.path } : {}),
       },
       `audit log rollback detected: ${problem.message} (${source})`,
     )
@@ -624,29 +618,8 @@ export class AuditLog {
     })
   }
 
-  // Rewrites the local checkpoint after an append. Writes are coalesced: one at a time,
-  // the last one with the latest head, so appends never wait on an fsync.
   #saveCheckpoint(): void {
-    const file = this.#checkpointFile
-    if (file === undefined || this.#fileFrozen) return
-    this.#fileDirty = true
-    if (this.#fileWriting !== undefined) return
-    this.#fileWriting = (async () => {
-      while (this.#fileDirty && !this.#fileFrozen) {
-        this.#fileDirty = false
-        try {
-          await writeCheckpointFile(file, this.checkpoint())
-        } catch (err) {
-          this.#log.error(
-            { event: 'audit.checkpoint.write_failed', file, err },
-            'writing the local audit checkpoint failed',
-          )
-          return
-        }
-      }
-    })().finally(() => {
-      this.#fileWriting = undefined
-    })
+    this.#checkpointFile?.save(() => this.checkpoint())
   }
 
   #checkEntry(entry: AuditEntryInput): CheckedEntry {

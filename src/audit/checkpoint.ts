@@ -1,4 +1,3 @@
-import { open, readFile, rename } from 'node:fs/promises'
 import { BadRequestError, SignatureMismatchError } from '../errors.ts'
 import { canonicalBytes, type Ed25519KeyPair, verifySignature } from '../identity/index.ts'
 import { lazyValidator } from '../schema.ts'
@@ -135,35 +134,4 @@ export function compareCheckpoints(earlier: AuditCheckpoint, later: AuditCheckpo
   if (later.size < earlier.size) return 'shorter'
   if (later.size === earlier.size) return 'forked'
   return 'longer'
-}
-
-/** The local checkpoint file's name, beside the store in the data dir. */
-export const CHECKPOINT_FILE = 'audit-checkpoint.json'
-
-/**
- * Writes `checkpoint` to `path` durably: a temporary file, fsync, then an atomic
- * rename, so a crash leaves the old checkpoint or the new one, never half of one.
- */
-export async function writeCheckpointFile(path: string, checkpoint: AuditCheckpoint): Promise<void> {
-  const temporary = `${path}.tmp`
-  const handle = await open(temporary, 'w', 0o600)
-  try {
-    await handle.writeFile(`${JSON.stringify(checkpoint)}\n`)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(temporary, path)
-}
-
-/** The checkpoint stored at `path`: undefined when there is no file; throws when it is unreadable. */
-export async function readCheckpointFile(path: string): Promise<unknown> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
-  return JSON.parse(text) as unknown
 }

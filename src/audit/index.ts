@@ -28,7 +28,6 @@ export {
 } from './audit-row.ts'
 export {
   type AuditCheckpoint,
-  CHECKPOINT_FILE,
   type CheckpointRelation,
   checkpointSchema,
   compareCheckpoints,
@@ -36,6 +35,7 @@ export {
   parseCheckpoint,
   signCheckpoint,
 } from './checkpoint.ts'
+export { CHECKPOINT_FILE, CheckpointFile } from './checkpoint-file.ts'
 export {
   type CheckpointExchangeBody,
   CheckpointGossip,
