@@ -18,6 +18,7 @@ import { startHost, waitFor } from '../p2p/nodes.ts'
 import {
   decide,
   encodeEnvelope,
+  listenOf,
   requestConnection,
   sendRaw,
   startNode,
@@ -101,6 +102,35 @@ describe('audit checkpoints between two in-process meshes', () => {
       JSON.stringify(report.problems),
     )
     assert.ok(a.lines.some((l) => l.event === 'audit.rollback_detected'))
+  })
+
+  it('the rolled-back mesh also learns it when the peer starts the exchange', async (t) => {
+    const a = await startNode(t, 'alpha')
+    const b = await startNode(t, 'beta')
+    await accepted(a, b)
+    const early = a.node.audit.checkpoint()
+    for (let i = 0; i < 3; i++) await a.node.audit.append({ action: 'test.filler', details: { i } })
+    assert.deepEqual(await b.node.connections.exchangeCheckpoints(), [a.node.did])
+    const held = await b.node.audit.peerCheckpoint(a.node.did)
+    assert.equal(held?.checkpoint.size, a.node.audit.head()?.seq)
+
+    // On the same address, so that beta reaches it where it knows it.
+    const listen = listenOf(a.node)
+    await a.stop()
+    await rollBackStore(a, early.size)
+    await writeFile(join(a.dataDir, CHECKPOINT_FILE), JSON.stringify(early))
+    await a.restart({ listen })
+    assert.equal((await verify(a)).ok, true)
+
+    await b.node.audit.append({ action: 'test.filler' })
+    assert.deepEqual(await b.node.connections.exchangeCheckpoints(), [a.node.did])
+    const report = await verify(a)
+    assert.equal(report.ok, false)
+    assert.ok(
+      report.problems.some((p) => p.kind === 'rolled-back'),
+      JSON.stringify(report.problems),
+    )
+    assert.equal((await b.node.audit.peerCheckpoint(a.node.did))?.conflict?.relation, 'shorter')
   })
 
   it('untouched logs swap checkpoints and stay ok; nothing is resent while nothing changed', async (t) => {
