@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import { AgentService, echoAgent, registerInvokeRoutes, summarizerAgent } from './agents/index.ts'
-import { AuditLog, registerAuditRoutes } from './audit/index.ts'
+import { AuditLog, CHECKPOINT_FILE, CheckpointGossip, registerAuditRoutes } from './audit/index.ts'
 import {
   Authority,
   CAPABILITIES,
@@ -399,7 +399,16 @@ export class MeshNode {
     const peerBook = new PeerBook(store)
     this.#peerBook = peerBook
     // Every key the mesh has held verifies its rows, also after a restart on a later key.
-    const audit = new AuditLog({ store, key, logger: log, knownKeys: () => this.#history?.keys ?? [] })
+    const audit = new AuditLog({
+      store,
+      key,
+      logger: log,
+      knownKeys: () => this.#history?.keys ?? [],
+      mesh: this.#history?.identity ?? key.did,
+      // Beside the store, not in it: a store restored from an older copy does not bring
+      // an older checkpoint with it.
+      checkpointFile: join(this.init.dataDir, CHECKPOINT_FILE),
+    })
     await audit.start()
     this.#audit = audit
     this.#stack.push(() => audit.stop())
@@ -454,6 +463,7 @@ export class MeshNode {
           else this.#interactions?.refused(did, reason, options)
         },
         peers: peerBook,
+        checkpoints: new CheckpointGossip({ audit, logger: log }),
         logger: log,
         resolvePeer: async (did, options) => {
           const found = this.#discovery ?? discovery

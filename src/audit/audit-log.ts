@@ -17,6 +17,8 @@ import {
   rowHash,
   verifyRowSignature,
 } from './audit-row.ts'
+import { type AuditCheckpoint, isSignedCheckpoint, signCheckpoint } from './checkpoint.ts'
+import { CheckpointFile } from './checkpoint-file.ts'
 
 export interface AuditLogInit {
   /** The node's store; the log lives in the 'audit' sublevel. */
@@ -32,6 +34,24 @@ export interface AuditLogInit {
    * always accepted too. Default: none beyond those.
    */
   knownKeys?: () => string[]
+  /** The mesh's identity did, named in checkpoints (it stays when the key rotates); default `key`'s did. */
+  mesh?: string
+  /**
+   * A file outside the store (the node uses `<data dir>/audit-checkpoint.json`) where the
+   * log keeps its latest signed checkpoint: rewritten durably (fsync, rename) after each
+   * append, and compared with the log at start, so that a store restored from an older
+   * copy, or cut back with its head, is reported (`audit.rollback_detected`, `verify`
+   * not ok). Whoever can write the data dir can roll this file back too; see
+   * `witness` for the copies kept elsewhere. Default: none.
+   */
+  checkpointFile?: string
+}
+
+/** The checkpoint this node holds of a peer mesh's log (the latest consistent one), and what contradicted it. */
+export interface PeerCheckpointRecord {
+  checkpoint: AuditCheckpoint
+  /** A later checkpoint from the same mesh that does not extend `checkpoint`, once seen. */
+  conflict: { checkpoint: AuditCheckpoint; relation: 'shorter' | 'forked'; at: string } | null
 }
 
 export interface AuditAppendOptions extends AbortOptions {
@@ -64,6 +84,7 @@ export const AUDIT_PROBLEM_KINDS = [
   'bad-signature',
   'truncated',
   'unknown-signer',
+  'rolled-back',
 ] as const
 export type AuditProblemKind = (typeof AUDIT_PROBLEM_KINDS)[number]
 
@@ -76,9 +97,10 @@ export interface AuditProblem {
 
 export interface AuditVerifyOptions extends AbortOptions {
   /**
-   * A head seen earlier (kept by an operator, or shown by a peer): the log must still
-   * hold that row with that hash. This is what catches a rewrite by someone who holds
-   * the mesh key, or a truncation that also rolled the stored head back.
+   * A head seen earlier (kept by an operator, or shown by a peer; a signed checkpoint's
+   * `{seq: size, hash: head}`): the log must still hold that row with that hash. This
+   * is what catches a rewrite by someone who holds the mesh key, or a truncation that
+   * also rolled the stored head back.
    */
   checkpoint?: AuditHead
 }
@@ -104,6 +126,8 @@ const HEAD_KEY = 'head/v1'
 const SEQ_DIGITS = 16
 const entryKey = (seq: number): string => `${ENTRY_PREFIX}${String(seq).padStart(SEQ_DIGITS, '0')}`
 const ENTRY_KEY_PATTERN = /^entry\/v1\/(\d{16})$/
+// Checkpoints held of peer meshes' logs: after HEAD_KEY, so outside what verify walks.
+const PEER_PREFIX = 'peer/v1/'
 
 /**
  * The audit log: append-only, hash-chained, each row signed by the mesh key.
@@ -125,6 +149,12 @@ export class AuditLog {
   #head: AuditHead | null = null
   #writes: Promise<unknown> = Promise.resolve()
   #running = false
+  readonly #mesh: string
+  readonly #checkpointFile: CheckpointFile | undefined
+  // Rollbacks found this run (against the local checkpoint file or one a peer handed
+  // back): every verify reports them until the node restarts.
+  readonly #rollbacks: AuditProblem[] = []
+  readonly #reported = new Set<string>()
 
   constructor(init: AuditLogInit) {
     this.#store = init.store
@@ -134,6 +164,9 @@ export class AuditLog {
     this.#knownKeys = init.knownKeys ?? (() => [])
     this.#key = init.key
     this.#usedKeys.add(init.key.did)
+    this.#mesh = init.mesh ?? init.key.did
+    this.#checkpointFile =
+      init.checkpointFile === undefined ? undefined : new CheckpointFile(init.checkpointFile, this.#log)
   }
 
   /** Loads the head. A log whose stored head disagrees with its rows still starts (and is logged): appending never hides tampering, it only adds after it. */
@@ -171,6 +204,7 @@ export class AuditLog {
     }
     this.#running = true
     this.#log.info({ event: 'audit.started', head: this.#head }, 'audit log started')
+    if (this.#checkpointFile !== undefined) await this.#checkLocalCheckpoint(this.#checkpointFile)
   }
 
   /** Waits for appends under way; the store stays open (its owner closes it). */
@@ -178,7 +212,13 @@ export class AuditLog {
     if (!this.#running) return
     this.#running = false
     await this.#writes
+    await this.#checkpointFile?.flush()
     this.#log.info({ event: 'audit.stopped', head: this.#head }, 'audit log stopped')
+  }
+
+  /** The mesh whose log this is (its identity did), as named in checkpoints. */
+  get mesh(): string {
+    return this.#mesh
   }
 
   /** The did of the key signing new rows. */
@@ -189,6 +229,63 @@ export class AuditLog {
   /** The last row written, or null for an empty log. */
   head(): AuditHead | null {
     return this.#head === null ? null : { ...this.#head }
+  }
+
+  /** The log's current head as a checkpoint signed by the mesh key, for peers and operators to keep. */
+  checkpoint(): AuditCheckpoint {
+    return signCheckpoint(this.#key, {
+      mesh: this.#mesh,
+      size: this.#head?.seq ?? 0,
+      head: this.#head?.hash ?? null,
+      ts: new Date(this.#now()).toISOString(),
+    })
+  }
+
+  /** Every key whose signature on a row or checkpoint of this mesh counts. */
+  knownKeys(): Set<string> {
+    return new Set([...this.#knownKeys(), ...this.#usedKeys])
+  }
+
+  /**
+   * A checkpoint of this log held elsewhere (a peer handing back what it holds of us):
+   * when the log no longer extends it, the rollback is reported — a
+   * `audit.rollback_detected` log event and audit row, and every later `verify` not ok.
+   * `ignored` when `value` is not a checkpoint of this mesh signed by one of its keys.
+   */
+  async witness(value: unknown, source: string): Promise<'ok' | 'ignored' | 'rolled-back'> {
+    if (!isSignedCheckpoint(value) || value.mesh !== this.#mesh || !this.knownKeys().has(value.signer)) {
+      this.#log.debug({ event: 'audit.witness.ignored', source }, 'not a checkpoint of this mesh')
+      return 'ignored'
+    }
+    const problem = await this.#extends(value)
+    if (problem === undefined) return 'ok'
+    await this.#rolledBack(problem, source, value)
+    return 'rolled-back'
+  }
+
+  /** The checkpoint held of the peer mesh `peer` (its identity did), if any. */
+  async peerCheckpoint(peer: string): Promise<PeerCheckpointRecord | undefined> {
+    return (await this.#sublevel.get(PEER_PREFIX + peer)) as PeerCheckpointRecord | undefined
+  }
+
+  /** Keeps `record` for `peer`; with `entry`, in one batch with that audit row (a contradiction found). */
+  async keepPeerCheckpoint(
+    peer: string,
+    record: PeerCheckpointRecord,
+    entry?: AuditEntryInput,
+  ): Promise<void> {
+    const op: StoreOperation = {
+      type: 'put',
+      sublevel: this.#sublevel,
+      key: PEER_PREFIX + peer,
+      value: record,
+    }
+    if (entry === undefined) {
+      await this.#store.batch([op])
+      return
+    }
+    const checked = this.#checkEntry(entry)
+    await this.#serialized(() => this.#write(checked, [op], this.#key, {}))
   }
 
   /**
@@ -274,8 +371,8 @@ export class AuditLog {
    * - `truncated`: rows missing at the end, up to the stored head or the checkpoint.
    */
   async verify(options: AuditVerifyOptions = {}): Promise<AuditVerifyReport> {
-    const known = new Set([...this.#knownKeys(), ...this.#usedKeys])
-    const problems: AuditProblem[] = []
+    const known = this.knownKeys()
+    const problems: AuditProblem[] = [...this.#rollbacks]
     const report = (seq: number, kind: AuditProblemKind, message: string): void => {
       if (problems.length < MAX_PROBLEMS) problems.push({ seq, kind, message })
     }
@@ -337,7 +434,11 @@ export class AuditLog {
       if (checkpoint !== undefined && checkpoint.seq === position) {
         checkpointFound = true
         if (checkpoint.hash !== row.hash) {
-          report(position, 'altered', `row ${position} differs from the checkpoint (history rewritten)`)
+          report(
+            position,
+            'altered',
+            `row ${position} differs from the checkpoint: history rewritten or rolled back`,
+          )
         }
       }
       previous = { position, hash: row.hash }
@@ -370,7 +471,7 @@ export class AuditLog {
       report(
         lastPosition + 1,
         'truncated',
-        `the log ends at ${lastPosition} but a checkpoint saw row ${checkpoint.seq}`,
+        `the log ends at row ${lastPosition} but a checkpoint saw row ${checkpoint.seq}: truncated or rolled back`,
       )
     }
 
@@ -421,11 +522,104 @@ export class AuditLog {
       { type: 'put', sublevel: this.#sublevel, key: HEAD_KEY, value: head },
     ])
     this.#head = head
+    this.#saveCheckpoint()
     this.#log.debug(
       { event: 'audit.appended', seq, action: row.action, subject: row.subject },
       'audit row appended',
     )
     return row
+  }
+
+  // ---------------------------------------------------------------- rollback checks
+
+  /** Whether the log still extends `checkpoint`: at least its size, and its last row unchanged. */
+  async #extends(checkpoint: AuditCheckpoint): Promise<AuditProblem | undefined> {
+    if (checkpoint.size === 0) return undefined
+    const size = this.#head?.seq ?? 0
+    const row = await this.#sublevel.get(entryKey(checkpoint.size))
+    if (size < checkpoint.size || !isRowShaped(row)) {
+      return {
+        seq: Math.min(size, checkpoint.size - 1) + 1,
+        kind: 'rolled-back',
+        message: `the log has ${size} rows but a checkpoint signed ${checkpoint.ts} saw ${checkpoint.size}: truncated or rolled back`,
+      }
+    }
+    if (row.hash !== checkpoint.head) {
+      return {
+        seq: checkpoint.size,
+        kind: 'rolled-back',
+        message: `row ${checkpoint.size} differs from a checkpoint signed ${checkpoint.ts}: history rewritten or rolled back`,
+      }
+    }
+    return undefined
+  }
+
+  async #checkLocalCheckpoint(local: CheckpointFile): Promise<void> {
+    const file = local.path
+    let saved: unknown
+    try {
+      saved = await local.read()
+    } catch (err) {
+      this.#log.error(
+        { event: 'audit.checkpoint.unreadable', file, err },
+        'the local audit checkpoint is unreadable',
+      )
+      saved = null
+    }
+    if (saved === undefined) {
+      this.#log.info({ event: 'audit.checkpoint.none', file }, 'no local audit checkpoint yet')
+    } else if (
+      !isSignedCheckpoint(saved) ||
+      saved.mesh !== this.#mesh ||
+      !this.knownKeys().has(saved.signer)
+    ) {
+      await this.#rolledBack(
+        {
+          seq: (this.#head?.seq ?? 0) + 1,
+          kind: 'rolled-back',
+          message: `the local checkpoint ${file} is unreadable or not signed by this mesh: replaced or tampered with`,
+        },
+        'local-checkpoint',
+      )
+    } else {
+      const problem = await this.#extends(saved)
+      if (problem !== undefined) await this.#rolledBack(problem, 'local-checkpoint', saved)
+    }
+    this.#saveCheckpoint()
+  }
+
+  async #rolledBack(problem: AuditProblem, source: string, checkpoint?: AuditCheckpoint): Promise<void> {
+    const key = `${source}:${checkpoint?.size ?? ''}:${checkpoint?.head ?? ''}`
+    if (this.#reported.has(key)) return
+    this.#reported.add(key)
+    this.#rollbacks.push({ ...problem, message: `${problem.message} (${source})` })
+    // The local checkpoint is now evidence: later appends do not overwrite it.
+    this.#checkpointFile?.freeze()
+    this.#log.error(
+      {
+        event: 'audit.rollback_detected',
+        source,
+        head: this.#head,
+        checkpoint: checkpoint ?? null,
+        problem,
+        ...(this.#checkpointFile !== undefined ? { file: this.#checkpointFile.path } : {}),
+      },
+      `audit log rollback detected: ${problem.message} (${source})`,
+    )
+    await this.append({
+      action: 'audit.rollback_detected',
+      subject: source.slice(0, AUDIT_LIMITS.maxSubjectLength),
+      details: {
+        source,
+        message: problem.message,
+        size: this.#head?.seq ?? 0,
+        ...(checkpoint !== undefined ? { checkpoint } : {}),
+      },
+    })
+  }
+
+  #saveCheckpoint(): void {
+    this.#checkpointFile?.save(() => this.checkpoint())
   }
 
   #checkEntry(entry: AuditEntryInput): CheckedEntry {

@@ -14,6 +14,7 @@ export {
   type AuditProblemKind,
   type AuditVerifyOptions,
   type AuditVerifyReport,
+  type PeerCheckpointRecord,
 } from './audit-log.ts'
 export {
   AUDIT_LIMITS,
@@ -25,4 +26,19 @@ export {
   rowHash,
   verifyRowSignature,
 } from './audit-row.ts'
+export {
+  type AuditCheckpoint,
+  type CheckpointRelation,
+  checkpointSchema,
+  compareCheckpoints,
+  isSignedCheckpoint,
+  parseCheckpoint,
+  signCheckpoint,
+} from './checkpoint.ts'
+export { CHECKPOINT_FILE, CheckpointFile } from './checkpoint-file.ts'
+export {
+  type CheckpointExchangeBody,
+  CheckpointGossip,
+  type CheckpointGossipInit,
+} from './checkpoint-gossip.ts'
 export { type AuditRoutesInit, registerAuditRoutes } from './routes.ts'

@@ -1,7 +1,9 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify'
-import { AUDIT_LIST_LIMITS, AUDIT_PROBLEM_KINDS, type AuditLog } from './audit-log.ts'
+import { BadRequestError } from '../errors.ts'
+import { AUDIT_LIST_LIMITS, AUDIT_PROBLEM_KINDS, type AuditLog, type AuditVerifyReport } from './audit-log.ts'
 import { AUDIT_LIMITS } from './audit-row.ts'
+import { checkpointSchema, parseCheckpoint } from './checkpoint.ts'
 
 export interface AuditRoutesInit {
   audit: AuditLog
@@ -25,6 +27,28 @@ const listQuerystringSchema = {
     limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
     action: { type: 'string', pattern: `^[a-z0-9_.-]{1,${AUDIT_LIMITS.maxActionLength}}$` },
   },
+} as const
+
+interface VerifyQuerystring {
+  checkpoint?: string
+}
+
+// A signed checkpoint is ~400 bytes of JSON; its base64url form fits well within this.
+const MAX_CHECKPOINT_PARAM = 2048
+
+const verifyQuerystringSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    checkpoint: { type: 'string', maxLength: MAX_CHECKPOINT_PARAM, pattern: '^[A-Za-z0-9_-]+$' },
+  },
+} as const
+
+const verifyBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['checkpoint'],
+  properties: { checkpoint: checkpointSchema },
 } as const
 
 const nullableString = { type: ['string', 'null'] } as const
@@ -90,9 +114,15 @@ const reportSchema = {
 
 /**
  * `GET /api/audit?after=&limit=&action=` → `{entries, nextCursor}` (rows as stored,
- * hash and signature included, so a client can check them itself), and
+ * hash and signature included, so a client can check them itself);
  * `GET /api/audit/verify` → `{ok, count, head, problems}`; a log with problems is
- * still a 200: the report is the answer. Both need a session.
+ * still a 200: the report is the answer. With a checkpoint saved earlier —
+ * `GET /api/audit/verify?checkpoint=<base64url of its JSON>` or
+ * `POST /api/audit/verify {checkpoint}` — the log must also extend it (a truncation
+ * whose head was rolled back too shows only this way); a checkpoint that is malformed
+ * is MESH_BAD_REQUEST, one not signed by this mesh's keys MESH_SIGNATURE_MISMATCH.
+ * `GET /api/audit/checkpoint` → the log's current signed checkpoint, to keep outside
+ * the node. All need a session.
  */
 export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit): void {
   app.get<{ Querystring: ListQuerystring }>(
@@ -114,10 +144,51 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
     },
   )
 
-  app.get(
+  const verify = async (checkpoint: unknown, raw: ServerResponse): Promise<AuditVerifyReport> => {
+    if (checkpoint === undefined) return init.audit.verify({ signal: abortOnHangUp(raw) })
+    const saved = parseCheckpoint(checkpoint, init.audit.knownKeys())
+    if (saved.mesh !== init.audit.mesh) {
+      throw new BadRequestError('the checkpoint is of another mesh', { mesh: saved.mesh })
+    }
+    return init.audit.verify({
+      checkpoint: { seq: saved.size, hash: saved.head },
+      signal: abortOnHangUp(raw),
+    })
+  }
+
+  app.get<{ Querystring: VerifyQuerystring }>(
     '/api/audit/verify',
-    { preHandler: init.authenticate, schema: { response: { 200: reportSchema } } },
-    async (_request, reply) => init.audit.verify({ signal: abortOnHangUp(reply.raw) }),
+    {
+      preHandler: init.authenticate,
+      schema: { querystring: verifyQuerystringSchema, response: { 200: reportSchema } },
+    },
+    async (request, reply) => {
+      const param = request.query.checkpoint
+      let checkpoint: unknown
+      if (param !== undefined) {
+        try {
+          checkpoint = JSON.parse(Buffer.from(param, 'base64url').toString('utf8')) as unknown
+        } catch {
+          throw new BadRequestError('checkpoint must be the base64url of a checkpoint’s JSON')
+        }
+      }
+      return verify(checkpoint, reply.raw)
+    },
+  )
+
+  app.post<{ Body: { checkpoint: unknown } }>(
+    '/api/audit/verify',
+    {
+      preHandler: init.authenticate,
+      schema: { body: verifyBodySchema, response: { 200: reportSchema } },
+    },
+    async (request, reply) => verify(request.body.checkpoint, reply.raw),
+  )
+
+  app.get(
+    '/api/audit/checkpoint',
+    { preHandler: init.authenticate, schema: { response: { 200: checkpointSchema } } },
+    async () => init.audit.checkpoint(),
   )
 }
 

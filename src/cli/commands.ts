@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { Command, Option } from 'commander'
-import type { AuditPage, AuditVerifyReport } from '../audit/index.ts'
+import type { AuditCheckpoint, AuditPage, AuditVerifyReport } from '../audit/index.ts'
 import { roomResourceOf } from '../auth/authority/index.ts'
 import { MESH_NODE_VERSION } from '../config.ts'
 import {
@@ -527,12 +527,30 @@ function program(): Command {
 
   client('audit', 'show the audit log, or verify its hash chain and signatures')
     .option('--verify', 'verify the whole log')
+    .option(
+      '--checkpoint [file-or-json]',
+      'alone: print the log’s current signed checkpoint (JSON, to keep off the node); ' +
+        'with --verify: also check that the log extends this saved checkpoint',
+    )
     .option('--action <prefix>', 'only rows whose action starts with this')
     .addOption(new Option('--limit <n>', 'rows (1–500)').argParser(positiveInt).default(100))
-    .action(async (options: ClientOptions & { verify?: boolean; action?: string; limit: number }) => {
+    .action(async (options: AuditOptions) => {
       const { client: api } = await humanSession(options)
+      if (options.checkpoint === true && options.verify !== true) {
+        // Always JSON: it is meant to be saved (`mesh audit --checkpoint > checkpoint.json`).
+        process.stdout.write(`${JSON.stringify(await api.get<AuditCheckpoint>('/api/audit/checkpoint'))}\n`)
+        return
+      }
       if (options.verify === true) {
-        const report = await api.get<AuditVerifyReport>('/api/audit/verify')
+        if (options.checkpoint === true) {
+          throw new MeshError('MESH_BAD_REQUEST', '--verify --checkpoint wants a checkpoint file or its JSON')
+        }
+        const saved = options.checkpoint === undefined ? undefined : await readCheckpoint(options.checkpoint)
+        const report = await api.get<AuditVerifyReport>(
+          saved === undefined
+            ? '/api/audit/verify'
+            : `/api/audit/verify?checkpoint=${Buffer.from(saved).toString('base64url')}`,
+        )
         print(
           globals().json,
           report,
@@ -595,6 +613,33 @@ function program(): Command {
       )
     })
   return cli
+}
+
+type AuditOptions = ClientOptions & {
+  verify?: boolean
+  checkpoint?: string | true
+  action?: string
+  limit: number
+}
+
+/** A saved checkpoint given as its JSON text or as a file holding it; returned as compact JSON. */
+async function readCheckpoint(value: string): Promise<string> {
+  let text = value
+  if (!value.trimStart().startsWith('{')) {
+    try {
+      text = await readFile(value, 'utf8')
+    } catch (err) {
+      throw new MeshError(
+        'MESH_BAD_REQUEST',
+        `cannot read the checkpoint file ${value}: ${(err as Error).message}`,
+      )
+    }
+  }
+  try {
+    return JSON.stringify(JSON.parse(text))
+  } catch {
+    throw new MeshError('MESH_BAD_REQUEST', 'the checkpoint is not JSON')
+  }
 }
 
 // ---------------------------------------------------------------- rooms

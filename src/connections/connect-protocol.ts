@@ -1,5 +1,6 @@
 import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
+import { checkpointSchema } from '../audit/checkpoint.ts'
 import { BadRequestError, type MeshErrorCode } from '../errors.ts'
 import { type RotationRecord, rotationChainSchema } from '../identity/index.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
@@ -39,6 +40,11 @@ import { ENVELOPE_LIMITS } from './envelope.ts'
  *   is the proof. The receiver accepts the new key only if the chain continues from the
  *   key it holds as the sender's current one; the ack names `connectionId`'s state.
  *
+ * - `audit.checkpoint` {connectionId, checkpoint, held} — the sender's signed audit
+ *   checkpoint and the latest one it holds of the receiver's log (audit/checkpoint-gossip.ts),
+ *   sent only over an accepted connection; answered by
+ *   `audit.checkpoint-ack` {inReplyTo, checkpoint, held} (the receiver's), not `connect.ack`.
+ *
  * `decidedAt` (ms) is when the sending mesh carried out its human's act; the receiver
  * judges the act's time bounds at that instant, so that a message that waited in an
  * outbox while the peer was offline still carries a valid consent.
@@ -54,11 +60,16 @@ export const CONNECT_MESSAGE = {
   decline: 'connect.decline',
   disconnect: 'connect.disconnect',
   keyRotated: 'mesh.key-rotated',
+  checkpoint: 'audit.checkpoint',
+  checkpointAck: 'audit.checkpoint-ack',
   ack: 'connect.ack',
   error: 'connect.error',
 } as const
 export type ConnectMessageType = (typeof CONNECT_MESSAGE)[keyof typeof CONNECT_MESSAGE]
-export type ConnectCommandType = Exclude<ConnectMessageType, 'connect.ack' | 'connect.error'>
+export type ConnectCommandType = Exclude<
+  ConnectMessageType,
+  'connect.ack' | 'connect.error' | 'audit.checkpoint' | 'audit.checkpoint-ack'
+>
 
 export const CONNECTION_STATUSES = ['pending', 'accepted', 'declined', 'disconnected'] as const
 export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number]
@@ -156,6 +167,26 @@ const bodySchemas: Record<string, object> = {
     additionalProperties: false,
     required: ['connectionId', 'identity', 'rotations'],
     properties: { connectionId: ID, identity: DID, rotations: { ...rotationChainSchema, minItems: 1 } },
+  },
+  [CONNECT_MESSAGE.checkpoint]: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['connectionId', 'checkpoint', 'held'],
+    properties: {
+      connectionId: ID,
+      checkpoint: checkpointSchema,
+      held: { anyOf: [{ type: 'null' }, checkpointSchema] },
+    },
+  },
+  [CONNECT_MESSAGE.checkpointAck]: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['inReplyTo', 'checkpoint', 'held'],
+    properties: {
+      inReplyTo: { type: 'string', maxLength: 64 },
+      checkpoint: checkpointSchema,
+      held: { anyOf: [{ type: 'null' }, checkpointSchema] },
+    },
   },
   [CONNECT_MESSAGE.ack]: {
     type: 'object',

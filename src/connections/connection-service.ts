@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import type { AuditEntryInput, AuditLog } from '../audit/index.ts'
+import type { AuditEntryInput, AuditLog, CheckpointExchangeBody, CheckpointGossip } from '../audit/index.ts'
 import {
   BadRequestError,
   ClockSkewError,
@@ -9,6 +9,7 @@ import {
   ForbiddenError,
   MeshError,
   type MeshErrorCode,
+  NotConnectedError,
   NotFoundError,
   ReplayError,
   SignatureMismatchError,
@@ -160,6 +161,11 @@ export interface ConnectionServiceComponents {
   acts: ActGate
   peers: PeerBook
   /**
+   * Audit checkpoints swapped with accepted peers (`audit.checkpoint`), so that a log cut
+   * back shows; without it the node neither sends nor answers them.
+   */
+  checkpoints?: Pick<CheckpointGossip, 'outgoing' | 'incoming' | 'answered'>
+  /**
    * Reputation hook: every message from a peer whose envelope verified, accepted or
    * refused (`principal` is the human behind its act, when there is one). Never awaited
    * by the wire handler; it must not throw.
@@ -204,7 +210,10 @@ export interface ConnectionServiceInit {
   }
   /** One delivery attempt (dial + exchange) at most this long; default 10 000 ms. */
   sendTimeoutMs?: number
-  /** How often accepted peers with nothing queued are pinged (drives `degraded`); 0 = never; default 30 000 ms. */
+  /**
+   * How often accepted peers with nothing queued are pinged (drives `degraded`), and
+   * audit checkpoints swapped with accepted peers (when ours changed); 0 = never; default 30 000 ms.
+   */
   probeIntervalMs?: number
   /** The per-peer token bucket in front of the wire handler; default 20 burst, 5/s. */
   rateLimit?: RateLimiterInit
@@ -311,9 +320,17 @@ export class ConnectionService {
     const every = this.#init.probeIntervalMs ?? 30_000
     if (every > 0) {
       this.#probeTimer = setInterval(() => {
-        this.probe().catch((err: unknown) => {
-          this.#log.error({ event: 'federation.probe_failed', err }, 'probing peers failed')
-        })
+        this.probe()
+          .catch((err: unknown) => {
+            this.#log.error({ event: 'federation.probe_failed', err }, 'probing peers failed')
+          })
+          .then(() => this.exchangeCheckpoints())
+          .catch((err: unknown) => {
+            this.#log.error(
+              { event: 'federation.checkpoint.round_failed', err },
+              'checkpoint exchange failed',
+            )
+          })
       }, every)
       this.#probeTimer.unref()
     }
@@ -653,6 +670,110 @@ export class ConnectionService {
     )
   }
 
+  /**
+   * Swaps audit checkpoints with every peer that has an accepted connection, when this
+   * log changed since the last exchange with it (this run): ours and the one we hold
+   * of theirs go out, theirs and the one they hold of ours come back (see
+   * audit/checkpoint-gossip.ts). A failed exchange is logged and tried next round.
+   * Returns the peers that answered.
+   */
+  async exchangeCheckpoints(options: AbortOptions = {}): Promise<string[]> {
+    const gossip = this.#c.checkpoints
+    if (gossip === undefined) return []
+    const accepted = new Map<string, ConnectionRecord>()
+    for await (const record of this.#sub.values({ gte: CONN_PREFIX, lt: `${CONN_PREFIX}~` })) {
+      if (record.status === 'accepted') accepted.set(record.peerDid, record)
+    }
+    const answered: string[] = []
+    await Promise.all(
+      [...accepted].map(async ([did, record]) => {
+        try {
+          const body = await gossip.outgoing(did)
+          if (body === undefined) return
+          const peer = await this.#c.peers.get(did)
+          if (peer === undefined) return
+          const signal = AbortSignal.any([
+            AbortSignal.timeout(this.#sendTimeoutMs),
+            this.#shutdown.signal,
+            ...(options.signal ? [options.signal] : []),
+          ])
+          const keyDid = currentKeyOf(peer)
+          const envelope = createEnvelope(this.#c.key(), {
+            type: CONNECT_MESSAGE.checkpoint,
+            target: keyDid,
+            protocol: MESH_CONNECT_PROTOCOL,
+            body: { connectionId: record.id, ...body },
+            now: this.#now(),
+          })
+          const peerId = await this.#dialable(peer, { signal })
+          const bytes = await exchange(this.#c.libp2p, peerId, encodeEnvelope(envelope), { signal })
+          const reply = await this.#c.envelopes.verify(bytes, { remoteDid: keyDid })
+          await this.#c.envelopes.release(reply)
+          if (reply.type === CONNECT_MESSAGE.error) {
+            const error = reply.body as ConnectErrorBody
+            throw new MeshError(
+              (error.code ?? 'MESH_INTERNAL') as MeshErrorCode,
+              String(error.message ?? 'refused'),
+            )
+          }
+          const answer = checkBody<CheckpointExchangeBody & { inReplyTo: string }>(reply.type, reply.body)
+          if (reply.type !== CONNECT_MESSAGE.checkpointAck || answer.inReplyTo !== envelope.id) {
+            throw new BadRequestError('the reply does not answer this checkpoint', { type: reply.type })
+          }
+          const { inReplyTo: _, ...theirs } = answer
+          await this.#serial(() =>
+            gossip.answered(
+              did,
+              peer.keys.map((k) => k.did),
+              body,
+              theirs,
+            ),
+          )
+          answered.push(did)
+        } catch (err) {
+          if (this.#shutdown.signal.aborted) return
+          this.#log.warn(
+            { event: 'federation.checkpoint.failed', peer: did, err },
+            `audit checkpoint exchange failed: ${(err as Error).message}`,
+          )
+        }
+      }),
+    )
+    return answered
+  }
+
+  /** A peer's `audit.checkpoint`: only over an accepted connection; answered with our checkpoint. */
+  async #applyCheckpoint(env: Envelope, identity: string | undefined): Promise<CheckpointExchangeBody> {
+    const gossip = this.#c.checkpoints
+    if (gossip === undefined)
+      throw new BadRequestError(`unexpected message type ${env.type}`, { type: env.type })
+    const body = checkBody<CheckpointExchangeBody & { connectionId: string }>(env.type, env.body)
+    const peer = identity === undefined ? undefined : await this.#c.peers.get(identity)
+    const record = await this.#sub.get(CONN_PREFIX + body.connectionId)
+    if (
+      peer === undefined ||
+      record === undefined ||
+      record.peerDid !== peer.did ||
+      record.status !== 'accepted'
+    ) {
+      throw new NotConnectedError('audit checkpoints are swapped only over an accepted connection', {
+        connectionId: body.connectionId,
+      })
+    }
+    const decision = await this.#c.policy.evaluate(peer.did)
+    if (!decision.ok) throw decision.error
+    // Remembered, so that a replayed copy (an older, shorter checkpoint) is refused.
+    await this.#c.envelopes.commit(env)
+    const { connectionId: _, ...theirs } = body
+    return this.#serial(() =>
+      gossip.incoming(
+        peer.did,
+        peer.keys.map((k) => k.did),
+        theirs,
+      ),
+    )
+  }
+
   // ---------------------------------------------------------------- key rotation
 
   /**
@@ -894,6 +1015,10 @@ export class ConnectionService {
       const env = envelope
       const known = await this.#c.peers.identityOf(env.origin)
       if (known !== undefined) await this.#refuseRetiredKey(known, env.origin)
+      if (env.type === CONNECT_MESSAGE.checkpoint) {
+        const reply = await this.#applyCheckpoint(env, known)
+        return this.#reply(remoteDid, env.id, CONNECT_MESSAGE.checkpointAck, reply)
+      }
       if (env.type === CONNECT_MESSAGE.keyRotated) {
         const result = await this.#serial(() => this.#applyKeyRotation(env))
         return this.#reply(remoteDid, env.id, CONNECT_MESSAGE.ack, result.reply)

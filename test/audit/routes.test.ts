@@ -3,16 +3,18 @@ import { describe, it, type TestContext } from 'node:test'
 import type { FastifyRequest } from 'fastify'
 import { Registry } from 'prom-client'
 import {
+  type AuditCheckpoint,
   AuditLog,
   type AuditPage,
   type AuditRow,
   type AuditVerifyReport,
   registerAuditRoutes,
+  signCheckpoint,
 } from '../../src/audit/index.ts'
 import { UnauthenticatedError } from '../../src/errors.ts'
 import { createHttpApp } from '../../src/http/index.ts'
 import { silentLogger } from '../../src/log.ts'
-import { alice, bob, tempStore } from '../fixtures/principals.ts'
+import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
 const TOKEN = 'test-token'
 const auth = { authorization: `Bearer ${TOKEN}` }
@@ -52,7 +54,7 @@ const errorCode = (res: { json: () => unknown }) => (res.json() as { error: { co
 describe('audit routes', () => {
   it('require a session', async (t) => {
     const { app } = await server(t, 2)
-    for (const url of ['/api/audit', '/api/audit/verify']) {
+    for (const url of ['/api/audit', '/api/audit/verify', '/api/audit/checkpoint']) {
       const res = await app.inject({ method: 'GET', url })
       assert.equal(res.statusCode, 401)
       assert.equal(errorCode(res), 'MESH_UNAUTHENTICATED')
@@ -144,5 +146,73 @@ describe('audit routes', () => {
       [[4, 'altered']],
     )
     assert.equal(typeof bad.problems[0]?.message, 'string')
+  })
+
+  it('GET /api/audit/checkpoint, then verify against it (GET ?checkpoint=, POST): a truncation with a rolled-back head fails only that way', async (t) => {
+    const { app, store } = await server(t, 9)
+    const res = await app.inject({ method: 'GET', url: '/api/audit/checkpoint', headers: auth })
+    assert.equal(res.statusCode, 200)
+    const checkpoint = res.json() as AuditCheckpoint
+    assert.equal(checkpoint.mesh, alice.did)
+    assert.equal(checkpoint.signer, alice.did)
+    assert.equal(checkpoint.size, 9)
+    const param = Buffer.from(JSON.stringify(checkpoint)).toString('base64url')
+    const verifyGet = async () =>
+      (
+        await app.inject({ method: 'GET', url: `/api/audit/verify?checkpoint=${param}`, headers: auth })
+      ).json() as AuditVerifyReport
+    const verifyPost = async () =>
+      (
+        await app.inject({ method: 'POST', url: '/api/audit/verify', headers: auth, payload: { checkpoint } })
+      ).json() as AuditVerifyReport
+    assert.equal((await verifyGet()).ok, true)
+    assert.equal((await verifyPost()).ok, true)
+
+    // The attack: cut the last three rows and roll the head back with them.
+    const sub = store.sublevel<unknown>('audit')
+    const six = (await sub.get(`entry/v1/${String(6).padStart(16, '0')}`)) as AuditRow
+    await sub.batch([
+      ...[7, 8, 9].map((seq) => ({ type: 'del' as const, key: `entry/v1/${String(seq).padStart(16, '0')}` })),
+      { type: 'put', key: 'head/v1', value: { seq: 6, hash: six.hash } },
+    ])
+    const plain = (await app.inject({ method: 'GET', url: '/api/audit/verify', headers: auth })).json()
+    assert.equal((plain as AuditVerifyReport).ok, true, 'the log alone still verifies')
+    for (const report of [await verifyGet(), await verifyPost()]) {
+      assert.equal(report.ok, false)
+      assert.ok(
+        report.problems.some((p) => p.kind === 'truncated' && /truncated or rolled back/.test(p.message)),
+        JSON.stringify(report.problems),
+      )
+    }
+  })
+
+  it('verify refuses a checkpoint that is malformed, forged, or of another mesh', async (t) => {
+    const { app, audit } = await server(t, 2)
+    const good = audit.checkpoint()
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+    const cases: Array<[string, number, string]> = [
+      ['%%%', 400, 'MESH_BAD_REQUEST'],
+      [Buffer.from('not json').toString('base64url'), 400, 'MESH_BAD_REQUEST'],
+      [b64({ ...good, size: 'x' }), 400, 'MESH_BAD_REQUEST'],
+      [b64({ ...good, size: 1 }), 401, 'MESH_SIGNATURE_MISMATCH'],
+      [b64(signCheckpoint(mallory, { ...good, head: good.head })), 401, 'MESH_SIGNATURE_MISMATCH'],
+      [b64(signCheckpoint(alice, { ...good, mesh: bob.did })), 400, 'MESH_BAD_REQUEST'],
+    ]
+    for (const [param, status, code] of cases) {
+      const res = await app.inject({
+        method: 'GET',
+        url: `/api/audit/verify?checkpoint=${param}`,
+        headers: auth,
+      })
+      assert.equal(res.statusCode, status, param)
+      assert.equal(errorCode(res), code, param)
+    }
+    const post = await app.inject({
+      method: 'POST',
+      url: '/api/audit/verify',
+      headers: auth,
+      payload: { checkpoint: good, extra: 1 },
+    })
+    assert.equal(post.statusCode, 400)
   })
 })
