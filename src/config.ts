@@ -1,3 +1,4 @@
+import type { HttpConnectionLimits } from './http/index.ts'
 import type { Logger } from './log.ts'
 
 /** The software version reported in health, manifest, records and heartbeats. */
@@ -7,8 +8,12 @@ export const MESH_NODE_VERSION = '0.1.0'
 export interface MeshNodeInit {
   /** The node's data dir: mesh key, LevelDB, the running node's address file. */
   dataDir: string
-  /** HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). */
-  http?: { host?: string; port?: number }
+  /**
+   * HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). `connections`:
+   * header/request/keep-alive/idle timeouts and connection caps, defaults 10 s, 30 s, 5 s,
+   * 60 s, 512 open, 64 per remote address (http/connection-limits.ts).
+   */
+  http?: { host?: string; port?: number; connections?: HttpConnectionLimits }
   /** libp2p listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[]
   /** A registry to bootstrap from (its public list) and, for a public mesh, to heartbeat to. */

@@ -2,14 +2,15 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { MESH_NODE_VERSION } from './config.ts'
-import { createHttpApp } from './http/index.ts'
+import { createHttpApp, type HttpConnectionLimits } from './http/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
 import { MeshStore } from './store/index.ts'
 
 export interface RegistryServerInit {
   dataDir: string
-  http?: { host?: string; port?: number }
+  /** Where to listen (default 127.0.0.1:7800) and the connection limits, as a node's `http`. */
+  http?: { host?: string; port?: number; connections?: HttpConnectionLimits }
   /** Expected heartbeat interval; three missed ones make a mesh offline. Default 30 000 ms. */
   heartbeatIntervalMs?: number
   logger?: Logger
@@ -49,7 +50,11 @@ export class RegistryServer {
       })
       await registry.start()
       this.#registry = registry
-      const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
+      const app = createHttpApp({
+        logger: this.logger,
+        metrics: this.metrics,
+        ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
+      })
       app.get('/api/health', async () => ({ status: 'ok', role: 'registry', version: MESH_NODE_VERSION }))
       app.get('/metrics', async (_request, reply) => {
         void reply.type(this.metrics.contentType)

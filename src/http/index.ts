@@ -1,5 +1,6 @@
 /** HTTP: the fastify app with the SPEC §3 error shape, and the routes every node serves. */
 
+export { DEFAULT_CONNECTION_LIMITS, type HttpConnectionLimits } from './connection-limits.ts'
 export { CONSOLE_ROOT, type ConsoleRoutesInit, registerConsole } from './console-routes.ts'
 export { type CoreRoutesInit, type HealthInfo, registerCoreRoutes } from './core-routes.ts'
 export { createHttpApp, type HttpAppInit, toHttpError } from './http-app.ts'
