@@ -42,7 +42,7 @@ import { type Ed25519KeyPair, type MeshKeyHistory, readRetiredKey, rotateMeshKey
 import { type KeyRotationResult, type KeysView, registerKeyRoutes } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { type FederationSettings, type MeshManifest, signManifest } from './manifest/index.ts'
-import { loadMesh, type MeshInfo, STORE_DIR } from './mesh-info.ts'
+import { loadMesh, type MeshInfo, meshStore } from './mesh-info.ts'
 import {
   createMeshDatastore,
   createMeshDiscovery,
@@ -69,7 +69,7 @@ import {
   registerRoomRoutes,
   registerYjsWebsocket,
 } from './rooms/index.ts'
-import { MeshStore } from './store/index.ts'
+import type { MeshStore } from './store/index.ts'
 
 /** The file in the data dir where a running node says where its API is, for `mesh <command>` clients. */
 export const NODE_ADDRESS_FILE = 'node.json'
@@ -243,7 +243,7 @@ export class MeshNode {
 
   async #startAll(): Promise<void> {
     const { init } = this
-    const store = new MeshStore({ path: join(init.dataDir, STORE_DIR) })
+    const store = await meshStore(init.dataDir)
     await store.open()
     this.#store = store
     this.#stack.push(() => store.close())

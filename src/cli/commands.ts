@@ -22,11 +22,11 @@ import { ERROR_MEANING, MeshError, type MeshErrorCode, UnavailableError } from '
 import { HumanKeystore } from '../identity/index.ts'
 import type { KeyRotationResult } from '../keys/index.ts'
 import { createLogger } from '../log.ts'
-import { initMesh, readMeshInfo, STORE_DIR } from '../mesh-info.ts'
+import { initMesh, meshStore, readMeshInfo } from '../mesh-info.ts'
 import { createMeshNode, NODE_ADDRESS_FILE } from '../mesh-node.ts'
 import { RegistryServer } from '../registry-server.ts'
 import type { RoomSyncStatus, ShareView, TransferProgress } from '../rooms/index.ts'
-import { MeshStore } from '../store/index.ts'
+import type { MeshStore } from '../store/index.ts'
 import { registerAuthorityCommands } from './authority-commands.ts'
 import { actCapability, chainProofs, invocationToken } from './chains.ts'
 import { GatedStdout } from './gated-stdout.ts'
@@ -64,7 +64,7 @@ const positiveInt = (value: string) => {
 }
 
 async function withStore<T>(dataDir: string, fn: (store: MeshStore) => Promise<T>): Promise<T> {
-  const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
+  const store = await meshStore(dataDir)
   await store.open()
   try {
     return await fn(store)
