@@ -24,6 +24,13 @@ export interface MeshNodeInit {
   serveRegistry?: boolean
   /** List this mesh: heartbeats to the registry and an entry in the DHT directory; default false. */
   public?: boolean
+  store?: {
+    /**
+     * How often the store is probed (a write and read) and a durability mark written; a
+     * failed probe makes /api/health answer 503 and reopens the store; default 5 000 ms.
+     */
+    probeIntervalMs?: number
+  }
   discovery?: {
     /** How often to republish this mesh's record and look for new meshes; default 10 000 ms. */
     intervalMs?: number

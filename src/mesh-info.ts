@@ -10,6 +10,7 @@ import {
   MESH_KEY_FILE,
   type MeshKeyHistory,
 } from './identity/index.ts'
+import type { Logger } from './log.ts'
 import { MeshStore } from './store/index.ts'
 
 /** What `mesh init` records about a mesh, beside its key. */
@@ -33,12 +34,16 @@ export function meshKeyPath(dataDir: string): string {
  * whose store must be there: it is opened without `createIfMissing`, so a lost or damaged
  * store is reported (MESH_STORE_DAMAGED) instead of replaced by an empty one.
  */
-export async function meshStore(dataDir: string): Promise<MeshStore> {
+export async function meshStore(dataDir: string, logger?: Logger): Promise<MeshStore> {
   const exists = await access(meshKeyPath(dataDir)).then(
     () => true,
     () => false,
   )
-  return new MeshStore({ path: join(dataDir, STORE_DIR), createIfMissing: !exists })
+  return new MeshStore({
+    path: join(dataDir, STORE_DIR),
+    createIfMissing: !exists,
+    ...(logger !== undefined ? { logger } : {}),
+  })
 }
 
 export function validateMeshName(name: string): string {

@@ -37,6 +37,7 @@ import {
   registerCoreRoutes,
   registerSessionRoutes,
   requireSession,
+  toHttpError,
 } from './http/index.ts'
 import { type Ed25519KeyPair, type MeshKeyHistory, readRetiredKey, rotateMeshKey } from './identity/index.ts'
 import { type KeyRotationResult, type KeysView, registerKeyRoutes } from './keys/index.ts'
@@ -69,7 +70,7 @@ import {
   registerRoomRoutes,
   registerYjsWebsocket,
 } from './rooms/index.ts'
-import type { MeshStore } from './store/index.ts'
+import { type MeshStore, StoreMonitor } from './store/index.ts'
 
 /** The file in the data dir where a running node says where its API is, for `mesh <command>` clients. */
 export const NODE_ADDRESS_FILE = 'node.json'
@@ -119,6 +120,7 @@ export class MeshNode {
   readonly metrics = new Registry()
   #status: MeshNodeStatus = 'stopped'
   #store?: MeshStore
+  #storeMonitor?: StoreMonitor
   #key?: Ed25519KeyPair
   /** The mesh's identity (genesis did) and rotation chain; `#key` is its current key. */
   #history?: MeshKeyHistory
@@ -243,10 +245,21 @@ export class MeshNode {
 
   async #startAll(): Promise<void> {
     const { init } = this
-    const store = await meshStore(init.dataDir)
+    const store = await meshStore(init.dataDir, this.logger)
     await store.open()
     this.#store = store
     this.#stack.push(() => store.close())
+    const storeMonitor = new StoreMonitor({
+      store,
+      logger: this.logger,
+      metrics: this.metrics,
+      ...(init.store?.probeIntervalMs !== undefined ? { intervalMs: init.store.probeIntervalMs } : {}),
+    })
+    storeMonitor.start()
+    this.#storeMonitor = storeMonitor
+    this.#stack.push(() => storeMonitor.stop())
+    // The registry hears at once that this node cannot serve, and again when it can.
+    storeMonitor.onChange(() => void this.#heartbeat?.beat())
 
     const { key, info, history } = await loadMesh(store, init.dataDir)
     this.#key = key
@@ -616,6 +629,10 @@ export class MeshNode {
       },
       roleOf: async (did) => this.#roleOf(did),
     })
+    // A server error may be the store failing: probe it now rather than at the next tick.
+    app.addHook('onError', async (_request, _reply, err) => {
+      if (toHttpError(err).status >= 500) void this.#storeMonitor?.check()
+    })
     registerCoreRoutes(app, {
       health: () => this.health(),
       manifest: () => this.manifest(),
@@ -697,8 +714,10 @@ export class MeshNode {
   }
 
   health(): HealthInfo {
+    const store = this.#required(this.#storeMonitor, 'store monitor').health
     return {
-      status: 'ok',
+      status: store.status,
+      store,
       did: this.did,
       peerId: this.peerId,
       multiaddrs: this.multiaddrs(),
@@ -902,6 +921,7 @@ export class MeshNode {
       intervalMs: init.heartbeat?.intervalMs ?? 30_000,
       content: async () => this.#recordContent(),
       rotations: () => this.#history?.records,
+      healthy: () => this.#storeMonitor?.health.status !== 'unhealthy',
     })
   }
 
@@ -962,6 +982,7 @@ export class MeshNode {
     this.#policy = undefined
     this.#rejected = undefined
     this.#libp2p = undefined
+    this.#storeMonitor = undefined
   }
 
   #required<T>(value: T | undefined, what: string): T {

@@ -2,10 +2,10 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { MESH_NODE_VERSION } from './config.ts'
-import { createHttpApp, type HttpConnectionLimits } from './http/index.ts'
+import { createHttpApp, type HttpConnectionLimits, healthOrUnavailable, toHttpError } from './http/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
-import { MeshStore } from './store/index.ts'
+import { MeshStore, StoreMonitor } from './store/index.ts'
 
 export interface RegistryServerInit {
   dataDir: string
@@ -13,6 +13,8 @@ export interface RegistryServerInit {
   http?: { host?: string; port?: number; connections?: HttpConnectionLimits }
   /** Expected heartbeat interval; three missed ones make a mesh offline. Default 30 000 ms. */
   heartbeatIntervalMs?: number
+  /** How often the store is probed, as a node's `store.probeIntervalMs`; default 5 000 ms. */
+  storeProbeIntervalMs?: number
   logger?: Logger
 }
 
@@ -22,6 +24,7 @@ export class RegistryServer {
   readonly logger: Logger
   readonly metrics = new Registry()
   #store?: MeshStore
+  #monitor?: StoreMonitor
   #registry?: RegistryService
   #app?: FastifyInstance
   #url?: string
@@ -37,10 +40,20 @@ export class RegistryServer {
   }
 
   async start(): Promise<void> {
-    const store = new MeshStore({ path: join(this.init.dataDir, 'db') })
+    const store = new MeshStore({ path: join(this.init.dataDir, 'db'), logger: this.logger })
     await store.open()
     this.#store = store
     try {
+      const monitor = new StoreMonitor({
+        store,
+        logger: this.logger,
+        metrics: this.metrics,
+        ...(this.init.storeProbeIntervalMs !== undefined
+          ? { intervalMs: this.init.storeProbeIntervalMs }
+          : {}),
+      })
+      monitor.start()
+      this.#monitor = monitor
       collectDefaultMetrics({ register: this.metrics })
       const registry = new RegistryService({
         store,
@@ -55,7 +68,17 @@ export class RegistryServer {
         metrics: this.metrics,
         ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
       })
-      app.get('/api/health', async () => ({ status: 'ok', role: 'registry', version: MESH_NODE_VERSION }))
+      app.addHook('onError', async (_request, _reply, err) => {
+        if (toHttpError(err).status >= 500) void monitor.check()
+      })
+      app.get('/api/health', async () =>
+        healthOrUnavailable({
+          status: monitor.health.status,
+          store: monitor.health,
+          role: 'registry',
+          version: MESH_NODE_VERSION,
+        }),
+      )
       app.get('/metrics', async (_request, reply) => {
         void reply.type(this.metrics.contentType)
         return this.metrics.metrics()
@@ -78,7 +101,9 @@ export class RegistryServer {
   async stop(): Promise<void> {
     await this.#app?.close()
     await this.#registry?.stop()
+    await this.#monitor?.stop()
     await this.#store?.close()
+    this.#monitor = undefined
     this.#app = undefined
     this.#registry = undefined
     this.#store = undefined

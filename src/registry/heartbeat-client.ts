@@ -46,6 +46,11 @@ export interface HeartbeatClientInit {
   now?: () => number
   /** The mesh's rotation chain (from its identity to `key`), sent in every heartbeat; default none. */
   rotations?: () => HeartbeatContent['rotations']
+  /**
+   * Whether the node can serve now; default always. While it cannot (its store fails),
+   * heartbeats say 'offline' — never 'online' — so the registry does not send anyone to it.
+   */
+  healthy?: () => boolean
 }
 
 /** What one heartbeat attempt came to; failures are also logged and counted, never thrown. */
@@ -75,6 +80,7 @@ export class HeartbeatClient {
   // Heartbeats go out one at a time, so they reach the registry in seq order.
   #sending: Promise<unknown> = Promise.resolve()
   #lastSeq?: number
+  #lastInfo?: HeartbeatInfo
   #healthy = false
 
   constructor(init: HeartbeatClientInit) {
@@ -147,15 +153,21 @@ export class HeartbeatClient {
     let seq: number | undefined
     try {
       if (aborted(options)) return this.#cancelled(seq)
-      const info = await this.#init.content(options)
-      seq = await this.#nextSeq()
+      const unhealthy = this.#init.healthy?.() === false
+      // An unhealthy node's store may fail the content's reads and the seq's write: the
+      // report that it is down must not depend on them.
+      const info: HeartbeatInfo = unhealthy
+        ? await this.#lastContent(options)
+        : await this.#init.content(options)
+      this.#lastInfo = info
+      seq = await this.#nextSeq(unhealthy)
       const { key } = this.#init
       const rotations = this.#init.rotations?.()
       const heartbeat = signHeartbeat(key, {
         ...info,
         did: key.did,
         peerId: key.peerId().toString(),
-        status: override ?? info.status ?? 'online',
+        status: override ?? (unhealthy ? 'offline' : (info.status ?? 'online')),
         seq,
         ts: this.#now(),
         ...(rotations !== undefined && rotations.length > 0 ? { rotations } : {}),
@@ -189,12 +201,23 @@ export class HeartbeatClient {
   }
 
   /** Persisted before sending, so a crash after a send never reuses a seq; the clock keeps it growing even if the store is lost. */
-  async #nextSeq(): Promise<number> {
-    const last = this.#lastSeq ?? (await this.#sublevel.get(SEQ_KEY)) ?? 0
+  async #nextSeq(storeMayFail = false): Promise<number> {
+    const last = this.#lastSeq ?? (await this.#sublevel.get(SEQ_KEY).catch(() => undefined)) ?? 0
     const seq = Math.max(last + 1, this.#now())
-    await this.#sublevel.put(SEQ_KEY, seq)
+    try {
+      await this.#sublevel.put(SEQ_KEY, seq)
+    } catch (err) {
+      // The clock keeps a seq growing across restarts even when it was not persisted.
+      if (!storeMayFail) throw err
+    }
     this.#lastSeq = seq
     return seq
+  }
+
+  /** The content of the last heartbeat sent, or a fresh one if the store still answers. */
+  async #lastContent(options: AbortOptions): Promise<HeartbeatInfo> {
+    if (this.#lastInfo !== undefined) return this.#lastInfo
+    return this.#init.content(options)
   }
 
   #succeeded(seq: number, sent: HeartbeatStatus, status: MeshStatus): HeartbeatResult {

@@ -199,13 +199,16 @@ export class MeshStore {
   }
 
   /**
-   * Closes and opens the database again on the same handle (its sublevels stay valid):
-   * LevelDB keeps a background write error until it is reopened.
+   * Closes and opens the database again on the same handle, and the sublevels `sublevel()`
+   * gave out with it: LevelDB keeps a background write error until it is reopened. A
+   * sublevel made from one of those (a nested one) stays closed: make it again.
    */
   async reopen(): Promise<void> {
     const db = this.#opened()
     if (db.status === 'open') await db.close().catch(() => {})
     await db.open({ createIfMissing: false })
+    // Closing a database closes its sublevels too, and opening it does not reopen them.
+    for (const sub of this.#sublevels.values()) if (sub.status !== 'open') await sub.open()
   }
 
   /** Writes a durability mark (synced), then its nonce to the mark file; one at a time. */
