@@ -61,6 +61,12 @@ export interface MeshStoreInit {
    * of the process. A write may still pass `{sync: false}` for data it can rebuild.
    */
   sync?: boolean
+  /**
+   * Sublevels whose writes are not synced (unless they ask): caches of what the network
+   * republishes anyway, where an fsync per write would let a flood of records cost a
+   * disk flush each; default ['dht'].
+   */
+  unsyncedSublevels?: SublevelName[]
   logger?: Logger
 }
 
@@ -101,6 +107,7 @@ export class MeshStore {
   readonly path: string
   readonly #createIfMissing: boolean
   readonly #sync: boolean
+  readonly #unsynced: string[]
   readonly #log: Logger
   #db?: Db
   readonly #sublevels = new Map<SublevelName, Sublevel>()
@@ -112,6 +119,8 @@ export class MeshStore {
     this.path = init.path
     this.#createIfMissing = init.createIfMissing ?? true
     this.#sync = init.sync ?? true
+    // abstract-level's sublevel prefix: `!name!` before every key (nested ones included).
+    this.#unsynced = (init.unsyncedSublevels ?? ['dht']).map((name) => `!${name}!`)
     this.#log = (init.logger ?? silentLogger()).child({ area: 'store' })
   }
 
@@ -270,10 +279,21 @@ export class MeshStore {
     const put = raw._put.bind(db)
     const del = raw._del.bind(db)
     const batch = raw._batch.bind(db)
-    const synced = (options: Record<string, unknown>) => ({ ...options, sync: options.sync ?? true })
-    raw._put = (key, value, options) => put(key, value, synced(options))
-    raw._del = (key, options) => del(key, synced(options))
-    raw._batch = (operations, options) => batch(operations, synced(options))
+    const cached = (key: unknown) => typeof key === 'string' && this.#unsynced.some((p) => key.startsWith(p))
+    const synced = (options: Record<string, unknown>, keys: unknown[]) => ({
+      ...options,
+      sync: options.sync ?? !keys.every(cached),
+    })
+    raw._put = (key, value, options) => put(key, value, synced(options, [key]))
+    raw._del = (key, options) => del(key, synced(options, [key]))
+    raw._batch = (operations, options) =>
+      batch(
+        operations,
+        synced(
+          options,
+          operations.map((op) => (op as { key: unknown }).key),
+        ),
+      )
     return db
   }
 }
