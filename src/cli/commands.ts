@@ -65,7 +65,7 @@ const maxConnectionsOption = () =>
 const maxConnectionsPerIpOption = () =>
   new Option(
     '--max-connections-per-ip <n>',
-    'open HTTP connections from one address at most (default 64; raise it behind a reverse proxy)',
+    'open HTTP connections from one address at most (default 64; 127.0.0.1 and ::1 exempt)',
   ).argParser(positiveInt)
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]

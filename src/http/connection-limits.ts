@@ -19,13 +19,24 @@ export interface HttpConnectionLimits {
   keepAliveTimeoutMs?: number
   /** A socket with no traffic either way for this long is closed (a stalled reader); default 60 000 ms. */
   idleTimeoutMs?: number
-  /** Open connections (WebSockets included) at most; the next ones are closed at once; default 512. */
+  /**
+   * Open connections (WebSockets included) at most; the next ones are closed at once;
+   * default 512. A client that opens many connections at once (a load test with an
+   * unbounded pool) sees resets past this, not a queue.
+   */
   maxConnections?: number
   /**
    * Open connections from one remote address at most; default 64. Behind a reverse
-   * proxy every client has the proxy's address: raise this, or cap at the proxy.
+   * proxy on another host every client has the proxy's address: list it in
+   * `perIpExempt`, and cap at the proxy.
    */
   maxConnectionsPerIp?: number
+  /**
+   * Addresses the per-address cap does not apply to (the total cap still does): this
+   * host itself, which is also where a local reverse proxy connects from; default
+   * 127.0.0.1 and ::1.
+   */
+  perIpExempt?: string[]
 }
 
 export const DEFAULT_CONNECTION_LIMITS: Required<HttpConnectionLimits> = {
@@ -35,6 +46,7 @@ export const DEFAULT_CONNECTION_LIMITS: Required<HttpConnectionLimits> = {
   idleTimeoutMs: 60_000,
   maxConnections: 512,
   maxConnectionsPerIp: 64,
+  perIpExempt: ['127.0.0.1', '::1', '::ffff:127.0.0.1'],
 }
 
 /** The timeouts as fastify's options (fastify's own defaults switch Node's header clock off). */
@@ -69,7 +81,11 @@ export function capConnections(
   server: Server,
   init: { limits?: HttpConnectionLimits | undefined; metrics: Registry; logger: Logger },
 ): void {
-  const { maxConnections, maxConnectionsPerIp } = { ...DEFAULT_CONNECTION_LIMITS, ...init.limits }
+  const { maxConnections, maxConnectionsPerIp, perIpExempt } = {
+    ...DEFAULT_CONNECTION_LIMITS,
+    ...init.limits,
+  }
+  const exempt = new Set(perIpExempt)
   const perIp = new Map<string, number>()
   let open = 0
   const refused = new Counter({
@@ -90,7 +106,12 @@ export function capConnections(
   server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? 'unknown'
     const fromIp = perIp.get(ip) ?? 0
-    const reason = open >= maxConnections ? 'total' : fromIp >= maxConnectionsPerIp ? 'per_ip' : undefined
+    const reason =
+      open >= maxConnections
+        ? 'total'
+        : fromIp >= maxConnectionsPerIp && !exempt.has(ip)
+          ? 'per_ip'
+          : undefined
     if (reason !== undefined) {
       refused.inc({ reason })
       // One line a second at most: a flood must not become a log flood.

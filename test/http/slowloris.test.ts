@@ -87,11 +87,15 @@ describe('HTTP connection handling (slowloris)', () => {
     timeout: 10_000,
   }, async (t) => {
     const { port } = await server(t, { headersTimeoutMs: 10_000, maxConnectionsPerIp: 2 })
-    const attackers = [dribbler(t, port, 50), dribbler(t, port, 50)]
+    // All of 127/8 is loopback on Linux: 127.0.0.2 and .3 stand for two remote hosts.
+    const attackers = [dribbler(t, port, 50, '127.0.0.2'), dribbler(t, port, 50, '127.0.0.2')]
     await Promise.all(attackers.map((s) => once(s, 'connect')))
-    await waitFor(async () => (await rawGet(port)) === 'closed')
-    // Another address (all of 127/8 is loopback on Linux) is served while the attacker holds its two.
-    assert.equal(await rawGet(port, '127.0.0.2'), 'HTTP/1.1 200 OK')
+    await waitFor(async () => (await rawGet(port, '127.0.0.2')) === 'closed')
+    // Another address is served while the attacker holds its two; so is the host itself (exempt).
+    assert.equal(await rawGet(port, '127.0.0.3'), 'HTTP/1.1 200 OK')
+    const local = [dribbler(t, port, 50), dribbler(t, port, 50)]
+    await Promise.all(local.map((s) => once(s, 'connect')))
+    assert.equal(await rawGet(port, '127.0.0.1'), 'HTTP/1.1 200 OK')
   })
 
   it('leaves an upgraded WebSocket open past every HTTP timeout', { timeout: 10_000 }, async (t) => {
