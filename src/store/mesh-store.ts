@@ -62,9 +62,11 @@ export interface MeshStoreInit {
    */
   sync?: boolean
   /**
-   * Sublevels whose writes are not synced (unless they ask): caches of what the network
-   * republishes anyway, where an fsync per write would let a flood of records cost a
-   * disk flush each; default ['dht'].
+   * Sublevels whose puts are not synced (unless they ask; deletes always are, so that a
+   * logout or a revocation is never undone by a power loss): what is lost there costs a
+   * repeat, not data — the DHT's records and the registry's entries, which the network
+   * republishes, and sessions, which mean a new sign-in — and an fsync per write would
+   * let a flood cost a disk flush each; default ['dht', 'registry', 'sessions'].
    */
   unsyncedSublevels?: SublevelName[]
   logger?: Logger
@@ -120,7 +122,7 @@ export class MeshStore {
     this.#createIfMissing = init.createIfMissing ?? true
     this.#sync = init.sync ?? true
     // abstract-level's sublevel prefix: `!name!` before every key (nested ones included).
-    this.#unsynced = (init.unsyncedSublevels ?? ['dht']).map((name) => `!${name}!`)
+    this.#unsynced = (init.unsyncedSublevels ?? ['dht', 'registry', 'sessions']).map((name) => `!${name}!`)
     this.#log = (init.logger ?? silentLogger()).child({ area: 'store' })
   }
 
@@ -280,20 +282,22 @@ export class MeshStore {
     const del = raw._del.bind(db)
     const batch = raw._batch.bind(db)
     const cached = (key: unknown) => typeof key === 'string' && this.#unsynced.some((p) => key.startsWith(p))
-    const synced = (options: Record<string, unknown>, keys: unknown[]) => ({
+    const synced = (options: Record<string, unknown>, lazy: boolean) => ({
       ...options,
-      sync: options.sync ?? !keys.every(cached),
+      sync: options.sync ?? !lazy,
     })
-    raw._put = (key, value, options) => put(key, value, synced(options, [key]))
-    raw._del = (key, options) => del(key, synced(options, [key]))
-    raw._batch = (operations, options) =>
-      batch(
+    raw._put = (key, value, options) => put(key, value, synced(options, cached(key)))
+    raw._del = (key, options) => del(key, synced(options, false))
+    raw._batch = (operations, options) => {
+      const ops = operations as Array<{ type: string; key: unknown }>
+      return batch(
         operations,
         synced(
           options,
-          operations.map((op) => (op as { key: unknown }).key),
+          ops.every((op) => op.type === 'put' && cached(op.key)),
         ),
       )
+    }
     return db
   }
 }
