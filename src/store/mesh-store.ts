@@ -131,9 +131,12 @@ export class MeshStore {
     await mkdir(this.path, { recursive: true })
     // Made here, not in the constructor: abstract-level opens a new database on the next
     // tick by itself, which would run before the damage check above.
-    const db = this.#durable(new Level<string, unknown>(this.path, { valueEncoding: 'json' }))
-    this.#db = db
+    // Opened again after a close: the same handle, so the sublevels given out stay valid.
+    if (this.#db === undefined)
+      this.#db = this.#durable(new Level<string, unknown>(this.path, { valueEncoding: 'json' }))
+    const db = this.#db
     await db.open({ createIfMissing: this.#createIfMissing })
+    await this.#openSublevels()
     const meta = this.sublevel<number>('meta')
     const found = await meta.get(SCHEMA_KEY)
     if (found === undefined) {
@@ -218,7 +221,11 @@ export class MeshStore {
     const db = this.#opened()
     if (db.status === 'open') await db.close().catch(() => {})
     await db.open({ createIfMissing: false })
-    // Closing a database closes its sublevels too, and opening it does not reopen them.
+    await this.#openSublevels()
+  }
+
+  // Closing a database closes its sublevels too, and opening it does not reopen them.
+  async #openSublevels(): Promise<void> {
     for (const sub of this.#sublevels.values()) if (sub.status !== 'open') await sub.open()
   }
 
