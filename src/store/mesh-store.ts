@@ -114,7 +114,8 @@ export class MeshStore {
   #db?: Db
   readonly #sublevels = new Map<SublevelName, Sublevel>()
   #tornLog?: TornLog
-  #lastMark?: Mark
+  /** The nonce the mark file holds: a mark whose file write failed must not move it. */
+  #fileNonce: string | null = null
   #marking: Promise<unknown> = Promise.resolve()
 
   constructor(init: MeshStoreInit) {
@@ -239,13 +240,13 @@ export class MeshStore {
   async #writeMark(): Promise<void> {
     const mark: Mark = {
       nonce: randomBytes(12).toString('base64url'),
-      prev: this.#lastMark?.nonce ?? null,
+      prev: this.#fileNonce,
       at: new Date().toISOString(),
     }
     // classic-level's own option, which abstract-level's types do not list.
     await this.sublevel<Mark>('meta').put(MARK_KEY, mark, { sync: true } as object)
-    // The file follows the store, never leads it: a crash in between leaves the file one
-    // mark behind, which `prev` accounts for.
+    // The file follows the store, never leads it: a crash (or a failed file write) in
+    // between leaves the file behind, on the nonce that `prev` names.
     const file = join(this.path, MARK_FILE)
     const handle = await openFile(`${file}.tmp`, 'w', 0o600)
     try {
@@ -255,7 +256,14 @@ export class MeshStore {
       await handle.close()
     }
     await rename(`${file}.tmp`, file)
-    this.#lastMark = mark
+    // The rename itself is on disk only once the directory is.
+    const dir = await openFile(this.path, 'r')
+    try {
+      await dir.sync()
+    } finally {
+      await dir.close()
+    }
+    this.#fileNonce = mark.nonce
   }
 
   async #checkMark(): Promise<void> {
@@ -266,7 +274,7 @@ export class MeshStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
-    this.#lastMark = stored
+    this.#fileNonce = expected?.nonce ?? null
     if (expected === undefined) return
     if (stored !== undefined && (stored.nonce === expected.nonce || stored.prev === expected.nonce)) return
     this.#tornLog = { expected: expected.nonce, found: stored?.nonce ?? null, markedAt: expected.at }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readdir, stat, truncate } from 'node:fs/promises'
+import { mkdir, readdir, rm, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { describe, it, type TestContext } from 'node:test'
 import { Level } from 'level'
 import { createLogger } from '../../src/log.ts'
-import { MeshStore, StoreMonitor } from '../../src/store/index.ts'
+import { MARK_FILE, MeshStore, StoreMonitor } from '../../src/store/index.ts'
 import { tempDir } from '../fixtures/principals.ts'
 import { alice, manager, meshA } from '../rooms/helpers.ts'
 
@@ -85,6 +85,24 @@ describe('a torn write-ahead log', () => {
     )
     assert.ok(lines.some((l) => l.event === 'store.torn_log'))
     assert.equal(health.status, 'degraded')
+  })
+
+  it('is not reported when marks reached the store but not the mark file (no false alarm)', async (t) => {
+    const path = join(await tempDir(t), 'db')
+    const store = new MeshStore({ path })
+    await store.open()
+    await store.mark()
+    // The file cannot be replaced (a directory stands where its temp file goes): two marks
+    // reach the store only.
+    await mkdir(join(path, `${MARK_FILE}.tmp`))
+    await assert.rejects(store.mark())
+    await assert.rejects(store.mark())
+    await store.close()
+    await rm(join(path, `${MARK_FILE}.tmp`), { recursive: true })
+    const again = new MeshStore({ path })
+    await again.open()
+    t.after(() => again.close())
+    assert.equal(again.tornLog, undefined)
   })
 
   it('keeps every acknowledged post through a SIGKILL and reports nothing when the log is whole', async (t) => {
