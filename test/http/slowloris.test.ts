@@ -12,6 +12,7 @@ async function server(t: TestContext, connections: HttpConnectionLimits) {
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry(), connections })
   await app.register(fastifyWebsocket)
   app.get('/api/ping', async () => ({ ok: true }))
+  app.post('/api/echo', async (request) => request.body)
   app.get('/ws', { websocket: true }, (socket) => {
     socket.on('message', (data) => socket.send(data))
   })
@@ -67,6 +68,28 @@ describe('HTTP connection handling (slowloris)', () => {
     // Closed by the header clock, not by anything that would take the default 60 s or never.
     assert.ok(Date.now() - opened < 5_000, `closed after ${Date.now() - opened} ms`)
     assert.equal(await rawGet(port), 'HTTP/1.1 200 OK')
+  })
+
+  it('closes a connection that dribbles its body past the request timeout', {
+    timeout: 10_000,
+  }, async (t) => {
+    const { port } = await server(t, { headersTimeoutMs: 300, requestTimeoutMs: 600 })
+    const socket = connect({ port, host: '127.0.0.1' })
+    socket.on('error', () => {})
+    socket.resume()
+    socket.write(
+      'POST /api/ping HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n',
+    )
+    const timer = setInterval(() => {
+      if (socket.writable) socket.write(' ')
+    }, 50)
+    t.after(() => {
+      clearInterval(timer)
+      socket.destroy()
+    })
+    const opened = Date.now()
+    await closed(socket)
+    assert.ok(Date.now() - opened < 5_000, `closed after ${Date.now() - opened} ms`)
   })
 
   it('at the connection cap refuses newcomers until the attackers time out, then serves them', {
