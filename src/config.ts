@@ -1,3 +1,4 @@
+import type { HttpConnectionLimits } from './http/index.ts'
 import type { Logger } from './log.ts'
 import type { RecordGuardInit } from './p2p/record-datastore.ts'
 
@@ -40,8 +41,12 @@ export interface RegistryLimits {
 export interface MeshNodeInit {
   /** The node's data dir: mesh key, LevelDB, the running node's address file. */
   dataDir: string
-  /** HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). */
-  http?: { host?: string; port?: number }
+  /**
+   * HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). `connections`:
+   * header/request/keep-alive/idle timeouts and connection caps, defaults 10 s, 30 s, 5 s,
+   * 60 s, 512 open, 64 per remote address (http/connection-limits.ts).
+   */
+  http?: { host?: string; port?: number; connections?: HttpConnectionLimits }
   /** libp2p listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[]
   /** A registry to bootstrap from (its public list) and, for a public mesh, to heartbeat to. */
@@ -54,6 +59,13 @@ export interface MeshNodeInit {
   registry?: RegistryLimits
   /** List this mesh: heartbeats to the registry and an entry in the DHT directory; default false. */
   public?: boolean
+  store?: {
+    /**
+     * How often the store is probed (a write and read) and a durability mark written; a
+     * failed probe makes /api/health answer 503 and reopens the store; default 5 000 ms.
+     */
+    probeIntervalMs?: number
+  }
   discovery?: {
     /** How often to republish this mesh's record and look for new meshes; default 10 000 ms. */
     intervalMs?: number

@@ -25,6 +25,7 @@ export const ERROR_STATUS = {
   MESH_NOT_CONNECTED: 409,
   MESH_CONFLICT: 409,
   MESH_STORE_VERSION: 500,
+  MESH_STORE_DAMAGED: 500,
   MESH_UNAVAILABLE: 503,
   MESH_INTERNAL: 500,
 } as const
@@ -53,6 +54,8 @@ export const ERROR_MEANING: Record<MeshErrorCode, string> = {
   MESH_NOT_CONNECTED: 'There is no accepted connection with that mesh.',
   MESH_CONFLICT: 'The resource is in a state that does not allow this.',
   MESH_STORE_VERSION: 'The data directory was written by an incompatible version.',
+  MESH_STORE_DAMAGED:
+    'The store is damaged (a file is missing or acknowledged writes were lost); restore from backup.',
   MESH_UNAVAILABLE: 'A dependency (registry, peer, store) cannot be reached.',
   MESH_INTERNAL: 'An unexpected internal error; see the node’s log.',
 }
@@ -107,6 +110,7 @@ export const RateLimitedError = errorClass('RateLimitedError', 'MESH_RATE_LIMITE
 export const NotConnectedError = errorClass('NotConnectedError', 'MESH_NOT_CONNECTED')
 export const ConflictError = errorClass('ConflictError', 'MESH_CONFLICT')
 export const StoreVersionError = errorClass('StoreVersionError', 'MESH_STORE_VERSION')
+export const StoreDamagedError = errorClass('StoreDamagedError', 'MESH_STORE_DAMAGED')
 export const UnavailableError = errorClass('UnavailableError', 'MESH_UNAVAILABLE')
 
 export function isMeshError(err: unknown): err is MeshError {

@@ -1,4 +1,4 @@
-import { chmod, mkdir } from 'node:fs/promises'
+import { access, chmod, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BadRequestError, ConflictError, NotFoundError } from './errors.ts'
 import {
@@ -10,7 +10,8 @@ import {
   MESH_KEY_FILE,
   type MeshKeyHistory,
 } from './identity/index.ts'
-import type { MeshStore } from './store/index.ts'
+import type { Logger } from './log.ts'
+import { MeshStore } from './store/index.ts'
 
 /** What `mesh init` records about a mesh, beside its key. */
 export interface MeshInfo {
@@ -26,6 +27,23 @@ export const STORE_DIR = 'db'
 
 export function meshKeyPath(dataDir: string): string {
   return join(dataDir, MESH_KEY_FILE)
+}
+
+/**
+ * The store of the data dir, unopened. A data dir with a mesh key holds an existing mesh,
+ * whose store must be there: it is opened without `createIfMissing`, so a lost or damaged
+ * store is reported (MESH_STORE_DAMAGED) instead of replaced by an empty one.
+ */
+export async function meshStore(dataDir: string, logger?: Logger): Promise<MeshStore> {
+  const exists = await access(meshKeyPath(dataDir)).then(
+    () => true,
+    () => false,
+  )
+  return new MeshStore({
+    path: join(dataDir, STORE_DIR),
+    createIfMissing: !exists,
+    ...(logger !== undefined ? { logger } : {}),
+  })
 }
 
 export function validateMeshName(name: string): string {

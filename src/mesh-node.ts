@@ -38,12 +38,13 @@ import {
   registerCoreRoutes,
   registerSessionRoutes,
   requireSession,
+  toHttpError,
 } from './http/index.ts'
 import { type Ed25519KeyPair, type MeshKeyHistory, readRetiredKey, rotateMeshKey } from './identity/index.ts'
 import { type KeyRotationResult, type KeysView, registerKeyRoutes } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { type FederationSettings, type MeshManifest, signManifest } from './manifest/index.ts'
-import { loadMesh, type MeshInfo, STORE_DIR } from './mesh-info.ts'
+import { loadMesh, type MeshInfo, meshStore } from './mesh-info.ts'
 import {
   createMeshDatastore,
   createMeshDiscovery,
@@ -70,7 +71,7 @@ import {
   registerRoomRoutes,
   registerYjsWebsocket,
 } from './rooms/index.ts'
-import { MeshStore } from './store/index.ts'
+import { type MeshStore, StoreMonitor } from './store/index.ts'
 
 /** The file in the data dir where a running node says where its API is, for `mesh <command>` clients. */
 export const NODE_ADDRESS_FILE = 'node.json'
@@ -120,6 +121,7 @@ export class MeshNode {
   readonly metrics = new Registry()
   #status: MeshNodeStatus = 'stopped'
   #store?: MeshStore
+  #storeMonitor?: StoreMonitor
   #key?: Ed25519KeyPair
   /** The mesh's identity (genesis did) and rotation chain; `#key` is its current key. */
   #history?: MeshKeyHistory
@@ -244,10 +246,21 @@ export class MeshNode {
 
   async #startAll(): Promise<void> {
     const { init } = this
-    const store = new MeshStore({ path: join(init.dataDir, STORE_DIR) })
+    const store = await meshStore(init.dataDir, this.logger)
     await store.open()
     this.#store = store
     this.#stack.push(() => store.close())
+    const storeMonitor = new StoreMonitor({
+      store,
+      logger: this.logger,
+      metrics: this.metrics,
+      ...(init.store?.probeIntervalMs !== undefined ? { intervalMs: init.store.probeIntervalMs } : {}),
+    })
+    storeMonitor.start()
+    this.#storeMonitor = storeMonitor
+    this.#stack.push(() => storeMonitor.stop())
+    // The registry hears at once that this node cannot serve, and again when it can.
+    storeMonitor.onChange(() => void this.#heartbeat?.beat())
 
     const { key, info, history } = await loadMesh(store, init.dataDir)
     this.#key = key
@@ -622,7 +635,11 @@ export class MeshNode {
   }
 
   async #startHttp(store: MeshStore, info: MeshInfo): Promise<FastifyInstance> {
-    const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
+    const app = createHttpApp({
+      logger: this.logger,
+      metrics: this.metrics,
+      ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
+    })
     const node = this
     const sessions = new SessionService({
       store,
@@ -631,6 +648,10 @@ export class MeshNode {
         return node.did
       },
       roleOf: async (did) => this.#roleOf(did),
+    })
+    // A server error may be the store failing: probe it now rather than at the next tick.
+    app.addHook('onError', async (_request, _reply, err) => {
+      if (toHttpError(err).status >= 500) void this.#storeMonitor?.check()
     })
     registerCoreRoutes(app, {
       health: () => this.health(),
@@ -715,8 +736,10 @@ export class MeshNode {
   }
 
   health(): HealthInfo {
+    const store = this.#required(this.#storeMonitor, 'store monitor').health
     return {
-      status: 'ok',
+      status: store.status,
+      store,
       did: this.did,
       peerId: this.peerId,
       multiaddrs: this.multiaddrs(),
@@ -921,6 +944,7 @@ export class MeshNode {
       intervalMs: init.heartbeat?.intervalMs ?? 30_000,
       content: async () => this.#recordContent(),
       rotations: () => this.#history?.records,
+      healthy: () => this.#storeMonitor?.health.status !== 'unhealthy',
     })
   }
 
@@ -981,6 +1005,7 @@ export class MeshNode {
     this.#policy = undefined
     this.#rejected = undefined
     this.#libp2p = undefined
+    this.#storeMonitor = undefined
   }
 
   #required<T>(value: T | undefined, what: string): T {

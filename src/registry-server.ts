@@ -2,18 +2,21 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { MESH_NODE_VERSION, type RegistryLimits } from './config.ts'
-import { createHttpApp } from './http/index.ts'
+import { createHttpApp, type HttpConnectionLimits, healthOrUnavailable, toHttpError } from './http/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
-import { MeshStore } from './store/index.ts'
+import { MeshStore, StoreMonitor } from './store/index.ts'
 
 export interface RegistryServerInit {
   dataDir: string
-  http?: { host?: string; port?: number }
+  /** Where to listen (default 127.0.0.1:7800) and the connection limits, as a node's `http`. */
+  http?: { host?: string; port?: number; connections?: HttpConnectionLimits }
   /** Expected heartbeat interval; three missed ones make a mesh offline. Default 30 000 ms. */
   heartbeatIntervalMs?: number
   /** Admission stamp, capacity and rate limits; defaults in `RegistryLimits`. */
   limits?: RegistryLimits
+  /** How often the store is probed, as a node's `store.probeIntervalMs`; default 5 000 ms. */
+  storeProbeIntervalMs?: number
   logger?: Logger
 }
 
@@ -23,6 +26,7 @@ export class RegistryServer {
   readonly logger: Logger
   readonly metrics = new Registry()
   #store?: MeshStore
+  #monitor?: StoreMonitor
   #registry?: RegistryService
   #app?: FastifyInstance
   #url?: string
@@ -38,10 +42,20 @@ export class RegistryServer {
   }
 
   async start(): Promise<void> {
-    const store = new MeshStore({ path: join(this.init.dataDir, 'db') })
+    const store = new MeshStore({ path: join(this.init.dataDir, 'db'), logger: this.logger })
     await store.open()
     this.#store = store
     try {
+      const monitor = new StoreMonitor({
+        store,
+        logger: this.logger,
+        metrics: this.metrics,
+        ...(this.init.storeProbeIntervalMs !== undefined
+          ? { intervalMs: this.init.storeProbeIntervalMs }
+          : {}),
+      })
+      monitor.start()
+      this.#monitor = monitor
       collectDefaultMetrics({ register: this.metrics })
       const { perSource, ...limits } = this.init.limits ?? {}
       const registry = new RegistryService({
@@ -53,8 +67,22 @@ export class RegistryServer {
       })
       await registry.start()
       this.#registry = registry
-      const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
-      app.get('/api/health', async () => ({ status: 'ok', role: 'registry', version: MESH_NODE_VERSION }))
+      const app = createHttpApp({
+        logger: this.logger,
+        metrics: this.metrics,
+        ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
+      })
+      app.addHook('onError', async (_request, _reply, err) => {
+        if (toHttpError(err).status >= 500) void monitor.check()
+      })
+      app.get('/api/health', async () =>
+        healthOrUnavailable({
+          status: monitor.health.status,
+          store: monitor.health,
+          role: 'registry',
+          version: MESH_NODE_VERSION,
+        }),
+      )
       app.get('/metrics', async (_request, reply) => {
         void reply.type(this.metrics.contentType)
         return this.metrics.metrics()
@@ -77,7 +105,9 @@ export class RegistryServer {
   async stop(): Promise<void> {
     await this.#app?.close()
     await this.#registry?.stop()
+    await this.#monitor?.stop()
     await this.#store?.close()
+    this.#monitor = undefined
     this.#app = undefined
     this.#registry = undefined
     this.#store = undefined

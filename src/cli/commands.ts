@@ -22,11 +22,11 @@ import { ERROR_MEANING, MeshError, type MeshErrorCode, UnavailableError } from '
 import { HumanKeystore } from '../identity/index.ts'
 import type { KeyRotationResult } from '../keys/index.ts'
 import { createLogger } from '../log.ts'
-import { initMesh, readMeshInfo, STORE_DIR } from '../mesh-info.ts'
+import { initMesh, meshStore, readMeshInfo } from '../mesh-info.ts'
 import { createMeshNode, NODE_ADDRESS_FILE } from '../mesh-node.ts'
 import { RegistryServer } from '../registry-server.ts'
 import type { RoomSyncStatus, ShareView, TransferProgress } from '../rooms/index.ts'
-import { MeshStore } from '../store/index.ts'
+import type { MeshStore } from '../store/index.ts'
 import { registerAuthorityCommands } from './authority-commands.ts'
 import { actCapability, chainProofs, invocationToken } from './chains.ts'
 import { GatedStdout } from './gated-stdout.ts'
@@ -49,6 +49,25 @@ function parseHostPort(value: string): { host: string; port: number } {
   return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port: Number(match[2]) }
 }
 
+/** `--max-connections`, `--max-connections-per-ip` (both `start` and `registry`): the HTTP caps. */
+function httpInit(options: Record<string, unknown>) {
+  const connections = {
+    ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections as number } : {}),
+    ...(options.maxConnectionsPerIp !== undefined
+      ? { maxConnectionsPerIp: options.maxConnectionsPerIp as number }
+      : {}),
+  }
+  return { ...parseHostPort(options.http as string), connections }
+}
+
+const maxConnectionsOption = () =>
+  new Option('--max-connections <n>', 'open HTTP connections at most (default 512)').argParser(positiveInt)
+const maxConnectionsPerIpOption = () =>
+  new Option(
+    '--max-connections-per-ip <n>',
+    'open HTTP connections from one address at most (default 64; 127.0.0.1 and ::1 exempt)',
+  ).argParser(positiveInt)
+
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 const nonNegativeInt = (value: string) => {
   const n = Number(value)
@@ -64,7 +83,7 @@ const positiveInt = (value: string) => {
 }
 
 async function withStore<T>(dataDir: string, fn: (store: MeshStore) => Promise<T>): Promise<T> {
-  const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
+  const store = await meshStore(dataDir)
   await store.open()
   try {
     return await fn(store)
@@ -200,6 +219,8 @@ function program(): Command {
     .addOption(dataOption())
     .option('--name <name>', 'mesh name, when this start creates the mesh')
     .option('--http <host:port>', 'HTTP API address', '127.0.0.1:7700')
+    .addOption(maxConnectionsOption())
+    .addOption(maxConnectionsPerIpOption())
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
     .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
     .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
@@ -239,7 +260,7 @@ function program(): Command {
       const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
       const node = createMeshNode({
         dataDir,
-        http: parseHostPort(options.http as string),
+        http: httpInit(options),
         listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: (options.bootstrap as string[] | undefined) ?? [],
         serveRegistry: options.serveRegistry === true,
@@ -279,6 +300,8 @@ function program(): Command {
     .description('run a standalone registry (public mesh list and heartbeats)')
     .addOption(new Option('--data <dir>', 'data directory').default('./.mesh-registry'))
     .option('--http <host:port>', 'HTTP address', '127.0.0.1:7800')
+    .addOption(maxConnectionsOption())
+    .addOption(maxConnectionsPerIpOption())
     .addOption(new Option('--heartbeat-interval <ms>', 'expected heartbeat interval').argParser(positiveInt))
     .addOption(
       new Option('--pow-bits <n>', 'admission stamp a new mesh must bring, 0-32 (default 20)').argParser(
@@ -290,7 +313,7 @@ function program(): Command {
       const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
       const server = new RegistryServer({
         dataDir: resolve(options.data as string),
-        http: parseHostPort(options.http as string),
+        http: httpInit(options),
         ...(options.heartbeatInterval ? { heartbeatIntervalMs: options.heartbeatInterval as number } : {}),
         ...(options.powBits !== undefined ? { limits: { powBits: options.powBits as number } } : {}),
         logger,

@@ -1,9 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
+import { UnavailableError } from '../errors.ts'
 import type { MeshManifest } from '../manifest/index.ts'
+import type { StoreHealth } from '../store/index.ts'
 
 export interface HealthInfo {
-  status: 'ok'
+  /** 'degraded': working, but the store lost acknowledged writes at its last open (see `store`). */
+  status: 'ok' | 'degraded' | 'unhealthy'
+  /** The store's own report (store/store-monitor.ts). */
+  store: StoreHealth
   did: string
   peerId: string
   multiaddrs: string[]
@@ -18,7 +23,7 @@ export interface CoreRoutesInit {
 
 /** Routes that need no session: health, the signed manifest, Prometheus metrics. */
 export function registerCoreRoutes(app: FastifyInstance, init: CoreRoutesInit): void {
-  app.get('/api/health', async () => init.health())
+  app.get('/api/health', async () => healthOrUnavailable(init.health()))
 
   app.get('/.well-known/mesh-manifest.json', async (_request, reply) => {
     void reply.header('cache-control', 'max-age=60')
@@ -29,4 +34,16 @@ export function registerCoreRoutes(app: FastifyInstance, init: CoreRoutesInit): 
     void reply.type(init.metrics.contentType)
     return init.metrics.metrics()
   })
+}
+
+/**
+ * A health report, or, while the node cannot serve (its store cannot write), 503
+ * MESH_UNAVAILABLE with the report in `details`, so that a load balancer or monitor that
+ * looks only at the status takes the node out until it recovers.
+ */
+export function healthOrUnavailable<T extends { status: string; store?: StoreHealth }>(health: T): T {
+  if (health.status !== 'unhealthy') return health
+  const reason =
+    health.store?.status === 'unhealthy' ? `: the store cannot write (${health.store.error})` : ''
+  throw new UnavailableError(`this node is unhealthy${reason}`, { ...health })
 }

@@ -9,12 +9,15 @@ import { Counter } from 'prom-client'
 import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { lazyValidator } from '../schema.ts'
+import { capConnections, connectionServerOptions, type HttpConnectionLimits } from './connection-limits.ts'
 
 export interface HttpAppInit {
   logger: Logger
   metrics: Registry
   /** Largest accepted request body in bytes; default 64 KiB. */
   bodyLimit?: number
+  /** Timeouts and connection caps (slowloris); defaults in connection-limits.ts. */
+  connections?: HttpConnectionLimits
 }
 
 // Fastify's own errors, mapped onto the contract's codes.
@@ -57,7 +60,9 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: init.bodyLimit ?? 64 * 1024,
     return503OnClosing: true,
+    ...connectionServerOptions(init.connections),
   })
+  capConnections(app.server, { limits: init.connections, metrics: init.metrics, logger: init.logger })
 
   // Route schemas are checked by the one strict ajv of src/schema.ts (no coercion,
   // nothing removed, first error only) and compile on a route's first request, not when

@@ -60,6 +60,10 @@ export interface HeartbeatClientInit {
    * Default 24 (≈16 M hashes, tens of seconds).
    */
   maxPowBits?: number
+   * Whether the node can serve now; default always. While it cannot (its store fails),
+   * heartbeats say 'offline' — never 'online' — so the registry does not send anyone to it.
+   */
+  healthy?: () => boolean
 }
 
 /** What one heartbeat attempt came to; failures are also logged and counted, never thrown. */
@@ -92,6 +96,7 @@ export class HeartbeatClient {
   #sending: Promise<unknown> = Promise.resolve()
   #lastSeq?: number
   #stamp?: PowStamp | null
+  #lastInfo?: HeartbeatInfo
   #healthy = false
 
   constructor(init: HeartbeatClientInit) {
@@ -198,8 +203,14 @@ export class HeartbeatClient {
     let seq: number | undefined
     try {
       if (aborted(options)) return this.#cancelled(seq)
-      const info = await this.#init.content(options)
-      seq = await this.#nextSeq()
+      const unhealthy = this.#init.healthy?.() === false
+      // An unhealthy node's store may fail the content's reads and the seq's write: the
+      // report that it is down must not depend on them.
+      const info: HeartbeatInfo = unhealthy
+        ? await this.#lastContent(options)
+        : await this.#init.content(options)
+      this.#lastInfo = info
+      seq = await this.#nextSeq(unhealthy)
       const { key } = this.#init
       const rotations = this.#init.rotations?.()
       const stamp = await this.#currentStamp()
@@ -207,7 +218,7 @@ export class HeartbeatClient {
         ...info,
         did: key.did,
         peerId: key.peerId().toString(),
-        status: override ?? info.status ?? 'online',
+        status: override ?? (unhealthy ? 'offline' : (info.status ?? 'online')),
         seq,
         ts: this.#now(),
         ...(rotations !== undefined && rotations.length > 0 ? { rotations } : {}),
@@ -248,17 +259,32 @@ export class HeartbeatClient {
   }
 
   async #currentStamp(): Promise<PowStamp | undefined> {
-    if (this.#stamp === undefined) this.#stamp = (await this.#stamps.get(powKey(this.#init.key.did))) ?? null
-    return this.#stamp ?? undefined
+    if (this.#stamp !== undefined) return this.#stamp ?? undefined
+    // A failing store (the node is unhealthy) must not stop the heartbeat that says so;
+    // the stamp is read again on the next beat.
+    const stored = await this.#stamps.get(powKey(this.#init.key.did)).catch(() => undefined)
+    if (stored !== undefined) this.#stamp = stored
+    return stored
   }
 
   /** Persisted before sending, so a crash after a send never reuses a seq; the clock keeps it growing even if the store is lost. */
-  async #nextSeq(): Promise<number> {
-    const last = this.#lastSeq ?? (await this.#sublevel.get(SEQ_KEY)) ?? 0
+  async #nextSeq(storeMayFail = false): Promise<number> {
+    const last = this.#lastSeq ?? (await this.#sublevel.get(SEQ_KEY).catch(() => undefined)) ?? 0
     const seq = Math.max(last + 1, this.#now())
-    await this.#sublevel.put(SEQ_KEY, seq)
+    try {
+      await this.#sublevel.put(SEQ_KEY, seq)
+    } catch (err) {
+      // The clock keeps a seq growing across restarts even when it was not persisted.
+      if (!storeMayFail) throw err
+    }
     this.#lastSeq = seq
     return seq
+  }
+
+  /** The content of the last heartbeat sent, or a fresh one if the store still answers. */
+  async #lastContent(options: AbortOptions): Promise<HeartbeatInfo> {
+    if (this.#lastInfo !== undefined) return this.#lastInfo
+    return this.#init.content(options)
   }
 
   #succeeded(seq: number, sent: HeartbeatStatus, status: MeshStatus): HeartbeatResult {

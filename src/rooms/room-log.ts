@@ -39,7 +39,8 @@ interface Pending {
 
 export class RoomLog {
   readonly #store: MeshStore
-  readonly #sub: Bytes
+  readonly #room: string
+  #sub: Bytes
   readonly #every: number
   readonly #snapshot: () => Uint8Array
   readonly #onFailure: (err: unknown) => void
@@ -54,6 +55,7 @@ export class RoomLog {
 
   constructor(init: RoomLogInit) {
     this.#store = init.store
+    this.#room = init.room
     this.#sub = roomSublevel(init.store, init.room)
     this.#every = init.compactEvery ?? 500
     this.#snapshot = init.snapshot
@@ -103,6 +105,8 @@ export class RoomLog {
     const batch = this.#queue
     this.#queue = []
     if (batch.length === 0) return
+    // A reopen of the store after a failure (store/store-monitor.ts) closed this nested sublevel.
+    if (this.#sub.status === 'closed') this.#sub = roomSublevel(this.#store, this.#room)
     const ops: StoreOperation[] = []
     const firstSeq = this.#seq + 1
     const lastSeq = this.#seq + batch.length

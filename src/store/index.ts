@@ -1,5 +1,6 @@
 /** Store: one LevelDB per node, a sublevel per concern, schema version checked on open. */
 export {
+  MARK_FILE,
   MeshStore,
   type MeshStoreInit,
   STORE_SCHEMA_VERSION,
@@ -7,4 +8,6 @@ export {
   SUBLEVELS,
   type Sublevel,
   type SublevelName,
+  type TornLog,
 } from './mesh-store.ts'
+export { type StoreHealth, StoreMonitor, type StoreMonitorInit } from './store-monitor.ts'
