@@ -1,3 +1,4 @@
+import type { RateLimitsInit } from './http/rate-limits.ts'
 import type { Logger } from './log.ts'
 
 /** The software version reported in health, manifest, records and heartbeats. */
@@ -8,7 +9,16 @@ export interface MeshNodeInit {
   /** The node's data dir: mesh key, LevelDB, the running node's address file. */
   dataDir: string
   /** HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). */
-  http?: { host?: string; port?: number }
+  http?: {
+    host?: string
+    port?: number
+    /**
+     * Per-source token buckets (429 MESH_RATE_LIMITED with Retry-After); `false` turns them
+     * off. Defaults, each a burst refilled evenly over 60 s: sign-in 120 per IP, invoke 120
+     * per IP, anonymous 3 000 per IP, session 6 000 per principal (src/http/rate-limits.ts).
+     */
+    rateLimits?: RateLimitsInit | false
+  }
   /** libp2p listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[]
   /** A registry to bootstrap from (its public list) and, for a public mesh, to heartbeat to. */

@@ -602,7 +602,11 @@ export class MeshNode {
   }
 
   async #startHttp(store: MeshStore, info: MeshInfo): Promise<FastifyInstance> {
-    const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
+    const app = createHttpApp({
+      logger: this.logger,
+      metrics: this.metrics,
+      rateLimits: this.init.http?.rateLimits,
+    })
     const node = this
     const sessions = new SessionService({
       store,

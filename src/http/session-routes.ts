@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Session, SessionService } from '../auth/index.ts'
+import { markSessionGuard } from './rate-limits.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -18,11 +19,24 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1]
 }
 
-/** A preHandler that admits only requests with a valid session, and records who made them. */
+/**
+ * A preHandler that admits only requests with a valid session, and records who made them.
+ * Its request is charged to the session's principal (http.rateLimits.session); a refused
+ * token to the source IP (http.rateLimits.anonymous), which is refused before the lookup
+ * once that bucket is empty.
+ */
 export function requireSession(sessions: SessionService) {
-  return async (request: FastifyRequest): Promise<void> => {
-    request.session = await sessions.authenticate(bearerToken(request))
-  }
+  return markSessionGuard(async (request: FastifyRequest): Promise<void> => {
+    const limits = request.server.meshRateLimits
+    await limits?.beforeAuthentication(request)
+    try {
+      request.session = await sessions.authenticate(bearerToken(request))
+    } catch (err) {
+      await limits?.authenticationFailed(request)
+      throw err
+    }
+    await limits?.authenticated(request)
+  })
 }
 
 /** SPEC §3 challenge/response sign-in for this mesh's humans and agents. */
