@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import type { LightMyRequestResponse } from 'fastify'
+import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import { Registry } from 'prom-client'
 import type { AgentService } from '../../src/agents/agent-service.ts'
 import { registerInvokeRoutes } from '../../src/agents/routes.ts'
@@ -68,7 +68,7 @@ function assertRateLimited(res: LightMyRequestResponse): void {
 async function hammer(
   server: Awaited<ReturnType<typeof app>>['server'],
   n: number,
-  request: Parameters<Awaited<ReturnType<typeof app>>['server']['inject']>[0] & object,
+  request: InjectOptions,
 ): Promise<LightMyRequestResponse[]> {
   const out: LightMyRequestResponse[] = []
   for (let i = 0; i < n; i++) out.push(await server.inject(request))
