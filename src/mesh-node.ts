@@ -615,7 +615,10 @@ export class MeshNode {
         return node.did
       },
       roleOf: async (did) => this.#roleOf(did),
+      logger: this.logger,
     })
+    await sessions.start()
+    this.#stack.push(async () => sessions.stop())
     registerCoreRoutes(app, {
       health: () => this.health(),
       manifest: () => this.manifest(),

@@ -39,7 +39,7 @@ export function requireSession(sessions: SessionService) {
   })
 }
 
-/** SPEC §3 challenge/response sign-in for this mesh's humans and agents. */
+/** SPEC §3 challenge/response sign-in for this mesh's humans and agents, and logout. */
 export function registerSessionRoutes(app: FastifyInstance, sessions: SessionService): void {
   app.get('/api/session/challenge', async () => sessions.challenge())
 
@@ -57,6 +57,12 @@ export function registerSessionRoutes(app: FastifyInstance, sessions: SessionSer
     },
     async (request) => sessions.open(request.body as { did: string; nonce: string; signature: string }),
   )
+
+  // Logout: the token fails at once, and its live y-websockets are closed (4401).
+  app.delete('/api/session', { preHandler: requireSession(sessions) }, async (request, reply) => {
+    await sessions.revoke(bearerToken(request) as string)
+    return reply.status(204).send()
+  })
 
   app.get('/api/me', { preHandler: requireSession(sessions) }, async (request) => {
     const session = request.session as Session
