@@ -650,7 +650,7 @@ export class MeshNode {
     registerAuthorityRoutes(app, { authority: () => this.authority, authenticate })
     registerInvokeRoutes(app, { agents: this.agents })
     registerRoomRoutes(app, { rooms: this.rooms, sync: this.roomSync, authenticate })
-    await registerYjsWebsocket(app, { rooms: this.rooms, sessions, logger: this.logger })
+    await registerYjsWebsocket(app, { rooms: this.rooms, sessions, authenticate, logger: this.logger })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
     if (this.#registry !== undefined) registerRegistryRoutes(app, this.#registry)
     registerConsole(app)
