@@ -3,4 +3,5 @@
 export { CONSOLE_ROOT, type ConsoleRoutesInit, registerConsole } from './console-routes.ts'
 export { type CoreRoutesInit, type HealthInfo, registerCoreRoutes } from './core-routes.ts'
 export { createHttpApp, type HttpAppInit, toHttpError } from './http-app.ts'
+export { RATE_LIMIT_DEFAULTS, type RateClass, type RateLimit, type RateLimitsInit } from './rate-limits.ts'
 export { bearerToken, registerSessionRoutes, requireSession } from './session-routes.ts'

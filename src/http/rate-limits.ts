@@ -66,8 +66,6 @@ export function markSessionGuard<F extends object>(guard: F): F {
 
 /** What the session guard calls around authentication. */
 export interface HttpRateLimits {
-  /** Refuses a source IP whose failed authentications already emptied its `anonymous` bucket. */
-  beforeAuthentication(request: FastifyRequest): Promise<void>
   /** Charges a failed authentication to the source IP. */
   authenticationFailed(request: FastifyRequest): Promise<void>
   /** Charges a request to the principal of its session, `request.session`. */
@@ -194,8 +192,8 @@ export function registerRateLimits(app: FastifyInstance, init: RateLimitsInit, m
     anonymous: limiter('anonymous'),
     session: limiter('session', (request) => (request.session as { did: string }).did),
   }
-  const charge = async (cls: RateClass, request: FastifyRequest, increment = true): Promise<void> => {
-    const result = await limiters[cls](request, { increment })
+  const charge = async (cls: RateClass, request: FastifyRequest): Promise<void> => {
+    const result = await limiters[cls](request)
     if (result.isAllowed || !result.isExceeded) return
     refused.inc({ class: cls })
     throw new RateLimitedError('too many requests from this source; retry later', {
@@ -205,7 +203,6 @@ export function registerRateLimits(app: FastifyInstance, init: RateLimitsInit, m
   }
 
   app.decorate('meshRateLimits', {
-    beforeAuthentication: (request) => charge('anonymous', request, false),
     authenticationFailed: (request) => charge('anonymous', request),
     authenticated: (request) => charge('session', request),
   } satisfies HttpRateLimits)

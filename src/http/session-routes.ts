@@ -22,13 +22,12 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 /**
  * A preHandler that admits only requests with a valid session, and records who made them.
  * Its request is charged to the session's principal (http.rateLimits.session); a refused
- * token to the source IP (http.rateLimits.anonymous), which is refused before the lookup
- * once that bucket is empty.
+ * token to the source IP (http.rateLimits.anonymous), and answered 429 once that bucket
+ * is empty.
  */
 export function requireSession(sessions: SessionService) {
   return markSessionGuard(async (request: FastifyRequest): Promise<void> => {
     const limits = request.server.meshRateLimits
-    await limits?.beforeAuthentication(request)
     try {
       request.session = await sessions.authenticate(bearerToken(request))
     } catch (err) {

@@ -185,7 +185,7 @@ describe('HTTP rate limits: per-source token buckets', () => {
       headers: { authorization: `Bearer ${tb}` },
     })
     assert.equal(asBob.statusCode, 200)
-    // Guessed tokens cost the guessing source: after its bucket is empty, no lookup at all.
+    // Guessed tokens cost the guessing source, whose bucket then answers 429.
     const guesses = await hammer(server, 8, {
       method: 'GET',
       url: '/api/me',
