@@ -207,6 +207,10 @@ export function registerRateLimits(app: FastifyInstance, init: RateLimitsInit, m
     authenticated: (request) => charge('session', request),
   } satisfies HttpRateLimits)
 
+  // Requests for no route at all are anonymous too: probing costs like any other request.
+  app.addHook('onRequest', async (request) => {
+    if (request.is404) await charge('anonymous', request)
+  })
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.config?.rateLimit !== undefined) return
     const methods = Array.isArray(route.method) ? route.method : [route.method]

@@ -199,8 +199,11 @@ describe('HTTP rate limits: per-source token buckets', () => {
     for (const res of guesses.slice(4)) assertRateLimited(res)
     // …and the same source's anonymous routes with it, but nobody else's.
     assertRateLimited(await server.inject({ method: 'GET', url: '/api/health', remoteAddress: ATTACKER }))
+    assertRateLimited(await server.inject({ method: 'GET', url: '/no/such/route', remoteAddress: ATTACKER }))
     const health = await server.inject({ method: 'GET', url: '/api/health', remoteAddress: HONEST })
     assert.equal(health.statusCode, 200)
+    const missing = await server.inject({ method: 'GET', url: '/no/such/route', remoteAddress: HONEST })
+    assert.equal(missing.json().error.code, 'MESH_NOT_FOUND')
   })
 
   it("a route's own config.rateLimit answers with the same error shape", async (t) => {
