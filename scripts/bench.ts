@@ -10,6 +10,8 @@
  * - discovery.new_mesh_visible_ms.n16: a new public mesh until all 16 others list it.
  * - federation.* (bench/federation.ts) and authority.* (bench/authority.ts), written as
  *   their generators yield them.
+ * - http.signin_per_s / http.read_per_s: the HTTP API with its rate limits on vs off
+ *   (bench/http-limits.ts).
  *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
@@ -18,6 +20,7 @@ import { benchAuthority } from './bench/authority.ts'
 import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
 import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
 import { benchFederation } from './bench/federation.ts'
+import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 import { emit, note, type ResultName, wasEmitted, write } from './bench/report.ts'
@@ -51,6 +54,13 @@ const benches: Bench[] = [
     ],
     run: async () => {
       for await (const result of benchFederation({ note })) write(result)
+    },
+  },
+  {
+    title: 'http rate limits',
+    names: HTTP_LIMITS_NAMES,
+    run: async () => {
+      for await (const result of benchHttpLimits()) write(result)
     },
   },
   {

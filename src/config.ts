@@ -1,4 +1,5 @@
 import type { HttpConnectionLimits } from './http/index.ts'
+import type { RateLimitsInit } from './http/rate-limits.ts'
 import type { Logger } from './log.ts'
 import type { RecordGuardInit } from './p2p/record-datastore.ts'
 
@@ -42,11 +43,23 @@ export interface MeshNodeInit {
   /** The node's data dir: mesh key, LevelDB, the running node's address file. */
   dataDir: string
   /**
-   * HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). `connections`:
-   * header/request/keep-alive/idle timeouts and connection caps, defaults 10 s, 30 s, 5 s,
-   * 60 s, 512 open, 64 per remote address (http/connection-limits.ts).
+   * HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one).
    */
-  http?: { host?: string; port?: number; connections?: HttpConnectionLimits }
+  http?: {
+    host?: string
+    port?: number
+    /**
+     * Header/request/keep-alive/idle timeouts and connection caps, defaults 10 s, 30 s, 5 s,
+     * 60 s, 512 open, 64 per remote address (http/connection-limits.ts).
+     */
+    connections?: HttpConnectionLimits
+    /**
+     * Per-source token buckets (429 MESH_RATE_LIMITED with Retry-After); `false` turns them
+     * off. Defaults, each a burst refilled evenly over 60 s: sign-in 120 per IP, invoke 120
+     * per IP, anonymous 3 000 per IP, session 6 000 per principal (src/http/rate-limits.ts).
+     */
+    rateLimits?: RateLimitsInit | false
+  }
   /** libp2p listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[]
   /** A registry to bootstrap from (its public list) and, for a public mesh, to heartbeat to. */

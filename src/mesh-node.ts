@@ -639,6 +639,7 @@ export class MeshNode {
       logger: this.logger,
       metrics: this.metrics,
       ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
+      rateLimits: this.init.http?.rateLimits,
     })
     const node = this
     const sessions = new SessionService({
@@ -648,11 +649,14 @@ export class MeshNode {
         return node.did
       },
       roleOf: async (did) => this.#roleOf(did),
+      logger: this.logger,
     })
     // A server error may be the store failing: probe it now rather than at the next tick.
     app.addHook('onError', async (_request, _reply, err) => {
       if (toHttpError(err).status >= 500) void this.#storeMonitor?.check()
     })
+    await sessions.start()
+    this.#stack.push(async () => sessions.stop())
     registerCoreRoutes(app, {
       health: () => this.health(),
       manifest: () => this.manifest(),
@@ -684,7 +688,7 @@ export class MeshNode {
     registerAuthorityRoutes(app, { authority: () => this.authority, authenticate })
     registerInvokeRoutes(app, { agents: this.agents })
     registerRoomRoutes(app, { rooms: this.rooms, sync: this.roomSync, authenticate })
-    await registerYjsWebsocket(app, { rooms: this.rooms, sessions, logger: this.logger })
+    await registerYjsWebsocket(app, { rooms: this.rooms, sessions, authenticate, logger: this.logger })
     registerMeshListRoute(app, { list: async () => this.knownMeshes() })
     if (this.#registry !== undefined) {
       registerRegistryRoutes(app, this.#registry, { perSource: this.init.registry?.perSource })

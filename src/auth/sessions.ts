@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import {
   ForbiddenError,
   MeshError,
@@ -7,6 +7,7 @@ import {
   UnauthenticatedError,
 } from '../errors.ts'
 import { isDidKey, verifySignature } from '../identity/index.ts'
+import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, Sublevel } from '../store/index.ts'
 
 export interface SessionServiceInit {
@@ -19,13 +20,16 @@ export interface SessionServiceInit {
   challengeTtlMs?: number
   /** How long a session token lives; default 12 h. */
   sessionTtlMs?: number
-  /** Most challenges outstanding at once (oldest dropped first); default 10 000. */
-  maxPendingChallenges?: number
+  /** How often expired sessions are deleted from the store (also once at start); default 600 000 ms. */
+  purgeIntervalMs?: number
+  logger?: Logger
 }
 
 export type SessionRole = 'architect' | 'human' | 'agent'
 
 export interface Session {
+  /** Names the session (the hash of its token, never the token): what a logout revokes. */
+  id: string
   did: string
   role: SessionRole
   expiresAt: string
@@ -44,39 +48,59 @@ export function sessionChallengeText(meshDid: string, nonce: string): string {
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('base64url')
 
+// A challenge nonce: expiry (ms, 6 bytes) ‖ 16 random bytes ‖ the first 16 bytes of their HMAC.
+const NONCE_BYTES = 6 + 16 + 16
+
 /**
- * Challenge/response sessions. A nonce is single-use and short-lived; a spent nonce
- * is remembered until it would have expired, so a replay gets MESH_REPLAY rather than
- * a vaguer error. Tokens are stored hashed, so the store never holds a usable token.
+ * Challenge/response sessions. A challenge is stateless: its nonce carries its expiry
+ * and an HMAC under a key of this process, so issuing one stores nothing and no flood
+ * of challenges can push out another client's. A nonce is single-use: a spent one is
+ * remembered until it would have expired (only successful sign-ins spend one), so a
+ * replay gets MESH_REPLAY. Tokens are stored hashed, so the store never holds a usable
+ * token; expired sessions are deleted at start and every `purgeIntervalMs`.
  */
 export class SessionService {
   readonly #init: SessionServiceInit
   readonly #challengeTtlMs: number
   readonly #sessionTtlMs: number
-  readonly #maxPending: number
-  readonly #pending = new Map<string, number>()
+  readonly #secret = randomBytes(32)
   readonly #spent = new Map<string, number>()
+  #nextSweep = 0
   readonly #sessions: Sublevel<StoredSession>
+  readonly #revoked = new Set<(session: { id: string; did: string }) => void>()
+  readonly #log: Logger
+  #purger?: ReturnType<typeof setInterval>
 
   constructor(init: SessionServiceInit) {
     this.#init = init
     this.#challengeTtlMs = init.challengeTtlMs ?? 60_000
     this.#sessionTtlMs = init.sessionTtlMs ?? 12 * 3600_000
-    this.#maxPending = init.maxPendingChallenges ?? 10_000
     this.#sessions = init.store.sublevel<StoredSession>('sessions')
+    this.#log = (init.logger ?? silentLogger()).child({ area: 'auth.sessions' })
+  }
+
+  /** Deletes the sessions that expired while the node was down, then keeps purging. */
+  async start(): Promise<void> {
+    await this.purgeExpired()
+    this.#purger = setInterval(() => {
+      this.purgeExpired().catch((err: unknown) =>
+        this.#log.error({ event: 'auth.sessions.purge_failed', err }, 'could not purge expired sessions'),
+      )
+    }, this.#init.purgeIntervalMs ?? 600_000)
+    this.#purger.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.#purger)
+    this.#purger = undefined
   }
 
   challenge(): { nonce: string; expiresAt: string } {
-    const now = Date.now()
-    this.#sweep(now)
-    while (this.#pending.size >= this.#maxPending) {
-      const oldest = this.#pending.keys().next().value
-      if (oldest === undefined) break
-      this.#pending.delete(oldest)
-    }
-    const nonce = randomBytes(24).toString('base64url')
-    const expiresAt = now + this.#challengeTtlMs
-    this.#pending.set(nonce, expiresAt)
+    const expiresAt = Date.now() + this.#challengeTtlMs
+    const body = Buffer.alloc(6 + 16)
+    body.writeUIntBE(expiresAt, 0, 6)
+    randomBytes(16).copy(body, 6)
+    const nonce = Buffer.concat([body, this.#mac(body)]).toString('base64url')
     return { nonce, expiresAt: new Date(expiresAt).toISOString() }
   }
 
@@ -89,14 +113,15 @@ export class SessionService {
     this.#sweep(now)
     if (!isDidKey(input.did)) throw new MeshError('MESH_BAD_REQUEST', 'did must be an Ed25519 did:key')
     if (this.#spent.has(input.nonce)) throw new ReplayError('this challenge nonce was already used')
-    const expiresAt = this.#pending.get(input.nonce)
-    if (expiresAt === undefined) throw new UnauthenticatedError('unknown or expired challenge nonce')
+    const expiresAt = this.#nonceExpiry(input.nonce)
+    if (expiresAt === undefined || expiresAt <= now) {
+      throw new UnauthenticatedError('unknown or expired challenge nonce')
+    }
     const signed = new TextEncoder().encode(sessionChallengeText(this.#init.meshDid, input.nonce))
     if (!verifySignature(input.did, signed, Buffer.from(input.signature, 'base64url'))) {
       // A failed attempt does not burn the nonce: otherwise anyone who sees it could deny the signer.
       throw new SignatureMismatchError('signature does not match the challenge for this did')
     }
-    this.#pending.delete(input.nonce)
     this.#spent.set(input.nonce, expiresAt)
     const role = await this.#init.roleOf(input.did)
     if (role === undefined)
@@ -112,19 +137,56 @@ export class SessionService {
     if (token === undefined || token.length === 0 || token.length > 256) {
       throw new UnauthenticatedError('a bearer token is required')
     }
-    const stored = await this.#sessions.get(hashToken(token))
+    const id = hashToken(token)
+    const stored = await this.#sessions.get(id)
     if (stored === undefined || stored.expiresAt <= Date.now()) {
       throw new UnauthenticatedError('invalid or expired session token')
     }
-    return { did: stored.did, role: stored.role, expiresAt: new Date(stored.expiresAt).toISOString() }
+    return { id, did: stored.did, role: stored.role, expiresAt: new Date(stored.expiresAt).toISOString() }
   }
 
+  /** Ends the session of `token` at once (logout); what holds it open (a y-websocket) hears of it. */
   async revoke(token: string): Promise<void> {
-    await this.#sessions.del(hashToken(token))
+    const id = hashToken(token)
+    const stored = await this.#sessions.get(id)
+    await this.#sessions.del(id)
+    if (stored === undefined) return
+    for (const listener of this.#revoked) listener({ id, did: stored.did })
   }
 
+  /** Calls `listener` with each session revoked from now on; returns the unsubscribe. */
+  onRevoked(listener: (session: { id: string; did: string }) => void): () => void {
+    this.#revoked.add(listener)
+    return () => this.#revoked.delete(listener)
+  }
+
+  /** Deletes every expired session from the store; returns how many. */
+  async purgeExpired(): Promise<number> {
+    const now = Date.now()
+    const expired: string[] = []
+    for await (const [id, stored] of this.#sessions.iterator()) if (stored.expiresAt <= now) expired.push(id)
+    if (expired.length > 0) await this.#sessions.batch(expired.map((key) => ({ type: 'del' as const, key })))
+    if (expired.length > 0)
+      this.#log.debug({ event: 'auth.sessions.purged', count: expired.length }, 'expired sessions purged')
+    return expired.length
+  }
+
+  #mac(body: Buffer): Buffer {
+    return createHmac('sha256', this.#secret).update(body).digest().subarray(0, 16)
+  }
+
+  #nonceExpiry(nonce: string): number | undefined {
+    const bytes = Buffer.from(nonce, 'base64url')
+    if (bytes.length !== NONCE_BYTES || bytes.toString('base64url') !== nonce) return undefined
+    const body = bytes.subarray(0, 6 + 16)
+    if (!timingSafeEqual(bytes.subarray(6 + 16), this.#mac(body))) return undefined
+    return body.readUIntBE(0, 6)
+  }
+
+  // The spent set is bounded by the sign-ins of one challenge lifetime; swept once per lifetime.
   #sweep(now: number): void {
-    for (const [nonce, exp] of this.#pending) if (exp <= now) this.#pending.delete(nonce)
+    if (now < this.#nextSweep) return
+    this.#nextSweep = now + this.#challengeTtlMs
     for (const [nonce, exp] of this.#spent) if (exp <= now) this.#spent.delete(nonce)
   }
 }

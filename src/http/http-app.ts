@@ -10,6 +10,7 @@ import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../err
 import type { Logger } from '../log.ts'
 import { lazyValidator } from '../schema.ts'
 import { capConnections, connectionServerOptions, type HttpConnectionLimits } from './connection-limits.ts'
+import { type RateLimitsInit, registerRateLimits } from './rate-limits.ts'
 
 export interface HttpAppInit {
   logger: Logger
@@ -18,6 +19,8 @@ export interface HttpAppInit {
   bodyLimit?: number
   /** Timeouts and connection caps (slowloris); defaults in connection-limits.ts. */
   connections?: HttpConnectionLimits
+  /** Per-source token buckets by route class (see RateLimitsInit); `false` turns them off; default on. */
+  rateLimits?: RateLimitsInit | false
 }
 
 // Fastify's own errors, mapped onto the contract's codes.
@@ -68,6 +71,7 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
   // nothing removed, first error only) and compile on a route's first request, not when
   // the server starts: compiling every route's schemas was ~100 ms of each cold start.
   app.setValidatorCompiler(({ schema }) => lazyValidator(schema as object))
+  if (init.rateLimits !== false) registerRateLimits(app, init.rateLimits ?? {}, init.metrics)
 
   const requests = new Counter({
     name: 'mesh_http_requests_total',
@@ -85,6 +89,10 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
 
   app.setErrorHandler((err, request, reply) => {
     const { status, body } = toHttpError(err)
+    const retryAfterMs = body.error.details.retryAfterMs
+    if (body.error.code === 'MESH_RATE_LIMITED' && typeof retryAfterMs === 'number') {
+      void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
+    }
     if (status >= 500) request.log.error({ event: 'http.error', err, url: request.url }, 'request failed')
     else
       request.log.debug({ event: 'http.refused', code: body.error.code, url: request.url }, 'request refused')

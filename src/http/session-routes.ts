@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Session, SessionService } from '../auth/index.ts'
+import { markSessionGuard } from './rate-limits.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -18,14 +19,26 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1]
 }
 
-/** A preHandler that admits only requests with a valid session, and records who made them. */
+/**
+ * A preHandler that admits only requests with a valid session, and records who made them.
+ * Its request is charged to the session's principal (http.rateLimits.session); a refused
+ * token to the source IP (http.rateLimits.anonymous), and answered 429 once that bucket
+ * is empty.
+ */
 export function requireSession(sessions: SessionService) {
-  return async (request: FastifyRequest): Promise<void> => {
-    request.session = await sessions.authenticate(bearerToken(request))
-  }
+  return markSessionGuard(async (request: FastifyRequest): Promise<void> => {
+    const limits = request.server.meshRateLimits
+    try {
+      request.session = await sessions.authenticate(bearerToken(request))
+    } catch (err) {
+      await limits?.authenticationFailed(request)
+      throw err
+    }
+    await limits?.authenticated(request)
+  })
 }
 
-/** SPEC §3 challenge/response sign-in for this mesh's humans and agents. */
+/** SPEC §3 challenge/response sign-in for this mesh's humans and agents, and logout. */
 export function registerSessionRoutes(app: FastifyInstance, sessions: SessionService): void {
   app.get('/api/session/challenge', async () => sessions.challenge())
 
@@ -43,6 +56,12 @@ export function registerSessionRoutes(app: FastifyInstance, sessions: SessionSer
     },
     async (request) => sessions.open(request.body as { did: string; nonce: string; signature: string }),
   )
+
+  // Logout: the token fails at once, and its live y-websockets are closed (4401).
+  app.delete('/api/session', { preHandler: requireSession(sessions) }, async (request, reply) => {
+    await sessions.revoke(bearerToken(request) as string)
+    return reply.status(204).send()
+  })
 
   app.get('/api/me', { preHandler: requireSession(sessions) }, async (request) => {
     const session = request.session as Session

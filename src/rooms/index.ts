@@ -93,4 +93,5 @@ export {
   type ValidationTarget,
   validateUpdate,
 } from './validate-update.ts'
+export { type YjsTicket, YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
 export { registerYjsWebsocket, type YjsWebsocketInit } from './yjs-websocket.ts'

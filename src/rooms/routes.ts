@@ -14,7 +14,8 @@ export interface RoomRoutesInit {
   authenticate: preHandlerAsyncHookHandler
 }
 
-const ROOM_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } as const
+/** A room id as routes take it (also the ticket route of the y-websocket). */
+export const ROOM_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } as const
 const ENTRY_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } as const
 const DID = { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' } as const
 const UCAN = { type: 'string', minLength: 1, maxLength: 4096 } as const

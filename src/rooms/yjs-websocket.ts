@@ -1,21 +1,27 @@
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { WebSocket } from 'ws'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
 import type { Session, SessionService } from '../auth/index.ts'
-import { MeshError } from '../errors.ts'
+import { MeshError, UnauthenticatedError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { Room, RoomOrigin } from './room.ts'
 import { type ClientBinding, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
+import { ROOM_ID } from './routes.ts'
+import { YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
 
 /**
- * The y-websocket endpoint (SPEC §3): `ws://HOST/yjs/<roomId>?token=<session token>`,
- * which is what the stock `new WebsocketProvider('ws://HOST/yjs', roomId, doc,
- * {params: {token}})` connects to.
+ * The y-websocket endpoint (SPEC §3): `ws://HOST/yjs/<roomId>?token=<ticket>`, which is
+ * what the stock `new WebsocketProvider('ws://HOST/yjs', roomId, doc, {params: {token}})`
+ * connects to. The token is a ticket from `POST /api/rooms/:id/yjs-ticket` (bearer
+ * session) → `{ticket, expiresAt}`: single-use, bound to that room and session, good for
+ * 60 s; a session token is refused (4401), so no URL ever carries one. A client fetches
+ * a fresh ticket for each connection, reconnects included. A connection ends (4401)
+ * when its session is logged out or expires.
  *
  * Wire protocol (as y-websocket-server's utils): every frame is a varUint message
  * type then its payload — 0 sync (y-protocols SyncStep1 / SyncStep2 / Update), 1
@@ -38,6 +44,9 @@ export interface YjsWebsocketInit {
   path?: string
   /** Interval of liveness pings; default 30 s. */
   pingIntervalMs?: number
+  /** The session guard of the ticket route (e.g. `requireSession(sessions)`); sets `request.session`. */
+  authenticate: preHandlerAsyncHookHandler
+  tickets?: YjsTicketsInit
 }
 
 const MESSAGE_SYNC = 0
@@ -52,6 +61,9 @@ interface Connection {
   awarenessIds: Set<number>
 }
 
+// setTimeout's longest delay; a session ending later is closed by the revocation path only.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 interface Hub {
   room: Room
   awareness: awarenessProtocol.Awareness
@@ -64,23 +76,52 @@ export async function registerYjsWebsocket(app: FastifyInstance, init: YjsWebsoc
   if (!app.hasDecorator('websocketServer')) {
     await app.register(fastifyWebsocket, { options: { maxPayload: MAX_FRAME_BYTES } })
   }
-  const server = new YjsWebsocketServer(init)
-  app.addHook('onClose', async () => server.close())
+  const tickets = new YjsTickets(init.tickets)
+  const server = new YjsWebsocketServer(init, tickets)
+  const unsubscribe = init.sessions.onRevoked(({ id }) => {
+    tickets.revokeSession(id)
+    server.closeSession(id, 'logged out')
+  })
+  app.addHook('onClose', async () => {
+    unsubscribe()
+    server.close()
+  })
   app.get(`${init.path ?? '/yjs'}/:roomId`, { websocket: true }, (socket, request) => {
     server.handle(socket as unknown as WebSocket, request)
   })
+  // Membership is checked when the ticket is used, so a ticket says nothing about a room.
+  app.post(
+    '/api/rooms/:id/yjs-ticket',
+    {
+      preHandler: init.authenticate,
+      schema: {
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id'],
+          properties: { id: ROOM_ID },
+        },
+      },
+    },
+    async (request) => {
+      if (request.session === undefined) throw new UnauthenticatedError('a session is required')
+      return tickets.issue(request.session, (request.params as { id: string }).id)
+    },
+  )
 }
 
 class YjsWebsocketServer {
   readonly #init: YjsWebsocketInit
+  readonly #tickets: YjsTickets
   readonly #hubs = new Map<Room, Hub>()
   readonly #log: Logger
   readonly #pinger: ReturnType<typeof setInterval>
   readonly #alive = new WeakMap<WebSocket, boolean>()
   readonly #sockets = new Set<WebSocket>()
 
-  constructor(init: YjsWebsocketInit) {
+  constructor(init: YjsWebsocketInit, tickets: YjsTickets) {
     this.#init = init
+    this.#tickets = tickets
     this.#log = (init.logger ?? silentLogger()).child({ area: 'rooms.yjs' })
     this.#pinger = setInterval(() => this.#ping(), init.pingIntervalMs ?? 30_000)
     this.#pinger.unref()
@@ -91,6 +132,13 @@ class YjsWebsocketServer {
     for (const socket of this.#sockets) socket.close(1001, 'server closing')
   }
 
+  /** Closes every connection opened under session `id` (4401). */
+  closeSession(id: string, reason: string): void {
+    for (const hub of this.#hubs.values()) {
+      for (const conn of hub.connections) if (conn.session.id === id) conn.socket.close(4401, reason)
+    }
+  }
+
   handle(socket: WebSocket, request: FastifyRequest): void {
     this.#sockets.add(socket)
     this.#alive.set(socket, true)
@@ -98,6 +146,7 @@ class YjsWebsocketServer {
     const queued: Uint8Array[] = []
     let conn: Connection | undefined
     let hub: Hub | undefined
+    let expiry: ReturnType<typeof setTimeout> | undefined
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
       const bytes = toBytes(data)
       if (conn === undefined || hub === undefined) {
@@ -110,6 +159,7 @@ class YjsWebsocketServer {
     })
     socket.on('close', () => {
       this.#sockets.delete(socket)
+      clearTimeout(expiry)
       if (conn !== undefined && hub !== undefined) this.#leave(hub, conn)
     })
     socket.on('error', (err) => this.#log.debug({ event: 'rooms.yjs.socket_error', err }, 'socket error'))
@@ -117,13 +167,17 @@ class YjsWebsocketServer {
     const { roomId } = request.params as { roomId: string }
     const token = (request.query as { token?: unknown }).token
     void (async () => {
-      let session: Session
-      try {
-        session = await this.#init.sessions.authenticate(typeof token === 'string' ? token : undefined)
-      } catch {
+      const ticket = typeof token === 'string' ? this.#tickets.redeem(token) : undefined
+      if (ticket === undefined) {
+        this.#log.debug({ event: 'rooms.yjs.bad_ticket', room: roomId }, 'unknown, spent or expired ticket')
         socket.close(4401, 'unauthenticated')
         return
       }
+      if (ticket.roomId !== roomId) {
+        socket.close(4403, 'ticket is for another room')
+        return
+      }
+      const session = ticket.session
       let room: Room
       try {
         ;({ room } = await this.#init.rooms.roomFor(roomId, session.did))
@@ -139,6 +193,11 @@ class YjsWebsocketServer {
       hub = this.#join(room)
       conn = { socket, session, awarenessIds: new Set() }
       hub.connections.add(conn)
+      const left = Date.parse(session.expiresAt) - Date.now()
+      if (left < MAX_TIMER_MS) {
+        expiry = setTimeout(() => socket.close(4401, 'session expired'), Math.max(0, left))
+        expiry.unref()
+      }
       const step1 = encoding.createEncoder()
       encoding.writeVarUint(step1, MESSAGE_SYNC)
       syncProtocol.writeSyncStep1(step1, room.doc)

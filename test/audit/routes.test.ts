@@ -24,6 +24,7 @@ async function stubSession(request: FastifyRequest): Promise<void> {
   if (request.headers.authorization !== `Bearer ${TOKEN}`)
     throw new UnauthenticatedError('a bearer token is required')
   request.session = {
+    id: 'stub',
     did: alice.did,
     role: 'architect',
     expiresAt: new Date(Date.now() + 60_000).toISOString(),

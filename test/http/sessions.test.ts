@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Registry } from 'prom-client'
 import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
 import { createHttpApp, registerSessionRoutes } from '../../src/http/index.ts'
@@ -9,17 +10,29 @@ import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
 const mesh = Ed25519KeyPair.generate()
 
+const roleOf = async (did: string) =>
+  did === alice.did ? 'architect' : did === bob.did ? 'agent' : undefined
+
 async function app(t: TestContext) {
   const store = await tempStore(t)
-  const sessions = new SessionService({
-    store,
-    meshDid: mesh.did,
-    roleOf: async (did) => (did === alice.did ? 'architect' : did === bob.did ? 'agent' : undefined),
-  })
+  const sessions = new SessionService({ store, meshDid: mesh.did, roleOf })
   const server = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
   registerSessionRoutes(server, sessions)
   t.after(() => server.close())
   return server
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
+  const end = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(5)
+  }
+}
+
+async function signIn(sessions: SessionService, key: Ed25519KeyPair) {
+  const { nonce } = sessions.challenge()
+  return sessions.open({ did: key.did, nonce, signature: sign(key, sessionChallengeText(mesh.did, nonce)) })
 }
 
 const sign = (key: Ed25519KeyPair, text: string) =>
@@ -153,5 +166,87 @@ describe('session challenge/response', () => {
     }
     const missing = await server.inject({ method: 'GET', url: '/api/nowhere' })
     assert.equal(errorCode(missing), 'MESH_NOT_FOUND')
+  })
+
+  it("10 100 challenges from an attacker do not evict a real user's outstanding nonce", async (t) => {
+    const server = await app(t)
+    const nonce = await challenge(server)
+    for (let i = 0; i < 10_100; i++) {
+      const res = await server.inject({
+        method: 'GET',
+        url: '/api/session/challenge',
+        remoteAddress: `10.0.${i >> 8}.${i & 255}`,
+      })
+      assert.equal(res.statusCode, 200)
+    }
+    const res = await server.inject({
+      method: 'POST',
+      url: '/api/session',
+      payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) },
+    })
+    assert.equal(res.statusCode, 200, res.body)
+  })
+
+  it('refuses a forged or expired nonce: a nonce is only good from this node, until its expiry', async (t) => {
+    const store = await tempStore(t)
+    const sessions = new SessionService({ store, meshDid: mesh.did, roleOf, challengeTtlMs: 1 })
+    const other = new SessionService({ store, meshDid: mesh.did, roleOf })
+    const foreign = other.challenge().nonce
+    await assert.rejects(
+      sessions.open({
+        did: alice.did,
+        nonce: foreign,
+        signature: sign(alice, sessionChallengeText(mesh.did, foreign)),
+      }),
+      { name: 'UnauthenticatedError' },
+    )
+    const { nonce, expiresAt } = sessions.challenge()
+    await until(() => Date.now() > Date.parse(expiresAt), 'the challenge to expire')
+    await assert.rejects(
+      sessions.open({ did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) }),
+      { name: 'UnauthenticatedError' },
+    )
+  })
+
+  it('DELETE /api/session logs out: the token fails at once', async (t) => {
+    const server = await app(t)
+    const nonce = await challenge(server)
+    const { token } = (
+      await server.inject({
+        method: 'POST',
+        url: '/api/session',
+        payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) },
+      })
+    ).json() as { token: string }
+    const auth = { authorization: `Bearer ${token}` }
+    assert.equal((await server.inject({ method: 'GET', url: '/api/me', headers: auth })).statusCode, 200)
+    const out = await server.inject({ method: 'DELETE', url: '/api/session', headers: auth })
+    assert.equal(out.statusCode, 204)
+    const after = await server.inject({ method: 'GET', url: '/api/me', headers: auth })
+    assert.equal(after.statusCode, 401)
+    assert.equal(errorCode(after), 'MESH_UNAUTHENTICATED')
+    const again = await server.inject({ method: 'DELETE', url: '/api/session', headers: auth })
+    assert.equal(errorCode(again), 'MESH_UNAUTHENTICATED')
+  })
+
+  it('purges expired sessions from the store at start and periodically', async (t) => {
+    const store = await tempStore(t)
+    const stored = () => store.sublevel('sessions').keys().all()
+    const short = new SessionService({ store, meshDid: mesh.did, roleOf, sessionTtlMs: 1 })
+    const long = new SessionService({ store, meshDid: mesh.did, roleOf })
+    const gone = await signIn(short, alice)
+    const kept = await signIn(long, bob)
+    await until(() => Date.now() > Date.parse(gone.expiresAt), 'the session to expire')
+    assert.equal((await stored()).length, 2)
+    // A restart: the expired session is gone before anything is served.
+    const restarted = new SessionService({ store, meshDid: mesh.did, roleOf, purgeIntervalMs: 10 })
+    await restarted.start()
+    t.after(() => restarted.stop())
+    assert.equal((await stored()).length, 1)
+    assert.equal((await restarted.authenticate(kept.token)).did, bob.did)
+    // While running: a session that expires later is purged without another start.
+    const later = await signIn(short, alice)
+    await until(async () => (await stored()).length === 1, 'the periodic purge')
+    await assert.rejects(restarted.authenticate(later.token), { name: 'UnauthenticatedError' })
   })
 })

@@ -7,7 +7,7 @@ import { WebSocket } from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { type SessionRole, SessionService, sessionChallengeText } from '../../src/auth/index.ts'
-import { createHttpApp, requireSession } from '../../src/http/index.ts'
+import { createHttpApp, registerSessionRoutes, requireSession } from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import {
@@ -16,6 +16,7 @@ import {
   registerRoomRoutes,
   registerYjsWebsocket,
   sealKey,
+  type YjsTicketsInit,
 } from '../../src/rooms/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { alice, bob, mallory, manager, meshA } from './helpers.ts'
@@ -26,13 +27,15 @@ const ROLES: Record<string, SessionRole> = {
   [mallory.did]: 'human',
 }
 
-async function server(t: TestContext) {
+async function server(t: TestContext, tickets?: YjsTicketsInit) {
   const store = await tempStore(t)
   const rooms = await manager(t, meshA, { store })
   const sessions = new SessionService({ store, meshDid: meshA.did, roleOf: async (did) => ROLES[did] })
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  registerRoomRoutes(app, { rooms, authenticate: requireSession(sessions) })
-  await registerYjsWebsocket(app, { rooms, sessions })
+  const authenticate = requireSession(sessions)
+  registerSessionRoutes(app, sessions)
+  registerRoomRoutes(app, { rooms, authenticate })
+  await registerYjsWebsocket(app, { rooms, sessions, authenticate, tickets })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(() => app.close())
   const address = app.server.address()
@@ -59,17 +62,47 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   }
 }
 
+/** A y-websocket ticket for `room` from session `token`; undefined when the node refuses one. */
+async function ticketFor(port: number, room: string, token: string): Promise<string | undefined> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/rooms/${room}/yjs-ticket`, {
+    method: 'POST',
+    headers: auth(token),
+  })
+  return res.ok ? ((await res.json()) as { ticket: string }).ticket : undefined
+}
+
+/**
+ * A stock WebsocketProvider signed in as session `token`: it connects with a ticket
+ * fetched for it (a token that gets none goes as it is, to be refused).
+ */
 function provider(t: TestContext, port: number, room: string, token: string, doc = new Y.Doc()) {
   const p = new WebsocketProvider(`ws://127.0.0.1:${port}/yjs`, room, doc, {
-    params: { token },
+    connect: false,
     WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
     disableBc: true,
   })
+  let destroyed = false
+  void ticketFor(port, room, token).then((ticket) => {
+    if (destroyed) return
+    p.params = { token: ticket ?? token }
+    p.connect()
+  })
   t.after(() => {
+    destroyed = true
     p.destroy()
     doc.destroy() // also stops the provider's awareness timer
   })
   return p
+}
+
+/** A raw socket on `room` with `token` in the URL: its first message, its close code, whichever comes first. */
+function rawSocket(t: TestContext, port: number, room: string, token: string) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/yjs/${room}?token=${token}`)
+  t.after(() => ws.close())
+  const firstMessage = new Promise<void>((resolve) => ws.once('message', () => resolve()))
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+  const outcome = Promise.race([closed, firstMessage.then(() => 'served' as const)])
+  return { ws, firstMessage, closed, outcome }
 }
 
 function closeCode(p: WebsocketProvider): Promise<number> {
@@ -310,7 +343,9 @@ describe('y-websocket endpoint', () => {
     }, 'alice’s stamped awareness at bob')
 
     // Bob's socket claims alice's awareness client id: dropped.
-    const raw = new WebSocket(`ws://127.0.0.1:${port}/yjs/${id}?token=${await token(bob)}`)
+    const raw = new WebSocket(
+      `ws://127.0.0.1:${port}/yjs/${id}?token=${await ticketFor(port, id, await token(bob))}`,
+    )
     t.after(() => raw.close())
     await new Promise((resolve) => raw.once('open', resolve))
     const inner = encoding.createEncoder()
@@ -329,5 +364,53 @@ describe('y-websocket endpoint', () => {
     assert.equal(room.message(contentId(entry)), undefined, 'the read-only write was dropped')
     const state = pb.awareness.getStates().get(aliceDoc.clientID) as { user?: { name: string } }
     assert.equal(state.user?.name, 'alice')
+  })
+})
+
+describe('y-websocket tickets: no session token in a URL', () => {
+  it('a ticket is single-use and bound to its room; a session token in the URL is refused', async (t) => {
+    const { rooms, port, token } = await server(t)
+    const { id } = await rooms.create({ name: 'general', creator: alice.did })
+    const { id: other } = await rooms.create({ name: 'other', creator: alice.did })
+    const ta = await token(alice)
+    assert.equal(await rawSocket(t, port, id, ta).outcome, 4401)
+    const ticket = (await ticketFor(port, id, ta)) as string
+    const first = rawSocket(t, port, id, ticket)
+    await first.firstMessage
+    assert.equal(await rawSocket(t, port, id, ticket).outcome, 4401)
+    const wrongRoom = rawSocket(t, port, other, (await ticketFor(port, id, ta)) as string)
+    assert.equal(await wrongRoom.outcome, 4403)
+    // No ticket without a session.
+    assert.equal(await ticketFor(port, id, 'not-a-token'), undefined)
+  })
+
+  it('an expired ticket is refused with 4401', async (t) => {
+    const { rooms, port, token } = await server(t, { ttlMs: 1 })
+    const { id } = await rooms.create({ name: 'general', creator: alice.did })
+    const res = await fetch(`http://127.0.0.1:${port}/api/rooms/${id}/yjs-ticket`, {
+      method: 'POST',
+      headers: auth(await token(alice)),
+    })
+    const { ticket, expiresAt } = (await res.json()) as { ticket: string; expiresAt: string }
+    await until(() => Date.now() > Date.parse(expiresAt), 'the ticket to expire')
+    assert.equal(await rawSocket(t, port, id, ticket).outcome, 4401)
+  })
+
+  it("logout closes the session's live y-websockets (4401) and voids its unused tickets", async (t) => {
+    const { app, rooms, port, token } = await server(t)
+    const { id } = await rooms.create({ name: 'general', creator: alice.did })
+    await rooms.join(id, bob.did)
+    const ta = await token(alice)
+    const live = rawSocket(t, port, id, (await ticketFor(port, id, ta)) as string)
+    await live.firstMessage
+    const unused = (await ticketFor(port, id, ta)) as string
+    const bobs = rawSocket(t, port, id, (await ticketFor(port, id, await token(bob))) as string)
+    const out = await app.inject({ method: 'DELETE', url: '/api/session', headers: auth(ta) })
+    assert.equal(out.statusCode, 204)
+    assert.equal(await live.closed, 4401)
+    assert.equal(await rawSocket(t, port, id, unused).outcome, 4401)
+    // Sentinel: another session's socket is untouched.
+    await bobs.firstMessage
+    assert.equal(bobs.ws.readyState, WebSocket.OPEN)
   })
 })

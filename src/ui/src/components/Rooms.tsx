@@ -181,20 +181,17 @@ function RoomPane({ roomId, room }: { roomId: string; room: Room | undefined }) 
     5000,
     [session, roomId],
   )
-  const doc = useRoomDoc(roomId, session.token, session.health.did)
+  // A fresh ticket per connection; the call signs in again if the session has ended.
+  const doc = useRoomDoc(
+    roomId,
+    async (id) => (await session.call<{ ticket: string }>('POST', `/api/rooms/${id}/yjs-ticket`)).ticket,
+    session.health.did,
+  )
   const federated = detail.data?.federated ?? room?.federated ?? false
   const join = useAction(async () => {
     await session.call('POST', `/api/rooms/${roomId}/join`, {})
-    doc.reconnect(session.token)
+    doc.reconnect()
   })
-  // A closed link with 4401 means the token expired: sign in again (the session does) and reconnect once.
-  const retried = useRef(false)
-  useEffect(() => {
-    if (doc.link.status === 'closed' && doc.link.code === 4401 && !retried.current) {
-      retried.current = true
-      void session.call('GET', '/api/me').then(() => doc.reconnect(session.token))
-    }
-  }, [doc, session])
 
   return (
     <Stack>

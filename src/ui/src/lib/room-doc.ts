@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 
@@ -42,7 +42,8 @@ export interface RoomDoc {
   messages: ChatMessage[]
   /** The dids whose clients are in the room now (awareness, stamped by the node). */
   present: string[]
-  reconnect: (token: string) => void
+  /** Connects again now, with a fresh ticket (after joining the room, say). */
+  reconnect: () => void
 }
 
 /** Effective member entry per did: the home mesh's latest if any, else the latest (README "Effective membership"). */
@@ -97,24 +98,65 @@ function read(doc: Y.Doc, ownMesh: string): ChatMessage[] {
 }
 
 /**
- * A room's Yjs document, synced over the stock y-websocket provider at `/yjs` with the
- * session token. Read-only here: the console posts through the HTTP API and reads
- * what arrives, so everything shown went through the node's checks.
+ * A room's Yjs document, synced over the stock y-websocket provider at `/yjs`. Each
+ * connection takes a fresh single-use ticket from `ticket(roomId)` (`POST
+ * /api/rooms/:id/yjs-ticket`), never the session token, so the provider does not
+ * reconnect by itself (it would reuse a spent ticket): after a close this hook fetches
+ * another ticket and connects again, backing off. Read-only here: the console posts
+ * through the HTTP API and reads what arrives, so everything shown went through the
+ * node's checks.
  */
-export function useRoomDoc(roomId: string, token: string, ownMesh: string): RoomDoc {
+export function useRoomDoc(
+  roomId: string,
+  ticket: (roomId: string) => Promise<string>,
+  ownMesh: string,
+): RoomDoc {
   const [state, setState] = useState<Omit<RoomDoc, 'reconnect'>>({
     link: { status: 'connecting' },
     synced: false,
     messages: [],
     present: [],
   })
-  const [provider, setProvider] = useState<WebsocketProvider | undefined>(undefined)
+  const ticketRef = useRef(ticket)
+  ticketRef.current = ticket
+  const reconnectRef = useRef<() => void>(() => {})
 
-  // biome-ignore lint/correctness/useExhaustiveDependencies: a new token reconnects through `reconnect`, not a new document
   useEffect(() => {
     const doc = new Y.Doc()
     const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/yjs`
-    const p = new WebsocketProvider(url, roomId, doc, { params: { token }, disableBc: true })
+    const p = new WebsocketProvider(url, roomId, doc, {
+      connect: false,
+      disableBc: true,
+      shouldReconnect: () => false,
+    })
+    let disposed = false
+    let retry: ReturnType<typeof setTimeout> | undefined
+    let failures = 0
+    let forbidden = 0
+    const open = () => {
+      clearTimeout(retry)
+      retry = undefined
+      ticketRef.current(roomId).then(
+        (token) => {
+          if (disposed) return
+          p.params = { token }
+          p.connect()
+        },
+        (err: { status?: number; message?: string }) => {
+          if (disposed) return
+          const code = err.status === 403 ? 4403 : 4401
+          setState((s) => ({ ...s, link: { status: 'closed', code, reason: err.message ?? '' } }))
+        },
+      )
+    }
+    const later = (ms: number) => {
+      if (!disposed && retry === undefined) retry = setTimeout(open, ms)
+    }
+    reconnectRef.current = () => {
+      failures = 0
+      forbidden = 0
+      open()
+    }
     let frame = 0
     const refresh = () => {
       if (frame !== 0) return
@@ -125,18 +167,27 @@ export function useRoomDoc(roomId: string, token: string, ownMesh: string): Room
     }
     doc.on('update', refresh)
     p.on('status', ({ status }) => setState((s) => ({ ...s, link: { status } })))
-    // 4403 (not a member) may be brief: a shared room's members arrive with its first
-    // entries. Try again a few times before leaving it to the Join button.
-    let retries = 0
-    let retry: ReturnType<typeof setTimeout> | undefined
     p.on('closed', ({ code, reason }) => {
-      setState((s) => ({ ...s, link: { status: 'closed', code, reason } }))
-      if (code === 4403 && retries < 10) {
-        retries++
-        retry = setTimeout(() => p.connect(), 2000)
+      // 4403 (not a member) may be brief: a shared room's members arrive with its first
+      // entries. Try again a few times before leaving it to the Join button.
+      if (code === 4403) {
+        setState((s) => ({ ...s, link: { status: 'closed', code, reason } }))
+        if (forbidden++ < 10) later(2000)
+        return
       }
+      // A dropped link, a spent or expired ticket, an ended session (the ticket request
+      // signs in again): a fresh ticket, backing off, and a closed state only at the end.
+      if (failures >= 8) {
+        setState((s) => ({ ...s, link: { status: 'closed', code, reason } }))
+        return
+      }
+      setState((s) => ({ ...s, link: { status: 'connecting' } }))
+      later(Math.min(30_000, 250 * 2 ** failures++))
     })
-    p.on('sync', (synced) => setState((s) => ({ ...s, synced })))
+    p.on('sync', (synced) => {
+      if (synced) failures = 0
+      setState((s) => ({ ...s, synced }))
+    })
     const onAwareness = () => {
       const dids = new Set<string>()
       for (const st of p.awareness.getStates().values()) {
@@ -146,23 +197,17 @@ export function useRoomDoc(roomId: string, token: string, ownMesh: string): Room
       setState((s) => ({ ...s, present: [...dids] }))
     }
     p.awareness.on('change', onAwareness)
-    setProvider(p)
+    open()
     return () => {
+      disposed = true
       if (frame !== 0) cancelAnimationFrame(frame)
-      if (retry !== undefined) clearTimeout(retry)
+      clearTimeout(retry)
+      reconnectRef.current = () => {}
       p.awareness.off('change', onAwareness)
       p.destroy()
       doc.destroy()
-      setProvider(undefined)
     }
   }, [roomId, ownMesh])
 
-  return {
-    ...state,
-    reconnect: (fresh: string) => {
-      if (provider === undefined) return
-      provider.params = { token: fresh }
-      provider.connect()
-    },
-  }
+  return { ...state, reconnect: () => reconnectRef.current() }
 }

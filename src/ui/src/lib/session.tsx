@@ -142,6 +142,9 @@ export function SessionProvider({ children }: { children: ReactNode }) {
         return signAct(key, health.did, act, [await decodeToken(root.token)])
       },
       async signOut(options = {}) {
+        // Logout at the node first: the token stops working at once, open room links included.
+        const token = tokenRef.current ?? state.token
+        await request('DELETE', '/api/session', { token }).catch(() => undefined)
         if (options.forget === true) await forgetKey()
         tokenRef.current = undefined
         setState({ kind: 'signed-out', health: state.health })
