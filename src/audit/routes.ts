@@ -1,12 +1,12 @@
 import type { ServerResponse } from 'node:http'
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
 import { AUDIT_LIST_LIMITS, AUDIT_PROBLEM_KINDS, type AuditLog } from './audit-log.ts'
 import { AUDIT_LIMITS } from './audit-row.ts'
 
 export interface AuditRoutesInit {
   audit: AuditLog
   /** Admits a request or throws (e.g. `requireSession(sessions)`); runs before both routes. */
-  authenticate: preHandlerAsyncHookHandler
+  authenticate: onRequestAsyncHookHandler
 }
 
 interface ListQuerystring {
@@ -98,7 +98,7 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
   app.get<{ Querystring: ListQuerystring }>(
     '/api/audit',
     {
-      preHandler: init.authenticate,
+      onRequest: init.authenticate,
       schema: { querystring: listQuerystringSchema, response: { 200: pageSchema } },
     },
     async (request, reply) => {
@@ -116,7 +116,7 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
 
   app.get(
     '/api/audit/verify',
-    { preHandler: init.authenticate, schema: { response: { 200: reportSchema } } },
+    { onRequest: init.authenticate, schema: { response: { 200: reportSchema } } },
     async (_request, reply) => init.audit.verify({ signal: abortOnHangUp(reply.raw) }),
   )
 }

@@ -18,7 +18,11 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1]
 }
 
-/** A preHandler that admits only requests with a valid session, and records who made them. */
+/**
+ * A hook that admits only requests with a valid session, and records who made them.
+ * Register it as `onRequest`: it then runs before the body is read and validated, so
+ * a caller without a session learns nothing of a route's schema (and costs no parse).
+ */
 export function requireSession(sessions: SessionService) {
   return async (request: FastifyRequest): Promise<void> => {
     request.session = await sessions.authenticate(bearerToken(request))
@@ -44,7 +48,7 @@ export function registerSessionRoutes(app: FastifyInstance, sessions: SessionSer
     async (request) => sessions.open(request.body as { did: string; nonce: string; signature: string }),
   )
 
-  app.get('/api/me', { preHandler: requireSession(sessions) }, async (request) => {
+  app.get('/api/me', { onRequest: requireSession(sessions) }, async (request) => {
     const session = request.session as Session
     return { did: session.did, role: session.role, expiresAt: session.expiresAt }
   })
