@@ -1,14 +1,41 @@
+import type { OriginGuardInit } from './http/origin-guard.ts'
 import type { Logger } from './log.ts'
 
 /** The software version reported in health, manifest, records and heartbeats. */
 export const MESH_NODE_VERSION = '0.1.0'
+
+/** Where an HTTP server (node or registry) listens, and which names and origins browsers may use. */
+export interface HttpListenInit {
+  host?: string
+  port?: number
+  /**
+   * Host names it also answers to (a public name behind a reverse proxy); any other
+   * name is refused with MESH_FORBIDDEN (DNS rebinding). IP literals, `localhost`,
+   * `*.localhost` and `host` need no entry. Default none.
+   */
+  allowedHosts?: string[]
+  /**
+   * Origins whose pages may call the API and open the y-websocket besides the server's
+   * own (`https://console.example.org`). Default none.
+   */
+  allowedOrigins?: string[]
+}
+
+/** The Host/Origin checks an HTTP server's listen options ask for (default host 127.0.0.1). */
+export function originGuardOf(http: HttpListenInit | undefined): OriginGuardInit {
+  return {
+    bindHost: http?.host ?? '127.0.0.1',
+    allowedHosts: http?.allowedHosts ?? [],
+    allowedOrigins: http?.allowedOrigins ?? [],
+  }
+}
 
 /** Everything a node can be told at start. Only `dataDir` is required. */
 export interface MeshNodeInit {
   /** The node's data dir: mesh key, LevelDB, the running node's address file. */
   dataDir: string
   /** HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one). */
-  http?: { host?: string; port?: number }
+  http?: HttpListenInit
   /** libp2p listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[]
   /** A registry to bootstrap from (its public list) and, for a public mesh, to heartbeat to. */

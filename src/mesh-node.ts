@@ -12,7 +12,7 @@ import {
   type SessionRole,
   SessionService,
 } from './auth/index.ts'
-import { MESH_NODE_VERSION, type MeshNodeInit } from './config.ts'
+import { MESH_NODE_VERSION, type MeshNodeInit, originGuardOf } from './config.ts'
 import {
   ActGate,
   CONNECT_PROTOCOLS,
@@ -602,7 +602,11 @@ export class MeshNode {
   }
 
   async #startHttp(store: MeshStore, info: MeshInfo): Promise<FastifyInstance> {
-    const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
+    const app = createHttpApp({
+      logger: this.logger,
+      metrics: this.metrics,
+      originGuard: originGuardOf(this.init.http),
+    })
     const node = this
     const sessions = new SessionService({
       store,

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Registry } from 'prom-client'
-import { MESH_NODE_VERSION } from './config.ts'
+import { type HttpListenInit, MESH_NODE_VERSION, originGuardOf } from './config.ts'
 import { createHttpApp } from './http/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
@@ -9,7 +9,8 @@ import { MeshStore } from './store/index.ts'
 
 export interface RegistryServerInit {
   dataDir: string
-  http?: { host?: string; port?: number }
+  /** Default 127.0.0.1:7800; allowed hosts and origins as a node's (config.ts). */
+  http?: HttpListenInit
   /** Expected heartbeat interval; three missed ones make a mesh offline. Default 30 000 ms. */
   heartbeatIntervalMs?: number
   logger?: Logger
@@ -49,7 +50,11 @@ export class RegistryServer {
       })
       await registry.start()
       this.#registry = registry
-      const app = createHttpApp({ logger: this.logger, metrics: this.metrics })
+      const app = createHttpApp({
+        logger: this.logger,
+        metrics: this.metrics,
+        originGuard: originGuardOf(this.init.http),
+      })
       app.get('/api/health', async () => ({ status: 'ok', role: 'registry', version: MESH_NODE_VERSION }))
       app.get('/metrics', async (_request, reply) => {
         void reply.type(this.metrics.contentType)

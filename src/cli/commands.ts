@@ -9,7 +9,7 @@ import { basename, join, resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import type { AuditPage, AuditVerifyReport } from '../audit/index.ts'
 import { roomResourceOf } from '../auth/authority/index.ts'
-import { MESH_NODE_VERSION } from '../config.ts'
+import { type HttpListenInit, MESH_NODE_VERSION } from '../config.ts'
 import {
   type ConnectionView,
   type FederationPolicy,
@@ -47,6 +47,15 @@ function parseHostPort(value: string): { host: string; port: number } {
   const match = /^(.*):(\d{1,5})$/.exec(value)
   if (match === null) throw new MeshError('MESH_BAD_REQUEST', `--http wants HOST:PORT, got ${value}`)
   return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+}
+
+/** --http, --allowed-host and --allowed-origin as the HTTP listen options. */
+function httpListen(options: Record<string, unknown>): HttpListenInit {
+  return {
+    ...parseHostPort(options.http as string),
+    allowedHosts: (options.allowedHost as string[] | undefined) ?? [],
+    allowedOrigins: (options.allowedOrigin as string[] | undefined) ?? [],
+  }
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
@@ -200,6 +209,12 @@ function program(): Command {
     .addOption(dataOption())
     .option('--name <name>', 'mesh name, when this start creates the mesh')
     .option('--http <host:port>', 'HTTP API address', '127.0.0.1:7700')
+    .option('--allowed-host <name>', 'another Host name the HTTP API answers to (repeatable)', collect)
+    .option(
+      '--allowed-origin <origin>',
+      'another origin browsers may call the API from (repeatable)',
+      collect,
+    )
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
     .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
     .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
@@ -239,7 +254,7 @@ function program(): Command {
       const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
       const node = createMeshNode({
         dataDir,
-        http: parseHostPort(options.http as string),
+        http: httpListen(options),
         listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: (options.bootstrap as string[] | undefined) ?? [],
         serveRegistry: options.serveRegistry === true,
@@ -279,13 +294,19 @@ function program(): Command {
     .description('run a standalone registry (public mesh list and heartbeats)')
     .addOption(new Option('--data <dir>', 'data directory').default('./.mesh-registry'))
     .option('--http <host:port>', 'HTTP address', '127.0.0.1:7800')
+    .option('--allowed-host <name>', 'another Host name the registry answers to (repeatable)', collect)
+    .option(
+      '--allowed-origin <origin>',
+      'another origin browsers may call the registry from (repeatable)',
+      collect,
+    )
     .addOption(new Option('--heartbeat-interval <ms>', 'expected heartbeat interval').argParser(positiveInt))
     .action(async (options) => {
       const out = new GatedStdout()
       const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
       const server = new RegistryServer({
         dataDir: resolve(options.data as string),
-        http: parseHostPort(options.http as string),
+        http: httpListen(options),
         ...(options.heartbeatInterval ? { heartbeatIntervalMs: options.heartbeatInterval as number } : {}),
         logger,
       })

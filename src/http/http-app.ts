@@ -9,12 +9,15 @@ import { Counter } from 'prom-client'
 import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { lazyValidator } from '../schema.ts'
+import { type OriginGuardInit, registerOriginGuard } from './origin-guard.ts'
 
 export interface HttpAppInit {
   logger: Logger
   metrics: Registry
   /** Largest accepted request body in bytes; default 64 KiB. */
   bodyLimit?: number
+  /** Host and Origin checks (origin-guard.ts); default: loopback names and IP literals only. */
+  originGuard?: OriginGuardInit
 }
 
 // Fastify's own errors, mapped onto the contract's codes.
@@ -58,6 +61,8 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
     bodyLimit: init.bodyLimit ?? 64 * 1024,
     return503OnClosing: true,
   })
+  // First of every request's hooks: a rebound or cross-site request goes no further.
+  registerOriginGuard(app, init.originGuard)
 
   // Route schemas are checked by the one strict ajv of src/schema.ts (no coercion,
   // nothing removed, first error only) and compile on a route's first request, not when
