@@ -175,12 +175,12 @@ describe('Host and Origin checks, auth before validation, CSP (a real node on po
 })
 
 describe('registry Host check', () => {
-  it('refuses a rebound Host on the registry, answers its own address', async (t) => {
+  it('refuses a rebound Host on a registry bound to 0.0.0.0, answers its own address', async (t) => {
     const dataDir = await mkdtemp(join(tmpdir(), 'mesh-web-registry-'))
     t.after(() => rm(dataDir, { recursive: true, force: true }))
     const registry = new RegistryServer({
       dataDir,
-      http: { host: '127.0.0.1', port: 0 },
+      http: { host: '0.0.0.0', port: 0 },
       logger: silentLogger(),
     })
     await registry.start()
@@ -188,6 +188,11 @@ describe('registry Host check', () => {
     const evil = await send(registry.url, { path: '/metrics', headers: { host: 'evil.example' } })
     assert.equal(evil.status, 403)
     assert.equal(codeOf(evil), 'MESH_FORBIDDEN')
+    const port = new URL(registry.url).port
+    for (const host of [`127.0.0.1:${port}`, `0.0.0.0:${port}`, `localhost:${port}`]) {
+      const own = await send(registry.url, { path: '/api/health', headers: { host } })
+      assert.equal(own.status, 200, host)
+    }
     const ok = await send(registry.url, {
       path: '/api/meshes/public',
       headers: { origin: 'https://browser.example' },
