@@ -1,4 +1,5 @@
 import type { HttpConnectionLimits } from './http/index.ts'
+import type { OriginGuardInit } from './http/origin-guard.ts'
 import type { RateLimitsInit } from './http/rate-limits.ts'
 import type { Logger } from './log.ts'
 import type { RecordGuardInit } from './p2p/record-datastore.ts'
@@ -38,6 +39,37 @@ export interface RegistryLimits {
   newPerSource?: { burst?: number; refillMs?: number; maxSources?: number }
 }
 
+/** Where an HTTP server (node or registry) listens, and which names and origins browsers may use. */
+export interface HttpListenInit {
+  host?: string
+  port?: number
+  /**
+   * Host names it also answers to (a public name behind a reverse proxy); any other
+   * name is refused with MESH_FORBIDDEN (DNS rebinding). IP literals, `localhost`,
+   * `*.localhost` and `host` need no entry. Default none.
+   */
+  allowedHosts?: string[]
+  /**
+   * Origins whose pages may call the API and open the y-websocket besides the server's
+   * own (`https://console.example.org`). Default none.
+   */
+  allowedOrigins?: string[]
+  /**
+   * Header/request/keep-alive/idle timeouts and connection caps, defaults 10 s, 30 s, 5 s,
+   * 60 s, 512 open, 64 per remote address (http/connection-limits.ts).
+   */
+  connections?: HttpConnectionLimits
+}
+
+/** The Host/Origin checks an HTTP server's listen options ask for (default host 127.0.0.1). */
+export function originGuardOf(http: HttpListenInit | undefined): OriginGuardInit {
+  return {
+    bindHost: http?.host ?? '127.0.0.1',
+    allowedHosts: http?.allowedHosts ?? [],
+    allowedOrigins: http?.allowedOrigins ?? [],
+  }
+}
+
 /** Everything a node can be told at start. Only `dataDir` is required. */
 export interface MeshNodeInit {
   /** The node's data dir: mesh key, LevelDB, the running node's address file. */
@@ -45,14 +77,7 @@ export interface MeshNodeInit {
   /**
    * HTTP API and console; default 127.0.0.1:7700 (port 0 picks a free one).
    */
-  http?: {
-    host?: string
-    port?: number
-    /**
-     * Header/request/keep-alive/idle timeouts and connection caps, defaults 10 s, 30 s, 5 s,
-     * 60 s, 512 open, 64 per remote address (http/connection-limits.ts).
-     */
-    connections?: HttpConnectionLimits
+  http?: HttpListenInit & {
     /**
      * Per-source token buckets (429 MESH_RATE_LIMITED with Retry-After); `false` turns them
      * off. Defaults, each a burst refilled evenly over 60 s: sign-in 120 per IP, invoke 120

@@ -13,7 +13,7 @@ import {
   type SessionRole,
   SessionService,
 } from './auth/index.ts'
-import { MESH_NODE_VERSION, type MeshNodeInit } from './config.ts'
+import { MESH_NODE_VERSION, type MeshNodeInit, originGuardOf } from './config.ts'
 import {
   ActGate,
   CONNECT_PROTOCOLS,
@@ -640,6 +640,7 @@ export class MeshNode {
       metrics: this.metrics,
       ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
       rateLimits: this.init.http?.rateLimits,
+      originGuard: originGuardOf(this.init.http),
     })
     const node = this
     const sessions = new SessionService({

@@ -1,16 +1,16 @@
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Registry } from 'prom-client'
-import { MESH_NODE_VERSION, type RegistryLimits } from './config.ts'
-import { createHttpApp, type HttpConnectionLimits, healthOrUnavailable, toHttpError } from './http/index.ts'
+import { type HttpListenInit, MESH_NODE_VERSION, originGuardOf, type RegistryLimits } from './config.ts'
+import { createHttpApp, healthOrUnavailable, toHttpError } from './http/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
 import { MeshStore, StoreMonitor } from './store/index.ts'
 
 export interface RegistryServerInit {
   dataDir: string
-  /** Where to listen (default 127.0.0.1:7800) and the connection limits, as a node's `http`. */
-  http?: { host?: string; port?: number; connections?: HttpConnectionLimits }
+  /** Default 127.0.0.1:7800; allowed hosts and origins as a node's (config.ts). */
+  http?: HttpListenInit
   /** Expected heartbeat interval; three missed ones make a mesh offline. Default 30 000 ms. */
   heartbeatIntervalMs?: number
   /** Admission stamp, capacity and rate limits; defaults in `RegistryLimits`. */
@@ -70,6 +70,7 @@ export class RegistryServer {
       const app = createHttpApp({
         logger: this.logger,
         metrics: this.metrics,
+        originGuard: originGuardOf(this.init.http),
         ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
       })
       app.addHook('onError', async (_request, _reply, err) => {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
 import { BadRequestError } from '../errors.ts'
 import { AUDIT_LIST_LIMITS, AUDIT_PROBLEM_KINDS, type AuditLog, type AuditVerifyReport } from './audit-log.ts'
 import { AUDIT_LIMITS } from './audit-row.ts'
@@ -8,7 +8,7 @@ import { checkpointSchema, parseCheckpoint } from './checkpoint.ts'
 export interface AuditRoutesInit {
   audit: AuditLog
   /** Admits a request or throws (e.g. `requireSession(sessions)`); runs before both routes. */
-  authenticate: preHandlerAsyncHookHandler
+  authenticate: onRequestAsyncHookHandler
 }
 
 interface ListQuerystring {
@@ -128,7 +128,7 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
   app.get<{ Querystring: ListQuerystring }>(
     '/api/audit',
     {
-      preHandler: init.authenticate,
+      onRequest: init.authenticate,
       schema: { querystring: listQuerystringSchema, response: { 200: pageSchema } },
     },
     async (request, reply) => {
@@ -159,7 +159,7 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
   app.get<{ Querystring: VerifyQuerystring }>(
     '/api/audit/verify',
     {
-      preHandler: init.authenticate,
+      onRequest: init.authenticate,
       schema: { querystring: verifyQuerystringSchema, response: { 200: reportSchema } },
     },
     async (request, reply) => {
@@ -179,7 +179,7 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
   app.post<{ Body: { checkpoint: unknown } }>(
     '/api/audit/verify',
     {
-      preHandler: init.authenticate,
+      onRequest: init.authenticate,
       schema: { body: verifyBodySchema, response: { 200: reportSchema } },
     },
     async (request, reply) => verify(request.body.checkpoint, reply.raw),
@@ -187,7 +187,7 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
 
   app.get(
     '/api/audit/checkpoint',
-    { preHandler: init.authenticate, schema: { response: { 200: checkpointSchema } } },
+    { onRequest: init.authenticate, schema: { response: { 200: checkpointSchema } } },
     async () => init.audit.checkpoint(),
   )
 }

@@ -6,7 +6,7 @@ import { TOKEN_LIMITS, toMeshError } from './authority/index.ts'
 export interface AuthorityRoutesInit {
   /** A getter: a key rotation replaces the authority. */
   authority: () => Pick<Authority, 'meshDid' | 'chains' | 'trust' | 'promote' | 'rootDelegation'>
-  /** A preHandler that sets `request.session` or throws. */
+  /** An onRequest hook that sets `request.session` or throws. */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 }
 
@@ -88,7 +88,7 @@ function view(record: TrustRecord): TrustView {
 export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRoutesInit): void {
   const { authenticate } = init
 
-  app.get('/api/trust', { preHandler: authenticate }, async () => {
+  app.get('/api/trust', { onRequest: authenticate }, async () => {
     const all = init.authority().trust.list()
     return {
       principals: all.filter((r) => r.scope === 'principal').map(view),
@@ -99,7 +99,7 @@ export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRou
   app.get(
     '/api/trust/:did',
     {
-      preHandler: authenticate,
+      onRequest: authenticate,
       schema: {
         params: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
         querystring: { type: 'object', additionalProperties: false, properties: { scope: SCOPE } },
@@ -128,7 +128,7 @@ export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRou
   app.put(
     '/api/trust/:did',
     {
-      preHandler: authenticate,
+      onRequest: authenticate,
       schema: {
         params: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
         body: {
@@ -179,7 +179,7 @@ export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRou
     },
   )
 
-  app.get('/api/auth/root-delegation', { preHandler: authenticate }, async () => {
+  app.get('/api/auth/root-delegation', { onRequest: authenticate }, async () => {
     const root = init.authority().rootDelegation()
     if (root === undefined) throw new NotFoundError('this mesh has no root delegation (no architect)')
     return root

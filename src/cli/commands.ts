@@ -9,7 +9,7 @@ import { basename, join, resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import type { AuditCheckpoint, AuditPage, AuditVerifyReport } from '../audit/index.ts'
 import { roomResourceOf } from '../auth/authority/index.ts'
-import { MESH_NODE_VERSION } from '../config.ts'
+import { type HttpListenInit, MESH_NODE_VERSION } from '../config.ts'
 import {
   type ConnectionView,
   type FederationPolicy,
@@ -49,17 +49,21 @@ function parseHostPort(value: string): { host: string; port: number } {
   return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port: Number(match[2]) }
 }
 
-/** `--max-connections`, `--max-connections-per-ip` (both `start` and `registry`): the HTTP caps. */
-function httpInit(options: Record<string, unknown>) {
+/** --http, --allowed-host, --allowed-origin, --max-connections[-per-ip] as the HTTP listen options. */
+function httpListen(options: Record<string, unknown>): HttpListenInit {
   const connections = {
     ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections as number } : {}),
     ...(options.maxConnectionsPerIp !== undefined
       ? { maxConnectionsPerIp: options.maxConnectionsPerIp as number }
       : {}),
   }
-  return { ...parseHostPort(options.http as string), connections }
+  return {
+    ...parseHostPort(options.http as string),
+    allowedHosts: (options.allowedHost as string[] | undefined) ?? [],
+    allowedOrigins: (options.allowedOrigin as string[] | undefined) ?? [],
+    connections,
+  }
 }
-
 const maxConnectionsOption = () =>
   new Option('--max-connections <n>', 'open HTTP connections at most (default 512)').argParser(positiveInt)
 const maxConnectionsPerIpOption = () =>
@@ -221,6 +225,12 @@ function program(): Command {
     .option('--http <host:port>', 'HTTP API address', '127.0.0.1:7700')
     .addOption(maxConnectionsOption())
     .addOption(maxConnectionsPerIpOption())
+    .option('--allowed-host <name>', 'another Host name the HTTP API answers to (repeatable)', collect)
+    .option(
+      '--allowed-origin <origin>',
+      'another origin browsers may call the API from (repeatable)',
+      collect,
+    )
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
     .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
     .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
@@ -260,7 +270,7 @@ function program(): Command {
       const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
       const node = createMeshNode({
         dataDir,
-        http: httpInit(options),
+        http: httpListen(options),
         listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: (options.bootstrap as string[] | undefined) ?? [],
         serveRegistry: options.serveRegistry === true,
@@ -302,6 +312,12 @@ function program(): Command {
     .option('--http <host:port>', 'HTTP address', '127.0.0.1:7800')
     .addOption(maxConnectionsOption())
     .addOption(maxConnectionsPerIpOption())
+    .option('--allowed-host <name>', 'another Host name the registry answers to (repeatable)', collect)
+    .option(
+      '--allowed-origin <origin>',
+      'another origin browsers may call the registry from (repeatable)',
+      collect,
+    )
     .addOption(new Option('--heartbeat-interval <ms>', 'expected heartbeat interval').argParser(positiveInt))
     .addOption(
       new Option('--pow-bits <n>', 'admission stamp a new mesh must bring, 0-32 (default 20)').argParser(
@@ -313,7 +329,7 @@ function program(): Command {
       const logger = createLogger({ level: env.MESH_LOG_LEVEL ?? 'info', destination: out })
       const server = new RegistryServer({
         dataDir: resolve(options.data as string),
-        http: httpInit(options),
+        http: httpListen(options),
         ...(options.heartbeatInterval ? { heartbeatIntervalMs: options.heartbeatInterval as number } : {}),
         ...(options.powBits !== undefined ? { limits: { powBits: options.powBits as number } } : {}),
         logger,

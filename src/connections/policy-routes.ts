@@ -3,7 +3,7 @@ import { ERROR_STATUS, ForbiddenError, UnauthenticatedError } from '../errors.ts
 import { type FederationPolicy, type PolicyChange, type PolicyService, policySchema } from './policy.ts'
 import { REJECTED_LIMITS, type RejectedLog } from './rejected-log.ts'
 
-/** A preHandler that sets `request.session` or throws (e.g. `requireSession(sessions)`). */
+/** An onRequest hook that sets `request.session` or throws (e.g. `requireSession(sessions)`). */
 export type Authenticate = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
 export interface PolicyRoutesInit {
@@ -24,13 +24,13 @@ export interface PolicyRoutesInit {
 export function registerPolicyRoutes(app: FastifyInstance, init: PolicyRoutesInit): void {
   app.get(
     '/api/federation/policy',
-    { preHandler: init.authenticate, schema: { response: { 200: policySchema } } },
+    { onRequest: init.authenticate, schema: { response: { 200: policySchema } } },
     async () => init.policy.get(),
   )
 
   app.put(
     '/api/federation/policy',
-    { preHandler: init.authenticate, schema: { body: policySchema, response: { 200: policySchema } } },
+    { onRequest: init.authenticate, schema: { body: policySchema, response: { 200: policySchema } } },
     async (request) => {
       const session = request.session
       if (session === undefined) throw new UnauthenticatedError('a session is required')
@@ -104,7 +104,7 @@ export function registerRejectedRoutes(app: FastifyInstance, init: RejectedRoute
   app.get(
     '/api/federation/rejected',
     {
-      preHandler: init.authenticate,
+      onRequest: init.authenticate,
       schema: { querystring: rejectedQuerySchema, response: { 200: rejectedPageSchema } },
     },
     async (request) => {

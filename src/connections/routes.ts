@@ -145,7 +145,7 @@ export function registerConnectionRoutes(app: FastifyInstance, init: ConnectionR
   app.get(
     '/api/connections',
     {
-      preHandler: authenticate,
+      onRequest: authenticate,
       schema: { response: { 200: { type: 'array', items: connectionViewSchema } } },
     },
     async () => connections.list(),
@@ -153,14 +153,14 @@ export function registerConnectionRoutes(app: FastifyInstance, init: ConnectionR
 
   app.get(
     '/api/connections/:id',
-    { preHandler: authenticate, schema: { params: ID_PARAMS, response: { 200: connectionViewSchema } } },
+    { onRequest: authenticate, schema: { params: ID_PARAMS, response: { 200: connectionViewSchema } } },
     async (request) => connections.get((request.params as { id: string }).id),
   )
 
   app.post(
     '/api/connections',
     {
-      preHandler: authenticate,
+      onRequest: authenticate,
       schema: {
         body: {
           type: 'object',
@@ -192,7 +192,7 @@ export function registerConnectionRoutes(app: FastifyInstance, init: ConnectionR
     app.post(
       `/api/connections/:id/${what}`,
       {
-        preHandler: authenticate,
+        onRequest: authenticate,
         schema: {
           params: ID_PARAMS,
           body: {
@@ -216,14 +216,14 @@ export function registerConnectionRoutes(app: FastifyInstance, init: ConnectionR
 
   app.get(
     '/api/federation/peers',
-    { preHandler: authenticate, schema: { response: { 200: { type: 'array', items: peerViewSchema } } } },
+    { onRequest: authenticate, schema: { response: { 200: { type: 'array', items: peerViewSchema } } } },
     async () => connections.peers(),
   )
 
   app.post(
     '/api/federation/peers/:did/refresh',
     {
-      preHandler: authenticate,
+      onRequest: authenticate,
       schema: {
         params: {
           type: 'object',

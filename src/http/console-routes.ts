@@ -31,14 +31,15 @@ export const CONSOLE_ROOT = join(packageDir(), 'dist', 'ui')
 const NOT_CONSOLE = /^\/(?:api|yjs|\.well-known|metrics)(?:[/?]|$)/
 
 // The console loads only its own scripts and styles and talks only to this origin
-// (HTTP and the y-websocket endpoint). Mantine sets CSS variables in style
-// attributes, hence 'unsafe-inline' for styles, never for scripts.
+// (HTTP and the y-websocket endpoint: CSP3's 'self' also matches ws:/wss: to the
+// page's own host and port, so no bare `ws:` that would allow any host). Mantine sets
+// CSS variables in style attributes, hence 'unsafe-inline' for styles, never for scripts.
 const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self' 'unsafe-inline'",
   "img-src 'self' data:",
-  "connect-src 'self' ws: wss:",
+  "connect-src 'self'",
   "base-uri 'none'",
   "form-action 'none'",
   "frame-ancestors 'none'",

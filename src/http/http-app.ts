@@ -10,6 +10,7 @@ import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../err
 import type { Logger } from '../log.ts'
 import { lazyValidator } from '../schema.ts'
 import { capConnections, connectionServerOptions, type HttpConnectionLimits } from './connection-limits.ts'
+import { type OriginGuardInit, registerOriginGuard } from './origin-guard.ts'
 import { type RateLimitsInit, registerRateLimits } from './rate-limits.ts'
 
 export interface HttpAppInit {
@@ -21,6 +22,8 @@ export interface HttpAppInit {
   connections?: HttpConnectionLimits
   /** Per-source token buckets by route class (see RateLimitsInit); `false` turns them off; default on. */
   rateLimits?: RateLimitsInit | false
+  /** Host and Origin checks (origin-guard.ts); default: loopback names and IP literals only. */
+  originGuard?: OriginGuardInit
 }
 
 // Fastify's own errors, mapped onto the contract's codes.
@@ -66,6 +69,8 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
     ...connectionServerOptions(init.connections),
   })
   capConnections(app.server, { limits: init.connections, metrics: init.metrics, logger: init.logger })
+  // First of every request's hooks: a rebound or cross-site request goes no further.
+  registerOriginGuard(app, init.originGuard)
 
   // Route schemas are checked by the one strict ajv of src/schema.ts (no coercion,
   // nothing removed, first error only) and compile on a route's first request, not when

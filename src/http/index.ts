@@ -9,5 +9,6 @@ export {
   registerCoreRoutes,
 } from './core-routes.ts'
 export { createHttpApp, type HttpAppInit, toHttpError } from './http-app.ts'
+export { type OriginGuardInit, registerOriginGuard } from './origin-guard.ts'
 export { RATE_LIMIT_DEFAULTS, type RateClass, type RateLimit, type RateLimitsInit } from './rate-limits.ts'
 export { bearerToken, registerSessionRoutes, requireSession } from './session-routes.ts'

@@ -20,7 +20,9 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 }
 
 /**
- * A preHandler that admits only requests with a valid session, and records who made them.
+ * A hook that admits only requests with a valid session, and records who made them.
+ * Register it as `onRequest`: it then runs before the body is read and validated, so
+ * a caller without a session learns nothing of a route's schema (and costs no parse).
  * Its request is charged to the session's principal (http.rateLimits.session); a refused
  * token to the source IP (http.rateLimits.anonymous), and answered 429 once that bucket
  * is empty.
@@ -58,12 +60,12 @@ export function registerSessionRoutes(app: FastifyInstance, sessions: SessionSer
   )
 
   // Logout: the token fails at once, and its live y-websockets are closed (4401).
-  app.delete('/api/session', { preHandler: requireSession(sessions) }, async (request, reply) => {
+  app.delete('/api/session', { onRequest: requireSession(sessions) }, async (request, reply) => {
     await sessions.revoke(bearerToken(request) as string)
     return reply.status(204).send()
   })
 
-  app.get('/api/me', { preHandler: requireSession(sessions) }, async (request) => {
+  app.get('/api/me', { onRequest: requireSession(sessions) }, async (request) => {
     const session = request.session as Session
     return { did: session.did, role: session.role, expiresAt: session.expiresAt }
   })

@@ -23,7 +23,7 @@ export interface KeysView {
 }
 
 export interface KeyRoutesInit {
-  /** A preHandler that sets `request.session` or throws. */
+  /** An onRequest hook that sets `request.session` or throws. */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   keys: () => KeysView
   /** Verifies the architect's act `mesh/rotate-key` (with = the current did) and rotates. */
@@ -57,12 +57,12 @@ const resultSchema = {
  */
 export function registerKeyRoutes(app: FastifyInstance, init: KeyRoutesInit): void {
   const { authenticate } = init
-  app.get('/api/keys', { preHandler: authenticate }, async () => init.keys())
+  app.get('/api/keys', { onRequest: authenticate }, async () => init.keys())
 
   app.post(
     '/api/keys/rotate',
     {
-      preHandler: authenticate,
+      onRequest: authenticate,
       schema: {
         body: { type: 'object', additionalProperties: false, required: ['ucan'], properties: { ucan: UCAN } },
         response: { 200: resultSchema },

@@ -60,6 +60,7 @@ export interface HeartbeatClientInit {
    * Default 24 (≈16 M hashes, tens of seconds).
    */
   maxPowBits?: number
+  /**
    * Whether the node can serve now; default always. While it cannot (its store fails),
    * heartbeats say 'offline' — never 'online' — so the registry does not send anyone to it.
    */

@@ -27,6 +27,12 @@ export const ROOM_LIMITS = {
   maxReasonLength: 512,
   /** How far into the future an entry's `ts` may be. */
   maxFutureSkewMs: 60_000,
+  /**
+   * How far into the past a y-websocket client's own entry may be dated (the node seals
+   * it as of now); and the clock skew allowed between meshes when a peer's entry is
+   * held against the room's creation and its author's first membership.
+   */
+  maxPastSkewMs: 60_000,
   /** Largest awareness state from a y-websocket client, bytes of JSON. */
   maxAwarenessBytes: 4 * 1024,
 } as const

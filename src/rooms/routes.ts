@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import * as Y from 'yjs'
 import type { Session } from '../auth/index.ts'
 import { BadRequestError, UnauthenticatedError } from '../errors.ts'
@@ -11,7 +11,7 @@ export interface RoomRoutesInit {
   /** Federation of rooms: sharing, DMs and sync views; without it those routes are absent. */
   sync?: RoomSync
   /** Admits a request or throws, setting `request.session` (e.g. `requireSession(sessions)`). */
-  authenticate: preHandlerAsyncHookHandler
+  authenticate: onRequestAsyncHookHandler
 }
 
 /** A room id as routes take it (also the ticket route of the y-websocket). */
@@ -54,14 +54,14 @@ function limitOf(query: { limit?: string }): number | undefined {
  */
 export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): void {
   const { rooms, sync } = init
-  const preHandler = init.authenticate
+  const onRequest = init.authenticate
   const federated = (id: string, homeMesh: string) =>
     sync?.isFederated(id, homeMesh) ?? homeMesh !== rooms.ownMesh
 
   app.post(
     '/api/rooms',
     {
-      preHandler,
+      onRequest,
       schema: {
         body: {
           type: 'object',
@@ -81,11 +81,11 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     },
   )
 
-  app.get('/api/rooms', { preHandler }, async () => ({
+  app.get('/api/rooms', { onRequest }, async () => ({
     rooms: (await rooms.list()).map((r) => ({ ...r, federated: federated(r.id, r.homeMesh) })),
   }))
 
-  app.get('/api/rooms/:id', { preHandler, schema: { params: roomParams } }, async (request) => {
+  app.get('/api/rooms/:id', { onRequest, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }
     const record = await rooms.record(id)
     const room = await rooms.load(id)
@@ -108,7 +108,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     app.post(
       '/api/rooms/:id/share',
       {
-        preHandler,
+        onRequest,
         schema: {
           params: roomParams,
           body: {
@@ -132,7 +132,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
       },
     )
 
-    app.get('/api/rooms/:id/sync', { preHandler, schema: { params: roomParams } }, async (request) => {
+    app.get('/api/rooms/:id/sync', { onRequest, schema: { params: roomParams } }, async (request) => {
       const { id } = request.params as { id: string }
       sessionOf(request)
       return sync.status(id)
@@ -141,7 +141,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     app.post(
       '/api/me/federated-dms',
       {
-        preHandler,
+        onRequest,
         schema: {
           body: {
             type: 'object',
@@ -164,19 +164,19 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     )
   }
 
-  app.post('/api/rooms/:id/join', { preHandler, schema: { params: roomParams } }, async (request) => {
+  app.post('/api/rooms/:id/join', { onRequest, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }
     return rooms.join(id, sessionOf(request).did)
   })
 
-  app.get('/api/rooms/:id/members', { preHandler, schema: { params: roomParams } }, async (request) => {
+  app.get('/api/rooms/:id/members', { onRequest, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }
     return { members: await rooms.members(id, sessionOf(request).did) }
   })
 
   app.get(
     '/api/rooms/:id/messages',
-    { preHandler, schema: { params: roomParams, querystring: pageQuery(ENTRY_ID) } },
+    { onRequest, schema: { params: roomParams, querystring: pageQuery(ENTRY_ID) } },
     async (request) => {
       const { id } = request.params as { id: string }
       const query = request.query as { after?: string; limit?: string }
@@ -191,7 +191,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
   app.post(
     '/api/rooms/:id/messages',
     {
-      preHandler,
+      onRequest,
       schema: {
         params: roomParams,
         body: {
@@ -216,7 +216,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
   app.post(
     '/api/rooms/:id/messages/:mid/reactions',
     {
-      preHandler,
+      onRequest,
       schema: {
         params: messageParams,
         body: {
@@ -238,7 +238,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
 
   app.post(
     '/api/rooms/:id/messages/:mid/redact',
-    { preHandler, schema: { params: messageParams } },
+    { onRequest, schema: { params: messageParams } },
     async (request, reply) => {
       const { id, mid } = request.params as { id: string; mid: string }
       const reason = redactReason(request.body)
@@ -248,7 +248,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
 
   app.get(
     '/api/me/notifications',
-    { preHandler, schema: { querystring: pageQuery({ type: 'string', maxLength: 200 }) } },
+    { onRequest, schema: { querystring: pageQuery({ type: 'string', maxLength: 200 }) } },
     async (request) => {
       const query = request.query as { after?: string; limit?: string }
       const limit = limitOf(query)

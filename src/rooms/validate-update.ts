@@ -47,6 +47,7 @@ export const REJECT_REASONS = [
   'client-spoof',
   'client-scope',
   'future-ts',
+  'past-ts',
   'not-member',
   'read-only',
   'not-author-or-moderator',
@@ -115,6 +116,7 @@ const LOCAL_CODES: Partial<Record<RejectReason, MeshErrorCode>> = {
   'foreign-limit': 'MESH_POLICY_REJECTED',
   'unknown-message': 'MESH_NOT_FOUND',
   'future-ts': 'MESH_BAD_REQUEST',
+  'past-ts': 'MESH_BAD_REQUEST',
 }
 
 /**
@@ -316,6 +318,9 @@ function checkWrites(
       const authored = value as MessageEntry
       if (authored.author !== sender.did || authored.authorMesh !== sender.mesh)
         refuse('client-scope', 'a client writes only as its session did', { map })
+      // This mesh seals it now, so it is dated now: a client does not backdate history.
+      if (authored.ts < now - ROOM_LIMITS.maxPastSkewMs)
+        refuse('past-ts', 'a client’s entry is dated in the past', { map, ts: authored.ts })
       sealedBy = sender.mesh
     } else {
       const sk = sealKey(map, w.key)
@@ -430,6 +435,7 @@ export function checkRules(
   }
   const messageOf = (id: string): MessageEntry | undefined =>
     newMessages.get(id) ?? (mapOf(doc, 'messages').get(id) as MessageEntry | undefined)
+  const notBefore = datingFloor(room, entries, newMembers)
 
   for (const e of entries) {
     switch (e.map) {
@@ -437,12 +443,16 @@ export function checkRules(
         if (mapOf(doc, 'meta').size > 0) refuse('meta', 'meta is written once')
         if ((e.value as RoomMeta).homeMesh !== room.homeMesh) refuse('meta', 'meta names another home mesh')
         break
+      case 'members':
+        notBefore(e.map, e.value as MemberEntry)
+        break
       case 'messages':
       case 'reactions':
       case 'redactions': {
         const v = e.value as MessageEntry
         if (v.ts > now + ROOM_LIMITS.maxFutureSkewMs)
           refuse('future-ts', 'entry is dated in the future', { ts: v.ts })
+        notBefore(e.map, v)
         const member = members.get(v.author)
         if (member === undefined || member.mesh !== v.authorMesh)
           refuse('not-member', 'author is not a member of the room', { author: v.author })
@@ -461,6 +471,44 @@ export function checkRules(
       default:
         break
     }
+  }
+}
+
+/**
+ * History may be backfilled (old entries are legitimate), but not invented: no entry is
+ * dated before the room was created, and no message, reaction or redaction before its
+ * author's first membership of the room (by the member entries' own dates), each with
+ * the usual skew between meshes' clocks. Without a known `meta` (a replica that has
+ * not yet received it), only the membership bound holds.
+ */
+function datingFloor(
+  room: ValidationTarget,
+  entries: NewEntry[],
+  newMembers: SealedMember[],
+): (map: SealedMapName, value: { ts: number; author?: string; authorMesh?: string }) => void {
+  const skew = ROOM_LIMITS.maxPastSkewMs
+  const meta =
+    (mapOf(room.doc, 'meta').get(META_KEY) as RoomMeta | undefined) ??
+    (entries.find((e) => e.map === 'meta')?.value as RoomMeta | undefined)
+  let firstJoined: Map<string, number> | undefined
+  const joinedAt = (did: string, mesh: string): number | undefined => {
+    if (firstJoined === undefined) {
+      firstJoined = new Map()
+      for (const m of [...room.sealedMembers(), ...newMembers]) {
+        const k = `${m.entry.mesh} ${m.entry.did}`
+        const seen = firstJoined.get(k)
+        if (seen === undefined || m.entry.ts < seen) firstJoined.set(k, m.entry.ts)
+      }
+    }
+    return firstJoined.get(`${mesh} ${did}`)
+  }
+  return (map, value) => {
+    if (meta !== undefined && value.ts < meta.createdAt - skew)
+      refuse('past-ts', 'entry is dated before the room was created', { map, ts: value.ts })
+    if (value.author === undefined || value.authorMesh === undefined) return
+    const joined = joinedAt(value.author, value.authorMesh)
+    if (joined !== undefined && value.ts < joined - skew)
+      refuse('past-ts', 'entry is dated before its author joined the room', { map, ts: value.ts })
   }
 }
 

@@ -1,5 +1,5 @@
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { WebSocket } from 'ws'
@@ -45,7 +45,7 @@ export interface YjsWebsocketInit {
   /** Interval of liveness pings; default 30 s. */
   pingIntervalMs?: number
   /** The session guard of the ticket route (e.g. `requireSession(sessions)`); sets `request.session`. */
-  authenticate: preHandlerAsyncHookHandler
+  authenticate: onRequestAsyncHookHandler
   tickets?: YjsTicketsInit
 }
 
@@ -93,7 +93,7 @@ export async function registerYjsWebsocket(app: FastifyInstance, init: YjsWebsoc
   app.post(
     '/api/rooms/:id/yjs-ticket',
     {
-      preHandler: init.authenticate,
+      onRequest: init.authenticate,
       schema: {
         params: {
           type: 'object',

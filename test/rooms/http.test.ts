@@ -295,6 +295,29 @@ describe('y-websocket endpoint', () => {
     await until(() => messages.has(sentinel.id), 'the sentinel at the client')
   })
 
+  it('drops a message a stock WebsocketProvider dates decades back', async (t) => {
+    const { rooms, port, token, id } = await setup(t)
+    const doc = new Y.Doc()
+    const p = provider(t, port, id, await token(bob), doc)
+    await until(() => p.synced, 'sync')
+    const room = await rooms.load(id)
+    const rejectedBefore = rooms.stats.rejected
+    const old: MessageEntry = {
+      v: 1,
+      room: id,
+      author: bob.did,
+      authorMesh: meshA.did,
+      body: 'posted in 1999',
+      mentions: [],
+      ts: Date.parse('1999-12-31T23:59:00Z'),
+    }
+    doc.getMap('messages').set(contentId(old), old)
+    await until(() => rooms.stats.rejected > rejectedBefore, 'the refusal')
+    assert.equal(room.message(contentId(old)), undefined)
+    const sentinel = await rooms.post(id, alice.did, 'sentinel after the backdated write')
+    await until(() => doc.getMap('messages').has(sentinel.id), 'the sentinel at the client')
+  })
+
   it('closes with 4401 on a bad token and 4403 for a non-member', async (t) => {
     const { port, token, id } = await setup(t)
     const bad = provider(t, port, id, 'not-a-token')
