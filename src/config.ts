@@ -1,4 +1,5 @@
 import type { Logger } from './log.ts'
+import type { InboundLimits } from './rooms/room-sync.ts'
 
 /** The software version reported in health, manifest, records and heartbeats. */
 export const MESH_NODE_VERSION = '0.1.0'
@@ -48,6 +49,11 @@ export interface MeshNodeInit {
     dialTimeoutMs?: number
     /** Updates per room between snapshots of its log; default 500. */
     compactEvery?: number
+    /**
+     * Limits on inbound `/mesh/rooms` streams per peer key (concurrent, new per window,
+     * reloads on demand for unknown keys); see `InboundLimits` in rooms/room-sync.ts.
+     */
+    inbound?: InboundLimits
   }
   authority?: {
     /**

@@ -53,6 +53,7 @@ export {
 } from './room-manager.ts'
 export {
   type AcceptedPeer,
+  type InboundLimits,
   type PeerSyncStatus,
   RoomSync,
   type RoomSyncComponents,
