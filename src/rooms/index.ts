@@ -46,10 +46,12 @@ export {
   type Notification,
   type NotificationPage,
   parseMentions,
+  ROOM_VISIBILITIES,
   RoomManager,
   type RoomManagerInit,
   type RoomRecord,
   type RoomRejection,
+  type RoomVisibility,
 } from './room-manager.ts'
 export {
   type AcceptedPeer,

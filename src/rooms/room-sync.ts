@@ -95,9 +95,9 @@ export interface InboundLimits {
   /** default 60 000 ms */
   windowMs?: number
   /**
-   * A stream from a key not (yet) known as an accepted peer may trigger a reload of the
-   * key histories and accepted peers at most once per this many ms, shared by every
-   * such stream (the periodic check reloads them anyway); default 2 000 ms.
+   * A key a reload of the key histories and accepted peers found not accepted is
+   * refused without another reload for this long (streams and connections alike; the
+   * periodic check reloads anyway); default 2 000 ms.
    */
   refreshIntervalMs?: number
 }
@@ -251,7 +251,11 @@ export class RoomSync {
   readonly #inbound = new Map<string, InboundCount>()
   readonly #limits: Required<InboundLimits>
   #refreshing: Promise<void> | undefined
-  #lastRefresh = Number.NEGATIVE_INFINITY
+  /** Keys a reload found not accepted, until when they are refused without another. */
+  readonly #strangers = new Map<string, number>()
+  /** Reloads of the accepted peers started and applied: an older one never overwrites a newer. */
+  #acceptedStarted = 0
+  #acceptedApplied = 0
   #timer: ReturnType<typeof setInterval> | undefined
   #flushScheduled = false
   #started = false
@@ -312,12 +316,17 @@ export class RoomSync {
 
   /** Accepted peers by identity (a peer's rotated keys and a learned chain map to it). */
   async #loadAccepted(): Promise<Map<string, AcceptedPeer>> {
+    const started = ++this.#acceptedStarted
     const out = new Map<string, AcceptedPeer>()
     for (const p of (await this.#c.acceptedPeers()).values()) {
       const identity = this.#keys.identityOf(p.did)
       out.set(identity, { ...p, did: identity, keys: p.keys ?? [p.did] })
     }
-    this.#accepted = out
+    // Reloads overlap (the periodic check, streams, connects): the latest started wins.
+    if (started > this.#acceptedApplied) {
+      this.#acceptedApplied = started
+      this.#accepted = out
+    }
     return out
   }
 
@@ -329,6 +338,10 @@ export class RoomSync {
     if (this.#started) return
     this.#shutdown = new AbortController()
     await this.#shares.load()
+    // DMs stored before rooms had visibility: closed to every other local principal.
+    for (const peer of this.#shares.peers())
+      for (const share of this.#shares.roomsWith(peer))
+        if (share.dm !== undefined) await this.#c.rooms.markDm(share.room)
     await this.#c.libp2p.handle(
       [...this.protocols],
       (stream: Stream, connection: Connection) => this.#onStream(stream, connection),
@@ -449,7 +462,12 @@ export class RoomSync {
         })
       const peerName = this.#accepted.get(mesh)?.name ?? mesh.slice(-8)
       const name = `dm ${input.with.slice(-8)}@${peerName}`.slice(0, ROOM_LIMITS.maxNameLength)
-      const record = await this.#c.rooms.create({ name, topic: 'direct message', creator: input.actor })
+      const record = await this.#c.rooms.create({
+        name,
+        topic: 'direct message',
+        creator: input.actor,
+        dm: true,
+      })
       const share: ShareRecord = {
         room: record.id,
         peer: mesh,
@@ -548,10 +566,9 @@ export class RoomSync {
     }
     const known = this.#keys.identityOf(key)
     if (this.#links.has(known)) return
-    // Any host may connect, as often as it likes: a reload only when one is due.
-    const reload = this.#reloadIfDue()
-    if (reload === undefined) return
-    void reload
+    // Any host may connect, as often as it likes: a key found a stranger costs no reload.
+    if (this.#strangerRecently(key)) return
+    void this.#reloadShared()
       .then(async () => {
         const did = this.#keys.identityOf(key)
         if (this.#links.has(did) || this.#shares.roomsWith(did).length === 0) return
@@ -627,9 +644,9 @@ export class RoomSync {
   /**
    * An inbound link: its key must be the current key of a peer with an accepted
    * connection (a key it rotated to is learned from the PeerBook first; a key it
-   * rotated away from is refused). The per-key limits come first, and a key not known
-   * as accepted costs no reload unless one is due (`inbound.refreshIntervalMs`): a
-   * stranger's streams are reset before any work is done for them.
+   * rotated away from is refused). The per-key limits come first; a key not known as
+   * accepted costs one reload of keys and peers (shared by every stream waiting for
+   * it), after which it is refused at once for `inbound.refreshIntervalMs`.
    */
   #onStream(stream: Stream, connection: Connection): void {
     const key = didFromPeerId(connection.remotePeer)
@@ -641,10 +658,10 @@ export class RoomSync {
     void (async () => {
       let peer = this.#keys.identityOf(key)
       if (!this.#accepted.has(peer) || this.#currentKey(peer) !== key) {
-        const reload = this.#reloadIfDue()
-        if (reload !== undefined) {
-          await reload
+        if (!this.#strangerRecently(key)) {
+          await this.#reloadShared()
           peer = this.#keys.identityOf(key)
+          if (!this.#accepted.has(peer)) this.#markStranger(key)
         }
       }
       if (!this.#accepted.has(peer)) {
@@ -672,6 +689,20 @@ export class RoomSync {
       stream.abort(err as Error)
       this.#log.error({ event: 'rooms.sync.inbound_failed', peer: key, err }, 'inbound link failed')
     })
+  }
+
+  /** Whether a reload found `key` not accepted less than `refreshIntervalMs` ago. */
+  #strangerRecently(key: string): boolean {
+    const until = this.#strangers.get(key)
+    if (until === undefined) return false
+    if (until > this.#now()) return true
+    this.#strangers.delete(key)
+    return false
+  }
+
+  #markStranger(key: string): void {
+    if (this.#strangers.size >= MAX_INBOUND_KEYS) this.#strangers.clear()
+    this.#strangers.set(key, this.#now() + this.#limits.refreshIntervalMs)
   }
 
   /**
@@ -723,24 +754,17 @@ export class RoomSync {
 
   /** The periodic reload of key histories and accepted peers (and the one on demand). */
   async #reloadPeers(): Promise<void> {
-    this.#lastRefresh = this.#now()
     this.stats.peerReloads++
     await this.#keys.refresh()
     await this.#loadAccepted()
   }
 
-  /**
-   * A reload on demand, when none ran for `refreshIntervalMs` and none is under way;
-   * undefined otherwise (the caller goes by what is known).
-   */
-  #reloadIfDue(): Promise<void> | undefined {
-    if (this.#refreshing !== undefined) return undefined
-    if (this.#now() - this.#lastRefresh < this.#limits.refreshIntervalMs) return undefined
-    const reload = this.#reloadPeers().finally(() => {
+  /** A reload on demand: the one under way if there is one (its answer serves every waiter). */
+  #reloadShared(): Promise<void> {
+    this.#refreshing ??= this.#reloadPeers().finally(() => {
       this.#refreshing = undefined
     })
-    this.#refreshing = reload
-    return reload
+    return this.#refreshing
   }
 
   /** A new stream with `peer`: kept unless a link opened by the mesh whose key sorts first exists. */
@@ -1194,6 +1218,8 @@ export class RoomSync {
         homeMesh: share.homeMesh,
         name: share.name,
         topic: share.topic,
+        admits: join,
+        dm: share.join !== undefined,
       })
       const record: ShareRecord = {
         room: roomId,
