@@ -9,7 +9,7 @@ import type { Session, SessionService } from '../auth/index.ts'
 import { MeshError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { Room, RoomOrigin } from './room.ts'
-import { type ClientBinding, ROOM_LIMITS } from './room-entries.ts'
+import { type ClientBinding, pseudonymClientId, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
 
 /**
@@ -27,7 +27,9 @@ import type { RoomManager } from './room-manager.ts'
  * writes are dropped. Awareness: a connection may only set the state of its own
  * client id (the first it announces, or one bound to its session in the room),
  * states are JSON objects of at most 4 KiB, and the server stamps each with the
- * session's `did`. Close codes: 4401 bad or missing token, 4403 not a member (or
+ * session's `did` and shows it to everyone else (other sessions, peer meshes) under a
+ * random id no mesh can bind (room-entries.ts, committed ids): a client's Yjs id is
+ * first seen with its binding, in the update of its first write. Close codes: 4401 bad or missing token, 4403 not a member (or
  * no such room), 1008 on a flood before authentication.
  */
 export interface YjsWebsocketInit {
@@ -50,6 +52,12 @@ interface Connection {
   socket: WebSocket
   session: Session
   awarenessIds: Set<number>
+  /**
+   * Its awareness client ids as everyone else sees them: a client's Yjs id must not be
+   * known before the node binds it with the client's first write (else a peer or
+   * another session could bind it first and own the client's writes).
+   */
+  pseudonyms: Map<number, number>
 }
 
 interface Hub {
@@ -137,7 +145,7 @@ class YjsWebsocketServer {
       }
       if (socket.readyState !== socket.OPEN) return
       hub = this.#join(room)
-      conn = { socket, session, awarenessIds: new Set() }
+      conn = { socket, session, awarenessIds: new Set(), pseudonyms: new Map() }
       hub.connections.add(conn)
       const step1 = encoding.createEncoder()
       encoding.writeVarUint(step1, MESSAGE_SYNC)
@@ -176,7 +184,15 @@ class YjsWebsocketServer {
       const changed = [...added, ...updated, ...removed]
       const message = awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, changed))
       // Like y-websocket-server, to every connection: the client's keep-alive depends on it.
-      for (const c of connections) this.#send(c, message)
+      // A connection is not shown its own states under their pseudonyms (itself twice).
+      for (const c of connections) {
+        const own = changed.filter((id) => isPseudonymOf(c, id))
+        if (own.length === 0) this.#send(c, message)
+        else if (own.length < changed.length) {
+          const rest = changed.filter((id) => !isPseudonymOf(c, id))
+          this.#send(c, awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, rest)))
+        }
+      }
     }
     awareness.on('update', onAwareness)
     hub = { room, awareness, connections, onUpdate, onAwareness }
@@ -186,8 +202,8 @@ class YjsWebsocketServer {
 
   #leave(hub: Hub, conn: Connection): void {
     hub.connections.delete(conn)
-    if (conn.awarenessIds.size > 0)
-      awarenessProtocol.removeAwarenessStates(hub.awareness, [...conn.awarenessIds], conn)
+    if (conn.pseudonyms.size > 0)
+      awarenessProtocol.removeAwarenessStates(hub.awareness, [...conn.pseudonyms.values()], conn)
     if (hub.connections.size === 0) {
       hub.room.doc.off('update', hub.onUpdate)
       hub.awareness.off('update', hub.onAwareness)
@@ -304,7 +320,12 @@ class YjsWebsocketServer {
       }
       const stamped =
         state === null ? 'null' : JSON.stringify({ ...(state as object), did: conn.session.did })
-      kept.push({ client, clock, state: stamped })
+      let shown = conn.pseudonyms.get(client)
+      if (shown === undefined) {
+        shown = pseudonymClientId()
+        conn.pseudonyms.set(client, shown)
+      }
+      kept.push({ client: shown, clock, state: stamped })
     }
     if (kept.length === 0) return
     encoding.writeVarUint(encoder, kept.length)
@@ -333,6 +354,11 @@ class YjsWebsocketServer {
       socket.ping()
     }
   }
+}
+
+function isPseudonymOf(conn: Connection, id: number): boolean {
+  for (const shown of conn.pseudonyms.values()) if (shown === id) return true
+  return false
 }
 
 function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
