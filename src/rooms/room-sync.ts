@@ -724,6 +724,8 @@ export class RoomSync {
     count.opened++
     if (count.opened > this.#limits.maxNewStreamsPerPeer) return 'stream-rate'
     if (count.open >= this.#limits.maxStreamsPerPeer) return 'too-many-streams'
+    // A stream closed already emits no 'close' to count it out again.
+    if (stream.status !== 'open') return undefined
     count.open++
     const counted = count
     stream.addEventListener('close', () => {
