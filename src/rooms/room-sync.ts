@@ -649,7 +649,15 @@ export class RoomSync {
    * it), after which it is refused at once for `inbound.refreshIntervalMs`.
    */
   #onStream(stream: Stream, connection: Connection): void {
-    const key = didFromPeerId(connection.remotePeer)
+    let key: string
+    try {
+      key = didFromPeerId(connection.remotePeer)
+    } catch {
+      // Not an Ed25519 peer: no mesh.
+      this.stats.streamsRefused++
+      stream.abort(new Error('not a mesh key'))
+      return
+    }
     const over = this.#admit(key, stream)
     if (over !== undefined) {
       this.#refuseStream(stream, key, 'MESH_RATE_LIMITED', over, 'too many room streams from this peer')

@@ -29,8 +29,9 @@ import type { RoomManager } from './room-manager.ts'
  * states are JSON objects of at most 4 KiB, and the server stamps each with the
  * session's `did` and shows it to everyone else (other sessions, peer meshes) under a
  * random id no mesh can bind (room-entries.ts, committed ids): a client's Yjs id is
- * first seen with its binding, in the update of its first write. Close codes: 4401 bad or missing token, 4403 not a member (or
- * no such room), 1008 on a flood before authentication.
+ * first seen with its binding, in the update of its first write. Close codes: 4401
+ * bad or missing token, 4403 not a member (or no such room), 1008 on a flood before
+ * authentication.
  */
 export interface YjsWebsocketInit {
   rooms: RoomManager
@@ -184,14 +185,10 @@ class YjsWebsocketServer {
       const changed = [...added, ...updated, ...removed]
       const message = awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, changed))
       // Like y-websocket-server, to every connection: the client's keep-alive depends on it.
-      // A connection is not shown its own states under their pseudonyms (itself twice).
+      // A connection gets its own states back under its own ids, not as a stranger.
       for (const c of connections) {
-        const own = changed.filter((id) => isPseudonymOf(c, id))
-        if (own.length === 0) this.#send(c, message)
-        else if (own.length < changed.length) {
-          const rest = changed.filter((id) => !isPseudonymOf(c, id))
-          this.#send(c, awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, rest)))
-        }
+        const own = changed.some((id) => isPseudonymOf(c, id))
+        this.#send(c, own ? awarenessMessage(unmasked(c, awareness, changed)) : message)
       }
     }
     awareness.on('update', onAwareness)
@@ -359,6 +356,23 @@ class YjsWebsocketServer {
 function isPseudonymOf(conn: Connection, id: number): boolean {
   for (const shown of conn.pseudonyms.values()) if (shown === id) return true
   return false
+}
+
+/** The awareness update of `ids` with the connection's own states under its own client ids. */
+function unmasked(conn: Connection, awareness: awarenessProtocol.Awareness, ids: number[]): Uint8Array {
+  const real = new Map<number, number>()
+  for (const [client, shown] of conn.pseudonyms) real.set(shown, client)
+  const decoder = decoding.createDecoder(awarenessProtocol.encodeAwarenessUpdate(awareness, ids))
+  const encoder = encoding.createEncoder()
+  const count = decoding.readVarUint(decoder)
+  encoding.writeVarUint(encoder, count)
+  for (let i = 0; i < count; i++) {
+    const id = decoding.readVarUint(decoder)
+    encoding.writeVarUint(encoder, real.get(id) ?? id)
+    encoding.writeVarUint(encoder, decoding.readVarUint(decoder))
+    encoding.writeVarString(encoder, decoding.readVarString(decoder))
+  }
+  return encoding.toUint8Array(encoder)
 }
 
 function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import { WebSocket } from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
@@ -78,6 +80,38 @@ describe('Yjs client ids cannot be squatted', () => {
         (await rejectedAtA()).some((e) => e.details.reason === 'client-commitment'),
       'the squat arrives at alpha',
     )
+
+    // A socket gets its own presence back under its own id (its keep-alive), others a pseudonym.
+    const raw = new WebSocket(`${a.node.httpUrl.replace(/^http/, 'ws')}/yjs/${id}?token=${a.api.token}`)
+    t.after(() => raw.close())
+    const echoed: number[] = []
+    raw.on('message', (data: Buffer) => {
+      const d = decoding.createDecoder(new Uint8Array(data))
+      if (decoding.readVarUint(d) !== 1) return
+      const u = decoding.createDecoder(decoding.readVarUint8Array(d))
+      for (let n = decoding.readVarUint(u); n > 0; n--) {
+        echoed.push(decoding.readVarUint(u))
+        decoding.readVarUint(u)
+        decoding.readVarString(u)
+      }
+    })
+    await new Promise((resolve) => raw.once('open', resolve))
+    const inner = encoding.createEncoder()
+    encoding.writeVarUint(inner, 1)
+    encoding.writeVarUint(inner, 123_456)
+    encoding.writeVarUint(inner, 1)
+    encoding.writeVarString(inner, JSON.stringify({ probe: true }))
+    const frame = encoding.createEncoder()
+    encoding.writeVarUint(frame, 1)
+    encoding.writeVarUint8Array(frame, encoding.toUint8Array(inner))
+    raw.send(encoding.toUint8Array(frame))
+    await until(() => echoed.includes(123_456), 'own presence echoed under its own id')
+    const probe = await until(() => {
+      for (const [client, state] of p.awareness.getStates())
+        if ((state as { probe?: boolean }).probe === true) return client
+      return undefined
+    }, 'the probe at the other client')
+    assert.notEqual(probe, 123_456)
 
     // The victim writes through its own client: the entry lands at alpha, beta and mallory.
     const entry: MessageEntry = {
