@@ -20,6 +20,8 @@ export type DhtStoreLimits = Pick<
   | 'sweepIntervalMs'
 >
 
+import type { InboundLimits } from './rooms/room-sync.ts'
+
 /** The software version reported in health, manifest, records and heartbeats. */
 export const MESH_NODE_VERSION = '0.1.0'
 
@@ -140,6 +142,11 @@ export interface MeshNodeInit {
     dialTimeoutMs?: number
     /** Updates per room between snapshots of its log; default 500. */
     compactEvery?: number
+    /**
+     * Limits on inbound `/mesh/rooms` streams per peer key (concurrent, new per window,
+     * reloads on demand for unknown keys); see `InboundLimits` in rooms/room-sync.ts.
+     */
+    inbound?: InboundLimits
   }
   authority?: {
     /**

@@ -364,6 +364,7 @@ export class MeshNode {
         architectDid: info.architectDid,
         ...(init.rooms?.syncIntervalMs !== undefined ? { checkIntervalMs: init.rooms.syncIntervalMs } : {}),
         ...(init.rooms?.dialTimeoutMs !== undefined ? { dialTimeoutMs: init.rooms.dialTimeoutMs } : {}),
+        ...(init.rooms?.inbound !== undefined ? { inbound: init.rooms.inbound } : {}),
       },
     )
     await roomSync.start()

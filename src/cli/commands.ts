@@ -722,14 +722,34 @@ function registerRoomCommands(
 
   roomClient('create <name>', 'create a room homed at this mesh')
     .option('--topic <text>', 'what the room is about')
-    .action(async (name: string, options: ClientOptions & { topic?: string }) => {
+    .addOption(
+      new Option(
+        '--visibility <visibility>',
+        'public: every local principal may find and join it; invite: members only',
+      )
+        .choices(['public', 'invite'])
+        .default('public'),
+    )
+    .action(async (name: string, options: ClientOptions & { topic?: string; visibility: string }) => {
       const { client: api } = await humanSession(options)
       const res = await api.post<RoomView>('/api/rooms', {
         name,
         ...(options.topic !== undefined ? { topic: options.topic } : {}),
+        visibility: options.visibility,
       })
       print(globals().json, res, `room ${res.id} ${res.name} created`)
     })
+
+  roomClient('invite <room> <did>', 'add a principal of this mesh to a room (owner or moderator)').action(
+    async (id: string, did: string, options: ClientOptions) => {
+      const { client: api } = await humanSession(options)
+      const res = await api.post<{ name: string; role: string }>(
+        `/api/rooms/${encodeURIComponent(id)}/invite`,
+        { did },
+      )
+      print(globals().json, res, `invited ${res.name} (${res.role})`)
+    },
+  )
 
   roomClient('join <room>', 'join a room this mesh holds').action(
     async (id: string, options: ClientOptions) => {

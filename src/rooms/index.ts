@@ -18,6 +18,8 @@ export {
 export { type ClientApplyResult, type MessagePage, type MessageView, Room, type RoomOrigin } from './room.ts'
 export {
   type ClientBinding,
+  COMMITTED_CLIENT_MIN,
+  committedClientId,
   contentId,
   type Entry,
   META_KEY,
@@ -25,6 +27,7 @@ export {
   type MemberRole,
   type MessageEntry,
   makeSeal,
+  pseudonymClientId,
   type ReactionEntry,
   type RedactionEntry,
   ROOM_LIMITS,
@@ -46,13 +49,16 @@ export {
   type Notification,
   type NotificationPage,
   parseMentions,
+  ROOM_VISIBILITIES,
   RoomManager,
   type RoomManagerInit,
   type RoomRecord,
   type RoomRejection,
+  type RoomVisibility,
 } from './room-manager.ts'
 export {
   type AcceptedPeer,
+  type InboundLimits,
   type PeerSyncStatus,
   RoomSync,
   type RoomSyncComponents,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import {
   canonicalBytes,
   type Ed25519KeyPair,
@@ -117,6 +117,44 @@ export interface ClientBinding {
   room: string
   /** For a y-websocket client: the session's did; absent for the node's own client. */
   did?: string
+  /**
+   * For a committed client id (at least COMMITTED_CLIENT_MIN): the nonce with which
+   * `mesh` derived it, `committedClientId(mesh, room, nonce)`; 16 bytes, base64url.
+   */
+  nonce?: string
+}
+
+/**
+ * Client ids from here up (below 2^53) are committed: a binding holds one only when
+ * the id is `committedClientId(binding.mesh, room, binding.nonce)`, so no mesh can
+ * bind an id another mesh uses. Below it are the uint32 ids Yjs clients pick for
+ * themselves (y-websocket clients; node writers before committed ids), bound first
+ * come. A node writes with committed ids; its clients' ids never leave the node
+ * unbound (awareness shows them under committed-range pseudonyms no one can bind).
+ */
+export const COMMITTED_CLIENT_MIN = 2 ** 52
+
+/** `COMMITTED_CLIENT_MIN` + the first 52 bits of sha256("mesh-client-id" | mesh | room | nonce). */
+export function committedClientId(mesh: string, room: string, nonce: string): number {
+  const h = createHash('sha256').update(`mesh-client-id\0${mesh}\0${room}\0${nonce}`).digest()
+  // 6 bytes = 48 bits, then 4 more from the 7th byte.
+  return COMMITTED_CLIENT_MIN + h.readUIntBE(0, 6) * 16 + ((h[6] as number) >> 4)
+}
+
+/**
+ * A random id in the committed range that no mesh derived: what others are shown of a
+ * y-websocket client in awareness (a binding of it would need a nonce no one has).
+ */
+export function pseudonymClientId(): number {
+  const b = randomBytes(7)
+  return COMMITTED_CLIENT_MIN + b.readUIntBE(0, 6) * 16 + ((b[6] as number) >> 4)
+}
+
+/** Whether `binding` holds client id `client` by construction (a committed id and its nonce). */
+export function commitsTo(binding: ClientBinding, client: number): boolean {
+  return (
+    binding.nonce !== undefined && committedClientId(binding.mesh, binding.room, binding.nonce) === client
+  )
 }
 
 /**
@@ -324,10 +362,11 @@ export function isMemberEntry(v: unknown): v is MemberEntry {
 export function isClientBinding(v: unknown): v is ClientBinding {
   return (
     isObj(v) &&
-    onlyKeys(v, ['mesh', 'room'], ['did']) &&
+    onlyKeys(v, ['mesh', 'room'], ['did', 'nonce']) &&
     isDidKey(v.mesh) &&
     typeof v.room === 'string' &&
-    (v.did === undefined || isDidKey(v.did))
+    (v.did === undefined || isDidKey(v.did)) &&
+    (v.nonce === undefined || (typeof v.nonce === 'string' && /^[A-Za-z0-9_-]{22}$/.test(v.nonce)))
   )
 }
 
@@ -352,7 +391,9 @@ export const ENTRY_SHAPE: Record<SealedMapName, (v: unknown) => boolean> = {
   clients: isClientBinding,
 }
 
-/** Client ids are Yjs uint32s, written as decimal strings. */
+/** Client ids, written as decimal strings: a Yjs uint32, or a committed id below 2^53. */
 export function isClientKey(key: string): boolean {
-  return /^(0|[1-9][0-9]{0,9})$/.test(key) && Number(key) <= 0xffffffff
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(key)) return false
+  const n = Number(key)
+  return n <= 0xffffffff || (n >= COMMITTED_CLIENT_MIN && Number.isSafeInteger(n))
 }

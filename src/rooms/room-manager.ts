@@ -70,6 +70,15 @@ export interface RoomRejection {
   error: MeshError
 }
 
+/**
+ * Who among this mesh's principals may find a room: `public` — listed to, readable
+ * after joining by, and joinable by every local principal; `invite` — listed, shown
+ * and readable only to its local members, joined only when a moderator invites (a
+ * non-member is told MESH_NOT_FOUND, as for a room that does not exist).
+ */
+export type RoomVisibility = 'public' | 'invite'
+export const ROOM_VISIBILITIES = ['public', 'invite'] as const
+
 /** The stored record of a room this mesh holds (sublevel `rooms`, key = room id). */
 export interface RoomRecord {
   id: string
@@ -78,6 +87,15 @@ export interface RoomRecord {
   homeMesh: string
   createdBy: string
   createdAt: string
+  /**
+   * Absent on records stored before visibility existed: read as `invite` for a DM or
+   * a room homed elsewhere, `public` otherwise (see `visibilityOf`).
+   */
+  visibility?: RoomVisibility
+  /** A direct message: `invite`, and no one is ever invited or joins. */
+  dm?: true
+  /** A room homed elsewhere: the local principal its share named, who may see and join it. */
+  admits?: string
 }
 
 export interface MemberView {
@@ -182,8 +200,17 @@ export class RoomManager {
 
   // ---- rooms ----
 
-  /** Creates a room homed at this mesh, with `creator` (a local principal) as its owner. */
-  async create(input: { name: string; topic?: string; creator: string }): Promise<RoomRecord> {
+  /**
+   * Creates a room homed at this mesh, with `creator` (a local principal) as its owner;
+   * `visibility` default `public` (`invite` for a DM).
+   */
+  async create(input: {
+    name: string
+    topic?: string
+    creator: string
+    visibility?: RoomVisibility
+    dm?: boolean
+  }): Promise<RoomRecord> {
     const principal = await this.#principal(input.creator)
     // Hex, not base64url: an id starting with '-' would read as an option on the CLI.
     const id = randomBytes(16).toString('hex')
@@ -195,6 +222,8 @@ export class RoomManager {
       homeMesh: this.ownMesh,
       createdBy: input.creator,
       createdAt: new Date(now).toISOString(),
+      visibility: input.dm === true ? 'invite' : (input.visibility ?? 'public'),
+      ...(input.dm === true ? { dm: true as const } : {}),
     }
     const meta: RoomMeta = {
       v: 1,
@@ -227,9 +256,17 @@ export class RoomManager {
 
   /**
    * Records a room homed at another mesh (when it is shared with this one), so that
-   * the sync layer can load it and fill it. Idempotent.
+   * the sync layer can load it and fill it: an `invite` room here (the share says who
+   * joins), a DM when `dm`. Idempotent.
    */
-  async adopt(input: { id: string; homeMesh: string; name?: string; topic?: string }): Promise<RoomRecord> {
+  async adopt(input: {
+    id: string
+    homeMesh: string
+    name?: string
+    topic?: string
+    admits?: string
+    dm?: boolean
+  }): Promise<RoomRecord> {
     if (!ROOM_ID_RE.test(input.id) || !isDidKey(input.homeMesh)) throw new BadRequestError('invalid room')
     const existing = await this.#records.get(input.id)
     if (existing !== undefined) return existing
@@ -240,23 +277,76 @@ export class RoomManager {
       homeMesh: input.homeMesh,
       createdBy: input.homeMesh,
       createdAt: new Date(this.#now()).toISOString(),
+      visibility: 'invite',
+      ...(input.admits !== undefined ? { admits: input.admits } : {}),
+      ...(input.dm === true ? { dm: true as const } : {}),
     }
     await this.#records.put(input.id, record)
     return record
   }
 
+  /** Marks a stored room as a DM (records from before visibility existed; idempotent). */
+  async markDm(id: string): Promise<void> {
+    const record = await this.#records.get(id)
+    if (record === undefined || (record.dm === true && record.visibility === 'invite')) return
+    await this.#records.put(id, { ...record, visibility: 'invite', dm: true })
+  }
+
+  /** Every room this mesh holds, whoever asks (the node's own views; not for a principal). */
   async list(): Promise<RoomRecord[]> {
     const out: RoomRecord[] = []
     // Room ids sort before '~' (other records of the sublevel, e.g. shares, start with it).
-    for await (const record of this.#records.values({ lt: '~' })) out.push(this.#withMeta(record))
+    for await (const record of this.#records.values({ lt: '~' }))
+      out.push(this.#withMeta(this.#withVisibility(record)))
     return out
+  }
+
+  /** The rooms `did` may see: every public room, and the invite rooms it is a local member of. */
+  async listFor(did: string): Promise<RoomRecord[]> {
+    const out: RoomRecord[] = []
+    for (const record of await this.list()) {
+      if (record.visibility === 'public' || record.admits === did) out.push(record)
+      else if (this.#localMember(await this.load(record.id), did) !== undefined) out.push(record)
+    }
+    return out
+  }
+
+  visibilityOf(record: RoomRecord): RoomVisibility {
+    return record.visibility ?? (record.dm === true || record.homeMesh !== this.ownMesh ? 'invite' : 'public')
+  }
+
+  #withVisibility(record: RoomRecord): RoomRecord {
+    return record.visibility !== undefined ? record : { ...record, visibility: this.visibilityOf(record) }
+  }
+
+  /**
+   * The one visibility check of every path a local principal reads or acts through
+   * (HTTP, y-websocket): the room, and `did`'s local membership. A room that `did`
+   * may not see is MESH_NOT_FOUND, as a room that does not exist (its existence does
+   * not leak).
+   */
+  async access(
+    roomId: string,
+    did: string,
+  ): Promise<{ record: RoomRecord; room: Room; member?: MemberEntry }> {
+    const record = this.#withVisibility(await this.record(roomId))
+    const room = await this.load(roomId)
+    const member = this.#localMember(room, did)
+    if (member === undefined && record.visibility !== 'public' && record.admits !== did)
+      throw new NotFoundError('no such room', { room: roomId })
+    return { record, room, ...(member !== undefined ? { member } : {}) }
+  }
+
+  #localMember(room: Room, did: string): MemberEntry | undefined {
+    const m = room.member(did)
+    return m !== undefined && m.mesh === this.ownMesh ? m : undefined
   }
 
   async record(id: string): Promise<RoomRecord> {
     if (!ROOM_ID_RE.test(id)) throw new NotFoundError('no such room', { room: id })
     const record = await this.#records.get(id)
     if (record === undefined) throw new NotFoundError('no such room', { room: id })
-    return this.#withMeta(record)
+    return this.#withMeta(this.#withVisibility(record))
   }
 
   /** The loaded room; loads it once however many callers ask at the same time. */
@@ -393,7 +483,35 @@ export class RoomManager {
 
   // ---- members ----
 
-  /** A local principal joins a room this mesh holds (a no-op when already a member). */
+  /**
+   * A local principal asks to join (`POST /api/rooms/:id/join`): a public room admits
+   * it; an invite room or a DM only answers a member (MESH_NOT_FOUND to anyone else).
+   */
+  async requestJoin(roomId: string, did: string): Promise<MemberView> {
+    const { member } = await this.access(roomId, did)
+    if (member !== undefined) return this.#memberView(member)
+    return this.join(roomId, did)
+  }
+
+  /**
+   * A local member with the right (the room's `owner` or a `moderator`) invites another
+   * local principal into the room, who becomes a member at once. A DM invites no one
+   * (MESH_FORBIDDEN); a non-member inviter is told MESH_NOT_FOUND for an invite room.
+   */
+  async invite(roomId: string, inviter: string, invitee: string): Promise<MemberView> {
+    const { record, member } = await this.access(roomId, inviter)
+    if (record.dm === true)
+      throw new ForbiddenError('a direct message admits no one else', { room: roomId, reason: 'dm' })
+    if (member === undefined || (member.role !== 'owner' && member.role !== 'moderator'))
+      throw new ForbiddenError('only an owner or a moderator of the room invites', { room: roomId })
+    return this.join(roomId, invitee)
+  }
+
+  /**
+   * Adds a local principal to a room (a no-op when already a member), whatever the
+   * room's visibility: the node's own decision (a share that names who joins, an
+   * invite, an agent), never a principal's request.
+   */
   async join(roomId: string, did: string): Promise<MemberView> {
     const room = await this.load(roomId)
     const existing = room.member(did)
@@ -451,12 +569,10 @@ export class RoomManager {
     return p
   }
 
-  /** A loaded room that `did` may read (any member). */
+  /** A loaded room that `did` may read (a local member; MESH_NOT_FOUND for a room it may not see). */
   async #readable(roomId: string, did: string): Promise<Room> {
-    const room = await this.load(roomId)
-    const m = room.member(did)
-    if (m === undefined || m.mesh !== this.ownMesh)
-      throw new ForbiddenError('not a member of this room', { room: roomId })
+    const { room, member } = await this.access(roomId, did)
+    if (member === undefined) throw new ForbiddenError('not a member of this room', { room: roomId })
     return room
   }
 
@@ -478,7 +594,7 @@ export class RoomManager {
 
   /** Posts a message as `author` (a local principal); mentions are parsed from the body. */
   async post(roomId: string, author: string, body: string, replyTo?: string): Promise<{ id: string }> {
-    const room = await this.load(roomId)
+    const { room } = await this.access(roomId, author)
     if (body.length === 0 || Buffer.byteLength(body) > ROOM_LIMITS.maxBodyBytes)
       throw new BadRequestError(`body must be 1..${ROOM_LIMITS.maxBodyBytes} bytes`)
     if (replyTo !== undefined && room.message(replyTo) === undefined)
@@ -509,7 +625,7 @@ export class RoomManager {
   }
 
   async react(roomId: string, author: string, message: string, emoji: string): Promise<{ id: string }> {
-    const room = await this.load(roomId)
+    const { room } = await this.access(roomId, author)
     if (room.message(message) === undefined) throw new NotFoundError('no such message', { message })
     const entry: ReactionEntry = {
       v: 1,
@@ -526,7 +642,7 @@ export class RoomManager {
   }
 
   async redact(roomId: string, author: string, message: string, reason?: string): Promise<{ id: string }> {
-    const room = await this.load(roomId)
+    const { room } = await this.access(roomId, author)
     if (room.message(message) === undefined) throw new NotFoundError('no such message', { message })
     const entry: RedactionEntry = {
       v: 1,

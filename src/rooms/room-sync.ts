@@ -75,8 +75,48 @@ export interface RoomSyncInit {
   protocols?: readonly string[]
   /** At most one refusal per peer and reason is recorded per this many ms (the rest are counted); default 1 000. */
   refusalLogIntervalMs?: number
+  /** Limits on inbound `/mesh/rooms` streams, checked before any work is done for one. */
+  inbound?: InboundLimits
   now?: () => number
 }
+
+/**
+ * Inbound streams cost a key lookup, a link and a greeting each, so they are metered
+ * per peer key (a libp2p PeerId, whatever identity it maps to) before anything else.
+ */
+export interface InboundLimits {
+  /**
+   * Inbound streams open at once per peer key, over all its connections (also libp2p's
+   * per-connection `maxInboundStreams`); a live link needs one. Default 4.
+   */
+  maxStreamsPerPeer?: number
+  /** New inbound streams per peer key per `windowMs`; the rest are reset at once. Default 16. */
+  maxNewStreamsPerPeer?: number
+  /** default 60 000 ms */
+  windowMs?: number
+  /**
+   * A key a reload of the key histories and accepted peers found not accepted is
+   * refused without another reload for this long (streams and connections alike; the
+   * periodic check reloads anyway); default 2 000 ms.
+   */
+  refreshIntervalMs?: number
+}
+
+const INBOUND_DEFAULTS = {
+  maxStreamsPerPeer: 4,
+  maxNewStreamsPerPeer: 16,
+  windowMs: 60_000,
+  refreshIntervalMs: 2_000,
+} as const
+
+/** Per-key counters of inbound streams, kept for at most MAX_INBOUND_KEYS keys. */
+interface InboundCount {
+  open: number
+  windowStart: number
+  opened: number
+}
+
+const MAX_INBOUND_KEYS = 10_000
 
 /** Progress of one direction of a room's catch-up with one peer. */
 export interface TransferProgress {
@@ -208,13 +248,31 @@ export class RoomSync {
   readonly #joining = new Set<string>()
   readonly #refusalLog = new Map<string, { at: number; suppressed: number }>()
   #accepted = new Map<string, AcceptedPeer>()
+  readonly #inbound = new Map<string, InboundCount>()
+  readonly #limits: Required<InboundLimits>
+  #refreshing: Promise<void> | undefined
+  /** Keys a reload found not accepted, until when they are refused without another. */
+  readonly #strangers = new Map<string, number>()
+  /** Reloads of the accepted peers started and applied: an older one never overwrites a newer. */
+  #acceptedStarted = 0
+  #acceptedApplied = 0
   #timer: ReturnType<typeof setInterval> | undefined
   #flushScheduled = false
   #started = false
   #shutdown = new AbortController()
   #offLoad: (() => void) | undefined
   /** Counters for tests and metrics. */
-  readonly stats = { framesIn: 0, framesOut: 0, malformed: 0, refused: 0, linksOpened: 0 }
+  readonly stats = {
+    framesIn: 0,
+    framesOut: 0,
+    malformed: 0,
+    refused: 0,
+    linksOpened: 0,
+    /** Reloads of key histories and accepted peers (the periodic check's and on demand). */
+    peerReloads: 0,
+    /** Inbound streams reset before any work: over a limit, or from no accepted peer. */
+    streamsRefused: 0,
+  }
 
   constructor(components: RoomSyncComponents, init: RoomSyncInit) {
     this.#c = components
@@ -222,6 +280,7 @@ export class RoomSync {
     this.#shares = new ShareBook(components.store)
     this.#log = (components.logger ?? silentLogger()).child({ area: 'rooms.sync' })
     this.#now = init.now ?? Date.now
+    this.#limits = { ...INBOUND_DEFAULTS, ...definedOnly(init.inbound ?? {}) }
   }
 
   /** This mesh's current key: acts are addressed to it; links are ordered by it. */
@@ -257,12 +316,17 @@ export class RoomSync {
 
   /** Accepted peers by identity (a peer's rotated keys and a learned chain map to it). */
   async #loadAccepted(): Promise<Map<string, AcceptedPeer>> {
+    const started = ++this.#acceptedStarted
     const out = new Map<string, AcceptedPeer>()
     for (const p of (await this.#c.acceptedPeers()).values()) {
       const identity = this.#keys.identityOf(p.did)
       out.set(identity, { ...p, did: identity, keys: p.keys ?? [p.did] })
     }
-    this.#accepted = out
+    // Reloads overlap (the periodic check, streams, connects): the latest started wins.
+    if (started > this.#acceptedApplied) {
+      this.#acceptedApplied = started
+      this.#accepted = out
+    }
     return out
   }
 
@@ -274,10 +338,14 @@ export class RoomSync {
     if (this.#started) return
     this.#shutdown = new AbortController()
     await this.#shares.load()
+    // DMs stored before rooms had visibility: closed to every other local principal.
+    for (const peer of this.#shares.peers())
+      for (const share of this.#shares.roomsWith(peer))
+        if (share.dm !== undefined) await this.#c.rooms.markDm(share.room)
     await this.#c.libp2p.handle(
       [...this.protocols],
       (stream: Stream, connection: Connection) => this.#onStream(stream, connection),
-      { maxInboundStreams: 8, maxOutboundStreams: 8 },
+      { maxInboundStreams: this.#limits.maxStreamsPerPeer, maxOutboundStreams: 8 },
     )
     this.#c.libp2p.addEventListener('peer:connect', this.#onPeerConnect)
     this.#offLoad = this.#c.rooms.onLoad((room) => this.#watch(room))
@@ -394,7 +462,12 @@ export class RoomSync {
         })
       const peerName = this.#accepted.get(mesh)?.name ?? mesh.slice(-8)
       const name = `dm ${input.with.slice(-8)}@${peerName}`.slice(0, ROOM_LIMITS.maxNameLength)
-      const record = await this.#c.rooms.create({ name, topic: 'direct message', creator: input.actor })
+      const record = await this.#c.rooms.create({
+        name,
+        topic: 'direct message',
+        creator: input.actor,
+        dm: true,
+      })
       const share: ShareRecord = {
         room: record.id,
         peer: mesh,
@@ -493,13 +566,13 @@ export class RoomSync {
     }
     const known = this.#keys.identityOf(key)
     if (this.#links.has(known)) return
-    void this.#keys
-      .refresh()
+    // Any host may connect, as often as it likes: a key found a stranger costs no reload.
+    if (this.#strangerRecently(key)) return
+    void this.#reloadShared()
       .then(async () => {
         const did = this.#keys.identityOf(key)
         if (this.#links.has(did) || this.#shares.roomsWith(did).length === 0) return
-        const accepted = await this.#loadAccepted()
-        if (accepted.has(did)) return this.#dial(did)
+        if (this.#accepted.has(did)) return this.#dial(did)
       })
       .catch((err: unknown) =>
         this.#log.error({ event: 'rooms.sync.peer_connect_failed', err }, 'peer:connect'),
@@ -515,8 +588,7 @@ export class RoomSync {
 
   /** Opens links to accepted peers that share rooms with us; closes links to peers no longer accepted. */
   async #check(): Promise<void> {
-    await this.#keys.refresh()
-    await this.#loadAccepted()
+    await this.#reloadPeers()
     for (const link of [...this.#links.values()]) {
       const identity = this.#keys.identityOf(link.key)
       if (identity !== link.peer) this.#rekey(link, identity)
@@ -572,37 +644,52 @@ export class RoomSync {
   /**
    * An inbound link: its key must be the current key of a peer with an accepted
    * connection (a key it rotated to is learned from the PeerBook first; a key it
-   * rotated away from is refused).
+   * rotated away from is refused). The per-key limits come first; a key not known as
+   * accepted costs one reload of keys and peers (shared by every stream waiting for
+   * it), after which it is refused at once for `inbound.refreshIntervalMs`.
    */
   #onStream(stream: Stream, connection: Connection): void {
-    const key = didFromPeerId(connection.remotePeer)
+    let key: string
+    try {
+      key = didFromPeerId(connection.remotePeer)
+    } catch {
+      // Not an Ed25519 peer: no mesh.
+      this.stats.streamsRefused++
+      stream.abort(new Error('not a mesh key'))
+      return
+    }
+    const over = this.#admit(key, stream)
+    if (over !== undefined) {
+      this.#refuseStream(stream, key, 'MESH_RATE_LIMITED', over, 'too many room streams from this peer')
+      return
+    }
     void (async () => {
       let peer = this.#keys.identityOf(key)
       if (!this.#accepted.has(peer) || this.#currentKey(peer) !== key) {
-        await this.#keys.refresh()
-        peer = this.#keys.identityOf(key)
-        await this.#loadAccepted()
+        if (!this.#strangerRecently(key)) {
+          await this.#reloadShared()
+          peer = this.#keys.identityOf(key)
+          if (!this.#accepted.has(peer)) this.#markStranger(key)
+        }
       }
       if (!this.#accepted.has(peer)) {
-        this.#refuse(
+        this.#refuseStream(
+          stream,
           peer,
-          null,
           'MESH_NOT_CONNECTED',
           'not-connected',
           'no accepted connection with this mesh',
         )
-        stream.abort(new Error('no accepted connection'))
         return
       }
       if (this.#currentKey(peer) !== key) {
-        this.#refuse(
+        this.#refuseStream(
+          stream,
           peer,
-          null,
           'MESH_SIGNATURE_MISMATCH',
           'retired-key',
           'a link from a key this mesh has rotated away from',
         )
-        stream.abort(new Error('retired key'))
         return
       }
       this.#open(peer, key, stream, key)
@@ -610,6 +697,84 @@ export class RoomSync {
       stream.abort(err as Error)
       this.#log.error({ event: 'rooms.sync.inbound_failed', peer: key, err }, 'inbound link failed')
     })
+  }
+
+  /** Whether a reload found `key` not accepted less than `refreshIntervalMs` ago. */
+  #strangerRecently(key: string): boolean {
+    const until = this.#strangers.get(key)
+    if (until === undefined) return false
+    if (until > this.#now()) return true
+    this.#strangers.delete(key)
+    return false
+  }
+
+  #markStranger(key: string): void {
+    if (this.#strangers.size >= MAX_INBOUND_KEYS) this.#strangers.clear()
+    this.#strangers.set(key, this.#now() + this.#limits.refreshIntervalMs)
+  }
+
+  /**
+   * Counts a new inbound stream against its key's limits; returns the reason when it
+   * is over one (the stream is then not counted as open).
+   */
+  #admit(key: string, stream: Stream): string | undefined {
+    const now = this.#now()
+    let count = this.#inbound.get(key)
+    if (count === undefined) {
+      if (this.#inbound.size >= MAX_INBOUND_KEYS) this.#pruneInbound(now)
+      count = { open: 0, windowStart: now, opened: 0 }
+      this.#inbound.set(key, count)
+    }
+    if (now - count.windowStart >= this.#limits.windowMs) {
+      count.windowStart = now
+      count.opened = 0
+    }
+    count.opened++
+    if (count.opened > this.#limits.maxNewStreamsPerPeer) return 'stream-rate'
+    if (count.open >= this.#limits.maxStreamsPerPeer) return 'too-many-streams'
+    // A stream closed already emits no 'close' to count it out again.
+    if (stream.status !== 'open') return undefined
+    count.open++
+    const counted = count
+    stream.addEventListener('close', () => {
+      counted.open--
+    })
+    return undefined
+  }
+
+  /** Forgets the counters of keys with no open stream and a window that has passed. */
+  #pruneInbound(now: number): void {
+    for (const [key, count] of this.#inbound) {
+      if (count.open === 0 && now - count.windowStart >= this.#limits.windowMs) this.#inbound.delete(key)
+    }
+    // Still full: the oldest idle ones go (a flood of fresh keys must not grow this).
+    if (this.#inbound.size >= MAX_INBOUND_KEYS) {
+      for (const [key, count] of this.#inbound) {
+        if (count.open === 0) this.#inbound.delete(key)
+        if (this.#inbound.size < MAX_INBOUND_KEYS / 2) break
+      }
+    }
+  }
+
+  #refuseStream(stream: Stream, peer: string, code: MeshErrorCode, reason: string, message: string): void {
+    this.stats.streamsRefused++
+    stream.abort(new Error(message))
+    this.#refuse(peer, null, code, reason, message)
+  }
+
+  /** The periodic reload of key histories and accepted peers (and the one on demand). */
+  async #reloadPeers(): Promise<void> {
+    this.stats.peerReloads++
+    await this.#keys.refresh()
+    await this.#loadAccepted()
+  }
+
+  /** A reload on demand: the one under way if there is one (its answer serves every waiter). */
+  #reloadShared(): Promise<void> {
+    this.#refreshing ??= this.#reloadPeers().finally(() => {
+      this.#refreshing = undefined
+    })
+    return this.#refreshing
   }
 
   /** A new stream with `peer`: kept unless a link opened by the mesh whose key sorts first exists. */
@@ -1063,6 +1228,8 @@ export class RoomSync {
         homeMesh: share.homeMesh,
         name: share.name,
         topic: share.topic,
+        admits: join,
+        dm: share.join !== undefined,
       })
       const record: ShareRecord = {
         room: roomId,
@@ -1402,6 +1569,11 @@ function view(s: ShareRecord): ShareView {
     createdAt: s.createdAt,
     ...(s.dm !== undefined ? { dm: s.dm } : {}),
   }
+}
+
+/** The fields of `o` that are set (an `undefined` must not replace a default). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
 
 function encodeStateVector(sv: Map<number, number>): Uint8Array {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Awareness } from 'y-protocols/awareness'
 import * as Y from 'yjs'
 import { MeshError, UnavailableError } from '../errors.ts'
@@ -7,6 +8,7 @@ import { effectiveMembers, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
+  committedClientId,
   type Entry,
   META_KEY,
   type MemberEntry,
@@ -93,6 +95,8 @@ export class Room implements ValidationTarget {
   readonly meshKeys: SealKeys | undefined
   readonly #init: RoomInit
   readonly #ownMesh: string
+  /** The nonce this replica's own client id is committed with (a fresh one per load). */
+  readonly #nonce: string
   #log?: RoomLog
   #lastWrite: Promise<void> = Promise.resolve()
   #extraOps: StoreOperation[] = []
@@ -114,6 +118,9 @@ export class Room implements ValidationTarget {
     this.#ownMesh = init.ownMesh
     this.meshKeys = init.meshKeys
     this.doc = new Y.Doc({ gc: false })
+    // The node writes under an id no other mesh can bind (room-entries.ts, committed ids).
+    this.#nonce = randomBytes(16).toString('base64url')
+    this.doc.clientID = committedClientId(init.ownMesh, init.id, this.#nonce)
     // Typed as maps before any update arrives (otherwise Yjs creates untyped roots).
     for (const name of ROOM_MAPS) this.doc.getMap(name)
     this.doc.on('update', this.#onUpdate)
@@ -278,7 +285,7 @@ export class Room implements ValidationTarget {
           this.#bind(String(client), { mesh: this.#ownMesh, room: this.id, did: sender.did })
         }
         for (const e of result.ok.entries) this.#seal(e.map, e.key, e.value)
-        this.#bind(String(this.doc.clientID), { mesh: this.#ownMesh, room: this.id })
+        this.#bindSelf()
       },
       { source: 'client', did: sender.did, connection } satisfies RoomOrigin,
     )
@@ -333,7 +340,7 @@ export class Room implements ValidationTarget {
   }
 
   #bindSelf(): void {
-    this.#bind(String(this.doc.clientID), { mesh: this.#ownMesh, room: this.id })
+    this.#bind(String(this.doc.clientID), { mesh: this.#ownMesh, room: this.id, nonce: this.#nonce })
   }
 
   #bind(client: string, binding: ClientBinding): void {

@@ -3,7 +3,7 @@ import * as Y from 'yjs'
 import type { Session } from '../auth/index.ts'
 import { BadRequestError, UnauthenticatedError } from '../errors.ts'
 import { ROOM_LIMITS } from './room-entries.ts'
-import type { RoomManager } from './room-manager.ts'
+import { ROOM_VISIBILITIES, type RoomManager, type RoomVisibility } from './room-manager.ts'
 import type { RoomSync } from './room-sync.ts'
 
 export interface RoomRoutesInit {
@@ -70,31 +70,34 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
           properties: {
             name: { type: 'string', minLength: 1, maxLength: ROOM_LIMITS.maxNameLength },
             topic: { type: 'string', maxLength: ROOM_LIMITS.maxTopicLength },
+            // Default `public`: see RoomVisibility.
+            visibility: { type: 'string', enum: [...ROOM_VISIBILITIES] },
           },
         },
       },
     },
     async (request, reply) => {
-      const body = request.body as { name: string; topic?: string }
+      const body = request.body as { name: string; topic?: string; visibility?: RoomVisibility }
       const record = await rooms.create({ ...body, creator: sessionOf(request).did })
       return reply.status(201).send(record)
     },
   )
 
-  app.get('/api/rooms', { onRequest }, async () => ({
-    rooms: (await rooms.list()).map((r) => ({ ...r, federated: federated(r.id, r.homeMesh) })),
+  app.get('/api/rooms', { onRequest }, async (request) => ({
+    rooms: (await rooms.listFor(sessionOf(request).did)).map((r) => ({
+      ...r,
+      federated: federated(r.id, r.homeMesh),
+    })),
   }))
 
   app.get('/api/rooms/:id', { onRequest, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }
-    const record = await rooms.record(id)
-    const room = await rooms.load(id)
-    const me = room.member(sessionOf(request).did)
+    const { record, room, member } = await rooms.access(id, sessionOf(request).did)
     return {
       ...record,
       members: room.members().size,
       messages: room.messageCount,
-      role: me !== undefined && me.mesh === rooms.ownMesh ? me.role : null,
+      role: member?.role ?? null,
       // This mesh as rooms name it (its identity, stable across key rotations).
       ownMesh: rooms.ownMesh,
       federated: federated(id, record.homeMesh),
@@ -122,6 +125,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
       async (request, reply) => {
         const { id } = request.params as { id: string }
         const body = request.body as { mesh: string; ucan: string }
+        await rooms.access(id, sessionOf(request).did)
         const shared = await sync.share({
           room: id,
           peer: body.mesh,
@@ -134,7 +138,7 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
 
     app.get('/api/rooms/:id/sync', { onRequest, schema: { params: roomParams } }, async (request) => {
       const { id } = request.params as { id: string }
-      sessionOf(request)
+      await rooms.access(id, sessionOf(request).did)
       return sync.status(id)
     })
 
@@ -166,8 +170,24 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
 
   app.post('/api/rooms/:id/join', { onRequest, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }
-    return rooms.join(id, sessionOf(request).did)
+    return rooms.requestJoin(id, sessionOf(request).did)
   })
+
+  app.post(
+    '/api/rooms/:id/invite',
+    {
+      onRequest,
+      schema: {
+        params: roomParams,
+        body: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string }
+      const { did } = request.body as { did: string }
+      return reply.status(201).send(await rooms.invite(id, sessionOf(request).did, did))
+    },
+  )
 
   app.get('/api/rooms/:id/members', { onRequest, schema: { params: roomParams } }, async (request) => {
     const { id } = request.params as { id: string }

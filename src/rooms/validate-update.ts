@@ -4,6 +4,8 @@ import { canWrite, effectiveMembers, isModerator, type SealedMember } from './me
 import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
+  COMMITTED_CLIENT_MIN,
+  commitsTo,
   contentId,
   ENTRY_SHAPE,
   type Entry,
@@ -46,6 +48,8 @@ export const REJECT_REASONS = [
   'unbound-client',
   'client-spoof',
   'client-scope',
+  'client-commitment',
+  'replay-conflict',
   'future-ts',
   'past-ts',
   'not-member',
@@ -195,8 +199,13 @@ export function validateUpdate(
     trialApply(room, update)
     return { ok: { entries, clients: [...new Set(writes.map((w) => w.client))], empty: false } }
   } catch (err) {
-    if (err instanceof Refusal)
-      return { error: rejected(err.reason, err.message, { room: room.id, ...err.info }) }
+    if (err instanceof Refusal) {
+      const error = rejected(err.reason, err.message, { room: room.id, ...err.info })
+      // Two contents under one Yjs id: replicas would disagree for good.
+      if (err.reason === 'replay-conflict')
+        return { error: new MeshError('MESH_CONFLICT', error.message, error.details) }
+      return { error }
+    }
     return { error: rejected('malformed', 'update could not be read', { room: room.id }) }
   }
 }
@@ -222,6 +231,7 @@ function readWrites(doc: Y.Doc, update: Uint8Array): RawWrite[] {
     const expected = next.get(client) ?? known
     if (struct instanceof Y.Skip) refuse('incomplete', 'update has a gap', { client })
     if (struct.id.clock + struct.length <= known) {
+      sameAsHeld(doc, struct)
       next.set(client, Math.max(expected, struct.id.clock + struct.length))
       continue // already integrated: a replay, a no-op
     }
@@ -248,6 +258,34 @@ function readWrites(doc: Y.Doc, update: Uint8Array): RawWrite[] {
     })
   }
   return writes
+}
+
+/**
+ * A struct the room already holds must be the same one: otherwise two meshes wrote
+ * under one client id, and the replicas that took the other would never converge.
+ */
+function sameAsHeld(doc: Y.Doc, struct: Y.Item | Y.GC): void {
+  if (!heldEqually(doc, struct))
+    refuse('replay-conflict', 'a replayed struct differs from the one held under its id', {
+      client: struct.id.client,
+      clock: struct.id.clock,
+    })
+}
+
+function heldEqually(doc: Y.Doc, struct: Y.Item | Y.GC): boolean {
+  let held: Y.Item | Y.GC
+  try {
+    held = Y.getItem(doc.store, struct.id) as Y.Item | Y.GC
+  } catch {
+    return false
+  }
+  if (!(struct instanceof Y.Item) || !(held instanceof Y.Item))
+    return !(struct instanceof Y.Item) && !(held instanceof Y.Item)
+  if (held.id.clock !== struct.id.clock || held.length !== struct.length) return false
+  const parent = typeof struct.parent === 'string' ? doc.share.get(struct.parent) : undefined
+  if (parent === undefined || held.parent !== parent || held.parentSub !== struct.parentSub) return false
+  if (!(held.content instanceof Y.ContentAny) || !(struct.content instanceof Y.ContentAny)) return false
+  return JSON.stringify(held.content.arr) === JSON.stringify(struct.content.arr)
 }
 
 function mapOf(doc: Y.Doc, name: RoomMapName): Y.Map<unknown> {
@@ -278,7 +316,14 @@ function checkWrites(
       if (!ENTRY_SHAPE[w.map](w.value)) refuse('bad-shape', `malformed ${w.map} entry`, { map: w.map })
       if (w.map === 'clients') {
         if (!isClientKey(w.key)) refuse('bad-key', 'a client binding is keyed by a Yjs client id')
-        bindings.set(w.key, w.value as ClientBinding)
+        const binding = w.value as ClientBinding
+        const id = Number(w.key)
+        if (id >= COMMITTED_CLIENT_MIN ? !commitsTo(binding, id) : binding.nonce !== undefined)
+          refuse('client-commitment', 'a committed client id is bound only by the mesh that derived it', {
+            client: id,
+            mesh: binding.mesh,
+          })
+        bindings.set(w.key, binding)
       }
       entryWrites.push(w)
     }
@@ -294,6 +339,9 @@ function checkWrites(
       const bound = ownerOf(w.client)
       if (bound !== undefined && (bound.mesh !== sender.mesh || bound.did !== sender.did))
         refuse('client-spoof', 'this client id belongs to someone else', { client: w.client })
+      // The node binds a client's id without a nonce: one in the committed range would not hold.
+      if (w.client >= COMMITTED_CLIENT_MIN)
+        refuse('client-commitment', 'a client writes with a Yjs client id below 2^32', { client: w.client })
     }
   }
 

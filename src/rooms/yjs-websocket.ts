@@ -9,7 +9,7 @@ import type { Session, SessionService } from '../auth/index.ts'
 import { MeshError, UnauthenticatedError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { Room, RoomOrigin } from './room.ts'
-import { type ClientBinding, ROOM_LIMITS } from './room-entries.ts'
+import { type ClientBinding, pseudonymClientId, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
 import { ROOM_ID } from './routes.ts'
 import { YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
@@ -33,8 +33,11 @@ import { YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
  * writes are dropped. Awareness: a connection may only set the state of its own
  * client id (the first it announces, or one bound to its session in the room),
  * states are JSON objects of at most 4 KiB, and the server stamps each with the
- * session's `did`. Close codes: 4401 bad or missing token, 4403 not a member (or
- * no such room), 1008 on a flood before authentication.
+ * session's `did` and shows it to everyone else (other sessions, peer meshes) under a
+ * random id no mesh can bind (room-entries.ts, committed ids): a client's Yjs id is
+ * first seen with its binding, in the update of its first write. Close codes: 4401
+ * bad or missing token, 4403 not a member (or no such room), 1008 on a flood before
+ * authentication.
  */
 export interface YjsWebsocketInit {
   rooms: RoomManager
@@ -59,6 +62,12 @@ interface Connection {
   socket: WebSocket
   session: Session
   awarenessIds: Set<number>
+  /**
+   * Its awareness client ids as everyone else sees them: a client's Yjs id must not be
+   * known before the node binds it with the client's first write (else a peer or
+   * another session could bind it first and own the client's writes).
+   */
+  pseudonyms: Map<number, number>
 }
 
 // setTimeout's longest delay; a session ending later is closed by the revocation path only.
@@ -191,7 +200,7 @@ class YjsWebsocketServer {
       }
       if (socket.readyState !== socket.OPEN) return
       hub = this.#join(room)
-      conn = { socket, session, awarenessIds: new Set() }
+      conn = { socket, session, awarenessIds: new Set(), pseudonyms: new Map() }
       hub.connections.add(conn)
       const left = Date.parse(session.expiresAt) - Date.now()
       if (left < MAX_TIMER_MS) {
@@ -235,7 +244,11 @@ class YjsWebsocketServer {
       const changed = [...added, ...updated, ...removed]
       const message = awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(awareness, changed))
       // Like y-websocket-server, to every connection: the client's keep-alive depends on it.
-      for (const c of connections) this.#send(c, message)
+      // A connection gets its own states back under its own ids, not as a stranger.
+      for (const c of connections) {
+        const own = changed.some((id) => isPseudonymOf(c, id))
+        this.#send(c, own ? awarenessMessage(unmasked(c, awareness, changed)) : message)
+      }
     }
     awareness.on('update', onAwareness)
     hub = { room, awareness, connections, onUpdate, onAwareness }
@@ -245,8 +258,8 @@ class YjsWebsocketServer {
 
   #leave(hub: Hub, conn: Connection): void {
     hub.connections.delete(conn)
-    if (conn.awarenessIds.size > 0)
-      awarenessProtocol.removeAwarenessStates(hub.awareness, [...conn.awarenessIds], conn)
+    if (conn.pseudonyms.size > 0)
+      awarenessProtocol.removeAwarenessStates(hub.awareness, [...conn.pseudonyms.values()], conn)
     if (hub.connections.size === 0) {
       hub.room.doc.off('update', hub.onUpdate)
       hub.awareness.off('update', hub.onAwareness)
@@ -363,7 +376,12 @@ class YjsWebsocketServer {
       }
       const stamped =
         state === null ? 'null' : JSON.stringify({ ...(state as object), did: conn.session.did })
-      kept.push({ client, clock, state: stamped })
+      let shown = conn.pseudonyms.get(client)
+      if (shown === undefined) {
+        shown = pseudonymClientId()
+        conn.pseudonyms.set(client, shown)
+      }
+      kept.push({ client: shown, clock, state: stamped })
     }
     if (kept.length === 0) return
     encoding.writeVarUint(encoder, kept.length)
@@ -392,6 +410,28 @@ class YjsWebsocketServer {
       socket.ping()
     }
   }
+}
+
+function isPseudonymOf(conn: Connection, id: number): boolean {
+  for (const shown of conn.pseudonyms.values()) if (shown === id) return true
+  return false
+}
+
+/** The awareness update of `ids` with the connection's own states under its own client ids. */
+function unmasked(conn: Connection, awareness: awarenessProtocol.Awareness, ids: number[]): Uint8Array {
+  const real = new Map<number, number>()
+  for (const [client, shown] of conn.pseudonyms) real.set(shown, client)
+  const decoder = decoding.createDecoder(awarenessProtocol.encodeAwarenessUpdate(awareness, ids))
+  const encoder = encoding.createEncoder()
+  const count = decoding.readVarUint(decoder)
+  encoding.writeVarUint(encoder, count)
+  for (let i = 0; i < count; i++) {
+    const id = decoding.readVarUint(decoder)
+    encoding.writeVarUint(encoder, real.get(id) ?? id)
+    encoding.writeVarUint(encoder, decoding.readVarUint(decoder))
+    encoding.writeVarString(encoder, decoding.readVarString(decoder))
+  }
+  return encoding.toUint8Array(encoder)
 }
 
 function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {

@@ -360,10 +360,11 @@ describe('y-websocket endpoint', () => {
       ts: Date.now(),
     }
     bobDoc.getMap('messages').set(contentId(entry), entry)
-    await until(() => {
-      const s = pb.awareness.getStates().get(aliceDoc.clientID) as { did?: string } | undefined
-      return s?.did === alice.did
-    }, 'alice’s stamped awareness at bob')
+    // Others see a client's presence under a pseudonym, stamped with its session's did.
+    const aliceState = () =>
+      [...pb.awareness.getStates().entries()].find(([, s]) => (s as { did?: string }).did === alice.did)
+    await until(() => aliceState() !== undefined, 'alice’s stamped awareness at bob')
+    assert.notEqual(aliceState()?.[0], aliceDoc.clientID)
 
     // Bob's socket claims alice's awareness client id: dropped.
     const raw = new WebSocket(
@@ -385,8 +386,9 @@ describe('y-websocket endpoint', () => {
     const sentinel = await rooms.post(id, alice.did, 'sentinel')
     await until(() => bobDoc.getMap('messages').has(sentinel.id), 'sentinel at bob')
     assert.equal(room.message(contentId(entry)), undefined, 'the read-only write was dropped')
-    const state = pb.awareness.getStates().get(aliceDoc.clientID) as { user?: { name: string } }
+    const state = aliceState()?.[1] as { user?: { name: string } }
     assert.equal(state.user?.name, 'alice')
+    assert.ok(![...pb.awareness.getStates().values()].some((s) => JSON.stringify(s).includes('evil')))
   })
 })
 

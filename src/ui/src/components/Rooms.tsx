@@ -2,6 +2,7 @@ import {
   Badge,
   Button,
   Card,
+  Checkbox,
   Code,
   Grid,
   Group,
@@ -33,14 +34,17 @@ export function RoomsView() {
   const rooms = usePoll(() => session.call<{ rooms: Room[] }>('GET', '/api/rooms'), 3000, [session])
   const [name, setName] = useState('')
   const [topic, setTopic] = useState('')
+  const [inviteOnly, setInviteOnly] = useState(false)
   const create = useAction(async (e: FormEvent) => {
     e.preventDefault()
     const room = await session.call<Room>('POST', '/api/rooms', {
       name: name.trim(),
       ...(topic.trim() !== '' ? { topic: topic.trim() } : {}),
+      visibility: inviteOnly ? 'invite' : 'public',
     })
     setName('')
     setTopic('')
+    setInviteOnly(false)
     rooms.reload()
     navigate(`/rooms/${room.id}`)
   })
@@ -72,6 +76,11 @@ export function RoomsView() {
                         # {r.name}
                       </Text>
                       {r.federated && <FederatedBadge label="federated room" />}
+                      {r.visibility === 'invite' && (
+                        <Badge size="xs" variant="light" color="gray" title="members only">
+                          {r.dm === true ? 'dm' : 'invite'}
+                        </Badge>
+                      )}
                     </Group>
                   }
                   description={r.topic || undefined}
@@ -102,6 +111,11 @@ export function RoomsView() {
                 placeholder="optional"
                 value={topic}
                 onChange={(e) => setTopic(e.currentTarget.value)}
+              />
+              <Checkbox
+                label="Invite only (hidden from everyone but its members)"
+                checked={inviteOnly}
+                onChange={(e) => setInviteOnly(e.currentTarget.checked)}
               />
               <Button type="submit" loading={create.busy} disabled={name.trim() === ''}>
                 Create room

@@ -139,6 +139,9 @@ export interface Room {
   createdBy: string
   createdAt: string
   federated: boolean
+  /** `public`: every local principal may find and join it; `invite`: members only. */
+  visibility: 'public' | 'invite'
+  dm?: true
 }
 
 export interface RoomDetail extends Room {
