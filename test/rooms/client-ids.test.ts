@@ -25,10 +25,15 @@ async function bodies(n: TestNode, room: string): Promise<string[]> {
   return page.messages.map((m) => m.body)
 }
 
-function provider(t: TestContext, n: TestNode, room: string, doc: Y.Doc) {
+/** A single-use y-websocket ticket for `room` (a session token is never put in a URL). */
+async function ticket(n: TestNode, room: string): Promise<string> {
+  return (await n.api.post<{ ticket: string }>(`/api/rooms/${room}/yjs-ticket`, {})).ticket
+}
+
+async function provider(t: TestContext, n: TestNode, room: string, doc: Y.Doc) {
   const url = n.node.httpUrl.replace(/^http/, 'ws')
   const p = new WebsocketProvider(`${url}/yjs`, room, doc, {
-    params: { token: n.api.token as string },
+    params: { token: await ticket(n, room) },
     WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
     disableBc: true,
   })
@@ -59,7 +64,7 @@ describe('Yjs client ids cannot be squatted', () => {
 
     // Alpha's architect opens the room in a stock y-websocket client and shows presence.
     const doc = new Y.Doc()
-    const p = provider(t, a, id, doc)
+    const p = await provider(t, a, id, doc)
     await until(() => p.synced, 'client synced')
     p.awareness.setLocalStateField('typing', true)
 
@@ -82,7 +87,9 @@ describe('Yjs client ids cannot be squatted', () => {
     )
 
     // A socket gets its own presence back under its own id (its keep-alive), others a pseudonym.
-    const raw = new WebSocket(`${a.node.httpUrl.replace(/^http/, 'ws')}/yjs/${id}?token=${a.api.token}`)
+    const raw = new WebSocket(
+      `${a.node.httpUrl.replace(/^http/, 'ws')}/yjs/${id}?token=${await ticket(a, id)}`,
+    )
     t.after(() => raw.close())
     const echoed: number[] = []
     raw.on('message', (data: Buffer) => {

@@ -25,7 +25,7 @@ async function server(t: TestContext) {
   const sessions = new SessionService({ store, meshDid: meshA.did, roleOf: async (did) => ROLES[did] })
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
   registerRoomRoutes(app, { rooms, authenticate: requireSession(sessions) })
-  await registerYjsWebsocket(app, { rooms, sessions })
+  await registerYjsWebsocket(app, { rooms, sessions, authenticate: requireSession(sessions) })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(() => app.close())
   const address = app.server.address()
@@ -43,7 +43,10 @@ async function server(t: TestContext) {
       const res = await app.inject({ method, url, headers, ...(payload !== undefined ? { payload } : {}) })
       return { status: res.statusCode, body: res.json() }
     }
-    return { call, token: headers.authorization.slice('Bearer '.length) }
+    // A y-websocket ticket: the room is checked when it is used, not when it is issued.
+    const ticket = async (room: string) =>
+      (await call('POST', `/api/rooms/${room}/yjs-ticket`, {})).body.ticket
+    return { call, ticket }
   }
   return { rooms, port, as }
 }
@@ -104,7 +107,7 @@ describe('room visibility for local principals', () => {
           assert.equal(res.status, 404, `${method} ${url}: ${JSON.stringify(res.body)}`)
           assert.equal(res.body.error.code, 'MESH_NOT_FOUND')
         }
-        assert.equal(await wsClose(port, id, who.token), 4403)
+        assert.equal(await wsClose(port, id, await who.ticket(id)), 4403)
       }
     }
     // The same answer as for a room that does not exist.
