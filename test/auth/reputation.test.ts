@@ -124,8 +124,10 @@ describe('reputation follows proof', () => {
     const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'lobby' })
     const first = await a.api.post<{ id: string }>(`/api/rooms/${id}/messages`, { body: 'already here' })
     const doc = new Y.Doc()
+    // A single-use ticket, never the session token, goes in the y-websocket URL.
+    const { ticket } = await a.api.post<{ ticket: string }>(`/api/rooms/${id}/yjs-ticket`, {})
     const provider = new WebsocketProvider(`${a.node.httpUrl.replace(/^http/, 'ws')}/yjs`, id, doc, {
-      params: { token: a.api.token as string },
+      params: { token: ticket },
       WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
       disableBc: true,
     })

@@ -14,7 +14,8 @@ import { alice, tempStore } from '../fixtures/principals.ts'
 
 async function registryUrl(t: TestContext): Promise<string> {
   const store = await tempStore(t)
-  const registry = new RegistryService({ store, heartbeatIntervalMs: 60_000 })
+  // No admission stamp: the content callback is counted, and a stamp asked for re-sends.
+  const registry = new RegistryService({ store, heartbeatIntervalMs: 60_000, powBits: 0 })
   await registry.start()
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
   registerMeshListRoute(app, { list: () => registry.all() })
