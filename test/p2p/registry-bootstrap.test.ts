@@ -2,13 +2,10 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
-import { Registry } from 'prom-client'
-import { createHttpApp } from '../../src/http/http-app.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { silentLogger } from '../../src/log.ts'
-import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from '../../src/registry/index.ts'
+import type { RegistryService } from '../../src/registry/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
-import { signedFor, TestClock } from '../registry/registry-fixtures.ts'
+import { listenTestRegistry, signedFor, TestClock } from '../registry/registry-fixtures.ts'
 import { startMesh, type TestMesh, waitFor } from './nodes.ts'
 
 /** A real registry on a socket (port 0), stopped when the test ends. */
@@ -16,19 +13,7 @@ async function startRegistry(
   t: TestContext,
   clock: TestClock,
 ): Promise<{ url: string; registry: RegistryService }> {
-  const registry = new RegistryService({ store: await tempStore(t), now: clock.now, powBits: 0 })
-  await registry.start()
-  const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  registerMeshListRoute(app, { list: () => registry.all() })
-  registerRegistryRoutes(app, registry)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.after(async () => {
-    await app.close()
-    await registry.stop()
-  })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return { url: `http://127.0.0.1:${address.port}`, registry }
+  return listenTestRegistry(t, await tempStore(t), { now: clock.now })
 }
 
 /** A port nothing listens on: dials to it are refused at once. */

@@ -9,29 +9,14 @@ import {
   type HeartbeatClientInit,
   type HeartbeatInfo,
   type PublicMesh,
-  RegistryService,
-  registerMeshListRoute,
-  registerRegistryRoutes,
 } from '../../src/registry/index.ts'
 import type { MeshStore } from '../../src/store/index.ts'
 import { alice, tempStore } from '../fixtures/principals.ts'
+import { listenTestRegistry } from './registry-fixtures.ts'
 
 /** A registry on a real socket (port 0), closed when the test ends; no admission stamps unless `powBits`. */
 async function startRegistryServer(t: TestContext, intervalMs = 60_000, powBits = 0): Promise<string> {
-  const store = await tempStore(t)
-  const registry = new RegistryService({ store, heartbeatIntervalMs: intervalMs, powBits })
-  await registry.start()
-  const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  registerMeshListRoute(app, { list: () => registry.all() })
-  registerRegistryRoutes(app, registry)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.after(async () => {
-    await app.close()
-    await registry.stop()
-  })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return `http://127.0.0.1:${address.port}`
+  return (await listenTestRegistry(t, await tempStore(t), { heartbeatIntervalMs: intervalMs, powBits })).url
 }
 
 /** A URL where nothing listens: a server on port 0, closed again. */

@@ -1,31 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import { Registry } from 'prom-client'
-import { createHttpApp } from '../../src/http/http-app.ts'
-import { silentLogger } from '../../src/log.ts'
-import {
-  HeartbeatClient,
-  type PublicMesh,
-  RegistryService,
-  registerMeshListRoute,
-  registerRegistryRoutes,
-} from '../../src/registry/index.ts'
+import { HeartbeatClient, type PublicMesh } from '../../src/registry/index.ts'
 import { alice, tempStore } from '../fixtures/principals.ts'
+import { listenTestRegistry } from './registry-fixtures.ts'
 
+/** No admission stamp: the content callback is counted, and a stamp asked for re-sends. */
 async function registryUrl(t: TestContext): Promise<string> {
-  const store = await tempStore(t)
-  // No admission stamp: the content callback is counted, and a stamp asked for re-sends.
-  const registry = new RegistryService({ store, heartbeatIntervalMs: 60_000, powBits: 0 })
-  await registry.start()
-  const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  registerMeshListRoute(app, { list: () => registry.all() })
-  registerRegistryRoutes(app, registry)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.after(async () => {
-    await app.close()
-    await registry.stop()
-  })
-  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  return (await listenTestRegistry(t, await tempStore(t), { heartbeatIntervalMs: 60_000 })).url
 }
 
 async function statusOf(url: string, did: string): Promise<string | undefined> {

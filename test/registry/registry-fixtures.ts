@@ -133,3 +133,28 @@ export async function startTestRegistry(
 export async function storedEntries(store: MeshStore): Promise<Array<[string, unknown]>> {
   return store.sublevel('registry').iterator().all()
 }
+
+/**
+ * A started registry on a real socket (127.0.0.1, port 0), for clients that speak HTTP
+ * (heartbeat clients, discovery); stopped when the test ends. Admission stamps are off
+ * (powBits 0) unless `init` asks for them.
+ */
+export async function listenTestRegistry(
+  t: TestContext,
+  store: MeshStore,
+  init: Omit<RegistryServiceInit, 'store'> = {},
+): Promise<{ url: string; registry: RegistryService }> {
+  const registry = new RegistryService({ store, powBits: 0, ...init })
+  await registry.start()
+  const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
+  registerMeshListRoute(app, { list: () => registry.all() })
+  registerRegistryRoutes(app, registry)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.after(async () => {
+    await app.close()
+    await registry.stop()
+  })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return { url: `http://127.0.0.1:${address.port}`, registry }
+}
