@@ -39,7 +39,7 @@ import {
 } from './authority-fixtures.ts'
 
 const vectors = JSON.parse(
-  await readFile(new URL('../../../shared/fixtures/did-key/ed25519-x25519.json', import.meta.url), 'utf8'),
+  await readFile(new URL('../fixtures/did-key/ed25519-x25519.json', import.meta.url), 'utf8'),
 ) as Record<string, { seed: string }>
 
 const verifier = () => new CredentialVerifier({ resolver: new DidResolver() })

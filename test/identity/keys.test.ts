@@ -16,7 +16,7 @@ import {
 } from '../../src/identity/index.ts'
 
 const vectors = JSON.parse(
-  await readFile(new URL('../../../shared/fixtures/did-key/ed25519-x25519.json', import.meta.url), 'utf8'),
+  await readFile(new URL('../fixtures/did-key/ed25519-x25519.json', import.meta.url), 'utf8'),
 ) as Record<
   string,
   { seed: string; verificationKeyPair: { publicKeyBase58?: string; publicKeyJwk?: { x: string } } }
