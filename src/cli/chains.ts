@@ -30,6 +30,11 @@ export function proofOf(token: string): API.Delegation {
   return viewOf(decoded.ok)
 }
 
+/** The delegations given on the command line (tokens or `@file`s), to embed as proofs. */
+export async function givenProofs(given: string[] = []): Promise<API.Delegation[]> {
+  return Promise.all(given.map(async (g) => proofOf(await readToken(g))))
+}
+
 /**
  * The proofs a human's invocations on their own mesh carry: the delegations given with
  * `--proof`, else — when the signer is the mesh's architect — the mesh's root delegation
@@ -40,7 +45,7 @@ export async function chainProofs(
   key: Ed25519KeyPair,
   given: string[] = [],
 ): Promise<API.Delegation[]> {
-  if (given.length > 0) return Promise.all(given.map(async (g) => proofOf(await readToken(g))))
+  if (given.length > 0) return givenProofs(given)
   const root = await client.get<{ token: string; architect: string }>('/api/auth/root-delegation')
   if (root.architect !== key.did) {
     throw new MeshError(

@@ -1,9 +1,81 @@
 /**
- * The `mesh` entry point. V8's compile cache goes on before the node's few hundred
- * modules load (they are imported by ./commands.ts), which takes a good part of the
- * cold start off every run after the first.
+ * The `mesh` entry point: the only place that reads argv and the environment, prints,
+ * or exits; everything it does goes through the node's public API or HTTP API. It wires
+ * the command groups (src/cli/commands/) to one formatter (./format.ts).
  */
 import { enableCompileCache } from 'node:module'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 
+// V8's compile cache goes on before the node's few hundred modules load (the command
+// groups import them, hence the dynamic imports, all started at once), which takes a
+// good part of the cold start off every run after the first.
 enableCompileCache()
-await import('./commands.ts')
+const [
+  { Command },
+  { MESH_NODE_VERSION },
+  { HumanKeystore },
+  { Output },
+  node,
+  session,
+  keys,
+  connections,
+  policy,
+  audit,
+  authority,
+  rooms,
+  errors,
+] = await Promise.all([
+  import('commander'),
+  import('../config.ts'),
+  import('../identity/index.ts'),
+  import('./format.ts'),
+  import('./commands/node.ts'),
+  import('./commands/session.ts'),
+  import('./commands/keys.ts'),
+  import('./commands/connections.ts'),
+  import('./commands/policy.ts'),
+  import('./commands/audit.ts'),
+  import('./commands/authority.ts'),
+  import('./commands/rooms.ts'),
+  import('./commands/errors.ts'),
+])
+
+const env = process.env
+const cli = new Command('mesh')
+  .description('The Mesh node: sovereign meshes of people, agents and rooms, federated over libp2p')
+  .version(MESH_NODE_VERSION)
+  .option('--json', 'print JSON instead of text')
+  .showHelpAfterError()
+const out = new Output({
+  json: () => cli.opts<{ json?: boolean }>().json === true,
+  stdout: process.stdout,
+  stderr: process.stderr,
+})
+const ctx = {
+  out,
+  env,
+  keystore: () => new HumanKeystore(env.MESH_KEYSTORE ?? join(homedir(), '.mesh-keys')),
+}
+// In this order `mesh --help` lists them.
+for (const register of [
+  node.registerNodeCommands,
+  session.registerSessionCommands,
+  keys.registerKeyCommands,
+  connections.registerConnectionCommands,
+  policy.registerPolicyCommands,
+  audit.registerAuditCommands,
+  authority.registerAuthorityCommands,
+  rooms.registerRoomCommands,
+  errors.registerErrorCommands,
+]) {
+  register(cli, ctx)
+}
+
+try {
+  await cli.parseAsync(process.argv)
+  // Set, not exit: `mesh start` and `mesh registry` are still running when parseAsync returns.
+  if (out.exitCode !== 0) process.exitCode = out.exitCode
+} catch (err) {
+  process.exit(out.error(err))
+}

@@ -1,37 +1,17 @@
+/** `mesh trust`, `mesh delegate`, `mesh invoke`: tiers, and UCANs signed by your key. */
 import { type Command, Option } from 'commander'
-import { agentResourceOf, roomResourceOf } from '../auth/authority/index.ts'
-import type { TrustView } from '../auth/index.ts'
-import { MeshError } from '../errors.ts'
-import type { Ed25519KeyPair } from '../identity/index.ts'
-import { chainProofs, delegationToken, invocationToken, proofOf, readToken } from './chains.ts'
-import { HttpClient } from './http-client.ts'
+import { agentResourceOf, roomResourceOf } from '../../auth/authority/index.ts'
+import type { TrustView } from '../../auth/index.ts'
+import { MeshError } from '../../errors.ts'
+import { chainProofs, delegationToken, givenProofs, invocationToken } from '../chains.ts'
+import { type ClientOptions, clientCommand, humanSession, signingKey } from '../client.ts'
+import type { CliContext } from '../context.ts'
+import { HttpClient } from '../http-client.ts'
+import { collect, positiveInt } from '../options.ts'
 
-interface ClientOptions {
-  data: string
-  api?: string
-  as?: string
-  proof?: string[]
-}
-
-export interface AuthorityCommandsInit {
-  client: (name: string, description: string) => Command
-  globals: () => { json?: boolean }
-  print: (json: boolean | undefined, value: unknown, human: string) => void
-  humanSession: (options: ClientOptions) => Promise<{ key: Ed25519KeyPair; client: HttpClient }>
-  /** The human (or agent) key named `--as` (default: the data dir's architect). */
-  signingKey: (options: { as?: string; data: string }) => Promise<Ed25519KeyPair>
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value]
 const tierOf = (value: string) => {
   const n = Number(value)
   if (!(n === 2 || n === 3 || n === 4)) throw new MeshError('MESH_BAD_REQUEST', 'a tier is 2, 3 or 4')
-  return n
-}
-const seconds = (value: string) => {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n <= 0)
-    throw new MeshError('MESH_BAD_REQUEST', `not a positive integer: ${value}`)
   return n
 }
 
@@ -44,11 +24,12 @@ function trustLine(r: TrustView): string {
   return `tier ${r.tier}  score ${r.score.toFixed(3)}  +${r.accepted}/-${r.refused}  ${who.padEnd(16)} ${r.did}${r.tierReason ? `  (${r.tierReason})` : ''}`
 }
 
-/** `mesh trust`, `mesh delegate`, `mesh invoke`. */
-export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsInit): void {
-  const { client, globals, print } = init
+export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
+  const { out } = ctx
+  const session = (options: ClientOptions) => humanSession(ctx.keystore(), options)
 
-  client(
+  clientCommand(
+    cli,
     'trust [did]',
     'tiers and reputation; with --tier and --reason, set a tier (your signed trust/promote)',
   )
@@ -60,7 +41,7 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
         did: string | undefined,
         options: ClientOptions & { tier?: number; reason?: string; scope?: 'principal' | 'mesh' },
       ) => {
-        const { key, client: api } = await init.humanSession(options)
+        const { key, client: api } = await session(options)
         const scope = options.scope ?? 'principal'
         if (options.tier !== undefined) {
           if (did === undefined) throw new MeshError('MESH_BAD_REQUEST', 'name the did whose tier to set')
@@ -84,17 +65,16 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
             ucan,
             ...(options.scope !== undefined ? { scope } : {}),
           })
-          print(globals().json, record, trustLine(record))
+          out.print(record, trustLine(record))
           return
         }
         if (did !== undefined) {
           const record = await api.get<TrustView>(`/api/trust/${encodeURIComponent(did)}?scope=${scope}`)
-          print(globals().json, record, trustLine(record))
+          out.print(record, trustLine(record))
           return
         }
         const all = await api.get<{ principals: TrustView[]; meshes: TrustView[] }>('/api/trust')
-        print(
-          globals().json,
+        out.print(
           all,
           [
             'principals:',
@@ -106,7 +86,8 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
       },
     )
 
-  client(
+  clientCommand(
+    cli,
     'delegate <audience> <ability>',
     'delegate a capability of this mesh to a did (a UCAN signed by your key)',
   )
@@ -114,7 +95,7 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
     .option('--skill <id>', 'only this skill of the agent (agent/invoke nb.ability)')
     .option('--room <id>', 'on one room of this mesh (room/*)')
     .option('--with <resource>', 'the resource (default: this mesh, or the agent / room given)')
-    .addOption(new Option('--ttl <seconds>', 'lifetime').argParser(seconds).default(24 * 3600))
+    .addOption(new Option('--ttl <seconds>', 'lifetime').argParser(positiveInt).default(24 * 3600))
     .action(
       async (
         audience: string,
@@ -130,17 +111,15 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
         // Re-delegating something held from another mesh (--with and --proof) needs no node;
         // anything else is on this mesh, with its root delegation as the default proof.
         if (options.with !== undefined && (options.proof?.length ?? 0) > 0) {
-          const key = await init.signingKey(options)
-          const proofs = await Promise.all(
-            (options.proof ?? []).map(async (p) => proofOf(await readToken(p))),
-          )
+          const key = await signingKey(ctx.keystore(), options)
+          const proofs = await givenProofs(options.proof)
           const nb = options.skill !== undefined ? { ability: options.skill } : undefined
           const capability = { can: ability, with: options.with, ...(nb !== undefined ? { nb } : {}) }
           const delegation = await delegationToken(key, audience, capability, proofs, options.ttl)
-          print(globals().json, { ...delegation, issuer: key.did, audience, ...capability }, delegation.token)
+          out.print({ ...delegation, issuer: key.did, audience, ...capability }, delegation.token)
           return
         }
-        const { key, client: api } = await init.humanSession(options)
+        const { key, client: api } = await session(options)
         const meshDid = api.meshDid as string
         const resource =
           options.with ??
@@ -157,8 +136,7 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
           await chainProofs(api, key, options.proof),
           options.ttl,
         )
-        print(
-          globals().json,
+        out.print(
           { ...delegation, issuer: key.did, audience, can: ability, with: resource, ...(nb ? { nb } : {}) },
           delegation.token,
         )
@@ -189,7 +167,7 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
             },
           )
         }
-        const key = await init.signingKey(options)
+        const key = await signingKey(ctx.keystore(), options)
         const api = new HttpClient(target.replace(/\/$/, ''))
         const health = await api.get<{ did: string }>('/api/health')
         let input: unknown
@@ -200,7 +178,7 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
             throw new MeshError('MESH_BAD_REQUEST', '--input is not JSON')
           }
         }
-        const proofs = await Promise.all((options.proof ?? []).map(async (p) => proofOf(await readToken(p))))
+        const proofs = await givenProofs(options.proof)
         const ucan = await invocationToken(
           key,
           health.did,
@@ -215,7 +193,7 @@ export function registerAuthorityCommands(cli: Command, init: AuthorityCommandsI
           ucan,
           ...(options.credential !== undefined ? { credentials: options.credential } : {}),
         })
-        print(globals().json, res, JSON.stringify(res.result, null, 2))
+        out.print(res, JSON.stringify(res.result, null, 2))
       },
     )
 }

@@ -1,0 +1,105 @@
+/** `mesh audit` (the log, its verification and checkpoints) and `mesh rejected` (refusals). */
+import { readFile } from 'node:fs/promises'
+import { type Command, Option } from 'commander'
+import type { AuditCheckpoint, AuditPage, AuditVerifyReport } from '../../audit/index.ts'
+import type { RejectedEntry } from '../../connections/index.ts'
+import { MeshError } from '../../errors.ts'
+import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
+import type { CliContext } from '../context.ts'
+import { positiveInt } from '../options.ts'
+
+type AuditOptions = ClientOptions & {
+  verify?: boolean
+  checkpoint?: string | true
+  action?: string
+  limit: number
+}
+
+/** A saved checkpoint given as its JSON text or as a file holding it; returned as compact JSON. */
+async function readCheckpoint(value: string): Promise<string> {
+  let text = value
+  if (!value.trimStart().startsWith('{')) {
+    try {
+      text = await readFile(value, 'utf8')
+    } catch (err) {
+      throw new MeshError(
+        'MESH_BAD_REQUEST',
+        `cannot read the checkpoint file ${value}: ${(err as Error).message}`,
+      )
+    }
+  }
+  try {
+    return JSON.stringify(JSON.parse(text))
+  } catch {
+    throw new MeshError('MESH_BAD_REQUEST', 'the checkpoint is not JSON')
+  }
+}
+
+function verifyText(report: AuditVerifyReport): string {
+  return report.ok
+    ? `audit log ok: ${report.count} rows, head ${report.head?.seq ?? 0} ${report.head?.hash ?? ''}`
+    : [
+        `audit log NOT ok (${report.count} rows):`,
+        ...report.problems.map((p) => `  #${p.seq} ${p.kind}: ${p.message}`),
+      ].join('\n')
+}
+
+export function registerAuditCommands(cli: Command, ctx: CliContext): void {
+  const { out } = ctx
+
+  clientCommand(cli, 'audit', 'show the audit log, or verify its hash chain and signatures')
+    .option('--verify', 'verify the whole log')
+    .option(
+      '--checkpoint [file-or-json]',
+      'alone: print the log’s current signed checkpoint (JSON, to keep off the node); ' +
+        'with --verify: also check that the log extends this saved checkpoint',
+    )
+    .option('--action <prefix>', 'only rows whose action starts with this')
+    .addOption(new Option('--limit <n>', 'rows (1–500)').argParser(positiveInt).default(100))
+    .action(async (options: AuditOptions) => {
+      const { client: api } = await humanSession(ctx.keystore(), options)
+      if (options.checkpoint === true && options.verify !== true) {
+        // Always JSON: it is meant to be saved (`mesh audit --checkpoint > checkpoint.json`).
+        out.printJson(await api.get<AuditCheckpoint>('/api/audit/checkpoint'))
+        return
+      }
+      if (options.verify === true) {
+        if (options.checkpoint === true) {
+          throw new MeshError('MESH_BAD_REQUEST', '--verify --checkpoint wants a checkpoint file or its JSON')
+        }
+        const saved = options.checkpoint === undefined ? undefined : await readCheckpoint(options.checkpoint)
+        const report = await api.get<AuditVerifyReport>(
+          saved === undefined
+            ? '/api/audit/verify'
+            : `/api/audit/verify?checkpoint=${Buffer.from(saved).toString('base64url')}`,
+        )
+        if (report.ok) out.print(report, verifyText(report))
+        else out.printFailed(report, verifyText(report))
+        return
+      }
+      const query = new URLSearchParams({ limit: String(options.limit) })
+      if (options.action !== undefined) query.set('action', options.action)
+      const page = await api.get<AuditPage>(`/api/audit?${query}`)
+      out.print(
+        page,
+        page.entries
+          .map((e) => `${String(e.seq).padStart(5)} ${e.ts} ${e.action} ${e.subject ?? ''} ${e.actor ?? ''}`)
+          .join('\n') || 'empty audit log',
+      )
+    })
+
+  clientCommand(cli, 'rejected', 'refused federation messages and requests, newest first')
+    .option('--code <code>', 'only this MESH_… code')
+    .action(async (options: ClientOptions & { code?: string }) => {
+      const { client: api } = await humanSession(ctx.keystore(), options)
+      const page = await api.get<{ entries: RejectedEntry[] }>(
+        `/api/federation/rejected${options.code ? `?code=${encodeURIComponent(options.code)}` : ''}`,
+      )
+      out.print(
+        page,
+        page.entries
+          .map((e) => `${e.at} ${e.code.padEnd(24)} ${e.kind.padEnd(18)} ${e.peer ?? '-'} ${e.reason}`)
+          .join('\n') || 'nothing refused',
+      )
+    })
+}

@@ -1,0 +1,76 @@
+/** `mesh connect`, `requests`, `connections`, `accept|decline|disconnect`, `peers`: links to other meshes. */
+import type { Command } from 'commander'
+import { type ConnectionView, HUMAN_ACTS, type PeerView, parseTarget } from '../../connections/index.ts'
+import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
+import type { CliContext } from '../context.ts'
+
+function connectionLine(c: ConnectionView): string {
+  const error = c.lastError === null ? '' : `  last error: ${c.lastError.kind} ${c.lastError.code}`
+  return `${c.id}  ${c.direction.padEnd(8)} ${c.status.padEnd(12)} v${c.agreementVersion}  ${(c.peerName ?? '?').padEnd(16)} ${c.peerDid}${error}`
+}
+
+function peerLines(p: PeerView): string {
+  return (
+    `${(p.name ?? '?').padEnd(16)} ${p.state.padEnd(12)} ${p.did}\n` +
+    `    key ${p.keyFingerprint}  last seen ${p.lastSeen ?? 'never'}  sent/received 24h ${p.eventsSent24h}/${p.eventsReceived24h}  queued ${p.queued}` +
+    (p.lastError ? `\n    last error: ${p.lastError.kind} ${p.lastError.code} ${p.lastError.message}` : '')
+  )
+}
+
+export function registerConnectionCommands(cli: Command, ctx: CliContext): void {
+  const { out } = ctx
+  const session = (options: ClientOptions) => humanSession(ctx.keystore(), options)
+
+  clientCommand(cli, 'connect <target>', 'ask a mesh (did:key, or multiaddr ending in /p2p/<id>) to connect')
+    .option('--note <text>', 'a note for the other architect')
+    .action(async (target: string, options: ClientOptions & { note?: string }) => {
+      const { client: api, chainAct } = await session(options)
+      const res = await api.post<{ id: string; status: string }>('/api/connections', {
+        target,
+        ucan: await chainAct(HUMAN_ACTS.connect, parseTarget(target).did),
+        ...(options.note !== undefined ? { note: options.note } : {}),
+      })
+      out.print(res, `connection ${res.id} ${res.status}`)
+    })
+
+  clientCommand(cli, 'requests', 'list inbound pending connection requests').action(
+    async (options: ClientOptions) => {
+      const { client: api } = await session(options)
+      const all = await api.get<ConnectionView[]>('/api/connections')
+      const pending = all.filter((c) => c.direction === 'inbound' && c.status === 'pending')
+      out.print(
+        pending,
+        pending.length === 0
+          ? 'no pending requests'
+          : pending.map((c) => `${connectionLine(c)}${c.note ? `\n    note: ${c.note}` : ''}`).join('\n'),
+      )
+    },
+  )
+
+  clientCommand(cli, 'connections', 'list every connection').action(async (options: ClientOptions) => {
+    const { client: api } = await session(options)
+    const all = await api.get<ConnectionView[]>('/api/connections')
+    out.print(all, all.length === 0 ? 'no connections' : all.map(connectionLine).join('\n'))
+  })
+
+  for (const what of ['accept', 'decline', 'disconnect'] as const) {
+    clientCommand(cli, `${what} <id>`, `${what} a connection (signed by your human key)`).action(
+      async (id: string, options: ClientOptions) => {
+        const { client: api, chainAct } = await session(options)
+        const res = await api.post<{ id: string; status: string }>(
+          `/api/connections/${encodeURIComponent(id)}/${what}`,
+          { ucan: await chainAct(HUMAN_ACTS[what], id) },
+        )
+        out.print(res, `connection ${res.id} ${res.status}`)
+      },
+    )
+  }
+
+  clientCommand(cli, 'peers', 'peer meshes: state, last seen, last error, traffic').action(
+    async (options: ClientOptions) => {
+      const { client: api } = await session(options)
+      const peers = await api.get<PeerView[]>('/api/federation/peers')
+      out.print(peers, peers.length === 0 ? 'no peers' : peers.map(peerLines).join('\n'))
+    },
+  )
+}

@@ -1,0 +1,235 @@
+/** `mesh init`, `mesh start`, `mesh registry`: the commands that create a mesh or run a server. */
+import { randomBytes } from 'node:crypto'
+import { basename, resolve } from 'node:path'
+import { type Command, Option } from 'commander'
+import { createLogger, type Logger } from '../../log.ts'
+import { initMesh, meshStore, readMeshInfo } from '../../mesh-info.ts'
+import { createMeshNode } from '../../mesh-node.ts'
+import { RegistryServer } from '../../registry-server.ts'
+import type { MeshStore } from '../../store/index.ts'
+import type { CliContext } from '../context.ts'
+import { EXIT_CODE } from '../format.ts'
+import { GatedStdout } from '../gated-stdout.ts'
+import {
+  collect,
+  dataOption,
+  httpListen,
+  httpListenOptions,
+  nonNegativeInt,
+  positiveInt,
+} from '../options.ts'
+
+async function withStore<T>(dataDir: string, fn: (store: MeshStore) => Promise<T>): Promise<T> {
+  const store = await meshStore(dataDir)
+  await store.open()
+  try {
+    return await fn(store)
+  } finally {
+    await store.close()
+  }
+}
+
+async function init(ctx: CliContext, options: { data: string; name?: string; architectDid?: string }) {
+  const dataDir = resolve(options.data)
+  return withStore(dataDir, (store) =>
+    initMesh({
+      store,
+      dataDir,
+      name: options.name ?? defaultName(dataDir),
+      keystore: ctx.keystore(),
+      ...(options.architectDid !== undefined ? { architectDid: options.architectDid } : {}),
+    }),
+  )
+}
+
+function defaultName(dataDir: string): string {
+  const base = basename(dataDir)
+    .replace(/^\.+/, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+  return base.length > 0 && base !== 'mesh' ? base.slice(0, 40) : `mesh-${randomBytes(3).toString('hex')}`
+}
+
+interface Server {
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+/**
+ * Runs a server until SIGTERM or SIGINT: its log lines held until it is ready, then
+ * the ready line first; on the signal it stops and the process exits (1 if it failed
+ * to stop cleanly).
+ */
+async function serve<S extends Server>(
+  ctx: CliContext,
+  create: (logger: Logger) => S,
+  readyLine: (server: S) => string,
+): Promise<void> {
+  const out = new GatedStdout()
+  const logger = createLogger({ level: ctx.env.MESH_LOG_LEVEL ?? 'info', destination: out })
+  const server = create(logger)
+  await server.start()
+  out.open(readyLine(server))
+  let stopping = false
+  const handler = () => {
+    if (stopping) return
+    stopping = true
+    const stop = async () => {
+      await server.stop()
+      logger.flush()
+    }
+    stop().then(
+      () => process.exit(EXIT_CODE.ok),
+      (err: unknown) => process.exit(ctx.out.shutdownError(err)),
+    )
+  }
+  process.on('SIGTERM', handler)
+  process.on('SIGINT', handler)
+}
+
+export function registerNodeCommands(cli: Command, ctx: CliContext): void {
+  const { out } = ctx
+
+  cli
+    .command('init')
+    .description('create a mesh: its key in the data dir, its architect key in the keystore')
+    .addOption(dataOption())
+    .option('--name <name>', 'mesh name (lowercase letters, digits, dashes)')
+    .option('--architect-did <did>', 'enrol an existing human did:key as architect')
+    .action(async (options: { data: string; name?: string; architectDid?: string }) => {
+      const { key, info, architectKeyPath } = await init(ctx, options)
+      out.print(
+        {
+          did: key.did,
+          name: info.name,
+          architectDid: info.architectDid,
+          architectKeyPath: architectKeyPath ?? null,
+        },
+        [
+          `mesh ${info.name} created`,
+          `  did:        ${key.did}`,
+          `  architect:  ${info.architectDid}`,
+          ...(architectKeyPath !== undefined ? [`  architect key: ${architectKeyPath} (keep it safe)`] : []),
+        ].join('\n'),
+      )
+    })
+
+  httpListenOptions(
+    cli
+      .command('start')
+      .description('run a mesh node (creates the mesh on first start)')
+      .addOption(dataOption())
+      .option('--name <name>', 'mesh name, when this start creates the mesh'),
+    {
+      address: 'HTTP API address',
+      defaultAddress: '127.0.0.1:7700',
+      server: 'the HTTP API',
+      calledAs: 'the API',
+    },
+  )
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+    .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
+    .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
+    .option('--serve-registry', 'also serve a registry from this node')
+    .option('--public', 'list this mesh in the registry and the DHT directory')
+    .addOption(
+      new Option('--discovery-interval <ms>', 'DHT republish/lookup interval').argParser(positiveInt),
+    )
+    .addOption(new Option('--heartbeat-interval <ms>', 'registry heartbeat interval').argParser(positiveInt))
+    .addOption(
+      new Option('--retry-base <ms>', 'first retry delay of undelivered federation messages').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(new Option('--retry-max <ms>', 'retry delay cap (default 60000)').argParser(positiveInt))
+    .addOption(
+      new Option('--send-timeout <ms>', 'one delivery attempt at most (default 10000)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option('--probe-interval <ms>', 'how often accepted peers are pinged (0 = never)').argParser(
+        nonNegativeInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--sync-interval <ms>',
+        'how often room links to peer meshes are checked (default 2000)',
+      ).argParser(positiveInt),
+    )
+    .action(async (options) => {
+      const dataDir = resolve(options.data as string)
+      const exists = await withStore(dataDir, readMeshInfo)
+      if (exists === undefined)
+        await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
+      await serve(
+        ctx,
+        (logger) =>
+          createMeshNode({
+            dataDir,
+            http: httpListen(options),
+            listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
+            bootstrap: (options.bootstrap as string[] | undefined) ?? [],
+            serveRegistry: options.serveRegistry === true,
+            public: options.public === true,
+            ...(options.registry ? { registryUrl: (options.registry as string).replace(/\/$/, '') } : {}),
+            ...(options.discoveryInterval
+              ? { discovery: { intervalMs: options.discoveryInterval as number } }
+              : {}),
+            ...(options.heartbeatInterval
+              ? { heartbeat: { intervalMs: options.heartbeatInterval as number } }
+              : {}),
+            connections: {
+              ...(options.retryBase !== undefined ? { retryBaseMs: options.retryBase as number } : {}),
+              ...(options.retryMax !== undefined ? { retryMaxMs: options.retryMax as number } : {}),
+              ...(options.sendTimeout !== undefined ? { sendTimeoutMs: options.sendTimeout as number } : {}),
+              ...(options.probeInterval !== undefined
+                ? { probeIntervalMs: options.probeInterval as number }
+                : {}),
+            },
+            ...(options.syncInterval !== undefined
+              ? { rooms: { syncIntervalMs: options.syncInterval as number } }
+              : {}),
+            logger,
+          }),
+        (node) =>
+          `ready http=${node.httpUrl} did=${node.did} peer=${node.peerId} listen=${node.multiaddrs().join(',')}`,
+      )
+    })
+
+  httpListenOptions(
+    cli
+      .command('registry')
+      .description('run a standalone registry (public mesh list and heartbeats)')
+      .addOption(new Option('--data <dir>', 'data directory').default('./.mesh-registry')),
+    {
+      address: 'HTTP address',
+      defaultAddress: '127.0.0.1:7800',
+      server: 'the registry',
+      calledAs: 'the registry',
+    },
+  )
+    .addOption(new Option('--heartbeat-interval <ms>', 'expected heartbeat interval').argParser(positiveInt))
+    .addOption(
+      new Option('--pow-bits <n>', 'admission stamp a new mesh must bring, 0-32 (default 20)').argParser(
+        nonNegativeInt,
+      ),
+    )
+    .action(async (options) => {
+      await serve(
+        ctx,
+        (logger) =>
+          new RegistryServer({
+            dataDir: resolve(options.data as string),
+            http: httpListen(options),
+            ...(options.heartbeatInterval
+              ? { heartbeatIntervalMs: options.heartbeatInterval as number }
+              : {}),
+            ...(options.powBits !== undefined ? { limits: { powBits: options.powBits as number } } : {}),
+            logger,
+          }),
+        (server) => `ready http=${server.url} registry`,
+      )
+    })
+}

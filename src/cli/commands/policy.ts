@@ -1,0 +1,81 @@
+/** `mesh policy`: show or change the federation policy. */
+import { type Command, Option } from 'commander'
+import type { FederationPolicy } from '../../connections/index.ts'
+import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
+import type { CliContext } from '../context.ts'
+import { collect, nonNegativeInt } from '../options.ts'
+
+type PolicyOptions = ClientOptions & {
+  mode?: FederationPolicy['mode']
+  allow?: string[]
+  disallow?: string[]
+  deny?: string[]
+  undeny?: string[]
+  autoAccept?: string
+  maxForeignParticipants?: number
+  maxBackfill?: number
+}
+
+/** A list with `add` added (once each) and `remove` taken out. */
+const edit = (list: string[], add: string[] = [], remove: string[] = []) =>
+  [...new Set([...list, ...add])].filter((d) => !remove.includes(d))
+
+/** The policy with the options' changes, or undefined when the options change nothing. */
+function changedPolicy(policy: FederationPolicy, options: PolicyOptions): FederationPolicy | undefined {
+  const changed =
+    options.mode !== undefined ||
+    options.allow !== undefined ||
+    options.disallow !== undefined ||
+    options.deny !== undefined ||
+    options.undeny !== undefined ||
+    options.autoAccept !== undefined ||
+    options.maxForeignParticipants !== undefined ||
+    options.maxBackfill !== undefined
+  if (!changed) return undefined
+  return {
+    ...policy,
+    ...(options.mode !== undefined ? { mode: options.mode } : {}),
+    allow: edit(policy.allow, options.allow, options.disallow),
+    deny: edit(policy.deny, options.deny, options.undeny),
+    ...(options.autoAccept !== undefined ? { autoAccept: options.autoAccept === 'true' } : {}),
+    ...(options.maxForeignParticipants !== undefined
+      ? { maxForeignParticipantsPerRoom: options.maxForeignParticipants }
+      : {}),
+    ...(options.maxBackfill !== undefined ? { maxBackfillEventsPerRequest: options.maxBackfill } : {}),
+  }
+}
+
+export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
+  const { out } = ctx
+
+  clientCommand(cli, 'policy', 'show or change the federation policy')
+    .addOption(
+      new Option('--mode <mode>', 'open | allowlist | closed').choices(['open', 'allowlist', 'closed']),
+    )
+    .option('--allow <did>', 'add to the allow list (repeatable)', collect)
+    .option('--disallow <did>', 'remove from the allow list (repeatable)', collect)
+    .option('--deny <did>', 'add to the deny list (repeatable)', collect)
+    .option('--undeny <did>', 'remove from the deny list (repeatable)', collect)
+    .addOption(
+      new Option('--auto-accept <bool>', 'accept requests that pass the policy').choices(['true', 'false']),
+    )
+    .addOption(new Option('--max-foreign-participants <n>', 'per room').argParser(nonNegativeInt))
+    .addOption(new Option('--max-backfill <n>', 'events per backfill request').argParser(nonNegativeInt))
+    .action(async (options: PolicyOptions) => {
+      const { client: api } = await humanSession(ctx.keystore(), options)
+      let policy = await api.get<FederationPolicy>('/api/federation/policy')
+      const changed = changedPolicy(policy, options)
+      if (changed !== undefined) policy = await api.put<FederationPolicy>('/api/federation/policy', changed)
+      out.print(
+        policy,
+        [
+          `mode:         ${policy.mode}`,
+          `auto-accept:  ${policy.autoAccept}`,
+          `allow:        ${policy.allow.join(' ') || '-'}`,
+          `deny:         ${policy.deny.join(' ') || '-'}`,
+          `max foreign participants per room: ${policy.maxForeignParticipantsPerRoom}`,
+          `max backfill events per request:   ${policy.maxBackfillEventsPerRequest}`,
+        ].join('\n'),
+      )
+    })
+}

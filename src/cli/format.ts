@@ -1,0 +1,91 @@
+/**
+ * What the `mesh` commands print, and with which exit status. Every command hands its
+ * answer here as a value (shown as one JSON line under `--json`) and its human text;
+ * no command writes to stdout or stderr itself. The SPEC's CLI contract: exit status 0
+ * on success, 1 with the error code on failure.
+ */
+import { MeshError } from '../errors.ts'
+
+/** Exit statuses of the `mesh` process. */
+export const EXIT_CODE = { ok: 0, failure: 1 } as const
+export type ExitCode = (typeof EXIT_CODE)[keyof typeof EXIT_CODE]
+
+/** Where text goes: process.stdout / process.stderr, or a buffer in a test. */
+export interface TextSink {
+  write(text: string): unknown
+}
+
+export interface OutputInit {
+  /** Whether `--json` was given; read when printing, since it is known only once argv is parsed. */
+  json: () => boolean
+  stdout: TextSink
+  stderr: TextSink
+}
+
+/** An error as the SPEC's error shape: `{error: {code, message, details}}`. */
+export function errorShape(err: unknown): {
+  error: { code: string; message: string; details: Record<string, unknown> }
+} {
+  return {
+    error: {
+      code: err instanceof MeshError ? err.code : 'MESH_INTERNAL',
+      message: err instanceof Error ? err.message : String(err),
+      details: err instanceof MeshError ? err.details : {},
+    },
+  }
+}
+
+/** The one formatter: human text or `--json`, `error MESH_…` lines, and the exit status they mean. */
+export class Output {
+  readonly #json: () => boolean
+  readonly #stdout: TextSink
+  readonly #stderr: TextSink
+  #exitCode: ExitCode = EXIT_CODE.ok
+
+  constructor(init: OutputInit) {
+    this.#json = init.json
+    this.#stdout = init.stdout
+    this.#stderr = init.stderr
+  }
+
+  /** The status the process ends with when its command returns: 1 once a check has failed. */
+  get exitCode(): ExitCode {
+    return this.#exitCode
+  }
+
+  /** A command's answer: `value` as one JSON line under `--json`, else `human`. */
+  print(value: unknown, human: string): void {
+    this.#stdout.write(this.#json() ? `${JSON.stringify(value)}\n` : `${human}\n`)
+  }
+
+  /** An answer that reports a failed check (e.g. an audit log that does not verify): printed, and exit 1. */
+  printFailed(value: unknown, human: string): void {
+    this.print(value, human)
+    this.#exitCode = EXIT_CODE.failure
+  }
+
+  /** One JSON line whatever `--json` says: output meant to be saved and read back. */
+  printJson(value: unknown): void {
+    this.#stdout.write(`${JSON.stringify(value)}\n`)
+  }
+
+  /**
+   * A command that failed: `error MESH_…: message` on stderr (with the stack when the
+   * error is not one of ours), and the error shape on stdout under `--json`. Returns the
+   * exit status to end with.
+   */
+  error(err: unknown): ExitCode {
+    const shape = errorShape(err)
+    const { code, message } = shape.error
+    if (this.#json()) this.#stdout.write(`${JSON.stringify(shape)}\n`)
+    this.#stderr.write(`error ${code}: ${message}\n`)
+    if (code === 'MESH_INTERNAL' && err instanceof Error && err.stack) this.#stderr.write(`${err.stack}\n`)
+    return EXIT_CODE.failure
+  }
+
+  /** A running node or registry that failed to stop cleanly. Returns the exit status to end with. */
+  shutdownError(err: unknown): ExitCode {
+    this.#stderr.write(`error during shutdown: ${String(err)}\n`)
+    return EXIT_CODE.failure
+  }
+}

@@ -1,0 +1,86 @@
+/** Argument parsers and the options several command groups share. */
+import { type Command, Option } from 'commander'
+import type { HttpListenInit } from '../config.ts'
+import { MeshError } from '../errors.ts'
+
+/** A repeatable option's values, in the order given. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value]
+
+export const nonNegativeInt = (value: string) => {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0)
+    throw new MeshError('MESH_BAD_REQUEST', `not a non-negative integer: ${value}`)
+  return n
+}
+
+export const positiveInt = (value: string) => {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n <= 0)
+    throw new MeshError('MESH_BAD_REQUEST', `not a positive integer: ${value}`)
+  return n
+}
+
+export const dataOption = () => new Option('--data <dir>', 'data directory').default('./.mesh')
+export const apiOption = () => new Option('--api <url>', 'HTTP API of the node (default: from the data dir)')
+export const asOption = () => new Option('--as <name>', 'keystore key to sign with (default: the architect)')
+export const proofOption = () =>
+  new Option('--proof <token>', 'a delegation (token or @file) proving your rights (repeatable)').argParser(
+    collect,
+  )
+
+function parseHostPort(value: string): { host: string; port: number } {
+  const match = /^(.*):(\d{1,5})$/.exec(value)
+  if (match === null) throw new MeshError('MESH_BAD_REQUEST', `--http wants HOST:PORT, got ${value}`)
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+}
+
+/** What `httpListenOptions` says in its help: the server's name and its default address. */
+export interface HttpListenHelp {
+  /** `--http`'s description, e.g. 'HTTP API address'. */
+  address: string
+  /** The default `--http`, e.g. '127.0.0.1:7700'. */
+  defaultAddress: string
+  /** What answers, e.g. 'the HTTP API' in "another Host name the HTTP API answers to". */
+  server: string
+  /** What browsers call, e.g. 'the API' in "another origin browsers may call the API from". */
+  calledAs: string
+}
+
+/** --http, --max-connections[-per-ip], --allowed-host, --allowed-origin: a server's listen options. */
+export function httpListenOptions(command: Command, help: HttpListenHelp): Command {
+  return command
+    .option('--http <host:port>', help.address, help.defaultAddress)
+    .addOption(
+      new Option('--max-connections <n>', 'open HTTP connections at most (default 512)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--max-connections-per-ip <n>',
+        'open HTTP connections from one address at most (default 64; 127.0.0.1 and ::1 exempt)',
+      ).argParser(positiveInt),
+    )
+    .option('--allowed-host <name>', `another Host name ${help.server} answers to (repeatable)`, collect)
+    .option(
+      '--allowed-origin <origin>',
+      `another origin browsers may call ${help.calledAs} from (repeatable)`,
+      collect,
+    )
+}
+
+/** The options `httpListenOptions` added, as the HTTP listen settings. */
+export function httpListen(options: Record<string, unknown>): HttpListenInit {
+  const connections = {
+    ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections as number } : {}),
+    ...(options.maxConnectionsPerIp !== undefined
+      ? { maxConnectionsPerIp: options.maxConnectionsPerIp as number }
+      : {}),
+  }
+  return {
+    ...parseHostPort(options.http as string),
+    allowedHosts: (options.allowedHost as string[] | undefined) ?? [],
+    allowedOrigins: (options.allowedOrigin as string[] | undefined) ?? [],
+    connections,
+  }
+}
