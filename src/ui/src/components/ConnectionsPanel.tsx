@@ -4,27 +4,23 @@ import {
   Code,
   Group,
   Modal,
-  ScrollArea,
   SegmentedControl,
   Stack,
   Table,
-  Tabs,
   Text,
   Textarea,
   TextInput,
   Title,
-  VisuallyHidden,
 } from '@mantine/core'
 import { useDebouncedValue } from '@mantine/hooks'
 import { useState } from 'react'
-import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
+import { useAction, usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
 import type { Connection, Peer, PublicMesh } from '../lib/types.ts'
 import { ACTS } from '../lib/ucan.ts'
-import { EmptyState, ErrorState, Loading, ShortDid, StatusBadge, When } from './common.tsx'
-
-type Tab = 'browse' | 'connections' | 'requests'
-const TABS: Tab[] = ['browse', 'connections', 'requests']
+import { EmptyState, ErrorState, Loading, NameAndDid, ShortDid, StatusBadge, When } from './common.tsx'
+import { DataTable } from './DataTable.tsx'
+import { RoutedTabs } from './RoutedTabs.tsx'
 
 /** The address to dial: a multiaddr that ends in /p2p/<peer id> when one is known, else the did. */
 function targetOf(mesh: PublicMesh): string {
@@ -48,45 +44,47 @@ function useConnections() {
  * is an act signed in this browser.
  */
 export function ConnectionsPanel() {
-  const path = usePath()
-  const tab = (TABS.find((t) => path === `/connections/${t}`) ?? 'browse') as Tab
   const { connections, peers } = useConnections()
   const inbound = (connections.data ?? []).filter((c) => c.direction === 'inbound' && c.status === 'pending')
   return (
     <Stack>
       <Title order={2}>Connections</Title>
-      <Tabs value={tab} onChange={(v) => v !== null && navigate(`/connections/${v}`)} keepMounted={false}>
-        <Tabs.List aria-label="Connections panel">
-          <Tabs.Tab value="browse">Browse</Tabs.Tab>
-          <Tabs.Tab value="connections">Connections</Tabs.Tab>
-          <Tabs.Tab
-            value="requests"
-            rightSection={
+      <RoutedTabs
+        base="/connections"
+        label="Connections panel"
+        tabs={[
+          { value: 'browse', label: 'Browse', panel: <Browse connections={connections.data ?? []} /> },
+          {
+            value: 'connections',
+            label: 'Connections',
+            panel: (
+              <ConnectionsTab
+                connections={connections.data}
+                peers={peers.data ?? []}
+                error={connections.error}
+                reload={connections.reload}
+              />
+            ),
+          },
+          {
+            value: 'requests',
+            label: 'Requests',
+            rightSection:
               inbound.length > 0 ? (
                 <Badge size="xs" circle aria-label={`${inbound.length} inbound requests`}>
                   {inbound.length}
                 </Badge>
-              ) : null
-            }
-          >
-            Requests
-          </Tabs.Tab>
-        </Tabs.List>
-        <Tabs.Panel value="browse" pt="md">
-          <Browse connections={connections.data ?? []} />
-        </Tabs.Panel>
-        <Tabs.Panel value="connections" pt="md">
-          <ConnectionsTab
-            connections={connections.data}
-            peers={peers.data ?? []}
-            error={connections.error}
-            reload={connections.reload}
-          />
-        </Tabs.Panel>
-        <Tabs.Panel value="requests" pt="md">
-          <RequestsTab connections={connections.data} error={connections.error} reload={connections.reload} />
-        </Tabs.Panel>
-      </Tabs>
+              ) : null,
+            panel: (
+              <RequestsTab
+                connections={connections.data}
+                error={connections.error}
+                reload={connections.reload}
+              />
+            ),
+          },
+        ]}
+      />
     </Stack>
   )
 }
@@ -141,57 +139,53 @@ function Browse({ connections }: { connections: Connection[] }) {
           once they announce themselves (mesh start --public).
         </EmptyState>
       ) : (
-        <ScrollArea>
-          <Table striped highlightOnHover aria-label="Meshes this node knows">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Mesh</Table.Th>
-                <Table.Th>Status</Table.Th>
-                <Table.Th>Members</Table.Th>
-                <Table.Th>Bots</Table.Th>
-                <Table.Th>Rooms</Table.Th>
-                <Table.Th>Version</Table.Th>
-                <Table.Th>Last heartbeat</Table.Th>
-                <Table.Th>Connection</Table.Th>
-                <Table.Th>
-                  <VisuallyHidden>Actions</VisuallyHidden>
-                </Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {list.map((m) => (
-                <Table.Tr key={m.did} data-testid="mesh-row" data-name={m.name}>
-                  <Table.Td>
-                    <Text fw={600}>{m.name}</Text>
-                    <ShortDid did={m.did} />
-                  </Table.Td>
-                  <Table.Td>
-                    <StatusBadge status={m.status} />
-                  </Table.Td>
-                  <Table.Td>{m.members}</Table.Td>
-                  <Table.Td>{m.bots}</Table.Td>
-                  <Table.Td>{m.rooms ?? '—'}</Table.Td>
-                  <Table.Td>{m.version ?? '—'}</Table.Td>
-                  <Table.Td>
-                    <When value={m.lastHeartbeat ?? null} />
-                  </Table.Td>
-                  <Table.Td>
-                    {stateOf(m.did) !== undefined ? <StatusBadge status={stateOf(m.did) as string} /> : '—'}
-                  </Table.Td>
-                  <Table.Td>
-                    <Button
-                      size="xs"
-                      onClick={() => setTarget(m)}
-                      aria-label={`Request a connection with ${m.name}`}
-                    >
-                      Request connection
-                    </Button>
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </ScrollArea>
+        <DataTable
+          scroll
+          striped
+          highlightOnHover
+          aria-label="Meshes this node knows"
+          columns={[
+            'Mesh',
+            'Status',
+            'Members',
+            'Bots',
+            'Rooms',
+            'Version',
+            'Last heartbeat',
+            'Connection',
+            { hidden: 'Actions' },
+          ]}
+        >
+          {list.map((m) => (
+            <Table.Tr key={m.did} data-testid="mesh-row" data-name={m.name}>
+              <Table.Td>
+                <NameAndDid name={m.name} did={m.did} />
+              </Table.Td>
+              <Table.Td>
+                <StatusBadge status={m.status} />
+              </Table.Td>
+              <Table.Td>{m.members}</Table.Td>
+              <Table.Td>{m.bots}</Table.Td>
+              <Table.Td>{m.rooms ?? '—'}</Table.Td>
+              <Table.Td>{m.version ?? '—'}</Table.Td>
+              <Table.Td>
+                <When value={m.lastHeartbeat ?? null} />
+              </Table.Td>
+              <Table.Td>
+                {stateOf(m.did) !== undefined ? <StatusBadge status={stateOf(m.did) as string} /> : '—'}
+              </Table.Td>
+              <Table.Td>
+                <Button
+                  size="xs"
+                  onClick={() => setTarget(m)}
+                  aria-label={`Request a connection with ${m.name}`}
+                >
+                  Request connection
+                </Button>
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </DataTable>
       )}
       {target !== undefined && <RequestModal mesh={target} onClose={() => setTarget(undefined)} />}
     </Stack>
@@ -279,79 +273,74 @@ function ConnectionsTab({
       {rows.length === 0 ? (
         <EmptyState>No connections yet. Find a mesh under Browse and request one.</EmptyState>
       ) : (
-        <ScrollArea>
-          <Table striped aria-label="Connections with other meshes">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Peer</Table.Th>
-                <Table.Th>Direction</Table.Th>
-                <Table.Th>State</Table.Th>
-                <Table.Th>Agreement</Table.Th>
-                <Table.Th>Last seen</Table.Th>
-                <Table.Th>Last error</Table.Th>
-                <Table.Th>Events 24 h</Table.Th>
-                <Table.Th>Key fingerprint</Table.Th>
-                <Table.Th>
-                  <VisuallyHidden>Actions</VisuallyHidden>
-                </Table.Th>
+        <DataTable
+          scroll
+          striped
+          aria-label="Connections with other meshes"
+          columns={[
+            'Peer',
+            'Direction',
+            'State',
+            'Agreement',
+            'Last seen',
+            'Last error',
+            'Events 24 h',
+            'Key fingerprint',
+            { hidden: 'Actions' },
+          ]}
+        >
+          {rows.map((c) => {
+            const p = peerOf(c)
+            const lastError = c.lastError ?? p?.lastError ?? null
+            return (
+              <Table.Tr key={c.id} data-testid="connection-row" data-peer={c.peerName ?? c.peerDid}>
+                <Table.Td>
+                  <NameAndDid name={c.peerName ?? p?.name ?? 'unknown mesh'} did={c.peerDid} />
+                </Table.Td>
+                <Table.Td>{c.direction}</Table.Td>
+                <Table.Td>
+                  <StatusBadge status={c.status} />
+                </Table.Td>
+                <Table.Td>v{c.agreementVersion}</Table.Td>
+                <Table.Td>
+                  <When value={c.lastSeen ?? p?.lastSeen ?? null} />
+                </Table.Td>
+                <Table.Td>
+                  {lastError === null ? (
+                    '—'
+                  ) : (
+                    <Text size="xs" title={lastError.message}>
+                      <Code>{lastError.code}</Code> {lastError.kind}
+                    </Text>
+                  )}
+                </Table.Td>
+                <Table.Td>
+                  <Text size="sm" aria-label={`${c.eventsSent24h} sent, ${c.eventsReceived24h} received`}>
+                    ↑{c.eventsSent24h} ↓{c.eventsReceived24h}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  <Text ff="monospace" size="xs" maw={180} style={{ overflowWrap: 'anywhere' }}>
+                    {c.peerKeyFingerprint ?? p?.keyFingerprint ?? '—'}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  {(c.status === 'accepted' || c.status === 'degraded') && (
+                    <Button
+                      size="xs"
+                      color="red"
+                      variant="light"
+                      onClick={() => setConfirm(c)}
+                      aria-label={`Disconnect from ${c.peerName ?? c.peerDid}`}
+                    >
+                      Disconnect
+                    </Button>
+                  )}
+                </Table.Td>
               </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {rows.map((c) => {
-                const p = peerOf(c)
-                const lastError = c.lastError ?? p?.lastError ?? null
-                return (
-                  <Table.Tr key={c.id} data-testid="connection-row" data-peer={c.peerName ?? c.peerDid}>
-                    <Table.Td>
-                      <Text fw={600}>{c.peerName ?? p?.name ?? 'unknown mesh'}</Text>
-                      <ShortDid did={c.peerDid} />
-                    </Table.Td>
-                    <Table.Td>{c.direction}</Table.Td>
-                    <Table.Td>
-                      <StatusBadge status={c.status} />
-                    </Table.Td>
-                    <Table.Td>v{c.agreementVersion}</Table.Td>
-                    <Table.Td>
-                      <When value={c.lastSeen ?? p?.lastSeen ?? null} />
-                    </Table.Td>
-                    <Table.Td>
-                      {lastError === null ? (
-                        '—'
-                      ) : (
-                        <Text size="xs" title={lastError.message}>
-                          <Code>{lastError.code}</Code> {lastError.kind}
-                        </Text>
-                      )}
-                    </Table.Td>
-                    <Table.Td>
-                      <Text size="sm" aria-label={`${c.eventsSent24h} sent, ${c.eventsReceived24h} received`}>
-                        ↑{c.eventsSent24h} ↓{c.eventsReceived24h}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <Text ff="monospace" size="xs" maw={180} style={{ overflowWrap: 'anywhere' }}>
-                        {c.peerKeyFingerprint ?? p?.keyFingerprint ?? '—'}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      {(c.status === 'accepted' || c.status === 'degraded') && (
-                        <Button
-                          size="xs"
-                          color="red"
-                          variant="light"
-                          onClick={() => setConfirm(c)}
-                          aria-label={`Disconnect from ${c.peerName ?? c.peerDid}`}
-                        >
-                          Disconnect
-                        </Button>
-                      )}
-                    </Table.Td>
-                  </Table.Tr>
-                )
-              })}
-            </Table.Tbody>
-          </Table>
-        </ScrollArea>
+            )
+          })}
+        </DataTable>
       )}
       <Modal
         opened={confirm !== undefined}
@@ -403,8 +392,7 @@ function RequestsTab({
   const row = (c: Connection) => (
     <Table.Tr key={c.id} data-testid={`${c.direction}-request`} data-peer={c.peerName ?? c.peerDid}>
       <Table.Td>
-        <Text fw={600}>{c.peerName ?? 'unknown mesh'}</Text>
-        <ShortDid did={c.peerDid} />
+        <NameAndDid name={c.peerName ?? 'unknown mesh'} did={c.peerDid} />
       </Table.Td>
       <Table.Td>{c.note ?? <Text c="dimmed">no note</Text>}</Table.Td>
       <Table.Td>
@@ -439,42 +427,29 @@ function RequestsTab({
       </Table.Td>
     </Table.Tr>
   )
-  const table = (list: Connection[], label: string) => (
-    <Table aria-label={label}>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>Mesh</Table.Th>
-          <Table.Th>Note</Table.Th>
-          <Table.Th>Asked</Table.Th>
-          <Table.Th>Last error</Table.Th>
-          <Table.Th>
-            <VisuallyHidden>Decision</VisuallyHidden>
-          </Table.Th>
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>{list.map(row)}</Table.Tbody>
-    </Table>
+  const section = (title: string, list: Connection[], label: string, empty: string) => (
+    <>
+      <Title order={3} size="h4">
+        {title}
+      </Title>
+      {list.length === 0 ? (
+        <EmptyState>{empty}</EmptyState>
+      ) : (
+        <DataTable
+          aria-label={label}
+          columns={['Mesh', 'Note', 'Asked', 'Last error', { hidden: 'Decision' }]}
+        >
+          {list.map(row)}
+        </DataTable>
+      )}
+    </>
   )
   return (
     <Stack>
       {error !== undefined && <ErrorState error={error} title="Could not refresh" />}
       {decide.error !== undefined && <ErrorState error={decide.error} onClose={decide.clear} />}
-      <Title order={3} size="h4">
-        Inbound — waiting for you
-      </Title>
-      {inbound.length === 0 ? (
-        <EmptyState>No inbound requests.</EmptyState>
-      ) : (
-        table(inbound, 'Inbound requests')
-      )}
-      <Title order={3} size="h4">
-        Outbound — waiting for them
-      </Title>
-      {outbound.length === 0 ? (
-        <EmptyState>No outbound requests.</EmptyState>
-      ) : (
-        table(outbound, 'Outbound requests')
-      )}
+      {section('Inbound — waiting for you', inbound, 'Inbound requests', 'No inbound requests.')}
+      {section('Outbound — waiting for them', outbound, 'Outbound requests', 'No outbound requests.')}
     </Stack>
   )
 }

@@ -1,9 +1,11 @@
 import { Card, Grid, Group, Stack, Table, Text, Title } from '@mantine/core'
+import type { ReactNode } from 'react'
 import { usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
 import { type TrafficSample, useTraffic } from '../lib/traffic.ts'
 import type { Connection, Peer, PublicMesh } from '../lib/types.ts'
-import { ErrorState, ShortDid, StatusBadge, When } from './common.tsx'
+import { ErrorState, NameAndDid, StatusBadge, When } from './common.tsx'
+import { DataTable } from './DataTable.tsx'
 
 interface GraphNode {
   did: string
@@ -108,37 +110,29 @@ export function FederationMap() {
           </Card>
         </Grid.Col>
       </Grid>
-      <Table aria-label="Meshes and links (the graph as a table)" striped>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Mesh</Table.Th>
-            <Table.Th>Status</Table.Th>
-            <Table.Th>Link</Table.Th>
-            <Table.Th>Events 24 h (sent / received)</Table.Th>
-            <Table.Th>Last seen</Table.Th>
+      <DataTable
+        aria-label="Meshes and links (the graph as a table)"
+        striped
+        columns={['Mesh', 'Status', 'Link', 'Events 24 h (sent / received)', 'Last seen']}
+      >
+        {list.map((n) => (
+          <Table.Tr key={n.did}>
+            <Table.Td>
+              <NameAndDid name={n.name} did={n.did} />
+            </Table.Td>
+            <Table.Td>
+              <StatusBadge status={n.status} />
+            </Table.Td>
+            <Table.Td>{n.link !== undefined ? <StatusBadge status={n.link} /> : 'not connected'}</Table.Td>
+            <Table.Td>
+              {n.sent} / {n.received}
+            </Table.Td>
+            <Table.Td>
+              <When value={(peers.data ?? []).find((p) => p.did === n.did)?.lastSeen ?? null} />
+            </Table.Td>
           </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {list.map((n) => (
-            <Table.Tr key={n.did}>
-              <Table.Td>
-                <Text fw={600}>{n.name}</Text>
-                <ShortDid did={n.did} />
-              </Table.Td>
-              <Table.Td>
-                <StatusBadge status={n.status} />
-              </Table.Td>
-              <Table.Td>{n.link !== undefined ? <StatusBadge status={n.link} /> : 'not connected'}</Table.Td>
-              <Table.Td>
-                {n.sent} / {n.received}
-              </Table.Td>
-              <Table.Td>
-                <When value={(peers.data ?? []).find((p) => p.did === n.did)?.lastSeen ?? null} />
-              </Table.Td>
-            </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
+        ))}
+      </DataTable>
     </Stack>
   )
 }
@@ -155,17 +149,14 @@ function Graph({ self, nodes }: { self: string; nodes: GraphNode[] }) {
   })
   const connected = nodes.filter((n) => n.link === 'accepted' || n.link === 'degraded').length
   return (
-    <svg
-      viewBox={`0 0 ${W} ${H}`}
-      width="100%"
-      role="img"
-      aria-labelledby="graph-title graph-desc"
-      data-testid="federation-graph"
+    <Figure
+      width={W}
+      height={H}
+      id="graph"
+      testId="federation-graph"
+      title="Federation graph"
+      desc={`${self} knows ${nodes.length} other meshes and is connected to ${connected}.`}
     >
-      <title id="graph-title">Federation graph</title>
-      <desc id="graph-desc">
-        {self} knows {nodes.length} other meshes and is connected to {connected}.
-      </desc>
       {placed.map((n) => {
         const style = n.link !== undefined ? LINK_STYLE[n.link] : undefined
         if (style === undefined) return null
@@ -221,7 +212,7 @@ function Graph({ self, nodes }: { self: string; nodes: GraphNode[] }) {
           No other mesh known yet
         </text>
       )}
-    </svg>
+    </Figure>
   )
 }
 
@@ -281,16 +272,13 @@ function TrafficChart({ samples }: { samples: TrafficSample[] }) {
   const minutes = Math.max(1, Math.round((t1 - t0) / 60000))
   return (
     <Stack gap={4}>
-      <svg
-        viewBox={`0 0 ${W} ${H}`}
-        width="100%"
-        role="img"
-        aria-labelledby="chart-title"
-        data-testid="traffic-chart"
+      <Figure
+        width={W}
+        height={H}
+        id="chart"
+        testId="traffic-chart"
+        title={`Events per 5 s over the last ${minutes} min: ${totalSent} sent, ${totalReceived} received`}
       >
-        <title id="chart-title">
-          Events per 5 s over the last {minutes} min: {totalSent} sent, {totalReceived} received
-        </title>
         <line
           x1={pad.l}
           y1={H - pad.b}
@@ -319,7 +307,7 @@ function TrafficChart({ samples }: { samples: TrafficSample[] }) {
           strokeWidth={2}
           strokeDasharray="5 3"
         />
-      </svg>
+      </Figure>
       <Group gap="md">
         <Text size="xs" c="blue">
           ━ sent ({totalSent})
@@ -329,5 +317,38 @@ function TrafficChart({ samples }: { samples: TrafficSample[] }) {
         </Text>
       </Group>
     </Stack>
+  )
+}
+
+/** An svg drawing, read to screen readers as one image by its title (`<id>-title`) and description. */
+function Figure({
+  width,
+  height,
+  id,
+  testId,
+  title,
+  desc,
+  children,
+}: {
+  width: number
+  height: number
+  id: string
+  testId: string
+  title: string
+  desc?: string
+  children: ReactNode
+}) {
+  return (
+    <svg
+      viewBox={`0 0 ${width} ${height}`}
+      width="100%"
+      role="img"
+      aria-labelledby={desc === undefined ? `${id}-title` : `${id}-title ${id}-desc`}
+      data-testid={testId}
+    >
+      <title id={`${id}-title`}>{title}</title>
+      {desc !== undefined && <desc id={`${id}-desc`}>{desc}</desc>}
+      {children}
+    </svg>
   )
 }

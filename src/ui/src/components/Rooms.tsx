@@ -24,7 +24,16 @@ import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
 import { useSession } from '../lib/session.tsx'
 import type { Connection, Member, Notification, Room, RoomDetail, RoomSync } from '../lib/types.ts'
 import { ACTS } from '../lib/ucan.ts'
-import { EmptyState, ErrorState, FederatedBadge, Loading, ShortDid, StatusBadge, When } from './common.tsx'
+import {
+  ActOutcome,
+  EmptyState,
+  ErrorState,
+  FederatedBadge,
+  Loading,
+  ShortDid,
+  StatusBadge,
+  When,
+} from './common.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
 export function RoomsView() {
@@ -516,14 +525,9 @@ function ShareCard({
           </Text>
         </Stack>
       )}
-      {share.error !== undefined && (
-        <ErrorState error={share.error} title="Share refused" onClose={share.clear} />
-      )}
-      {done !== undefined && share.error === undefined && (
-        <Text size="sm" c="green" role="status" data-testid="shared">
-          Shared.
-        </Text>
-      )}
+      <ActOutcome action={share} refused="Share refused" done={done !== undefined} testId="shared">
+        Shared.
+      </ActOutcome>
     </Card>
   )
 }

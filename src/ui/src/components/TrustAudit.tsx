@@ -5,13 +5,11 @@ import {
   Code,
   Group,
   NumberInput,
-  ScrollArea,
   SegmentedControl,
   Select,
   Stack,
   Switch,
   Table,
-  Tabs,
   TagsInput,
   Text,
   TextInput,
@@ -19,42 +17,29 @@ import {
   VisuallyHidden,
 } from '@mantine/core'
 import { useEffect, useState } from 'react'
-import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
+import { useAction, usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
 import type { AuditReport, AuditRow, Policy, RejectedEntry, TrustRecord } from '../lib/types.ts'
 import { ACTS } from '../lib/ucan.ts'
-import { EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
-
-type Tab = 'trust' | 'rejected' | 'audit' | 'policy'
-const TABS: Tab[] = ['trust', 'rejected', 'audit', 'policy']
+import { ActOutcome, EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
+import { DataTable } from './DataTable.tsx'
+import { RoutedTabs } from './RoutedTabs.tsx'
 
 /** Trust and audit: tiers and reputation, refused events, the audit log and its proof, the policy. */
 export function TrustAudit() {
-  const path = usePath()
-  const tab = TABS.find((t) => path === `/trust/${t}`) ?? 'trust'
   return (
     <Stack>
       <Title order={2}>Trust and audit</Title>
-      <Tabs value={tab} onChange={(v) => v !== null && navigate(`/trust/${v}`)} keepMounted={false}>
-        <Tabs.List aria-label="Trust and audit">
-          <Tabs.Tab value="trust">Trust</Tabs.Tab>
-          <Tabs.Tab value="rejected">Rejected</Tabs.Tab>
-          <Tabs.Tab value="audit">Audit log</Tabs.Tab>
-          <Tabs.Tab value="policy">Federation policy</Tabs.Tab>
-        </Tabs.List>
-        <Tabs.Panel value="trust" pt="md">
-          <TrustTab />
-        </Tabs.Panel>
-        <Tabs.Panel value="rejected" pt="md">
-          <RejectedTab />
-        </Tabs.Panel>
-        <Tabs.Panel value="audit" pt="md">
-          <AuditTab />
-        </Tabs.Panel>
-        <Tabs.Panel value="policy" pt="md">
-          <PolicyTab />
-        </Tabs.Panel>
-      </Tabs>
+      <RoutedTabs
+        base="/trust"
+        label="Trust and audit"
+        tabs={[
+          { value: 'trust', label: 'Trust', panel: <TrustTab /> },
+          { value: 'rejected', label: 'Rejected', panel: <RejectedTab /> },
+          { value: 'audit', label: 'Audit log', panel: <AuditTab /> },
+          { value: 'policy', label: 'Federation policy', panel: <PolicyTab /> },
+        ]}
+      />
     </Stack>
   )
 }
@@ -101,47 +86,45 @@ function TrustTab() {
     )
   return (
     <Stack>
-      <ScrollArea>
-        <Table striped aria-label="Trust per principal and peer mesh">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Who</Table.Th>
-              <Table.Th>Scope</Table.Th>
-              <Table.Th>Tier</Table.Th>
-              <Table.Th>Reputation</Table.Th>
-              <Table.Th>Accepted / refused</Table.Th>
-              <Table.Th>Last reason</Table.Th>
-              <Table.Th>Last interaction</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {trust.data.map((r) => (
-              <Table.Tr key={`${r.scope}-${r.did}`}>
-                <Table.Td>
-                  <ShortDid did={r.did} />
-                  {r.local && (
-                    <Badge size="xs" ml={4} variant="light">
-                      local
-                    </Badge>
-                  )}
-                </Table.Td>
-                <Table.Td>{r.scope}</Table.Td>
-                <Table.Td>
-                  <Badge variant="light">tier {r.tier}</Badge>
-                </Table.Td>
-                <Table.Td>{(r.score * 100).toFixed(0)}%</Table.Td>
-                <Table.Td>
-                  {r.accepted} / {r.refused}
-                </Table.Td>
-                <Table.Td>{r.tierReason ?? r.lastReason ?? '—'}</Table.Td>
-                <Table.Td>
-                  <When value={r.lastInteractionAt ?? null} />
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      </ScrollArea>
+      <DataTable
+        scroll
+        striped
+        aria-label="Trust per principal and peer mesh"
+        columns={[
+          'Who',
+          'Scope',
+          'Tier',
+          'Reputation',
+          'Accepted / refused',
+          'Last reason',
+          'Last interaction',
+        ]}
+      >
+        {trust.data.map((r) => (
+          <Table.Tr key={`${r.scope}-${r.did}`}>
+            <Table.Td>
+              <ShortDid did={r.did} />
+              {r.local && (
+                <Badge size="xs" ml={4} variant="light">
+                  local
+                </Badge>
+              )}
+            </Table.Td>
+            <Table.Td>{r.scope}</Table.Td>
+            <Table.Td>
+              <Badge variant="light">tier {r.tier}</Badge>
+            </Table.Td>
+            <Table.Td>{(r.score * 100).toFixed(0)}%</Table.Td>
+            <Table.Td>
+              {r.accepted} / {r.refused}
+            </Table.Td>
+            <Table.Td>{r.tierReason ?? r.lastReason ?? '—'}</Table.Td>
+            <Table.Td>
+              <When value={r.lastInteractionAt ?? null} />
+            </Table.Td>
+          </Table.Tr>
+        ))}
+      </DataTable>
       <PromoteCard onDone={trust.reload} />
     </Stack>
   )
@@ -230,14 +213,9 @@ function PromoteCard({ onDone }: { onDone: () => void }) {
           </Group>
         </Stack>
       </form>
-      {promote.error !== undefined && (
-        <ErrorState error={promote.error} title="Tier change refused" onClose={promote.clear} />
-      )}
-      {done !== undefined && promote.error === undefined && (
-        <Text size="sm" c="green" role="status" data-testid="promoted">
-          <ShortDid did={done.did} /> is now tier {done.tier}.
-        </Text>
-      )}
+      <ActOutcome action={promote} refused="Tier change refused" done={done !== undefined} testId="promoted">
+        <ShortDid did={done?.did} /> is now tier {done?.tier}.
+      </ActOutcome>
     </Card>
   )
 }
@@ -272,36 +250,29 @@ function RejectedTab() {
       ) : rejected.data.entries.length === 0 ? (
         <EmptyState>Nothing refused{code !== null ? ` with ${code}` : ''}.</EmptyState>
       ) : (
-        <ScrollArea>
-          <Table striped aria-label="Refused events and requests" data-testid="rejected">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>When</Table.Th>
-                <Table.Th>Peer</Table.Th>
-                <Table.Th>Kind</Table.Th>
-                <Table.Th>Code</Table.Th>
-                <Table.Th>Reason</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {rejected.data.entries.map((e) => (
-                <Table.Tr key={e.id}>
-                  <Table.Td>
-                    <When value={e.at} />
-                  </Table.Td>
-                  <Table.Td>
-                    <ShortDid did={e.peer} />
-                  </Table.Td>
-                  <Table.Td>{e.kind}</Table.Td>
-                  <Table.Td>
-                    <Code>{e.code}</Code>
-                  </Table.Td>
-                  <Table.Td>{e.reason}</Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </ScrollArea>
+        <DataTable
+          scroll
+          striped
+          aria-label="Refused events and requests"
+          data-testid="rejected"
+          columns={['When', 'Peer', 'Kind', 'Code', 'Reason']}
+        >
+          {rejected.data.entries.map((e) => (
+            <Table.Tr key={e.id}>
+              <Table.Td>
+                <When value={e.at} />
+              </Table.Td>
+              <Table.Td>
+                <ShortDid did={e.peer} />
+              </Table.Td>
+              <Table.Td>{e.kind}</Table.Td>
+              <Table.Td>
+                <Code>{e.code}</Code>
+              </Table.Td>
+              <Table.Td>{e.reason}</Table.Td>
+            </Table.Tr>
+          ))}
+        </DataTable>
       )}
     </Stack>
   )
@@ -370,59 +341,56 @@ function AuditTab() {
       ) : rows.length === 0 ? (
         <EmptyState>No audit rows{action !== '' ? ` for “${action}”` : ''}.</EmptyState>
       ) : (
-        <ScrollArea h={480}>
-          <Table striped stickyHeader aria-label="Audit log" data-testid="audit">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>#</Table.Th>
-                <Table.Th>When</Table.Th>
-                <Table.Th>Action</Table.Th>
-                <Table.Th>Actor</Table.Th>
-                <Table.Th>Subject</Table.Th>
-                <Table.Th>Details</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {rows.map((r) => (
-                <Table.Tr key={r.seq}>
-                  <Table.Td>{r.seq}</Table.Td>
-                  <Table.Td>
-                    <When value={r.ts} />
-                  </Table.Td>
-                  <Table.Td>
-                    <Code>{r.action}</Code>
-                  </Table.Td>
-                  <Table.Td>
-                    <ShortDid did={r.actor} />
-                  </Table.Td>
-                  <Table.Td>
-                    <Text size="xs" ff="monospace" lineClamp={1} title={r.subject ?? ''}>
-                      {r.subject ?? '—'}
-                    </Text>
-                  </Table.Td>
-                  <Table.Td>
-                    <Text
-                      size="xs"
-                      ff="monospace"
-                      lineClamp={2}
-                      title={JSON.stringify(r.details)}
-                      maw={360}
-                      style={{ overflowWrap: 'anywhere' }}
-                    >
-                      {JSON.stringify(r.details)}
-                    </Text>
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </ScrollArea>
+        <DataTable
+          scroll={{ h: 480 }}
+          striped
+          stickyHeader
+          aria-label="Audit log"
+          data-testid="audit"
+          columns={['#', 'When', 'Action', 'Actor', 'Subject', 'Details']}
+        >
+          {rows.map((r) => (
+            <Table.Tr key={r.seq}>
+              <Table.Td>{r.seq}</Table.Td>
+              <Table.Td>
+                <When value={r.ts} />
+              </Table.Td>
+              <Table.Td>
+                <Code>{r.action}</Code>
+              </Table.Td>
+              <Table.Td>
+                <ShortDid did={r.actor} />
+              </Table.Td>
+              <Table.Td>
+                <Text size="xs" ff="monospace" lineClamp={1} title={r.subject ?? ''}>
+                  {r.subject ?? '—'}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <Text
+                  size="xs"
+                  ff="monospace"
+                  lineClamp={2}
+                  title={JSON.stringify(r.details)}
+                  maw={360}
+                  style={{ overflowWrap: 'anywhere' }}
+                >
+                  {JSON.stringify(r.details)}
+                </Text>
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </DataTable>
       )}
     </Stack>
   )
 }
 
 const DID_KEY = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/
+const DID_LISTS = [
+  { key: 'allow', label: 'Allow', description: 'Mesh dids allowed in allowlist mode (Enter adds one)' },
+  { key: 'deny', label: 'Deny', description: 'Mesh dids always refused' },
+] as const
 
 function PolicyTab() {
   const session = useSession()
@@ -479,22 +447,17 @@ function PolicyTab() {
             disabled={!architect}
           />
         </div>
-        <TagsInput
-          label="Allow"
-          description="Mesh dids allowed in allowlist mode (Enter adds one)"
-          value={draft.allow}
-          onChange={(allow) => set({ allow })}
-          disabled={!architect}
-          clearable
-        />
-        <TagsInput
-          label="Deny"
-          description="Mesh dids always refused"
-          value={draft.deny}
-          onChange={(deny) => set({ deny })}
-          disabled={!architect}
-          clearable
-        />
+        {DID_LISTS.map(({ key, label, description }) => (
+          <TagsInput
+            key={key}
+            label={label}
+            description={description}
+            value={draft[key]}
+            onChange={(dids) => set({ [key]: dids })}
+            disabled={!architect}
+            clearable
+          />
+        ))}
         {badDids.length > 0 && (
           <Text size="sm" c="red">
             Not an Ed25519 did:key: {badDids.join(', ')}
@@ -524,14 +487,9 @@ function PolicyTab() {
             disabled={!architect}
           />
         </Group>
-        {save.error !== undefined && (
-          <ErrorState error={save.error} title="Policy not saved" onClose={save.clear} />
-        )}
-        {saved && (
-          <Text size="sm" c="green" role="status" data-testid="policy-saved">
-            Policy saved (recorded in the audit log).
-          </Text>
-        )}
+        <ActOutcome action={save} refused="Policy not saved" done={saved} testId="policy-saved">
+          Policy saved (recorded in the audit log).
+        </ActOutcome>
         <Group justify="flex-end">
           <VisuallyHidden>Changes apply to new requests and shares at once.</VisuallyHidden>
           <Button

@@ -122,3 +122,44 @@ export function When({ value }: { value: string | number | null | undefined }) {
     </time>
   )
 }
+
+/** A mesh or peer by name, its did below: the first cell of every mesh row. */
+export function NameAndDid({ name, did }: { name: ReactNode; did: string }) {
+  return (
+    <>
+      <Text fw={600}>{name}</Text>
+      <ShortDid did={did} />
+    </>
+  )
+}
+
+/**
+ * How a signed act ended: its refusal (dismissable), or once `done` and not refused, a short
+ * confirmation announced to screen readers (role=status).
+ */
+export function ActOutcome({
+  action,
+  refused,
+  done,
+  testId,
+  children,
+}: {
+  action: { error: ApiError | undefined; clear: () => void }
+  refused: string
+  done: boolean
+  testId: string
+  children: ReactNode
+}) {
+  return (
+    <>
+      {action.error !== undefined && (
+        <ErrorState error={action.error} title={refused} onClose={action.clear} />
+      )}
+      {done && action.error === undefined && (
+        <Text size="sm" c="green" role="status" data-testid={testId}>
+          {children}
+        </Text>
+      )}
+    </>
+  )
+}
