@@ -28,7 +28,7 @@ import { BadRequestError, MeshError } from '../../errors.ts'
 import { type Logger, silentLogger } from '../../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../../store/index.ts'
 import type { Tier } from './capabilities.ts'
-import type { AuthorityFailure } from './chain.ts'
+import type { AuthorityFailure } from './failure.ts'
 import type { Result } from './result.ts'
 
 export type TrustScope = 'principal' | 'mesh'
