@@ -32,10 +32,6 @@ import { type AuthorityFailure, ucanFailure } from './failure.ts'
 import type { Result } from './result.ts'
 import { type Block, type DecodedToken, decodeToken, type TokenResult } from './token.ts'
 
-export type { ChainLink } from './chain-link.ts'
-export type { Claim, ExpectedCapability } from './claim.ts'
-export { type AuthorityFailure, type ProofName, ucanFailure } from './failure.ts'
-
 /** A complete path: the invocation first, then each proof down to the one the resource's owner issued. */
 export interface ChainPath {
   links: ChainLink[]
