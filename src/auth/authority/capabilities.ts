@@ -190,19 +190,27 @@ export const CAPABILITIES: Readonly<Record<string, CapabilityInfo>> = Object.fre
   Object.fromEntries(Object.entries(ABILITIES).map(([can, spec]) => [can, define(can, spec)])),
 )
 
-const parserOf = (can: string): AnyCapabilityParser => (CAPABILITIES[can] as CapabilityInfo).parser
-export const meshConnect = parserOf('mesh/connect')
-export const meshRotateKey = parserOf('mesh/rotate-key')
-export const connectionAccept = parserOf('connection/accept')
-export const connectionDecline = parserOf('connection/decline')
-export const connectionDisconnect = parserOf('connection/disconnect')
-export const roomShare = parserOf('room/share')
-export const roomRead = parserOf('room/read')
-export const roomPost = parserOf('room/post')
-export const roomInvite = parserOf('room/invite')
-export const trustPromote = parserOf('trust/promote')
-export const agentInvoke = parserOf('agent/invoke')
-export const ucanRevoke = parserOf('ucan/revoke')
+function parsersOf<const Cans extends string[]>(...cans: Cans): { [K in keyof Cans]: AnyCapabilityParser } {
+  return cans.map((can) => (CAPABILITIES[can] as CapabilityInfo).parser) as never
+}
+
+export const [meshConnect, meshRotateKey] = parsersOf('mesh/connect', 'mesh/rotate-key')
+export const [connectionAccept, connectionDecline, connectionDisconnect] = parsersOf(
+  'connection/accept',
+  'connection/decline',
+  'connection/disconnect',
+)
+export const [roomShare, roomRead, roomPost, roomInvite] = parsersOf(
+  'room/share',
+  'room/read',
+  'room/post',
+  'room/invite',
+)
+export const [trustPromote, agentInvoke, ucanRevoke] = parsersOf(
+  'trust/promote',
+  'agent/invoke',
+  'ucan/revoke',
+)
 
 export type Ability = keyof typeof CAPABILITIES
 

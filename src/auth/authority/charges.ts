@@ -25,16 +25,12 @@ const NOT_CHARGED = new Set(['MESH_REPLAY', 'MESH_BAD_REQUEST', 'MESH_UNAVAILABL
 
 /** The refused invocations already charged to their invoker: a reposted copy is charged nothing more. */
 export class ChargeBook {
-  readonly #meshDid: string
-  readonly #skew: number
-  readonly #max: number
   // By CID → when they expire (ms).
   readonly #charged = new Map<string, number>()
+  readonly #init: Required<ChargeBookInit>
 
   constructor(init: ChargeBookInit) {
-    this.#meshDid = init.meshDid
-    this.#skew = init.maxSkewSeconds
-    this.#max = init.maxCharged ?? 10_000
+    this.#init = { ...init, maxCharged: init.maxCharged ?? 10_000 }
   }
 
   /**
@@ -48,22 +44,23 @@ export class ChargeBook {
     webInvoker: boolean,
     now: number,
   ): string | undefined {
-    if (invocation.issuer === this.#meshDid) return undefined
+    if (invocation.issuer === this.#init.meshDid) return undefined
     // A did:web invoker's signature is checked only when its chain held: unproven here.
     if (webInvoker) return undefined
     if (failures.some((f) => f.proof !== 'ucan')) return undefined
     if (failures.some((f) => NOT_CHARGED.has(f.code))) return undefined
     if (this.#charged.has(invocation.cid)) return undefined
-    if (this.#charged.size >= this.#max) {
+    const max = this.#init.maxCharged
+    if (this.#charged.size >= max) {
       for (const [cid, until] of this.#charged) if (until <= now) this.#charged.delete(cid)
       // Still full: the oldest tenth goes (a reposted old one may then be charged once more).
-      let drop = this.#charged.size >= this.#max ? Math.ceil(this.#max / 10) : 0
+      let drop = this.#charged.size >= max ? Math.ceil(max / 10) : 0
       for (const cid of this.#charged.keys()) {
         if (drop-- <= 0) break
         this.#charged.delete(cid)
       }
     }
-    this.#charged.set(invocation.cid, invocation.expiration * 1000 + this.#skew * 1000)
+    this.#charged.set(invocation.cid, invocation.expiration * 1000 + this.#init.maxSkewSeconds * 1000)
     return invocation.issuer
   }
 
