@@ -7,8 +7,7 @@
 
 import { isDidKey } from '../../identity/index.ts'
 import type { MeshStore } from '../../store/index.ts'
-import type { Tier } from './capabilities.ts'
-import { resourceOwner } from './capabilities.ts'
+import { resourceOwner, type Tier } from './capabilities.ts'
 import type { ChainPath, ChainVerifier } from './chain.ts'
 import type { ChargeBook } from './charges.ts'
 import type { VerifiedCredential } from './credentials.ts'
