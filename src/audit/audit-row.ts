@@ -77,6 +77,16 @@ export function auditSignedText(hash: string): Uint8Array {
   return new TextEncoder().encode(`mesh-audit/v1:${hash}`)
 }
 
+/** The row after `unsigned`, hashed and signed by `key` (whose did `unsigned.signer` names). */
+export function signRow(
+  unsigned: Omit<AuditRow, 'hash' | 'signature'>,
+  key: { sign(data: Uint8Array): Uint8Array },
+): AuditRow {
+  const hash = rowHash(unsigned)
+  const signature = Buffer.from(key.sign(auditSignedText(hash))).toString('base64url')
+  return { ...unsigned, hash, signature }
+}
+
 export function verifyRowSignature(row: Pick<AuditRow, 'hash' | 'signer' | 'signature'>): boolean {
   if (typeof row.signature !== 'string' || row.signature.length > 128) return false
   return verifySignature(row.signer, auditSignedText(row.hash), Buffer.from(row.signature, 'base64url'))

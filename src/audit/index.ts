@@ -1,21 +1,20 @@
 /**
  * Audit: the append-only, hash-chained log of federation and authority decisions,
  * each row signed by the mesh key (SPEC §4), and its HTTP routes (SPEC §3).
+ *
+ * Inside: `audit-log` appends (one at a time, row + head + the caller's operations in
+ * one batch) over `audit-row` (hash, signature) and `log-keys`; `audit-entry` checks
+ * what is appended, `audit-pages` reads, `audit-verify` walks the whole log,
+ * `rollback-watch` compares it with signed checkpoints (`checkpoint`, the local
+ * `checkpoint-file`, and peers' through `checkpoint-gossip`).
  */
 export {
-  AUDIT_LIST_LIMITS,
-  AUDIT_PROBLEM_KINDS,
   type AuditAppendOptions,
-  type AuditListQuery,
   AuditLog,
   type AuditLogInit,
-  type AuditPage,
-  type AuditProblem,
-  type AuditProblemKind,
-  type AuditVerifyOptions,
-  type AuditVerifyReport,
   type PeerCheckpointRecord,
 } from './audit-log.ts'
+export { AUDIT_LIST_LIMITS, type AuditListQuery, type AuditPage } from './audit-pages.ts'
 export {
   AUDIT_LIMITS,
   type AuditEntryInput,
@@ -26,6 +25,13 @@ export {
   rowHash,
   verifyRowSignature,
 } from './audit-row.ts'
+export {
+  AUDIT_PROBLEM_KINDS,
+  type AuditProblem,
+  type AuditProblemKind,
+  type AuditVerifyOptions,
+  type AuditVerifyReport,
+} from './audit-verify.ts'
 export {
   type AuditCheckpoint,
   type CheckpointRelation,

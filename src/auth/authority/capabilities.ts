@@ -101,91 +101,6 @@ function narrows(exact: string[], floor: string[] = []) {
 const did = () => Schema.did()
 const text = (max: number) => Schema.text({ pattern: new RegExp(`^[\\s\\S]{1,${max}}$`) })
 
-export const meshConnect = capability({
-  can: 'mesh/connect',
-  with: meshResource,
-  nb: Schema.struct({ peer: did().optional() }),
-  derives: narrows(['peer']),
-})
-
-/** The architect rotates the mesh key (with = the mesh's current did). */
-export const meshRotateKey = capability({
-  can: 'mesh/rotate-key',
-  with: meshResource,
-  derives: narrows([]),
-})
-
-/** A human's answer to, or end of, one connection (with = the mesh; `connection` names it). */
-function connectionCapability<Can extends `connection/${string}`>(can: Can) {
-  return capability({
-    can,
-    with: meshResource,
-    nb: Schema.struct({ connection: text(256).optional() }),
-    derives: narrows(['connection']),
-  })
-}
-
-export const connectionAccept = connectionCapability('connection/accept')
-export const connectionDecline = connectionCapability('connection/decline')
-export const connectionDisconnect = connectionCapability('connection/disconnect')
-
-export const roomShare = capability({
-  can: 'room/share',
-  with: roomResource,
-  nb: Schema.struct({ peer: did().optional() }),
-  derives: narrows(['peer']),
-})
-
-export const roomRead = capability({
-  can: 'room/read',
-  with: roomResource,
-  derives: narrows([]),
-})
-
-export const roomPost = capability({
-  can: 'room/post',
-  with: roomResource,
-  derives: narrows([]),
-})
-
-export const roomInvite = capability({
-  can: 'room/invite',
-  with: roomResource,
-  nb: Schema.struct({ invitee: did().optional() }),
-  derives: narrows(['invitee']),
-})
-
-export const trustPromote = capability({
-  can: 'trust/promote',
-  with: meshResource,
-  nb: Schema.struct({
-    subject: did().optional(),
-    /** On an invocation: the tier granted. On a delegation: the most privileged tier it may grant. */
-    tier: Schema.integer().greaterThan(1).lessThan(5).optional(),
-    reason: text(512).optional(),
-  }),
-  derives: narrows(['subject'], ['tier']),
-})
-
-export const agentInvoke = capability({
-  can: 'agent/invoke',
-  with: agentResource,
-  nb: Schema.struct({
-    /** The agent capability invoked, as listed in the manifest (e.g. `echo`). */
-    ability: text(128).optional(),
-    /** Its input; never constrained by a delegation. */
-    input: Schema.unknown().optional(),
-  }),
-  derives: narrows(['ability']),
-})
-
-export const ucanRevoke = capability({
-  can: 'ucan/revoke',
-  with: meshResource,
-  nb: Schema.struct({ ucan: Schema.link().optional(), reason: text(512).optional() }),
-  derives: narrows(['ucan']),
-})
-
 /** A capability parser of any of ours, as the chain verifier uses it. */
 export type AnyCapabilityParser = API.TheCapabilityParser<API.Match<API.ParsedCapability>>
 
@@ -197,60 +112,105 @@ export interface CapabilityInfo {
   participation: boolean
 }
 
-/** Every ability this mesh understands, with its parser and rules. */
-export const CAPABILITIES: Readonly<Record<string, CapabilityInfo>> = Object.freeze({
-  'mesh/connect': {
-    parser: meshConnect as unknown as AnyCapabilityParser,
-    subject: 'peer',
-    participation: false,
-  },
-  'mesh/rotate-key': {
-    parser: meshRotateKey as unknown as AnyCapabilityParser,
-    participation: false,
-  },
-  'connection/accept': {
-    parser: connectionAccept as unknown as AnyCapabilityParser,
-    subject: 'connection',
-    participation: false,
-  },
-  'connection/decline': {
-    parser: connectionDecline as unknown as AnyCapabilityParser,
-    subject: 'connection',
-    participation: false,
-  },
-  'connection/disconnect': {
-    parser: connectionDisconnect as unknown as AnyCapabilityParser,
-    subject: 'connection',
-    participation: false,
-  },
-  'room/share': {
-    parser: roomShare as unknown as AnyCapabilityParser,
-    subject: 'peer',
-    participation: false,
-  },
-  'room/read': { parser: roomRead as unknown as AnyCapabilityParser, participation: true },
-  'room/post': { parser: roomPost as unknown as AnyCapabilityParser, participation: true },
-  'room/invite': {
-    parser: roomInvite as unknown as AnyCapabilityParser,
-    subject: 'invitee',
-    participation: false,
-  },
+/**
+ * One ability as data: its resource, its caveats, the caveat naming its subject (a
+ * delegation that sets it must be matched exactly), the caveats that are floors, and
+ * whether tier 4 may invoke it.
+ */
+interface AbilitySpec {
+  with: API.Reader<API.URI, unknown> | API.Reader<API.DID, unknown>
+  nb?: Record<string, API.Reader<unknown, unknown>>
+  subject?: string
+  floor?: string[]
+  participation?: true
+}
+
+/** A human's answer to, or end of, one connection (with = the mesh; `connection` names it). */
+const connectionAct: AbilitySpec = {
+  with: meshResource,
+  nb: { connection: text(256).optional() },
+  subject: 'connection',
+}
+
+const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
+  'mesh/connect': { with: meshResource, nb: { peer: did().optional() }, subject: 'peer' },
+  /** The architect rotates the mesh key (with = the mesh's current did). */
+  'mesh/rotate-key': { with: meshResource },
+  'connection/accept': connectionAct,
+  'connection/decline': connectionAct,
+  'connection/disconnect': connectionAct,
+  'room/share': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  'room/read': { with: roomResource, participation: true },
+  'room/post': { with: roomResource, participation: true },
+  'room/invite': { with: roomResource, nb: { invitee: did().optional() }, subject: 'invitee' },
   'trust/promote': {
-    parser: trustPromote as unknown as AnyCapabilityParser,
+    with: meshResource,
+    nb: {
+      subject: did().optional(),
+      /** On an invocation: the tier granted. On a delegation: the most privileged tier it may grant. */
+      tier: Schema.integer().greaterThan(1).lessThan(5).optional(),
+      reason: text(512).optional(),
+    },
     subject: 'subject',
-    participation: false,
+    floor: ['tier'],
   },
   'agent/invoke': {
-    parser: agentInvoke as unknown as AnyCapabilityParser,
+    with: agentResource,
+    nb: {
+      /** The agent capability invoked, as listed in the manifest (e.g. `echo`). */
+      ability: text(128).optional(),
+      /** Its input; never constrained by a delegation. */
+      input: Schema.unknown().optional(),
+    },
     subject: 'ability',
-    participation: false,
   },
   'ucan/revoke': {
-    parser: ucanRevoke as unknown as AnyCapabilityParser,
+    with: meshResource,
+    nb: { ucan: Schema.link().optional(), reason: text(512).optional() },
     subject: 'ucan',
-    participation: false,
   },
-})
+}
+
+function define(can: string, spec: AbilitySpec): CapabilityInfo {
+  const parser = capability({
+    can: can as API.Ability,
+    with: spec.with as API.Reader<API.URI, unknown>,
+    ...(spec.nb === undefined ? {} : { nb: Schema.struct(spec.nb as never) }),
+    derives: narrows(spec.subject === undefined ? [] : [spec.subject], spec.floor) as never,
+  }) as unknown as AnyCapabilityParser
+  return {
+    parser,
+    ...(spec.subject === undefined ? {} : { subject: spec.subject }),
+    participation: spec.participation === true,
+  }
+}
+
+/** Every ability this mesh understands, with its parser and rules. */
+export const CAPABILITIES: Readonly<Record<string, CapabilityInfo>> = Object.freeze(
+  Object.fromEntries(Object.entries(ABILITIES).map(([can, spec]) => [can, define(can, spec)])),
+)
+
+function parsersOf<const Cans extends string[]>(...cans: Cans): { [K in keyof Cans]: AnyCapabilityParser } {
+  return cans.map((can) => (CAPABILITIES[can] as CapabilityInfo).parser) as never
+}
+
+export const [meshConnect, meshRotateKey] = parsersOf('mesh/connect', 'mesh/rotate-key')
+export const [connectionAccept, connectionDecline, connectionDisconnect] = parsersOf(
+  'connection/accept',
+  'connection/decline',
+  'connection/disconnect',
+)
+export const [roomShare, roomRead, roomPost, roomInvite] = parsersOf(
+  'room/share',
+  'room/read',
+  'room/post',
+  'room/invite',
+)
+export const [trustPromote, agentInvoke, ucanRevoke] = parsersOf(
+  'trust/promote',
+  'agent/invoke',
+  'ucan/revoke',
+)
 
 export type Ability = keyof typeof CAPABILITIES
 

@@ -23,53 +23,20 @@
  * `checkInvoker`, apart from the chain.
  */
 
-import { Delegation, UCAN } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
-import type { MeshErrorCode } from '../../errors.ts'
-import { isDidKey, verifySignature } from '../../identity/index.ts'
-import { CAPABILITIES, resourceOwner } from './capabilities.ts'
+import { resourceOwner } from './capabilities.ts'
+import { type ChainLink, isDidKeyMemo, LinkReader, timeFailure } from './chain-link.ts'
+import { type Claim, type ClaimedCapability, claimOf, type ExpectedCapability } from './claim.ts'
 import type { DidResolver } from './did.ts'
-import { ucantoVerifier } from './principal.ts'
+import { type AuthorityFailure, ucanFailure } from './failure.ts'
 import type { Result } from './result.ts'
-import { signedBytes } from './signed-bytes.ts'
-import { type Block, type DecodedToken, decodeToken, linkString, type TokenResult } from './token.ts'
-
-export type ProofName = 'did' | 'ucan' | 'vc'
-
-/** Why a proof failed: the code the caller reports, and which of the three proofs it was. */
-export interface AuthorityFailure {
-  code: MeshErrorCode
-  message: string
-  proof: ProofName
-  details: Record<string, unknown>
-}
-
-/** One decoded UCAN of a chain. */
-export interface ChainLink {
-  cid: string
-  view: API.Delegation
-  issuer: string
-  audience: string
-  /** Seconds; Infinity when the UCAN has none (refused). */
-  expiration: number
-  notBefore: number | undefined
-  /** CIDs of its proofs. */
-  proofs: string[]
-}
+import { type Block, type DecodedToken, decodeToken, type TokenResult } from './token.ts'
 
 /** A complete path: the invocation first, then each proof down to the one the resource's owner issued. */
 export interface ChainPath {
   links: ChainLink[]
   /** The capability claimed by the invocation, parsed. */
-  capability: { can: string; with: string; nb: Record<string, unknown> }
-}
-
-export interface ExpectedCapability {
-  can: string
-  /** The resource acted on, e.g. the mesh did or `<mesh did>/rooms/<id>`. */
-  with: string
-  /** Caveats the invocation must carry with exactly these values (e.g. `{peer}`). */
-  nb?: Record<string, unknown>
+  capability: ClaimedCapability
 }
 
 export interface ChainVerifierInit {
@@ -100,12 +67,6 @@ export interface AuthorizeOptions {
 }
 
 export type ChainResult = Result<ChainPath, AuthorityFailure>
-
-/** What `claim` found: the invocation's one capability, matched and parsed. */
-export interface Claim {
-  match: API.Match
-  value: ChainPath['capability']
-}
 
 /** A decoded invocation, ready for `checkInvoker` and `authorize`. */
 export interface DecodedInvocation {
@@ -141,40 +102,35 @@ interface SearchContext {
   found: ChainLink[] | undefined
 }
 
-const NO_BLOCKS = new Map()
-
 export class ChainVerifier {
-  readonly #resolver: DidResolver
+  readonly #links: LinkReader
   readonly #isRevoked: (cid: string) => boolean
   readonly #localProof: (cid: string) => Block | undefined
   readonly maxDepth: number
   readonly #skew: number
   readonly #maxLifetime: number
   readonly #maxChecks: number
-  readonly #cacheSize: number
-  // Links whose signature verified, by CID (insertion order = recency: an LRU).
-  readonly #verified = new Map<string, ChainLink>()
-  #hits = 0
-  #misses = 0
 
   constructor(init: ChainVerifierInit) {
-    this.#resolver = init.resolver
+    this.#links = new LinkReader(
+      { resolver: init.resolver },
+      init.cacheSize === undefined ? {} : { cacheSize: init.cacheSize },
+    )
     this.#isRevoked = init.isRevoked ?? (() => false)
     this.#localProof = init.localProof ?? (() => undefined)
     this.maxDepth = init.maxDepth ?? 8
     this.#skew = init.maxSkewSeconds ?? 60
     this.#maxLifetime = init.maxInvocationLifetimeSeconds ?? 7 * 24 * 3600
     this.#maxChecks = init.maxLinkChecks ?? 64
-    this.#cacheSize = init.cacheSize ?? 10_000
   }
 
   /** Cache statistics (for metrics and the benchmark). */
   cacheStats(): { size: number; hits: number; misses: number; max: number } {
-    return { size: this.#verified.size, hits: this.#hits, misses: this.#misses, max: this.#cacheSize }
+    return this.#links.cacheStats()
   }
 
   clearCache(): void {
-    this.#verified.clear()
+    this.#links.clearCache()
   }
 
   /** Decodes an encoded invocation (hash-checked). */
@@ -184,7 +140,7 @@ export class ChainVerifier {
       return { error: ucanFailure('MESH_UCAN_INVALID', decoded.error.message, { reason: 'malformed' }) }
     }
     const { root, rootKey } = decoded.ok
-    const link = this.#link(
+    const link = this.#links.read(
       root,
       rootKey !== undefined && decoded.ok.blocks.get(rootKey) === root ? rootKey : undefined,
     )
@@ -194,7 +150,7 @@ export class ChainVerifier {
 
   /** The DID proof: the invoker's DID resolves and signed the invocation. */
   async checkInvoker(invocation: ChainLink): Promise<AuthorityFailure | undefined> {
-    const failure = await this.#checkSignature(invocation, false)
+    const failure = await this.#links.checkSignature(invocation, false)
     if (failure === undefined) return undefined
     return { ...failure, proof: 'did' }
   }
@@ -223,59 +179,11 @@ export class ChainVerifier {
     expected: ExpectedCapability,
     options: Pick<AuthorizeOptions, 'audience' | 'now'>,
   ): Result<Claim, AuthorityFailure> {
-    const { invocation } = decoded
-    const now = Math.floor(options.now / 1000)
-    if (invocation.audience !== options.audience) {
-      return {
-        error: ucanFailure('MESH_UCAN_INVALID', 'the invocation is addressed to another principal', {
-          reason: 'audience',
-          audience: invocation.audience,
-          expected: options.audience,
-        }),
-      }
-    }
-    const time = this.#timeFailure(invocation, now)
-    if (time !== undefined) return { error: time }
-    if (invocation.expiration - now > this.#maxLifetime) {
-      return {
-        error: ucanFailure('MESH_UCAN_INVALID', 'the invocation lives longer than allowed', {
-          reason: 'lifetime',
-          exp: invocation.expiration,
-          maxLifetimeSeconds: this.#maxLifetime,
-        }),
-      }
-    }
-    const info = CAPABILITIES[expected.can]
-    if (info === undefined) {
-      return {
-        error: ucanFailure('MESH_UCAN_INVALID', `unknown ability ${expected.can}`, {
-          reason: 'capability',
-          can: expected.can,
-        }),
-      }
-    }
-    const claimed = invocation.view.capabilities.filter((c) => c.can === expected.can)
-    if (claimed.length !== 1 || invocation.view.capabilities.length !== 1) {
-      return {
-        error: ucanFailure('MESH_UCAN_INVALID', `the invocation must claim exactly one ${expected.can}`, {
-          reason: 'capability',
-          claimed: invocation.view.capabilities.map((c) => c.can),
-        }),
-      }
-    }
-    const match = info.parser.match({ capability: claimed[0] as never, delegation: invocation.view })
-    if (match.error) {
-      return {
-        error: ucanFailure('MESH_UCAN_INVALID', match.error.message, {
-          reason: 'malformed',
-          can: expected.can,
-        }),
-      }
-    }
-    const value = match.ok.value as unknown as ChainPath['capability']
-    const wrong = capabilityMismatch(value, expected)
-    if (wrong !== undefined) return { error: wrong }
-    return { ok: { match: match.ok, value } }
+    return claimOf(decoded.invocation, expected, {
+      ...options,
+      skew: this.#skew,
+      maxLifetime: this.#maxLifetime,
+    })
   }
 
   /**
@@ -335,7 +243,7 @@ export class ChainVerifier {
       // down: their DID is fetched only for a path that reaches the owner.
       for (const link of chain.slice(1)) {
         if (isDidKeyMemo(link.issuer)) continue
-        const signature = await this.#checkSignature(link, false)
+        const signature = await this.#links.checkSignature(link, false)
         if (signature !== undefined) {
           record(context, signature)
           return false
@@ -367,7 +275,7 @@ export class ChainVerifier {
         fail(context, 'unavailable', `proof ${cid} is neither embedded nor known here`, { cid })
         continue
       }
-      const proof = this.#link(block, cid)
+      const proof = this.#links.read(block, cid)
       if ('error' in proof) {
         fail(context, 'malformed', proof.error.message, { cid })
         continue
@@ -389,7 +297,7 @@ export class ChainVerifier {
         fail(context, 'revoked', `proof ${cid} has been revoked`, { cid })
         continue
       }
-      const time = this.#timeFailure(proof, context.now)
+      const time = timeFailure(proof, context.now, this.#skew)
       if (time !== undefined) {
         record(context, time)
         continue
@@ -412,7 +320,7 @@ export class ChainVerifier {
       // A did:key signature is checked now; a did:web issuer (a fetch of a host anyone
       // can name) only once the rest of the path is known to reach the owner.
       if (isDidKeyMemo(proof.issuer)) {
-        const signature = await this.#checkSignature(proof, true)
+        const signature = await this.#links.checkSignature(proof, true)
         if (signature !== undefined) {
           record(context, signature)
           continue
@@ -424,189 +332,6 @@ export class ChainVerifier {
     }
     return false
   }
-
-  #link(block: Block, key: string | undefined): ChainLink | { error: AuthorityFailure } {
-    const cid = key ?? linkString(block.cid)
-    const known = this.#verified.get(cid)
-    if (known !== undefined) return known
-    try {
-      const view = Delegation.create({ root: block as API.UCANBlock, blocks: NO_BLOCKS })
-      const data = view.data
-      const model = (data as unknown as { model: { iss: Principal; aud: Principal } }).model
-      return {
-        cid,
-        view,
-        issuer: memoizeDid(model.iss),
-        audience: memoizeDid(model.aud),
-        expiration: data.expiration,
-        notBefore: data.notBefore,
-        proofs: data.proofs.map(linkString),
-      }
-    } catch (err) {
-      return {
-        error: ucanFailure('MESH_UCAN_INVALID', `block ${cid} is not a UCAN: ${(err as Error).message}`, {
-          reason: 'malformed',
-          cid,
-        }),
-      }
-    }
-  }
-
-  #timeFailure(link: ChainLink, now: number): AuthorityFailure | undefined {
-    if (!Number.isFinite(link.expiration)) {
-      return ucanFailure('MESH_UCAN_INVALID', `${link.cid} has no expiry`, {
-        reason: 'no-expiry',
-        cid: link.cid,
-      })
-    }
-    if (link.expiration < now - this.#skew) {
-      return ucanFailure('MESH_UCAN_INVALID', `${link.cid} expired`, {
-        reason: 'expired',
-        cid: link.cid,
-        exp: link.expiration,
-        now,
-      })
-    }
-    if (link.notBefore !== undefined && link.notBefore > now + this.#skew) {
-      return ucanFailure('MESH_CLOCK_SKEW', `${link.cid} is not valid yet`, {
-        reason: 'not-yet-valid',
-        cid: link.cid,
-        nbf: link.notBefore,
-        now,
-      })
-    }
-    return undefined
-  }
-
-  async #checkSignature(link: ChainLink, cache: boolean): Promise<AuthorityFailure | undefined> {
-    const known = this.#verified.get(link.cid)
-    if (known !== undefined) {
-      this.#hits++
-      // refresh its place in the LRU
-      this.#verified.delete(link.cid)
-      this.#verified.set(link.cid, known)
-      return undefined
-    }
-    this.#misses++
-    const issuer = link.issuer
-    let valid = false
-    if (isDidKeyMemo(issuer)) {
-      const signed = signedBytes(modelOf(link), issuer, link.audience)
-      valid =
-        signed === undefined
-          ? (await UCAN.verifySignature(link.view.data, ucantoVerifier(issuer))) === true
-          : verifySignature(issuer, signed, link.view.data.signature.raw)
-    } else {
-      const resolved = await this.#resolver.resolve(issuer)
-      if (resolved.error !== undefined) {
-        return {
-          code: resolved.error.code,
-          message: `issuer of ${link.cid}: ${resolved.error.message}`,
-          proof: 'did',
-          details: { reason: 'did', cid: link.cid, issuer, ...resolved.error.details },
-        }
-      }
-      const signed = signedBytes(modelOf(link), issuer, link.audience)
-      for (const key of resolved.ok.keys) {
-        const verifier = ucantoVerifier(key.didKey).withDID(issuer as API.DID)
-        const ok =
-          signed === undefined
-            ? (await UCAN.verifySignature(link.view.data, verifier)) === true
-            : verifySignature(key.didKey, signed, link.view.data.signature.raw)
-        if (ok) {
-          valid = true
-          break
-        }
-      }
-      // did:web keys can rotate: their links are not cached
-      cache = false
-    }
-    if (!valid) {
-      return {
-        code: 'MESH_SIGNATURE_MISMATCH',
-        message: `the signature of ${link.cid} does not verify against its issuer ${issuer}`,
-        proof: 'ucan',
-        details: { reason: 'signature', cid: link.cid, issuer },
-      }
-    }
-    if (cache) {
-      if (this.#verified.size >= this.#cacheSize)
-        this.#verified.delete(this.#verified.keys().next().value as string)
-      this.#verified.set(link.cid, link)
-    }
-    return undefined
-  }
-}
-
-type Principal = Uint8Array & { did(): string }
-
-function modelOf(link: ChainLink): Parameters<typeof signedBytes>[0] {
-  return (link.view.data as unknown as { model: Parameters<typeof signedBytes>[0] }).model
-}
-
-// isDidKey decodes base58 on every call; chains name the same few principals again and again.
-const didKeys = new Map<string, boolean>()
-
-function isDidKeyMemo(did: string): boolean {
-  let known = didKeys.get(did)
-  if (known === undefined) {
-    known = isDidKey(did)
-    if (didKeys.size >= DID_STRINGS_MAX) didKeys.clear()
-    didKeys.set(did, known)
-  }
-  return known
-}
-
-// dag-ucan formats a principal's did (base58btc, quadratic in JS) on every `did()` call,
-// and verifying one link calls it five times; each decoded principal gets its string
-// once, from a bounded cache of known principals.
-const didStrings = new Map<string, string>()
-const DID_STRINGS_MAX = 8192
-
-function memoizeDid(principal: Principal): string {
-  const bytes = Buffer.from(principal.buffer, principal.byteOffset, principal.byteLength).toString('latin1')
-  let did = didStrings.get(bytes)
-  if (did === undefined) {
-    did = principal.did()
-    if (didStrings.size >= DID_STRINGS_MAX) didStrings.clear()
-    didStrings.set(bytes, did)
-  }
-  const value = did
-  Object.defineProperty(principal, 'did', { value: () => value })
-  return value
-}
-
-function capabilityMismatch(
-  value: ChainPath['capability'],
-  expected: ExpectedCapability,
-): AuthorityFailure | undefined {
-  if (value.with !== expected.with) {
-    return ucanFailure('MESH_UCAN_INVALID', `the invocation acts on ${value.with}, not on ${expected.with}`, {
-      reason: 'capability',
-      with: value.with,
-      expected: expected.with,
-    })
-  }
-  for (const [name, want] of Object.entries(expected.nb ?? {})) {
-    const got = value.nb?.[name]
-    if (!(got === want || (got != null && want != null && String(got) === String(want)))) {
-      return ucanFailure('MESH_UCAN_INVALID', `the invocation's ${name} is not the one expected`, {
-        reason: 'capability',
-        caveat: name,
-        got: got === undefined ? null : String(got),
-        expected: String(want),
-      })
-    }
-  }
-  return undefined
-}
-
-export function ucanFailure(
-  code: MeshErrorCode,
-  message: string,
-  details: Record<string, unknown>,
-): AuthorityFailure {
-  return { code, message, proof: 'ucan', details }
 }
 
 function fail(

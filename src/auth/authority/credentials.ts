@@ -29,8 +29,8 @@ import {
 } from 'did-jwt-vc'
 import type { Ed25519KeyPair } from '../../identity/index.ts'
 import { verifySignature } from '../../identity/index.ts'
-import type { AuthorityFailure } from './chain.ts'
 import type { DidResolver } from './did.ts'
+import type { AuthorityFailure } from './failure.ts'
 import { jwtIssuer } from './principal.ts'
 import type { Result } from './result.ts'
 

@@ -9,17 +9,13 @@
  *
  * `Authority` ties them to this mesh's store, audit log and tiers (`TrustStore`):
  * `verifyAuthority(request, context)` → `{ok}` | `{error: {code, message, proof, details}}`.
+ *
+ * Inside: `invocation-verifier` makes one decision from `chain` (the path search, over
+ * `chain-link` and `claim`), `presented-credentials` and `mesh-rules` (tiers, a human
+ * in the chain); `charges` says whom a refusal may be charged to; `root-delegation`,
+ * `held-credentials`, `revocations` (with `revoke`) and `replay-guard` are its state.
  */
-export {
-  Authority,
-  type AuthorityContext,
-  type AuthorityError,
-  type AuthorityInit,
-  type AuthorityOk,
-  type AuthorityRequest,
-  type AuthorityVerdict,
-  toMeshError,
-} from './authority.ts'
+export { Authority, type AuthorityInit } from './authority.ts'
 export {
   type Ability,
   agentInvoke,
@@ -44,15 +40,9 @@ export {
   ucanRevoke,
   withinResource,
 } from './capabilities.ts'
-export {
-  type AuthorityFailure,
-  type ChainLink,
-  type ChainPath,
-  ChainVerifier,
-  type ChainVerifierInit,
-  type ExpectedCapability,
-  type ProofName,
-} from './chain.ts'
+export { type ChainPath, ChainVerifier, type ChainVerifierInit } from './chain.ts'
+export type { ChainLink } from './chain-link.ts'
+export type { ExpectedCapability } from './claim.ts'
 export {
   CredentialVerifier,
   issueMembershipCredential,
@@ -67,6 +57,7 @@ export {
   type VouchClaims,
 } from './credentials.ts'
 export { DidResolver, type DidResolverInit, didKeyDocument, didWebDocument, type ResolvedDid } from './did.ts'
+export type { AuthorityFailure, ProofName } from './failure.ts'
 export {
   jwtIssuer,
   jwtSigner,
@@ -88,3 +79,11 @@ export {
   viewOf,
 } from './token.ts'
 export { type Interaction, type TrustRecord, type TrustScope, TrustStore } from './trust.ts'
+export {
+  type AuthorityContext,
+  type AuthorityError,
+  type AuthorityOk,
+  type AuthorityRequest,
+  type AuthorityVerdict,
+  toMeshError,
+} from './verdict.ts'

@@ -21,18 +21,12 @@ const ALGORITHM = 'EdDSA'
 
 type DIDKey = API.DIDKey
 
-/** ucanto `Verifier` for one Ed25519 did:key, verifying with node:crypto. */
-export class NodeEd25519Verifier {
+/** What ucanto's Verifier and Signer for one Ed25519 did:key share: its did and signature algorithm. */
+class Ed25519Principal {
   readonly #did: DIDKey
-  readonly publicKey: Uint8Array
 
   constructor(did: string) {
-    this.publicKey = publicKeyFromDid(did)
     this.#did = did as DIDKey
-  }
-
-  get code(): number {
-    return ED25519_PUB_CODE
   }
 
   get signatureCode(): number {
@@ -50,9 +44,24 @@ export class NodeEd25519Verifier {
   toDIDKey(): DIDKey {
     return this.#did
   }
+}
+
+/** ucanto `Verifier` for one Ed25519 did:key, verifying with node:crypto. */
+export class NodeEd25519Verifier extends Ed25519Principal {
+  readonly publicKey: Uint8Array
+
+  constructor(did: string) {
+    const publicKey = publicKeyFromDid(did)
+    super(did)
+    this.publicKey = publicKey
+  }
+
+  get code(): number {
+    return ED25519_PUB_CODE
+  }
 
   verify(payload: Uint8Array, signature: { code: number; raw: Uint8Array }): boolean {
-    return signature.code === EDDSA_SIGNATURE_CODE && verifySignature(this.#did, payload, signature.raw)
+    return signature.code === EDDSA_SIGNATURE_CODE && verifySignature(this.did(), payload, signature.raw)
   }
 
   withDID(id: API.DID): API.Verifier {
@@ -93,11 +102,12 @@ export const principalParser: API.PrincipalParser = {
 }
 
 /** ucanto `Signer` for one of our key pairs: signs with node:crypto. */
-export class NodeEd25519Signer {
+export class NodeEd25519Signer extends Ed25519Principal {
   readonly #key: Ed25519KeyPair
   readonly verifier: NodeEd25519Verifier
 
   constructor(key: Ed25519KeyPair) {
+    super(key.did)
     this.#key = key
     this.verifier = new NodeEd25519Verifier(key.did)
   }
@@ -108,22 +118,6 @@ export class NodeEd25519Signer {
 
   get code(): number {
     return ED25519_PRIV_CODE
-  }
-
-  get signatureCode(): number {
-    return EDDSA_SIGNATURE_CODE
-  }
-
-  get signatureAlgorithm(): string {
-    return ALGORITHM
-  }
-
-  did(): DIDKey {
-    return this.verifier.did()
-  }
-
-  toDIDKey(): DIDKey {
-    return this.verifier.did()
   }
 
   sign(payload: Uint8Array): API.SignatureView<unknown, number> {

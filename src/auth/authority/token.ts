@@ -326,9 +326,12 @@ export function viewOf(decoded: DecodedToken): API.Delegation {
   return Delegation.create({ root: decoded.root as API.UCANBlock, blocks: decoded.blocks as never })
 }
 
+/** One capability: an ability on a resource, with its caveats. */
 export interface CapabilityInput {
   can: string
+  /** The resource acted on, e.g. the mesh did or `<mesh did>/rooms/<id>`. */
   with: string
+  /** Caveats, e.g. `{peer}`; a verifier expects exactly these values. */
   nb?: Record<string, unknown>
 }
 

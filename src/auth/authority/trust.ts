@@ -28,7 +28,7 @@ import { BadRequestError, MeshError } from '../../errors.ts'
 import { type Logger, silentLogger } from '../../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../../store/index.ts'
 import type { Tier } from './capabilities.ts'
-import type { AuthorityFailure } from './chain.ts'
+import type { AuthorityFailure } from './failure.ts'
 import type { Result } from './result.ts'
 
 export type TrustScope = 'principal' | 'mesh'
@@ -91,13 +91,9 @@ export type PromotionVerifier = (
 >
 
 export class TrustStore {
-  readonly #store: MeshStore
-  readonly #audit: Pick<AuditLog, 'append'>
+  readonly #c: Pick<TrustStoreInit, 'store' | 'audit' | 'meshDid'>
   readonly #sub: Sublevel<TrustRecord>
-  readonly #meshDid: string
-  readonly #threshold: number
-  readonly #window: number
-  readonly #auditAccepted: boolean
+  readonly #violations: { threshold: number; windowMs: number; auditAccepted: boolean }
   readonly #now: () => number
   readonly #log: Logger
   readonly #records = new Map<string, TrustRecord>()
@@ -105,13 +101,13 @@ export class TrustStore {
   #opened = false
 
   constructor(init: TrustStoreInit) {
-    this.#store = init.store
-    this.#audit = init.audit
+    this.#c = init
     this.#sub = init.store.sublevel<TrustRecord>('trust')
-    this.#meshDid = init.meshDid
-    this.#threshold = init.violationThreshold ?? 5
-    this.#window = init.violationWindowMs ?? 600_000
-    this.#auditAccepted = init.auditAccepted ?? false
+    this.#violations = {
+      threshold: init.violationThreshold ?? 5,
+      windowMs: init.violationWindowMs ?? 600_000,
+      auditAccepted: init.auditAccepted ?? false,
+    }
     this.#now = init.now ?? Date.now
     this.#log = (init.logger ?? silentLogger()).child({ area: 'trust' })
   }
@@ -139,12 +135,12 @@ export class TrustStore {
 
   /** This mesh's tier of `did`: 1 for the mesh key, the stored tier, else 4. */
   tierOf(did: string): Tier {
-    if (did === this.#meshDid) return 1
+    if (did === this.#c.meshDid) return 1
     return this.#records.get(key('principal', did))?.tier ?? 4
   }
 
   isLocal(did: string): boolean {
-    return did === this.#meshDid || this.#records.get(key('principal', did))?.local === true
+    return did === this.#c.meshDid || this.#records.get(key('principal', did))?.local === true
   }
 
   /** Enrolls a member of this mesh with the tier this mesh gives it (the architect: 1). */
@@ -160,7 +156,7 @@ export class TrustStore {
         local: true,
         kind: member.kind,
         role: member.role,
-        mesh: this.#meshDid,
+        mesh: this.#c.meshDid,
         tier: member.tier,
         tierChangedAt: new Date(this.#now()).toISOString(),
         tierReason: options.reason ?? 'enrolled',
@@ -203,7 +199,7 @@ export class TrustStore {
       const audits: { action: string; subject: string; details: Record<string, unknown> }[] = []
       const warnings: { event: string; did: string; tier: Tier; reason: string }[] = []
       const targets: [TrustScope, string][] = [[scope, did]]
-      if (options.mesh !== undefined && options.mesh !== this.#meshDid && scope === 'principal') {
+      if (options.mesh !== undefined && options.mesh !== this.#c.meshDid && scope === 'principal') {
         targets.push(['mesh', options.mesh])
       }
       for (const [s, d] of targets) {
@@ -217,20 +213,21 @@ export class TrustStore {
           record.accepted++
         } else {
           record.refused++
-          record.recentRefusals = [...record.recentRefusals.filter((t) => t > now - this.#window), now].slice(
-            -this.#threshold,
-          )
+          record.recentRefusals = [
+            ...record.recentRefusals.filter((t) => t > now - this.#violations.windowMs),
+            now,
+          ].slice(-this.#violations.threshold)
           audits.push({
             action: 'trust.refused',
             subject: d,
             details: { scope: s, reason: record.lastReason },
           })
-          const violated = record.recentRefusals.length >= this.#threshold
+          const violated = record.recentRefusals.length >= this.#violations.threshold
           if (violated && s === 'principal' && isProtected(record)) {
             const refusals = record.recentRefusals.length
             record.flagged = {
               at: new Date(now).toISOString(),
-              reason: `${refusals} refusals within ${this.#window / 1000} s (last: ${record.lastReason})`,
+              reason: `${refusals} refusals within ${this.#violations.windowMs / 1000} s (last: ${record.lastReason})`,
               count: (record.flagged?.count ?? 0) + 1,
             }
             // The next flag takes another full threshold of refusals: no row per refusal.
@@ -246,7 +243,7 @@ export class TrustStore {
               tier: record.tier,
               reason: record.flagged.reason,
             })
-          } else if (violated && record.tier < 4 && d !== this.#meshDid) {
+          } else if (violated && record.tier < 4 && d !== this.#c.meshDid) {
             // the demotion row goes first: it is the one written in the record's batch
             audits.splice(audits.length - 1, 0, {
               action: 'trust.demoted',
@@ -255,7 +252,7 @@ export class TrustStore {
                 scope: s,
                 from: record.tier,
                 to: 4,
-                reason: `${record.recentRefusals.length} refusals within ${this.#window / 1000} s`,
+                reason: `${record.recentRefusals.length} refusals within ${this.#violations.windowMs / 1000} s`,
                 automatic: true,
               },
             })
@@ -269,7 +266,7 @@ export class TrustStore {
         record.score = score(record)
         updated.push(record)
       }
-      if (outcome === 'accepted' && this.#auditAccepted) {
+      if (outcome === 'accepted' && this.#violations.auditAccepted) {
         audits.push({ action: 'trust.accepted', subject: did, details: { reason: reason.slice(0, 256) } })
       }
       await this.#writeMany(updated, audits)
@@ -347,12 +344,12 @@ export class TrustStore {
       (r) => ({ type: 'put', sublevel: this.#sub, key: key(r.scope, r.did), value: r }) as StoreOperation,
     )
     if (audits.length === 0) {
-      await this.#store.batch(ops)
+      await this.#c.store.batch(ops)
     } else {
       // The records land with the first row; any further rows follow it.
       const [first, ...rest] = audits
-      await this.#audit.append(first as (typeof audits)[number], { with: ops })
-      for (const row of rest) await this.#audit.append(row)
+      await this.#c.audit.append(first as (typeof audits)[number], { with: ops })
+      for (const row of rest) await this.#c.audit.append(row)
     }
     for (const r of records) this.#records.set(key(r.scope, r.did), r)
   }

@@ -1,0 +1,70 @@
+import type { AuditLog } from '../../audit/index.ts'
+import { BadRequestError } from '../../errors.ts'
+import type { Revocation, RevocationStore } from './revocations.ts'
+import { type AuthorityOk, type AuthorityRequest, type AuthorityVerdict, toMeshError } from './verdict.ts'
+
+export interface RevokeComponents {
+  audit: Pick<AuditLog, 'append'>
+  revocations: Pick<RevocationStore, 'operations' | 'applied'>
+  /** The authority's check of the `ucan/revoke` invocation, its commit deferred. */
+  verify: (
+    request: AuthorityRequest,
+    context: { deferCommit: true; now?: number },
+  ) => Promise<AuthorityVerdict>
+  /** Takes back a deferred verdict whose act was not carried out. */
+  release: (ok: AuthorityOk) => void
+  meshDid: string
+  now: () => number
+}
+
+/**
+ * Revokes a delegation: `token` is a `ucan/revoke` invocation on this mesh with
+ * `nb.ucan` the delegation's CID (and optionally `nb.reason`). Recorded with an
+ * audit row, and the invocation spent, in one batch. Throws a MeshError
+ * (details.proof names the failed proof).
+ */
+export async function revokeDelegation(
+  components: RevokeComponents,
+  token: string,
+  options: { credentials?: string[]; presentation?: string; now?: number } = {},
+): Promise<Revocation> {
+  const verdict = await components.verify(
+    {
+      ucan: token,
+      can: 'ucan/revoke',
+      with: components.meshDid,
+      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      ...(options.presentation === undefined ? {} : { presentation: options.presentation }),
+    },
+    { deferCommit: true, ...(options.now === undefined ? {} : { now: options.now }) },
+  )
+  if (verdict.error !== undefined) throw toMeshError(verdict.error)
+  const target = verdict.ok.capability.nb.ucan
+  if (target == null) {
+    components.release(verdict.ok)
+    throw new BadRequestError('a ucan/revoke invocation names the delegation (nb.ucan)')
+  }
+  const revocation: Revocation = {
+    cid: String(target),
+    by: verdict.ok.issuer,
+    reason: typeof verdict.ok.capability.nb.reason === 'string' ? verdict.ok.capability.nb.reason : '',
+    at: new Date(options.now ?? components.now()).toISOString(),
+    invocation: verdict.ok.invocation,
+  }
+  try {
+    await components.audit.append(
+      {
+        action: 'ucan.revoked',
+        actor: revocation.by,
+        subject: revocation.cid,
+        details: { reason: revocation.reason, invocation: revocation.invocation },
+      },
+      { with: [...components.revocations.operations(revocation), ...verdict.ok.commitOperations] },
+    )
+  } catch (err) {
+    components.release(verdict.ok)
+    throw err
+  }
+  components.revocations.applied(revocation)
+  return revocation
+}
