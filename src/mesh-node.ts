@@ -26,19 +26,31 @@ import { type KeyRotationResult, type KeysView, registerKeyRoutes } from './keys
 import { createLogger, type Logger } from './log.ts'
 import type { FederationSettings, MeshManifest } from './manifest/index.ts'
 import { removeAddressFile, writeAddressFile } from './node/address-file.ts'
-import { startAgents } from './node/agents.ts'
+import { type AgentsWiring, startAgents } from './node/agents.ts'
 import { startAudit } from './node/audit.ts'
 import { replaceAuthority, startAuthority } from './node/authority.ts'
-import { federationSettings, policySummary, startConnections } from './node/connections.ts'
+import {
+  type ConnectionsWiring,
+  federationSettings,
+  policySummary,
+  startConnections,
+} from './node/connections.ts'
 import { KeyRotation } from './node/key-rotation.ts'
-import { Lifecycle } from './node/lifecycle.ts'
+import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
 import { collectNodeMetrics } from './node/metrics.ts'
-import { restartOnKey, startDiscovery, startHeartbeat, startHost, startRegistry } from './node/network.ts'
+import {
+  type NetworkWiring,
+  restartOnKey,
+  startDiscovery,
+  startHeartbeat,
+  startHost,
+  startRegistry,
+} from './node/network.ts'
 import type { NodeParts } from './node/parts.ts'
 import { ReputationFeed } from './node/reputation.ts'
-import { startRoomSync, startRooms } from './node/rooms.ts'
-import { startStore } from './node/store.ts'
+import { type RoomsWiring, startRoomSync, startRooms } from './node/rooms.ts'
+import { type StoreWiring, startStore } from './node/store.ts'
 import { MESH_KAD_PROTOCOL, type MeshLibp2p } from './p2p/index.ts'
 import { type PublicMesh, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
 import {
@@ -52,13 +64,10 @@ import type { MeshStore } from './store/index.ts'
 
 export { NODE_ADDRESS_FILE } from './node/address-file.ts'
 
-export type MeshNodeStatus = 'stopped' | 'starting' | 'started' | 'stopping'
+export type MeshNodeStatus = LifecycleStatus
 
-type NodeWiringAll = Parameters<typeof startConnections>[0] &
-  Parameters<typeof startRooms>[0] &
-  Parameters<typeof startAgents>[0] &
-  Parameters<typeof startHost>[0] &
-  Parameters<typeof startStore>[0]
+/** What the root hands every wiring module: the union of what each asks for. */
+type RootWiring = StoreWiring & NetworkWiring & ConnectionsWiring & RoomsWiring & AgentsWiring
 
 /**
  * The composition root: the one place that knows every concrete piece. Start order
@@ -71,7 +80,7 @@ export class MeshNode {
   readonly logger: Logger
   readonly metrics = new Registry()
   readonly #parts: Lifecycle<NodeParts>
-  readonly #wiring: NodeWiringAll
+  readonly #wiring: RootWiring
   readonly #rotation: KeyRotation
 
   // The running parts, each read by name from the lifecycle (defined in the static
@@ -119,7 +128,7 @@ export class MeshNode {
     this.logger = init.logger ?? createLogger()
     const parts = new Lifecycle<NodeParts>({ logger: this.logger }, { what: 'node' })
     this.#parts = parts
-    const wiring: NodeWiringAll = {
+    const wiring: RootWiring = {
       parts,
       init,
       logger: this.logger,
@@ -144,7 +153,7 @@ export class MeshNode {
       },
       restart: async (key, whileStopped) => {
         await restartOnKey(wiring, key, whileStopped)
-        await this.#writeAddressFile()
+        await writeAddressFile(wiring)
       },
       announce: (identity, records) => this.connections.announceKeyRotation(identity, records),
       peerId: () => this.peerId,
@@ -205,7 +214,7 @@ export class MeshNode {
     // in it (bots, rooms) are known only now, so publish again at once, not a round later.
     parts.find('discovery')?.setContent({})
 
-    await this.#writeAddressFile()
+    await writeAddressFile(wiring)
     parts.onStop(() => removeAddressFile(init.dataDir))
     log.info(
       {
@@ -368,18 +377,6 @@ export class MeshNode {
   /** Rotates the mesh key on the architect's act (node/key-rotation.ts); one rotation at a time. */
   async rotateKey(input: { ucan: string; actor: string }): Promise<KeyRotationResult> {
     return this.#rotation.rotate(input)
-  }
-
-  async #writeAddressFile(): Promise<void> {
-    const info = this.#parts.get('info')
-    await writeAddressFile(this.init.dataDir, {
-      http: this.httpUrl,
-      did: this.did,
-      identity: this.#parts.find('history')?.identity ?? this.did,
-      peerId: this.peerId,
-      architectDid: info.architectDid,
-      architectKeyName: info.architectKeyName ?? null,
-    })
   }
 }
 
