@@ -4,6 +4,7 @@
  */
 export * from './authority/index.ts'
 export { InteractionReporter, type InteractionReporterInit } from './interaction-reporter.ts'
+export { type Member, MemberBook, type MemberBookInit, type MemberPrincipal } from './members.ts'
 export {
   type AuthorityRoutesInit,
   registerAuthorityRoutes,

@@ -1,0 +1,129 @@
+import type { Registry } from 'prom-client'
+import { CheckpointGossip } from '../audit/index.ts'
+import {
+  ActGate,
+  CONNECT_PROTOCOLS,
+  ConnectionService,
+  EnvelopeVerifier,
+  type FederationPolicy,
+  HumanActVerifier,
+  PeerBook,
+  PolicyService,
+  RejectedLog,
+} from '../connections/index.ts'
+import type { FederationSettings } from '../manifest/index.ts'
+import type { NodeWiring } from './parts.ts'
+import type { ReputationFeed } from './reputation.ts'
+
+/** The federation settings a policy puts in force, as the manifest and room sync see them. */
+export function federationSettings(policy: FederationPolicy): FederationSettings {
+  const { mode, autoAccept, maxForeignParticipantsPerRoom, maxBackfillEventsPerRequest } = policy
+  return { mode, autoAccept, maxForeignParticipantsPerRoom, maxBackfillEventsPerRequest }
+}
+
+// Audit rows are bounded (8 KiB): long allow/deny lists are recorded by size.
+export function policySummary(policy: FederationPolicy): Record<string, unknown> {
+  const list = (dids: string[]) => (dids.length <= 20 ? dids : { count: dids.length })
+  return { ...federationSettings(policy), allow: list(policy.allow), deny: list(policy.deny) }
+}
+
+export interface ConnectionsWiring extends NodeWiring {
+  metrics: Registry
+  reputation: ReputationFeed
+  multiaddrs: () => string[]
+  protocolVersions: () => string[]
+}
+
+/** Policy, rejected log, verifiers and act gate → the connection service (wire handler and outbox). */
+export async function startConnections(wiring: ConnectionsWiring): Promise<void> {
+  const { parts, init, logger: log } = wiring
+  const store = parts.get('store')
+  const info = parts.get('info')
+  const audit = parts.get('audit')
+  const peerBook = parts.set('peerBook', new PeerBook(store))
+  const policy = parts.set('policy', new PolicyService({ store }))
+  parts.set('federation', federationSettings(await policy.get()))
+  const rejected = parts.set(
+    'rejected',
+    new RejectedLog({
+      store,
+      logger: log.child({ area: 'federation' }),
+      metrics: wiring.metrics,
+    }),
+  )
+  const envelopes = new EnvelopeVerifier({
+    store,
+    selfDid: () => parts.get('key').did,
+    protocols: CONNECT_PROTOCOLS,
+    logger: log,
+  })
+  envelopes.start()
+  parts.onStop(() => envelopes.stop())
+
+  const settings = init.connections ?? {}
+  const acts = new HumanActVerifier({ store })
+  const gate = parts.set(
+    'gate',
+    new ActGate({
+      authority: () => parts.get('authority'),
+      interim: acts,
+      architectDid: () => info.architectDid,
+      acceptInterim: () => init.authority?.acceptInterimActs ?? false,
+    }),
+  )
+  // The one running now: a key rotation replaces discovery with the host.
+  const first = parts.get('discovery')
+  const discovery = () => parts.find('discovery') ?? first
+  const connections = new ConnectionService(
+    {
+      // Getters: a key rotation restarts the service on a new host and key.
+      get libp2p() {
+        return parts.get('libp2p')
+      },
+      key: () => parts.get('key'),
+      store,
+      audit,
+      policy,
+      rejected,
+      envelopes,
+      acts: gate,
+      onInteraction: wiring.reputation.peer,
+      peers: peerBook,
+      checkpoints: new CheckpointGossip({ audit, logger: log }),
+      logger: log,
+      resolvePeer: async (did, options) => {
+        const record =
+          (await discovery().get(did, options)) ??
+          (
+            await discovery()
+              .lookup(did, { ...options, first: true })
+              .catch(() => undefined)
+          )?.record
+        return record === undefined ? undefined : { multiaddrs: record.multiaddrs }
+      },
+      fetchRotations: async (did, options) => {
+        const { record } = await discovery().lookup(did, options)
+        if (record.identity === undefined || record.rotations === undefined) return undefined
+        return { identity: record.identity, rotations: record.rotations, multiaddrs: record.multiaddrs }
+      },
+    },
+    {
+      name: info.name,
+      architectDid: info.architectDid,
+      multiaddrs: wiring.multiaddrs,
+      ownDids: () => parts.get('history').keys,
+      protocolVersions: wiring.protocolVersions,
+      outbox: {
+        ...(settings.retryBaseMs !== undefined ? { baseDelayMs: settings.retryBaseMs } : {}),
+        ...(settings.retryMaxMs !== undefined ? { maxDelayMs: settings.retryMaxMs } : {}),
+      },
+      ...(settings.sendTimeoutMs !== undefined ? { sendTimeoutMs: settings.sendTimeoutMs } : {}),
+      ...(settings.probeIntervalMs !== undefined ? { probeIntervalMs: settings.probeIntervalMs } : {}),
+      ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
+      ...(settings.maxPendingInboundPerPeer !== undefined
+        ? { maxPendingInboundPerPeer: settings.maxPendingInboundPerPeer }
+        : {}),
+    },
+  )
+  await parts.add('connections', connections)
+}

@@ -1,0 +1,72 @@
+import { CAPABILITIES } from '../auth/index.ts'
+import { MESH_NODE_VERSION } from '../config.ts'
+import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
+import {
+  type AgentCard,
+  type FederationSettings,
+  type MeshManifest,
+  signManifest,
+} from '../manifest/index.ts'
+import type { MeshInfo } from '../mesh-info.ts'
+
+/** What the manifest lists as invocable here by other meshes, given a valid chain. */
+export const INVOCABLE_CAPABILITIES = [
+  'agent/invoke',
+  'connection/accept',
+  'connection/decline',
+  'connection/disconnect',
+  'mesh/connect',
+  'room/post',
+  'room/read',
+].filter((can) => CAPABILITIES[can] !== undefined)
+
+export interface ManifestInput {
+  /** The current mesh key: it signs the manifest. */
+  key: Ed25519KeyPair
+  info: MeshInfo
+  history: MeshKeyHistory
+  httpUrl: string
+  multiaddrs: string[]
+  protocolVersions: string[]
+  /** Whether this node serves a registry, at its HTTP address. */
+  serveRegistry: boolean
+  agents: AgentCard[]
+  federation: FederationSettings
+}
+
+/** The mesh's signed manifest (/.well-known/mesh-manifest.json). */
+export function buildManifest(input: ManifestInput): MeshManifest {
+  const { info } = input
+  const endpoints: MeshManifest['endpoints'] = { http: input.httpUrl, libp2p: input.multiaddrs }
+  if (input.serveRegistry) endpoints.registry = input.httpUrl
+  return signManifest(input.key, {
+    name: info.name,
+    version: MESH_NODE_VERSION,
+    architect: info.architectDid,
+    endpoints,
+    protocolVersions: input.protocolVersions,
+    capabilities: INVOCABLE_CAPABILITIES,
+    agents: input.agents,
+    federation: input.federation,
+    keyHistory: keyHistoryOf(input.history, info.createdAt),
+  })
+}
+
+/**
+ * The manifest's keyHistory: every key with its validity and the record that introduced
+ * it; the genesis key is valid from the mesh's creation.
+ */
+export function keyHistoryOf(history: MeshKeyHistory, createdAt: string): MeshManifest['keyHistory'] {
+  return history.keys.map((did, i) => {
+    const introduced = history.records[i - 1]
+    const retiredBy = history.records[i]
+    return {
+      did,
+      validFrom: introduced === undefined ? createdAt : new Date(introduced.ts).toISOString(),
+      ...(retiredBy !== undefined ? { validUntil: new Date(retiredBy.ts).toISOString() } : {}),
+      ...(introduced !== undefined
+        ? { rotationSignature: introduced.sigPrevious, rotation: introduced }
+        : {}),
+    }
+  })
+}

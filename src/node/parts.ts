@@ -1,0 +1,64 @@
+import type { AgentService } from '../agents/index.ts'
+import type { AuditLog } from '../audit/index.ts'
+import type { Authority, InteractionReporter, MemberBook } from '../auth/index.ts'
+import type { MeshNodeInit } from '../config.ts'
+import type {
+  ActGate,
+  ConnectionService,
+  PeerBook,
+  PolicyService,
+  RejectedLog,
+} from '../connections/index.ts'
+import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
+import type { Logger } from '../log.ts'
+import type { FederationSettings } from '../manifest/index.ts'
+import type { MeshInfo } from '../mesh-info.ts'
+import type { createMeshDatastore, MeshDiscovery, MeshLibp2p } from '../p2p/index.ts'
+import type { HeartbeatClient, RegistryService } from '../registry/index.ts'
+import type { RoomManager, RoomSync } from '../rooms/index.ts'
+import type { MeshStore, StoreMonitor } from '../store/index.ts'
+import type { Lifecycle } from './lifecycle.ts'
+
+/** Everything a running node holds, by name; all of it is gone after stop. */
+export interface NodeParts {
+  store: MeshStore
+  storeMonitor: StoreMonitor
+  /** The mesh's current key; `history` holds its identity (genesis did) and rotation chain. */
+  key: Ed25519KeyPair
+  history: MeshKeyHistory
+  info: MeshInfo
+  members: MemberBook
+  datastore: ReturnType<typeof createMeshDatastore>
+  libp2p: MeshLibp2p
+  registry: RegistryService
+  discovery: MeshDiscovery
+  audit: AuditLog
+  authority: Authority
+  interactions: InteractionReporter
+  policy: PolicyService
+  /** The federation settings now in force (the policy's, as the manifest shows them). */
+  federation: FederationSettings
+  rejected: RejectedLog
+  /** The peers sublevel, shared by connections (its one writer) and rooms (peer key histories). */
+  peerBook: PeerBook
+  gate: ActGate
+  connections: ConnectionService
+  rooms: RoomManager
+  roomSync: RoomSync
+  agents: AgentService
+  heartbeat: HeartbeatClient
+  httpUrl: string
+}
+
+/**
+ * The board the node's wiring modules share: each reads the parts it needs at the
+ * moment it needs them, so that it sees what a key rotation put in place.
+ */
+export type NodeLifecycle = Lifecycle<NodeParts>
+
+/** What every wiring module is given besides the board. */
+export interface NodeWiring {
+  parts: NodeLifecycle
+  init: MeshNodeInit
+  logger: Logger
+}

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { createRotationRecord, Ed25519KeyPair, type MeshKeyHistory } from '../../src/identity/index.ts'
+import { verifyManifest } from '../../src/manifest/index.ts'
+import { buildManifest, INVOCABLE_CAPABILITIES, keyHistoryOf } from '../../src/node/manifest.ts'
+
+const createdAt = '2026-01-01T00:00:00.000Z'
+const info = { name: 'alpha', architectDid: 'did:key:z6MkArchitect', createdAt }
+const federation = {
+  mode: 'open' as const,
+  autoAccept: false,
+  maxForeignParticipantsPerRoom: 50,
+  maxBackfillEventsPerRequest: 500,
+}
+
+function oneKey(): MeshKeyHistory {
+  const key = Ed25519KeyPair.generate()
+  return { identity: key.did, records: [], keys: [key.did], current: key }
+}
+
+/** A history of three keys, rotated at ts 1000 and 2000. */
+function threeKeys(): MeshKeyHistory {
+  const keys = [Ed25519KeyPair.generate(), Ed25519KeyPair.generate(), Ed25519KeyPair.generate()] as const
+  const identity = keys[0].did
+  const records = [
+    createRotationRecord(keys[0], keys[1], { identity, seq: 1, ts: 1000 }),
+    createRotationRecord(keys[1], keys[2], { identity, seq: 2, ts: 2000 }),
+  ]
+  return { identity, records, keys: keys.map((k) => k.did), current: keys[2] }
+}
+
+describe('keyHistoryOf', () => {
+  it('lists a mesh that never rotated as one key valid since its creation', () => {
+    const history = oneKey()
+    assert.deepEqual(keyHistoryOf(history, createdAt), [{ did: history.identity, validFrom: createdAt }])
+  })
+
+  it('bounds each key by the records that introduced and retired it', () => {
+    const history = threeKeys()
+    const [first, second, third] = keyHistoryOf(history, createdAt)
+    assert.deepEqual(first, {
+      did: history.keys[0],
+      validFrom: createdAt,
+      validUntil: new Date(1000).toISOString(),
+    })
+    assert.deepEqual(second, {
+      did: history.keys[1],
+      validFrom: new Date(1000).toISOString(),
+      validUntil: new Date(2000).toISOString(),
+      rotationSignature: history.records[0]?.sigPrevious,
+      rotation: history.records[0],
+    })
+    assert.deepEqual(third, {
+      did: history.keys[2],
+      validFrom: new Date(2000).toISOString(),
+      rotationSignature: history.records[1]?.sigPrevious,
+      rotation: history.records[1],
+    })
+  })
+})
+
+describe('buildManifest', () => {
+  const input = (history: MeshKeyHistory, serveRegistry: boolean) => ({
+    key: history.current,
+    info,
+    history,
+    httpUrl: 'http://127.0.0.1:7700',
+    multiaddrs: ['/ip4/127.0.0.1/tcp/4001'],
+    protocolVersions: ['/mesh/connect/1.0.0'],
+    serveRegistry,
+    agents: [],
+    federation,
+  })
+
+  it('is signed by the current key and names the registry only where one is served', () => {
+    const history = threeKeys()
+    const manifest = buildManifest(input(history, false))
+    assert.equal(verifyManifest(manifest), true)
+    assert.equal(manifest.did, history.current.did)
+    assert.deepEqual(manifest.endpoints, {
+      http: 'http://127.0.0.1:7700',
+      libp2p: ['/ip4/127.0.0.1/tcp/4001'],
+    })
+    assert.equal(manifest.keyHistory.length, 3)
+    assert.deepEqual(manifest.capabilities, INVOCABLE_CAPABILITIES)
+    assert.equal(buildManifest(input(history, true)).endpoints.registry, 'http://127.0.0.1:7700')
+  })
+
+  it('lists only capabilities the authority knows', () => {
+    assert.ok(INVOCABLE_CAPABILITIES.includes('agent/invoke'))
+    assert.ok(INVOCABLE_CAPABILITIES.includes('room/post'))
+  })
+})
