@@ -54,6 +54,7 @@ import {
   type MeshLibp2p,
 } from './p2p/index.ts'
 import {
+  createRegistryBootstrap,
   HeartbeatClient,
   type PublicMesh,
   RegistryService,
@@ -924,7 +925,9 @@ export class MeshNode {
         protocolVersions: this.protocolVersions(),
         intervalMs: init.discovery?.intervalMs ?? 10_000,
         bootstrap: init.bootstrap ?? [],
-        ...(init.registryUrl !== undefined ? { registryUrl: init.registryUrl } : {}),
+        ...(init.registryUrl !== undefined
+          ? { registry: createRegistryBootstrap({ registryUrl: init.registryUrl, logger: this.logger }) }
+          : {}),
         announce: init.public === true,
         content: async () => this.#counts(),
         keys: async () => {
