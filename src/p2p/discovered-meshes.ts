@@ -11,19 +11,13 @@ export type MeshStatus = 'online' | 'idle' | 'offline'
 
 /**
  * One discovered mesh: an item of `GET /api/meshes/public`, the shape a registry lists
- * too (SPEC §3). Declared here because the network part knows no registry.
+ * too (SPEC §3): the public fields of its newest record, with how fresh it is.
  */
-export interface DiscoveredMesh {
-  did: string
-  name: string
-  peerId: string
-  multiaddrs: string[]
+export type DiscoveredMesh = Pick<
+  MeshRecord,
+  'did' | 'name' | 'peerId' | 'multiaddrs' | 'members' | 'bots' | 'rooms' | 'version' | 'protocolVersions'
+> & {
   status: MeshStatus
-  members: number
-  bots: number
-  rooms: number
-  version: string
-  protocolVersions: string[]
   /** ISO 8601 time of the newest record held. */
   lastHeartbeat: string
   /** ISO 8601 time this node first found the mesh. */
@@ -66,19 +60,19 @@ const MESH_PREFIX = 'mesh/v1/'
  * mesh never race and forgetting never deletes a record that arrived meanwhile.
  */
 export class DiscoveredMeshBook {
-  readonly #components: DiscoveredMeshBookComponents
   readonly #init: DiscoveredMeshBookInit
-  readonly #log: Logger
-  readonly #sublevel: Sublevel<DiscoveryEntry>
+  readonly #isConnected: (peerId: string) => boolean
   readonly #now: () => number
+  readonly #sublevel: Sublevel<DiscoveryEntry>
+  readonly #log: Logger
   /** When each mesh's record was last fetched (found or not), in memory only. */
   readonly #checkedAt = new Map<string, number>()
   #queue: Promise<unknown> = Promise.resolve()
   #forgottenAt = 0
 
   constructor(components: DiscoveredMeshBookComponents, init: DiscoveredMeshBookInit) {
-    this.#components = components
     this.#init = init
+    this.#isConnected = components.isConnected
     this.#log = components.logger.child({ component: 'discovery' })
     this.#sublevel = components.store.sublevel<DiscoveryEntry>('discovery')
     this.#now = components.now ?? Date.now
@@ -168,7 +162,7 @@ export class DiscoveredMeshBook {
     this.#forgottenAt = now
     await this.idle()
     for (const { record } of await this.#entries()) {
-      if (now - record.ts <= this.#init.forgetAfterMs || this.#components.isConnected(record.peerId)) continue
+      if (now - record.ts <= this.#init.forgetAfterMs || this.#isConnected(record.peerId)) continue
       // through the queue, so a fresh record arriving meanwhile is not deleted
       await this.#enqueue(async () => {
         const held = await this.#sublevel.get(MESH_PREFIX + record.did)
@@ -200,7 +194,7 @@ export class DiscoveredMeshBook {
 
   #status(record: MeshRecord, now: number): MeshStatus {
     const age = now - record.ts
-    if (age <= 3 * this.#init.intervalMs || this.#components.isConnected(record.peerId)) return 'online'
+    if (age <= 3 * this.#init.intervalMs || this.#isConnected(record.peerId)) return 'online'
     if (age <= 10 * this.#init.intervalMs) return 'idle'
     return 'offline'
   }
