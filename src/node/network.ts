@@ -8,7 +8,7 @@ import {
   type MeshDiscovery,
   type MeshLibp2p,
 } from '../p2p/index.ts'
-import { HeartbeatClient, RegistryService } from '../registry/index.ts'
+import { createRegistryBootstrap, HeartbeatClient, RegistryService } from '../registry/index.ts'
 import type { NodeWiring } from './parts.ts'
 
 /** What runs on the mesh key besides the host: discovery and the heartbeat publish what the node counts. */
@@ -132,7 +132,9 @@ function createDiscovery(
       protocolVersions: wiring.protocolVersions(),
       intervalMs: init.discovery?.intervalMs ?? 10_000,
       bootstrap: init.bootstrap ?? [],
-      ...(init.registryUrl !== undefined ? { registryUrl: init.registryUrl } : {}),
+      ...(init.registryUrl !== undefined
+        ? { registry: createRegistryBootstrap({ registryUrl: init.registryUrl, logger: wiring.logger }) }
+        : {}),
       announce: init.public === true,
       content: async () => wiring.counts(),
       keys: async () => {

@@ -109,20 +109,22 @@ export class KeyQuota {
       this.heldBy(holder) - victims.filter((v) => this.#entries.get(v)?.holder === holder).length
     const over = () =>
       this.#bytes - freed() + entry.bytes - (held?.bytes ?? 0) - (limits.maxBytes ?? Infinity)
-    if (held !== undefined) {
+    /** Takes `victim`, or refuses with `message` when only kept keys were left to take. */
+    const evict = (victim: string | undefined, message: string, limit: number): void => {
+      if (victim === undefined) throw this.#full(message, limit)
+      victims.push(victim)
+    }
+    const fitBytes = (): string[] => {
       while (over() > 0) {
         const victim = this.#fromLargest(holder, stillHeld(), taken)
-        if (victim === undefined)
-          throw this.#full('this node holds its limit of DHT bytes', limits.maxBytes ?? 0)
-        victims.push(victim)
+        evict(victim, 'this node holds its limit of DHT bytes', limits.maxBytes ?? 0)
       }
       return victims
     }
+    if (held !== undefined) return fitBytes()
     if (!this.#isSelf(holder) && this.heldBy(holder) >= limits.perHolder) {
       const victim = this.#oldest(this.#byHolder.get(holder), taken)
-      if (victim === undefined)
-        throw this.#full('this peer holds its limit of DHT keys here', limits.perHolder)
-      victims.push(victim)
+      evict(victim, 'this peer holds its limit of DHT keys here', limits.perHolder)
     }
     const groupLimit = limits.perGroup?.[group] ?? limits.perOtherGroup ?? limits.max
     const groupKeys = this.#byGroup.get(group)
@@ -130,21 +132,16 @@ export class KeyQuota {
     const inGroup = groupSize - victims.filter((v) => this.#entries.get(v)?.group === group).length
     if (inGroup >= groupLimit) {
       const victim = this.#oldest(typeof groupKeys === 'string' ? [groupKeys] : groupKeys, taken)
-      if (victim === undefined) throw this.#full(`the DHT key group ${group} is full`, groupLimit)
-      victims.push(victim)
+      evict(victim, `the DHT key group ${group} is full`, groupLimit)
     }
     if (this.#entries.size - victims.length >= limits.max) {
-      const victim = this.#fromLargest(holder, stillHeld(), taken)
-      if (victim === undefined) throw this.#full('this node holds its limit of DHT keys', limits.max)
-      victims.push(victim)
+      evict(
+        this.#fromLargest(holder, stillHeld(), taken),
+        'this node holds its limit of DHT keys',
+        limits.max,
+      )
     }
-    while (over() > 0) {
-      const victim = this.#fromLargest(holder, stillHeld(), taken)
-      if (victim === undefined)
-        throw this.#full('this node holds its limit of DHT bytes', limits.maxBytes ?? 0)
-      victims.push(victim)
-    }
-    return victims
+    return fitBytes()
   }
 
   /** Charges new key `name`; `makeRoom` made room for it. */

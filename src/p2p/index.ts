@@ -10,8 +10,16 @@ export {
   MESH_RECORD_PROTOCOL,
 } from './constants.ts'
 export {
+  DiscoveredMeshBook,
+  type DiscoveredMeshBookComponents,
+  type DiscoveredMeshBookInit,
+} from './discovered-meshes.ts'
+export {
+  type BootstrapSource,
+  type BootstrapTargetsOptions,
   createMeshDiscovery,
   type DiscoveredMesh,
+  type LookupOptions,
   type LookupResult,
   type MeshContentUpdate,
   MeshDiscovery,

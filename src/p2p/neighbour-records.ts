@@ -106,12 +106,9 @@ function isMeshRecordKey(key: Uint8Array): boolean {
 
 export class NeighbourRecords implements Startable {
   readonly #components: NeighbourRecordsComponents
-  readonly #alpha: number
-  readonly #maxAsked: number
+  readonly #init: Required<Omit<NeighbourRecordsInit, 'maxRequestsPerSecond'>>
   /** Moving average of exchange times, ms: when to hedge a slow one. */
   #exchangeMs = 20
-  readonly #maxAnswerBytes: number
-  readonly #maxInboundStreams: number
   readonly #log: Logger
   readonly #neighbours = new Map<string, Neighbour>()
   /** One kept stream per neighbour. */
@@ -124,10 +121,12 @@ export class NeighbourRecords implements Startable {
 
   constructor(components: NeighbourRecordsComponents, init: NeighbourRecordsInit = {}) {
     this.#components = components
-    this.#alpha = init.alpha ?? 3
-    this.#maxAsked = init.maxAsked ?? 6
-    this.#maxAnswerBytes = init.maxAnswerBytes ?? 8 * 1024
-    this.#maxInboundStreams = init.maxInboundStreams ?? 4
+    this.#init = {
+      alpha: init.alpha ?? 3,
+      maxAsked: init.maxAsked ?? 6,
+      maxAnswerBytes: init.maxAnswerBytes ?? 8 * 1024,
+      maxInboundStreams: init.maxInboundStreams ?? 4,
+    }
     this.#limiter = new RateLimiter({ points: init.maxRequestsPerSecond ?? 100, duration: 1 })
     this.#log = components.logger.child({ component: 'neighbour-records' })
   }
@@ -147,7 +146,7 @@ export class NeighbourRecords implements Startable {
         MESH_RECORD_PROTOCOL,
         (stream, connection) => this.#serve(stream, connection, datastore),
         {
-          maxInboundStreams: this.#maxInboundStreams,
+          maxInboundStreams: this.#init.maxInboundStreams,
         },
       )
     }
@@ -221,7 +220,7 @@ export class NeighbourRecords implements Startable {
       .filter((n) => libp2p.getConnections(n.id).some((c) => c.status === 'open'))
       .map((n) => ({ n, distance: xor(n.kadId, target) }))
       .sort((a, b) => compare(a.distance, b.distance))
-      .slice(0, this.#maxAsked)
+      .slice(0, this.#init.maxAsked)
       .map(({ n }) => n.id)
     if (ranked.length === 0) return undefined
     options.signal?.throwIfAborted()
@@ -245,7 +244,7 @@ export class NeighbourRecords implements Startable {
           if (inFlight === 0) finish(undefined)
           return
         }
-        if (inFlight >= this.#alpha) return
+        if (inFlight >= this.#init.alpha) return
         const peer = ranked[asked++] as PeerId
         inFlight++
         clearTimeout(hedge)
@@ -317,7 +316,7 @@ export class NeighbourRecords implements Startable {
     const { libp2p } = this.#components
     const open = connection ?? libp2p.getConnections(peer).find((c) => c.status === 'open')
     if (open === undefined || !this.#running) return undefined
-    const channel = new Channel(open, this.#maxAnswerBytes)
+    const channel = new Channel(open, this.#init.maxAnswerBytes)
     const id = peer.toString()
     if (this.#neighbours.has(id) && !this.#channels.has(id)) this.#channels.set(id, channel)
     return channel

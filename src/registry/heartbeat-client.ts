@@ -1,5 +1,5 @@
 import type { AbortOptions } from '@libp2p/interface'
-import { Counter, type Registry as MetricsRegistry } from 'prom-client'
+import type { Counter, Registry as MetricsRegistry } from 'prom-client'
 import { BadRequestError, ERROR_STATUS, isMeshError, type MeshErrorCode } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
@@ -11,6 +11,7 @@ import {
   signHeartbeat,
 } from './heartbeat.ts'
 import { MESH_STATUSES, type MeshStatus } from './mesh-list.ts'
+import { outcomeCounter } from './metrics.ts'
 import { computePow, MAX_POW_BITS } from './pow.ts'
 
 // In the 'registry' sublevel, next to a served registry's own keys (`mesh/v1/…`).
@@ -120,7 +121,13 @@ export class HeartbeatClient {
     this.#intervalMs = init.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
     this.#requestTimeoutMs = init.requestTimeoutMs ?? 10_000
     this.#stopTimeoutMs = init.stopTimeoutMs ?? 2_000
-    if (init.metrics !== undefined) this.#sent = sentCounter(init.metrics)
+    if (init.metrics !== undefined) {
+      this.#sent = outcomeCounter(
+        init.metrics,
+        'mesh_registry_client_heartbeats_total',
+        'Heartbeats sent to a registry, by outcome (accepted or the error code)',
+      )
+    }
   }
 
   /** Sends a heartbeat at once (in the background), then one every interval. */
@@ -347,16 +354,3 @@ const aborted = (options: AbortOptions): boolean => options.signal?.aborted === 
 
 const signalsOf = (options: AbortOptions): AbortSignal[] =>
   options.signal === undefined ? [] : [options.signal]
-
-function sentCounter(metrics: MetricsRegistry): Counter<'outcome'> {
-  const name = 'mesh_registry_client_heartbeats_total'
-  return (
-    (metrics.getSingleMetric(name) as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name,
-      help: 'Heartbeats sent to a registry, by outcome (accepted or the error code)',
-      labelNames: ['outcome'] as const,
-      registers: [metrics],
-    })
-  )
-}

@@ -2,7 +2,8 @@
  * Registry: the platform registry of seed 003 (SPEC §3 "Discovery and registry").
  * Meshes POST signed heartbeats; the registry keeps the latest per mesh (persisted)
  * and serves the public list, each mesh's status computed when it is read. A node
- * runs a `HeartbeatClient` to announce itself to a registry.
+ * runs a `HeartbeatClient` to announce itself to a registry, and reads the list through
+ * `createRegistryBootstrap` to find meshes to dial when alone.
  */
 import { HeartbeatClient, type HeartbeatClientInit } from './heartbeat-client.ts'
 import { RegistryService, type RegistryServiceInit } from './registry-service.ts'
@@ -38,6 +39,12 @@ export {
   pageMeshes,
 } from './mesh-list.ts'
 export { checkPow, computePow, DEFAULT_POW_BITS, MAX_POW_BITS, powZeroBits } from './pow.ts'
+export {
+  createRegistryBootstrap,
+  type RegistryBootstrap,
+  type RegistryBootstrapInit,
+  type RegistryTargetsOptions,
+} from './registry-bootstrap.ts'
 export {
   computeMeshStatus,
   type HeartbeatOptions,

@@ -1,5 +1,5 @@
 import type { AbortOptions } from '@libp2p/interface'
-import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client'
+import type { Counter, Gauge, Registry as MetricsRegistry } from 'prom-client'
 import {
   ForbiddenError,
   isMeshError,
@@ -25,6 +25,7 @@ import {
   type PublicMesh,
   pageMeshes,
 } from './mesh-list.ts'
+import { outcomeCounter, singleGauge } from './metrics.ts'
 import { checkPow, DEFAULT_POW_BITS, MAX_POW_BITS } from './pow.ts'
 
 export interface RegistryServiceInit {
@@ -179,8 +180,12 @@ export class RegistryService {
     this.#newRefillMs = init.newPerSource?.refillMs ?? 10 * this.#intervalMs
     this.#maxSources = Math.max(1, init.newPerSource?.maxSources ?? 10_000)
     if (init.metrics !== undefined) {
-      this.#heartbeats = heartbeatCounter(init.metrics)
-      this.#listed = meshGauge(init.metrics)
+      this.#heartbeats = outcomeCounter(
+        init.metrics,
+        'mesh_registry_heartbeats_total',
+        'Heartbeats received by the registry, by outcome (accepted or the refusal code)',
+      )
+      this.#listed = singleGauge(init.metrics, 'mesh_registry_meshes', 'Meshes listed by the registry')
     }
   }
 
@@ -407,34 +412,21 @@ export class RegistryService {
    */
   #take(did: string | undefined, now: number): Bucket {
     const held = did === undefined ? undefined : this.#buckets.get(did)
-    const tokens =
-      held === undefined
-        ? this.#didBurst
-        : Math.min(this.#didBurst, held.tokens + Math.max(0, now - held.at) / this.#didRefillMs)
-    if (tokens < 1) {
-      throw new RateLimitedError('this mesh heartbeats too often', {
-        did,
-        retryAfterMs: Math.ceil((1 - tokens) * this.#didRefillMs),
-      })
-    }
-    return { tokens: tokens - 1, at: now }
+    return takeToken(held, this.#didBurst, this.#didRefillMs, now, (retryAfterMs) => {
+      return new RateLimitedError('this mesh heartbeats too often', { did, retryAfterMs })
+    })
   }
 
   /** Takes one admission from `source`'s bucket, as `#take` does for a did. */
   #admit(source: string, did: string, now: number): Bucket {
     const held = this.#admissions.get(source)
-    const tokens =
-      held === undefined
-        ? this.#newBurst
-        : Math.min(this.#newBurst, held.tokens + Math.max(0, now - held.at) / this.#newRefillMs)
-    if (tokens < 1) {
-      throw new RateLimitedError('too many new meshes from this address', {
+    return takeToken(held, this.#newBurst, this.#newRefillMs, now, (retryAfterMs) => {
+      return new RateLimitedError('too many new meshes from this address', {
         did,
         reason: 'new-mesh-limit',
-        retryAfterMs: Math.ceil((1 - tokens) * this.#newRefillMs),
+        retryAfterMs,
       })
-    }
-    return { tokens: tokens - 1, at: now }
+    })
   }
 
   /** Uptime the heartbeat arriving at `now` adds to `prior`'s (see `StoredMesh.uptimeMs`). */
@@ -498,25 +490,20 @@ function lexicographicallyBefore(a: readonly number[], b: readonly number[]): bo
   return a.length < b.length
 }
 
-// prom-client refuses a second metric of one name in a registry; a registry that is
-// stopped and started again in one process reuses the first.
-function heartbeatCounter(metrics: MetricsRegistry): Counter<'outcome'> {
-  const name = 'mesh_registry_heartbeats_total'
-  return (
-    (metrics.getSingleMetric(name) as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name,
-      help: 'Heartbeats received by the registry, by outcome (accepted or the refusal code)',
-      labelNames: ['outcome'] as const,
-      registers: [metrics],
-    })
-  )
-}
-
-function meshGauge(metrics: MetricsRegistry): Gauge {
-  const name = 'mesh_registry_meshes'
-  return (
-    (metrics.getSingleMetric(name) as Gauge | undefined) ??
-    new Gauge({ name, help: 'Meshes listed by the registry', registers: [metrics] })
-  )
+/**
+ * Takes one token from `held` (undefined: a bucket that starts full with `burst`), which
+ * refills one token per `refillMs`; returns the bucket as it will be once the token is
+ * spent, or throws `refuse(retryAfterMs)` when no whole token is left.
+ */
+function takeToken(
+  held: Bucket | undefined,
+  burst: number,
+  refillMs: number,
+  now: number,
+  refuse: (retryAfterMs: number) => Error,
+): Bucket {
+  const tokens =
+    held === undefined ? burst : Math.min(burst, held.tokens + Math.max(0, now - held.at) / refillMs)
+  if (tokens < 1) throw refuse(Math.ceil((1 - tokens) * refillMs))
+  return { tokens: tokens - 1, at: now }
 }

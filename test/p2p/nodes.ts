@@ -14,6 +14,7 @@ import {
   type MeshLibp2p,
 } from '../../src/p2p/index.ts'
 import type { RecordGuardDatastore, RecordGuardInit } from '../../src/p2p/record-datastore.ts'
+import { createRegistryBootstrap } from '../../src/registry/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
 
 /** Record content for tests that sign mesh records by hand. */
@@ -68,7 +69,14 @@ export interface TestMesh {
 /** A whole p2p stack (store, libp2p, discovery) on port 0; everything stopped at teardown. */
 export async function startMesh(
   t: TestContext,
-  init: Partial<MeshDiscoveryInit> & { name: string; key?: Ed25519KeyPair; storePath?: string },
+  init: Partial<MeshDiscoveryInit> & {
+    name: string
+    key?: Ed25519KeyPair
+    storePath?: string
+    /** Builds the injected registry bootstrap, as the composition root does. */
+    registryUrl?: string
+    maxRegistryAttempts?: number
+  },
 ): Promise<TestMesh> {
   const key = init.key ?? Ed25519KeyPair.generate()
   const dir = init.storePath ?? (await mkdtemp(join(tmpdir(), 'mesh-p2p-')))
@@ -78,10 +86,18 @@ export async function startMesh(
   const { logger, lines } = captureLogger()
   const datastore = createMeshDatastore()
   const libp2p = await createMeshLibp2p({ key, datastore })
-  const { key: _, storePath: __, ...discoveryInit } = init
+  const { key: _, storePath: __, registryUrl, maxRegistryAttempts, ...discoveryInit } = init
+  const registry =
+    registryUrl === undefined
+      ? undefined
+      : createRegistryBootstrap({
+          registryUrl,
+          logger,
+          ...(maxRegistryAttempts !== undefined ? { maxAttempts: maxRegistryAttempts } : {}),
+        })
   const discovery = createMeshDiscovery(
     { libp2p, key, store, logger, datastore },
-    { version: '0.1.0', intervalMs: 500, ...discoveryInit },
+    { version: '0.1.0', intervalMs: 500, ...(registry !== undefined ? { registry } : {}), ...discoveryInit },
   )
   const stop = async (): Promise<void> => {
     await discovery.stop()

@@ -3,10 +3,10 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import type { RegistryService } from '../../src/registry/index.ts'
+import { createRegistryBootstrap, type RegistryService } from '../../src/registry/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
-import { listenTestRegistry, signedFor, TestClock } from '../registry/registry-fixtures.ts'
-import { startMesh, type TestMesh, waitFor } from './nodes.ts'
+import { captureLogger, startMesh, type TestMesh, waitFor } from '../p2p/nodes.ts'
+import { listenTestRegistry, signedFor, TestClock } from './registry-fixtures.ts'
 
 /** A real registry on a socket (port 0), stopped when the test ends. */
 async function startRegistry(
@@ -85,5 +85,36 @@ describe('bootstrapping from a flooded registry (issue 10 finding 6)', () => {
     const c = await startMesh(t, { name: 'charlie', registryUrl: url, intervalMs: 60_000 })
     await waitFor(() => c.libp2p.getConnections(a.libp2p.peerId).length > 0, 'charlie connected to alpha')
     assert.deepEqual(queries.slice(0, 2), ['?status=online&limit=100&sort=age', '?status=online&limit=100'])
+  })
+})
+
+describe('the registry bootstrap source', () => {
+  it('lists the online meshes oldest first, without the asking mesh, as dialable multiaddrs', async (t) => {
+    const clock = new TestClock(Date.now())
+    const { url, registry } = await startRegistry(t, clock)
+    const keys = [Ed25519KeyPair.generate(), Ed25519KeyPair.generate(), Ed25519KeyPair.generate()]
+    for (const [i, key] of keys.entries()) {
+      // listed without /p2p/, as a registry may store them
+      await registry.heartbeat(
+        signedFor(key, clock.ms, { name: `zz-${3 - i}`, multiaddrs: [`/ip4/127.0.0.1/tcp/${4000 + i}`] }),
+      )
+      clock.advance(1_000)
+    }
+    const { logger } = captureLogger()
+    const source = createRegistryBootstrap({ registryUrl: `${url}/`, maxAttempts: 2, logger })
+    const [self, ...others] = keys as [Ed25519KeyPair, ...Ed25519KeyPair[]]
+    const targets = await source.targets({ self: self.did })
+    assert.deepEqual(
+      targets.map((addrs) => addrs.map(String)),
+      others.map((key, i) => [`/ip4/127.0.0.1/tcp/${4001 + i}/p2p/${key.peerId().toString()}`]),
+    )
+    assert.equal((await source.targets({ self: 'did:key:nobody' })).length, 2, 'capped at maxAttempts')
+  })
+
+  it('an unreachable registry is logged and yields nothing', async () => {
+    const { logger, lines } = captureLogger()
+    const source = createRegistryBootstrap({ registryUrl: `http://127.0.0.1:${DEAD_PORT}`, logger })
+    assert.deepEqual(await source.targets({ self: 'did:key:nobody' }), [])
+    assert.ok(lines.some((l) => l.event === 'discovery.registry_unreachable'))
   })
 })

@@ -1,0 +1,167 @@
+import type { AbortOptions } from '@libp2p/interface'
+import type { Ed25519KeyPair } from '../identity/index.ts'
+import { canonicalBytes } from '../identity/index.ts'
+import type { Logger } from '../log.ts'
+import type { MeshStore, Sublevel } from '../store/index.ts'
+import type { MeshLibp2p } from './host.ts'
+import {
+  createMeshRecord,
+  encodeMeshRecord,
+  MESH_RECORD_MAX_MULTIADDRS,
+  type MeshRecord,
+  type MeshRecordContent,
+  type MeshRecordKeys,
+  meshRecordKey,
+} from './mesh-record.ts'
+
+/** What the node puts in its record; setContent() overrides any field. */
+export type MeshContentUpdate = Partial<MeshRecordContent>
+
+export interface RecordPublisherComponents {
+  libp2p: Pick<MeshLibp2p, 'getConnections' | 'getMultiaddrs' | 'services'>
+  /** The mesh key; it signs the record. */
+  key: Ed25519KeyPair
+  /** The seq and the last record live in its `discovery` sublevel, under `self/v1`. */
+  store: MeshStore
+  logger: Logger
+}
+
+export interface RecordPublisherInit {
+  name: string
+  version: string
+  /** Default `[]`. */
+  protocolVersions?: string[]
+  /** Live content, read at each publish; see MeshDiscoveryInit.content. */
+  content?: (options?: AbortOptions) => MeshContentUpdate | Promise<MeshContentUpdate>
+  /** The record is re-signed with a new seq and ts this often even if unchanged. */
+  refreshMs: number
+  /** After a key rotation: see MeshDiscoveryInit.keys. */
+  keys?: () => Promise<{ record: MeshRecordKeys; retired: Ed25519KeyPair[] } | undefined>
+}
+
+interface SelfState {
+  seq: number
+  record?: MeshRecord
+}
+
+const SELF_KEY = 'self/v1'
+
+/**
+ * Signs this mesh's record and puts it in the DHT under `/mesh/<did>`, with the
+ * "moved" records of retired keys. The seq is persisted before a record leaves the
+ * node, so it only grows across restarts.
+ */
+export class RecordPublisher {
+  readonly #components: RecordPublisherComponents
+  readonly #init: RecordPublisherInit
+  readonly #log: Logger
+  readonly #sublevel: Sublevel<SelfState>
+  readonly #content: MeshRecordContent
+  #overrides: MeshContentUpdate = {}
+  #seq = 0
+  #published: MeshRecord | undefined
+  #moved: MeshRecord[] = []
+  #reached = false
+
+  constructor(components: RecordPublisherComponents, init: RecordPublisherInit) {
+    this.#components = components
+    this.#init = init
+    this.#log = components.logger.child({ component: 'discovery' })
+    this.#sublevel = components.store.sublevel<SelfState>('discovery')
+    this.#content = {
+      name: init.name,
+      version: init.version,
+      protocolVersions: init.protocolVersions ?? [],
+      multiaddrs: [],
+      members: 0,
+      bots: 0,
+      rooms: 0,
+    }
+  }
+
+  /** Reads the seq and last record from the store; returns the seq. */
+  async load(): Promise<number> {
+    const self = await this.#sublevel.get(SELF_KEY)
+    this.#seq = self?.seq ?? 0
+    this.#published = self?.record
+    return this.#seq
+  }
+
+  /** The last record this node published (or signed for publishing). */
+  get record(): MeshRecord | undefined {
+    return this.#published
+  }
+
+  setContent(update: MeshContentUpdate): void {
+    this.#overrides = { ...this.#overrides, ...update }
+  }
+
+  /**
+   * Signs a new record when the content changed or the last one is due, and puts it
+   * unless the last put already reached a peer. Without a connection it only signs.
+   */
+  async publishIfDue(options: AbortOptions = {}): Promise<void> {
+    const content = await this.#currentContent(options)
+    const last = this.#published
+    const changed = last === undefined || last.did !== this.#components.key.did || !sameContent(last, content)
+    const due = last === undefined || Date.now() - last.ts >= this.#init.refreshMs
+    if (changed || due) {
+      await this.#signAndStore(content)
+    } else if (this.#reached) {
+      return
+    }
+    if (this.#components.libp2p.getConnections().length === 0) return
+    await this.#put(options)
+  }
+
+  async #currentContent(options: AbortOptions): Promise<MeshRecordContent> {
+    const live = (await this.#init.content?.(options)) ?? {}
+    const multiaddrs = this.#components.libp2p.getMultiaddrs().map(String)
+    const content = { ...this.#content, multiaddrs, ...live, ...this.#overrides }
+    // A host on many interfaces must still fit its record.
+    return { ...content, multiaddrs: content.multiaddrs.slice(0, MESH_RECORD_MAX_MULTIADDRS) }
+  }
+
+  async #signAndStore(content: MeshRecordContent): Promise<void> {
+    const seq = this.#seq + 1
+    const keys = await this.#init.keys?.()
+    const record = createMeshRecord(this.#components.key, content, seq, Date.now(), keys?.record)
+    // One seq for the whole mesh, so a moved record outranks whatever its old key published.
+    const moved = (keys?.retired ?? []).map((old) =>
+      createMeshRecord(old, { ...content, multiaddrs: [] }, seq, record.ts, keys?.record),
+    )
+    // Persisted before it leaves the node: a crash after the put must not reuse the seq.
+    await this.#sublevel.put(SELF_KEY, { seq, record })
+    this.#seq = seq
+    this.#published = record
+    this.#moved = moved
+    this.#reached = false
+  }
+
+  async #put(options: AbortOptions): Promise<void> {
+    const record = this.#published
+    if (record === undefined) return
+    let reached = 0
+    for (const r of [record, ...this.#moved]) {
+      for await (const event of this.#components.libp2p.services.dht.put(
+        meshRecordKey(r.did),
+        encodeMeshRecord(r),
+        options,
+      )) {
+        if (r === record && event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') reached++
+      }
+    }
+    this.#reached = reached > 0
+    this.#log.debug(
+      { event: 'discovery.published', seq: record.seq, reached, moved: this.#moved.length },
+      'mesh record published',
+    )
+  }
+}
+
+function sameContent(record: MeshRecord, content: MeshRecordContent): boolean {
+  const { name, multiaddrs, protocolVersions, version, members, bots, rooms } = record
+  const a = canonicalBytes({ name, multiaddrs, protocolVersions, version, members, bots, rooms })
+  const b = canonicalBytes(content)
+  return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
+}
