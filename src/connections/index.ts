@@ -10,9 +10,16 @@ export {
   type ActGateInit,
   type ActPeek,
   claimedSubject,
+  decodeAct,
+  encodeAct,
   type GateAct,
+  HUMAN_ACTS,
+  type HumanAct,
+  HumanActVerifier,
+  type HumanActVerifierInit,
   isInterimAct,
-} from './act-gate.ts'
+  signAct,
+} from '../auth/acts/index.ts'
 export {
   CONNECT_MESSAGE,
   CONNECT_PROTOCOLS,
@@ -56,15 +63,6 @@ export {
   encodeEnvelope,
   newEnvelopeId,
 } from './envelope.ts'
-export {
-  decodeAct,
-  encodeAct,
-  HUMAN_ACTS,
-  type HumanAct,
-  HumanActVerifier,
-  type HumanActVerifierInit,
-  signAct,
-} from './human-act.ts'
 export { Outbox, type OutboxHandler, type OutboxInit, type OutboxItem } from './outbox.ts'
 export { keyFingerprint, PeerBook, type PeerError, type PeerRecord } from './peers.ts'
 export {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { createEnvelope, EnvelopeVerifier } from '../../src/connections/envelope.ts'
 import {
   decodeAct,
   encodeAct,
@@ -10,7 +9,8 @@ import {
   HumanActVerifier,
   signAct,
   type VerifyActOptions,
-} from '../../src/connections/human-act.ts'
+} from '../../src/auth/acts/index.ts'
+import { createEnvelope, EnvelopeVerifier } from '../../src/connections/envelope.ts'
 import { MeshError } from '../../src/errors.ts'
 import { Ed25519KeyPair, signCanonical } from '../../src/identity/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
