@@ -16,7 +16,8 @@ import { createEnvelope, type EnvelopeVerifier, encodeEnvelope } from './envelop
 import { currentKeyOf, type PeerBook, type PeerRecord } from './peers.ts'
 
 export interface CheckpointExchangeComponents {
-  libp2p: MeshLibp2p
+  /** The host (a function: a key rotation restarts the service on a new host). */
+  libp2p: () => MeshLibp2p
   key: () => Ed25519KeyPair
   book: Pick<ConnectionBook, 'serial' | 'records'>
   peers: Pick<PeerBook, 'get'>
@@ -71,7 +72,7 @@ export async function exchangeCheckpoints(
           now: now(),
         })
         const peerId = await c.dialable(peer, { signal })
-        const bytes = await exchange(c.libp2p, peerId, encodeEnvelope(envelope), { signal })
+        const bytes = await exchange(c.libp2p(), peerId, encodeEnvelope(envelope), { signal })
         const reply = await c.envelopes.verify(bytes, { remoteDid: keyDid })
         await c.envelopes.release(reply)
         if (reply.type === CONNECT_MESSAGE.error) {

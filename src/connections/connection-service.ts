@@ -133,13 +133,15 @@ export class ConnectionService {
     this.#probeIntervalMs = init.probeIntervalMs ?? 30_000
     this.#timing = definedOnly({ sendTimeoutMs: init.sendTimeoutMs, now: init.now })
     const shutdown = () => this.#shutdown.signal
+    // A getter in the components: a key rotation restarts the service on a new host.
+    const libp2p = () => c.libp2p
     const book = new ConnectionBook(c, definedOnly({ now: init.now }))
     const refusals = new Refusals(
       { ...c, logger, ...definedOnly({ onInteraction: c.onInteraction }) },
       definedOnly({ rateLimitLogIntervalMs: init.rateLimitLogIntervalMs, now: init.now }),
     )
     const delivery = new Delivery(
-      { ...c, book, logger, shutdown },
+      { ...c, libp2p, book, logger, shutdown },
       { ...this.#timing, ...definedOnly({ outbox: init.outbox }) },
     )
     const outbox = delivery.outbox
@@ -226,6 +228,7 @@ export class ConnectionService {
     return exchangeCheckpoints(
       {
         ...this.#c,
+        libp2p: () => this.#c.libp2p,
         book: this.#book,
         logger: this.#log,
         shutdown: () => this.#shutdown.signal,

@@ -30,7 +30,8 @@ import { Outbox, type OutboxItem } from './outbox.ts'
 import { countTraffic, type PeerBook, type PeerRecord } from './peers.ts'
 
 export interface DeliveryComponents {
-  libp2p: MeshLibp2p
+  /** The host (a function: a key rotation restarts the service on a new host). */
+  libp2p: () => MeshLibp2p
   key: () => Ed25519KeyPair
   store: MeshStore
   peers: Pick<PeerBook, 'get' | 'identityOf' | 'put'>
@@ -98,12 +99,12 @@ export class Delivery {
   }
 
   async start(): Promise<void> {
-    this.#c.libp2p.addEventListener('peer:connect', this.#onPeerConnect)
+    this.#c.libp2p().addEventListener('peer:connect', this.#onPeerConnect)
     await this.#outbox.start()
   }
 
   async stop(): Promise<void> {
-    this.#c.libp2p.removeEventListener('peer:connect', this.#onPeerConnect)
+    this.#c.libp2p().removeEventListener('peer:connect', this.#onPeerConnect)
     await this.#outbox.stop()
   }
 
@@ -118,7 +119,7 @@ export class Delivery {
   async dialable(peer: PeerRecord, options: AbortOptions & { refresh?: boolean }): Promise<PeerId> {
     const keyDid = peer.keys.at(-1)?.did ?? peer.did
     const peerId = peerIdFromDid(keyDid)
-    if (this.#c.libp2p.getConnections(peerId).length > 0) return peerId
+    if (this.#c.libp2p().getConnections(peerId).length > 0) return peerId
     const addrs = new Set(peer.multiaddrs)
     // Discovery (possibly a DHT query) only when what the peer told us is not enough.
     if (addrs.size === 0 || options.refresh === true) {
@@ -137,7 +138,7 @@ export class Delivery {
         )
       }
     }
-    if (!(await addDialAddresses(this.#c.libp2p.peerStore, peerId, addrs))) {
+    if (!(await addDialAddresses(this.#c.libp2p().peerStore, peerId, addrs))) {
       this.#c.logger.warn(
         { event: 'federation.peer_discovery_failed', peer: peer.did },
         'no address known for the peer, and discovery found none',
@@ -171,7 +172,7 @@ export class Delivery {
         ...(options.signal ? [options.signal] : []),
       ])
       const peerId = await this.dialable(peer, { signal })
-      await this.#c.libp2p.services.ping.ping(peerId, { signal })
+      await this.#c.libp2p().services.ping.ping(peerId, { signal })
     } catch (err) {
       if (this.#c.shutdown().aborted) return
       error = classifyDeliveryError(err)
@@ -225,7 +226,7 @@ export class Delivery {
       // After a failed dial, the addresses we hold may be stale: ask discovery too.
       const refresh = item.lastError !== null && item.lastError.kind !== 'remote-refused'
       const peerId = await this.dialable(peer, { signal, refresh })
-      replyBytes = await exchange(this.#c.libp2p, peerId, encodeEnvelope(envelope), { signal })
+      replyBytes = await exchange(this.#c.libp2p(), peerId, encodeEnvelope(envelope), { signal })
     } catch (err) {
       if (options.signal?.aborted === true) throw err
       throw classifyDeliveryError(err)
