@@ -14,6 +14,7 @@ import type { EnvelopeVerifier } from './envelope.ts'
 import { createInbound, type Inbound } from './inbound/index.ts'
 import { type ActInput, type ConnectInput, LocalActs } from './local-acts.ts'
 import type { Outbox } from './outbox.ts'
+import { PeerProbe } from './peer-probe.ts'
 import { PeerRotation } from './peer-rotation.ts'
 import type { PeerBook } from './peers.ts'
 import type { PolicyService } from './policy.ts'
@@ -106,10 +107,11 @@ export interface ConnectionServiceInit {
 
 /**
  * The federation handshake: the architect's acts from the HTTP API (local-acts), the
- * wire protocol `/mesh/connect/1.0.0` (inbound), the persisted state machine
- * (connection-book), the outbox that delivers (delivery), key rotation across peers
- * (peer-rotation) and the refusal records (refusals). This class only wires them and
- * runs their lifecycle.
+ * wire protocol `/mesh/connect/1.0.0` (inbound/), the persisted state machine
+ * (connection-book), the outbox that delivers (delivery), the reachability probe
+ * (peer-probe), audit checkpoint swaps (checkpoint-exchange), key rotation across
+ * peers (peer-rotation) and the refusal records (refusals). This class only wires
+ * them and runs their lifecycle.
  */
 export class ConnectionService {
   readonly #c: ConnectionServiceComponents
@@ -118,6 +120,7 @@ export class ConnectionService {
   readonly #local: LocalActs
   readonly #inbound: Inbound
   readonly #rotation: PeerRotation
+  readonly #probe: PeerProbe
   readonly #log: Logger
   readonly #probeIntervalMs: number
   readonly #timing: { sendTimeoutMs?: number; now?: () => number }
@@ -154,6 +157,18 @@ export class ConnectionService {
     this.#book = book
     this.#delivery = delivery
     this.#rotation = rotation
+    this.#probe = new PeerProbe(
+      {
+        ...c,
+        libp2p,
+        book,
+        outbox,
+        logger,
+        shutdown,
+        dialable: (peer, opts) => delivery.dialable(peer, opts),
+      },
+      this.#timing,
+    )
   }
 
   get outbox(): Outbox {
@@ -220,7 +235,7 @@ export class ConnectionService {
 
   /** Pings every accepted peer with nothing queued, marking it reachable or not (drives `degraded`). */
   probe(options: AbortOptions = {}): Promise<void> {
-    return this.#delivery.probe(options)
+    return this.#probe.probe(options)
   }
 
   /** Swaps audit checkpoints with accepted peers whose copy of ours is behind; returns those that answered. */

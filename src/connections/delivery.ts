@@ -35,7 +35,7 @@ export interface DeliveryComponents {
   key: () => Ed25519KeyPair
   store: MeshStore
   peers: Pick<PeerBook, 'get' | 'identityOf' | 'put'>
-  book: Pick<ConnectionBook, 'serial' | 'get' | 'putRecord' | 'records'>
+  book: Pick<ConnectionBook, 'serial' | 'get' | 'putRecord'>
   envelopes: Pick<EnvelopeVerifier, 'verify' | 'release'>
   audit: Pick<AuditLog, 'append'>
   logger: Logger
@@ -52,9 +52,6 @@ export interface DeliveryInit {
   now?: () => number
 }
 
-/** Consecutive failed probes before an accepted peer shows as `degraded`. */
-const PROBE_MISSES_FOR_DEGRADED = 2
-
 const TRANSIENT_REMOTE_CODES = new Set<MeshErrorCode>([
   'MESH_RATE_LIMITED',
   'MESH_UNAVAILABLE',
@@ -65,15 +62,13 @@ const TRANSIENT_REMOTE_CODES = new Set<MeshErrorCode>([
 /**
  * Getting messages to peers: the durable outbox and what each delivery's outcome
  * changes (the peer's reachability, the connection's error, an outbound request
- * accepted or refused), the dial step, the reachability probe of accepted peers, and
- * the outbox's kick when a peer connects.
+ * accepted or refused), the dial step, and the outbox's kick when a peer connects.
  */
 export class Delivery {
   readonly #c: DeliveryComponents
   readonly #outbox: Outbox
   readonly #now: () => number
   readonly #sendTimeoutMs: number
-  readonly #probeMisses = new Map<string, number>()
 
   constructor(components: DeliveryComponents, init: DeliveryInit = {}) {
     this.#c = components
@@ -146,62 +141,6 @@ export class Delivery {
       throw new DeliveryError('no-address', 'MESH_UNAVAILABLE', 'no address known for the peer')
     }
     return peerId
-  }
-
-  /**
-   * Pings every peer with an accepted connection and nothing queued (a queue's own
-   * deliveries tell its peer's state), marking it reachable or not.
-   */
-  async probe(options: AbortOptions = {}): Promise<void> {
-    const queued = new Set((await this.#outbox.pending()).map((i) => i.peer))
-    const accepted = new Set<string>()
-    for await (const record of this.#c.book.records()) {
-      if (record.status === 'accepted' && !queued.has(record.peerDid)) accepted.add(record.peerDid)
-    }
-    await Promise.all([...accepted].map((did) => this.#probeOne(did, options)))
-  }
-
-  async #probeOne(did: string, options: AbortOptions): Promise<void> {
-    const peer = await this.#c.peers.get(did)
-    if (peer === undefined) return
-    let error: DeliveryError | undefined
-    try {
-      const signal = AbortSignal.any([
-        AbortSignal.timeout(this.#sendTimeoutMs),
-        this.#c.shutdown(),
-        ...(options.signal ? [options.signal] : []),
-      ])
-      const peerId = await this.dialable(peer, { signal })
-      await this.#c.libp2p().services.ping.ping(peerId, { signal })
-    } catch (err) {
-      if (this.#c.shutdown().aborted) return
-      error = classifyDeliveryError(err)
-    }
-    await this.#c.book.serial(async () => {
-      const current = await this.#c.peers.get(did)
-      if (current === undefined) return
-      const now = this.#now()
-      if (error === undefined) {
-        this.#probeMisses.delete(did)
-        if (current.unreachableSince === null) return
-        current.unreachableSince = null
-        current.lastSeen = iso(now)
-        this.#c.logger.info({ event: 'federation.peer_reachable', peer: did }, 'peer is reachable again')
-      } else {
-        if (current.unreachableSince !== null) return
-        // One lost ping on a busy host is not an unreachable peer: it takes two in a row.
-        const misses = (this.#probeMisses.get(did) ?? 0) + 1
-        this.#probeMisses.set(did, misses)
-        if (misses < PROBE_MISSES_FOR_DEGRADED) return
-        current.unreachableSince = iso(now)
-        current.lastError = peerError(error, now)
-        this.#c.logger.warn(
-          { event: 'federation.peer_unreachable', peer: did, kind: error.kind },
-          'peer cannot be reached',
-        )
-      }
-      await this.#c.store.batch(this.#c.peers.put(current))
-    })
   }
 
   async #deliver(item: OutboxItem, options: AbortOptions): Promise<void> {
