@@ -11,7 +11,7 @@ import {
   exchange,
   MESH_CONNECT_PROTOCOL,
 } from './connect-protocol.ts'
-import type { ConnectionBook, ConnectionRecord } from './connection-book.ts'
+import type { ConnectionBook, ConnectionRecord, Timing } from './connection-book.ts'
 import { createEnvelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
 import { currentKeyOf, type PeerBook, type PeerRecord } from './peers.ts'
 
@@ -40,12 +40,11 @@ export interface CheckpointExchangeComponents {
  */
 export async function exchangeCheckpoints(
   c: CheckpointExchangeComponents,
-  init: { sendTimeoutMs?: number; now?: () => number },
+  init: Timing,
   options: AbortOptions = {},
 ): Promise<string[]> {
   const gossip = c.checkpoints
   if (gossip === undefined) return []
-  const now = init.now ?? Date.now
   const accepted = new Map<string, ConnectionRecord>()
   for await (const record of c.book.records()) {
     if (record.status === 'accepted') accepted.set(record.peerDid, record)
@@ -59,7 +58,7 @@ export async function exchangeCheckpoints(
         const peer = await c.peers.get(did)
         if (peer === undefined) return
         const signal = AbortSignal.any([
-          AbortSignal.timeout(init.sendTimeoutMs ?? 10_000),
+          AbortSignal.timeout(init.sendTimeoutMs),
           c.shutdown(),
           ...(options.signal ? [options.signal] : []),
         ])
@@ -69,7 +68,7 @@ export async function exchangeCheckpoints(
           target: keyDid,
           protocol: MESH_CONNECT_PROTOCOL,
           body: { connectionId: record.id, ...body },
-          now: now(),
+          now: init.now(),
         })
         const peerId = await c.dialable(peer, { signal })
         const bytes = await exchange(c.libp2p(), peerId, encodeEnvelope(envelope), { signal })

@@ -240,6 +240,17 @@ export class ConnectionBook {
   }
 }
 
+/** The clock and the time one exchange with a peer may take, shared by the pieces that talk to peers. */
+export interface Timing {
+  now: () => number
+  /** One attempt (dial + exchange) at most this long; default 10 000 ms. */
+  sendTimeoutMs: number
+}
+
+export function timing(init: { now?: () => number; sendTimeoutMs?: number }): Timing {
+  return { now: init.now ?? Date.now, sendTimeoutMs: init.sendTimeoutMs ?? 10_000 }
+}
+
 /** `record` moved to `status` by `decidedBy` at `now` (its last error cleared). */
 export function transition(
   record: ConnectionRecord,

@@ -1,5 +1,5 @@
 import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
-import type { AuditLog, CheckpointGossip } from '../audit/index.ts'
+import { type AuditLog, type CheckpointGossip, RefusalThrottle } from '../audit/index.ts'
 import type { ActGate } from '../auth/acts/index.ts'
 import { MeshError } from '../errors.ts'
 import type { Ed25519KeyPair, RotationRecord } from '../identity/index.ts'
@@ -8,7 +8,7 @@ import type { MeshLibp2p } from '../p2p/index.ts'
 import type { MeshStore } from '../store/index.ts'
 import { exchangeCheckpoints } from './checkpoint-exchange.ts'
 import { MESH_CONNECT_PROTOCOL } from './connect-protocol.ts'
-import { ConnectionBook, type ConnectionView, type PeerView } from './connection-book.ts'
+import { ConnectionBook, type ConnectionView, type PeerView, type Timing, timing } from './connection-book.ts'
 import { Delivery } from './delivery.ts'
 import type { EnvelopeVerifier } from './envelope.ts'
 import { createInbound, type Inbound } from './inbound/index.ts'
@@ -123,7 +123,7 @@ export class ConnectionService {
   readonly #probe: PeerProbe
   readonly #log: Logger
   readonly #probeIntervalMs: number
-  readonly #timing: { sendTimeoutMs?: number; now?: () => number }
+  readonly #timing: Timing
   #started = false
   #probeTimer: NodeJS.Timeout | undefined
   #shutdown = new AbortController()
@@ -134,15 +134,20 @@ export class ConnectionService {
     const logger = (c.logger ?? silentLogger()).child({ area: 'federation' })
     this.#log = logger
     this.#probeIntervalMs = init.probeIntervalMs ?? 30_000
-    this.#timing = definedOnly({ sendTimeoutMs: init.sendTimeoutMs, now: init.now })
+    this.#timing = timing(init)
     const shutdown = () => this.#shutdown.signal
     // A getter in the components: a key rotation restarts the service on a new host.
     const libp2p = () => c.libp2p
     const book = new ConnectionBook(c, definedOnly({ now: init.now }))
-    const refusals = new Refusals(
-      { ...c, logger, ...definedOnly({ onInteraction: c.onInteraction }) },
-      definedOnly({ rateLimitLogIntervalMs: init.rateLimitLogIntervalMs, now: init.now }),
+    const rateLimited = new RefusalThrottle(
+      definedOnly({ intervalMs: init.rateLimitLogIntervalMs ?? 1000, now: init.now }),
     )
+    const refusals = new Refusals({
+      ...c,
+      logger,
+      rateLimited,
+      ...definedOnly({ onInteraction: c.onInteraction }),
+    })
     const delivery = new Delivery(
       { ...c, libp2p, book, logger, shutdown },
       { ...this.#timing, ...definedOnly({ outbox: init.outbox }) },

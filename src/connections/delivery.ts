@@ -23,6 +23,8 @@ import {
   iso,
   peerError,
   seen,
+  type Timing,
+  timing,
   transition,
 } from './connection-book.ts'
 import { createEnvelope, type Envelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
@@ -67,17 +69,15 @@ const TRANSIENT_REMOTE_CODES = new Set<MeshErrorCode>([
 export class Delivery {
   readonly #c: DeliveryComponents
   readonly #outbox: Outbox
-  readonly #now: () => number
-  readonly #sendTimeoutMs: number
+  readonly #t: Timing
 
   constructor(components: DeliveryComponents, init: DeliveryInit = {}) {
     this.#c = components
-    this.#now = init.now ?? Date.now
-    this.#sendTimeoutMs = init.sendTimeoutMs ?? 10_000
+    this.#t = timing(init)
     this.#outbox = new Outbox({
       store: components.store,
       logger: components.logger,
-      now: this.#now,
+      now: this.#t.now,
       ...(init.outbox?.baseDelayMs !== undefined ? { baseDelayMs: init.outbox.baseDelayMs } : {}),
       ...(init.outbox?.maxDelayMs !== undefined ? { maxDelayMs: init.outbox.maxDelayMs } : {}),
       handler: {
@@ -121,7 +121,7 @@ export class Delivery {
       try {
         // A third of the attempt at most: the known addresses still get their dial.
         const signal = AbortSignal.any([
-          AbortSignal.timeout(Math.ceil(this.#sendTimeoutMs / 3)),
+          AbortSignal.timeout(Math.ceil(this.#t.sendTimeoutMs / 3)),
           ...(options.signal ? [options.signal] : []),
         ])
         const resolved = await this.#c.resolvePeer?.(keyDid, { signal })
@@ -148,7 +148,7 @@ export class Delivery {
     if (peer === undefined) throw new DeliveryError('no-address', 'MESH_PEER_UNKNOWN', 'peer is unknown')
     const keyDid = peer.keys.at(-1)?.did ?? peer.did
     const signal = AbortSignal.any([
-      AbortSignal.timeout(this.#sendTimeoutMs),
+      AbortSignal.timeout(this.#t.sendTimeoutMs),
       ...(options.signal ? [options.signal] : []),
     ])
     const envelope = createEnvelope(this.#c.key(), {
@@ -158,7 +158,7 @@ export class Delivery {
       protocol: MESH_CONNECT_PROTOCOL,
       body: item.body,
       auth: { proofs: item.proofs },
-      now: this.#now(),
+      now: this.#t.now(),
     })
     let replyBytes: Uint8Array
     try {
@@ -225,7 +225,7 @@ export class Delivery {
     reply: Envelope,
     ackBody: Pick<ConnectAckBody, 'status' | 'agreementVersion'> | undefined,
   ): Promise<void> {
-    const now = this.#now()
+    const now = this.#t.now()
     const current = (await this.#c.peers.get(item.peer)) ?? peer
     seen(current, now)
     current.sent = countTraffic(current.sent, now)
@@ -268,21 +268,9 @@ export class Delivery {
   }
 
   async #failed(item: OutboxItem, err: DeliveryError): Promise<void> {
-    this.#c.logger.warn(
-      {
-        event: 'federation.send.failed',
-        peer: item.peer,
-        type: item.type,
-        connectionId: item.connectionId,
-        kind: err.kind,
-        code: err.code,
-        permanent: true,
-        attempts: item.attempts + 1,
-      },
-      `federation message refused: ${err.message}`,
-    )
+    this.#logFailure(item, err, { permanent: true, attempts: item.attempts + 1 }, 'refused')
     await this.#c.book.serial(async () => {
-      const now = this.#now()
+      const now = this.#t.now()
       const error = peerError(err, now)
       const ops: StoreOperation[] = [...this.#outbox.removeOperations(item)]
       const peer = await this.#c.peers.get(item.peer)
@@ -319,22 +307,14 @@ export class Delivery {
   }
 
   async #retrying(item: OutboxItem, err: DeliveryError, delayMs: number): Promise<void> {
-    this.#c.logger.warn(
-      {
-        event: 'federation.send.failed',
-        peer: item.peer,
-        type: item.type,
-        connectionId: item.connectionId,
-        kind: err.kind,
-        code: err.code,
-        permanent: false,
-        attempts: item.attempts,
-        retryInMs: delayMs,
-      },
-      `federation message not delivered: ${err.message}`,
+    this.#logFailure(
+      item,
+      err,
+      { permanent: false, attempts: item.attempts, retryInMs: delayMs },
+      'not delivered',
     )
     await this.#c.book.serial(async () => {
-      const now = this.#now()
+      const now = this.#t.now()
       const error = peerError(err, now)
       const peer = await this.#c.peers.get(item.peer)
       const ops: StoreOperation[] = []
@@ -347,6 +327,26 @@ export class Delivery {
       if (record !== undefined) ops.push(this.#c.book.putRecord({ ...record, lastError: error }))
       if (ops.length > 0) await this.#c.store.batch(ops)
     })
+  }
+
+  #logFailure(
+    item: OutboxItem,
+    err: DeliveryError,
+    outcome: { permanent: boolean; attempts: number; retryInMs?: number },
+    what: string,
+  ): void {
+    this.#c.logger.warn(
+      {
+        event: 'federation.send.failed',
+        peer: item.peer,
+        type: item.type,
+        connectionId: item.connectionId,
+        kind: err.kind,
+        code: err.code,
+        ...outcome,
+      },
+      `federation message ${what}: ${err.message}`,
+    )
   }
 
   readonly #onPeerConnect = (event: CustomEvent<PeerId>): void => {

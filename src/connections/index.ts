@@ -4,22 +4,8 @@
  * acts, the federation policy, the rejected log, and their HTTP routes.
  */
 
-export {
-  type ActAuthority,
-  ActGate,
-  type ActGateInit,
-  type ActPeek,
-  claimedSubject,
-  decodeAct,
-  encodeAct,
-  type GateAct,
-  HUMAN_ACTS,
-  type HumanAct,
-  HumanActVerifier,
-  type HumanActVerifierInit,
-  isInterimAct,
-  signAct,
-} from '../auth/acts/index.ts'
+// Acts moved to src/auth/acts; re-exported for mesh-node and the CLI until they import it there.
+export * from '../auth/acts/index.ts'
 export {
   CONNECT_MESSAGE,
   CONNECT_PROTOCOLS,

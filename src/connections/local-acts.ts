@@ -89,12 +89,10 @@ interface LocalTransition {
 export class LocalActs {
   readonly #c: LocalActsComponents
   readonly #init: LocalActsInit
-  readonly #now: () => number
 
   constructor(components: LocalActsComponents, init: LocalActsInit) {
     this.#c = components
     this.#init = init
-    this.#now = init.now ?? Date.now
   }
 
   /** The architect asks to connect to `target`. Returns the new connection (outbound pending). */
@@ -271,7 +269,7 @@ export class LocalActs {
       })
       return this.#c.acts.withAct(act, () =>
         this.#c.book.serial(async () => {
-          const t = await step.apply(act, this.#now())
+          const t = await step.apply(act, (this.#init.now ?? Date.now)())
           const { operations } = this.#c.outbox.enqueueOperations({
             peer: t.record.peerDid,
             connectionId: t.record.id,

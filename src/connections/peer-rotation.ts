@@ -6,7 +6,15 @@ import type { Logger } from '../log.ts'
 import { type MeshManifest, verifyManifest } from '../manifest/index.ts'
 import type { MeshStore, StoreOperation } from '../store/index.ts'
 import { CONNECT_MESSAGE, type KeyRotatedBody } from './connect-protocol.ts'
-import { type ConnectionBook, heard, iso, randomId, validMultiaddrs } from './connection-book.ts'
+import {
+  type ConnectionBook,
+  heard,
+  iso,
+  randomId,
+  type Timing,
+  timing,
+  validMultiaddrs,
+} from './connection-book.ts'
 import type { Envelope, EnvelopeVerifier } from './envelope.ts'
 import type { Outbox } from './outbox.ts'
 import { currentKeyOf, type PeerBook } from './peers.ts'
@@ -43,13 +51,11 @@ export interface PeerRotationInit {
  */
 export class PeerRotation {
   readonly #c: PeerRotationComponents
-  readonly #now: () => number
-  readonly #sendTimeoutMs: number
+  readonly #t: Timing
 
   constructor(components: PeerRotationComponents, init: PeerRotationInit = {}) {
     this.#c = components
-    this.#now = init.now ?? Date.now
-    this.#sendTimeoutMs = init.sendTimeoutMs ?? 10_000
+    this.#t = timing(init)
   }
 
   /**
@@ -104,7 +110,7 @@ export class PeerRotation {
     const peer = await this.#c.peers.get(identity)
     if (peer === undefined) throw new MeshError('MESH_PEER_UNKNOWN', 'no peer mesh with this did', { did })
     const signal = AbortSignal.any([
-      AbortSignal.timeout(this.#sendTimeoutMs),
+      AbortSignal.timeout(this.#t.sendTimeoutMs),
       this.#c.shutdown(),
       ...(options.signal ? [options.signal] : []),
     ])
@@ -191,7 +197,7 @@ export class PeerRotation {
     const peer = await this.#c.peers.get(identity)
     if (peer === undefined)
       throw new MeshError('MESH_PEER_UNKNOWN', 'no peer mesh with this did', { identity })
-    const chain = verifyRotationChain(rotations, { now: this.#now() })
+    const chain = verifyRotationChain(rotations, { now: this.#t.now() })
     const known = peer.keys.map((k) => k.did)
     const added = extendKnownKeys(known, chain)
     if (added.length === 0) return []
@@ -201,7 +207,7 @@ export class PeerRotation {
         throw new SignatureMismatchError('a key of this rotation chain belongs to another peer', { did })
       }
     }
-    const now = this.#now()
+    const now = this.#t.now()
     const from = currentKeyOf(peer)
     peer.keys = [...peer.keys, ...added.map((did) => ({ did, addedAt: iso(now) }))]
     peer.rotations = chain.records

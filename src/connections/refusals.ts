@@ -1,5 +1,4 @@
-import type { AuditLog } from '../audit/index.ts'
-import { RefusalThrottle } from '../audit/index.ts'
+import type { AuditLog, RefusalThrottle } from '../audit/index.ts'
 import { MeshError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { boundDetails } from './connection-book.ts'
@@ -17,14 +16,10 @@ export interface RefusalsComponents {
   audit: Pick<AuditLog, 'append'>
   rejected: Pick<RejectedLog, 'record'>
   logger: Logger
+  /** Thins a peer's rate-limit refusals to one record per interval (keyed by peer). */
+  rateLimited: Pick<RefusalThrottle, 'admit'>
   /** Reputation hook; never awaited, must not throw (a throw is logged). */
   onInteraction?: (event: InteractionEvent) => void
-}
-
-export interface RefusalsInit {
-  /** At most one rate-limit refusal per peer is recorded per this many ms; default 1 000. */
-  rateLimitLogIntervalMs?: number
-  now?: () => number
 }
 
 /**
@@ -34,14 +29,9 @@ export interface RefusalsInit {
  */
 export class Refusals {
   readonly #c: RefusalsComponents
-  readonly #rateLimited: RefusalThrottle
 
-  constructor(components: RefusalsComponents, init: RefusalsInit = {}) {
+  constructor(components: RefusalsComponents) {
     this.#c = components
-    this.#rateLimited = new RefusalThrottle({
-      intervalMs: init.rateLimitLogIntervalMs ?? 1000,
-      ...(init.now !== undefined ? { now: init.now } : {}),
-    })
   }
 
   /** Runs a local act from the HTTP API; a MeshError it throws is recorded, then rethrown. */
@@ -79,7 +69,7 @@ export class Refusals {
     envelope: { id?: unknown; type?: unknown; body?: unknown } | undefined,
   ): Promise<void> {
     if (err.code === 'MESH_RATE_LIMITED') {
-      const admitted = this.#rateLimited.admit(remoteDid)
+      const admitted = this.#c.rateLimited.admit(remoteDid)
       if (admitted === undefined) return
       if (admitted.suppressedSinceLast > 0) err.details.suppressedSinceLast = admitted.suppressedSinceLast
     }

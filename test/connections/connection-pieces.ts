@@ -1,5 +1,5 @@
 import type { TestContext } from 'node:test'
-import { AuditLog } from '../../src/audit/index.ts'
+import { AuditLog, RefusalThrottle } from '../../src/audit/index.ts'
 import {
   type ActAuthority,
   ActGate,
@@ -65,7 +65,7 @@ export async function meshPieces(
       fail: async () => {},
     },
   })
-  const refusals = new Refusals({ audit, rejected, logger })
+  const refusals = new Refusals({ audit, rejected, logger, rateLimited: new RefusalThrottle() })
   const shutdown = new AbortController()
   const rotation = new PeerRotation({
     book,

@@ -131,23 +131,14 @@ export class ActGate {
       { audience: expect.audience, deferCommit: true },
     )
     if (verdict.error !== undefined) throw toMeshError(verdict.error)
-    const ok = verdict.ok
     const credentials: string[] = []
-    for (const did of ok.issuers) {
+    for (const did of verdict.ok.issuers) {
       if (did === authority.meshDid) continue
       for (const jwt of authority.heldCredentials(did)) {
         if (jwtIssuerOf(jwt) === authority.meshDid) credentials.push(jwt)
       }
     }
-    return {
-      format: 'ucan',
-      issuer: ok.issuer,
-      human: ok.humanInChain,
-      issuers: ok.issuers,
-      operations: ok.commitOperations,
-      forward: [token, ...credentials.slice(0, MAX_FORWARDED_CREDENTIALS)],
-      verdict: ok,
-    }
+    return chainAct(verdict.ok, [token, ...credentials.slice(0, MAX_FORWARDED_CREDENTIALS)])
   }
 
   /**
@@ -195,16 +186,7 @@ export class ActGate {
       { audience: expect.audience, now: expect.now, deferCommit: true, foreign: true },
     )
     if (verdict.error !== undefined) throw toMeshError(verdict.error)
-    const ok = verdict.ok
-    return {
-      format: 'ucan',
-      issuer: ok.issuer,
-      human: ok.humanInChain,
-      issuers: ok.issuers,
-      operations: ok.commitOperations,
-      forward: proofs,
-      verdict: ok,
-    }
+    return chainAct(verdict.ok, proofs)
   }
 
   /** Takes back an act that was not carried out. */
@@ -273,6 +255,19 @@ export class ActGate {
       forward: [token],
       interim: act,
     }
+  }
+}
+
+/** A verified chain as a GateAct; `forward` is what a peer needs to check it. */
+function chainAct(ok: AuthorityOk, forward: string[]): GateAct {
+  return {
+    format: 'ucan',
+    issuer: ok.issuer,
+    human: ok.humanInChain,
+    issuers: ok.issuers,
+    operations: ok.commitOperations,
+    forward,
+    verdict: ok,
   }
 }
 

@@ -11,16 +11,22 @@ import { answerHandler } from './answer.ts'
 import { checkpointHandler } from './checkpoint.ts'
 import { disconnectHandler } from './disconnect.ts'
 import { keyRotatedHandler } from './key-rotated.ts'
-import { PeerActs, type PeerActsComponents, type PeerActsInit } from './peer-act.ts'
+import { createPeerActs, type PeerActsComponents, type PeerActsInit } from './peer-act.ts'
 import { Inbound, type InboundComponents } from './receive.ts'
 import { requestHandler } from './request.ts'
 
 export { answerHandler } from './answer.ts'
 export { checkpointHandler } from './checkpoint.ts'
 export { disconnectHandler } from './disconnect.ts'
-export type { ConnectHandler, ConnectHandlerComponents, ConnectHandlerInit } from './handler.ts'
+export type { ConnectHandler, ConnectHandlerComponents } from './handler.ts'
 export { keyRotatedHandler } from './key-rotated.ts'
-export { type PeerActExpect, PeerActs, type PeerActsComponents, type PeerActsInit } from './peer-act.ts'
+export {
+  createPeerActs,
+  type PeerActExpect,
+  type PeerActs,
+  type PeerActsComponents,
+  type PeerActsInit,
+} from './peer-act.ts'
 export { Inbound, type InboundComponents } from './receive.ts'
 export { requestHandler } from './request.ts'
 
@@ -48,29 +54,36 @@ export interface CreateInboundInit extends PeerActsInit {
 
 /** The receiving side with a handler per message type, each built from what it needs. */
 export function createInbound(c: CreateInboundComponents, init: CreateInboundInit): Inbound {
-  const peerActs = new PeerActs(c, init)
-  const base = { book: c.book, peers: c.peers, envelopes: c.envelopes, peerActs, logger: c.logger }
-  const common = { name: init.name, ...(init.now !== undefined ? { now: init.now } : {}) }
-  const answer = answerHandler(base, common)
+  const peerActs = createPeerActs(c, init)
+  const now = init.now ?? Date.now
+  const base = {
+    book: c.book,
+    peers: c.peers,
+    envelopes: c.envelopes,
+    peerActs,
+    logger: c.logger,
+    name: init.name,
+    now,
+  }
+  const answer = answerHandler(base)
   return new Inbound(
     {
       ...c,
       handlers: {
-        [CONNECT_MESSAGE.request]: requestHandler(
-          { ...base, policy: c.policy, key: c.key },
-          {
-            ...common,
-            ...(init.ownDids !== undefined ? { ownDids: init.ownDids } : {}),
-            ...(init.maxPendingInboundPerPeer !== undefined
-              ? { maxPendingInboundPerPeer: init.maxPendingInboundPerPeer }
-              : {}),
-          },
-        ),
+        [CONNECT_MESSAGE.request]: requestHandler({
+          ...base,
+          policy: c.policy,
+          key: c.key,
+          ...(init.ownDids !== undefined ? { ownDids: init.ownDids } : {}),
+          ...(init.maxPendingInboundPerPeer !== undefined
+            ? { maxPendingInboundPerPeer: init.maxPendingInboundPerPeer }
+            : {}),
+        }),
         [CONNECT_MESSAGE.accept]: answer,
         [CONNECT_MESSAGE.decline]: answer,
-        [CONNECT_MESSAGE.disconnect]: disconnectHandler(base, common),
+        [CONNECT_MESSAGE.disconnect]: disconnectHandler(base),
       },
-      keyRotated: keyRotatedHandler(c, common),
+      keyRotated: keyRotatedHandler(c, { name: init.name, now }),
       checkpoint: checkpointHandler(c),
     },
     init.sendTimeoutMs !== undefined ? { sendTimeoutMs: init.sendTimeoutMs } : {},
