@@ -9,12 +9,12 @@ import {
   HumanActVerifier,
   signAct,
   type VerifyActOptions,
-} from '../../src/auth/acts/index.ts'
-import { createEnvelope, EnvelopeVerifier } from '../../src/connections/envelope.ts'
-import { MeshError } from '../../src/errors.ts'
-import { Ed25519KeyPair, signCanonical } from '../../src/identity/index.ts'
-import { MeshStore } from '../../src/store/index.ts'
-import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+} from '../../../src/auth/acts/index.ts'
+import { createEnvelope, EnvelopeVerifier } from '../../../src/connections/envelope.ts'
+import { MeshError } from '../../../src/errors.ts'
+import { Ed25519KeyPair, signCanonical } from '../../../src/identity/index.ts'
+import { MeshStore } from '../../../src/store/index.ts'
+import { alice, bob, mallory, tempDir, tempStore } from '../../fixtures/principals.ts'
 
 // alice is the architect of mesh A, bob the architect of mesh B; mallory is a human
 // who is nobody's architect.
