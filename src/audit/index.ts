@@ -47,4 +47,5 @@ export {
   CheckpointGossip,
   type CheckpointGossipInit,
 } from './checkpoint-gossip.ts'
+export { RefusalThrottle, type RefusalThrottleInit } from './refusal-throttle.ts'
 export { type AuditRoutesInit, registerAuditRoutes } from './routes.ts'

@@ -12,7 +12,7 @@ import { type Ed25519KeyPair, isDidKey, signCanonical, verifyCanonical } from '.
 import { type Logger, silentLogger } from '../log.ts'
 import { lazyValidator } from '../schema.ts'
 import type { MeshStore, StoreOperation } from '../store/index.ts'
-import { SeenSet } from './seen-set.ts'
+import { SeenSet } from '../store/index.ts'
 
 /**
  * The signed envelope that carries every federation message between two meshes:

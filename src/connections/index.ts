@@ -4,15 +4,8 @@
  * acts, the federation policy, the rejected log, and their HTTP routes.
  */
 
-export {
-  type ActAuthority,
-  ActGate,
-  type ActGateInit,
-  type ActPeek,
-  claimedSubject,
-  type GateAct,
-  isInterimAct,
-} from './act-gate.ts'
+// Acts moved to src/auth/acts; re-exported for mesh-node and the CLI until they import it there.
+export * from '../auth/acts/index.ts'
 export {
   CONNECT_MESSAGE,
   CONNECT_PROTOCOLS,
@@ -56,15 +49,6 @@ export {
   encodeEnvelope,
   newEnvelopeId,
 } from './envelope.ts'
-export {
-  decodeAct,
-  encodeAct,
-  HUMAN_ACTS,
-  type HumanAct,
-  HumanActVerifier,
-  type HumanActVerifierInit,
-  signAct,
-} from './human-act.ts'
 export { Outbox, type OutboxHandler, type OutboxInit, type OutboxItem } from './outbox.ts'
 export { keyFingerprint, PeerBook, type PeerError, type PeerRecord } from './peers.ts'
 export {

@@ -9,6 +9,7 @@ export {
   MESH_KAD_PROTOCOL,
   MESH_RECORD_PROTOCOL,
 } from './constants.ts'
+export { addDialAddresses, dialAddresses } from './dial.ts'
 export {
   DiscoveredMeshBook,
   type DiscoveredMeshBookComponents,

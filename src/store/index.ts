@@ -10,4 +10,5 @@ export {
   type SublevelName,
   type TornLog,
 } from './mesh-store.ts'
+export { SeenSet } from './seen-set.ts'
 export { type StoreHealth, StoreMonitor, type StoreMonitorInit } from './store-monitor.ts'

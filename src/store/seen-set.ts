@@ -1,4 +1,4 @@
-import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import type { MeshStore, StoreOperation, Sublevel } from './mesh-store.ts'
 
 /**
  * A persisted set of "already used" keys (envelope ids, act nonces) in the

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { createEnvelope, EnvelopeVerifier } from '../../src/connections/envelope.ts'
 import {
   decodeAct,
   encodeAct,
@@ -10,11 +9,12 @@ import {
   HumanActVerifier,
   signAct,
   type VerifyActOptions,
-} from '../../src/connections/human-act.ts'
-import { MeshError } from '../../src/errors.ts'
-import { Ed25519KeyPair, signCanonical } from '../../src/identity/index.ts'
-import { MeshStore } from '../../src/store/index.ts'
-import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+} from '../../../src/auth/acts/index.ts'
+import { createEnvelope, EnvelopeVerifier } from '../../../src/connections/envelope.ts'
+import { MeshError } from '../../../src/errors.ts'
+import { Ed25519KeyPair, signCanonical } from '../../../src/identity/index.ts'
+import { MeshStore } from '../../../src/store/index.ts'
+import { alice, bob, mallory, tempDir, tempStore } from '../../fixtures/principals.ts'
 
 // alice is the architect of mesh A, bob the architect of mesh B; mallory is a human
 // who is nobody's architect.
