@@ -15,6 +15,13 @@ export {
   type PeerKeys,
   type SealKeys,
 } from './mesh-keys.ts'
+export {
+  type Notification,
+  type NotificationPage,
+  pageLimit,
+  parseMentions,
+  RoomNotifications,
+} from './notifications.ts'
 export { type ClientApplyResult, type MessagePage, type MessageView, Room, type RoomOrigin } from './room.ts'
 export {
   type ClientBinding,
@@ -46,9 +53,6 @@ export { RoomLog, type RoomLogInit } from './room-log.ts'
 export {
   type LocalPrincipal,
   type MemberView,
-  type Notification,
-  type NotificationPage,
-  parseMentions,
   ROOM_VISIBILITIES,
   RoomManager,
   type RoomManagerInit,
