@@ -15,13 +15,7 @@ export {
   type PeerKeys,
   type SealKeys,
 } from './mesh-keys.ts'
-export {
-  type Notification,
-  type NotificationPage,
-  pageLimit,
-  parseMentions,
-  RoomNotifications,
-} from './notifications.ts'
+export { type Notification, type NotificationPage, parseMentions } from './notifications.ts'
 export { type ClientApplyResult, type MessagePage, type MessageView, Room, type RoomOrigin } from './room.ts'
 export {
   type ClientBinding,
