@@ -15,6 +15,7 @@ export {
   type PeerKeys,
   type SealKeys,
 } from './mesh-keys.ts'
+export { type Notification, type NotificationPage, parseMentions } from './notifications.ts'
 export { type ClientApplyResult, type MessagePage, type MessageView, Room, type RoomOrigin } from './room.ts'
 export {
   type ClientBinding,
@@ -46,9 +47,6 @@ export { RoomLog, type RoomLogInit } from './room-log.ts'
 export {
   type LocalPrincipal,
   type MemberView,
-  type Notification,
-  type NotificationPage,
-  parseMentions,
   ROOM_VISIBILITIES,
   RoomManager,
   type RoomManagerInit,

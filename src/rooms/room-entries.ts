@@ -291,14 +291,22 @@ export function isRoomMeta(v: unknown): v is RoomMeta {
   )
 }
 
-export function isMessageEntry(v: unknown): v is MessageEntry {
+/** What every authored entry (message, reaction, redaction) holds: `v` 1, its room, author, author's mesh and time. */
+function isAuthored(v: unknown, required: readonly string[], optional: readonly string[] = []): v is Obj {
   return (
     isObj(v) &&
-    onlyKeys(v, ['v', 'room', 'author', 'authorMesh', 'body', 'mentions', 'ts'], ['replyTo']) &&
+    onlyKeys(v, ['v', 'room', 'author', 'authorMesh', 'ts', ...required], optional) &&
     v.v === 1 &&
     typeof v.room === 'string' &&
     isDidKey(v.author) &&
     isDidKey(v.authorMesh) &&
+    isTs(v.ts)
+  )
+}
+
+export function isMessageEntry(v: unknown): v is MessageEntry {
+  return (
+    isAuthored(v, ['body', 'mentions'], ['replyTo']) &&
     typeof v.body === 'string' &&
     v.body.length > 0 &&
     utf8Length(v.body) <= ROOM_LIMITS.maxBodyBytes &&
@@ -306,38 +314,25 @@ export function isMessageEntry(v: unknown): v is MessageEntry {
     v.mentions.length <= ROOM_LIMITS.maxMentions &&
     v.mentions.every((m) => isDidKey(m)) &&
     new Set(v.mentions).size === v.mentions.length &&
-    isTs(v.ts) &&
     (v.replyTo === undefined || isEntryId(v.replyTo))
   )
 }
 
 export function isReactionEntry(v: unknown): v is ReactionEntry {
   return (
-    isObj(v) &&
-    onlyKeys(v, ['v', 'room', 'message', 'emoji', 'author', 'authorMesh', 'ts']) &&
-    v.v === 1 &&
-    typeof v.room === 'string' &&
+    isAuthored(v, ['message', 'emoji']) &&
     isEntryId(v.message) &&
     typeof v.emoji === 'string' &&
     v.emoji.length > 0 &&
     utf8Length(v.emoji) <= ROOM_LIMITS.maxEmojiBytes &&
-    !/\s/.test(v.emoji) &&
-    isDidKey(v.author) &&
-    isDidKey(v.authorMesh) &&
-    isTs(v.ts)
+    !/\s/.test(v.emoji)
   )
 }
 
 export function isRedactionEntry(v: unknown): v is RedactionEntry {
   return (
-    isObj(v) &&
-    onlyKeys(v, ['v', 'room', 'message', 'author', 'authorMesh', 'ts'], ['reason']) &&
-    v.v === 1 &&
-    typeof v.room === 'string' &&
+    isAuthored(v, ['message'], ['reason']) &&
     isEntryId(v.message) &&
-    isDidKey(v.author) &&
-    isDidKey(v.authorMesh) &&
-    isTs(v.ts) &&
     (v.reason === undefined || str(v.reason, ROOM_LIMITS.maxReasonLength))
   )
 }

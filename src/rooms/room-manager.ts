@@ -6,17 +6,15 @@ import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 import { MeshKeys, type OwnKeys, type PeerKeys } from './mesh-keys.ts'
+import { MessageWriter } from './message-writer.ts'
+import { type NotificationPage, pageLimit, RoomNotifications } from './notifications.ts'
 import { Room } from './room.ts'
 import {
   contentId,
   META_KEY,
   type MemberEntry,
   type MemberRole,
-  type MessageEntry,
-  type ReactionEntry,
-  type RedactionEntry,
   ROOM_ID_RE,
-  ROOM_LIMITS,
   type RoomMeta,
   type Tier,
 } from './room-entries.ts'
@@ -110,30 +108,6 @@ export interface MemberView {
   local: boolean
 }
 
-/** A mention of a local user, stored on this (their home) mesh. */
-export interface Notification {
-  /** Also the paging cursor. */
-  id: string
-  kind: 'mention'
-  room: string
-  roomName: string
-  message: string
-  author: string
-  authorDid: string
-  mesh: string
-  body: string
-  ts: number
-}
-
-export interface NotificationPage {
-  notifications: Notification[]
-  nextCursor: string | null
-}
-
-const NOTE_PREFIX = 'n/1/'
-const NOTE_PREVIEW = 280
-const pad = (n: number): string => String(n).padStart(15, '0')
-
 /**
  * Rooms of this mesh: creates them, loads each at most once (one loading promise per
  * room), and offers the operations behind the HTTP routes and the sync layer.
@@ -148,12 +122,12 @@ export class RoomManager {
   readonly stats = { loads: 0, rejected: 0 }
   readonly #init: RoomManagerInit
   readonly #records: Sublevel<RoomRecord>
-  readonly #notes: Sublevel<Notification>
+  readonly #notifications: RoomNotifications
   readonly #rooms = new Map<string, Room>()
   readonly #loading = new Map<string, Promise<Room>>()
   readonly #log: Logger
   readonly #now: () => number
-  #lastMessageTs = 0
+  readonly #messages: MessageWriter
   readonly #loadListeners = new Set<(room: Room) => void>()
   #sweeper: ReturnType<typeof setInterval> | undefined
 
@@ -164,7 +138,6 @@ export class RoomManager {
     this.ownMesh = ownKeys().identity
     this.meshName = init.meshName
     this.#records = init.store.sublevel<RoomRecord>('rooms')
-    this.#notes = init.store.sublevel<Notification>('notifications')
     this.#log = (init.logger ?? silentLogger()).child({ area: 'rooms' })
     this.#now = init.now ?? Date.now
     this.meshKeys = new MeshKeys({
@@ -172,6 +145,12 @@ export class RoomManager {
       ...(init.peerKeys !== undefined ? { peers: init.peerKeys } : {}),
       store: init.store,
       logger: this.#log,
+    })
+    this.#notifications = new RoomNotifications({ store: init.store, ownMesh: this.ownMesh })
+    this.#messages = new MessageWriter({
+      access: (room, did) => this.access(room, did),
+      ownMesh: this.ownMesh,
+      now: this.#now,
     })
   }
 
@@ -421,7 +400,7 @@ export class RoomManager {
       now: this.#now,
       maxForeignParticipants: this.#init.maxForeignParticipantsPerRoom ?? (() => 50),
       onRejected: (room, error, sender) => this.recordRefusal(room.id, sender, error),
-      opsForMessages: (room, messages) => this.#notificationOps(room, messages),
+      opsForMessages: (room, messages) => this.#notifications.opsFor(room, messages),
     })
   }
 
@@ -585,155 +564,26 @@ export class RoomManager {
   // ---- messages ----
 
   async messages(roomId: string, asDid: string, options: { after?: string; limit?: number } = {}) {
-    const limit = options.limit ?? 50
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200)
-      throw new BadRequestError('limit must be 1..200')
+    const limit = pageLimit(options.limit)
     const room = await this.#readable(roomId, asDid)
     return room.page(options.after, limit)
   }
 
   /** Posts a message as `author` (a local principal); mentions are parsed from the body. */
-  async post(roomId: string, author: string, body: string, replyTo?: string): Promise<{ id: string }> {
-    const { room } = await this.access(roomId, author)
-    if (body.length === 0 || Buffer.byteLength(body) > ROOM_LIMITS.maxBodyBytes)
-      throw new BadRequestError(`body must be 1..${ROOM_LIMITS.maxBodyBytes} bytes`)
-    if (replyTo !== undefined && room.message(replyTo) === undefined)
-      throw new NotFoundError('no such message to reply to', { replyTo })
-    const entry: MessageEntry = {
-      v: 1,
-      room: roomId,
-      author,
-      authorMesh: this.ownMesh,
-      body,
-      mentions: parseMentions(room, body, this.ownMesh),
-      ts: this.#messageTs(),
-      ...(replyTo !== undefined ? { replyTo } : {}),
-    }
-    const id = contentId(entry)
-    await room.write([{ map: 'messages', key: id, value: entry }])
-    return { id }
+  post(roomId: string, author: string, body: string, replyTo?: string): Promise<{ id: string }> {
+    return this.#messages.post(roomId, author, body, replyTo)
   }
 
-  /**
-   * The clock, but strictly increasing for this mesh's messages: two posts in one
-   * millisecond would otherwise tie, and messages and notifications, ordered by ts,
-   * could list them either way round.
-   */
-  #messageTs(): number {
-    this.#lastMessageTs = Math.max(this.#now(), this.#lastMessageTs + 1)
-    return this.#lastMessageTs
+  react(roomId: string, author: string, message: string, emoji: string): Promise<{ id: string }> {
+    return this.#messages.react(roomId, author, message, emoji)
   }
 
-  async react(roomId: string, author: string, message: string, emoji: string): Promise<{ id: string }> {
-    const { room } = await this.access(roomId, author)
-    if (room.message(message) === undefined) throw new NotFoundError('no such message', { message })
-    const entry: ReactionEntry = {
-      v: 1,
-      room: roomId,
-      message,
-      emoji,
-      author,
-      authorMesh: this.ownMesh,
-      ts: this.#now(),
-    }
-    const id = contentId(entry)
-    await room.write([{ map: 'reactions', key: id, value: entry }])
-    return { id }
-  }
-
-  async redact(roomId: string, author: string, message: string, reason?: string): Promise<{ id: string }> {
-    const { room } = await this.access(roomId, author)
-    if (room.message(message) === undefined) throw new NotFoundError('no such message', { message })
-    const entry: RedactionEntry = {
-      v: 1,
-      room: roomId,
-      message,
-      author,
-      authorMesh: this.ownMesh,
-      ts: this.#now(),
-      ...(reason !== undefined ? { reason } : {}),
-    }
-    const id = contentId(entry)
-    await room.write([{ map: 'redactions', key: id, value: entry }])
-    return { id }
-  }
-
-  // ---- notifications ----
-
-  #notificationOps(room: Room, messages: Array<{ id: string; entry: MessageEntry }>): StoreOperation[] {
-    const ops: StoreOperation[] = []
-    const roomName = room.meta()?.name ?? room.id
-    for (const { id, entry } of messages) {
-      for (const did of entry.mentions) {
-        if (did === entry.author) continue
-        const m = room.member(did)
-        if (m === undefined || m.mesh !== this.ownMesh) continue
-        const noteId = `${pad(entry.ts)}.${room.id}.${id}`
-        const note: Notification = {
-          id: noteId,
-          kind: 'mention',
-          room: room.id,
-          roomName,
-          message: id,
-          author: room.displayName(entry.author, entry.authorMesh),
-          authorDid: entry.author,
-          mesh: entry.authorMesh,
-          body: entry.body.slice(0, NOTE_PREVIEW),
-          ts: entry.ts,
-        }
-        ops.push({
-          type: 'put',
-          sublevel: this.#notes,
-          key: `${NOTE_PREFIX}${did}/${noteId}`,
-          value: note,
-        } as StoreOperation)
-      }
-    }
-    return ops
+  redact(roomId: string, author: string, message: string, reason?: string): Promise<{ id: string }> {
+    return this.#messages.redact(roomId, author, message, reason)
   }
 
   /** Newest first; `after` is the id of the last notification already seen. */
-  async notifications(
-    did: string,
-    options: { after?: string; limit?: number } = {},
-  ): Promise<NotificationPage> {
-    const limit = options.limit ?? 50
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200)
-      throw new BadRequestError('limit must be 1..200')
-    if (options.after !== undefined && !/^[0-9]{15}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(options.after))
-      throw new BadRequestError('invalid cursor')
-    const prefix = `${NOTE_PREFIX}${did}/`
-    const lt = options.after === undefined ? `${prefix}~` : prefix + options.after
-    const notifications: Notification[] = []
-    let more = false
-    for await (const note of this.#notes.values({ gte: prefix, lt, reverse: true, limit: limit + 1 })) {
-      if (notifications.length === limit) {
-        more = true
-        break
-      }
-      notifications.push(note)
-    }
-    return { notifications, nextCursor: more ? (notifications.at(-1)?.id ?? null) : null }
+  notifications(did: string, options: { after?: string; limit?: number } = {}): Promise<NotificationPage> {
+    return this.#notifications.page(did, options)
   }
-}
-
-/**
- * Mentions in a body: `@local_id` (a local member), `@local_id:mesh-name` (a foreign
- * member) and bare did:keys. Unknown names are left as text.
- */
-export function parseMentions(room: Room, body: string, ownMesh: string): string[] {
-  const found = new Set<string>()
-  const members = [...room.members().values()]
-  for (const match of body.matchAll(/@([A-Za-z0-9._-]+)(?::([^\s@]+))?/g)) {
-    const [, localId, meshName] = match
-    for (const m of members) {
-      if (m.localId !== localId) continue
-      if (meshName === undefined ? m.mesh === ownMesh : m.meshName === meshName && m.mesh !== ownMesh)
-        found.add(m.did)
-    }
-  }
-  for (const match of body.matchAll(/did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}/g)) {
-    if (isDidKey(match[0])) found.add(match[0])
-  }
-  return [...found].slice(0, ROOM_LIMITS.maxMentions)
 }

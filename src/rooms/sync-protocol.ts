@@ -1,6 +1,6 @@
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { ROOM_LIMITS } from './room-entries.ts'
+import { ROOM_ID_RE, ROOM_LIMITS } from './room-entries.ts'
 
 /**
  * `/mesh/rooms/1.0.0` — shared rooms between two meshes with an accepted connection.
@@ -82,39 +82,41 @@ export class MalformedFrameError extends Error {
   }
 }
 
-const ROOM_ID_RE = /^[A-Za-z0-9_-]{8,64}$/
+/** The message type each frame travels as. */
+const MESSAGE_OF: Record<RoomFrame['type'], number> = {
+  step1: ROOM_MESSAGE.sync,
+  step2: ROOM_MESSAGE.sync,
+  update: ROOM_MESSAGE.sync,
+  awareness: ROOM_MESSAGE.awareness,
+  share: ROOM_MESSAGE.share,
+  backfill: ROOM_MESSAGE.backfill,
+  refused: ROOM_MESSAGE.refused,
+}
 
 export function encodeFrame(frame: RoomFrame): Uint8Array {
   const e = encoding.createEncoder()
   encoding.writeVarString(e, frame.room)
+  encoding.writeVarUint(e, MESSAGE_OF[frame.type])
   switch (frame.type) {
     case 'step1':
-      encoding.writeVarUint(e, ROOM_MESSAGE.sync)
       encoding.writeVarUint(e, SYNC_STEP.step1)
       encoding.writeVarUint8Array(e, frame.stateVector)
       break
     case 'step2':
     case 'update':
-      encoding.writeVarUint(e, ROOM_MESSAGE.sync)
-      encoding.writeVarUint(e, frame.type === 'step2' ? SYNC_STEP.step2 : SYNC_STEP.update)
+      encoding.writeVarUint(e, SYNC_STEP[frame.type])
       encoding.writeVarUint8Array(e, frame.update)
       break
     case 'awareness':
-      encoding.writeVarUint(e, ROOM_MESSAGE.awareness)
       encoding.writeVarUint8Array(e, frame.update)
       break
     case 'share':
-      encoding.writeVarUint(e, ROOM_MESSAGE.share)
       encoding.writeVarString(e, frame.json)
       break
     case 'backfill':
-      encoding.writeVarUint(e, ROOM_MESSAGE.backfill)
-      encoding.writeVarUint(e, frame.entries)
-      encoding.writeVarUint(e, frame.bytes)
-      encoding.writeVarUint(e, frame.chunks)
+      for (const n of [frame.entries, frame.bytes, frame.chunks]) encoding.writeVarUint(e, n)
       break
     case 'refused':
-      encoding.writeVarUint(e, ROOM_MESSAGE.refused)
       encoding.writeVarString(e, frame.code)
       encoding.writeVarString(e, frame.reason)
       break

@@ -1,0 +1,243 @@
+import * as encoding from 'lib0/encoding'
+import * as Y from 'yjs'
+import { type BackfillPlan, countEntries } from './backfill.ts'
+import type { LinkError } from './link-manager.ts'
+import type { RoomManager } from './room-manager.ts'
+import type { ShareBook } from './share.ts'
+
+/** Progress of one direction of a room's catch-up with one peer. */
+export interface TransferProgress {
+  /** Entries, bytes and chunks of the latest state-vector diff. */
+  entries: number
+  bytes: number
+  chunks: number
+  entriesDone: number
+  bytesDone: number
+  chunksDone: number
+  startedAt: string | null
+  doneAt: string | null
+}
+
+/** `GET /api/rooms/:id/sync`: where each peer of a shared room stands. */
+export interface RoomSyncStatus {
+  room: string
+  homeMesh: string
+  federated: boolean
+  /** This replica's Yjs state vector, base64. */
+  stateVector: string
+  messages: number
+  /** Every peer's link is open, its diff received, and it lacks nothing we know of. */
+  caughtUp: boolean
+  peers: PeerSyncStatus[]
+}
+
+export interface PeerSyncStatus {
+  peer: string
+  name: string | null
+  direction: 'out' | 'in'
+  link: 'open' | 'closed'
+  lastError: { code: string; message: string; at: string } | null
+  /** The peer's state vector as last known (its SyncStep1, plus what went both ways since), base64. */
+  theirStateVector: string | null
+  /** What the peer lacks of this replica, as far as we know. */
+  behind: { entries: number; bytes: number } | null
+  /** Our catch-up from the peer: its diff for our SyncStep1. */
+  incoming: TransferProgress
+  /** The peer's catch-up from us: our diff for its SyncStep1. */
+  outgoing: TransferProgress
+  caughtUp: boolean
+}
+
+/** Where one room stands with one peer. */
+export interface Progress {
+  /** The peer's state vector as far as known; null until its SyncStep1. */
+  theirs: Map<number, number> | null
+  incoming: TransferProgress
+  outgoing: TransferProgress
+}
+
+export interface SyncProgressComponents {
+  rooms: Pick<RoomManager, 'record' | 'load'>
+  shares: Pick<ShareBook, 'peersOf'>
+  /** Whether the link with `peer` is open now. */
+  linkOpen: (peer: string) => boolean
+  lastError: (peer: string) => LinkError | undefined
+  /** The peer's name, as its connection knows it. */
+  peerName: (peer: string) => string | null
+  isFederated: (room: string, homeMesh: string) => boolean
+  now: () => number
+}
+
+export function emptyTransfer(): TransferProgress {
+  return {
+    entries: 0,
+    bytes: 0,
+    chunks: 0,
+    entriesDone: 0,
+    bytesDone: 0,
+    chunksDone: 0,
+    startedAt: null,
+    doneAt: null,
+  }
+}
+
+/**
+ * The catch-up of each shared room with each peer, both ways, and what the peer
+ * holds as far as we know (its SyncStep1, plus what went both ways since): the
+ * `GET /api/rooms/:id/sync` view.
+ */
+export class SyncProgress {
+  readonly #c: SyncProgressComponents
+  readonly #progress = new Map<string, Map<string, Progress>>()
+
+  constructor(components: SyncProgressComponents) {
+    this.#c = components
+  }
+
+  of(peer: string, room: string): Progress {
+    let byRoom = this.#progress.get(peer)
+    if (byRoom === undefined) {
+      byRoom = new Map()
+      this.#progress.set(peer, byRoom)
+    }
+    let p = byRoom.get(room)
+    if (p === undefined) {
+      p = { theirs: null, incoming: emptyTransfer(), outgoing: emptyTransfer() }
+      byRoom.set(room, p)
+    }
+    return p
+  }
+
+  /** Our SyncStep1 went out: the incoming catch-up starts over. */
+  asked(peer: string, room: string): void {
+    Object.assign(this.of(peer, room).incoming, emptyTransfer(), { startedAt: this.#isoNow() })
+  }
+
+  /** The peer announced its diff (a `backfill` frame). */
+  announced(peer: string, room: string, diff: { entries: number; bytes: number; chunks: number }): void {
+    Object.assign(this.of(peer, room).incoming, {
+      entries: diff.entries,
+      bytes: diff.bytes,
+      chunks: diff.chunks,
+      entriesDone: 0,
+      bytesDone: 0,
+      chunksDone: 0,
+      doneAt: diff.chunks === 0 ? this.#isoNow() : null,
+    })
+  }
+
+  /** One chunk of the peer's diff arrived. */
+  received(peer: string, room: string, chunk: Uint8Array): void {
+    const incoming = this.of(peer, room).incoming
+    incoming.chunksDone++
+    incoming.bytesDone += chunk.byteLength
+    incoming.entriesDone += countEntries(chunk)
+    if (incoming.chunksDone >= incoming.chunks && incoming.doneAt === null) incoming.doneAt = this.#isoNow()
+  }
+
+  /**
+   * We answer the peer's SyncStep1 with `plan`: its state vector is known from now,
+   * and the outgoing catch-up starts over. Returns the hook to call as chunk `i` is sent.
+   */
+  answering(
+    peer: string,
+    room: string,
+    theirs: Map<number, number>,
+    plan: BackfillPlan,
+  ): (i: number, chunk: Uint8Array) => void {
+    const progress = this.of(peer, room)
+    progress.theirs = theirs
+    const now = this.#isoNow()
+    const outgoing = progress.outgoing
+    Object.assign(outgoing, {
+      entries: plan.totalEntries,
+      bytes: plan.totalBytes,
+      chunks: plan.chunks.length,
+      entriesDone: 0,
+      bytesDone: 0,
+      chunksDone: 0,
+      startedAt: now,
+      doneAt: plan.chunks.length === 0 ? now : null,
+    })
+    return (i, chunk) => {
+      outgoing.entriesDone += plan.entries[i] ?? 0
+      outgoing.bytesDone += chunk.byteLength
+      outgoing.chunksDone++
+      if (outgoing.chunksDone === outgoing.chunks) outgoing.doneAt = this.#isoNow()
+    }
+  }
+
+  /** The peer has (or will have) what `update` holds: its known state vector grows. */
+  learn(peer: string, room: string, update: Uint8Array): void {
+    const p = this.of(peer, room)
+    if (p.theirs === null) return
+    try {
+      const { from, to } = Y.parseUpdateMeta(update)
+      for (const [client, clock] of to) {
+        if ((from.get(client) ?? 0) <= (p.theirs.get(client) ?? 0) && clock > (p.theirs.get(client) ?? 0))
+          p.theirs.set(client, clock)
+      }
+    } catch {
+      // an update that does not parse teaches nothing
+    }
+  }
+
+  async status(roomId: string): Promise<RoomSyncStatus> {
+    const record = await this.#c.rooms.record(roomId)
+    const room = await this.#c.rooms.load(roomId)
+    const peers: PeerSyncStatus[] = []
+    for (const share of this.#c.shares.peersOf(roomId)) {
+      const p = this.of(share.peer, roomId)
+      let behind: PeerSyncStatus['behind'] = null
+      let theirStateVector: string | null = null
+      if (p.theirs !== null) {
+        const sv = encodeStateVector(p.theirs)
+        theirStateVector = Buffer.from(sv).toString('base64')
+        const diff = Y.encodeStateAsUpdate(room.doc, sv)
+        behind = { entries: countEntries(diff), bytes: diff.byteLength > 2 ? diff.byteLength : 0 }
+      }
+      const open = this.#c.linkOpen(share.peer)
+      const caughtUp =
+        open &&
+        p.incoming.doneAt !== null &&
+        p.outgoing.doneAt !== null &&
+        behind !== null &&
+        behind.entries === 0
+      peers.push({
+        peer: share.peer,
+        name: this.#c.peerName(share.peer),
+        direction: share.direction,
+        link: open ? 'open' : 'closed',
+        lastError: this.#c.lastError(share.peer) ?? null,
+        theirStateVector,
+        behind,
+        incoming: { ...p.incoming },
+        outgoing: { ...p.outgoing },
+        caughtUp,
+      })
+    }
+    return {
+      room: roomId,
+      homeMesh: record.homeMesh,
+      federated: this.#c.isFederated(roomId, record.homeMesh),
+      stateVector: Buffer.from(Y.encodeStateVector(room.doc)).toString('base64'),
+      messages: room.messageCount,
+      caughtUp: peers.every((p) => p.caughtUp),
+      peers,
+    }
+  }
+
+  #isoNow(): string {
+    return new Date(this.#c.now()).toISOString()
+  }
+}
+
+function encodeStateVector(sv: Map<number, number>): Uint8Array {
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, sv.size)
+  for (const [client, clock] of [...sv].sort((a, b) => b[0] - a[0])) {
+    encoding.writeVarUint(e, client)
+    encoding.writeVarUint(e, clock)
+  }
+  return encoding.toUint8Array(e)
+}
