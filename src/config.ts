@@ -150,7 +150,7 @@ export interface MeshNodeInit {
   }
   authority?: {
     /**
-     * Whether the interim human acts of the connections issue (connections/human-act.ts)
+     * Whether the interim human acts of the connections issue (auth/acts/human-act.ts)
      * are still accepted beside UCAN chains for connection acts, locally and from peers
      * (a compatibility switch: the CLI and the console sign chains); default false.
      */

@@ -48,4 +48,11 @@ export {
   type CheckpointGossipInit,
 } from './checkpoint-gossip.ts'
 export { RefusalThrottle, type RefusalThrottleInit } from './refusal-throttle.ts'
+export {
+  REJECTED_LIMITS,
+  type RejectedEntry,
+  RejectedLog,
+  type RejectedLogInit,
+  rejectionFrom,
+} from './rejected-log.ts'
 export { type AuditRoutesInit, registerAuditRoutes } from './routes.ts'

@@ -1,4 +1,5 @@
 import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
+import type { RejectedLog } from '../audit/index.ts'
 import { type AuditLog, type CheckpointGossip, RefusalThrottle } from '../audit/index.ts'
 import type { ActGate } from '../auth/acts/index.ts'
 import { MeshError } from '../errors.ts'
@@ -20,7 +21,6 @@ import type { PeerBook } from './peers.ts'
 import type { PolicyService } from './policy.ts'
 import { RateLimiter, type RateLimiterInit } from './rate-limiter.ts'
 import { type InteractionEvent, Refusals } from './refusals.ts'
-import type { RejectedLog } from './rejected-log.ts'
 
 export type {
   ConnectionRecord,

@@ -4,8 +4,7 @@
  * acts, the federation policy, the rejected log, and their HTTP routes.
  */
 
-// Acts moved to src/auth/acts; re-exported for mesh-node and the CLI until they import it there.
-export * from '../auth/acts/index.ts'
+export { type RejectedEntry, RejectedLog, type RejectedLogInit } from '../audit/index.ts'
 export {
   CONNECT_MESSAGE,
   CONNECT_PROTOCOLS,
@@ -61,5 +60,4 @@ export {
 } from './policy.ts'
 export { type Authenticate, registerPolicyRoutes, registerRejectedRoutes } from './policy-routes.ts'
 export { RateLimiter, type RateLimiterInit } from './rate-limiter.ts'
-export { type RejectedEntry, RejectedLog, type RejectedLogInit } from './rejected-log.ts'
 export { type ConnectionRoutesInit, connectionViewSchema, registerConnectionRoutes } from './routes.ts'

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { REJECTED_LIMITS, type RejectedLog } from '../audit/index.ts'
 import { ERROR_STATUS, ForbiddenError, UnauthenticatedError } from '../errors.ts'
 import { type FederationPolicy, type PolicyChange, type PolicyService, policySchema } from './policy.ts'
-import { REJECTED_LIMITS, type RejectedLog } from './rejected-log.ts'
 
 /** An onRequest hook that sets `request.session` or throws (e.g. `requireSession(sessions)`). */
 export type Authenticate = (request: FastifyRequest, reply: FastifyReply) => Promise<void>

@@ -1,8 +1,8 @@
 import type { AuditLog, RefusalThrottle } from '../audit/index.ts'
+import { type RejectedLog, rejectionFrom } from '../audit/index.ts'
 import { MeshError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { boundDetails } from './connection-book.ts'
-import { type RejectedLog, rejectionFrom } from './rejected-log.ts'
 
 /** The reputation hook's event: one message from a peer whose envelope verified. */
 export interface InteractionEvent {

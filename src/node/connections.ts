@@ -1,12 +1,11 @@
 import type { Registry } from 'prom-client'
 import { CheckpointGossip } from '../audit/index.ts'
+import { ActGate, HumanActVerifier } from '../auth/index.ts'
 import {
-  ActGate,
   CONNECT_PROTOCOLS,
   ConnectionService,
   EnvelopeVerifier,
   type FederationPolicy,
-  HumanActVerifier,
   PeerBook,
   PolicyService,
   RejectedLog,

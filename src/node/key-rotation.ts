@@ -1,5 +1,5 @@
 import type { AuditLog } from '../audit/index.ts'
-import { type ActGate, HUMAN_ACTS } from '../connections/index.ts'
+import { type ActGate, HUMAN_ACTS } from '../auth/index.ts'
 import {
   type Ed25519KeyPair,
   type MeshKeyHistory,

@@ -1,14 +1,8 @@
 import type { AgentService } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
-import type { Authority, InteractionReporter, MemberBook } from '../auth/index.ts'
+import type { ActGate, Authority, InteractionReporter, MemberBook } from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
-import type {
-  ActGate,
-  ConnectionService,
-  PeerBook,
-  PolicyService,
-  RejectedLog,
-} from '../connections/index.ts'
+import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
 import type { FederationSettings } from '../manifest/index.ts'

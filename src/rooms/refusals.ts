@@ -1,40 +1,7 @@
+import type { RefusalThrottle } from '../audit/index.ts'
 import { MeshError, type MeshErrorCode } from '../errors.ts'
 import type { Link } from './link.ts'
 import type { RoomManager } from './room-manager.ts'
-
-const MAX_THROTTLED_KEYS = 10_000
-
-/**
- * At most one record per key per interval; the ones in between are counted and the
- * count goes with the next record. (The connections keep a copy of this throttle;
- * issue 11 gives both one home.)
- */
-export class RefusalThrottle {
-  readonly #last = new Map<string, { at: number; suppressed: number }>()
-  readonly #intervalMs: number
-  readonly #now: () => number
-
-  constructor(init: { intervalMs: number; now: () => number }) {
-    this.#intervalMs = init.intervalMs
-    this.#now = init.now
-  }
-
-  /**
-   * `undefined` when `key` was recorded less than an interval ago (counted as
-   * suppressed); otherwise how many were suppressed since its last record.
-   */
-  admit(key: string): number | undefined {
-    const now = this.#now()
-    const last = this.#last.get(key)
-    if (last !== undefined && now - last.at < this.#intervalMs) {
-      last.suppressed++
-      return undefined
-    }
-    if (this.#last.size > MAX_THROTTLED_KEYS) this.#last.clear()
-    this.#last.set(key, { at: now, suppressed: 0 })
-    return last?.suppressed ?? 0
-  }
-}
 
 export interface RefusalsComponents {
   rooms: Pick<RoomManager, 'recordRefusal'>
@@ -60,10 +27,10 @@ export type Refuse = (
 export function refusals(c: RefusalsComponents): Refuse {
   return (peer, room, code, reason, message, link) => {
     c.stats.refused++
-    const suppressed = c.throttle.admit(`${peer} ${reason}`)
-    if (suppressed === undefined) return
+    const admitted = c.throttle.admit(`${peer} ${reason}`)
+    if (admitted === undefined) return
     const details: Record<string, unknown> = { reason, peer }
-    if (suppressed > 0) details.suppressedSinceLast = suppressed
+    if (admitted.suppressedSinceLast > 0) details.suppressedSinceLast = admitted.suppressedSinceLast
     c.rooms.recordRefusal(
       room ?? '-',
       { kind: 'peer', meshDid: peer },

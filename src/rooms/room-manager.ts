@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import * as Y from 'yjs'
-import type { RejectedLog } from '../connections/rejected-log.ts'
+import type { RejectedLog } from '../audit/index.ts'
 import { BadRequestError, ForbiddenError, type MeshError, NotFoundError } from '../errors.ts'
 import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'

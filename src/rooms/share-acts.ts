@@ -1,5 +1,5 @@
 import type { AuditLog } from '../audit/index.ts'
-import type { ActGate, GateAct } from '../connections/act-gate.ts'
+import type { ActGate, GateAct } from '../auth/acts/index.ts'
 import {
   BadRequestError,
   ConflictError,
@@ -29,7 +29,7 @@ export interface ShareView {
   dm?: string
 }
 
-export type ShareActGate = Pick<ActGate, 'local' | 'peer' | 'peek' | 'release'>
+export type ShareActGate = Pick<ActGate, 'local' | 'peer' | 'peek' | 'release' | 'withAct' | 'peerHumanAct'>
 
 export interface ShareActsComponents {
   /** The mesh key: it signs shares (a function: key rotation changes it). */
@@ -108,7 +108,7 @@ export class ShareActs {
       subject: input.peer,
       resource: shareResource(this.#self, input.room),
     })
-    return withAct(this.#c.acts, act, async () => {
+    return this.#c.acts.withAct(act, async () => {
       const room = await this.#c.rooms.load(input.room)
       await this.#checkForeignRoom(room)
       const meta = room.meta()
@@ -155,7 +155,7 @@ export class ShareActs {
       subject: input.with,
       resource: shareResource(this.#self, '', input.with),
     })
-    return withAct(this.#c.acts, act, async () => {
+    return this.#c.acts.withAct(act, async () => {
       if (act.issuer !== input.actor)
         throw new ForbiddenError('a federated DM is opened by its owner’s own chain', {
           issuer: act.issuer,
@@ -244,7 +244,7 @@ export class ShareActs {
         selfDids,
         architect: accepted?.architectDid ?? null,
       })
-      return await withAct(this.#c.acts, act, async () => {
+      return await this.#c.acts.withAct(act, async () => {
         const held = await this.#c.rooms.record(roomId).catch(() => undefined)
         if (held !== undefined && keys.identityOf(held.homeMesh) !== keys.identityOf(share.homeMesh))
           throw new ConflictError('this mesh holds that room with another home mesh', { room: roomId })
@@ -346,27 +346,13 @@ export class ShareActs {
 }
 
 /**
- * Runs `fn` with a claimed act; a failure releases the act and rethrows. (The
- * connections keep a copy; issue 11 gives both one `withAct` under src/auth/acts.)
- */
-async function withAct<T>(acts: Pick<ActGate, 'release'>, act: GateAct, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn()
-  } catch (err) {
-    await acts.release(act)
-    throw err
-  }
-}
-
-/**
  * The post-check of the chain inside a share a peer forwarded, as a foreign act
  * (SPEC §4): an invocation of `room/share` addressed to a key of the sender, on that
  * key's room (or, for a DM, on the key itself) with `nb.peer` = the receiver (the DM's
  * principal), rooted in that key, valid when the share was decided, with a human the
  * sender vouches for who is no mesh key; a share (not a DM) passes through the
  * sender's architect. Claimed: the caller writes its `operations` with the share, or
- * releases it. (The connections' copy of the human/architect checks is to become one
- * `peerHumanAct(...)` under src/auth/acts.)
+ * releases it.
  */
 export async function checkPeerShareAct(
   acts: ShareActGate,
@@ -393,17 +379,8 @@ export async function checkPeerShareAct(
     resource: shareResource(peeked.audience, share.room, share.join),
     now: share.decidedAt,
   })
-  await withAct(acts, act, async () => {
-    if (act.human === undefined || isMeshKey(act.human))
-      throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the human in the chain is a mesh key', {
-        human: act.human ?? null,
-      })
-    if (share.join === undefined && architect !== null && !act.issuers.includes(architect))
-      throw new ForbiddenError('the chain does not pass through the peer’s architect', {
-        architect,
-        issuers: act.issuers,
-      })
-  })
+  // A DM share is the DM principal's own act: no architect stands in its chain.
+  await acts.peerHumanAct(act, { isMeshKey, architect: share.join === undefined ? architect : null })
   return act
 }
 

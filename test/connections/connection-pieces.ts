@@ -1,5 +1,5 @@
 import type { TestContext } from 'node:test'
-import { AuditLog, RefusalThrottle } from '../../src/audit/index.ts'
+import { AuditLog, RefusalThrottle, RejectedLog } from '../../src/audit/index.ts'
 import {
   type ActAuthority,
   ActGate,
@@ -18,7 +18,6 @@ import { PeerBook } from '../../src/connections/peers.ts'
 import { PolicyService } from '../../src/connections/policy.ts'
 import { RateLimiter } from '../../src/connections/rate-limiter.ts'
 import { Refusals } from '../../src/connections/refusals.ts'
-import { RejectedLog } from '../../src/connections/rejected-log.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { tempStore } from '../fixtures/principals.ts'

@@ -2,18 +2,17 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import { issueDelegation, issueMembershipCredential, roomResourceOf } from '../../src/auth/authority/index.ts'
+import { encodeAct, signAct } from '../../src/auth/index.ts'
 import { actCapability, invocationToken, proofOf } from '../../src/cli/chains.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import type { MeshNodeInit } from '../../src/config.ts'
 import {
   type ConnectionView,
   createEnvelope,
-  encodeAct,
   encodeEnvelope,
   exchange,
   MESH_CONNECT_PROTOCOL,
   type PeerView,
-  signAct,
 } from '../../src/connections/index.ts'
 import { type Ed25519KeyPair, HumanKeystore, peerIdFromDid } from '../../src/identity/index.ts'
 import { initMesh, STORE_DIR } from '../../src/mesh-info.ts'

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
-import type { GateAct } from '../../src/connections/index.ts'
+import type { GateAct } from '../../src/auth/index.ts'
 import { ForbiddenError } from '../../src/errors.ts'
 import {
   createKeyFile,

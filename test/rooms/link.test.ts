@@ -3,12 +3,13 @@ import type { TestContext } from 'node:test'
 import { describe, it } from 'node:test'
 import { streamPair } from '@libp2p/utils'
 import * as Y from 'yjs'
+import { RefusalThrottle } from '../../src/audit/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { AwarenessRelay } from '../../src/rooms/awareness-relay.ts'
 import { Link } from '../../src/rooms/link.ts'
 import { SyncProgress } from '../../src/rooms/progress.ts'
-import { RefusalThrottle, refusals } from '../../src/rooms/refusals.ts'
+import { refusals } from '../../src/rooms/refusals.ts'
 import { type ContentFrame, Replicator } from '../../src/rooms/replicator.ts'
 import type { RoomManager } from '../../src/rooms/room-manager.ts'
 import { ShareBook, type ShareRecord } from '../../src/rooms/share.ts'
@@ -210,22 +211,5 @@ describe('a link between two meshes, over an in-memory stream pair', () => {
       user: 'alice',
       mesh: meshA.did,
     })
-  })
-})
-
-describe('RefusalThrottle', () => {
-  it('records one refusal per key per interval and counts the rest into the next', () => {
-    let now = 0
-    const throttle = new RefusalThrottle({ intervalMs: 1000, now: () => now })
-    assert.equal(throttle.admit('mallory malformed'), 0)
-    assert.equal(throttle.admit('mallory malformed'), undefined)
-    assert.equal(throttle.admit('mallory malformed'), undefined)
-    assert.equal(throttle.admit('mallory not-shared'), 0, 'another reason is its own key')
-    now = 999
-    assert.equal(throttle.admit('mallory malformed'), undefined)
-    now = 1000
-    assert.equal(throttle.admit('mallory malformed'), 3)
-    now = 2500
-    assert.equal(throttle.admit('mallory malformed'), 0)
   })
 })

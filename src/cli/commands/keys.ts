@@ -1,6 +1,6 @@
 /** `mesh key new`, `mesh key rotate`: human keys in the keystore, and the mesh key's rotation. */
 import type { Command } from 'commander'
-import { HUMAN_ACTS } from '../../connections/index.ts'
+import { HUMAN_ACTS } from '../../auth/index.ts'
 import type { KeyRotationResult } from '../../keys/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'

@@ -4,7 +4,7 @@
  */
 import { type Command, Option } from 'commander'
 import { roomResourceOf } from '../../auth/authority/index.ts'
-import { HUMAN_ACTS } from '../../connections/index.ts'
+import { HUMAN_ACTS } from '../../auth/index.ts'
 import type { RoomSyncStatus, ShareView, TransferProgress } from '../../rooms/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'

@@ -1,2 +1,0 @@
-// moved to src/auth/acts; removed at merge
-export * from '../auth/acts/human-act.ts'
