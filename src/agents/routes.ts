@@ -1,14 +1,7 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyInstance } from 'fastify'
-import { TOKEN_LIMITS } from '../auth/authority/index.ts'
-import { UCAN_TOKEN_SCHEMA } from '../auth/routes.ts'
+import { invokeBodySchema } from '../api/index.ts'
 import type { AgentService } from './agent-service.ts'
-
-const JWT = {
-  type: 'string',
-  minLength: 1,
-  maxLength: 8192,
-  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$',
-} as const
 
 /**
  * `POST /api/invoke {ucan, credentials?, presentation?}` → `{agent, ability, invoker,
@@ -18,26 +11,9 @@ const JWT = {
  * (the DID proof), addressed to this mesh, single use, with a chain rooted in this mesh.
  * Refusals carry the failed proof in `details.proof` (and every failed one in `details.failed`).
  */
-export function registerInvokeRoutes(app: FastifyInstance, init: { agents: AgentService }): void {
-  app.post(
-    '/api/invoke',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['ucan'],
-          properties: {
-            ucan: UCAN_TOKEN_SCHEMA,
-            credentials: { type: 'array', maxItems: 16, items: JWT },
-            presentation: { type: 'string', maxLength: TOKEN_LIMITS.maxEncodedLength },
-          },
-        },
-      },
-    },
-    async (request) => {
-      const body = request.body as { ucan: string; credentials?: string[]; presentation?: string }
-      return init.agents.invoke(body)
-    },
+export function registerInvokeRoutes(fastify: FastifyInstance, init: { agents: AgentService }): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
+  app.post('/api/invoke', { schema: { body: invokeBodySchema } }, async (request) =>
+    init.agents.invoke(request.body),
   )
 }

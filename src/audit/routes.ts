@@ -1,116 +1,23 @@
 import type { ServerResponse } from 'node:http'
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
+import {
+  auditPageSchema,
+  auditQuerySchema,
+  auditReportSchema,
+  checkpointSchema,
+  verifyBodySchema,
+  verifyQuerySchema,
+} from '../api/index.ts'
 import { BadRequestError } from '../errors.ts'
-import { AUDIT_LIST_LIMITS, AUDIT_PROBLEM_KINDS, type AuditLog, type AuditVerifyReport } from './audit-log.ts'
-import { AUDIT_LIMITS } from './audit-row.ts'
-import { checkpointSchema, parseCheckpoint } from './checkpoint.ts'
+import { AUDIT_LIST_LIMITS, type AuditLog, type AuditVerifyReport } from './audit-log.ts'
+import { parseCheckpoint } from './checkpoint.ts'
 
 export interface AuditRoutesInit {
   audit: AuditLog
   /** Admits a request or throws (e.g. `requireSession(sessions)`); runs before both routes. */
   authenticate: onRequestAsyncHookHandler
 }
-
-interface ListQuerystring {
-  after?: string
-  limit?: string
-  action?: string
-}
-
-// Query values arrive as strings and the app does not coerce them: numbers are matched
-// as digits here, and range-checked by AuditLog.list, which owns the rules.
-const listQuerystringSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    after: { type: 'string', pattern: '^[0-9]{1,15}$' },
-    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
-    action: { type: 'string', pattern: `^[a-z0-9_.-]{1,${AUDIT_LIMITS.maxActionLength}}$` },
-  },
-} as const
-
-interface VerifyQuerystring {
-  checkpoint?: string
-}
-
-// A signed checkpoint is ~400 bytes of JSON; its base64url form fits well within this.
-const MAX_CHECKPOINT_PARAM = 2048
-
-const verifyQuerystringSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    checkpoint: { type: 'string', maxLength: MAX_CHECKPOINT_PARAM, pattern: '^[A-Za-z0-9_-]+$' },
-  },
-} as const
-
-const verifyBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['checkpoint'],
-  properties: { checkpoint: checkpointSchema },
-} as const
-
-const nullableString = { type: ['string', 'null'] } as const
-
-const rowSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['seq', 'ts', 'action', 'actor', 'subject', 'details', 'prev', 'hash', 'signer', 'signature'],
-  properties: {
-    seq: { type: 'integer' },
-    ts: { type: 'string' },
-    action: { type: 'string' },
-    actor: nullableString,
-    subject: nullableString,
-    details: { type: 'object', additionalProperties: true },
-    prev: { type: 'string' },
-    hash: { type: 'string' },
-    signer: { type: 'string' },
-    signature: { type: 'string' },
-  },
-} as const
-
-const headSchema = {
-  type: ['object', 'null'],
-  additionalProperties: false,
-  required: ['seq', 'hash'],
-  properties: { seq: { type: 'integer' }, hash: { type: 'string' } },
-} as const
-
-const pageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['entries', 'nextCursor'],
-  properties: {
-    entries: { type: 'array', items: rowSchema },
-    nextCursor: { type: ['integer', 'null'] },
-  },
-} as const
-
-const reportSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ok', 'count', 'head', 'problems'],
-  properties: {
-    ok: { type: 'boolean' },
-    count: { type: 'integer' },
-    head: headSchema,
-    problems: {
-      type: 'array',
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['seq', 'kind', 'message'],
-        properties: {
-          seq: { type: 'integer' },
-          kind: { type: 'string', enum: AUDIT_PROBLEM_KINDS },
-          message: { type: 'string' },
-        },
-      },
-    },
-  },
-} as const
 
 /**
  * `GET /api/audit?after=&limit=&action=` → `{entries, nextCursor}` (rows as stored,
@@ -124,12 +31,13 @@ const reportSchema = {
  * `GET /api/audit/checkpoint` → the log's current signed checkpoint, to keep outside
  * the node. All need a session.
  */
-export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit): void {
-  app.get<{ Querystring: ListQuerystring }>(
+export function registerAuditRoutes(fastify: FastifyInstance, init: AuditRoutesInit): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
+  app.get(
     '/api/audit',
     {
       onRequest: init.authenticate,
-      schema: { querystring: listQuerystringSchema, response: { 200: pageSchema } },
+      schema: { querystring: auditQuerySchema, response: { 200: auditPageSchema } },
     },
     async (request, reply) => {
       const { after, limit, action } = request.query
@@ -156,11 +64,11 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
     })
   }
 
-  app.get<{ Querystring: VerifyQuerystring }>(
+  app.get(
     '/api/audit/verify',
     {
       onRequest: init.authenticate,
-      schema: { querystring: verifyQuerystringSchema, response: { 200: reportSchema } },
+      schema: { querystring: verifyQuerySchema, response: { 200: auditReportSchema } },
     },
     async (request, reply) => {
       const param = request.query.checkpoint
@@ -176,11 +84,11 @@ export function registerAuditRoutes(app: FastifyInstance, init: AuditRoutesInit)
     },
   )
 
-  app.post<{ Body: { checkpoint: unknown } }>(
+  app.post(
     '/api/audit/verify',
     {
       onRequest: init.authenticate,
-      schema: { body: verifyBodySchema, response: { 200: reportSchema } },
+      schema: { body: verifyBodySchema, response: { 200: auditReportSchema } },
     },
     async (request, reply) => verify(request.body.checkpoint, reply.raw),
   )

@@ -1,7 +1,19 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import {
+  trustBodySchema,
+  trustParamsSchema,
+  trustQuerySchema,
+  trustRecordSchema,
+  UCAN,
+} from '../api/index.ts'
 import { BadRequestError, NotFoundError, UnauthenticatedError } from '../errors.ts'
 import type { Authority, TrustRecord, TrustScope } from './authority/index.ts'
-import { TOKEN_LIMITS, toMeshError } from './authority/index.ts'
+import { toMeshError } from './authority/index.ts'
+
+/** A UCAN token (base64url CAR), as routes take it: the contract's one definition. */
+export const UCAN_TOKEN_SCHEMA = UCAN
+export { trustRecordSchema }
 
 export interface AuthorityRoutesInit {
   /** A getter: a key rotation replaces the authority. */
@@ -9,59 +21,6 @@ export interface AuthorityRoutesInit {
   /** An onRequest hook that sets `request.session` or throws. */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 }
-
-const DID = {
-  type: 'string',
-  minLength: 8,
-  maxLength: 512,
-  pattern: '^did:[a-z0-9]+:[A-Za-z0-9._%:-]+$',
-} as const
-/** A UCAN token (base64url CAR): a chain is larger than an interim act. */
-export const UCAN_TOKEN_SCHEMA = {
-  type: 'string',
-  minLength: 1,
-  maxLength: 16 * 1024,
-  pattern: '^[A-Za-z0-9_-]+$',
-} as const
-const JWT = {
-  type: 'string',
-  minLength: 1,
-  maxLength: 8192,
-  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$',
-} as const
-const SCOPE = { type: 'string', enum: ['principal', 'mesh'] } as const
-
-export const trustRecordSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
-  properties: {
-    did: { type: 'string' },
-    scope: SCOPE,
-    local: { type: 'boolean' },
-    kind: { type: 'string' },
-    role: { type: 'string' },
-    mesh: { type: 'string' },
-    tier: { type: 'integer', minimum: 1, maximum: 4 },
-    accepted: { type: 'integer' },
-    refused: { type: 'integer' },
-    score: { type: 'number' },
-    recentRefusals: { type: 'integer', description: 'refusals within the violation window' },
-    lastReason: { type: 'string' },
-    lastInteractionAt: { type: 'string' },
-    tierChangedAt: { type: 'string' },
-    tierReason: { type: 'string' },
-    tierChangedBy: { type: 'string' },
-    flagged: {
-      type: 'object',
-      description:
-        'a human of this mesh at tier 1–2 whose refusals crossed the violation threshold (never demoted automatically)',
-      additionalProperties: false,
-      required: ['at', 'reason', 'count'],
-      properties: { at: { type: 'string' }, reason: { type: 'string' }, count: { type: 'integer' } },
-    },
-  },
-} as const
 
 /** A trust record as the API shows it (`recentRefusals` as a count). */
 export type TrustView = Omit<TrustRecord, 'recentRefusals'> & { recentRefusals: number }
@@ -85,7 +44,8 @@ function view(record: TrustRecord): TrustView {
  *   delegation to its architect, the root of every local chain (a delegation is useless
  *   without its audience's key, so any session may read it).
  */
-export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRoutesInit): void {
+export function registerAuthorityRoutes(fastify: FastifyInstance, init: AuthorityRoutesInit): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   const { authenticate } = init
 
   app.get('/api/trust', { onRequest: authenticate }, async () => {
@@ -101,14 +61,14 @@ export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRou
     {
       onRequest: authenticate,
       schema: {
-        params: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
-        querystring: { type: 'object', additionalProperties: false, properties: { scope: SCOPE } },
+        params: trustParamsSchema,
+        querystring: trustQuerySchema,
         response: { 200: trustRecordSchema },
       },
     },
     async (request) => {
-      const { did } = request.params as { did: string }
-      const scope = ((request.query as { scope?: TrustScope }).scope ?? 'principal') as TrustScope
+      const { did } = request.params
+      const scope: TrustScope = request.query.scope ?? 'principal'
       const trust = init.authority().trust
       const record = trust.get(did, scope)
       if (record !== undefined) return view(record)
@@ -129,35 +89,12 @@ export function registerAuthorityRoutes(app: FastifyInstance, init: AuthorityRou
     '/api/trust/:did',
     {
       onRequest: authenticate,
-      schema: {
-        params: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['tier', 'reason', 'ucan'],
-          properties: {
-            tier: { type: 'integer', minimum: 2, maximum: 4 },
-            reason: { type: 'string', minLength: 1, maxLength: 512 },
-            ucan: UCAN_TOKEN_SCHEMA,
-            scope: SCOPE,
-            credentials: { type: 'array', maxItems: 16, items: JWT },
-            presentation: { type: 'string', maxLength: TOKEN_LIMITS.maxEncodedLength },
-          },
-        },
-        response: { 200: trustRecordSchema },
-      },
+      schema: { params: trustParamsSchema, body: trustBodySchema, response: { 200: trustRecordSchema } },
     },
     async (request) => {
       if (request.session === undefined) throw new UnauthenticatedError('a session is required')
-      const { did } = request.params as { did: string }
-      const body = request.body as {
-        tier: number
-        reason: string
-        ucan: string
-        scope?: TrustScope
-        credentials?: string[]
-        presentation?: string
-      }
+      const { did } = request.params
+      const body = request.body
       const authority = init.authority()
       // The body restates what the signed invocation says; they must agree (checked
       // before verifying, so that a mismatch does not spend the invocation).

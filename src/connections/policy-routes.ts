@@ -1,6 +1,8 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { policySchema, rejectedPageSchema, rejectedQuerySchema } from '../api/index.ts'
 import { ERROR_STATUS, ForbiddenError, UnauthenticatedError } from '../errors.ts'
-import { type FederationPolicy, type PolicyChange, type PolicyService, policySchema } from './policy.ts'
+import type { PolicyChange, PolicyService } from './policy.ts'
 import { REJECTED_LIMITS, type RejectedLog } from './rejected-log.ts'
 
 /** An onRequest hook that sets `request.session` or throws (e.g. `requireSession(sessions)`). */
@@ -21,7 +23,8 @@ export interface PolicyRoutesInit {
  * `GET /api/federation/policy` (any session) and `PUT /api/federation/policy`
  * (the architect's session; the whole policy object, unknown fields refused).
  */
-export function registerPolicyRoutes(app: FastifyInstance, init: PolicyRoutesInit): void {
+export function registerPolicyRoutes(fastify: FastifyInstance, init: PolicyRoutesInit): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   app.get(
     '/api/federation/policy',
     { onRequest: init.authenticate, schema: { response: { 200: policySchema } } },
@@ -39,7 +42,7 @@ export function registerPolicyRoutes(app: FastifyInstance, init: PolicyRoutesIni
           role: session.role,
         })
       }
-      const change = await init.policy.put(request.body as FederationPolicy, { actor: session.did })
+      const change = await init.policy.put(request.body, { actor: session.did })
       await init.onChange?.(change)
       return change.policy
     },
@@ -51,48 +54,12 @@ export interface RejectedRoutesInit {
   authenticate: Authenticate
 }
 
-interface RejectedQuerystring {
-  after?: string
-  limit?: string
-  peer?: string
-  code?: string
-}
-
-// Query values arrive as strings and the app does not coerce them.
-const rejectedQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
+// The contract matches a code by its form; here it must be one of the error table's.
+const rejectedQuery = {
+  ...rejectedQuerySchema,
   properties: {
-    after: { type: 'string', pattern: '^[0-9]{16}$' },
-    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
-    peer: { type: 'string', maxLength: 128, pattern: '^did:[\\x21-\\x7e]+$' },
+    ...rejectedQuerySchema.properties,
     code: { type: 'string', enum: Object.keys(ERROR_STATUS) },
-  },
-} as const
-
-const rejectedPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['entries', 'nextCursor'],
-  properties: {
-    entries: {
-      type: 'array',
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],
-        properties: {
-          id: { type: 'string' },
-          at: { type: 'string' },
-          peer: { type: ['string', 'null'] },
-          kind: { type: 'string' },
-          code: { type: 'string' },
-          reason: { type: 'string' },
-          details: { type: 'object', additionalProperties: true },
-        },
-      },
-    },
-    nextCursor: { type: ['string', 'null'] },
   },
 } as const
 
@@ -100,15 +67,16 @@ const rejectedPageSchema = {
  * `GET /api/federation/rejected?after=&limit=&peer=&code=` (any session) →
  * `{entries: [{id, at, peer, kind, code, reason, details}], nextCursor}`, newest first.
  */
-export function registerRejectedRoutes(app: FastifyInstance, init: RejectedRoutesInit): void {
+export function registerRejectedRoutes(fastify: FastifyInstance, init: RejectedRoutesInit): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   app.get(
     '/api/federation/rejected',
     {
       onRequest: init.authenticate,
-      schema: { querystring: rejectedQuerySchema, response: { 200: rejectedPageSchema } },
+      schema: { querystring: rejectedQuery, response: { 200: rejectedPageSchema } },
     },
     async (request) => {
-      const query = request.query as RejectedQuerystring
+      const query = request.query
       return init.rejected.list({
         after: query.after,
         limit: query.limit === undefined ? REJECTED_LIMITS.defaultPageSize : Number(query.limit),

@@ -1,4 +1,6 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { sessionBodySchema } from '../api/index.ts'
 import type { Session, SessionService } from '../auth/index.ts'
 import { markSessionGuard } from './rate-limits.ts'
 
@@ -7,10 +9,6 @@ declare module 'fastify' {
     session?: Session
   }
 }
-
-const DID = { type: 'string', minLength: 9, maxLength: 128, pattern: '^did:' } as const
-const B64URL = (max: number) =>
-  ({ type: 'string', minLength: 1, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' }) as const
 
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
@@ -41,22 +39,12 @@ export function requireSession(sessions: SessionService) {
 }
 
 /** SPEC §3 challenge/response sign-in for this mesh's humans and agents, and logout. */
-export function registerSessionRoutes(app: FastifyInstance, sessions: SessionService): void {
+export function registerSessionRoutes(fastify: FastifyInstance, sessions: SessionService): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   app.get('/api/session/challenge', async () => sessions.challenge())
 
-  app.post(
-    '/api/session',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['did', 'nonce', 'signature'],
-          properties: { did: DID, nonce: B64URL(128), signature: B64URL(128) },
-        },
-      },
-    },
-    async (request) => sessions.open(request.body as { did: string; nonce: string; signature: string }),
+  app.post('/api/session', { schema: { body: sessionBodySchema } }, async (request) =>
+    sessions.open(request.body),
   )
 
   // Logout: the token fails at once, and its live y-websockets are closed (4401).

@@ -1,4 +1,6 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { rotateBodySchema, rotationResultSchema } from '../api/index.ts'
 import { ForbiddenError, UnauthenticatedError } from '../errors.ts'
 import type { RotationRecord } from '../identity/index.ts'
 
@@ -30,23 +32,6 @@ export interface KeyRoutesInit {
   rotate: (input: { ucan: string; actor: string }) => Promise<KeyRotationResult>
 }
 
-// A UCAN chain (base64url CAR, up to an envelope proof's 16 KiB) or an interim act.
-const UCAN = { type: 'string', minLength: 1, maxLength: 16 * 1024, pattern: '^[A-Za-z0-9_-]+$' } as const
-
-const resultSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['identity', 'previous', 'did', 'peerId', 'seq', 'announcedTo'],
-  properties: {
-    identity: { type: 'string' },
-    previous: { type: 'string' },
-    did: { type: 'string' },
-    peerId: { type: 'string' },
-    seq: { type: 'integer' },
-    announcedTo: { type: 'array', items: { type: 'string' } },
-  },
-} as const
-
 /**
  * The mesh's own keys, behind a session:
  *
@@ -55,7 +40,8 @@ const resultSchema = {
  *   a `mesh/rotate-key` invocation on the mesh's current did with a chain from its root
  *   delegation (or, while accepted, the architect's interim act with = the current did).
  */
-export function registerKeyRoutes(app: FastifyInstance, init: KeyRoutesInit): void {
+export function registerKeyRoutes(fastify: FastifyInstance, init: KeyRoutesInit): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   const { authenticate } = init
   app.get('/api/keys', { onRequest: authenticate }, async () => init.keys())
 
@@ -63,10 +49,7 @@ export function registerKeyRoutes(app: FastifyInstance, init: KeyRoutesInit): vo
     '/api/keys/rotate',
     {
       onRequest: authenticate,
-      schema: {
-        body: { type: 'object', additionalProperties: false, required: ['ucan'], properties: { ucan: UCAN } },
-        response: { 200: resultSchema },
-      },
+      schema: { body: rotateBodySchema, response: { 200: rotationResultSchema } },
     },
     async (request) => {
       const session = request.session
@@ -74,7 +57,7 @@ export function registerKeyRoutes(app: FastifyInstance, init: KeyRoutesInit): vo
       if (session.role !== 'architect') {
         throw new ForbiddenError('only the architect may rotate the mesh key', { role: session.role })
       }
-      return init.rotate({ ucan: (request.body as { ucan: string }).ucan, actor: session.did })
+      return init.rotate({ ucan: request.body.ucan, actor: session.did })
     },
   )
 }

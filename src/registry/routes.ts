@@ -1,18 +1,12 @@
 import rateLimit, { normalizeIP, type RateLimitOptions } from '@fastify/rate-limit'
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { FastifyInstance } from 'fastify'
+import { heartbeatAcceptedSchema, meshListQuerySchema, meshPageSchema } from '../api/index.ts'
 import { isMeshError, RateLimitedError } from '../errors.ts'
 import { toHttpError } from '../http/http-app.ts'
-import { HEARTBEAT_LIMITS, HEARTBEAT_STATUSES, heartbeatSchema } from './heartbeat.ts'
-import {
-  MESH_LIST_LIMITS,
-  MESH_LIST_SORTS,
-  MESH_STATUSES,
-  type MeshListSort,
-  type MeshStatus,
-  type PublicMesh,
-  pageMeshes,
-} from './mesh-list.ts'
+import { heartbeatSchema } from './heartbeat.ts'
+import { type PublicMesh, pageMeshes } from './mesh-list.ts'
 import type { RegistryService } from './registry-service.ts'
 
 /** Anything that can list meshes: the registry, or a node's own discoveries. */
@@ -21,87 +15,16 @@ export interface PublicMeshSource {
   list(options?: AbortOptions): Promise<PublicMesh[]>
 }
 
-interface ListQuerystring {
-  q?: string
-  status?: MeshStatus
-  sort?: MeshListSort
-  limit?: string
-  cursor?: string
-}
-
-// Query values arrive as strings and the app does not coerce them: limit is matched
-// as digits here and range-checked by pageMeshes, which owns the rules.
-const listQuerystringSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    q: { type: 'string', maxLength: MESH_LIST_LIMITS.maxQueryLength },
-    status: { type: 'string', enum: MESH_STATUSES },
-    sort: { type: 'string', enum: MESH_LIST_SORTS },
-    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
-    cursor: {
-      type: 'string',
-      minLength: 1,
-      maxLength: MESH_LIST_LIMITS.maxCursorLength,
-      pattern: '^[A-Za-z0-9_-]+$',
-    },
-  },
-} as const
-
-const stringList = (maxItems: number) => ({ type: 'array', maxItems, items: { type: 'string' } }) as const
-
-// The response schema also keeps anything a source adds to an item off the wire.
-const publicMeshSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'did',
-    'name',
-    'peerId',
-    'multiaddrs',
-    'status',
-    'members',
-    'bots',
-    'rooms',
-    'version',
-    'protocolVersions',
-    'lastHeartbeat',
-  ],
-  properties: {
-    did: { type: 'string' },
-    name: { type: 'string' },
-    peerId: { type: 'string' },
-    multiaddrs: stringList(HEARTBEAT_LIMITS.maxMultiaddrs),
-    status: { type: 'string', enum: MESH_STATUSES },
-    members: { type: 'integer' },
-    bots: { type: 'integer' },
-    rooms: { type: 'integer' },
-    version: { type: 'string' },
-    protocolVersions: stringList(HEARTBEAT_LIMITS.maxProtocolVersions),
-    lastHeartbeat: { type: 'string' },
-    firstSeen: { type: 'string' },
-  },
-} as const
-
-const meshPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['meshes', 'nextCursor'],
-  properties: {
-    meshes: { type: 'array', items: publicMeshSchema },
-    nextCursor: { type: ['string', 'null'] },
-  },
-} as const
-
 /**
  * `GET /api/meshes/public?q=&status=&sort=&limit=&cursor=` → `{meshes, nextCursor}`
  * (SPEC §3), over any source: a registry's heartbeats or a node's discoveries. Public:
  * no token. `sort` is `name` (default) or `age` (oldest first; what discovery asks).
  */
-export function registerMeshListRoute(app: FastifyInstance, source: PublicMeshSource): void {
-  app.get<{ Querystring: ListQuerystring }>(
+export function registerMeshListRoute(fastify: FastifyInstance, source: PublicMeshSource): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
+  app.get(
     '/api/meshes/public',
-    { schema: { querystring: listQuerystringSchema, response: { 200: meshPageSchema } } },
+    { schema: { querystring: meshListQuerySchema, response: { 200: meshPageSchema } } },
     async (request) => {
       const { q, status, sort, limit, cursor } = request.query
       return pageMeshes(await source.list(), {
@@ -170,17 +93,7 @@ function registerHeartbeatRoute(
       config: { rateLimit: perSource },
       schema: {
         body: heartbeatSchema,
-        response: {
-          200: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['ok', 'status'],
-            properties: {
-              ok: { type: 'boolean', const: true },
-              status: { type: 'string', enum: HEARTBEAT_STATUSES },
-            },
-          },
-        },
+        response: { 200: heartbeatAcceptedSchema },
       },
       // Bodies refused by fastify itself (bad JSON, too large, schema) never reach the
       // registry; count them too. Errors thrown by the registry are counted there.

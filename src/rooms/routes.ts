@@ -1,10 +1,26 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import * as Y from 'yjs'
+import {
+  createRoomBodySchema,
+  federatedDmBodySchema,
+  inviteBodySchema,
+  messageParamsSchema,
+  messagesQuerySchema,
+  notificationsQuerySchema,
+  postMessageBodySchema,
+  ROOM_ID,
+  reactionBodySchema,
+  roomParamsSchema,
+  shareBodySchema,
+} from '../api/index.ts'
 import type { Session } from '../auth/index.ts'
 import { BadRequestError, UnauthenticatedError } from '../errors.ts'
 import { ROOM_LIMITS } from './room-entries.ts'
-import { ROOM_VISIBILITIES, type RoomManager, type RoomVisibility } from './room-manager.ts'
+import type { RoomManager } from './room-manager.ts'
 import type { RoomSync } from './room-sync.ts'
+
+export { ROOM_ID }
 
 export interface RoomRoutesInit {
   rooms: RoomManager
@@ -13,31 +29,6 @@ export interface RoomRoutesInit {
   /** Admits a request or throws, setting `request.session` (e.g. `requireSession(sessions)`). */
   authenticate: onRequestAsyncHookHandler
 }
-
-/** A room id as routes take it (also the ticket route of the y-websocket). */
-export const ROOM_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } as const
-const ENTRY_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } as const
-const DID = { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' } as const
-const UCAN = { type: 'string', minLength: 1, maxLength: 4096 } as const
-const roomParams = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: ROOM_ID },
-} as const
-const messageParams = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'mid'],
-  properties: { id: ROOM_ID, mid: ENTRY_ID },
-} as const
-// Query values arrive as strings (the app does not coerce): limits are matched as digits.
-const pageQuery = (cursor: object) =>
-  ({
-    type: 'object',
-    additionalProperties: false,
-    properties: { after: cursor, limit: { type: 'string', pattern: '^[0-9]{1,3}$' } },
-  }) as const
 
 function sessionOf(request: FastifyRequest): Session {
   if (request.session === undefined) throw new UnauthenticatedError('a session is required')
@@ -52,7 +43,8 @@ function limitOf(query: { limit?: string }): number | undefined {
  * SPEC §3 rooms: create, list, read, post, react, redact, members, notifications;
  * with `sync`: share, federated DMs and the catch-up view (`GET /api/rooms/:id/sync`).
  */
-export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): void {
+export function registerRoomRoutes(fastify: FastifyInstance, init: RoomRoutesInit): void {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   const { rooms, sync } = init
   const onRequest = init.authenticate
   const federated = (id: string, homeMesh: string) =>
@@ -62,22 +54,11 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     '/api/rooms',
     {
       onRequest,
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['name'],
-          properties: {
-            name: { type: 'string', minLength: 1, maxLength: ROOM_LIMITS.maxNameLength },
-            topic: { type: 'string', maxLength: ROOM_LIMITS.maxTopicLength },
-            // Default `public`: see RoomVisibility.
-            visibility: { type: 'string', enum: [...ROOM_VISIBILITIES] },
-          },
-        },
-      },
+      // visibility defaults to `public`: see RoomVisibility.
+      schema: { body: createRoomBodySchema },
     },
     async (request, reply) => {
-      const body = request.body as { name: string; topic?: string; visibility?: RoomVisibility }
+      const body = request.body
       const record = await rooms.create({ ...body, creator: sessionOf(request).did })
       return reply.status(201).send(record)
     },
@@ -90,8 +71,8 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     })),
   }))
 
-  app.get('/api/rooms/:id', { onRequest, schema: { params: roomParams } }, async (request) => {
-    const { id } = request.params as { id: string }
+  app.get('/api/rooms/:id', { onRequest, schema: { params: roomParamsSchema } }, async (request) => {
+    const { id } = request.params
     const { record, room, member } = await rooms.access(id, sessionOf(request).did)
     return {
       ...record,
@@ -112,19 +93,11 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
       '/api/rooms/:id/share',
       {
         onRequest,
-        schema: {
-          params: roomParams,
-          body: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['mesh', 'ucan'],
-            properties: { mesh: DID, ucan: UCAN },
-          },
-        },
+        schema: { params: roomParamsSchema, body: shareBodySchema },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string }
-        const body = request.body as { mesh: string; ucan: string }
+        const { id } = request.params
+        const body = request.body
         await rooms.access(id, sessionOf(request).did)
         const shared = await sync.share({
           room: id,
@@ -136,8 +109,8 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
       },
     )
 
-    app.get('/api/rooms/:id/sync', { onRequest, schema: { params: roomParams } }, async (request) => {
-      const { id } = request.params as { id: string }
+    app.get('/api/rooms/:id/sync', { onRequest, schema: { params: roomParamsSchema } }, async (request) => {
+      const { id } = request.params
       await rooms.access(id, sessionOf(request).did)
       return sync.status(id)
     })
@@ -146,17 +119,10 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
       '/api/me/federated-dms',
       {
         onRequest,
-        schema: {
-          body: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['with', 'ucan'],
-            properties: { with: DID, mesh: DID, ucan: UCAN },
-          },
-        },
+        schema: { body: federatedDmBodySchema },
       },
       async (request, reply) => {
-        const body = request.body as { with: string; mesh?: string; ucan: string }
+        const body = request.body
         const dm = await sync.openDm({
           actor: sessionOf(request).did,
           with: body.with,
@@ -168,8 +134,8 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     )
   }
 
-  app.post('/api/rooms/:id/join', { onRequest, schema: { params: roomParams } }, async (request) => {
-    const { id } = request.params as { id: string }
+  app.post('/api/rooms/:id/join', { onRequest, schema: { params: roomParamsSchema } }, async (request) => {
+    const { id } = request.params
     return rooms.requestJoin(id, sessionOf(request).did)
   })
 
@@ -177,29 +143,26 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     '/api/rooms/:id/invite',
     {
       onRequest,
-      schema: {
-        params: roomParams,
-        body: { type: 'object', additionalProperties: false, required: ['did'], properties: { did: DID } },
-      },
+      schema: { params: roomParamsSchema, body: inviteBodySchema },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string }
-      const { did } = request.body as { did: string }
+      const { id } = request.params
+      const { did } = request.body
       return reply.status(201).send(await rooms.invite(id, sessionOf(request).did, did))
     },
   )
 
-  app.get('/api/rooms/:id/members', { onRequest, schema: { params: roomParams } }, async (request) => {
-    const { id } = request.params as { id: string }
+  app.get('/api/rooms/:id/members', { onRequest, schema: { params: roomParamsSchema } }, async (request) => {
+    const { id } = request.params
     return { members: await rooms.members(id, sessionOf(request).did) }
   })
 
   app.get(
     '/api/rooms/:id/messages',
-    { onRequest, schema: { params: roomParams, querystring: pageQuery(ENTRY_ID) } },
+    { onRequest, schema: { params: roomParamsSchema, querystring: messagesQuerySchema } },
     async (request) => {
-      const { id } = request.params as { id: string }
-      const query = request.query as { after?: string; limit?: string }
+      const { id } = request.params
+      const query = request.query
       const limit = limitOf(query)
       return rooms.messages(id, sessionOf(request).did, {
         ...(query.after !== undefined ? { after: query.after } : {}),
@@ -212,22 +175,11 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     '/api/rooms/:id/messages',
     {
       onRequest,
-      schema: {
-        params: roomParams,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['body'],
-          properties: {
-            body: { type: 'string', minLength: 1, maxLength: ROOM_LIMITS.maxBodyBytes },
-            replyTo: ENTRY_ID,
-          },
-        },
-      },
+      schema: { params: roomParamsSchema, body: postMessageBodySchema },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string }
-      const body = request.body as { body: string; replyTo?: string }
+      const { id } = request.params
+      const body = request.body
       const result = await rooms.post(id, sessionOf(request).did, body.body, body.replyTo)
       return reply.status(201).send(result)
     },
@@ -237,19 +189,11 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
     '/api/rooms/:id/messages/:mid/reactions',
     {
       onRequest,
-      schema: {
-        params: messageParams,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['emoji'],
-          properties: { emoji: { type: 'string', minLength: 1, maxLength: ROOM_LIMITS.maxEmojiBytes } },
-        },
-      },
+      schema: { params: messageParamsSchema, body: reactionBodySchema },
     },
     async (request, reply) => {
-      const { id, mid } = request.params as { id: string; mid: string }
-      const { emoji } = request.body as { emoji: string }
+      const { id, mid } = request.params
+      const { emoji } = request.body
       if (Buffer.byteLength(emoji) > ROOM_LIMITS.maxEmojiBytes || /\s/.test(emoji))
         throw new BadRequestError('emoji must be one short token')
       return reply.status(201).send(await rooms.react(id, sessionOf(request).did, mid, emoji))
@@ -258,9 +202,9 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
 
   app.post(
     '/api/rooms/:id/messages/:mid/redact',
-    { onRequest, schema: { params: messageParams } },
+    { onRequest, schema: { params: messageParamsSchema } },
     async (request, reply) => {
-      const { id, mid } = request.params as { id: string; mid: string }
+      const { id, mid } = request.params
       const reason = redactReason(request.body)
       return reply.status(201).send(await rooms.redact(id, sessionOf(request).did, mid, reason))
     },
@@ -268,9 +212,9 @@ export function registerRoomRoutes(app: FastifyInstance, init: RoomRoutesInit): 
 
   app.get(
     '/api/me/notifications',
-    { onRequest, schema: { querystring: pageQuery({ type: 'string', maxLength: 200 }) } },
+    { onRequest, schema: { querystring: notificationsQuerySchema } },
     async (request) => {
-      const query = request.query as { after?: string; limit?: string }
+      const query = request.query
       const limit = limitOf(query)
       return rooms.notifications(sessionOf(request).did, {
         ...(query.after !== undefined ? { after: query.after } : {}),

@@ -1,17 +1,18 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { WebSocket } from 'ws'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
+import { roomParamsSchema } from '../api/index.ts'
 import type { Session, SessionService } from '../auth/index.ts'
 import { MeshError, UnauthenticatedError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { Room, RoomOrigin } from './room.ts'
 import { type ClientBinding, pseudonymClientId, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
-import { ROOM_ID } from './routes.ts'
 import { YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
 
 /**
@@ -81,7 +82,8 @@ interface Hub {
   onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
 }
 
-export async function registerYjsWebsocket(app: FastifyInstance, init: YjsWebsocketInit): Promise<void> {
+export async function registerYjsWebsocket(fastify: FastifyInstance, init: YjsWebsocketInit): Promise<void> {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   if (!app.hasDecorator('websocketServer')) {
     await app.register(fastifyWebsocket, { options: { maxPayload: MAX_FRAME_BYTES } })
   }
@@ -95,26 +97,24 @@ export async function registerYjsWebsocket(app: FastifyInstance, init: YjsWebsoc
     unsubscribe()
     server.close()
   })
-  app.get(`${init.path ?? '/yjs'}/:roomId`, { websocket: true }, (socket, request) => {
-    server.handle(socket as unknown as WebSocket, request)
-  })
+  // No schema: a bad or missing ticket is answered on the socket (4401), not with a 400.
+  app.get<{ Params: { roomId: string }; Querystring: { token?: unknown } }>(
+    `${init.path ?? '/yjs'}/:roomId`,
+    { websocket: true },
+    (socket, request) => {
+      server.handle(socket as unknown as WebSocket, request.params.roomId, request.query.token)
+    },
+  )
   // Membership is checked when the ticket is used, so a ticket says nothing about a room.
   app.post(
     '/api/rooms/:id/yjs-ticket',
     {
       onRequest: init.authenticate,
-      schema: {
-        params: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['id'],
-          properties: { id: ROOM_ID },
-        },
-      },
+      schema: { params: roomParamsSchema },
     },
     async (request) => {
       if (request.session === undefined) throw new UnauthenticatedError('a session is required')
-      return tickets.issue(request.session, (request.params as { id: string }).id)
+      return tickets.issue(request.session, request.params.id)
     },
   )
 }
@@ -148,7 +148,7 @@ class YjsWebsocketServer {
     }
   }
 
-  handle(socket: WebSocket, request: FastifyRequest): void {
+  handle(socket: WebSocket, roomId: string, token: unknown): void {
     this.#sockets.add(socket)
     this.#alive.set(socket, true)
     socket.on('pong', () => this.#alive.set(socket, true))
@@ -173,8 +173,6 @@ class YjsWebsocketServer {
     })
     socket.on('error', (err) => this.#log.debug({ event: 'rooms.yjs.socket_error', err }, 'socket error'))
 
-    const { roomId } = request.params as { roomId: string }
-    const token = (request.query as { token?: unknown }).token
     void (async () => {
       const ticket = typeof token === 'string' ? this.#tickets.redeem(token) : undefined
       if (ticket === undefined) {
