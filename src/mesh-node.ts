@@ -1,15 +1,13 @@
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
-import { AgentService, echoAgent, registerInvokeRoutes, summarizerAgent } from './agents/index.ts'
-import { AuditLog, CHECKPOINT_FILE, CheckpointGossip, registerAuditRoutes } from './audit/index.ts'
+import { AgentService, echoAgent, summarizerAgent } from './agents/index.ts'
+import { AuditLog, CHECKPOINT_FILE, CheckpointGossip } from './audit/index.ts'
 import {
   Authority,
   CAPABILITIES,
   DidResolver,
   InteractionReporter,
-  registerAuthorityRoutes,
   type SessionRole,
   SessionService,
 } from './auth/index.ts'
@@ -27,21 +25,16 @@ import {
   PeerBook,
   PolicyService,
   RejectedLog,
-  registerConnectionRoutes,
-  registerPolicyRoutes,
-  registerRejectedRoutes,
 } from './connections/index.ts'
 import {
   createHttpApp,
+  type FastifyInstance,
   type HealthInfo,
-  registerConsole,
-  registerCoreRoutes,
-  registerSessionRoutes,
-  requireSession,
+  registerNodeRoutes,
   toHttpError,
 } from './http/index.ts'
 import { type Ed25519KeyPair, type MeshKeyHistory, readRetiredKey, rotateMeshKey } from './identity/index.ts'
-import { type KeyRotationResult, type KeysView, registerKeyRoutes } from './keys/index.ts'
+import type { KeyRotationResult, KeysView } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { type FederationSettings, type MeshManifest, signManifest } from './manifest/index.ts'
 import { loadMesh, type MeshInfo, meshStore } from './mesh-info.ts'
@@ -53,13 +46,7 @@ import {
   type MeshDiscovery,
   type MeshLibp2p,
 } from './p2p/index.ts'
-import {
-  HeartbeatClient,
-  type PublicMesh,
-  RegistryService,
-  registerMeshListRoute,
-  registerRegistryRoutes,
-} from './registry/index.ts'
+import { HeartbeatClient, type PublicMesh, RegistryService } from './registry/index.ts'
 import {
   type AcceptedPeer,
   MESH_ROOMS_PROTOCOL,
@@ -68,8 +55,6 @@ import {
   type RoomOrigin,
   type RoomRejection,
   RoomSync,
-  registerRoomRoutes,
-  registerYjsWebsocket,
 } from './rooms/index.ts'
 import { type MeshStore, StoreMonitor } from './store/index.ts'
 
@@ -659,19 +644,15 @@ export class MeshNode {
     })
     await sessions.start()
     this.#stack.push(async () => sessions.stop())
-    registerCoreRoutes(app, {
+    const audit = this.audit
+    await registerNodeRoutes(app, {
+      sessions,
       health: () => this.health(),
       manifest: () => this.manifest(),
       metrics: this.metrics,
-    })
-    registerSessionRoutes(app, sessions)
-    const authenticate = requireSession(sessions)
-    const audit = this.audit
-    registerConnectionRoutes(app, { connections: this.connections, authenticate })
-    registerPolicyRoutes(app, {
+      connections: this.connections,
       policy: this.policy,
-      authenticate,
-      onChange: async (change) => {
+      onPolicyChange: async (change) => {
         this.#federation = federationSettings(change.policy)
         await audit.append({
           action: 'federation.policy.changed',
@@ -679,23 +660,19 @@ export class MeshNode {
           details: { previous: policySummary(change.previous), policy: policySummary(change.policy) },
         })
       },
-    })
-    registerRejectedRoutes(app, { rejected: this.rejected, authenticate })
-    registerAuditRoutes(app, { audit, authenticate })
-    registerKeyRoutes(app, {
-      authenticate,
+      rejected: this.rejected,
+      audit,
       keys: () => this.keys(),
-      rotate: (input) => this.rotateKey(input),
+      rotateKey: (input) => this.rotateKey(input),
+      authority: () => this.authority,
+      agents: this.agents,
+      rooms: this.rooms,
+      roomSync: this.roomSync,
+      meshes: { list: async () => this.knownMeshes() },
+      registry: this.#registry,
+      registryPerSource: this.init.registry?.perSource,
+      logger: this.logger,
     })
-    registerAuthorityRoutes(app, { authority: () => this.authority, authenticate })
-    registerInvokeRoutes(app, { agents: this.agents })
-    registerRoomRoutes(app, { rooms: this.rooms, sync: this.roomSync, authenticate })
-    await registerYjsWebsocket(app, { rooms: this.rooms, sessions, authenticate, logger: this.logger })
-    registerMeshListRoute(app, { list: async () => this.knownMeshes() })
-    if (this.#registry !== undefined) {
-      registerRegistryRoutes(app, this.#registry, { perSource: this.init.registry?.perSource })
-    }
-    registerConsole(app)
 
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

@@ -1,6 +1,6 @@
 /**
  * Audit: the append-only, hash-chained log of federation and authority decisions,
- * each row signed by the mesh key (SPEC §4), and its HTTP routes (SPEC §3).
+ * each row signed by the mesh key (SPEC §4); its HTTP routes (SPEC §3) are in src/http/routes/audit.ts.
  */
 export {
   AUDIT_LIST_LIMITS,
@@ -41,4 +41,3 @@ export {
   CheckpointGossip,
   type CheckpointGossipInit,
 } from './checkpoint-gossip.ts'
-export { type AuditRoutesInit, registerAuditRoutes } from './routes.ts'

@@ -1,14 +1,10 @@
-import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { WebSocket } from 'ws'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
-import { roomParamsSchema } from '../api/index.ts'
 import type { Session, SessionService } from '../auth/index.ts'
-import { MeshError, UnauthenticatedError } from '../errors.ts'
+import { MeshError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { Room, RoomOrigin } from './room.ts'
 import { type ClientBinding, pseudonymClientId, ROOM_LIMITS } from './room-entries.ts'
@@ -42,14 +38,11 @@ import { YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
  */
 export interface YjsWebsocketInit {
   rooms: RoomManager
-  sessions: SessionService
+  /** Whose logouts close their sockets and void their tickets. */
+  sessions: Pick<SessionService, 'onRevoked'>
   logger?: Logger
-  /** Route prefix; default '/yjs'. */
-  path?: string
   /** Interval of liveness pings; default 30 s. */
   pingIntervalMs?: number
-  /** The session guard of the ticket route (e.g. `requireSession(sessions)`); sets `request.session`. */
-  authenticate: onRequestAsyncHookHandler
   tickets?: YjsTicketsInit
 }
 
@@ -57,7 +50,8 @@ const MESSAGE_SYNC = 0
 const MESSAGE_AWARENESS = 1
 const MAX_QUEUED_BEFORE_AUTH = 64
 const MAX_AWARENESS_IDS_PER_CONNECTION = 4
-const MAX_FRAME_BYTES = 1024 * 1024
+/** Largest frame a client may send (the websocket's maxPayload). */
+export const YJS_MAX_FRAME_BYTES = 1024 * 1024
 
 interface Connection {
   socket: WebSocket
@@ -82,41 +76,35 @@ interface Hub {
   onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
 }
 
-export async function registerYjsWebsocket(fastify: FastifyInstance, init: YjsWebsocketInit): Promise<void> {
-  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
-  if (!app.hasDecorator('websocketServer')) {
-    await app.register(fastifyWebsocket, { options: { maxPayload: MAX_FRAME_BYTES } })
-  }
+/**
+ * The y-websocket endpoint without its transport: the tickets, the connections per
+ * room, and the closing of a logged-out session's sockets. The HTTP layer
+ * (src/http/routes/yjs.ts) issues tickets through it and hands it each upgraded socket.
+ */
+export interface YjsEndpoint {
+  /** A single-use ticket for `roomId` under `session` (membership is checked when it is used). */
+  issueTicket(session: Session, roomId: string): { ticket: string; expiresAt: string }
+  /** Serves one upgraded socket of `/yjs/<roomId>?token=<token>`. */
+  handle(socket: WebSocket, roomId: string, token: unknown): void
+  /** Closes every socket (1001) and stops listening to the sessions. */
+  close(): void
+}
+
+export function createYjsEndpoint(init: YjsWebsocketInit): YjsEndpoint {
   const tickets = new YjsTickets(init.tickets)
   const server = new YjsWebsocketServer(init, tickets)
   const unsubscribe = init.sessions.onRevoked(({ id }) => {
     tickets.revokeSession(id)
     server.closeSession(id, 'logged out')
   })
-  app.addHook('onClose', async () => {
-    unsubscribe()
-    server.close()
-  })
-  // No schema: a bad or missing ticket is answered on the socket (4401), not with a 400.
-  app.get<{ Params: { roomId: string }; Querystring: { token?: unknown } }>(
-    `${init.path ?? '/yjs'}/:roomId`,
-    { websocket: true },
-    (socket, request) => {
-      server.handle(socket as unknown as WebSocket, request.params.roomId, request.query.token)
+  return {
+    issueTicket: (session, roomId) => tickets.issue(session, roomId),
+    handle: (socket, roomId, token) => server.handle(socket, roomId, token),
+    close: () => {
+      unsubscribe()
+      server.close()
     },
-  )
-  // Membership is checked when the ticket is used, so a ticket says nothing about a room.
-  app.post(
-    '/api/rooms/:id/yjs-ticket',
-    {
-      onRequest: init.authenticate,
-      schema: { params: roomParamsSchema },
-    },
-    async (request) => {
-      if (request.session === undefined) throw new UnauthenticatedError('a session is required')
-      return tickets.issue(request.session, request.params.id)
-    },
-  )
+  }
 }
 
 class YjsWebsocketServer {

@@ -1,5 +1,5 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import {
   actBodySchema,
   connectBodySchema,
@@ -11,16 +11,13 @@ import {
   peerParamsSchema,
   peerRefreshBodySchema,
   peerViewSchema,
-} from '../api/index.ts'
-import { ForbiddenError, UnauthenticatedError } from '../errors.ts'
-import type { ConnectionService } from './connection-service.ts'
-import type { Authenticate } from './policy-routes.ts'
-
-export { connectionViewSchema }
+} from '../../api/index.ts'
+import type { ConnectionService } from '../../connections/index.ts'
+import { ForbiddenError } from '../../errors.ts'
+import { sessionOf } from './session.ts'
 
 export interface ConnectionRoutesInit {
   connections: ConnectionService
-  authenticate: Authenticate
 }
 
 /**
@@ -42,13 +39,10 @@ export interface ConnectionRoutesInit {
  * and it is forwarded to the peer (with this mesh's credentials of its humans).
  * 202: this mesh's state has changed; the peer is told through the outbox.
  */
-export function registerConnectionRoutes(fastify: FastifyInstance, init: ConnectionRoutesInit): void {
+export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesInit> = async (fastify, init) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
-  const { connections, authenticate } = init
-  const actor = (request: { session?: { did: string } }): string => {
-    if (request.session === undefined) throw new UnauthenticatedError('a session is required')
-    return request.session.did
-  }
+  const { connections } = init
+  const authenticate = app.requireSession
 
   app.get(
     '/api/connections',
@@ -79,7 +73,7 @@ export function registerConnectionRoutes(fastify: FastifyInstance, init: Connect
       const view = await connections.request({
         target: body.target,
         ucan: body.ucan,
-        actor: actor(request),
+        actor: sessionOf(request).did,
         ...(body.note !== undefined ? { note: body.note } : {}),
       })
       void reply.status(202)
@@ -100,7 +94,7 @@ export function registerConnectionRoutes(fastify: FastifyInstance, init: Connect
       },
       async (request, reply) => {
         const { id } = request.params
-        const input = { ucan: request.body.ucan, actor: actor(request) }
+        const input = { ucan: request.body.ucan, actor: sessionOf(request).did }
         const view = await connections[what](id, input)
         void reply.status(202)
         return { id: view.id, status: view.status }

@@ -1,7 +1,7 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { FastifyInstance } from 'fastify'
-import { invokeBodySchema } from '../api/index.ts'
-import type { AgentService } from './agent-service.ts'
+import type { FastifyPluginAsync } from 'fastify'
+import type { AgentService } from '../../agents/index.ts'
+import { invokeBodySchema } from '../../api/index.ts'
 
 /**
  * `POST /api/invoke {ucan, credentials?, presentation?}` → `{agent, ability, invoker,
@@ -11,7 +11,7 @@ import type { AgentService } from './agent-service.ts'
  * (the DID proof), addressed to this mesh, single use, with a chain rooted in this mesh.
  * Refusals carry the failed proof in `details.proof` (and every failed one in `details.failed`).
  */
-export function registerInvokeRoutes(fastify: FastifyInstance, init: { agents: AgentService }): void {
+export const invokeRoutes: FastifyPluginAsync<{ agents: AgentService }> = async (fastify, init) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   app.post('/api/invoke', { schema: { body: invokeBodySchema } }, async (request) =>
     init.agents.invoke(request.body),

@@ -1,10 +1,18 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { sessionBodySchema } from '../api/index.ts'
-import type { Session, SessionService } from '../auth/index.ts'
-import { markSessionGuard } from './rate-limits.ts'
+import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import { sessionBodySchema } from '../../api/index.ts'
+import type { Session, SessionService } from '../../auth/index.ts'
+import { UnauthenticatedError } from '../../errors.ts'
+import { markSessionGuard } from '../rate-limits.ts'
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * The one session guard (`decorateSessions`): every route behind a session runs it
+     * as `onRequest`, which sets `request.session` or refuses.
+     */
+    requireSession: onRequestAsyncHookHandler
+  }
   interface FastifyRequest {
     session?: Session
   }
@@ -38,8 +46,27 @@ export function requireSession(sessions: SessionService) {
   })
 }
 
-/** SPEC §3 challenge/response sign-in for this mesh's humans and agents, and logout. */
+/**
+ * Gives the app its session guard, `app.requireSession`. Call it on the root app,
+ * before the route plugins: they inherit the decorator (a decorator set inside an
+ * encapsulated plugin would be seen by that plugin alone).
+ */
+export function decorateSessions(app: FastifyInstance, sessions: SessionService): void {
+  app.decorate('requireSession', requireSession(sessions))
+}
+
+/** The session of a request that passed `requireSession`. */
+export function sessionOf(request: FastifyRequest): Session {
+  if (request.session === undefined) throw new UnauthenticatedError('a session is required')
+  return request.session
+}
+
+/**
+ * SPEC §3 challenge/response sign-in for this mesh's humans and agents, and logout;
+ * also gives the app its session guard (`decorateSessions`). Call it on the root app.
+ */
 export function registerSessionRoutes(fastify: FastifyInstance, sessions: SessionService): void {
+  decorateSessions(fastify, sessions)
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   app.get('/api/session/challenge', async () => sessions.challenge())
 
@@ -48,13 +75,13 @@ export function registerSessionRoutes(fastify: FastifyInstance, sessions: Sessio
   )
 
   // Logout: the token fails at once, and its live y-websockets are closed (4401).
-  app.delete('/api/session', { onRequest: requireSession(sessions) }, async (request, reply) => {
+  app.delete('/api/session', { onRequest: app.requireSession }, async (request, reply) => {
     await sessions.revoke(bearerToken(request) as string)
     return reply.status(204).send()
   })
 
-  app.get('/api/me', { onRequest: requireSession(sessions) }, async (request) => {
-    const session = request.session as Session
+  app.get('/api/me', { onRequest: app.requireSession }, async (request) => {
+    const session = sessionOf(request)
     return { did: session.did, role: session.role, expiresAt: session.expiresAt }
   })
 }

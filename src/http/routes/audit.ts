@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import {
   auditPageSchema,
   auditQuerySchema,
@@ -8,15 +8,17 @@ import {
   checkpointSchema,
   verifyBodySchema,
   verifyQuerySchema,
-} from '../api/index.ts'
-import { BadRequestError } from '../errors.ts'
-import { AUDIT_LIST_LIMITS, type AuditLog, type AuditVerifyReport } from './audit-log.ts'
-import { parseCheckpoint } from './checkpoint.ts'
+} from '../../api/index.ts'
+import {
+  AUDIT_LIST_LIMITS,
+  type AuditLog,
+  type AuditVerifyReport,
+  parseCheckpoint,
+} from '../../audit/index.ts'
+import { BadRequestError } from '../../errors.ts'
 
 export interface AuditRoutesInit {
   audit: AuditLog
-  /** Admits a request or throws (e.g. `requireSession(sessions)`); runs before both routes. */
-  authenticate: onRequestAsyncHookHandler
 }
 
 /**
@@ -31,12 +33,12 @@ export interface AuditRoutesInit {
  * `GET /api/audit/checkpoint` → the log's current signed checkpoint, to keep outside
  * the node. All need a session.
  */
-export function registerAuditRoutes(fastify: FastifyInstance, init: AuditRoutesInit): void {
+export const auditRoutes: FastifyPluginAsync<AuditRoutesInit> = async (fastify, init) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   app.get(
     '/api/audit',
     {
-      onRequest: init.authenticate,
+      onRequest: app.requireSession,
       schema: { querystring: auditQuerySchema, response: { 200: auditPageSchema } },
     },
     async (request, reply) => {
@@ -67,7 +69,7 @@ export function registerAuditRoutes(fastify: FastifyInstance, init: AuditRoutesI
   app.get(
     '/api/audit/verify',
     {
-      onRequest: init.authenticate,
+      onRequest: app.requireSession,
       schema: { querystring: verifyQuerySchema, response: { 200: auditReportSchema } },
     },
     async (request, reply) => {
@@ -87,7 +89,7 @@ export function registerAuditRoutes(fastify: FastifyInstance, init: AuditRoutesI
   app.post(
     '/api/audit/verify',
     {
-      onRequest: init.authenticate,
+      onRequest: app.requireSession,
       schema: { body: verifyBodySchema, response: { 200: auditReportSchema } },
     },
     async (request, reply) => verify(request.body.checkpoint, reply.raw),
@@ -95,7 +97,7 @@ export function registerAuditRoutes(fastify: FastifyInstance, init: AuditRoutesI
 
   app.get(
     '/api/audit/checkpoint',
-    { onRequest: init.authenticate, schema: { response: { 200: checkpointSchema } } },
+    { onRequest: app.requireSession, schema: { response: { 200: checkpointSchema } } },
     async () => init.audit.checkpoint(),
   )
 }

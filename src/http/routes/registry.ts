@@ -1,26 +1,25 @@
 import rateLimit, { normalizeIP, type RateLimitOptions } from '@fastify/rate-limit'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { AbortOptions } from '@libp2p/interface'
-import type { FastifyInstance } from 'fastify'
-import { heartbeatAcceptedSchema, meshListQuerySchema, meshPageSchema } from '../api/index.ts'
-import { isMeshError, RateLimitedError } from '../errors.ts'
-import { toHttpError } from '../http/http-app.ts'
-import { heartbeatSchema } from './heartbeat.ts'
-import { type PublicMesh, pageMeshes } from './mesh-list.ts'
-import type { RegistryService } from './registry-service.ts'
-
-/** Anything that can list meshes: the registry, or a node's own discoveries. */
-export interface PublicMeshSource {
-  /** Every mesh known, in any order, with its current status. */
-  list(options?: AbortOptions): Promise<PublicMesh[]>
-}
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import { heartbeatAcceptedSchema, meshListQuerySchema, meshPageSchema } from '../../api/index.ts'
+import { isMeshError, RateLimitedError } from '../../errors.ts'
+import {
+  heartbeatSchema,
+  type PublicMeshSource,
+  pageMeshes,
+  type RegistryService,
+} from '../../registry/index.ts'
+import { toHttpError } from '../http-app.ts'
 
 /**
  * `GET /api/meshes/public?q=&status=&sort=&limit=&cursor=` → `{meshes, nextCursor}`
  * (SPEC §3), over any source: a registry's heartbeats or a node's discoveries. Public:
  * no token. `sort` is `name` (default) or `age` (oldest first; what discovery asks).
  */
-export function registerMeshListRoute(fastify: FastifyInstance, source: PublicMeshSource): void {
+export const meshListRoutes: FastifyPluginAsync<{ source: PublicMeshSource }> = async (
+  fastify,
+  { source },
+) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   app.get(
     '/api/meshes/public',
@@ -39,6 +38,7 @@ export function registerMeshListRoute(fastify: FastifyInstance, source: PublicMe
 }
 
 export interface RegistryRoutesInit {
+  registry: RegistryService
   /**
    * Heartbeats accepted per source address (fastify's `request.ip`: the socket's peer
    * unless the app trusts a proxy; IPv6 counted per /64) in each window, whatever they
@@ -51,18 +51,15 @@ export interface RegistryRoutesInit {
 /**
  * The registry's own route: `POST /api/meshes/heartbeat` → `200 {ok:true, status}`.
  * The body must match the heartbeat schema exactly; refusals carry the registry's
- * codes (SPEC §3). The list is registered apart, with `registerMeshListRoute`, because
+ * codes (SPEC §3). The list is registered apart, with `meshListRoutes`, because
  * a node that serves a registry lists what it discovered too.
  *
  * Three budgets: requests per source address here (`init.perSource`); in the registry,
  * new meshes per source address, charged only when one is admitted, and heartbeats per
  * did, charged only once a heartbeat is proven to be the did's own and fresh.
  */
-export function registerRegistryRoutes(
-  app: FastifyInstance,
-  registry: RegistryService,
-  init: RegistryRoutesInit = {},
-): void {
+export const registryRoutes: FastifyPluginAsync<RegistryRoutesInit> = async (app, init) => {
+  const { registry } = init
   const perSource: RateLimitOptions = {
     max: init.perSource?.max ?? 30,
     timeWindow: init.perSource?.windowMs ?? registry.heartbeatIntervalMs,
@@ -74,12 +71,11 @@ export function registerRegistryRoutes(
       })
     },
   }
-  // Scoped, so the limiter applies to this route alone. If the app already registered
-  // the plugin (a global limit), that one applies this route's own config instead.
-  void app.register(async (scope) => {
-    if (!scope.hasDecorator('rateLimit')) await scope.register(rateLimit, { global: false })
-    registerHeartbeatRoute(scope, registry, perSource)
-  })
+  // In this plugin's scope, so the limiter applies to this route alone. If the app
+  // already registered the plugin (a global limit), that one applies this route's own
+  // config instead.
+  if (!app.hasDecorator('rateLimit')) await app.register(rateLimit, { global: false })
+  registerHeartbeatRoute(app, registry, perSource)
 }
 
 function registerHeartbeatRoute(

@@ -1,32 +1,13 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import {
-  trustBodySchema,
-  trustParamsSchema,
-  trustQuerySchema,
-  trustRecordSchema,
-  UCAN,
-} from '../api/index.ts'
-import { BadRequestError, NotFoundError, UnauthenticatedError } from '../errors.ts'
-import type { Authority, TrustRecord, TrustScope } from './authority/index.ts'
-import { toMeshError } from './authority/index.ts'
-
-/** A UCAN token (base64url CAR), as routes take it: the contract's one definition. */
-export const UCAN_TOKEN_SCHEMA = UCAN
-export { trustRecordSchema }
+import type { FastifyPluginAsync } from 'fastify'
+import { trustBodySchema, trustParamsSchema, trustQuerySchema, trustRecordSchema } from '../../api/index.ts'
+import { type Authority, type TrustScope, toMeshError, trustView } from '../../auth/index.ts'
+import { BadRequestError, NotFoundError } from '../../errors.ts'
+import { sessionOf } from './session.ts'
 
 export interface AuthorityRoutesInit {
   /** A getter: a key rotation replaces the authority. */
   authority: () => Pick<Authority, 'meshDid' | 'chains' | 'trust' | 'promote' | 'rootDelegation'>
-  /** An onRequest hook that sets `request.session` or throws. */
-  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-}
-
-/** A trust record as the API shows it (`recentRefusals` as a count). */
-export type TrustView = Omit<TrustRecord, 'recentRefusals'> & { recentRefusals: number }
-
-function view(record: TrustRecord): TrustView {
-  return { ...record, recentRefusals: record.recentRefusals.length }
 }
 
 /**
@@ -44,15 +25,15 @@ function view(record: TrustRecord): TrustView {
  *   delegation to its architect, the root of every local chain (a delegation is useless
  *   without its audience's key, so any session may read it).
  */
-export function registerAuthorityRoutes(fastify: FastifyInstance, init: AuthorityRoutesInit): void {
+export const authorityRoutes: FastifyPluginAsync<AuthorityRoutesInit> = async (fastify, init) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
-  const { authenticate } = init
+  const authenticate = app.requireSession
 
   app.get('/api/trust', { onRequest: authenticate }, async () => {
     const all = init.authority().trust.list()
     return {
-      principals: all.filter((r) => r.scope === 'principal').map(view),
-      meshes: all.filter((r) => r.scope === 'mesh').map(view),
+      principals: all.filter((r) => r.scope === 'principal').map(trustView),
+      meshes: all.filter((r) => r.scope === 'mesh').map(trustView),
     }
   })
 
@@ -71,7 +52,7 @@ export function registerAuthorityRoutes(fastify: FastifyInstance, init: Authorit
       const scope: TrustScope = request.query.scope ?? 'principal'
       const trust = init.authority().trust
       const record = trust.get(did, scope)
-      if (record !== undefined) return view(record)
+      if (record !== undefined) return trustView(record)
       return {
         did,
         scope,
@@ -92,7 +73,7 @@ export function registerAuthorityRoutes(fastify: FastifyInstance, init: Authorit
       schema: { params: trustParamsSchema, body: trustBodySchema, response: { 200: trustRecordSchema } },
     },
     async (request) => {
-      if (request.session === undefined) throw new UnauthenticatedError('a session is required')
+      sessionOf(request)
       const { did } = request.params
       const body = request.body
       const authority = init.authority()
@@ -112,7 +93,7 @@ export function registerAuthorityRoutes(fastify: FastifyInstance, init: Authorit
         ...(body.credentials !== undefined ? { credentials: body.credentials } : {}),
         ...(body.presentation !== undefined ? { presentation: body.presentation } : {}),
       })
-      return view(record)
+      return trustView(record)
     },
   )
 

@@ -1,32 +1,11 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { rotateBodySchema, rotationResultSchema } from '../api/index.ts'
-import { ForbiddenError, UnauthenticatedError } from '../errors.ts'
-import type { RotationRecord } from '../identity/index.ts'
-
-/** What a key rotation did, as `POST /api/keys/rotate` answers it. */
-export interface KeyRotationResult {
-  /** The mesh's identity: its genesis did, which never changes. */
-  identity: string
-  previous: string
-  did: string
-  peerId: string
-  seq: number
-  /** Peers the rotation was queued for (delivered through the outbox). */
-  announcedTo: string[]
-}
-
-/** The mesh's keys, as `GET /api/keys` shows them. */
-export interface KeysView {
-  identity: string
-  current: string
-  keys: string[]
-  rotations: RotationRecord[]
-}
+import type { FastifyPluginAsync } from 'fastify'
+import { rotateBodySchema, rotationResultSchema } from '../../api/index.ts'
+import { ForbiddenError } from '../../errors.ts'
+import type { KeyRotationResult, KeysView } from '../../keys/index.ts'
+import { sessionOf } from './session.ts'
 
 export interface KeyRoutesInit {
-  /** An onRequest hook that sets `request.session` or throws. */
-  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   keys: () => KeysView
   /** Verifies the architect's act `mesh/rotate-key` (with = the current did) and rotates. */
   rotate: (input: { ucan: string; actor: string }) => Promise<KeyRotationResult>
@@ -40,9 +19,9 @@ export interface KeyRoutesInit {
  *   a `mesh/rotate-key` invocation on the mesh's current did with a chain from its root
  *   delegation (or, while accepted, the architect's interim act with = the current did).
  */
-export function registerKeyRoutes(fastify: FastifyInstance, init: KeyRoutesInit): void {
+export const keyRoutes: FastifyPluginAsync<KeyRoutesInit> = async (fastify, init) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
-  const { authenticate } = init
+  const authenticate = app.requireSession
   app.get('/api/keys', { onRequest: authenticate }, async () => init.keys())
 
   app.post(
@@ -52,8 +31,7 @@ export function registerKeyRoutes(fastify: FastifyInstance, init: KeyRoutesInit)
       schema: { body: rotateBodySchema, response: { 200: rotationResultSchema } },
     },
     async (request) => {
-      const session = request.session
-      if (session === undefined) throw new UnauthenticatedError('a session is required')
+      const session = sessionOf(request)
       if (session.role !== 'architect') {
         throw new ForbiddenError('only the architect may rotate the mesh key', { role: session.role })
       }

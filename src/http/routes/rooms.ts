@@ -1,5 +1,5 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
-import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import * as Y from 'yjs'
 import {
   createRoomBodySchema,
@@ -9,30 +9,18 @@ import {
   messagesQuerySchema,
   notificationsQuerySchema,
   postMessageBodySchema,
-  ROOM_ID,
   reactionBodySchema,
   roomParamsSchema,
   shareBodySchema,
-} from '../api/index.ts'
-import type { Session } from '../auth/index.ts'
-import { BadRequestError, UnauthenticatedError } from '../errors.ts'
-import { ROOM_LIMITS } from './room-entries.ts'
-import type { RoomManager } from './room-manager.ts'
-import type { RoomSync } from './room-sync.ts'
-
-export { ROOM_ID }
+} from '../../api/index.ts'
+import { BadRequestError } from '../../errors.ts'
+import { ROOM_LIMITS, type RoomManager, type RoomSync } from '../../rooms/index.ts'
+import { sessionOf } from './session.ts'
 
 export interface RoomRoutesInit {
   rooms: RoomManager
   /** Federation of rooms: sharing, DMs and sync views; without it those routes are absent. */
   sync?: RoomSync
-  /** Admits a request or throws, setting `request.session` (e.g. `requireSession(sessions)`). */
-  authenticate: onRequestAsyncHookHandler
-}
-
-function sessionOf(request: FastifyRequest): Session {
-  if (request.session === undefined) throw new UnauthenticatedError('a session is required')
-  return request.session
 }
 
 function limitOf(query: { limit?: string }): number | undefined {
@@ -43,10 +31,10 @@ function limitOf(query: { limit?: string }): number | undefined {
  * SPEC §3 rooms: create, list, read, post, react, redact, members, notifications;
  * with `sync`: share, federated DMs and the catch-up view (`GET /api/rooms/:id/sync`).
  */
-export function registerRoomRoutes(fastify: FastifyInstance, init: RoomRoutesInit): void {
+export const roomRoutes: FastifyPluginAsync<RoomRoutesInit> = async (fastify, init) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   const { rooms, sync } = init
-  const onRequest = init.authenticate
+  const onRequest = app.requireSession
   const federated = (id: string, homeMesh: string) =>
     sync?.isFederated(id, homeMesh) ?? homeMesh !== rooms.ownMesh
 
