@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client'
-import { type AgentService, registerInvokeRoutes } from './agents/index.ts'
-import { type AuditLog, registerAuditRoutes } from './audit/index.ts'
-import { type Authority, registerAuthorityRoutes, SessionService } from './auth/index.ts'
+import type { AgentService } from './agents/index.ts'
+import type { AuditLog } from './audit/index.ts'
+import { type Authority, SessionService } from './auth/index.ts'
 import { MESH_NODE_VERSION, type MeshNodeInit, originGuardOf } from './config.ts'
 import {
   type ConnectionService,
@@ -9,20 +9,9 @@ import {
   MESH_CONNECT_PROTOCOL,
   type PolicyService,
   type RejectedLog,
-  registerConnectionRoutes,
-  registerPolicyRoutes,
-  registerRejectedRoutes,
 } from './connections/index.ts'
-import {
-  createHttpApp,
-  type HealthInfo,
-  registerConsole,
-  registerCoreRoutes,
-  registerSessionRoutes,
-  requireSession,
-  toHttpError,
-} from './http/index.ts'
-import { type KeyRotationResult, type KeysView, registerKeyRoutes } from './keys/index.ts'
+import { createHttpApp, type HealthInfo, registerNodeRoutes, toHttpError } from './http/index.ts'
+import type { KeyRotationResult, KeysView } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import type { FederationSettings, MeshManifest } from './manifest/index.ts'
 import { removeAddressFile, writeAddressFile } from './node/address-file.ts'
@@ -52,14 +41,8 @@ import { ReputationFeed } from './node/reputation.ts'
 import { type RoomsWiring, startRoomSync, startRooms } from './node/rooms.ts'
 import { type StoreWiring, startStore } from './node/store.ts'
 import { MESH_KAD_PROTOCOL, type MeshLibp2p } from './p2p/index.ts'
-import { type PublicMesh, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
-import {
-  MESH_ROOMS_PROTOCOL,
-  type RoomManager,
-  type RoomSync,
-  registerRoomRoutes,
-  registerYjsWebsocket,
-} from './rooms/index.ts'
+import type { PublicMesh } from './registry/index.ts'
+import { MESH_ROOMS_PROTOCOL, type RoomManager, type RoomSync } from './rooms/index.ts'
 import type { MeshStore } from './store/index.ts'
 
 export { NODE_ADDRESS_FILE } from './node/address-file.ts'
@@ -262,19 +245,15 @@ export class MeshNode {
     })
     await sessions.start()
     this.#parts.onStop(() => sessions.stop())
-    registerCoreRoutes(app, {
+    const audit = this.audit
+    await registerNodeRoutes(app, {
+      sessions,
       health: () => this.health(),
       manifest: () => this.manifest(),
       metrics: this.metrics,
-    })
-    registerSessionRoutes(app, sessions)
-    const authenticate = requireSession(sessions)
-    const audit = this.audit
-    registerConnectionRoutes(app, { connections: this.connections, authenticate })
-    registerPolicyRoutes(app, {
+      connections: this.connections,
       policy: this.policy,
-      authenticate,
-      onChange: async (change) => {
+      onPolicyChange: async (change) => {
         this.#federation = federationSettings(change.policy)
         await audit.append({
           action: 'federation.policy.changed',
@@ -282,23 +261,19 @@ export class MeshNode {
           details: { previous: policySummary(change.previous), policy: policySummary(change.policy) },
         })
       },
-    })
-    registerRejectedRoutes(app, { rejected: this.rejected, authenticate })
-    registerAuditRoutes(app, { audit, authenticate })
-    registerKeyRoutes(app, {
-      authenticate,
+      rejected: this.rejected,
+      audit,
       keys: () => this.keys(),
-      rotate: (input) => this.rotateKey(input),
+      rotateKey: (input) => this.rotateKey(input),
+      authority: () => this.authority,
+      agents: this.agents,
+      rooms: this.rooms,
+      roomSync: this.roomSync,
+      meshes: { list: async () => this.knownMeshes() },
+      registry: this.#registry,
+      registryPerSource: this.init.registry?.perSource,
+      logger: this.logger,
     })
-    registerAuthorityRoutes(app, { authority: () => this.authority, authenticate })
-    registerInvokeRoutes(app, { agents: this.agents })
-    registerRoomRoutes(app, { rooms: this.rooms, sync: this.roomSync, authenticate })
-    await registerYjsWebsocket(app, { rooms: this.rooms, sessions, authenticate, logger: this.logger })
-    registerMeshListRoute(app, { list: async () => this.knownMeshes() })
-    if (this.#registry !== undefined) {
-      registerRegistryRoutes(app, this.#registry, { perSource: this.init.registry?.perSource })
-    }
-    registerConsole(app)
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700
     await app.listen({ host, port })

@@ -1,10 +1,14 @@
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { type HttpListenInit, MESH_NODE_VERSION, originGuardOf, type RegistryLimits } from './config.ts'
-import { createHttpApp, healthOrUnavailable, toHttpError } from './http/index.ts'
+import {
+  createHttpApp,
+  type FastifyInstance,
+  registerRegistryServerRoutes,
+  toHttpError,
+} from './http/index.ts'
 import { createLogger, type Logger } from './log.ts'
-import { RegistryService, registerMeshListRoute, registerRegistryRoutes } from './registry/index.ts'
+import { RegistryService } from './registry/index.ts'
 import { MeshStore, StoreMonitor } from './store/index.ts'
 
 export interface RegistryServerInit {
@@ -76,20 +80,17 @@ export class RegistryServer {
       app.addHook('onError', async (_request, _reply, err) => {
         if (toHttpError(err).status >= 500) void monitor.check()
       })
-      app.get('/api/health', async () =>
-        healthOrUnavailable({
+      await registerRegistryServerRoutes(app, {
+        registry,
+        health: () => ({
           status: monitor.health.status,
           store: monitor.health,
           role: 'registry',
           version: MESH_NODE_VERSION,
         }),
-      )
-      app.get('/metrics', async (_request, reply) => {
-        void reply.type(this.metrics.contentType)
-        return this.metrics.metrics()
+        metrics: this.metrics,
+        perSource,
       })
-      registerMeshListRoute(app, { list: async () => registry.all() })
-      registerRegistryRoutes(app, registry, { perSource })
       const host = this.init.http?.host ?? '127.0.0.1'
       await app.listen({ host, port: this.init.http?.port ?? 7800 })
       this.#app = app

@@ -11,4 +11,3 @@ export {
   type InvokeResult,
 } from './agent-service.ts'
 export { echoAgent, type RoomReader, summarize, summarizerAgent } from './builtin-agents.ts'
-export { registerInvokeRoutes } from './routes.ts'

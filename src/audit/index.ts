@@ -1,6 +1,6 @@
 /**
  * Audit: the append-only, hash-chained log of federation and authority decisions,
- * each row signed by the mesh key (SPEC §4), and its HTTP routes (SPEC §3).
+ * each row signed by the mesh key (SPEC §4); its HTTP routes (SPEC §3) are in src/http/routes/audit.ts.
  *
  * Inside: `audit-log` appends (one at a time, row + head + the caller's operations in
  * one batch) over `audit-row` (hash, signature) and `log-keys`; `audit-entry` checks
@@ -55,4 +55,3 @@ export {
   type RejectedLogInit,
   rejectionFrom,
 } from './rejected-log.ts'
-export { type AuditRoutesInit, registerAuditRoutes } from './routes.ts'

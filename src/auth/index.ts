@@ -7,16 +7,10 @@ export * from './authority/index.ts'
 export { InteractionReporter, type InteractionReporterInit } from './interaction-reporter.ts'
 export { type Member, MemberBook, type MemberBookInit, type MemberPrincipal } from './members.ts'
 export {
-  type AuthorityRoutesInit,
-  registerAuthorityRoutes,
-  type TrustView,
-  trustRecordSchema,
-  UCAN_TOKEN_SCHEMA,
-} from './routes.ts'
-export {
   type Session,
   type SessionRole,
   SessionService,
   type SessionServiceInit,
   sessionChallengeText,
 } from './sessions.ts'
+export { type TrustView, trustView } from './trust-view.ts'

@@ -1,17 +1,39 @@
-import { sessionChallengeText } from '../auth/index.ts'
+import { ApiClient, ApiError } from '../api/index.ts'
 import { MeshError, type MeshErrorCode, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 
-/** A thin JSON client of a node's HTTP API; errors come back as the MeshError the node sent. */
+/**
+ * The CLI's JSON client of a node's HTTP API: the contract's typed client (`api`), with
+ * errors turned back into the MeshError the node sent, which the CLI prints and maps to
+ * an exit code.
+ */
 export class HttpClient {
-  readonly baseUrl: string
-  token?: string
-  /** The node's mesh did, once `signIn` has read it. */
-  meshDid?: string
+  /** The typed client underneath, for calls by route name. */
+  readonly api: ApiClient
 
   constructor(baseUrl: string, token?: string) {
-    this.baseUrl = baseUrl
-    if (token !== undefined) this.token = token
+    this.api = new ApiClient({ baseUrl, ...(token !== undefined ? { token } : {}) })
+  }
+
+  get baseUrl(): string {
+    return this.api.baseUrl
+  }
+
+  get token(): string | undefined {
+    return this.api.token
+  }
+
+  set token(token: string | undefined) {
+    this.api.token = token
+  }
+
+  /** The node's mesh did, once `signIn` has read it. */
+  get meshDid(): string | undefined {
+    return this.api.meshDid
+  }
+
+  set meshDid(did: string | undefined) {
+    this.api.meshDid = did
   }
 
   get<T>(path: string): Promise<T> {
@@ -27,51 +49,27 @@ export class HttpClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = {}
-    if (body !== undefined) headers['content-type'] = 'application/json'
-    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
-    let response: Response
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(15_000),
-      })
+      return await this.api.send<T>(method, path, body)
     } catch (err) {
-      throw new UnavailableError(`cannot reach ${this.baseUrl}: ${(err as Error).message}`)
+      throw toMeshError(err)
     }
-    const text = await response.text()
-    let json: unknown
-    try {
-      json = text.length > 0 ? JSON.parse(text) : undefined
-    } catch {
-      throw new MeshError('MESH_INTERNAL', `non-JSON answer from ${path} (${response.status})`)
-    }
-    if (!response.ok) {
-      const error = (
-        json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } }
-      )?.error
-      throw new MeshError(
-        (error?.code ?? 'MESH_INTERNAL') as MeshErrorCode,
-        error?.message ?? `HTTP ${response.status}`,
-        error?.details ?? {},
-      )
-    }
-    return json as T
   }
 }
 
 /** Opens a session at a node by signing its challenge with a human (or agent) key. */
 export async function signIn(baseUrl: string, key: Ed25519KeyPair): Promise<HttpClient> {
   const client = new HttpClient(baseUrl)
-  const health = await client.get<{ did: string }>('/api/health')
-  const { nonce } = await client.get<{ nonce: string }>('/api/session/challenge')
-  const signature = Buffer.from(
-    key.sign(new TextEncoder().encode(sessionChallengeText(health.did, nonce))),
-  ).toString('base64url')
-  const { token } = await client.post<{ token: string }>('/api/session', { did: key.did, nonce, signature })
-  client.token = token
-  client.meshDid = health.did
+  try {
+    await client.api.signIn({ did: key.did, sign: (bytes) => key.sign(bytes) })
+  } catch (err) {
+    throw toMeshError(err)
+  }
   return client
+}
+
+function toMeshError(err: unknown): unknown {
+  if (!(err instanceof ApiError)) return err
+  if (err.status === 0) return new UnavailableError(err.message, err.details)
+  return new MeshError(err.code as MeshErrorCode, err.message, err.details)
 }

@@ -1,7 +1,7 @@
 /**
  * Connections: the federation handshake between meshes (`/mesh/connect/1.0.0`), the
  * persisted connection state machine, the durable outbox, signed envelopes and human
- * acts, the federation policy, the rejected log, and their HTTP routes.
+ * acts, the federation policy and the rejected log (their HTTP routes: src/http/routes/).
  */
 
 export { type RejectedEntry, RejectedLog, type RejectedLogInit } from '../audit/index.ts'
@@ -54,10 +54,9 @@ export {
   DEFAULT_POLICY,
   type FederationPolicy,
   POLICY_MODES,
+  type PolicyChange,
   type PolicyMode,
   PolicyService,
   validatePolicy,
 } from './policy.ts'
-export { type Authenticate, registerPolicyRoutes, registerRejectedRoutes } from './policy-routes.ts'
 export { RateLimiter, type RateLimiterInit } from './rate-limiter.ts'
-export { type ConnectionRoutesInit, connectionViewSchema, registerConnectionRoutes } from './routes.ts'

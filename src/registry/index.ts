@@ -36,6 +36,7 @@ export {
   type MeshPage,
   type MeshStatus,
   type PublicMesh,
+  type PublicMeshSource,
   pageMeshes,
 } from './mesh-list.ts'
 export { checkPow, computePow, DEFAULT_POW_BITS, MAX_POW_BITS, powZeroBits } from './pow.ts'
@@ -52,12 +53,6 @@ export {
   RegistryService,
   type RegistryServiceInit,
 } from './registry-service.ts'
-export {
-  type PublicMeshSource,
-  type RegistryRoutesInit,
-  registerMeshListRoute,
-  registerRegistryRoutes,
-} from './routes.ts'
 
 export function createRegistryService(init: RegistryServiceInit): RegistryService {
   return new RegistryService(init)

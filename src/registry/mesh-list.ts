@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { BadRequestError } from '../errors.ts'
 
 /**
@@ -25,6 +26,12 @@ export interface PublicMesh {
   lastHeartbeat: string
   /** ISO 8601 time the source first heard of the mesh; the key of `sort=age`. */
   firstSeen?: string
+}
+
+/** Anything that can list meshes: the registry, or a node's own discoveries. */
+export interface PublicMeshSource {
+  /** Every mesh known, in any order, with its current status. */
+  list(options?: AbortOptions): Promise<PublicMesh[]>
 }
 
 /**

@@ -65,7 +65,6 @@ export {
   type ShareView,
   type TransferProgress,
 } from './room-sync.ts'
-export { type RoomRoutesInit, registerRoomRoutes } from './routes.ts'
 export {
   ShareBook,
   type ShareCheck,
@@ -98,4 +97,9 @@ export {
   validateUpdate,
 } from './validate-update.ts'
 export { type YjsTicket, YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
-export { registerYjsWebsocket, type YjsWebsocketInit } from './yjs-websocket.ts'
+export {
+  createYjsEndpoint,
+  YJS_MAX_FRAME_BYTES,
+  type YjsEndpoint,
+  type YjsWebsocketInit,
+} from './yjs-websocket.ts'

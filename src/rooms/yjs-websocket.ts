@@ -1,17 +1,14 @@
-import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { WebSocket } from 'ws'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
 import type { Session, SessionService } from '../auth/index.ts'
-import { MeshError, UnauthenticatedError } from '../errors.ts'
+import { MeshError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { Room, RoomOrigin } from './room.ts'
 import { type ClientBinding, pseudonymClientId, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
-import { ROOM_ID } from './routes.ts'
 import { YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
 
 /**
@@ -41,14 +38,11 @@ import { YjsTickets, type YjsTicketsInit } from './yjs-tickets.ts'
  */
 export interface YjsWebsocketInit {
   rooms: RoomManager
-  sessions: SessionService
+  /** Whose logouts close their sockets and void their tickets. */
+  sessions: Pick<SessionService, 'onRevoked'>
   logger?: Logger
-  /** Route prefix; default '/yjs'. */
-  path?: string
   /** Interval of liveness pings; default 30 s. */
   pingIntervalMs?: number
-  /** The session guard of the ticket route (e.g. `requireSession(sessions)`); sets `request.session`. */
-  authenticate: onRequestAsyncHookHandler
   tickets?: YjsTicketsInit
 }
 
@@ -56,7 +50,8 @@ const MESSAGE_SYNC = 0
 const MESSAGE_AWARENESS = 1
 const MAX_QUEUED_BEFORE_AUTH = 64
 const MAX_AWARENESS_IDS_PER_CONNECTION = 4
-const MAX_FRAME_BYTES = 1024 * 1024
+/** Largest frame a client may send (the websocket's maxPayload). */
+export const YJS_MAX_FRAME_BYTES = 1024 * 1024
 
 interface Connection {
   socket: WebSocket
@@ -81,42 +76,35 @@ interface Hub {
   onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
 }
 
-export async function registerYjsWebsocket(app: FastifyInstance, init: YjsWebsocketInit): Promise<void> {
-  if (!app.hasDecorator('websocketServer')) {
-    await app.register(fastifyWebsocket, { options: { maxPayload: MAX_FRAME_BYTES } })
-  }
+/**
+ * The y-websocket endpoint without its transport: the tickets, the connections per
+ * room, and the closing of a logged-out session's sockets. The HTTP layer
+ * (src/http/routes/yjs.ts) issues tickets through it and hands it each upgraded socket.
+ */
+export interface YjsEndpoint {
+  /** A single-use ticket for `roomId` under `session` (membership is checked when it is used). */
+  issueTicket(session: Session, roomId: string): { ticket: string; expiresAt: string }
+  /** Serves one upgraded socket of `/yjs/<roomId>?token=<token>`. */
+  handle(socket: WebSocket, roomId: string, token: unknown): void
+  /** Closes every socket (1001) and stops listening to the sessions. */
+  close(): void
+}
+
+export function createYjsEndpoint(init: YjsWebsocketInit): YjsEndpoint {
   const tickets = new YjsTickets(init.tickets)
   const server = new YjsWebsocketServer(init, tickets)
   const unsubscribe = init.sessions.onRevoked(({ id }) => {
     tickets.revokeSession(id)
     server.closeSession(id, 'logged out')
   })
-  app.addHook('onClose', async () => {
-    unsubscribe()
-    server.close()
-  })
-  app.get(`${init.path ?? '/yjs'}/:roomId`, { websocket: true }, (socket, request) => {
-    server.handle(socket as unknown as WebSocket, request)
-  })
-  // Membership is checked when the ticket is used, so a ticket says nothing about a room.
-  app.post(
-    '/api/rooms/:id/yjs-ticket',
-    {
-      onRequest: init.authenticate,
-      schema: {
-        params: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['id'],
-          properties: { id: ROOM_ID },
-        },
-      },
+  return {
+    issueTicket: (session, roomId) => tickets.issue(session, roomId),
+    handle: (socket, roomId, token) => server.handle(socket, roomId, token),
+    close: () => {
+      unsubscribe()
+      server.close()
     },
-    async (request) => {
-      if (request.session === undefined) throw new UnauthenticatedError('a session is required')
-      return tickets.issue(request.session, (request.params as { id: string }).id)
-    },
-  )
+  }
 }
 
 class YjsWebsocketServer {
@@ -148,7 +136,7 @@ class YjsWebsocketServer {
     }
   }
 
-  handle(socket: WebSocket, request: FastifyRequest): void {
+  handle(socket: WebSocket, roomId: string, token: unknown): void {
     this.#sockets.add(socket)
     this.#alive.set(socket, true)
     socket.on('pong', () => this.#alive.set(socket, true))
@@ -173,8 +161,6 @@ class YjsWebsocketServer {
     })
     socket.on('error', (err) => this.#log.debug({ event: 'rooms.yjs.socket_error', err }, 'socket error'))
 
-    const { roomId } = request.params as { roomId: string }
-    const token = (request.query as { token?: unknown }).token
     void (async () => {
       const ticket = typeof token === 'string' ? this.#tickets.redeem(token) : undefined
       if (ticket === undefined) {

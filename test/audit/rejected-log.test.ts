@@ -4,9 +4,8 @@ import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { RejectedLog, rejectionFrom } from '../../src/audit/rejected-log.ts'
 import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
-import { registerRejectedRoutes } from '../../src/connections/policy-routes.ts'
 import { ReplayError, SignatureMismatchError } from '../../src/errors.ts'
-import { createHttpApp, requireSession } from '../../src/http/index.ts'
+import { createHttpApp, decorateSessions, rejectedRoutes } from '../../src/http/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { MeshStore } from '../../src/store/index.ts'
@@ -151,7 +150,8 @@ describe('GET /api/federation/rejected', () => {
     const rejected = new RejectedLog({ store })
     await fill(rejected, 7)
     const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-    registerRejectedRoutes(app, { rejected, authenticate: requireSession(sessions) })
+    decorateSessions(app, sessions)
+    await app.register(rejectedRoutes, { rejected })
     t.after(() => app.close())
     const { nonce } = sessions.challenge()
     const signature = Buffer.from(

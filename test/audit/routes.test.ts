@@ -8,11 +8,10 @@ import {
   type AuditPage,
   type AuditRow,
   type AuditVerifyReport,
-  registerAuditRoutes,
   signCheckpoint,
 } from '../../src/audit/index.ts'
 import { UnauthenticatedError } from '../../src/errors.ts'
-import { createHttpApp } from '../../src/http/index.ts'
+import { auditRoutes, createHttpApp } from '../../src/http/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
@@ -45,7 +44,8 @@ async function server(t: TestContext, rows = 0) {
     })
   }
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  registerAuditRoutes(app, { audit, authenticate: stubSession })
+  app.decorate('requireSession', stubSession)
+  await app.register(auditRoutes, { audit })
   t.after(() => app.close())
   return { app, audit, store }
 }

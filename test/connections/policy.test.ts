@@ -9,8 +9,7 @@ import {
   type PolicyChange,
   PolicyService,
 } from '../../src/connections/policy.ts'
-import { registerPolicyRoutes } from '../../src/connections/policy-routes.ts'
-import { createHttpApp, requireSession } from '../../src/http/index.ts'
+import { createHttpApp, decorateSessions, policyRoutes } from '../../src/http/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { MeshStore } from '../../src/store/index.ts'
@@ -125,9 +124,9 @@ describe('GET|PUT /api/federation/policy', () => {
     const service = new PolicyService({ store })
     const changes: PolicyChange[] = []
     const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-    registerPolicyRoutes(app, {
+    decorateSessions(app, sessions)
+    await app.register(policyRoutes, {
       policy: service,
-      authenticate: requireSession(sessions),
       onChange: (change) => {
         changes.push(change)
       },

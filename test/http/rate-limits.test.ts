@@ -3,10 +3,9 @@ import { describe, it, type TestContext } from 'node:test'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import { Registry } from 'prom-client'
 import type { AgentService } from '../../src/agents/agent-service.ts'
-import { registerInvokeRoutes } from '../../src/agents/routes.ts'
 import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
 import { MeshError } from '../../src/errors.ts'
-import { createHttpApp, type HttpAppInit, registerSessionRoutes } from '../../src/http/index.ts'
+import { createHttpApp, type HttpAppInit, invokeRoutes, registerSessionRoutes } from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
@@ -31,7 +30,7 @@ async function app(t: TestContext, rateLimits: HttpAppInit['rateLimits']) {
       throw new MeshError('MESH_UCAN_INVALID', 'no such chain')
     },
   } as unknown as AgentService
-  registerInvokeRoutes(server, { agents })
+  await server.register(invokeRoutes, { agents })
   server.get('/api/health', async () => ({ status: 'ok' }))
   server.post('/api/limited', { config: { rateLimit: { max: 2, timeWindow: 60_000 } } }, async () => ({
     ok: true,

@@ -1,7 +1,12 @@
 import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
-import { createHttpApp } from '../../src/http/http-app.ts'
+import {
+  createHttpApp,
+  meshListRoutes,
+  type RegistryRoutesInit,
+  registryRoutes,
+} from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import {
@@ -9,11 +14,8 @@ import {
   type HeartbeatContent,
   type MeshPage,
   type PublicMesh,
-  type RegistryRoutesInit,
   RegistryService,
   type RegistryServiceInit,
-  registerMeshListRoute,
-  registerRegistryRoutes,
   signHeartbeat,
 } from '../../src/registry/index.ts'
 import type { MeshStore } from '../../src/store/index.ts'
@@ -95,14 +97,14 @@ export async function startTestRegistry(
   t: TestContext,
   store: MeshStore,
   init: Omit<RegistryServiceInit, 'store'> = {},
-  routes: RegistryRoutesInit = {},
+  routes: Omit<RegistryRoutesInit, 'registry'> = {},
 ): Promise<TestRegistry> {
   const metrics = new Registry()
   const registry = new RegistryService({ store, logger: silentLogger(), metrics, powBits: 0, ...init })
   await registry.start()
   const app = createHttpApp({ logger: silentLogger(), metrics })
-  registerMeshListRoute(app, { list: () => registry.all() })
-  registerRegistryRoutes(app, registry, routes)
+  await app.register(meshListRoutes, { source: { list: () => registry.all() } })
+  await app.register(registryRoutes, { registry, ...routes })
   await app.ready()
   t.after(async () => {
     await app.close()
@@ -147,8 +149,8 @@ export async function listenTestRegistry(
   const registry = new RegistryService({ store, powBits: 0, ...init })
   await registry.start()
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  registerMeshListRoute(app, { list: () => registry.all() })
-  registerRegistryRoutes(app, registry)
+  await app.register(meshListRoutes, { source: { list: () => registry.all() } })
+  await app.register(registryRoutes, { registry })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()

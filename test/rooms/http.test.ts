@@ -7,17 +7,10 @@ import { WebSocket } from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { type SessionRole, SessionService, sessionChallengeText } from '../../src/auth/index.ts'
-import { createHttpApp, registerSessionRoutes, requireSession } from '../../src/http/index.ts'
+import { createHttpApp, registerSessionRoutes, roomRoutes, yjsRoutes } from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
-import {
-  contentId,
-  type MessageEntry,
-  registerRoomRoutes,
-  registerYjsWebsocket,
-  sealKey,
-  type YjsTicketsInit,
-} from '../../src/rooms/index.ts'
+import { contentId, type MessageEntry, sealKey, type YjsTicketsInit } from '../../src/rooms/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { alice, bob, mallory, manager, meshA } from './helpers.ts'
 
@@ -32,10 +25,9 @@ async function server(t: TestContext, tickets?: YjsTicketsInit) {
   const rooms = await manager(t, meshA, { store })
   const sessions = new SessionService({ store, meshDid: meshA.did, roleOf: async (did) => ROLES[did] })
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  const authenticate = requireSession(sessions)
   registerSessionRoutes(app, sessions)
-  registerRoomRoutes(app, { rooms, authenticate })
-  await registerYjsWebsocket(app, { rooms, sessions, authenticate, tickets })
+  await app.register(roomRoutes, { rooms })
+  await app.register(yjsRoutes, { rooms, sessions, ...(tickets !== undefined ? { tickets } : {}) })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(() => app.close())
   const address = app.server.address()

@@ -3,10 +3,9 @@ import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { WebSocket } from 'ws'
 import { type SessionRole, SessionService, sessionChallengeText } from '../../src/auth/index.ts'
-import { createHttpApp, requireSession } from '../../src/http/index.ts'
+import { createHttpApp, decorateSessions, roomRoutes, yjsRoutes } from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
-import { registerRoomRoutes, registerYjsWebsocket } from '../../src/rooms/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { alice, bob, carol, mallory, manager, meshA, PRINCIPALS } from './helpers.ts'
 
@@ -24,8 +23,9 @@ async function server(t: TestContext) {
   const rooms = await manager(t, meshA, { store, localPrincipal: async (did) => principals[did] })
   const sessions = new SessionService({ store, meshDid: meshA.did, roleOf: async (did) => ROLES[did] })
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-  registerRoomRoutes(app, { rooms, authenticate: requireSession(sessions) })
-  await registerYjsWebsocket(app, { rooms, sessions, authenticate: requireSession(sessions) })
+  decorateSessions(app, sessions)
+  await app.register(roomRoutes, { rooms })
+  await app.register(yjsRoutes, { rooms, sessions })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(() => app.close())
   const address = app.server.address()

@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client'
-import { UnavailableError } from '../errors.ts'
-import type { MeshManifest } from '../manifest/index.ts'
-import type { StoreHealth } from '../store/index.ts'
+import { UnavailableError } from '../../errors.ts'
+import type { MeshManifest } from '../../manifest/index.ts'
+import type { StoreHealth } from '../../store/index.ts'
 
 export interface HealthInfo {
   /** 'degraded': working, but the store lost acknowledged writes at its last open (see `store`). */
@@ -16,19 +16,24 @@ export interface HealthInfo {
 }
 
 export interface CoreRoutesInit {
-  health: () => HealthInfo
-  manifest: () => MeshManifest
+  /** A node's HealthInfo, or another server's report (the registry's) of the same form. */
+  health: () => { status: string; store?: StoreHealth }
+  /** The signed manifest; a server without one (the registry) serves no manifest route. */
+  manifest?: () => MeshManifest
   metrics: Registry
 }
 
 /** Routes that need no session: health, the signed manifest, Prometheus metrics. */
-export function registerCoreRoutes(app: FastifyInstance, init: CoreRoutesInit): void {
+export const coreRoutes: FastifyPluginAsync<CoreRoutesInit> = async (app, init) => {
   app.get('/api/health', async () => healthOrUnavailable(init.health()))
 
-  app.get('/.well-known/mesh-manifest.json', async (_request, reply) => {
-    void reply.header('cache-control', 'max-age=60')
-    return init.manifest()
-  })
+  const manifest = init.manifest
+  if (manifest !== undefined) {
+    app.get('/.well-known/mesh-manifest.json', async (_request, reply) => {
+      void reply.header('cache-control', 'max-age=60')
+      return manifest()
+    })
+  }
 
   app.get('/metrics', async (_request, reply) => {
     void reply.type(init.metrics.contentType)

@@ -1,0 +1,25 @@
+/**
+ * The API contract of a mesh node (SPEC §3), shared by the node's routes, the CLI, the
+ * console and the tests: every route's schemas once, the types derived from them, and
+ * one typed client. Importable by the browser build: nothing here imports node-only code.
+ */
+
+export {
+  ApiClient,
+  type ApiClientInit,
+  ApiError,
+  type ApiSigner,
+  createApiClient,
+  type RequestOptions,
+  sessionChallengeText,
+} from './client.ts'
+export { type RouteName, type RouteSpec, type Routes, routes } from './routes.ts'
+export * from './schemas/audit.ts'
+export * from './schemas/common.ts'
+export * from './schemas/connections.ts'
+export * from './schemas/policy.ts'
+export * from './schemas/registry.ts'
+export * from './schemas/rooms.ts'
+export * from './schemas/session.ts'
+export * from './schemas/trust.ts'
+export type * from './types.ts'

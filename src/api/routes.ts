@@ -1,0 +1,342 @@
+import * as audit from './schemas/audit.ts'
+import * as connections from './schemas/connections.ts'
+import * as policy from './schemas/policy.ts'
+import * as registry from './schemas/registry.ts'
+import * as rooms from './schemas/rooms.ts'
+import * as session from './schemas/session.ts'
+import * as trust from './schemas/trust.ts'
+
+/**
+ * Every route of the node's HTTP API and the registry's, by name: method, path (with
+ * `:param`s), whether it needs a session, and the schemas of its params, query, body
+ * and answer. The server registers its routes with these schemas; the typed client
+ * derives each call's input and output from them.
+ */
+export interface RouteSpec {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  readonly path: string
+  /** Needs a bearer token (checked before the body is read). */
+  readonly session: boolean
+  /** The success status when it is not 200. */
+  readonly status?: number
+  readonly params?: object
+  readonly query?: object
+  readonly body?: object
+  readonly response?: object
+}
+
+const route = <const R extends RouteSpec>(spec: R): R => spec
+
+export const routes = {
+  // Identity and session
+  health: route({ method: 'GET', path: '/api/health', session: false, response: session.healthSchema }),
+  manifest: route({
+    method: 'GET',
+    path: '/.well-known/mesh-manifest.json',
+    session: false,
+    response: session.manifestSchema,
+  }),
+  challenge: route({
+    method: 'GET',
+    path: '/api/session/challenge',
+    session: false,
+    response: session.challengeSchema,
+  }),
+  openSession: route({
+    method: 'POST',
+    path: '/api/session',
+    session: false,
+    body: session.sessionBodySchema,
+    response: session.sessionTokenSchema,
+  }),
+  closeSession: route({ method: 'DELETE', path: '/api/session', session: true, status: 204 }),
+  me: route({ method: 'GET', path: '/api/me', session: true, response: session.meSchema }),
+
+  // Connections and peers
+  listConnections: route({
+    method: 'GET',
+    path: '/api/connections',
+    session: true,
+    response: connections.connectionListSchema,
+  }),
+  getConnection: route({
+    method: 'GET',
+    path: '/api/connections/:id',
+    session: true,
+    params: connections.connectionIdParams,
+    response: connections.connectionViewSchema,
+  }),
+  connect: route({
+    method: 'POST',
+    path: '/api/connections',
+    session: true,
+    status: 202,
+    body: connections.connectBodySchema,
+    response: connections.connectionAcceptedSchema,
+  }),
+  acceptConnection: route({
+    method: 'POST',
+    path: '/api/connections/:id/accept',
+    session: true,
+    status: 202,
+    params: connections.connectionIdParams,
+    body: connections.actBodySchema,
+    response: connections.connectionAcceptedSchema,
+  }),
+  declineConnection: route({
+    method: 'POST',
+    path: '/api/connections/:id/decline',
+    session: true,
+    status: 202,
+    params: connections.connectionIdParams,
+    body: connections.actBodySchema,
+    response: connections.connectionAcceptedSchema,
+  }),
+  disconnectConnection: route({
+    method: 'POST',
+    path: '/api/connections/:id/disconnect',
+    session: true,
+    status: 202,
+    params: connections.connectionIdParams,
+    body: connections.actBodySchema,
+    response: connections.connectionAcceptedSchema,
+  }),
+  listPeers: route({
+    method: 'GET',
+    path: '/api/federation/peers',
+    session: true,
+    response: connections.peerListSchema,
+  }),
+  refreshPeer: route({
+    method: 'POST',
+    path: '/api/federation/peers/:did/refresh',
+    session: true,
+    params: connections.peerParamsSchema,
+    body: connections.peerRefreshBodySchema,
+    response: connections.peerViewSchema,
+  }),
+
+  // Policy and refusals
+  getPolicy: route({
+    method: 'GET',
+    path: '/api/federation/policy',
+    session: true,
+    response: policy.policySchema,
+  }),
+  putPolicy: route({
+    method: 'PUT',
+    path: '/api/federation/policy',
+    session: true,
+    body: policy.policySchema,
+    response: policy.policySchema,
+  }),
+  listRejected: route({
+    method: 'GET',
+    path: '/api/federation/rejected',
+    session: true,
+    query: policy.rejectedQuerySchema,
+    response: policy.rejectedPageSchema,
+  }),
+
+  // Audit
+  listAudit: route({
+    method: 'GET',
+    path: '/api/audit',
+    session: true,
+    query: audit.auditQuerySchema,
+    response: audit.auditPageSchema,
+  }),
+  verifyAudit: route({
+    method: 'GET',
+    path: '/api/audit/verify',
+    session: true,
+    query: audit.verifyQuerySchema,
+    response: audit.auditReportSchema,
+  }),
+  verifyAuditAgainst: route({
+    method: 'POST',
+    path: '/api/audit/verify',
+    session: true,
+    body: audit.verifyBodySchema,
+    response: audit.auditReportSchema,
+  }),
+  auditCheckpoint: route({
+    method: 'GET',
+    path: '/api/audit/checkpoint',
+    session: true,
+    response: audit.checkpointSchema,
+  }),
+
+  // Trust, authority, keys, invocation
+  listTrust: route({ method: 'GET', path: '/api/trust', session: true, response: trust.trustListSchema }),
+  getTrust: route({
+    method: 'GET',
+    path: '/api/trust/:did',
+    session: true,
+    params: trust.trustParamsSchema,
+    query: trust.trustQuerySchema,
+    response: trust.trustRecordSchema,
+  }),
+  putTrust: route({
+    method: 'PUT',
+    path: '/api/trust/:did',
+    session: true,
+    params: trust.trustParamsSchema,
+    body: trust.trustBodySchema,
+    response: trust.trustRecordSchema,
+  }),
+  rootDelegation: route({
+    method: 'GET',
+    path: '/api/auth/root-delegation',
+    session: true,
+    response: trust.rootDelegationSchema,
+  }),
+  keys: route({ method: 'GET', path: '/api/keys', session: true, response: trust.keysViewSchema }),
+  rotateKey: route({
+    method: 'POST',
+    path: '/api/keys/rotate',
+    session: true,
+    body: trust.rotateBodySchema,
+    response: trust.rotationResultSchema,
+  }),
+  invoke: route({
+    method: 'POST',
+    path: '/api/invoke',
+    session: false,
+    body: trust.invokeBodySchema,
+    response: trust.invokeResultSchema,
+  }),
+
+  // Rooms
+  createRoom: route({
+    method: 'POST',
+    path: '/api/rooms',
+    session: true,
+    status: 201,
+    body: rooms.createRoomBodySchema,
+    response: rooms.roomRecordSchema,
+  }),
+  listRooms: route({ method: 'GET', path: '/api/rooms', session: true, response: rooms.roomListSchema }),
+  getRoom: route({
+    method: 'GET',
+    path: '/api/rooms/:id',
+    session: true,
+    params: rooms.roomParamsSchema,
+    response: rooms.roomDetailSchema,
+  }),
+  shareRoom: route({
+    method: 'POST',
+    path: '/api/rooms/:id/share',
+    session: true,
+    status: 201,
+    params: rooms.roomParamsSchema,
+    body: rooms.shareBodySchema,
+    response: rooms.shareViewSchema,
+  }),
+  roomSync: route({
+    method: 'GET',
+    path: '/api/rooms/:id/sync',
+    session: true,
+    params: rooms.roomParamsSchema,
+    response: rooms.roomSyncSchema,
+  }),
+  openFederatedDm: route({
+    method: 'POST',
+    path: '/api/me/federated-dms',
+    session: true,
+    status: 201,
+    body: rooms.federatedDmBodySchema,
+    response: rooms.dmViewSchema,
+  }),
+  joinRoom: route({
+    method: 'POST',
+    path: '/api/rooms/:id/join',
+    session: true,
+    params: rooms.roomParamsSchema,
+    response: rooms.memberSchema,
+  }),
+  inviteToRoom: route({
+    method: 'POST',
+    path: '/api/rooms/:id/invite',
+    session: true,
+    status: 201,
+    params: rooms.roomParamsSchema,
+    body: rooms.inviteBodySchema,
+    response: rooms.memberSchema,
+  }),
+  roomMembers: route({
+    method: 'GET',
+    path: '/api/rooms/:id/members',
+    session: true,
+    params: rooms.roomParamsSchema,
+    response: rooms.memberListSchema,
+  }),
+  listMessages: route({
+    method: 'GET',
+    path: '/api/rooms/:id/messages',
+    session: true,
+    params: rooms.roomParamsSchema,
+    query: rooms.messagesQuerySchema,
+    response: rooms.messagePageSchema,
+  }),
+  postMessage: route({
+    method: 'POST',
+    path: '/api/rooms/:id/messages',
+    session: true,
+    status: 201,
+    params: rooms.roomParamsSchema,
+    body: rooms.postMessageBodySchema,
+    response: rooms.createdSchema,
+  }),
+  react: route({
+    method: 'POST',
+    path: '/api/rooms/:id/messages/:mid/reactions',
+    session: true,
+    status: 201,
+    params: rooms.messageParamsSchema,
+    body: rooms.reactionBodySchema,
+    response: rooms.createdSchema,
+  }),
+  redact: route({
+    method: 'POST',
+    path: '/api/rooms/:id/messages/:mid/redact',
+    session: true,
+    status: 201,
+    params: rooms.messageParamsSchema,
+    body: rooms.redactBodySchema,
+    response: rooms.createdSchema,
+  }),
+  notifications: route({
+    method: 'GET',
+    path: '/api/me/notifications',
+    session: true,
+    query: rooms.notificationsQuerySchema,
+    response: rooms.notificationPageSchema,
+  }),
+  yjsTicket: route({
+    method: 'POST',
+    path: '/api/rooms/:id/yjs-ticket',
+    session: true,
+    params: rooms.roomParamsSchema,
+    response: rooms.yjsTicketSchema,
+  }),
+
+  // Discovery and registry
+  publicMeshes: route({
+    method: 'GET',
+    path: '/api/meshes/public',
+    session: false,
+    query: registry.meshListQuerySchema,
+    response: registry.meshPageSchema,
+  }),
+  heartbeat: route({
+    method: 'POST',
+    path: '/api/meshes/heartbeat',
+    session: false,
+    body: registry.heartbeatBodySchema,
+    response: registry.heartbeatAcceptedSchema,
+  }),
+} as const satisfies Record<string, RouteSpec>
+
+export type Routes = typeof routes
+export type RouteName = keyof Routes

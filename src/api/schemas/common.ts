@@ -1,0 +1,78 @@
+/**
+ * The building blocks every route's schema shares. One definition each: a route that
+ * needs a did, a UCAN or a page size takes it from here, so that two routes never
+ * refuse the same input differently.
+ */
+
+/**
+ * Any DID, by the W3C syntax (method, then method-specific id): trust decisions and
+ * refusal filters name principals of any method (did:key, did:web, …).
+ */
+export const DID = {
+  type: 'string',
+  minLength: 8,
+  maxLength: 512,
+  pattern: '^did:[a-z0-9]+:[A-Za-z0-9._%:-]+$',
+} as const
+
+/** An Ed25519 did:key: meshes, and the humans and agents that sign in to one. */
+export const DID_KEY = {
+  type: 'string',
+  maxLength: 128,
+  pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$',
+} as const
+
+/** Unpadded base64url of at most `max` characters. */
+export const b64url = (max: number) =>
+  ({ type: 'string', minLength: 1, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' }) as const
+
+/**
+ * A human's act: a UCAN chain (base64url CAR) or, while accepted, the architect's
+ * interim act. 16 KiB, because an act is forwarded to the peer as an envelope's proof,
+ * whose cap is 16 KiB (connections/envelope.ts `maxProofLength`): a larger one could be
+ * accepted here and then never delivered.
+ */
+export const UCAN = b64url(16 * 1024)
+
+/** A compact JWS (a verifiable credential as a JWT). */
+export const JWT = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 8192,
+  pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$',
+} as const
+
+/** Verifiable credentials that come with an act (at most 16). */
+export const CREDENTIALS = { type: 'array', maxItems: 16, items: JWT } as const
+
+/** A verifiable presentation's largest encoding (the authority's TOKEN_LIMITS.maxEncodedLength). */
+export const PRESENTATION = { type: 'string', maxLength: 96 * 1024 } as const
+
+// Query values arrive as strings and the app does not coerce them: a page size is
+// matched as digits here and range-checked by the module that owns the list.
+export const PAGE_LIMIT = { type: 'string', pattern: '^[0-9]{1,3}$' } as const
+
+export const NULLABLE_STRING = { type: ['string', 'null'] } as const
+
+/** `{id}` in a path. */
+export const idParams = <const S>(id: S) =>
+  ({ type: 'object', additionalProperties: false, required: ['id'], properties: { id } }) as const
+
+/** SPEC §3: the one error shape of every refusal. */
+export const errorBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['code', 'message', 'details'],
+      properties: {
+        code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
+        message: { type: 'string' },
+        details: { type: 'object', additionalProperties: true },
+      },
+    },
+  },
+} as const

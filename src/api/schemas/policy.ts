@@ -1,0 +1,77 @@
+import { DID, DID_KEY, NULLABLE_STRING, PAGE_LIMIT } from './common.ts'
+
+/** Federation policy and the log of refusals (SPEC §3). */
+
+export const POLICY_MODES = ['open', 'allowlist', 'closed'] as const
+export const POLICY_LIMITS = { maxListLength: 1000, maxInt: 100_000 } as const
+
+const didList = {
+  type: 'array',
+  maxItems: POLICY_LIMITS.maxListLength,
+  uniqueItems: true,
+  items: DID_KEY,
+} as const
+const bound = { type: 'integer', minimum: 0, maximum: POLICY_LIMITS.maxInt } as const
+
+/** The whole policy object: `GET` answers it, `PUT` takes it (unknown fields refused). */
+export const policySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'mode',
+    'allow',
+    'deny',
+    'autoAccept',
+    'maxForeignParticipantsPerRoom',
+    'maxBackfillEventsPerRequest',
+  ],
+  properties: {
+    mode: { type: 'string', enum: POLICY_MODES },
+    allow: didList,
+    deny: didList,
+    autoAccept: { type: 'boolean' },
+    maxForeignParticipantsPerRoom: bound,
+    maxBackfillEventsPerRequest: bound,
+  },
+} as const
+
+/**
+ * `GET /api/federation/rejected?after=&limit=&peer=&code=`. `code` is one of the error
+ * table's codes; the route narrows it to exactly those (src/errors.ts), the contract
+ * does not import the table.
+ */
+export const rejectedQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    after: { type: 'string', pattern: '^[0-9]{16}$' },
+    limit: PAGE_LIMIT,
+    peer: { ...DID, maxLength: 128 },
+    code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
+  },
+} as const
+
+export const rejectedEntrySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],
+  properties: {
+    id: { type: 'string' },
+    at: { type: 'string' },
+    peer: NULLABLE_STRING,
+    kind: { type: 'string' },
+    code: { type: 'string' },
+    reason: { type: 'string' },
+    details: { type: 'object', additionalProperties: true },
+  },
+} as const
+
+export const rejectedPageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['entries', 'nextCursor'],
+  properties: {
+    entries: { type: 'array', items: rejectedEntrySchema },
+    nextCursor: NULLABLE_STRING,
+  },
+} as const

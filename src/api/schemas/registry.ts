@@ -1,0 +1,92 @@
+import { b64url } from './common.ts'
+
+/**
+ * The public list of meshes (served by a registry and by any node) and the registry's
+ * heartbeat. The heartbeat body is a signed document whose schema is the registry's
+ * (registry/heartbeat.ts: the route and `verifyHeartbeat` must refuse exactly the same
+ * inputs), so it is only named here.
+ */
+
+export const MESH_STATUSES = ['online', 'idle', 'offline'] as const
+export const MESH_LIST_SORTS = ['name', 'age'] as const
+
+/** registry/mesh-list.ts MESH_LIST_LIMITS and registry/heartbeat.ts HEARTBEAT_LIMITS (a test keeps them equal). */
+export const MESH_LIST_API_LIMITS = {
+  maxQueryLength: 128,
+  maxCursorLength: 512,
+  maxMultiaddrs: 16,
+  maxProtocolVersions: 16,
+} as const
+
+// Limit is matched as digits here and range-checked by pageMeshes, which owns the rules.
+export const meshListQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    q: { type: 'string', maxLength: MESH_LIST_API_LIMITS.maxQueryLength },
+    status: { type: 'string', enum: MESH_STATUSES },
+    /** `name` (default) or `age` (oldest first; what discovery asks). */
+    sort: { type: 'string', enum: MESH_LIST_SORTS },
+    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
+    cursor: b64url(MESH_LIST_API_LIMITS.maxCursorLength),
+  },
+} as const
+
+const stringList = <const N extends number>(maxItems: N) =>
+  ({ type: 'array', maxItems, items: { type: 'string' } }) as const
+
+// As a response schema it also keeps anything a source adds to an item off the wire.
+export const publicMeshSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'did',
+    'name',
+    'peerId',
+    'multiaddrs',
+    'status',
+    'members',
+    'bots',
+    'rooms',
+    'version',
+    'protocolVersions',
+    'lastHeartbeat',
+  ],
+  properties: {
+    did: { type: 'string' },
+    name: { type: 'string' },
+    peerId: { type: 'string' },
+    multiaddrs: stringList(MESH_LIST_API_LIMITS.maxMultiaddrs),
+    status: { type: 'string', enum: MESH_STATUSES },
+    members: { type: 'integer' },
+    bots: { type: 'integer' },
+    rooms: { type: 'integer' },
+    version: { type: 'string' },
+    protocolVersions: stringList(MESH_LIST_API_LIMITS.maxProtocolVersions),
+    lastHeartbeat: { type: 'string' },
+    firstSeen: { type: 'string' },
+  },
+} as const
+
+export const meshPageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['meshes', 'nextCursor'],
+  properties: {
+    meshes: { type: 'array', items: publicMeshSchema },
+    nextCursor: { type: ['string', 'null'] },
+  },
+} as const
+
+/** The body of `POST /api/meshes/heartbeat`: a signed heartbeat (registry/heartbeat.ts). */
+export const heartbeatBodySchema = { type: 'object', additionalProperties: true } as const
+
+export const heartbeatAcceptedSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ok', 'status'],
+  properties: {
+    ok: { type: 'boolean', const: true },
+    status: { type: 'string', enum: MESH_STATUSES },
+  },
+} as const

@@ -1,0 +1,164 @@
+import { CREDENTIALS, DID, PRESENTATION, UCAN } from './common.ts'
+
+/** Trust, authority, the mesh's keys and cross-mesh invocation (SPEC §3, §4). */
+
+export const TRUST_SCOPES = ['principal', 'mesh'] as const
+const SCOPE = { type: 'string', enum: TRUST_SCOPES } as const
+
+/** A trust record as the API shows it (`recentRefusals` as a count). */
+export const trustRecordSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
+  properties: {
+    did: { type: 'string' },
+    scope: SCOPE,
+    local: { type: 'boolean' },
+    kind: { type: 'string' },
+    role: { type: 'string' },
+    mesh: { type: 'string' },
+    tier: { type: 'integer', minimum: 1, maximum: 4 },
+    accepted: { type: 'integer' },
+    refused: { type: 'integer' },
+    score: { type: 'number' },
+    recentRefusals: { type: 'integer', description: 'refusals within the violation window' },
+    lastReason: { type: 'string' },
+    lastInteractionAt: { type: 'string' },
+    tierChangedAt: { type: 'string' },
+    tierReason: { type: 'string' },
+    tierChangedBy: { type: 'string' },
+    flagged: {
+      type: 'object',
+      description:
+        'a human of this mesh at tier 1–2 whose refusals crossed the violation threshold (never demoted automatically)',
+      additionalProperties: false,
+      required: ['at', 'reason', 'count'],
+      properties: { at: { type: 'string' }, reason: { type: 'string' }, count: { type: 'integer' } },
+    },
+  },
+} as const
+
+export const trustListSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['principals', 'meshes'],
+  properties: {
+    principals: { type: 'array', items: trustRecordSchema },
+    meshes: { type: 'array', items: trustRecordSchema },
+  },
+} as const
+
+export const trustParamsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['did'],
+  properties: { did: DID },
+} as const
+
+export const trustQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { scope: SCOPE },
+} as const
+
+/** `PUT /api/trust/:did`: `ucan` is a local human's `trust/promote` with the same subject, tier and reason. */
+export const trustBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tier', 'reason', 'ucan'],
+  properties: {
+    tier: { type: 'integer', minimum: 2, maximum: 4 },
+    reason: { type: 'string', minLength: 1, maxLength: 512 },
+    ucan: UCAN,
+    scope: SCOPE,
+    credentials: CREDENTIALS,
+    presentation: PRESENTATION,
+  },
+} as const
+
+/** The mesh key's delegation to its architect, the root of every local chain. */
+export const rootDelegationSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['token', 'cid', 'exp', 'architect'],
+  properties: {
+    token: { type: 'string' },
+    cid: { type: 'string' },
+    exp: { type: 'number' },
+    architect: { type: 'string' },
+  },
+} as const
+
+const rotationRecordSchema = {
+  type: 'object',
+  additionalProperties: true,
+  required: ['identity', 'previous', 'next', 'seq', 'ts'],
+  properties: {
+    identity: { type: 'string' },
+    previous: { type: 'string' },
+    next: { type: 'string' },
+    seq: { type: 'integer' },
+    ts: { type: 'integer' },
+  },
+} as const
+
+/** `GET /api/keys`. */
+export const keysViewSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['identity', 'current', 'keys', 'rotations'],
+  properties: {
+    /** The mesh's identity: its genesis did, which never changes. */
+    identity: { type: 'string' },
+    current: { type: 'string' },
+    keys: { type: 'array', items: { type: 'string' } },
+    rotations: { type: 'array', items: rotationRecordSchema },
+  },
+} as const
+
+/** `POST /api/keys/rotate` (architect only): a `mesh/rotate-key` act on the current did. */
+export const rotateBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ucan'],
+  properties: { ucan: UCAN },
+} as const
+
+export const rotationResultSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['identity', 'previous', 'did', 'peerId', 'seq', 'announcedTo'],
+  properties: {
+    identity: { type: 'string' },
+    previous: { type: 'string' },
+    did: { type: 'string' },
+    peerId: { type: 'string' },
+    seq: { type: 'integer' },
+    /** Peers the rotation was queued for (delivered through the outbox). */
+    announcedTo: { type: 'array', items: { type: 'string' } },
+  },
+} as const
+
+/** `POST /api/invoke`: an `agent/invoke`; the invocation is the caller's authentication. */
+export const invokeBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ucan'],
+  properties: { ucan: UCAN, credentials: CREDENTIALS, presentation: PRESENTATION },
+} as const
+
+export const invokeResultSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['agent', 'ability', 'invoker', 'invocation', 'tier', 'human', 'result'],
+  properties: {
+    agent: { type: 'string' },
+    ability: { type: 'string' },
+    invoker: { type: 'string' },
+    /** CID of the (now spent) invocation. */
+    invocation: { type: 'string' },
+    tier: { type: 'integer' },
+    human: { type: ['string', 'null'] },
+    result: {},
+  },
+} as const

@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+import type { AgentService } from '../agents/index.ts'
+import type { AuditLog } from '../audit/index.ts'
+import type { SessionService } from '../auth/index.ts'
+import type { ConnectionService, PolicyChange, PolicyService, RejectedLog } from '../connections/index.ts'
+import type { KeyRotationResult, KeysView } from '../keys/index.ts'
+import type { Logger } from '../log.ts'
+import type { MeshManifest } from '../manifest/index.ts'
+import type { PublicMeshSource, RegistryService } from '../registry/index.ts'
+import type { RoomManager, RoomSync } from '../rooms/index.ts'
+import { auditRoutes } from './routes/audit.ts'
+import { type AuthorityRoutesInit, authorityRoutes } from './routes/authority.ts'
+import { connectionRoutes } from './routes/connections.ts'
+import { registerConsole } from './routes/console.ts'
+import { coreRoutes, type HealthInfo } from './routes/core.ts'
+import { invokeRoutes } from './routes/invoke.ts'
+import { keyRoutes } from './routes/keys.ts'
+import { policyRoutes } from './routes/policy.ts'
+import { meshListRoutes, type RegistryRoutesInit, registryRoutes } from './routes/registry.ts'
+import { rejectedRoutes } from './routes/rejected.ts'
+import { roomRoutes } from './routes/rooms.ts'
+import { registerSessionRoutes } from './routes/session.ts'
+import { yjsRoutes } from './routes/yjs.ts'
+
+/** What a node's routes serve: each area gets only its own part. */
+export interface NodeRoutesInit {
+  sessions: SessionService
+  health: () => HealthInfo
+  manifest: () => MeshManifest
+  metrics: Registry
+  connections: ConnectionService
+  policy: PolicyService
+  /** After a policy change is stored, before the reply (see PolicyRoutesInit.onChange). */
+  onPolicyChange?: (change: PolicyChange) => void | Promise<void>
+  rejected: RejectedLog
+  audit: AuditLog
+  keys: () => KeysView
+  /** Verifies the architect's act `mesh/rotate-key` (with = the current did) and rotates. */
+  rotateKey: (input: { ucan: string; actor: string }) => Promise<KeyRotationResult>
+  authority: AuthorityRoutesInit['authority']
+  agents: AgentService
+  rooms: RoomManager
+  roomSync?: RoomSync
+  /** The public list: what this node discovered. */
+  meshes: PublicMeshSource
+  /** When the node also serves a registry. */
+  registry?: RegistryService
+  registryPerSource?: RegistryRoutesInit['perSource']
+  logger: Logger
+}
+
+/**
+ * Every route a node serves (SPEC §3), one plugin per area. The session guard is set on
+ * the root first (registerSessionRoutes), so every area's plugin inherits
+ * `app.requireSession`; the console comes last (its fallback must not shadow an unknown
+ * API path's JSON 404).
+ */
+export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesInit): Promise<void> {
+  const { sessions } = init
+  await app.register(coreRoutes, { health: init.health, manifest: init.manifest, metrics: init.metrics })
+  registerSessionRoutes(app, sessions)
+  await app.register(connectionRoutes, { connections: init.connections })
+  await app.register(policyRoutes, {
+    policy: init.policy,
+    ...(init.onPolicyChange !== undefined ? { onChange: init.onPolicyChange } : {}),
+  })
+  await app.register(rejectedRoutes, { rejected: init.rejected })
+  await app.register(auditRoutes, { audit: init.audit })
+  await app.register(keyRoutes, { keys: init.keys, rotate: init.rotateKey })
+  await app.register(authorityRoutes, { authority: init.authority })
+  await app.register(invokeRoutes, { agents: init.agents })
+  await app.register(roomRoutes, { rooms: init.rooms, sync: init.roomSync })
+  await app.register(yjsRoutes, { rooms: init.rooms, sessions, logger: init.logger })
+  await app.register(meshListRoutes, { source: init.meshes })
+  if (init.registry !== undefined) {
+    await app.register(registryRoutes, { registry: init.registry, perSource: init.registryPerSource })
+  }
+  registerConsole(app)
+}
