@@ -1,20 +1,20 @@
 import { readFile } from 'node:fs/promises'
 import type * as API from '@ucanto/interface'
+import { INVOCATION_TTL_SECONDS, invocationToken as signedInvocation } from '../api/ucan.ts'
 import {
   CAPABILITIES,
   type CapabilityInput,
   decodeToken,
   encodeToken,
   issueDelegation,
-  issueInvocation,
+  ucantoSigner,
   viewOf,
 } from '../auth/authority/index.ts'
 import { MeshError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { HttpClient } from './http-client.ts'
 
-/** Lifetime of an invocation the CLI signs (seconds). */
-export const INVOCATION_TTL_SECONDS = 600
+export { INVOCATION_TTL_SECONDS } from '../api/ucan.ts'
 
 /** A delegation given on the command line: the encoded token, or `@file` holding it. */
 export async function readToken(value: string): Promise<string> {
@@ -58,22 +58,14 @@ export async function chainProofs(
 }
 
 /** Signs an invocation of `can` on `resource` addressed to `audience`, encoded for the `ucan` field. */
-export async function invocationToken(
+export function invocationToken(
   key: Ed25519KeyPair,
   audience: string,
   capability: CapabilityInput,
   proofs: API.Delegation[],
   ttlSeconds = INVOCATION_TTL_SECONDS,
 ): Promise<string> {
-  return encodeToken(
-    await issueInvocation({
-      issuer: key,
-      audience,
-      capability,
-      expiration: Math.floor(Date.now() / 1000) + ttlSeconds,
-      proofs,
-    }),
-  )
+  return signedInvocation(ucantoSigner(key), audience, capability, proofs, ttlSeconds)
 }
 
 /** An act on the signer's own mesh: `can` with its subject caveat set to `subject`. */

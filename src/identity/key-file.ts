@@ -1,20 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isKnownKeyFormat, type KeyFile, keyFileOf } from '../api/key-file.ts'
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts'
 import { Ed25519KeyPair } from './keys.ts'
 
-/** What a key file on disk holds: the seed, never anything derived that could disagree with it. */
-export interface KeyFile {
-  version: 1
-  type: 'Ed25519'
-  /** 'mesh' for a node's own key (data dir); 'human' for a keystore entry. */
-  role: 'mesh' | 'human'
-  name: string
-  seed: string
-  did: string
-  createdAt: string
-}
+export type { KeyFile } from '../api/key-file.ts'
 
 export const MESH_KEY_FILE = 'mesh-key.json'
 
@@ -49,7 +40,7 @@ export async function readKeyFile(path: string): Promise<Ed25519KeyPair> {
   } catch {
     throw new BadRequestError(`key file ${path} is not JSON`, { path })
   }
-  if (file.version !== 1 || file.type !== 'Ed25519' || typeof file.seed !== 'string') {
+  if (!isKnownKeyFormat(file)) {
     throw new BadRequestError(`key file ${path} has an unknown format`, { path })
   }
   const key = new Ed25519KeyPair(Buffer.from(file.seed, 'base64url'))
@@ -69,15 +60,7 @@ export async function createKeyFile(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
-  await writeKeyFile(path, {
-    version: 1,
-    type: 'Ed25519',
-    role,
-    name,
-    seed: Buffer.from(key.seed).toString('base64url'),
-    did: key.did,
-    createdAt: new Date().toISOString(),
-  })
+  await writeKeyFile(path, keyFileOf(role, name, Buffer.from(key.seed).toString('base64url'), key.did))
   return key
 }
 

@@ -1,5 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto'
 import {
+  type ClientBinding,
+  type Entry,
+  MEMBER_ROLES,
+  type MemberEntry,
+  type MessageEntry,
+  type ReactionEntry,
+  type RedactionEntry,
+  type RoomMeta,
+  type Seal,
+  type SealedMapName,
+} from '../api/room-entries.ts'
+import {
   canonicalBytes,
   type Ed25519KeyPair,
   isDidKey,
@@ -8,10 +20,28 @@ import {
 } from '../identity/index.ts'
 
 /**
- * The room document's entries (see README-layout.md). Every entry is a plain JSON
- * object stored once, under a key derived from its content, in one of the top-level
- * Y.Maps below; nothing is ever overwritten or deleted.
+ * The room document's entries (see README-layout.md). Their shapes are part of the API
+ * contract (api/room-entries.ts: the console reads them too); their limits, checks and
+ * seals are here.
  */
+export {
+  type ClientBinding,
+  type Entry,
+  MEMBER_ROLES,
+  META_KEY,
+  type MemberEntry,
+  type MemberRole,
+  type MessageEntry,
+  type ReactionEntry,
+  type RedactionEntry,
+  ROOM_MAPS,
+  type RoomMapName,
+  type RoomMeta,
+  SEALED_MAPS,
+  type Seal,
+  type SealedMapName,
+  type Tier,
+} from '../api/room-entries.ts'
 
 export const ROOM_LIMITS = {
   /** Largest update a peer or client may send, in bytes. */
@@ -36,93 +66,6 @@ export const ROOM_LIMITS = {
   /** Largest awareness state from a y-websocket client, bytes of JSON. */
   maxAwarenessBytes: 4 * 1024,
 } as const
-
-/** The top-level Y.Maps of a room document; any other top-level type is refused. */
-export const ROOM_MAPS = [
-  'meta',
-  'messages',
-  'reactions',
-  'redactions',
-  'members',
-  'clients',
-  'seals',
-] as const
-export type RoomMapName = (typeof ROOM_MAPS)[number]
-/** The maps whose entries are sealed (every one but `seals` itself). */
-export const SEALED_MAPS = ['meta', 'messages', 'reactions', 'redactions', 'members', 'clients'] as const
-export type SealedMapName = (typeof SEALED_MAPS)[number]
-
-/** The key of the single entry in `meta`. */
-export const META_KEY = 'room'
-
-export const MEMBER_ROLES = ['owner', 'moderator', 'member', 'read-only'] as const
-export type MemberRole = (typeof MEMBER_ROLES)[number]
-export type Tier = 1 | 2 | 3 | 4
-
-export interface RoomMeta {
-  v: 1
-  id: string
-  name: string
-  topic: string
-  homeMesh: string
-  createdBy: string
-  createdAt: number
-}
-
-export interface MessageEntry {
-  v: 1
-  room: string
-  author: string
-  authorMesh: string
-  body: string
-  mentions: string[]
-  ts: number
-  replyTo?: string
-}
-
-export interface ReactionEntry {
-  v: 1
-  room: string
-  message: string
-  emoji: string
-  author: string
-  authorMesh: string
-  ts: number
-}
-
-export interface RedactionEntry {
-  v: 1
-  room: string
-  message: string
-  author: string
-  authorMesh: string
-  ts: number
-  reason?: string
-}
-
-export interface MemberEntry {
-  v: 1
-  room: string
-  did: string
-  mesh: string
-  meshName: string
-  localId: string
-  role: MemberRole
-  tier: Tier
-  ts: number
-}
-
-export interface ClientBinding {
-  mesh: string
-  room: string
-  /** For a y-websocket client: the session's did; absent for the node's own client. */
-  did?: string
-  /**
-   * For a committed client id (at least COMMITTED_CLIENT_MIN): the nonce with which
-   * `mesh` derived it, `committedClientId(mesh, room, nonce)`; 16 bytes, base64url.
-   */
-  nonce?: string
-}
 
 /**
  * Client ids from here up (below 2^53) are committed: a binding holds one only when
@@ -156,20 +99,6 @@ export function commitsTo(binding: ClientBinding, client: number): boolean {
     binding.nonce !== undefined && committedClientId(binding.mesh, binding.room, binding.nonce) === client
   )
 }
-
-/**
- * `mesh` is the owning mesh's identity (its genesis did). `key` names the key that
- * signed when it is not the identity's own (a later key, after a rotation); absent,
- * the identity's key signed (every seal made before a rotation).
- */
-export interface Seal {
-  mesh: string
-  key?: string
-  hash: string
-  sig: string
-}
-
-export type Entry = RoomMeta | MessageEntry | ReactionEntry | RedactionEntry | MemberEntry | ClientBinding
 
 /** base64url(sha256(JCS(value))): the key of messages, reactions, redactions and members. */
 export function contentId(value: unknown): string {

@@ -12,39 +12,16 @@
 
 import { Signature } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
+import {
+  EDDSA as ALGORITHM,
+  ED25519_PRIV_CODE,
+  ED25519_PUB_CODE,
+  EDDSA_SIGNATURE_CODE,
+  Ed25519Principal,
+} from '../../api/ucan.ts'
 import { type Ed25519KeyPair, publicKeyFromDid, verifySignature } from '../../identity/index.ts'
 
-const ED25519_PUB_CODE = 0xed
-const ED25519_PRIV_CODE = 0x1300
-const EDDSA_SIGNATURE_CODE = Signature.EdDSA
-const ALGORITHM = 'EdDSA'
-
 type DIDKey = API.DIDKey
-
-/** What ucanto's Verifier and Signer for one Ed25519 did:key share: its did and signature algorithm. */
-class Ed25519Principal {
-  readonly #did: DIDKey
-
-  constructor(did: string) {
-    this.#did = did as DIDKey
-  }
-
-  get signatureCode(): number {
-    return EDDSA_SIGNATURE_CODE
-  }
-
-  get signatureAlgorithm(): string {
-    return ALGORITHM
-  }
-
-  did(): DIDKey {
-    return this.#did
-  }
-
-  toDIDKey(): DIDKey {
-    return this.#did
-  }
-}
 
 /** ucanto `Verifier` for one Ed25519 did:key, verifying with node:crypto. */
 export class NodeEd25519Verifier extends Ed25519Principal {

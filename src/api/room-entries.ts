@@ -1,0 +1,108 @@
+/**
+ * The entries of a room's Yjs document (rooms/README-layout.md), as the node writes and
+ * checks them and as the console reads them over y-websocket. Every entry is a plain
+ * JSON object stored once, under a key derived from its content, in one of the
+ * top-level Y.Maps below; nothing is ever overwritten or deleted. The node's shape
+ * checks, seals and limits are in rooms/room-entries.ts.
+ */
+
+/** The top-level Y.Maps of a room document; any other top-level type is refused. */
+export const ROOM_MAPS = [
+  'meta',
+  'messages',
+  'reactions',
+  'redactions',
+  'members',
+  'clients',
+  'seals',
+] as const
+export type RoomMapName = (typeof ROOM_MAPS)[number]
+/** The maps whose entries are sealed (every one but `seals` itself). */
+export const SEALED_MAPS = ['meta', 'messages', 'reactions', 'redactions', 'members', 'clients'] as const
+export type SealedMapName = (typeof SEALED_MAPS)[number]
+
+/** The key of the single entry in `meta`. */
+export const META_KEY = 'room'
+
+export const MEMBER_ROLES = ['owner', 'moderator', 'member', 'read-only'] as const
+export type MemberRole = (typeof MEMBER_ROLES)[number]
+export type Tier = 1 | 2 | 3 | 4
+
+export interface RoomMeta {
+  v: 1
+  id: string
+  name: string
+  topic: string
+  homeMesh: string
+  createdBy: string
+  createdAt: number
+}
+
+export interface MessageEntry {
+  v: 1
+  room: string
+  author: string
+  authorMesh: string
+  body: string
+  mentions: string[]
+  ts: number
+  replyTo?: string
+}
+
+export interface ReactionEntry {
+  v: 1
+  room: string
+  message: string
+  emoji: string
+  author: string
+  authorMesh: string
+  ts: number
+}
+
+export interface RedactionEntry {
+  v: 1
+  room: string
+  message: string
+  author: string
+  authorMesh: string
+  ts: number
+  reason?: string
+}
+
+export interface MemberEntry {
+  v: 1
+  room: string
+  did: string
+  mesh: string
+  meshName: string
+  localId: string
+  role: MemberRole
+  tier: Tier
+  ts: number
+}
+
+export interface ClientBinding {
+  mesh: string
+  room: string
+  /** For a y-websocket client: the session's did; absent for the node's own client. */
+  did?: string
+  /**
+   * For a committed client id (at least COMMITTED_CLIENT_MIN): the nonce with which
+   * `mesh` derived it, `committedClientId(mesh, room, nonce)`; 16 bytes, base64url.
+   */
+  nonce?: string
+}
+
+/**
+ * `mesh` is the owning mesh's identity (its genesis did). `key` names the key that
+ * signed when it is not the identity's own (a later key, after a rotation); absent,
+ * the identity's key signed (every seal made before a rotation).
+ */
+export interface Seal {
+  mesh: string
+  key?: string
+  hash: string
+  sig: string
+}
+
+export type Entry = RoomMeta | MessageEntry | ReactionEntry | RedactionEntry | MemberEntry | ClientBinding
