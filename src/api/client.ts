@@ -1,3 +1,4 @@
+import { toBase64url } from './base64url.ts'
 import { type RouteName, type RouteSpec, routes } from './routes.ts'
 import type { ErrorBody, RouteInput, RouteOutput } from './types.ts'
 
@@ -141,7 +142,7 @@ export class ApiClient {
     const signed = await signer.sign(new TextEncoder().encode(sessionChallengeText(health.did, nonce)))
     const session = await this.call(
       'openSession',
-      { body: { did: signer.did, nonce, signature: base64url(signed) } },
+      { body: { did: signer.did, nonce, signature: toBase64url(signed) } },
       options,
     )
     this.token = session.token
@@ -173,10 +174,4 @@ function queryOf(query: Record<string, string | number | undefined> = {}): strin
   for (const [key, value] of Object.entries(query)) if (value !== undefined) search.set(key, String(value))
   const text = search.toString()
   return text.length > 0 ? `?${text}` : ''
-}
-
-function base64url(bytes: Uint8Array): string {
-  let binary = ''
-  for (const byte of bytes) binary += String.fromCharCode(byte)
-  return btoa(binary).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')
 }

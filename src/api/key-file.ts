@@ -22,6 +22,8 @@ export function keyFileOf(role: KeyFile['role'], name: string, seed: string, did
 }
 
 /** Whether parsed JSON is in a format this code reads (version 1, Ed25519, a seed). */
-export function isKnownKeyFormat(file: Partial<KeyFile>): boolean {
+export function isKnownKeyFormat(
+  file: Partial<KeyFile>,
+): file is Partial<KeyFile> & Pick<KeyFile, 'version' | 'type' | 'seed'> {
   return file.version === 1 && file.type === 'Ed25519' && typeof file.seed === 'string'
 }

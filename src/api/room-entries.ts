@@ -1,3 +1,5 @@
+import { MEMBER_ROLES } from './schemas/rooms.ts'
+
 /**
  * The entries of a room's Yjs document (rooms/README-layout.md), as the node writes and
  * checks them and as the console reads them over y-websocket. Every entry is a plain
@@ -24,7 +26,7 @@ export type SealedMapName = (typeof SEALED_MAPS)[number]
 /** The key of the single entry in `meta`. */
 export const META_KEY = 'room'
 
-export const MEMBER_ROLES = ['owner', 'moderator', 'member', 'read-only'] as const
+export { MEMBER_ROLES }
 export type MemberRole = (typeof MEMBER_ROLES)[number]
 export type Tier = 1 | 2 | 3 | 4
 
