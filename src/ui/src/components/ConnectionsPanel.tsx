@@ -14,9 +14,10 @@ import {
 } from '@mantine/core'
 import { useDebouncedValue } from '@mantine/hooks'
 import { useState } from 'react'
+import type { ConnectionView, MeshStatus, PeerView, PublicMesh, RouteOutput } from '../../../api/index.ts'
+import type { ApiError } from '../lib/api.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
-import type { Connection, Peer, PublicMesh } from '../lib/types.ts'
 import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, Loading, NameAndDid, ShortDid, StatusBadge, When } from './common.tsx'
 import { DataTable } from './DataTable.tsx'
@@ -33,8 +34,8 @@ function targetOf(mesh: PublicMesh): string {
 
 function useConnections() {
   const session = useSession()
-  const connections = usePoll(() => session.call<Connection[]>('GET', '/api/connections'), 2000, [session])
-  const peers = usePoll(() => session.call<Peer[]>('GET', '/api/federation/peers'), 3000, [session])
+  const connections = usePoll(() => session.call('listConnections'), 2000, [session])
+  const peers = usePoll(() => session.call('listPeers'), 3000, [session])
   return { connections, peers }
 }
 
@@ -89,7 +90,7 @@ export function ConnectionsPanel() {
   )
 }
 
-function Browse({ connections }: { connections: Connection[] }) {
+function Browse({ connections }: { connections: ConnectionView[] }) {
   const session = useSession()
   const [query, setQuery] = useState('')
   const [status, setStatus] = useState('all')
@@ -97,10 +98,12 @@ function Browse({ connections }: { connections: Connection[] }) {
   const [target, setTarget] = useState<PublicMesh | undefined>(undefined)
   const meshes = usePoll(
     () => {
-      const params = new URLSearchParams({ limit: '100' })
-      if (q.trim() !== '') params.set('q', q.trim())
-      if (status !== 'all') params.set('status', status)
-      return session.call<{ meshes: PublicMesh[] }>('GET', `/api/meshes/public?${params}`)
+      const query = {
+        limit: '100',
+        ...(q.trim() !== '' ? { q: q.trim() } : {}),
+        ...(status !== 'all' ? { status: status as MeshStatus } : {}),
+      }
+      return session.call('publicMeshes', { query })
     },
     5000,
     [session, q, status],
@@ -195,13 +198,11 @@ function Browse({ connections }: { connections: Connection[] }) {
 function RequestModal({ mesh, onClose }: { mesh: PublicMesh; onClose: () => void }) {
   const session = useSession()
   const [note, setNote] = useState('')
-  const [sent, setSent] = useState<{ id: string; status: string } | undefined>(undefined)
+  const [sent, setSent] = useState<RouteOutput<'connect'> | undefined>(undefined)
   const send = useAction(async () => {
     const ucan = await session.act({ can: ACTS.connect, peer: mesh.did })
-    const res = await session.call<{ id: string; status: string }>('POST', '/api/connections', {
-      target: targetOf(mesh),
-      ucan,
-      ...(note.trim() !== '' ? { note: note.trim() } : {}),
+    const res = await session.call('connect', {
+      body: { target: targetOf(mesh), ucan, ...(note.trim() !== '' ? { note: note.trim() } : {}) },
     })
     setSent(res)
   })
@@ -239,12 +240,18 @@ function RequestModal({ mesh, onClose }: { mesh: PublicMesh; onClose: () => void
   )
 }
 
+const DECISION_ROUTES = {
+  accept: 'acceptConnection',
+  decline: 'declineConnection',
+  disconnect: 'disconnectConnection',
+} as const
+
 /** Signs and posts accept/decline/disconnect for a connection. */
 function useDecision(reload: () => void) {
   const session = useSession()
-  return useAction(async (c: Connection, what: 'accept' | 'decline' | 'disconnect') => {
+  return useAction(async (c: ConnectionView, what: 'accept' | 'decline' | 'disconnect') => {
     const ucan = await session.act({ can: ACTS[what], connection: c.id })
-    await session.call('POST', `/api/connections/${encodeURIComponent(c.id)}/${what}`, { ucan })
+    await session.call(DECISION_ROUTES[what], { params: { id: c.id }, body: { ucan } })
     reload()
   })
 }
@@ -255,17 +262,17 @@ function ConnectionsTab({
   error,
   reload,
 }: {
-  connections: Connection[] | undefined
-  peers: Peer[]
-  error: import('../lib/api.ts').ApiError | undefined
+  connections: ConnectionView[] | undefined
+  peers: PeerView[]
+  error: ApiError | undefined
   reload: () => void
 }) {
   const decide = useDecision(reload)
-  const [confirm, setConfirm] = useState<Connection | undefined>(undefined)
+  const [confirm, setConfirm] = useState<ConnectionView | undefined>(undefined)
   if (connections === undefined)
     return error ? <ErrorState error={error} /> : <Loading label="Loading connections…" />
   const rows = connections.filter((c) => c.status !== 'pending')
-  const peerOf = (c: Connection) => peers.find((p) => p.connectionId === c.id || p.did === c.peerDid)
+  const peerOf = (c: ConnectionView) => peers.find((p) => p.connectionId === c.id || p.did === c.peerDid)
   return (
     <Stack>
       {error !== undefined && <ErrorState error={error} title="Could not refresh" />}
@@ -379,8 +386,8 @@ function RequestsTab({
   error,
   reload,
 }: {
-  connections: Connection[] | undefined
-  error: import('../lib/api.ts').ApiError | undefined
+  connections: ConnectionView[] | undefined
+  error: ApiError | undefined
   reload: () => void
 }) {
   const decide = useDecision(reload)
@@ -389,7 +396,7 @@ function RequestsTab({
   const pending = connections.filter((c) => c.status === 'pending')
   const inbound = pending.filter((c) => c.direction === 'inbound')
   const outbound = pending.filter((c) => c.direction === 'outbound')
-  const row = (c: Connection) => (
+  const row = (c: ConnectionView) => (
     <Table.Tr key={c.id} data-testid={`${c.direction}-request`} data-peer={c.peerName ?? c.peerDid}>
       <Table.Td>
         <NameAndDid name={c.peerName ?? 'unknown mesh'} did={c.peerDid} />
@@ -427,7 +434,7 @@ function RequestsTab({
       </Table.Td>
     </Table.Tr>
   )
-  const section = (title: string, list: Connection[], label: string, empty: string) => (
+  const section = (title: string, list: ConnectionView[], label: string, empty: string) => (
     <>
       <Title order={3} size="h4">
         {title}

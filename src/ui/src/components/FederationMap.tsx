@@ -1,9 +1,9 @@
 import { Card, Grid, Group, Stack, Table, Text, Title } from '@mantine/core'
 import type { ReactNode } from 'react'
+import type { ConnectionStatus, ConnectionView } from '../../../api/index.ts'
 import { usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
 import { type TrafficSample, useTraffic } from '../lib/traffic.ts'
-import type { Connection, Peer, PublicMesh } from '../lib/types.ts'
 import { ErrorState, NameAndDid, StatusBadge, When } from './common.tsx'
 import { DataTable } from './DataTable.tsx'
 
@@ -12,7 +12,7 @@ interface GraphNode {
   name: string
   status: string
   /** The connection state with this mesh, if any. */
-  link: Connection['status'] | undefined
+  link: ConnectionStatus | undefined
   sent: number
   received: number
 }
@@ -32,8 +32,8 @@ const NODE_FILL: Record<string, string> = {
 }
 
 /** The latest connection per peer (a peer may have older, ended ones). */
-function latestByPeer(connections: Connection[]): Map<string, Connection> {
-  const out = new Map<string, Connection>()
+function latestByPeer(connections: ConnectionView[]): Map<string, ConnectionView> {
+  const out = new Map<string, ConnectionView>()
   for (const c of connections) {
     const prev = out.get(c.peerDid)
     if (prev === undefined || c.updatedAt > prev.updatedAt) out.set(c.peerDid, c)
@@ -44,13 +44,9 @@ function latestByPeer(connections: Connection[]): Map<string, Connection> {
 /** A picture of the federation: the meshes this one knows and its links, and traffic over time. */
 export function FederationMap() {
   const session = useSession()
-  const meshes = usePoll(
-    () => session.call<{ meshes: PublicMesh[] }>('GET', '/api/meshes/public?limit=100'),
-    5000,
-    [session],
-  )
-  const connections = usePoll(() => session.call<Connection[]>('GET', '/api/connections'), 3000, [session])
-  const peers = usePoll(() => session.call<Peer[]>('GET', '/api/federation/peers'), 3000, [session])
+  const meshes = usePoll(() => session.call('publicMeshes', { query: { limit: '100' } }), 5000, [session])
+  const connections = usePoll(() => session.call('listConnections'), 3000, [session])
+  const peers = usePoll(() => session.call('listPeers'), 3000, [session])
   const traffic = useTraffic()
 
   const byPeer = latestByPeer(connections.data ?? [])

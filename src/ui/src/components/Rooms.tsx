@@ -19,10 +19,11 @@ import {
   Title,
 } from '@mantine/core'
 import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from 'react'
+import type { ListedRoom, Member, RoomDetail } from '../../../api/index.ts'
+import type { ApiError } from '../lib/api.ts'
 import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
 import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
 import { useSession } from '../lib/session.tsx'
-import type { Connection, Member, Notification, Room, RoomDetail, RoomSync } from '../lib/types.ts'
 import { ACTS } from '../lib/ucan.ts'
 import {
   ActOutcome,
@@ -40,16 +41,18 @@ export function RoomsView() {
   const session = useSession()
   const path = usePath()
   const selected = /^\/rooms\/([A-Za-z0-9_-]{8,64})$/.exec(path)?.[1]
-  const rooms = usePoll(() => session.call<{ rooms: Room[] }>('GET', '/api/rooms'), 3000, [session])
+  const rooms = usePoll(() => session.call('listRooms'), 3000, [session])
   const [name, setName] = useState('')
   const [topic, setTopic] = useState('')
   const [inviteOnly, setInviteOnly] = useState(false)
   const create = useAction(async (e: FormEvent) => {
     e.preventDefault()
-    const room = await session.call<Room>('POST', '/api/rooms', {
-      name: name.trim(),
-      ...(topic.trim() !== '' ? { topic: topic.trim() } : {}),
-      visibility: inviteOnly ? 'invite' : 'public',
+    const room = await session.call('createRoom', {
+      body: {
+        name: name.trim(),
+        ...(topic.trim() !== '' ? { topic: topic.trim() } : {}),
+        visibility: inviteOnly ? 'invite' : 'public',
+      },
     })
     setName('')
     setTopic('')
@@ -148,11 +151,7 @@ export function RoomsView() {
 
 function Notifications() {
   const session = useSession()
-  const notes = usePoll(
-    () => session.call<{ notifications: Notification[] }>('GET', '/api/me/notifications?limit=20'),
-    4000,
-    [session],
-  )
+  const notes = usePoll(() => session.call('notifications', { query: { limit: '20' } }), 4000, [session])
   const list = notes.data?.notifications ?? []
   return (
     <Card withBorder aria-labelledby="mentions-title">
@@ -193,26 +192,20 @@ function Notifications() {
   )
 }
 
-function RoomPane({ roomId, room }: { roomId: string; room: Room | undefined }) {
+function RoomPane({ roomId, room }: { roomId: string; room: ListedRoom | undefined }) {
   const session = useSession()
-  const detail = usePoll(() => session.call<RoomDetail>('GET', `/api/rooms/${roomId}`), 5000, [
-    session,
-    roomId,
-  ])
-  const members = usePoll(
-    () => session.call<{ members: Member[] }>('GET', `/api/rooms/${roomId}/members`),
-    5000,
-    [session, roomId],
-  )
+  const params = { id: roomId }
+  const detail = usePoll(() => session.call('getRoom', { params }), 5000, [session, roomId])
+  const members = usePoll(() => session.call('roomMembers', { params }), 5000, [session, roomId])
   // A fresh ticket per connection; the call signs in again if the session has ended.
   const doc = useRoomDoc(
     roomId,
-    async (id) => (await session.call<{ ticket: string }>('POST', `/api/rooms/${id}/yjs-ticket`)).ticket,
+    async (id) => (await session.call('yjsTicket', { params: { id } })).ticket,
     session.health.did,
   )
   const federated = detail.data?.federated ?? room?.federated ?? false
   const join = useAction(async () => {
-    await session.call('POST', `/api/rooms/${roomId}/join`, {})
+    await session.call('joinRoom', { params })
     doc.reconnect()
   })
 
@@ -317,7 +310,7 @@ function Chat({
   const post = useAction(async () => {
     const text = body.trim()
     if (text === '') return
-    await session.call('POST', `/api/rooms/${roomId}/messages`, { body: text })
+    await session.call('postMessage', { params: { id: roomId }, body: { body: text } })
     setBody('')
   })
   // biome-ignore lint/correctness/useExhaustiveDependencies: scroll when messages arrive
@@ -417,7 +410,7 @@ function MembersCard({
 }: {
   members: Member[] | undefined
   present: string[]
-  error: import('../lib/api.ts').ApiError | undefined
+  error: ApiError | undefined
 }) {
   return (
     <Card withBorder>
@@ -472,12 +465,12 @@ function ShareCard({
   onShared: () => void
 }) {
   const session = useSession()
-  const connections = usePoll(() => session.call<Connection[]>('GET', '/api/connections'), 5000, [session])
+  const connections = usePoll(() => session.call('listConnections'), 5000, [session])
   const [peer, setPeer] = useState<string | null>(null)
   const [done, setDone] = useState<string | undefined>(undefined)
   const share = useAction(async (mesh: string) => {
     const ucan = await session.act({ can: ACTS.roomShare, room: roomId, peer: mesh })
-    await session.call('POST', `/api/rooms/${roomId}/share`, { mesh, ucan })
+    await session.call('shareRoom', { params: { id: roomId }, body: { mesh, ucan } })
     setDone(mesh)
     onShared()
   })
@@ -534,10 +527,7 @@ function ShareCard({
 
 function SyncCard({ roomId }: { roomId: string }) {
   const session = useSession()
-  const sync = usePoll(() => session.call<RoomSync>('GET', `/api/rooms/${roomId}/sync`), 2000, [
-    session,
-    roomId,
-  ])
+  const sync = usePoll(() => session.call('roomSync', { params: { id: roomId } }), 2000, [session, roomId])
   return (
     <Card withBorder data-testid="sync">
       <Group justify="space-between" mb="xs">

@@ -13,14 +13,9 @@ import {
   Title,
 } from '@mantine/core'
 import { useEffect, useState } from 'react'
+import type { KeyFile } from '../../../api/key-file.ts'
 import { useAction } from '../lib/hooks.ts'
-import {
-  ed25519Supported,
-  generateKey,
-  type HumanKey,
-  type KeyFile,
-  keyFromKeyFile,
-} from '../lib/human-key.ts'
+import { ed25519Supported, generateKey, type HumanKey, keyFromKeyFile } from '../lib/human-key.ts'
 import { useSessionState } from '../lib/session.tsx'
 import { ErrorState, ShortDid } from './common.tsx'
 

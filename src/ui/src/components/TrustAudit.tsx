@@ -17,9 +17,9 @@ import {
   VisuallyHidden,
 } from '@mantine/core'
 import { useEffect, useState } from 'react'
+import type { FederationPolicy, TrustView } from '../../../api/index.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
-import type { AuditReport, AuditRow, Policy, RejectedEntry, TrustRecord } from '../lib/types.ts'
 import { ACTS } from '../lib/ucan.ts'
 import { ActOutcome, EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
 import { DataTable } from './DataTable.tsx'
@@ -48,12 +48,8 @@ function TrustTab() {
   const session = useSession()
   const trust = usePoll(
     async () => {
-      // `{principals, meshes}` (src/auth/routes.ts); a plain list is read too.
-      const res = await session.call<
-        TrustRecord[] | { principals?: TrustRecord[]; meshes?: TrustRecord[]; records?: TrustRecord[] }
-      >('GET', '/api/trust')
-      if (Array.isArray(res)) return res
-      return [...(res.principals ?? []), ...(res.meshes ?? []), ...(res.records ?? [])]
+      const res = await session.call('listTrust')
+      return [...res.principals, ...res.meshes]
     },
     5000,
     [session],
@@ -137,16 +133,14 @@ function PromoteCard({ onDone }: { onDone: () => void }) {
   const [scope, setScope] = useState<'principal' | 'mesh'>('principal')
   const [tier, setTier] = useState<string | null>('3')
   const [reason, setReason] = useState('')
-  const [done, setDone] = useState<TrustRecord | undefined>(undefined)
+  const [done, setDone] = useState<TrustView | undefined>(undefined)
   const promote = useAction(async () => {
     const subject = did.trim()
     const granted = Number(tier)
     const ucan = await session.act({ can: ACTS.promote, subject, tier: granted, reason: reason.trim() })
-    const record = await session.call<TrustRecord>('PUT', `/api/trust/${encodeURIComponent(subject)}`, {
-      tier: granted,
-      reason: reason.trim(),
-      ucan,
-      scope,
+    const record = await session.call('putTrust', {
+      params: { did: subject },
+      body: { tier: granted, reason: reason.trim(), ucan, scope },
     })
     setDone(record)
     onDone()
@@ -224,11 +218,7 @@ function RejectedTab() {
   const session = useSession()
   const [code, setCode] = useState<string | null>(null)
   const rejected = usePoll(
-    () =>
-      session.call<{ entries: RejectedEntry[] }>(
-        'GET',
-        `/api/federation/rejected?limit=100${code !== null ? `&code=${encodeURIComponent(code)}` : ''}`,
-      ),
+    () => session.call('listRejected', { query: { limit: '100', ...(code !== null ? { code } : {}) } }),
     4000,
     [session, code],
   )
@@ -281,13 +271,12 @@ function RejectedTab() {
 function AuditTab() {
   const session = useSession()
   const [action, setAction] = useState('')
-  const verify = usePoll(() => session.call<AuditReport>('GET', '/api/audit/verify'), 15000, [session])
+  const verify = usePoll(() => session.call('verifyAudit'), 15000, [session])
   const log = usePoll(
     () =>
-      session.call<{ entries: AuditRow[]; nextCursor: number | null }>(
-        'GET',
-        `/api/audit?limit=200${/^[a-z0-9_.-]+$/.test(action) ? `&action=${action}` : ''}`,
-      ),
+      session.call('listAudit', {
+        query: { limit: '200', ...(/^[a-z0-9_.-]+$/.test(action) ? { action } : {}) },
+      }),
     5000,
     [session, action],
   )
@@ -394,22 +383,22 @@ const DID_LISTS = [
 
 function PolicyTab() {
   const session = useSession()
-  const current = usePoll(() => session.call<Policy>('GET', '/api/federation/policy'), 0, [session])
-  const [draft, setDraft] = useState<Policy | undefined>(undefined)
+  const current = usePoll(() => session.call('getPolicy'), 0, [session])
+  const [draft, setDraft] = useState<FederationPolicy | undefined>(undefined)
   const [saved, setSaved] = useState(false)
   useEffect(() => {
     if (current.data !== undefined) setDraft(current.data)
   }, [current.data])
-  const save = useAction(async (p: Policy) => {
+  const save = useAction(async (p: FederationPolicy) => {
     setSaved(false)
-    const stored = await session.call<Policy>('PUT', '/api/federation/policy', p)
+    const stored = await session.call('putPolicy', { body: p })
     setDraft(stored)
     setSaved(true)
   })
   const architect = session.me.role === 'architect'
   if (current.error !== undefined && draft === undefined) return <ErrorState error={current.error} />
   if (draft === undefined) return <Loading label="Loading the policy…" />
-  const set = (patch: Partial<Policy>) => {
+  const set = (patch: Partial<FederationPolicy>) => {
     setSaved(false)
     setDraft({ ...draft, ...patch })
   }
@@ -438,7 +427,7 @@ function PolicyTab() {
           <SegmentedControl
             aria-labelledby="policy-mode-label"
             value={draft.mode}
-            onChange={(v) => set({ mode: v as Policy['mode'] })}
+            onChange={(v) => set({ mode: v as FederationPolicy['mode'] })}
             data={[
               { value: 'open', label: 'open' },
               { value: 'allowlist', label: 'allowlist' },

@@ -1,5 +1,7 @@
 import { base58btc } from 'multiformats/bases/base58'
-import { concatBytes, fromBase64url, randomBytes, toBase64url } from './bytes.ts'
+import { fromBase64url, toBase64url } from '../../../api/base64url.ts'
+import type { ApiSigner } from '../../../api/client.ts'
+import { isKnownKeyFormat, type KeyFile, keyFileOf } from '../../../api/key-file.ts'
 
 /**
  * The human's Ed25519 key, held in this browser (WebCrypto). The private key is
@@ -10,17 +12,6 @@ export interface HumanKey {
   name: string
   did: string
   privateKey: CryptoKey
-}
-
-/** A human key file as `mesh key new` / `mesh init` write it (src/identity/key-file.ts). */
-export interface KeyFile {
-  version: 1
-  type: 'Ed25519'
-  role: 'mesh' | 'human'
-  name: string
-  seed: string
-  did: string
-  createdAt: string
 }
 
 // PKCS#8 PrivateKeyInfo for Ed25519 (RFC 8410) is this fixed prefix then the 32-byte seed.
@@ -46,13 +37,18 @@ const PKCS8_ED25519_PREFIX = Uint8Array.of(
 const ED25519_PUB_MULTICODEC = Uint8Array.of(0xed, 0x01)
 
 export function didFromPublicKey(publicKey: Uint8Array): string {
-  return `did:key:${base58btc.encode(concatBytes(ED25519_PUB_MULTICODEC, publicKey))}`
+  const bytes = new Uint8Array(ED25519_PUB_MULTICODEC.length + publicKey.length)
+  bytes.set(ED25519_PUB_MULTICODEC)
+  bytes.set(publicKey, ED25519_PUB_MULTICODEC.length)
+  return `did:key:${base58btc.encode(bytes)}`
 }
 
 /** Imports a 32-byte Ed25519 seed; the private key stays non-extractable. */
 export async function keyFromSeed(seed: Uint8Array, name: string): Promise<HumanKey> {
   if (seed.length !== 32) throw new Error('an Ed25519 seed is 32 bytes')
-  const pkcs8 = concatBytes(PKCS8_ED25519_PREFIX, seed)
+  const pkcs8 = new Uint8Array(PKCS8_ED25519_PREFIX.length + seed.length)
+  pkcs8.set(PKCS8_ED25519_PREFIX)
+  pkcs8.set(seed, PKCS8_ED25519_PREFIX.length)
   // Imported once extractable, only to learn the public key (the JWK's `x`).
   const probe = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, true, ['sign'])
   const jwk = await crypto.subtle.exportKey('jwk', probe)
@@ -69,7 +65,7 @@ export async function keyFromKeyFile(text: string): Promise<HumanKey> {
   } catch {
     throw new Error('the key file is not JSON')
   }
-  if (file.version !== 1 || file.type !== 'Ed25519' || typeof file.seed !== 'string') {
+  if (!isKnownKeyFormat(file)) {
     throw new Error('the key file has an unknown format (expected version 1, type Ed25519)')
   }
   if (file.role === 'mesh') throw new Error('this is a mesh key, not a human key: sign in with your own key')
@@ -82,24 +78,26 @@ export async function keyFromKeyFile(text: string): Promise<HumanKey> {
 
 /** A new key, and the key file to save (the only moment the seed is visible). */
 export async function generateKey(name: string): Promise<{ key: HumanKey; file: KeyFile }> {
-  const seed = randomBytes(32)
+  const seed = crypto.getRandomValues(new Uint8Array(32))
   const key = await keyFromSeed(seed, name)
-  const file: KeyFile = {
-    version: 1,
-    type: 'Ed25519',
-    role: 'human',
-    name,
-    seed: toBase64url(seed),
-    did: key.did,
-    createdAt: new Date().toISOString(),
-  }
+  const file = keyFileOf('human', name, toBase64url(seed), key.did)
   seed.fill(0)
   return { key, file }
 }
 
-export async function sign(key: HumanKey, bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const signature = await crypto.subtle.sign({ name: 'Ed25519' }, key.privateKey, bytes)
-  return toBase64url(new Uint8Array(signature))
+/** Ed25519 over `bytes` with the key held in this browser: the raw 64-byte signature. */
+export async function signBytes(key: HumanKey, bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, key.privateKey, bytes as BufferSource))
+}
+
+/** The same signature, base64url, as the API's fields carry it. */
+export async function sign(key: HumanKey, bytes: Uint8Array): Promise<string> {
+  return toBase64url(await signBytes(key, bytes))
+}
+
+/** The key as the typed client's session signer (`ApiClient.signIn`). */
+export function apiSigner(key: HumanKey): ApiSigner {
+  return { did: key.did, sign: (bytes) => signBytes(key, bytes) }
 }
 
 /** True when this browser's WebCrypto signs with Ed25519. */

@@ -1,28 +1,14 @@
 import { useEffect, useRef, useState } from 'react'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
-
-/** An entry of a room's `messages` map (src/rooms/README-layout.md). */
-export interface MessageEntry {
-  v: 1
-  room: string
-  author: string
-  authorMesh: string
-  body: string
-  mentions: string[]
-  ts: number
-  replyTo?: string
-}
-
-interface MemberEntry {
-  did: string
-  mesh: string
-  meshName: string
-  localId: string
-  role: string
-  tier: number
-  ts: number
-}
+import {
+  META_KEY,
+  type MemberEntry,
+  type MessageEntry,
+  type ReactionEntry,
+  type RedactionEntry,
+  type RoomMeta,
+} from '../../../api/room-entries.ts'
 
 export interface ChatMessage extends MessageEntry {
   id: string
@@ -66,13 +52,12 @@ function membersOf(doc: Y.Doc, homeMesh: string | undefined): Map<string, Member
 }
 
 function read(doc: Y.Doc, ownMesh: string): ChatMessage[] {
-  const homeMesh = (doc.getMap<{ homeMesh: string }>('meta').get('room') as { homeMesh?: string } | undefined)
-    ?.homeMesh
+  const homeMesh = doc.getMap<RoomMeta>('meta').get(META_KEY)?.homeMesh
   const members = membersOf(doc, homeMesh)
   const redacted = new Set<string>()
-  for (const r of doc.getMap<{ message: string }>('redactions').values()) redacted.add(r.message)
+  for (const r of doc.getMap<RedactionEntry>('redactions').values()) redacted.add(r.message)
   const reactions = new Map<string, Map<string, Set<string>>>()
-  for (const r of doc.getMap<{ message: string; emoji: string; author: string }>('reactions').values()) {
+  for (const r of doc.getMap<ReactionEntry>('reactions').values()) {
     const perMessage = reactions.get(r.message) ?? new Map<string, Set<string>>()
     const who = perMessage.get(r.emoji) ?? new Set<string>()
     who.add(r.author)

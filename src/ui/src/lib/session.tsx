@@ -1,17 +1,9 @@
-import {
-  createContext,
-  type ReactNode,
-  useCallback,
-  useContext,
-  useEffect,
-  useMemo,
-  useRef,
-  useState,
-} from 'react'
-import { ApiError, request } from './api.ts'
-import { utf8 } from './bytes.ts'
-import { forgetKey, type HumanKey, loadStoredKey, sign, storeKey } from './human-key.ts'
-import type { Health, Manifest, Me } from './types.ts'
+import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react'
+import type { ApiClient } from '../../../api/client.ts'
+import type { RouteName } from '../../../api/routes.ts'
+import type { Health, Me } from '../../../api/types.ts'
+import { ApiError, nodeClient } from './api.ts'
+import { apiSigner, forgetKey, type HumanKey, loadStoredKey, storeKey } from './human-key.ts'
 import { type Act, decodeToken, signAct } from './ucan.ts'
 
 export interface Session {
@@ -21,8 +13,11 @@ export interface Session {
   key: HumanKey
   me: Me
   token: string
-  /** A JSON call with the session's token; signs in again once if the token expired. */
-  call<T>(method: string, path: string, body?: unknown): Promise<T>
+  /**
+   * A call of the node's API by route name (src/api/routes.ts), with the session's
+   * token, typed by the contract; signs in again once if the token expired.
+   */
+  call: ApiClient['call']
   /**
    * Signs a human act — a UCAN chain: an invocation by the key held in this browser,
    * addressed to this mesh, proved by the mesh's root delegation to its architect.
@@ -34,7 +29,7 @@ export interface Session {
 type State =
   | { kind: 'loading' }
   | { kind: 'signed-out'; health?: Health; error?: ApiError }
-  | { kind: 'signed-in'; health: Health; meshName: string; key: HumanKey; me: Me; token: string }
+  | { kind: 'signed-in'; health: Health; meshName: string; key: HumanKey; me: Me; client: ApiClient }
 
 interface Ctx {
   state: State
@@ -44,35 +39,37 @@ interface Ctx {
 
 const SessionContext = createContext<Ctx | undefined>(undefined)
 
-/** `mesh-session:<mesh did>:<nonce>` signed by the human key, as SPEC §3 asks. */
-async function openSession(key: HumanKey): Promise<{ health: Health; token: string; me: Me }> {
-  const health = await request<Health>('GET', '/api/health')
-  const { nonce } = await request<{ nonce: string }>('GET', '/api/session/challenge')
-  const signature = await sign(key, utf8(`mesh-session:${health.did}:${nonce}`))
-  const { token } = await request<{ token: string }>('POST', '/api/session', {
-    body: { did: key.did, nonce, signature },
-  })
-  const me = await request<Me>('GET', '/api/me', { token })
-  return { health, token, me }
+/** A client signed in with the human key (`mesh-session:<mesh did>:<nonce>`, SPEC §3). */
+async function openSession(key: HumanKey): Promise<{ client: ApiClient; health: Health; me: Me }> {
+  const client = nodeClient()
+  await client.signIn(apiSigner(key))
+  const [health, me] = await Promise.all([client.call('health'), client.call('me')])
+  return { client, health, me }
 }
 
-async function meshNameOf(health: Health): Promise<string> {
+async function meshNameOf(client: ApiClient, health: Health): Promise<string> {
   try {
-    return (await request<Manifest>('GET', '/.well-known/mesh-manifest.json')).name
+    return (await client.call('manifest')).name
   } catch {
     return health.did.slice(0, 16)
   }
 }
 
+/** `client.call` by a route name known only at run time (the session's retry). */
+function callRoute(client: ApiClient, name: RouteName, args: unknown[]): Promise<unknown> {
+  return (client.call as (name: RouteName, ...args: unknown[]) => Promise<unknown>).apply(client, [
+    name,
+    ...args,
+  ])
+}
+
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [state, setState] = useState<State>({ kind: 'loading' })
-  const tokenRef = useRef<string | undefined>(undefined)
 
   const signIn = useCallback(async (key: HumanKey, options: { remember?: boolean } = {}) => {
-    const { health, token, me } = await openSession(key)
+    const { client, health, me } = await openSession(key)
     if (options.remember !== false) await storeKey(key)
-    tokenRef.current = token
-    setState({ kind: 'signed-in', health, meshName: await meshNameOf(health), key, me, token })
+    setState({ kind: 'signed-in', health, meshName: await meshNameOf(client, health), key, me, client })
   }, [])
 
   useEffect(() => {
@@ -80,7 +77,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     ;(async () => {
       let health: Health | undefined
       try {
-        health = await request<Health>('GET', '/api/health')
+        health = await nodeClient().call('health')
       } catch (err) {
         if (!cancelled) setState({ kind: 'signed-out', error: err as ApiError })
         return
@@ -108,30 +105,29 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const session = useMemo<Session | undefined>(() => {
     if (state.kind !== 'signed-in') return undefined
-    const { key } = state
-    const call = async <T,>(method: string, path: string, body?: unknown): Promise<T> => {
+    const { key, client } = state
+    const call = (async (name: RouteName, ...args: unknown[]) => {
       try {
-        return await request<T>(method, path, { token: tokenRef.current, body })
+        return await callRoute(client, name, args)
       } catch (err) {
         if (!(err instanceof ApiError) || err.code !== 'MESH_UNAUTHENTICATED') throw err
-        const fresh = await openSession(key)
-        tokenRef.current = fresh.token
-        return request<T>(method, path, { token: fresh.token, body })
+        await client.signIn(apiSigner(key))
+        return callRoute(client, name, args)
       }
-    }
+    }) as ApiClient['call']
     return {
       health: state.health,
       meshName: state.meshName,
       key,
       me: state.me,
       get token() {
-        return tokenRef.current ?? state.token
+        return client.token ?? ''
       },
       call,
       async act(act: Act) {
         // The mesh's current did and root delegation: a key rotation re-issues both.
-        const health = await request<Health>('GET', '/api/health')
-        const root = await call<{ token: string; architect: string }>('GET', '/api/auth/root-delegation')
+        const health = await client.call('health')
+        const root = await call('rootDelegation')
         if (root.architect !== key.did)
           throw new ApiError(
             'MESH_FORBIDDEN',
@@ -143,10 +139,9 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       },
       async signOut(options = {}) {
         // Logout at the node first: the token stops working at once, open room links included.
-        const token = tokenRef.current ?? state.token
-        await request('DELETE', '/api/session', { token }).catch(() => undefined)
+        await client.signOut().catch(() => undefined)
+        client.token = undefined
         if (options.forget === true) await forgetKey()
-        tokenRef.current = undefined
         setState({ kind: 'signed-out', health: state.health })
       },
     }

@@ -1,6 +1,5 @@
 import { useEffect, useSyncExternalStore } from 'react'
 import type { Session } from './session.tsx'
-import type { Peer } from './types.ts'
 
 /** One reading of the peers' 24 h counters, summed over every peer. */
 export interface TrafficSample {
@@ -46,7 +45,7 @@ export function useTrafficSampler(session: Session | undefined): void {
     let stopped = false
     const tick = async () => {
       try {
-        const peers = await session.call<Peer[]>('GET', '/api/federation/peers')
+        const peers = await session.call('listPeers')
         if (stopped) return
         push({
           t: Date.now(),

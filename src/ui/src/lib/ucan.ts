@@ -1,17 +1,25 @@
-import { Delegation, invoke, Signature } from '@ucanto/core'
+import { Signature } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
-import { fromBase64url, randomBytes, toBase64url } from './bytes.ts'
-import type { HumanKey } from './human-key.ts'
+import {
+  type CapabilityInput,
+  ED25519_PRIV_CODE,
+  EDDSA_SIGNATURE_CODE,
+  Ed25519Principal,
+  extractToken,
+  invocationToken,
+} from '../../../api/ucan.ts'
+import { type HumanKey, signBytes } from './human-key.ts'
 
 /**
  * Human-signed UCAN chains, made in the browser exactly as the CLI makes them
- * (src/cli/chains.ts): a ucanto invocation signed by the human's WebCrypto Ed25519 key
- * (non-extractable: ucanto asks it to sign, never for its bytes), addressed to this
- * mesh, with the mesh's root delegation to its architect (`GET
- * /api/auth/root-delegation`) — or a delegation the human holds — as its proof. The
- * encoded token is the base64url of the invocation's CAR archive
- * (src/auth/authority/token.ts), which goes in the API's `ucan` field.
+ * (src/cli/chains.ts, both through src/api/ucan.ts): a ucanto invocation signed by the
+ * human's WebCrypto Ed25519 key (non-extractable: ucanto asks it to sign, never for its
+ * bytes), addressed to this mesh, with the mesh's root delegation to its architect
+ * (`GET /api/auth/root-delegation`) — or a delegation the human holds — as its proof.
  */
+
+/** Reads a token (the root delegation) as a ucanto delegation to embed as a proof. */
+export { extractToken as decodeToken }
 
 /** The acts the console signs (capabilities of src/auth/authority/capabilities.ts). */
 export const ACTS = {
@@ -23,21 +31,16 @@ export const ACTS = {
   promote: 'trust/promote',
 } as const
 
-/** Lifetime of an invocation the console signs (seconds), as the CLI's. */
-export const INVOCATION_TTL_SECONDS = 600
-
-const EDDSA = Signature.EdDSA
-const ED25519_PRIV_CODE = 0x1300
-
 /**
- * ucanto's `Signer` on a WebCrypto key, in the shape of the node's NodeEd25519Signer
- * (src/auth/authority/principal.ts). `sign` is async (WebCrypto is): ucanto awaits it.
- * It cannot `encode()` or `toArchive()` — the key is not extractable.
+ * ucanto's `Signer` on a WebCrypto key, on the principal the node's NodeEd25519Signer
+ * shares (src/auth/authority/principal.ts). `sign` is async (WebCrypto is): ucanto
+ * awaits it. It cannot `encode()` or `toArchive()` — the key is not extractable.
  */
-export class WebCryptoEd25519Signer {
+export class WebCryptoEd25519Signer extends Ed25519Principal {
   readonly #key: HumanKey
 
   constructor(key: HumanKey) {
+    super(key.did)
     this.#key = key
   }
 
@@ -49,25 +52,11 @@ export class WebCryptoEd25519Signer {
     return ED25519_PRIV_CODE
   }
 
-  get signatureCode(): number {
-    return EDDSA
-  }
-
-  get signatureAlgorithm(): string {
-    return 'EdDSA'
-  }
-
-  did(): API.DIDKey {
-    return this.#key.did as API.DIDKey
-  }
-
-  toDIDKey(): API.DIDKey {
-    return this.did()
-  }
-
   async sign(payload: Uint8Array): Promise<API.SignatureView<unknown, number>> {
-    const raw = await crypto.subtle.sign({ name: 'Ed25519' }, this.#key.privateKey, payload as BufferSource)
-    return Signature.create(EDDSA, new Uint8Array(raw)) as API.SignatureView<unknown, number>
+    return Signature.create(EDDSA_SIGNATURE_CODE, await signBytes(this.#key, payload)) as API.SignatureView<
+      unknown,
+      number
+    >
   }
 
   withDID(): never {
@@ -82,45 +71,6 @@ export class WebCryptoEd25519Signer {
 /** The signer to pass as ucanto's `issuer`. */
 export function ucantoSigner(key: HumanKey): API.Signer<API.DIDKey> {
   return new WebCryptoEd25519Signer(key) as unknown as API.Signer<API.DIDKey>
-}
-
-/** Encodes a delegation or invocation with its proofs for the wire (base64url CAR). */
-export async function encodeToken(delegation: API.Delegation): Promise<string> {
-  const archived = await delegation.archive()
-  if (archived.error) throw archived.error
-  return toBase64url(archived.ok)
-}
-
-/** Decodes a token (e.g. the root delegation) into a ucanto delegation to embed as a proof. */
-export async function decodeToken(token: string): Promise<API.Delegation> {
-  const extracted = await Delegation.extract(fromBase64url(token))
-  if (extracted.error) throw new Error(`not a UCAN token: ${extracted.error.message}`)
-  return extracted.ok as API.Delegation
-}
-
-export interface CapabilityInput {
-  can: string
-  with: string
-  nb?: Record<string, unknown>
-}
-
-/** Signs an invocation of `capability` addressed to `audience` (the signer's mesh), encoded. */
-export async function invocationToken(
-  key: HumanKey,
-  audience: string,
-  capability: CapabilityInput,
-  proofs: API.Delegation[],
-  ttlSeconds = INVOCATION_TTL_SECONDS,
-): Promise<string> {
-  const invocation = invoke({
-    issuer: ucantoSigner(key),
-    audience: { did: () => audience as API.DID },
-    capability: capability as unknown as API.Capability,
-    expiration: Math.floor(Date.now() / 1000) + ttlSeconds,
-    nonce: toBase64url(randomBytes(16)),
-    proofs,
-  })
-  return encodeToken((await invocation.delegate()) as API.Delegation)
 }
 
 /** The mesh's resource for one of its rooms (`<mesh did>/rooms/<id>`). */
@@ -164,5 +114,5 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
  * delegation when the key is the architect's, else delegations the human holds).
  */
 export function signAct(key: HumanKey, meshDid: string, act: Act, proofs: API.Delegation[]): Promise<string> {
-  return invocationToken(key, meshDid, capabilityOf(meshDid, act), proofs)
+  return invocationToken(ucantoSigner(key), meshDid, capabilityOf(meshDid, act), proofs)
 }
