@@ -3,15 +3,14 @@ import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
+import { DID_KEY_PREFIX, didFromPublicKey, pkcs8FromSeed } from '../api/did-key.ts'
 import { BadRequestError } from '../errors.ts'
 
-// DER framing for a raw 32-byte Ed25519 seed / public key (RFC 8410), so that
-// node:crypto (OpenSSL) does the signing and verifying: ~15× faster than pure JS.
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+// DER framing for a raw 32-byte Ed25519 seed (api/did-key.ts) / public key (RFC 8410),
+// so that node:crypto (OpenSSL) does the signing and verifying: ~15× faster than pure JS.
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
-// multicodec ed25519-pub (0xed) as an unsigned varint
-const ED25519_PUB_MULTICODEC = Uint8Array.of(0xed, 0x01)
-const DID_KEY_PREFIX = 'did:key:'
+
+export { didFromPublicKey }
 
 /** An Ed25519 key pair: one seed is the mesh's (or a human's) did:key and libp2p PeerId. */
 export class Ed25519KeyPair {
@@ -24,7 +23,7 @@ export class Ed25519KeyPair {
     if (seed.byteLength !== 32) throw new BadRequestError('an Ed25519 seed is 32 bytes')
     this.seed = Uint8Array.from(seed)
     this.#privateKey = createPrivateKey({
-      key: Buffer.concat([PKCS8_ED25519_PREFIX, this.seed]),
+      key: Buffer.from(pkcs8FromSeed(this.seed)),
       format: 'der',
       type: 'pkcs8',
     })
@@ -52,13 +51,6 @@ export class Ed25519KeyPair {
   peerId(): PeerId {
     return peerIdFromPrivateKey(this.toLibp2pPrivateKey())
   }
-}
-
-export function didFromPublicKey(publicKey: Uint8Array): string {
-  const bytes = new Uint8Array(ED25519_PUB_MULTICODEC.byteLength + publicKey.byteLength)
-  bytes.set(ED25519_PUB_MULTICODEC, 0)
-  bytes.set(publicKey, ED25519_PUB_MULTICODEC.byteLength)
-  return DID_KEY_PREFIX + base58btc.encode(bytes)
 }
 
 /** The raw Ed25519 public key inside a did:key; throws MESH_BAD_REQUEST for anything else. */

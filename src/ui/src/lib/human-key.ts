@@ -1,6 +1,6 @@
-import { base58btc } from 'multiformats/bases/base58'
 import { fromBase64url, toBase64url } from '../../../api/base64url.ts'
 import type { ApiSigner } from '../../../api/client.ts'
+import { didFromPublicKey, pkcs8FromSeed } from '../../../api/did-key.ts'
 import { isKnownKeyFormat, type KeyFile, keyFileOf } from '../../../api/key-file.ts'
 
 /**
@@ -14,41 +14,10 @@ export interface HumanKey {
   privateKey: CryptoKey
 }
 
-// PKCS#8 PrivateKeyInfo for Ed25519 (RFC 8410) is this fixed prefix then the 32-byte seed.
-const PKCS8_ED25519_PREFIX = Uint8Array.of(
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-)
-// multicodec ed25519-pub (0xed) as an unsigned varint, as in src/identity/keys.ts
-const ED25519_PUB_MULTICODEC = Uint8Array.of(0xed, 0x01)
-
-export function didFromPublicKey(publicKey: Uint8Array): string {
-  const bytes = new Uint8Array(ED25519_PUB_MULTICODEC.length + publicKey.length)
-  bytes.set(ED25519_PUB_MULTICODEC)
-  bytes.set(publicKey, ED25519_PUB_MULTICODEC.length)
-  return `did:key:${base58btc.encode(bytes)}`
-}
-
 /** Imports a 32-byte Ed25519 seed; the private key stays non-extractable. */
 export async function keyFromSeed(seed: Uint8Array, name: string): Promise<HumanKey> {
   if (seed.length !== 32) throw new Error('an Ed25519 seed is 32 bytes')
-  const pkcs8 = new Uint8Array(PKCS8_ED25519_PREFIX.length + seed.length)
-  pkcs8.set(PKCS8_ED25519_PREFIX)
-  pkcs8.set(seed, PKCS8_ED25519_PREFIX.length)
+  const pkcs8 = pkcs8FromSeed(seed)
   // Imported once extractable, only to learn the public key (the JWK's `x`).
   const probe = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, true, ['sign'])
   const jwk = await crypto.subtle.exportKey('jwk', probe)
