@@ -46,6 +46,17 @@ export async function meshStore(dataDir: string, logger?: Logger): Promise<MeshS
   })
 }
 
+/** Runs `fn` on the data dir's store, opened for it and closed after (`mesh init` and other offline commands). */
+export async function withMeshStore<T>(dataDir: string, fn: (store: MeshStore) => Promise<T>): Promise<T> {
+  const store = await meshStore(dataDir)
+  await store.open()
+  try {
+    return await fn(store)
+  } finally {
+    await store.close()
+  }
+}
+
 export function validateMeshName(name: string): string {
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) {
     throw new BadRequestError('a mesh name is 1–63 lowercase letters, digits or dashes', { name })

@@ -28,7 +28,7 @@ export type {
   ConnectionViewStatus,
   PeerView,
 } from './connection-book.ts'
-export { type ActInput, type ConnectInput, parseTarget } from './local-acts.ts'
+export type { ActInput, ConnectInput } from './local-acts.ts'
 
 export interface ConnectionServiceComponents {
   libp2p: MeshLibp2p

@@ -36,7 +36,6 @@ export {
   type ConnectionView,
   type ConnectionViewStatus,
   type PeerView,
-  parseTarget,
 } from './connection-service.ts'
 export {
   createEnvelope,

@@ -20,6 +20,7 @@ export {
   rotateMeshKey,
 } from './key-history.ts'
 export { didFromPublicKey, Ed25519KeyPair, isDidKey, publicKeyFromDid, verifySignature } from './keys.ts'
+export { parseTarget } from './mesh-target.ts'
 export { didFromPeerId, peerIdFromDid } from './peer-id.ts'
 export {
   createRotationRecord,

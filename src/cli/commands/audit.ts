@@ -1,8 +1,12 @@
 /** `mesh audit` (the log, its verification and checkpoints) and `mesh rejected` (refusals). */
 import { readFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
-import type { AuditCheckpoint, AuditPage, AuditVerifyReport } from '../../audit/index.ts'
-import type { RejectedEntry } from '../../connections/index.ts'
+import type {
+  AuditCheckpoint,
+  AuditPage,
+  AuditReport as AuditVerifyReport,
+  RejectedEntry,
+} from '../../api/index.ts'
 import { MeshError } from '../../errors.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'

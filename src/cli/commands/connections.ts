@@ -1,7 +1,8 @@
 /** `mesh connect`, `requests`, `connections`, `accept|decline|disconnect`, `peers`: links to other meshes. */
 import type { Command } from 'commander'
+import type { ConnectionView, PeerView } from '../../api/index.ts'
 import { HUMAN_ACTS } from '../../auth/index.ts'
-import { type ConnectionView, type PeerView, parseTarget } from '../../connections/index.ts'
+import { parseTarget } from '../../identity/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 

@@ -3,10 +3,9 @@ import { randomBytes } from 'node:crypto'
 import { basename, resolve } from 'node:path'
 import { type Command, Option } from 'commander'
 import { createLogger, type Logger } from '../../log.ts'
-import { initMesh, meshStore, readMeshInfo } from '../../mesh-info.ts'
+import { initMesh, readMeshInfo, withMeshStore } from '../../mesh-info.ts'
 import { createMeshNode } from '../../mesh-node.ts'
 import { RegistryServer } from '../../registry-server.ts'
-import type { MeshStore } from '../../store/index.ts'
 import type { CliContext } from '../context.ts'
 import { EXIT_CODE } from '../format.ts'
 import { GatedStdout } from '../gated-stdout.ts'
@@ -19,19 +18,9 @@ import {
   positiveInt,
 } from '../options.ts'
 
-async function withStore<T>(dataDir: string, fn: (store: MeshStore) => Promise<T>): Promise<T> {
-  const store = await meshStore(dataDir)
-  await store.open()
-  try {
-    return await fn(store)
-  } finally {
-    await store.close()
-  }
-}
-
 async function init(ctx: CliContext, options: { data: string; name?: string; architectDid?: string }) {
   const dataDir = resolve(options.data)
-  return withStore(dataDir, (store) =>
+  return withMeshStore(dataDir, (store) =>
     initMesh({
       store,
       dataDir,
@@ -160,7 +149,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
     )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
-      const exists = await withStore(dataDir, readMeshInfo)
+      const exists = await withMeshStore(dataDir, readMeshInfo)
       if (exists === undefined)
         await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
       await serve(

@@ -1,6 +1,6 @@
 /** `mesh policy`: show or change the federation policy. */
 import { type Command, Option } from 'commander'
-import type { FederationPolicy } from '../../connections/index.ts'
+import type { FederationPolicy } from '../../api/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { collect, nonNegativeInt } from '../options.ts'

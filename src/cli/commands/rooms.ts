@@ -3,9 +3,9 @@
  * `mesh messages`, `mesh members`, `mesh dm`, `mesh notifications`.
  */
 import { type Command, Option } from 'commander'
+import type { RoomSyncStatus, ShareView, Transfer as TransferProgress } from '../../api/index.ts'
 import { roomResourceOf } from '../../auth/authority/index.ts'
 import { HUMAN_ACTS } from '../../auth/index.ts'
-import type { RoomSyncStatus, ShareView, TransferProgress } from '../../rooms/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { positiveInt } from '../options.ts'
