@@ -54,25 +54,37 @@ export const PAGE_LIMIT = { type: 'string', pattern: '^[0-9]{1,3}$' } as const
 
 export const NULLABLE_STRING = { type: ['string', 'null'] } as const
 
+/**
+ * An object of exactly these properties, `required` among them; anything else is
+ * refused (or, in a response, kept off the wire). The `const` type parameters keep the
+ * literal schema, so `FromSchema` derives the same types as from a written-out one.
+ */
+export const strictObject = <
+  const P extends Readonly<Record<string, unknown>>,
+  const R extends readonly (keyof P & string)[],
+>(
+  properties: P,
+  required: R,
+) => ({ type: 'object', additionalProperties: false, required, properties }) as const
+
+/** An object of these properties, each optional; anything else refused. */
+export const optionalObject = <const P extends Readonly<Record<string, unknown>>>(properties: P) =>
+  ({ type: 'object', additionalProperties: false, properties }) as const
+
 /** `{id}` in a path. */
-export const idParams = <const S>(id: S) =>
-  ({ type: 'object', additionalProperties: false, required: ['id'], properties: { id } }) as const
+export const idParams = <const S>(id: S) => strictObject({ id }, ['id'])
 
 /** SPEC §3: the one error shape of every refusal. */
-export const errorBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['code', 'message', 'details'],
-      properties: {
+export const errorBodySchema = strictObject(
+  {
+    error: strictObject(
+      {
         code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
         message: { type: 'string' },
         details: { type: 'object', additionalProperties: true },
       },
-    },
+      ['code', 'message', 'details'],
+    ),
   },
-} as const
+  ['error'],
+)

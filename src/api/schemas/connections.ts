@@ -1,4 +1,4 @@
-import { DID_KEY, idParams, NULLABLE_STRING, UCAN } from './common.ts'
+import { DID_KEY, idParams, NULLABLE_STRING, strictObject, UCAN } from './common.ts'
 
 /** Connections and peers (SPEC §3): mesh to mesh, every route behind a session. */
 
@@ -18,27 +18,8 @@ const linkErrorSchema = {
 
 export const CONNECTION_STATUSES = ['pending', 'accepted', 'declined', 'disconnected', 'degraded'] as const
 
-export const connectionViewSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'id',
-    'peerDid',
-    'peerKeyDid',
-    'peerKeyFingerprint',
-    'peerName',
-    'direction',
-    'status',
-    'agreementVersion',
-    'lastSeen',
-    'lastError',
-    'eventsSent24h',
-    'eventsReceived24h',
-    'note',
-    'createdAt',
-    'updatedAt',
-  ],
-  properties: {
+export const connectionViewSchema = strictObject(
+  {
     id: { type: 'string' },
     peerDid: { type: 'string' },
     peerKeyDid: { type: 'string' },
@@ -55,34 +36,32 @@ export const connectionViewSchema = {
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
   },
-} as const
+  [
+    'id',
+    'peerDid',
+    'peerKeyDid',
+    'peerKeyFingerprint',
+    'peerName',
+    'direction',
+    'status',
+    'agreementVersion',
+    'lastSeen',
+    'lastError',
+    'eventsSent24h',
+    'eventsReceived24h',
+    'note',
+    'createdAt',
+    'updatedAt',
+  ],
+)
 
 export const connectionListSchema = { type: 'array', items: connectionViewSchema } as const
 
 /** The state of the latest connection with a peer, or `none`. */
 export const PEER_STATES = [...CONNECTION_STATUSES, 'none'] as const
 
-export const peerViewSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'did',
-    'name',
-    'architectDid',
-    'keys',
-    'keyFingerprint',
-    'multiaddrs',
-    'protocolVersions',
-    'lastSeen',
-    'lastError',
-    'eventsSent24h',
-    'eventsReceived24h',
-    'state',
-    'connectionId',
-    'agreementVersion',
-    'queued',
-  ],
-  properties: {
+export const peerViewSchema = strictObject(
+  {
     did: { type: 'string' },
     name: NULLABLE_STRING,
     architectDid: NULLABLE_STRING,
@@ -99,44 +78,47 @@ export const peerViewSchema = {
     agreementVersion: { type: 'integer' },
     queued: { type: 'integer' },
   },
-} as const
+  [
+    'did',
+    'name',
+    'architectDid',
+    'keys',
+    'keyFingerprint',
+    'multiaddrs',
+    'protocolVersions',
+    'lastSeen',
+    'lastError',
+    'eventsSent24h',
+    'eventsReceived24h',
+    'state',
+    'connectionId',
+    'agreementVersion',
+    'queued',
+  ],
+)
 
 export const peerListSchema = { type: 'array', items: peerViewSchema } as const
 
 /** `202 {id, status}`: this mesh's state changed; the peer is told through the outbox. */
-export const connectionAcceptedSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'status'],
-  properties: { id: { type: 'string' }, status: { type: 'string', enum: CONNECTION_STATUSES } },
-} as const
+export const connectionAcceptedSchema = strictObject(
+  { id: { type: 'string' }, status: { type: 'string', enum: CONNECTION_STATUSES } },
+  ['id', 'status'],
+)
 
-export const connectBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['target', 'ucan'],
-  properties: {
+export const connectBodySchema = strictObject(
+  {
     /** A mesh did or a multiaddr. */
     target: { type: 'string', minLength: 1, maxLength: 512 },
     note: { type: 'string', maxLength: 1024 },
     ucan: UCAN,
   },
-} as const
+  ['target', 'ucan'],
+)
 
 /** `POST /api/connections/:id/accept|decline|disconnect`. */
-export const actBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ucan'],
-  properties: { ucan: UCAN },
-} as const
+export const actBodySchema = strictObject({ ucan: UCAN }, ['ucan'])
 
-export const peerParamsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did'],
-  properties: { did: DID_KEY },
-} as const
+export const peerParamsSchema = strictObject({ did: DID_KEY }, ['did'])
 
 export const peerRefreshBodySchema = {
   type: ['object', 'null'],

@@ -1,4 +1,4 @@
-import { DID, DID_KEY, NULLABLE_STRING, PAGE_LIMIT } from './common.ts'
+import { DID, DID_KEY, NULLABLE_STRING, optionalObject, PAGE_LIMIT, strictObject } from './common.ts'
 
 /** Federation policy and the log of refusals (SPEC §3). */
 
@@ -14,18 +14,8 @@ const didList = {
 const bound = { type: 'integer', minimum: 0, maximum: POLICY_LIMITS.maxInt } as const
 
 /** The whole policy object: `GET` answers it, `PUT` takes it (unknown fields refused). */
-export const policySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'mode',
-    'allow',
-    'deny',
-    'autoAccept',
-    'maxForeignParticipantsPerRoom',
-    'maxBackfillEventsPerRequest',
-  ],
-  properties: {
+export const policySchema = strictObject(
+  {
     mode: { type: 'string', enum: POLICY_MODES },
     allow: didList,
     deny: didList,
@@ -33,29 +23,23 @@ export const policySchema = {
     maxForeignParticipantsPerRoom: bound,
     maxBackfillEventsPerRequest: bound,
   },
-} as const
+  ['mode', 'allow', 'deny', 'autoAccept', 'maxForeignParticipantsPerRoom', 'maxBackfillEventsPerRequest'],
+)
 
 /**
  * `GET /api/federation/rejected?after=&limit=&peer=&code=`. `code` is one of the error
  * table's codes; the route narrows it to exactly those (src/errors.ts), the contract
  * does not import the table.
  */
-export const rejectedQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    after: { type: 'string', pattern: '^[0-9]{16}$' },
-    limit: PAGE_LIMIT,
-    peer: { ...DID, maxLength: 128 },
-    code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
-  },
-} as const
+export const rejectedQuerySchema = optionalObject({
+  after: { type: 'string', pattern: '^[0-9]{16}$' },
+  limit: PAGE_LIMIT,
+  peer: { ...DID, maxLength: 128 },
+  code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
+})
 
-export const rejectedEntrySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],
-  properties: {
+export const rejectedEntrySchema = strictObject(
+  {
     id: { type: 'string' },
     at: { type: 'string' },
     peer: NULLABLE_STRING,
@@ -64,14 +48,13 @@ export const rejectedEntrySchema = {
     reason: { type: 'string' },
     details: { type: 'object', additionalProperties: true },
   },
-} as const
+  ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],
+)
 
-export const rejectedPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['entries', 'nextCursor'],
-  properties: {
+export const rejectedPageSchema = strictObject(
+  {
     entries: { type: 'array', items: rejectedEntrySchema },
     nextCursor: NULLABLE_STRING,
   },
-} as const
+  ['entries', 'nextCursor'],
+)

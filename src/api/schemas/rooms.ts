@@ -1,4 +1,12 @@
-import { DID_KEY, NULLABLE_STRING, PAGE_LIMIT, UCAN } from './common.ts'
+import {
+  DID_KEY,
+  idParams,
+  NULLABLE_STRING,
+  optionalObject,
+  PAGE_LIMIT,
+  strictObject,
+  UCAN,
+} from './common.ts'
 
 /**
  * Rooms (SPEC §3): create, list, read, post, react, redact, members, notifications,
@@ -23,97 +31,58 @@ export const ROOM_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } as c
 /** A message (or other entry) id: base64url of a SHA-256. */
 export const ENTRY_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } as const
 
-export const roomParamsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: ROOM_ID },
-} as const
+export const roomParamsSchema = idParams(ROOM_ID)
 
-export const messageParamsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'mid'],
-  properties: { id: ROOM_ID, mid: ENTRY_ID },
-} as const
+export const messageParamsSchema = strictObject({ id: ROOM_ID, mid: ENTRY_ID }, ['id', 'mid'])
 
-const pageQuery = <const C>(cursor: C) =>
-  ({ type: 'object', additionalProperties: false, properties: { after: cursor, limit: PAGE_LIMIT } }) as const
+const pageQuery = <const C>(cursor: C) => optionalObject({ after: cursor, limit: PAGE_LIMIT })
 
 export const messagesQuerySchema = pageQuery(ENTRY_ID)
 export const notificationsQuerySchema = pageQuery({ type: 'string', maxLength: 200 } as const)
 
-export const createRoomBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name'],
-  properties: {
+export const createRoomBodySchema = strictObject(
+  {
     name: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxNameLength },
     topic: { type: 'string', maxLength: ROOM_API_LIMITS.maxTopicLength },
     // Default `public`: every local principal may find and join it; `invite`: members only.
     visibility: { type: 'string', enum: ROOM_VISIBILITIES },
   },
-} as const
+  ['name'],
+)
 
-export const shareBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['mesh', 'ucan'],
-  properties: { mesh: DID_KEY, ucan: UCAN },
-} as const
+export const shareBodySchema = strictObject({ mesh: DID_KEY, ucan: UCAN }, ['mesh', 'ucan'])
 
-export const federatedDmBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['with', 'ucan'],
-  properties: { with: DID_KEY, mesh: DID_KEY, ucan: UCAN },
-} as const
+export const federatedDmBodySchema = strictObject({ with: DID_KEY, mesh: DID_KEY, ucan: UCAN }, [
+  'with',
+  'ucan',
+])
 
-export const inviteBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did'],
-  properties: { did: DID_KEY },
-} as const
+export const inviteBodySchema = strictObject({ did: DID_KEY }, ['did'])
 
-export const postMessageBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['body'],
-  properties: {
+export const postMessageBodySchema = strictObject(
+  {
     body: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxBodyBytes },
     replyTo: ENTRY_ID,
   },
-} as const
+  ['body'],
+)
 
-export const reactionBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['emoji'],
-  properties: { emoji: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxEmojiBytes } },
-} as const
+export const reactionBodySchema = strictObject(
+  { emoji: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxEmojiBytes } },
+  ['emoji'],
+)
 
 /** Optional: `{}`, `{reason}` or no body at all (the route checks it itself). */
-export const redactBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { reason: { type: 'string', maxLength: ROOM_API_LIMITS.maxReasonLength } },
-} as const
+export const redactBodySchema = optionalObject({
+  reason: { type: 'string', maxLength: ROOM_API_LIMITS.maxReasonLength },
+})
 
 /** `{id}` of what a write created. */
-export const createdSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: { type: 'string' } },
-} as const
+export const createdSchema = strictObject({ id: { type: 'string' } }, ['id'])
 
 /** The stored record of a room. */
-export const roomRecordSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'name', 'topic', 'homeMesh', 'createdBy', 'createdAt'],
-  properties: {
+export const roomRecordSchema = strictObject(
+  {
     id: { type: 'string' },
     name: { type: 'string' },
     topic: { type: 'string' },
@@ -126,7 +95,8 @@ export const roomRecordSchema = {
     /** A room homed elsewhere: the local principal its share named. */
     admits: { type: 'string' },
   },
-} as const
+  ['id', 'name', 'topic', 'homeMesh', 'createdBy', 'createdAt'],
+)
 
 const listedRoomSchema = {
   ...roomRecordSchema,
@@ -134,25 +104,18 @@ const listedRoomSchema = {
   properties: { ...roomRecordSchema.properties, federated: { type: 'boolean' } },
 } as const
 
-export const roomListSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['rooms'],
-  properties: { rooms: { type: 'array', items: listedRoomSchema } },
-} as const
+export const roomListSchema = strictObject({ rooms: { type: 'array', items: listedRoomSchema } }, ['rooms'])
 
-export const shareViewSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['room', 'peer', 'direction', 'createdAt'],
-  properties: {
+export const shareViewSchema = strictObject(
+  {
     room: { type: 'string' },
     peer: { type: 'string' },
     direction: { type: 'string', enum: ['out', 'in'] },
     createdAt: { type: 'string' },
     dm: { type: 'string' },
   },
-} as const
+  ['room', 'peer', 'direction', 'createdAt'],
+)
 
 export const dmViewSchema = {
   ...shareViewSchema,
@@ -186,11 +149,8 @@ export const roomDetailSchema = {
   },
 } as const
 
-export const memberSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'name', 'localId', 'mesh', 'meshName', 'role', 'tier', 'local'],
-  properties: {
+export const memberSchema = strictObject(
+  {
     did: { type: 'string' },
     /** `@local_id` or `@local_id:mesh-name`. */
     name: { type: 'string' },
@@ -201,20 +161,13 @@ export const memberSchema = {
     tier: { type: 'integer', enum: [1, 2, 3, 4] },
     local: { type: 'boolean' },
   },
-} as const
+  ['did', 'name', 'localId', 'mesh', 'meshName', 'role', 'tier', 'local'],
+)
 
-export const memberListSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['members'],
-  properties: { members: { type: 'array', items: memberSchema } },
-} as const
+export const memberListSchema = strictObject({ members: { type: 'array', items: memberSchema } }, ['members'])
 
-export const messageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'author', 'authorDid', 'mesh', 'body', 'mentions', 'ts', 'reactions'],
-  properties: {
+export const messageSchema = strictObject(
+  {
     id: { type: 'string' },
     /** `@local_id` for a local author, `@local_id:mesh-name` for a foreign one. */
     author: { type: 'string' },
@@ -228,20 +181,16 @@ export const messageSchema = {
     /** emoji → number of reactions. */
     reactions: { type: 'object', additionalProperties: { type: 'integer' } },
   },
-} as const
+  ['id', 'author', 'authorDid', 'mesh', 'body', 'mentions', 'ts', 'reactions'],
+)
 
-export const messagePageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['messages', 'nextCursor'],
-  properties: { messages: { type: 'array', items: messageSchema }, nextCursor: NULLABLE_STRING },
-} as const
+export const messagePageSchema = strictObject(
+  { messages: { type: 'array', items: messageSchema }, nextCursor: NULLABLE_STRING },
+  ['messages', 'nextCursor'],
+)
 
-export const notificationSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'kind', 'room', 'roomName', 'message', 'author', 'authorDid', 'mesh', 'body', 'ts'],
-  properties: {
+export const notificationSchema = strictObject(
+  {
     /** Also the paging cursor. */
     id: { type: 'string' },
     kind: { type: 'string', const: 'mention' },
@@ -254,20 +203,16 @@ export const notificationSchema = {
     body: { type: 'string' },
     ts: { type: 'number' },
   },
-} as const
+  ['id', 'kind', 'room', 'roomName', 'message', 'author', 'authorDid', 'mesh', 'body', 'ts'],
+)
 
-export const notificationPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['notifications', 'nextCursor'],
-  properties: { notifications: { type: 'array', items: notificationSchema }, nextCursor: NULLABLE_STRING },
-} as const
+export const notificationPageSchema = strictObject(
+  { notifications: { type: 'array', items: notificationSchema }, nextCursor: NULLABLE_STRING },
+  ['notifications', 'nextCursor'],
+)
 
-const transferSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['entries', 'bytes', 'chunks', 'entriesDone', 'bytesDone', 'chunksDone', 'startedAt', 'doneAt'],
-  properties: {
+const transferSchema = strictObject(
+  {
     entries: { type: 'integer' },
     bytes: { type: 'integer' },
     chunks: { type: 'integer' },
@@ -277,14 +222,12 @@ const transferSchema = {
     startedAt: NULLABLE_STRING,
     doneAt: NULLABLE_STRING,
   },
-} as const
+  ['entries', 'bytes', 'chunks', 'entriesDone', 'bytesDone', 'chunksDone', 'startedAt', 'doneAt'],
+)
 
 /** `GET /api/rooms/:id/sync`: where each peer of a shared room stands. */
-export const roomSyncSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['room', 'homeMesh', 'federated', 'stateVector', 'messages', 'caughtUp', 'peers'],
-  properties: {
+export const roomSyncSchema = strictObject(
+  {
     room: { type: 'string' },
     homeMesh: { type: 'string' },
     federated: { type: 'boolean' },
@@ -333,12 +276,11 @@ export const roomSyncSchema = {
       },
     },
   },
-} as const
+  ['room', 'homeMesh', 'federated', 'stateVector', 'messages', 'caughtUp', 'peers'],
+)
 
 /** `POST /api/rooms/:id/yjs-ticket`: a single-use ticket for `ws://HOST/yjs/<room>?token=<ticket>`. */
-export const yjsTicketSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ticket', 'expiresAt'],
-  properties: { ticket: { type: 'string' }, expiresAt: { type: 'string' } },
-} as const
+export const yjsTicketSchema = strictObject({ ticket: { type: 'string' }, expiresAt: { type: 'string' } }, [
+  'ticket',
+  'expiresAt',
+])

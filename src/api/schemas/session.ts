@@ -1,4 +1,4 @@
-import { b64url, DID_KEY } from './common.ts'
+import { b64url, DID_KEY, strictObject } from './common.ts'
 
 /**
  * Identity and session (SPEC §3): health, challenge/response sign-in, logout, `me`.
@@ -6,48 +6,38 @@ import { b64url, DID_KEY } from './common.ts'
  * response schema (nothing is filtered off the wire), so the schemas are for types.
  */
 
-export const challengeSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['nonce', 'expiresAt'],
-  properties: { nonce: { type: 'string' }, expiresAt: { type: 'string' } },
-} as const
+export const challengeSchema = strictObject({ nonce: { type: 'string' }, expiresAt: { type: 'string' } }, [
+  'nonce',
+  'expiresAt',
+])
 
 /** `POST /api/session`: Ed25519 over `mesh-session:<mesh did>:<nonce>`, base64url. */
-export const sessionBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'nonce', 'signature'],
-  properties: { did: DID_KEY, nonce: b64url(128), signature: b64url(128) },
-} as const
+export const sessionBodySchema = strictObject({ did: DID_KEY, nonce: b64url(128), signature: b64url(128) }, [
+  'did',
+  'nonce',
+  'signature',
+])
 
-export const sessionTokenSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['token', 'expiresAt'],
-  properties: { token: { type: 'string' }, expiresAt: { type: 'string' } },
-} as const
+export const sessionTokenSchema = strictObject({ token: { type: 'string' }, expiresAt: { type: 'string' } }, [
+  'token',
+  'expiresAt',
+])
 
 export const SESSION_ROLES = ['architect', 'human', 'agent'] as const
 
-export const meSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'role', 'expiresAt'],
-  properties: {
+export const meSchema = strictObject(
+  {
     did: { type: 'string' },
     role: { type: 'string', enum: SESSION_ROLES },
     expiresAt: { type: 'string' },
   },
-} as const
+  ['did', 'role', 'expiresAt'],
+)
 
 export const HEALTH_STATUSES = ['ok', 'degraded', 'unhealthy'] as const
 
-export const healthSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['status', 'store', 'did', 'peerId', 'multiaddrs', 'version'],
-  properties: {
+export const healthSchema = strictObject(
+  {
     /** 'degraded': working, but the store lost acknowledged writes at its last open. */
     status: { type: 'string', enum: HEALTH_STATUSES },
     /** The store's own report (store/store-monitor.ts). */
@@ -62,7 +52,8 @@ export const healthSchema = {
     multiaddrs: { type: 'array', items: { type: 'string' } },
     version: { type: 'string' },
   },
-} as const
+  ['status', 'store', 'did', 'peerId', 'multiaddrs', 'version'],
+)
 
 /** The signed mesh manifest (`/.well-known/mesh-manifest.json`; its schema lives in src/manifest). */
 export const manifestSchema = {

@@ -1,4 +1,4 @@
-import { CREDENTIALS, DID, PRESENTATION, UCAN } from './common.ts'
+import { CREDENTIALS, DID, optionalObject, PRESENTATION, strictObject, UCAN } from './common.ts'
 
 /** Trust, authority, the mesh's keys and cross-mesh invocation (SPEC §3, §4). */
 
@@ -6,11 +6,8 @@ export const TRUST_SCOPES = ['principal', 'mesh'] as const
 const SCOPE = { type: 'string', enum: TRUST_SCOPES } as const
 
 /** A trust record as the API shows it (`recentRefusals` as a count). */
-export const trustRecordSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
-  properties: {
+export const trustRecordSchema = strictObject(
+  {
     did: { type: 'string' },
     scope: SCOPE,
     local: { type: 'boolean' },
@@ -36,37 +33,24 @@ export const trustRecordSchema = {
       properties: { at: { type: 'string' }, reason: { type: 'string' }, count: { type: 'integer' } },
     },
   },
-} as const
+  ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
+)
 
-export const trustListSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['principals', 'meshes'],
-  properties: {
+export const trustListSchema = strictObject(
+  {
     principals: { type: 'array', items: trustRecordSchema },
     meshes: { type: 'array', items: trustRecordSchema },
   },
-} as const
+  ['principals', 'meshes'],
+)
 
-export const trustParamsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did'],
-  properties: { did: DID },
-} as const
+export const trustParamsSchema = strictObject({ did: DID }, ['did'])
 
-export const trustQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { scope: SCOPE },
-} as const
+export const trustQuerySchema = optionalObject({ scope: SCOPE })
 
 /** `PUT /api/trust/:did`: `ucan` is a local human's `trust/promote` with the same subject, tier and reason. */
-export const trustBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['tier', 'reason', 'ucan'],
-  properties: {
+export const trustBodySchema = strictObject(
+  {
     tier: { type: 'integer', minimum: 2, maximum: 4 },
     reason: { type: 'string', minLength: 1, maxLength: 512 },
     ucan: UCAN,
@@ -74,20 +58,19 @@ export const trustBodySchema = {
     credentials: CREDENTIALS,
     presentation: PRESENTATION,
   },
-} as const
+  ['tier', 'reason', 'ucan'],
+)
 
 /** The mesh key's delegation to its architect, the root of every local chain. */
-export const rootDelegationSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['token', 'cid', 'exp', 'architect'],
-  properties: {
+export const rootDelegationSchema = strictObject(
+  {
     token: { type: 'string' },
     cid: { type: 'string' },
     exp: { type: 'number' },
     architect: { type: 'string' },
   },
-} as const
+  ['token', 'cid', 'exp', 'architect'],
+)
 
 const rotationRecordSchema = {
   type: 'object',
@@ -103,32 +86,22 @@ const rotationRecordSchema = {
 } as const
 
 /** `GET /api/keys`. */
-export const keysViewSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['identity', 'current', 'keys', 'rotations'],
-  properties: {
+export const keysViewSchema = strictObject(
+  {
     /** The mesh's identity: its genesis did, which never changes. */
     identity: { type: 'string' },
     current: { type: 'string' },
     keys: { type: 'array', items: { type: 'string' } },
     rotations: { type: 'array', items: rotationRecordSchema },
   },
-} as const
+  ['identity', 'current', 'keys', 'rotations'],
+)
 
 /** `POST /api/keys/rotate` (architect only): a `mesh/rotate-key` act on the current did. */
-export const rotateBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ucan'],
-  properties: { ucan: UCAN },
-} as const
+export const rotateBodySchema = strictObject({ ucan: UCAN }, ['ucan'])
 
-export const rotationResultSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['identity', 'previous', 'did', 'peerId', 'seq', 'announcedTo'],
-  properties: {
+export const rotationResultSchema = strictObject(
+  {
     identity: { type: 'string' },
     previous: { type: 'string' },
     did: { type: 'string' },
@@ -137,21 +110,17 @@ export const rotationResultSchema = {
     /** Peers the rotation was queued for (delivered through the outbox). */
     announcedTo: { type: 'array', items: { type: 'string' } },
   },
-} as const
+  ['identity', 'previous', 'did', 'peerId', 'seq', 'announcedTo'],
+)
 
 /** `POST /api/invoke`: an `agent/invoke`; the invocation is the caller's authentication. */
-export const invokeBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ucan'],
-  properties: { ucan: UCAN, credentials: CREDENTIALS, presentation: PRESENTATION },
-} as const
+export const invokeBodySchema = strictObject(
+  { ucan: UCAN, credentials: CREDENTIALS, presentation: PRESENTATION },
+  ['ucan'],
+)
 
-export const invokeResultSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['agent', 'ability', 'invoker', 'invocation', 'tier', 'human', 'result'],
-  properties: {
+export const invokeResultSchema = strictObject(
+  {
     agent: { type: 'string' },
     ability: { type: 'string' },
     invoker: { type: 'string' },
@@ -161,4 +130,5 @@ export const invokeResultSchema = {
     human: { type: ['string', 'null'] },
     result: {},
   },
-} as const
+  ['agent', 'ability', 'invoker', 'invocation', 'tier', 'human', 'result'],
+)
