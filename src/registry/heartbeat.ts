@@ -1,4 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
+import { MESH_REPORT_FIELDS } from '../api/schemas/registry.ts'
 import { BadRequestError, ClockSkewError, SignatureMismatchError } from '../errors.ts'
 import {
   type Ed25519KeyPair,
@@ -95,21 +96,7 @@ const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]+$'
 export const heartbeatSchema = {
   type: 'object',
   additionalProperties: false,
-  required: [
-    'did',
-    'peerId',
-    'name',
-    'multiaddrs',
-    'status',
-    'members',
-    'bots',
-    'rooms',
-    'version',
-    'protocolVersions',
-    'seq',
-    'ts',
-    'signature',
-  ],
+  required: [...MESH_REPORT_FIELDS, 'seq', 'ts', 'signature'],
   properties: {
     did: { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' },
     peerId: { type: 'string', maxLength: 128, pattern: '^[1-9A-HJ-NP-Za-km-z]+$' },

@@ -31,6 +31,23 @@ export const meshListQuerySchema = optionalObject({
 const stringList = <const N extends number>(maxItems: N) =>
   ({ type: 'array', maxItems, items: { type: 'string' } }) as const
 
+/**
+ * What a heartbeat reports of a mesh (registry/heartbeat.ts) and the public list shows of
+ * it: required in both.
+ */
+export const MESH_REPORT_FIELDS = [
+  'did',
+  'peerId',
+  'name',
+  'multiaddrs',
+  'status',
+  'members',
+  'bots',
+  'rooms',
+  'version',
+  'protocolVersions',
+] as const
+
 // As a response schema it also keeps anything a source adds to an item off the wire.
 export const publicMeshSchema = strictObject(
   {
@@ -47,19 +64,7 @@ export const publicMeshSchema = strictObject(
     lastHeartbeat: { type: 'string' },
     firstSeen: { type: 'string' },
   },
-  [
-    'did',
-    'name',
-    'peerId',
-    'multiaddrs',
-    'status',
-    'members',
-    'bots',
-    'rooms',
-    'version',
-    'protocolVersions',
-    'lastHeartbeat',
-  ],
+  [...MESH_REPORT_FIELDS, 'lastHeartbeat'],
 )
 
 export const meshPageSchema = strictObject(
