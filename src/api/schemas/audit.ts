@@ -1,4 +1,13 @@
-import { DID_KEY, NULLABLE_STRING, optionalObject, PAGE_LIMIT, strictObject } from './common.ts'
+import {
+  BOOLEAN,
+  DID_KEY,
+  INTEGER,
+  NULLABLE_STRING,
+  optionalObject,
+  PAGE_LIMIT,
+  STRING,
+  strictObject,
+} from './common.ts'
 
 /** The audit log (SPEC §3 `GET /api/audit`, `/api/audit/verify`, `/api/audit/checkpoint`). */
 
@@ -24,16 +33,16 @@ export const auditQuerySchema = optionalObject({
 
 export const auditRowSchema = strictObject(
   {
-    seq: { type: 'integer' },
-    ts: { type: 'string' },
-    action: { type: 'string' },
+    seq: INTEGER,
+    ts: STRING,
+    action: STRING,
     actor: NULLABLE_STRING,
     subject: NULLABLE_STRING,
     details: { type: 'object', additionalProperties: true },
-    prev: { type: 'string' },
-    hash: { type: 'string' },
-    signer: { type: 'string' },
-    signature: { type: 'string' },
+    prev: STRING,
+    hash: STRING,
+    signer: STRING,
+    signature: STRING,
   },
   ['seq', 'ts', 'action', 'actor', 'subject', 'details', 'prev', 'hash', 'signer', 'signature'],
 )
@@ -48,13 +57,13 @@ export const auditPageSchema = strictObject(
 
 export const auditReportSchema = strictObject(
   {
-    ok: { type: 'boolean' },
-    count: { type: 'integer' },
+    ok: BOOLEAN,
+    count: INTEGER,
     head: {
       type: ['object', 'null'],
       additionalProperties: false,
       required: ['seq', 'hash'],
-      properties: { seq: { type: 'integer' }, hash: { type: 'string' } },
+      properties: { seq: INTEGER, hash: STRING },
     },
     problems: {
       type: 'array',
@@ -63,9 +72,9 @@ export const auditReportSchema = strictObject(
         additionalProperties: false,
         required: ['seq', 'kind', 'message'],
         properties: {
-          seq: { type: 'integer' },
+          seq: INTEGER,
           kind: { type: 'string', enum: AUDIT_PROBLEM_KINDS },
-          message: { type: 'string' },
+          message: STRING,
         },
       },
     },

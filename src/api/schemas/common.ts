@@ -52,6 +52,12 @@ export const PRESENTATION = { type: 'string', maxLength: 96 * 1024 } as const
 // matched as digits here and range-checked by the module that owns the list.
 export const PAGE_LIMIT = { type: 'string', pattern: '^[0-9]{1,3}$' } as const
 
+// The plain scalars, for the (many) response fields with no bounds of their own.
+export const STRING = { type: 'string' } as const
+export const INTEGER = { type: 'integer' } as const
+export const NUMBER = { type: 'number' } as const
+export const BOOLEAN = { type: 'boolean' } as const
+
 export const NULLABLE_STRING = { type: ['string', 'null'] } as const
 
 /**
@@ -80,7 +86,7 @@ export const errorBodySchema = strictObject(
     error: strictObject(
       {
         code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
-        message: { type: 'string' },
+        message: STRING,
         details: { type: 'object', additionalProperties: true },
       },
       ['code', 'message', 'details'],

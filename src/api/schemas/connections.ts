@@ -1,4 +1,4 @@
-import { DID_KEY, idParams, NULLABLE_STRING, strictObject, UCAN } from './common.ts'
+import { DID_KEY, INTEGER, idParams, NULLABLE_STRING, STRING, strictObject, UCAN } from './common.ts'
 
 /** Connections and peers (SPEC §3): mesh to mesh, every route behind a session. */
 
@@ -9,10 +9,10 @@ const linkErrorSchema = {
   additionalProperties: false,
   required: ['kind', 'code', 'message', 'at'],
   properties: {
-    kind: { type: 'string' },
-    code: { type: 'string' },
-    message: { type: 'string' },
-    at: { type: 'string' },
+    kind: STRING,
+    code: STRING,
+    message: STRING,
+    at: STRING,
   },
 } as const
 
@@ -20,21 +20,21 @@ export const CONNECTION_STATUSES = ['pending', 'accepted', 'declined', 'disconne
 
 export const connectionViewSchema = strictObject(
   {
-    id: { type: 'string' },
-    peerDid: { type: 'string' },
-    peerKeyDid: { type: 'string' },
-    peerKeyFingerprint: { type: 'string' },
+    id: STRING,
+    peerDid: STRING,
+    peerKeyDid: STRING,
+    peerKeyFingerprint: STRING,
     peerName: NULLABLE_STRING,
     direction: { type: 'string', enum: ['inbound', 'outbound'] },
     status: { type: 'string', enum: CONNECTION_STATUSES },
-    agreementVersion: { type: 'integer' },
+    agreementVersion: INTEGER,
     lastSeen: NULLABLE_STRING,
     lastError: linkErrorSchema,
-    eventsSent24h: { type: 'integer' },
-    eventsReceived24h: { type: 'integer' },
+    eventsSent24h: INTEGER,
+    eventsReceived24h: INTEGER,
     note: NULLABLE_STRING,
-    createdAt: { type: 'string' },
-    updatedAt: { type: 'string' },
+    createdAt: STRING,
+    updatedAt: STRING,
   },
   [
     'id',
@@ -62,21 +62,21 @@ export const PEER_STATES = [...CONNECTION_STATUSES, 'none'] as const
 
 export const peerViewSchema = strictObject(
   {
-    did: { type: 'string' },
+    did: STRING,
     name: NULLABLE_STRING,
     architectDid: NULLABLE_STRING,
-    keys: { type: 'array', items: { type: 'string' } },
-    keyFingerprint: { type: 'string' },
-    multiaddrs: { type: 'array', items: { type: 'string' } },
-    protocolVersions: { type: 'array', items: { type: 'string' } },
+    keys: { type: 'array', items: STRING },
+    keyFingerprint: STRING,
+    multiaddrs: { type: 'array', items: STRING },
+    protocolVersions: { type: 'array', items: STRING },
     lastSeen: NULLABLE_STRING,
     lastError: linkErrorSchema,
-    eventsSent24h: { type: 'integer' },
-    eventsReceived24h: { type: 'integer' },
+    eventsSent24h: INTEGER,
+    eventsReceived24h: INTEGER,
     state: { type: 'string', enum: PEER_STATES },
     connectionId: NULLABLE_STRING,
-    agreementVersion: { type: 'integer' },
-    queued: { type: 'integer' },
+    agreementVersion: INTEGER,
+    queued: INTEGER,
   },
   [
     'did',
@@ -101,7 +101,7 @@ export const peerListSchema = { type: 'array', items: peerViewSchema } as const
 
 /** `202 {id, status}`: this mesh's state changed; the peer is told through the outbox. */
 export const connectionAcceptedSchema = strictObject(
-  { id: { type: 'string' }, status: { type: 'string', enum: CONNECTION_STATUSES } },
+  { id: STRING, status: { type: 'string', enum: CONNECTION_STATUSES } },
   ['id', 'status'],
 )
 

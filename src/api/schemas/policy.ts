@@ -1,4 +1,13 @@
-import { DID, DID_KEY, NULLABLE_STRING, optionalObject, PAGE_LIMIT, strictObject } from './common.ts'
+import {
+  BOOLEAN,
+  DID,
+  DID_KEY,
+  NULLABLE_STRING,
+  optionalObject,
+  PAGE_LIMIT,
+  STRING,
+  strictObject,
+} from './common.ts'
 
 /** Federation policy and the log of refusals (SPEC §3). */
 
@@ -19,7 +28,7 @@ export const policySchema = strictObject(
     mode: { type: 'string', enum: POLICY_MODES },
     allow: didList,
     deny: didList,
-    autoAccept: { type: 'boolean' },
+    autoAccept: BOOLEAN,
     maxForeignParticipantsPerRoom: bound,
     maxBackfillEventsPerRequest: bound,
   },
@@ -40,12 +49,12 @@ export const rejectedQuerySchema = optionalObject({
 
 export const rejectedEntrySchema = strictObject(
   {
-    id: { type: 'string' },
-    at: { type: 'string' },
+    id: STRING,
+    at: STRING,
     peer: NULLABLE_STRING,
-    kind: { type: 'string' },
-    code: { type: 'string' },
-    reason: { type: 'string' },
+    kind: STRING,
+    code: STRING,
+    reason: STRING,
     details: { type: 'object', additionalProperties: true },
   },
   ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],

@@ -1,4 +1,4 @@
-import { b64url, optionalObject, strictObject } from './common.ts'
+import { b64url, INTEGER, optionalObject, STRING, strictObject } from './common.ts'
 
 /**
  * The public list of meshes (served by a registry and by any node) and the registry's
@@ -29,7 +29,7 @@ export const meshListQuerySchema = optionalObject({
 })
 
 const stringList = <const N extends number>(maxItems: N) =>
-  ({ type: 'array', maxItems, items: { type: 'string' } }) as const
+  ({ type: 'array', maxItems, items: STRING }) as const
 
 /**
  * What a heartbeat reports of a mesh (registry/heartbeat.ts) and the public list shows of
@@ -51,18 +51,18 @@ export const MESH_REPORT_FIELDS = [
 // As a response schema it also keeps anything a source adds to an item off the wire.
 export const publicMeshSchema = strictObject(
   {
-    did: { type: 'string' },
-    name: { type: 'string' },
-    peerId: { type: 'string' },
+    did: STRING,
+    name: STRING,
+    peerId: STRING,
     multiaddrs: stringList(MESH_LIST_API_LIMITS.maxMultiaddrs),
     status: { type: 'string', enum: MESH_STATUSES },
-    members: { type: 'integer' },
-    bots: { type: 'integer' },
-    rooms: { type: 'integer' },
-    version: { type: 'string' },
+    members: INTEGER,
+    bots: INTEGER,
+    rooms: INTEGER,
+    version: STRING,
     protocolVersions: stringList(MESH_LIST_API_LIMITS.maxProtocolVersions),
-    lastHeartbeat: { type: 'string' },
-    firstSeen: { type: 'string' },
+    lastHeartbeat: STRING,
+    firstSeen: STRING,
   },
   [...MESH_REPORT_FIELDS, 'lastHeartbeat'],
 )

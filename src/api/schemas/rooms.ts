@@ -1,9 +1,13 @@
 import {
+  BOOLEAN,
   DID_KEY,
+  INTEGER,
   idParams,
   NULLABLE_STRING,
+  NUMBER,
   optionalObject,
   PAGE_LIMIT,
+  STRING,
   strictObject,
   UCAN,
 } from './common.ts'
@@ -78,22 +82,22 @@ export const redactBodySchema = optionalObject({
 })
 
 /** `{id}` of what a write created. */
-export const createdSchema = strictObject({ id: { type: 'string' } }, ['id'])
+export const createdSchema = strictObject({ id: STRING }, ['id'])
 
 /** The stored record of a room. */
 export const roomRecordSchema = strictObject(
   {
-    id: { type: 'string' },
-    name: { type: 'string' },
-    topic: { type: 'string' },
-    homeMesh: { type: 'string' },
-    createdBy: { type: 'string' },
-    createdAt: { type: 'string' },
+    id: STRING,
+    name: STRING,
+    topic: STRING,
+    homeMesh: STRING,
+    createdBy: STRING,
+    createdAt: STRING,
     /** Absent on records stored before visibility existed. */
     visibility: { type: 'string', enum: ROOM_VISIBILITIES },
     dm: { type: 'boolean', const: true },
     /** A room homed elsewhere: the local principal its share named. */
-    admits: { type: 'string' },
+    admits: STRING,
   },
   ['id', 'name', 'topic', 'homeMesh', 'createdBy', 'createdAt'],
 )
@@ -101,18 +105,18 @@ export const roomRecordSchema = strictObject(
 const listedRoomSchema = {
   ...roomRecordSchema,
   required: [...roomRecordSchema.required, 'federated'],
-  properties: { ...roomRecordSchema.properties, federated: { type: 'boolean' } },
+  properties: { ...roomRecordSchema.properties, federated: BOOLEAN },
 } as const
 
 export const roomListSchema = strictObject({ rooms: { type: 'array', items: listedRoomSchema } }, ['rooms'])
 
 export const shareViewSchema = strictObject(
   {
-    room: { type: 'string' },
-    peer: { type: 'string' },
+    room: STRING,
+    peer: STRING,
     direction: { type: 'string', enum: ['out', 'in'] },
-    createdAt: { type: 'string' },
-    dm: { type: 'string' },
+    createdAt: STRING,
+    dm: STRING,
   },
   ['room', 'peer', 'direction', 'createdAt'],
 )
@@ -120,7 +124,7 @@ export const shareViewSchema = strictObject(
 export const dmViewSchema = {
   ...shareViewSchema,
   required: [...shareViewSchema.required, 'name'],
-  properties: { ...shareViewSchema.properties, name: { type: 'string' } },
+  properties: { ...shareViewSchema.properties, name: STRING },
 } as const
 
 export const roomDetailSchema = {
@@ -137,29 +141,29 @@ export const roomDetailSchema = {
   ],
   properties: {
     ...roomRecordSchema.properties,
-    members: { type: 'integer' },
-    messages: { type: 'integer' },
+    members: INTEGER,
+    messages: INTEGER,
     role: { type: ['string', 'null'], enum: [...MEMBER_ROLES, null] },
     /** This mesh as rooms name it (its identity, stable across key rotations). */
-    ownMesh: { type: 'string' },
-    federated: { type: 'boolean' },
+    ownMesh: STRING,
+    federated: BOOLEAN,
     shares: { type: 'array', items: shareViewSchema },
     /** The replica's Yjs state vector (base64): equal vectors mean equal replicas. */
-    stateVector: { type: 'string' },
+    stateVector: STRING,
   },
 } as const
 
 export const memberSchema = strictObject(
   {
-    did: { type: 'string' },
+    did: STRING,
     /** `@local_id` or `@local_id:mesh-name`. */
-    name: { type: 'string' },
-    localId: { type: 'string' },
-    mesh: { type: 'string' },
-    meshName: { type: 'string' },
+    name: STRING,
+    localId: STRING,
+    mesh: STRING,
+    meshName: STRING,
     role: { type: 'string', enum: MEMBER_ROLES },
     tier: { type: 'integer', enum: [1, 2, 3, 4] },
-    local: { type: 'boolean' },
+    local: BOOLEAN,
   },
   ['did', 'name', 'localId', 'mesh', 'meshName', 'role', 'tier', 'local'],
 )
@@ -168,18 +172,18 @@ export const memberListSchema = strictObject({ members: { type: 'array', items: 
 
 export const messageSchema = strictObject(
   {
-    id: { type: 'string' },
+    id: STRING,
     /** `@local_id` for a local author, `@local_id:mesh-name` for a foreign one. */
-    author: { type: 'string' },
-    authorDid: { type: 'string' },
-    mesh: { type: 'string' },
-    body: { type: 'string' },
-    mentions: { type: 'array', items: { type: 'string' } },
-    ts: { type: 'number' },
-    replyTo: { type: 'string' },
+    author: STRING,
+    authorDid: STRING,
+    mesh: STRING,
+    body: STRING,
+    mentions: { type: 'array', items: STRING },
+    ts: NUMBER,
+    replyTo: STRING,
     redacted: { type: 'boolean', const: true },
     /** emoji → number of reactions. */
-    reactions: { type: 'object', additionalProperties: { type: 'integer' } },
+    reactions: { type: 'object', additionalProperties: INTEGER },
   },
   ['id', 'author', 'authorDid', 'mesh', 'body', 'mentions', 'ts', 'reactions'],
 )
@@ -192,16 +196,16 @@ export const messagePageSchema = strictObject(
 export const notificationSchema = strictObject(
   {
     /** Also the paging cursor. */
-    id: { type: 'string' },
+    id: STRING,
     kind: { type: 'string', const: 'mention' },
-    room: { type: 'string' },
-    roomName: { type: 'string' },
-    message: { type: 'string' },
-    author: { type: 'string' },
-    authorDid: { type: 'string' },
-    mesh: { type: 'string' },
-    body: { type: 'string' },
-    ts: { type: 'number' },
+    room: STRING,
+    roomName: STRING,
+    message: STRING,
+    author: STRING,
+    authorDid: STRING,
+    mesh: STRING,
+    body: STRING,
+    ts: NUMBER,
   },
   ['id', 'kind', 'room', 'roomName', 'message', 'author', 'authorDid', 'mesh', 'body', 'ts'],
 )
@@ -213,12 +217,12 @@ export const notificationPageSchema = strictObject(
 
 const transferSchema = strictObject(
   {
-    entries: { type: 'integer' },
-    bytes: { type: 'integer' },
-    chunks: { type: 'integer' },
-    entriesDone: { type: 'integer' },
-    bytesDone: { type: 'integer' },
-    chunksDone: { type: 'integer' },
+    entries: INTEGER,
+    bytes: INTEGER,
+    chunks: INTEGER,
+    entriesDone: INTEGER,
+    bytesDone: INTEGER,
+    chunksDone: INTEGER,
     startedAt: NULLABLE_STRING,
     doneAt: NULLABLE_STRING,
   },
@@ -228,12 +232,12 @@ const transferSchema = strictObject(
 /** `GET /api/rooms/:id/sync`: where each peer of a shared room stands. */
 export const roomSyncSchema = strictObject(
   {
-    room: { type: 'string' },
-    homeMesh: { type: 'string' },
-    federated: { type: 'boolean' },
-    stateVector: { type: 'string' },
-    messages: { type: 'integer' },
-    caughtUp: { type: 'boolean' },
+    room: STRING,
+    homeMesh: STRING,
+    federated: BOOLEAN,
+    stateVector: STRING,
+    messages: INTEGER,
+    caughtUp: BOOLEAN,
     peers: {
       type: 'array',
       items: {
@@ -252,7 +256,7 @@ export const roomSyncSchema = strictObject(
           'caughtUp',
         ],
         properties: {
-          peer: { type: 'string' },
+          peer: STRING,
           name: NULLABLE_STRING,
           direction: { type: 'string', enum: ['out', 'in'] },
           link: { type: 'string', enum: ['open', 'closed'] },
@@ -260,18 +264,18 @@ export const roomSyncSchema = strictObject(
             type: ['object', 'null'],
             additionalProperties: false,
             required: ['code', 'message', 'at'],
-            properties: { code: { type: 'string' }, message: { type: 'string' }, at: { type: 'string' } },
+            properties: { code: STRING, message: STRING, at: STRING },
           },
           theirStateVector: NULLABLE_STRING,
           behind: {
             type: ['object', 'null'],
             additionalProperties: false,
             required: ['entries', 'bytes'],
-            properties: { entries: { type: 'integer' }, bytes: { type: 'integer' } },
+            properties: { entries: INTEGER, bytes: INTEGER },
           },
           incoming: transferSchema,
           outgoing: transferSchema,
-          caughtUp: { type: 'boolean' },
+          caughtUp: BOOLEAN,
         },
       },
     },
@@ -280,7 +284,4 @@ export const roomSyncSchema = strictObject(
 )
 
 /** `POST /api/rooms/:id/yjs-ticket`: a single-use ticket for `ws://HOST/yjs/<room>?token=<ticket>`. */
-export const yjsTicketSchema = strictObject({ ticket: { type: 'string' }, expiresAt: { type: 'string' } }, [
-  'ticket',
-  'expiresAt',
-])
+export const yjsTicketSchema = strictObject({ ticket: STRING, expiresAt: STRING }, ['ticket', 'expiresAt'])

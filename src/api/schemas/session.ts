@@ -1,4 +1,4 @@
-import { b64url, DID_KEY, strictObject } from './common.ts'
+import { b64url, DID_KEY, STRING, strictObject } from './common.ts'
 
 /**
  * Identity and session (SPEC §3): health, challenge/response sign-in, logout, `me`.
@@ -6,10 +6,7 @@ import { b64url, DID_KEY, strictObject } from './common.ts'
  * response schema (nothing is filtered off the wire), so the schemas are for types.
  */
 
-export const challengeSchema = strictObject({ nonce: { type: 'string' }, expiresAt: { type: 'string' } }, [
-  'nonce',
-  'expiresAt',
-])
+export const challengeSchema = strictObject({ nonce: STRING, expiresAt: STRING }, ['nonce', 'expiresAt'])
 
 /** `POST /api/session`: Ed25519 over `mesh-session:<mesh did>:<nonce>`, base64url. */
 export const sessionBodySchema = strictObject({ did: DID_KEY, nonce: b64url(128), signature: b64url(128) }, [
@@ -18,18 +15,15 @@ export const sessionBodySchema = strictObject({ did: DID_KEY, nonce: b64url(128)
   'signature',
 ])
 
-export const sessionTokenSchema = strictObject({ token: { type: 'string' }, expiresAt: { type: 'string' } }, [
-  'token',
-  'expiresAt',
-])
+export const sessionTokenSchema = strictObject({ token: STRING, expiresAt: STRING }, ['token', 'expiresAt'])
 
 export const SESSION_ROLES = ['architect', 'human', 'agent'] as const
 
 export const meSchema = strictObject(
   {
-    did: { type: 'string' },
+    did: STRING,
     role: { type: 'string', enum: SESSION_ROLES },
-    expiresAt: { type: 'string' },
+    expiresAt: STRING,
   },
   ['did', 'role', 'expiresAt'],
 )
@@ -45,12 +39,12 @@ export const healthSchema = strictObject(
       type: 'object',
       additionalProperties: true,
       required: ['status'],
-      properties: { status: { type: 'string' } },
+      properties: { status: STRING },
     },
-    did: { type: 'string' },
-    peerId: { type: 'string' },
-    multiaddrs: { type: 'array', items: { type: 'string' } },
-    version: { type: 'string' },
+    did: STRING,
+    peerId: STRING,
+    multiaddrs: { type: 'array', items: STRING },
+    version: STRING,
   },
   ['status', 'store', 'did', 'peerId', 'multiaddrs', 'version'],
 )
@@ -61,25 +55,25 @@ export const manifestSchema = {
   additionalProperties: true,
   required: ['manifestVersion', 'name', 'version', 'did', 'peerId', 'endpoints', 'protocolVersions'],
   properties: {
-    manifestVersion: { type: 'string' },
-    name: { type: 'string' },
-    description: { type: 'string' },
-    version: { type: 'string' },
-    did: { type: 'string' },
-    peerId: { type: 'string' },
-    architect: { type: 'string' },
+    manifestVersion: STRING,
+    name: STRING,
+    description: STRING,
+    version: STRING,
+    did: STRING,
+    peerId: STRING,
+    architect: STRING,
     endpoints: {
       type: 'object',
       additionalProperties: true,
       required: ['http', 'libp2p'],
       properties: {
-        http: { type: 'string' },
-        libp2p: { type: 'array', items: { type: 'string' } },
-        yjs: { type: 'string' },
-        registry: { type: 'string' },
+        http: STRING,
+        libp2p: { type: 'array', items: STRING },
+        yjs: STRING,
+        registry: STRING,
       },
     },
-    protocolVersions: { type: 'array', items: { type: 'string' } },
-    capabilities: { type: 'array', items: { type: 'string' } },
+    protocolVersions: { type: 'array', items: STRING },
+    capabilities: { type: 'array', items: STRING },
   },
 } as const

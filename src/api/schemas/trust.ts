@@ -1,4 +1,15 @@
-import { CREDENTIALS, DID, optionalObject, PRESENTATION, strictObject, UCAN } from './common.ts'
+import {
+  BOOLEAN,
+  CREDENTIALS,
+  DID,
+  INTEGER,
+  NUMBER,
+  optionalObject,
+  PRESENTATION,
+  STRING,
+  strictObject,
+  UCAN,
+} from './common.ts'
 
 /** Trust, authority, the mesh's keys and cross-mesh invocation (SPEC §3, §4). */
 
@@ -8,29 +19,29 @@ const SCOPE = { type: 'string', enum: TRUST_SCOPES } as const
 /** A trust record as the API shows it (`recentRefusals` as a count). */
 export const trustRecordSchema = strictObject(
   {
-    did: { type: 'string' },
+    did: STRING,
     scope: SCOPE,
-    local: { type: 'boolean' },
-    kind: { type: 'string' },
-    role: { type: 'string' },
-    mesh: { type: 'string' },
+    local: BOOLEAN,
+    kind: STRING,
+    role: STRING,
+    mesh: STRING,
     tier: { type: 'integer', minimum: 1, maximum: 4 },
-    accepted: { type: 'integer' },
-    refused: { type: 'integer' },
-    score: { type: 'number' },
+    accepted: INTEGER,
+    refused: INTEGER,
+    score: NUMBER,
     recentRefusals: { type: 'integer', description: 'refusals within the violation window' },
-    lastReason: { type: 'string' },
-    lastInteractionAt: { type: 'string' },
-    tierChangedAt: { type: 'string' },
-    tierReason: { type: 'string' },
-    tierChangedBy: { type: 'string' },
+    lastReason: STRING,
+    lastInteractionAt: STRING,
+    tierChangedAt: STRING,
+    tierReason: STRING,
+    tierChangedBy: STRING,
     flagged: {
       type: 'object',
       description:
         'a human of this mesh at tier 1–2 whose refusals crossed the violation threshold (never demoted automatically)',
       additionalProperties: false,
       required: ['at', 'reason', 'count'],
-      properties: { at: { type: 'string' }, reason: { type: 'string' }, count: { type: 'integer' } },
+      properties: { at: STRING, reason: STRING, count: INTEGER },
     },
   },
   ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
@@ -64,10 +75,10 @@ export const trustBodySchema = strictObject(
 /** The mesh key's delegation to its architect, the root of every local chain. */
 export const rootDelegationSchema = strictObject(
   {
-    token: { type: 'string' },
-    cid: { type: 'string' },
-    exp: { type: 'number' },
-    architect: { type: 'string' },
+    token: STRING,
+    cid: STRING,
+    exp: NUMBER,
+    architect: STRING,
   },
   ['token', 'cid', 'exp', 'architect'],
 )
@@ -77,11 +88,11 @@ const rotationRecordSchema = {
   additionalProperties: true,
   required: ['identity', 'previous', 'next', 'seq', 'ts'],
   properties: {
-    identity: { type: 'string' },
-    previous: { type: 'string' },
-    next: { type: 'string' },
-    seq: { type: 'integer' },
-    ts: { type: 'integer' },
+    identity: STRING,
+    previous: STRING,
+    next: STRING,
+    seq: INTEGER,
+    ts: INTEGER,
   },
 } as const
 
@@ -89,9 +100,9 @@ const rotationRecordSchema = {
 export const keysViewSchema = strictObject(
   {
     /** The mesh's identity: its genesis did, which never changes. */
-    identity: { type: 'string' },
-    current: { type: 'string' },
-    keys: { type: 'array', items: { type: 'string' } },
+    identity: STRING,
+    current: STRING,
+    keys: { type: 'array', items: STRING },
     rotations: { type: 'array', items: rotationRecordSchema },
   },
   ['identity', 'current', 'keys', 'rotations'],
@@ -102,13 +113,13 @@ export const rotateBodySchema = strictObject({ ucan: UCAN }, ['ucan'])
 
 export const rotationResultSchema = strictObject(
   {
-    identity: { type: 'string' },
-    previous: { type: 'string' },
-    did: { type: 'string' },
-    peerId: { type: 'string' },
-    seq: { type: 'integer' },
+    identity: STRING,
+    previous: STRING,
+    did: STRING,
+    peerId: STRING,
+    seq: INTEGER,
     /** Peers the rotation was queued for (delivered through the outbox). */
-    announcedTo: { type: 'array', items: { type: 'string' } },
+    announcedTo: { type: 'array', items: STRING },
   },
   ['identity', 'previous', 'did', 'peerId', 'seq', 'announcedTo'],
 )
@@ -121,12 +132,12 @@ export const invokeBodySchema = strictObject(
 
 export const invokeResultSchema = strictObject(
   {
-    agent: { type: 'string' },
-    ability: { type: 'string' },
-    invoker: { type: 'string' },
+    agent: STRING,
+    ability: STRING,
+    invoker: STRING,
     /** CID of the (now spent) invocation. */
-    invocation: { type: 'string' },
-    tier: { type: 'integer' },
+    invocation: STRING,
+    tier: INTEGER,
     human: { type: ['string', 'null'] },
     result: {},
   },
