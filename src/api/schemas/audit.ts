@@ -5,6 +5,7 @@ import {
   NULLABLE_STRING,
   optionalObject,
   PAGE_LIMIT,
+  pageOf,
   STRING,
   strictObject,
 } from './common.ts'
@@ -47,13 +48,7 @@ export const auditRowSchema = strictObject(
   ['seq', 'ts', 'action', 'actor', 'subject', 'details', 'prev', 'hash', 'signer', 'signature'],
 )
 
-export const auditPageSchema = strictObject(
-  {
-    entries: { type: 'array', items: auditRowSchema },
-    nextCursor: { type: ['integer', 'null'] },
-  },
-  ['entries', 'nextCursor'],
-)
+export const auditPageSchema = pageOf('entries', auditRowSchema, { type: ['integer', 'null'] })
 
 export const auditReportSchema = strictObject(
   {

@@ -77,6 +77,27 @@ export const strictObject = <
 export const optionalObject = <const P extends Readonly<Record<string, unknown>>>(properties: P) =>
   ({ type: 'object', additionalProperties: false, properties }) as const
 
+/**
+ * One page of a list: `{<key>: [item], nextCursor}`, `nextCursor` null on the last page
+ * (its type is the list's cursor).
+ */
+export const pageOf = <const K extends string, const I, const C>(key: K, items: I, cursor: C) =>
+  strictObject(
+    { [key]: { type: 'array', items }, nextCursor: cursor } as {
+      readonly [P in K]: { readonly type: 'array'; readonly items: I }
+    } & { readonly nextCursor: C },
+    [key, 'nextCursor'],
+  )
+
+/** A whole list under one key: `{<key>: [item]}`. */
+export const listOf = <const K extends string, const I>(key: K, items: I) =>
+  strictObject(
+    { [key]: { type: 'array', items } } as {
+      readonly [P in K]: { readonly type: 'array'; readonly items: I }
+    },
+    [key],
+  )
+
 /** `{id}` in a path. */
 export const idParams = <const S>(id: S) => strictObject({ id }, ['id'])
 

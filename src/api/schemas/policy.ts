@@ -5,6 +5,7 @@ import {
   NULLABLE_STRING,
   optionalObject,
   PAGE_LIMIT,
+  pageOf,
   STRING,
   strictObject,
 } from './common.ts'
@@ -60,10 +61,4 @@ export const rejectedEntrySchema = strictObject(
   ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],
 )
 
-export const rejectedPageSchema = strictObject(
-  {
-    entries: { type: 'array', items: rejectedEntrySchema },
-    nextCursor: NULLABLE_STRING,
-  },
-  ['entries', 'nextCursor'],
-)
+export const rejectedPageSchema = pageOf('entries', rejectedEntrySchema, NULLABLE_STRING)

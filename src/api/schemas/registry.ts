@@ -1,4 +1,4 @@
-import { b64url, INTEGER, optionalObject, STRING, strictObject } from './common.ts'
+import { b64url, INTEGER, NULLABLE_STRING, optionalObject, pageOf, STRING, strictObject } from './common.ts'
 
 /**
  * The public list of meshes (served by a registry and by any node) and the registry's
@@ -67,13 +67,7 @@ export const publicMeshSchema = strictObject(
   [...MESH_REPORT_FIELDS, 'lastHeartbeat'],
 )
 
-export const meshPageSchema = strictObject(
-  {
-    meshes: { type: 'array', items: publicMeshSchema },
-    nextCursor: { type: ['string', 'null'] },
-  },
-  ['meshes', 'nextCursor'],
-)
+export const meshPageSchema = pageOf('meshes', publicMeshSchema, NULLABLE_STRING)
 
 /** The body of `POST /api/meshes/heartbeat`: a signed heartbeat (registry/heartbeat.ts). */
 export const heartbeatBodySchema = { type: 'object', additionalProperties: true } as const

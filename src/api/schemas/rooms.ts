@@ -3,10 +3,12 @@ import {
   DID_KEY,
   INTEGER,
   idParams,
+  listOf,
   NULLABLE_STRING,
   NUMBER,
   optionalObject,
   PAGE_LIMIT,
+  pageOf,
   STRING,
   strictObject,
   UCAN,
@@ -108,7 +110,7 @@ const listedRoomSchema = {
   properties: { ...roomRecordSchema.properties, federated: BOOLEAN },
 } as const
 
-export const roomListSchema = strictObject({ rooms: { type: 'array', items: listedRoomSchema } }, ['rooms'])
+export const roomListSchema = listOf('rooms', listedRoomSchema)
 
 export const shareViewSchema = strictObject(
   {
@@ -168,7 +170,7 @@ export const memberSchema = strictObject(
   ['did', 'name', 'localId', 'mesh', 'meshName', 'role', 'tier', 'local'],
 )
 
-export const memberListSchema = strictObject({ members: { type: 'array', items: memberSchema } }, ['members'])
+export const memberListSchema = listOf('members', memberSchema)
 
 export const messageSchema = strictObject(
   {
@@ -188,10 +190,7 @@ export const messageSchema = strictObject(
   ['id', 'author', 'authorDid', 'mesh', 'body', 'mentions', 'ts', 'reactions'],
 )
 
-export const messagePageSchema = strictObject(
-  { messages: { type: 'array', items: messageSchema }, nextCursor: NULLABLE_STRING },
-  ['messages', 'nextCursor'],
-)
+export const messagePageSchema = pageOf('messages', messageSchema, NULLABLE_STRING)
 
 export const notificationSchema = strictObject(
   {
@@ -210,10 +209,7 @@ export const notificationSchema = strictObject(
   ['id', 'kind', 'room', 'roomName', 'message', 'author', 'authorDid', 'mesh', 'body', 'ts'],
 )
 
-export const notificationPageSchema = strictObject(
-  { notifications: { type: 'array', items: notificationSchema }, nextCursor: NULLABLE_STRING },
-  ['notifications', 'nextCursor'],
-)
+export const notificationPageSchema = pageOf('notifications', notificationSchema, NULLABLE_STRING)
 
 const transferSchema = strictObject(
   {
