@@ -3,9 +3,10 @@ import {
   DID_KEY,
   INTEGER,
   NULLABLE_STRING,
+  nullableObject,
   optionalObject,
-  PAGE_LIMIT,
   pageOf,
+  pageQuery,
   STRING,
   strictObject,
 } from './common.ts'
@@ -26,11 +27,12 @@ export const AUDIT_PROBLEM_KINDS = [
 ] as const
 
 // Numbers are matched as digits here and range-checked by AuditLog.list, which owns the rules.
-export const auditQuerySchema = optionalObject({
-  after: { type: 'string', pattern: '^[0-9]{1,15}$' },
-  limit: PAGE_LIMIT,
-  action: { type: 'string', pattern: `^[a-z0-9_.-]{1,${AUDIT_MAX_ACTION_LENGTH}}$` },
-})
+export const auditQuerySchema = pageQuery(
+  { type: 'string', pattern: '^[0-9]{1,15}$' },
+  {
+    action: { type: 'string', pattern: `^[a-z0-9_.-]{1,${AUDIT_MAX_ACTION_LENGTH}}$` },
+  },
+)
 
 export const auditRowSchema = strictObject(
   {
@@ -54,12 +56,7 @@ export const auditReportSchema = strictObject(
   {
     ok: BOOLEAN,
     count: INTEGER,
-    head: {
-      type: ['object', 'null'],
-      additionalProperties: false,
-      required: ['seq', 'hash'],
-      properties: { seq: INTEGER, hash: STRING },
-    },
+    head: nullableObject({ seq: INTEGER, hash: STRING }, ['seq', 'hash']),
     problems: {
       type: 'array',
       items: {

@@ -77,6 +77,28 @@ export const strictObject = <
 export const optionalObject = <const P extends Readonly<Record<string, unknown>>>(properties: P) =>
   ({ type: 'object', additionalProperties: false, properties }) as const
 
+/** An object that may be null, of exactly these properties (`required` among them). */
+export const nullableObject = <
+  const P extends Readonly<Record<string, unknown>>,
+  const R extends readonly (keyof P & string)[],
+>(
+  properties: P,
+  required: R,
+) => ({ type: ['object', 'null'], additionalProperties: false, required, properties }) as const
+
+/**
+ * The query of a paged list: `after` (the cursor, of the list's own form), `limit`, and
+ * the list's filters.
+ */
+export const pageQuery = <const A, const F extends Readonly<Record<string, unknown>> = Record<never, never>>(
+  after: A,
+  filters?: F,
+) =>
+  optionalObject({ after, limit: PAGE_LIMIT, ...filters } as {
+    readonly after: A
+    readonly limit: typeof PAGE_LIMIT
+  } & F)
+
 /**
  * One page of a list: `{<key>: [item], nextCursor}`, `nextCursor` null on the last page
  * (its type is the list's cursor).

@@ -1,20 +1,24 @@
-import { DID_KEY, INTEGER, idParams, NULLABLE_STRING, STRING, strictObject, UCAN } from './common.ts'
+import {
+  DID_KEY,
+  INTEGER,
+  idParams,
+  NULLABLE_STRING,
+  nullableObject,
+  STRING,
+  strictObject,
+  UCAN,
+} from './common.ts'
 
 /** Connections and peers (SPEC §3): mesh to mesh, every route behind a session. */
 
 export const connectionIdParams = idParams({ type: 'string', maxLength: 64 } as const)
 
-const linkErrorSchema = {
-  type: ['object', 'null'],
-  additionalProperties: false,
-  required: ['kind', 'code', 'message', 'at'],
-  properties: {
-    kind: STRING,
-    code: STRING,
-    message: STRING,
-    at: STRING,
-  },
-} as const
+const linkErrorSchema = nullableObject({ kind: STRING, code: STRING, message: STRING, at: STRING }, [
+  'kind',
+  'code',
+  'message',
+  'at',
+])
 
 export const CONNECTION_STATUSES = ['pending', 'accepted', 'declined', 'disconnected', 'degraded'] as const
 

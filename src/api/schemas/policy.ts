@@ -1,14 +1,4 @@
-import {
-  BOOLEAN,
-  DID,
-  DID_KEY,
-  NULLABLE_STRING,
-  optionalObject,
-  PAGE_LIMIT,
-  pageOf,
-  STRING,
-  strictObject,
-} from './common.ts'
+import { BOOLEAN, DID, DID_KEY, NULLABLE_STRING, pageOf, pageQuery, STRING, strictObject } from './common.ts'
 
 /** Federation policy and the log of refusals (SPEC §3). */
 
@@ -41,12 +31,13 @@ export const policySchema = strictObject(
  * table's codes; the route narrows it to exactly those (src/errors.ts), the contract
  * does not import the table.
  */
-export const rejectedQuerySchema = optionalObject({
-  after: { type: 'string', pattern: '^[0-9]{16}$' },
-  limit: PAGE_LIMIT,
-  peer: { ...DID, maxLength: 128 },
-  code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
-})
+export const rejectedQuerySchema = pageQuery(
+  { type: 'string', pattern: '^[0-9]{16}$' },
+  {
+    peer: { ...DID, maxLength: 128 },
+    code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
+  },
+)
 
 export const rejectedEntrySchema = strictObject(
   {

@@ -6,9 +6,10 @@ import {
   listOf,
   NULLABLE_STRING,
   NUMBER,
+  nullableObject,
   optionalObject,
-  PAGE_LIMIT,
   pageOf,
+  pageQuery,
   STRING,
   strictObject,
   UCAN,
@@ -40,8 +41,6 @@ export const ENTRY_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } as co
 export const roomParamsSchema = idParams(ROOM_ID)
 
 export const messageParamsSchema = strictObject({ id: ROOM_ID, mid: ENTRY_ID }, ['id', 'mid'])
-
-const pageQuery = <const C>(cursor: C) => optionalObject({ after: cursor, limit: PAGE_LIMIT })
 
 export const messagesQuerySchema = pageQuery(ENTRY_ID)
 export const notificationsQuerySchema = pageQuery({ type: 'string', maxLength: 200 } as const)
@@ -256,19 +255,9 @@ export const roomSyncSchema = strictObject(
           name: NULLABLE_STRING,
           direction: { type: 'string', enum: ['out', 'in'] },
           link: { type: 'string', enum: ['open', 'closed'] },
-          lastError: {
-            type: ['object', 'null'],
-            additionalProperties: false,
-            required: ['code', 'message', 'at'],
-            properties: { code: STRING, message: STRING, at: STRING },
-          },
+          lastError: nullableObject({ code: STRING, message: STRING, at: STRING }, ['code', 'message', 'at']),
           theirStateVector: NULLABLE_STRING,
-          behind: {
-            type: ['object', 'null'],
-            additionalProperties: false,
-            required: ['entries', 'bytes'],
-            properties: { entries: INTEGER, bytes: INTEGER },
-          },
+          behind: nullableObject({ entries: INTEGER, bytes: INTEGER }, ['entries', 'bytes']),
           incoming: transferSchema,
           outgoing: transferSchema,
           caughtUp: BOOLEAN,
