@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { MESH_REPORT_FIELDS } from '../api/schemas/registry.ts'
+import { MESH_REPORT_FIELDS, MESH_STATUSES } from '../api/schemas/registry.ts'
 import { BadRequestError, ClockSkewError, SignatureMismatchError } from '../errors.ts'
 import {
   type Ed25519KeyPair,
@@ -41,7 +41,7 @@ import { POW_NONCE_MAX_LENGTH } from './pow.ts'
  */
 
 /** What a heartbeat may report; 'offline' only in the last one a node sends before it stops. */
-export const HEARTBEAT_STATUSES = ['online', 'idle', 'offline'] as const
+export const HEARTBEAT_STATUSES = MESH_STATUSES
 export type HeartbeatStatus = (typeof HEARTBEAT_STATUSES)[number]
 
 /** Bounds on what one mesh may put into a registry. */

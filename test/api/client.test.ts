@@ -113,9 +113,9 @@ describe('the contract matches the modules that enforce the same rules', () => {
     }
     assert.deepEqual(ROOM_VISIBILITIES, MANAGER_VISIBILITIES)
     assert.deepEqual(MEMBER_ROLES, ENTRY_ROLES)
-    assert.deepEqual(MESH_STATUSES, LIST_STATUSES)
-    assert.deepEqual(MESH_STATUSES, HEARTBEAT_STATUSES)
-    assert.deepEqual(MESH_LIST_SORTS, LIST_SORTS)
+    assert.equal(LIST_STATUSES, MESH_STATUSES)
+    assert.equal(HEARTBEAT_STATUSES, MESH_STATUSES)
+    assert.equal(LIST_SORTS, MESH_LIST_SORTS)
     assert.equal(MESH_LIST_API_LIMITS.maxQueryLength, MESH_LIST_LIMITS.maxQueryLength)
     assert.equal(MESH_LIST_API_LIMITS.maxCursorLength, MESH_LIST_LIMITS.maxCursorLength)
     assert.equal(MESH_LIST_API_LIMITS.maxMultiaddrs, HEARTBEAT_LIMITS.maxMultiaddrs)
