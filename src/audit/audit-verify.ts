@@ -4,6 +4,7 @@
  */
 
 import type { AbortOptions } from '@libp2p/interface'
+import { AUDIT_PROBLEM_KINDS } from '../api/schemas/audit.ts'
 import type { Logger } from '../log.ts'
 import type { Sublevel } from '../store/index.ts'
 import {
@@ -17,15 +18,7 @@ import {
 } from './audit-row.ts'
 import { ENTRY_KEY_PATTERN, ENTRY_PREFIX, HEAD_KEY, isHead } from './log-keys.ts'
 
-export const AUDIT_PROBLEM_KINDS = [
-  'altered',
-  'removed',
-  'reordered',
-  'bad-signature',
-  'truncated',
-  'unknown-signer',
-  'rolled-back',
-] as const
+export { AUDIT_PROBLEM_KINDS }
 export type AuditProblemKind = (typeof AUDIT_PROBLEM_KINDS)[number]
 
 export interface AuditProblem {

@@ -1,3 +1,4 @@
+import { checkpointSchema } from '../api/schemas/audit.ts'
 import { BadRequestError, SignatureMismatchError } from '../errors.ts'
 import { canonicalBytes, type Ed25519KeyPair, verifySignature } from '../identity/index.ts'
 import { lazyValidator } from '../schema.ts'
@@ -35,22 +36,8 @@ export interface AuditCheckpoint {
   sig: string
 }
 
-const DID_KEY = { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' } as const
-
-/** JSON Schema of a checkpoint (HTTP bodies, the connect protocol). */
-export const checkpointSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['mesh', 'size', 'head', 'ts', 'signer', 'sig'],
-  properties: {
-    mesh: DID_KEY,
-    size: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    head: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-    ts: { type: 'string', maxLength: 32 },
-    signer: DID_KEY,
-    sig: { type: 'string', pattern: '^[A-Za-z0-9_-]{86}$' },
-  },
-} as const
+/** JSON Schema of a checkpoint (HTTP bodies, the connect protocol): the contract's one definition. */
+export { checkpointSchema }
 
 const validateShape = lazyValidator<AuditCheckpoint>(checkpointSchema)
 

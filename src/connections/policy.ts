@@ -1,3 +1,4 @@
+import { POLICY_LIMITS, POLICY_MODES, policySchema } from '../api/schemas/policy.ts'
 import { BadRequestError, type MeshError, PeerUnknownError, PolicyRejectedError } from '../errors.ts'
 import { isDidKey } from '../identity/index.ts'
 import { lazyValidator } from '../schema.ts'
@@ -14,7 +15,7 @@ import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
  * - `maxForeignParticipantsPerRoom`, `maxBackfillEventsPerRequest`: bounds the rooms
  *   and sync code enforce.
  */
-export const POLICY_MODES = ['open', 'allowlist', 'closed'] as const
+export { POLICY_LIMITS, POLICY_MODES, policySchema }
 export type PolicyMode = (typeof POLICY_MODES)[number]
 
 export interface FederationPolicy {
@@ -26,8 +27,6 @@ export interface FederationPolicy {
   maxBackfillEventsPerRequest: number
 }
 
-export const POLICY_LIMITS = { maxListLength: 1000, maxInt: 100_000 } as const
-
 export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
   mode: 'open',
   allow: [],
@@ -37,36 +36,8 @@ export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
   maxBackfillEventsPerRequest: 1000,
 })
 
-const didList = {
-  type: 'array',
-  maxItems: POLICY_LIMITS.maxListLength,
-  uniqueItems: true,
-  items: { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' },
-} as const
-const bound = { type: 'integer', minimum: 0, maximum: POLICY_LIMITS.maxInt } as const
-
-/** The whole policy object; the PUT route validates its body with this. */
-export const policySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'mode',
-    'allow',
-    'deny',
-    'autoAccept',
-    'maxForeignParticipantsPerRoom',
-    'maxBackfillEventsPerRequest',
-  ],
-  properties: {
-    mode: { type: 'string', enum: POLICY_MODES },
-    allow: didList,
-    deny: didList,
-    autoAccept: { type: 'boolean' },
-    maxForeignParticipantsPerRoom: bound,
-    maxBackfillEventsPerRequest: bound,
-  },
-} as const
-
+// The policy's shape is the contract's (src/api): the PUT route and `validatePolicy`
+// refuse exactly the same inputs.
 const validateShape = lazyValidator<FederationPolicy>(policySchema)
 
 /** Checks a policy (schema, and that every did is an Ed25519 did:key); MESH_BAD_REQUEST otherwise. */

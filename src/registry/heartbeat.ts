@@ -1,4 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
+import { MESH_REPORT_FIELDS, MESH_STATUSES } from '../api/schemas/registry.ts'
 import { BadRequestError, ClockSkewError, SignatureMismatchError } from '../errors.ts'
 import {
   type Ed25519KeyPair,
@@ -40,7 +41,7 @@ import { POW_NONCE_MAX_LENGTH } from './pow.ts'
  */
 
 /** What a heartbeat may report; 'offline' only in the last one a node sends before it stops. */
-export const HEARTBEAT_STATUSES = ['online', 'idle', 'offline'] as const
+export const HEARTBEAT_STATUSES = MESH_STATUSES
 export type HeartbeatStatus = (typeof HEARTBEAT_STATUSES)[number]
 
 /** Bounds on what one mesh may put into a registry. */
@@ -95,21 +96,7 @@ const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]+$'
 export const heartbeatSchema = {
   type: 'object',
   additionalProperties: false,
-  required: [
-    'did',
-    'peerId',
-    'name',
-    'multiaddrs',
-    'status',
-    'members',
-    'bots',
-    'rooms',
-    'version',
-    'protocolVersions',
-    'seq',
-    'ts',
-    'signature',
-  ],
+  required: [...MESH_REPORT_FIELDS, 'seq', 'ts', 'signature'],
   properties: {
     did: { type: 'string', maxLength: 128, pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]+$' },
     peerId: { type: 'string', maxLength: 128, pattern: '^[1-9A-HJ-NP-Za-km-z]+$' },

@@ -1,4 +1,5 @@
 import type { AbortOptions } from '@libp2p/interface'
+import { MESH_LIST_SORTS, MESH_STATUSES } from '../api/schemas/registry.ts'
 import { BadRequestError } from '../errors.ts'
 
 /**
@@ -7,7 +8,8 @@ import { BadRequestError } from '../errors.ts'
  * sources page, search and filter the same way.
  */
 
-export const MESH_STATUSES = ['online', 'idle', 'offline'] as const
+// The statuses and orders are the contract's (src/api): the route and pageMeshes take the same ones.
+export { MESH_LIST_SORTS, MESH_STATUSES }
 export type MeshStatus = (typeof MESH_STATUSES)[number]
 
 /** One item of the public list (SPEC §3). */
@@ -39,7 +41,6 @@ export interface PublicMeshSource {
  * browsing; `age` (first seen, oldest first, then did) for a node choosing whom to dial,
  * where a flood of fresh entries — whatever their names — comes last.
  */
-export const MESH_LIST_SORTS = ['name', 'age'] as const
 export type MeshListSort = (typeof MESH_LIST_SORTS)[number]
 
 export interface MeshListQuery {

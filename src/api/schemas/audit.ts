@@ -1,4 +1,15 @@
-import { DID_KEY, NULLABLE_STRING, PAGE_LIMIT } from './common.ts'
+import {
+  BOOLEAN,
+  DID_KEY,
+  INTEGER,
+  NULLABLE_STRING,
+  nullableObject,
+  optionalObject,
+  pageOf,
+  pageQuery,
+  STRING,
+  strictObject,
+} from './common.ts'
 
 /** The audit log (SPEC §3 `GET /api/audit`, `/api/audit/verify`, `/api/audit/checkpoint`). */
 
@@ -16,57 +27,36 @@ export const AUDIT_PROBLEM_KINDS = [
 ] as const
 
 // Numbers are matched as digits here and range-checked by AuditLog.list, which owns the rules.
-export const auditQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    after: { type: 'string', pattern: '^[0-9]{1,15}$' },
-    limit: PAGE_LIMIT,
+export const auditQuerySchema = pageQuery(
+  { type: 'string', pattern: '^[0-9]{1,15}$' },
+  {
     action: { type: 'string', pattern: `^[a-z0-9_.-]{1,${AUDIT_MAX_ACTION_LENGTH}}$` },
   },
-} as const
+)
 
-export const auditRowSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['seq', 'ts', 'action', 'actor', 'subject', 'details', 'prev', 'hash', 'signer', 'signature'],
-  properties: {
-    seq: { type: 'integer' },
-    ts: { type: 'string' },
-    action: { type: 'string' },
+export const auditRowSchema = strictObject(
+  {
+    seq: INTEGER,
+    ts: STRING,
+    action: STRING,
     actor: NULLABLE_STRING,
     subject: NULLABLE_STRING,
     details: { type: 'object', additionalProperties: true },
-    prev: { type: 'string' },
-    hash: { type: 'string' },
-    signer: { type: 'string' },
-    signature: { type: 'string' },
+    prev: STRING,
+    hash: STRING,
+    signer: STRING,
+    signature: STRING,
   },
-} as const
+  ['seq', 'ts', 'action', 'actor', 'subject', 'details', 'prev', 'hash', 'signer', 'signature'],
+)
 
-export const auditPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['entries', 'nextCursor'],
-  properties: {
-    entries: { type: 'array', items: auditRowSchema },
-    nextCursor: { type: ['integer', 'null'] },
-  },
-} as const
+export const auditPageSchema = pageOf('entries', auditRowSchema, { type: ['integer', 'null'] })
 
-export const auditReportSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ok', 'count', 'head', 'problems'],
-  properties: {
-    ok: { type: 'boolean' },
-    count: { type: 'integer' },
-    head: {
-      type: ['object', 'null'],
-      additionalProperties: false,
-      required: ['seq', 'hash'],
-      properties: { seq: { type: 'integer' }, hash: { type: 'string' } },
-    },
+export const auditReportSchema = strictObject(
+  {
+    ok: BOOLEAN,
+    count: INTEGER,
+    head: nullableObject({ seq: INTEGER, hash: STRING }, ['seq', 'hash']),
     problems: {
       type: 'array',
       items: {
@@ -74,21 +64,19 @@ export const auditReportSchema = {
         additionalProperties: false,
         required: ['seq', 'kind', 'message'],
         properties: {
-          seq: { type: 'integer' },
+          seq: INTEGER,
           kind: { type: 'string', enum: AUDIT_PROBLEM_KINDS },
-          message: { type: 'string' },
+          message: STRING,
         },
       },
     },
   },
-} as const
+  ['ok', 'count', 'head', 'problems'],
+)
 
 /** A signed checkpoint of an audit log (audit/checkpoint.ts says what each field means). */
-export const checkpointSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['mesh', 'size', 'head', 'ts', 'signer', 'sig'],
-  properties: {
+export const checkpointSchema = strictObject(
+  {
     mesh: DID_KEY,
     size: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     head: { type: 'string', pattern: '^[0-9a-f]{64}$' },
@@ -96,23 +84,15 @@ export const checkpointSchema = {
     signer: DID_KEY,
     sig: { type: 'string', pattern: '^[A-Za-z0-9_-]{86}$' },
   },
-} as const
+  ['mesh', 'size', 'head', 'ts', 'signer', 'sig'],
+)
 
 // A signed checkpoint is ~400 bytes of JSON; its base64url form fits well within this.
 const MAX_CHECKPOINT_PARAM = 2048
 
-export const verifyQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    /** base64url of a checkpoint's JSON. */
-    checkpoint: { type: 'string', maxLength: MAX_CHECKPOINT_PARAM, pattern: '^[A-Za-z0-9_-]+$' },
-  },
-} as const
+export const verifyQuerySchema = optionalObject({
+  /** base64url of a checkpoint's JSON. */
+  checkpoint: { type: 'string', maxLength: MAX_CHECKPOINT_PARAM, pattern: '^[A-Za-z0-9_-]+$' },
+})
 
-export const verifyBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['checkpoint'],
-  properties: { checkpoint: checkpointSchema },
-} as const
+export const verifyBodySchema = strictObject({ checkpoint: checkpointSchema }, ['checkpoint'])

@@ -52,27 +52,88 @@ export const PRESENTATION = { type: 'string', maxLength: 96 * 1024 } as const
 // matched as digits here and range-checked by the module that owns the list.
 export const PAGE_LIMIT = { type: 'string', pattern: '^[0-9]{1,3}$' } as const
 
+// The plain scalars, for the (many) response fields with no bounds of their own.
+export const STRING = { type: 'string' } as const
+export const INTEGER = { type: 'integer' } as const
+export const NUMBER = { type: 'number' } as const
+export const BOOLEAN = { type: 'boolean' } as const
+
 export const NULLABLE_STRING = { type: ['string', 'null'] } as const
 
+/**
+ * An object of exactly these properties, `required` among them; anything else is
+ * refused (or, in a response, kept off the wire). The `const` type parameters keep the
+ * literal schema, so `FromSchema` derives the same types as from a written-out one.
+ */
+export const strictObject = <
+  const P extends Readonly<Record<string, unknown>>,
+  const R extends readonly (keyof P & string)[],
+>(
+  properties: P,
+  required: R,
+) => ({ type: 'object', additionalProperties: false, required, properties }) as const
+
+/** An object of these properties, each optional; anything else refused. */
+export const optionalObject = <const P extends Readonly<Record<string, unknown>>>(properties: P) =>
+  ({ type: 'object', additionalProperties: false, properties }) as const
+
+/** An object that may be null, of exactly these properties (`required` among them). */
+export const nullableObject = <
+  const P extends Readonly<Record<string, unknown>>,
+  const R extends readonly (keyof P & string)[],
+>(
+  properties: P,
+  required: R,
+) => ({ type: ['object', 'null'], additionalProperties: false, required, properties }) as const
+
+/**
+ * The query of a paged list: `after` (the cursor, of the list's own form), `limit`, and
+ * the list's filters.
+ */
+export const pageQuery = <const A, const F extends Readonly<Record<string, unknown>> = Record<never, never>>(
+  after: A,
+  filters?: F,
+) =>
+  optionalObject({ after, limit: PAGE_LIMIT, ...filters } as {
+    readonly after: A
+    readonly limit: typeof PAGE_LIMIT
+  } & F)
+
+/**
+ * One page of a list: `{<key>: [item], nextCursor}`, `nextCursor` null on the last page
+ * (its type is the list's cursor).
+ */
+export const pageOf = <const K extends string, const I, const C>(key: K, items: I, cursor: C) =>
+  strictObject(
+    { [key]: { type: 'array', items }, nextCursor: cursor } as {
+      readonly [P in K]: { readonly type: 'array'; readonly items: I }
+    } & { readonly nextCursor: C },
+    [key, 'nextCursor'],
+  )
+
+/** A whole list under one key: `{<key>: [item]}`. */
+export const listOf = <const K extends string, const I>(key: K, items: I) =>
+  strictObject(
+    { [key]: { type: 'array', items } } as {
+      readonly [P in K]: { readonly type: 'array'; readonly items: I }
+    },
+    [key],
+  )
+
 /** `{id}` in a path. */
-export const idParams = <const S>(id: S) =>
-  ({ type: 'object', additionalProperties: false, required: ['id'], properties: { id } }) as const
+export const idParams = <const S>(id: S) => strictObject({ id }, ['id'])
 
 /** SPEC §3: the one error shape of every refusal. */
-export const errorBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['code', 'message', 'details'],
-      properties: {
+export const errorBodySchema = strictObject(
+  {
+    error: strictObject(
+      {
         code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
-        message: { type: 'string' },
+        message: STRING,
         details: { type: 'object', additionalProperties: true },
       },
-    },
+      ['code', 'message', 'details'],
+    ),
   },
-} as const
+  ['error'],
+)

@@ -1,4 +1,4 @@
-import { DID, DID_KEY, NULLABLE_STRING, PAGE_LIMIT } from './common.ts'
+import { BOOLEAN, DID, DID_KEY, NULLABLE_STRING, pageOf, pageQuery, STRING, strictObject } from './common.ts'
 
 /** Federation policy and the log of refusals (SPEC §3). */
 
@@ -14,64 +14,42 @@ const didList = {
 const bound = { type: 'integer', minimum: 0, maximum: POLICY_LIMITS.maxInt } as const
 
 /** The whole policy object: `GET` answers it, `PUT` takes it (unknown fields refused). */
-export const policySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'mode',
-    'allow',
-    'deny',
-    'autoAccept',
-    'maxForeignParticipantsPerRoom',
-    'maxBackfillEventsPerRequest',
-  ],
-  properties: {
+export const policySchema = strictObject(
+  {
     mode: { type: 'string', enum: POLICY_MODES },
     allow: didList,
     deny: didList,
-    autoAccept: { type: 'boolean' },
+    autoAccept: BOOLEAN,
     maxForeignParticipantsPerRoom: bound,
     maxBackfillEventsPerRequest: bound,
   },
-} as const
+  ['mode', 'allow', 'deny', 'autoAccept', 'maxForeignParticipantsPerRoom', 'maxBackfillEventsPerRequest'],
+)
 
 /**
  * `GET /api/federation/rejected?after=&limit=&peer=&code=`. `code` is one of the error
  * table's codes; the route narrows it to exactly those (src/errors.ts), the contract
  * does not import the table.
  */
-export const rejectedQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    after: { type: 'string', pattern: '^[0-9]{16}$' },
-    limit: PAGE_LIMIT,
+export const rejectedQuerySchema = pageQuery(
+  { type: 'string', pattern: '^[0-9]{16}$' },
+  {
     peer: { ...DID, maxLength: 128 },
     code: { type: 'string', pattern: '^MESH_[A-Z_]+$' },
   },
-} as const
+)
 
-export const rejectedEntrySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],
-  properties: {
-    id: { type: 'string' },
-    at: { type: 'string' },
+export const rejectedEntrySchema = strictObject(
+  {
+    id: STRING,
+    at: STRING,
     peer: NULLABLE_STRING,
-    kind: { type: 'string' },
-    code: { type: 'string' },
-    reason: { type: 'string' },
+    kind: STRING,
+    code: STRING,
+    reason: STRING,
     details: { type: 'object', additionalProperties: true },
   },
-} as const
+  ['id', 'at', 'peer', 'kind', 'code', 'reason', 'details'],
+)
 
-export const rejectedPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['entries', 'nextCursor'],
-  properties: {
-    entries: { type: 'array', items: rejectedEntrySchema },
-    nextCursor: NULLABLE_STRING,
-  },
-} as const
+export const rejectedPageSchema = pageOf('entries', rejectedEntrySchema, NULLABLE_STRING)

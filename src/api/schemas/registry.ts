@@ -1,4 +1,4 @@
-import { b64url } from './common.ts'
+import { b64url, INTEGER, NULLABLE_STRING, optionalObject, pageOf, STRING, strictObject } from './common.ts'
 
 /**
  * The public list of meshes (served by a registry and by any node) and the registry's
@@ -19,74 +19,63 @@ export const MESH_LIST_API_LIMITS = {
 } as const
 
 // Limit is matched as digits here and range-checked by pageMeshes, which owns the rules.
-export const meshListQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    q: { type: 'string', maxLength: MESH_LIST_API_LIMITS.maxQueryLength },
-    status: { type: 'string', enum: MESH_STATUSES },
-    /** `name` (default) or `age` (oldest first; what discovery asks). */
-    sort: { type: 'string', enum: MESH_LIST_SORTS },
-    limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
-    cursor: b64url(MESH_LIST_API_LIMITS.maxCursorLength),
-  },
-} as const
+export const meshListQuerySchema = optionalObject({
+  q: { type: 'string', maxLength: MESH_LIST_API_LIMITS.maxQueryLength },
+  status: { type: 'string', enum: MESH_STATUSES },
+  /** `name` (default) or `age` (oldest first; what discovery asks). */
+  sort: { type: 'string', enum: MESH_LIST_SORTS },
+  limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
+  cursor: b64url(MESH_LIST_API_LIMITS.maxCursorLength),
+})
 
 const stringList = <const N extends number>(maxItems: N) =>
-  ({ type: 'array', maxItems, items: { type: 'string' } }) as const
+  ({ type: 'array', maxItems, items: STRING }) as const
+
+/**
+ * What a heartbeat reports of a mesh (registry/heartbeat.ts) and the public list shows of
+ * it: required in both.
+ */
+export const MESH_REPORT_FIELDS = [
+  'did',
+  'peerId',
+  'name',
+  'multiaddrs',
+  'status',
+  'members',
+  'bots',
+  'rooms',
+  'version',
+  'protocolVersions',
+] as const
 
 // As a response schema it also keeps anything a source adds to an item off the wire.
-export const publicMeshSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'did',
-    'name',
-    'peerId',
-    'multiaddrs',
-    'status',
-    'members',
-    'bots',
-    'rooms',
-    'version',
-    'protocolVersions',
-    'lastHeartbeat',
-  ],
-  properties: {
-    did: { type: 'string' },
-    name: { type: 'string' },
-    peerId: { type: 'string' },
+export const publicMeshSchema = strictObject(
+  {
+    did: STRING,
+    name: STRING,
+    peerId: STRING,
     multiaddrs: stringList(MESH_LIST_API_LIMITS.maxMultiaddrs),
     status: { type: 'string', enum: MESH_STATUSES },
-    members: { type: 'integer' },
-    bots: { type: 'integer' },
-    rooms: { type: 'integer' },
-    version: { type: 'string' },
+    members: INTEGER,
+    bots: INTEGER,
+    rooms: INTEGER,
+    version: STRING,
     protocolVersions: stringList(MESH_LIST_API_LIMITS.maxProtocolVersions),
-    lastHeartbeat: { type: 'string' },
-    firstSeen: { type: 'string' },
+    lastHeartbeat: STRING,
+    firstSeen: STRING,
   },
-} as const
+  [...MESH_REPORT_FIELDS, 'lastHeartbeat'],
+)
 
-export const meshPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['meshes', 'nextCursor'],
-  properties: {
-    meshes: { type: 'array', items: publicMeshSchema },
-    nextCursor: { type: ['string', 'null'] },
-  },
-} as const
+export const meshPageSchema = pageOf('meshes', publicMeshSchema, NULLABLE_STRING)
 
 /** The body of `POST /api/meshes/heartbeat`: a signed heartbeat (registry/heartbeat.ts). */
 export const heartbeatBodySchema = { type: 'object', additionalProperties: true } as const
 
-export const heartbeatAcceptedSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ok', 'status'],
-  properties: {
+export const heartbeatAcceptedSchema = strictObject(
+  {
     ok: { type: 'boolean', const: true },
     status: { type: 'string', enum: MESH_STATUSES },
   },
-} as const
+  ['ok', 'status'],
+)

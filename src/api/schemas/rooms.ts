@@ -1,4 +1,19 @@
-import { DID_KEY, NULLABLE_STRING, PAGE_LIMIT, UCAN } from './common.ts'
+import {
+  BOOLEAN,
+  DID_KEY,
+  INTEGER,
+  idParams,
+  listOf,
+  NULLABLE_STRING,
+  NUMBER,
+  nullableObject,
+  optionalObject,
+  pageOf,
+  pageQuery,
+  STRING,
+  strictObject,
+  UCAN,
+} from './common.ts'
 
 /**
  * Rooms (SPEC §3): create, list, read, post, react, redact, members, notifications,
@@ -23,141 +38,94 @@ export const ROOM_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } as c
 /** A message (or other entry) id: base64url of a SHA-256. */
 export const ENTRY_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } as const
 
-export const roomParamsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: ROOM_ID },
-} as const
+export const roomParamsSchema = idParams(ROOM_ID)
 
-export const messageParamsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'mid'],
-  properties: { id: ROOM_ID, mid: ENTRY_ID },
-} as const
-
-const pageQuery = <const C>(cursor: C) =>
-  ({ type: 'object', additionalProperties: false, properties: { after: cursor, limit: PAGE_LIMIT } }) as const
+export const messageParamsSchema = strictObject({ id: ROOM_ID, mid: ENTRY_ID }, ['id', 'mid'])
 
 export const messagesQuerySchema = pageQuery(ENTRY_ID)
 export const notificationsQuerySchema = pageQuery({ type: 'string', maxLength: 200 } as const)
 
-export const createRoomBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name'],
-  properties: {
+export const createRoomBodySchema = strictObject(
+  {
     name: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxNameLength },
     topic: { type: 'string', maxLength: ROOM_API_LIMITS.maxTopicLength },
     // Default `public`: every local principal may find and join it; `invite`: members only.
     visibility: { type: 'string', enum: ROOM_VISIBILITIES },
   },
-} as const
+  ['name'],
+)
 
-export const shareBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['mesh', 'ucan'],
-  properties: { mesh: DID_KEY, ucan: UCAN },
-} as const
+export const shareBodySchema = strictObject({ mesh: DID_KEY, ucan: UCAN }, ['mesh', 'ucan'])
 
-export const federatedDmBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['with', 'ucan'],
-  properties: { with: DID_KEY, mesh: DID_KEY, ucan: UCAN },
-} as const
+export const federatedDmBodySchema = strictObject({ with: DID_KEY, mesh: DID_KEY, ucan: UCAN }, [
+  'with',
+  'ucan',
+])
 
-export const inviteBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did'],
-  properties: { did: DID_KEY },
-} as const
+export const inviteBodySchema = strictObject({ did: DID_KEY }, ['did'])
 
-export const postMessageBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['body'],
-  properties: {
+export const postMessageBodySchema = strictObject(
+  {
     body: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxBodyBytes },
     replyTo: ENTRY_ID,
   },
-} as const
+  ['body'],
+)
 
-export const reactionBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['emoji'],
-  properties: { emoji: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxEmojiBytes } },
-} as const
+export const reactionBodySchema = strictObject(
+  { emoji: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxEmojiBytes } },
+  ['emoji'],
+)
 
 /** Optional: `{}`, `{reason}` or no body at all (the route checks it itself). */
-export const redactBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { reason: { type: 'string', maxLength: ROOM_API_LIMITS.maxReasonLength } },
-} as const
+export const redactBodySchema = optionalObject({
+  reason: { type: 'string', maxLength: ROOM_API_LIMITS.maxReasonLength },
+})
 
 /** `{id}` of what a write created. */
-export const createdSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: { type: 'string' } },
-} as const
+export const createdSchema = strictObject({ id: STRING }, ['id'])
 
 /** The stored record of a room. */
-export const roomRecordSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'name', 'topic', 'homeMesh', 'createdBy', 'createdAt'],
-  properties: {
-    id: { type: 'string' },
-    name: { type: 'string' },
-    topic: { type: 'string' },
-    homeMesh: { type: 'string' },
-    createdBy: { type: 'string' },
-    createdAt: { type: 'string' },
+export const roomRecordSchema = strictObject(
+  {
+    id: STRING,
+    name: STRING,
+    topic: STRING,
+    homeMesh: STRING,
+    createdBy: STRING,
+    createdAt: STRING,
     /** Absent on records stored before visibility existed. */
     visibility: { type: 'string', enum: ROOM_VISIBILITIES },
     dm: { type: 'boolean', const: true },
     /** A room homed elsewhere: the local principal its share named. */
-    admits: { type: 'string' },
+    admits: STRING,
   },
-} as const
+  ['id', 'name', 'topic', 'homeMesh', 'createdBy', 'createdAt'],
+)
 
 const listedRoomSchema = {
   ...roomRecordSchema,
   required: [...roomRecordSchema.required, 'federated'],
-  properties: { ...roomRecordSchema.properties, federated: { type: 'boolean' } },
+  properties: { ...roomRecordSchema.properties, federated: BOOLEAN },
 } as const
 
-export const roomListSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['rooms'],
-  properties: { rooms: { type: 'array', items: listedRoomSchema } },
-} as const
+export const roomListSchema = listOf('rooms', listedRoomSchema)
 
-export const shareViewSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['room', 'peer', 'direction', 'createdAt'],
-  properties: {
-    room: { type: 'string' },
-    peer: { type: 'string' },
+export const shareViewSchema = strictObject(
+  {
+    room: STRING,
+    peer: STRING,
     direction: { type: 'string', enum: ['out', 'in'] },
-    createdAt: { type: 'string' },
-    dm: { type: 'string' },
+    createdAt: STRING,
+    dm: STRING,
   },
-} as const
+  ['room', 'peer', 'direction', 'createdAt'],
+)
 
 export const dmViewSchema = {
   ...shareViewSchema,
   required: [...shareViewSchema.required, 'name'],
-  properties: { ...shareViewSchema.properties, name: { type: 'string' } },
+  properties: { ...shareViewSchema.properties, name: STRING },
 } as const
 
 export const roomDetailSchema = {
@@ -174,123 +142,97 @@ export const roomDetailSchema = {
   ],
   properties: {
     ...roomRecordSchema.properties,
-    members: { type: 'integer' },
-    messages: { type: 'integer' },
+    members: INTEGER,
+    messages: INTEGER,
     role: { type: ['string', 'null'], enum: [...MEMBER_ROLES, null] },
     /** This mesh as rooms name it (its identity, stable across key rotations). */
-    ownMesh: { type: 'string' },
-    federated: { type: 'boolean' },
+    ownMesh: STRING,
+    federated: BOOLEAN,
     shares: { type: 'array', items: shareViewSchema },
     /** The replica's Yjs state vector (base64): equal vectors mean equal replicas. */
-    stateVector: { type: 'string' },
+    stateVector: STRING,
   },
 } as const
 
-export const memberSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'name', 'localId', 'mesh', 'meshName', 'role', 'tier', 'local'],
-  properties: {
-    did: { type: 'string' },
+export const memberSchema = strictObject(
+  {
+    did: STRING,
     /** `@local_id` or `@local_id:mesh-name`. */
-    name: { type: 'string' },
-    localId: { type: 'string' },
-    mesh: { type: 'string' },
-    meshName: { type: 'string' },
+    name: STRING,
+    localId: STRING,
+    mesh: STRING,
+    meshName: STRING,
     role: { type: 'string', enum: MEMBER_ROLES },
     tier: { type: 'integer', enum: [1, 2, 3, 4] },
-    local: { type: 'boolean' },
+    local: BOOLEAN,
   },
-} as const
+  ['did', 'name', 'localId', 'mesh', 'meshName', 'role', 'tier', 'local'],
+)
 
-export const memberListSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['members'],
-  properties: { members: { type: 'array', items: memberSchema } },
-} as const
+export const memberListSchema = listOf('members', memberSchema)
 
-export const messageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'author', 'authorDid', 'mesh', 'body', 'mentions', 'ts', 'reactions'],
-  properties: {
-    id: { type: 'string' },
+export const messageSchema = strictObject(
+  {
+    id: STRING,
     /** `@local_id` for a local author, `@local_id:mesh-name` for a foreign one. */
-    author: { type: 'string' },
-    authorDid: { type: 'string' },
-    mesh: { type: 'string' },
-    body: { type: 'string' },
-    mentions: { type: 'array', items: { type: 'string' } },
-    ts: { type: 'number' },
-    replyTo: { type: 'string' },
+    author: STRING,
+    authorDid: STRING,
+    mesh: STRING,
+    body: STRING,
+    mentions: { type: 'array', items: STRING },
+    ts: NUMBER,
+    replyTo: STRING,
     redacted: { type: 'boolean', const: true },
     /** emoji → number of reactions. */
-    reactions: { type: 'object', additionalProperties: { type: 'integer' } },
+    reactions: { type: 'object', additionalProperties: INTEGER },
   },
-} as const
+  ['id', 'author', 'authorDid', 'mesh', 'body', 'mentions', 'ts', 'reactions'],
+)
 
-export const messagePageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['messages', 'nextCursor'],
-  properties: { messages: { type: 'array', items: messageSchema }, nextCursor: NULLABLE_STRING },
-} as const
+export const messagePageSchema = pageOf('messages', messageSchema, NULLABLE_STRING)
 
-export const notificationSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'kind', 'room', 'roomName', 'message', 'author', 'authorDid', 'mesh', 'body', 'ts'],
-  properties: {
+export const notificationSchema = strictObject(
+  {
     /** Also the paging cursor. */
-    id: { type: 'string' },
+    id: STRING,
     kind: { type: 'string', const: 'mention' },
-    room: { type: 'string' },
-    roomName: { type: 'string' },
-    message: { type: 'string' },
-    author: { type: 'string' },
-    authorDid: { type: 'string' },
-    mesh: { type: 'string' },
-    body: { type: 'string' },
-    ts: { type: 'number' },
+    room: STRING,
+    roomName: STRING,
+    message: STRING,
+    author: STRING,
+    authorDid: STRING,
+    mesh: STRING,
+    body: STRING,
+    ts: NUMBER,
   },
-} as const
+  ['id', 'kind', 'room', 'roomName', 'message', 'author', 'authorDid', 'mesh', 'body', 'ts'],
+)
 
-export const notificationPageSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['notifications', 'nextCursor'],
-  properties: { notifications: { type: 'array', items: notificationSchema }, nextCursor: NULLABLE_STRING },
-} as const
+export const notificationPageSchema = pageOf('notifications', notificationSchema, NULLABLE_STRING)
 
-const transferSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['entries', 'bytes', 'chunks', 'entriesDone', 'bytesDone', 'chunksDone', 'startedAt', 'doneAt'],
-  properties: {
-    entries: { type: 'integer' },
-    bytes: { type: 'integer' },
-    chunks: { type: 'integer' },
-    entriesDone: { type: 'integer' },
-    bytesDone: { type: 'integer' },
-    chunksDone: { type: 'integer' },
+const transferSchema = strictObject(
+  {
+    entries: INTEGER,
+    bytes: INTEGER,
+    chunks: INTEGER,
+    entriesDone: INTEGER,
+    bytesDone: INTEGER,
+    chunksDone: INTEGER,
     startedAt: NULLABLE_STRING,
     doneAt: NULLABLE_STRING,
   },
-} as const
+  ['entries', 'bytes', 'chunks', 'entriesDone', 'bytesDone', 'chunksDone', 'startedAt', 'doneAt'],
+)
 
 /** `GET /api/rooms/:id/sync`: where each peer of a shared room stands. */
-export const roomSyncSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['room', 'homeMesh', 'federated', 'stateVector', 'messages', 'caughtUp', 'peers'],
-  properties: {
-    room: { type: 'string' },
-    homeMesh: { type: 'string' },
-    federated: { type: 'boolean' },
-    stateVector: { type: 'string' },
-    messages: { type: 'integer' },
-    caughtUp: { type: 'boolean' },
+export const roomSyncSchema = strictObject(
+  {
+    room: STRING,
+    homeMesh: STRING,
+    federated: BOOLEAN,
+    stateVector: STRING,
+    messages: INTEGER,
+    caughtUp: BOOLEAN,
     peers: {
       type: 'array',
       items: {
@@ -309,36 +251,22 @@ export const roomSyncSchema = {
           'caughtUp',
         ],
         properties: {
-          peer: { type: 'string' },
+          peer: STRING,
           name: NULLABLE_STRING,
           direction: { type: 'string', enum: ['out', 'in'] },
           link: { type: 'string', enum: ['open', 'closed'] },
-          lastError: {
-            type: ['object', 'null'],
-            additionalProperties: false,
-            required: ['code', 'message', 'at'],
-            properties: { code: { type: 'string' }, message: { type: 'string' }, at: { type: 'string' } },
-          },
+          lastError: nullableObject({ code: STRING, message: STRING, at: STRING }, ['code', 'message', 'at']),
           theirStateVector: NULLABLE_STRING,
-          behind: {
-            type: ['object', 'null'],
-            additionalProperties: false,
-            required: ['entries', 'bytes'],
-            properties: { entries: { type: 'integer' }, bytes: { type: 'integer' } },
-          },
+          behind: nullableObject({ entries: INTEGER, bytes: INTEGER }, ['entries', 'bytes']),
           incoming: transferSchema,
           outgoing: transferSchema,
-          caughtUp: { type: 'boolean' },
+          caughtUp: BOOLEAN,
         },
       },
     },
   },
-} as const
+  ['room', 'homeMesh', 'federated', 'stateVector', 'messages', 'caughtUp', 'peers'],
+)
 
 /** `POST /api/rooms/:id/yjs-ticket`: a single-use ticket for `ws://HOST/yjs/<room>?token=<ticket>`. */
-export const yjsTicketSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ticket', 'expiresAt'],
-  properties: { ticket: { type: 'string' }, expiresAt: { type: 'string' } },
-} as const
+export const yjsTicketSchema = strictObject({ ticket: STRING, expiresAt: STRING }, ['ticket', 'expiresAt'])

@@ -1,4 +1,4 @@
-import { b64url, DID_KEY } from './common.ts'
+import { b64url, DID_KEY, STRING, strictObject } from './common.ts'
 
 /**
  * Identity and session (SPEC §3): health, challenge/response sign-in, logout, `me`.
@@ -6,48 +6,32 @@ import { b64url, DID_KEY } from './common.ts'
  * response schema (nothing is filtered off the wire), so the schemas are for types.
  */
 
-export const challengeSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['nonce', 'expiresAt'],
-  properties: { nonce: { type: 'string' }, expiresAt: { type: 'string' } },
-} as const
+export const challengeSchema = strictObject({ nonce: STRING, expiresAt: STRING }, ['nonce', 'expiresAt'])
 
 /** `POST /api/session`: Ed25519 over `mesh-session:<mesh did>:<nonce>`, base64url. */
-export const sessionBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'nonce', 'signature'],
-  properties: { did: DID_KEY, nonce: b64url(128), signature: b64url(128) },
-} as const
+export const sessionBodySchema = strictObject({ did: DID_KEY, nonce: b64url(128), signature: b64url(128) }, [
+  'did',
+  'nonce',
+  'signature',
+])
 
-export const sessionTokenSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['token', 'expiresAt'],
-  properties: { token: { type: 'string' }, expiresAt: { type: 'string' } },
-} as const
+export const sessionTokenSchema = strictObject({ token: STRING, expiresAt: STRING }, ['token', 'expiresAt'])
 
 export const SESSION_ROLES = ['architect', 'human', 'agent'] as const
 
-export const meSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'role', 'expiresAt'],
-  properties: {
-    did: { type: 'string' },
+export const meSchema = strictObject(
+  {
+    did: STRING,
     role: { type: 'string', enum: SESSION_ROLES },
-    expiresAt: { type: 'string' },
+    expiresAt: STRING,
   },
-} as const
+  ['did', 'role', 'expiresAt'],
+)
 
 export const HEALTH_STATUSES = ['ok', 'degraded', 'unhealthy'] as const
 
-export const healthSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['status', 'store', 'did', 'peerId', 'multiaddrs', 'version'],
-  properties: {
+export const healthSchema = strictObject(
+  {
     /** 'degraded': working, but the store lost acknowledged writes at its last open. */
     status: { type: 'string', enum: HEALTH_STATUSES },
     /** The store's own report (store/store-monitor.ts). */
@@ -55,14 +39,15 @@ export const healthSchema = {
       type: 'object',
       additionalProperties: true,
       required: ['status'],
-      properties: { status: { type: 'string' } },
+      properties: { status: STRING },
     },
-    did: { type: 'string' },
-    peerId: { type: 'string' },
-    multiaddrs: { type: 'array', items: { type: 'string' } },
-    version: { type: 'string' },
+    did: STRING,
+    peerId: STRING,
+    multiaddrs: { type: 'array', items: STRING },
+    version: STRING,
   },
-} as const
+  ['status', 'store', 'did', 'peerId', 'multiaddrs', 'version'],
+)
 
 /** The signed mesh manifest (`/.well-known/mesh-manifest.json`; its schema lives in src/manifest). */
 export const manifestSchema = {
@@ -70,25 +55,25 @@ export const manifestSchema = {
   additionalProperties: true,
   required: ['manifestVersion', 'name', 'version', 'did', 'peerId', 'endpoints', 'protocolVersions'],
   properties: {
-    manifestVersion: { type: 'string' },
-    name: { type: 'string' },
-    description: { type: 'string' },
-    version: { type: 'string' },
-    did: { type: 'string' },
-    peerId: { type: 'string' },
-    architect: { type: 'string' },
+    manifestVersion: STRING,
+    name: STRING,
+    description: STRING,
+    version: STRING,
+    did: STRING,
+    peerId: STRING,
+    architect: STRING,
     endpoints: {
       type: 'object',
       additionalProperties: true,
       required: ['http', 'libp2p'],
       properties: {
-        http: { type: 'string' },
-        libp2p: { type: 'array', items: { type: 'string' } },
-        yjs: { type: 'string' },
-        registry: { type: 'string' },
+        http: STRING,
+        libp2p: { type: 'array', items: STRING },
+        yjs: STRING,
+        registry: STRING,
       },
     },
-    protocolVersions: { type: 'array', items: { type: 'string' } },
-    capabilities: { type: 'array', items: { type: 'string' } },
+    protocolVersions: { type: 'array', items: STRING },
+    capabilities: { type: 'array', items: STRING },
   },
 } as const

@@ -1,4 +1,15 @@
-import { CREDENTIALS, DID, PRESENTATION, UCAN } from './common.ts'
+import {
+  BOOLEAN,
+  CREDENTIALS,
+  DID,
+  INTEGER,
+  NUMBER,
+  optionalObject,
+  PRESENTATION,
+  STRING,
+  strictObject,
+  UCAN,
+} from './common.ts'
 
 /** Trust, authority, the mesh's keys and cross-mesh invocation (SPEC §3, §4). */
 
@@ -6,67 +17,51 @@ export const TRUST_SCOPES = ['principal', 'mesh'] as const
 const SCOPE = { type: 'string', enum: TRUST_SCOPES } as const
 
 /** A trust record as the API shows it (`recentRefusals` as a count). */
-export const trustRecordSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
-  properties: {
-    did: { type: 'string' },
+export const trustRecordSchema = strictObject(
+  {
+    did: STRING,
     scope: SCOPE,
-    local: { type: 'boolean' },
-    kind: { type: 'string' },
-    role: { type: 'string' },
-    mesh: { type: 'string' },
+    local: BOOLEAN,
+    kind: STRING,
+    role: STRING,
+    mesh: STRING,
     tier: { type: 'integer', minimum: 1, maximum: 4 },
-    accepted: { type: 'integer' },
-    refused: { type: 'integer' },
-    score: { type: 'number' },
+    accepted: INTEGER,
+    refused: INTEGER,
+    score: NUMBER,
     recentRefusals: { type: 'integer', description: 'refusals within the violation window' },
-    lastReason: { type: 'string' },
-    lastInteractionAt: { type: 'string' },
-    tierChangedAt: { type: 'string' },
-    tierReason: { type: 'string' },
-    tierChangedBy: { type: 'string' },
+    lastReason: STRING,
+    lastInteractionAt: STRING,
+    tierChangedAt: STRING,
+    tierReason: STRING,
+    tierChangedBy: STRING,
     flagged: {
       type: 'object',
       description:
         'a human of this mesh at tier 1–2 whose refusals crossed the violation threshold (never demoted automatically)',
       additionalProperties: false,
       required: ['at', 'reason', 'count'],
-      properties: { at: { type: 'string' }, reason: { type: 'string' }, count: { type: 'integer' } },
+      properties: { at: STRING, reason: STRING, count: INTEGER },
     },
   },
-} as const
+  ['did', 'scope', 'local', 'tier', 'accepted', 'refused', 'score'],
+)
 
-export const trustListSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['principals', 'meshes'],
-  properties: {
+export const trustListSchema = strictObject(
+  {
     principals: { type: 'array', items: trustRecordSchema },
     meshes: { type: 'array', items: trustRecordSchema },
   },
-} as const
+  ['principals', 'meshes'],
+)
 
-export const trustParamsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['did'],
-  properties: { did: DID },
-} as const
+export const trustParamsSchema = strictObject({ did: DID }, ['did'])
 
-export const trustQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { scope: SCOPE },
-} as const
+export const trustQuerySchema = optionalObject({ scope: SCOPE })
 
 /** `PUT /api/trust/:did`: `ucan` is a local human's `trust/promote` with the same subject, tier and reason. */
-export const trustBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['tier', 'reason', 'ucan'],
-  properties: {
+export const trustBodySchema = strictObject(
+  {
     tier: { type: 'integer', minimum: 2, maximum: 4 },
     reason: { type: 'string', minLength: 1, maxLength: 512 },
     ucan: UCAN,
@@ -74,91 +69,77 @@ export const trustBodySchema = {
     credentials: CREDENTIALS,
     presentation: PRESENTATION,
   },
-} as const
+  ['tier', 'reason', 'ucan'],
+)
 
 /** The mesh key's delegation to its architect, the root of every local chain. */
-export const rootDelegationSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['token', 'cid', 'exp', 'architect'],
-  properties: {
-    token: { type: 'string' },
-    cid: { type: 'string' },
-    exp: { type: 'number' },
-    architect: { type: 'string' },
+export const rootDelegationSchema = strictObject(
+  {
+    token: STRING,
+    cid: STRING,
+    exp: NUMBER,
+    architect: STRING,
   },
-} as const
+  ['token', 'cid', 'exp', 'architect'],
+)
 
 const rotationRecordSchema = {
   type: 'object',
   additionalProperties: true,
   required: ['identity', 'previous', 'next', 'seq', 'ts'],
   properties: {
-    identity: { type: 'string' },
-    previous: { type: 'string' },
-    next: { type: 'string' },
-    seq: { type: 'integer' },
-    ts: { type: 'integer' },
+    identity: STRING,
+    previous: STRING,
+    next: STRING,
+    seq: INTEGER,
+    ts: INTEGER,
   },
 } as const
 
 /** `GET /api/keys`. */
-export const keysViewSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['identity', 'current', 'keys', 'rotations'],
-  properties: {
+export const keysViewSchema = strictObject(
+  {
     /** The mesh's identity: its genesis did, which never changes. */
-    identity: { type: 'string' },
-    current: { type: 'string' },
-    keys: { type: 'array', items: { type: 'string' } },
+    identity: STRING,
+    current: STRING,
+    keys: { type: 'array', items: STRING },
     rotations: { type: 'array', items: rotationRecordSchema },
   },
-} as const
+  ['identity', 'current', 'keys', 'rotations'],
+)
 
 /** `POST /api/keys/rotate` (architect only): a `mesh/rotate-key` act on the current did. */
-export const rotateBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ucan'],
-  properties: { ucan: UCAN },
-} as const
+export const rotateBodySchema = strictObject({ ucan: UCAN }, ['ucan'])
 
-export const rotationResultSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['identity', 'previous', 'did', 'peerId', 'seq', 'announcedTo'],
-  properties: {
-    identity: { type: 'string' },
-    previous: { type: 'string' },
-    did: { type: 'string' },
-    peerId: { type: 'string' },
-    seq: { type: 'integer' },
+export const rotationResultSchema = strictObject(
+  {
+    identity: STRING,
+    previous: STRING,
+    did: STRING,
+    peerId: STRING,
+    seq: INTEGER,
     /** Peers the rotation was queued for (delivered through the outbox). */
-    announcedTo: { type: 'array', items: { type: 'string' } },
+    announcedTo: { type: 'array', items: STRING },
   },
-} as const
+  ['identity', 'previous', 'did', 'peerId', 'seq', 'announcedTo'],
+)
 
 /** `POST /api/invoke`: an `agent/invoke`; the invocation is the caller's authentication. */
-export const invokeBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['ucan'],
-  properties: { ucan: UCAN, credentials: CREDENTIALS, presentation: PRESENTATION },
-} as const
+export const invokeBodySchema = strictObject(
+  { ucan: UCAN, credentials: CREDENTIALS, presentation: PRESENTATION },
+  ['ucan'],
+)
 
-export const invokeResultSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['agent', 'ability', 'invoker', 'invocation', 'tier', 'human', 'result'],
-  properties: {
-    agent: { type: 'string' },
-    ability: { type: 'string' },
-    invoker: { type: 'string' },
+export const invokeResultSchema = strictObject(
+  {
+    agent: STRING,
+    ability: STRING,
+    invoker: STRING,
     /** CID of the (now spent) invocation. */
-    invocation: { type: 'string' },
-    tier: { type: 'integer' },
+    invocation: STRING,
+    tier: INTEGER,
     human: { type: ['string', 'null'] },
     result: {},
   },
-} as const
+  ['agent', 'ability', 'invoker', 'invocation', 'tier', 'human', 'result'],
+)

@@ -23,8 +23,12 @@ export interface RoomRoutesInit {
   sync?: RoomSync
 }
 
-function limitOf(query: { limit?: string }): number | undefined {
-  return query.limit === undefined ? undefined : Number(query.limit)
+/** A page request as the client gave it: what it left out, RoomManager defaults. */
+function pageOptions(query: { after?: string; limit?: string }): { after?: string; limit?: number } {
+  return {
+    ...(query.after !== undefined ? { after: query.after } : {}),
+    ...(query.limit !== undefined ? { limit: Number(query.limit) } : {}),
+  }
 }
 
 /**
@@ -148,15 +152,7 @@ export const roomRoutes: FastifyPluginAsync<RoomRoutesInit> = async (fastify, in
   app.get(
     '/api/rooms/:id/messages',
     { onRequest, schema: { params: roomParamsSchema, querystring: messagesQuerySchema } },
-    async (request) => {
-      const { id } = request.params
-      const query = request.query
-      const limit = limitOf(query)
-      return rooms.messages(id, sessionOf(request).did, {
-        ...(query.after !== undefined ? { after: query.after } : {}),
-        ...(limit !== undefined ? { limit } : {}),
-      })
-    },
+    async (request) => rooms.messages(request.params.id, sessionOf(request).did, pageOptions(request.query)),
   )
 
   app.post(
@@ -201,14 +197,7 @@ export const roomRoutes: FastifyPluginAsync<RoomRoutesInit> = async (fastify, in
   app.get(
     '/api/me/notifications',
     { onRequest, schema: { querystring: notificationsQuerySchema } },
-    async (request) => {
-      const query = request.query
-      const limit = limitOf(query)
-      return rooms.notifications(sessionOf(request).did, {
-        ...(query.after !== undefined ? { after: query.after } : {}),
-        ...(limit !== undefined ? { limit } : {}),
-      })
-    },
+    async (request) => rooms.notifications(sessionOf(request).did, pageOptions(request.query)),
   )
 }
 
