@@ -50,7 +50,7 @@ export function sessionChallengeText(meshDid: string, nonce: string): string {
 }
 
 // A route whose input has no required part (no params, no body) may be called without one.
-type CallArgs<N extends RouteName> =
+export type CallArgs<N extends RouteName> =
   Record<never, never> extends RouteInput<N>
     ? [input?: RouteInput<N>, options?: RequestOptions]
     : [input: RouteInput<N>, options?: RequestOptions]

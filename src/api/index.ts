@@ -9,6 +9,7 @@ export {
   type ApiClientInit,
   ApiError,
   type ApiSigner,
+  type CallArgs,
   createApiClient,
   type RequestOptions,
   sessionChallengeText,

@@ -46,7 +46,7 @@ export async function chainProofs(
   given: string[] = [],
 ): Promise<API.Delegation[]> {
   if (given.length > 0) return givenProofs(given)
-  const root = await client.get<{ token: string; architect: string }>('/api/auth/root-delegation')
+  const root = await client.call('rootDelegation')
   if (root.architect !== key.did) {
     throw new MeshError(
       'MESH_BAD_REQUEST',

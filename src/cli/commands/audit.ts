@@ -1,12 +1,7 @@
 /** `mesh audit` (the log, its verification and checkpoints) and `mesh rejected` (refusals). */
 import { readFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
-import type {
-  AuditCheckpoint,
-  AuditPage,
-  AuditReport as AuditVerifyReport,
-  RejectedEntry,
-} from '../../api/index.ts'
+import type { AuditReport as AuditVerifyReport } from '../../api/index.ts'
 import { MeshError } from '../../errors.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
@@ -64,7 +59,7 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
       const { client: api } = await humanSession(ctx.keystore(), options)
       if (options.checkpoint === true && options.verify !== true) {
         // Always JSON: it is meant to be saved (`mesh audit --checkpoint > checkpoint.json`).
-        out.printJson(await api.get<AuditCheckpoint>('/api/audit/checkpoint'))
+        out.printJson(await api.call('auditCheckpoint'))
         return
       }
       if (options.verify === true) {
@@ -72,18 +67,17 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
           throw new MeshError('MESH_BAD_REQUEST', '--verify --checkpoint wants a checkpoint file or its JSON')
         }
         const saved = options.checkpoint === undefined ? undefined : await readCheckpoint(options.checkpoint)
-        const report = await api.get<AuditVerifyReport>(
-          saved === undefined
-            ? '/api/audit/verify'
-            : `/api/audit/verify?checkpoint=${Buffer.from(saved).toString('base64url')}`,
+        const report = await api.call(
+          'verifyAudit',
+          saved === undefined ? {} : { query: { checkpoint: Buffer.from(saved).toString('base64url') } },
         )
         if (report.ok) out.print(report, verifyText(report))
         else out.printFailed(report, verifyText(report))
         return
       }
-      const query = new URLSearchParams({ limit: String(options.limit) })
-      if (options.action !== undefined) query.set('action', options.action)
-      const page = await api.get<AuditPage>(`/api/audit?${query}`)
+      const page = await api.call('listAudit', {
+        query: { limit: String(options.limit), action: options.action },
+      })
       out.print(
         page,
         page.entries
@@ -96,9 +90,7 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
     .option('--code <code>', 'only this MESH_… code')
     .action(async (options: ClientOptions & { code?: string }) => {
       const { client: api } = await humanSession(ctx.keystore(), options)
-      const page = await api.get<{ entries: RejectedEntry[] }>(
-        `/api/federation/rejected${options.code ? `?code=${encodeURIComponent(options.code)}` : ''}`,
-      )
+      const page = await api.call('listRejected', { query: { code: options.code || undefined } })
       out.print(
         page,
         page.entries

@@ -1,7 +1,7 @@
 /** `mesh trust`, `mesh delegate`, `mesh invoke`: tiers, and UCANs signed by your key. */
 import { type Command, Option } from 'commander'
+import type { TrustView } from '../../api/index.ts'
 import { agentResourceOf, roomResourceOf } from '../../auth/authority/index.ts'
-import type { TrustView } from '../../auth/index.ts'
 import { MeshError } from '../../errors.ts'
 import { chainProofs, delegationToken, givenProofs, invocationToken } from '../chains.ts'
 import { type ClientOptions, clientCommand, humanSession, signingKey } from '../client.ts'
@@ -59,21 +59,24 @@ export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
             },
             await chainProofs(api, key, options.proof),
           )
-          const record = await api.put<TrustView>(`/api/trust/${encodeURIComponent(did)}`, {
-            tier: options.tier,
-            reason: options.reason,
-            ucan,
-            ...(options.scope !== undefined ? { scope } : {}),
+          const record = await api.call('putTrust', {
+            params: { did },
+            body: {
+              tier: options.tier,
+              reason: options.reason,
+              ucan,
+              ...(options.scope !== undefined ? { scope } : {}),
+            },
           })
           out.print(record, trustLine(record))
           return
         }
         if (did !== undefined) {
-          const record = await api.get<TrustView>(`/api/trust/${encodeURIComponent(did)}?scope=${scope}`)
+          const record = await api.call('getTrust', { params: { did }, query: { scope } })
           out.print(record, trustLine(record))
           return
         }
-        const all = await api.get<{ principals: TrustView[]; meshes: TrustView[] }>('/api/trust')
+        const all = await api.call('listTrust')
         out.print(
           all,
           [
@@ -169,7 +172,7 @@ export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
         }
         const key = await signingKey(ctx.keystore(), options)
         const api = new HttpClient(target.replace(/\/$/, ''))
-        const health = await api.get<{ did: string }>('/api/health')
+        const health = await api.call('health')
         let input: unknown
         if (options.input !== undefined) {
           try {
@@ -189,9 +192,8 @@ export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
           },
           proofs,
         )
-        const res = await api.post<{ result: unknown }>('/api/invoke', {
-          ucan,
-          ...(options.credential !== undefined ? { credentials: options.credential } : {}),
+        const res = await api.call('invoke', {
+          body: { ucan, ...(options.credential !== undefined ? { credentials: options.credential } : {}) },
         })
         out.print(res, JSON.stringify(res.result, null, 2))
       },

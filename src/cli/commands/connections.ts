@@ -6,6 +6,13 @@ import { parseTarget } from '../../identity/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 
+/** The route of each act on a connection. */
+const ACT_ROUTES = {
+  accept: 'acceptConnection',
+  decline: 'declineConnection',
+  disconnect: 'disconnectConnection',
+} as const
+
 function connectionLine(c: ConnectionView): string {
   const error = c.lastError === null ? '' : `  last error: ${c.lastError.kind} ${c.lastError.code}`
   return `${c.id}  ${c.direction.padEnd(8)} ${c.status.padEnd(12)} v${c.agreementVersion}  ${(c.peerName ?? '?').padEnd(16)} ${c.peerDid}${error}`
@@ -27,10 +34,12 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
     .option('--note <text>', 'a note for the other architect')
     .action(async (target: string, options: ClientOptions & { note?: string }) => {
       const { client: api, chainAct } = await session(options)
-      const res = await api.post<{ id: string; status: string }>('/api/connections', {
-        target,
-        ucan: await chainAct(HUMAN_ACTS.connect, parseTarget(target).did),
-        ...(options.note !== undefined ? { note: options.note } : {}),
+      const res = await api.call('connect', {
+        body: {
+          target,
+          ucan: await chainAct(HUMAN_ACTS.connect, parseTarget(target).did),
+          ...(options.note !== undefined ? { note: options.note } : {}),
+        },
       })
       out.print(res, `connection ${res.id} ${res.status}`)
     })
@@ -38,7 +47,7 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
   clientCommand(cli, 'requests', 'list inbound pending connection requests').action(
     async (options: ClientOptions) => {
       const { client: api } = await session(options)
-      const all = await api.get<ConnectionView[]>('/api/connections')
+      const all = await api.call('listConnections')
       const pending = all.filter((c) => c.direction === 'inbound' && c.status === 'pending')
       out.print(
         pending,
@@ -51,7 +60,7 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
 
   clientCommand(cli, 'connections', 'list every connection').action(async (options: ClientOptions) => {
     const { client: api } = await session(options)
-    const all = await api.get<ConnectionView[]>('/api/connections')
+    const all = await api.call('listConnections')
     out.print(all, all.length === 0 ? 'no connections' : all.map(connectionLine).join('\n'))
   })
 
@@ -59,10 +68,10 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
     clientCommand(cli, `${what} <id>`, `${what} a connection (signed by your human key)`).action(
       async (id: string, options: ClientOptions) => {
         const { client: api, chainAct } = await session(options)
-        const res = await api.post<{ id: string; status: string }>(
-          `/api/connections/${encodeURIComponent(id)}/${what}`,
-          { ucan: await chainAct(HUMAN_ACTS[what], id) },
-        )
+        const res = await api.call(ACT_ROUTES[what], {
+          params: { id },
+          body: { ucan: await chainAct(HUMAN_ACTS[what], id) },
+        })
         out.print(res, `connection ${res.id} ${res.status}`)
       },
     )
@@ -71,7 +80,7 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
   clientCommand(cli, 'peers', 'peer meshes: state, last seen, last error, traffic').action(
     async (options: ClientOptions) => {
       const { client: api } = await session(options)
-      const peers = await api.get<PeerView[]>('/api/federation/peers')
+      const peers = await api.call('listPeers')
       out.print(peers, peers.length === 0 ? 'no peers' : peers.map(peerLines).join('\n'))
     },
   )

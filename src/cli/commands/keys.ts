@@ -1,7 +1,6 @@
 /** `mesh key new`, `mesh key rotate`: human keys in the keystore, and the mesh key's rotation. */
 import type { Command } from 'commander'
 import { HUMAN_ACTS } from '../../auth/index.ts'
-import type { KeyRotationResult } from '../../keys/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 
@@ -26,9 +25,7 @@ export function registerKeyCommands(cli: Command, ctx: CliContext): void {
     { proof: false },
   ).action(async (options: ClientOptions) => {
     const { client: api, chainAct } = await humanSession(ctx.keystore(), options)
-    const res = await api.post<KeyRotationResult>('/api/keys/rotate', {
-      ucan: await chainAct(HUMAN_ACTS.rotateKey),
-    })
+    const res = await api.call('rotateKey', { body: { ucan: await chainAct(HUMAN_ACTS.rotateKey) } })
     out.print(
       res,
       [

@@ -63,9 +63,9 @@ export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
     .addOption(new Option('--max-backfill <n>', 'events per backfill request').argParser(nonNegativeInt))
     .action(async (options: PolicyOptions) => {
       const { client: api } = await humanSession(ctx.keystore(), options)
-      let policy = await api.get<FederationPolicy>('/api/federation/policy')
+      let policy = await api.call('getPolicy')
       const changed = changedPolicy(policy, options)
-      if (changed !== undefined) policy = await api.put<FederationPolicy>('/api/federation/policy', changed)
+      if (changed !== undefined) policy = await api.call('putPolicy', { body: changed })
       out.print(
         policy,
         [

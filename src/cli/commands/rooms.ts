@@ -3,28 +3,12 @@
  * `mesh messages`, `mesh members`, `mesh dm`, `mesh notifications`.
  */
 import { type Command, Option } from 'commander'
-import type { RoomSyncStatus, ShareView, Transfer as TransferProgress } from '../../api/index.ts'
+import type { RoomSyncStatus, RoomVisibility, Transfer as TransferProgress } from '../../api/index.ts'
 import { roomResourceOf } from '../../auth/authority/index.ts'
 import { HUMAN_ACTS } from '../../auth/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { positiveInt } from '../options.ts'
-
-interface RoomView {
-  id: string
-  name: string
-  topic: string
-  homeMesh: string
-  federated: boolean
-}
-
-interface MessageLine {
-  id: string
-  author: string
-  body: string
-  ts: number
-  redacted?: true
-}
 
 function transferLine(label: string, p: TransferProgress): string {
   if (p.startedAt === null) return `${label}: not started`
@@ -65,12 +49,14 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
         .choices(['public', 'invite'])
         .default('public'),
     )
-    .action(async (name: string, options: ClientOptions & { topic?: string; visibility: string }) => {
+    .action(async (name: string, options: ClientOptions & { topic?: string; visibility: RoomVisibility }) => {
       const { client: api } = await session(options)
-      const res = await api.post<RoomView>('/api/rooms', {
-        name,
-        ...(options.topic !== undefined ? { topic: options.topic } : {}),
-        visibility: options.visibility,
+      const res = await api.call('createRoom', {
+        body: {
+          name,
+          ...(options.topic !== undefined ? { topic: options.topic } : {}),
+          visibility: options.visibility,
+        },
       })
       out.print(res, `room ${res.id} ${res.name} created`)
     })
@@ -78,10 +64,7 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   roomClient('invite <room> <did>', 'add a principal of this mesh to a room (owner or moderator)').action(
     async (id: string, did: string, options: ClientOptions) => {
       const { client: api } = await session(options)
-      const res = await api.post<{ name: string; role: string }>(
-        `/api/rooms/${encodeURIComponent(id)}/invite`,
-        { did },
-      )
+      const res = await api.call('inviteToRoom', { params: { id }, body: { did } })
       out.print(res, `invited ${res.name} (${res.role})`)
     },
   )
@@ -89,10 +72,7 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   roomClient('join <room>', 'join a room this mesh holds').action(
     async (id: string, options: ClientOptions) => {
       const { client: api } = await session(options)
-      const res = await api.post<{ name: string; role: string }>(
-        `/api/rooms/${encodeURIComponent(id)}/join`,
-        {},
-      )
+      const res = await api.call('joinRoom', { params: { id } })
       out.print(res, `joined as ${res.name} (${res.role})`)
     },
   )
@@ -100,7 +80,7 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   roomClient('sync <room>', 'catch-up progress of a shared room with each peer mesh').action(
     async (id: string, options: ClientOptions) => {
       const { client: api } = await session(options)
-      const s = await api.get<RoomSyncStatus>(`/api/rooms/${encodeURIComponent(id)}/sync`)
+      const s = await api.call('roomSync', { params: { id } })
       out.print(s, syncText(s))
     },
   )
@@ -108,7 +88,7 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   clientCommand(cli, 'rooms', 'list the rooms this mesh holds (🌐 = shared with other meshes)').action(
     async (options: ClientOptions) => {
       const { client: api } = await session(options)
-      const { rooms } = await api.get<{ rooms: RoomView[] }>('/api/rooms')
+      const { rooms } = await api.call('listRooms')
       out.print(
         rooms,
         rooms.length === 0
@@ -126,9 +106,12 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
     'share a room with a connected mesh (signed by your human key)',
   ).action(async (id: string, mesh: string, options: ClientOptions) => {
     const { client: api, chainAct } = await session(options)
-    const res = await api.post<ShareView>(`/api/rooms/${encodeURIComponent(id)}/share`, {
-      mesh,
-      ucan: await chainAct(HUMAN_ACTS.roomShare, mesh, roomResourceOf(api.meshDid as string, id)),
+    const res = await api.call('shareRoom', {
+      params: { id },
+      body: {
+        mesh,
+        ucan: await chainAct(HUMAN_ACTS.roomShare, mesh, roomResourceOf(api.meshDid as string, id)),
+      },
     })
     out.print(res, `room ${res.room} shared with ${res.peer}`)
   })
@@ -136,9 +119,7 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   clientCommand(cli, 'post <room> <text>', 'post a message').action(
     async (id: string, text: string, options: ClientOptions) => {
       const { client: api } = await session(options)
-      const res = await api.post<{ id: string }>(`/api/rooms/${encodeURIComponent(id)}/messages`, {
-        body: text,
-      })
+      const res = await api.call('postMessage', { params: { id }, body: { body: text } })
       out.print(res, res.id)
     },
   )
@@ -148,11 +129,10 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
     .addOption(new Option('--limit <n>', 'messages (1–200)').argParser(positiveInt).default(50))
     .action(async (id: string, options: ClientOptions & { after?: string; limit: number }) => {
       const { client: api } = await session(options)
-      const query = new URLSearchParams({ limit: String(options.limit) })
-      if (options.after !== undefined) query.set('after', options.after)
-      const page = await api.get<{ messages: MessageLine[]; nextCursor: string | null }>(
-        `/api/rooms/${encodeURIComponent(id)}/messages?${query}`,
-      )
+      const page = await api.call('listMessages', {
+        params: { id },
+        query: { limit: String(options.limit), after: options.after },
+      })
       out.print(
         page,
         [
@@ -167,9 +147,7 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   clientCommand(cli, 'members <room>', 'members of a room').action(
     async (id: string, options: ClientOptions) => {
       const { client: api } = await session(options)
-      const { members } = await api.get<{
-        members: Array<{ name: string; did: string; role: string; tier: number }>
-      }>(`/api/rooms/${encodeURIComponent(id)}/members`)
+      const { members } = await api.call('roomMembers', { params: { id } })
       out.print(
         members,
         members.map((m) => `${m.name.padEnd(32)} ${m.role.padEnd(10)} tier ${m.tier}  ${m.did}`).join('\n'),
@@ -185,11 +163,13 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
     .option('--mesh <did>', 'the principal’s mesh (default: found among shared rooms)')
     .action(async (did: string, options: ClientOptions & { mesh?: string }) => {
       const { client: api, chainAct } = await session(options)
-      const res = await api.post<ShareView & { name: string }>('/api/me/federated-dms', {
-        with: did,
-        // A DM's room does not exist yet: the chain is on the mesh, nb.peer = the principal.
-        ucan: await chainAct(HUMAN_ACTS.roomShare, did),
-        ...(options.mesh !== undefined ? { mesh: options.mesh } : {}),
+      const res = await api.call('openFederatedDm', {
+        body: {
+          with: did,
+          // A DM's room does not exist yet: the chain is on the mesh, nb.peer = the principal.
+          ucan: await chainAct(HUMAN_ACTS.roomShare, did),
+          ...(options.mesh !== undefined ? { mesh: options.mesh } : {}),
+        },
       })
       out.print(res, `dm room ${res.room} (${res.name}) with ${did}`)
     })
@@ -197,9 +177,7 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   clientCommand(cli, 'notifications', 'mentions of you, newest first').action(
     async (options: ClientOptions) => {
       const { client: api } = await session(options)
-      const page = await api.get<{
-        notifications: Array<{ roomName: string; author: string; body: string; ts: number }>
-      }>('/api/me/notifications')
+      const page = await api.call('notifications')
       out.print(
         page,
         page.notifications

@@ -15,12 +15,8 @@ export function registerSessionCommands(cli: Command, ctx: CliContext): void {
     .addOption(apiOption())
     .action(async (options: { data: string; api?: string }) => {
       const client = new HttpClient(await apiUrl(options))
-      const health = await client.get<{ did: string; peerId: string; multiaddrs: string[]; version: string }>(
-        '/api/health',
-      )
-      const list = await client.get<{ meshes: Array<{ name: string; did: string; status: string }> }>(
-        '/api/meshes/public?limit=100',
-      )
+      const health = await client.call('health')
+      const list = await client.call('publicMeshes', { query: { limit: '100' } })
       out.print(
         { ...health, meshes: list.meshes },
         [
@@ -39,7 +35,7 @@ export function registerSessionCommands(cli: Command, ctx: CliContext): void {
   }).action(async (options: { data: string; api?: string; as?: string }) => {
     const key = await signingKey(ctx.keystore(), options)
     const client = await signIn(await apiUrl(options), key)
-    const me = await client.get<{ did: string; role: string }>('/api/me')
+    const me = await client.call('me')
     out.print(me, `${me.did} (${me.role})`)
   })
 }
