@@ -137,6 +137,8 @@ export class MeshNode {
         parts.set('history', history)
         parts.set('key', history.current)
         await replaceAuthority(wiring, history.current)
+        // members: credentials of the new key for every member (SPEC §8)
+        await parts.find('memberService')?.reissue()
       },
       restart: async (key, whileStopped) => {
         await restartOnKey(wiring, key, whileStopped)
@@ -195,7 +197,7 @@ export class MeshNode {
     await startRoomSync(wiring)
     await startAgents(wiring)
     // members: enrolment and removal (SPEC §8)
-    startMembers(wiring)
+    await startMembers(wiring)
     await this.#startHttp(parts.get('store'))
     await startHeartbeat(wiring)
 

@@ -193,6 +193,22 @@ export class MemberService {
     return authority.enrollMember(did, { kind: view.kind, role: view.role, tier: view.tier })
   }
 
+  /**
+   * Gives every member a credential of the current mesh key where it holds none (after a
+   * key rotation the old key's no longer vouch here); returns how many were issued.
+   */
+  async reissue(): Promise<number> {
+    const authority = this.#init.authority()
+    let issued = 0
+    for (const m of await this.#init.book.list()) {
+      if (m.did === this.#init.book.architectDid) continue
+      if (authority.heldCredentials(m.did).some((jwt) => jwtIssuerOf(jwt) === authority.meshDid)) continue
+      await authority.enrollMember(m.did, { kind: m.kind, role: m.role, tier: m.tier })
+      issued++
+    }
+    return issued
+  }
+
   /** Checks a membership credential as a peer would, for this mesh (see verifyMembership). */
   verify(jwt: unknown, now?: number): ReturnType<typeof verifyMembership> {
     const authority = this.#init.authority()

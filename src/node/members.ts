@@ -7,7 +7,7 @@ import type { NodeWiring } from './parts.ts'
  * once. Who else reacts to a removal subscribes with `onRemoved` (sessions in the root,
  * room memberships in node/rooms.ts).
  */
-export function startMembers({ parts, logger }: NodeWiring): MemberService {
+export async function startMembers({ parts, logger }: NodeWiring): Promise<MemberService> {
   const service = new MemberService({
     book: parts.get('members'),
     acts: () => parts.get('gate'),
@@ -20,5 +20,7 @@ export function startMembers({ parts, logger }: NodeWiring): MemberService {
     void parts.find('heartbeat')?.beat()
   })
   parts.onStop(unsubscribe)
+  // A rotation while the node was down left credentials of the old key only.
+  await service.reissue()
   return parts.set('memberService', service)
 }

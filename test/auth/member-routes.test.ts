@@ -350,6 +350,26 @@ describe('members: removal (DELETE /api/members/:did)', () => {
   })
 })
 
+describe('members: after a key rotation', () => {
+  it('every member holds a credential of the new key, so a tier-2 human still enrols', async (t) => {
+    const a = await startNode(t, 'alpha')
+    const carol = Ed25519KeyPair.generate()
+    await enrol(a, carol, 'human', 'carol')
+    await promote(a, carol.did, 2)
+    const before = a.node.did
+    await a.api.post('/api/keys/rotate', { ucan: await a.act('mesh/rotate-key') })
+    assert.notEqual(a.node.did, before)
+    // Before anyone asks for her credential: the rotation already issued one of the new key.
+    const toCarol = await grant(a, carol.did, { can: 'mesh/enrol', with: a.node.did })
+    const dave = Ed25519KeyPair.generate()
+    const added = await enrol(a, dave, 'human', 'dave', { signer: carol, proofs: [toCarol.view] })
+    assert.equal(added.enrolledBy, carol.did)
+    const { vc } = await a.api.get<{ vc: string }>(`/api/members/${carol.did}/credential`)
+    const seen = await a.node.memberService.verify(vc)
+    assert.deepEqual([seen.ok?.mesh, seen.ok?.tier], [a.node.did, 2])
+  })
+})
+
 describe('members: the registry counts humans and agents', () => {
   it('lists a mesh with 3 humans (the architect among them) and 2 agents', async (t) => {
     const registry = await listenTestRegistry(t, await tempStore(t), { heartbeatIntervalMs: 60_000 })
