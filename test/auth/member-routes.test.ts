@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import type { MemberList, Membership, MemberView } from '../../src/api/index.ts'
 import type { AuditPage } from '../../src/audit/index.ts'
 import {
@@ -81,6 +81,16 @@ const refusal = (code: string, reason: string) => (err: unknown) => {
   return true
 }
 
+/** alpha with a human carol and an agent bot enrolled by its architect (both tier 4). */
+async function alphaWithCarolAndBot(t: TestContext) {
+  const a = await startNode(t, 'alpha')
+  const carol = Ed25519KeyPair.generate()
+  const bot = Ed25519KeyPair.generate()
+  await enrol(a, carol, 'human', 'carol')
+  await enrol(a, bot, 'agent', 'bot')
+  return { a, carol, bot }
+}
+
 const remove = (node: TestNode, did: string, ucan: string) =>
   node.api.request<undefined>('DELETE', `/api/members/${did}`, { ucan })
 
@@ -147,11 +157,7 @@ describe('members: enrolment (POST /api/members, GET /api/members, credentials)'
   })
 
   it('a tier-2 human enrols with a chain; a tier-3 one, an agent and an unsigned or mismatched act are refused', async (t) => {
-    const a = await startNode(t, 'alpha')
-    const carol = Ed25519KeyPair.generate()
-    const bot = Ed25519KeyPair.generate()
-    await enrol(a, carol, 'human', 'carol')
-    await enrol(a, bot, 'agent', 'bot')
+    const { a, carol, bot } = await alphaWithCarolAndBot(t)
     const dave = Ed25519KeyPair.generate()
     const body = async (ucan: string, extra: Record<string, unknown> = {}) => ({
       did: dave.did,
@@ -327,11 +333,7 @@ describe('members: removal (DELETE /api/members/:did)', () => {
   })
 
   it('a tier-3 human or an agent may not remove; a tier-2 human may', async (t) => {
-    const a = await startNode(t, 'alpha')
-    const carol = Ed25519KeyPair.generate()
-    const bot = Ed25519KeyPair.generate()
-    await enrol(a, carol, 'human', 'carol')
-    await enrol(a, bot, 'agent', 'bot')
+    const { a, carol, bot } = await alphaWithCarolAndBot(t)
     await promote(a, carol.did, 3)
     await promote(a, bot.did, 2)
     const toCarol = await grant(a, carol.did, { can: 'mesh/remove', with: a.node.did })
