@@ -254,11 +254,7 @@ export class MeshNode {
     await sessions.start()
     this.#parts.onStop(() => sessions.stop())
     // members: a removed member's sessions end before its removal answers (SPEC §8)
-    this.#parts.onStop(
-      this.#parts.get('memberService').onRemoved(async (did) => {
-        await sessions.endSessionsOf(did)
-      }),
-    )
+    this.#parts.onStop(this.#parts.get('memberService').onRemoved((did) => sessions.endSessionsOf(did)))
     const audit = this.audit
     await registerNodeRoutes(app, {
       sessions,

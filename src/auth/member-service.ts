@@ -36,7 +36,7 @@ export interface EnrolInput {
   ucan: string
 }
 
-type Hook = (did: string) => void | Promise<void>
+type Hook = (did: string) => unknown
 
 /**
  * Enrolment and removal of this mesh's members (SPEC §8), each a human act:
