@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client'
 import type { AgentService } from './agents/index.ts'
 import type { AuditLog } from './audit/index.ts'
-import { type Authority, SessionService } from './auth/index.ts'
+import { type Authority, type MemberService, SessionService } from './auth/index.ts'
 import { MESH_NODE_VERSION, type MeshNodeInit, originGuardOf } from './config.ts'
 import {
   type ConnectionService,
@@ -27,6 +27,7 @@ import {
 import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
+import { startMembers } from './node/members.ts'
 import { collectNodeMetrics } from './node/metrics.ts'
 import {
   type NetworkWiring,
@@ -83,6 +84,8 @@ export class MeshNode {
   declare readonly agents: AgentService
   declare readonly policy: PolicyService
   declare readonly rejected: RejectedLog
+  // members: enrolment and removal (SPEC §8)
+  declare readonly memberService: MemberService
 
   static {
     const exposed = [
@@ -96,6 +99,7 @@ export class MeshNode {
       'agents',
       'policy',
       'rejected',
+      'memberService',
     ] as const
     for (const name of exposed) {
       Object.defineProperty(MeshNode.prototype, name, {
@@ -133,6 +137,8 @@ export class MeshNode {
         parts.set('history', history)
         parts.set('key', history.current)
         await replaceAuthority(wiring, history.current)
+        // members: credentials of the new key for every member (SPEC §8)
+        await parts.find('memberService')?.reissue()
       },
       restart: async (key, whileStopped) => {
         await restartOnKey(wiring, key, whileStopped)
@@ -190,6 +196,8 @@ export class MeshNode {
     await startRooms(wiring)
     await startRoomSync(wiring)
     await startAgents(wiring)
+    // members: enrolment and removal (SPEC §8)
+    await startMembers(wiring)
     await this.#startHttp(parts.get('store'))
     await startHeartbeat(wiring)
 
@@ -245,6 +253,8 @@ export class MeshNode {
     })
     await sessions.start()
     this.#parts.onStop(() => sessions.stop())
+    // members: a removed member's sessions end before its removal answers (SPEC §8)
+    this.#parts.onStop(this.#parts.get('memberService').onRemoved((did) => sessions.endSessionsOf(did)))
     const audit = this.audit
     await registerNodeRoutes(app, {
       sessions,
@@ -273,6 +283,8 @@ export class MeshNode {
       registry: this.#registry,
       registryPerSource: this.init.registry?.perSource,
       logger: this.logger,
+      // members: enrolment and removal (SPEC §8)
+      members: this.#parts.get('memberService'),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

@@ -18,6 +18,7 @@ export { type RouteName, type RouteSpec, type Routes, routes } from './routes.ts
 export * from './schemas/audit.ts'
 export * from './schemas/common.ts'
 export * from './schemas/connections.ts'
+export * from './schemas/members.ts'
 export * from './schemas/policy.ts'
 export * from './schemas/registry.ts'
 export * from './schemas/rooms.ts'

@@ -1,5 +1,6 @@
 import * as audit from './schemas/audit.ts'
 import * as connections from './schemas/connections.ts'
+import * as members from './schemas/members.ts'
 import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
 import * as rooms from './schemas/rooms.ts'
@@ -335,6 +336,44 @@ export const routes = {
     session: false,
     body: registry.heartbeatBodySchema,
     response: registry.heartbeatAcceptedSchema,
+  }),
+
+  // members: enrolment and removal (SPEC §8)
+  listMembers: route({
+    method: 'GET',
+    path: '/api/members',
+    session: true,
+    response: members.meshMemberListSchema,
+  }),
+  enrolMember: route({
+    method: 'POST',
+    path: '/api/members',
+    session: true,
+    status: 201,
+    body: members.enrolBodySchema,
+    response: members.meshMemberSchema,
+  }),
+  memberCredential: route({
+    method: 'GET',
+    path: '/api/members/:did/credential',
+    session: true,
+    params: members.meshMemberParams,
+    response: members.memberCredentialSchema,
+  }),
+  verifyMemberCredential: route({
+    method: 'POST',
+    path: '/api/members/credential/verify',
+    session: true,
+    body: members.verifyCredentialBodySchema,
+    response: members.membershipSchema,
+  }),
+  removeMember: route({
+    method: 'DELETE',
+    path: '/api/members/:did',
+    session: true,
+    status: 204,
+    params: members.meshMemberParams,
+    body: members.removeBodySchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

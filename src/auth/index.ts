@@ -5,7 +5,17 @@
 export * from './acts/index.ts'
 export * from './authority/index.ts'
 export { InteractionReporter, type InteractionReporterInit } from './interaction-reporter.ts'
-export { type Member, MemberBook, type MemberBookInit, type MemberPrincipal } from './members.ts'
+// members: enrolment and removal (SPEC §8)
+export { type EnrolInput, MEMBER_ACTS, MemberService, type MemberServiceInit } from './member-service.ts'
+export {
+  DEFAULT_ROLE,
+  type Member,
+  MemberBook,
+  type MemberBookInit,
+  type MemberKind,
+  type MemberPrincipal,
+  type MemberView,
+} from './members.ts'
 export {
   type Session,
   type SessionRole,

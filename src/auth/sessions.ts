@@ -69,6 +69,8 @@ export class SessionService {
   readonly #sessions: Sublevel<StoredSession>
   readonly #revoked = new Set<(session: { id: string; did: string }) => void>()
   readonly #log: Logger
+  /** members: how many times each did's sessions were ended, to catch a sign-in racing a removal. */
+  readonly #endings = new Map<string, number>()
   #purger?: ReturnType<typeof setInterval>
 
   constructor(init: SessionServiceInit) {
@@ -123,12 +125,18 @@ export class SessionService {
       throw new SignatureMismatchError('signature does not match the challenge for this did')
     }
     this.#spent.set(input.nonce, expiresAt)
+    const ending = this.#endings.get(input.did) ?? 0
     const role = await this.#init.roleOf(input.did)
     if (role === undefined)
       throw new ForbiddenError('this did is not a member of this mesh', { did: input.did })
     const token = randomBytes(32).toString('base64url')
     const sessionExpiresAt = now + this.#sessionTtlMs
     await this.#sessions.put(hashToken(token), { did: input.did, role, expiresAt: sessionExpiresAt })
+    if ((this.#endings.get(input.did) ?? 0) !== ending) {
+      // Its sessions were ended (a member removed) while this one was being opened.
+      await this.#sessions.del(hashToken(token))
+      throw new ForbiddenError('this did is not a member of this mesh', { did: input.did })
+    }
     return { token, expiresAt: new Date(sessionExpiresAt).toISOString() }
   }
 
@@ -152,6 +160,19 @@ export class SessionService {
     await this.#sessions.del(id)
     if (stored === undefined) return
     for (const listener of this.#revoked) listener({ id, did: stored.did })
+  }
+
+  /**
+   * Ends every session of `did` at once (a member removed): its tokens fail from now on
+   * and whatever holds one open (a y-websocket) hears of it. Returns how many ended.
+   */
+  async endSessionsOf(did: string): Promise<number> {
+    this.#endings.set(did, (this.#endings.get(did) ?? 0) + 1)
+    const ended: string[] = []
+    for await (const [id, stored] of this.#sessions.iterator()) if (stored.did === did) ended.push(id)
+    if (ended.length > 0) await this.#sessions.batch(ended.map((key) => ({ type: 'del' as const, key })))
+    for (const id of ended) for (const listener of this.#revoked) listener({ id, did })
+    return ended.length
   }
 
   /** Calls `listener` with each session revoked from now on; returns the unsubscribe. */

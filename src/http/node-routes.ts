@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import type { AgentService } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
-import type { SessionService } from '../auth/index.ts'
+import type { MemberService, SessionService } from '../auth/index.ts'
 import type { ConnectionService, PolicyChange, PolicyService, RejectedLog } from '../connections/index.ts'
 import type { KeyRotationResult, KeysView } from '../keys/index.ts'
 import type { Logger } from '../log.ts'
@@ -16,6 +16,7 @@ import { registerConsole } from './routes/console.ts'
 import { coreRoutes, type HealthInfo } from './routes/core.ts'
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
+import { memberRoutes } from './routes/members.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { meshListRoutes, type RegistryRoutesInit, registryRoutes } from './routes/registry.ts'
 import { rejectedRoutes } from './routes/rejected.ts'
@@ -48,6 +49,8 @@ export interface NodeRoutesInit {
   registry?: RegistryService
   registryPerSource?: RegistryRoutesInit['perSource']
   logger: Logger
+  // members: enrolment and removal (SPEC §8)
+  members?: MemberService
 }
 
 /**
@@ -76,5 +79,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.registry !== undefined) {
     await app.register(registryRoutes, { registry: init.registry, perSource: init.registryPerSource })
   }
+  // members: enrolment and removal (SPEC §8)
+  if (init.members !== undefined) await app.register(memberRoutes, { members: init.members })
   registerConsole(app)
 }

@@ -20,7 +20,15 @@ export async function startAgents(wiring: AgentsWiring): Promise<void> {
       const httpUrl = parts.find('httpUrl')
       return httpUrl === undefined ? undefined : `${httpUrl}/api/invoke`
     },
-    enroll: async (agent) => members.enroll({ did: agent.did, role: 'agent', name: agent.name }),
+    enroll: async (agent) =>
+      members.enroll({
+        did: agent.did,
+        kind: 'agent',
+        role: 'agent',
+        tier: 3,
+        name: agent.name,
+        enrolledBy: parts.get('key').did,
+      }),
     onInteraction: wiring.reputation.local,
     logger: wiring.logger,
   })

@@ -1,6 +1,6 @@
 import type { AgentService } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
-import type { ActGate, Authority, InteractionReporter, MemberBook } from '../auth/index.ts'
+import type { ActGate, Authority, InteractionReporter, MemberBook, MemberService } from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
@@ -42,6 +42,8 @@ export interface NodeParts {
   agents: AgentService
   heartbeat: HeartbeatClient
   httpUrl: string
+  // members: enrolment and removal (SPEC §8)
+  memberService: MemberService
 }
 
 /**

@@ -29,5 +29,14 @@ export async function startStore({ parts, init, logger, metrics }: StoreWiring):
   parts.set('history', history)
   parts.set('info', info)
   const { architectDid, architectKeyName } = info
-  parts.set('members', new MemberBook({ store, architectDid, architectKeyName }))
+  // members: the live tier is the trust store's; older records take the new shape (SPEC §8)
+  const members = new MemberBook({
+    store,
+    architectDid,
+    ...(architectKeyName !== undefined ? { architectKeyName } : {}),
+    createdAt: info.createdAt,
+    tierOf: (did) => parts.find('authority')?.trust.tierOf(did),
+  })
+  await members.migrate()
+  parts.set('members', members)
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { AuditLog } from '../../audit/index.ts'
 import { BadRequestError } from '../../errors.ts'
 import type { Ed25519KeyPair } from '../../identity/index.ts'
@@ -5,6 +6,7 @@ import type { MeshStore } from '../../store/index.ts'
 import { CAPABILITIES, type Tier } from './capabilities.ts'
 import { ChainVerifier } from './chain.ts'
 import { ChargeBook } from './charges.ts'
+import { CredentialRevocations } from './credential-revocations.ts'
 import { CredentialVerifier, issueMembershipCredential, type VerifiedCredential } from './credentials.ts'
 import { DidResolver } from './did.ts'
 import type { AuthorityFailure } from './failure.ts'
@@ -64,6 +66,7 @@ export class Authority {
   readonly trust: TrustStore
   readonly revocations: RevocationStore
   readonly #audit: Pick<AuditLog, 'append'>
+  readonly #store: MeshStore
   readonly #meshKey: Ed25519KeyPair
   readonly #meshName: string
   readonly #architect: string | undefined
@@ -72,10 +75,13 @@ export class Authority {
   readonly #root: RootDelegation
   readonly #held: HeldCredentials
   readonly #invocations: InvocationVerifier
+  /** Membership credentials this mesh revoked (members removed). */
+  readonly credentialRevocations: CredentialRevocations
   #started = false
 
   constructor(init: AuthorityInit) {
     this.#audit = init.audit
+    this.#store = init.store
     this.#meshKey = init.meshKey
     this.meshDid = init.meshKey.did
     this.#meshName = init.meshName
@@ -101,7 +107,12 @@ export class Authority {
       maxSkewSeconds: skew,
       ...(init.cacheSize === undefined ? {} : { cacheSize: init.cacheSize }),
     })
-    this.credentials = new CredentialVerifier({ resolver: this.resolver, maxSkewSeconds: skew })
+    this.credentialRevocations = new CredentialRevocations({ store: init.store })
+    this.credentials = new CredentialVerifier({
+      resolver: this.resolver,
+      maxSkewSeconds: skew,
+      isRevoked: (id) => this.credentialRevocations.isRevoked(id),
+    })
     this.trust = new TrustStore({
       store: init.store,
       audit: init.audit,
@@ -142,7 +153,12 @@ export class Authority {
    */
   async start(): Promise<void> {
     if (this.#started) return
-    await Promise.all([this.#replay.open(), this.revocations.open(), this.trust.open()])
+    await Promise.all([
+      this.#replay.open(),
+      this.revocations.open(),
+      this.trust.open(),
+      this.credentialRevocations.open(),
+    ])
     await this.#held.open()
     await this.#root.open()
     this.#started = true
@@ -198,6 +214,27 @@ export class Authority {
     await this.#held.put(did, jwt)
     await this.trust.enrollLocal(did, member, options.actor === undefined ? {} : { actor: options.actor })
     return jwt
+  }
+
+  /**
+   * Removes a member of this mesh (SPEC §8): every membership credential held for it is
+   * revoked (refused by the credential verifier from now on) and forgotten, and the trust
+   * store marks it removed, so that every chain through it is refused.
+   */
+  async removeMember(did: string, options: { actor: string }): Promise<void> {
+    const at = new Date(this.#now()).toISOString()
+    const held = this.#held.of(did)
+    const revoked = held.map((jwt) => ({
+      id: createHash('sha256').update(jwt).digest('base64url'),
+      subject: did,
+      by: options.actor,
+      at,
+      reason: 'member removed',
+    }))
+    await this.#store.batch(this.credentialRevocations.operations(revoked))
+    this.credentialRevocations.applied(revoked)
+    await this.#held.drop(did)
+    await this.trust.removeLocal(did, options)
   }
 
   /**

@@ -7,7 +7,7 @@
  * everything under its did (it "self-issues" them; see `canIssue`):
  *
  * ```
- * <mesh did>                    the whole mesh (mesh/connect, mesh/rotate-key, connection/*, trust/promote, ucan/revoke)
+ * <mesh did>                    the whole mesh (mesh/connect, mesh/rotate-key, connection/*, trust/promote, ucan/revoke, mesh/enrol, mesh/remove)
  * <mesh did>/rooms/<room id>    one room (room/*); the bare mesh did covers every room
  * <mesh did>/agents/<agent id>  one agent (agent/invoke); the bare mesh did covers every agent
  * ```
@@ -122,6 +122,8 @@ interface AbilitySpec {
   nb?: Record<string, API.Reader<unknown, unknown>>
   subject?: string
   floor?: string[]
+  /** Further caveats a delegation that sets them must be matched exactly by the claim. */
+  exact?: string[]
   participation?: true
 }
 
@@ -169,6 +171,16 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
     nb: { ucan: Schema.link().optional(), reason: text(512).optional() },
     subject: 'ucan',
   },
+  // members: enrolment and removal (SPEC §8)
+  /** A human enrols a did as a member (with = the mesh; a delegation may fix its kind and role). */
+  'mesh/enrol': {
+    with: meshResource,
+    nb: { did: did().optional(), kind: text(16).optional(), role: text(64).optional() },
+    subject: 'did',
+    exact: ['kind', 'role'],
+  },
+  /** A human removes a member (with = the mesh). */
+  'mesh/remove': { with: meshResource, nb: { did: did().optional() }, subject: 'did' },
 }
 
 function define(can: string, spec: AbilitySpec): CapabilityInfo {
@@ -176,7 +188,10 @@ function define(can: string, spec: AbilitySpec): CapabilityInfo {
     can: can as API.Ability,
     with: spec.with as API.Reader<API.URI, unknown>,
     ...(spec.nb === undefined ? {} : { nb: Schema.struct(spec.nb as never) }),
-    derives: narrows(spec.subject === undefined ? [] : [spec.subject], spec.floor) as never,
+    derives: narrows(
+      [...(spec.subject === undefined ? [] : [spec.subject]), ...(spec.exact ?? [])],
+      spec.floor,
+    ) as never,
   }) as unknown as AnyCapabilityParser
   return {
     parser,
@@ -211,6 +226,9 @@ export const [trustPromote, agentInvoke, ucanRevoke] = parsersOf(
   'agent/invoke',
   'ucan/revoke',
 )
+
+// members: enrolment and removal (SPEC §8)
+export const [meshEnrol, meshRemove] = parsersOf('mesh/enrol', 'mesh/remove')
 
 export type Ability = keyof typeof CAPABILITIES
 

@@ -163,6 +163,8 @@ export interface CredentialVerifierInit {
   maxSkewSeconds?: number
   /** Verified credentials kept by JWT hash (time is re-checked on every use); default 1 000. */
   cacheSize?: number
+  /** Whether the credential of this id (sha-256 of the JWT) was revoked; default never. */
+  isRevoked?: (id: string) => boolean
 }
 
 interface Jws {
@@ -179,8 +181,10 @@ export class CredentialVerifier {
   readonly #skew: number
   readonly #cacheSize: number
   readonly #cache = new Map<string, VerifiedCredential>()
+  readonly #isRevoked: (id: string) => boolean
 
   constructor(init: CredentialVerifierInit) {
+    this.#isRevoked = init.isRevoked ?? (() => false)
     this.#resolver = init.resolver
     this.#skew = init.maxSkewSeconds ?? 60
     this.#cacheSize = init.cacheSize ?? 1_000
@@ -192,6 +196,9 @@ export class CredentialVerifier {
       return vcFail('the credential is not a JWT string', {})
     const id = createHash('sha256').update(jwt).digest('base64url')
     const now = Math.floor(options.now / 1000)
+    if (this.#isRevoked(id)) {
+      return vcFail('the credential has been revoked', { credential: id, reason: 'revoked' })
+    }
     const cached = this.#cache.get(id)
     if (cached !== undefined) {
       const time = this.#time(cached, now, id)

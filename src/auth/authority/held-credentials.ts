@@ -40,6 +40,19 @@ export class HeldCredentials {
     return this.of(did).some((jwt) => jwtIssuerOf(jwt) === issuer)
   }
 
+  /** Forgets every credential held for `did` (a member removed); returns the JWTs it held. */
+  async drop(did: string): Promise<string[]> {
+    const held = this.of(did)
+    await this.#sub.batch(
+      held.map((jwt) => ({
+        type: 'del' as const,
+        key: `1/${did}/${createHash('sha256').update(jwt).digest('base64url')}`,
+      })),
+    )
+    this.#held.delete(did)
+    return held
+  }
+
   #hold(subject: string, jwt: string): void {
     let set = this.#held.get(subject)
     if (set === undefined) {

@@ -27,6 +27,8 @@ export {
   connectionDisconnect,
   MAX_DELEGATING_TIER,
   meshConnect,
+  meshEnrol,
+  meshRemove,
   meshRotateKey,
   resourceOwner,
   roomInvite,
@@ -43,6 +45,8 @@ export {
 export { type ChainPath, ChainVerifier, type ChainVerifierInit } from './chain.ts'
 export type { ChainLink } from './chain-link.ts'
 export type { ExpectedCapability } from './claim.ts'
+// members: the membership verifier and credential revocations (SPEC §8)
+export { type CredentialRevocation, CredentialRevocations } from './credential-revocations.ts'
 export {
   CredentialVerifier,
   issueMembershipCredential,
@@ -58,6 +62,7 @@ export {
 } from './credentials.ts'
 export { DidResolver, type DidResolverInit, didKeyDocument, didWebDocument, type ResolvedDid } from './did.ts'
 export type { AuthorityFailure, ProofName } from './failure.ts'
+export { type Membership, verifyMembership } from './membership.ts'
 export {
   jwtIssuer,
   jwtSigner,

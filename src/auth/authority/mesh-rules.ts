@@ -14,7 +14,7 @@ import type { HeldCredentials } from './held-credentials.ts'
 import type { TrustStore } from './trust.ts'
 
 export interface MeshRulesComponents {
-  trust: Pick<TrustStore, 'tierOf' | 'isLocal'>
+  trust: Pick<TrustStore, 'tierOf' | 'isLocal'> & Partial<Pick<TrustStore, 'isRemoved'>>
   credentials: Pick<CredentialVerifier, 'verifyCredential'>
   held: Pick<HeldCredentials, 'of'>
 }
@@ -52,6 +52,17 @@ export class MeshRules {
     const invoker = (links[0] as ChainPath['links'][number]).issuer
     const owner = resourceOwner(capability.with)
     const trust = this.#c.trust
+    // members: a removed member's old chains die with its membership (SPEC §8)
+    const removed = links.find((link) => trust.isRemoved?.(link.issuer) === true)
+    if (removed !== undefined) {
+      return {
+        error: ucanFailure('MESH_UCAN_INVALID', 'a principal in this chain was removed from this mesh', {
+          reason: 'removed',
+          principal: removed.issuer,
+          cid: removed.cid,
+        }),
+      }
+    }
     for (let i = 1; i < links.length; i++) {
       const link = links[i] as ChainPath['links'][number]
       if (link.issuer === owner) continue

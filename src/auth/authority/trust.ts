@@ -59,6 +59,8 @@ export interface TrustRecord {
    * flagged, not demoted. Cleared by a signed tier decision.
    */
   flagged?: { at: string; reason: string; count: number }
+  /** A former member of this mesh, removed: every chain through it is refused while it stays removed. */
+  removed?: { at: string; by: string }
 }
 
 export interface TrustStoreInit {
@@ -139,6 +141,35 @@ export class TrustStore {
     return this.#records.get(key('principal', did))?.tier ?? 4
   }
 
+  /** Whether `did` is a removed member of this mesh (members: SPEC §8). */
+  isRemoved(did: string): boolean {
+    return this.#records.get(key('principal', did))?.removed !== undefined
+  }
+
+  /** Takes a member out of this mesh: no longer local, tier 4, and marked removed (audited). */
+  removeLocal(did: string, options: { actor: string }): Promise<TrustRecord> {
+    return this.#serialized(async () => {
+      const before = this.#records.get(key('principal', did))
+      const at = new Date(this.#now()).toISOString()
+      const record: TrustRecord = {
+        ...(before ?? fresh(did, 'principal')),
+        local: false,
+        tier: 4,
+        tierChangedAt: at,
+        tierReason: 'removed',
+        tierChangedBy: options.actor,
+        removed: { at, by: options.actor },
+      }
+      await this.#write(record, {
+        action: 'trust.removed',
+        actor: options.actor,
+        subject: did,
+        details: { from: before?.tier ?? null },
+      })
+      return structuredClone(record)
+    })
+  }
+
   isLocal(did: string): boolean {
     return did === this.#c.meshDid || this.#records.get(key('principal', did))?.local === true
   }
@@ -162,6 +193,7 @@ export class TrustStore {
         tierReason: options.reason ?? 'enrolled',
         ...(options.actor === undefined ? {} : { tierChangedBy: options.actor }),
       }
+      delete record.removed
       if (
         before?.local &&
         before.tier === record.tier &&
