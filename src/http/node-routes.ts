@@ -19,6 +19,8 @@ import { keyRoutes } from './routes/keys.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { meshListRoutes, type RegistryRoutesInit, registryRoutes } from './routes/registry.ts'
 import { rejectedRoutes } from './routes/rejected.ts'
+// Members everywhere: room roles
+import { roomMemberRoutes } from './routes/room-members.ts'
 import { roomRoutes } from './routes/rooms.ts'
 import { registerSessionRoutes } from './routes/session.ts'
 import { yjsRoutes } from './routes/yjs.ts'
@@ -71,6 +73,8 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   await app.register(authorityRoutes, { authority: init.authority })
   await app.register(invokeRoutes, { agents: init.agents })
   await app.register(roomRoutes, { rooms: init.rooms, sync: init.roomSync })
+  // Members everywhere: room roles
+  await app.register(roomMemberRoutes, { rooms: init.rooms })
   await app.register(yjsRoutes, { rooms: init.rooms, sessions, logger: init.logger })
   await app.register(meshListRoutes, { source: init.meshes })
   if (init.registry !== undefined) {

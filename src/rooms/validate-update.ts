@@ -1,6 +1,14 @@
 import * as Y from 'yjs'
 import { MeshError, type MeshErrorCode } from '../errors.ts'
-import { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
+import {
+  canWrite,
+  effectiveMembers,
+  endKey,
+  isModerator,
+  membershipEnds,
+  type SealedMember,
+  standingMembers,
+} from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
@@ -12,6 +20,7 @@ import {
   entryTime,
   isClientKey,
   isSeal,
+  MEMBERSHIP_ENDED,
   META_KEY,
   type MemberEntry,
   type MessageEntry,
@@ -53,6 +62,7 @@ export const REJECT_REASONS = [
   'future-ts',
   'past-ts',
   'not-member',
+  'membership-ended',
   'read-only',
   'not-author-or-moderator',
   'unknown-message',
@@ -114,6 +124,7 @@ export type ValidationResult =
 
 const LOCAL_CODES: Partial<Record<RejectReason, MeshErrorCode>> = {
   'not-member': 'MESH_FORBIDDEN',
+  'membership-ended': 'MESH_FORBIDDEN',
   'read-only': 'MESH_FORBIDDEN',
   'not-author-or-moderator': 'MESH_FORBIDDEN',
   'member-rules': 'MESH_FORBIDDEN',
@@ -471,7 +482,10 @@ export function checkRules(
       const entry = m.entry
       if (m.sealedBy !== room.homeMesh) {
         if (m.sealedBy !== entry.mesh) refuse('member-rules', 'a mesh adds only its own members')
-        if (entry.tier !== 4 || (entry.role !== 'member' && entry.role !== 'read-only'))
+        if (
+          entry.tier !== 4 ||
+          (entry.role !== 'member' && entry.role !== 'read-only' && entry.role !== MEMBERSHIP_ENDED)
+        )
           refuse('member-rules', 'a foreign member joins as a tier 4 member')
       }
     }
@@ -481,6 +495,12 @@ export function checkRules(
     if (after > before && after > maxForeign)
       refuse('foreign-limit', 'the room has its maximum of foreign participants', { max: maxForeign })
   }
+  // Writes are judged by the membership as of their date: one dated before its author's
+  // membership ended stands (history, backfilled to any replica); one dated at or after it
+  // is refused, whichever reached this replica first.
+  const all = [...room.sealedMembers(), ...newMembers]
+  const ends = membershipEnds(all, room.homeMesh)
+  const standing = ends.size === 0 ? members : standingMembers(all, room.homeMesh)
   const messageOf = (id: string): MessageEntry | undefined =>
     newMessages.get(id) ?? (mapOf(doc, 'messages').get(id) as MessageEntry | undefined)
   const notBefore = datingFloor(room, entries, newMembers)
@@ -501,7 +521,14 @@ export function checkRules(
         if (v.ts > now + ROOM_LIMITS.maxFutureSkewMs)
           refuse('future-ts', 'entry is dated in the future', { ts: v.ts })
         notBefore(e.map, v)
-        const member = members.get(v.author)
+        const ended = ends.get(endKey(v.authorMesh, v.author))
+        if (ended !== undefined && v.ts >= ended)
+          refuse('membership-ended', 'the author’s membership of the room has ended', {
+            author: v.author,
+            ts: v.ts,
+            endedAt: ended,
+          })
+        const member = standing.get(v.author)
         if (member === undefined || member.mesh !== v.authorMesh)
           refuse('not-member', 'author is not a member of the room', { author: v.author })
         if (!canWrite(member, v.authorMesh)) refuse('read-only', 'author may only read this room')
