@@ -67,6 +67,21 @@ export function membershipEnds(entries: Iterable<SealedMember>, homeMesh: string
   return ends
 }
 
+/** The roles a mesh other than the home mesh may seal for its own members (tier 4 only). */
+export const FOREIGN_MEMBER_ROLES: readonly string[] = ['member', 'read-only', MEMBERSHIP_ENDED]
+
+/**
+ * Members as of a write's date (validate-update.ts): a write by a did stands by the
+ * membership it held before any ending (`standing`) if dated before the ending
+ * (`endedAt`), and is refused from the ending on. `current`: the effective members,
+ * equal to the standing ones while nothing has ended.
+ */
+export function membersByDate(entries: SealedMember[], homeMesh: string, current: Map<string, MemberEntry>) {
+  const ends = membershipEnds(entries, homeMesh)
+  const standing = ends.size === 0 ? current : standingMembers(entries, homeMesh)
+  return { standing, endedAt: (did: string, mesh: string) => ends.get(endKey(mesh, did)) }
+}
+
 function outranks(a: SealedMember, b: SealedMember, homeMesh: string): boolean {
   const aHome = a.sealedBy === homeMesh
   const bHome = b.sealedBy === homeMesh

@@ -3,11 +3,10 @@ import { MeshError, type MeshErrorCode } from '../errors.ts'
 import {
   canWrite,
   effectiveMembers,
-  endKey,
+  FOREIGN_MEMBER_ROLES,
   isModerator,
-  membershipEnds,
+  membersByDate,
   type SealedMember,
-  standingMembers,
 } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
 import {
@@ -20,7 +19,6 @@ import {
   entryTime,
   isClientKey,
   isSeal,
-  MEMBERSHIP_ENDED,
   META_KEY,
   type MemberEntry,
   type MessageEntry,
@@ -482,10 +480,7 @@ export function checkRules(
       const entry = m.entry
       if (m.sealedBy !== room.homeMesh) {
         if (m.sealedBy !== entry.mesh) refuse('member-rules', 'a mesh adds only its own members')
-        if (
-          entry.tier !== 4 ||
-          (entry.role !== 'member' && entry.role !== 'read-only' && entry.role !== MEMBERSHIP_ENDED)
-        )
+        if (entry.tier !== 4 || !FOREIGN_MEMBER_ROLES.includes(entry.role))
           refuse('member-rules', 'a foreign member joins as a tier 4 member')
       }
     }
@@ -495,12 +490,8 @@ export function checkRules(
     if (after > before && after > maxForeign)
       refuse('foreign-limit', 'the room has its maximum of foreign participants', { max: maxForeign })
   }
-  // Writes are judged by the membership as of their date: one dated before its author's
-  // membership ended stands (history, backfilled to any replica); one dated at or after it
-  // is refused, whichever reached this replica first.
-  const all = [...room.sealedMembers(), ...newMembers]
-  const ends = membershipEnds(all, room.homeMesh)
-  const standing = ends.size === 0 ? members : standingMembers(all, room.homeMesh)
+  // Writes are judged by the membership as of their date, whatever reached this replica first.
+  const byDate = membersByDate([...room.sealedMembers(), ...newMembers], room.homeMesh, members)
   const messageOf = (id: string): MessageEntry | undefined =>
     newMessages.get(id) ?? (mapOf(doc, 'messages').get(id) as MessageEntry | undefined)
   const notBefore = datingFloor(room, entries, newMembers)
@@ -521,14 +512,13 @@ export function checkRules(
         if (v.ts > now + ROOM_LIMITS.maxFutureSkewMs)
           refuse('future-ts', 'entry is dated in the future', { ts: v.ts })
         notBefore(e.map, v)
-        const ended = ends.get(endKey(v.authorMesh, v.author))
+        const ended = byDate.endedAt(v.author, v.authorMesh)
         if (ended !== undefined && v.ts >= ended)
-          refuse('membership-ended', 'the author’s membership of the room has ended', {
+          refuse('membership-ended', 'the author’s membership has ended', {
             author: v.author,
-            ts: v.ts,
             endedAt: ended,
           })
-        const member = standing.get(v.author)
+        const member = byDate.standing.get(v.author)
         if (member === undefined || member.mesh !== v.authorMesh)
           refuse('not-member', 'author is not a member of the room', { author: v.author })
         if (!canWrite(member, v.authorMesh)) refuse('read-only', 'author may only read this room')
