@@ -21,6 +21,8 @@ export * from './schemas/connections.ts'
 export * from './schemas/members.ts'
 export * from './schemas/policy.ts'
 export * from './schemas/registry.ts'
+// Members everywhere: room roles
+export * from './schemas/room-members.ts'
 export * from './schemas/rooms.ts'
 export * from './schemas/session.ts'
 export * from './schemas/trust.ts'

@@ -28,6 +28,11 @@ export const META_KEY = 'room'
 
 export { MEMBER_ROLES }
 export type MemberRole = (typeof MEMBER_ROLES)[number]
+/**
+ * Members everywhere: the role of a member entry that ends a membership for good (the
+ * member's own mesh removed it, or the home mesh did): writes dated at or after it are refused.
+ */
+export const MEMBERSHIP_ENDED = 'removed'
 export type Tier = 1 | 2 | 3 | 4
 
 export interface RoomMeta {
@@ -78,7 +83,7 @@ export interface MemberEntry {
   mesh: string
   meshName: string
   localId: string
-  role: MemberRole
+  role: MemberRole | typeof MEMBERSHIP_ENDED
   tier: Tier
   ts: number
 }

@@ -3,6 +3,7 @@ import * as connections from './schemas/connections.ts'
 import * as members from './schemas/members.ts'
 import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
+import * as roomMembers from './schemas/room-members.ts'
 import * as rooms from './schemas/rooms.ts'
 import * as session from './schemas/session.ts'
 import * as trust from './schemas/trust.ts'
@@ -374,6 +375,16 @@ export const routes = {
     status: 204,
     params: members.meshMemberParams,
     body: members.removeBodySchema,
+  }),
+
+  // Members everywhere: room roles
+  setRoomRole: route({
+    method: 'PUT',
+    path: '/api/rooms/:id/members/:did',
+    session: true,
+    params: roomMembers.roomMemberParamsSchema,
+    body: roomMembers.setRoomRoleBodySchema,
+    response: rooms.memberSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -20,6 +20,8 @@ import { memberRoutes } from './routes/members.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { meshListRoutes, type RegistryRoutesInit, registryRoutes } from './routes/registry.ts'
 import { rejectedRoutes } from './routes/rejected.ts'
+// Members everywhere: room roles
+import { roomMemberRoutes } from './routes/room-members.ts'
 import { roomRoutes } from './routes/rooms.ts'
 import { registerSessionRoutes } from './routes/session.ts'
 import { yjsRoutes } from './routes/yjs.ts'
@@ -74,6 +76,8 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   await app.register(authorityRoutes, { authority: init.authority })
   await app.register(invokeRoutes, { agents: init.agents })
   await app.register(roomRoutes, { rooms: init.rooms, sync: init.roomSync })
+  // Members everywhere: room roles
+  await app.register(roomMemberRoutes, { rooms: init.rooms })
   await app.register(yjsRoutes, { rooms: init.rooms, sessions, logger: init.logger })
   await app.register(meshListRoutes, { source: init.meshes })
   if (init.registry !== undefined) {

@@ -3,6 +3,7 @@ import {
   type ClientBinding,
   type Entry,
   MEMBER_ROLES,
+  MEMBERSHIP_ENDED,
   type MemberEntry,
   type MessageEntry,
   type ReactionEntry,
@@ -28,6 +29,7 @@ export {
   type ClientBinding,
   type Entry,
   MEMBER_ROLES,
+  MEMBERSHIP_ENDED,
   META_KEY,
   type MemberEntry,
   type MemberRole,
@@ -277,7 +279,7 @@ export function isMemberEntry(v: unknown): v is MemberEntry {
     str(v.meshName, ROOM_LIMITS.maxMeshNameLength, 1) &&
     str(v.localId, ROOM_LIMITS.maxLocalIdLength, 1) &&
     /^[A-Za-z0-9._-]+$/.test(v.localId) &&
-    (MEMBER_ROLES as readonly unknown[]).includes(v.role) &&
+    ((MEMBER_ROLES as readonly unknown[]).includes(v.role) || v.role === MEMBERSHIP_ENDED) &&
     (v.tier === 1 || v.tier === 2 || v.tier === 3 || v.tier === 4) &&
     isTs(v.ts)
   )

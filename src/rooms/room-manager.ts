@@ -19,6 +19,7 @@ import {
   type Tier,
 } from './room-entries.ts'
 import { RoomLog } from './room-log.ts'
+import { assertNotEnded, endMemberships, setRoomRole } from './room-roles.ts'
 import type { UpdateSender } from './validate-update.ts'
 
 /** What the room module needs to know about a principal of this mesh. */
@@ -495,6 +496,7 @@ export class RoomManager {
     const room = await this.load(roomId)
     const existing = room.member(did)
     if (existing !== undefined && existing.mesh === this.ownMesh) return this.#memberView(existing)
+    assertNotEnded(room, did, this.ownMesh)
     const principal = await this.#principal(did)
     const home = room.homeMesh === this.ownMesh
     const entry = this.#memberEntry(roomId, did, principal, 'member', home ? principal.tier : 4, this.#now())
@@ -502,6 +504,15 @@ export class RoomManager {
     return this.#memberView(entry)
   }
 
+  /** Members everywhere: `actor` (owner or moderator) sets `did`'s room role (room-roles.ts). */
+  async setRole(roomId: string, actor: string, did: string, role: MemberRole): Promise<MemberView> {
+    return this.#memberView(await setRoomRole(this, { room: roomId, actor, did, role, now: this.#now() }))
+  }
+
+  /** Ends every room membership of `did`, removed from this mesh (room-roles.ts); the rooms ended. */
+  endMemberships(did: string): Promise<string[]> {
+    return endMemberships(this, did, this.#now())
+  }
   async members(roomId: string, asDid: string): Promise<MemberView[]> {
     const room = await this.#readable(roomId, asDid)
     return [...room.members().values()].map((m) => this.#memberView(m))
@@ -536,7 +547,7 @@ export class RoomManager {
       localId: m.localId,
       mesh: m.mesh,
       meshName: m.meshName,
-      role: m.role,
+      role: m.role as MemberRole, // effective members never hold an ending
       tier: m.tier,
       local,
     }

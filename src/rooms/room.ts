@@ -4,7 +4,7 @@ import * as Y from 'yjs'
 import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
-import { effectiveMembers, type SealedMember } from './membership.ts'
+import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
@@ -108,6 +108,7 @@ export class Room implements ValidationTarget {
   readonly #order: Array<{ ts: number; id: string }> = []
   readonly #sealedMembers: SealedMember[] = []
   #members: Map<string, MemberEntry> | undefined
+  #ends: Map<string, number> | undefined
   readonly #reactions = new Map<string, Map<string, Set<string>>>()
   readonly #redacted = new Set<string>()
 
@@ -193,6 +194,22 @@ export class Room implements ValidationTarget {
     return this.members().get(did)
   }
 
+  /** When the membership of `did` from `mesh` ended (ms), if it has (membership.ts). */
+  endedAt(did: string, mesh: string): number | undefined {
+    this.#ends ??= membershipEnds(this.#sealedMembers, this.homeMesh)
+    return this.#ends.get(endKey(mesh, did))
+  }
+
+  /**
+   * Whether an authored entry is dated at or after its author's membership ended: one
+   * this replica took before the ending reached it, refused everywhere else, is shown
+   * nowhere (a message reads as redacted).
+   */
+  outlived(entry: { author: string; authorMesh: string; ts: number }): boolean {
+    const ended = this.endedAt(entry.author, entry.authorMesh)
+    return ended !== undefined && entry.ts >= ended
+  }
+
   message(id: string): MessageEntry | undefined {
     return this.doc.getMap('messages').get(id) as MessageEntry | undefined
   }
@@ -222,7 +239,7 @@ export class Room implements ValidationTarget {
   view(id: string): MessageView | undefined {
     const entry = this.message(id)
     if (entry === undefined) return undefined
-    const redacted = this.#redacted.has(id)
+    const redacted = this.#redacted.has(id) || this.outlived(entry)
     const reactions: Record<string, number> = {}
     for (const [emoji, who] of this.#reactions.get(id) ?? []) reactions[emoji] = who.size
     const view: MessageView = {
@@ -379,6 +396,7 @@ export class Room implements ValidationTarget {
       const seal = seals.get(sealKey('members', key)) as Seal | undefined
       this.#sealedMembers.push({ key, entry, sealedBy: seal?.mesh ?? this.#ownMesh })
       this.#members = undefined
+      this.#ends = undefined
     }
     for (const key of changed.get('messages') ?? []) {
       if (key === null) continue

@@ -1,6 +1,13 @@
 import * as Y from 'yjs'
 import { MeshError, type MeshErrorCode } from '../errors.ts'
-import { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
+import {
+  canWrite,
+  effectiveMembers,
+  FOREIGN_MEMBER_ROLES,
+  isModerator,
+  membersByDate,
+  type SealedMember,
+} from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
@@ -53,6 +60,7 @@ export const REJECT_REASONS = [
   'future-ts',
   'past-ts',
   'not-member',
+  'membership-ended',
   'read-only',
   'not-author-or-moderator',
   'unknown-message',
@@ -114,6 +122,7 @@ export type ValidationResult =
 
 const LOCAL_CODES: Partial<Record<RejectReason, MeshErrorCode>> = {
   'not-member': 'MESH_FORBIDDEN',
+  'membership-ended': 'MESH_FORBIDDEN',
   'read-only': 'MESH_FORBIDDEN',
   'not-author-or-moderator': 'MESH_FORBIDDEN',
   'member-rules': 'MESH_FORBIDDEN',
@@ -471,7 +480,7 @@ export function checkRules(
       const entry = m.entry
       if (m.sealedBy !== room.homeMesh) {
         if (m.sealedBy !== entry.mesh) refuse('member-rules', 'a mesh adds only its own members')
-        if (entry.tier !== 4 || (entry.role !== 'member' && entry.role !== 'read-only'))
+        if (entry.tier !== 4 || !FOREIGN_MEMBER_ROLES.includes(entry.role))
           refuse('member-rules', 'a foreign member joins as a tier 4 member')
       }
     }
@@ -481,6 +490,8 @@ export function checkRules(
     if (after > before && after > maxForeign)
       refuse('foreign-limit', 'the room has its maximum of foreign participants', { max: maxForeign })
   }
+  // Writes are judged by the membership as of their date, whatever reached this replica first.
+  const byDate = membersByDate([...room.sealedMembers(), ...newMembers], room.homeMesh, members)
   const messageOf = (id: string): MessageEntry | undefined =>
     newMessages.get(id) ?? (mapOf(doc, 'messages').get(id) as MessageEntry | undefined)
   const notBefore = datingFloor(room, entries, newMembers)
@@ -501,7 +512,13 @@ export function checkRules(
         if (v.ts > now + ROOM_LIMITS.maxFutureSkewMs)
           refuse('future-ts', 'entry is dated in the future', { ts: v.ts })
         notBefore(e.map, v)
-        const member = members.get(v.author)
+        const ended = byDate.endedAt(v.author, v.authorMesh)
+        if (ended !== undefined && v.ts >= ended)
+          refuse('membership-ended', 'the author’s membership has ended', {
+            author: v.author,
+            endedAt: ended,
+          })
+        const member = byDate.standing.get(v.author)
         if (member === undefined || member.mesh !== v.authorMesh)
           refuse('not-member', 'author is not a member of the room', { author: v.author })
         if (!canWrite(member, v.authorMesh)) refuse('read-only', 'author may only read this room')

@@ -1,0 +1,94 @@
+import { ForbiddenError, NotFoundError } from '../errors.ts'
+import { isModerator } from './membership.ts'
+import type { Room } from './room.ts'
+import { contentId, MEMBERSHIP_ENDED, type MemberEntry, type MemberRole } from './room-entries.ts'
+
+/** What room roles and endings need of the RoomManager. */
+export interface RoomRolesHost {
+  readonly ownMesh: string
+  list(): Promise<Array<{ id: string }>>
+  load(id: string): Promise<Room>
+  access(roomId: string, did: string): Promise<{ room: Room; member?: MemberEntry }>
+}
+
+/**
+ * Sets the room role of member `did` (SPEC §9 `PUT /api/rooms/:id/members/:did`): by the
+ * room's `owner` or a `moderator` (a local member of it), as an entry this mesh seals.
+ * Only an owner grants or changes `owner`. In a room homed elsewhere this mesh may seal
+ * only its own members as `member` or `read-only` (validate-update.ts, member rules), so
+ * that is all it sets there. Anything else: MESH_FORBIDDEN; a did that is not a member:
+ * MESH_NOT_FOUND. Returns the member's new entry (the held one when nothing changes).
+ */
+export async function setRoomRole(
+  host: RoomRolesHost,
+  input: { room: string; actor: string; did: string; role: MemberRole; now: number },
+): Promise<MemberEntry> {
+  const { room, member: actor } = await host.access(input.room, input.actor)
+  if (!isModerator(actor))
+    throw new ForbiddenError('only an owner or a moderator of the room sets roles', {
+      room: input.room,
+      reason: 'not-moderator',
+    })
+  const target = room.member(input.did)
+  if (target === undefined) throw new NotFoundError('not a member of this room', { did: input.did })
+  if ((target.role === 'owner' || input.role === 'owner') && actor?.role !== 'owner')
+    throw new ForbiddenError('only an owner grants or changes the owner role', {
+      room: input.room,
+      reason: 'owner-only',
+    })
+  const home = room.homeMesh === host.ownMesh
+  if (!home && (target.mesh !== host.ownMesh || (input.role !== 'member' && input.role !== 'read-only')))
+    throw new ForbiddenError('the room’s home mesh sets this role', { room: input.room, reason: 'not-home' })
+  if (target.role === input.role) return target
+  const entry: MemberEntry = { ...target, role: input.role, ts: Math.max(input.now, target.ts + 1) }
+  await room.write([{ map: 'members', key: contentId(entry), value: entry }])
+  return entry
+}
+
+/**
+ * Ends every room membership of `did` (one of this mesh's principals, just removed):
+ * in each room where it is a member from this mesh, an entry with role `removed`,
+ * sealed by this mesh and dated `now`. Every replica, local or foreign, then refuses
+ * its writes dated at or after it (membership.ts `membershipEnds`). Returns the rooms
+ * it was ended in; a room already ended is left as is.
+ */
+export async function endMemberships(host: RoomRolesHost, did: string, now: number): Promise<string[]> {
+  const ended: string[] = []
+  for (const record of await host.list()) {
+    const room = await host.load(record.id)
+    const member = room.member(did)
+    if (member === undefined || member.mesh !== host.ownMesh) continue
+    const home = room.homeMesh === host.ownMesh
+    const entry: MemberEntry = {
+      ...member,
+      role: MEMBERSHIP_ENDED,
+      // A foreign room takes this mesh's entries at tier 4 only.
+      tier: home ? member.tier : 4,
+      // After everything it wrote: none of its accepted writes may become refusable.
+      ts: Math.max(now, member.ts + 1, lastWrite(room, did, host.ownMesh) + 1),
+    }
+    await room.write([{ map: 'members', key: contentId(entry), value: entry }])
+    ended.push(record.id)
+  }
+  return ended
+}
+
+/** The latest date of a message, reaction or redaction by `did` from `mesh` in the room (0 if none). */
+function lastWrite(room: Room, did: string, mesh: string): number {
+  let last = 0
+  for (const map of ['messages', 'reactions', 'redactions'] as const)
+    for (const v of room.doc.getMap(map).values()) {
+      const e = v as { author: string; authorMesh: string; ts: number }
+      if (e.author === did && e.authorMesh === mesh && e.ts > last) last = e.ts
+    }
+  return last
+}
+
+/** MESH_FORBIDDEN when `did`'s membership of the room from `mesh` has ended (it is final). */
+export function assertNotEnded(room: Room, did: string, mesh: string): void {
+  if (room.endedAt(did, mesh) !== undefined)
+    throw new ForbiddenError('this membership of the room has ended', {
+      room: room.id,
+      reason: 'membership-ended',
+    })
+}

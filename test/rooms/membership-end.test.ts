@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict'
+import { describe, it, type TestContext } from 'node:test'
+import * as Y from 'yjs'
+import {
+  contentId,
+  type MemberEntry,
+  type MessageEntry,
+  makeSeal,
+  type Room,
+  type RoomManager,
+  sealKey,
+  type UpdateSender,
+} from '../../src/rooms/index.ts'
+import { alice, bob, carol, content, craft, mallory, manager, meshA, meshB, sync } from './helpers.ts'
+
+interface World {
+  a: RoomManager
+  b: RoomManager
+  roomA: Room
+  roomB: Room
+  id: string
+}
+
+const fromB: UpdateSender = { kind: 'peer', meshDid: meshB.did }
+
+/** Mesh A (alice, bob) homes a room; mesh B's carol and mallory are in it; replicas in sync. */
+async function world(t: TestContext): Promise<World> {
+  const a = await manager(t, meshA)
+  const b = await manager(t, meshB)
+  const { id } = await a.create({ name: 'general', creator: alice.did })
+  await a.join(id, bob.did)
+  await b.adopt({ id, homeMesh: meshA.did })
+  const roomA = await a.load(id)
+  const roomB = await b.load(id)
+  assert.ok((await sync(roomA, roomB, meshA.did)).ok)
+  await b.join(id, carol.did)
+  await b.join(id, mallory.did)
+  await b.post(id, carol.did, 'hello from carol')
+  assert.ok((await sync(roomB, roomA, meshB.did)).ok)
+  return { a, b, roomA, roomB, id }
+}
+
+/**
+ * What a replica of mesh B that missed carol's removal sends: her post, sealed by B,
+ * written under a fresh client id that the same update binds to B.
+ */
+function staleWrite(room: Room, entry: MessageEntry, clientID: number): Uint8Array {
+  const id = contentId(entry)
+  const client = String(clientID)
+  const binding = { mesh: meshB.did, room: room.id }
+  return craft(
+    room,
+    (doc) => {
+      doc.transact(() => {
+        doc.getMap('clients').set(client, binding)
+        doc
+          .getMap('seals')
+          .set(sealKey('clients', client), makeSeal(meshB, room.id, 'clients', client, binding))
+        doc.getMap('messages').set(id, entry)
+        doc.getMap('seals').set(sealKey('messages', id), makeSeal(meshB, room.id, 'messages', id, entry))
+      })
+    },
+    clientID,
+  )
+}
+
+function carolSays(w: World, body: string, ts: number): MessageEntry {
+  return { v: 1, room: w.id, author: carol.did, authorMesh: meshB.did, body, mentions: [], ts }
+}
+
+function endOf(room: Room, did: string): MemberEntry | undefined {
+  for (const v of room.doc.getMap('members').values())
+    if ((v as MemberEntry).did === did && (v as MemberEntry).role === 'removed') return v as MemberEntry
+  return undefined
+}
+
+describe('room memberships ended by the member’s mesh', () => {
+  it('refuses a post made after the membership ended, through a replica that missed it; a sentinel still passes', async (t) => {
+    const w = await world(t)
+    assert.deepEqual(await w.b.endMemberships(carol.did), [w.id])
+    assert.deepEqual(await w.b.endMemberships(carol.did), [], 'a second removal ends nothing more')
+    assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok, 'the ending entry, sealed by B, passes at A')
+    const ended = endOf(w.roomA, carol.did)
+    assert.ok(ended)
+    assert.equal(w.roomA.member(carol.did), undefined)
+
+    const before = content(w.roomA)
+    const attack = staleWrite(w.roomA, carolSays(w, 'still here', ended.ts + 5), 777_001)
+    const result = await w.roomA.applyUpdate(attack, fromB)
+    assert.equal(result.error?.code, 'MESH_UPDATE_REJECTED')
+    assert.equal(result.error?.details.reason, 'membership-ended')
+    assert.deepEqual(content(w.roomA), before, 'nothing of the refused update applied')
+
+    // Sentinel: an honest post of B after the attack goes through.
+    const sentinel = await w.b.post(w.id, mallory.did, 'sentinel after the attack')
+    assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+    assert.ok(w.roomA.message(sentinel.id))
+    assert.deepEqual(content(w.roomA), content(w.roomB))
+  })
+
+  it('hides a late post that arrived before the ending, wherever the ending arrives later', async (t) => {
+    const w = await world(t)
+    await w.b.endMemberships(carol.did)
+    const ended = endOf(w.roomB, carol.did) as MemberEntry
+    // A gets the stale replica's post first (it does not know of the ending yet) …
+    const late = carolSays(w, 'posted after my removal', ended.ts + 5)
+    assert.ok((await w.roomA.applyUpdate(staleWrite(w.roomA, late, 777_002), fromB)).ok)
+    assert.equal(w.roomA.view(contentId(late))?.redacted, undefined)
+    // … then the ending: the post reads as refused (hidden) there too.
+    assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+    const view = w.roomA.view(contentId(late))
+    assert.equal(view?.redacted, true)
+    assert.equal(view?.body, '')
+  })
+
+  it('keeps what the member wrote before its membership ended, backfilled after the ending', async (t) => {
+    const w = await world(t)
+    const early = await w.b.post(w.id, carol.did, 'written while a member')
+    await w.b.endMemberships(carol.did)
+    const ended = endOf(w.roomB, carol.did) as MemberEntry
+    assert.ok(
+      (w.roomB.message(early.id) as MessageEntry).ts < ended.ts,
+      'the ending is dated after her writes',
+    )
+    // A receives the post and the ending in one update: the post stands.
+    const result = await sync(w.roomB, w.roomA, meshB.did)
+    assert.ok(result.ok, result.error?.message ?? '')
+    assert.equal(w.roomA.view(early.id)?.body, 'written while a member')
+  })
+
+  it('refuses, on the home mesh, every local act of an ended member', async (t) => {
+    const w = await world(t)
+    await w.a.post(w.id, bob.did, 'bob was here')
+    assert.deepEqual(await w.a.endMemberships(bob.did), [w.id])
+    await assert.rejects(w.a.post(w.id, bob.did, 'again'), { code: 'MESH_FORBIDDEN' })
+    await assert.rejects(w.a.join(w.id, bob.did), { code: 'MESH_FORBIDDEN' })
+    await assert.rejects(w.a.messages(w.id, bob.did), { code: 'MESH_FORBIDDEN' })
+    const members = await w.a.members(w.id, alice.did)
+    assert.ok(!members.some((m) => m.did === bob.did))
+    // B takes the home mesh's ending too.
+    assert.ok((await sync(w.roomA, w.roomB, meshA.did)).ok)
+    assert.equal(w.roomB.member(bob.did), undefined)
+  })
+
+  it('refuses an ending of another mesh’s member', async (t) => {
+    const w = await world(t)
+    // B claims to end alice (a member from A): the entry names B as her mesh, which ends nothing of A's alice.
+    const forged: MemberEntry = {
+      v: 1,
+      room: w.id,
+      did: alice.did,
+      mesh: meshA.did,
+      meshName: 'alpha',
+      localId: 'alice',
+      role: 'removed',
+      tier: 4,
+      ts: Date.now(),
+    }
+    const key = contentId(forged)
+    const client = [...w.roomA.doc.getMap('clients').entries()].find(
+      ([, v]) => (v as { mesh: string }).mesh === meshB.did,
+    )?.[0] as string
+    const update = craft(
+      w.roomA,
+      (doc) => {
+        doc.getMap('members').set(key, forged)
+        doc.getMap('seals').set(sealKey('members', key), makeSeal(meshB, w.id, 'members', key, forged))
+      },
+      Number(client),
+    )
+    const result = await w.roomA.applyUpdate(update, fromB)
+    assert.equal(result.error?.details.reason, 'member-rules')
+    assert.ok(w.roomA.member(alice.did))
+    const sentinel = await w.a.post(w.id, alice.did, 'alice still posts')
+    assert.ok(w.roomA.message(sentinel.id))
+  })
+})
+
+describe('room roles', () => {
+  it('lets the owner and moderators set roles, sealed by the home mesh; refuses anyone else', async (t) => {
+    const w = await world(t)
+    await assert.rejects(w.a.setRole(w.id, bob.did, carol.did, 'read-only'), {
+      code: 'MESH_FORBIDDEN',
+    })
+    const bobMod = await w.a.setRole(w.id, alice.did, bob.did, 'moderator')
+    assert.equal(bobMod.role, 'moderator')
+    // A moderator neither grants nor takes the owner role.
+    await assert.rejects(w.a.setRole(w.id, bob.did, bob.did, 'owner'), { code: 'MESH_FORBIDDEN' })
+    await assert.rejects(w.a.setRole(w.id, bob.did, alice.did, 'member'), { code: 'MESH_FORBIDDEN' })
+    await assert.rejects(w.a.setRole(w.id, bob.did, meshB.did, 'member'), { code: 'MESH_NOT_FOUND' })
+    const carolRo = await w.a.setRole(w.id, bob.did, carol.did, 'read-only')
+    assert.equal(carolRo.role, 'read-only')
+    assert.equal(carolRo.tier, 4)
+    // B takes the home mesh's decision, and carol can no longer post there.
+    assert.ok((await sync(w.roomA, w.roomB, meshA.did)).ok)
+    assert.equal(w.roomB.member(carol.did)?.role, 'read-only')
+    await assert.rejects(w.b.post(w.id, carol.did, 'muted?'), { code: 'MESH_FORBIDDEN' })
+    // A participating mesh sets no roles in a room homed elsewhere beyond its own members' member/read-only.
+    await assert.rejects(w.b.setRole(w.id, carol.did, mallory.did, 'read-only'), { code: 'MESH_FORBIDDEN' })
+  })
+
+  it('refuses a role change sealed by a mesh that is not the home mesh (a peer promoting its member)', async (t) => {
+    const w = await world(t)
+    const promo: MemberEntry = {
+      ...(w.roomA.member(mallory.did) as MemberEntry),
+      role: 'moderator',
+      ts: Date.now(),
+    }
+    const key = contentId(promo)
+    const client = [...w.roomA.doc.getMap('clients').entries()].find(
+      ([, v]) => (v as { mesh: string }).mesh === meshB.did,
+    )?.[0] as string
+    const sv = Y.encodeStateVector(w.roomA.doc)
+    const update = craft(
+      w.roomA,
+      (doc) => {
+        doc.getMap('members').set(key, promo)
+        doc.getMap('seals').set(sealKey('members', key), makeSeal(meshB, w.id, 'members', key, promo))
+      },
+      Number(client),
+    )
+    const result = await w.roomA.applyUpdate(update, fromB)
+    assert.equal(result.error?.details.reason, 'member-rules')
+    assert.deepEqual(Y.encodeStateVector(w.roomA.doc), sv)
+    assert.equal(w.roomA.member(mallory.did)?.role, 'member')
+  })
+})
