@@ -24,6 +24,7 @@ import {
   policySummary,
   startConnections,
 } from './node/connections.ts'
+import { foreignAccessOf } from './node/foreign-access.ts'
 import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
@@ -273,6 +274,8 @@ export class MeshNode {
       registry: this.#registry,
       registryPerSource: this.init.registry?.perSource,
       logger: this.logger,
+      // agents in foreign rooms (SPEC §8, way 2)
+      foreignAccess: foreignAccessOf(this.#wiring),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

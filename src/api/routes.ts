@@ -1,4 +1,6 @@
 import * as audit from './schemas/audit.ts'
+// agents in foreign rooms (SPEC §8, way 2)
+import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
 import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
@@ -335,6 +337,15 @@ export const routes = {
     session: false,
     body: registry.heartbeatBodySchema,
     response: registry.heartbeatAcceptedSchema,
+  }),
+
+  // Agents in foreign rooms (SPEC §8, way 2): a capability session for one room
+  capabilitySession: route({
+    method: 'POST',
+    path: '/api/session/ucan',
+    session: false,
+    body: capability.capabilitySessionBodySchema,
+    response: capability.capabilitySessionSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -1,0 +1,18 @@
+import { ForeignAccess } from '../rooms/index.ts'
+import type { NodeWiring } from './parts.ts'
+import type { ReputationFeed } from './reputation.ts'
+
+/**
+ * Agents in foreign rooms under a chain (SPEC §8, way 2): `room/read` / `room/post`
+ * through `POST /api/invoke`, and capability sessions (`POST /api/session/ucan`).
+ */
+export function foreignAccessOf(wiring: NodeWiring & { reputation: ReputationFeed }): ForeignAccess {
+  const { parts } = wiring
+  return new ForeignAccess({
+    rooms: parts.get('rooms'),
+    store: parts.get('store'),
+    authority: () => parts.get('authority'),
+    audit: parts.get('audit'),
+    onInteraction: wiring.reputation.local,
+  })
+}
