@@ -82,7 +82,11 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     agents: init.agents,
     ...(init.foreignAccess !== undefined ? { rooms: init.foreignAccess } : {}),
   })
-  await app.register(roomRoutes, { rooms: init.rooms, sync: init.roomSync })
+  await app.register(roomRoutes, {
+    rooms: init.rooms,
+    sync: init.roomSync,
+    ...(init.foreignAccess !== undefined ? { foreign: init.foreignAccess } : {}),
+  })
   await app.register(yjsRoutes, { rooms: init.rooms, sessions, logger: init.logger })
   await app.register(meshListRoutes, { source: init.meshes })
   if (init.registry !== undefined) {

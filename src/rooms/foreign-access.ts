@@ -10,7 +10,7 @@ import {
 import { BadRequestError, ForbiddenError, MeshError, TooLargeError, UnauthenticatedError } from '../errors.ts'
 import type { MeshStore, Sublevel } from '../store/index.ts'
 import { contentId, type MemberEntry, type MemberRole, ROOM_LIMITS } from './room-entries.ts'
-import type { RoomManager } from './room-manager.ts'
+import type { MemberView, RoomManager } from './room-manager.ts'
 
 /** The two abilities a chain may grant a foreign principal on one room (SPEC §8, way 2). */
 export const ROOM_ABILITIES = ['room/read', 'room/post'] as const
@@ -192,6 +192,46 @@ export class ForeignAccess {
     return { id, ...stored, expiresAt: new Date(stored.expiresAt).toISOString() }
   }
 
+  /**
+   * `POST /api/rooms/:id/invite {did, mesh, ucan}`: `actor` (signed in here) invokes
+   * `room/invite` with `nb.invitee` = `did` on the room, under a human-signed chain;
+   * the invitee is admitted at once as a tier 4 guest this mesh seals, which it reaches
+   * under a chain (way 2). `mesh` (its home mesh) is recorded in the audit row; no
+   * share is made for it: a share is its own human act (`room/share`, SPEC §9).
+   */
+  async invite(
+    roomId: string,
+    actor: string,
+    input: { did: string; mesh?: string; ucan: string },
+  ): Promise<MemberView> {
+    const authority = this.#init.authority()
+    const resource = `${authority.meshDid}/rooms/${roomId}`
+    const verdict = await authority.verifyAuthority({
+      ucan: input.ucan,
+      can: 'room/invite',
+      with: resource,
+      nb: { invitee: input.did },
+    })
+    if (verdict.error !== undefined) throw toMeshError(verdict.error)
+    if (verdict.ok.issuer !== actor) {
+      throw new ForbiddenError('the invitation is signed by another principal than the one signed in', {
+        reason: 'actor',
+        issuer: verdict.ok.issuer,
+      })
+    }
+    await this.#init.rooms.record(roomId)
+    await this.#admit(roomId, input.did, true)
+    await this.#init.audit?.append({
+      action: 'room.invited',
+      actor,
+      subject: resource,
+      details: { invitee: input.did, mesh: input.mesh ?? null, invocation: verdict.ok.invocation },
+    })
+    const rooms = this.#init.rooms
+    const listed = await rooms.members(roomId, actor)
+    return listed.find((m) => m.did === input.did) as MemberView
+  }
+
   /** Deletes the ended capability sessions; returns how many. */
   async purgeExpired(): Promise<number> {
     const now = this.#now()
@@ -261,9 +301,14 @@ export class ForeignAccess {
     const rooms = this.#init.rooms
     const room = await rooms.load(roomId)
     const existing = room.member(did)
-    if (existing !== undefined && existing.mesh === rooms.ownMesh) {
-      if (!(posts && existing.role === 'read-only' && existing.tier === 4)) return
+    if (existing !== undefined && existing.mesh !== rooms.ownMesh) {
+      // One way in at a time: a member through its own mesh posts through it (way 1).
+      throw new ForbiddenError('this principal is a member of the room through its own mesh', {
+        reason: 'member-elsewhere',
+        mesh: existing.mesh,
+      })
     }
+    if (existing !== undefined && !(posts && existing.role === 'read-only' && existing.tier === 4)) return
     const role: MemberRole = posts ? 'member' : 'read-only'
     const entry: MemberEntry = {
       v: 1,

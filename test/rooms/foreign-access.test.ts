@@ -63,6 +63,14 @@ async function setup(t: TestContext) {
   return { a, room, other, agent, anon }
 }
 
+/** The invitee an invitation names (its nb.invitee). */
+async function didOfAct(token: string): Promise<string> {
+  const { decodeToken, viewOf } = await import('../../src/auth/authority/index.ts')
+  const decoded = decodeToken(token)
+  if (decoded.ok === undefined) throw new Error('bad token')
+  return String((viewOf(decoded.ok).capabilities[0] as { nb: { invitee: string } }).nb.invitee)
+}
+
 type Setup = Awaited<ReturnType<typeof setup>>
 
 /**
@@ -317,6 +325,57 @@ describe('agents in foreign rooms: a chain on one room (SPEC §8, way 2)', () =>
         5000,
       )
       provider.destroy()
+    },
+  )
+  alphaTest(
+    'POST /api/rooms/:id/invite {did, mesh, ucan} admits one named foreign participant under room/invite',
+    async ({ a, room, other, agent }) => {
+      const resource = roomResourceOf(a.node.did, room)
+      const inviteAct = (invitee: string, on = resource, signer = a.architect) =>
+        invocationToken(signer, a.node.did, { can: 'room/invite', with: on, nb: { invitee } }, [])
+      const root = await rootOf(a)
+      const act = (invitee: string, on = resource) =>
+        invocationToken(a.architect, a.node.did, { can: 'room/invite', with: on, nb: { invitee } }, [root])
+      const beta = Ed25519KeyPair.generate().did
+      const member = await a.api.post<Member & { local: boolean }>(`/api/rooms/${room}/invite`, {
+        did: agent.did,
+        mesh: beta,
+        ucan: await act(agent.did),
+      })
+      assert.equal(member.did, agent.did)
+      assert.equal(member.tier, 4)
+      assert.equal(member.role, 'member')
+      // Hostile: no chain; an act for another invitee; an act on another room; replayed.
+      await assert.rejects(
+        a.api.post(`/api/rooms/${room}/invite`, { did: agent.did, ucan: await inviteAct(agent.did) }),
+        refused('MESH_UCAN_INVALID'),
+      )
+      const forOther = await act(beta)
+      await assert.rejects(
+        a.api.post(`/api/rooms/${room}/invite`, { did: agent.did, ucan: forOther }),
+        refused('MESH_UCAN_INVALID'),
+      )
+      await assert.rejects(
+        a.api.post(`/api/rooms/${room}/invite`, {
+          did: agent.did,
+          ucan: await act(agent.did, roomResourceOf(a.node.did, other)),
+        }),
+        refused('MESH_UCAN_INVALID'),
+      )
+      const once = await act(Ed25519KeyPair.generate().did)
+      const invitee = (
+        await a.api.post<Member>(`/api/rooms/${room}/invite`, { did: await didOfAct(once), ucan: once })
+      ).did
+      assert.ok(invitee)
+      await assert.rejects(
+        a.api.post(`/api/rooms/${room}/invite`, { did: invitee, ucan: once }),
+        refused('MESH_REPLAY'),
+      )
+      // Unknown fields refused.
+      await assert.rejects(
+        a.api.post(`/api/rooms/${room}/invite`, { did: agent.did, ucan: once, extra: 1 }),
+        refused('MESH_BAD_REQUEST'),
+      )
     },
   )
 })
