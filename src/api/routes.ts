@@ -206,7 +206,8 @@ export const routes = {
     path: '/api/invoke',
     session: false,
     body: trust.invokeBodySchema,
-    response: trust.invokeResultSchema,
+    // an agent/invoke's answer, or (agents in foreign rooms) a room/post's or room/read's
+    response: { oneOf: [trust.invokeResultSchema, capability.roomInvokeResultSchema] } as const,
   }),
 
   // Rooms
