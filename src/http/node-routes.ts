@@ -87,7 +87,21 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     sync: init.roomSync,
     ...(init.foreignAccess !== undefined ? { foreign: init.foreignAccess } : {}),
   })
-  await app.register(yjsRoutes, { rooms: init.rooms, sessions, logger: init.logger })
+  await app.register(yjsRoutes, {
+    rooms: init.rooms,
+    // agents in foreign rooms: a capability session whose chain is revoked closes its sockets too
+    sessions: {
+      onRevoked: (listener) => {
+        const off = sessions.onRevoked(listener)
+        const offCapability = init.foreignAccess?.onRevoked(listener)
+        return () => {
+          off()
+          offCapability?.()
+        }
+      },
+    },
+    logger: init.logger,
+  })
   await app.register(meshListRoutes, { source: init.meshes })
   if (init.registry !== undefined) {
     await app.register(registryRoutes, { registry: init.registry, perSource: init.registryPerSource })

@@ -8,11 +8,14 @@ import type { ReputationFeed } from './reputation.ts'
  */
 export function foreignAccessOf(wiring: NodeWiring & { reputation: ReputationFeed }): ForeignAccess {
   const { parts } = wiring
-  return new ForeignAccess({
+  const access = new ForeignAccess({
     rooms: parts.get('rooms'),
     store: parts.get('store'),
     authority: () => parts.get('authority'),
     audit: parts.get('audit'),
     onInteraction: wiring.reputation.local,
   })
+  access.start()
+  parts.onStop(() => access.stop())
+  return access
 }

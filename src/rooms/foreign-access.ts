@@ -88,11 +88,42 @@ export class ForeignAccess {
   readonly #init: ForeignAccessInit
   readonly #sessions: Sublevel<StoredSession>
   readonly #now: () => number
+  // The sessions seen since start, watched for a revoked chain (their sockets are closed).
+  readonly #live = new Map<string, { did: string; chain: string[] }>()
+  readonly #revoked = new Set<(session: { id: string; did: string }) => void>()
+  #watcher: ReturnType<typeof setInterval> | undefined
 
   constructor(init: ForeignAccessInit) {
     this.#init = init
     this.#sessions = init.store.sublevel<StoredSession>('capability-sessions')
     this.#now = init.now ?? Date.now
+  }
+
+  /** Checks every `intervalMs` whether a live session's chain was revoked (however it was: here or by a peer). */
+  start(intervalMs = 1000): void {
+    this.#watcher ??= setInterval(() => this.#sweep(), intervalMs)
+    this.#watcher.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.#watcher)
+    this.#watcher = undefined
+  }
+
+  /** Calls `listener` with each capability session ended by a revocation; returns the unsubscribe. */
+  onRevoked(listener: (session: { id: string; did: string }) => void): () => void {
+    this.#revoked.add(listener)
+    return () => this.#revoked.delete(listener)
+  }
+
+  #sweep(): void {
+    const revocations = this.#init.authority().revocations
+    for (const [id, s] of this.#live) {
+      if (!s.chain.some((cid) => revocations.isRevoked(cid))) continue
+      this.#live.delete(id)
+      void this.#sessions.del(id).catch(() => {})
+      for (const listener of this.#revoked) listener({ id, did: s.did })
+    }
   }
 
   /** Whether `ucan` invokes `room/read` or `room/post` (the invoke route's dispatch); never throws. */
@@ -156,6 +187,7 @@ export class ForeignAccess {
     )
     await this.#admit(room, ok.issuer, can.includes('room/post'))
     const token = CAPABILITY_TOKEN_PREFIX + randomBytes(32).toString('base64url')
+    this.#live.set(hashToken(token), { did: ok.issuer, chain: ok.chain.slice(1) })
     await this.#sessions.put(hashToken(token), {
       did: ok.issuer,
       room,
@@ -183,12 +215,14 @@ export class ForeignAccess {
     const revocations = this.#init.authority().revocations
     const revoked = stored.chain.find((cid) => revocations.isRevoked(cid))
     if (revoked !== undefined) {
+      this.#live.delete(id)
       await this.#sessions.del(id)
       throw new MeshError('MESH_UCAN_INVALID', 'the chain of this capability session was revoked', {
         reason: 'revoked',
         cid: revoked,
       })
     }
+    if (!this.#live.has(id)) this.#live.set(id, { did: stored.did, chain: stored.chain })
     return { id, ...stored, expiresAt: new Date(stored.expiresAt).toISOString() }
   }
 

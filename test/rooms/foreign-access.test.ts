@@ -324,6 +324,20 @@ describe('agents in foreign rooms: a chain on one room (SPEC §8, way 2)', () =>
         'the socket write landed',
         5000,
       )
+      // Revoking the chain closes the live socket (its ticket is spent: no way back in).
+      const closes: number[] = []
+      provider.on('connection-close', (event: { code: number } | null) => {
+        if (event !== null) closes.push(event.code)
+      })
+      await a.node.authority.revoke(
+        await invocationToken(
+          a.architect,
+          a.node.did,
+          { can: 'ucan/revoke', with: a.node.did, nb: { ucan: grant.cid } },
+          [await rootOf(a)],
+        ),
+      )
+      await waitFor(() => closes.includes(4401), 'the socket closed', 5000)
       provider.destroy()
     },
   )
