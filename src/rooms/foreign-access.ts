@@ -89,9 +89,10 @@ export class ForeignAccess {
   readonly #sessions: Sublevel<StoredSession>
   readonly #now: () => number
   // The sessions seen since start, watched for a revoked chain (their sockets are closed).
-  readonly #live = new Map<string, { did: string; chain: string[] }>()
+  readonly #live = new Map<string, { did: string; chain: string[]; expiresAt: number }>()
   readonly #revoked = new Set<(session: { id: string; did: string }) => void>()
   #watcher: ReturnType<typeof setInterval> | undefined
+  #sweeps = 0
 
   constructor(init: ForeignAccessInit) {
     this.#init = init
@@ -117,8 +118,15 @@ export class ForeignAccess {
   }
 
   #sweep(): void {
+    // Ended sessions leave the store every 600 sweeps (10 min at the default interval).
+    if (++this.#sweeps % 600 === 0) void this.purgeExpired().catch(() => {})
     const revocations = this.#init.authority().revocations
+    const now = this.#now()
     for (const [id, s] of this.#live) {
+      if (s.expiresAt <= now) {
+        this.#live.delete(id)
+        continue
+      }
       if (!s.chain.some((cid) => revocations.isRevoked(cid))) continue
       this.#live.delete(id)
       void this.#sessions.del(id).catch(() => {})
@@ -187,7 +195,7 @@ export class ForeignAccess {
     )
     await this.#admit(room, ok.issuer, can.includes('room/post'))
     const token = CAPABILITY_TOKEN_PREFIX + randomBytes(32).toString('base64url')
-    this.#live.set(hashToken(token), { did: ok.issuer, chain: ok.chain.slice(1) })
+    this.#live.set(hashToken(token), { did: ok.issuer, chain: ok.chain.slice(1), expiresAt })
     await this.#sessions.put(hashToken(token), {
       did: ok.issuer,
       room,
@@ -222,7 +230,8 @@ export class ForeignAccess {
         cid: revoked,
       })
     }
-    if (!this.#live.has(id)) this.#live.set(id, { did: stored.did, chain: stored.chain })
+    if (!this.#live.has(id))
+      this.#live.set(id, { did: stored.did, chain: stored.chain, expiresAt: stored.expiresAt })
     return { id, ...stored, expiresAt: new Date(stored.expiresAt).toISOString() }
   }
 
