@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import type * as API from '@ucanto/interface'
 import { WebSocket } from 'ws'
@@ -7,7 +8,7 @@ import * as Y from 'yjs'
 import { issueDelegation, roomResourceOf } from '../../src/auth/authority/index.ts'
 import { invocationToken } from '../../src/cli/chains.ts'
 import { HttpClient } from '../../src/cli/http-client.ts'
-import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { Ed25519KeyPair, MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
 import { contentId, guestName, type MessageEntry } from '../../src/rooms/index.ts'
 import { rootOf } from '../auth/chain-acts.ts'
 import { startNode, type TestNode } from '../connections/nodes.ts'
@@ -154,6 +155,13 @@ describe('agents in foreign rooms: a chain on one room (SPEC §8, way 2)', () =>
       await assert.rejects(
         post(await invoke(a, agent, 'room/post', room, { body: 'x' }, [fake])),
         refused('MESH_UCAN_INVALID'),
+      )
+      // A chain no human signed: the mesh key delegates straight to the agent.
+      const meshKey = await readKeyFile(join(a.dataDir, MESH_KEY_FILE))
+      const keyOnly = await chain(a, agent.did, room, ['room/post'], { issuer: meshKey, proofs: [] })
+      await assert.rejects(
+        post(await invoke(a, agent, 'room/post', room, { body: 'x' }, [keyOnly])),
+        refused('MESH_NOT_HUMAN_SIGNED'),
       )
       // Replayed.
       const good = await chain(a, agent.did, room, ['room/post', 'room/read'])
