@@ -271,7 +271,8 @@ export class ForeignAccess {
       details: { invitee: input.did, mesh: input.mesh ?? null, invocation: verdict.ok.invocation },
     })
     const rooms = this.#init.rooms
-    const listed = await rooms.members(roomId, actor)
+    // as the invitee reads it: it is a member now, whoever invited it
+    const listed = await rooms.members(roomId, input.did)
     return listed.find((m) => m.did === input.did) as MemberView
   }
 
