@@ -13,6 +13,9 @@
  * - http.signin_per_s / http.read_per_s: the HTTP API with its rate limits on vs off
  *   (bench/http-limits.ts).
  *
+ * - sessions.signin_per_s / sessions.capability_open_per_s: sign-ins and capability-session
+ *   opens vs raw Ed25519 verifications of the same payload size (bench/sessions.ts).
+ *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
  */
@@ -24,6 +27,8 @@ import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 import { emit, note, type ResultName, wasEmitted, write } from './bench/report.ts'
+// agents in foreign rooms (issue 12): sign-ins and capability sessions vs raw Ed25519
+import { benchSessions, SESSIONS_NAMES } from './bench/sessions.ts'
 
 interface Bench {
   title: string
@@ -71,6 +76,8 @@ const benches: Bench[] = [
       for await (const result of benchAuthority()) write(result)
     },
   },
+  // issue 12: sessions.signin_per_s, sessions.capability_open_per_s (bench/sessions.ts)
+  { title: 'sessions', names: SESSIONS_NAMES, run: async () => void (await benchSessions()) },
 ]
 
 let pool: NodePool | undefined

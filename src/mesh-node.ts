@@ -24,6 +24,7 @@ import {
   policySummary,
   startConnections,
 } from './node/connections.ts'
+import { foreignAccessOf } from './node/foreign-access.ts'
 import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
@@ -285,6 +286,8 @@ export class MeshNode {
       logger: this.logger,
       // members: enrolment and removal (SPEC §8)
       members: this.#parts.get('memberService'),
+      // agents in foreign rooms (SPEC §8, way 2)
+      foreignAccess: foreignAccessOf(this.#wiring),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

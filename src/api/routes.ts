@@ -1,4 +1,6 @@
 import * as audit from './schemas/audit.ts'
+// agents in foreign rooms (SPEC §8, way 2)
+import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
 import * as members from './schemas/members.ts'
 import * as policy from './schemas/policy.ts'
@@ -206,7 +208,8 @@ export const routes = {
     path: '/api/invoke',
     session: false,
     body: trust.invokeBodySchema,
-    response: trust.invokeResultSchema,
+    // an agent/invoke's answer, or (agents in foreign rooms) a room/post's or room/read's
+    response: { oneOf: [trust.invokeResultSchema, capability.roomInvokeResultSchema] } as const,
   }),
 
   // Rooms
@@ -385,6 +388,15 @@ export const routes = {
     params: roomMembers.roomMemberParamsSchema,
     body: roomMembers.setRoomRoleBodySchema,
     response: rooms.memberSchema,
+  }),
+
+  // Agents in foreign rooms (SPEC §8, way 2): a capability session for one room
+  capabilitySession: route({
+    method: 'POST',
+    path: '/api/session/ucan',
+    session: false,
+    body: capability.capabilitySessionBodySchema,
+    response: capability.capabilitySessionSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -1,6 +1,7 @@
 import type { FromSchema, JSONSchema } from 'json-schema-to-ts'
 import type { RouteName, Routes } from './routes.ts'
 import type * as audit from './schemas/audit.ts'
+import type * as capability from './schemas/capability-session.ts'
 import type * as common from './schemas/common.ts'
 import type * as connections from './schemas/connections.ts'
 import type * as members from './schemas/members.ts'
@@ -93,3 +94,7 @@ export type RouteInput<N extends RouteName> = Omit<
 export type RouteOutput<N extends RouteName> = Routes[N] extends { response: infer S extends JSONSchema }
   ? FromSchema<S>
   : undefined
+
+// Agents in foreign rooms (SPEC §8, way 2)
+export type CapabilitySessionToken = FromSchema<typeof capability.capabilitySessionSchema>
+export type RoomInvokeResult = FromSchema<typeof capability.roomInvokeResultSchema>

@@ -8,9 +8,11 @@ import type { KeyRotationResult, KeysView } from '../keys/index.ts'
 import type { Logger } from '../log.ts'
 import type { MeshManifest } from '../manifest/index.ts'
 import type { PublicMeshSource, RegistryService } from '../registry/index.ts'
-import type { RoomManager, RoomSync } from '../rooms/index.ts'
+import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import { auditRoutes } from './routes/audit.ts'
 import { type AuthorityRoutesInit, authorityRoutes } from './routes/authority.ts'
+// agents in foreign rooms (SPEC §8, way 2)
+import { capabilitySessionRoutes, registerCapabilityGuard } from './routes/capability-session.ts'
 import { connectionRoutes } from './routes/connections.ts'
 import { registerConsole } from './routes/console.ts'
 import { coreRoutes, type HealthInfo } from './routes/core.ts'
@@ -53,6 +55,8 @@ export interface NodeRoutesInit {
   logger: Logger
   // members: enrolment and removal (SPEC §8)
   members?: MemberService
+  /** Agents in foreign rooms: room/read, room/post under a chain, and capability sessions. */
+  foreignAccess?: ForeignAccess
 }
 
 /**
@@ -65,6 +69,11 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   const { sessions } = init
   await app.register(coreRoutes, { health: init.health, manifest: init.manifest, metrics: init.metrics })
   registerSessionRoutes(app, sessions)
+  // agents in foreign rooms: the capability guard runs before every route's session guard
+  if (init.foreignAccess !== undefined) {
+    registerCapabilityGuard(app, init.foreignAccess)
+    await app.register(capabilitySessionRoutes, { access: init.foreignAccess })
+  }
   await app.register(connectionRoutes, { connections: init.connections })
   await app.register(policyRoutes, {
     policy: init.policy,
@@ -74,11 +83,32 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   await app.register(auditRoutes, { audit: init.audit })
   await app.register(keyRoutes, { keys: init.keys, rotate: init.rotateKey })
   await app.register(authorityRoutes, { authority: init.authority })
-  await app.register(invokeRoutes, { agents: init.agents })
-  await app.register(roomRoutes, { rooms: init.rooms, sync: init.roomSync })
+  await app.register(invokeRoutes, {
+    agents: init.agents,
+    ...(init.foreignAccess !== undefined ? { rooms: init.foreignAccess } : {}),
+  })
+  await app.register(roomRoutes, {
+    rooms: init.rooms,
+    sync: init.roomSync,
+    ...(init.foreignAccess !== undefined ? { foreign: init.foreignAccess } : {}),
+  })
   // Members everywhere: room roles
   await app.register(roomMemberRoutes, { rooms: init.rooms })
-  await app.register(yjsRoutes, { rooms: init.rooms, sessions, logger: init.logger })
+  await app.register(yjsRoutes, {
+    rooms: init.rooms,
+    // agents in foreign rooms: a capability session whose chain is revoked closes its sockets too
+    sessions: {
+      onRevoked: (listener) => {
+        const off = sessions.onRevoked(listener)
+        const offCapability = init.foreignAccess?.onRevoked(listener)
+        return () => {
+          off()
+          offCapability?.()
+        }
+      },
+    },
+    logger: init.logger,
+  })
   await app.register(meshListRoutes, { source: init.meshes })
   if (init.registry !== undefined) {
     await app.register(registryRoutes, { registry: init.registry, perSource: init.registryPerSource })

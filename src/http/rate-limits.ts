@@ -51,6 +51,8 @@ const ROUTE_CLASSES: Record<string, RateClass> = {
   'GET /api/session/challenge': 'signIn',
   'POST /api/session': 'signIn',
   'POST /api/invoke': 'invoke',
+  // agents in foreign rooms: opening a capability session is a sign-in
+  'POST /api/session/ucan': 'signIn',
 }
 
 const SESSION_GUARD = Symbol('mesh.sessionGuard')

@@ -6,6 +6,18 @@
  * rooms with peer meshes and keeps them in sync over `/mesh/rooms/1.0.0`.
  */
 export { type BackfillPlan, countEntries, type SplitOptions, splitDiff, splitUpdate } from './backfill.ts'
+// agents in foreign rooms (SPEC §8, way 2): chains on one room, capability sessions
+export {
+  CAPABILITY_TOKEN_PREFIX,
+  type CapabilitySession,
+  type ChainRequest,
+  ForeignAccess,
+  type ForeignAccessInit,
+  guestName,
+  ROOM_ABILITIES,
+  type RoomAbility,
+  type RoomInvokeResult,
+} from './foreign-access.ts'
 export { canWrite, effectiveMembers, isModerator, type SealedMember } from './membership.ts'
 export {
   type MeshKey,

@@ -39,6 +39,8 @@ export const SUBLEVELS = [
   'delegations',
   'agents',
   'dht',
+  // agents in foreign rooms: capability sessions (hashed tokens)
+  'capability-sessions',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 

@@ -62,7 +62,8 @@ export const federatedDmBodySchema = strictObject({ with: DID_KEY, mesh: DID_KEY
   'ucan',
 ])
 
-export const inviteBodySchema = strictObject({ did: DID_KEY }, ['did'])
+// `{did}`: a local principal; `{did, mesh?, ucan}`: a foreign participant under `room/invite` (issue 12)
+export const inviteBodySchema = strictObject({ did: DID_KEY, mesh: DID_KEY, ucan: UCAN }, ['did'])
 
 export const postMessageBodySchema = strictObject(
   {

@@ -14,13 +14,15 @@ import {
   shareBodySchema,
 } from '../../api/index.ts'
 import { BadRequestError } from '../../errors.ts'
-import { ROOM_LIMITS, type RoomManager, type RoomSync } from '../../rooms/index.ts'
+import { type ForeignAccess, ROOM_LIMITS, type RoomManager, type RoomSync } from '../../rooms/index.ts'
 import { sessionOf } from './session.ts'
 
 export interface RoomRoutesInit {
   rooms: RoomManager
   /** Federation of rooms: sharing, DMs and sync views; without it those routes are absent. */
   sync?: RoomSync
+  /** Agents in foreign rooms: invitations of foreign participants (`room/invite`). */
+  foreign?: ForeignAccess
 }
 
 /** A page request as the client gave it: what it left out, RoomManager defaults. */
@@ -139,7 +141,16 @@ export const roomRoutes: FastifyPluginAsync<RoomRoutesInit> = async (fastify, in
     },
     async (request, reply) => {
       const { id } = request.params
-      const { did } = request.body
+      const { did, mesh, ucan } = request.body
+      // agents in foreign rooms: a foreign participant, under a human-signed room/invite
+      if (ucan !== undefined) {
+        if (init.foreign === undefined) throw new BadRequestError('this node admits no foreign participants')
+        const actor = sessionOf(request).did
+        await rooms.access(id, actor)
+        return reply
+          .status(201)
+          .send(await init.foreign.invite(id, actor, { did, ucan, ...(mesh !== undefined ? { mesh } : {}) }))
+      }
       return reply.status(201).send(await rooms.invite(id, sessionOf(request).did, did))
     },
   )

@@ -35,6 +35,8 @@ export function bearerToken(request: FastifyRequest): string | undefined {
  */
 export function requireSession(sessions: SessionService) {
   return markSessionGuard(async (request: FastifyRequest): Promise<void> => {
+    // agents in foreign rooms: a capability session the capability guard already admitted
+    if (request.capabilitySession !== undefined) return
     const limits = request.server.meshRateLimits
     try {
       request.session = await sessions.authenticate(bearerToken(request))
