@@ -18,6 +18,8 @@ export { type RouteName, type RouteSpec, type Routes, routes } from './routes.ts
 export * from './schemas/audit.ts'
 export * from './schemas/common.ts'
 export * from './schemas/connections.ts'
+// outbound invocation over libp2p
+export * from './schemas/outbound.ts'
 export * from './schemas/policy.ts'
 export * from './schemas/registry.ts'
 export * from './schemas/rooms.ts'

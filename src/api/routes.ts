@@ -1,5 +1,7 @@
 import * as audit from './schemas/audit.ts'
 import * as connections from './schemas/connections.ts'
+// outbound invocation over libp2p
+import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
 import * as rooms from './schemas/rooms.ts'
@@ -335,6 +337,15 @@ export const routes = {
     session: false,
     body: registry.heartbeatBodySchema,
     response: registry.heartbeatAcceptedSchema,
+  }),
+
+  // Outbound invocation over libp2p (/mesh/invoke/1.0.0)
+  outboundInvoke: route({
+    method: 'POST',
+    path: '/api/outbound/invoke',
+    session: true,
+    body: outbound.outboundInvokeBodySchema,
+    response: outbound.outboundInvokeResultSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

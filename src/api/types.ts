@@ -86,3 +86,8 @@ export type RouteInput<N extends RouteName> = Omit<
 export type RouteOutput<N extends RouteName> = Routes[N] extends { response: infer S extends JSONSchema }
   ? FromSchema<S>
   : undefined
+
+// Outbound invocation over libp2p
+export type OutboundInvokeResult = FromSchema<
+  typeof import('./schemas/outbound.ts').outboundInvokeResultSchema
+>

@@ -16,6 +16,8 @@ import { registerConsole } from './routes/console.ts'
 import { coreRoutes, type HealthInfo } from './routes/core.ts'
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
+// outbound invocation over libp2p
+import { type OutboundRoutesInit, outboundRoutes } from './routes/outbound.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { meshListRoutes, type RegistryRoutesInit, registryRoutes } from './routes/registry.ts'
 import { rejectedRoutes } from './routes/rejected.ts'
@@ -48,6 +50,8 @@ export interface NodeRoutesInit {
   registry?: RegistryService
   registryPerSource?: RegistryRoutesInit['perSource']
   logger: Logger
+  // Outbound invocation over libp2p
+  outbound?: OutboundRoutesInit['send']
 }
 
 /**
@@ -76,5 +80,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.registry !== undefined) {
     await app.register(registryRoutes, { registry: init.registry, perSource: init.registryPerSource })
   }
+  // Outbound invocation over libp2p
+  if (init.outbound !== undefined) await app.register(outboundRoutes, { send: init.outbound })
   registerConsole(app)
 }
