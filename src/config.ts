@@ -194,7 +194,8 @@ export interface MeshNodeInit {
   /**
    * `/mesh/invoke/1.0.0` (connections/invoke-protocol.ts): inbound streams per connection
    * (default 4), invocations per peer per minute (60), request read timeout (5 000 ms),
-   * invocation / exchange timeout (15 000 ms), largest answer read (256 KiB).
+   * invocation / exchange timeout (15 000 ms), largest answer read (256 KiB), invocations
+   * one member sends per minute (30).
    */
   outbound?: InvokeProtocolInit
 }

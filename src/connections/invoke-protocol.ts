@@ -60,11 +60,18 @@ export interface InvokeProtocolInit {
   timeoutMs?: number
   /** Largest answer the sender reads; default 256 KiB. */
   maxAnswerBytes?: number
+  /**
+   * Invocations one member may send per minute (so that one member cannot spend the
+   * budget the peer gives this whole mesh); default 30.
+   */
+  sendsPerMinute?: number
 }
 
 export interface SendOptions extends AbortOptions {
   /** The invocation's audience, when the caller decoded it: refused here unless it names the peer. */
   audience?: string
+  /** The member sending it, charged against `sendsPerMinute`. */
+  sender?: string
 }
 
 const requestSchema = {
@@ -123,6 +130,11 @@ function errorAnswer(err: unknown): Answer {
   return { error: { code: e.code, message: e.message, details: e.details } }
 }
 
+/** A token bucket per key: `n` at once, refilled evenly over a minute. */
+function perMinute(n: number): RateLimiter {
+  return new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
+}
+
 /** Whether a peer's connection lets invocations through. */
 function connected(peer: PeerView): boolean {
   return peer.state === 'accepted' || peer.state === 'degraded'
@@ -136,6 +148,7 @@ export class InvokeProtocol {
   readonly #c: InvokeProtocolComponents
   readonly #init: Required<InvokeProtocolInit>
   readonly #limiter: RateLimiter
+  readonly #senders: RateLimiter
   readonly #throttle = new RefusalThrottle({ intervalMs: 1000 })
   readonly #served = new Set<Stream>()
   readonly #log: Logger
@@ -149,9 +162,10 @@ export class InvokeProtocol {
       readTimeoutMs: init.readTimeoutMs ?? 5_000,
       timeoutMs: init.timeoutMs ?? 15_000,
       maxAnswerBytes: init.maxAnswerBytes ?? 256 * 1024,
+      sendsPerMinute: init.sendsPerMinute ?? 30,
     }
-    const perMinute = this.#init.requestsPerMinute
-    this.#limiter = new RateLimiter({ capacity: Math.max(1, perMinute), refillPerSecond: perMinute / 60 })
+    this.#limiter = perMinute(this.#init.requestsPerMinute)
+    this.#senders = perMinute(this.#init.sendsPerMinute)
     this.#log = components.logger.child({ component: 'invoke-protocol' })
   }
 
@@ -201,6 +215,7 @@ export class InvokeProtocol {
         mesh: peer.did,
       })
     }
+    if (options.sender !== undefined) this.#senders.consume(options.sender)
     const libp2p = this.#c.libp2p()
     const signal = AbortSignal.any([
       AbortSignal.timeout(this.#init.timeoutMs),

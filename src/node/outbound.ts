@@ -37,7 +37,9 @@ export async function startOutbound({ parts, init, logger }: NodeWiring): Promis
     }
     let outcome = 'ok'
     try {
-      return await parts.get('outbound').send(mesh, ucan, { audience, signal: options.signal })
+      return await parts
+        .get('outbound')
+        .send(mesh, ucan, { audience, sender: issuer, signal: options.signal })
     } catch (err) {
       outcome = err instanceof MeshError ? err.code : 'MESH_INTERNAL'
       throw err

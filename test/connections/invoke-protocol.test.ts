@@ -56,8 +56,12 @@ function echoInvocation(to: TestNode, signer: Ed25519KeyPair, input: unknown, pr
 }
 
 /** Two meshes with an accepted connection; `a`'s echo agent signed in to `a`, granted echo on `b` (tier 3 there). */
-async function pair(t: TestContext, outbound?: MeshNodeInit['outbound']) {
-  const a = await startNode(t, 'alpha')
+async function pair(
+  t: TestContext,
+  outbound?: MeshNodeInit['outbound'],
+  aOutbound?: MeshNodeInit['outbound'],
+) {
+  const a = await startNode(t, 'alpha', aOutbound !== undefined ? { outbound: aOutbound } : {})
   const b = await startNode(t, 'beta', outbound !== undefined ? { outbound } : {})
   await connect(a, b)
   await waitFor(
@@ -187,6 +191,57 @@ describe('outbound invocation over libp2p: /mesh/invoke/1.0.0', () => {
       send(ucan, bDid),
       refused('MESH_UNAVAILABLE', (d) => assert.equal(d.mesh, bDid)),
     )
+  })
+
+  it('after a key rotation the rotated mesh still answers, on its new host', async (t) => {
+    const a = await startNode(t, 'alpha')
+    const b = await startNode(t, 'beta')
+    await connect(a, b)
+    const identity = a.node.did
+    await a.api.post('/api/keys/rotate', { ucan: await a.act('mesh/rotate-key') })
+    await waitFor(async () => {
+      const p = (await b.peers()).find((x) => x.did === identity)
+      return p !== undefined && p.keys.length === 2 && p.state === 'accepted'
+    }, 'beta holds alpha’s new key')
+    // B's echo agent invokes A's echo through B: A's handler runs on A's new host.
+    const agent = await agentKey(b, 'echo')
+    await promote(a, agent.did, 3)
+    const toAgent = await grant(a, agent.did, {
+      can: 'agent/invoke',
+      with: agentResourceOf(a.node.did, 'echo'),
+      nb: { ability: 'echo' },
+    })
+    const agentApi = await signIn(b.node.httpUrl, agent)
+    const res = await agentApi.post<Outbound>('/api/outbound/invoke', {
+      mesh: identity,
+      ucan: await echoInvocation(a, agent, 'after rotation', [toAgent.view]),
+    })
+    assert.equal(res.answer.result.echo, 'after rotation')
+  })
+
+  it('one member cannot spend the whole mesh’s budget at the peer: its sends are limited at home', async (t) => {
+    const { a, b, agent, toAgent, send } = await pair(t, undefined, { sendsPerMinute: 2 })
+    await send(await echoInvocation(b, agent, 1, [toAgent.view]))
+    await send(await echoInvocation(b, agent, 2, [toAgent.view]))
+    await assert.rejects(
+      send(await echoInvocation(b, agent, 3, [toAgent.view])),
+      refused('MESH_RATE_LIMITED', (d) => assert.equal(d.refusedBy, undefined)),
+    )
+    assert.equal((await auditOf(b, 'agent.invoked')).length, 2)
+    // Another member of A still gets through.
+    const summarizer = await agentKey(a, 'summarizer')
+    await promote(b, summarizer.did, 3)
+    const toSummarizer = await grant(b, summarizer.did, {
+      can: 'agent/invoke',
+      with: agentResourceOf(b.node.did, 'echo'),
+      nb: { ability: 'echo' },
+    })
+    const other = await signIn(a.node.httpUrl, summarizer)
+    const res = await other.post<Outbound>('/api/outbound/invoke', {
+      mesh: b.node.did,
+      ucan: await echoInvocation(b, summarizer, 'me too', [toSummarizer.view]),
+    })
+    assert.equal(res.answer.result.echo, 'me too')
   })
 
   it('a stranger (no accepted connection) is refused before anything is read', async (t) => {
