@@ -25,6 +25,8 @@ const [
   authority,
   rooms,
   errors,
+  // outbound invocation over libp2p
+  outbound,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -39,6 +41,7 @@ const [
   import('./commands/authority.ts'),
   import('./commands/rooms.ts'),
   import('./commands/errors.ts'),
+  import('./commands/outbound.ts'),
 ])
 
 const env = process.env
@@ -68,6 +71,7 @@ for (const register of [
   authority.registerAuthorityCommands,
   rooms.registerRoomCommands,
   errors.registerErrorCommands,
+  outbound.registerOutboundCommands, // outbound invocation over libp2p
 ]) {
   register(cli, ctx)
 }
