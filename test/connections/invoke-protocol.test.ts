@@ -55,6 +55,24 @@ function echoInvocation(to: TestNode, signer: Ed25519KeyPair, input: unknown, pr
   )
 }
 
+/**
+ * `home`'s agent `id`, trusted at tier 3 by `peer` and granted `peer`'s echo, signed in
+ * to `home`; `send` has `home` carry an invocation to `peer` (or `mesh`).
+ */
+async function memberOf(home: TestNode, id: string, peer: TestNode) {
+  const agent = await agentKey(home, id)
+  await promote(peer, agent.did, 3)
+  const toAgent = await grant(peer, agent.did, {
+    can: 'agent/invoke',
+    with: agentResourceOf(peer.node.did, 'echo'),
+    nb: { ability: 'echo' },
+  })
+  const agentApi = await signIn(home.node.httpUrl, agent)
+  const send = (ucan: string, mesh = peer.node.did) =>
+    agentApi.post<Outbound>('/api/outbound/invoke', { mesh, ucan })
+  return { agent, toAgent, agentApi, send }
+}
+
 /** Two meshes with an accepted connection; `a`'s echo agent signed in to `a`, granted echo on `b` (tier 3 there). */
 async function pair(
   t: TestContext,
@@ -68,17 +86,7 @@ async function pair(
     async () => (await b.peers()).some((p) => p.did === a.node.did && p.state === 'accepted'),
     'b accepted',
   )
-  const agent = await agentKey(a, 'echo')
-  await promote(b, agent.did, 3)
-  const toAgent = await grant(b, agent.did, {
-    can: 'agent/invoke',
-    with: agentResourceOf(b.node.did, 'echo'),
-    nb: { ability: 'echo' },
-  })
-  const agentApi = await signIn(a.node.httpUrl, agent)
-  const send = (ucan: string, mesh = b.node.did) =>
-    agentApi.post<Outbound>('/api/outbound/invoke', { mesh, ucan })
-  return { a, b, agent, toAgent, agentApi, send }
+  return { a, b, ...(await memberOf(a, 'echo', b)) }
 }
 
 /** One raw exchange on /mesh/invoke/1.0.0 from `libp2p` to `to`: writes `frames`, returns the parsed answer or the error. */
@@ -204,18 +212,8 @@ describe('outbound invocation over libp2p: /mesh/invoke/1.0.0', () => {
       return p !== undefined && p.keys.length === 2 && p.state === 'accepted'
     }, 'beta holds alpha’s new key')
     // B's echo agent invokes A's echo through B: A's handler runs on A's new host.
-    const agent = await agentKey(b, 'echo')
-    await promote(a, agent.did, 3)
-    const toAgent = await grant(a, agent.did, {
-      can: 'agent/invoke',
-      with: agentResourceOf(a.node.did, 'echo'),
-      nb: { ability: 'echo' },
-    })
-    const agentApi = await signIn(b.node.httpUrl, agent)
-    const res = await agentApi.post<Outbound>('/api/outbound/invoke', {
-      mesh: identity,
-      ucan: await echoInvocation(a, agent, 'after rotation', [toAgent.view]),
-    })
+    const { agent, toAgent, send } = await memberOf(b, 'echo', a)
+    const res = await send(await echoInvocation(a, agent, 'after rotation', [toAgent.view]), identity)
     assert.equal(res.answer.result.echo, 'after rotation')
   })
 
@@ -229,18 +227,8 @@ describe('outbound invocation over libp2p: /mesh/invoke/1.0.0', () => {
     )
     assert.equal((await auditOf(b, 'agent.invoked')).length, 2)
     // Another member of A still gets through.
-    const summarizer = await agentKey(a, 'summarizer')
-    await promote(b, summarizer.did, 3)
-    const toSummarizer = await grant(b, summarizer.did, {
-      can: 'agent/invoke',
-      with: agentResourceOf(b.node.did, 'echo'),
-      nb: { ability: 'echo' },
-    })
-    const other = await signIn(a.node.httpUrl, summarizer)
-    const res = await other.post<Outbound>('/api/outbound/invoke', {
-      mesh: b.node.did,
-      ucan: await echoInvocation(b, summarizer, 'me too', [toSummarizer.view]),
-    })
+    const other = await memberOf(a, 'summarizer', b)
+    const res = await other.send(await echoInvocation(b, other.agent, 'me too', [other.toAgent.view]))
     assert.equal(res.answer.result.echo, 'me too')
   })
 

@@ -3,25 +3,13 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
-import { type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
 
 describe('outbound invocation across processes, driven by the CLI', () => {
   it("alpha's architect invokes beta's echo through alpha over libp2p; beta's refusal and an unconnected mesh come back with their codes", async (t) => {
-    const { root, keystore, start, init, signInArchitect, run, cli: ok } = await e2e(t, 'mesh-outbound-e2e-')
-    const meshes: CliMesh[] = []
-    for (const name of ['alpha', 'beta', 'gamma']) {
-      const m: CliMesh = { name, dir: join(root, name) }
-      await init(name, m.dir)
-      m.proc = await start([
-        'start',
-        ...['--data', m.dir, '--http', `127.0.0.1:${await freePort()}`],
-        ...['--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`],
-        ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '0'],
-      ])
-      m.api = await signInArchitect(m.proc.http, name)
-      m.did = m.proc.did as string
-      meshes.push(m)
-    }
+    const e = await e2e(t, 'mesh-outbound-e2e-')
+    const { root, keystore, run, cli: ok } = e
+    const meshes = await startCliMeshes(e, ['alpha', 'beta', 'gamma'])
     const [alpha, beta, gamma] = meshes as [CliMesh, CliMesh, CliMesh]
     const c = await ok<{ id: string }>(alpha, 'connect', beta.proc?.listen[0] as string)
     await waitFor(async () => (await connectionView(beta, c.id))?.status === 'pending', 'request at beta')

@@ -1,10 +1,10 @@
 /** `mesh outbound invoke`: a skill of a connected mesh's agent, carried there by your own node over libp2p. */
 import type { Command } from 'commander'
 import { agentResourceOf } from '../../auth/authority/index.ts'
-import { MeshError } from '../../errors.ts'
 import { givenProofs, invocationToken } from '../chains.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
+import { jsonInput } from '../options.ts'
 
 export function registerOutboundCommands(cli: Command, ctx: CliContext): void {
   const { out } = ctx
@@ -20,14 +20,7 @@ export function registerOutboundCommands(cli: Command, ctx: CliContext): void {
     .option('--input <json>', 'the skill’s input, JSON')
     .action(
       async (mesh: string, agent: string, skill: string, options: ClientOptions & { input?: string }) => {
-        let input: unknown
-        if (options.input !== undefined) {
-          try {
-            input = JSON.parse(options.input)
-          } catch {
-            throw new MeshError('MESH_BAD_REQUEST', '--input is not JSON')
-          }
-        }
+        const input = jsonInput(options.input)
         // Signed in to this node as --as; the invocation is --as's own, addressed to the peer.
         const { key, client } = await humanSession(ctx.keystore(), options)
         const ucan = await invocationToken(
