@@ -305,6 +305,12 @@ export class InvokeProtocol {
       await stream.close()
     } catch (err) {
       // Too long, too slow, reset: nothing was run for a request that was not read whole.
+      if ((err as Error).name === 'InvalidDataLengthError') {
+        this.#refused(
+          peerDid,
+          new MeshError('MESH_TOO_LARGE', `an invoke request is at most ${MAX_REQUEST_BYTES} bytes`),
+        )
+      }
       this.#log.debug(
         { event: 'invoke.stream_cut', peer: peerDid, err: (err as Error).message },
         'invoke stream cut',

@@ -254,6 +254,14 @@ describe('outbound invocation over libp2p: /mesh/invoke/1.0.0', () => {
     // Too long: the stream is aborted, nothing answered.
     const big = await raw(libp2p, b, [json({ ucan: 'A'.repeat(MAX_REQUEST_BYTES) })])
     assert.ok(big instanceof Error, `cut, not answered: ${JSON.stringify(big)}`)
+    await waitFor(async () => {
+      const { entries } = await b.api.get<{ entries: { kind: string; code: string; peer: string }[] }>(
+        '/api/federation/rejected',
+      )
+      return entries.some(
+        (e) => e.kind === 'invoke.request' && e.code === 'MESH_TOO_LARGE' && e.peer === a.node.did,
+      )
+    }, 'the oversized request in the rejected log')
     // Not JSON, not {ucan}: answered MESH_BAD_REQUEST.
     const notJson = (await raw(libp2p, b, [new Uint8Array([0xff, 0xfe, 0x00])])) as Refusal & {
       error: Refusal
