@@ -46,6 +46,11 @@ export interface InvokeProtocolComponents {
   invoke: (request: { ucan: string }, options: { signal: AbortSignal }) => Promise<unknown>
   /** Where refused streams are recorded (throttled per peer and code). */
   rejected?: Pick<RejectedLog, 'record'>
+  /**
+   * Reputation hook: a peer mesh with an accepted connection broke the protocol (a
+   * malformed or oversized request, a flood); throttled like the rejected log. Must not throw.
+   */
+  onPeerRefused?: (peer: string, reason: string) => void
   logger: Logger
 }
 
@@ -353,7 +358,12 @@ export class InvokeProtocol {
   /** Records a refusal in the rejected log, at most one per peer and code a second. */
   #refused(peer: string, err: MeshError): void {
     const admitted = this.#throttle.admit(`${peer} ${err.code}`)
-    if (admitted === undefined || this.#c.rejected === undefined) return
+    if (admitted === undefined) return
+    // A stranger has no standing here to lose; a connected peer that misbehaves does.
+    if (err.code !== 'MESH_NOT_CONNECTED' && err.code !== 'MESH_SIGNATURE_MISMATCH') {
+      this.#c.onPeerRefused?.(peer, `invoke.request ${err.code}`)
+    }
+    if (this.#c.rejected === undefined) return
     this.#c.rejected
       .record({
         peer,

@@ -2,6 +2,7 @@ import { toMeshError } from '../auth/authority/index.ts'
 import { InvokeProtocol } from '../connections/index.ts'
 import { ForbiddenError, MeshError } from '../errors.ts'
 import type { NodeWiring } from './parts.ts'
+import type { ReputationFeed } from './reputation.ts'
 
 /** What `POST /api/outbound/invoke` calls: carries a member's invocation to a connected peer mesh. */
 export type OutboundSend = (
@@ -16,13 +17,23 @@ export type OutboundSend = (
  * takes only the session's own invocation (its issuer is the sender) addressed to the
  * peer, and records each one sent in the audit log (`agent.invoke.sent`).
  */
-export async function startOutbound({ parts, init, logger }: NodeWiring): Promise<OutboundSend> {
+export interface OutboundWiring extends NodeWiring {
+  reputation: ReputationFeed
+}
+
+export async function startOutbound({
+  parts,
+  init,
+  logger,
+  reputation,
+}: OutboundWiring): Promise<OutboundSend> {
   const protocol = new InvokeProtocol(
     {
       libp2p: () => parts.get('libp2p'),
       peers: () => parts.get('connections').peers(),
       invoke: (request, options) => parts.get('agents').invoke(request, options),
       rejected: parts.get('rejected'),
+      onPeerRefused: (mesh, reason) => reputation.peer({ mesh, outcome: 'refused', reason }),
       logger,
     },
     init.outbound ?? {},

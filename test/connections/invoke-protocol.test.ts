@@ -285,6 +285,11 @@ describe('outbound invocation over libp2p: /mesh/invoke/1.0.0', () => {
       invoked.map((e) => e.actor),
       [agent.did, agent.did],
     )
+    // The misbehaving streams count against A's standing at B (as a mesh).
+    await waitFor(async () => {
+      const view = await b.api.get<TrustView>(`/api/trust/${a.node.did}?scope=mesh`)
+      return view.refused >= 2
+    }, 'A’s refusals counted at B')
   })
 
   it('streams beyond the per-connection limit are reset', async (t) => {
