@@ -1,3 +1,5 @@
+// outbound invocation over libp2p
+import type { InvokeProtocolInit } from './connections/invoke-protocol.ts'
 import type { HttpConnectionLimits } from './http/index.ts'
 import type { OriginGuardInit } from './http/origin-guard.ts'
 import type { RateLimitsInit } from './http/rate-limits.ts'
@@ -188,4 +190,12 @@ export interface MeshNodeInit {
   }
   /** Where JSON log lines go; default a pino logger on stdout. */
   logger?: Logger
+  // Outbound invocation over libp2p
+  /**
+   * `/mesh/invoke/1.0.0` (connections/invoke-protocol.ts): inbound streams per connection
+   * (default 4), invocations per peer per minute (60), request read timeout (5 000 ms),
+   * invocation / exchange timeout (15 000 ms), largest answer read (256 KiB), invocations
+   * one member sends per minute (30).
+   */
+  outbound?: InvokeProtocolInit
 }

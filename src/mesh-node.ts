@@ -10,6 +10,8 @@ import {
   type PolicyService,
   type RejectedLog,
 } from './connections/index.ts'
+// outbound invocation over libp2p
+import { MESH_INVOKE_PROTOCOL } from './connections/invoke-protocol.ts'
 import { createHttpApp, type HealthInfo, registerNodeRoutes, toHttpError } from './http/index.ts'
 import type { KeyRotationResult, KeysView } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
@@ -38,6 +40,8 @@ import {
   startHost,
   startRegistry,
 } from './node/network.ts'
+// outbound invocation over libp2p
+import { type OutboundSend, startOutbound } from './node/outbound.ts'
 import type { NodeParts } from './node/parts.ts'
 import { ReputationFeed } from './node/reputation.ts'
 import { type RoomsWiring, startRoomSync, startRooms } from './node/rooms.ts'
@@ -199,7 +203,8 @@ export class MeshNode {
     await startAgents(wiring)
     // members: enrolment and removal (SPEC §8)
     await startMembers(wiring)
-    await this.#startHttp(parts.get('store'))
+    const outbound = await startOutbound(wiring) // outbound invocation over libp2p
+    await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 
     // Discovery published its first record before rooms and agents were up; the counts
@@ -229,7 +234,7 @@ export class MeshNode {
     return this.#parts.find('registry')
   }
 
-  async #startHttp(store: MeshStore): Promise<void> {
+  async #startHttp(store: MeshStore, outbound?: OutboundSend): Promise<void> {
     const app = createHttpApp({
       logger: this.logger,
       metrics: this.metrics,
@@ -288,6 +293,7 @@ export class MeshNode {
       members: this.#parts.get('memberService'),
       // agents in foreign rooms (SPEC §8, way 2)
       foreignAccess: foreignAccessOf(this.#wiring),
+      ...(outbound !== undefined ? { outbound } : {}),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700
@@ -311,7 +317,7 @@ export class MeshNode {
   }
 
   protocolVersions(): string[] {
-    return [MESH_CONNECT_PROTOCOL, MESH_ROOMS_PROTOCOL, MESH_KAD_PROTOCOL]
+    return [MESH_CONNECT_PROTOCOL, MESH_ROOMS_PROTOCOL, MESH_KAD_PROTOCOL, MESH_INVOKE_PROTOCOL]
   }
 
   health(): HealthInfo {

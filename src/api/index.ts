@@ -21,6 +21,8 @@ export * from './schemas/capability-session.ts'
 export * from './schemas/common.ts'
 export * from './schemas/connections.ts'
 export * from './schemas/members.ts'
+// outbound invocation over libp2p
+export * from './schemas/outbound.ts'
 export * from './schemas/policy.ts'
 export * from './schemas/registry.ts'
 // Members everywhere: room roles

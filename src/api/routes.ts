@@ -3,6 +3,8 @@ import * as audit from './schemas/audit.ts'
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
 import * as members from './schemas/members.ts'
+// outbound invocation over libp2p
+import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
 import * as roomMembers from './schemas/room-members.ts'
@@ -397,6 +399,15 @@ export const routes = {
     session: false,
     body: capability.capabilitySessionBodySchema,
     response: capability.capabilitySessionSchema,
+  }),
+
+  // Outbound invocation over libp2p (/mesh/invoke/1.0.0)
+  outboundInvoke: route({
+    method: 'POST',
+    path: '/api/outbound/invoke',
+    session: true,
+    body: outbound.outboundInvokeBodySchema,
+    response: outbound.outboundInvokeResultSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -98,3 +98,7 @@ export type RouteOutput<N extends RouteName> = Routes[N] extends { response: inf
 // Agents in foreign rooms (SPEC §8, way 2)
 export type CapabilitySessionToken = FromSchema<typeof capability.capabilitySessionSchema>
 export type RoomInvokeResult = FromSchema<typeof capability.roomInvokeResultSchema>
+// Outbound invocation over libp2p
+export type OutboundInvokeResult = FromSchema<
+  typeof import('./schemas/outbound.ts').outboundInvokeResultSchema
+>

@@ -27,6 +27,8 @@ const [
   errors,
   // members: enrolment and removal (SPEC §8)
   members,
+  // outbound invocation over libp2p
+  outbound,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -42,6 +44,7 @@ const [
   import('./commands/rooms.ts'),
   import('./commands/errors.ts'),
   import('./commands/members.ts'),
+  import('./commands/outbound.ts'),
 ])
 
 const env = process.env
@@ -72,6 +75,7 @@ for (const register of [
   rooms.registerRoomCommands,
   errors.registerErrorCommands,
   members.registerMemberCommands,
+  outbound.registerOutboundCommands, // outbound invocation over libp2p
 ]) {
   register(cli, ctx)
 }

@@ -84,3 +84,14 @@ export function httpListen(options: Record<string, unknown>): HttpListenInit {
     connections,
   }
 }
+
+// outbound invocation over libp2p (shared with `mesh invoke`)
+/** A skill's `--input`: JSON, or undefined when not given. */
+export function jsonInput(value: string | undefined): unknown {
+  if (value === undefined) return undefined
+  try {
+    return JSON.parse(value)
+  } catch {
+    throw new MeshError('MESH_BAD_REQUEST', '--input is not JSON')
+  }
+}

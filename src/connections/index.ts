@@ -47,6 +47,15 @@ export {
   encodeEnvelope,
   newEnvelopeId,
 } from './envelope.ts'
+// Outbound invocation over libp2p
+export {
+  InvokeProtocol,
+  type InvokeProtocolComponents,
+  type InvokeProtocolInit,
+  MAX_REQUEST_BYTES,
+  MESH_INVOKE_PROTOCOL,
+  type SendOptions,
+} from './invoke-protocol.ts'
 export { Outbox, type OutboxHandler, type OutboxInit, type OutboxItem } from './outbox.ts'
 export { keyFingerprint, PeerBook, type PeerError, type PeerRecord } from './peers.ts'
 export {

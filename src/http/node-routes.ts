@@ -19,6 +19,8 @@ import { coreRoutes, type HealthInfo } from './routes/core.ts'
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 import { memberRoutes } from './routes/members.ts'
+// outbound invocation over libp2p
+import { type OutboundRoutesInit, outboundRoutes } from './routes/outbound.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { meshListRoutes, type RegistryRoutesInit, registryRoutes } from './routes/registry.ts'
 import { rejectedRoutes } from './routes/rejected.ts'
@@ -57,6 +59,8 @@ export interface NodeRoutesInit {
   members?: MemberService
   /** Agents in foreign rooms: room/read, room/post under a chain, and capability sessions. */
   foreignAccess?: ForeignAccess
+  // Outbound invocation over libp2p
+  outbound?: OutboundRoutesInit['send']
 }
 
 /**
@@ -115,5 +119,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   }
   // members: enrolment and removal (SPEC §8)
   if (init.members !== undefined) await app.register(memberRoutes, { members: init.members })
+  // Outbound invocation over libp2p
+  if (init.outbound !== undefined) await app.register(outboundRoutes, { send: init.outbound })
   registerConsole(app)
 }

@@ -77,6 +77,7 @@ export async function restartOnKey(
   await parts.find('heartbeat')?.stop()
   await parts.find('connections')?.stop()
   await parts.find('roomSync')?.stop()
+  await parts.find('outbound')?.stop() // outbound invocation over libp2p
   await whileStopped()
   await parts.find('discovery')?.stop()
   await parts.find('libp2p')?.stop()
@@ -93,6 +94,7 @@ export async function restartOnKey(
   parts.set('discovery', discovery)
   await parts.find('connections')?.start()
   await parts.find('roomSync')?.start()
+  await parts.find('outbound')?.start() // outbound invocation over libp2p
   const heartbeat = createHeartbeat(wiring, key)
   if (heartbeat !== undefined) {
     await heartbeat.start()

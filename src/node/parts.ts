@@ -3,6 +3,8 @@ import type { AuditLog } from '../audit/index.ts'
 import type { ActGate, Authority, InteractionReporter, MemberBook, MemberService } from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
+// outbound invocation over libp2p
+import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
 import type { FederationSettings } from '../manifest/index.ts'
@@ -44,6 +46,8 @@ export interface NodeParts {
   httpUrl: string
   // members: enrolment and removal (SPEC §8)
   memberService: MemberService
+  // Outbound invocation over libp2p
+  outbound: InvokeProtocol
 }
 
 /**

@@ -6,35 +6,15 @@ import { waitFor } from '../../scripts/lib/processes.ts'
 import { agentResourceOf, encodeToken, issueDelegation } from '../../src/auth/authority/index.ts'
 import type { TrustView } from '../../src/auth/index.ts'
 import { MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
-import { type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
 
 type Mesh = CliMesh
 
 describe('cross-mesh authority across processes, driven by the CLI', () => {
   it('chains on the wire; a foreign agent invokes a local agent with a human-signed chain; promotion and automatic demotion', async (t) => {
-    const {
-      root,
-      keystore,
-      start,
-      init,
-      signInArchitect,
-      run: mesh,
-      cli: ok,
-    } = await e2e(t, 'mesh-authority-e2e-')
-    const meshes: Mesh[] = []
-    for (const name of ['alpha', 'beta']) {
-      const m: Mesh = { name, dir: join(root, name) }
-      await init(name, m.dir)
-      m.proc = await start([
-        'start',
-        ...['--data', m.dir, '--http', `127.0.0.1:${await freePort()}`],
-        ...['--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`],
-        ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '0'],
-      ])
-      m.api = await signInArchitect(m.proc.http, name)
-      m.did = m.proc.did as string
-      meshes.push(m)
-    }
+    const e = await e2e(t, 'mesh-authority-e2e-')
+    const { root, keystore, run: mesh, cli: ok } = e
+    const meshes = await startCliMeshes(e, ['alpha', 'beta'])
     const [alpha, beta] = meshes as [Mesh, Mesh]
 
     const refused = async (code: string, m: Mesh | undefined, ...args: string[]) => {

@@ -7,7 +7,7 @@ import { chainProofs, delegationToken, givenProofs, invocationToken } from '../c
 import { type ClientOptions, clientCommand, humanSession, signingKey } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { HttpClient } from '../http-client.ts'
-import { collect, positiveInt } from '../options.ts'
+import { collect, jsonInput, positiveInt } from '../options.ts'
 
 const tierOf = (value: string) => {
   const n = Number(value)
@@ -173,14 +173,7 @@ export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
         const key = await signingKey(ctx.keystore(), options)
         const api = new HttpClient(target.replace(/\/$/, ''))
         const health = await api.call('health')
-        let input: unknown
-        if (options.input !== undefined) {
-          try {
-            input = JSON.parse(options.input)
-          } catch {
-            throw new MeshError('MESH_BAD_REQUEST', '--input is not JSON')
-          }
-        }
+        const input = jsonInput(options.input)
         const proofs = await givenProofs(options.proof)
         const ucan = await invocationToken(
           key,

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { waitFor } from '../../scripts/lib/processes.ts'
+import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
+
+describe('outbound invocation across processes, driven by the CLI', () => {
+  it("alpha's architect invokes beta's echo through alpha over libp2p; beta's refusal and an unconnected mesh come back with their codes", async (t) => {
+    const e = await e2e(t, 'mesh-outbound-e2e-')
+    const { root, keystore, run, cli: ok } = e
+    const meshes = await startCliMeshes(e, ['alpha', 'beta', 'gamma'])
+    const [alpha, beta, gamma] = meshes as [CliMesh, CliMesh, CliMesh]
+    const c = await ok<{ id: string }>(alpha, 'connect', beta.proc?.listen[0] as string)
+    await waitFor(async () => (await connectionView(beta, c.id))?.status === 'pending', 'request at beta')
+    await ok(beta, 'accept', c.id)
+    await waitFor(async () => (await connectionView(alpha, c.id))?.status === 'accepted', 'accepted at alpha')
+
+    const refused = async (code: string, ...args: string[]) => {
+      const res = await run(alpha, ...args)
+      assert.equal(res.code, 1, `mesh ${args.join(' ')} should fail`)
+      assert.equal(res.out.error?.code, code, res.stderr)
+      return res.out.error as { code: string; details: Record<string, unknown> }
+    }
+    const echo = ['outbound', 'invoke', beta.did as string, 'echo', 'echo', '--input', '{"text":"hi"}']
+
+    // No chain from beta: beta's refusal, with beta's code.
+    const noChain = await refused('MESH_UCAN_INVALID', ...echo)
+    assert.equal(noChain.details.refusedBy, beta.did)
+
+    // Beta's architect delegates echo to alpha's architect and trusts her at tier 3.
+    const alphaArchitect = (await keystore.load('alpha-architect')).did
+    const grant = await ok<{ token: string }>(
+      beta,
+      'delegate',
+      alphaArchitect,
+      'agent/invoke',
+      ...['--agent', 'echo', '--skill', 'echo'],
+    )
+    const grantFile = join(root, 'to-alpha.ucan')
+    await writeFile(grantFile, grant.token)
+    await ok(beta, 'trust', alphaArchitect, '--tier', '3', '--reason', 'alpha’s architect')
+    const res = await ok<{ mesh: string; answer: { result: { echo: unknown }; invoker: string } }>(
+      alpha,
+      ...echo,
+      '--proof',
+      `@${grantFile}`,
+    )
+    assert.equal(res.mesh, beta.did)
+    assert.deepEqual(res.answer.result.echo, { text: 'hi' })
+    assert.equal(res.answer.invoker, alphaArchitect)
+
+    // Gamma has no connection with alpha.
+    const unconnected = await refused(
+      'MESH_NOT_CONNECTED',
+      ...['outbound', 'invoke', gamma.did as string, 'echo', 'echo', '--proof', `@${grantFile}`],
+    )
+    assert.equal(unconnected.details.state, 'none')
+  })
+})
