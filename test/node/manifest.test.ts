@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { createRotationRecord, Ed25519KeyPair, type MeshKeyHistory } from '../../src/identity/index.ts'
 import { verifyManifest } from '../../src/manifest/index.ts'
-import { buildManifest, INVOCABLE_CAPABILITIES, keyHistoryOf } from '../../src/node/manifest.ts'
+import { INVOCABLE, invocableNow } from '../../src/node/invocable.ts'
+import { buildManifest, keyHistoryOf } from '../../src/node/manifest.ts'
 
 const createdAt = '2026-01-01T00:00:00.000Z'
 const info = { name: 'alpha', architectDid: 'did:key:z6MkArchitect', createdAt }
@@ -82,12 +83,37 @@ describe('buildManifest', () => {
       libp2p: ['/ip4/127.0.0.1/tcp/4001'],
     })
     assert.equal(manifest.keyHistory.length, 3)
-    assert.deepEqual(manifest.capabilities, INVOCABLE_CAPABILITIES)
+    assert.deepEqual(manifest.capabilities, [])
+    assert.deepEqual(manifest.invocation, {})
     assert.equal(buildManifest(input(history, true)).endpoints.registry, 'http://127.0.0.1:7700')
   })
 
-  it('lists only capabilities the authority knows', () => {
-    assert.ok(INVOCABLE_CAPABILITIES.includes('agent/invoke'))
-    assert.ok(INVOCABLE_CAPABILITIES.includes('room/post'))
+  it('lists agent/invoke, and how to invoke it, only while the mesh has an agent', () => {
+    const history = oneKey()
+    const card = {
+      did: history.current.did,
+      name: 'echo',
+      description: 'echo',
+      version: '1.0.0',
+      capabilities: {},
+      skills: [{ id: 'echo', name: 'Echo', description: 'echo' }],
+    }
+    const manifest = buildManifest({ ...input(history, false), agents: [card] })
+    assert.equal(verifyManifest(manifest), true)
+    assert.deepEqual(manifest.capabilities, ['agent/invoke'])
+    const how = manifest.invocation['agent/invoke']
+    assert.equal(how?.with, '{did}/agents/{agent}')
+    assert.deepEqual(how?.via, [{ transport: 'http', method: 'POST', path: '/api/invoke' }])
+    assert.deepEqual(how?.nb.required, ['ability'])
+    // agent/invoke is not participation: a foreign principal needs tier 3
+    assert.equal(how?.tier, 3)
+    assert.equal(verifyManifest({ ...manifest, invocation: {} }), false)
+  })
+
+  it('lists each capability once, keyed like its invocation', () => {
+    const cans = INVOCABLE.map((row) => row.can)
+    assert.equal(new Set(cans).size, cans.length)
+    const all = invocableNow({ agents: [{} as never] })
+    assert.deepEqual(Object.keys(all.invocation), all.capabilities)
   })
 })
