@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
 import { createRotationRecord, Ed25519KeyPair, type MeshKeyHistory } from '../../src/identity/index.ts'
-import { verifyManifest } from '../../src/manifest/index.ts'
+import { MANIFEST_SCHEMA_URL, type MeshManifest, verifyManifest } from '../../src/manifest/index.ts'
 import { INVOCABLE, invocableNow } from '../../src/node/invocable.ts'
 import { buildManifest, keyHistoryOf } from '../../src/node/manifest.ts'
 
@@ -88,17 +91,18 @@ describe('buildManifest', () => {
     assert.equal(buildManifest(input(history, true)).endpoints.registry, 'http://127.0.0.1:7700')
   })
 
+  const card = (history: MeshKeyHistory) => ({
+    did: history.current.did,
+    name: 'echo',
+    description: 'echo',
+    version: '1.0.0',
+    capabilities: {},
+    skills: [{ id: 'echo', name: 'Echo', description: 'echo' }],
+  })
+
   it('lists agent/invoke, and how to invoke it, only while the mesh has an agent', () => {
     const history = oneKey()
-    const card = {
-      did: history.current.did,
-      name: 'echo',
-      description: 'echo',
-      version: '1.0.0',
-      capabilities: {},
-      skills: [{ id: 'echo', name: 'Echo', description: 'echo' }],
-    }
-    const manifest = buildManifest({ ...input(history, false), agents: [card] })
+    const manifest = buildManifest({ ...input(history, false), agents: [card(history)] })
     assert.equal(verifyManifest(manifest), true)
     assert.deepEqual(manifest.capabilities, ['agent/invoke'])
     const how = manifest.invocation['agent/invoke']
@@ -115,5 +119,31 @@ describe('buildManifest', () => {
     assert.equal(new Set(cans).size, cans.length)
     const all = invocableNow({ agents: [{} as never] })
     assert.deepEqual(Object.keys(all.invocation), all.capabilities)
+  })
+
+  it('the schema takes how to invoke and refuses a malformed one', async () => {
+    const ajv = new Ajv2020({ strict: true, allErrors: true })
+    addFormats.default(ajv)
+    const validate = ajv.compile(JSON.parse(await readFile(MANIFEST_SCHEMA_URL, 'utf8')) as object)
+    const history = oneKey()
+    const manifest = buildManifest({ ...input(history, false), agents: [card(history)] })
+    assert.equal(validate(manifest), true, JSON.stringify(validate.errors))
+    const how = manifest.invocation['agent/invoke'] as MeshManifest['invocation'][string]
+    const bad = (change: Partial<typeof how>) => ({
+      ...manifest,
+      invocation: { 'agent/invoke': { ...how, ...change } },
+    })
+    for (const wrong of [
+      bad({ with: 'did:key:z6Mkx/agents/echo' }),
+      bad({ tier: 2 as never }),
+      bad({ via: [] }),
+      bad({ via: [{ transport: 'smoke', path: '/api/invoke' } as never] }),
+      bad({ via: [{ transport: 'http', method: 'GET', path: '/api/invoke' } as never] }),
+      bad({ nb: { type: 'array' } as never }),
+      { ...manifest, invocation: { 'Agent Invoke': how } },
+      { ...manifest, invocation: undefined },
+    ]) {
+      assert.equal(validate(wrong), false, JSON.stringify(wrong.invocation))
+    }
   })
 })
