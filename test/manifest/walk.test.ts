@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import { CAPABILITIES } from '../../src/auth/authority/index.ts'
 import { invocationToken } from '../../src/cli/chains.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
@@ -85,6 +86,9 @@ function stepsOf(can: string, how: CapabilityInvocation, base: WalkContext): Ste
     })
   }
   assert.ok(steps.length > 0, `${can} is listed but the manifest offers nothing to invoke it on`)
+  const validNb = new Ajv2020({ strict: false }).compile(how.nb)
+  for (const { step } of steps)
+    assert.ok(validNb(step.nb), `${can}: the walk's nb ${JSON.stringify(step.nb)} is as listed`)
   return steps.map((s) => s.step)
 }
 
@@ -99,8 +103,8 @@ async function send(
   via: CapabilityInvocation['via'][number],
   ucan: string,
 ): Promise<Answer> {
-  assert.equal(via.transport, 'http', `the walk has no way to invoke over ${via.transport} yet: teach it`)
-  if (via.transport !== 'http') throw new Error('unreachable')
+  if (via.transport !== 'http')
+    assert.fail(`the walk has no way to invoke over ${via.transport} yet: teach it`)
   const res = await fetch(new URL(via.path, manifest.endpoints.http), {
     method: via.method,
     headers: { 'content-type': 'application/json' },
