@@ -1,7 +1,9 @@
 /** The mesh manifest (/.well-known/mesh-manifest.json); its JSON Schema is manifest/mesh-manifest.schema.json. */
 export {
   type AgentCard,
+  type CapabilityInvocation,
   type FederationSettings,
+  type InvocationTransport,
   type KeyHistoryEntry,
   type MeshManifest,
   signManifest,

@@ -36,6 +36,41 @@ export interface KeyHistoryEntry {
   rotation?: RotationRecord
 }
 
+/**
+ * Where an invocation of a listed capability is sent: a ucanto invocation token
+ * (base64url CAR) addressed to this mesh, with its proofs, in the body `{ucan,
+ * credentials?, presentation?}` of an HTTP request to `endpoints.http` + `path`, or over
+ * a libp2p `protocol` from a connected mesh.
+ */
+export type InvocationTransport =
+  | { transport: 'http'; method: 'POST'; path: string }
+  | { transport: 'libp2p'; protocol: string }
+
+/**
+ * How a foreign principal invokes one capability the manifest lists (SPEC §8): the
+ * resource it acts on, the caveats the invocation carries, the least trusted tier that
+ * may invoke it, and where to send it. A chain from this mesh's architect (a human) to
+ * the invoker must grant it.
+ */
+export interface CapabilityInvocation {
+  /**
+   * The resource (`with`) as a template: `{did}` is this manifest's did; `{agent}` an
+   * agent's id (its full resource is `agents[].resource`); `{room}` a room's id (the chain
+   * that grants it names it).
+   */
+  with: string
+  /** The invocation's caveats, as a JSON Schema of an object. */
+  nb: {
+    type: 'object'
+    properties: Record<string, Record<string, unknown>>
+    required?: string[]
+    additionalProperties?: boolean
+  }
+  /** 4: any foreign principal with a chain (participation); 3: one this mesh has promoted to tier 3 or better. */
+  tier: 3 | 4
+  via: InvocationTransport[]
+}
+
 export interface MeshManifest {
   manifestVersion: '1.0'
   name: string
@@ -46,7 +81,9 @@ export interface MeshManifest {
   architect?: string
   endpoints: { http: string; libp2p: string[]; yjs?: string; registry?: string }
   protocolVersions: string[]
+  /** What other meshes' principals may invoke here, given a chain; `invocation` says how, for each. */
   capabilities: string[]
+  invocation: Record<string, CapabilityInvocation>
   agents: AgentCard[]
   federation: FederationSettings
   keyHistory: KeyHistoryEntry[]

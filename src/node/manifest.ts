@@ -1,4 +1,3 @@
-import { CAPABILITIES } from '../auth/index.ts'
 import { MESH_NODE_VERSION } from '../config.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import {
@@ -8,17 +7,9 @@ import {
   signManifest,
 } from '../manifest/index.ts'
 import type { MeshInfo } from '../mesh-info.ts'
+import { invocableNow } from './invocable.ts'
 
-/** What the manifest lists as invocable here by other meshes, given a valid chain. */
-export const INVOCABLE_CAPABILITIES = [
-  'agent/invoke',
-  'connection/accept',
-  'connection/decline',
-  'connection/disconnect',
-  'mesh/connect',
-  'room/post',
-  'room/read',
-].filter((can) => CAPABILITIES[can] !== undefined)
+export { INVOCABLE_CAPABILITIES } from './invocable.ts'
 
 export interface ManifestInput {
   /** The current mesh key: it signs the manifest. */
@@ -45,7 +36,7 @@ export function buildManifest(input: ManifestInput): MeshManifest {
     architect: info.architectDid,
     endpoints,
     protocolVersions: input.protocolVersions,
-    capabilities: INVOCABLE_CAPABILITIES,
+    ...invocableNow({ agents: input.agents }),
     agents: input.agents,
     federation: input.federation,
     keyHistory: keyHistoryOf(input.history, info.createdAt),

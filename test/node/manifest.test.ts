@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
 import { createRotationRecord, Ed25519KeyPair, type MeshKeyHistory } from '../../src/identity/index.ts'
-import { verifyManifest } from '../../src/manifest/index.ts'
-import { buildManifest, INVOCABLE_CAPABILITIES, keyHistoryOf } from '../../src/node/manifest.ts'
+import { MANIFEST_SCHEMA_URL, type MeshManifest, verifyManifest } from '../../src/manifest/index.ts'
+import { INVOCABLE, invocableNow } from '../../src/node/invocable.ts'
+import { buildManifest, keyHistoryOf } from '../../src/node/manifest.ts'
 
 const createdAt = '2026-01-01T00:00:00.000Z'
 const info = { name: 'alpha', architectDid: 'did:key:z6MkArchitect', createdAt }
@@ -82,12 +86,64 @@ describe('buildManifest', () => {
       libp2p: ['/ip4/127.0.0.1/tcp/4001'],
     })
     assert.equal(manifest.keyHistory.length, 3)
-    assert.deepEqual(manifest.capabilities, INVOCABLE_CAPABILITIES)
+    assert.deepEqual(manifest.capabilities, [])
+    assert.deepEqual(manifest.invocation, {})
     assert.equal(buildManifest(input(history, true)).endpoints.registry, 'http://127.0.0.1:7700')
   })
 
-  it('lists only capabilities the authority knows', () => {
-    assert.ok(INVOCABLE_CAPABILITIES.includes('agent/invoke'))
-    assert.ok(INVOCABLE_CAPABILITIES.includes('room/post'))
+  const card = (history: MeshKeyHistory) => ({
+    did: history.current.did,
+    name: 'echo',
+    description: 'echo',
+    version: '1.0.0',
+    capabilities: {},
+    skills: [{ id: 'echo', name: 'Echo', description: 'echo' }],
+  })
+
+  it('lists agent/invoke, and how to invoke it, only while the mesh has an agent', () => {
+    const history = oneKey()
+    const manifest = buildManifest({ ...input(history, false), agents: [card(history)] })
+    assert.equal(verifyManifest(manifest), true)
+    assert.deepEqual(manifest.capabilities, ['agent/invoke'])
+    const how = manifest.invocation['agent/invoke']
+    assert.equal(how?.with, '{did}/agents/{agent}')
+    assert.deepEqual(how?.via, [{ transport: 'http', method: 'POST', path: '/api/invoke' }])
+    assert.deepEqual(how?.nb.required, ['ability'])
+    // agent/invoke is not participation: a foreign principal needs tier 3
+    assert.equal(how?.tier, 3)
+    assert.equal(verifyManifest({ ...manifest, invocation: {} }), false)
+  })
+
+  it('lists each capability once, keyed like its invocation', () => {
+    const cans = INVOCABLE.map((row) => row.can)
+    assert.equal(new Set(cans).size, cans.length)
+    const all = invocableNow({ agents: [{} as never] })
+    assert.deepEqual(Object.keys(all.invocation), all.capabilities)
+  })
+
+  it('the schema takes how to invoke and refuses a malformed one', async () => {
+    const ajv = new Ajv2020({ strict: true, allErrors: true })
+    addFormats.default(ajv)
+    const validate = ajv.compile(JSON.parse(await readFile(MANIFEST_SCHEMA_URL, 'utf8')) as object)
+    const history = oneKey()
+    const manifest = buildManifest({ ...input(history, false), agents: [card(history)] })
+    assert.equal(validate(manifest), true, JSON.stringify(validate.errors))
+    const how = manifest.invocation['agent/invoke'] as MeshManifest['invocation'][string]
+    const bad = (change: Partial<typeof how>) => ({
+      ...manifest,
+      invocation: { 'agent/invoke': { ...how, ...change } },
+    })
+    for (const wrong of [
+      bad({ with: 'did:key:z6Mkx/agents/echo' }),
+      bad({ tier: 2 as never }),
+      bad({ via: [] }),
+      bad({ via: [{ transport: 'smoke', path: '/api/invoke' } as never] }),
+      bad({ via: [{ transport: 'http', method: 'GET', path: '/api/invoke' } as never] }),
+      bad({ nb: { type: 'array' } as never }),
+      { ...manifest, invocation: { 'Agent Invoke': how } },
+      { ...manifest, invocation: undefined },
+    ]) {
+      assert.equal(validate(wrong), false, JSON.stringify(wrong.invocation))
+    }
   })
 })

@@ -75,5 +75,28 @@ export const manifestSchema = {
     },
     protocolVersions: { type: 'array', items: STRING },
     capabilities: { type: 'array', items: STRING },
+    // an honest manifest (issue 12): how to invoke each listed capability
+    invocation: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: true,
+        required: ['with', 'nb', 'tier', 'via'],
+        properties: {
+          with: STRING,
+          nb: { type: 'object', additionalProperties: true },
+          tier: { type: 'integer' },
+          via: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: true,
+              required: ['transport'],
+              properties: { transport: STRING, method: STRING, path: STRING, protocol: STRING },
+            },
+          },
+        },
+      },
+    },
   },
 } as const
