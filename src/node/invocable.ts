@@ -1,5 +1,6 @@
 import { CAPABILITIES } from '../auth/index.ts'
 import type { AgentCard, CapabilityInvocation, InvocationTransport } from '../manifest/index.ts'
+import { ROOM_READ_MAX_PAGE as MAX_READ_PAGE } from '../rooms/index.ts'
 
 /** `POST /api/invoke {ucan, credentials?, presentation?}` (SPEC §3): no session, the invocation is the authentication. */
 export const HTTP_INVOKE: InvocationTransport = { transport: 'http', method: 'POST', path: '/api/invoke' }
@@ -45,6 +46,32 @@ export const INVOCABLE: readonly InvocableRow[] = [
     },
     via: [HTTP_INVOKE],
     offered: ({ agents }) => agents.length > 0,
+  },
+  // room/post (issue 12, agents in foreign rooms): a message to one room through POST /api/invoke
+  {
+    can: 'room/post',
+    with: '{did}/rooms/{room}',
+    nb: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['body'],
+      properties: { body: { type: 'string', minLength: 1, description: 'The message.' } },
+    },
+    via: [HTTP_INVOKE],
+  },
+  // room/read (issue 12, agents in foreign rooms): a page of one room's messages through POST /api/invoke
+  {
+    can: 'room/read',
+    with: '{did}/rooms/{room}',
+    nb: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        after: { type: 'string', description: 'A message id: the page starts after it.' },
+        limit: { type: 'integer', minimum: 1, maximum: MAX_READ_PAGE },
+      },
+    },
+    via: [HTTP_INVOKE],
   },
 ]
 

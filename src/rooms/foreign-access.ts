@@ -72,7 +72,8 @@ export interface ForeignAccessInit {
 /** Capability session tokens start so, apart from sign-in tokens (which never do). */
 export const CAPABILITY_TOKEN_PREFIX = 'cap_'
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('base64url')
-const MAX_PAGE = 200
+export const ROOM_READ_MAX_PAGE = 200
+const MAX_PAGE = ROOM_READ_MAX_PAGE
 
 /**
  * A foreign principal in one of this mesh's rooms under a chain (SPEC §8, way 2): a

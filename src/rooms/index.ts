@@ -15,6 +15,7 @@ export {
   type ForeignAccessInit,
   guestName,
   ROOM_ABILITIES,
+  ROOM_READ_MAX_PAGE,
   type RoomAbility,
   type RoomInvokeResult,
 } from './foreign-access.ts'

@@ -86,8 +86,9 @@ describe('buildManifest', () => {
       libp2p: ['/ip4/127.0.0.1/tcp/4001'],
     })
     assert.equal(manifest.keyHistory.length, 3)
-    assert.deepEqual(manifest.capabilities, [])
-    assert.deepEqual(manifest.invocation, {})
+    // Without agents only the room capabilities a chain can reach are listed.
+    assert.deepEqual(manifest.capabilities, ['room/post', 'room/read'])
+    assert.deepEqual(Object.keys(manifest.invocation), ['room/post', 'room/read'])
     assert.equal(buildManifest(input(history, true)).endpoints.registry, 'http://127.0.0.1:7700')
   })
 
@@ -104,7 +105,7 @@ describe('buildManifest', () => {
     const history = oneKey()
     const manifest = buildManifest({ ...input(history, false), agents: [card(history)] })
     assert.equal(verifyManifest(manifest), true)
-    assert.deepEqual(manifest.capabilities, ['agent/invoke'])
+    assert.deepEqual(manifest.capabilities, ['agent/invoke', 'room/post', 'room/read'])
     const how = manifest.invocation['agent/invoke']
     assert.equal(how?.with, '{did}/agents/{agent}')
     assert.deepEqual(how?.via, [{ transport: 'http', method: 'POST', path: '/api/invoke' }])
