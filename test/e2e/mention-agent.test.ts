@@ -5,13 +5,11 @@
  * cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFileSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
 import { describe, it, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { type AgentProcess, startAgent } from '../../scripts/lib/mention-agent.ts'
 import { MemberBook } from '../../src/auth/members.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { createKeyFile, HumanKeystore } from '../../src/identity/index.ts'
@@ -44,54 +42,11 @@ async function startNode(t: TestContext, name: string, agents: Array<{ did: stri
   return { node, root, architect }
 }
 
-/** The agent as a child process: its output lines, a wait for one, and its exit. */
-function startAgent(t: TestContext, node: MeshNode, room: string, keyPath: string) {
-  const proc: ChildProcess = spawn(
-    process.execPath,
-    [AGENT, '--node', node.httpUrl, '--room', room, '--key', keyPath],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stderr = ''
-  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
-  const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-  t.after(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
-    await exited
-  })
-  const lines: string[] = []
-  const waiters = new Set<() => void>()
-  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    lines.push(line)
-    for (const w of waiters) w()
-  })
-  /** The first line (seen or to come) matching `pattern`; fails when the agent exits first. */
-  const line = (pattern: RegExp, timeoutMs = 20_000) =>
-    new Promise<RegExpExecArray>((resolve, reject) => {
-      const check = () => {
-        for (const l of lines) {
-          const match = pattern.exec(l)
-          if (match) return done(() => resolve(match))
-        }
-      }
-      const timer = setTimeout(
-        () => done(() => reject(new Error(`no line ${pattern}: ${lines.join('\n')} ${stderr}`))),
-        timeoutMs,
-      )
-      const onExit = () => {
-        check()
-        done(() => reject(new Error(`agent exited before ${pattern}: ${lines.join('\n')} ${stderr}`)))
-      }
-      const done = (then: () => void) => {
-        clearTimeout(timer)
-        waiters.delete(check)
-        proc.off('exit', onExit)
-        then()
-      }
-      waiters.add(check)
-      proc.once('exit', onExit)
-      check()
-    })
-  return { proc, lines, line, exited }
+/** The example agent at `node`, killed (if still running) when the test ends. */
+function agentAt(t: TestContext, node: MeshNode, room: string, keyPath: string): AgentProcess {
+  const agent = startAgent(node.httpUrl, room, keyPath)
+  t.after(() => agent.stop('SIGKILL'))
+  return agent
 }
 
 async function post(api: HttpClient, room: string, body: string): Promise<string> {
@@ -110,7 +65,7 @@ describe('the example mention agent', () => {
     const { node, architect } = await startNode(t, 'alpha', [{ did: bot.did, name: 'bot' }])
     const { id: room } = await architect.api.call('createRoom', { body: { name: 'lobby' } })
 
-    const first = startAgent(t, node, room, keyPath)
+    const first = agentAt(t, node, room, keyPath)
     const ready = await first.line(/^ready did=(\S+) name=(\S+) room=(\S+)$/)
     assert.deepEqual(ready.slice(1), [bot.did, '@bot', room])
     const members = await architect.api.call('roomMembers', { params: { id: room } })
@@ -132,7 +87,7 @@ describe('the example mention agent', () => {
     // While it is stopped: a mention, and a message that names no one.
     const missed = await post(architect, room, '@bot are you there?')
     await post(architect, room, 'nobody here')
-    const second = startAgent(t, node, room, keyPath)
+    const second = agentAt(t, node, room, keyPath)
     await second.line(new RegExp(`^answered ${missed} reply=`))
     // Sentinel: a mention after the restart is answered, and by then nothing was answered twice.
     const sentinel = await post(architect, room, 'last one, @bot')
@@ -149,7 +104,7 @@ describe('the example mention agent', () => {
     const { node, root, architect } = await startNode(t, 'beta', [])
     const { id: room } = await architect.api.call('createRoom', { body: { name: 'lobby' } })
     const keyPath = join(root, 'stranger.json')
-    const agent = startAgent(t, node, room, keyPath)
+    const agent = agentAt(t, node, room, keyPath)
     const [, did] = await agent.line(/^key did=(\S+) new=true$/)
     assert.deepEqual(await agent.exited, [1, null])
     assert.match(agent.lines.at(-1) ?? '', /^error MESH_FORBIDDEN /)
