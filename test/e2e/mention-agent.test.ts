@@ -18,23 +18,43 @@ import { initMesh, STORE_DIR } from '../../src/mesh-info.ts'
 import { createMeshNode, type MeshNode } from '../../src/mesh-node.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { scanImports } from '../architecture/scan-imports.ts'
+import { shareAct, startNode } from '../connections/nodes.ts'
 import { tempDir } from '../fixtures/principals.ts'
+import { connect, until } from '../rooms/helpers.ts'
 
 const AGENT = fileURLToPath(new URL('../../examples/mention-agent/agent.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
-/** A started node named `name`; `agents` are enrolled (as agents) in its data dir before it starts. */
-async function startNode(t: TestContext, name: string, agents: Array<{ did: string; name: string }>) {
+/**
+ * Enrols `agents` (as agents) in the members book of the stopped node at `dataDir`. Until
+ * `POST /api/members` (SPEC §8) is here, this is how a test enrols; after, `mesh member add`.
+ */
+async function enrolOffline(
+  dataDir: string,
+  architectDid: string,
+  agents: Array<{ did: string; name: string }>,
+) {
+  const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
+  await store.open()
+  try {
+    const members = new MemberBook({ store, architectDid })
+    for (const agent of agents) await members.enroll({ did: agent.did, role: 'agent', name: agent.name })
+  } finally {
+    await store.close()
+  }
+}
+
+/** A started node named `name`, with `agents` enrolled before it starts. */
+async function startWithAgents(t: TestContext, name: string, agents: Array<{ did: string; name: string }>) {
   const root = await tempDir(t, 'mesh-agent-e2e-')
   const dataDir = join(root, name)
   const keystore = new HumanKeystore(join(root, 'keys'))
   const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
   await store.open()
   const { info } = await initMesh({ store, dataDir, name, keystore })
-  // Until `POST /api/members` (SPEC §8) is here: the members book of the stopped node.
-  const members = new MemberBook({ store, architectDid: info.architectDid })
-  for (const agent of agents) await members.enroll({ did: agent.did, role: 'agent', name: agent.name })
   await store.close()
+  await enrolOffline(dataDir, info.architectDid, agents)
   const node = createMeshNode({ dataDir, http: { port: 0 }, logger: silentLogger() })
   await node.start()
   t.after(() => node.stop())
@@ -62,7 +82,7 @@ describe('the example mention agent', () => {
     const keyDir = await tempDir(t, 'mesh-agent-key-')
     const keyPath = join(keyDir, 'bot.json')
     const bot = await createKeyFile(keyPath, 'human', 'bot')
-    const { node, architect } = await startNode(t, 'alpha', [{ did: bot.did, name: 'bot' }])
+    const { node, architect } = await startWithAgents(t, 'alpha', [{ did: bot.did, name: 'bot' }])
     const { id: room } = await architect.api.call('createRoom', { body: { name: 'lobby' } })
 
     const first = agentAt(t, node, room, keyPath)
@@ -100,8 +120,49 @@ describe('the example mention agent', () => {
     assert.deepEqual(await second.exited, [0, null])
   })
 
+  it('an agent of beta answers, through beta, a mention in a room that alpha shared with beta', async (t) => {
+    const a = await startNode(t, 'alpha', { rooms: ROOMS })
+    const b = await startNode(t, 'beta', { rooms: ROOMS })
+    const keyPath = join(await tempDir(t, 'mesh-agent-key-'), 'helper.json')
+    const helper = await createKeyFile(keyPath, 'human', 'helper')
+    await b.stop()
+    await enrolOffline(b.dataDir, b.architect.did, [{ did: helper.did, name: 'helper' }])
+    await b.restart()
+    await connect(a, b)
+    const { id: room } = await a.api.api.call('createRoom', { body: { name: 'general' } })
+    await a.api.post(`/api/rooms/${room}/share`, {
+      mesh: b.node.did,
+      ucan: await shareAct(a, room, b.node.did),
+    })
+    await until(async () => (await b.node.rooms.list()).some((r) => r.id === room), 'beta adopts the room')
+    // Until a member of beta may join a room shared with beta by itself (SPEC §8, agents in
+    // foreign rooms 1), beta admits its agent; the agent's own join then finds it a member.
+    await b.node.rooms.join(room, helper.did)
+
+    const agent = agentAt(t, b.node, room, keyPath)
+    await agent.line(/^ready .* name=@helper /)
+    await until(
+      async () =>
+        (await a.api.api.call('roomMembers', { params: { id: room } })).members.some(
+          (m) => m.did === helper.did && m.name === '@helper:beta' && m.tier === 4,
+        ),
+      'alpha lists @helper:beta at tier 4',
+    )
+    const ask = await post(a.api, room, '@helper:beta what is new?')
+    await agent.line(new RegExp(`^answered ${ask} reply=`))
+    const reply = await until(
+      async () => (await messagesOf(a.api, room)).find((m) => m.replyTo === ask),
+      'the reply reaches alpha',
+    )
+    assert.equal(reply.author, '@helper:beta')
+    assert.equal(reply.authorDid, helper.did)
+    assert.match(reply.body, /^@alpha-architect:alpha hello, I am @helper, /)
+    await agent.stop('SIGTERM')
+    assert.deepEqual(await agent.exited, [0, null])
+  })
+
   it('creates a missing key file (0600) and, not enrolled, exits 1 with MESH_FORBIDDEN', async (t) => {
-    const { node, root, architect } = await startNode(t, 'beta', [])
+    const { node, root, architect } = await startWithAgents(t, 'beta', [])
     const { id: room } = await architect.api.call('createRoom', { body: { name: 'lobby' } })
     const keyPath = join(root, 'stranger.json')
     const agent = agentAt(t, node, room, keyPath)
