@@ -14,7 +14,8 @@
  * bot`), its sign-in is refused and it exits 1 with the code. It answers each mention
  * once, also those made while it was stopped (a reply of its own marks one answered).
  * Output, one line each: `key did=… new=true|false`, `ready did=… name=@… room=…`,
- * `answered <message id> reply=<id>`, `error <MESH_…> <message>`, `stopped`.
+ * `answered <message id> reply=<id>`, `closed <ws close code> <reason>` (it then connects
+ * again with a fresh ticket), `error <MESH_…> <message>`, `stopped`.
  * SIGTERM or SIGINT: it closes its socket, signs out and exits 0.
  */
 import { createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto'
@@ -151,7 +152,10 @@ async function main(argv: string[]): Promise<void> {
   const reconnect = () => {
     if (!stopping && retry === undefined) retry = setTimeout(connect, Math.min(30_000, 250 * 2 ** failures++))
   }
-  provider.on('closed', reconnect)
+  provider.on('closed', ({ code, reason }: { code: number; reason: string }) => {
+    say(`closed ${code} ${reason}`)
+    reconnect()
+  })
   let ready = false
   provider.on('sync', (synced: boolean) => {
     if (!synced) return

@@ -19,7 +19,7 @@ import { startAgent } from '../../scripts/lib/mention-agent.ts'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { MeshError } from '../../src/errors.ts'
-import { type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import { type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
 
 interface Mesh extends CliMesh {
   httpPort: number
@@ -53,13 +53,7 @@ describe('members and agents across meshes (SPEC §8)', () => {
       logLevel: 'warn',
     })
     const start = async (m: Mesh) => {
-      m.proc = await startProc([
-        'start',
-        ...['--data', m.dir, '--http', `127.0.0.1:${m.httpPort}`],
-        ...['--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
-        ...['--discovery-interval', '60000', ...FAST_RETRY],
-        ...['--probe-interval', '1000', '--sync-interval', '300'],
-      ])
+      m.proc = await startProc(fixedPortStart(m))
       m.api = await signInArchitect(m.proc.http, m.name.replace(/-stale$/, ''))
       m.did = m.proc.did as string
     }
