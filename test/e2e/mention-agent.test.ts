@@ -39,7 +39,11 @@ async function enrolOffline(
   await store.open()
   try {
     const members = new MemberBook({ store, architectDid })
-    for (const agent of agents) await members.enroll({ did: agent.did, role: 'agent', name: agent.name })
+    for (const agent of agents) {
+      // Both shapes of a member: `role` before SPEC §8's members book, `kind` after.
+      const member = { did: agent.did, kind: 'agent' as const, role: 'agent' as const, name: agent.name }
+      await members.enroll(member)
+    }
   } finally {
     await store.close()
   }
