@@ -32,19 +32,29 @@ const say = (line: string) => process.stdout.write(`${line}\n`)
 
 /** The agent's key from `path`, created there first when there is none. */
 async function loadKey(path: string, name: string): Promise<ApiSigner & { created: boolean }> {
-  let file: Partial<KeyFile> | undefined
+  let text: string | undefined
   try {
-    file = JSON.parse(await readFile(path, 'utf8')) as Partial<KeyFile>
+    text = await readFile(path, 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
-  const created = file === undefined
-  if (file !== undefined && !isKnownKeyFormat(file)) throw new Error(`${path} is not a key file`)
+  const created = text === undefined
+  let file: Partial<KeyFile> | undefined
+  if (text !== undefined) {
+    try {
+      file = JSON.parse(text) as Partial<KeyFile>
+    } catch {
+      file = {}
+    }
+    if (!isKnownKeyFormat(file) || Buffer.from(file.seed, 'base64url').length !== 32)
+      throw new ApiError('MESH_BAD_REQUEST', `${path} is not an Ed25519 key file`, 0)
+  }
   const seed = file?.seed !== undefined ? Buffer.from(file.seed, 'base64url') : randomBytes(32)
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8FromSeed(seed)), format: 'der', type: 'pkcs8' })
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' })
   const did = didFromPublicKey(Buffer.from(jwk.x as string, 'base64url'))
-  if (file?.did !== undefined && file.did !== did) throw new Error(`${path}: its did does not match its seed`)
+  if (file?.did !== undefined && file.did !== did)
+    throw new ApiError('MESH_BAD_REQUEST', `${path}: its did does not match its seed`, 0)
   // 'human' marks a keystore entry (the format has no other role for a principal's key).
   if (created)
     await writeFile(path, `${JSON.stringify(keyFileOf('human', name, seed.toString('base64url'), did))}\n`, {
@@ -74,7 +84,11 @@ async function main(argv: string[]): Promise<void> {
     },
   })
   if (values.room === undefined || values.key === undefined)
-    throw new Error('usage: agent.ts --node <url> --room <id> --key <file> [--name bot]')
+    throw new ApiError(
+      'MESH_BAD_REQUEST',
+      'usage: agent.ts --node <url> --room <id> --key <file> [--name bot]',
+      0,
+    )
   const roomId = values.room
   const key = await loadKey(values.key, values.name)
   say(`key did=${key.did} new=${key.created}`)

@@ -5,7 +5,7 @@
  * cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict'
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -19,7 +19,8 @@ import { createMeshNode, type MeshNode } from '../../src/mesh-node.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { scanImports } from '../architecture/scan-imports.ts'
 import { shareAct, startNode } from '../connections/nodes.ts'
-import { tempDir } from '../fixtures/principals.ts'
+import { freePort } from '../fixtures/e2e.ts'
+import { alice, tempDir } from '../fixtures/principals.ts'
 import { connect, until } from '../rooms/helpers.ts'
 
 const AGENT = fileURLToPath(new URL('../../examples/mention-agent/agent.ts', import.meta.url))
@@ -49,7 +50,10 @@ async function enrolOffline(
   }
 }
 
-/** A started node named `name`, with `agents` enrolled before it starts. */
+/**
+ * A started node named `name` on a fixed loopback HTTP port, with `agents` enrolled before
+ * it starts; `restart()` stops it and starts it again on the same port and data.
+ */
 async function startWithAgents(t: TestContext, name: string, agents: Array<{ did: string; name: string }>) {
   const root = await tempDir(t, 'mesh-agent-e2e-')
   const dataDir = join(root, name)
@@ -59,11 +63,18 @@ async function startWithAgents(t: TestContext, name: string, agents: Array<{ did
   const { info } = await initMesh({ store, dataDir, name, keystore })
   await store.close()
   await enrolOffline(dataDir, info.architectDid, agents)
-  const node = createMeshNode({ dataDir, http: { port: 0 }, logger: silentLogger() })
-  await node.start()
-  t.after(() => node.stop())
-  const architect = await signIn(node.httpUrl, await keystore.load(`${name}-architect`))
-  return { node, root, architect }
+  const port = await freePort()
+  const make = () => createMeshNode({ dataDir, http: { host: '127.0.0.1', port }, logger: silentLogger() })
+  const state = { node: make() }
+  await state.node.start()
+  t.after(() => state.node.stop())
+  const architect = await signIn(state.node.httpUrl, await keystore.load(`${name}-architect`))
+  const restart = async () => {
+    await state.node.stop()
+    state.node = make()
+    await state.node.start()
+  }
+  return { node: state.node, root, architect, restart }
 }
 
 /** The example agent at `node`, killed (if still running) when the test ends. */
@@ -124,6 +135,20 @@ describe('the example mention agent', () => {
     assert.deepEqual(await second.exited, [0, null])
   })
 
+  it('rides out a restart of its node: it connects again with a fresh ticket and answers', async (t) => {
+    const keyPath = join(await tempDir(t, 'mesh-agent-key-'), 'bot.json')
+    const bot = await createKeyFile(keyPath, 'human', 'bot')
+    const { node, architect, restart } = await startWithAgents(t, 'alpha', [{ did: bot.did, name: 'bot' }])
+    const { id: room } = await architect.api.call('createRoom', { body: { name: 'lobby' } })
+    const agent = agentAt(t, node, room, keyPath)
+    await agent.line(/^ready /)
+    await restart()
+    await agent.line(/^closed /)
+    const ask = await post(architect, room, '@bot still there?')
+    await agent.line(new RegExp(`^answered ${ask} reply=`))
+    assert.equal(agent.lines.filter((l) => l.startsWith('ready ')).length, 1)
+  })
+
   it('an agent of beta answers, through beta, a mention in a room that alpha shared with beta', async (t) => {
     const a = await startNode(t, 'alpha', { rooms: ROOMS })
     const b = await startNode(t, 'beta', { rooms: ROOMS })
@@ -177,6 +202,18 @@ describe('the example mention agent', () => {
     assert.equal((JSON.parse(readFileSync(keyPath, 'utf8')) as { did: string }).did, did)
     const members = await architect.api.call('roomMembers', { params: { id: room } })
     assert.ok(!members.members.some((m) => m.did === did))
+
+    // A key file whose did is not its seed's is refused before anything is sent.
+    const forged = join(root, 'forged.json')
+    const file = JSON.parse(readFileSync(keyPath, 'utf8')) as { did: string }
+    writeFileSync(forged, JSON.stringify({ ...file, did: alice.did }), { mode: 0o600 })
+    const liar = agentAt(t, node, room, forged)
+    assert.deepEqual(await liar.exited, [1, null])
+    assert.match(liar.lines.at(-1) ?? '', /^error MESH_BAD_REQUEST .*does not match its seed/)
+    writeFileSync(forged, '{"version":1,"type":"Ed25519","seed":"AAAA"}', { mode: 0o600 })
+    const short = agentAt(t, node, room, forged)
+    assert.deepEqual(await short.exited, [1, null])
+    assert.match(short.lines.at(-1) ?? '', /^error MESH_BAD_REQUEST .*is not an Ed25519 key file/)
   })
 
   it('imports only the public API (src/api), yjs, y-websocket and node built-ins', () => {
