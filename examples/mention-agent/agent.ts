@@ -29,6 +29,9 @@ import { isKnownKeyFormat, type KeyFile, keyFileOf } from '../../src/api/key-fil
 import type { MemberEntry, MessageEntry, RedactionEntry } from '../../src/api/room-entries.ts'
 
 const say = (line: string) => process.stdout.write(`${line}\n`)
+/** `error MESH_… <message>`: a refusal from the node, or one of the agent's own. */
+const report = (err: unknown) =>
+  say(`error ${(err as ApiError).code ?? 'MESH_INTERNAL'} ${(err as Error).message}`)
 
 /** The agent's key from `path`, created there first when there is none. */
 async function loadKey(path: string, name: string): Promise<ApiSigner & { created: boolean }> {
@@ -135,7 +138,7 @@ async function main(argv: string[]): Promise<void> {
           say(`answered ${id} reply=${reply.id}`)
         } catch (err) {
           answered.delete(id)
-          say(`error ${(err as ApiError).code ?? 'MESH_INTERNAL'} ${(err as Error).message}`)
+          report(err)
         }
       })
     }
@@ -159,7 +162,7 @@ async function main(argv: string[]): Promise<void> {
       provider.params = { token: ticket }
       provider.connect()
     } catch (err) {
-      say(`error ${(err as ApiError).code ?? 'MESH_INTERNAL'} ${(err as Error).message}`)
+      report(err)
       reconnect()
     }
   }
@@ -190,7 +193,7 @@ async function main(argv: string[]): Promise<void> {
     provider.destroy()
     doc.destroy()
     await replying
-    await api.signOut().catch(() => undefined)
+    await api.signOut().catch(report)
     say('stopped')
     process.exit(0)
   }
@@ -199,6 +202,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  say(`error ${(err as ApiError).code ?? 'MESH_INTERNAL'} ${(err as Error).message}`)
+  report(err)
   process.exit(1)
 })
