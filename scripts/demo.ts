@@ -1,15 +1,18 @@
 /**
  * `npm run demo`: a registry and three meshes on loopback, as separate processes,
- * finding each other through the registry and then the DHT. Ctrl+C stops them all.
+ * finding each other through the registry and then the DHT; then the example agent
+ * (examples/mention-agent) enrolled in alpha, answering mentions in alpha's room.
+ * Ctrl+C stops them all.
  */
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type AgentProcess, startAgent } from './lib/mention-agent.ts'
 import { getJson, type MeshProcess, runMesh, startMesh, waitFor } from './lib/processes.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'mesh-demo-'))
 const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'warn' }
-const running: MeshProcess[] = []
+const running: Array<MeshProcess | AgentProcess> = []
 const say = (line: string) => process.stdout.write(`${line}\n`)
 
 async function shutdown(code: number): Promise<never> {
@@ -45,6 +48,7 @@ try {
     say(`${name.padEnd(10)} ${mesh.http}  ${mesh.did}`)
   }
 
+  const alpha = meshes[0]
   const started = Date.now()
   for (const mesh of meshes) {
     await waitFor(async () => {
@@ -63,11 +67,54 @@ try {
     meshes: Array<{ name: string; status: string; members: number }>
   }>(`${registry.http}/api/meshes/public`)
   say(`\nregistry lists: ${listed.map((m) => `${m.name} ${m.status} members=${m.members}`).join(', ')}`)
+  const room = alpha === undefined ? undefined : await startExampleAgent(alpha)
   say(`\ntry: curl ${meshes[0]?.http}/.well-known/mesh-manifest.json`)
   say(`     MESH_KEYSTORE=${env.MESH_KEYSTORE} npx mesh status --data ${join(root, 'alpha')}`)
+  if (room !== undefined)
+    say(
+      `     MESH_KEYSTORE=${env.MESH_KEYSTORE} npx mesh post ${room} '@bot hi' --data ${join(root, 'alpha')}`,
+    )
   say('Ctrl+C stops the demo.')
   if (process.env.MESH_DEMO_EXIT === '1') await shutdown(0)
 } catch (err) {
   process.stderr.write(`demo failed: ${(err as Error).message}\n`)
   await shutdown(1)
+}
+
+/**
+ * A room `lobby` in alpha, and the example agent `bot` enrolled there (SPEC §8: `mesh key
+ * new`, `mesh member add --kind agent`) answering mentions in it; one mention to show it.
+ * Returns the room id, or undefined (and says why) when the agent could not be started.
+ */
+async function startExampleAgent(alpha: MeshProcess): Promise<string | undefined> {
+  const data = ['--data', join(root, 'alpha')]
+  const mesh = async <T>(...args: string[]): Promise<T> => {
+    const res = await runMesh([...args, '--json'], env)
+    if (res.code !== 0) {
+      const why = /"code":"(MESH_\w+)"/.exec(res.stdout)?.[1] ?? res.stderr.trim().split('\n')[0]
+      throw new Error(`mesh ${args.slice(0, 2).join(' ')}: ${why}`)
+    }
+    return JSON.parse(res.stdout) as T
+  }
+  try {
+    const { id } = await mesh<{ id: string }>('room', 'create', 'lobby', ...data)
+    const key = await mesh<{ did: string; path: string }>('key', 'new', 'bot')
+    await mesh('member', 'add', 'bot', '--kind', 'agent', '--name', 'bot', ...data)
+    const agent = startAgent(alpha.http, id, key.path)
+    running.push(agent)
+    await agent.line(/^ready /)
+    say(`\nexample agent @bot (${key.did}) answers mentions in alpha's room lobby ${id}`)
+    const { id: hello } = await mesh<{ id: string }>('post', id, '@bot hello', ...data)
+    await agent.line(new RegExp(`^answered ${hello} `))
+    const { messages } = await mesh<{ messages: Array<{ author: string; body: string }> }>(
+      'messages',
+      id,
+      ...data,
+    )
+    for (const m of messages) say(`  ${m.author}: ${m.body}`)
+    return id
+  } catch (err) {
+    say(`\nexample agent not started: ${(err as Error).message}`)
+    return undefined
+  }
 }

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import { runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
 import type { RoomSyncStatus } from '../../src/rooms/index.ts'
-import { type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import { type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
 
 interface Mesh extends CliMesh {
   httpPort: number
@@ -27,13 +27,7 @@ describe('shared rooms across processes, driven by the CLI', () => {
     })
 
     const start = async (m: Mesh) => {
-      m.proc = await startProc([
-        'start',
-        ...['--data', m.dir, '--http', `127.0.0.1:${m.httpPort}`],
-        ...['--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
-        ...['--discovery-interval', '60000', ...FAST_RETRY],
-        ...['--probe-interval', '1000', '--sync-interval', '300'],
-      ])
+      m.proc = await startProc(fixedPortStart(m))
       m.api = await signInArchitect(m.proc.http, m.name)
       m.did = m.proc.did as string
     }
