@@ -18,6 +18,8 @@ export { type RouteName, type RouteSpec, type Routes, routes } from './routes.ts
 export * from './schemas/audit.ts'
 export * from './schemas/common.ts'
 export * from './schemas/connections.ts'
+// members (SPEC §8)
+export * from './schemas/members.ts'
 export * from './schemas/policy.ts'
 export * from './schemas/registry.ts'
 export * from './schemas/rooms.ts'

@@ -1,5 +1,6 @@
 import * as audit from './schemas/audit.ts'
 import * as connections from './schemas/connections.ts'
+import * as members from './schemas/members.ts'
 import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
 import * as rooms from './schemas/rooms.ts'
@@ -335,6 +336,46 @@ export const routes = {
     session: false,
     body: registry.heartbeatBodySchema,
     response: registry.heartbeatAcceptedSchema,
+  }),
+  // members: enrolment, the list, credentials and removal (SPEC §8)
+  listMembers: route({
+    method: 'GET',
+    path: '/api/members',
+    session: true,
+    response: members.meshMemberListSchema,
+  }),
+  enrolMember: route({
+    method: 'POST',
+    path: '/api/members',
+    session: true,
+    status: 201,
+    body: members.enrolBodySchema,
+    response: members.meshMemberSchema,
+  }),
+  memberCredential: route({
+    method: 'GET',
+    path: '/api/members/:did/credential',
+    session: true,
+    params: members.memberParamsSchema,
+    response: members.memberCredentialSchema,
+  }),
+  removeMember: route({
+    method: 'DELETE',
+    path: '/api/members/:did',
+    session: true,
+    status: 204,
+    params: members.memberParamsSchema,
+    body: members.removeMemberBodySchema,
+  }),
+
+  // room member roles: the owner or a moderator sets a member's role
+  setRoomRole: route({
+    method: 'PUT',
+    path: '/api/rooms/:id/members/:did',
+    session: true,
+    params: members.roomMemberParamsSchema,
+    body: members.roomRoleBodySchema,
+    response: rooms.memberSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -3,6 +3,7 @@ import type { RouteName, Routes } from './routes.ts'
 import type * as audit from './schemas/audit.ts'
 import type * as common from './schemas/common.ts'
 import type * as connections from './schemas/connections.ts'
+import type * as members from './schemas/members.ts'
 import type * as policy from './schemas/policy.ts'
 import type * as registry from './schemas/registry.ts'
 import type * as rooms from './schemas/rooms.ts'
@@ -65,6 +66,13 @@ export type YjsTicket = FromSchema<typeof rooms.yjsTicketSchema>
 export type PublicMesh = FromSchema<typeof registry.publicMeshSchema>
 export type MeshStatus = PublicMesh['status']
 export type MeshPage = FromSchema<typeof registry.meshPageSchema>
+
+// members (SPEC §8)
+export type MeshMember = FromSchema<typeof members.meshMemberSchema>
+export type MemberKind = MeshMember['kind']
+export type MeshMemberList = FromSchema<typeof members.meshMemberListSchema>
+export type MemberCredential = FromSchema<typeof members.memberCredentialSchema>
+export type EnrolBody = FromSchema<typeof members.enrolBodySchema>
 
 type Part<R, K extends string> = R extends { readonly [P in K]: infer S extends JSONSchema }
   ? FromSchema<S>
