@@ -29,6 +29,8 @@ export function KindBadge({ kind }: { kind: MemberKind | undefined }) {
       size="xs"
       variant={kind === 'agent' ? 'filled' : 'light'}
       color={kind === 'agent' ? 'grape' : 'gray'}
+      tt="none"
+      style={{ flexShrink: 0 }}
       data-testid="kind-badge"
       data-kind={kind}
     >
@@ -58,8 +60,6 @@ export function MembersView() {
         </Stack>
       ) : members.data === undefined ? (
         <Loading label="Loading members…" />
-      ) : members.data.members.length === 0 ? (
-        <EmptyState>No members yet.</EmptyState>
       ) : (
         <MemberTable
           members={members.data.members}
@@ -94,71 +94,75 @@ function MemberTable({
   })
   return (
     <Stack>
-      <DataTable
-        scroll
-        striped
-        aria-label="Members of this mesh"
-        data-testid="mesh-members"
-        columns={['Name', 'Kind', 'Role', 'Tier', 'Enrolled', 'Enrolled by', { hidden: 'Actions' }]}
-      >
-        {members.map((m) => (
-          <Table.Tr key={m.did} data-testid="mesh-member" data-did={m.did} data-kind={m.kind}>
-            <Table.Td>
-              <Text fw={600}>{m.name}</Text>
-              <Text size="xs" c="dimmed">
-                @{m.localId.replace(/^@/, '')}
-              </Text>
-              <ShortDid did={m.did} />
-            </Table.Td>
-            <Table.Td>
-              <KindBadge kind={m.kind} />
-            </Table.Td>
-            <Table.Td>{m.role}</Table.Td>
-            <Table.Td>
-              <Badge variant="light">tier {m.tier}</Badge>
-            </Table.Td>
-            <Table.Td>
-              <When value={m.enrolledAt} />
-            </Table.Td>
-            <Table.Td>
-              <ShortDid did={m.enrolledBy} />
-            </Table.Td>
-            <Table.Td>
-              <Group gap={4} wrap="nowrap">
-                <Button size="xs" variant="default" onClick={() => onCredential(m)}>
-                  Credential
-                </Button>
-                {m.did === session.me.did ? null : confirming === m.did ? (
-                  <>
+      {members.length === 0 ? (
+        <EmptyState>No members yet.</EmptyState>
+      ) : (
+        <DataTable
+          scroll
+          striped
+          aria-label="Members of this mesh"
+          data-testid="mesh-members"
+          columns={['Name', 'Kind', 'Role', 'Tier', 'Enrolled', 'Enrolled by', { hidden: 'Actions' }]}
+        >
+          {members.map((m) => (
+            <Table.Tr key={m.did} data-testid="mesh-member" data-did={m.did} data-kind={m.kind}>
+              <Table.Td>
+                <Text fw={600}>{m.name}</Text>
+                <Text size="xs" c="dimmed">
+                  @{m.localId.replace(/^@/, '')}
+                </Text>
+                <ShortDid did={m.did} />
+              </Table.Td>
+              <Table.Td>
+                <KindBadge kind={m.kind} />
+              </Table.Td>
+              <Table.Td>{m.role}</Table.Td>
+              <Table.Td>
+                <Badge variant="light">tier {m.tier}</Badge>
+              </Table.Td>
+              <Table.Td>
+                <When value={m.enrolledAt} />
+              </Table.Td>
+              <Table.Td>
+                <ShortDid did={m.enrolledBy} />
+              </Table.Td>
+              <Table.Td>
+                <Group gap={4} wrap="nowrap">
+                  <Button size="xs" variant="default" onClick={() => onCredential(m)}>
+                    Credential
+                  </Button>
+                  {m.did === session.me.did ? null : confirming === m.did ? (
+                    <>
+                      <Button
+                        size="xs"
+                        color="red"
+                        loading={remove.busy}
+                        onClick={() => void remove.run(m.did)}
+                        data-testid="confirm-remove"
+                      >
+                        Sign and remove
+                      </Button>
+                      <Button size="xs" variant="subtle" onClick={() => setConfirming(undefined)}>
+                        Keep
+                      </Button>
+                    </>
+                  ) : (
                     <Button
                       size="xs"
+                      variant="subtle"
                       color="red"
-                      loading={remove.busy}
-                      onClick={() => void remove.run(m.did)}
-                      data-testid="confirm-remove"
+                      onClick={() => setConfirming(m.did)}
+                      aria-label={`Remove ${m.name}`}
                     >
-                      Sign and remove
+                      Remove
                     </Button>
-                    <Button size="xs" variant="subtle" onClick={() => setConfirming(undefined)}>
-                      Keep
-                    </Button>
-                  </>
-                ) : (
-                  <Button
-                    size="xs"
-                    variant="subtle"
-                    color="red"
-                    onClick={() => setConfirming(m.did)}
-                    aria-label={`Remove ${m.name}`}
-                  >
-                    Remove
-                  </Button>
-                )}
-              </Group>
-            </Table.Td>
-          </Table.Tr>
-        ))}
-      </DataTable>
+                  )}
+                </Group>
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </DataTable>
+      )}
       <Text size="xs" c="dimmed">
         Removing signs <Code>{ACTS.remove}</Code>: the member's sessions end at once, its credential is
         revoked and its room memberships are ended.

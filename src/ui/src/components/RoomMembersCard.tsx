@@ -74,31 +74,39 @@ export function MembersCard({
                 >
                   <span />
                 </Indicator>
-                <Text size="sm" fw={600}>
-                  {m.name}
-                </Text>
-                <KindBadge kind={kind} />
-                {!m.local && <FederatedBadge label="foreign participant" />}
-                {canSet && m.did !== session.me.did ? (
-                  <Select
-                    size="xs"
-                    w={120}
-                    aria-label={`Role of ${m.name}`}
-                    data={[...MEMBER_ROLES]}
-                    value={m.role}
-                    allowDeselect={false}
-                    disabled={setRole.busy}
-                    onChange={(v) => v !== null && v !== m.role && void setRole.run(m.did, v as MemberRole)}
-                    data-testid="room-role"
-                  />
-                ) : (
-                  <Text size="xs" c="dimmed">
-                    {m.role}
-                  </Text>
-                )}
-                <Text size="xs" c="dimmed">
-                  tier {m.tier}
-                </Text>
+                <Stack gap={2} style={{ minWidth: 0 }}>
+                  <Group gap={6} wrap="nowrap">
+                    <Text size="sm" fw={600}>
+                      {m.name}
+                    </Text>
+                    <KindBadge kind={kind} />
+                    {!m.local && <FederatedBadge label="foreign participant" />}
+                  </Group>
+                  <Group gap={6} wrap="nowrap">
+                    {canSet && m.did !== session.me.did ? (
+                      <Select
+                        size="xs"
+                        w={130}
+                        aria-label={`Role of ${m.name}`}
+                        data={[...MEMBER_ROLES]}
+                        value={m.role}
+                        allowDeselect={false}
+                        disabled={setRole.busy}
+                        onChange={(v) =>
+                          v !== null && v !== m.role && void setRole.run(m.did, v as MemberRole)
+                        }
+                        data-testid="room-role"
+                      />
+                    ) : (
+                      <Text size="xs" c="dimmed">
+                        {m.role}
+                      </Text>
+                    )}
+                    <Text size="xs" c="dimmed">
+                      tier {m.tier}
+                    </Text>
+                  </Group>
+                </Stack>
               </Group>
             )
           })}
