@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { type Browser, chromium, type Locator } from 'playwright-core'
+import { signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { e2e } from '../fixtures/e2e.ts'
 
@@ -25,9 +26,9 @@ async function visible(locator: Locator, timeout = 20_000): Promise<Locator> {
 }
 
 describe('the console’s Members screen in Chromium', { skip }, () => {
-  it('enrols an agent with the browser-held key, lists it as an agent, shows its credential, removes it', async (t) => {
+  it('enrols an agent with the browser-held key, lists it as an agent, shows its credential, badges it in a room whose owner sets its role, removes it', async (t) => {
     let browser: Browser | undefined
-    const { root, keysDir, start, init } = await e2e(t, 'mesh-console-members-', {
+    const { root, keysDir, start, init, signInArchitect } = await e2e(t, 'mesh-console-members-', {
       logLevel: 'warn',
       beforeStop: async () => browser?.close(),
     })
@@ -64,7 +65,8 @@ describe('the console’s Members screen in Chromium', { skip }, () => {
       // ---- the Members screen: enrol a did:key as an agent, signed by the key in this browser ----
       await page.getByRole('link', { name: 'Members' }).click()
       await visible(page.getByRole('heading', { name: 'Members', exact: true }))
-      const agent = Ed25519KeyPair.generate().did // the agent's own key, made elsewhere
+      const agentKey = Ed25519KeyPair.generate() // the agent's own key, made elsewhere
+      const agent = agentKey.did
       await page.getByTestId('enrol-did').fill(agent)
       await page.getByTestId('enrol-kind').getByText('agent', { exact: true }).click()
       await page.getByTestId('enrol-name').fill('bot')
@@ -87,9 +89,27 @@ describe('the console’s Members screen in Chromium', { skip }, () => {
       await page.keyboard.press('Escape')
       await credential.waitFor({ state: 'detached' })
 
+      // ---- in a room: the agent signs in with its own key and joins; the owner sees 🤖 and sets its role ----
+      const architect = await signInArchitect(proc.http, 'alpha')
+      const room = await architect.call('createRoom', { body: { name: 'ops' } })
+      const bot = await signIn(proc.http, agentKey)
+      await bot.call('joinRoom', { params: { id: room.id } })
+      await page.goto(`${proc.http}/rooms/${room.id}`)
+      const inRoom = await visible(page.locator(`[data-testid=member][data-did="${agent}"]`), 30_000)
+      assert.equal(await inRoom.getAttribute('data-kind'), 'agent')
+      await visible(inRoom.locator('[data-testid=kind-badge][data-kind=agent]'))
+      await inRoom.getByRole('combobox').click()
+      await page.getByRole('option', { name: 'moderator' }).click()
+      await page
+        .locator(`[data-testid=member][data-did="${agent}"][data-role=moderator]`)
+        .waitFor({ timeout: 15_000 })
+      await page.screenshot({ path: join(SHOTS, '22-room-member-roles.png'), fullPage: true })
+
       // ---- remove it by a mesh/remove act: gone from the list ----
-      await row.getByRole('button', { name: 'Remove bot' }).click()
-      await row.getByTestId('confirm-remove').click()
+      await page.getByRole('link', { name: 'Members' }).click()
+      const listed = await visible(page.locator(`[data-testid=mesh-member][data-did="${agent}"]`))
+      await listed.getByRole('button', { name: 'Remove bot' }).click()
+      await listed.getByTestId('confirm-remove').click()
       await visible(page.getByTestId('removed'), 30_000)
       await page.locator(`[data-testid=mesh-member][data-did="${agent}"]`).waitFor({ state: 'detached' })
     } catch (err) {

@@ -62,6 +62,7 @@ export function MembersCard({
                 wrap="nowrap"
                 data-testid="member"
                 data-name={m.name}
+                data-did={m.did}
                 data-kind={kind ?? 'unknown'}
                 data-role={m.role}
               >
