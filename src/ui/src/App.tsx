@@ -4,6 +4,7 @@ import type { MouseEvent } from 'react'
 import { ConnectionsPanel } from './components/ConnectionsPanel.tsx'
 import { Loading, ShortDid } from './components/common.tsx'
 import { FederationMap } from './components/FederationMap.tsx'
+import { MembersView } from './components/Members.tsx'
 import { RoomsView } from './components/Rooms.tsx'
 import { SignIn } from './components/SignIn.tsx'
 import { TrustAudit } from './components/TrustAudit.tsx'
@@ -14,6 +15,7 @@ import { useTrafficSampler } from './lib/traffic.ts'
 const SECTIONS = [
   { path: '/connections', label: 'Connections', view: ConnectionsPanel },
   { path: '/rooms', label: 'Rooms', view: RoomsView },
+  { path: '/members', label: 'Members', view: MembersView },
   { path: '/trust', label: 'Trust and audit', view: TrustAudit },
   { path: '/federation', label: 'Federation', view: FederationMap },
 ] as const

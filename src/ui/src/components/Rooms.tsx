@@ -6,7 +6,6 @@ import {
   Code,
   Grid,
   Group,
-  Indicator,
   NavLink,
   Paper,
   Progress,
@@ -19,8 +18,7 @@ import {
   Title,
 } from '@mantine/core'
 import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from 'react'
-import type { ListedRoom, Member, RoomDetail } from '../../../api/index.ts'
-import type { ApiError } from '../lib/api.ts'
+import type { ListedRoom, RoomDetail } from '../../../api/index.ts'
 import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
 import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
 import { useSession } from '../lib/session.tsx'
@@ -35,6 +33,7 @@ import {
   StatusBadge,
   When,
 } from './common.tsx'
+import { MembersCard } from './RoomMembersCard.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
 export function RoomsView() {
@@ -256,7 +255,13 @@ function RoomPane({ roomId, room }: { roomId: string; room: ListedRoom | undefin
         </Grid.Col>
         <Grid.Col span={{ base: 12, lg: 4 }}>
           <Stack>
-            <MembersCard members={members.data?.members} present={doc.present} error={members.error} />
+            <MembersCard
+              roomId={roomId}
+              members={members.data?.members}
+              present={doc.present}
+              error={members.error}
+              onChanged={members.reload}
+            />
             {session.me.role === 'architect' && (
               <ShareCard roomId={roomId} shares={detail.data?.shares ?? []} onShared={detail.reload} />
             )}
@@ -399,58 +404,6 @@ function Chat({
           <ErrorState error={post.error} title="Not posted" onClose={post.clear} />
         )}
       </Stack>
-    </Card>
-  )
-}
-
-function MembersCard({
-  members,
-  present,
-  error,
-}: {
-  members: Member[] | undefined
-  present: string[]
-  error: ApiError | undefined
-}) {
-  return (
-    <Card withBorder>
-      <Title order={3} size="h5" mb="xs">
-        Members
-      </Title>
-      {error !== undefined && <ErrorState error={error} />}
-      {members === undefined ? (
-        <Loading label="Loading members…" />
-      ) : members.length === 0 ? (
-        <EmptyState>No members.</EmptyState>
-      ) : (
-        <Stack
-          gap={4}
-          component="ul"
-          style={{ listStyle: 'none', padding: 0, margin: 0 }}
-          data-testid="members"
-        >
-          {members.map((m) => (
-            <Group key={m.did} gap={6} component="li" wrap="nowrap" data-testid="member" data-name={m.name}>
-              <Indicator
-                color={present.includes(m.did) ? 'green' : 'gray'}
-                size={8}
-                position="middle-start"
-                offset={-8}
-                aria-label={present.includes(m.did) ? 'here now' : 'away'}
-              >
-                <span />
-              </Indicator>
-              <Text size="sm" fw={600}>
-                {m.name}
-              </Text>
-              {!m.local && <FederatedBadge label="foreign participant" />}
-              <Text size="xs" c="dimmed">
-                {m.role} · tier {m.tier}
-              </Text>
-            </Group>
-          ))}
-        </Stack>
-      )}
     </Card>
   )
 }

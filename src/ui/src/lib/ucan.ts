@@ -29,6 +29,9 @@ export const ACTS = {
   disconnect: 'connection/disconnect',
   roomShare: 'room/share',
   promote: 'trust/promote',
+  // members (SPEC §8), as the CLI names them
+  enrol: 'mesh/enrol',
+  remove: 'mesh/remove',
 } as const
 
 /**
@@ -90,6 +93,9 @@ export type Act =
   /** Open a federated DM with a principal of another mesh (the room does not exist yet). */
   | { can: typeof ACTS.roomShare; dm: string }
   | { can: typeof ACTS.promote; subject: string; tier: number; reason: string }
+  /** Enrol a did:key as a member of this mesh (`role` only when one is asked for). */
+  | { can: typeof ACTS.enrol; did: string; kind: 'human' | 'agent'; role?: string }
+  | { can: typeof ACTS.remove; did: string }
 
 /** The capability an act invokes on `meshDid`. */
 export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
@@ -106,6 +112,14 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
         : { can: act.can, with: roomResource(meshDid, act.room), nb: { peer: act.peer } }
     case ACTS.promote:
       return { can: act.can, with: meshDid, nb: { subject: act.subject, tier: act.tier, reason: act.reason } }
+    case ACTS.enrol:
+      return {
+        can: act.can,
+        with: meshDid,
+        nb: { did: act.did, kind: act.kind, ...(act.role === undefined ? {} : { role: act.role }) },
+      }
+    case ACTS.remove:
+      return { can: act.can, with: meshDid, nb: { did: act.did } }
   }
 }
 
