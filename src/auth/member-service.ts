@@ -91,7 +91,9 @@ export class MemberService {
     if (input.did === authority.meshDid) throw new BadRequestError('the mesh key is no member')
     // The body restates what the act signs; checked before the act is verified (and spent).
     const nb = this.#init.acts().peek(input.ucan).nb
-    if (nb.did !== input.did || nb.kind !== input.kind || nb.role !== role) {
+    // An act that names no role enrols at the kind's default role.
+    const signedRole = nb.role ?? DEFAULT_ROLE[input.kind]
+    if (nb.did !== input.did || nb.kind !== input.kind || signedRole !== role) {
       throw new BadRequestError('the body and the signed mesh/enrol act disagree', {
         signed: { did: nb.did ?? null, kind: nb.kind ?? null, role: nb.role ?? null },
       })

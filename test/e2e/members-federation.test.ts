@@ -41,7 +41,16 @@ async function codeOf(call: Promise<unknown>): Promise<string> {
 }
 
 describe('members and agents across meshes (SPEC §8)', () => {
-  it('alpha enrols carol and bot; beta sees them at tier 4; beta’s agent answers; a removed carol is refused everywhere', async (t) => {
+  // Issue 12 is open: this is its first Must-show line, run in full on every test run, and
+  // reported as todo (not as a pass) until three gaps close — a peer's room member view
+  // carries no kind (membership credentials are not exchanged yet); a member of beta other
+  // than its architect cannot join a room shared into beta; and one write a peer refuses
+  // blocks the later writes of the same Yjs client (the sentinel after the attack).
+  const OPEN =
+    'issue 12 open: no kind on a peer’s member view; beta’s members cannot join a shared room; a refused write blocks its client’s later writes'
+  it('alpha enrols carol and bot; beta sees them at tier 4; beta’s agent answers; a removed carol is refused everywhere', {
+    todo: OPEN,
+  }, async (t) => {
     const {
       root,
       start: startProc,
