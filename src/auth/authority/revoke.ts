@@ -59,12 +59,12 @@ export async function revokeDelegation(
         subject: revocation.cid,
         details: { reason: revocation.reason, invocation: revocation.invocation },
       },
-      { with: [...components.revocations.operations(revocation), ...verdict.ok.commitOperations] },
+      { with: [...components.revocations.operations([revocation]), ...verdict.ok.commitOperations] },
     )
   } catch (err) {
     components.release(verdict.ok)
     throw err
   }
-  components.revocations.applied(revocation)
+  components.revocations.applied([revocation])
   return revocation
 }
