@@ -26,7 +26,7 @@ import {
   policySummary,
   startConnections,
 } from './node/connections.ts'
-import { foreignAccessOf } from './node/foreign-access.ts'
+import { startForeignAccess } from './node/foreign-access.ts'
 import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
@@ -203,6 +203,7 @@ export class MeshNode {
     await startAgents(wiring)
     // members: enrolment and removal (SPEC §8)
     await startMembers(wiring)
+    startForeignAccess(wiring)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
@@ -292,7 +293,7 @@ export class MeshNode {
       // members: enrolment and removal (SPEC §8)
       members: this.#parts.get('memberService'),
       // agents in foreign rooms (SPEC §8, way 2)
-      foreignAccess: foreignAccessOf(this.#wiring),
+      foreignAccess: this.#parts.get('foreignAccess'),
       ...(outbound !== undefined ? { outbound } : {}),
     })
     const host = this.init.http?.host ?? '127.0.0.1'

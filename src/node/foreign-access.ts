@@ -6,7 +6,7 @@ import type { ReputationFeed } from './reputation.ts'
  * Agents in foreign rooms under a chain (SPEC §8, way 2): `room/read` / `room/post`
  * through `POST /api/invoke`, and capability sessions (`POST /api/session/ucan`).
  */
-export function foreignAccessOf(wiring: NodeWiring & { reputation: ReputationFeed }): ForeignAccess {
+export function startForeignAccess(wiring: NodeWiring & { reputation: ReputationFeed }): ForeignAccess {
   const { parts } = wiring
   const access = new ForeignAccess({
     rooms: parts.get('rooms'),
@@ -17,5 +17,5 @@ export function foreignAccessOf(wiring: NodeWiring & { reputation: ReputationFee
   })
   access.start()
   parts.onStop(() => access.stop())
-  return access
+  return parts.set('foreignAccess', access)
 }

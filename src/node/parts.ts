@@ -11,7 +11,7 @@ import type { FederationSettings } from '../manifest/index.ts'
 import type { MeshInfo } from '../mesh-info.ts'
 import type { createMeshDatastore, MeshDiscovery, MeshLibp2p } from '../p2p/index.ts'
 import type { HeartbeatClient, RegistryService } from '../registry/index.ts'
-import type { RoomManager, RoomSync } from '../rooms/index.ts'
+import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import type { MeshStore, StoreMonitor } from '../store/index.ts'
 import type { Lifecycle } from './lifecycle.ts'
 
@@ -48,6 +48,8 @@ export interface NodeParts {
   memberService: MemberService
   // Outbound invocation over libp2p
   outbound: InvokeProtocol
+  // Agents in foreign rooms under a chain (SPEC §8, way 2)
+  foreignAccess: ForeignAccess
 }
 
 /**
