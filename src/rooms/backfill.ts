@@ -1,6 +1,6 @@
-import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { ROOM_LIMITS } from './room-entries.ts'
+import { encodeStructs } from './update-structs.ts'
 
 /**
  * Catch-up by state-vector diff, split into chunks a receiver accepts one by one.
@@ -48,11 +48,16 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
     options.maxEntries === undefined || options.maxEntries <= 0 ? Infinity : options.maxEntries
   const maxBytes = options.maxBytes ?? Math.floor((ROOM_LIMITS.maxUpdateBytes * 3) / 4)
   const { structs } = Y.decodeUpdate(update) as { structs: Struct[] }
-  const byClient = new Map<number, Y.Item[]>()
+  const byClient = new Map<number, Array<Y.Item | Y.GC>>()
   const where = new Map<string, { client: number; index: number }>()
   let opaque = false
   for (const s of structs) {
-    if (!(s instanceof Y.Item) || typeof s.parent !== 'string' || typeof s.parentSub !== 'string') {
+    // A hole (a GC struct: an entry this replica refused) keeps its place and needs nothing.
+    const hole = s instanceof Y.GC
+    if (
+      !hole &&
+      (!(s instanceof Y.Item) || typeof s.parent !== 'string' || typeof s.parentSub !== 'string')
+    ) {
       opaque = true
       continue
     }
@@ -61,8 +66,8 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
       list = []
       byClient.set(s.id.client, list)
     }
-    where.set(`${s.parent}/${s.parentSub}`, { client: s.id.client, index: list.length })
-    list.push(s)
+    if (!hole) where.set(`${s.parent}/${s.parentSub}`, { client: s.id.client, index: list.length })
+    list.push(s as Y.Item | Y.GC)
   }
   if (structs.length === 0) return { chunks: [], entries: [], totalEntries: 0, totalBytes: 0 }
   // Something this splitter does not understand (it would be refused anyway): one piece.
@@ -78,23 +83,14 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
   let totalEntries = 0
 
   const emit = () => {
-    const encoder = new Y.UpdateEncoderV1()
-    const parts: Array<[number, Y.Item[]]> = []
+    const parts = new Map<number, Array<Y.Item | Y.GC>>()
     for (const [client, list] of byClient) {
       const from = chunkStart.get(client) as number
       const to = taken.get(client) as number
-      if (to > from) parts.push([client, list.slice(from, to)])
+      if (to > from) parts.set(client, list.slice(from, to))
       chunkStart.set(client, to)
     }
-    encoding.writeVarUint(encoder.restEncoder, parts.length)
-    for (const [client, items] of parts.sort((a, b) => b[0] - a[0])) {
-      encoding.writeVarUint(encoder.restEncoder, items.length)
-      encoder.writeClient(client)
-      encoding.writeVarUint(encoder.restEncoder, (items[0] as Y.Item).id.clock)
-      for (const item of items) item.write(encoder, 0)
-    }
-    encoding.writeVarUint(encoder.restEncoder, 0) // empty delete set
-    chunks.push(encoder.toUint8Array())
+    chunks.push(encodeStructs(parts))
     entries.push(chunkEntries)
     chunkEntries = 0
     chunkBytes = 0
@@ -111,13 +107,17 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
     const work: Array<[number, number]> = [[client, index]]
     while (work.length > 0) {
       const [c, i] = work.pop() as [number, number]
-      const list = byClient.get(c) as Y.Item[]
+      const list = byClient.get(c) as Array<Y.Item | Y.GC>
       const have = taken.get(c) as number
       if (i < have) continue
       taken.set(c, i + 1)
       added.push([c, have])
       for (let j = have; j <= i; j++) {
-        const item = list[j] as Y.Item
+        const item = list[j] as Y.Item | Y.GC
+        if (item instanceof Y.GC) {
+          bytes += 8
+          continue
+        }
         const parent = item.parent as unknown as string
         const key = item.parentSub as string
         bytes += estimate(item)

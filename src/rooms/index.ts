@@ -103,6 +103,7 @@ export {
   type NewEntry,
   REJECT_REASONS,
   type RejectReason,
+  refusalOf,
   type UpdateSender,
   type ValidatedUpdate,
   type ValidationResult,

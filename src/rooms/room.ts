@@ -284,16 +284,19 @@ export class Room implements ValidationTarget {
       this.#init.onRejected(this, result.error, sender)
       return result
     }
+    // Part refused: what is applied is the rest, with a hole where each refused entry was.
+    if (result.ok.refused !== undefined) this.#init.onRejected(this, result.ok.refused, sender)
     if (result.ok.empty) return result
+    const applied = result.ok.update ?? update
     if (sender.kind === 'peer') {
-      Y.applyUpdate(this.doc, update, { source: 'peer', meshDid: sender.meshDid } satisfies RoomOrigin)
+      Y.applyUpdate(this.doc, applied, { source: 'peer', meshDid: sender.meshDid } satisfies RoomOrigin)
       await this.#lastWrite
       return result
     }
     let before: Uint8Array | undefined
     this.doc.transact(
       (tr) => {
-        Y.applyUpdate(this.doc, update)
+        Y.applyUpdate(this.doc, applied)
         // applyUpdate marks the shared transaction remote; our own seals follow in it, and
         // Yjs would take them for another client using our id and switch ids.
         tr.local = true

@@ -23,7 +23,6 @@ import {
   type MemberEntry,
   type MessageEntry,
   ROOM_LIMITS,
-  ROOM_MAPS,
   type RoomMapName,
   type RoomMeta,
   type Seal,
@@ -35,41 +34,11 @@ import {
 /** Who sent an update: a y-websocket client of this mesh, or a peer mesh. */
 export type UpdateSender = { kind: 'client'; did: string; mesh: string } | { kind: 'peer'; meshDid: string }
 
-/** Why an update was refused: `details.reason` of the MeshError. */
-export const REJECT_REASONS = [
-  'too-large',
-  'malformed',
-  'deletes',
-  'incomplete',
-  'overwrite',
-  'foreign-type',
-  'not-json',
-  'bad-shape',
-  'bad-key',
-  'wrong-room',
-  'missing-seal',
-  'bad-seal',
-  'unknown-key',
-  'retired-key',
-  'orphan-seal',
-  'unbound-client',
-  'client-spoof',
-  'client-scope',
-  'client-commitment',
-  'replay-conflict',
-  'future-ts',
-  'past-ts',
-  'not-member',
-  'membership-ended',
-  'read-only',
-  'not-author-or-moderator',
-  'unknown-message',
-  'meta',
-  'member-rules',
-  'foreign-limit',
-  'apply-failed',
-] as const
-export type RejectReason = (typeof REJECT_REASONS)[number]
+import { REJECT_REASONS, Refusal, type RejectReason, refuse } from './update-refusal.ts'
+import { salvage } from './update-salvage.ts'
+import { encodeStructs, type RawWrite, type ReadUpdate, readStructs } from './update-structs.ts'
+
+export { REJECT_REASONS, type RejectReason }
 
 /** What validation needs from a room (implemented by Room). */
 export interface ValidationTarget {
@@ -114,6 +83,10 @@ export interface ValidatedUpdate {
   clients: number[]
   /** True when the update holds nothing new (a replay): applying it is a no-op. */
   empty: boolean
+  /** The update to apply, when it is not the one received: its refused entries left out. */
+  update?: Uint8Array
+  /** What of the update was refused (the first refusal; `details.refusedEntries`). */
+  refused?: MeshError
 }
 
 export type ValidationResult =
@@ -153,27 +126,6 @@ export function checkLocalRules(
   }
 }
 
-class Refusal extends Error {
-  readonly reason: RejectReason
-  readonly info: Record<string, unknown>
-  constructor(reason: RejectReason, message: string, info: Record<string, unknown> = {}) {
-    super(message)
-    this.reason = reason
-    this.info = info
-  }
-}
-
-function refuse(reason: RejectReason, message: string, info: Record<string, unknown> = {}): never {
-  throw new Refusal(reason, message, info)
-}
-
-interface RawWrite {
-  map: RoomMapName
-  key: string
-  value: unknown
-  client: number
-}
-
 /**
  * Checks an update against the room's rules before anything touches the room.
  * Synchronous, so nothing can change the room between the check and the apply.
@@ -202,99 +154,136 @@ export function validateUpdate(
     }
   }
   try {
-    const writes = readWrites(room.doc, update)
-    if (writes.length === 0) return { ok: { entries: [], clients: [], empty: true } }
-    const entries = checkWrites(room, writes, sender, options)
-    trialApply(room, update)
-    return { ok: { entries, clients: [...new Set(writes.map((w) => w.client))], empty: false } }
-  } catch (err) {
-    if (err instanceof Refusal) {
-      const error = rejected(err.reason, err.message, { room: room.id, ...err.info })
-      // Two contents under one Yjs id: replicas would disagree for good.
-      if (err.reason === 'replay-conflict')
-        return { error: new MeshError('MESH_CONFLICT', error.message, error.details) }
-      return { error }
+    const read = readStructs(room.doc, update)
+    if (read.writes.length === 0 && read.holes.length === 0)
+      return { ok: { entries: [], clients: [], empty: true } }
+    // Deletions are never applied: the update less its delete set (update-structs.ts).
+    const applied = read.deletes ? encodeStructs(read.byClient) : update
+    try {
+      const ok = checkWhole(room, read, applied, sender, options)
+      return { ok: applied === update ? ok : { ...ok, update: applied } }
+    } catch (err) {
+      // A refused entry (not a malformed update): keep what else the update holds.
+      if (!(err instanceof Refusal) || err.reason === 'apply-failed' || err.reason === 'incomplete') throw err
+      return salvaged(room, read, sender, options, err)
     }
-    return { error: rejected('malformed', 'update could not be read', { room: room.id }) }
+  } catch (err) {
+    return { error: asError(room, err) }
   }
+}
+
+function checkWhole(
+  room: ValidationTarget,
+  read: ReadUpdate,
+  update: Uint8Array,
+  sender: UpdateSender,
+  options: ValidateOptions,
+): ValidatedUpdate {
+  const entries = checkWrites(room, read.writes, sender, options)
+  checkHoles(room, read, sender)
+  trialApply(room, update)
+  return { entries, clients: clientsOf(read), empty: false }
+}
+
+function asError(room: ValidationTarget, err: unknown): MeshError {
+  if (!(err instanceof Refusal)) return rejected('malformed', 'update could not be read', { room: room.id })
+  const error = rejected(err.reason, err.message, { room: room.id, ...err.info })
+  // Two contents under one Yjs id: replicas would disagree for good.
+  if (err.reason === 'replay-conflict') return new MeshError('MESH_CONFLICT', error.message, error.details)
+  return error
+}
+
+function clientsOf(read: ReadUpdate): number[] {
+  return [...new Set([...read.writes.map((w) => w.client), ...read.holes.map((h) => h.client)])]
+}
+
+/**
+ * The update less its refused entries, as an update of its own (update-salvage.ts),
+ * checked again whole; `ok.refused` says what was refused. Nothing kept: the refusal.
+ */
+function salvaged(
+  room: ValidationTarget,
+  read: ReadUpdate,
+  sender: UpdateSender,
+  options: ValidateOptions,
+  first: Refusal,
+): ValidationResult {
+  const answersFor = answering(room, sender)
+  const entryOf = new Map<RawWrite, NewEntry>()
+  const result = salvage(read, {
+    check: (group, prior) => {
+      const entries = prior.writes.flatMap((w) => entryOf.get(w) ?? [])
+      const fresh = checkWrites(room, group, sender, options, { writes: prior.writes, entries })
+      const written = group.filter((w) => w.map !== 'seals')
+      written.forEach((w, i) => {
+        const entry = fresh[i]
+        if (entry !== undefined) entryOf.set(w, entry)
+      })
+    },
+    answersFor: (client, prior) => answersFor(client, bindingsOf(prior.writes)),
+  })
+  const refusal = result.refused ?? first
+  if (result.accepted.length === 0 && result.holed.length === 0 && !hasHoles(result.byClient))
+    return { error: asError(room, refusal) }
+  const update = encodeStructs(result.byClient)
+  let again: ValidatedUpdate
+  try {
+    again = checkWhole(room, readStructs(room.doc, update), update, sender, options)
+  } catch {
+    return { error: asError(room, first) }
+  }
+  if (result.refused === undefined) return { ok: { ...again, update } }
+  const refused = asError(room, refusal)
+  refused.details.refusedEntries = result.refusedGroups
+  if (result.holed.length > 0) refused.details.holes = result.holed.length
+  return { ok: { ...again, update, refused } }
+}
+
+function hasHoles(byClient: Map<number, unknown[]>): boolean {
+  for (const list of byClient.values()) if (list.length > 0) return true
+  return false
+}
+
+/**
+ * Whether the sender answers for a client id, so that a refused entry of that client
+ * may become a hole: a peer for the ids bound to it (the home mesh for every id of its
+ * room); a client of this mesh for the ids bound to it, or not yet bound (this mesh
+ * binds them to it as it applies the update).
+ */
+function answering(
+  room: ValidationTarget,
+  sender: UpdateSender,
+): (client: number, bindings: Map<string, ClientBinding>) => boolean {
+  return (client, bindings) => {
+    const bound =
+      (mapOf(room.doc, 'clients').get(String(client)) as ClientBinding | undefined) ??
+      bindings.get(String(client))
+    if (sender.kind === 'peer') return sender.meshDid === room.homeMesh || bound?.mesh === sender.meshDid
+    if (bound === undefined) return client < COMMITTED_CLIENT_MIN
+    return bound.mesh === sender.mesh && bound.did === sender.did && bound.nonce === undefined
+  }
+}
+
+function bindingsOf(writes: RawWrite[]): Map<string, ClientBinding> {
+  const bindings = new Map<string, ClientBinding>()
+  for (const w of writes) if (w.map === 'clients') bindings.set(w.key, w.value as ClientBinding)
+  return bindings
+}
+
+/** Every hole an update carries must be one its sender answers for. */
+function checkHoles(room: ValidationTarget, read: ReadUpdate, sender: UpdateSender): void {
+  if (read.holes.length === 0) return
+  const answersFor = answering(room, sender)
+  const bindings = bindingsOf(read.writes)
+  for (const hole of read.holes)
+    if (!answersFor(hole.client, bindings))
+      refuse('unvouched-hole', 'a hole for a client id its sender does not answer for', {
+        client: hole.client,
+      })
 }
 
 function rejected(reason: RejectReason, message: string, details: Record<string, unknown> = {}): MeshError {
   return new MeshError('MESH_UPDATE_REJECTED', message, { reason, ...details })
-}
-
-/** Decodes the update without applying it and returns the new map writes it holds. */
-function readWrites(doc: Y.Doc, update: Uint8Array): RawWrite[] {
-  let decoded: { structs: Array<Y.Item | Y.GC | Y.Skip>; ds: { clients: Map<number, unknown> } }
-  try {
-    decoded = Y.decodeUpdate(update) as typeof decoded
-  } catch {
-    refuse('malformed', 'update is not a valid Yjs update')
-  }
-  if (decoded.ds.clients.size > 0) refuse('deletes', 'updates may not delete anything')
-  const next = new Map<number, number>()
-  const writes: RawWrite[] = []
-  for (const struct of decoded.structs) {
-    const client = struct.id.client
-    const known = Y.getState(doc.store, client)
-    const expected = next.get(client) ?? known
-    if (struct instanceof Y.Skip) refuse('incomplete', 'update has a gap', { client })
-    if (struct.id.clock + struct.length <= known) {
-      sameAsHeld(doc, struct)
-      next.set(client, Math.max(expected, struct.id.clock + struct.length))
-      continue // already integrated: a replay, a no-op
-    }
-    if (struct.id.clock > expected)
-      refuse('incomplete', 'update depends on structs this room lacks', { client })
-    if (struct.id.clock < known) refuse('malformed', 'struct overlaps known state', { client })
-    if (struct instanceof Y.GC) refuse('deletes', 'updates may not carry deleted content')
-    const item = struct as Y.Item
-    if (item.origin !== null || item.rightOrigin !== null)
-      refuse('overwrite', 'a map key may be written once')
-    if (typeof item.parent !== 'string') refuse('foreign-type', 'only the top-level maps may be written')
-    const parent: string = item.parent
-    if (!(ROOM_MAPS as readonly string[]).includes(parent))
-      refuse('foreign-type', 'unknown top-level type', { type: parent.slice(0, 64) })
-    if (typeof item.parentSub !== 'string') refuse('foreign-type', 'the room maps are maps, not arrays')
-    if (!(item.content instanceof Y.ContentAny) || item.length !== 1)
-      refuse('not-json', 'entries are plain JSON values')
-    next.set(client, struct.id.clock + struct.length)
-    writes.push({
-      map: item.parent as RoomMapName,
-      key: item.parentSub,
-      value: (item.content as Y.ContentAny).arr[0],
-      client,
-    })
-  }
-  return writes
-}
-
-/**
- * A struct the room already holds must be the same one: otherwise two meshes wrote
- * under one client id, and the replicas that took the other would never converge.
- */
-function sameAsHeld(doc: Y.Doc, struct: Y.Item | Y.GC): void {
-  if (!heldEqually(doc, struct))
-    refuse('replay-conflict', 'a replayed struct differs from the one held under its id', {
-      client: struct.id.client,
-      clock: struct.id.clock,
-    })
-}
-
-function heldEqually(doc: Y.Doc, struct: Y.Item | Y.GC): boolean {
-  let held: Y.Item | Y.GC
-  try {
-    held = Y.getItem(doc.store, struct.id) as Y.Item | Y.GC
-  } catch {
-    return false
-  }
-  if (!(struct instanceof Y.Item) || !(held instanceof Y.Item))
-    return !(struct instanceof Y.Item) && !(held instanceof Y.Item)
-  if (held.id.clock !== struct.id.clock || held.length !== struct.length) return false
-  const parent = typeof struct.parent === 'string' ? doc.share.get(struct.parent) : undefined
-  if (parent === undefined || held.parent !== parent || held.parentSub !== struct.parentSub) return false
-  if (!(held.content instanceof Y.ContentAny) || !(struct.content instanceof Y.ContentAny)) return false
-  return JSON.stringify(held.content.arr) === JSON.stringify(struct.content.arr)
 }
 
 function mapOf(doc: Y.Doc, name: RoomMapName): Y.Map<unknown> {
@@ -306,12 +295,14 @@ function checkWrites(
   writes: RawWrite[],
   sender: UpdateSender,
   options: ValidateOptions,
+  prior: { writes: RawWrite[]; entries: NewEntry[] } = { writes: [], entries: [] },
 ): NewEntry[] {
   const doc = room.doc
   const now = options.now ?? Date.now()
-  const seen = new Set<string>()
+  // `prior`: writes of this update already checked and accepted (update-salvage.ts).
+  const seen = new Set<string>(prior.writes.map((w) => `${w.map}/${w.key}`))
   const seals = new Map<string, { seal: Seal; client: number }>()
-  const bindings = new Map<string, ClientBinding>()
+  const bindings = bindingsOf(prior.writes)
   const entryWrites: RawWrite[] = []
   for (const w of writes) {
     const full = `${w.map}/${w.key}`
@@ -408,7 +399,13 @@ function checkWrites(
   }
   for (const sk of seals.keys()) if (!usedSeals.has(sk)) refuse('orphan-seal', 'seal without its entry')
 
-  checkRules(room, entries, now, options.maxForeignParticipants ?? Number.POSITIVE_INFINITY)
+  checkRules(
+    room,
+    [...prior.entries, ...entries],
+    now,
+    options.maxForeignParticipants ?? Number.POSITIVE_INFINITY,
+    prior.entries.length,
+  )
   return entries
 }
 
@@ -465,6 +462,8 @@ export function checkRules(
   entries: NewEntry[],
   now: number,
   maxForeign: number,
+  /** Entries before this index were checked already: they count as state only. */
+  from = 0,
 ): void {
   const doc = room.doc
   const newMembers: SealedMember[] = []
@@ -496,7 +495,7 @@ export function checkRules(
     newMessages.get(id) ?? (mapOf(doc, 'messages').get(id) as MessageEntry | undefined)
   const notBefore = datingFloor(room, entries, newMembers)
 
-  for (const e of entries) {
+  for (const e of from === 0 ? entries : entries.slice(from)) {
     switch (e.map) {
       case 'meta':
         if (mapOf(doc, 'meta').size > 0) refuse('meta', 'meta is written once')
@@ -596,4 +595,9 @@ function trialApply(room: ValidationTarget, update: Uint8Array): void {
     room.dropScratch()
     refuse('incomplete', 'update depends on structs this room lacks')
   }
+}
+
+/** The refusal a result carries: the whole update's, or (`ok.refused`) part of it. */
+export function refusalOf(result: ValidationResult): MeshError | undefined {
+  return result.error ?? result.ok.refused
 }

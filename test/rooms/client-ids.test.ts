@@ -7,7 +7,7 @@ import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import type { RejectedEntry } from '../../src/connections/index.ts'
 import * as rooms from '../../src/rooms/index.ts'
-import { contentId, type MessageEntry } from '../../src/rooms/index.ts'
+import { contentId, type MessageEntry, refusalOf } from '../../src/rooms/index.ts'
 import { shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { alice, carol, connect, craft, manager, meshA, meshB, sync, until } from './helpers.ts'
 
@@ -199,17 +199,18 @@ describe('committed client ids and replayed clocks (validateUpdate)', () => {
     // alpha's nonce (which commits alpha's mesh, not beta's).
     const pseudonym = rooms.pseudonymClientId()
     const borrowed = rooms.committedClientId(meshA.did, id, 'B'.repeat(22))
-    for (const [client, claim] of [
-      [pseudonym, { mesh: meshB.did, room: id }],
-      [pseudonym, { mesh: meshB.did, room: id, nonce: 'A'.repeat(22) }],
-      [borrowed, { mesh: meshB.did, room: id, nonce: 'B'.repeat(22) }],
+    // Each by a writer of its own: a refused claim leaves a hole in its writer's clocks.
+    for (const [writer, client, claim] of [
+      [4242, pseudonym, { mesh: meshB.did, room: id }],
+      [4243, pseudonym, { mesh: meshB.did, room: id, nonce: 'A'.repeat(22) }],
+      [4244, borrowed, { mesh: meshB.did, room: id, nonce: 'B'.repeat(22) }],
     ] as const) {
-      const update = sealedBy(roomB, meshB, 4242, [
-        [4242, { mesh: meshB.did, room: id }],
+      const update = sealedBy(roomB, meshB, writer, [
+        [writer, { mesh: meshB.did, room: id }],
         [client, claim],
       ])
       const result = await roomA.applyUpdate(update, { kind: 'peer', meshDid: meshB.did })
-      assert.equal(result.error?.details.reason, 'client-commitment')
+      assert.equal(refusalOf(result)?.details.reason, 'client-commitment')
     }
     // A y-websocket client may not pick an id in the committed range.
     const entry: MessageEntry = {
@@ -223,7 +224,7 @@ describe('committed client ids and replayed clocks (validateUpdate)', () => {
     }
     const write = craft(roomA, (doc) => doc.getMap('messages').set(contentId(entry), entry), pseudonym)
     const local = await roomA.applyUpdate(write, { kind: 'client', did: alice.did, mesh: meshA.did })
-    assert.equal(local.error?.details.reason, 'client-commitment')
+    assert.equal(refusalOf(local)?.details.reason, 'client-commitment')
   })
 
   it('a replayed clock with other content is a MESH_CONFLICT, not a silent no-op', async (t) => {
@@ -250,8 +251,8 @@ describe('committed client ids and replayed clocks (validateUpdate)', () => {
     const other = sealedBy(roomB, meshB, 4242, [[4242, { mesh: meshB.did, room: id }]], [said('another')])
     assert.ok((await roomA.applyUpdate(first, { kind: 'peer', meshDid: meshB.did })).ok)
     const result = await roomA.applyUpdate(other, { kind: 'peer', meshDid: meshB.did })
-    assert.equal(result.error?.code, 'MESH_CONFLICT')
-    assert.equal(result.error?.details.reason, 'replay-conflict')
+    assert.equal(refusalOf(result)?.code, 'MESH_CONFLICT')
+    assert.equal(refusalOf(result)?.details.reason, 'replay-conflict')
     // The true replay is still a no-op.
     assert.equal((await roomA.applyUpdate(first, { kind: 'peer', meshDid: meshB.did })).ok?.empty, true)
   })

@@ -65,11 +65,21 @@ export function craft(room: Room, change: (doc: Y.Doc) => void, clientID?: numbe
 }
 
 /** A room's full content as plain JSON, for "identical" checks. */
-export function content(room: Room): Record<string, unknown> {
+export function content(room: Room | Y.Doc): Record<string, unknown> {
+  const doc = room instanceof Y.Doc ? room : room.doc
   const out: Record<string, unknown> = {}
   for (const name of ['meta', 'messages', 'reactions', 'redactions', 'members', 'clients', 'seals'])
-    out[name] = room.doc.getMap(name).toJSON()
+    out[name] = doc.getMap(name).toJSON()
   return out
+}
+
+/**
+ * A room's entries (content less client bindings and seals): a refused write may leave
+ * its writer's client id bound (the hole it leaves answers to it), never an entry.
+ */
+export function entries(room: Room | Y.Doc): Record<string, unknown> {
+  const { clients: _c, seals: _s, ...rest } = content(room)
+  return rest
 }
 
 /** Polls `check` every 50 ms until it returns a truthy value; fails after `ms`. */

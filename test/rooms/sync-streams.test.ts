@@ -131,9 +131,12 @@ describe('inbound /mesh/rooms/1.0.0 streams are metered before any work', () => 
     const accepted = a.node.roomSync.stats.linksOpened - opened
     assert.ok(accepted <= max, `${accepted} links opened, allowance ${max}`)
     assert.ok(a.node.roomSync.stats.streamsRefused - refused >= max * 3 - max)
-    const rejected = await a.api.get<{ entries: Array<{ details: { reason?: string } }> }>(
-      '/api/federation/rejected?limit=200',
-    )
-    assert.ok(rejected.entries.some((e) => e.details.reason === 'stream-rate'))
+    // The rejected log is written after the refusal is counted: wait for the row.
+    await until(async () => {
+      const rejected = await a.api.get<{ entries: Array<{ details: { reason?: string } }> }>(
+        '/api/federation/rejected?limit=200',
+      )
+      return rejected.entries.some((e) => e.details.reason === 'stream-rate')
+    }, 'the stream-rate refusal in the rejected log')
   })
 })

@@ -1,0 +1,155 @@
+import type * as Y from 'yjs'
+import { type SealedMapName, sealKey } from './room-entries.ts'
+import { FINAL_REASONS, Refusal } from './update-refusal.ts'
+import type { Hole, RawWrite, ReadUpdate } from './update-structs.ts'
+
+/**
+ * What is left of an update when some of its entries are refused.
+ *
+ * A peer's update is often many entries (a catch-up, a batch of a tick), and one of
+ * them may be refused where the others are fine: a replica that missed a removal wrote
+ * the removed member's post before the sentinel that follows it. Refusing the whole
+ * update would lose the others, and refusing only the post would leave its client's
+ * clock with a gap no later write can cross (update-structs.ts). So the update is cut
+ * into groups (an entry with its seal), each group is checked against the room plus
+ * the groups accepted before it, and a refused group keeps its place as a hole — when
+ * it is refused for good (FINAL_REASONS) and the sender answers for the client that
+ * wrote it. A sender answers for its own
+ * client ids (bound to it); the room's home mesh answers for every client of its room,
+ * as it already decides who is a member. A client id the sender does not answer for
+ * gets no hole, nor does an entry refused only for now: what that client wrote from
+ * there on is dropped, and this replica takes it in a later sync (or from a mesh that
+ * answers for the client).
+ */
+
+export interface SalvageChecks {
+  /** Checks `group` against the room plus `prior` (already accepted); throws a Refusal. */
+  check(group: RawWrite[], prior: Accepted): void
+  /** Whether the sender answers for a client id (with the bindings accepted so far). */
+  answersFor(client: number, prior: Accepted): boolean
+}
+
+export interface Accepted {
+  writes: RawWrite[]
+}
+
+export interface Salvage {
+  /** The structs to apply, per client, in clock order: accepted items and holes. */
+  byClient: Map<number, Array<Y.Item | Hole>>
+  accepted: RawWrite[]
+  /** The first refusal, and how many groups were refused. */
+  refused: Refusal | undefined
+  refusedGroups: number
+  /** Clients given a new hole for a refused entry. */
+  holed: number[]
+}
+
+/** Entries are checked in this order, so that what an entry relies on comes first. */
+const ORDER: Record<string, number> = {
+  clients: 0,
+  meta: 1,
+  members: 2,
+  messages: 3,
+  reactions: 4,
+  redactions: 5,
+  seals: 6,
+}
+
+export function salvage(read: ReadUpdate, checks: SalvageChecks): Salvage {
+  const groups = groupWrites(read.writes)
+  const refusedWrites = new Set<RawWrite>()
+  /** Refused for a reason a later state may lift: no hole, the client is cut there. */
+  const waiting = new Set<RawWrite>()
+  let refused: Refusal | undefined
+  let refusedGroups = 0
+  const prior: Accepted = { writes: [] }
+  for (const group of groups) {
+    try {
+      checks.check(group, prior)
+      prior.writes.push(...group)
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err
+      refused ??= err
+      refusedGroups++
+      for (const w of group) {
+        refusedWrites.add(w)
+        if (!FINAL_REASONS.has(err.reason)) waiting.add(w)
+      }
+    }
+  }
+
+  // Cut each client's structs where a refused struct has no hole; a group that lost a
+  // struct that way is refused too, which may cut further: repeat until nothing moves.
+  const writeAt = new Map<string, RawWrite>()
+  for (const w of read.writes) writeAt.set(`${w.client}:${w.clock}`, w)
+  for (;;) {
+    const dropped = new Set<RawWrite>()
+    const byClient = new Map<number, Array<Y.Item | Hole>>()
+    const holed: number[] = []
+    for (const [client, structs] of read.byClient) {
+      const kept: Array<Y.Item | Hole> = []
+      let cut = false
+      for (const struct of structs) {
+        const write = isHole(struct) ? undefined : writeAt.get(`${client}:${struct.id.clock}`)
+        if (cut) {
+          if (write !== undefined && !refusedWrites.has(write)) dropped.add(write)
+          continue
+        }
+        if (write !== undefined && !refusedWrites.has(write)) {
+          kept.push(struct)
+          continue
+        }
+        if ((write !== undefined && waiting.has(write)) || !checks.answersFor(client, prior)) {
+          cut = true
+          continue
+        }
+        const length = isHole(struct) ? struct.length : (struct as Y.Item).length
+        const clock = isHole(struct) ? struct.clock : (struct as Y.Item).id.clock
+        kept.push({ client, clock, length })
+        if (write !== undefined && !holed.includes(client)) holed.push(client)
+      }
+      if (kept.length > 0) byClient.set(client, kept)
+    }
+    if (dropped.size === 0) {
+      return {
+        byClient,
+        accepted: prior.writes,
+        refused,
+        refusedGroups,
+        holed,
+      }
+    }
+    for (const group of groups) {
+      if (!group.some((w) => dropped.has(w))) continue
+      for (const w of group) {
+        refusedWrites.add(w)
+        waiting.add(w)
+      }
+    }
+    prior.writes = prior.writes.filter((w) => !refusedWrites.has(w))
+  }
+}
+
+function isHole(struct: Y.Item | Hole): struct is Hole {
+  return !('id' in struct)
+}
+
+/** Each entry with its seal (if the update holds it); a seal without its entry alone. */
+function groupWrites(writes: RawWrite[]): RawWrite[][] {
+  const seals = new Map<string, RawWrite>()
+  for (const w of writes) if (w.map === 'seals') seals.set(w.key, w)
+  const groups: RawWrite[][] = []
+  const sealed = new Set<RawWrite>()
+  for (const w of writes) {
+    if (w.map === 'seals') continue
+    const seal = seals.get(sealKey(w.map as SealedMapName, w.key))
+    if (seal !== undefined) sealed.add(seal)
+    groups.push(seal === undefined ? [w] : [w, seal])
+  }
+  for (const seal of seals.values()) if (!sealed.has(seal)) groups.push([seal])
+  // Stable: within a map, update order.
+  return groups
+    .map((g, i) => ({ g, i }))
+    .sort((a, b) => (ORDER[a.g[0]?.map ?? ''] ?? 9) - (ORDER[b.g[0]?.map ?? ''] ?? 9) || a.i - b.i)
+    .map(({ g }) => g)
+}
