@@ -2,8 +2,8 @@ import type { TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as Y from 'yjs'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import type { LocalPrincipal, Room, RoomManagerInit } from '../../src/rooms/index.ts'
-import { RoomManager } from '../../src/rooms/index.ts'
+import type { LocalPrincipal, MessageEntry, Room, RoomManagerInit } from '../../src/rooms/index.ts'
+import { contentId, makeSeal, RoomManager, sealKey } from '../../src/rooms/index.ts'
 import type { MeshStore } from '../../src/store/index.ts'
 import { decide, requestConnection, statusAt, type TestNode } from '../connections/nodes.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
@@ -62,6 +62,37 @@ export function craft(room: Room, change: (doc: Y.Doc) => void, clientID?: numbe
   const before = Y.encodeStateVector(doc)
   change(doc)
   return Y.encodeStateAsUpdate(doc, before)
+}
+
+/**
+ * Writes messages sealed by `key`'s mesh into `doc` in one transaction; with `bind`,
+ * first binds that Yjs client id to the mesh (sealed too), as a replica's first write does.
+ */
+export function writeSealed(
+  doc: Y.Doc,
+  key: Ed25519KeyPair,
+  roomId: string,
+  entries: MessageEntry[],
+  bind?: number,
+): void {
+  doc.transact(() => {
+    if (bind !== undefined) {
+      const client = String(bind)
+      const binding = { mesh: key.did, room: roomId }
+      doc.getMap('clients').set(client, binding)
+      doc.getMap('seals').set(sealKey('clients', client), makeSeal(key, roomId, 'clients', client, binding))
+    }
+    for (const entry of entries) {
+      const id = contentId(entry)
+      doc.getMap('messages').set(id, entry)
+      doc.getMap('seals').set(sealKey('messages', id), makeSeal(key, roomId, 'messages', id, entry))
+    }
+  })
+}
+
+/** The update of messages by a fresh client id of `key`'s mesh, bound in the same update. */
+export function boundWrite(room: Room, key: Ed25519KeyPair, entries: MessageEntry[], clientID: number) {
+  return craft(room, (doc) => writeSealed(doc, key, room.id, entries, clientID), clientID)
 }
 
 /** A room's full content as plain JSON, for "identical" checks. */

@@ -11,7 +11,19 @@ import {
   sealKey,
   type UpdateSender,
 } from '../../src/rooms/index.ts'
-import { alice, bob, carol, craft, entries, mallory, manager, meshA, meshB, sync } from './helpers.ts'
+import {
+  alice,
+  bob,
+  boundWrite,
+  carol,
+  craft,
+  entries,
+  mallory,
+  manager,
+  meshA,
+  meshB,
+  sync,
+} from './helpers.ts'
 
 interface World {
   a: RoomManager
@@ -45,23 +57,7 @@ async function world(t: TestContext): Promise<World> {
  * written under a fresh client id that the same update binds to B.
  */
 function staleWrite(room: Room, entry: MessageEntry, clientID: number): Uint8Array {
-  const id = contentId(entry)
-  const client = String(clientID)
-  const binding = { mesh: meshB.did, room: room.id }
-  return craft(
-    room,
-    (doc) => {
-      doc.transact(() => {
-        doc.getMap('clients').set(client, binding)
-        doc
-          .getMap('seals')
-          .set(sealKey('clients', client), makeSeal(meshB, room.id, 'clients', client, binding))
-        doc.getMap('messages').set(id, entry)
-        doc.getMap('seals').set(sealKey('messages', id), makeSeal(meshB, room.id, 'messages', id, entry))
-      })
-    },
-    clientID,
-  )
+  return boundWrite(room, meshB, [entry], clientID)
 }
 
 function carolSays(w: World, body: string, ts: number): MessageEntry {

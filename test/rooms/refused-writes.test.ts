@@ -11,11 +11,9 @@ import * as Y from 'yjs'
 import {
   contentId,
   type MessageEntry,
-  makeSeal,
   type Room,
   type RoomManager,
   refusalOf,
-  sealKey,
   splitDiff,
   type UpdateSender,
 } from '../../src/rooms/index.ts'
@@ -33,6 +31,7 @@ import {
   meshC,
   replica,
   sync,
+  writeSealed,
 } from './helpers.ts'
 
 const fromA: UpdateSender = { kind: 'peer', meshDid: meshA.did }
@@ -82,24 +81,8 @@ function writer(room: Room, key: typeof meshB, client: number) {
     /** One update holding `entries` (and the binding of `client` on first use). */
     write(entries: MessageEntry[]): Uint8Array {
       const before = Y.encodeStateVector(doc)
-      doc.transact(() => {
-        if (!bound) {
-          const binding = { mesh: key.did, room: room.id }
-          doc.getMap('clients').set(String(client), binding)
-          doc
-            .getMap('seals')
-            .set(
-              sealKey('clients', String(client)),
-              makeSeal(key, room.id, 'clients', String(client), binding),
-            )
-          bound = true
-        }
-        for (const entry of entries) {
-          const id = contentId(entry)
-          doc.getMap('messages').set(id, entry)
-          doc.getMap('seals').set(sealKey('messages', id), makeSeal(key, room.id, 'messages', id, entry))
-        }
-      })
+      writeSealed(doc, key, room.id, entries, bound ? undefined : client)
+      bound = true
       return Y.encodeStateAsUpdate(doc, before)
     },
   }

@@ -16,6 +16,7 @@ import {
 import {
   alice,
   bob,
+  boundWrite,
   carol,
   content,
   craft,
@@ -167,27 +168,6 @@ function sealedWrite(room: Room, key: typeof meshB, entry: MessageEntry, clientI
     room,
     (doc) => {
       doc.transact(() => {
-        doc.getMap('messages').set(id, entry)
-        doc.getMap('seals').set(sealKey('messages', id), makeSeal(key, room.id, 'messages', id, entry))
-      })
-    },
-    clientID,
-  )
-}
-
-/** Like `sealedWrite`, by a client id that the same update binds to mesh `key`. */
-function boundWrite(room: Room, key: typeof meshB, entry: MessageEntry, clientID: number) {
-  const id = contentId(entry)
-  const client = String(clientID)
-  const binding = { mesh: key.did, room: room.id }
-  return craft(
-    room,
-    (doc) => {
-      doc.transact(() => {
-        doc.getMap('clients').set(client, binding)
-        doc
-          .getMap('seals')
-          .set(sealKey('clients', client), makeSeal(key, room.id, 'clients', client, binding))
         doc.getMap('messages').set(id, entry)
         doc.getMap('seals').set(sealKey('messages', id), makeSeal(key, room.id, 'messages', id, entry))
       })
@@ -429,7 +409,7 @@ describe('validateUpdate: hostile peers', () => {
     assert.equal(w.roomA.doc.getMap('clients').has(String(seedClient)), false)
     const seedOne = message(w, carol.did, meshB.did, 'seed one')
     const seeds = [
-      boundWrite(w.roomA, meshB, seedOne, seedClient),
+      boundWrite(w.roomA, meshB, [seedOne], seedClient),
       Y.encodeStateAsUpdate(w.roomB.doc),
       craft(w.roomA, (doc) => doc.getMap('messages').delete(aliceMessage(w.roomA)), client),
     ]
