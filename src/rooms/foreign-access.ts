@@ -194,6 +194,14 @@ export class ForeignAccess {
       pathExpiry(views, ok.chain) * 1000,
       now + (this.#init.sessionTtlMs ?? 12 * 3600_000),
     )
+    if (expiresAt <= now) {
+      // Within the clock skew the chain still verifies, but a session would be born ended.
+      throw new MeshError('MESH_UCAN_INVALID', 'the chain has ended: no session opens under it', {
+        proof: 'ucan',
+        reason: 'expired',
+        expiresAt: new Date(expiresAt).toISOString(),
+      })
+    }
     await this.#admit(room, ok.issuer, can.includes('room/post'))
     const token = CAPABILITY_TOKEN_PREFIX + randomBytes(32).toString('base64url')
     this.#live.set(hashToken(token), { did: ok.issuer, chain: ok.chain.slice(1), expiresAt })
