@@ -135,13 +135,6 @@ export class ForeignAccess {
     }
   }
 
-  /** Whether `ucan` invokes `room/read` or `room/post` (the invoke route's dispatch); never throws. */
-  handles(ucan: string): boolean {
-    const decoded = this.#init.authority().chains.decode(ucan)
-    const can = decoded.ok?.invocation.view.capabilities[0]?.can
-    return can === 'room/read' || can === 'room/post'
-  }
-
   /** `room/post {body}` or `room/read {after?, limit?}`, verified, then done as the invoker. */
   async invoke(request: ChainRequest): Promise<RoomInvokeResult> {
     const peeked = this.#peek(request.ucan)

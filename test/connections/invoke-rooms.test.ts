@@ -66,15 +66,20 @@ async function setup(t: TestContext) {
   const { id: room } = await alpha.api.post<{ id: string }>('/api/rooms', { name: 'general' })
   const { id: other } = await alpha.api.post<{ id: string }>('/api/rooms', { name: 'other' })
   await alpha.api.post(`/api/rooms/${room}/messages`, { body: 'welcome' })
+  /** `key` enrolled on beta as an agent (the architect's mesh/enrol act) and signed in there. */
+  const member = async (key: Ed25519KeyPair, name: string): Promise<HttpClient> => {
+    const nb = { did: key.did, kind: 'agent', role: 'agent' }
+    const enrol = await invocationToken(
+      beta.architect,
+      beta.node.did,
+      { can: 'mesh/enrol', with: beta.node.did, nb },
+      [await rootOf(beta)],
+    )
+    await beta.api.post('/api/members', { did: key.did, kind: 'agent', name, ucan: enrol })
+    return signIn(beta.node.httpUrl, key)
+  }
   const bot = Ed25519KeyPair.generate()
-  const enrol = await invocationToken(
-    beta.architect,
-    beta.node.did,
-    { can: 'mesh/enrol', with: beta.node.did, nb: { did: bot.did, kind: 'agent', role: 'agent' } },
-    [await rootOf(beta)],
-  )
-  await beta.api.post('/api/members', { did: bot.did, kind: 'agent', name: 'bot', ucan: enrol })
-  const botApi = await signIn(beta.node.httpUrl, bot)
+  const botApi = await member(bot, 'bot')
   /** `bot`'s invocation of `can` on alpha's `on` room, carried by beta. */
   const send = async <R>(can: string, on: string, nb: Record<string, unknown>, proofs: API.Delegation[]) =>
     botApi.post<Outbound<R>>('/api/outbound/invoke', {
@@ -86,7 +91,7 @@ async function setup(t: TestContext) {
         proofs,
       ),
     })
-  return { alpha, beta, room, other, bot, botApi, send }
+  return { alpha, beta, room, other, bot, botApi, member, send }
 }
 
 describe('room/post and room/read over /mesh/invoke/1.0.0 (one dispatcher)', () => {
@@ -145,7 +150,7 @@ describe('room/post and room/read over /mesh/invoke/1.0.0 (one dispatcher)', () 
   })
 
   it("refusals come back with alpha's code: no chain, expired, widened, another room, replayed, not invocable", async (t) => {
-    const { alpha, room, other, bot, botApi, send } = await setup(t)
+    const { alpha, room, other, bot, botApi, member, send } = await setup(t)
     const byAlpha = (d: Record<string, unknown>) => assert.equal(d.refusedBy, alpha.node.did)
     // No chain.
     await assert.rejects(send('room/post', room, { body: 'x' }, []), refused('MESH_UCAN_INVALID', byAlpha))
@@ -197,6 +202,24 @@ describe('room/post and room/read over /mesh/invoke/1.0.0 (one dispatcher)', () 
         assert.equal(d.reason, 'capability')
         assert.deepEqual([...(d.takes as string[])].sort(), ['agent/invoke', 'room/post', 'room/read'])
       }),
+    )
+    // Oversized: a body over the room's limit travels (the request is under the protocol's cap) and alpha refuses it.
+    await assert.rejects(
+      send('room/post', room, { body: 'x'.repeat(8 * 1024 + 1) }, [good]),
+      refused('MESH_TOO_LARGE', byAlpha),
+    )
+    // Another member of beta with bot's chain (its own invocation, so beta carries it): alpha refuses it.
+    const thief = Ed25519KeyPair.generate()
+    const thiefApi = await member(thief, 'thief')
+    const stolen = await invocationToken(
+      thief,
+      alpha.node.did,
+      { can: 'room/post', with: roomResourceOf(alpha.node.did, room), nb: { body: 'stolen' } },
+      [good],
+    )
+    await assert.rejects(
+      thiefApi.post('/api/outbound/invoke', { mesh: alpha.node.did, ucan: stolen }),
+      refused('MESH_UCAN_INVALID', byAlpha),
     )
     // Only what was accepted landed (the sentinel after the attacks).
     const sentinel = await send<{ id: string }>('room/post', room, { body: 'sentinel' }, [good])
