@@ -10,9 +10,9 @@ import { describe, it, type TestContext } from 'node:test'
 import type * as API from '@ucanto/interface'
 import { issueDelegation, roomResourceOf } from '../../src/auth/authority/index.ts'
 import { invocationToken } from '../../src/cli/chains.ts'
-import { HttpClient, signIn } from '../../src/cli/http-client.ts'
+import { HttpClient } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { rootOf } from '../auth/chain-acts.ts'
+import { enrolledAgent, rootOf } from '../auth/chain-acts.ts'
 import { waitFor } from '../p2p/nodes.ts'
 import { connect } from '../rooms/helpers.ts'
 import { startNode, type TestNode } from './nodes.ts'
@@ -66,18 +66,7 @@ async function setup(t: TestContext) {
   const { id: room } = await alpha.api.post<{ id: string }>('/api/rooms', { name: 'general' })
   const { id: other } = await alpha.api.post<{ id: string }>('/api/rooms', { name: 'other' })
   await alpha.api.post(`/api/rooms/${room}/messages`, { body: 'welcome' })
-  /** `key` enrolled on beta as an agent (the architect's mesh/enrol act) and signed in there. */
-  const member = async (key: Ed25519KeyPair, name: string): Promise<HttpClient> => {
-    const nb = { did: key.did, kind: 'agent', role: 'agent' }
-    const enrol = await invocationToken(
-      beta.architect,
-      beta.node.did,
-      { can: 'mesh/enrol', with: beta.node.did, nb },
-      [await rootOf(beta)],
-    )
-    await beta.api.post('/api/members', { did: key.did, kind: 'agent', name, ucan: enrol })
-    return signIn(beta.node.httpUrl, key)
-  }
+  const member = (key: Ed25519KeyPair, name: string) => enrolledAgent(beta, key, name)
   const bot = Ed25519KeyPair.generate()
   const botApi = await member(bot, 'bot')
   /** `bot`'s invocation of `can` on alpha's `on` room, carried by beta. */

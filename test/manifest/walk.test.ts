@@ -9,14 +9,15 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import type * as API from '@ucanto/interface'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { CAPABILITIES } from '../../src/auth/authority/index.ts'
 import { invocationToken } from '../../src/cli/chains.ts'
-import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
 import { MESH_INVOKE_PROTOCOL } from '../../src/connections/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { AgentCard, CapabilityInvocation, MeshManifest } from '../../src/manifest/index.ts'
-import { grant, rootOf } from '../auth/chain-acts.ts'
+import { enrolledAgent, grant, rootOf } from '../auth/chain-acts.ts'
 import { startNode, type TestNode } from '../connections/nodes.ts'
 import { connect } from '../rooms/helpers.ts'
 
@@ -113,14 +114,15 @@ interface Carrier {
   sessionOf(key: Ed25519KeyPair): Promise<HttpClient>
 }
 
-/** Sends an invocation (signed by `key`) along one `via` of the manifest, as a foreign principal. */
+/** `key`'s invocation of `step` under `proofs`, sent along one `via` of the manifest, as a foreign principal. */
 async function send(
-  manifest: MeshManifest,
+  { manifest, carrier }: { manifest: MeshManifest; carrier: Carrier },
   via: CapabilityInvocation['via'][number],
-  ucan: string,
-  carrier: Carrier,
   key: Ed25519KeyPair,
+  step: Step,
+  proofs: API.Delegation[],
 ): Promise<Answer> {
+  const ucan = await invocationToken(key, manifest.did, step, proofs)
   if (via.transport === 'libp2p') {
     assert.equal(via.protocol, MESH_INVOKE_PROTOCOL, 'the walk speaks /mesh/invoke/1.0.0')
     const api = await carrier.sessionOf(key)
@@ -174,20 +176,7 @@ async function carrierOf(t: Parameters<typeof startNode>[0], node: TestNode): Pr
     async sessionOf(key) {
       const held = sessions.get(key.did)
       if (held !== undefined) return held
-      const nb = { did: key.did, kind: 'agent', role: 'agent' }
-      const ucan = await invocationToken(
-        beta.architect,
-        beta.node.did,
-        { can: 'mesh/enrol', with: beta.node.did, nb },
-        [await rootOf(beta)],
-      )
-      await beta.api.post('/api/members', {
-        did: key.did,
-        kind: 'agent',
-        name: `walker-${sessions.size}`,
-        ucan,
-      })
-      const api = await signIn(beta.node.httpUrl, key)
+      const api = await enrolledAgent(beta, key, `walker-${sessions.size}`)
       sessions.set(key.did, api)
       return api
     },
@@ -223,8 +212,7 @@ describe('the manifest, walked', () => {
       for (const step of stepsOf(can, how, ctx)) {
         const proofs = [await chainFor(node, stranger, step)]
         for (const via of how.via) {
-          const ucan = await invocationToken(stranger, manifest.did, step, proofs)
-          const answer = await send(manifest, via, ucan, carrier, stranger)
+          const answer = await send({ manifest, carrier }, via, stranger, step, proofs)
           assert.ok(
             answer.status >= 200 && answer.status < 300,
             `${can} ${JSON.stringify(step.nb)} via ${JSON.stringify(via)}: ${answer.status} ${JSON.stringify(answer.body)}`,
@@ -232,13 +220,7 @@ describe('the manifest, walked', () => {
           assert.equal(answer.body.error, undefined)
           walked++
           // Without the chain the same invocation is refused: the listing's "given a chain" holds.
-          const bare = await send(
-            manifest,
-            via,
-            await invocationToken(stranger, manifest.did, step, []),
-            carrier,
-            stranger,
-          )
+          const bare = await send({ manifest, carrier }, via, stranger, step, [])
           assert.equal(bare.status, 401, JSON.stringify(bare.body))
           assert.equal(bare.body.error?.code, 'MESH_UCAN_INVALID')
         }
@@ -256,13 +238,7 @@ describe('the manifest, walked', () => {
       const step = stepsOf(can, how, ctx)[0] as Step
       const proofs = [await chainFor(node, stranger, step)]
       for (const via of how.via) {
-        const answer = await send(
-          manifest,
-          via,
-          await invocationToken(stranger, manifest.did, step, proofs),
-          carrier,
-          stranger,
-        )
+        const answer = await send({ manifest, carrier }, via, stranger, step, proofs)
         assert.equal(answer.status, 403, `${can}: ${JSON.stringify(answer.body)}`)
         assert.equal(answer.body.error?.code, 'MESH_TIER_FORBIDDEN')
       }
@@ -285,13 +261,7 @@ describe('the manifest, walked', () => {
       const step: Step = { can, with: manifest.did, nb: {} }
       const proofs = [await chainFor(node, stranger, step)]
       for (const via of ways.values()) {
-        const answer = await send(
-          manifest,
-          via,
-          await invocationToken(stranger, manifest.did, step, proofs),
-          carrier,
-          stranger,
-        )
+        const answer = await send({ manifest, carrier }, via, stranger, step, proofs)
         assert.ok(
           answer.status >= 400 && answer.status < 500,
           `${can}: ${answer.status} ${JSON.stringify(answer.body)}`,
