@@ -27,6 +27,8 @@ import {
   startConnections,
 } from './node/connections.ts'
 import { startForeignAccess } from './node/foreign-access.ts'
+// one invocation dispatcher
+import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
@@ -204,6 +206,7 @@ export class MeshNode {
     // members: enrolment and removal (SPEC §8)
     await startMembers(wiring)
     startForeignAccess(wiring)
+    startInvocations(wiring) // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
@@ -294,6 +297,8 @@ export class MeshNode {
       members: this.#parts.get('memberService'),
       // agents in foreign rooms (SPEC §8, way 2)
       foreignAccess: this.#parts.get('foreignAccess'),
+      // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
+      invocations: this.#parts.get('invocations'),
       ...(outbound !== undefined ? { outbound } : {}),
     })
     const host = this.init.http?.host ?? '127.0.0.1'

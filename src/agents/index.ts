@@ -11,3 +11,5 @@ export {
   type InvokeResult,
 } from './agent-service.ts'
 export { echoAgent, type RoomReader, summarize, summarizerAgent } from './builtin-agents.ts'
+// one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
+export { type InvocationHandler, Invocations, type InvocationsInit } from './invocations.ts'

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import type { AgentService } from '../agents/index.ts'
+import type { AgentService, Invocations } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
 import type { MemberService, SessionService } from '../auth/index.ts'
 import type { ConnectionService, PolicyChange, PolicyService, RejectedLog } from '../connections/index.ts'
@@ -61,6 +61,8 @@ export interface NodeRoutesInit {
   foreignAccess?: ForeignAccess
   // Outbound invocation over libp2p
   outbound?: OutboundRoutesInit['send']
+  // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
+  invocations: Pick<Invocations, 'invoke'>
 }
 
 /**
@@ -87,10 +89,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   await app.register(auditRoutes, { audit: init.audit })
   await app.register(keyRoutes, { keys: init.keys, rotate: init.rotateKey })
   await app.register(authorityRoutes, { authority: init.authority })
-  await app.register(invokeRoutes, {
-    agents: init.agents,
-    ...(init.foreignAccess !== undefined ? { rooms: init.foreignAccess } : {}),
-  })
+  await app.register(invokeRoutes, { invocations: init.invocations })
   await app.register(roomRoutes, {
     rooms: init.rooms,
     sync: init.roomSync,

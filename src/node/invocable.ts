@@ -1,9 +1,18 @@
 import { CAPABILITIES } from '../auth/index.ts'
+import { MESH_INVOKE_PROTOCOL } from '../connections/invoke-protocol.ts'
 import type { AgentCard, CapabilityInvocation, InvocationTransport } from '../manifest/index.ts'
 import { ROOM_READ_MAX_PAGE as MAX_READ_PAGE } from '../rooms/index.ts'
 
 /** `POST /api/invoke {ucan, credentials?, presentation?}` (SPEC §3): no session, the invocation is the authentication. */
 export const HTTP_INVOKE: InvocationTransport = { transport: 'http', method: 'POST', path: '/api/invoke' }
+
+/**
+ * `/mesh/invoke/1.0.0` (connections/invoke-protocol.ts): the same invocation carried by the
+ * invoker's own mesh over libp2p (`POST /api/outbound/invoke {mesh, ucan}` there), for a
+ * mesh with an accepted connection to this one. The one dispatcher (node/invocations.ts)
+ * answers both ways alike.
+ */
+export const LIBP2P_INVOKE: InvocationTransport = { transport: 'libp2p', protocol: MESH_INVOKE_PROTOCOL }
 
 /** What a row's `offered` looks at: what this node holds right now. */
 export interface OfferedContext {
@@ -44,10 +53,10 @@ export const INVOCABLE: readonly InvocableRow[] = [
         input: { description: "The skill's input, as JSON (agents[].skills[].examples)." },
       },
     },
-    via: [HTTP_INVOKE],
+    via: [HTTP_INVOKE, LIBP2P_INVOKE],
     offered: ({ agents }) => agents.length > 0,
   },
-  // room/post (issue 12, agents in foreign rooms): a message to one room through POST /api/invoke
+  // room/post (issue 12, agents in foreign rooms): a message to one room through POST /api/invoke or /mesh/invoke
   {
     can: 'room/post',
     with: '{did}/rooms/{room}',
@@ -57,9 +66,9 @@ export const INVOCABLE: readonly InvocableRow[] = [
       required: ['body'],
       properties: { body: { type: 'string', minLength: 1, description: 'The message.' } },
     },
-    via: [HTTP_INVOKE],
+    via: [HTTP_INVOKE, LIBP2P_INVOKE],
   },
-  // room/read (issue 12, agents in foreign rooms): a page of one room's messages through POST /api/invoke
+  // room/read (issue 12, agents in foreign rooms): a page of one room's messages through POST /api/invoke or /mesh/invoke
   {
     can: 'room/read',
     with: '{did}/rooms/{room}',
@@ -71,7 +80,7 @@ export const INVOCABLE: readonly InvocableRow[] = [
         limit: { type: 'integer', minimum: 1, maximum: MAX_READ_PAGE },
       },
     },
-    via: [HTTP_INVOKE],
+    via: [HTTP_INVOKE, LIBP2P_INVOKE],
   },
 ]
 

@@ -13,7 +13,7 @@ export type OutboundSend = (
 
 /**
  * `/mesh/invoke/1.0.0` (connections/invoke-protocol.ts): peers' invocations run through the
- * agents exactly as `POST /api/invoke` runs them; a member's go out through `send`, which
+ * one dispatcher (node/invocations.ts) exactly as `POST /api/invoke` runs them; a member's go out through `send`, which
  * takes only the session's own invocation (its issuer is the sender) addressed to the
  * peer, and records each one sent in the audit log (`agent.invoke.sent`).
  */
@@ -31,7 +31,7 @@ export async function startOutbound({
     {
       libp2p: () => parts.get('libp2p'),
       peers: () => parts.get('connections').peers(),
-      invoke: (request, options) => parts.get('agents').invoke(request, options),
+      invoke: (request, options) => parts.get('invocations').invoke(request, options),
       rejected: parts.get('rejected'),
       onPeerRefused: (mesh, reason) => reputation.peer({ mesh, outcome: 'refused', reason }),
       logger,

@@ -1,4 +1,4 @@
-import type { AgentService } from '../agents/index.ts'
+import type { AgentService, Invocations } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
 import type { ActGate, Authority, InteractionReporter, MemberBook, MemberService } from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
@@ -50,6 +50,8 @@ export interface NodeParts {
   outbound: InvokeProtocol
   // Agents in foreign rooms under a chain (SPEC §8, way 2)
   foreignAccess: ForeignAccess
+  // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
+  invocations: Invocations
 }
 
 /**

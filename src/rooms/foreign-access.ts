@@ -135,13 +135,6 @@ export class ForeignAccess {
     }
   }
 
-  /** Whether `ucan` invokes `room/read` or `room/post` (the invoke route's dispatch); never throws. */
-  handles(ucan: string): boolean {
-    const decoded = this.#init.authority().chains.decode(ucan)
-    const can = decoded.ok?.invocation.view.capabilities[0]?.can
-    return can === 'room/read' || can === 'room/post'
-  }
-
   /** `room/post {body}` or `room/read {after?, limit?}`, verified, then done as the invoker. */
   async invoke(request: ChainRequest): Promise<RoomInvokeResult> {
     const peeked = this.#peek(request.ucan)
@@ -194,6 +187,14 @@ export class ForeignAccess {
       pathExpiry(views, ok.chain) * 1000,
       now + (this.#init.sessionTtlMs ?? 12 * 3600_000),
     )
+    if (expiresAt <= now) {
+      // Within the clock skew the chain still verifies, but a session would be born ended.
+      throw new MeshError('MESH_UCAN_INVALID', 'the chain has ended: no session opens under it', {
+        proof: 'ucan',
+        reason: 'expired',
+        expiresAt: new Date(expiresAt).toISOString(),
+      })
+    }
     await this.#admit(room, ok.issuer, can.includes('room/post'))
     const token = CAPABILITY_TOKEN_PREFIX + randomBytes(32).toString('base64url')
     this.#live.set(hashToken(token), { did: ok.issuer, chain: ok.chain.slice(1), expiresAt })

@@ -1,6 +1,7 @@
 import type * as API from '@ucanto/interface'
 import type { CapabilityInput } from '../../src/auth/authority/index.ts'
 import { actCapability, delegationToken, invocationToken, proofOf } from '../../src/cli/chains.ts'
+import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { TestNode } from '../connections/nodes.ts'
 
@@ -41,4 +42,18 @@ export async function grant(
     options.ttlSeconds ?? 3600,
   )
   return { token, view: proofOf(token) }
+}
+
+// one invocation dispatcher: a member of a carrier mesh, for invocations over /mesh/invoke
+/** `key` enrolled on `node` as an agent named `name` (its architect's mesh/enrol act), signed in there. */
+export async function enrolledAgent(node: TestNode, key: Ed25519KeyPair, name: string): Promise<HttpClient> {
+  const nb = { did: key.did, kind: 'agent', role: 'agent' }
+  const ucan = await chainActOn(node, { can: 'mesh/enrol', with: node.node.did, nb })
+  await node.api.post('/api/members', { did: key.did, kind: 'agent', name, ucan })
+  return signIn(node.node.httpUrl, key)
+}
+
+/** The architect's invocation of `capability` on `node`, proved by the root delegation. */
+async function chainActOn(node: TestNode, capability: CapabilityInput): Promise<string> {
+  return invocationToken(node.architect, node.node.did, capability, [await rootOf(node)])
 }

@@ -3,10 +3,11 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
 import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
 
 describe('outbound invocation across processes, driven by the CLI', () => {
-  it("alpha's architect invokes beta's echo through alpha over libp2p; beta's refusal and an unconnected mesh come back with their codes", async (t) => {
+  it("alpha's architect invokes beta's echo, and posts to and reads beta's room, through alpha over libp2p; beta's refusals and an unconnected mesh come back with their codes", async (t) => {
     const e = await e2e(t, 'mesh-outbound-e2e-')
     const { root, keystore, run, cli: ok } = e
     const meshes = await startCliMeshes(e, ['alpha', 'beta', 'gamma'])
@@ -56,5 +57,43 @@ describe('outbound invocation across processes, driven by the CLI', () => {
       ...['outbound', 'invoke', gamma.did as string, 'echo', 'echo', '--proof', `@${grantFile}`],
     )
     assert.equal(unconnected.details.state, 'none')
+
+    // One dispatcher: a room of beta, under chains from beta's architect, through alpha over libp2p.
+    const { id: room } = await (beta.api as HttpClient).post<{ id: string }>('/api/rooms', {
+      name: 'general',
+    })
+    const { id: other } = await (beta.api as HttpClient).post<{ id: string }>('/api/rooms', { name: 'other' })
+    const grantFileOf = async (ability: string) => {
+      const g = await ok<{ token: string }>(beta, 'delegate', alphaArchitect, ability, '--room', room)
+      const file = join(root, `${ability.replace('/', '-')}.ucan`)
+      await writeFile(file, g.token)
+      return `@${file}`
+    }
+    const postGrant = await grantFileOf('room/post')
+    const readGrant = await grantFileOf('room/read')
+    const posted = await ok<{ answer: { room: string; tier: number; result: { id: string } } }>(
+      alpha,
+      ...['outbound', 'post', beta.did as string, room, 'hello from alpha', '--proof', postGrant],
+    )
+    // Its tier at beta is the one beta's architect gave it above.
+    assert.deepEqual([posted.answer.room, posted.answer.tier], [room, 3])
+    const read = await ok<{ answer: { result: { messages: Array<{ id: string; body: string }> } } }>(
+      alpha,
+      ...['outbound', 'read', beta.did as string, room, '--limit', '10', '--proof', readGrant],
+    )
+    assert.deepEqual(
+      read.answer.result.messages.map((m) => [m.id, m.body]),
+      [[posted.answer.result.id, 'hello from alpha']],
+    )
+    // Beta's refusals, with beta's codes: another room, an ability the chain does not grant.
+    const elsewhere = await refused(
+      'MESH_FORBIDDEN',
+      ...['outbound', 'post', beta.did as string, other, 'x', '--proof', postGrant],
+    )
+    assert.equal(elsewhere.details.refusedBy, beta.did)
+    await refused(
+      'MESH_FORBIDDEN',
+      ...['outbound', 'post', beta.did as string, room, 'x', '--proof', readGrant],
+    )
   })
 })

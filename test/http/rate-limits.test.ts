@@ -30,7 +30,7 @@ async function app(t: TestContext, rateLimits: HttpAppInit['rateLimits']) {
       throw new MeshError('MESH_UCAN_INVALID', 'no such chain')
     },
   } as unknown as AgentService
-  await server.register(invokeRoutes, { agents })
+  await server.register(invokeRoutes, { invocations: agents })
   server.get('/api/health', async () => ({ status: 'ok' }))
   server.post('/api/limited', { config: { rateLimit: { max: 2, timeWindow: 60_000 } } }, async () => ({
     ok: true,

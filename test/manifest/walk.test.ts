@@ -9,13 +9,17 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import type * as API from '@ucanto/interface'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { CAPABILITIES } from '../../src/auth/authority/index.ts'
 import { invocationToken } from '../../src/cli/chains.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
+import { MESH_INVOKE_PROTOCOL } from '../../src/connections/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { AgentCard, CapabilityInvocation, MeshManifest } from '../../src/manifest/index.ts'
-import { grant, rootOf } from '../auth/chain-acts.ts'
+import { enrolledAgent, grant, rootOf } from '../auth/chain-acts.ts'
 import { startNode, type TestNode } from '../connections/nodes.ts'
+import { connect } from '../rooms/helpers.ts'
 
 /** What a template variable or caveat is filled from: the manifest, and the room the architect grants. */
 interface WalkContext {
@@ -94,17 +98,49 @@ function stepsOf(can: string, how: CapabilityInvocation, base: WalkContext): Ste
 
 type Answer = {
   status: number
-  body: { error?: { code: string; message: string } } & Record<string, unknown>
+  body: { error?: { code: string; message: string; details?: Record<string, unknown> } } & Record<
+    string,
+    unknown
+  >
 }
 
-/** Sends an invocation along one `via` of the manifest, as a foreign principal (no session). */
+/**
+ * A foreign principal's own mesh (beta), connected to the walked one: the `libp2p` way is
+ * `POST /api/outbound/invoke {mesh, ucan}` there, by the principal signed in to it.
+ */
+interface Carrier {
+  node: TestNode
+  /** The principal enrolled on the carrier (once) and signed in: its session there. */
+  sessionOf(key: Ed25519KeyPair): Promise<HttpClient>
+}
+
+/** `key`'s invocation of `step` under `proofs`, sent along one `via` of the manifest, as a foreign principal. */
 async function send(
-  manifest: MeshManifest,
+  { manifest, carrier }: { manifest: MeshManifest; carrier: Carrier },
   via: CapabilityInvocation['via'][number],
-  ucan: string,
+  key: Ed25519KeyPair,
+  step: Step,
+  proofs: API.Delegation[],
 ): Promise<Answer> {
+  const ucan = await invocationToken(key, manifest.did, step, proofs)
+  if (via.transport === 'libp2p') {
+    assert.equal(via.protocol, MESH_INVOKE_PROTOCOL, 'the walk speaks /mesh/invoke/1.0.0')
+    const api = await carrier.sessionOf(key)
+    try {
+      const res = await api.post<{ answer: Answer['body'] }>('/api/outbound/invoke', {
+        mesh: manifest.did,
+        ucan,
+      })
+      return { status: 200, body: res.answer }
+    } catch (err) {
+      const e = err as { status: number; code: string; message: string; details: Record<string, unknown> }
+      return { status: e.status, body: { error: { code: e.code, message: e.message, details: e.details } } }
+    }
+  }
   if (via.transport !== 'http')
-    assert.fail(`the walk has no way to invoke over ${via.transport} yet: teach it`)
+    assert.fail(
+      `the walk has no way to invoke over ${(via as { transport: string }).transport} yet: teach it`,
+    )
   const res = await fetch(new URL(via.path, manifest.endpoints.http), {
     method: via.method,
     headers: { 'content-type': 'application/json' },
@@ -130,9 +166,26 @@ async function setTier(node: TestNode, did: string, tier: number): Promise<void>
   await node.api.put(`/api/trust/${did}`, { tier, reason, ucan })
 }
 
-/** A node with a room (its agents in it, a few messages), and its manifest as a stranger fetches it. */
+/** Beta, connected to `node`, carrying its members' invocations (enrolled as agents on first use). */
+async function carrierOf(t: Parameters<typeof startNode>[0], node: TestNode): Promise<Carrier> {
+  const beta = await startNode(t, 'beta', { outbound: { sendsPerMinute: 10_000 } })
+  await connect(beta, node)
+  const sessions = new Map<string, HttpClient>()
+  return {
+    node: beta,
+    async sessionOf(key) {
+      const held = sessions.get(key.did)
+      if (held !== undefined) return held
+      const api = await enrolledAgent(beta, key, `walker-${sessions.size}`)
+      sessions.set(key.did, api)
+      return api
+    },
+  }
+}
+
+/** A node with a room (its agents in it, a few messages), its manifest as a stranger fetches it, and a carrier mesh. */
 async function walkable(t: Parameters<typeof startNode>[0]) {
-  const node = await startNode(t, 'alpha')
+  const node = await startNode(t, 'alpha', { outbound: { requestsPerMinute: 10_000 } })
   const res = await fetch(`${node.node.httpUrl}/.well-known/mesh-manifest.json`)
   assert.equal(res.status, 200)
   const manifest = (await res.json()) as MeshManifest
@@ -141,12 +194,13 @@ async function walkable(t: Parameters<typeof startNode>[0]) {
     await node.api.post(`/api/rooms/${room.id}/messages`, { body })
   }
   for (const card of manifest.agents) await node.node.rooms.join(room.id, card.did)
-  return { node, manifest, ctx: { manifest, room: room.id } as WalkContext }
+  const carrier = await carrierOf(t, node)
+  return { node, manifest, carrier, ctx: { manifest, room: room.id } as WalkContext }
 }
 
 describe('the manifest, walked', () => {
   it('every capability it lists is invocable as listed, by a foreign principal with a chain', async (t) => {
-    const { node, manifest, ctx } = await walkable(t)
+    const { node, manifest, carrier, ctx } = await walkable(t)
     assert.ok(manifest.capabilities.length > 0, 'the manifest lists something')
     assert.deepEqual(Object.keys(manifest.invocation).sort(), [...manifest.capabilities].sort())
     let walked = 0
@@ -158,8 +212,7 @@ describe('the manifest, walked', () => {
       for (const step of stepsOf(can, how, ctx)) {
         const proofs = [await chainFor(node, stranger, step)]
         for (const via of how.via) {
-          const ucan = await invocationToken(stranger, manifest.did, step, proofs)
-          const answer = await send(manifest, via, ucan)
+          const answer = await send({ manifest, carrier }, via, stranger, step, proofs)
           assert.ok(
             answer.status >= 200 && answer.status < 300,
             `${can} ${JSON.stringify(step.nb)} via ${JSON.stringify(via)}: ${answer.status} ${JSON.stringify(answer.body)}`,
@@ -167,7 +220,7 @@ describe('the manifest, walked', () => {
           assert.equal(answer.body.error, undefined)
           walked++
           // Without the chain the same invocation is refused: the listing's "given a chain" holds.
-          const bare = await send(manifest, via, await invocationToken(stranger, manifest.did, step, []))
+          const bare = await send({ manifest, carrier }, via, stranger, step, [])
           assert.equal(bare.status, 401, JSON.stringify(bare.body))
           assert.equal(bare.body.error?.code, 'MESH_UCAN_INVALID')
         }
@@ -177,7 +230,7 @@ describe('the manifest, walked', () => {
   })
 
   it('the tier it states is the one needed: below it, the same chain is refused', async (t) => {
-    const { node, manifest, ctx } = await walkable(t)
+    const { node, manifest, carrier, ctx } = await walkable(t)
     for (const can of manifest.capabilities) {
       const how = manifest.invocation[can] as CapabilityInvocation
       if (how.tier === 4) continue
@@ -185,7 +238,7 @@ describe('the manifest, walked', () => {
       const step = stepsOf(can, how, ctx)[0] as Step
       const proofs = [await chainFor(node, stranger, step)]
       for (const via of how.via) {
-        const answer = await send(manifest, via, await invocationToken(stranger, manifest.did, step, proofs))
+        const answer = await send({ manifest, carrier }, via, stranger, step, proofs)
         assert.equal(answer.status, 403, `${can}: ${JSON.stringify(answer.body)}`)
         assert.equal(answer.body.error?.code, 'MESH_TIER_FORBIDDEN')
       }
@@ -193,7 +246,7 @@ describe('the manifest, walked', () => {
   })
 
   it('a capability it does not list is refused along every way it lists, whatever the chain', async (t) => {
-    const { node, manifest } = await walkable(t)
+    const { node, manifest, carrier } = await walkable(t)
     const ways = new Map<string, CapabilityInvocation['via'][number]>()
     for (const how of Object.values(manifest.invocation)) {
       for (const via of how.via) ways.set(JSON.stringify(via), via)
@@ -208,12 +261,15 @@ describe('the manifest, walked', () => {
       const step: Step = { can, with: manifest.did, nb: {} }
       const proofs = [await chainFor(node, stranger, step)]
       for (const via of ways.values()) {
-        const answer = await send(manifest, via, await invocationToken(stranger, manifest.did, step, proofs))
+        const answer = await send({ manifest, carrier }, via, stranger, step, proofs)
         assert.ok(
           answer.status >= 400 && answer.status < 500,
           `${can}: ${answer.status} ${JSON.stringify(answer.body)}`,
         )
-        assert.match(answer.body.error?.code ?? '', /^MESH_/)
+        // Not listed, so not dispatched: refused before any proof, by the walked mesh itself.
+        assert.equal(answer.body.error?.code, 'MESH_UCAN_INVALID', `${can}: ${JSON.stringify(answer.body)}`)
+        assert.equal(answer.body.error?.details?.reason, 'capability')
+        if (via.transport === 'libp2p') assert.equal(answer.body.error?.details?.refusedBy, manifest.did)
       }
     }
   })

@@ -108,7 +108,10 @@ describe('buildManifest', () => {
     assert.deepEqual(manifest.capabilities, ['agent/invoke', 'room/post', 'room/read'])
     const how = manifest.invocation['agent/invoke']
     assert.equal(how?.with, '{did}/agents/{agent}')
-    assert.deepEqual(how?.via, [{ transport: 'http', method: 'POST', path: '/api/invoke' }])
+    assert.deepEqual(how?.via, [
+      { transport: 'http', method: 'POST', path: '/api/invoke' },
+      { transport: 'libp2p', protocol: '/mesh/invoke/1.0.0' },
+    ])
     assert.deepEqual(how?.nb.required, ['ability'])
     // agent/invoke is not participation: a foreign principal needs tier 3
     assert.equal(how?.tier, 3)
