@@ -1,9 +1,11 @@
 import * as Y from 'yjs'
 import { MeshError, type MeshErrorCode } from '../errors.ts'
+import { credentialProblem } from './member-credential.ts'
 import {
   canWrite,
   effectiveMembers,
   FOREIGN_MEMBER_ROLES,
+  foreignCount,
   isModerator,
   membersByDate,
   type SealedMember,
@@ -68,6 +70,7 @@ export const REJECT_REASONS = [
   'member-rules',
   'foreign-limit',
   'apply-failed',
+  'member-credential', // kinds across meshes: a member entry's credential does not hold
 ] as const
 export type RejectReason = (typeof REJECT_REASONS)[number]
 
@@ -130,6 +133,7 @@ const LOCAL_CODES: Partial<Record<RejectReason, MeshErrorCode>> = {
   'unknown-message': 'MESH_NOT_FOUND',
   'future-ts': 'MESH_BAD_REQUEST',
   'past-ts': 'MESH_BAD_REQUEST',
+  'member-credential': 'MESH_VC_INVALID',
 }
 
 /**
@@ -478,6 +482,8 @@ export function checkRules(
   if (newMembers.length > 0) {
     for (const m of newMembers) {
       const entry = m.entry
+      const bad = credentialProblem(entry, room.meshKeys)
+      if (bad) refuse('member-credential', bad.message, { vc: bad.problem, did: entry.did, mesh: entry.mesh })
       if (m.sealedBy !== room.homeMesh) {
         if (m.sealedBy !== entry.mesh) refuse('member-rules', 'a mesh adds only its own members')
         if (entry.tier !== 4 || !FOREIGN_MEMBER_ROLES.includes(entry.role))
@@ -575,12 +581,6 @@ function datingFloor(
     if (joined !== undefined && value.ts < joined - skew)
       refuse('past-ts', 'entry is dated before its author joined the room', { map, ts: value.ts })
   }
-}
-
-function foreignCount(members: Map<string, MemberEntry>, homeMesh: string): number {
-  let n = 0
-  for (const m of members.values()) if (m.mesh !== homeMesh) n++
-  return n
 }
 
 /** Applies the update to the scratch copy: one that throws or stays pending never reaches the room. */
