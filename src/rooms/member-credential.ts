@@ -99,14 +99,15 @@ export function credentialProblem(
   const key = issuingKey(keys, entry.mesh, claims.issuer)
   if (key === undefined)
     return fail('issuer', 'the member’s credential is not issued by a key of the member’s mesh')
-  const issuedAt = (claims.nbf ?? 0) * 1000
-  if (key.retiredAt !== undefined && issuedAt > key.retiredAt + SKEW_MS)
+  // Undated (no nbf): issued whenever; a retired key's credential must say it came before.
+  const issuedAt = claims.nbf === undefined ? undefined : claims.nbf * 1000
+  if (key.retiredAt !== undefined && (issuedAt === undefined || issuedAt > key.retiredAt + SKEW_MS))
     return fail('retired-key', 'the member’s credential was issued by a key its mesh had retired')
   if (!verifySignature(claims.issuer, new TextEncoder().encode(decoded.signingInput), decoded.signature))
     return fail('signature', 'the member’s credential does not verify')
   if (
     entry.role !== MEMBERSHIP_ENDED &&
-    (entry.ts < issuedAt - SKEW_MS || entry.ts > claims.exp * 1000 + SKEW_MS)
+    ((issuedAt !== undefined && entry.ts < issuedAt - SKEW_MS) || entry.ts > claims.exp * 1000 + SKEW_MS)
   )
     return fail('expired', 'the member’s credential was not in time at the entry’s date')
   return undefined

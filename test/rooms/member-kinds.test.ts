@@ -11,6 +11,7 @@ import {
   sealKey,
   type UpdateSender,
 } from '../../src/rooms/index.ts'
+import { credentialProblem } from '../../src/rooms/member-credential.ts'
 import { alice, bob, carol, content, craft, mallory, manager, meshA, meshB, meshC, sync } from './helpers.ts'
 
 /**
@@ -216,5 +217,34 @@ describe('kinds across meshes: member entries carry their membership credential'
     assert.deepEqual(await b.endMemberships(carol.did), [id])
     assert.ok((await sync(roomB, roomA, meshB.did)).ok)
     assert.ok(roomA.endedAt(carol.did, meshB.did))
+  })
+
+  it('takes a credential by a later key of the member’s mesh, and a retired key’s only when issued before its retirement', async () => {
+    const later = Ed25519KeyPair.generate()
+    const retiredAt = Date.now() - 86_400_000
+    const keys = {
+      identityOf: (did: string) => did,
+      keysOf: (identity: string) =>
+        identity === meshB.did ? [{ did: meshB.did, retiredAt }, { did: later.did }] : undefined,
+    }
+    const entry = (vc: string): MemberEntry => ({
+      v: 1,
+      room: 'room-0001',
+      did: carol.did,
+      mesh: meshB.did,
+      meshName: 'beta',
+      localId: 'carol',
+      role: 'member',
+      tier: 4,
+      ts: Date.now(),
+      vc,
+    })
+    assert.equal(credentialProblem(entry(await credential(later, carol.did)), keys), undefined)
+    const old = await credential(meshB, carol.did, 'human', { now: retiredAt - 3_600_000 })
+    assert.equal(credentialProblem(entry(old), keys), undefined, 'issued before the rotation')
+    const afterRetirement = await credential(meshB, carol.did, 'human', { now: retiredAt + 3_600_000 })
+    assert.equal(credentialProblem(entry(afterRetirement), keys)?.problem, 'retired-key')
+    // A key the replica does not know for that mesh (another mesh's, or unknown yet).
+    assert.equal(credentialProblem(entry(await credential(meshC, carol.did)), keys)?.problem, 'issuer')
   })
 })
