@@ -42,12 +42,12 @@ async function codeOf(call: Promise<unknown>): Promise<string> {
 
 describe('members and agents across meshes (SPEC §8)', () => {
   // Issue 12 is open: this is its first Must-show line, run in full on every test run, and
-  // reported as todo (not as a pass) until three gaps close — a peer's room member view
-  // carries no kind (membership credentials are not exchanged yet); a member of beta other
-  // than its architect cannot join a room shared into beta; and one write a peer refuses
-  // blocks the later writes of the same Yjs client (the sentinel after the attack).
+  // reported as todo (not as a pass) until its last gap closes: one write a peer refuses
+  // blocks the later writes of the same Yjs client (the sentinel after the attack). Kinds
+  // on a peer's member view and beta's members joining a shared room work (it stops at
+  // "the sentinel reaches beta").
   const OPEN =
-    'issue 12 open: no kind on a peer’s member view; beta’s members cannot join a shared room; a refused write blocks its client’s later writes'
+    'issue 12 open: a refused write blocks its client’s later writes (the sentinel after the attack)'
   it('alpha enrols carol and bot; beta sees them at tier 4; beta’s agent answers; a removed carol is refused everywhere', {
     todo: OPEN,
   }, async (t) => {
