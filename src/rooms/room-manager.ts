@@ -521,8 +521,13 @@ export class RoomManager {
     return [...room.members().values()].map((m) => this.#memberView(m))
   }
 
+  /** Kinds across meshes: the membership credential of one of this mesh's principals, carried in its entries. */
+  async credentialOf(did: string): Promise<string | undefined> {
+    return this.#init.credentialOf?.(did)
+  }
+
   async #memberEntry(room: string, did: string, p: LocalPrincipal, role: MemberRole, tier: Tier, ts: number) {
-    const vc = await this.#init.credentialOf?.(did)
+    const vc = await this.credentialOf(did)
     return ownMemberEntry(this, { room, did, principal: p, role, tier, ts }, vc)
   }
 

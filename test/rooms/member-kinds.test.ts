@@ -219,6 +219,22 @@ describe('kinds across meshes: member entries carry their membership credential'
     assert.ok(roomA.endedAt(carol.did, meshB.did))
   })
 
+  it('gives this mesh’s member its current credential in a role change, after the old one expired', async (t) => {
+    let now = Date.now()
+    const a = await manager(t, meshA, {
+      now: () => now,
+      credentialOf: (did) => credential(meshA, did, KINDS[did], { now, ttlSeconds: 3600 }),
+    })
+    const b = await manager(t, meshB, { credentialOf: credentialsOf(meshB) })
+    const { id } = await a.create({ name: 'general', creator: alice.did })
+    await a.join(id, bob.did)
+    now += 2 * 3_600_000
+    const promoted = await a.setRole(id, alice.did, bob.did, 'moderator')
+    assert.deepEqual([promoted.role, promoted.kind], ['moderator', 'agent'])
+    await b.adopt({ id, homeMesh: meshA.did })
+    assert.ok((await sync(await a.load(id), await b.load(id), meshA.did)).ok, 'the peer takes every entry')
+  })
+
   it('takes a credential by a later key of the member’s mesh, and a retired key’s only when issued before its retirement', async () => {
     const later = Ed25519KeyPair.generate()
     const retiredAt = Date.now() - 86_400_000
