@@ -16,8 +16,9 @@ import { MEMBERSHIP_ENDED, type MemberEntry, ROOM_LIMITS } from './room-entries.
  *   key as its mesh (a mesh vouches only for its own members); a retired key's
  *   credential counts only when issued before the key was retired;
  * - the signature verifies against the issuing key;
- * - in time at the entry's date (`nbf` ≤ ts ≤ `exp`, ±60 s), except for an ending
- *   (`removed`), which needs no live credential: a removal always lands.
+ * - in time at the entry's date (`nbf` ≤ ts ≤ `exp`, ±60 s) when the member's own mesh
+ *   sealed it; not for an ending (`removed`: a removal always lands), nor for the home
+ *   mesh's copy of a foreign member's entry (a role change keeps the credential it took).
  *
  * An entry without `vc` (written before credentials travelled, or a guest under a
  * chain) still stands: its kind is unknown (the member view leaves `kind` out).
@@ -90,6 +91,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function credentialProblem(
   entry: MemberEntry,
   keys: SealKeys | undefined,
+  sealedBy: string = entry.mesh,
 ): { problem: CredentialProblem; message: string } | undefined {
   if (entry.vc === undefined) return undefined
   const decoded = decode(entry.vc)
@@ -105,8 +107,10 @@ export function credentialProblem(
     return fail('retired-key', 'the member’s credential was issued by a key its mesh had retired')
   if (!verifySignature(claims.issuer, new TextEncoder().encode(decoded.signingInput), decoded.signature))
     return fail('signature', 'the member’s credential does not verify')
+  // The home mesh re-sealing a foreign member (a role change) keeps the credential it took.
   if (
     entry.role !== MEMBERSHIP_ENDED &&
+    sealedBy === entry.mesh &&
     ((issuedAt !== undefined && entry.ts < issuedAt - SKEW_MS) || entry.ts > claims.exp * 1000 + SKEW_MS)
   )
     return fail('expired', 'the member’s credential was not in time at the entry’s date')

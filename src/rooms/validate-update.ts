@@ -482,7 +482,7 @@ export function checkRules(
   if (newMembers.length > 0) {
     for (const m of newMembers) {
       const entry = m.entry
-      const bad = credentialProblem(entry, room.meshKeys)
+      const bad = credentialProblem(entry, room.meshKeys, m.sealedBy)
       if (bad) refuse('member-credential', bad.message, { vc: bad.problem, did: entry.did, mesh: entry.mesh })
       if (m.sealedBy !== room.homeMesh) {
         if (m.sealedBy !== entry.mesh) refuse('member-rules', 'a mesh adds only its own members')

@@ -219,20 +219,30 @@ describe('kinds across meshes: member entries carry their membership credential'
     assert.ok(roomA.endedAt(carol.did, meshB.did))
   })
 
-  it('gives this mesh’s member its current credential in a role change, after the old one expired', async (t) => {
+  it('gives this mesh’s member its current credential in a role change after the old one expired; the home mesh’s copy of a foreign member keeps its own', async (t) => {
     let now = Date.now()
     const a = await manager(t, meshA, {
       now: () => now,
       credentialOf: (did) => credential(meshA, did, KINDS[did], { now, ttlSeconds: 3600 }),
     })
-    const b = await manager(t, meshB, { credentialOf: credentialsOf(meshB) })
+    const b = await manager(t, meshB, {
+      credentialOf: (did) => credential(meshB, did, KINDS[did], { ttlSeconds: 3600 }),
+    })
     const { id } = await a.create({ name: 'general', creator: alice.did })
     await a.join(id, bob.did)
+    await b.adopt({ id, homeMesh: meshA.did })
+    const [roomA, roomB] = [await a.load(id), await b.load(id)]
+    assert.ok((await sync(roomA, roomB, meshA.did)).ok)
+    await b.join(id, carol.did)
+    assert.ok((await sync(roomB, roomA, meshB.did)).ok)
     now += 2 * 3_600_000
     const promoted = await a.setRole(id, alice.did, bob.did, 'moderator')
     assert.deepEqual([promoted.role, promoted.kind], ['moderator', 'agent'])
-    await b.adopt({ id, homeMesh: meshA.did })
-    assert.ok((await sync(await a.load(id), await b.load(id), meshA.did)).ok, 'the peer takes every entry')
+    // The home mesh mutes beta's carol: its copy keeps the credential it took, expired by now.
+    const muted = await a.setRole(id, alice.did, carol.did, 'read-only')
+    assert.deepEqual([muted.role, muted.kind, muted.name], ['read-only', 'human', '@carol:beta'])
+    assert.ok((await sync(roomA, roomB, meshA.did)).ok, 'the peer takes every entry')
+    assert.equal(roomB.member(carol.did)?.role, 'read-only')
   })
 
   it('takes a credential by a later key of the member’s mesh, and a retired key’s only when issued before its retirement', async () => {
