@@ -86,6 +86,12 @@ export interface MemberEntry {
   role: MemberRole | typeof MEMBERSHIP_ENDED
   tier: Tier
   ts: number
+  /**
+   * Kinds across meshes: the member's membership credential (VC-JWT) by its mesh
+   * (`mesh`), which tells a peer a human from an agent (rooms/member-credential.ts).
+   * Absent on entries from before it existed, and on guests under a chain.
+   */
+  vc?: string
 }
 
 export interface ClientBinding {

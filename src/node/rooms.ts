@@ -28,6 +28,12 @@ export async function startRooms(wiring: RoomsWiring): Promise<void> {
     maxForeignParticipantsPerRoom: () => parts.find('federation')?.maxForeignParticipantsPerRoom ?? 50,
     ...(init.rooms?.compactEvery !== undefined ? { compactEvery: init.rooms.compactEvery } : {}),
     localPrincipal: async (did) => members.localPrincipal(did),
+    // kinds across meshes: member entries carry the principal's membership credential
+    credentialOf: async (did) =>
+      parts
+        .find('memberService')
+        ?.credential(did)
+        .catch(() => undefined),
   })
   await parts.add('rooms', rooms)
   wiring.reputation.watchRooms(rooms)

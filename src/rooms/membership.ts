@@ -97,3 +97,10 @@ export function canWrite(member: MemberEntry | undefined, mesh: string): boolean
 export function isModerator(member: MemberEntry | undefined): boolean {
   return member !== undefined && (member.role === 'owner' || member.role === 'moderator')
 }
+
+/** How many of `members` are from another mesh than the home mesh (the foreign-participant limit). */
+export function foreignCount(members: Map<string, MemberEntry>, homeMesh: string): number {
+  let n = 0
+  for (const m of members.values()) if (m.mesh !== homeMesh) n++
+  return n
+}

@@ -57,6 +57,8 @@ export const ROOM_LIMITS = {
   maxLocalIdLength: 64,
   maxMeshNameLength: 128,
   maxReasonLength: 512,
+  /** Largest membership credential (VC-JWT) a member entry carries, characters. */
+  maxCredentialLength: 4096,
   /** How far into the future an entry's `ts` may be. */
   maxFutureSkewMs: 60_000,
   /**
@@ -271,7 +273,7 @@ export function isRedactionEntry(v: unknown): v is RedactionEntry {
 export function isMemberEntry(v: unknown): v is MemberEntry {
   return (
     isObj(v) &&
-    onlyKeys(v, ['v', 'room', 'did', 'mesh', 'meshName', 'localId', 'role', 'tier', 'ts']) &&
+    onlyKeys(v, ['v', 'room', 'did', 'mesh', 'meshName', 'localId', 'role', 'tier', 'ts'], ['vc']) &&
     v.v === 1 &&
     typeof v.room === 'string' &&
     isDidKey(v.did) &&
@@ -281,9 +283,13 @@ export function isMemberEntry(v: unknown): v is MemberEntry {
     /^[A-Za-z0-9._-]+$/.test(v.localId) &&
     ((MEMBER_ROLES as readonly unknown[]).includes(v.role) || v.role === MEMBERSHIP_ENDED) &&
     (v.tier === 1 || v.tier === 2 || v.tier === 3 || v.tier === 4) &&
-    isTs(v.ts)
+    isTs(v.ts) &&
+    (v.vc === undefined || (str(v.vc, ROOM_LIMITS.maxCredentialLength, 1) && JWT_RE.test(v.vc)))
   )
 }
+
+/** The shape of a compact JWS (three base64url parts). */
+const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 export function isClientBinding(v: unknown): v is ClientBinding {
   return (

@@ -5,6 +5,7 @@ import { BadRequestError, ForbiddenError, type MeshError, NotFoundError } from '
 import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { type LocalPrincipal, type MemberView, memberView, ownMemberEntry } from './member-entry.ts'
 import { MeshKeys, type OwnKeys, type PeerKeys } from './mesh-keys.ts'
 import { MessageWriter } from './message-writer.ts'
 import { type NotificationPage, pageLimit, RoomNotifications } from './notifications.ts'
@@ -22,13 +23,7 @@ import { RoomLog } from './room-log.ts'
 import { assertNotEnded, endMemberships, setRoomRole } from './room-roles.ts'
 import type { UpdateSender } from './validate-update.ts'
 
-/** What the room module needs to know about a principal of this mesh. */
-export interface LocalPrincipal {
-  /** The name shown as `@local_id`. */
-  localId: string
-  /** The principal's tier at this mesh (1 architect … 4 normal). */
-  tier: Tier
-}
+export type { LocalPrincipal, MemberView }
 
 export interface RoomManagerInit {
   store: MeshStore
@@ -48,6 +43,8 @@ export interface RoomManagerInit {
   meshName: string
   /** The local principal behind a did, or undefined if the did is not one of this mesh's. */
   localPrincipal: (did: string) => Promise<LocalPrincipal | undefined>
+  /** Kinds across meshes: a principal's membership credential (VC-JWT), carried in its member entries. */
+  credentialOf?: (did: string) => Promise<string | undefined>
   /** Every refused update is recorded here (SPEC `/api/federation/rejected`). */
   rejected?: RejectedLog
   /** Hook for reputation: called for every refused update, after it is logged. */
@@ -95,18 +92,6 @@ export interface RoomRecord {
   dm?: true
   /** A room homed elsewhere: the local principal its share named, who may see and join it. */
   admits?: string
-}
-
-export interface MemberView {
-  did: string
-  /** `@local_id` or `@local_id:mesh-name`. */
-  name: string
-  localId: string
-  mesh: string
-  meshName: string
-  role: MemberRole
-  tier: Tier
-  local: boolean
 }
 
 /**
@@ -214,7 +199,7 @@ export class RoomManager {
       createdBy: input.creator,
       createdAt: now,
     }
-    const owner = this.#memberEntry(id, input.creator, principal, 'owner', principal.tier, now)
+    const owner = await this.#memberEntry(id, input.creator, principal, 'owner', principal.tier, now)
     const room = this.#newRoom(id, this.ownMesh)
     room.attachLog(this.#newLog(room))
     this.#loaded(room)
@@ -285,7 +270,7 @@ export class RoomManager {
   async listFor(did: string): Promise<RoomRecord[]> {
     const out: RoomRecord[] = []
     for (const record of await this.list()) {
-      if (record.visibility === 'public' || record.admits === did) out.push(record)
+      if (record.visibility === 'public' || (await this.#admits(record, did))) out.push(record)
       else if (this.#localMember(await this.load(record.id), did) !== undefined) out.push(record)
     }
     return out
@@ -312,9 +297,20 @@ export class RoomManager {
     const record = this.#withVisibility(await this.record(roomId))
     const room = await this.load(roomId)
     const member = this.#localMember(room, did)
-    if (member === undefined && record.visibility !== 'public' && record.admits !== did)
+    if (member === undefined && record.visibility !== 'public' && !(await this.#admits(record, did)))
       throw new NotFoundError('no such room', { room: roomId })
     return { record, room, ...(member !== undefined ? { member } : {}) }
+  }
+
+  /**
+   * Whether a non-member may see (and join) an invite room: the principal a share named,
+   * and, in a room another mesh shared with this one (not a DM), every principal of this
+   * mesh — each joins it as a tier-4 participant sealed by this mesh.
+   */
+  async #admits(record: RoomRecord, did: string): Promise<boolean> {
+    if (record.admits === did) return true
+    if (record.dm === true || record.homeMesh === this.ownMesh || record.admits === undefined) return false
+    return (await this.#init.localPrincipal(did)) !== undefined
   }
 
   #localMember(room: Room, did: string): MemberEntry | undefined {
@@ -499,7 +495,14 @@ export class RoomManager {
     assertNotEnded(room, did, this.ownMesh)
     const principal = await this.#principal(did)
     const home = room.homeMesh === this.ownMesh
-    const entry = this.#memberEntry(roomId, did, principal, 'member', home ? principal.tier : 4, this.#now())
+    const entry = await this.#memberEntry(
+      roomId,
+      did,
+      principal,
+      'member',
+      home ? principal.tier : 4,
+      this.#now(),
+    )
     await room.write([{ map: 'members', key: contentId(entry), value: entry }])
     return this.#memberView(entry)
   }
@@ -518,39 +521,18 @@ export class RoomManager {
     return [...room.members().values()].map((m) => this.#memberView(m))
   }
 
-  #memberEntry(
-    room: string,
-    did: string,
-    p: LocalPrincipal,
-    role: MemberRole,
-    tier: Tier,
-    ts: number,
-  ): MemberEntry {
-    return {
-      v: 1,
-      room,
-      did,
-      mesh: this.ownMesh,
-      meshName: this.meshName,
-      localId: p.localId,
-      role,
-      tier,
-      ts,
-    }
+  /** Kinds across meshes: the membership credential of one of this mesh's principals, carried in its entries. */
+  async credentialOf(did: string): Promise<string | undefined> {
+    return this.#init.credentialOf?.(did)
+  }
+
+  async #memberEntry(room: string, did: string, p: LocalPrincipal, role: MemberRole, tier: Tier, ts: number) {
+    const vc = await this.credentialOf(did)
+    return ownMemberEntry(this, { room, did, principal: p, role, tier, ts }, vc)
   }
 
   #memberView(m: MemberEntry): MemberView {
-    const local = m.mesh === this.ownMesh
-    return {
-      did: m.did,
-      name: local ? `@${m.localId}` : `@${m.localId}:${m.meshName}`,
-      localId: m.localId,
-      mesh: m.mesh,
-      meshName: m.meshName,
-      role: m.role as MemberRole, // effective members never hold an ending
-      tier: m.tier,
-      local,
-    }
+    return memberView(m, this.ownMesh)
   }
 
   async #principal(did: string): Promise<LocalPrincipal> {

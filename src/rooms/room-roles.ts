@@ -9,6 +9,8 @@ export interface RoomRolesHost {
   list(): Promise<Array<{ id: string }>>
   load(id: string): Promise<Room>
   access(roomId: string, did: string): Promise<{ room: Room; member?: MemberEntry }>
+  /** One of this mesh's principals' membership credential now (a fresh one after a rotation or a year). */
+  credentialOf?(did: string): Promise<string | undefined>
 }
 
 /**
@@ -41,6 +43,9 @@ export async function setRoomRole(
     throw new ForbiddenError('the room’s home mesh sets this role', { room: input.room, reason: 'not-home' })
   if (target.role === input.role) return target
   const entry: MemberEntry = { ...target, role: input.role, ts: Math.max(input.now, target.ts + 1) }
+  // Kinds across meshes: this mesh's own member carries its current credential.
+  const vc = target.mesh === host.ownMesh ? await host.credentialOf?.(target.did) : undefined
+  if (vc !== undefined) entry.vc = vc
   await room.write([{ map: 'members', key: contentId(entry), value: entry }])
   return entry
 }

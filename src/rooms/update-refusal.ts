@@ -32,6 +32,7 @@ export const REJECT_REASONS = [
   'foreign-limit',
   'apply-failed',
   'unvouched-hole',
+  'member-credential', // kinds across meshes: a member entry's credential does not hold
 ] as const
 export type RejectReason = (typeof REJECT_REASONS)[number]
 

@@ -1,7 +1,8 @@
 import type * as Y from 'yjs'
-import { type SealedMapName, sealKey } from './room-entries.ts'
-import { FINAL_REASONS, Refusal } from './update-refusal.ts'
+import { type ClientBinding, COMMITTED_CLIENT_MIN, type SealedMapName, sealKey } from './room-entries.ts'
+import { FINAL_REASONS, Refusal, refuse } from './update-refusal.ts'
 import type { Hole, RawWrite, ReadUpdate } from './update-structs.ts'
+import type { UpdateSender, ValidationTarget } from './validate-update.ts'
 
 /**
  * What is left of an update when some of its entries are refused.
@@ -152,4 +153,42 @@ function groupWrites(writes: RawWrite[]): RawWrite[][] {
     .map((g, i) => ({ g, i }))
     .sort((a, b) => (ORDER[a.g[0]?.map ?? ''] ?? 9) - (ORDER[b.g[0]?.map ?? ''] ?? 9) || a.i - b.i)
     .map(({ g }) => g)
+}
+
+/**
+ * Whether the sender answers for a client id, so that a refused entry of that client
+ * may become a hole: a peer for the ids bound to it (the home mesh for every id of its
+ * room); a client of this mesh for the ids bound to it, or not yet bound (this mesh
+ * binds them to it as it applies the update).
+ */
+export function answering(
+  room: ValidationTarget,
+  sender: UpdateSender,
+): (client: number, bindings: Map<string, ClientBinding>) => boolean {
+  return (client, bindings) => {
+    const bound =
+      (room.doc.getMap('clients').get(String(client)) as ClientBinding | undefined) ??
+      bindings.get(String(client))
+    if (sender.kind === 'peer') return sender.meshDid === room.homeMesh || bound?.mesh === sender.meshDid
+    if (bound === undefined) return client < COMMITTED_CLIENT_MIN
+    return bound.mesh === sender.mesh && bound.did === sender.did && bound.nonce === undefined
+  }
+}
+
+export function bindingsOf(writes: RawWrite[]): Map<string, ClientBinding> {
+  const bindings = new Map<string, ClientBinding>()
+  for (const w of writes) if (w.map === 'clients') bindings.set(w.key, w.value as ClientBinding)
+  return bindings
+}
+
+/** Every hole an update carries must be one its sender answers for. */
+export function checkHoles(room: ValidationTarget, read: ReadUpdate, sender: UpdateSender): void {
+  if (read.holes.length === 0) return
+  const answersFor = answering(room, sender)
+  const bindings = bindingsOf(read.writes)
+  for (const hole of read.holes)
+    if (!answersFor(hole.client, bindings))
+      refuse('unvouched-hole', 'a hole for a client id its sender does not answer for', {
+        client: hole.client,
+      })
 }

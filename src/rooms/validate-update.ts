@@ -1,9 +1,11 @@
 import * as Y from 'yjs'
 import { MeshError, type MeshErrorCode } from '../errors.ts'
+import { credentialProblem } from './member-credential.ts'
 import {
   canWrite,
   effectiveMembers,
   FOREIGN_MEMBER_ROLES,
+  foreignCount,
   isModerator,
   membersByDate,
   type SealedMember,
@@ -35,7 +37,7 @@ import {
 export type UpdateSender = { kind: 'client'; did: string; mesh: string } | { kind: 'peer'; meshDid: string }
 
 import { REJECT_REASONS, Refusal, type RejectReason, refuse } from './update-refusal.ts'
-import { salvage } from './update-salvage.ts'
+import { answering, bindingsOf, checkHoles, salvage } from './update-salvage.ts'
 import { encodeStructs, type RawWrite, type ReadUpdate, readStructs } from './update-structs.ts'
 
 export { REJECT_REASONS, type RejectReason }
@@ -103,6 +105,7 @@ const LOCAL_CODES: Partial<Record<RejectReason, MeshErrorCode>> = {
   'unknown-message': 'MESH_NOT_FOUND',
   'future-ts': 'MESH_BAD_REQUEST',
   'past-ts': 'MESH_BAD_REQUEST',
+  'member-credential': 'MESH_VC_INVALID',
 }
 
 /**
@@ -242,44 +245,6 @@ function salvaged(
 function hasHoles(byClient: Map<number, unknown[]>): boolean {
   for (const list of byClient.values()) if (list.length > 0) return true
   return false
-}
-
-/**
- * Whether the sender answers for a client id, so that a refused entry of that client
- * may become a hole: a peer for the ids bound to it (the home mesh for every id of its
- * room); a client of this mesh for the ids bound to it, or not yet bound (this mesh
- * binds them to it as it applies the update).
- */
-function answering(
-  room: ValidationTarget,
-  sender: UpdateSender,
-): (client: number, bindings: Map<string, ClientBinding>) => boolean {
-  return (client, bindings) => {
-    const bound =
-      (mapOf(room.doc, 'clients').get(String(client)) as ClientBinding | undefined) ??
-      bindings.get(String(client))
-    if (sender.kind === 'peer') return sender.meshDid === room.homeMesh || bound?.mesh === sender.meshDid
-    if (bound === undefined) return client < COMMITTED_CLIENT_MIN
-    return bound.mesh === sender.mesh && bound.did === sender.did && bound.nonce === undefined
-  }
-}
-
-function bindingsOf(writes: RawWrite[]): Map<string, ClientBinding> {
-  const bindings = new Map<string, ClientBinding>()
-  for (const w of writes) if (w.map === 'clients') bindings.set(w.key, w.value as ClientBinding)
-  return bindings
-}
-
-/** Every hole an update carries must be one its sender answers for. */
-function checkHoles(room: ValidationTarget, read: ReadUpdate, sender: UpdateSender): void {
-  if (read.holes.length === 0) return
-  const answersFor = answering(room, sender)
-  const bindings = bindingsOf(read.writes)
-  for (const hole of read.holes)
-    if (!answersFor(hole.client, bindings))
-      refuse('unvouched-hole', 'a hole for a client id its sender does not answer for', {
-        client: hole.client,
-      })
 }
 
 function rejected(reason: RejectReason, message: string, details: Record<string, unknown> = {}): MeshError {
@@ -477,6 +442,8 @@ export function checkRules(
   if (newMembers.length > 0) {
     for (const m of newMembers) {
       const entry = m.entry
+      const bad = credentialProblem(entry, room.meshKeys, m.sealedBy)
+      if (bad) refuse('member-credential', bad.message, { vc: bad.problem, did: entry.did, mesh: entry.mesh })
       if (m.sealedBy !== room.homeMesh) {
         if (m.sealedBy !== entry.mesh) refuse('member-rules', 'a mesh adds only its own members')
         if (entry.tier !== 4 || !FOREIGN_MEMBER_ROLES.includes(entry.role))
@@ -574,12 +541,6 @@ function datingFloor(
     if (joined !== undefined && value.ts < joined - skew)
       refuse('past-ts', 'entry is dated before its author joined the room', { map, ts: value.ts })
   }
-}
-
-function foreignCount(members: Map<string, MemberEntry>, homeMesh: string): number {
-  let n = 0
-  for (const m of members.values()) if (m.mesh !== homeMesh) n++
-  return n
 }
 
 /** Applies the update to the scratch copy: one that throws or stays pending never reaches the room. */

@@ -166,6 +166,8 @@ export const memberSchema = strictObject(
     role: { type: 'string', enum: MEMBER_ROLES },
     tier: { type: 'integer', enum: [1, 2, 3, 4] },
     local: BOOLEAN,
+    /** Kinds across meshes: human or agent, from the member's credential by its mesh; absent when unknown. */
+    kind: { type: 'string', enum: ['human', 'agent'] },
   },
   ['did', 'name', 'localId', 'mesh', 'meshName', 'role', 'tier', 'local'],
 )

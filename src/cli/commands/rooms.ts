@@ -150,7 +150,12 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
       const { members } = await api.call('roomMembers', { params: { id } })
       out.print(
         members,
-        members.map((m) => `${m.name.padEnd(32)} ${m.role.padEnd(10)} tier ${m.tier}  ${m.did}`).join('\n'),
+        members
+          .map(
+            (m) =>
+              `${m.name.padEnd(32)} ${m.role.padEnd(10)} tier ${m.tier}  ${(m.kind ?? '?').padEnd(5)}  ${m.did}`,
+          )
+          .join('\n'),
       )
     },
   )

@@ -54,16 +54,15 @@ export function readCredential(jwt: string): CredentialView {
 }
 
 /**
- * A room member's kind: the room's own answer when it carries one, else this mesh's member
- * book (its local members); a foreign principal with neither is `undefined` (not known here).
+ * A room member's kind: the room's own answer (from the member's credential, for a peer's
+ * members too) when it carries one, else this mesh's member book (its local members);
+ * `undefined` when neither knows (an entry from before credentials travelled, a guest).
  */
 export function roomMemberKind(
   member: Member,
   book: readonly MemberView[] | undefined,
 ): MemberKind | undefined {
-  const own = (member as Member & { kind?: unknown }).kind
-  if (own === 'human' || own === 'agent') return own
-  return book?.find((m) => m.did === member.did)?.kind
+  return member.kind ?? book?.find((m) => m.did === member.did)?.kind
 }
 
 /** Whether `me` may set room roles: the room's owner or one of its moderators. */
