@@ -41,6 +41,40 @@ export async function manager(
   return rooms
 }
 
+export interface SharedRoom {
+  a: RoomManager
+  b: RoomManager
+  roomA: Room
+  roomB: Room
+  id: string
+}
+
+/**
+ * Mesh A (alice, bob) homes a room shared with mesh B, where `betaMembers` (default
+ * carol and mallory) join; replicas in sync. `before(id)` runs at A before B adopts.
+ */
+export async function sharedRoom(
+  t: TestContext,
+  options: {
+    a?: Partial<RoomManagerInit> & { store?: MeshStore }
+    b?: Partial<RoomManagerInit> & { store?: MeshStore }
+    betaMembers?: Ed25519KeyPair[]
+    before?: (a: RoomManager, id: string) => Promise<unknown>
+  } = {},
+): Promise<SharedRoom> {
+  const a = await manager(t, meshA, options.a)
+  const b = await manager(t, meshB, options.b)
+  const { id } = await a.create({ name: 'general', creator: alice.did })
+  await a.join(id, bob.did)
+  await options.before?.(a, id)
+  await b.adopt({ id, homeMesh: meshA.did })
+  const roomA = await a.load(id)
+  const roomB = await b.load(id)
+  if (!(await sync(roomA, roomB, meshA.did)).ok) throw new Error('the share did not sync')
+  for (const member of options.betaMembers ?? [carol, mallory]) await b.join(id, member.did)
+  return { a, b, roomA, roomB, id }
+}
+
 /** Sends `to` everything `from` has that it lacks, as a peer update from `fromMesh`. */
 export async function sync(from: Room, to: Room, fromMesh: string) {
   const diff = Y.encodeStateAsUpdate(from.doc, Y.encodeStateVector(to.doc))

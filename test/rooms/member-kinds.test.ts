@@ -13,7 +13,20 @@ import {
   type UpdateSender,
 } from '../../src/rooms/index.ts'
 import { credentialProblem } from '../../src/rooms/member-credential.ts'
-import { alice, bob, carol, craft, entries, mallory, manager, meshA, meshB, meshC, sync } from './helpers.ts'
+import {
+  alice,
+  bob,
+  carol,
+  craft,
+  entries,
+  mallory,
+  manager,
+  meshA,
+  meshB,
+  meshC,
+  sharedRoom,
+  sync,
+} from './helpers.ts'
 
 /**
  * Kinds across meshes (issue 12): a member entry carries its member's membership
@@ -56,18 +69,12 @@ interface World {
 }
 
 async function world(t: TestContext, bOptions: Parameters<typeof manager>[2] = {}): Promise<World> {
-  const a = await manager(t, meshA, { credentialOf: credentialsOf(meshA) })
-  const b = await manager(t, meshB, { credentialOf: credentialsOf(meshB), ...bOptions })
-  const { id } = await a.create({ name: 'general', creator: alice.did })
-  await a.join(id, bob.did)
-  await b.adopt({ id, homeMesh: meshA.did })
-  const roomA = await a.load(id)
-  const roomB = await b.load(id)
-  assert.ok((await sync(roomA, roomB, meshA.did)).ok)
-  await b.join(id, carol.did)
-  await b.join(id, mallory.did)
-  assert.ok((await sync(roomB, roomA, meshB.did)).ok)
-  return { a, b, roomA, roomB, id }
+  const w = await sharedRoom(t, {
+    a: { credentialOf: credentialsOf(meshA) },
+    b: { credentialOf: credentialsOf(meshB), ...bOptions },
+  })
+  assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+  return w
 }
 
 /** A member entry of mesh B's, sealed by B under a client id the same update binds to B. */

@@ -19,9 +19,9 @@ import {
   craft,
   entries,
   mallory,
-  manager,
   meshA,
   meshB,
+  sharedRoom,
   sync,
 } from './helpers.ts'
 
@@ -37,19 +37,10 @@ const fromB: UpdateSender = { kind: 'peer', meshDid: meshB.did }
 
 /** Mesh A (alice, bob) homes a room; mesh B's carol and mallory are in it; replicas in sync. */
 async function world(t: TestContext): Promise<World> {
-  const a = await manager(t, meshA)
-  const b = await manager(t, meshB)
-  const { id } = await a.create({ name: 'general', creator: alice.did })
-  await a.join(id, bob.did)
-  await b.adopt({ id, homeMesh: meshA.did })
-  const roomA = await a.load(id)
-  const roomB = await b.load(id)
-  assert.ok((await sync(roomA, roomB, meshA.did)).ok)
-  await b.join(id, carol.did)
-  await b.join(id, mallory.did)
-  await b.post(id, carol.did, 'hello from carol')
-  assert.ok((await sync(roomB, roomA, meshB.did)).ok)
-  return { a, b, roomA, roomB, id }
+  const w = await sharedRoom(t)
+  await w.b.post(w.id, carol.did, 'hello from carol')
+  assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+  return w
 }
 
 /**

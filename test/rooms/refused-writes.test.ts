@@ -30,6 +30,7 @@ import {
   meshB,
   meshC,
   replica,
+  sharedRoom,
   sync,
   writeSealed,
 } from './helpers.ts'
@@ -51,21 +52,16 @@ interface World {
 /** alpha's room with alice and bob, shared with beta (carol joined; mallory is not a member). */
 async function world(t: TestContext, options: { storeA?: Awaited<ReturnType<typeof tempStore>> } = {}) {
   const refusals: string[] = []
-  const a = await manager(t, meshA, {
-    ...(options.storeA !== undefined ? { store: options.storeA } : {}),
-    onRejected: (r) => refusals.push(String(r.error.details.reason)),
+  const w = await sharedRoom(t, {
+    a: {
+      ...(options.storeA !== undefined ? { store: options.storeA } : {}),
+      onRejected: (r) => refusals.push(String(r.error.details.reason)),
+    },
+    betaMembers: [carol],
+    before: (a, id) => a.post(id, alice.did, 'first, by alice'),
   })
-  const b = await manager(t, meshB)
-  const { id } = await a.create({ name: 'general', creator: alice.did })
-  await a.join(id, bob.did)
-  await a.post(id, alice.did, 'first, by alice')
-  await b.adopt({ id, homeMesh: meshA.did })
-  const roomA = await a.load(id)
-  const roomB = await b.load(id)
-  assert.ok((await sync(roomA, roomB, meshA.did)).ok)
-  await b.join(id, carol.did)
-  assert.ok((await sync(roomB, roomA, meshB.did)).ok)
-  return { a, b, roomA, roomB, id, refusals } satisfies World
+  assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+  return { ...w, refusals } satisfies World
 }
 
 function message(id: string, author: string, mesh: string, body: string, ts = Date.now()): MessageEntry {

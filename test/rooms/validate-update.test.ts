@@ -27,6 +27,7 @@ import {
   meshB,
   meshC,
   replica,
+  sharedRoom,
   sync,
 } from './helpers.ts'
 
@@ -42,23 +43,14 @@ interface World {
 /** Mesh A homes a room; mesh B (carol, and mallory gone rogue) participates; both replicas in sync. */
 async function world(t: TestContext): Promise<World> {
   const rejections: World['rejections'] = []
-  const a = await manager(t, meshA, {
-    onRejected: (r) => rejections.push({ room: r.room, reason: r.error.details.reason }),
+  const w = await sharedRoom(t, {
+    a: { onRejected: (r) => rejections.push({ room: r.room, reason: r.error.details.reason }) },
+    before: (a, id) => a.post(id, alice.did, 'first, by alice'),
   })
-  const b = await manager(t, meshB)
-  const { id } = await a.create({ name: 'general', creator: alice.did })
-  await a.join(id, bob.did)
-  await a.post(id, alice.did, 'first, by alice')
-  await b.adopt({ id, homeMesh: meshA.did })
-  const roomA = await a.load(id)
-  const roomB = await b.load(id)
-  assert.ok((await sync(roomA, roomB, meshA.did)).ok)
-  await b.join(id, carol.did)
-  await b.join(id, mallory.did)
-  await b.post(id, carol.did, 'hello from beta')
-  assert.ok((await sync(roomB, roomA, meshB.did)).ok)
-  await bindSpare(roomA, roomB)
-  return { a, b, roomA, roomB, id, rejections }
+  await w.b.post(w.id, carol.did, 'hello from beta')
+  assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+  await bindSpare(w.roomA, w.roomB)
+  return { ...w, rejections }
 }
 
 /**
