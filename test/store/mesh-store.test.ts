@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import { Level } from 'level'
 import { MeshStore, STORE_SCHEMA_VERSION } from '../../src/store/index.ts'
+import { tempDir } from '../fixtures/principals.ts'
 
-async function tempPath(): Promise<string> {
-  return join(await mkdtemp(join(tmpdir(), 'mesh-store-')), 'db')
+/** A store path in a temp dir removed when the test file ends (test/fixtures/principals.ts). */
+async function tempPath(t: TestContext): Promise<string> {
+  return join(await tempDir(t, 'mesh-store-'), 'db')
 }
 
 describe('MeshStore', () => {
   it('writes the schema version on first open and accepts it on reopen', async (t) => {
-    const path = await tempPath()
+    const path = await tempPath(t)
     const store = new MeshStore({ path })
     await store.open()
     assert.equal(await store.sublevel('meta').get('schema-version'), STORE_SCHEMA_VERSION)
@@ -25,8 +25,8 @@ describe('MeshStore', () => {
     assert.deepEqual(await again.sublevel('registry').get('a'), { x: 1 })
   })
 
-  it('refuses a store written with another schema version and leaves it untouched', async () => {
-    const path = await tempPath()
+  it('refuses a store written with another schema version and leaves it untouched', async (t) => {
+    const path = await tempPath(t)
     const raw = new Level<string, unknown>(path, { valueEncoding: 'json' })
     await raw.sublevel<string, unknown>('meta', { valueEncoding: 'json' }).put('schema-version', 99)
     await raw.close()
@@ -40,8 +40,8 @@ describe('MeshStore', () => {
     await check.close()
   })
 
-  it('loses no acknowledged batch and keeps no half batch when SIGKILLed mid-write', async () => {
-    const path = await tempPath()
+  it('loses no acknowledged batch and keeps no half batch when SIGKILLed mid-write', async (t) => {
+    const path = await tempPath(t)
     const child = spawn(process.execPath, [new URL('./crash-writer.ts', import.meta.url).pathname, path], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
