@@ -105,6 +105,8 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
         if (record.identity === undefined || record.rotations === undefined) return undefined
         return { identity: record.identity, rotations: record.rotations, multiaddrs: record.multiaddrs }
       },
+      // revocation that travels (SPEC §9): started after the connections
+      revocations: () => parts.find('revocations'),
     },
     {
       name: info.name,

@@ -17,7 +17,7 @@ import { PresentedCredentials } from './presented-credentials.ts'
 import { ReplayGuard } from './replay-guard.ts'
 import type { Result } from './result.ts'
 import { type Revocation, RevocationStore } from './revocations.ts'
-import { revokeDelegation } from './revoke.ts'
+import { type CompleteRevocation, revokeDelegation } from './revoke.ts'
 import { RootDelegation } from './root-delegation.ts'
 import { type TrustRecord, TrustStore, type TrustStoreInit } from './trust.ts'
 import type { AuthorityContext, AuthorityOk, AuthorityRequest, AuthorityVerdict } from './verdict.ts'
@@ -337,7 +337,13 @@ export class Authority {
    */
   revoke(
     token: string,
-    options: { credentials?: string[]; presentation?: string; now?: number } = {},
+    options: {
+      credentials?: string[]
+      presentation?: string
+      now?: number
+      /** revocation that travels (SPEC §9): the caller's checks and additions, in the same batch */
+      complete?: CompleteRevocation
+    } = {},
   ): Promise<Revocation> {
     return revokeDelegation(
       {
