@@ -41,7 +41,7 @@ export interface ConnectionServiceComponents {
   policy: PolicyService
   rejected: RejectedLog
   envelopes: EnvelopeVerifier
-  /** Human acts: UCAN chains (and, while accepted, interim acts) — local and forwarded. */
+  /** Human acts (UCAN chains), local and forwarded. */
   acts: ActGate
   peers: PeerBook
   /**

@@ -278,8 +278,7 @@ export class Authority {
   }
 
   /**
-   * The drop-in for the interim human act's verifier: same inputs (the encoded token,
-   * the audience, the act, the subject). `capability` is an ability of CAPABILITIES;
+   * An act by its encoded token, the audience, the act and the subject. `capability` is an ability of CAPABILITIES;
    * `subject` fills its subject caveat (mesh/connect: peer, connection/*: connection…);
    * `resource` defaults to the audience (the mesh acted upon).
    */
