@@ -210,7 +210,14 @@ export class RevocationService {
     if (recorded !== undefined) this.#book.applied(recorded)
     let announcedTo: string[] = []
     if (announcement !== undefined && this.#init.announce !== undefined) {
-      announcedTo = await this.#init.announce(announcement)
+      // The revocation holds here whatever happens next; a failure to queue is logged.
+      announcedTo = await this.#init.announce(announcement).catch((err: unknown) => {
+        this.#log.error(
+          { event: 'auth.delegation.announce_failed', cid: revocation.cid, err },
+          'the revocation could not be queued for the peers',
+        )
+        return []
+      })
     }
     this.#log.info(
       { event: 'auth.delegation.revoked', cid: revocation.cid, by: revocation.by, announcedTo },

@@ -21,7 +21,7 @@ import { Ed25519KeyPair, MESH_KEY_FILE, readKeyFile } from '../../src/identity/i
 import { rootOf } from '../auth/chain-acts.ts'
 import { mallory } from '../fixtures/principals.ts'
 import { startHost, waitFor } from '../p2p/nodes.ts'
-import { decide, requestConnection, sendRaw, startNode, statusAt, type TestNode } from './nodes.ts'
+import { decide, listenOf, requestConnection, sendRaw, startNode, statusAt, type TestNode } from './nodes.ts'
 
 type Reply = Awaited<ReturnType<typeof sendRaw>>
 
@@ -193,6 +193,22 @@ describe('revocation people can use (SPEC §9)', () => {
       '/api/audit?action=ucan.revoked',
     )
     assert.ok(audit.entries.some((e) => e.actor === a.node.did && e.subject === byCarol.cid))
+
+    // beta is away when alpha revokes: the notice waits in alpha's outbox and reaches beta
+    // when it is back (on the same address).
+    const listen = listenOf(b.node)
+    const betaDid = b.node.did
+    await b.stop()
+    const capability = { can: 'agent/invoke', with: agentResourceOf(betaDid, 'echo') }
+    const whileAway = await delegationToken(a.architect, dave.did, capability, [], 9000)
+    const queued = await a.api.post<RevokeResultView>('/api/auth/revoke', {
+      cid: whileAway.cid,
+      delegation: whileAway.token,
+      ucan: await revokeAct(a, whileAway.cid),
+    })
+    assert.deepEqual(queued.announcedTo, [betaDid])
+    await b.restart({ listen })
+    await waitFor(async () => (await held(b)).includes(whileAway.cid), 'beta gets it when back', 20_000)
   })
 
   it('beta refuses forged, foreign, mismatched, oversized and replayed ucan.revoked messages; what passes holds after a restart', async (t) => {
