@@ -151,12 +151,6 @@ export interface MeshNodeInit {
     inbound?: InboundLimits
   }
   authority?: {
-    /**
-     * Whether the interim human acts of the connections issue (auth/acts/human-act.ts)
-     * are still accepted beside UCAN chains for connection acts, locally and from peers
-     * (a compatibility switch: the CLI and the console sign chains); default false.
-     */
-    acceptInterimActs?: boolean
     /** Refusals within the window that demote a principal or peer mesh to tier 4; default 5. */
     violationThreshold?: number
     /** default 600 000 ms */

@@ -46,6 +46,8 @@ import {
 import { type OutboundSend, startOutbound } from './node/outbound.ts'
 import type { NodeParts } from './node/parts.ts'
 import { ReputationFeed } from './node/reputation.ts'
+// revocation that travels (SPEC §9)
+import { startRevocations } from './node/revocations.ts'
 import { type RoomsWiring, startRoomSync, startRooms } from './node/rooms.ts'
 import { type StoreWiring, startStore } from './node/store.ts'
 import { MESH_KAD_PROTOCOL, type MeshLibp2p } from './p2p/index.ts'
@@ -205,6 +207,7 @@ export class MeshNode {
     await startAgents(wiring)
     // members: enrolment and removal (SPEC §8)
     await startMembers(wiring)
+    await startRevocations(wiring) // revocation that travels (SPEC §9)
     startForeignAccess(wiring)
     startInvocations(wiring) // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
@@ -300,6 +303,8 @@ export class MeshNode {
       // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
       invocations: this.#parts.get('invocations'),
       ...(outbound !== undefined ? { outbound } : {}),
+      // revocation that travels (SPEC §9)
+      revocations: this.#parts.get('revocations'),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

@@ -25,6 +25,8 @@ export * from './schemas/members.ts'
 export * from './schemas/outbound.ts'
 export * from './schemas/policy.ts'
 export * from './schemas/registry.ts'
+// Revocation people can use (SPEC §9)
+export * from './schemas/revocation.ts'
 // Members everywhere: room roles
 export * from './schemas/room-members.ts'
 export * from './schemas/rooms.ts'

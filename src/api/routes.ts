@@ -7,6 +7,8 @@ import * as members from './schemas/members.ts'
 import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
+// revocation people can use (SPEC §9)
+import * as revocation from './schemas/revocation.ts'
 import * as roomMembers from './schemas/room-members.ts'
 import * as rooms from './schemas/rooms.ts'
 import * as session from './schemas/session.ts'
@@ -408,6 +410,29 @@ export const routes = {
     session: true,
     body: outbound.outboundInvokeBodySchema,
     response: outbound.outboundInvokeResultSchema,
+  }),
+
+  // Revocation people can use (SPEC §9)
+  listDelegations: route({
+    method: 'GET',
+    path: '/api/auth/delegations',
+    session: true,
+    response: revocation.delegationListSchema,
+  }),
+  recordDelegation: route({
+    method: 'POST',
+    path: '/api/auth/delegations',
+    session: true,
+    status: 201,
+    body: revocation.recordDelegationBodySchema,
+    response: revocation.issuedDelegationSchema,
+  }),
+  revoke: route({
+    method: 'POST',
+    path: '/api/auth/revoke',
+    session: true,
+    body: revocation.revokeBodySchema,
+    response: revocation.revokeResultSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

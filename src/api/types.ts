@@ -102,3 +102,8 @@ export type RoomInvokeResult = FromSchema<typeof capability.roomInvokeResultSche
 export type OutboundInvokeResult = FromSchema<
   typeof import('./schemas/outbound.ts').outboundInvokeResultSchema
 >
+// Revocation people can use (SPEC §9)
+export type DelegationList = FromSchema<typeof import('./schemas/revocation.ts').delegationListSchema>
+export type IssuedDelegationView = DelegationList['delegations'][number]
+export type RevocationView = DelegationList['revocations'][number]
+export type RevokeResultView = FromSchema<typeof import('./schemas/revocation.ts').revokeResultSchema>

@@ -16,6 +16,15 @@ export {
   type MemberPrincipal,
   type MemberView,
 } from './members.ts'
+// revocation that travels (SPEC §9)
+export {
+  type RevocationAnnouncement,
+  RevocationService,
+  type RevocationServiceInit,
+  type RevokeInput,
+  type RevokeResult,
+  type RevokingPeer,
+} from './revocation-service.ts'
 export {
   type Session,
   type SessionRole,

@@ -29,6 +29,8 @@ const [
   members,
   // outbound invocation over libp2p
   outbound,
+  // revocation people can use (SPEC §9)
+  revocation,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -45,6 +47,7 @@ const [
   import('./commands/errors.ts'),
   import('./commands/members.ts'),
   import('./commands/outbound.ts'),
+  import('./commands/revocation.ts'),
 ])
 
 const env = process.env
@@ -76,6 +79,7 @@ for (const register of [
   errors.registerErrorCommands,
   members.registerMemberCommands,
   outbound.registerOutboundCommands, // outbound invocation over libp2p
+  revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
 ]) {
   register(cli, ctx)
 }

@@ -1,6 +1,7 @@
 import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { checkpointSchema } from '../audit/checkpoint.ts'
+import { revocationNoticeSchema } from '../auth/authority/index.ts'
 import { BadRequestError, type MeshErrorCode } from '../errors.ts'
 import { type RotationRecord, rotationChainSchema } from '../identity/index.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
@@ -45,6 +46,12 @@ import { ENVELOPE_LIMITS } from './envelope.ts'
  *   sent only over an accepted connection; answered by
  *   `audit.checkpoint-ack` {inReplyTo, checkpoint, held} (the receiver's), not `connect.ack`.
  *
+ * - `ucan.revoked` {connectionId, notice, delegation, credentials} — the sender revoked a
+ *   delegation one of its principals issued: `notice` is the revocation signed by its mesh
+ *   key (auth/authority/revocation-notice.ts), `delegation` the revoked token (its CID must
+ *   be the notice's), `credentials` the membership credentials the sender issued to the
+ *   delegation's issuer. Sent over an accepted connection; the receiver keeps it for good.
+ *
  * `decidedAt` (ms) is when the sending mesh carried out its human's act; the receiver
  * judges the act's time bounds at that instant, so that a message that waited in an
  * outbox while the peer was offline still carries a valid consent.
@@ -64,6 +71,8 @@ export const CONNECT_MESSAGE = {
   checkpointAck: 'audit.checkpoint-ack',
   ack: 'connect.ack',
   error: 'connect.error',
+  // revocation that travels (SPEC §9)
+  ucanRevoked: 'ucan.revoked',
 } as const
 export type ConnectMessageType = (typeof CONNECT_MESSAGE)[keyof typeof CONNECT_MESSAGE]
 export type ConnectCommandType = Exclude<
@@ -209,6 +218,23 @@ const bodySchemas: Record<string, object> = {
       code: { type: 'string', pattern: '^MESH_[A-Z_]{1,40}$' },
       message: { type: 'string', maxLength: 1024 },
       details: { type: 'object' },
+    },
+  },
+}
+
+// revocation that travels (SPEC §9)
+bodySchemas[CONNECT_MESSAGE.ucanRevoked] = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['connectionId', 'notice', 'delegation', 'credentials'],
+  properties: {
+    connectionId: ID,
+    notice: revocationNoticeSchema,
+    delegation: { type: 'string', minLength: 1, maxLength: 32 * 1024, pattern: '^[A-Za-z0-9_-]+$' },
+    credentials: {
+      type: 'array',
+      maxItems: 4,
+      items: { type: 'string', minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9_.-]+$' },
     },
   },
 }

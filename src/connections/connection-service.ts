@@ -2,6 +2,7 @@ import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
 import type { RejectedLog } from '../audit/index.ts'
 import { type AuditLog, type CheckpointGossip, RefusalThrottle } from '../audit/index.ts'
 import type { ActGate } from '../auth/acts/index.ts'
+import type { RevocationAnnouncement, RevocationService } from '../auth/index.ts'
 import { MeshError } from '../errors.ts'
 import type { Ed25519KeyPair, RotationRecord } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
@@ -16,6 +17,7 @@ import { createInbound, type Inbound } from './inbound/index.ts'
 import { type ActInput, type ConnectInput, LocalActs } from './local-acts.ts'
 import type { Outbox } from './outbox.ts'
 import { PeerProbe } from './peer-probe.ts'
+import { announceRevocation } from './peer-revocations.ts'
 import { PeerRotation } from './peer-rotation.ts'
 import type { PeerBook } from './peers.ts'
 import type { PolicyService } from './policy.ts'
@@ -39,7 +41,7 @@ export interface ConnectionServiceComponents {
   policy: PolicyService
   rejected: RejectedLog
   envelopes: EnvelopeVerifier
-  /** Human acts: UCAN chains (and, while accepted, interim acts) — local and forwarded. */
+  /** Human acts (UCAN chains), local and forwarded. */
   acts: ActGate
   peers: PeerBook
   /**
@@ -64,6 +66,9 @@ export interface ConnectionServiceComponents {
     did: string,
     options: AbortOptions,
   ) => Promise<{ identity: string; rotations: RotationRecord[]; multiaddrs: string[] } | undefined>
+  // revocation that travels (SPEC §9)
+  /** This mesh's revocations, which take a peer's `ucan.revoked` (a getter: wired later); without it they are refused as unavailable. */
+  revocations?: () => Pick<RevocationService, 'receive'> | undefined
 }
 
 export interface ConnectionServiceInit {
@@ -262,6 +267,15 @@ export class ConnectionService {
   /** Queues `mesh.key-rotated` at the head of every accepted or pending peer's outbox; returns those peers. */
   announceKeyRotation(identity: string, rotations: RotationRecord[]): Promise<string[]> {
     return this.#rotation.announce(identity, rotations)
+  }
+
+  // revocation that travels (SPEC §9)
+  /** Queues `ucan.revoked` for every accepted peer; returns those peers. */
+  announceRevocation(announcement: RevocationAnnouncement): Promise<string[]> {
+    return announceRevocation(
+      { book: this.#book, store: this.#c.store, outbox: this.#delivery.outbox, logger: this.#log },
+      announcement,
+    )
   }
 
   /** Refetches a peer's keys (manifest, DHT records) and applies a chain that continues what is known. */

@@ -30,8 +30,8 @@ import { SeenSet } from '../store/index.ts'
  * - `ts`: the sender's clock, ms since the epoch; refused beyond ±60 s.
  * - `protocol`: the protocol id and version the body follows (`/mesh/connect/1.0.0`).
  * - `body`: a JSON object, the message itself.
- * - `auth.proofs`: encoded authorizations, opaque to the envelope, e.g. a human act
- *   (`human-act.ts`) or, once the authority issue lands, each token of a UCAN chain.
+ * - `auth.proofs`: encoded authorizations, opaque to the envelope: a human act's UCAN
+ *   chain, then the credentials of its humans.
  *   They are signed as part of the envelope, so a proof cannot be swapped in transit.
  * - `signature`: the origin mesh key's Ed25519 signature (base64url) over the RFC 8785
  *   canonical JSON of every other field.

@@ -24,6 +24,8 @@ import { type OutboundRoutesInit, outboundRoutes } from './routes/outbound.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { meshListRoutes, type RegistryRoutesInit, registryRoutes } from './routes/registry.ts'
 import { rejectedRoutes } from './routes/rejected.ts'
+// revocation people can use (SPEC §9)
+import { type RevocationRoutesInit, revocationRoutes } from './routes/revocation.ts'
 // Members everywhere: room roles
 import { roomMemberRoutes } from './routes/room-members.ts'
 import { roomRoutes } from './routes/rooms.ts'
@@ -63,6 +65,8 @@ export interface NodeRoutesInit {
   outbound?: OutboundRoutesInit['send']
   // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
   invocations: Pick<Invocations, 'invoke'>
+  // revocation people can use (SPEC §9)
+  revocations?: RevocationRoutesInit['revocations']
 }
 
 /**
@@ -120,5 +124,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.members !== undefined) await app.register(memberRoutes, { members: init.members })
   // Outbound invocation over libp2p
   if (init.outbound !== undefined) await app.register(outboundRoutes, { send: init.outbound })
+  // revocation people can use (SPEC §9)
+  if (init.revocations !== undefined) await app.register(revocationRoutes, { revocations: init.revocations })
   registerConsole(app)
 }

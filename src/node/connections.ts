@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client'
 import { CheckpointGossip } from '../audit/index.ts'
-import { ActGate, HumanActVerifier } from '../auth/index.ts'
+import { ActGate } from '../auth/index.ts'
 import {
   CONNECT_PROTOCOLS,
   ConnectionService,
@@ -60,16 +60,8 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
   parts.onStop(() => envelopes.stop())
 
   const settings = init.connections ?? {}
-  const acts = new HumanActVerifier({ store })
-  const gate = parts.set(
-    'gate',
-    new ActGate({
-      authority: () => parts.get('authority'),
-      interim: acts,
-      architectDid: () => info.architectDid,
-      acceptInterim: () => init.authority?.acceptInterimActs ?? false,
-    }),
-  )
+  // every act is a chain (the interim act format and its flag are gone)
+  const gate = parts.set('gate', new ActGate({ authority: () => parts.get('authority') }))
   // The one running now: a key rotation replaces discovery with the host.
   const first = parts.get('discovery')
   const discovery = () => parts.find('discovery') ?? first
@@ -105,6 +97,8 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
         if (record.identity === undefined || record.rotations === undefined) return undefined
         return { identity: record.identity, rotations: record.rotations, multiaddrs: record.multiaddrs }
       },
+      // revocation that travels (SPEC §9): started after the connections
+      revocations: () => parts.find('revocations'),
     },
     {
       name: info.name,

@@ -1,6 +1,13 @@
 import type { AgentService, Invocations } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
-import type { ActGate, Authority, InteractionReporter, MemberBook, MemberService } from '../auth/index.ts'
+import type {
+  ActGate,
+  Authority,
+  InteractionReporter,
+  MemberBook,
+  MemberService,
+  RevocationService,
+} from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 // outbound invocation over libp2p
@@ -52,6 +59,8 @@ export interface NodeParts {
   foreignAccess: ForeignAccess
   // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
   invocations: Invocations
+  // revocation that travels (SPEC §9)
+  revocations: RevocationService
 }
 
 /**

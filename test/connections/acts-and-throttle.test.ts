@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { RefusalThrottle } from '../../src/audit/index.ts'
-import {
-  type ActAuthority,
-  ActGate,
-  encodeAct,
-  type GateAct,
-  HumanActVerifier,
-  signAct,
-} from '../../src/auth/acts/index.ts'
-import type { AuthorityOk } from '../../src/auth/authority/index.ts'
+import { AuditLog, RefusalThrottle } from '../../src/audit/index.ts'
+import { type ActAuthority, ActGate, type GateAct } from '../../src/auth/acts/index.ts'
+import { Authority, type AuthorityOk } from '../../src/auth/authority/index.ts'
+import { actCapability, invocationToken, proofOf } from '../../src/cli/chains.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
@@ -19,11 +13,7 @@ const peerMesh = new Ed25519KeyPair(Buffer.alloc(32, 32))
 /** A gate whose authority only counts the verdicts it is asked to release. */
 function countingGate(released: unknown[]) {
   const authority = { release: (verdict: AuthorityOk) => released.push(verdict) } as unknown as ActAuthority
-  return new ActGate({
-    authority: () => authority,
-    interim: {} as HumanActVerifier,
-    architectDid: () => alice.did,
-  })
+  return new ActGate({ authority: () => authority })
 }
 
 /** A verified chain as the gate returns it: invoked by `issuers[0]`, with `human` in it. */
@@ -42,15 +32,25 @@ function chainAct(human: string | undefined, issuers: string[]): GateAct {
 describe('withAct', () => {
   it('releases the act when the effect fails, so the same token is judged again', async (t) => {
     const store = await tempStore(t)
-    const gate = new ActGate({
-      authority: () => {
-        throw new Error('interim acts only')
-      },
-      interim: new HumanActVerifier({ store }),
-      architectDid: () => alice.did,
-      acceptInterim: () => true,
+    const audit = new AuditLog({ store, key: mesh })
+    await audit.start()
+    t.after(() => audit.stop())
+    const authority = new Authority({
+      store,
+      audit,
+      meshKey: mesh,
+      meshName: 'mesh',
+      architectDid: alice.did,
     })
-    const token = encodeAct(signAct(alice, { act: 'connection/accept', aud: mesh.did, with: 'c'.repeat(32) }))
+    await authority.start()
+    const gate = new ActGate({ authority: () => authority })
+    const root = proofOf((await authority.ensureRootDelegation(alice.did)).token)
+    const token = await invocationToken(
+      alice,
+      mesh.did,
+      actCapability(mesh.did, 'connection/accept', 'c'.repeat(32)),
+      [root],
+    )
     const expect = { audience: mesh.did, act: 'connection/accept', subject: 'c'.repeat(32) }
     const act = await gate.local(token, expect)
     await assert.rejects(

@@ -14,7 +14,7 @@ import { Ed25519KeyPair, MESH_KEY_FILE, readKeyFile } from '../../src/identity/i
 import { chainAct, rootOf } from '../auth/chain-acts.ts'
 import { bob, mallory } from '../fixtures/principals.ts'
 import { startHost, waitFor } from '../p2p/nodes.ts'
-import { sendRaw, startNode, statusAt } from './nodes.ts'
+import { formerInterimAct, sendRaw, startNode, statusAt } from './nodes.ts'
 
 const FAST_TRUST = { authority: { interactionFlushMs: 50 } }
 
@@ -81,7 +81,7 @@ describe('connections with UCAN chains', () => {
     await waitFor(async () => (await statusAt(b, id))?.status === 'disconnected', 'disconnected at beta')
   })
 
-  it('locally: refused without a chain from the root, for another subject, without a human, and interim acts when switched off', async (t) => {
+  it('locally: refused without a chain from the root, for another subject, without a human, and in the former interim form', async (t) => {
     const a = await startNode(t, 'alpha')
     const b = await startNode(t, 'beta')
     const post = (ucan: string) => a.api.post('/api/connections', { target: b.addr(), ucan })
@@ -105,12 +105,8 @@ describe('connections with UCAN chains', () => {
     )
     assert.deepEqual(await a.connections(), [])
 
-    // Interim acts are refused (acceptInterimActs defaults to false): only chains pass.
-    await assert.rejects(
-      post(a.interimAct('mesh/connect', b.node.did)),
-      (err: { code: string; details: { reason: string } }) =>
-        err.code === 'MESH_UCAN_INVALID' && err.details.reason === 'interim',
-    )
+    // Every act is a chain: the former interim act form is refused.
+    await assert.rejects(post(formerInterimAct(a, 'mesh/connect', b.node.did)), { code: 'MESH_UCAN_INVALID' })
     await post(await chainAct(a, 'mesh/connect', b.node.did))
     assert.equal((await a.connections()).length, 1)
   })

@@ -1,12 +1,8 @@
 import type { TestContext } from 'node:test'
 import { AuditLog, RefusalThrottle, RejectedLog } from '../../src/audit/index.ts'
-import {
-  type ActAuthority,
-  ActGate,
-  encodeAct,
-  HumanActVerifier,
-  signAct,
-} from '../../src/auth/acts/index.ts'
+import { ActGate } from '../../src/auth/acts/index.ts'
+import { Authority } from '../../src/auth/authority/index.ts'
+import { actCapability, invocationToken, proofOf } from '../../src/cli/chains.ts'
 import { CONNECT_PROTOCOLS } from '../../src/connections/connect-protocol.ts'
 import { ConnectionBook } from '../../src/connections/connection-book.ts'
 import { EnvelopeVerifier } from '../../src/connections/envelope.ts'
@@ -21,11 +17,6 @@ import { Refusals } from '../../src/connections/refusals.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { tempStore } from '../fixtures/principals.ts'
-
-/** An authority that is never asked: these meshes take interim acts only. */
-export const noAuthority = (): ActAuthority => {
-  throw new Error('no authority in this test')
-}
 
 /**
  * One mesh's connection pieces over a real store, without libp2p: the book, local
@@ -47,12 +38,12 @@ export async function meshPieces(
   const policy = new PolicyService({ store })
   const rejected = new RejectedLog({ store })
   const envelopes = new EnvelopeVerifier({ store, selfDid: () => key.did, protocols: CONNECT_PROTOCOLS })
-  const acts = new ActGate({
-    authority: noAuthority,
-    interim: new HumanActVerifier({ store }),
-    architectDid: () => architect.did,
-    acceptInterim: () => true,
-  })
+  // Every act is a chain: the mesh's authority, its architect holding the root delegation.
+  const authority = new Authority({ store, audit, meshKey: key, meshName: name, architectDid: architect.did })
+  await authority.start()
+  t.after(() => authority.stop())
+  const root = proofOf((await authority.ensureRootDelegation(architect.did)).token)
+  const acts = new ActGate({ authority: () => authority })
   const book = new ConnectionBook({ store, peers })
   const outbox = new Outbox({
     store,
@@ -100,9 +91,13 @@ export async function meshPieces(
     },
     { name },
   )
-  /** The architect's interim act addressed to this mesh. */
+  /** The architect's (or `signer`'s) chain act on this mesh, proved by the root delegation. */
   const act = (what: string, subject: string, signer = architect) =>
-    encodeAct(signAct(signer, { act: what, aud: key.did, with: subject }))
-  const actions = async () => (await audit.list({ limit: 500 })).entries.map((r) => [r.action, r.actor])
+    invocationToken(signer, key.did, actCapability(key.did, what, subject), [root])
+  // The federation rows (the authority's own start rows left out).
+  const actions = async () =>
+    (await audit.list({ limit: 500 })).entries
+      .filter((r) => r.action.startsWith('federation.'))
+      .map((r) => [r.action, r.actor])
   return { store, audit, book, outbox, local, inbound, rejected, acts, act, actions }
 }

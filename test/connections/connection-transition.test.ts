@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { encodeAct, signAct } from '../../src/auth/acts/index.ts'
+import { actCapability, invocationToken } from '../../src/cli/chains.ts'
 import { CONNECT_MESSAGE, MESH_CONNECT_PROTOCOL } from '../../src/connections/connect-protocol.ts'
 import { createEnvelope, encodeEnvelope } from '../../src/connections/envelope.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
@@ -23,7 +23,7 @@ describe('a connection transition from the pieces (no libp2p)', () => {
 
     const requested = await a.local.request({
       target: meshB.did,
-      ucan: a.act('mesh/connect', meshB.did),
+      ucan: await a.act('mesh/connect', meshB.did),
       actor: alice.did,
     })
     assert.equal(requested.status, 'pending')
@@ -53,7 +53,7 @@ describe('a connection transition from the pieces (no libp2p)', () => {
     assert.equal(pending.peerName, 'alpha')
 
     const accepted = await b.local.accept(requested.id, {
-      ucan: b.act('connection/accept', requested.id),
+      ucan: await b.act('connection/accept', requested.id),
       actor: bob.did,
     })
     assert.equal(accepted.status, 'accepted')
@@ -82,7 +82,7 @@ describe('a connection transition from the pieces (no libp2p)', () => {
 
   it('a local act that fails after its check is released; a refused one is recorded', async (t) => {
     const a = await meshPieces(t, meshA, alice, 'alpha')
-    const ucan = a.act('connection/disconnect', 'x'.repeat(32))
+    const ucan = await a.act('connection/disconnect', 'x'.repeat(32))
     // No such connection: refused inside the transition, after the act was claimed.
     await assert.rejects(a.local.disconnect('x'.repeat(32), { ucan, actor: alice.did }), {
       code: 'MESH_NOT_FOUND',
@@ -114,7 +114,11 @@ describe('a connection transition from the pieces (no libp2p)', () => {
         agreementVersion: 1,
         decidedAt: now,
       },
-      auth: { proofs: [encodeAct(signAct(meshA, { act: 'mesh/connect', aud: meshA.did, with: meshB.did }))] },
+      auth: {
+        proofs: [
+          await invocationToken(meshA, meshA.did, actCapability(meshA.did, 'mesh/connect', meshB.did), []),
+        ],
+      },
     })
     const reply = decode(await b.inbound.receive(encodeEnvelope(envelope), meshA.did))
     assert.equal(reply.type, CONNECT_MESSAGE.error)

@@ -2,7 +2,6 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import { issueDelegation, issueMembershipCredential, roomResourceOf } from '../../src/auth/authority/index.ts'
-import { encodeAct, signAct } from '../../src/auth/index.ts'
 import { actCapability, invocationToken, proofOf } from '../../src/cli/chains.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import type { MeshNodeInit } from '../../src/config.ts'
@@ -14,7 +13,7 @@ import {
   MESH_CONNECT_PROTOCOL,
   type PeerView,
 } from '../../src/connections/index.ts'
-import { type Ed25519KeyPair, HumanKeystore, peerIdFromDid } from '../../src/identity/index.ts'
+import { type Ed25519KeyPair, HumanKeystore, peerIdFromDid, signCanonical } from '../../src/identity/index.ts'
 import { initMesh, STORE_DIR } from '../../src/mesh-info.ts'
 import { createMeshNode, type MeshNode } from '../../src/mesh-node.ts'
 import type { MeshLibp2p } from '../../src/p2p/index.ts'
@@ -43,8 +42,6 @@ export interface TestNode {
    * caveat `subject`, proved by the root delegation.
    */
   act(can: string, subject?: string, signer?: Ed25519KeyPair, resource?: string): Promise<string>
-  /** The architect's (or `signer`'s) interim act (human-act.ts): refused unless `acceptInterimActs`. */
-  interimAct(act: string, subject: string, signer?: Ed25519KeyPair): string
   addr(): string
   connections(): Promise<ConnectionView[]>
   peers(): Promise<PeerView[]>
@@ -103,8 +100,6 @@ export async function startNode(
         [proofOf(root.token)],
       )
     },
-    interimAct: (act, subject, signer = architect) =>
-      encodeAct(signAct(signer, { act, aud: state.node.did, with: subject })),
     addr: () => state.node.multiaddrs()[0] as string,
     connections: () => state.api.get<ConnectionView[]>('/api/connections'),
     peers: () => state.api.get<PeerView[]>('/api/federation/peers'),
@@ -118,6 +113,25 @@ export async function startNode(
     },
   }
   return self
+}
+
+/**
+ * An act in the form of the interim signed acts that came before UCAN chains (base64url
+ * canonical JSON signed by the architect): every act is a chain now, so it is refused.
+ */
+export function formerInterimAct(node: TestNode, act: string, subject: string): string {
+  const now = Math.floor(Date.now() / 1000)
+  const fields = {
+    act,
+    iss: node.architect.did,
+    aud: node.node.did,
+    with: subject,
+    nonce: 'n'.repeat(22),
+    iat: now,
+    exp: now + 600,
+  }
+  const signed = { ...fields, sig: signCanonical(node.architect, fields) }
+  return Buffer.from(JSON.stringify(signed)).toString('base64url')
 }
 
 /** POST /api/connections from `from` to `to` (by multiaddr), signed by `from`'s architect. */

@@ -27,8 +27,7 @@ export const b64url = (max: number) =>
   ({ type: 'string', minLength: 1, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' }) as const
 
 /**
- * A human's act: a UCAN chain (base64url CAR) or, while accepted, the architect's
- * interim act. 16 KiB, because an act is forwarded to the peer as an envelope's proof,
+ * A human's act: a UCAN chain (base64url CAR). 16 KiB, because an act is forwarded to the peer as an envelope's proof,
  * whose cap is 16 KiB (connections/envelope.ts `maxProofLength`): a larger one could be
  * accepted here and then never delivered.
  */

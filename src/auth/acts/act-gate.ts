@@ -2,34 +2,30 @@ import { ForbiddenError, MeshError } from '../../errors.ts'
 import type { StoreOperation } from '../../store/index.ts'
 import type { Authority, AuthorityOk } from '../authority/index.ts'
 import { CAPABILITIES, jwtIssuerOf, toMeshError } from '../authority/index.ts'
-import { decodeAct, type HumanAct, type HumanActVerifier } from './human-act.ts'
 
 /**
  * The gate every human act passes before this node carries it out, or believes that a
  * peer mesh carried it out (SPEC §4: cross-mesh actions need a chain in which a human
- * signed). Two formats, told apart by their bytes:
- *
- * - **UCAN chain** (the format): a ucanto invocation, base64url CAR (`encodeToken`),
- *   with its proofs back to the acting mesh's root delegation to its architect. Verified
- *   by the Authority — time ±60 s, replay (also after a restart), depth, revocation,
- *   narrowing, tiers, and a human in the chain. Locally the chain is rooted in this
- *   mesh's key; a forwarded act (`peer`) is rooted in the *sending* mesh's key, with the
- *   sending mesh's membership credentials (forwarded after the token) showing its human.
- * - **interim act** (human-act.ts; base64url JSON, so it starts with `eyJ`): a bare
- *   signature of the architect, from before the Authority. Refused unless
- *   `acceptInterim()` says true (default false), and then only from the architect and
- *   only where a caller names the architect (connections); rooms take chains only.
+ * signed). Every act is a UCAN chain: a ucanto invocation, base64url CAR (`encodeToken`),
+ * with its proofs back to the acting mesh's root delegation to its architect. Verified
+ * by the Authority — time ±60 s, replay (also after a restart), depth, revocation,
+ * narrowing, tiers, and a human in the chain. Locally the chain is rooted in this
+ * mesh's key; a forwarded act (`peer`) is rooted in the *sending* mesh's key, with the
+ * sending mesh's membership credentials (forwarded after the token) showing its human.
+ * Anything else (e.g. the interim signed acts of before the Authority, now removed) is
+ * MESH_UCAN_INVALID.
  *
  * Like the verifiers behind it, the gate claims an act when it verifies it: the caller
  * writes `act.operations` in the batch of the act's effect, or `release`s it.
  */
 export interface GateAct {
-  format: 'ucan' | 'interim'
+  /** Always a UCAN chain (the interim format is gone). */
+  format: 'ucan'
   /** The invoker: the human, or the principal a human delegated to. */
   issuer: string
-  /** The human in the chain (for an interim act, its signer). */
+  /** The human in the chain. */
   human: string | undefined
-  /** Every issuer along the chain, invoker first (an interim act: its signer). */
+  /** Every issuer along the chain, invoker first. */
   issuers: string[]
   /** The spend of the act: commit these with its effect. */
   operations: StoreOperation[]
@@ -37,8 +33,6 @@ export interface GateAct {
   forward: string[]
   /** @internal */
   verdict?: AuthorityOk
-  /** @internal */
-  interim?: HumanAct
 }
 
 /** What the gate needs of the Authority (a getter: a key rotation replaces it). */
@@ -49,11 +43,6 @@ export type ActAuthority = Pick<
 
 export interface ActGateInit {
   authority: () => ActAuthority
-  interim: HumanActVerifier
-  /** The only signer of interim acts this node carries out. */
-  architectDid: () => string
-  /** Whether interim acts are still accepted (connections, locally and from peers); default false. */
-  acceptInterim?: () => boolean
 }
 
 /** What `peerHumanAct` holds a peer's verified chain against. */
@@ -66,18 +55,14 @@ export interface PeerHumanActCheck {
 
 /** What a token says before it is verified (to pick the audience and subject it is checked against). */
 export interface ActPeek {
-  format: 'ucan' | 'interim'
+  format: 'ucan'
   issuer: string
   audience: string
-  /** The claimed capability's caveats (ucan) or `{with}` (interim). */
+  /** The claimed capability's caveats. */
   nb: Record<string, unknown>
 }
 
 const MAX_FORWARDED_CREDENTIALS = 4
-
-export function isInterimAct(token: string): boolean {
-  return token.startsWith('eyJ')
-}
 
 export class ActGate {
   readonly #init: ActGateInit
@@ -86,12 +71,8 @@ export class ActGate {
     this.#init = init
   }
 
-  /** Decodes a token without verifying it; MESH_UCAN_INVALID when it is neither format. */
+  /** Decodes a token without verifying it; MESH_UCAN_INVALID when it is not a UCAN. */
   peek(token: string): ActPeek {
-    if (isInterimAct(token)) {
-      const act = decodeAct(token)
-      return { format: 'interim', issuer: act.iss, audience: act.aud, nb: { with: act.with } }
-    }
     const decoded = this.#init.authority().chains.decode(token)
     if (decoded.error !== undefined) throw toMeshError(decoded.error)
     const { invocation } = decoded.ok
@@ -113,13 +94,6 @@ export class ActGate {
     token: string,
     expect: { audience: string; act: string; subject?: string; resource?: string },
   ): Promise<GateAct> {
-    if (isInterimAct(token)) {
-      return this.#interim(token, {
-        audience: expect.audience,
-        act: expect.act,
-        subject: expect.subject ?? expect.audience,
-      })
-    }
     const authority = this.#init.authority()
     const verdict = await authority.verifyAuthority(
       {
@@ -144,9 +118,8 @@ export class ActGate {
   /**
    * An act a peer mesh forwarded (`proofs` = envelope.auth.proofs: the token, then
    * credentials), judged at `now` (when the peer carried it out): a chain rooted in the
-   * key `audience` of the peer, with a human that mesh vouches for; or, while accepted,
-   * an interim act of `architectDid`. The caller checks who the signers are not
-   * (mesh keys). Throws the refusal as a MeshError.
+   * key `audience` of the peer, with a human that mesh vouches for. The caller checks who
+   * the signers are not (mesh keys). Throws the refusal as a MeshError.
    */
   async peer(
     proofs: string[],
@@ -156,24 +129,12 @@ export class ActGate {
       subject: string
       /** The resource acted on, owned by `audience`; default `audience` (the whole mesh). */
       resource?: string
-      /** The only signer of an interim act (connections); without it none is accepted. */
-      architectDid?: string
       now: number
     },
   ): Promise<GateAct> {
     const token = proofs[0]
     if (token === undefined) {
       throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the message carries no human act', { act: expect.act })
-    }
-    if (isInterimAct(token)) {
-      if (expect.architectDid === undefined) throw interimRefused()
-      return this.#interim(token, {
-        audience: expect.audience,
-        act: expect.act,
-        subject: expect.subject,
-        architectDid: expect.architectDid,
-        now: expect.now,
-      })
     }
     const verdict = await this.#init.authority().verifyAuthority(
       {
@@ -192,7 +153,6 @@ export class ActGate {
   /** Takes back an act that was not carried out. */
   async release(act: GateAct): Promise<void> {
     if (act.verdict !== undefined) this.#init.authority().release(act.verdict)
-    if (act.interim !== undefined) await this.#init.interim.release(act.interim)
   }
 
   /**
@@ -212,11 +172,9 @@ export class ActGate {
    * The checks on a peer's forwarded chain that only its verdict can answer (SPEC §4),
    * after `peer()` verified it: the human in the chain is no mesh key, and the chain
    * passes through `check.architect` (null: not asked, e.g. a DM share, where the
-   * human is the DM's owner). An interim act is left as it is: the gate already
-   * required its signer to be the architect. Releases the act when refused.
+   * human is the DM's owner). Releases the act when refused.
    */
   async peerHumanAct(act: GateAct, check: PeerHumanActCheck): Promise<GateAct> {
-    if (act.format !== 'ucan') return act
     return this.withAct(act, async () => {
       if (act.human === undefined || (await check.isMeshKey(act.human))) {
         throw new MeshError('MESH_NOT_HUMAN_SIGNED', 'the human in the chain is a mesh key', {
@@ -231,30 +189,6 @@ export class ActGate {
       }
       return act
     })
-  }
-
-  async #interim(
-    token: string,
-    expect: { audience: string; act: string; subject: string; architectDid?: string; now?: number },
-  ): Promise<GateAct> {
-    if (this.#init.acceptInterim?.() !== true) throw interimRefused()
-    const architect = expect.architectDid ?? this.#init.architectDid()
-    const act = await this.#init.interim.verify(token, {
-      audience: expect.audience,
-      allowedIssuers: (did) => did === architect,
-      act: expect.act,
-      subject: expect.subject,
-      ...(expect.now !== undefined ? { now: expect.now } : {}),
-    })
-    return {
-      format: 'interim',
-      issuer: act.iss,
-      human: act.iss,
-      issuers: [act.iss],
-      operations: this.#init.interim.nonceOperations(act),
-      forward: [token],
-      interim: act,
-    }
   }
 }
 
@@ -271,15 +205,8 @@ function chainAct(ok: AuthorityOk, forward: string[]): GateAct {
   }
 }
 
-function interimRefused(): MeshError {
-  return new MeshError('MESH_UCAN_INVALID', 'interim human acts are no longer accepted: send a UCAN chain', {
-    reason: 'interim',
-  })
-}
-
-/** The subject an act's token claims (its subject caveat; an interim act's `with`). */
+/** The subject an act's token claims (its subject caveat). */
 export function claimedSubject(peek: ActPeek, act: string): unknown {
-  if (peek.format === 'interim') return peek.nb.with
   const name = CAPABILITIES[act]?.subject
   return name === undefined ? undefined : peek.nb[name]
 }

@@ -1,6 +1,6 @@
 /**
  * Human acts: the gate every act passes before this node carries it out or believes a
- * peer mesh did (UCAN chains, and the interim signed acts), with the one post-check
+ * peer mesh did (every act is a UCAN chain), with the one post-check
  * of a peer's forwarded chain (`peerHumanAct`) and `withAct`, which releases an act
  * whose effect failed. Connections and rooms both use it.
  */
@@ -11,22 +11,6 @@ export {
   type ActPeek,
   claimedSubject,
   type GateAct,
-  isInterimAct,
   type PeerHumanActCheck,
 } from './act-gate.ts'
-export {
-  decodeAct,
-  encodeAct,
-  HUMAN_ACT_LIMITS,
-  HUMAN_ACT_MAX_SKEW_MS,
-  HUMAN_ACTS,
-  type HumanAct,
-  type HumanActFields,
-  HumanActVerifier,
-  type HumanActVerifierInit,
-  humanActSchema,
-  type KnownHumanAct,
-  type SignActOptions,
-  signAct,
-  type VerifyActOptions,
-} from './human-act.ts'
+export { HUMAN_ACTS, type KnownHumanAct } from './act-names.ts'

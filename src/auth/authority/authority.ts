@@ -17,7 +17,7 @@ import { PresentedCredentials } from './presented-credentials.ts'
 import { ReplayGuard } from './replay-guard.ts'
 import type { Result } from './result.ts'
 import { type Revocation, RevocationStore } from './revocations.ts'
-import { revokeDelegation } from './revoke.ts'
+import { type CompleteRevocation, revokeDelegation } from './revoke.ts'
 import { RootDelegation } from './root-delegation.ts'
 import { type TrustRecord, TrustStore, type TrustStoreInit } from './trust.ts'
 import type { AuthorityContext, AuthorityOk, AuthorityRequest, AuthorityVerdict } from './verdict.ts'
@@ -278,8 +278,7 @@ export class Authority {
   }
 
   /**
-   * The drop-in for the interim human act's verifier: same inputs (the encoded token,
-   * the audience, the act, the subject). `capability` is an ability of CAPABILITIES;
+   * An act by its encoded token, the audience, the act and the subject. `capability` is an ability of CAPABILITIES;
    * `subject` fills its subject caveat (mesh/connect: peer, connection/*: connection…);
    * `resource` defaults to the audience (the mesh acted upon).
    */
@@ -337,7 +336,13 @@ export class Authority {
    */
   revoke(
     token: string,
-    options: { credentials?: string[]; presentation?: string; now?: number } = {},
+    options: {
+      credentials?: string[]
+      presentation?: string
+      now?: number
+      /** revocation that travels (SPEC §9): the caller's checks and additions, in the same batch */
+      complete?: CompleteRevocation
+    } = {},
   ): Promise<Revocation> {
     return revokeDelegation(
       {

@@ -170,6 +170,9 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
     with: meshResource,
     nb: { ucan: Schema.link().optional(), reason: text(512).optional() },
     subject: 'ucan',
+    // revocation people can use (SPEC §9): a member takes back what it issued at any tier
+    // (RevocationService lets only the issuer or the architect revoke a delegation)
+    participation: true,
   },
   // members: enrolment and removal (SPEC §8)
   /** A human enrols a did as a member (with = the mesh; a delegation may fix its kind and role). */

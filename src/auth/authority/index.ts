@@ -60,6 +60,8 @@ export {
   VOUCH_CREDENTIAL,
   type VouchClaims,
 } from './credentials.ts'
+// revocation that travels (SPEC §9)
+export { DelegationBook, type IssuedDelegation } from './delegation-book.ts'
 export { DidResolver, type DidResolverInit, didKeyDocument, didWebDocument, type ResolvedDid } from './did.ts'
 export type { AuthorityFailure, ProofName } from './failure.ts'
 export { type Membership, verifyMembership } from './membership.ts'
@@ -72,7 +74,16 @@ export {
   ucantoSigner,
   ucantoVerifier,
 } from './principal.ts'
+export {
+  type DelegationFacts,
+  delegationFacts,
+  type RevocationNotice,
+  revocationNoticeSchema,
+  signRevocationNotice,
+  verifyRevocationNotice,
+} from './revocation-notice.ts'
 export { type Revocation, RevocationStore } from './revocations.ts'
+export type { CompleteRevocation } from './revoke.ts'
 export {
   type CapabilityInput,
   decodeToken,

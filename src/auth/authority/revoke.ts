@@ -1,7 +1,18 @@
 import type { AuditLog } from '../../audit/index.ts'
 import { BadRequestError } from '../../errors.ts'
+import type { StoreOperation } from '../../store/index.ts'
 import type { Revocation, RevocationStore } from './revocations.ts'
 import { type AuthorityOk, type AuthorityRequest, type AuthorityVerdict, toMeshError } from './verdict.ts'
+
+/**
+ * What the caller adds to a verified revocation before it is written (revocation that
+ * travels, SPEC §9): its own checks (throw to refuse: the act is released), fields
+ * (the mesh, the signed notice) and operations for the same batch.
+ */
+export type CompleteRevocation = (
+  revocation: Revocation,
+  ok: AuthorityOk,
+) => Promise<{ revocation: Revocation; operations: StoreOperation[] }>
 
 export interface RevokeComponents {
   audit: Pick<AuditLog, 'append'>
@@ -26,7 +37,12 @@ export interface RevokeComponents {
 export async function revokeDelegation(
   components: RevokeComponents,
   token: string,
-  options: { credentials?: string[]; presentation?: string; now?: number } = {},
+  options: {
+    credentials?: string[]
+    presentation?: string
+    now?: number
+    complete?: CompleteRevocation
+  } = {},
 ): Promise<Revocation> {
   const verdict = await components.verify(
     {
@@ -44,22 +60,34 @@ export async function revokeDelegation(
     components.release(verdict.ok)
     throw new BadRequestError('a ucan/revoke invocation names the delegation (nb.ucan)')
   }
-  const revocation: Revocation = {
+  let revocation: Revocation = {
     cid: String(target),
     by: verdict.ok.issuer,
     reason: typeof verdict.ok.capability.nb.reason === 'string' ? verdict.ok.capability.nb.reason : '',
     at: new Date(options.now ?? components.now()).toISOString(),
     invocation: verdict.ok.invocation,
   }
+  let extra: StoreOperation[] = []
   try {
+    if (options.complete !== undefined) {
+      const completed = await options.complete(revocation, verdict.ok)
+      revocation = completed.revocation
+      extra = completed.operations
+    }
     await components.audit.append(
       {
         action: 'ucan.revoked',
         actor: revocation.by,
         subject: revocation.cid,
-        details: { reason: revocation.reason, invocation: revocation.invocation },
+        details: {
+          reason: revocation.reason,
+          invocation: revocation.invocation,
+          ...(revocation.notice === undefined ? {} : { announced: true }),
+        },
       },
-      { with: [...components.revocations.operations([revocation]), ...verdict.ok.commitOperations] },
+      {
+        with: [...components.revocations.operations([revocation]), ...verdict.ok.commitOperations, ...extra],
+      },
     )
   } catch (err) {
     components.release(verdict.ok)

@@ -1,7 +1,7 @@
 /**
  * The wire form of a UCAN (a ucanto delegation or invocation with its proofs): the
  * base64url of its CAR archive (`Delegation.archive()`), so that it fits the HTTP
- * API's `ucan` field and an envelope's proofs, where the interim human acts travelled.
+ * API's `ucan` field and an envelope's proofs.
  *
  * Decoding checks what a CAR reader does not: every block's bytes hash to its CID
  * (sha-256, dag-cbor), so a verified-delegation cache keyed by CID can never be fed

@@ -139,8 +139,20 @@ export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
           await chainProofs(api, key, options.proof),
           options.ttl,
         )
+        // revocation people can use (SPEC §9): the mesh records what its principals issue
+        const recorded = await api
+          .call('recordDelegation', { body: { delegation: delegation.token } })
+          .then(() => true)
         out.print(
-          { ...delegation, issuer: key.did, audience, can: ability, with: resource, ...(nb ? { nb } : {}) },
+          {
+            ...delegation,
+            issuer: key.did,
+            audience,
+            can: ability,
+            with: resource,
+            ...(nb ? { nb } : {}),
+            recorded,
+          },
           delegation.token,
         )
       },

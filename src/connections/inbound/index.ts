@@ -14,6 +14,8 @@ import { keyRotatedHandler } from './key-rotated.ts'
 import { createPeerActs, type PeerActsComponents, type PeerActsInit } from './peer-act.ts'
 import { Inbound, type InboundComponents } from './receive.ts'
 import { requestHandler } from './request.ts'
+// revocation that travels (SPEC §9)
+import { type RevokedHandlerComponents, revokedHandler } from './revoked.ts'
 
 export { answerHandler } from './answer.ts'
 export { checkpointHandler } from './checkpoint.ts'
@@ -29,6 +31,8 @@ export {
 } from './peer-act.ts'
 export { Inbound, type InboundComponents } from './receive.ts'
 export { requestHandler } from './request.ts'
+// revocation that travels (SPEC §9)
+export { type RevokedBody, revokedHandler } from './revoked.ts'
 
 /** What the receiving side is built from (each handler takes its part). */
 export interface CreateInboundComponents {
@@ -44,6 +48,8 @@ export interface CreateInboundComponents {
   key: () => Ed25519KeyPair
   logger: Logger
   checkpoints?: Pick<CheckpointGossip, 'incoming'>
+  // revocation that travels (SPEC §9)
+  revocations?: RevokedHandlerComponents['revocations']
 }
 
 export interface CreateInboundInit extends PeerActsInit {
@@ -82,6 +88,11 @@ export function createInbound(c: CreateInboundComponents, init: CreateInboundIni
         [CONNECT_MESSAGE.accept]: answer,
         [CONNECT_MESSAGE.decline]: answer,
         [CONNECT_MESSAGE.disconnect]: disconnectHandler(base),
+        // revocation that travels (SPEC §9)
+        [CONNECT_MESSAGE.ucanRevoked]: revokedHandler({
+          ...base,
+          revocations: c.revocations ?? (() => undefined),
+        }),
       },
       keyRotated: keyRotatedHandler(c, { name: init.name, now }),
       checkpoint: checkpointHandler(c),

@@ -58,8 +58,7 @@ export function createPeerActs(c: PeerActsComponents, init: PeerActsInit): PeerA
     /**
      * Checks the human act a peer forwarded (`auth.proofs`: the token, then credentials):
      * a UCAN chain rooted in the peer's key with a human the peer vouches for, passing
-     * through the architect the peer declared (pinned at first sight); or, while accepted,
-     * an interim act signed by that architect. Never signed by a mesh key, addressed to
+     * through the architect the peer declared (pinned at first sight). Never signed by a mesh key, addressed to
      * the peer mesh, about `subject`, and valid when the peer carried it out (`decidedAt`).
      */
     async check(
@@ -113,7 +112,6 @@ export function createPeerActs(c: PeerActsComponents, init: PeerActsInit): PeerA
         audience,
         act: expect.act,
         subject,
-        architectDid,
         now: decidedAt,
       })
       return c.acts.peerHumanAct(act, { isMeshKey, architect: architectDid })

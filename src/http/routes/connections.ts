@@ -34,8 +34,7 @@ export interface ConnectionRoutesInit {
  * `ucan` is a human's act (act-gate.ts): a UCAN chain — an invocation addressed to this
  * mesh of `mesh/connect` (`nb.peer` = the target mesh did) or
  * `connection/accept|decline|disconnect` (`nb.connection` = the connection id), with
- * proofs back to this mesh's root delegation to its architect — or, while accepted, the
- * architect's interim act. The session says who is calling; the act is what authorizes,
+ * proofs back to this mesh's root delegation to its architect. The session says who is calling; the act is what authorizes,
  * and it is forwarded to the peer (with this mesh's credentials of its humans).
  * 202: this mesh's state has changed; the peer is told through the outbox.
  */

@@ -17,7 +17,7 @@ export interface KeyRoutesInit {
  * - `GET /api/keys` → `{identity, current, keys, rotations}`
  * - `POST /api/keys/rotate {ucan}` → `200 KeyRotationResult` — architect only; `ucan` is
  *   a `mesh/rotate-key` invocation on the mesh's current did with a chain from its root
- *   delegation (or, while accepted, the architect's interim act with = the current did).
+ *   delegation.
  */
 export const keyRoutes: FastifyPluginAsync<KeyRoutesInit> = async (fastify, init) => {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
