@@ -11,6 +11,9 @@ import { join } from 'node:path'
 // groups import them, hence the dynamic imports, all started at once), which takes a
 // good part of the cold start off every run after the first.
 enableCompileCache()
+// A process started through npm or bin/mesh.js's re-spawn ends with its wrapper (./parent-watch.ts).
+const { watchParents } = await import('./parent-watch.ts')
+await watchParents({ env: process.env, onLost: () => process.kill(process.pid, 'SIGTERM') })
 const [
   { Command },
   { MESH_NODE_VERSION },
