@@ -12,7 +12,13 @@ import {
 } from './connections/index.ts'
 // outbound invocation over libp2p
 import { MESH_INVOKE_PROTOCOL } from './connections/invoke-protocol.ts'
-import { createHttpApp, type HealthInfo, registerNodeRoutes, toHttpError } from './http/index.ts'
+import {
+  createHttpApp,
+  type HealthInfo,
+  listenOrConflict,
+  registerNodeRoutes,
+  toHttpError,
+} from './http/index.ts'
 import type { KeyRotationResult, KeysView } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import type { FederationSettings, MeshManifest } from './manifest/index.ts'
@@ -45,6 +51,7 @@ import { type OutboundSend, startOutbound } from './node/outbound.ts'
 import type { NodeParts } from './node/parts.ts'
 import { ReputationFeed } from './node/reputation.ts'
 import { type RoomsWiring, startRoomSync, startRooms } from './node/rooms.ts'
+import { startupError } from './node/startup-errors.ts'
 import { type StoreWiring, startStore } from './node/store.ts'
 import { MESH_KAD_PROTOCOL, type MeshLibp2p } from './p2p/index.ts'
 import type { PublicMesh } from './registry/index.ts'
@@ -179,7 +186,12 @@ export class MeshNode {
   }
 
   async start(): Promise<void> {
-    await this.#parts.start(() => this.#startAll())
+    // issue 14: a data dir or an address another process holds is MESH_CONFLICT
+    await this.#parts
+      .start(() => this.#startAll())
+      .catch(async (err: unknown) => {
+        throw await startupError(err, this.init.dataDir)
+      })
   }
 
   async stop(): Promise<void> {
@@ -298,7 +310,7 @@ export class MeshNode {
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700
-    await app.listen({ host, port })
+    await listenOrConflict(app, host, port)
     this.#parts.onStop(() => app.close())
     const address = app.server.address()
     const boundPort = typeof address === 'object' && address !== null ? address.port : port

@@ -64,6 +64,11 @@ export class Output {
     this.#exitCode = EXIT_CODE.failure
   }
 
+  /** A note for the person at the terminal, on stderr whatever `--json` says (stdout stays the answer). */
+  notice(human: string): void {
+    this.#stderr.write(`${human}\n`)
+  }
+
   /** One JSON line whatever `--json` says: output meant to be saved and read back. */
   printJson(value: unknown): void {
     this.#stdout.write(`${JSON.stringify(value)}\n`)

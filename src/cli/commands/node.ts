@@ -1,14 +1,13 @@
 /** `mesh init`, `mesh start`, `mesh registry`: the commands that create a mesh or run a server. */
-import { randomBytes } from 'node:crypto'
-import { basename, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
 import { createLogger, type Logger } from '../../log.ts'
-import { initMesh, readMeshInfo, withMeshStore } from '../../mesh-info.ts'
 import { createMeshNode } from '../../mesh-node.ts'
 import { RegistryServer } from '../../registry-server.ts'
 import type { CliContext } from '../context.ts'
 import { EXIT_CODE } from '../format.ts'
 import { GatedStdout } from '../gated-stdout.ts'
+import { createdText, holdsMesh, initDataDir } from '../init.ts'
 import {
   collect,
   dataOption,
@@ -19,24 +18,12 @@ import {
 } from '../options.ts'
 
 async function init(ctx: CliContext, options: { data: string; name?: string; architectDid?: string }) {
-  const dataDir = resolve(options.data)
-  return withMeshStore(dataDir, (store) =>
-    initMesh({
-      store,
-      dataDir,
-      name: options.name ?? defaultName(dataDir),
-      keystore: ctx.keystore(),
-      ...(options.architectDid !== undefined ? { architectDid: options.architectDid } : {}),
-    }),
-  )
-}
-
-function defaultName(dataDir: string): string {
-  const base = basename(dataDir)
-    .replace(/^\.+/, '')
-    .toLowerCase()
-    .replace(/[^a-z0-9-]/g, '-')
-  return base.length > 0 && base !== 'mesh' ? base.slice(0, 40) : `mesh-${randomBytes(3).toString('hex')}`
+  return initDataDir({
+    dataDir: resolve(options.data),
+    keystore: ctx.keystore(),
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    ...(options.architectDid !== undefined ? { architectDid: options.architectDid } : {}),
+  })
 }
 
 interface Server {
@@ -86,7 +73,8 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
     .option('--name <name>', 'mesh name (lowercase letters, digits, dashes)')
     .option('--architect-did <did>', 'enrol an existing human did:key as architect')
     .action(async (options: { data: string; name?: string; architectDid?: string }) => {
-      const { key, info, architectKeyPath } = await init(ctx, options)
+      const created = await init(ctx, options)
+      const { key, info, architectKeyPath } = created
       out.print(
         {
           did: key.did,
@@ -94,12 +82,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
           architectDid: info.architectDid,
           architectKeyPath: architectKeyPath ?? null,
         },
-        [
-          `mesh ${info.name} created`,
-          `  did:        ${key.did}`,
-          `  architect:  ${info.architectDid}`,
-          ...(architectKeyPath !== undefined ? [`  architect key: ${architectKeyPath} (keep it safe)`] : []),
-        ].join('\n'),
+        createdText(resolve(options.data), created),
       )
     })
 
@@ -149,9 +132,12 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
     )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
-      const exists = await withMeshStore(dataDir, readMeshInfo)
-      if (exists === undefined)
-        await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
+      // A first start creates the mesh, and says what it created and where (stderr: the
+      // ready line is the first line on stdout).
+      if (!(await holdsMesh(dataDir))) {
+        const created = await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
+        out.notice(createdText(dataDir, created))
+      }
       await serve(
         ctx,
         (logger) =>
