@@ -28,5 +28,6 @@ export function addressInUseError(err: unknown, what: string): MeshError | undef
 export async function startupError(err: unknown, dataDir: string): Promise<unknown> {
   if (err instanceof MeshError) return err
   if (isStoreLocked(err)) return dataDirHeldError(dataDir)
-  return addressInUseError(err, 'the address') ?? err
+  // The HTTP listen reports its own (http/http-app.ts listenOrConflict): what is left is libp2p's.
+  return addressInUseError(err, 'a libp2p --listen address') ?? err
 }

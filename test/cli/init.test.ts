@@ -146,3 +146,29 @@ describe('mesh start', () => {
     )
   })
 })
+
+describe('mesh start on a busy libp2p port', () => {
+  it('is one line of MESH_CONFLICT', async (t) => {
+    const { root, mesh } = await setup(t)
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => server.close())
+    const { port } = server.address() as { port: number }
+    const dir = join(root, 'iota')
+    assert.equal((await mesh('init', '--data', dir)).code, 0)
+    const res = await mesh(
+      'start',
+      '--data',
+      dir,
+      '--http',
+      '127.0.0.1:0',
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${port}`,
+    )
+    assert.equal(res.code, 1)
+    assert.match(
+      res.stderr,
+      /^error MESH_CONFLICT: a libp2p --listen address.* is already in use by another process\n$/,
+    )
+  })
+})
