@@ -94,3 +94,52 @@ export class Output {
     return EXIT_CODE.failure
   }
 }
+
+// issue 14: commander's own errors follow `error MESH_…` and --json like every other
+interface CommanderErrorLike {
+  code: string
+  exitCode: number
+  message: string
+}
+
+const isCommanderError = (err: unknown): err is CommanderErrorLike => {
+  const code = err instanceof Error ? (err as Partial<CommanderErrorLike>).code : undefined
+  return typeof code === 'string' && code.startsWith('commander.')
+}
+
+/** `--help`, `--version`, or a command group's help shown for lack of a command: nothing more to print. */
+export function isCommanderExit(err: unknown): err is CommanderErrorLike {
+  return (
+    isCommanderError(err) &&
+    [
+      'commander.helpDisplayed',
+      'commander.version',
+      'commander.help',
+      'commander.executeSubCommandAsync',
+    ].includes(err.code)
+  )
+}
+
+/** Whether `--json` is among the arguments (before a `--`). */
+export function jsonRequested(argv: string[]): boolean {
+  const end = argv.indexOf('--')
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json')
+}
+
+/**
+ * A command line the parser refused (commander's error: unknown option or command, missing
+ * or extra argument, a value not among the choices) as MESH_BAD_REQUEST, with a pointer to
+ * the command's help; anything else unchanged.
+ */
+export function usageError(err: unknown, commands: string[], argv: string[]): unknown {
+  if (!isCommanderError(err)) return err
+  const command = argv.slice(2).find((arg) => commands.includes(arg))
+  const message = err.message.replace(/^error: /, '')
+  return new MeshError(
+    'MESH_BAD_REQUEST',
+    `${message} (see mesh ${command !== undefined ? `${command} ` : ''}--help)`,
+    {
+      usage: err.code.slice('commander.'.length),
+    },
+  )
+}

@@ -18,7 +18,7 @@ const [
   { Command },
   { MESH_NODE_VERSION },
   { HumanKeystore },
-  { Output },
+  { Output, isCommanderExit, jsonRequested, usageError },
   node,
   session,
   keys,
@@ -55,9 +55,14 @@ const cli = new Command('mesh')
   .description('The Mesh node: sovereign meshes of people, agents and rooms, federated over libp2p')
   .version(MESH_NODE_VERSION)
   .option('--json', 'print JSON instead of text')
-  .showHelpAfterError()
+  // Commander's own errors (unknown option, missing argument, …) are thrown, not printed, and
+  // printed below like any other: `error MESH_BAD_REQUEST: …`, the error shape under --json.
+  // Set before the commands are registered: they inherit both.
+  .exitOverride()
+  .configureOutput({ outputError: () => {} })
 const out = new Output({
-  json: () => cli.opts<{ json?: boolean }>().json === true,
+  // argv too: an unknown option before it leaves --json unparsed.
+  json: () => cli.opts<{ json?: boolean }>().json === true || jsonRequested(process.argv),
   stdout: process.stdout,
   stderr: process.stderr,
 })
@@ -88,5 +93,15 @@ try {
   // Set, not exit: `mesh start` and `mesh registry` are still running when parseAsync returns.
   if (out.exitCode !== 0) process.exitCode = out.exitCode
 } catch (err) {
-  process.exit(out.error(err))
+  // --help and --version end here too, having printed.
+  if (isCommanderExit(err)) process.exit(err.exitCode)
+  process.exit(
+    out.error(
+      usageError(
+        err,
+        cli.commands.map((c) => c.name()),
+        process.argv,
+      ),
+    ),
+  )
 }

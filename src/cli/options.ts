@@ -2,6 +2,7 @@
 import { type Command, Option } from 'commander'
 import type { HttpListenInit } from '../config.ts'
 import { MeshError } from '../errors.ts'
+import { isDidKey } from '../identity/index.ts'
 
 /** A repeatable option's values, in the order given. */
 export const collect = (value: string, previous: string[] = []) => [...previous, value]
@@ -94,4 +95,26 @@ export function jsonInput(value: string | undefined): unknown {
   } catch {
     throw new MeshError('MESH_BAD_REQUEST', '--input is not JSON')
   }
+}
+
+// issue 14: a did a person types is checked before anything is signed or sent
+/** `value` as a did of the given methods, or MESH_BAD_REQUEST naming what was expected. */
+export function didArgument(
+  value: string,
+  what: string,
+  methods: Array<'key' | 'web'> = ['key', 'web'],
+): string {
+  if (value.startsWith('did:key:')) {
+    if (isDidKey(value)) return value
+    throw new MeshError(
+      'MESH_BAD_REQUEST',
+      `${what} is not a valid did:key (an Ed25519 key, did:key:z6Mk…): ${value}`,
+      {
+        did: value,
+      },
+    )
+  }
+  if (methods.includes('web') && /^did:web:[A-Za-z0-9._%-]+(:[A-Za-z0-9._%-]+)*$/.test(value)) return value
+  const expected = methods.map((m) => `did:${m}`).join(' or ')
+  throw new MeshError('MESH_BAD_REQUEST', `${what} must be a ${expected}, got ${value}`, { did: value })
 }
