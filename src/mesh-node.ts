@@ -2,7 +2,7 @@ import { Registry } from 'prom-client'
 import type { AgentService } from './agents/index.ts'
 import type { AuditLog } from './audit/index.ts'
 import { type Authority, type MemberService, SessionService } from './auth/index.ts'
-import { MESH_NODE_VERSION, type MeshNodeInit, originGuardOf } from './config.ts'
+import { localHttpUrl, MESH_NODE_VERSION, type MeshNodeInit, nodeOriginGuard } from './config.ts'
 import {
   type ConnectionService,
   DEFAULT_POLICY,
@@ -253,7 +253,7 @@ export class MeshNode {
       metrics: this.metrics,
       ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
       rateLimits: this.init.http?.rateLimits,
-      originGuard: originGuardOf(this.init.http),
+      originGuard: nodeOriginGuard(this.init), // issue 14: and the public URL's name
     })
     const node = this
     const members = this.#parts.get('members')
@@ -314,10 +314,8 @@ export class MeshNode {
     this.#parts.onStop(() => app.close())
     const address = app.server.address()
     const boundPort = typeof address === 'object' && address !== null ? address.port : port
-    const httpUrl = this.#parts.set(
-      'httpUrl',
-      `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`,
-    )
+    // issue 14: a wildcard bind is reached on loopback by local clients (the address file)
+    const httpUrl = this.#parts.set('httpUrl', localHttpUrl(host, boundPort))
     this.logger.debug(
       { event: 'http.listening', url: httpUrl, architect: this.#parts.get('info').architectDid },
       'http listening',
@@ -351,7 +349,7 @@ export class MeshNode {
       key: parts.get('key'),
       info: parts.get('info'),
       history: parts.get('history'),
-      httpUrl: this.httpUrl,
+      httpUrl: this.init.publicUrl ?? this.httpUrl, // issue 14: what others reach
       multiaddrs: this.multiaddrs(),
       protocolVersions: this.protocolVersions(),
       serveRegistry: this.init.serveRegistry === true,

@@ -10,11 +10,13 @@ import { GatedStdout } from '../gated-stdout.ts'
 import { createdText, holdsMesh, initDataDir } from '../init.ts'
 import {
   collect,
+  collectMultiaddr,
   dataOption,
   httpListen,
   httpListenOptions,
   nonNegativeInt,
   positiveInt,
+  publicUrl,
 } from '../options.ts'
 
 async function init(ctx: CliContext, options: { data: string; name?: string; architectDid?: string }) {
@@ -99,7 +101,19 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       calledAs: 'the API',
     },
   )
-    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collectMultiaddr)
+    // issue 14: deployment
+    .option(
+      '--announce <multiaddr>',
+      'libp2p address to announce instead of the listen ones, e.g. /dns4/HOST/tcp/4001 (repeatable)',
+      collectMultiaddr,
+    )
+    .addOption(
+      new Option(
+        '--public-url <url>',
+        'the URL others reach the HTTP API by (behind a reverse proxy)',
+      ).argParser(publicUrl),
+    )
     .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
     .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
     .option('--serve-registry', 'also serve a registry from this node')
@@ -145,6 +159,8 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             dataDir,
             http: httpListen(options),
             listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
+            ...(options.announce !== undefined ? { announce: options.announce as string[] } : {}),
+            ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl as string } : {}),
             bootstrap: (options.bootstrap as string[] | undefined) ?? [],
             serveRegistry: options.serveRegistry === true,
             public: options.public === true,
