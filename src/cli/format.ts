@@ -126,12 +126,32 @@ export function jsonRequested(argv: string[]): boolean {
   return (end < 0 ? argv : argv.slice(0, end)).includes('--json')
 }
 
+// What a path a person gave (--data, MESH_KEYSTORE) cannot be, in words.
+const PATH_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EEXIST: 'a file is in the way',
+}
+
+/** A file-system refusal of a path (permissions, a file where a directory should be) as MESH_BAD_REQUEST. */
+function pathError(err: unknown): MeshError | undefined {
+  const e = err as Partial<NodeJS.ErrnoException> | undefined
+  const reason = typeof e?.code === 'string' ? PATH_ERRORS[e.code] : undefined
+  if (reason === undefined || typeof e?.path !== 'string') return undefined
+  return new MeshError('MESH_BAD_REQUEST', `cannot use ${e.path}: ${reason}`, { path: e.path, errno: e.code })
+}
+
 /**
  * A command line the parser refused (commander's error: unknown option or command, missing
  * or extra argument, a value not among the choices) as MESH_BAD_REQUEST, with a pointer to
- * the command's help; anything else unchanged.
+ * the command's help; a path the file system refuses (EACCES, EROFS, ENOTDIR, …) as
+ * MESH_BAD_REQUEST naming it; anything else unchanged.
  */
 export function usageError(err: unknown, commands: string[], argv: string[]): unknown {
+  const fsError = pathError(err)
+  if (fsError !== undefined) return fsError
   if (!isCommanderError(err)) return err
   const command = argv.slice(2).find((arg) => commands.includes(arg))
   const message = err.message.replace(/^error: /, '')

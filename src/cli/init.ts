@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { access, chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { ConflictError } from '../errors.ts'
+import { BadRequestError, ConflictError } from '../errors.ts'
 import type { Ed25519KeyPair, HumanKeystore } from '../identity/index.ts'
 import {
   initMesh,
@@ -93,8 +93,11 @@ export async function initDataDir(options: InitDataDirOptions): Promise<InitData
       { path: architectKey },
     )
   }
-  await mkdir(dirname(dataDir), { recursive: true })
-  const tmp = await mkdtemp(join(dirname(dataDir), `.${basename(dataDir)}.init-`))
+  const tmp = await mkdir(dirname(dataDir), { recursive: true })
+    .then(() => mkdtemp(join(dirname(dataDir), `.${basename(dataDir)}.init-`)))
+    .catch((err: NodeJS.ErrnoException) => {
+      throw new BadRequestError(`cannot create ${dataDir} (${err.message.split(',')[0]})`, { dataDir })
+    })
   try {
     const created = await withMeshStore(tmp, (store) =>
       initMesh({

@@ -80,6 +80,27 @@ describe('mesh init is all or nothing', () => {
   })
 })
 
+describe('mesh init where the file system says no', () => {
+  it('a data dir under a file, a keystore that is a file: one line of MESH_BAD_REQUEST, nothing left', async (t) => {
+    const { root, env } = await setup(t)
+    const file = join(root, 'a-file')
+    await writeFile(file, '')
+    const under = await runMesh(['init', '--data', join(file, 'mesh')], env)
+    assert.equal(under.code, 1)
+    assert.equal(
+      under.stderr,
+      `error MESH_BAD_REQUEST: cannot create ${join(file, 'mesh')} (EEXIST: file already exists)\n`,
+    )
+    const keystore = await runMesh(['init', '--data', join(root, 'kappa')], { ...env, MESH_KEYSTORE: file })
+    assert.equal(keystore.code, 1)
+    assert.match(
+      keystore.stderr,
+      /^error MESH_BAD_REQUEST: cannot use .*a-file.*: a part of the path is a file, not a directory\n$/,
+    )
+    assert.deepEqual((await readdir(root)).sort(), ['a-file'])
+  })
+})
+
 describe('mesh start', () => {
   it('a first start says what it created and where; the ready line stays first on stdout', async (t) => {
     const { root, env } = await setup(t)
