@@ -36,7 +36,9 @@ interface Server {
 /**
  * Runs a server until SIGTERM or SIGINT: its log lines held until it is ready, then
  * the ready line first; on the signal it stops and the process exits (1 if it failed
- * to stop cleanly).
+ * to stop cleanly). The handlers are in place before the server starts: a signal while it
+ * starts stops it once started, and one right after the ready line is never missed (issue
+ * 14: a SIGTERM that came before them killed the process without a clean stop).
  */
 async function serve<S extends Server>(
   ctx: CliContext,
@@ -46,23 +48,32 @@ async function serve<S extends Server>(
   const out = new GatedStdout()
   const logger = createLogger({ level: ctx.env.MESH_LOG_LEVEL ?? 'info', destination: out })
   const server = create(logger)
-  await server.start()
-  out.open(readyLine(server))
+  let started = false
   let stopping = false
-  const handler = () => {
-    if (stopping) return
-    stopping = true
-    const stop = async () => {
+  const stop = () => {
+    const stopAll = async () => {
       await server.stop()
       logger.flush()
     }
-    stop().then(
+    stopAll().then(
       () => process.exit(EXIT_CODE.ok),
       (err: unknown) => process.exit(ctx.out.shutdownError(err)),
     )
   }
+  const handler = () => {
+    if (stopping) return
+    stopping = true
+    if (started) stop()
+  }
   process.on('SIGTERM', handler)
   process.on('SIGINT', handler)
+  await server.start()
+  started = true
+  if (stopping) {
+    stop()
+    return
+  }
+  out.open(readyLine(server))
 }
 
 export function registerNodeCommands(cli: Command, ctx: CliContext): void {
