@@ -193,3 +193,17 @@ describe('mesh start on a busy libp2p port', () => {
     )
   })
 })
+
+describe('mesh registry', () => {
+  it('on a data dir another registry holds: one line of MESH_CONFLICT', async (t) => {
+    const { root, mesh, start } = await setup(t)
+    const dir = join(root, 'registry')
+    await start('registry', '--data', dir, '--http', '127.0.0.1:0')
+    const again = await mesh('registry', '--data', dir, '--http', '127.0.0.1:0')
+    assert.equal(again.code, 1)
+    assert.equal(
+      again.stderr,
+      `error MESH_CONFLICT: ${dir} is in use by another process (its store is locked)\n`,
+    )
+  })
+})

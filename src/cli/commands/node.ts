@@ -1,8 +1,10 @@
 /** `mesh init`, `mesh start`, `mesh registry`: the commands that create a mesh or run a server. */
 import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
+import { ConflictError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
 import { createMeshNode } from '../../mesh-node.ts'
+import { isStoreLocked } from '../../node/startup-errors.ts'
 import { RegistryServer } from '../../registry-server.ts'
 import type { CliContext } from '../context.ts'
 import { EXIT_CODE } from '../format.ts'
@@ -219,11 +221,12 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       ),
     )
     .action(async (options) => {
+      const dataDir = resolve(options.data as string)
       await serve(
         ctx,
         (logger) =>
           new RegistryServer({
-            dataDir: resolve(options.data as string),
+            dataDir,
             http: httpListen(options),
             ...(options.heartbeatInterval
               ? { heartbeatIntervalMs: options.heartbeatInterval as number }
@@ -232,6 +235,11 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             logger,
           }),
         (server) => `ready http=${server.url} registry`,
-      )
+      ).catch((err: unknown) => {
+        // issue 14: another registry holds this data dir
+        throw isStoreLocked(err)
+          ? new ConflictError(`${dataDir} is in use by another process (its store is locked)`, { dataDir })
+          : err
+      })
     })
 }
