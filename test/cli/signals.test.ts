@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, describe, it, type TestContext } from 'node:test'
@@ -38,6 +39,13 @@ const answers = async (url: string) => {
     return false
   }
 }
+
+/** A system Node without type stripping (on which bin/mesh.js re-spawns), if there is one. */
+const OLD_NODE = ['/usr/bin/node', '/usr/local/bin/node'].find((path) => {
+  if (!existsSync(path)) return false
+  const res = spawnSync(path, ['-p', 'process.features.typescript ? 1 : 0'], { encoding: 'utf8' })
+  return res.status === 0 && res.stdout.trim() === '0'
+})
 
 // Whatever a failed test left running is killed when the file ends.
 const nodePids: number[] = []
@@ -111,6 +119,14 @@ describe('signals reach the node whatever started it', () => {
         BIN,
         'start',
       ])
+      await killAndWaitGone(wrapper, node, signal)
+    })
+
+    // And by the system's own older Node, where there is one (CI's Node 20).
+    it(`${signal} on bin/mesh.js run by the system's older Node stops the node`, {
+      skip: OLD_NODE === undefined && 'no older system Node',
+    }, async (t) => {
+      const { wrapper, node } = await startThrough(t, OLD_NODE as string, [BIN, 'start'])
       await killAndWaitGone(wrapper, node, signal)
     })
   }
