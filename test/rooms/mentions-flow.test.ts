@@ -55,11 +55,14 @@ describe('mentions in the README flows', () => {
     await connect(a, b)
     const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'general' })
     await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
-    await until(
-      async () =>
-        (await b.api.get<{ rooms: Array<{ id: string }> }>('/api/rooms')).rooms.some((r) => r.id === id),
-      'the room at beta',
-    )
+    // A mention resolves against the room's members as beta knows them: wait until alpha's
+    // architect is among them (they arrive with the room's first sync, after the share).
+    await until(async () => {
+      const listed = await b.api.get<{ rooms: Array<{ id: string }> }>('/api/rooms')
+      if (!listed.rooms.some((r) => r.id === id)) return false
+      const { members } = await b.api.get<{ members: Array<{ did: string }> }>(`/api/rooms/${id}/members`)
+      return members.some((m) => m.did === a.architect.did)
+    }, 'alpha’s architect among the room’s members at beta')
     const posted = await b.api.post<{ id: string }>(`/api/rooms/${id}/messages`, {
       body: 'hi @alpha-architect:alpha, welcome',
     })
