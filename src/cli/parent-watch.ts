@@ -70,7 +70,7 @@ export async function npmChain(table: ProcessTable, self = process.pid): Promise
   let pid = self
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     const ppid = await table.parentOf(pid)
-    if (ppid === undefined || ppid <= 1) break
+    if (ppid === undefined || ppid < 1) break
     links.push({ pid, ppid })
     const command = await table.commandOf(ppid)
     if (command === undefined) break

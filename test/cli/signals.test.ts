@@ -148,6 +148,20 @@ describe('the wrapper chain', () => {
     assert.ok(!isNpmCommand(['node', 'bin/mesh.js', 'start', '--name', 'npm']))
   })
 
+  it('npm as pid 1 (a container) is found; no npm at all: the direct parent only', async () => {
+    const inContainer = tableOf({
+      100: [50, ['node', 'main.ts']],
+      50: [1, ['sh', '-c', 'node main.ts']],
+      1: [0, ['npm start']],
+    })
+    assert.deepEqual(await npmChain(inContainer, 100), [
+      { pid: 100, ppid: 50 },
+      { pid: 50, ppid: 1 },
+    ])
+    const noNpm = tableOf({ 100: [50, ['node', 'main.ts']], 50: [1, ['bash']], 1: [0, ['/sbin/init']] })
+    assert.deepEqual(await npmChain(noNpm, 100), [{ pid: 100, ppid: 50 }])
+  })
+
   it('runs up to npm; a link that moves or ends is broken', async () => {
     const procs: Record<number, [number, string[]]> = {
       100: [50, ['node', 'main.ts']],
