@@ -149,17 +149,33 @@ function pathError(err: unknown): MeshError | undefined {
  * the command's help; a path the file system refuses (EACCES, EROFS, ENOTDIR, …) as
  * MESH_BAD_REQUEST naming it; anything else unchanged.
  */
-export function usageError(err: unknown, commands: string[], argv: string[]): unknown {
+export function usageError(err: unknown, program: CommandTree, argv: string[]): unknown {
   const fsError = pathError(err)
   if (fsError !== undefined) return fsError
   if (!isCommanderError(err)) return err
-  const command = argv.slice(2).find((arg) => commands.includes(arg))
+  const path = commandPath(program, argv.slice(2))
   const message = err.message.replace(/^error: /, '')
-  return new MeshError(
-    'MESH_BAD_REQUEST',
-    `${message} (see mesh ${command !== undefined ? `${command} ` : ''}--help)`,
-    {
-      usage: err.code.slice('commander.'.length),
-    },
-  )
+  return new MeshError('MESH_BAD_REQUEST', `${message} (see ${['mesh', ...path, '--help'].join(' ')})`, {
+    usage: err.code.slice('commander.'.length),
+  })
+}
+
+/** What usageError reads of commander's program: command names and subcommands (aliases too). */
+export interface CommandTree {
+  readonly commands: readonly CommandTree[]
+  name(): string
+  aliases(): string[]
+}
+
+/** The (sub)command names `args` reach, e.g. `['member', 'add']` for `member add --bogus`. */
+function commandPath(program: CommandTree, args: string[]): string[] {
+  const path: string[] = []
+  let at = program
+  for (const arg of args) {
+    const next = at.commands.find((c) => c.name() === arg || c.aliases().includes(arg))
+    if (next === undefined) continue
+    path.push(next.name())
+    at = next
+  }
+  return path
 }

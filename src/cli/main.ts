@@ -95,13 +95,5 @@ try {
 } catch (err) {
   // --help and --version end here too, having printed.
   if (isCommanderExit(err)) process.exit(err.exitCode)
-  process.exit(
-    out.error(
-      usageError(
-        err,
-        cli.commands.map((c) => c.name()),
-        process.argv,
-      ),
-    ),
-  )
+  process.exit(out.error(usageError(err, cli, process.argv)))
 }

@@ -51,6 +51,12 @@ describe('CLI errors a person makes', () => {
       /unknown option '--bogus' \(see mesh start --help\)/,
     )
     await refused(env, ['nosuch'], 'MESH_BAD_REQUEST', /unknown command 'nosuch'/)
+    await refused(
+      env,
+      ['member', 'add', 'carol'],
+      'MESH_BAD_REQUEST',
+      /'--kind <kind>' not specified \(see mesh member add --help\)$/,
+    )
     await refused(env, ['delegate'], 'MESH_BAD_REQUEST', /missing required argument 'audience'/)
     await refused(
       env,

@@ -11,7 +11,6 @@ import { EXIT_CODE } from '../format.ts'
 import { GatedStdout } from '../gated-stdout.ts'
 import { createdText, holdsMesh, initDataDir } from '../init.ts'
 import {
-  collect,
   collectMultiaddr,
   dataOption,
   httpListen,
@@ -128,7 +127,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       ).argParser(publicUrl),
     )
     .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
-    .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
+    .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collectMultiaddr)
     .option('--serve-registry', 'also serve a registry from this node')
     .option('--public', 'list this mesh in the registry and the DHT directory')
     .addOption(
