@@ -90,7 +90,10 @@ export class Output {
 
   /** A running node or registry that failed to stop cleanly. Returns the exit status to end with. */
   shutdownError(err: unknown): ExitCode {
-    this.#stderr.write(`error during shutdown: ${String(err)}\n`)
+    // issue 14: in the one `error MESH_…` form (a node that cannot stop is never a person's mistake)
+    const code = err instanceof MeshError ? err.code : 'MESH_INTERNAL'
+    const message = err instanceof Error ? err.message : String(err)
+    this.#stderr.write(`error ${code}: the server did not stop cleanly: ${message}\n`)
     return EXIT_CODE.failure
   }
 }
