@@ -13,11 +13,13 @@ import {
   initMesh,
   type MeshInfo,
   meshKeyPath,
+  readMeshInfo,
   STORE_DIR,
   validateMeshName,
   withMeshStore,
 } from '../mesh-info.ts'
 import { dataDirHeldError, runningNode } from '../node/address-file.ts'
+import { isStoreLocked } from '../node/startup-errors.ts'
 
 export interface InitDataDirOptions {
   dataDir: string
@@ -56,6 +58,17 @@ export function defaultMeshName(dataDir: string): string {
 async function assertFree(dataDir: string): Promise<void> {
   if (await holdsMesh(dataDir)) {
     if ((await runningNode(dataDir)) !== undefined) throw await dataDirHeldError(dataDir)
+    // A key without its mesh: what a failed init left before inits were all or nothing.
+    const info = await withMeshStore(dataDir, readMeshInfo).catch(async (err: unknown) => {
+      if (isStoreLocked(err)) throw await dataDirHeldError(dataDir)
+      return undefined
+    })
+    if (info === undefined) {
+      throw new ConflictError(
+        `${dataDir} holds a mesh key but no mesh (left by a failed init); remove the directory or choose another --data`,
+        { dataDir },
+      )
+    }
     throw new ConflictError(`${dataDir} already holds a mesh`, { dataDir })
   }
   if (await exists(join(dataDir, STORE_DIR))) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -77,6 +77,21 @@ describe('mesh init is all or nothing', () => {
     const again = await mesh('init', '--data', dir)
     assert.equal(again.code, 1)
     assert.equal(again.stderr, `error MESH_CONFLICT: ${dir} already holds a mesh\n`)
+  })
+})
+
+describe('mesh init on what an older, failed init left', () => {
+  it('a mesh key without its mesh: MESH_CONFLICT that says so', async (t) => {
+    const { root, mesh } = await setup(t)
+    const dir = join(root, 'lambda')
+    assert.equal((await mesh('init', '--data', dir)).code, 0)
+    await rm(join(dir, 'db'), { recursive: true })
+    const res = await mesh('init', '--data', dir)
+    assert.equal(res.code, 1)
+    assert.equal(
+      res.stderr,
+      `error MESH_CONFLICT: ${dir} holds a mesh key but no mesh (left by a failed init); remove the directory or choose another --data\n`,
+    )
   })
 })
 
