@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The `mesh` command. The node needs Node >= 22.18 (libp2p 3, TypeScript type
 // stripping); on an older system node it re-runs itself on the Node 24 that the
-// project pins as a devDependency.
+// project pins as a devDependency. The re-run is one process with this one: every
+// signal that ends a process is passed on, the child's end is this one's, and the
+// child ends when this process dies however it died (the IPC channel closes; the child
+// watches it, src/cli/parent-watch.ts).
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -15,7 +18,21 @@ if (process.features.typescript) {
     process.stderr.write('mesh needs Node >= 22.18; run npm install in the project first\n')
     process.exit(1)
   }
-  const child = spawn(pinned, [fileURLToPath(main), ...process.argv.slice(2)], { stdio: 'inherit' })
-  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
-  child.on('exit', (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)))
+  const child = spawn(pinned, [fileURLToPath(main), ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, MESH_RESPAWNED: '1' },
+  })
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']
+  const forward = (signal) => child.kill(signal)
+  for (const signal of signals) process.on(signal, forward)
+  child.on('error', (err) => {
+    process.stderr.write(`mesh: ${err.message}\n`)
+    process.exit(1)
+  })
+  child.on('exit', (code, signal) => {
+    if (signal === null) process.exit(code ?? 1)
+    // End the way the child ended: by the same signal, with its default action.
+    for (const s of signals) process.off(s, forward)
+    process.kill(process.pid, signal)
+  })
 }

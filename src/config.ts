@@ -193,3 +193,38 @@ export interface MeshNodeInit {
    */
   outbound?: InvokeProtocolInit
 }
+
+// issue 14: deployment — the public URL a reverse proxy serves, the libp2p addresses announced
+/** Merged into MeshNodeInit above: how a node run for real is reached from outside. */
+export interface MeshNodeInit {
+  /**
+   * Multiaddrs announced instead of the listen addresses (e.g. `/dns4/mesh.example.org/tcp/4001`
+   * for a node listening on `/ip4/0.0.0.0/tcp/4001`): in the manifest, discovery records and
+   * heartbeats. Default none: the listen addresses.
+   */
+  announce?: string[]
+  /**
+   * The URL browsers and other meshes reach the HTTP API by, e.g. `https://mesh.example.org`
+   * behind a TLS reverse proxy: the manifest's `endpoints.http`, the agents' invocation URL,
+   * and a Host (and origin) the server answers to. Default: the listen address.
+   */
+  publicUrl?: string
+}
+
+/** The Host/Origin checks of a node: its listen options', plus its public URL's name and origin. */
+export function nodeOriginGuard(init: Pick<MeshNodeInit, 'http' | 'publicUrl'>): OriginGuardInit {
+  const guard = originGuardOf(init.http)
+  if (init.publicUrl === undefined) return guard
+  const url = new URL(init.publicUrl)
+  return {
+    ...guard,
+    allowedHosts: [...(guard.allowedHosts ?? []), url.hostname],
+    allowedOrigins: [...(guard.allowedOrigins ?? []), url.origin],
+  }
+}
+
+/** The URL a local client reaches a server by: a wildcard bind (0.0.0.0, ::) is reached on loopback. */
+export function localHttpUrl(host: string, port: number): string {
+  const reach = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '::1' : host
+  return `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`
+}

@@ -2,7 +2,7 @@ import { Registry } from 'prom-client'
 import type { AgentService } from './agents/index.ts'
 import type { AuditLog } from './audit/index.ts'
 import { type Authority, type MemberService, SessionService } from './auth/index.ts'
-import { MESH_NODE_VERSION, type MeshNodeInit, originGuardOf } from './config.ts'
+import { localHttpUrl, MESH_NODE_VERSION, type MeshNodeInit, nodeOriginGuard } from './config.ts'
 import {
   type ConnectionService,
   DEFAULT_POLICY,
@@ -12,7 +12,13 @@ import {
 } from './connections/index.ts'
 // outbound invocation over libp2p
 import { MESH_INVOKE_PROTOCOL } from './connections/invoke-protocol.ts'
-import { createHttpApp, type HealthInfo, registerNodeRoutes, toHttpError } from './http/index.ts'
+import {
+  createHttpApp,
+  type HealthInfo,
+  listenOrConflict,
+  registerNodeRoutes,
+  toHttpError,
+} from './http/index.ts'
 import type { KeyRotationResult, KeysView } from './keys/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import type { FederationSettings, MeshManifest } from './manifest/index.ts'
@@ -49,6 +55,7 @@ import { ReputationFeed } from './node/reputation.ts'
 // revocation that travels (SPEC §9)
 import { startRevocations } from './node/revocations.ts'
 import { type RoomsWiring, startRoomSync, startRooms } from './node/rooms.ts'
+import { startupError } from './node/startup-errors.ts'
 import { type StoreWiring, startStore } from './node/store.ts'
 import { MESH_KAD_PROTOCOL, type MeshLibp2p } from './p2p/index.ts'
 import type { PublicMesh } from './registry/index.ts'
@@ -183,7 +190,12 @@ export class MeshNode {
   }
 
   async start(): Promise<void> {
-    await this.#parts.start(() => this.#startAll())
+    // issue 14: a data dir or an address another process holds is MESH_CONFLICT
+    await this.#parts
+      .start(() => this.#startAll())
+      .catch(async (err: unknown) => {
+        throw await startupError(err, this.init.dataDir)
+      })
   }
 
   async stop(): Promise<void> {
@@ -247,7 +259,7 @@ export class MeshNode {
       metrics: this.metrics,
       ...(this.init.http?.connections !== undefined ? { connections: this.init.http.connections } : {}),
       rateLimits: this.init.http?.rateLimits,
-      originGuard: originGuardOf(this.init.http),
+      originGuard: nodeOriginGuard(this.init), // issue 14: and the public URL's name
     })
     const node = this
     const members = this.#parts.get('members')
@@ -308,14 +320,12 @@ export class MeshNode {
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700
-    await app.listen({ host, port })
+    await listenOrConflict(app, host, port)
     this.#parts.onStop(() => app.close())
     const address = app.server.address()
     const boundPort = typeof address === 'object' && address !== null ? address.port : port
-    const httpUrl = this.#parts.set(
-      'httpUrl',
-      `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`,
-    )
+    // issue 14: a wildcard bind is reached on loopback by local clients (the address file)
+    const httpUrl = this.#parts.set('httpUrl', localHttpUrl(host, boundPort))
     this.logger.debug(
       { event: 'http.listening', url: httpUrl, architect: this.#parts.get('info').architectDid },
       'http listening',
@@ -349,7 +359,7 @@ export class MeshNode {
       key: parts.get('key'),
       info: parts.get('info'),
       history: parts.get('history'),
-      httpUrl: this.httpUrl,
+      httpUrl: this.init.publicUrl ?? this.httpUrl, // issue 14: what others reach
       multiaddrs: this.multiaddrs(),
       protocolVersions: this.protocolVersions(),
       serveRegistry: this.init.serveRegistry === true,

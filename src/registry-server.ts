@@ -4,6 +4,7 @@ import { type HttpListenInit, MESH_NODE_VERSION, originGuardOf, type RegistryLim
 import {
   createHttpApp,
   type FastifyInstance,
+  listenOrConflict,
   registerRegistryServerRoutes,
   toHttpError,
 } from './http/index.ts'
@@ -92,7 +93,7 @@ export class RegistryServer {
         perSource,
       })
       const host = this.init.http?.host ?? '127.0.0.1'
-      await app.listen({ host, port: this.init.http?.port ?? 7800 })
+      await listenOrConflict(app, host, this.init.http?.port ?? 7800) // issue 14: a busy port is MESH_CONFLICT
       this.#app = app
       const address = app.server.address()
       const port = typeof address === 'object' && address !== null ? address.port : 0

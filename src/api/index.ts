@@ -14,6 +14,8 @@ export {
   type RequestOptions,
   sessionChallengeText,
 } from './client.ts'
+// issue 14: one mention parser for the node and the console
+export * from './mentions.ts'
 export { type RouteName, type RouteSpec, type Routes, routes } from './routes.ts'
 export * from './schemas/audit.ts'
 // agents in foreign rooms (SPEC §8, way 2)

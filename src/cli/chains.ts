@@ -65,7 +65,21 @@ export function invocationToken(
   proofs: API.Delegation[],
   ttlSeconds = INVOCATION_TTL_SECONDS,
 ): Promise<string> {
-  return signedInvocation(ucantoSigner(key), audience, capability, proofs, ttlSeconds)
+  return signedInvocation(ucantoSigner(key), audience, capability, proofs, ttlSeconds).catch(
+    refusedCapability,
+  )
+}
+
+// issue 14: a malformed ability or resource a person typed is theirs to fix, not MESH_INTERNAL
+/** ucanto's ParseError (`can` without a path segment, `with` not a URI, …) as MESH_BAD_REQUEST. */
+function refusedCapability(err: unknown): never {
+  if (err instanceof Error && err.name === 'ParseError') {
+    throw new MeshError(
+      'MESH_BAD_REQUEST',
+      err.message.replace(/^Capability has invalid /, 'invalid capability: '),
+    )
+  }
+  throw err
 }
 
 /** An act on the signer's own mesh: `can` with its subject caveat set to `subject`. */
@@ -93,6 +107,6 @@ export async function delegationToken(
     capabilities: [capability],
     expiration: exp,
     proofs,
-  })
+  }).catch(refusedCapability)
   return { token: await encodeToken(delegation), cid: delegation.cid.toString(), exp }
 }

@@ -64,6 +64,11 @@ export class Output {
     this.#exitCode = EXIT_CODE.failure
   }
 
+  /** A note for the person at the terminal, on stderr whatever `--json` says (stdout stays the answer). */
+  notice(human: string): void {
+    this.#stderr.write(`${human}\n`)
+  }
+
   /** One JSON line whatever `--json` says: output meant to be saved and read back. */
   printJson(value: unknown): void {
     this.#stdout.write(`${JSON.stringify(value)}\n`)
@@ -85,7 +90,95 @@ export class Output {
 
   /** A running node or registry that failed to stop cleanly. Returns the exit status to end with. */
   shutdownError(err: unknown): ExitCode {
-    this.#stderr.write(`error during shutdown: ${String(err)}\n`)
+    // issue 14: in the one `error MESH_…` form (a node that cannot stop is never a person's mistake)
+    const code = err instanceof MeshError ? err.code : 'MESH_INTERNAL'
+    const message = err instanceof Error ? err.message : String(err)
+    this.#stderr.write(`error ${code}: the server did not stop cleanly: ${message}\n`)
     return EXIT_CODE.failure
   }
+}
+
+// issue 14: commander's own errors follow `error MESH_…` and --json like every other
+interface CommanderErrorLike {
+  code: string
+  exitCode: number
+  message: string
+}
+
+const isCommanderError = (err: unknown): err is CommanderErrorLike => {
+  const code = err instanceof Error ? (err as Partial<CommanderErrorLike>).code : undefined
+  return typeof code === 'string' && code.startsWith('commander.')
+}
+
+/** `--help`, `--version`, or a command group's help shown for lack of a command: nothing more to print. */
+export function isCommanderExit(err: unknown): err is CommanderErrorLike {
+  return (
+    isCommanderError(err) &&
+    [
+      'commander.helpDisplayed',
+      'commander.version',
+      'commander.help',
+      'commander.executeSubCommandAsync',
+    ].includes(err.code)
+  )
+}
+
+/** Whether `--json` is among the arguments (before a `--`). */
+export function jsonRequested(argv: string[]): boolean {
+  const end = argv.indexOf('--')
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json')
+}
+
+// What a path a person gave (--data, MESH_KEYSTORE) cannot be, in words.
+const PATH_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EEXIST: 'a file is in the way',
+}
+
+/** A file-system refusal of a path (permissions, a file where a directory should be) as MESH_BAD_REQUEST. */
+function pathError(err: unknown): MeshError | undefined {
+  const e = err as Partial<NodeJS.ErrnoException> | undefined
+  const reason = typeof e?.code === 'string' ? PATH_ERRORS[e.code] : undefined
+  if (reason === undefined || typeof e?.path !== 'string') return undefined
+  return new MeshError('MESH_BAD_REQUEST', `cannot use ${e.path}: ${reason}`, { path: e.path, errno: e.code })
+}
+
+/**
+ * A command line the parser refused (commander's error: unknown option or command, missing
+ * or extra argument, a value not among the choices) as MESH_BAD_REQUEST, with a pointer to
+ * the command's help; a path the file system refuses (EACCES, EROFS, ENOTDIR, …) as
+ * MESH_BAD_REQUEST naming it; anything else unchanged.
+ */
+export function usageError(err: unknown, program: CommandTree, argv: string[]): unknown {
+  const fsError = pathError(err)
+  if (fsError !== undefined) return fsError
+  if (!isCommanderError(err)) return err
+  const path = commandPath(program, argv.slice(2))
+  const message = err.message.replace(/^error: /, '')
+  return new MeshError('MESH_BAD_REQUEST', `${message} (see ${['mesh', ...path, '--help'].join(' ')})`, {
+    usage: err.code.slice('commander.'.length),
+  })
+}
+
+/** What usageError reads of commander's program: command names and subcommands (aliases too). */
+export interface CommandTree {
+  readonly commands: readonly CommandTree[]
+  name(): string
+  aliases(): string[]
+}
+
+/** The (sub)command names `args` reach, e.g. `['member', 'add']` for `member add --bogus`. */
+function commandPath(program: CommandTree, args: string[]): string[] {
+  const path: string[] = []
+  let at = program
+  for (const arg of args) {
+    const next = at.commands.find((c) => c.name() === arg || c.aliases().includes(arg))
+    if (next === undefined) continue
+    path.push(next.name())
+    at = next
+  }
+  return path
 }

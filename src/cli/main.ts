@@ -11,11 +11,14 @@ import { join } from 'node:path'
 // groups import them, hence the dynamic imports, all started at once), which takes a
 // good part of the cold start off every run after the first.
 enableCompileCache()
+// A process started through npm or bin/mesh.js's re-spawn ends with its wrapper (./parent-watch.ts).
+const { watchParents } = await import('./parent-watch.ts')
+await watchParents({ env: process.env, onLost: () => process.kill(process.pid, 'SIGTERM') })
 const [
   { Command },
   { MESH_NODE_VERSION },
   { HumanKeystore },
-  { Output },
+  { Output, isCommanderExit, jsonRequested, usageError },
   node,
   session,
   keys,
@@ -55,9 +58,14 @@ const cli = new Command('mesh')
   .description('The Mesh node: sovereign meshes of people, agents and rooms, federated over libp2p')
   .version(MESH_NODE_VERSION)
   .option('--json', 'print JSON instead of text')
-  .showHelpAfterError()
+  // Commander's own errors (unknown option, missing argument, …) are thrown, not printed, and
+  // printed below like any other: `error MESH_BAD_REQUEST: …`, the error shape under --json.
+  // Set before the commands are registered: they inherit both.
+  .exitOverride()
+  .configureOutput({ outputError: () => {} })
 const out = new Output({
-  json: () => cli.opts<{ json?: boolean }>().json === true,
+  // argv too: an unknown option before it leaves --json unparsed.
+  json: () => cli.opts<{ json?: boolean }>().json === true || jsonRequested(process.argv),
   stdout: process.stdout,
   stderr: process.stderr,
 })
@@ -89,5 +97,7 @@ try {
   // Set, not exit: `mesh start` and `mesh registry` are still running when parseAsync returns.
   if (out.exitCode !== 0) process.exitCode = out.exitCode
 } catch (err) {
-  process.exit(out.error(err))
+  // --help and --version end here too, having printed.
+  if (isCommanderExit(err)) process.exit(err.exitCode)
+  process.exit(out.error(usageError(err, cli, process.argv)))
 }

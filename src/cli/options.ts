@@ -1,7 +1,9 @@
 /** Argument parsers and the options several command groups share. */
+import { multiaddr } from '@multiformats/multiaddr'
 import { type Command, Option } from 'commander'
 import type { HttpListenInit } from '../config.ts'
 import { MeshError } from '../errors.ts'
+import { isDidKey } from '../identity/index.ts'
 
 /** A repeatable option's values, in the order given. */
 export const collect = (value: string, previous: string[] = []) => [...previous, value]
@@ -94,4 +96,52 @@ export function jsonInput(value: string | undefined): unknown {
   } catch {
     throw new MeshError('MESH_BAD_REQUEST', '--input is not JSON')
   }
+}
+
+// issue 14: a did a person types is checked before anything is signed or sent
+/** `value` as a did of the given methods, or MESH_BAD_REQUEST naming what was expected. */
+export function didArgument(
+  value: string,
+  what: string,
+  methods: Array<'key' | 'web'> = ['key', 'web'],
+): string {
+  if (value.startsWith('did:key:')) {
+    if (isDidKey(value)) return value
+    throw new MeshError(
+      'MESH_BAD_REQUEST',
+      `${what} is not a valid did:key (an Ed25519 key, did:key:z6Mk…): ${value}`,
+      {
+        did: value,
+      },
+    )
+  }
+  if (methods.includes('web') && /^did:web:[A-Za-z0-9._%-]+(:[A-Za-z0-9._%-]+)*$/.test(value)) return value
+  const expected = methods.map((m) => `did:${m}`).join(' or ')
+  throw new MeshError('MESH_BAD_REQUEST', `${what} must be a ${expected}, got ${value}`, { did: value })
+}
+
+// issue 14: deployment — --listen and --announce multiaddrs, --public-url
+/** A repeatable multiaddr option's values; MESH_BAD_REQUEST for one that does not parse. */
+export const collectMultiaddr = (value: string, previous: string[] = []) => {
+  try {
+    multiaddr(value)
+  } catch (err) {
+    throw new MeshError('MESH_BAD_REQUEST', `not a multiaddr: ${value} (${(err as Error).message})`, {
+      multiaddr: value,
+    })
+  }
+  return collect(value, previous)
+}
+
+/** `--public-url`: an http(s) URL with no query, fragment or credentials, without its trailing slash. */
+export const publicUrl = (value: string) => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new MeshError('MESH_BAD_REQUEST', `--public-url is not a URL: ${value}`)
+  }
+  if (!['http:', 'https:'].includes(url.protocol) || url.search || url.hash || url.username || url.password)
+    throw new MeshError('MESH_BAD_REQUEST', `--public-url wants http(s)://HOST[:PORT][/PATH], got ${value}`)
+  return url.href.replace(/\/$/, '')
 }

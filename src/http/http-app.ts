@@ -110,3 +110,19 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
   })
   return app
 }
+
+// issue 14: a busy HTTP port is one line of MESH_CONFLICT, not EADDRINUSE with a stack
+/** `app.listen`, with an address another process holds reported as MESH_CONFLICT (and the app closed). */
+export async function listenOrConflict(app: FastifyInstance, host: string, port: number): Promise<void> {
+  try {
+    await app.listen({ host, port })
+  } catch (err) {
+    await app.close().catch(() => {})
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    const shown = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+    throw new MeshError('MESH_CONFLICT', `HTTP address ${shown} is already in use by another process`, {
+      host,
+      port,
+    })
+  }
+}

@@ -2,7 +2,8 @@
 
 export type { FastifyInstance } from 'fastify'
 export { DEFAULT_CONNECTION_LIMITS, type HttpConnectionLimits } from './connection-limits.ts'
-export { createHttpApp, type HttpAppInit, toHttpError } from './http-app.ts'
+// issue 14: a busy HTTP port is MESH_CONFLICT
+export { createHttpApp, type HttpAppInit, listenOrConflict, toHttpError } from './http-app.ts'
 export { type NodeRoutesInit, registerNodeRoutes } from './node-routes.ts'
 export { type OriginGuardInit, registerOriginGuard } from './origin-guard.ts'
 export { RATE_LIMIT_DEFAULTS, type RateClass, type RateLimit, type RateLimitsInit } from './rate-limits.ts'

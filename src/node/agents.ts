@@ -17,7 +17,7 @@ export async function startAgents(wiring: AgentsWiring): Promise<void> {
     authority: () => parts.get('authority'),
     agents: [echoAgent(), summarizerAgent({ lastMessages: lastMessagesOf(parts.get('rooms')) })],
     invokeUrl: () => {
-      const httpUrl = parts.find('httpUrl')
+      const httpUrl = wiring.init.publicUrl ?? parts.find('httpUrl') // issue 14: the public URL
       return httpUrl === undefined ? undefined : `${httpUrl}/api/invoke`
     },
     enroll: async (agent) =>

@@ -30,7 +30,11 @@ export async function startHost(wiring: NetworkWiring): Promise<void> {
   parts.onStop(async () => parts.find('datastore')?.flush())
   const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0']
   // Held by name: a key rotation replaces the host (and discovery, heartbeat) under way.
-  parts.hold('libp2p', await createMeshLibp2p({ key: parts.get('key'), listen, datastore }))
+  parts.hold(
+    'libp2p',
+    // issue 14: announced addresses (a public name, a port forward) instead of the listen ones
+    await createMeshLibp2p({ key: parts.get('key'), listen, datastore, announce: init.announce ?? [] }),
+  )
 }
 
 /** The registry this node serves, when it serves one. */
@@ -73,7 +77,11 @@ export async function restartOnKey(
   whileStopped: () => Promise<void>,
 ): Promise<void> {
   const { parts, init } = wiring
-  const listen = wiring.multiaddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, ''))
+  // The addresses bound (with the ports picked); announced ones are not, so then the configured ones.
+  const listen =
+    (init.announce ?? []).length > 0
+      ? (init.listen ?? [])
+      : wiring.multiaddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, ''))
   await parts.find('heartbeat')?.stop()
   await parts.find('connections')?.stop()
   await parts.find('roomSync')?.stop()
@@ -87,6 +95,7 @@ export async function restartOnKey(
     key,
     listen: listen.length > 0 ? listen : (init.listen ?? []),
     datastore,
+    announce: init.announce ?? [], // issue 14
   })
   parts.set('libp2p', libp2p)
   const discovery = createDiscovery(wiring, libp2p, key, datastore)

@@ -1,3 +1,4 @@
+import { resolveMentions } from '../api/mentions.ts'
 import { BadRequestError } from '../errors.ts'
 import { isDidKey } from '../identity/index.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
@@ -102,20 +103,16 @@ export function pageLimit(limit = 50): number {
 }
 
 /**
- * Mentions in a body: `@local_id` (a local member), `@local_id:mesh-name` (a foreign
- * member) and bare did:keys. Unknown names are left as text.
+ * Mentions in a body (the forms and punctuation rules: src/api/mentions.ts, shared with the
+ * console): `@local_id` and `@local_id:<this mesh>` (a local member), `@local_id:mesh-name`
+ * (a foreign member), and bare did:keys. Unknown names are left as text.
  */
 export function parseMentions(room: Room, body: string, ownMesh: string): string[] {
-  const found = new Set<string>()
   const members = [...room.members().values()]
-  for (const match of body.matchAll(/@([A-Za-z0-9._-]+)(?::([^\s@]+))?/g)) {
-    const [, localId, meshName] = match
-    for (const m of members) {
-      if (m.localId !== localId) continue
-      if (meshName === undefined ? m.mesh === ownMesh : m.meshName === meshName && m.mesh !== ownMesh)
-        found.add(m.did)
-    }
-  }
+  const ownName = members.find((m) => m.mesh === ownMesh)?.meshName
+  const found = new Set(
+    resolveMentions(body, members, { did: ownMesh, ...(ownName !== undefined ? { name: ownName } : {}) }),
+  )
   for (const match of body.matchAll(/did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}/g)) {
     if (isDidKey(match[0])) found.add(match[0])
   }

@@ -98,7 +98,7 @@ describe('the CLI formatter', () => {
   it('a failed shutdown is reported on stderr with exit status 1', () => {
     const { out, written } = output(true)
     assert.equal(out.shutdownError(new Error('store busy')), EXIT_CODE.failure)
-    assert.equal(written.stderr, 'error during shutdown: Error: store busy\n')
+    assert.equal(written.stderr, 'error MESH_INTERNAL: the server did not stop cleanly: store busy\n')
     assert.equal(written.stdout, '')
   })
 })

@@ -40,7 +40,7 @@ describe('MeshNode lifecycle', () => {
   it('unwinds a start that fails late (HTTP port taken): the data dir starts again at once', async (t) => {
     const dataDir = await meshDir(t, 'late')
     const failing = createMeshNode({ dataDir, http: { port: await takenPort(t) }, logger: silentLogger() })
-    await assert.rejects(failing.start(), { code: 'EADDRINUSE' })
+    await assert.rejects(failing.start(), { code: 'MESH_CONFLICT', message: /is already in use/ })
     assert.equal(failing.status, 'stopped')
     assert.throws(() => failing.store, /node is not started/)
     assert.throws(() => failing.connections, /node is not started/)

@@ -7,7 +7,7 @@ import { chainProofs, delegationToken, givenProofs, invocationToken } from '../c
 import { type ClientOptions, clientCommand, humanSession, signingKey } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { HttpClient } from '../http-client.ts'
-import { collect, jsonInput, positiveInt } from '../options.ts'
+import { collect, didArgument, jsonInput, positiveInt } from '../options.ts'
 
 const tierOf = (value: string) => {
   const n = Number(value)
@@ -41,6 +41,7 @@ export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
         did: string | undefined,
         options: ClientOptions & { tier?: number; reason?: string; scope?: 'principal' | 'mesh' },
       ) => {
+        if (did !== undefined) didArgument(did, 'the did')
         const { key, client: api } = await session(options)
         const scope = options.scope ?? 'principal'
         if (options.tier !== undefined) {
@@ -111,6 +112,7 @@ export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {
           ttl: number
         },
       ) => {
+        didArgument(audience, 'the audience')
         // Re-delegating something held from another mesh (--with and --proof) needs no node;
         // anything else is on this mesh, with its root delegation as the default proof.
         if (options.with !== undefined && (options.proof?.length ?? 0) > 0) {

@@ -1,42 +1,32 @@
 /** `mesh init`, `mesh start`, `mesh registry`: the commands that create a mesh or run a server. */
-import { randomBytes } from 'node:crypto'
-import { basename, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
+import { ConflictError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
-import { initMesh, readMeshInfo, withMeshStore } from '../../mesh-info.ts'
 import { createMeshNode } from '../../mesh-node.ts'
+import { isStoreLocked } from '../../node/startup-errors.ts'
 import { RegistryServer } from '../../registry-server.ts'
 import type { CliContext } from '../context.ts'
 import { EXIT_CODE } from '../format.ts'
 import { GatedStdout } from '../gated-stdout.ts'
+import { createdText, holdsMesh, initDataDir } from '../init.ts'
 import {
-  collect,
+  collectMultiaddr,
   dataOption,
   httpListen,
   httpListenOptions,
   nonNegativeInt,
   positiveInt,
+  publicUrl,
 } from '../options.ts'
 
 async function init(ctx: CliContext, options: { data: string; name?: string; architectDid?: string }) {
-  const dataDir = resolve(options.data)
-  return withMeshStore(dataDir, (store) =>
-    initMesh({
-      store,
-      dataDir,
-      name: options.name ?? defaultName(dataDir),
-      keystore: ctx.keystore(),
-      ...(options.architectDid !== undefined ? { architectDid: options.architectDid } : {}),
-    }),
-  )
-}
-
-function defaultName(dataDir: string): string {
-  const base = basename(dataDir)
-    .replace(/^\.+/, '')
-    .toLowerCase()
-    .replace(/[^a-z0-9-]/g, '-')
-  return base.length > 0 && base !== 'mesh' ? base.slice(0, 40) : `mesh-${randomBytes(3).toString('hex')}`
+  return initDataDir({
+    dataDir: resolve(options.data),
+    keystore: ctx.keystore(),
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    ...(options.architectDid !== undefined ? { architectDid: options.architectDid } : {}),
+  })
 }
 
 interface Server {
@@ -47,7 +37,9 @@ interface Server {
 /**
  * Runs a server until SIGTERM or SIGINT: its log lines held until it is ready, then
  * the ready line first; on the signal it stops and the process exits (1 if it failed
- * to stop cleanly).
+ * to stop cleanly). The handlers are in place before the server starts: a signal while it
+ * starts stops it once started, and one right after the ready line is never missed (issue
+ * 14: a SIGTERM that came before them killed the process without a clean stop).
  */
 async function serve<S extends Server>(
   ctx: CliContext,
@@ -57,23 +49,32 @@ async function serve<S extends Server>(
   const out = new GatedStdout()
   const logger = createLogger({ level: ctx.env.MESH_LOG_LEVEL ?? 'info', destination: out })
   const server = create(logger)
-  await server.start()
-  out.open(readyLine(server))
+  let started = false
   let stopping = false
-  const handler = () => {
-    if (stopping) return
-    stopping = true
-    const stop = async () => {
+  const stop = () => {
+    const stopAll = async () => {
       await server.stop()
       logger.flush()
     }
-    stop().then(
+    stopAll().then(
       () => process.exit(EXIT_CODE.ok),
       (err: unknown) => process.exit(ctx.out.shutdownError(err)),
     )
   }
+  const handler = () => {
+    if (stopping) return
+    stopping = true
+    if (started) stop()
+  }
   process.on('SIGTERM', handler)
   process.on('SIGINT', handler)
+  await server.start()
+  started = true
+  if (stopping) {
+    stop()
+    return
+  }
+  out.open(readyLine(server))
 }
 
 export function registerNodeCommands(cli: Command, ctx: CliContext): void {
@@ -86,7 +87,8 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
     .option('--name <name>', 'mesh name (lowercase letters, digits, dashes)')
     .option('--architect-did <did>', 'enrol an existing human did:key as architect')
     .action(async (options: { data: string; name?: string; architectDid?: string }) => {
-      const { key, info, architectKeyPath } = await init(ctx, options)
+      const created = await init(ctx, options)
+      const { key, info, architectKeyPath } = created
       out.print(
         {
           did: key.did,
@@ -94,12 +96,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
           architectDid: info.architectDid,
           architectKeyPath: architectKeyPath ?? null,
         },
-        [
-          `mesh ${info.name} created`,
-          `  did:        ${key.did}`,
-          `  architect:  ${info.architectDid}`,
-          ...(architectKeyPath !== undefined ? [`  architect key: ${architectKeyPath} (keep it safe)`] : []),
-        ].join('\n'),
+        createdText(resolve(options.data), created),
       )
     })
 
@@ -116,9 +113,21 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       calledAs: 'the API',
     },
   )
-    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collectMultiaddr)
+    // issue 14: deployment
+    .option(
+      '--announce <multiaddr>',
+      'libp2p address to announce instead of the listen ones, e.g. /dns4/HOST/tcp/4001 (repeatable)',
+      collectMultiaddr,
+    )
+    .addOption(
+      new Option(
+        '--public-url <url>',
+        'the URL others reach the HTTP API by (behind a reverse proxy)',
+      ).argParser(publicUrl),
+    )
     .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
-    .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collect)
+    .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collectMultiaddr)
     .option('--serve-registry', 'also serve a registry from this node')
     .option('--public', 'list this mesh in the registry and the DHT directory')
     .addOption(
@@ -149,9 +158,12 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
     )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
-      const exists = await withMeshStore(dataDir, readMeshInfo)
-      if (exists === undefined)
-        await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
+      // A first start creates the mesh, and says what it created and where (stderr: the
+      // ready line is the first line on stdout).
+      if (!(await holdsMesh(dataDir))) {
+        const created = await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
+        out.notice(createdText(dataDir, created))
+      }
       await serve(
         ctx,
         (logger) =>
@@ -159,6 +171,8 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             dataDir,
             http: httpListen(options),
             listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
+            ...(options.announce !== undefined ? { announce: options.announce as string[] } : {}),
+            ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl as string } : {}),
             bootstrap: (options.bootstrap as string[] | undefined) ?? [],
             serveRegistry: options.serveRegistry === true,
             public: options.public === true,
@@ -206,11 +220,12 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       ),
     )
     .action(async (options) => {
+      const dataDir = resolve(options.data as string)
       await serve(
         ctx,
         (logger) =>
           new RegistryServer({
-            dataDir: resolve(options.data as string),
+            dataDir,
             http: httpListen(options),
             ...(options.heartbeatInterval
               ? { heartbeatIntervalMs: options.heartbeatInterval as number }
@@ -219,6 +234,11 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             logger,
           }),
         (server) => `ready http=${server.url} registry`,
-      )
+      ).catch((err: unknown) => {
+        // issue 14: another registry holds this data dir
+        throw isStoreLocked(err)
+          ? new ConflictError(`${dataDir} is in use by another process (its store is locked)`, { dataDir })
+          : err
+      })
     })
 }

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { trustBodySchema, trustParamsSchema, trustQuerySchema, trustRecordSchema } from '../../api/index.ts'
 import { type Authority, type TrustScope, toMeshError, trustView } from '../../auth/index.ts'
 import { BadRequestError, NotFoundError } from '../../errors.ts'
+import { isDidKey } from '../../identity/index.ts'
 import { sessionOf } from './session.ts'
 
 export interface AuthorityRoutesInit {
@@ -75,6 +76,10 @@ export const authorityRoutes: FastifyPluginAsync<AuthorityRoutesInit> = async (f
     async (request) => {
       sessionOf(request)
       const { did } = request.params
+      // issue 14: a tier is never stored for a did:key that names no key
+      if (did.startsWith('did:key:') && !isDidKey(did)) {
+        throw new BadRequestError('not a valid did:key (an Ed25519 key, did:key:z6Mk…)', { did })
+      }
       const body = request.body
       const authority = init.authority()
       // The body restates what the signed invocation says; they must agree (checked

@@ -33,6 +33,7 @@ import {
   StatusBadge,
   When,
 } from './common.tsx'
+import { MessageBody } from './MessageBody.tsx'
 import { MembersCard } from './RoomMembersCard.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
@@ -366,7 +367,7 @@ function Chat({
                     style={{ whiteSpace: 'pre-wrap', overflowWrap: 'anywhere' }}
                     data-testid="body"
                   >
-                    {m.body}
+                    <MessageBody body={m.body} />
                   </Text>
                   {Object.keys(m.reactions).length > 0 && (
                     <Group gap={4}>
