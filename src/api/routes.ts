@@ -19,7 +19,7 @@ import * as trust from './schemas/trust.ts'
  * derives each call's input and output from them.
  */
 export interface RouteSpec {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
   readonly path: string
   /** Needs a bearer token (checked before the body is read). */
   readonly session: boolean
@@ -133,7 +133,7 @@ export const routes = {
     method: 'PUT',
     path: '/api/federation/policy',
     session: true,
-    body: policy.policySchema,
+    body: policy.policyPutSchema,
     response: policy.policySchema,
   }),
   listRejected: route({
@@ -408,6 +408,15 @@ export const routes = {
     session: true,
     body: outbound.outboundInvokeBodySchema,
     response: outbound.outboundInvokeResultSchema,
+  }),
+
+  // PATCH of the policy (issue 13)
+  patchPolicy: route({
+    method: 'PATCH',
+    path: '/api/federation/policy',
+    session: true,
+    body: policy.policyPatchSchema,
+    response: policy.policySchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

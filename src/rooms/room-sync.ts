@@ -34,7 +34,12 @@ export interface RoomSyncComponents {
   /** Peers with an accepted connection now, by did (the room sync maps them to identities). */
   acceptedPeers: () => Promise<Map<string, AcceptedPeer>>
   /** Live policy values. */
-  policy: () => Promise<{ maxBackfillEventsPerRequest: number; maxForeignParticipantsPerRoom: number }>
+  policy: () => Promise<{
+    maxBackfillEventsPerRequest: number
+    maxForeignParticipantsPerRoom: number
+    /** Messages of history a newly sharing peer gets; null or absent: all (history-limit.ts). */
+    backfillLimit?: number | null
+  }>
 }
 
 export interface RoomSyncInit {
