@@ -418,6 +418,26 @@ export const routes = {
     body: policy.policyPatchSchema,
     response: policy.policySchema,
   }),
+
+  // Paused links (issue 13)
+  pauseConnection: route({
+    method: 'POST',
+    path: '/api/connections/:id/pause',
+    session: true,
+    status: 202,
+    params: connections.connectionIdParams,
+    body: connections.actBodySchema,
+    response: connections.connectionAcceptedSchema,
+  }),
+  resumeConnection: route({
+    method: 'POST',
+    path: '/api/connections/:id/resume',
+    session: true,
+    status: 202,
+    params: connections.connectionIdParams,
+    body: connections.actBodySchema,
+    response: connections.connectionAcceptedSchema,
+  }),
 } as const satisfies Record<string, RouteSpec>
 
 export type Routes = typeof routes

@@ -37,7 +37,7 @@ export interface DeliveryComponents {
   key: () => Ed25519KeyPair
   store: MeshStore
   peers: Pick<PeerBook, 'get' | 'identityOf' | 'put'>
-  book: Pick<ConnectionBook, 'serial' | 'get' | 'putRecord'>
+  book: Pick<ConnectionBook, 'serial' | 'get' | 'putRecord' | 'isPaused'>
   envelopes: Pick<EnvelopeVerifier, 'verify' | 'release'>
   audit: Pick<AuditLog, 'append'>
   logger: Logger
@@ -80,6 +80,7 @@ export class Delivery {
       now: this.#t.now,
       ...(init.outbox?.baseDelayMs !== undefined ? { baseDelayMs: init.outbox.baseDelayMs } : {}),
       ...(init.outbox?.maxDelayMs !== undefined ? { maxDelayMs: init.outbox.maxDelayMs } : {}),
+      held: (peer) => components.book.isPaused(peer),
       handler: {
         deliver: (item, options) => this.#deliver(item, options),
         isPermanent: (err) => err.kind === 'remote-refused' && !TRANSIENT_REMOTE_CODES.has(err.code),

@@ -87,6 +87,8 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
       envelopes,
       acts: gate,
       onInteraction: wiring.reputation.peer,
+      // paused links (issue 13): room links follow a pause or resume at once
+      onPauseChange: () => parts.find('roomSync')?.recheckPeers(),
       peers: peerBook,
       checkpoints: new CheckpointGossip({ audit, logger: log }),
       logger: log,

@@ -239,6 +239,16 @@ export class RoomSync {
     return this.#progress.status(roomId)
   }
 
+  // paused links (issue 13)
+  /**
+   * Re-checks the accepted peers now (a connection was paused or resumed): links to
+   * peers no longer accepted close before this resolves, links to peers accepted again
+   * are dialled.
+   */
+  async recheckPeers(): Promise<void> {
+    if (this.#started) await this.#links.check()
+  }
+
   /** Open links, by peer did (for tests and views). */
   links(): string[] {
     return this.#links.peers()

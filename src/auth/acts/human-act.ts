@@ -43,6 +43,9 @@ export const HUMAN_ACTS = {
   rotateKey: 'mesh/rotate-key',
   /** The architect shares a room with a peer mesh (with = `<room id>:<peer did>`), or a human opens a federated DM (with = `dm:<principal did>`). */
   roomShare: 'room/share',
+  // paused links (issue 13)
+  pause: 'connection/pause',
+  resume: 'connection/resume',
 } as const
 export type KnownHumanAct = (typeof HUMAN_ACTS)[keyof typeof HUMAN_ACTS]
 
