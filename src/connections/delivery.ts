@@ -285,10 +285,13 @@ export class Delivery {
         await this.#c.store.batch(ops)
         return
       }
+      // crossing requests (issue 13): the peer's request stands and will reach us; ours waits for it.
+      const crossed = err.code === 'MESH_CONFLICT' && err.details.reason === 'crossed'
       if (
         item.type === CONNECT_MESSAGE.request &&
         record.direction === 'outbound' &&
-        record.status === 'pending'
+        record.status === 'pending' &&
+        !crossed
       ) {
         // The peer refused the request itself: the request is over, as if declined.
         const next = { ...transition(record, 'declined', null, now), lastError: error }

@@ -112,12 +112,18 @@ export class LocalActs {
       apply: async (act, now) => {
         const did = (target as { did: string; multiaddr?: string }).did
         const identity = (await this.#c.peers.identityOf(did)) ?? did
+        // A pending request from the peer (crossing requests, issue 13) is answered, not crossed.
         const open = (await this.#c.book.connectionsWith(identity)).find(
-          (c) => c.status === 'accepted' || (c.status === 'pending' && c.direction === 'outbound'),
+          (c) => c.status === 'accepted' || c.status === 'pending',
         )
         if (open !== undefined) {
           throw new ConflictError(`there is already a ${open.status} connection with this mesh`, {
-            reason: open.status === 'accepted' ? 'already-connected' : 'request-pending',
+            reason:
+              open.status === 'accepted'
+                ? 'already-connected'
+                : open.direction === 'outbound'
+                  ? 'request-pending'
+                  : 'request-received',
             connectionId: open.id,
           })
         }
