@@ -84,7 +84,7 @@ describe('crossing connection requests (A asks B while B asks A)', () => {
       15_000,
     )
     // The smaller id stands, on both sides.
-    const stands = x.id < y ? x.id : y
+    const [stands] = [x.id, y].sort()
     assert.equal(open(await a.connections())[0]?.id, stands)
     assert.equal(open(await b.connections())[0]?.id, stands)
   })

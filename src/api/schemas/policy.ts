@@ -35,30 +35,25 @@ const policyFields = {
   backfillLimit,
 } as const
 
-/** The whole policy object: `GET`, `PUT` and `PATCH` answer it (unknown fields refused). */
-export const policySchema = strictObject(policyFields, [
+/** The fields every policy body names (`backfillLimit` came later: see `policyPutSchema`). */
+const putRequired = [
   'mode',
   'allow',
   'deny',
   'autoAccept',
   'maxForeignParticipantsPerRoom',
   'maxBackfillEventsPerRequest',
-  'backfillLimit',
-])
+] as const
+
+/** The whole policy object: `GET`, `PUT` and `PATCH` answer it (unknown fields refused). */
+export const policySchema = strictObject(policyFields, [...putRequired, 'backfillLimit'])
 
 // history limit and PATCH (issue 13)
 /**
  * What `PUT` takes: the whole policy; `backfillLimit` may be left out (then `null`,
  * all history), so that a policy written before it existed is still a valid body.
  */
-export const policyPutSchema = strictObject(policyFields, [
-  'mode',
-  'allow',
-  'deny',
-  'autoAccept',
-  'maxForeignParticipantsPerRoom',
-  'maxBackfillEventsPerRequest',
-])
+export const policyPutSchema = strictObject(policyFields, putRequired)
 
 /** What `PATCH` takes: only the fields it changes (a list replaces the whole list). */
 export const policyPatchSchema = optionalObject(policyFields)
