@@ -210,7 +210,10 @@ export class Outbox {
       const item = await this.#head(peer)
       if (item === undefined) return
       // A held queue waits, untouched (no attempt counted), for the kick that releases it.
-      if (await this.#held(peer)) return
+      if (await this.#held(peer)) {
+        this.#log.debug({ event: 'federation.outbox.held', peer, seq: item.seq }, 'outbox held: paused')
+        return
+      }
       const wait = item.nextAttemptAt - this.#now()
       if (wait > 0 && !worker.force) {
         this.#schedule(peer, worker, wait)

@@ -133,4 +133,39 @@ describe('paused connections (POST /api/connections/:id/pause|resume)', () => {
       ),
     )
   })
+  it('the outbox holds while paused, also across a restart: a key rotation reaches the peer only after resume', async (t) => {
+    const a = await startNode(t, 'alpha')
+    const b = await startNode(t, 'beta')
+    await connect(a, b)
+    const identity = a.node.did
+    const [connection] = await a.connections()
+    const id = connection?.id as string
+    await a.api.call('pauseConnection', {
+      params: { id },
+      body: { ucan: await a.act('connection/pause', id) },
+    })
+    const rotated = await a.api.post<{ did: string }>('/api/keys/rotate', {
+      ucan: await a.act('mesh/rotate-key'),
+    })
+    const held = () =>
+      a.lines.filter((l) => l.event === 'federation.outbox.held' && l.peer === b.node.did).length
+    await until(async () => held() >= 1, 'the announcement held')
+    await a.restart()
+    await until(async () => held() >= 2, 'held again after the restart')
+    assert.equal((await a.connections())[0]?.status, 'paused')
+    const queued = (await a.peers()).find((p) => p.did === b.node.did)
+    assert.equal(queued?.queued, 1)
+    assert.deepEqual((await b.peers()).find((p) => p.did === identity)?.keys, [identity])
+
+    await a.api.call('resumeConnection', {
+      params: { id },
+      body: { ucan: await a.act('connection/resume', id) },
+    })
+    await until(
+      async () => (await b.peers()).find((p) => p.did === identity)?.keys.at(-1) === rotated.did,
+      'beta learns the new key',
+    )
+    assert.equal((await a.peers()).find((p) => p.did === b.node.did)?.queued, 0)
+    assert.equal((await a.connections())[0]?.status, 'accepted')
+  })
 })
