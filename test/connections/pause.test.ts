@@ -43,10 +43,22 @@ describe('paused connections (POST /api/connections/:id/pause|resume)', () => {
         ['MESH_UCAN_INVALID', 'MESH_FORBIDDEN', 'MESH_BAD_REQUEST'].includes(code(err) ?? ''),
       )
     }
-    const paused = await a.api.call('pauseConnection', {
-      params: { id },
-      body: { ucan: await a.act('connection/pause', id) },
-    })
+    // Only a paused connection resumes; a body with more than the act, or an oversized act, is malformed.
+    await assert.rejects(
+      a.api.post(`/api/connections/${id}/resume`, { ucan: await a.act('connection/resume', id) }),
+      (err) => code(err) === 'MESH_CONFLICT',
+    )
+    for (const body of [
+      { ucan: await a.act('connection/pause', id), extra: 1 },
+      { ucan: 'u'.repeat(17 * 1024) },
+      {},
+    ])
+      await assert.rejects(
+        a.api.post(`/api/connections/${id}/pause`, body),
+        (err) => code(err) === 'MESH_BAD_REQUEST',
+      )
+    const pauseAct = await a.act('connection/pause', id)
+    const paused = await a.api.call('pauseConnection', { params: { id }, body: { ucan: pauseAct } })
     assert.deepEqual(paused, { id, status: 'paused' })
     assert.equal((await a.connections())[0]?.status, 'paused')
     // Once is enough: a second pause is a conflict; an unknown connection is not found.
@@ -96,6 +108,11 @@ describe('paused connections (POST /api/connections/:id/pause|resume)', () => {
       body: { ucan: await a.act('connection/resume', id) },
     })
     assert.deepEqual(resumed, { id, status: 'accepted' })
+    // The pause act was spent: replayed, it is refused.
+    await assert.rejects(
+      a.api.post(`/api/connections/${id}/pause`, { ucan: pauseAct }),
+      (err) => code(err) === 'MESH_REPLAY',
+    )
     const all = [
       'before',
       ...Array.from({ length: 5 }, (_, i) => `alpha while paused ${i}`),
