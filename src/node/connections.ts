@@ -23,7 +23,13 @@ export function federationSettings(policy: FederationPolicy): FederationSettings
 // Audit rows are bounded (8 KiB): long allow/deny lists are recorded by size.
 export function policySummary(policy: FederationPolicy): Record<string, unknown> {
   const list = (dids: string[]) => (dids.length <= 20 ? dids : { count: dids.length })
-  return { ...federationSettings(policy), allow: list(policy.allow), deny: list(policy.deny) }
+  return {
+    ...federationSettings(policy),
+    // history limit (issue 13): not in the manifest, but audited
+    backfillLimit: policy.backfillLimit,
+    allow: list(policy.allow),
+    deny: list(policy.deny),
+  }
 }
 
 export interface ConnectionsWiring extends NodeWiring {

@@ -42,6 +42,10 @@ describe('history a newly sharing peer gets (policy backfillLimit)', () => {
   it('0: the peer sees only what is written after the share; its clocks still match', async (t) => {
     const { a, b, id } = await shareWithHistory(t, 12, 0)
     assert.deepEqual(await messages(b, id), [])
+    const changed = await a.api.get<{ entries: Array<{ details: { policy: { backfillLimit: unknown } } }> }>(
+      '/api/audit?action=federation.policy.changed',
+    )
+    assert.equal(changed.entries[0]?.details.policy.backfillLimit, 0)
     assert.equal((await messages(a, id)).length, 12)
     await a.api.post(`/api/rooms/${id}/messages`, { body: 'live from alpha' })
     await b.api.post(`/api/rooms/${id}/messages`, { body: 'live from beta' })
