@@ -21,7 +21,7 @@ import * as trust from './schemas/trust.ts'
  * derives each call's input and output from them.
  */
 export interface RouteSpec {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
   readonly path: string
   /** Needs a bearer token (checked before the body is read). */
   readonly session: boolean
@@ -135,7 +135,7 @@ export const routes = {
     method: 'PUT',
     path: '/api/federation/policy',
     session: true,
-    body: policy.policySchema,
+    body: policy.policyPutSchema,
     response: policy.policySchema,
   }),
   listRejected: route({
@@ -433,6 +433,35 @@ export const routes = {
     session: true,
     body: revocation.revokeBodySchema,
     response: revocation.revokeResultSchema,
+  }),
+
+  // PATCH of the policy (issue 13)
+  patchPolicy: route({
+    method: 'PATCH',
+    path: '/api/federation/policy',
+    session: true,
+    body: policy.policyPatchSchema,
+    response: policy.policySchema,
+  }),
+
+  // Paused links (issue 13)
+  pauseConnection: route({
+    method: 'POST',
+    path: '/api/connections/:id/pause',
+    session: true,
+    status: 202,
+    params: connections.connectionIdParams,
+    body: connections.actBodySchema,
+    response: connections.connectionAcceptedSchema,
+  }),
+  resumeConnection: route({
+    method: 'POST',
+    path: '/api/connections/:id/resume',
+    session: true,
+    status: 202,
+    params: connections.connectionIdParams,
+    body: connections.actBodySchema,
+    response: connections.connectionAcceptedSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -30,6 +30,8 @@ export type PeerState = PeerView['state']
 
 export type FederationPolicy = FromSchema<typeof policy.policySchema>
 export type PolicyMode = FederationPolicy['mode']
+// PATCH of the policy (issue 13)
+export type PolicyPatch = FromSchema<typeof policy.policyPatchSchema>
 export type RejectedEntry = FromSchema<typeof policy.rejectedEntrySchema>
 export type RejectedPage = FromSchema<typeof policy.rejectedPageSchema>
 

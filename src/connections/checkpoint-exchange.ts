@@ -11,7 +11,7 @@ import {
   exchange,
   MESH_CONNECT_PROTOCOL,
 } from './connect-protocol.ts'
-import type { ConnectionBook, ConnectionRecord, Timing } from './connection-book.ts'
+import { type ConnectionBook, type ConnectionRecord, isLive, type Timing } from './connection-book.ts'
 import { createEnvelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
 import { currentKeyOf, type PeerBook, type PeerRecord } from './peers.ts'
 
@@ -47,7 +47,7 @@ export async function exchangeCheckpoints(
   if (gossip === undefined) return []
   const accepted = new Map<string, ConnectionRecord>()
   for await (const record of c.book.records()) {
-    if (record.status === 'accepted') accepted.set(record.peerDid, record)
+    if (isLive(record)) accepted.set(record.peerDid, record)
   }
   const answered: string[] = []
   await Promise.all(

@@ -27,6 +27,7 @@ import {
  * inbound:  (peer's request) → pending → accepted  (local accept; or at once with policy autoAccept)
  *                                      → declined  (local decline)
  * either:   pending | accepted → disconnected      (local or peer's disconnect)
+ * local:    accepted ⇄ accepted + paused               (local pause / resume; the peer is not told)
  * ```
  *
  * `degraded` is never stored: it is shown for an accepted connection while the peer
@@ -48,9 +49,14 @@ export interface ConnectionRecord {
   /** The human whose act made the last transition (null for policy autoAccept). */
   decidedBy: string | null
   lastError: PeerError | null
+  /**
+   * Set while an accepted connection is paused (a local human's act): nothing syncs
+   * with the peer and its outbox holds. Records from before pausing existed lack it.
+   */
+  paused?: { by: string; at: string } | null
 }
 
-export type ConnectionViewStatus = ConnectionStatus | 'degraded'
+export type ConnectionViewStatus = ConnectionStatus | 'degraded' | 'paused'
 
 /**
  * A connection as `GET /api/connections` shows it (SPEC §3, plus note and times).
@@ -163,6 +169,12 @@ export class ConnectionBook {
     return out
   }
 
+  /** Whether the peer's accepted connection is paused: nothing syncs, its outbox holds. */
+  async isPaused(peerDid: string): Promise<boolean> {
+    for (const record of await this.connectionsWith(peerDid)) if (isPaused(record)) return true
+    return false
+  }
+
   /** The newest record per peer among those `keep` says yes to. */
   async latestPerPeer(keep: (record: ConnectionRecord) => boolean = () => true) {
     const latest = new Map<string, ConnectionRecord>()
@@ -258,11 +270,24 @@ export function transition(
   decidedBy: string | null,
   now: number,
 ): ConnectionRecord {
-  return { ...record, status, decidedBy, updatedAt: iso(now), lastError: null }
+  // A pause outlives nothing but the accepted state.
+  const paused = status === 'accepted' ? (record.paused ?? null) : null
+  return { ...record, status, decidedBy, updatedAt: iso(now), lastError: null, paused }
 }
 
 export function viewStatus(record: ConnectionRecord, peer: PeerRecord | undefined): ConnectionViewStatus {
+  if (isPaused(record)) return 'paused'
   return record.status === 'accepted' && peer?.unreachableSince != null ? 'degraded' : record.status
+}
+
+/** An accepted connection a local human paused. */
+export function isPaused(record: ConnectionRecord): boolean {
+  return record.status === 'accepted' && record.paused != null
+}
+
+/** An accepted connection that is not paused: the peer syncs, is probed, swaps checkpoints. */
+export function isLive(record: ConnectionRecord): boolean {
+  return record.status === 'accepted' && record.paused == null
 }
 
 export function ack(inReplyTo: string, record: ConnectionRecord, name: string): ConnectAckBody {

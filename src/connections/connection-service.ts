@@ -55,6 +55,11 @@ export interface ConnectionServiceComponents {
    * by the wire handler; it must not throw.
    */
   onInteraction?: (event: InteractionEvent) => void
+  /**
+   * After a connection is paused or resumed (stored): e.g. the room links re-check the
+   * accepted peers now, so that a pause holds from the moment it is answered.
+   */
+  onPauseChange?: (peer: string, paused: boolean) => void | Promise<void>
   logger?: Logger
   /** Addresses (and what else is known) of a peer beyond what it told us, e.g. its DHT record. */
   resolvePeer?: (did: string, options: AbortOptions) => Promise<{ multiaddrs: string[] } | undefined>
@@ -284,6 +289,29 @@ export class ConnectionService {
     const view = (await this.peers()).find((p) => p.did === identity)
     if (view === undefined) throw new MeshError('MESH_PEER_UNKNOWN', 'no peer mesh with this did', { did })
     return view
+  }
+
+  // paused links (issue 13)
+  /** A human pauses an accepted connection: nothing syncs with the peer, its outbox holds. */
+  async pause(id: string, input: ActInput): Promise<ConnectionView> {
+    const view = await this.#local.setPaused(id, input, true)
+    await this.#notifyPause(view, true)
+    return view
+  }
+
+  /** A human resumes a paused connection: the outbox delivers what it held, rooms catch up. */
+  async resume(id: string, input: ActInput): Promise<ConnectionView> {
+    const view = await this.#local.setPaused(id, input, false)
+    await this.#notifyPause(view, false)
+    return view
+  }
+
+  async #notifyPause(view: ConnectionView, paused: boolean): Promise<void> {
+    try {
+      await this.#c.onPauseChange?.(view.peerDid, paused)
+    } catch (err) {
+      this.#log.error({ event: 'federation.pause_hook_failed', peer: view.peerDid, err }, 'pause hook failed')
+    }
   }
 
   /** Handles one message from the libp2p peer `remoteDid`; returns the signed reply. */

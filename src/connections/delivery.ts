@@ -37,7 +37,7 @@ export interface DeliveryComponents {
   key: () => Ed25519KeyPair
   store: MeshStore
   peers: Pick<PeerBook, 'get' | 'identityOf' | 'put'>
-  book: Pick<ConnectionBook, 'serial' | 'get' | 'putRecord'>
+  book: Pick<ConnectionBook, 'serial' | 'get' | 'putRecord' | 'isPaused'>
   envelopes: Pick<EnvelopeVerifier, 'verify' | 'release'>
   audit: Pick<AuditLog, 'append'>
   logger: Logger
@@ -80,6 +80,7 @@ export class Delivery {
       now: this.#t.now,
       ...(init.outbox?.baseDelayMs !== undefined ? { baseDelayMs: init.outbox.baseDelayMs } : {}),
       ...(init.outbox?.maxDelayMs !== undefined ? { maxDelayMs: init.outbox.maxDelayMs } : {}),
+      held: (peer) => components.book.isPaused(peer),
       handler: {
         deliver: (item, options) => this.#deliver(item, options),
         isPermanent: (err) => err.kind === 'remote-refused' && !TRANSIENT_REMOTE_CODES.has(err.code),
@@ -284,10 +285,13 @@ export class Delivery {
         await this.#c.store.batch(ops)
         return
       }
+      // crossing requests (issue 13): the peer's request stands and will reach us; ours waits for it.
+      const crossed = err.code === 'MESH_CONFLICT' && err.details.reason === 'crossed'
       if (
         item.type === CONNECT_MESSAGE.request &&
         record.direction === 'outbound' &&
-        record.status === 'pending'
+        record.status === 'pending' &&
+        !crossed
       ) {
         // The peer refused the request itself: the request is over, as if declined.
         const next = { ...transition(record, 'declined', null, now), lastError: error }

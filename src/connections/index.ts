@@ -64,6 +64,7 @@ export {
   POLICY_MODES,
   type PolicyChange,
   type PolicyMode,
+  type PolicyPatch,
   PolicyService,
   validatePolicy,
 } from './policy.ts'

@@ -338,7 +338,10 @@ export class InvokeProtocol {
     if (peer === undefined || !connected(peer)) {
       return {
         peer: key,
-        error: new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh'),
+        // A paused connection (issue 13) says so: `state: 'paused'`.
+        error: new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh', {
+          state: peer?.state ?? 'none',
+        }),
       }
     }
     if ((peer.keys.at(-1) ?? peer.did) !== key) {

@@ -61,7 +61,7 @@ export interface LocalActsInit {
 /** One local step: the act it needs, the checks before it, and the transition it makes. */
 interface LocalStep {
   /** For the refusal record: `http.<kind>`. */
-  kind: 'connect' | 'accept' | 'decline' | 'disconnect'
+  kind: 'connect' | 'accept' | 'decline' | 'disconnect' | 'pause' | 'resume'
   act: string
   /** The act's subject (connect: the peer did, known once `check` ran; else the connection id). */
   subject: () => string | null
@@ -76,7 +76,8 @@ interface LocalTransition {
   /** The peer as shown in the view; written too when `putPeer`. */
   peer: PeerRecord | undefined
   putPeer: boolean
-  message: { type: ConnectCommandType; body: ConnectRequestBody | ConnectAnswerBody | ConnectDisconnectBody }
+  /** For the peer; none for a local-only step (pause, resume). */
+  message?: { type: ConnectCommandType; body: ConnectRequestBody | ConnectAnswerBody | ConnectDisconnectBody }
   entry: AuditEntryInput
 }
 
@@ -111,12 +112,18 @@ export class LocalActs {
       apply: async (act, now) => {
         const did = (target as { did: string; multiaddr?: string }).did
         const identity = (await this.#c.peers.identityOf(did)) ?? did
+        // A pending request from the peer (crossing requests, issue 13) is answered, not crossed.
         const open = (await this.#c.book.connectionsWith(identity)).find(
-          (c) => c.status === 'accepted' || (c.status === 'pending' && c.direction === 'outbound'),
+          (c) => c.status === 'accepted' || c.status === 'pending',
         )
         if (open !== undefined) {
           throw new ConflictError(`there is already a ${open.status} connection with this mesh`, {
-            reason: open.status === 'accepted' ? 'already-connected' : 'request-pending',
+            reason:
+              open.status === 'accepted'
+                ? 'already-connected'
+                : open.direction === 'outbound'
+                  ? 'request-pending'
+                  : 'request-received',
             connectionId: open.id,
           })
         }
@@ -212,6 +219,49 @@ export class LocalActs {
     })
   }
 
+  // paused links (issue 13)
+  /**
+   * A human pauses an accepted connection, or resumes a paused one: local only (the
+   * peer is not told; its links and invocations are refused meanwhile, MESH_NOT_CONNECTED
+   * with reason `paused`), audited, and while paused this mesh's outbox for the peer holds.
+   */
+  setPaused(id: string, input: ActInput, pause: boolean): Promise<ConnectionView> {
+    return this.commitTransition(input, {
+      kind: pause ? 'pause' : 'resume',
+      act: pause ? HUMAN_ACTS.pause : HUMAN_ACTS.resume,
+      subject: () => id,
+      apply: async (act, now) => {
+        const record = await this.#c.book.required(id)
+        const paused = record.paused != null
+        if (record.status !== 'accepted' || paused === pause) {
+          throw new ConflictError(
+            pause
+              ? 'only an accepted, running connection can be paused'
+              : 'only a paused connection can be resumed',
+            { status: record.status, paused },
+          )
+        }
+        const next: ConnectionRecord = {
+          ...record,
+          paused: pause ? { by: act.issuer, at: iso(now) } : null,
+          decidedBy: act.issuer,
+          updatedAt: iso(now),
+        }
+        return {
+          record: next,
+          peer: await this.#c.peers.get(record.peerDid),
+          putPeer: false,
+          entry: {
+            action: `federation.connection.${pause ? 'paused' : 'resumed'}`,
+            actor: act.issuer,
+            subject: id,
+            details: { peer: record.peerDid, agreementVersion: record.agreementVersion },
+          },
+        }
+      },
+    })
+  }
+
   #answer(id: string, input: ActInput, what: 'accept' | 'decline'): Promise<ConnectionView> {
     return this.commitTransition(input, {
       kind: what,
@@ -269,18 +319,22 @@ export class LocalActs {
       return this.#c.acts.withAct(act, () =>
         this.#c.book.serial(async () => {
           const t = await step.apply(act, (this.#init.now ?? Date.now)())
-          const { operations } = this.#c.outbox.enqueueOperations({
-            peer: t.record.peerDid,
-            connectionId: t.record.id,
-            type: t.message.type,
-            body: t.message.body,
-            proofs: act.forward,
-            envelopeId: randomId(),
-          })
+          const operations =
+            t.message === undefined
+              ? []
+              : this.#c.outbox.enqueueOperations({
+                  peer: t.record.peerDid,
+                  connectionId: t.record.id,
+                  type: t.message.type,
+                  body: t.message.body,
+                  proofs: act.forward,
+                  envelopeId: randomId(),
+                }).operations
           const peerOps = t.putPeer && t.peer !== undefined ? this.#c.peers.put(t.peer) : []
           await this.#c.audit.append(t.entry, {
             with: [this.#c.book.putRecord(t.record), ...peerOps, ...operations, ...act.operations],
           })
+          // A resume releases what the outbox held; every other step sends its message.
           this.#c.outbox.kick(t.record.peerDid, { now: true })
           return this.#c.book.view(t.record, t.peer)
         }),

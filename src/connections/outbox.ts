@@ -17,7 +17,8 @@ import type { ConnectCommandType, DeliveryError } from './connect-protocol.ts'
  * records its outcome (the delivery handler writes `removeOperations`). Transient
  * failures are retried with exponential backoff and jitter; a permanent one is handed
  * to `fail` and the queue moves on. A peer's queue is retried at once when the peer
- * connects (`kick(peer, {now: true})`) and when the node starts.
+ * connects (`kick(peer, {now: true})`) and when the node starts. A held peer's queue
+ * (`held`: its connection is paused) is not tried at all until it is kicked once released.
  */
 export interface OutboxItem {
   seq: number
@@ -64,6 +65,8 @@ export interface OutboxInit {
   now?: () => number
   /** Jitter source in [0, 1); default Math.random. */
   random?: () => number
+  /** Whether a peer's queue holds (a paused connection): nothing is sent until it is kicked again. */
+  held?: (peer: string) => Promise<boolean>
 }
 
 const PREFIX = 'item/1/'
@@ -85,6 +88,7 @@ export class Outbox {
   readonly #log: Logger
   readonly #now: () => number
   readonly #random: () => number
+  readonly #held: (peer: string) => Promise<boolean>
   readonly #workers = new Map<string, Worker>()
   #seq = 0
   #started = false
@@ -99,6 +103,7 @@ export class Outbox {
     this.#log = init.logger ?? silentLogger()
     this.#now = init.now ?? Date.now
     this.#random = init.random ?? Math.random
+    this.#held = init.held ?? (async () => false)
   }
 
   /** Loads the sequence and retries every peer's queue at once. */
@@ -204,6 +209,11 @@ export class Outbox {
       worker.again = false
       const item = await this.#head(peer)
       if (item === undefined) return
+      // A held queue waits, untouched (no attempt counted), for the kick that releases it.
+      if (await this.#held(peer)) {
+        this.#log.debug({ event: 'federation.outbox.held', peer, seq: item.seq }, 'outbox held: paused')
+        return
+      }
       const wait = item.nextAttemptAt - this.#now()
       if (wait > 0 && !worker.force) {
         this.#schedule(peer, worker, wait)

@@ -3,7 +3,7 @@ import type { Logger } from '../log.ts'
 import type { MeshLibp2p } from '../p2p/index.ts'
 import type { MeshStore } from '../store/index.ts'
 import { classifyDeliveryError, type DeliveryError } from './connect-protocol.ts'
-import { type ConnectionBook, iso, peerError, type Timing, timing } from './connection-book.ts'
+import { type ConnectionBook, isLive, iso, peerError, type Timing, timing } from './connection-book.ts'
 import type { Outbox } from './outbox.ts'
 import type { PeerBook, PeerRecord } from './peers.ts'
 
@@ -53,7 +53,7 @@ export class PeerProbe {
     const queued = new Set((await this.#c.outbox.pending()).map((i) => i.peer))
     const accepted = new Set<string>()
     for await (const record of this.#c.book.records()) {
-      if (record.status === 'accepted' && !queued.has(record.peerDid)) accepted.add(record.peerDid)
+      if (isLive(record) && !queued.has(record.peerDid)) accepted.add(record.peerDid)
     }
     await Promise.all([...accepted].map((did) => this.#probeOne(did, options)))
   }

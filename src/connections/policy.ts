@@ -1,4 +1,10 @@
-import { POLICY_LIMITS, POLICY_MODES, policySchema } from '../api/schemas/policy.ts'
+import {
+  POLICY_LIMITS,
+  POLICY_MODES,
+  policyPatchSchema,
+  policyPutSchema,
+  policySchema,
+} from '../api/schemas/policy.ts'
 import { BadRequestError, type MeshError, PeerUnknownError, PolicyRejectedError } from '../errors.ts'
 import { isDidKey } from '../identity/index.ts'
 import { lazyValidator } from '../schema.ts'
@@ -13,9 +19,12 @@ import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
  * - `autoAccept`: accept connection requests that pass the policy without waiting
  *   for the architect.
  * - `maxForeignParticipantsPerRoom`, `maxBackfillEventsPerRequest`: bounds the rooms
- *   and sync code enforce.
+ *   and sync code enforce (the latter is the catch-up's chunk size).
+ * - `backfillLimit`: how many messages of history a newly sharing peer gets (SPEC §9):
+ *   `0` only what is written after the share, `null` all of it (the default, also for
+ *   a stored policy from before the field existed).
  */
-export { POLICY_LIMITS, POLICY_MODES, policySchema }
+export { POLICY_LIMITS, POLICY_MODES, policyPatchSchema, policyPutSchema, policySchema }
 export type PolicyMode = (typeof POLICY_MODES)[number]
 
 export interface FederationPolicy {
@@ -25,7 +34,11 @@ export interface FederationPolicy {
   autoAccept: boolean
   maxForeignParticipantsPerRoom: number
   maxBackfillEventsPerRequest: number
+  backfillLimit: number | null
 }
+
+/** Some fields of a policy (`PATCH`): only those change. */
+export type PolicyPatch = Partial<FederationPolicy>
 
 export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
   mode: 'open',
@@ -34,29 +47,38 @@ export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
   autoAccept: false,
   maxForeignParticipantsPerRoom: 50,
   maxBackfillEventsPerRequest: 1000,
+  backfillLimit: null,
 })
 
 // The policy's shape is the contract's (src/api): the PUT route and `validatePolicy`
 // refuse exactly the same inputs.
-const validateShape = lazyValidator<FederationPolicy>(policySchema)
+const validateShape = lazyValidator<Omit<FederationPolicy, 'backfillLimit'> & PolicyPatch>(policyPutSchema)
+const validatePatchShape = lazyValidator<PolicyPatch>(policyPatchSchema)
 
-/** Checks a policy (schema, and that every did is an Ed25519 did:key); MESH_BAD_REQUEST otherwise. */
+/**
+ * Checks a policy (schema, and that every did is an Ed25519 did:key); MESH_BAD_REQUEST
+ * otherwise. A policy without `backfillLimit` gets the default (null).
+ */
 export function validatePolicy(value: unknown): FederationPolicy {
-  if (!validateShape(value)) {
-    const first = validateShape.errors?.[0]
-    throw new BadRequestError(
-      `invalid policy: ${first?.instancePath || '/'} ${first?.message ?? ''}`.trim(),
-      {
-        validation: first,
-      },
-    )
-  }
+  if (!validateShape(value)) shapeError(validateShape.errors?.[0])
   for (const list of ['allow', 'deny'] as const) {
     const bad = value[list].find((did) => !isDidKey(did))
     if (bad !== undefined)
       throw new BadRequestError(`policy ${list} holds a did that is not an Ed25519 did:key`, { did: bad })
   }
-  return copy(value)
+  return copy({ ...value, backfillLimit: value.backfillLimit ?? null })
+}
+
+/** Checks the fields of a `PATCH` (unknown fields refused); MESH_BAD_REQUEST otherwise. */
+export function validatePolicyPatch(value: unknown): PolicyPatch {
+  if (!validatePatchShape(value)) shapeError(validatePatchShape.errors?.[0])
+  return value
+}
+
+function shapeError(first: { instancePath?: string; message?: string } | undefined): never {
+  throw new BadRequestError(`invalid policy: ${first?.instancePath || '/'} ${first?.message ?? ''}`.trim(), {
+    validation: first,
+  })
 }
 
 export type PolicyDecision = { ok: true; autoAccept: boolean } | { ok: false; error: MeshError }
@@ -108,8 +130,28 @@ export class PolicyService {
     options: { actor: string; operations?: StoreOperation[] },
   ): Promise<PolicyChange> {
     const next = validatePolicy(policy)
+    return this.#write(() => next, options)
+  }
+
+  /**
+   * Changes only the fields `patch` names (a list replaces the whole list), against the
+   * policy as it is when the write runs; the result is checked whole.
+   */
+  async patch(
+    patch: PolicyPatch,
+    options: { actor: string; operations?: StoreOperation[] },
+  ): Promise<PolicyChange> {
+    const fields = validatePolicyPatch(patch)
+    return this.#write((previous) => validatePolicy({ ...previous, ...fields }), options)
+  }
+
+  #write(
+    make: (previous: FederationPolicy) => FederationPolicy,
+    options: { actor: string; operations?: StoreOperation[] },
+  ): Promise<PolicyChange> {
     const run = this.#writing.then(async () => {
       const previous = (await this.#compiled()).policy
+      const next = make(copy(previous))
       await this.#store.batch([
         ...(options.operations ?? []),
         {
@@ -162,7 +204,8 @@ export class PolicyService {
     if (this.#current === undefined) {
       const loading = this.#sub
         .get(POLICY_KEY)
-        .then((stored) => compile(stored?.policy ?? copy(DEFAULT_POLICY)))
+        // A policy stored before a field existed gets that field's default.
+        .then((stored) => compile(copy({ ...DEFAULT_POLICY, ...stored?.policy })))
       // A failed read is reported to this caller and retried by the next one.
       loading.catch(() => {
         if (this.#current === loading) this.#current = undefined
@@ -191,5 +234,6 @@ function copy(p: Readonly<FederationPolicy>): FederationPolicy {
     autoAccept: p.autoAccept,
     maxForeignParticipantsPerRoom: p.maxForeignParticipantsPerRoom,
     maxBackfillEventsPerRequest: p.maxBackfillEventsPerRequest,
+    backfillLimit: p.backfillLimit ?? null,
   }
 }

@@ -23,7 +23,13 @@ export function federationSettings(policy: FederationPolicy): FederationSettings
 // Audit rows are bounded (8 KiB): long allow/deny lists are recorded by size.
 export function policySummary(policy: FederationPolicy): Record<string, unknown> {
   const list = (dids: string[]) => (dids.length <= 20 ? dids : { count: dids.length })
-  return { ...federationSettings(policy), allow: list(policy.allow), deny: list(policy.deny) }
+  return {
+    ...federationSettings(policy),
+    // history limit (issue 13): not in the manifest, but audited
+    backfillLimit: policy.backfillLimit,
+    allow: list(policy.allow),
+    deny: list(policy.deny),
+  }
 }
 
 export interface ConnectionsWiring extends NodeWiring {
@@ -79,6 +85,8 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
       envelopes,
       acts: gate,
       onInteraction: wiring.reputation.peer,
+      // paused links (issue 13): room links follow a pause or resume at once
+      onPauseChange: () => parts.find('roomSync')?.recheckPeers(),
       peers: peerBook,
       checkpoints: new CheckpointGossip({ audit, logger: log }),
       logger: log,

@@ -67,7 +67,11 @@ export async function startRoomSync({ parts, init, logger }: NodeWiring): Promis
         }
         return accepted
       },
-      policy: async () => parts.find('federation') ?? federationSettings(DEFAULT_POLICY),
+      policy: async () => ({
+        ...(parts.find('federation') ?? federationSettings(DEFAULT_POLICY)),
+        // history limit (issue 13): from the policy itself, the manifest does not carry it
+        backfillLimit: (await parts.find('policy')?.get())?.backfillLimit ?? null,
+      }),
     },
     {
       architectDid: parts.get('info').architectDid,

@@ -31,6 +31,11 @@ export interface SplitOptions {
   maxEntries?: number
   /** Most bytes per chunk (estimated before encoding); default 3/4 of the update limit. */
   maxBytes?: number
+  /**
+   * Items (`map/key`) sent as holes of the same length: the peer's clocks stay
+   * contiguous, it holds no content there (history-limit.ts).
+   */
+  hidden?: Set<string>
 }
 
 type Struct = Y.Item | Y.GC | Y.Skip
@@ -66,8 +71,17 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
       list = []
       byClient.set(s.id.client, list)
     }
-    if (!hole) where.set(`${s.parent}/${s.parentSub}`, { client: s.id.client, index: list.length })
-    list.push(s as Y.Item | Y.GC)
+    if (hole) {
+      list.push(s as Y.GC)
+      continue
+    }
+    const name = `${s.parent}/${s.parentSub}`
+    if (options.hidden?.has(name)) {
+      list.push(new Y.GC(s.id, s.length))
+      continue
+    }
+    where.set(name, { client: s.id.client, index: list.length })
+    list.push(s as Y.Item)
   }
   if (structs.length === 0) return { chunks: [], entries: [], totalEntries: 0, totalBytes: 0 }
   // Something this splitter does not understand (it would be refused anyway): one piece.

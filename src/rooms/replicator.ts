@@ -3,6 +3,7 @@ import type { MeshError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AwarenessRelay } from './awareness-relay.ts'
 import { splitDiff } from './backfill.ts'
+import { hiddenHistory } from './history-limit.ts'
 import type { Link } from './link.ts'
 import type { SyncProgress } from './progress.ts'
 import type { Refuse } from './refusals.ts'
@@ -32,7 +33,8 @@ export interface ReplicatorComponents {
   refuse: Refuse
   /** Whether `did` names this mesh. */
   isOwn: (did: string) => boolean
-  policy: () => Promise<{ maxBackfillEventsPerRequest: number }>
+  /** `backfillLimit`: messages of history a newly sharing peer gets (null or absent: all). */
+  policy: () => Promise<{ maxBackfillEventsPerRequest: number; backfillLimit?: number | null }>
   logger: Logger
 }
 
@@ -157,10 +159,13 @@ export class Replicator {
       this.#c.refuse(link.peer, room.id, 'MESH_BAD_REQUEST', 'malformed', 'malformed state vector', link)
       return
     }
-    const { maxBackfillEventsPerRequest } = await this.#c.policy()
+    const { maxBackfillEventsPerRequest, backfillLimit } = await this.#c.policy()
     if (link.closed) return
     // From here to `ready` nothing awaits: every change is either in the diff or sent live.
-    const plan = splitDiff(room.doc, stateVector, { maxEntries: maxBackfillEventsPerRequest })
+    const plan = splitDiff(room.doc, stateVector, {
+      maxEntries: maxBackfillEventsPerRequest,
+      hidden: this.#hidden(link.peer, room, backfillLimit ?? null),
+    })
     const sent = this.#c.progress.answering(link.peer, room.id, theirs, plan)
     link.send({
       room: room.id,
@@ -186,6 +191,13 @@ export class Replicator {
         'sending catch-up in chunks',
       )
     }
+  }
+
+  /** What of the room's history `peer` is not given (history-limit.ts): only the home mesh hides it. */
+  #hidden(peer: string, room: Room, limit: number | null): Set<string> | undefined {
+    const share = this.#c.shares.get(room.id, peer)
+    if (limit === null || share?.direction !== 'out' || !this.#c.isOwn(room.homeMesh)) return undefined
+    return hiddenHistory(room.doc, { decidedAt: share.decidedAt, limit })
   }
 
   async #apply(link: Link, room: Room, update: Uint8Array, step2: boolean): Promise<void> {

@@ -34,7 +34,12 @@ export interface RoomSyncComponents {
   /** Peers with an accepted connection now, by did (the room sync maps them to identities). */
   acceptedPeers: () => Promise<Map<string, AcceptedPeer>>
   /** Live policy values. */
-  policy: () => Promise<{ maxBackfillEventsPerRequest: number; maxForeignParticipantsPerRoom: number }>
+  policy: () => Promise<{
+    maxBackfillEventsPerRequest: number
+    maxForeignParticipantsPerRoom: number
+    /** Messages of history a newly sharing peer gets; null or absent: all (history-limit.ts). */
+    backfillLimit?: number | null
+  }>
 }
 
 export interface RoomSyncInit {
@@ -232,6 +237,16 @@ export class RoomSync {
 
   status(roomId: string): Promise<RoomSyncStatus> {
     return this.#progress.status(roomId)
+  }
+
+  // paused links (issue 13)
+  /**
+   * Re-checks the accepted peers now (a connection was paused or resumed): links to
+   * peers no longer accepted close before this resolves, links to peers accepted again
+   * are dialled.
+   */
+  async recheckPeers(): Promise<void> {
+    if (this.#started) await this.#links.check()
   }
 
   /** Open links, by peer did (for tests and views). */

@@ -84,6 +84,62 @@ describe('Outbox', () => {
     assert.deepEqual(delivered, [7])
   })
 
+  // paused links (issue 13)
+  it('holds a peer’s queue while it is held (a paused connection), untouched; a kick after release delivers each once, in order', async (t) => {
+    const store = await tempStore(t)
+    const delivered: Array<[string, number]> = []
+    const held = new Set(['p1'])
+    const asked: string[] = []
+    let outbox: Outbox
+    const handler: OutboxHandler = {
+      async deliver(item) {
+        delivered.push([item.peer, item.body.n as number])
+        await store.batch(outbox.removeOperations(item))
+      },
+      isPermanent: () => false,
+      async fail() {},
+    }
+    outbox = new Outbox({
+      store,
+      handler,
+      baseDelayMs: 10,
+      held: async (peer) => {
+        asked.push(peer)
+        return held.has(peer)
+      },
+    })
+    await outbox.start()
+    t.after(() => outbox.stop())
+    await store.batch([1, 2, 3].flatMap((n) => outbox.enqueueOperations(input('p1', n)).operations))
+    await store.batch(outbox.enqueueOperations(input('p2', 9)).operations)
+    for (let i = 0; i < 3; i++) outbox.kick('p1', { now: true })
+    outbox.kick('p2')
+    await waitFor(
+      async () => delivered.length === 1 && asked.filter((p) => p === 'p1').length >= 1,
+      'p2 delivered',
+    )
+    await waitFor(async () => asked.filter((p) => p === 'p1').length >= 2, 'p1 asked again')
+    assert.deepEqual(delivered, [['p2', 9]])
+    const waiting = await outbox.pending('p1')
+    assert.deepEqual(
+      waiting.map((i) => [i.body.n, i.attempts]),
+      [
+        [1, 0],
+        [2, 0],
+        [3, 0],
+      ],
+    )
+    held.delete('p1')
+    outbox.kick('p1', { now: true })
+    await waitFor(async () => (await outbox.pending()).length === 0, 'released')
+    assert.deepEqual(delivered, [
+      ['p2', 9],
+      ['p1', 1],
+      ['p1', 2],
+      ['p1', 3],
+    ])
+  })
+
   it('classifies transport errors', () => {
     const named = (name: string, message = name) => Object.assign(new Error(message), { name })
     assert.equal(classifyDeliveryError(named('UnsupportedProtocolError')).kind, 'protocol-version')

@@ -40,6 +40,7 @@ describe('federation policy', () => {
       autoAccept: false,
       maxForeignParticipantsPerRoom: 50,
       maxBackfillEventsPerRequest: 1000,
+      backfillLimit: null,
     })
     assert.equal(await decide(service, bob.did), 'ok autoAccept=false')
   })
@@ -81,6 +82,20 @@ describe('federation policy', () => {
     assert.equal(await decide(reopened, carol.did), 'MESH_PEER_UNKNOWN')
   })
 
+  it('migrates a policy stored before backfillLimit existed: it reads as null (all history)', async (t) => {
+    const store = await tempStore(t)
+    const { backfillLimit: _, ...old } = policy({ mode: 'allowlist', allow: [bob.did] })
+    await store
+      .sublevel<{ policy: unknown }>('policy')
+      .put('policy/1/current', { policy: old, updatedAt: 1, updatedBy: alice.did } as never)
+    const service = new PolicyService({ store })
+    assert.deepEqual(await service.get(), { ...old, backfillLimit: null })
+    // A PATCH of another field keeps what was stored; the limit is then written too.
+    const change = await service.patch({ autoAccept: true }, { actor: alice.did })
+    assert.deepEqual(change.policy, { ...old, autoAccept: true, backfillLimit: null })
+    assert.equal((await new PolicyService({ store }).get()).backfillLimit, null)
+  })
+
   it('refuses invalid policies and keeps the old one', async (t) => {
     const service = new PolicyService({ store: await tempStore(t) })
     const bad: unknown[] = [
@@ -111,7 +126,7 @@ describe('federation policy', () => {
   })
 })
 
-describe('GET|PUT /api/federation/policy', () => {
+describe('GET|PUT|PATCH /api/federation/policy', () => {
   const mesh = new Ed25519KeyPair(Buffer.alloc(32, 9))
 
   async function server(t: TestContext) {
@@ -200,6 +215,70 @@ describe('GET|PUT /api/federation/policy', () => {
       assert.equal(res.statusCode, 400, JSON.stringify(payload))
       assert.equal(code(res), 'MESH_BAD_REQUEST')
     }
+    assert.deepEqual(changes, [])
+  })
+  // PATCH of the policy (issue 13)
+  const patch = (
+    app: Awaited<ReturnType<typeof server>>['app'],
+    token: string | undefined,
+    payload: unknown,
+  ) =>
+    app.inject({
+      method: 'PATCH',
+      url: '/api/federation/policy',
+      ...(token !== undefined ? { headers: { authorization: `Bearer ${token}` } } : {}),
+      payload: payload as object,
+    })
+
+  it('PATCH changes only the fields it names, and audits each change', async (t) => {
+    const { app, changes, architect } = await server(t)
+    const first = await patch(app, architect, { backfillLimit: 0 })
+    assert.equal(first.statusCode, 200)
+    assert.deepEqual(first.json(), policy({ backfillLimit: 0 }))
+    const second = await patch(app, architect, { mode: 'allowlist', allow: [bob.did] })
+    assert.deepEqual(second.json(), policy({ backfillLimit: 0, mode: 'allowlist', allow: [bob.did] }))
+    const noop = await patch(app, architect, {})
+    assert.deepEqual(noop.json(), second.json())
+    const all = await patch(app, architect, { backfillLimit: null })
+    assert.equal((all.json() as FederationPolicy).backfillLimit, null)
+    assert.equal((all.json() as FederationPolicy).mode, 'allowlist')
+    assert.deepEqual(
+      changes.map((c) => c.policy.backfillLimit),
+      [0, 0, 0, null],
+    )
+    // A PUT without backfillLimit (a client from before it) sets it back to all history.
+    const { backfillLimit: _, ...old } = policy({ backfillLimit: 7 })
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/federation/policy',
+      headers: { authorization: `Bearer ${architect}` },
+      payload: old,
+    })
+    assert.deepEqual(put.json(), policy())
+  })
+
+  it('PATCH refuses unknown fields, bad values, other roles and no session; nothing changes', async (t) => {
+    const { app, changes, architect, human } = await server(t)
+    const bad: unknown[] = [
+      { extra: true },
+      { backfillLimit: -1 },
+      { backfillLimit: 1.5 },
+      { backfillLimit: '10' },
+      { backfillLimit: 100_001 },
+      { mode: 'sometimes' },
+      { deny: ['did:key:z6Mknotakey'] },
+      { allow: Array.from({ length: 1001 }, () => bob.did) },
+      [],
+      'backfillLimit=0',
+    ]
+    for (const payload of bad) {
+      const res = await patch(app, architect, payload)
+      assert.equal(res.statusCode, 400, JSON.stringify(payload).slice(0, 80))
+      assert.equal(code(res), 'MESH_BAD_REQUEST')
+    }
+    const forbidden = await patch(app, human, { mode: 'closed' })
+    assert.equal(code(forbidden), 'MESH_FORBIDDEN')
+    assert.equal(code(await patch(app, undefined, { mode: 'closed' })), 'MESH_UNAUTHENTICATED')
     assert.deepEqual(changes, [])
   })
 })

@@ -20,7 +20,15 @@ const linkErrorSchema = nullableObject({ kind: STRING, code: STRING, message: ST
   'at',
 ])
 
-export const CONNECTION_STATUSES = ['pending', 'accepted', 'declined', 'disconnected', 'degraded'] as const
+// `paused`: accepted, and paused by a local human (issue 13)
+export const CONNECTION_STATUSES = [
+  'pending',
+  'accepted',
+  'declined',
+  'disconnected',
+  'degraded',
+  'paused',
+] as const
 
 export const connectionViewSchema = strictObject(
   {
@@ -119,7 +127,7 @@ export const connectBodySchema = strictObject(
   ['target', 'ucan'],
 )
 
-/** `POST /api/connections/:id/accept|decline|disconnect`. */
+/** `POST /api/connections/:id/accept|decline|disconnect|pause|resume`. */
 export const actBodySchema = strictObject({ ucan: UCAN }, ['ucan'])
 
 export const peerParamsSchema = strictObject({ did: DID_KEY }, ['did'])

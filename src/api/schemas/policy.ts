@@ -1,4 +1,14 @@
-import { BOOLEAN, DID, DID_KEY, NULLABLE_STRING, pageOf, pageQuery, STRING, strictObject } from './common.ts'
+import {
+  BOOLEAN,
+  DID,
+  DID_KEY,
+  NULLABLE_STRING,
+  optionalObject,
+  pageOf,
+  pageQuery,
+  STRING,
+  strictObject,
+} from './common.ts'
 
 /** Federation policy and the log of refusals (SPEC §3). */
 
@@ -12,19 +22,41 @@ const didList = {
   items: DID_KEY,
 } as const
 const bound = { type: 'integer', minimum: 0, maximum: POLICY_LIMITS.maxInt } as const
+/** History a newly sharing peer gets (SPEC §9): messages; `0` none, `null` all. */
+const backfillLimit = { type: ['integer', 'null'], minimum: 0, maximum: POLICY_LIMITS.maxInt } as const
 
-/** The whole policy object: `GET` answers it, `PUT` takes it (unknown fields refused). */
-export const policySchema = strictObject(
-  {
-    mode: { type: 'string', enum: POLICY_MODES },
-    allow: didList,
-    deny: didList,
-    autoAccept: BOOLEAN,
-    maxForeignParticipantsPerRoom: bound,
-    maxBackfillEventsPerRequest: bound,
-  },
-  ['mode', 'allow', 'deny', 'autoAccept', 'maxForeignParticipantsPerRoom', 'maxBackfillEventsPerRequest'],
-)
+const policyFields = {
+  mode: { type: 'string', enum: POLICY_MODES },
+  allow: didList,
+  deny: didList,
+  autoAccept: BOOLEAN,
+  maxForeignParticipantsPerRoom: bound,
+  maxBackfillEventsPerRequest: bound,
+  backfillLimit,
+} as const
+
+/** The fields every policy body names (`backfillLimit` came later: see `policyPutSchema`). */
+const putRequired = [
+  'mode',
+  'allow',
+  'deny',
+  'autoAccept',
+  'maxForeignParticipantsPerRoom',
+  'maxBackfillEventsPerRequest',
+] as const
+
+/** The whole policy object: `GET`, `PUT` and `PATCH` answer it (unknown fields refused). */
+export const policySchema = strictObject(policyFields, [...putRequired, 'backfillLimit'])
+
+// history limit and PATCH (issue 13)
+/**
+ * What `PUT` takes: the whole policy; `backfillLimit` may be left out (then `null`,
+ * all history), so that a policy written before it existed is still a valid body.
+ */
+export const policyPutSchema = strictObject(policyFields, putRequired)
+
+/** What `PATCH` takes: only the fields it changes (a list replaces the whole list). */
+export const policyPatchSchema = optionalObject(policyFields)
 
 /**
  * `GET /api/federation/rejected?after=&limit=&peer=&code=`. `code` is one of the error

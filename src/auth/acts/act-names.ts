@@ -11,5 +11,8 @@ export const HUMAN_ACTS = {
   rotateKey: 'mesh/rotate-key',
   /** A human shares a room with a peer mesh (with = the room's resource), or opens a federated DM (with = the mesh). */
   roomShare: 'room/share',
+  // paused links (issue 13)
+  pause: 'connection/pause',
+  resume: 'connection/resume',
 } as const
 export type KnownHumanAct = (typeof HUMAN_ACTS)[keyof typeof HUMAN_ACTS]

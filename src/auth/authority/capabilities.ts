@@ -184,6 +184,9 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
   },
   /** A human removes a member (with = the mesh). */
   'mesh/remove': { with: meshResource, nb: { did: did().optional() }, subject: 'did' },
+  // paused links (issue 13): a human pauses or resumes one connection
+  'connection/pause': connectionAct,
+  'connection/resume': connectionAct,
 }
 
 function define(can: string, spec: AbilitySpec): CapabilityInfo {

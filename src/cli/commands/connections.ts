@@ -1,4 +1,4 @@
-/** `mesh connect`, `requests`, `connections`, `accept|decline|disconnect`, `peers`: links to other meshes. */
+/** `mesh connect`, `requests`, `connections`, `accept|decline|disconnect|pause|resume`, `peers`: links to other meshes. */
 import type { Command } from 'commander'
 import type { ConnectionView, PeerView } from '../../api/index.ts'
 import { HUMAN_ACTS } from '../../auth/index.ts'
@@ -11,6 +11,9 @@ const ACT_ROUTES = {
   accept: 'acceptConnection',
   decline: 'declineConnection',
   disconnect: 'disconnectConnection',
+  // paused links (issue 13)
+  pause: 'pauseConnection',
+  resume: 'resumeConnection',
 } as const
 
 function connectionLine(c: ConnectionView): string {
@@ -64,7 +67,7 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
     out.print(all, all.length === 0 ? 'no connections' : all.map(connectionLine).join('\n'))
   })
 
-  for (const what of ['accept', 'decline', 'disconnect'] as const) {
+  for (const what of ['accept', 'decline', 'disconnect', 'pause', 'resume'] as const) {
     clientCommand(cli, `${what} <id>`, `${what} a connection (signed by your human key)`).action(
       async (id: string, options: ClientOptions) => {
         const { client: api, chainAct } = await session(options)

@@ -1,6 +1,6 @@
 /** `mesh policy`: show or change the federation policy. */
 import { type Command, Option } from 'commander'
-import type { FederationPolicy } from '../../api/index.ts'
+import type { FederationPolicy, PolicyPatch } from '../../api/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { collect, nonNegativeInt } from '../options.ts'
@@ -14,35 +14,34 @@ type PolicyOptions = ClientOptions & {
   autoAccept?: string
   maxForeignParticipants?: number
   maxBackfill?: number
+  backfillLimit?: number | null
 }
+
+/** `--backfill-limit`: a number of messages, or `all`. */
+const limitOrAll = (value: string) => (value === 'all' ? null : nonNegativeInt(value))
 
 /** A list with `add` added (once each) and `remove` taken out. */
 const edit = (list: string[], add: string[] = [], remove: string[] = []) =>
   [...new Set([...list, ...add])].filter((d) => !remove.includes(d))
 
-/** The policy with the options' changes, or undefined when the options change nothing. */
-function changedPolicy(policy: FederationPolicy, options: PolicyOptions): FederationPolicy | undefined {
-  const changed =
-    options.mode !== undefined ||
-    options.allow !== undefined ||
-    options.disallow !== undefined ||
-    options.deny !== undefined ||
-    options.undeny !== undefined ||
-    options.autoAccept !== undefined ||
-    options.maxForeignParticipants !== undefined ||
-    options.maxBackfill !== undefined
-  if (!changed) return undefined
-  return {
-    ...policy,
+/** Only the fields the options change (a PATCH), or undefined when they change nothing. */
+function policyPatch(policy: FederationPolicy, options: PolicyOptions): PolicyPatch | undefined {
+  const patch: PolicyPatch = {
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
-    allow: edit(policy.allow, options.allow, options.disallow),
-    deny: edit(policy.deny, options.deny, options.undeny),
+    ...(options.allow !== undefined || options.disallow !== undefined
+      ? { allow: edit(policy.allow, options.allow, options.disallow) }
+      : {}),
+    ...(options.deny !== undefined || options.undeny !== undefined
+      ? { deny: edit(policy.deny, options.deny, options.undeny) }
+      : {}),
     ...(options.autoAccept !== undefined ? { autoAccept: options.autoAccept === 'true' } : {}),
     ...(options.maxForeignParticipants !== undefined
       ? { maxForeignParticipantsPerRoom: options.maxForeignParticipants }
       : {}),
     ...(options.maxBackfill !== undefined ? { maxBackfillEventsPerRequest: options.maxBackfill } : {}),
+    ...(options.backfillLimit !== undefined ? { backfillLimit: options.backfillLimit } : {}),
   }
+  return Object.keys(patch).length > 0 ? patch : undefined
 }
 
 export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
@@ -61,11 +60,17 @@ export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
     )
     .addOption(new Option('--max-foreign-participants <n>', 'per room').argParser(nonNegativeInt))
     .addOption(new Option('--max-backfill <n>', 'events per backfill request').argParser(nonNegativeInt))
+    .addOption(
+      new Option(
+        '--backfill-limit <n>',
+        'messages of history a newly sharing peer gets: a number (0: none) or all',
+      ).argParser(limitOrAll),
+    )
     .action(async (options: PolicyOptions) => {
       const { client: api } = await humanSession(ctx.keystore(), options)
       let policy = await api.call('getPolicy')
-      const changed = changedPolicy(policy, options)
-      if (changed !== undefined) policy = await api.call('putPolicy', { body: changed })
+      const patch = policyPatch(policy, options)
+      if (patch !== undefined) policy = await api.call('patchPolicy', { body: patch })
       out.print(
         policy,
         [
@@ -75,6 +80,7 @@ export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
           `deny:         ${policy.deny.join(' ') || '-'}`,
           `max foreign participants per room: ${policy.maxForeignParticipantsPerRoom}`,
           `max backfill events per request:   ${policy.maxBackfillEventsPerRequest}`,
+          `history a newly sharing peer gets: ${policy.backfillLimit ?? 'all'}`,
         ].join('\n'),
       )
     })

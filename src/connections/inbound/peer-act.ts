@@ -50,6 +50,7 @@ export interface PeerActs {
     peer: PeerRecord,
     act: GateAct,
     entry: AuditEntryInput,
+    also?: ConnectionRecord[],
   ): Promise<Applied>
 }
 
@@ -127,10 +128,13 @@ export function createPeerActs(c: PeerActsComponents, init: PeerActsInit): PeerA
       peer: PeerRecord,
       act: GateAct,
       entry: AuditEntryInput,
+      /** More records written in the same batch (e.g. a crossed request retired). */
+      also: ConnectionRecord[] = [],
     ): Promise<Applied> {
       await c.audit.append(entry, {
         with: [
           c.book.putRecord(record),
+          ...also.map((r) => c.book.putRecord(r)),
           ...c.peers.put(peer),
           ...c.envelopes.seenOperations(env),
           ...act.operations,

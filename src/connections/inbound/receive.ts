@@ -128,8 +128,9 @@ export class Inbound {
     if (duplicate) await this.#addState(error, remoteDid, peeked).catch(() => {})
     await this.#c.refusals.wire(error, remoteDid, peeked)
     // Only a message whose signature verified speaks for its mesh; a retried
-    // duplicate and a rate limit are not misbehaviour.
-    if (envelope !== undefined && !duplicate && error.code !== 'MESH_RATE_LIMITED') {
+    // duplicate, a rate limit and a crossed request (issue 13) are not misbehaviour.
+    const crossed = error.code === 'MESH_CONFLICT' && error.details.reason === 'crossed'
+    if (envelope !== undefined && !duplicate && !crossed && error.code !== 'MESH_RATE_LIMITED') {
       const mesh = (await this.#c.peers.identityOf(envelope.origin).catch(() => undefined)) ?? envelope.origin
       this.#c.refusals.interaction(mesh, undefined, 'refused', error.code)
     }

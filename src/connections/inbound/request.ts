@@ -2,7 +2,7 @@ import { HUMAN_ACTS } from '../../auth/acts/index.ts'
 import { ConflictError } from '../../errors.ts'
 import type { Ed25519KeyPair } from '../../identity/index.ts'
 import type { ConnectRequestBody } from '../connect-protocol.ts'
-import { type ConnectionRecord, heard, iso, validMultiaddrs } from '../connection-book.ts'
+import { type ConnectionRecord, heard, iso, transition, validMultiaddrs } from '../connection-book.ts'
 import { newPeerRecord } from '../peers.ts'
 import type { PolicyService } from '../policy.ts'
 import {
@@ -24,6 +24,14 @@ export interface RequestHandlerComponents extends ConnectHandlerComponents {
 /**
  * `connect.request`: a new inbound connection, pending (or accepted at once when the
  * policy says autoAccept). A retried copy of an applied request is answered again.
+ *
+ * Crossing requests (this mesh asked the peer while the peer asked this mesh) end as
+ * one connection on both sides: the request with the smaller id stands. Each side
+ * decides alike, so both keep the same one: when the peer's request is the smaller,
+ * it is accepted at once (this mesh's human asked to connect: both consented) and
+ * this mesh's own request is retired (`disconnected`, lastError `crossed`); when ours
+ * is, the peer's is refused `MESH_CONFLICT` (reason `crossed`, `connectionId` ours),
+ * and its sender keeps its own request pending until ours reaches it (delivery.ts).
  */
 export function requestHandler(c: RequestHandlerComponents): ConnectHandler {
   return bodyHandler<ConnectRequestBody>(async (env, body, identity, claimed) => {
@@ -55,12 +63,20 @@ export function requestHandler(c: RequestHandlerComponents): ConnectHandler {
         connectionId: connected.id,
       })
     }
+    // crossing requests (issue 13)
+    const crossing = connections.find((r) => r.direction === 'outbound' && r.status === 'pending')
+    if (crossing !== undefined && crossing.id < body.connectionId) {
+      throw new ConflictError('the requests crossed: this mesh’s own request stands', {
+        reason: 'crossed',
+        connectionId: crossing.id,
+      })
+    }
     const max = c.maxPendingInboundPerPeer ?? 1
     if (connections.filter((r) => r.direction === 'inbound' && r.status === 'pending').length >= max) {
       throw new ConflictError('too many pending requests from this mesh', { reason: 'pending-limit', max })
     }
     const decision = await c.policy.evaluate(identity)
-    const auto = decision.ok && decision.autoAccept
+    const auto = crossing !== undefined || (decision.ok && decision.autoAccept)
     const agreementVersion = Math.max(body.agreementVersion, peer.agreementVersion + 1)
     peer.name = body.name
     peer.architectDid = body.architectDid
@@ -80,21 +96,43 @@ export function requestHandler(c: RequestHandlerComponents): ConnectHandler {
       note: body.note ?? null,
       createdAt: iso(at),
       updatedAt: iso(at),
-      decidedBy: auto ? null : act.issuer,
+      // Crossed: decided by this mesh's human who asked to connect.
+      decidedBy: crossing !== undefined ? crossing.decidedBy : auto ? null : act.issuer,
       lastError: null,
     }
-    const applied = await c.peerActs.commit(env, record, peer, act, {
-      action: auto ? 'federation.connection.accepted' : 'federation.connection.requested',
-      actor: identity,
-      subject: record.id,
-      details: {
-        peer: identity,
-        direction: 'inbound',
-        agreementVersion,
-        requestedBy: act.issuer,
-        ...(auto ? { autoAccept: true } : {}),
+    const retired: ConnectionRecord[] =
+      crossing === undefined
+        ? []
+        : [
+            {
+              ...transition(crossing, 'disconnected', crossing.decidedBy, at),
+              lastError: {
+                kind: 'crossed',
+                code: 'MESH_CONFLICT',
+                message: `the requests crossed: connection ${record.id} stands`,
+                at: iso(at),
+              },
+            },
+          ]
+    const applied = await c.peerActs.commit(
+      env,
+      record,
+      peer,
+      act,
+      {
+        action: auto ? 'federation.connection.accepted' : 'federation.connection.requested',
+        actor: identity,
+        subject: record.id,
+        details: {
+          peer: identity,
+          direction: 'inbound',
+          agreementVersion,
+          requestedBy: act.issuer,
+          ...(crossing !== undefined ? { crossed: crossing.id } : auto ? { autoAccept: true } : {}),
+        },
       },
-    })
+      retired,
+    )
     c.logger.info(
       {
         event: 'federation.request_received',

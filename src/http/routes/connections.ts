@@ -26,6 +26,8 @@ export interface ConnectionRoutesInit {
  * - `GET /api/connections` → `[ConnectionView]`, newest first; `GET /api/connections/:id`
  * - `POST /api/connections {target: did|multiaddr, note?, ucan}` → `202 {id, status}`
  * - `POST /api/connections/:id/accept|decline|disconnect {ucan}` → `202 {id, status}`
+ * - `POST /api/connections/:id/pause|resume {ucan}` → `202 {id, status}` (acts
+ *   `connection/pause|resume`): while paused nothing syncs with the peer, its outbox holds
  * - `GET /api/federation/peers` → `[PeerView]`
  * - `POST /api/federation/peers/:did/refresh {manifestUrl?}` → `PeerView` (architect only):
  *   refetches the peer's keys from its manifest (when a URL is given) and the DHT
@@ -80,7 +82,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesInit> = async 
     },
   )
 
-  for (const what of ['accept', 'decline', 'disconnect'] as const) {
+  for (const what of ['accept', 'decline', 'disconnect', 'pause', 'resume'] as const) {
     app.post(
       `/api/connections/:id/${what}`,
       {
