@@ -40,6 +40,8 @@ import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
 import { collectNodeMetrics } from './node/metrics.ts'
+// revocation that travels (SPEC §9)
+import { startNames } from './node/names.ts'
 import {
   type NetworkWiring,
   restartOnKey,
@@ -52,7 +54,6 @@ import {
 import { type OutboundSend, startOutbound } from './node/outbound.ts'
 import type { NodeParts } from './node/parts.ts'
 import { ReputationFeed } from './node/reputation.ts'
-// revocation that travels (SPEC §9)
 import { startRevocations } from './node/revocations.ts'
 import { type RoomsWiring, startRoomSync, startRooms } from './node/rooms.ts'
 import { startupError } from './node/startup-errors.ts'
@@ -222,6 +223,7 @@ export class MeshNode {
     await startRevocations(wiring) // revocation that travels (SPEC §9)
     startForeignAccess(wiring)
     startInvocations(wiring) // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
+    startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
@@ -317,6 +319,8 @@ export class MeshNode {
       ...(outbound !== undefined ? { outbound } : {}),
       // revocation that travels (SPEC §9)
       revocations: this.#parts.get('revocations'),
+      // names for identities (issue 14)
+      names: this.#parts.get('names'),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

@@ -67,6 +67,8 @@ export interface NodeRoutesInit {
   invocations: Pick<Invocations, 'invoke'>
   // revocation people can use (SPEC §9)
   revocations?: RevocationRoutesInit['revocations']
+  // names for identities (issue 14)
+  names?: AuthorityRoutesInit['names']
 }
 
 /**
@@ -92,7 +94,10 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   await app.register(rejectedRoutes, { rejected: init.rejected })
   await app.register(auditRoutes, { audit: init.audit })
   await app.register(keyRoutes, { keys: init.keys, rotate: init.rotateKey })
-  await app.register(authorityRoutes, { authority: init.authority })
+  await app.register(authorityRoutes, {
+    authority: init.authority,
+    ...(init.names !== undefined ? { names: init.names } : {}),
+  })
   await app.register(invokeRoutes, { invocations: init.invocations })
   await app.register(roomRoutes, {
     rooms: init.rooms,

@@ -21,6 +21,7 @@ import type { HeartbeatClient, RegistryService } from '../registry/index.ts'
 import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import type { MeshStore, StoreMonitor } from '../store/index.ts'
 import type { Lifecycle } from './lifecycle.ts'
+import type { NameResolver } from './names.ts'
 
 /** Everything a running node holds, by name; all of it is gone after stop. */
 export interface NodeParts {
@@ -61,6 +62,8 @@ export interface NodeParts {
   invocations: Invocations
   // revocation that travels (SPEC §9)
   revocations: RevocationService
+  // names for identities (issue 14)
+  names: NameResolver
 }
 
 /**

@@ -20,6 +20,8 @@ const SCOPE = { type: 'string', enum: TRUST_SCOPES } as const
 export const trustRecordSchema = strictObject(
   {
     did: STRING,
+    /** What a person calls it (issue 14: names, not dids), when this mesh knows. */
+    name: STRING,
     scope: SCOPE,
     local: BOOLEAN,
     kind: STRING,

@@ -21,7 +21,9 @@ function trustLine(r: TrustView): string {
     : r.scope === 'mesh'
       ? 'peer mesh'
       : 'foreign'
-  return `tier ${r.tier}  score ${r.score.toFixed(3)}  +${r.accepted}/-${r.refused}  ${who.padEnd(16)} ${r.did}${r.tierReason ? `  (${r.tierReason})` : ''}`
+  // A name first when the node knows one (issue 14: names, not dids); the did stays, for copying.
+  const named = r.name !== undefined ? `${r.name}  ${r.did}` : r.did
+  return `tier ${r.tier}  score ${r.score.toFixed(3)}  +${r.accepted}/-${r.refused}  ${who.padEnd(16)} ${named}${r.tierReason ? `  (${r.tierReason})` : ''}`
 }
 
 export function registerAuthorityCommands(cli: Command, ctx: CliContext): void {

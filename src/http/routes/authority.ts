@@ -1,7 +1,7 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyPluginAsync } from 'fastify'
 import { trustBodySchema, trustParamsSchema, trustQuerySchema, trustRecordSchema } from '../../api/index.ts'
-import { type Authority, type TrustScope, toMeshError, trustView } from '../../auth/index.ts'
+import { type Authority, type TrustScope, type TrustView, toMeshError, trustView } from '../../auth/index.ts'
 import { BadRequestError, NotFoundError } from '../../errors.ts'
 import { isDidKey } from '../../identity/index.ts'
 import { sessionOf } from './session.ts'
@@ -9,6 +9,11 @@ import { sessionOf } from './session.ts'
 export interface AuthorityRoutesInit {
   /** A getter: a key rotation replaces the authority. */
   authority: () => Pick<Authority, 'meshDid' | 'chains' | 'trust' | 'promote' | 'rootDelegation'>
+  /** What a person calls each did (node/names.ts): a trust record shows it as `name`. */
+  names?: {
+    nameOf(did: string): Promise<string | undefined>
+    namesOf(dids: Iterable<string>): Promise<Map<string, string>>
+  }
 }
 
 /**
@@ -30,11 +35,20 @@ export const authorityRoutes: FastifyPluginAsync<AuthorityRoutesInit> = async (f
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>()
   const authenticate = app.requireSession
 
+  /** The trust view with the record's name, when one is known. */
+  const named = async (views: TrustView[]): Promise<TrustView[]> => {
+    const names = await init.names?.namesOf(views.map((v) => v.did))
+    return views.map((v) => {
+      const name = names?.get(v.did)
+      return name === undefined ? v : { ...v, name }
+    })
+  }
+
   app.get('/api/trust', { onRequest: authenticate }, async () => {
-    const all = init.authority().trust.list()
+    const all = await named(init.authority().trust.list().map(trustView))
     return {
-      principals: all.filter((r) => r.scope === 'principal').map(trustView),
-      meshes: all.filter((r) => r.scope === 'mesh').map(trustView),
+      principals: all.filter((r) => r.scope === 'principal'),
+      meshes: all.filter((r) => r.scope === 'mesh'),
     }
   })
 
@@ -53,8 +67,10 @@ export const authorityRoutes: FastifyPluginAsync<AuthorityRoutesInit> = async (f
       const scope: TrustScope = request.query.scope ?? 'principal'
       const trust = init.authority().trust
       const record = trust.get(did, scope)
-      if (record !== undefined) return trustView(record)
+      if (record !== undefined) return (await named([trustView(record)]))[0]
+      const name = await init.names?.nameOf(did)
       return {
+        ...(name !== undefined ? { name } : {}),
         did,
         scope,
         local: false,
