@@ -16,6 +16,8 @@ export {
 } from './client.ts'
 export { type RouteName, type RouteSpec, type Routes, routes } from './routes.ts'
 export * from './schemas/audit.ts'
+// accountability across meshes (SPEC §11)
+export * from './schemas/audit-merkle.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 export * from './schemas/capability-session.ts'
 export * from './schemas/common.ts'

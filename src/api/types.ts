@@ -1,6 +1,8 @@
 import type { FromSchema, JSONSchema } from 'json-schema-to-ts'
 import type { RouteName, Routes } from './routes.ts'
 import type * as audit from './schemas/audit.ts'
+// accountability across meshes (SPEC §11)
+import type * as auditMerkle from './schemas/audit-merkle.ts'
 import type * as capability from './schemas/capability-session.ts'
 import type * as common from './schemas/common.ts'
 import type * as connections from './schemas/connections.ts'
@@ -102,3 +104,8 @@ export type RoomInvokeResult = FromSchema<typeof capability.roomInvokeResultSche
 export type OutboundInvokeResult = FromSchema<
   typeof import('./schemas/outbound.ts').outboundInvokeResultSchema
 >
+
+// accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
+export type TreeHead = FromSchema<typeof auditMerkle.treeHeadSchema>
+export type InclusionProof = FromSchema<typeof auditMerkle.inclusionProofSchema>
+export type ConsistencyProof = FromSchema<typeof auditMerkle.consistencyProofSchema>

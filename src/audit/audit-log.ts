@@ -1,5 +1,5 @@
 import type { AbortOptions } from '@libp2p/interface'
-import { UnavailableError } from '../errors.ts'
+import { BadRequestError, NotFoundError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
@@ -17,7 +17,9 @@ import { type AuditVerifyOptions, type AuditVerifyReport, verifyLog } from './au
 import { type AuditCheckpoint, signCheckpoint } from './checkpoint.ts'
 import { CheckpointFile } from './checkpoint-file.ts'
 import { ENTRIES_END, ENTRY_PREFIX, entryKey, HEAD_KEY, isHead, PEER_PREFIX } from './log-keys.ts'
+import { MerkleStore, rowLeaf } from './merkle-store.ts'
 import { RollbackWatch } from './rollback-watch.ts'
+import { type ConsistencyProof, type InclusionProof, type SignedTreeHead, signTreeHead } from './tree-head.ts'
 
 // What routes.ts still takes from here (index.ts exports them from their own files).
 export { AUDIT_LIST_LIMITS } from './audit-pages.ts'
@@ -88,6 +90,7 @@ export class AuditLog {
   readonly #mesh: string
   readonly #checkpointFile: CheckpointFile | undefined
   readonly #watch: RollbackWatch
+  readonly #tree: MerkleStore
 
   constructor(init: AuditLogInit) {
     this.#store = init.store
@@ -98,6 +101,7 @@ export class AuditLog {
     this.#key = init.key
     this.#usedKeys.add(init.key.did)
     this.#mesh = init.mesh ?? init.key.did
+    this.#tree = new MerkleStore(this.#sublevel, this.#log)
     this.#checkpointFile =
       init.checkpointFile === undefined ? undefined : new CheckpointFile(init.checkpointFile, this.#log)
     this.#watch = new RollbackWatch(
@@ -147,6 +151,7 @@ export class AuditLog {
     } else {
       this.#head = null
     }
+    await this.#tree.start(this.#head?.seq ?? 0, options)
     this.#running = true
     this.#log.info({ event: 'audit.started', head: this.#head }, 'audit log started')
     await this.#watch.checkLocal()
@@ -184,6 +189,77 @@ export class AuditLog {
       head: this.#head?.hash ?? null,
       ts: new Date(this.#now()).toISOString(),
     })
+  }
+
+  /**
+   * The log's signed tree head now (SPEC §11): its size, its RFC 6962 Merkle root, signed
+   * by the mesh key of the day (named in `key`).
+   */
+  treeHead(): SignedTreeHead {
+    return signTreeHead(this.#key, {
+      mesh: this.#mesh,
+      size: this.#tree.size,
+      root: this.#tree.root(),
+      ts: new Date(this.#now()).toISOString(),
+    })
+  }
+
+  /**
+   * The proof that row `seq` is in the log of `size` rows (default: now), with the row
+   * and the head now. MESH_BAD_REQUEST for a seq below 1 or past `size`;
+   * MESH_NOT_FOUND for a seq or size past the log's (or a row gone from the store).
+   */
+  async inclusionProof(seq: number, size?: number): Promise<InclusionProof> {
+    const sth = this.treeHead()
+    const at = size ?? sth.size
+    checkPosition('seq', seq, 1)
+    checkPosition('size', at, 1)
+    if (at > sth.size || seq > sth.size) {
+      throw new NotFoundError(`the log has ${sth.size} rows`, { seq, size: at, logSize: sth.size })
+    }
+    if (seq > at) throw new BadRequestError('seq is past size', { seq, size: at })
+    const row = await this.#sublevel.get(entryKey(seq))
+    if (!isRowShaped(row)) throw new NotFoundError(`row ${seq} is not in the store`, { seq })
+    const [root, path] = await Promise.all([this.#tree.rootAt(at), this.#tree.inclusionProof(seq - 1, at)])
+    return {
+      mesh: this.#mesh,
+      seq,
+      size: at,
+      root: root.toString('hex'),
+      leaf: rowLeaf(row.hash).toString('hex'),
+      path: path.map((h) => h.toString('hex')),
+      row,
+      sth,
+    }
+  }
+
+  /**
+   * The proof that the log of `to` rows (default: now) extends the log of `from` rows.
+   * MESH_BAD_REQUEST when `from` > `to`; MESH_NOT_FOUND for a size past the log's.
+   */
+  async consistencyProof(from: number, to?: number): Promise<ConsistencyProof> {
+    const sth = this.treeHead()
+    const end = to ?? sth.size
+    checkPosition('from', from, 0)
+    checkPosition('to', end, 0)
+    if (from > sth.size || end > sth.size) {
+      throw new NotFoundError(`the log has ${sth.size} rows`, { from, to: end, logSize: sth.size })
+    }
+    if (from > end) throw new BadRequestError('from is past to', { from, to: end })
+    const [fromRoot, toRoot, path] = await Promise.all([
+      this.#tree.rootAt(from),
+      this.#tree.rootAt(end),
+      this.#tree.consistencyProof(from, end),
+    ])
+    return {
+      mesh: this.#mesh,
+      from,
+      to: end,
+      fromRoot: fromRoot.toString('hex'),
+      toRoot: toRoot.toString('hex'),
+      path: path.map((h) => h.toString('hex')),
+      sth,
+    }
   }
 
   /** Every key whose signature on a row or checkpoint of this mesh counts. */
@@ -320,11 +396,14 @@ export class AuditLog {
     }
     const row = signRow(unsigned, key)
     const head: AuditHead = { seq, hash: row.hash }
+    const grown = this.#tree.append(row.hash)
     await this.#store.batch([
       ...extra,
       { type: 'put', sublevel: this.#sublevel, key: entryKey(seq), value: row },
       { type: 'put', sublevel: this.#sublevel, key: HEAD_KEY, value: head },
+      ...grown.operations,
     ])
+    grown.commit()
     this.#head = head
     this.#watch.save()
     this.#log.debug(
@@ -332,5 +411,11 @@ export class AuditLog {
       'audit row appended',
     )
     return row
+  }
+}
+
+function checkPosition(name: string, value: number, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new BadRequestError(`${name} must be an integer of at least ${min}`, { [name]: value })
   }
 }
