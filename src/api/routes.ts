@@ -1,4 +1,6 @@
 import * as audit from './schemas/audit.ts'
+// accountability across meshes (SPEC §11)
+import * as auditMerkle from './schemas/audit-merkle.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
@@ -408,6 +410,28 @@ export const routes = {
     session: true,
     body: outbound.outboundInvokeBodySchema,
     response: outbound.outboundInvokeResultSchema,
+  }),
+
+  // Accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
+  auditTreeHead: route({
+    method: 'GET',
+    path: '/api/audit/sth',
+    session: true,
+    response: auditMerkle.treeHeadSchema,
+  }),
+  auditInclusionProof: route({
+    method: 'GET',
+    path: '/api/audit/proof/inclusion',
+    session: true,
+    query: auditMerkle.inclusionQuerySchema,
+    response: auditMerkle.inclusionProofSchema,
+  }),
+  auditConsistencyProof: route({
+    method: 'GET',
+    path: '/api/audit/proof/consistency',
+    session: true,
+    query: auditMerkle.consistencyQuerySchema,
+    response: auditMerkle.consistencyProofSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -10,6 +10,8 @@ import type { MeshManifest } from '../manifest/index.ts'
 import type { PublicMeshSource, RegistryService } from '../registry/index.ts'
 import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import { auditRoutes } from './routes/audit.ts'
+// accountability across meshes (SPEC §11)
+import { auditMerkleRoutes } from './routes/audit-merkle.ts'
 import { type AuthorityRoutesInit, authorityRoutes } from './routes/authority.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import { capabilitySessionRoutes, registerCapabilityGuard } from './routes/capability-session.ts'
@@ -121,5 +123,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.members !== undefined) await app.register(memberRoutes, { members: init.members })
   // Outbound invocation over libp2p
   if (init.outbound !== undefined) await app.register(outboundRoutes, { send: init.outbound })
+  // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
+  await app.register(auditMerkleRoutes, { audit: init.audit })
   registerConsole(app)
 }

@@ -46,7 +46,8 @@ function verifyText(report: AuditVerifyReport): string {
 export function registerAuditCommands(cli: Command, ctx: CliContext): void {
   const { out } = ctx
 
-  clientCommand(cli, 'audit', 'show the audit log, or verify its hash chain and signatures')
+  const audit = clientCommand(cli, 'audit', 'show the audit log, or verify its hash chain and signatures')
+  audit
     .option('--verify', 'verify the whole log')
     .option(
       '--checkpoint [file-or-json]',
@@ -83,6 +84,26 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
         page.entries
           .map((e) => `${String(e.seq).padStart(5)} ${e.ts} ${e.action} ${e.subject ?? ''} ${e.actor ?? ''}`)
           .join('\n') || 'empty audit log',
+      )
+    })
+
+  // accountability across meshes (SPEC §11). The group's options (--data, --api, --as)
+  // are parsed by `audit` itself, so a subcommand reads them with optsWithGlobals.
+  audit
+    .command('head')
+    .description('the log’s signed tree head: rows, RFC 6962 Merkle root, the key that signed')
+    .action(async (_options: unknown, command: Command) => {
+      const { client: api } = await humanSession(ctx.keystore(), command.optsWithGlobals<AuditOptions>())
+      const head = await api.call('auditTreeHead')
+      out.print(
+        head,
+        [
+          `mesh  ${head.mesh}`,
+          `size  ${head.size}`,
+          `root  ${head.root}`,
+          `ts    ${head.ts}`,
+          `key   ${head.key}`,
+        ].join('\n'),
       )
     })
 
