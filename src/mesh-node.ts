@@ -19,6 +19,8 @@ import type { FederationSettings, MeshManifest } from './manifest/index.ts'
 import { removeAddressFile, writeAddressFile } from './node/address-file.ts'
 import { type AgentsWiring, startAgents } from './node/agents.ts'
 import { startAudit } from './node/audit.ts'
+// accountability across meshes (SPEC §11)
+import { startAuditProtocol } from './node/audit-protocol.ts'
 import { replaceAuthority, startAuthority } from './node/authority.ts'
 import {
   type ConnectionsWiring,
@@ -205,6 +207,7 @@ export class MeshNode {
     await startMembers(wiring)
     startForeignAccess(wiring)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
+    await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 

@@ -18,6 +18,7 @@ import { type AuditCheckpoint, signCheckpoint } from './checkpoint.ts'
 import { CheckpointFile } from './checkpoint-file.ts'
 import { ENTRIES_END, ENTRY_PREFIX, entryKey, HEAD_KEY, isHead, PEER_PREFIX } from './log-keys.ts'
 import { MerkleStore, rowLeaf } from './merkle-store.ts'
+import { PARTY_LIMITS, partySeqs } from './party-rows.ts'
 import { RollbackWatch } from './rollback-watch.ts'
 import { type ConsistencyProof, type InclusionProof, type SignedTreeHead, signTreeHead } from './tree-head.ts'
 
@@ -260,6 +261,25 @@ export class AuditLog {
       path: path.map((h) => h.toString('hex')),
       sth,
     }
+  }
+
+  /**
+   * The rows after `after` that a peer mesh (`dids`: its identity and every key it held)
+   * is party to, each with its inclusion proof in the log now (`head`), at most
+   * `limit` (≤ PARTY_LIMITS.maxRows) from a bounded scan; `next` goes on, null at the end.
+   */
+  async partyProofs(
+    dids: readonly string[],
+    query: { after?: number; limit?: number } = {},
+  ): Promise<{ head: SignedTreeHead; proofs: InclusionProof[]; next: number | null }> {
+    const head = this.treeHead()
+    const after = query.after ?? 0
+    const limit = Math.min(query.limit ?? PARTY_LIMITS.maxRows, PARTY_LIMITS.maxRows)
+    checkPosition('after', after, 0)
+    checkPosition('limit', limit, 1)
+    const { seqs, next } = await partySeqs(this.#sublevel, new Set(dids), { after, upTo: head.size, limit })
+    const proofs = await Promise.all(seqs.map((seq) => this.inclusionProof(seq, head.size)))
+    return { head, proofs, next }
   }
 
   /** Every key whose signature on a row or checkpoint of this mesh counts. */

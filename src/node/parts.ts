@@ -2,6 +2,8 @@ import type { AgentService } from '../agents/index.ts'
 import type { AuditLog } from '../audit/index.ts'
 import type { ActGate, Authority, InteractionReporter, MemberBook, MemberService } from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
+// accountability across meshes (SPEC §11)
+import type { AuditProtocol } from '../connections/audit-protocol.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 // outbound invocation over libp2p
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
@@ -50,6 +52,8 @@ export interface NodeParts {
   outbound: InvokeProtocol
   // Agents in foreign rooms under a chain (SPEC §8, way 2)
   foreignAccess: ForeignAccess
+  // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+  auditProtocol: AuditProtocol
 }
 
 /**

@@ -1,0 +1,363 @@
+import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
+import {
+  type AuditLog,
+  type ConsistencyProof,
+  checkConsistencyProof,
+  checkInclusionProof,
+  type InclusionProof,
+  parseTreeHead,
+  RefusalThrottle,
+  type RejectedLog,
+  type SignedTreeHead,
+} from '../audit/index.ts'
+import { ERROR_STATUS, MeshError, type MeshErrorCode, ProofInvalidError } from '../errors.ts'
+import { didFromPeerId, peerIdFromDid } from '../identity/index.ts'
+import type { Logger } from '../log.ts'
+import { addDialAddresses, type MeshLibp2p } from '../p2p/index.ts'
+import { lazyValidator } from '../schema.ts'
+import { classifyDeliveryError, exchange, serveExchange } from './connect-protocol.ts'
+import type { PeerView } from './connection-book.ts'
+import { RateLimiter } from './rate-limiter.ts'
+
+/**
+ * `/mesh/audit/1.0.0` — a connected peer mesh reads what it needs of this mesh's Merkle
+ * audit log (SPEC §11). One stream per request, varint length-prefixed UTF-8 JSON:
+ *
+ * ```
+ * → {"op":"head"}                               ← {"ok": signed tree head}
+ * → {"op":"consistency","from":m,"to":n}        ← {"ok": consistency proof m → n}
+ * → {"op":"rows","after":seq,"limit":k}         ← {"ok": {"head", "proofs", "next"}}
+ *                                    or, to any ← {"error": {"code","message","details"}}
+ * ```
+ *
+ * `rows` are the rows the asking mesh is party to (audit/party-rows.ts), each with its
+ * inclusion proof in the log of `head.size` rows. Only a peer with an accepted
+ * connection, asking with its current key, is answered (else MESH_NOT_CONNECTED or
+ * MESH_SIGNATURE_MISMATCH before anything is read); at most `requestsPerMinute` a peer
+ * (MESH_RATE_LIMITED); requests over MAX_AUDIT_REQUEST_BYTES abort the stream; answers
+ * are read up to `maxAnswerBytes`. The asking side checks everything it gets: the head's
+ * signature by a key of the peer (its rotation chain as the peer book holds it), and
+ * every proof against that head — a failure is the code the check gives
+ * (MESH_SIGNATURE_MISMATCH, MESH_PROOF_INVALID), never a silent pass.
+ */
+export const MESH_AUDIT_PROTOCOL = '/mesh/audit/1.0.0'
+export const MAX_AUDIT_REQUEST_BYTES = 256
+
+export interface AuditProtocolComponents {
+  libp2p: () => MeshLibp2p
+  peers: () => Promise<PeerView[]>
+  audit: Pick<AuditLog, 'treeHead' | 'consistencyProof' | 'partyProofs'>
+  rejected?: Pick<RejectedLog, 'record'>
+  /** Reputation hook: a connected peer sent a malformed request or flooded. Must not throw. */
+  onPeerRefused?: (peer: string, reason: string) => void
+  logger: Logger
+}
+
+export interface AuditProtocolInit {
+  /** Requests a peer may send per minute (token bucket, burst the same); default 120. */
+  requestsPerMinute?: number
+  /** Inbound streams at once per connection; default 4. */
+  maxInboundStreams?: number
+  /** The whole exchange, either side; default 10 000 ms. */
+  timeoutMs?: number
+  /** Largest answer read; default 512 KiB (16 rows of 8 KiB details with their proofs). */
+  maxAnswerBytes?: number
+}
+
+const POSITION = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const
+const requestSchema = {
+  oneOf: [
+    { type: 'object', additionalProperties: false, required: ['op'], properties: { op: { const: 'head' } } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['op', 'from', 'to'],
+      properties: { op: { const: 'consistency' }, from: POSITION, to: POSITION },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['op', 'after'],
+      properties: {
+        op: { const: 'rows' },
+        after: POSITION,
+        limit: { type: 'integer', minimum: 1, maximum: 16 },
+      },
+    },
+  ],
+} as const
+type Request =
+  | { op: 'head' }
+  | { op: 'consistency'; from: number; to: number }
+  | { op: 'rows'; after: number; limit?: number }
+
+const validRequest = lazyValidator<Request>(requestSchema)
+type Answer = { ok: unknown } | { error: { code: string; message: string; details: Record<string, unknown> } }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+const encode = (answer: Answer): Uint8Array => encoder.encode(JSON.stringify(answer))
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes))
+  } catch {
+    return undefined
+  }
+}
+
+const isConnected = (peer: PeerView): boolean => peer.state === 'accepted' || peer.state === 'degraded'
+
+/** The rows a peer is party to, checked: the head they were proven against, and where to go on. */
+export interface PeerRows {
+  head: SignedTreeHead
+  proofs: InclusionProof[]
+  next: number | null
+}
+
+export class AuditProtocol {
+  readonly #c: AuditProtocolComponents
+  readonly #init: Required<AuditProtocolInit>
+  readonly #limiter: RateLimiter
+  readonly #throttle = new RefusalThrottle({ intervalMs: 1000 })
+  readonly #served = new Set<Stream>()
+  readonly #log: Logger
+  #host: MeshLibp2p | undefined
+
+  constructor(components: AuditProtocolComponents, init: AuditProtocolInit = {}) {
+    this.#c = components
+    this.#init = {
+      requestsPerMinute: init.requestsPerMinute ?? 120,
+      maxInboundStreams: init.maxInboundStreams ?? 4,
+      timeoutMs: init.timeoutMs ?? 10_000,
+      maxAnswerBytes: init.maxAnswerBytes ?? 512 * 1024,
+    }
+    const n = this.#init.requestsPerMinute
+    this.#limiter = new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
+    this.#log = components.logger.child({ component: 'audit-protocol' })
+  }
+
+  async start(): Promise<void> {
+    if (this.#host !== undefined) return
+    const host = this.#c.libp2p()
+    await host.handle(MESH_AUDIT_PROTOCOL, (stream, connection) => this.#serve(stream, connection), {
+      maxInboundStreams: this.#init.maxInboundStreams,
+      maxOutboundStreams: 16,
+    })
+    this.#host = host
+  }
+
+  async stop(): Promise<void> {
+    const host = this.#host
+    if (host === undefined) return
+    this.#host = undefined
+    await host.unhandle(MESH_AUDIT_PROTOCOL).catch(() => {})
+    for (const stream of this.#served) stream.abort(new Error('audit protocol stopped'))
+    this.#served.clear()
+  }
+
+  /** The connected peer `mesh`'s signed tree head now, its signature checked against the peer's keys. */
+  async head(mesh: string, options: AbortOptions = {}): Promise<SignedTreeHead> {
+    const peer = await this.#peer(mesh)
+    return headOf(peer, await this.#ask(peer, { op: 'head' }, options))
+  }
+
+  /**
+   * The proof that `newer` extends `older` (two heads of the peer `mesh`, checked), from
+   * the peer, checked: MESH_PROOF_INVALID when it does not hold.
+   */
+  async consistency(
+    mesh: string,
+    older: SignedTreeHead,
+    newer: SignedTreeHead,
+    options: AbortOptions = {},
+  ): Promise<ConsistencyProof> {
+    const peer = await this.#peer(mesh)
+    const answer = await this.#ask(peer, { op: 'consistency', from: older.size, to: newer.size }, options)
+    return checkConsistencyProof(answer, older, newer)
+  }
+
+  /** The rows of the peer's log this mesh is party to, after `after`, each proof checked against the head it came with. */
+  async rows(mesh: string, after = 0, options: AbortOptions = {}): Promise<PeerRows> {
+    const peer = await this.#peer(mesh)
+    const answer = (await this.#ask(peer, { op: 'rows', after }, options)) as Partial<PeerRows> | null
+    if (typeof answer !== 'object' || answer === null || !Array.isArray(answer.proofs)) {
+      throw new ProofInvalidError('the peer’s rows answer is not one', { reason: 'shape', mesh: peer.did })
+    }
+    const head = headOf(peer, answer.head)
+    const proofs = answer.proofs.map((proof) => checkInclusionProof(proof, head))
+    const next = Number.isSafeInteger(answer.next) ? (answer.next as number) : null
+    return { head, proofs, next }
+  }
+
+  async #peer(mesh: string): Promise<PeerView> {
+    const peer = (await this.#c.peers()).find((p) => p.did === mesh || p.keys.includes(mesh))
+    if (peer === undefined || !isConnected(peer)) {
+      throw new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh', {
+        mesh,
+        state: peer?.state ?? 'none',
+      })
+    }
+    return peer
+  }
+
+  async #ask(peer: PeerView, request: Request, options: AbortOptions): Promise<unknown> {
+    const libp2p = this.#c.libp2p()
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(this.#init.timeoutMs),
+      ...(options.signal ? [options.signal] : []),
+    ])
+    let reply: Uint8Array
+    try {
+      const peerId = peerIdFromDid(peer.keys.at(-1) ?? peer.did)
+      if (
+        libp2p.getConnections(peerId).length === 0 &&
+        !(await addDialAddresses(libp2p.peerStore, peerId, peer.multiaddrs))
+      ) {
+        throw new MeshError('MESH_UNAVAILABLE', 'no address known for the peer', { reason: 'no-address' })
+      }
+      reply = await exchange(libp2p, peerId, encoder.encode(JSON.stringify(request)), {
+        protocol: MESH_AUDIT_PROTOCOL,
+        maxBytes: this.#init.maxAnswerBytes,
+        signal,
+      })
+    } catch (err) {
+      if (err instanceof MeshError)
+        throw new MeshError(err.code, err.message, { ...err.details, mesh: peer.did })
+      const e = classifyDeliveryError(err)
+      throw new MeshError(e.code, `the peer mesh cannot be reached: ${e.message}`, {
+        ...e.details,
+        reason: e.kind,
+        mesh: peer.did,
+      })
+    }
+    const answer = parseJson(reply) as Partial<{ ok: unknown; error: Record<string, unknown> }> | undefined
+    if (answer !== undefined && answer !== null && 'ok' in answer) return answer.ok
+    const error = answer?.error
+    if (typeof error?.code === 'string' && error.code in ERROR_STATUS) {
+      throw new MeshError(error.code as MeshErrorCode, String(error.message ?? 'refused'), {
+        refusedBy: peer.did,
+      })
+    }
+    throw new MeshError('MESH_UNAVAILABLE', 'the peer mesh sent an answer that is not one', {
+      reason: 'bad-reply',
+      mesh: peer.did,
+    })
+  }
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    this.#served.add(stream)
+    let peerDid = 'unknown'
+    await serveExchange(
+      stream,
+      connection,
+      async (bytes) => {
+        const admitted = await this.#admit(connection)
+        peerDid = admitted.peer.did
+        if (admitted.error !== undefined) return this.#refuse(peerDid, admitted.error)
+        const request = parseJson(bytes)
+        if (!validRequest(request)) {
+          return this.#refuse(
+            peerDid,
+            new MeshError('MESH_BAD_REQUEST', 'not an audit request', {
+              validation: validRequest.errors?.[0]?.message ?? 'not JSON',
+            }),
+          )
+        }
+        try {
+          return encode({ ok: await this.#answer(request, admitted.peer as PeerView) })
+        } catch (err) {
+          if (err instanceof MeshError) return this.#refuse(peerDid, err)
+          this.#log.error({ event: 'audit.protocol_failed', peer: peerDid, err }, 'audit request failed')
+          return encode({
+            error: { code: 'MESH_INTERNAL', message: 'the audit request failed', details: {} },
+          })
+        }
+      },
+      {
+        maxBytes: MAX_AUDIT_REQUEST_BYTES,
+        signal: AbortSignal.timeout(this.#init.timeoutMs),
+        onError: (err) => {
+          if ((err as Error).name === 'InvalidDataLengthError') {
+            this.#record(peerDid, new MeshError('MESH_TOO_LARGE', 'an audit request is at most 256 bytes'))
+          }
+        },
+      },
+    )
+    this.#served.delete(stream)
+  }
+
+  async #answer(request: Request, peer: PeerView): Promise<unknown> {
+    const audit = this.#c.audit
+    if (request.op === 'head') return audit.treeHead()
+    if (request.op === 'consistency') return audit.consistencyProof(request.from, request.to)
+    const { head, proofs, next } = await audit.partyProofs([peer.did, ...peer.keys], {
+      after: request.after,
+      ...(request.limit !== undefined ? { limit: request.limit } : {}),
+    })
+    return { head, proofs, next }
+  }
+
+  async #admit(connection: Connection): Promise<{ peer: PeerView | { did: string }; error?: MeshError }> {
+    let key: string
+    try {
+      key = didFromPeerId(connection.remotePeer)
+    } catch {
+      return { peer: { did: 'unknown' }, error: new MeshError('MESH_NOT_CONNECTED', 'not a mesh key') }
+    }
+    const peer = (await this.#c.peers()).find((p) => p.did === key || p.keys.includes(key))
+    if (peer === undefined || !isConnected(peer)) {
+      return {
+        peer: { did: key },
+        error: new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh'),
+      }
+    }
+    if ((peer.keys.at(-1) ?? peer.did) !== key) {
+      return {
+        peer,
+        error: new MeshError('MESH_SIGNATURE_MISMATCH', 'a key this mesh knows the peer rotated away from'),
+      }
+    }
+    try {
+      this.#limiter.consume(peer.did)
+    } catch (err) {
+      return { peer, error: err as MeshError }
+    }
+    return { peer }
+  }
+
+  #refuse(peer: string, err: MeshError): Uint8Array {
+    this.#record(peer, err)
+    return encode({ error: { code: err.code, message: err.message, details: err.details } })
+  }
+
+  /** Records a refusal of a peer's request (at most one per peer and code a second). */
+  #record(peer: string, err: MeshError): void {
+    // A position past the log is an ordinary answer, not misbehaviour.
+    if (err.code === 'MESH_NOT_FOUND') return
+    const admitted = this.#throttle.admit(`${peer} ${err.code}`)
+    if (admitted === undefined) return
+    if (err.code !== 'MESH_NOT_CONNECTED' && err.code !== 'MESH_SIGNATURE_MISMATCH') {
+      this.#c.onPeerRefused?.(peer, `audit.request ${err.code}`)
+    }
+    this.#c.rejected
+      ?.record({
+        peer,
+        kind: 'audit.request',
+        code: err.code,
+        reason: err.message,
+        details: { suppressedSinceLast: admitted.suppressedSinceLast },
+      })
+      .catch((e: unknown) =>
+        this.#log.error({ event: 'audit.rejected_log_failed', err: e }, 'recording a refusal failed'),
+      )
+  }
+}
+
+/** A head from `peer`: signed by one of its keys and of its log, or refused with the check's code. */
+function headOf(peer: PeerView, value: unknown): SignedTreeHead {
+  const head = parseTreeHead(value, [peer.did, ...peer.keys])
+  if (head.mesh !== peer.did) {
+    throw new ProofInvalidError('the head is of another mesh’s log', { reason: 'mesh', mesh: head.mesh })
+  }
+  return head
+}
