@@ -298,6 +298,8 @@ export class MeshNode {
       // agents in foreign rooms (SPEC §8, way 2)
       foreignAccess: this.#parts.get('foreignAccess'),
       ...(outbound !== undefined ? { outbound } : {}),
+      // accountability across meshes (SPEC §11)
+      heads: () => this.#parts.find('headBook'),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

@@ -433,6 +433,19 @@ export const routes = {
     query: auditMerkle.consistencyQuerySchema,
     response: auditMerkle.consistencyProofSchema,
   }),
+  listDefections: route({
+    method: 'GET',
+    path: '/api/federation/defections',
+    session: true,
+    response: auditMerkle.defectionListSchema,
+  }),
+  getDefection: route({
+    method: 'GET',
+    path: '/api/federation/defections/:did',
+    session: true,
+    params: auditMerkle.defectionParamsSchema,
+    response: auditMerkle.defectionSchema,
+  }),
 } as const satisfies Record<string, RouteSpec>
 
 export type Routes = typeof routes

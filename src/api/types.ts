@@ -109,3 +109,6 @@ export type OutboundInvokeResult = FromSchema<
 export type TreeHead = FromSchema<typeof auditMerkle.treeHeadSchema>
 export type InclusionProof = FromSchema<typeof auditMerkle.inclusionProofSchema>
 export type ConsistencyProof = FromSchema<typeof auditMerkle.consistencyProofSchema>
+export type EquivocationProofView = FromSchema<typeof auditMerkle.equivocationProofSchema>
+export type DefectionView = FromSchema<typeof auditMerkle.defectionSchema>
+export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>

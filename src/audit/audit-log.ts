@@ -16,7 +16,15 @@ import {
 import { type AuditVerifyOptions, type AuditVerifyReport, verifyLog } from './audit-verify.ts'
 import { type AuditCheckpoint, signCheckpoint } from './checkpoint.ts'
 import { CheckpointFile } from './checkpoint-file.ts'
-import { ENTRIES_END, ENTRY_PREFIX, entryKey, HEAD_KEY, isHead, PEER_PREFIX } from './log-keys.ts'
+import {
+  ENTRIES_END,
+  ENTRY_PREFIX,
+  entryKey,
+  HEAD_KEY,
+  isHead,
+  PEER_PREFIX,
+  WATCH_PREFIX,
+} from './log-keys.ts'
 import { MerkleStore, rowLeaf } from './merkle-store.ts'
 import { PARTY_LIMITS, partySeqs } from './party-rows.ts'
 import { RollbackWatch } from './rollback-watch.ts'
@@ -320,6 +328,35 @@ export class AuditLog {
     }
     const checked = checkEntry(entry)
     await this.#serialized(() => this.#write(checked, [op], this.#key, {}))
+  }
+
+  /**
+   * Keeps `value` under `key` in the audit sublevel, outside the rows (only `watch/v1/…`
+   * keys: what this node holds of other meshes' logs); with `entry`, in one batch with
+   * that audit row. `undefined` deletes.
+   */
+  async keepWatchRecord(key: string, value: unknown, entry?: AuditEntryInput): Promise<void> {
+    if (!key.startsWith(WATCH_PREFIX)) throw new BadRequestError('a watch record key starts with watch/v1/')
+    const op: StoreOperation =
+      value === undefined
+        ? { type: 'del', sublevel: this.#sublevel, key }
+        : { type: 'put', sublevel: this.#sublevel, key, value }
+    if (entry === undefined) {
+      await this.#store.batch([op])
+      return
+    }
+    const checked = checkEntry(entry)
+    await this.#serialized(() => this.#write(checked, [op], this.#key, {}))
+  }
+
+  /** The watch record under `key` (see `keepWatchRecord`); `prefix` lists them all. */
+  async watchRecord(key: string): Promise<unknown> {
+    return this.#sublevel.get(key)
+  }
+
+  async *watchRecords(prefix: string): AsyncGenerator<[string, unknown]> {
+    if (!prefix.startsWith(WATCH_PREFIX)) return
+    yield* this.#sublevel.iterator({ gte: prefix, lt: `${prefix}\uffff` })
   }
 
   /**

@@ -50,6 +50,12 @@ export {
   CheckpointGossip,
   type CheckpointGossipInit,
 } from './checkpoint-gossip.ts'
+export {
+  type EquivocationProof,
+  keysOfMesh,
+  verifyEquivocation,
+} from './equivocation.ts'
+export { type DefectionRecord, HeadBook, type HeadBookComponents, type TakeResult } from './head-book.ts'
 // accountability across meshes (SPEC §11)
 export {
   EMPTY_ROOT,

@@ -4,6 +4,8 @@ import {
   type ConsistencyProof,
   checkConsistencyProof,
   checkInclusionProof,
+  type DefectionRecord,
+  type HeadBook,
   type InclusionProof,
   parseTreeHead,
   RefusalThrottle,
@@ -41,12 +43,17 @@ import { RateLimiter } from './rate-limiter.ts'
  * (MESH_SIGNATURE_MISMATCH, MESH_PROOF_INVALID), never a silent pass.
  */
 export const MESH_AUDIT_PROTOCOL = '/mesh/audit/1.0.0'
-export const MAX_AUDIT_REQUEST_BYTES = 256
+/** A request's limit: 32 heads passed on (~450 bytes each), or one equivocation proof. */
+export const MAX_AUDIT_REQUEST_BYTES = 32 * 1024
+/** Heads sent in one exchange: this mesh's own and up to 31 held of others. */
+export const MAX_GOSSIP_HEADS = 32
 
 export interface AuditProtocolComponents {
   libp2p: () => MeshLibp2p
   peers: () => Promise<PeerView[]>
   audit: Pick<AuditLog, 'treeHead' | 'consistencyProof' | 'partyProofs'>
+  /** The heads held of other meshes and the defections found; without it, heads and proofs are neither taken nor passed on. */
+  heads?: Pick<HeadBook, 'heads' | 'take' | 'takeProof'>
   rejected?: Pick<RejectedLog, 'record'>
   /** Reputation hook: a connected peer sent a malformed request or flooded. Must not throw. */
   onPeerRefused?: (peer: string, reason: string) => void
@@ -62,6 +69,8 @@ export interface AuditProtocolInit {
   timeoutMs?: number
   /** Largest answer read; default 512 KiB (16 rows of 8 KiB details with their proofs). */
   maxAnswerBytes?: number
+  /** Heads are exchanged with every connected peer this often; 0 = only when `gossip()` is called. Default 15 000 ms. */
+  gossipIntervalMs?: number
 }
 
 const POSITION = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const
@@ -71,8 +80,20 @@ const requestSchema = {
     {
       type: 'object',
       additionalProperties: false,
-      required: ['op', 'from', 'to'],
+      required: ['op', 'from'],
       properties: { op: { const: 'consistency' }, from: POSITION, to: POSITION },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['op', 'heads'],
+      properties: { op: { const: 'heads' }, heads: { type: 'array', maxItems: MAX_GOSSIP_HEADS } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['op', 'proof'],
+      properties: { op: { const: 'defection' }, proof: { type: 'object' } },
     },
     {
       type: 'object',
@@ -88,8 +109,10 @@ const requestSchema = {
 } as const
 type Request =
   | { op: 'head' }
-  | { op: 'consistency'; from: number; to: number }
+  | { op: 'consistency'; from: number; to?: number }
   | { op: 'rows'; after: number; limit?: number }
+  | { op: 'heads'; heads: unknown[] }
+  | { op: 'defection'; proof: unknown }
 
 const validRequest = lazyValidator<Request>(requestSchema)
 type Answer = { ok: unknown } | { error: { code: string; message: string; details: Record<string, unknown> } }
@@ -122,6 +145,7 @@ export class AuditProtocol {
   readonly #served = new Set<Stream>()
   readonly #log: Logger
   #host: MeshLibp2p | undefined
+  #timer: ReturnType<typeof setInterval> | undefined
 
   constructor(components: AuditProtocolComponents, init: AuditProtocolInit = {}) {
     this.#c = components
@@ -130,6 +154,7 @@ export class AuditProtocol {
       maxInboundStreams: init.maxInboundStreams ?? 4,
       timeoutMs: init.timeoutMs ?? 10_000,
       maxAnswerBytes: init.maxAnswerBytes ?? 512 * 1024,
+      gossipIntervalMs: init.gossipIntervalMs ?? 15_000,
     }
     const n = this.#init.requestsPerMinute
     this.#limiter = new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
@@ -144,9 +169,15 @@ export class AuditProtocol {
       maxOutboundStreams: 16,
     })
     this.#host = host
+    if (this.#init.gossipIntervalMs > 0 && this.#c.heads !== undefined) {
+      this.#timer = setInterval(() => void this.gossip(), this.#init.gossipIntervalMs)
+      this.#timer.unref()
+    }
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#timer)
+    this.#timer = undefined
     const host = this.#host
     if (host === undefined) return
     this.#host = undefined
@@ -187,6 +218,67 @@ export class AuditProtocol {
     const proofs = answer.proofs.map((proof) => checkInclusionProof(proof, head))
     const next = Number.isSafeInteger(answer.next) ? (answer.next as number) : null
     return { head, proofs, next }
+  }
+
+  /**
+   * One gossip round: with every connected peer, this mesh's head and those it holds go
+   * out, the peer's come back, and each is taken (checked, held, or found an
+   * equivocation). Returns the peers that answered.
+   */
+  async gossip(options: AbortOptions = {}): Promise<string[]> {
+    const book = this.#c.heads
+    if (book === undefined) return []
+    const peers = (await this.#c.peers()).filter(isConnected)
+    const answered: string[] = []
+    for (const peer of peers) {
+      try {
+        const heads = [this.#c.audit.treeHead(), ...(await book.heads(MAX_GOSSIP_HEADS - 1))]
+        const answer = (await this.#ask(peer, { op: 'heads', heads }, options)) as { heads?: unknown }
+        answered.push(peer.did)
+        await this.#takeAll(Array.isArray(answer?.heads) ? answer.heads : [], peer.did)
+      } catch (err) {
+        this.#log.debug({ event: 'audit.gossip_failed', peer: peer.did, err }, 'head exchange failed')
+      }
+    }
+    return answered
+  }
+
+  /** The consistency proof from `from` to `mesh`'s head now, as `mesh` answers it (unchecked: the head book checks). */
+  async askConsistency(mesh: string, from: number, options: AbortOptions = {}): Promise<ConsistencyProof> {
+    const peer = await this.#peer(mesh)
+    return (await this.#ask(peer, { op: 'consistency', from }, options)) as ConsistencyProof
+  }
+
+  /** Sends a defection to every connected peer but the offender and whoever sent it; returns those that took it. */
+  async forward(record: DefectionRecord, options: AbortOptions = {}): Promise<string[]> {
+    const from = record.source.startsWith('peer:') ? record.source.slice(5) : undefined
+    const took: string[] = []
+    for (const peer of (await this.#c.peers()).filter(isConnected)) {
+      if (peer.did === record.mesh || peer.did === from) continue
+      try {
+        await this.#ask(peer, { op: 'defection', proof: record.proof }, options)
+        took.push(peer.did)
+      } catch (err) {
+        this.#log.warn({ event: 'audit.defection_forward_failed', peer: peer.did, err }, 'forwarding failed')
+      }
+    }
+    return took
+  }
+
+  async #takeAll(heads: unknown[], from: string): Promise<void> {
+    const book = this.#c.heads
+    if (book === undefined) return
+    for (const head of heads.slice(0, MAX_GOSSIP_HEADS)) {
+      try {
+        await book.take(head)
+      } catch (err) {
+        // A forged head passed on: refused (its code), the rest still taken.
+        this.#log.warn(
+          { event: 'audit.head_refused', from, code: (err as MeshError).code, err: (err as Error).message },
+          'a tree head was refused',
+        )
+      }
+    }
   }
 
   async #peer(mesh: string): Promise<PeerView> {
@@ -244,6 +336,11 @@ export class AuditProtocol {
     })
   }
 
+  /** Answers one inbound stream (what `start` registers; a host that routes streams itself calls it). */
+  serve(stream: Stream, connection: Connection): Promise<void> {
+    return this.#serve(stream, connection)
+  }
+
   async #serve(stream: Stream, connection: Connection): Promise<void> {
     this.#served.add(stream)
     let peerDid = 'unknown'
@@ -278,7 +375,10 @@ export class AuditProtocol {
         signal: AbortSignal.timeout(this.#init.timeoutMs),
         onError: (err) => {
           if ((err as Error).name === 'InvalidDataLengthError') {
-            this.#record(peerDid, new MeshError('MESH_TOO_LARGE', 'an audit request is at most 256 bytes'))
+            this.#record(
+              peerDid,
+              new MeshError('MESH_TOO_LARGE', `an audit request is at most ${MAX_AUDIT_REQUEST_BYTES} bytes`),
+            )
           }
         },
       },
@@ -290,6 +390,18 @@ export class AuditProtocol {
     const audit = this.#c.audit
     if (request.op === 'head') return audit.treeHead()
     if (request.op === 'consistency') return audit.consistencyProof(request.from, request.to)
+    if (request.op === 'heads') {
+      const book = this.#c.heads
+      if (book === undefined) return { heads: [audit.treeHead()] }
+      // Taken after the answer: checking a head may ask its mesh, which takes time.
+      setImmediate(() => void this.#takeAll(request.heads, peer.did))
+      return { heads: [audit.treeHead(), ...(await book.heads(MAX_GOSSIP_HEADS - 1))] }
+    }
+    if (request.op === 'defection') {
+      const book = this.#c.heads
+      if (book === undefined) throw new MeshError('MESH_UNAVAILABLE', 'this mesh does not take defections')
+      return { result: await book.takeProof(request.proof, `peer:${peer.did}`) }
+    }
     const { head, proofs, next } = await audit.partyProofs([peer.did, ...peer.keys], {
       after: request.after,
       ...(request.limit !== undefined ? { limit: request.limit } : {}),

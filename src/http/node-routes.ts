@@ -11,7 +11,7 @@ import type { PublicMeshSource, RegistryService } from '../registry/index.ts'
 import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import { auditRoutes } from './routes/audit.ts'
 // accountability across meshes (SPEC §11)
-import { auditMerkleRoutes } from './routes/audit-merkle.ts'
+import { type AuditMerkleRoutesInit, auditMerkleRoutes } from './routes/audit-merkle.ts'
 import { type AuthorityRoutesInit, authorityRoutes } from './routes/authority.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import { capabilitySessionRoutes, registerCapabilityGuard } from './routes/capability-session.ts'
@@ -63,6 +63,8 @@ export interface NodeRoutesInit {
   foreignAccess?: ForeignAccess
   // Outbound invocation over libp2p
   outbound?: OutboundRoutesInit['send']
+  // accountability across meshes (SPEC §11): the defections found or shown
+  heads?: AuditMerkleRoutesInit['heads']
 }
 
 /**
@@ -124,6 +126,6 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   // Outbound invocation over libp2p
   if (init.outbound !== undefined) await app.register(outboundRoutes, { send: init.outbound })
   // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
-  await app.register(auditMerkleRoutes, { audit: init.audit })
+  await app.register(auditMerkleRoutes, { audit: init.audit, heads: init.heads })
   registerConsole(app)
 }

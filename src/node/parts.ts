@@ -1,4 +1,6 @@
 import type { AgentService } from '../agents/index.ts'
+// accountability across meshes (SPEC §11)
+import type { HeadBook } from '../audit/head-book.ts'
 import type { AuditLog } from '../audit/index.ts'
 import type { ActGate, Authority, InteractionReporter, MemberBook, MemberService } from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
@@ -52,8 +54,9 @@ export interface NodeParts {
   outbound: InvokeProtocol
   // Agents in foreign rooms under a chain (SPEC §8, way 2)
   foreignAccess: ForeignAccess
-  // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+  // accountability across meshes (SPEC §11): /mesh/audit/1.0.0, the heads held of other meshes
   auditProtocol: AuditProtocol
+  headBook: HeadBook
 }
 
 /**

@@ -59,3 +59,31 @@ const POSITION = { type: 'string', pattern: '^[0-9]{1,16}$' } as const
 
 export const inclusionQuerySchema = strictObject({ seq: POSITION, size: POSITION }, ['seq'])
 export const consistencyQuerySchema = strictObject({ from: POSITION, to: POSITION }, ['from'])
+
+/** An equivocation proof (audit/equivocation.ts): two signed heads of `mesh` that no consistency proof joins. */
+export const equivocationProofSchema = strictObject(
+  {
+    v: { const: 1 },
+    mesh: DID_KEY,
+    older: treeHeadSchema,
+    newer: treeHeadSchema,
+    prefixRoot: { type: ['string', 'null'], pattern: '^[0-9a-f]{64}$' },
+    path: PATH,
+    rotation: { type: 'array', maxItems: 16, items: { type: 'object', additionalProperties: true } },
+    foundBy: { type: 'string', maxLength: 256 },
+    foundAt: { type: 'string', maxLength: 32 },
+  },
+  ['v', 'mesh', 'older', 'newer', 'prefixRoot', 'path', 'rotation', 'foundBy', 'foundAt'],
+)
+
+/** A mesh caught equivocating: the proof, when this node learned it, and from whom (`found` or `peer:<did>`). */
+export const defectionSchema = strictObject(
+  { mesh: DID_KEY, at: { type: 'string' }, source: { type: 'string' }, proof: equivocationProofSchema },
+  ['mesh', 'at', 'source', 'proof'],
+)
+
+export const defectionListSchema = strictObject({ defections: { type: 'array', items: defectionSchema } }, [
+  'defections',
+])
+
+export const defectionParamsSchema = strictObject({ did: DID_KEY }, ['did'])

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import { describe, it, type TestContext } from 'node:test'
+import { AuditLog, type EquivocationProof, verifyEquivocation } from '../../src/audit/index.ts'
+import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
+
+async function branch(t: TestContext, rows: number, tag: string, key = alice) {
+  let clock = Date.parse('2026-01-01T00:00:00Z')
+  const log = new AuditLog({ store: await tempStore(t), key, mesh: alice.did, now: () => (clock += 1000) })
+  await log.start()
+  t.after(() => log.stop())
+  for (let i = 0; i < rows; i++) {
+    await log.append({ action: 'test.row', details: { i, ...(i === rows - 1 ? { tag } : {}) } })
+  }
+  return log
+}
+
+const base = {
+  v: 1 as const,
+  rotation: [],
+  foundBy: bob.did,
+  foundAt: '2026-01-01T00:00:00Z',
+  mesh: alice.did,
+}
+const codeOf = (code: string) => (err: unknown) => (err as { code?: string }).code === code
+
+describe('equivocation proofs', () => {
+  it('two heads of one size with two roots verify as one; agreeing heads are refused', async (t) => {
+    const [x, y] = [await branch(t, 5, 'x'), await branch(t, 5, 'y')]
+    const proof: EquivocationProof = {
+      ...base,
+      older: x.treeHead(),
+      newer: y.treeHead(),
+      prefixRoot: null,
+      path: [],
+    }
+    assert.equal(verifyEquivocation(JSON.parse(JSON.stringify(proof))).mesh, alice.did)
+    assert.throws(() => verifyEquivocation({ ...proof, newer: x.treeHead() }), codeOf('MESH_PROOF_INVALID'))
+  })
+
+  it('heads of two sizes: the newer tree’s own path shows another prefix root', async (t) => {
+    const [x, y] = [await branch(t, 3, 'x'), await branch(t, 8, 'y')]
+    const answer = await y.consistencyProof(3)
+    const proof: EquivocationProof = {
+      ...base,
+      older: x.treeHead(),
+      newer: y.treeHead(),
+      prefixRoot: answer.fromRoot,
+      path: answer.path,
+    }
+    verifyEquivocation(proof)
+    // Claimed against a head the newer tree does extend: refused.
+    const y3 = await branch(t, 8, 'y')
+    const honest = await y3.consistencyProof(3)
+    assert.throws(
+      () => verifyEquivocation({ ...proof, older: { ...y.treeHead() }, prefixRoot: honest.fromRoot }),
+      codeOf('MESH_PROOF_INVALID'),
+    )
+    // A path that does not come from the newer tree: refused.
+    assert.throws(
+      () => verifyEquivocation({ ...proof, path: ['00'.repeat(32)] }),
+      codeOf('MESH_PROOF_INVALID'),
+    )
+  })
+
+  it('forged heads, heads of another mesh and malformed proofs are refused with their codes', async (t) => {
+    const [x, y] = [await branch(t, 4, 'x'), await branch(t, 4, 'y')]
+    const ok: EquivocationProof = {
+      ...base,
+      older: x.treeHead(),
+      newer: y.treeHead(),
+      prefixRoot: null,
+      path: [],
+    }
+    // A key that is not the mesh's (no rotation chain joins it).
+    const byMallory = await branch(t, 4, 'm', mallory)
+    assert.throws(
+      () => verifyEquivocation({ ...ok, newer: byMallory.treeHead() }),
+      codeOf('MESH_SIGNATURE_MISMATCH'),
+    )
+    assert.throws(
+      () => verifyEquivocation({ ...ok, older: { ...ok.older, root: 'ab'.repeat(32) } }),
+      codeOf('MESH_SIGNATURE_MISMATCH'),
+    )
+    assert.throws(() => verifyEquivocation({ ...ok, mesh: bob.did }), codeOf('MESH_SIGNATURE_MISMATCH'))
+    assert.throws(() => verifyEquivocation({ ...ok, v: 2 }), codeOf('MESH_BAD_REQUEST'))
+    assert.throws(() => verifyEquivocation('{}'), codeOf('MESH_BAD_REQUEST'))
+  })
+})
