@@ -53,7 +53,7 @@ export interface AuditProtocolComponents {
   peers: () => Promise<PeerView[]>
   audit: Pick<AuditLog, 'treeHead' | 'consistencyProof' | 'partyProofs'>
   /** The heads held of other meshes and the defections found; without it, heads and proofs are neither taken nor passed on. */
-  heads?: Pick<HeadBook, 'heads' | 'take' | 'takeProof'>
+  heads?: Pick<HeadBook, 'heads' | 'take' | 'takeProof' | 'defections'>
   rejected?: Pick<RejectedLog, 'record'>
   /** Reputation hook: a connected peer sent a malformed request or flooded. Must not throw. */
   onPeerRefused?: (peer: string, reason: string) => void
@@ -146,6 +146,8 @@ export class AuditProtocol {
   readonly #log: Logger
   #host: MeshLibp2p | undefined
   #timer: ReturnType<typeof setInterval> | undefined
+  /** `<peer> <offender>`: defections a peer has taken (this run), so each is sent once. */
+  readonly #told = new Set<string>()
 
   constructor(components: AuditProtocolComponents, init: AuditProtocolInit = {}) {
     this.#c = components
@@ -236,6 +238,8 @@ export class AuditProtocol {
         const answer = (await this.#ask(peer, { op: 'heads', heads }, options)) as { heads?: unknown }
         answered.push(peer.did)
         await this.#takeAll(Array.isArray(answer?.heads) ? answer.heads : [], peer.did)
+        // A peer linked after a defection was found learns it on its first round.
+        for (const record of await book.defections()) await this.#tell(peer, record, options)
       } catch (err) {
         this.#log.debug({ event: 'audit.gossip_failed', peer: peer.did, err }, 'head exchange failed')
       }
@@ -254,15 +258,24 @@ export class AuditProtocol {
     const from = record.source.startsWith('peer:') ? record.source.slice(5) : undefined
     const took: string[] = []
     for (const peer of (await this.#c.peers()).filter(isConnected)) {
-      if (peer.did === record.mesh || peer.did === from) continue
-      try {
-        await this.#ask(peer, { op: 'defection', proof: record.proof }, options)
-        took.push(peer.did)
-      } catch (err) {
-        this.#log.warn({ event: 'audit.defection_forward_failed', peer: peer.did, err }, 'forwarding failed')
-      }
+      if (peer.did === from) continue
+      if (await this.#tell(peer, record, options)) took.push(peer.did)
     }
     return took
+  }
+
+  /** Sends `record` to `peer` unless it is the offender or already took it; true when it takes it now. */
+  async #tell(peer: PeerView, record: DefectionRecord, options: AbortOptions): Promise<boolean> {
+    const key = `${peer.did} ${record.mesh}`
+    if (peer.did === record.mesh || this.#told.has(key)) return false
+    try {
+      await this.#ask(peer, { op: 'defection', proof: record.proof }, options)
+      this.#told.add(key)
+      return true
+    } catch (err) {
+      this.#log.warn({ event: 'audit.defection_forward_failed', peer: peer.did, err }, 'forwarding failed')
+      return false
+    }
   }
 
   async #takeAll(heads: unknown[], from: string): Promise<void> {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import type { Connection, Stream } from '@libp2p/interface'
-import { AuditLog, type DefectionRecord, verifyEquivocation } from '../../src/audit/index.ts'
-import { AuditProtocol, MESH_AUDIT_PROTOCOL } from '../../src/connections/index.ts'
-import { didFromPeerId, loadKeyHistory } from '../../src/identity/index.ts'
+import type { AuditLog, DefectionRecord } from '../../src/audit/index.ts'
+import { verifyEquivocation } from '../../src/audit/index.ts'
+import { AuditProtocol } from '../../src/connections/index.ts'
+import { loadKeyHistory } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
+import { branchLog, forkAuditLog } from '../fixtures/audit-fork.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { waitFor } from '../p2p/nodes.ts'
 import { connect } from '../rooms/helpers.ts'
@@ -15,46 +16,15 @@ const FAST_GOSSIP = { auditProtocol: { gossipIntervalMs: 300 } }
 /** A log under `node`'s key and identity, apart from the node's own: `rows` rows, the last `tag`ged. */
 async function branch(t: TestContext, node: TestNode, rows: number, tag: string): Promise<AuditLog> {
   const key = (await loadKeyHistory(node.dataDir)).current
-  let clock = Date.parse('2026-01-01T00:00:00Z')
-  const log = new AuditLog({
-    store: await tempStore(t),
-    key,
-    mesh: node.node.did,
-    now: () => (clock += 1000),
-  })
-  await log.start()
+  const log = await branchLog(await tempStore(t), key, node.node.did, rows, tag)
   t.after(() => log.stop())
-  for (let i = 0; i < rows; i++) {
-    await log.append({ action: 'test.row', details: { i, ...(i === rows - 1 ? { tag } : {}) } })
-  }
   return log
 }
 
-/**
- * Makes `node` fork its log (the helper of the Must-show): its `/mesh/audit/1.0.0` answers
- * each asker from the branch `pick` names for it, both signed by its one key.
- */
+/** Makes `node` fork its log (the Must-show's helper): each asker is answered from the branch `pick` names. */
 async function fork(t: TestContext, node: TestNode, pick: (asker: string) => AuditLog): Promise<void> {
-  const libp2p = node.node.libp2p
-  await libp2p.unhandle(MESH_AUDIT_PROTOCOL)
-  const served = new Map<AuditLog, AuditProtocol>()
-  const protocolOf = (log: AuditLog): AuditProtocol => {
-    let p = served.get(log)
-    if (p === undefined) {
-      p = new AuditProtocol({
-        libp2p: () => libp2p,
-        peers: () => node.node.connections.peers(),
-        audit: log,
-        logger: silentLogger(),
-      })
-      served.set(log, p)
-    }
-    return p
-  }
-  await libp2p.handle(MESH_AUDIT_PROTOCOL, (stream: Stream, connection: Connection) =>
-    protocolOf(pick(didFromPeerId(connection.remotePeer))).serve(stream, connection),
-  )
-  t.after(() => libp2p.unhandle(MESH_AUDIT_PROTOCOL).catch(() => {}))
+  const undo = await forkAuditLog(node.node.libp2p, () => node.node.connections.peers(), pick)
+  t.after(undo)
 }
 
 const defections = (node: TestNode) =>
