@@ -59,6 +59,11 @@ export interface AuditLogInit {
    * `witness` for the copies kept elsewhere. Default: none.
    */
   checkpointFile?: string
+  /**
+   * Keep the RFC 6962 tree beside the rows (SPEC §11); default true. False only for the
+   * benchmark's baseline (the hash chain alone): tree heads and proofs are then MESH_UNAVAILABLE.
+   */
+  merkle?: boolean
 }
 
 /** The checkpoint this node holds of a peer mesh's log (the latest consistent one), and what contradicted it. */
@@ -100,6 +105,7 @@ export class AuditLog {
   readonly #checkpointFile: CheckpointFile | undefined
   readonly #watch: RollbackWatch
   readonly #tree: MerkleStore
+  readonly #merkle: boolean
 
   constructor(init: AuditLogInit) {
     this.#store = init.store
@@ -111,6 +117,7 @@ export class AuditLog {
     this.#usedKeys.add(init.key.did)
     this.#mesh = init.mesh ?? init.key.did
     this.#tree = new MerkleStore(this.#sublevel, this.#log)
+    this.#merkle = init.merkle ?? true
     this.#checkpointFile =
       init.checkpointFile === undefined ? undefined : new CheckpointFile(init.checkpointFile, this.#log)
     this.#watch = new RollbackWatch(
@@ -160,7 +167,7 @@ export class AuditLog {
     } else {
       this.#head = null
     }
-    await this.#tree.start(this.#head?.seq ?? 0, options)
+    if (this.#merkle) await this.#tree.start(this.#head?.seq ?? 0, options)
     this.#running = true
     this.#log.info({ event: 'audit.started', head: this.#head }, 'audit log started')
     await this.#watch.checkLocal()
@@ -205,6 +212,7 @@ export class AuditLog {
    * by the mesh key of the day (named in `key`).
    */
   treeHead(): SignedTreeHead {
+    if (!this.#merkle) throw new UnavailableError('this audit log keeps no Merkle tree')
     return signTreeHead(this.#key, {
       mesh: this.#mesh,
       size: this.#tree.size,
@@ -453,14 +461,14 @@ export class AuditLog {
     }
     const row = signRow(unsigned, key)
     const head: AuditHead = { seq, hash: row.hash }
-    const grown = this.#tree.append(row.hash)
+    const grown = this.#merkle ? this.#tree.append(row.hash) : undefined
     await this.#store.batch([
       ...extra,
       { type: 'put', sublevel: this.#sublevel, key: entryKey(seq), value: row },
       { type: 'put', sublevel: this.#sublevel, key: HEAD_KEY, value: head },
-      ...grown.operations,
+      ...(grown?.operations ?? []),
     ])
-    grown.commit()
+    grown?.commit()
     this.#head = head
     this.#watch.save()
     this.#log.debug(
