@@ -8,17 +8,25 @@ import {
   type HeadBook,
   type InclusionProof,
   parseTreeHead,
-  RefusalThrottle,
   type RejectedLog,
   type SignedTreeHead,
 } from '../audit/index.ts'
-import { ERROR_STATUS, MeshError, type MeshErrorCode, ProofInvalidError } from '../errors.ts'
-import { didFromPeerId, peerIdFromDid } from '../identity/index.ts'
+import { MeshError, ProofInvalidError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { addDialAddresses, type MeshLibp2p } from '../p2p/index.ts'
+import type { MeshLibp2p } from '../p2p/index.ts'
 import { lazyValidator } from '../schema.ts'
-import { classifyDeliveryError, exchange, serveExchange } from './connect-protocol.ts'
+import { serveExchange } from './connect-protocol.ts'
 import type { PeerView } from './connection-book.ts'
+import {
+  admitPeer,
+  connectedPeer,
+  encodeJson,
+  errorAnswer,
+  isConnected,
+  PeerRefusals,
+  parseJson,
+  requestPeer,
+} from './peer-request.ts'
 import { RateLimiter } from './rate-limiter.ts'
 
 /**
@@ -115,20 +123,6 @@ type Request =
   | { op: 'defection'; proof: unknown }
 
 const validRequest = lazyValidator<Request>(requestSchema)
-type Answer = { ok: unknown } | { error: { code: string; message: string; details: Record<string, unknown> } }
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
-const encode = (answer: Answer): Uint8Array => encoder.encode(JSON.stringify(answer))
-function parseJson(bytes: Uint8Array): unknown {
-  try {
-    return JSON.parse(decoder.decode(bytes))
-  } catch {
-    return undefined
-  }
-}
-
-const isConnected = (peer: PeerView): boolean => peer.state === 'accepted' || peer.state === 'degraded'
 
 /** The rows a peer is party to, checked: the head they were proven against, and where to go on. */
 export interface PeerRows {
@@ -141,7 +135,7 @@ export class AuditProtocol {
   readonly #c: AuditProtocolComponents
   readonly #init: Required<AuditProtocolInit>
   readonly #limiter: RateLimiter
-  readonly #throttle = new RefusalThrottle({ intervalMs: 1000 })
+  readonly #refusals: PeerRefusals
   readonly #served = new Set<Stream>()
   readonly #log: Logger
   #host: MeshLibp2p | undefined
@@ -161,6 +155,12 @@ export class AuditProtocol {
     const n = this.#init.requestsPerMinute
     this.#limiter = new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
     this.#log = components.logger.child({ component: 'audit-protocol' })
+    this.#refusals = new PeerRefusals({
+      kind: 'audit.request',
+      rejected: components.rejected,
+      onPeerRefused: components.onPeerRefused,
+      logger: this.#log,
+    })
   }
 
   async start(): Promise<void> {
@@ -294,58 +294,18 @@ export class AuditProtocol {
     }
   }
 
-  async #peer(mesh: string): Promise<PeerView> {
-    const peer = (await this.#c.peers()).find((p) => p.did === mesh || p.keys.includes(mesh))
-    if (peer === undefined || !isConnected(peer)) {
-      throw new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh', {
-        mesh,
-        state: peer?.state ?? 'none',
-      })
-    }
-    return peer
+  #peer(mesh: string): Promise<PeerView> {
+    return connectedPeer(this.#c.peers, mesh)
   }
 
-  async #ask(peer: PeerView, request: Request, options: AbortOptions): Promise<unknown> {
-    const libp2p = this.#c.libp2p()
+  #ask(peer: PeerView, request: Request, options: AbortOptions): Promise<unknown> {
     const signal = AbortSignal.any([
       AbortSignal.timeout(this.#init.timeoutMs),
       ...(options.signal ? [options.signal] : []),
     ])
-    let reply: Uint8Array
-    try {
-      const peerId = peerIdFromDid(peer.keys.at(-1) ?? peer.did)
-      if (
-        libp2p.getConnections(peerId).length === 0 &&
-        !(await addDialAddresses(libp2p.peerStore, peerId, peer.multiaddrs))
-      ) {
-        throw new MeshError('MESH_UNAVAILABLE', 'no address known for the peer', { reason: 'no-address' })
-      }
-      reply = await exchange(libp2p, peerId, encoder.encode(JSON.stringify(request)), {
-        protocol: MESH_AUDIT_PROTOCOL,
-        maxBytes: this.#init.maxAnswerBytes,
-        signal,
-      })
-    } catch (err) {
-      if (err instanceof MeshError)
-        throw new MeshError(err.code, err.message, { ...err.details, mesh: peer.did })
-      const e = classifyDeliveryError(err)
-      throw new MeshError(e.code, `the peer mesh cannot be reached: ${e.message}`, {
-        ...e.details,
-        reason: e.kind,
-        mesh: peer.did,
-      })
-    }
-    const answer = parseJson(reply) as Partial<{ ok: unknown; error: Record<string, unknown> }> | undefined
-    if (answer !== undefined && answer !== null && 'ok' in answer) return answer.ok
-    const error = answer?.error
-    if (typeof error?.code === 'string' && error.code in ERROR_STATUS) {
-      throw new MeshError(error.code as MeshErrorCode, String(error.message ?? 'refused'), {
-        refusedBy: peer.did,
-      })
-    }
-    throw new MeshError('MESH_UNAVAILABLE', 'the peer mesh sent an answer that is not one', {
-      reason: 'bad-reply',
-      mesh: peer.did,
+    return requestPeer(this.#c.libp2p(), peer, MESH_AUDIT_PROTOCOL, request, {
+      maxBytes: this.#init.maxAnswerBytes,
+      signal,
     })
   }
 
@@ -361,9 +321,11 @@ export class AuditProtocol {
       stream,
       connection,
       async (bytes) => {
-        const admitted = await this.#admit(connection)
-        peerDid = admitted.peer.did
-        if (admitted.error !== undefined) return this.#refuse(peerDid, admitted.error)
+        const admitted = await admitPeer(connection, this.#c.peers, this.#limiter)
+        peerDid = admitted.peer
+        if (admitted.error !== undefined || admitted.view === undefined) {
+          return this.#refuse(peerDid, admitted.error ?? new MeshError('MESH_NOT_CONNECTED', 'not connected'))
+        }
         const request = parseJson(bytes)
         if (!validRequest(request)) {
           return this.#refuse(
@@ -374,13 +336,11 @@ export class AuditProtocol {
           )
         }
         try {
-          return encode({ ok: await this.#answer(request, admitted.peer as PeerView) })
+          return encodeJson({ ok: await this.#answer(request, admitted.view) })
         } catch (err) {
           if (err instanceof MeshError) return this.#refuse(peerDid, err)
           this.#log.error({ event: 'audit.protocol_failed', peer: peerDid, err }, 'audit request failed')
-          return encode({
-            error: { code: 'MESH_INTERNAL', message: 'the audit request failed', details: {} },
-          })
+          return encodeJson(errorAnswer(err, 'the audit request failed'))
         }
       },
       {
@@ -422,59 +382,14 @@ export class AuditProtocol {
     return { head, proofs, next }
   }
 
-  async #admit(connection: Connection): Promise<{ peer: PeerView | { did: string }; error?: MeshError }> {
-    let key: string
-    try {
-      key = didFromPeerId(connection.remotePeer)
-    } catch {
-      return { peer: { did: 'unknown' }, error: new MeshError('MESH_NOT_CONNECTED', 'not a mesh key') }
-    }
-    const peer = (await this.#c.peers()).find((p) => p.did === key || p.keys.includes(key))
-    if (peer === undefined || !isConnected(peer)) {
-      return {
-        peer: { did: key },
-        error: new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh'),
-      }
-    }
-    if ((peer.keys.at(-1) ?? peer.did) !== key) {
-      return {
-        peer,
-        error: new MeshError('MESH_SIGNATURE_MISMATCH', 'a key this mesh knows the peer rotated away from'),
-      }
-    }
-    try {
-      this.#limiter.consume(peer.did)
-    } catch (err) {
-      return { peer, error: err as MeshError }
-    }
-    return { peer }
-  }
-
   #refuse(peer: string, err: MeshError): Uint8Array {
     this.#record(peer, err)
-    return encode({ error: { code: err.code, message: err.message, details: err.details } })
+    return encodeJson(errorAnswer(err))
   }
 
-  /** Records a refusal of a peer's request (at most one per peer and code a second). */
   #record(peer: string, err: MeshError): void {
     // A position past the log is an ordinary answer, not misbehaviour.
-    if (err.code === 'MESH_NOT_FOUND') return
-    const admitted = this.#throttle.admit(`${peer} ${err.code}`)
-    if (admitted === undefined) return
-    if (err.code !== 'MESH_NOT_CONNECTED' && err.code !== 'MESH_SIGNATURE_MISMATCH') {
-      this.#c.onPeerRefused?.(peer, `audit.request ${err.code}`)
-    }
-    this.#c.rejected
-      ?.record({
-        peer,
-        kind: 'audit.request',
-        code: err.code,
-        reason: err.message,
-        details: { suppressedSinceLast: admitted.suppressedSinceLast },
-      })
-      .catch((e: unknown) =>
-        this.#log.error({ event: 'audit.rejected_log_failed', err: e }, 'recording a refusal failed'),
-      )
+    if (err.code !== 'MESH_NOT_FOUND') this.#refusals.record(peer, err)
   }
 }
 

@@ -1,13 +1,21 @@
 import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { RefusalThrottle, type RejectedLog } from '../audit/index.ts'
-import { ERROR_STATUS, MeshError, type MeshErrorCode } from '../errors.ts'
-import { didFromPeerId, peerIdFromDid } from '../identity/index.ts'
+import type { RejectedLog } from '../audit/index.ts'
+import { MeshError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { addDialAddresses, type MeshLibp2p } from '../p2p/index.ts'
+import type { MeshLibp2p } from '../p2p/index.ts'
 import { lazyValidator } from '../schema.ts'
-import { classifyDeliveryError, exchange } from './connect-protocol.ts'
 import type { PeerView } from './connection-book.ts'
+import {
+  admitPeer,
+  connectedPeer,
+  encodeJson,
+  errorAnswer,
+  type PeerAnswer,
+  PeerRefusals,
+  parseJson,
+  requestPeer,
+} from './peer-request.ts'
 import { RateLimiter } from './rate-limiter.ts'
 
 /**
@@ -86,63 +94,13 @@ const requestSchema = {
   properties: { ucan: { type: 'string', minLength: 1, maxLength: 16 * 1024, pattern: '^[A-Za-z0-9_-]+$' } },
 } as const
 
-const answerSchema = {
-  oneOf: [
-    { type: 'object', additionalProperties: false, required: ['ok'], properties: { ok: {} } },
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['error'],
-      properties: {
-        error: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['code', 'message', 'details'],
-          properties: {
-            code: { type: 'string', pattern: '^MESH_[A-Z_]{1,40}$' },
-            message: { type: 'string', maxLength: 1024 },
-            details: { type: 'object' },
-          },
-        },
-      },
-    },
-  ],
-} as const
-
 const validRequest = lazyValidator(requestSchema)
-const validAnswer = lazyValidator(answerSchema)
 
-type Answer = { ok: unknown } | { error: { code: string; message: string; details: Record<string, unknown> } }
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
-
-function encode(answer: Answer): Uint8Array {
-  return encoder.encode(JSON.stringify(answer))
-}
-
-function parseJson(bytes: Uint8Array): unknown {
-  try {
-    return JSON.parse(decoder.decode(bytes))
-  } catch {
-    return undefined
-  }
-}
-
-function errorAnswer(err: unknown): Answer {
-  const e =
-    err instanceof MeshError ? err : new MeshError('MESH_INTERNAL', 'the invocation failed on the peer')
-  return { error: { code: e.code, message: e.message, details: e.details } }
-}
+type Answer = PeerAnswer
 
 /** A token bucket per key: `n` at once, refilled evenly over a minute. */
 function perMinute(n: number): RateLimiter {
   return new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
-}
-
-/** Whether a peer's connection lets invocations through. */
-function connected(peer: PeerView): boolean {
-  return peer.state === 'accepted' || peer.state === 'degraded'
 }
 
 /**
@@ -154,7 +112,7 @@ export class InvokeProtocol {
   readonly #init: Required<InvokeProtocolInit>
   readonly #limiter: RateLimiter
   readonly #senders: RateLimiter
-  readonly #throttle = new RefusalThrottle({ intervalMs: 1000 })
+  readonly #refusals: PeerRefusals
   readonly #served = new Set<Stream>()
   readonly #log: Logger
   #host: MeshLibp2p | undefined
@@ -172,6 +130,12 @@ export class InvokeProtocol {
     this.#limiter = perMinute(this.#init.requestsPerMinute)
     this.#senders = perMinute(this.#init.sendsPerMinute)
     this.#log = components.logger.child({ component: 'invoke-protocol' })
+    this.#refusals = new PeerRefusals({
+      kind: 'invoke.request',
+      rejected: components.rejected,
+      onPeerRefused: components.onPeerRefused,
+      logger: this.#log,
+    })
   }
 
   async start(): Promise<void> {
@@ -201,13 +165,7 @@ export class InvokeProtocol {
    * out, bad answer), MESH_PROTOCOL_VERSION (the peer does not speak the protocol).
    */
   async send(mesh: string, ucan: string, options: SendOptions = {}): Promise<unknown> {
-    const peer = (await this.#c.peers()).find((p) => p.did === mesh || p.keys.includes(mesh))
-    if (peer === undefined || !connected(peer)) {
-      throw new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh', {
-        mesh,
-        state: peer?.state ?? 'none',
-      })
-    }
+    const peer = await connectedPeer(this.#c.peers, mesh)
     if (
       options.audience !== undefined &&
       options.audience !== peer.did &&
@@ -221,50 +179,20 @@ export class InvokeProtocol {
       })
     }
     if (options.sender !== undefined) this.#senders.consume(options.sender)
-    const libp2p = this.#c.libp2p()
     const signal = AbortSignal.any([
       AbortSignal.timeout(this.#init.timeoutMs),
       ...(options.signal ? [options.signal] : []),
     ])
-    let reply: Uint8Array
-    try {
-      const peerId = peerIdFromDid(peer.keys.at(-1) ?? peer.did)
-      if (
-        libp2p.getConnections(peerId).length === 0 &&
-        !(await addDialAddresses(libp2p.peerStore, peerId, peer.multiaddrs))
-      ) {
-        throw new MeshError('MESH_UNAVAILABLE', 'no address known for the peer', { reason: 'no-address' })
-      }
-      reply = await exchange(libp2p, peerId, encoder.encode(JSON.stringify({ ucan })), {
-        protocol: MESH_INVOKE_PROTOCOL,
+    return requestPeer(
+      this.#c.libp2p(),
+      peer,
+      MESH_INVOKE_PROTOCOL,
+      { ucan },
+      {
         maxBytes: this.#init.maxAnswerBytes,
         signal,
-      })
-    } catch (err) {
-      if (err instanceof MeshError)
-        throw new MeshError(err.code, err.message, { ...err.details, mesh: peer.did })
-      const e = classifyDeliveryError(err)
-      throw new MeshError(e.code, `the peer mesh cannot be reached: ${e.message}`, {
-        ...e.details,
-        reason: e.kind,
-        mesh: peer.did,
-      })
-    }
-    const answer = parseJson(reply)
-    if (!validAnswer(answer)) {
-      throw new MeshError('MESH_UNAVAILABLE', 'the peer mesh sent an answer that is not one', {
-        reason: 'bad-reply',
-        mesh: peer.did,
-      })
-    }
-    const parsed = answer as Answer
-    if ('ok' in parsed) return parsed.ok
-    const { code, message, details } = parsed.error
-    if (code in ERROR_STATUS) {
-      throw new MeshError(code as MeshErrorCode, message, { ...details, refusedBy: peer.did })
-    }
-    // A code this node does not know: refused all the same, the peer's code kept.
-    throw new MeshError('MESH_FORBIDDEN', message, { ...details, peerCode: code, refusedBy: peer.did })
+      },
+    )
   }
 
   /** One invocation from a peer: who, how often, then the request, then the answer. */
@@ -273,11 +201,11 @@ export class InvokeProtocol {
     let peerDid = 'unknown'
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const refusal = await this.#admit(connection)
+      const refusal = await admitPeer(connection, this.#c.peers, this.#limiter)
       peerDid = refusal.peer
       if (refusal.error !== undefined) {
         this.#refused(peerDid, refusal.error)
-        await lp.write(encode(errorAnswer(refusal.error)), {
+        await lp.write(encodeJson(errorAnswer(refusal.error)), {
           signal: AbortSignal.timeout(this.#init.readTimeoutMs),
         })
         await stream.close()
@@ -303,10 +231,10 @@ export class InvokeProtocol {
           if (!(err instanceof MeshError)) {
             this.#log.error({ event: 'invoke.remote_failed', peer: peerDid, err }, 'invocation failed')
           }
-          answer = errorAnswer(err)
+          answer = errorAnswer(err, 'the invocation failed on the peer')
         }
       }
-      await lp.write(encode(answer), { signal: AbortSignal.timeout(this.#init.readTimeoutMs) })
+      await lp.write(encodeJson(answer), { signal: AbortSignal.timeout(this.#init.readTimeoutMs) })
       await stream.close()
     } catch (err) {
       // Too long, too slow, reset: nothing was run for a request that was not read whole.
@@ -326,54 +254,8 @@ export class InvokeProtocol {
     }
   }
 
-  /** The peer behind `connection`, and why it may not invoke now (if it may not). */
-  async #admit(connection: Connection): Promise<{ peer: string; error?: MeshError }> {
-    let key: string
-    try {
-      key = didFromPeerId(connection.remotePeer)
-    } catch {
-      return { peer: 'unknown', error: new MeshError('MESH_NOT_CONNECTED', 'not a mesh key') }
-    }
-    const peer = (await this.#c.peers()).find((p) => p.did === key || p.keys.includes(key))
-    if (peer === undefined || !connected(peer)) {
-      return {
-        peer: key,
-        error: new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh'),
-      }
-    }
-    if ((peer.keys.at(-1) ?? peer.did) !== key) {
-      return {
-        peer: peer.did,
-        error: new MeshError('MESH_SIGNATURE_MISMATCH', 'a key this mesh knows the peer rotated away from'),
-      }
-    }
-    try {
-      this.#limiter.consume(peer.did)
-    } catch (err) {
-      return { peer: peer.did, error: err as MeshError }
-    }
-    return { peer: peer.did }
-  }
-
   /** Records a refusal in the rejected log, at most one per peer and code a second. */
   #refused(peer: string, err: MeshError): void {
-    const admitted = this.#throttle.admit(`${peer} ${err.code}`)
-    if (admitted === undefined) return
-    // A stranger has no standing here to lose; a connected peer that misbehaves does.
-    if (err.code !== 'MESH_NOT_CONNECTED' && err.code !== 'MESH_SIGNATURE_MISMATCH') {
-      this.#c.onPeerRefused?.(peer, `invoke.request ${err.code}`)
-    }
-    if (this.#c.rejected === undefined) return
-    this.#c.rejected
-      .record({
-        peer,
-        kind: 'invoke.request',
-        code: err.code,
-        reason: err.message,
-        details: { suppressedSinceLast: admitted.suppressedSinceLast },
-      })
-      .catch((e: unknown) =>
-        this.#log.error({ event: 'invoke.rejected_log_failed', err: e }, 'recording a refusal failed'),
-      )
+    this.#refusals.record(peer, err)
   }
 }
