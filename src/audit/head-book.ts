@@ -23,7 +23,13 @@ import type { Logger } from '../log.ts'
 import type { AuditLog } from './audit-log.ts'
 import { type EquivocationProof, orderHeads, verifyEquivocation } from './equivocation.ts'
 import { verifyConsistency } from './merkle.ts'
-import { type ConsistencyProof, isSignedTreeHead, parseTreeHead, type SignedTreeHead } from './tree-head.ts'
+import {
+  type ConsistencyProof,
+  compareTreeHeads,
+  isSignedTreeHead,
+  parseTreeHead,
+  type SignedTreeHead,
+} from './tree-head.ts'
 
 const HEAD_PREFIX = 'watch/v1/head/'
 const DEFECTION_PREFIX = 'watch/v1/defection/'
@@ -89,9 +95,14 @@ export class HeadBook {
     return out
   }
 
-  /** A head of another mesh (from it or passed on); throws the check's code for a head that is not one (forged). */
-  take(value: unknown): Promise<TakeResult> {
-    return this.#serialized(() => this.#take(value))
+  /**
+   * A head of another mesh (from it or passed on); throws the check's code for a head that
+   * is not one (forged: MESH_BAD_REQUEST, MESH_SIGNATURE_MISMATCH). With `fresh` (the mesh
+   * itself answering now), a head signed no later than the one held and not equal to it
+   * is a replay: MESH_REPLAY.
+   */
+  take(value: unknown, options: { fresh?: boolean } = {}): Promise<TakeResult> {
+    return this.#serialized(() => this.#take(value, options.fresh === true))
   }
 
   /** An equivocation proof a peer forwards: `new` or `known`; throws the check's code when it does not verify. */
@@ -108,7 +119,7 @@ export class HeadBook {
     return next
   }
 
-  async #take(value: unknown): Promise<TakeResult> {
+  async #take(value: unknown, fresh: boolean): Promise<TakeResult> {
     const shaped = parseTreeHead(value)
     const mesh = shaped.mesh
     if (mesh === this.#c.audit.mesh) return 'ignored'
@@ -123,6 +134,7 @@ export class HeadBook {
       await this.#hold(head)
       return 'held'
     }
+    if (fresh) compareTreeHeads(held, head)
     if (held.size === head.size) {
       if (held.root !== head.root) {
         await this.#defect(this.#proof(held, head, null, [], known), 'found')

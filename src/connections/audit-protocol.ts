@@ -281,9 +281,11 @@ export class AuditProtocol {
   async #takeAll(heads: unknown[], from: string): Promise<void> {
     const book = this.#c.heads
     if (book === undefined) return
-    for (const head of heads.slice(0, MAX_GOSSIP_HEADS)) {
+    for (const [i, head] of heads.slice(0, MAX_GOSSIP_HEADS).entries()) {
       try {
-        await book.take(head)
+        // The first head is the sender's own, signed for this exchange: it must not be a replay.
+        const fresh = i === 0 && (head as { mesh?: unknown } | null)?.mesh === from
+        await book.take(head, { fresh })
       } catch (err) {
         // A forged head passed on: refused (its code), the rest still taken.
         this.#log.warn(

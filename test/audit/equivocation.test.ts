@@ -86,3 +86,41 @@ describe('equivocation proofs', () => {
     assert.throws(() => verifyEquivocation('{}'), codeOf('MESH_BAD_REQUEST'))
   })
 })
+
+describe('the head book', () => {
+  it('holds heads that extend, refuses a forged head and a replayed one from the mesh itself, flags a fork', async (t) => {
+    const { HeadBook } = await import('../../src/audit/index.ts')
+    const { silentLogger } = await import('../../src/log.ts')
+    let clock = Date.parse('2026-02-01T00:00:00Z')
+    const source = new AuditLog({ store: await tempStore(t), key: alice, now: () => (clock += 1000) })
+    await source.start()
+    t.after(() => source.stop())
+    const own = new AuditLog({ store: await tempStore(t), key: bob })
+    await own.start()
+    t.after(() => own.stop())
+    const found: string[] = []
+    const book = new HeadBook({
+      audit: own,
+      logger: silentLogger(),
+      keysOf: async () => ({ keys: [alice.did], rotation: [] }),
+      ask: async (_mesh, from) => source.consistencyProof(from),
+      onDefection: (r) => found.push(r.mesh),
+    })
+    await source.append({ action: 'test.row' })
+    const old = source.treeHead()
+    assert.equal(await book.take(old, { fresh: true }), 'held')
+    await source.append({ action: 'test.row' })
+    const now = source.treeHead()
+    assert.equal(await book.take(now, { fresh: true }), 'held')
+    // The old head again, from the mesh itself: a replay.
+    await assert.rejects(book.take(old, { fresh: true }), codeOf('MESH_REPLAY'))
+    // Passed on by a peer, an old head is only old.
+    assert.equal(await book.take(old), 'older')
+    // Forged: altered, or signed by a key not the mesh's.
+    await assert.rejects(book.take({ ...now, size: 9 }), codeOf('MESH_SIGNATURE_MISMATCH'))
+    const fork = await branch(t, 2, 'other')
+    assert.equal(await book.take(fork.treeHead()), 'defection')
+    assert.deepEqual(found, [alice.did])
+    assert.equal((await book.defections()).length, 1)
+  })
+})
