@@ -26,9 +26,10 @@ import type {
   TreeHead,
 } from '../api/types.ts'
 import { BadRequestError, ProofInvalidError, ReplayError, SignatureMismatchError } from '../errors.ts'
-import { canonicalBytes, type Ed25519KeyPair, verifySignature } from '../identity/index.ts'
+import { type Ed25519KeyPair, verifySignature } from '../identity/index.ts'
 import { lazyValidator } from '../schema.ts'
 import { rowHash } from './audit-row.ts'
+import { domainSignedText } from './checkpoint.ts'
 import { type Hash, leafHash, verifyConsistency, verifyInclusion } from './merkle.ts'
 
 export type SignedTreeHead = TreeHead
@@ -41,12 +42,7 @@ const validateConsistency = lazyValidator<ConsistencyProof>(consistencyProofSche
 
 export function treeHeadSignedText(head: Omit<SignedTreeHead, 'sig'>): Uint8Array {
   const { mesh, size, root, ts, key } = head
-  const body = canonicalBytes({ mesh, size, root, ts, key })
-  const prefix = new TextEncoder().encode('mesh-audit-sth/v1:')
-  const out = new Uint8Array(prefix.byteLength + body.byteLength)
-  out.set(prefix)
-  out.set(body, prefix.byteLength)
-  return out
+  return domainSignedText('mesh-audit-sth/v1:', { mesh, size, root, ts, key })
 }
 
 export function signTreeHead(
