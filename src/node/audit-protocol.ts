@@ -1,6 +1,8 @@
-import { HeadBook } from '../audit/index.ts'
+import { type DefectionRecord, HeadBook } from '../audit/index.ts'
 import { AuditProtocol } from '../connections/index.ts'
-import type { NodeWiring } from './parts.ts'
+import { POLICY_LIMITS } from '../connections/policy.ts'
+import { federationSettings } from './connections.ts'
+import type { NodeLifecycle, NodeWiring } from './parts.ts'
 import type { ReputationFeed } from './reputation.ts'
 
 /**
@@ -8,8 +10,10 @@ import type { ReputationFeed } from './reputation.ts'
  * mesh's signed tree head, consistency proofs and the rows they are party to with their
  * inclusion proofs, and swap the tree heads they hold (audit/head-book.ts) every
  * `gossipIntervalMs`. An equivocation found or shown is written with its
- * `federation.defection` row, costs the offender reputation and is forwarded to every
- * other connected peer; a peer that forwards a proof that does not verify, sends
+ * `federation.defection` row, costs the offender reputation, puts it on the federation
+ * policy's deny list (every message and act of it refused, MESH_POLICY_REJECTED, until a
+ * human takes it off with `PUT /api/federation/policy`) and is forwarded to every other
+ * connected peer; a peer that forwards a proof that does not verify, sends
  * malformed requests or floods loses reputation. The part follows the libp2p host across
  * a key rotation (node/network.ts restartOnKey).
  */
@@ -34,6 +38,9 @@ export async function startAuditProtocol({
     ask: (mesh, from) => parts.get('auditProtocol').askConsistency(mesh, from),
     onDefection: (record) => {
       reputation.peer({ mesh: record.mesh, outcome: 'refused', reason: 'federation.defection' })
+      deny(parts, record).catch((err: unknown) =>
+        logger.error({ event: 'audit.defection_deny_failed', mesh: record.mesh, err }, 'denying failed'),
+      )
       parts
         .get('auditProtocol')
         .forward(record)
@@ -56,4 +63,21 @@ export async function startAuditProtocol({
     init.auditProtocol ?? {},
   )
   return parts.add('auditProtocol', protocol)
+}
+
+/** Puts the offender on the deny list (the policy change recorded like a human's, with its reason). */
+async function deny(parts: NodeLifecycle, record: DefectionRecord): Promise<void> {
+  const policy = parts.get('policy')
+  const current = await policy.get()
+  if (current.deny.includes(record.mesh)) return
+  if (current.deny.length >= POLICY_LIMITS.maxListLength) throw new Error('the deny list is full')
+  const actor = parts.get('history').identity
+  const change = await policy.put({ ...current, deny: [...current.deny, record.mesh] }, { actor })
+  parts.set('federation', federationSettings(change.policy))
+  await parts.get('audit').append({
+    action: 'federation.policy.changed',
+    actor,
+    subject: record.mesh,
+    details: { reason: 'federation.defection', denied: record.mesh },
+  })
 }

@@ -72,6 +72,18 @@ describe('equivocation across meshes (in-process)', () => {
         node.name,
       )
     }
+    // Each put alpha on its deny list (a human takes it off); a request from alpha is refused.
+    for (const node of [bb, cc, dd]) {
+      const policy = await waitFor(async () => {
+        const p = await node.api.get<{ deny: string[] }>('/api/federation/policy')
+        return p.deny.includes(a.node.did) ? p : undefined
+      }, `${node.name} denies alpha`)
+      assert.ok(policy.deny.includes(a.node.did))
+    }
+    // alpha's messages are refused now: its next checkpoint exchange gets no answer from them.
+    await a.node.audit.append({ action: 'test.after_defection' })
+    const answered = await a.node.connections.exchangeCheckpoints()
+    for (const node of [bb, cc]) assert.ok(!answered.includes(node.node.did), node.name)
     // The honest meshes are not flagged by anyone.
     for (const node of [bb, cc, dd]) {
       assert.deepEqual(
