@@ -10,7 +10,8 @@ import type { ReputationFeed } from './reputation.ts'
  * mesh's signed tree head, consistency proofs and the rows they are party to with their
  * inclusion proofs, and swap the tree heads they hold (audit/head-book.ts) every
  * `gossipIntervalMs`. An equivocation found or shown is written with its
- * `federation.defection` row, costs the offender reputation, puts it on the federation
+ * `federation.defection` row, drops the offender (mesh scope) to tier 4, costs it
+ * reputation, puts it on the federation
  * policy's deny list (every message and act of it refused, MESH_POLICY_REJECTED, until a
  * human takes it off with `PUT /api/federation/policy`) and is forwarded to every other
  * connected peer; a peer that forwards a proof that does not verify, sends
@@ -41,6 +42,12 @@ export async function startAuditProtocol({
       deny(parts, record).catch((err: unknown) =>
         logger.error({ event: 'audit.defection_deny_failed', mesh: record.mesh, err }, 'denying failed'),
       )
+      parts
+        .get('authority')
+        .trust.demote(record.mesh, 'mesh', 'federation.defection')
+        .catch((err: unknown) =>
+          logger.error({ event: 'audit.defection_demote_failed', mesh: record.mesh, err }, 'demoting failed'),
+        )
       parts
         .get('auditProtocol')
         .forward(record)
