@@ -16,6 +16,7 @@ import {
   parseJson,
   requestPeer,
 } from './peer-request.ts'
+import type { PolicyService } from './policy.ts'
 import { RateLimiter } from './rate-limiter.ts'
 
 /**
@@ -54,6 +55,8 @@ export interface InvokeProtocolComponents {
   invoke: (request: { ucan: string }, options: { signal: AbortSignal }) => Promise<unknown>
   /** Where refused streams are recorded (throttled per peer and code). */
   rejected?: Pick<RejectedLog, 'record'>
+  /** The federation policy: a denied mesh (e.g. caught equivocating) is refused its own code. */
+  policy?: Pick<PolicyService, 'evaluate'>
   /**
    * Reputation hook: a peer mesh with an accepted connection broke the protocol (a
    * malformed or oversized request, a flood); throttled like the rejected log. Must not throw.
@@ -201,7 +204,7 @@ export class InvokeProtocol {
     let peerDid = 'unknown'
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const refusal = await admitPeer(connection, this.#c.peers, this.#limiter)
+      const refusal = await admitPeer(connection, this.#c.peers, this.#limiter, this.#c.policy)
       peerDid = refusal.peer
       if (refusal.error !== undefined) {
         this.#refused(peerDid, refusal.error)

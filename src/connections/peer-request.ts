@@ -7,6 +7,7 @@ import { addDialAddresses, type MeshLibp2p } from '../p2p/index.ts'
 import { lazyValidator } from '../schema.ts'
 import { classifyDeliveryError, exchange } from './connect-protocol.ts'
 import type { PeerView } from './connection-book.ts'
+import type { PolicyService } from './policy.ts'
 import type { RateLimiter } from './rate-limiter.ts'
 
 /**
@@ -131,11 +132,16 @@ export async function requestPeer(
   throw new MeshError('MESH_FORBIDDEN', message, { ...details, peerCode: code, refusedBy: peer.did })
 }
 
-/** The peer behind an inbound `connection`, and why it may not ask now (if it may not). */
+/**
+ * The peer behind an inbound `connection`, and why it may not ask now (if it may not):
+ * not connected, a key it rotated away from, refused by the federation `policy` (when
+ * given: a denied mesh, e.g. one caught equivocating), over its rate.
+ */
 export async function admitPeer(
   connection: Connection,
   peers: () => Promise<PeerView[]>,
   limiter: RateLimiter,
+  policy?: Pick<PolicyService, 'evaluate'>,
 ): Promise<{ peer: string; view?: PeerView; error?: MeshError }> {
   let key: string
   try {
@@ -154,6 +160,8 @@ export async function admitPeer(
       error: new MeshError('MESH_SIGNATURE_MISMATCH', 'a key this mesh knows the peer rotated away from'),
     }
   }
+  const decision = await policy?.evaluate(view.did)
+  if (decision !== undefined && !decision.ok) return { peer: view.did, view, error: decision.error }
   try {
     limiter.consume(view.did)
   } catch (err) {

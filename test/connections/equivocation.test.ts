@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
+import { lpStream } from '@libp2p/utils'
 import type { AuditLog, DefectionRecord } from '../../src/audit/index.ts'
 import { verifyEquivocation } from '../../src/audit/index.ts'
-import { AuditProtocol } from '../../src/connections/index.ts'
-import { loadKeyHistory } from '../../src/identity/index.ts'
+import { AuditProtocol, MESH_INVOKE_PROTOCOL } from '../../src/connections/index.ts'
+import { loadKeyHistory, peerIdFromDid } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { branchLog, forkAuditLog } from '../fixtures/audit-fork.ts'
 import { tempStore } from '../fixtures/principals.ts'
@@ -84,6 +85,14 @@ describe('equivocation across meshes (in-process)', () => {
     await a.node.audit.append({ action: 'test.after_defection' })
     const answered = await a.node.connections.exchangeCheckpoints()
     for (const node of [bb, cc]) assert.ok(!answered.includes(node.node.did), node.name)
+    // … and so is an invocation it carries to beta, before anything is read.
+    const stream = await a.node.libp2p.dialProtocol(peerIdFromDid(bb.node.did), MESH_INVOKE_PROTOCOL, {
+      signal: AbortSignal.timeout(5000),
+    })
+    const frame = await lpStream(stream).read({ signal: AbortSignal.timeout(5000) })
+    stream.abort(new Error('done'))
+    const refusal = JSON.parse(Buffer.from(frame.subarray()).toString('utf8')) as { error: { code: string } }
+    assert.equal(refusal.error.code, 'MESH_POLICY_REJECTED')
     // The honest meshes are not flagged by anyone.
     for (const node of [bb, cc, dd]) {
       assert.deepEqual(
