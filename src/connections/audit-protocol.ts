@@ -24,10 +24,12 @@ import {
   errorAnswer,
   isConnected,
   PeerRefusals,
+  ProtocolHandler,
   parseJson,
+  perMinute,
   requestPeer,
 } from './peer-request.ts'
-import { RateLimiter } from './rate-limiter.ts'
+import type { RateLimiter } from './rate-limiter.ts'
 
 /**
  * `/mesh/audit/1.0.0` — a connected peer mesh reads what it needs of this mesh's Merkle
@@ -136,9 +138,8 @@ export class AuditProtocol {
   readonly #init: Required<AuditProtocolInit>
   readonly #limiter: RateLimiter
   readonly #refusals: PeerRefusals
-  readonly #served = new Set<Stream>()
+  readonly #handler: ProtocolHandler
   readonly #log: Logger
-  #host: MeshLibp2p | undefined
   #timer: ReturnType<typeof setInterval> | undefined
   /** `<peer> <offender>`: defections a peer has taken (this run), so each is sent once. */
   readonly #told = new Set<string>()
@@ -152,8 +153,7 @@ export class AuditProtocol {
       maxAnswerBytes: init.maxAnswerBytes ?? 512 * 1024,
       gossipIntervalMs: init.gossipIntervalMs ?? 15_000,
     }
-    const n = this.#init.requestsPerMinute
-    this.#limiter = new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
+    this.#limiter = perMinute(this.#init.requestsPerMinute)
     this.#log = components.logger.child({ component: 'audit-protocol' })
     this.#refusals = new PeerRefusals({
       kind: 'audit.request',
@@ -161,16 +161,17 @@ export class AuditProtocol {
       onPeerRefused: components.onPeerRefused,
       logger: this.#log,
     })
+    this.#handler = new ProtocolHandler({
+      protocol: MESH_AUDIT_PROTOCOL,
+      libp2p: components.libp2p,
+      maxInboundStreams: this.#init.maxInboundStreams,
+      serve: (stream, connection) => this.#serve(stream, connection),
+    })
   }
 
   async start(): Promise<void> {
-    if (this.#host !== undefined) return
-    const host = this.#c.libp2p()
-    await host.handle(MESH_AUDIT_PROTOCOL, (stream, connection) => this.#serve(stream, connection), {
-      maxInboundStreams: this.#init.maxInboundStreams,
-      maxOutboundStreams: 16,
-    })
-    this.#host = host
+    if (this.#handler.running) return
+    await this.#handler.start()
     if (this.#init.gossipIntervalMs > 0 && this.#c.heads !== undefined) {
       this.#timer = setInterval(() => void this.gossip(), this.#init.gossipIntervalMs)
       this.#timer.unref()
@@ -180,12 +181,7 @@ export class AuditProtocol {
   async stop(): Promise<void> {
     clearInterval(this.#timer)
     this.#timer = undefined
-    const host = this.#host
-    if (host === undefined) return
-    this.#host = undefined
-    await host.unhandle(MESH_AUDIT_PROTOCOL).catch(() => {})
-    for (const stream of this.#served) stream.abort(new Error('audit protocol stopped'))
-    this.#served.clear()
+    await this.#handler.stop()
   }
 
   /** The connected peer `mesh`'s signed tree head now, its signature checked against the peer's keys. */
@@ -313,11 +309,10 @@ export class AuditProtocol {
 
   /** Answers one inbound stream (what `start` registers; a host that routes streams itself calls it). */
   serve(stream: Stream, connection: Connection): Promise<void> {
-    return this.#serve(stream, connection)
+    return this.#handler.serve(stream, connection)
   }
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {
-    this.#served.add(stream)
     let peerDid = 'unknown'
     await serveExchange(
       stream,
@@ -358,7 +353,6 @@ export class AuditProtocol {
         },
       },
     )
-    this.#served.delete(stream)
   }
 
   async #answer(request: Request, peer: PeerView): Promise<unknown> {

@@ -13,11 +13,13 @@ import {
   errorAnswer,
   type PeerAnswer,
   PeerRefusals,
+  ProtocolHandler,
   parseJson,
+  perMinute,
   requestPeer,
 } from './peer-request.ts'
 import type { PolicyService } from './policy.ts'
-import { RateLimiter } from './rate-limiter.ts'
+import type { RateLimiter } from './rate-limiter.ts'
 
 /**
  * `/mesh/invoke/1.0.0` — an invocation carried to a connected peer mesh by this node,
@@ -101,11 +103,6 @@ const validRequest = lazyValidator(requestSchema)
 
 type Answer = PeerAnswer
 
-/** A token bucket per key: `n` at once, refilled evenly over a minute. */
-function perMinute(n: number): RateLimiter {
-  return new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
-}
-
 /**
  * Both halves of `/mesh/invoke/1.0.0`: `send` (the sender, behind
  * `POST /api/outbound/invoke`) and the handler that answers peers (started with `start`).
@@ -116,9 +113,8 @@ export class InvokeProtocol {
   readonly #limiter: RateLimiter
   readonly #senders: RateLimiter
   readonly #refusals: PeerRefusals
-  readonly #served = new Set<Stream>()
+  readonly #handler: ProtocolHandler
   readonly #log: Logger
-  #host: MeshLibp2p | undefined
 
   constructor(components: InvokeProtocolComponents, init: InvokeProtocolInit = {}) {
     this.#c = components
@@ -139,25 +135,20 @@ export class InvokeProtocol {
       onPeerRefused: components.onPeerRefused,
       logger: this.#log,
     })
-  }
-
-  async start(): Promise<void> {
-    if (this.#host !== undefined) return
-    const host = this.#c.libp2p()
-    await host.handle(MESH_INVOKE_PROTOCOL, (stream, connection) => this.#serve(stream, connection), {
+    this.#handler = new ProtocolHandler({
+      protocol: MESH_INVOKE_PROTOCOL,
+      libp2p: components.libp2p,
       maxInboundStreams: this.#init.maxInboundStreams,
-      maxOutboundStreams: 16,
+      serve: (stream, connection) => this.#serve(stream, connection),
     })
-    this.#host = host
   }
 
-  async stop(): Promise<void> {
-    const host = this.#host
-    if (host === undefined) return
-    this.#host = undefined
-    await host.unhandle(MESH_INVOKE_PROTOCOL).catch(() => {})
-    for (const stream of this.#served) stream.abort(new Error('invoke protocol stopped'))
-    this.#served.clear()
+  start(): Promise<void> {
+    return this.#handler.start()
+  }
+
+  stop(): Promise<void> {
+    return this.#handler.stop()
   }
 
   /**
@@ -200,7 +191,6 @@ export class InvokeProtocol {
 
   /** One invocation from a peer: who, how often, then the request, then the answer. */
   async #serve(stream: Stream, connection: Connection): Promise<void> {
-    this.#served.add(stream)
     let peerDid = 'unknown'
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
@@ -252,8 +242,6 @@ export class InvokeProtocol {
         'invoke stream cut',
       )
       stream.abort(err as Error)
-    } finally {
-      this.#served.delete(stream)
     }
   }
 

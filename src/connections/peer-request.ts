@@ -1,4 +1,4 @@
-import type { Connection } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { RefusalThrottle, type RejectedLog } from '../audit/index.ts'
 import { ERROR_STATUS, MeshError, type MeshErrorCode } from '../errors.ts'
 import { didFromPeerId, peerIdFromDid } from '../identity/index.ts'
@@ -8,7 +8,7 @@ import { lazyValidator } from '../schema.ts'
 import { classifyDeliveryError, exchange } from './connect-protocol.ts'
 import type { PeerView } from './connection-book.ts'
 import type { PolicyService } from './policy.ts'
-import type { RateLimiter } from './rate-limiter.ts'
+import { RateLimiter } from './rate-limiter.ts'
 
 /**
  * What the request/answer protocols to connected peers share (`/mesh/invoke/1.0.0`,
@@ -212,5 +212,68 @@ export class PeerRefusals {
       .catch((e: unknown) =>
         this.#log.error({ event: `${this.#kind}.rejected_log_failed`, err: e }, 'recording a refusal failed'),
       )
+  }
+}
+
+/** A token bucket per key: `n` at once, refilled evenly over a minute. */
+export function perMinute(n: number): RateLimiter {
+  return new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
+}
+
+/**
+ * A protocol's handler on the libp2p host of the day (a key rotation replaces the host:
+ * stop, then start on the new one): the streams it is serving are cut when it stops.
+ */
+export class ProtocolHandler {
+  readonly #protocol: string
+  readonly #libp2p: () => MeshLibp2p
+  readonly #maxInboundStreams: number
+  readonly #serve: (stream: Stream, connection: Connection) => Promise<void>
+  readonly #served = new Set<Stream>()
+  #host: MeshLibp2p | undefined
+
+  constructor(init: {
+    protocol: string
+    libp2p: () => MeshLibp2p
+    maxInboundStreams: number
+    serve: (stream: Stream, connection: Connection) => Promise<void>
+  }) {
+    this.#protocol = init.protocol
+    this.#libp2p = init.libp2p
+    this.#maxInboundStreams = init.maxInboundStreams
+    this.#serve = init.serve
+  }
+
+  get running(): boolean {
+    return this.#host !== undefined
+  }
+
+  async start(): Promise<void> {
+    if (this.#host !== undefined) return
+    const host = this.#libp2p()
+    await host.handle(this.#protocol, (stream, connection) => this.serve(stream, connection), {
+      maxInboundStreams: this.#maxInboundStreams,
+      maxOutboundStreams: 16,
+    })
+    this.#host = host
+  }
+
+  async stop(): Promise<void> {
+    const host = this.#host
+    if (host === undefined) return
+    this.#host = undefined
+    await host.unhandle(this.#protocol).catch(() => {})
+    for (const stream of this.#served) stream.abort(new Error(`${this.#protocol} stopped`))
+    this.#served.clear()
+  }
+
+  /** Serves one stream, tracked until it ends (what the host calls; a host that routes streams itself may too). */
+  async serve(stream: Stream, connection: Connection): Promise<void> {
+    this.#served.add(stream)
+    try {
+      await this.#serve(stream, connection)
+    } finally {
+      this.#served.delete(stream)
+    }
   }
 }
