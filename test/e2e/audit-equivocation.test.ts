@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
+import { chromium } from 'playwright-core'
 import { runMesh, startMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { DefectionRecord } from '../../src/audit/index.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
@@ -92,6 +94,9 @@ describe('equivocation caught across processes (SPEC §11 Must-show)', () => {
     assert.equal(check.code, 0, check.stderr)
     assert.equal(JSON.parse(check.stdout).mesh, alpha.did)
 
+    // beta's console shows the alert (when Chromium and the built console are here).
+    await consoleAlert(t, e.keysDir, beta, alpha.did)
+
     // No honest mesh is flagged anywhere.
     for (const m of honest) {
       const { defections } = await (m.api as HttpClient).get<{ defections: DefectionRecord[] }>(
@@ -105,3 +110,34 @@ describe('equivocation caught across processes (SPEC §11 Must-show)', () => {
     }
   })
 })
+
+// Debian's Chromium (installed by .ci/run), as the console's own browser tests use it.
+const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium'
+const CONSOLE_BUILT = existsSync(new URL('../../dist/ui/index.html', import.meta.url))
+
+/** Signs in to `m`'s console as its architect and waits for the defection alert naming `offender`. */
+async function consoleAlert(t: TestContext, keysDir: string, m: CliMesh, offender: string): Promise<void> {
+  if (!existsSync(CHROMIUM) || !CONSOLE_BUILT) {
+    t.diagnostic('console alert not checked: no Chromium or no built console')
+    return
+  }
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
+  })
+  try {
+    const page = await browser.newPage()
+    await page.goto(`${m.proc?.http}/`)
+    await page.locator('input[type=file]').setInputFiles(join(keysDir, `${m.name}-architect.json`))
+    await page.getByTestId('key-did').first().waitFor({ state: 'visible', timeout: 20_000 })
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+    const alert = page.getByTestId('defections')
+    await alert.waitFor({ state: 'visible', timeout: 20_000 })
+    const text = (await alert.textContent()) ?? ''
+    assert.match(text, /showed different audit logs/)
+    assert.ok(text.includes(offender.slice(0, 14)), text)
+  } finally {
+    await browser.close()
+  }
+}
