@@ -3,6 +3,8 @@ import type { AgentService } from './agents/index.ts'
 import type { AuditLog } from './audit/index.ts'
 import { type Authority, type MemberService, SessionService } from './auth/index.ts'
 import { MESH_NODE_VERSION, type MeshNodeInit, originGuardOf } from './config.ts'
+// accountability across meshes (SPEC §11)
+import { MESH_AUDIT_PROTOCOL } from './connections/audit-protocol.ts'
 import {
   type ConnectionService,
   DEFAULT_POLICY,
@@ -323,7 +325,13 @@ export class MeshNode {
   }
 
   protocolVersions(): string[] {
-    return [MESH_CONNECT_PROTOCOL, MESH_ROOMS_PROTOCOL, MESH_KAD_PROTOCOL, MESH_INVOKE_PROTOCOL]
+    return [
+      MESH_CONNECT_PROTOCOL,
+      MESH_ROOMS_PROTOCOL,
+      MESH_KAD_PROTOCOL,
+      MESH_INVOKE_PROTOCOL,
+      MESH_AUDIT_PROTOCOL, // accountability across meshes (SPEC §11)
+    ]
   }
 
   health(): HealthInfo {
