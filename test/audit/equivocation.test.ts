@@ -124,3 +124,52 @@ describe('the head book', () => {
     assert.equal((await book.defections()).length, 1)
   })
 })
+
+describe('equivocation proofs across a key rotation', () => {
+  it('heads signed by a rotated key verify with the rotation chain the proof carries, not without', async (t) => {
+    const { createRotationRecord } = await import('../../src/identity/index.ts')
+    // alice's mesh, rotated to mallory's key (the key names do not matter here).
+    const rotation = [
+      createRotationRecord(alice, mallory, {
+        identity: alice.did,
+        seq: 1,
+        ts: Date.parse('2026-01-01T00:00:00Z'),
+      }),
+    ]
+    const signedBy = async (rows: number, tag: string) => {
+      let clock = Date.parse('2026-01-02T00:00:00Z')
+      const log = new AuditLog({
+        store: await tempStore(t),
+        key: mallory,
+        mesh: alice.did,
+        now: () => (clock += 1000),
+      })
+      await log.start()
+      t.after(() => log.stop())
+      for (let i = 0; i < rows; i++) await log.append({ action: 'test.row', details: { i, tag } })
+      return log.treeHead()
+    }
+    const proof: EquivocationProof = {
+      ...base,
+      older: await signedBy(3, 'x'),
+      newer: await signedBy(3, 'y'),
+      prefixRoot: null,
+      path: [],
+      rotation: rotation as unknown as EquivocationProof['rotation'],
+    }
+    assert.equal(verifyEquivocation(proof).newer.key, mallory.did)
+    assert.throws(() => verifyEquivocation({ ...proof, rotation: [] }), codeOf('MESH_SIGNATURE_MISMATCH'))
+    // A chain of another identity does not join the key to this mesh.
+    const foreign = [
+      createRotationRecord(bob, mallory, {
+        identity: bob.did,
+        seq: 1,
+        ts: Date.parse('2026-01-01T00:00:00Z'),
+      }),
+    ]
+    assert.throws(
+      () => verifyEquivocation({ ...proof, rotation: foreign as unknown as EquivocationProof['rotation'] }),
+      codeOf('MESH_SIGNATURE_MISMATCH'),
+    )
+  })
+})
