@@ -5,6 +5,8 @@
  * ```
  * watch/v1/head/<mesh>        the latest head of <mesh> known to extend every one held before
  * watch/v1/defection/<mesh>   {proof, at, source}: an equivocation proof of <mesh>
+ * watch/v1/chain/<mesh>       the rotation chain that joined a held head's key to <mesh>,
+ *                             for a mesh this node has no peer record of (passed on with it)
  * ```
  *
  * `take` is given a head (from the mesh itself or passed on by a peer): one of the same
@@ -21,7 +23,7 @@
 import type { RotationRecord } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
 import type { AuditLog } from './audit-log.ts'
-import { type EquivocationProof, orderHeads, verifyEquivocation } from './equivocation.ts'
+import { type EquivocationProof, keysOfMesh, orderHeads, verifyEquivocation } from './equivocation.ts'
 import { verifyConsistency } from './merkle.ts'
 import {
   type ConsistencyProof,
@@ -33,6 +35,7 @@ import {
 
 const HEAD_PREFIX = 'watch/v1/head/'
 const DEFECTION_PREFIX = 'watch/v1/defection/'
+const CHAIN_PREFIX = 'watch/v1/chain/'
 
 export interface DefectionRecord {
   mesh: string
@@ -84,6 +87,17 @@ export class HeadBook {
     return out
   }
 
+  /**
+   * The rotation chain of `mesh` to pass on with its head, when the head is signed by a
+   * key other than its identity: the peer book's, or the one kept when the head came in.
+   */
+  async chainOf(mesh: string): Promise<RotationRecord[] | undefined> {
+    const known = await this.#c.keysOf(mesh)
+    if (known !== undefined && known.rotation.length > 0) return known.rotation
+    const kept = await this.#c.audit.watchRecord(CHAIN_PREFIX + mesh)
+    return Array.isArray(kept) && kept.length > 0 ? (kept as RotationRecord[]) : undefined
+  }
+
   async defection(mesh: string): Promise<DefectionRecord | undefined> {
     return (await this.#c.audit.watchRecord(DEFECTION_PREFIX + mesh)) as DefectionRecord | undefined
   }
@@ -99,10 +113,11 @@ export class HeadBook {
    * A head of another mesh (from it or passed on); throws the check's code for a head that
    * is not one (forged: MESH_BAD_REQUEST, MESH_SIGNATURE_MISMATCH). With `fresh` (the mesh
    * itself answering now), a head signed no later than the one held and not equal to it
-   * is a replay: MESH_REPLAY.
+   * is a replay: MESH_REPLAY. `chain`: the mesh's rotation chain passed on with the head,
+   * used (and kept) only for a mesh this node has no peer record of.
    */
-  take(value: unknown, options: { fresh?: boolean } = {}): Promise<TakeResult> {
-    return this.#serialized(() => this.#take(value, options.fresh === true))
+  take(value: unknown, options: { fresh?: boolean; chain?: unknown } = {}): Promise<TakeResult> {
+    return this.#serialized(() => this.#take(value, options.fresh === true, options.chain))
   }
 
   /** An equivocation proof a peer forwards: `new` or `known`; throws the check's code when it does not verify. */
@@ -119,11 +134,11 @@ export class HeadBook {
     return next
   }
 
-  async #take(value: unknown, fresh: boolean): Promise<TakeResult> {
+  async #take(value: unknown, fresh: boolean, chain: unknown): Promise<TakeResult> {
     const shaped = parseTreeHead(value)
     const mesh = shaped.mesh
     if (mesh === this.#c.audit.mesh) return 'ignored'
-    const known = await this.#c.keysOf(mesh)
+    const known = (await this.#c.keysOf(mesh)) ?? (await this.#chained(mesh, shaped.key, chain))
     const head = parseTreeHead(shaped, known?.keys ?? [mesh])
     if ((await this.defection(mesh)) !== undefined) return 'defection'
     const held = await this.held(mesh)
@@ -209,6 +224,30 @@ export class HeadBook {
       foundBy: this.#c.audit.mesh,
       foundAt: new Date(this.#now()).toISOString(),
     }
+  }
+
+  // The keys of a mesh with no peer record: from the chain passed on (checked, then kept
+  // when it was needed), or from the one kept before; undefined when the identity key signed.
+  async #chained(
+    mesh: string,
+    key: string,
+    chain: unknown,
+  ): Promise<{ keys: string[]; rotation: RotationRecord[] } | undefined> {
+    if (key === mesh) return undefined
+    const kept = await this.#c.audit.watchRecord(CHAIN_PREFIX + mesh)
+    for (const candidate of [chain, kept]) {
+      if (!Array.isArray(candidate) || candidate.length === 0) continue
+      let keys: string[]
+      try {
+        keys = keysOfMesh(mesh, candidate)
+      } catch {
+        continue
+      }
+      if (!keys.includes(key)) continue
+      if (candidate !== kept) await this.#c.audit.keepWatchRecord(CHAIN_PREFIX + mesh, candidate)
+      return { keys, rotation: candidate as RotationRecord[] }
+    }
+    return undefined
   }
 
   async #hold(head: SignedTreeHead): Promise<void> {

@@ -57,13 +57,15 @@ export const MESH_AUDIT_PROTOCOL = '/mesh/audit/1.0.0'
 export const MAX_AUDIT_REQUEST_BYTES = 32 * 1024
 /** Heads sent in one exchange: this mesh's own and up to 31 held of others. */
 export const MAX_GOSSIP_HEADS = 32
+/** Rotation chains sent with them (for rotated meshes the receiver may not know), at most this much JSON. */
+export const MAX_GOSSIP_CHAIN_BYTES = 12 * 1024
 
 export interface AuditProtocolComponents {
   libp2p: () => MeshLibp2p
   peers: () => Promise<PeerView[]>
   audit: Pick<AuditLog, 'treeHead' | 'consistencyProof' | 'partyProofs'>
   /** The heads held of other meshes and the defections found; without it, heads and proofs are neither taken nor passed on. */
-  heads?: Pick<HeadBook, 'heads' | 'take' | 'takeProof' | 'defections'>
+  heads?: Pick<HeadBook, 'heads' | 'take' | 'takeProof' | 'defections' | 'chainOf'>
   rejected?: Pick<RejectedLog, 'record'>
   /** Reputation hook: a connected peer sent a malformed request or flooded. Must not throw. */
   onPeerRefused?: (peer: string, reason: string) => void
@@ -97,7 +99,11 @@ const requestSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['op', 'heads'],
-      properties: { op: { const: 'heads' }, heads: { type: 'array', maxItems: MAX_GOSSIP_HEADS } },
+      properties: {
+        op: { const: 'heads' },
+        heads: { type: 'array', maxItems: MAX_GOSSIP_HEADS },
+        chains: { type: 'object', maxProperties: MAX_GOSSIP_HEADS },
+      },
     },
     {
       type: 'object',
@@ -121,7 +127,7 @@ type Request =
   | { op: 'head' }
   | { op: 'consistency'; from: number; to?: number }
   | { op: 'rows'; after: number; limit?: number }
-  | { op: 'heads'; heads: unknown[] }
+  | { op: 'heads'; heads: unknown[]; chains?: Record<string, unknown> }
   | { op: 'defection'; proof: unknown }
 
 const validRequest = lazyValidator<Request>(requestSchema)
@@ -230,10 +236,12 @@ export class AuditProtocol {
     const answered: string[] = []
     for (const peer of peers) {
       try {
-        const heads = [this.#c.audit.treeHead(), ...(await book.heads(MAX_GOSSIP_HEADS - 1))]
-        const answer = (await this.#ask(peer, { op: 'heads', heads }, options)) as { heads?: unknown }
+        const answer = (await this.#ask(peer, { op: 'heads', ...(await this.#outgoing(book)) }, options)) as {
+          heads?: unknown
+          chains?: unknown
+        }
         answered.push(peer.did)
-        await this.#takeAll(Array.isArray(answer?.heads) ? answer.heads : [], peer.did)
+        await this.#takeAll(Array.isArray(answer?.heads) ? answer.heads : [], peer.did, answer?.chains)
         // A peer linked after a defection was found learns it on its first round.
         for (const record of await book.defections()) await this.#tell(peer, record, options)
       } catch (err) {
@@ -274,14 +282,37 @@ export class AuditProtocol {
     }
   }
 
-  async #takeAll(heads: unknown[], from: string): Promise<void> {
+  /** This mesh's head and those held, with the rotation chains of rotated meshes (within MAX_GOSSIP_CHAIN_BYTES). */
+  async #outgoing(
+    book: NonNullable<AuditProtocolComponents['heads']>,
+  ): Promise<{ heads: unknown[]; chains: Record<string, unknown> }> {
+    const heads = [this.#c.audit.treeHead(), ...(await book.heads(MAX_GOSSIP_HEADS - 1))]
+    const chains: Record<string, unknown> = {}
+    let budget = MAX_GOSSIP_CHAIN_BYTES
+    for (const head of heads.slice(1)) {
+      if (head.key === head.mesh) continue
+      const chain = await book.chainOf(head.mesh)
+      const size = chain === undefined ? 0 : JSON.stringify(chain).length
+      if (chain === undefined || size > budget) continue
+      chains[head.mesh] = chain
+      budget -= size
+    }
+    return { heads, chains }
+  }
+
+  async #takeAll(heads: unknown[], from: string, chains?: unknown): Promise<void> {
     const book = this.#c.heads
     if (book === undefined) return
+    const chainOf = (mesh: unknown): unknown =>
+      typeof chains === 'object' && chains !== null && typeof mesh === 'string'
+        ? (chains as Record<string, unknown>)[mesh]
+        : undefined
     for (const [i, head] of heads.slice(0, MAX_GOSSIP_HEADS).entries()) {
       try {
+        const mesh = (head as { mesh?: unknown } | null)?.mesh
         // The first head is the sender's own, signed for this exchange: it must not be a replay.
-        const fresh = i === 0 && (head as { mesh?: unknown } | null)?.mesh === from
-        await book.take(head, { fresh })
+        const fresh = i === 0 && mesh === from
+        await book.take(head, { fresh, chain: chainOf(mesh) })
       } catch (err) {
         // A forged head passed on: refused (its code), the rest still taken.
         this.#log.warn(
@@ -363,8 +394,8 @@ export class AuditProtocol {
       const book = this.#c.heads
       if (book === undefined) return { heads: [audit.treeHead()] }
       // Taken after the answer: checking a head may ask its mesh, which takes time.
-      setImmediate(() => void this.#takeAll(request.heads, peer.did))
-      return { heads: [audit.treeHead(), ...(await book.heads(MAX_GOSSIP_HEADS - 1))] }
+      setImmediate(() => void this.#takeAll(request.heads, peer.did, request.chains))
+      return this.#outgoing(book)
     }
     if (request.op === 'defection') {
       const book = this.#c.heads

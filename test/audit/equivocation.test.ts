@@ -173,3 +173,44 @@ describe('equivocation proofs across a key rotation', () => {
     )
   })
 })
+
+describe('heads of a rotated mesh passed on with its chain', () => {
+  it('a mesh with no peer record: refused without the chain, held with it, and the chain kept to pass on', async (t) => {
+    const { createRotationRecord } = await import('../../src/identity/index.ts')
+    const { HeadBook } = await import('../../src/audit/index.ts')
+    const { silentLogger } = await import('../../src/log.ts')
+    const chain = [
+      createRotationRecord(alice, mallory, {
+        identity: alice.did,
+        seq: 1,
+        ts: Date.parse('2026-01-01T00:00:00Z'),
+      }),
+    ]
+    let clock = Date.parse('2026-01-02T00:00:00Z')
+    const rotated = new AuditLog({
+      store: await tempStore(t),
+      key: mallory,
+      mesh: alice.did,
+      now: () => (clock += 1000),
+    })
+    await rotated.start()
+    t.after(() => rotated.stop())
+    await rotated.append({ action: 'test.row' })
+    const own = new AuditLog({ store: await tempStore(t), key: bob })
+    await own.start()
+    t.after(() => own.stop())
+    const book = new HeadBook({
+      audit: own,
+      logger: silentLogger(),
+      keysOf: async () => undefined,
+      ask: async () => undefined,
+    })
+    const head = rotated.treeHead()
+    await assert.rejects(book.take(head), codeOf('MESH_SIGNATURE_MISMATCH'))
+    assert.equal(await book.take(head, { chain }), 'held')
+    assert.equal((await book.chainOf(alice.did))?.length, 1)
+    // Later heads verify with the chain kept.
+    await rotated.append({ action: 'test.row' })
+    assert.notEqual(await book.take(rotated.treeHead()), 'defection')
+  })
+})
