@@ -376,7 +376,7 @@ export class AuditProtocol {
         signal: AbortSignal.timeout(this.#init.timeoutMs),
         onError: (err) => {
           if ((err as Error).name === 'InvalidDataLengthError') {
-            this.#record(
+            void this.#record(
               peerDid,
               new MeshError('MESH_TOO_LARGE', `an audit request is at most ${MAX_AUDIT_REQUEST_BYTES} bytes`),
             )
@@ -409,14 +409,14 @@ export class AuditProtocol {
     return { head, proofs, next }
   }
 
-  #refuse(peer: string, err: MeshError): Uint8Array {
-    this.#record(peer, err)
+  async #refuse(peer: string, err: MeshError): Promise<Uint8Array> {
+    await this.#record(peer, err)
     return encodeJson(errorAnswer(err))
   }
 
-  #record(peer: string, err: MeshError): void {
+  async #record(peer: string, err: MeshError): Promise<void> {
     // A position past the log is an ordinary answer, not misbehaviour.
-    if (err.code !== 'MESH_NOT_FOUND') this.#refusals.record(peer, err)
+    if (err.code !== 'MESH_NOT_FOUND') await this.#refusals.record(peer, err)
   }
 }
 

@@ -197,7 +197,7 @@ export class InvokeProtocol {
       const refusal = await admitPeer(connection, this.#c.peers, this.#limiter, this.#c.policy)
       peerDid = refusal.peer
       if (refusal.error !== undefined) {
-        this.#refused(peerDid, refusal.error)
+        await this.#refused(peerDid, refusal.error)
         await lp.write(encodeJson(errorAnswer(refusal.error)), {
           signal: AbortSignal.timeout(this.#init.readTimeoutMs),
         })
@@ -211,7 +211,7 @@ export class InvokeProtocol {
         const err = new MeshError('MESH_BAD_REQUEST', 'an invoke request is {ucan}', {
           validation: validRequest.errors?.[0]?.message ?? 'not JSON',
         })
-        this.#refused(peerDid, err)
+        await this.#refused(peerDid, err)
         answer = errorAnswer(err)
       } else {
         try {
@@ -231,22 +231,22 @@ export class InvokeProtocol {
       await stream.close()
     } catch (err) {
       // Too long, too slow, reset: nothing was run for a request that was not read whole.
-      if ((err as Error).name === 'InvalidDataLengthError') {
-        this.#refused(
-          peerDid,
-          new MeshError('MESH_TOO_LARGE', `an invoke request is at most ${MAX_REQUEST_BYTES} bytes`),
-        )
-      }
+      stream.abort(err as Error)
       this.#log.debug(
         { event: 'invoke.stream_cut', peer: peerDid, err: (err as Error).message },
         'invoke stream cut',
       )
-      stream.abort(err as Error)
+      if ((err as Error).name === 'InvalidDataLengthError') {
+        await this.#refused(
+          peerDid,
+          new MeshError('MESH_TOO_LARGE', `an invoke request is at most ${MAX_REQUEST_BYTES} bytes`),
+        )
+      }
     }
   }
 
   /** Records a refusal in the rejected log, at most one per peer and code a second. */
-  #refused(peer: string, err: MeshError): void {
-    this.#refusals.record(peer, err)
+  #refused(peer: string, err: MeshError): Promise<void> {
+    return this.#refusals.record(peer, err)
   }
 }

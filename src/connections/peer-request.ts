@@ -194,14 +194,15 @@ export class PeerRefusals {
     this.#log = init.logger
   }
 
-  record(peer: string, err: MeshError): void {
+  /** Records `err` against `peer`; resolves once written (never rejects: a failed write is logged). */
+  async record(peer: string, err: MeshError): Promise<void> {
     const admitted = this.#throttle.admit(`${peer} ${err.code}`)
     if (admitted === undefined) return
     // A stranger has no standing here to lose; a connected peer that misbehaves does.
     if (err.code !== 'MESH_NOT_CONNECTED' && err.code !== 'MESH_SIGNATURE_MISMATCH') {
       this.#onPeerRefused?.(peer, `${this.#kind} ${err.code}`)
     }
-    this.#rejected
+    await this.#rejected
       ?.record({
         peer,
         kind: this.#kind,
