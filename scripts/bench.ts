@@ -16,9 +16,14 @@
  * - sessions.signin_per_s / sessions.capability_open_per_s: sign-ins and capability-session
  *   opens vs raw Ed25519 verifications of the same payload size (bench/sessions.ts).
  *
+ * - audit.append_per_s (Merkle tree vs hash chain alone), audit.*_proof_bytes.n10³…10⁶ and
+ *   audit.*_verify_us (bench/audit.ts, issue 17).
+ *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
  */
+// issue 17: the Merkle audit log
+import { AUDIT_NAMES, benchAudit } from './bench/audit.ts'
 import { benchAuthority } from './bench/authority.ts'
 import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
 import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
@@ -78,6 +83,14 @@ const benches: Bench[] = [
   },
   // issue 12: sessions.signin_per_s, sessions.capability_open_per_s (bench/sessions.ts)
   { title: 'sessions', names: SESSIONS_NAMES, run: async () => void (await benchSessions()) },
+  // issue 17: audit.append_per_s (tree vs chain), proof sizes and verify times at 10³…10⁶ (bench/audit.ts)
+  {
+    title: 'audit merkle log',
+    names: AUDIT_NAMES,
+    run: async () => {
+      for await (const result of benchAudit()) void result
+    },
+  },
 ]
 
 let pool: NodePool | undefined

@@ -1,3 +1,5 @@
+// accountability across meshes (SPEC §11)
+import type { AuditProtocolInit } from './connections/audit-protocol.ts'
 // outbound invocation over libp2p
 import type { InvokeProtocolInit } from './connections/invoke-protocol.ts'
 import type { HttpConnectionLimits } from './http/index.ts'
@@ -192,6 +194,13 @@ export interface MeshNodeInit {
    * one member sends per minute (30).
    */
   outbound?: InvokeProtocolInit
+  // accountability across meshes (SPEC §11)
+  /**
+   * `/mesh/audit/1.0.0` (connections/audit-protocol.ts): requests per peer per minute
+   * (default 120), inbound streams per connection (4), exchange timeout (10 000 ms),
+   * largest answer read (512 KiB).
+   */
+  auditProtocol?: AuditProtocolInit
 }
 
 // issue 14: deployment — the public URL a reverse proxy serves, the libp2p addresses announced

@@ -28,6 +28,8 @@ export const ERROR_STATUS = {
   MESH_STORE_DAMAGED: 500,
   MESH_UNAVAILABLE: 503,
   MESH_INTERNAL: 500,
+  // accountability across meshes (SPEC §11): a Merkle proof that does not hold
+  MESH_PROOF_INVALID: 422,
 } as const
 
 export type MeshErrorCode = keyof typeof ERROR_STATUS
@@ -58,6 +60,9 @@ export const ERROR_MEANING: Record<MeshErrorCode, string> = {
     'The store is damaged (a file is missing or acknowledged writes were lost); restore from backup.',
   MESH_UNAVAILABLE: 'A dependency (registry, peer, store) cannot be reached.',
   MESH_INTERNAL: 'An unexpected internal error; see the node’s log.',
+  // accountability across meshes (SPEC §11)
+  MESH_PROOF_INVALID:
+    'An audit log proof does not verify, or is for another mesh’s log or a log of another size than the head.',
 }
 
 export interface MeshErrorJson {
@@ -112,6 +117,8 @@ export const ConflictError = errorClass('ConflictError', 'MESH_CONFLICT')
 export const StoreVersionError = errorClass('StoreVersionError', 'MESH_STORE_VERSION')
 export const StoreDamagedError = errorClass('StoreDamagedError', 'MESH_STORE_DAMAGED')
 export const UnavailableError = errorClass('UnavailableError', 'MESH_UNAVAILABLE')
+// accountability across meshes (SPEC §11)
+export const ProofInvalidError = errorClass('ProofInvalidError', 'MESH_PROOF_INVALID')
 
 export function isMeshError(err: unknown): err is MeshError {
   return err instanceof MeshError

@@ -3,6 +3,8 @@ import type { AgentService } from './agents/index.ts'
 import type { AuditLog } from './audit/index.ts'
 import { type Authority, type MemberService, SessionService } from './auth/index.ts'
 import { localHttpUrl, MESH_NODE_VERSION, type MeshNodeInit, nodeOriginGuard } from './config.ts'
+// accountability across meshes (SPEC §11)
+import { MESH_AUDIT_PROTOCOL } from './connections/audit-protocol.ts'
 import {
   type ConnectionService,
   DEFAULT_POLICY,
@@ -25,6 +27,8 @@ import type { FederationSettings, MeshManifest } from './manifest/index.ts'
 import { removeAddressFile, writeAddressFile } from './node/address-file.ts'
 import { type AgentsWiring, startAgents } from './node/agents.ts'
 import { startAudit } from './node/audit.ts'
+// accountability across meshes (SPEC §11)
+import { startAuditProtocol } from './node/audit-protocol.ts'
 import { replaceAuthority, startAuthority } from './node/authority.ts'
 import {
   type ConnectionsWiring,
@@ -225,6 +229,7 @@ export class MeshNode {
     startInvocations(wiring) // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
+    await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 
@@ -321,6 +326,8 @@ export class MeshNode {
       revocations: this.#parts.get('revocations'),
       // names for identities (issue 14)
       names: this.#parts.get('names'),
+      // accountability across meshes (SPEC §11)
+      heads: () => this.#parts.find('headBook'),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700
@@ -342,7 +349,13 @@ export class MeshNode {
   }
 
   protocolVersions(): string[] {
-    return [MESH_CONNECT_PROTOCOL, MESH_ROOMS_PROTOCOL, MESH_KAD_PROTOCOL, MESH_INVOKE_PROTOCOL]
+    return [
+      MESH_CONNECT_PROTOCOL,
+      MESH_ROOMS_PROTOCOL,
+      MESH_KAD_PROTOCOL,
+      MESH_INVOKE_PROTOCOL,
+      MESH_AUDIT_PROTOCOL, // accountability across meshes (SPEC §11)
+    ]
   }
 
   health(): HealthInfo {

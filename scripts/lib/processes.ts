@@ -31,13 +31,17 @@ export async function runMesh(
   return { code, stdout, stderr }
 }
 
-/** Starts a long-running `mesh` command and waits (up to `timeoutMs`) for its ready line. */
+/**
+ * Starts a long-running `mesh` command (or, with `bin`, another script that prints the
+ * same ready line) and waits (up to `timeoutMs`) for its ready line.
+ */
 export async function startMesh(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   timeoutMs = 30_000,
+  bin = MESH_BIN,
 ): Promise<MeshProcess> {
-  const proc = spawn(process.execPath, [MESH_BIN, ...args], {
+  const proc = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

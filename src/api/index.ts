@@ -18,6 +18,8 @@ export {
 export * from './mentions.ts'
 export { type RouteName, type RouteSpec, type Routes, routes } from './routes.ts'
 export * from './schemas/audit.ts'
+// accountability across meshes (SPEC §11)
+export * from './schemas/audit-merkle.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 export * from './schemas/capability-session.ts'
 export * from './schemas/common.ts'

@@ -1,4 +1,6 @@
 import * as audit from './schemas/audit.ts'
+// accountability across meshes (SPEC §11)
+import * as auditMerkle from './schemas/audit-merkle.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
@@ -462,6 +464,41 @@ export const routes = {
     params: connections.connectionIdParams,
     body: connections.actBodySchema,
     response: connections.connectionAcceptedSchema,
+  }),
+
+  // Accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
+  auditTreeHead: route({
+    method: 'GET',
+    path: '/api/audit/sth',
+    session: true,
+    response: auditMerkle.treeHeadSchema,
+  }),
+  auditInclusionProof: route({
+    method: 'GET',
+    path: '/api/audit/proof/inclusion',
+    session: true,
+    query: auditMerkle.inclusionQuerySchema,
+    response: auditMerkle.inclusionProofSchema,
+  }),
+  auditConsistencyProof: route({
+    method: 'GET',
+    path: '/api/audit/proof/consistency',
+    session: true,
+    query: auditMerkle.consistencyQuerySchema,
+    response: auditMerkle.consistencyProofSchema,
+  }),
+  listDefections: route({
+    method: 'GET',
+    path: '/api/federation/defections',
+    session: true,
+    response: auditMerkle.defectionListSchema,
+  }),
+  getDefection: route({
+    method: 'GET',
+    path: '/api/federation/defections/:did',
+    session: true,
+    params: auditMerkle.defectionParamsSchema,
+    response: auditMerkle.defectionSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -1,6 +1,8 @@
 import type { FromSchema, JSONSchema } from 'json-schema-to-ts'
 import type { RouteName, Routes } from './routes.ts'
 import type * as audit from './schemas/audit.ts'
+// accountability across meshes (SPEC §11)
+import type * as auditMerkle from './schemas/audit-merkle.ts'
 import type * as capability from './schemas/capability-session.ts'
 import type * as common from './schemas/common.ts'
 import type * as connections from './schemas/connections.ts'
@@ -109,3 +111,11 @@ export type DelegationList = FromSchema<typeof import('./schemas/revocation.ts')
 export type IssuedDelegationView = DelegationList['delegations'][number]
 export type RevocationView = DelegationList['revocations'][number]
 export type RevokeResultView = FromSchema<typeof import('./schemas/revocation.ts').revokeResultSchema>
+
+// accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
+export type TreeHead = FromSchema<typeof auditMerkle.treeHeadSchema>
+export type InclusionProof = FromSchema<typeof auditMerkle.inclusionProofSchema>
+export type ConsistencyProof = FromSchema<typeof auditMerkle.consistencyProofSchema>
+export type EquivocationProofView = FromSchema<typeof auditMerkle.equivocationProofSchema>
+export type DefectionView = FromSchema<typeof auditMerkle.defectionSchema>
+export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>

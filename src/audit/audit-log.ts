@@ -1,5 +1,5 @@
 import type { AbortOptions } from '@libp2p/interface'
-import { UnavailableError } from '../errors.ts'
+import { BadRequestError, NotFoundError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
@@ -16,8 +16,19 @@ import {
 import { type AuditVerifyOptions, type AuditVerifyReport, verifyLog } from './audit-verify.ts'
 import { type AuditCheckpoint, signCheckpoint } from './checkpoint.ts'
 import { CheckpointFile } from './checkpoint-file.ts'
-import { ENTRIES_END, ENTRY_PREFIX, entryKey, HEAD_KEY, isHead, PEER_PREFIX } from './log-keys.ts'
+import {
+  ENTRIES_END,
+  ENTRY_PREFIX,
+  entryKey,
+  HEAD_KEY,
+  isHead,
+  PEER_PREFIX,
+  WATCH_PREFIX,
+} from './log-keys.ts'
+import { MerkleStore, rowLeaf } from './merkle-store.ts'
+import { PARTY_LIMITS, partySeqs } from './party-rows.ts'
 import { RollbackWatch } from './rollback-watch.ts'
+import { type ConsistencyProof, type InclusionProof, type SignedTreeHead, signTreeHead } from './tree-head.ts'
 
 // What routes.ts still takes from here (index.ts exports them from their own files).
 export { AUDIT_LIST_LIMITS } from './audit-pages.ts'
@@ -48,6 +59,11 @@ export interface AuditLogInit {
    * `witness` for the copies kept elsewhere. Default: none.
    */
   checkpointFile?: string
+  /**
+   * Keep the RFC 6962 tree beside the rows (SPEC §11); default true. False only for the
+   * benchmark's baseline (the hash chain alone): tree heads and proofs are then MESH_UNAVAILABLE.
+   */
+  merkle?: boolean
 }
 
 /** The checkpoint this node holds of a peer mesh's log (the latest consistent one), and what contradicted it. */
@@ -88,6 +104,8 @@ export class AuditLog {
   readonly #mesh: string
   readonly #checkpointFile: CheckpointFile | undefined
   readonly #watch: RollbackWatch
+  readonly #tree: MerkleStore
+  readonly #merkle: boolean
 
   constructor(init: AuditLogInit) {
     this.#store = init.store
@@ -98,6 +116,8 @@ export class AuditLog {
     this.#key = init.key
     this.#usedKeys.add(init.key.did)
     this.#mesh = init.mesh ?? init.key.did
+    this.#tree = new MerkleStore(this.#sublevel, this.#log)
+    this.#merkle = init.merkle ?? true
     this.#checkpointFile =
       init.checkpointFile === undefined ? undefined : new CheckpointFile(init.checkpointFile, this.#log)
     this.#watch = new RollbackWatch(
@@ -147,6 +167,7 @@ export class AuditLog {
     } else {
       this.#head = null
     }
+    if (this.#merkle) await this.#tree.start(this.#head?.seq ?? 0, options)
     this.#running = true
     this.#log.info({ event: 'audit.started', head: this.#head }, 'audit log started')
     await this.#watch.checkLocal()
@@ -184,6 +205,97 @@ export class AuditLog {
       head: this.#head?.hash ?? null,
       ts: new Date(this.#now()).toISOString(),
     })
+  }
+
+  /**
+   * The log's signed tree head now (SPEC §11): its size, its RFC 6962 Merkle root, signed
+   * by the mesh key of the day (named in `key`).
+   */
+  treeHead(): SignedTreeHead {
+    if (!this.#merkle) throw new UnavailableError('this audit log keeps no Merkle tree')
+    return signTreeHead(this.#key, {
+      mesh: this.#mesh,
+      size: this.#tree.size,
+      root: this.#tree.root(),
+      ts: new Date(this.#now()).toISOString(),
+    })
+  }
+
+  /**
+   * The proof that row `seq` is in the log of `size` rows (default: now), with the row
+   * and the head now. MESH_BAD_REQUEST for a seq below 1 or past `size`;
+   * MESH_NOT_FOUND for a seq or size past the log's (or a row gone from the store).
+   */
+  async inclusionProof(seq: number, size?: number): Promise<InclusionProof> {
+    const sth = this.treeHead()
+    const at = size ?? sth.size
+    checkPosition('seq', seq, 1)
+    checkPosition('size', at, 1)
+    if (at > sth.size || seq > sth.size) {
+      throw new NotFoundError(`the log has ${sth.size} rows`, { seq, size: at, logSize: sth.size })
+    }
+    if (seq > at) throw new BadRequestError('seq is past size', { seq, size: at })
+    const row = await this.#sublevel.get(entryKey(seq))
+    if (!isRowShaped(row)) throw new NotFoundError(`row ${seq} is not in the store`, { seq })
+    const [root, path] = await Promise.all([this.#tree.rootAt(at), this.#tree.inclusionProof(seq - 1, at)])
+    return {
+      mesh: this.#mesh,
+      seq,
+      size: at,
+      root: root.toString('hex'),
+      leaf: rowLeaf(row.hash).toString('hex'),
+      path: path.map((h) => h.toString('hex')),
+      row,
+      sth,
+    }
+  }
+
+  /**
+   * The proof that the log of `to` rows (default: now) extends the log of `from` rows.
+   * MESH_BAD_REQUEST when `from` > `to`; MESH_NOT_FOUND for a size past the log's.
+   */
+  async consistencyProof(from: number, to?: number): Promise<ConsistencyProof> {
+    const sth = this.treeHead()
+    const end = to ?? sth.size
+    checkPosition('from', from, 0)
+    checkPosition('to', end, 0)
+    if (from > sth.size || end > sth.size) {
+      throw new NotFoundError(`the log has ${sth.size} rows`, { from, to: end, logSize: sth.size })
+    }
+    if (from > end) throw new BadRequestError('from is past to', { from, to: end })
+    const [fromRoot, toRoot, path] = await Promise.all([
+      this.#tree.rootAt(from),
+      this.#tree.rootAt(end),
+      this.#tree.consistencyProof(from, end),
+    ])
+    return {
+      mesh: this.#mesh,
+      from,
+      to: end,
+      fromRoot: fromRoot.toString('hex'),
+      toRoot: toRoot.toString('hex'),
+      path: path.map((h) => h.toString('hex')),
+      sth,
+    }
+  }
+
+  /**
+   * The rows after `after` that a peer mesh (`dids`: its identity and every key it held)
+   * is party to, each with its inclusion proof in the log now (`head`), at most
+   * `limit` (≤ PARTY_LIMITS.maxRows) from a bounded scan; `next` goes on, null at the end.
+   */
+  async partyProofs(
+    dids: readonly string[],
+    query: { after?: number; limit?: number } = {},
+  ): Promise<{ head: SignedTreeHead; proofs: InclusionProof[]; next: number | null }> {
+    const head = this.treeHead()
+    const after = query.after ?? 0
+    const limit = Math.min(query.limit ?? PARTY_LIMITS.maxRows, PARTY_LIMITS.maxRows)
+    checkPosition('after', after, 0)
+    checkPosition('limit', limit, 1)
+    const { seqs, next } = await partySeqs(this.#sublevel, new Set(dids), { after, upTo: head.size, limit })
+    const proofs = await Promise.all(seqs.map((seq) => this.inclusionProof(seq, head.size)))
+    return { head, proofs, next }
   }
 
   /** Every key whose signature on a row or checkpoint of this mesh counts. */
@@ -224,6 +336,35 @@ export class AuditLog {
     }
     const checked = checkEntry(entry)
     await this.#serialized(() => this.#write(checked, [op], this.#key, {}))
+  }
+
+  /**
+   * Keeps `value` under `key` in the audit sublevel, outside the rows (only `watch/v1/…`
+   * keys: what this node holds of other meshes' logs); with `entry`, in one batch with
+   * that audit row. `undefined` deletes.
+   */
+  async keepWatchRecord(key: string, value: unknown, entry?: AuditEntryInput): Promise<void> {
+    if (!key.startsWith(WATCH_PREFIX)) throw new BadRequestError('a watch record key starts with watch/v1/')
+    const op: StoreOperation =
+      value === undefined
+        ? { type: 'del', sublevel: this.#sublevel, key }
+        : { type: 'put', sublevel: this.#sublevel, key, value }
+    if (entry === undefined) {
+      await this.#store.batch([op])
+      return
+    }
+    const checked = checkEntry(entry)
+    await this.#serialized(() => this.#write(checked, [op], this.#key, {}))
+  }
+
+  /** The watch record under `key` (see `keepWatchRecord`); `prefix` lists them all. */
+  async watchRecord(key: string): Promise<unknown> {
+    return this.#sublevel.get(key)
+  }
+
+  async *watchRecords(prefix: string): AsyncGenerator<[string, unknown]> {
+    if (!prefix.startsWith(WATCH_PREFIX)) return
+    yield* this.#sublevel.iterator({ gte: prefix, lt: `${prefix}\uffff` })
   }
 
   /**
@@ -320,11 +461,14 @@ export class AuditLog {
     }
     const row = signRow(unsigned, key)
     const head: AuditHead = { seq, hash: row.hash }
+    const grown = this.#merkle ? this.#tree.append(row.hash) : undefined
     await this.#store.batch([
       ...extra,
       { type: 'put', sublevel: this.#sublevel, key: entryKey(seq), value: row },
       { type: 'put', sublevel: this.#sublevel, key: HEAD_KEY, value: head },
+      ...(grown?.operations ?? []),
     ])
+    grown?.commit()
     this.#head = head
     this.#watch.save()
     this.#log.debug(
@@ -332,5 +476,11 @@ export class AuditLog {
       'audit row appended',
     )
     return row
+  }
+}
+
+function checkPosition(name: string, value: number, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new BadRequestError(`${name} must be an integer of at least ${min}`, { [name]: value })
   }
 }

@@ -41,14 +41,19 @@ export { checkpointSchema }
 
 const validateShape = lazyValidator<AuditCheckpoint>(checkpointSchema)
 
+/** `prefix` then the RFC 8785 canonical JSON of `content`: what a domain-separated signature covers. */
+export function domainSignedText(prefix: string, content: unknown): Uint8Array {
+  const body = canonicalBytes(content)
+  const head = new TextEncoder().encode(prefix)
+  const out = new Uint8Array(head.byteLength + body.byteLength)
+  out.set(head)
+  out.set(body, head.byteLength)
+  return out
+}
+
 export function checkpointSignedText(content: Omit<AuditCheckpoint, 'sig'>): Uint8Array {
   const { mesh, size, head, ts, signer } = content
-  const body = canonicalBytes({ mesh, size, head, ts, signer })
-  const prefix = new TextEncoder().encode('mesh-audit-checkpoint/v1:')
-  const out = new Uint8Array(prefix.byteLength + body.byteLength)
-  out.set(prefix)
-  out.set(body, prefix.byteLength)
-  return out
+  return domainSignedText('mesh-audit-checkpoint/v1:', { mesh, size, head, ts, signer })
 }
 
 export function signCheckpoint(

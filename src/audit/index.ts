@@ -6,7 +6,10 @@
  * one batch) over `audit-row` (hash, signature) and `log-keys`; `audit-entry` checks
  * what is appended, `audit-pages` reads, `audit-verify` walks the whole log,
  * `rollback-watch` compares it with signed checkpoints (`checkpoint`, the local
- * `checkpoint-file`, and peers' through `checkpoint-gossip`).
+ * `checkpoint-file`, and peers' through `checkpoint-gossip`). SPEC §11: `merkle` (RFC 6962
+ * hashing, proofs and their verification, no I/O), `merkle-store` (the tree beside the
+ * rows, grown in each append's batch), `tree-head` (signed tree heads, and the checks on
+ * heads and proofs that refuse with a code).
  */
 export {
   type AuditAppendOptions,
@@ -47,6 +50,24 @@ export {
   CheckpointGossip,
   type CheckpointGossipInit,
 } from './checkpoint-gossip.ts'
+export {
+  type EquivocationProof,
+  keysOfMesh,
+  verifyEquivocation,
+} from './equivocation.ts'
+export { type DefectionRecord, HeadBook, type HeadBookComponents, type TakeResult } from './head-book.ts'
+// accountability across meshes (SPEC §11)
+export {
+  EMPTY_ROOT,
+  type Hash,
+  leafHash,
+  MemoryTree,
+  nodeHash,
+  rootFromInclusion,
+  verifyConsistency,
+  verifyInclusion,
+} from './merkle.ts'
+export { rowLeaf } from './merkle-store.ts'
 export { RefusalThrottle, type RefusalThrottleInit } from './refusal-throttle.ts'
 export {
   REJECTED_LIMITS,
@@ -55,3 +76,14 @@ export {
   type RejectedLogInit,
   rejectionFrom,
 } from './rejected-log.ts'
+export {
+  type ConsistencyProof,
+  checkConsistencyProof,
+  checkInclusionProof,
+  compareTreeHeads,
+  type InclusionProof,
+  isSignedTreeHead,
+  parseTreeHead,
+  type SignedTreeHead,
+  signTreeHead,
+} from './tree-head.ts'

@@ -15,6 +15,8 @@ export const entryKey = (seq: number): string => `${ENTRY_PREFIX}${String(seq).p
 export const ENTRY_KEY_PATTERN = /^entry\/v1\/(\d{16})$/
 /** Checkpoints held of peer meshes' logs: after HEAD_KEY, so outside what verify walks. */
 export const PEER_PREFIX = 'peer/v1/'
+/** What this node holds of other meshes' Merkle logs (audit/head-book.ts): after the tree keys. */
+export const WATCH_PREFIX = 'watch/v1/'
 
 /** Whether a stored value is a head: a seq ≥ 1 and a hash. */
 export function isHead(value: unknown): value is AuditHead {

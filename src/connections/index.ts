@@ -5,6 +5,15 @@
  */
 
 export { type RejectedEntry, RejectedLog, type RejectedLogInit } from '../audit/index.ts'
+// accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+export {
+  AuditProtocol,
+  type AuditProtocolComponents,
+  type AuditProtocolInit,
+  MAX_AUDIT_REQUEST_BYTES,
+  MESH_AUDIT_PROTOCOL,
+  type PeerRows,
+} from './audit-protocol.ts'
 export {
   CONNECT_MESSAGE,
   CONNECT_PROTOCOLS,

@@ -1,14 +1,25 @@
 import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import { RefusalThrottle, type RejectedLog } from '../audit/index.ts'
-import { ERROR_STATUS, MeshError, type MeshErrorCode } from '../errors.ts'
-import { didFromPeerId, peerIdFromDid } from '../identity/index.ts'
+import type { RejectedLog } from '../audit/index.ts'
+import { MeshError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { addDialAddresses, type MeshLibp2p } from '../p2p/index.ts'
+import type { MeshLibp2p } from '../p2p/index.ts'
 import { lazyValidator } from '../schema.ts'
-import { classifyDeliveryError, exchange } from './connect-protocol.ts'
 import type { PeerView } from './connection-book.ts'
-import { RateLimiter } from './rate-limiter.ts'
+import {
+  admitPeer,
+  connectedPeer,
+  encodeJson,
+  errorAnswer,
+  type PeerAnswer,
+  PeerRefusals,
+  ProtocolHandler,
+  parseJson,
+  perMinute,
+  requestPeer,
+} from './peer-request.ts'
+import type { PolicyService } from './policy.ts'
+import type { RateLimiter } from './rate-limiter.ts'
 
 /**
  * `/mesh/invoke/1.0.0` — an invocation carried to a connected peer mesh by this node,
@@ -46,6 +57,8 @@ export interface InvokeProtocolComponents {
   invoke: (request: { ucan: string }, options: { signal: AbortSignal }) => Promise<unknown>
   /** Where refused streams are recorded (throttled per peer and code). */
   rejected?: Pick<RejectedLog, 'record'>
+  /** The federation policy: a denied mesh (e.g. caught equivocating) is refused its own code. */
+  policy?: Pick<PolicyService, 'evaluate'>
   /**
    * Reputation hook: a peer mesh with an accepted connection broke the protocol (a
    * malformed or oversized request, a flood); throttled like the rejected log. Must not throw.
@@ -86,64 +99,9 @@ const requestSchema = {
   properties: { ucan: { type: 'string', minLength: 1, maxLength: 16 * 1024, pattern: '^[A-Za-z0-9_-]+$' } },
 } as const
 
-const answerSchema = {
-  oneOf: [
-    { type: 'object', additionalProperties: false, required: ['ok'], properties: { ok: {} } },
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['error'],
-      properties: {
-        error: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['code', 'message', 'details'],
-          properties: {
-            code: { type: 'string', pattern: '^MESH_[A-Z_]{1,40}$' },
-            message: { type: 'string', maxLength: 1024 },
-            details: { type: 'object' },
-          },
-        },
-      },
-    },
-  ],
-} as const
-
 const validRequest = lazyValidator(requestSchema)
-const validAnswer = lazyValidator(answerSchema)
 
-type Answer = { ok: unknown } | { error: { code: string; message: string; details: Record<string, unknown> } }
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
-
-function encode(answer: Answer): Uint8Array {
-  return encoder.encode(JSON.stringify(answer))
-}
-
-function parseJson(bytes: Uint8Array): unknown {
-  try {
-    return JSON.parse(decoder.decode(bytes))
-  } catch {
-    return undefined
-  }
-}
-
-function errorAnswer(err: unknown): Answer {
-  const e =
-    err instanceof MeshError ? err : new MeshError('MESH_INTERNAL', 'the invocation failed on the peer')
-  return { error: { code: e.code, message: e.message, details: e.details } }
-}
-
-/** A token bucket per key: `n` at once, refilled evenly over a minute. */
-function perMinute(n: number): RateLimiter {
-  return new RateLimiter({ capacity: Math.max(1, n), refillPerSecond: n / 60 })
-}
-
-/** Whether a peer's connection lets invocations through. */
-function connected(peer: PeerView): boolean {
-  return peer.state === 'accepted' || peer.state === 'degraded'
-}
+type Answer = PeerAnswer
 
 /**
  * Both halves of `/mesh/invoke/1.0.0`: `send` (the sender, behind
@@ -154,10 +112,9 @@ export class InvokeProtocol {
   readonly #init: Required<InvokeProtocolInit>
   readonly #limiter: RateLimiter
   readonly #senders: RateLimiter
-  readonly #throttle = new RefusalThrottle({ intervalMs: 1000 })
-  readonly #served = new Set<Stream>()
+  readonly #refusals: PeerRefusals
+  readonly #handler: ProtocolHandler
   readonly #log: Logger
-  #host: MeshLibp2p | undefined
 
   constructor(components: InvokeProtocolComponents, init: InvokeProtocolInit = {}) {
     this.#c = components
@@ -172,25 +129,26 @@ export class InvokeProtocol {
     this.#limiter = perMinute(this.#init.requestsPerMinute)
     this.#senders = perMinute(this.#init.sendsPerMinute)
     this.#log = components.logger.child({ component: 'invoke-protocol' })
-  }
-
-  async start(): Promise<void> {
-    if (this.#host !== undefined) return
-    const host = this.#c.libp2p()
-    await host.handle(MESH_INVOKE_PROTOCOL, (stream, connection) => this.#serve(stream, connection), {
-      maxInboundStreams: this.#init.maxInboundStreams,
-      maxOutboundStreams: 16,
+    this.#refusals = new PeerRefusals({
+      kind: 'invoke.request',
+      rejected: components.rejected,
+      onPeerRefused: components.onPeerRefused,
+      logger: this.#log,
     })
-    this.#host = host
+    this.#handler = new ProtocolHandler({
+      protocol: MESH_INVOKE_PROTOCOL,
+      libp2p: components.libp2p,
+      maxInboundStreams: this.#init.maxInboundStreams,
+      serve: (stream, connection) => this.#serve(stream, connection),
+    })
   }
 
-  async stop(): Promise<void> {
-    const host = this.#host
-    if (host === undefined) return
-    this.#host = undefined
-    await host.unhandle(MESH_INVOKE_PROTOCOL).catch(() => {})
-    for (const stream of this.#served) stream.abort(new Error('invoke protocol stopped'))
-    this.#served.clear()
+  start(): Promise<void> {
+    return this.#handler.start()
+  }
+
+  stop(): Promise<void> {
+    return this.#handler.stop()
   }
 
   /**
@@ -201,13 +159,7 @@ export class InvokeProtocol {
    * out, bad answer), MESH_PROTOCOL_VERSION (the peer does not speak the protocol).
    */
   async send(mesh: string, ucan: string, options: SendOptions = {}): Promise<unknown> {
-    const peer = (await this.#c.peers()).find((p) => p.did === mesh || p.keys.includes(mesh))
-    if (peer === undefined || !connected(peer)) {
-      throw new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh', {
-        mesh,
-        state: peer?.state ?? 'none',
-      })
-    }
+    const peer = await connectedPeer(this.#c.peers, mesh)
     if (
       options.audience !== undefined &&
       options.audience !== peer.did &&
@@ -221,63 +173,32 @@ export class InvokeProtocol {
       })
     }
     if (options.sender !== undefined) this.#senders.consume(options.sender)
-    const libp2p = this.#c.libp2p()
     const signal = AbortSignal.any([
       AbortSignal.timeout(this.#init.timeoutMs),
       ...(options.signal ? [options.signal] : []),
     ])
-    let reply: Uint8Array
-    try {
-      const peerId = peerIdFromDid(peer.keys.at(-1) ?? peer.did)
-      if (
-        libp2p.getConnections(peerId).length === 0 &&
-        !(await addDialAddresses(libp2p.peerStore, peerId, peer.multiaddrs))
-      ) {
-        throw new MeshError('MESH_UNAVAILABLE', 'no address known for the peer', { reason: 'no-address' })
-      }
-      reply = await exchange(libp2p, peerId, encoder.encode(JSON.stringify({ ucan })), {
-        protocol: MESH_INVOKE_PROTOCOL,
+    return requestPeer(
+      this.#c.libp2p(),
+      peer,
+      MESH_INVOKE_PROTOCOL,
+      { ucan },
+      {
         maxBytes: this.#init.maxAnswerBytes,
         signal,
-      })
-    } catch (err) {
-      if (err instanceof MeshError)
-        throw new MeshError(err.code, err.message, { ...err.details, mesh: peer.did })
-      const e = classifyDeliveryError(err)
-      throw new MeshError(e.code, `the peer mesh cannot be reached: ${e.message}`, {
-        ...e.details,
-        reason: e.kind,
-        mesh: peer.did,
-      })
-    }
-    const answer = parseJson(reply)
-    if (!validAnswer(answer)) {
-      throw new MeshError('MESH_UNAVAILABLE', 'the peer mesh sent an answer that is not one', {
-        reason: 'bad-reply',
-        mesh: peer.did,
-      })
-    }
-    const parsed = answer as Answer
-    if ('ok' in parsed) return parsed.ok
-    const { code, message, details } = parsed.error
-    if (code in ERROR_STATUS) {
-      throw new MeshError(code as MeshErrorCode, message, { ...details, refusedBy: peer.did })
-    }
-    // A code this node does not know: refused all the same, the peer's code kept.
-    throw new MeshError('MESH_FORBIDDEN', message, { ...details, peerCode: code, refusedBy: peer.did })
+      },
+    )
   }
 
   /** One invocation from a peer: who, how often, then the request, then the answer. */
   async #serve(stream: Stream, connection: Connection): Promise<void> {
-    this.#served.add(stream)
     let peerDid = 'unknown'
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const refusal = await this.#admit(connection)
+      const refusal = await admitPeer(connection, this.#c.peers, this.#limiter, this.#c.policy)
       peerDid = refusal.peer
       if (refusal.error !== undefined) {
-        this.#refused(peerDid, refusal.error)
-        await lp.write(encode(errorAnswer(refusal.error)), {
+        await this.#refused(peerDid, refusal.error)
+        await lp.write(encodeJson(errorAnswer(refusal.error)), {
           signal: AbortSignal.timeout(this.#init.readTimeoutMs),
         })
         await stream.close()
@@ -290,7 +211,7 @@ export class InvokeProtocol {
         const err = new MeshError('MESH_BAD_REQUEST', 'an invoke request is {ucan}', {
           validation: validRequest.errors?.[0]?.message ?? 'not JSON',
         })
-        this.#refused(peerDid, err)
+        await this.#refused(peerDid, err)
         answer = errorAnswer(err)
       } else {
         try {
@@ -303,80 +224,29 @@ export class InvokeProtocol {
           if (!(err instanceof MeshError)) {
             this.#log.error({ event: 'invoke.remote_failed', peer: peerDid, err }, 'invocation failed')
           }
-          answer = errorAnswer(err)
+          answer = errorAnswer(err, 'the invocation failed on the peer')
         }
       }
-      await lp.write(encode(answer), { signal: AbortSignal.timeout(this.#init.readTimeoutMs) })
+      await lp.write(encodeJson(answer), { signal: AbortSignal.timeout(this.#init.readTimeoutMs) })
       await stream.close()
     } catch (err) {
       // Too long, too slow, reset: nothing was run for a request that was not read whole.
-      if ((err as Error).name === 'InvalidDataLengthError') {
-        this.#refused(
-          peerDid,
-          new MeshError('MESH_TOO_LARGE', `an invoke request is at most ${MAX_REQUEST_BYTES} bytes`),
-        )
-      }
+      stream.abort(err as Error)
       this.#log.debug(
         { event: 'invoke.stream_cut', peer: peerDid, err: (err as Error).message },
         'invoke stream cut',
       )
-      stream.abort(err as Error)
-    } finally {
-      this.#served.delete(stream)
-    }
-  }
-
-  /** The peer behind `connection`, and why it may not invoke now (if it may not). */
-  async #admit(connection: Connection): Promise<{ peer: string; error?: MeshError }> {
-    let key: string
-    try {
-      key = didFromPeerId(connection.remotePeer)
-    } catch {
-      return { peer: 'unknown', error: new MeshError('MESH_NOT_CONNECTED', 'not a mesh key') }
-    }
-    const peer = (await this.#c.peers()).find((p) => p.did === key || p.keys.includes(key))
-    if (peer === undefined || !connected(peer)) {
-      return {
-        peer: key,
-        // A paused connection (issue 13) says so: `state: 'paused'`.
-        error: new MeshError('MESH_NOT_CONNECTED', 'no accepted connection with this mesh', {
-          state: peer?.state ?? 'none',
-        }),
+      if ((err as Error).name === 'InvalidDataLengthError') {
+        await this.#refused(
+          peerDid,
+          new MeshError('MESH_TOO_LARGE', `an invoke request is at most ${MAX_REQUEST_BYTES} bytes`),
+        )
       }
     }
-    if ((peer.keys.at(-1) ?? peer.did) !== key) {
-      return {
-        peer: peer.did,
-        error: new MeshError('MESH_SIGNATURE_MISMATCH', 'a key this mesh knows the peer rotated away from'),
-      }
-    }
-    try {
-      this.#limiter.consume(peer.did)
-    } catch (err) {
-      return { peer: peer.did, error: err as MeshError }
-    }
-    return { peer: peer.did }
   }
 
   /** Records a refusal in the rejected log, at most one per peer and code a second. */
-  #refused(peer: string, err: MeshError): void {
-    const admitted = this.#throttle.admit(`${peer} ${err.code}`)
-    if (admitted === undefined) return
-    // A stranger has no standing here to lose; a connected peer that misbehaves does.
-    if (err.code !== 'MESH_NOT_CONNECTED' && err.code !== 'MESH_SIGNATURE_MISMATCH') {
-      this.#c.onPeerRefused?.(peer, `invoke.request ${err.code}`)
-    }
-    if (this.#c.rejected === undefined) return
-    this.#c.rejected
-      .record({
-        peer,
-        kind: 'invoke.request',
-        code: err.code,
-        reason: err.message,
-        details: { suppressedSinceLast: admitted.suppressedSinceLast },
-      })
-      .catch((e: unknown) =>
-        this.#log.error({ event: 'invoke.rejected_log_failed', err: e }, 'recording a refusal failed'),
-      )
+  #refused(peer: string, err: MeshError): Promise<void> {
+    return this.#refusals.record(peer, err)
   }
 }

@@ -9,6 +9,8 @@ export { type OriginGuardInit, registerOriginGuard } from './origin-guard.ts'
 export { RATE_LIMIT_DEFAULTS, type RateClass, type RateLimit, type RateLimitsInit } from './rate-limits.ts'
 export { type RegistryServerRoutesInit, registerRegistryServerRoutes } from './registry-server-routes.ts'
 export { type AuditRoutesInit, auditRoutes } from './routes/audit.ts'
+// accountability across meshes (SPEC §11)
+export { type AuditMerkleRoutesInit, auditMerkleRoutes } from './routes/audit-merkle.ts'
 export { type AuthorityRoutesInit, authorityRoutes } from './routes/authority.ts'
 export { type ConnectionRoutesInit, connectionRoutes } from './routes/connections.ts'
 export { CONSOLE_ROOT, type ConsoleRoutesInit, registerConsole } from './routes/console.ts'

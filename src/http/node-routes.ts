@@ -10,6 +10,8 @@ import type { MeshManifest } from '../manifest/index.ts'
 import type { PublicMeshSource, RegistryService } from '../registry/index.ts'
 import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import { auditRoutes } from './routes/audit.ts'
+// accountability across meshes (SPEC §11)
+import { type AuditMerkleRoutesInit, auditMerkleRoutes } from './routes/audit-merkle.ts'
 import { type AuthorityRoutesInit, authorityRoutes } from './routes/authority.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import { capabilitySessionRoutes, registerCapabilityGuard } from './routes/capability-session.ts'
@@ -69,6 +71,8 @@ export interface NodeRoutesInit {
   revocations?: RevocationRoutesInit['revocations']
   // names for identities (issue 14)
   names?: AuthorityRoutesInit['names']
+  // accountability across meshes (SPEC §11): the defections found or shown
+  heads?: AuditMerkleRoutesInit['heads']
 }
 
 /**
@@ -131,5 +135,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.outbound !== undefined) await app.register(outboundRoutes, { send: init.outbound })
   // revocation people can use (SPEC §9)
   if (init.revocations !== undefined) await app.register(revocationRoutes, { revocations: init.revocations })
+  // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
+  await app.register(auditMerkleRoutes, { audit: init.audit, heads: init.heads })
   registerConsole(app)
 }

@@ -86,6 +86,7 @@ export async function restartOnKey(
   await parts.find('connections')?.stop()
   await parts.find('roomSync')?.stop()
   await parts.find('outbound')?.stop() // outbound invocation over libp2p
+  await parts.find('auditProtocol')?.stop() // accountability across meshes (SPEC §11)
   await whileStopped()
   await parts.find('discovery')?.stop()
   await parts.find('libp2p')?.stop()
@@ -104,6 +105,7 @@ export async function restartOnKey(
   await parts.find('connections')?.start()
   await parts.find('roomSync')?.start()
   await parts.find('outbound')?.start() // outbound invocation over libp2p
+  await parts.find('auditProtocol')?.start() // accountability across meshes (SPEC §11)
   const heartbeat = createHeartbeat(wiring, key)
   if (heartbeat !== undefined) {
     await heartbeat.start()

@@ -33,6 +33,8 @@ export async function startOutbound({
       peers: () => parts.get('connections').peers(),
       invoke: (request, options) => parts.get('invocations').invoke(request, options),
       rejected: parts.get('rejected'),
+      // accountability across meshes (SPEC §11): a denied mesh (e.g. caught equivocating) invokes nothing
+      policy: parts.get('policy'),
       onPeerRefused: (mesh, reason) => reputation.peer({ mesh, outcome: 'refused', reason }),
       logger,
     },

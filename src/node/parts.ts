@@ -1,4 +1,6 @@
 import type { AgentService, Invocations } from '../agents/index.ts'
+// accountability across meshes (SPEC §11)
+import type { HeadBook } from '../audit/head-book.ts'
 import type { AuditLog } from '../audit/index.ts'
 import type {
   ActGate,
@@ -9,6 +11,8 @@ import type {
   RevocationService,
 } from '../auth/index.ts'
 import type { MeshNodeInit } from '../config.ts'
+// accountability across meshes (SPEC §11)
+import type { AuditProtocol } from '../connections/audit-protocol.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 // outbound invocation over libp2p
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
@@ -64,6 +68,9 @@ export interface NodeParts {
   revocations: RevocationService
   // names for identities (issue 14)
   names: NameResolver
+  // accountability across meshes (SPEC §11): /mesh/audit/1.0.0, the heads held of other meshes
+  auditProtocol: AuditProtocol
+  headBook: HeadBook
 }
 
 /**

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import type { FastifyRequest } from 'fastify'
 import { Registry } from 'prom-client'
 import {
   type AuditCheckpoint,
@@ -10,25 +9,10 @@ import {
   type AuditVerifyReport,
   signCheckpoint,
 } from '../../src/audit/index.ts'
-import { UnauthenticatedError } from '../../src/errors.ts'
 import { auditRoutes, createHttpApp } from '../../src/http/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
-
-const TOKEN = 'test-token'
-const auth = { authorization: `Bearer ${TOKEN}` }
-
-// Stands in for requireSession(sessions): only the bearer token TOKEN is a session.
-async function stubSession(request: FastifyRequest): Promise<void> {
-  if (request.headers.authorization !== `Bearer ${TOKEN}`)
-    throw new UnauthenticatedError('a bearer token is required')
-  request.session = {
-    id: 'stub',
-    did: alice.did,
-    role: 'architect',
-    expiresAt: new Date(Date.now() + 60_000).toISOString(),
-  }
-}
+import { auth, stubSession } from '../fixtures/stub-session.ts'
 
 async function server(t: TestContext, rows = 0) {
   const store = await tempStore(t)

@@ -361,6 +361,29 @@ export class TrustStore {
     })
   }
 
+  // accountability across meshes (SPEC §11): a mesh caught equivocating
+  /**
+   * Sets `did` (in `scope`) to tier 4 at once — an automatic decision, like a demotion for
+   * violations, so no human's token: one `trust.demoted` row. Never this mesh itself.
+   */
+  demote(did: string, scope: TrustScope, reason: string): Promise<TrustRecord> {
+    if (did === this.#c.meshDid) throw new BadRequestError('this mesh is never demoted')
+    return this.#serialized(async () => {
+      const record: TrustRecord = structuredClone(this.#records.get(key(scope, did)) ?? fresh(did, scope))
+      const from = record.tier
+      record.tier = 4
+      record.tierChangedAt = new Date(this.#now()).toISOString()
+      record.tierReason = reason.slice(0, 256)
+      delete record.tierChangedBy
+      await this.#write(record, {
+        action: 'trust.demoted',
+        subject: did,
+        details: { scope, from, to: 4, reason: record.tierReason, automatic: true },
+      })
+      return structuredClone(record)
+    })
+  }
+
   async #write(
     record: TrustRecord,
     audit: { action: string; actor?: string; subject: string; details: Record<string, unknown> },

@@ -2,6 +2,8 @@
 import { readFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
 import type { AuditReport as AuditVerifyReport } from '../../api/index.ts'
+// accountability across meshes (SPEC §11): offline verification of equivocation proofs
+import { verifyEquivocation } from '../../audit/index.ts'
 import { MeshError } from '../../errors.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
@@ -46,7 +48,8 @@ function verifyText(report: AuditVerifyReport): string {
 export function registerAuditCommands(cli: Command, ctx: CliContext): void {
   const { out } = ctx
 
-  clientCommand(cli, 'audit', 'show the audit log, or verify its hash chain and signatures')
+  const audit = clientCommand(cli, 'audit', 'show the audit log, or verify its hash chain and signatures')
+  audit
     .option('--verify', 'verify the whole log')
     .option(
       '--checkpoint [file-or-json]',
@@ -83,6 +86,64 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
         page.entries
           .map((e) => `${String(e.seq).padStart(5)} ${e.ts} ${e.action} ${e.subject ?? ''} ${e.actor ?? ''}`)
           .join('\n') || 'empty audit log',
+      )
+    })
+
+  // accountability across meshes (SPEC §11). The group's options (--data, --api, --as)
+  // are parsed by `audit` itself, so a subcommand reads them with optsWithGlobals.
+  audit
+    .command('head')
+    .description('the log’s signed tree head: rows, RFC 6962 Merkle root, the key that signed')
+    .action(async (_options: unknown, command: Command) => {
+      const { client: api } = await humanSession(ctx.keystore(), command.optsWithGlobals<AuditOptions>())
+      const head = await api.call('auditTreeHead')
+      out.print(
+        head,
+        [
+          `mesh  ${head.mesh}`,
+          `size  ${head.size}`,
+          `root  ${head.root}`,
+          `ts    ${head.ts}`,
+          `key   ${head.key}`,
+        ].join('\n'),
+      )
+    })
+
+  audit
+    .command('proof <did>')
+    .description('the equivocation proof of a mesh caught signing two logs (JSON, to save and check offline)')
+    .action(async (did: string, _options: unknown, command: Command) => {
+      const { client: api } = await humanSession(ctx.keystore(), command.optsWithGlobals<AuditOptions>())
+      const record = await api.call('getDefection', { params: { did } })
+      // Always JSON: it is meant to be saved (`mesh audit proof <did> > proof.json`).
+      out.printJson(record.proof)
+    })
+
+  audit
+    .command('check <file>')
+    .description('verify an equivocation proof offline (no node needed): exit 0 when it holds')
+    .action(async (file: string) => {
+      let text: string
+      try {
+        text = await readFile(file, 'utf8')
+      } catch (err) {
+        throw new MeshError('MESH_BAD_REQUEST', `cannot read ${file}: ${(err as Error).message}`)
+      }
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch {
+        throw new MeshError('MESH_BAD_REQUEST', `${file} is not JSON`)
+      }
+      const proof = verifyEquivocation(value)
+      const { older, newer } = proof
+      out.print(
+        { ok: true, mesh: proof.mesh, older, newer },
+        [
+          `equivocation proof holds: ${proof.mesh} signed two logs no consistency proof joins`,
+          `  head of ${older.size} rows, root ${older.root} (${older.ts})`,
+          `  head of ${newer.size} rows, root ${newer.root} (${newer.ts})`,
+        ].join('\n'),
       )
     })
 

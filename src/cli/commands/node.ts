@@ -156,6 +156,13 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         'how often room links to peer meshes are checked (default 2000)',
       ).argParser(positiveInt),
     )
+    // accountability across meshes (SPEC §11)
+    .addOption(
+      new Option(
+        '--audit-interval <ms>',
+        'how often audit tree heads are swapped with peer meshes (default 15000; 0 = never)',
+      ).argParser(nonNegativeInt),
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
@@ -193,6 +200,10 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             },
             ...(options.syncInterval !== undefined
               ? { rooms: { syncIntervalMs: options.syncInterval as number } }
+              : {}),
+            // accountability across meshes (SPEC §11)
+            ...(options.auditInterval !== undefined
+              ? { auditProtocol: { gossipIntervalMs: options.auditInterval as number } }
               : {}),
             logger,
           }),

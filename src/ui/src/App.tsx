@@ -3,6 +3,8 @@ import { useDisclosure } from '@mantine/hooks'
 import type { MouseEvent } from 'react'
 import { ConnectionsPanel } from './components/ConnectionsPanel.tsx'
 import { Loading, ShortDid } from './components/common.tsx'
+// accountability across meshes (SPEC §11)
+import { DefectionAlert } from './components/DefectionAlert.tsx'
 import { FederationMap } from './components/FederationMap.tsx'
 import { MembersView } from './components/Members.tsx'
 import { RoomsView } from './components/Rooms.tsx'
@@ -93,6 +95,8 @@ function Shell() {
         </Stack>
       </AppShell.Navbar>
       <AppShell.Main>
+        {/* accountability across meshes (SPEC §11) */}
+        <DefectionAlert />
         <View />
       </AppShell.Main>
     </AppShell>
