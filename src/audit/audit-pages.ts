@@ -11,6 +11,12 @@ export interface AuditListQuery {
   limit?: number
   /** Only rows whose action starts with this, e.g. `federation.connection.`. */
   action?: string
+  /**
+   * `newest`: newest first (where a person reads a log), from `before` (only rows with a
+   * smaller seq; default: the end); `nextCursor` is then the next `before`.
+   */
+  order?: 'oldest' | 'newest'
+  before?: number
 }
 
 export interface AuditPage {
@@ -21,7 +27,7 @@ export interface AuditPage {
 
 export const AUDIT_LIST_LIMITS = { defaultLimit: 100, maxLimit: 500 } as const
 
-/** One page of rows in seq order; MESH_BAD_REQUEST for a bad query. */
+/** One page of rows in seq order (or newest first); MESH_BAD_REQUEST for a bad query. */
 export async function listRows(
   sublevel: Sublevel,
   query: AuditListQuery = {},
@@ -36,9 +42,16 @@ export async function listRows(
   if (query.action !== undefined && !ACTION_PATTERN.test(query.action)) {
     throw new BadRequestError('action must match [a-z0-9_.-]{1,128}')
   }
+  const newest = query.order === 'newest'
+  const before = query.before
+  if (before !== undefined && (!Number.isSafeInteger(before) || before < 1))
+    throw new BadRequestError('before must be a seq ≥ 1')
+  const range = newest
+    ? { gt: entryKey(after), lt: before === undefined ? ENTRIES_END : entryKey(before), reverse: true }
+    : { gt: entryKey(after), lt: ENTRIES_END }
   const entries: AuditRow[] = []
   let more = false
-  for await (const [, value] of sublevel.iterator({ gt: entryKey(after), lt: ENTRIES_END })) {
+  for await (const [, value] of sublevel.iterator(range)) {
     options.signal?.throwIfAborted()
     // A damaged row is still listed as found (verify says what is wrong with it),
     // unless it is not even row-shaped, in which case there is nothing to show.

@@ -96,7 +96,10 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     ...(init.onPolicyChange !== undefined ? { onChange: init.onPolicyChange } : {}),
   })
   await app.register(rejectedRoutes, { rejected: init.rejected })
-  await app.register(auditRoutes, { audit: init.audit })
+  await app.register(auditRoutes, {
+    audit: init.audit,
+    ...(init.names !== undefined ? { names: init.names } : {}),
+  })
   await app.register(keyRoutes, { keys: init.keys, rotate: init.rotateKey })
   await app.register(authorityRoutes, {
     authority: init.authority,

@@ -14,7 +14,11 @@ import { silentLogger } from '../../src/log.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 import { auth, stubSession } from '../fixtures/stub-session.ts'
 
-async function server(t: TestContext, rows = 0) {
+async function server(
+  t: TestContext,
+  rows = 0,
+  names?: { namesOf(dids: Iterable<string>): Promise<Map<string, string>> },
+) {
   const store = await tempStore(t)
   const audit = new AuditLog({ store, key: alice })
   await audit.start()
@@ -29,7 +33,7 @@ async function server(t: TestContext, rows = 0) {
   }
   const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
   app.decorate('requireSession', stubSession)
-  await app.register(auditRoutes, { audit })
+  await app.register(auditRoutes, { audit, ...(names !== undefined ? { names } : {}) })
   t.after(() => app.close())
   return { app, audit, store }
 }
@@ -90,6 +94,45 @@ describe('audit routes', () => {
       (declined.json() as AuditPage).entries.map((r) => r.seq),
       [1, 4, 7, 10],
     )
+  })
+
+  it('GET /api/audit?order=newest pages newest first by before; a page names its actors (issue 14)', async (t) => {
+    const names = {
+      namesOf: async (dids: Iterable<string>) =>
+        new Map([...dids].filter((d) => d === bob.did).map((d) => [d, '@bob'] as [string, string])),
+    }
+    const { app } = await server(t, 12, names)
+    const get = async (query: string) =>
+      (await app.inject({ method: 'GET', url: `/api/audit?${query}`, headers: auth })).json() as AuditPage & {
+        names?: Record<string, string>
+      }
+    const first = await get('order=newest&limit=5')
+    assert.deepEqual(
+      first.entries.map((r) => r.seq),
+      [12, 11, 10, 9, 8],
+    )
+    assert.equal(first.nextCursor, 8)
+    assert.deepEqual(first.names, { [bob.did]: '@bob' })
+    const second = await get('order=newest&before=8&limit=5')
+    assert.deepEqual(
+      second.entries.map((r) => r.seq),
+      [7, 6, 5, 4, 3],
+    )
+    const last = await get('order=newest&before=3&limit=5')
+    assert.deepEqual(
+      last.entries.map((r) => r.seq),
+      [2, 1],
+    )
+    assert.equal(last.nextCursor, null)
+    const declined = await get('order=newest&action=federation.connection.decl&limit=2')
+    assert.deepEqual(
+      declined.entries.map((r) => r.seq),
+      [10, 7],
+    )
+    for (const bad of ['order=sideways', 'order=newest&before=0', 'before=abc']) {
+      const res = await app.inject({ method: 'GET', url: `/api/audit?${bad}`, headers: auth })
+      assert.equal(errorCode(res), 'MESH_BAD_REQUEST', bad)
+    }
   })
 
   it('GET /api/audit refuses bad and unknown query fields with MESH_BAD_REQUEST', async (t) => {

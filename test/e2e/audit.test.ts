@@ -37,6 +37,18 @@ describe('audit checkpoints across processes, driven by the CLI', () => {
     const saved = await cli<AuditCheckpoint>(m, 'audit', '--checkpoint')
     assert.ok(saved.size >= early.size + 3, `${early.size} → ${saved.size}`)
     assert.equal(saved.mesh, proc.did)
+    // A person reads a log newest first (issue 14); --oldest from the start.
+    type Page = { entries: Array<{ seq: number; action: string }> }
+    const newest = await cli<Page>(m, 'audit', '--limit', '2')
+    assert.deepEqual(
+      newest.entries.map((e) => e.seq),
+      [saved.size, saved.size - 1],
+    )
+    const oldest = await cli<Page>(m, 'audit', '--limit', '2', '--oldest')
+    assert.deepEqual(
+      oldest.entries.map((e) => e.seq),
+      [1, 2],
+    )
     const file = join(root, 'operator-checkpoint.json')
     await writeFile(file, JSON.stringify(saved))
 

@@ -249,6 +249,12 @@ describe('the web console in Chromium, two meshes in two processes', { skip }, (
       const verified = await visible(alpha.page.locator('[data-testid=audit-verify] [data-ok=true]'))
       assert.equal(await verified.textContent(), 'verified')
       await visible(alpha.page.getByTestId('audit').getByText('federation.policy.changed').first())
+      // Names, not dids (issue 14): beta's architect, promoted above, is named in the
+      // trust.promoted row (as `@beta-architect:beta`, met in the shared room).
+      const named = await visible(
+        alpha.page.locator(`[data-testid=audit] [data-did="${betaArchitect}"]`).first(),
+      )
+      assert.equal(await named.textContent(), '@beta-architect:beta')
       await shot(alpha, '12-trust-audit')
 
       // ---- the federation picture: beta is a connected node of alpha's graph ----

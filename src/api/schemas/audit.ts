@@ -31,6 +31,9 @@ export const auditQuerySchema = pageQuery(
   { type: 'string', pattern: '^[0-9]{1,15}$' },
   {
     action: { type: 'string', pattern: `^[a-z0-9_.-]{1,${AUDIT_MAX_ACTION_LENGTH}}$` },
+    // newest first, where a person reads a log (issue 14); `before` is then the cursor
+    order: { type: 'string', enum: ['oldest', 'newest'] },
+    before: { type: 'string', pattern: '^[0-9]{1,15}$' },
   },
 )
 
@@ -50,7 +53,14 @@ export const auditRowSchema = strictObject(
   ['seq', 'ts', 'action', 'actor', 'subject', 'details', 'prev', 'hash', 'signer', 'signature'],
 )
 
-export const auditPageSchema = pageOf('entries', auditRowSchema, { type: ['integer', 'null'] })
+export const auditPageSchema = strictObject(
+  {
+    ...pageOf('entries', auditRowSchema, { type: ['integer', 'null'] }).properties,
+    /** What a person calls the page's actors and subjects (issue 14), when this mesh knows. */
+    names: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+  ['entries', 'nextCursor'],
+)
 
 export const auditReportSchema = strictObject(
   {

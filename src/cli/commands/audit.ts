@@ -14,6 +14,7 @@ type AuditOptions = ClientOptions & {
   checkpoint?: string | true
   action?: string
   limit: number
+  oldest?: boolean
 }
 
 /** A saved checkpoint given as its JSON text or as a file holding it; returned as compact JSON. */
@@ -58,6 +59,7 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
     )
     .option('--action <prefix>', 'only rows whose action starts with this')
     .addOption(new Option('--limit <n>', 'rows (1–500)').argParser(positiveInt).default(100))
+    .option('--oldest', 'from the first row on (default: the newest first)')
     .action(async (options: AuditOptions) => {
       const { client: api } = await humanSession(ctx.keystore(), options)
       if (options.checkpoint === true && options.verify !== true) {
@@ -78,13 +80,19 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
         else out.printFailed(report, verifyText(report))
         return
       }
+      // Newest first, as a person reads a log (issue 14); --oldest from the start.
       const page = await api.call('listAudit', {
-        query: { limit: String(options.limit), action: options.action },
+        query: {
+          limit: String(options.limit),
+          action: options.action,
+          ...(options.oldest ? {} : { order: 'newest' as const }),
+        },
       })
+      const name = (did: string | null) => (did === null ? '' : (page.names?.[did] ?? did))
       out.print(
         page,
         page.entries
-          .map((e) => `${String(e.seq).padStart(5)} ${e.ts} ${e.action} ${e.subject ?? ''} ${e.actor ?? ''}`)
+          .map((e) => `${String(e.seq).padStart(5)} ${e.ts} ${e.action} ${name(e.subject)} ${name(e.actor)}`)
           .join('\n') || 'empty audit log',
       )
     })

@@ -19,10 +19,12 @@ import { BadRequestError } from '../../errors.ts'
 
 export interface AuditRoutesInit {
   audit: AuditLog
+  /** What a person calls each did (node/names.ts): a page names its actors and subjects. */
+  names?: { namesOf(dids: Iterable<string>): Promise<Map<string, string>> }
 }
 
 /**
- * `GET /api/audit?after=&limit=&action=` → `{entries, nextCursor}` (rows as stored,
+ * `GET /api/audit?after=&limit=&action=&order=&before=` → `{entries, nextCursor, names}` (rows as stored,
  * hash and signature included, so a client can check them itself);
  * `GET /api/audit/verify` → `{ok, count, head, problems}`; a log with problems is
  * still a 200: the report is the answer. With a checkpoint saved earlier —
@@ -42,15 +44,21 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesInit> = async (fastify, 
       schema: { querystring: auditQuerySchema, response: { 200: auditPageSchema } },
     },
     async (request, reply) => {
-      const { after, limit, action } = request.query
-      return init.audit.list(
+      const { after, limit, action, order, before } = request.query
+      const page = await init.audit.list(
         {
           after: after === undefined ? undefined : Number(after),
           limit: limit === undefined ? AUDIT_LIST_LIMITS.defaultLimit : Number(limit),
           action,
+          ...(order !== undefined ? { order } : {}),
+          ...(before !== undefined ? { before: Number(before) } : {}),
         },
         { signal: abortOnHangUp(reply.raw) },
       )
+      if (init.names === undefined) return page
+      const dids = new Set<string>()
+      for (const row of page.entries) for (const did of [row.actor, row.subject]) if (did) dids.add(did)
+      return { ...page, names: Object.fromEntries(await init.names.namesOf(dids)) }
     },
   )
 

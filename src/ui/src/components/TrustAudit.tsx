@@ -18,6 +18,7 @@ import {
 } from '@mantine/core'
 import { useEffect, useState } from 'react'
 import type { FederationPolicy, TrustView } from '../../../api/index.ts'
+import { readableDetails } from '../lib/audit-details.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
 import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
@@ -275,12 +276,14 @@ function AuditTab() {
   const log = usePoll(
     () =>
       session.call('listAudit', {
-        query: { limit: '200', ...(/^[a-z0-9_.-]+$/.test(action) ? { action } : {}) },
+        // The newest rows (issue 14: a log is read newest first), named where the node knows.
+        query: { limit: '200', order: 'newest', ...(/^[a-z0-9_.-]+$/.test(action) ? { action } : {}) },
       }),
     5000,
     [session, action],
   )
   const rows = [...(log.data?.entries ?? [])].sort((a, b) => b.seq - a.seq)
+  const names = log.data?.names ?? {}
   return (
     <Stack>
       <Card withBorder data-testid="audit-verify">
@@ -348,23 +351,27 @@ function AuditTab() {
                 <Code>{r.action}</Code>
               </Table.Td>
               <Table.Td>
-                <ShortDid did={r.actor} />
+                <ShortDid did={r.actor} name={r.actor === null ? undefined : names[r.actor]} />
               </Table.Td>
               <Table.Td>
-                <Text size="xs" ff="monospace" lineClamp={1} title={r.subject ?? ''}>
-                  {r.subject ?? '—'}
-                </Text>
+                {r.subject?.startsWith('did:') ? (
+                  <ShortDid did={r.subject} name={names[r.subject]} />
+                ) : (
+                  <Text size="xs" ff="monospace" lineClamp={1} title={r.subject ?? ''}>
+                    {r.subject ?? '—'}
+                  </Text>
+                )}
               </Table.Td>
               <Table.Td>
                 <Text
                   size="xs"
-                  ff="monospace"
-                  lineClamp={2}
-                  title={JSON.stringify(r.details)}
+                  lineClamp={3}
+                  title={JSON.stringify(r.details, null, 2)}
                   maw={360}
                   style={{ overflowWrap: 'anywhere' }}
+                  data-testid="audit-details"
                 >
-                  {JSON.stringify(r.details)}
+                  {readableDetails(r.details, names)}
                 </Text>
               </Table.Td>
             </Table.Tr>
@@ -376,6 +383,7 @@ function AuditTab() {
 }
 
 const DID_KEY = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/
+
 const DID_LISTS = [
   { key: 'allow', label: 'Allow', description: 'Mesh dids allowed in allowlist mode (Enter adds one)' },
   { key: 'deny', label: 'Deny', description: 'Mesh dids always refused' },

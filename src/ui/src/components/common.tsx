@@ -50,13 +50,14 @@ export function Loading({ label }: { label: string }) {
 }
 
 /** `did:key:z6Mk…abcd`, with the whole did on hover and for screen readers. */
-export function ShortDid({ did }: { did: string | null | undefined }) {
+/** A did as a person reads it: its name when the node knows one (issue 14), else shortened; the whole did on hover. */
+export function ShortDid({ did, name }: { did: string | null | undefined; name?: string | undefined }) {
   if (did === null || did === undefined) return <Text span>—</Text>
   const short = did.length > 24 ? `${did.slice(0, 14)}…${did.slice(-6)}` : did
   return (
     <Tooltip label={did} openDelay={300}>
-      <Text span ff="monospace" size="xs" aria-label={did}>
-        {short}
+      <Text span ff={name === undefined ? 'monospace' : undefined} size="xs" aria-label={did} data-did={did}>
+        {name ?? short}
       </Text>
     </Tooltip>
   )
