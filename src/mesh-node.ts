@@ -297,6 +297,8 @@ export class MeshNode {
       policy: this.policy,
       onPolicyChange: async (change) => {
         this.#federation = federationSettings(change.policy)
+        // A mesh put on the deny list syncs no room from now on (node/rooms.ts).
+        await this.#parts.find('roomSync')?.recheckPeers()
         await audit.append({
           action: 'federation.policy.changed',
           actor: change.actor,

@@ -81,6 +81,8 @@ async function deny(parts: NodeLifecycle, record: DefectionRecord): Promise<void
   const actor = parts.get('history').identity
   const change = await policy.put({ ...current, deny: [...current.deny, record.mesh] }, { actor })
   parts.set('federation', federationSettings(change.policy))
+  // Its room links close now, not at the next check.
+  await parts.find('roomSync')?.recheckPeers()
   await parts.get('audit').append({
     action: 'federation.policy.changed',
     actor,

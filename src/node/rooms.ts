@@ -55,7 +55,10 @@ export async function startRoomSync({ parts, init, logger }: NodeWiring): Promis
       logger,
       acceptedPeers: async () => {
         const accepted = new Map<string, AcceptedPeer>()
+        // A mesh on the deny list (a human's, or a defection's: SPEC §11) syncs no room.
+        const denied = new Set((await parts.find('policy')?.get())?.deny ?? [])
         for (const p of await parts.get('connections').peers()) {
+          if (denied.has(p.did)) continue
           if (p.state === 'accepted' || p.state === 'degraded')
             accepted.set(p.did, {
               did: p.did,
