@@ -102,6 +102,12 @@ describe('the console’s lifecycle data (issue 13)', () => {
     // A malformed CID from a hostile list is never offered for signing.
     assert.equal(lifecycle.canRevoke(delegation({ cid: 'not a cid' })), false)
     assert.equal(lifecycle.capabilitiesText(delegation()), `room/post on ${service.did}/rooms/lobby`)
+    assert.equal(lifecycle.expiryText(null, now), 'never')
+    assert.equal(lifecycle.expiryText(now + 30, now), 'in 30 s')
+    assert.equal(lifecycle.expiryText(now + 24 * 3600 - 1, now), 'in 23 h')
+    assert.equal(lifecycle.expiryText(now + 3 * 86400, now), 'in 3 d')
+    assert.equal(lifecycle.expiryText(now - 300, now), 'expired 5 min ago')
+    assert.equal(lifecycle.expiryText(now, now), 'expired 0 s ago')
   })
 
   it('tells this mesh’s revocations from its peers’, newest first', () => {

@@ -315,12 +315,16 @@ function ConnectionsTab({
                 </Table.Td>
                 <Table.Td>{c.direction}</Table.Td>
                 <Table.Td>
-                  <StatusBadge status={c.status} />
-                  {c.status === 'paused' && (
-                    <Text size="xs" c="grape" data-testid="paused-note">
-                      ⏸ nothing syncs; outbox held
-                    </Text>
-                  )}
+                  {/* the state and the button that toggles it: in view at 390 px, where the table scrolls */}
+                  <Stack gap={4} align="flex-start">
+                    <StatusBadge status={c.status} />
+                    {c.status === 'paused' && (
+                      <Text size="xs" c="grape" maw={140} data-testid="paused-note">
+                        ⏸ nothing syncs; outbox held
+                      </Text>
+                    )}
+                    <PauseButton connection={c} decide={decide} />
+                  </Stack>
                 </Table.Td>
                 <Table.Td>v{c.agreementVersion}</Table.Td>
                 <Table.Td>
@@ -346,20 +350,17 @@ function ConnectionsTab({
                   </Text>
                 </Table.Td>
                 <Table.Td>
-                  <Group gap="xs" wrap="nowrap">
-                    <PauseButton connection={c} decide={decide} />
-                    {canDisconnect(c) && (
-                      <Button
-                        size="xs"
-                        color="red"
-                        variant="light"
-                        onClick={() => setConfirm(c)}
-                        aria-label={`Disconnect from ${c.peerName ?? c.peerDid}`}
-                      >
-                        Disconnect
-                      </Button>
-                    )}
-                  </Group>
+                  {canDisconnect(c) && (
+                    <Button
+                      size="xs"
+                      color="red"
+                      variant="light"
+                      onClick={() => setConfirm(c)}
+                      aria-label={`Disconnect from ${c.peerName ?? c.peerDid}`}
+                    >
+                      Disconnect
+                    </Button>
+                  )}
                 </Table.Td>
               </Table.Tr>
             )

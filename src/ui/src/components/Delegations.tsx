@@ -12,6 +12,7 @@ import {
   TextInput,
   Title,
 } from '@mantine/core'
+import { useMediaQuery } from '@mantine/hooks'
 import { useState } from 'react'
 import type { IssuedDelegationView, RevokeResultView } from '../../../api/index.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
@@ -20,6 +21,7 @@ import {
   capabilitiesText,
   type DelegationState,
   delegationState,
+  expiryText,
   revocationOrigin,
   sortRevocations,
 } from '../lib/lifecycle.ts'
@@ -56,64 +58,7 @@ export function Delegations() {
           No delegations recorded. `mesh delegate` records the ones it makes; record another below.
         </EmptyState>
       ) : (
-        <DataTable
-          scroll
-          striped
-          aria-label="Delegations issued by this mesh's principals"
-          columns={[
-            'Delegation',
-            'Issuer',
-            'Audience',
-            'Capabilities',
-            'Expires',
-            'State',
-            { hidden: 'Actions' },
-          ]}
-        >
-          {list.data.delegations.map((d) => {
-            const state = delegationState(d)
-            return (
-              <Table.Tr key={d.cid} data-testid="delegation-row" data-cid={d.cid} data-state={state}>
-                <Table.Td>
-                  <Cid cid={d.cid} />
-                </Table.Td>
-                <Table.Td>
-                  <ShortDid did={d.issuer} />
-                </Table.Td>
-                <Table.Td>
-                  <ShortDid did={d.audience} />
-                </Table.Td>
-                <Table.Td>
-                  <Text size="xs" maw={260} style={{ overflowWrap: 'anywhere' }}>
-                    {capabilitiesText(d)}
-                  </Text>
-                </Table.Td>
-                <Table.Td>{d.exp === null ? 'never' : <When value={d.exp * 1000} />}</Table.Td>
-                <Table.Td>
-                  <StateBadge state={state} />
-                  {d.revoked !== null && d.revoked.reason !== '' && (
-                    <Text size="xs" c="dimmed">
-                      “{d.revoked.reason}”
-                    </Text>
-                  )}
-                </Table.Td>
-                <Table.Td>
-                  {canRevoke(d) && (
-                    <Button
-                      size="xs"
-                      color="red"
-                      variant="light"
-                      onClick={() => setTarget(d)}
-                      aria-label={`Revoke delegation ${d.cid}`}
-                    >
-                      Revoke
-                    </Button>
-                  )}
-                </Table.Td>
-              </Table.Tr>
-            )
-          })}
-        </DataTable>
+        <DelegationList delegations={list.data.delegations} onRevoke={setTarget} />
       )}
       <Title order={3} size="h4">
         Revocations held here
@@ -141,10 +86,16 @@ export function Delegations() {
                 </Table.Td>
                 <Table.Td>
                   {origin === 'own' ? (
-                    <Badge variant="light">this mesh</Badge>
+                    <Badge
+                      variant="light"
+                      styles={{ label: { overflow: 'visible' } }}
+                      style={{ flexShrink: 0 }}
+                    >
+                      this mesh
+                    </Badge>
                   ) : (
                     <Stack gap={0}>
-                      <Badge variant="light" color="grape">
+                      <Badge variant="light" color="grape" styles={{ label: { overflow: 'visible' } }}>
                         peer
                       </Badge>
                       <ShortDid did={r.mesh} />
@@ -174,6 +125,127 @@ export function Delegations() {
         />
       )}
     </Stack>
+  )
+}
+
+/** The delegations: a table, or at phone width one card each (the Revoke button in view). */
+function DelegationList({
+  delegations,
+  onRevoke,
+}: {
+  delegations: IssuedDelegationView[]
+  onRevoke: (d: IssuedDelegationView) => void
+}) {
+  const narrow = useMediaQuery('(max-width: 40em)')
+  const revokeButton = (d: IssuedDelegationView) =>
+    canRevoke(d) && (
+      <Button
+        size="xs"
+        color="red"
+        variant="light"
+        onClick={() => onRevoke(d)}
+        aria-label={`Revoke delegation ${d.cid}`}
+      >
+        Revoke
+      </Button>
+    )
+  const stateOf = (d: IssuedDelegationView, state: DelegationState) => (
+    <>
+      <StateBadge state={state} />
+      {d.revoked !== null && d.revoked.reason !== '' && (
+        <Text size="xs" c="dimmed">
+          “{d.revoked.reason}”
+        </Text>
+      )}
+    </>
+  )
+  if (narrow === true)
+    return (
+      <Stack gap="xs" component="section" aria-label="Delegations issued by this mesh's principals">
+        {delegations.map((d) => {
+          const state = delegationState(d)
+          return (
+            <Card
+              key={d.cid}
+              withBorder
+              padding="sm"
+              data-testid="delegation-row"
+              data-cid={d.cid}
+              data-state={state}
+            >
+              <Group justify="space-between" wrap="nowrap" align="flex-start">
+                <Cid cid={d.cid} />
+                <div>{stateOf(d, state)}</div>
+              </Group>
+              <Text size="xs" mt={4}>
+                <ShortDid did={d.issuer} /> → <ShortDid did={d.audience} />
+              </Text>
+              <Text size="xs" style={{ overflowWrap: 'anywhere' }}>
+                {capabilitiesText(d)}
+              </Text>
+              <Group justify="space-between" mt={4}>
+                <Text size="xs" c="dimmed">
+                  expires: <Expiry exp={d.exp} />
+                </Text>
+                {revokeButton(d)}
+              </Group>
+            </Card>
+          )
+        })}
+      </Stack>
+    )
+  return (
+    <DataTable
+      scroll
+      striped
+      aria-label="Delegations issued by this mesh's principals"
+      columns={[
+        'Delegation',
+        'Issuer',
+        'Audience',
+        'Capabilities',
+        'Expires',
+        'State',
+        { hidden: 'Actions' },
+      ]}
+    >
+      {delegations.map((d) => {
+        const state = delegationState(d)
+        return (
+          <Table.Tr key={d.cid} data-testid="delegation-row" data-cid={d.cid} data-state={state}>
+            <Table.Td>
+              <Cid cid={d.cid} />
+            </Table.Td>
+            <Table.Td>
+              <ShortDid did={d.issuer} />
+            </Table.Td>
+            <Table.Td>
+              <ShortDid did={d.audience} />
+            </Table.Td>
+            <Table.Td>
+              <Text size="xs" maw={260} style={{ overflowWrap: 'anywhere' }}>
+                {capabilitiesText(d)}
+              </Text>
+            </Table.Td>
+            <Table.Td>
+              <Expiry exp={d.exp} />
+            </Table.Td>
+            <Table.Td>{stateOf(d, state)}</Table.Td>
+            <Table.Td>{revokeButton(d)}</Table.Td>
+          </Table.Tr>
+        )
+      })}
+    </DataTable>
+  )
+}
+
+function Expiry({ exp }: { exp: number | null }) {
+  if (exp === null) return <Text span>never</Text>
+  const iso = new Date(exp * 1000).toISOString()
+  return (
+    <time dateTime={iso} title={iso}>
+      {expiryText(exp)}
+    </time>
   )
 }
 

@@ -114,3 +114,17 @@ export function sortRevocations<R extends Pick<RevocationView, 'at' | 'mesh'>>(
       Number(revocationOrigin(a, selfDid) === 'peer') - Number(revocationOrigin(b, selfDid) === 'peer'),
   )
 }
+
+/** When a delegation expires, read from now: `never`, `in 23 h`, `expired 5 min ago`. */
+export function expiryText(exp: number | null, nowSeconds = Math.floor(Date.now() / 1000)): string {
+  if (exp === null) return 'never'
+  const span = (s: number) =>
+    s < 60
+      ? `${s} s`
+      : s < 3600
+        ? `${Math.floor(s / 60)} min`
+        : s < 86400
+          ? `${Math.floor(s / 3600)} h`
+          : `${Math.floor(s / 86400)} d`
+  return exp > nowSeconds ? `in ${span(exp - nowSeconds)}` : `expired ${span(nowSeconds - exp)} ago`
+}
