@@ -102,8 +102,26 @@ describe('the console’s room lifecycle screens in Chromium (issue 13)', { skip
       // ---- a pause made elsewhere (the CLI) shows here too ----
       await ok(alpha, 'pause', c.id)
       await visible(page.locator('[data-testid=connection-row][data-peer=beta][data-status=paused]'))
+      // A stale page (its list still says accepted) pausing a paused link: the refusal's code, whole.
+      const stale = '**/api/connections'
+      await page.route(stale, async (route) => {
+        const res = await route.fetch()
+        const list = (await res.json()) as { id: string; status: string }[]
+        await route.fulfill({
+          response: res,
+          json: list.map((v) => (v.id === c.id ? { ...v, status: 'accepted' } : v)),
+        })
+      })
+      await visible(page.locator('[data-testid=connection-row][data-peer=beta][data-status=accepted]'))
+      await row.getByRole('button', { name: 'Pause the link with beta' }).click()
+      const conflict = await visible(page.getByTestId('error'))
+      assert.equal(await conflict.getAttribute('data-code'), 'MESH_CONFLICT')
+      assert.match((await conflict.textContent()) ?? '', /MESH_CONFLICT/)
+      await shot('30b-pause-refused')
+      await page.unroute(stale)
       await ok(alpha, 'resume', c.id)
       await visible(page.locator('[data-testid=connection-row][data-peer=beta][data-status=accepted]'))
+      await page.getByRole('button', { name: 'Dismiss' }).click()
 
       // ---- delegations: listed live; Revoke signs ucan/revoke here; then revoked, at alpha and at beta ----
       await go('/trust/delegations')

@@ -254,9 +254,13 @@ const DECISION_ROUTES = {
 function useDecision(reload: () => void) {
   const session = useSession()
   return useAction(async (c: ConnectionView, what: keyof typeof DECISION_ROUTES) => {
-    const ucan = await session.act({ can: ACTS[what], connection: c.id })
-    await session.call(DECISION_ROUTES[what], { params: { id: c.id }, body: { ucan } })
-    reload()
+    try {
+      const ucan = await session.act({ can: ACTS[what], connection: c.id })
+      await session.call(DECISION_ROUTES[what], { params: { id: c.id }, body: { ucan } })
+    } finally {
+      // also after a refusal: a conflict means the list here was stale
+      reload()
+    }
   })
 }
 
