@@ -17,6 +17,7 @@ import { useState } from 'react'
 import type { ConnectionView, MeshStatus, PeerView, PublicMesh, RouteOutput } from '../../../api/index.ts'
 import type { ApiError } from '../lib/api.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
+import { canDisconnect, canPause, canResume } from '../lib/lifecycle.ts'
 import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, Loading, NameAndDid, ShortDid, StatusBadge, When } from './common.tsx'
@@ -244,15 +245,22 @@ const DECISION_ROUTES = {
   accept: 'acceptConnection',
   decline: 'declineConnection',
   disconnect: 'disconnectConnection',
+  // paused links (issue 13)
+  pause: 'pauseConnection',
+  resume: 'resumeConnection',
 } as const
 
-/** Signs and posts accept/decline/disconnect for a connection. */
+/** Signs and posts accept/decline/disconnect (and pause/resume) for a connection. */
 function useDecision(reload: () => void) {
   const session = useSession()
-  return useAction(async (c: ConnectionView, what: 'accept' | 'decline' | 'disconnect') => {
-    const ucan = await session.act({ can: ACTS[what], connection: c.id })
-    await session.call(DECISION_ROUTES[what], { params: { id: c.id }, body: { ucan } })
-    reload()
+  return useAction(async (c: ConnectionView, what: keyof typeof DECISION_ROUTES) => {
+    try {
+      const ucan = await session.act({ can: ACTS[what], connection: c.id })
+      await session.call(DECISION_ROUTES[what], { params: { id: c.id }, body: { ucan } })
+    } finally {
+      // also after a refusal: a conflict means the list here was stale
+      reload()
+    }
   })
 }
 
@@ -300,13 +308,27 @@ function ConnectionsTab({
             const p = peerOf(c)
             const lastError = c.lastError ?? p?.lastError ?? null
             return (
-              <Table.Tr key={c.id} data-testid="connection-row" data-peer={c.peerName ?? c.peerDid}>
+              <Table.Tr
+                key={c.id}
+                data-testid="connection-row"
+                data-peer={c.peerName ?? c.peerDid}
+                data-status={c.status}
+              >
                 <Table.Td>
                   <NameAndDid name={c.peerName ?? p?.name ?? 'unknown mesh'} did={c.peerDid} />
                 </Table.Td>
                 <Table.Td>{c.direction}</Table.Td>
                 <Table.Td>
-                  <StatusBadge status={c.status} />
+                  {/* the state and the button that toggles it: in view at 390 px, where the table scrolls */}
+                  <Stack gap={4} align="flex-start">
+                    <StatusBadge status={c.status} />
+                    {c.status === 'paused' && (
+                      <Text size="xs" c="grape" maw={140} data-testid="paused-note">
+                        ⏸ nothing syncs; outbox held
+                      </Text>
+                    )}
+                    <PauseButton connection={c} decide={decide} />
+                  </Stack>
                 </Table.Td>
                 <Table.Td>v{c.agreementVersion}</Table.Td>
                 <Table.Td>
@@ -332,7 +354,7 @@ function ConnectionsTab({
                   </Text>
                 </Table.Td>
                 <Table.Td>
-                  {(c.status === 'accepted' || c.status === 'degraded') && (
+                  {canDisconnect(c) && (
                     <Button
                       size="xs"
                       color="red"
@@ -379,6 +401,47 @@ function ConnectionsTab({
       </Modal>
     </Stack>
   )
+}
+
+// paused links (issue 13)
+/** Pause (an accepted link) or Resume (a paused one): a `connection/pause|resume` act signed here. */
+function PauseButton({
+  connection: c,
+  decide,
+}: {
+  connection: ConnectionView
+  decide: ReturnType<typeof useDecision>
+}) {
+  const peer = c.peerName ?? c.peerDid
+  if (canPause(c))
+    return (
+      <Button
+        size="xs"
+        variant="light"
+        color="grape"
+        loading={decide.busy}
+        onClick={() => void decide.run(c, 'pause')}
+        aria-label={`Pause the link with ${peer}`}
+        title="Nothing syncs while paused; this mesh's outbox holds what it would send"
+      >
+        Pause
+      </Button>
+    )
+  if (canResume(c))
+    return (
+      <Button
+        size="xs"
+        variant="filled"
+        color="grape"
+        loading={decide.busy}
+        onClick={() => void decide.run(c, 'resume')}
+        aria-label={`Resume the link with ${peer}`}
+        title="The outbox delivers what it held; shared rooms catch up"
+      >
+        Resume
+      </Button>
+    )
+  return null
 }
 
 function RequestsTab({

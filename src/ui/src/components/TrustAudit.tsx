@@ -20,10 +20,13 @@ import { useEffect, useState } from 'react'
 import type { FederationPolicy, TrustView } from '../../../api/index.ts'
 import { readableDetails } from '../lib/audit-details.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
+import { policyPatchOf } from '../lib/lifecycle.ts'
 import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
+import { BackfillLimitInput } from './BackfillLimitInput.tsx'
 import { ActOutcome, EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
 import { DataTable } from './DataTable.tsx'
+import { Delegations } from './Delegations.tsx'
 import { RoutedTabs } from './RoutedTabs.tsx'
 
 /** Trust and audit: tiers and reputation, refused events, the audit log and its proof, the policy. */
@@ -39,6 +42,8 @@ export function TrustAudit() {
           { value: 'rejected', label: 'Rejected', panel: <RejectedTab /> },
           { value: 'audit', label: 'Audit log', panel: <AuditTab /> },
           { value: 'policy', label: 'Federation policy', panel: <PolicyTab /> },
+          // delegations and revocation (issue 13)
+          { value: 'delegations', label: 'Delegations', panel: <Delegations /> },
         ]}
       />
     </Stack>
@@ -393,14 +398,22 @@ function PolicyTab() {
   const session = useSession()
   const current = usePoll(() => session.call('getPolicy'), 0, [session])
   const [draft, setDraft] = useState<FederationPolicy | undefined>(undefined)
+  // The policy as last stored: a save sends only what differs from it (PATCH, issue 13).
+  const [base, setBase] = useState<FederationPolicy | undefined>(undefined)
   const [saved, setSaved] = useState(false)
   useEffect(() => {
-    if (current.data !== undefined) setDraft(current.data)
+    if (current.data !== undefined) {
+      setDraft(current.data)
+      setBase(current.data)
+    }
   }, [current.data])
   const save = useAction(async (p: FederationPolicy) => {
     setSaved(false)
-    const stored = await session.call('putPolicy', { body: p })
+    const stored = await session.call('patchPolicy', {
+      body: base === undefined ? p : policyPatchOf(base, p),
+    })
     setDraft(stored)
+    setBase(stored)
     setSaved(true)
   })
   const architect = session.me.role === 'architect'
@@ -411,6 +424,7 @@ function PolicyTab() {
     setDraft({ ...draft, ...patch })
   }
   const badDids = [...draft.allow, ...draft.deny].filter((d) => !DID_KEY.test(d))
+  const unchanged = base !== undefined && Object.keys(policyPatchOf(base, draft)).length === 0
   return (
     <Card
       withBorder
@@ -484,6 +498,11 @@ function PolicyTab() {
             disabled={!architect}
           />
         </Group>
+        <BackfillLimitInput
+          value={draft.backfillLimit}
+          onChange={(backfillLimit) => set({ backfillLimit })}
+          disabled={!architect}
+        />
         <ActOutcome action={save} refused="Policy not saved" done={saved} testId="policy-saved">
           Policy saved (recorded in the audit log).
         </ActOutcome>
@@ -491,12 +510,12 @@ function PolicyTab() {
           <VisuallyHidden>Changes apply to new requests and shares at once.</VisuallyHidden>
           <Button
             variant="default"
-            onClick={() => current.data !== undefined && setDraft(current.data)}
+            onClick={() => base !== undefined && setDraft(base)}
             disabled={!architect}
           >
             Reset
           </Button>
-          <Button type="submit" loading={save.busy} disabled={!architect || badDids.length > 0}>
+          <Button type="submit" loading={save.busy} disabled={!architect || badDids.length > 0 || unchanged}>
             Save policy
           </Button>
         </Group>

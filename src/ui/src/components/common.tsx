@@ -73,6 +73,8 @@ const STATUS_COLOR: Record<string, string> = {
   degraded: 'orange',
   declined: 'red',
   disconnected: 'gray',
+  // paused links (issue 13)
+  paused: 'grape',
   open: 'green',
   closed: 'gray',
   'caught up': 'green',

@@ -1,5 +1,6 @@
 import { Signature } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
+import { CID } from 'multiformats/cid'
 import {
   type CapabilityInput,
   ED25519_PRIV_CODE,
@@ -32,6 +33,10 @@ export const ACTS = {
   // members (SPEC §8), as the CLI names them
   enrol: 'mesh/enrol',
   remove: 'mesh/remove',
+  // paused links and revocation (issue 13)
+  pause: 'connection/pause',
+  resume: 'connection/resume',
+  revoke: 'ucan/revoke',
 } as const
 
 /**
@@ -96,6 +101,10 @@ export type Act =
   /** Enrol a did:key as a member of this mesh (`role` only when one is asked for). */
   | { can: typeof ACTS.enrol; did: string; kind: 'human' | 'agent'; role?: string }
   | { can: typeof ACTS.remove; did: string }
+  // paused links and revocation (issue 13)
+  | { can: typeof ACTS.pause | typeof ACTS.resume; connection: string }
+  /** Revoke a delegation by its CID (text, base32): `nb.ucan` is the CID as a link. */
+  | { can: typeof ACTS.revoke; ucan: string; reason?: string }
 
 /** The capability an act invokes on `meshDid`. */
 export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
@@ -105,6 +114,8 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
     case ACTS.accept:
     case ACTS.decline:
     case ACTS.disconnect:
+    case ACTS.pause:
+    case ACTS.resume:
       return { can: act.can, with: meshDid, nb: { connection: act.connection } }
     case ACTS.roomShare:
       return 'dm' in act
@@ -120,6 +131,12 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
       }
     case ACTS.remove:
       return { can: act.can, with: meshDid, nb: { did: act.did } }
+    case ACTS.revoke:
+      return {
+        can: act.can,
+        with: meshDid,
+        nb: { ucan: CID.parse(act.ucan), ...(act.reason === undefined ? {} : { reason: act.reason }) },
+      }
   }
 }
 
