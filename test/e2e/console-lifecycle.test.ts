@@ -210,6 +210,17 @@ describe('the console’s room lifecycle screens in Chromium (issue 13)', { skip
         assert.equal(await overflowsX(page), false, `${path} scrolls sideways at 390 px`)
         await shot(what)
       }
+      // The header keeps its buttons in view (issue 14), and the page has an icon.
+      const signOut = await visible(page.getByRole('button', { name: 'Sign out' }))
+      const box = await signOut.boundingBox()
+      assert.ok(
+        box !== null && box.x + box.width <= 390,
+        `Sign out is in view at 390 px: ${JSON.stringify(box)}`,
+      )
+      assert.match(
+        (await page.locator('link[rel=icon]').getAttribute('href')) ?? '',
+        /^data:image\/svg\+xml,/,
+      )
       await go('/connections/connections')
       const pause = await visible(row.getByRole('button', { name: 'Pause the link with beta' }))
       assert.ok(((await pause.boundingBox())?.x ?? 999) + 20 < 390, 'Pause is in view at 390 px')

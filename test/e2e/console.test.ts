@@ -117,7 +117,10 @@ describe('the web console in Chromium, two meshes in two processes', { skip }, (
       )
       assert.match((await inbound.textContent()) ?? '', /hello from alpha/)
       await shot(beta, '03-connections-requests')
+      // Accepting is confirmed first (issue 14): nothing is signed until the dialog says so.
       await inbound.getByRole('button', { name: 'Accept' }).click()
+      const confirmAccept = await visible(beta.page.getByRole('dialog', { name: 'Connect with alpha?' }))
+      await confirmAccept.getByRole('button', { name: 'Sign and accept' }).click()
       await beta.page.getByRole('tab', { name: 'Connections' }).click()
       await visible(beta.page.locator('[data-testid=connection-row][data-peer=alpha] [data-status=accepted]'))
 
@@ -130,15 +133,17 @@ describe('the web console in Chromium, two meshes in two processes', { skip }, (
       assert.match((await row.textContent()) ?? '', /outbound/)
       await shot(alpha, '04-connections-connections')
 
-      // ---- a refused act shows its code: asking a connected mesh again → MESH_CONFLICT ----
+      // ---- Browse matches the connection state (issue 14): a connected mesh offers no request ----
       await alpha.page.getByRole('tab', { name: 'Browse' }).click()
-      await alpha.page.getByRole('button', { name: 'Request a connection with beta' }).click()
-      await alpha.page.getByRole('button', { name: 'Sign and send request' }).click()
-      const refused = await visible(alpha.page.getByRole('dialog').getByTestId('error'))
-      assert.equal(await refused.getAttribute('data-code'), 'MESH_CONFLICT')
-      assert.match((await refused.textContent()) ?? '', /MESH_CONFLICT/)
-      await shot(alpha, '05-refused-conflict')
-      await alpha.page.getByRole('button', { name: 'Cancel' }).click()
+      const betaAction = await visible(
+        alpha.page.locator('[data-testid=mesh-row][data-name=beta] [data-testid=browse-action]'),
+      )
+      assert.equal(await betaAction.getAttribute('data-action'), 'connected')
+      assert.equal(
+        await alpha.page.getByRole('button', { name: 'Request a connection with beta' }).count(),
+        0,
+      )
+      await shot(alpha, '05-browse-connected')
 
       // ---- alpha: a room; the policy refuses a share beyond its limit; then shares it ----
       await alpha.page.getByRole('link', { name: 'Rooms' }).click()

@@ -1,4 +1,4 @@
-import { AppShell, Burger, Button, Group, NavLink, Stack, Text, Title } from '@mantine/core'
+import { AppShell, Box, Burger, Button, Group, NavLink, Stack, Text, Title } from '@mantine/core'
 import { useDisclosure } from '@mantine/hooks'
 import type { MouseEvent } from 'react'
 import { ConnectionsPanel } from './components/ConnectionsPanel.tsx'
@@ -60,10 +60,13 @@ function Shell() {
             <Title order={1} size="h4" data-testid="mesh-name">
               {session.meshName}
             </Title>
-            <ShortDid did={session.health.did} />
+            {/* At phone width the header keeps the name and the buttons (issue 14: 390 px). */}
+            <Box visibleFrom="sm">
+              <ShortDid did={session.health.did} />
+            </Box>
           </Group>
           <Group gap="sm" wrap="nowrap">
-            <Text size="sm" data-testid="signed-in-as">
+            <Text size="sm" data-testid="signed-in-as" visibleFrom="sm">
               {session.key.name} · {session.me.role}
             </Text>
             <Button size="xs" variant="default" onClick={() => void session.signOut()}>

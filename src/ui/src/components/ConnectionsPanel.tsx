@@ -16,6 +16,7 @@ import { useDebouncedValue } from '@mantine/hooks'
 import { useState } from 'react'
 import type { ConnectionView, MeshStatus, PeerView, PublicMesh, RouteOutput } from '../../../api/index.ts'
 import type { ApiError } from '../lib/api.ts'
+import { browseAction } from '../lib/browse.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
 import { canDisconnect, canPause, canResume } from '../lib/lifecycle.ts'
 import { useSession } from '../lib/session.tsx'
@@ -178,14 +179,25 @@ function Browse({ connections }: { connections: ConnectionView[] }) {
               <Table.Td>
                 {stateOf(m.did) !== undefined ? <StatusBadge status={stateOf(m.did) as string} /> : '—'}
               </Table.Td>
-              <Table.Td>
-                <Button
-                  size="xs"
-                  onClick={() => setTarget(m)}
-                  aria-label={`Request a connection with ${m.name}`}
-                >
-                  Request connection
-                </Button>
+              <Table.Td data-testid="browse-action" data-action={browseAction(connections, m.did).kind}>
+                {(() => {
+                  const action = browseAction(connections, m.did)
+                  if (action.kind === 'request')
+                    return (
+                      <Button
+                        size="xs"
+                        onClick={() => setTarget(m)}
+                        aria-label={`Request a connection with ${m.name}`}
+                      >
+                        Request connection
+                      </Button>
+                    )
+                  return (
+                    <Text size="xs" c="dimmed">
+                      {action.label}
+                    </Text>
+                  )
+                })()}
               </Table.Td>
             </Table.Tr>
           ))}
@@ -454,6 +466,8 @@ function RequestsTab({
   reload: () => void
 }) {
   const decide = useDecision(reload)
+  // Accepting is consent on this mesh's behalf: it is confirmed first (issue 14).
+  const [accepting, setAccepting] = useState<ConnectionView | undefined>(undefined)
   if (connections === undefined)
     return error ? <ErrorState error={error} /> : <Loading label="Loading requests…" />
   const pending = connections.filter((c) => c.status === 'pending')
@@ -481,7 +495,7 @@ function RequestsTab({
         <Group gap="xs" wrap="nowrap">
           {c.direction === 'inbound' ? (
             <>
-              <Button size="xs" onClick={() => void decide.run(c, 'accept')} loading={decide.busy}>
+              <Button size="xs" onClick={() => setAccepting(c)} loading={decide.busy}>
                 Accept
               </Button>
               <Button size="xs" variant="light" color="red" onClick={() => void decide.run(c, 'decline')}>
@@ -520,6 +534,32 @@ function RequestsTab({
       {decide.error !== undefined && <ErrorState error={decide.error} onClose={decide.clear} />}
       {section('Inbound — waiting for you', inbound, 'Inbound requests', 'No inbound requests.')}
       {section('Outbound — waiting for them', outbound, 'Outbound requests', 'No outbound requests.')}
+      <Modal
+        opened={accepting !== undefined}
+        onClose={() => setAccepting(undefined)}
+        title={`Connect with ${accepting?.peerName ?? 'this mesh'}?`}
+      >
+        <Stack>
+          <Text size="sm">
+            Your key signs <Code>{ACTS.accept}</Code>. {accepting?.peerName ?? 'This mesh'} can then share
+            rooms with yours and invoke what your manifest offers under a chain; either side can end it.
+          </Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setAccepting(undefined)}>
+              Not now
+            </Button>
+            <Button
+              loading={decide.busy}
+              onClick={async () => {
+                if (accepting !== undefined) await decide.run(accepting, 'accept')
+                setAccepting(undefined)
+              }}
+            >
+              Sign and accept
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
     </Stack>
   )
 }
