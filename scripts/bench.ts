@@ -16,6 +16,9 @@
  * - sessions.signin_per_s / sessions.capability_open_per_s: sign-ins and capability-session
  *   opens vs raw Ed25519 verifications of the same payload size (bench/sessions.ts).
  *
+ * - rooms.*: durable messages, catch-up bytes, room load and memory, validation as a room
+ *   grows, relay between two meshes (bench/rooms.ts, issue 15).
+ *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
  */
@@ -27,6 +30,8 @@ import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 import { emit, note, type ResultName, wasEmitted, write } from './bench/report.ts'
+// rooms at speed and at scale (issue 15, SPEC §14): the rooms benchmarks
+import { ROOMS_BENCHES } from './bench/rooms.ts'
 // agents in foreign rooms (issue 12): sign-ins and capability sessions vs raw Ed25519
 import { benchSessions, SESSIONS_NAMES } from './bench/sessions.ts'
 
@@ -78,6 +83,8 @@ const benches: Bench[] = [
   },
   // issue 12: sessions.signin_per_s, sessions.capability_open_per_s (bench/sessions.ts)
   { title: 'sessions', names: SESSIONS_NAMES, run: async () => void (await benchSessions()) },
+  // issue 15: rooms.* (bench/rooms.ts)
+  ...ROOMS_BENCHES,
 ]
 
 let pool: NodePool | undefined

@@ -1,0 +1,18 @@
+/**
+ * The rooms benchmarks (issue 15, SPEC §14), as `npm run bench` runs them; each title
+ * starts with "rooms" (`npm run bench -- rooms` runs them all). Sizes scale with
+ * BENCH_ROOMS_SCALE (default 1: each runs in well under a minute on 2 cores).
+ */
+import type { NodePool } from './nodes.ts'
+import type { ResultName } from './report.ts'
+import { benchRoomsDurable, ROOMS_DURABLE_NAMES } from './rooms-durable.ts'
+
+export interface RoomsBench {
+  title: string
+  names: ResultName[]
+  run(pool: NodePool): Promise<void>
+}
+
+export const ROOMS_BENCHES: RoomsBench[] = [
+  { title: 'rooms durable messages', names: ROOMS_DURABLE_NAMES, run: (pool) => benchRoomsDurable({ pool }) },
+]
