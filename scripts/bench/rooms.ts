@@ -5,6 +5,7 @@
  */
 import type { NodePool } from './nodes.ts'
 import type { ResultName } from './report.ts'
+import { benchRoomsCatchup, ROOMS_CATCHUP_NAMES } from './rooms-catchup.ts'
 import { benchRoomsDurable, ROOMS_DURABLE_NAMES } from './rooms-durable.ts'
 
 export interface RoomsBench {
@@ -14,5 +15,6 @@ export interface RoomsBench {
 }
 
 export const ROOMS_BENCHES: RoomsBench[] = [
+  { title: 'rooms catch-up', names: ROOMS_CATCHUP_NAMES, run: (pool) => benchRoomsCatchup({ pool }) },
   { title: 'rooms durable messages', names: ROOMS_DURABLE_NAMES, run: (pool) => benchRoomsDurable({ pool }) },
 ]
