@@ -122,17 +122,21 @@ export function message(room: string, author: string, mesh: string, i: number): 
  * one snapshot as the node's log would have done by then.
  */
 export async function fill(shared: Shared, count: number, perWrite = 500): Promise<void> {
-  const { roomA, id } = shared
-  const start = roomA.messageCount
+  await fillRoom(shared.a, shared.roomA, count, perWrite)
+}
+
+/** `fill` for any room of A's. */
+export async function fillRoom(rooms: RoomManager, room: Room, count: number, perWrite = 500): Promise<void> {
+  const start = room.messageCount
   for (let done = 0; done < count; done += perWrite) {
     const n = Math.min(perWrite, count - done)
     const entries = Array.from({ length: n }, (_, j) => {
-      const value = message(id, alice.did, meshA.did, start + done + j)
+      const value = message(room.id, alice.did, meshA.did, start + done + j)
       return { map: 'messages' as const, key: contentId(value), value }
     })
-    await roomA.write(entries)
+    await room.write(entries)
   }
-  await compact(shared.a, roomA)
+  await compact(rooms, room)
 }
 
 /** Replaces a room's stored log by one snapshot of its document (what RoomLog compaction writes). */
