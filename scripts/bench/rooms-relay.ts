@@ -1,0 +1,283 @@
+/**
+ * B1, `rooms.relay_msgs_per_s` and `rooms.post_to_visible_*_ms` (SPEC §14): messages
+ * relayed mesh to mesh, side by side with a stock `@y/websocket-server` 0.1.1 and a
+ * Hocuspocus 4 server relaying the same updates to the same readers.
+ *
+ * - The mesh: two real nodes (`mesh start`, each its own process, libp2p over TCP on
+ *   loopback), connected and sharing one room homed at alpha. Posts go to alpha over
+ *   HTTP (`POST /api/rooms/:id/messages` as its architect, 16 in flight); `readers` stock
+ *   y-websocket clients read the room at beta (`/yjs`, a ticket each). Every update
+ *   crosses alpha's seal and log, the link, and beta's validation, log and relay.
+ * - The stock relays (each in its own process, bench/rooms-relay-server.ts): a writer
+ *   client holding the room as beta's first reader held it applies the very updates
+ *   that reader received from the mesh, 16 a macrotask; the same number of readers.
+ * - `rooms.relay_msgs_per_s.r<N>.vs_y_websocket|.vs_hocuspocus`: messages ÷ seconds
+ *   from the first post (write) until every reader holds every message; aims ≥ 1× the
+ *   y-websocket server and ≥ 2× Hocuspocus.
+ * - `rooms.post_to_visible_p50_ms|_p99_ms`: posts at alpha paced at `rate` a second
+ *   for `seconds`, each from its request's start until visible at beta's reader (one
+ *   reader), against the aim of 10 ms (the baseline is that budget; the stock
+ *   y-websocket figure for the same pacing, writer apply to reader, goes to the note).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import * as Y from 'yjs'
+import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
+import { HumanKeystore } from '../../src/identity/index.ts'
+import { type MeshProcess, runMesh, startMesh } from '../lib/processes.ts'
+import type { NodePool } from './nodes.ts'
+import { emit, note, percentile, type ResultName, sleep } from './report.ts'
+import { body } from './rooms-fixture.ts'
+import { hocuspocusClient, type RelayClient, yWebsocketClient } from './rooms-relay-clients.ts'
+
+export function roomsRelayNames(readers = [1, 10]): ResultName[] {
+  return [
+    ...readers.flatMap((n): ResultName[] => [
+      { name: `rooms.relay_msgs_per_s.r${n}.vs_y_websocket`, unit: 'msgs/s', better: 'higher' },
+      { name: `rooms.relay_msgs_per_s.r${n}.vs_hocuspocus`, unit: 'msgs/s', better: 'higher' },
+    ]),
+    { name: 'rooms.post_to_visible_p50_ms', unit: 'ms', better: 'lower' },
+    { name: 'rooms.post_to_visible_p99_ms', unit: 'ms', better: 'lower' },
+  ]
+}
+
+export interface RelayInit {
+  pool: NodePool
+  readers?: number[]
+  /** Messages per throughput run; default 1000 × BENCH_ROOMS_SCALE. */
+  messages?: number
+  /** Paced posts a second for the latency run; default 1000. */
+  rate?: number
+  seconds?: number
+}
+
+interface Mesh {
+  proc: MeshProcess
+  api: HttpClient
+  dir: string
+}
+
+const WINDOW = 16
+
+export async function benchRoomsRelay(init: RelayInit): Promise<void> {
+  const scale = Number(process.env.BENCH_ROOMS_SCALE ?? 1)
+  const messages = init.messages ?? Math.round(1000 * scale)
+  const root = await init.pool.dir('bench-rooms-relay-')
+  const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'warn' }
+  const keystore = new HumanKeystore(env.MESH_KEYSTORE)
+  const procs: MeshProcess[] = []
+  // Each y-websocket provider listens for the process's exit.
+  process.setMaxListeners(Math.max(process.getMaxListeners(), 64))
+  const children: ChildProcess[] = []
+  const clients: RelayClient[] = []
+  const cli = async <T>(m: Mesh, ...args: string[]): Promise<T> => {
+    const res = await runMesh([...args, '--data', m.dir, '--json'], env)
+    if (res.code !== 0) throw new Error(`mesh ${args.join(' ')}: ${res.stderr}`)
+    return JSON.parse(res.stdout) as T
+  }
+  const startNode = async (name: string): Promise<Mesh> => {
+    const dir = join(root, name)
+    const made = await runMesh(['init', '--data', dir, '--name', name, '--json'], env)
+    if (made.code !== 0) throw new Error(`mesh init: ${made.stderr}`)
+    const proc = await startMesh(
+      [
+        'start',
+        ...['--data', dir, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
+        ...['--discovery-interval', '60000', '--probe-interval', '0'],
+      ],
+      env,
+    )
+    procs.push(proc)
+    return { proc, dir, api: await signIn(proc.http, await keystore.load(`${name}-architect`)) }
+  }
+  try {
+    const [alpha, beta] = await Promise.all([startNode('alpha'), startNode('beta')])
+    const connection = await cli<{ id: string }>(alpha, 'connect', beta.proc.listen[0] as string)
+    await until(async () => (await connections(beta)).some((c) => c.id === connection.id), 'request arrives')
+    await cli(beta, 'accept', connection.id)
+    await until(
+      async () => (await connections(alpha)).some((c) => c.id === connection.id && c.status === 'accepted'),
+      'accepted',
+    )
+    const { id: room } = await cli<{ id: string }>(alpha, 'room', 'create', 'bench')
+    await cli(alpha, 'share', room, beta.proc.did as string)
+    await until(
+      async () =>
+        (await beta.api.get<{ members: unknown[] }>(`/api/rooms/${room}/members`)).members.length >= 2,
+      'beta adopts the room and joins',
+    )
+    note('rooms relay: two meshes share a room')
+    const ticket = async (): Promise<Record<string, string>> => ({
+      token: (await beta.api.post<{ ticket: string }>(`/api/rooms/${room}/yjs-ticket`, {})).ticket,
+    })
+    const meshWs = `${beta.proc.http.replace(/^http/, 'ws')}/yjs`
+    let next = 0
+
+    for (const n of init.readers ?? [1, 10]) {
+      // The mesh: posts at alpha, n readers at beta.
+      const first = next
+      next += messages
+      const { readers, done } = await connectReaders(n, messages, first, async (doc, onSeen) =>
+        yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
+      )
+      clients.push(...readers)
+      const initial = Y.encodeStateAsUpdate((readers[0] as RelayClient).doc)
+      const captured: Uint8Array[] = []
+      ;(readers[0] as RelayClient).doc.on('update', (update: Uint8Array) => captured.push(update))
+      const t0 = performance.now()
+      let posted = first
+      await Promise.all(
+        Array.from({ length: WINDOW }, async () => {
+          while (posted < first + messages) {
+            const i = posted++
+            await alpha.api.post(`/api/rooms/${room}/messages`, { body: body(i) })
+          }
+        }),
+      )
+      await done
+      const mesh = messages / ((performance.now() - t0) / 1000)
+      for (const r of readers) r.close()
+
+      const stock: Record<string, number> = {}
+      for (const kind of ['y-websocket', 'hocuspocus'] as const) {
+        const port = await relayServer(kind, children)
+        const url = `ws://127.0.0.1:${port}`
+        const connect = (doc: Y.Doc, onSeen: () => void): RelayClient =>
+          kind === 'y-websocket'
+            ? yWebsocketClient(url, room, doc, onSeen)
+            : hocuspocusClient(url, room, doc, onSeen)
+        const writerDoc = new Y.Doc()
+        Y.applyUpdate(writerDoc, initial)
+        const writer = connect(writerDoc, () => {})
+        clients.push(writer)
+        await writer.synced
+        const side = await connectReaders(n, messages, first, async (doc, onSeen) => connect(doc, onSeen))
+        clients.push(...side.readers)
+        const t1 = performance.now()
+        for (let i = 0; i < captured.length; i += WINDOW) {
+          // One apply per update: the writer sends each as its own frame, as beta sent them.
+          for (const update of captured.slice(i, i + WINDOW)) Y.applyUpdate(writerDoc, update)
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        await side.done
+        stock[kind] = messages / ((performance.now() - t1) / 1000)
+        for (const r of [writer, ...side.readers]) r.close()
+      }
+      note(
+        `rooms relay, ${n} reader(s), ${messages} messages in ${captured.length} updates (msgs/s): mesh ${Math.round(mesh)}, ` +
+          `y-websocket ${Math.round(stock['y-websocket'] as number)}, hocuspocus ${Math.round(stock.hocuspocus as number)}`,
+      )
+      emit(
+        `rooms.relay_msgs_per_s.r${n}.vs_y_websocket`,
+        mesh,
+        'msgs/s',
+        stock['y-websocket'] as number,
+        1,
+        'higher',
+      )
+      emit(
+        `rooms.relay_msgs_per_s.r${n}.vs_hocuspocus`,
+        mesh,
+        'msgs/s',
+        stock.hocuspocus as number,
+        2,
+        'higher',
+      )
+    }
+
+    // Post to visible at a paced rate, one reader.
+    const rate = init.rate ?? 1000
+    const count = Math.round(rate * (init.seconds ?? 3))
+    const first = next
+    const { readers, done } = await connectReaders(1, count, first, async (doc, onSeen) =>
+      yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
+    )
+    clients.push(...readers)
+    const sent = new Map<number, number>()
+    const posts: Promise<unknown>[] = []
+    const t0 = performance.now()
+    let i = 0
+    while (i < count) {
+      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
+      for (; i < due; i++) {
+        sent.set(first + i, performance.now())
+        posts.push(alpha.api.post(`/api/rooms/${room}/messages`, { body: body(first + i) }))
+      }
+      await sleep(1)
+    }
+    await Promise.all(posts)
+    await done
+    const seen = (readers[0] as RelayClient).seen
+    const latencies = [...sent].map(([index, at]) => (seen.get(index) as number) - at)
+    const achieved = count / ((Math.max(...seen.values()) - t0) / 1000)
+    note(
+      `rooms post→visible at ${rate}/s for ${count} posts (achieved ${Math.round(achieved)}/s): ` +
+        `p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
+    )
+    emit('rooms.post_to_visible_p50_ms', percentile(latencies, 50), 'ms', 10, 1, 'lower')
+    emit('rooms.post_to_visible_p99_ms', percentile(latencies, 99), 'ms', 10, 1, 'lower')
+  } finally {
+    for (const c of clients) c.close()
+    for (const child of children) child.kill('SIGTERM')
+    await Promise.all(children.map((child) => (child.exitCode === null ? once(child, 'exit') : undefined)))
+    await Promise.all(procs.map((p) => p.stop('SIGTERM')))
+  }
+
+  async function connections(m: Mesh): Promise<Array<{ id: string; status: string }>> {
+    return m.api.get('/api/connections')
+  }
+}
+
+/**
+ * `n` readers made by `make`, synced; `done` resolves once each holds messages
+ * first … first + count - 1.
+ */
+async function connectReaders(
+  n: number,
+  count: number,
+  first: number,
+  make: (doc: Y.Doc, onSeen: () => void) => Promise<RelayClient>,
+): Promise<{ readers: RelayClient[]; done: Promise<void> }> {
+  const readers: RelayClient[] = []
+  let resolve: () => void = () => {}
+  const done = new Promise<void>((r) => {
+    resolve = r
+  })
+  const check = (): void => {
+    if (readers.length === n && readers.every((r) => holds(r, first, count))) resolve()
+  }
+  for (let k = 0; k < n; k++) readers.push(await make(new Y.Doc(), check))
+  await Promise.all(readers.map((r) => r.synced))
+  return { readers, done: Promise.race([done, timeout(60_000, 'every reader holds every message')]) }
+}
+
+function holds(reader: RelayClient, first: number, count: number): boolean {
+  if (reader.seen.size < count) return false
+  for (let i = first; i < first + count; i++) if (!reader.seen.has(i)) return false
+  return true
+}
+
+function timeout(ms: number, what: string): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref())
+}
+
+async function until(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await check().catch(() => false)) return
+    await sleep(100)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** Starts a stock relay process (bench/rooms-relay-server.ts); its port once ready. */
+async function relayServer(kind: string, children: ChildProcess[]): Promise<number> {
+  const script = new URL('./rooms-relay-server.ts', import.meta.url).pathname
+  const child = spawn(process.execPath, [script, kind], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(child)
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  const [line] = (await Promise.race([once(lines, 'line'), timeout(15_000, `${kind} ready`)])) as [string]
+  return Number(line.split(' ')[1])
+}
