@@ -216,6 +216,11 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       `rooms post→visible at ${rate}/s for ${count} posts (achieved ${Math.round(achieved)}/s): ` +
         `p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
     )
+    const stock = await pacedStock(children, room, (readers[0] as RelayClient).doc, first, count, rate)
+    note(
+      `rooms post→visible, stock y-websocket, the same ${count} entries set by a writer at ${rate}/s: ` +
+        `p50 ${percentile(stock, 50).toFixed(1)} ms, p99 ${percentile(stock, 99).toFixed(1)} ms`,
+    )
     emit('rooms.post_to_visible_p50_ms', percentile(latencies, 50), 'ms', 10, 1, 'lower')
     emit('rooms.post_to_visible_p99_ms', percentile(latencies, 99), 'ms', 10, 1, 'lower')
   } finally {
@@ -227,6 +232,52 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
 
   async function connections(m: Mesh): Promise<Array<{ id: string; status: string }>> {
     return m.api.get('/api/connections')
+  }
+}
+
+/**
+ * Post to visible through a stock y-websocket server: a writer sets the messages
+ * first … first + count - 1 (as `source` holds them) at `rate` a second, each in its own
+ * transaction; milliseconds from each set until one reader holds it.
+ */
+async function pacedStock(
+  children: ChildProcess[],
+  room: string,
+  source: Y.Doc,
+  first: number,
+  count: number,
+  rate: number,
+): Promise<number[]> {
+  const url = `ws://127.0.0.1:${await relayServer('y-websocket', children)}`
+  const entries = new Map<number, [string, unknown]>()
+  source.getMap('messages').forEach((value, key) => {
+    const index = Number(/^#(\d+)/.exec((value as { body: string }).body)?.[1])
+    if (index >= first && index < first + count) entries.set(index, [key, value])
+  })
+  const writerDoc = new Y.Doc()
+  const writer = yWebsocketClient(url, room, writerDoc, () => {})
+  const { readers, done } = await connectReaders(1, count, first, async (doc, onSeen) =>
+    yWebsocketClient(url, room, doc, onSeen),
+  )
+  try {
+    await writer.synced
+    const sent = new Map<number, number>()
+    const t0 = performance.now()
+    let i = 0
+    while (i < count) {
+      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
+      for (; i < due; i++) {
+        const [key, value] = entries.get(first + i) as [string, unknown]
+        sent.set(first + i, performance.now())
+        writerDoc.getMap('messages').set(key, value)
+      }
+      await sleep(1)
+    }
+    await done
+    const seen = (readers[0] as RelayClient).seen
+    return [...sent].map(([index, at]) => (seen.get(index) as number) - at)
+  } finally {
+    for (const c of [writer, ...readers]) c.close()
   }
 }
 
