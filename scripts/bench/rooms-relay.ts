@@ -68,6 +68,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
   const root = await init.pool.dir('bench-rooms-relay-')
   const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'warn' }
   const keystore = new HumanKeystore(env.MESH_KEYSTORE)
+  const profile = process.env.BENCH_ROOMS_CPU_PROF
   const procs: MeshProcess[] = []
   // Each y-websocket provider listens for the process's exit.
   process.setMaxListeners(Math.max(process.getMaxListeners(), 64))
@@ -88,7 +89,8 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
         ...['--data', dir, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
         ...['--discovery-interval', '60000', '--probe-interval', '0'],
       ],
-      env,
+      // BENCH_ROOMS_CPU_PROF=<dir>: each mesh process writes a V8 CPU profile there on exit.
+      profile === undefined ? env : { ...env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}/${name}` },
     )
     procs.push(proc)
     return { proc, dir, api: await signIn(proc.http, await keystore.load(`${name}-architect`)) }
