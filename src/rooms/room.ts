@@ -380,7 +380,9 @@ export class Room implements ValidationTarget {
 
   /** Indexes every transaction (Yjs emits this before the transaction's `update`). */
   readonly #afterTransaction = (tr: Y.Transaction): void => {
-    this.#fresh = this.#index(tr)
+    const fresh = this.#index(tr)
+    // Kept for the `update` that follows only when it is logged (not the load's whole state).
+    this.#fresh = this.#log === undefined ? [] : fresh
   }
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
