@@ -21,6 +21,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import * as Y from 'yjs'
@@ -129,18 +130,25 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       const initial = Y.encodeStateAsUpdate((readers[0] as RelayClient).doc)
       const captured: Uint8Array[] = []
       ;(readers[0] as RelayClient).doc.on('update', (update: Uint8Array) => captured.push(update))
+      const cpu0 = [alpha, beta].map(processCpuMs)
       const t0 = performance.now()
       let posted = first
+      const postMs: number[] = []
       await Promise.all(
         Array.from({ length: WINDOW }, async () => {
           while (posted < first + messages) {
             const i = posted++
+            const start = performance.now()
             await alpha.api.post(`/api/rooms/${room}/messages`, { body: body(i) })
+            postMs.push(performance.now() - start)
           }
         }),
       )
       await done
       const mesh = messages / ((performance.now() - t0) / 1000)
+      const [alphaCpu, betaCpu] = [alpha, beta].map(
+        (m, k) => (processCpuMs(m) - (cpu0[k] as number)) / messages,
+      )
       for (const r of readers) r.close()
 
       const stock: Record<string, number> = {}
@@ -170,7 +178,10 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       }
       note(
         `rooms relay, ${n} reader(s), ${messages} messages in ${captured.length} updates (msgs/s): mesh ${Math.round(mesh)}, ` +
-          `y-websocket ${Math.round(stock['y-websocket'] as number)}, hocuspocus ${Math.round(stock.hocuspocus as number)}`,
+          `y-websocket ${Math.round(stock['y-websocket'] as number)}, hocuspocus ${Math.round(stock.hocuspocus as number)}; ` +
+          `CPU per message: alpha ${alphaCpu?.toFixed(2)} ms, beta ${betaCpu?.toFixed(2)} ms; ` +
+          `a post's answer (durable at alpha) p50 ${percentile(postMs, 50).toFixed(1)} ms, ` +
+          `p99 ${percentile(postMs, 99).toFixed(1)} ms`,
       )
       emit(
         `rooms.relay_msgs_per_s.r${n}.vs_y_websocket`,
@@ -201,6 +212,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     // Each post is due at t0 + i/rate and timed from then (a late start counts as latency);
     // at most MAX_POSTS in flight (the node takes 64 connections an address).
     const sent = new Map<number, number>()
+    const started = new Map<number, number>()
     const t0 = performance.now()
     let i = 0
     await Promise.all(
@@ -210,6 +222,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
           const due = t0 + (k * 1000) / rate
           if (due > performance.now()) await sleep(due - performance.now())
           sent.set(first + k, due)
+          started.set(first + k, performance.now())
           await alpha.api.post(`/api/rooms/${room}/messages`, { body: body(first + k) })
         }
       }),
@@ -217,10 +230,13 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     await done
     const seen = (readers[0] as RelayClient).seen
     const latencies = [...sent].map(([index, at]) => (seen.get(index) as number) - at)
+    const fromSend = [...started].map(([index, at]) => (seen.get(index) as number) - at)
     const achieved = count / ((Math.max(...seen.values()) - t0) / 1000)
     note(
       `rooms post→visible at ${rate}/s for ${count} posts (achieved ${Math.round(achieved)}/s): ` +
-        `p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
+        `p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms ` +
+        `from when due; p50 ${percentile(fromSend, 50).toFixed(1)} ms, p99 ${percentile(fromSend, 99).toFixed(1)} ms ` +
+        'from when sent',
     )
     const stock = await pacedStock(children, room, (readers[0] as RelayClient).doc, first, count, rate)
     note(
@@ -328,6 +344,20 @@ async function until(check: () => Promise<boolean>, what: string, ms = 30_000): 
   }
   throw new Error(`timed out waiting for ${what}`)
 }
+
+/** CPU ms a mesh process has used so far (Linux /proc; NaN elsewhere). */
+function processCpuMs(m: Mesh): number {
+  try {
+    const fields = readFileSync(`/proc/${m.proc.proc.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    // utime and stime: fields 14 and 15 of stat, indexes 11 and 12 after ") " (field 3 is index 0).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** Linux's USER_HZ, what /proc/<pid>/stat counts CPU time in. */
+const CLOCK_TICKS = 100
 
 /** Starts a stock relay process (bench/rooms-relay-server.ts); its port once ready. */
 async function relayServer(kind: string, children: ChildProcess[]): Promise<number> {
