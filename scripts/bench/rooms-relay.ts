@@ -75,6 +75,12 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
   process.setMaxListeners(Math.max(process.getMaxListeners(), 64))
   const children: ChildProcess[] = []
   const clients: RelayClient[] = []
+  // An interrupted bench exits (bench.ts) without this function's `finally`: no orphans.
+  const killAll = (): void => {
+    for (const child of [...children, ...procs.map((p) => p.proc)])
+      if (child.exitCode === null) child.kill('SIGKILL')
+  }
+  process.once('exit', killAll)
   const cli = async <T>(m: Mesh, ...args: string[]): Promise<T> => {
     const res = await runMesh([...args, '--data', m.dir, '--json'], env)
     if (res.code !== 0) throw new Error(`mesh ${args.join(' ')}: ${res.stderr}`)
@@ -175,6 +181,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
         await side.done
         stock[kind] = messages / ((performance.now() - t1) / 1000)
         for (const r of [writer, ...side.readers]) r.close()
+        await stopRelays(children)
       }
       note(
         `rooms relay, ${n} reader(s), ${messages} messages in ${captured.length} updates (msgs/s): mesh ${Math.round(mesh)}, ` +
@@ -247,9 +254,9 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     emit('rooms.post_to_visible_p99_ms', percentile(latencies, 99), 'ms', 10, 1, 'lower')
   } finally {
     for (const c of clients) c.close()
-    for (const child of children) child.kill('SIGTERM')
-    await Promise.all(children.map((child) => (child.exitCode === null ? once(child, 'exit') : undefined)))
+    await stopRelays(children)
     await Promise.all(procs.map((p) => p.stop('SIGTERM')))
+    process.off('exit', killAll)
   }
 
   async function connections(m: Mesh): Promise<Array<{ id: string; status: string }>> {
@@ -300,6 +307,7 @@ async function pacedStock(
     return [...sent].map(([index, at]) => (seen.get(index) as number) - at)
   } finally {
     for (const c of [writer, ...readers]) c.close()
+    await stopRelays(children)
   }
 }
 
@@ -358,6 +366,13 @@ function processCpuMs(m: Mesh): number {
 
 /** Linux's USER_HZ, what /proc/<pid>/stat counts CPU time in. */
 const CLOCK_TICKS = 100
+
+/** Ends every stock relay process still running (one at a time runs). */
+async function stopRelays(children: ChildProcess[]): Promise<void> {
+  const live = children.filter((child) => child.exitCode === null && child.signalCode === null)
+  for (const child of live) child.kill('SIGTERM')
+  await Promise.all(live.map((child) => once(child, 'exit')))
+}
 
 /** Starts a stock relay process (bench/rooms-relay-server.ts); its port once ready. */
 async function relayServer(kind: string, children: ChildProcess[]): Promise<number> {
