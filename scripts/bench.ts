@@ -18,6 +18,8 @@
  *
  * - audit.append_per_s (Merkle tree vs hash chain alone), audit.*_proof_bytes.n10³…10⁶ and
  *   audit.*_verify_us (bench/audit.ts, issue 17).
+ * - rooms.*: durable messages, catch-up bytes, room load and memory, validation as a room
+ *   grows, relay between two meshes (bench/rooms.ts, issue 15).
  *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
@@ -32,6 +34,8 @@ import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 import { emit, note, type ResultName, wasEmitted, write } from './bench/report.ts'
+// rooms at speed and at scale (issue 15, SPEC §14): the rooms benchmarks
+import { ROOMS_BENCHES } from './bench/rooms.ts'
 // agents in foreign rooms (issue 12): sign-ins and capability sessions vs raw Ed25519
 import { benchSessions, SESSIONS_NAMES } from './bench/sessions.ts'
 
@@ -91,6 +95,8 @@ const benches: Bench[] = [
       for await (const result of benchAudit()) void result
     },
   },
+  // issue 15: rooms.* (bench/rooms.ts)
+  ...ROOMS_BENCHES,
 ]
 
 let pool: NodePool | undefined

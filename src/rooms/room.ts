@@ -104,6 +104,8 @@ export class Room implements ValidationTarget {
   #scratchUsedAt = 0
   #failed: unknown
   #awareness: Awareness | undefined
+  /** New messages of the transaction being committed (indexed, not yet logged). */
+  #fresh: Array<{ id: string; entry: MessageEntry }> = []
   // indexes
   readonly #order: Array<{ ts: number; id: string }> = []
   readonly #sealedMembers: SealedMember[] = []
@@ -124,11 +126,16 @@ export class Room implements ValidationTarget {
     this.doc.clientID = committedClientId(init.ownMesh, init.id, this.#nonce)
     // Typed as maps before any update arrives (otherwise Yjs creates untyped roots).
     for (const name of ROOM_MAPS) this.doc.getMap(name)
-    this.doc.on('update', this.#onUpdate)
+    this.doc.on('afterTransaction', this.#afterTransaction)
   }
 
-  /** Attaches the durable log (after loading, so that loading writes nothing). */
+  /**
+   * Attaches the durable log (after loading, so that loading writes nothing). The `update`
+   * listener comes with it: Yjs encodes a transaction's update only for such listeners, and
+   * loading would otherwise encode the whole stored state once more for nothing.
+   */
   attachLog(log: RoomLog): void {
+    if (this.#log === undefined) this.doc.on('update', this.#onUpdate)
     this.#log = log
   }
 
@@ -371,8 +378,16 @@ export class Room implements ValidationTarget {
 
   // ---- indexes and persistence, on every change whatever its origin ----
 
-  readonly #onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
+  /** Indexes every transaction (Yjs emits this before the transaction's `update`). */
+  readonly #afterTransaction = (tr: Y.Transaction): void => {
     const fresh = this.#index(tr)
+    // Kept for the `update` that follows only when it is logged (not the load's whole state).
+    this.#fresh = this.#log === undefined ? [] : fresh
+  }
+
+  readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
+    const fresh = this.#fresh
+    this.#fresh = []
     // Keeps the scratch copy equal to the room (a no-op for what a trial already applied).
     if (this.#scratch !== undefined) Y.applyUpdate(this.#scratch, update, { source: 'mirror' })
     if ((origin as RoomOrigin | null)?.source === 'store' || this.#log === undefined) return

@@ -1,0 +1,117 @@
+/**
+ * B2, `rooms.catchup_bytes_ratio` (SPEC §14): the bytes a mesh is sent to catch up on
+ * messages it missed ÷ the bytes of the missed content; and how long a catch-up of
+ * 10k missed messages takes.
+ *
+ * - Bytes sent: what the replicator answers a SyncStep1 with — `splitDiff(room.doc,
+ *   theirStateVector, {maxEntries: 1000})` chunks (Yjs update v1; the link's own framing,
+ *   a few bytes a chunk, left out). Mesh B holds the room up to the share; then alice
+ *   posts `messages` at A (`RoomManager.post`, one update each, as the node makes them).
+ * - Missed content: the canonical JSON (JCS, UTF-8) of the missed message entries —
+ *   `{v, room, author, authorMesh, body, mentions, ts}`, what a reader of the room gets
+ *   (bodies ≈100 bytes). Seals, client bindings and Yjs structure are the overhead.
+ * - `.v2`: the same chunks in Yjs update v2 (`Y.convertUpdateFormatV1ToV2`): what v2 on
+ *   the wire would send. `.yjs_v1`: stock Yjs — the same entries set one per
+ *   transaction into a plain `Y.Map`, diffed the same way (no seals, no bindings): the
+ *   reference the issue quotes (≈1.23×).
+ * - `rooms.catchup_ms.10k`: B applies the chunks of 10k missed messages (validated,
+ *   every seal verified, logged) vs `Y.applyUpdate` of the same chunks into a plain copy
+ *   of B's document, both in CPU time of this process (the machine is shared). The issue
+ *   sets no aim: 10× is this bench's.
+ */
+import * as Y from 'yjs'
+import { canonicalBytes } from '../../src/identity/index.ts'
+import { type MessageEntry, splitDiff } from '../../src/rooms/index.ts'
+import type { NodePool } from './nodes.ts'
+import { emit, note, type ResultName } from './report.ts'
+import { alice, body, cpuMs, fill, meshA, openStore, type Shared, sharedRoom } from './rooms-fixture.ts'
+
+export const ROOMS_CATCHUP_NAMES: ResultName[] = [
+  { name: 'rooms.catchup_bytes_ratio', unit: 'bytes', better: 'lower' },
+  { name: 'rooms.catchup_bytes_ratio.v2', unit: 'bytes', better: 'lower' },
+  { name: 'rooms.catchup_bytes_ratio.yjs_v1', unit: 'bytes', better: 'lower' },
+  { name: 'rooms.catchup_ms.10k', unit: 'ms', better: 'lower' },
+]
+
+export interface CatchupInit {
+  pool: NodePool
+  /** Missed posts for the bytes ratio; default 1000 × BENCH_ROOMS_SCALE. */
+  messages?: number
+  /** Missed messages for the catch-up time; default 10k × BENCH_ROOMS_SCALE. */
+  large?: number
+}
+
+const sum = (parts: Uint8Array[]): number => parts.reduce((s, p) => s + p.byteLength, 0)
+
+/** B applies a catch-up plan's chunks in order, as the replicator does; throws on a refusal. */
+async function applyChunks(shared: Shared, chunks: Uint8Array[]): Promise<void> {
+  for (const chunk of chunks) {
+    const result = await shared.roomB.applyUpdate(chunk, { kind: 'peer', meshDid: meshA.did })
+    if (result.error !== undefined) throw result.error
+  }
+}
+
+export async function benchRoomsCatchup(init: CatchupInit): Promise<void> {
+  const scale = Number(process.env.BENCH_ROOMS_SCALE ?? 1)
+  const n = init.messages ?? Math.round(1000 * scale)
+  const large = init.large ?? Math.round(10_000 * scale)
+  const storeA = await openStore(init.pool, 'a')
+  const storeB = await openStore(init.pool, 'b')
+  const shared = await sharedRoom(storeA, storeB)
+  const { a, b, roomA, roomB, id } = shared
+  try {
+    // B is offline while alice posts n messages at A.
+    const svB = Y.encodeStateVector(roomB.doc)
+    const missed: MessageEntry[] = []
+    for (let i = 0; i < n; i += 16) {
+      const posts = Array.from({ length: Math.min(16, n - i) }, (_, j) => a.post(id, alice.did, body(i + j)))
+      for (const { id: key } of await Promise.all(posts)) missed.push(roomA.message(key) as MessageEntry)
+    }
+    const content = missed.reduce((s, entry) => s + canonicalBytes(entry).byteLength, 0)
+    const bodies = missed.reduce((s, entry) => s + Buffer.byteLength(entry.body), 0)
+    const plan = splitDiff(roomA.doc, svB, { maxEntries: 1000 })
+    const sent = sum(plan.chunks)
+    const v2 = sum(plan.chunks.map((chunk) => Y.convertUpdateFormatV1ToV2(chunk)))
+    // Stock Yjs: the same entries, one transaction each, into a plain map.
+    const stock = new Y.Doc()
+    const svStock = Y.encodeStateVector(stock)
+    for (const entry of missed) stock.getMap('messages').set(String(entry.ts), entry)
+    const stockBytes = Y.encodeStateAsUpdate(stock, svStock).byteLength
+    stock.destroy()
+    note(
+      `rooms catch-up of ${n} messages: ${sent} bytes in ${plan.chunks.length} chunks (v2 ${v2}), ` +
+        `content ${content} bytes (bodies ${bodies}), stock Yjs v1 ${stockBytes}`,
+    )
+    emit('rooms.catchup_bytes_ratio', sent, 'bytes', content, 0.95, 'lower')
+    emit('rooms.catchup_bytes_ratio.v2', v2, 'bytes', content, 0.95, 'lower')
+    emit('rooms.catchup_bytes_ratio.yjs_v1', stockBytes, 'bytes', content, 0.95, 'lower')
+    await applyChunks(shared, plan.chunks)
+
+    // 10k missed messages: B's catch-up vs a plain Yjs apply of the same chunks.
+    const svB2 = Y.encodeStateVector(roomB.doc)
+    await fill(shared, large)
+    const big = splitDiff(roomA.doc, svB2, { maxEntries: 1000 })
+    const plain = new Y.Doc({ gc: false })
+    Y.applyUpdate(plain, Y.encodeStateAsUpdate(roomB.doc))
+    const tPlain = cpuMs()
+    for (const chunk of big.chunks) Y.applyUpdate(plain, chunk)
+    const plainMs = cpuMs() - tPlain
+    plain.destroy()
+    const t1 = cpuMs()
+    const w1 = performance.now()
+    await applyChunks(shared, big.chunks)
+    const ms = cpuMs() - t1
+    const wall = performance.now() - w1
+    if (roomB.messageCount !== n + large) throw new Error(`B holds ${roomB.messageCount} messages`)
+    note(
+      `rooms catch-up of ${large} messages: ${Math.round(ms)} ms CPU (${Math.round(wall)} ms wall) at B (${big.chunks.length} chunks, ` +
+        `${sum(big.chunks)} bytes) vs ${Math.round(plainMs)} ms CPU plain Y.applyUpdate`,
+    )
+    emit(`rooms.catchup_ms.${Math.round(large / 1000)}k`, ms, 'ms', plainMs, 10, 'lower')
+  } finally {
+    await a.stop()
+    await b.stop()
+    await storeA.close()
+    await storeB.close()
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * B6, `rooms.durable_msgs_per_s` (SPEC §14): messages made durable per second through a
+ * real Room and its LevelDB log, side by side in one run with the same update bytes
+ * written by raw classic-level batches and by y-leveldb.
+ *
+ * - The room: mesh B's posts (carol's, one Yjs update each, as `RoomManager.post` makes
+ *   them) captured at B, then applied at A as B's link delivers them:
+ *   `Room.applyUpdate(update, {kind: 'peer'})` — decode, validate on the scratch copy
+ *   (seal verified, membership, shape), apply, index, group-committed log write, fsynced
+ *   (MeshStore's default) — frames applied in order as the replicator does, waiting for
+ *   the store only with more than `window` in flight. Resolved = durable.
+ * - `.vs_level`: the same update bytes put by raw classic-level (`sync: true`, the
+ *   node's durability) in batches of `window`, one batch at a time (target ≥ 0.5×).
+ * - `.vs_y_leveldb`: y-leveldb 0.2 `storeUpdate` of the same updates, `window` in flight
+ *   (stock: unsynced, a read and a put per update) (target ≥ 2×).
+ * - `rooms.durable_posts_per_s`: carol's posts at B through `RoomManager.post` (the
+ *   node's own write: entry, content id, seal, log), `window` in flight, against the
+ *   same raw classic-level figure.
+ */
+import { join } from 'node:path'
+import { ClassicLevel } from 'classic-level'
+import { LeveldbPersistence } from 'y-leveldb'
+import type { RoomOrigin } from '../../src/rooms/index.ts'
+import type { NodePool } from './nodes.ts'
+import { emit, fmt, median, note, type ResultName } from './report.ts'
+import { body, carol, meshB, openStore, sharedRoom } from './rooms-fixture.ts'
+
+export const ROOMS_DURABLE_NAMES: ResultName[] = [
+  { name: 'rooms.durable_msgs_per_s.vs_level', unit: 'msgs/s', better: 'higher' },
+  { name: 'rooms.durable_msgs_per_s.vs_y_leveldb', unit: 'msgs/s', better: 'higher' },
+  { name: 'rooms.durable_posts_per_s.vs_level', unit: 'msgs/s', better: 'higher' },
+]
+
+export interface DurableInit {
+  pool: NodePool
+  /** Messages per side; default 2000 × BENCH_ROOMS_SCALE. */
+  messages?: number
+  /** Writes in flight; default 16. */
+  window?: number
+}
+
+/** Runs `fn(i)` for i < n with at most `window` in flight; resolves when all did. */
+async function windowed(n: number, window: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < n) await fn(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(window, n) }, worker))
+}
+
+function rate(n: number, t0: number): number {
+  return n / ((performance.now() - t0) / 1000)
+}
+
+export async function benchRoomsDurable(init: DurableInit): Promise<void> {
+  const scale = Number(process.env.BENCH_ROOMS_SCALE ?? 1)
+  const n = init.messages ?? Math.round(2000 * scale)
+  const window = init.window ?? 16
+  const storeA = await openStore(init.pool, 'a')
+  const storeB = await openStore(init.pool, 'b')
+  const shared = await sharedRoom(storeA, storeB)
+  const { a, b, roomA, roomB, id } = shared
+  try {
+    // Carol posts at B: the post path, and the updates B's link would send to A.
+    const updates: Uint8Array[] = []
+    roomB.doc.on('update', (update: Uint8Array, origin: RoomOrigin | null) => {
+      if (origin?.source === 'local') updates.push(update)
+    })
+    let t0 = performance.now()
+    await windowed(n, window, (i) => b.post(id, carol.did, body(i)))
+    const posts = rate(n, t0)
+    if (updates.length !== n) throw new Error(`captured ${updates.length} updates for ${n} posts`)
+    const bytes = updates.reduce((sum, u) => sum + u.byteLength, 0)
+    note(`rooms durable: ${n} updates, ${Math.round(bytes / n)} bytes each on average`)
+
+    // A applies them as B's link delivers them (replicator.ts #apply: each frame applied at
+    // once, in order; the link waits for the store only past `window` applies in flight).
+    t0 = performance.now()
+    let inflight = 0
+    const pending: Promise<void>[] = []
+    for (const update of updates) {
+      const applying = roomA.applyUpdate(update, { kind: 'peer', meshDid: meshB.did })
+      inflight++
+      const done = applying.then((result) => {
+        inflight--
+        if (result.error !== undefined) throw result.error
+      })
+      pending.push(done)
+      if (inflight > window) await done
+    }
+    await Promise.all(pending)
+    const peer = rate(n, t0)
+    if (roomA.messageCount !== n) throw new Error(`room A holds ${roomA.messageCount} messages, not ${n}`)
+
+    // Raw classic-level: the same bytes, batches of `window`, synced; median of 3 runs
+    // (fsync times on a shared disk vary several-fold from one second to the next).
+    const levels: number[] = []
+    for (let run = 0; run < 3; run++) {
+      const dir = await init.pool.dir('bench-rooms-raw-')
+      const raw = new ClassicLevel<string, Uint8Array>(join(dir, 'db'), { valueEncoding: 'view' })
+      await raw.open()
+      t0 = performance.now()
+      for (let i = 0; i < n; i += window) {
+        const batch = updates.slice(i, i + window).map((value, j) => ({
+          type: 'put' as const,
+          key: `u/${String(i + j).padStart(16, '0')}`,
+          value,
+        }))
+        await raw.batch(batch, { sync: true })
+      }
+      levels.push(rate(n, t0))
+      await raw.close()
+    }
+    const level = median(levels)
+
+    // y-leveldb: storeUpdate of the same updates, `window` in flight.
+    const y = new LeveldbPersistence(join(await init.pool.dir('bench-rooms-yleveldb-'), 'db'))
+    t0 = performance.now()
+    await windowed(n, window, (i) => y.storeUpdate('bench', updates[i] as Uint8Array))
+    const yLeveldb = rate(n, t0)
+    await y.destroy()
+
+    note(
+      `rooms durable (msgs/s): peer ${Math.round(peer)}, post ${Math.round(posts)}, ` +
+        `raw classic-level ${Math.round(level)} (${fmt(levels.map(Math.round))}), y-leveldb ${Math.round(yLeveldb)}`,
+    )
+    emit('rooms.durable_msgs_per_s.vs_level', peer, 'msgs/s', level, 0.5, 'higher')
+    emit('rooms.durable_msgs_per_s.vs_y_leveldb', peer, 'msgs/s', yLeveldb, 2, 'higher')
+    emit('rooms.durable_posts_per_s.vs_level', posts, 'msgs/s', level, 0.5, 'higher')
+  } finally {
+    await a.stop()
+    await b.stop()
+    await storeA.close()
+    await storeB.close()
+  }
+}

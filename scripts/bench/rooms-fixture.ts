@@ -1,0 +1,163 @@
+/**
+ * Rooms for the rooms benchmarks (SPEC §14): real RoomManagers over real MeshStores
+ * (LevelDB, fsynced as the node runs it) in temp directories of a NodePool, one room
+ * homed at mesh A and shared with mesh B (alice at A, carol at B), on a virtual clock
+ * that starts 30 minutes ago and moves 1 ms per message, so that a room of 100k
+ * messages is never dated in the future.
+ */
+import { join } from 'node:path'
+import * as Y from 'yjs'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import {
+  contentId,
+  type LocalPrincipal,
+  type MessageEntry,
+  type Room,
+  RoomManager,
+  type RoomManagerInit,
+} from '../../src/rooms/index.ts'
+import { roomSublevel } from '../../src/rooms/room-log.ts'
+import { MeshStore } from '../../src/store/index.ts'
+import type { NodePool } from './nodes.ts'
+
+export const meshA = Ed25519KeyPair.generate()
+export const meshB = Ed25519KeyPair.generate()
+export const alice = Ed25519KeyPair.generate()
+export const carol = Ed25519KeyPair.generate()
+
+const PRINCIPALS: Record<string, Record<string, LocalPrincipal>> = {
+  [meshA.did]: { [alice.did]: { localId: 'alice', tier: 1 } },
+  [meshB.did]: { [carol.did]: { localId: 'carol', tier: 2 } },
+}
+
+/** The shared virtual clock (ms). */
+export const clock = { now: Date.now() - 30 * 60_000 }
+const now = (): number => clock.now
+
+const WORDS = 'the mesh keeps every room in sync across meshes while peers come and go offline'.split(' ')
+
+/** A message body of about 100 UTF-8 bytes (a chat line), different for each i. */
+export function body(i: number): string {
+  let out = `#${i}`
+  let k = i
+  while (out.length < 100) {
+    out += ` ${WORDS[k % WORDS.length]}`
+    k = (k * 7 + 3) % 1009
+  }
+  return out
+}
+
+export async function openStore(pool: NodePool, name: string): Promise<MeshStore> {
+  const dir = await pool.dir(`bench-rooms-${name}-`)
+  const store = new MeshStore({ path: join(dir, 'db') })
+  await store.open()
+  return store
+}
+
+export async function manager(
+  store: MeshStore,
+  key: Ed25519KeyPair,
+  options: Partial<RoomManagerInit> = {},
+): Promise<RoomManager> {
+  const rooms = new RoomManager({
+    localPrincipal: async (did) => PRINCIPALS[key.did]?.[did],
+    store,
+    key: () => key,
+    meshName: key === meshA ? 'alpha' : 'beta',
+    now,
+    ...options,
+  })
+  await rooms.start()
+  stores.set(rooms, store)
+  return rooms
+}
+
+const stores = new WeakMap<RoomManager, MeshStore>()
+
+/** The store a manager of this module was made over. */
+export function storeOf(rooms: RoomManager): MeshStore {
+  const store = stores.get(rooms)
+  if (store === undefined) throw new Error('not a bench manager')
+  return store
+}
+
+export interface Shared {
+  a: RoomManager
+  b: RoomManager
+  roomA: Room
+  roomB: Room
+  id: string
+}
+
+/** A room homed at A (alice, owner), shared with B where carol joined; both replicas in sync. */
+export async function sharedRoom(storeA: MeshStore, storeB: MeshStore): Promise<Shared> {
+  const a = await manager(storeA, meshA)
+  const b = await manager(storeB, meshB)
+  const { id } = await a.create({ name: 'bench', creator: alice.did })
+  await b.adopt({ id, homeMesh: meshA.did })
+  const roomA = await a.load(id)
+  const roomB = await b.load(id)
+  await syncPeer(roomA, roomB, meshA.did)
+  await b.join(id, carol.did)
+  await syncPeer(roomB, roomA, meshB.did)
+  return { a, b, roomA, roomB, id }
+}
+
+/** Sends `to` everything `from` has that it lacks, as a peer update; throws on a refusal. */
+export async function syncPeer(from: Room, to: Room, fromMesh: string): Promise<void> {
+  const diff = Y.encodeStateAsUpdate(from.doc, Y.encodeStateVector(to.doc))
+  const result = await to.applyUpdate(diff, { kind: 'peer', meshDid: fromMesh })
+  if (result.error !== undefined) throw result.error
+}
+
+/** A message of `author` (a principal of `mesh`), dated by the virtual clock. */
+export function message(room: string, author: string, mesh: string, i: number): MessageEntry {
+  clock.now++
+  return { v: 1, room, author, authorMesh: mesh, body: body(i), mentions: [], ts: clock.now }
+}
+
+/**
+ * Adds `count` of alice's messages to A's room, `perWrite` in one sealed write (one
+ * log entry each; the node's own path, less HTTP), then compacts the room's log into
+ * one snapshot as the node's log would have done by then.
+ */
+export async function fill(shared: Shared, count: number, perWrite = 500): Promise<void> {
+  await fillRoom(shared.a, shared.roomA, count, perWrite)
+}
+
+/** `fill` for any room of A's. */
+export async function fillRoom(rooms: RoomManager, room: Room, count: number, perWrite = 500): Promise<void> {
+  const start = room.messageCount
+  for (let done = 0; done < count; done += perWrite) {
+    const n = Math.min(perWrite, count - done)
+    const entries = Array.from({ length: n }, (_, j) => {
+      const value = message(room.id, alice.did, meshA.did, start + done + j)
+      return { map: 'messages' as const, key: contentId(value), value }
+    })
+    await room.write(entries)
+  }
+  await compact(rooms, room)
+}
+
+/** Replaces a room's stored log by one snapshot of its document (what RoomLog compaction writes). */
+export async function compact(rooms: RoomManager, room: Room): Promise<void> {
+  await room.flush()
+  const sub = roomSublevel(storeOf(rooms), room.id)
+  const keys: string[] = []
+  for await (const key of sub.keys()) keys.push(key)
+  const last = keys.filter((k) => k.startsWith('u/')).at(-1) ?? keys.at(-1) ?? 's/0000000000000001'
+  const seq = last.slice(2)
+  await sub.batch([
+    ...keys.map((key) => ({ type: 'del' as const, key })),
+    { type: 'put' as const, key: `s/${seq}`, value: Y.encodeStateAsUpdate(room.doc) },
+  ])
+}
+
+/**
+ * This process's CPU time (ms, every thread: LevelDB's included). The rooms benches time
+ * CPU-bound work with it: the machine is shared, and wall time counts other processes.
+ */
+export function cpuMs(): number {
+  const usage = process.cpuUsage()
+  return (usage.user + usage.system) / 1000
+}

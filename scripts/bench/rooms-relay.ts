@@ -1,0 +1,385 @@
+/**
+ * B1, `rooms.relay_msgs_per_s` and `rooms.post_to_visible_*_ms` (SPEC §14): messages
+ * relayed mesh to mesh, side by side with a stock `@y/websocket-server` 0.1.1 and a
+ * Hocuspocus 4 server relaying the same updates to the same readers.
+ *
+ * - The mesh: two real nodes (`mesh start`, each its own process, libp2p over TCP on
+ *   loopback), connected and sharing one room homed at alpha. Posts go to alpha over
+ *   HTTP (`POST /api/rooms/:id/messages` as its architect, 16 in flight); `readers` stock
+ *   y-websocket clients read the room at beta (`/yjs`, a ticket each). Every update
+ *   crosses alpha's seal and log, the link, and beta's validation, log and relay.
+ * - The stock relays (each in its own process, bench/rooms-relay-server.ts): a writer
+ *   client holding the room as beta's first reader held it applies the very updates
+ *   that reader received from the mesh, 16 a macrotask; the same number of readers.
+ * - `rooms.relay_msgs_per_s.r<N>.vs_y_websocket|.vs_hocuspocus`: messages ÷ seconds
+ *   from the first post (write) until every reader holds every message; aims ≥ 1× the
+ *   y-websocket server and ≥ 2× Hocuspocus.
+ * - `rooms.post_to_visible_p50_ms|_p99_ms`: posts at alpha paced at `rate` a second
+ *   for `seconds` (at most 32 in flight), each from when it was due until visible at
+ *   beta's reader (one reader), against the aim of 10 ms (the baseline is that budget; the stock
+ *   y-websocket figure for the same pacing, writer apply to reader, goes to the note).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import * as Y from 'yjs'
+import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
+import { HumanKeystore } from '../../src/identity/index.ts'
+import { type MeshProcess, runMesh, startMesh } from '../lib/processes.ts'
+import type { NodePool } from './nodes.ts'
+import { emit, note, percentile, type ResultName, sleep } from './report.ts'
+import { body } from './rooms-fixture.ts'
+import { hocuspocusClient, type RelayClient, yWebsocketClient } from './rooms-relay-clients.ts'
+
+export function roomsRelayNames(readers = [1, 10]): ResultName[] {
+  return [
+    ...readers.flatMap((n): ResultName[] => [
+      { name: `rooms.relay_msgs_per_s.r${n}.vs_y_websocket`, unit: 'msgs/s', better: 'higher' },
+      { name: `rooms.relay_msgs_per_s.r${n}.vs_hocuspocus`, unit: 'msgs/s', better: 'higher' },
+    ]),
+    { name: 'rooms.post_to_visible_p50_ms', unit: 'ms', better: 'lower' },
+    { name: 'rooms.post_to_visible_p99_ms', unit: 'ms', better: 'lower' },
+  ]
+}
+
+export interface RelayInit {
+  pool: NodePool
+  readers?: number[]
+  /** Messages per throughput run; default 1000 × BENCH_ROOMS_SCALE. */
+  messages?: number
+  /** Paced posts a second for the latency run; default 1000. */
+  rate?: number
+  seconds?: number
+}
+
+interface Mesh {
+  proc: MeshProcess
+  api: HttpClient
+  dir: string
+}
+
+const WINDOW = 16
+const MAX_POSTS = 32
+
+export async function benchRoomsRelay(init: RelayInit): Promise<void> {
+  const scale = Number(process.env.BENCH_ROOMS_SCALE ?? 1)
+  const messages = init.messages ?? Math.round(1000 * scale)
+  const root = await init.pool.dir('bench-rooms-relay-')
+  const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'warn' }
+  const keystore = new HumanKeystore(env.MESH_KEYSTORE)
+  const profile = process.env.BENCH_ROOMS_CPU_PROF
+  const procs: MeshProcess[] = []
+  // Each y-websocket provider listens for the process's exit.
+  process.setMaxListeners(Math.max(process.getMaxListeners(), 64))
+  const children: ChildProcess[] = []
+  const clients: RelayClient[] = []
+  // An interrupted bench exits (bench.ts) without this function's `finally`: no orphans.
+  const killAll = (): void => {
+    for (const child of [...children, ...procs.map((p) => p.proc)])
+      if (child.exitCode === null) child.kill('SIGKILL')
+  }
+  process.once('exit', killAll)
+  const cli = async <T>(m: Mesh, ...args: string[]): Promise<T> => {
+    const res = await runMesh([...args, '--data', m.dir, '--json'], env)
+    if (res.code !== 0) throw new Error(`mesh ${args.join(' ')}: ${res.stderr}`)
+    return JSON.parse(res.stdout) as T
+  }
+  const startNode = async (name: string): Promise<Mesh> => {
+    const dir = join(root, name)
+    const made = await runMesh(['init', '--data', dir, '--name', name, '--json'], env)
+    if (made.code !== 0) throw new Error(`mesh init: ${made.stderr}`)
+    const proc = await startMesh(
+      [
+        'start',
+        ...['--data', dir, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'],
+        ...['--discovery-interval', '60000', '--probe-interval', '0'],
+      ],
+      // BENCH_ROOMS_CPU_PROF=<dir>: each mesh process writes a V8 CPU profile there on exit.
+      profile === undefined ? env : { ...env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}/${name}` },
+    )
+    procs.push(proc)
+    return { proc, dir, api: await signIn(proc.http, await keystore.load(`${name}-architect`)) }
+  }
+  try {
+    const [alpha, beta] = await Promise.all([startNode('alpha'), startNode('beta')])
+    const connection = await cli<{ id: string }>(alpha, 'connect', beta.proc.listen[0] as string)
+    await until(async () => (await connections(beta)).some((c) => c.id === connection.id), 'request arrives')
+    await cli(beta, 'accept', connection.id)
+    await until(
+      async () => (await connections(alpha)).some((c) => c.id === connection.id && c.status === 'accepted'),
+      'accepted',
+    )
+    const { id: room } = await cli<{ id: string }>(alpha, 'room', 'create', 'bench')
+    await cli(alpha, 'share', room, beta.proc.did as string)
+    await until(
+      async () =>
+        (await beta.api.get<{ members: unknown[] }>(`/api/rooms/${room}/members`)).members.length >= 2,
+      'beta adopts the room and joins',
+    )
+    note('rooms relay: two meshes share a room')
+    const ticket = async (): Promise<Record<string, string>> => ({
+      token: (await beta.api.post<{ ticket: string }>(`/api/rooms/${room}/yjs-ticket`, {})).ticket,
+    })
+    const meshWs = `${beta.proc.http.replace(/^http/, 'ws')}/yjs`
+    let next = 0
+
+    for (const n of init.readers ?? [1, 10]) {
+      // The mesh: posts at alpha, n readers at beta.
+      const first = next
+      next += messages
+      const { readers, done } = await connectReaders(n, messages, first, async (doc, onSeen) =>
+        yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
+      )
+      clients.push(...readers)
+      const initial = Y.encodeStateAsUpdate((readers[0] as RelayClient).doc)
+      const captured: Uint8Array[] = []
+      ;(readers[0] as RelayClient).doc.on('update', (update: Uint8Array) => captured.push(update))
+      const cpu0 = [alpha, beta].map(processCpuMs)
+      const t0 = performance.now()
+      let posted = first
+      const postMs: number[] = []
+      await Promise.all(
+        Array.from({ length: WINDOW }, async () => {
+          while (posted < first + messages) {
+            const i = posted++
+            const start = performance.now()
+            await alpha.api.post(`/api/rooms/${room}/messages`, { body: body(i) })
+            postMs.push(performance.now() - start)
+          }
+        }),
+      )
+      await done
+      const mesh = messages / ((performance.now() - t0) / 1000)
+      const [alphaCpu, betaCpu] = [alpha, beta].map(
+        (m, k) => (processCpuMs(m) - (cpu0[k] as number)) / messages,
+      )
+      for (const r of readers) r.close()
+
+      const stock: Record<string, number> = {}
+      for (const kind of ['y-websocket', 'hocuspocus'] as const) {
+        const port = await relayServer(kind, children)
+        const url = `ws://127.0.0.1:${port}`
+        const connect = (doc: Y.Doc, onSeen: () => void): RelayClient =>
+          kind === 'y-websocket'
+            ? yWebsocketClient(url, room, doc, onSeen)
+            : hocuspocusClient(url, room, doc, onSeen)
+        const writerDoc = new Y.Doc()
+        Y.applyUpdate(writerDoc, initial)
+        const writer = connect(writerDoc, () => {})
+        clients.push(writer)
+        await writer.synced
+        const side = await connectReaders(n, messages, first, async (doc, onSeen) => connect(doc, onSeen))
+        clients.push(...side.readers)
+        const t1 = performance.now()
+        for (let i = 0; i < captured.length; i += WINDOW) {
+          // One apply per update: the writer sends each as its own frame, as beta sent them.
+          for (const update of captured.slice(i, i + WINDOW)) Y.applyUpdate(writerDoc, update)
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        await side.done
+        stock[kind] = messages / ((performance.now() - t1) / 1000)
+        for (const r of [writer, ...side.readers]) r.close()
+        await stopRelays(children)
+      }
+      note(
+        `rooms relay, ${n} reader(s), ${messages} messages in ${captured.length} updates (msgs/s): mesh ${Math.round(mesh)}, ` +
+          `y-websocket ${Math.round(stock['y-websocket'] as number)}, hocuspocus ${Math.round(stock.hocuspocus as number)}; ` +
+          `CPU per message: alpha ${alphaCpu?.toFixed(2)} ms, beta ${betaCpu?.toFixed(2)} ms; ` +
+          `a post's answer (durable at alpha) p50 ${percentile(postMs, 50).toFixed(1)} ms, ` +
+          `p99 ${percentile(postMs, 99).toFixed(1)} ms`,
+      )
+      emit(
+        `rooms.relay_msgs_per_s.r${n}.vs_y_websocket`,
+        mesh,
+        'msgs/s',
+        stock['y-websocket'] as number,
+        1,
+        'higher',
+      )
+      emit(
+        `rooms.relay_msgs_per_s.r${n}.vs_hocuspocus`,
+        mesh,
+        'msgs/s',
+        stock.hocuspocus as number,
+        2,
+        'higher',
+      )
+    }
+
+    // Post to visible at a paced rate, one reader.
+    const rate = init.rate ?? 1000
+    const count = Math.round(rate * (init.seconds ?? 3))
+    const first = next
+    const { readers, done } = await connectReaders(1, count, first, async (doc, onSeen) =>
+      yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
+    )
+    clients.push(...readers)
+    // Each post is due at t0 + i/rate and timed from then (a late start counts as latency);
+    // at most MAX_POSTS in flight (the node takes 64 connections an address).
+    const sent = new Map<number, number>()
+    const started = new Map<number, number>()
+    const t0 = performance.now()
+    let i = 0
+    await Promise.all(
+      Array.from({ length: MAX_POSTS }, async () => {
+        while (i < count) {
+          const k = i++
+          const due = t0 + (k * 1000) / rate
+          if (due > performance.now()) await sleep(due - performance.now())
+          sent.set(first + k, due)
+          started.set(first + k, performance.now())
+          await alpha.api.post(`/api/rooms/${room}/messages`, { body: body(first + k) })
+        }
+      }),
+    )
+    await done
+    const seen = (readers[0] as RelayClient).seen
+    const latencies = [...sent].map(([index, at]) => (seen.get(index) as number) - at)
+    const fromSend = [...started].map(([index, at]) => (seen.get(index) as number) - at)
+    const achieved = count / ((Math.max(...seen.values()) - t0) / 1000)
+    note(
+      `rooms post→visible at ${rate}/s for ${count} posts (achieved ${Math.round(achieved)}/s): ` +
+        `p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms ` +
+        `from when due; p50 ${percentile(fromSend, 50).toFixed(1)} ms, p99 ${percentile(fromSend, 99).toFixed(1)} ms ` +
+        'from when sent',
+    )
+    const stock = await pacedStock(children, room, (readers[0] as RelayClient).doc, first, count, rate)
+    note(
+      `rooms post→visible, stock y-websocket, the same ${count} entries set by a writer at ${rate}/s: ` +
+        `p50 ${percentile(stock, 50).toFixed(1)} ms, p99 ${percentile(stock, 99).toFixed(1)} ms`,
+    )
+    emit('rooms.post_to_visible_p50_ms', percentile(latencies, 50), 'ms', 10, 1, 'lower')
+    emit('rooms.post_to_visible_p99_ms', percentile(latencies, 99), 'ms', 10, 1, 'lower')
+  } finally {
+    for (const c of clients) c.close()
+    await stopRelays(children)
+    await Promise.all(procs.map((p) => p.stop('SIGTERM')))
+    process.off('exit', killAll)
+  }
+
+  async function connections(m: Mesh): Promise<Array<{ id: string; status: string }>> {
+    return m.api.get('/api/connections')
+  }
+}
+
+/**
+ * Post to visible through a stock y-websocket server: a writer sets the messages
+ * first … first + count - 1 (as `source` holds them) at `rate` a second, each in its own
+ * transaction; milliseconds from each set until one reader holds it.
+ */
+async function pacedStock(
+  children: ChildProcess[],
+  room: string,
+  source: Y.Doc,
+  first: number,
+  count: number,
+  rate: number,
+): Promise<number[]> {
+  const url = `ws://127.0.0.1:${await relayServer('y-websocket', children)}`
+  const entries = new Map<number, [string, unknown]>()
+  source.getMap('messages').forEach((value, key) => {
+    const index = Number(/^#(\d+)/.exec((value as { body: string }).body)?.[1])
+    if (index >= first && index < first + count) entries.set(index, [key, value])
+  })
+  const writerDoc = new Y.Doc()
+  const writer = yWebsocketClient(url, room, writerDoc, () => {})
+  const { readers, done } = await connectReaders(1, count, first, async (doc, onSeen) =>
+    yWebsocketClient(url, room, doc, onSeen),
+  )
+  try {
+    await writer.synced
+    const sent = new Map<number, number>()
+    const t0 = performance.now()
+    let i = 0
+    while (i < count) {
+      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
+      for (; i < due; i++) {
+        const [key, value] = entries.get(first + i) as [string, unknown]
+        sent.set(first + i, performance.now())
+        writerDoc.getMap('messages').set(key, value)
+      }
+      await sleep(1)
+    }
+    await done
+    const seen = (readers[0] as RelayClient).seen
+    return [...sent].map(([index, at]) => (seen.get(index) as number) - at)
+  } finally {
+    for (const c of [writer, ...readers]) c.close()
+    await stopRelays(children)
+  }
+}
+
+/**
+ * `n` readers made by `make`, synced; `done` resolves once each holds messages
+ * first … first + count - 1.
+ */
+async function connectReaders(
+  n: number,
+  count: number,
+  first: number,
+  make: (doc: Y.Doc, onSeen: () => void) => Promise<RelayClient>,
+): Promise<{ readers: RelayClient[]; done: Promise<void> }> {
+  const readers: RelayClient[] = []
+  let resolve: () => void = () => {}
+  const done = new Promise<void>((r) => {
+    resolve = r
+  })
+  const check = (): void => {
+    if (readers.length === n && readers.every((r) => holds(r, first, count))) resolve()
+  }
+  for (let k = 0; k < n; k++) readers.push(await make(new Y.Doc(), check))
+  await Promise.all(readers.map((r) => r.synced))
+  return { readers, done: Promise.race([done, timeout(60_000, 'every reader holds every message')]) }
+}
+
+function holds(reader: RelayClient, first: number, count: number): boolean {
+  if (reader.seen.size < count) return false
+  for (let i = first; i < first + count; i++) if (!reader.seen.has(i)) return false
+  return true
+}
+
+function timeout(ms: number, what: string): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref())
+}
+
+async function until(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await check().catch(() => false)) return
+    await sleep(100)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** CPU ms a mesh process has used so far (Linux /proc; NaN elsewhere). */
+function processCpuMs(m: Mesh): number {
+  try {
+    const fields = readFileSync(`/proc/${m.proc.proc.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    // utime and stime: fields 14 and 15 of stat, indexes 11 and 12 after ") " (field 3 is index 0).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** Linux's USER_HZ, what /proc/<pid>/stat counts CPU time in. */
+const CLOCK_TICKS = 100
+
+/** Ends every stock relay process still running (one at a time runs). */
+async function stopRelays(children: ChildProcess[]): Promise<void> {
+  const live = children.filter((child) => child.exitCode === null && child.signalCode === null)
+  for (const child of live) child.kill('SIGTERM')
+  await Promise.all(live.map((child) => once(child, 'exit')))
+}
+
+/** Starts a stock relay process (bench/rooms-relay-server.ts); its port once ready. */
+async function relayServer(kind: string, children: ChildProcess[]): Promise<number> {
+  const script = new URL('./rooms-relay-server.ts', import.meta.url).pathname
+  const child = spawn(process.execPath, [script, kind], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(child)
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  const [line] = (await Promise.race([once(lines, 'line'), timeout(15_000, `${kind} ready`)])) as [string]
+  return Number(line.split(' ')[1])
+}
