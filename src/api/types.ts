@@ -107,3 +107,6 @@ export type DelegationList = FromSchema<typeof import('./schemas/revocation.ts')
 export type IssuedDelegationView = DelegationList['delegations'][number]
 export type RevocationView = DelegationList['revocations'][number]
 export type RevokeResultView = FromSchema<typeof import('./schemas/revocation.ts').revokeResultSchema>
+// Room lifecycle and consent (SPEC §9)
+export type InvitationList = FromSchema<typeof import('./schemas/room-lifecycle.ts').invitationListSchema>
+export type Invitation = InvitationList['invitations'][number]

@@ -25,6 +25,8 @@ export interface FederationPolicy {
   autoAccept: boolean
   maxForeignParticipantsPerRoom: number
   maxBackfillEventsPerRequest: number
+  // room lifecycle (SPEC §9): a share from a peer is accepted at once (else a human answers it)
+  autoAcceptRooms: boolean
 }
 
 export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
@@ -34,6 +36,7 @@ export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
   autoAccept: false,
   maxForeignParticipantsPerRoom: 50,
   maxBackfillEventsPerRequest: 1000,
+  autoAcceptRooms: false,
 })
 
 // The policy's shape is the contract's (src/api): the PUT route and `validatePolicy`
@@ -104,7 +107,8 @@ export class PolicyService {
    * written in the same atomic batch. Returns the change.
    */
   async put(
-    policy: FederationPolicy,
+    // room lifecycle: autoAcceptRooms may be left out (it keeps its default)
+    policy: Omit<FederationPolicy, 'autoAcceptRooms'> & { autoAcceptRooms?: boolean },
     options: { actor: string; operations?: StoreOperation[] },
   ): Promise<PolicyChange> {
     const next = validatePolicy(policy)
@@ -191,5 +195,7 @@ function copy(p: Readonly<FederationPolicy>): FederationPolicy {
     autoAccept: p.autoAccept,
     maxForeignParticipantsPerRoom: p.maxForeignParticipantsPerRoom,
     maxBackfillEventsPerRequest: p.maxBackfillEventsPerRequest,
+    // room lifecycle: a policy stored (or PUT) without it keeps the default
+    autoAcceptRooms: p.autoAcceptRooms ?? DEFAULT_POLICY.autoAcceptRooms,
   }
 }

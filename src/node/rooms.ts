@@ -67,7 +67,11 @@ export async function startRoomSync({ parts, init, logger }: NodeWiring): Promis
         }
         return accepted
       },
-      policy: async () => parts.find('federation') ?? federationSettings(DEFAULT_POLICY),
+      policy: async () => ({
+        ...(parts.find('federation') ?? federationSettings(DEFAULT_POLICY)),
+        // room lifecycle (SPEC §9)
+        autoAcceptRooms: (await parts.find('policy')?.get())?.autoAcceptRooms ?? false,
+      }),
     },
     {
       architectDid: parts.get('info').architectDid,

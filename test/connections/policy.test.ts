@@ -40,6 +40,8 @@ describe('federation policy', () => {
       autoAccept: false,
       maxForeignParticipantsPerRoom: 50,
       maxBackfillEventsPerRequest: 1000,
+      // room lifecycle (SPEC §9)
+      autoAcceptRooms: false,
     })
     assert.equal(await decide(service, bob.did), 'ok autoAccept=false')
   })

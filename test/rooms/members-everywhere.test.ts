@@ -10,7 +10,7 @@ import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createMeshNode } from '../../src/mesh-node.ts'
 import { contentId, type MessageEntry } from '../../src/rooms/index.ts'
-import { FAST, listenOf, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, FAST, listenOf, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { tempDir } from '../fixtures/principals.ts'
 import { connect, until } from './helpers.ts'
 
@@ -156,6 +156,7 @@ describe('members everywhere: a removed member’s room memberships end on every
     const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'shared' })
     await asCarol.post(`/api/rooms/${id}/join`, {})
     const alphaDid = a.node.did
+    await autoAcceptRooms(b)
     await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
     const before = await asCarol.post<{ id: string }>(`/api/rooms/${id}/messages`, {
       body: 'carol, a member',

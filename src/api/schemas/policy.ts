@@ -22,6 +22,9 @@ export const policySchema = strictObject(
     autoAccept: BOOLEAN,
     maxForeignParticipantsPerRoom: bound,
     maxBackfillEventsPerRequest: bound,
+    // room lifecycle (SPEC §9): accept every room shared with this mesh at once (default
+    // false: each share waits for a human); optional in a PUT, always in a GET
+    autoAcceptRooms: BOOLEAN,
   },
   ['mode', 'allow', 'deny', 'autoAccept', 'maxForeignParticipantsPerRoom', 'maxBackfillEventsPerRequest'],
 )

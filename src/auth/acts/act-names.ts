@@ -11,5 +11,10 @@ export const HUMAN_ACTS = {
   rotateKey: 'mesh/rotate-key',
   /** A human shares a room with a peer mesh (with = the room's resource), or opens a federated DM (with = the mesh). */
   roomShare: 'room/share',
+  // room lifecycle and consent (SPEC §9)
+  roomAccept: 'room/accept',
+  roomDecline: 'room/decline',
+  roomUnshare: 'room/unshare',
+  roomLeave: 'room/leave',
 } as const
 export type KnownHumanAct = (typeof HUMAN_ACTS)[keyof typeof HUMAN_ACTS]

@@ -184,6 +184,14 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
   },
   /** A human removes a member (with = the mesh). */
   'mesh/remove': { with: meshResource, nb: { did: did().optional() }, subject: 'did' },
+  // room lifecycle and consent (SPEC §9): with = the room at this mesh (`<mesh>/rooms/<room>`)
+  /** A human accepts or declines a room a peer mesh shared (`peer` = that mesh). */
+  'room/accept': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  'room/decline': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  /** The home mesh's human ends the share of a room with a peer mesh (`peer` = that mesh). */
+  'room/unshare': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  /** A human of the receiving mesh leaves a room shared with it. */
+  'room/leave': { with: roomResource },
 }
 
 function define(can: string, spec: AbilitySpec): CapabilityInfo {

@@ -14,6 +14,8 @@ type PolicyOptions = ClientOptions & {
   autoAccept?: string
   maxForeignParticipants?: number
   maxBackfill?: number
+  // room lifecycle (SPEC §9)
+  autoAcceptRooms?: string
 }
 
 /** A list with `add` added (once each) and `remove` taken out. */
@@ -30,7 +32,8 @@ function changedPolicy(policy: FederationPolicy, options: PolicyOptions): Federa
     options.undeny !== undefined ||
     options.autoAccept !== undefined ||
     options.maxForeignParticipants !== undefined ||
-    options.maxBackfill !== undefined
+    options.maxBackfill !== undefined ||
+    options.autoAcceptRooms !== undefined
   if (!changed) return undefined
   return {
     ...policy,
@@ -42,6 +45,7 @@ function changedPolicy(policy: FederationPolicy, options: PolicyOptions): Federa
       ? { maxForeignParticipantsPerRoom: options.maxForeignParticipants }
       : {}),
     ...(options.maxBackfill !== undefined ? { maxBackfillEventsPerRequest: options.maxBackfill } : {}),
+    ...(options.autoAcceptRooms !== undefined ? { autoAcceptRooms: options.autoAcceptRooms === 'true' } : {}),
   }
 }
 
@@ -61,6 +65,13 @@ export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
     )
     .addOption(new Option('--max-foreign-participants <n>', 'per room').argParser(nonNegativeInt))
     .addOption(new Option('--max-backfill <n>', 'events per backfill request').argParser(nonNegativeInt))
+    // room lifecycle (SPEC §9)
+    .addOption(
+      new Option('--auto-accept-rooms <bool>', 'accept every room shared with this mesh at once').choices([
+        'true',
+        'false',
+      ]),
+    )
     .action(async (options: PolicyOptions) => {
       const { client: api } = await humanSession(ctx.keystore(), options)
       let policy = await api.call('getPolicy')
@@ -75,6 +86,7 @@ export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
           `deny:         ${policy.deny.join(' ') || '-'}`,
           `max foreign participants per room: ${policy.maxForeignParticipantsPerRoom}`,
           `max backfill events per request:   ${policy.maxBackfillEventsPerRequest}`,
+          `auto-accept rooms: ${policy.autoAcceptRooms ?? false}`,
         ].join('\n'),
       )
     })

@@ -9,6 +9,8 @@ import { HUMAN_ACTS } from '../../auth/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { positiveInt } from '../options.ts'
+// room lifecycle and consent (SPEC §9)
+import { registerRoomLifecycleCommands } from './room-lifecycle.ts'
 
 function transferLine(label: string, p: TransferProgress): string {
   if (p.startedAt === null) return `${label}: not started`
@@ -34,6 +36,8 @@ function syncText(s: RoomSyncStatus): string {
 
 export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   const { out } = ctx
+  // room lifecycle and consent (SPEC §9)
+  registerRoomLifecycleCommands(cli, ctx)
   const session = (options: ClientOptions) => humanSession(ctx.keystore(), options)
   const room = cli.command('room').description('rooms of this mesh')
   const roomClient = (name: string, description: string) =>
