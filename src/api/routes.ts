@@ -468,6 +468,14 @@ export const routes = {
     body: lifecycle.unshareBodySchema,
     response: rooms.shareViewSchema,
   }),
+  removeRoomMember: route({
+    method: 'DELETE',
+    path: '/api/rooms/:id/members/:did',
+    session: true,
+    status: 204,
+    params: roomMembers.roomMemberParamsSchema,
+    body: lifecycle.lifecycleActBodySchema,
+  }),
   leaveRoom: route({
     method: 'POST',
     path: '/api/rooms/:id/leave',

@@ -280,6 +280,11 @@ export class RoomSync {
     return this.#acts.view(await this.#lifecycle.unshare(input))
   }
 
+  /** See ShareLifecycle.removeMember. */
+  removeMember(input: { room: string; did: string; ucan: string; actor: string }): Promise<void> {
+    return this.#lifecycle.removeMember(input)
+  }
+
   /** See ShareLifecycle.leave. */
   async leave(input: { room: string; ucan: string; actor: string }): Promise<ShareView[]> {
     return (await this.#lifecycle.leave(input)).map((s) => this.#acts.view(s))

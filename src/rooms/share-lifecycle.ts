@@ -1,6 +1,6 @@
 import type { GateAct } from '../auth/acts/index.ts'
 import { roomResourceOf } from '../auth/authority/index.ts'
-import { BadRequestError, ConflictError, MeshError, NotFoundError } from '../errors.ts'
+import { BadRequestError, ConflictError, ForbiddenError, MeshError, NotFoundError } from '../errors.ts'
 import type { Link } from './link.ts'
 import type { RoomManager } from './room-manager.ts'
 import { isOpen, type ShareEnd, type ShareRecord, type ShareStatus } from './share.ts'
@@ -41,7 +41,7 @@ export interface ShareLifecycleComponents
     | 'logger'
     | 'now'
   > {
-  rooms: Pick<RoomManager, 'adopt' | 'record'>
+  rooms: Pick<RoomManager, 'adopt' | 'record' | 'removeMember'>
   architectDid: string
   /** The open link with a peer, if any. */
   link: (peer: string) => Link | undefined
@@ -154,6 +154,35 @@ export class ShareLifecycle {
         extra = []
       }
       return out
+    })
+  }
+
+  /**
+   * The room's owner or a moderator removes a member (`room/remove`, nb.did = the member,
+   * on the room), signed by the acting principal itself; see RoomManager.removeMember.
+   */
+  async removeMember(input: { room: string; did: string; ucan: string; actor: string }): Promise<void> {
+    const act = await this.#c.acts.local(input.ucan, {
+      audience: this.#c.key().did,
+      act: 'room/remove',
+      subject: input.did,
+      resource: roomResourceOf(this.#c.key().did, input.room),
+    })
+    await this.#c.acts.withAct(act, async () => {
+      if (act.issuer !== input.actor)
+        throw new ForbiddenError('a member is removed by the acting principal’s own chain', {
+          issuer: act.issuer,
+          actor: input.actor,
+        })
+      await this.#c.rooms.removeMember(input.room, input.actor, input.did)
+      const entry = {
+        action: 'rooms.member.removed',
+        actor: act.issuer,
+        subject: input.room,
+        details: { did: input.did },
+      }
+      if (this.#c.audit !== undefined) await this.#c.audit.append(entry, { with: act.operations })
+      else await this.#c.store.batch(act.operations)
     })
   }
 

@@ -16,5 +16,6 @@ export const HUMAN_ACTS = {
   roomDecline: 'room/decline',
   roomUnshare: 'room/unshare',
   roomLeave: 'room/leave',
+  roomRemove: 'room/remove',
 } as const
 export type KnownHumanAct = (typeof HUMAN_ACTS)[keyof typeof HUMAN_ACTS]

@@ -192,6 +192,8 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
   'room/unshare': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
   /** A human of the receiving mesh leaves a room shared with it. */
   'room/leave': { with: roomResource },
+  /** A room's owner or moderator removes a member (`did`); a moderator may be a tier-4 member. */
+  'room/remove': { with: roomResource, nb: { did: did().optional() }, subject: 'did', participation: true },
 }
 
 function define(can: string, spec: AbilitySpec): CapabilityInfo {

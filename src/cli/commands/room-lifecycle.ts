@@ -1,6 +1,7 @@
 /**
  * Room lifecycle and consent (SPEC §9): `mesh invitations`, `mesh invitation
- * accept|decline <id>`, `mesh unshare <room> <mesh-did>`, `mesh leave <room>`. Every
+ * accept|decline <id>`, `mesh unshare <room> <mesh-did>`, `mesh leave <room>`,
+ * `mesh room remove <room> <did>`. Every
  * decision is a chain signed by your human key.
  */
 import type { Command } from 'commander'
@@ -20,7 +21,7 @@ function shareLine(s: ShareView): string {
   return `room ${s.room} ${s.direction === 'out' ? 'to' : 'from'} ${s.peer}: ${s.shared ? 'shared' : `not shared${s.endedBy !== undefined ? ` (ended by ${s.endedBy} ${s.endedAt})` : ''}`}`
 }
 
-export function registerRoomLifecycleCommands(cli: Command, ctx: CliContext): void {
+export function registerRoomLifecycleCommands(cli: Command, room: Command, ctx: CliContext): void {
   const { out } = ctx
   const session = (options: ClientOptions) => humanSession(ctx.keystore(), options)
 
@@ -62,6 +63,17 @@ export function registerRoomLifecycleCommands(cli: Command, ctx: CliContext): vo
     const ucan = await chainAct(HUMAN_ACTS.roomUnshare, mesh, roomResourceOf(api.meshDid as string, id))
     const res = await api.call('unshareRoom', { params: { id }, body: { mesh, ucan } })
     out.print(res, shareLine(res))
+  })
+
+  clientCommand(
+    room,
+    'remove <room> <did>',
+    'remove a member from a room (owner or moderator; signed by your key): its later writes are refused everywhere',
+  ).action(async (id: string, did: string, options: ClientOptions) => {
+    const { client: api, chainAct } = await session(options)
+    const ucan = await chainAct(HUMAN_ACTS.roomRemove, did, roomResourceOf(api.meshDid as string, id))
+    await api.call('removeRoomMember', { params: { id, did }, body: { ucan } })
+    out.print({ room: id, did, removed: true }, `${did} removed from room ${id}`)
   })
 
   clientCommand(

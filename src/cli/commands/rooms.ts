@@ -36,10 +36,10 @@ function syncText(s: RoomSyncStatus): string {
 
 export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   const { out } = ctx
-  // room lifecycle and consent (SPEC §9)
-  registerRoomLifecycleCommands(cli, ctx)
   const session = (options: ClientOptions) => humanSession(ctx.keystore(), options)
   const room = cli.command('room').description('rooms of this mesh')
+  // room lifecycle and consent (SPEC §9)
+  registerRoomLifecycleCommands(cli, room, ctx)
   const roomClient = (name: string, description: string) =>
     clientCommand(room, name, description, { proof: false })
 

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import {
   invitationParamsSchema,
   lifecycleActBodySchema,
+  roomMemberParamsSchema,
   roomParamsSchema,
   unshareBodySchema,
 } from '../../api/index.ts'
@@ -53,6 +54,16 @@ export const roomLifecycleRoutes: FastifyPluginAsync<RoomLifecycleRoutesInit> = 
         ucan: request.body.ucan,
         actor: sessionOf(request).did,
       })
+    },
+  )
+
+  app.delete(
+    '/api/rooms/:id/members/:did',
+    { onRequest, schema: { params: roomMemberParamsSchema, body: lifecycleActBodySchema } },
+    async (request, reply) => {
+      const { id, did } = request.params
+      await sync.removeMember({ room: id, did, ucan: request.body.ucan, actor: sessionOf(request).did })
+      return reply.status(204).send()
     },
   )
 
