@@ -102,7 +102,11 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     ...(init.foreignAccess !== undefined ? { foreign: init.foreignAccess } : {}),
   })
   // Members everywhere: room roles
-  await app.register(roomMemberRoutes, { rooms: init.rooms })
+  await app.register(roomMemberRoutes, {
+    rooms: init.rooms,
+    // room lifecycle (SPEC §9): role changes are acts (room/role)
+    ...(init.roomSync !== undefined ? { sync: init.roomSync } : {}),
+  })
   // room lifecycle and consent (SPEC §9)
   if (init.roomSync !== undefined)
     await app.register(roomLifecycleRoutes, { rooms: init.rooms, sync: init.roomSync })

@@ -285,6 +285,11 @@ export class RoomSync {
     return this.#lifecycle.removeMember(input)
   }
 
+  /** See ShareLifecycle.setRole. */
+  setRole(input: Parameters<ShareLifecycle['setRole']>[0]): ReturnType<ShareLifecycle['setRole']> {
+    return this.#lifecycle.setRole(input)
+  }
+
   /** See ShareLifecycle.leave. */
   async leave(input: { room: string; ucan: string; actor: string }): Promise<ShareView[]> {
     return (await this.#lifecycle.leave(input)).map((s) => this.#acts.view(s))

@@ -2,7 +2,8 @@ import type { GateAct } from '../auth/acts/index.ts'
 import { roomResourceOf } from '../auth/authority/index.ts'
 import { BadRequestError, ConflictError, ForbiddenError, MeshError, NotFoundError } from '../errors.ts'
 import type { Link } from './link.ts'
-import type { RoomManager } from './room-manager.ts'
+import type { MemberRole } from './room-entries.ts'
+import type { MemberView, RoomManager } from './room-manager.ts'
 import { isOpen, type ShareEnd, type ShareRecord, type ShareStatus } from './share.ts'
 import { type ShareActsComponents, writeShare } from './share-acts.ts'
 import { invitationId, type NoticeKind, noticeFits, signNotice, verifyNotice } from './share-notice.ts'
@@ -41,7 +42,7 @@ export interface ShareLifecycleComponents
     | 'logger'
     | 'now'
   > {
-  rooms: Pick<RoomManager, 'adopt' | 'record' | 'removeMember'>
+  rooms: Pick<RoomManager, 'adopt' | 'record' | 'removeMember' | 'setRole'>
   architectDid: string
   /** The open link with a peer, if any. */
   link: (peer: string) => Link | undefined
@@ -162,27 +163,58 @@ export class ShareLifecycle {
    * on the room), signed by the acting principal itself; see RoomManager.removeMember.
    */
   async removeMember(input: { room: string; did: string; ucan: string; actor: string }): Promise<void> {
+    await this.#memberAct('room/remove', input, () =>
+      this.#c.rooms.removeMember(input.room, input.actor, input.did),
+    )
+  }
+
+  /**
+   * The room's owner or a moderator sets a member's role (`room/role`, nb = `{did,
+   * role}`, on the room), signed by the acting principal itself; see RoomManager.setRole.
+   */
+  async setRole(input: {
+    room: string
+    did: string
+    role: MemberRole
+    ucan: string
+    actor: string
+  }): Promise<MemberView> {
+    const named = this.#c.acts.peek(input.ucan).nb.role
+    if (named !== input.role)
+      throw new MeshError('MESH_UCAN_INVALID', 'the act names another role', { role: named ?? null })
+    return this.#memberAct('room/role', input, () =>
+      this.#c.rooms.setRole(input.room, input.actor, input.did, input.role),
+    )
+  }
+
+  /** A room act on one member by the acting principal's own chain, written with its audit row. */
+  async #memberAct<T>(
+    can: 'room/remove' | 'room/role',
+    input: { room: string; did: string; ucan: string; actor: string; role?: string },
+    effect: () => Promise<T>,
+  ): Promise<T> {
     const act = await this.#c.acts.local(input.ucan, {
       audience: this.#c.key().did,
-      act: 'room/remove',
+      act: can,
       subject: input.did,
       resource: roomResourceOf(this.#c.key().did, input.room),
     })
-    await this.#c.acts.withAct(act, async () => {
+    return this.#c.acts.withAct(act, async () => {
       if (act.issuer !== input.actor)
-        throw new ForbiddenError('a member is removed by the acting principal’s own chain', {
+        throw new ForbiddenError('a room act on a member is the acting principal’s own chain', {
           issuer: act.issuer,
           actor: input.actor,
         })
-      await this.#c.rooms.removeMember(input.room, input.actor, input.did)
+      const result = await effect()
       const entry = {
-        action: 'rooms.member.removed',
+        action: can === 'room/remove' ? 'rooms.member.removed' : 'rooms.member.role',
         actor: act.issuer,
         subject: input.room,
-        details: { did: input.did },
+        details: { did: input.did, ...(input.role !== undefined ? { role: input.role } : {}) },
       }
       if (this.#c.audit !== undefined) await this.#c.audit.append(entry, { with: act.operations })
       else await this.#c.store.batch(act.operations)
+      return result
     })
   }
 

@@ -17,5 +17,6 @@ export const HUMAN_ACTS = {
   roomUnshare: 'room/unshare',
   roomLeave: 'room/leave',
   roomRemove: 'room/remove',
+  roomRole: 'room/role',
 } as const
 export type KnownHumanAct = (typeof HUMAN_ACTS)[keyof typeof HUMAN_ACTS]

@@ -194,6 +194,14 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
   'room/leave': { with: roomResource },
   /** A room's owner or moderator removes a member (`did`); a moderator may be a tier-4 member. */
   'room/remove': { with: roomResource, nb: { did: did().optional() }, subject: 'did', participation: true },
+  /** A room's owner or moderator sets a member's (`did`) role (`role`, fixed by a delegation that names it). */
+  'room/role': {
+    with: roomResource,
+    nb: { did: did().optional(), role: text(16).optional() },
+    subject: 'did',
+    exact: ['role'],
+    participation: true,
+  },
 }
 
 function define(can: string, spec: AbilitySpec): CapabilityInfo {

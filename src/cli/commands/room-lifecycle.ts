@@ -1,14 +1,15 @@
 /**
  * Room lifecycle and consent (SPEC §9): `mesh invitations`, `mesh invitation
  * accept|decline <id>`, `mesh unshare <room> <mesh-did>`, `mesh leave <room>`,
- * `mesh room remove <room> <did>`. Every
+ * `mesh room remove <room> <did>`, `mesh room role <room> <did> <role>`. Every
  * decision is a chain signed by your human key.
  */
 import type { Command } from 'commander'
-import type { Invitation, ShareView } from '../../api/index.ts'
+import { type Invitation, MEMBER_ROLES, type MemberRole, type ShareView } from '../../api/index.ts'
 import { roomResourceOf } from '../../auth/authority/index.ts'
 import { HUMAN_ACTS } from '../../auth/index.ts'
 import { MeshError } from '../../errors.ts'
+import { chainProofs, invocationToken } from '../chains.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 
@@ -74,6 +75,28 @@ export function registerRoomLifecycleCommands(cli: Command, room: Command, ctx: 
     const ucan = await chainAct(HUMAN_ACTS.roomRemove, did, roomResourceOf(api.meshDid as string, id))
     await api.call('removeRoomMember', { params: { id, did }, body: { ucan } })
     out.print({ room: id, did, removed: true }, `${did} removed from room ${id}`)
+  })
+
+  clientCommand(
+    room,
+    'role <room> <did> <role>',
+    'set a member’s room role: owner | moderator | member | read-only (owner or moderator; signed by your key)',
+  ).action(async (id: string, did: string, role: string, options: ClientOptions & { proof?: string[] }) => {
+    const { client: api, key } = await session(options)
+    if (!(MEMBER_ROLES as readonly string[]).includes(role))
+      throw new MeshError('MESH_BAD_REQUEST', 'role is one of owner, moderator, member, read-only', { role })
+    const meshDid = api.meshDid as string
+    const ucan = await invocationToken(
+      key,
+      meshDid,
+      { can: HUMAN_ACTS.roomRole, with: roomResourceOf(meshDid, id), nb: { did, role } },
+      await chainProofs(api, key, options.proof),
+    )
+    const res = await api.call('setRoomRole', {
+      params: { id, did },
+      body: { role: role as MemberRole, ucan },
+    })
+    out.print(res, `${res.name} is now ${res.role} in room ${id}`)
   })
 
   clientCommand(

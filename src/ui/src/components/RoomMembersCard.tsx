@@ -4,6 +4,7 @@ import type { ApiError } from '../lib/api.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
 import { canSetRoomRoles, roomMemberKind } from '../lib/members.ts'
 import { useSession } from '../lib/session.tsx'
+import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, FederatedBadge, Loading } from './common.tsx'
 import { KindBadge } from './Members.tsx'
 
@@ -29,7 +30,9 @@ export function MembersCard({
   const book = usePoll(() => session.call('listMembers'), 30_000, [session])
   const canSet = canSetRoomRoles(members, session.me.did)
   const setRole = useAction(async (did: string, role: MemberRole) => {
-    await session.call('setRoomRole', { params: { id: roomId, did }, body: { role } })
+    // room lifecycle (SPEC §9): a role change is the signer's room/role act
+    const ucan = await session.act({ can: ACTS.roomRole, room: roomId, did, role })
+    await session.call('setRoomRole', { params: { id: roomId, did }, body: { role, ucan } })
     onChanged()
   })
   return (

@@ -32,6 +32,8 @@ export const ACTS = {
   // members (SPEC §8), as the CLI names them
   enrol: 'mesh/enrol',
   remove: 'mesh/remove',
+  // room lifecycle (SPEC §9): a room's owner or moderator sets a member's role
+  roomRole: 'room/role',
 } as const
 
 /**
@@ -96,6 +98,8 @@ export type Act =
   /** Enrol a did:key as a member of this mesh (`role` only when one is asked for). */
   | { can: typeof ACTS.enrol; did: string; kind: 'human' | 'agent'; role?: string }
   | { can: typeof ACTS.remove; did: string }
+  /** Set a member's role in a room of this mesh. */
+  | { can: typeof ACTS.roomRole; room: string; did: string; role: string }
 
 /** The capability an act invokes on `meshDid`. */
 export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
@@ -120,6 +124,8 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
       }
     case ACTS.remove:
       return { can: act.can, with: meshDid, nb: { did: act.did } }
+    case ACTS.roomRole:
+      return { can: act.can, with: roomResource(meshDid, act.room), nb: { did: act.did, role: act.role } }
   }
 }
 
