@@ -181,10 +181,19 @@ describe('the web console in Chromium, two meshes in two processes', { skip }, (
       await alpha.page.locator('[data-testid=room-link][data-name=general]').click()
       await share()
       await visible(alpha.page.getByTestId('shared'))
-      await visible(alpha.page.locator('[data-testid=room-link][data-name=general][data-federated=true]'))
+
+      // ---- beta: the share is an invitation (SPEC §9); beta's architect accepts it by a signed act ----
+      await beta.page.getByRole('link', { name: 'Rooms' }).click()
+      const invitation = await visible(
+        beta.page.locator('[data-testid=invitation][data-name=general][data-status=pending]'),
+        30_000,
+      )
+      await shot(beta, '07b-room-invitation')
+      await invitation.getByRole('button', { name: 'Accept' }).click()
+      await visible(beta.page.getByTestId('answered'))
+      await visible(alpha.page.locator('[data-testid=room-link][data-name=general][data-federated=true]'), 30_000)
 
       // ---- beta: the room arrives federated (🌐); alpha's messages show as @id:mesh-name 🌐 ----
-      await beta.page.getByRole('link', { name: 'Rooms' }).click()
       const betaRoom = await visible(
         beta.page.locator('[data-testid=room-link][data-name=general][data-federated=true]'),
         30_000,

@@ -33,6 +33,8 @@ import {
   StatusBadge,
   When,
 } from './common.tsx'
+// room lifecycle and consent (SPEC §9)
+import { InvitationsCard } from './Invitations.tsx'
 import { MembersCard } from './RoomMembersCard.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
@@ -65,6 +67,7 @@ export function RoomsView() {
       <Grid.Col span={{ base: 12, md: 4 }}>
         <Stack>
           <Title order={2}>Rooms</Title>
+          <InvitationsCard onAnswered={() => rooms.reload()} />
           {rooms.error !== undefined && <ErrorState error={rooms.error} title="Could not list rooms" />}
           {rooms.data === undefined && rooms.loading ? (
             <Loading label="Loading rooms…" />

@@ -34,6 +34,8 @@ export const ACTS = {
   remove: 'mesh/remove',
   // room lifecycle (SPEC §9): a room's owner or moderator sets a member's role
   roomRole: 'room/role',
+  roomAccept: 'room/accept',
+  roomDecline: 'room/decline',
 } as const
 
 /**
@@ -100,6 +102,8 @@ export type Act =
   | { can: typeof ACTS.remove; did: string }
   /** Set a member's role in a room of this mesh. */
   | { can: typeof ACTS.roomRole; room: string; did: string; role: string }
+  /** Accept or decline a room a peer mesh shared with this one (`peer` = that mesh). */
+  | { can: typeof ACTS.roomAccept | typeof ACTS.roomDecline; room: string; peer: string }
 
 /** The capability an act invokes on `meshDid`. */
 export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
@@ -124,6 +128,9 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
       }
     case ACTS.remove:
       return { can: act.can, with: meshDid, nb: { did: act.did } }
+    case ACTS.roomAccept:
+    case ACTS.roomDecline:
+      return { can: act.can, with: roomResource(meshDid, act.room), nb: { peer: act.peer } }
     case ACTS.roomRole:
       return { can: act.can, with: roomResource(meshDid, act.room), nb: { did: act.did, role: act.role } }
   }
