@@ -118,12 +118,37 @@ describe('room invitations, unshare and leave (SPEC §9)', () => {
     await assert.rejects(b.api.post('/api/rooms/invitations/short/accept', { ucan: 'x' }), {
       code: 'MESH_BAD_REQUEST',
     })
-    const no = await answer(b, inv, 'decline')
+    // Hostile input: an unknown field, an oversized or missing act, a spent act replayed.
+    await assert.rejects(b.api.post(`/api/rooms/invitations/${inv.id}/accept`, { ucan: 'x', extra: 1 }), {
+      code: 'MESH_BAD_REQUEST',
+    })
+    await assert.rejects(
+      b.api.post(`/api/rooms/invitations/${inv.id}/accept`, { ucan: 'x'.repeat(20_000) }),
+      {
+        code: 'MESH_BAD_REQUEST',
+      },
+    )
+    await assert.rejects(b.api.post(`/api/rooms/invitations/${inv.id}/decline`, {}), {
+      code: 'MESH_BAD_REQUEST',
+    })
+    await assert.rejects(a.api.post(`/api/rooms/${declined}/unshare`, { mesh: 'not-a-did', ucan: 'x' }), {
+      code: 'MESH_BAD_REQUEST',
+    })
+    const decline = await b.act('room/decline', inv.peer, undefined, roomResourceOf(b.node.did, declined))
+    const no = await b.api.post<Invitation>(`/api/rooms/invitations/${inv.id}/decline`, { ucan: decline })
     assert.equal(no.status, 'declined')
     await until(async () => (await shareAt(a, declined))?.status === 'declined', 'alpha learns the decline')
     await assert.rejects(answer(b, inv, 'accept'), { code: 'MESH_CONFLICT' })
 
     // A second room, accepted: it syncs both ways; the declined one never arrives.
+    const second = await room(a, 'second')
+    await share(a, second, b)
+    const secondInv = await invitationOf(b, second)
+    await assert.rejects(
+      b.api.post(`/api/rooms/invitations/${secondInv.id}/decline`, { ucan: decline }),
+      (err: { code?: string }) => err.code === 'MESH_UCAN_INVALID' || err.code === 'MESH_REPLAY',
+    )
+    assert.equal((await invitationOf(b, second)).status, 'pending')
     const yes = await accepted(a, b, 'accepted')
     await post(a, declined, 'secret after')
     await sentinel(a, b, yes, 'alpha after the decline')
