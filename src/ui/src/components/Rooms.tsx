@@ -36,6 +36,7 @@ import {
 // room lifecycle and consent (SPEC §9)
 import { InvitationsCard } from './Invitations.tsx'
 import { MembersCard } from './RoomMembersCard.tsx'
+import { RoomShares } from './RoomShares.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
 export function RoomsView() {
@@ -440,16 +441,12 @@ function ShareCard({
       <Title order={3} size="h5" mb="xs">
         Share with a connected mesh
       </Title>
-      {shares.length > 0 && (
-        <Stack gap={2} mb="xs">
-          {shares.map((s) => (
-            <Text size="xs" key={`${s.peer}-${s.direction}`}>
-              {s.direction === 'out' ? 'shared with' : 'shared by'}{' '}
-              {connected.find((c) => c.peerDid === s.peer)?.peerName ?? <ShortDid did={s.peer} />}
-            </Text>
-          ))}
-        </Stack>
-      )}
+      <RoomShares
+        roomId={roomId}
+        shares={shares}
+        nameOf={(peer) => connected.find((c) => c.peerDid === peer)?.peerName ?? undefined}
+        onChanged={onShared}
+      />
       {connected.length === 0 ? (
         <EmptyState>No connected meshes yet (Connections → Browse).</EmptyState>
       ) : (

@@ -36,6 +36,9 @@ export const ACTS = {
   roomRole: 'room/role',
   roomAccept: 'room/accept',
   roomDecline: 'room/decline',
+  roomUnshare: 'room/unshare',
+  roomLeave: 'room/leave',
+  roomRemove: 'room/remove',
 } as const
 
 /**
@@ -104,6 +107,12 @@ export type Act =
   | { can: typeof ACTS.roomRole; room: string; did: string; role: string }
   /** Accept or decline a room a peer mesh shared with this one (`peer` = that mesh). */
   | { can: typeof ACTS.roomAccept | typeof ACTS.roomDecline; room: string; peer: string }
+  /** End this mesh's share of a room with a peer mesh. */
+  | { can: typeof ACTS.roomUnshare; room: string; peer: string }
+  /** Leave a room another mesh shared with this one. */
+  | { can: typeof ACTS.roomLeave; room: string }
+  /** Remove a member from a room (owner or moderator). */
+  | { can: typeof ACTS.roomRemove; room: string; did: string }
 
 /** The capability an act invokes on `meshDid`. */
 export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
@@ -128,8 +137,13 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
       }
     case ACTS.remove:
       return { can: act.can, with: meshDid, nb: { did: act.did } }
+    case ACTS.roomLeave:
+      return { can: act.can, with: roomResource(meshDid, act.room) }
+    case ACTS.roomRemove:
+      return { can: act.can, with: roomResource(meshDid, act.room), nb: { did: act.did } }
     case ACTS.roomAccept:
     case ACTS.roomDecline:
+    case ACTS.roomUnshare:
       return { can: act.can, with: roomResource(meshDid, act.room), nb: { peer: act.peer } }
     case ACTS.roomRole:
       return { can: act.can, with: roomResource(meshDid, act.room), nb: { did: act.did, role: act.role } }
