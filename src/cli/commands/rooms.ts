@@ -117,7 +117,9 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
         ucan: await chainAct(HUMAN_ACTS.roomShare, mesh, roomResourceOf(api.meshDid as string, id)),
       },
     })
-    out.print(res, `room ${res.room} shared with ${res.peer}`)
+    // room lifecycle (SPEC §9): a share is an invitation until the peer accepts it
+    const pending = res.status === 'pending' ? ' (an invitation until that mesh accepts it)' : ''
+    out.print(res, `room ${res.room} shared with ${res.peer}${pending}`)
   })
 
   clientCommand(cli, 'post <room> <text>', 'post a message').action(
