@@ -229,6 +229,19 @@ describe('room invitations, unshare and leave (SPEC §9)', () => {
     await sentinel(a, b, sentinelRoom, 'alpha sentinel after restart')
     assert.ok(!(await bodies(b, unshared)).includes('alpha after restart'))
     assert.equal((await shareAt(b, unshared))?.endedBy, 'unshare')
+    // Shared anew, it is a new invitation; accepted, both sides catch up on what each wrote meanwhile.
+    const again = await share(a, unshared, b)
+    assert.deepEqual([again.status, again.shared], ['pending', false])
+    await answer(b, await invitationOf(b, unshared), 'accept')
+    await until(
+      async () => (await bodies(b, unshared)).includes('alpha after restart'),
+      'alpha’s posts cross again',
+    )
+    await until(
+      async () => (await bodies(a, unshared)).includes(`beta after ${unshared}`),
+      'beta’s posts cross again',
+    )
+    assert.equal((await shareAt(a, unshared))?.shared, true)
   })
 
   it('policy autoAcceptRooms accepts a share at once; a stored policy without it reads false', async (t) => {
