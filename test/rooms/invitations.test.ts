@@ -321,9 +321,16 @@ describe('room invitations, unshare and leave (SPEC §9)', () => {
     assert.equal((await shareAt(a, id))?.status, 'pending')
     const reasons = (await rejected(a)).map((r) => (r.details as { reason?: string }).reason)
     assert.ok(reasons.includes('not-shared'), reasons.join())
-    // Sentinel: mallory's honest answer, then its leave, apply.
+    // Until the invitation is answered alpha sends nothing of the room, only the share.
+    await post(a, id, 'not yet for mallory')
+    const content = (f: RoomFrame) =>
+      f.room === id && ['step1', 'step2', 'update', 'backfill', 'awareness'].includes(f.type)
+    assert.ok(frames.some((f) => f.type === 'share' && f.room === id))
+    assert.ok(!frames.some(content), 'no content of a pending room')
+    // Sentinel: mallory's honest answer, then its leave, apply; after the accept alpha asks for the room.
     await send(id, JSON.stringify(notice('accept')))
     await until(async () => (await shareAt(a, id))?.status === 'accepted', 'the accept applies')
+    await until(() => frames.some((f) => f.room === id && f.type === 'step1'), 'alpha asks for the room')
     await send(id, JSON.stringify(notice('leave')))
     await until(async () => (await shareAt(a, id))?.endedBy === 'leave', 'the leave applies')
     // A replayed accept after the end changes nothing.
