@@ -129,6 +129,16 @@ async function federate(alpha: Mesh, beta: Mesh): Promise<string> {
 
   const { id: room } = await mesh<{ id: string }>(alpha, 'room', 'create', 'lobby')
   await mesh(alpha, 'share', room, beta.did as string)
+  // room lifecycle (SPEC §9): a shared room is an invitation until beta's architect accepts it
+  const invitation = await wait(
+    async () =>
+      (await mesh<Array<{ id: string; room: string; status: string }>>(beta, 'invitations')).find(
+        (i) => i.room === room && i.status === 'pending',
+      ),
+    'the invitation to reach beta',
+  )
+  await mesh(beta, 'invitation', 'accept', invitation.id)
+  say(`beta's architect accepts the invitation to lobby (${invitation.id})`)
   await wait(async () => {
     const rooms = await mesh<Array<{ id: string; federated: boolean }>>(beta, 'rooms')
     return rooms.some((r) => r.id === room && r.federated)

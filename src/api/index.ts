@@ -31,6 +31,8 @@ export * from './schemas/policy.ts'
 export * from './schemas/registry.ts'
 // Revocation people can use (SPEC §9)
 export * from './schemas/revocation.ts'
+// room lifecycle and consent (SPEC §9)
+export * from './schemas/room-lifecycle.ts'
 // Members everywhere: room roles
 export * from './schemas/room-members.ts'
 export * from './schemas/rooms.ts'

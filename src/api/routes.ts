@@ -11,6 +11,8 @@ import * as policy from './schemas/policy.ts'
 import * as registry from './schemas/registry.ts'
 // revocation people can use (SPEC §9)
 import * as revocation from './schemas/revocation.ts'
+// room lifecycle and consent (SPEC §9)
+import * as lifecycle from './schemas/room-lifecycle.ts'
 import * as roomMembers from './schemas/room-members.ts'
 import * as rooms from './schemas/rooms.ts'
 import * as session from './schemas/session.ts'
@@ -499,6 +501,54 @@ export const routes = {
     session: true,
     params: auditMerkle.defectionParamsSchema,
     response: auditMerkle.defectionSchema,
+  }),
+
+  // Room lifecycle and consent (SPEC §9)
+  listInvitations: route({
+    method: 'GET',
+    path: '/api/rooms/invitations',
+    session: true,
+    response: lifecycle.invitationListSchema,
+  }),
+  acceptInvitation: route({
+    method: 'POST',
+    path: '/api/rooms/invitations/:id/accept',
+    session: true,
+    params: lifecycle.invitationParamsSchema,
+    body: lifecycle.lifecycleActBodySchema,
+    response: lifecycle.invitationSchema,
+  }),
+  declineInvitation: route({
+    method: 'POST',
+    path: '/api/rooms/invitations/:id/decline',
+    session: true,
+    params: lifecycle.invitationParamsSchema,
+    body: lifecycle.lifecycleActBodySchema,
+    response: lifecycle.invitationSchema,
+  }),
+  unshareRoom: route({
+    method: 'POST',
+    path: '/api/rooms/:id/unshare',
+    session: true,
+    params: rooms.roomParamsSchema,
+    body: lifecycle.unshareBodySchema,
+    response: rooms.shareViewSchema,
+  }),
+  removeRoomMember: route({
+    method: 'DELETE',
+    path: '/api/rooms/:id/members/:did',
+    session: true,
+    status: 204,
+    params: roomMembers.roomMemberParamsSchema,
+    body: lifecycle.lifecycleActBodySchema,
+  }),
+  leaveRoom: route({
+    method: 'POST',
+    path: '/api/rooms/:id/leave',
+    session: true,
+    params: rooms.roomParamsSchema,
+    body: lifecycle.lifecycleActBodySchema,
+    response: lifecycle.leftSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -119,3 +119,6 @@ export type ConsistencyProof = FromSchema<typeof auditMerkle.consistencyProofSch
 export type EquivocationProofView = FromSchema<typeof auditMerkle.equivocationProofSchema>
 export type DefectionView = FromSchema<typeof auditMerkle.defectionSchema>
 export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>
+// Room lifecycle and consent (SPEC §9)
+export type InvitationList = FromSchema<typeof import('./schemas/room-lifecycle.ts').invitationListSchema>
+export type Invitation = InvitationList['invitations'][number]

@@ -35,6 +35,8 @@ export interface FederationPolicy {
   maxForeignParticipantsPerRoom: number
   maxBackfillEventsPerRequest: number
   backfillLimit: number | null
+  // room lifecycle (SPEC §9): a share from a peer is accepted at once (else a human answers it)
+  autoAcceptRooms: boolean
 }
 
 /** Some fields of a policy (`PATCH`): only those change. */
@@ -48,6 +50,7 @@ export const DEFAULT_POLICY: Readonly<FederationPolicy> = Object.freeze({
   maxForeignParticipantsPerRoom: 50,
   maxBackfillEventsPerRequest: 1000,
   backfillLimit: null,
+  autoAcceptRooms: false,
 })
 
 // The policy's shape is the contract's (src/api): the PUT route and `validatePolicy`
@@ -126,7 +129,8 @@ export class PolicyService {
    * written in the same atomic batch. Returns the change.
    */
   async put(
-    policy: FederationPolicy,
+    // room lifecycle: autoAcceptRooms may be left out (it keeps its default)
+    policy: Omit<FederationPolicy, 'autoAcceptRooms'> & { autoAcceptRooms?: boolean },
     options: { actor: string; operations?: StoreOperation[] },
   ): Promise<PolicyChange> {
     const next = validatePolicy(policy)
@@ -235,5 +239,7 @@ function copy(p: Readonly<FederationPolicy>): FederationPolicy {
     maxForeignParticipantsPerRoom: p.maxForeignParticipantsPerRoom,
     maxBackfillEventsPerRequest: p.maxBackfillEventsPerRequest,
     backfillLimit: p.backfillLimit ?? null,
+    // room lifecycle: a policy stored (or PUT) without it keeps the default
+    autoAcceptRooms: p.autoAcceptRooms ?? DEFAULT_POLICY.autoAcceptRooms,
   }
 }

@@ -29,6 +29,8 @@ import { rejectedRoutes } from './routes/rejected.ts'
 // revocation people can use (SPEC §9)
 import { type RevocationRoutesInit, revocationRoutes } from './routes/revocation.ts'
 // Members everywhere: room roles
+// room lifecycle and consent (SPEC §9)
+import { roomLifecycleRoutes } from './routes/room-lifecycle.ts'
 import { roomMemberRoutes } from './routes/room-members.ts'
 import { roomRoutes } from './routes/rooms.ts'
 import { registerSessionRoutes } from './routes/session.ts'
@@ -112,7 +114,14 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     ...(init.foreignAccess !== undefined ? { foreign: init.foreignAccess } : {}),
   })
   // Members everywhere: room roles
-  await app.register(roomMemberRoutes, { rooms: init.rooms })
+  await app.register(roomMemberRoutes, {
+    rooms: init.rooms,
+    // room lifecycle (SPEC §9): role changes are acts (room/role)
+    ...(init.roomSync !== undefined ? { sync: init.roomSync } : {}),
+  })
+  // room lifecycle and consent (SPEC §9)
+  if (init.roomSync !== undefined)
+    await app.register(roomLifecycleRoutes, { rooms: init.rooms, sync: init.roomSync })
   await app.register(yjsRoutes, {
     rooms: init.rooms,
     // agents in foreign rooms: a capability session whose chain is revoked closes its sockets too

@@ -74,6 +74,8 @@ export async function startRoomSync({ parts, init, logger }: NodeWiring): Promis
         ...(parts.find('federation') ?? federationSettings(DEFAULT_POLICY)),
         // history limit (issue 13): from the policy itself, the manifest does not carry it
         backfillLimit: (await parts.find('policy')?.get())?.backfillLimit ?? null,
+        // room lifecycle (SPEC §9)
+        autoAcceptRooms: (await parts.find('policy')?.get())?.autoAcceptRooms ?? false,
       }),
     },
     {

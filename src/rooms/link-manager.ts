@@ -222,7 +222,7 @@ export class LinkManager {
       .reloadShared()
       .then(async () => {
         const did = this.#c.keys().identityOf(key)
-        if (this.#links.has(did) || this.#c.shares.roomsWith(did).length === 0) return
+        if (this.#links.has(did) || !this.#c.shares.peers().has(did)) return
         if (this.#c.peers.has(did)) return this.dial(did)
       })
       .catch((err: unknown) =>

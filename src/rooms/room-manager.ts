@@ -20,7 +20,7 @@ import {
   type Tier,
 } from './room-entries.ts'
 import { RoomLog } from './room-log.ts'
-import { assertNotEnded, endMemberships, setRoomRole } from './room-roles.ts'
+import { assertNotEnded, endMemberships, removeRoomMember, setRoomRole } from './room-roles.ts'
 import type { UpdateSender } from './validate-update.ts'
 
 export type { LocalPrincipal, MemberView }
@@ -516,6 +516,12 @@ export class RoomManager {
   endMemberships(did: string): Promise<string[]> {
     return endMemberships(this, did, this.#now())
   }
+
+  // room lifecycle (SPEC §9): see room-roles.ts removeRoomMember
+  async removeMember(roomId: string, actor: string, did: string): Promise<void> {
+    await removeRoomMember(this, { room: roomId, actor, did, now: this.#now() })
+  }
+
   async members(roomId: string, asDid: string): Promise<MemberView[]> {
     const room = await this.#readable(roomId, asDid)
     return [...room.members().values()].map((m) => this.#memberView(m))

@@ -63,19 +63,57 @@ export async function endMemberships(host: RoomRolesHost, did: string, now: numb
     const room = await host.load(record.id)
     const member = room.member(did)
     if (member === undefined || member.mesh !== host.ownMesh) continue
-    const home = room.homeMesh === host.ownMesh
-    const entry: MemberEntry = {
-      ...member,
-      role: MEMBERSHIP_ENDED,
-      // A foreign room takes this mesh's entries at tier 4 only.
-      tier: home ? member.tier : 4,
-      // After everything it wrote: none of its accepted writes may become refusable.
-      ts: Math.max(now, member.ts + 1, lastWrite(room, did, host.ownMesh) + 1),
-    }
-    await room.write([{ map: 'members', key: contentId(entry), value: entry }])
+    await endOne(room, member, room.homeMesh === host.ownMesh, now)
     ended.push(record.id)
   }
   return ended
+}
+
+/**
+ * Writes the entry that ends `member`'s membership (role `removed`), sealed by this mesh:
+ * dated after everything it wrote, so that none of its accepted writes becomes refusable.
+ */
+async function endOne(room: Room, member: MemberEntry, home: boolean, now: number): Promise<MemberEntry> {
+  const entry: MemberEntry = {
+    ...member,
+    role: MEMBERSHIP_ENDED,
+    // A foreign room takes this mesh's entries at tier 4 only.
+    tier: home ? member.tier : 4,
+    ts: Math.max(now, member.ts + 1, lastWrite(room, member.did, member.mesh) + 1),
+  }
+  await room.write([{ map: 'members', key: contentId(entry), value: entry }])
+  return entry
+}
+
+// room lifecycle (SPEC §9): the owner or a moderator removes a member
+/**
+ * Removes member `did` from a room (`DELETE /api/rooms/:id/members/:did`): by the room's
+ * `owner` or a `moderator` (a local member of it); only an owner removes an owner. The
+ * home mesh ends any member's membership, local or foreign; a mesh that does not home
+ * the room ends only its own members'. The ending entry is sealed by this mesh and
+ * reaches every replica, which refuses the member's later writes (`membership-ended`).
+ */
+export async function removeRoomMember(
+  host: RoomRolesHost,
+  input: { room: string; actor: string; did: string; now: number },
+): Promise<MemberEntry> {
+  const { room, member: actor } = await host.access(input.room, input.actor)
+  if (!isModerator(actor))
+    throw new ForbiddenError('only an owner or a moderator of the room removes members', {
+      room: input.room,
+      reason: 'not-moderator',
+    })
+  const target = room.member(input.did)
+  if (target === undefined) throw new NotFoundError('not a member of this room', { did: input.did })
+  if (target.role === 'owner' && actor?.role !== 'owner')
+    throw new ForbiddenError('only an owner removes an owner', { room: input.room, reason: 'owner-only' })
+  const home = room.homeMesh === host.ownMesh
+  if (!home && target.mesh !== host.ownMesh)
+    throw new ForbiddenError('the room’s home mesh removes members of other meshes', {
+      room: input.room,
+      reason: 'not-home',
+    })
+  return endOne(room, target, home, input.now)
 }
 
 /** The latest date of a message, reaction or redaction by `did` from `mesh` in the room (0 if none). */

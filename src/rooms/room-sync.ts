@@ -11,14 +11,16 @@ import { type RoomSyncStatus, SyncProgress } from './progress.ts'
 import { type Refuse, refusals } from './refusals.ts'
 import { Replicator } from './replicator.ts'
 import type { RoomManager } from './room-manager.ts'
-import { ShareBook, type ShareRecord } from './share.ts'
+import { isLive, isOpen, ShareBook, type ShareRecord } from './share.ts'
 import { type ShareActGate, ShareActs, type ShareView } from './share-acts.ts'
+import { type InvitationView, ShareLifecycle } from './share-lifecycle.ts'
 import { decodeFrame, MalformedFrameError, ROOM_SYNC_PROTOCOLS, type RoomFrame } from './sync-protocol.ts'
 
 export type { AcceptedPeer } from './accepted-peers.ts'
 export type { InboundLimits } from './link-manager.ts'
 export type { PeerSyncStatus, RoomSyncStatus, TransferProgress } from './progress.ts'
 export type { ShareView } from './share-acts.ts'
+export type { InvitationView } from './share-lifecycle.ts'
 
 export interface RoomSyncComponents {
   /** The host (a getter in the node: a key rotation replaces it, and restarts this service). */
@@ -39,6 +41,8 @@ export interface RoomSyncComponents {
     maxForeignParticipantsPerRoom: number
     /** Messages of history a newly sharing peer gets; null or absent: all (history-limit.ts). */
     backfillLimit?: number | null
+    // room lifecycle (SPEC §9): accept every share at once (default false)
+    autoAcceptRooms?: boolean
   }>
 }
 
@@ -72,6 +76,7 @@ export class RoomSync {
   readonly #peers: AcceptedPeers
   readonly #links: LinkManager
   readonly #acts: ShareActs
+  readonly #lifecycle: ShareLifecycle
   readonly #replicator: Replicator
   readonly #progress: SyncProgress
   readonly #refuse: Refuse
@@ -160,6 +165,27 @@ export class RoomSync {
       now,
       architectDid: init.architectDid,
     })
+    this.#lifecycle = new ShareLifecycle({
+      key: c.key,
+      identity,
+      keys,
+      store: c.store,
+      rooms: c.rooms,
+      acts: c.acts,
+      ...(c.audit !== undefined ? { audit: c.audit } : {}),
+      shares,
+      peers,
+      refuse,
+      logger,
+      now,
+      architectDid: init.architectDid,
+      link: (peer) => links.get(peer),
+      started: (share) => {
+        const link = links.get(share.peer)
+        if (link === undefined) void links.dial(share.peer)
+        else void this.#replicator.ask(link, share.room).catch((err: unknown) => link.fail(err))
+      },
+    })
     this.#progress = new SyncProgress({
       rooms: c.rooms,
       shares,
@@ -235,6 +261,42 @@ export class RoomSync {
     return this.#acts.openDm(input)
   }
 
+  // room lifecycle (SPEC §9)
+  /** See ShareLifecycle.invitations. */
+  invitations(): InvitationView[] {
+    return this.#lifecycle.invitations()
+  }
+
+  /** See ShareLifecycle.answer. */
+  answer(input: {
+    id: string
+    answer: 'accept' | 'decline'
+    ucan: string
+    actor: string
+  }): Promise<InvitationView> {
+    return this.#lifecycle.answer(input)
+  }
+
+  /** See ShareLifecycle.unshare. */
+  async unshare(input: { room: string; peer: string; ucan: string; actor: string }): Promise<ShareView> {
+    return this.#acts.view(await this.#lifecycle.unshare(input))
+  }
+
+  /** See ShareLifecycle.removeMember. */
+  removeMember(input: { room: string; did: string; ucan: string; actor: string }): Promise<void> {
+    return this.#lifecycle.removeMember(input)
+  }
+
+  /** See ShareLifecycle.setRole. */
+  setRole(input: Parameters<ShareLifecycle['setRole']>[0]): ReturnType<ShareLifecycle['setRole']> {
+    return this.#lifecycle.setRole(input)
+  }
+
+  /** See ShareLifecycle.leave. */
+  async leave(input: { room: string; ucan: string; actor: string }): Promise<ShareView[]> {
+    return (await this.#lifecycle.leave(input)).map((s) => this.#acts.view(s))
+  }
+
   status(roomId: string): Promise<RoomSyncStatus> {
     return this.#progress.status(roomId)
   }
@@ -271,17 +333,23 @@ export class RoomSync {
     void this.#greetRoom(link, share).catch((err: unknown) => link.fail(err))
   }
 
-  /** Both sides, when the link opens: our shares, then SyncStep1 for every room shared with the peer. */
+  /**
+   * Both sides, when the link opens: our shares that stand (pending or accepted), what
+   * we decided about the peer's (answers, ends), then SyncStep1 for every live one.
+   */
   async #greet(link: Link): Promise<void> {
-    for (const share of this.#shares.roomsWith(link.peer)) {
+    for (const share of this.#shares.recordsWith(link.peer)) {
       if (link.closed) return
-      await this.#greetRoom(link, share)
+      const notice = this.#lifecycle.noticeOf(share)
+      if (notice !== undefined) link.send(this.#lifecycle.frame(share, notice))
+      if (share.direction === 'out' && isOpen(share)) link.send(this.#acts.frame(share))
+      if (isLive(share)) await this.#replicator.ask(link, share.room)
     }
   }
 
   async #greetRoom(link: Link, share: ShareRecord): Promise<void> {
-    if (share.direction === 'out') link.send(this.#acts.frame(share))
-    await this.#replicator.ask(link, share.room)
+    if (share.direction === 'out' && isOpen(share)) link.send(this.#acts.frame(share))
+    if (isLive(share)) await this.#replicator.ask(link, share.room)
   }
 
   async #onFrame(link: Link, bytes: Uint8Array): Promise<void> {
@@ -303,10 +371,17 @@ export class RoomSync {
     }
     switch (frame.type) {
       case 'share': {
-        const record = await this.#acts.receive(link, frame.room, frame.json)
-        if (record !== undefined) await this.#greetRoom(link, record)
+        const got = await this.#acts.receive(link, frame.room, frame.json)
+        if (got === undefined) return
+        // room lifecycle (SPEC §9): an invitation is answered (again, when known) before it syncs
+        const notice = this.#lifecycle.noticeOf(got.record)
+        if (notice !== undefined) link.send(this.#lifecycle.frame(got.record, notice))
+        if (got.fresh) await this.#greetRoom(link, got.record)
         return
       }
+      case 'notice':
+        await this.#lifecycle.receive(link, frame.room, frame.json)
+        return
       case 'refused':
         this.#log.info(
           {

@@ -18,7 +18,16 @@ import type { Refuse } from './refusals.ts'
 import type { Room } from './room.ts'
 import { ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
-import { type ShareBook, type ShareRecord, shareResource, signShare, verifyShare } from './share.ts'
+import {
+  isOpen,
+  type ShareBook,
+  type ShareEnd,
+  type ShareRecord,
+  type ShareStatus,
+  shareResource,
+  signShare,
+  verifyShare,
+} from './share.ts'
 import { ROOM_SYNC_LIMITS } from './sync-protocol.ts'
 
 export interface ShareView {
@@ -27,6 +36,13 @@ export interface ShareView {
   direction: 'out' | 'in'
   createdAt: string
   dm?: string
+  // room lifecycle (SPEC §9)
+  /** The receiver's answer to the invitation. */
+  status: ShareStatus
+  /** Whether the room crosses the link now: accepted and not ended. */
+  shared: boolean
+  endedAt?: string
+  endedBy?: ShareEnd
 }
 
 export type ShareActGate = Pick<ActGate, 'local' | 'peer' | 'peek' | 'release' | 'withAct' | 'peerHumanAct'>
@@ -43,7 +59,7 @@ export interface ShareActsComponents {
   audit?: AuditLog
   shares: ShareBook
   peers: AcceptedPeers
-  policy: () => Promise<{ maxForeignParticipantsPerRoom: number }>
+  policy: () => Promise<{ maxForeignParticipantsPerRoom: number; autoAcceptRooms?: boolean }>
   refuse: Refuse
   /** The peer's identity became known from a share's chains: its link is filed under it. */
   rekey: (link: Link, identity: string) => void
@@ -80,8 +96,13 @@ export class ShareActs {
     )
   }
 
+  view(share: ShareRecord): ShareView {
+    return shareView(share)
+  }
+
+  /** Every share of the room, in any state (room lifecycle: pending, declined, ended ones too). */
   views(room: string): ShareView[] {
-    return this.#c.shares.peersOf(room).map(view)
+    return this.#c.shares.recordsOf(room).map(shareView)
   }
 
   /**
@@ -99,8 +120,9 @@ export class ShareActs {
     if (this.#c.peers.isOwn(input.peer)) throw new BadRequestError('a room is not shared with its own mesh')
     // The act names the peer as the architect knew it; the share is filed under its identity.
     const peer = this.#c.keys().identityOf(input.peer)
-    const existing = this.#c.shares.get(input.room, peer)
-    if (existing !== undefined) return view(existing)
+    // A share that still stands is answered as it is; a declined or ended one is shared anew.
+    const existing = this.#c.shares.record(input.room, peer)
+    if (existing !== undefined && isOpen(existing)) return shareView(existing)
     await this.#c.peers.require(peer)
     const act = await this.#c.acts.local(input.ucan, {
       audience: this.#self,
@@ -121,10 +143,12 @@ export class ShareActs {
         name: meta?.name ?? record.name,
         topic: meta?.topic ?? record.topic,
         ...this.#decided(input.ucan, act),
+        // room lifecycle (SPEC §9): an invitation until the peer answers
+        status: 'pending',
       }
       await this.#persist(share, 'rooms.shared', act.issuer, act.operations)
       this.#c.announce(share)
-      return view(share)
+      return shareView(share)
     })
   }
 
@@ -181,7 +205,7 @@ export class ShareActs {
       }
       await this.#persist(share, 'rooms.dm.opened', act.issuer, act.operations)
       this.#c.announce(share)
-      return { ...view(share), name }
+      return { ...shareView(share), name }
     })
   }
 
@@ -209,11 +233,17 @@ export class ShareActs {
   }
 
   /**
-   * A share from the peer on `link`: verified, its act checked, the room adopted and
-   * the share written. Returns the new record (the caller greets the room), or
-   * undefined when the share was known already or refused (the peer is told).
+   * A share from the peer on `link`: verified, its act checked, and written as an
+   * invitation (`pending`: nothing of the room is stored) — or, with policy
+   * `autoAcceptRooms` or for a federated DM, accepted at once and the room adopted.
+   * Returns the record and whether it is new (the caller greets the room or, for a
+   * share known already, answers it again), or undefined when refused (the peer is told).
    */
-  async receive(link: Link, roomId: string, json: string): Promise<ShareRecord | undefined> {
+  async receive(
+    link: Link,
+    roomId: string,
+    json: string,
+  ): Promise<{ record: ShareRecord; fresh: boolean } | undefined> {
     let peer = link.peer
     if (json.length > ROOM_SYNC_LIMITS.maxShareBytes) {
       this.#c.refuse(peer, roomId, 'MESH_TOO_LARGE', 'share-too-large', 'share too large', link)
@@ -238,7 +268,10 @@ export class ShareActs {
         if (accepted !== undefined) this.#c.peers.alias(identity, accepted)
         peer = identity
       }
-      if (this.#c.shares.get(roomId, peer) !== undefined) return undefined
+      // A share re-sent (every time the link opens) is the same invitation: answered as it
+      // stands. One decided later is a new share (the sharer ended the last): a new invitation.
+      const known = this.#c.shares.record(roomId, peer)
+      if (known !== undefined && known.decidedAt >= share.decidedAt) return { record: known, fresh: false }
       const act = await checkPeerShareAct(this.#c.acts, share, {
         senderDids,
         selfDids,
@@ -251,14 +284,18 @@ export class ShareActs {
         const join = share.join ?? this.#c.architectDid
         if (share.join !== undefined && (await this.#c.rooms.principal(share.join)) === undefined)
           throw new NotFoundError('no such principal on this mesh', { did: share.join })
-        await this.#c.rooms.adopt({
-          id: roomId,
-          homeMesh: share.homeMesh,
-          name: share.name,
-          topic: share.topic,
-          admits: join,
-          dm: share.join !== undefined,
-        })
+        // room lifecycle (SPEC §9): a DM is its principal's; a room waits for a human, or the policy
+        const auto = share.join !== undefined || (await this.#c.policy()).autoAcceptRooms === true
+        const now = new Date(this.#c.now()).toISOString()
+        if (auto)
+          await this.#c.rooms.adopt({
+            id: roomId,
+            homeMesh: share.homeMesh,
+            name: share.name,
+            topic: share.topic,
+            admits: join,
+            dm: share.join !== undefined,
+          })
         const record: ShareRecord = {
           room: roomId,
           peer,
@@ -271,10 +308,13 @@ export class ShareActs {
           decidedAt: share.decidedAt,
           join,
           ...(share.join !== undefined ? { dm: share.join } : {}),
-          createdAt: new Date(this.#c.now()).toISOString(),
+          createdAt: now,
+          ...(auto
+            ? { status: 'accepted' as const, answeredAt: now, answeredBy: share.join ?? 'policy' }
+            : { status: 'pending' as const }),
         }
         await this.#persist(record, 'rooms.share.received', peer, act.operations, act.human)
-        return record
+        return { record, fresh: true }
       })
     } catch (err) {
       const e = err instanceof MeshError ? err : new MeshError('MESH_INTERNAL', 'share could not be applied')
@@ -319,30 +359,44 @@ export class ShareActs {
     return undefined
   }
 
-  async #persist(
+  #persist(
     share: ShareRecord,
     action: string,
     actor: string,
     extra: GateAct['operations'],
     human?: string,
   ): Promise<void> {
-    const ops = [this.#c.shares.putOperation(share), ...extra]
-    const entry = {
-      action,
-      actor,
-      subject: share.room,
-      details: {
-        peer: share.peer,
-        direction: share.direction,
-        ...(share.dm ? { dm: share.dm } : {}),
-        ...(human !== undefined ? { human } : {}),
-      },
-    }
-    if (this.#c.audit !== undefined) await this.#c.audit.append(entry, { with: ops })
-    else await this.#c.store.batch(ops)
-    this.#c.shares.commit(share)
-    this.#c.logger.info({ event: action, room: share.room, peer: share.peer }, 'room shared')
+    return writeShare(this.#c, share, { action, actor, extra, ...(human !== undefined ? { human } : {}) })
   }
+}
+
+/**
+ * Writes a share record with its audit row and `extra` (an act's spend) in one batch,
+ * then caches it.
+ */
+export async function writeShare(
+  c: Pick<ShareActsComponents, 'audit' | 'store' | 'shares' | 'logger'>,
+  share: ShareRecord,
+  row: { action: string; actor: string; extra: GateAct['operations']; human?: string },
+): Promise<void> {
+  const ops = [c.shares.putOperation(share), ...row.extra]
+  const entry = {
+    action: row.action,
+    actor: row.actor,
+    subject: share.room,
+    details: {
+      peer: share.peer,
+      direction: share.direction,
+      ...(share.dm ? { dm: share.dm } : {}),
+      ...(row.human !== undefined ? { human: row.human } : {}),
+      ...(share.status !== undefined ? { status: share.status } : {}),
+      ...(share.endedBy !== undefined ? { endedBy: share.endedBy } : {}),
+    },
+  }
+  if (c.audit !== undefined) await c.audit.append(entry, { with: ops })
+  else await c.store.batch(ops)
+  c.shares.commit(share)
+  c.logger.info({ event: row.action, room: share.room, peer: share.peer }, row.action)
 }
 
 /**
@@ -384,12 +438,16 @@ export async function checkPeerShareAct(
   return act
 }
 
-function view(s: ShareRecord): ShareView {
+export function shareView(s: ShareRecord): ShareView {
   return {
     room: s.room,
     peer: s.peer,
     direction: s.direction,
     createdAt: s.createdAt,
     ...(s.dm !== undefined ? { dm: s.dm } : {}),
+    status: s.status ?? 'accepted',
+    shared: (s.status ?? 'accepted') === 'accepted' && s.endedAt === undefined,
+    ...(s.endedAt !== undefined ? { endedAt: s.endedAt } : {}),
+    ...(s.endedBy !== undefined ? { endedBy: s.endedBy } : {}),
   }
 }

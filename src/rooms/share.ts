@@ -67,6 +67,29 @@ export interface ShareRecord {
   /** For a federated DM: the principal the room is with. */
   dm?: string
   createdAt: string
+  // room lifecycle (SPEC §9): the invitation's answer and the end of the share
+  /** The receiver's answer: `pending` until a human (or `autoAcceptRooms`) answers; absent = accepted (shares stored before invitations). */
+  status?: ShareStatus
+  /** When and by whom (a local human, the peer mesh, or `policy`) the answer was given. */
+  answeredAt?: string
+  answeredBy?: string
+  /** The share ended: the home mesh unshared it, or the receiver left the room; nothing of it crosses the link since. */
+  endedAt?: string
+  endedBy?: ShareEnd
+}
+
+// room lifecycle (SPEC §9)
+export type ShareStatus = 'pending' | 'accepted' | 'declined'
+export type ShareEnd = 'unshare' | 'leave'
+
+/** Whether a share carries its room on the link: accepted (or from before invitations) and not ended. */
+export function isLive(share: ShareRecord): boolean {
+  return (share.status ?? 'accepted') === 'accepted' && share.endedAt === undefined
+}
+
+/** Whether a share still has something to say on the link: not declined, not ended. */
+export function isOpen(share: ShareRecord): boolean {
+  return share.status !== 'declined' && share.endedAt === undefined
 }
 
 export interface ShareFields {
@@ -201,17 +224,40 @@ export class ShareBook {
     for await (const record of this.#sub.values({ gte: PREFIX, lt: `${PREFIX}~` })) this.#cache(record)
   }
 
+  /** The live share of `room` with `peer` (accepted, not ended): the room crosses that link. */
   get(room: string, peer: string): ShareRecord | undefined {
+    const r = this.#byRoom.get(room)?.get(peer)
+    return r !== undefined && isLive(r) ? r : undefined
+  }
+
+  /** Peers the room is shared with live (either way). */
+  peersOf(room: string): ShareRecord[] {
+    return this.recordsOf(room).filter(isLive)
+  }
+
+  /** Rooms shared live with `peer` (either way). */
+  roomsWith(peer: string): ShareRecord[] {
+    return this.recordsWith(peer).filter(isLive)
+  }
+
+  /** Peers with a share that still has something to say (pending, accepted): links are kept to them. */
+  peers(): Set<string> {
+    const out = new Set<string>()
+    for (const byPeer of this.#byRoom.values()) for (const [p, r] of byPeer) if (isOpen(r)) out.add(p)
+    return out
+  }
+
+  // room lifecycle (SPEC §9): every record, whatever its state
+  /** The share of `room` with `peer` in any state (pending, declined, ended). */
+  record(room: string, peer: string): ShareRecord | undefined {
     return this.#byRoom.get(room)?.get(peer)
   }
 
-  /** Peers the room is shared with (either way). */
-  peersOf(room: string): ShareRecord[] {
+  recordsOf(room: string): ShareRecord[] {
     return [...(this.#byRoom.get(room)?.values() ?? [])]
   }
 
-  /** Rooms shared with `peer` (either way). */
-  roomsWith(peer: string): ShareRecord[] {
+  recordsWith(peer: string): ShareRecord[] {
     const out: ShareRecord[] = []
     for (const byPeer of this.#byRoom.values()) {
       const r = byPeer.get(peer)
@@ -220,9 +266,9 @@ export class ShareBook {
     return out
   }
 
-  peers(): Set<string> {
-    const out = new Set<string>()
-    for (const byPeer of this.#byRoom.values()) for (const p of byPeer.keys()) out.add(p)
+  all(): ShareRecord[] {
+    const out: ShareRecord[] = []
+    for (const byPeer of this.#byRoom.values()) out.push(...byPeer.values())
     return out
   }
 

@@ -22,6 +22,8 @@ import { ROOM_ID_RE, ROOM_LIMITS } from './room-entries.ts'
  *   3 backfill   varUint entries, varUint bytes, varUint chunks: announces the SyncStep2
  *                chunks that follow (progress for the receiver)
  *   4 refused    varString MESH_… code, varString reason: the sender dropped a frame of ours
+ *   5 notice     varString JSON of a SignedNotice (share-notice.ts): an invitation's answer,
+ *                or the end of a share (unshare, leave)
  * ```
  *
  * When the link opens, each side sends, for every room shared with the other, a
@@ -51,6 +53,8 @@ export const ROOM_MESSAGE = {
   share: 2,
   backfill: 3,
   refused: 4,
+  // room lifecycle (SPEC §9)
+  notice: 5,
 } as const
 
 export const SYNC_STEP = { step1: 0, step2: 1, update: 2 } as const
@@ -73,6 +77,7 @@ export type RoomFrame =
   | { room: string; type: 'share'; json: string }
   | { room: string; type: 'backfill'; entries: number; bytes: number; chunks: number }
   | { room: string; type: 'refused'; code: string; reason: string }
+  | { room: string; type: 'notice'; json: string }
 
 /** Thrown by `decodeFrame` for anything that is not a well-formed frame. */
 export class MalformedFrameError extends Error {
@@ -91,6 +96,7 @@ const MESSAGE_OF: Record<RoomFrame['type'], number> = {
   share: ROOM_MESSAGE.share,
   backfill: ROOM_MESSAGE.backfill,
   refused: ROOM_MESSAGE.refused,
+  notice: ROOM_MESSAGE.notice,
 }
 
 export function encodeFrame(frame: RoomFrame): Uint8Array {
@@ -111,6 +117,7 @@ export function encodeFrame(frame: RoomFrame): Uint8Array {
       encoding.writeVarUint8Array(e, frame.update)
       break
     case 'share':
+    case 'notice':
       encoding.writeVarString(e, frame.json)
       break
     case 'backfill':
@@ -153,6 +160,9 @@ export function decodeFrame(bytes: Uint8Array): RoomFrame {
         break
       case ROOM_MESSAGE.share:
         frame = { room, type: 'share', json: decoding.readVarString(d) }
+        break
+      case ROOM_MESSAGE.notice:
+        frame = { room, type: 'notice', json: decoding.readVarString(d) }
         break
       case ROOM_MESSAGE.backfill:
         frame = {

@@ -256,3 +256,9 @@ export function listenOf(node: MeshNode): string[] {
 function randomId(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url')
 }
+
+/** Room lifecycle (SPEC §9): `node` accepts every room shared with it at once (policy `autoAcceptRooms`). */
+export async function autoAcceptRooms(node: TestNode): Promise<void> {
+  const policy = await node.api.get<Record<string, unknown>>('/api/federation/policy')
+  await node.api.put('/api/federation/policy', { ...policy, autoAcceptRooms: true })
+}

@@ -41,6 +41,8 @@ describe('federation policy', () => {
       maxForeignParticipantsPerRoom: 50,
       maxBackfillEventsPerRequest: 1000,
       backfillLimit: null,
+      // room lifecycle (SPEC §9)
+      autoAcceptRooms: false,
     })
     assert.equal(await decide(service, bob.did), 'ok autoAccept=false')
   })

@@ -186,10 +186,22 @@ describe('the web console in Chromium, two meshes in two processes', { skip }, (
       await alpha.page.locator('[data-testid=room-link][data-name=general]').click()
       await share()
       await visible(alpha.page.getByTestId('shared'))
-      await visible(alpha.page.locator('[data-testid=room-link][data-name=general][data-federated=true]'))
+
+      // ---- beta: the share is an invitation (SPEC §9); beta's architect accepts it by a signed act ----
+      await beta.page.getByRole('link', { name: 'Rooms' }).click()
+      const invitation = await visible(
+        beta.page.locator('[data-testid=invitation][data-name=general][data-status=pending]'),
+        30_000,
+      )
+      await shot(beta, '07b-room-invitation')
+      await invitation.getByRole('button', { name: 'Accept' }).click()
+      await visible(beta.page.getByTestId('answered'))
+      await visible(
+        alpha.page.locator('[data-testid=room-link][data-name=general][data-federated=true]'),
+        30_000,
+      )
 
       // ---- beta: the room arrives federated (🌐); alpha's messages show as @id:mesh-name 🌐 ----
-      await beta.page.getByRole('link', { name: 'Rooms' }).click()
       const betaRoom = await visible(
         beta.page.locator('[data-testid=room-link][data-name=general][data-federated=true]'),
         30_000,
@@ -272,6 +284,17 @@ describe('the web console in Chromium, two meshes in two processes', { skip }, (
         .waitFor({ state: 'attached' })
       await visible(alpha.page.getByTestId('traffic-chart'), 30_000)
       await shot(alpha, '13-federation')
+
+      // ---- room lifecycle (SPEC §9): alpha unshares general by a signed act; both sides mark it ----
+      await go(alpha, '/rooms')
+      await alpha.page.locator('[data-testid=room-link][data-name=general]').click()
+      await (await visible(alpha.page.getByTestId('unshare'))).click()
+      await visible(alpha.page.getByTestId('share-ended'))
+      await visible(alpha.page.locator('[data-testid=room-share][data-state="ended (unshare)"]'), 15_000)
+      await go(beta, '/rooms')
+      await beta.page.locator('[data-testid=room-link][data-name=general]').click()
+      await visible(beta.page.locator('[data-testid=room-share][data-state="ended (unshare)"]'), 30_000)
+      await shot(beta, '14-room-unshared')
     } catch (err) {
       for (const m of meshes) {
         await shot(m, `failure-${m.name}`).catch(() => undefined)

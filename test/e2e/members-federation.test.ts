@@ -17,7 +17,7 @@ import { startAgent } from '../../scripts/lib/mention-agent.ts'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { MeshError } from '../../src/errors.ts'
-import { type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
+import { acceptRoom, type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
 
 interface Mesh extends CliMesh {
   httpPort: number
@@ -73,6 +73,8 @@ describe('members and agents across meshes (SPEC §8)', () => {
     await waitFor(async () => (await connectionView(alpha, c.id))?.status === 'accepted', 'accepted')
     const room = (await cli<{ id: string }>(alpha, 'room', 'create', 'general')).id
     await cli(alpha, 'share', room, beta.did as string)
+    // room lifecycle (SPEC §9): beta's architect accepts the invitation
+    await acceptRoom(cli, beta, room)
     await waitFor(async () => {
       const rooms = await cli<Array<{ id: string; federated: boolean }>>(beta, 'rooms')
       return rooms.some((r) => r.id === room && r.federated)

@@ -18,7 +18,7 @@ import { initMesh, STORE_DIR } from '../../src/mesh-info.ts'
 import { createMeshNode, type MeshNode } from '../../src/mesh-node.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { scanImports } from '../architecture/scan-imports.ts'
-import { shareAct, startNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, shareAct, startNode } from '../connections/nodes.ts'
 import { freePort } from '../fixtures/e2e.ts'
 import { alice, tempDir } from '../fixtures/principals.ts'
 import { connect, until } from '../rooms/helpers.ts'
@@ -159,6 +159,7 @@ describe('the example mention agent', () => {
     await b.restart()
     await connect(a, b)
     const { id: room } = await a.api.api.call('createRoom', { body: { name: 'general' } })
+    await autoAcceptRooms(b)
     await a.api.post(`/api/rooms/${room}/share`, {
       mesh: b.node.did,
       ucan: await shareAct(a, room, b.node.did),

@@ -8,7 +8,7 @@ import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { loadMesh, withMeshStore } from '../../src/mesh-info.ts'
 import { RoomManager } from '../../src/rooms/index.ts'
-import { type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import { acceptRoom, type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
 
 interface Mesh extends CliMesh {
   httpPort: number
@@ -84,6 +84,8 @@ describe('members everywhere across processes', () => {
 
     const room = await cli<{ id: string }>(alpha, 'room', 'create', 'shared')
     await cli(alpha, 'share', room.id, beta.did as string)
+    // room lifecycle (SPEC §9): beta's architect accepts the invitation
+    await acceptRoom(cli, beta, room.id)
     const messagesAt = async (m: Mesh) =>
       (await api(m).get<{ messages: Msg[] }>(`/api/rooms/${room.id}/messages?limit=200`)).messages
     const asCarol = await signIn(alpha.proc?.http as string, carol)

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import { runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
 import type { RoomSyncStatus } from '../../src/rooms/index.ts'
-import { type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
+import { acceptRoom, type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
 
 interface Mesh extends CliMesh {
   httpPort: number
@@ -86,6 +86,8 @@ describe('shared rooms across processes, driven by the CLI', () => {
     const room = await cli<{ id: string }>(alpha, 'room', 'create', 'general', '--topic', 'everything')
     const shared = await cli<{ peer: string }>(alpha, 'share', room.id, beta.did as string)
     assert.equal(shared.peer, beta.did)
+    // room lifecycle (SPEC §9): beta's architect accepts the invitation
+    await acceptRoom(cli, beta, room.id)
     const adopted = (m: Mesh) =>
       waitFor(async () => {
         const rooms = await cli<Array<{ id: string; federated: boolean }>>(m, 'rooms')
@@ -96,6 +98,7 @@ describe('shared rooms across processes, driven by the CLI', () => {
     assert.equal(refused.code, 1)
     assert.match(refused.stdout, /MESH_NOT_CONNECTED/)
     await cli(beta, 'share', room.id, gamma.did as string)
+    await acceptRoom(cli, gamma, room.id)
     await adopted(gamma)
     await waitFor(async () => {
       for (const m of meshes) {

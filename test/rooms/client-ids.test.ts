@@ -8,12 +8,13 @@ import * as Y from 'yjs'
 import type { RejectedEntry } from '../../src/connections/index.ts'
 import * as rooms from '../../src/rooms/index.ts'
 import { contentId, type MessageEntry, refusalOf } from '../../src/rooms/index.ts'
-import { shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { alice, carol, connect, craft, manager, meshA, meshB, sync, until } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
 async function share(from: TestNode, room: string, to: TestNode) {
+  await autoAcceptRooms(to)
   return from.api.post(`/api/rooms/${room}/share`, {
     mesh: to.node.did,
     ucan: await shareAct(from, room, to.node.did),

@@ -9,7 +9,7 @@ import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair, MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
 import { contentId, type MessageEntry, makeSeal, refusalOf, sealKey } from '../../src/rooms/index.ts'
 import { rootOf } from '../auth/chain-acts.ts'
-import { shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { connect, craft, until } from './helpers.ts'
 
 /**
@@ -78,6 +78,7 @@ describe('members of both meshes in a shared room, with their kinds', () => {
     await asBot.post(`/api/rooms/${id}/join`, {})
     await asCarol.post(`/api/rooms/${id}/messages`, { body: 'hello from carol' })
     await asBot.post(`/api/rooms/${id}/messages`, { body: 'beep from bot' })
+    await autoAcceptRooms(b)
     await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
 
     // Beta's human and agent (not its architect) find the room, join it through beta, and post.

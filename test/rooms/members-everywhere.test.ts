@@ -4,13 +4,15 @@ import { describe, it } from 'node:test'
 import { WebSocket } from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
+import { issueDelegation, roomResourceOf } from '../../src/auth/authority/index.ts'
 import { MemberBook } from '../../src/auth/members.ts'
+import { invocationToken, proofOf } from '../../src/cli/chains.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createMeshNode } from '../../src/mesh-node.ts'
 import { contentId, type MessageEntry } from '../../src/rooms/index.ts'
-import { FAST, listenOf, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, FAST, listenOf, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { tempDir } from '../fixtures/principals.ts'
 import { connect, until } from './helpers.ts'
 
@@ -109,38 +111,66 @@ describe('members everywhere: rooms for every enrolled member', () => {
       'carol’s websocket write sealed by alpha',
     )
 
-    // Room roles: a member may not set them; the owner may; a moderator then may too.
-    await assert.rejects(asCarol.put(`/api/rooms/${id}/members/${bot.did}`, { role: 'read-only' }), {
+    // Room roles: a member may not set them; the owner may; a moderator then may too. Each
+    // change is the actor's own room/role act (SPEC §9): carol's chain is a delegation
+    // from the architect.
+    const root = proofOf((await a.api.get<{ token: string }>('/api/auth/root-delegation')).token)
+    const grant = await issueDelegation({
+      issuer: a.architect,
+      audience: carol.did,
+      capabilities: [{ can: 'room/role', with: a.node.did }],
+      expiration: Math.floor(Date.now() / 1000) + 600,
+      proofs: [root],
+    })
+    const roleAct = (signer: Ed25519KeyPair, did: string, role: string) =>
+      invocationToken(
+        signer,
+        a.node.did,
+        { can: 'room/role', with: roomResourceOf(a.node.did, id), nb: { did, role } },
+        signer === carol ? [grant] : [root],
+      )
+    const setRole = async (as: HttpClient, signer: Ed25519KeyPair, did: string, role: string) =>
+      as.put<{ role: string }>(`/api/rooms/${id}/members/${did}`, {
+        role,
+        ucan: await roleAct(signer, did, role),
+      })
+    await assert.rejects(setRole(asCarol, carol, bot.did, 'read-only'), {
       code: 'MESH_FORBIDDEN',
     })
-    const promoted = await a.api.put<{ role: string }>(`/api/rooms/${id}/members/${carol.did}`, {
-      role: 'moderator',
+    // Without an act, or with an act for another role: refused.
+    await assert.rejects(a.api.put(`/api/rooms/${id}/members/${carol.did}`, { role: 'moderator' }), {
+      code: 'MESH_BAD_REQUEST',
     })
+    await assert.rejects(
+      a.api.put(`/api/rooms/${id}/members/${carol.did}`, {
+        role: 'moderator',
+        ucan: await roleAct(a.architect, carol.did, 'owner'),
+      }),
+      { code: 'MESH_UCAN_INVALID' },
+    )
+    const promoted = await setRole(a.api, a.architect, carol.did, 'moderator')
     assert.equal(promoted.role, 'moderator')
-    const muted = await asCarol.put<{ role: string }>(`/api/rooms/${id}/members/${bot.did}`, {
-      role: 'read-only',
-    })
+    const muted = await setRole(asCarol, carol, bot.did, 'read-only')
     assert.equal(muted.role, 'read-only')
     await assert.rejects(asBot.post(`/api/rooms/${id}/messages`, { body: 'muted?' }), {
       code: 'MESH_FORBIDDEN',
     })
-    await assert.rejects(asCarol.put(`/api/rooms/${id}/members/${a.architect.did}`, { role: 'member' }), {
+    await assert.rejects(setRole(asCarol, carol, a.architect.did, 'member'), {
       code: 'MESH_FORBIDDEN',
     })
     // Hostile input on the new route: unknown role, unknown field, a did that is no member.
-    await assert.rejects(a.api.put(`/api/rooms/${id}/members/${bot.did}`, { role: 'god' }), {
+    const ucan = await roleAct(a.architect, bot.did, 'member')
+    await assert.rejects(a.api.put(`/api/rooms/${id}/members/${bot.did}`, { role: 'god', ucan }), {
       code: 'MESH_BAD_REQUEST',
     })
-    await assert.rejects(a.api.put(`/api/rooms/${id}/members/${bot.did}`, { role: 'member', x: 1 }), {
+    await assert.rejects(a.api.put(`/api/rooms/${id}/members/${bot.did}`, { role: 'member', ucan, x: 1 }), {
       code: 'MESH_BAD_REQUEST',
     })
-    await assert.rejects(a.api.put(`/api/rooms/${id}/members/not-a-did`, { role: 'member' }), {
+    await assert.rejects(a.api.put(`/api/rooms/${id}/members/not-a-did`, { role: 'member', ucan }), {
       code: 'MESH_BAD_REQUEST',
     })
     await assert.rejects(
-      a.api.put(`/api/rooms/${id}/members/${new Ed25519KeyPair(Buffer.alloc(32, 43)).did}`, {
-        role: 'member',
-      }),
+      setRole(a.api, a.architect, new Ed25519KeyPair(Buffer.alloc(32, 43)).did, 'member'),
       { code: 'MESH_NOT_FOUND' },
     )
   })
@@ -156,6 +186,7 @@ describe('members everywhere: a removed member’s room memberships end on every
     const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'shared' })
     await asCarol.post(`/api/rooms/${id}/join`, {})
     const alphaDid = a.node.did
+    await autoAcceptRooms(b)
     await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
     const before = await asCarol.post<{ id: string }>(`/api/rooms/${id}/messages`, {
       body: 'carol, a member',

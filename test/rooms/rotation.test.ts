@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { KeyRotationResult } from '../../src/keys/index.ts'
 import type { Room, Seal } from '../../src/rooms/index.ts'
-import { shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { connect as connectNodes, until as pollUntil } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
@@ -35,6 +35,7 @@ describe('rooms across a mesh key rotation', () => {
     const a = await startNode(t, 'alpha', { rooms: ROOMS })
     const b = await startNode(t, 'beta', { rooms: ROOMS })
     const c = await startNode(t, 'gamma', { rooms: ROOMS })
+    for (const n of [a, b, c]) await autoAcceptRooms(n)
     await connect(a, b)
     const identity = a.node.did
     const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'general' })

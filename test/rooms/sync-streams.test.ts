@@ -8,12 +8,13 @@ import { loadMesh, STORE_DIR } from '../../src/mesh-info.ts'
 import { createMeshLibp2p } from '../../src/p2p/index.ts'
 import { MESH_ROOMS_PROTOCOL } from '../../src/rooms/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
-import { shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { connect, until } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
 async function share(from: TestNode, room: string, to: TestNode) {
+  await autoAcceptRooms(to)
   return from.api.post(`/api/rooms/${room}/share`, {
     mesh: to.node.did,
     ucan: await shareAct(from, room, to.node.did),

@@ -31,12 +31,20 @@ import {
   signShare,
 } from '../../src/rooms/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
-import { dmAct, formerInterimAct, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import {
+  autoAcceptRooms,
+  dmAct,
+  formerInterimAct,
+  shareAct,
+  startNode,
+  type TestNode,
+} from '../connections/nodes.ts'
 import { connect, until } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
 async function share(from: TestNode, room: string, to: TestNode) {
+  await autoAcceptRooms(to)
   return from.api.post<{ room: string; peer: string; direction: string }>(`/api/rooms/${room}/share`, {
     mesh: to.node.did,
     ucan: await shareAct(from, room, to.node.did),
@@ -335,17 +343,18 @@ describe('rooms shared between meshes over /mesh/rooms/1.0.0', () => {
     for (const id of roomIds.slice(0, 4))
       await assert.rejects(a.api.get(`/api/rooms/${id}`), { code: 'MESH_NOT_FOUND' })
 
-    // Sentinel: the architect's chain with mallory's credential of its human is applied.
+    // Sentinel: the architect's chain with mallory's credential of its human is applied: a
+    // pending invitation (room lifecycle, SPEC §9), nothing of the room stored yet.
     const honest = roomIds[4] as string
     await send(honest, await invoke(architect, honest, [await root(key, architect.did)]), [human])
-    const adopted = await until(
+    await until(
       async () =>
-        (await a.api.get<{ rooms: Array<{ id: string; federated: boolean }> }>('/api/rooms')).rooms.find(
-          (r) => r.id === honest,
-        ),
-      'the honest share adopted',
+        (
+          await a.api.get<{ invitations: Array<{ room: string; status: string }> }>('/api/rooms/invitations')
+        ).invitations.find((i) => i.room === honest && i.status === 'pending'),
+      'the honest share is an invitation',
     )
-    assert.equal(adopted.federated, true)
+    await assert.rejects(a.api.get(`/api/rooms/${honest}`), { code: 'MESH_NOT_FOUND' })
     assert.ok(!frames.some((f) => f.type === 'refused' && f.room === honest))
     const audit = await a.api.get<{ entries: Array<{ action: string; details: { human?: string } }> }>(
       '/api/audit?action=rooms.share.received',

@@ -29,6 +29,7 @@ const POLICY: FederationPolicy = {
   maxForeignParticipantsPerRoom: 50,
   maxBackfillEventsPerRequest: 500,
   backfillLimit: null,
+  autoAcceptRooms: false,
 }
 
 function delegation(over: Partial<IssuedDelegationView> = {}): IssuedDelegationView {

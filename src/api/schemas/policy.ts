@@ -33,9 +33,12 @@ const policyFields = {
   maxForeignParticipantsPerRoom: bound,
   maxBackfillEventsPerRequest: bound,
   backfillLimit,
+  // room lifecycle (SPEC §9): accept every room shared with this mesh at once (default
+  // false: each share waits for a human); optional in a PUT, always in a GET
+  autoAcceptRooms: BOOLEAN,
 } as const
 
-/** The fields every policy body names (`backfillLimit` came later: see `policyPutSchema`). */
+/** The fields every policy body names (`backfillLimit`, `autoAcceptRooms` came later: see `policyPutSchema`). */
 const putRequired = [
   'mode',
   'allow',
@@ -46,7 +49,7 @@ const putRequired = [
 ] as const
 
 /** The whole policy object: `GET`, `PUT` and `PATCH` answer it (unknown fields refused). */
-export const policySchema = strictObject(policyFields, [...putRequired, 'backfillLimit'])
+export const policySchema = strictObject(policyFields, [...putRequired, 'backfillLimit', 'autoAcceptRooms'])
 
 // history limit and PATCH (issue 13)
 /**

@@ -119,6 +119,11 @@ export const shareViewSchema = strictObject(
     direction: { type: 'string', enum: ['out', 'in'] },
     createdAt: STRING,
     dm: STRING,
+    // room lifecycle (SPEC §9): the invitation's answer, whether the room crosses the link, its end
+    status: { type: 'string', enum: ['pending', 'accepted', 'declined'] },
+    shared: BOOLEAN,
+    endedAt: STRING,
+    endedBy: { type: 'string', enum: ['unshare', 'leave'] },
   },
   ['room', 'peer', 'direction', 'createdAt'],
 )

@@ -14,5 +14,12 @@ export const HUMAN_ACTS = {
   // paused links (issue 13)
   pause: 'connection/pause',
   resume: 'connection/resume',
+  // room lifecycle and consent (SPEC §9)
+  roomAccept: 'room/accept',
+  roomDecline: 'room/decline',
+  roomUnshare: 'room/unshare',
+  roomLeave: 'room/leave',
+  roomRemove: 'room/remove',
+  roomRole: 'room/role',
 } as const
 export type KnownHumanAct = (typeof HUMAN_ACTS)[keyof typeof HUMAN_ACTS]

@@ -187,6 +187,24 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
   // paused links (issue 13): a human pauses or resumes one connection
   'connection/pause': connectionAct,
   'connection/resume': connectionAct,
+  // room lifecycle and consent (SPEC §9): with = the room at this mesh (`<mesh>/rooms/<room>`)
+  /** A human accepts or declines a room a peer mesh shared (`peer` = that mesh). */
+  'room/accept': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  'room/decline': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  /** The home mesh's human ends the share of a room with a peer mesh (`peer` = that mesh). */
+  'room/unshare': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  /** A human of the receiving mesh leaves a room shared with it. */
+  'room/leave': { with: roomResource },
+  /** A room's owner or moderator removes a member (`did`); a moderator may be a tier-4 member. */
+  'room/remove': { with: roomResource, nb: { did: did().optional() }, subject: 'did', participation: true },
+  /** A room's owner or moderator sets a member's (`did`) role (`role`, fixed by a delegation that names it). */
+  'room/role': {
+    with: roomResource,
+    nb: { did: did().optional(), role: text(16).optional() },
+    subject: 'did',
+    exact: ['role'],
+    participation: true,
+  },
 }
 
 function define(can: string, spec: AbilitySpec): CapabilityInfo {

@@ -15,6 +15,8 @@ type PolicyOptions = ClientOptions & {
   maxForeignParticipants?: number
   maxBackfill?: number
   backfillLimit?: number | null
+  // room lifecycle (SPEC §9)
+  autoAcceptRooms?: string
 }
 
 /** `--backfill-limit`: a number of messages, or `all`. */
@@ -40,6 +42,7 @@ function policyPatch(policy: FederationPolicy, options: PolicyOptions): PolicyPa
       : {}),
     ...(options.maxBackfill !== undefined ? { maxBackfillEventsPerRequest: options.maxBackfill } : {}),
     ...(options.backfillLimit !== undefined ? { backfillLimit: options.backfillLimit } : {}),
+    ...(options.autoAcceptRooms !== undefined ? { autoAcceptRooms: options.autoAcceptRooms === 'true' } : {}),
   }
   return Object.keys(patch).length > 0 ? patch : undefined
 }
@@ -66,6 +69,13 @@ export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
         'messages of history a newly sharing peer gets: a number (0: none) or all',
       ).argParser(limitOrAll),
     )
+    // room lifecycle (SPEC §9)
+    .addOption(
+      new Option('--auto-accept-rooms <bool>', 'accept every room shared with this mesh at once').choices([
+        'true',
+        'false',
+      ]),
+    )
     .action(async (options: PolicyOptions) => {
       const { client: api } = await humanSession(ctx.keystore(), options)
       let policy = await api.call('getPolicy')
@@ -81,6 +91,7 @@ export function registerPolicyCommands(cli: Command, ctx: CliContext): void {
           `max foreign participants per room: ${policy.maxForeignParticipantsPerRoom}`,
           `max backfill events per request:   ${policy.maxBackfillEventsPerRequest}`,
           `history a newly sharing peer gets: ${policy.backfillLimit ?? 'all'}`,
+          `auto-accept rooms: ${policy.autoAcceptRooms ?? false}`,
         ].join('\n'),
       )
     })

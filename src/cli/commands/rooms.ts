@@ -9,6 +9,8 @@ import { HUMAN_ACTS } from '../../auth/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
 import { positiveInt } from '../options.ts'
+// room lifecycle and consent (SPEC §9)
+import { registerRoomLifecycleCommands } from './room-lifecycle.ts'
 
 function transferLine(label: string, p: TransferProgress): string {
   if (p.startedAt === null) return `${label}: not started`
@@ -36,6 +38,8 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
   const { out } = ctx
   const session = (options: ClientOptions) => humanSession(ctx.keystore(), options)
   const room = cli.command('room').description('rooms of this mesh')
+  // room lifecycle and consent (SPEC §9)
+  registerRoomLifecycleCommands(cli, room, ctx)
   const roomClient = (name: string, description: string) =>
     clientCommand(room, name, description, { proof: false })
 
@@ -113,7 +117,9 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
         ucan: await chainAct(HUMAN_ACTS.roomShare, mesh, roomResourceOf(api.meshDid as string, id)),
       },
     })
-    out.print(res, `room ${res.room} shared with ${res.peer}`)
+    // room lifecycle (SPEC §9): a share is an invitation until the peer accepts it
+    const pending = res.status === 'pending' ? ' (an invitation until that mesh accepts it)' : ''
+    out.print(res, `room ${res.room} shared with ${res.peer}${pending}`)
   })
 
   clientCommand(cli, 'post <room> <text>', 'post a message').action(

@@ -1,9 +1,10 @@
-import { Card, Group, Indicator, Select, Stack, Text, Title } from '@mantine/core'
+import { Button, Card, Group, Indicator, Select, Stack, Text, Title } from '@mantine/core'
 import { MEMBER_ROLES, type Member, type MemberRole } from '../../../api/index.ts'
 import type { ApiError } from '../lib/api.ts'
 import { useAction, usePoll } from '../lib/hooks.ts'
 import { canSetRoomRoles, roomMemberKind } from '../lib/members.ts'
 import { useSession } from '../lib/session.tsx'
+import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, FederatedBadge, Loading } from './common.tsx'
 import { KindBadge } from './Members.tsx'
 
@@ -28,8 +29,16 @@ export function MembersCard({
   // This mesh's member book tells its own agents from its humans (absent until the node serves it).
   const book = usePoll(() => session.call('listMembers'), 30_000, [session])
   const canSet = canSetRoomRoles(members, session.me.did)
+  // room lifecycle (SPEC §9): the owner or a moderator removes a member by a signed room/remove
+  const remove = useAction(async (did: string) => {
+    const ucan = await session.act({ can: ACTS.roomRemove, room: roomId, did })
+    await session.call('removeRoomMember', { params: { id: roomId, did }, body: { ucan } })
+    onChanged()
+  })
   const setRole = useAction(async (did: string, role: MemberRole) => {
-    await session.call('setRoomRole', { params: { id: roomId, did }, body: { role } })
+    // room lifecycle (SPEC §9): a role change is the signer's room/role act
+    const ucan = await session.act({ can: ACTS.roomRole, room: roomId, did, role })
+    await session.call('setRoomRole', { params: { id: roomId, did }, body: { role, ucan } })
     onChanged()
   })
   return (
@@ -40,6 +49,9 @@ export function MembersCard({
       {error !== undefined && <ErrorState error={error} />}
       {setRole.error !== undefined && (
         <ErrorState error={setRole.error} title="Role change refused" onClose={setRole.clear} />
+      )}
+      {remove.error !== undefined && (
+        <ErrorState error={remove.error} title="Removal refused" onClose={remove.clear} />
       )}
       {members === undefined ? (
         <Loading label="Loading members…" />
@@ -106,6 +118,19 @@ export function MembersCard({
                     <Text size="xs" c="dimmed">
                       tier {m.tier}
                     </Text>
+                    {canSet && m.did !== session.me.did && (
+                      <Button
+                        size="compact-xs"
+                        variant="subtle"
+                        color="red"
+                        loading={remove.busy}
+                        onClick={() => void remove.run(m.did)}
+                        aria-label={`Remove ${m.name}`}
+                        data-testid="remove-room-member"
+                      >
+                        Remove
+                      </Button>
+                    )}
                   </Group>
                 </Stack>
               </Group>

@@ -33,8 +33,11 @@ import {
   StatusBadge,
   When,
 } from './common.tsx'
+// room lifecycle and consent (SPEC §9)
+import { InvitationsCard } from './Invitations.tsx'
 import { MessageBody } from './MessageBody.tsx'
 import { MembersCard } from './RoomMembersCard.tsx'
+import { RoomShares } from './RoomShares.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
 export function RoomsView() {
@@ -66,6 +69,7 @@ export function RoomsView() {
       <Grid.Col span={{ base: 12, md: 4 }}>
         <Stack>
           <Title order={2}>Rooms</Title>
+          <InvitationsCard onAnswered={() => rooms.reload()} />
           {rooms.error !== undefined && <ErrorState error={rooms.error} title="Could not list rooms" />}
           {rooms.data === undefined && rooms.loading ? (
             <Loading label="Loading rooms…" />
@@ -438,16 +442,12 @@ function ShareCard({
       <Title order={3} size="h5" mb="xs">
         Share with a connected mesh
       </Title>
-      {shares.length > 0 && (
-        <Stack gap={2} mb="xs">
-          {shares.map((s) => (
-            <Text size="xs" key={`${s.peer}-${s.direction}`}>
-              {s.direction === 'out' ? 'shared with' : 'shared by'}{' '}
-              {connected.find((c) => c.peerDid === s.peer)?.peerName ?? <ShortDid did={s.peer} />}
-            </Text>
-          ))}
-        </Stack>
-      )}
+      <RoomShares
+        roomId={roomId}
+        shares={shares}
+        nameOf={(peer) => connected.find((c) => c.peerDid === peer)?.peerName ?? undefined}
+        onChanged={onShared}
+      />
       {connected.length === 0 ? (
         <EmptyState>No connected meshes yet (Connections → Browse).</EmptyState>
       ) : (

@@ -37,6 +37,13 @@ export const ACTS = {
   pause: 'connection/pause',
   resume: 'connection/resume',
   revoke: 'ucan/revoke',
+  // room lifecycle (SPEC §9): a room's owner or moderator sets a member's role
+  roomRole: 'room/role',
+  roomAccept: 'room/accept',
+  roomDecline: 'room/decline',
+  roomUnshare: 'room/unshare',
+  roomLeave: 'room/leave',
+  roomRemove: 'room/remove',
 } as const
 
 /**
@@ -105,6 +112,16 @@ export type Act =
   | { can: typeof ACTS.pause | typeof ACTS.resume; connection: string }
   /** Revoke a delegation by its CID (text, base32): `nb.ucan` is the CID as a link. */
   | { can: typeof ACTS.revoke; ucan: string; reason?: string }
+  /** Set a member's role in a room of this mesh. */
+  | { can: typeof ACTS.roomRole; room: string; did: string; role: string }
+  /** Accept or decline a room a peer mesh shared with this one (`peer` = that mesh). */
+  | { can: typeof ACTS.roomAccept | typeof ACTS.roomDecline; room: string; peer: string }
+  /** End this mesh's share of a room with a peer mesh. */
+  | { can: typeof ACTS.roomUnshare; room: string; peer: string }
+  /** Leave a room another mesh shared with this one. */
+  | { can: typeof ACTS.roomLeave; room: string }
+  /** Remove a member from a room (owner or moderator). */
+  | { can: typeof ACTS.roomRemove; room: string; did: string }
 
 /** The capability an act invokes on `meshDid`. */
 export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
@@ -137,6 +154,16 @@ export function capabilityOf(meshDid: string, act: Act): CapabilityInput {
         with: meshDid,
         nb: { ucan: CID.parse(act.ucan), ...(act.reason === undefined ? {} : { reason: act.reason }) },
       }
+    case ACTS.roomLeave:
+      return { can: act.can, with: roomResource(meshDid, act.room) }
+    case ACTS.roomRemove:
+      return { can: act.can, with: roomResource(meshDid, act.room), nb: { did: act.did } }
+    case ACTS.roomAccept:
+    case ACTS.roomDecline:
+    case ACTS.roomUnshare:
+      return { can: act.can, with: roomResource(meshDid, act.room), nb: { peer: act.peer } }
+    case ACTS.roomRole:
+      return { can: act.can, with: roomResource(meshDid, act.room), nb: { did: act.did, role: act.role } }
   }
 }
 
