@@ -111,6 +111,8 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       async () => (await connections(alpha)).some((c) => c.id === connection.id && c.status === 'accepted'),
       'accepted',
     )
+    // beta accepts every room shared with it at once (room lifecycle, SPEC §9)
+    await cli(beta, 'policy', '--auto-accept-rooms', 'true')
     const { id: room } = await cli<{ id: string }>(alpha, 'room', 'create', 'bench')
     await cli(alpha, 'share', room, beta.proc.did as string)
     await until(

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { RoomSyncStatus } from '../../src/rooms/index.ts'
 import { connect, until } from '../rooms/helpers.ts'
-import { shareAct, startNode, type TestNode } from './nodes.ts'
+import { autoAcceptRooms, shareAct, startNode, type TestNode } from './nodes.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
@@ -22,6 +22,7 @@ describe('paused connections (POST /api/connections/:id/pause|resume)', () => {
   it('a pause holds every message both ways; resume delivers each exactly once', async (t) => {
     const a = await startNode(t, 'alpha', { rooms: ROOMS })
     const b = await startNode(t, 'beta', { rooms: ROOMS })
+    await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
     await connect(a, b)
     const { id: room } = await a.api.post<{ id: string }>('/api/rooms', { name: 'general' })
     await a.api.post(`/api/rooms/${room}/share`, {
@@ -153,6 +154,7 @@ describe('paused connections (POST /api/connections/:id/pause|resume)', () => {
   it('the outbox holds while paused, also across a restart: a key rotation reaches the peer only after resume', async (t) => {
     const a = await startNode(t, 'alpha')
     const b = await startNode(t, 'beta')
+    await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
     await connect(a, b)
     const identity = a.node.did
     const [connection] = await a.connections()

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
 import type { ConnectionView } from '../../src/connections/index.ts'
-import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
+import { acceptRoom, type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
 
 type Msg = { id: string; body: string }
 
@@ -65,6 +65,7 @@ describe('room lifecycle across processes, driven by the CLI (issue 13)', () => 
     const room = await cli<{ id: string }>(alpha, 'room', 'create', 'general')
     for (let i = 0; i < 6; i++) await cli(alpha, 'post', room.id, `old ${i}`)
     await cli(alpha, 'share', room.id, beta.did as string)
+    await acceptRoom(cli, beta, room.id) // beta's architect accepts the invitation (SPEC §9)
     const stateVector = async (m: CliMesh) =>
       (await api(m).get<{ stateVector: string }>(`/api/rooms/${room.id}`)).stateVector
     await waitFor(

@@ -3,7 +3,7 @@ import { describe, it, type TestContext } from 'node:test'
 import * as Y from 'yjs'
 import { countEntries, splitDiff } from '../../src/rooms/backfill.ts'
 import { hiddenHistory } from '../../src/rooms/history-limit.ts'
-import { shareAct, startNode, type TestNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { alice, connect, content, manager, meshA, meshB, until } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
@@ -20,6 +20,7 @@ async function stateVector(n: TestNode, room: string): Promise<string> {
 async function shareWithHistory(t: TestContext, history: number, limit: number | null) {
   const a = await startNode(t, 'alpha', { rooms: ROOMS })
   const b = await startNode(t, 'beta', { rooms: ROOMS })
+  await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
   await connect(a, b)
   const policy = await a.api.call('patchPolicy', { body: { backfillLimit: limit } })
   assert.equal(policy.backfillLimit, limit)

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { MemberBook } from '../../src/auth/members.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { shareAct, startNode } from '../connections/nodes.ts'
+import { autoAcceptRooms, shareAct, startNode } from '../connections/nodes.ts'
 import { connect, until } from './helpers.ts'
 
 // Issue 14: the README's mention flows, through the one parser (src/api/mentions.ts). Before it,
@@ -23,6 +23,7 @@ const messages = async (api: HttpClient, room: string) =>
 describe('mentions in the README flows', () => {
   it('on beta, `hello @beta-architect:beta` mentions beta’s architect and notifies them', async (t) => {
     const b = await startNode(t, 'beta', { rooms: ROOMS })
+    await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
     await new MemberBook({ store: b.node.store, architectDid: b.architect.did }).enroll({
       did: carol.did,
       kind: 'human',
@@ -52,6 +53,7 @@ describe('mentions in the README flows', () => {
   it('posted on beta in alpha’s shared room, `hi @alpha-architect:alpha, welcome` notifies alpha’s architect', async (t) => {
     const a = await startNode(t, 'alpha', { rooms: ROOMS })
     const b = await startNode(t, 'beta', { rooms: ROOMS })
+    await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
     await connect(a, b)
     const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'general' })
     await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
