@@ -7,25 +7,13 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { TrustView } from '../../src/auth/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { autoAcceptRooms, shareAct, startNode } from '../connections/nodes.ts'
-import { connect, until } from '../rooms/helpers.ts'
+import { twoNodesSharing, until } from '../rooms/helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 
 describe('names for identities', () => {
   it('GET /api/trust names this mesh’s principals, a peer mesh and a foreign principal met in a room; a stranger has none', async (t) => {
-    const a = await startNode(t, 'alpha', { rooms: ROOMS })
-    const b = await startNode(t, 'beta', { rooms: ROOMS })
-    await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
-    await connect(a, b)
-    const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'shared' })
-    await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
-    await until(
-      async () =>
-        (await b.api.get<{ rooms: Array<{ id: string }> }>('/api/rooms')).rooms.some((r) => r.id === id),
-      'beta holds the room',
-    )
-    await b.api.post(`/api/rooms/${id}/join`, {})
+    const { a, b, id } = await twoNodesSharing(t, { rooms: ROOMS })
     const posted = await b.api.post<{ id: string }>(`/api/rooms/${id}/messages`, { body: 'hello from beta' })
     await until(
       async () =>

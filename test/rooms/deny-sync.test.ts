@@ -5,26 +5,14 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { autoAcceptRooms, shareAct, startNode } from '../connections/nodes.ts'
-import { connect, until } from './helpers.ts'
+import { twoNodesSharing, until } from './helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 type Msg = { id: string; body: string }
 
 describe('rooms and the deny list', () => {
   it('a denied peer’s room links close and its writes stay out; undenied, it catches up', async (t) => {
-    const a = await startNode(t, 'alpha', { rooms: ROOMS })
-    const b = await startNode(t, 'beta', { rooms: ROOMS })
-    await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
-    await connect(a, b)
-    const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'shared' })
-    await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
-    await until(
-      async () =>
-        (await b.api.get<{ rooms: Array<{ id: string }> }>('/api/rooms')).rooms.some((r) => r.id === id),
-      'beta holds the room',
-    )
-    await b.api.post(`/api/rooms/${id}/join`, {})
+    const { a, b, id } = await twoNodesSharing(t, { rooms: ROOMS })
     const bodies = async () =>
       (await a.api.get<{ messages: Msg[] }>(`/api/rooms/${id}/messages?limit=200`)).messages.map(
         (m) => m.body,

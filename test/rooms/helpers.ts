@@ -5,7 +5,15 @@ import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { LocalPrincipal, MessageEntry, Room, RoomManagerInit } from '../../src/rooms/index.ts'
 import { contentId, makeSeal, RoomManager, sealKey } from '../../src/rooms/index.ts'
 import type { MeshStore } from '../../src/store/index.ts'
-import { decide, requestConnection, statusAt, type TestNode } from '../connections/nodes.ts'
+import {
+  autoAcceptRooms,
+  decide,
+  requestConnection,
+  shareAct,
+  startNode,
+  statusAt,
+  type TestNode,
+} from '../connections/nodes.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
 /** Mesh keys for tests: meshA is alice's and bob's home, meshB carol's, meshM mallory's. */
@@ -176,3 +184,26 @@ export async function connect(a: TestNode, b: TestNode, ms = 15_000): Promise<vo
 }
 
 export { alice, bob, mallory }
+
+/**
+ * Two real nodes, alpha and beta, connected; a room of alpha's shared with beta (which
+ * accepts rooms at once) and joined by beta's architect.
+ */
+export async function twoNodesSharing(
+  t: TestContext,
+  options: Parameters<typeof startNode>[2] = {},
+): Promise<{ a: TestNode; b: TestNode; id: string }> {
+  const a = await startNode(t, 'alpha', options)
+  const b = await startNode(t, 'beta', options)
+  await autoAcceptRooms(b) // rooms shared with beta are accepted at once (SPEC §9)
+  await connect(a, b)
+  const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'shared' })
+  await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
+  await until(
+    async () =>
+      (await b.api.get<{ rooms: Array<{ id: string }> }>('/api/rooms')).rooms.some((r) => r.id === id),
+    'beta holds the room',
+  )
+  await b.api.post(`/api/rooms/${id}/join`, {})
+  return { a, b, id }
+}
