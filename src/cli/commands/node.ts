@@ -163,6 +163,13 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         'how often audit tree heads are swapped with peer meshes (default 15000; 0 = never)',
       ).argParser(nonNegativeInt),
     )
+    // reachability (SPEC §10): relays
+    .option('--relay', 'serve as a circuit relay for meshes that cannot be dialled')
+    .option(
+      '--relay-via <multiaddr>',
+      'relay (…/p2p/<peer id>) to take a reservation on and be reached through (repeatable)',
+      collectMultiaddr,
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
@@ -205,6 +212,9 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             ...(options.auditInterval !== undefined
               ? { auditProtocol: { gossipIntervalMs: options.auditInterval as number } }
               : {}),
+            // reachability (SPEC §10): relays
+            ...(options.relay === true ? { relay: true } : {}),
+            ...(options.relayVia !== undefined ? { relayVia: options.relayVia as string[] } : {}),
             logger,
           }),
         (node) =>

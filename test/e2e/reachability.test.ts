@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { waitFor } from '../../scripts/lib/processes.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
+import { type CliMesh, connectionView, type E2E, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+
+// reachability (SPEC §10): WebSockets beside TCP, and meshes reached through a circuit relay.
+
+type Msg = { id: string; body: string }
+
+/** `mesh init` + `mesh start <listen…> <extra…>` on a free HTTP port, signed in as its architect. */
+async function startMesh(e: E2E, name: string, args: string[]): Promise<CliMesh> {
+  const m: CliMesh = { name, dir: join(e.root, name) }
+  await e.init(name, m.dir)
+  m.proc = await e.start([
+    'start',
+    ...['--data', m.dir, '--http', `127.0.0.1:${await freePort()}`],
+    ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '0', '--sync-interval', '300'],
+    ...args,
+  ])
+  m.api = await e.signInArchitect(m.proc.http, name)
+  m.did = m.proc.did as string
+  return m
+}
+
+/**
+ * `x` connects to `y` at `address` and `y` accepts; `x` shares a room with `y`, each posts and
+ * both see both messages; `x`'s architect invokes `y`'s echo agent under `y`'s delegation.
+ */
+async function federate(e: E2E, x: CliMesh, y: CliMesh, address: string): Promise<void> {
+  const { cli } = e
+  const c = await cli<{ id: string }>(x, 'connect', address)
+  await waitFor(async () => (await connectionView(y, c.id))?.status === 'pending', `request at ${y.name}`)
+  await cli(y, 'accept', c.id)
+  await waitFor(async () => (await connectionView(x, c.id))?.status === 'accepted', `accepted at ${x.name}`)
+
+  const room = await cli<{ id: string }>(x, 'room', 'create', 'general')
+  await cli(x, 'share', room.id, y.did as string)
+  await waitFor(async () => {
+    const rooms = await cli<Array<{ id: string; federated: boolean }>>(y, 'rooms')
+    return rooms.some((r) => r.id === room.id && r.federated)
+  }, `${y.name} adopts the room`)
+  await cli(x, 'post', room.id, `hello from ${x.name}`)
+  await cli(y, 'post', room.id, `hello from ${y.name}`)
+  const bodies = async (m: CliMesh) =>
+    (await (m.api as HttpClient).get<{ messages: Msg[] }>(`/api/rooms/${room.id}/messages?limit=50`)).messages
+      .map((msg) => msg.body)
+      .sort()
+  const both = [`hello from ${x.name}`, `hello from ${y.name}`].sort()
+  await waitFor(
+    async () => JSON.stringify(await bodies(x)) === JSON.stringify(both),
+    `both messages at ${x.name}`,
+    30_000,
+  )
+  await waitFor(
+    async () => JSON.stringify(await bodies(y)) === JSON.stringify(both),
+    `both messages at ${y.name}`,
+    30_000,
+  )
+
+  // Invocation over the same connection: y delegates echo to x's architect.
+  const architect = (await e.keystore.load(`${x.name}-architect`)).did
+  const grant = await cli<{ token: string }>(
+    y,
+    ...['delegate', architect, 'agent/invoke', '--agent', 'echo', '--skill', 'echo'],
+  )
+  const file = join(e.root, `${x.name}-${y.name}.ucan`)
+  await writeFile(file, grant.token)
+  await cli(y, 'trust', architect, '--tier', '3', '--reason', 'test')
+  const res = await cli<{ mesh: string; answer: { result: { echo: unknown } } }>(
+    x,
+    ...['outbound', 'invoke', y.did as string, 'echo', 'echo', '--input', '{"text":"hi"}'],
+    ...['--proof', `@${file}`],
+  )
+  assert.equal(res.mesh, y.did)
+  assert.deepEqual(res.answer.result.echo, { text: 'hi' })
+}
+
+describe('reachability across processes (SPEC §10)', () => {
+  it('WebSockets: a mesh listening on ws alone and one on tcp+ws connect, share a room and invoke over it', async (t) => {
+    const e = await e2e(t, 'mesh-ws-e2e-', { logLevel: 'warn' })
+    const wsOnly = await startMesh(e, 'alpha', ['--listen', '/ip4/127.0.0.1/tcp/0/ws'])
+    const both = await startMesh(e, 'beta', [
+      ...['--listen', '/ip4/127.0.0.1/tcp/0', '--listen', '/ip4/127.0.0.1/tcp/0/ws'],
+    ])
+    const alphaAddresses = wsOnly.proc?.listen ?? []
+    assert.ok(alphaAddresses.length > 0)
+    for (const a of alphaAddresses) assert.match(a, /\/tcp\/\d+\/ws\/p2p\//)
+    assert.ok(both.proc?.listen.some((a) => /\/ws\//.test(a)))
+    assert.ok(both.proc?.listen.some((a) => !/\/ws\//.test(a)))
+    await federate(e, both, wsOnly, alphaAddresses[0] as string)
+  })
+
+  it('relay: a mesh with no dialable address is reached through a relay; handshake, room and invocation cross it', async (t) => {
+    const e = await e2e(t, 'mesh-relay-e2e-', { logLevel: 'warn' })
+    const relay = await startMesh(e, 'relay', ['--listen', '/ip4/127.0.0.1/tcp/0', '--relay'])
+    const relayAddress = relay.proc?.listen[0] as string
+    // hidden: no listen address but the reservation on the relay.
+    const hidden = await startMesh(e, 'hidden', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
+    const hiddenAddresses = hidden.proc?.listen ?? []
+    assert.ok(hiddenAddresses.length > 0, 'the hidden mesh has its relay address at ready')
+    for (const a of hiddenAddresses) assert.match(a, /\/p2p-circuit\/p2p\//)
+    assert.ok(hiddenAddresses.some((a) => a.startsWith(`${relayAddress}/p2p-circuit`)))
+    // The peer is hidden too, so that no connection between the two can be direct: whatever
+    // crosses (handshake both ways, room sync, invocation) crosses the relay.
+    const peer = await startMesh(e, 'peer', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
+    assert.ok(peer.proc?.listen.every((a) => a.includes('/p2p-circuit/')))
+    await federate(e, peer, hidden, hiddenAddresses[0] as string)
+  })
+})
