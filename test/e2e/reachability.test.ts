@@ -108,5 +108,17 @@ describe('reachability across processes (SPEC §10)', () => {
     const peer = await startMesh(e, 'peer', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
     assert.ok(peer.proc?.listen.every((a) => a.includes('/p2p-circuit/')))
     await federate(e, peer, hidden, hiddenAddresses[0] as string)
+
+    // Each node says how it is reached (GET /api/health).
+    type Health = {
+      reachability: { status: string; relayAddresses: string[]; relay: boolean; reservations: number }
+    }
+    const health = async (m: CliMesh) => (await (m.api as HttpClient).get<Health>('/api/health')).reachability
+    const atHidden = await health(hidden)
+    assert.equal(atHidden.status, 'relayed')
+    assert.deepEqual(atHidden.relayAddresses, hiddenAddresses)
+    assert.equal(atHidden.relay, false)
+    const atRelay = await health(relay)
+    assert.deepEqual([atRelay.status, atRelay.relay, atRelay.reservations], ['unknown', true, 2])
   })
 })
