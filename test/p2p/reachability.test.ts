@@ -140,6 +140,38 @@ describe('circuit relay v2 (SPEC §10)', () => {
     assert.equal(connection.remotePeer.toString(), hidden.libp2p.peerId.toString())
   })
 
+  it('a mesh listening on /p2p-circuit alone finds a relay among the meshes it joins and takes a reservation there', async (t) => {
+    const relay = await startMesh(t, { name: 'relay', host: { relay: true } })
+    const plain = await startMesh(t, { name: 'plain', bootstrap: [relay.addr()] })
+    const hidden = await startMesh(t, {
+      name: 'hidden',
+      bootstrap: [plain.addr(), relay.addr()],
+      host: { listen: ['/p2p-circuit'] },
+      intervalMs: 60_000,
+    })
+    const addresses = await waitFor(() => {
+      const list = hidden.libp2p.getMultiaddrs().map(String)
+      return list.length > 0 ? list : undefined
+    }, 'a reservation on a relay found by itself')
+    assert.ok(
+      addresses.every((a) => a.startsWith(`${relay.addr()}/p2p-circuit/`)),
+      addresses.join(),
+    )
+    // …and the mesh record it publishes says so.
+    const record = await waitFor(
+      () => (hidden.discovery.record?.multiaddrs.some(isRelayAddress) ? hidden.discovery.record : undefined),
+      'a record with the relay address',
+    )
+    assert.deepEqual(record.multiaddrs, addresses)
+    // The relay goes away: the reservation is lost, and the record says so at once, not at
+    // the next round (a minute away).
+    await relay.stop()
+    await waitFor(
+      () => (hidden.discovery.record?.multiaddrs.length === 0 ? true : undefined),
+      'a record without the lost relay address',
+    )
+  })
+
   it('a relay address without the relay peer id is refused with MESH_BAD_REQUEST; the defaults are as documented', () => {
     assert.throws(() => relayListenAddress('/ip4/127.0.0.1/tcp/4001'), { code: 'MESH_BAD_REQUEST' })
     assert.throws(() => relayListenAddress('not a multiaddr'))
