@@ -16,6 +16,7 @@ import { startMesh, waitFor } from './nodes.ts'
 // reachability (SPEC §10): circuit relay v2 between real libp2p hosts on loopback.
 
 const ECHO = '/mesh-test/echo/1.0.0'
+const DCUTR_PROTOCOL = '/libp2p/dcutr'
 
 async function host(t: TestContext, init: Partial<MeshLibp2pInit> = {}): Promise<MeshLibp2p> {
   const libp2p = await createMeshLibp2p({ key: Ed25519KeyPair.generate(), ...init })
@@ -80,6 +81,22 @@ describe('circuit relay v2 (SPEC §10)', () => {
     assert.ok(connection.limits !== undefined, 'a relayed connection is limited')
     assert.ok(isRelayAddress(connection.remoteAddr.toString()))
     assert.equal(await echo(connection, 100_000), 100_000)
+  })
+
+  it('DCUtR: the hidden host asks for a direct upgrade over the relayed connection; on loopback it fails and the relayed connection carries on', async (t) => {
+    const { h, p } = await triangle(t)
+    await serveEcho(h, true)
+    const asked: string[] = []
+    p.use(DCUTR_PROTOCOL, (stream, connection, next) => {
+      asked.push(connection.remoteAddr.toString())
+      next(stream, connection)
+    })
+    const connection = await p.dial(multiaddr(h.getMultiaddrs()[0]?.toString() as string))
+    await waitFor(() => asked.length > 0, 'a DCUtR stream from the hidden host')
+    assert.ok(asked.every(isRelayAddress), 'asked over the relayed connection')
+    // No public address to punch to on loopback: the upgrade fails, the circuit stays.
+    assert.equal(await echo(connection, 32 * 1024), 32 * 1024)
+    assert.equal(connection.status, 'open')
   })
 
   it('a protocol not allowed on limited connections is refused over the relay: why ours set runOnLimitedConnection', async (t) => {
