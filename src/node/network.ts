@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client'
 import { MESH_NODE_VERSION } from '../config.ts'
+import { UnavailableError } from '../errors.ts'
 import { type Ed25519KeyPair, readRetiredKey } from '../identity/index.ts'
 import {
   createMeshDatastore,
@@ -40,6 +41,8 @@ export async function startHost(wiring: NetworkWiring): Promise<void> {
       datastore,
       announce: init.announce ?? [],
       ...(init.relay !== undefined ? { relay: init.relay } : {}), // reachability (SPEC §10)
+    }).catch((err: unknown) => {
+      throw relayUnreachable(err) ?? err // reachability (SPEC §10)
     }),
   )
 }
@@ -201,4 +204,17 @@ function withRelays(listen: string[], relayVia: string[] | undefined): string[] 
     if (!out.includes(address)) out.push(address)
   }
   return out
+}
+
+/**
+ * A relay named by `--relay-via` that cannot be reached at start: MESH_UNAVAILABLE naming it
+ * (the node was asked to be reached through it, so it does not start unreachable).
+ */
+function relayUnreachable(err: unknown): Error | undefined {
+  const message = String((err as Error | undefined)?.message)
+  if ((err as Error | undefined)?.name !== 'UnsupportedListenAddressesError') return undefined
+  if (/EADDRINUSE/.test(message)) return undefined
+  const relays = [...message.matchAll(/^\s*(\S+)\/p2p-circuit:/gm)].map((m) => m[1] as string)
+  if (relays.length === 0) return undefined
+  return new UnavailableError(`no reservation could be taken on relay ${relays.join(', ')}`, { relays })
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { waitFor } from '../../scripts/lib/processes.ts'
+import { runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
 import { type CliMesh, connectionView, type E2E, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
 
@@ -120,5 +120,22 @@ describe('reachability across processes (SPEC §10)', () => {
     assert.equal(atHidden.relay, false)
     const atRelay = await health(relay)
     assert.deepEqual([atRelay.status, atRelay.relay, atRelay.reservations], ['unknown', true, 2])
+  })
+
+  it('a relay named without its peer id, or one that cannot be reached, stops the start with a code', async (t) => {
+    const e = await e2e(t, 'mesh-relay-refused-e2e-', { logLevel: 'warn' })
+    const start = async (relay: string) => {
+      const res = await runMesh(
+        ['start', '--data', join(e.root, 'm'), '--http', '127.0.0.1:0', '--relay-via', relay, '--json'],
+        e.env,
+      )
+      assert.equal(res.code, 1, res.stderr)
+      return (JSON.parse(res.stdout) as { error: { code: string; details: Record<string, unknown> } }).error
+    }
+    assert.equal((await start('/ip4/127.0.0.1/tcp/4001')).code, 'MESH_BAD_REQUEST')
+    const dead = `/ip4/127.0.0.1/tcp/${await freePort()}/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA`
+    const unreachable = await start(dead)
+    assert.equal(unreachable.code, 'MESH_UNAVAILABLE')
+    assert.deepEqual(unreachable.details.relays, [dead])
   })
 })
