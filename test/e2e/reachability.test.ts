@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { runMesh, waitFor } from '../../scripts/lib/processes.ts'
+import { getJson, runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
 import { type CliMesh, connectionView, type E2E, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
 
@@ -95,19 +95,41 @@ describe('reachability across processes (SPEC §10)', () => {
 
   it('relay: a mesh with no dialable address is reached through a relay; handshake, room and invocation cross it', async (t) => {
     const e = await e2e(t, 'mesh-relay-e2e-', { logLevel: 'warn' })
-    const relay = await startMesh(e, 'relay', ['--listen', '/ip4/127.0.0.1/tcp/0', '--relay'])
+    // The relay also serves a registry; the hidden mesh is public there (heartbeats).
+    const relay = await startMesh(e, 'relay', [
+      ...['--listen', '/ip4/127.0.0.1/tcp/0', '--relay'],
+      ...['--serve-registry', '--heartbeat-interval', '500'],
+    ])
     const relayAddress = relay.proc?.listen[0] as string
     // hidden: no listen address but the reservation on the relay.
-    const hidden = await startMesh(e, 'hidden', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
+    const hidden = await startMesh(e, 'hidden', [
+      ...['--listen', '/p2p-circuit', '--relay-via', relayAddress, '--bootstrap', relayAddress],
+      ...['--registry', relay.proc?.http as string, '--public', '--heartbeat-interval', '500'],
+      ...['--discovery-interval', '1000'],
+    ])
     const hiddenAddresses = hidden.proc?.listen ?? []
     assert.ok(hiddenAddresses.length > 0, 'the hidden mesh has its relay address at ready')
     for (const a of hiddenAddresses) assert.match(a, /\/p2p-circuit\/p2p\//)
     assert.ok(hiddenAddresses.some((a) => a.startsWith(`${relayAddress}/p2p-circuit`)))
     // The peer is hidden too, so that no connection between the two can be direct: whatever
     // crosses (handshake both ways, room sync, invocation) crosses the relay.
-    const peer = await startMesh(e, 'peer', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
+    const peer = await startMesh(e, 'peer', [
+      ...['--listen', '/p2p-circuit', '--relay-via', relayAddress, '--bootstrap', relayAddress],
+      ...['--discovery-interval', '1000'],
+    ])
     assert.ok(peer.proc?.listen.every((a) => a.includes('/p2p-circuit/')))
-    await federate(e, peer, hidden, hiddenAddresses[0] as string)
+
+    // The heartbeat carries the relay addresses: the registry lists them.
+    await waitFor(async () => {
+      const { meshes } = await getJson<{ meshes: Array<{ did: string; multiaddrs: string[] }> }>(
+        `${relay.proc?.http}/api/meshes/public?limit=100`,
+      )
+      const listed = meshes.find((m) => m.did === hidden.did)
+      return listed !== undefined && JSON.stringify(listed.multiaddrs) === JSON.stringify(hiddenAddresses)
+    }, 'the registry to list the hidden mesh by its relay addresses')
+
+    // The peer knows the hidden mesh by its did alone: the DHT gives its relay addresses.
+    await federate(e, peer, hidden, hidden.did as string)
 
     // Each node says how it is reached (GET /api/health).
     type Health = {
