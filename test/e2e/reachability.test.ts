@@ -144,6 +144,52 @@ describe('reachability across processes (SPEC §10)', () => {
     assert.deepEqual([atRelay.status, atRelay.relay, atRelay.reservations], ['unknown', true, 2])
   })
 
+  it('relay limits: circuits cut at their byte limit are dialled again, and a room keeps syncing across the cuts', async (t) => {
+    const e = await e2e(t, 'mesh-relay-cut-e2e-', { logLevel: 'warn' })
+    // 256 KiB per circuit: the messages below cross several circuits.
+    const relay = await startMesh(e, 'relay', [
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--relay-circuit-bytes',
+      '262144',
+    ])
+    const relayAddress = relay.proc?.listen[0] as string
+    const hidden = await startMesh(e, 'hidden', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
+    const peer = await startMesh(e, 'peer', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
+    const c = await e.cli<{ id: string }>(peer, 'connect', hidden.proc?.listen[0] as string)
+    await waitFor(async () => (await connectionView(hidden, c.id))?.status === 'pending', 'request at hidden')
+    await e.cli(hidden, 'accept', c.id)
+    await waitFor(async () => (await connectionView(peer, c.id))?.status === 'accepted', 'accepted at peer')
+    const room = await e.cli<{ id: string }>(peer, 'room', 'create', 'bulk')
+    await e.cli(peer, 'share', room.id, hidden.did as string)
+    await waitFor(async () => {
+      const rooms = await e.cli<Array<{ id: string; federated: boolean }>>(hidden, 'rooms')
+      return rooms.some((r) => r.id === room.id && r.federated)
+    }, 'hidden adopts the room')
+    // 1 MiB of messages from both sides, four times what one circuit carries.
+    const body = (i: number) => `${i} ${'x'.repeat(8000)}`
+    for (let i = 0; i < 128; i++) {
+      await (i % 2 === 0 ? peer : hidden).api?.post(`/api/rooms/${room.id}/messages`, { body: body(i) })
+    }
+    const count = async (m: CliMesh) => {
+      let n = 0
+      let after: string | null = null
+      for (;;) {
+        const page: { messages: Msg[]; nextCursor: string | null } = await (m.api as HttpClient).get(
+          `/api/rooms/${room.id}/messages?limit=200${after !== null ? `&after=${after}` : ''}`,
+        )
+        n += page.messages.length
+        if (page.nextCursor === null) return n
+        after = page.nextCursor
+      }
+    }
+    await waitFor(
+      async () => (await count(peer)) === 128 && (await count(hidden)) === 128,
+      'all 128 on both',
+      90_000,
+    )
+  })
+
   it('a relay named without its peer id, or one that cannot be reached, stops the start with a code', async (t) => {
     const e = await e2e(t, 'mesh-relay-refused-e2e-', { logLevel: 'warn' })
     const start = async (relay: string) => {
