@@ -103,7 +103,7 @@ const benches: Bench[] = [
   // issue 15: rooms.* (bench/rooms.ts)
   ...ROOMS_BENCHES,
   // issue 16: relay.connect_ms, relay.throughput_mib_s — relayed vs direct (bench/relay.ts)
-  { title: 'relay vs direct', names: RELAY_NAMES, run: () => benchRelay() },
+  { title: 'relay vs direct', names: RELAY_NAMES, run: (pool) => benchRelay(pool) },
 ]
 
 let pool: NodePool | undefined

@@ -8,6 +8,7 @@
  * - relay.throughput_mib_s: 16 MiB written one way on one stream, until the receiver says it
  *   has them all, relayed vs direct (median of 5 interleaved rounds). Aim: relayed ≥ 0.5× direct.
  */
+import { join } from 'node:path'
 import type { Connection, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
@@ -17,6 +18,8 @@ import {
   type MeshLibp2pInit,
   relayListenAddress,
 } from '../../src/p2p/index.ts'
+import { type MeshProcess, startMesh } from '../lib/processes.ts'
+import type { NodePool } from './nodes.ts'
 import { emit, median, note, type ResultName } from './report.ts'
 
 const SINK = '/mesh-bench/sink/1.0.0'
@@ -75,16 +78,33 @@ async function send(connection: Connection, bytes: number): Promise<number> {
   return performance.now() - t0
 }
 
-export async function benchRelay(): Promise<void> {
+export async function benchRelay(pool: NodePool): Promise<void> {
   const hosts: MeshLibp2p[] = []
   const host = async (init: Partial<MeshLibp2pInit> = {}): Promise<MeshLibp2p> => {
     const h = await createMeshLibp2p({ key: Ed25519KeyPair.generate(), ...init })
     hosts.push(h)
     return h
   }
+  // The relay is a `mesh start --relay` process of its own, as it would be a machine of its own:
+  // in this process it would share one event loop with both ends.
+  const root = await pool.dir('mesh-bench-relay-')
+  const env = { MESH_KEYSTORE: join(root, 'keys'), MESH_LOG_LEVEL: 'warn' }
+  let relay: MeshProcess | undefined
   try {
-    const relay = await host({ relay: true })
-    const relayAddr = relay.getMultiaddrs()[0]?.toString() as string
+    relay = await startMesh(
+      [
+        'start',
+        '--data',
+        join(root, 'relay'),
+        '--http',
+        '127.0.0.1:0',
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--relay',
+      ],
+      env,
+    )
+    const relayAddr = relay.listen[0] as string
     const hidden = await host({ listen: [relayListenAddress(relayAddr)] })
     const direct = await host()
     await serveSink(hidden)
@@ -134,5 +154,6 @@ export async function benchRelay(): Promise<void> {
     emit('relay.throughput_mib_s', relayed, 'MiB/s', straight, 0.5, 'higher')
   } finally {
     await Promise.allSettled(hosts.map(async (h) => h.stop()))
+    await relay?.stop('SIGTERM')
   }
 }
