@@ -21,6 +21,9 @@
  * - rooms.*: durable messages, catch-up bytes, room load and memory, validation as a room
  *   grows, relay between two meshes (bench/rooms.ts, issue 15).
  *
+ * - relay.connect_ms / relay.throughput_mib_s: a relayed connection vs a direct one (bench/relay.ts,
+ *   issue 16).
+ *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
  */
@@ -33,6 +36,8 @@ import { benchFederation } from './bench/federation.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
+// issue 16: reachability — relayed against direct connections
+import { benchRelay, RELAY_NAMES } from './bench/relay.ts'
 import { emit, note, type ResultName, wasEmitted, write } from './bench/report.ts'
 // rooms at speed and at scale (issue 15, SPEC §14): the rooms benchmarks
 import { ROOMS_BENCHES } from './bench/rooms.ts'
@@ -97,6 +102,8 @@ const benches: Bench[] = [
   },
   // issue 15: rooms.* (bench/rooms.ts)
   ...ROOMS_BENCHES,
+  // issue 16: relay.connect_ms, relay.throughput_mib_s — relayed vs direct (bench/relay.ts)
+  { title: 'relay vs direct', names: RELAY_NAMES, run: (pool) => benchRelay(pool) },
 ]
 
 let pool: NodePool | undefined

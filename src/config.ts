@@ -6,6 +6,8 @@ import type { HttpConnectionLimits } from './http/index.ts'
 import type { OriginGuardInit } from './http/origin-guard.ts'
 import type { RateLimitsInit } from './http/rate-limits.ts'
 import type { Logger } from './log.ts'
+// reachability (SPEC §10)
+import type { RelayServiceInit } from './p2p/reachability.ts'
 import type { RecordGuardInit } from './p2p/record-datastore.ts'
 
 /** The DHT store's quotas and validities a node can be given (see RecordGuardInit). */
@@ -236,4 +238,22 @@ export function nodeOriginGuard(init: Pick<MeshNodeInit, 'http' | 'publicUrl'>):
 export function localHttpUrl(host: string, port: number): string {
   const reach = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '::1' : host
   return `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`
+}
+
+// reachability (SPEC §10): relays
+/** Merged into MeshNodeInit above: relaying for meshes that cannot be dialled, and relays to be reached through. */
+export interface MeshNodeInit {
+  /**
+   * Serve as a circuit relay v2 (`mesh start --relay`): `true` for the defaults, or limits
+   * (p2p/reachability.ts RELAY_SERVICE_DEFAULTS: 64 reservations of 1 h, circuits of 30 min
+   * and 64 MiB, 8 circuits in flight per peer). Default off.
+   */
+  relay?: boolean | RelayServiceInit
+  /**
+   * Relays (multiaddrs ending `/p2p/<peer id>`) this node takes a reservation on, so that it
+   * is reached through them (`--relay-via`); its relay addresses then go in its mesh record
+   * and heartbeat. Default none. A node that lists `/p2p-circuit` in `listen` also looks for
+   * relays among the meshes it meets.
+   */
+  relayVia?: string[]
 }

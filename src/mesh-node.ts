@@ -369,6 +369,7 @@ export class MeshNode {
       peerId: this.peerId,
       multiaddrs: this.multiaddrs(),
       version: MESH_NODE_VERSION,
+      reachability: this.libp2p.services.reachability.status(), // reachability (SPEC §10)
     }
   }
 

@@ -287,7 +287,11 @@ export async function exchange(
   message: Uint8Array,
   options: ExchangeOptions & { protocol?: string } = {},
 ): Promise<Uint8Array> {
-  const stream = await libp2p.dialProtocol(peer, options.protocol ?? MESH_CONNECT_PROTOCOL, options)
+  // reachability (SPEC §10): over a relayed (limited) connection too
+  const stream = await libp2p.dialProtocol(peer, options.protocol ?? MESH_CONNECT_PROTOCOL, {
+    ...options,
+    runOnLimitedConnection: true,
+  })
   try {
     const lp = lpStream(stream, { maxDataLength: options.maxBytes ?? ENVELOPE_LIMITS.maxBytes })
     await lp.write(message, options)

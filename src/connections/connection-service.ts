@@ -196,7 +196,8 @@ export class ConnectionService {
     await this.#c.libp2p.handle(
       MESH_CONNECT_PROTOCOL,
       (stream: Stream, connection: Connection) => this.#inbound.onStream(stream, connection),
-      { maxInboundStreams: 32, maxOutboundStreams: 32 },
+      // reachability (SPEC §10): the handshake runs over relayed (limited) connections too
+      { maxInboundStreams: 32, maxOutboundStreams: 32, runOnLimitedConnection: true },
     )
     this.#started = true
     await this.#delivery.start()

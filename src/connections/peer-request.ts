@@ -261,6 +261,7 @@ export class ProtocolHandler {
     await host.handle(this.#protocol, (stream, connection) => this.serve(stream, connection), {
       maxInboundStreams: this.#maxInboundStreams,
       maxOutboundStreams: 16,
+      runOnLimitedConnection: true, // reachability (SPEC §10)
     })
     this.#host = host
   }

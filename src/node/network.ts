@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client'
 import { MESH_NODE_VERSION } from '../config.ts'
+import { UnavailableError } from '../errors.ts'
 import { type Ed25519KeyPair, readRetiredKey } from '../identity/index.ts'
 import {
   createMeshDatastore,
@@ -7,6 +8,7 @@ import {
   createMeshLibp2p,
   type MeshDiscovery,
   type MeshLibp2p,
+  relayListenAddress,
 } from '../p2p/index.ts'
 import { createRegistryBootstrap, HeartbeatClient, RegistryService } from '../registry/index.ts'
 import type { NodeWiring } from './parts.ts'
@@ -28,12 +30,20 @@ export async function startHost(wiring: NetworkWiring): Promise<void> {
   const datastore = await openDatastore(wiring)
   // After libp2p has stopped (the stack unwinds in reverse): its last DHT writes reach disk.
   parts.onStop(async () => parts.find('datastore')?.flush())
-  const listen = init.listen ?? ['/ip4/127.0.0.1/tcp/0']
+  const listen = withRelays(init.listen ?? ['/ip4/127.0.0.1/tcp/0'], init.relayVia) // reachability (SPEC §10)
   // Held by name: a key rotation replaces the host (and discovery, heartbeat) under way.
   parts.hold(
     'libp2p',
     // issue 14: announced addresses (a public name, a port forward) instead of the listen ones
-    await createMeshLibp2p({ key: parts.get('key'), listen, datastore, announce: init.announce ?? [] }),
+    await createMeshLibp2p({
+      key: parts.get('key'),
+      listen,
+      datastore,
+      announce: init.announce ?? [],
+      ...(init.relay !== undefined ? { relay: init.relay } : {}), // reachability (SPEC §10)
+    }).catch((err: unknown) => {
+      throw relayUnreachable(err) ?? err // reachability (SPEC §10)
+    }),
   )
 }
 
@@ -94,9 +104,11 @@ export async function restartOnKey(
   const datastore = await openDatastore(wiring)
   const libp2p = await createMeshLibp2p({
     key,
-    listen: listen.length > 0 ? listen : (init.listen ?? []),
+    // reachability (SPEC §10): the relays it was told of, even while no reservation stands
+    listen: withRelays(listen.length > 0 ? listen : (init.listen ?? []), init.relayVia),
     datastore,
     announce: init.announce ?? [], // issue 14
+    ...(init.relay !== undefined ? { relay: init.relay } : {}), // reachability (SPEC §10)
   })
   parts.set('libp2p', libp2p)
   const discovery = createDiscovery(wiring, libp2p, key, datastore)
@@ -181,4 +193,28 @@ function createHeartbeat(wiring: NetworkWiring, key: Ed25519KeyPair): HeartbeatC
     rotations: () => parts.find('history')?.records,
     healthy: () => parts.find('storeMonitor')?.health.status !== 'unhealthy',
   })
+}
+
+// reachability (SPEC §10)
+/** `listen`, plus a reservation address for each relay in `relayVia` not already in it. */
+function withRelays(listen: string[], relayVia: string[] | undefined): string[] {
+  const out = [...listen]
+  for (const relay of relayVia ?? []) {
+    const address = relayListenAddress(relay)
+    if (!out.includes(address)) out.push(address)
+  }
+  return out
+}
+
+/**
+ * A relay named by `--relay-via` that cannot be reached at start: MESH_UNAVAILABLE naming it
+ * (the node was asked to be reached through it, so it does not start unreachable).
+ */
+function relayUnreachable(err: unknown): Error | undefined {
+  const message = String((err as Error | undefined)?.message)
+  if ((err as Error | undefined)?.name !== 'UnsupportedListenAddressesError') return undefined
+  if (/EADDRINUSE/.test(message)) return undefined
+  const relays = [...message.matchAll(/^\s*(\S+)\/p2p-circuit:/gm)].map((m) => m[1] as string)
+  if (relays.length === 0) return undefined
+  return new UnavailableError(`no reservation could be taken on relay ${relays.join(', ')}`, { relays })
 }

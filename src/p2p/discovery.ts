@@ -201,6 +201,7 @@ export class MeshDiscovery implements Startable {
     this.#running = true
     await this.#neighbours.start()
     this.#components.libp2p.addEventListener('peer:connect', this.#onConnect)
+    this.#components.libp2p.addEventListener('self:peer:update', this.#onSelfUpdate) // reachability (SPEC §10)
     this.#directory.start()
     // The first round runs in the background: start() must not wait on the network.
     this.#runSoon(0)
@@ -211,6 +212,7 @@ export class MeshDiscovery implements Startable {
     if (!this.#running) return
     this.#running = false
     this.#components.libp2p.removeEventListener('peer:connect', this.#onConnect)
+    this.#components.libp2p.removeEventListener('self:peer:update', this.#onSelfUpdate) // reachability (SPEC §10)
     clearTimeout(this.#timer)
     this.#shutdown.abort()
     await Promise.all([this.#round, this.#directory.stop()])
@@ -268,6 +270,19 @@ export class MeshDiscovery implements Startable {
   /** The first connection after being alone: look around at once rather than at the next tick. */
   readonly #onConnect = (_event: CustomEvent<PeerId>): void => {
     if (this.#components.libp2p.getConnections().length <= 1) this.#runSoon(0)
+  }
+
+  // reachability (SPEC §10)
+  #addresses = ''
+  /**
+   * Our addresses changed (a relay reservation taken, refreshed or lost): the record
+   * says so at once rather than at the next round.
+   */
+  readonly #onSelfUpdate = (): void => {
+    const addresses = this.#components.libp2p.getMultiaddrs().map(String).join()
+    if (addresses === this.#addresses) return
+    this.#addresses = addresses
+    this.#runSoon(0)
   }
 
   #runSoon(delay: number): void {

@@ -1,16 +1,26 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
+import { type CircuitRelayService, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { type Identify, type IdentifyPush, identify, identifyPush } from '@libp2p/identify'
 import type { Libp2p, StreamHandler } from '@libp2p/interface'
 import { type KadDHT, type KadDHTComponents, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
 import type { Datastore } from 'interface-datastore'
 import { createLibp2p } from 'libp2p'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { MESH_KAD_PROTOCOL } from './constants.ts'
 import { MESH_RECORD_NAMESPACE, selectMeshRecord, validateMeshRecord } from './mesh-record.ts'
+import {
+  meshRelayServer,
+  type ReachabilityService,
+  type RelayServiceInit,
+  reachabilityService,
+} from './reachability.ts'
 import { RecordGuardDatastore, type RecordGuardInit } from './record-datastore.ts'
 
 export type MeshServices = {
@@ -18,6 +28,11 @@ export type MeshServices = {
   identifyPush: IdentifyPush
   ping: Ping
   dht: KadDHT
+  // reachability (SPEC §10): AutoNAT, DCUtR, the relay service on `--relay` meshes
+  autoNAT: unknown
+  dcutr: unknown
+  reachability: ReachabilityService
+  relay?: CircuitRelayService
 }
 
 export type MeshLibp2p = Libp2p<MeshServices>
@@ -47,6 +62,11 @@ export interface MeshLibp2pInit {
   datastore?: Datastore
   /** Connection cap; default 300. */
   maxConnections?: number
+  /**
+   * Serve as a circuit relay v2 for meshes that cannot be dialled (SPEC §10): `true` for the
+   * defaults (RELAY_SERVICE_DEFAULTS), or limits; default off.
+   */
+  relay?: boolean | RelayServiceInit
   /** Start the node before returning, as libp2p does; default true. */
   start?: boolean
 }
@@ -63,7 +83,11 @@ export function createMeshDatastore(init: Omit<RecordGuardInit, 'selectors'> = {
   return new RecordGuardDatastore({ ...init, selectors: MESH_DHT_SELECTORS })
 }
 
-/** Builds the node's libp2p host: TCP, Noise, Yamux, identify, ping and the mesh kad-dht. */
+/**
+ * Builds the node's libp2p host: TCP, WebSockets and circuit relay v2 (client) transports,
+ * Noise, Yamux, identify, ping, the mesh kad-dht, AutoNAT, DCUtR, and the relay service
+ * when `relay` asks for it.
+ */
 export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p> {
   const variant = init.dht ?? 'mesh'
   const datastore = init.datastore ?? (variant === 'mesh' ? createMeshDatastore() : undefined)
@@ -96,7 +120,8 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     start: init.start ?? true,
     privateKey: init.key.toLibp2pPrivateKey(),
     addresses: { listen: init.listen ?? DEFAULT_LISTEN, announce: init.announce ?? [] },
-    transports: [tcp()],
+    // reachability (SPEC §10): WebSockets beside TCP; every node dials and listens through relays
+    transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     datastore,
@@ -114,8 +139,16 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
       identifyPush: identifyPush(),
       ping: ping(),
       dht: guard === undefined ? dht : (components: KadDHTComponents) => dht(withSender(components, guard)),
+      // reachability (SPEC §10)
+      autoNAT: autoNAT(),
+      dcutr: dcutr(),
+      reachability: reachabilityService(),
+      ...(init.relay !== undefined && init.relay !== false
+        ? { relay: meshRelayServer(init.relay === true ? {} : init.relay) }
+        : {}),
     },
   })
+  node.services.reachability.relayService = node.services.relay
   return node
 }
 

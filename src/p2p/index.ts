@@ -69,4 +69,14 @@ export {
   type NeighbourRecordsComponents,
   type NeighbourRecordsInit,
 } from './neighbour-records.ts'
+// reachability (SPEC §10)
+export {
+  isRelayAddress,
+  meshRelayServer,
+  RELAY_SERVICE_DEFAULTS,
+  type Reachability,
+  ReachabilityService,
+  type RelayServiceInit,
+  relayListenAddress,
+} from './reachability.ts'
 export { RecordGuardDatastore, type RecordGuardInit, type SyncSelectFn } from './record-datastore.ts'

@@ -147,6 +147,7 @@ export class NeighbourRecords implements Startable {
         (stream, connection) => this.#serve(stream, connection, datastore),
         {
           maxInboundStreams: this.#init.maxInboundStreams,
+          runOnLimitedConnection: true, // reachability (SPEC §10)
         },
       )
     }
@@ -393,7 +394,10 @@ class Channel {
 
   constructor(connection: Connection, maxAnswerBytes: number) {
     this.#opening = connection
-      .newStream(MESH_RECORD_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      .newStream(MESH_RECORD_PROTOCOL, {
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        runOnLimitedConnection: true, // reachability (SPEC §10)
+      })
       .then((stream) => {
         this.#stream = stream
         if (this.#broken) stream.close().catch((err: Error) => stream.abort(err))

@@ -14,5 +14,6 @@ export async function dialPeerProtocol(
   options: AbortOptions = {},
 ): Promise<Stream> {
   if (libp2p.getConnections(peerId).length === 0) await addDialAddresses(libp2p.peerStore, peerId, multiaddrs)
-  return libp2p.dialProtocol(peerId, [...protocols], options)
+  // reachability (SPEC §10): a peer reached through a relay is on a limited connection
+  return libp2p.dialProtocol(peerId, [...protocols], { ...options, runOnLimitedConnection: true })
 }

@@ -109,7 +109,11 @@ export class LinkManager {
     await this.#c.libp2p.handle(
       [...this.#init.protocols],
       (stream: Stream, connection: Connection) => this.#onStream(stream, connection),
-      { maxInboundStreams: this.#init.limits.maxStreamsPerPeer, maxOutboundStreams: 8 },
+      {
+        maxInboundStreams: this.#init.limits.maxStreamsPerPeer,
+        maxOutboundStreams: 8,
+        runOnLimitedConnection: true, // reachability (SPEC §10): rooms run over relayed connections
+      },
     )
     this.#c.libp2p.addEventListener('peer:connect', this.#onPeerConnect)
     this.#started = true

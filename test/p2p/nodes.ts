@@ -12,6 +12,7 @@ import {
   type MeshDiscovery,
   type MeshDiscoveryInit,
   type MeshLibp2p,
+  type MeshLibp2pInit,
 } from '../../src/p2p/index.ts'
 import type { RecordGuardDatastore, RecordGuardInit } from '../../src/p2p/record-datastore.ts'
 import { createRegistryBootstrap } from '../../src/registry/index.ts'
@@ -76,6 +77,8 @@ export async function startMesh(
     /** Builds the injected registry bootstrap, as the composition root does. */
     registryUrl?: string
     maxRegistryAttempts?: number
+    /** Host options (listen addresses, relay service); reachability (SPEC §10). */
+    host?: Pick<MeshLibp2pInit, 'listen' | 'relay'>
   },
 ): Promise<TestMesh> {
   const key = init.key ?? Ed25519KeyPair.generate()
@@ -85,8 +88,8 @@ export async function startMesh(
   await store.open()
   const { logger, lines } = captureLogger()
   const datastore = createMeshDatastore()
-  const libp2p = await createMeshLibp2p({ key, datastore })
-  const { key: _, storePath: __, registryUrl, maxRegistryAttempts, ...discoveryInit } = init
+  const libp2p = await createMeshLibp2p({ key, datastore, ...init.host })
+  const { key: _, storePath: __, registryUrl, maxRegistryAttempts, host: ___, ...discoveryInit } = init
   const registry =
     registryUrl === undefined
       ? undefined

@@ -45,6 +45,17 @@ export const healthSchema = strictObject(
     peerId: STRING,
     multiaddrs: { type: 'array', items: STRING },
     version: STRING,
+    // reachability (SPEC §10): how the node is reached (p2p/reachability.ts)
+    reachability: strictObject(
+      {
+        status: { type: 'string', enum: ['public', 'relayed', 'unknown'] },
+        relayAddresses: { type: 'array', items: STRING },
+        verifiedAddresses: { type: 'array', items: STRING },
+        relay: { type: 'boolean' },
+        reservations: { type: 'integer', minimum: 0 },
+      },
+      ['status', 'relayAddresses', 'verifiedAddresses', 'relay', 'reservations'],
+    ),
   },
   ['status', 'store', 'did', 'peerId', 'multiaddrs', 'version'],
 )

@@ -1,6 +1,7 @@
 /** `mesh init`, `mesh start`, `mesh registry`: the commands that create a mesh or run a server. */
 import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
+import type { MeshNodeInit } from '../../config.ts'
 import { ConflictError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
 import { createMeshNode } from '../../mesh-node.ts'
@@ -163,6 +164,34 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         'how often audit tree heads are swapped with peer meshes (default 15000; 0 = never)',
       ).argParser(nonNegativeInt),
     )
+    // reachability (SPEC §10): relays
+    .option('--relay', 'serve as a circuit relay for meshes that cannot be dialled')
+    .addOption(
+      new Option('--relay-reservations <n>', 'relay: reservations held at once (default 64)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option('--relay-circuit-ms <ms>', 'relay: one circuit open at most (default 1800000)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--relay-circuit-bytes <n>',
+        'relay: bytes one circuit carries (default 67108864)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--relay-per-peer <n>', 'relay: circuits in flight from one peer (default 8)').argParser(
+        positiveInt,
+      ),
+    )
+    .option(
+      '--relay-via <multiaddr>',
+      'relay (…/p2p/<peer id>) to take a reservation on and be reached through (repeatable)',
+      collectMultiaddr,
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
@@ -205,6 +234,9 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             ...(options.auditInterval !== undefined
               ? { auditProtocol: { gossipIntervalMs: options.auditInterval as number } }
               : {}),
+            // reachability (SPEC §10): relays
+            ...relayOption(options),
+            ...(options.relayVia !== undefined ? { relayVia: options.relayVia as string[] } : {}),
             logger,
           }),
         (node) =>
@@ -252,4 +284,19 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
           : err
       })
     })
+}
+
+// reachability (SPEC §10): relays
+/** `--relay` and its limits (any limit implies `--relay`). */
+function relayOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'relay'> {
+  const limits: Exclude<MeshNodeInit['relay'], boolean | undefined> = {
+    ...(options.relayReservations !== undefined
+      ? { maxReservations: options.relayReservations as number }
+      : {}),
+    ...(options.relayCircuitMs !== undefined ? { circuitDurationMs: options.relayCircuitMs as number } : {}),
+    ...(options.relayCircuitBytes !== undefined ? { circuitBytes: options.relayCircuitBytes as number } : {}),
+    ...(options.relayPerPeer !== undefined ? { maxCircuitsPerPeer: options.relayPerPeer as number } : {}),
+  }
+  if (Object.keys(limits).length > 0) return { relay: limits }
+  return options.relay === true ? { relay: true } : {}
 }

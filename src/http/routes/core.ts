@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client'
+import type { Health } from '../../api/index.ts'
 import { UnavailableError } from '../../errors.ts'
 import type { MeshManifest } from '../../manifest/index.ts'
 import type { StoreHealth } from '../../store/index.ts'
@@ -13,6 +14,8 @@ export interface HealthInfo {
   peerId: string
   multiaddrs: string[]
   version: string
+  /** reachability (SPEC §10): public (AutoNAT), relayed, or unknown; relay service state. */
+  reachability?: Health['reachability']
 }
 
 export interface CoreRoutesInit {
