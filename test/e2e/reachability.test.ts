@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { getJson, runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import { type CliMesh, connectionView, type E2E, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import { acceptRoom, type CliMesh, connectionView, type E2E, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
 
 // reachability (SPEC §10): WebSockets beside TCP, and meshes reached through a circuit relay.
 
@@ -38,6 +38,7 @@ async function federate(e: E2E, x: CliMesh, y: CliMesh, address: string): Promis
 
   const room = await cli<{ id: string }>(x, 'room', 'create', 'general')
   await cli(x, 'share', room.id, y.did as string)
+  await acceptRoom(cli, y, room.id) // y's architect accepts the invitation (SPEC §9)
   await waitFor(async () => {
     const rooms = await cli<Array<{ id: string; federated: boolean }>>(y, 'rooms')
     return rooms.some((r) => r.id === room.id && r.federated)
@@ -162,6 +163,7 @@ describe('reachability across processes (SPEC §10)', () => {
     await waitFor(async () => (await connectionView(peer, c.id))?.status === 'accepted', 'accepted at peer')
     const room = await e.cli<{ id: string }>(peer, 'room', 'create', 'bulk')
     await e.cli(peer, 'share', room.id, hidden.did as string)
+    await acceptRoom(e.cli, hidden, room.id) // hidden's architect accepts the invitation (SPEC §9)
     await waitFor(async () => {
       const rooms = await e.cli<Array<{ id: string; federated: boolean }>>(hidden, 'rooms')
       return rooms.some((r) => r.id === room.id && r.federated)
