@@ -31,7 +31,7 @@ export function startAgent(node: string, room: string, key: string): AgentProces
     lines.push(line)
     for (const w of waiters) w()
   })
-  const line = (pattern: RegExp, timeoutMs = 20_000) =>
+  const line = (pattern: RegExp, timeoutMs = 60_000) =>
     new Promise<RegExpExecArray>((resolve, reject) => {
       const seen = () => lines.map((l) => pattern.exec(l)).find((m) => m !== null)
       const check = () => {

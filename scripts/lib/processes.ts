@@ -100,7 +100,7 @@ export async function startMesh(
 export async function waitFor<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,
   what: string,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
   everyMs = 200,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs

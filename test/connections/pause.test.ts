@@ -184,7 +184,11 @@ describe('paused connections (POST /api/connections/:id/pause|resume)', () => {
       async () => (await b.peers()).find((p) => p.did === identity)?.keys.at(-1) === rotated.did,
       'beta learns the new key',
     )
-    assert.equal((await a.peers()).find((p) => p.did === b.node.did)?.queued, 0)
+    // Beta applies the message before alpha has its answer: the queue empties then.
+    await until(
+      async () => (await a.peers()).find((p) => p.did === b.node.did)?.queued === 0,
+      'alpha’s outbox empty once beta answered',
+    )
     assert.equal((await a.connections())[0]?.status, 'accepted')
   })
 })

@@ -16,7 +16,11 @@ interface PublicMesh {
 }
 
 const list = (http: string) => getJson<{ meshes: PublicMesh[] }>(`${http}/api/meshes/public?limit=100`)
-const INTERVAL = '500'
+// Heartbeats and discovery rounds. A mesh reads online for 1.5 intervals after a
+// heartbeat: long enough here that a busy machine's late heartbeat does not read idle.
+const INTERVAL = '2000'
+/** A slow machine is slow, not broken: every wait is generous. */
+const PATIENCE_MS = 90_000
 
 describe('registry, bootstrap and DHT discovery across processes', () => {
   it('three meshes find each other, a fourth finds them through the DHT alone, stopped meshes go offline', async (t) => {
@@ -43,23 +47,35 @@ describe('registry, bootstrap and DHT discovery across processes', () => {
     // Each mesh lists the other two in its own /api/meshes/public.
     for (const [i, mesh] of meshes.entries()) {
       const others = meshes.filter((_, j) => j !== i).map((m) => m.did)
-      await waitFor(async () => {
-        const dids = (await list(mesh.http)).meshes.map((m) => m.did)
-        return others.every((d) => dids.includes(d as string)) && !dids.includes(mesh.did as string)
-      }, `${names[i]} to list the other two`)
+      await waitFor(
+        async () => {
+          const dids = (await list(mesh.http)).meshes.map((m) => m.did)
+          return others.every((d) => dids.includes(d as string)) && !dids.includes(mesh.did as string)
+        },
+        `${names[i]} to list the other two`,
+        PATIENCE_MS,
+      )
     }
 
     // The DHT records carry the same counts (published again once agents and rooms are up).
-    await waitFor(async () => {
-      const { meshes: known } = await list(meshes[0]?.http as string)
-      return known.length === 2 && known.every((m) => m.members === 1 && m.bots === 2 && m.rooms === 0)
-    }, 'alpha to see the other meshes with their counts')
+    await waitFor(
+      async () => {
+        const { meshes: known } = await list(meshes[0]?.http as string)
+        return known.length === 2 && known.every((m) => m.members === 1 && m.bots === 2 && m.rooms === 0)
+      },
+      'alpha to see the other meshes with their counts',
+      PATIENCE_MS,
+    )
 
     // The registry shows all three online with counts.
-    const atRegistry = await waitFor(async () => {
-      const { meshes: listed } = await list(registry.http)
-      return listed.length === 3 && listed.every((m) => m.status === 'online') ? listed : undefined
-    }, 'the registry to show three online meshes')
+    const atRegistry = await waitFor(
+      async () => {
+        const { meshes: listed } = await list(registry.http)
+        return listed.length === 3 && listed.every((m) => m.status === 'online') ? listed : undefined
+      },
+      'the registry to show three online meshes',
+      PATIENCE_MS,
+    )
     for (const m of atRegistry) {
       assert.ok(names.includes(m.name))
       assert.equal(m.members, 1, 'the architect is the one member')
@@ -84,10 +100,14 @@ describe('registry, bootstrap and DHT discovery across processes', () => {
       ...['--data', join(root, 'delta'), '--name', 'delta', '--http', '127.0.0.1:0'],
       ...['--bootstrap', bootstrap, '--discovery-interval', INTERVAL],
     ])
-    await waitFor(async () => {
-      const dids = (await list(delta.http)).meshes.map((m) => m.did)
-      return meshes.every((m) => dids.includes(m.did as string))
-    }, 'delta to discover alpha, beta and gamma through the DHT')
+    await waitFor(
+      async () => {
+        const dids = (await list(delta.http)).meshes.map((m) => m.did)
+        return meshes.every((m) => dids.includes(m.did as string))
+      },
+      'delta to discover alpha, beta and gamma through the DHT',
+      PATIENCE_MS,
+    )
     const deltaFound = delta.logs.filter((l) => l.event === 'discovery.mesh_found').length
     assert.ok(deltaFound >= 3 || (await list(delta.http)).meshes.length >= 3)
 
@@ -101,16 +121,20 @@ describe('registry, bootstrap and DHT discovery across processes', () => {
     )
     await meshes[2]?.stop('SIGKILL')
     await meshes[1]?.stop('SIGTERM')
-    await waitFor(async () => {
-      const byName = new Map<string, string>(
-        (await list(registry.http)).meshes.map((m) => [m.name, m.status]),
-      )
-      return (
-        byName.get('gamma') === 'offline' &&
-        byName.get('beta') === 'offline' &&
-        byName.get('alpha') === 'online'
-      )
-    }, 'gamma and beta offline, alpha online at the registry')
+    await waitFor(
+      async () => {
+        const byName = new Map<string, string>(
+          (await list(registry.http)).meshes.map((m) => [m.name, m.status]),
+        )
+        return (
+          byName.get('gamma') === 'offline' &&
+          byName.get('beta') === 'offline' &&
+          byName.get('alpha') === 'online'
+        )
+      },
+      'gamma and beta offline, alpha online at the registry',
+      PATIENCE_MS,
+    )
     const offline = await getJson<{ meshes: PublicMesh[] }>(
       `${registry.http}/api/meshes/public?status=offline`,
     )

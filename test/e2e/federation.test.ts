@@ -35,7 +35,7 @@ describe('federation across processes, driven by the CLI', () => {
     const [alpha, beta, gamma] = meshes as [Mesh, Mesh, Mesh]
     const addr = (m: Mesh) => m.proc?.listen[0] as string
     /** Both sides show `id` in `status` (with the same agreement version). */
-    const both = (x: Mesh, y: Mesh, id: string, status: string, timeoutMs = 20_000) =>
+    const both = (x: Mesh, y: Mesh, id: string, status: string, timeoutMs = 60_000) =>
       waitFor(
         async () => {
           const [a, b] = await Promise.all([view(x, id), view(y, id)])

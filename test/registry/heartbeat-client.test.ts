@@ -35,7 +35,7 @@ async function listed(url: string): Promise<PublicMesh[]> {
   return ((await response.json()) as { meshes: PublicMesh[] }).meshes
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await probe()

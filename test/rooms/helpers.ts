@@ -159,7 +159,7 @@ export function entries(room: Room | Y.Doc): Record<string, unknown> {
 export async function until<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,
   what: string,
-  ms = 15_000,
+  ms = 60_000,
 ): Promise<T> {
   const end = Date.now() + ms
   let last: unknown
@@ -176,7 +176,7 @@ export async function until<T>(
 }
 
 /** `a` requests a connection with `b` and `b` accepts it; each wait up to `ms`. */
-export async function connect(a: TestNode, b: TestNode, ms = 15_000): Promise<void> {
+export async function connect(a: TestNode, b: TestNode, ms = 60_000): Promise<void> {
   const id = await requestConnection(a, b)
   await until(async () => (await statusAt(b, id))?.status === 'pending', 'request arrives', ms)
   await decide(b, id, 'accept')
