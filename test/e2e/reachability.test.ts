@@ -4,7 +4,15 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { getJson, runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import { acceptRoom, type CliMesh, connectionView, type E2E, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import {
+  acceptRoom,
+  type CliMesh,
+  connectionView,
+  type E2E,
+  e2e,
+  FAST_RETRY,
+  freePort,
+} from '../fixtures/e2e.ts'
 
 // reachability (SPEC §10): WebSockets beside TCP, and meshes reached through a circuit relay.
 
