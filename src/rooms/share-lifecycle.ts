@@ -351,7 +351,8 @@ export class ShareLifecycle {
   }
 
   #invitationOf(id: string): ShareRecord {
-    if (typeof id !== 'string' || id.length !== 22) throw new BadRequestError('malformed invitation id')
+    if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id))
+      throw new BadRequestError('malformed invitation id')
     const share = this.#c.shares
       .all()
       .find((s) => s.direction === 'in' && invitationId(s.room, s.peer) === id)

@@ -101,7 +101,11 @@ export function noticeFits(at: number, since: string): boolean {
   return at >= Date.parse(since) - SKEW_MS
 }
 
-/** The id of the invitation of `room` from `peer` (stable: a re-sent share is the same invitation). */
+/**
+ * The id of the invitation of `room` from `peer` (stable: a re-sent share is the same
+ * invitation). Hex, like room ids: a base64url id may begin with `-`, which a command
+ * line takes for an option (`mesh invitation accept -HW16…`).
+ */
 export function invitationId(room: string, peer: string): string {
-  return createHash('sha256').update(`mesh-invitation\0${room}\0${peer}`).digest('base64url').slice(0, 22)
+  return createHash('sha256').update(`mesh-invitation\0${room}\0${peer}`).digest('hex').slice(0, 32)
 }

@@ -110,11 +110,13 @@ describe('room invitations, unshare and leave (SPEC §9)', () => {
       { code: 'MESH_UCAN_INVALID' },
     )
     await assert.rejects(
-      b.api.post(`/api/rooms/invitations/${'x'.repeat(22)}/accept`, {
+      b.api.post(`/api/rooms/invitations/${'0'.repeat(32)}/accept`, {
         ucan: await b.act('room/accept', inv.peer),
       }),
       { code: 'MESH_NOT_FOUND' },
     )
+    // Hex, like room ids: never a leading `-` a command line would take for an option.
+    assert.match(inv.id, /^[0-9a-f]{32}$/)
     await assert.rejects(b.api.post('/api/rooms/invitations/short/accept', { ucan: 'x' }), {
       code: 'MESH_BAD_REQUEST',
     })

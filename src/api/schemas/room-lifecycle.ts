@@ -8,7 +8,7 @@ import { ROOM_ID, shareViewSchema } from './rooms.ts'
 
 export const INVITATION_STATUSES = ['pending', 'accepted', 'declined'] as const
 /** An invitation id: 22 base64url characters (derived from the room and the sharing mesh). */
-export const INVITATION_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{22}$' } as const
+export const INVITATION_ID = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const
 
 export const invitationParamsSchema = strictObject({ id: INVITATION_ID }, ['id'])
 
