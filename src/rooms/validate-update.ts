@@ -226,8 +226,8 @@ function salvaged(
     answersFor: (client, prior) => answersFor(client, bindingsOf(prior.writes)),
   })
   const refusal = result.refused ?? first
-  if (result.accepted.length === 0 && result.holed.length === 0 && !hasHoles(result.byClient))
-    return { error: asError(room, refusal) }
+  // Nothing kept (no entry, no hole): the refusal stands for the whole update.
+  if (result.byClient.size === 0) return { error: asError(room, refusal) }
   const update = encodeStructs(result.byClient)
   let again: ValidatedUpdate
   try {
@@ -240,11 +240,6 @@ function salvaged(
   refused.details.refusedEntries = result.refusedGroups
   if (result.holed.length > 0) refused.details.holes = result.holed.length
   return { ok: { ...again, update, refused } }
-}
-
-function hasHoles(byClient: Map<number, unknown[]>): boolean {
-  for (const list of byClient.values()) if (list.length > 0) return true
-  return false
 }
 
 function rejected(reason: RejectReason, message: string, details: Record<string, unknown> = {}): MeshError {
