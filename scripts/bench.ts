@@ -5,8 +5,12 @@
  * values and `met: false`, and the others still run.
  *
  * - node.cold_start_ms: `mesh start` to its ready line vs a bare js-libp2p process.
- * - dht.lookup_*.n16 / .n64: mesh lookups vs stock kad-dht, and vs the loopback round trip
- *   (each network's nodes spread over child processes, bench/dht-worker.ts).
+ * - dht.lookup_*.n16 / .n64 / .n256: mesh lookups vs stock kad-dht, and vs the loopback round
+ *   trip (each network's nodes spread over child processes, bench/dht-worker.ts); how many
+ *   the walk answered rather than a connected neighbour (dht.lookup_by_walk).
+ * - dht.sim_*.n1000 / .n10000 / .n100000: Kademlia lookups simulated with the node's k, α and
+ *   paths over simulated links; hops and time against ⌈log2 N / log2 k⌉ + 1 round trips, and
+ *   per log2 N against the smallest network's (bench/dht-sim.ts, issue 15).
  * - discovery.new_mesh_visible_ms.n16: a new public mesh until all 16 others list it.
  * - federation.* (bench/federation.ts) and authority.* (bench/authority.ts), written as
  *   their generators yield them.
@@ -32,6 +36,7 @@ import { AUDIT_NAMES, benchAudit } from './bench/audit.ts'
 import { benchAuthority } from './bench/authority.ts'
 import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
 import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
+import { benchDhtSim, dhtSimNames } from './bench/dht-sim.ts'
 import { benchFederation } from './bench/federation.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
@@ -53,13 +58,15 @@ interface Bench {
 
 const benches: Bench[] = [
   { title: 'cold start', names: COLD_START_NAMES, run: (pool) => benchColdStart({ pool }) },
-  ...[16, 64].map(
+  ...[16, 64, 256].map(
     (n): Bench => ({
       title: `DHT lookups, ${n} meshes`,
       names: dhtLookupNames(n),
       run: () => benchDhtLookup({ n, lookups: n === 16 ? 200 : 100 }),
     }),
   ),
+  // issue 15: Kademlia lookups simulated at 1,000 / 10,000 / 100,000 meshes (bench/dht-sim.ts)
+  { title: 'DHT simulation', names: dhtSimNames(), run: async () => void benchDhtSim() },
   {
     title: 'new mesh visible, 16 meshes',
     names: newMeshVisibleNames(16),
