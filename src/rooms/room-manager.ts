@@ -9,7 +9,7 @@ import { type LocalPrincipal, type MemberView, memberView, ownMemberEntry } from
 import { MeshKeys, type OwnKeys, type PeerKeys } from './mesh-keys.ts'
 import { MessageWriter } from './message-writer.ts'
 import { type NotificationPage, pageLimit, RoomNotifications } from './notifications.ts'
-import { Room } from './room.ts'
+import { Room, type RoomOrigin } from './room.ts'
 import {
   contentId,
   META_KEY,
@@ -378,7 +378,14 @@ export class RoomManager {
     const room = this.#newRoom(id, record.homeMesh)
     const log = this.#newLog(room)
     const updates = await log.read()
-    if (updates.length > 0) Y.applyUpdate(room.doc, Y.mergeUpdates(updates), { source: 'store' })
+    // The segments and updates in order, one transaction: no merge of the whole state first.
+    if (updates.length > 0)
+      room.doc.transact(
+        () => {
+          for (const update of updates) Y.applyUpdate(room.doc, update)
+        },
+        { source: 'store' } satisfies RoomOrigin,
+      )
     if (room.doc.store.pendingStructs !== null) {
       this.#log.error({ event: 'rooms.load_incomplete', room: id }, 'stored room has missing updates')
     }
@@ -406,7 +413,6 @@ export class RoomManager {
       store: this.#init.store,
       room: room.id,
       ...(this.#init.compactEvery !== undefined ? { compactEvery: this.#init.compactEvery } : {}),
-      snapshot: () => Y.encodeStateAsUpdate(room.doc),
       onFailure: (err) => {
         room.markFailed(err)
         if (this.#rooms.get(room.id) === room) this.#rooms.delete(room.id)
