@@ -54,8 +54,6 @@ export interface RoomManagerInit {
   maxForeignParticipantsPerRoom?: () => number
   /** Updates per room between snapshots; default 500. */
   compactEvery?: number
-  /** A room's scratch copy (for trial applies) is freed after this idle time; default 30 s. */
-  scratchIdleMs?: number
   now?: () => number
 }
 
@@ -115,7 +113,6 @@ export class RoomManager {
   readonly #now: () => number
   readonly #messages: MessageWriter
   readonly #loadListeners = new Set<(room: Room) => void>()
-  #sweeper: ReturnType<typeof setInterval> | undefined
 
   constructor(init: RoomManagerInit) {
     this.#init = init
@@ -142,24 +139,14 @@ export class RoomManager {
 
   async start(): Promise<void> {
     await this.meshKeys.load()
-    const idle = this.#init.scratchIdleMs ?? 30_000
-    this.#sweeper = setInterval(() => {
-      for (const room of this.#rooms.values()) room.releaseIdle(idle)
-    }, idle)
-    this.#sweeper.unref()
   }
 
   /** Waits for every pending write, then forgets the loaded rooms. */
   async stop(): Promise<void> {
-    if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
-    this.#sweeper = undefined
     await Promise.allSettled([...this.#loading.values()])
     const rooms = [...this.#rooms.values()]
     await Promise.allSettled(rooms.map((r) => r.flush()))
-    for (const room of rooms) {
-      room.dropScratch()
-      room.doc.destroy()
-    }
+    for (const room of rooms) room.doc.destroy()
     this.#rooms.clear()
   }
 
@@ -328,7 +315,9 @@ export class RoomManager {
   /** The loaded room; loads it once however many callers ask at the same time. */
   load(id: string): Promise<Room> {
     const loaded = this.#rooms.get(id)
-    if (loaded !== undefined) return Promise.resolve(loaded)
+    if (loaded !== undefined && !loaded.failed) return Promise.resolve(loaded)
+    // A room that failed (its store, or an update left pending) is loaded again.
+    if (loaded !== undefined) this.#rooms.delete(id)
     let loading = this.#loading.get(id)
     if (loading === undefined) {
       loading = this.#load(id)

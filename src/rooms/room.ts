@@ -100,8 +100,6 @@ export class Room implements ValidationTarget {
   #log?: RoomLog
   #lastWrite: Promise<void> = Promise.resolve()
   #extraOps: StoreOperation[] = []
-  #scratch: Y.Doc | undefined
-  #scratchUsedAt = 0
   #failed: unknown
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
@@ -173,26 +171,6 @@ export class Room implements ValidationTarget {
   members(): Map<string, MemberEntry> {
     this.#members ??= effectiveMembers(this.#sealedMembers, this.homeMesh)
     return this.#members
-  }
-
-  scratch(): Y.Doc {
-    this.#scratchUsedAt = this.#init.now()
-    if (this.#scratch === undefined) {
-      const scratch = new Y.Doc({ gc: false })
-      Y.applyUpdate(scratch, Y.encodeStateAsUpdate(this.doc))
-      this.#scratch = scratch
-    }
-    return this.#scratch
-  }
-
-  dropScratch(): void {
-    this.#scratch?.destroy()
-    this.#scratch = undefined
-  }
-
-  /** Frees the scratch copy when it was not used for `idleMs`. */
-  releaseIdle(idleMs: number): void {
-    if (this.#scratch !== undefined && this.#init.now() - this.#scratchUsedAt >= idleMs) this.dropScratch()
   }
 
   // ---- reads ----
@@ -297,6 +275,7 @@ export class Room implements ValidationTarget {
     const applied = result.ok.update ?? update
     if (sender.kind === 'peer') {
       Y.applyUpdate(this.doc, applied, { source: 'peer', meshDid: sender.meshDid } satisfies RoomOrigin)
+      this.#assertWhole()
       await this.#lastWrite
       return result
     }
@@ -316,6 +295,7 @@ export class Room implements ValidationTarget {
       },
       { source: 'client', did: sender.did, connection } satisfies RoomOrigin,
     )
+    this.#assertWhole()
     const nodeUpdate = Y.encodeStateAsUpdate(this.doc, before)
     await this.#lastWrite
     return { ...result, nodeUpdate }
@@ -349,6 +329,18 @@ export class Room implements ValidationTarget {
   /** Resolves when every write so far is durable. */
   async flush(): Promise<void> {
     await this.#lastWrite
+  }
+
+  /**
+   * Validation proves an update applies whole (update-structs.ts); should Yjs still keep
+   * part of one pending, the room is no longer what its log says: it fails, and is
+   * loaded again from the store on next use.
+   */
+  #assertWhole(): void {
+    if (this.doc.store.pendingStructs === null && this.doc.store.pendingDs === null) return
+    const err = new UnavailableError('room update left pending structs; reload the room', { room: this.id })
+    this.markFailed(err)
+    throw err
   }
 
   #assertHealthy(): void {
@@ -388,8 +380,6 @@ export class Room implements ValidationTarget {
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     const fresh = this.#fresh
     this.#fresh = []
-    // Keeps the scratch copy equal to the room (a no-op for what a trial already applied).
-    if (this.#scratch !== undefined) Y.applyUpdate(this.#scratch, update, { source: 'mirror' })
     if ((origin as RoomOrigin | null)?.source === 'store' || this.#log === undefined) return
     const ops = this.#extraOps.splice(0)
     if (fresh.length > 0) ops.push(...this.#init.opsForMessages(this, fresh))
