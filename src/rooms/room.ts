@@ -101,6 +101,11 @@ export class Room implements ValidationTarget {
   #lastWrite: Promise<void> = Promise.resolve()
   #extraOps: StoreOperation[] = []
   #failed: unknown
+  // lazy rooms (issue 15): when it was last used, who holds it, writes not yet durable
+  #usedAt = 0
+  #holds = 0
+  #writes = 0
+  #unloaded = false
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
   #fresh: Array<{ id: string; entry: MessageEntry }> = []
@@ -135,6 +140,40 @@ export class Room implements ValidationTarget {
   attachLog(log: RoomLog): void {
     if (this.#log === undefined) this.doc.on('update', this.#onUpdate)
     this.#log = log
+  }
+
+  /** When the room was last loaded, updated or written (ms, the room's clock). */
+  get usedAt(): number {
+    return this.#usedAt
+  }
+
+  touch(): void {
+    this.#usedAt = this.#init.now()
+  }
+
+  /** Keeps the room loaded until the returned release is called (a y-websocket client). */
+  hold(): () => void {
+    this.#holds++
+    let held = true
+    return () => {
+      if (held) this.#holds--
+      held = false
+    }
+  }
+
+  /** Whether the room may not be unloaded now, however long it was idle (see loaded-rooms.ts). */
+  get inUse(): boolean {
+    if (this.#holds > 0 || this.#writes > 0) return true
+    const awareness = this.#awareness
+    if (awareness === undefined) return false
+    for (const client of awareness.getStates().keys()) if (client !== awareness.clientID) return true
+    return false
+  }
+
+  /** Drops the document; whoever still holds this Room is told to load the room again. */
+  unload(): void {
+    this.#unloaded = true
+    this.doc.destroy()
   }
 
   get failed(): boolean {
@@ -344,6 +383,8 @@ export class Room implements ValidationTarget {
   }
 
   #assertHealthy(): void {
+    this.touch()
+    if (this.#unloaded) throw new UnavailableError('room was unloaded; load it again', { room: this.id })
     if (this.#failed !== undefined)
       throw new UnavailableError('room storage failed; reload the room', { room: this.id })
   }
@@ -384,8 +425,12 @@ export class Room implements ValidationTarget {
     const ops = this.#extraOps.splice(0)
     if (fresh.length > 0) ops.push(...this.#init.opsForMessages(this, fresh))
     const write = this.#log.append(update, ops)
+    this.#writes++
+    const settled = () => {
+      this.#writes--
+    }
     // The failure is reported by the log's onFailure; each awaiting writer also gets it.
-    write.catch(() => {})
+    write.then(settled, settled)
     this.#lastWrite = write
   }
 
