@@ -153,6 +153,9 @@ export interface MeshNodeInit {
      * reloads on demand for unknown keys); see `InboundLimits` in rooms/room-sync.ts.
      */
     inbound?: InboundLimits
+    // lazy rooms (issue 15)
+    /** A room nobody used for this long is unloaded (loaded again on demand); default 300 000 ms, 0 = never. */
+    roomIdleUnloadMs?: number
   }
   authority?: {
     /** Refusals within the window that demote a principal or peer mesh to tier 4; default 5. */

@@ -5,7 +5,7 @@
  *
  * - The room: mesh B's posts (carol's, one Yjs update each, as `RoomManager.post` makes
  *   them) captured at B, then applied at A as B's link delivers them:
- *   `Room.applyUpdate(update, {kind: 'peer'})` — decode, validate on the scratch copy
+ *   `Room.applyUpdate(update, {kind: 'peer'})` — decode, validate
  *   (seal verified, membership, shape), apply, index, group-committed log write, fsynced
  *   (MeshStore's default) — frames applied in order as the replicator does, waiting for
  *   the store only with more than `window` in flight. Resolved = durable.
@@ -23,7 +23,7 @@ import { LeveldbPersistence } from 'y-leveldb'
 import type { RoomOrigin } from '../../src/rooms/index.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, fmt, median, note, type ResultName } from './report.ts'
-import { body, carol, meshB, openStore, sharedRoom } from './rooms-fixture.ts'
+import { body, carol, cpuMs, meshB, openStore, sharedRoom } from './rooms-fixture.ts'
 
 export const ROOMS_DURABLE_NAMES: ResultName[] = [
   { name: 'rooms.durable_msgs_per_s.vs_level', unit: 'msgs/s', better: 'higher' },
@@ -67,8 +67,10 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
       if (origin?.source === 'local') updates.push(update)
     })
     let t0 = performance.now()
+    let c0 = cpuMs()
     await windowed(n, window, (i) => b.post(id, carol.did, body(i)))
     const posts = rate(n, t0)
+    const postCpu = ((cpuMs() - c0) * 1000) / n
     if (updates.length !== n) throw new Error(`captured ${updates.length} updates for ${n} posts`)
     const bytes = updates.reduce((sum, u) => sum + u.byteLength, 0)
     note(`rooms durable: ${n} updates, ${Math.round(bytes / n)} bytes each on average`)
@@ -76,6 +78,7 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     // A applies them as B's link delivers them (replicator.ts #apply: each frame applied at
     // once, in order; the link waits for the store only past `window` applies in flight).
     t0 = performance.now()
+    c0 = cpuMs()
     let inflight = 0
     const pending: Promise<void>[] = []
     for (const update of updates) {
@@ -90,6 +93,9 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     }
     await Promise.all(pending)
     const peer = rate(n, t0)
+    const peerCpu = ((cpuMs() - c0) * 1000) / n
+    // CPU per message (every thread of this process, LevelDB's included): steadier than the rates.
+    note(`rooms durable CPU per message: peer ${Math.round(peerCpu)} µs, post ${Math.round(postCpu)} µs`)
     if (roomA.messageCount !== n) throw new Error(`room A holds ${roomA.messageCount} messages, not ${n}`)
 
     // Raw classic-level: the same bytes, batches of `window`, synced; median of 3 runs

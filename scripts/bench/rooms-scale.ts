@@ -14,12 +14,12 @@
  *   plain document's. The issue aims for ≤ 64 KiB beyond the content: target 1.1×.
  * - `rooms.validate_us.<size>`: median CPU time (µs) of `Room.applyUpdate` of one of
  *   carol's posts from B (one message, its seal, a peer update: the synchronous part —
- *   decode, trial on the scratch copy, checks, apply, index) over `updates` updates, vs
+ *   decode, checks, apply, index) over `updates` updates, vs
  *   the same figure at the smallest size: it must not grow with the room (target 1.5×).
  *   `rooms.validate_first_ms.<size>`: the first such update after a load, which builds
- *   the scratch copy, vs `Y.applyUpdate` of the whole document (target 2×).
+ *   nothing more since issue 15 (no scratch copy), vs `Y.applyUpdate` of the whole document (target 2×).
  * - `rooms.idle_room_kib`: `idleRooms` rooms of 200 messages loaded idle in one manager
- *   (no scratch copy, no awareness): heap per room beyond the same snapshots applied to
+ *   (no awareness): heap per room beyond the same snapshots applied to
  *   plain docs, vs the issue's budget of 64 KiB (target 1×).
  */
 import { setFlagsFromString } from 'node:v8'

@@ -27,6 +27,8 @@ export async function startRooms(wiring: RoomsWiring): Promise<void> {
     onRejected: wiring.reputation.roomRefused,
     maxForeignParticipantsPerRoom: () => parts.find('federation')?.maxForeignParticipantsPerRoom ?? 50,
     ...(init.rooms?.compactEvery !== undefined ? { compactEvery: init.rooms.compactEvery } : {}),
+    // lazy rooms (issue 15)
+    ...(init.rooms?.roomIdleUnloadMs !== undefined ? { roomIdleUnloadMs: init.rooms.roomIdleUnloadMs } : {}),
     localPrincipal: async (did) => members.localPrincipal(did),
     // kinds across meshes: member entries carry the principal's membership credential
     credentialOf: async (did) =>

@@ -1,13 +1,24 @@
+import * as Y from 'yjs'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 
 /**
  * A room's durable state: an append-only log of Yjs updates plus, after every
- * `compactEvery` updates, one snapshot that replaces the updates it merged.
+ * `compactEvery` updates, a segment that replaces the updates it merged.
  *
  * Store layout (sublevel `room-updates`, one nested sublevel per room, values are
- * raw bytes): `u/<seq, 16 digits>` → update, `s/<seq, 16 digits>` → the snapshot
- * holding every update up to and including `seq`. The snapshot is written and the
- * updates it merged are deleted in one atomic batch.
+ * raw bytes): `u/<seq, 16 digits>` → update, `s/<seq, 16 digits>` → a segment holding
+ * every update after the previous segment's seq up to and including `seq` (the first
+ * segment: from the start). A segment is written and the updates it merged are deleted
+ * in one atomic batch.
+ *
+ * Compaction costs what it merges, not the room (issue 15): a segment is the merge of
+ * the updates since the last one, and two neighbouring segments are merged when the
+ * older covers at most twice the newer's updates (a binary counter: a room of n updates
+ * keeps about log2(n / compactEvery) segments, each update merged about that often),
+ * never into one over `maxSegmentBytes` (then the room keeps more segments, and no
+ * compaction ever re-encodes a large room at once). Loading applies the segments in
+ * order. A store written by the earlier layout (one snapshot of the whole state) reads
+ * as one segment.
  *
  * Writes are group-committed: every update appended in the same tick goes into one
  * LevelDB batch, and each append resolves only once its batch is written, so an
@@ -17,10 +28,10 @@ import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 export interface RoomLogInit {
   store: MeshStore
   room: string
-  /** Updates between snapshots; default 500. */
+  /** Updates between compactions; default 500. */
   compactEvery?: number
-  /** The room's full state now, for a snapshot. */
-  snapshot: () => Uint8Array
+  /** Bytes above which two segments are not merged; default 4 MiB. */
+  maxSegmentBytes?: number
   onFailure: (err: unknown) => void
 }
 
@@ -29,6 +40,13 @@ type Bytes = Sublevel<Uint8Array>
 const U = 'u/'
 const S = 's/'
 const pad = (seq: number): string => String(seq).padStart(16, '0')
+
+interface Segment {
+  seq: number
+  /** Updates it covers. */
+  count: number
+  bytes: number
+}
 
 interface Pending {
   update: Uint8Array
@@ -42,11 +60,13 @@ export class RoomLog {
   readonly #room: string
   #sub: Bytes
   readonly #every: number
-  readonly #snapshot: () => Uint8Array
+  readonly #maxSegmentBytes: number
   readonly #onFailure: (err: unknown) => void
   #seq = 0
   #snapshotSeq = 0
-  /** Seqs of updates in the log since the snapshot (contiguous: snapshotSeq+1 … seq). */
+  /** The segments, oldest first (the last one ends at snapshotSeq). */
+  #segments: Segment[] = []
+  /** Seqs of updates in the log since the last segment (contiguous: snapshotSeq+1 … seq). */
   #logged = 0
   #queue: Pending[] = []
   #scheduled = false
@@ -58,15 +78,18 @@ export class RoomLog {
     this.#room = init.room
     this.#sub = roomSublevel(init.store, init.room)
     this.#every = init.compactEvery ?? 500
-    this.#snapshot = init.snapshot
+    this.#maxSegmentBytes = init.maxSegmentBytes ?? 4 * 2 ** 20
     this.#onFailure = init.onFailure
   }
 
-  /** Reads the snapshot and the updates after it, oldest first. */
+  /** Reads the segments and the updates after them, oldest first (to apply in this order). */
   async read(): Promise<Uint8Array[]> {
     const out: Uint8Array[] = []
-    for await (const [key, value] of this.#sub.iterator({ gte: S, lt: `${S}~`, reverse: true, limit: 1 })) {
-      this.#snapshotSeq = Number(key.slice(S.length))
+    this.#segments = []
+    for await (const [key, value] of this.#sub.iterator({ gte: S, lt: `${S}~` })) {
+      const seq = Number(key.slice(S.length))
+      this.#segments.push({ seq, count: seq - this.#snapshotSeq, bytes: value.byteLength })
+      this.#snapshotSeq = seq
       out.push(value)
     }
     this.#seq = this.#snapshotSeq
@@ -111,33 +134,73 @@ export class RoomLog {
     const firstSeq = this.#seq + 1
     const lastSeq = this.#seq + batch.length
     const compact = this.#logged + batch.length >= this.#every
-    if (compact) {
-      // The snapshot holds at least everything up to lastSeq (the doc already has these updates).
-      ops.push(this.#op('put', S + pad(lastSeq), this.#snapshot()))
-      if (this.#snapshotSeq > 0) ops.push(this.#op('del', S + pad(this.#snapshotSeq)))
-      for (let seq = this.#snapshotSeq + 1; seq < firstSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
-    } else {
-      for (let i = 0; i < batch.length; i++)
-        ops.push(this.#op('put', U + pad(firstSeq + i), batch[i]?.update))
+    let segments = this.#segments
+    try {
+      if (compact) segments = await this.#compact(ops, batch, firstSeq, lastSeq)
+      else
+        for (let i = 0; i < batch.length; i++)
+          ops.push(this.#op('put', U + pad(firstSeq + i), batch[i]?.update))
+    } catch (err) {
+      this.#fail(batch, err)
+      return
     }
     for (const p of batch) ops.push(...p.ops)
     try {
       await this.#store.batch(ops)
     } catch (err) {
-      this.#failed = err
-      for (const p of batch) p.reject(err)
-      for (const p of this.#queue.splice(0)) p.reject(err)
-      this.#onFailure(err)
+      this.#fail(batch, err)
       return
     }
     this.#seq = lastSeq
     if (compact) {
       this.#snapshotSeq = lastSeq
+      this.#segments = segments
       this.#logged = 0
     } else {
       this.#logged += batch.length
     }
     for (const p of batch) p.resolve()
+  }
+
+  #fail(batch: Pending[], err: unknown): void {
+    this.#failed = err
+    for (const p of batch) p.reject(err)
+    for (const p of this.#queue.splice(0)) p.reject(err)
+    this.#onFailure(err)
+  }
+
+  /**
+   * The operations of a compaction: the logged updates since the last segment and this
+   * batch become one segment, merged with its older neighbours while the binary-counter
+   * rule allows (see the class comment). Returns the segments after it.
+   */
+  async #compact(ops: StoreOperation[], batch: Pending[], firstSeq: number, lastSeq: number) {
+    const parts: Uint8Array[] = []
+    for await (const value of this.#sub.values({ gt: U + pad(this.#snapshotSeq), lt: U + pad(firstSeq) }))
+      parts.push(value)
+    for (let seq = this.#snapshotSeq + 1; seq < firstSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
+    for (const p of batch) parts.push(p.update)
+    let merged = parts.length === 1 ? (parts[0] as Uint8Array) : Y.mergeUpdates(parts)
+    const segments = [...this.#segments]
+    let count = lastSeq - this.#snapshotSeq
+    for (;;) {
+      const prev = segments.at(-1)
+      if (
+        prev === undefined ||
+        prev.count > 2 * count ||
+        prev.bytes + merged.byteLength > this.#maxSegmentBytes
+      )
+        break
+      const bytes = await this.#sub.get(S + pad(prev.seq))
+      if (bytes === undefined) break
+      merged = Y.mergeUpdates([bytes, merged])
+      ops.push(this.#op('del', S + pad(prev.seq)))
+      segments.pop()
+      count += prev.count
+    }
+    ops.push(this.#op('put', S + pad(lastSeq), merged))
+    segments.push({ seq: lastSeq, count, bytes: merged.byteLength })
+    return segments
   }
 
   #op(type: 'put' | 'del', key: string, value?: Uint8Array): StoreOperation {

@@ -5,11 +5,12 @@ import { BadRequestError, ForbiddenError, type MeshError, NotFoundError } from '
 import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { LoadedRooms } from './loaded-rooms.ts'
 import { type LocalPrincipal, type MemberView, memberView, ownMemberEntry } from './member-entry.ts'
 import { MeshKeys, type OwnKeys, type PeerKeys } from './mesh-keys.ts'
 import { MessageWriter } from './message-writer.ts'
 import { type NotificationPage, pageLimit, RoomNotifications } from './notifications.ts'
-import { Room } from './room.ts'
+import { Room, type RoomOrigin } from './room.ts'
 import {
   contentId,
   META_KEY,
@@ -52,10 +53,10 @@ export interface RoomManagerInit {
   logger?: Logger
   /** Live policy value; default 50. */
   maxForeignParticipantsPerRoom?: () => number
-  /** Updates per room between snapshots; default 500. */
+  /** Updates per room between compactions of its log; default 500. */
   compactEvery?: number
-  /** A room's scratch copy (for trial applies) is freed after this idle time; default 30 s. */
-  scratchIdleMs?: number
+  /** Lazy rooms (issue 15): a room nobody used for this long is unloaded; default 5 min, 0 = never. */
+  roomIdleUnloadMs?: number
   now?: () => number
 }
 
@@ -109,13 +110,13 @@ export class RoomManager {
   readonly #init: RoomManagerInit
   readonly #records: Sublevel<RoomRecord>
   readonly #notifications: RoomNotifications
-  readonly #rooms = new Map<string, Room>()
-  readonly #loading = new Map<string, Promise<Room>>()
+  readonly #rooms: LoadedRooms
   readonly #log: Logger
   readonly #now: () => number
   readonly #messages: MessageWriter
   readonly #loadListeners = new Set<(room: Room) => void>()
-  #sweeper: ReturnType<typeof setInterval> | undefined
+  /** Room records read or written (issue 15: a post reads its room's record from memory). */
+  readonly #recordCache = new Map<string, RoomRecord>()
 
   constructor(init: RoomManagerInit) {
     this.#init = init
@@ -133,6 +134,13 @@ export class RoomManager {
       logger: this.#log,
     })
     this.#notifications = new RoomNotifications({ store: init.store, ownMesh: this.ownMesh })
+    this.#rooms = new LoadedRooms({
+      read: (id) => this.#load(id),
+      onLoaded: (room) => this.#loaded(room),
+      idleUnloadMs: init.roomIdleUnloadMs ?? 5 * 60_000,
+      now: this.#now,
+      logger: this.#log,
+    })
     this.#messages = new MessageWriter({
       access: (room, did) => this.access(room, did),
       ownMesh: this.ownMesh,
@@ -142,25 +150,12 @@ export class RoomManager {
 
   async start(): Promise<void> {
     await this.meshKeys.load()
-    const idle = this.#init.scratchIdleMs ?? 30_000
-    this.#sweeper = setInterval(() => {
-      for (const room of this.#rooms.values()) room.releaseIdle(idle)
-    }, idle)
-    this.#sweeper.unref()
+    this.#rooms.start()
   }
 
   /** Waits for every pending write, then forgets the loaded rooms. */
   async stop(): Promise<void> {
-    if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
-    this.#sweeper = undefined
-    await Promise.allSettled([...this.#loading.values()])
-    const rooms = [...this.#rooms.values()]
-    await Promise.allSettled(rooms.map((r) => r.flush()))
-    for (const room of rooms) {
-      room.dropScratch()
-      room.doc.destroy()
-    }
-    this.#rooms.clear()
+    await this.#rooms.stop()
   }
 
   // ---- rooms ----
@@ -202,7 +197,7 @@ export class RoomManager {
     const owner = await this.#memberEntry(id, input.creator, principal, 'owner', principal.tier, now)
     const room = this.#newRoom(id, this.ownMesh)
     room.attachLog(this.#newLog(room))
-    this.#loaded(room)
+    this.#rooms.add(room)
     try {
       await room.write(
         [
@@ -211,8 +206,9 @@ export class RoomManager {
         ],
         [{ type: 'put', sublevel: this.#records, key: id, value: record } as StoreOperation],
       )
+      this.#cacheRecord(record)
     } catch (err) {
-      this.#rooms.delete(id)
+      this.#rooms.forget(room)
       throw err
     }
     this.#log.info({ event: 'rooms.created', room: id }, 'room created')
@@ -233,7 +229,7 @@ export class RoomManager {
     dm?: boolean
   }): Promise<RoomRecord> {
     if (!ROOM_ID_RE.test(input.id) || !isDidKey(input.homeMesh)) throw new BadRequestError('invalid room')
-    const existing = await this.#records.get(input.id)
+    const existing = await this.#storedRecord(input.id)
     if (existing !== undefined) return existing
     const record: RoomRecord = {
       id: input.id,
@@ -247,14 +243,17 @@ export class RoomManager {
       ...(input.dm === true ? { dm: true as const } : {}),
     }
     await this.#records.put(input.id, record)
+    this.#cacheRecord(record)
     return record
   }
 
   /** Marks a stored room as a DM (records from before visibility existed; idempotent). */
   async markDm(id: string): Promise<void> {
-    const record = await this.#records.get(id)
+    const record = await this.#storedRecord(id)
     if (record === undefined || (record.dm === true && record.visibility === 'invite')) return
-    await this.#records.put(id, { ...record, visibility: 'invite', dm: true })
+    const dm: RoomRecord = { ...record, visibility: 'invite', dm: true }
+    await this.#records.put(id, dm)
+    this.#cacheRecord(dm)
   }
 
   /** Every room this mesh holds, whoever asks (the node's own views; not for a principal). */
@@ -320,25 +319,33 @@ export class RoomManager {
 
   async record(id: string): Promise<RoomRecord> {
     if (!ROOM_ID_RE.test(id)) throw new NotFoundError('no such room', { room: id })
-    const record = await this.#records.get(id)
+    const record = await this.#storedRecord(id)
     if (record === undefined) throw new NotFoundError('no such room', { room: id })
     return this.#withMeta(this.#withVisibility(record))
   }
 
-  /** The loaded room; loads it once however many callers ask at the same time. */
+  /** The stored record of a room (only RoomManager writes them: kept in memory once read). */
+  async #storedRecord(id: string): Promise<RoomRecord | undefined> {
+    const cached = this.#recordCache.get(id)
+    if (cached !== undefined) return cached
+    const record = await this.#records.get(id)
+    if (record !== undefined) this.#cacheRecord(record)
+    return record
+  }
+
+  #cacheRecord(record: RoomRecord): void {
+    if (this.#recordCache.size >= 10_000) this.#recordCache.clear()
+    this.#recordCache.set(record.id, record)
+  }
+
+  /** The loaded room; loads it once however many callers ask at the same time (loaded-rooms.ts). */
   load(id: string): Promise<Room> {
-    const loaded = this.#rooms.get(id)
-    if (loaded !== undefined) return Promise.resolve(loaded)
-    let loading = this.#loading.get(id)
-    if (loading === undefined) {
-      loading = this.#load(id)
-      this.#loading.set(id, loading)
-      const forget = () => {
-        this.#loading.delete(id)
-      }
-      loading.then(forget, forget)
-    }
-    return loading
+    return this.#rooms.load(id)
+  }
+
+  /** Unloads the rooms idle for `idleMs` (default `roomIdleUnloadMs`); the sweep does it too. */
+  unloadIdle(idleMs?: number): number {
+    return this.#rooms.unloadIdle(idleMs)
   }
 
   /** Rooms loaded now. */
@@ -357,7 +364,6 @@ export class RoomManager {
   }
 
   #loaded(room: Room): void {
-    this.#rooms.set(room.id, room)
     for (const listener of this.#loadListeners) {
       try {
         listener(room)
@@ -378,12 +384,18 @@ export class RoomManager {
     const room = this.#newRoom(id, record.homeMesh)
     const log = this.#newLog(room)
     const updates = await log.read()
-    if (updates.length > 0) Y.applyUpdate(room.doc, Y.mergeUpdates(updates), { source: 'store' })
+    // The segments and updates in order, one transaction: no merge of the whole state first.
+    if (updates.length > 0)
+      room.doc.transact(
+        () => {
+          for (const update of updates) Y.applyUpdate(room.doc, update)
+        },
+        { source: 'store' } satisfies RoomOrigin,
+      )
     if (room.doc.store.pendingStructs !== null) {
       this.#log.error({ event: 'rooms.load_incomplete', room: id }, 'stored room has missing updates')
     }
     room.attachLog(log)
-    this.#loaded(room)
     return room
   }
 
@@ -406,10 +418,9 @@ export class RoomManager {
       store: this.#init.store,
       room: room.id,
       ...(this.#init.compactEvery !== undefined ? { compactEvery: this.#init.compactEvery } : {}),
-      snapshot: () => Y.encodeStateAsUpdate(room.doc),
       onFailure: (err) => {
         room.markFailed(err)
-        if (this.#rooms.get(room.id) === room) this.#rooms.delete(room.id)
+        this.#rooms.forget(room)
         this.#log.error(
           { event: 'rooms.store_failed', room: room.id, err },
           'room write failed; room unloaded',
@@ -419,7 +430,7 @@ export class RoomManager {
   }
 
   #withMeta(record: RoomRecord): RoomRecord {
-    const meta = this.#rooms.get(record.id)?.meta()
+    const meta = this.#rooms.peek(record.id)?.meta()
     if (meta === undefined) return record
     return { ...record, name: meta.name, topic: meta.topic, createdBy: meta.createdBy }
   }

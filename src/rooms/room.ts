@@ -100,9 +100,12 @@ export class Room implements ValidationTarget {
   #log?: RoomLog
   #lastWrite: Promise<void> = Promise.resolve()
   #extraOps: StoreOperation[] = []
-  #scratch: Y.Doc | undefined
-  #scratchUsedAt = 0
   #failed: unknown
+  // lazy rooms (issue 15): when it was last used, who holds it, writes not yet durable
+  #usedAt = 0
+  #holds = 0
+  #writes = 0
+  #unloaded = false
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
   #fresh: Array<{ id: string; entry: MessageEntry }> = []
@@ -139,6 +142,40 @@ export class Room implements ValidationTarget {
     this.#log = log
   }
 
+  /** When the room was last loaded, updated or written (ms, the room's clock). */
+  get usedAt(): number {
+    return this.#usedAt
+  }
+
+  touch(): void {
+    this.#usedAt = this.#init.now()
+  }
+
+  /** Keeps the room loaded until the returned release is called (a y-websocket client). */
+  hold(): () => void {
+    this.#holds++
+    let held = true
+    return () => {
+      if (held) this.#holds--
+      held = false
+    }
+  }
+
+  /** Whether the room may not be unloaded now, however long it was idle (see loaded-rooms.ts). */
+  get inUse(): boolean {
+    if (this.#holds > 0 || this.#writes > 0) return true
+    const awareness = this.#awareness
+    if (awareness === undefined) return false
+    for (const client of awareness.getStates().keys()) if (client !== awareness.clientID) return true
+    return false
+  }
+
+  /** Drops the document; whoever still holds this Room is told to load the room again. */
+  unload(): void {
+    this.#unloaded = true
+    this.doc.destroy()
+  }
+
   get failed(): boolean {
     return this.#failed !== undefined
   }
@@ -173,26 +210,6 @@ export class Room implements ValidationTarget {
   members(): Map<string, MemberEntry> {
     this.#members ??= effectiveMembers(this.#sealedMembers, this.homeMesh)
     return this.#members
-  }
-
-  scratch(): Y.Doc {
-    this.#scratchUsedAt = this.#init.now()
-    if (this.#scratch === undefined) {
-      const scratch = new Y.Doc({ gc: false })
-      Y.applyUpdate(scratch, Y.encodeStateAsUpdate(this.doc))
-      this.#scratch = scratch
-    }
-    return this.#scratch
-  }
-
-  dropScratch(): void {
-    this.#scratch?.destroy()
-    this.#scratch = undefined
-  }
-
-  /** Frees the scratch copy when it was not used for `idleMs`. */
-  releaseIdle(idleMs: number): void {
-    if (this.#scratch !== undefined && this.#init.now() - this.#scratchUsedAt >= idleMs) this.dropScratch()
   }
 
   // ---- reads ----
@@ -297,6 +314,7 @@ export class Room implements ValidationTarget {
     const applied = result.ok.update ?? update
     if (sender.kind === 'peer') {
       Y.applyUpdate(this.doc, applied, { source: 'peer', meshDid: sender.meshDid } satisfies RoomOrigin)
+      this.#assertWhole()
       await this.#lastWrite
       return result
     }
@@ -316,6 +334,7 @@ export class Room implements ValidationTarget {
       },
       { source: 'client', did: sender.did, connection } satisfies RoomOrigin,
     )
+    this.#assertWhole()
     const nodeUpdate = Y.encodeStateAsUpdate(this.doc, before)
     await this.#lastWrite
     return { ...result, nodeUpdate }
@@ -351,7 +370,21 @@ export class Room implements ValidationTarget {
     await this.#lastWrite
   }
 
+  /**
+   * Validation proves an update applies whole (update-structs.ts); should Yjs still keep
+   * part of one pending, the room is no longer what its log says: it fails, and is
+   * loaded again from the store on next use.
+   */
+  #assertWhole(): void {
+    if (this.doc.store.pendingStructs === null && this.doc.store.pendingDs === null) return
+    const err = new UnavailableError('room update left pending structs; reload the room', { room: this.id })
+    this.markFailed(err)
+    throw err
+  }
+
   #assertHealthy(): void {
+    this.touch()
+    if (this.#unloaded) throw new UnavailableError('room was unloaded; load it again', { room: this.id })
     if (this.#failed !== undefined)
       throw new UnavailableError('room storage failed; reload the room', { room: this.id })
   }
@@ -388,14 +421,16 @@ export class Room implements ValidationTarget {
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     const fresh = this.#fresh
     this.#fresh = []
-    // Keeps the scratch copy equal to the room (a no-op for what a trial already applied).
-    if (this.#scratch !== undefined) Y.applyUpdate(this.#scratch, update, { source: 'mirror' })
     if ((origin as RoomOrigin | null)?.source === 'store' || this.#log === undefined) return
     const ops = this.#extraOps.splice(0)
     if (fresh.length > 0) ops.push(...this.#init.opsForMessages(this, fresh))
     const write = this.#log.append(update, ops)
+    this.#writes++
+    const settled = () => {
+      this.#writes--
+    }
     // The failure is reported by the log's onFailure; each awaiting writer also gets it.
-    write.catch(() => {})
+    write.then(settled, settled)
     this.#lastWrite = write
   }
 

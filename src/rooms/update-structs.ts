@@ -56,6 +56,10 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
     refuse('malformed', 'update is not a valid Yjs update')
   }
   const next = new Map<number, number>()
+  // Yjs applies one block of structs per client (a later block of the same client replaces
+  // an earlier one): a client whose structs come in two blocks would apply otherwise than read.
+  const blocks = new Set<number>()
+  let block: number | undefined
   const read: ReadUpdate = {
     writes: [],
     holes: [],
@@ -72,6 +76,11 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
   }
   for (const struct of decoded.structs) {
     const client = struct.id.client
+    if (client !== block) {
+      if (blocks.has(client)) refuse('malformed', 'a client’s structs come in two blocks', { client })
+      blocks.add(client)
+      block = client
+    }
     const known = Y.getState(doc.store, client)
     const expected = next.get(client) ?? known
     if (struct instanceof Y.Skip) refuse('incomplete', 'update has a gap', { client })
@@ -83,6 +92,8 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
     }
     if (struct.id.clock > expected)
       refuse('incomplete', 'update depends on structs this room lacks', { client })
+    if (struct.id.clock < expected && expected > known)
+      refuse('malformed', 'structs of one client overlap', { client })
     if (struct instanceof Y.GC) {
       // A hole may straddle what this replica holds (Yjs merges adjacent ones): the rest is new.
       const clock = Math.max(struct.id.clock, known)

@@ -1,4 +1,4 @@
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 import { MeshError, type MeshErrorCode } from '../errors.ts'
 import { credentialProblem } from './member-credential.ts'
 import {
@@ -56,9 +56,6 @@ export interface ValidationTarget {
   sealedMembers(): Iterable<SealedMember>
   /** The effective members (see membership.ts). */
   members(): Map<string, MemberEntry>
-  /** A doc with the same state as `doc`, for trial applies; rebuilt after `dropScratch`. */
-  scratch(): Y.Doc
-  dropScratch(): void
 }
 
 export interface ValidateOptions {
@@ -163,7 +160,7 @@ export function validateUpdate(
     // Deletions are never applied: the update less its delete set (update-structs.ts).
     const applied = read.deletes ? encodeStructs(read.byClient) : update
     try {
-      const ok = checkWhole(room, read, applied, sender, options)
+      const ok = checkWhole(room, read, sender, options)
       return { ok: applied === update ? ok : { ...ok, update: applied } }
     } catch (err) {
       // A refused entry (not a malformed update): keep what else the update holds.
@@ -178,13 +175,14 @@ export function validateUpdate(
 function checkWhole(
   room: ValidationTarget,
   read: ReadUpdate,
-  update: Uint8Array,
   sender: UpdateSender,
   options: ValidateOptions,
 ): ValidatedUpdate {
+  // No trial apply on a copy of the room: readStructs proves the update applies whole
+  // (every struct a root-map entry without origins, each client's clocks contiguous from
+  // the room's state, no gap, no delete set applied), so it cannot throw or stay pending.
   const entries = checkWrites(room, read.writes, sender, options)
   checkHoles(room, read, sender)
-  trialApply(room, update)
   return { entries, clients: clientsOf(read), empty: false }
 }
 
@@ -231,7 +229,7 @@ function salvaged(
   const update = encodeStructs(result.byClient)
   let again: ValidatedUpdate
   try {
-    again = checkWhole(room, readStructs(room.doc, update), update, sender, options)
+    again = checkWhole(room, readStructs(room.doc, update), sender, options)
   } catch {
     return { error: asError(room, first) }
   }
@@ -535,21 +533,6 @@ function datingFloor(
     const joined = joinedAt(value.author, value.authorMesh)
     if (joined !== undefined && value.ts < joined - skew)
       refuse('past-ts', 'entry is dated before its author joined the room', { map, ts: value.ts })
-  }
-}
-
-/** Applies the update to the scratch copy: one that throws or stays pending never reaches the room. */
-function trialApply(room: ValidationTarget, update: Uint8Array): void {
-  const scratch = room.scratch()
-  try {
-    Y.applyUpdate(scratch, update, { source: 'validation' })
-  } catch {
-    room.dropScratch()
-    refuse('apply-failed', 'update failed to apply')
-  }
-  if (scratch.store.pendingStructs !== null || scratch.store.pendingDs !== null) {
-    room.dropScratch()
-    refuse('incomplete', 'update depends on structs this room lacks')
   }
 }
 

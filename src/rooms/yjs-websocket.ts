@@ -74,6 +74,8 @@ interface Hub {
   connections: Set<Connection>
   onUpdate: (update: Uint8Array, origin: unknown) => void
   onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
+  /** Lazy rooms: the room stays loaded while a client is connected. */
+  release: () => void
 }
 
 /**
@@ -237,7 +239,7 @@ class YjsWebsocketServer {
       }
     }
     awareness.on('update', onAwareness)
-    hub = { room, awareness, connections, onUpdate, onAwareness }
+    hub = { room, awareness, connections, onUpdate, onAwareness, release: room.hold() }
     this.#hubs.set(room, hub)
     return hub
   }
@@ -249,6 +251,7 @@ class YjsWebsocketServer {
     if (hub.connections.size === 0) {
       hub.room.doc.off('update', hub.onUpdate)
       hub.awareness.off('update', hub.onAwareness)
+      hub.release()
       this.#hubs.delete(hub.room)
     }
   }

@@ -117,7 +117,7 @@ describe('RoomManager', () => {
     assert.equal(rest.nextCursor, null)
   })
 
-  it('keeps everything across a reopen, with compaction into a snapshot', async (t) => {
+  it('keeps everything across a reopen, with compaction into segments', async (t) => {
     const dir = await tempDir(t)
     const path = join(dir, 'db')
     let store = new MeshStore({ path })
@@ -129,7 +129,7 @@ describe('RoomManager', () => {
     await rooms.stop()
     const keys: string[] = []
     for await (const key of roomSublevel(store, id).keys()) keys.push(key)
-    assert.equal(keys.filter((k) => k.startsWith('s/')).length, 1, 'one snapshot')
+    assert.ok(keys.filter((k) => k.startsWith('s/')).length <= 2, 'a few segments (a binary counter)')
     assert.ok(keys.filter((k) => k.startsWith('u/')).length < 10, 'merged updates deleted')
     await store.close()
     store = new MeshStore({ path })

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import * as Y from 'yjs'
+import { RoomLog, roomSublevel } from '../../src/rooms/room-log.ts'
+import type { MeshStore } from '../../src/store/index.ts'
+import { tempStore } from '../fixtures/principals.ts'
+
+const ROOM = 'r'.repeat(32)
+
+function openLog(store: MeshStore, compactEvery: number, maxSegmentBytes?: number): RoomLog {
+  return new RoomLog({
+    store,
+    room: ROOM,
+    compactEvery,
+    ...(maxSegmentBytes !== undefined ? { maxSegmentBytes } : {}),
+    onFailure: (err) => {
+      throw err
+    },
+  })
+}
+
+/** `n` updates of one writer, each one map entry, as a room's log receives them. */
+function updates(n: number, from = 0): Uint8Array[] {
+  const doc = new Y.Doc({ gc: false })
+  doc.clientID = 7
+  const out: Uint8Array[] = []
+  doc.on('update', (u: Uint8Array) => out.push(u))
+  for (let i = 0; i < from + n; i++) doc.getMap('messages').set(`m${i}`, { body: `message ${i}` })
+  return out.slice(from)
+}
+
+async function keys(store: MeshStore): Promise<string[]> {
+  const out: string[] = []
+  for await (const key of roomSublevel(store, ROOM).keys()) out.push(key)
+  return out
+}
+
+function reload(parts: Uint8Array[]): Y.Map<unknown> {
+  const doc = new Y.Doc({ gc: false })
+  doc.transact(() => {
+    for (const part of parts) Y.applyUpdate(doc, part)
+  })
+  assert.equal(doc.store.pendingStructs, null)
+  return doc.getMap('messages')
+}
+
+describe('RoomLog: compaction into segments', () => {
+  it('keeps about log2(n / compactEvery) segments, and every update', async (t) => {
+    const store = await tempStore(t)
+    const log = openLog(store, 10)
+    await log.read()
+    const all = updates(1000)
+    for (let i = 0; i < all.length; i += 5) await Promise.all(all.slice(i, i + 5).map((u) => log.append(u)))
+    const stored = await keys(store)
+    const segments = stored.filter((k) => k.startsWith('s/')).length
+    assert.ok(segments >= 1 && segments <= Math.ceil(Math.log2(1000 / 10)) + 1, `${segments} segments`)
+    assert.ok(stored.filter((k) => k.startsWith('u/')).length < 10)
+    const again = openLog(store, 10)
+    const map = reload(await again.read())
+    assert.equal(map.size, 1000)
+    assert.equal(again.seq, 1000)
+    // Appending after a reopen goes on from there.
+    for (const u of updates(30, 1000)) await again.append(u)
+    assert.equal(reload(await openLog(store, 10).read()).size, 1030)
+  })
+
+  it('never merges segments beyond maxSegmentBytes', async (t) => {
+    const store = await tempStore(t)
+    const log = openLog(store, 10, 600)
+    await log.read()
+    for (const u of updates(200)) await log.append(u)
+    const segments = (await keys(store)).filter((k) => k.startsWith('s/')).length
+    assert.ok(segments >= 5, `${segments} segments`)
+    assert.equal(reload(await openLog(store, 10, 600).read()).size, 200)
+  })
+
+  it('reads a store of the earlier layout (one snapshot of the whole state) and goes on', async (t) => {
+    const store = await tempStore(t)
+    const first = updates(50)
+    const sub = roomSublevel(store, ROOM)
+    await sub.put(`s/${String(40).padStart(16, '0')}`, Y.mergeUpdates(first.slice(0, 40)))
+    for (let seq = 41; seq <= 50; seq++)
+      await sub.put(`u/${String(seq).padStart(16, '0')}`, first[seq - 1] as Uint8Array)
+    const log = openLog(store, 10)
+    assert.equal(reload(await log.read()).size, 50)
+    for (const u of updates(25, 50)) await log.append(u)
+    assert.equal(reload(await openLog(store, 10).read()).size, 75)
+  })
+})
