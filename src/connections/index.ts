@@ -56,6 +56,20 @@ export {
   encodeEnvelope,
   newEnvelopeId,
 } from './envelope.ts'
+// phase-1 HTTP federation (SPEC §12)
+export {
+  HTTP_FEDERATION_MAX_BYTES,
+  HTTP_FEDERATION_PATHS,
+  HttpFederation,
+  type HttpFederationComponents,
+  HttpPeerBook,
+  HttpRoute,
+  type HttpRouteInit,
+  httpBaseOf,
+  httpPathOf,
+  type PeekedEnvelope,
+  peekEnvelope,
+} from './http-federation.ts'
 // Outbound invocation over libp2p
 export {
   InvokeProtocol,
