@@ -39,6 +39,8 @@ import {
   startConnections,
 } from './node/connections.ts'
 import { startForeignAccess } from './node/foreign-access.ts'
+// phase-1 HTTP federation (SPEC §12)
+import { startHttpFederation } from './node/http-federation.ts'
 // one invocation dispatcher
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
@@ -228,6 +230,7 @@ export class MeshNode {
     await startConnections(wiring)
     await startRooms(wiring)
     await startRoomSync(wiring)
+    await startHttpFederation(wiring) // phase-1 HTTP federation (SPEC §12)
     await startAgents(wiring)
     // members: enrolment and removal (SPEC §8)
     await startMembers(wiring)

@@ -296,7 +296,12 @@ export class HttpRoute {
   }
 
   /** POSTs one envelope to `base` and returns the reply body; a DeliveryError otherwise. */
-  async post(base: string, type: string, bytes: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
+  async post(
+    base: string,
+    type: string,
+    bytes: Uint8Array,
+    options: AbortOptions & { maxBytes?: number } = {},
+  ): Promise<Uint8Array> {
     const signal = AbortSignal.any([
       AbortSignal.timeout(this.#init.timeoutMs ?? 10_000),
       ...(options.signal !== undefined ? [options.signal] : []),
@@ -314,7 +319,7 @@ export class HttpRoute {
       const e = classifyDeliveryError(err)
       throw new DeliveryError(e.kind, e.code, `HTTP: ${e.message}`, { ...e.details, via: 'http' })
     }
-    const body = await readBounded(res, HTTP_FEDERATION_MAX_BYTES)
+    const body = await readBounded(res, options.maxBytes ?? HTTP_FEDERATION_MAX_BYTES)
     if (isEnvelopeJson(body)) return body
     // A plain error (no signed reply): the peer could not even read the envelope.
     const error = plainError(body)

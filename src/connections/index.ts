@@ -70,6 +70,15 @@ export {
   type PeekedEnvelope,
   peekEnvelope,
 } from './http-federation.ts'
+export {
+  HTTP_ROOMS_LIMITS,
+  HTTP_ROOMS_MAX_BODY,
+  HttpRooms,
+  type HttpRoomsComponents,
+  type HttpRoomsInit,
+  ROOM_ERROR_TYPE,
+  ROOM_FRAMES_TYPE,
+} from './http-rooms.ts'
 // Outbound invocation over libp2p
 export {
   InvokeProtocol,

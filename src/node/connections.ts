@@ -6,8 +6,7 @@ import {
   ConnectionService,
   EnvelopeVerifier,
   type FederationPolicy,
-  HttpFederation, // phase-1 HTTP federation (SPEC §12)
-  HttpPeerBook,
+  HttpPeerBook, // phase-1 HTTP federation (SPEC §12)
   HttpRoute,
   PeerBook,
   PolicyService,
@@ -146,13 +145,7 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
     },
   )
   await parts.add('connections', connections)
-  // phase-1 HTTP federation (SPEC §12): POSTed envelopes go to the same handler as the libp2p stream
-  parts.set(
-    'httpFederation',
-    new HttpFederation({
-      receive: (bytes, remoteDid) => connections.receive(bytes, remoteDid),
-      peers: httpPeers,
-      logger: log.child({ area: 'federation' }),
-    }),
-  )
+  // phase-1 HTTP federation (SPEC §12): node/http-federation.ts builds the HTTP face on these
+  parts.set('httpPeers', httpPeers)
+  parts.set('httpRoute', httpRoute)
 }

@@ -15,7 +15,8 @@ import type { MeshNodeInit } from '../config.ts'
 import type { AuditProtocol } from '../connections/audit-protocol.ts'
 // outbound invocation over libp2p
 // phase-1 HTTP federation (SPEC §12)
-import type { HttpFederation } from '../connections/http-federation.ts'
+import type { HttpFederation, HttpPeerBook, HttpRoute } from '../connections/http-federation.ts'
+import type { HttpRooms } from '../connections/http-rooms.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
@@ -75,6 +76,9 @@ export interface NodeParts {
   headBook: HeadBook
   // phase-1 HTTP federation (SPEC §12)
   httpFederation: HttpFederation
+  httpPeers: HttpPeerBook
+  httpRoute: HttpRoute
+  httpRooms: HttpRooms
 }
 
 /**

@@ -4,12 +4,15 @@ import {
   HTTP_FEDERATION_PATHS,
   type HttpFederation,
 } from '../../connections/http-federation.ts'
+import { HTTP_ROOMS_MAX_BODY } from '../../connections/http-rooms.ts'
 import { ERROR_STATUS, type MeshErrorCode } from '../../errors.ts'
 
 export interface FederationRoutesInit {
   federation: Pick<HttpFederation, 'receive'>
-  /** Largest body; default the envelope limit (64 KiB). */
+  /** Largest body of a handshake POST; default the envelope limit (64 KiB). */
   bodyLimit?: number
+  /** Largest body of `/federation/send` (room frames travel there); default HTTP_ROOMS_MAX_BODY. */
+  sendBodyLimit?: number
   /** Requests per minute from one source IP, on top of each peer's own token bucket; default 600. */
   perIpPerMinute?: number
 }
@@ -25,16 +28,21 @@ export interface FederationRoutesInit {
  */
 export const federationRoutes: FastifyPluginAsync<FederationRoutesInit> = async (app, init) => {
   const bodyLimit = init.bodyLimit ?? HTTP_FEDERATION_MAX_BYTES
+  const sendBodyLimit = init.sendBodyLimit ?? HTTP_ROOMS_MAX_BODY
   // The envelope is verified over its own bytes: kept raw (this plugin's routes only).
   app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
-    done(null, body)
-  })
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'buffer', bodyLimit: Math.max(bodyLimit, sendBodyLimit) },
+    (_request, body, done) => {
+      done(null, body)
+    },
+  )
   for (const path of Object.values(HTTP_FEDERATION_PATHS)) {
     app.post(
       path,
       {
-        bodyLimit,
+        bodyLimit: path === HTTP_FEDERATION_PATHS.send ? sendBodyLimit : bodyLimit,
         config: { rateLimit: { max: init.perIpPerMinute ?? 600, timeWindow: 60_000 } },
       },
       async (request, reply) => {
@@ -55,7 +63,7 @@ function statusOf(answer: Uint8Array): number {
       type?: unknown
       body?: { code?: unknown }
     }
-    if (env.type !== 'connect.error') return 200
+    if (typeof env.type !== 'string' || !env.type.endsWith('.error')) return 200
     const code = env.body?.code
     return typeof code === 'string' && code in ERROR_STATUS ? ERROR_STATUS[code as MeshErrorCode] : 400
   } catch {
