@@ -121,6 +121,8 @@ export class HttpRooms {
   readonly #log: Logger
   readonly #tunnels = new Map<string, Tunnel>()
   readonly #unlinkedSince = new Map<string, number>()
+  /** When a client tunnel to a peer last failed, or the peer last polled us (by key): no new client tunnel for a while. */
+  readonly #quietUntil = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #stopping = new AbortController()
 
@@ -175,6 +177,7 @@ export class HttpRooms {
       }
       if (tunnel === undefined || tunnel.closed) tunnel = await this.#open(env.origin, 'server')
       tunnel.lastSeen = this.#now()
+      this.#quietUntil.set(env.origin, tunnel.lastSeen + (this.#init.idleMs ?? 30_000))
       await this.#write(tunnel, body.frames)
       await this.#waitForFrames(tunnel, this.#init.replyWaitMs ?? 150)
       const frames = this.#drain(tunnel)
@@ -213,6 +216,7 @@ export class HttpRooms {
     for (const { peer, key } of rooms.unlinkedPeers()) {
       wanting.add(peer)
       if (this.#tunnels.has(key) || this.#c.libp2pConnected(key)) continue
+      if ((this.#quietUntil.get(key) ?? 0) > now) continue
       const since = this.#unlinkedSince.get(peer) ?? now
       this.#unlinkedSince.set(peer, since)
       // The mesh whose key sorts first opens first; the other waits longer (crossing polls).
@@ -253,6 +257,7 @@ export class HttpRooms {
         failures++
         this.#log.debug({ event: 'rooms.http.poll_failed', peer: t.peer, err, failures }, 'poll failed')
         if (failures >= 3 || (err instanceof MeshError && err.code !== 'MESH_RATE_LIMITED')) {
+          this.#quietUntil.set(t.key, this.#now() + (this.#init.idleMs ?? 30_000))
           this.#close(t, 'poll failed')
           return
         }
