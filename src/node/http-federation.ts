@@ -35,7 +35,7 @@ export async function startHttpFederation(wiring: NodeWiring): Promise<void> {
       key: () => parts.get('key'),
       envelopes,
       // A poll a second and the frames a busy room sends: more than the handshake's bucket.
-      limiter: new RateLimiter({ capacity: 120, refillPerSecond: 40 }),
+      limiter: new RateLimiter({ capacity: 120, refillPerSecond: 40, ...fallback.roomsRateLimit }),
       peers,
       route: parts.get('httpRoute'),
       rooms: () => parts.find('roomSync'),

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { createEnvelope, encodeEnvelope, type RejectedEntry } from '../../src/connections/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { mallory } from '../fixtures/principals.ts'
-import { requestEnvelope, startNode, type TestNode } from './nodes.ts'
+import { FAST, requestEnvelope, startNode, type TestNode } from './nodes.ts'
 
 interface Answer {
   status: number
@@ -47,7 +47,77 @@ async function nothingStored(node: TestNode, peer: string, code?: string): Promi
   }
 }
 
+/** A rooms.frames envelope from `key` to `node` carrying `frames` (base64url). */
+function framesEnvelope(key: Ed25519KeyPair, node: TestNode, frames: string[]) {
+  return createEnvelope(key, {
+    type: 'rooms.frames',
+    target: node.node.did,
+    protocol: '/mesh/rooms/1.0.0',
+    body: { frames },
+  })
+}
+
 describe('phase-1 HTTP federation: the HTTP face (SPEC §12)', () => {
+  it('refuses room frames from a mesh with no accepted connection, forged, replayed, oversized and flooding, each with its code; nothing stored', async (t) => {
+    const b = await startNode(t, 'beta', {
+      connections: { ...FAST, httpFallback: { roomsRateLimit: { capacity: 20, refillPerSecond: 1 } } },
+    })
+    const { id: room } = await b.api.post<{ id: string }>('/api/rooms', { name: 'kept' })
+    const roomsBefore = await b.api.get<{ rooms: unknown[] }>('/api/rooms')
+
+    // Signed, but from a stranger: no link without an accepted connection.
+    const m1 = Ed25519KeyPair.generate()
+    const strangerBytes = encodeEnvelope(framesEnvelope(m1, b, []))
+    const stranger = await post(b, '/federation/send', strangerBytes)
+    assert.equal(stranger.json.type, 'rooms.error', JSON.stringify(stranger.json))
+    assert.equal(stranger.json.body?.code, 'MESH_NOT_CONNECTED')
+    assert.equal(stranger.status, 409)
+
+    // The same bytes again: a replay.
+    const replayed = await post(b, '/federation/send', strangerBytes)
+    assert.equal(replayed.json.body?.code, 'MESH_REPLAY')
+
+    // Forged: the frames changed after signing.
+    const forged = framesEnvelope(m1, b, [])
+    forged.body.frames = ['AAAA']
+    const refusedForged = await post(b, '/federation/send', encodeEnvelope(forged))
+    assert.equal(refusedForged.json.body?.code, 'MESH_SIGNATURE_MISMATCH')
+    assert.equal(refusedForged.status, 401)
+
+    // Oversized: more than the rooms body limit.
+    const big = await post(
+      b,
+      '/federation/send',
+      encodeEnvelope(framesEnvelope(m1, b, ['A'.repeat(1_500_000)])),
+    )
+    assert.equal(big.status, 413)
+    assert.equal(big.json.error?.code, 'MESH_TOO_LARGE')
+
+    // A connect message on /federation/send is held to the envelope limit (64 KiB) by its own check.
+    const m2 = Ed25519KeyPair.generate()
+    const rotated = createEnvelope(m2, {
+      type: 'mesh.key-rotated',
+      target: b.node.did,
+      protocol: '/mesh/connect/1.0.0',
+      body: { filler: 'x'.repeat(70 * 1024) },
+    })
+    refused(await post(b, '/federation/send', encodeEnvelope(rotated)), 'MESH_TOO_LARGE', 413)
+
+    // Flooding: one origin's room bucket (20 here) runs out.
+    const m3 = Ed25519KeyPair.generate()
+    const flood = Array.from({ length: 60 }, () => encodeEnvelope(framesEnvelope(m3, b, [])))
+    const answers = await Promise.all(flood.map((bytes) => post(b, '/federation/send', bytes)))
+    const limited = answers.filter((a) => a.json.body?.code === 'MESH_RATE_LIMITED')
+    assert.ok(limited.length >= 30, `${limited.length} rate limited`)
+    for (const a of limited) assert.equal(a.status, 429)
+
+    // Sentinel: no connection, no peer, the rooms as they were.
+    assert.deepEqual(await b.connections(), [])
+    assert.deepEqual(await b.peers(), [])
+    assert.deepEqual(await b.api.get<{ rooms: unknown[] }>('/api/rooms'), roomsBefore)
+    assert.ok(room.length > 0)
+  })
+
   it('names its endpoints in the manifest', async (t) => {
     const b = await startNode(t, 'beta')
     const manifest = (await (await fetch(`${b.node.httpUrl}/.well-known/mesh-manifest.json`)).json()) as {
