@@ -77,7 +77,7 @@ export interface ConnectionServiceComponents {
   /** This mesh's revocations, which take a peer's `ucan.revoked` (a getter: wired later); without it they are refused as unavailable. */
   revocations?: () => Pick<RevocationService, 'receive'> | undefined
   // phase-1 HTTP federation (SPEC §12): the outbox's fallback when libp2p cannot reach a peer
-  httpRoute?: Pick<HttpRoute, 'send'>
+  httpRoute?: Pick<HttpRoute, 'send' | 'reachable'>
 }
 
 export interface ConnectionServiceInit {

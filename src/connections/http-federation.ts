@@ -295,6 +295,29 @@ export class HttpRoute {
     }
   }
 
+  /**
+   * Whether the peer's HTTP face answers at all (any status of a GET of its base): the
+   * reachability probe's answer for a peer libp2p cannot ping. False without a base.
+   */
+  async reachable(peer: string, key: string, options: AbortOptions = {}): Promise<boolean> {
+    const base = (await this.#init.peers.get(peer)) ?? (await this.#init.peers.get(key))
+    if (base === undefined) return false
+    try {
+      const res = await (this.#init.fetch ?? fetch)(`${base}${HTTP_FEDERATION_PATHS.send}`, {
+        method: 'GET',
+        signal: AbortSignal.any([
+          AbortSignal.timeout(this.#init.timeoutMs ?? 10_000),
+          ...(options.signal !== undefined ? [options.signal] : []),
+        ]),
+        redirect: 'error',
+      })
+      await res.body?.cancel().catch(() => {})
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** POSTs one envelope to `base` and returns the reply body; a DeliveryError otherwise. */
   async post(
     base: string,

@@ -72,6 +72,10 @@ describe('phase-1 HTTP federation: two nodes libp2p cannot join (SPEC §12)', ()
     await until(async () => JSON.stringify(await bodies(a, room)) === JSON.stringify(all), 'alpha converges')
     await until(async () => JSON.stringify(await bodies(b, room)) === JSON.stringify(all), 'beta converges')
     assert.equal(a.node.libp2p.getConnections().length, 0, 'still no libp2p connection')
+    // The reachability probe cannot ping beta over libp2p, but beta answers over HTTP: not degraded.
+    for (let i = 0; i < 3; i++) await a.node.connections.probe()
+    const peer = (await a.peers()).find((p) => p.did === b.node.did)
+    assert.equal(peer?.state, 'accepted', JSON.stringify(peer))
 
     // libp2p is unblocked (alpha reaches beta's real address): the link moves to it.
     // (a dial joins one under way to the same peer, which may still be looking for an address: again until one gets through)
