@@ -140,6 +140,14 @@ export interface MeshNodeInit {
     rateLimit?: { capacity?: number; refillPerSecond?: number }
     /** Inbound pending requests kept per peer mesh; default 1. */
     maxPendingInboundPerPeer?: number
+    // phase-1 HTTP federation (SPEC §12): when the outbox posts to a peer's HTTP endpoint instead
+    httpFallback?: {
+      failuresBeforeHttp?: number
+      libp2pRetryMs?: number
+      pollIntervalMs?: number
+      /** Per-peer token bucket on room frames over HTTP; default burst 120, refill 40/s. */
+      roomsRateLimit?: { capacity?: number; refillPerSecond?: number }
+    }
   }
   rooms?: {
     /** How often links to peer meshes sharing rooms are checked, opened or closed; default 2 000 ms. */

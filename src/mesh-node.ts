@@ -5,6 +5,8 @@ import { type Authority, type MemberService, SessionService } from './auth/index
 import { localHttpUrl, MESH_NODE_VERSION, type MeshNodeInit, nodeOriginGuard } from './config.ts'
 // accountability across meshes (SPEC §11)
 import { MESH_AUDIT_PROTOCOL } from './connections/audit-protocol.ts'
+// phase-1 HTTP federation (SPEC §12)
+import type { HttpFederation } from './connections/http-federation.ts'
 import {
   type ConnectionService,
   DEFAULT_POLICY,
@@ -37,6 +39,8 @@ import {
   startConnections,
 } from './node/connections.ts'
 import { startForeignAccess } from './node/foreign-access.ts'
+// phase-1 HTTP federation (SPEC §12)
+import { startHttpFederation } from './node/http-federation.ts'
 // one invocation dispatcher
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
@@ -190,6 +194,11 @@ export class MeshNode {
     return this.#parts.get('httpUrl')
   }
 
+  // phase-1 HTTP federation (SPEC §12): the HTTP face and the peers' HTTP bases
+  get httpFederation(): HttpFederation {
+    return this.#parts.get('httpFederation')
+  }
+
   multiaddrs(): string[] {
     return this.libp2p.getMultiaddrs().map((ma) => ma.toString())
   }
@@ -221,6 +230,7 @@ export class MeshNode {
     await startConnections(wiring)
     await startRooms(wiring)
     await startRoomSync(wiring)
+    await startHttpFederation(wiring) // phase-1 HTTP federation (SPEC §12)
     await startAgents(wiring)
     // members: enrolment and removal (SPEC §8)
     await startMembers(wiring)
@@ -330,6 +340,8 @@ export class MeshNode {
       names: this.#parts.get('names'),
       // accountability across meshes (SPEC §11)
       heads: () => this.#parts.find('headBook'),
+      // phase-1 HTTP federation (SPEC §12)
+      httpFederation: this.#parts.get('httpFederation'),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

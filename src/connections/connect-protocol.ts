@@ -93,6 +93,8 @@ export interface ConnectRequestBody extends Record<string, unknown> {
   agreementVersion: number
   decidedAt: number
   note?: string
+  // phase-1 HTTP federation (SPEC §12): where the requesting mesh takes federation POSTs
+  http?: string
 }
 
 export interface ConnectAnswerBody extends Record<string, unknown> {
@@ -161,6 +163,8 @@ const bodySchemas: Record<string, object> = {
       agreementVersion: VERSION,
       decidedAt: MS,
       note: { type: 'string', maxLength: 1024 },
+      // phase-1 HTTP federation (SPEC §12)
+      http: { type: 'string', maxLength: 512, pattern: '^https?://[\\x21-\\x7e]+$' },
     },
   },
   [CONNECT_MESSAGE.accept]: answerSchema(),

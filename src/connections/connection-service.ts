@@ -13,6 +13,8 @@ import { MESH_CONNECT_PROTOCOL } from './connect-protocol.ts'
 import { ConnectionBook, type ConnectionView, type PeerView, type Timing, timing } from './connection-book.ts'
 import { Delivery } from './delivery.ts'
 import type { EnvelopeVerifier } from './envelope.ts'
+// phase-1 HTTP federation (SPEC §12)
+import type { HttpRoute } from './http-federation.ts'
 import { createInbound, type Inbound } from './inbound/index.ts'
 import { type ActInput, type ConnectInput, LocalActs } from './local-acts.ts'
 import type { Outbox } from './outbox.ts'
@@ -74,6 +76,8 @@ export interface ConnectionServiceComponents {
   // revocation that travels (SPEC §9)
   /** This mesh's revocations, which take a peer's `ucan.revoked` (a getter: wired later); without it they are refused as unavailable. */
   revocations?: () => Pick<RevocationService, 'receive'> | undefined
+  // phase-1 HTTP federation (SPEC §12): the outbox's fallback when libp2p cannot reach a peer
+  httpRoute?: Pick<HttpRoute, 'send' | 'reachable'>
 }
 
 export interface ConnectionServiceInit {
@@ -113,6 +117,8 @@ export interface ConnectionServiceInit {
   /** At most one rate-limit refusal per peer is recorded per this many ms (the rest are counted); default 1 000. */
   rateLimitLogIntervalMs?: number
   now?: () => number
+  // phase-1 HTTP federation (SPEC §12): this mesh's HTTP base, sent in requests
+  httpUrl?: () => string | undefined
 }
 
 /**

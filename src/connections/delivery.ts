@@ -28,6 +28,8 @@ import {
   transition,
 } from './connection-book.ts'
 import { createEnvelope, type Envelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
+// phase-1 HTTP federation (SPEC §12)
+import type { HttpRoute } from './http-federation.ts'
 import { Outbox, type OutboxItem } from './outbox.ts'
 import { countTraffic, type PeerBook, type PeerRecord } from './peers.ts'
 
@@ -45,6 +47,8 @@ export interface DeliveryComponents {
   shutdown: () => AbortSignal
   /** Addresses of a peer beyond what it told us, e.g. its DHT record. */
   resolvePeer?: (did: string, options: AbortOptions) => Promise<{ multiaddrs: string[] } | undefined>
+  // phase-1 HTTP federation (SPEC §12): the fallback when libp2p cannot reach a peer
+  httpRoute?: Pick<HttpRoute, 'send'>
 }
 
 export interface DeliveryInit {
@@ -165,8 +169,26 @@ export class Delivery {
     try {
       // After a failed dial, the addresses we hold may be stale: ask discovery too.
       const refresh = item.lastError !== null && item.lastError.kind !== 'remote-refused'
-      const peerId = await this.dialable(peer, { signal, refresh })
-      replyBytes = await exchange(this.#c.libp2p(), peerId, encodeEnvelope(envelope), { signal })
+      const viaLibp2p = async () =>
+        exchange(this.#c.libp2p(), await this.dialable(peer, { signal, refresh }), encodeEnvelope(envelope), {
+          signal,
+        })
+      // phase-1 HTTP federation (SPEC §12): libp2p → the peer's HTTP endpoint (http-federation.ts)
+      const http = this.#c.httpRoute
+      replyBytes =
+        http === undefined
+          ? await viaLibp2p()
+          : await http.send(
+              {
+                peer: peer.did,
+                key: keyDid,
+                type: item.type,
+                bytes: encodeEnvelope(envelope),
+                connected: () => this.#c.libp2p().getConnections(peerIdFromDid(keyDid)).length > 0,
+                viaLibp2p,
+              },
+              { ...(options.signal !== undefined ? { signal: options.signal } : {}) },
+            )
     } catch (err) {
       if (options.signal?.aborted === true) throw err
       throw classifyDeliveryError(err)

@@ -56,6 +56,29 @@ export {
   encodeEnvelope,
   newEnvelopeId,
 } from './envelope.ts'
+// phase-1 HTTP federation (SPEC §12)
+export {
+  HTTP_FEDERATION_MAX_BYTES,
+  HTTP_FEDERATION_PATHS,
+  HttpFederation,
+  type HttpFederationComponents,
+  HttpPeerBook,
+  HttpRoute,
+  type HttpRouteInit,
+  httpBaseOf,
+  httpPathOf,
+  type PeekedEnvelope,
+  peekEnvelope,
+} from './http-federation.ts'
+export {
+  HTTP_ROOMS_LIMITS,
+  HTTP_ROOMS_MAX_BODY,
+  HttpRooms,
+  type HttpRoomsComponents,
+  type HttpRoomsInit,
+  ROOM_ERROR_TYPE,
+  ROOM_FRAMES_TYPE,
+} from './http-rooms.ts'
 // Outbound invocation over libp2p
 export {
   InvokeProtocol,

@@ -56,6 +56,8 @@ export interface LocalActsInit {
   multiaddrs: () => string[]
   protocolVersions: () => string[]
   now?: () => number
+  // phase-1 HTTP federation (SPEC §12): this mesh's HTTP base, sent in requests
+  httpUrl?: () => string | undefined
 }
 
 /** One local step: the act it needs, the checks before it, and the transition it makes. */
@@ -158,6 +160,9 @@ export class LocalActs {
           decidedAt: now,
           ...(input.note !== undefined ? { note: input.note } : {}),
         }
+        // phase-1 HTTP federation (SPEC §12)
+        const http = this.#init.httpUrl?.()
+        if (http !== undefined) body.http = http
         return {
           record,
           peer,

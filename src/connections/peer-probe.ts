@@ -4,6 +4,8 @@ import type { MeshLibp2p } from '../p2p/index.ts'
 import type { MeshStore } from '../store/index.ts'
 import { classifyDeliveryError, type DeliveryError } from './connect-protocol.ts'
 import { type ConnectionBook, isLive, iso, peerError, type Timing, timing } from './connection-book.ts'
+// phase-1 HTTP federation (SPEC §12)
+import type { HttpRoute } from './http-federation.ts'
 import type { Outbox } from './outbox.ts'
 import type { PeerBook, PeerRecord } from './peers.ts'
 
@@ -19,6 +21,8 @@ export interface PeerProbeComponents {
   logger: Logger
   /** Aborted when the service stops. */
   shutdown: () => AbortSignal
+  // phase-1 HTTP federation (SPEC §12): a peer libp2p cannot ping may answer over HTTP
+  httpRoute?: Pick<HttpRoute, 'reachable'>
 }
 
 export interface PeerProbeInit {
@@ -73,6 +77,9 @@ export class PeerProbe {
     } catch (err) {
       if (this.#c.shutdown().aborted) return
       error = classifyDeliveryError(err)
+      // phase-1 HTTP federation (SPEC §12): reachable over HTTP is reachable
+      const key = peer.keys.at(-1)?.did ?? peer.did
+      if (await this.#c.httpRoute?.reachable(peer.did, key, { signal: this.#c.shutdown() })) error = undefined
     }
     await this.#c.book.serial(async () => {
       const current = await this.#c.peers.get(did)

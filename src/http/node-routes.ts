@@ -18,6 +18,8 @@ import { capabilitySessionRoutes, registerCapabilityGuard } from './routes/capab
 import { connectionRoutes } from './routes/connections.ts'
 import { registerConsole } from './routes/console.ts'
 import { coreRoutes, type HealthInfo } from './routes/core.ts'
+// phase-1 HTTP federation (SPEC §12)
+import { type FederationRoutesInit, federationRoutes } from './routes/federation.ts'
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 import { memberRoutes } from './routes/members.ts'
@@ -75,6 +77,8 @@ export interface NodeRoutesInit {
   names?: AuthorityRoutesInit['names']
   // accountability across meshes (SPEC §11): the defections found or shown
   heads?: AuditMerkleRoutesInit['heads']
+  // phase-1 HTTP federation (SPEC §12): POST /connections/* and /federation/send
+  httpFederation?: FederationRoutesInit['federation']
 }
 
 /**
@@ -149,5 +153,8 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.revocations !== undefined) await app.register(revocationRoutes, { revocations: init.revocations })
   // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
   await app.register(auditMerkleRoutes, { audit: init.audit, heads: init.heads })
+  // phase-1 HTTP federation (SPEC §12)
+  if (init.httpFederation !== undefined)
+    await app.register(federationRoutes, { federation: init.httpFederation })
   registerConsole(app)
 }

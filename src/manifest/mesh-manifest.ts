@@ -79,7 +79,14 @@ export interface MeshManifest {
   did: string
   peerId: string
   architect?: string
-  endpoints: { http: string; libp2p: string[]; yjs?: string; registry?: string }
+  endpoints: {
+    http: string
+    libp2p: string[]
+    yjs?: string
+    registry?: string
+    // phase-1 HTTP federation (SPEC §12): where federation envelopes are POSTed
+    federation?: { request: string; accepted: string; declined: string; disconnect: string; send: string }
+  }
   protocolVersions: string[]
   /** What other meshes' principals may invoke here, given a chain; `invocation` says how, for each. */
   capabilities: string[]

@@ -6,6 +6,8 @@ import {
   ConnectionService,
   EnvelopeVerifier,
   type FederationPolicy,
+  HttpPeerBook, // phase-1 HTTP federation (SPEC §12)
+  HttpRoute,
   PeerBook,
   PolicyService,
   RejectedLog,
@@ -66,6 +68,19 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
   parts.onStop(() => envelopes.stop())
 
   const settings = init.connections ?? {}
+  // phase-1 HTTP federation (SPEC §12): where peers take POSTs, and the outbox's fallback to them
+  const httpPeers = new HttpPeerBook(store)
+  const httpRoute = new HttpRoute({
+    peers: httpPeers,
+    logger: log.child({ area: 'federation' }),
+    ...(settings.sendTimeoutMs !== undefined ? { timeoutMs: settings.sendTimeoutMs } : {}),
+    ...(settings.httpFallback?.failuresBeforeHttp !== undefined
+      ? { failuresBeforeHttp: settings.httpFallback.failuresBeforeHttp }
+      : {}),
+    ...(settings.httpFallback?.libp2pRetryMs !== undefined
+      ? { libp2pRetryMs: settings.httpFallback.libp2pRetryMs }
+      : {}),
+  })
   // every act is a chain (the interim act format and its flag are gone)
   const gate = parts.set('gate', new ActGate({ authority: () => parts.get('authority') }))
   // The one running now: a key rotation replaces discovery with the host.
@@ -107,6 +122,7 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
       },
       // revocation that travels (SPEC §9): started after the connections
       revocations: () => parts.find('revocations'),
+      httpRoute, // phase-1 HTTP federation (SPEC §12)
     },
     {
       name: info.name,
@@ -114,6 +130,8 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
       multiaddrs: wiring.multiaddrs,
       ownDids: () => parts.get('history').keys,
       protocolVersions: wiring.protocolVersions,
+      // phase-1 HTTP federation (SPEC §12): what others reach, sent in requests
+      httpUrl: () => init.publicUrl ?? parts.find('httpUrl'),
       outbox: {
         ...(settings.retryBaseMs !== undefined ? { baseDelayMs: settings.retryBaseMs } : {}),
         ...(settings.retryMaxMs !== undefined ? { maxDelayMs: settings.retryMaxMs } : {}),
@@ -127,4 +145,7 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
     },
   )
   await parts.add('connections', connections)
+  // phase-1 HTTP federation (SPEC §12): node/http-federation.ts builds the HTTP face on these
+  parts.set('httpPeers', httpPeers)
+  parts.set('httpRoute', httpRoute)
 }

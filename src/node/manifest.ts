@@ -1,4 +1,6 @@
 import { MESH_NODE_VERSION } from '../config.ts'
+// phase-1 HTTP federation (SPEC §12)
+import { HTTP_FEDERATION_PATHS } from '../connections/index.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import {
   type AgentCard,
@@ -30,6 +32,8 @@ export function buildManifest(input: ManifestInput): MeshManifest {
   const { info } = input
   const endpoints: MeshManifest['endpoints'] = { http: input.httpUrl, libp2p: input.multiaddrs }
   if (input.serveRegistry) endpoints.registry = input.httpUrl
+  // phase-1 HTTP federation (SPEC §12)
+  endpoints.federation = federationEndpoints(input.httpUrl)
   return signManifest(input.key, {
     name: info.name,
     version: MESH_NODE_VERSION,
@@ -60,4 +64,18 @@ export function keyHistoryOf(history: MeshKeyHistory, createdAt: string): MeshMa
         : {}),
     }
   })
+}
+
+// phase-1 HTTP federation (SPEC §12)
+/** The manifest's `endpoints.federation`: each path of the HTTP face under `httpUrl`. */
+export function federationEndpoints(httpUrl: string): NonNullable<MeshManifest['endpoints']['federation']> {
+  const base = httpUrl.replace(/\/+$/, '')
+  const P = HTTP_FEDERATION_PATHS
+  return {
+    request: base + P.request,
+    accepted: base + P.accepted,
+    declined: base + P.declined,
+    disconnect: base + P.disconnect,
+    send: base + P.send,
+  }
 }

@@ -13,8 +13,11 @@ import type {
 import type { MeshNodeInit } from '../config.ts'
 // accountability across meshes (SPEC §11)
 import type { AuditProtocol } from '../connections/audit-protocol.ts'
-import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 // outbound invocation over libp2p
+// phase-1 HTTP federation (SPEC §12)
+import type { HttpFederation, HttpPeerBook, HttpRoute } from '../connections/http-federation.ts'
+import type { HttpRooms } from '../connections/http-rooms.ts'
+import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
@@ -71,6 +74,11 @@ export interface NodeParts {
   // accountability across meshes (SPEC §11): /mesh/audit/1.0.0, the heads held of other meshes
   auditProtocol: AuditProtocol
   headBook: HeadBook
+  // phase-1 HTTP federation (SPEC §12)
+  httpFederation: HttpFederation
+  httpPeers: HttpPeerBook
+  httpRoute: HttpRoute
+  httpRooms: HttpRooms
 }
 
 /**

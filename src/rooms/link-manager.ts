@@ -198,6 +198,41 @@ export class LinkManager {
     }
   }
 
+  // phase-1 HTTP federation (SPEC §12): links over another transport (an HTTP tunnel)
+  /**
+   * Opens a link on `stream`, from the peer key `key`, opened by `initiator`'s side:
+   * the key must be an accepted peer's current key (as for an inbound libp2p stream).
+   * True when the link is open on this stream; false when refused, or when a link
+   * opened by the mesh whose key sorts first was kept instead (the stream is aborted).
+   */
+  async attach(key: string, stream: Stream, initiator: string): Promise<boolean> {
+    if (!this.#started) return false
+    const peers = this.#c.peers
+    let peer = this.#c.keys().identityOf(key)
+    if ((!peers.has(peer) || peers.currentKey(peer) !== key) && !peers.strangerRecently(key)) {
+      await peers.reloadShared()
+      peer = this.#c.keys().identityOf(key)
+      if (!peers.has(peer)) peers.markStranger(key)
+    }
+    if (!peers.has(peer) || peers.currentKey(peer) !== key) {
+      stream.abort(new Error('no accepted connection with this mesh'))
+      return false
+    }
+    this.#open(peer, key, stream, initiator)
+    return this.#links.get(peer)?.stream === stream
+  }
+
+  /** Accepted peers that share rooms with this mesh and have no open link, with their current keys. */
+  unlinked(): Array<{ peer: string; key: string }> {
+    const out: Array<{ peer: string; key: string }> = []
+    for (const peer of this.#c.shares.peers()) {
+      if (this.#c.peers.has(peer) && !this.#links.has(peer)) {
+        out.push({ peer, key: this.#c.peers.currentKey(peer) })
+      }
+    }
+    return out
+  }
+
   /** The peer's identity became known (its chain was learned): its link is filed under it. */
   rekey(link: Link, identity: string): void {
     if (this.#links.get(link.peer) === link) this.#links.delete(link.peer)

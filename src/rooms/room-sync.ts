@@ -1,3 +1,5 @@
+// phase-1 HTTP federation (SPEC §12)
+import type { Stream } from '@libp2p/interface'
 import { type AuditLog, RefusalThrottle } from '../audit/index.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
@@ -314,6 +316,22 @@ export class RoomSync {
   /** Open links, by peer did (for tests and views). */
   links(): string[] {
     return this.#links.peers()
+  }
+
+  // phase-1 HTTP federation (SPEC §12): room links over an HTTP tunnel
+  /** A link on a stream that did not come through libp2p (see LinkManager.attach). */
+  attachLink(key: string, stream: Stream, initiator: string): Promise<boolean> {
+    return this.#links.attach(key, stream, initiator)
+  }
+
+  /** Accepted peers sharing rooms with this mesh that have no open link. */
+  unlinkedPeers(): Array<{ peer: string; key: string }> {
+    return this.#started ? this.#links.unlinked() : []
+  }
+
+  /** The open link's stream with `peer` (to tell which transport it runs on). */
+  linkStream(peer: string): Stream | undefined {
+    return this.#links.get(peer)?.stream
   }
 
   #tick(): void {

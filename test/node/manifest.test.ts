@@ -81,10 +81,13 @@ describe('buildManifest', () => {
     const manifest = buildManifest(input(history, false))
     assert.equal(verifyManifest(manifest), true)
     assert.equal(manifest.did, history.current.did)
-    assert.deepEqual(manifest.endpoints, {
+    const { federation: httpFederation, ...endpoints } = manifest.endpoints
+    assert.deepEqual(endpoints, {
       http: 'http://127.0.0.1:7700',
       libp2p: ['/ip4/127.0.0.1/tcp/4001'],
     })
+    // phase-1 HTTP federation (SPEC §12)
+    assert.equal(httpFederation?.send, 'http://127.0.0.1:7700/federation/send')
     assert.equal(manifest.keyHistory.length, 3)
     // Without agents only the room capabilities a chain can reach are listed.
     assert.deepEqual(manifest.capabilities, ['room/post', 'room/read'])
