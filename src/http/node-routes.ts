@@ -34,6 +34,8 @@ import { roomLifecycleRoutes } from './routes/room-lifecycle.ts'
 import { roomMemberRoutes } from './routes/room-members.ts'
 import { roomRoutes } from './routes/rooms.ts'
 import { registerSessionRoutes } from './routes/session.ts'
+// tasks across meshes (SPEC §13)
+import { taskRoutes } from './routes/tasks.ts'
 import { yjsRoutes } from './routes/yjs.ts'
 
 /** What a node's routes serve: each area gets only its own part. */
@@ -149,5 +151,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.revocations !== undefined) await app.register(revocationRoutes, { revocations: init.revocations })
   // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
   await app.register(auditMerkleRoutes, { audit: init.audit, heads: init.heads })
+  // tasks across meshes (SPEC §13)
+  await app.register(taskRoutes, { rooms: init.rooms })
   registerConsole(app)
 }
