@@ -158,7 +158,7 @@ function TaskCard({
           </Text>
         )}
       </Group>
-      <Group gap={4} wrap="nowrap">
+      <Stack gap={4}>
         <Select
           size="xs"
           placeholder="Assign…"
@@ -182,7 +182,7 @@ function TaskCard({
           onChange={(v) => v !== null && onMove(v as TaskStatus)}
           data-testid="task-move"
         />
-      </Group>
+      </Stack>
     </Paper>
   )
 }

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { type Browser, chromium, type Locator } from 'playwright-core'
+import { waitFor } from '../../scripts/lib/processes.ts'
+import type { TaskView } from '../../src/api/index.ts'
+import { e2e } from '../fixtures/e2e.ts'
+
+// Tasks across meshes (SPEC §13): a room's task board in Debian's Chromium against a real `mesh start`.
+const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium'
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage']
+const SHOTS = new URL('../../test-output/screenshots/', import.meta.url).pathname
+const CONSOLE_BUILT = existsSync(new URL('../../dist/ui/index.html', import.meta.url))
+
+const skip = !existsSync(CHROMIUM)
+  ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MESH_CHROMIUM)`
+  : !CONSOLE_BUILT
+    ? 'the console is not built (npm run build:ui)'
+    : false
+
+async function visible(locator: Locator, timeout = 20_000): Promise<Locator> {
+  await locator.first().waitFor({ state: 'visible', timeout })
+  return locator.first()
+}
+
+describe('the console’s task board in Chromium', { skip }, () => {
+  it('adds a task, assigns it to a member, moves it across the columns', async (t) => {
+    let browser: Browser | undefined
+    const { root, keysDir, start, init, signInArchitect } = await e2e(t, 'mesh-console-tasks-', {
+      logLevel: 'warn',
+      beforeStop: async () => browser?.close(),
+    })
+    const dir = await init('alpha', join(root, 'alpha'))
+    const proc = await start([
+      'start',
+      '--data',
+      dir,
+      '--http',
+      '127.0.0.1:0',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+    ])
+    const api = await signInArchitect(proc.http, 'alpha')
+    const room = (await api.post<{ id: string }>('/api/rooms', { name: 'work' })).id
+    await mkdir(SHOTS, { recursive: true })
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+    const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage()
+    const errors: string[] = []
+    page.on('pageerror', (err) => errors.push(err.message))
+    t.after(() => assert.deepEqual(errors, [], 'uncaught errors in the page'))
+
+    try {
+      await page.goto(`${proc.http}/`)
+      await page.locator('input[type=file]').setInputFiles(join(keysDir, 'alpha-architect.json'))
+      await visible(page.getByTestId('key-did'))
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+      await visible(page.getByTestId('mesh-name'))
+      await page.getByRole('link', { name: 'Rooms' }).click()
+      await page.locator('[data-testid=room-link][data-name=work]').click()
+
+      // Add a task: it lands in Open.
+      const board = await visible(page.getByTestId('task-board'))
+      await board.getByTestId('task-title').fill('Write the release notes')
+      await board.getByTestId('task-add').click()
+      const card = await visible(page.locator('[data-testid=task-column-open] [data-testid=task]'))
+      assert.match((await card.textContent()) ?? '', /Write the release notes/)
+      assert.match((await card.getByTestId('task-assignee').textContent()) ?? '', /unassigned/)
+
+      // Assign it to the architect (the room's one member), by name.
+      await card.getByTestId('task-assign').click()
+      await page.getByRole('option', { name: '@alpha-architect' }).click()
+      await waitFor(
+        async () => /@alpha-architect/.test((await card.getByTestId('task-assignee').textContent()) ?? ''),
+        'the card shows its assignee',
+      )
+
+      // Move it to Doing, then Done.
+      for (const [label, column] of [
+        ['Doing', 'doing'],
+        ['Done', 'done'],
+      ] as const) {
+        await page.locator('[data-testid=task] [data-testid=task-move]').first().click()
+        await page.getByRole('option', { name: label, exact: true }).click()
+        await visible(page.locator(`[data-testid=task-column-${column}] [data-testid=task]`))
+      }
+      await page.screenshot({ path: join(SHOTS, 'console-tasks.png'), fullPage: true })
+
+      // The node holds what the board shows.
+      const { tasks } = await api.get<{ tasks: TaskView[] }>(`/api/rooms/${room}/tasks`)
+      assert.equal(tasks.length, 1)
+      assert.equal(tasks[0]?.status, 'done')
+      assert.equal(tasks[0]?.assignee?.name, '@alpha-architect')
+    } catch (err) {
+      await page.screenshot({ path: join(SHOTS, 'console-tasks-failed.png'), fullPage: true }).catch(() => {})
+      throw err
+    }
+  })
+})
