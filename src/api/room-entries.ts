@@ -23,6 +23,7 @@ export const ROOM_MAPS = [
 ] as const
 export type RoomMapName = (typeof ROOM_MAPS)[number]
 /** The maps whose entries are sealed (every one but `seals` itself). */
+// tasks across meshes (SPEC §13): 'tasks'
 export const SEALED_MAPS = [
   'meta',
   'messages',
@@ -30,7 +31,7 @@ export const SEALED_MAPS = [
   'redactions',
   'members',
   'clients',
-  'tasks', // tasks across meshes (SPEC §13)
+  'tasks',
 ] as const
 export type SealedMapName = (typeof SEALED_MAPS)[number]
 

@@ -11,8 +11,9 @@ import { describe, it } from 'node:test'
 import * as Y from 'yjs'
 import type { TaskView } from '../../src/api/index.ts'
 import { MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
-import { contentId, makeSeal, sealKey, type TaskEntry } from '../../src/rooms/index.ts'
+import { contentId, type TaskEntry } from '../../src/rooms/index.ts'
 import { twoNodesSharing, until } from './helpers.ts'
+import { sealedTaskUpdate, statusEntry } from './task-helpers.ts'
 
 const ROOMS = { syncIntervalMs: 200, dialTimeoutMs: 3000 }
 const FORGER = 626_262 // the hostile process's Yjs client id
@@ -35,45 +36,14 @@ describe('forged task changes between two nodes', () => {
 
     // The hostile beta: entries sealed by beta's own key, written past its rules.
     const betaKey = await readKeyFile(join(b.dataDir, MESH_KEY_FILE))
-    const status = (author: string, authorMesh: string, extra: object = {}): TaskEntry =>
-      ({
-        v: 1,
-        room: id,
-        author,
-        authorMesh,
-        ts: Date.now(),
-        op: 'status',
-        task: task.id,
-        status: 'done',
-        ...extra,
-      }) as TaskEntry
+    const status = (author: string, authorMesh: string, extra: Record<string, unknown> = {}) =>
+      statusEntry(id, task.id, author, authorMesh, extra)
     const forged = [
       status(b.architect.did, b.node.did, { basis }), // not the assignee
       status(a.architect.did, a.node.did), // alpha's architect, as beta writes it
     ]
     // Written by another client of beta's (a forger's process) and put straight into beta's replica.
-    const forger = new Y.Doc({ gc: false })
-    Y.applyUpdate(forger, Y.encodeStateAsUpdate(roomB.doc))
-    forger.clientID = FORGER
-    const before = Y.encodeStateVector(forger)
-    forger.transact(() => {
-      const binding = { mesh: b.node.did, room: id }
-      forger.getMap('clients').set(String(FORGER), binding)
-      forger
-        .getMap('seals')
-        .set(
-          sealKey('clients', String(FORGER)),
-          makeSeal(betaKey, id, 'clients', String(FORGER), binding, b.node.did),
-        )
-      for (const entry of forged) {
-        const key = contentId(entry)
-        forger.getMap('tasks').set(key, entry)
-        forger
-          .getMap('seals')
-          .set(sealKey('tasks', key), makeSeal(betaKey, id, 'tasks', key, entry, b.node.did))
-      }
-    })
-    Y.applyUpdate(roomB.doc, Y.encodeStateAsUpdate(forger, before))
+    Y.applyUpdate(roomB.doc, sealedTaskUpdate(roomB.doc, id, FORGER, betaKey, forged))
 
     const rejected = async () =>
       (await a.api.get<{ entries: RejectedEntry[] }>('/api/federation/rejected?limit=200')).entries.filter(

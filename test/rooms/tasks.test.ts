@@ -4,22 +4,20 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import * as Y from 'yjs'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import {
   contentId,
   type MessageEntry,
-  makeSeal,
   type Room,
   type RoomManager,
   refusalOf,
-  sealKey,
   type TaskEntry,
   TaskWriter,
 } from '../../src/rooms/index.ts'
 import { foldTasks } from '../../src/rooms/task-board.ts'
 import { isTaskEntry } from '../../src/rooms/task-entries.ts'
-import { alice, bob, carol, mallory, meshA, meshB, meshC, replica, sharedRoom, sync } from './helpers.ts'
+import { alice, bob, carol, mallory, meshA, meshB, meshC, sharedRoom, sync } from './helpers.ts'
+import { sealedTaskUpdate, statusEntry } from './task-helpers.ts'
 
 const WRITER = 515_151 // writers of beta's (a hostile process holding beta's key, say), one per attack
 
@@ -50,26 +48,10 @@ async function converge(a: Room, b: Room): Promise<void> {
 
 const stateOf = (room: Room) => [...foldTasks(room.id, room.doc, (did) => did).values()]
 
-/** An update of `entries` sealed by `seal` (default: `key`), written by a fresh client of `key`'s mesh. */
 let writers = 0
+/** An update of `entries` sealed by `seal` (default: `key`), written by a fresh client of `key`'s mesh. */
 function crafted(room: Room, key: Ed25519KeyPair, entries: TaskEntry[], seal: Ed25519KeyPair = key) {
-  const client = WRITER + writers++
-  const doc = replica(room, client)
-  const before = Y.encodeStateVector(doc)
-  doc.transact(() => {
-    const binding = { mesh: key.did, room: room.id }
-    doc.getMap('clients').set(String(client), binding)
-    doc
-      .getMap('seals')
-      .set(sealKey('clients', String(client)), makeSeal(key, room.id, 'clients', String(client), binding))
-    for (const entry of entries) {
-      const id = contentId(entry)
-      doc.getMap('tasks').set(id, entry)
-      const s = makeSeal(seal, room.id, 'tasks', id, entry)
-      doc.getMap('seals').set(sealKey('tasks', id), { ...s, mesh: key.did })
-    }
-  })
-  return { doc, update: Y.encodeStateAsUpdate(doc, before) }
+  return { update: sealedTaskUpdate(room.doc, room.id, WRITER + writers++, key, entries, seal) }
 }
 
 async function codeOf(call: Promise<unknown>): Promise<string> {
@@ -165,18 +147,8 @@ describe('tasks across meshes', () => {
       ([, e]) => e.op === 'assign',
     )?.[0]
     assert.ok(basis)
-    const status = (author: string, authorMesh: string, extra: Partial<TaskEntry> = {}): TaskEntry =>
-      ({
-        v: 1,
-        room: w.id,
-        author,
-        authorMesh,
-        ts: Date.now(),
-        op: 'status',
-        task: task.id,
-        status: 'done',
-        ...extra,
-      }) as TaskEntry
+    const status = (author: string, authorMesh: string, extra: Record<string, unknown> = {}) =>
+      statusEntry(w.id, task.id, author, authorMesh, extra)
     const attacks: Array<[string, Uint8Array, string]> = [
       // mallory (a member at beta) names carol's assignment: she is not the assignee.
       [

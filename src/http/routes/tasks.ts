@@ -10,7 +10,7 @@ import {
   taskStatusBodySchema,
   tasksQuerySchema,
 } from '../../api/index.ts'
-import { type RoomManager, TaskWriter } from '../../rooms/index.ts'
+import { type RoomManager, type TaskStatus, TaskWriter } from '../../rooms/index.ts'
 import { sessionOf } from './session.ts'
 
 export interface TaskRoutesInit {
@@ -63,39 +63,26 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesInit> = async (fastify, in
     async (request) => tasks.get(request.params.id, sessionOf(request).did, request.params.task),
   )
 
-  app.post(
-    '/api/rooms/:id/tasks/:task/assign',
-    { onRequest, schema: { params: taskParamsSchema, body: assignTaskBodySchema } },
-    async (request) => {
+  // Each change of one task: its path, its body's schema, and what it does.
+  const change = <B>(
+    path: string,
+    body: object,
+    run: (room: string, did: string, task: string, body: B) => Promise<unknown>,
+  ) =>
+    app.post(path, { onRequest, schema: { params: taskParamsSchema, body } }, async (request) => {
       const { id, task } = request.params
-      return tasks.assign(id, sessionOf(request).did, task, request.body.assignee)
-    },
+      return run(id, sessionOf(request).did, task, request.body as B)
+    })
+  change<{ assignee: string }>('/api/rooms/:id/tasks/:task/assign', assignTaskBodySchema, (r, d, t, b) =>
+    tasks.assign(r, d, t, b.assignee),
   )
-
-  app.post(
-    '/api/rooms/:id/tasks/:task/status',
-    { onRequest, schema: { params: taskParamsSchema, body: taskStatusBodySchema } },
-    async (request) => {
-      const { id, task } = request.params
-      return tasks.setStatus(id, sessionOf(request).did, task, request.body.status)
-    },
+  change<{ status: TaskStatus }>('/api/rooms/:id/tasks/:task/status', taskStatusBodySchema, (r, d, t, b) =>
+    tasks.setStatus(r, d, t, b.status),
   )
-
-  app.post(
-    '/api/rooms/:id/tasks/:task/comment',
-    { onRequest, schema: { params: taskParamsSchema, body: taskCommentBodySchema } },
-    async (request) => {
-      const { id, task } = request.params
-      return tasks.comment(id, sessionOf(request).did, task, request.body.body)
-    },
+  change<{ body: string }>('/api/rooms/:id/tasks/:task/comment', taskCommentBodySchema, (r, d, t, b) =>
+    tasks.comment(r, d, t, b.body),
   )
-
-  app.post(
-    '/api/rooms/:id/tasks/:task/due',
-    { onRequest, schema: { params: taskParamsSchema, body: taskDueBodySchema } },
-    async (request) => {
-      const { id, task } = request.params
-      return tasks.setDue(id, sessionOf(request).did, task, request.body.due)
-    },
+  change<{ due: number | null }>('/api/rooms/:id/tasks/:task/due', taskDueBodySchema, (r, d, t, b) =>
+    tasks.setDue(r, d, t, b.due),
   )
 }
