@@ -87,6 +87,30 @@ describe('tasks across meshes (SPEC §13), multi-process', () => {
     // A sentinel after the refused attempts.
     await cli(beta, 'post', room, 'sentinel after the attempts', '--as', 'mallory')
 
+    // A second task, assigned as it is made; carol moves it; its due date is cleared.
+    const second = await cli<TaskView>(
+      alpha,
+      'task',
+      'add',
+      room,
+      'Write notes',
+      '--body',
+      'for 1.0',
+      '--assign',
+      '@carol:beta',
+    )
+    assert.equal(second.assignee?.name, '@carol:beta')
+    await waitFor(
+      async () => (await run(beta, 'task', 'move', room, second.id, 'doing', '--as', 'carol')).code === 0,
+      'carol moves the second task once it reaches beta',
+    )
+    await cli(alpha, 'task', 'due', room, second.id, '2027-02-01')
+    await cli(alpha, 'task', 'due', room, second.id, 'none')
+    await waitFor(async () => {
+      const doing = await cli<TaskView[]>(alpha, 'task', 'list', room, '--status', 'doing')
+      return doing.length === 1 && doing[0]?.id === second.id && doing[0].due === null
+    }, 'alpha lists the second task as doing, with no due date')
+
     // Converged: the same task on both sides (names as each mesh shows them).
     const atAlpha = await waitFor(async () => {
       const x = await cli<TaskView>(alpha, 'task', 'show', room, created.id)
