@@ -75,7 +75,9 @@ export class TaskWriter {
     if (member === undefined) throw new NotFoundError('not a member of this room', { assignee })
     await this.#write(room, author, id, { op: 'assign', task: id, assignee: did, assigneeMesh: member.mesh })
     const name = room.displayName(did, member.mesh)
-    await this.#c.post(roomId, author, `assigned task “${task.title}” to ${name}`)
+    // Only the assignee is mentioned: an `@name` in the title is shown, not resolved (a word joiner after its `@`).
+    const title = task.title.replaceAll('@', '@\u2060')
+    await this.#c.post(roomId, author, `assigned task “${title}” to ${name}`)
     return taskView(this.#task(room, id))
   }
 

@@ -79,7 +79,17 @@ describe('tasks over HTTP', () => {
       body: string
       mentions: string[]
     }>
-    assert.ok(msgs.some((x) => x.body.includes('Plan') && x.mentions.includes(bob.did)))
+    const announced = msgs.find((x) => x.body.includes('Plan'))
+    assert.deepEqual(announced?.mentions, [bob.did])
+    // A name in a title is not a mention: only the assignee is told.
+    const named = (await a('POST', `/api/rooms/${room}/tasks`, { title: 'Review with @bob' })).body
+      .id as string
+    await a('POST', `/api/rooms/${room}/tasks/${named}/assign`, { assignee: '@alice' })
+    const again = (await b('GET', `/api/rooms/${room}/messages`)).body.messages as Array<{
+      body: string
+      mentions: string[]
+    }>
+    assert.deepEqual(again.find((x) => x.body.includes('Review with'))?.mentions, [alice.did])
 
     assert.equal(
       (await b('POST', `/api/rooms/${room}/tasks/${id}/status`, { status: 'doing' })).body.status,
@@ -97,8 +107,11 @@ describe('tasks over HTTP', () => {
     )
 
     const list = await a('GET', `/api/rooms/${room}/tasks`)
-    assert.equal(list.body.tasks.length, 1)
-    assert.equal((await a('GET', `/api/rooms/${room}/tasks?status=open`)).body.tasks.length, 0)
+    assert.equal(list.body.tasks.length, 2)
+    assert.deepEqual(
+      (await a('GET', `/api/rooms/${room}/tasks?status=open`)).body.tasks.map((x: { id: string }) => x.id),
+      [named],
+    )
     assert.equal((await a('GET', `/api/rooms/${room}/tasks/${id}`)).body.status, 'done')
 
     // Refusals.
