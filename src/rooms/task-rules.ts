@@ -77,6 +77,9 @@ export function checkTaskEntry(ctx: TaskRuleContext, entry: TaskEntry, member: M
   }
 }
 
+/** The task entries of one update's entry list, by key (built once per list, however many tasks it holds). */
+const freshOf = new WeakMap<object, Map<string, TaskEntry>>()
+
 /** `checkTaskEntry` for entry `e` of an update whose new entries are `entries` (validate-update.ts). */
 export function checkTask(
   room: { doc: Y.Doc; homeMesh: string },
@@ -85,8 +88,12 @@ export function checkTask(
   standing: ReadonlyMap<string, MemberEntry>,
   member: MemberEntry,
 ): void {
-  const fresh = new Map<string, TaskEntry>()
-  for (const n of entries) if (n.map === 'tasks') fresh.set(n.key, n.value as TaskEntry)
+  let fresh = freshOf.get(entries)
+  if (fresh === undefined) {
+    fresh = new Map()
+    for (const n of entries) if (n.map === 'tasks') fresh.set(n.key, n.value as TaskEntry)
+    freshOf.set(entries, fresh)
+  }
   checkTaskEntry({ doc: room.doc, homeMesh: room.homeMesh, fresh, standing }, e.value as TaskEntry, member)
 }
 
