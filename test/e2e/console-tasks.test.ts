@@ -4,38 +4,35 @@ import { describe, it } from 'node:test'
 import type { Browser } from 'playwright-core'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { TaskView } from '../../src/api/index.ts'
-import { consoleSkip, launchChromium, SHOTS, signInConsole, visible } from '../fixtures/console.ts'
-import { e2e } from '../fixtures/e2e.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
+import {
+  consolePage,
+  consoleSkip,
+  launchChromium,
+  SHOTS,
+  signInConsole,
+  visible,
+} from '../fixtures/console.ts'
+import { e2e, startCliMeshes } from '../fixtures/e2e.ts'
 
 // Tasks across meshes (SPEC §13): a room's task board in Debian's Chromium against a real `mesh start`.
 
 describe('the console’s task board in Chromium', { skip: consoleSkip }, () => {
   it('adds a task, assigns it to a member, moves it across the columns', async (t) => {
     let browser: Browser | undefined
-    const { root, keysDir, start, init, signInArchitect } = await e2e(t, 'mesh-console-tasks-', {
+    const e = await e2e(t, 'mesh-console-tasks-', {
       logLevel: 'warn',
       beforeStop: async () => browser?.close(),
     })
-    const dir = await init('alpha', join(root, 'alpha'))
-    const proc = await start([
-      'start',
-      '--data',
-      dir,
-      '--http',
-      '127.0.0.1:0',
-      '--listen',
-      '/ip4/127.0.0.1/tcp/0',
-    ])
-    const api = await signInArchitect(proc.http, 'alpha')
+    const [alpha] = await startCliMeshes(e, ['alpha'])
+    const http = alpha?.proc?.http as string
+    const api = alpha?.api as HttpClient
     const room = (await api.post<{ id: string }>('/api/rooms', { name: 'work' })).id
     browser = await launchChromium()
-    const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage()
-    const errors: string[] = []
-    page.on('pageerror', (err) => errors.push(err.message))
-    t.after(() => assert.deepEqual(errors, [], 'uncaught errors in the page'))
+    const page = await consolePage(t, browser, { width: 1400, height: 1000 })
 
     try {
-      await signInConsole(page, proc.http, join(keysDir, 'alpha-architect.json'))
+      await signInConsole(page, http, join(e.keysDir, 'alpha-architect.json'))
       await page.getByRole('link', { name: 'Rooms' }).click()
       await page.locator('[data-testid=room-link][data-name=work]').click()
 
