@@ -18,7 +18,7 @@ import { e2e, startCliMeshes } from '../fixtures/e2e.ts'
 // Tasks across meshes (SPEC §13): a room's task board in Debian's Chromium against a real `mesh start`.
 
 describe('the console’s task board in Chromium', { skip: consoleSkip }, () => {
-  it('adds a task, assigns it to a member, moves it across the columns', async (t) => {
+  it('adds a task, assigns it to a member, comments on it, moves it across the columns', async (t) => {
     let browser: Browser | undefined
     const e = await e2e(t, 'mesh-console-tasks-', {
       logLevel: 'warn',
@@ -52,6 +52,12 @@ describe('the console’s task board in Chromium', { skip: consoleSkip }, () => 
         'the card shows its assignee',
       )
 
+      // Comment on it (Enter sends).
+      await card.getByTestId('task-comment-input').fill('draft is in the wiki')
+      await card.getByTestId('task-comment-input').press('Enter')
+      const note = await visible(card.getByTestId('task-comment'))
+      assert.match((await note.textContent()) ?? '', /@alpha-architect\s*draft is in the wiki/)
+
       // Move it to Doing, then Done.
       for (const [label, column] of [
         ['Doing', 'doing'],
@@ -68,6 +74,10 @@ describe('the console’s task board in Chromium', { skip: consoleSkip }, () => 
       assert.equal(tasks.length, 1)
       assert.equal(tasks[0]?.status, 'done')
       assert.equal(tasks[0]?.assignee?.name, '@alpha-architect')
+      assert.deepEqual(
+        tasks[0]?.comments.map((c) => c.body),
+        ['draft is in the wiki'],
+      )
     } catch (err) {
       await page.screenshot({ path: join(SHOTS, 'console-tasks-failed.png'), fullPage: true }).catch(() => {})
       throw err

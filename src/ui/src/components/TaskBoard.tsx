@@ -48,6 +48,10 @@ export function TaskBoard({ roomId, members }: { roomId: string; members: Member
     await session.call('setTaskStatus', { params: { id: roomId, task }, body: { status } })
     tasks.reload()
   })
+  const comment = useAction(async (task: string, body: string) => {
+    await session.call('commentTask', { params: { id: roomId, task }, body: { body } })
+    tasks.reload()
+  })
   const onSubmit = (e: FormEvent) => {
     e.preventDefault()
     if (title.trim().length > 0) void create.run()
@@ -77,7 +81,7 @@ export function TaskBoard({ roomId, members }: { roomId: string; members: Member
           </Group>
         </form>
       </Group>
-      {[tasks.error, create.error, assign.error, move.error].map(
+      {[tasks.error, create.error, assign.error, move.error, comment.error].map(
         (error, i) =>
           error !== undefined && (
             // biome-ignore lint/suspicious/noArrayIndexKey: one slot per action
@@ -110,6 +114,7 @@ export function TaskBoard({ roomId, members }: { roomId: string; members: Member
                     busy={assign.busy || move.busy}
                     onAssign={(who) => void assign.run(t.id, who)}
                     onMove={(to) => void move.run(t.id, to)}
+                    onComment={(body) => comment.run(t.id, body)}
                   />
                 ))}
             </Stack>
@@ -126,13 +131,22 @@ function TaskCard({
   busy,
   onAssign,
   onMove,
+  onComment,
 }: {
   task: TaskView
   people: Array<{ value: string; label: string }>
   busy: boolean
   onAssign: (who: string) => void
   onMove: (status: TaskStatus) => void
+  onComment: (body: string) => Promise<unknown>
 }) {
+  const [note, setNote] = useState('')
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault()
+    const body = note.trim()
+    if (body.length === 0) return
+    void onComment(body).then(() => setNote(''))
+  }
   return (
     <Paper withBorder p="xs" data-testid="task" data-task={task.id} data-status={task.status}>
       <Text size="sm" fw={600}>
@@ -152,12 +166,17 @@ function TaskCard({
             due {new Date(task.due).toISOString().slice(0, 10)}
           </Badge>
         )}
-        {task.comments.length > 0 && (
-          <Text size="xs" c="dimmed">
-            {task.comments.length} comment{task.comments.length === 1 ? '' : 's'}
-          </Text>
-        )}
       </Group>
+      {task.body !== undefined && (
+        <Text size="xs" mb={4}>
+          {task.body}
+        </Text>
+      )}
+      {task.comments.map((c) => (
+        <Text key={c.id} size="xs" c="dimmed" data-testid="task-comment">
+          <b>{c.author.name}</b> {c.body}
+        </Text>
+      ))}
       <Stack gap={4}>
         <Select
           size="xs"
@@ -182,6 +201,17 @@ function TaskCard({
           onChange={(v) => v !== null && onMove(v as TaskStatus)}
           data-testid="task-move"
         />
+        <form onSubmit={onSubmit}>
+          <TextInput
+            size="xs"
+            placeholder="Comment…"
+            aria-label={`Comment on ${task.title}`}
+            value={note}
+            maxLength={8192}
+            onChange={(e) => setNote(e.currentTarget.value)}
+            data-testid="task-comment-input"
+          />
+        </form>
       </Stack>
     </Paper>
   )
