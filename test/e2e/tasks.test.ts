@@ -3,19 +3,28 @@
  * it: a task created on alpha, assigned to `@carol:beta`, is announced to carol on her
  * home mesh, moved to done by carol on beta, and converges on both sides; what beta's
  * other member (mallory, a tier-4 participant at alpha) may not do is refused with
- * MESH_FORBIDDEN, and the room goes on (a sentinel after the attempts arrives).
- * Forged entries from a hostile peer: test/rooms/tasks-nodes.test.ts, test/rooms/tasks.test.ts.
+ * MESH_FORBIDDEN. Then beta turns hostile: forged status changes written into its own
+ * store with its key (mallory's, not the assignee; one as alpha's) reach alpha when it
+ * syncs, are refused and logged, and a sentinel posted after the attack arrives.
  */
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import * as Y from 'yjs'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { TaskView } from '../../src/api/index.ts'
-import { acceptRoom, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
+import type { HttpClient } from '../../src/cli/http-client.ts'
+import { MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
+import { withMeshStore } from '../../src/mesh-info.ts'
+import { RoomManager, type TaskEntry } from '../../src/rooms/index.ts'
+import { acceptRoom, connectionView, e2e, fixedPortStart, startCliMeshes } from '../fixtures/e2e.ts'
+import { sealedTaskUpdate, statusEntry } from '../rooms/task-helpers.ts'
 
 type Note = { body: string; room: string }
+type RejectedEntry = { peer: string | null; code: string; details: Record<string, unknown> }
 
 describe('tasks across meshes (SPEC §13), multi-process', () => {
-  it('alpha’s task assigned to @carol:beta is done by carol on beta and converges; a non-assignee is refused', async (t) => {
+  it('alpha’s task assigned to @carol:beta is done by carol on beta and converges; a non-assignee is refused; a forged status change is refused (sentinel after the attack)', async (t) => {
     const e = await e2e(t, 'mesh-tasks-e2e-', { logLevel: 'warn' })
     const { cli, run } = e
     const [alpha, beta] = await startCliMeshes(e, ['alpha', 'beta'])
@@ -31,8 +40,9 @@ describe('tasks across meshes (SPEC §13), multi-process', () => {
     await acceptRoom(cli, beta, room)
 
     // beta enrols carol and mallory; both join the room through beta.
+    const dids: Record<string, string> = {}
     for (const name of ['carol', 'mallory']) {
-      await cli(undefined, 'key', 'new', name)
+      dids[name] = (await cli<{ did: string }>(undefined, 'key', 'new', name)).did
       await cli(beta, 'member', 'add', name, '--kind', 'human', '--name', name)
       await waitFor(
         async () => (await run(beta, 'room', 'join', room, '--as', name)).code === 0,
@@ -141,5 +151,66 @@ describe('tasks across meshes (SPEC §13), multi-process', () => {
         ).messages.some((m) => m.body === 'sentinel after the attempts'),
       'the sentinel reaches alpha',
     )
+
+    // The attack: beta turns hostile. While it is stopped, a forger holding beta's key writes
+    // into beta's own store what beta's rules would never let through — mallory cancelling
+    // carol's task, and beta writing as alpha's architect — then beta comes back and syncs.
+    const betaHttp = new URL(beta.proc?.http as string)
+    const betaP2p = Number(String(beta.proc?.listen[0]).split('/')[4])
+    await beta.proc?.stop('SIGTERM')
+    const basis = await withMeshStore(beta.dir, async (store) => {
+      const key = await readKeyFile(join(beta.dir, MESH_KEY_FILE))
+      const rooms = new RoomManager({
+        store,
+        key: () => key,
+        meshName: 'beta',
+        localPrincipal: async () => undefined,
+      })
+      await rooms.start()
+      try {
+        const replica = await rooms.load(room)
+        const assignment = [...replica.doc.getMap<TaskEntry>('tasks').entries()].find(
+          ([, x]) => x.op === 'assign' && x.task === created.id,
+        )?.[0]
+        const forged = [
+          statusEntry(room, created.id, dids.mallory as string, beta.did as string, {
+            status: 'cancelled',
+            basis: assignment,
+          }),
+          statusEntry(room, created.id, alpha.did as string, alpha.did as string, { status: 'cancelled' }),
+        ]
+        Y.applyUpdate(replica.doc, sealedTaskUpdate(replica.doc, room, 737_373, key, forged))
+        await replica.flush()
+        return assignment
+      } finally {
+        await rooms.stop()
+      }
+    })
+    assert.ok(basis, 'carol’s assignment at beta')
+    beta.proc = await e.start(
+      fixedPortStart({ dir: beta.dir, httpPort: Number(betaHttp.port), p2pPort: betaP2p }),
+    )
+    const refusal = await waitFor(
+      async () =>
+        (
+          await (alpha.api as HttpClient).get<{ entries: RejectedEntry[] }>(
+            '/api/federation/rejected?limit=200',
+          )
+        ).entries.find(
+          (x) => x.peer === beta.did && ['task-rules', 'bad-seal'].includes(String(x.details.reason)),
+        ),
+      'alpha refuses beta’s forged task changes',
+    )
+    assert.equal(refusal.code, 'MESH_UPDATE_REJECTED')
+    // Sentinel after the attack: carol posts through beta; alpha takes it; the task stands.
+    await cli(beta, 'post', room, 'sentinel after the attack', '--as', 'carol')
+    await waitFor(
+      async () =>
+        (
+          await cli<{ messages: Array<{ body: string }> }>(alpha, 'messages', room, '--limit', '200')
+        ).messages.some((m) => m.body === 'sentinel after the attack'),
+      'the sentinel after the attack reaches alpha',
+    )
+    assert.equal((await cli<TaskView>(alpha, 'task', 'show', room, created.id)).status, 'done')
   })
 })
