@@ -37,5 +37,8 @@ export * from './schemas/room-lifecycle.ts'
 export * from './schemas/room-members.ts'
 export * from './schemas/rooms.ts'
 export * from './schemas/session.ts'
+// tasks across meshes (SPEC §13)
+export * from './schemas/tasks.ts'
 export * from './schemas/trust.ts'
+export * from './task-entries.ts'
 export type * from './types.ts'

@@ -1,4 +1,6 @@
 import { MEMBER_ROLES } from './schemas/rooms.ts'
+// tasks across meshes (SPEC §13)
+import type { TaskEntry } from './task-entries.ts'
 
 /**
  * The entries of a room's Yjs document (rooms/README-layout.md), as the node writes and
@@ -17,10 +19,20 @@ export const ROOM_MAPS = [
   'members',
   'clients',
   'seals',
+  'tasks', // tasks across meshes (SPEC §13)
 ] as const
 export type RoomMapName = (typeof ROOM_MAPS)[number]
 /** The maps whose entries are sealed (every one but `seals` itself). */
-export const SEALED_MAPS = ['meta', 'messages', 'reactions', 'redactions', 'members', 'clients'] as const
+// tasks across meshes (SPEC §13): 'tasks'
+export const SEALED_MAPS = [
+  'meta',
+  'messages',
+  'reactions',
+  'redactions',
+  'members',
+  'clients',
+  'tasks',
+] as const
 export type SealedMapName = (typeof SEALED_MAPS)[number]
 
 /** The key of the single entry in `meta`. */
@@ -118,4 +130,11 @@ export interface Seal {
   sig: string
 }
 
-export type Entry = RoomMeta | MessageEntry | ReactionEntry | RedactionEntry | MemberEntry | ClientBinding
+export type Entry =
+  | RoomMeta
+  | MessageEntry
+  | ReactionEntry
+  | RedactionEntry
+  | MemberEntry
+  | ClientBinding
+  | TaskEntry // tasks across meshes (SPEC §13)

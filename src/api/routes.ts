@@ -16,6 +16,8 @@ import * as lifecycle from './schemas/room-lifecycle.ts'
 import * as roomMembers from './schemas/room-members.ts'
 import * as rooms from './schemas/rooms.ts'
 import * as session from './schemas/session.ts'
+// tasks across meshes (SPEC §13)
+import * as tasks from './schemas/tasks.ts'
 import * as trust from './schemas/trust.ts'
 
 /**
@@ -549,6 +551,63 @@ export const routes = {
     params: rooms.roomParamsSchema,
     body: lifecycle.lifecycleActBodySchema,
     response: lifecycle.leftSchema,
+  }),
+  // tasks across meshes (SPEC §13)
+  createTask: route({
+    method: 'POST',
+    path: '/api/rooms/:id/tasks',
+    session: true,
+    status: 201,
+    params: rooms.roomParamsSchema,
+    body: tasks.createTaskBodySchema,
+    response: tasks.taskSchema,
+  }),
+  tasks: route({
+    method: 'GET',
+    path: '/api/rooms/:id/tasks',
+    session: true,
+    params: rooms.roomParamsSchema,
+    query: tasks.tasksQuerySchema,
+    response: tasks.taskListSchema,
+  }),
+  task: route({
+    method: 'GET',
+    path: '/api/rooms/:id/tasks/:task',
+    session: true,
+    params: tasks.taskParamsSchema,
+    response: tasks.taskSchema,
+  }),
+  assignTask: route({
+    method: 'POST',
+    path: '/api/rooms/:id/tasks/:task/assign',
+    session: true,
+    params: tasks.taskParamsSchema,
+    body: tasks.assignTaskBodySchema,
+    response: tasks.taskSchema,
+  }),
+  setTaskStatus: route({
+    method: 'POST',
+    path: '/api/rooms/:id/tasks/:task/status',
+    session: true,
+    params: tasks.taskParamsSchema,
+    body: tasks.taskStatusBodySchema,
+    response: tasks.taskSchema,
+  }),
+  commentTask: route({
+    method: 'POST',
+    path: '/api/rooms/:id/tasks/:task/comment',
+    session: true,
+    params: tasks.taskParamsSchema,
+    body: tasks.taskCommentBodySchema,
+    response: tasks.taskSchema,
+  }),
+  setTaskDue: route({
+    method: 'POST',
+    path: '/api/rooms/:id/tasks/:task/due',
+    session: true,
+    params: tasks.taskParamsSchema,
+    body: tasks.taskDueBodySchema,
+    response: tasks.taskSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -122,3 +122,6 @@ export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>
 // Room lifecycle and consent (SPEC §9)
 export type InvitationList = FromSchema<typeof import('./schemas/room-lifecycle.ts').invitationListSchema>
 export type Invitation = InvitationList['invitations'][number]
+// tasks across meshes (SPEC §13)
+export type TaskView = FromSchema<typeof import('./schemas/tasks.ts').taskSchema>
+export type TaskList = FromSchema<typeof import('./schemas/tasks.ts').taskListSchema>

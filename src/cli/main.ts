@@ -34,6 +34,8 @@ const [
   outbound,
   // revocation people can use (SPEC §9)
   revocation,
+  // tasks across meshes (SPEC §13)
+  tasks,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -51,6 +53,7 @@ const [
   import('./commands/members.ts'),
   import('./commands/outbound.ts'),
   import('./commands/revocation.ts'),
+  import('./commands/tasks.ts'), // tasks across meshes (SPEC §13)
 ])
 
 const env = process.env
@@ -88,6 +91,7 @@ for (const register of [
   members.registerMemberCommands,
   outbound.registerOutboundCommands, // outbound invocation over libp2p
   revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
+  tasks.registerTaskCommands, // tasks across meshes (SPEC §13)
 ]) {
   register(cli, ctx)
 }

@@ -36,6 +36,8 @@ import { roomLifecycleRoutes } from './routes/room-lifecycle.ts'
 import { roomMemberRoutes } from './routes/room-members.ts'
 import { roomRoutes } from './routes/rooms.ts'
 import { registerSessionRoutes } from './routes/session.ts'
+// tasks across meshes (SPEC §13)
+import { taskRoutes } from './routes/tasks.ts'
 import { yjsRoutes } from './routes/yjs.ts'
 
 /** What a node's routes serve: each area gets only its own part. */
@@ -156,5 +158,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   // phase-1 HTTP federation (SPEC §12)
   if (init.httpFederation !== undefined)
     await app.register(federationRoutes, { federation: init.httpFederation })
+  // tasks across meshes (SPEC §13)
+  await app.register(taskRoutes, { rooms: init.rooms })
   registerConsole(app)
 }

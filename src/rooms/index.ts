@@ -98,6 +98,11 @@ export {
   type RoomFrame,
   SYNC_STEP,
 } from './sync-protocol.ts'
+// tasks across meshes (SPEC §13)
+export { foldTasks, type TaskComment, type TaskPerson, type TaskView } from './task-board.ts'
+export { isTaskEntry, TASK_LIMITS, TASK_STATUSES, type TaskEntry, type TaskStatus } from './task-entries.ts'
+export { mayAssign } from './task-rules.ts'
+export { TaskWriter, type TaskWriterComponents } from './task-writer.ts'
 export {
   checkRules,
   type NewEntry,

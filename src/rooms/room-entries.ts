@@ -19,6 +19,8 @@ import {
   signCanonical,
   verifyCanonical,
 } from '../identity/index.ts'
+// tasks across meshes (SPEC §13)
+import { isTaskEntry } from './task-entries.ts'
 
 /**
  * The room document's entries (see README-layout.md). Their shapes are part of the API
@@ -321,6 +323,7 @@ export const ENTRY_SHAPE: Record<SealedMapName, (v: unknown) => boolean> = {
   redactions: isRedactionEntry,
   members: isMemberEntry,
   clients: isClientBinding,
+  tasks: isTaskEntry, // tasks across meshes (SPEC §13)
 }
 
 /** Client ids, written as decimal strings: a Yjs uint32, or a committed id below 2^53. */

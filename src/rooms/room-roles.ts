@@ -116,10 +116,11 @@ export async function removeRoomMember(
   return endOne(room, target, home, input.now)
 }
 
-/** The latest date of a message, reaction or redaction by `did` from `mesh` in the room (0 if none). */
+/** The latest date of a message, reaction, redaction or task entry by `did` from `mesh` in the room (0 if none). */
 function lastWrite(room: Room, did: string, mesh: string): number {
   let last = 0
-  for (const map of ['messages', 'reactions', 'redactions'] as const)
+  // tasks across meshes (SPEC §13): task entries are writes too
+  for (const map of ['messages', 'reactions', 'redactions', 'tasks'] as const)
     for (const v of room.doc.getMap(map).values()) {
       const e = v as { author: string; authorMesh: string; ts: number }
       if (e.author === did && e.authorMesh === mesh && e.ts > last) last = e.ts

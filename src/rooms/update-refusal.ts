@@ -33,6 +33,9 @@ export const REJECT_REASONS = [
   'apply-failed',
   'unvouched-hole',
   'member-credential', // kinds across meshes: a member entry's credential does not hold
+  // tasks across meshes (SPEC §13): a task entry names no task, or breaks the task rules
+  'unknown-task',
+  'task-rules',
 ] as const
 export type RejectReason = (typeof REJECT_REASONS)[number]
 

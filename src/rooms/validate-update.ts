@@ -36,6 +36,8 @@ import {
 /** Who sent an update: a y-websocket client of this mesh, or a peer mesh. */
 export type UpdateSender = { kind: 'client'; did: string; mesh: string } | { kind: 'peer'; meshDid: string }
 
+// tasks across meshes (SPEC §13)
+import { checkTask } from './task-rules.ts'
 import { REJECT_REASONS, Refusal, type RejectReason, refuse } from './update-refusal.ts'
 import { answering, bindingsOf, checkHoles, salvage } from './update-salvage.ts'
 import { encodeStructs, type RawWrite, type ReadUpdate, readStructs } from './update-structs.ts'
@@ -103,6 +105,9 @@ const LOCAL_CODES: Partial<Record<RejectReason, MeshErrorCode>> = {
   'future-ts': 'MESH_BAD_REQUEST',
   'past-ts': 'MESH_BAD_REQUEST',
   'member-credential': 'MESH_VC_INVALID',
+  // tasks across meshes (SPEC §13)
+  'task-rules': 'MESH_FORBIDDEN',
+  'unknown-task': 'MESH_NOT_FOUND',
 }
 
 /**
@@ -466,7 +471,8 @@ export function checkRules(
         break
       case 'messages':
       case 'reactions':
-      case 'redactions': {
+      case 'redactions':
+      case 'tasks': {
         const v = e.value as MessageEntry
         if (v.ts > now + ROOM_LIMITS.maxFutureSkewMs)
           refuse('future-ts', 'entry is dated in the future', { ts: v.ts })
@@ -481,7 +487,8 @@ export function checkRules(
         if (member === undefined || member.mesh !== v.authorMesh)
           refuse('not-member', 'author is not a member of the room', { author: v.author })
         if (!canWrite(member, v.authorMesh)) refuse('read-only', 'author may only read this room')
-        if (e.map === 'messages') break
+        if (e.map === 'tasks') checkTask(room, entries, e, byDate.standing, member) // tasks across meshes (SPEC §13)
+        if (e.map === 'messages' || e.map === 'tasks') break
         const target = messageOf((e.value as { message: string }).message)
         if (target === undefined) refuse('unknown-message', 'no such message in this room')
         if (

@@ -1,40 +1,23 @@
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { DelegationList, FederationPolicy } from '../../src/api/index.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
+import { consoleSkip, launchChromium, SHOTS, signInConsole, visible } from '../fixtures/console.ts'
 import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
 
 // Issue 13's console (SPEC §9) in Debian's Chromium against real `mesh start` processes:
 // pause and resume a link, revoke a delegation, set the history limit — each checked
 // through the API — and the same screens at 390 px wide.
-const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium'
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage']
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url).pathname
-const CONSOLE_BUILT = existsSync(new URL('../../dist/ui/index.html', import.meta.url))
-
-const skip = !existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MESH_CHROMIUM)`
-  : !CONSOLE_BUILT
-    ? 'the console is not built (npm run build:ui)'
-    : false
-
-async function visible(locator: Locator, timeout = 20_000): Promise<Locator> {
-  await locator.first().waitFor({ state: 'visible', timeout })
-  return locator.first()
-}
-
 /** Whether the page scrolls sideways (what the console adds must fit 390 px). */
 function overflowsX(page: Page): Promise<boolean> {
   // A string: the node's type check has no DOM types.
   return page.evaluate('document.documentElement.scrollWidth > window.innerWidth + 1') as Promise<boolean>
 }
 
-describe('the console’s room lifecycle screens in Chromium (issue 13)', { skip }, () => {
+describe('the console’s room lifecycle screens in Chromium (issue 13)', { skip: consoleSkip }, () => {
   it('pauses and resumes a connection, revokes a delegation (the peer holds it too), sets backfillLimit by PATCH; usable at 390 px', async (t) => {
     let browser: Browser | undefined
     const e = await e2e(t, 'mesh-console-lifecycle-', {
@@ -62,19 +45,14 @@ describe('the console’s room lifecycle screens in Chromium (issue 13)', { skip
     )
     assert.equal(grant.recorded, true)
 
-    await mkdir(SHOTS, { recursive: true })
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+    browser = await launchChromium()
     const open = async (m: CliMesh) => {
       const context = await (browser as Browser).newContext({ viewport: { width: 1400, height: 900 } })
       const page = await context.newPage()
       const errors: string[] = []
       page.on('pageerror', (err) => errors.push(err.message))
       t.after(() => assert.deepEqual(errors, [], `${m.name}: uncaught errors in the page`))
-      await page.goto(`${m.proc?.http}/`)
-      await page.locator('input[type=file]').setInputFiles(join(e.keysDir, `${m.name}-architect.json`))
-      await visible(page.getByTestId('key-did'))
-      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-      await visible(page.getByTestId('mesh-name'))
+      await signInConsole(page, m.proc?.http as string, join(e.keysDir, `${m.name}-architect.json`))
       return page
     }
     const page = await open(alpha)

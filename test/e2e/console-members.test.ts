@@ -1,31 +1,14 @@
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { type Browser, chromium, type Locator } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { consoleSkip, launchChromium, SHOTS, signInConsole, visible } from '../fixtures/console.ts'
 import { e2e } from '../fixtures/e2e.ts'
 
 // The Members screen (SPEC §8) in Debian's Chromium against a real `mesh start`.
-const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium'
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage']
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url).pathname
-const CONSOLE_BUILT = existsSync(new URL('../../dist/ui/index.html', import.meta.url))
-
-const skip = !existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MESH_CHROMIUM)`
-  : !CONSOLE_BUILT
-    ? 'the console is not built (npm run build:ui)'
-    : false
-
-async function visible(locator: Locator, timeout = 20_000): Promise<Locator> {
-  await locator.first().waitFor({ state: 'visible', timeout })
-  return locator.first()
-}
-
-describe('the console’s Members screen in Chromium', { skip }, () => {
+describe('the console’s Members screen in Chromium', { skip: consoleSkip }, () => {
   it('enrols an agent with the browser-held key, lists it as an agent, shows its credential, badges it in a room whose owner sets its role, removes it', async (t) => {
     let browser: Browser | undefined
     const { root, keysDir, start, init, signInArchitect } = await e2e(t, 'mesh-console-members-', {
@@ -48,19 +31,14 @@ describe('the console’s Members screen in Chromium', { skip }, () => {
       t.skip('GET /api/members answers 404: this node does not serve the members API (SPEC §8) yet')
       return
     }
-    await mkdir(SHOTS, { recursive: true })
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+    browser = await launchChromium()
     const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage()
     const errors: string[] = []
     page.on('pageerror', (err) => errors.push(err.message))
     t.after(() => assert.deepEqual(errors, [], 'uncaught errors in the page'))
 
     try {
-      await page.goto(`${proc.http}/`)
-      await page.locator('input[type=file]').setInputFiles(join(keysDir, 'alpha-architect.json'))
-      await visible(page.getByTestId('key-did'))
-      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
-      await visible(page.getByTestId('mesh-name'))
+      await signInConsole(page, proc.http, join(keysDir, 'alpha-architect.json'))
 
       // ---- the Members screen: enrol a did:key as an agent, signed by the key in this browser ----
       await page.getByRole('link', { name: 'Members' }).click()

@@ -38,6 +38,8 @@ import { InvitationsCard } from './Invitations.tsx'
 import { MessageBody } from './MessageBody.tsx'
 import { MembersCard } from './RoomMembersCard.tsx'
 import { RoomShares } from './RoomShares.tsx'
+// tasks across meshes (SPEC §13)
+import { TaskBoard } from './TaskBoard.tsx'
 
 /** Rooms: the list (🌐 on federated ones), mentions, and the selected room's live chat. */
 export function RoomsView() {
@@ -274,6 +276,8 @@ function RoomPane({ roomId, room }: { roomId: string; room: ListedRoom | undefin
           </Stack>
         </Grid.Col>
       </Grid>
+      {/* tasks across meshes (SPEC §13) */}
+      <TaskBoard roomId={roomId} members={members.data?.members} />
     </Stack>
   )
 }
