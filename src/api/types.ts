@@ -122,3 +122,7 @@ export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>
 // Room lifecycle and consent (SPEC §9)
 export type InvitationList = FromSchema<typeof import('./schemas/room-lifecycle.ts').invitationListSchema>
 export type Invitation = InvitationList['invitations'][number]
+// the model proxy (SPEC §13)
+export type UsageList = FromSchema<typeof import('./schemas/model.ts').usageListSchema>
+export type UsageView = UsageList['usage'][number]
+export type ChatCompletionRequest = FromSchema<typeof import('./schemas/model.ts').chatCompletionBodySchema>

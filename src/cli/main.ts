@@ -34,6 +34,8 @@ const [
   outbound,
   // revocation people can use (SPEC §9)
   revocation,
+  // the model proxy (SPEC §13)
+  usage,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -51,6 +53,7 @@ const [
   import('./commands/members.ts'),
   import('./commands/outbound.ts'),
   import('./commands/revocation.ts'),
+  import('./commands/usage.ts'), // the model proxy (SPEC §13)
 ])
 
 const env = process.env
@@ -88,6 +91,7 @@ for (const register of [
   members.registerMemberCommands,
   outbound.registerOutboundCommands, // outbound invocation over libp2p
   revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
+  usage.registerUsageCommands, // the model proxy (SPEC §13)
 ]) {
   register(cli, ctx)
 }

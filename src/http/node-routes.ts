@@ -7,6 +7,8 @@ import type { ConnectionService, PolicyChange, PolicyService, RejectedLog } from
 import type { KeyRotationResult, KeysView } from '../keys/index.ts'
 import type { Logger } from '../log.ts'
 import type { MeshManifest } from '../manifest/index.ts'
+// the model proxy (SPEC §13)
+import type { ModelProxy } from '../model/index.ts'
 import type { PublicMeshSource, RegistryService } from '../registry/index.ts'
 import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import { auditRoutes } from './routes/audit.ts'
@@ -21,6 +23,8 @@ import { coreRoutes, type HealthInfo } from './routes/core.ts'
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 import { memberRoutes } from './routes/members.ts'
+// the model proxy (SPEC §13)
+import { modelRoutes } from './routes/model.ts'
 // outbound invocation over libp2p
 import { type OutboundRoutesInit, outboundRoutes } from './routes/outbound.ts'
 import { policyRoutes } from './routes/policy.ts'
@@ -75,6 +79,9 @@ export interface NodeRoutesInit {
   names?: AuthorityRoutesInit['names']
   // accountability across meshes (SPEC §11): the defections found or shown
   heads?: AuditMerkleRoutesInit['heads']
+  // the model proxy (SPEC §13): /v1/chat/completions, /v1/models, /api/usage
+  model?: ModelProxy
+  modelMaxBodyBytes?: number
 }
 
 /**
@@ -149,5 +156,12 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.revocations !== undefined) await app.register(revocationRoutes, { revocations: init.revocations })
   // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
   await app.register(auditMerkleRoutes, { audit: init.audit, heads: init.heads })
+  // the model proxy (SPEC §13)
+  if (init.model !== undefined) {
+    await app.register(modelRoutes, {
+      model: init.model,
+      ...(init.modelMaxBodyBytes !== undefined ? { maxBodyBytes: init.modelMaxBodyBytes } : {}),
+    })
+  }
   registerConsole(app)
 }

@@ -23,6 +23,8 @@ export interface ManifestInput {
   serveRegistry: boolean
   agents: AgentCard[]
   federation: FederationSettings
+  // the model proxy (SPEC §13): whether it has an upstream (model/invoke is listed then)
+  model?: boolean
 }
 
 /** The mesh's signed manifest (/.well-known/mesh-manifest.json). */
@@ -36,7 +38,7 @@ export function buildManifest(input: ManifestInput): MeshManifest {
     architect: info.architectDid,
     endpoints,
     protocolVersions: input.protocolVersions,
-    ...invocableNow({ agents: input.agents }),
+    ...invocableNow({ agents: input.agents, model: input.model === true }),
     agents: input.agents,
     federation: input.federation,
     keyHistory: keyHistoryOf(input.history, info.createdAt),

@@ -192,6 +192,11 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       'relay (…/p2p/<peer id>) to take a reservation on and be reached through (repeatable)',
       collectMultiaddr,
     )
+    // the model proxy (SPEC §13)
+    .option(
+      '--model-upstream <url>',
+      'OpenAI-compatible upstream of the model proxy (/v1/chat/completions), e.g. https://api.openai.com/v1; its key from MESH_MODEL_API_KEY',
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
@@ -237,6 +242,17 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             // reachability (SPEC §10): relays
             ...relayOption(options),
             ...(options.relayVia !== undefined ? { relayVia: options.relayVia as string[] } : {}),
+            // the model proxy (SPEC §13)
+            ...(options.modelUpstream !== undefined
+              ? {
+                  model: {
+                    upstream: options.modelUpstream as string,
+                    ...(ctx.env.MESH_MODEL_API_KEY !== undefined
+                      ? { apiKey: ctx.env.MESH_MODEL_API_KEY }
+                      : {}),
+                  },
+                }
+              : {}),
             logger,
           }),
         (node) =>
