@@ -211,13 +211,26 @@ export class ModelProxy {
 
   /**
    * The dispatcher's handler (`POST /api/invoke`, `/mesh/invoke/1.0.0`): `model/invoke`
-   * with `nb.request` a chat completion request (not streamed) → the completion.
+   * with `nb.request` a chat completion request (not streamed) → the completion. Without
+   * an upstream it is not offered: MESH_UCAN_INVALID (`reason: 'capability'`), as the
+   * dispatcher refuses what the manifest does not list.
    */
   async invoke(
     request: ModelChainRequest,
     options: { signal?: AbortSignal } = {},
   ): Promise<ModelInvokeResult> {
-    this.#upstream()
+    if (!this.available) {
+      // not listed in the manifest without an upstream, so not dispatched (as the dispatcher refuses)
+      throw new MeshError(
+        'MESH_UCAN_INVALID',
+        `this mesh offers no ${MODEL_INVOKE}: it has no model upstream`,
+        {
+          proof: 'ucan',
+          reason: 'capability',
+          can: MODEL_INVOKE,
+        },
+      )
+    }
     const caller = await this.chainCaller(request)
     const chat = caller.nb.request
     if (chat === null || typeof chat !== 'object' || Array.isArray(chat)) {
