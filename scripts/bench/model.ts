@@ -1,0 +1,134 @@
+/**
+ * The model proxy's overhead per request (issue 18, SPEC §13): the same chat completion
+ * sent straight to the upstream and through the proxy (a member's session, quotas
+ * counted, usage kept, an audit row written), in alternation, one at a time, over
+ * kept-alive connections. The upstream is the tests' fake OpenAI server in its own
+ * process (test/fixtures/fake-openai.ts); the node runs in this process.
+ *
+ * - model.proxy_overhead_p50_ms: the median of (through the proxy − straight) over pairs
+ *   of requests sent back to back, against the issue's aim of 2 ms (ratio ≤ 1 is met).
+ * - model.proxy_stream_overhead_p50_ms: the same for a streamed completion (to `[DONE]`).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { signIn } from '../../src/cli/http-client.ts'
+import { HumanKeystore } from '../../src/identity/index.ts'
+import { silentLogger } from '../../src/log.ts'
+import { initMesh, STORE_DIR } from '../../src/mesh-info.ts'
+import { createMeshNode, type MeshNode } from '../../src/mesh-node.ts'
+import { MeshStore } from '../../src/store/index.ts'
+import { emit, median, note, type ResultName, round } from './report.ts'
+
+export const MODEL_NAMES: ResultName[] = [
+  { name: 'model.proxy_overhead_p50_ms', unit: 'ms', better: 'lower' },
+  { name: 'model.proxy_stream_overhead_p50_ms', unit: 'ms', better: 'lower' },
+]
+
+/** The issue's aim: at most 2 ms of overhead per request at the median. */
+const AIM_MS = 2
+const FAKE = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'fake-openai.ts')
+const HIGH = { max: 1_000_000_000, windowMs: 1_000 }
+const UNLIMITED = { requestsPerMinute: 1e12, requestsPerDay: 1e12, tokensPerMinute: 1e15, tokensPerDay: 1e15 }
+
+async function startFake(): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [FAKE, '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /ready (\S+)/.exec(out)
+      if (match !== null) resolve(match[1] as string)
+    })
+    child.once('exit', (code) => reject(new Error(`the fake upstream exited (${code})`)))
+  })
+  return { child, url }
+}
+
+const BODY = {
+  model: 'fake-small',
+  messages: [
+    { role: 'system', content: 'You are a helpful assistant of the mesh.' },
+    { role: 'user', content: 'Summarise the last three messages of the room in one line please.' },
+  ],
+}
+
+async function timed(url: string, headers: Record<string, string>, stream: boolean): Promise<number> {
+  const t0 = performance.now()
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(stream ? { ...BODY, stream: true } : BODY),
+  })
+  if (response.status !== 200) throw new Error(`${url}: ${response.status} ${await response.text()}`)
+  await response.arrayBuffer()
+  return performance.now() - t0
+}
+
+export async function benchModel(init: { warmup?: number; pairs?: number } = {}): Promise<void> {
+  const warmup = init.warmup ?? 100
+  const pairs = init.pairs ?? 600
+  const root = await mkdtemp(join(tmpdir(), 'mesh-bench-model-'))
+  const fake = await startFake()
+  let node: MeshNode | undefined
+  try {
+    const dataDir = join(root, 'alpha')
+    const keystore = new HumanKeystore(join(root, 'keys'))
+    const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
+    await store.open()
+    await initMesh({ store, dataDir, name: 'alpha', keystore })
+    await store.close()
+    node = createMeshNode({
+      dataDir,
+      http: {
+        host: '127.0.0.1',
+        port: 0,
+        rateLimits: { signIn: HIGH, invoke: HIGH, anonymous: HIGH, session: HIGH },
+      },
+      logger: silentLogger(),
+      discovery: { intervalMs: 600_000 },
+      model: { upstream: fake.url, quotas: { tiers: { 1: UNLIMITED } } },
+    })
+    await node.start()
+    const api = await signIn(node.httpUrl, await keystore.load('alpha-architect'))
+    const auth = { authorization: `Bearer ${api.token as string}` }
+    const direct = `${fake.url}/chat/completions`
+    const proxied = `${node.httpUrl}/v1/chat/completions`
+    for (const stream of [false, true]) {
+      for (let i = 0; i < warmup; i++) {
+        await timed(direct, {}, stream)
+        await timed(proxied, auth, stream)
+      }
+      const overheads: number[] = []
+      const straight: number[] = []
+      for (let i = 0; i < pairs; i++) {
+        // alternate which goes first, so neither gets the warmer turn
+        const first = i % 2 === 0
+        const a = first ? await timed(direct, {}, stream) : await timed(proxied, auth, stream)
+        const b = first ? await timed(proxied, auth, stream) : await timed(direct, {}, stream)
+        const [d, p] = first ? [a, b] : [b, a]
+        straight.push(d)
+        overheads.push(p - d)
+      }
+      const overhead = median(overheads)
+      note(
+        `model ${stream ? 'streamed' : 'whole'}: straight p50 ${round(median(straight))} ms, overhead p50 ${round(overhead)} ms over ${pairs} pairs`,
+      )
+      emit(
+        stream ? 'model.proxy_stream_overhead_p50_ms' : 'model.proxy_overhead_p50_ms',
+        overhead,
+        'ms',
+        AIM_MS,
+        1,
+        'lower',
+      )
+    }
+  } finally {
+    await node?.stop()
+    fake.child.kill('SIGKILL')
+    await once(fake.child, 'exit').catch(() => {})
+    await rm(root, { recursive: true, force: true })
+  }
+}
