@@ -153,24 +153,20 @@ export class ModelProxy {
     return this.#upstream().models(signal)
   }
 
-  /** A completion, whole. */
-  async complete(
-    caller: ModelCaller,
-    request: ChatRequest,
-    signal?: AbortSignal,
-  ): Promise<Record<string, unknown>> {
+  /** A completion, whole: the upstream's answer (`text` as it sent it, `body` parsed). */
+  async complete(caller: ModelCaller, request: ChatRequest, signal?: AbortSignal): Promise<Completion> {
     const upstream = this.#upstream()
     const body = this.#checked(caller, request)
     const reservation = this.#reserve(caller, body)
     let done: Completion
     try {
-      done = await upstream.complete({ ...body, stream: false }, signal)
+      done = await upstream.complete(body.stream === undefined ? body : { ...body, stream: false }, signal)
     } catch (err) {
       this.#failed(caller, body, reservation, err)
       throw err
     }
     this.#charged(caller, body, reservation, done.usage, false)
-    return done.body
+    return done
   }
 
   /**
@@ -238,7 +234,7 @@ export class ModelProxy {
         reason: 'request',
       })
     }
-    const result = await this.complete(caller, chat as ChatRequest, options.signal)
+    const { body: result } = await this.complete(caller, chat as ChatRequest, options.signal)
     return {
       ability: MODEL_INVOKE,
       invoker: caller.did,
@@ -328,6 +324,16 @@ export class ModelProxy {
   #audit(caller: ModelCaller, body: ChatRequest, details: Record<string, unknown>): void {
     const audit = this.#init.audit
     if (audit === undefined) return
+    // after the answer is on its way: a row's signing and write are not the caller's wait
+    setImmediate(() => this.#append(audit, caller, body, details))
+  }
+
+  #append(
+    audit: Pick<AuditLog, 'append'>,
+    caller: ModelCaller,
+    body: ChatRequest,
+    details: Record<string, unknown>,
+  ): void {
     void audit
       .append({
         action: 'model.called',

@@ -270,18 +270,31 @@ export class QuotaBook {
 
   /** Waits for every write of the usage book made so far. */
   async flush(): Promise<void> {
+    this.#writeDirty()
     await this.#writes
   }
 
   #writes: Promise<unknown> = Promise.resolve()
+  readonly #dirty = new Set<Stored>()
 
-  // One write at a time, in order: each puts the record as it is when it runs.
+  // Records changed within one turn of the event loop are written together, in one batch,
+  // each as it is when the batch is made; batches run one at a time, in order.
   #persist(record: Stored): void {
+    if (this.#store === undefined) return
+    if (this.#dirty.size === 0) setImmediate(() => this.#writeDirty())
+    this.#dirty.add(record)
+  }
+
+  #writeDirty(): void {
     const store = this.#store
-    if (store === undefined) return
-    this.#writes = this.#writes
-      .then(() => store.put(record.principal, structuredClone(record)))
-      .catch(() => {})
+    if (store === undefined || this.#dirty.size === 0) return
+    const operations = [...this.#dirty].map((record) => ({
+      type: 'put' as const,
+      key: record.principal,
+      value: structuredClone(record),
+    }))
+    this.#dirty.clear()
+    this.#writes = this.#writes.then(() => store.batch(operations)).catch(() => {})
   }
 
   #record(principal: string, tier: Tier, now: number): Stored {

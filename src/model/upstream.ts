@@ -24,9 +24,10 @@ export interface ModelUpstreamInit {
   timeoutMs?: number
 }
 
-/** One completion, whole: the upstream's JSON and the usage it reported. */
+/** One completion, whole: the upstream's JSON, its text as sent (relayed as is), and the usage it reported. */
 export interface Completion {
   body: Record<string, unknown>
+  text: string
   usage: ModelUsage | undefined
 }
 
@@ -92,8 +93,12 @@ export class ModelUpstream {
   /** `POST <base>/chat/completions`, not streamed. */
   async complete(body: Record<string, unknown>, signal?: AbortSignal): Promise<Completion> {
     const response = await this.#post(body, signal)
-    const json = await readJson(response)
-    return { body: json, usage: usageOf(json) }
+    const text = await response.text().catch((err: unknown) => {
+      if (signal?.aborted) throw signal.reason
+      throw upstreamFailure(`the upstream answer was cut: ${(err as Error).message}`, 'upstream-cut')
+    })
+    const json = parseObject(text)
+    return { body: json, text, usage: usageOf(json) }
   }
 
   /**
@@ -182,9 +187,13 @@ function upstreamFailure(message: string, reason: string, details: Record<string
 }
 
 async function readJson(response: Response): Promise<Record<string, unknown>> {
+  return parseObject(await response.text())
+}
+
+function parseObject(text: string): Record<string, unknown> {
   let json: unknown
   try {
-    json = await response.json()
+    json = JSON.parse(text)
   } catch {
     throw upstreamFailure('the model upstream sent no JSON', 'upstream-malformed')
   }

@@ -54,7 +54,11 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesInit> = async (fastify, 
       const caller = await callerOf(request)
       const body = request.body as ChatRequest
       const signal = abortOnClose(reply)
-      if (body.stream !== true) return model.complete(caller, body, signal)
+      if (body.stream !== true) {
+        // the upstream's JSON text, relayed as it came (parsed once for its usage, never re-serialized)
+        const { text } = await model.complete(caller, body, signal)
+        return reply.type('application/json; charset=utf-8').send(text)
+      }
       const chunks = model.stream(caller, body, signal)
       // The first chunk before the headers: a refusal up to it (quota, upstream) is a plain error answer.
       const first = await chunks.next()
