@@ -20,7 +20,7 @@ export interface ModelUpstreamInit {
   url: string
   /** Sent as `Authorization: Bearer …` (from `MESH_MODEL_API_KEY`). */
   apiKey?: string
-  /** One upstream call at most this long before its first byte; default 120 000 ms. */
+  /** The wait for an upstream answer's head (status and headers) at most this long; default 120 000 ms. */
   timeoutMs?: number
 }
 
@@ -153,8 +153,9 @@ export class ModelUpstream {
   }
 
   async #fetch(path: string, init: RequestInit, signal?: AbortSignal): Promise<Response> {
-    const timeout = AbortSignal.timeout(this.#timeoutMs)
-    const signals = signal === undefined ? [timeout] : [signal, timeout]
+    // The timeout bounds the wait for the answer's head only: a long stream runs its course.
+    const timeout = new AbortController()
+    const timer = setTimeout(() => timeout.abort(new Error('timeout')), this.#timeoutMs)
     let response: Response
     try {
       response = await fetch(new URL(path, this.#base), {
@@ -164,13 +165,16 @@ export class ModelUpstream {
           ...(init.headers as Record<string, string> | undefined),
           ...(this.#apiKey === undefined ? {} : { authorization: `Bearer ${this.#apiKey}` }),
         },
-        signal: AbortSignal.any(signals),
+        signal: signal === undefined ? timeout.signal : AbortSignal.any([signal, timeout.signal]),
       })
     } catch (err) {
       if (signal?.aborted) throw signal.reason
-      if (timeout.aborted)
+      if (timeout.signal.aborted) {
         throw upstreamFailure('the model upstream did not answer in time', 'upstream-timeout')
+      }
       throw upstreamFailure(`the model upstream is unreachable: ${causeOf(err)}`, 'upstream-unreachable')
+    } finally {
+      clearTimeout(timer)
     }
     if (!response.ok) throw await refusalOf(response)
     return response
