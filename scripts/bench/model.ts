@@ -15,11 +15,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { signIn } from '../../src/cli/http-client.ts'
-import { HumanKeystore } from '../../src/identity/index.ts'
-import { silentLogger } from '../../src/log.ts'
-import { initMesh, STORE_DIR } from '../../src/mesh-info.ts'
-import { createMeshNode, type MeshNode } from '../../src/mesh-node.ts'
-import { MeshStore } from '../../src/store/index.ts'
+import type { MeshNode } from '../../src/mesh-node.ts'
+import { startInProcessMesh } from './in-process-mesh.ts'
 import { emit, median, note, type ResultName, round } from './report.ts'
 
 export const MODEL_NAMES: ResultName[] = [
@@ -30,7 +27,6 @@ export const MODEL_NAMES: ResultName[] = [
 /** The issue's aim: at most 2 ms of overhead per request at the median. */
 const AIM_MS = 2
 const FAKE = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'fake-openai.ts')
-const HIGH = { max: 1_000_000_000, windowMs: 1_000 }
 const UNLIMITED = { requestsPerMinute: 1e12, requestsPerDay: 1e12, tokensPerMinute: 1e15, tokensPerDay: 1e15 }
 
 async function startFake(): Promise<{ child: ChildProcess; url: string }> {
@@ -74,25 +70,12 @@ export async function benchModel(init: { warmup?: number; pairs?: number } = {})
   const fake = await startFake()
   let node: MeshNode | undefined
   try {
-    const dataDir = join(root, 'alpha')
-    const keystore = new HumanKeystore(join(root, 'keys'))
-    const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
-    await store.open()
-    await initMesh({ store, dataDir, name: 'alpha', keystore })
-    await store.close()
-    node = createMeshNode({
-      dataDir,
-      http: {
-        host: '127.0.0.1',
-        port: 0,
-        rateLimits: { signIn: HIGH, invoke: HIGH, anonymous: HIGH, session: HIGH },
-      },
-      logger: silentLogger(),
-      discovery: { intervalMs: 600_000 },
+    const started = await startInProcessMesh(root, {
       model: { upstream: fake.url, quotas: { tiers: { 1: UNLIMITED } } },
     })
-    await node.start()
-    const api = await signIn(node.httpUrl, await keystore.load('alpha-architect'))
+    node = started.node
+    const architect = started.architect
+    const api = await signIn(node.httpUrl, architect)
     const auth = { authorization: `Bearer ${api.token as string}` }
     const direct = `${fake.url}/chat/completions`
     const proxied = `${node.httpUrl}/v1/chat/completions`

@@ -9,6 +9,7 @@ export {
   type ModelProxyInit,
 } from './proxy.ts'
 export {
+  checkQuotaOverrides,
   DEFAULT_QUOTA_POLICY,
   QuotaBook,
   type QuotaLimits,

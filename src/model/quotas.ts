@@ -356,3 +356,86 @@ function over(
   }
   return undefined
 }
+
+const LIMIT_FIELDS = ['requestsPerMinute', 'requestsPerDay', 'tokensPerMinute', 'tokensPerDay'] as const
+
+function checkLimits(value: unknown, where: string): QuotaLimits {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new BadRequestError(`${where}: limits are an object`, { reason: 'quotas', at: where })
+  }
+  for (const [field, limit] of Object.entries(value)) {
+    if (!(LIMIT_FIELDS as readonly string[]).includes(field)) {
+      throw new BadRequestError(`${where}.${field}: not a limit (${LIMIT_FIELDS.join(', ')})`, {
+        reason: 'quotas',
+        at: `${where}.${field}`,
+      })
+    }
+    if (!(typeof limit === 'number' && Number.isInteger(limit) && limit >= 0)) {
+      throw new BadRequestError(`${where}.${field}: a whole number ≥ 0`, {
+        reason: 'quotas',
+        at: `${where}.${field}`,
+      })
+    }
+  }
+  return value as QuotaLimits
+}
+
+function checkTiers(value: unknown, where: string): Partial<Record<Tier, QuotaLimits>> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new BadRequestError(`${where}: an object by tier (1 to 4)`, { reason: 'quotas', at: where })
+  }
+  for (const [tier, limits] of Object.entries(value)) {
+    if (!['1', '2', '3', '4'].includes(tier)) {
+      throw new BadRequestError(`${where}.${tier}: tiers are 1 to 4`, {
+        reason: 'quotas',
+        at: `${where}.${tier}`,
+      })
+    }
+    checkLimits(limits, `${where}.${tier}`)
+  }
+  return value as Partial<Record<Tier, QuotaLimits>>
+}
+
+/**
+ * A quota policy file's content (`mesh start --model-quotas FILE`), checked:
+ * `{tiers?: {"1".."4": limits}, tierTotals?: {…}, principals?: {did: limits}, reserveTokens?}`,
+ * limits being `{requestsPerMinute?, requestsPerDay?, tokensPerMinute?, tokensPerDay?}`.
+ */
+export function checkQuotaOverrides(value: unknown): QuotaOverrides {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new BadRequestError('the quota policy is a JSON object', { reason: 'quotas' })
+  }
+  const input = value as Record<string, unknown>
+  for (const key of Object.keys(input)) {
+    if (!['tiers', 'tierTotals', 'principals', 'reserveTokens'].includes(key)) {
+      throw new BadRequestError(`${key}: not part of a quota policy`, { reason: 'quotas', at: key })
+    }
+  }
+  const out: QuotaOverrides = {}
+  if (input.tiers !== undefined) out.tiers = checkTiers(input.tiers, 'tiers')
+  if (input.tierTotals !== undefined) out.tierTotals = checkTiers(input.tierTotals, 'tierTotals')
+  if (input.principals !== undefined) {
+    const principals = input.principals
+    if (principals === null || typeof principals !== 'object' || Array.isArray(principals)) {
+      throw new BadRequestError('principals: an object by did', { reason: 'quotas', at: 'principals' })
+    }
+    out.principals = {}
+    for (const [did, limits] of Object.entries(principals)) {
+      if (!/^did:[a-z0-9]+:[A-Za-z0-9._%:-]+$/.test(did)) {
+        throw new BadRequestError(`principals: ${did} is not a did`, { reason: 'quotas', at: 'principals' })
+      }
+      out.principals[did] = checkLimits(limits, `principals.${did}`)
+    }
+  }
+  if (input.reserveTokens !== undefined) {
+    const reserve = input.reserveTokens
+    if (!(typeof reserve === 'number' && Number.isInteger(reserve) && reserve >= 1)) {
+      throw new BadRequestError('reserveTokens: a whole number ≥ 1', {
+        reason: 'quotas',
+        at: 'reserveTokens',
+      })
+    }
+    out.reserveTokens = reserve
+  }
+  return out
+}

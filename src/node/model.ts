@@ -1,4 +1,4 @@
-import { ModelProxy, ModelUpstream, QuotaBook, quotaPolicy } from '../model/index.ts'
+import { checkQuotaOverrides, ModelProxy, ModelUpstream, QuotaBook, quotaPolicy } from '../model/index.ts'
 import type { NodeWiring } from './parts.ts'
 import type { ReputationFeed } from './reputation.ts'
 
@@ -13,7 +13,9 @@ export const MODEL_API_KEY_ENV = 'MESH_MODEL_API_KEY'
 export async function startModel(wiring: NodeWiring & { reputation: ReputationFeed }): Promise<ModelProxy> {
   const { parts, init, logger } = wiring
   const options = init.model ?? {}
-  const quotas = new QuotaBook({ policy: quotaPolicy(options.quotas), store: parts.get('store') })
+  // checked here: it may come from a file (mesh start --model-quotas)
+  const policy = quotaPolicy(options.quotas === undefined ? {} : checkQuotaOverrides(options.quotas))
+  const quotas = new QuotaBook({ policy, store: parts.get('store') })
   await quotas.load()
   parts.onStop(() => quotas.flush())
   const apiKey = options.apiKey ?? process.env[MODEL_API_KEY_ENV]

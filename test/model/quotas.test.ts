@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { QuotaBook, quotaPolicy } from '../../src/model/index.ts'
+import { checkQuotaOverrides, QuotaBook, quotaPolicy } from '../../src/model/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 
 type Refusal = { code: string; details: Record<string, unknown> }
@@ -122,5 +122,35 @@ describe('model proxy quotas (SPEC §13)', () => {
     assert.equal(again.usage(A)[0]?.totalTokens, 4)
     now += 60_000
     assert.doesNotThrow(() => again.reserve(A, 4, 1))
+  })
+
+  it('a quota policy file is checked: unknown keys, tiers, fields and bad numbers are MESH_BAD_REQUEST', () => {
+    const policy = {
+      tiers: { 4: { requestsPerMinute: 2 } },
+      principals: { [A]: { tokensPerDay: 10 } },
+      reserveTokens: 64,
+    }
+    assert.deepEqual(
+      checkQuotaOverrides(JSON.parse(JSON.stringify(policy))),
+      JSON.parse(JSON.stringify(policy)),
+    )
+    for (const bad of [
+      null,
+      [],
+      { tier: {} },
+      { tiers: { 5: {} } },
+      { tiers: { 4: { requestsPerHour: 1 } } },
+      { tiers: { 4: { requestsPerMinute: -1 } } },
+      { tiers: { 4: { requestsPerMinute: 1.5 } } },
+      { tierTotals: { 1: 'x' } },
+      { principals: { 'not a did': {} } },
+      { reserveTokens: 0 },
+    ]) {
+      assert.throws(
+        () => checkQuotaOverrides(bad),
+        (err: Refusal) => err.code === 'MESH_BAD_REQUEST',
+        JSON.stringify(bad),
+      )
+    }
   })
 })
