@@ -230,20 +230,35 @@ describe('model proxy: quotas under concurrency (SPEC §13)', () => {
         const retry = Number(r.headers.get('retry-after'))
         assert.ok(retry >= 1 && retry <= 60, `retry-after ${retry}`)
       }
+      // a streamed call past the quota is refused before any event: a plain 429 answer
+      const streamedOver = await fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-mesh-ucan': await modelInvocation(agent, did, [grant]),
+        },
+        body: JSON.stringify(ask('x', { stream: true })),
+      })
+      assert.equal(streamedOver.status, 429)
+      assert.match(streamedOver.headers.get('content-type') ?? '', /^application\/json/)
+      assert.equal(
+        ((await streamedOver.json()) as { error: { code: string } }).error.code,
+        'MESH_RATE_LIMITED',
+      )
       const spent = ok.reduce((n, r) => n + usageIn(r.json), 0)
       const usage = await a.api.get<Usage>(`/api/usage?principal=${agent.did}`)
       assert.equal(usage.usage[0]?.requests, 10)
-      assert.equal(usage.usage[0]?.refused, 10)
+      assert.equal(usage.usage[0]?.refused, 11)
       assert.equal(usage.usage[0]?.totalTokens, spent)
       const rows = await waitFor(async () => {
         const calls = (await modelCalls(a)).filter((r) => r.actor === agent.did)
-        return calls.length === 20 ? calls : undefined
-      }, 'twenty audit rows')
+        return calls.length === 21 ? calls : undefined
+      }, 'twenty-one audit rows')
       const audited = rows
         .filter((r) => r.details.outcome === 'ok')
         .reduce((n, r) => n + (r.details.totalTokens as number), 0)
       assert.equal(audited, spent)
-      assert.equal(rows.filter((r) => r.details.outcome === 'refused').length, 10)
+      assert.equal(rows.filter((r) => r.details.outcome === 'refused').length, 11)
     } finally {
       await a.stop()
     }
