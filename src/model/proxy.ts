@@ -182,6 +182,8 @@ export class ModelProxy {
     const reservation = this.#reserve(caller, body)
     let usage: ModelUsage | undefined
     let settled = false
+    // once a chunk went out, the upstream spent tokens: a cut or an abort is charged (its usage, else the estimate)
+    let delivered = false
     try {
       for await (const chunk of upstream.stream(
         { ...body, stream: true, stream_options: { ...options, include_usage: true } },
@@ -191,17 +193,20 @@ export class ModelProxy {
         const choices = chunk.json?.choices
         const usageOnly = chunk.usage !== undefined && Array.isArray(choices) && choices.length === 0
         if (usageOnly && !wantsUsage) continue
+        delivered = true
         yield chunk.data
       }
       settled = true
       this.#charged(caller, body, reservation, usage, true)
     } catch (err) {
       settled = true
-      this.#failed(caller, body, reservation, err, usage)
+      this.#failed(caller, body, reservation, err, usage, delivered)
       throw err
     } finally {
-      // the consumer stopped early (the client went away): charged what was reported, if anything
-      if (!settled) this.#failed(caller, body, reservation, signal?.reason ?? new Error('stopped'), usage)
+      // the consumer stopped early (the client went away)
+      if (!settled) {
+        this.#failed(caller, body, reservation, signal?.reason ?? new Error('stopped'), usage, delivered)
+      }
     }
   }
 
@@ -304,20 +309,22 @@ export class ModelProxy {
     })
   }
 
-  // An upstream failure gives the request back; a call cut after tokens were reported is charged them.
+  // An upstream failure before any answer gives the request back and costs nothing; a call
+  // cut after part of its answer went out is charged what was reported, else its estimate.
   #failed(
     caller: ModelCaller,
     body: ChatRequest,
     reservation: Reservation,
     err: unknown,
     usage?: ModelUsage,
+    delivered = false,
   ): void {
-    this.#init.quotas.settle(reservation, usage === undefined ? { failed: true } : { usage })
-    const code = isMeshError(err) ? err.code : 'MESH_ABORTED'
+    this.#init.quotas.settle(reservation, usage !== undefined ? { usage } : delivered ? {} : { failed: true })
     this.#audit(caller, body, {
       outcome: isMeshError(err) ? 'failed' : 'aborted',
-      code,
-      totalTokens: usage?.totalTokens ?? 0,
+      code: isMeshError(err) ? err.code : null,
+      totalTokens: usage?.totalTokens ?? (delivered ? reservation.tokens : 0),
+      ...(usage === undefined && delivered ? { estimated: true } : {}),
     })
   }
 

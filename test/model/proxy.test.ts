@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { type ChatRequest, estimateTokens } from '../../src/model/index.ts'
 import { enrolledAgent, rootOf } from '../auth/chain-acts.ts'
 import { startNode, type TestNode } from '../connections/nodes.ts'
 import { waitFor } from '../p2p/nodes.ts'
@@ -266,7 +267,7 @@ describe('model proxy: quotas under concurrency (SPEC §13)', () => {
 })
 
 describe('model proxy: hostile and failing (SPEC §13)', () => {
-  it('oversized, malformed, upstream 500 / 429 / 400, a cut stream, and a client that goes away aborts the upstream call', async (t) => {
+  it('oversized, malformed, upstream 500 / 429 / 400, a cut stream, and a client that goes away (before or mid-stream) aborts the upstream call', async (t) => {
     const { a, fake, base, token } = await alphaWithModel(t)
     try {
       const big = await chat(base, { token }, ask('x'.repeat(1024 * 1024 + 10)))
@@ -304,13 +305,31 @@ describe('model proxy: hostile and failing (SPEC §13)', () => {
         async () => ((await fake.stats()).aborted > before.aborted ? true : undefined),
         'the upstream call aborted',
       )
-      // failures give the request back and charge nothing: five failed, none counted
+      // the client goes away mid-stream: the upstream stream is aborted too
+      const midway = new AbortController()
+      const long = ask('w '.repeat(50), { stream: true, fake_chunk_delay_ms: 100 })
+      const response = await fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(long),
+        signal: midway.signal,
+      })
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+      await reader.read()
+      const beforeCut = await fake.stats()
+      midway.abort()
+      await waitFor(
+        async () => ((await fake.stats()).aborted > beforeCut.aborted ? true : undefined),
+        'the upstream stream aborted',
+      )
+      // failures before any answer give the request back and charge nothing; the two streams
+      // cut after their first chunks are charged their estimates (no usage was reported)
       const usage = await waitFor(async () => {
         const [mine] = (await a.api.get<Usage>('/api/usage')).usage
-        return mine?.failed === 5 ? mine : undefined
-      }, 'five failed calls')
-      assert.equal(usage.requests, 0)
-      assert.equal(usage.totalTokens, 0)
+        return mine?.failed === 4 && mine.requests === 2 ? mine : undefined
+      }, 'four failed calls and two charged')
+      const estimate = (body: ReturnType<typeof ask>) => estimateTokens(body as ChatRequest, 1024)
+      assert.equal(usage.totalTokens, estimate(ask('a b c d')) + estimate(long))
     } finally {
       await a.stop()
     }
