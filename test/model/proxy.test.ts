@@ -122,6 +122,12 @@ describe('model proxy: a foreign principal under a chain (SPEC §13, §4)', () =
       const ok = await chat(base, { ucan: await modelInvocation(agent, did, [grant]) }, ask('from afar'))
       assert.equal(ok.status, 200, JSON.stringify(ok.json))
       assert.equal(usageIn(ok.json), 2 + 3)
+      // the model list, under the same chain (a fresh invocation)
+      const listed = await fetch(`${base}/v1/models`, {
+        headers: { 'x-mesh-ucan': await modelInvocation(agent, did, [grant]) },
+      })
+      assert.equal(listed.status, 200)
+      assert.equal(((await listed.json()) as { data: unknown[] }).data.length, 1)
       // through the one invocation dispatcher: POST /api/invoke
       const invoked = await fetch(`${base}/api/invoke`, {
         method: 'POST',
