@@ -49,6 +49,8 @@ export interface ModelProxyInit {
   tierOf: (did: string) => Promise<Tier | undefined>
   audit?: Pick<AuditLog, 'append'>
   onInteraction?: (did: string, outcome: 'accepted' | 'refused', reason: string) => void
+  /** Each call's end, as its audit row says it (metrics): outcome `ok|refused|failed|aborted`, tokens charged. */
+  onCall?: (call: { outcome: string; tokens: number; via: ModelCaller['via']; stream: boolean }) => void
   logger?: Logger
 }
 
@@ -329,6 +331,13 @@ export class ModelProxy {
   }
 
   #audit(caller: ModelCaller, body: ChatRequest, details: Record<string, unknown>): void {
+    this.#init.onCall?.({
+      outcome: String(details.outcome),
+      tokens:
+        typeof details.totalTokens === 'number' && details.outcome !== 'refused' ? details.totalTokens : 0,
+      via: caller.via,
+      stream: body.stream === true,
+    })
     const audit = this.#init.audit
     if (audit === undefined) return
     // after the answer is on its way: a row's signing and write are not the caller's wait

@@ -67,6 +67,11 @@ describe('model proxy: members by session (SPEC §13)', () => {
       assert.equal(rows[0]?.details.outcome, 'ok')
       assert.equal(rows[0]?.details.totalTokens, 7)
       assert.deepEqual((await fake.stats()).keys, ['Bearer sk-test-upstream'])
+      const metrics = await (
+        await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+      ).text()
+      assert.match(metrics, /mesh_model_calls_total\{outcome="ok",via="session",stream="false"\} 1/)
+      assert.match(metrics, /mesh_model_tokens_total\{via="session"\} 7/)
     } finally {
       await a.stop()
     }
