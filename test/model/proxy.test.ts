@@ -355,6 +355,19 @@ describe('model proxy: hostile and failing (SPEC §13)', () => {
       assert.equal(answer.json.error?.code, 'MESH_UNAVAILABLE')
       const manifest = await a.api.get<{ capabilities: string[] }>('/.well-known/mesh-manifest.json')
       assert.ok(!manifest.capabilities.includes('model/invoke'))
+      // and the dispatcher does not take it, before any proof (as any ability not listed)
+      const agent = Ed25519KeyPair.generate()
+      const grant = await modelGrant(a.architect, a.node.did, agent.did, [await rootOf(a)])
+      const invoked = await fetch(`${a.node.httpUrl}/api/invoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          ucan: await modelInvocation(agent, a.node.did, [grant], { request: ask('x') }),
+        }),
+      })
+      const refusal = (await invoked.json()) as { error: { code: string; details: { reason: string } } }
+      assert.equal(refusal.error.code, 'MESH_UCAN_INVALID')
+      assert.equal(refusal.error.details.reason, 'capability')
     } finally {
       await a.stop()
     }
