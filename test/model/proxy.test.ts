@@ -163,6 +163,27 @@ describe('model proxy: a foreign principal under a chain (SPEC §13, §4)', () =
       const meshOnly = await modelGrant(await meshKeyOf(a), did, agent.did, [])
       const notHuman = await chat(base, { ucan: await modelInvocation(agent, did, [meshOnly]) }, ask('x'))
       assert.equal(notHuman.json.error?.code, 'MESH_NOT_HUMAN_SIGNED', JSON.stringify(notHuman.json))
+      // credentials beside the chain reach the authority: a bad one is named, a malformed header refused
+      const withBadVc = await fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-mesh-ucan': await modelInvocation(agent, did, [grant]),
+          'x-mesh-credentials': 'eyJhbGciOiJFZERTQSJ9.eyJ4IjoxfQ.c2ln',
+        },
+        body: JSON.stringify(ask('x')),
+      })
+      assert.equal(((await withBadVc.json()) as { error: { code: string } }).error.code, 'MESH_VC_INVALID')
+      const malformed = await fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-mesh-ucan': await modelInvocation(agent, did, [grant]),
+          'x-mesh-credentials': 'not a jwt',
+        },
+        body: JSON.stringify(ask('x')),
+      })
+      assert.equal(((await malformed.json()) as { error: { code: string } }).error.code, 'MESH_BAD_REQUEST')
       // a replayed invocation
       const once = await modelInvocation(agent, did, [grant])
       assert.equal((await chat(base, { ucan: once }, ask('x'))).status, 200)

@@ -78,3 +78,5 @@ export const usageListSchema = listOf('usage', usageRecordSchema)
 
 /** The header a foreign principal's `model/invoke` invocation travels in, instead of a session. */
 export const MODEL_UCAN_HEADER = 'x-mesh-ucan'
+/** Beside it: the credentials (VC-JWTs, comma-separated, at most 16) that show who in the chain is human. */
+export const MODEL_CREDENTIALS_HEADER = 'x-mesh-credentials'

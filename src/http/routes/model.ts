@@ -1,7 +1,12 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { chatCompletionBodySchema, MODEL_UCAN_HEADER, usageQuerySchema } from '../../api/index.ts'
-import { ForbiddenError, toErrorJson } from '../../errors.ts'
+import {
+  chatCompletionBodySchema,
+  MODEL_CREDENTIALS_HEADER,
+  MODEL_UCAN_HEADER,
+  usageQuerySchema,
+} from '../../api/index.ts'
+import { BadRequestError, ForbiddenError, toErrorJson } from '../../errors.ts'
 import type { ChatRequest, ModelCaller, ModelProxy } from '../../model/index.ts'
 import { sessionOf } from './session.ts'
 
@@ -20,7 +25,8 @@ const DEFAULT_MAX_BODY = 1024 * 1024
  * `stream: true` → server-sent events relayed chunk by chunk, then `data: [DONE]`) and
  * `GET /v1/models`, for this mesh's members by session (`Authorization: Bearer`), or for
  * a foreign principal by a `model/invoke` invocation in the `x-mesh-ucan` header (a fresh
- * one per call, under a human-signed chain rooted here). A client that goes away aborts
+ * one per call, under a human-signed chain rooted here; the credentials that show its
+ * human, if this mesh needs them, in `x-mesh-credentials`). A client that goes away aborts
  * the upstream call. `GET /api/usage`: usage per principal.
  */
 export const modelRoutes: FastifyPluginAsync<ModelRoutesInit> = async (fastify, init) => {
@@ -34,7 +40,10 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesInit> = async (fastify, 
 
   const callerOf = async (request: FastifyRequest): Promise<ModelCaller> => {
     const ucan = request.headers[MODEL_UCAN_HEADER]
-    if (typeof ucan === 'string') return model.chainCaller({ ucan: ucan.trim() })
+    if (typeof ucan === 'string') {
+      const credentials = credentialsOf(request.headers[MODEL_CREDENTIALS_HEADER])
+      return model.chainCaller({ ucan: ucan.trim(), ...(credentials !== undefined ? { credentials } : {}) })
+    }
     return model.localCaller(sessionOf(request).did)
   }
 
@@ -105,6 +114,27 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesInit> = async (fastify, 
       }
     },
   )
+}
+
+const MAX_CREDENTIALS = 16
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+
+/** The `x-mesh-credentials` header's VC-JWTs, or MESH_BAD_REQUEST. */
+function credentialsOf(header: string | string[] | undefined): string[] | undefined {
+  if (header === undefined) return undefined
+  const credentials = (Array.isArray(header) ? header.join(',') : header)
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c.length > 0)
+  if (credentials.length > MAX_CREDENTIALS || !credentials.every((c) => JWT.test(c))) {
+    throw new BadRequestError(
+      `${MODEL_CREDENTIALS_HEADER}: at most ${MAX_CREDENTIALS} VC-JWTs, comma-separated`,
+      {
+        reason: 'credentials',
+      },
+    )
+  }
+  return credentials
 }
 
 /** A signal aborted when the client goes away before its answer is written whole. */
