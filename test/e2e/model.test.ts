@@ -12,15 +12,7 @@ import { describe, it } from 'node:test'
 import { proofOf } from '../../src/cli/chains.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { e2e, freePort } from '../fixtures/e2e.ts'
-import {
-  ask,
-  chat,
-  modelGrant,
-  modelInvocation,
-  spawnFakeOpenAI,
-  streamed,
-  usageIn,
-} from '../model/helpers.ts'
+import { ask, chat, modelInvocation, spawnFakeOpenAI, streamed, usageIn } from '../model/helpers.ts'
 
 type UsageList = {
   usage: Array<{ principal: string; tier: number; requests: number; refused: number; totalTokens: number }>
@@ -43,7 +35,6 @@ describe('e2e: the model proxy (SPEC §13)', () => {
     const api = await e.signInArchitect(proc.http, 'alpha')
     const meshDid = proc.did as string
     const architect = await e.keystore.load('alpha-architect')
-    const root = proofOf((await api.get<{ token: string }>('/api/auth/root-delegation')).token)
 
     // the manifest lists model/invoke now that there is an upstream
     const manifest = await api.get<{ capabilities: string[] }>('/.well-known/mesh-manifest.json')
@@ -51,7 +42,18 @@ describe('e2e: the model proxy (SPEC §13)', () => {
 
     // a foreign agent, tier 4 here, with a chain alpha's architect signed
     const agent = Ed25519KeyPair.generate()
-    const grant = await modelGrant(architect, meshDid, agent.did, [root])
+    // alpha's architect grants it with the CLI: mesh delegate <did> model/invoke
+    const delegated = await e.cli<{ token: string; can: string; with: string }>(
+      { dir },
+      'delegate',
+      agent.did,
+      'model/invoke',
+      '--api',
+      proc.http,
+    )
+    assert.equal(delegated.can, 'model/invoke')
+    assert.equal(delegated.with, meshDid)
+    const grant = proofOf(delegated.token)
     const ok = await chat(
       proc.http,
       { ucan: await modelInvocation(agent, meshDid, [grant]) },
