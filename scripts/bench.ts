@@ -28,6 +28,9 @@
  * - relay.connect_ms / relay.throughput_mib_s: a relayed connection vs a direct one (bench/relay.ts,
  *   issue 16).
  *
+ * - model.proxy_overhead_p50_ms / model.proxy_stream_overhead_p50_ms: a chat completion
+ *   through the model proxy vs straight to its upstream (bench/model.ts, issue 18).
+ *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
  */
@@ -39,6 +42,8 @@ import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
 import { benchDhtSim, dhtSimNames } from './bench/dht-sim.ts'
 import { benchFederation } from './bench/federation.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
+// issue 18: the model proxy's overhead per request
+import { benchModel, MODEL_NAMES } from './bench/model.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 // issue 16: reachability — relayed against direct connections
@@ -111,6 +116,8 @@ const benches: Bench[] = [
   ...ROOMS_BENCHES,
   // issue 16: relay.connect_ms, relay.throughput_mib_s — relayed vs direct (bench/relay.ts)
   { title: 'relay vs direct', names: RELAY_NAMES, run: (pool) => benchRelay(pool) },
+  // issue 18: model.proxy_overhead_p50_ms, model.proxy_stream_overhead_p50_ms — through the proxy vs straight (bench/model.ts)
+  { title: 'model proxy', names: MODEL_NAMES, run: () => benchModel() },
 ]
 
 let pool: NodePool | undefined

@@ -6,6 +6,8 @@ import type { HttpConnectionLimits } from './http/index.ts'
 import type { OriginGuardInit } from './http/origin-guard.ts'
 import type { RateLimitsInit } from './http/rate-limits.ts'
 import type { Logger } from './log.ts'
+// the model proxy (SPEC §13)
+import type { QuotaOverrides } from './model/index.ts'
 // reachability (SPEC §10)
 import type { RelayServiceInit } from './p2p/reachability.ts'
 import type { RecordGuardInit } from './p2p/record-datastore.ts'
@@ -267,4 +269,23 @@ export interface MeshNodeInit {
    * relays among the meshes it meets.
    */
   relayVia?: string[]
+}
+
+// the model proxy (SPEC §13)
+/** Merged into MeshNodeInit above: the OpenAI-compatible model proxy and its quotas. */
+export interface MeshNodeInit {
+  /**
+   * `mesh start --model-upstream URL`: the upstream's base URL (OpenAI style, e.g.
+   * `https://api.openai.com/v1`), its key (default: `MESH_MODEL_API_KEY` from the
+   * environment), its timeout, the largest request body (default 1 MiB) and the quota
+   * policy (model/quotas.ts DEFAULT_QUOTA_POLICY, overridden field by field). Without an
+   * upstream, /v1/* answers MESH_UNAVAILABLE.
+   */
+  model?: {
+    upstream?: string
+    apiKey?: string
+    timeoutMs?: number
+    maxBodyBytes?: number
+    quotas?: QuotaOverrides
+  }
 }

@@ -48,6 +48,8 @@ import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
 import { collectNodeMetrics } from './node/metrics.ts'
+// the model proxy (SPEC §13)
+import { startModel } from './node/model.ts'
 // revocation that travels (SPEC §9)
 import { startNames } from './node/names.ts'
 import {
@@ -237,6 +239,7 @@ export class MeshNode {
     await startRevocations(wiring) // revocation that travels (SPEC §9)
     startForeignAccess(wiring)
     startInvocations(wiring) // one invocation dispatcher (POST /api/invoke and /mesh/invoke/1.0.0)
+    await startModel(wiring) // the model proxy (SPEC §13)
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
@@ -342,6 +345,11 @@ export class MeshNode {
       heads: () => this.#parts.find('headBook'),
       // phase-1 HTTP federation (SPEC §12)
       httpFederation: this.#parts.get('httpFederation'),
+      // the model proxy (SPEC §13)
+      model: this.#parts.get('model'),
+      ...(this.init.model?.maxBodyBytes !== undefined
+        ? { modelMaxBodyBytes: this.init.model.maxBodyBytes }
+        : {}),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700
@@ -397,6 +405,7 @@ export class MeshNode {
       serveRegistry: this.init.serveRegistry === true,
       agents: parts.find('agents')?.cards() ?? [],
       federation: parts.find('federation') ?? federationSettings(DEFAULT_POLICY),
+      model: parts.find('model')?.available === true, // the model proxy (SPEC §13)
     })
   }
 

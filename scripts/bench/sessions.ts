@@ -24,11 +24,9 @@ import { join } from 'node:path'
 import { issueDelegation, roomResourceOf } from '../../src/auth/authority/index.ts'
 import { invocationToken, proofOf } from '../../src/cli/chains.ts'
 import { HttpClient, signIn } from '../../src/cli/http-client.ts'
-import { Ed25519KeyPair, HumanKeystore } from '../../src/identity/index.ts'
-import { silentLogger } from '../../src/log.ts'
-import { initMesh, STORE_DIR } from '../../src/mesh-info.ts'
-import { createMeshNode, type MeshNode } from '../../src/mesh-node.ts'
-import { MeshStore } from '../../src/store/index.ts'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import type { MeshNode } from '../../src/mesh-node.ts'
+import { startInProcessMesh } from './in-process-mesh.ts'
 import { type BenchResult, emit, note, type ResultName } from './report.ts'
 
 export const SESSIONS_NAMES: ResultName[] = [
@@ -53,7 +51,6 @@ export interface SessionsBenchInit {
 }
 
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
-const HIGH = { max: 1_000_000_000, windowMs: 1_000 }
 
 function cpuNow(): number {
   const usage = process.cpuUsage()
@@ -99,24 +96,9 @@ export async function benchSessions(init: SessionsBenchInit = {}): Promise<Bench
   const root = await mkdtemp(join(tmpdir(), 'mesh-bench-sessions-'))
   let node: MeshNode | undefined
   try {
-    const keystore = new HumanKeystore(join(root, 'keys'))
-    const dataDir = join(root, 'alpha')
-    const store = new MeshStore({ path: join(dataDir, STORE_DIR) })
-    await store.open()
-    await initMesh({ store, dataDir, name: 'alpha', keystore })
-    await store.close()
-    node = createMeshNode({
-      dataDir,
-      http: {
-        host: '127.0.0.1',
-        port: 0,
-        rateLimits: { signIn: HIGH, invoke: HIGH, anonymous: HIGH, session: HIGH },
-      },
-      logger: silentLogger(),
-      discovery: { intervalMs: 600_000 },
-    })
-    await node.start()
-    const architect = await keystore.load('alpha-architect')
+    const started = await startInProcessMesh(root)
+    node = started.node
+    const architect = started.architect
     const api = await signIn(node.httpUrl, architect)
     const { id: room } = await api.post<{ id: string }>('/api/rooms', { name: 'bench' })
     const agent = Ed25519KeyPair.generate()

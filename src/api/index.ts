@@ -25,6 +25,8 @@ export * from './schemas/capability-session.ts'
 export * from './schemas/common.ts'
 export * from './schemas/connections.ts'
 export * from './schemas/members.ts'
+// the model proxy (SPEC §13)
+export * from './schemas/model.ts'
 // outbound invocation over libp2p
 export * from './schemas/outbound.ts'
 export * from './schemas/policy.ts'

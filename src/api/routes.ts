@@ -5,6 +5,8 @@ import * as auditMerkle from './schemas/audit-merkle.ts'
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
 import * as members from './schemas/members.ts'
+// the model proxy (SPEC §13)
+import * as model from './schemas/model.ts'
 // outbound invocation over libp2p
 import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
@@ -608,6 +610,27 @@ export const routes = {
     params: tasks.taskParamsSchema,
     body: tasks.taskDueBodySchema,
     response: tasks.taskSchema,
+  }),
+  // the model proxy (SPEC §13): OpenAI-compatible, and usage per principal
+  chatCompletions: route({
+    method: 'POST',
+    path: '/v1/chat/completions',
+    session: true,
+    body: model.chatCompletionBodySchema,
+    response: model.upstreamAnswerSchema,
+  }),
+  listModels: route({
+    method: 'GET',
+    path: '/v1/models',
+    session: true,
+    response: model.upstreamAnswerSchema,
+  }),
+  usage: route({
+    method: 'GET',
+    path: '/api/usage',
+    session: true,
+    query: model.usageQuerySchema,
+    response: model.usageListSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

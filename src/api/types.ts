@@ -125,3 +125,7 @@ export type Invitation = InvitationList['invitations'][number]
 // tasks across meshes (SPEC §13)
 export type TaskView = FromSchema<typeof import('./schemas/tasks.ts').taskSchema>
 export type TaskList = FromSchema<typeof import('./schemas/tasks.ts').taskListSchema>
+// the model proxy (SPEC §13)
+export type UsageList = FromSchema<typeof import('./schemas/model.ts').usageListSchema>
+export type UsageView = UsageList['usage'][number]
+export type ChatCompletionRequest = FromSchema<typeof import('./schemas/model.ts').chatCompletionBodySchema>

@@ -36,6 +36,8 @@ const [
   revocation,
   // tasks across meshes (SPEC §13)
   tasks,
+  // the model proxy (SPEC §13)
+  usage,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -54,6 +56,7 @@ const [
   import('./commands/outbound.ts'),
   import('./commands/revocation.ts'),
   import('./commands/tasks.ts'), // tasks across meshes (SPEC §13)
+  import('./commands/usage.ts'), // the model proxy (SPEC §13)
 ])
 
 const env = process.env
@@ -92,6 +95,7 @@ for (const register of [
   outbound.registerOutboundCommands, // outbound invocation over libp2p
   revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
   tasks.registerTaskCommands, // tasks across meshes (SPEC §13)
+  usage.registerUsageCommands, // the model proxy (SPEC §13)
 ]) {
   register(cli, ctx)
 }

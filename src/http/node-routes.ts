@@ -7,6 +7,8 @@ import type { ConnectionService, PolicyChange, PolicyService, RejectedLog } from
 import type { KeyRotationResult, KeysView } from '../keys/index.ts'
 import type { Logger } from '../log.ts'
 import type { MeshManifest } from '../manifest/index.ts'
+// the model proxy (SPEC §13)
+import type { ModelProxy } from '../model/index.ts'
 import type { PublicMeshSource, RegistryService } from '../registry/index.ts'
 import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
 import { auditRoutes } from './routes/audit.ts'
@@ -23,6 +25,8 @@ import { type FederationRoutesInit, federationRoutes } from './routes/federation
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 import { memberRoutes } from './routes/members.ts'
+// the model proxy (SPEC §13)
+import { modelRoutes } from './routes/model.ts'
 // outbound invocation over libp2p
 import { type OutboundRoutesInit, outboundRoutes } from './routes/outbound.ts'
 import { policyRoutes } from './routes/policy.ts'
@@ -81,6 +85,9 @@ export interface NodeRoutesInit {
   heads?: AuditMerkleRoutesInit['heads']
   // phase-1 HTTP federation (SPEC §12): POST /connections/* and /federation/send
   httpFederation?: FederationRoutesInit['federation']
+  // the model proxy (SPEC §13): /v1/chat/completions, /v1/models, /api/usage
+  model?: ModelProxy
+  modelMaxBodyBytes?: number
 }
 
 /**
@@ -160,5 +167,12 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     await app.register(federationRoutes, { federation: init.httpFederation })
   // tasks across meshes (SPEC §13)
   await app.register(taskRoutes, { rooms: init.rooms })
+  // the model proxy (SPEC §13)
+  if (init.model !== undefined) {
+    await app.register(modelRoutes, {
+      model: init.model,
+      ...(init.modelMaxBodyBytes !== undefined ? { maxBodyBytes: init.modelMaxBodyBytes } : {}),
+    })
+  }
   registerConsole(app)
 }

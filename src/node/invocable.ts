@@ -17,6 +17,8 @@ export const LIBP2P_INVOKE: InvocationTransport = { transport: 'libp2p', protoco
 /** What a row's `offered` looks at: what this node holds right now. */
 export interface OfferedContext {
   agents: AgentCard[]
+  // the model proxy (SPEC §13): whether it has an upstream
+  model?: boolean
 }
 
 /**
@@ -81,6 +83,26 @@ export const INVOCABLE: readonly InvocableRow[] = [
       },
     },
     via: [HTTP_INVOKE, LIBP2P_INVOKE],
+  },
+  // the model proxy (SPEC §13): a chat completion (not streamed) through POST /api/invoke or /mesh/invoke, while it has an upstream
+  {
+    can: 'model/invoke',
+    with: '{did}',
+    nb: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['request'],
+      properties: {
+        model: { type: 'string', description: 'The one model a chain grants, when a delegation fixes it.' },
+        request: {
+          type: 'object',
+          required: ['model', 'messages'],
+          description: 'An OpenAI chat completion request (POST /v1/chat/completions), not streamed.',
+        },
+      },
+    },
+    via: [HTTP_INVOKE, LIBP2P_INVOKE],
+    offered: ({ model }) => model === true,
   },
 ]
 

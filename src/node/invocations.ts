@@ -15,6 +15,8 @@ export function startInvocations({ parts }: NodeWiring): Invocations {
     'agent/invoke': (request, options) => parts.get('agents').invoke(request, options),
     'room/post': rooms,
     'room/read': rooms,
+    // the model proxy (SPEC §13): a foreign principal's chat completion under a chain
+    'model/invoke': (request, options) => parts.get('model').invoke(request, options),
   }
   const listed = [...INVOCABLE_CAPABILITIES].sort().join(' ')
   if (Object.keys(handlers).sort().join(' ') !== listed) {

@@ -25,6 +25,8 @@ export interface ManifestInput {
   serveRegistry: boolean
   agents: AgentCard[]
   federation: FederationSettings
+  // the model proxy (SPEC §13): whether it has an upstream (model/invoke is listed then)
+  model?: boolean
 }
 
 /** The mesh's signed manifest (/.well-known/mesh-manifest.json). */
@@ -40,7 +42,7 @@ export function buildManifest(input: ManifestInput): MeshManifest {
     architect: info.architectDid,
     endpoints,
     protocolVersions: input.protocolVersions,
-    ...invocableNow({ agents: input.agents }),
+    ...invocableNow({ agents: input.agents, model: input.model === true }),
     agents: input.agents,
     federation: input.federation,
     keyHistory: keyHistoryOf(input.history, info.createdAt),

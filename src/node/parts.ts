@@ -23,6 +23,8 @@ import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
 import type { FederationSettings } from '../manifest/index.ts'
 import type { MeshInfo } from '../mesh-info.ts'
+// the model proxy (SPEC §13)
+import type { ModelProxy } from '../model/index.ts'
 import type { createMeshDatastore, MeshDiscovery, MeshLibp2p } from '../p2p/index.ts'
 import type { HeartbeatClient, RegistryService } from '../registry/index.ts'
 import type { ForeignAccess, RoomManager, RoomSync } from '../rooms/index.ts'
@@ -79,6 +81,8 @@ export interface NodeParts {
   httpPeers: HttpPeerBook
   httpRoute: HttpRoute
   httpRooms: HttpRooms
+  // the model proxy (SPEC §13)
+  model: ModelProxy
 }
 
 /**

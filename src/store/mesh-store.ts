@@ -41,6 +41,8 @@ export const SUBLEVELS = [
   'dht',
   // agents in foreign rooms: capability sessions (hashed tokens)
   'capability-sessions',
+  // the model proxy (SPEC §13): usage and quota windows per principal
+  'model-usage',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 

@@ -189,7 +189,13 @@ describe('room/post and room/read over /mesh/invoke/1.0.0 (one dispatcher)', () 
       refused('MESH_UCAN_INVALID', (d) => {
         byAlpha(d)
         assert.equal(d.reason, 'capability')
-        assert.deepEqual([...(d.takes as string[])].sort(), ['agent/invoke', 'room/post', 'room/read'])
+        // the model proxy (SPEC §13): model/invoke is dispatched too (refused while there is no upstream)
+        assert.deepEqual([...(d.takes as string[])].sort(), [
+          'agent/invoke',
+          'model/invoke',
+          'room/post',
+          'room/read',
+        ])
       }),
     )
     // Oversized: a body over the room's limit travels (the request is under the protocol's cap) and alpha refuses it.

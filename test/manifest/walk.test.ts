@@ -19,6 +19,7 @@ import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { AgentCard, CapabilityInvocation, MeshManifest } from '../../src/manifest/index.ts'
 import { enrolledAgent, grant, rootOf } from '../auth/chain-acts.ts'
 import { startNode, type TestNode } from '../connections/nodes.ts'
+import { startFakeOpenAI } from '../fixtures/fake-openai.ts'
 import { connect } from '../rooms/helpers.ts'
 
 /** What a template variable or caveat is filled from: the manifest, and the room the architect grants. */
@@ -55,6 +56,8 @@ const FILLERS: Record<string, (ctx: WalkContext, nb: Record<string, unknown>) =>
     return example === undefined ? [] : [JSON.parse(example.replaceAll('<room id>', room))]
   },
   body: () => ['hello from the manifest walk'],
+  // the model proxy (SPEC §13): a chat completion request for the fake upstream
+  request: () => [{ model: 'fake-small', messages: [{ role: 'user', content: 'the manifest walk' }] }],
 }
 
 /** Every invocation of `can` the manifest describes: each binding of its template, each filling of its caveats. */
@@ -185,7 +188,13 @@ async function carrierOf(t: Parameters<typeof startNode>[0], node: TestNode): Pr
 
 /** A node with a room (its agents in it, a few messages), its manifest as a stranger fetches it, and a carrier mesh. */
 async function walkable(t: Parameters<typeof startNode>[0]) {
-  const node = await startNode(t, 'alpha', { outbound: { requestsPerMinute: 10_000 } })
+  // the model proxy (SPEC §13): with an upstream, so that model/invoke is listed and walked
+  const upstream = await startFakeOpenAI()
+  t.after(() => upstream.close())
+  const node = await startNode(t, 'alpha', {
+    outbound: { requestsPerMinute: 10_000 },
+    model: { upstream: upstream.url },
+  })
   const res = await fetch(`${node.node.httpUrl}/.well-known/mesh-manifest.json`)
   assert.equal(res.status, 200)
   const manifest = (await res.json()) as MeshManifest

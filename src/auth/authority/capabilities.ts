@@ -205,6 +205,13 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
     exact: ['role'],
     participation: true,
   },
+  // the model proxy (SPEC §13): a foreign principal's chat completion (with = the mesh; a delegation may fix `model`)
+  'model/invoke': {
+    with: meshResource,
+    nb: { model: text(256).optional(), request: Schema.unknown().optional() },
+    exact: ['model'],
+    participation: true,
+  },
 }
 
 function define(can: string, spec: AbilitySpec): CapabilityInfo {

@@ -1,8 +1,9 @@
 /** `mesh init`, `mesh start`, `mesh registry`: the commands that create a mesh or run a server. */
+import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
 import type { MeshNodeInit } from '../../config.ts'
-import { ConflictError } from '../../errors.ts'
+import { ConflictError, MeshError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
 import { createMeshNode } from '../../mesh-node.ts'
 import { isStoreLocked } from '../../node/startup-errors.ts'
@@ -192,7 +193,21 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       'relay (…/p2p/<peer id>) to take a reservation on and be reached through (repeatable)',
       collectMultiaddr,
     )
+    // the model proxy (SPEC §13)
+    .option(
+      '--model-upstream <url>',
+      'OpenAI-compatible upstream of the model proxy (/v1/chat/completions), e.g. https://api.openai.com/v1; its key from MESH_MODEL_API_KEY',
+    )
+    .option(
+      '--model-quotas <file>',
+      'the model proxy’s quota policy, JSON: {tiers, tierTotals, principals, reserveTokens} (defaults per tier otherwise)',
+    )
     .action(async (options) => {
+      // the model proxy (SPEC §13): its quota policy file, checked when the node starts
+      const modelQuotas =
+        options.modelQuotas === undefined
+          ? undefined
+          : await jsonFile(options.modelQuotas as string, '--model-quotas')
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
       // ready line is the first line on stdout).
@@ -237,6 +252,18 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             // reachability (SPEC §10): relays
             ...relayOption(options),
             ...(options.relayVia !== undefined ? { relayVia: options.relayVia as string[] } : {}),
+            // the model proxy (SPEC §13)
+            ...(options.modelUpstream !== undefined
+              ? {
+                  model: {
+                    upstream: options.modelUpstream as string,
+                    ...(modelQuotas !== undefined ? { quotas: modelQuotas } : {}),
+                    ...(ctx.env.MESH_MODEL_API_KEY !== undefined
+                      ? { apiKey: ctx.env.MESH_MODEL_API_KEY }
+                      : {}),
+                  },
+                }
+              : {}),
             logger,
           }),
         (node) =>
@@ -300,3 +327,21 @@ function relayOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'rela
   if (Object.keys(limits).length > 0) return { relay: limits }
   return options.relay === true ? { relay: true } : {}
 }
+
+// the model proxy (SPEC §13)
+/** A JSON file's content, or MESH_BAD_REQUEST naming the option that gave it. */
+async function jsonFile(path: string, option: string): Promise<QuotaOverridesInput> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new MeshError('MESH_BAD_REQUEST', `${option}: cannot read ${path}: ${(err as Error).message}`)
+  }
+  try {
+    return JSON.parse(text) as QuotaOverridesInput
+  } catch {
+    throw new MeshError('MESH_BAD_REQUEST', `${option}: ${path} is not JSON`)
+  }
+}
+
+type QuotaOverridesInput = NonNullable<NonNullable<MeshNodeInit['model']>['quotas']>
