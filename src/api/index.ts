@@ -25,6 +25,8 @@ export * from './schemas/capability-session.ts'
 export * from './schemas/common.ts'
 export * from './schemas/connections.ts'
 export * from './schemas/members.ts'
+// reachable by URL (SPEC §10)
+export * from './schemas/mesh-profile.ts'
 // outbound invocation over libp2p
 export * from './schemas/outbound.ts'
 export * from './schemas/policy.ts'

@@ -5,6 +5,8 @@ import * as auditMerkle from './schemas/audit-merkle.ts'
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
 import * as members from './schemas/members.ts'
+// reachable by URL (SPEC §10)
+import * as meshProfile from './schemas/mesh-profile.ts'
 // outbound invocation over libp2p
 import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
@@ -549,6 +551,14 @@ export const routes = {
     params: rooms.roomParamsSchema,
     body: lifecycle.lifecycleActBodySchema,
     response: lifecycle.leftSchema,
+  }),
+  // reachable by URL (SPEC §10): a mesh's manifest, fetched and verified by this node
+  resolveMeshUrl: route({
+    method: 'GET',
+    path: '/api/connections/resolve',
+    session: true,
+    query: meshProfile.meshUrlQuerySchema,
+    response: meshProfile.meshUrlViewSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

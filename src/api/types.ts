@@ -122,3 +122,6 @@ export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>
 // Room lifecycle and consent (SPEC §9)
 export type InvitationList = FromSchema<typeof import('./schemas/room-lifecycle.ts').invitationListSchema>
 export type Invitation = InvitationList['invitations'][number]
+// reachable by URL (SPEC §10)
+export type MeshUrlView = FromSchema<typeof import('./schemas/mesh-profile.ts').meshUrlViewSchema>
+export type MeshProfile = FromSchema<typeof import('./schemas/mesh-profile.ts').meshProfileSchema>

@@ -7,6 +7,8 @@ import {
   connectionIdParams,
   connectionListSchema,
   connectionViewSchema,
+  meshUrlQuerySchema,
+  meshUrlViewSchema,
   peerListSchema,
   peerParamsSchema,
   peerRefreshBodySchema,
@@ -14,6 +16,8 @@ import {
 } from '../../api/index.ts'
 import type { ConnectionService } from '../../connections/index.ts'
 import { ForbiddenError } from '../../errors.ts'
+// reachable by URL (SPEC §10)
+import { meshUrlView } from './mesh-url.ts'
 import { sessionOf } from './session.ts'
 
 export interface ConnectionRoutesInit {
@@ -126,5 +130,15 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesInit> = async 
         body.manifestUrl !== undefined ? { manifestUrl: body.manifestUrl } : {},
       )
     },
+  )
+
+  // reachable by URL (SPEC §10): `GET /api/connections/resolve?url=` → MeshUrlView
+  app.get(
+    '/api/connections/resolve',
+    {
+      onRequest: authenticate,
+      schema: { querystring: meshUrlQuerySchema, response: { 200: meshUrlViewSchema } },
+    },
+    async (request) => meshUrlView(request.query.url),
   )
 }
