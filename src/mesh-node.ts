@@ -43,6 +43,8 @@ import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
+// reachable by URL (SPEC §10)
+import { meshProfile } from './node/mesh-profile.ts'
 import { collectNodeMetrics } from './node/metrics.ts'
 // revocation that travels (SPEC §9)
 import { startNames } from './node/names.ts'
@@ -145,6 +147,13 @@ export class MeshNode {
       multiaddrs: () => this.multiaddrs(),
       protocolVersions: () => this.protocolVersions(),
       counts: () => this.#counts(),
+      // reachable by URL (SPEC §10)
+      profile: () =>
+        meshProfile({
+          http: this.init.publicUrl ?? parts.find('httpUrl'), // none until HTTP listens
+          ...(this.init.description !== undefined ? { description: this.init.description } : {}),
+          agents: parts.find('agents')?.cards() ?? [],
+        }),
       keys: () => this.keys(),
     }
     this.#wiring = wiring
@@ -385,6 +394,7 @@ export class MeshNode {
       serveRegistry: this.init.serveRegistry === true,
       agents: parts.find('agents')?.cards() ?? [],
       federation: parts.find('federation') ?? federationSettings(DEFAULT_POLICY),
+      ...(this.init.description !== undefined ? { description: this.init.description } : {}), // SPEC §10
     })
   }
 

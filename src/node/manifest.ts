@@ -23,6 +23,8 @@ export interface ManifestInput {
   serveRegistry: boolean
   agents: AgentCard[]
   federation: FederationSettings
+  /** reachable by URL (SPEC §10): a line about the mesh. */
+  description?: string
 }
 
 /** The mesh's signed manifest (/.well-known/mesh-manifest.json). */
@@ -32,6 +34,7 @@ export function buildManifest(input: ManifestInput): MeshManifest {
   if (input.serveRegistry) endpoints.registry = input.httpUrl
   return signManifest(input.key, {
     name: info.name,
+    ...(input.description !== undefined ? { description: input.description } : {}), // SPEC §10
     version: MESH_NODE_VERSION,
     architect: info.architectDid,
     endpoints,

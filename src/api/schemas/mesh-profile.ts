@@ -78,3 +78,16 @@ export const meshUrlViewSchema = strictObject(
   },
   ['did', 'name', 'manifestUrl', 'multiaddrs', 'agents', 'capabilities'],
 )
+
+type ProfileOf<T> = { [K in (typeof MESH_PROFILE_FIELDS)[number]]?: K extends keyof T ? T[K] : never }
+
+/** The profile fields `source` has (deep copies, unchecked), nothing else: for records, heartbeats and lists. */
+export function pickMeshProfile<T extends object>(source: T): ProfileOf<T> {
+  const out: Record<string, unknown> = {}
+  for (const field of MESH_PROFILE_FIELDS) {
+    const value = (source as Record<string, unknown>)[field]
+    if (value === undefined) continue
+    out[field] = typeof value === 'object' && value !== null ? structuredClone(value) : value
+  }
+  return out as ProfileOf<T>
+}
