@@ -9,18 +9,10 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it } from 'node:test'
-import { isMeshError } from '../../src/errors.ts'
 import type { MeshManifest } from '../../src/manifest/index.ts'
+import { rejectsWithCode } from '../fixtures/codes.ts'
 import { until } from '../rooms/helpers.ts'
 import { decide, startNode, statusAt } from './nodes.ts'
-
-async function refusedWith(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isMeshError(err), String(err))
-    assert.equal(err.code, code, err.message)
-    return true
-  })
-}
 
 describe('POST /api/connections with a URL target (SPEC §10)', () => {
   it('refuses a tampered manifest and an act for another mesh; connects by a good URL', async (t) => {
@@ -44,14 +36,14 @@ describe('POST /api/connections with a URL target (SPEC §10)', () => {
         ucan: await a.act('mesh/connect', did),
       })
 
-    await refusedWith(connect(tamperUrl), 'MESH_SIGNATURE_MISMATCH')
-    await refusedWith(
+    await rejectsWithCode(connect(tamperUrl), 'MESH_SIGNATURE_MISMATCH')
+    await rejectsWithCode(
       a.api.get(`/api/connections/resolve?url=${encodeURIComponent(tamperUrl)}`),
       'MESH_SIGNATURE_MISMATCH',
     )
     // The act names alpha itself, the URL leads to beta: the act does not cover it.
-    await assert.rejects(connect(b.node.httpUrl, a.node.did), (err: unknown) => isMeshError(err))
-    await refusedWith(a.api.get('/api/connections/resolve?url=ftp%3A%2F%2Fx'), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(connect(b.node.httpUrl, a.node.did), 'MESH_UCAN_INVALID')
+    await rejectsWithCode(a.api.get('/api/connections/resolve?url=ftp%3A%2F%2Fx'), 'MESH_BAD_REQUEST')
     assert.deepEqual(await a.connections(), [])
 
     const { id } = await connect(`${b.node.httpUrl}/`)

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
-import { isMeshError } from '../../src/errors.ts'
 import {
   dialableAddresses,
   fetchManifest,
@@ -16,6 +15,7 @@ import {
   signManifest,
   type UnsignedManifest,
 } from '../../src/manifest/index.ts'
+import { rejectsWithCode } from '../fixtures/codes.ts'
 import { alice, bob } from '../fixtures/principals.ts'
 
 const content: UnsignedManifest = {
@@ -64,14 +64,6 @@ const json =
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify(value))
   }
-
-async function refused(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isMeshError(err), String(err))
-    assert.equal(err.code, code, err.message)
-    return true
-  })
-}
 
 describe('fetchManifest (reachable by URL, SPEC §10)', () => {
   it('reads and verifies a manifest from a base URL, a base with a path, or the manifest URL, following a redirect', async (t) => {
@@ -123,7 +115,7 @@ describe('fetchManifest (reachable by URL, SPEC §10)', () => {
     const byPath = new Map(cases.map(([name, body]) => [`/${name}.json`, body]))
     const base = await serve(t, (req, res) => json(byPath.get(req.url as string))(req, res))
     for (const [name] of cases)
-      await refused(fetchManifest(`${base}/${name}.json`), 'MESH_SIGNATURE_MISMATCH')
+      await rejectsWithCode(fetchManifest(`${base}/${name}.json`), 'MESH_SIGNATURE_MISMATCH')
   })
 
   it('bounds what it reads: size, redirects, time, scheme, status, shape', async (t) => {
@@ -162,18 +154,18 @@ describe('fetchManifest (reachable by URL, SPEC §10)', () => {
           res.end()
       }
     })
-    await refused(fetchManifest(`${base}/big-declared.json`), 'MESH_TOO_LARGE')
-    await refused(fetchManifest(`${base}/big-chunked.json`), 'MESH_TOO_LARGE')
-    await refused(fetchManifest(`${base}/loop.json`), 'MESH_UNAVAILABLE')
-    await refused(fetchManifest(`${base}/file.json`), 'MESH_BAD_REQUEST')
-    await refused(fetchManifest(`${base}/slow.json`, { timeoutMs: 300 }), 'MESH_UNAVAILABLE')
-    await refused(fetchManifest(`${base}/text.json`), 'MESH_BAD_REQUEST')
-    await refused(fetchManifest(`${base}/array.json`), 'MESH_BAD_REQUEST')
-    await refused(fetchManifest(`${base}/missing.json`), 'MESH_UNAVAILABLE')
-    await refused(fetchManifest('ftp://127.0.0.1/x.json'), 'MESH_BAD_REQUEST')
-    await refused(fetchManifest('http://user:pw@127.0.0.1/'), 'MESH_BAD_REQUEST')
-    await refused(fetchManifest(`http://127.0.0.1/${'a'.repeat(3000)}`), 'MESH_BAD_REQUEST')
-    await refused(fetchManifest('http://'), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(fetchManifest(`${base}/big-declared.json`), 'MESH_TOO_LARGE')
+    await rejectsWithCode(fetchManifest(`${base}/big-chunked.json`), 'MESH_TOO_LARGE')
+    await rejectsWithCode(fetchManifest(`${base}/loop.json`), 'MESH_UNAVAILABLE')
+    await rejectsWithCode(fetchManifest(`${base}/file.json`), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(fetchManifest(`${base}/slow.json`, { timeoutMs: 300 }), 'MESH_UNAVAILABLE')
+    await rejectsWithCode(fetchManifest(`${base}/text.json`), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(fetchManifest(`${base}/array.json`), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(fetchManifest(`${base}/missing.json`), 'MESH_UNAVAILABLE')
+    await rejectsWithCode(fetchManifest('ftp://127.0.0.1/x.json'), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(fetchManifest('http://user:pw@127.0.0.1/'), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(fetchManifest(`http://127.0.0.1/${'a'.repeat(3000)}`), 'MESH_BAD_REQUEST')
+    await rejectsWithCode(fetchManifest('http://'), 'MESH_BAD_REQUEST')
     assert.equal(
       manifestUrlOf('https://x.example/base/?q=1#f').toString(),
       'https://x.example/base/.well-known/mesh-manifest.json',

@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { isMeshError } from '../../src/errors.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import {
@@ -19,6 +18,7 @@ import {
 } from '../../src/p2p/index.ts'
 import { type PublicMesh, pageMeshes, signHeartbeat, verifyHeartbeat } from '../../src/registry/index.ts'
 import { startNode } from '../connections/nodes.ts'
+import { throwsWithCode } from '../fixtures/codes.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { until } from '../rooms/helpers.ts'
 import { contentFor } from './registry-fixtures.ts'
@@ -41,14 +41,6 @@ const recordContent: MeshRecordContent = {
   rooms: 0,
 }
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
-
-function refused(fn: () => unknown, code: string): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(isMeshError(err), String(err))
-    assert.equal(err.code, code, err.message)
-    return true
-  })
-}
 
 const tooMany = {
   description: 'x'.repeat(281),
@@ -73,8 +65,14 @@ describe('mesh profile in records and heartbeats (SPEC §10)', () => {
       },
       profile,
     )
-    refused(() => parseMeshRecord(encode({ ...record, description: 'changed' })), 'MESH_SIGNATURE_MISMATCH')
-    refused(() => parseMeshRecord(encode({ ...record, capabilities: ['x'] })), 'MESH_SIGNATURE_MISMATCH')
+    throwsWithCode(
+      () => parseMeshRecord(encode({ ...record, description: 'changed' })),
+      'MESH_SIGNATURE_MISMATCH',
+    )
+    throwsWithCode(
+      () => parseMeshRecord(encode({ ...record, capabilities: ['x'] })),
+      'MESH_SIGNATURE_MISMATCH',
+    )
     const old = createMeshRecord(key, recordContent, 2)
     assert.equal(parseMeshRecord(encodeMeshRecord(old)).description, undefined)
   })
@@ -91,13 +89,13 @@ describe('mesh profile in records and heartbeats (SPEC §10)', () => {
       { description: 'line\nbreak' },
     ]
     for (const fields of bad) {
-      refused(
+      throwsWithCode(
         () => createMeshRecord(key, { ...recordContent, ...(fields as MeshProfile) }, 1),
         'MESH_BAD_REQUEST',
       )
       // signed by hand, past createMeshRecord's own check: the parser refuses it too
       const signed = createMeshRecord(key, recordContent, 1)
-      refused(() => parseMeshRecord(encode({ ...signed, ...fields })), 'MESH_BAD_REQUEST')
+      throwsWithCode(() => parseMeshRecord(encode({ ...signed, ...fields })), 'MESH_BAD_REQUEST')
     }
   })
 
@@ -107,7 +105,7 @@ describe('mesh profile in records and heartbeats (SPEC §10)', () => {
     const verified = verifyHeartbeat(JSON.parse(JSON.stringify(hb)), { now })
     assert.deepEqual(verified.agents, profile.agents)
     assert.deepEqual(verified.capabilities, profile.capabilities)
-    refused(
+    throwsWithCode(
       () => verifyHeartbeat({ ...hb, http: 'https://mallory.example' }, { now }),
       'MESH_SIGNATURE_MISMATCH',
     )
@@ -118,7 +116,7 @@ describe('mesh profile in records and heartbeats (SPEC §10)', () => {
       { agents: tooMany.agentShape },
     ]) {
       const signed = signHeartbeat(key, { ...contentFor(key, now), ...(fields as MeshProfile) })
-      refused(() => verifyHeartbeat(signed, { now }), 'MESH_BAD_REQUEST')
+      throwsWithCode(() => verifyHeartbeat(signed, { now }), 'MESH_BAD_REQUEST')
     }
     const old = signHeartbeat(key, contentFor(key, now))
     assert.equal(verifyHeartbeat(old, { now }).capabilities, undefined)
@@ -164,7 +162,7 @@ describe('mesh profile in records and heartbeats (SPEC §10)', () => {
     assert.deepEqual(dids('room/post'), ['a', 'b'])
     assert.deepEqual(dids('agent/invoke'), ['b'])
     assert.deepEqual(dids('nothing'), [])
-    refused(() => pageMeshes(items, { capability: 'x'.repeat(200) }), 'MESH_BAD_REQUEST')
+    throwsWithCode(() => pageMeshes(items, { capability: 'x'.repeat(200) }), 'MESH_BAD_REQUEST')
   })
 
   it('a public node heartbeats its profile; the registry lists it and filters by capability', async (t) => {
