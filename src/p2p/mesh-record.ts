@@ -320,7 +320,8 @@ function checkShape(value: unknown): MeshRecord {
   if (!isCount(r.seq) || r.seq < 1) fail('seq', 'must be a positive integer')
   if (typeof r.signature !== 'string') fail('signature', 'must be a string')
   // reachable by URL (SPEC §10): the profile's fields, each bounded
-  if (!validateProfile(pickMeshProfile(r))) {
+  const profile = pickMeshProfile(r)
+  if (Object.keys(profile).length > 0 && !validateProfile(profile)) {
     const first = validateProfile.errors?.[0]
     fail(`${first?.instancePath || 'profile'}`.replace(/^\//, ''), first?.message ?? 'is invalid')
   }
