@@ -108,6 +108,11 @@ describe('the console: meshes reachable by URL, and names instead of dids (SPEC 
       await filter.fill('room/post')
       await visible(row)
       await filter.fill('')
+      // ... and the same filter from the CLI: `mesh status --capability`
+      type Status = { meshes: Array<{ name: string; http?: string }> }
+      const offering = await cli<Status>(beta, 'status', '--capability', 'room/post')
+      assert.equal(offering.meshes.find((m) => m.name === 'alpha')?.http, alpha.proc.http)
+      assert.deepEqual((await cli<Status>(beta, 'status', '--capability', 'no/such')).meshes, [])
 
       // ---- Connect by URL: a tampered manifest is refused with its code ----
       const urlInput = page.getByLabel('Connect by URL')
@@ -163,6 +168,10 @@ describe('the console: meshes reachable by URL, and names instead of dids (SPEC 
         'the DM is named by its other member',
       )
       const link = page.locator(`[data-testid=room-link][href="/rooms/${dm.room}"]`)
+      await waitFor(
+        async () => /:alpha/.test((await link.textContent()) ?? ''),
+        'the room list names the DM too',
+      )
       assert.doesNotMatch((await link.textContent()) ?? '', /dm [A-Za-z0-9]{8}@/)
       await shot('url-04-dm-named')
     } catch (err) {
