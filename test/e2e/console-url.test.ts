@@ -6,36 +6,21 @@
  * room headers name the home mesh and a DM is named by its other member, not by dids.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { type Browser, chromium, type Locator } from 'playwright-core'
+import { type Browser, chromium } from 'playwright-core'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { ConnectionView } from '../../src/connections/index.ts'
+import { CHROMIUM, CHROMIUM_ARGS, consoleSkip, SHOTS, visible } from '../fixtures/console.ts'
 import { acceptRoom, e2e, FAST_RETRY } from '../fixtures/e2e.ts'
 
-const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium'
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage']
-const SHOTS = new URL('../../test-output/screenshots/', import.meta.url).pathname
-const CONSOLE_BUILT = existsSync(new URL('../../dist/ui/index.html', import.meta.url))
 const INTERVAL = '500'
 
-const skip = !existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MESH_CHROMIUM)`
-  : !CONSOLE_BUILT
-    ? 'the console is not built (npm run build:ui)'
-    : false
-
-async function visible(locator: Locator, timeout = 30_000): Promise<Locator> {
-  await locator.first().waitFor({ state: 'visible', timeout })
-  return locator.first()
-}
-
 describe('the console: meshes reachable by URL, and names instead of dids (SPEC §10, issue 14)', {
-  skip,
+  skip: consoleSkip(),
 }, () => {
   it('Browse shows page, description, agents, capabilities and reachability; filters; connects by URL; names rooms and DMs', async (t) => {
     let browser: Browser | undefined

@@ -28,7 +28,8 @@ export interface ConnectionRoutesInit {
  * Connections (SPEC §3), every route behind a session:
  *
  * - `GET /api/connections` → `[ConnectionView]`, newest first; `GET /api/connections/:id`
- * - `POST /api/connections {target: did|multiaddr, note?, ucan}` → `202 {id, status}`
+ * - `POST /api/connections {target: did|multiaddr|url, note?, ucan}` → `202 {id, status}`
+ * - `GET /api/connections/resolve?url=` → what the (verified) manifest at `url` says of its mesh (SPEC §10)
  * - `POST /api/connections/:id/accept|decline|disconnect {ucan}` → `202 {id, status}`
  * - `POST /api/connections/:id/pause|resume {ucan}` → `202 {id, status}` (acts
  *   `connection/pause|resume`): while paused nothing syncs with the peer, its outbox holds
