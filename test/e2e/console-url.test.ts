@@ -158,6 +158,8 @@ describe('the console: meshes reachable by URL, and names instead of dids (SPEC 
         'the room list names the DM too',
       )
       assert.doesNotMatch((await link.textContent()) ?? '', /dm [A-Za-z0-9]{8}@/)
+      const invitation = page.locator(`[data-testid=invitation][data-room="${dm.room}"]`)
+      assert.match((await invitation.textContent()) ?? '', /direct message.*from alpha/)
       await shot('url-04-dm-named')
     } catch (err) {
       await shot('url-failure').catch(() => {})
