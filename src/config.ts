@@ -235,6 +235,12 @@ export interface MeshNodeInit {
   publicUrl?: string
 }
 
+// reachable by URL (SPEC §10)
+export interface MeshNodeInit {
+  /** A line about the mesh, in its manifest, DHT record and registry heartbeat (at most 280 characters). */
+  description?: string
+}
+
 /** The Host/Origin checks of a node: its listen options', plus its public URL's name and origin. */
 export function nodeOriginGuard(init: Pick<MeshNodeInit, 'http' | 'publicUrl'>): OriginGuardInit {
   const guard = originGuardOf(init.http)

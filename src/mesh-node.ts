@@ -47,6 +47,8 @@ import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
+// reachable by URL (SPEC §10)
+import { meshProfile } from './node/mesh-profile.ts'
 import { collectNodeMetrics } from './node/metrics.ts'
 // the model proxy (SPEC §13)
 import { startModel } from './node/model.ts'
@@ -151,6 +153,13 @@ export class MeshNode {
       multiaddrs: () => this.multiaddrs(),
       protocolVersions: () => this.protocolVersions(),
       counts: () => this.#counts(),
+      // reachable by URL (SPEC §10)
+      profile: () =>
+        meshProfile({
+          http: this.init.publicUrl ?? parts.find('httpUrl'), // none until HTTP listens
+          ...(this.init.description !== undefined ? { description: this.init.description } : {}),
+          agents: parts.find('agents')?.cards() ?? [],
+        }),
       keys: () => this.keys(),
     }
     this.#wiring = wiring
@@ -406,6 +415,7 @@ export class MeshNode {
       agents: parts.find('agents')?.cards() ?? [],
       federation: parts.find('federation') ?? federationSettings(DEFAULT_POLICY),
       model: parts.find('model')?.available === true, // the model proxy (SPEC §13)
+      ...(this.init.description !== undefined ? { description: this.init.description } : {}), // SPEC §10
     })
   }
 

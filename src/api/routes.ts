@@ -7,6 +7,8 @@ import * as connections from './schemas/connections.ts'
 import * as members from './schemas/members.ts'
 // the model proxy (SPEC §13)
 import * as model from './schemas/model.ts'
+// reachable by URL (SPEC §10)
+import * as meshProfile from './schemas/mesh-profile.ts'
 // outbound invocation over libp2p
 import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
@@ -631,6 +633,14 @@ export const routes = {
     session: true,
     query: model.usageQuerySchema,
     response: model.usageListSchema,
+  }),
+  // reachable by URL (SPEC §10): a mesh's manifest, fetched and verified by this node
+  resolveMeshUrl: route({
+    method: 'GET',
+    path: '/api/connections/resolve',
+    session: true,
+    query: meshProfile.meshUrlQuerySchema,
+    response: meshProfile.meshUrlViewSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

@@ -129,3 +129,6 @@ export type TaskList = FromSchema<typeof import('./schemas/tasks.ts').taskListSc
 export type UsageList = FromSchema<typeof import('./schemas/model.ts').usageListSchema>
 export type UsageView = UsageList['usage'][number]
 export type ChatCompletionRequest = FromSchema<typeof import('./schemas/model.ts').chatCompletionBodySchema>
+// reachable by URL (SPEC §10)
+export type MeshUrlView = FromSchema<typeof import('./schemas/mesh-profile.ts').meshUrlViewSchema>
+export type MeshProfile = FromSchema<typeof import('./schemas/mesh-profile.ts').meshProfileSchema>

@@ -145,3 +145,12 @@ export const publicUrl = (value: string) => {
     throw new MeshError('MESH_BAD_REQUEST', `--public-url wants http(s)://HOST[:PORT][/PATH], got ${value}`)
   return url.href.replace(/\/$/, '')
 }
+
+// reachable by URL (SPEC §10)
+/** `--description`: printable text of at most 280 characters. */
+export const description = (value: string) => {
+  if (value.length > 280 || [...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
+    throw new MeshError('MESH_BAD_REQUEST', '--description is printable text of at most 280 characters')
+  }
+  return value
+}

@@ -79,14 +79,25 @@ export class HttpPeerBook {
   readonly #sub: Sublevel<unknown>
   readonly #now: () => number
 
-  constructor(store: MeshStore, now: () => number = Date.now) {
+  readonly #fallback: ((did: string) => Promise<string | undefined>) | undefined
+
+  /**
+   * `fallback`: where else a peer's HTTP base may be known — its peer record's `http`,
+   * taken from its manifest when it was reached by URL (SPEC §10).
+   */
+  constructor(
+    store: MeshStore,
+    now: () => number = Date.now,
+    fallback?: (did: string) => Promise<string | undefined>,
+  ) {
     this.#sub = store.sublevel('peers')
     this.#now = now
+    this.#fallback = fallback
   }
 
   async get(did: string): Promise<string | undefined> {
     const value = (await this.#sub.get(`http/1/${did}`)) as { http?: unknown } | undefined
-    return httpBaseOf(value?.http)
+    return httpBaseOf(value?.http) ?? httpBaseOf(await this.#fallback?.(did))
   }
 
   /** Remembers `did`'s HTTP base; false (nothing stored) when it is not an http(s) URL. */

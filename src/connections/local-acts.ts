@@ -1,7 +1,7 @@
 import type { AuditEntryInput, AuditLog } from '../audit/index.ts'
 import { type ActGate, type GateAct, HUMAN_ACTS } from '../auth/acts/index.ts'
 import { BadRequestError, ConflictError } from '../errors.ts'
-import { type Ed25519KeyPair, parseTarget } from '../identity/index.ts'
+import type { Ed25519KeyPair } from '../identity/index.ts'
 import {
   CONNECT_MESSAGE,
   type ConnectAnswerBody,
@@ -22,6 +22,7 @@ import type { Outbox } from './outbox.ts'
 import { newPeerRecord, type PeerBook, type PeerRecord } from './peers.ts'
 import type { PolicyService } from './policy.ts'
 import type { Refusals } from './refusals.ts'
+import { type ConnectTarget, resolveConnectTarget, withTargetAddresses } from './url-target.ts'
 
 /** The local human's signed act, as the HTTP API receives it (`ucan`), and who asked. */
 export interface ActInput {
@@ -31,7 +32,7 @@ export interface ActInput {
 }
 
 export interface ConnectInput extends ActInput {
-  /** A did:key, or a multiaddr ending in /p2p/<peer id>. */
+  /** A did:key, a multiaddr ending in /p2p/<peer id>, or a mesh's http(s) URL (its manifest is fetched). */
   target: string
   note?: string
 }
@@ -99,20 +100,20 @@ export class LocalActs {
 
   /** The architect asks to connect to `target`. Returns the new connection (outbound pending). */
   request(input: ConnectInput): Promise<ConnectionView> {
-    let target: { did: string; multiaddr?: string } | undefined
+    let target: ConnectTarget | undefined
     return this.commitTransition(input, {
       kind: 'connect',
       act: HUMAN_ACTS.connect,
       subject: () => target?.did ?? null,
       check: async () => {
-        target = parseTarget(input.target)
+        target = await resolveConnectTarget(input.target) // reachable by URL (SPEC §10)
         if (target.did === this.#c.key().did)
           throw new BadRequestError('a mesh cannot connect to itself', { target: input.target })
         const decision = await this.#c.policy.evaluate(target.did)
         if (!decision.ok) throw decision.error
       },
       apply: async (act, now) => {
-        const did = (target as { did: string; multiaddr?: string }).did
+        const did = (target as ConnectTarget).did
         const identity = (await this.#c.peers.identityOf(did)) ?? did
         // A pending request from the peer (crossing requests, issue 13) is answered, not crossed.
         const open = (await this.#c.book.connectionsWith(identity)).find(
@@ -129,11 +130,10 @@ export class LocalActs {
             connectionId: open.id,
           })
         }
-        const peer = (await this.#c.peers.get(identity)) ?? newPeerRecord(identity, now)
-        const address = target?.multiaddr
-        if (address !== undefined && !peer.multiaddrs.includes(address)) {
-          peer.multiaddrs = [address, ...peer.multiaddrs].slice(0, 16)
-        }
+        const peer = withTargetAddresses(
+          (await this.#c.peers.get(identity)) ?? newPeerRecord(identity, now),
+          target as ConnectTarget,
+        )
         const record: ConnectionRecord = {
           id: newConnectionId(),
           peerDid: identity,

@@ -3,7 +3,7 @@ import type { AuditLog } from '../audit/index.ts'
 import { BadRequestError, MeshError, SignatureMismatchError } from '../errors.ts'
 import { extendKnownKeys, type RotationRecord, verifyRotationChain } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
-import { type MeshManifest, verifyManifest } from '../manifest/index.ts'
+import { fetchManifest } from '../manifest/index.ts'
 import type { MeshStore, StoreOperation } from '../store/index.ts'
 import { CONNECT_MESSAGE, type KeyRotatedBody } from './connect-protocol.ts'
 import {
@@ -116,7 +116,7 @@ export class PeerRotation {
     ])
     const found: Array<{ source: string; rotations: RotationRecord[]; multiaddrs: string[] }> = []
     if (options.manifestUrl !== undefined) {
-      const manifest = await fetchManifest(options.manifestUrl, signal)
+      const { manifest } = await fetchManifest(options.manifestUrl, { signal })
       const rotations = manifest.keyHistory.flatMap((k) => (k.rotation !== undefined ? [k.rotation] : []))
       found.push({ source: 'manifest', rotations, multiaddrs: manifest.endpoints.libp2p })
     }
@@ -236,38 +236,4 @@ export class PeerRotation {
     )
     return added
   }
-}
-
-async function fetchManifest(url: string, signal: AbortSignal): Promise<MeshManifest> {
-  let target: URL
-  try {
-    target = new URL(url)
-  } catch {
-    throw new BadRequestError('manifestUrl is not a URL', { manifestUrl: url })
-  }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-    throw new BadRequestError('manifestUrl is http or https', { manifestUrl: url })
-  }
-  if (!target.pathname.endsWith('.json')) target = new URL('/.well-known/mesh-manifest.json', target)
-  let manifest: MeshManifest
-  try {
-    const res = await fetch(target, { signal })
-    if (!res.ok) throw new Error(`HTTP ${res.status}`)
-    manifest = (await res.json()) as MeshManifest
-  } catch (err) {
-    throw new MeshError('MESH_UNAVAILABLE', `cannot fetch the peer's manifest: ${(err as Error).message}`, {
-      url: target.toString(),
-    })
-  }
-  if (
-    typeof manifest !== 'object' ||
-    manifest === null ||
-    !Array.isArray(manifest.keyHistory) ||
-    !verifyManifest(manifest)
-  ) {
-    throw new SignatureMismatchError('the manifest is not signed by the key it names', {
-      url: target.toString(),
-    })
-  }
-  return manifest
 }

@@ -53,6 +53,8 @@ export interface PeerRecord {
   received: Record<string, number>
   /** The peer's rotation chain as last applied (the evidence for `keys`); absent before any rotation. */
   rotations?: RotationRecord[]
+  /** The peer's HTTP base, from the manifest it was reached by (reachable by URL, SPEC §10). */
+  http?: string
 }
 
 /** The key a peer signs with today. */

@@ -13,3 +13,16 @@ export {
 
 /** Where the schema lives, for validators and tests. */
 export const MANIFEST_SCHEMA_URL = new URL('../../manifest/mesh-manifest.schema.json', import.meta.url)
+
+// reachable by URL (SPEC §10)
+export {
+  checkManifest,
+  dialableAddresses,
+  type FetchedManifest,
+  type FetchManifestOptions,
+  fetchManifest,
+  isHttpTarget,
+  MANIFEST_FETCH_LIMITS,
+  MANIFEST_PATH,
+  manifestUrlOf,
+} from './fetch-manifest.ts'

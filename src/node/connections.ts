@@ -69,7 +69,11 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
 
   const settings = init.connections ?? {}
   // phase-1 HTTP federation (SPEC §12): where peers take POSTs, and the outbox's fallback to them
-  const httpPeers = new HttpPeerBook(store)
+  // …and a peer reached by URL (SPEC §10) brings its HTTP base in its peer record
+  const httpPeers = new HttpPeerBook(store, Date.now, async (did) => {
+    const peer = (await peerBook.get(did)) ?? (await peerBook.get((await peerBook.identityOf(did)) ?? did))
+    return peer?.http
+  })
   const httpRoute = new HttpRoute({
     peers: httpPeers,
     logger: log.child({ area: 'federation' }),

@@ -27,6 +27,8 @@ export interface ManifestInput {
   federation: FederationSettings
   // the model proxy (SPEC §13): whether it has an upstream (model/invoke is listed then)
   model?: boolean
+  /** reachable by URL (SPEC §10): a line about the mesh. */
+  description?: string
 }
 
 /** The mesh's signed manifest (/.well-known/mesh-manifest.json). */
@@ -38,6 +40,7 @@ export function buildManifest(input: ManifestInput): MeshManifest {
   endpoints.federation = federationEndpoints(input.httpUrl)
   return signManifest(input.key, {
     name: info.name,
+    ...(input.description !== undefined ? { description: input.description } : {}), // SPEC §10
     version: MESH_NODE_VERSION,
     architect: info.architectDid,
     endpoints,

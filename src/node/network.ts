@@ -8,6 +8,7 @@ import {
   createMeshLibp2p,
   type MeshDiscovery,
   type MeshLibp2p,
+  type MeshProfile,
   relayListenAddress,
 } from '../p2p/index.ts'
 import { createRegistryBootstrap, HeartbeatClient, RegistryService } from '../registry/index.ts'
@@ -20,6 +21,8 @@ export interface NetworkWiring extends NodeWiring {
   protocolVersions: () => string[]
   /** Members, bots and rooms, as the mesh record and the heartbeat publish them. */
   counts: () => Promise<{ members: number; bots: number; rooms: number }>
+  /** reachable by URL (SPEC §10): what the record and the heartbeat say of the mesh beyond its addresses. */
+  profile?: () => MeshProfile
 }
 
 type Datastore = ReturnType<typeof createMeshDatastore>
@@ -161,7 +164,7 @@ function createDiscovery(
         ? { registry: createRegistryBootstrap({ registryUrl: init.registryUrl, logger: wiring.logger }) }
         : {}),
       announce: init.public === true,
-      content: async () => wiring.counts(),
+      content: async () => ({ ...(await wiring.counts()), ...wiring.profile?.() }), // + SPEC §10 profile
       keys: async () => {
         const history = parts.find('history')
         if (history === undefined || history.records.length === 0) return undefined
@@ -189,6 +192,7 @@ function createHeartbeat(wiring: NetworkWiring, key: Ed25519KeyPair): HeartbeatC
       protocolVersions: wiring.protocolVersions(),
       version: MESH_NODE_VERSION,
       ...(await wiring.counts()),
+      ...wiring.profile?.(), // reachable by URL (SPEC §10)
     }),
     rotations: () => parts.find('history')?.records,
     healthy: () => parts.find('storeMonitor')?.health.status !== 'unhealthy',

@@ -1,4 +1,7 @@
 import type { AbortOptions } from '@libp2p/interface'
+// reachable by URL (SPEC §10)
+import { pickMeshProfile } from '../api/schemas/mesh-profile.ts'
+import type { MeshProfile } from '../api/types.ts'
 import type { Logger } from '../log.ts'
 import type { MeshStore, Sublevel } from '../store/index.ts'
 import { currentDidOf, type MeshRecord } from './mesh-record.ts'
@@ -16,13 +19,14 @@ export type MeshStatus = 'online' | 'idle' | 'offline'
 export type DiscoveredMesh = Pick<
   MeshRecord,
   'did' | 'name' | 'peerId' | 'multiaddrs' | 'members' | 'bots' | 'rooms' | 'version' | 'protocolVersions'
-> & {
-  status: MeshStatus
-  /** ISO 8601 time of the newest record held. */
-  lastHeartbeat: string
-  /** ISO 8601 time this node first found the mesh. */
-  firstSeen?: string
-}
+> &
+  MeshProfile & {
+    status: MeshStatus
+    /** ISO 8601 time of the newest record held. */
+    lastHeartbeat: string
+    /** ISO 8601 time this node first found the mesh. */
+    firstSeen?: string
+  }
 
 export interface DiscoveredMeshBookComponents {
   /** The book lives in the store's `discovery` sublevel, under `mesh/v1/<did>`. */
@@ -96,6 +100,7 @@ export class DiscoveredMeshBook {
         protocolVersions: record.protocolVersions,
         lastHeartbeat: new Date(record.ts).toISOString(),
         firstSeen: new Date(firstSeen).toISOString(),
+        ...pickMeshProfile(record), // reachable by URL (SPEC §10)
       }))
       .sort((a, b) => b.lastHeartbeat.localeCompare(a.lastHeartbeat) || a.did.localeCompare(b.did))
   }

@@ -3,6 +3,10 @@
  * signed mesh record in the DHT (validator, selector, replay guard), record exchange
  * with connected neighbours, and discovery through the mesh directory.
  */
+
+// reachable by URL (SPEC §10): what records and heartbeats say of a mesh beyond its addresses
+export { MESH_PROFILE_LIMITS } from '../api/schemas/mesh-profile.ts'
+export type { MeshProfile } from '../api/types.ts'
 export {
   MESH_DIRECTORY_CID,
   MESH_DIRECTORY_NAME,

@@ -4,6 +4,9 @@ import { Key } from 'interface-datastore'
 import { LRUCache } from 'lru-cache'
 import { compare as compareBytes } from 'uint8arrays/compare'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+// reachable by URL (SPEC §10)
+import { MESH_PROFILE_FIELDS, meshProfileSchema, pickMeshProfile } from '../api/schemas/mesh-profile.ts'
+import type { MeshProfile } from '../api/types.ts'
 import { BadRequestError, ClockSkewError, SignatureMismatchError, TooLargeError } from '../errors.ts'
 import type { Ed25519KeyPair, RotationRecord } from '../identity/index.ts'
 import {
@@ -14,6 +17,7 @@ import {
   verifyCanonical,
   verifyRotationChain,
 } from '../identity/index.ts'
+import { lazyValidator } from '../schema.ts'
 
 /**
  * The signed mesh record: what a mesh publishes about itself in the DHT under
@@ -21,8 +25,14 @@ import {
  *
  * ```
  * {v:1, did, peerId, name, multiaddrs:[string], protocolVersions:[string], version,
- *  members, bots, rooms, seq, ts, identity?, rotations?, signature}
+ *  members, bots, rooms, seq, ts, identity?, rotations?, signature,
+ *  http?, manifestUrl?, description?, agents?, capabilities?}
  * ```
+ *
+ * The last five (SPEC §10, "reachable by URL") are what the mesh says of itself for
+ * browsers and registries — its HTTP base, its manifest's URL, a description, its agents
+ * `[{name, skills}]` and the capabilities it offers — optional (older records have none)
+ * and bounded (api/schemas/mesh-profile.ts), signed like every other field.
  *
  * A mesh whose key was rotated adds `identity` (its genesis did) and `rotations` (the
  * chain of rotation records from the identity to `did`, identity/rotation.ts). A key it
@@ -63,10 +73,11 @@ const RECORD_FIELDS = [
   'identity',
   'rotations',
   'signature',
+  ...MESH_PROFILE_FIELDS, // reachable by URL (SPEC §10)
 ] as const
 
 /** What a mesh says about itself; the rest of the record is identity, ordering and proof. */
-export interface MeshRecordContent {
+export interface MeshRecordContent extends MeshProfile {
   name: string
   multiaddrs: string[]
   protocolVersions: string[]
@@ -148,6 +159,7 @@ export function createMeshRecord(
     ...(keys !== undefined && keys.rotations.length > 0
       ? { identity: keys.identity, rotations: keys.rotations }
       : {}),
+    ...pickMeshProfile(content), // reachable by URL (SPEC §10)
   }
   checkShape({ ...unsigned, signature: '' })
   return { ...unsigned, signature: signCanonical(key, unsigned) }
@@ -307,6 +319,12 @@ function checkShape(value: unknown): MeshRecord {
   }
   if (!isCount(r.seq) || r.seq < 1) fail('seq', 'must be a positive integer')
   if (typeof r.signature !== 'string') fail('signature', 'must be a string')
+  // reachable by URL (SPEC §10): the profile's fields, each bounded
+  const profile = pickMeshProfile(r)
+  if (Object.keys(profile).length > 0 && !validateProfile(profile)) {
+    const first = validateProfile.errors?.[0]
+    fail(`${first?.instancePath || 'profile'}`.replace(/^\//, ''), first?.message ?? 'is invalid')
+  }
   if (r.identity !== undefined || r.rotations !== undefined) {
     if (!isDidKey(r.identity)) fail('identity', 'must be an Ed25519 did:key')
     if (!Array.isArray(r.rotations) || r.rotations.length === 0 || r.rotations.length > MAX_ROTATION_CHAIN) {
@@ -323,6 +341,8 @@ function checkShape(value: unknown): MeshRecord {
   }
   return r as unknown as MeshRecord
 }
+
+const validateProfile = lazyValidator<MeshProfile>(meshProfileSchema)
 
 function isShortString(value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length <= max

@@ -1,4 +1,6 @@
 import type { AbortOptions } from '@libp2p/interface'
+// reachable by URL (SPEC §10)
+import { pickMeshProfile } from '../api/schemas/mesh-profile.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { canonicalBytes } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
@@ -160,8 +162,12 @@ export class RecordPublisher {
 }
 
 function sameContent(record: MeshRecord, content: MeshRecordContent): boolean {
-  const { name, multiaddrs, protocolVersions, version, members, bots, rooms } = record
-  const a = canonicalBytes({ name, multiaddrs, protocolVersions, version, members, bots, rooms })
-  const b = canonicalBytes(content)
+  const fieldsOf = (c: MeshRecordContent) => {
+    const { name, multiaddrs, protocolVersions, version, members, bots, rooms } = c
+    // reachable by URL (SPEC §10): the profile counts as content
+    return { name, multiaddrs, protocolVersions, version, members, bots, rooms, ...pickMeshProfile(c) }
+  }
+  const a = canonicalBytes(fieldsOf(record))
+  const b = canonicalBytes(fieldsOf(content))
   return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
 }

@@ -1,5 +1,8 @@
 import { multiaddr } from '@multiformats/multiaddr'
+// reachable by URL (SPEC §10)
+import { meshProfileProperties, pickMeshProfile } from '../api/schemas/mesh-profile.ts'
 import { MESH_REPORT_FIELDS, MESH_STATUSES } from '../api/schemas/registry.ts'
+import type { MeshProfile } from '../api/types.ts'
 import { BadRequestError, ClockSkewError, SignatureMismatchError } from '../errors.ts'
 import {
   type Ed25519KeyPair,
@@ -61,8 +64,12 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000
 /** How far a heartbeat's `ts` may be from the receiver's clock (SPEC §3); default of the verifier. */
 export const HEARTBEAT_MAX_CLOCK_SKEW_MS = 60_000
 
-/** A heartbeat without its signature: exactly the object that is signed. */
-export interface HeartbeatContent {
+/**
+ * A heartbeat without its signature: exactly the object that is signed. The profile
+ * fields (`http`, `manifestUrl`, `description`, `agents`, `capabilities`; SPEC §10) are
+ * optional and signed like the rest.
+ */
+export interface HeartbeatContent extends MeshProfile {
   did: string
   peerId: string
   name: string
@@ -130,6 +137,7 @@ export const heartbeatSchema = {
     ts: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     rotations: { ...rotationChainSchema, minItems: 1 },
     pow: { type: 'string', minLength: 1, maxLength: POW_NONCE_MAX_LENGTH, pattern: '^[A-Za-z0-9_-]+$' },
+    ...meshProfileProperties, // reachable by URL (SPEC §10)
     // 64 signature bytes in unpadded base64url
     signature: { type: 'string', pattern: '^[A-Za-z0-9_-]{86}$' },
   },
@@ -231,5 +239,6 @@ function wireContent(c: HeartbeatContent): HeartbeatContent {
     ts: c.ts,
     ...(c.rotations !== undefined && c.rotations.length > 0 ? { rotations: [...c.rotations] } : {}),
     ...(c.pow !== undefined ? { pow: c.pow } : {}),
+    ...pickMeshProfile(c), // reachable by URL (SPEC §10)
   }
 }

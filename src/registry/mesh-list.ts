@@ -1,5 +1,6 @@
 import type { AbortOptions } from '@libp2p/interface'
 import { MESH_LIST_SORTS, MESH_STATUSES } from '../api/schemas/registry.ts'
+import type { MeshProfile } from '../api/types.ts'
 import { BadRequestError } from '../errors.ts'
 
 /**
@@ -12,8 +13,8 @@ import { BadRequestError } from '../errors.ts'
 export { MESH_LIST_SORTS, MESH_STATUSES }
 export type MeshStatus = (typeof MESH_STATUSES)[number]
 
-/** One item of the public list (SPEC §3). */
-export interface PublicMesh {
+/** One item of the public list (SPEC §3), with what the mesh says of itself (SPEC §10) when it does. */
+export interface PublicMesh extends MeshProfile {
   did: string
   name: string
   peerId: string
@@ -53,6 +54,8 @@ export interface MeshListQuery {
   limit?: number
   /** `nextCursor` of the previous page. */
   cursor?: string
+  /** reachable by URL (SPEC §10): only meshes whose `capabilities` list this one. */
+  capability?: string
 }
 
 export interface MeshPage {
@@ -150,6 +153,10 @@ function checkQuery(query: MeshListQuery): {
  */
 export function pageMeshes(items: readonly PublicMesh[], query: MeshListQuery = {}): MeshPage {
   const { q, status, sort, limit, after } = checkQuery(query)
+  const { capability } = query // reachable by URL (SPEC §10)
+  if (capability !== undefined && (typeof capability !== 'string' || capability.length > 128)) {
+    throw new BadRequestError('capability is a string of at most 128 characters')
+  }
   const needle = q?.toLowerCase()
   const matching = items
     .filter(
@@ -157,7 +164,8 @@ export function pageMeshes(items: readonly PublicMesh[], query: MeshListQuery = 
         (status === undefined || mesh.status === status) &&
         (needle === undefined ||
           mesh.name.toLowerCase().includes(needle) ||
-          mesh.did.toLowerCase().includes(needle)),
+          mesh.did.toLowerCase().includes(needle)) &&
+        (capability === undefined || (mesh.capabilities ?? []).includes(capability)),
     )
     .map((mesh) => ({ mesh, key: sortKey(mesh, sort) }))
     .filter(({ key }) => after === undefined || compareKeys(key, after) > 0)

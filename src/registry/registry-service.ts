@@ -1,5 +1,7 @@
 import type { AbortOptions } from '@libp2p/interface'
 import type { Counter, Gauge, Registry as MetricsRegistry } from 'prom-client'
+// reachable by URL (SPEC §10)
+import { pickMeshProfile } from '../api/schemas/mesh-profile.ts'
 import {
   ForbiddenError,
   isMeshError,
@@ -479,6 +481,7 @@ export class RegistryService {
       protocolVersions: [...hb.protocolVersions],
       lastHeartbeat: new Date(stored.receivedAt).toISOString(),
       firstSeen: new Date(stored.firstSeen ?? stored.receivedAt).toISOString(),
+      ...pickMeshProfile(hb), // reachable by URL (SPEC §10)
     }
   }
 }

@@ -119,7 +119,7 @@ export const connectionAcceptedSchema = strictObject(
 
 export const connectBodySchema = strictObject(
   {
-    /** A mesh did or a multiaddr. */
+    /** A mesh did, a multiaddr, or the mesh's http(s) URL (its manifest is fetched and verified, SPEC §10). */
     target: { type: 'string', minLength: 1, maxLength: 512 },
     note: { type: 'string', maxLength: 1024 },
     ucan: UCAN,

@@ -1,4 +1,7 @@
+// reachable by URL (SPEC §10)
+
 import { b64url, INTEGER, NULLABLE_STRING, optionalObject, pageOf, STRING, strictObject } from './common.ts'
+import { MESH_PROFILE_LIMITS, meshProfileProperties } from './mesh-profile.ts'
 
 /**
  * The public list of meshes (served by a registry and by any node) and the registry's
@@ -26,6 +29,8 @@ export const meshListQuerySchema = optionalObject({
   sort: { type: 'string', enum: MESH_LIST_SORTS },
   limit: { type: 'string', pattern: '^[0-9]{1,3}$' },
   cursor: b64url(MESH_LIST_API_LIMITS.maxCursorLength),
+  // reachable by URL (SPEC §10): only meshes listing this capability
+  capability: { type: 'string', minLength: 1, maxLength: MESH_PROFILE_LIMITS.capabilityMaxLength },
 })
 
 const stringList = <const N extends number>(maxItems: N) =>
@@ -63,6 +68,7 @@ export const publicMeshSchema = strictObject(
     protocolVersions: stringList(MESH_LIST_API_LIMITS.maxProtocolVersions),
     lastHeartbeat: STRING,
     firstSeen: STRING,
+    ...meshProfileProperties, // reachable by URL (SPEC §10)
   },
   [...MESH_REPORT_FIELDS, 'lastHeartbeat'],
 )

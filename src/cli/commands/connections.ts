@@ -33,14 +33,22 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
   const { out } = ctx
   const session = (options: ClientOptions) => humanSession(ctx.keystore(), options)
 
-  clientCommand(cli, 'connect <target>', 'ask a mesh (did:key, or multiaddr ending in /p2p/<id>) to connect')
+  clientCommand(
+    cli,
+    'connect <target>',
+    'ask a mesh (did:key, multiaddr ending in /p2p/<id>, or its http(s) URL) to connect',
+  )
     .option('--note <text>', 'a note for the other architect')
     .action(async (target: string, options: ClientOptions & { note?: string }) => {
       const { client: api, chainAct } = await session(options)
+      // reachable by URL (SPEC §10): the node fetches and verifies the manifest; the act names its did
+      const did = /^https?:\/\//i.test(target)
+        ? (await api.call('resolveMeshUrl', { query: { url: target } })).did
+        : parseTarget(target).did
       const res = await api.call('connect', {
         body: {
           target,
-          ucan: await chainAct(HUMAN_ACTS.connect, parseTarget(target).did),
+          ucan: await chainAct(HUMAN_ACTS.connect, did),
           ...(options.note !== undefined ? { note: options.note } : {}),
         },
       })

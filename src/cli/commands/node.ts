@@ -15,6 +15,7 @@ import { createdText, holdsMesh, initDataDir } from '../init.ts'
 import {
   collectMultiaddr,
   dataOption,
+  description,
   httpListen,
   httpListenOptions,
   nonNegativeInt,
@@ -128,6 +129,12 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         'the URL others reach the HTTP API by (behind a reverse proxy)',
       ).argParser(publicUrl),
     )
+    // reachable by URL (SPEC §10)
+    .addOption(
+      new Option('--description <text>', 'a line about the mesh (manifest, DHT record, registry)').argParser(
+        description,
+      ),
+    )
     .option('--registry <url>', 'registry to bootstrap from and heartbeat to')
     .option('--bootstrap <multiaddr>', 'mesh to join the DHT through (repeatable)', collectMultiaddr)
     .option('--serve-registry', 'also serve a registry from this node')
@@ -224,6 +231,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             listen: (options.listen as string[] | undefined) ?? ['/ip4/127.0.0.1/tcp/0'],
             ...(options.announce !== undefined ? { announce: options.announce as string[] } : {}),
             ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl as string } : {}),
+            ...(options.description !== undefined ? { description: options.description as string } : {}),
             bootstrap: (options.bootstrap as string[] | undefined) ?? [],
             serveRegistry: options.serveRegistry === true,
             public: options.public === true,

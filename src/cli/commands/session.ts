@@ -13,10 +13,15 @@ export function registerSessionCommands(cli: Command, ctx: CliContext): void {
     .description("show a running node's identity, addresses and what it has discovered")
     .addOption(dataOption())
     .addOption(apiOption())
-    .action(async (options: { data: string; api?: string }) => {
+    .option('--capability <name>', 'only meshes offering this capability (e.g. agent/invoke)') // SPEC §10
+    .action(async (options: { data: string; api?: string; capability?: string }) => {
       const client = new HttpClient(await apiUrl(options))
       const health = await client.call('health')
-      const list = await client.call('publicMeshes', { query: { limit: '100' } })
+      const query = {
+        limit: '100',
+        ...(options.capability !== undefined ? { capability: options.capability } : {}),
+      }
+      const list = await client.call('publicMeshes', { query })
       out.print(
         { ...health, meshes: list.meshes },
         [
@@ -25,7 +30,10 @@ export function registerSessionCommands(cli: Command, ctx: CliContext): void {
           `version: ${health.version}`,
           `listen:  ${health.multiaddrs.join(' ')}`,
           `meshes:  ${list.meshes.length} known`,
-          ...list.meshes.map((m) => `  ${m.status.padEnd(8)} ${m.name.padEnd(20)} ${m.did}`),
+          ...list.meshes.map(
+            (m) =>
+              `  ${m.status.padEnd(8)} ${m.name.padEnd(20)} ${m.did}${m.http !== undefined ? `  ${m.http}` : ''}`,
+          ),
         ].join('\n'),
       )
     })

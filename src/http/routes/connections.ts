@@ -7,6 +7,8 @@ import {
   connectionIdParams,
   connectionListSchema,
   connectionViewSchema,
+  meshUrlQuerySchema,
+  meshUrlViewSchema,
   peerListSchema,
   peerParamsSchema,
   peerRefreshBodySchema,
@@ -14,6 +16,8 @@ import {
 } from '../../api/index.ts'
 import type { ConnectionService } from '../../connections/index.ts'
 import { ForbiddenError } from '../../errors.ts'
+// reachable by URL (SPEC §10)
+import { meshUrlView } from './mesh-url.ts'
 import { sessionOf } from './session.ts'
 
 export interface ConnectionRoutesInit {
@@ -24,7 +28,8 @@ export interface ConnectionRoutesInit {
  * Connections (SPEC §3), every route behind a session:
  *
  * - `GET /api/connections` → `[ConnectionView]`, newest first; `GET /api/connections/:id`
- * - `POST /api/connections {target: did|multiaddr, note?, ucan}` → `202 {id, status}`
+ * - `POST /api/connections {target: did|multiaddr|url, note?, ucan}` → `202 {id, status}`
+ * - `GET /api/connections/resolve?url=` → what the (verified) manifest at `url` says of its mesh (SPEC §10)
  * - `POST /api/connections/:id/accept|decline|disconnect {ucan}` → `202 {id, status}`
  * - `POST /api/connections/:id/pause|resume {ucan}` → `202 {id, status}` (acts
  *   `connection/pause|resume`): while paused nothing syncs with the peer, its outbox holds
@@ -126,5 +131,15 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesInit> = async 
         body.manifestUrl !== undefined ? { manifestUrl: body.manifestUrl } : {},
       )
     },
+  )
+
+  // reachable by URL (SPEC §10): `GET /api/connections/resolve?url=` → MeshUrlView
+  app.get(
+    '/api/connections/resolve',
+    {
+      onRequest: authenticate,
+      schema: { querystring: meshUrlQuerySchema, response: { 200: meshUrlViewSchema } },
+    },
+    async (request) => meshUrlView(request.query.url),
   )
 }

@@ -25,13 +25,14 @@ export const meshListRoutes: FastifyPluginAsync<{ source: PublicMeshSource }> = 
     '/api/meshes/public',
     { schema: { querystring: meshListQuerySchema, response: { 200: meshPageSchema } } },
     async (request) => {
-      const { q, status, sort, limit, cursor } = request.query
+      const { q, status, sort, limit, cursor, capability } = request.query
       return pageMeshes(await source.list(), {
         q,
         status,
         sort,
         limit: limit === undefined ? undefined : Number(limit),
         cursor,
+        capability, // reachable by URL (SPEC §10)
       })
     },
   )

@@ -23,6 +23,8 @@ import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
 import { EmptyState, ErrorState, Loading, NameAndDid, ShortDid, StatusBadge, When } from './common.tsx'
 import { DataTable } from './DataTable.tsx'
+// reachable by URL (SPEC §10)
+import { ConnectByUrl, MeshProfileLine, Reachability } from './MeshProfile.tsx'
 import { RoutedTabs } from './RoutedTabs.tsx'
 
 /** The address to dial: a multiaddr that ends in /p2p/<peer id> when one is known, else the did. */
@@ -97,6 +99,8 @@ function Browse({ connections }: { connections: ConnectionView[] }) {
   const [query, setQuery] = useState('')
   const [status, setStatus] = useState('all')
   const [q] = useDebouncedValue(query, 250)
+  const [capability, setCapability] = useState('') // reachable by URL (SPEC §10)
+  const [cap] = useDebouncedValue(capability, 250)
   const [target, setTarget] = useState<PublicMesh | undefined>(undefined)
   const meshes = usePoll(
     () => {
@@ -104,17 +108,20 @@ function Browse({ connections }: { connections: ConnectionView[] }) {
         limit: '100',
         ...(q.trim() !== '' ? { q: q.trim() } : {}),
         ...(status !== 'all' ? { status: status as MeshStatus } : {}),
+        ...(cap.trim() !== '' ? { capability: cap.trim() } : {}),
       }
       return session.call('publicMeshes', { query })
     },
     5000,
-    [session, q, status],
+    [session, q, status, cap],
   )
   const list = (meshes.data?.meshes ?? []).filter((m) => m.did !== session.health.did)
   const stateOf = (did: string) => connections.find((c) => c.peerDid === did || c.peerKeyDid === did)?.status
 
   return (
     <Stack>
+      <Reachability />
+      <ConnectByUrl />
       <Group align="end">
         <TextInput
           label="Search meshes"
@@ -122,6 +129,13 @@ function Browse({ connections }: { connections: ConnectionView[] }) {
           value={query}
           onChange={(e) => setQuery(e.currentTarget.value)}
           w={280}
+        />
+        <TextInput
+          label="Capability"
+          placeholder="e.g. agent/invoke"
+          value={capability}
+          onChange={(e) => setCapability(e.currentTarget.value)}
+          w={200}
         />
         <div>
           <Text size="sm" fw={500} id="status-filter-label" mb={4}>
@@ -165,6 +179,7 @@ function Browse({ connections }: { connections: ConnectionView[] }) {
             <Table.Tr key={m.did} data-testid="mesh-row" data-name={m.name}>
               <Table.Td>
                 <NameAndDid name={m.name} did={m.did} />
+                <MeshProfileLine mesh={m} />
               </Table.Td>
               <Table.Td>
                 <StatusBadge status={m.status} />

@@ -46,7 +46,8 @@ export function InvitationsCard({ onAnswered }: { onAnswered: () => void }) {
           >
             <Group gap={6} wrap="nowrap">
               <Text span fw={600}>
-                # {i.name}
+                {/* issue 14: a DM's stored name holds a did's tail; it is a direct message from its mesh */}
+                {i.dm !== undefined ? 'direct message' : `# ${i.name}`}
               </Text>
               <Badge size="xs" variant="light" color={i.status === 'pending' ? 'blue' : 'gray'}>
                 {i.endedBy !== undefined ? `ended (${i.endedBy})` : i.status}

@@ -20,7 +20,10 @@ import {
 import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from 'react'
 import type { ListedRoom, RoomDetail } from '../../../api/index.ts'
 import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
+import { dmName } from '../lib/names.ts'
 import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
+// issue 14: names instead of bare dids in room headers and DM names
+import { useRoomNames } from '../lib/room-names.ts'
 import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
 import {
@@ -47,6 +50,7 @@ export function RoomsView() {
   const path = usePath()
   const selected = /^\/rooms\/([A-Za-z0-9_-]{8,64})$/.exec(path)?.[1]
   const rooms = usePoll(() => session.call('listRooms'), 3000, [session])
+  const names = useRoomNames(rooms.data?.rooms) // issue 14
   const [name, setName] = useState('')
   const [topic, setTopic] = useState('')
   const [inviteOnly, setInviteOnly] = useState(false)
@@ -91,7 +95,7 @@ export function RoomsView() {
                   label={
                     <Group gap={6} wrap="nowrap">
                       <Text span fw={600}>
-                        # {r.name}
+                        # {names.roomName(r)}
                       </Text>
                       {r.federated && <FederatedBadge label="federated room" />}
                       {r.visibility === 'invite' && (
@@ -203,6 +207,15 @@ function RoomPane({ roomId, room }: { roomId: string; room: ListedRoom | undefin
   const params = { id: roomId }
   const detail = usePoll(() => session.call('getRoom', { params }), 5000, [session, roomId])
   const members = usePoll(() => session.call('roomMembers', { params }), 5000, [session, roomId])
+  const names = useRoomNames(undefined) // issue 14
+  const homeMesh = detail.data?.homeMesh ?? room?.homeMesh
+  const shown = detail.data ?? room
+  const title =
+    shown === undefined
+      ? roomId
+      : shown.dm === true
+        ? dmName(shown, members.data?.members, session.me.did)
+        : shown.name
   // A fresh ticket per connection; the call signs in again if the session has ended.
   const doc = useRoomDoc(
     roomId,
@@ -220,12 +233,16 @@ function RoomPane({ roomId, room }: { roomId: string; room: ListedRoom | undefin
       <Group justify="space-between" align="start">
         <div>
           <Group gap="xs">
-            <Title order={2}># {detail.data?.name ?? room?.name ?? roomId}</Title>
+            <Title order={2} data-testid="room-title">
+              # {title}
+            </Title>
             {federated && <FederatedBadge label="federated room" />}
           </Group>
           <Text c="dimmed" size="sm">
             {detail.data?.topic || 'no topic'} · {detail.data?.members ?? '?'} members · home mesh{' '}
-            <ShortDid did={detail.data?.homeMesh ?? room?.homeMesh} />
+            <span data-testid="room-home-mesh">
+              <ShortDid did={homeMesh} name={names.meshName(homeMesh)} />
+            </span>
           </Text>
         </div>
         <LinkBadge link={doc.link} synced={doc.synced} />
