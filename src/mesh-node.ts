@@ -41,6 +41,8 @@ import { startForeignAccess } from './node/foreign-access.ts'
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
+// store and forward (SPEC §10)
+import { startMailbox } from './node/mailbox.ts'
 import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
 import { collectNodeMetrics } from './node/metrics.ts'
@@ -230,6 +232,7 @@ export class MeshNode {
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+    await startMailbox(wiring) // store and forward (SPEC §10): /mesh/mailbox/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 

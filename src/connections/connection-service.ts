@@ -15,6 +15,7 @@ import { Delivery } from './delivery.ts'
 import type { EnvelopeVerifier } from './envelope.ts'
 import { createInbound, type Inbound } from './inbound/index.ts'
 import { type ActInput, type ConnectInput, LocalActs } from './local-acts.ts'
+import type { MailboxPark } from './mailbox-park.ts' // store and forward (SPEC §10)
 import type { Outbox } from './outbox.ts'
 import { PeerProbe } from './peer-probe.ts'
 import { announceRevocation } from './peer-revocations.ts'
@@ -74,6 +75,9 @@ export interface ConnectionServiceComponents {
   // revocation that travels (SPEC §9)
   /** This mesh's revocations, which take a peer's `ucan.revoked` (a getter: wired later); without it they are refused as unavailable. */
   revocations?: () => Pick<RevocationService, 'receive'> | undefined
+  // store and forward (SPEC §10)
+  /** The mailbox at relays a peer names, for a message the peer cannot be reached for now (a getter: wired later). */
+  mailbox?: () => MailboxPark | undefined
 }
 
 export interface ConnectionServiceInit {
@@ -316,8 +320,12 @@ export class ConnectionService {
   }
 
   /** Handles one message from the libp2p peer `remoteDid`; returns the signed reply. */
-  receive(bytes: Uint8Array, remoteDid: string): Promise<Uint8Array> {
-    return this.#inbound.receive(bytes, remoteDid)
+  receive(
+    bytes: Uint8Array,
+    remoteDid: string,
+    options: { maxAgeMs?: number } = {}, // store and forward (SPEC §10): a message from a relay's mailbox
+  ): Promise<Uint8Array> {
+    return this.#inbound.receive(bytes, remoteDid, options)
   }
 
   #probeRound(): void {

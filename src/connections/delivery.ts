@@ -28,6 +28,7 @@ import {
   transition,
 } from './connection-book.ts'
 import { createEnvelope, type Envelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
+import { type MailboxPark, parkAtRelay } from './mailbox-park.ts' // store and forward (SPEC §10)
 import { Outbox, type OutboxItem } from './outbox.ts'
 import { countTraffic, type PeerBook, type PeerRecord } from './peers.ts'
 
@@ -45,6 +46,8 @@ export interface DeliveryComponents {
   shutdown: () => AbortSignal
   /** Addresses of a peer beyond what it told us, e.g. its DHT record. */
   resolvePeer?: (did: string, options: AbortOptions) => Promise<{ multiaddrs: string[] } | undefined>
+  // store and forward (SPEC §10): the mailbox at a relay the peer names (a getter: wired later)
+  mailbox?: () => MailboxPark | undefined
 }
 
 export interface DeliveryInit {
@@ -169,7 +172,23 @@ export class Delivery {
       replyBytes = await exchange(this.#c.libp2p(), peerId, encodeEnvelope(envelope), { signal })
     } catch (err) {
       if (options.signal?.aborted === true) throw err
-      throw classifyDeliveryError(err)
+      // store and forward (SPEC §10): libp2p → HTTP endpoint → mailbox; parked counts as delivered
+      const failure = classifyDeliveryError(err)
+      const mailbox = this.#c.mailbox?.()
+      if (
+        mailbox !== undefined &&
+        (await parkAtRelay(
+          { mailbox, outbox: this.#outbox, audit: this.#c.audit, logger: this.#c.logger },
+          item,
+          peer,
+          keyDid,
+          encodeEnvelope(envelope),
+          failure,
+          { timeoutMs: this.#t.sendTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
+        ))
+      )
+        return
+      throw failure
     }
     let reply: Envelope
     try {

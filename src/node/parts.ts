@@ -18,6 +18,8 @@ import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '..
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
+// store and forward (SPEC §10)
+import type { MailboxClient, MailboxRelay } from '../mailbox/index.ts'
 import type { FederationSettings } from '../manifest/index.ts'
 import type { MeshInfo } from '../mesh-info.ts'
 import type { createMeshDatastore, MeshDiscovery, MeshLibp2p } from '../p2p/index.ts'
@@ -71,6 +73,9 @@ export interface NodeParts {
   // accountability across meshes (SPEC §11): /mesh/audit/1.0.0, the heads held of other meshes
   auditProtocol: AuditProtocol
   headBook: HeadBook
+  // store and forward (SPEC §10): this mesh's mailbox client; the relay's mailboxes on --relay nodes
+  mailbox: MailboxClient
+  mailboxRelay: MailboxRelay
 }
 
 /**

@@ -41,6 +41,8 @@ export const SUBLEVELS = [
   'dht',
   // agents in foreign rooms: capability sessions (hashed tokens)
   'capability-sessions',
+  // store and forward (SPEC §10): a relay's mailboxes, a recipient's taken item ids
+  'mailbox',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 
