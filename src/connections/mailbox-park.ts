@@ -28,7 +28,7 @@ export interface MailboxPark {
 /** How old an envelope taken from a mailbox may be (a relay keeps items 7 days by default): 30 days. */
 export const MAILBOX_ENVELOPE_MAX_AGE_MS = 30 * 24 * 3600_000
 
-const PARKABLE = new Set(['no-address', 'connect-refused', 'timeout'])
+const PARKABLE = new Set(['no-address', 'connect-refused', 'timeout', 'network'])
 
 export interface ParkComponents {
   mailbox: MailboxPark

@@ -140,7 +140,10 @@ export class MailboxClient {
       const { items } = (await this.#request(relay, { op: 'fetch', after, limit: 64 })) as {
         items: Array<{ seq: number; item: unknown }>
       }
-      if (items.length === 0) return taken
+      if (items.length === 0) {
+        this.#log.info({ event: 'mailbox.collected', relay, items: taken }, 'mailbox collected')
+        return taken
+      }
       for (const { seq, item } of items) {
         after = seq
         if (await this.#take(relay, item)) taken++

@@ -33,7 +33,7 @@ export const MAILBOX_DEFAULTS: MailboxLimits = {
 export interface StoredItem {
   seq: number
   storedAt: number
-  /** When the relay drops it: the item's own expiry or the relay's TTL, whichever is sooner. */
+  /** When the relay drops it: the item's own expiry or the relay's TTL then, whichever is sooner (a TTL lowered since applies too). */
   dropAt: number
   bytes: number
   item: MailboxItem
@@ -142,7 +142,7 @@ export class MailboxStore {
       lt: `${prefix}~`,
     })) {
       const stored = value as StoredItem
-      if (stored.dropAt <= now) continue
+      if (this.#expired(stored, now)) continue
       out.push(stored)
       if (out.length >= (options.limit ?? 64)) break
     }
@@ -157,7 +157,7 @@ export class MailboxStore {
     const prefix = `item/1/${recipient}/`
     for await (const value of this.#sub.values({ gt: prefix, lt: `${prefix}~` })) {
       const stored = value as StoredItem
-      if (stored.dropAt <= now) continue
+      if (this.#expired(stored, now)) continue
       items++
       bytes += stored.bytes
     }
@@ -187,11 +187,15 @@ export class MailboxStore {
       const ops: StoreOperation[] = []
       for await (const [key, value] of this.#sub.iterator({ gt: 'item/1/', lt: 'item/1/~' })) {
         const stored = value as StoredItem
-        if (stored.dropAt <= now) ops.push(...this.#deleteOps(key, stored))
+        if (this.#expired(stored, now)) ops.push(...this.#deleteOps(key, stored))
       }
       if (ops.length > 0) await this.#store.batch(ops)
       return ops.length / 2
     })
+  }
+
+  #expired(stored: StoredItem, now: number): boolean {
+    return Math.min(stored.dropAt, stored.storedAt + this.#limits.ttlMs) <= now
   }
 
   #deleteOps(key: string, stored: StoredItem): StoreOperation[] {

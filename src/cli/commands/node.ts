@@ -192,6 +192,35 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       'relay (…/p2p/<peer id>) to take a reservation on and be reached through (repeatable)',
       collectMultiaddr,
     )
+    // store and forward (SPEC §10): /mesh/mailbox/1.0.0
+    .addOption(
+      new Option(
+        '--mailbox-ttl <ms>',
+        'relay: how long a mailbox item is kept (default 604800000)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--mailbox-items <n>', 'relay: items kept for one mesh (default 1000)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option('--mailbox-bytes <n>', 'relay: bytes kept for one mesh (default 16777216)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--mailbox-prune <ms>',
+        'relay: how often expired items are dropped (default 60000)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--mailbox-poll <ms>',
+        'how often this mesh asks its relays for waiting items (default 60000; 0 = at start and reconnect only)',
+      ).argParser(nonNegativeInt),
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
@@ -237,6 +266,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             // reachability (SPEC §10): relays
             ...relayOption(options),
             ...(options.relayVia !== undefined ? { relayVia: options.relayVia as string[] } : {}),
+            ...mailboxOption(options), // store and forward (SPEC §10)
             logger,
           }),
         (node) =>
@@ -299,4 +329,20 @@ function relayOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'rela
   }
   if (Object.keys(limits).length > 0) return { relay: limits }
   return options.relay === true ? { relay: true } : {}
+}
+
+// store and forward (SPEC §10)
+/** `--mailbox-…`: the relay's mailbox limits and this mesh's poll interval. */
+function mailboxOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'mailbox'> {
+  const flags = {
+    ttlMs: options.mailboxTtl,
+    maxItems: options.mailboxItems,
+    maxBytes: options.mailboxBytes,
+    pruneIntervalMs: options.mailboxPrune,
+    pollIntervalMs: options.mailboxPoll,
+  }
+  const set = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as NonNullable<
+    MeshNodeInit['mailbox']
+  >
+  return Object.keys(set).length > 0 ? { mailbox: set } : {}
 }
