@@ -23,6 +23,8 @@
  *
  * - relay.connect_ms / relay.throughput_mib_s: a relayed connection vs a direct one (bench/relay.ts,
  *   issue 16).
+ * - mailbox.deliveries_per_s: messages through a relay's mailbox vs sent directly (bench/mailbox.ts,
+ *   issue 16).
  *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
@@ -34,6 +36,8 @@ import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
 import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
 import { benchFederation } from './bench/federation.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
+// issue 16: store and forward — mailbox deliveries against a direct exchange
+import { benchMailbox, MAILBOX_NAMES } from './bench/mailbox.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 // issue 16: reachability — relayed against direct connections
@@ -104,6 +108,8 @@ const benches: Bench[] = [
   ...ROOMS_BENCHES,
   // issue 16: relay.connect_ms, relay.throughput_mib_s — relayed vs direct (bench/relay.ts)
   { title: 'relay vs direct', names: RELAY_NAMES, run: (pool) => benchRelay(pool) },
+  // issue 16: store and forward — mailbox.deliveries_per_s vs a direct exchange (bench/mailbox.ts)
+  { title: 'mailbox vs direct', names: MAILBOX_NAMES, run: () => benchMailbox() },
 ]
 
 let pool: NodePool | undefined

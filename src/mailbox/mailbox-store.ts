@@ -48,6 +48,9 @@ export class MailboxStore {
   readonly #limits: MailboxLimits
   readonly #now: () => number
   #seq = 0
+  // What waits per recipient, counted once from the store and kept up to date (expired items
+  // count until pruned; a deposit refused on these counts is checked again against the store).
+  readonly #usage = new Map<string, { items: number; bytes: number }>()
   // Deposits and acks run one at a time: a quota is checked and charged without a gap.
   #queue: Promise<unknown> = Promise.resolve()
 
@@ -104,8 +107,14 @@ export class MailboxStore {
         throw new ReplayError('mailbox item id was already deposited', { reason: 'duplicate', id: item.id })
       }
       const bytes = mailboxItemBytes(item)
-      const usage = await this.usage(item.recipient)
-      if (usage.items + 1 > this.#limits.maxItems || usage.bytes + bytes > this.#limits.maxBytes) {
+      const over = (u: { items: number; bytes: number }) =>
+        u.items + 1 > this.#limits.maxItems || u.bytes + bytes > this.#limits.maxBytes
+      let usage = await this.#counted(item.recipient)
+      if (over(usage)) {
+        usage = await this.usage(item.recipient)
+        this.#usage.set(item.recipient, usage)
+      }
+      if (over(usage)) {
         throw new MeshError('MESH_QUOTA_EXCEEDED', 'the recipient’s mailbox is full', {
           recipient: item.recipient,
           items: usage.items,
@@ -128,6 +137,7 @@ export class MailboxStore {
         { type: 'put', sublevel: this.#sub, key: 'meta/1/seq', value: seq },
       ] as StoreOperation[])
       this.#seq = seq
+      this.#usage.set(item.recipient, { items: usage.items + 1, bytes: usage.bytes + bytes })
       return stored
     })
   }
@@ -147,6 +157,15 @@ export class MailboxStore {
       if (out.length >= (options.limit ?? 64)) break
     }
     return out
+  }
+
+  async #counted(recipient: string): Promise<{ items: number; bytes: number }> {
+    let usage = this.#usage.get(recipient)
+    if (usage === undefined) {
+      usage = await this.usage(recipient)
+      this.#usage.set(recipient, usage)
+    }
+    return usage
   }
 
   /** What waits for `recipient` now: items and their bytes (expired ones not counted). */
@@ -169,13 +188,20 @@ export class MailboxStore {
     return this.#serial(async () => {
       const wanted = new Set(ids)
       const ops: StoreOperation[] = []
+      let bytes = 0
       const prefix = `item/1/${recipient}/`
       for await (const [key, value] of this.#sub.iterator({ gt: prefix, lt: `${prefix}~` })) {
         const stored = value as StoredItem
         if (!wanted.has(stored.item.id)) continue
         ops.push(...this.#deleteOps(key, stored))
+        bytes += stored.bytes
+        if (ops.length / 2 === wanted.size) break
       }
       if (ops.length > 0) await this.#store.batch(ops)
+      const usage = this.#usage.get(recipient)
+      if (usage !== undefined) {
+        this.#usage.set(recipient, { items: usage.items - ops.length / 2, bytes: usage.bytes - bytes })
+      }
       return ops.length / 2
     })
   }
@@ -190,6 +216,7 @@ export class MailboxStore {
         if (this.#expired(stored, now)) ops.push(...this.#deleteOps(key, stored))
       }
       if (ops.length > 0) await this.#store.batch(ops)
+      if (ops.length > 0) this.#usage.clear()
       return ops.length / 2
     })
   }

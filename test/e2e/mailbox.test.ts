@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { DelegationList } from '../../src/api/index.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import type { StoredItem } from '../../src/mailbox/index.ts'
+import { MailboxStore, type StoredItem } from '../../src/mailbox/index.ts'
 import { STORE_DIR, withMeshStore } from '../../src/mesh-info.ts'
 import { type CliMesh, connectionView, type E2E, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
 
@@ -81,7 +81,7 @@ async function keptAtRelay(r: Mesh, recipient: string): Promise<StoredItem[]> {
 }
 
 describe('store and forward across processes (SPEC §10)', () => {
-  it('A offline: C’s messages wait at R sealed (no plaintext in R’s LevelDB, kept across R’s restart); A returns and takes each exactly once, in order', async (t) => {
+  it('A offline: C’s messages wait at R sealed (no plaintext in R’s LevelDB, kept across R’s restart); A returns and takes each exactly once, in order; a replayed or forged item is refused', async (t) => {
     const e = await e2e(t, 'mesh-mailbox-e2e-', { logLevel: 'info' })
     const { r, a, c } = await threeMeshes(e, [])
     const aDid = a.did as string
@@ -135,18 +135,38 @@ describe('store and forward across processes (SPEC §10)', () => {
     for (const cid of cids) assert.equal(held.find((x) => x.cid === cid)?.mesh, c.did)
     const taken = a.proc?.logs.filter((l) => l.event === 'mailbox.taken') ?? []
     assert.equal(taken.length, 3)
-    // Exactly once: a second collection (a reconnect, a poll) finds nothing.
+    // Exactly once, also against a relay that cheats: with both stopped, R's store gets a copy
+    // of an item A took (a replay) and one of C's items with its expiry moved (a forgery).
     await a.proc?.stop('SIGTERM')
     await r.proc?.stop('SIGTERM')
     assert.deepEqual(await keptAtRelay(r, aDid), [])
+    const [first, second] = kept as [StoredItem, StoredItem]
+    await withMeshStore(r.dir, async (store) => {
+      const mailboxes = new MailboxStore({ store })
+      await mailboxes.open()
+      await mailboxes.deposit(first.item)
+      await mailboxes.deposit({ ...second.item, expiresAt: second.item.expiresAt + 1 })
+    })
     await start(e, r)
     await start(e, a)
+    const refusedRows = await waitFor(async () => {
+      const rows = await auditRows(e, a, 'federation.mailbox.refused')
+      return rows.length >= 2 ? rows : undefined
+    }, 'A refuses the replayed and the forged item')
+    assert.deepEqual(
+      refusedRows.map((row) => [row.details.item, row.details.code]),
+      [
+        [first.item.id, 'MESH_REPLAY'],
+        [second.item.id, 'MESH_SIGNATURE_MISMATCH'],
+      ],
+    )
     await waitFor(
       async () => (a.proc?.logs ?? []).some((l) => l.event === 'mailbox.collected'),
-      'A asks R again',
+      'A collected',
     )
     assert.equal((a.proc?.logs ?? []).filter((l) => l.event === 'mailbox.taken').length, 0)
     assert.equal((await auditRows(e, a, 'ucan.revoked')).length, 3)
+    assert.equal((await e.cli<{ ok: boolean }>(a, 'audit', '--verify')).ok, true)
   })
 
   it('R refuses beyond the quota with MESH_QUOTA_EXCEEDED and drops items after its TTL', async (t) => {
