@@ -1,5 +1,5 @@
 import { MAILBOX_ENVELOPE_MAX_AGE_MS } from '../connections/mailbox-park.ts'
-import { MeshError, type MeshErrorCode } from '../errors.ts'
+import type { MeshErrorCode } from '../errors.ts'
 import { MailboxClient, type MailboxDelivery, MailboxRelay, relayOf } from '../mailbox/index.ts'
 import type { NodeWiring } from './parts.ts'
 
@@ -75,23 +75,20 @@ function ownRelays(relayVia: string[], addresses: Array<{ toString(): string }>)
   return [...relays]
 }
 
+/** Refusals that say "not now" rather than "no": the item is left at the relay and taken later. */
+const TRANSIENT = new Set(['MESH_RATE_LIMITED', 'MESH_UNAVAILABLE', 'MESH_INTERNAL'])
+
 /** What the connection service answered a mailbox message with: an ack, or an error with its code. */
 function replyOutcome(reply: Uint8Array): MailboxDelivery {
+  let envelope: { type?: string; body?: { code?: string; message?: string } }
   try {
-    const envelope = JSON.parse(Buffer.from(reply).toString('utf8')) as {
-      type?: string
-      body?: { code?: string; message?: string }
-    }
-    if (envelope.type !== 'connect.error') return { ok: true }
-    return {
-      ok: false,
-      code: (envelope.body?.code ?? 'MESH_INTERNAL') as MeshErrorCode,
-      message: envelope.body?.message ?? '',
-    }
+    envelope = JSON.parse(Buffer.from(reply).toString('utf8')) as typeof envelope
   } catch {
-    throw new MeshError(
-      'MESH_INTERNAL',
-      'the connection service answered a mailbox message with nothing readable',
-    )
+    throw new Error('the connection service answered a mailbox message with nothing readable')
   }
+  if (envelope.type !== 'connect.error') return { ok: true }
+  const code = envelope.body?.code ?? 'MESH_INTERNAL'
+  // Not a refusal of the message (a plain Error, not a MeshError): it stays at the relay.
+  if (TRANSIENT.has(code)) throw new Error(`the node cannot take a mailbox message now (${code})`)
+  return { ok: false, code: code as MeshErrorCode, message: envelope.body?.message ?? '' }
 }

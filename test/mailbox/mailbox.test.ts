@@ -291,6 +291,37 @@ describe('mailbox: a relay keeps items for a mesh that is away (SPEC §10)', () 
     )
   })
 
+  it('a message the node cannot take now (it throws) stays at R, in its place, for the next collection', async (t) => {
+    const r = await startRelay(t)
+    const a = await startMesh(t, [r.addr])
+    await a.client.collect(r.addr)
+    const c = await startMesh(t, [])
+    for (const s of ['m1', 'm2', 'm3']) await c.client.park(a.key.did, [r.addr], bytes(s))
+    const taken: string[] = []
+    let busy = true
+    const flaky = new MailboxClient(
+      {
+        libp2p: () => a.libp2p,
+        key: () => a.key,
+        store: a.store,
+        logger: captureLogger().logger,
+        relays: () => [r.addr],
+        deliver: async (plaintext) => {
+          if (text(plaintext) === 'm2' && busy) throw new Error('busy')
+          taken.push(text(plaintext))
+          return { ok: true }
+        },
+      },
+      { pollIntervalMs: 0 },
+    )
+    assert.equal(await flaky.collect(r.addr), 0) // the drain stops at m2 (m1 taken, counted as failed collection)
+    assert.deepEqual(taken, ['m1'])
+    assert.equal((await r.relay.mailboxes.usage(a.key.did)).items, 2)
+    busy = false
+    assert.equal(await flaky.collect(r.addr), 2)
+    assert.deepEqual(taken, ['m1', 'm2', 'm3'])
+  })
+
   it('hostile requests: a deposit not by its origin, a malformed or oversized request, fetching another’s mailbox', async (t) => {
     const r = await startRelay(t)
     const a = await startMesh(t, [r.addr])
