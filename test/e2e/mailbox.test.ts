@@ -69,6 +69,13 @@ const auditRows = async (e: E2E, m: Mesh, action: string) =>
     (x) => x.action === action,
   )
 
+/** `m`'s audit rows of `action`, oldest first, once there are at least `n`. */
+const rowsOnceThere = (e: E2E, m: Mesh, action: string, n: number, what: string) =>
+  waitFor(async () => {
+    const rows = await auditRows(e, m, action)
+    return rows.length >= n ? rows : undefined
+  }, what)
+
 /** What R keeps for `recipient`, read from its LevelDB (R stopped). */
 async function keptAtRelay(r: Mesh, recipient: string): Promise<StoredItem[]> {
   return withMeshStore(r.dir, async (store) => {
@@ -91,10 +98,8 @@ describe('store and forward across processes (SPEC §10)', () => {
     const reasons = ['first-secret-reason', 'second-secret-reason', 'third-secret-reason']
     const cids: string[] = []
     for (const reason of reasons) cids.push(await revokeOne(e, c, reason))
-    const parked = await waitFor(async () => {
-      const rows = await auditRows(e, c, 'federation.mailbox.parked')
-      return rows.length === 3 ? rows : undefined
-    }, 'three messages parked at R')
+    const parked = await rowsOnceThere(e, c, 'federation.mailbox.parked', 3, 'three messages parked at R')
+    assert.equal(parked.length, 3)
     assert.ok(parked.every((row) => row.subject !== null && row.details.peer === aDid))
     const peers = await (c.api as HttpClient).get<Array<{ did: string; queued: number }>>(
       '/api/federation/peers',
@@ -119,10 +124,7 @@ describe('store and forward across processes (SPEC §10)', () => {
     // R and then A return: A takes the three, in order, each once; R deletes them on A's acks.
     await start(e, r)
     await start(e, a)
-    const revoked = await waitFor(async () => {
-      const rows = await auditRows(e, a, 'ucan.revoked')
-      return rows.length >= 3 ? rows : undefined
-    }, 'A takes the three revocations')
+    const revoked = await rowsOnceThere(e, a, 'ucan.revoked', 3, 'A takes the three revocations')
     assert.deepEqual(
       revoked.map((row) => row.details.reason),
       reasons,
@@ -149,10 +151,13 @@ describe('store and forward across processes (SPEC §10)', () => {
     })
     await start(e, r)
     await start(e, a)
-    const refusedRows = await waitFor(async () => {
-      const rows = await auditRows(e, a, 'federation.mailbox.refused')
-      return rows.length >= 2 ? rows : undefined
-    }, 'A refuses the replayed and the forged item')
+    const refusedRows = await rowsOnceThere(
+      e,
+      a,
+      'federation.mailbox.refused',
+      2,
+      'A refuses the replayed and the forged item',
+    )
     assert.deepEqual(
       refusedRows.map((row) => [row.details.item, row.details.code]),
       [
