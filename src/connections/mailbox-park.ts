@@ -38,8 +38,8 @@ export interface ParkComponents {
 }
 
 /**
- * After `failure` delivering `item` to the key `keyDid`: parks `envelope` at a relay the peer
- * names. True when parked (the item is gone from the outbox); false when the failure is not
+ * After `failure` delivering `item` to the key `keyDid` (its second attempt or later): parks
+ * `envelope` at a relay the peer names. True when parked (the item is gone from the outbox); false when the failure is not
  * one a relay helps with or the peer names no relay; throws a transient DeliveryError with
  * the relay's code when every relay refused (MESH_QUOTA_EXCEEDED: its mailbox is full).
  */
@@ -52,7 +52,8 @@ export async function parkAtRelay(
   failure: DeliveryError,
   options: AbortOptions & { timeoutMs: number },
 ): Promise<boolean> {
-  if (!PARKABLE.has(failure.kind)) return false
+  // A first failure is retried directly (a blip, a redial): the mailbox is for a peer that stays away.
+  if (!PARKABLE.has(failure.kind) || item.attempts < 1) return false
   const relays = await c.mailbox.relaysOf(keyDid, peer.multiaddrs)
   if (relays.length === 0) return false
   const signal = AbortSignal.any([

@@ -21,8 +21,9 @@ export interface MailboxClientComponents {
   /** The relays this mesh keeps a mailbox at (multiaddrs ending /p2p/<relay>), e.g. its `--relay-via`. */
   relays: () => string[]
   /**
-   * Hands an item's plaintext (sent by `origin`) to the node. A refusal is final (the item is
-   * acknowledged and gone); a throw leaves it at the relay for the next drain.
+   * Hands an item's plaintext (sent by `origin`) to the node. A refusal (`ok: false`) is final
+   * (the item is acknowledged and gone); a throw leaves it at the relay, and the collection is
+   * tried again after 1 s, doubling to a minute while it keeps failing.
    */
   deliver: (plaintext: Uint8Array, origin: string) => Promise<MailboxDelivery>
   /** An item refused before it reached `deliver` (forged, replayed, misaddressed, expired): for the audit log. */
@@ -44,6 +45,10 @@ export interface MailboxClientInit {
   timeoutMs?: number
   now?: () => number
 }
+
+/** A throw of `deliver`: the item stays at the relay and the collection is tried again soon. */
+class NotNow extends Error {}
+const NOT_NOW_RETRY_MS = 1000
 
 /** The relay part of a circuit address (`…/p2p/<relay>/p2p-circuit/…` → `…/p2p/<relay>`); undefined otherwise. */
 export function relayOf(address: string): string | undefined {
@@ -69,6 +74,8 @@ export class MailboxClient {
   readonly #seen: SeenSet
   readonly #log: Logger
   readonly #draining = new Map<string, Promise<number>>()
+  /** Collections cut short in a row because the node could not take an item, per relay. */
+  readonly #notNow = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #host: MeshLibp2p | undefined
 
@@ -125,6 +132,13 @@ export class MailboxClient {
           { event: 'mailbox.collect_failed', relay, err: (err as Error).message },
           'mailbox not collected',
         )
+        // The node could not take an item now (e.g. rate limited): soon again, not at the next poll.
+        if (err instanceof NotNow && this.#host !== undefined) {
+          const tries = (this.#notNow.get(relay) ?? 0) + 1
+          this.#notNow.set(relay, tries)
+          const delay = Math.min(NOT_NOW_RETRY_MS * 2 ** (tries - 1), 60_000)
+          setTimeout(() => void this.collect(relay), delay).unref()
+        }
         return 0
       })
       .finally(() => this.#draining.delete(relay))
@@ -141,6 +155,7 @@ export class MailboxClient {
         items: Array<{ seq: number; item: unknown }>
       }
       if (items.length === 0) {
+        this.#notNow.delete(relay)
         this.#log.info({ event: 'mailbox.collected', relay, items: taken }, 'mailbox collected')
         return taken
       }
@@ -174,7 +189,9 @@ export class MailboxClient {
       }
       claimed = true
       const plaintext = openMailboxItem(self, item)
-      const outcome = await this.#c.deliver(plaintext, item.origin)
+      const outcome = await this.#c.deliver(plaintext, item.origin).catch((err: unknown) => {
+        throw new NotNow(String((err as Error)?.message ?? err))
+      })
       await this.#c.store.batch(this.#seen.operations(`${item.origin}/${item.id}`, item.expiresAt + 60_000))
       this.#log.info(
         {

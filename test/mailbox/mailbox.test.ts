@@ -299,6 +299,7 @@ describe('mailbox: a relay keeps items for a mesh that is away (SPEC §10)', () 
     for (const s of ['m1', 'm2', 'm3']) await c.client.park(a.key.did, [r.addr], bytes(s))
     const taken: string[] = []
     let busy = true
+    let m2Tries = 0
     const flaky = new MailboxClient(
       {
         libp2p: () => a.libp2p,
@@ -307,6 +308,7 @@ describe('mailbox: a relay keeps items for a mesh that is away (SPEC §10)', () 
         logger: captureLogger().logger,
         relays: () => [r.addr],
         deliver: async (plaintext) => {
+          if (text(plaintext) === 'm2') m2Tries++
           if (text(plaintext) === 'm2' && busy) throw new Error('busy')
           taken.push(text(plaintext))
           return { ok: true }
@@ -317,9 +319,14 @@ describe('mailbox: a relay keeps items for a mesh that is away (SPEC §10)', () 
     assert.equal(await flaky.collect(r.addr), 0) // the drain stops at m2 (m1 taken, counted as failed collection)
     assert.deepEqual(taken, ['m1'])
     assert.equal((await r.relay.mailboxes.usage(a.key.did)).items, 2)
+    // Started, the client tries again by itself (after 1 s, then 2 s…) until the node takes it.
+    await flaky.start()
+    t.after(() => flaky.stop())
+    await waitFor(() => m2Tries >= 3, 'm2 refused at start and once more, 1 s later')
     busy = false
-    assert.equal(await flaky.collect(r.addr), 2)
+    await waitFor(() => taken.length === 3, 'the retried collection takes m2 and m3')
     assert.deepEqual(taken, ['m1', 'm2', 'm3'])
+    await waitFor(async () => (await r.relay.mailboxes.usage(a.key.did)).items === 0, 'all acknowledged')
   })
 
   it('hostile requests: a deposit not by its origin, a malformed or oversized request, fetching another’s mailbox', async (t) => {
