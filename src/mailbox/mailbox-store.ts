@@ -22,12 +22,18 @@ export interface MailboxLimits {
   maxItems: number
   /** Bytes (items' JSON) waiting for one recipient at most; default 16 MiB. */
   maxBytes: number
+  /** Meshes with a mailbox here at most; default 1 000. */
+  maxMailboxes: number
+  /** Bytes kept for all of them together at most; default 1 GiB. */
+  maxTotalBytes: number
 }
 
 export const MAILBOX_DEFAULTS: MailboxLimits = {
   ttlMs: 7 * 24 * 3600_000,
   maxItems: 1000,
   maxBytes: 16 * 1024 * 1024,
+  maxMailboxes: 1000,
+  maxTotalBytes: 1024 * 1024 * 1024,
 }
 
 export interface StoredItem {
@@ -48,6 +54,8 @@ export class MailboxStore {
   readonly #limits: MailboxLimits
   readonly #now: () => number
   #seq = 0
+  #boxes = 0
+  #totalBytes = 0
   // What waits per recipient, counted once from the store and kept up to date (expired items
   // count until pruned; a deposit refused on these counts is checked again against the store).
   readonly #usage = new Map<string, { items: number; bytes: number }>()
@@ -67,6 +75,12 @@ export class MailboxStore {
 
   async open(): Promise<void> {
     this.#seq = ((await this.#sub.get('meta/1/seq')) as number | undefined) ?? 0
+    this.#boxes = 0
+    for await (const _ of this.#sub.keys({ gt: 'box/1/', lt: 'box/1/~' })) this.#boxes++
+    this.#totalBytes = 0
+    for await (const value of this.#sub.values({ gt: 'item/1/', lt: 'item/1/~' })) {
+      this.#totalBytes += (value as StoredItem).bytes
+    }
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -75,10 +89,18 @@ export class MailboxStore {
     return run
   }
 
-  /** `recipient` asks for a mailbox here. */
-  async register(recipient: string): Promise<void> {
-    if (await this.registered(recipient)) return
-    await this.#sub.put(`box/1/${recipient}`, { since: this.#now() })
+  /** `recipient` asks for a mailbox here; MESH_QUOTA_EXCEEDED when the relay keeps as many as it may. */
+  register(recipient: string): Promise<void> {
+    return this.#serial(async () => {
+      if (await this.registered(recipient)) return
+      if (this.#boxes >= this.#limits.maxMailboxes) {
+        throw new MeshError('MESH_QUOTA_EXCEEDED', 'this relay keeps no more mailboxes', {
+          maxMailboxes: this.#limits.maxMailboxes,
+        })
+      }
+      await this.#sub.put(`box/1/${recipient}`, { since: this.#now() })
+      this.#boxes++
+    })
   }
 
   async registered(recipient: string): Promise<boolean> {
@@ -114,6 +136,11 @@ export class MailboxStore {
         usage = await this.usage(item.recipient)
         this.#usage.set(item.recipient, usage)
       }
+      if (this.#totalBytes + bytes > this.#limits.maxTotalBytes) {
+        throw new MeshError('MESH_QUOTA_EXCEEDED', 'this relay’s mailboxes are full', {
+          maxTotalBytes: this.#limits.maxTotalBytes,
+        })
+      }
       if (over(usage)) {
         throw new MeshError('MESH_QUOTA_EXCEEDED', 'the recipient’s mailbox is full', {
           recipient: item.recipient,
@@ -138,6 +165,7 @@ export class MailboxStore {
       ] as StoreOperation[])
       this.#seq = seq
       this.#usage.set(item.recipient, { items: usage.items + 1, bytes: usage.bytes + bytes })
+      this.#totalBytes += bytes
       return stored
     })
   }
@@ -198,6 +226,7 @@ export class MailboxStore {
         if (ops.length / 2 === wanted.size) break
       }
       if (ops.length > 0) await this.#store.batch(ops)
+      this.#totalBytes -= bytes
       const usage = this.#usage.get(recipient)
       if (usage !== undefined) {
         this.#usage.set(recipient, { items: usage.items - ops.length / 2, bytes: usage.bytes - bytes })
@@ -211,11 +240,15 @@ export class MailboxStore {
     return this.#serial(async () => {
       const now = this.#now()
       const ops: StoreOperation[] = []
+      let bytes = 0
       for await (const [key, value] of this.#sub.iterator({ gt: 'item/1/', lt: 'item/1/~' })) {
         const stored = value as StoredItem
-        if (this.#expired(stored, now)) ops.push(...this.#deleteOps(key, stored))
+        if (!this.#expired(stored, now)) continue
+        ops.push(...this.#deleteOps(key, stored))
+        bytes += stored.bytes
       }
       if (ops.length > 0) await this.#store.batch(ops)
+      this.#totalBytes -= bytes
       if (ops.length > 0) this.#usage.clear()
       return ops.length / 2
     })

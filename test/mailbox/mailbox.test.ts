@@ -229,6 +229,30 @@ describe('mailbox: a relay keeps items for a mesh that is away (SPEC §10)', () 
     assert.equal((await refusal(c.client.park(stranger.did, [r.addr], bytes('x')))).code, 'MESH_NOT_FOUND')
   })
 
+  it('R keeps at most maxMailboxes mailboxes and maxTotalBytes for all of them (MESH_QUOTA_EXCEEDED)', async (t) => {
+    const r = await startRelay(t, { maxMailboxes: 2, maxTotalBytes: 3000 })
+    const a = await startMesh(t, [r.addr])
+    await a.client.collect(r.addr)
+    await r.relay.mailboxes.register(Ed25519KeyPair.generate().did)
+    const third = await refusal(r.relay.mailboxes.register(Ed25519KeyPair.generate().did))
+    assert.equal(third.code, 'MESH_QUOTA_EXCEEDED')
+    await r.relay.mailboxes.register(a.key.did) // already there: fine
+    const c = await startMesh(t, [])
+    await c.client.park(a.key.did, [r.addr], new Uint8Array(1000))
+    const full = await refusal(c.client.park(a.key.did, [r.addr], new Uint8Array(1000)))
+    assert.equal(full.code, 'MESH_QUOTA_EXCEEDED')
+    assert.equal(full.details.maxTotalBytes, 3000)
+    // Counted again after a restart of the relay (from its store), and freed by the acks.
+    await r.halt()
+    await r.resume({ maxMailboxes: 2, maxTotalBytes: 3000 })
+    assert.equal(
+      (await refusal(c.client.park(a.key.did, [r.addr], new Uint8Array(1000)))).code,
+      'MESH_QUOTA_EXCEEDED',
+    )
+    assert.equal(await a.client.collect(r.addr), 1)
+    await c.client.park(a.key.did, [r.addr], new Uint8Array(1000))
+  })
+
   it('R drops items after its TTL; A, back later, takes nothing', async (t) => {
     let now = Date.now()
     const r = await startRelay(t, { ttlMs: 60_000, now: () => now })

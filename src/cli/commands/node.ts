@@ -210,6 +210,17 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       ),
     )
     .addOption(
+      new Option('--mailbox-meshes <n>', 'relay: meshes it keeps a mailbox for (default 1000)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--mailbox-total-bytes <n>',
+        'relay: bytes kept for all mailboxes together (default 1073741824)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
       new Option(
         '--mailbox-prune <ms>',
         'relay: how often expired items are dropped (default 60000)',
@@ -338,6 +349,8 @@ function mailboxOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'ma
     ttlMs: options.mailboxTtl,
     maxItems: options.mailboxItems,
     maxBytes: options.mailboxBytes,
+    maxMailboxes: options.mailboxMeshes,
+    maxTotalBytes: options.mailboxTotalBytes,
     pruneIntervalMs: options.mailboxPrune,
     pollIntervalMs: options.mailboxPoll,
   }
