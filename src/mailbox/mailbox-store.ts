@@ -89,10 +89,10 @@ export class MailboxStore {
     return run
   }
 
-  /** `recipient` asks for a mailbox here; MESH_QUOTA_EXCEEDED when the relay keeps as many as it may. */
-  register(recipient: string): Promise<void> {
+  /** `recipient` asks for a mailbox here (true: a new one); MESH_QUOTA_EXCEEDED when the relay keeps as many as it may. */
+  register(recipient: string): Promise<boolean> {
     return this.#serial(async () => {
-      if (await this.registered(recipient)) return
+      if (await this.registered(recipient)) return false
       if (this.#boxes >= this.#limits.maxMailboxes) {
         throw new MeshError('MESH_QUOTA_EXCEEDED', 'this relay keeps no more mailboxes', {
           maxMailboxes: this.#limits.maxMailboxes,
@@ -100,6 +100,7 @@ export class MailboxStore {
       }
       await this.#sub.put(`box/1/${recipient}`, { since: this.#now() })
       this.#boxes++
+      return true
     })
   }
 

@@ -192,8 +192,9 @@ export class MailboxRelay {
   async #run(caller: string, request: MailboxRequest): Promise<unknown> {
     switch (request.op) {
       case 'register': {
-        await this.#mailboxes.register(caller)
-        this.#log.info({ event: 'mailbox.registered', mesh: caller }, 'mailbox opened for a mesh')
+        if (await this.#mailboxes.register(caller)) {
+          this.#log.info({ event: 'mailbox.registered', mesh: caller }, 'mailbox opened for a mesh')
+        }
         return { limits: this.#mailboxes.limits }
       }
       case 'deposit': {
