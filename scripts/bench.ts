@@ -27,6 +27,8 @@
  *
  * - relay.connect_ms / relay.throughput_mib_s: a relayed connection vs a direct one (bench/relay.ts,
  *   issue 16).
+ * - mailbox.deliveries_per_s: messages through a relay's mailbox vs sent directly (bench/mailbox.ts,
+ *   issue 16).
  *
  * - model.proxy_overhead_p50_ms / model.proxy_stream_overhead_p50_ms: a chat completion
  *   through the model proxy vs straight to its upstream (bench/model.ts, issue 18).
@@ -44,6 +46,8 @@ import { benchFederation } from './bench/federation.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 // issue 18: the model proxy's overhead per request
 import { benchModel, MODEL_NAMES } from './bench/model.ts'
+// issue 16: store and forward — mailbox deliveries against a direct exchange
+import { benchMailbox, MAILBOX_NAMES } from './bench/mailbox.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 // issue 16: reachability — relayed against direct connections
@@ -118,6 +122,8 @@ const benches: Bench[] = [
   { title: 'relay vs direct', names: RELAY_NAMES, run: (pool) => benchRelay(pool) },
   // issue 18: model.proxy_overhead_p50_ms, model.proxy_stream_overhead_p50_ms — through the proxy vs straight (bench/model.ts)
   { title: 'model proxy', names: MODEL_NAMES, run: () => benchModel() },
+  // issue 16: store and forward — mailbox.deliveries_per_s vs a direct exchange (bench/mailbox.ts)
+  { title: 'mailbox vs direct', names: MAILBOX_NAMES, run: () => benchMailbox() },
 ]
 
 let pool: NodePool | undefined

@@ -8,6 +8,9 @@ import type { RateLimitsInit } from './http/rate-limits.ts'
 import type { Logger } from './log.ts'
 // the model proxy (SPEC §13)
 import type { QuotaOverrides } from './model/index.ts'
+// store and forward (SPEC §10)
+import type { MailboxClientInit } from './mailbox/client.ts'
+import type { MailboxRelayInit } from './mailbox/relay.ts'
 // reachability (SPEC §10)
 import type { RelayServiceInit } from './p2p/reachability.ts'
 import type { RecordGuardInit } from './p2p/record-datastore.ts'
@@ -294,4 +297,17 @@ export interface MeshNodeInit {
     maxBodyBytes?: number
     quotas?: QuotaOverrides
   }
+}
+
+// store and forward (SPEC §10): /mesh/mailbox/1.0.0
+/** Merged into MeshNodeInit above: the mailbox a relay keeps for meshes that are away, and this mesh's own. */
+export interface MeshNodeInit {
+  /**
+   * Relay side (a node started with `relay`): items kept per recipient at most (`maxItems`,
+   * default 1 000; `maxBytes`, 16 MiB), for at most `ttlMs` (7 days), expired ones dropped every
+   * `pruneIntervalMs` (60 s). Mesh side: an item this mesh leaves may wait `itemTtlMs` (7 days);
+   * its own relays are asked for waiting items every `pollIntervalMs` (60 s; 0 = only at start
+   * and on reconnecting to them).
+   */
+  mailbox?: MailboxRelayInit & Pick<MailboxClientInit, 'itemTtlMs' | 'pollIntervalMs'>
 }

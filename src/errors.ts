@@ -30,6 +30,8 @@ export const ERROR_STATUS = {
   MESH_INTERNAL: 500,
   // accountability across meshes (SPEC §11): a Merkle proof that does not hold
   MESH_PROOF_INVALID: 422,
+  // store and forward (SPEC §10): a relay's mailbox for a mesh is full
+  MESH_QUOTA_EXCEEDED: 429,
 } as const
 
 export type MeshErrorCode = keyof typeof ERROR_STATUS
@@ -63,6 +65,9 @@ export const ERROR_MEANING: Record<MeshErrorCode, string> = {
   // accountability across meshes (SPEC §11)
   MESH_PROOF_INVALID:
     'An audit log proof does not verify, or is for another mesh’s log or a log of another size than the head.',
+  // store and forward (SPEC §10)
+  MESH_QUOTA_EXCEEDED:
+    'A relay’s mailbox for that mesh is full (items or bytes); it takes more once the mesh has collected its items.',
 }
 
 export interface MeshErrorJson {

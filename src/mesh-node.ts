@@ -45,6 +45,8 @@ import { startHttpFederation } from './node/http-federation.ts'
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
+// store and forward (SPEC §10)
+import { startMailbox } from './node/mailbox.ts'
 import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
 // reachable by URL (SPEC §10)
@@ -252,6 +254,7 @@ export class MeshNode {
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+    await startMailbox(wiring) // store and forward (SPEC §10): /mesh/mailbox/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 

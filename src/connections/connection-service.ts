@@ -17,6 +17,7 @@ import type { EnvelopeVerifier } from './envelope.ts'
 import type { HttpRoute } from './http-federation.ts'
 import { createInbound, type Inbound } from './inbound/index.ts'
 import { type ActInput, type ConnectInput, LocalActs } from './local-acts.ts'
+import type { MailboxPark } from './mailbox-park.ts' // store and forward (SPEC §10)
 import type { Outbox } from './outbox.ts'
 import { PeerProbe } from './peer-probe.ts'
 import { announceRevocation } from './peer-revocations.ts'
@@ -78,6 +79,9 @@ export interface ConnectionServiceComponents {
   revocations?: () => Pick<RevocationService, 'receive'> | undefined
   // phase-1 HTTP federation (SPEC §12): the outbox's fallback when libp2p cannot reach a peer
   httpRoute?: Pick<HttpRoute, 'send' | 'reachable'>
+  // store and forward (SPEC §10)
+  /** The mailbox at relays a peer names, for a message the peer cannot be reached for now (a getter: wired later). */
+  mailbox?: () => MailboxPark | undefined
 }
 
 export interface ConnectionServiceInit {
@@ -322,8 +326,12 @@ export class ConnectionService {
   }
 
   /** Handles one message from the libp2p peer `remoteDid`; returns the signed reply. */
-  receive(bytes: Uint8Array, remoteDid: string): Promise<Uint8Array> {
-    return this.#inbound.receive(bytes, remoteDid)
+  receive(
+    bytes: Uint8Array,
+    remoteDid: string,
+    options: { maxAgeMs?: number } = {}, // store and forward (SPEC §10): a message from a relay's mailbox
+  ): Promise<Uint8Array> {
+    return this.#inbound.receive(bytes, remoteDid, options)
   }
 
   #probeRound(): void {

@@ -30,6 +30,7 @@ import {
 import { createEnvelope, type Envelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
 // phase-1 HTTP federation (SPEC §12)
 import type { HttpRoute } from './http-federation.ts'
+import { type MailboxPark, parkAtRelay } from './mailbox-park.ts' // store and forward (SPEC §10)
 import { Outbox, type OutboxItem } from './outbox.ts'
 import { countTraffic, type PeerBook, type PeerRecord } from './peers.ts'
 
@@ -49,6 +50,8 @@ export interface DeliveryComponents {
   resolvePeer?: (did: string, options: AbortOptions) => Promise<{ multiaddrs: string[] } | undefined>
   // phase-1 HTTP federation (SPEC §12): the fallback when libp2p cannot reach a peer
   httpRoute?: Pick<HttpRoute, 'send'>
+  // store and forward (SPEC §10): the mailbox at a relay the peer names (a getter: wired later)
+  mailbox?: () => MailboxPark | undefined
 }
 
 export interface DeliveryInit {
@@ -191,7 +194,23 @@ export class Delivery {
             )
     } catch (err) {
       if (options.signal?.aborted === true) throw err
-      throw classifyDeliveryError(err)
+      // store and forward (SPEC §10): libp2p → HTTP endpoint → mailbox; parked counts as delivered
+      const failure = classifyDeliveryError(err)
+      const mailbox = this.#c.mailbox?.()
+      if (
+        mailbox !== undefined &&
+        (await parkAtRelay(
+          { mailbox, outbox: this.#outbox, audit: this.#c.audit, logger: this.#c.logger },
+          item,
+          peer,
+          keyDid,
+          encodeEnvelope(envelope),
+          failure,
+          { timeoutMs: this.#t.sendTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
+        ))
+      )
+        return
+      throw failure
     }
     let reply: Envelope
     try {

@@ -181,6 +181,13 @@ export interface VerifyEnvelopeOptions {
    * When given, the origin must be that peer.
    */
   remoteDid?: string
+  // store and forward (SPEC §10): an envelope that waited in a relay's mailbox
+  /**
+   * How old (`now − ts`) the envelope may be, when more than the clock skew: an envelope that
+   * waited in a relay's mailbox (its item signed and guarded against replay there). Its id
+   * is then remembered for the retention from now, not from its `ts`.
+   */
+  maxAgeMs?: number
 }
 
 /**
@@ -315,7 +322,8 @@ export class EnvelopeVerifier {
     }
     const now = this.#now()
     const skew = value.ts - now
-    if (Math.abs(skew) > this.#maxSkewMs) {
+    const maxAge = Math.max(this.#maxSkewMs, options.maxAgeMs ?? 0) // store and forward (SPEC §10)
+    if (skew > this.#maxSkewMs || -skew > maxAge) {
       throw new ClockSkewError('envelope timestamp is too far from this node’s clock', {
         ts: value.ts,
         now,
@@ -323,7 +331,7 @@ export class EnvelopeVerifier {
         maxSkewMs: this.#maxSkewMs,
       })
     }
-    if (!(await this.#seen.claim(seenKey(value), value.ts + this.#retentionMs))) {
+    if (!(await this.#seen.claim(seenKey(value), Math.max(value.ts, now) + this.#retentionMs))) {
       throw new ReplayError('envelope id was already received', { reason: 'duplicate', id: value.id })
     }
     return value

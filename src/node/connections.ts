@@ -127,6 +127,8 @@ export async function startConnections(wiring: ConnectionsWiring): Promise<void>
       // revocation that travels (SPEC §9): started after the connections
       revocations: () => parts.find('revocations'),
       httpRoute, // phase-1 HTTP federation (SPEC §12)
+      // store and forward (SPEC §10): started after the connections
+      mailbox: () => parts.find('mailbox'),
     },
     {
       name: info.name,

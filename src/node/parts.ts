@@ -21,6 +21,8 @@ import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '..
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
+// store and forward (SPEC §10)
+import type { MailboxClient, MailboxRelay } from '../mailbox/index.ts'
 import type { FederationSettings } from '../manifest/index.ts'
 import type { MeshInfo } from '../mesh-info.ts'
 // the model proxy (SPEC §13)
@@ -83,6 +85,9 @@ export interface NodeParts {
   httpRooms: HttpRooms
   // the model proxy (SPEC §13)
   model: ModelProxy
+  // store and forward (SPEC §10): this mesh's mailbox client; the relay's mailboxes on --relay nodes
+  mailbox: MailboxClient
+  mailboxRelay: MailboxRelay
 }
 
 /**

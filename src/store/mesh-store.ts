@@ -43,6 +43,8 @@ export const SUBLEVELS = [
   'capability-sessions',
   // the model proxy (SPEC §13): usage and quota windows per principal
   'model-usage',
+  // store and forward (SPEC §10): a relay's mailboxes, a recipient's taken item ids
+  'mailbox',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 

@@ -209,6 +209,46 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       '--model-quotas <file>',
       'the model proxy’s quota policy, JSON: {tiers, tierTotals, principals, reserveTokens} (defaults per tier otherwise)',
     )
+    // store and forward (SPEC §10): /mesh/mailbox/1.0.0
+    .addOption(
+      new Option(
+        '--mailbox-ttl <ms>',
+        'relay: how long a mailbox item is kept (default 604800000)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--mailbox-items <n>', 'relay: items kept for one mesh (default 1000)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option('--mailbox-bytes <n>', 'relay: bytes kept for one mesh (default 16777216)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option('--mailbox-meshes <n>', 'relay: meshes it keeps a mailbox for (default 1000)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--mailbox-total-bytes <n>',
+        'relay: bytes kept for all mailboxes together (default 1073741824)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--mailbox-prune <ms>',
+        'relay: how often expired items are dropped (default 60000)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--mailbox-poll <ms>',
+        'how often this mesh asks its relays for waiting items (default 60000; 0 = at start and reconnect only)',
+      ).argParser(nonNegativeInt),
+    )
     .action(async (options) => {
       // the model proxy (SPEC §13): its quota policy file, checked when the node starts
       const modelQuotas =
@@ -272,6 +312,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
                   },
                 }
               : {}),
+            ...mailboxOption(options), // store and forward (SPEC §10)
             logger,
           }),
         (node) =>
@@ -353,3 +394,21 @@ async function jsonFile(path: string, option: string): Promise<QuotaOverridesInp
 }
 
 type QuotaOverridesInput = NonNullable<NonNullable<MeshNodeInit['model']>['quotas']>
+
+// store and forward (SPEC §10)
+/** `--mailbox-…`: the relay's mailbox limits and this mesh's poll interval. */
+function mailboxOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'mailbox'> {
+  const flags = {
+    ttlMs: options.mailboxTtl,
+    maxItems: options.mailboxItems,
+    maxBytes: options.mailboxBytes,
+    maxMailboxes: options.mailboxMeshes,
+    maxTotalBytes: options.mailboxTotalBytes,
+    pruneIntervalMs: options.mailboxPrune,
+    pollIntervalMs: options.mailboxPoll,
+  }
+  const set = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as NonNullable<
+    MeshNodeInit['mailbox']
+  >
+  return Object.keys(set).length > 0 ? { mailbox: set } : {}
+}

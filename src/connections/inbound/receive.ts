@@ -11,7 +11,13 @@ import {
   serveExchange,
 } from '../connect-protocol.ts'
 import { type Applied, boundDetails, type ConnectionBook, isConnectionId } from '../connection-book.ts'
-import { createEnvelope, type Envelope, type EnvelopeVerifier, encodeEnvelope } from '../envelope.ts'
+import {
+  createEnvelope,
+  type Envelope,
+  type EnvelopeVerifier,
+  encodeEnvelope,
+  type VerifyEnvelopeOptions,
+} from '../envelope.ts'
 import type { PeerRotation } from '../peer-rotation.ts'
 import type { PeerBook } from '../peers.ts'
 import type { PolicyService } from '../policy.ts'
@@ -70,12 +76,16 @@ export class Inbound {
    * (an ack, or an error with the refusal's code). Every refusal is recorded in the
    * rejected log and the audit log; a refused message stores nothing else.
    */
-  async receive(bytes: Uint8Array, remoteDid: string): Promise<Uint8Array> {
+  async receive(
+    bytes: Uint8Array,
+    remoteDid: string,
+    options: Pick<VerifyEnvelopeOptions, 'maxAgeMs'> = {}, // store and forward (SPEC §10)
+  ): Promise<Uint8Array> {
     let envelope: Envelope | undefined
     let act: GateAct | undefined
     try {
       this.#c.limiter.consume(remoteDid)
-      envelope = await this.#c.envelopes.verify(bytes, { remoteDid })
+      envelope = await this.#c.envelopes.verify(bytes, { remoteDid, ...options })
       const env = envelope
       const known = await this.#c.peers.identityOf(env.origin)
       if (known !== undefined) await this.#c.rotation.refuseRetiredKey(known, env.origin)
