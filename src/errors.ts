@@ -30,6 +30,9 @@ export const ERROR_STATUS = {
   MESH_INTERNAL: 500,
   // accountability across meshes (SPEC §11): a Merkle proof that does not hold
   MESH_PROOF_INVALID: 422,
+  // coordination fees (SPEC §10): relay receipts
+  MESH_RECEIPT_INVALID: 422,
+  MESH_RECEIPTS_REQUIRED: 402,
 } as const
 
 export type MeshErrorCode = keyof typeof ERROR_STATUS
@@ -63,6 +66,11 @@ export const ERROR_MEANING: Record<MeshErrorCode, string> = {
   // accountability across meshes (SPEC §11)
   MESH_PROOF_INVALID:
     'An audit log proof does not verify, or is for another mesh’s log or a log of another size than the head.',
+  // coordination fees (SPEC §10): relay receipts
+  MESH_RECEIPT_INVALID:
+    'A relay receipt is for another relay, out of order (a gap or an overlap), or claims more bytes than the relay carried.',
+  MESH_RECEIPTS_REQUIRED:
+    'The relay’s free allowance is used up and this mesh does not sign receipts for it: its circuits and reservation are cut off.',
 }
 
 export interface MeshErrorJson {
@@ -119,6 +127,8 @@ export const StoreDamagedError = errorClass('StoreDamagedError', 'MESH_STORE_DAM
 export const UnavailableError = errorClass('UnavailableError', 'MESH_UNAVAILABLE')
 // accountability across meshes (SPEC §11)
 export const ProofInvalidError = errorClass('ProofInvalidError', 'MESH_PROOF_INVALID')
+// coordination fees (SPEC §10)
+export const ReceiptInvalidError = errorClass('ReceiptInvalidError', 'MESH_RECEIPT_INVALID')
 
 export function isMeshError(err: unknown): err is MeshError {
   return err instanceof MeshError

@@ -122,3 +122,8 @@ export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>
 // Room lifecycle and consent (SPEC §9)
 export type InvitationList = FromSchema<typeof import('./schemas/room-lifecycle.ts').invitationListSchema>
 export type Invitation = InvitationList['invitations'][number]
+// coordination fees (SPEC §10)
+export type ReceiptView = FromSchema<typeof import('./schemas/ledger.ts').receiptSchema>
+export type LedgerView = FromSchema<typeof import('./schemas/ledger.ts').ledgerSchema>
+export type LedgerBeneficiaryView = LedgerView['beneficiaries'][number]
+export type LedgerRelayView = LedgerView['relays'][number]

@@ -14,7 +14,8 @@ import type { Connection, PeerId, Stream, StreamHandler } from '@libp2p/interfac
  * - On a relay, every circuit ends in a `/libp2p/circuit/relay/0.2.0/stop` stream the relay
  *   opens to the beneficiary; the relay counts what that stream carries, both ways:
  *   bytes received as they arrive (the stream's `onData`, before any backpressure) and
- *   bytes sent as they are queued (`send`). `served(peer)`.
+ *   bytes sent as the muxer takes them (`sendData`, within the beneficiary's window).
+ *   `served(peer)`.
  * - On the beneficiary, the same stream arrives through the circuit transport's stop
  *   handler; it counts the same way, by relay. `relayed(relay)`.
  *
@@ -131,13 +132,17 @@ function countOf(map: Map<string, TrafficCount>, peer: string): TrafficCount {
   return count
 }
 
-/** The parts of a muxed stream the meter wraps (yamux's streams push what arrives through `onData`). */
+/** The parts of a muxed stream the meter wraps (a yamux stream: `onData` in, `sendData` out to the muxer). */
 interface MeteredStream {
   onData?: (data: { byteLength: number }) => void
+  sendData?: (data: { byteLength: number }) => { sentBytes: number; canSendMore: boolean }
   send: (data: { byteLength: number }) => boolean
 }
 
-/** Counts what `stream` receives (as it arrives) and sends (as it is queued), without changing how it flows. */
+/**
+ * Counts what `stream` receives (as it arrives) and sends (as the muxer takes it: within
+ * the peer's window, not what waits in the write buffer), without changing how it flows.
+ */
 function meterStream(stream: Stream, count: TrafficCount, onCount: () => void): void {
   const s = stream as unknown as MeteredStream
   const add = (n: number): void => {
@@ -146,10 +151,19 @@ function meterStream(stream: Stream, count: TrafficCount, onCount: () => void): 
     count.messages++
     onCount()
   }
-  const send = s.send.bind(s)
-  s.send = (data) => {
-    add(data.byteLength)
-    return send(data)
+  const sendData = s.sendData?.bind(s)
+  if (sendData !== undefined) {
+    s.sendData = (data) => {
+      const result = sendData(data)
+      add(result.sentBytes)
+      return result
+    }
+  } else {
+    const send = s.send.bind(s)
+    s.send = (data) => {
+      add(data.byteLength)
+      return send(data)
+    }
   }
   const onData = s.onData?.bind(s)
   if (onData !== undefined) {

@@ -41,6 +41,8 @@ export const SUBLEVELS = [
   'dht',
   // agents in foreign rooms: capability sessions (hashed tokens)
   'capability-sessions',
+  // coordination fees (SPEC §10): receipts held as a relay, chain heads as a beneficiary
+  'ledger',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 
