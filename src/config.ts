@@ -5,6 +5,8 @@ import type { InvokeProtocolInit } from './connections/invoke-protocol.ts'
 import type { HttpConnectionLimits } from './http/index.ts'
 import type { OriginGuardInit } from './http/origin-guard.ts'
 import type { RateLimitsInit } from './http/rate-limits.ts'
+// coordination fees (SPEC §10)
+import type { RelayFeesInit } from './ledger/index.ts'
 import type { Logger } from './log.ts'
 // reachability (SPEC §10)
 import type { RelayServiceInit } from './p2p/reachability.ts'
@@ -256,4 +258,15 @@ export interface MeshNodeInit {
    * relays among the meshes it meets.
    */
   relayVia?: string[]
+}
+
+// coordination fees (SPEC §10)
+/** Merged into MeshNodeInit above: relay receipts and the free allowance (ledger/relay-fees.ts). */
+export interface MeshNodeInit {
+  /**
+   * As a relay: `freeBytes` a beneficiary may leave unreceipted (default 8 MiB), `graceMs`,
+   * `maxDebtBytes`, `slackBytes`; as a beneficiary: `signReceipts` (default true),
+   * `receiptBytes` (1 MiB), `receiptIntervalMs` (2000).
+   */
+  fees?: RelayFeesInit
 }

@@ -40,6 +40,7 @@ import { startForeignAccess } from './node/foreign-access.ts'
 // one invocation dispatcher
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
+import { startLedger } from './node/ledger.ts' // coordination fees (SPEC §10)
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
@@ -230,6 +231,7 @@ export class MeshNode {
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+    await startLedger(wiring) // coordination fees (SPEC §10): /mesh/receipts/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 
@@ -330,6 +332,8 @@ export class MeshNode {
       names: this.#parts.get('names'),
       // accountability across meshes (SPEC §11)
       heads: () => this.#parts.find('headBook'),
+      // coordination fees (SPEC §10)
+      ledger: (options) => this.#parts.get('fees').view(options),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

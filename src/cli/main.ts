@@ -34,6 +34,8 @@ const [
   outbound,
   // revocation people can use (SPEC §9)
   revocation,
+  // coordination fees (SPEC §10)
+  ledger,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -51,6 +53,7 @@ const [
   import('./commands/members.ts'),
   import('./commands/outbound.ts'),
   import('./commands/revocation.ts'),
+  import('./commands/ledger.ts'), // coordination fees (SPEC §10)
 ])
 
 const env = process.env
@@ -88,6 +91,7 @@ for (const register of [
   members.registerMemberCommands,
   outbound.registerOutboundCommands, // outbound invocation over libp2p
   revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
+  ledger.registerLedgerCommands, // coordination fees (SPEC §10)
 ]) {
   register(cli, ctx)
 }

@@ -20,6 +20,8 @@ import { registerConsole } from './routes/console.ts'
 import { coreRoutes, type HealthInfo } from './routes/core.ts'
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
+// coordination fees (SPEC §10)
+import { type LedgerRoutesInit, ledgerRoutes } from './routes/ledger.ts'
 import { memberRoutes } from './routes/members.ts'
 // outbound invocation over libp2p
 import { type OutboundRoutesInit, outboundRoutes } from './routes/outbound.ts'
@@ -75,6 +77,8 @@ export interface NodeRoutesInit {
   names?: AuthorityRoutesInit['names']
   // accountability across meshes (SPEC §11): the defections found or shown
   heads?: AuditMerkleRoutesInit['heads']
+  // coordination fees (SPEC §10)
+  ledger?: LedgerRoutesInit['ledger']
 }
 
 /**
@@ -149,5 +153,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.revocations !== undefined) await app.register(revocationRoutes, { revocations: init.revocations })
   // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
   await app.register(auditMerkleRoutes, { audit: init.audit, heads: init.heads })
+  // coordination fees (SPEC §10)
+  if (init.ledger !== undefined) await app.register(ledgerRoutes, { ledger: init.ledger })
   registerConsole(app)
 }

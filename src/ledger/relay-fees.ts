@@ -19,6 +19,11 @@ import {
 export const MESH_RECEIPTS_PROTOCOL = '/mesh/receipts/1.0.0'
 /** A receipt is ~400 bytes of JSON; anything much larger is not one. */
 export const MAX_RECEIPT_MESSAGE_BYTES = 2048
+/**
+ * What a beneficiary may count per circuit beyond the relay: when a circuit is reset, what
+ * it had sent and the relay had not yet read is counted on its side only.
+ */
+export const CIRCUIT_SLACK_BYTES = 4096
 /** How far ahead of the relay's clock a receipt's `to` may be. */
 export const RECEIPT_MAX_SKEW_MS = 60_000
 
@@ -35,8 +40,8 @@ export interface RelayFeesInit {
   /** As a beneficiary: sign receipts at all (`false`: a mesh that refuses to); default true. */
   signReceipts?: boolean
   /**
-   * As a relay: how much more than it measured a beneficiary may claim (the stop handshake
-   * it counts and the relay does not, chunks in flight): this many bytes plus 1%; default 64 KiB.
+   * As a relay: how much more than it measured a beneficiary may claim (chunks in flight):
+   * this many bytes plus 1%, plus CIRCUIT_SLACK_BYTES per circuit; default 64 KiB.
    */
   slackBytes?: number
   /**
@@ -327,12 +332,15 @@ export class RelayFees {
       return refuse('MESH_FORBIDDEN', 'a receipt is taken from its beneficiary only')
     if (receipt.to > Date.now() + RECEIPT_MAX_SKEW_MS)
       return refuse('MESH_CLOCK_SKEW', 'the receipt ends in the future')
-    const measured = meter.served(from)?.bytes ?? 0
+    const served = meter.served(from)
+    const measured = served?.bytes ?? 0
     const receipted = this.#receiptedOf(meter, from)
     const { taken, result, summary } = await this.#components.book.take(receipt, (head) => {
       const problem: ReceiptProblem | undefined = checkNext(relayDid, receipt, head)
       if (problem !== undefined) return { problem, head }
-      const allowed = measured + this.#init.slackBytes + measured * 0.01
+      // A circuit reset leaves in flight what only its sender counted: a few frames each.
+      const allowed =
+        measured + this.#init.slackBytes + measured * 0.01 + (served?.circuits ?? 0) * CIRCUIT_SLACK_BYTES
       if (receipted.bytes + receipt.bytes > allowed)
         return {
           problem: {

@@ -97,6 +97,7 @@ export async function restartOnKey(
   await parts.find('roomSync')?.stop()
   await parts.find('outbound')?.stop() // outbound invocation over libp2p
   await parts.find('auditProtocol')?.stop() // accountability across meshes (SPEC §11)
+  await parts.find('fees')?.stop() // coordination fees (SPEC §10)
   await whileStopped()
   await parts.find('discovery')?.stop()
   await parts.find('libp2p')?.stop()
@@ -118,6 +119,7 @@ export async function restartOnKey(
   await parts.find('roomSync')?.start()
   await parts.find('outbound')?.start() // outbound invocation over libp2p
   await parts.find('auditProtocol')?.start() // accountability across meshes (SPEC §11)
+  await parts.find('fees')?.start() // coordination fees (SPEC §10)
   const heartbeat = createHeartbeat(wiring, key)
   if (heartbeat !== undefined) {
     await heartbeat.start()

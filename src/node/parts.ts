@@ -17,6 +17,8 @@ import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '..
 // outbound invocation over libp2p
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
+// coordination fees (SPEC §10)
+import type { RelayFees } from '../ledger/index.ts'
 import type { Logger } from '../log.ts'
 import type { FederationSettings } from '../manifest/index.ts'
 import type { MeshInfo } from '../mesh-info.ts'
@@ -71,6 +73,8 @@ export interface NodeParts {
   // accountability across meshes (SPEC §11): /mesh/audit/1.0.0, the heads held of other meshes
   auditProtocol: AuditProtocol
   headBook: HeadBook
+  // coordination fees (SPEC §10): receipts, the relay's ledger, the free allowance
+  fees: RelayFees
 }
 
 /**

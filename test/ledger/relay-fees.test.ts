@@ -12,7 +12,7 @@ import {
   signReceipt,
   verifyLedger,
 } from '../../src/ledger/index.ts'
-import { createLogger, silentLogger } from '../../src/log.ts'
+import { silentLogger } from '../../src/log.ts'
 import type { MeshLibp2p } from '../../src/p2p/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { waitFor } from '../p2p/nodes.ts'

@@ -192,6 +192,14 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       'relay (…/p2p/<peer id>) to take a reservation on and be reached through (repeatable)',
       collectMultiaddr,
     )
+    // coordination fees (SPEC §10)
+    .addOption(
+      new Option(
+        '--relay-free-bytes <n>',
+        'relay: bytes a mesh may leave unreceipted before it is cut off (default 8388608)',
+      ).argParser(nonNegativeInt),
+    )
+    .option('--no-relay-receipts', 'sign no receipts for the relays this mesh uses (they may cut it off)')
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
@@ -237,6 +245,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             // reachability (SPEC §10): relays
             ...relayOption(options),
             ...(options.relayVia !== undefined ? { relayVia: options.relayVia as string[] } : {}),
+            ...feesOption(options), // coordination fees (SPEC §10)
             logger,
           }),
         (node) =>
@@ -299,4 +308,14 @@ function relayOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'rela
   }
   if (Object.keys(limits).length > 0) return { relay: limits }
   return options.relay === true ? { relay: true } : {}
+}
+
+// coordination fees (SPEC §10)
+/** `--relay-free-bytes` and `--no-relay-receipts`. */
+function feesOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'fees'> {
+  const fees: NonNullable<MeshNodeInit['fees']> = {
+    ...(options.relayFreeBytes !== undefined ? { freeBytes: options.relayFreeBytes as number } : {}),
+    ...(options.relayReceipts === false ? { signReceipts: false } : {}),
+  }
+  return Object.keys(fees).length > 0 ? { fees } : {}
 }
