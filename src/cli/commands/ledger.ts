@@ -1,11 +1,11 @@
 /** `mesh ledger` — coordination fees (SPEC §10): the relay's ledger of receipts, and its offline check. */
-import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { LedgerView } from '../../api/index.ts'
 import { MeshError } from '../../errors.ts'
 import { type LedgerVerification, verifyLedger } from '../../ledger/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
+import { readJsonFile } from '../options.ts'
 
 type LedgerOptions = ClientOptions & { verify?: boolean; file?: string; export?: boolean }
 
@@ -51,18 +51,7 @@ function verifyText(report: LedgerVerification): string {
 }
 
 async function readExport(file: string): Promise<LedgerView> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    throw new MeshError('MESH_BAD_REQUEST', `cannot read ${file}: ${(err as Error).message}`)
-  }
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    throw new MeshError('MESH_BAD_REQUEST', `${file} is not JSON`)
-  }
+  const value = await readJsonFile(file)
   const ledger = value as LedgerView
   if (
     typeof ledger?.did !== 'string' ||
