@@ -5,54 +5,26 @@ import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { LedgerView } from '../../src/api/index.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import {
-  acceptRoom,
-  type CliMesh,
-  connectionView,
-  type E2E,
-  e2e,
-  FAST_RETRY,
-  freePort,
-} from '../fixtures/e2e.ts'
+import { type CliMesh, connectAndShareRoom, type E2E, e2e, startSyncingMesh } from '../fixtures/e2e.ts'
 
 // coordination fees (SPEC §10): relay receipts and the ledger, across processes, through the CLI.
-
-/** `mesh init` + `mesh start …` on a free HTTP port, signed in as its architect. */
-async function startMesh(e: E2E, name: string, args: string[]): Promise<CliMesh> {
-  const m: CliMesh = { name, dir: join(e.root, name) }
-  await e.init(name, m.dir)
-  m.proc = await e.start([
-    'start',
-    ...['--data', m.dir, '--http', `127.0.0.1:${await freePort()}`],
-    ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '0', '--sync-interval', '300'],
-    ...args,
-  ])
-  m.api = await e.signInArchitect(m.proc.http, name)
-  m.did = m.proc.did as string
-  return m
-}
 
 /**
  * R relays; H and P have no dialable address but their reservations on R (so every byte
  * between them crosses R); P connects to H, both accept, and they share a room.
  */
 async function relayedPair(e: E2E, relayArgs: string[], hiddenArgs: string[] = []) {
-  const relay = await startMesh(e, 'relay', ['--listen', '/ip4/127.0.0.1/tcp/0', '--relay', ...relayArgs])
+  const relay = await startSyncingMesh(e, 'relay', [
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--relay',
+    ...relayArgs,
+  ])
   const relayAddress = relay.proc?.listen[0] as string
   const via = ['--listen', '/p2p-circuit', '--relay-via', relayAddress]
-  const hidden = await startMesh(e, 'hidden', [...via, ...hiddenArgs])
-  const peer = await startMesh(e, 'peer', via)
-  const c = await e.cli<{ id: string }>(peer, 'connect', hidden.proc?.listen[0] as string)
-  await waitFor(async () => (await connectionView(hidden, c.id))?.status === 'pending', 'request at hidden')
-  await e.cli(hidden, 'accept', c.id)
-  await waitFor(async () => (await connectionView(peer, c.id))?.status === 'accepted', 'accepted at peer')
-  const room = await e.cli<{ id: string }>(peer, 'room', 'create', 'bulk')
-  await e.cli(peer, 'share', room.id, hidden.did as string)
-  await acceptRoom(e.cli, hidden, room.id)
-  await waitFor(async () => {
-    const rooms = await e.cli<Array<{ id: string; federated: boolean }>>(hidden, 'rooms')
-    return rooms.some((r) => r.id === room.id && r.federated)
-  }, 'hidden adopts the room')
+  const hidden = await startSyncingMesh(e, 'hidden', [...via, ...hiddenArgs])
+  const peer = await startSyncingMesh(e, 'peer', via)
+  const room = { id: await connectAndShareRoom(e, peer, hidden, hidden.proc?.listen[0] as string, 'bulk') }
   /** `n` messages of 8 kB, from both sides in turn. */
   const post = async (n: number) => {
     for (let i = 0; i < n; i++) {
