@@ -5,6 +5,8 @@ import type { InvokeProtocolInit } from './connections/invoke-protocol.ts'
 import type { HttpConnectionLimits } from './http/index.ts'
 import type { OriginGuardInit } from './http/origin-guard.ts'
 import type { RateLimitsInit } from './http/rate-limits.ts'
+// coordination fees (SPEC §10)
+import type { RelayFeesInit } from './ledger/index.ts'
 import type { Logger } from './log.ts'
 // the model proxy (SPEC §13)
 import type { QuotaOverrides } from './model/index.ts'
@@ -310,4 +312,15 @@ export interface MeshNodeInit {
    * and on reconnecting to them).
    */
   mailbox?: MailboxRelayInit & Pick<MailboxClientInit, 'itemTtlMs' | 'pollIntervalMs'>
+}
+
+// coordination fees (SPEC §10)
+/** Merged into MeshNodeInit above: relay receipts and the free allowance (ledger/relay-fees.ts). */
+export interface MeshNodeInit {
+  /**
+   * As a relay: `freeBytes` a beneficiary may leave unreceipted (default 8 MiB), `graceMs`,
+   * `maxDebtBytes`, `slackBytes`; as a beneficiary: `signReceipts` (default true),
+   * `receiptBytes` (1 MiB), `receiptIntervalMs` (2000).
+   */
+  fees?: RelayFeesInit
 }

@@ -32,6 +32,9 @@ export const ERROR_STATUS = {
   MESH_PROOF_INVALID: 422,
   // store and forward (SPEC §10): a relay's mailbox for a mesh is full
   MESH_QUOTA_EXCEEDED: 429,
+  // coordination fees (SPEC §10): relay receipts
+  MESH_RECEIPT_INVALID: 422,
+  MESH_RECEIPTS_REQUIRED: 402,
 } as const
 
 export type MeshErrorCode = keyof typeof ERROR_STATUS
@@ -68,6 +71,11 @@ export const ERROR_MEANING: Record<MeshErrorCode, string> = {
   // store and forward (SPEC §10)
   MESH_QUOTA_EXCEEDED:
     'A relay’s mailbox for that mesh is full (items or bytes); it takes more once the mesh has collected its items.',
+  // coordination fees (SPEC §10): relay receipts
+  MESH_RECEIPT_INVALID:
+    'A relay receipt is for another relay, out of order (a gap or an overlap), or claims more bytes than the relay carried.',
+  MESH_RECEIPTS_REQUIRED:
+    'The relay’s free allowance is used up and this mesh does not sign receipts for it: its circuits and reservation are cut off.',
 }
 
 export interface MeshErrorJson {
@@ -124,6 +132,8 @@ export const StoreDamagedError = errorClass('StoreDamagedError', 'MESH_STORE_DAM
 export const UnavailableError = errorClass('UnavailableError', 'MESH_UNAVAILABLE')
 // accountability across meshes (SPEC §11)
 export const ProofInvalidError = errorClass('ProofInvalidError', 'MESH_PROOF_INVALID')
+// coordination fees (SPEC §10)
+export const ReceiptInvalidError = errorClass('ReceiptInvalidError', 'MESH_RECEIPT_INVALID')
 
 export function isMeshError(err: unknown): err is MeshError {
   return err instanceof MeshError

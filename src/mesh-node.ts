@@ -44,6 +44,7 @@ import { startHttpFederation } from './node/http-federation.ts'
 // one invocation dispatcher
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
+import { startLedger } from './node/ledger.ts' // coordination fees (SPEC §10)
 import { Lifecycle, type LifecycleStatus } from './node/lifecycle.ts'
 // store and forward (SPEC §10)
 import { startMailbox } from './node/mailbox.ts'
@@ -255,6 +256,7 @@ export class MeshNode {
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
     await startMailbox(wiring) // store and forward (SPEC §10): /mesh/mailbox/1.0.0
+    await startLedger(wiring) // coordination fees (SPEC §10): /mesh/receipts/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 
@@ -362,6 +364,8 @@ export class MeshNode {
       ...(this.init.model?.maxBodyBytes !== undefined
         ? { modelMaxBodyBytes: this.init.model.maxBodyBytes }
         : {}),
+      // coordination fees (SPEC §10)
+      ledger: (options) => this.#parts.get('fees').view(options),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

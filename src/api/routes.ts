@@ -4,6 +4,8 @@ import * as auditMerkle from './schemas/audit-merkle.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
+// coordination fees (SPEC §10)
+import * as ledger from './schemas/ledger.ts'
 import * as members from './schemas/members.ts'
 // the model proxy (SPEC §13)
 import * as model from './schemas/model.ts'
@@ -641,6 +643,15 @@ export const routes = {
     session: true,
     query: meshProfile.meshUrlQuerySchema,
     response: meshProfile.meshUrlViewSchema,
+  }),
+
+  // coordination fees (SPEC §10)
+  ledger: route({
+    method: 'GET',
+    path: '/api/ledger',
+    session: true,
+    query: ledger.ledgerQuerySchema,
+    response: ledger.ledgerSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

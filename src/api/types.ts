@@ -132,3 +132,8 @@ export type ChatCompletionRequest = FromSchema<typeof import('./schemas/model.ts
 // reachable by URL (SPEC §10)
 export type MeshUrlView = FromSchema<typeof import('./schemas/mesh-profile.ts').meshUrlViewSchema>
 export type MeshProfile = FromSchema<typeof import('./schemas/mesh-profile.ts').meshProfileSchema>
+// coordination fees (SPEC §10)
+export type ReceiptView = FromSchema<typeof import('./schemas/ledger.ts').receiptSchema>
+export type LedgerView = FromSchema<typeof import('./schemas/ledger.ts').ledgerSchema>
+export type LedgerBeneficiaryView = LedgerView['beneficiaries'][number]
+export type LedgerRelayView = LedgerView['relays'][number]

@@ -38,6 +38,8 @@ const [
   tasks,
   // the model proxy (SPEC §13)
   usage,
+  // coordination fees (SPEC §10)
+  ledger,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -57,6 +59,7 @@ const [
   import('./commands/revocation.ts'),
   import('./commands/tasks.ts'), // tasks across meshes (SPEC §13)
   import('./commands/usage.ts'), // the model proxy (SPEC §13)
+  import('./commands/ledger.ts'), // coordination fees (SPEC §10)
 ])
 
 const env = process.env
@@ -96,6 +99,7 @@ for (const register of [
   revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
   tasks.registerTaskCommands, // tasks across meshes (SPEC §13)
   usage.registerUsageCommands, // the model proxy (SPEC §13)
+  ledger.registerLedgerCommands, // coordination fees (SPEC §10)
 ]) {
   register(cli, ctx)
 }

@@ -1,4 +1,5 @@
 /** Argument parsers and the options several command groups share. */
+import { readFile } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
 import { type Command, Option } from 'commander'
 import type { HttpListenInit } from '../config.ts'
@@ -153,4 +154,20 @@ export const description = (value: string) => {
     throw new MeshError('MESH_BAD_REQUEST', '--description is printable text of at most 280 characters')
   }
   return value
+}
+
+// coordination fees (SPEC §10): offline checks read a saved JSON file
+/** The JSON value in `file`; MESH_BAD_REQUEST when it cannot be read or is not JSON. */
+export async function readJsonFile(file: string): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new MeshError('MESH_BAD_REQUEST', `cannot read ${file}: ${(err as Error).message}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new MeshError('MESH_BAD_REQUEST', `${file} is not JSON`)
+  }
 }

@@ -24,6 +24,8 @@ import { coreRoutes, type HealthInfo } from './routes/core.ts'
 import { type FederationRoutesInit, federationRoutes } from './routes/federation.ts'
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
+// coordination fees (SPEC §10)
+import { type LedgerRoutesInit, ledgerRoutes } from './routes/ledger.ts'
 import { memberRoutes } from './routes/members.ts'
 // the model proxy (SPEC §13)
 import { modelRoutes } from './routes/model.ts'
@@ -88,6 +90,8 @@ export interface NodeRoutesInit {
   // the model proxy (SPEC §13): /v1/chat/completions, /v1/models, /api/usage
   model?: ModelProxy
   modelMaxBodyBytes?: number
+  // coordination fees (SPEC §10)
+  ledger?: LedgerRoutesInit['ledger']
 }
 
 /**
@@ -174,5 +178,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
       ...(init.modelMaxBodyBytes !== undefined ? { maxBodyBytes: init.modelMaxBodyBytes } : {}),
     })
   }
+  // coordination fees (SPEC §10)
+  if (init.ledger !== undefined) await app.register(ledgerRoutes, { ledger: init.ledger })
   registerConsole(app)
 }

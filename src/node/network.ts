@@ -102,6 +102,7 @@ export async function restartOnKey(
   await parts.find('auditProtocol')?.stop() // accountability across meshes (SPEC §11)
   await parts.find('mailbox')?.stop() // store and forward (SPEC §10)
   await parts.find('mailboxRelay')?.stop() // store and forward (SPEC §10)
+  await parts.find('fees')?.stop() // coordination fees (SPEC §10)
   await whileStopped()
   await parts.find('discovery')?.stop()
   await parts.find('libp2p')?.stop()
@@ -125,6 +126,7 @@ export async function restartOnKey(
   await parts.find('auditProtocol')?.start() // accountability across meshes (SPEC §11)
   await parts.find('mailboxRelay')?.start() // store and forward (SPEC §10)
   await parts.find('mailbox')?.start() // store and forward (SPEC §10)
+  await parts.find('fees')?.start() // coordination fees (SPEC §10)
   const heartbeat = createHeartbeat(wiring, key)
   if (heartbeat !== undefined) {
     await heartbeat.start()

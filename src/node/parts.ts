@@ -20,6 +20,8 @@ import type { HttpRooms } from '../connections/http-rooms.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
+// coordination fees (SPEC §10)
+import type { RelayFees } from '../ledger/index.ts'
 import type { Logger } from '../log.ts'
 // store and forward (SPEC §10)
 import type { MailboxClient, MailboxRelay } from '../mailbox/index.ts'
@@ -88,6 +90,8 @@ export interface NodeParts {
   // store and forward (SPEC §10): this mesh's mailbox client; the relay's mailboxes on --relay nodes
   mailbox: MailboxClient
   mailboxRelay: MailboxRelay
+  // coordination fees (SPEC §10): receipts, the relay's ledger, the free allowance
+  fees: RelayFees
 }
 
 /**

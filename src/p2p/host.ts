@@ -1,7 +1,11 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { autoNAT } from '@libp2p/autonat'
-import { type CircuitRelayService, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import {
+  type CircuitRelayServerComponents,
+  type CircuitRelayService,
+  circuitRelayTransport,
+} from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { type Identify, type IdentifyPush, identify, identifyPush } from '@libp2p/identify'
 import type { Libp2p, StreamHandler } from '@libp2p/interface'
@@ -22,6 +26,8 @@ import {
   reachabilityService,
 } from './reachability.ts'
 import { RecordGuardDatastore, type RecordGuardInit } from './record-datastore.ts'
+// coordination fees (SPEC §10): byte counts on relayed circuits
+import { meteredRelayComponents, meteredTransportComponents, RelayMeter } from './relay-meter.ts'
 
 export type MeshServices = {
   identify: Identify
@@ -33,6 +39,8 @@ export type MeshServices = {
   dcutr: unknown
   reachability: ReachabilityService
   relay?: CircuitRelayService
+  // coordination fees (SPEC §10)
+  relayMeter: RelayMeter
 }
 
 export type MeshLibp2p = Libp2p<MeshServices>
@@ -93,6 +101,7 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
   const datastore = init.datastore ?? (variant === 'mesh' ? createMeshDatastore() : undefined)
   const guard = datastore instanceof RecordGuardDatastore ? datastore : undefined
   let node: MeshLibp2p | undefined
+  const meter = new RelayMeter() // coordination fees (SPEC §10)
   // A peer's own record and provider record stay while it is connected, even when a
   // flood fills the store (see KeyQuota).
   guard?.protect(init.key.peerId().toString(), (peer) => {
@@ -121,7 +130,8 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     privateKey: init.key.toLibp2pPrivateKey(),
     addresses: { listen: init.listen ?? DEFAULT_LISTEN, announce: init.announce ?? [] },
     // reachability (SPEC §10): WebSockets beside TCP; every node dials and listens through relays
-    transports: [tcp(), webSockets(), circuitRelayTransport()],
+    // coordination fees (SPEC §10): the circuit transport's stop streams are counted
+    transports: [tcp(), webSockets(), (c) => circuitRelayTransport()(meteredTransportComponents(c, meter))],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     datastore,
@@ -144,11 +154,18 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
       dcutr: dcutr(),
       reachability: reachabilityService(),
       ...(init.relay !== undefined && init.relay !== false
-        ? { relay: meshRelayServer(init.relay === true ? {} : init.relay) }
+        ? {
+            relay: (c: CircuitRelayServerComponents) =>
+              meshRelayServer(typeof init.relay === 'object' ? init.relay : {})(
+                meteredRelayComponents(c, meter),
+              ),
+          }
         : {}),
+      relayMeter: () => meter, // coordination fees (SPEC §10)
     },
   })
   node.services.reachability.relayService = node.services.relay
+  meter.relay = node.services.relay // coordination fees (SPEC §10)
   return node
 }
 

@@ -84,3 +84,5 @@ export {
   relayListenAddress,
 } from './reachability.ts'
 export { RecordGuardDatastore, type RecordGuardInit, type SyncSelectFn } from './record-datastore.ts'
+// coordination fees (SPEC §10)
+export { RelayMeter, type TrafficCount } from './relay-meter.ts'

@@ -45,6 +45,8 @@ export const SUBLEVELS = [
   'model-usage',
   // store and forward (SPEC §10): a relay's mailboxes, a recipient's taken item ids
   'mailbox',
+  // coordination fees (SPEC §10): receipts held as a relay, chain heads as a beneficiary
+  'ledger',
 ] as const
 export type SublevelName = (typeof SUBLEVELS)[number]
 

@@ -7,31 +7,17 @@ import type { HttpClient } from '../../src/cli/http-client.ts'
 import {
   acceptRoom,
   type CliMesh,
+  connectAndShareRoom,
   connectionView,
   type E2E,
   e2e,
-  FAST_RETRY,
   freePort,
+  startSyncingMesh,
 } from '../fixtures/e2e.ts'
 
 // reachability (SPEC §10): WebSockets beside TCP, and meshes reached through a circuit relay.
 
 type Msg = { id: string; body: string }
-
-/** `mesh init` + `mesh start <listen…> <extra…>` on a free HTTP port, signed in as its architect. */
-async function startMesh(e: E2E, name: string, args: string[]): Promise<CliMesh> {
-  const m: CliMesh = { name, dir: join(e.root, name) }
-  await e.init(name, m.dir)
-  m.proc = await e.start([
-    'start',
-    ...['--data', m.dir, '--http', `127.0.0.1:${await freePort()}`],
-    ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '0', '--sync-interval', '300'],
-    ...args,
-  ])
-  m.api = await e.signInArchitect(m.proc.http, name)
-  m.did = m.proc.did as string
-  return m
-}
 
 /**
  * `x` connects to `y` at `address` and `y` accepts; `x` shares a room with `y`, each posts and
@@ -103,8 +89,8 @@ async function federate(e: E2E, x: CliMesh, y: CliMesh, address: string): Promis
 describe('reachability across processes (SPEC §10)', () => {
   it('WebSockets: a mesh listening on ws alone and one on tcp+ws connect, share a room and invoke over it', async (t) => {
     const e = await e2e(t, 'mesh-ws-e2e-', { logLevel: 'warn' })
-    const wsOnly = await startMesh(e, 'alpha', ['--listen', '/ip4/127.0.0.1/tcp/0/ws'])
-    const both = await startMesh(e, 'beta', [
+    const wsOnly = await startSyncingMesh(e, 'alpha', ['--listen', '/ip4/127.0.0.1/tcp/0/ws'])
+    const both = await startSyncingMesh(e, 'beta', [
       ...['--listen', '/ip4/127.0.0.1/tcp/0', '--listen', '/ip4/127.0.0.1/tcp/0/ws'],
     ])
     const alphaAddresses = wsOnly.proc?.listen ?? []
@@ -118,13 +104,13 @@ describe('reachability across processes (SPEC §10)', () => {
   it('relay: a mesh with no dialable address is reached through a relay; handshake, room and invocation cross it', async (t) => {
     const e = await e2e(t, 'mesh-relay-e2e-', { logLevel: 'warn' })
     // The relay also serves a registry; the hidden mesh is public there (heartbeats).
-    const relay = await startMesh(e, 'relay', [
+    const relay = await startSyncingMesh(e, 'relay', [
       ...['--listen', '/ip4/127.0.0.1/tcp/0', '--relay'],
       ...['--serve-registry', '--heartbeat-interval', '500'],
     ])
     const relayAddress = relay.proc?.listen[0] as string
     // hidden: no listen address but the reservation on the relay.
-    const hidden = await startMesh(e, 'hidden', [
+    const hidden = await startSyncingMesh(e, 'hidden', [
       ...['--listen', '/p2p-circuit', '--relay-via', relayAddress, '--bootstrap', relayAddress],
       ...['--registry', relay.proc?.http as string, '--public', '--heartbeat-interval', '500'],
       ...['--discovery-interval', '1000'],
@@ -135,7 +121,7 @@ describe('reachability across processes (SPEC §10)', () => {
     assert.ok(hiddenAddresses.some((a) => a.startsWith(`${relayAddress}/p2p-circuit`)))
     // The peer is hidden too, so that no connection between the two can be direct: whatever
     // crosses (handshake both ways, room sync, invocation) crosses the relay.
-    const peer = await startMesh(e, 'peer', [
+    const peer = await startSyncingMesh(e, 'peer', [
       ...['--listen', '/p2p-circuit', '--relay-via', relayAddress, '--bootstrap', relayAddress],
       ...['--discovery-interval', '1000'],
     ])
@@ -169,26 +155,21 @@ describe('reachability across processes (SPEC §10)', () => {
   it('relay limits: circuits cut at their byte limit are dialled again, and a room keeps syncing across the cuts', async (t) => {
     const e = await e2e(t, 'mesh-relay-cut-e2e-', { logLevel: 'warn' })
     // 256 KiB per circuit: the messages below cross several circuits.
-    const relay = await startMesh(e, 'relay', [
+    const relay = await startSyncingMesh(e, 'relay', [
       '--listen',
       '/ip4/127.0.0.1/tcp/0',
       '--relay-circuit-bytes',
       '262144',
     ])
     const relayAddress = relay.proc?.listen[0] as string
-    const hidden = await startMesh(e, 'hidden', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
-    const peer = await startMesh(e, 'peer', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
-    const c = await e.cli<{ id: string }>(peer, 'connect', hidden.proc?.listen[0] as string)
-    await waitFor(async () => (await connectionView(hidden, c.id))?.status === 'pending', 'request at hidden')
-    await e.cli(hidden, 'accept', c.id)
-    await waitFor(async () => (await connectionView(peer, c.id))?.status === 'accepted', 'accepted at peer')
-    const room = await e.cli<{ id: string }>(peer, 'room', 'create', 'bulk')
-    await e.cli(peer, 'share', room.id, hidden.did as string)
-    await acceptRoom(e.cli, hidden, room.id) // hidden's architect accepts the invitation (SPEC §9)
-    await waitFor(async () => {
-      const rooms = await e.cli<Array<{ id: string; federated: boolean }>>(hidden, 'rooms')
-      return rooms.some((r) => r.id === room.id && r.federated)
-    }, 'hidden adopts the room')
+    const hidden = await startSyncingMesh(e, 'hidden', [
+      '--listen',
+      '/p2p-circuit',
+      '--relay-via',
+      relayAddress,
+    ])
+    const peer = await startSyncingMesh(e, 'peer', ['--listen', '/p2p-circuit', '--relay-via', relayAddress])
+    const room = { id: await connectAndShareRoom(e, peer, hidden, hidden.proc?.listen[0] as string, 'bulk') }
     // 1 MiB of messages from both sides, four times what one circuit carries.
     const body = (i: number) => `${i} ${'x'.repeat(8000)}`
     for (let i = 0; i < 128; i++) {

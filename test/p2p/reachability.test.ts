@@ -1,58 +1,18 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import type { Connection, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import {
-  createMeshLibp2p,
   isRelayAddress,
-  type MeshLibp2p,
   type MeshLibp2pInit,
   RELAY_SERVICE_DEFAULTS,
   relayListenAddress,
 } from '../../src/p2p/index.ts'
 import { startMesh, waitFor } from './nodes.ts'
+import { echo, host, serveEcho } from './relay-hosts.ts'
 
 // reachability (SPEC §10): circuit relay v2 between real libp2p hosts on loopback.
 
-const ECHO = '/mesh-test/echo/1.0.0'
 const DCUTR_PROTOCOL = '/libp2p/dcutr'
-
-async function host(t: TestContext, init: Partial<MeshLibp2pInit> = {}): Promise<MeshLibp2p> {
-  const libp2p = await createMeshLibp2p({ key: Ed25519KeyPair.generate(), ...init })
-  t.after(() => libp2p.stop())
-  return libp2p
-}
-
-/** Handles ECHO on `libp2p`: every chunk is written back. */
-async function serveEcho(libp2p: MeshLibp2p, runOnLimitedConnection: boolean): Promise<void> {
-  await libp2p.handle(
-    ECHO,
-    async (stream: Stream) => {
-      for await (const chunk of stream) stream.send(chunk.subarray())
-      await stream.close()
-    },
-    { runOnLimitedConnection },
-  )
-}
-
-/** Sends `bytes` bytes in 16 KiB chunks over ECHO and reads them back; returns the bytes read. */
-async function echo(connection: Connection, bytes: number): Promise<number> {
-  const stream = await connection.newStream(ECHO, { runOnLimitedConnection: true })
-  let read = 0
-  const reading = (async () => {
-    for await (const chunk of stream) {
-      read += chunk.byteLength
-      if (read >= bytes) break
-    }
-  })()
-  for (let sent = 0; sent < bytes; sent += 16 * 1024) {
-    if (!stream.send(new Uint8Array(Math.min(16 * 1024, bytes - sent)).fill(7))) await stream.onDrain()
-  }
-  await reading
-  await stream.close().catch(() => {})
-  return read
-}
 
 /** A relay R, a hidden host H (no listen address but its reservation on R), and a peer P on TCP. */
 async function triangle(t: TestContext, relay: MeshLibp2pInit['relay'] = true) {

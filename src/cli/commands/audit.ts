@@ -7,7 +7,7 @@ import { verifyEquivocation } from '../../audit/index.ts'
 import { MeshError } from '../../errors.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
-import { positiveInt } from '../options.ts'
+import { positiveInt, readJsonFile } from '../options.ts'
 
 type AuditOptions = ClientOptions & {
   verify?: boolean
@@ -131,19 +131,7 @@ export function registerAuditCommands(cli: Command, ctx: CliContext): void {
     .command('check <file>')
     .description('verify an equivocation proof offline (no node needed): exit 0 when it holds')
     .action(async (file: string) => {
-      let text: string
-      try {
-        text = await readFile(file, 'utf8')
-      } catch (err) {
-        throw new MeshError('MESH_BAD_REQUEST', `cannot read ${file}: ${(err as Error).message}`)
-      }
-      let value: unknown
-      try {
-        value = JSON.parse(text)
-      } catch {
-        throw new MeshError('MESH_BAD_REQUEST', `${file} is not JSON`)
-      }
-      const proof = verifyEquivocation(value)
+      const proof = verifyEquivocation(await readJsonFile(file))
       const { older, newer } = proof
       out.print(
         { ok: true, mesh: proof.mesh, older, newer },

@@ -249,6 +249,14 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         'how often this mesh asks its relays for waiting items (default 60000; 0 = at start and reconnect only)',
       ).argParser(nonNegativeInt),
     )
+    // coordination fees (SPEC §10)
+    .addOption(
+      new Option(
+        '--relay-free-bytes <n>',
+        'relay: bytes a mesh may leave unreceipted before it is cut off (default 8388608)',
+      ).argParser(nonNegativeInt),
+    )
+    .option('--no-relay-receipts', 'sign no receipts for the relays this mesh uses (they may cut it off)')
     .action(async (options) => {
       // the model proxy (SPEC §13): its quota policy file, checked when the node starts
       const modelQuotas =
@@ -313,6 +321,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
                 }
               : {}),
             ...mailboxOption(options), // store and forward (SPEC §10)
+            ...feesOption(options), // coordination fees (SPEC §10)
             logger,
           }),
         (node) =>
@@ -411,4 +420,14 @@ function mailboxOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'ma
     MeshNodeInit['mailbox']
   >
   return Object.keys(set).length > 0 ? { mailbox: set } : {}
+}
+
+// coordination fees (SPEC §10)
+/** `--relay-free-bytes` and `--no-relay-receipts`. */
+function feesOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'fees'> {
+  const fees: NonNullable<MeshNodeInit['fees']> = {
+    ...(options.relayFreeBytes !== undefined ? { freeBytes: options.relayFreeBytes as number } : {}),
+    ...(options.relayReceipts === false ? { signReceipts: false } : {}),
+  }
+  return Object.keys(fees).length > 0 ? { fees } : {}
 }

@@ -6,6 +6,8 @@ import { Loading, ShortDid } from './components/common.tsx'
 // accountability across meshes (SPEC §11)
 import { DefectionAlert } from './components/DefectionAlert.tsx'
 import { FederationMap } from './components/FederationMap.tsx'
+// coordination fees (SPEC §10)
+import { LedgerPanel } from './components/Ledger.tsx'
 import { MembersView } from './components/Members.tsx'
 import { RoomsView } from './components/Rooms.tsx'
 import { SignIn } from './components/SignIn.tsx'
@@ -20,6 +22,8 @@ const SECTIONS = [
   { path: '/members', label: 'Members', view: MembersView },
   { path: '/trust', label: 'Trust and audit', view: TrustAudit },
   { path: '/federation', label: 'Federation', view: FederationMap },
+  // coordination fees (SPEC §10)
+  { path: '/ledger', label: 'Ledger', view: LedgerPanel },
 ] as const
 
 export function App() {
