@@ -44,10 +44,10 @@ import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
 import { benchDhtSim, dhtSimNames } from './bench/dht-sim.ts'
 import { benchFederation } from './bench/federation.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
-// issue 18: the model proxy's overhead per request
-import { benchModel, MODEL_NAMES } from './bench/model.ts'
 // issue 16: store and forward — mailbox deliveries against a direct exchange
 import { benchMailbox, MAILBOX_NAMES } from './bench/mailbox.ts'
+// issue 18: the model proxy's overhead per request
+import { benchModel, MODEL_NAMES } from './bench/model.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
 // issue 16: reachability — relayed against direct connections

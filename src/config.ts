@@ -8,11 +8,11 @@ import type { RateLimitsInit } from './http/rate-limits.ts'
 // coordination fees (SPEC §10)
 import type { RelayFeesInit } from './ledger/index.ts'
 import type { Logger } from './log.ts'
-// the model proxy (SPEC §13)
-import type { QuotaOverrides } from './model/index.ts'
 // store and forward (SPEC §10)
 import type { MailboxClientInit } from './mailbox/client.ts'
 import type { MailboxRelayInit } from './mailbox/relay.ts'
+// the model proxy (SPEC §13)
+import type { QuotaOverrides } from './model/index.ts'
 // reachability (SPEC §10)
 import type { RelayServiceInit } from './p2p/reachability.ts'
 import type { RecordGuardInit } from './p2p/record-datastore.ts'

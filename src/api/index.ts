@@ -27,10 +27,10 @@ export * from './schemas/connections.ts'
 // coordination fees (SPEC §10)
 export * from './schemas/ledger.ts'
 export * from './schemas/members.ts'
-// the model proxy (SPEC §13)
-export * from './schemas/model.ts'
 // reachable by URL (SPEC §10)
 export * from './schemas/mesh-profile.ts'
+// the model proxy (SPEC §13)
+export * from './schemas/model.ts'
 // outbound invocation over libp2p
 export * from './schemas/outbound.ts'
 export * from './schemas/policy.ts'

@@ -7,10 +7,10 @@ import * as connections from './schemas/connections.ts'
 // coordination fees (SPEC §10)
 import * as ledger from './schemas/ledger.ts'
 import * as members from './schemas/members.ts'
-// the model proxy (SPEC §13)
-import * as model from './schemas/model.ts'
 // reachable by URL (SPEC §10)
 import * as meshProfile from './schemas/mesh-profile.ts'
+// the model proxy (SPEC §13)
+import * as model from './schemas/model.ts'
 // outbound invocation over libp2p
 import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
