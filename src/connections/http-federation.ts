@@ -96,15 +96,19 @@ export class HttpPeerBook {
   }
 
   async get(did: string): Promise<string | undefined> {
+    return (await this.#stored(did)) ?? httpBaseOf(await this.#fallback?.(did))
+  }
+
+  async #stored(did: string): Promise<string | undefined> {
     const value = (await this.#sub.get(`http/1/${did}`)) as { http?: unknown } | undefined
-    return httpBaseOf(value?.http) ?? httpBaseOf(await this.#fallback?.(did))
+    return httpBaseOf(value?.http)
   }
 
   /** Remembers `did`'s HTTP base; false (nothing stored) when it is not an http(s) URL. */
   async learn(did: string, http: string): Promise<boolean> {
     const base = httpBaseOf(http)
     if (base === undefined || !DID_KEY_RE.test(did)) return false
-    if ((await this.get(did)) === base) return true
+    if ((await this.#stored(did)) === base) return true
     await this.#sub.put(`http/1/${did}`, { http: base, learnedAt: new Date(this.#now()).toISOString() })
     return true
   }

@@ -47,7 +47,11 @@ describe('phase-1 HTTP federation: two nodes libp2p cannot join (SPEC §12)', ()
     })
     await until(async () => (await statusAt(b, id))?.status === 'pending', 'the request at beta')
     // beta learned alpha's HTTP base from the request; its accept goes back over HTTP too.
-    assert.equal(await b.node.httpFederation.peers.get(a.node.did), a.node.httpUrl)
+    // (kept once beta's ack is out: wait for it, not for the pending status alone)
+    await until(
+      async () => (await b.node.httpFederation.peers.get(a.node.did)) === a.node.httpUrl,
+      'beta keeps alpha’s HTTP base',
+    )
     await decide(b, id, 'accept')
     await until(async () => (await statusAt(a, id))?.status === 'accepted', 'accepted at alpha')
     assert.equal(a.node.libp2p.getConnections().length, 0, 'no libp2p connection at all')
