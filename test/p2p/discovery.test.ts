@@ -79,7 +79,6 @@ describe('mesh discovery', () => {
         return foundA !== undefined && foundB !== undefined && ([foundA, foundB] as const)
       },
       'C to find A and B',
-      5_000,
     )
     t.diagnostic(`C discovered A and B in ${Date.now() - started} ms`)
 
