@@ -162,6 +162,15 @@ export class RoomLog {
     for (const p of batch) p.resolve()
   }
 
+  /**
+   * Closes the room's sublevel (an unloaded room, nothing pending): an open sublevel stays
+   * attached to its parent until closed, so each load would otherwise keep one for good.
+   */
+  close(): void {
+    this.#failed ??= new Error('room log closed')
+    this.#sub.close().catch(() => {})
+  }
+
   #fail(batch: Pending[], err: unknown): void {
     this.#failed = err
     for (const p of batch) p.reject(err)

@@ -173,6 +173,7 @@ export class Room implements ValidationTarget {
   /** Drops the document; whoever still holds this Room is told to load the room again. */
   unload(): void {
     this.#unloaded = true
+    this.#log?.close()
     this.doc.destroy()
   }
 
