@@ -98,7 +98,7 @@ export async function benchRoomsMany(init: ManyInit): Promise<void> {
 async function rawLoad(store: MeshStore, id: string): Promise<void> {
   const doc = new Y.Doc({ gc: false })
   const parts: Uint8Array[] = []
-  for await (const value of roomSublevel(store, id).values()) parts.push(value)
+  for await (const value of roomSublevel(store, id).values({ lt: 'v/' })) parts.push(value)
   doc.transact(() => {
     for (const part of parts) Y.applyUpdate(doc, part)
   })

@@ -417,6 +417,7 @@ export class RoomManager {
     return new RoomLog({
       store: this.#init.store,
       room: room.id,
+      doc: room.doc,
       ...(this.#init.compactEvery !== undefined ? { compactEvery: this.#init.compactEvery } : {}),
       onFailure: (err) => {
         room.markFailed(err)
