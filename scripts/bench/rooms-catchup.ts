@@ -4,8 +4,9 @@
  * 10k missed messages takes.
  *
  * - Bytes sent: what the replicator answers a SyncStep1 with — `splitDiff(room.doc,
- *   theirStateVector, {maxEntries: 1000})` chunks (Yjs update v1; the link's own framing,
- *   a few bytes a chunk, left out). Mesh B holds the room up to the share; then alice
+ *   theirStateVector, {maxEntries: 1000})` chunks (Yjs update v1), each deflated as a
+ *   `/mesh/rooms/1.1.0` link sends it (issue 15; the link's own framing, a few bytes a
+ *   chunk, left out). `.v1_plain`: the same chunks undeflated, as a 1.0.0 link sends them. Mesh B holds the room up to the share; then alice
  *   posts `messages` at A (`RoomManager.post`, one update each, as the node makes them).
  * - Missed content: the canonical JSON (JCS, UTF-8) of the missed message entries —
  *   `{v, room, author, authorMesh, body, mentions, ts}`, what a reader of the room gets
@@ -17,8 +18,10 @@
  * - `rooms.catchup_ms.10k`: B applies the chunks of 10k missed messages (validated,
  *   every seal verified, logged) vs `Y.applyUpdate` of the same chunks into a plain copy
  *   of B's document, both in CPU time of this process (the machine is shared). The issue
- *   sets no aim: 10× is this bench's.
+ *   sets no aim: 10× is this bench's. `rooms.catchup_bytes_ratio.10k`: the bytes of those
+ *   chunks ÷ the JCS bytes of the 10k missed entries (a growth row, issue 15).
  */
+import { deflateRawSync } from 'node:zlib'
 import * as Y from 'yjs'
 import { canonicalBytes } from '../../src/identity/index.ts'
 import { type MessageEntry, splitDiff } from '../../src/rooms/index.ts'
@@ -28,9 +31,11 @@ import { alice, body, cpuMs, fill, meshA, openStore, type Shared, sharedRoom } f
 
 export const ROOMS_CATCHUP_NAMES: ResultName[] = [
   { name: 'rooms.catchup_bytes_ratio', unit: 'bytes', better: 'lower' },
+  { name: 'rooms.catchup_bytes_ratio.v1_plain', unit: 'bytes', better: 'lower' },
   { name: 'rooms.catchup_bytes_ratio.v2', unit: 'bytes', better: 'lower' },
   { name: 'rooms.catchup_bytes_ratio.yjs_v1', unit: 'bytes', better: 'lower' },
   { name: 'rooms.catchup_ms.10k', unit: 'ms', better: 'lower' },
+  { name: 'rooms.catchup_bytes_ratio.10k', unit: 'bytes', better: 'lower' },
 ]
 
 export interface CatchupInit {
@@ -42,6 +47,8 @@ export interface CatchupInit {
 }
 
 const sum = (parts: Uint8Array[]): number => parts.reduce((s, p) => s + p.byteLength, 0)
+/** What a /mesh/rooms/1.1.0 link sends of the chunks: each deflated (sync-protocol.ts, step 3). */
+const deflated = (chunks: Uint8Array[]): number => sum(chunks.map((chunk) => deflateRawSync(chunk)))
 
 /** B applies a catch-up plan's chunks in order, as the replicator does; throws on a refusal. */
 async function applyChunks(shared: Shared, chunks: Uint8Array[]): Promise<void> {
@@ -70,7 +77,8 @@ export async function benchRoomsCatchup(init: CatchupInit): Promise<void> {
     const content = missed.reduce((s, entry) => s + canonicalBytes(entry).byteLength, 0)
     const bodies = missed.reduce((s, entry) => s + Buffer.byteLength(entry.body), 0)
     const plan = splitDiff(roomA.doc, svB, { maxEntries: 1000 })
-    const sent = sum(plan.chunks)
+    const plainBytes = sum(plan.chunks)
+    const sent = deflated(plan.chunks)
     const v2 = sum(plan.chunks.map((chunk) => Y.convertUpdateFormatV1ToV2(chunk)))
     // Stock Yjs: the same entries, one transaction each, into a plain map.
     const stock = new Y.Doc()
@@ -79,17 +87,22 @@ export async function benchRoomsCatchup(init: CatchupInit): Promise<void> {
     const stockBytes = Y.encodeStateAsUpdate(stock, svStock).byteLength
     stock.destroy()
     note(
-      `rooms catch-up of ${n} messages: ${sent} bytes in ${plan.chunks.length} chunks (v2 ${v2}), ` +
+      `rooms catch-up of ${n} messages: ${sent} bytes deflated (${plainBytes} plain) in ${plan.chunks.length} chunks (v2 ${v2}), ` +
         `content ${content} bytes (bodies ${bodies}), stock Yjs v1 ${stockBytes}`,
     )
     emit('rooms.catchup_bytes_ratio', sent, 'bytes', content, 0.95, 'lower')
+    emit('rooms.catchup_bytes_ratio.v1_plain', plainBytes, 'bytes', content, 0.95, 'lower')
     emit('rooms.catchup_bytes_ratio.v2', v2, 'bytes', content, 0.95, 'lower')
     emit('rooms.catchup_bytes_ratio.yjs_v1', stockBytes, 'bytes', content, 0.95, 'lower')
     await applyChunks(shared, plan.chunks)
 
     // 10k missed messages: B's catch-up vs a plain Yjs apply of the same chunks.
     const svB2 = Y.encodeStateVector(roomB.doc)
+    const known = new Set(roomA.doc.getMap('messages').keys())
     await fill(shared, large)
+    let largeContent = 0
+    for (const [key, entry] of roomA.doc.getMap('messages'))
+      if (!known.has(key)) largeContent += canonicalBytes(entry).byteLength
     const big = splitDiff(roomA.doc, svB2, { maxEntries: 1000 })
     const plain = new Y.Doc({ gc: false })
     Y.applyUpdate(plain, Y.encodeStateAsUpdate(roomB.doc))
@@ -108,6 +121,15 @@ export async function benchRoomsCatchup(init: CatchupInit): Promise<void> {
         `${sum(big.chunks)} bytes) vs ${Math.round(plainMs)} ms CPU plain Y.applyUpdate`,
     )
     emit(`rooms.catchup_ms.${Math.round(large / 1000)}k`, ms, 'ms', plainMs, 10, 'lower')
+    // Growth (issue 15): the bytes of the 10k catch-up ÷ its missed content.
+    emit(
+      `rooms.catchup_bytes_ratio.${Math.round(large / 1000)}k`,
+      deflated(big.chunks),
+      'bytes',
+      largeContent,
+      0.95,
+      'lower',
+    )
   } finally {
     await a.stop()
     await b.stop()

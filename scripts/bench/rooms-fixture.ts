@@ -139,7 +139,7 @@ export async function fillRoom(rooms: RoomManager, room: Room, count: number, pe
   await compact(rooms, room)
 }
 
-/** Replaces a room's stored log by one snapshot of its document (what RoomLog compaction writes). */
+/** Replaces a room's stored log by one segment of its whole document (what RoomLog compaction writes). */
 export async function compact(rooms: RoomManager, room: Room): Promise<void> {
   await room.flush()
   const sub = roomSublevel(storeOf(rooms), room.id)
@@ -150,6 +150,8 @@ export async function compact(rooms: RoomManager, room: Room): Promise<void> {
   await sub.batch([
     ...keys.map((key) => ({ type: 'del' as const, key })),
     { type: 'put' as const, key: `s/${seq}`, value: Y.encodeStateAsUpdate(room.doc) },
+    // With its state vector, as RoomLog writes a segment (issue 15): no decode to find it.
+    { type: 'put' as const, key: `v/${seq}`, value: Y.encodeStateVector(room.doc) },
   ])
 }
 

@@ -18,6 +18,10 @@
  *   the same figure at the smallest size: it must not grow with the room (target 1.5×).
  *   `rooms.validate_first_ms.<size>`: the first such update after a load, which builds
  *   nothing more since issue 15 (no scratch copy), vs `Y.applyUpdate` of the whole document (target 2×).
+ * - `rooms.post_cpu_us.<size>`: CPU µs per post at A (`RoomManager.post`, durable),
+ *   over enough posts to cross a compaction of the log, vs the smallest size: it must
+ *   not grow with the room (target 1.5×; before issue 15, each compaction re-encoded the
+ *   whole document).
  * - `rooms.idle_room_kib`: `idleRooms` rooms of 200 messages loaded idle in one manager
  *   (no awareness): heap per room beyond the same snapshots applied to
  *   plain docs, vs the issue's budget of 64 KiB (target 1×).
@@ -55,6 +59,7 @@ export function roomsScaleNames(sizes = roomsSizes()): ResultName[] {
       { name: `rooms.room_heap_mib.${label(size)}`, unit: 'MiB', better: 'lower' },
       { name: `rooms.validate_us.${label(size)}`, unit: 'µs', better: 'lower' },
       { name: `rooms.validate_first_ms.${label(size)}`, unit: 'ms', better: 'lower' },
+      { name: `rooms.post_cpu_us.${label(size)}`, unit: 'µs', better: 'lower' },
     ]),
   ]
 }
@@ -81,7 +86,7 @@ function gc(): void {
   collect()
 }
 
-function heap(): number {
+export function heap(): number {
   gc()
   return process.memoryUsage().heapUsed
 }
@@ -105,6 +110,7 @@ export async function benchRoomsScale(init: ScaleInit): Promise<void> {
   try {
     await idleRoom(storeA, init.idleRooms ?? 20, managers)
     let smallest: number | undefined
+    let smallestPost: number | undefined
     for (const size of sizes) {
       await fill(shared, size - shared.roomA.messageCount)
       // A restarts: a fresh manager loads the room from its store.
@@ -130,11 +136,14 @@ export async function benchRoomsScale(init: ScaleInit): Promise<void> {
       await roomA.flush()
       const validate = median(times)
       smallest ??= validate
+      const post = await postCpu(a, shared.id, posts.length + 400)
+      smallestPost ??= post
       note(
         `rooms at ${size} messages: load ${Math.round(loadMs)} ms CPU (${Math.round(loadWall)} ms wall) vs ` +
           `Y.applyUpdate ${Math.round(plain.ms)} ms (${(snapshot.byteLength / 2 ** 20).toFixed(1)} MiB snapshot); ` +
           `heap ${(roomHeap / 2 ** 20).toFixed(1)} MiB vs ${(plain.heap / 2 ** 20).toFixed(1)} MiB; ` +
-          `peer update ${Math.round(validate)} µs median, first ${Math.round(first)} ms`,
+          `peer update ${Math.round(validate)} µs median, first ${Math.round(first)} ms; ` +
+          `a post ${Math.round(post)} µs CPU (compaction included)`,
       )
       emit(`rooms.load_ms.${label(size)}`, loadMs, 'ms', plain.ms, 2, 'lower')
       emit(
@@ -147,6 +156,7 @@ export async function benchRoomsScale(init: ScaleInit): Promise<void> {
       )
       emit(`rooms.validate_us.${label(size)}`, validate, 'µs', smallest, 1.5, 'lower')
       emit(`rooms.validate_first_ms.${label(size)}`, first, 'ms', plain.ms, 2, 'lower')
+      emit(`rooms.post_cpu_us.${label(size)}`, post, 'µs', smallestPost, 1.5, 'lower')
     }
   } finally {
     for (const rooms of managers) await rooms.stop()
@@ -158,7 +168,7 @@ export async function benchRoomsScale(init: ScaleInit): Promise<void> {
 /** The room's stored snapshot (the log is compacted to it: see `fill`). */
 async function storedSnapshot(store: MeshStore, id: string): Promise<Uint8Array> {
   const parts: Uint8Array[] = []
-  for await (const value of roomSublevel(store, id).values()) parts.push(value)
+  for await (const value of roomSublevel(store, id).values({ lt: 'v/' })) parts.push(value)
   return parts.length === 1 ? (parts[0] as Uint8Array) : Y.mergeUpdates(parts)
 }
 
@@ -186,6 +196,20 @@ function applyTimed(room: Room, update: Uint8Array): number {
     (err: unknown) => note(`rooms scale: a peer update failed: ${String(err)}`),
   )
   return ms
+}
+
+/**
+ * CPU µs per post of alice's at A (`RoomManager.post`, 16 in flight, until durable), over
+ * `n` posts: with the peer updates before them, past the log's compaction (every 500
+ * updates), whose cost is the point — it must not grow with the room (issue 15).
+ */
+async function postCpu(rooms: RoomManager, id: string, n: number): Promise<number> {
+  const t0 = cpuMs()
+  for (let i = 0; i < n; i += 16)
+    await Promise.all(
+      Array.from({ length: Math.min(16, n - i) }, (_, j) => rooms.post(id, alice.did, body(i + j))),
+    )
+  return ((cpuMs() - t0) * 1000) / n
 }
 
 /** `n` posts of carol's at B, each the update B's link would send. */

@@ -7,6 +7,7 @@ import type { NodePool } from './nodes.ts'
 import type { ResultName } from './report.ts'
 import { benchRoomsCatchup, ROOMS_CATCHUP_NAMES } from './rooms-catchup.ts'
 import { benchRoomsDurable, ROOMS_DURABLE_NAMES } from './rooms-durable.ts'
+import { benchRoomsMany, ROOMS_MANY_NAMES } from './rooms-many.ts'
 import { benchRoomsRelay, roomsRelayNames } from './rooms-relay.ts'
 import { benchRoomsScale, roomsScaleNames } from './rooms-scale.ts'
 
@@ -19,6 +20,7 @@ export interface RoomsBench {
 export const ROOMS_BENCHES: RoomsBench[] = [
   { title: 'rooms catch-up', names: ROOMS_CATCHUP_NAMES, run: (pool) => benchRoomsCatchup({ pool }) },
   { title: 'rooms growth', names: roomsScaleNames(), run: (pool) => benchRoomsScale({ pool }) },
+  { title: 'rooms many rooms', names: ROOMS_MANY_NAMES, run: (pool) => benchRoomsMany({ pool }) },
   { title: 'rooms durable messages', names: ROOMS_DURABLE_NAMES, run: (pool) => benchRoomsDurable({ pool }) },
   {
     title: 'rooms relay between two meshes',

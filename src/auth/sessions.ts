@@ -67,6 +67,11 @@ export class SessionService {
   readonly #spent = new Map<string, number>()
   #nextSweep = 0
   readonly #sessions: Sublevel<StoredSession>
+  // rooms cost (issue 15): sessions read once are kept in memory (a LevelDB get per request was
+  // alpha's largest self item in the relay bench); a revocation bumps the generation, so a read
+  // under way when it happened is not cached.
+  readonly #cache = new Map<string, StoredSession>()
+  #cacheGeneration = 0
   readonly #revoked = new Set<(session: { id: string; did: string }) => void>()
   readonly #log: Logger
   /** members: how many times each did's sessions were ended, to catch a sign-in racing a removal. */
@@ -146,7 +151,15 @@ export class SessionService {
       throw new UnauthenticatedError('a bearer token is required')
     }
     const id = hashToken(token)
-    const stored = await this.#sessions.get(id)
+    let stored = this.#cache.get(id)
+    if (stored === undefined) {
+      const generation = this.#cacheGeneration
+      stored = await this.#sessions.get(id)
+      if (stored !== undefined && generation === this.#cacheGeneration) {
+        if (this.#cache.size >= 10_000) this.#cache.clear()
+        this.#cache.set(id, stored)
+      }
+    }
     if (stored === undefined || stored.expiresAt <= Date.now()) {
       throw new UnauthenticatedError('invalid or expired session token')
     }
@@ -156,8 +169,11 @@ export class SessionService {
   /** Ends the session of `token` at once (logout); what holds it open (a y-websocket) hears of it. */
   async revoke(token: string): Promise<void> {
     const id = hashToken(token)
+    this.#uncache((cachedId) => cachedId === id)
     const stored = await this.#sessions.get(id)
     await this.#sessions.del(id)
+    // Again once deleted: a read that began during the delete may have cached it.
+    this.#uncache((cachedId) => cachedId === id)
     if (stored === undefined) return
     for (const listener of this.#revoked) listener({ id, did: stored.did })
   }
@@ -168,9 +184,11 @@ export class SessionService {
    */
   async endSessionsOf(did: string): Promise<number> {
     this.#endings.set(did, (this.#endings.get(did) ?? 0) + 1)
+    this.#uncache((_, cached) => cached.did === did)
     const ended: string[] = []
     for await (const [id, stored] of this.#sessions.iterator()) if (stored.did === did) ended.push(id)
     if (ended.length > 0) await this.#sessions.batch(ended.map((key) => ({ type: 'del' as const, key })))
+    this.#uncache((_, cached) => cached.did === did)
     for (const id of ended) for (const listener of this.#revoked) listener({ id, did })
     return ended.length
   }
@@ -184,12 +202,19 @@ export class SessionService {
   /** Deletes every expired session from the store; returns how many. */
   async purgeExpired(): Promise<number> {
     const now = Date.now()
+    for (const [id, cached] of this.#cache) if (cached.expiresAt <= now) this.#cache.delete(id)
     const expired: string[] = []
     for await (const [id, stored] of this.#sessions.iterator()) if (stored.expiresAt <= now) expired.push(id)
     if (expired.length > 0) await this.#sessions.batch(expired.map((key) => ({ type: 'del' as const, key })))
     if (expired.length > 0)
       this.#log.debug({ event: 'auth.sessions.purged', count: expired.length }, 'expired sessions purged')
     return expired.length
+  }
+
+  /** Drops cached sessions (`which`) and voids the reads under way (see `#cache`). */
+  #uncache(which: (id: string, session: StoredSession) => boolean): void {
+    this.#cacheGeneration++
+    for (const [id, cached] of this.#cache) if (which(id, cached)) this.#cache.delete(id)
   }
 
   #mac(body: Buffer): Buffer {

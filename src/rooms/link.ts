@@ -1,7 +1,12 @@
 import type { Stream } from '@libp2p/interface'
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils'
 import type { Logger } from '../log.ts'
-import { encodeFrame, ROOM_SYNC_LIMITS, type RoomFrame } from './sync-protocol.ts'
+import {
+  encodeFrame,
+  MESH_ROOMS_PROTOCOL_DEFLATE,
+  ROOM_SYNC_LIMITS,
+  type RoomFrame,
+} from './sync-protocol.ts'
 
 /** What a link tells its owner; every hook is called at most once per event, never after close. */
 export interface LinkEvents {
@@ -56,6 +61,8 @@ export class Link {
   readonly batch = new Map<string, Uint8Array[]>()
   /** Rooms whose SyncStep1 from the peer was answered: live updates flow from then on. */
   readonly ready = new Set<string>()
+  /** rooms cost (issue 15): the peer speaks /mesh/rooms/1.1.0, so catch-up chunks go deflated. */
+  readonly deflate: boolean
   readonly #c: LinkComponents
   readonly #lp: LengthPrefixedStream<Stream>
   #queue: Queued[] = []
@@ -68,6 +75,7 @@ export class Link {
     this.key = init.key
     this.initiator = init.initiator
     this.stream = init.stream
+    this.deflate = init.stream.protocol === MESH_ROOMS_PROTOCOL_DEFLATE
     this.#lp = lpStream(init.stream, {
       maxDataLength: ROOM_SYNC_LIMITS.maxFrameBytes,
       maxBufferSize: 32 * 1024 * 1024,

@@ -175,7 +175,7 @@ export class Replicator {
       chunks: plan.chunks.length,
     })
     plan.chunks.forEach((chunk, i) => {
-      link.send({ room: room.id, type: 'step2', update: chunk }, () => sent(i, chunk))
+      link.send({ room: room.id, type: 'step2', update: chunk, deflate: link.deflate }, () => sent(i, chunk))
       this.#c.progress.learn(link.peer, room.id, chunk)
     })
     link.ready.add(room.id)

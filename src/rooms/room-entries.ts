@@ -111,6 +111,11 @@ export function contentId(value: unknown): string {
   return createHash('sha256').update(canonicalBytes(value)).digest('base64url')
 }
 
+/** Whether a map's entries are keyed by their content id (all but `meta` and `clients`). */
+export function contentAddressed(map: string): boolean {
+  return map !== 'meta' && map !== 'clients'
+}
+
 /** The key of an entry's seal in `seals`. */
 export function sealKey(map: SealedMapName, key: string): string {
   return `${map}/${key}`
@@ -132,8 +137,9 @@ export function makeSeal(
   entryKey: string,
   value: unknown,
   mesh: string = key.did,
+  /** The entry's content id when the caller has it (a content-addressed entry's key): not hashed twice. */
+  hash: string = contentId(value),
 ): Seal {
-  const hash = contentId(value)
   if (mesh === key.did) return { mesh, hash, sig: signCanonical(key, sealPayload(room, map, entryKey, hash)) }
   return {
     mesh,
@@ -158,10 +164,12 @@ export function verifySeal(
   map: SealedMapName,
   entryKey: string,
   value: unknown,
+  /** The entry's content id when the caller computed it already (see `contentAddressed`). */
+  known?: string,
 ): boolean {
   let hash: string
   try {
-    hash = contentId(value)
+    hash = known ?? contentId(value)
   } catch {
     return false
   }

@@ -6,18 +6,21 @@ import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
  * `compactEvery` updates, a segment that replaces the updates it merged.
  *
  * Store layout (sublevel `room-updates`, one nested sublevel per room, values are
- * raw bytes): `u/<seq, 16 digits>` → update, `s/<seq, 16 digits>` → a segment holding
- * every update after the previous segment's seq up to and including `seq` (the first
- * segment: from the start). A segment is written and the updates it merged are deleted
- * in one atomic batch.
+ * raw bytes): `u/<seq, 16 digits>` → update, `s/<seq, 16 digits>` → a segment: the
+ * document's structs after the previous segment's end up to its own (at least every
+ * update up to and including `seq`), `v/<seq, 16 digits>` → the state vector at that
+ * segment's end. A segment is written and the updates it holds are deleted in one
+ * atomic batch.
  *
- * Compaction costs what it merges, not the room (issue 15): a segment is the merge of
- * the updates since the last one, and two neighbouring segments are merged when the
+ * Compaction costs what it writes, not the room (issue 15): a segment is the document's
+ * diff since the last segment's end (`Y.encodeStateAsUpdate(doc, end)`), and two
+ * neighbouring segments are joined (the diff since the older one's start) when the
  * older covers at most twice the newer's updates (a binary counter: a room of n updates
- * keeps about log2(n / compactEvery) segments, each update merged about that often),
+ * keeps about log2(n / compactEvery) segments, each update re-encoded about that often),
  * never into one over `maxSegmentBytes` (then the room keeps more segments, and no
- * compaction ever re-encodes a large room at once). Loading applies the segments in
- * order. A store written by the earlier layout (one snapshot of the whole state) reads
+ * compaction ever re-encodes a large room at once). Loading applies the segments and
+ * the updates after them in order (an update a segment holds already is a no-op). A
+ * store written by the earlier layout (one snapshot of the whole state, no `v/`) reads
  * as one segment.
  *
  * Writes are group-committed: every update appended in the same tick goes into one
@@ -28,6 +31,8 @@ import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 export interface RoomLogInit {
   store: MeshStore
   room: string
+  /** The room's document: every update appended is applied to it first. */
+  doc: Y.Doc
   /** Updates between compactions; default 500. */
   compactEvery?: number
   /** Bytes above which two segments are not merged; default 4 MiB. */
@@ -39,6 +44,8 @@ type Bytes = Sublevel<Uint8Array>
 
 const U = 'u/'
 const S = 's/'
+const V = 'v/'
+const EMPTY_STATE = Y.encodeStateVector(new Y.Doc())
 const pad = (seq: number): string => String(seq).padStart(16, '0')
 
 interface Segment {
@@ -46,6 +53,8 @@ interface Segment {
   /** Updates it covers. */
   count: number
   bytes: number
+  /** The state vector at its end (undefined: a segment of the earlier layout, read when needed). */
+  end?: Uint8Array
 }
 
 interface Pending {
@@ -58,6 +67,7 @@ interface Pending {
 export class RoomLog {
   readonly #store: MeshStore
   readonly #room: string
+  readonly #doc: Y.Doc
   #sub: Bytes
   readonly #every: number
   readonly #maxSegmentBytes: number
@@ -76,6 +86,7 @@ export class RoomLog {
   constructor(init: RoomLogInit) {
     this.#store = init.store
     this.#room = init.room
+    this.#doc = init.doc
     this.#sub = roomSublevel(init.store, init.room)
     this.#every = init.compactEvery ?? 500
     this.#maxSegmentBytes = init.maxSegmentBytes ?? 4 * 2 ** 20
@@ -91,6 +102,13 @@ export class RoomLog {
       this.#segments.push({ seq, count: seq - this.#snapshotSeq, bytes: value.byteLength })
       this.#snapshotSeq = seq
       out.push(value)
+    }
+    const ends = new Map<number, Uint8Array>()
+    for await (const [key, value] of this.#sub.iterator({ gte: V, lt: `${V}~` }))
+      ends.set(Number(key.slice(V.length)), value)
+    for (const segment of this.#segments) {
+      const end = ends.get(segment.seq)
+      if (end !== undefined) segment.end = end
     }
     this.#seq = this.#snapshotSeq
     for await (const [key, value] of this.#sub.iterator({ gt: U + pad(this.#snapshotSeq), lt: `${U}~` })) {
@@ -136,7 +154,7 @@ export class RoomLog {
     const compact = this.#logged + batch.length >= this.#every
     let segments = this.#segments
     try {
-      if (compact) segments = await this.#compact(ops, batch, firstSeq, lastSeq)
+      if (compact) segments = await this.#compact(ops, firstSeq, lastSeq)
       else
         for (let i = 0; i < batch.length; i++)
           ops.push(this.#op('put', U + pad(firstSeq + i), batch[i]?.update))
@@ -162,6 +180,15 @@ export class RoomLog {
     for (const p of batch) p.resolve()
   }
 
+  /**
+   * Closes the room's sublevel (an unloaded room, nothing pending): an open sublevel stays
+   * attached to its parent until closed, so each load would otherwise keep one for good.
+   */
+  close(): void {
+    this.#failed ??= new Error('room log closed')
+    this.#sub.close().catch(() => {})
+  }
+
   #fail(batch: Pending[], err: unknown): void {
     this.#failed = err
     for (const p of batch) p.reject(err)
@@ -174,14 +201,13 @@ export class RoomLog {
    * batch become one segment, merged with its older neighbours while the binary-counter
    * rule allows (see the class comment). Returns the segments after it.
    */
-  async #compact(ops: StoreOperation[], batch: Pending[], firstSeq: number, lastSeq: number) {
-    const parts: Uint8Array[] = []
-    for await (const value of this.#sub.values({ gt: U + pad(this.#snapshotSeq), lt: U + pad(firstSeq) }))
-      parts.push(value)
+  async #compact(ops: StoreOperation[], firstSeq: number, lastSeq: number) {
+    // The logged updates since the last segment, and this batch, are in the document already.
     for (let seq = this.#snapshotSeq + 1; seq < firstSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
-    for (const p of batch) parts.push(p.update)
-    let merged = parts.length === 1 ? (parts[0] as Uint8Array) : Y.mergeUpdates(parts)
     const segments = [...this.#segments]
+    const end = Y.encodeStateVector(this.#doc)
+    let start = await this.#endOf(segments.length - 1)
+    let merged = Y.encodeStateAsUpdate(this.#doc, start)
     let count = lastSeq - this.#snapshotSeq
     for (;;) {
       const prev = segments.at(-1)
@@ -191,16 +217,27 @@ export class RoomLog {
         prev.bytes + merged.byteLength > this.#maxSegmentBytes
       )
         break
-      const bytes = await this.#sub.get(S + pad(prev.seq))
-      if (bytes === undefined) break
-      merged = Y.mergeUpdates([bytes, merged])
-      ops.push(this.#op('del', S + pad(prev.seq)))
+      start = await this.#endOf(segments.length - 2)
+      merged = Y.encodeStateAsUpdate(this.#doc, start)
+      ops.push(this.#op('del', S + pad(prev.seq)), this.#op('del', V + pad(prev.seq)))
       segments.pop()
       count += prev.count
     }
-    ops.push(this.#op('put', S + pad(lastSeq), merged))
-    segments.push({ seq: lastSeq, count, bytes: merged.byteLength })
+    ops.push(this.#op('put', S + pad(lastSeq), merged), this.#op('put', V + pad(lastSeq), end))
+    segments.push({ seq: lastSeq, count, bytes: merged.byteLength, end })
     return segments
+  }
+
+  /** The state vector at the end of segment `i` (before the first: the empty one). */
+  async #endOf(i: number): Promise<Uint8Array> {
+    const segment = this.#segments[i]
+    if (segment === undefined) return EMPTY_STATE
+    if (segment.end === undefined) {
+      // A segment of the earlier layout: its state vector, read once from its bytes.
+      const bytes = await this.#sub.get(S + pad(segment.seq))
+      segment.end = bytes === undefined ? EMPTY_STATE : Y.encodeStateVectorFromUpdate(bytes)
+    }
+    return segment.end
   }
 
   #op(type: 'put' | 'del', key: string, value?: Uint8Array): StoreOperation {

@@ -10,6 +10,7 @@ import { type LocalPrincipal, type MemberView, memberView, ownMemberEntry } from
 import { MeshKeys, type OwnKeys, type PeerKeys } from './mesh-keys.ts'
 import { MessageWriter } from './message-writer.ts'
 import { type NotificationPage, pageLimit, RoomNotifications } from './notifications.ts'
+import { ReadCache } from './read-cache.ts'
 import { Room, type RoomOrigin } from './room.ts'
 import {
   contentId,
@@ -116,7 +117,7 @@ export class RoomManager {
   readonly #messages: MessageWriter
   readonly #loadListeners = new Set<(room: Room) => void>()
   /** Room records read or written (issue 15: a post reads its room's record from memory). */
-  readonly #recordCache = new Map<string, RoomRecord>()
+  readonly #recordCache: ReadCache<RoomRecord>
 
   constructor(init: RoomManagerInit) {
     this.#init = init
@@ -125,6 +126,7 @@ export class RoomManager {
     this.ownMesh = ownKeys().identity
     this.meshName = init.meshName
     this.#records = init.store.sublevel<RoomRecord>('rooms')
+    this.#recordCache = new ReadCache((id) => this.#records.get(id))
     this.#log = (init.logger ?? silentLogger()).child({ area: 'rooms' })
     this.#now = init.now ?? Date.now
     this.meshKeys = new MeshKeys({
@@ -325,16 +327,11 @@ export class RoomManager {
   }
 
   /** The stored record of a room (only RoomManager writes them: kept in memory once read). */
-  async #storedRecord(id: string): Promise<RoomRecord | undefined> {
-    const cached = this.#recordCache.get(id)
-    if (cached !== undefined) return cached
-    const record = await this.#records.get(id)
-    if (record !== undefined) this.#cacheRecord(record)
-    return record
+  #storedRecord(id: string): Promise<RoomRecord | undefined> {
+    return this.#recordCache.get(id)
   }
 
   #cacheRecord(record: RoomRecord): void {
-    if (this.#recordCache.size >= 10_000) this.#recordCache.clear()
     this.#recordCache.set(record.id, record)
   }
 
@@ -417,6 +414,7 @@ export class RoomManager {
     return new RoomLog({
       store: this.#init.store,
       room: room.id,
+      doc: room.doc,
       ...(this.#init.compactEvery !== undefined ? { compactEvery: this.#init.compactEvery } : {}),
       onFailure: (err) => {
         room.markFailed(err)

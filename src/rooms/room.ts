@@ -9,6 +9,7 @@ import type { SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
   committedClientId,
+  contentAddressed,
   type Entry,
   META_KEY,
   type MemberEntry,
@@ -173,6 +174,7 @@ export class Room implements ValidationTarget {
   /** Drops the document; whoever still holds this Room is told to load the room again. */
   unload(): void {
     this.#unloaded = true
+    this.#log?.close()
     this.doc.destroy()
   }
 
@@ -396,7 +398,10 @@ export class Room implements ValidationTarget {
   #seal(map: SealedMapName, key: string, value: unknown): void {
     const sk = sealKey(map, key)
     if (this.doc.getMap('seals').has(sk)) return
-    this.#put('seals', sk, makeSeal(this.#init.key(), this.id, map, key, value, this.#ownMesh))
+    // A content-addressed entry's key is its content id (checked for a client's; the node's own
+    // writes key them so): the seal reuses it rather than hashing the entry once more.
+    const hash = contentAddressed(map) ? key : undefined
+    this.#put('seals', sk, makeSeal(this.#init.key(), this.id, map, key, value, this.#ownMesh, hash))
   }
 
   #bindSelf(): void {

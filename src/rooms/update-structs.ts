@@ -1,3 +1,4 @@
+import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { ROOM_MAPS, type RoomMapName } from './room-entries.ts'
@@ -55,11 +56,13 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
   } catch {
     refuse('malformed', 'update is not a valid Yjs update')
   }
-  const next = new Map<number, number>()
   // Yjs applies one block of structs per client (a later block of the same client replaces
-  // an earlier one): a client whose structs come in two blocks would apply otherwise than read.
-  const blocks = new Set<number>()
-  let block: number | undefined
+  // an earlier one): a client whose structs come in two blocks (or an empty block) would
+  // apply otherwise than read. The update's first number is how many blocks it has.
+  const clients = new Set(decoded.structs.map((struct) => struct.id.client))
+  if (decoding.readVarUint(decoding.createDecoder(update)) !== clients.size)
+    refuse('malformed', 'a client’s structs come in more than one block')
+  const next = new Map<number, number>()
   const read: ReadUpdate = {
     writes: [],
     holes: [],
@@ -76,11 +79,6 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
   }
   for (const struct of decoded.structs) {
     const client = struct.id.client
-    if (client !== block) {
-      if (blocks.has(client)) refuse('malformed', 'a client’s structs come in two blocks', { client })
-      blocks.add(client)
-      block = client
-    }
     const known = Y.getState(doc.store, client)
     const expected = next.get(client) ?? known
     if (struct instanceof Y.Skip) refuse('incomplete', 'update has a gap', { client })

@@ -15,6 +15,7 @@ import {
   type ClientBinding,
   COMMITTED_CLIENT_MIN,
   commitsTo,
+  contentAddressed,
   contentId,
   ENTRY_SHAPE,
   type Entry,
@@ -337,7 +338,8 @@ function checkWrites(
       const sk = sealKey(map, w.key)
       const found = seals.get(sk)
       if (found === undefined) refuse('missing-seal', 'entry has no seal', { map })
-      if (!verifySeal(found.seal, room.id, map, w.key, value))
+      // A content-addressed entry's key was checked above to be its content id: not hashed again.
+      if (!verifySeal(found.seal, room.id, map, w.key, value, contentAddressed(map) ? w.key : undefined))
         refuse('bad-seal', 'seal does not verify', { map })
       checkSigner(room.meshKeys, found.seal, entryTime(map, value), map)
       usedSeals.add(sk)

@@ -56,3 +56,43 @@ describe('SessionService.endSessionsOf (a member removed)', () => {
     await assert.rejects(racing, { code: 'MESH_FORBIDDEN' })
   })
 })
+
+// rooms cost (issue 15): the session cache
+describe('SessionService: sessions kept in memory once read (issue 15)', () => {
+  it('a cached session ends at once on logout, on its member’s removal, and at its expiry', async (t) => {
+    let now = Date.now()
+    t.mock.method(Date, 'now', () => now)
+    const sessions = new SessionService({
+      store: await tempStore(t),
+      meshDid: mesh.did,
+      roleOf: async () => 'human',
+      sessionTtlMs: 60_000,
+    })
+    const a = await sessions.open(signed(sessions, alice))
+    const b = await sessions.open(signed(sessions, bob))
+    for (let i = 0; i < 3; i++) assert.equal((await sessions.authenticate(a.token)).did, alice.did)
+    assert.equal((await sessions.authenticate(b.token)).did, bob.did)
+    await sessions.revoke(a.token)
+    await assert.rejects(sessions.authenticate(a.token), { code: 'MESH_UNAUTHENTICATED' })
+    await sessions.endSessionsOf(bob.did)
+    await assert.rejects(sessions.authenticate(b.token), { code: 'MESH_UNAUTHENTICATED' })
+    const c = await sessions.open(signed(sessions, alice))
+    assert.equal((await sessions.authenticate(c.token)).did, alice.did)
+    now += 60_001
+    await assert.rejects(sessions.authenticate(c.token), { code: 'MESH_UNAUTHENTICATED' })
+  })
+
+  it('a read under way when its session is revoked is not cached', async (t) => {
+    const sessions = new SessionService({
+      store: await tempStore(t),
+      meshDid: mesh.did,
+      roleOf: async () => 'human',
+    })
+    const a = await sessions.open(signed(sessions, alice))
+    const racing = Array.from({ length: 8 }, () => sessions.authenticate(a.token).catch(() => undefined))
+    const revoking = sessions.revoke(a.token)
+    const more = Array.from({ length: 8 }, () => sessions.authenticate(a.token).catch(() => undefined))
+    await Promise.all([...racing, revoking, ...more])
+    await assert.rejects(sessions.authenticate(a.token), { code: 'MESH_UNAUTHENTICATED' })
+  })
+})

@@ -7,16 +7,36 @@ import { tempStore } from '../fixtures/principals.ts'
 
 const ROOM = 'r'.repeat(32)
 
-function openLog(store: MeshStore, compactEvery: number, maxSegmentBytes?: number): RoomLog {
-  return new RoomLog({
+/** A log over a fresh document holding what it read (as RoomManager loads a room). */
+async function openLog(
+  store: MeshStore,
+  compactEvery: number,
+  maxSegmentBytes?: number,
+): Promise<{ log: RoomLog; parts: Uint8Array[]; append: (updates: Uint8Array[]) => Promise<void> }> {
+  const doc = new Y.Doc({ gc: false })
+  const log = new RoomLog({
     store,
     room: ROOM,
+    doc,
     compactEvery,
     ...(maxSegmentBytes !== undefined ? { maxSegmentBytes } : {}),
     onFailure: (err) => {
       throw err
     },
   })
+  const parts = await log.read()
+  doc.transact(() => {
+    for (const part of parts) Y.applyUpdate(doc, part)
+  })
+  // Each update is in the document before it is logged, as a room does it.
+  const append = (updates: Uint8Array[]) =>
+    Promise.all(
+      updates.map((u) => {
+        Y.applyUpdate(doc, u)
+        return log.append(u)
+      }),
+    ).then(() => {})
+  return { log, parts, append }
 }
 
 /** `n` updates of one writer, each one map entry, as a room's log receives them. */
@@ -47,31 +67,28 @@ function reload(parts: Uint8Array[]): Y.Map<unknown> {
 describe('RoomLog: compaction into segments', () => {
   it('keeps about log2(n / compactEvery) segments, and every update', async (t) => {
     const store = await tempStore(t)
-    const log = openLog(store, 10)
-    await log.read()
+    const { append } = await openLog(store, 10)
     const all = updates(1000)
-    for (let i = 0; i < all.length; i += 5) await Promise.all(all.slice(i, i + 5).map((u) => log.append(u)))
+    for (let i = 0; i < all.length; i += 5) await append(all.slice(i, i + 5))
     const stored = await keys(store)
     const segments = stored.filter((k) => k.startsWith('s/')).length
     assert.ok(segments >= 1 && segments <= Math.ceil(Math.log2(1000 / 10)) + 1, `${segments} segments`)
     assert.ok(stored.filter((k) => k.startsWith('u/')).length < 10)
-    const again = openLog(store, 10)
-    const map = reload(await again.read())
-    assert.equal(map.size, 1000)
-    assert.equal(again.seq, 1000)
+    const again = await openLog(store, 10)
+    assert.equal(reload(again.parts).size, 1000)
+    assert.equal(again.log.seq, 1000)
     // Appending after a reopen goes on from there.
-    for (const u of updates(30, 1000)) await again.append(u)
-    assert.equal(reload(await openLog(store, 10).read()).size, 1030)
+    for (const u of updates(30, 1000)) await again.append([u])
+    assert.equal(reload((await openLog(store, 10)).parts).size, 1030)
   })
 
   it('never merges segments beyond maxSegmentBytes', async (t) => {
     const store = await tempStore(t)
-    const log = openLog(store, 10, 600)
-    await log.read()
-    for (const u of updates(200)) await log.append(u)
+    const { append } = await openLog(store, 10, 600)
+    for (const u of updates(200)) await append([u])
     const segments = (await keys(store)).filter((k) => k.startsWith('s/')).length
     assert.ok(segments >= 5, `${segments} segments`)
-    assert.equal(reload(await openLog(store, 10, 600).read()).size, 200)
+    assert.equal(reload((await openLog(store, 10, 600)).parts).size, 200)
   })
 
   it('reads a store of the earlier layout (one snapshot of the whole state) and goes on', async (t) => {
@@ -81,9 +98,9 @@ describe('RoomLog: compaction into segments', () => {
     await sub.put(`s/${String(40).padStart(16, '0')}`, Y.mergeUpdates(first.slice(0, 40)))
     for (let seq = 41; seq <= 50; seq++)
       await sub.put(`u/${String(seq).padStart(16, '0')}`, first[seq - 1] as Uint8Array)
-    const log = openLog(store, 10)
-    assert.equal(reload(await log.read()).size, 50)
-    for (const u of updates(25, 50)) await log.append(u)
-    assert.equal(reload(await openLog(store, 10).read()).size, 75)
+    const log = await openLog(store, 10)
+    assert.equal(reload(log.parts).size, 50)
+    for (const u of updates(25, 50)) await log.append([u])
+    assert.equal(reload((await openLog(store, 10)).parts).size, 75)
   })
 })
