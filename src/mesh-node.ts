@@ -75,7 +75,12 @@ import { startupError } from './node/startup-errors.ts'
 import { type StoreWiring, startStore } from './node/store.ts'
 import { MESH_KAD_PROTOCOL, type MeshLibp2p } from './p2p/index.ts'
 import type { PublicMesh } from './registry/index.ts'
-import { MESH_ROOMS_PROTOCOL, type RoomManager, type RoomSync } from './rooms/index.ts'
+import {
+  MESH_ROOMS_PROTOCOL,
+  MESH_ROOMS_PROTOCOL_DEFLATE,
+  type RoomManager,
+  type RoomSync,
+} from './rooms/index.ts'
 import type { MeshStore } from './store/index.ts'
 
 export { NODE_ADDRESS_FILE } from './node/address-file.ts'
@@ -390,6 +395,7 @@ export class MeshNode {
     return [
       MESH_CONNECT_PROTOCOL,
       MESH_ROOMS_PROTOCOL,
+      MESH_ROOMS_PROTOCOL_DEFLATE, // rooms at speed (issue 15): catch-up chunks deflated
       MESH_KAD_PROTOCOL,
       MESH_INVOKE_PROTOCOL,
       MESH_AUDIT_PROTOCOL, // accountability across meshes (SPEC §11)
