@@ -14,6 +14,7 @@ import {
 } from './connections/index.ts'
 // outbound invocation over libp2p
 import { MESH_INVOKE_PROTOCOL } from './connections/invoke-protocol.ts'
+import type { FileService } from './files/index.ts' // files in rooms (issue 18)
 import {
   createHttpApp,
   type HealthInfo,
@@ -36,6 +37,7 @@ import {
   policySummary,
   startConnections,
 } from './node/connections.ts'
+import { startFiles } from './node/files.ts' // files in rooms (issue 18)
 import { startForeignAccess } from './node/foreign-access.ts'
 // one invocation dispatcher
 import { startInvocations } from './node/invocations.ts'
@@ -107,6 +109,8 @@ export class MeshNode {
   declare readonly rejected: RejectedLog
   // members: enrolment and removal (SPEC §8)
   declare readonly memberService: MemberService
+  // files in rooms (issue 18)
+  declare readonly files: FileService
 
   static {
     const exposed = [
@@ -121,6 +125,7 @@ export class MeshNode {
       'policy',
       'rejected',
       'memberService',
+      'files', // files in rooms (issue 18)
     ] as const
     for (const name of exposed) {
       Object.defineProperty(MeshNode.prototype, name, {
@@ -230,6 +235,7 @@ export class MeshNode {
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+    await startFiles(wiring) // files in rooms (issue 18): blobs and /mesh/files/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 
@@ -328,6 +334,8 @@ export class MeshNode {
       revocations: this.#parts.get('revocations'),
       // names for identities (issue 14)
       names: this.#parts.get('names'),
+      // files in rooms (issue 18)
+      files: this.#parts.get('files'),
       // accountability across meshes (SPEC §11)
       heads: () => this.#parts.find('headBook'),
     })

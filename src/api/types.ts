@@ -122,3 +122,7 @@ export type DefectionList = FromSchema<typeof auditMerkle.defectionListSchema>
 // Room lifecycle and consent (SPEC §9)
 export type InvitationList = FromSchema<typeof import('./schemas/room-lifecycle.ts').invitationListSchema>
 export type Invitation = InvitationList['invitations'][number]
+
+// files in rooms (issue 18)
+export type FileAttachment = FromSchema<typeof import('./schemas/files.ts').attachmentSchema>
+export type FileCache = FromSchema<typeof import('./schemas/files.ts').fileCacheSchema>

@@ -18,6 +18,7 @@ import { capabilitySessionRoutes, registerCapabilityGuard } from './routes/capab
 import { connectionRoutes } from './routes/connections.ts'
 import { registerConsole } from './routes/console.ts'
 import { coreRoutes, type HealthInfo } from './routes/core.ts'
+import { type FileRoutesInit, fileRoutes } from './routes/files.ts' // files in rooms (issue 18)
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 import { memberRoutes } from './routes/members.ts'
@@ -75,6 +76,8 @@ export interface NodeRoutesInit {
   names?: AuthorityRoutesInit['names']
   // accountability across meshes (SPEC §11): the defections found or shown
   heads?: AuditMerkleRoutesInit['heads']
+  // files in rooms (issue 18)
+  files?: FileRoutesInit['files']
 }
 
 /**
@@ -112,6 +115,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     rooms: init.rooms,
     sync: init.roomSync,
     ...(init.foreignAccess !== undefined ? { foreign: init.foreignAccess } : {}),
+    ...(init.files !== undefined ? { attachments: init.files } : {}), // files in rooms (issue 18)
   })
   // Members everywhere: room roles
   await app.register(roomMemberRoutes, {
@@ -149,5 +153,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.revocations !== undefined) await app.register(revocationRoutes, { revocations: init.revocations })
   // accountability across meshes (SPEC §11): signed tree heads and Merkle proofs
   await app.register(auditMerkleRoutes, { audit: init.audit, heads: init.heads })
+  // files in rooms (issue 18): uploads, reads (Range), attachments checked before a post
+  if (init.files !== undefined) await app.register(fileRoutes, { files: init.files })
   registerConsole(app)
 }

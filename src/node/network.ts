@@ -97,6 +97,7 @@ export async function restartOnKey(
   await parts.find('roomSync')?.stop()
   await parts.find('outbound')?.stop() // outbound invocation over libp2p
   await parts.find('auditProtocol')?.stop() // accountability across meshes (SPEC §11)
+  await parts.find('filesProtocol')?.stop() // files in rooms (issue 18)
   await whileStopped()
   await parts.find('discovery')?.stop()
   await parts.find('libp2p')?.stop()
@@ -118,6 +119,7 @@ export async function restartOnKey(
   await parts.find('roomSync')?.start()
   await parts.find('outbound')?.start() // outbound invocation over libp2p
   await parts.find('auditProtocol')?.start() // accountability across meshes (SPEC §11)
+  await parts.find('filesProtocol')?.start() // files in rooms (issue 18)
   const heartbeat = createHeartbeat(wiring, key)
   if (heartbeat !== undefined) {
     await heartbeat.start()

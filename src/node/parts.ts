@@ -16,6 +16,9 @@ import type { AuditProtocol } from '../connections/audit-protocol.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 // outbound invocation over libp2p
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
+import type { ProtocolHandler } from '../connections/peer-request.ts'
+// files in rooms (issue 18)
+import type { FileServer, FileService } from '../files/index.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
 import type { FederationSettings } from '../manifest/index.ts'
@@ -71,6 +74,10 @@ export interface NodeParts {
   // accountability across meshes (SPEC §11): /mesh/audit/1.0.0, the heads held of other meshes
   auditProtocol: AuditProtocol
   headBook: HeadBook
+  // files in rooms (issue 18): the service, its /mesh/files/1.0.0 server and handler
+  files: FileService
+  fileServer: FileServer
+  filesProtocol: ProtocolHandler
 }
 
 /**
