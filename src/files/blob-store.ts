@@ -42,7 +42,7 @@ export class BlobStore {
   readonly cacheBytes: number
   #cache = new Map<string, CacheRow>()
   #tmpSeq = 0
-  #now: () => number = Date.now
+  #lastUse = 0
 
   constructor(init: BlobStoreInit) {
     this.dir = init.dir
@@ -58,7 +58,11 @@ export class BlobStore {
     await mkdir(join(this.dir, '.tmp'), { recursive: true })
     try {
       const rows = JSON.parse(await readFile(this.#cacheFile, 'utf8')) as Record<string, CacheRow>
-      for (const [cid, row] of Object.entries(rows)) if (isFileCid(cid)) this.#cache.set(cid, row)
+      for (const [cid, row] of Object.entries(rows)) {
+        if (!isFileCid(cid)) continue
+        this.#cache.set(cid, row)
+        this.#lastUse = Math.max(this.#lastUse, row.usedAt)
+      }
     } catch {
       // No cache index yet (or a damaged one: its blobs count as own until fetched again).
     }
@@ -90,7 +94,7 @@ export class BlobStore {
   /** Reads `[start, end]` (inclusive) of a blob; a cached blob counts as used. */
   read(cid: string, range?: { start: number; end: number }): ReadStream {
     const row = this.#cache.get(cid)
-    if (row !== undefined) row.usedAt = this.#now()
+    if (row !== undefined) row.usedAt = this.#useTime()
     return createReadStream(this.#path(cid), range ?? {})
   }
 
@@ -171,8 +175,14 @@ export class BlobStore {
       await fd.close()
     }
     await rename(this.partialPath(cid), this.#path(cid))
-    this.#cache.set(cid, { size, usedAt: this.#now() })
+    this.#cache.set(cid, { size, usedAt: this.#useTime() })
     await this.#evict(cid)
+  }
+
+  /** The clock, strictly increasing: two uses in one millisecond still have an order. */
+  #useTime(): number {
+    this.#lastUse = Math.max(Date.now(), this.#lastUse + 1)
+    return this.#lastUse
   }
 
   /** Fetched blobs held now (for views and tests). */
