@@ -34,6 +34,8 @@ const [
   outbound,
   // revocation people can use (SPEC §9)
   revocation,
+  // files in rooms (issue 18)
+  files,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -51,6 +53,7 @@ const [
   import('./commands/members.ts'),
   import('./commands/outbound.ts'),
   import('./commands/revocation.ts'),
+  import('./commands/files.ts'), // files in rooms (issue 18)
 ])
 
 const env = process.env
@@ -88,6 +91,7 @@ for (const register of [
   members.registerMemberCommands,
   outbound.registerOutboundCommands, // outbound invocation over libp2p
   revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
+  files.registerFileCommands, // files in rooms (issue 18)
 ]) {
   register(cli, ctx)
 }

@@ -192,6 +192,24 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       'relay (…/p2p/<peer id>) to take a reservation on and be reached through (repeatable)',
       collectMultiaddr,
     )
+    // files in rooms (issue 18)
+    .addOption(
+      new Option('--max-file-bytes <n>', 'largest file uploaded or fetched (default 26214400)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--file-cache-bytes <n>',
+        'disk for files fetched from peers, least recently used evicted (default 536870912)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--file-serve-rate <bytes/s>',
+        'most bytes per second one file transfer to a peer is served at',
+      ).argParser(positiveInt),
+    )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
       // A first start creates the mesh, and says what it created and where (stderr: the
@@ -237,6 +255,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             // reachability (SPEC §10): relays
             ...relayOption(options),
             ...(options.relayVia !== undefined ? { relayVia: options.relayVia as string[] } : {}),
+            ...fileOptions(options), // files in rooms (issue 18)
             logger,
           }),
         (node) =>
@@ -299,4 +318,14 @@ function relayOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'rela
   }
   if (Object.keys(limits).length > 0) return { relay: limits }
   return options.relay === true ? { relay: true } : {}
+}
+
+// files in rooms (issue 18)
+function fileOptions(options: Record<string, unknown>): { files?: NonNullable<MeshNodeInit['files']> } {
+  const files = {
+    ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes as number } : {}),
+    ...(options.fileCacheBytes !== undefined ? { cacheBytes: options.fileCacheBytes as number } : {}),
+    ...(options.fileServeRate !== undefined ? { serveBytesPerSecond: options.fileServeRate as number } : {}),
+  }
+  return Object.keys(files).length > 0 ? { files } : {}
 }
