@@ -24,6 +24,9 @@
  * - relay.connect_ms / relay.throughput_mib_s: a relayed connection vs a direct one (bench/relay.ts,
  *   issue 16).
  *
+ * - files.transfer_mib_s: a file over /mesh/files/1.0.0 vs a raw stream on the same
+ *   connection (bench/files.ts, issue 18).
+ *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
  */
@@ -33,6 +36,8 @@ import { benchAuthority } from './bench/authority.ts'
 import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
 import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
 import { benchFederation } from './bench/federation.ts'
+// files in rooms (issue 18): /mesh/files against a raw libp2p stream
+import { benchFiles, FILES_NAMES } from './bench/files.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 import { benchNewMeshVisible, newMeshVisibleNames } from './bench/new-mesh-visible.ts'
 import { NodePool } from './bench/nodes.ts'
@@ -104,6 +109,8 @@ const benches: Bench[] = [
   ...ROOMS_BENCHES,
   // issue 16: relay.connect_ms, relay.throughput_mib_s — relayed vs direct (bench/relay.ts)
   { title: 'relay vs direct', names: RELAY_NAMES, run: (pool) => benchRelay(pool) },
+  // issue 18: files.transfer_mib_s — /mesh/files/1.0.0 vs a raw stream on the same connection (bench/files.ts)
+  { title: 'files', names: FILES_NAMES, run: (pool) => benchFiles(pool) },
 ]
 
 let pool: NodePool | undefined

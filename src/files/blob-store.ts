@@ -94,8 +94,8 @@ export class BlobStore {
   /** Reads `[start, end]` (inclusive) of a blob; a cached blob counts as used. */
   read(cid: string, range?: { start: number; end: number }): ReadStream {
     const row = this.#cache.get(cid)
-    if (row !== undefined) row.usedAt = this.#useTime()
-    return createReadStream(this.#path(cid), range ?? {})
+    if (row !== undefined) row.usedAt = this.#clock()
+    return createReadStream(this.#path(cid), { ...range, highWaterMark: 256 * 1024 })
   }
 
   /**
@@ -158,7 +158,7 @@ export class BlobStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
-    const out = createWriteStream(path, { flags: offset === 0 ? 'w' : 'a' })
+    const out = createWriteStream(path, { flags: offset === 0 ? 'w' : 'a', highWaterMark: 4 * 1024 * 1024 })
     return { offset, out, hasher }
   }
 
@@ -175,12 +175,12 @@ export class BlobStore {
       await fd.close()
     }
     await rename(this.partialPath(cid), this.#path(cid))
-    this.#cache.set(cid, { size, usedAt: this.#useTime() })
+    this.#cache.set(cid, { size, usedAt: this.#clock() })
     await this.#evict(cid)
   }
 
   /** The clock, strictly increasing: two uses in one millisecond still have an order. */
-  #useTime(): number {
+  #clock(): number {
     this.#lastUse = Math.max(Date.now(), this.#lastUse + 1)
     return this.#lastUse
   }

@@ -9,9 +9,10 @@ import { isFileCid } from './cid.ts'
 
 /**
  * `/mesh/files/1.0.0`: a peer mesh asks for a file of a room shared with it, from an
- * offset: `{room, cid, offset}` (one length-prefixed JSON frame). The answer is one JSON
- * frame, `{"ok": {"size": n}}` or `{"error": {code, message, details}}`, then the bytes
- * from `offset` to the end in length-prefixed chunks. The fetcher hashes the whole file
+ * offset: `{room, cid, offset}` (one length-prefixed JSON frame). The answer is one
+ * length-prefixed JSON frame, `{"ok": {"size": n}}` or `{"error": {code, message,
+ * details}}`; after an `ok`, the bytes from `offset` to the end, as they are (the size
+ * says where they end; the stream's own frames carry them). The fetcher hashes the whole file
  * (what it held before a cut, then what arrives) and stores it only when it hashes to
  * the CID.
  */
@@ -115,7 +116,7 @@ export class FileServer {
         const started = Date.now()
         let sent = 0
         for await (const chunk of chunks) {
-          await lp.write(chunk)
+          if (!stream.send(chunk)) await stream.onDrain()
           sent += chunk.byteLength
           this.stats.bytes += chunk.byteLength
           if (rate !== undefined) {
@@ -151,11 +152,83 @@ export interface FetchComponents {
   dial: (mesh: string, signal: AbortSignal) => Promise<Stream>
 }
 
+/** A varint length prefix (LEB128, as `lpStream` writes it) and `bytes` after it. */
+function lengthPrefixed(bytes: Uint8Array): Uint8Array {
+  const prefix: number[] = []
+  let n = bytes.byteLength
+  while (n >= 0x80) {
+    prefix.push((n & 0x7f) | 0x80)
+    n >>>= 7
+  }
+  prefix.push(n)
+  const out = new Uint8Array(prefix.length + bytes.byteLength)
+  out.set(prefix)
+  out.set(bytes, prefix.length)
+  return out
+}
+
+/**
+ * What arrives on `stream`, message by message, to the end of it (`undefined`). Unlike
+ * the stream's async iterator, what a `pause()` held back still arrives after the remote
+ * end closed (the `end` event comes once nothing is held).
+ */
+function inbox(stream: Stream): () => Promise<Uint8Array | undefined> {
+  const queue: Uint8Array[] = []
+  let done = false
+  let error: Error | undefined
+  let wake: (() => void) | undefined
+  const notify = () => {
+    wake?.()
+    wake = undefined
+  }
+  stream.addEventListener('message', (e) => {
+    queue.push(e.data.subarray())
+    notify()
+  })
+  stream.addEventListener('end', () => {
+    done = true
+    notify()
+  })
+  stream.addEventListener('close', (e) => {
+    error ??= (e as { error?: Error }).error
+    done = true
+    notify()
+  })
+  return async () => {
+    for (;;) {
+      const message = queue.shift()
+      if (message !== undefined) return message
+      if (error !== undefined) throw error
+      if (done) return undefined
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
+    }
+  }
+}
+
+/** The answer's header frame at the start of `buf`, and where the bytes after it begin; undefined while incomplete. */
+function readHeader(buf: Uint8Array): { header: unknown; rest: number } | undefined {
+  let length = 0
+  for (let i = 0; i < Math.min(buf.length, 3); i++) {
+    const b = buf[i] as number
+    length |= (b & 0x7f) << (7 * i)
+    if (b < 0x80) {
+      if (length > FILE_PROTOCOL_LIMITS.maxHeaderBytes)
+        throw new MeshError('MESH_UNAVAILABLE', 'the peer sent an answer that is not one')
+      if (buf.length < i + 1 + length) return undefined
+      return { header: parseJson(buf.subarray(i + 1, i + 1 + length)), rest: i + 1 + length }
+    }
+  }
+  if (buf.length >= 3) throw new MeshError('MESH_UNAVAILABLE', 'the peer sent an answer that is not one')
+  return undefined
+}
+
 /**
  * Fetches `cid` of `room` from `mesh` into the store, from the bytes held already. A cut
  * keeps what arrived (the next fetch resumes there); bytes that do not hash to the CID
  * are thrown away, nothing stored (MESH_SIGNATURE_MISMATCH, `details.reason`
- * `hash-mismatch`). Returns the file's size.
+ * `hash-mismatch`). Returns the file's size and the offset it resumed at.
  */
 export async function fetchFromPeer(
   c: FetchComponents,
@@ -166,33 +239,51 @@ export async function fetchFromPeer(
   const { store } = c
   const { cid } = request
   const stream = await c.dial(mesh, signal)
-  const lp = lpStream(stream, {
-    maxDataLength: Math.max(FILE_PROTOCOL_LIMITS.chunkBytes, FILE_PROTOCOL_LIMITS.maxHeaderBytes),
-  })
   const { offset, out, hasher } = await store.resume(cid)
   let got = offset
+  let size: number | undefined
   let failed: unknown
+  const onAbort = () => stream.abort(signal.reason as Error)
+  signal.addEventListener('abort', onAbort, { once: true })
   try {
-    await lp.write(encodeJson({ room: request.room, cid, offset }), { signal })
-    const head = parseJson((await lp.read({ signal })).subarray()) as {
-      ok?: { size?: unknown }
-      error?: { code?: unknown; message?: unknown; details?: unknown }
+    const next = inbox(stream)
+    if (!stream.send(lengthPrefixed(encodeJson({ room: request.room, cid, offset }))))
+      await stream.onDrain({ signal })
+    let pending: Uint8Array | undefined = new Uint8Array(0)
+    for (let message = await next(); message !== undefined; message = await next()) {
+      let data = message
+      if (pending !== undefined) {
+        // The header first: `{ok: {size}}` or `{error}`; what follows it is the file.
+        const joined: Uint8Array = pending.length === 0 ? data : Buffer.concat([pending, data])
+        const read = readHeader(joined)
+        if (read === undefined) {
+          pending = joined
+          continue
+        }
+        pending = undefined
+        size = checkHeader(read.header, mesh, offset, store.maxFileBytes)
+        data = joined.subarray(read.rest)
+      }
+      if (data.byteLength === 0) continue
+      got += data.byteLength
+      if (got > (size as number))
+        throw new MeshError('MESH_UNAVAILABLE', 'the peer sent more than the file', { mesh })
+      hasher.hash.update(data)
+      if (!out.write(data)) {
+        // The disk is behind: the peer waits (what is on its way is held, then dispatched on resume).
+        const pausable = stream.readStatus === 'readable'
+        if (pausable) stream.pause()
+        await once(out, 'drain', { signal })
+        if (pausable && stream.readStatus === 'paused') stream.resume()
+      }
+      if (got === size) break
     }
-    if (head?.error !== undefined) throw peerRefusal(mesh, head.error)
-    const size = head?.ok?.size
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
-      throw new MeshError('MESH_UNAVAILABLE', 'the peer sent an answer that is not one', { mesh })
-    if (size > store.maxFileBytes)
-      throw new TooLargeError(`the file is over this node's ${store.maxFileBytes} bytes`, { size, mesh })
-    if (offset > size)
-      throw new MeshError('MESH_UNAVAILABLE', 'the peer holds less than was fetched', { mesh })
-    while (got < size) {
-      const chunk = (await lp.read({ signal })).subarray()
-      got += chunk.byteLength
-      if (got > size) throw new MeshError('MESH_UNAVAILABLE', 'the peer sent more than the file', { mesh })
-      hasher.hash.update(chunk)
-      if (!out.write(chunk)) await once(out, 'drain', { signal })
-    }
+    if (size === undefined || got < size)
+      throw new MeshError('MESH_UNAVAILABLE', 'the transfer was cut', {
+        mesh,
+        got,
+        ...(size !== undefined ? { size } : {}),
+      })
     out.end()
     await once(out, 'close')
     if (hasher.cid() !== cid) {
@@ -214,8 +305,11 @@ export async function fetchFromPeer(
   } catch (err) {
     failed = err
     stream.abort(err as Error)
-    throw err
+    throw signal.aborted && !(err instanceof MeshError)
+      ? new MeshError('MESH_UNAVAILABLE', 'the transfer was cut', { mesh, got })
+      : err
   } finally {
+    signal.removeEventListener('abort', onAbort)
     if (failed !== undefined && !out.closed) {
       // What arrived stays for the next try (a refused hash has discarded it already).
       out.end()
@@ -223,6 +317,20 @@ export async function fetchFromPeer(
       if (failed instanceof TooLargeError) await store.discardPartial(cid)
     }
   }
+}
+
+/** The size an answer's header gives, or the refusal it carries. */
+function checkHeader(header: unknown, mesh: string, offset: number, max: number): number {
+  const head = header as
+    | { ok?: { size?: unknown }; error?: { code?: unknown; message?: unknown } }
+    | undefined
+  if (head?.error !== undefined) throw peerRefusal(mesh, head.error)
+  const size = head?.ok?.size
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw new MeshError('MESH_UNAVAILABLE', 'the peer sent an answer that is not one', { mesh })
+  if (size > max) throw new TooLargeError(`the file is over this node's ${max} bytes`, { size, mesh })
+  if (offset > size) throw new MeshError('MESH_UNAVAILABLE', 'the peer holds less than was fetched', { mesh })
+  return size
 }
 
 function peerRefusal(
