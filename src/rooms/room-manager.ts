@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import * as Y from 'yjs'
-import type { Attachment } from '../api/room-entries.ts' // files in rooms (issue 18)
 import type { RejectedLog } from '../audit/index.ts'
 import { BadRequestError, ForbiddenError, type MeshError, NotFoundError } from '../errors.ts'
 import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
@@ -570,14 +569,8 @@ export class RoomManager {
   }
 
   /** Posts a message as `author` (a local principal); mentions are parsed from the body. */
-  post(
-    roomId: string,
-    author: string,
-    body: string,
-    replyTo?: string,
-    attachments?: Attachment[], // files in rooms (issue 18)
-  ): Promise<{ id: string }> {
-    return this.#messages.post(roomId, author, body, replyTo, attachments)
+  post(...args: Parameters<MessageWriter['post']>): Promise<{ id: string }> {
+    return this.#messages.post(...args) // files in rooms (issue 18): with attachments too
   }
 
   react(roomId: string, author: string, message: string, emoji: string): Promise<{ id: string }> {

@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { type Browser, chromium } from 'playwright-core'
 import { cidOf } from '../../src/files/index.ts'
+import { CHROMIUM, CHROMIUM_ARGS, consoleSkip } from '../fixtures/chromium.ts'
 import { e2e } from '../fixtures/e2e.ts'
 
-// Debian's Chromium (installed by .ci/run); never a browser downloaded by playwright.
-const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium'
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage']
-const CONSOLE_BUILT = existsSync(new URL('../../dist/ui/index.html', import.meta.url))
-const skip = !existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MESH_CHROMIUM)`
-  : !CONSOLE_BUILT
-    ? 'the console is not built (npm run build:ui)'
-    : false
+const skip = consoleSkip()
 
 /** An 8×8 red PNG. */
 const PNG = Buffer.from(

@@ -65,6 +65,28 @@ describe('files in rooms across two meshes (issue 18)', () => {
     const outsider = await enrolledAgent(b, mallory, 'outsider')
     assert.equal(((await bytesOf(outsider, file.cid)) as { code: string }).code, 'MESH_FORBIDDEN')
 
+    // Hostile uploads and posts: refused with a code, nothing kept.
+    await assert.rejects(upload(outsider, id, Buffer.from('x'), 'x.txt'), { code: 'MESH_FORBIDDEN' })
+    await assert.rejects(upload(a.api, 'no-such-room', Buffer.from('x'), 'x.txt'), { code: 'MESH_NOT_FOUND' })
+    await assert.rejects(upload(a.api, id, Buffer.from('x'), '../x.txt'), { code: 'MESH_BAD_REQUEST' })
+    await assert.rejects(upload(a.api, id, Buffer.from('x'), 'x.txt', 'text/html; charset=x'), {
+      code: 'MESH_BAD_REQUEST',
+    })
+    const asJson = await fetch(`${a.api.baseUrl}/api/rooms/${id}/files?name=x.json`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${a.api.token}`, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    assert.equal(asJson.status, 400)
+    const anonymous = await fetch(`${a.api.baseUrl}/api/files/${file.cid}`)
+    assert.equal(anonymous.status, 401)
+    const eleven = Array.from({ length: 11 }, () => file)
+    await assert.rejects(postWith(a.api, id, 'too many', eleven), { code: 'MESH_BAD_REQUEST' })
+    await assert.rejects(postWith(a.api, id, 'wrong size', [{ ...file, size: 1 }]), {
+      code: 'MESH_BAD_REQUEST',
+    })
+    assert.deepEqual(await readdir(join(a.dataDir, 'blobs', '.tmp')), [])
+
     // The home mesh removes beta's member: beta no longer serves it the file it holds.
     await a.api.request('DELETE', `/api/rooms/${id}/members/${b.architect.did}`, {
       ucan: await a.act('room/remove', b.architect.did, undefined, roomResourceOf(a.node.did, id)),
