@@ -19,10 +19,10 @@ import { isFileCid } from './cid.ts'
 export const FILES_PROTOCOL = '/mesh/files/1.0.0'
 
 export const FILE_PROTOCOL_LIMITS = {
-  /** Bytes per chunk frame. */
-  chunkBytes: 256 * 1024,
   maxRequestBytes: 1024,
   maxHeaderBytes: 4096,
+  /** What a paused fetch may hold from the peer (more than a yamux stream window). */
+  maxHeldBytes: 20 * 1024 * 1024,
   /** The request must arrive within this. */
   requestTimeoutMs: 10_000,
 } as const
@@ -246,6 +246,9 @@ export async function fetchFromPeer(
   const onAbort = () => stream.abort(signal.reason as Error)
   signal.addEventListener('abort', onAbort, { once: true })
   try {
+    // A pause stops the peer only once its window is spent (yamux: up to 16 MiB in flight);
+    // what arrives meanwhile is held, so the stream must hold that much before it aborts.
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, FILE_PROTOCOL_LIMITS.maxHeldBytes)
     const next = inbox(stream)
     if (!stream.send(lengthPrefixed(encodeJson({ room: request.room, cid, offset }))))
       await stream.onDrain({ signal })
