@@ -159,7 +159,13 @@ export class ApiClient {
     options: RequestOptions = {},
   ): Promise<RouteOutput<'uploadFile'>> {
     const path = pathOf(routes.uploadFile.path, { id: room }) + queryOf(meta)
-    const response = await this.#raw('POST', path, options, { 'content-type': 'application/octet-stream' }, body)
+    const response = await this.#raw(
+      'POST',
+      path,
+      options,
+      { 'content-type': 'application/octet-stream' },
+      body,
+    )
     return (await response.json()) as RouteOutput<'uploadFile'>
   }
 
