@@ -33,6 +33,9 @@
  * - model.proxy_overhead_p50_ms / model.proxy_stream_overhead_p50_ms: a chat completion
  *   through the model proxy vs straight to its upstream (bench/model.ts, issue 18).
  *
+ * - files.transfer_mib_s: a file over /mesh/files/1.0.0 vs a raw stream on the same
+ *   connection (bench/files.ts, issue 18).
+ *
  * `npm run bench -- dht federation` runs only the benchmarks whose title contains one
  * of the words given.
  */
@@ -43,6 +46,8 @@ import { benchColdStart, COLD_START_NAMES } from './bench/cold-start.ts'
 import { benchDhtLookup, dhtLookupNames } from './bench/dht-lookup.ts'
 import { benchDhtSim, dhtSimNames } from './bench/dht-sim.ts'
 import { benchFederation } from './bench/federation.ts'
+// files in rooms (issue 18): /mesh/files against a raw libp2p stream
+import { benchFiles, FILES_NAMES } from './bench/files.ts'
 import { benchHttpLimits, HTTP_LIMITS_NAMES } from './bench/http-limits.ts'
 // issue 16: store and forward — mailbox deliveries against a direct exchange
 import { benchMailbox, MAILBOX_NAMES } from './bench/mailbox.ts'
@@ -124,6 +129,8 @@ const benches: Bench[] = [
   { title: 'model proxy', names: MODEL_NAMES, run: () => benchModel() },
   // issue 16: store and forward — mailbox.deliveries_per_s vs a direct exchange (bench/mailbox.ts)
   { title: 'mailbox vs direct', names: MAILBOX_NAMES, run: () => benchMailbox() },
+  // issue 18: files.transfer_mib_s — /mesh/files/1.0.0 vs a raw stream on the same connection (bench/files.ts)
+  { title: 'files', names: FILES_NAMES, run: (pool) => benchFiles(pool) },
 ]
 
 let pool: NodePool | undefined

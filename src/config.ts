@@ -324,3 +324,18 @@ export interface MeshNodeInit {
    */
   fees?: RelayFeesInit
 }
+
+// files in rooms (issue 18)
+/** Merged into MeshNodeInit above: files attached to room messages (`<data dir>/blobs`). */
+export interface MeshNodeInit {
+  files?: {
+    /** Largest file uploaded or fetched (`--max-file-bytes`); default 25 MiB; over it MESH_TOO_LARGE. */
+    maxFileBytes?: number
+    /** Disk kept for files fetched from peers, least recently used go first (`--file-cache-bytes`); default 512 MiB. */
+    cacheBytes?: number
+    /** `/mesh/files/1.0.0` requests a peer mesh may send per minute; default 1 200. */
+    requestsPerMinute?: number
+    /** Bytes per second one transfer to a peer is served at most; default unbounded. */
+    serveBytesPerSecond?: number
+  }
+}

@@ -16,6 +16,7 @@ import {
 } from './connections/index.ts'
 // outbound invocation over libp2p
 import { MESH_INVOKE_PROTOCOL } from './connections/invoke-protocol.ts'
+import type { FileService } from './files/index.ts' // files in rooms (issue 18)
 import {
   createHttpApp,
   type HealthInfo,
@@ -38,6 +39,7 @@ import {
   policySummary,
   startConnections,
 } from './node/connections.ts'
+import { startFiles } from './node/files.ts' // files in rooms (issue 18)
 import { startForeignAccess } from './node/foreign-access.ts'
 // phase-1 HTTP federation (SPEC §12)
 import { startHttpFederation } from './node/http-federation.ts'
@@ -123,6 +125,8 @@ export class MeshNode {
   declare readonly rejected: RejectedLog
   // members: enrolment and removal (SPEC §8)
   declare readonly memberService: MemberService
+  // files in rooms (issue 18)
+  declare readonly files: FileService
 
   static {
     const exposed = [
@@ -137,6 +141,7 @@ export class MeshNode {
       'policy',
       'rejected',
       'memberService',
+      'files', // files in rooms (issue 18)
     ] as const
     for (const name of exposed) {
       Object.defineProperty(MeshNode.prototype, name, {
@@ -262,6 +267,7 @@ export class MeshNode {
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
     await startMailbox(wiring) // store and forward (SPEC §10): /mesh/mailbox/1.0.0
     await startLedger(wiring) // coordination fees (SPEC §10): /mesh/receipts/1.0.0
+    await startFiles(wiring) // files in rooms (issue 18): blobs and /mesh/files/1.0.0
     await this.#startHttp(parts.get('store'), outbound)
     await startHeartbeat(wiring)
 
@@ -360,6 +366,8 @@ export class MeshNode {
       revocations: this.#parts.get('revocations'),
       // names for identities (issue 14)
       names: this.#parts.get('names'),
+      // files in rooms (issue 18)
+      files: this.#parts.get('files'),
       // accountability across meshes (SPEC §11)
       heads: () => this.#parts.find('headBook'),
       // phase-1 HTTP federation (SPEC §12)

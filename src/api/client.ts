@@ -150,6 +150,61 @@ export class ApiClient {
     return session
   }
 
+  // files in rooms (issue 18): a file's bytes go raw, not as JSON
+  /** `POST /api/rooms/:id/files`: uploads `body` as the file `name` (of type `mime`). */
+  async uploadFile(
+    room: string,
+    body: Blob | Uint8Array,
+    meta: { name: string; mime?: string },
+    options: RequestOptions = {},
+  ): Promise<RouteOutput<'uploadFile'>> {
+    const path = pathOf(routes.uploadFile.path, { id: room }) + queryOf(meta)
+    const response = await this.#raw(
+      'POST',
+      path,
+      options,
+      { 'content-type': 'application/octet-stream' },
+      body,
+    )
+    return (await response.json()) as RouteOutput<'uploadFile'>
+  }
+
+  /** `GET /api/files/:cid` (a `range` such as `bytes=0-99`): the answer, its body unread. */
+  fetchFile(cid: string, options: RequestOptions & { range?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = options.range !== undefined ? { range: options.range } : {}
+    return this.#raw('GET', pathOf(routes.getFile.path, { cid }), options, headers)
+  }
+
+  /** A request whose body or answer is bytes; no timeout but the caller's; a refusal throws ApiError. */
+  async #raw(
+    method: string,
+    path: string,
+    options: RequestOptions,
+    headers: Record<string, string>,
+    body?: Blob | Uint8Array,
+  ): Promise<Response> {
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
+    let response: Response
+    try {
+      response = await (this.#fetch ?? globalThis.fetch)(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: body as RequestInit['body'] } : {}),
+        ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      })
+    } catch (err) {
+      throw new ApiError('MESH_UNAVAILABLE', `cannot reach ${this.baseUrl}: ${(err as Error).message}`, 0)
+    }
+    if (response.ok) return response
+    const error = ((await response.json().catch(() => undefined)) as Partial<ErrorBody> | undefined)?.error
+    throw new ApiError(
+      error?.code ?? 'MESH_INTERNAL',
+      error?.message ?? `HTTP ${response.status}`,
+      response.status,
+      error?.details ?? {},
+    )
+  }
+
   /** Ends the session: the token fails at once and its y-websockets close. */
   async signOut(options: RequestOptions = {}): Promise<void> {
     await this.call('closeSession', undefined, options)

@@ -24,6 +24,8 @@ export * from './schemas/audit-merkle.ts'
 export * from './schemas/capability-session.ts'
 export * from './schemas/common.ts'
 export * from './schemas/connections.ts'
+// files in rooms (issue 18)
+export * from './schemas/files.ts'
 // coordination fees (SPEC §10)
 export * from './schemas/ledger.ts'
 export * from './schemas/members.ts'

@@ -66,6 +66,16 @@ export interface MessageEntry {
   mentions: string[]
   ts: number
   replyTo?: string
+  // files in rooms (issue 18): the files the message names
+  attachments?: Attachment[]
+}
+
+// files in rooms (issue 18): a file a message names, by CID (v1, raw, sha-256)
+export interface Attachment {
+  cid: string
+  name: string
+  size: number
+  mime: string
 }
 
 export interface ReactionEntry {

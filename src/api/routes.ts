@@ -4,6 +4,8 @@ import * as auditMerkle from './schemas/audit-merkle.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
+// files in rooms (issue 18)
+import * as files from './schemas/files.ts'
 // coordination fees (SPEC §10)
 import * as ledger from './schemas/ledger.ts'
 import * as members from './schemas/members.ts'
@@ -653,6 +655,19 @@ export const routes = {
     query: ledger.ledgerQuerySchema,
     response: ledger.ledgerSchema,
   }),
+  // files in rooms (issue 18): the body of an upload is the file's bytes (application/octet-stream)
+  uploadFile: route({
+    method: 'POST',
+    path: '/api/rooms/:id/files',
+    session: true,
+    status: 201,
+    params: rooms.roomParamsSchema,
+    query: files.uploadQuerySchema,
+    response: files.attachmentSchema,
+  }),
+  // files in rooms (issue 18): the bytes (Range too); no JSON answer
+  getFile: route({ method: 'GET', path: '/api/files/:cid', session: true, params: files.fileParamsSchema }),
+  fileCache: route({ method: 'GET', path: '/api/files', session: true, response: files.fileCacheSchema }),
 } as const satisfies Record<string, RouteSpec>
 
 export type Routes = typeof routes

@@ -137,3 +137,7 @@ export type ReceiptView = FromSchema<typeof import('./schemas/ledger.ts').receip
 export type LedgerView = FromSchema<typeof import('./schemas/ledger.ts').ledgerSchema>
 export type LedgerBeneficiaryView = LedgerView['beneficiaries'][number]
 export type LedgerRelayView = LedgerView['relays'][number]
+
+// files in rooms (issue 18)
+export type FileAttachment = FromSchema<typeof import('./schemas/files.ts').attachmentSchema>
+export type FileCache = FromSchema<typeof import('./schemas/files.ts').fileCacheSchema>

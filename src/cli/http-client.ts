@@ -45,6 +45,23 @@ export class HttpClient {
     }
   }
 
+  // files in rooms (issue 18): uploads and reads of a file's bytes
+  async uploadFile(...args: Parameters<ApiClient['uploadFile']>): ReturnType<ApiClient['uploadFile']> {
+    try {
+      return await this.api.uploadFile(...args)
+    } catch (err) {
+      throw toMeshError(err)
+    }
+  }
+
+  async fetchFile(...args: Parameters<ApiClient['fetchFile']>): Promise<Response> {
+    try {
+      return await this.api.fetchFile(...args)
+    } catch (err) {
+      throw toMeshError(err)
+    }
+  }
+
   // By path: the CLI calls only by route name; the tests (about a hundred calls) still
   // reach the node this way, and some send what no route's schema allows on purpose.
   get<T>(path: string): Promise<T> {

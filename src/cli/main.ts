@@ -40,6 +40,8 @@ const [
   usage,
   // coordination fees (SPEC §10)
   ledger,
+  // files in rooms (issue 18)
+  files,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
@@ -60,6 +62,7 @@ const [
   import('./commands/tasks.ts'), // tasks across meshes (SPEC §13)
   import('./commands/usage.ts'), // the model proxy (SPEC §13)
   import('./commands/ledger.ts'), // coordination fees (SPEC §10)
+  import('./commands/files.ts'), // files in rooms (issue 18)
 ])
 
 const env = process.env
@@ -100,6 +103,7 @@ for (const register of [
   tasks.registerTaskCommands, // tasks across meshes (SPEC §13)
   usage.registerUsageCommands, // the model proxy (SPEC §13)
   ledger.registerLedgerCommands, // coordination fees (SPEC §10)
+  files.registerFileCommands, // files in rooms (issue 18)
 ]) {
   register(cli, ctx)
 }

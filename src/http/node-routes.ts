@@ -22,6 +22,7 @@ import { registerConsole } from './routes/console.ts'
 import { coreRoutes, type HealthInfo } from './routes/core.ts'
 // phase-1 HTTP federation (SPEC §12)
 import { type FederationRoutesInit, federationRoutes } from './routes/federation.ts'
+import { type FileRoutesInit, fileRoutes } from './routes/files.ts' // files in rooms (issue 18)
 import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 // coordination fees (SPEC §10)
@@ -92,6 +93,8 @@ export interface NodeRoutesInit {
   modelMaxBodyBytes?: number
   // coordination fees (SPEC §10)
   ledger?: LedgerRoutesInit['ledger']
+  // files in rooms (issue 18)
+  files?: FileRoutesInit['files']
 }
 
 /**
@@ -129,6 +132,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
     rooms: init.rooms,
     sync: init.roomSync,
     ...(init.foreignAccess !== undefined ? { foreign: init.foreignAccess } : {}),
+    ...(init.files !== undefined ? { attachments: init.files } : {}), // files in rooms (issue 18)
   })
   // Members everywhere: room roles
   await app.register(roomMemberRoutes, {
@@ -180,5 +184,7 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   }
   // coordination fees (SPEC §10)
   if (init.ledger !== undefined) await app.register(ledgerRoutes, { ledger: init.ledger })
+  // files in rooms (issue 18): uploads, reads (Range), attachments checked before a post
+  if (init.files !== undefined) await app.register(fileRoutes, { files: init.files })
   registerConsole(app)
 }

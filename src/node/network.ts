@@ -103,6 +103,7 @@ export async function restartOnKey(
   await parts.find('mailbox')?.stop() // store and forward (SPEC §10)
   await parts.find('mailboxRelay')?.stop() // store and forward (SPEC §10)
   await parts.find('fees')?.stop() // coordination fees (SPEC §10)
+  await parts.find('filesProtocol')?.stop() // files in rooms (issue 18)
   await whileStopped()
   await parts.find('discovery')?.stop()
   await parts.find('libp2p')?.stop()
@@ -127,6 +128,7 @@ export async function restartOnKey(
   await parts.find('mailboxRelay')?.start() // store and forward (SPEC §10)
   await parts.find('mailbox')?.start() // store and forward (SPEC §10)
   await parts.find('fees')?.start() // coordination fees (SPEC §10)
+  await parts.find('filesProtocol')?.start() // files in rooms (issue 18)
   const heartbeat = createHeartbeat(wiring, key)
   if (heartbeat !== undefined) {
     await heartbeat.start()

@@ -19,6 +19,9 @@ import type { HttpFederation, HttpPeerBook, HttpRoute } from '../connections/htt
 import type { HttpRooms } from '../connections/http-rooms.ts'
 import type { ConnectionService, PeerBook, PolicyService, RejectedLog } from '../connections/index.ts'
 import type { InvokeProtocol } from '../connections/invoke-protocol.ts'
+import type { ProtocolHandler } from '../connections/peer-request.ts'
+// files in rooms (issue 18)
+import type { FileServer, FileService } from '../files/index.ts'
 import type { Ed25519KeyPair, MeshKeyHistory } from '../identity/index.ts'
 // coordination fees (SPEC §10)
 import type { RelayFees } from '../ledger/index.ts'
@@ -92,6 +95,10 @@ export interface NodeParts {
   mailboxRelay: MailboxRelay
   // coordination fees (SPEC §10): receipts, the relay's ledger, the free allowance
   fees: RelayFees
+  // files in rooms (issue 18): the service, its /mesh/files/1.0.0 server and handler
+  files: FileService
+  fileServer: FileServer
+  filesProtocol: ProtocolHandler
 }
 
 /**

@@ -1,8 +1,10 @@
+import type { Attachment } from '../api/room-entries.ts' // files in rooms (issue 18)
 import { BadRequestError, NotFoundError } from '../errors.ts'
 import { parseMentions } from './notifications.ts'
 import type { Room } from './room.ts'
 import {
   contentId,
+  isMessageEntry, // files in rooms (issue 18)
   type MessageEntry,
   type ReactionEntry,
   type RedactionEntry,
@@ -27,7 +29,13 @@ export class MessageWriter {
   }
 
   /** Posts a message as `author` (a local principal); mentions are parsed from the body. */
-  async post(roomId: string, author: string, body: string, replyTo?: string): Promise<{ id: string }> {
+  async post(
+    roomId: string,
+    author: string,
+    body: string,
+    replyTo?: string,
+    attachments?: Attachment[], // files in rooms (issue 18)
+  ): Promise<{ id: string }> {
     const { room } = await this.#c.access(roomId, author)
     if (body.length === 0 || Buffer.byteLength(body) > ROOM_LIMITS.maxBodyBytes)
       throw new BadRequestError(`body must be 1..${ROOM_LIMITS.maxBodyBytes} bytes`)
@@ -42,7 +50,9 @@ export class MessageWriter {
       mentions: parseMentions(room, body, this.#c.ownMesh),
       ts: this.#messageTs(),
       ...(replyTo !== undefined ? { replyTo } : {}),
+      ...(attachments !== undefined && attachments.length > 0 ? { attachments } : {}), // files in rooms (issue 18)
     }
+    if (!isMessageEntry(entry)) throw new BadRequestError('malformed message (attachments?)') // files in rooms (issue 18)
     const id = contentId(entry)
     await room.write([{ map: 'messages', key: id, value: entry }])
     return { id }

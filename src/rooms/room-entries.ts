@@ -19,6 +19,7 @@ import {
   signCanonical,
   verifyCanonical,
 } from '../identity/index.ts'
+import { attachmentsOk } from './attachments.ts' // files in rooms (issue 18)
 // tasks across meshes (SPEC §13)
 import { isTaskEntry } from './task-entries.ts'
 
@@ -249,7 +250,8 @@ function isAuthored(v: unknown, required: readonly string[], optional: readonly 
 
 export function isMessageEntry(v: unknown): v is MessageEntry {
   return (
-    isAuthored(v, ['body', 'mentions'], ['replyTo']) &&
+    isAuthored(v, ['body', 'mentions'], ['replyTo', 'attachments']) && // files in rooms (issue 18): 'attachments'
+    attachmentsOk(v.attachments) && // files in rooms (issue 18)
     typeof v.body === 'string' &&
     v.body.length > 0 &&
     utf8Length(v.body) <= ROOM_LIMITS.maxBodyBytes &&

@@ -578,8 +578,8 @@ export class RoomManager {
   }
 
   /** Posts a message as `author` (a local principal); mentions are parsed from the body. */
-  post(roomId: string, author: string, body: string, replyTo?: string): Promise<{ id: string }> {
-    return this.#messages.post(roomId, author, body, replyTo)
+  post(...args: Parameters<MessageWriter['post']>): Promise<{ id: string }> {
+    return this.#messages.post(...args) // files in rooms (issue 18): with attachments too
   }
 
   react(roomId: string, author: string, message: string, emoji: string): Promise<{ id: string }> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Awareness } from 'y-protocols/awareness'
 import * as Y from 'yjs'
+import type { Attachment } from '../api/room-entries.ts' // files in rooms (issue 18)
 import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
@@ -73,6 +74,8 @@ export interface MessageView {
   redacted?: true
   /** emoji → number of reactions. */
   reactions: Record<string, number>
+  // files in rooms (issue 18)
+  attachments?: Attachment[]
 }
 
 export interface MessagePage {
@@ -279,6 +282,7 @@ export class Room implements ValidationTarget {
       reactions,
     }
     if (entry.replyTo !== undefined) view.replyTo = entry.replyTo
+    if (entry.attachments !== undefined && !redacted) view.attachments = entry.attachments // files in rooms (issue 18)
     if (redacted) view.redacted = true
     return view
   }

@@ -72,14 +72,11 @@ describe('mesh discovery', () => {
 
     const started = Date.now()
     const c = await startMesh(t, { name: 'charlie', bootstrap: [a.addr()] })
-    const [foundA, foundB] = await waitFor(
-      async () => {
-        const foundA = await listed(c, a.key.did)
-        const foundB = await listed(c, b.key.did)
-        return foundA !== undefined && foundB !== undefined && ([foundA, foundB] as const)
-      },
-      'C to find A and B',
-    )
+    const [foundA, foundB] = await waitFor(async () => {
+      const foundA = await listed(c, a.key.did)
+      const foundB = await listed(c, b.key.did)
+      return foundA !== undefined && foundB !== undefined && ([foundA, foundB] as const)
+    }, 'C to find A and B')
     t.diagnostic(`C discovered A and B in ${Date.now() - started} ms`)
 
     assert.equal(foundA.name, 'alpha')

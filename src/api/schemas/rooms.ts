@@ -14,6 +14,7 @@ import {
   strictObject,
   UCAN,
 } from './common.ts'
+import { attachmentsSchema } from './files.ts' // files in rooms (issue 18)
 
 /**
  * Rooms (SPEC §3): create, list, read, post, react, redact, members, notifications,
@@ -69,6 +70,7 @@ export const postMessageBodySchema = strictObject(
   {
     body: { type: 'string', minLength: 1, maxLength: ROOM_API_LIMITS.maxBodyBytes },
     replyTo: ENTRY_ID,
+    attachments: attachmentsSchema, // files in rooms (issue 18)
   },
   ['body'],
 )
@@ -193,6 +195,7 @@ export const messageSchema = strictObject(
     redacted: { type: 'boolean', const: true },
     /** emoji → number of reactions. */
     reactions: { type: 'object', additionalProperties: INTEGER },
+    attachments: attachmentsSchema, // files in rooms (issue 18)
   },
   ['id', 'author', 'authorDid', 'mesh', 'body', 'mentions', 'ts', 'reactions'],
 )

@@ -257,6 +257,24 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       ).argParser(nonNegativeInt),
     )
     .option('--no-relay-receipts', 'sign no receipts for the relays this mesh uses (they may cut it off)')
+    // files in rooms (issue 18)
+    .addOption(
+      new Option('--max-file-bytes <n>', 'largest file uploaded or fetched (default 26214400)').argParser(
+        positiveInt,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--file-cache-bytes <n>',
+        'disk for files fetched from peers, least recently used evicted (default 536870912)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--file-serve-rate <bytes/s>',
+        'most bytes per second one file transfer to a peer is served at',
+      ).argParser(positiveInt),
+    )
     .action(async (options) => {
       // the model proxy (SPEC §13): its quota policy file, checked when the node starts
       const modelQuotas =
@@ -322,6 +340,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
               : {}),
             ...mailboxOption(options), // store and forward (SPEC §10)
             ...feesOption(options), // coordination fees (SPEC §10)
+            ...fileOptions(options), // files in rooms (issue 18)
             logger,
           }),
         (node) =>
@@ -430,4 +449,14 @@ function feesOption(options: Record<string, unknown>): Pick<MeshNodeInit, 'fees'
     ...(options.relayReceipts === false ? { signReceipts: false } : {}),
   }
   return Object.keys(fees).length > 0 ? { fees } : {}
+}
+
+// files in rooms (issue 18)
+function fileOptions(options: Record<string, unknown>): { files?: NonNullable<MeshNodeInit['files']> } {
+  const files = {
+    ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes as number } : {}),
+    ...(options.fileCacheBytes !== undefined ? { cacheBytes: options.fileCacheBytes as number } : {}),
+    ...(options.fileServeRate !== undefined ? { serveBytesPerSecond: options.fileServeRate as number } : {}),
+  }
+  return Object.keys(files).length > 0 ? { files } : {}
 }

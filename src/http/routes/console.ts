@@ -38,7 +38,7 @@ const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
+  "img-src 'self' data: blob:", // files in rooms (issue 18): previews are object URLs of fetched files
   "connect-src 'self'",
   "base-uri 'none'",
   "form-action 'none'",

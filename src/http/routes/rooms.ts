@@ -23,6 +23,8 @@ export interface RoomRoutesInit {
   sync?: RoomSync
   /** Agents in foreign rooms: invitations of foreign participants (`room/invite`). */
   foreign?: ForeignAccess
+  // files in rooms (issue 18): a post's attachments must be files held here, of their size
+  attachments?: { check: (files: Array<{ cid: string; size: number }>) => Promise<void> }
 }
 
 /** A page request as the client gave it: what it left out, RoomManager defaults. */
@@ -175,7 +177,8 @@ export const roomRoutes: FastifyPluginAsync<RoomRoutesInit> = async (fastify, in
     async (request, reply) => {
       const { id } = request.params
       const body = request.body
-      const result = await rooms.post(id, sessionOf(request).did, body.body, body.replyTo)
+      if (body.attachments !== undefined) await init.attachments?.check(body.attachments) // files in rooms (issue 18)
+      const result = await rooms.post(id, sessionOf(request).did, body.body, body.replyTo, body.attachments)
       return reply.status(201).send(result)
     },
   )

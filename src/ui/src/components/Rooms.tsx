@@ -18,7 +18,7 @@ import {
   Title,
 } from '@mantine/core'
 import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from 'react'
-import type { ListedRoom, RoomDetail } from '../../../api/index.ts'
+import type { FileAttachment, ListedRoom, RoomDetail } from '../../../api/index.ts'
 import { navigate, useAction, usePath, usePoll } from '../lib/hooks.ts'
 import { dmName } from '../lib/names.ts'
 import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
@@ -26,6 +26,8 @@ import { type ChatMessage, useRoomDoc } from '../lib/room-doc.ts'
 import { useRoomNames } from '../lib/room-names.ts'
 import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
+// files in rooms (issue 18)
+import { AttachmentList, AttachPicker } from './Attachments.tsx'
 import {
   ActOutcome,
   EmptyState,
@@ -337,12 +339,18 @@ function Chat({
 }) {
   const session = useSession()
   const [body, setBody] = useState('')
+  const [files, setFiles] = useState<FileAttachment[]>([]) // files in rooms (issue 18)
   const viewport = useRef<HTMLDivElement>(null)
   const post = useAction(async () => {
-    const text = body.trim()
+    // files in rooms (issue 18): a message of files alone is named after them
+    const text = body.trim() || files.map((f) => f.name).join(', ')
     if (text === '') return
-    await session.call('postMessage', { params: { id: roomId }, body: { body: text } })
+    await session.call('postMessage', {
+      params: { id: roomId },
+      body: { body: text, ...(files.length > 0 ? { attachments: files } : {}) },
+    })
     setBody('')
+    setFiles([])
   })
   // biome-ignore lint/correctness/useExhaustiveDependencies: scroll when messages arrive
   useEffect(() => {
@@ -394,6 +402,7 @@ function Chat({
                   >
                     <MessageBody body={m.body} />
                   </Text>
+                  <AttachmentList files={m.attachments} /> {/* files in rooms (issue 18) */}
                   {Object.keys(m.reactions).length > 0 && (
                     <Group gap={4}>
                       {Object.entries(m.reactions).map(([emoji, n]) => (
@@ -421,8 +430,13 @@ function Chat({
           maxRows={6}
           data-testid="composer"
         />
+        <AttachPicker roomId={roomId} files={files} onChange={setFiles} /> {/* files in rooms (issue 18) */}
         <Group justify="flex-end">
-          <Button onClick={() => void post.run()} loading={post.busy} disabled={body.trim() === ''}>
+          <Button
+            onClick={() => void post.run()}
+            loading={post.busy}
+            disabled={body.trim() === '' && files.length === 0}
+          >
             Send
           </Button>
         </Group>

@@ -23,6 +23,9 @@ export interface Session {
    * addressed to this mesh, proved by the mesh's root delegation to its architect.
    */
   act(act: Act): Promise<string>
+  // files in rooms (issue 18): a file's bytes up and down, with the session's token
+  uploadFile: ApiClient['uploadFile']
+  fetchFile: ApiClient['fetchFile']
   signOut(options?: { forget?: boolean }): Promise<void>
 }
 
@@ -124,6 +127,9 @@ export function SessionProvider({ children }: { children: ReactNode }) {
         return client.token ?? ''
       },
       call,
+      // files in rooms (issue 18)
+      uploadFile: (...args) => client.uploadFile(...args),
+      fetchFile: (...args) => client.fetchFile(...args),
       async act(act: Act) {
         // The mesh's current did and root delegation: a key rotation re-issues both.
         const health = await client.call('health')

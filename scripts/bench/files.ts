@@ -1,0 +1,90 @@
+/**
+ * Files in rooms (issue 18, SPEC §14): a file fetched over `/mesh/files/1.0.0` against a raw
+ * libp2p stream carrying the same number of bytes the same way on the same connection. The
+ * serving end is a process of its own (bench/files-server.ts), as a peer mesh would be; the
+ * fetching end is a mesh libp2p host in this process.
+ *
+ * - files.transfer_mib_s: 16 MiB fetched (read from the server's blob store, hashed on
+ *   arrival, written to a partial, synced, renamed into the fetcher's store) vs the raw
+ *   stream (the server writes the bytes, the fetcher reads them). Median of 7 interleaved
+ *   rounds. Aim: files ≥ 0.8× raw.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import type { Connection } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { BlobStore, FILES_PROTOCOL, fetchFromPeer } from '../../src/files/index.ts'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { createMeshLibp2p } from '../../src/p2p/index.ts'
+import type { NodePool } from './nodes.ts'
+import { emit, median, note, type ResultName } from './report.ts'
+
+const SOURCE = '/mesh-bench/source/1.0.0'
+const BYTES = 16 * 1024 * 1024
+const ROUNDS = 7
+const ROOM = 'bench-room-0001'
+const SERVER = new URL('./files-server.ts', import.meta.url).pathname
+
+export const FILES_NAMES: ResultName[] = [{ name: 'files.transfer_mib_s', unit: 'MiB/s', better: 'higher' }]
+
+/** Reads BYTES off a new SOURCE stream; returns the milliseconds. */
+async function rawRound(connection: Connection): Promise<number> {
+  const t0 = performance.now()
+  const stream = await connection.newStream(SOURCE)
+  let read = 0
+  for await (const chunk of stream) {
+    read += chunk.byteLength
+    if (read >= BYTES) break
+  }
+  await stream.close().catch(() => {})
+  if (read < BYTES) throw new Error(`raw stream ended after ${read} bytes`)
+  return performance.now() - t0
+}
+
+export async function benchFiles(pool: NodePool): Promise<void> {
+  const root = await pool.dir('mesh-bench-files-')
+  const server = spawn(process.execPath, [SERVER, String(BYTES), join(root, 'server')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const fetcher = await createMeshLibp2p({ key: Ed25519KeyPair.generate() })
+  try {
+    const lines = createInterface({ input: server.stdout })
+    const [ready] = (await once(lines, 'line')) as [string]
+    const cid = /cid=(\S+)/.exec(ready)?.[1] as string
+    const listen = /listen=(\S+)/.exec(ready)?.[1] as string
+    const into = new BlobStore({ dir: join(root, 'fetcher'), cacheBytes: 4 * BYTES })
+    await into.start()
+    const connection = await fetcher.dial(multiaddr(listen))
+    const fetch = async (): Promise<number> => {
+      await rm(join(into.dir, cid), { force: true })
+      const t0 = performance.now()
+      await fetchFromPeer(
+        { store: into, dial: async () => connection.newStream(FILES_PROTOCOL) },
+        'bench',
+        { room: ROOM, cid },
+        AbortSignal.timeout(120_000),
+      )
+      return performance.now() - t0
+    }
+    await rawRound(connection) // warm up both paths
+    await fetch()
+    const mib = BYTES / (1024 * 1024)
+    const fileRuns: number[] = []
+    const rawRuns: number[] = []
+    for (let round = 0; round < ROUNDS; round++) {
+      fileRuns.push(mib / ((await fetch()) / 1000))
+      rawRuns.push(mib / ((await rawRound(connection)) / 1000))
+    }
+    const viaFiles = median(fileRuns)
+    const raw = median(rawRuns)
+    note(`files: /mesh/files ${viaFiles.toFixed(1)} MiB/s, raw stream ${raw.toFixed(1)} MiB/s`)
+    emit('files.transfer_mib_s', viaFiles, 'MiB/s', raw, 0.8, 'higher')
+  } finally {
+    await fetcher.stop()
+    server.kill('SIGTERM')
+    if (server.exitCode === null) await once(server, 'exit')
+  }
+}

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { Readable, Writable } from 'node:stream'
+import { describe, it, type TestContext } from 'node:test'
+import type { Stream } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { BlobStore, cidOf, FILES_PROTOCOL, FileServer, fetchFromPeer } from '../../src/files/index.ts'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createMeshLibp2p, type MeshLibp2p } from '../../src/p2p/index.ts'
+import { tempDir } from '../fixtures/principals.ts'
+
+const ROOM = 'room-0000001'
+
+/** Two hosts on loopback: `server` answers /mesh/files with `serve`; `dial` opens a stream to it. */
+async function pair(t: TestContext, serve: (stream: Stream) => Promise<void>) {
+  const hosts: MeshLibp2p[] = []
+  for (let i = 0; i < 2; i++) hosts.push(await createMeshLibp2p({ key: Ed25519KeyPair.generate() }))
+  t.after(() => Promise.all(hosts.map(async (h) => h.stop())))
+  const [server, client] = hosts as [MeshLibp2p, MeshLibp2p]
+  await server.handle(FILES_PROTOCOL, (stream) => serve(stream))
+  const addr = multiaddr(server.getMultiaddrs()[0]?.toString() as string)
+  return { dial: async () => client.dialProtocol(addr, FILES_PROTOCOL) }
+}
+
+async function store(t: TestContext, name: string, init: { maxFileBytes?: number } = {}): Promise<BlobStore> {
+  const s = new BlobStore({ dir: join(await tempDir(t), name), ...init })
+  await s.start()
+  return s
+}
+
+/** A store whose disk is slow: every write waits, and its buffer is small (the fetch must pause). */
+class SlowStore extends BlobStore {
+  override async resume(cid: string) {
+    const real = await super.resume(cid)
+    const slow = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk, _enc, done) {
+        setTimeout(() => (real.out.write(chunk) ? done() : real.out.once('drain', done)), 2)
+      },
+      final(done) {
+        real.out.end(done)
+      },
+    })
+    return { ...real, out: slow as unknown as typeof real.out }
+  }
+}
+
+/** What a hostile server answers: `frames` as they are, then the stream closes. */
+function hostile(frames: Uint8Array[]) {
+  return async (stream: Stream) => {
+    for await (const _ of stream) break // the request
+    for (const f of frames) stream.send(f)
+    await stream.close()
+  }
+}
+const header = (v: unknown) => {
+  const json = Buffer.from(JSON.stringify(v))
+  return Buffer.concat([Buffer.from([json.length]), json])
+}
+
+describe('fetchFromPeer against honest and hostile servers (issue 18)', () => {
+  it('pauses for a slow disk and still gets every byte, hash checked', async (t) => {
+    const held = await store(t, 'server')
+    const bytes = randomBytes(6 * 1024 * 1024 + 5)
+    const { cid } = await held.put(Readable.from([bytes]))
+    const server = new FileServer({
+      store: held,
+      admit: async () => ({ peer: 'x' }),
+      servesTo: async () => true,
+      logger: silentLogger(),
+    })
+    const { dial } = await pair(t, (s) => server.serve(s, {} as never))
+    const into = new SlowStore({ dir: join(await tempDir(t), 'slow') })
+    await into.start()
+    const got = await fetchFromPeer(
+      { store: into, dial },
+      'x',
+      { room: ROOM, cid },
+      AbortSignal.timeout(120_000),
+    )
+    assert.deepEqual(got, { size: bytes.length, resumedAt: 0 })
+    assert.equal(await into.size(cid), bytes.length)
+  })
+
+  it('refuses more bytes than the size, a lying size, a cut, an unknown code, an oversized file; keeps a cut partial', async (t) => {
+    const bytes = randomBytes(1000)
+    const cid = cidOf(bytes)
+    const into = await store(t, 'into', { maxFileBytes: 5000 })
+    const fetch = async (frames: Uint8Array[]) => {
+      const { dial } = await pair(t, hostile(frames))
+      return fetchFromPeer({ store: into, dial }, 'evil', { room: ROOM, cid }, AbortSignal.timeout(30_000))
+    }
+    await assert.rejects(fetch([header({ ok: { size: 1000 } }), randomBytes(1500)]), {
+      code: 'MESH_UNAVAILABLE',
+    })
+    await into.discardPartial(cid)
+    await assert.rejects(fetch([header({ ok: { size: 6000 } })]), { code: 'MESH_TOO_LARGE' })
+    assert.equal(await into.partialSize(cid), 0)
+    await assert.rejects(fetch([header({ ok: { size: -1 } })]), { code: 'MESH_UNAVAILABLE' })
+    await assert.rejects(fetch([header({ error: { code: 'EVIL', message: 'x' } })]), {
+      code: 'MESH_FORBIDDEN',
+    })
+    await assert.rejects(fetch([Buffer.from([0xff, 0xff, 0xff, 0x01])]), { code: 'MESH_UNAVAILABLE' })
+    // A cut after 400 bytes keeps them; the next fetch resumes there and checks the whole.
+    await assert.rejects(fetch([header({ ok: { size: 1000 } }), bytes.subarray(0, 400)]), {
+      code: 'MESH_UNAVAILABLE',
+    })
+    assert.equal(await into.partialSize(cid), 400)
+    const resumed = await fetch([header({ ok: { size: 1000 } }), bytes.subarray(400)])
+    assert.deepEqual(resumed, { size: 1000, resumedAt: 400 })
+    assert.equal(await into.size(cid), 1000)
+    // Other bytes under the CID: refused, nothing kept.
+    const other = randomBytes(1000)
+    const cid2 = cidOf(randomBytes(1000))
+    const { dial } = await pair(t, hostile([header({ ok: { size: 1000 } }), other]))
+    await assert.rejects(
+      fetchFromPeer({ store: into, dial }, 'evil', { room: ROOM, cid: cid2 }, AbortSignal.timeout(30_000)),
+      { code: 'MESH_SIGNATURE_MISMATCH' },
+    )
+    assert.equal(await into.size(cid2), undefined)
+    assert.equal(await into.partialSize(cid2), 0)
+  })
+})
