@@ -89,6 +89,8 @@ export function emptyTransfer(): TransferProgress {
 export class SyncProgress {
   readonly #c: SyncProgressComponents
   readonly #progress = new Map<string, Map<string, Progress>>()
+  /** `<peer> <room>`: the last completed incoming catch-up that moved anything. */
+  readonly #lastMoved = new Map<string, TransferProgress>()
 
   constructor(components: SyncProgressComponents) {
     this.#c = components
@@ -110,12 +112,24 @@ export class SyncProgress {
 
   /** Our SyncStep1 went out: the incoming catch-up starts over. */
   asked(peer: string, room: string): void {
-    Object.assign(this.of(peer, room).incoming, emptyTransfer(), { startedAt: this.#isoNow() })
+    const p = this.of(peer, room)
+    if (p.incoming.chunks > 0 && p.incoming.doneAt !== null)
+      this.#lastMoved.set(`${peer} ${room}`, p.incoming)
+    p.incoming = { ...emptyTransfer(), startedAt: this.#isoNow() }
   }
 
   /** The peer announced its diff (a `backfill` frame). */
   announced(peer: string, room: string, diff: { entries: number; bytes: number; chunks: number }): void {
-    Object.assign(this.of(peer, room).incoming, {
+    const p = this.of(peer, room)
+    const last = this.#lastMoved.get(`${peer} ${room}`)
+    // A later check that finds nothing to send (a periodic re-sync, a reload) keeps showing
+    // the last catch-up that moved something, rather than wiping it with zeros.
+    if (diff.chunks === 0 && last !== undefined) {
+      p.incoming = last
+      return
+    }
+    this.#lastMoved.delete(`${peer} ${room}`)
+    Object.assign(p.incoming, {
       entries: diff.entries,
       bytes: diff.bytes,
       chunks: diff.chunks,

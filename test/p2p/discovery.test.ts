@@ -182,7 +182,22 @@ describe('mesh discovery', () => {
     // A's put must reach C (C's own copy is the fallback below): C in A's routing table
     const table = (a.libp2p.services.dht as unknown as SingleKadDHT).routingTable
     await waitFor(() => table.size >= 3, 'C and both hostile hosts in A routing table')
-    await a.discovery.refresh()
+    // …and C holds it: on a busy machine a put can miss a peer, so publish until C has it
+    const heldByC = async (): Promise<boolean> => {
+      const own = a.discovery.record
+      if (own === undefined) return false
+      try {
+        const stored = await c.datastore.get(dhtRecordKey(meshRecordKey(own.did)))
+        const value = JSON.parse(new TextDecoder().decode(DhtRecord.deserialize(stored).value))
+        return value.signature === own.signature
+      } catch {
+        return false
+      }
+    }
+    await waitFor(async () => {
+      await a.discovery.refresh()
+      return heldByC()
+    }, 'C holding alpha’s record itself')
     const real = a.discovery.record
     assert.ok(real !== undefined)
 

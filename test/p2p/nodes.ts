@@ -61,6 +61,8 @@ export interface TestMesh {
   libp2p: MeshLibp2p
   store: MeshStore
   discovery: MeshDiscovery
+  /** The DHT's record store (what this node holds for others). */
+  datastore: RecordGuardDatastore
   lines: LogLine[]
   /** Stops discovery, libp2p and the store (idempotent; also run at teardown). */
   stop(): Promise<void>
@@ -114,6 +116,7 @@ export async function startMesh(
     libp2p,
     store,
     discovery,
+    datastore,
     lines,
     stop,
     addr: () => String(libp2p.getMultiaddrs()[0]),
