@@ -5,9 +5,7 @@ import { type Command, Option } from 'commander'
 import type { MeshNodeInit } from '../../config.ts'
 import { ConflictError, MeshError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
-import { createMeshNode } from '../../mesh-node.ts'
 import { isStoreLocked } from '../../node/startup-errors.ts'
-import { RegistryServer } from '../../registry-server.ts'
 import type { CliContext } from '../context.ts'
 import { EXIT_CODE } from '../format.ts'
 import { GatedStdout } from '../gated-stdout.ts'
@@ -203,6 +201,9 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       'the model proxy’s quota policy, JSON: {tiers, tierTotals, principals, reserveTokens} (defaults per tier otherwise)',
     )
     .action(async (options) => {
+      // Issue 15 (cold start): the node's modules load here, for `mesh start` only (every
+      // other command runs without them), while the data dir is read or created.
+      const meshNode = import('../../mesh-node.ts')
       // the model proxy (SPEC §13): its quota policy file, checked when the node starts
       const modelQuotas =
         options.modelQuotas === undefined
@@ -215,6 +216,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         const created = await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
         out.notice(createdText(dataDir, created))
       }
+      const { createMeshNode } = await meshNode
       await serve(
         ctx,
         (logger) =>
@@ -291,6 +293,8 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
     )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
+      // Issue 15 (cold start): the registry's modules load for `mesh registry` only.
+      const { RegistryServer } = await import('../../registry-server.ts')
       await serve(
         ctx,
         (logger) =>
