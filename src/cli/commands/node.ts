@@ -204,6 +204,8 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       // Issue 15 (cold start): the node's modules load here, for `mesh start` only (every
       // other command runs without them), while the data dir is read or created.
       const meshNode = import('../../mesh-node.ts')
+      // awaited below; a failure before then (a bad --model-quotas) must not leave it unhandled
+      meshNode.catch(() => {})
       // the model proxy (SPEC §13): its quota policy file, checked when the node starts
       const modelQuotas =
         options.modelQuotas === undefined
