@@ -34,7 +34,7 @@ const VC_CONTEXT = 'https://www.w3.org/2018/credentials/v1'
 const MAX_JWT_LENGTH = 16 * 1024
 const MAX_PRESENTED = 16
 
-// did-jwt-vc (and did-jwt under it, some 100 modules) loads on the first credential issued
+// did-jwt-vc (and did-jwt under it, some 70 modules) loads on the first credential issued
 // or verified, not with the node (issue 15: cold start); one loading promise for all.
 let didJwtVc: Promise<typeof import('did-jwt-vc')> | undefined
 const vcLib = (): Promise<typeof import('did-jwt-vc')> => (didJwtVc ??= import('did-jwt-vc'))
