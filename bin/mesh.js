@@ -7,10 +7,16 @@
 // watches it, src/cli/parent-watch.ts).
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+// The default export, not a named import: an older Node (no enableCompileCache) must still load this file.
+import nodeModule from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 const main = new URL('../src/cli/main.ts', import.meta.url)
 if (process.features.typescript) {
+  // Issue 15 (cold start): V8's compile cache goes on here, in JavaScript, before the first
+  // .ts file: main.ts's type stripping then comes from the cache too, and the stripper
+  // (a WebAssembly module) is never loaded. main.ts turns it on again for `node main.ts`.
+  nodeModule.enableCompileCache()
   await import(main.href)
 } else {
   const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url))

@@ -14,6 +14,8 @@ import type { NodePool } from './nodes.ts'
 import { emit, fmt, median, note, type ResultName } from './report.ts'
 
 const PEER_SCRIPT = new URL('./peer-node.ts', import.meta.url).pathname
+/** The `mesh` command as installed (package.json `bin`), not src/cli/main.ts run by hand. */
+const MESH_COMMAND = new URL('../../bin/mesh.js', import.meta.url).pathname
 
 export const COLD_START_NAMES: ResultName[] = [{ name: 'node.cold_start_ms', unit: 'ms', better: 'lower' }]
 
@@ -48,7 +50,12 @@ async function meshColdStart(dataDir: string, env: NodeJS.ProcessEnv): Promise<n
   const t0 = performance.now()
   let proc: MeshProcess | undefined
   try {
-    proc = await startMesh(['start', '--data', dataDir, '--http', '127.0.0.1:0'], env)
+    proc = await startMesh(
+      ['start', '--data', dataDir, '--http', '127.0.0.1:0'],
+      env,
+      undefined,
+      MESH_COMMAND,
+    )
     return performance.now() - t0
   } finally {
     await proc?.stop('SIGTERM')

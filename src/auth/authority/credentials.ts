@@ -21,12 +21,6 @@
  */
 import { createHash } from 'node:crypto'
 import type { JwtCredentialPayload, JwtPresentationPayload } from 'did-jwt-vc'
-import {
-  createVerifiableCredentialJwt,
-  createVerifiablePresentationJwt,
-  validateJwtCredentialPayload,
-  validateJwtPresentationPayload,
-} from 'did-jwt-vc'
 import type { Ed25519KeyPair } from '../../identity/index.ts'
 import { verifySignature } from '../../identity/index.ts'
 import type { DidResolver } from './did.ts'
@@ -39,6 +33,11 @@ export const VOUCH_CREDENTIAL = 'MeshVouchCredential'
 const VC_CONTEXT = 'https://www.w3.org/2018/credentials/v1'
 const MAX_JWT_LENGTH = 16 * 1024
 const MAX_PRESENTED = 16
+
+// did-jwt-vc (and did-jwt under it, some 70 modules) loads on the first credential issued
+// or verified, not with the node (issue 15: cold start); one loading promise for all.
+let didJwtVc: Promise<typeof import('did-jwt-vc')> | undefined
+const vcLib = (): Promise<typeof import('did-jwt-vc')> => (didJwtVc ??= import('did-jwt-vc'))
 
 export type PrincipalKind = 'human' | 'agent'
 
@@ -105,7 +104,9 @@ export async function issueMembershipCredential(
       credentialSubject: { ...subject },
     },
   }
-  return createVerifiableCredentialJwt(payload, jwtIssuer(meshKey), { header: { kid: kidOf(meshKey.did) } })
+  return (await vcLib()).createVerifiableCredentialJwt(payload, jwtIssuer(meshKey), {
+    header: { kid: kidOf(meshKey.did) },
+  })
 }
 
 /** Issues a third-party vouching credential. */
@@ -125,7 +126,7 @@ export async function issueVouchCredential(
       credentialSubject: { statement: claims.statement },
     },
   }
-  return createVerifiableCredentialJwt(payload, jwtIssuer(issuerKey), {
+  return (await vcLib()).createVerifiableCredentialJwt(payload, jwtIssuer(issuerKey), {
     header: { kid: kidOf(issuerKey.did) },
   })
 }
@@ -148,7 +149,7 @@ export async function issuePresentation(
       verifiableCredential: credentials,
     },
   }
-  return createVerifiablePresentationJwt(payload, jwtIssuer(holderKey), {
+  return (await vcLib()).createVerifiablePresentationJwt(payload, jwtIssuer(holderKey), {
     header: { kid: kidOf(holderKey.did) },
   })
 }
@@ -216,6 +217,7 @@ export class CredentialVerifier {
     if (typeof payload.exp !== 'number') {
       return vcFail('the credential has no expiry (exp)', { credential: id, issuer, reason: 'no-expiry' })
     }
+    const { validateJwtCredentialPayload } = await vcLib()
     try {
       validateJwtCredentialPayload(payload as unknown as JwtCredentialPayload)
     } catch (err) {
@@ -322,6 +324,7 @@ export class CredentialVerifier {
         expected: options.holder,
       })
     }
+    const { validateJwtPresentationPayload } = await vcLib()
     try {
       validateJwtPresentationPayload(jws.payload as unknown as JwtPresentationPayload)
     } catch (err) {

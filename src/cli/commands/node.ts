@@ -5,9 +5,7 @@ import { type Command, Option } from 'commander'
 import type { MeshNodeInit } from '../../config.ts'
 import { ConflictError, MeshError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
-import { createMeshNode } from '../../mesh-node.ts'
 import { isStoreLocked } from '../../node/startup-errors.ts'
-import { RegistryServer } from '../../registry-server.ts'
 import type { CliContext } from '../context.ts'
 import { EXIT_CODE } from '../format.ts'
 import { GatedStdout } from '../gated-stdout.ts'
@@ -276,6 +274,11 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
       ).argParser(positiveInt),
     )
     .action(async (options) => {
+      // Issue 15 (cold start): the node's modules load here, for `mesh start` only (every
+      // other command runs without them), while the data dir is read or created.
+      const meshNode = import('../../mesh-node.ts')
+      // awaited below; a failure before then (a bad --model-quotas) must not leave it unhandled
+      meshNode.catch(() => {})
       // the model proxy (SPEC §13): its quota policy file, checked when the node starts
       const modelQuotas =
         options.modelQuotas === undefined
@@ -288,6 +291,7 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         const created = await init(ctx, { data: dataDir, ...(options.name ? { name: options.name } : {}) })
         out.notice(createdText(dataDir, created))
       }
+      const { createMeshNode } = await meshNode
       await serve(
         ctx,
         (logger) =>
@@ -368,6 +372,8 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
     )
     .action(async (options) => {
       const dataDir = resolve(options.data as string)
+      // Issue 15 (cold start): the registry's modules load for `mesh registry` only.
+      const { RegistryServer } = await import('../../registry-server.ts')
       await serve(
         ctx,
         (logger) =>
