@@ -70,6 +70,14 @@ export {
   type PeekedEnvelope,
   peekEnvelope,
 } from './http-federation.ts'
+// invocations over phase-1 HTTP (SPEC §12)
+export {
+  HTTP_INVOKE_MAX_REQUEST,
+  HttpInvoke,
+  INVOKE_ANSWER_TYPE,
+  INVOKE_ERROR_TYPE,
+  INVOKE_REQUEST_TYPE,
+} from './http-invoke.ts'
 export {
   HTTP_ROOMS_LIMITS,
   HTTP_ROOMS_MAX_BODY,
