@@ -41,8 +41,8 @@ import {
 import { startForeignAccess } from './node/foreign-access.ts'
 // phase-1 HTTP federation (SPEC §12)
 import { startHttpFederation } from './node/http-federation.ts'
-// invocations over phase-1 HTTP (SPEC §12)
-import { startHttpInvoke } from './node/http-invoke.ts'
+// invocations and audit requests over phase-1 HTTP (SPEC §12)
+import { startHttpRequests } from './node/http-requests.ts'
 // one invocation dispatcher
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
@@ -261,8 +261,8 @@ export class MeshNode {
     await startModel(wiring) // the model proxy (SPEC §13)
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
-    startHttpInvoke(wiring) // invocations over phase-1 HTTP (SPEC §12)
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+    startHttpRequests(wiring) // invocations and audit requests over phase-1 HTTP (SPEC §12)
     await startMailbox(wiring) // store and forward (SPEC §10): /mesh/mailbox/1.0.0
     await startLedger(wiring) // coordination fees (SPEC §10): /mesh/receipts/1.0.0
     await this.#startHttp(parts.get('store'), outbound)

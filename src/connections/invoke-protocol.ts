@@ -17,6 +17,7 @@ import {
   ProtocolHandler,
   parseJson,
   perMinute,
+  type RequestsOverHttp,
   requestPeer,
 } from './peer-request.ts'
 import type { PolicyService } from './policy.ts'
@@ -104,16 +105,6 @@ const validRequest = lazyValidator(requestSchema)
 
 type Answer = PeerAnswer
 
-/** The HTTP fallback of `send` (SPEC §12): `viaLibp2p` first, the peer's HTTP face when libp2p cannot reach it. */
-export interface InvokeOverHttp {
-  send(
-    peer: PeerView,
-    request: { ucan: string },
-    viaLibp2p: () => Promise<unknown>,
-    options: { signal: AbortSignal; maxAnswerBytes: number },
-  ): Promise<unknown>
-}
-
 /**
  * Both halves of `/mesh/invoke/1.0.0`: `send` (the sender, behind
  * `POST /api/outbound/invoke`) and the handler that answers peers (started with `start`).
@@ -126,7 +117,7 @@ export class InvokeProtocol {
   readonly #refusals: PeerRefusals
   readonly #handler: ProtocolHandler
   readonly #log: Logger
-  #http: InvokeOverHttp | undefined
+  #http: RequestsOverHttp | undefined
 
   constructor(components: InvokeProtocolComponents, init: InvokeProtocolInit = {}) {
     this.#c = components
@@ -210,7 +201,7 @@ export class InvokeProtocol {
    * Carries invocations to a peer libp2p cannot reach over its HTTP face (SPEC §12,
    * http-invoke.ts); without it, libp2p only.
    */
-  setHttp(http: InvokeOverHttp | undefined): void {
+  setHttp(http: RequestsOverHttp | undefined): void {
     this.#http = http
   }
 
@@ -226,7 +217,7 @@ export class InvokeProtocol {
   }
 
   /** Runs one admitted peer's request (`{ucan}`) exactly as `POST /api/invoke` does; the answer frame. */
-  async run(peer: string, request: unknown): Promise<Answer> {
+  async run({ peer }: { peer: string }, request: unknown): Promise<Answer> {
     if (!validRequest(request)) {
       const err = new MeshError('MESH_BAD_REQUEST', 'an invoke request is {ucan}', {
         validation: validRequest.errors?.[0]?.message ?? 'not JSON',
@@ -264,7 +255,7 @@ export class InvokeProtocol {
         return
       }
       const bytes = (await lp.read({ signal: AbortSignal.timeout(this.#init.readTimeoutMs) })).subarray()
-      const answer = await this.run(peerDid, parseJson(bytes))
+      const answer = await this.run({ peer: peerDid }, parseJson(bytes))
       await lp.write(encodeJson(answer), { signal: AbortSignal.timeout(this.#init.readTimeoutMs) })
       await stream.close()
     } catch (err) {

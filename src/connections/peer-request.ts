@@ -120,6 +120,19 @@ export async function requestPeer(
 }
 
 /**
+ * A protocol's sender falling back to the peer's HTTP face (SPEC §12, http-requests.ts):
+ * `viaLibp2p` first, the request posted over HTTP when libp2p cannot reach the peer.
+ */
+export interface RequestsOverHttp {
+  send(
+    peer: PeerView,
+    request: unknown,
+    viaLibp2p: () => Promise<unknown>,
+    options: { signal: AbortSignal; maxAnswerBytes: number },
+  ): Promise<unknown>
+}
+
+/**
  * The `ok` of a peer's answer (`{ok}` or `{error}`), or its refusal thrown as a MeshError
  * with its code (plus `refusedBy`; a code this node does not know is MESH_FORBIDDEN with
  * `peerCode`); MESH_UNAVAILABLE when it is no answer. Whatever carried it (a libp2p

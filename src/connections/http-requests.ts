@@ -5,51 +5,43 @@ import { DeliveryError } from './connect-protocol.ts'
 import type { PeerView } from './connection-book.ts'
 import { createEnvelope, type Envelope, type EnvelopeVerifier, encodeEnvelope } from './envelope.ts'
 import type { HttpRoute, PeekedEnvelope } from './http-federation.ts'
-import type { InvokeOverHttp } from './invoke-protocol.ts'
-import { answerValue, type PeerAnswer } from './peer-request.ts'
+import { answerValue, type PeerAnswer, type RequestsOverHttp } from './peer-request.ts'
 
 /**
- * `/mesh/invoke/1.0.0` over plain HTTP (SPEC §12): the invoke protocol's request frame
- * `{ucan}` as the body of a signed envelope posted to the peer's `/federation/send`, its
- * answer frame in the signed reply envelope:
+ * The request/answer protocols to connected peers (`/mesh/invoke/1.0.0`,
+ * `/mesh/audit/1.0.0`) over plain HTTP (SPEC §12): the protocol's request frame as the
+ * body of a signed envelope posted to the peer's `/federation/send`, its answer frame in
+ * the signed reply envelope (`<kind>` is `invoke` or `audit`):
  *
  * ```
- * sender → peer   envelope{type: invoke.request, protocol: /mesh/invoke/1.0.0, body: {ucan}}
- * peer → sender   envelope{type: invoke.answer, body: {inReplyTo, ok}}              (HTTP 200)
- *              or envelope{type: invoke.error,  body: {inReplyTo, code, message, details}}  (the code's status)
+ * sender → peer   envelope{type: <kind>.request, protocol, body: <request frame>}
+ * peer → sender   envelope{type: <kind>.answer, body: {inReplyTo, ok}}                      (HTTP 200)
+ *              or envelope{type: <kind>.error,  body: {inReplyTo, code, message, details}}  (the code's status)
  * ```
  *
  * Over libp2p the stream's PeerId says which mesh asks; over HTTP the envelope's verified
  * origin does (its current key). From there the request takes the libp2p handler's own
- * path (`InvokeProtocol.admit` then `run`): accepted connection, current key, policy,
- * per-peer rate, the request's shape, then the dispatcher of `POST /api/invoke`. The
- * envelope id is remembered before the invocation runs: a copy is `MESH_REPLAY`, so an
- * invocation posted twice runs once.
+ * path (`admit` then `run`): accepted connection, current key, policy, per-peer rate, the
+ * request's shape, then the handler. The envelope id is remembered before the request
+ * runs: a copy is `MESH_REPLAY`, so an invocation posted twice runs once.
  */
-export const INVOKE_REQUEST_TYPE = 'invoke.request'
-export const INVOKE_ANSWER_TYPE = 'invoke.answer'
-export const INVOKE_ERROR_TYPE = 'invoke.error'
+/** Room for the envelope around a request or an answer frame. */
+export const ENVELOPE_OVERHEAD = 4 * 1024
 
-/** Largest `invoke.request` envelope: the request frame (a ≤ 16 KiB UCAN) and the envelope around it. */
-export const HTTP_INVOKE_MAX_REQUEST = 20 * 1024
-
-/** Room for the envelope around an answer frame. */
-const REPLY_OVERHEAD = 4 * 1024
-
-/** What the HTTP face uses of the invoke protocol: the libp2p handler's own checks. */
-export interface InvokeHandler {
-  admit(key: string): Promise<{ peer: string; error?: MeshError }>
-  run(peer: string, request: unknown): Promise<PeerAnswer>
+/** What the HTTP face uses of a protocol: the libp2p handler's own checks and answer. */
+export interface PeerRequestHandler<A extends { peer: string; error?: MeshError }> {
+  admit(key: string): Promise<A>
+  run(admitted: A, request: unknown): Promise<PeerAnswer>
   /** Records a refusal of a request that never reached `admit` (forged, replayed, oversized). */
   refused(peer: string, err: MeshError): Promise<void>
 }
 
-export interface HttpInvokeComponents {
+export interface HttpRequestsComponents<A extends { peer: string; error?: MeshError }> {
   key: () => Ed25519KeyPair
-  /** Verifies invoke envelopes (protocol `/mesh/invoke/1.0.0`), large enough for an answer. */
+  /** Verifies the protocol's envelopes, large enough for an answer. */
   envelopes: Pick<EnvelopeVerifier, 'verify' | 'commit' | 'release'>
   route: Pick<HttpRoute, 'send'>
-  handler: () => InvokeHandler
+  handler: () => PeerRequestHandler<A>
   /** Whether libp2p holds a connection to the key now (then libp2p is used). */
   libp2pConnected: (key: string) => boolean
   logger?: Logger
@@ -58,15 +50,30 @@ export interface HttpInvokeComponents {
 /** libp2p failures (as requestPeer reports them) after which the peer may be reached over HTTP. */
 const UNREACHABLE = new Set(['no-address', 'connect-refused', 'timeout', 'protocol-version', 'network'])
 
-/** Both halves of invocations over HTTP: the fallback of `InvokeProtocol.send`, and the receiving side. */
-export class HttpInvoke implements InvokeOverHttp {
-  readonly #c: HttpInvokeComponents
-  readonly #protocol: string
+export interface HttpRequestsInit {
+  /** The protocol id (`/mesh/invoke/1.0.0`, `/mesh/audit/1.0.0`). */
+  protocol: string
+  /** The envelope types' prefix: `invoke`, `audit`. */
+  kind: string
+  /** Largest request envelope taken. */
+  maxRequestBytes: number
+}
+
+/** Both halves of one protocol over HTTP: the fallback of its sender, and the receiving side. */
+export class HttpRequests<A extends { peer: string; error?: MeshError }> implements RequestsOverHttp {
+  readonly #c: HttpRequestsComponents<A>
+  readonly #init: HttpRequestsInit
+  readonly #type: { request: string; answer: string; error: string }
   readonly #log: Logger
 
-  constructor(components: HttpInvokeComponents, init: { protocol: string }) {
+  constructor(components: HttpRequestsComponents<A>, init: HttpRequestsInit) {
     this.#c = components
-    this.#protocol = init.protocol
+    this.#init = init
+    this.#type = {
+      request: `${init.kind}.request`,
+      answer: `${init.kind}.answer`,
+      error: `${init.kind}.error`,
+    }
     this.#log = components.logger ?? silentLogger()
   }
 
@@ -77,27 +84,27 @@ export class HttpInvoke implements InvokeOverHttp {
    */
   async send(
     peer: PeerView,
-    request: { ucan: string },
+    request: unknown,
     viaLibp2p: () => Promise<unknown>,
     options: { signal: AbortSignal; maxAnswerBytes: number },
   ): Promise<unknown> {
     const key = peer.keys.at(-1) ?? peer.did
     const env = createEnvelope(this.#c.key(), {
-      type: INVOKE_REQUEST_TYPE,
+      type: this.#type.request,
       target: key,
-      protocol: this.#protocol,
-      body: request,
+      protocol: this.#init.protocol,
+      body: request as Record<string, unknown>,
     })
     let outcome: { value: unknown } | { error: unknown } | undefined
     let unreachable: { delivery: DeliveryError; original: unknown } | undefined
-    const sendOptions = { signal: options.signal, maxBytes: options.maxAnswerBytes + REPLY_OVERHEAD }
+    const sendOptions = { signal: options.signal, maxBytes: options.maxAnswerBytes + ENVELOPE_OVERHEAD }
     let reply: Uint8Array
     try {
       reply = await this.#c.route.send(
         {
           peer: peer.did,
           key,
-          type: INVOKE_REQUEST_TYPE,
+          type: this.#type.request,
           bytes: encodeEnvelope(env),
           connected: () => this.#c.libp2pConnected(key),
           viaLibp2p: async () => {
@@ -156,26 +163,26 @@ export class HttpInvoke implements InvokeOverHttp {
     await this.#c.envelopes.release(reply)
     const { inReplyTo, ...rest } = reply.body as { inReplyTo?: unknown } & Record<string, unknown>
     if (inReplyTo !== id) return undefined
-    if (reply.type === INVOKE_ANSWER_TYPE) return rest
-    if (reply.type === INVOKE_ERROR_TYPE) return { error: rest }
+    if (reply.type === this.#type.answer) return rest
+    if (reply.type === this.#type.error) return { error: rest }
     return undefined
   }
 
-  /** The receiving side: one `invoke.request` envelope from `peeked.origin`; returns the signed reply. */
+  /** The receiving side: one `<kind>.request` envelope from `peeked.origin`; returns the signed reply. */
   async receive(bytes: Uint8Array, peeked: PeekedEnvelope): Promise<Uint8Array> {
     let env: Envelope | undefined
     const handler = this.#c.handler()
     try {
-      if (bytes.byteLength > HTTP_INVOKE_MAX_REQUEST) {
-        throw new TooLargeError('an invoke request envelope is too large', {
+      if (bytes.byteLength > this.#init.maxRequestBytes) {
+        throw new TooLargeError(`a ${this.#type.request} envelope is too large`, {
           size: bytes.byteLength,
-          maxBytes: HTTP_INVOKE_MAX_REQUEST,
+          maxBytes: this.#init.maxRequestBytes,
         })
       }
       env = await this.#c.envelopes.verify(bytes, { remoteDid: peeked.origin })
-      if (env.type !== INVOKE_REQUEST_TYPE) {
+      if (env.type !== this.#type.request) {
         await this.#c.envelopes.release(env)
-        throw new BadRequestError(`unexpected invoke message ${env.type}`, { type: env.type })
+        throw new BadRequestError(`unexpected ${this.#init.kind} message ${env.type}`, { type: env.type })
       }
       // At most once: the id is kept before the invocation runs.
       await this.#c.envelopes.commit(env)
@@ -192,16 +199,16 @@ export class HttpInvoke implements InvokeOverHttp {
     }
     const admission = await handler.admit(env.origin)
     if (admission.error !== undefined) return this.#reply(env, { error: errorBody(admission.error) })
-    return this.#reply(env, await handler.run(admission.peer, env.body))
+    return this.#reply(env, await handler.run(admission, env.body))
   }
 
   #reply(to: Pick<Envelope, 'id' | 'origin'>, answer: PeerAnswer): Uint8Array {
     const body = 'ok' in answer ? { ok: answer.ok ?? null } : answer.error
     return encodeEnvelope(
       createEnvelope(this.#c.key(), {
-        type: 'ok' in answer ? INVOKE_ANSWER_TYPE : INVOKE_ERROR_TYPE,
+        type: 'ok' in answer ? this.#type.answer : this.#type.error,
         target: to.origin,
-        protocol: this.#protocol,
+        protocol: this.#init.protocol,
         body: { ...body, inReplyTo: to.id },
       }),
     )
