@@ -15,12 +15,18 @@ export async function freePort(): Promise<number> {
 }
 
 /** A node whose libp2p listens on `port` but announces a dead address: no peer can dial it. */
-export async function unreachable(t: Parameters<typeof startNode>[0], name: string, port: number) {
+export async function unreachable(
+  t: Parameters<typeof startNode>[0],
+  name: string,
+  port: number,
+  init: Parameters<typeof startNode>[2] = {},
+) {
   return startNode(t, name, {
     listen: [`/ip4/127.0.0.1/tcp/${port}`],
     announce: ['/ip4/127.0.0.1/udp/1/quic-v1'],
     connections: { ...FAST, httpFallback: { failuresBeforeHttp: 1, pollIntervalMs: 200 } },
     rooms: { syncIntervalMs: 500 },
+    ...init,
   })
 }
 
