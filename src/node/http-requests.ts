@@ -25,22 +25,30 @@ interface Carried<A extends { peer: string; error?: MeshError }> extends PeerReq
  */
 export function startHttpRequests(wiring: NodeWiring): void {
   const { parts, init } = wiring
-  const outbound = parts.find('outbound')
-  if (outbound !== undefined) {
-    carry(wiring, outbound, {
-      protocol: MESH_INVOKE_PROTOCOL,
-      kind: 'invoke',
-      maxRequestBytes: MAX_REQUEST_BYTES + ENVELOPE_OVERHEAD,
-      maxAnswerBytes: init.outbound?.maxAnswerBytes ?? 256 * 1024,
-    })
-  }
-  const audit = parts.find('auditProtocol')
-  if (audit !== undefined) {
-    carry(wiring, audit, {
-      protocol: MESH_AUDIT_PROTOCOL,
-      kind: 'audit',
-      maxRequestBytes: MAX_AUDIT_REQUEST_BYTES + ENVELOPE_OVERHEAD,
-      maxAnswerBytes: init.auditProtocol?.maxAnswerBytes ?? 512 * 1024,
+  const carried = [
+    [
+      parts.find('outbound'),
+      MESH_INVOKE_PROTOCOL,
+      'invoke',
+      MAX_REQUEST_BYTES,
+      init.outbound?.maxAnswerBytes,
+    ],
+    [
+      parts.find('auditProtocol'),
+      MESH_AUDIT_PROTOCOL,
+      'audit',
+      MAX_AUDIT_REQUEST_BYTES,
+      init.auditProtocol?.maxAnswerBytes,
+    ],
+  ] as const
+  for (const [handler, protocol, kind, maxRequest, maxAnswer] of carried) {
+    if (handler === undefined) continue
+    carry(wiring, handler as Carried<{ peer: string; error?: MeshError }>, {
+      protocol,
+      kind,
+      maxRequestBytes: maxRequest + ENVELOPE_OVERHEAD,
+      // each protocol's own default (invoke 256 KiB, audit 512 KiB)
+      maxAnswerBytes: maxAnswer ?? (kind === 'invoke' ? 256 : 512) * 1024,
     })
   }
 }

@@ -2,13 +2,38 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { DefectionRecord } from '../../src/audit/index.ts'
 import { verifyEquivocation } from '../../src/audit/index.ts'
-import { loadKeyHistory } from '../../src/identity/index.ts'
+import { createEnvelope, encodeEnvelope, MESH_AUDIT_PROTOCOL } from '../../src/connections/index.ts'
+import { type Ed25519KeyPair, loadKeyHistory } from '../../src/identity/index.ts'
 import { branchLog, forkAuditLog } from '../fixtures/audit-fork.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { waitFor } from '../p2p/nodes.ts'
-import { connect } from '../rooms/helpers.ts'
+import { connect, mallory } from '../rooms/helpers.ts'
 import { connectOverHttp, freePort, unreachable } from './http-nodes.ts'
 import { startNode, type TestNode } from './nodes.ts'
+
+/** One raw POST of an audit request from `key` to `node`'s `/federation/send`. */
+function auditEnvelope(key: Ed25519KeyPair, node: TestNode, request: Record<string, unknown>): Uint8Array {
+  return encodeEnvelope(
+    createEnvelope(key, {
+      type: 'audit.request',
+      target: node.node.did,
+      protocol: MESH_AUDIT_PROTOCOL,
+      body: request,
+    }),
+  )
+}
+
+async function post(
+  node: TestNode,
+  body: Uint8Array,
+): Promise<{ status: number; json: { type?: string; body?: Record<string, unknown> } }> {
+  const res = await fetch(`${node.node.httpUrl}/federation/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  })
+  return { status: res.status, json: (await res.json()) as { type?: string; body?: Record<string, unknown> } }
+}
 
 const FAST_GOSSIP = { auditProtocol: { gossipIntervalMs: 300 } }
 
@@ -60,6 +85,19 @@ describe('audit heads over phase-1 HTTP (SPEC §11, §12)', () => {
       c.node.libp2p.getConnections().filter((x) => x.remotePeer.toString() === b.node.peerId).length,
       0,
     )
+    // Raw audit requests on beta's /federation/send: gamma's head answered; a stranger's and a malformed one refused.
+    const gammaKey = (await loadKeyHistory(c.dataDir)).current
+    const head = await post(b, auditEnvelope(gammaKey, b, { op: 'head' }))
+    assert.equal(head.status, 200, JSON.stringify(head.json))
+    assert.equal(head.json.type, 'audit.answer')
+    assert.equal((head.json.body?.ok as { mesh?: string } | undefined)?.mesh, b.node.did)
+    const stranger = await post(b, auditEnvelope(mallory, b, { op: 'head' }))
+    assert.deepEqual(
+      [stranger.status, stranger.json.type, stranger.json.body?.code],
+      [409, 'audit.error', 'MESH_NOT_CONNECTED'],
+    )
+    const malformed = await post(b, auditEnvelope(gammaKey, b, { op: 'everything' }))
+    assert.deepEqual([malformed.status, malformed.json.body?.code], [400, 'MESH_BAD_REQUEST'])
     // The honest meshes are not flagged.
     for (const node of [b, c])
       assert.deepEqual(
