@@ -43,6 +43,8 @@ import { startFiles } from './node/files.ts' // files in rooms (issue 18)
 import { startForeignAccess } from './node/foreign-access.ts'
 // phase-1 HTTP federation (SPEC §12)
 import { startHttpFederation } from './node/http-federation.ts'
+// invocations and audit requests over phase-1 HTTP (SPEC §12)
+import { startHttpRequests } from './node/http-requests.ts'
 // one invocation dispatcher
 import { startInvocations } from './node/invocations.ts'
 import { KeyRotation } from './node/key-rotation.ts'
@@ -265,6 +267,7 @@ export class MeshNode {
     startNames(wiring) // names for identities (issue 14)
     const outbound = await startOutbound(wiring) // outbound invocation over libp2p
     await startAuditProtocol(wiring) // accountability across meshes (SPEC §11): /mesh/audit/1.0.0
+    startHttpRequests(wiring) // invocations and audit requests over phase-1 HTTP (SPEC §12)
     await startMailbox(wiring) // store and forward (SPEC §10): /mesh/mailbox/1.0.0
     await startLedger(wiring) // coordination fees (SPEC §10): /mesh/receipts/1.0.0
     await startFiles(wiring) // files in rooms (issue 18): blobs and /mesh/files/1.0.0

@@ -18,15 +18,18 @@ import { lazyValidator } from '../schema.ts'
 import { serveExchange } from './connect-protocol.ts'
 import type { PeerView } from './connection-book.ts'
 import {
+  admitKey,
   admitPeer,
   connectedPeer,
   encodeJson,
   errorAnswer,
   isConnected,
+  type PeerAnswer,
   PeerRefusals,
   ProtocolHandler,
   parseJson,
   perMinute,
+  type RequestsOverHttp,
   requestPeer,
 } from './peer-request.ts'
 import type { RateLimiter } from './rate-limiter.ts'
@@ -149,6 +152,7 @@ export class AuditProtocol {
   #timer: ReturnType<typeof setInterval> | undefined
   /** `<peer> <offender>`: defections a peer has taken (this run), so each is sent once. */
   readonly #told = new Set<string>()
+  #http: RequestsOverHttp | undefined
 
   constructor(components: AuditProtocolComponents, init: AuditProtocolInit = {}) {
     this.#c = components
@@ -332,10 +336,60 @@ export class AuditProtocol {
       AbortSignal.timeout(this.#init.timeoutMs),
       ...(options.signal ? [options.signal] : []),
     ])
-    return requestPeer(this.#c.libp2p(), peer, MESH_AUDIT_PROTOCOL, request, {
-      maxBytes: this.#init.maxAnswerBytes,
-      signal,
-    })
+    const viaLibp2p = () =>
+      requestPeer(this.#c.libp2p(), peer, MESH_AUDIT_PROTOCOL, request, {
+        maxBytes: this.#init.maxAnswerBytes,
+        signal,
+      })
+    // phase-1 HTTP federation (SPEC §12): libp2p first, the peer's HTTP face when libp2p cannot reach it
+    return this.#http !== undefined
+      ? this.#http.send(peer, request, viaLibp2p, { signal, maxAnswerBytes: this.#init.maxAnswerBytes })
+      : viaLibp2p()
+  }
+
+  /** Carries requests to a peer libp2p cannot reach over its HTTP face (SPEC §12, http-requests.ts). */
+  setHttp(http: RequestsOverHttp | undefined): void {
+    this.#http = http
+  }
+
+  /** Whether the peer mesh whose current key is `key` may ask now; a refusal is recorded and returned. */
+  async admit(key: string): Promise<{ peer: string; view?: PeerView; error?: MeshError }> {
+    const admitted = await admitKey(key, this.#c.peers, this.#limiter)
+    if (admitted.error !== undefined) await this.#record(admitted.peer, admitted.error)
+    return admitted
+  }
+
+  /** Answers one admitted peer's request, as over libp2p. */
+  async run(admitted: { peer: string; view?: PeerView }, request: unknown): Promise<PeerAnswer> {
+    const peerDid = admitted.peer
+    if (admitted.view === undefined) {
+      return this.#refused(peerDid, new MeshError('MESH_NOT_CONNECTED', 'not connected'))
+    }
+    if (!validRequest(request)) {
+      return this.#refused(
+        peerDid,
+        new MeshError('MESH_BAD_REQUEST', 'not an audit request', {
+          validation: validRequest.errors?.[0]?.message ?? 'not JSON',
+        }),
+      )
+    }
+    try {
+      return { ok: await this.#answer(request, admitted.view) }
+    } catch (err) {
+      if (err instanceof MeshError) return this.#refused(peerDid, err)
+      this.#log.error({ event: 'audit.protocol_failed', peer: peerDid, err }, 'audit request failed')
+      return errorAnswer(err, 'the audit request failed')
+    }
+  }
+
+  /** Records a refusal of a request that never reached `admit` (over HTTP: forged, replayed, oversized). */
+  refused(peer: string, err: MeshError): Promise<void> {
+    return this.#record(peer, err)
+  }
+
+  async #refused(peer: string, err: MeshError): Promise<PeerAnswer> {
+    await this.#record(peer, err)
+    return errorAnswer(err)
   }
 
   /** Answers one inbound stream (what `start` registers; a host that routes streams itself calls it). */
@@ -354,22 +408,7 @@ export class AuditProtocol {
         if (admitted.error !== undefined || admitted.view === undefined) {
           return this.#refuse(peerDid, admitted.error ?? new MeshError('MESH_NOT_CONNECTED', 'not connected'))
         }
-        const request = parseJson(bytes)
-        if (!validRequest(request)) {
-          return this.#refuse(
-            peerDid,
-            new MeshError('MESH_BAD_REQUEST', 'not an audit request', {
-              validation: validRequest.errors?.[0]?.message ?? 'not JSON',
-            }),
-          )
-        }
-        try {
-          return encodeJson({ ok: await this.#answer(request, admitted.view) })
-        } catch (err) {
-          if (err instanceof MeshError) return this.#refuse(peerDid, err)
-          this.#log.error({ event: 'audit.protocol_failed', peer: peerDid, err }, 'audit request failed')
-          return encodeJson(errorAnswer(err, 'the audit request failed'))
-        }
+        return encodeJson(await this.run(admitted, parseJson(bytes)))
       },
       {
         maxBytes: MAX_AUDIT_REQUEST_BYTES,

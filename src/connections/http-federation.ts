@@ -159,6 +159,7 @@ export interface HttpFederationComponents {
 /** The receiving side of the HTTP face: one POST in, one signed reply envelope out. */
 export class HttpFederation {
   readonly #c: HttpFederationComponents
+  readonly #handlers = new Map<string, (bytes: Uint8Array, peeked: PeekedEnvelope) => Promise<Uint8Array>>()
   readonly #log: Logger
 
   constructor(components: HttpFederationComponents) {
@@ -168,6 +169,14 @@ export class HttpFederation {
 
   get peers(): HttpPeerBook {
     return this.#c.peers
+  }
+
+  /** Takes envelopes of `protocol` on `/federation/send` (invocations over HTTP: node/http-invoke.ts). */
+  handle(
+    protocol: string,
+    handler: (bytes: Uint8Array, peeked: PeekedEnvelope) => Promise<Uint8Array>,
+  ): void {
+    this.#handlers.set(protocol, handler)
   }
 
   /**
@@ -185,7 +194,7 @@ export class HttpFederation {
         expected: httpPathOf(peeked.type),
       })
     }
-    const other = this.#c.protocols?.[peeked.protocol]
+    const other = this.#c.protocols?.[peeked.protocol] ?? this.#handlers.get(peeked.protocol)
     if (other !== undefined) return other(bytes, peeked)
     const reply = await this.#c.receive(bytes, peeked.origin)
     if (peeked.type === CONNECT_MESSAGE.request) await this.#learn(peeked, reply)

@@ -70,6 +70,14 @@ export {
   type PeekedEnvelope,
   peekEnvelope,
 } from './http-federation.ts'
+// invocations and audit requests over phase-1 HTTP (SPEC §12)
+export {
+  ENVELOPE_OVERHEAD,
+  HttpRequests,
+  type HttpRequestsComponents,
+  type HttpRequestsInit,
+  type PeerRequestHandler,
+} from './http-requests.ts'
 export {
   HTTP_ROOMS_LIMITS,
   HTTP_ROOMS_MAX_BODY,
@@ -89,6 +97,8 @@ export {
   type SendOptions,
 } from './invoke-protocol.ts'
 export { Outbox, type OutboxHandler, type OutboxInit, type OutboxItem } from './outbox.ts'
+// invocations and audit requests over phase-1 HTTP (SPEC §12)
+export type { RequestsOverHttp } from './peer-request.ts'
 export { keyFingerprint, PeerBook, type PeerError, type PeerRecord } from './peers.ts'
 export {
   DEFAULT_POLICY,

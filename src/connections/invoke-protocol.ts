@@ -7,6 +7,7 @@ import type { MeshLibp2p } from '../p2p/index.ts'
 import { lazyValidator } from '../schema.ts'
 import type { PeerView } from './connection-book.ts'
 import {
+  admitKey,
   admitPeer,
   connectedPeer,
   encodeJson,
@@ -16,6 +17,7 @@ import {
   ProtocolHandler,
   parseJson,
   perMinute,
+  type RequestsOverHttp,
   requestPeer,
 } from './peer-request.ts'
 import type { PolicyService } from './policy.ts'
@@ -115,6 +117,7 @@ export class InvokeProtocol {
   readonly #refusals: PeerRefusals
   readonly #handler: ProtocolHandler
   readonly #log: Logger
+  #http: RequestsOverHttp | undefined
 
   constructor(components: InvokeProtocolComponents, init: InvokeProtocolInit = {}) {
     this.#c = components
@@ -177,16 +180,63 @@ export class InvokeProtocol {
       AbortSignal.timeout(this.#init.timeoutMs),
       ...(options.signal ? [options.signal] : []),
     ])
-    return requestPeer(
-      this.#c.libp2p(),
-      peer,
-      MESH_INVOKE_PROTOCOL,
-      { ucan },
-      {
-        maxBytes: this.#init.maxAnswerBytes,
-        signal,
-      },
-    )
+    const viaLibp2p = () =>
+      requestPeer(
+        this.#c.libp2p(),
+        peer,
+        MESH_INVOKE_PROTOCOL,
+        { ucan },
+        {
+          maxBytes: this.#init.maxAnswerBytes,
+          signal,
+        },
+      )
+    // phase-1 HTTP federation (SPEC §12): libp2p first, the peer's HTTP face when libp2p cannot reach it
+    return this.#http !== undefined
+      ? this.#http.send(peer, { ucan }, viaLibp2p, { signal, maxAnswerBytes: this.#init.maxAnswerBytes })
+      : viaLibp2p()
+  }
+
+  /**
+   * Carries invocations to a peer libp2p cannot reach over its HTTP face (SPEC §12,
+   * http-invoke.ts); without it, libp2p only.
+   */
+  setHttp(http: RequestsOverHttp | undefined): void {
+    this.#http = http
+  }
+
+  /**
+   * Whether the peer mesh whose current key is `key` may ask now (an accepted connection,
+   * that key, the policy, its rate); a refusal is recorded and returned. What the libp2p
+   * handler checks before it reads a request, and the HTTP face once the envelope verified.
+   */
+  async admit(key: string): Promise<{ peer: string; error?: MeshError }> {
+    const admission = await admitKey(key, this.#c.peers, this.#limiter, this.#c.policy)
+    if (admission.error !== undefined) await this.#refused(admission.peer, admission.error)
+    return admission
+  }
+
+  /** Runs one admitted peer's request (`{ucan}`) exactly as `POST /api/invoke` does; the answer frame. */
+  async run({ peer }: { peer: string }, request: unknown): Promise<Answer> {
+    if (!validRequest(request)) {
+      const err = new MeshError('MESH_BAD_REQUEST', 'an invoke request is {ucan}', {
+        validation: validRequest.errors?.[0]?.message ?? 'not JSON',
+      })
+      await this.#refused(peer, err)
+      return errorAnswer(err)
+    }
+    try {
+      const ok = await this.#c.invoke(
+        { ucan: (request as { ucan: string }).ucan },
+        { signal: AbortSignal.timeout(this.#init.timeoutMs) },
+      )
+      return { ok }
+    } catch (err) {
+      if (!(err instanceof MeshError)) {
+        this.#log.error({ event: 'invoke.remote_failed', peer, err }, 'invocation failed')
+      }
+      return errorAnswer(err, 'the invocation failed on the peer')
+    }
   }
 
   /** One invocation from a peer: who, how often, then the request, then the answer. */
@@ -205,28 +255,7 @@ export class InvokeProtocol {
         return
       }
       const bytes = (await lp.read({ signal: AbortSignal.timeout(this.#init.readTimeoutMs) })).subarray()
-      const request = parseJson(bytes)
-      let answer: Answer
-      if (!validRequest(request)) {
-        const err = new MeshError('MESH_BAD_REQUEST', 'an invoke request is {ucan}', {
-          validation: validRequest.errors?.[0]?.message ?? 'not JSON',
-        })
-        await this.#refused(peerDid, err)
-        answer = errorAnswer(err)
-      } else {
-        try {
-          const ok = await this.#c.invoke(
-            { ucan: (request as { ucan: string }).ucan },
-            { signal: AbortSignal.timeout(this.#init.timeoutMs) },
-          )
-          answer = { ok }
-        } catch (err) {
-          if (!(err instanceof MeshError)) {
-            this.#log.error({ event: 'invoke.remote_failed', peer: peerDid, err }, 'invocation failed')
-          }
-          answer = errorAnswer(err, 'the invocation failed on the peer')
-        }
-      }
+      const answer = await this.run({ peer: peerDid }, parseJson(bytes))
       await lp.write(encodeJson(answer), { signal: AbortSignal.timeout(this.#init.readTimeoutMs) })
       await stream.close()
     } catch (err) {
@@ -246,6 +275,10 @@ export class InvokeProtocol {
   }
 
   /** Records a refusal in the rejected log, at most one per peer and code a second. */
+  refused(peer: string, err: MeshError): Promise<void> {
+    return this.#refused(peer, err)
+  }
+
   #refused(peer: string, err: MeshError): Promise<void> {
     return this.#refusals.record(peer, err)
   }

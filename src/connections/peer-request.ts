@@ -116,20 +116,42 @@ export async function requestPeer(
       mesh: peer.did,
     })
   }
-  const answer = parseJson(reply)
+  return answerValue(parseJson(reply), peer.did)
+}
+
+/**
+ * A protocol's sender falling back to the peer's HTTP face (SPEC §12, http-requests.ts):
+ * `viaLibp2p` first, the request posted over HTTP when libp2p cannot reach the peer.
+ */
+export interface RequestsOverHttp {
+  send(
+    peer: PeerView,
+    request: unknown,
+    viaLibp2p: () => Promise<unknown>,
+    options: { signal: AbortSignal; maxAnswerBytes: number },
+  ): Promise<unknown>
+}
+
+/**
+ * The `ok` of a peer's answer (`{ok}` or `{error}`), or its refusal thrown as a MeshError
+ * with its code (plus `refusedBy`; a code this node does not know is MESH_FORBIDDEN with
+ * `peerCode`); MESH_UNAVAILABLE when it is no answer. Whatever carried it (a libp2p
+ * stream, an HTTP reply envelope).
+ */
+export function answerValue(answer: unknown, mesh: string): unknown {
   if (!validAnswer(answer)) {
     throw new MeshError('MESH_UNAVAILABLE', 'the peer mesh sent an answer that is not one', {
       reason: 'bad-reply',
-      mesh: peer.did,
+      mesh: mesh,
     })
   }
   if ('ok' in answer) return answer.ok
   const { code, message, details } = answer.error
   if (code in ERROR_STATUS) {
-    throw new MeshError(code as MeshErrorCode, message, { ...details, refusedBy: peer.did })
+    throw new MeshError(code as MeshErrorCode, message, { ...details, refusedBy: mesh })
   }
   // A code this node does not know: refused all the same, the peer's code kept.
-  throw new MeshError('MESH_FORBIDDEN', message, { ...details, peerCode: code, refusedBy: peer.did })
+  throw new MeshError('MESH_FORBIDDEN', message, { ...details, peerCode: code, refusedBy: mesh })
 }
 
 /**
@@ -149,6 +171,19 @@ export async function admitPeer(
   } catch {
     return { peer: 'unknown', error: new MeshError('MESH_NOT_CONNECTED', 'not a mesh key') }
   }
+  return admitKey(key, peers, limiter, policy)
+}
+
+/**
+ * `admitPeer` for a peer known by its mesh key `key` (the libp2p connection's PeerId, or
+ * the verified origin of an envelope posted over HTTP).
+ */
+export async function admitKey(
+  key: string,
+  peers: () => Promise<PeerView[]>,
+  limiter: RateLimiter,
+  policy?: Pick<PolicyService, 'evaluate'>,
+): Promise<{ peer: string; view?: PeerView; error?: MeshError }> {
   const view = (await peers()).find((p) => p.did === key || p.keys.includes(key))
   if (view === undefined || !isConnected(view)) {
     return {

@@ -2,75 +2,26 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import type * as API from '@ucanto/interface'
 import type { AuditPage } from '../../src/audit/index.ts'
 import { agentResourceOf } from '../../src/auth/authority/index.ts'
 import type { TrustView } from '../../src/auth/index.ts'
 import { invocationToken } from '../../src/cli/chains.ts'
-import { HttpClient, signIn } from '../../src/cli/http-client.ts'
+import { HttpClient } from '../../src/cli/http-client.ts'
 import type { MeshNodeInit } from '../../src/config.ts'
 import { MAX_REQUEST_BYTES, MESH_INVOKE_PROTOCOL } from '../../src/connections/index.ts'
-import { Ed25519KeyPair, peerIdFromDid } from '../../src/identity/index.ts'
+import { peerIdFromDid } from '../../src/identity/index.ts'
 import type { MeshLibp2p } from '../../src/p2p/index.ts'
-import { grant, rootOf } from '../auth/chain-acts.ts'
+import { grant } from '../auth/chain-acts.ts'
 import { startHost, waitFor } from '../p2p/nodes.ts'
 import { connect } from '../rooms/helpers.ts'
+import { echoInvocation, memberOf } from './invoke-members.ts'
 import { startNode, type TestNode } from './nodes.ts'
 
 type Refusal = { code: string; details: Record<string, unknown> }
-type Outbound = {
-  mesh: string
-  answer: { agent: string; invoker: string; tier: number; result: { echo: unknown } }
-}
-
 const refused = (code: string, check?: (details: Record<string, unknown>) => void) => (err: Refusal) => {
   assert.equal(err.code, code, JSON.stringify(err))
   check?.(err.details)
   return true
-}
-
-/** The key of `node`'s own agent `id` (agents keep their seeds in the store). */
-async function agentKey(node: TestNode, id: string): Promise<Ed25519KeyPair> {
-  const seed = await node.node.store.sublevel<string>('agents').get(`1/key/${id}`)
-  assert.ok(seed, `agent ${id} has a key`)
-  return new Ed25519KeyPair(Buffer.from(seed, 'base64url'))
-}
-
-async function promote(node: TestNode, subject: string, tier: number): Promise<void> {
-  const ucan = await invocationToken(
-    node.architect,
-    node.node.did,
-    { can: 'trust/promote', with: node.node.did, nb: { subject, tier, reason: 'test' } },
-    [await rootOf(node)],
-  )
-  await node.api.put<TrustView>(`/api/trust/${subject}`, { tier, reason: 'test', ucan })
-}
-
-function echoInvocation(to: TestNode, signer: Ed25519KeyPair, input: unknown, proofs: API.Delegation[]) {
-  return invocationToken(
-    signer,
-    to.node.did,
-    { can: 'agent/invoke', with: agentResourceOf(to.node.did, 'echo'), nb: { ability: 'echo', input } },
-    proofs,
-  )
-}
-
-/**
- * `home`'s agent `id`, trusted at tier 3 by `peer` and granted `peer`'s echo, signed in
- * to `home`; `send` has `home` carry an invocation to `peer` (or `mesh`).
- */
-async function memberOf(home: TestNode, id: string, peer: TestNode) {
-  const agent = await agentKey(home, id)
-  await promote(peer, agent.did, 3)
-  const toAgent = await grant(peer, agent.did, {
-    can: 'agent/invoke',
-    with: agentResourceOf(peer.node.did, 'echo'),
-    nb: { ability: 'echo' },
-  })
-  const agentApi = await signIn(home.node.httpUrl, agent)
-  const send = (ucan: string, mesh = peer.node.did) =>
-    agentApi.post<Outbound>('/api/outbound/invoke', { mesh, ucan })
-  return { agent, toAgent, agentApi, send }
 }
 
 /** Two meshes with an accepted connection; `a`'s echo agent signed in to `a`, granted echo on `b` (tier 3 there). */
