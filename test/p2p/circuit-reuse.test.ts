@@ -76,6 +76,19 @@ describe('circuit reuse (SPEC §10)', () => {
     assert.equal(circuits.size, 2)
   })
 
+  it("libp2p's own dials (dial, dialProtocol: the DHT, relay discovery) reuse the circuit when they could only open another", async (t) => {
+    const { h, p, circuits } = await triangle(t)
+    const first = await p.dial(h.peerId)
+    assert.ok(first.limits !== undefined)
+    assert.equal((await p.dial(h.peerId)).id, first.id)
+    assert.equal((await p.dial(multiaddr(h.getMultiaddrs()[0]?.toString() as string))).id, first.id)
+    const stream = await p.dialProtocol(h.peerId, ECHO, { runOnLimitedConnection: true })
+    await stream.close()
+    // a protocol not allowed on limited connections fails on it, and opens no circuit
+    await assert.rejects(p.dialProtocol(h.peerId, '/ipfs/kad/1.0.0'))
+    assert.equal(circuits.size, 1)
+  })
+
   it('reusableConnection: open unlimited before limited, direct before relayed, never a closing one', () => {
     const c = (id: string, status: string, limited: boolean, direct: boolean) =>
       ({ id, status, direct, limits: limited ? { bytes: 1n } : undefined }) as unknown as Connection
