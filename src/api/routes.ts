@@ -6,6 +6,7 @@ import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
 // coordination fees (SPEC §10)
 import * as ledger from './schemas/ledger.ts'
+import * as ledgerForgive from './schemas/ledger-forgive.ts' // relay ledger forgive (SPEC §10)
 import * as members from './schemas/members.ts'
 // reachable by URL (SPEC §10)
 import * as meshProfile from './schemas/mesh-profile.ts'
@@ -652,6 +653,15 @@ export const routes = {
     session: true,
     query: ledger.ledgerQuerySchema,
     response: ledger.ledgerSchema,
+  }),
+
+  // relay ledger forgive (SPEC §10)
+  ledgerForgive: route({
+    method: 'POST',
+    path: '/api/ledger/forgive',
+    session: true,
+    body: ledgerForgive.ledgerForgiveBodySchema,
+    response: ledgerForgive.ledgerForgivenSchema,
   }),
 } as const satisfies Record<string, RouteSpec>
 

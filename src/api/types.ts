@@ -137,3 +137,8 @@ export type ReceiptView = FromSchema<typeof import('./schemas/ledger.ts').receip
 export type LedgerView = FromSchema<typeof import('./schemas/ledger.ts').ledgerSchema>
 export type LedgerBeneficiaryView = LedgerView['beneficiaries'][number]
 export type LedgerRelayView = LedgerView['relays'][number]
+// relay ledger forgive (SPEC §10)
+export type LedgerForgiveBody = FromSchema<
+  typeof import('./schemas/ledger-forgive.ts').ledgerForgiveBodySchema
+>
+export type LedgerForgiven = FromSchema<typeof import('./schemas/ledger-forgive.ts').ledgerForgivenSchema>

@@ -26,6 +26,7 @@ import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 // coordination fees (SPEC §10)
 import { type LedgerRoutesInit, ledgerRoutes } from './routes/ledger.ts'
+import { type LedgerForgiveRoutesInit, ledgerForgiveRoutes } from './routes/ledger-forgive.ts' // relay ledger forgive (SPEC §10)
 import { memberRoutes } from './routes/members.ts'
 // the model proxy (SPEC §13)
 import { modelRoutes } from './routes/model.ts'
@@ -92,6 +93,8 @@ export interface NodeRoutesInit {
   modelMaxBodyBytes?: number
   // coordination fees (SPEC §10)
   ledger?: LedgerRoutesInit['ledger']
+  // relay ledger forgive (SPEC §10)
+  forgiveLedger?: LedgerForgiveRoutesInit['forgive']
 }
 
 /**
@@ -180,5 +183,8 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   }
   // coordination fees (SPEC §10)
   if (init.ledger !== undefined) await app.register(ledgerRoutes, { ledger: init.ledger })
+  // relay ledger forgive (SPEC §10)
+  if (init.forgiveLedger !== undefined)
+    await app.register(ledgerForgiveRoutes, { forgive: init.forgiveLedger })
   registerConsole(app)
 }
