@@ -164,5 +164,16 @@ describe('coordination fees across processes (SPEC §10)', () => {
       )
       return health.reachability.reservations === 1
     }, 'one reservation left at the relay')
+    // The architect of R forgives it (relay ledger forgive): cut-off lifted, debt forgiven.
+    const forgiven = await e.cli<{ did: string; wasCutOff: boolean }>(
+      relay,
+      'ledger',
+      'forgive',
+      hidden.did as string,
+    )
+    assert.deepEqual(forgiven, { did: hidden.did, wasCutOff: true })
+    const after = (await ledgerOf(relay)).beneficiaries.find((x) => x.did === hidden.did)
+    assert.equal(after?.cutOff, null)
+    assert.equal(after?.unreceiptedBytes, 0)
   })
 })

@@ -103,8 +103,9 @@ export function registerLedgerCommands(cli: Command, ctx: CliContext): void {
     ledger,
     'forgive <did>',
     'as a relay (architect): serve a cut-off beneficiary again, its debt forgiven',
-  ).action(async (did: string, options: ClientOptions) => {
-    const { client: api } = await humanSession(ctx.keystore(), options)
+  ).action(async (did: string, _options: ClientOptions, command: Command) => {
+    // `ledger` has the same client options and takes them wherever they stand: merge both
+    const { client: api } = await humanSession(ctx.keystore(), command.optsWithGlobals<ClientOptions>())
     const res = await api.call('ledgerForgive', { body: { did } })
     out.print(res, `${res.did} forgiven${res.wasCutOff ? ': cut-off lifted' : ' (it was not cut off)'}`)
   })
