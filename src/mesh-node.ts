@@ -382,6 +382,8 @@ export class MeshNode {
         : {}),
       // coordination fees (SPEC §10)
       ledger: (options) => this.#parts.get('fees').view(options),
+      // relay ledger forgive (SPEC §10)
+      forgiveLedger: (did) => this.#parts.get('fees').forgive(did),
     })
     const host = this.init.http?.host ?? '127.0.0.1'
     const port = this.init.http?.port ?? 7700

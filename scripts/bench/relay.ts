@@ -7,17 +7,23 @@
  *   direct TCP. No aim in the issue; ours: within 5×.
  * - relay.throughput_mib_s: 16 MiB written one way on one stream, until the receiver says it
  *   has them all, relayed vs direct (median of 5 interleaved rounds). Aim: relayed ≥ 0.5× direct.
+ * - relay.receipts_overhead: the same transfer through the same relay to a host that signs
+ *   relay receipts (RelayFees, one receipt per MiB) vs one that signs none (median of 5
+ *   interleaved rounds). Ours: receipts cost at most 10% (ratio ≥ 0.9).
  */
 import { join } from 'node:path'
 import type { Connection, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { LedgerBook, RelayFees } from '../../src/ledger/index.ts'
+import { silentLogger } from '../../src/log.ts'
 import {
   createMeshLibp2p,
   type MeshLibp2p,
   type MeshLibp2pInit,
   relayListenAddress,
 } from '../../src/p2p/index.ts'
+import { MeshStore } from '../../src/store/index.ts'
 import { type MeshProcess, startMesh } from '../lib/processes.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, median, note, type ResultName } from './report.ts'
@@ -31,6 +37,7 @@ const CHUNK = 64 * 1024
 export const RELAY_NAMES: ResultName[] = [
   { name: 'relay.connect_ms', unit: 'ms', better: 'lower' },
   { name: 'relay.throughput_mib_s', unit: 'MiB/s', better: 'higher' },
+  { name: 'relay.receipts_overhead', unit: 'MiB/s', better: 'higher' },
 ]
 
 /** Reads an 8-byte length, then that many bytes, then answers one byte. */
@@ -101,6 +108,9 @@ export async function benchRelay(pool: NodePool): Promise<void> {
         '--listen',
         '/ip4/127.0.0.1/tcp/0',
         '--relay',
+        // no cut-off in the bench: the host that signs no receipts moves far past the allowance
+        '--relay-free-bytes',
+        String(2 ** 40),
       ],
       env,
     )
@@ -135,8 +145,8 @@ export async function benchRelay(pool: NodePool): Promise<void> {
     emit('relay.connect_ms', relayedConnect, 'ms', directConnect, 5, 'lower')
 
     const sender = await host()
-    const mibS = async (target: typeof hiddenAddr) => {
-      const connection = await sender.dial(target)
+    const mibS = async (target: typeof hiddenAddr, from = sender) => {
+      const connection = await from.dial(target)
       await send(connection, CHUNK) // warm up
       const ms = await send(connection, BYTES)
       return BYTES / (1024 * 1024) / (ms / 1000)
@@ -152,6 +162,45 @@ export async function benchRelay(pool: NodePool): Promise<void> {
     const straight = median(directRuns)
     note(`relay: throughput relayed ${relayed.toFixed(1)} MiB/s, direct ${straight.toFixed(1)} MiB/s`)
     emit('relay.throughput_mib_s', relayed, 'MiB/s', straight, 0.5, 'higher')
+
+    // Receipts on vs off, through the same relay: `hidden` signs none; `signing` runs RelayFees.
+    // The sender listens nowhere, so DCUtR finds no direct way round the relay.
+    const unlisted = await host({ listen: [] })
+    const key = Ed25519KeyPair.generate()
+    const signing = await host({ key, listen: [relayListenAddress(relayAddr)] })
+    await serveSink(signing)
+    const store = new MeshStore({ path: join(root, 'signing') })
+    await store.open()
+    const fees = new RelayFees({
+      libp2p: () => signing,
+      key: () => key,
+      book: new LedgerBook(store.sublevel('ledger')),
+      logger: silentLogger(),
+    })
+    await fees.start()
+    const signingAddr = multiaddr(signing.getMultiaddrs()[0]?.toString() as string)
+    const withReceipts: number[] = []
+    const without: number[] = []
+    let relayedOnly = true
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        withReceipts.push(await mibS(signingAddr, unlisted))
+        without.push(await mibS(hiddenAddr, unlisted))
+      }
+      relayedOnly = [signing, hidden].every((h) =>
+        unlisted.getConnections(h.peerId).every((c) => c.limits !== undefined),
+      )
+    } finally {
+      await fees.stop()
+      await signing.stop()
+      await store.close()
+    }
+    const on = median(withReceipts)
+    const off = median(without)
+    note(
+      `relay: receipts on ${on.toFixed(1)} MiB/s, off ${off.toFixed(1)} MiB/s${relayedOnly ? '' : ' (a direct connection was made: not comparable)'}`,
+    )
+    emit('relay.receipts_overhead', on, 'MiB/s', off, 0.9, 'higher')
   } finally {
     await Promise.allSettled(hosts.map(async (h) => h.stop()))
     await relay?.stop('SIGTERM')

@@ -28,6 +28,8 @@ export * from './schemas/connections.ts'
 export * from './schemas/files.ts'
 // coordination fees (SPEC §10)
 export * from './schemas/ledger.ts'
+// relay ledger forgive (SPEC §10)
+export * from './schemas/ledger-forgive.ts'
 export * from './schemas/members.ts'
 // reachable by URL (SPEC §10)
 export * from './schemas/mesh-profile.ts'

@@ -8,6 +8,7 @@ import * as connections from './schemas/connections.ts'
 import * as files from './schemas/files.ts'
 // coordination fees (SPEC §10)
 import * as ledger from './schemas/ledger.ts'
+import * as ledgerForgive from './schemas/ledger-forgive.ts' // relay ledger forgive (SPEC §10)
 import * as members from './schemas/members.ts'
 // reachable by URL (SPEC §10)
 import * as meshProfile from './schemas/mesh-profile.ts'
@@ -668,6 +669,15 @@ export const routes = {
   // files in rooms (issue 18): the bytes (Range too); no JSON answer
   getFile: route({ method: 'GET', path: '/api/files/:cid', session: true, params: files.fileParamsSchema }),
   fileCache: route({ method: 'GET', path: '/api/files', session: true, response: files.fileCacheSchema }),
+
+  // relay ledger forgive (SPEC §10)
+  ledgerForgive: route({
+    method: 'POST',
+    path: '/api/ledger/forgive',
+    session: true,
+    body: ledgerForgive.ledgerForgiveBodySchema,
+    response: ledgerForgive.ledgerForgivenSchema,
+  }),
 } as const satisfies Record<string, RouteSpec>
 
 export type Routes = typeof routes

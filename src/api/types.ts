@@ -141,3 +141,8 @@ export type LedgerRelayView = LedgerView['relays'][number]
 // files in rooms (issue 18)
 export type FileAttachment = FromSchema<typeof import('./schemas/files.ts').attachmentSchema>
 export type FileCache = FromSchema<typeof import('./schemas/files.ts').fileCacheSchema>
+// relay ledger forgive (SPEC §10)
+export type LedgerForgiveBody = FromSchema<
+  typeof import('./schemas/ledger-forgive.ts').ledgerForgiveBodySchema
+>
+export type LedgerForgiven = FromSchema<typeof import('./schemas/ledger-forgive.ts').ledgerForgivenSchema>

@@ -4,7 +4,7 @@ import { checkpointSchema } from '../audit/checkpoint.ts'
 import { revocationNoticeSchema } from '../auth/authority/index.ts'
 import { BadRequestError, type MeshErrorCode } from '../errors.ts'
 import { type RotationRecord, rotationChainSchema } from '../identity/index.ts'
-import type { MeshLibp2p } from '../p2p/index.ts'
+import { type MeshLibp2p, openStream } from '../p2p/index.ts'
 import { lazyValidator } from '../schema.ts'
 import { ENVELOPE_LIMITS } from './envelope.ts'
 
@@ -291,11 +291,8 @@ export async function exchange(
   message: Uint8Array,
   options: ExchangeOptions & { protocol?: string } = {},
 ): Promise<Uint8Array> {
-  // reachability (SPEC §10): over a relayed (limited) connection too
-  const stream = await libp2p.dialProtocol(peer, options.protocol ?? MESH_CONNECT_PROTOCOL, {
-    ...options,
-    runOnLimitedConnection: true,
-  })
+  // reachability (SPEC §10): over a relayed (limited) connection too, reused while open
+  const stream = await openStream(libp2p, peer, options.protocol ?? MESH_CONNECT_PROTOCOL, options)
   try {
     const lp = lpStream(stream, { maxDataLength: options.maxBytes ?? ENVELOPE_LIMITS.maxBytes })
     await lp.write(message, options)

@@ -27,6 +27,7 @@ import { invokeRoutes } from './routes/invoke.ts'
 import { keyRoutes } from './routes/keys.ts'
 // coordination fees (SPEC §10)
 import { type LedgerRoutesInit, ledgerRoutes } from './routes/ledger.ts'
+import { type LedgerForgiveRoutesInit, ledgerForgiveRoutes } from './routes/ledger-forgive.ts' // relay ledger forgive (SPEC §10)
 import { memberRoutes } from './routes/members.ts'
 // the model proxy (SPEC §13)
 import { modelRoutes } from './routes/model.ts'
@@ -95,6 +96,8 @@ export interface NodeRoutesInit {
   ledger?: LedgerRoutesInit['ledger']
   // files in rooms (issue 18)
   files?: FileRoutesInit['files']
+  // relay ledger forgive (SPEC §10)
+  forgiveLedger?: LedgerForgiveRoutesInit['forgive']
 }
 
 /**
@@ -186,5 +189,8 @@ export async function registerNodeRoutes(app: FastifyInstance, init: NodeRoutesI
   if (init.ledger !== undefined) await app.register(ledgerRoutes, { ledger: init.ledger })
   // files in rooms (issue 18): uploads, reads (Range), attachments checked before a post
   if (init.files !== undefined) await app.register(fileRoutes, { files: init.files })
+  // relay ledger forgive (SPEC §10)
+  if (init.forgiveLedger !== undefined)
+    await app.register(ledgerForgiveRoutes, { forgive: init.forgiveLedger })
   registerConsole(app)
 }

@@ -16,7 +16,9 @@ export interface BeneficiarySummary {
  *
  * - as a relay: `held!<beneficiary>!<seq, 16 digits>` → the receipt, and
  *   `sum!<beneficiary>` → its summary, written together;
- * - as a beneficiary: `sent!<relay did>` → the head of its chain with that relay.
+ * - as a beneficiary: `sent!<relay did>` → the head of its chain with that relay;
+ * - as a relay, across restarts (SPEC §10): `cut!<peer id>` → a cut-off, and
+ *   `count!<peer id>` → the bytes measured and receipted for it over every start.
  */
 export class LedgerBook {
   readonly #db: Sublevel<unknown>
@@ -98,8 +100,61 @@ export class LedgerBook {
       | undefined
   }
 
+  /** The relay's cut-offs and counts, kept across restarts. */
+  get relayState(): RelayState {
+    return new RelayState(this.#db)
+  }
+
   async setSentHead(relay: string, head: ChainHead & { receipts: number; bytes: number }): Promise<void> {
     await this.#db.put(`sent!${relay}`, head)
+  }
+}
+
+/** A relay's cut-off of one beneficiary, kept across restarts. */
+export interface StoredCut {
+  code: string
+  at: number
+}
+
+/** What a relay measured and took receipts for, for one beneficiary, over every start. */
+export interface StoredCount {
+  measured: number
+  receipted: number
+}
+
+/** The relay's cut-offs and counts in the ledger sublevel, by beneficiary peer id. */
+export class RelayState {
+  readonly #db: Sublevel<unknown>
+
+  constructor(db: Sublevel<unknown>) {
+    this.#db = db
+  }
+
+  cuts(): Promise<Array<[string, StoredCut]>> {
+    return this.#entries<StoredCut>('cut!')
+  }
+
+  async setCut(peer: string, cut: StoredCut | undefined): Promise<void> {
+    if (cut === undefined) await this.#db.del(`cut!${peer}`)
+    else await this.#db.put(`cut!${peer}`, cut)
+  }
+
+  counts(): Promise<Array<[string, StoredCount]>> {
+    return this.#entries<StoredCount>('count!')
+  }
+
+  async setCounts(counts: Array<[string, StoredCount]>): Promise<void> {
+    if (counts.length > 0)
+      await this.#db.batch(
+        counts.map(([peer, value]) => ({ type: 'put' as const, key: `count!${peer}`, value })),
+      )
+  }
+
+  async #entries<T>(prefix: string): Promise<Array<[string, T]>> {
+    const out: Array<[string, T]> = []
+    for await (const [key, value] of this.#db.iterator({ gt: prefix, lt: `${prefix}\xff` }))
+      out.push([key.slice(prefix.length), value as T])
+    return out
   }
 }
 

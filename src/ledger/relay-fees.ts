@@ -5,7 +5,7 @@ import type { LedgerBeneficiaryView, LedgerRelayView, LedgerView } from '../api/
 import { didFromPeerId, type Ed25519KeyPair, peerIdFromDid } from '../identity/index.ts'
 import type { Logger } from '../log.ts'
 import type { MeshLibp2p, RelayMeter } from '../p2p/index.ts'
-import type { LedgerBook } from './ledger-book.ts'
+import type { LedgerBook, StoredCount } from './ledger-book.ts'
 import {
   checkNext,
   type Receipt,
@@ -14,16 +14,12 @@ import {
   signReceipt,
   verifyLedger,
 } from './receipts.ts'
+import { RelayCarry } from './relay-carry.ts'
 
 /** Coordination fees (SPEC §10): receipts travel from the beneficiary to the relay on this protocol. */
 export const MESH_RECEIPTS_PROTOCOL = '/mesh/receipts/1.0.0'
 /** A receipt is ~400 bytes of JSON; anything much larger is not one. */
 export const MAX_RECEIPT_MESSAGE_BYTES = 2048
-/**
- * What a beneficiary may count per circuit beyond the relay: when a circuit is reset, what
- * it had sent and the relay had not yet read is counted on its side only.
- */
-export const CIRCUIT_SLACK_BYTES = 4096
 /** How far ahead of the relay's clock a receipt's `to` may be. */
 export const RECEIPT_MAX_SKEW_MS = 60_000
 
@@ -41,7 +37,8 @@ export interface RelayFeesInit {
   signReceipts?: boolean
   /**
    * As a relay: how much more than it measured a beneficiary may claim (chunks in flight):
-   * this many bytes plus 1%, plus CIRCUIT_SLACK_BYTES per circuit; default 64 KiB.
+   * this many bytes plus 1%; default 64 KiB. (No allowance per circuit: requests reuse
+   * the open circuit, so resets are few — circuit churn, SPEC §10.)
    */
   slackBytes?: number
   /**
@@ -117,9 +114,12 @@ export class RelayFees {
   #timer: ReturnType<typeof setInterval> | undefined
   #sweep: ReturnType<typeof setInterval> | undefined
   #meter: RelayMeter | undefined
+  /** As a relay: cut-offs and counts kept across restarts (SPEC §10). */
+  readonly #carry: RelayCarry
 
   constructor(components: RelayFeesComponents, init: RelayFeesInit = {}) {
     this.#components = components
+    this.#carry = new RelayCarry(components.book.relayState)
     this.#init = { ...RELAY_FEES_DEFAULTS, ...init }
     if (this.#init.maxDebtBytes <= 0)
       this.#init.maxDebtBytes = Math.max(4 * this.#init.freeBytes, 64 * 1024 * 1024)
@@ -139,9 +139,11 @@ export class RelayFees {
       await libp2p.handle(MESH_RECEIPTS_PROTOCOL, (stream, connection) => this.#serve(stream, connection), {
         maxInboundStreams: 4,
       })
+      await this.#carry.load(meter, (peer) => this.#current(meter, peer))
       meter.onServed = (peer) => this.#checkAllowance(meter, peer)
       this.#sweep = setInterval(() => {
         for (const [peer] of meter.servedAll()) this.#checkAllowance(meter, peer)
+        this.#saveCounts(meter).catch(() => undefined)
       }, 1000)
       this.#sweep.unref?.()
     }
@@ -164,6 +166,7 @@ export class RelayFees {
     this.#timer = undefined
     this.#sweep = undefined
     const meter = this.#meter
+    if (meter?.relay !== undefined) await this.#saveCounts(meter).catch(() => undefined)
     if (meter !== undefined) {
       meter.onServed = undefined
       meter.onRelayed = undefined
@@ -332,22 +335,23 @@ export class RelayFees {
       return refuse('MESH_FORBIDDEN', 'a receipt is taken from its beneficiary only')
     if (receipt.to > Date.now() + RECEIPT_MAX_SKEW_MS)
       return refuse('MESH_CLOCK_SKEW', 'the receipt ends in the future')
-    const served = meter.served(from)
-    const measured = served?.bytes ?? 0
     const receipted = this.#receiptedOf(meter, from)
+    // over every start of this relay (RelayCarry): a receipt may cover bytes carried before a restart
+    const totals = this.#carry.total(from, this.#current(meter, from))
+    const measured = totals.measured
+    const before = totals.receipted
     const { taken, result, summary } = await this.#components.book.take(receipt, (head) => {
       const problem: ReceiptProblem | undefined = checkNext(relayDid, receipt, head)
       if (problem !== undefined) return { problem, head }
-      // A circuit reset leaves in flight what only its sender counted: a few frames each.
-      const allowed =
-        measured + this.#init.slackBytes + measured * 0.01 + (served?.circuits ?? 0) * CIRCUIT_SLACK_BYTES
-      if (receipted.bytes + receipt.bytes > allowed)
+      // A circuit reset leaves in flight what only its sender counted: the slack covers it.
+      const allowed = measured + this.#init.slackBytes + measured * 0.01
+      if (before + receipt.bytes > allowed)
         return {
           problem: {
             beneficiary: receipt.beneficiary,
             seq: receipt.seq,
             code: 'MESH_RECEIPT_INVALID' as const,
-            message: `the receipts claim ${receipted.bytes + receipt.bytes} bytes; the relay carried ${measured}`,
+            message: `the receipts claim ${before + receipt.bytes} bytes; the relay carried ${measured}`,
           },
           head,
         }
@@ -371,8 +375,36 @@ export class RelayFees {
     return entry
   }
 
+  /** Measured and receipted for `peer` since this host started. */
+  #current(meter: RelayMeter, peer: string): StoredCount {
+    return { measured: meter.served(peer)?.bytes ?? 0, receipted: this.#receiptedOf(meter, peer).bytes }
+  }
+
+  /** Unreceipted bytes of `peer` over every start of this relay. */
   #unreceipted(meter: RelayMeter, peer: string): number {
-    return Math.max(0, (meter.served(peer)?.bytes ?? 0) - this.#receiptedOf(meter, peer).bytes)
+    const total = this.#carry.total(peer, this.#current(meter, peer))
+    return Math.max(0, total.measured - total.receipted)
+  }
+
+  #saveCounts(meter: RelayMeter): Promise<void> {
+    return this.#carry.save(
+      meter.servedAll().map(([peer]) => peer),
+      (peer) => this.#current(meter, peer),
+    )
+  }
+
+  /**
+   * As a relay: serves `did` again — its cut-off lifted and its debt forgiven (what it was
+   * measured counts as receipted), here and in the store. Returns whether it was cut off.
+   */
+  async forgive(did: string): Promise<boolean> {
+    const meter = this.#components.libp2p().services.relayMeter
+    const peer = peerIdOf(did)
+    const wasCut = meter.cutOff(peer) !== undefined
+    meter.restore(peer)
+    this.#overSince.delete(peer)
+    await this.#carry.forgive(peer, this.#current(meter, peer))
+    return wasCut
   }
 
   /**
@@ -392,7 +424,13 @@ export class RelayFees {
     this.#overSince.set(peer, over)
     const signing = now - Math.max(over, this.#lastTaken.get(peer) ?? 0) <= this.#init.graceMs
     if (signing && debt <= this.#init.maxDebtBytes) return
-    meter.cut(peer, 'MESH_RECEIPTS_REQUIRED')
+    const at = Date.now()
+    meter.cut(peer, 'MESH_RECEIPTS_REQUIRED', at)
+    this.#carry
+      .cut(peer, 'MESH_RECEIPTS_REQUIRED', at)
+      .catch((err: unknown) =>
+        this.#components.logger.warn({ event: 'ledger.cut_not_kept', peer, err }, 'cut-off not stored'),
+      )
     this.#components.logger.warn(
       { event: 'ledger.cut_off', peer, code: 'MESH_RECEIPTS_REQUIRED', freeBytes: this.#init.freeBytes },
       'a beneficiary past its free allowance without receipts is cut off',
@@ -411,6 +449,8 @@ export class RelayFees {
     const peers = new Map<string, string>()
     for (const [peer] of meter.servedAll()) peers.set(didFromPeerId(peer), peer)
     for (const did of summaries.keys()) if (!peers.has(did)) peers.set(did, peerIdOf(did))
+    for (const peer of this.#carry.peers())
+      if (!peers.has(didFromPeerId(peer))) peers.set(didFromPeerId(peer), peer)
     const { receipts } = snapshot
     const beneficiaries: LedgerBeneficiaryView[] = []
     for (const [did, peer] of peers) {

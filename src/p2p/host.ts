@@ -18,6 +18,7 @@ import type { Datastore } from 'interface-datastore'
 import { createLibp2p } from 'libp2p'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import { MESH_KAD_PROTOCOL } from './constants.ts'
+import { reuseLimitedConnections } from './limited-reuse.ts' // circuit churn (SPEC §10)
 import { MESH_RECORD_NAMESPACE, selectMeshRecord, validateMeshRecord } from './mesh-record.ts'
 import {
   meshRelayServer,
@@ -166,6 +167,10 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
   })
   node.services.reachability.relayService = node.services.relay
   meter.relay = node.services.relay // coordination fees (SPEC §10)
+  // circuit churn (SPEC §10): a dial that could only open another circuit reuses the open one
+  reuseLimitedConnections(
+    (node as unknown as { components: Parameters<typeof reuseLimitedConnections>[0] }).components,
+  )
   return node
 }
 

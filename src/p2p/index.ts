@@ -13,7 +13,8 @@ export {
   MESH_KAD_PROTOCOL,
   MESH_RECORD_PROTOCOL,
 } from './constants.ts'
-export { addDialAddresses, dialAddresses } from './dial.ts'
+// circuit churn (SPEC §10): reuse an open (limited) connection
+export { addDialAddresses, dialAddresses, openStream, reusableConnection } from './dial.ts'
 export {
   DiscoveredMeshBook,
   type DiscoveredMeshBookComponents,

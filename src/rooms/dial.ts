@@ -1,5 +1,5 @@
 import type { AbortOptions, PeerId, Stream } from '@libp2p/interface'
-import { addDialAddresses, type MeshLibp2p } from '../p2p/index.ts'
+import { addDialAddresses, type MeshLibp2p, openStream } from '../p2p/index.ts'
 
 /**
  * The dial step of a link: when the host holds no connection to the peer, the
@@ -14,6 +14,7 @@ export async function dialPeerProtocol(
   options: AbortOptions = {},
 ): Promise<Stream> {
   if (libp2p.getConnections(peerId).length === 0) await addDialAddresses(libp2p.peerStore, peerId, multiaddrs)
-  // reachability (SPEC §10): a peer reached through a relay is on a limited connection
-  return libp2p.dialProtocol(peerId, [...protocols], { ...options, runOnLimitedConnection: true })
+  // reachability (SPEC §10): a peer reached through a relay is on a limited connection,
+  // reused while it is open (circuit churn)
+  return openStream(libp2p, peerId, [...protocols], options)
 }

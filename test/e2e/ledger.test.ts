@@ -64,24 +64,30 @@ describe('coordination fees across processes (SPEC §10)', () => {
     })
     const { ledger } = final
     assert.equal(ledger.relaying, true)
-    assert.deepEqual(ledger.beneficiaries.map((b) => b.did).sort(), [hidden.did, peer.did].sort())
+    // One circuit carries both ways (circuit churn): its beneficiary is the mesh it reaches,
+    // H (P dialled it); P is one only if a circuit to it was ever opened.
+    assert.ok(ledger.beneficiaries.some((b) => b.did === hidden.did))
+    assert.ok(ledger.beneficiaries.every((b) => b.did === hidden.did || b.did === peer.did))
     for (const b of ledger.beneficiaries) {
       assert.equal(b.verified, true)
       assert.equal(b.cutOff, null)
       assert.equal(b.refused, 0)
       assert.ok(b.receipts >= 1)
     }
-    // R's own measure of its circuits: the same traffic, but circuits reset while bytes were in
-    // flight (the hidden meshes redial often) leave those counted by their sender only.
+    // R's own measure of its circuits: the same traffic. The handshake, the room sync rounds and
+    // the receipts reuse the open circuit (circuit churn): a couple of circuits per beneficiary,
+    // not hundreds, and R's measure within 1% of the beneficiaries' own.
     const measured = sum(ledger.beneficiaries, 'measuredBytes')
+    const circuits = sum(ledger.beneficiaries, 'circuits')
+    assert.ok(circuits <= 2, `circuits: ${circuits}`)
     assert.ok(
-      Math.abs(measured - final.moved) <= final.moved * 0.05,
+      Math.abs(measured - final.moved) <= final.moved * 0.01,
       `R measured ${measured}, moved ${final.moved}`,
     )
 
     // The CLI: the ledger, its verification at the node, an export and its offline check.
     const shown = await e.cli<LedgerView>(relay, 'ledger')
-    assert.equal(shown.beneficiaries.length, 2)
+    assert.equal(shown.beneficiaries.length, ledger.beneficiaries.length)
     assert.equal((await e.cli<{ ok: boolean }>(relay, 'ledger', '--verify')).ok, true)
     const exported = await e.cli<LedgerView>(relay, 'ledger', '--export')
     assert.ok((exported.receipts?.length ?? 0) >= 2)
@@ -123,7 +129,7 @@ describe('coordination fees across processes (SPEC §10)', () => {
       ),
     )
     // forged: another beneficiary's signature put on it
-    const other = receipts.find((r) => r.beneficiary !== first.beneficiary) as typeof first
+    const other = receipts.find((r) => r.sig !== first.sig) as typeof first
     const forge = (l: LedgerView): LedgerView => ({
       ...l,
       receipts: l.receipts?.map((r) => (r.sig === first.sig ? { ...r, sig: other.sig } : r)),
@@ -158,5 +164,16 @@ describe('coordination fees across processes (SPEC §10)', () => {
       )
       return health.reachability.reservations === 1
     }, 'one reservation left at the relay')
+    // The architect of R forgives it (relay ledger forgive): cut-off lifted, debt forgiven.
+    const forgiven = await e.cli<{ did: string; wasCutOff: boolean }>(
+      relay,
+      'ledger',
+      'forgive',
+      hidden.did as string,
+    )
+    assert.deepEqual(forgiven, { did: hidden.did, wasCutOff: true })
+    const after = (await ledgerOf(relay)).beneficiaries.find((x) => x.did === hidden.did)
+    assert.equal(after?.cutOff, null)
+    assert.equal(after?.unreceiptedBytes, 0)
   })
 })

@@ -64,7 +64,12 @@ async function readExport(file: string): Promise<LedgerView> {
 
 export function registerLedgerCommands(cli: Command, ctx: CliContext): void {
   const { out } = ctx
-  clientCommand(cli, 'ledger', 'relay receipts: what relays carried, for whom, and what was signed for it')
+  const ledger = clientCommand(
+    cli,
+    'ledger',
+    'relay receipts: what relays carried, for whom, and what was signed for it',
+  )
+  ledger
     .option('--verify', 'verify every receipt offline: signatures, seq, contiguity, totals (exit 1 if not)')
     .option(
       '--file <exported.json>',
@@ -93,4 +98,15 @@ export function registerLedgerCommands(cli: Command, ctx: CliContext): void {
       }
       out.print(ledger, ledgerText(ledger))
     })
+  // relay ledger forgive (SPEC §10)
+  clientCommand(
+    ledger,
+    'forgive <did>',
+    'as a relay (architect): serve a cut-off beneficiary again, its debt forgiven',
+  ).action(async (did: string, _options: ClientOptions, command: Command) => {
+    // `ledger` has the same client options and takes them wherever they stand: merge both
+    const { client: api } = await humanSession(ctx.keystore(), command.optsWithGlobals<ClientOptions>())
+    const res = await api.call('ledgerForgive', { body: { did } })
+    out.print(res, `${res.did} forgiven${res.wasCutOff ? ': cut-off lifted' : ' (it was not cut off)'}`)
+  })
 }
