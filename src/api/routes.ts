@@ -1,19 +1,12 @@
+import { type RouteSpec, route } from './route-spec.ts'
+import { serviceRoutes } from './routes-services.ts'
 import * as audit from './schemas/audit.ts'
 // accountability across meshes (SPEC §11)
 import * as auditMerkle from './schemas/audit-merkle.ts'
 // agents in foreign rooms (SPEC §8, way 2)
 import * as capability from './schemas/capability-session.ts'
 import * as connections from './schemas/connections.ts'
-// files in rooms (issue 18)
-import * as files from './schemas/files.ts'
-// coordination fees (SPEC §10)
-import * as ledger from './schemas/ledger.ts'
-import * as ledgerForgive from './schemas/ledger-forgive.ts' // relay ledger forgive (SPEC §10)
 import * as members from './schemas/members.ts'
-// reachable by URL (SPEC §10)
-import * as meshProfile from './schemas/mesh-profile.ts'
-// the model proxy (SPEC §13)
-import * as model from './schemas/model.ts'
 // outbound invocation over libp2p
 import * as outbound from './schemas/outbound.ts'
 import * as policy from './schemas/policy.ts'
@@ -25,8 +18,6 @@ import * as lifecycle from './schemas/room-lifecycle.ts'
 import * as roomMembers from './schemas/room-members.ts'
 import * as rooms from './schemas/rooms.ts'
 import * as session from './schemas/session.ts'
-// tasks across meshes (SPEC §13)
-import * as tasks from './schemas/tasks.ts'
 import * as trust from './schemas/trust.ts'
 
 /**
@@ -35,20 +26,7 @@ import * as trust from './schemas/trust.ts'
  * and answer. The server registers its routes with these schemas; the typed client
  * derives each call's input and output from them.
  */
-export interface RouteSpec {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
-  readonly path: string
-  /** Needs a bearer token (checked before the body is read). */
-  readonly session: boolean
-  /** The success status when it is not 200. */
-  readonly status?: number
-  readonly params?: object
-  readonly query?: object
-  readonly body?: object
-  readonly response?: object
-}
-
-const route = <const R extends RouteSpec>(spec: R): R => spec
+export type { RouteSpec } from './route-spec.ts'
 
 export const routes = {
   // Identity and session
@@ -561,123 +539,8 @@ export const routes = {
     body: lifecycle.lifecycleActBodySchema,
     response: lifecycle.leftSchema,
   }),
-  // tasks across meshes (SPEC §13)
-  createTask: route({
-    method: 'POST',
-    path: '/api/rooms/:id/tasks',
-    session: true,
-    status: 201,
-    params: rooms.roomParamsSchema,
-    body: tasks.createTaskBodySchema,
-    response: tasks.taskSchema,
-  }),
-  tasks: route({
-    method: 'GET',
-    path: '/api/rooms/:id/tasks',
-    session: true,
-    params: rooms.roomParamsSchema,
-    query: tasks.tasksQuerySchema,
-    response: tasks.taskListSchema,
-  }),
-  task: route({
-    method: 'GET',
-    path: '/api/rooms/:id/tasks/:task',
-    session: true,
-    params: tasks.taskParamsSchema,
-    response: tasks.taskSchema,
-  }),
-  assignTask: route({
-    method: 'POST',
-    path: '/api/rooms/:id/tasks/:task/assign',
-    session: true,
-    params: tasks.taskParamsSchema,
-    body: tasks.assignTaskBodySchema,
-    response: tasks.taskSchema,
-  }),
-  setTaskStatus: route({
-    method: 'POST',
-    path: '/api/rooms/:id/tasks/:task/status',
-    session: true,
-    params: tasks.taskParamsSchema,
-    body: tasks.taskStatusBodySchema,
-    response: tasks.taskSchema,
-  }),
-  commentTask: route({
-    method: 'POST',
-    path: '/api/rooms/:id/tasks/:task/comment',
-    session: true,
-    params: tasks.taskParamsSchema,
-    body: tasks.taskCommentBodySchema,
-    response: tasks.taskSchema,
-  }),
-  setTaskDue: route({
-    method: 'POST',
-    path: '/api/rooms/:id/tasks/:task/due',
-    session: true,
-    params: tasks.taskParamsSchema,
-    body: tasks.taskDueBodySchema,
-    response: tasks.taskSchema,
-  }),
-  // the model proxy (SPEC §13): OpenAI-compatible, and usage per principal
-  chatCompletions: route({
-    method: 'POST',
-    path: '/v1/chat/completions',
-    session: true,
-    body: model.chatCompletionBodySchema,
-    response: model.upstreamAnswerSchema,
-  }),
-  listModels: route({
-    method: 'GET',
-    path: '/v1/models',
-    session: true,
-    response: model.upstreamAnswerSchema,
-  }),
-  usage: route({
-    method: 'GET',
-    path: '/api/usage',
-    session: true,
-    query: model.usageQuerySchema,
-    response: model.usageListSchema,
-  }),
-  // reachable by URL (SPEC §10): a mesh's manifest, fetched and verified by this node
-  resolveMeshUrl: route({
-    method: 'GET',
-    path: '/api/connections/resolve',
-    session: true,
-    query: meshProfile.meshUrlQuerySchema,
-    response: meshProfile.meshUrlViewSchema,
-  }),
-
-  // coordination fees (SPEC §10)
-  ledger: route({
-    method: 'GET',
-    path: '/api/ledger',
-    session: true,
-    query: ledger.ledgerQuerySchema,
-    response: ledger.ledgerSchema,
-  }),
-  // files in rooms (issue 18): the body of an upload is the file's bytes (application/octet-stream)
-  uploadFile: route({
-    method: 'POST',
-    path: '/api/rooms/:id/files',
-    session: true,
-    status: 201,
-    params: rooms.roomParamsSchema,
-    query: files.uploadQuerySchema,
-    response: files.attachmentSchema,
-  }),
-  // files in rooms (issue 18): the bytes (Range too); no JSON answer
-  getFile: route({ method: 'GET', path: '/api/files/:cid', session: true, params: files.fileParamsSchema }),
-  fileCache: route({ method: 'GET', path: '/api/files', session: true, response: files.fileCacheSchema }),
-
-  // relay ledger forgive (SPEC §10)
-  ledgerForgive: route({
-    method: 'POST',
-    path: '/api/ledger/forgive',
-    session: true,
-    body: ledgerForgive.ledgerForgiveBodySchema,
-    response: ledgerForgive.ledgerForgivenSchema,
-  }),
+  // SPEC §10, §13: tasks, the model proxy, files, connecting by URL, the relay ledger
+  ...serviceRoutes,
 } as const satisfies Record<string, RouteSpec>
 
 export type Routes = typeof routes
