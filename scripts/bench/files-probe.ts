@@ -87,19 +87,21 @@ const fmt = (r: number[]) =>
     .slice(1)
     .map((x) => x.toFixed(0))
     .join(' ')}`
-const runs: Record<string, number[]> = { raw: [], bare: [], fetch: [] }
+const runs: Record<string, number[]> = { raw: [], bare: [], fetch: [], 'bare first byte ms': [] }
 const log = (name: string, r: number[]) => {
   runs[name]?.push(mib / ((r[0] as number) / 1000))
   console.log(name.padEnd(5), fmt(r))
 }
 for (let i = 0; i < Number(process.argv[2] ?? 6); i++) {
   log('raw', await rawRound(connection))
-  log('bare', await dumbFiles(connection, cid))
+  const bare = await dumbFiles(connection, cid)
+  runs['bare first byte ms']?.push(bare[2] as number)
+  log('bare', bare)
   log('fetch', await fetch())
 }
 for (const [name, values] of Object.entries(runs)) {
   const sorted = values.sort((a, b) => a - b)
-  console.log(`median ${name} ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)} MiB/s`)
+  console.log(`median ${name} ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)}`)
 }
 await fetcher.stop()
 server.kill('SIGTERM')
