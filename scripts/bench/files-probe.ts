@@ -7,20 +7,18 @@
  * byte. Splits the gap between the serving side and the fetching side.
  */
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import type { Connection } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { BlobStore, FILES_PROTOCOL, fetchFromPeer } from '../../src/files/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { createMeshLibp2p } from '../../src/p2p/index.ts'
+import { SERVER, serverReady } from './files.ts'
 
 const SOURCE = '/mesh-bench/source/1.0.0'
 const BYTES = 16 * 1024 * 1024
-const SERVER = new URL('./files-server.ts', import.meta.url).pathname
 const enc = new TextEncoder()
 function lp(b: Uint8Array) {
   const out = new Uint8Array(b.length + 1)
@@ -63,10 +61,7 @@ const server = spawn(process.execPath, [SERVER, String(BYTES), join(root, 'serve
   stdio: ['ignore', 'pipe', 'inherit'],
 })
 const fetcher = await createMeshLibp2p({ key: Ed25519KeyPair.generate() })
-const lines = createInterface({ input: server.stdout })
-const [ready] = (await once(lines, 'line')) as [string]
-const cid = /cid=(\S+)/.exec(ready)?.[1] as string
-const listen = /listen=(\S+)/.exec(ready)?.[1] as string
+const { cid, listen } = await serverReady(server)
 const into = new BlobStore({ dir: join(root, 'fetcher'), cacheBytes: 4 * BYTES })
 await into.start()
 const connection = await fetcher.dial(multiaddr(listen))
