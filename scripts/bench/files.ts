@@ -9,11 +9,12 @@
  *   stream (the server writes the bytes, the fetcher reads them). Median of 7 interleaved
  *   rounds. Aim: files ≥ 0.8× raw.
  */
-import { spawn } from 'node:child_process'
+import { type ChildProcessByStdio, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import type { Readable } from 'node:stream'
 import type { Connection } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { BlobStore, FILES_PROTOCOL, fetchFromPeer } from '../../src/files/index.ts'
@@ -26,7 +27,7 @@ const SOURCE = '/mesh-bench/source/1.0.0'
 const BYTES = 16 * 1024 * 1024
 const ROUNDS = 7
 const ROOM = 'bench-room-0001'
-const SERVER = new URL('./files-server.ts', import.meta.url).pathname
+export const SERVER = new URL('./files-server.ts', import.meta.url).pathname
 
 export const FILES_NAMES: ResultName[] = [{ name: 'files.transfer_mib_s', unit: 'MiB/s', better: 'higher' }]
 
@@ -44,6 +45,18 @@ async function rawRound(connection: Connection): Promise<number> {
   return performance.now() - t0
 }
 
+/** The CID the server process (bench/files-server.ts) holds and the address it listens on, once it is ready. */
+export async function serverReady(
+  server: ChildProcessByStdio<null, Readable, null>,
+): Promise<{ cid: string; listen: string }> {
+  const lines = createInterface({ input: server.stdout })
+  const [ready] = (await once(lines, 'line')) as [string]
+  return {
+    cid: /cid=(\S+)/.exec(ready)?.[1] as string,
+    listen: /listen=(\S+)/.exec(ready)?.[1] as string,
+  }
+}
+
 export async function benchFiles(pool: NodePool): Promise<void> {
   const root = await pool.dir('mesh-bench-files-')
   const server = spawn(process.execPath, [SERVER, String(BYTES), join(root, 'server')], {
@@ -51,10 +64,7 @@ export async function benchFiles(pool: NodePool): Promise<void> {
   })
   const fetcher = await createMeshLibp2p({ key: Ed25519KeyPair.generate() })
   try {
-    const lines = createInterface({ input: server.stdout })
-    const [ready] = (await once(lines, 'line')) as [string]
-    const cid = /cid=(\S+)/.exec(ready)?.[1] as string
-    const listen = /listen=(\S+)/.exec(ready)?.[1] as string
+    const { cid, listen } = await serverReady(server)
     const into = new BlobStore({ dir: join(root, 'fetcher'), cacheBytes: 4 * BYTES })
     await into.start()
     const connection = await fetcher.dial(multiaddr(listen))

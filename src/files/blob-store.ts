@@ -91,11 +91,11 @@ export class BlobStore {
     }
   }
 
-  /** Reads `[start, end]` (inclusive) of a blob; a cached blob counts as used. */
-  read(cid: string, range?: { start: number; end: number }): ReadStream {
+  /** Reads `[start, end]` (inclusive) of a blob, `chunkBytes` a read; a cached blob counts as used. */
+  read(cid: string, range?: { start: number; end: number }, chunkBytes = 256 * 1024): ReadStream {
     const row = this.#cache.get(cid)
     if (row !== undefined) row.usedAt = this.#clock()
-    return createReadStream(this.#path(cid), { ...range, highWaterMark: 256 * 1024 })
+    return createReadStream(this.#path(cid), { ...range, highWaterMark: chunkBytes })
   }
 
   /**

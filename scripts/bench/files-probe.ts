@@ -1,0 +1,103 @@
+/**
+ * A probe for issue 18's files bench (not a bench row; run by hand:
+ * `node scripts/bench/files-probe.ts`): against the bench's server process, per round,
+ * (1) the raw source stream, (2) `/mesh/files` read by a bare reader (request frame, then
+ * the stream's iterator; no hash, no disk: the serving side alone), (3) `fetchFromPeer`.
+ * Prints MiB/s, how many 'message' events carried the 16 MiB and (2) the ms to the first
+ * byte. Splits the gap between the serving side and the fetching side.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Connection } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { BlobStore, FILES_PROTOCOL, fetchFromPeer } from '../../src/files/index.ts'
+import { Ed25519KeyPair } from '../../src/identity/index.ts'
+import { createMeshLibp2p } from '../../src/p2p/index.ts'
+import { SERVER, serverReady } from './files.ts'
+
+const SOURCE = '/mesh-bench/source/1.0.0'
+const BYTES = 16 * 1024 * 1024
+const enc = new TextEncoder()
+function lp(b: Uint8Array) {
+  const out = new Uint8Array(b.length + 1)
+  out[0] = b.length
+  out.set(b, 1)
+  return out
+}
+
+async function rawRound(connection: Connection) {
+  const t0 = performance.now()
+  const stream = await connection.newStream(SOURCE)
+  let read = 0,
+    n = 0
+  for await (const chunk of stream) {
+    n++
+    read += chunk.byteLength
+    if (read >= BYTES) break
+  }
+  await stream.close().catch(() => {})
+  return [performance.now() - t0, n]
+}
+async function dumbFiles(connection: Connection, cid: string) {
+  const t0 = performance.now()
+  const stream = await connection.newStream(FILES_PROTOCOL)
+  stream.send(lp(enc.encode(JSON.stringify({ room: 'bench-room-0001', cid, offset: 0 }))))
+  let read = 0,
+    n = 0,
+    first = 0
+  for await (const chunk of stream) {
+    if (!first) first = performance.now() - t0
+    n++
+    read += chunk.byteLength
+    if (read >= BYTES) break
+  }
+  await stream.close().catch(() => {})
+  return [performance.now() - t0, n, first]
+}
+const root = await mkdtemp(join(tmpdir(), 'probe-'))
+const server = spawn(process.execPath, [SERVER, String(BYTES), join(root, 'server')], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+})
+const fetcher = await createMeshLibp2p({ key: Ed25519KeyPair.generate() })
+const { cid, listen } = await serverReady(server)
+const into = new BlobStore({ dir: join(root, 'fetcher'), cacheBytes: 4 * BYTES })
+await into.start()
+const connection = await fetcher.dial(multiaddr(listen))
+const fetch = async () => {
+  await rm(join(into.dir, cid), { force: true })
+  const t0 = performance.now()
+  await fetchFromPeer(
+    { store: into, dial: async () => connection.newStream(FILES_PROTOCOL) },
+    'bench',
+    { room: 'bench-room-0001', cid },
+    AbortSignal.timeout(120_000),
+  )
+  return [performance.now() - t0]
+}
+const mib = 16
+const fmt = (r: number[]) =>
+  `${(mib / ((r[0] as number) / 1000)).toFixed(1)} MiB/s ${r
+    .slice(1)
+    .map((x) => x.toFixed(0))
+    .join(' ')}`
+const runs: Record<string, number[]> = { raw: [], bare: [], fetch: [], 'bare first byte ms': [] }
+const log = (name: string, r: number[]) => {
+  runs[name]?.push(mib / ((r[0] as number) / 1000))
+  console.log(name.padEnd(5), fmt(r))
+}
+for (let i = 0; i < Number(process.argv[2] ?? 6); i++) {
+  log('raw', await rawRound(connection))
+  const bare = await dumbFiles(connection, cid)
+  runs['bare first byte ms']?.push(bare[2] as number)
+  log('bare', bare)
+  log('fetch', await fetch())
+}
+for (const [name, values] of Object.entries(runs)) {
+  const sorted = values.sort((a, b) => a - b)
+  console.log(`median ${name} ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)}`)
+}
+await fetcher.stop()
+server.kill('SIGTERM')
+await rm(root, { recursive: true, force: true })
