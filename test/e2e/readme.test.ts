@@ -83,7 +83,9 @@ describe('the README walkthrough', () => {
           await once(p, 'exit')
         }),
       )
-      await rm(root, { recursive: true, force: true })
+      // `npx` is the process we hold; the node under it goes down a moment after it (it
+      // watches its parent), and may still be closing its LevelDB: try again for a while.
+      await rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 })
     })
     const ports = new Map<string, string>()
     for (const port of ['7800', '7701', '7702']) ports.set(port, String(await freePort()))
