@@ -1,6 +1,7 @@
 import type { TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as Y from 'yjs'
+import { type SessionService, sessionChallengeText } from '../../src/auth/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { LocalPrincipal, MessageEntry, Room, RoomManagerInit } from '../../src/rooms/index.ts'
 import { contentId, makeSeal, RoomManager, sealKey } from '../../src/rooms/index.ts'
@@ -206,4 +207,17 @@ export async function twoNodesSharing(
   )
   await b.api.post(`/api/rooms/${id}/join`, {})
   return { a, b, id }
+}
+
+/** A session token for `key` at the mesh `meshDid`, through the challenge a client signs. */
+export async function sessionToken(
+  sessions: SessionService,
+  meshDid: string,
+  key: Ed25519KeyPair,
+): Promise<string> {
+  const { nonce } = sessions.challenge()
+  const signature = Buffer.from(
+    key.sign(new TextEncoder().encode(sessionChallengeText(meshDid, nonce))),
+  ).toString('base64url')
+  return (await sessions.open({ did: key.did, nonce, signature })).token
 }

@@ -6,13 +6,13 @@ import { Registry } from 'prom-client'
 import { WebSocket } from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
-import { type SessionRole, SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { type SessionRole, SessionService } from '../../src/auth/index.ts'
 import { createHttpApp, registerSessionRoutes, roomRoutes, yjsRoutes } from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { contentId, type MessageEntry, sealKey, type YjsTicketsInit } from '../../src/rooms/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
-import { alice, bob, mallory, manager, meshA } from './helpers.ts'
+import { alice, bob, mallory, manager, meshA, sessionToken } from './helpers.ts'
 
 const ROLES: Record<string, SessionRole> = {
   [alice.did]: 'architect',
@@ -32,13 +32,7 @@ async function server(t: TestContext, tickets?: YjsTicketsInit) {
   t.after(() => app.close())
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
-  const token = async (key: Ed25519KeyPair) => {
-    const { nonce } = sessions.challenge()
-    const signature = Buffer.from(
-      key.sign(new TextEncoder().encode(sessionChallengeText(meshA.did, nonce))),
-    ).toString('base64url')
-    return (await sessions.open({ did: key.did, nonce, signature })).token
-  }
+  const token = (key: Ed25519KeyPair) => sessionToken(sessions, meshA.did, key)
   return { app, rooms, port, token }
 }
 

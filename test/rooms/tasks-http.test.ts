@@ -6,14 +6,14 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { TASK_API_LIMITS } from '../../src/api/index.ts'
-import { type SessionRole, SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { type SessionRole, SessionService } from '../../src/auth/index.ts'
 import { createHttpApp, registerSessionRoutes, roomRoutes } from '../../src/http/index.ts'
 import { taskRoutes } from '../../src/http/routes/tasks.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { TASK_LIMITS } from '../../src/rooms/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
-import { alice, bob, mallory, manager, meshA } from './helpers.ts'
+import { alice, bob, mallory, manager, meshA, sessionToken } from './helpers.ts'
 
 const ROLES: Record<string, SessionRole> = {
   [alice.did]: 'architect',
@@ -30,13 +30,7 @@ async function server(t: TestContext) {
   await app.register(roomRoutes, { rooms })
   await app.register(taskRoutes, { rooms })
   t.after(() => app.close())
-  const token = async (key: Ed25519KeyPair) => {
-    const { nonce } = sessions.challenge()
-    const signature = Buffer.from(
-      key.sign(new TextEncoder().encode(sessionChallengeText(meshA.did, nonce))),
-    ).toString('base64url')
-    return (await sessions.open({ did: key.did, nonce, signature })).token
-  }
+  const token = (key: Ed25519KeyPair) => sessionToken(sessions, meshA.did, key)
   const as = async (key: Ed25519KeyPair) => {
     const authorization = `Bearer ${await token(key)}`
     return async (method: 'GET' | 'POST', url: string, payload?: object) => {

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { WebSocket } from 'ws'
-import { type SessionRole, SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { type SessionRole, SessionService } from '../../src/auth/index.ts'
 import { createHttpApp, decorateSessions, roomRoutes, yjsRoutes } from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { tempStore } from '../fixtures/principals.ts'
-import { alice, bob, carol, mallory, manager, meshA, PRINCIPALS } from './helpers.ts'
+import { alice, bob, carol, mallory, manager, meshA, PRINCIPALS, sessionToken } from './helpers.ts'
 
 // alice (architect) and bob are principals of meshA; carol is added here as a third one.
 const ROLES: Record<string, SessionRole> = {
@@ -30,13 +30,7 @@ async function server(t: TestContext) {
   t.after(() => app.close())
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
-  const token = async (key: Ed25519KeyPair) => {
-    const { nonce } = sessions.challenge()
-    const signature = Buffer.from(
-      key.sign(new TextEncoder().encode(sessionChallengeText(meshA.did, nonce))),
-    ).toString('base64url')
-    return (await sessions.open({ did: key.did, nonce, signature })).token
-  }
+  const token = (key: Ed25519KeyPair) => sessionToken(sessions, meshA.did, key)
   const as = async (key: Ed25519KeyPair) => {
     const headers = { authorization: `Bearer ${await token(key)}` }
     const call = async (method: 'GET' | 'POST', url: string, payload?: object) => {
