@@ -20,6 +20,7 @@ import type { PeerView } from './connection-book.ts'
 import {
   admitKey,
   admitPeer,
+  askPeer,
   connectedPeer,
   encodeJson,
   errorAnswer,
@@ -30,7 +31,6 @@ import {
   parseJson,
   perMinute,
   type RequestsOverHttp,
-  requestPeer,
 } from './peer-request.ts'
 import type { RateLimiter } from './rate-limiter.ts'
 
@@ -332,19 +332,11 @@ export class AuditProtocol {
   }
 
   #ask(peer: PeerView, request: Request, options: AbortOptions): Promise<unknown> {
-    const signal = AbortSignal.any([
-      AbortSignal.timeout(this.#init.timeoutMs),
-      ...(options.signal ? [options.signal] : []),
-    ])
-    const viaLibp2p = () =>
-      requestPeer(this.#c.libp2p(), peer, MESH_AUDIT_PROTOCOL, request, {
-        maxBytes: this.#init.maxAnswerBytes,
-        signal,
-      })
-    // phase-1 HTTP federation (SPEC §12): libp2p first, the peer's HTTP face when libp2p cannot reach it
-    return this.#http !== undefined
-      ? this.#http.send(peer, request, viaLibp2p, { signal, maxAnswerBytes: this.#init.maxAnswerBytes })
-      : viaLibp2p()
+    return askPeer(this.#c.libp2p(), this.#http, peer, MESH_AUDIT_PROTOCOL, request, {
+      timeoutMs: this.#init.timeoutMs,
+      maxAnswerBytes: this.#init.maxAnswerBytes,
+      signal: options.signal,
+    })
   }
 
   /** Carries requests to a peer libp2p cannot reach over its HTTP face (SPEC §12, http-requests.ts). */

@@ -9,6 +9,7 @@ import type { PeerView } from './connection-book.ts'
 import {
   admitKey,
   admitPeer,
+  askPeer,
   connectedPeer,
   encodeJson,
   errorAnswer,
@@ -18,7 +19,6 @@ import {
   parseJson,
   perMinute,
   type RequestsOverHttp,
-  requestPeer,
 } from './peer-request.ts'
 import type { PolicyService } from './policy.ts'
 import type { RateLimiter } from './rate-limiter.ts'
@@ -176,25 +176,18 @@ export class InvokeProtocol {
       })
     }
     if (options.sender !== undefined) this.#senders.consume(options.sender)
-    const signal = AbortSignal.any([
-      AbortSignal.timeout(this.#init.timeoutMs),
-      ...(options.signal ? [options.signal] : []),
-    ])
-    const viaLibp2p = () =>
-      requestPeer(
-        this.#c.libp2p(),
-        peer,
-        MESH_INVOKE_PROTOCOL,
-        { ucan },
-        {
-          maxBytes: this.#init.maxAnswerBytes,
-          signal,
-        },
-      )
-    // phase-1 HTTP federation (SPEC §12): libp2p first, the peer's HTTP face when libp2p cannot reach it
-    return this.#http !== undefined
-      ? this.#http.send(peer, { ucan }, viaLibp2p, { signal, maxAnswerBytes: this.#init.maxAnswerBytes })
-      : viaLibp2p()
+    return askPeer(
+      this.#c.libp2p(),
+      this.#http,
+      peer,
+      MESH_INVOKE_PROTOCOL,
+      { ucan },
+      {
+        timeoutMs: this.#init.timeoutMs,
+        maxAnswerBytes: this.#init.maxAnswerBytes,
+        signal: options.signal,
+      },
+    )
   }
 
   /**

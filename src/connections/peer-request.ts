@@ -133,6 +133,30 @@ export interface RequestsOverHttp {
 }
 
 /**
+ * One request to a connected peer over `protocol`, within `timeoutMs` (and `signal`): over
+ * libp2p, or, given `http` (SPEC §12), libp2p first and the peer's HTTP face when libp2p
+ * cannot reach it. What each protocol's sender does.
+ */
+export function askPeer(
+  libp2p: MeshLibp2p,
+  http: RequestsOverHttp | undefined,
+  peer: PeerView,
+  protocol: string,
+  request: unknown,
+  options: { timeoutMs: number; maxAnswerBytes: number; signal?: AbortSignal | undefined },
+): Promise<unknown> {
+  const signal = AbortSignal.any([
+    AbortSignal.timeout(options.timeoutMs),
+    ...(options.signal ? [options.signal] : []),
+  ])
+  const viaLibp2p = () =>
+    requestPeer(libp2p, peer, protocol, request, { maxBytes: options.maxAnswerBytes, signal })
+  return http !== undefined
+    ? http.send(peer, request, viaLibp2p, { signal, maxAnswerBytes: options.maxAnswerBytes })
+    : viaLibp2p()
+}
+
+/**
  * The `ok` of a peer's answer (`{ok}` or `{error}`), or its refusal thrown as a MeshError
  * with its code (plus `refusedBy`; a code this node does not know is MESH_FORBIDDEN with
  * `peerCode`); MESH_UNAVAILABLE when it is no answer. Whatever carried it (a libp2p
