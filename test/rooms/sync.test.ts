@@ -155,6 +155,17 @@ describe('rooms shared between meshes over /mesh/rooms/1.0.0', () => {
     }, 'bob joined the dm')
     assert.deepEqual(members.find((m) => m.did === bob)?.tier, 4)
     assert.equal(members.find((m) => m.did === bob)?.name, '@beta-architect:beta')
+    // Listed by who it is with, on both sides (issue 14), not by its stored `dm <did tail>@beta`.
+    const listed = async (n: typeof a) =>
+      (await n.api.get<{ rooms: Array<{ id: string; with?: unknown }> }>('/api/rooms')).rooms.find(
+        (r) => r.id === dm.room,
+      )?.with
+    assert.deepEqual(await listed(a), [{ did: bob, name: '@beta-architect:beta' }])
+    const atBeta = await until(async () => {
+      const w = await listed(b)
+      return Array.isArray(w) && w.length === 1 ? w : undefined
+    }, 'the dm listed at beta with alpha’s architect')
+    assert.deepEqual(atBeta, [{ did: a.architect.did, name: '@alpha-architect:alpha' }])
     await b.api.post(`/api/rooms/${dm.room}/messages`, { body: 'hi alpha, privately' })
     await until(async () => (await messages(a, dm.room)).length === 1, 'dm message at alpha')
 

@@ -106,10 +106,16 @@ export const roomRecordSchema = strictObject(
   ['id', 'name', 'topic', 'homeMesh', 'createdBy', 'createdAt'],
 )
 
+/** A DM's other members, by name (issue 14: its stored name is `dm <did tail>@<mesh>`). */
+const dmWithSchema = {
+  type: 'array',
+  items: strictObject({ did: STRING, name: STRING }, ['did', 'name']),
+} as const
+
 const listedRoomSchema = {
   ...roomRecordSchema,
   required: [...roomRecordSchema.required, 'federated'],
-  properties: { ...roomRecordSchema.properties, federated: BOOLEAN },
+  properties: { ...roomRecordSchema.properties, federated: BOOLEAN, with: dmWithSchema },
 } as const
 
 export const roomListSchema = listOf('rooms', listedRoomSchema)

@@ -98,7 +98,10 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
         rooms.length === 0
           ? 'no rooms'
           : rooms
-              .map((r) => `${r.id}  ${r.federated ? '🌐' : '  '} ${r.name}${r.topic ? ` — ${r.topic}` : ''}`)
+              .map(
+                (r) =>
+                  `${r.id}  ${r.federated ? '🌐' : '  '} ${listedName(r)}${r.topic ? ` — ${r.topic}` : ''}`,
+              )
               .join('\n'),
       )
     },
@@ -197,4 +200,11 @@ export function registerRoomCommands(cli: Command, ctx: CliContext): void {
       )
     },
   )
+}
+
+/** A DM is listed by who it is with (their names), not by its stored `dm <did tail>@<mesh>`. */
+export function listedName(r: { name: string; with?: readonly { name: string }[] }): string {
+  return r.with !== undefined && r.with.length > 0
+    ? `dm with ${r.with.map((w) => w.name).join(', ')}`
+    : r.name
 }

@@ -60,12 +60,24 @@ export const roomRoutes: FastifyPluginAsync<RoomRoutesInit> = async (fastify, in
     },
   )
 
-  app.get('/api/rooms', { onRequest }, async (request) => ({
-    rooms: (await rooms.listFor(sessionOf(request).did)).map((r) => ({
-      ...r,
-      federated: federated(r.id, r.homeMesh),
-    })),
-  }))
+  app.get('/api/rooms', { onRequest }, async (request) => {
+    const viewer = sessionOf(request).did
+    const listed = []
+    for (const r of await rooms.listFor(viewer)) {
+      listed.push({
+        ...r,
+        federated: federated(r.id, r.homeMesh),
+        ...(r.dm === true ? { with: await dmWith(r.id, viewer) } : {}),
+      })
+    }
+    return { rooms: listed }
+  })
+
+  /** Who a DM is with, by name: its members other than the viewer (issue 14). */
+  const dmWith = async (room: string, viewer: string) =>
+    (await rooms.members(room, viewer).catch(() => []))
+      .filter((m) => m.did !== viewer)
+      .map(({ did, name }) => ({ did, name }))
 
   app.get('/api/rooms/:id', { onRequest, schema: { params: roomParamsSchema } }, async (request) => {
     const { id } = request.params
