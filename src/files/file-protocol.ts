@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import type { ReadStream } from 'node:fs'
 import { setTimeout } from 'node:timers/promises'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
@@ -94,6 +95,7 @@ export class FileServer {
   async serve(stream: Stream, connection: Connection): Promise<void> {
     const lp = lpStream(stream, { maxDataLength: FILE_PROTOCOL_LIMITS.maxRequestBytes })
     let peer = 'unknown'
+    let read: ReadStream | undefined
     try {
       const request = parseJson(
         (await lp.read({ signal: AbortSignal.timeout(FILE_PROTOCOL_LIMITS.requestTimeoutMs) })).subarray(),
@@ -110,12 +112,18 @@ export class FileServer {
       if (size === undefined)
         throw new MeshError('MESH_NOT_FOUND', 'this mesh does not hold that file', { cid })
       if (offset > size) throw new MeshError('MESH_BAD_REQUEST', 'offset past the end of the file', { size })
+      // Reads of 2 MiB (not 256 KiB): with small reads the disk reads, not the stream, set
+      // the pace (issue 18, /work/notes/fileperf.md: the bare read went 0.5–0.7× → 0.9× raw).
+      // The file opens while the header goes out.
+      read =
+        offset < size
+          ? this.#c.store.read(cid, { start: offset, end: size - 1 }, SERVE_READ_BYTES)
+          : undefined
+      // Not left unheard while the header goes out: the loop below throws what it met.
+      read?.on('error', () => {})
       await lp.write(encodeJson({ ok: { size } }))
       this.stats.served++
-      if (offset < size) {
-        // Reads of 2 MiB (not 256 KiB): with small reads the disk reads, not the stream, set
-        // the pace (issue 18, /work/notes/fileperf.md: the bare read went 0.5–0.7× → 0.9× raw).
-        const read = this.#c.store.read(cid, { start: offset, end: size - 1 }, SERVE_READ_BYTES)
+      if (read !== undefined) {
         const chunks = read as AsyncIterable<Buffer>
         const rate = this.#c.bytesPerSecond
         const started = Date.now()
@@ -132,6 +140,7 @@ export class FileServer {
       }
       await stream.close()
     } catch (err) {
+      read?.destroy()
       const e =
         err instanceof MeshError
           ? err
