@@ -17,7 +17,7 @@ const CHUNK = 256 * 1024
 
 const bytes = Number(process.argv[2])
 const dir = process.argv[3] as string
-const store = new BlobStore({ dir })
+const store = new BlobStore({ dir, maxFileBytes: bytes })
 await store.start()
 const { cid } = await store.put(Readable.from([randomBytes(bytes)]))
 const host = await createMeshLibp2p({ key: Ed25519KeyPair.generate() })

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { MeshError, TooLargeError } from '../errors.ts'
@@ -11,6 +11,9 @@ export const FILE_DEFAULTS = {
   /** What blobs fetched from peers may take on disk (`--file-cache-bytes`); own uploads never count. */
   cacheBytes: 512 * 1024 * 1024,
 } as const
+
+/** What a fetch may have written but not yet on disk before the peer is paused (a yamux window). */
+const PARTIAL_BUFFER_BYTES = 16 * 1024 * 1024
 
 export interface BlobStoreInit {
   /** `<data dir>/blobs`. */
@@ -158,7 +161,15 @@ export class BlobStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
-    const out = createWriteStream(path, { flags: offset === 0 ? 'w' : 'a', highWaterMark: 4 * 1024 * 1024 })
+    // `flush`: synced before it closes, on the descriptor written through (no second open to
+    // sync in commitPartial; a cut transfer's bytes are on disk for the next try too). Its
+    // buffer lets a fetch run a yamux window (16 MiB) ahead of the disk before the peer is
+    // paused; what arrives while a write is under way goes in the next one (one writev).
+    const out = createWriteStream(path, {
+      flags: offset === 0 ? 'w' : 'a',
+      highWaterMark: PARTIAL_BUFFER_BYTES,
+      flush: true,
+    })
     return { offset, out, hasher }
   }
 
@@ -166,14 +177,11 @@ export class BlobStore {
     await rm(this.partialPath(cid), { force: true })
   }
 
-  /** A complete, hash-checked partial becomes a cached blob; the cache is then kept within its quota. */
+  /**
+   * A complete, hash-checked partial becomes a cached blob; the cache is then kept within its
+   * quota. The partial is on disk already: `resume`'s stream syncs before it closes.
+   */
   async commitPartial(cid: string, size: number): Promise<void> {
-    const fd = await open(this.partialPath(cid), 'r')
-    try {
-      await fd.sync()
-    } finally {
-      await fd.close()
-    }
     await rename(this.partialPath(cid), this.#path(cid))
     this.#cache.set(cid, { size, usedAt: this.#clock() })
     await this.#evict(cid)

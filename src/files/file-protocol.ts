@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import type { ReadStream } from 'node:fs'
 import { setTimeout } from 'node:timers/promises'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
@@ -94,6 +95,7 @@ export class FileServer {
   async serve(stream: Stream, connection: Connection): Promise<void> {
     const lp = lpStream(stream, { maxDataLength: FILE_PROTOCOL_LIMITS.maxRequestBytes })
     let peer = 'unknown'
+    let read: ReadStream | undefined
     try {
       const request = parseJson(
         (await lp.read({ signal: AbortSignal.timeout(FILE_PROTOCOL_LIMITS.requestTimeoutMs) })).subarray(),
@@ -110,12 +112,18 @@ export class FileServer {
       if (size === undefined)
         throw new MeshError('MESH_NOT_FOUND', 'this mesh does not hold that file', { cid })
       if (offset > size) throw new MeshError('MESH_BAD_REQUEST', 'offset past the end of the file', { size })
+      // Reads of 2 MiB (not 256 KiB): with small reads the disk reads, not the stream, set
+      // the pace (issue 18, /work/notes/fileperf.md: the bare read went 0.5–0.7× → 0.9× raw).
+      // The file opens while the header goes out.
+      read =
+        offset < size
+          ? this.#c.store.read(cid, { start: offset, end: size - 1 }, SERVE_READ_BYTES)
+          : undefined
+      // Not left unheard while the header goes out: the loop below throws what it met.
+      read?.on('error', () => {})
       await lp.write(encodeJson({ ok: { size } }))
       this.stats.served++
-      if (offset < size) {
-        // Reads of 2 MiB (not 256 KiB): with small reads the disk reads, not the stream, set
-        // the pace (issue 18, /work/notes/fileperf.md: the bare read went 0.5–0.7× → 0.9× raw).
-        const read = this.#c.store.read(cid, { start: offset, end: size - 1 }, SERVE_READ_BYTES)
+      if (read !== undefined) {
         const chunks = read as AsyncIterable<Buffer>
         const rate = this.#c.bytesPerSecond
         const started = Date.now()
@@ -132,6 +140,7 @@ export class FileServer {
       }
       await stream.close()
     } catch (err) {
+      read?.destroy()
       const e =
         err instanceof MeshError
           ? err
@@ -173,12 +182,13 @@ function lengthPrefixed(bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * What arrives on `stream`, message by message, to the end of it (`undefined`). Unlike
- * the stream's async iterator, what a `pause()` held back still arrives after the remote
- * end closed (the `end` event comes once nothing is held).
+ * What arrives on `stream`, message by message, to the end of it (`undefined`), each as the
+ * buffers it came in (not joined: no copy). Unlike the stream's async iterator, what a
+ * `pause()` held back still arrives after the remote end closed (the `end` event comes once
+ * nothing is held).
  */
-function inbox(stream: Stream): () => Promise<Uint8Array | undefined> {
-  const queue: Uint8Array[] = []
+function inbox(stream: Stream): () => Promise<Uint8Array[] | undefined> {
+  const queue: Uint8Array[][] = []
   let done = false
   let error: Error | undefined
   let wake: (() => void) | undefined
@@ -187,7 +197,7 @@ function inbox(stream: Stream): () => Promise<Uint8Array | undefined> {
     wake = undefined
   }
   stream.addEventListener('message', (e) => {
-    queue.push(e.data.subarray())
+    queue.push(e.data instanceof Uint8Array ? [e.data] : [...e.data])
     notify()
   })
   stream.addEventListener('end', () => {
@@ -211,6 +221,20 @@ function inbox(stream: Stream): () => Promise<Uint8Array | undefined> {
     }
   }
 }
+
+/** `chunks` from byte `from` on, without copying. */
+function skipBytes(chunks: Uint8Array[], from: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let at = 0
+  for (const chunk of chunks) {
+    if (at + chunk.byteLength > from) out.push(at >= from ? chunk : chunk.subarray(from - at))
+    at += chunk.byteLength
+  }
+  return out
+}
+
+/** Longest answer header with its length prefix: what is joined to read it. */
+const MAX_HEAD_BYTES = FILE_PROTOCOL_LIMITS.maxHeaderBytes + 3
 
 /** The answer's header frame at the start of `buf`, and where the bytes after it begin; undefined while incomplete. */
 function readHeader(buf: Uint8Array): { header: unknown; rest: number } | undefined {
@@ -257,28 +281,35 @@ export async function fetchFromPeer(
     const next = inbox(stream)
     if (!stream.send(lengthPrefixed(encodeJson({ room: request.room, cid, offset }))))
       await stream.onDrain({ signal })
-    let pending: Uint8Array | undefined = new Uint8Array(0)
+    // Until the header is read: what arrived (the header's bytes are joined to read it, at
+    // most MAX_HEAD_BYTES; the file's bytes after it are passed on as they came).
+    let head: Uint8Array[] | undefined = []
+    let headBytes = 0
     for (let message = await next(); message !== undefined; message = await next()) {
-      let data = message
-      if (pending !== undefined) {
+      let chunks = message
+      if (head !== undefined) {
         // The header first: `{ok: {size}}` or `{error}`; what follows it is the file.
-        const joined: Uint8Array = pending.length === 0 ? data : Buffer.concat([pending, data])
-        const read = readHeader(joined)
-        if (read === undefined) {
-          pending = joined
-          continue
-        }
-        pending = undefined
+        head.push(...chunks)
+        for (const chunk of chunks) headBytes += chunk.byteLength
+        const read = readHeader(Buffer.concat(head, Math.min(headBytes, MAX_HEAD_BYTES)))
+        if (read === undefined) continue
         size = checkHeader(read.header, mesh, offset, store.maxFileBytes)
-        data = joined.subarray(read.rest)
+        chunks = skipBytes(head, read.rest)
+        head = undefined
       }
-      if (data.byteLength === 0) continue
-      got += data.byteLength
-      if (got > (size as number))
-        throw new MeshError('MESH_UNAVAILABLE', 'the peer sent more than the file', { mesh })
-      hasher.hash.update(data)
-      if (!out.write(data)) {
-        // The disk is behind: the peer waits (what is on its way is held, then dispatched on resume).
+      // Hashed as it arrives; written without waiting (the store's stream gathers what
+      // arrives while a write is under way into one write). The peer waits only when the
+      // disk is a whole buffer behind.
+      let behind = false
+      for (const chunk of chunks) {
+        got += chunk.byteLength
+        if (got > (size as number))
+          throw new MeshError('MESH_UNAVAILABLE', 'the peer sent more than the file', { mesh })
+        hasher.hash.update(chunk)
+        if (!out.write(chunk)) behind = true
+      }
+      if (behind) {
+        // What is on its way meanwhile is held, then dispatched on resume.
         const pausable = stream.readStatus === 'readable'
         if (pausable) stream.pause()
         await once(out, 'drain', { signal })

@@ -111,6 +111,16 @@ describe('fetchFromPeer against honest and hostile servers (issue 18)', () => {
     const resumed = await fetch([header({ ok: { size: 1000 } }), bytes.subarray(400)])
     assert.deepEqual(resumed, { size: 1000, resumedAt: 400 })
     assert.equal(await into.size(cid), 1000)
+    // The header cut anywhere, the file's bytes in the same frames as its end: read whole.
+    await into.discardPartial(cid)
+    const whole = Buffer.concat([header({ ok: { size: 1000 } }), bytes])
+    const split = await fetch([
+      whole.subarray(0, 1),
+      whole.subarray(1, 9),
+      whole.subarray(9, 500),
+      whole.subarray(500),
+    ])
+    assert.deepEqual(split, { size: 1000, resumedAt: 0 })
     // Other bytes under the CID: refused, nothing kept.
     const other = randomBytes(1000)
     const cid2 = cidOf(randomBytes(1000))
