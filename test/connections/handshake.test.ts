@@ -40,9 +40,12 @@ describe('connection handshake between two in-process meshes', () => {
     const [accA] = await bothAt(a, b, id, 'accepted')
     assert.equal(accA.agreementVersion, 1)
 
-    const peersA = await a.peers()
-    const beta = peersA.find((p) => p.did === b.node.did)
-    assert.ok(beta)
+    // alpha learns beta's name from the ack to its request, which under load may be handled
+    // after beta's accept arrived: wait for it rather than race it.
+    const beta = await waitFor(
+      async () => (await a.peers()).find((p) => p.did === b.node.did && p.name !== null),
+      'alpha knows beta by name',
+    )
     assert.equal(beta.state, 'accepted')
     assert.equal(beta.name, 'beta')
     assert.match(beta.keyFingerprint, /^SHA256:/)

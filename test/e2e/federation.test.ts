@@ -92,7 +92,9 @@ describe('federation across processes, driven by the CLI', () => {
     }, 'alpha’s disconnect queued for gamma with an error')
     await alpha.proc?.stop('SIGTERM')
     await start(gamma)
-    assert.equal((await view(gamma, c4.id))?.status, 'accepted')
+    // Not disconnected yet (alpha, down, still holds it): accepted, or degraded once
+    // gamma's probe has found alpha down, which a loaded machine may do first.
+    assert.match((await view(gamma, c4.id))?.status ?? 'none', /^(accepted|degraded)$/)
     await start(alpha)
     await both(alpha, gamma, c4.id, 'disconnected')
     await waitFor(async () => (await view(beta, c5.id))?.status === 'accepted', 'beta–gamma accepted again')
