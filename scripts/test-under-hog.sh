@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run test:hog`: the suite under a CPU hog — a busy loop per core — because no test
 # may depend on the machine's speed: they wait on events and conditions, never on fixed
-# sleeps (issue 14). About five times as long as `npm test` on 2 cores.
+# sleeps (issue 14). CI (.ci/run) runs it after `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hogs=()
