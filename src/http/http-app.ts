@@ -5,11 +5,12 @@ import Fastify, {
   LogController,
 } from 'fastify'
 import type { Registry } from 'prom-client'
-import { Counter } from 'prom-client'
 import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../errors.ts'
+import { Counter } from '../kernel/prom.ts' // issue 15: not prom-client's index
 import type { Logger } from '../log.ts'
 import { lazyValidator } from '../schema.ts'
 import { capConnections, connectionServerOptions, type HttpConnectionLimits } from './connection-limits.ts'
+import { buildLazySerializer } from './lazy-serializers.ts' // issue 15 (cold start)
 import { type OriginGuardInit, registerOriginGuard } from './origin-guard.ts'
 import { type RateLimitsInit, registerRateLimits } from './rate-limits.ts'
 
@@ -67,6 +68,8 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
     bodyLimit: init.bodyLimit ?? 64 * 1024,
     return503OnClosing: true,
     ...connectionServerOptions(init.connections),
+    // issue 15 (cold start): response serializers compile on a route's first answer
+    schemaController: { compilersFactory: { buildSerializer: buildLazySerializer } },
   })
   capConnections(app.server, { limits: init.connections, metrics: init.metrics, logger: init.logger })
   // First of every request's hooks: a rebound or cross-site request goes no further.
