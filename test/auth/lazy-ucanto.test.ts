@@ -10,6 +10,8 @@ import { promisify } from 'node:util'
 import { CBOR, decodeLink, Signature } from '@ucanto/core'
 import { EDDSA_SIGNATURE_CODE } from '../../src/api/ucan.ts'
 import { CID_FRAMINGS, encodeToken, issueDelegation } from '../../src/auth/authority/token.ts'
+import { loadModuleSync } from '../../src/auth/authority/ucanto.ts'
+import { MeshError } from '../../src/errors.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 
 const run = promisify(execFile)
@@ -78,6 +80,13 @@ describe('ucanto loads on first use (issue 15)', () => {
     assert.deepEqual(atImport, [])
     assert.deepEqual(steps, [[]])
     assert.ok(after.includes('@ucanto/core'), after.join(' '))
+  })
+
+  it('a package that cannot load is MESH_INTERNAL', () => {
+    assert.throws(
+      () => loadModuleSync('@ucanto/no-such-package'),
+      (err: unknown) => err instanceof MeshError && err.code === 'MESH_INTERNAL',
+    )
   })
 
   it('the written-out dag-cbor framings and EdDSA code are what ucanto computes', () => {

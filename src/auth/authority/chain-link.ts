@@ -68,8 +68,10 @@ export class LinkReader {
     const cid = key ?? linkString(block.cid)
     const known = this.#verified.get(cid)
     if (known !== undefined) return known
+    // outside the try: ucanto failing to load is MESH_INTERNAL, not a malformed UCAN
+    const { Delegation } = ucantoCore()
     try {
-      const view = ucantoCore().Delegation.create({ root: block as API.UCANBlock, blocks: NO_BLOCKS })
+      const view = Delegation.create({ root: block as API.UCANBlock, blocks: NO_BLOCKS })
       const data = view.data
       const model = (data as unknown as { model: { iss: Principal; aud: Principal } }).model
       return {

@@ -50,7 +50,10 @@ export async function encodeToken(delegation: API.Delegation): Promise<string> {
   return Buffer.from(archived.ok).toString('base64url')
 }
 
-/** Decodes a token and checks every block's hash; never throws. */
+/**
+ * Decodes a token and checks every block's hash; never throws, but for MESH_INTERNAL when
+ * a token the lean reader leaves to the library finds ucanto unable to load.
+ */
 export function decodeToken(token: unknown): TokenResult {
   if (typeof token !== 'string' || token.length === 0 || token.length > TOKEN_LIMITS.maxEncodedLength) {
     return { error: { message: 'the token is not a string of acceptable length' } }
@@ -79,8 +82,9 @@ function rootOf(variant: Block, blocks: Map<string, Block>): TokenResult {
     return { ok: { root, blocks, rootKey: known.key } }
   }
   let link: API.Link | undefined
+  const { CBOR } = ucantoCore() // outside the try: failing to load is MESH_INTERNAL
   try {
-    const value = ucantoCore().CBOR.decode(variant.bytes) as Record<string, API.Link>
+    const value = CBOR.decode(variant.bytes) as Record<string, API.Link>
     link = value['ucan@0.9.1']
   } catch {
     link = undefined
@@ -94,8 +98,9 @@ function rootOf(variant: Block, blocks: Map<string, Block>): TokenResult {
 /** The former path (@ipld/car), for archives the lean reader leaves aside. */
 function decodeWithLibrary(bytes: Uint8Array): TokenResult {
   let decoded: { roots: Block[]; blocks: Map<string, Block> }
+  const { CAR } = ucantoCore() // outside the try: failing to load is MESH_INTERNAL
   try {
-    decoded = ucantoCore().CAR.decode(new Uint8Array(bytes)) as unknown as typeof decoded
+    decoded = CAR.decode(new Uint8Array(bytes)) as unknown as typeof decoded
   } catch (err) {
     return { error: { message: `the token is not a CAR archive: ${(err as Error).message}` } }
   }
@@ -203,8 +208,9 @@ function headerRoots(
   ) {
     return [known.key]
   }
+  const { CBOR } = ucantoCore() // outside the try: failing to load is MESH_INTERNAL
   try {
-    const value = ucantoCore().CBOR.decode(bytes.subarray(start, end)) as {
+    const value = CBOR.decode(bytes.subarray(start, end)) as {
       version?: unknown
       roots?: unknown
     }

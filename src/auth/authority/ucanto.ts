@@ -16,7 +16,8 @@ const requireModule = createRequire(import.meta.url)
 let core: typeof Core | undefined
 let validator: typeof Validator | undefined
 
-function load<T>(specifier: string): T {
+/** An ES module loaded synchronously; MESH_INTERNAL when it cannot load (exported for its test). */
+export function loadModuleSync<T>(specifier: string): T {
   try {
     return requireModule(fileURLToPath(import.meta.resolve(specifier))) as T
   } catch (err) {
@@ -26,12 +27,12 @@ function load<T>(specifier: string): T {
 
 /** @ucanto/core, loaded on the first call. */
 export function ucantoCore(): typeof Core {
-  core ??= load<typeof Core>('@ucanto/core')
+  core ??= loadModuleSync<typeof Core>('@ucanto/core')
   return core
 }
 
 /** @ucanto/validator (capability parsers and their schemas), loaded on the first call. */
 export function ucantoValidator(): typeof Validator {
-  validator ??= load<typeof Validator>('@ucanto/validator')
+  validator ??= loadModuleSync<typeof Validator>('@ucanto/validator')
   return validator
 }
