@@ -1,4 +1,3 @@
-import { Registry } from 'prom-client'
 import type { AgentService } from './agents/index.ts'
 import type { AuditLog } from './audit/index.ts'
 import { type Authority, type MemberService, SessionService } from './auth/index.ts'
@@ -56,7 +55,7 @@ import { buildManifest } from './node/manifest.ts'
 import { startMembers } from './node/members.ts'
 // reachable by URL (SPEC §10)
 import { meshProfile } from './node/mesh-profile.ts'
-import { collectNodeMetrics } from './node/metrics.ts'
+import { collectNodeMetrics, NodeMetrics } from './node/metrics.ts'
 // the model proxy (SPEC §13)
 import { startModel } from './node/model.ts'
 // revocation that travels (SPEC §9)
@@ -103,7 +102,7 @@ type RootWiring = StoreWiring & NetworkWiring & ConnectionsWiring & RoomsWiring 
 export class MeshNode {
   readonly init: MeshNodeInit
   readonly logger: Logger
-  readonly metrics = new Registry()
+  readonly metrics = new NodeMetrics() // issue 15 (cold start): default metrics load after ready
   readonly #parts: Lifecycle<NodeParts>
   readonly #wiring: RootWiring
   readonly #rotation: KeyRotation
@@ -236,6 +235,14 @@ export class MeshNode {
       .catch(async (err: unknown) => {
         throw await startupError(err, this.init.dataDir)
       })
+    // issue 15 (cold start): prom-client's default metrics load once the ready line is out
+    setImmediate(() => {
+      try {
+        if (this.status === 'started') this.metrics.loadDefaults()
+      } catch (err) {
+        this.logger.warn({ event: 'node.metrics_failed', err }, 'the default metrics did not load')
+      }
+    })
   }
 
   async stop(): Promise<void> {

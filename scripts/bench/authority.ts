@@ -41,7 +41,7 @@ import {
   encodeToken,
   issueDelegation,
   issueInvocation,
-  roomPost,
+  parserOf,
 } from '../../src/auth/authority/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import type { BenchResult, Better } from './report.ts'
@@ -169,7 +169,7 @@ export async function* benchAuthority(init: AuthorityBenchInit = {}): AsyncGener
   }
 
   const stockOptions = {
-    capability: roomPost,
+    capability: parserOf('room/post'),
     authority: StockVerifier.parse(mesh.did as API.DID),
     principal: StockVerifier,
     validateAuthorization: () => ({ ok: {} }),

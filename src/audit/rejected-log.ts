@@ -1,5 +1,6 @@
-import { Counter, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import { BadRequestError, type MeshError, type MeshErrorCode } from '../errors.ts'
+import { Counter } from '../kernel/prom.ts' // issue 15: not prom-client's index
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
 

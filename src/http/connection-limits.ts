@@ -1,6 +1,7 @@
 import type { Server, ServerOptions } from 'node:http'
 import type { Socket } from 'node:net'
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Gauge } from '../kernel/prom.ts' // issue 15: not prom-client's index
 import type { Logger } from '../log.ts'
 
 /**

@@ -5,11 +5,12 @@ import Fastify, {
   LogController,
 } from 'fastify'
 import type { Registry } from 'prom-client'
-import { Counter } from 'prom-client'
 import { ERROR_STATUS, MeshError, type MeshErrorCode, toErrorJson } from '../errors.ts'
+import { Counter } from '../kernel/prom.ts' // issue 15: not prom-client's index
 import type { Logger } from '../log.ts'
 import { lazyValidator } from '../schema.ts'
 import { capConnections, connectionServerOptions, type HttpConnectionLimits } from './connection-limits.ts'
+import { buildLazySerializer } from './lazy-serializers.ts' // issue 15 (cold start)
 import { type OriginGuardInit, registerOriginGuard } from './origin-guard.ts'
 import { type RateLimitsInit, registerRateLimits } from './rate-limits.ts'
 
@@ -56,6 +57,8 @@ export function toHttpError(err: unknown): { status: number; body: ReturnType<ty
   return toErrorJson(err)
 }
 
+const validatorCompiler = ({ schema }: { schema: unknown }) => lazyValidator(schema as object)
+
 /**
  * The node's HTTP server: strict schema validation (unknown fields refused, no
  * silent coercion of bodies), one error shape, request metrics.
@@ -67,6 +70,15 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
     bodyLimit: init.bodyLimit ?? 64 * 1024,
     return503OnClosing: true,
     ...connectionServerOptions(init.connections),
+    // issue 15 (cold start): response serializers compile on a route's first answer; the
+    // validator compiler is given here too (the same as set below), so fastify never loads
+    // its own ajv compiler
+    schemaController: {
+      compilersFactory: {
+        buildSerializer: buildLazySerializer,
+        buildValidator: (() => validatorCompiler) as never,
+      },
+    },
   })
   capConnections(app.server, { limits: init.connections, metrics: init.metrics, logger: init.logger })
   // First of every request's hooks: a rebound or cross-site request goes no further.
@@ -75,7 +87,7 @@ export function createHttpApp(init: HttpAppInit): FastifyInstance {
   // Route schemas are checked by the one strict ajv of src/schema.ts (no coercion,
   // nothing removed, first error only) and compile on a route's first request, not when
   // the server starts: compiling every route's schemas was ~100 ms of each cold start.
-  app.setValidatorCompiler(({ schema }) => lazyValidator(schema as object))
+  app.setValidatorCompiler(validatorCompiler)
   if (init.rateLimits !== false) registerRateLimits(app, init.rateLimits ?? {}, init.metrics)
 
   const requests = new Counter({

@@ -1,10 +1,11 @@
 import rateLimitPlugin, { normalizeIP, type RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
-import { Counter, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 // The bucket itself, not the connections module's index: the registry server loads this
 // file without libp2p.
 import { RateLimiter } from '../connections/rate-limiter.ts'
 import { RateLimitedError } from '../errors.ts'
+import { Counter } from '../kernel/prom.ts' // issue 15: not prom-client's index
 
 /** One class's budget: up to `max` requests at once, refilled evenly over `windowMs`. */
 export interface RateLimit {

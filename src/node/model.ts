@@ -1,4 +1,5 @@
-import { Counter, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter } from '../kernel/prom.ts' // issue 15: not prom-client's index
 import { checkQuotaOverrides, ModelProxy, ModelUpstream, QuotaBook, quotaPolicy } from '../model/index.ts'
 import type { NodeWiring } from './parts.ts'
 import type { ReputationFeed } from './reputation.ts'

@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry as MetricsRegistry } from 'prom-client'
+import type { Registry as MetricsRegistry } from 'prom-client'
+import { Counter, Gauge } from '../kernel/prom.ts' // issue 15: not prom-client's index
 
 // prom-client refuses a second metric of one name in a registry; a registry (or client)
 // that is stopped and started again in one process reuses the first.

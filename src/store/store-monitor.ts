@@ -1,4 +1,5 @@
-import { Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Gauge } from '../kernel/prom.ts' // issue 15: not prom-client's index
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, TornLog } from './mesh-store.ts'
 

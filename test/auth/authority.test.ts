@@ -11,8 +11,8 @@ import {
   issueMembershipCredential,
   issuePresentation,
   NodeEd25519Signer,
+  parserOf,
   principalParser,
-  roomPost,
   ucantoVerifier,
 } from '../../src/auth/authority/index.ts'
 import { issueDelegation } from '../../src/auth/authority/token.ts'
@@ -216,7 +216,7 @@ describe('authority: positive cases, one per capability', () => {
     const result = await access(
       inv as never,
       {
-        capability: roomPost,
+        capability: parserOf('room/post'),
         authority: ucantoVerifier(service.did),
         principal: principalParser,
         validateAuthorization: () => ({ ok: {} }),

@@ -17,26 +17,24 @@
  * be matched exactly by the claim (a caveat the delegation leaves out is unrestricted);
  * `trust/promote`'s `tier` is a floor — a delegation with `tier: 3` lets its holder
  * grant tier 3 or 4, never 2.
+ *
+ * The table is plain data; each ability's ucanto parser is built from it the first time
+ * it is asked for (`CAPABILITIES[can].parser`), which is when ucanto loads (issue 15,
+ * cold start: ./ucanto.ts).
  */
 import type * as API from '@ucanto/interface'
-import { capability, Schema } from '@ucanto/validator'
+import { ucantoValidator } from './ucanto.ts'
 
 const ID = '[A-Za-z0-9._~-]{1,128}'
 const DID_BODY = 'did:[a-z0-9]+:[A-Za-z0-9._%:-]{1,256}'
 
-/** A mesh did (the whole mesh). */
-const meshResource = Schema.text({ pattern: new RegExp(`^${DID_BODY}$`) }) as unknown as API.Reader<
-  API.DID,
-  unknown
->
-/** A mesh did or one of its rooms. */
-const roomResource = Schema.text({
-  pattern: new RegExp(`^${DID_BODY}(/rooms/${ID})?$`),
-}) as unknown as API.Reader<API.URI, unknown>
-/** A mesh did or one of its agents. */
-const agentResource = Schema.text({
-  pattern: new RegExp(`^${DID_BODY}(/agents/${ID})?$`),
-}) as unknown as API.Reader<API.URI, unknown>
+/** What an ability acts on: a mesh did, or a mesh did or one of its rooms, or of its agents. */
+type ResourceKind = 'mesh' | 'room' | 'agent'
+const RESOURCE_PATTERNS: Record<ResourceKind, RegExp> = {
+  mesh: new RegExp(`^${DID_BODY}$`),
+  room: new RegExp(`^${DID_BODY}(/rooms/${ID})?$`),
+  agent: new RegExp(`^${DID_BODY}(/agents/${ID})?$`),
+}
 
 /** The resource of one room of a mesh. */
 export function roomResourceOf(meshDid: string, roomId: string): `${string}:${string}` {
@@ -63,7 +61,7 @@ type Nb = Record<string, unknown>
 type Result = { ok: Record<string, never> } | { error: API.Failure }
 
 function refuse(message: string): { error: API.Failure } {
-  return Schema.error(message) as { error: API.Failure }
+  return ucantoValidator().Schema.error(message) as { error: API.Failure }
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -98,14 +96,36 @@ function narrows(exact: string[], floor: string[] = []) {
   }
 }
 
-const did = () => Schema.did()
-const text = (max: number) => Schema.text({ pattern: new RegExp(`^[\\s\\S]{1,${max}}$`) })
+/**
+ * One caveat, always optional: a did, a link, anything, text of 1 to `text` characters,
+ * or an integer strictly between the two bounds of `integer`.
+ */
+type Caveat = 'did' | 'link' | 'unknown' | { text: number } | { integer: [above: number, below: number] }
+const did = (): Caveat => 'did'
+const text = (max: number): Caveat => ({ text: max })
+
+type Schemas = ReturnType<typeof ucantoValidator>['Schema']
+
+function readerOf(caveat: Caveat, schema: Schemas): API.Reader<unknown, unknown> {
+  if (caveat === 'did') return schema.did().optional() as API.Reader<unknown, unknown>
+  if (caveat === 'link') return schema.link().optional() as API.Reader<unknown, unknown>
+  if (caveat === 'unknown') return schema.unknown().optional() as API.Reader<unknown, unknown>
+  if ('text' in caveat) {
+    return schema.text({ pattern: new RegExp(`^[\\s\\S]{1,${caveat.text}}$`) }).optional() as API.Reader<
+      unknown,
+      unknown
+    >
+  }
+  const [above, below] = caveat.integer
+  return schema.integer().greaterThan(above).lessThan(below).optional() as API.Reader<unknown, unknown>
+}
 
 /** A capability parser of any of ours, as the chain verifier uses it. */
 export type AnyCapabilityParser = API.TheCapabilityParser<API.Match<API.ParsedCapability>>
 
 export interface CapabilityInfo {
-  parser: AnyCapabilityParser
+  /** Built on first use (ucanto loads then). */
+  readonly parser: AnyCapabilityParser
   /** The caveat that names an act's subject (`verifyAct`'s `subject`), if the ability has one. */
   subject?: string
   /** Participation: allowed at tier 4. */
@@ -118,8 +138,8 @@ export interface CapabilityInfo {
  * whether tier 4 may invoke it.
  */
 interface AbilitySpec {
-  with: API.Reader<API.URI, unknown> | API.Reader<API.DID, unknown>
-  nb?: Record<string, API.Reader<unknown, unknown>>
+  with: ResourceKind
+  nb?: Record<string, Caveat>
   subject?: string
   floor?: string[]
   /** Further caveats a delegation that sets them must be matched exactly by the claim. */
@@ -129,46 +149,46 @@ interface AbilitySpec {
 
 /** A human's answer to, or end of, one connection (with = the mesh; `connection` names it). */
 const connectionAct: AbilitySpec = {
-  with: meshResource,
-  nb: { connection: text(256).optional() },
+  with: 'mesh',
+  nb: { connection: text(256) },
   subject: 'connection',
 }
 
 const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
-  'mesh/connect': { with: meshResource, nb: { peer: did().optional() }, subject: 'peer' },
+  'mesh/connect': { with: 'mesh', nb: { peer: did() }, subject: 'peer' },
   /** The architect rotates the mesh key (with = the mesh's current did). */
-  'mesh/rotate-key': { with: meshResource },
+  'mesh/rotate-key': { with: 'mesh' },
   'connection/accept': connectionAct,
   'connection/decline': connectionAct,
   'connection/disconnect': connectionAct,
-  'room/share': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
-  'room/read': { with: roomResource, participation: true },
-  'room/post': { with: roomResource, participation: true },
-  'room/invite': { with: roomResource, nb: { invitee: did().optional() }, subject: 'invitee' },
+  'room/share': { with: 'room', nb: { peer: did() }, subject: 'peer' },
+  'room/read': { with: 'room', participation: true },
+  'room/post': { with: 'room', participation: true },
+  'room/invite': { with: 'room', nb: { invitee: did() }, subject: 'invitee' },
   'trust/promote': {
-    with: meshResource,
+    with: 'mesh',
     nb: {
-      subject: did().optional(),
+      subject: did(),
       /** On an invocation: the tier granted. On a delegation: the most privileged tier it may grant. */
-      tier: Schema.integer().greaterThan(1).lessThan(5).optional(),
-      reason: text(512).optional(),
+      tier: { integer: [1, 5] },
+      reason: text(512),
     },
     subject: 'subject',
     floor: ['tier'],
   },
   'agent/invoke': {
-    with: agentResource,
+    with: 'agent',
     nb: {
       /** The agent capability invoked, as listed in the manifest (e.g. `echo`). */
-      ability: text(128).optional(),
+      ability: text(128),
       /** Its input; never constrained by a delegation. */
-      input: Schema.unknown().optional(),
+      input: 'unknown',
     },
     subject: 'ability',
   },
   'ucan/revoke': {
-    with: meshResource,
-    nb: { ucan: Schema.link().optional(), reason: text(512).optional() },
+    with: 'mesh',
+    nb: { ucan: 'link', reason: text(512) },
     subject: 'ucan',
     // revocation people can use (SPEC §9): a member takes back what it issued at any tier
     // (RevocationService lets only the issuer or the architect revoke a delegation)
@@ -177,55 +197,65 @@ const ABILITIES: Readonly<Record<string, AbilitySpec>> = {
   // members: enrolment and removal (SPEC §8)
   /** A human enrols a did as a member (with = the mesh; a delegation may fix its kind and role). */
   'mesh/enrol': {
-    with: meshResource,
-    nb: { did: did().optional(), kind: text(16).optional(), role: text(64).optional() },
+    with: 'mesh',
+    nb: { did: did(), kind: text(16), role: text(64) },
     subject: 'did',
     exact: ['kind', 'role'],
   },
   /** A human removes a member (with = the mesh). */
-  'mesh/remove': { with: meshResource, nb: { did: did().optional() }, subject: 'did' },
+  'mesh/remove': { with: 'mesh', nb: { did: did() }, subject: 'did' },
   // paused links (issue 13): a human pauses or resumes one connection
   'connection/pause': connectionAct,
   'connection/resume': connectionAct,
   // room lifecycle and consent (SPEC §9): with = the room at this mesh (`<mesh>/rooms/<room>`)
   /** A human accepts or declines a room a peer mesh shared (`peer` = that mesh). */
-  'room/accept': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
-  'room/decline': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  'room/accept': { with: 'room', nb: { peer: did() }, subject: 'peer' },
+  'room/decline': { with: 'room', nb: { peer: did() }, subject: 'peer' },
   /** The home mesh's human ends the share of a room with a peer mesh (`peer` = that mesh). */
-  'room/unshare': { with: roomResource, nb: { peer: did().optional() }, subject: 'peer' },
+  'room/unshare': { with: 'room', nb: { peer: did() }, subject: 'peer' },
   /** A human of the receiving mesh leaves a room shared with it. */
-  'room/leave': { with: roomResource },
+  'room/leave': { with: 'room' },
   /** A room's owner or moderator removes a member (`did`); a moderator may be a tier-4 member. */
-  'room/remove': { with: roomResource, nb: { did: did().optional() }, subject: 'did', participation: true },
+  'room/remove': { with: 'room', nb: { did: did() }, subject: 'did', participation: true },
   /** A room's owner or moderator sets a member's (`did`) role (`role`, fixed by a delegation that names it). */
   'room/role': {
-    with: roomResource,
-    nb: { did: did().optional(), role: text(16).optional() },
+    with: 'room',
+    nb: { did: did(), role: text(16) },
     subject: 'did',
     exact: ['role'],
     participation: true,
   },
   // the model proxy (SPEC §13): a foreign principal's chat completion (with = the mesh; a delegation may fix `model`)
   'model/invoke': {
-    with: meshResource,
-    nb: { model: text(256).optional(), request: Schema.unknown().optional() },
+    with: 'mesh',
+    nb: { model: text(256), request: 'unknown' },
     exact: ['model'],
     participation: true,
   },
 }
 
-function define(can: string, spec: AbilitySpec): CapabilityInfo {
-  const parser = capability({
+function parserOfSpec(can: string, spec: AbilitySpec): AnyCapabilityParser {
+  const { capability, Schema } = ucantoValidator()
+  const nb =
+    spec.nb === undefined ? undefined : Object.entries(spec.nb).map(([k, c]) => [k, readerOf(c, Schema)])
+  return capability({
     can: can as API.Ability,
-    with: spec.with as API.Reader<API.URI, unknown>,
-    ...(spec.nb === undefined ? {} : { nb: Schema.struct(spec.nb as never) }),
+    with: Schema.text({ pattern: RESOURCE_PATTERNS[spec.with] }) as unknown as API.Reader<API.URI, unknown>,
+    ...(nb === undefined ? {} : { nb: Schema.struct(Object.fromEntries(nb) as never) }),
     derives: narrows(
       [...(spec.subject === undefined ? [] : [spec.subject]), ...(spec.exact ?? [])],
       spec.floor,
     ) as never,
   }) as unknown as AnyCapabilityParser
+}
+
+function define(can: string, spec: AbilitySpec): CapabilityInfo {
+  let parser: AnyCapabilityParser | undefined
   return {
-    parser,
+    get parser() {
+      parser ??= parserOfSpec(can, spec)
+      return parser
+    },
     ...(spec.subject === undefined ? {} : { subject: spec.subject }),
     participation: spec.participation === true,
   }
@@ -236,30 +266,12 @@ export const CAPABILITIES: Readonly<Record<string, CapabilityInfo>> = Object.fre
   Object.fromEntries(Object.entries(ABILITIES).map(([can, spec]) => [can, define(can, spec)])),
 )
 
-function parsersOf<const Cans extends string[]>(...cans: Cans): { [K in keyof Cans]: AnyCapabilityParser } {
-  return cans.map((can) => (CAPABILITIES[can] as CapabilityInfo).parser) as never
+/** The ucanto parser of one of our abilities (ucanto loads on the first call). */
+export function parserOf(can: string): AnyCapabilityParser {
+  const info = CAPABILITIES[can]
+  if (info === undefined) throw new Error(`unknown ability ${can}`)
+  return info.parser
 }
-
-export const [meshConnect, meshRotateKey] = parsersOf('mesh/connect', 'mesh/rotate-key')
-export const [connectionAccept, connectionDecline, connectionDisconnect] = parsersOf(
-  'connection/accept',
-  'connection/decline',
-  'connection/disconnect',
-)
-export const [roomShare, roomRead, roomPost, roomInvite] = parsersOf(
-  'room/share',
-  'room/read',
-  'room/post',
-  'room/invite',
-)
-export const [trustPromote, agentInvoke, ucanRevoke] = parsersOf(
-  'trust/promote',
-  'agent/invoke',
-  'ucan/revoke',
-)
-
-// members: enrolment and removal (SPEC §8)
-export const [meshEnrol, meshRemove] = parsersOf('mesh/enrol', 'mesh/remove')
 
 export type Ability = keyof typeof CAPABILITIES
 

@@ -7,7 +7,6 @@
  * decoded, so a hit costs no signature check and cannot be spoofed.
  */
 
-import { Delegation, UCAN } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
 import { isDidKey, verifySignature } from '../../identity/index.ts'
 import type { DidResolver } from './did.ts'
@@ -15,6 +14,7 @@ import { type AuthorityFailure, ucanFailure } from './failure.ts'
 import { ucantoVerifier } from './principal.ts'
 import { signedBytes } from './signed-bytes.ts'
 import { type Block, linkString } from './token.ts'
+import { ucantoCore } from './ucanto.ts'
 
 /** One decoded UCAN of a chain. */
 export interface ChainLink {
@@ -68,6 +68,8 @@ export class LinkReader {
     const cid = key ?? linkString(block.cid)
     const known = this.#verified.get(cid)
     if (known !== undefined) return known
+    // outside the try: ucanto failing to load is MESH_INTERNAL, not a malformed UCAN
+    const { Delegation } = ucantoCore()
     try {
       const view = Delegation.create({ root: block as API.UCANBlock, blocks: NO_BLOCKS })
       const data = view.data
@@ -108,7 +110,7 @@ export class LinkReader {
       const signed = signedBytes(modelOf(link), issuer, link.audience)
       valid =
         signed === undefined
-          ? (await UCAN.verifySignature(link.view.data, ucantoVerifier(issuer))) === true
+          ? (await ucantoCore().UCAN.verifySignature(link.view.data, ucantoVerifier(issuer))) === true
           : verifySignature(issuer, signed, link.view.data.signature.raw)
     } else {
       const resolved = await this.#resolver.resolve(issuer)
@@ -125,7 +127,7 @@ export class LinkReader {
         const verifier = ucantoVerifier(key.didKey).withDID(issuer as API.DID)
         const ok =
           signed === undefined
-            ? (await UCAN.verifySignature(link.view.data, verifier)) === true
+            ? (await ucantoCore().UCAN.verifySignature(link.view.data, verifier)) === true
             : verifySignature(key.didKey, signed, link.view.data.signature.raw)
         if (ok) {
           valid = true

@@ -18,28 +18,15 @@
 export { Authority, type AuthorityInit } from './authority.ts'
 export {
   type Ability,
-  agentInvoke,
   agentResourceOf,
   CAPABILITIES,
   type CapabilityInfo,
-  connectionAccept,
-  connectionDecline,
-  connectionDisconnect,
   MAX_DELEGATING_TIER,
-  meshConnect,
-  meshEnrol,
-  meshRemove,
-  meshRotateKey,
+  parserOf, // issue 15: parsers are built on first use
   resourceOwner,
-  roomInvite,
-  roomPost,
-  roomRead,
   roomResourceOf,
-  roomShare,
   TIERS,
   type Tier,
-  trustPromote,
-  ucanRevoke,
   withinResource,
 } from './capabilities.ts'
 export { type ChainPath, ChainVerifier, type ChainVerifierInit } from './chain.ts'

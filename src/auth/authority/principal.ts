@@ -10,7 +10,6 @@
  *   base64url signature out); `jwtIssuer(key)` is a fresh did-jwt-vc `Issuer` per call.
  */
 
-import { Signature } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
 import {
   EDDSA as ALGORITHM,
@@ -20,6 +19,7 @@ import {
   Ed25519Principal,
 } from '../../api/ucan.ts'
 import { type Ed25519KeyPair, publicKeyFromDid, verifySignature } from '../../identity/index.ts'
+import { ucantoCore } from './ucanto.ts'
 
 type DIDKey = API.DIDKey
 
@@ -98,7 +98,7 @@ export class NodeEd25519Signer extends Ed25519Principal {
   }
 
   sign(payload: Uint8Array): API.SignatureView<unknown, number> {
-    return Signature.create(EDDSA_SIGNATURE_CODE, this.#key.sign(payload)) as API.SignatureView<
+    return ucantoCore().Signature.create(EDDSA_SIGNATURE_CODE, this.#key.sign(payload)) as API.SignatureView<
       unknown,
       number
     >

@@ -11,10 +11,10 @@
  * non-EdDSA signature, a null `exp`…), for which the caller uses dag-ucan's own
  * `verifySignature`. The result is byte-for-byte dag-ucan's (test/auth/signed-bytes.test.ts).
  */
-import { Signature } from '@ucanto/core'
+import { EDDSA_SIGNATURE_CODE } from '../../api/ucan.ts'
 import { cidString } from './token.ts'
 
-const EDDSA = Signature.EdDSA
+const EDDSA = EDDSA_SIGNATURE_CODE
 
 interface Model {
   v: unknown

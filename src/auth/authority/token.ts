@@ -14,18 +14,11 @@
  * library reader, whose result is checked the same way.
  */
 import { createHash, hash, randomBytes } from 'node:crypto'
-import {
-  CAR,
-  CBOR,
-  Delegation,
-  decodeLink,
-  delegate as ucantoDelegate,
-  invoke as ucantoInvoke,
-} from '@ucanto/core'
 import type * as API from '@ucanto/interface'
 import type { Ed25519KeyPair } from '../../identity/index.ts'
 import { ucantoSigner } from './principal.ts'
 import type { Result } from './result.ts'
+import { ucantoCore } from './ucanto.ts'
 
 export const TOKEN_LIMITS = Object.freeze({
   /** Largest encoded token accepted (characters). */
@@ -57,7 +50,10 @@ export async function encodeToken(delegation: API.Delegation): Promise<string> {
   return Buffer.from(archived.ok).toString('base64url')
 }
 
-/** Decodes a token and checks every block's hash; never throws. */
+/**
+ * Decodes a token and checks every block's hash; never throws, but for MESH_INTERNAL when
+ * a token the lean reader leaves to the library finds ucanto unable to load.
+ */
 export function decodeToken(token: unknown): TokenResult {
   if (typeof token !== 'string' || token.length === 0 || token.length > TOKEN_LIMITS.maxEncodedLength) {
     return { error: { message: 'the token is not a string of acceptable length' } }
@@ -86,6 +82,7 @@ function rootOf(variant: Block, blocks: Map<string, Block>): TokenResult {
     return { ok: { root, blocks, rootKey: known.key } }
   }
   let link: API.Link | undefined
+  const { CBOR } = ucantoCore() // outside the try: failing to load is MESH_INTERNAL
   try {
     const value = CBOR.decode(variant.bytes) as Record<string, API.Link>
     link = value['ucan@0.9.1']
@@ -101,6 +98,7 @@ function rootOf(variant: Block, blocks: Map<string, Block>): TokenResult {
 /** The former path (@ipld/car), for archives the lean reader leaves aside. */
 function decodeWithLibrary(bytes: Uint8Array): TokenResult {
   let decoded: { roots: Block[]; blocks: Map<string, Block> }
+  const { CAR } = ucantoCore() // outside the try: failing to load is MESH_INTERNAL
   try {
     decoded = CAR.decode(new Uint8Array(bytes)) as unknown as typeof decoded
   } catch (err) {
@@ -131,7 +129,7 @@ class CarBlock {
   }
 
   get cid(): API.Link {
-    this.#cid ??= decodeLink(this.#cidBytes) as API.Link
+    this.#cid ??= ucantoCore().decodeLink(this.#cidBytes) as API.Link
     return this.#cid
   }
 }
@@ -210,8 +208,12 @@ function headerRoots(
   ) {
     return [known.key]
   }
+  const { CBOR } = ucantoCore() // outside the try: failing to load is MESH_INTERNAL
   try {
-    const value = CBOR.decode(bytes.subarray(start, end)) as { version?: unknown; roots?: unknown }
+    const value = CBOR.decode(bytes.subarray(start, end)) as {
+      version?: unknown
+      roots?: unknown
+    }
     if (value === null || typeof value !== 'object' || value.version !== 1) return undefined
     if (!Array.isArray(value.roots) || Object.keys(value).length !== 2) {
       return { error: { message: 'the token is not a CAR archive: malformed header' } }
@@ -252,19 +254,19 @@ function varint(
 }
 
 // dag-cbor framing around one CID (tag 42, bytes of 37: 0x00 then the 36-byte CIDv1), as
-// the CAR header and the ucanto variant block encode it.
+// the CAR header and the ucanto variant block encode it. Written out rather than encoded
+// at import, so that this file loads no ucanto (issue 15); test/auth/token-framing.test.ts
+// checks them against dag-cbor's encoding.
 const SAMPLE_CID = new Uint8Array([0x01, DAG_CBOR, SHA2_256, 0x20, ...new Uint8Array(32)])
-const CID_FRAME = Uint8Array.of(0xd8, 0x2a, 0x58, 0x25, 0x00)
-const [HEADER_PREFIX, HEADER_SUFFIX] = framing(CBOR.encode({ version: 1, roots: [decodeLink(SAMPLE_CID)] }))
-const [VARIANT_PREFIX] = framing(CBOR.encode({ 'ucan@0.9.1': decodeLink(SAMPLE_CID) }))
-
-function framing(encoded: Uint8Array): [Uint8Array, Uint8Array] {
-  const bytes = Buffer.from(encoded)
-  const at = bytes.indexOf(Buffer.concat([CID_FRAME, SAMPLE_CID]))
-  if (at < 0) throw new Error('unexpected dag-cbor framing of a CID')
-  const end = at + CID_FRAME.length + SAMPLE_CID.length
-  return [bytes.subarray(0, at + CID_FRAME.length), bytes.subarray(end)]
-}
+const CID_FRAME = [0xd8, 0x2a, 0x58, 0x25, 0x00]
+const ascii = (text: string): number[] => [...Buffer.from(text, 'latin1')]
+/** `{roots: [cid], version: 1}`: map(2), "roots", array(1), the CID, "version", 1. */
+const HEADER_PREFIX = Uint8Array.from([0xa2, 0x65, ...ascii('roots'), 0x81, ...CID_FRAME])
+const HEADER_SUFFIX = Uint8Array.from([0x67, ...ascii('version'), 0x01])
+/** `{'ucan@0.9.1': cid}`: map(1), "ucan@0.9.1", the CID. */
+const VARIANT_PREFIX = Uint8Array.from([0xa1, 0x6a, ...ascii('ucan@0.9.1'), ...CID_FRAME])
+/** The framings above, for the test that checks them. */
+export const CID_FRAMINGS = { SAMPLE_CID, HEADER_PREFIX, HEADER_SUFFIX, VARIANT_PREFIX }
 
 function matches(expected: Uint8Array, bytes: Uint8Array, offset: number): boolean {
   if (offset + expected.length > bytes.length) return false
@@ -323,7 +325,10 @@ export function blockIntact(block: Block): boolean {
 
 /** A ucanto view of a decoded token's root (its proofs resolved from the same archive). */
 export function viewOf(decoded: DecodedToken): API.Delegation {
-  return Delegation.create({ root: decoded.root as API.UCANBlock, blocks: decoded.blocks as never })
+  return ucantoCore().Delegation.create({
+    root: decoded.root as API.UCANBlock,
+    blocks: decoded.blocks as never,
+  })
 }
 
 /** One capability: an ability on a resource, with its caveats. */
@@ -352,7 +357,7 @@ export interface IssueOptions {
 export async function issueDelegation(
   options: IssueOptions & { capabilities: CapabilityInput[] },
 ): Promise<API.Delegation> {
-  return ucantoDelegate({
+  return ucantoCore().delegate({
     issuer: ucantoSigner(options.issuer),
     audience: { did: () => options.audience as API.DID },
     capabilities: options.capabilities as unknown as API.Capabilities,
@@ -367,7 +372,7 @@ export async function issueDelegation(
 export async function issueInvocation(
   options: IssueOptions & { capability: CapabilityInput },
 ): Promise<API.Invocation> {
-  const invocation = ucantoInvoke({
+  const invocation = ucantoCore().invoke({
     issuer: ucantoSigner(options.issuer),
     audience: { did: () => options.audience as API.DID },
     capability: options.capability as unknown as API.Capability,
