@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import * as Y from 'yjs'
 import { canonicalBytes, Ed25519KeyPair, verifyBytes, verifyCanonical } from '../../src/identity/index.ts'
 import {
@@ -68,16 +68,21 @@ function everyMessageSealed(room: Room): number {
   return n
 }
 
+/** A shared room where A wrote `n` messages B missed: B's catch-up plan, and the seal of message `victim`. */
+async function missed(t: TestContext, n: number, victim: number) {
+  const w = await sharedRoom(t)
+  const before = w.roomB.messageCount
+  const sv = Y.encodeStateVector(w.roomB.doc)
+  const written = await fillA(w.roomA, n)
+  const plan = splitDiff(w.roomA.doc, sv, { maxEntries: 1000 })
+  const victimId = contentId(written[victim] as MessageEntry)
+  const seal = w.roomA.doc.getMap('seals').get(sealKey('messages', victimId)) as Seal
+  return { w, before, plan, victimId, seal }
+}
+
 describe('seals on the catch-up path', () => {
   it('a forged seal inside a catch-up chunk of 600 messages is refused; the rest applies, each seal verified', async (t) => {
-    const w = await sharedRoom(t)
-    const before = w.roomB.messageCount
-    const sv = Y.encodeStateVector(w.roomB.doc)
-    const written = await fillA(w.roomA, 600)
-    const plan = splitDiff(w.roomA.doc, sv, { maxEntries: 1000 })
-    const victim = written[300] as MessageEntry
-    const victimId = contentId(victim)
-    const seal = w.roomA.doc.getMap('seals').get(sealKey('messages', victimId)) as Seal
+    const { w, before, plan, victimId, seal } = await missed(t, 600, 300)
     let refusal: ReturnType<typeof refusalOf>
     for (const chunk of plan.chunks) {
       const forged = Buffer.from(chunk).includes(seal.sig)
@@ -97,14 +102,8 @@ describe('seals on the catch-up path', () => {
   })
 
   it('one of 300 relayed by a mesh that does not answer for the writer: cut at the forgery, completed by an honest sync', async (t) => {
-    const w = await sharedRoom(t)
-    const before = w.roomB.messageCount
-    const sv = Y.encodeStateVector(w.roomB.doc)
-    const written = await fillA(w.roomA, 300)
-    const plan = splitDiff(w.roomA.doc, sv, { maxEntries: 1000 })
+    const { w, before, plan, victimId, seal } = await missed(t, 300, 150)
     assert.equal(plan.chunks.length, 1, 'one chunk')
-    const victimId = contentId(written[150] as MessageEntry)
-    const seal = w.roomA.doc.getMap('seals').get(sealKey('messages', victimId)) as Seal
     const result = await w.roomB.applyUpdate(forge(plan.chunks[0] as Uint8Array, seal), fromC)
     assert.equal(refusalOf(result)?.details.reason, 'bad-seal')
     assert.equal(w.roomB.message(victimId), undefined)
