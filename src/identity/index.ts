@@ -35,4 +35,4 @@ export {
   verifyRotationChain,
   verifyRotationRecord,
 } from './rotation.ts'
-export { canonicalBytes, signCanonical, verifyCanonical } from './signed-json.ts'
+export { canonicalBytes, canonicalJson, signCanonical, verifyBytes, verifyCanonical } from './signed-json.ts'

@@ -70,14 +70,23 @@ export function publicKeyFromDid(did: string): Uint8Array {
   return bytes.subarray(2)
 }
 
+// Every entry of every room update names dids (shape checks, issue 15): decoding each
+// (base58) cost more than the rest of a shape check. The valid ones seen lately are kept;
+// a flood of new ones only clears the set.
+const validDids = new Set<string>()
+const VALID_DIDS_MAX = 4096
+
 export function isDidKey(did: unknown): did is string {
   if (typeof did !== 'string') return false
+  if (validDids.has(did)) return true
   try {
     publicKeyFromDid(did)
-    return true
   } catch {
     return false
   }
+  if (validDids.size >= VALID_DIDS_MAX) validDids.clear()
+  validDids.add(did)
+  return true
 }
 
 // Parsing a DER key is the costly part of a verification; hot DIDs are kept.

@@ -1,5 +1,5 @@
-import canonicalize from 'canonicalize'
 import { BadRequestError } from '../errors.ts'
+import { jcs } from './jcs.ts'
 import type { Ed25519KeyPair } from './keys.ts'
 import { verifySignature } from './keys.ts'
 
@@ -8,9 +8,14 @@ import { verifySignature } from './keys.ts'
  * node verifies on another whatever order the fields were written in.
  */
 export function canonicalBytes(value: unknown): Uint8Array {
-  const text = canonicalize(value)
+  return new TextEncoder().encode(canonicalJson(value))
+}
+
+/** The JCS text of a value (hash it as UTF-8: no lone surrogate gets through). */
+export function canonicalJson(value: unknown): string {
+  const text = jcs(value)
   if (text === undefined) throw new BadRequestError('value has no canonical JSON form')
-  return new TextEncoder().encode(text)
+  return text
 }
 
 /** Signs `payload` (without its signature field) and returns the base64url signature. */
@@ -20,12 +25,17 @@ export function signCanonical(key: Ed25519KeyPair, payload: unknown): string {
 
 /** Verifies a base64url signature by `did` over the canonical form of `payload`. */
 export function verifyCanonical(did: string, payload: unknown, signature: unknown): boolean {
-  if (typeof signature !== 'string' || signature.length > 128) return false
   let bytes: Uint8Array
   try {
     bytes = canonicalBytes(payload)
   } catch {
     return false
   }
+  return verifyBytes(did, bytes, signature)
+}
+
+/** `verifyCanonical` for a caller that has the canonical bytes already. */
+export function verifyBytes(did: string, bytes: Uint8Array, signature: unknown): boolean {
+  if (typeof signature !== 'string' || signature.length > 128) return false
   return verifySignature(did, bytes, Buffer.from(signature, 'base64url'))
 }

@@ -10,7 +10,7 @@ import {
   membersByDate,
   type SealedMember,
 } from './membership.ts'
-import type { SealKeys } from './mesh-keys.ts'
+import type { MeshKey, SealKeys } from './mesh-keys.ts'
 import {
   type ClientBinding,
   COMMITTED_CLIENT_MIN,
@@ -31,6 +31,7 @@ import {
   type Seal,
   type SealedMapName,
   sealKey,
+  type VerifiedSeals,
   verifySeal,
 } from './room-entries.ts'
 
@@ -65,6 +66,11 @@ export interface ValidateOptions {
   now?: number
   maxForeignParticipants?: number
   maxUpdateBytes?: number
+}
+
+/** Options of one validation, with what it learnt so far (a seal is verified once however often its entry is checked). */
+interface Checking extends ValidateOptions {
+  verified: VerifiedSeals
 }
 
 /** One entry written by an update (or by the node itself). */
@@ -159,6 +165,7 @@ export function validateUpdate(
       ),
     }
   }
+  const checking: Checking = { ...options, verified: new Map() }
   try {
     const read = readStructs(room.doc, update)
     if (read.writes.length === 0 && read.holes.length === 0)
@@ -166,12 +173,12 @@ export function validateUpdate(
     // Deletions are never applied: the update less its delete set (update-structs.ts).
     const applied = read.deletes ? encodeStructs(read.byClient) : update
     try {
-      const ok = checkWhole(room, read, sender, options)
+      const ok = checkWhole(room, read, sender, checking)
       return { ok: applied === update ? ok : { ...ok, update: applied } }
     } catch (err) {
       // A refused entry (not a malformed update): keep what else the update holds.
       if (!(err instanceof Refusal) || err.reason === 'apply-failed' || err.reason === 'incomplete') throw err
-      return salvaged(room, read, sender, options, err)
+      return salvaged(room, read, sender, checking, err)
     }
   } catch (err) {
     return { error: asError(room, err) }
@@ -182,7 +189,7 @@ function checkWhole(
   room: ValidationTarget,
   read: ReadUpdate,
   sender: UpdateSender,
-  options: ValidateOptions,
+  options: Checking,
 ): ValidatedUpdate {
   // No trial apply on a copy of the room: readStructs proves the update applies whole
   // (every struct a root-map entry without origins, each client's clocks contiguous from
@@ -212,7 +219,7 @@ function salvaged(
   room: ValidationTarget,
   read: ReadUpdate,
   sender: UpdateSender,
-  options: ValidateOptions,
+  options: Checking,
   first: Refusal,
 ): ValidationResult {
   const answersFor = answering(room, sender)
@@ -258,7 +265,7 @@ function checkWrites(
   room: ValidationTarget,
   writes: RawWrite[],
   sender: UpdateSender,
-  options: ValidateOptions,
+  options: Checking,
   prior: { writes: RawWrite[]; entries: NewEntry[] } = { writes: [], entries: [] },
 ): NewEntry[] {
   const doc = room.doc
@@ -293,8 +300,20 @@ function checkWrites(
     }
   }
 
-  const ownerOf = (client: number): ClientBinding | undefined =>
-    (mapOf(doc, 'clients').get(String(client)) as ClientBinding | undefined) ?? bindings.get(String(client))
+  // Asked for every entry and seal; a catch-up chunk has few writers (and the doc does not change here).
+  const owners = new Map<number, ClientBinding | undefined>()
+  const ownerOf = (client: number): ClientBinding | undefined => {
+    if (owners.has(client)) return owners.get(client)
+    const key = String(client)
+    const owner = (mapOf(doc, 'clients').get(key) as ClientBinding | undefined) ?? bindings.get(key)
+    owners.set(client, owner)
+    return owner
+  }
+  const histories = new Map<string, readonly MeshKey[] | undefined>()
+  const keysOf = (mesh: string): readonly MeshKey[] | undefined => {
+    if (!histories.has(mesh)) histories.set(mesh, room.meshKeys?.keysOf(mesh))
+    return histories.get(mesh)
+  }
 
   if (sender.kind === 'client') {
     for (const w of writes) {
@@ -339,9 +358,10 @@ function checkWrites(
       const found = seals.get(sk)
       if (found === undefined) refuse('missing-seal', 'entry has no seal', { map })
       // A content-addressed entry's key was checked above to be its content id: not hashed again.
-      if (!verifySeal(found.seal, room.id, map, w.key, value, contentAddressed(map) ? w.key : undefined))
+      const known = contentAddressed(map) ? w.key : undefined
+      if (!verifySeal(found.seal, room.id, map, w.key, value, known, options.verified))
         refuse('bad-seal', 'seal does not verify', { map })
-      checkSigner(room.meshKeys, found.seal, entryTime(map, value), map)
+      checkSigner(keysOf(found.seal.mesh), found.seal, entryTime(map, value), map)
       usedSeals.add(sk)
       sealedBy = found.seal.mesh
       const required = requiredSealer(map, value, room.homeMesh)
@@ -382,12 +402,11 @@ function checkWrites(
  * bindings of old clients).
  */
 function checkSigner(
-  keys: SealKeys | undefined,
+  history: readonly MeshKey[] | undefined,
   seal: Seal,
   ts: number | undefined,
   map: SealedMapName,
 ): void {
-  const history = keys?.keysOf(seal.mesh)
   const signer = seal.key ?? seal.mesh
   const key = history?.find((k) => k.did === signer)
   if (seal.key !== undefined && key === undefined)
