@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import type { RoomOrigin } from '../../src/rooms/index.ts'
+import { MeshStore } from '../../src/store/index.ts'
+import { tempDir, tempStore } from '../fixtures/principals.ts'
+import { alice, manager, meshA, sharedRoom, until } from './helpers.ts'
+
+/** Holds every write of `store` until `release` (a disk slow to fsync). */
+function holdWrites(store: MeshStore): { release: () => void; held: () => number } {
+  const batch = store.batch.bind(store)
+  let open: () => void = () => {}
+  const gate = new Promise<void>((r) => {
+    open = r
+  })
+  let held = 0
+  store.batch = async (ops) => {
+    held++
+    await gate
+    return batch(ops)
+  }
+  return { release: () => open(), held: () => held }
+}
+
+describe('room write path: fan-out before durability, group commit across rooms (issue 15)', () => {
+  it('readers and peers get an update as soon as it is applied, in order; its poster is answered once durable', async (t) => {
+    const storeA = await tempStore(t)
+    const { a, id, roomA, roomB } = await sharedRoom(t, { a: { store: storeA } })
+    // What A's links and y-websocket clients are handed: the room's `update` events.
+    const sent: Uint8Array[] = []
+    roomA.doc.on('update', (u: Uint8Array, origin: RoomOrigin | null) => {
+      if (origin?.source === 'local') sent.push(u)
+    })
+    const hold = holdWrites(storeA)
+    const answered: string[] = []
+    const posts = ['one', 'two', 'three'].map((body) =>
+      a.post(id, alice.did, body).then((r) => {
+        answered.push(body)
+        return r
+      }),
+    )
+    await until(() => sent.length === 3 && hold.held() >= 1, 'each post handed to readers')
+    assert.deepEqual(answered, [], 'no poster is answered before its write is durable')
+    // The peer validates and shows them (its own store is not held), before A's write is done.
+    for (const u of sent)
+      assert.equal((await roomB.applyUpdate(u, { kind: 'peer', meshDid: a.ownMesh })).error, undefined)
+    assert.deepEqual(
+      roomB.page(undefined, 10).messages.map((m) => m.body),
+      ['one', 'two', 'three'],
+    )
+    assert.deepEqual(answered, [])
+    hold.release()
+    const ids = await Promise.all(posts)
+    assert.deepEqual(answered, ['one', 'two', 'three'])
+    for (const { id: mid } of ids) assert.ok(roomA.message(mid))
+  })
+
+  it("several rooms' log rows share the store's writes", async (t) => {
+    const store = await tempStore(t)
+    const rooms = await manager(t, meshA, { store })
+    const ids: string[] = []
+    for (let r = 0; r < 4; r++) ids.push((await rooms.create({ name: `r${r}`, creator: alice.did })).id)
+    for (const id of ids) await rooms.load(id)
+    const before = store.groupStats
+    await Promise.all(ids.flatMap((id) => [1, 2, 3].map((k) => rooms.post(id, alice.did, `post ${k}`))))
+    const after = store.groupStats
+    assert.equal(after.batches - before.batches, 12)
+    assert.ok(
+      after.writes - before.writes < 12,
+      `${after.writes - before.writes} writes for 12 posts in 4 rooms`,
+    )
+    for (const id of ids) assert.equal((await rooms.load(id)).messageCount, 3)
+  })
+
+  it('loses no acknowledged post in any room when SIGKILLed while rooms write together', async (t) => {
+    const path = join(await tempDir(t), 'db')
+    const child = spawn(
+      process.execPath,
+      [new URL('./crash-rooms-poster.ts', import.meta.url).pathname, path, '4'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
+    let ids: string[] = []
+    const acked: Array<[string, string]> = []
+    let buffered = ''
+    await new Promise<void>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`child exited early: ${code}`)))
+      child.stdout.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString()
+        const lines = buffered.split('\n')
+        buffered = lines.pop() ?? ''
+        for (const line of lines) {
+          if (line.startsWith('rooms ')) ids = line.slice(6).split(' ')
+          else if (line.length > 0) acked.push(line.split(' ') as [string, string])
+        }
+        if (acked.length >= 600) resolve()
+      })
+    })
+    child.removeAllListeners('exit')
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGKILL')
+    await exited
+    const store = new MeshStore({ path })
+    await store.open()
+    t.after(() => store.close())
+    const rooms = await manager(t, meshA, { store })
+    assert.equal(ids.length, 4)
+    for (const id of ids) {
+      const room = await rooms.load(id)
+      const missing = acked.filter(([r, mid]) => r === id && room.message(mid) === undefined)
+      assert.deepEqual(missing, [], `${missing.length} acknowledged posts lost in ${id}`)
+      assert.equal(room.doc.store.pendingStructs, null, 'no hole in any room log')
+      await rooms.post(id, alice.did, 'alive after the crash')
+    }
+  })
+})
