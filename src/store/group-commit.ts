@@ -38,8 +38,9 @@ export class GroupCommit<Op> {
       this.#queue.push({ operations, resolve, reject })
       if (this.#busy) return
       this.#busy = true
-      // The rest of this tick's batches (the other rooms' flushes) join this write.
-      queueMicrotask(() => void this.#drain())
+      // The rest of this turn of the event loop's batches (the other requests, frames and
+      // rooms handled in it) join this write: fewer fsyncs than writing the first alone.
+      setImmediate(() => void this.#drain())
     })
   }
 

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 import type { RoomOrigin } from '../../src/rooms/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { tempDir, tempStore } from '../fixtures/principals.ts'
-import { alice, manager, meshA, sharedRoom, until } from './helpers.ts'
+import { alice, manager, meshA, meshB, sharedRoom, sync, until } from './helpers.ts'
 
 /** Holds every write of `store` until `release` (a disk slow to fsync). */
 function holdWrites(store: MeshStore): { release: () => void; held: () => number } {
@@ -54,6 +54,38 @@ describe('room write path: fan-out before durability, group commit across rooms 
     const ids = await Promise.all(posts)
     assert.deepEqual(answered, ['one', 'two', 'three'])
     for (const { id: mid } of ids) assert.ok(roomA.message(mid))
+  })
+
+  it('a post a peer holds but its origin lost before the fsync (a crash) comes back to the origin by re-sync', async (t) => {
+    const storeA = await tempStore(t)
+    const { a, id, roomA, roomB } = await sharedRoom(t, { a: { store: storeA } })
+    const sent: Uint8Array[] = []
+    roomA.doc.on('update', (u: Uint8Array, origin: RoomOrigin | null) => {
+      if (origin?.source === 'local') sent.push(u)
+    })
+    const batch = storeA.batch.bind(storeA)
+    // The disk never gets it: the process dies before the fsync (here, the write fails).
+    storeA.batch = () => Promise.reject(new Error('crashed before the fsync'))
+    await assert.rejects(a.post(id, alice.did, 'lost at its origin'), /crashed before the fsync/)
+    assert.equal(sent.length, 1, 'the post was handed to the link before its write')
+    for (const u of sent)
+      assert.equal((await roomB.applyUpdate(u, { kind: 'peer', meshDid: a.ownMesh })).error, undefined)
+    // The origin loads the room again from its store, without the post (its poster was never answered).
+    storeA.batch = batch
+    const reloaded = await a.load(id)
+    assert.notEqual(reloaded, roomA)
+    assert.equal(reloaded.messageCount, roomA.messageCount - 1)
+    // The peer is ahead; the link's catch-up (a state-vector diff) gives the origin its post back.
+    const result = await sync(roomB, reloaded, meshB.did)
+    assert.equal(result.error, undefined)
+    assert.deepEqual(
+      reloaded
+        .page(undefined, 50)
+        .messages.map((m) => m.body)
+        .filter((b) => b === 'lost at its origin'),
+      ['lost at its origin'],
+    )
+    await a.post(id, alice.did, 'and it goes on')
   })
 
   it("several rooms' log rows share the store's writes", async (t) => {
