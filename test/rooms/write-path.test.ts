@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { RoomOrigin } from '../../src/rooms/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
+import { runThenKill } from '../fixtures/crash-child.ts'
 import { tempDir, tempStore } from '../fixtures/principals.ts'
 import { alice, manager, meshA, meshB, sharedRoom, sync, until } from './helpers.ts'
 
@@ -107,33 +107,13 @@ describe('room write path: fan-out before durability, group commit across rooms 
 
   it('loses no acknowledged post in any room when SIGKILLed while rooms write together', async (t) => {
     const path = join(await tempDir(t), 'db')
-    const child = spawn(
-      process.execPath,
-      [new URL('./crash-rooms-poster.ts', import.meta.url).pathname, path, '4'],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    )
     let ids: string[] = []
     const acked: Array<[string, string]> = []
-    let buffered = ''
-    await new Promise<void>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`child exited early: ${code}`)))
-      child.stdout.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString()
-        const lines = buffered.split('\n')
-        buffered = lines.pop() ?? ''
-        for (const line of lines) {
-          if (line.startsWith('rooms ')) ids = line.slice(6).split(' ')
-          else if (line.length > 0) acked.push(line.split(' ') as [string, string])
-        }
-        if (acked.length >= 600) resolve()
-      })
+    await runThenKill(new URL('./crash-poster.ts', import.meta.url), [path, '4'], (line) => {
+      if (line.startsWith('rooms ')) ids = line.slice(6).split(' ')
+      else acked.push(line.split(' ') as [string, string])
+      return acked.length >= 600
     })
-    child.removeAllListeners('exit')
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGKILL')
-    await exited
     const store = new MeshStore({ path })
     await store.open()
     t.after(() => store.close())
