@@ -58,20 +58,25 @@ export class GroupCommit<Op> {
       this.stats.batches += group.length
       if (group.length === 1) {
         const only = group[0] as Waiting<Op>
-        await this.#write(only.operations).then(only.resolve, only.reject)
+        await this.#attempt(only.operations).then(only.resolve, only.reject)
         continue
       }
       const operations: Op[] = []
       for (const w of group) for (const op of w.operations) operations.push(op)
       try {
-        await this.#write(operations)
+        await this.#attempt(operations)
         for (const w of group) w.resolve()
       } catch {
         // Not one of them was written (a LevelDB batch is atomic): each alone, in order.
-        for (const w of group) await this.#write(w.operations).then(w.resolve, w.reject)
+        for (const w of group) await this.#attempt(w.operations).then(w.resolve, w.reject)
       }
     }
     this.#busy = false
     for (const resolve of this.#idle.splice(0)) resolve()
+  }
+
+  /** The write, a synchronous throw (a store not open) turned into a rejection. */
+  async #attempt(operations: Op[]): Promise<void> {
+    await this.#write(operations)
   }
 }

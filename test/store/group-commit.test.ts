@@ -67,6 +67,22 @@ describe('group commit (issue 15)', () => {
     assert.deepEqual(w.writes, [['a', 'bad', 'c'], ['a'], ['bad'], ['c']])
   })
 
+  it('a write that throws at once (a store not open) rejects its callers and the next batches still go', async () => {
+    let open = false
+    const written: string[][] = []
+    const group = new GroupCommit<string>((ops) => {
+      if (!open) throw new Error('not open')
+      written.push(ops)
+      return Promise.resolve()
+    })
+    await assert.rejects(group.commit(['a']), /not open/)
+    await assert.rejects(Promise.all([group.commit(['b']), group.commit(['c'])]), /not open/)
+    open = true
+    await group.commit(['d'])
+    assert.deepEqual(written, [['d']])
+    await group.settled()
+  })
+
   it("MeshStore: one tick's batches on several sublevels in one write; a malformed one refused alone", async (t) => {
     const store = await tempStore(t)
     const rooms = store.sublevel('rooms')
