@@ -78,6 +78,8 @@ export class RoomLog {
   /** The last write given to the store (the store writes them in order: all before it are done when it is). */
   #tail: Promise<unknown> = Promise.resolve()
   #compacting = false
+  /** The compaction under way (resolves, never rejects, when it is done). */
+  #compaction: Promise<void> = Promise.resolve()
   #closed = false
   #failed: unknown
 
@@ -147,7 +149,7 @@ export class RoomLog {
     if (this.#logged >= this.#every && !this.#compacting) {
       this.#compacting = true
       // Off this write's path: the rows it merges are given to the store before it.
-      setImmediate(() => void this.#compactNow())
+      this.#compaction = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#compactNow())
     }
     return write.catch((err: unknown) => {
       this.#fail(err)
@@ -161,7 +163,7 @@ export class RoomLog {
       const tail = this.#tail
       await tail.catch(() => {})
       if (tail === this.#tail && !this.#compacting) return
-      if (this.#compacting) await new Promise((resolve) => setImmediate(resolve))
+      await this.#compaction
     }
   }
 
