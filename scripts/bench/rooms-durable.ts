@@ -16,6 +16,9 @@
  * - `rooms.durable_posts_per_s`: carol's posts at B through `RoomManager.post` (the
  *   node's own write: entry, content id, seal, log), `window` in flight, against the
  *   same raw classic-level figure.
+ * - `rooms.durable_posts_per_s.rooms16`: alice's posts at A into 16 rooms at once, one
+ *   in flight per room (16 in all), against the same raw figure: every room's log rows
+ *   share the store's group-committed writes (store/group-commit.ts).
  */
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
@@ -23,12 +26,13 @@ import { LeveldbPersistence } from 'y-leveldb'
 import type { RoomOrigin } from '../../src/rooms/index.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, fmt, median, note, type ResultName } from './report.ts'
-import { body, carol, cpuMs, meshB, openStore, sharedRoom } from './rooms-fixture.ts'
+import { alice, body, carol, cpuMs, meshB, openStore, sharedRoom } from './rooms-fixture.ts'
 
 export const ROOMS_DURABLE_NAMES: ResultName[] = [
   { name: 'rooms.durable_msgs_per_s.vs_level', unit: 'msgs/s', better: 'higher' },
   { name: 'rooms.durable_msgs_per_s.vs_y_leveldb', unit: 'msgs/s', better: 'higher' },
   { name: 'rooms.durable_posts_per_s.vs_level', unit: 'msgs/s', better: 'higher' },
+  { name: 'rooms.durable_posts_per_s.rooms16', unit: 'msgs/s', better: 'higher' },
 ]
 
 export interface DurableInit {
@@ -98,6 +102,26 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     note(`rooms durable CPU per message: peer ${Math.round(peerCpu)} µs, post ${Math.round(postCpu)} µs`)
     if (roomA.messageCount !== n) throw new Error(`room A holds ${roomA.messageCount} messages, not ${n}`)
 
+    // 16 rooms at A, one post in flight in each: the store's writes are shared by the rooms.
+    const ids: string[] = []
+    for (let r = 0; r < window; r++) ids.push((await a.create({ name: `bench ${r}`, creator: alice.did })).id)
+    for (const rid of ids) await a.load(rid)
+    const group0 = storeA.groupStats
+    t0 = performance.now()
+    c0 = cpuMs()
+    await Promise.all(
+      ids.map(async (rid, r) => {
+        for (let k = r; k < n; k += ids.length) await a.post(rid, alice.did, body(k))
+      }),
+    )
+    const manyRooms = rate(n, t0)
+    const manyCpu = ((cpuMs() - c0) * 1000) / n
+    const group1 = storeA.groupStats
+    note(
+      `rooms durable, ${ids.length} rooms: ${Math.round(manyRooms)} posts/s, CPU ${Math.round(manyCpu)} µs a post, ` +
+        `${group1.writes - group0.writes} store writes for ${group1.batches - group0.batches} batches`,
+    )
+
     // Raw classic-level: the same bytes, batches of `window`, synced; median of 3 runs
     // (fsync times on a shared disk vary several-fold from one second to the next).
     const levels: number[] = []
@@ -133,6 +157,7 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     emit('rooms.durable_msgs_per_s.vs_level', peer, 'msgs/s', level, 0.5, 'higher')
     emit('rooms.durable_msgs_per_s.vs_y_leveldb', peer, 'msgs/s', yLeveldb, 2, 'higher')
     emit('rooms.durable_posts_per_s.vs_level', posts, 'msgs/s', level, 0.5, 'higher')
+    emit('rooms.durable_posts_per_s.rooms16', manyRooms, 'msgs/s', level, 0.5, 'higher')
   } finally {
     await a.stop()
     await b.stop()

@@ -23,10 +23,14 @@ import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
  * store written by the earlier layout (one snapshot of the whole state, no `v/`) reads
  * as one segment.
  *
- * Writes are group-committed: every update appended in the same tick goes into one
- * LevelDB batch, and each append resolves only once its batch is written, so an
- * acknowledged update survives a SIGKILL. Unlike y-leveldb, a failed write is never
- * swallowed: its appenders are rejected and `onFailure` is told.
+ * Writes are group-committed by the store (store/group-commit.ts): every update appended
+ * in a tick, in this room or any other, and every other batch of that tick, goes into one
+ * LevelDB write and fsync, in the order appended; each append resolves only once its row
+ * is written, so an acknowledged update survives a SIGKILL, and a crash loses only a
+ * suffix of what was not acknowledged. A compaction is its own batch, given to the store
+ * after the rows it merges (in a later tick): its encoding never delays an append's
+ * answer. Unlike y-leveldb, a failed write is never swallowed: its appender is rejected,
+ * the log refuses every later append and `onFailure` is told (once).
  */
 export interface RoomLogInit {
   store: MeshStore
@@ -57,13 +61,6 @@ interface Segment {
   end?: Uint8Array
 }
 
-interface Pending {
-  update: Uint8Array
-  ops: StoreOperation[]
-  resolve: () => void
-  reject: (err: unknown) => void
-}
-
 export class RoomLog {
   readonly #store: MeshStore
   readonly #room: string
@@ -78,9 +75,12 @@ export class RoomLog {
   #segments: Segment[] = []
   /** Seqs of updates in the log since the last segment (contiguous: snapshotSeq+1 … seq). */
   #logged = 0
-  #queue: Pending[] = []
-  #scheduled = false
-  #flushing: Promise<void> = Promise.resolve()
+  /** The last write given to the store (the store writes them in order: all before it are done when it is). */
+  #tail: Promise<unknown> = Promise.resolve()
+  #compacting = false
+  /** The compaction under way (resolves, never rejects, when it is done). */
+  #compaction: Promise<void> = Promise.resolve()
+  #closed = false
   #failed: unknown
 
   constructor(init: RoomLogInit) {
@@ -96,88 +96,99 @@ export class RoomLog {
   /** Reads the segments and the updates after them, oldest first (to apply in this order). */
   async read(): Promise<Uint8Array[]> {
     const out: Uint8Array[] = []
-    this.#segments = []
-    for await (const [key, value] of this.#sub.iterator({ gte: S, lt: `${S}~` })) {
-      const seq = Number(key.slice(S.length))
-      this.#segments.push({ seq, count: seq - this.#snapshotSeq, bytes: value.byteLength })
-      this.#snapshotSeq = seq
-      out.push(value)
-    }
+    const rows: Array<[number, Uint8Array]> = []
     const ends = new Map<number, Uint8Array>()
-    for await (const [key, value] of this.#sub.iterator({ gte: V, lt: `${V}~` }))
-      ends.set(Number(key.slice(V.length)), value)
+    this.#segments = []
+    // One iterator, so one snapshot of the store: a compaction landing while a room loads is
+    // seen whole or not at all (`s/` < `u/` < `v/`: segments, then updates, then ends).
+    for await (const [key, value] of this.#sub.iterator({ gte: S, lt: `${V}~` })) {
+      const seq = Number(key.slice(2))
+      if (key.startsWith(S)) {
+        this.#segments.push({ seq, count: seq - this.#snapshotSeq, bytes: value.byteLength })
+        this.#snapshotSeq = seq
+        out.push(value)
+      } else if (key.startsWith(U)) {
+        if (seq > this.#snapshotSeq) rows.push([seq, value])
+      } else if (key.startsWith(V)) ends.set(seq, value)
+    }
     for (const segment of this.#segments) {
       const end = ends.get(segment.seq)
       if (end !== undefined) segment.end = end
     }
     this.#seq = this.#snapshotSeq
-    for await (const [key, value] of this.#sub.iterator({ gt: U + pad(this.#snapshotSeq), lt: `${U}~` })) {
-      this.#seq = Number(key.slice(U.length))
+    for (const [seq, value] of rows) {
+      this.#seq = seq
       this.#logged++
       out.push(value)
     }
     return out
   }
 
+  /** Whether a compaction is under way (the room stays loaded until it is done). */
+  get busy(): boolean {
+    return this.#compacting
+  }
+
   get seq(): number {
     return this.#seq
   }
 
-  /** Appends an update (with other operations to commit atomically with it); resolves once durable. */
+  /**
+   * Appends an update (with other operations to commit atomically with it); resolves once
+   * durable. The row goes to the store at once: the store group-commits it with every other
+   * batch of the tick, every room's (store/group-commit.ts), and writes in the order given.
+   */
   append(update: Uint8Array, ops: StoreOperation[] = []): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed)
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ update, ops, resolve, reject })
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        // After the current writes: then every update of this tick joins one batch.
-        this.#flushing = this.#flushing.then(() => this.#flush())
-      }
+    // A reopen of the store after a failure (store/store-monitor.ts) closed this nested sublevel.
+    if (this.#sub.status === 'closed' && !this.#closed) this.#sub = roomSublevel(this.#store, this.#room)
+    this.#seq++
+    const write = this.#store.batch([this.#op('put', U + pad(this.#seq), update), ...ops])
+    this.#tail = write
+    this.#logged++
+    if (this.#logged >= this.#every && !this.#compacting) {
+      this.#compacting = true
+      // Off this write's path: the rows it merges are given to the store before it.
+      this.#compaction = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#compactNow())
+    }
+    return write.catch((err: unknown) => {
+      this.#fail(err)
+      throw err
     })
   }
 
-  /** Resolves when everything appended so far is durable (or failed). */
+  /** Resolves when everything appended so far is durable (or failed), compaction included. */
   async drain(): Promise<void> {
-    while (this.#queue.length > 0 || this.#scheduled) await this.#flushing
+    for (;;) {
+      const tail = this.#tail
+      await tail.catch(() => {})
+      if (tail === this.#tail && !this.#compacting) return
+      await this.#compaction
+    }
   }
 
-  async #flush(): Promise<void> {
-    this.#scheduled = false
-    const batch = this.#queue
-    this.#queue = []
-    if (batch.length === 0) return
-    // A reopen of the store after a failure (store/store-monitor.ts) closed this nested sublevel.
-    if (this.#sub.status === 'closed') this.#sub = roomSublevel(this.#store, this.#room)
-    const ops: StoreOperation[] = []
-    const firstSeq = this.#seq + 1
-    const lastSeq = this.#seq + batch.length
-    const compact = this.#logged + batch.length >= this.#every
-    let segments = this.#segments
+  /**
+   * Writes a segment of every update logged so far (and deletes their rows) in one batch,
+   * after them in the store's order. A failure fails the log as a failed append does.
+   */
+  async #compactNow(): Promise<void> {
     try {
-      if (compact) segments = await this.#compact(ops, firstSeq, lastSeq)
-      else
-        for (let i = 0; i < batch.length; i++)
-          ops.push(this.#op('put', U + pad(firstSeq + i), batch[i]?.update))
-    } catch (err) {
-      this.#fail(batch, err)
-      return
-    }
-    for (const p of batch) ops.push(...p.ops)
-    try {
-      await this.#store.batch(ops)
-    } catch (err) {
-      this.#fail(batch, err)
-      return
-    }
-    this.#seq = lastSeq
-    if (compact) {
-      this.#snapshotSeq = lastSeq
+      if (this.#failed !== undefined || this.#closed) return
+      const last = this.#seq
+      const ops: StoreOperation[] = []
+      const segments = await this.#compact(ops, last)
+      if (this.#failed !== undefined || this.#closed) return
+      const write = this.#store.batch(ops)
+      this.#tail = write
+      await write
+      this.#snapshotSeq = last
       this.#segments = segments
-      this.#logged = 0
-    } else {
-      this.#logged += batch.length
+      this.#logged = this.#seq - last
+    } catch (err) {
+      this.#fail(err)
+    } finally {
+      this.#compacting = false
     }
-    for (const p of batch) p.resolve()
   }
 
   /**
@@ -186,13 +197,14 @@ export class RoomLog {
    */
   close(): void {
     this.#failed ??= new Error('room log closed')
-    this.#sub.close().catch(() => {})
+    this.#closed = true
+    void this.drain().then(() => this.#sub.close().catch(() => {}))
   }
 
-  #fail(batch: Pending[], err: unknown): void {
+  /** The first failure fails the log: later appends are refused, `onFailure` is told once. */
+  #fail(err: unknown): void {
+    if (this.#failed !== undefined) return
     this.#failed = err
-    for (const p of batch) p.reject(err)
-    for (const p of this.#queue.splice(0)) p.reject(err)
     this.#onFailure(err)
   }
 
@@ -201,9 +213,9 @@ export class RoomLog {
    * batch become one segment, merged with its older neighbours while the binary-counter
    * rule allows (see the class comment). Returns the segments after it.
    */
-  async #compact(ops: StoreOperation[], firstSeq: number, lastSeq: number) {
-    // The logged updates since the last segment, and this batch, are in the document already.
-    for (let seq = this.#snapshotSeq + 1; seq < firstSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
+  async #compact(ops: StoreOperation[], lastSeq: number) {
+    // The logged updates since the last segment are in the document already.
+    for (let seq = this.#snapshotSeq + 1; seq <= lastSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
     const segments = [...this.#segments]
     const end = Y.encodeStateVector(this.#doc)
     let start = await this.#endOf(segments.length - 1)

@@ -167,7 +167,7 @@ export class Room implements ValidationTarget {
 
   /** Whether the room may not be unloaded now, however long it was idle (see loaded-rooms.ts). */
   get inUse(): boolean {
-    if (this.#holds > 0 || this.#writes > 0) return true
+    if (this.#holds > 0 || this.#writes > 0 || this.#log?.busy === true) return true
     const awareness = this.#awareness
     if (awareness === undefined) return false
     for (const client of awareness.getStates().keys()) if (client !== awareness.clientID) return true
@@ -371,9 +371,10 @@ export class Room implements ValidationTarget {
     await this.#lastWrite
   }
 
-  /** Resolves when every write so far is durable. */
+  /** Resolves when every write so far is durable (and the log's compaction done). */
   async flush(): Promise<void> {
     await this.#lastWrite
+    await this.#log?.drain()
   }
 
   /**

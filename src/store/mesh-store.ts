@@ -5,6 +5,7 @@ import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { StoreDamagedError, StoreVersionError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
+import { GroupCommit } from './group-commit.ts'
 
 /** Bumped whenever the layout of a stored value or key changes incompatibly. */
 export const STORE_SCHEMA_VERSION = 1
@@ -125,6 +126,8 @@ export class MeshStore {
   /** The nonce the mark file holds: a mark whose file write failed must not move it. */
   #fileNonce: string | null = null
   #marking: Promise<unknown> = Promise.resolve()
+  /** Every `batch` of a tick in one LevelDB write and fsync (group-commit.ts, issue 15). */
+  readonly #group = new GroupCommit<StoreOperation>((operations) => this.#opened().batch(operations))
 
   constructor(init: MeshStoreInit) {
     this.path = init.path
@@ -188,6 +191,7 @@ export class MeshStore {
   async close(): Promise<void> {
     const db = this.#db
     if (db?.status !== 'open') return
+    await this.#group.settled()
     // A clean stop leaves a fresh mark, so the next open checks everything written until now.
     await this.mark().catch((err: unknown) =>
       this.#log.warn({ event: 'store.mark_failed', err }, 'could not write the durability mark'),
@@ -204,9 +208,19 @@ export class MeshStore {
     return sub as Sublevel<V>
   }
 
-  /** Applies operations on any sublevels (`{type, sublevel, key, value}`) all or nothing. */
+  /**
+   * Applies operations on any sublevels (`{type, sublevel, key, value}`) all or nothing.
+   * Group-committed (group-commit.ts): the batches of a tick, and those given while the
+   * previous write was syncing, go to LevelDB as one write, in the order given.
+   */
   async batch(operations: StoreOperation[]): Promise<void> {
-    await this.#opened().batch(operations)
+    this.#opened()
+    if (operations.length > 0) await this.#group.commit(operations)
+  }
+
+  /** Writes done and batches merged into them since open (benches, tests). */
+  get groupStats(): { writes: number; batches: number } {
+    return { ...this.#group.stats }
   }
 
   /**

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { roomSublevel } from '../../src/rooms/room-log.ts'
 import { MeshStore } from '../../src/store/index.ts'
+import { runThenKill } from '../fixtures/crash-child.ts'
 import { tempDir, tempStore } from '../fixtures/principals.ts'
 import { alice, bob, carol, mallory, manager, meshA } from './helpers.ts'
 
@@ -145,29 +145,13 @@ describe('RoomManager', () => {
   it('loses no acknowledged post when SIGKILLed during a burst', async (t) => {
     const dir = await tempDir(t)
     const path = join(dir, 'db')
-    const child = spawn(process.execPath, [new URL('./crash-poster.ts', import.meta.url).pathname, path], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
     let roomId = ''
     const acked: string[] = []
-    let buffered = ''
-    await new Promise<void>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`child exited early: ${code}`)))
-      child.stdout.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString()
-        const lines = buffered.split('\n')
-        buffered = lines.pop() ?? ''
-        for (const line of lines) {
-          if (line.startsWith('room ')) roomId = line.slice(5)
-          else if (line.length > 0) acked.push(line)
-        }
-        if (acked.length >= 700) resolve()
-      })
+    await runThenKill(new URL('./crash-poster.ts', import.meta.url), [path], (line) => {
+      if (line.startsWith('room ')) roomId = line.slice(5)
+      else acked.push(line)
+      return acked.length >= 700
     })
-    child.removeAllListeners('exit')
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGKILL')
-    await exited
     const store = new MeshStore({ path })
     await store.open()
     t.after(() => store.close())

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdir, readdir, rm, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -7,38 +6,20 @@ import { describe, it, type TestContext } from 'node:test'
 import { Level } from 'level'
 import { createLogger } from '../../src/log.ts'
 import { MARK_FILE, MeshStore, StoreMonitor } from '../../src/store/index.ts'
+import { runThenKill } from '../fixtures/crash-child.ts'
 import { tempDir } from '../fixtures/principals.ts'
 import { alice, manager, meshA } from '../rooms/helpers.ts'
 
 /** Runs the poster child until it has marked, then SIGKILLs it: the acknowledged ids and the room. */
 async function postThenKill(path: string, count: number): Promise<{ roomId: string; acked: string[] }> {
-  const child = spawn(
-    process.execPath,
-    [new URL('./torn-poster.ts', import.meta.url).pathname, path, String(count)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
   let roomId = ''
   const acked: string[] = []
-  let buffered = ''
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`child exited early: ${code}`)))
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString()
-      const lines = buffered.split('\n')
-      buffered = lines.pop() ?? ''
-      for (const line of lines) {
-        if (line.startsWith('room ')) roomId = line.slice(5)
-        else if (line === 'marked') resolve()
-        else if (line.length > 0) acked.push(line)
-      }
-    })
+  await runThenKill(new URL('./torn-poster.ts', import.meta.url), [path, String(count)], (line) => {
+    if (line.startsWith('room ')) roomId = line.slice(5)
+    else if (line === 'marked') return true
+    else acked.push(line)
+    return false
   })
-  child.removeAllListeners('exit')
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGKILL')
-  await exited
   return { roomId, acked }
 }
 
