@@ -149,3 +149,24 @@ export function didWebOf(host: string, path: string[] = []): string {
 export function room(id = 'lobby'): `${string}:${string}` {
   return `${service.did}/rooms/${id}` as `${string}:${string}`
 }
+
+/**
+ * A JWT-VC payload about `sub`: the W3C context, type `VerifiableCredential` and `types`,
+ * `credentialSubject`; it expires an hour from NOW unless `exp` is null.
+ */
+export function vcPayload(
+  sub: string,
+  types: string[],
+  credentialSubject: Record<string, unknown>,
+  exp: number | null = NOW_S + 3600,
+) {
+  return {
+    sub,
+    ...(exp !== null ? { exp } : {}),
+    vc: {
+      '@context': ['https://www.w3.org/2018/credentials/v1'],
+      type: ['VerifiableCredential', ...types],
+      credentialSubject,
+    },
+  }
+}
