@@ -16,7 +16,7 @@ import {
 } from '../../src/auth/authority/index.ts'
 import { viewOf } from '../../src/auth/authority/token.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import type { MeshStore } from '../../src/store/index.ts'
+import { MeshStore } from '../../src/store/index.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
 export { alice, bob, mallory }
@@ -65,6 +65,19 @@ export async function startMesh(
   t.after(() => authority.stop())
   const root = delegationOf((authority.rootDelegation() as { token: string }).token)
   return { store, audit, authority, root, clock }
+}
+
+/**
+ * `mesh` restarted: its audit log stopped, its store closed and opened again, and a mesh
+ * started on it (closed when the test ends).
+ */
+export async function restartMesh(t: TestContext, mesh: Mesh): Promise<Mesh> {
+  await mesh.audit.stop()
+  await mesh.store.close()
+  const reopened = new MeshStore({ path: mesh.store.path })
+  await reopened.open()
+  t.after(() => reopened.close())
+  return startMesh(t, { store: reopened })
 }
 
 /** A ucanto delegation view of an encoded token. */

@@ -16,7 +16,6 @@ import {
   ucantoVerifier,
 } from '../../src/auth/authority/index.ts'
 import { issueDelegation } from '../../src/auth/authority/token.ts'
-import { MeshStore } from '../../src/store/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import {
   alice,
@@ -32,6 +31,7 @@ import {
   mallory,
   NOW,
   NOW_S,
+  restartMesh,
   room,
   service,
   startMesh,
@@ -303,12 +303,7 @@ describe('authority: hostile cases (each refused with its code and proof)', () =
     const first = await startMesh(t, { store })
     const ucan = await invoke(alice, post(), [first.root])
     passed(await first.authority.verifyAuthority({ ucan, ...post() }))
-    await first.audit.stop()
-    await store.close()
-    const reopened = new MeshStore({ path: store.path })
-    await reopened.open()
-    t.after(() => reopened.close())
-    const second = await startMesh(t, { store: reopened })
+    const second = await restartMesh(t, first)
     assert.equal(
       second.root.cid.toString(),
       first.root.cid.toString(),
