@@ -4,8 +4,14 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import type { RejectedEntry } from '../../src/connections/index.ts'
-import { acceptRoom, connectCli, e2e, type FixedPortMesh, fixedPortMeshes } from '../fixtures/e2e.ts'
+import {
+  acceptRoom,
+  connectCli,
+  e2e,
+  type FixedPortMesh,
+  fixedPortMeshes,
+  rejectedAt,
+} from '../fixtures/e2e.ts'
 
 type Mesh = FixedPortMesh
 type Share = { peer: string; status: string; shared: boolean; endedBy?: string }
@@ -148,11 +154,9 @@ describe('room lifecycle across processes (SPEC §9)', () => {
     await start(gamma, staleDir)
     await api(gamma).post(`/api/rooms/${abc}/messages`, { body: 'after my removal' })
     await start(beta)
-    const refused = await waitFor(
-      async () =>
-        (
-          await api(beta).get<{ entries: RejectedEntry[] }>('/api/federation/rejected?limit=200')
-        ).entries.find((e) => e.details.reason === 'membership-ended'),
+    const refused = await rejectedAt(
+      beta,
+      (e) => e.details.reason === 'membership-ended',
       'beta refuses the late post',
     )
     assert.equal(refused.code, 'MESH_UPDATE_REJECTED')

@@ -8,11 +8,17 @@ import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { loadMesh, withMeshStore } from '../../src/mesh-info.ts'
 import { RoomManager } from '../../src/rooms/index.ts'
-import { acceptRoom, connectCli, e2e, type FixedPortMesh, fixedPortMeshes } from '../fixtures/e2e.ts'
+import {
+  acceptRoom,
+  connectCli,
+  e2e,
+  type FixedPortMesh,
+  fixedPortMeshes,
+  rejectedAt,
+} from '../fixtures/e2e.ts'
 
 type Mesh = FixedPortMesh
 type Msg = { id: string; author: string; body: string }
-type RejectedEntry = { code: string; details: Record<string, unknown> }
 
 const carol = new Ed25519KeyPair(Buffer.alloc(32, 51))
 
@@ -91,11 +97,9 @@ describe('members everywhere across processes', () => {
       body: 'after my removal',
     })
     await start(beta)
-    const refused = await waitFor(
-      async () =>
-        (
-          await api(beta).get<{ entries: RejectedEntry[] }>('/api/federation/rejected?limit=200')
-        ).entries.find((e) => e.details.reason === 'membership-ended'),
+    const refused = await rejectedAt(
+      beta,
+      (e) => e.details.reason === 'membership-ended',
       'beta refuses the late post',
     )
     assert.equal(refused.code, 'MESH_UPDATE_REJECTED')
