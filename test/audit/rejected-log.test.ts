@@ -3,13 +3,14 @@ import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { RejectedLog, rejectionFrom } from '../../src/audit/rejected-log.ts'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { SessionService } from '../../src/auth/index.ts'
 import { ReplayError, SignatureMismatchError } from '../../src/errors.ts'
 import { createHttpApp, decorateSessions, rejectedRoutes } from '../../src/http/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+import { answeredChallenge } from '../fixtures/session-answer.ts'
 
 const T0 = Date.parse('2026-01-01T00:00:00Z')
 
@@ -153,11 +154,7 @@ describe('GET /api/federation/rejected', () => {
     decorateSessions(app, sessions)
     await app.register(rejectedRoutes, { rejected })
     t.after(() => app.close())
-    const { nonce } = sessions.challenge()
-    const signature = Buffer.from(
-      alice.sign(new TextEncoder().encode(sessionChallengeText(mesh.did, nonce))),
-    ).toString('base64url')
-    const { token } = await sessions.open({ did: alice.did, nonce, signature })
+    const { token } = await sessions.open(answeredChallenge(sessions, alice, mesh.did))
     return { app, headers: { authorization: `Bearer ${token}` } }
   }
 

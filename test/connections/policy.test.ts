@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { SessionService } from '../../src/auth/index.ts'
 import {
   DEFAULT_POLICY,
   type FederationPolicy,
@@ -14,6 +14,7 @@ import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+import { answeredChallenge } from '../fixtures/session-answer.ts'
 
 // Peers are named by the fixtures' dids; carol is a fourth mesh no list names.
 const carol = new Ed25519KeyPair(Buffer.alloc(32, 4))
@@ -149,13 +150,8 @@ describe('GET|PUT|PATCH /api/federation/policy', () => {
       },
     })
     t.after(() => app.close())
-    const tokenOf = async (key: Ed25519KeyPair) => {
-      const { nonce } = sessions.challenge()
-      const signature = Buffer.from(
-        key.sign(new TextEncoder().encode(sessionChallengeText(mesh.did, nonce))),
-      ).toString('base64url')
-      return (await sessions.open({ did: key.did, nonce, signature })).token
-    }
+    const tokenOf = async (key: Ed25519KeyPair) =>
+      (await sessions.open(answeredChallenge(sessions, key, mesh.did))).token
     return { app, changes, architect: await tokenOf(alice), human: await tokenOf(bob) }
   }
 

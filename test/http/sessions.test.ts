@@ -2,11 +2,12 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Registry } from 'prom-client'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { SessionService } from '../../src/auth/index.ts'
 import { createHttpApp, registerSessionRoutes } from '../../src/http/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
+import { challengeAnswer } from '../fixtures/session-answer.ts'
 
 const mesh = Ed25519KeyPair.generate()
 
@@ -35,16 +36,12 @@ async function signIn(sessions: SessionService, key: Ed25519KeyPair) {
   return sessions.open(answer(key, nonce))
 }
 
-const sign = (key: Ed25519KeyPair, text: string) =>
-  Buffer.from(key.sign(new TextEncoder().encode(text))).toString('base64url')
-
 /**
  * `key`'s answer to challenge `nonce`: its signature over the challenge text of this mesh
  * and `nonce` (or, to forge one, of `signed.mesh` and `signed.nonce`).
  */
 function answer(key: Ed25519KeyPair, nonce: string, signed: { mesh?: string; nonce?: string } = {}) {
-  const text = sessionChallengeText(signed.mesh ?? mesh.did, signed.nonce ?? nonce)
-  return { did: key.did, nonce, signature: sign(key, text) }
+  return challengeAnswer(key, signed.mesh ?? mesh.did, nonce, signed.nonce ?? nonce)
 }
 
 /** `POST /api/session` with `payload`. */
