@@ -1,20 +1,17 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
-import { Registry } from 'prom-client'
-import { SessionService } from '../../src/auth/index.ts'
 import {
   DEFAULT_POLICY,
   type FederationPolicy,
   type PolicyChange,
   PolicyService,
 } from '../../src/connections/policy.ts'
-import { createHttpApp, decorateSessions, policyRoutes } from '../../src/http/index.ts'
+import { policyRoutes } from '../../src/http/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { silentLogger } from '../../src/log.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
-import { answeredChallenge } from '../fixtures/session-answer.ts'
+import { sessionApp } from '../fixtures/session-answer.ts'
 
 // Peers are named by the fixtures' dids; carol is a fourth mesh no list names.
 const carol = new Ed25519KeyPair(Buffer.alloc(32, 4))
@@ -130,28 +127,18 @@ describe('federation policy', () => {
 })
 
 describe('GET|PUT|PATCH /api/federation/policy', () => {
-  const mesh = new Ed25519KeyPair(Buffer.alloc(32, 9))
-
   async function server(t: TestContext) {
-    const store = await tempStore(t)
-    const sessions = new SessionService({
-      store,
-      meshDid: mesh.did,
-      roleOf: async (did) => (did === alice.did ? 'architect' : did === bob.did ? 'human' : undefined),
-    })
+    const { store, app, tokenOf } = await sessionApp(t, async (did) =>
+      did === alice.did ? 'architect' : did === bob.did ? 'human' : undefined,
+    )
     const service = new PolicyService({ store })
     const changes: PolicyChange[] = []
-    const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-    decorateSessions(app, sessions)
     await app.register(policyRoutes, {
       policy: service,
       onChange: (change) => {
         changes.push(change)
       },
     })
-    t.after(() => app.close())
-    const tokenOf = async (key: Ed25519KeyPair) =>
-      (await sessions.open(answeredChallenge(sessions, key, mesh.did))).token
     return { app, changes, architect: await tokenOf(alice), human: await tokenOf(bob) }
   }
 
