@@ -26,9 +26,10 @@ import {
   errorAnswer,
   isConnected,
   type PeerAnswer,
-  PeerRefusals,
-  ProtocolHandler,
+  type PeerRefusals,
+  type ProtocolHandler,
   parseJson,
+  peerProtocolParts,
   perMinute,
   type RequestsOverHttp,
 } from './peer-request.ts'
@@ -164,19 +165,16 @@ export class AuditProtocol {
       gossipIntervalMs: init.gossipIntervalMs ?? 15_000,
     }
     this.#limiter = perMinute(this.#init.requestsPerMinute)
-    this.#log = components.logger.child({ component: 'audit-protocol' })
-    this.#refusals = new PeerRefusals({
-      kind: 'audit.request',
-      rejected: components.rejected,
-      onPeerRefused: components.onPeerRefused,
-      logger: this.#log,
-    })
-    this.#handler = new ProtocolHandler({
+    const parts = peerProtocolParts(components, {
       protocol: MESH_AUDIT_PROTOCOL,
-      libp2p: components.libp2p,
+      kind: 'audit.request',
+      component: 'audit-protocol',
       maxInboundStreams: this.#init.maxInboundStreams,
       serve: (stream, connection) => this.#serve(stream, connection),
     })
+    this.#log = parts.log
+    this.#refusals = parts.refusals
+    this.#handler = parts.handler
   }
 
   async start(): Promise<void> {

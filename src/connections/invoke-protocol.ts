@@ -14,9 +14,10 @@ import {
   encodeJson,
   errorAnswer,
   type PeerAnswer,
-  PeerRefusals,
-  ProtocolHandler,
+  type PeerRefusals,
+  type ProtocolHandler,
   parseJson,
+  peerProtocolParts,
   perMinute,
   type RequestsOverHttp,
 } from './peer-request.ts'
@@ -131,19 +132,16 @@ export class InvokeProtocol {
     }
     this.#limiter = perMinute(this.#init.requestsPerMinute)
     this.#senders = perMinute(this.#init.sendsPerMinute)
-    this.#log = components.logger.child({ component: 'invoke-protocol' })
-    this.#refusals = new PeerRefusals({
-      kind: 'invoke.request',
-      rejected: components.rejected,
-      onPeerRefused: components.onPeerRefused,
-      logger: this.#log,
-    })
-    this.#handler = new ProtocolHandler({
+    const parts = peerProtocolParts(components, {
       protocol: MESH_INVOKE_PROTOCOL,
-      libp2p: components.libp2p,
+      kind: 'invoke.request',
+      component: 'invoke-protocol',
       maxInboundStreams: this.#init.maxInboundStreams,
       serve: (stream, connection) => this.#serve(stream, connection),
     })
+    this.#log = parts.log
+    this.#refusals = parts.refusals
+    this.#handler = parts.handler
   }
 
   start(): Promise<void> {

@@ -344,3 +344,42 @@ export class ProtocolHandler {
     }
   }
 }
+
+/** What a request/answer protocol takes of its components to serve peers and record their refusals. */
+export interface PeerProtocolComponents {
+  /** A getter: a key rotation replaces the host. */
+  libp2p: () => MeshLibp2p
+  rejected?: Pick<RejectedLog, 'record'> | undefined
+  onPeerRefused?: ((peer: string, reason: string) => void) | undefined
+  logger: Logger
+}
+
+/**
+ * A request/answer protocol's parts: its logger (`component`), the record of refused
+ * requests of `kind`, and its handler of `protocol` serving each stream with `serve`.
+ */
+export function peerProtocolParts(
+  components: PeerProtocolComponents,
+  init: {
+    protocol: string
+    kind: string
+    component: string
+    maxInboundStreams: number
+    serve: (stream: Stream, connection: Connection) => Promise<void>
+  },
+): { log: Logger; refusals: PeerRefusals; handler: ProtocolHandler } {
+  const log = components.logger.child({ component: init.component })
+  const refusals = new PeerRefusals({
+    kind: init.kind,
+    rejected: components.rejected,
+    onPeerRefused: components.onPeerRefused,
+    logger: log,
+  })
+  const handler = new ProtocolHandler({
+    protocol: init.protocol,
+    libp2p: components.libp2p,
+    maxInboundStreams: init.maxInboundStreams,
+    serve: init.serve,
+  })
+  return { log, refusals, handler }
+}

@@ -3,13 +3,11 @@ import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { RejectedLog, rejectionFrom } from '../../src/audit/rejected-log.ts'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
 import { ReplayError, SignatureMismatchError } from '../../src/errors.ts'
-import { createHttpApp, decorateSessions, rejectedRoutes } from '../../src/http/index.ts'
-import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { silentLogger } from '../../src/log.ts'
+import { rejectedRoutes } from '../../src/http/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+import { sessionApp } from '../fixtures/session-answer.ts'
 
 const T0 = Date.parse('2026-01-01T00:00:00Z')
 
@@ -138,27 +136,14 @@ describe('rejected log', () => {
 })
 
 describe('GET /api/federation/rejected', () => {
-  const mesh = new Ed25519KeyPair(Buffer.alloc(32, 9))
-
   async function server(t: TestContext) {
-    const store = await tempStore(t)
-    const sessions = new SessionService({
-      store,
-      meshDid: mesh.did,
-      roleOf: async (did) => (did === alice.did ? 'architect' : undefined),
-    })
+    const { store, app, tokenOf } = await sessionApp(t, async (did) =>
+      did === alice.did ? 'architect' : undefined,
+    )
     const rejected = new RejectedLog({ store })
     await fill(rejected, 7)
-    const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-    decorateSessions(app, sessions)
     await app.register(rejectedRoutes, { rejected })
-    t.after(() => app.close())
-    const { nonce } = sessions.challenge()
-    const signature = Buffer.from(
-      alice.sign(new TextEncoder().encode(sessionChallengeText(mesh.did, nonce))),
-    ).toString('base64url')
-    const { token } = await sessions.open({ did: alice.did, nonce, signature })
-    return { app, headers: { authorization: `Bearer ${token}` } }
+    return { app, headers: { authorization: `Bearer ${await tokenOf(alice)}` } }
   }
 
   it('pages newest first with a cursor, filtered by code', async (t) => {

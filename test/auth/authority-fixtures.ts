@@ -16,7 +16,7 @@ import {
 } from '../../src/auth/authority/index.ts'
 import { viewOf } from '../../src/auth/authority/token.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import type { MeshStore } from '../../src/store/index.ts'
+import { MeshStore } from '../../src/store/index.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
 
 export { alice, bob, mallory }
@@ -65,6 +65,19 @@ export async function startMesh(
   t.after(() => authority.stop())
   const root = delegationOf((authority.rootDelegation() as { token: string }).token)
   return { store, audit, authority, root, clock }
+}
+
+/**
+ * `mesh` restarted: its audit log stopped, its store closed and opened again, and a mesh
+ * started on it (closed when the test ends).
+ */
+export async function restartMesh(t: TestContext, mesh: Mesh): Promise<Mesh> {
+  await mesh.audit.stop()
+  await mesh.store.close()
+  const reopened = new MeshStore({ path: mesh.store.path })
+  await reopened.open()
+  t.after(() => reopened.close())
+  return startMesh(t, { store: reopened })
 }
 
 /** A ucanto delegation view of an encoded token. */
@@ -148,4 +161,25 @@ export function didWebOf(host: string, path: string[] = []): string {
 
 export function room(id = 'lobby'): `${string}:${string}` {
   return `${service.did}/rooms/${id}` as `${string}:${string}`
+}
+
+/**
+ * A JWT-VC payload about `sub`: the W3C context, type `VerifiableCredential` and `types`,
+ * `credentialSubject`; it expires an hour from NOW unless `exp` is null.
+ */
+export function vcPayload(
+  sub: string,
+  types: string[],
+  credentialSubject: Record<string, unknown>,
+  exp: number | null = NOW_S + 3600,
+) {
+  return {
+    sub,
+    ...(exp !== null ? { exp } : {}),
+    vc: {
+      '@context': ['https://www.w3.org/2018/credentials/v1'],
+      type: ['VerifiableCredential', ...types],
+      credentialSubject,
+    },
+  }
 }

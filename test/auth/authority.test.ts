@@ -16,7 +16,6 @@ import {
   ucantoVerifier,
 } from '../../src/auth/authority/index.ts'
 import { issueDelegation } from '../../src/auth/authority/token.ts'
-import { MeshStore } from '../../src/store/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import {
   alice,
@@ -32,6 +31,7 @@ import {
   mallory,
   NOW,
   NOW_S,
+  restartMesh,
   room,
   service,
   startMesh,
@@ -56,19 +56,18 @@ function passed(verdict: AuthorityVerdict): NonNullable<AuthorityVerdict['ok']> 
 
 const post = (id = 'lobby') => ({ can: 'room/post', with: room(id) })
 
+/** The `mesh/connect` act `ucan` checked on this mesh for a connection to `peer`. */
+function verifyConnect(authority: Authority, ucan: string, peer: string): Promise<AuthorityVerdict> {
+  return authority.verifyAct(ucan, { audience: service.did, capability: 'mesh/connect', subject: peer })
+}
+
 describe('authority: positive cases, one per capability', () => {
   it('mesh/connect: the architect, on the root delegation', async (t) => {
     const { authority, root } = await startMesh(t)
     const ucan = await invoke(alice, { can: 'mesh/connect', with: service.did, nb: { peer: beta.did } }, [
       root,
     ])
-    const ok = passed(
-      await authority.verifyAct(ucan, {
-        audience: service.did,
-        capability: 'mesh/connect',
-        subject: beta.did,
-      }),
-    )
+    const ok = passed(await verifyConnect(authority, ucan, beta.did))
     assert.equal(ok.issuer, alice.did)
     assert.equal(ok.tier, 1)
     assert.equal(ok.humanInChain, alice.did)
@@ -80,13 +79,7 @@ describe('authority: positive cases, one per capability', () => {
     const ucan = await invoke(alice, { can: 'mesh/connect', with: service.did, nb: { peer: beta.did } }, [
       root.cid,
     ])
-    passed(
-      await authority.verifyAct(ucan, {
-        audience: service.did,
-        capability: 'mesh/connect',
-        subject: beta.did,
-      }),
-    )
+    passed(await verifyConnect(authority, ucan, beta.did))
   })
 
   it('connection/accept, decline, disconnect through verifyAct', async (t) => {
@@ -310,12 +303,7 @@ describe('authority: hostile cases (each refused with its code and proof)', () =
     const first = await startMesh(t, { store })
     const ucan = await invoke(alice, post(), [first.root])
     passed(await first.authority.verifyAuthority({ ucan, ...post() }))
-    await first.audit.stop()
-    await store.close()
-    const reopened = new MeshStore({ path: store.path })
-    await reopened.open()
-    t.after(() => reopened.close())
-    const second = await startMesh(t, { store: reopened })
+    const second = await restartMesh(t, first)
     assert.equal(
       second.root.cid.toString(),
       first.root.cid.toString(),
@@ -375,31 +363,13 @@ describe('authority: hostile cases (each refused with its code and proof)', () =
     const ucan = await invoke(bob, { can: 'mesh/connect', with: service.did, nb: { peer: evil.did } }, [
       grant,
     ])
-    refused(
-      await authority.verifyAct(ucan, {
-        audience: service.did,
-        capability: 'mesh/connect',
-        subject: evil.did,
-      }),
-      'MESH_UCAN_INVALID',
-      'ucan',
-      'escalation',
-    )
+    refused(await verifyConnect(authority, ucan, evil.did), 'MESH_UCAN_INVALID', 'ucan', 'escalation')
     // and a delegation may not drop the caveat either
     const widened = await delegate(bob, dave.did, [{ can: 'mesh/connect', with: service.did }], [grant])
     const again = await invoke(dave, { can: 'mesh/connect', with: service.did, nb: { peer: evil.did } }, [
       widened,
     ])
-    refused(
-      await authority.verifyAct(again, {
-        audience: service.did,
-        capability: 'mesh/connect',
-        subject: evil.did,
-      }),
-      'MESH_UCAN_INVALID',
-      'ucan',
-      'escalation',
-    )
+    refused(await verifyConnect(authority, again, evil.did), 'MESH_UCAN_INVALID', 'ucan', 'escalation')
   })
 
   it('trust/promote caveat: a delegation limited to tier 3 cannot grant tier 2', async (t) => {
@@ -431,16 +401,7 @@ describe('authority: hostile cases (each refused with its code and proof)', () =
     const act = await invoke(alice, { can: 'mesh/connect', with: service.did, nb: { peer: beta.did } }, [
       root,
     ])
-    refused(
-      await authority.verifyAct(act, {
-        audience: service.did,
-        capability: 'mesh/connect',
-        subject: evil.did,
-      }),
-      'MESH_UCAN_INVALID',
-      'ucan',
-      'capability',
-    )
+    refused(await verifyConnect(authority, act, evil.did), 'MESH_UCAN_INVALID', 'ucan', 'capability')
   })
 
   it('an invocation claiming two capabilities', async (t) => {
@@ -522,16 +483,7 @@ describe('authority: hostile cases (each refused with its code and proof)', () =
     const ucan = await invoke(bob, { can: 'mesh/connect', with: service.did, nb: { peer: beta.did } }, [
       grant,
     ])
-    refused(
-      await authority.verifyAct(ucan, {
-        audience: service.did,
-        capability: 'mesh/connect',
-        subject: beta.did,
-      }),
-      'MESH_NOT_HUMAN_SIGNED',
-      'ucan',
-      'no-human',
-    )
+    refused(await verifyConnect(authority, ucan, beta.did), 'MESH_NOT_HUMAN_SIGNED', 'ucan', 'no-human')
   })
 
   it('a chain of mesh keys and agents across meshes (beta promoted) is still not human-signed', async (t) => {

@@ -36,6 +36,7 @@ import {
   room,
   service,
   startMesh,
+  vcPayload,
 } from './authority-fixtures.ts'
 
 const vectors = JSON.parse(
@@ -43,6 +44,16 @@ const vectors = JSON.parse(
 ) as Record<string, { seed: string }>
 
 const verifier = () => new CredentialVerifier({ resolver: new DidResolver() })
+
+/** A membership claim: carol is beta's architect (what a forger would have signed). */
+const carolAsBetaArchitect = () =>
+  vcPayload(carol.did, ['MeshMembershipCredential'], {
+    kind: 'human',
+    role: 'architect',
+    tier: 1,
+    mesh: beta.did,
+    meshName: 'beta',
+  })
 
 describe('did:key vectors through the ucanto principal', () => {
   it('derives every W3C vector did, and signs what stock ucanto verifies (and back)', async () => {
@@ -91,18 +102,11 @@ describe('credentials (the vc proof)', () => {
   })
 
   it('forged issuer: a credential naming beta but signed by mallory', async () => {
-    const jwt = await createVerifiableCredentialJwt(
-      {
-        sub: carol.did,
-        exp: NOW_S + 3600,
-        vc: {
-          '@context': ['https://www.w3.org/2018/credentials/v1'],
-          type: ['VerifiableCredential', 'MeshMembershipCredential'],
-          credentialSubject: { kind: 'human', role: 'architect', tier: 1, mesh: beta.did, meshName: 'beta' },
-        },
-      },
-      { did: beta.did, signer: jwtSigner(mallory), alg: 'EdDSA' },
-    )
+    const jwt = await createVerifiableCredentialJwt(carolAsBetaArchitect(), {
+      did: beta.did,
+      signer: jwtSigner(mallory),
+      alg: 'EdDSA',
+    })
     const result = await verifier().verifyCredential(jwt, { now: NOW })
     assert.equal(result.error?.code, 'MESH_VC_INVALID')
     assert.equal(result.error?.proof, 'vc')
@@ -110,18 +114,7 @@ describe('credentials (the vc proof)', () => {
   })
 
   it('a membership credential issued by a mesh about another mesh’s member', async () => {
-    const jwt = await createVerifiableCredentialJwt(
-      {
-        sub: carol.did,
-        exp: NOW_S + 3600,
-        vc: {
-          '@context': ['https://www.w3.org/2018/credentials/v1'],
-          type: ['VerifiableCredential', 'MeshMembershipCredential'],
-          credentialSubject: { kind: 'human', role: 'architect', tier: 1, mesh: beta.did, meshName: 'beta' },
-        },
-      },
-      jwtIssuer(mallory),
-    )
+    const jwt = await createVerifiableCredentialJwt(carolAsBetaArchitect(), jwtIssuer(mallory))
     const result = await verifier().verifyCredential(jwt, { now: NOW })
     assert.equal(result.error?.code, 'MESH_VC_INVALID')
     assert.equal(result.error?.details.reason, 'issuer')
@@ -129,14 +122,7 @@ describe('credentials (the vc proof)', () => {
 
   it('a credential without exp', async () => {
     const jwt = await createVerifiableCredentialJwt(
-      {
-        sub: carol.did,
-        vc: {
-          '@context': ['https://www.w3.org/2018/credentials/v1'],
-          type: ['VerifiableCredential', 'MeshVouchCredential'],
-          credentialSubject: { statement: 'forever' },
-        },
-      },
+      vcPayload(carol.did, ['MeshVouchCredential'], { statement: 'forever' }, null),
       jwtIssuer(bob),
     )
     const result = await verifier().verifyCredential(jwt, { now: NOW })
@@ -166,15 +152,7 @@ describe('credentials (the vc proof)', () => {
       alg: 'EdDSA' as const,
       header: { kid: `${bob.did}#${bob.did.slice(8)}` },
     }
-    const payload = (subject: string) => ({
-      sub: subject,
-      exp: NOW_S + 3600,
-      vc: {
-        '@context': ['https://www.w3.org/2018/credentials/v1'],
-        type: ['VerifiableCredential', 'MeshVouchCredential'],
-        credentialSubject: { statement: 'ok' },
-      },
-    })
+    const payload = (subject: string) => vcPayload(subject, ['MeshVouchCredential'], { statement: 'ok' })
     const first = await createVerifiableCredentialJwt(payload(dave.did), shared, shared)
     shared.did = carol.did // …but the signer (and kid) stayed bob's
     const second = await createVerifiableCredentialJwt(payload(dave.did), shared, shared)
@@ -204,19 +182,9 @@ describe('credentials (the vc proof)', () => {
   })
 
   it('a kid that names no key of the issuer', async () => {
-    const jwt = await createVerifiableCredentialJwt(
-      {
-        sub: dave.did,
-        exp: NOW_S + 3600,
-        vc: {
-          '@context': ['https://www.w3.org/2018/credentials/v1'],
-          type: ['VerifiableCredential'],
-          credentialSubject: { note: 'x' },
-        },
-      },
-      jwtIssuer(bob),
-      { header: { kid: `${carol.did}#${carol.did.slice(8)}` } },
-    )
+    const jwt = await createVerifiableCredentialJwt(vcPayload(dave.did, [], { note: 'x' }), jwtIssuer(bob), {
+      header: { kid: `${carol.did}#${carol.did.slice(8)}` },
+    })
     const result = await verifier().verifyCredential(jwt, { now: NOW })
     assert.equal(result.error?.code, 'MESH_VC_INVALID')
     assert.equal(result.error?.details.reason, 'issuer')
@@ -245,15 +213,7 @@ describe('did:web over HTTP', () => {
     docs.set('/.well-known/did.json', didWebDocument(did, [web.publicKey]))
     assert.equal(resolver.documentUrl(did), `http://${host}/.well-known/did.json`)
     const jwt = await createVerifiableCredentialJwt(
-      {
-        sub: dave.did,
-        exp: NOW_S + 3600,
-        vc: {
-          '@context': ['https://www.w3.org/2018/credentials/v1'],
-          type: ['VerifiableCredential', 'MeshVouchCredential'],
-          credentialSubject: { statement: 'web' },
-        },
-      },
+      vcPayload(dave.did, ['MeshVouchCredential'], { statement: 'web' }),
       { did, signer: jwtSigner(web), alg: 'EdDSA' },
       { header: { kid: `${did}#key-1` } },
     )
@@ -297,18 +257,11 @@ describe('did:web over HTTP', () => {
     const { host, resolver } = await didWebServer(t, docs)
     const did = didWebOf(host, ['users', 'eve'])
     docs.set('/users/eve/did.json', didWebDocument(did, [mallory.publicKey]))
-    const jwt = await createVerifiableCredentialJwt(
-      {
-        sub: dave.did,
-        exp: NOW_S + 3600,
-        vc: {
-          '@context': ['https://www.w3.org/2018/credentials/v1'],
-          type: ['VerifiableCredential'],
-          credentialSubject: { note: 'x' },
-        },
-      },
-      { did, signer: jwtSigner(web), alg: 'EdDSA' },
-    )
+    const jwt = await createVerifiableCredentialJwt(vcPayload(dave.did, [], { note: 'x' }), {
+      did,
+      signer: jwtSigner(web),
+      alg: 'EdDSA',
+    })
     const result = await new CredentialVerifier({ resolver }).verifyCredential(jwt, { now: NOW })
     assert.equal(result.error?.code, 'MESH_VC_INVALID')
     assert.equal(result.error?.details.reason, 'signature')

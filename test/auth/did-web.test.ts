@@ -22,6 +22,7 @@ import {
   room,
   service,
   startMesh,
+  vcPayload,
 } from './authority-fixtures.ts'
 import { grant, rootOf } from './chain-acts.ts'
 
@@ -290,15 +291,7 @@ describe('did:web resolution under limits', () => {
 
     // A credential "issued" by the did:web, presented by a stranger with no chain.
     const vouch = await createVerifiableCredentialJwt(
-      {
-        sub: mallory.did,
-        exp: NOW_S + 3600,
-        vc: {
-          '@context': ['https://www.w3.org/2018/credentials/v1'],
-          type: ['VerifiableCredential', 'MeshVouchCredential'],
-          credentialSubject: { statement: 'trust me' },
-        },
-      },
+      vcPayload(mallory.did, ['MeshVouchCredential'], { statement: 'trust me' }),
       { did, signer: jwtSigner(web), alg: 'EdDSA' },
     )
     const stranger = await authority.verifyAuthority({

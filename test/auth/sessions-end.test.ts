@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { SessionService } from '../../src/auth/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { alice, bob, tempStore } from '../fixtures/principals.ts'
+import { answeredChallenge } from '../fixtures/session-answer.ts'
 
 const mesh = Ed25519KeyPair.generate()
 
-function signed(sessions: SessionService, key: Ed25519KeyPair) {
-  const { nonce } = sessions.challenge()
-  const signature = Buffer.from(
-    key.sign(new TextEncoder().encode(sessionChallengeText(mesh.did, nonce))),
-  ).toString('base64url')
-  return { did: key.did, nonce, signature }
-}
+const signed = (sessions: SessionService, key: Ed25519KeyPair) => answeredChallenge(sessions, key, mesh.did)
 
 describe('SessionService.endSessionsOf (a member removed)', () => {
   it('ends every session of one did at once, tells the listeners, and leaves the others', async (t) => {

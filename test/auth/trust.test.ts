@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { MeshStore } from '../../src/store/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import {
   alice,
@@ -10,6 +9,7 @@ import {
   delegate,
   invoke,
   mallory,
+  restartMesh,
   room,
   service,
   startMesh,
@@ -126,12 +126,7 @@ describe('trust: tiers and reputation', () => {
     await first.authority.enrollMember(bob.did, { kind: 'human', role: 'user', tier: 2 })
     await first.authority.promote(await invoke(alice, promoteAct(dave.did, 3, 'ok'), [first.root]), dave.did)
     await first.authority.trust.recordInteraction(dave.did, 'refused', 'x')
-    await first.audit.stop()
-    await store.close()
-    const reopened = new MeshStore({ path: store.path })
-    await reopened.open()
-    t.after(() => reopened.close())
-    const second = await startMesh(t, { store: reopened })
+    const second = await restartMesh(t, first)
     assert.equal(second.authority.trust.tierOf(dave.did), 3)
     assert.equal(second.authority.trust.get(dave.did)?.refused, 1)
     assert.equal(second.authority.trust.tierOf(bob.did), 2)

@@ -1,20 +1,19 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import { lpStream } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
 import { checkInclusionProof, signTreeHead } from '../../src/audit/index.ts'
 import {
   AuditProtocol,
   type AuditProtocolComponents,
   MESH_AUDIT_PROTOCOL,
 } from '../../src/connections/index.ts'
-import { loadKeyHistory, peerIdFromDid } from '../../src/identity/index.ts'
+import { loadKeyHistory } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { MeshLibp2p } from '../../src/p2p/index.ts'
 import { mallory } from '../fixtures/principals.ts'
 import { startHost, waitFor } from '../p2p/nodes.ts'
 import { connect } from '../rooms/helpers.ts'
 import { startNode, type TestNode } from './nodes.ts'
+import { json, rawExchange } from './raw-exchange.ts'
 
 const codeOf = (code: string) => (err: unknown) => {
   assert.equal((err as { code?: string }).code, code, String(err))
@@ -58,23 +57,8 @@ async function pair(t: TestContext, init: Parameters<typeof startNode>[2] = {}) 
   return { a, b }
 }
 
-async function raw(libp2p: MeshLibp2p, to: TestNode, frame: Uint8Array): Promise<unknown> {
-  await libp2p.dial(multiaddr(to.addr()))
-  const stream = await libp2p.dialProtocol(peerIdFromDid(to.node.did), MESH_AUDIT_PROTOCOL, {
-    signal: AbortSignal.timeout(5000),
-  })
-  const lp = lpStream(stream, { maxDataLength: 1024 * 1024 })
-  try {
-    await lp.write(frame, { signal: AbortSignal.timeout(5000) })
-    const answer = await lp.read({ signal: AbortSignal.timeout(8000) })
-    return JSON.parse(Buffer.from(answer.subarray()).toString('utf8'))
-  } catch (err) {
-    return err
-  } finally {
-    stream.abort(new Error('done'))
-  }
-}
-const json = (v: unknown) => new Uint8Array(Buffer.from(JSON.stringify(v)))
+const raw = (libp2p: MeshLibp2p, to: TestNode, frame: Uint8Array) =>
+  rawExchange(libp2p, to, MESH_AUDIT_PROTOCOL, [frame])
 
 describe('/mesh/audit/1.0.0', () => {
   it('B fetches A’s head and checks that its own connection acceptance is in A’s log; a row that is not there fails', async (t) => {

@@ -1,24 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { AuditPage, AuditVerifyReport } from '../../src/audit/index.ts'
-import type { ConnectionView } from '../../src/connections/index.ts'
 import { waitFor } from '../p2p/nodes.ts'
-import { decide, listenOf, requestConnection, startNode, statusAt, type TestNode } from './nodes.ts'
-
-/** Waits until both sides show connection `id` with `status` and the same agreement version. */
-async function bothAt(
-  a: TestNode,
-  b: TestNode,
-  id: string,
-  status: string,
-): Promise<[ConnectionView, ConnectionView]> {
-  return waitFor(async () => {
-    const [x, y] = await Promise.all([statusAt(a, id), statusAt(b, id)])
-    return x?.status === status && y?.status === status && x.agreementVersion === y.agreementVersion
-      ? ([x, y] as [ConnectionView, ConnectionView])
-      : undefined
-  }, `${id} ${status} on both sides`)
-}
+import { bothAt } from './both-at.ts'
+import { decide, listenOf, requestConnection, startNode, statusAt } from './nodes.ts'
 
 describe('connection handshake between two in-process meshes', () => {
   it('request → accept → disconnect → re-request the other way → decline; states equal after each step', async (t) => {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { lpStream } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
 import type { AuditPage } from '../../src/audit/index.ts'
 import { agentResourceOf } from '../../src/auth/authority/index.ts'
 import type { TrustView } from '../../src/auth/index.ts'
@@ -16,6 +15,7 @@ import { startHost, waitFor } from '../p2p/nodes.ts'
 import { connect } from '../rooms/helpers.ts'
 import { echoInvocation, memberOf } from './invoke-members.ts'
 import { startNode, type TestNode } from './nodes.ts'
+import { json, rawExchange } from './raw-exchange.ts'
 
 type Refusal = { code: string; details: Record<string, unknown> }
 const refused = (code: string, check?: (details: Record<string, unknown>) => void) => (err: Refusal) => {
@@ -40,25 +40,8 @@ async function pair(
   return { a, b, ...(await memberOf(a, 'echo', b)) }
 }
 
-/** One raw exchange on /mesh/invoke/1.0.0 from `libp2p` to `to`: writes `frames`, returns the parsed answer or the error. */
-async function raw(libp2p: MeshLibp2p, to: TestNode, frames: Uint8Array[]): Promise<unknown> {
-  await libp2p.dial(multiaddr(to.addr()))
-  const stream = await libp2p.dialProtocol(peerIdFromDid(to.node.did), MESH_INVOKE_PROTOCOL, {
-    signal: AbortSignal.timeout(5000),
-  })
-  const lp = lpStream(stream, { maxDataLength: 1024 * 1024 })
-  try {
-    for (const frame of frames) await lp.write(frame, { signal: AbortSignal.timeout(5000) })
-    const answer = await lp.read({ signal: AbortSignal.timeout(8000) })
-    return JSON.parse(Buffer.from(answer.subarray()).toString('utf8'))
-  } catch (err) {
-    return err
-  } finally {
-    stream.abort(new Error('done'))
-  }
-}
-
-const json = (v: unknown) => new Uint8Array(Buffer.from(JSON.stringify(v)))
+const raw = (libp2p: MeshLibp2p, to: TestNode, frames: Uint8Array[]) =>
+  rawExchange(libp2p, to, MESH_INVOKE_PROTOCOL, frames)
 
 async function auditOf(node: TestNode, action: string): Promise<AuditPage['entries']> {
   return (await node.api.get<AuditPage>(`/api/audit?action=${action}`)).entries

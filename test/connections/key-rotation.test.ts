@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { AuditPage, AuditVerifyReport } from '../../src/audit/index.ts'
 import {
-  type ConnectionView,
   createEnvelope,
   encodeEnvelope,
   MESH_CONNECT_PROTOCOL,
@@ -18,16 +17,8 @@ import type { KeyRotationResult, KeysView } from '../../src/keys/index.ts'
 import type { MeshManifest } from '../../src/manifest/index.ts'
 import { mallory } from '../fixtures/principals.ts'
 import { startHost, waitFor } from '../p2p/nodes.ts'
+import { acceptedConnection, bothAt } from './both-at.ts'
 import { decide, requestConnection, sendRaw, startNode, statusAt, type TestNode } from './nodes.ts'
-
-async function bothAt(a: TestNode, b: TestNode, id: string, status: string) {
-  return waitFor(async () => {
-    const [x, y] = await Promise.all([statusAt(a, id), statusAt(b, id)])
-    return x?.status === status && y?.status === status && x.agreementVersion === y.agreementVersion
-      ? ([x, y] as [ConnectionView, ConnectionView])
-      : undefined
-  }, `${id} ${status} on both sides`)
-}
 
 const rotate = async (node: TestNode) =>
   node.api.post<KeyRotationResult>('/api/keys/rotate', { ucan: await node.act('mesh/rotate-key') })
@@ -37,10 +28,10 @@ describe('key rotation between two in-process meshes', () => {
     const a = await startNode(t, 'alpha')
     const b = await startNode(t, 'beta')
     const identity = a.node.did
-    const id = await requestConnection(a, b)
-    await bothAt(a, b, id, 'pending')
-    await decide(b, id, 'accept')
-    const [, before] = await bothAt(a, b, id, 'accepted')
+    const {
+      id,
+      views: [, before],
+    } = await acceptedConnection(a, b)
 
     // Only the architect's act rotates: a member's act, or an act for another subject, is refused.
     await assert.rejects(
@@ -168,10 +159,7 @@ describe('key rotation between two in-process meshes', () => {
     const a = await startNode(t, 'alpha')
     const b = await startNode(t, 'beta')
     const identity = a.node.did
-    const id = await requestConnection(a, b)
-    await bothAt(a, b, id, 'pending')
-    await decide(b, id, 'accept')
-    await bothAt(a, b, id, 'accepted')
+    const { id } = await acceptedConnection(a, b)
 
     // Beta is away while alpha rotates; alpha's announcement waits in its outbox.
     await b.stop()

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
-import { Registry } from 'prom-client'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
 import {
   DEFAULT_POLICY,
   type FederationPolicy,
   type PolicyChange,
   PolicyService,
 } from '../../src/connections/policy.ts'
-import { createHttpApp, decorateSessions, policyRoutes } from '../../src/http/index.ts'
+import { policyRoutes } from '../../src/http/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { silentLogger } from '../../src/log.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { alice, bob, mallory, tempDir, tempStore } from '../fixtures/principals.ts'
+import { sessionApp } from '../fixtures/session-answer.ts'
 
 // Peers are named by the fixtures' dids; carol is a fourth mesh no list names.
 const carol = new Ed25519KeyPair(Buffer.alloc(32, 4))
@@ -129,33 +127,18 @@ describe('federation policy', () => {
 })
 
 describe('GET|PUT|PATCH /api/federation/policy', () => {
-  const mesh = new Ed25519KeyPair(Buffer.alloc(32, 9))
-
   async function server(t: TestContext) {
-    const store = await tempStore(t)
-    const sessions = new SessionService({
-      store,
-      meshDid: mesh.did,
-      roleOf: async (did) => (did === alice.did ? 'architect' : did === bob.did ? 'human' : undefined),
-    })
+    const { store, app, tokenOf } = await sessionApp(t, async (did) =>
+      did === alice.did ? 'architect' : did === bob.did ? 'human' : undefined,
+    )
     const service = new PolicyService({ store })
     const changes: PolicyChange[] = []
-    const app = createHttpApp({ logger: silentLogger(), metrics: new Registry() })
-    decorateSessions(app, sessions)
     await app.register(policyRoutes, {
       policy: service,
       onChange: (change) => {
         changes.push(change)
       },
     })
-    t.after(() => app.close())
-    const tokenOf = async (key: Ed25519KeyPair) => {
-      const { nonce } = sessions.challenge()
-      const signature = Buffer.from(
-        key.sign(new TextEncoder().encode(sessionChallengeText(mesh.did, nonce))),
-      ).toString('base64url')
-      return (await sessions.open({ did: key.did, nonce, signature })).token
-    }
     return { app, changes, architect: await tokenOf(alice), human: await tokenOf(bob) }
   }
 

@@ -6,23 +6,25 @@ import { waitFor } from '../../scripts/lib/processes.ts'
 import { agentResourceOf, encodeToken, issueDelegation } from '../../src/auth/authority/index.ts'
 import type { TrustView } from '../../src/auth/index.ts'
 import { MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
-import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
+import {
+  type CliMesh,
+  connectionView,
+  delegateToFile,
+  e2e,
+  refusedCli,
+  startCliMeshes,
+} from '../fixtures/e2e.ts'
 
 type Mesh = CliMesh
 
 describe('cross-mesh authority across processes, driven by the CLI', () => {
   it('chains on the wire; a foreign agent invokes a local agent with a human-signed chain; promotion and automatic demotion', async (t) => {
     const e = await e2e(t, 'mesh-authority-e2e-')
-    const { root, keystore, run: mesh, cli: ok } = e
+    const { root, keystore, cli: ok } = e
     const meshes = await startCliMeshes(e, ['alpha', 'beta'])
     const [alpha, beta] = meshes as [Mesh, Mesh]
 
-    const refused = async (code: string, m: Mesh | undefined, ...args: string[]) => {
-      const res = await mesh(m, ...args)
-      assert.equal(res.code, 1, `mesh ${args.join(' ')} should fail`)
-      assert.equal(res.out.error?.code, code, res.stderr)
-      return res.out.error as { code: string; details: Record<string, unknown> }
-    }
+    const refused = (code: string, m: Mesh | undefined, ...args: string[]) => refusedCli(e, code, m, ...args)
     const status = async (m: Mesh, id: string) => (await connectionView(m, id))?.status
 
     // 1. The handshake with UCAN chains on both sides: each peer verifies the chain the
@@ -48,26 +50,24 @@ describe('cross-mesh authority across processes, driven by the CLI', () => {
     // alpha's architect delegates echo to beta's architect; she re-delegates it to her agent
     // dave (a human-signed delegation from dave's home side, offline, with alpha's as proof).
     const carol = (await keystore.load('beta-architect')).did
-    const toCarol = await ok<{ token: string }>(
+    const toCarol = await delegateToFile(
+      e,
       alpha,
-      'delegate',
+      'to-carol',
       carol,
       'agent/invoke',
       ...['--agent', 'echo', '--skill', 'echo'],
     )
-    const toCarolFile = join(root, 'to-carol.ucan')
-    await writeFile(toCarolFile, toCarol.token)
-    const toDave = await ok<{ token: string }>(
+    const toDave = await delegateToFile(
+      e,
       undefined,
-      'delegate',
+      'to-dave',
       dave.did,
       'agent/invoke',
       ...['--with', agentResourceOf(alpha.did as string, 'echo'), '--skill', 'echo'],
-      ...['--proof', `@${toCarolFile}`, '--as', 'beta-architect'],
+      ...['--proof', toCarol.proof, '--as', 'beta-architect'],
     )
-    const toDaveFile = join(root, 'to-dave.ucan')
-    await writeFile(toDaveFile, toDave.token)
-    const withChain = [...echo, '--proof', `@${toDaveFile}`]
+    const withChain = [...echo, '--proof', toDave.proof]
 
     // Beyond its tier: carol (tier 4 here) cannot re-delegate; then dave (tier 4) may only participate.
     const redelegation = await refused('MESH_TIER_FORBIDDEN', undefined, ...withChain)

@@ -1,37 +1,32 @@
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
 import type { ConnectionView, PeerView } from '../../src/connections/index.ts'
-import { type CliMesh, e2e, FAST_RETRY, freePort, connectionView as view } from '../fixtures/e2e.ts'
+import {
+  e2e,
+  FAST_RETRY,
+  type FixedPortMesh,
+  fixedPortMeshes,
+  connectionView as view,
+} from '../fixtures/e2e.ts'
 
-interface Mesh extends CliMesh {
-  httpPort: number
-  p2pPort: number
-}
+type Mesh = FixedPortMesh
 
 describe('federation across processes, driven by the CLI', () => {
   it('two and three meshes: lifecycle both ways, decline, re-request, auto-accept, offline delivery', async (t) => {
-    const { root, env, start: startProc, init, signInArchitect, cli } = await e2e(t, 'mesh-fed-e2e-')
-
-    const start = async (m: Mesh) => {
-      m.proc = await startProc([
+    const e = await e2e(t, 'mesh-fed-e2e-')
+    const { env, cli } = e
+    const { mesh, start } = fixedPortMeshes(e, {
+      args: (m) => [
         'start',
         ...['--data', m.dir, '--http', `127.0.0.1:${m.httpPort}`],
         ...['--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
         ...['--discovery-interval', '60000', ...FAST_RETRY, '--probe-interval', '500'],
-      ])
-      m.api = await signInArchitect(m.proc.http, m.name)
-      m.did = m.proc.did as string
-    }
+      ],
+    })
     const meshes: Mesh[] = []
-    for (const name of ['alpha', 'beta', 'gamma']) {
-      const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
-      await init(name, m.dir)
-      await start(m)
-      meshes.push(m)
-    }
+    for (const name of ['alpha', 'beta', 'gamma']) meshes.push(await mesh(name))
     const [alpha, beta, gamma] = meshes as [Mesh, Mesh, Mesh]
     const addr = (m: Mesh) => m.proc?.listen[0] as string
     /** Both sides show `id` in `status` (with the same agreement version). */

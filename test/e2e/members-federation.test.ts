@@ -17,12 +17,9 @@ import { startAgent } from '../../scripts/lib/mention-agent.ts'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { MeshError } from '../../src/errors.ts'
-import { acceptRoom, type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
+import { acceptRoom, connectCli, e2e, type FixedPortMesh, fixedPortMeshes } from '../fixtures/e2e.ts'
 
-interface Mesh extends CliMesh {
-  httpPort: number
-  p2pPort: number
-}
+type Mesh = FixedPortMesh
 
 type Msg = { id: string; author: string; authorDid: string; body: string; replyTo?: string }
 type RoomMember = { did: string; name: string; tier: number; kind?: string }
@@ -40,37 +37,16 @@ async function codeOf(call: Promise<unknown>): Promise<string> {
 
 describe('members and agents across meshes (SPEC §8)', () => {
   it('alpha enrols carol and bot; beta sees them at tier 4; beta’s agent answers; a removed carol is refused everywhere', async (t) => {
-    const {
-      root,
-      start: startProc,
-      init,
-      signInArchitect,
-      cli,
-      keystore,
-    } = await e2e(t, 'mesh-members-e2e-', {
-      logLevel: 'warn',
-    })
-    const start = async (m: Mesh) => {
-      m.proc = await startProc(fixedPortStart(m))
-      m.api = await signInArchitect(m.proc.http, m.name.replace(/-stale$/, ''))
-      m.did = m.proc.did as string
-    }
-    const mesh = async (name: string): Promise<Mesh> => {
-      const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
-      await init(name, m.dir)
-      await start(m)
-      return m
-    }
+    const e = await e2e(t, 'mesh-members-e2e-', { logLevel: 'warn' })
+    const { root, cli, keystore } = e
+    const { mesh, start } = fixedPortMeshes(e, { architect: (m) => m.name.replace(/-stale$/, '') })
     const api = (m: Mesh) => m.api as HttpClient
     const alpha = await mesh('alpha')
 
     const beta = await mesh('beta')
 
     // alpha ↔ beta, and a room of alpha's shared with beta.
-    const c = await cli<{ id: string }>(alpha, 'connect', beta.proc?.listen[0] as string)
-    await waitFor(async () => (await connectionView(beta, c.id)) !== undefined, 'the request reaches beta')
-    await cli(beta, 'accept', c.id)
-    await waitFor(async () => (await connectionView(alpha, c.id))?.status === 'accepted', 'accepted')
+    await connectCli(e, alpha, beta)
     const room = (await cli<{ id: string }>(alpha, 'room', 'create', 'general')).id
     await cli(alpha, 'share', room, beta.did as string)
     // room lifecycle (SPEC §9): beta's architect accepts the invitation

@@ -1,28 +1,17 @@
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import { type CliMesh, connectionView, e2e, startCliMeshes } from '../fixtures/e2e.ts'
+import { type CliMesh, connectCli, delegateToFile, e2e, refusedCli, startCliMeshes } from '../fixtures/e2e.ts'
 
 describe('outbound invocation across processes, driven by the CLI', () => {
   it("alpha's architect invokes beta's echo, and posts to and reads beta's room, through alpha over libp2p; beta's refusals and an unconnected mesh come back with their codes", async (t) => {
     const e = await e2e(t, 'mesh-outbound-e2e-')
-    const { root, keystore, run, cli: ok } = e
+    const { keystore, cli: ok } = e
     const meshes = await startCliMeshes(e, ['alpha', 'beta', 'gamma'])
     const [alpha, beta, gamma] = meshes as [CliMesh, CliMesh, CliMesh]
-    const c = await ok<{ id: string }>(alpha, 'connect', beta.proc?.listen[0] as string)
-    await waitFor(async () => (await connectionView(beta, c.id))?.status === 'pending', 'request at beta')
-    await ok(beta, 'accept', c.id)
-    await waitFor(async () => (await connectionView(alpha, c.id))?.status === 'accepted', 'accepted at alpha')
+    await connectCli(e, alpha, beta)
 
-    const refused = async (code: string, ...args: string[]) => {
-      const res = await run(alpha, ...args)
-      assert.equal(res.code, 1, `mesh ${args.join(' ')} should fail`)
-      assert.equal(res.out.error?.code, code, res.stderr)
-      return res.out.error as { code: string; details: Record<string, unknown> }
-    }
+    const refused = (code: string, ...args: string[]) => refusedCli(e, code, alpha, ...args)
     const echo = ['outbound', 'invoke', beta.did as string, 'echo', 'echo', '--input', '{"text":"hi"}']
 
     // No chain from beta: beta's refusal, with beta's code.
@@ -31,21 +20,20 @@ describe('outbound invocation across processes, driven by the CLI', () => {
 
     // Beta's architect delegates echo to alpha's architect and trusts her at tier 3.
     const alphaArchitect = (await keystore.load('alpha-architect')).did
-    const grant = await ok<{ token: string }>(
+    const grant = await delegateToFile(
+      e,
       beta,
-      'delegate',
+      'to-alpha',
       alphaArchitect,
       'agent/invoke',
       ...['--agent', 'echo', '--skill', 'echo'],
     )
-    const grantFile = join(root, 'to-alpha.ucan')
-    await writeFile(grantFile, grant.token)
     await ok(beta, 'trust', alphaArchitect, '--tier', '3', '--reason', 'alpha’s architect')
     const res = await ok<{ mesh: string; answer: { result: { echo: unknown }; invoker: string } }>(
       alpha,
       ...echo,
       '--proof',
-      `@${grantFile}`,
+      grant.proof,
     )
     assert.equal(res.mesh, beta.did)
     assert.deepEqual(res.answer.result.echo, { text: 'hi' })
@@ -54,7 +42,7 @@ describe('outbound invocation across processes, driven by the CLI', () => {
     // Gamma has no connection with alpha.
     const unconnected = await refused(
       'MESH_NOT_CONNECTED',
-      ...['outbound', 'invoke', gamma.did as string, 'echo', 'echo', '--proof', `@${grantFile}`],
+      ...['outbound', 'invoke', gamma.did as string, 'echo', 'echo', '--proof', grant.proof],
     )
     assert.equal(unconnected.details.state, 'none')
 
@@ -63,12 +51,9 @@ describe('outbound invocation across processes, driven by the CLI', () => {
       name: 'general',
     })
     const { id: other } = await (beta.api as HttpClient).post<{ id: string }>('/api/rooms', { name: 'other' })
-    const grantFileOf = async (ability: string) => {
-      const g = await ok<{ token: string }>(beta, 'delegate', alphaArchitect, ability, '--room', room)
-      const file = join(root, `${ability.replace('/', '-')}.ucan`)
-      await writeFile(file, g.token)
-      return `@${file}`
-    }
+    const grantFileOf = async (ability: string) =>
+      (await delegateToFile(e, beta, ability.replace('/', '-'), alphaArchitect, ability, '--room', room))
+        .proof
     const postGrant = await grantFileOf('room/post')
     const readGrant = await grantFileOf('room/read')
     const posted = await ok<{ answer: { room: string; tier: number; result: { id: string } } }>(

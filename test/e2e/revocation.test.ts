@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { DelegationList } from '../../src/api/index.ts'
 import { agentResourceOf } from '../../src/auth/authority/index.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import { type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
+import { connectCli, delegateToFile, e2e, type FixedPortMesh, fixedPortMeshes } from '../fixtures/e2e.ts'
 
-type Mesh = CliMesh & { httpPort: number; p2pPort: number }
+type Mesh = FixedPortMesh
 
 /** The room sync interval `fixedPortStart` gives each mesh. */
 const SYNC_INTERVAL_MS = 300
@@ -16,26 +14,13 @@ const SYNC_INTERVAL_MS = 300
 describe('revocation across meshes, in separate processes (SPEC §9)', () => {
   it('alpha revokes carol’s delegation; beta refuses dave’s re-delegated invocation with reason revoked, also after both restart', async (t) => {
     const e = await e2e(t, 'mesh-revocation-e2e-', { logLevel: 'warn' })
-    const { root, cli: ok, run } = e
-    const start = async (m: Mesh) => {
-      m.proc = await e.start(fixedPortStart(m))
-      m.api = await e.signInArchitect(m.proc.http, m.name)
-      m.did = m.proc.did as string
-    }
-    const mesh = async (name: string): Promise<Mesh> => {
-      const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
-      await e.init(name, m.dir)
-      await start(m)
-      return m
-    }
+    const { cli: ok, run } = e
+    const { mesh, start } = fixedPortMeshes(e)
     const api = (m: Mesh) => m.api as HttpClient
     const alpha = await mesh('alpha')
     const beta = await mesh('beta')
 
-    const c = await ok<{ id: string }>(alpha, 'connect', beta.proc?.listen[0] as string)
-    await waitFor(async () => (await connectionView(beta, c.id))?.status === 'pending', 'request at beta')
-    await ok(beta, 'accept', c.id)
-    await waitFor(async () => (await connectionView(alpha, c.id))?.status === 'accepted', 'accepted')
+    await connectCli(e, alpha, beta)
 
     // carol: a human member of alpha; dave: her agent (a key of hers, no member anywhere).
     const carol = await ok<{ did: string }>(undefined, 'key', 'new', 'carol')
@@ -44,31 +29,29 @@ describe('revocation across meshes, in separate processes (SPEC §9)', () => {
 
     // beta's architect delegates its echo agent to carol (recorded at beta: its architect issued it);
     // carol re-delegates it to dave, offline, with beta's delegation as proof.
-    const toCarol = await ok<{ token: string; recorded: boolean }>(
+    const toCarol = await delegateToFile<{ token: string; recorded: boolean }>(
+      e,
       beta,
-      'delegate',
+      'to-carol',
       carol.did,
       'agent/invoke',
       ...['--agent', 'echo', '--skill', 'echo'],
     )
     assert.equal(toCarol.recorded, true)
-    const toCarolFile = join(root, 'to-carol.ucan')
-    await writeFile(toCarolFile, toCarol.token)
-    const toDave = await ok<{ token: string; cid: string }>(
+    const toDave = await delegateToFile<{ token: string; cid: string }>(
+      e,
       undefined,
-      'delegate',
+      'to-dave',
       dave.did,
       'agent/invoke',
       ...['--with', agentResourceOf(beta.did as string, 'echo'), '--skill', 'echo'],
-      ...['--proof', `@${toCarolFile}`, '--as', 'carol'],
+      ...['--proof', toCarol.proof, '--as', 'carol'],
     )
-    const toDaveFile = join(root, 'to-dave.ucan')
-    await writeFile(toDaveFile, toDave.token)
     await ok(beta, 'trust', carol.did, '--tier', '2', '--reason', 'alpha’s carol, met in person')
     await ok(beta, 'trust', dave.did, '--tier', '3', '--reason', 'carol’s agent')
     const echo = [
       ...['invoke', beta.proc?.http as string, 'echo', 'echo', '--as', 'dave'],
-      ...['--input', '{"text":"hello"}', '--proof', `@${toDaveFile}`],
+      ...['--input', '{"text":"hello"}', '--proof', toDave.proof],
     ]
     const res = await ok<{ result: { echo: unknown } }>(undefined, ...echo)
     assert.deepEqual(res.result.echo, { text: 'hello' })
@@ -79,7 +62,7 @@ describe('revocation across meshes, in separate processes (SPEC §9)', () => {
 
     // A mesh can only revoke what its own principals issued: alpha revoking beta's delegation
     // to carol holds at alpha only (nothing is announced).
-    const local = await ok<{ announcedTo: string[] }>(alpha, 'revoke', `@${toCarolFile}`, '--reason', 'test')
+    const local = await ok<{ announcedTo: string[] }>(alpha, 'revoke', toCarol.proof, '--reason', 'test')
     assert.deepEqual(local.announcedTo, [])
 
     // alpha's architect revokes carol's delegation to dave (giving its token: alpha had not
@@ -87,7 +70,7 @@ describe('revocation across meshes, in separate processes (SPEC §9)', () => {
     // sync interval (300 ms here) of the revocation's answer.
     const revoked = await ok<{ announcedTo: string[]; revocation: { cid: string; by: string } }>(
       alpha,
-      ...['revoke', `@${toDaveFile}`, '--reason', 'carol left the project'],
+      ...['revoke', toDave.proof, '--reason', 'carol left the project'],
     )
     assert.equal(revoked.revocation.cid, toDave.cid)
     assert.deepEqual(revoked.announcedTo, [beta.did])

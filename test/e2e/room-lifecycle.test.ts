@@ -4,10 +4,16 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
-import type { RejectedEntry } from '../../src/connections/index.ts'
-import { acceptRoom, type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
+import {
+  acceptRoom,
+  connectCli,
+  e2e,
+  type FixedPortMesh,
+  fixedPortMeshes,
+  rejectedAt,
+} from '../fixtures/e2e.ts'
 
-type Mesh = CliMesh & { httpPort: number; p2pPort: number }
+type Mesh = FixedPortMesh
 type Share = { peer: string; status: string; shared: boolean; endedBy?: string }
 type Invitation = { id: string; room: string; status: string }
 
@@ -20,36 +26,14 @@ type Invitation = { id: string; room: string; status: string }
  */
 describe('room lifecycle across processes (SPEC §9)', () => {
   it('decline, accept, unshare, leave, and a removed foreign member refused on all three meshes', async (t) => {
-    const {
-      root,
-      start: startProc,
-      init,
-      signInArchitect,
-      cli,
-      run,
-    } = await e2e(t, 'mesh-lifecycle-e2e-', {
-      logLevel: 'warn',
-    })
-    const start = async (m: Mesh, dir = m.dir) => {
-      m.proc = await startProc(fixedPortStart({ ...m, dir }))
-      m.api = await signInArchitect(m.proc.http, m.name)
-      m.did = m.proc.did as string
-    }
+    const e = await e2e(t, 'mesh-lifecycle-e2e-', { logLevel: 'warn' })
+    const { root, cli, run } = e
+    const { mesh, start } = fixedPortMeshes(e)
     const meshes: Mesh[] = []
-    for (const name of ['alpha', 'beta', 'gamma']) {
-      const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
-      await init(name, m.dir)
-      await start(m)
-      meshes.push(m)
-    }
+    for (const name of ['alpha', 'beta', 'gamma']) meshes.push(await mesh(name))
     const [alpha, beta, gamma] = meshes as [Mesh, Mesh, Mesh]
     const api = (m: Mesh) => m.api as HttpClient
-    const connect = async (x: Mesh, y: Mesh) => {
-      const c = await cli<{ id: string }>(x, 'connect', y.proc?.listen[0] as string)
-      await waitFor(async () => (await connectionView(y, c.id)) !== undefined, 'request arrives')
-      await cli(y, 'accept', c.id)
-      await waitFor(async () => (await connectionView(x, c.id))?.status === 'accepted', 'accepted')
-    }
+    const connect = (x: Mesh, y: Mesh) => connectCli(e, x, y)
     const room = async (m: Mesh, name: string) => (await cli<{ id: string }>(m, 'room', 'create', name)).id
     const bodies = async (m: Mesh, id: string) =>
       (
@@ -170,11 +154,9 @@ describe('room lifecycle across processes (SPEC §9)', () => {
     await start(gamma, staleDir)
     await api(gamma).post(`/api/rooms/${abc}/messages`, { body: 'after my removal' })
     await start(beta)
-    const refused = await waitFor(
-      async () =>
-        (
-          await api(beta).get<{ entries: RejectedEntry[] }>('/api/federation/rejected?limit=200')
-        ).entries.find((e) => e.details.reason === 'membership-ended'),
+    const refused = await rejectedAt(
+      beta,
+      (e) => e.details.reason === 'membership-ended',
       'beta refuses the late post',
     )
     assert.equal(refused.code, 'MESH_UPDATE_REJECTED')

@@ -8,14 +8,17 @@ import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { loadMesh, withMeshStore } from '../../src/mesh-info.ts'
 import { RoomManager } from '../../src/rooms/index.ts'
-import { acceptRoom, type CliMesh, connectionView, e2e, FAST_RETRY, freePort } from '../fixtures/e2e.ts'
+import {
+  acceptRoom,
+  connectCli,
+  e2e,
+  type FixedPortMesh,
+  fixedPortMeshes,
+  rejectedAt,
+} from '../fixtures/e2e.ts'
 
-interface Mesh extends CliMesh {
-  httpPort: number
-  p2pPort: number
-}
+type Mesh = FixedPortMesh
 type Msg = { id: string; author: string; body: string }
-type RejectedEntry = { code: string; details: Record<string, unknown> }
 
 const carol = new Ed25519KeyPair(Buffer.alloc(32, 51))
 
@@ -44,43 +47,18 @@ async function offline<T>(m: Mesh, fn: (books: { members: MemberBook; rooms: Roo
 
 describe('members everywhere across processes', () => {
   it('beta refuses a post by a removed member of alpha made through a replica that missed the removal; sentinel after', async (t) => {
-    const {
-      root,
-      start: startProc,
-      init,
-      signInArchitect,
-      cli,
-    } = await e2e(t, 'mesh-room-members-e2e-', {
-      logLevel: 'warn',
-    })
-    const start = async (m: Mesh, dir = m.dir) => {
-      m.proc = await startProc([
-        'start',
-        ...['--data', dir, '--http', `127.0.0.1:${m.httpPort}`],
-        ...['--listen', `/ip4/127.0.0.1/tcp/${m.p2pPort}`],
-        ...['--discovery-interval', '60000', ...FAST_RETRY],
-        ...['--probe-interval', '1000', '--sync-interval', '300'],
-      ])
-      m.api = await signInArchitect(m.proc.http, m.name)
-      m.did = m.proc.did as string
-    }
-    const mesh = async (name: string): Promise<Mesh> => {
-      const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
-      await init(name, m.dir)
-      return m
-    }
-    const alpha = await mesh('alpha')
-    const beta = await mesh('beta')
+    const e = await e2e(t, 'mesh-room-members-e2e-', { logLevel: 'warn' })
+    const { root, cli } = e
+    const { mesh, start } = fixedPortMeshes(e)
+    const alpha = await mesh('alpha', { start: false })
+    const beta = await mesh('beta', { start: false })
     await offline(alpha, ({ members }) =>
       members.enroll({ did: carol.did, kind: 'human', role: 'human', name: 'carol' }),
     )
     await start(alpha)
     await start(beta)
     const api = (m: Mesh) => m.api as HttpClient
-    const c = await cli<{ id: string }>(alpha, 'connect', beta.proc?.listen[0] as string)
-    await waitFor(async () => (await connectionView(beta, c.id)) !== undefined, 'request arrives')
-    await cli(beta, 'accept', c.id)
-    await waitFor(async () => (await connectionView(alpha, c.id))?.status === 'accepted', 'accepted')
+    await connectCli(e, alpha, beta)
 
     const room = await cli<{ id: string }>(alpha, 'room', 'create', 'shared')
     await cli(alpha, 'share', room.id, beta.did as string)
@@ -119,11 +97,9 @@ describe('members everywhere across processes', () => {
       body: 'after my removal',
     })
     await start(beta)
-    const refused = await waitFor(
-      async () =>
-        (
-          await api(beta).get<{ entries: RejectedEntry[] }>('/api/federation/rejected?limit=200')
-        ).entries.find((e) => e.details.reason === 'membership-ended'),
+    const refused = await rejectedAt(
+      beta,
+      (e) => e.details.reason === 'membership-ended',
       'beta refuses the late post',
     )
     assert.equal(refused.code, 'MESH_UPDATE_REJECTED')

@@ -1,52 +1,25 @@
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { runMesh, waitFor } from '../../scripts/lib/processes.ts'
 import type { HttpClient } from '../../src/cli/http-client.ts'
 import type { RoomSyncStatus } from '../../src/rooms/index.ts'
-import { acceptRoom, type CliMesh, connectionView, e2e, fixedPortStart, freePort } from '../fixtures/e2e.ts'
+import { acceptRoom, connectCli, e2e, type FixedPortMesh, fixedPortMeshes } from '../fixtures/e2e.ts'
 
-interface Mesh extends CliMesh {
-  httpPort: number
-  p2pPort: number
-}
+type Mesh = FixedPortMesh
 
 type Msg = { id: string; author: string; body: string; mesh: string }
 
 describe('shared rooms across processes, driven by the CLI', () => {
   it('two and three meshes: both ways, every message exactly once, offline catch-up in chunks, SIGKILL mid-burst', async (t) => {
-    const {
-      root,
-      env,
-      start: startProc,
-      init,
-      signInArchitect,
-      cli,
-    } = await e2e(t, 'mesh-rooms-e2e-', {
-      logLevel: 'warn',
-    })
-
-    const start = async (m: Mesh) => {
-      m.proc = await startProc(fixedPortStart(m))
-      m.api = await signInArchitect(m.proc.http, m.name)
-      m.did = m.proc.did as string
-    }
+    const e = await e2e(t, 'mesh-rooms-e2e-', { logLevel: 'warn' })
+    const { env, cli } = e
+    const { mesh, start } = fixedPortMeshes(e)
     const meshes: Mesh[] = []
-    for (const name of ['alpha', 'beta', 'gamma']) {
-      const m: Mesh = { name, dir: join(root, name), httpPort: await freePort(), p2pPort: await freePort() }
-      await init(name, m.dir)
-      await start(m)
-      meshes.push(m)
-    }
+    for (const name of ['alpha', 'beta', 'gamma']) meshes.push(await mesh(name))
     const [alpha, beta, gamma] = meshes as [Mesh, Mesh, Mesh]
     const api = (m: Mesh) => m.api as HttpClient
 
-    const connect = async (x: Mesh, y: Mesh) => {
-      const c = await cli<{ id: string }>(x, 'connect', y.proc?.listen[0] as string)
-      await waitFor(async () => (await connectionView(y, c.id)) !== undefined, 'request arrives')
-      await cli(y, 'accept', c.id)
-      await waitFor(async () => (await connectionView(x, c.id))?.status === 'accepted', 'accepted')
-    }
+    const connect = (x: Mesh, y: Mesh) => connectCli(e, x, y)
     const all = async (m: Mesh, room: string): Promise<Msg[]> => {
       const out: Msg[] = []
       let after: string | null = null

@@ -13,15 +13,20 @@ import { describe, it } from 'node:test'
 import * as Y from 'yjs'
 import { waitFor } from '../../scripts/lib/processes.ts'
 import type { TaskView } from '../../src/api/index.ts'
-import type { HttpClient } from '../../src/cli/http-client.ts'
 import { MESH_KEY_FILE, readKeyFile } from '../../src/identity/index.ts'
 import { withMeshStore } from '../../src/mesh-info.ts'
 import { RoomManager, type TaskEntry } from '../../src/rooms/index.ts'
-import { acceptRoom, connectionView, e2e, fixedPortStart, startCliMeshes } from '../fixtures/e2e.ts'
+import {
+  acceptRoom,
+  connectionView,
+  e2e,
+  fixedPortStart,
+  rejectedAt,
+  startCliMeshes,
+} from '../fixtures/e2e.ts'
 import { sealedTaskUpdate, statusEntry } from '../rooms/task-helpers.ts'
 
 type Note = { body: string; room: string }
-type RejectedEntry = { peer: string | null; code: string; details: Record<string, unknown> }
 
 describe('tasks across meshes (SPEC §13), multi-process', () => {
   it('alpha’s task assigned to @carol:beta is done by carol on beta and converges; a non-assignee is refused; a forged status change is refused (sentinel after the attack)', async (t) => {
@@ -190,15 +195,9 @@ describe('tasks across meshes (SPEC §13), multi-process', () => {
     beta.proc = await e.start(
       fixedPortStart({ dir: beta.dir, httpPort: Number(betaHttp.port), p2pPort: betaP2p }),
     )
-    const refusal = await waitFor(
-      async () =>
-        (
-          await (alpha.api as HttpClient).get<{ entries: RejectedEntry[] }>(
-            '/api/federation/rejected?limit=200',
-          )
-        ).entries.find(
-          (x) => x.peer === beta.did && ['task-rules', 'bad-seal'].includes(String(x.details.reason)),
-        ),
+    const refusal = await rejectedAt(
+      alpha,
+      (x) => x.peer === beta.did && ['task-rules', 'bad-seal'].includes(String(x.details.reason)),
       'alpha refuses beta’s forged task changes',
     )
     assert.equal(refusal.code, 'MESH_UPDATE_REJECTED')

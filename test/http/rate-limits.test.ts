@@ -3,12 +3,13 @@ import { describe, it, type TestContext } from 'node:test'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import { Registry } from 'prom-client'
 import type { AgentService } from '../../src/agents/agent-service.ts'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { SessionService } from '../../src/auth/index.ts'
 import { MeshError } from '../../src/errors.ts'
 import { createHttpApp, type HttpAppInit, invokeRoutes, registerSessionRoutes } from '../../src/http/index.ts'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
+import { challengeAnswer } from '../fixtures/session-answer.ts'
 
 const MESH = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK'
 const ATTACKER = '203.0.113.7'
@@ -40,14 +41,11 @@ async function app(t: TestContext, rateLimits: HttpAppInit['rateLimits']) {
     const { nonce } = (
       await server.inject({ method: 'GET', url: '/api/session/challenge', remoteAddress })
     ).json() as { nonce: string }
-    const signature = Buffer.from(
-      key.sign(new TextEncoder().encode(sessionChallengeText(MESH, nonce))),
-    ).toString('base64url')
     const res = await server.inject({
       method: 'POST',
       url: '/api/session',
       remoteAddress,
-      payload: { did: key.did, nonce, signature },
+      payload: challengeAnswer(key, MESH, nonce),
     })
     assert.equal(res.statusCode, 200, res.body)
     return (res.json() as { token: string }).token

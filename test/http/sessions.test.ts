@@ -2,11 +2,12 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Registry } from 'prom-client'
-import { SessionService, sessionChallengeText } from '../../src/auth/index.ts'
+import { SessionService } from '../../src/auth/index.ts'
 import { createHttpApp, registerSessionRoutes } from '../../src/http/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { alice, bob, mallory, tempStore } from '../fixtures/principals.ts'
+import { challengeAnswer } from '../fixtures/session-answer.ts'
 
 const mesh = Ed25519KeyPair.generate()
 
@@ -32,11 +33,21 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
 
 async function signIn(sessions: SessionService, key: Ed25519KeyPair) {
   const { nonce } = sessions.challenge()
-  return sessions.open({ did: key.did, nonce, signature: sign(key, sessionChallengeText(mesh.did, nonce)) })
+  return sessions.open(answer(key, nonce))
 }
 
-const sign = (key: Ed25519KeyPair, text: string) =>
-  Buffer.from(key.sign(new TextEncoder().encode(text))).toString('base64url')
+/**
+ * `key`'s answer to challenge `nonce`: its signature over the challenge text of this mesh
+ * and `nonce` (or, to forge one, of `signed.mesh` and `signed.nonce`).
+ */
+function answer(key: Ed25519KeyPair, nonce: string, signed: { mesh?: string; nonce?: string } = {}) {
+  return challengeAnswer(key, signed.mesh ?? mesh.did, nonce, signed.nonce ?? nonce)
+}
+
+/** `POST /api/session` with `payload`. */
+function openSession(server: Awaited<ReturnType<typeof app>>, payload: ReturnType<typeof answer>) {
+  return server.inject({ method: 'POST', url: '/api/session', payload })
+}
 
 async function challenge(server: Awaited<ReturnType<typeof app>>): Promise<string> {
   const res = await server.inject({ method: 'GET', url: '/api/session/challenge' })
@@ -54,11 +65,7 @@ describe('session challenge/response', () => {
   it('gives a member a token that authenticates /api/me', async (t) => {
     const server = await app(t)
     const nonce = await challenge(server)
-    const res = await server.inject({
-      method: 'POST',
-      url: '/api/session',
-      payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) },
-    })
+    const res = await openSession(server, answer(alice, nonce))
     assert.equal(res.statusCode, 200)
     const { token } = res.json() as { token: string }
     const me = await server.inject({
@@ -82,33 +89,21 @@ describe('session challenge/response', () => {
     const server = await app(t)
     const nonce = await challenge(server)
     const other = await challenge(server)
-    const wrong = await server.inject({
-      method: 'POST',
-      url: '/api/session',
-      payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, other)) },
-    })
+    const wrong = await openSession(server, answer(alice, nonce, { nonce: other }))
     assert.equal(wrong.statusCode, 401)
     assert.equal(errorCode(wrong), 'MESH_SIGNATURE_MISMATCH')
-    const otherMesh = await server.inject({
-      method: 'POST',
-      url: '/api/session',
-      payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mallory.did, nonce)) },
-    })
+    const otherMesh = await openSession(server, answer(alice, nonce, { mesh: mallory.did }))
     assert.equal(errorCode(otherMesh), 'MESH_SIGNATURE_MISMATCH')
-    const right = await server.inject({
-      method: 'POST',
-      url: '/api/session',
-      payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) },
-    })
+    const right = await openSession(server, answer(alice, nonce))
     assert.equal(right.statusCode, 200)
   })
 
   it('refuses a reused nonce with MESH_REPLAY', async (t) => {
     const server = await app(t)
     const nonce = await challenge(server)
-    const payload = { did: bob.did, nonce, signature: sign(bob, sessionChallengeText(mesh.did, nonce)) }
-    assert.equal((await server.inject({ method: 'POST', url: '/api/session', payload })).statusCode, 200)
-    const again = await server.inject({ method: 'POST', url: '/api/session', payload })
+    const payload = answer(bob, nonce)
+    assert.equal((await openSession(server, payload)).statusCode, 200)
+    const again = await openSession(server, payload)
     assert.equal(again.statusCode, 409)
     assert.equal(errorCode(again), 'MESH_REPLAY')
   })
@@ -116,21 +111,9 @@ describe('session challenge/response', () => {
   it('refuses mallory, who signs correctly but is not a member, and unknown nonces', async (t) => {
     const server = await app(t)
     const nonce = await challenge(server)
-    const res = await server.inject({
-      method: 'POST',
-      url: '/api/session',
-      payload: { did: mallory.did, nonce, signature: sign(mallory, sessionChallengeText(mesh.did, nonce)) },
-    })
+    const res = await openSession(server, answer(mallory, nonce))
     assert.equal(errorCode(res), 'MESH_FORBIDDEN')
-    const made = await server.inject({
-      method: 'POST',
-      url: '/api/session',
-      payload: {
-        did: alice.did,
-        nonce: 'madeup',
-        signature: sign(alice, sessionChallengeText(mesh.did, 'madeup')),
-      },
-    })
+    const made = await openSession(server, answer(alice, 'madeup'))
     assert.equal(errorCode(made), 'MESH_UNAUTHENTICATED')
   })
 
@@ -179,11 +162,7 @@ describe('session challenge/response', () => {
       })
       assert.equal(res.statusCode, 200)
     }
-    const res = await server.inject({
-      method: 'POST',
-      url: '/api/session',
-      payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) },
-    })
+    const res = await openSession(server, answer(alice, nonce))
     assert.equal(res.statusCode, 200, res.body)
   })
 
@@ -192,32 +171,16 @@ describe('session challenge/response', () => {
     const sessions = new SessionService({ store, meshDid: mesh.did, roleOf, challengeTtlMs: 1 })
     const other = new SessionService({ store, meshDid: mesh.did, roleOf })
     const foreign = other.challenge().nonce
-    await assert.rejects(
-      sessions.open({
-        did: alice.did,
-        nonce: foreign,
-        signature: sign(alice, sessionChallengeText(mesh.did, foreign)),
-      }),
-      { name: 'UnauthenticatedError' },
-    )
+    await assert.rejects(sessions.open(answer(alice, foreign)), { name: 'UnauthenticatedError' })
     const { nonce, expiresAt } = sessions.challenge()
     await until(() => Date.now() > Date.parse(expiresAt), 'the challenge to expire')
-    await assert.rejects(
-      sessions.open({ did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) }),
-      { name: 'UnauthenticatedError' },
-    )
+    await assert.rejects(sessions.open(answer(alice, nonce)), { name: 'UnauthenticatedError' })
   })
 
   it('DELETE /api/session logs out: the token fails at once', async (t) => {
     const server = await app(t)
     const nonce = await challenge(server)
-    const { token } = (
-      await server.inject({
-        method: 'POST',
-        url: '/api/session',
-        payload: { did: alice.did, nonce, signature: sign(alice, sessionChallengeText(mesh.did, nonce)) },
-      })
-    ).json() as { token: string }
+    const { token } = (await openSession(server, answer(alice, nonce))).json() as { token: string }
     const auth = { authorization: `Bearer ${token}` }
     assert.equal((await server.inject({ method: 'GET', url: '/api/me', headers: auth })).statusCode, 200)
     const out = await server.inject({ method: 'DELETE', url: '/api/session', headers: auth })

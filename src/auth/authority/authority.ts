@@ -17,7 +17,7 @@ import { PresentedCredentials } from './presented-credentials.ts'
 import { ReplayGuard } from './replay-guard.ts'
 import type { Result } from './result.ts'
 import { type Revocation, RevocationStore } from './revocations.ts'
-import { type CompleteRevocation, revokeDelegation } from './revoke.ts'
+import { type RevokeOptions, revokeDelegation } from './revoke.ts'
 import { RootDelegation } from './root-delegation.ts'
 import { type TrustRecord, TrustStore, type TrustStoreInit } from './trust.ts'
 import type { AuthorityContext, AuthorityOk, AuthorityRequest, AuthorityVerdict } from './verdict.ts'
@@ -334,16 +334,7 @@ export class Authority {
    * `nb.ucan` the delegation's CID (and optionally `nb.reason`). Recorded with an
    * audit row in one batch. Throws a MeshError (details.proof names the failed proof).
    */
-  revoke(
-    token: string,
-    options: {
-      credentials?: string[]
-      presentation?: string
-      now?: number
-      /** revocation that travels (SPEC §9): the caller's checks and additions, in the same batch */
-      complete?: CompleteRevocation
-    } = {},
-  ): Promise<Revocation> {
+  revoke(token: string, options: RevokeOptions = {}): Promise<Revocation> {
     return revokeDelegation(
       {
         audit: this.#audit,

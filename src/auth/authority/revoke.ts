@@ -28,6 +28,15 @@ export interface RevokeComponents {
   now: () => number
 }
 
+/** What a revocation is checked with (`revokeDelegation`, `Authority.revoke`). */
+export interface RevokeOptions {
+  credentials?: string[]
+  presentation?: string
+  now?: number
+  /** revocation that travels (SPEC §9): the caller's checks and additions, in the same batch */
+  complete?: CompleteRevocation
+}
+
 /**
  * Revokes a delegation: `token` is a `ucan/revoke` invocation on this mesh with
  * `nb.ucan` the delegation's CID (and optionally `nb.reason`). Recorded with an
@@ -37,12 +46,7 @@ export interface RevokeComponents {
 export async function revokeDelegation(
   components: RevokeComponents,
   token: string,
-  options: {
-    credentials?: string[]
-    presentation?: string
-    now?: number
-    complete?: CompleteRevocation
-  } = {},
+  options: RevokeOptions = {},
 ): Promise<Revocation> {
   const verdict = await components.verify(
     {

@@ -1,20 +1,11 @@
 /** `mesh connect`, `requests`, `connections`, `accept|decline|disconnect|pause|resume`, `peers`: links to other meshes. */
 import type { Command } from 'commander'
+import { CONNECTION_ACT_ROUTES } from '../../api/connection-acts.ts'
 import type { ConnectionView, PeerView } from '../../api/index.ts'
 import { HUMAN_ACTS } from '../../auth/index.ts'
 import { parseTarget } from '../../identity/index.ts'
 import { type ClientOptions, clientCommand, humanSession } from '../client.ts'
 import type { CliContext } from '../context.ts'
-
-/** The route of each act on a connection. */
-const ACT_ROUTES = {
-  accept: 'acceptConnection',
-  decline: 'declineConnection',
-  disconnect: 'disconnectConnection',
-  // paused links (issue 13)
-  pause: 'pauseConnection',
-  resume: 'resumeConnection',
-} as const
 
 function connectionLine(c: ConnectionView): string {
   const error = c.lastError === null ? '' : `  last error: ${c.lastError.kind} ${c.lastError.code}`
@@ -79,7 +70,7 @@ export function registerConnectionCommands(cli: Command, ctx: CliContext): void 
     clientCommand(cli, `${what} <id>`, `${what} a connection (signed by your human key)`).action(
       async (id: string, options: ClientOptions) => {
         const { client: api, chainAct } = await session(options)
-        const res = await api.call(ACT_ROUTES[what], {
+        const res = await api.call(CONNECTION_ACT_ROUTES[what], {
           params: { id },
           body: { ucan: await chainAct(HUMAN_ACTS[what], id) },
         })

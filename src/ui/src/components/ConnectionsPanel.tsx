@@ -14,6 +14,7 @@ import {
 } from '@mantine/core'
 import { useDebouncedValue } from '@mantine/hooks'
 import { useState } from 'react'
+import { CONNECTION_ACT_ROUTES } from '../../../api/connection-acts.ts'
 import type { ConnectionView, MeshStatus, PeerView, PublicMesh, RouteOutput } from '../../../api/index.ts'
 import type { ApiError } from '../lib/api.ts'
 import { browseAction } from '../lib/browse.ts'
@@ -268,22 +269,13 @@ function RequestModal({ mesh, onClose }: { mesh: PublicMesh; onClose: () => void
   )
 }
 
-const DECISION_ROUTES = {
-  accept: 'acceptConnection',
-  decline: 'declineConnection',
-  disconnect: 'disconnectConnection',
-  // paused links (issue 13)
-  pause: 'pauseConnection',
-  resume: 'resumeConnection',
-} as const
-
 /** Signs and posts accept/decline/disconnect (and pause/resume) for a connection. */
 function useDecision(reload: () => void) {
   const session = useSession()
-  return useAction(async (c: ConnectionView, what: keyof typeof DECISION_ROUTES) => {
+  return useAction(async (c: ConnectionView, what: keyof typeof CONNECTION_ACT_ROUTES) => {
     try {
       const ucan = await session.act({ can: ACTS[what], connection: c.id })
-      await session.call(DECISION_ROUTES[what], { params: { id: c.id }, body: { ucan } })
+      await session.call(CONNECTION_ACT_ROUTES[what], { params: { id: c.id }, body: { ucan } })
     } finally {
       // also after a refusal: a conflict means the list here was stale
       reload()
@@ -439,37 +431,36 @@ function PauseButton({
   connection: ConnectionView
   decide: ReturnType<typeof useDecision>
 }) {
-  const peer = c.peerName ?? c.peerDid
-  if (canPause(c))
-    return (
-      <Button
-        size="xs"
-        variant="light"
-        color="grape"
-        loading={decide.busy}
-        onClick={() => void decide.run(c, 'pause')}
-        aria-label={`Pause the link with ${peer}`}
-        title="Nothing syncs while paused; this mesh's outbox holds what it would send"
-      >
-        Pause
-      </Button>
-    )
-  if (canResume(c))
-    return (
-      <Button
-        size="xs"
-        variant="filled"
-        color="grape"
-        loading={decide.busy}
-        onClick={() => void decide.run(c, 'resume')}
-        aria-label={`Resume the link with ${peer}`}
-        title="The outbox delivers what it held; shared rooms catch up"
-      >
-        Resume
-      </Button>
-    )
-  return null
+  const op = canPause(c) ? 'pause' : canResume(c) ? 'resume' : undefined
+  if (op === undefined) return null
+  const button = PAUSE_BUTTONS[op]
+  return (
+    <Button
+      size="xs"
+      variant={button.variant}
+      color="grape"
+      loading={decide.busy}
+      onClick={() => void decide.run(c, op)}
+      aria-label={`${button.label} the link with ${c.peerName ?? c.peerDid}`}
+      title={button.title}
+    >
+      {button.label}
+    </Button>
+  )
 }
+
+const PAUSE_BUTTONS = {
+  pause: {
+    label: 'Pause',
+    variant: 'light',
+    title: "Nothing syncs while paused; this mesh's outbox holds what it would send",
+  },
+  resume: {
+    label: 'Resume',
+    variant: 'filled',
+    title: 'The outbox delivers what it held; shared rooms catch up',
+  },
+} as const
 
 function RequestsTab({
   connections,

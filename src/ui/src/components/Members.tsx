@@ -1,7 +1,6 @@
 import {
   Badge,
   Button,
-  Card,
   Code,
   Group,
   Modal,
@@ -18,6 +17,7 @@ import { useAction, usePoll } from '../lib/hooks.ts'
 import { type CredentialView, readCredential } from '../lib/members.ts'
 import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
+import { ActForm } from './ActForm.tsx'
 import { ActOutcome, EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
 import { DataTable } from './DataTable.tsx'
 
@@ -197,67 +197,62 @@ function EnrolCard({ onDone }: { onDone: () => void }) {
   })
   const ready = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did.trim()) && name.trim() !== ''
   return (
-    <Card withBorder>
-      <Title order={3} size="h5" mb="xs">
-        Enrol a member
-      </Title>
-      <form
-        onSubmit={(e) => {
-          e.preventDefault()
-          if (ready) void enrol.run()
-        }}
-      >
-        <Stack gap="xs">
-          <TextInput
-            label="Key (did:key)"
-            placeholder="did:key:z6Mk…"
-            value={did}
-            onChange={(e) => setDid(e.currentTarget.value)}
-            data-testid="enrol-did"
-          />
-          <Group grow align="end">
-            <SegmentedControl
-              aria-label="Kind"
-              value={kind}
-              onChange={(v) => setKind(v as MemberKind)}
-              data={[
-                { value: 'human', label: 'human' },
-                { value: 'agent', label: 'agent' },
-              ]}
-              data-testid="enrol-kind"
-            />
-            <TextInput
-              label="Name"
-              placeholder="carol"
-              maxLength={64}
-              value={name}
-              onChange={(e) => setName(e.currentTarget.value)}
-              data-testid="enrol-name"
-            />
-            <TextInput
-              label="Role (optional)"
-              placeholder="member"
-              maxLength={64}
-              value={role}
-              onChange={(e) => setRole(e.currentTarget.value)}
-              data-testid="enrol-role"
-            />
-          </Group>
-          <Group justify="space-between">
-            <Text size="xs" c="dimmed">
-              Your key signs a UCAN invoking <Code>{ACTS.enrol}</Code> for this key, kind and role; the mesh
-              then issues it a membership credential.
-            </Text>
-            <Button type="submit" disabled={!ready} loading={enrol.busy}>
-              Sign and enrol
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-      <ActOutcome action={enrol} refused="Enrolment refused" done={done !== undefined} testId="enrolled">
-        {done?.name} is enrolled as {done?.kind === 'agent' ? 'an agent' : 'a human'} (tier {done?.tier}).
-      </ActOutcome>
-    </Card>
+    <ActForm
+      title="Enrol a member"
+      ready={ready}
+      action={enrol}
+      note={
+        <>
+          Your key signs a UCAN invoking <Code>{ACTS.enrol}</Code> for this key, kind and role; the mesh then
+          issues it a membership credential.
+        </>
+      }
+      submit="Sign and enrol"
+      refused="Enrolment refused"
+      done={done !== undefined}
+      testId="enrolled"
+      outcome={
+        <>
+          {done?.name} is enrolled as {done?.kind === 'agent' ? 'an agent' : 'a human'} (tier {done?.tier}).
+        </>
+      }
+    >
+      <TextInput
+        label="Key (did:key)"
+        placeholder="did:key:z6Mk…"
+        value={did}
+        onChange={(e) => setDid(e.currentTarget.value)}
+        data-testid="enrol-did"
+      />
+      <Group grow align="end">
+        <SegmentedControl
+          aria-label="Kind"
+          value={kind}
+          onChange={(v) => setKind(v as MemberKind)}
+          data={[
+            { value: 'human', label: 'human' },
+            { value: 'agent', label: 'agent' },
+          ]}
+          data-testid="enrol-kind"
+        />
+        <TextInput
+          label="Name"
+          placeholder="carol"
+          maxLength={64}
+          value={name}
+          onChange={(e) => setName(e.currentTarget.value)}
+          data-testid="enrol-name"
+        />
+        <TextInput
+          label="Role (optional)"
+          placeholder="member"
+          maxLength={64}
+          value={role}
+          onChange={(e) => setRole(e.currentTarget.value)}
+          data-testid="enrol-role"
+        />
+      </Group>
+    </ActForm>
   )
 }
 

@@ -23,6 +23,7 @@ import { useAction, usePoll } from '../lib/hooks.ts'
 import { policyPatchOf } from '../lib/lifecycle.ts'
 import { useSession } from '../lib/session.tsx'
 import { ACTS } from '../lib/ucan.ts'
+import { ActForm } from './ActForm.tsx'
 import { BackfillLimitInput } from './BackfillLimitInput.tsx'
 import { ActOutcome, EmptyState, ErrorState, Loading, ShortDid, When } from './common.tsx'
 import { DataTable } from './DataTable.tsx'
@@ -153,70 +154,64 @@ function PromoteCard({ onDone }: { onDone: () => void }) {
   })
   const ready = did.trim().startsWith('did:') && reason.trim() !== '' && tier !== null
   return (
-    <Card withBorder>
-      <Title order={3} size="h5" mb="xs">
-        Change a tier
-      </Title>
-      <form
-        onSubmit={(e) => {
-          e.preventDefault()
-          if (ready) void promote.run()
-        }}
-      >
-        <Stack gap="xs">
-          <TextInput
-            label="Principal or peer mesh (did)"
-            placeholder="did:key:z…"
-            value={did}
-            onChange={(e) => setDid(e.currentTarget.value)}
-            data-testid="promote-did"
-          />
-          <Group grow>
-            <SegmentedControl
-              aria-label="Scope"
-              value={scope}
-              onChange={(v) => setScope(v as 'principal' | 'mesh')}
-              data={[
-                { value: 'principal', label: 'principal' },
-                { value: 'mesh', label: 'peer mesh' },
-              ]}
-            />
-            <Select
-              label="Tier"
-              data={[
-                { value: '2', label: '2 — super' },
-                { value: '3', label: '3 — elevated' },
-                { value: '4', label: '4 — normal' },
-              ]}
-              value={tier}
-              onChange={setTier}
-              allowDeselect={false}
-              data-testid="promote-tier"
-            />
-          </Group>
-          <TextInput
-            label="Reason"
-            placeholder="what earned it"
-            maxLength={512}
-            value={reason}
-            onChange={(e) => setReason(e.currentTarget.value)}
-            data-testid="promote-reason"
-          />
-          <Group justify="space-between">
-            <Text size="xs" c="dimmed">
-              Your key signs a UCAN invoking <Code>{ACTS.promote}</Code> with this tier and reason; it is
-              audited.
-            </Text>
-            <Button type="submit" disabled={!ready} loading={promote.busy}>
-              Sign and set tier
-            </Button>
-          </Group>
-        </Stack>
-      </form>
-      <ActOutcome action={promote} refused="Tier change refused" done={done !== undefined} testId="promoted">
-        <ShortDid did={done?.did} /> is now tier {done?.tier}.
-      </ActOutcome>
-    </Card>
+    <ActForm
+      title="Change a tier"
+      ready={ready}
+      action={promote}
+      note={
+        <>
+          Your key signs a UCAN invoking <Code>{ACTS.promote}</Code> with this tier and reason; it is audited.
+        </>
+      }
+      submit="Sign and set tier"
+      refused="Tier change refused"
+      done={done !== undefined}
+      testId="promoted"
+      outcome={
+        <>
+          <ShortDid did={done?.did} /> is now tier {done?.tier}.
+        </>
+      }
+    >
+      <TextInput
+        label="Principal or peer mesh (did)"
+        placeholder="did:key:z…"
+        value={did}
+        onChange={(e) => setDid(e.currentTarget.value)}
+        data-testid="promote-did"
+      />
+      <Group grow>
+        <SegmentedControl
+          aria-label="Scope"
+          value={scope}
+          onChange={(v) => setScope(v as 'principal' | 'mesh')}
+          data={[
+            { value: 'principal', label: 'principal' },
+            { value: 'mesh', label: 'peer mesh' },
+          ]}
+        />
+        <Select
+          label="Tier"
+          data={[
+            { value: '2', label: '2 — super' },
+            { value: '3', label: '3 — elevated' },
+            { value: '4', label: '4 — normal' },
+          ]}
+          value={tier}
+          onChange={setTier}
+          allowDeselect={false}
+          data-testid="promote-tier"
+        />
+      </Group>
+      <TextInput
+        label="Reason"
+        placeholder="what earned it"
+        maxLength={512}
+        value={reason}
+        onChange={(e) => setReason(e.currentTarget.value)}
+        data-testid="promote-reason"
+      />
+    </ActForm>
   )
 }
 
