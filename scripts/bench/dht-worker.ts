@@ -72,8 +72,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       variant = req.variant
       const root = await pool.dir('mesh-bench-dht-')
       // Unlisted meshes (announce: false): records are published as ever, but no
-      // directory provide/lookup traffic slows the set-up; no round runs on its own
-      // while lookups are measured.
+      // directory provide traffic slows the set-up (a round still looks the directory
+      // up: one more walk per mesh publish); no round runs on its own while lookups
+      // are measured.
       const { maxConnections, connectionMonitor } = req
       const limits: HostLimits = {
         ...(maxConnections !== undefined ? { maxConnections } : {}),
