@@ -22,13 +22,17 @@
  * each lookup (looker → the node after it, in the next process), so the bound is
  * measured all through the run under the lookups' own load; the median of those.
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { once } from 'node:events'
-import type { Sample, Variant, WorkerRequest } from './dht-worker.ts'
+import {
+  bootstrapTargets,
+  Deadline,
+  defaultConnectionMonitor,
+  defaultWorkers,
+  Progress,
+} from './dht-pacing.ts'
+import type { Sample, Variant } from './dht-worker.ts'
+import { Workers } from './dht-workers.ts'
 import { forEachLimited } from './nodes.ts'
 import { emit, median, note, percentile, type ResultName, sleep } from './report.ts'
-
-const WORKER_SCRIPT = new URL('./dht-worker.ts', import.meta.url).pathname
 
 export interface DhtLookupInit {
   /** Number of nodes in each network. */
@@ -41,8 +45,18 @@ export interface DhtLookupInit {
   pingsPerLookup?: number
   /** Back-to-back pings of one pair after the lookups, reported for comparison; default 300. */
   pings?: number
-  /** Child processes each side's nodes are spread over; default min(8, n / 4). */
+  /** Child processes each side's nodes are spread over; default min(8, n / 4), from 128 nodes n / 16. */
   workers?: number
+  /** Connections each node keeps at most (libp2p's maxConnections); default the node's own (see dht-pacing.ts). */
+  maxConnections?: number
+  /** libp2p's connection monitor; default the node's own up to 64 nodes, then off (see dht-pacing.ts). */
+  connectionMonitor?: { enabled?: boolean; pingInterval?: number }
+  /** Nodes joining the network at once at bootstrap; default 8. */
+  joinConcurrency?: number
+  /** Records published at once; default 8. */
+  publishConcurrency?: number
+  /** A side that takes longer ends with an error (its rows unmeasured); default max(20 min, n × 5 s). */
+  sideTimeoutMs?: number
 }
 
 /** The results `benchDhtLookup` writes for `n`. */
@@ -113,84 +127,6 @@ export async function benchDhtLookup(init: DhtLookupInit): Promise<void> {
   emit(`dht.lookup_by_walk.n${n}`, byWalk, 'fraction', 1, 0, 'higher')
 }
 
-/** The child processes of one side, and which holds node g (process g mod k, index g div k). */
-class Workers {
-  readonly #procs: ChildProcess[] = []
-  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
-  #nextId = 1
-
-  static async start(count: number): Promise<Workers> {
-    const workers = new Workers()
-    await Promise.all(Array.from({ length: count }, () => workers.#spawn()))
-    return workers
-  }
-
-  get size(): number {
-    return this.#procs.length
-  }
-
-  async #spawn(): Promise<void> {
-    const proc = fork(WORKER_SCRIPT, [], {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      serialization: 'advanced',
-    })
-    this.#procs.push(proc)
-    const up = new Promise<void>((resolve, reject) => {
-      proc.once('exit', (code) => reject(new Error(`dht worker exited with ${code}`)))
-      proc.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: string }) => {
-        if (msg.id === 0) return resolve()
-        const waiter = this.#pending.get(msg.id)
-        this.#pending.delete(msg.id)
-        if (msg.ok) waiter?.resolve(msg.value)
-        else waiter?.reject(new Error(msg.error))
-      })
-    })
-    proc.once('exit', () => {
-      for (const [id, waiter] of this.#pending) {
-        this.#pending.delete(id)
-        waiter.reject(new Error('dht worker exited'))
-      }
-    })
-    await up
-  }
-
-  ask<T>(worker: number, req: WorkerRequest): Promise<T> {
-    const proc = this.#procs[worker] as ChildProcess
-    const id = this.#nextId++
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      proc.send({ id, ...req })
-    })
-  }
-
-  /** Asks the worker that holds node g, with its local index. */
-  askNode<T>(g: number, req: (index: number) => WorkerRequest): Promise<T> {
-    return this.ask<T>(g % this.size, req(Math.floor(g / this.size)))
-  }
-
-  all<T>(req: WorkerRequest): Promise<T[]> {
-    return Promise.all(this.#procs.map((_, i) => this.ask<T>(i, req)))
-  }
-
-  /** Stops every node and process: `exit` first, SIGKILL after 10 s. */
-  async stop(): Promise<void> {
-    await Promise.all(
-      this.#procs.map(async (proc) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return
-        const exited = once(proc, 'exit')
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-        try {
-          proc.send({ id: -1, op: 'exit' })
-        } catch {
-          proc.kill('SIGKILL')
-        }
-        await exited
-        clearTimeout(timer)
-      }),
-    )
-  }
-}
-
 interface NodeInfo {
   did: string
   peerId: string
@@ -204,23 +140,58 @@ async function runSide(
   init: DhtLookupInit,
 ): Promise<Side> {
   const timeoutMs = init.timeoutMs ?? 10_000
-  const k = Math.max(1, Math.min(init.workers ?? Math.min(8, Math.floor(n / 4)), n))
+  const k = Math.max(1, Math.min(init.workers ?? defaultWorkers(n), n))
+  const maxConnections = init.maxConnections
+  const connectionMonitor = init.connectionMonitor ?? defaultConnectionMonitor(n)
+  const label = `n${n} ${variant}`
+  const deadline = new Deadline(label, init.sideTimeoutMs ?? Math.max(20 * 60_000, n * 5_000))
   const started = performance.now()
   const workers = await Workers.start(k)
   try {
     // node g lives in worker g % k at index floor(g / k)
     const perWorker = await Promise.all(
       Array.from({ length: k }, (_, w) =>
-        workers.ask<NodeInfo[]>(w, { op: 'init', variant, count: Math.ceil((n - w) / k) }),
+        workers.ask<NodeInfo[]>(w, {
+          op: 'init',
+          variant,
+          count: Math.ceil((n - w) / k),
+          ...(maxConnections !== undefined ? { maxConnections } : {}),
+          ...(connectionMonitor !== undefined ? { connectionMonitor } : {}),
+        }),
       ),
     )
     const nodes: NodeInfo[] = Array.from(
       { length: n },
       (_, g) => perWorker[g % k]?.[Math.floor(g / k)] as NodeInfo,
     )
-    await connect(workers, nodes)
+    const phase = async (what: string): Promise<void> => {
+      const stats = await workers.all<{
+        cpuMs: number
+        rssMiB: number
+        connections: number[]
+        opened: number
+      }>({
+        op: 'stats',
+      })
+      const connections = stats.flatMap((s) => s.connections)
+      const sum = (f: (s: (typeof stats)[number]) => number) =>
+        Math.round(stats.reduce((a, s) => a + f(s), 0))
+      note(
+        `${label}: ${what} at ${Math.round((performance.now() - started) / 1000)} s` +
+          ` (workers' cpu ${Math.round(sum((s) => s.cpuMs) / 1000)} s, rss ${sum((s) => s.rssMiB)} MiB,` +
+          ` connections per node p50 ${median(connections)} max ${Math.max(...connections)},` +
+          ` ${Math.round(sum((s) => s.opened) / 2)} opened so far)`,
+      )
+    }
+    await phase(
+      `${n} nodes up in ${k} processes` +
+        (maxConnections !== undefined ? `, at most ${maxConnections} connections each` : '') +
+        (connectionMonitor?.enabled === false ? ', no liveness pings' : ''),
+    )
+    await connect(workers, nodes, label, deadline, init.joinConcurrency ?? 8)
+    await phase('bootstrapped')
 
-    // 8 publishes at a time, and again (as a node does at its next round) when no
+    // A few publishes at a time, and again (as a node does at its next round) when no
     // other node took the record.
     const heldElsewhere = async (g: number): Promise<boolean> =>
       (await workers.all<boolean>({ op: 'holds', did: (nodes[g] as NodeInfo).did })).some(Boolean)
@@ -230,27 +201,33 @@ async function runSide(
           op: 'publish',
           index,
           first: attempt === 0,
+          timeoutMs: 120_000,
         }))
         return variant === 'stock' ? reached > 0 : await heldElsewhere(g)
       } catch (err) {
-        note(`n${n} ${variant}: publish failed: ${(err as Error).message}`)
-        return false
+        note(`${label}: publish ${g} failed: ${(err as Error).message}`)
+        // the round may have placed it all the same
+        return variant === 'mesh' ? await heldElsewhere(g) : false
       }
     }
     let pending = nodes.map((_, g) => g)
     for (let attempt = 0; attempt < 3 && pending.length > 0; attempt++) {
       const missed: number[] = []
-      await forEachLimited(pending, 8, async (g) => {
+      const progress = new Progress(
+        `${label}: publishing${attempt > 0 ? ` (try ${attempt + 1})` : ''}`,
+        pending.length,
+      )
+      await forEachLimited(pending, init.publishConcurrency ?? 8, async (g) => {
+        deadline.check('publishing')
         if (!(await publish(g, attempt))) missed.push(g)
+        progress.tick(`${missed.length} reached no peer`)
       })
-      if (missed.length > 0)
-        note(`n${n} ${variant}: ${missed.length} records reached no peer (try ${attempt + 1})`)
+      if (pending.length > 16) progress.finish()
+      if (missed.length > 0) note(`${label}: ${missed.length} records reached no peer (try ${attempt + 1})`)
       pending = missed
     }
     await sleep(500)
-    note(
-      `n${n} ${variant}: ${n} nodes in ${k} processes up and published in ${Math.round(performance.now() - started)} ms`,
-    )
+    await phase('published')
     let stored: number | undefined
     if (variant === 'mesh') {
       const held = await Promise.all(nodes.map((_, g) => heldElsewhere(g)))
@@ -279,7 +256,12 @@ async function runSide(
     // Unmeasured warm-up (JIT, first streams): 16 lookups from spread-out nodes.
     for (let i = 0; i < n; i += Math.ceil(n / 16)) await lookup(i, (i + 1) % n)
     const samples: Sample[] = []
-    for (const [a, b] of pairs) samples.push(await lookup(a, b))
+    const progress = new Progress(`${label}: lookups`, pairs.length)
+    for (const [a, b] of pairs) {
+      deadline.check('lookups')
+      samples.push(await lookup(a, b))
+      progress.tick(`${samples.filter((s) => !s.ok).length} failed`)
+    }
     const failed = samples.filter((s) => !s.ok).length
     if (failed > 0) note(`n${n} ${variant}: ${failed} of ${samples.length} lookups failed`)
     if (variant === 'mesh') {
@@ -333,39 +315,67 @@ async function runSide(
 }
 
 /**
- * Bootstraps the DHT like nodes.ts `connect`: node g dials node g - 1 and up to 3 other
- * random earlier nodes, then waits (up to 30 s) until every routing table holds at
- * least min(4, n - 1) peers.
+ * Bootstraps the DHT, paced: nodes join in order, `joinConcurrency` at a time, and node g
+ * dials g - 1 and up to 3 other random earlier nodes (bootstrapTargets) at once, each
+ * dial tried twice; then waits (up to 60 s) until every routing table holds at least
+ * min(4, n - 1) peers. Progress on stderr; past the side's deadline it throws.
  */
-async function connect(workers: Workers, nodes: NodeInfo[], fanout = 4, timeoutMs = 30_000): Promise<void> {
-  await Promise.all(
-    nodes.map(async (_, g) => {
-      if (g === 0) return
-      const targets = new Set([g - 1])
-      const candidates = Array.from({ length: g - 1 }, (_, j) => j).sort(() => Math.random() - 0.5)
-      for (const j of candidates) {
-        if (targets.size >= fanout) break
-        targets.add(j)
-      }
-      for (const j of targets) {
-        try {
-          await workers.askNode(g, (index) => ({ op: 'dial', index, addrs: (nodes[j] as NodeInfo).addrs }))
-        } catch (err) {
-          note(`bootstrap dial ${g} → ${j} failed: ${(err as Error).message}`)
+async function connect(
+  workers: Workers,
+  nodes: NodeInfo[],
+  label: string,
+  deadline: Deadline,
+  joinConcurrency: number,
+  fanout = 4,
+): Promise<void> {
+  const plan = bootstrapTargets(nodes.length, fanout)
+  const joining = nodes.map((_, g) => g).slice(1)
+  const progress = new Progress(`${label}: bootstrap joins`, joining.length)
+  let failed = 0
+  await forEachLimited(joining, joinConcurrency, async (g) => {
+    deadline.check('bootstrap')
+    // a join's dials go out at once; each is tried twice
+    await Promise.all(
+      (plan[g] ?? []).map(async (j) => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await workers.askNode(g, (index) => ({
+              op: 'dial',
+              index,
+              addrs: (nodes[j] as NodeInfo).addrs,
+              timeoutMs: 30_000,
+            }))
+            return
+          } catch (err) {
+            if (attempt === 0) continue
+            failed++
+            note(`${label}: bootstrap dial ${g} → ${j} failed twice: ${(err as Error).message}`)
+            return
+          }
         }
-      }
-    }),
-  )
+      }),
+    )
+    progress.tick(`${failed} dials failed`)
+  })
+  if (nodes.length > 16) progress.finish()
   const want = Math.min(fanout, nodes.length - 1)
-  const deadline = Date.now() + timeoutMs
+  const waitUntil = Date.now() + 60_000
+  let lastNote = Date.now()
   for (;;) {
     const sizes = (await workers.all<number[]>({ op: 'tableSizes' })).flat()
     const short = sizes.filter((size) => size < want).length
     if (short === 0) return
-    if (Date.now() > deadline) {
-      note(`${short} of ${nodes.length} routing tables still hold fewer than ${want} peers; going on`)
+    if (Date.now() > waitUntil) {
+      note(
+        `${label}: ${short} of ${nodes.length} routing tables still hold fewer than ${want} peers; going on`,
+      )
       return
     }
-    await sleep(50)
+    if (Date.now() - lastNote > 10_000) {
+      lastNote = Date.now()
+      note(`${label}: ${short} of ${nodes.length} routing tables hold fewer than ${want} peers yet`)
+    }
+    deadline.check('bootstrap')
+    await sleep(200)
   }
 }

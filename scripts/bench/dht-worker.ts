@@ -19,7 +19,8 @@ import {
   parseMeshRecord,
   validateMeshRecord,
 } from '../../src/p2p/index.ts'
-import { type BenchNode, NodePool } from './nodes.ts'
+import { withTimeout } from './dht-pacing.ts'
+import { type BenchNode, type HostLimits, NodePool } from './nodes.ts'
 
 export type Variant = 'mesh' | 'stock'
 
@@ -41,10 +42,10 @@ export interface Sample {
 }
 
 export type WorkerRequest =
-  | { op: 'init'; variant: Variant; count: number }
-  | { op: 'dial'; index: number; addrs: string[] }
+  | ({ op: 'init'; variant: Variant; count: number } & HostLimits)
+  | { op: 'dial'; index: number; addrs: string[]; timeoutMs?: number }
   | { op: 'tableSizes' }
-  | { op: 'publish'; index: number; first: boolean }
+  | { op: 'publish'; index: number; first: boolean; timeoutMs?: number }
   | { op: 'holds'; did: string }
   | {
       op: 'lookup'
@@ -56,11 +57,14 @@ export type WorkerRequest =
     }
   | { op: 'ping'; index: number; peerId: string; addrs: string[]; count: number }
   | { op: 'connections' }
+  | { op: 'stats' }
   | { op: 'exit' }
 
 const pool = new NodePool()
 const nodes: BenchNode[] = []
 let variant: Variant = 'mesh'
+/** Connections opened by or to this process's nodes so far (each counted at both ends). */
+let opened = 0
 
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
@@ -68,14 +72,23 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       variant = req.variant
       const root = await pool.dir('mesh-bench-dht-')
       // Unlisted meshes (announce: false): records are published as ever, but no
-      // directory provide/lookup traffic slows the set-up; no round runs on its own
-      // while lookups are measured.
+      // directory provide traffic slows the set-up (a round still looks the directory
+      // up: one more walk per mesh publish); no round runs on its own while lookups
+      // are measured.
+      const { maxConnections, connectionMonitor } = req
+      const limits: HostLimits = {
+        ...(maxConnections !== undefined ? { maxConnections } : {}),
+        ...(connectionMonitor !== undefined ? { connectionMonitor } : {}),
+      }
       const made = await Promise.all(
         Array.from({ length: req.count }, () =>
-          variant === 'mesh' ? pool.mesh(root, { intervalMs: 600_000, announce: false }) : pool.stock(),
+          variant === 'mesh'
+            ? pool.mesh(root, { intervalMs: 600_000, announce: false, ...limits })
+            : pool.stock(limits),
         ),
       )
       nodes.push(...made)
+      for (const m of made) m.libp2p.addEventListener('connection:open', () => opened++)
       return nodes.map((node) => ({
         did: node.key.did,
         peerId: node.libp2p.peerId.toString(),
@@ -85,7 +98,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'dial': {
       await node(req.index).libp2p.dial(
         req.addrs.map((a) => multiaddr(a)),
-        { signal: AbortSignal.timeout(5_000) },
+        { signal: AbortSignal.timeout(req.timeoutMs ?? 5_000) },
       )
       return true
     }
@@ -93,8 +106,17 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return nodes.map((n) => (n.libp2p.services.dht as unknown as SingleKadDHT).routingTable.size)
     case 'connections':
       return nodes.map((n) => n.libp2p.getConnections().length)
+    case 'stats': {
+      const cpu = process.cpuUsage()
+      return {
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        rssMiB: process.memoryUsage.rss() / 2 ** 20,
+        connections: nodes.map((n) => n.libp2p.getConnections().length),
+        opened,
+      }
+    }
     case 'publish':
-      return await publish(node(req.index), req.first)
+      return await publish(node(req.index), req.first, req.timeoutMs ?? 60_000)
     case 'holds': {
       const dsKey = dhtRecordKey(meshRecordKey(req.did))
       return nodes.some((n) => n.key.did !== req.did && n.datastore?.has(dsKey) === true)
@@ -124,12 +146,18 @@ function node(index: number): BenchNode {
   return n
 }
 
-/** Publishes the node's signed record; stock: how many peers took it, mesh: -1 (unknown). */
-async function publish(node: BenchNode, first: boolean): Promise<number> {
+/**
+ * Publishes the node's signed record; stock: how many peers took it, mesh: -1 (unknown).
+ * Past `timeoutMs` it fails (a mesh round goes on in the background).
+ */
+async function publish(node: BenchNode, first: boolean, timeoutMs: number): Promise<number> {
   if (variant === 'mesh') {
-    // refresh() right after start() runs the first round itself
-    if (first) await node.discovery?.start()
-    await node.discovery?.refresh({ signal: AbortSignal.timeout(60_000) })
+    const round = async (): Promise<void> => {
+      // refresh() right after start() runs the first round itself
+      if (first) await node.discovery?.start()
+      await node.discovery?.refresh()
+    }
+    await withTimeout(round(), timeoutMs, `publish: the round took over ${timeoutMs} ms`)
     // whether it reached a peer: the bench asks every worker (`holds`)
     return -1
   }
@@ -149,7 +177,7 @@ async function publish(node: BenchNode, first: boolean): Promise<number> {
   let reached = 0
   const dht: KadDHT = node.libp2p.services.dht
   for await (const event of dht.put(meshRecordKey(node.key.did), encodeMeshRecord(record), {
-    signal: AbortSignal.timeout(60_000),
+    signal: AbortSignal.timeout(timeoutMs),
   })) {
     if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') reached++
   }
@@ -264,9 +292,13 @@ async function shutdown(code: number): Promise<void> {
 }
 
 process.on('message', (msg: { id: number } & WorkerRequest) => {
+  // The bench may be gone (interrupted) by the time an answer is ready.
+  const reply = (answer: { id: number; ok: boolean; value?: unknown; error?: string }): void => {
+    if (process.connected) process.send?.(answer)
+  }
   handle(msg).then(
-    (value) => process.send?.({ id: msg.id, ok: true, value }),
-    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: (err as Error).message }),
+    (value) => reply({ id: msg.id, ok: true, value }),
+    (err: unknown) => reply({ id: msg.id, ok: false, error: (err as Error).message }),
   )
 })
 process.on('disconnect', () => void shutdown(0))

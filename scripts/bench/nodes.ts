@@ -16,10 +16,21 @@ import {
   type MeshDiscovery,
   type MeshDiscoveryInit,
   type MeshLibp2p,
+  type MeshLibp2pInit,
   type RecordGuardDatastore,
 } from '../../src/p2p/index.ts'
 import { MeshStore } from '../../src/store/index.ts'
 import { note, sleep } from './report.ts'
+
+/** Host settings a benchmark may change (see createMeshLibp2p); default the node's own. */
+export type HostLimits = Pick<MeshLibp2pInit, 'maxConnections' | 'connectionMonitor'>
+
+function hostLimits(init: HostLimits): HostLimits {
+  return {
+    ...(init.maxConnections !== undefined ? { maxConnections: init.maxConnections } : {}),
+    ...(init.connectionMonitor !== undefined ? { connectionMonitor: init.connectionMonitor } : {}),
+  }
+}
 
 export interface BenchNode {
   key: Ed25519KeyPair
@@ -43,20 +54,30 @@ export class NodePool {
     return dir
   }
 
-  /** A full mesh p2p stack, as the node runs it (discovery not started unless `start`). */
-  async mesh(root: string, init: Partial<MeshDiscoveryInit> & { start?: boolean } = {}): Promise<BenchNode> {
+  /**
+   * A full mesh p2p stack, as the node runs it (discovery not started unless `start`);
+   * `maxConnections` as createMeshLibp2p takes it.
+   */
+  async mesh(
+    root: string,
+    init: Partial<MeshDiscoveryInit> & { start?: boolean } & HostLimits = {},
+  ): Promise<BenchNode> {
     const key = Ed25519KeyPair.generate()
     const store = new MeshStore({ path: join(root, key.peerId().toString()) })
     await store.open()
     const datastore = createMeshDatastore()
     let libp2p: MeshLibp2p
     try {
-      libp2p = await createMeshLibp2p({ key, datastore })
+      libp2p = await createMeshLibp2p({
+        key,
+        datastore,
+        ...hostLimits(init),
+      })
     } catch (err) {
       await store.close()
       throw err
     }
-    const { start, ...discoveryInit } = init
+    const { start, maxConnections: _max, connectionMonitor: _monitor, ...discoveryInit } = init
     const discovery = createMeshDiscovery(
       { libp2p, key, store, logger: silentLogger(), datastore },
       { name: `bench-${key.did.slice(-6).toLowerCase()}`, version: '0.1.0', ...discoveryInit },
@@ -77,9 +98,9 @@ export class NodePool {
   }
 
   /** A host with the `stock` kad-dht configuration (see host.ts) and nothing else. */
-  async stock(): Promise<BenchNode> {
+  async stock(init: HostLimits = {}): Promise<BenchNode> {
     const key = Ed25519KeyPair.generate()
-    const libp2p = await createMeshLibp2p({ key, dht: 'stock' })
+    const libp2p = await createMeshLibp2p({ key, dht: 'stock', ...hostLimits(init) })
     return this.#add({ key, libp2p, stop: async () => await libp2p.stop() })
   }
 

@@ -78,6 +78,13 @@ export interface MeshLibp2pInit {
   relay?: boolean | RelayServiceInit
   /** Start the node before returning, as libp2p does; default true. */
   start?: boolean
+  // DHT bench at 256 meshes (issue 15): libp2p's liveness ping of every connection
+  /**
+   * libp2p's connection monitor (a ping on every connection every 10 s, the connection
+   * aborted when one fails); default libp2p's. Benchmarks running hundreds of hosts on
+   * one machine turn it off.
+   */
+  connectionMonitor?: { enabled?: boolean; pingInterval?: number }
 }
 
 export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
@@ -136,6 +143,7 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     datastore,
+    ...(init.connectionMonitor !== undefined ? { connectionMonitor: init.connectionMonitor } : {}), // DHT bench (issue 15)
     connectionManager: {
       maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       // libp2p refuses a host opening more than 5 connections a second; a test bed or
