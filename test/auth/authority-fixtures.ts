@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { TestContext } from 'node:test'
@@ -6,6 +7,7 @@ import { AuditLog } from '../../src/audit/index.ts'
 import {
   Authority,
   type AuthorityInit,
+  type AuthorityVerdict,
   type CapabilityInput,
   DidResolver,
   decodeToken,
@@ -182,4 +184,29 @@ export function vcPayload(
       credentialSubject,
     },
   }
+}
+
+/** Asserts a refusal with its code, the proof it names and (when given) its reason. */
+export function refused(
+  verdict: AuthorityVerdict,
+  code: string,
+  proof: 'did' | 'ucan' | 'vc',
+  reason?: string,
+): void {
+  assert.ok(verdict.error, `expected a refusal, got ok ${JSON.stringify(verdict.ok?.chain)}`)
+  assert.equal(verdict.error.code, code, verdict.error.message)
+  assert.equal(verdict.error.proof, proof, verdict.error.message)
+  if (reason !== undefined) assert.equal(verdict.error.details.reason, reason, verdict.error.message)
+}
+
+export function passed(verdict: AuthorityVerdict): NonNullable<AuthorityVerdict['ok']> {
+  assert.equal(verdict.error, undefined, verdict.error?.message ?? '')
+  return verdict.ok as NonNullable<AuthorityVerdict['ok']>
+}
+
+export const post = (id = 'lobby') => ({ can: 'room/post', with: room(id) })
+
+/** The `mesh/connect` act `ucan` checked on this mesh for a connection to `peer`. */
+export function verifyConnect(authority: Authority, ucan: string, peer: string): Promise<AuthorityVerdict> {
+  return authority.verifyAct(ucan, { audience: service.did, capability: 'mesh/connect', subject: peer })
 }
