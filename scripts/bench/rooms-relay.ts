@@ -27,6 +27,7 @@ import { createInterface } from 'node:readline'
 import * as Y from 'yjs'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { HumanKeystore } from '../../src/identity/index.ts'
+import { contentId, type MessageEntry } from '../../src/rooms/index.ts'
 import { type MeshProcess, runMesh, startMesh } from '../lib/processes.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, note, percentile, type ResultName, sleep } from './report.ts'
@@ -38,9 +39,13 @@ export function roomsRelayNames(readers = [1, 10]): ResultName[] {
     ...readers.flatMap((n): ResultName[] => [
       { name: `rooms.relay_msgs_per_s.r${n}.vs_y_websocket`, unit: 'msgs/s', better: 'higher' },
       { name: `rooms.relay_msgs_per_s.r${n}.vs_hocuspocus`, unit: 'msgs/s', better: 'higher' },
+      { name: `rooms.relay_msgs_per_s.r${n}.ws_writer.vs_y_websocket`, unit: 'msgs/s', better: 'higher' },
+      { name: `rooms.relay_msgs_per_s.r${n}.ws_writer.vs_hocuspocus`, unit: 'msgs/s', better: 'higher' },
     ]),
     { name: 'rooms.post_to_visible_p50_ms', unit: 'ms', better: 'lower' },
     { name: 'rooms.post_to_visible_p99_ms', unit: 'ms', better: 'lower' },
+    { name: 'rooms.post_to_visible_p50_ms.ws_writer', unit: 'ms', better: 'lower' },
+    { name: 'rooms.post_to_visible_p99_ms.ws_writer', unit: 'ms', better: 'lower' },
   ]
 }
 
@@ -58,6 +63,8 @@ interface Mesh {
   proc: MeshProcess
   api: HttpClient
   dir: string
+  /** The mesh's architect, who posts. */
+  architect: string
 }
 
 const WINDOW = 16
@@ -100,7 +107,8 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       profile === undefined ? env : { ...env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}/${name}` },
     )
     procs.push(proc)
-    return { proc, dir, api: await signIn(proc.http, await keystore.load(`${name}-architect`)) }
+    const architect = await keystore.load(`${name}-architect`)
+    return { proc, dir, architect: architect.did, api: await signIn(proc.http, architect) }
   }
   try {
     const [alpha, beta] = await Promise.all([startNode('alpha'), startNode('beta')])
@@ -208,6 +216,48 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
         2,
         'higher',
       )
+
+      // The same messages written as the stock relays' writer writes them: a y-websocket
+      // client at alpha (the architect's session), 16 entries a macrotask, no answers.
+      const wsFirst = next
+      next += messages
+      const wsRun = await connectReaders(n, messages, wsFirst, async (doc, onSeen) =>
+        yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
+      )
+      clients.push(...wsRun.readers)
+      const writer = await meshWriter(alpha, room)
+      const cpu1 = [alpha, beta].map(processCpuMs)
+      const t2 = performance.now()
+      for (let i = 0; i < messages; i += WINDOW) {
+        for (let k = i; k < Math.min(messages, i + WINDOW); k++) writer.post(wsFirst + k)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      await wsRun.done
+      const viaWs = messages / ((performance.now() - t2) / 1000)
+      const [alphaWsCpu, betaWsCpu] = [alpha, beta].map(
+        (m, k) => (processCpuMs(m) - (cpu1[k] as number)) / messages,
+      )
+      for (const c of [writer.client, ...wsRun.readers]) c.close()
+      note(
+        `rooms relay, ${n} reader(s), a y-websocket writer at alpha: mesh ${Math.round(viaWs)} msgs/s; ` +
+          `CPU per message: alpha ${alphaWsCpu?.toFixed(2)} ms, beta ${betaWsCpu?.toFixed(2)} ms`,
+      )
+      emit(
+        `rooms.relay_msgs_per_s.r${n}.ws_writer.vs_y_websocket`,
+        viaWs,
+        'msgs/s',
+        stock['y-websocket'] as number,
+        1,
+        'higher',
+      )
+      emit(
+        `rooms.relay_msgs_per_s.r${n}.ws_writer.vs_hocuspocus`,
+        viaWs,
+        'msgs/s',
+        stock.hocuspocus as number,
+        2,
+        'higher',
+      )
     }
 
     // Post to visible at a paced rate, one reader.
@@ -254,6 +304,25 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     )
     emit('rooms.post_to_visible_p50_ms', percentile(latencies, 50), 'ms', 10, 1, 'lower')
     emit('rooms.post_to_visible_p99_ms', percentile(latencies, 99), 'ms', 10, 1, 'lower')
+
+    // The same pace, written by a y-websocket client at alpha, each entry from when it was set.
+    const wsFirst = next + count
+    const wsPaced = await connectReaders(1, count, wsFirst, async (doc, onSeen) =>
+      yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
+    )
+    clients.push(...wsPaced.readers)
+    const writer = await meshWriter(alpha, room)
+    const set = await paced(count, rate, (k) => writer.post(wsFirst + k))
+    await wsPaced.done
+    const wsSeen = (wsPaced.readers[0] as RelayClient).seen
+    const wsLatencies = [...set].map(([k, at]) => (wsSeen.get(wsFirst + k) as number) - at)
+    for (const c of [writer.client, ...wsPaced.readers]) c.close()
+    note(
+      `rooms post→visible at ${rate}/s, a y-websocket writer at alpha: ` +
+        `p50 ${percentile(wsLatencies, 50).toFixed(1)} ms, p99 ${percentile(wsLatencies, 99).toFixed(1)} ms`,
+    )
+    emit('rooms.post_to_visible_p50_ms.ws_writer', percentile(wsLatencies, 50), 'ms', 10, 1, 'lower')
+    emit('rooms.post_to_visible_p99_ms.ws_writer', percentile(wsLatencies, 99), 'ms', 10, 1, 'lower')
   } finally {
     for (const c of clients) c.close()
     await stopRelays(children)
@@ -264,6 +333,59 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
   async function connections(m: Mesh): Promise<Array<{ id: string; status: string }>> {
     return m.api.get('/api/connections')
   }
+}
+
+/**
+ * A y-websocket client at `home` writing as its architect: `post(i)` sets message `#i`
+ * as the console's replica would, one entry a transaction (one update a frame).
+ */
+async function meshWriter(home: Mesh, room: string): Promise<{ client: RelayClient; post(i: number): void }> {
+  const token = (await home.api.post<{ ticket: string }>(`/api/rooms/${room}/yjs-ticket`, {})).ticket
+  const client = yWebsocketClient(
+    `${home.proc.http.replace(/^http/, 'ws')}/yjs`,
+    room,
+    new Y.Doc(),
+    () => {},
+    {
+      token,
+    },
+  )
+  await client.synced
+  const messages = client.doc.getMap<MessageEntry>('messages')
+  return {
+    client,
+    post: (i) => {
+      const entry: MessageEntry = {
+        v: 1,
+        room,
+        author: home.architect,
+        authorMesh: home.proc.did as string,
+        body: body(i),
+        mentions: [],
+        ts: Date.now(),
+      }
+      messages.set(contentId(entry), entry)
+    },
+  }
+}
+
+/**
+ * Calls `write(k)` for k = 0 … count - 1 at `rate` a second (several a millisecond when
+ * the timer lags, as a steady writer would catch up); when each was written.
+ */
+async function paced(count: number, rate: number, write: (k: number) => void): Promise<Map<number, number>> {
+  const set = new Map<number, number>()
+  const t0 = performance.now()
+  let k = 0
+  while (k < count) {
+    const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
+    for (; k < due; k++) {
+      set.set(k, performance.now())
+      write(k)
+    }
+    await sleep(1)
+  }
+  return set
 }
 
 /**
