@@ -5,8 +5,9 @@
  * unmeasured warm-up each, so disk cache and machine load hit both alike.
  *
  * `node.restart_ms` is the second start of the same data dir, against the same peer
- * runs: a first start also issues the mesh's root delegation and the architect's
- * membership credential (ucanto and did-jwt-vc load for them); every later start does not.
+ * runs. `mesh init` issues the mesh's root delegation and the members' credentials
+ * (architect, built-in agents), so a first start issues nothing either; a data dir an
+ * older init made gets them from its first start (ucanto and did-jwt-vc load for them).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'

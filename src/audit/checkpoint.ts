@@ -1,6 +1,7 @@
 import { checkpointSchema } from '../api/schemas/audit.ts'
 import { BadRequestError, SignatureMismatchError } from '../errors.ts'
 import { canonicalBytes, type Ed25519KeyPair, verifySignature } from '../identity/index.ts'
+import * as precompiled from '../kernel/precompiled-validators.ts'
 import { lazyValidator } from '../schema.ts'
 import { GENESIS_HASH, HASH_PATTERN } from './audit-row.ts'
 
@@ -39,7 +40,8 @@ export interface AuditCheckpoint {
 /** JSON Schema of a checkpoint (HTTP bodies, the connect protocol): the contract's one definition. */
 export { checkpointSchema }
 
-const validateShape = lazyValidator<AuditCheckpoint>(checkpointSchema)
+// issue 15 (cold start): precompiled, since the audit log checks its checkpoint at start
+const validateShape = lazyValidator<AuditCheckpoint>(checkpointSchema, precompiled.checkpoint)
 
 /** `prefix` then the RFC 8785 canonical JSON of `content`: what a domain-separated signature covers. */
 export function domainSignedText(prefix: string, content: unknown): Uint8Array {

@@ -1,8 +1,10 @@
 /**
- * `mesh init` and a first `mesh start`, all or nothing (issue 14): the mesh is written into
- * a temp dir next to the data dir and renamed into place at the end, so a failed init (a
- * bad name, an architect key that already exists, a full disk) leaves no `mesh-key.json`
- * or `db/` behind, and no architect key it created in the keystore.
+ * `mesh init` and a first `mesh start`, all or nothing (issue 14): the mesh (its key, its
+ * store with the root delegation and the architect's membership credential, its audit
+ * checkpoint) is written into a temp dir next to the data dir and renamed into place at
+ * the end, so a failed init (a bad name, an architect key that already exists, a full
+ * disk) leaves no `mesh-key.json` or `db/` behind, and no architect key it created in the
+ * keystore.
  */
 import { randomBytes } from 'node:crypto'
 import { access, chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir } from 'node:fs/promises'
@@ -112,15 +114,20 @@ export async function initDataDir(options: InitDataDirOptions): Promise<InitData
       throw new BadRequestError(`cannot create ${dataDir} (${err.message.split(',')[0]})`, { dataDir })
     })
   try {
-    const created = await withMeshStore(tmp, (store) =>
-      initMesh({
+    const created = await withMeshStore(tmp, async (store) => {
+      const made = await initMesh({
         store,
         dataDir: tmp,
         name,
         keystore,
         ...(options.architectDid !== undefined ? { architectDid: options.architectDid } : {}),
-      }),
-    )
+      })
+      // Issue 15 (cold start): the root delegation and the architect's membership
+      // credential, issued here rather than by the first start (loaded for init only).
+      const { issueFounding } = await import('../node/founding.ts')
+      await issueFounding({ store, dataDir: tmp, key: made.key, info: made.info })
+      return made
+    })
     await moveInto(tmp, dataDir)
     return created
   } catch (err) {

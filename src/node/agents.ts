@@ -20,15 +20,7 @@ export async function startAgents(wiring: AgentsWiring): Promise<void> {
       const httpUrl = wiring.init.publicUrl ?? parts.find('httpUrl') // issue 14: the public URL
       return httpUrl === undefined ? undefined : `${httpUrl}/api/invoke`
     },
-    enroll: async (agent) =>
-      members.enroll({
-        did: agent.did,
-        kind: 'agent',
-        role: 'agent',
-        tier: 3,
-        name: agent.name,
-        enrolledBy: parts.get('key').did,
-      }),
+    enroll: async (agent) => members.enroll(agentMember(agent, parts.get('key').did)),
     onInteraction: wiring.reputation.local,
     logger: wiring.logger,
   })
@@ -49,5 +41,17 @@ function lastMessagesOf(rooms: RoomManager) {
       after = page.nextCursor ?? undefined
     } while (after !== undefined)
     return all.slice(-count)
+  }
+}
+
+// issue 15 (cold start): the member record an agent gets, here and at `mesh init` (founding.ts)
+export function agentMember(agent: { did: string; name: string }, enrolledBy: string) {
+  return {
+    did: agent.did,
+    kind: 'agent' as const,
+    role: 'agent',
+    tier: 3 as const,
+    name: agent.name,
+    enrolledBy,
   }
 }

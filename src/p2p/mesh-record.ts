@@ -17,6 +17,7 @@ import {
   verifyCanonical,
   verifyRotationChain,
 } from '../identity/index.ts'
+import * as precompiled from '../kernel/precompiled-validators.ts'
 import { lazyValidator } from '../schema.ts'
 
 /**
@@ -342,7 +343,8 @@ function checkShape(value: unknown): MeshRecord {
   return r as unknown as MeshRecord
 }
 
-const validateProfile = lazyValidator<MeshProfile>(meshProfileSchema)
+// issue 15 (cold start): precompiled, since a node's first discovery round signs its record before it is ready
+const validateProfile = lazyValidator<MeshProfile>(meshProfileSchema, precompiled.meshProfile)
 
 function isShortString(value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length <= max

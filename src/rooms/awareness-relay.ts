@@ -1,6 +1,4 @@
-import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
-import * as awarenessProtocol from 'y-protocols/awareness'
+import { awarenessProtocol, decoding, encoding } from './lazy-yjs.ts' // issue 15: loaded on first use
 import type { Link } from './link.ts'
 import type { Refuse } from './refusals.ts'
 import type { Room, RoomOrigin } from './room.ts'

@@ -1,4 +1,5 @@
-import * as Y from 'yjs'
+import type * as YT from 'yjs'
+import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { ROOM_LIMITS } from './room-entries.ts'
 import { encodeStructs } from './update-structs.ts'
 
@@ -38,11 +39,11 @@ export interface SplitOptions {
   hidden?: Set<string>
 }
 
-type Struct = Y.Item | Y.GC | Y.Skip
+type Struct = YT.Item | YT.GC | YT.Skip
 const RIDERS = new Set(['seals', 'clients'])
 
 /** What `doc` holds beyond state vector `sv`, as chunks; no chunks when there is nothing. */
-export function splitDiff(doc: Y.Doc, sv: Uint8Array | undefined, options: SplitOptions = {}): BackfillPlan {
+export function splitDiff(doc: YT.Doc, sv: Uint8Array | undefined, options: SplitOptions = {}): BackfillPlan {
   const diff = Y.encodeStateAsUpdate(doc, sv)
   return splitUpdate(diff, options)
 }
@@ -53,7 +54,7 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
     options.maxEntries === undefined || options.maxEntries <= 0 ? Infinity : options.maxEntries
   const maxBytes = options.maxBytes ?? Math.floor((ROOM_LIMITS.maxUpdateBytes * 3) / 4)
   const { structs } = Y.decodeUpdate(update) as { structs: Struct[] }
-  const byClient = new Map<number, Array<Y.Item | Y.GC>>()
+  const byClient = new Map<number, Array<YT.Item | YT.GC>>()
   const where = new Map<string, { client: number; index: number }>()
   let opaque = false
   for (const s of structs) {
@@ -72,7 +73,7 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
       byClient.set(s.id.client, list)
     }
     if (hole) {
-      list.push(s as Y.GC)
+      list.push(s as YT.GC)
       continue
     }
     const name = `${s.parent}/${s.parentSub}`
@@ -81,7 +82,7 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
       continue
     }
     where.set(name, { client: s.id.client, index: list.length })
-    list.push(s as Y.Item)
+    list.push(s as YT.Item)
   }
   if (structs.length === 0) return { chunks: [], entries: [], totalEntries: 0, totalBytes: 0 }
   // Something this splitter does not understand (it would be refused anyway): one piece.
@@ -97,7 +98,7 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
   let totalEntries = 0
 
   const emit = () => {
-    const parts = new Map<number, Array<Y.Item | Y.GC>>()
+    const parts = new Map<number, Array<YT.Item | YT.GC>>()
     for (const [client, list] of byClient) {
       const from = chunkStart.get(client) as number
       const to = taken.get(client) as number
@@ -121,13 +122,13 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
     const work: Array<[number, number]> = [[client, index]]
     while (work.length > 0) {
       const [c, i] = work.pop() as [number, number]
-      const list = byClient.get(c) as Array<Y.Item | Y.GC>
+      const list = byClient.get(c) as Array<YT.Item | YT.GC>
       const have = taken.get(c) as number
       if (i < have) continue
       taken.set(c, i + 1)
       added.push([c, have])
       for (let j = have; j <= i; j++) {
-        const item = list[j] as Y.Item | Y.GC
+        const item = list[j] as YT.Item | YT.GC
         if (item instanceof Y.GC) {
           bytes += 8
           continue
@@ -176,8 +177,8 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
 }
 
 /** Roughly the encoded size of a map item (its JSON value dominates). */
-function estimate(item: Y.Item): number {
-  const content = item.content as Y.ContentAny
+function estimate(item: YT.Item): number {
+  const content = item.content as YT.ContentAny
   let value = 0
   try {
     value = JSON.stringify(content.arr?.[0] ?? null).length

@@ -1,6 +1,5 @@
-import * as encoding from 'lib0/encoding'
-import * as Y from 'yjs'
 import { type BackfillPlan, countEntries } from './backfill.ts'
+import { encoding, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import type { LinkError } from './link-manager.ts'
 import type { RoomManager } from './room-manager.ts'
 import type { ShareBook } from './share.ts'

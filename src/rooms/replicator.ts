@@ -1,9 +1,9 @@
-import * as Y from 'yjs'
 import type { MeshError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AwarenessRelay } from './awareness-relay.ts'
 import { splitDiff } from './backfill.ts'
 import { hiddenHistory } from './history-limit.ts'
+import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import type { Link } from './link.ts'
 import type { SyncProgress } from './progress.ts'
 import type { Refuse } from './refusals.ts'

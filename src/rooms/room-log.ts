@@ -1,5 +1,6 @@
-import * as Y from 'yjs'
+import type * as YT from 'yjs'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 
 /**
  * A room's durable state: an append-only log of Yjs updates plus, after every
@@ -36,7 +37,7 @@ export interface RoomLogInit {
   store: MeshStore
   room: string
   /** The room's document: every update appended is applied to it first. */
-  doc: Y.Doc
+  doc: YT.Doc
   /** Updates between compactions; default 500. */
   compactEvery?: number
   /** Bytes above which two segments are not merged; default 4 MiB. */
@@ -49,7 +50,9 @@ type Bytes = Sublevel<Uint8Array>
 const U = 'u/'
 const S = 's/'
 const V = 'v/'
-const EMPTY_STATE = Y.encodeStateVector(new Y.Doc())
+// issue 15 (cold start): computed on first use, so importing this module loads no Yjs
+let emptyState: Uint8Array | undefined
+const EMPTY_STATE = () => (emptyState ??= Y.encodeStateVector(new Y.Doc()))
 const pad = (seq: number): string => String(seq).padStart(16, '0')
 
 interface Segment {
@@ -64,7 +67,7 @@ interface Segment {
 export class RoomLog {
   readonly #store: MeshStore
   readonly #room: string
-  readonly #doc: Y.Doc
+  readonly #doc: YT.Doc
   #sub: Bytes
   readonly #every: number
   readonly #maxSegmentBytes: number
@@ -243,11 +246,11 @@ export class RoomLog {
   /** The state vector at the end of segment `i` (before the first: the empty one). */
   async #endOf(i: number): Promise<Uint8Array> {
     const segment = this.#segments[i]
-    if (segment === undefined) return EMPTY_STATE
+    if (segment === undefined) return EMPTY_STATE()
     if (segment.end === undefined) {
       // A segment of the earlier layout: its state vector, read once from its bytes.
       const bytes = await this.#sub.get(S + pad(segment.seq))
-      segment.end = bytes === undefined ? EMPTY_STATE : Y.encodeStateVectorFromUpdate(bytes)
+      segment.end = bytes === undefined ? EMPTY_STATE() : Y.encodeStateVectorFromUpdate(bytes)
     }
     return segment.end
   }

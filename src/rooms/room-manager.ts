@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import * as Y from 'yjs'
 import type { RejectedLog } from '../audit/index.ts'
 import { BadRequestError, ForbiddenError, type MeshError, NotFoundError } from '../errors.ts'
 import { type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { LoadedRooms } from './loaded-rooms.ts'
 import { type LocalPrincipal, type MemberView, memberView, ownMemberEntry } from './member-entry.ts'
 import { MeshKeys, type OwnKeys, type PeerKeys } from './mesh-keys.ts'

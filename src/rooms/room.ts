@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { Awareness } from 'y-protocols/awareness'
-import * as Y from 'yjs'
+import type { Awareness } from 'y-protocols/awareness'
+import type * as YT from 'yjs'
 import type { Attachment } from '../api/room-entries.ts' // files in rooms (issue 18)
 import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
+import { awarenessProtocol, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
 import {
@@ -95,7 +96,7 @@ export interface ClientApplyResult {
 export class Room implements ValidationTarget {
   readonly id: string
   readonly homeMesh: string
-  readonly doc: Y.Doc
+  readonly doc: YT.Doc
   readonly meshKeys: SealKeys | undefined
   readonly #init: RoomInit
   readonly #ownMesh: string
@@ -195,7 +196,7 @@ export class Room implements ValidationTarget {
    */
   get awareness(): Awareness {
     if (this.#awareness === undefined) {
-      const awareness = new Awareness(this.doc)
+      const awareness = new awarenessProtocol.Awareness(this.doc)
       awareness.setLocalState(null)
       this.#awareness = awareness
     }
@@ -422,7 +423,7 @@ export class Room implements ValidationTarget {
   // ---- indexes and persistence, on every change whatever its origin ----
 
   /** Indexes every transaction (Yjs emits this before the transaction's `update`). */
-  readonly #afterTransaction = (tr: Y.Transaction): void => {
+  readonly #afterTransaction = (tr: YT.Transaction): void => {
     const fresh = this.#index(tr)
     // Kept for the `update` that follows only when it is logged (not the load's whole state).
     this.#fresh = this.#log === undefined ? [] : fresh
@@ -444,7 +445,7 @@ export class Room implements ValidationTarget {
     this.#lastWrite = write
   }
 
-  #index(tr: Y.Transaction): Array<{ id: string; entry: MessageEntry }> {
+  #index(tr: YT.Transaction): Array<{ id: string; entry: MessageEntry }> {
     const fresh: Array<{ id: string; entry: MessageEntry }> = []
     const changed = new Map<string, Set<string | null>>()
     for (const [type, keys] of tr.changed) {
@@ -504,7 +505,7 @@ export class Room implements ValidationTarget {
   }
 }
 
-function rootName(doc: Y.Doc, type: unknown): string | undefined {
+function rootName(doc: YT.Doc, type: unknown): string | undefined {
   for (const [name, t] of doc.share) if (t === type) return name
   return undefined
 }

@@ -1,6 +1,5 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
-import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
+import { decoding, encoding } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { ROOM_ID_RE, ROOM_LIMITS } from './room-entries.ts'
 
 /**

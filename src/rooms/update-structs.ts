@@ -1,6 +1,5 @@
-import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
-import * as Y from 'yjs'
+import type * as YT from 'yjs'
+import { decoding, encoding, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { ROOM_MAPS, type RoomMapName } from './room-entries.ts'
 import { refuse } from './update-refusal.ts'
 
@@ -38,7 +37,7 @@ export interface ReadUpdate {
   writes: RawWrite[]
   holes: Hole[]
   /** Per client, its new items and holes in clock order (replays left out). */
-  byClient: Map<number, Array<Y.Item | Hole>>
+  byClient: Map<number, Array<YT.Item | Hole>>
   /**
    * Whether the update carries a delete set. Nothing in a room is ever deleted, so it
    * is never applied; but it is no refusal either: Yjs puts every GC struct of a
@@ -49,8 +48,8 @@ export interface ReadUpdate {
 }
 
 /** Decodes the update without applying it; structural faults are refusals. */
-export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
-  let decoded: { structs: Array<Y.Item | Y.GC | Y.Skip>; ds: { clients: Map<number, unknown> } }
+export function readStructs(doc: YT.Doc, update: Uint8Array): ReadUpdate {
+  let decoded: { structs: Array<YT.Item | YT.GC | YT.Skip>; ds: { clients: Map<number, unknown> } }
   try {
     decoded = Y.decodeUpdate(update) as typeof decoded
   } catch {
@@ -69,7 +68,7 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
     byClient: new Map(),
     deletes: decoded.ds.clients.size > 0,
   }
-  const add = (client: number, struct: Y.Item | Hole) => {
+  const add = (client: number, struct: YT.Item | Hole) => {
     let list = read.byClient.get(client)
     if (list === undefined) {
       list = []
@@ -102,7 +101,7 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
       continue
     }
     if (struct.id.clock < known) refuse('malformed', 'struct overlaps known state', { client })
-    const item = struct as Y.Item
+    const item = struct as YT.Item
     if (item.origin !== null || item.rightOrigin !== null)
       refuse('overwrite', 'a map key may be written once')
     if (typeof item.parent !== 'string') refuse('foreign-type', 'only the top-level maps may be written')
@@ -117,7 +116,7 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
     read.writes.push({
       map: parent as RoomMapName,
       key: item.parentSub,
-      value: (item.content as Y.ContentAny).arr[0],
+      value: (item.content as YT.ContentAny).arr[0],
       client,
       clock: item.id.clock,
     })
@@ -129,7 +128,7 @@ export function readStructs(doc: Y.Doc, update: Uint8Array): ReadUpdate {
  * A struct the room already holds must be the same one: otherwise two meshes wrote
  * under one client id, and the replicas that took the other would never converge.
  */
-function sameAsHeld(doc: Y.Doc, struct: Y.Item | Y.GC): void {
+function sameAsHeld(doc: YT.Doc, struct: YT.Item | YT.GC): void {
   if (!heldEqually(doc, struct))
     refuse('replay-conflict', 'a replayed struct differs from the one held under its id', {
       client: struct.id.client,
@@ -137,10 +136,10 @@ function sameAsHeld(doc: Y.Doc, struct: Y.Item | Y.GC): void {
     })
 }
 
-function heldEqually(doc: Y.Doc, struct: Y.Item | Y.GC): boolean {
-  let held: Y.Item | Y.GC
+function heldEqually(doc: YT.Doc, struct: YT.Item | YT.GC): boolean {
+  let held: YT.Item | YT.GC
   try {
-    held = Y.getItem(doc.store, struct.id) as Y.Item | Y.GC
+    held = Y.getItem(doc.store, struct.id) as YT.Item | YT.GC
   } catch {
     return false
   }
@@ -157,14 +156,14 @@ function heldEqually(doc: Y.Doc, struct: Y.Item | Y.GC): boolean {
  * Encodes items (as decoded from an update: root-map items without origins) and holes
  * as one Yjs update (v1). Each client's list must be a contiguous clock range.
  */
-export function encodeStructs(byClient: Map<number, Array<Y.Item | Y.GC | Hole>>): Uint8Array {
+export function encodeStructs(byClient: Map<number, Array<YT.Item | YT.GC | Hole>>): Uint8Array {
   const encoder = new Y.UpdateEncoderV1()
   const parts = [...byClient].filter(([, list]) => list.length > 0).sort((a, b) => b[0] - a[0])
   encoding.writeVarUint(encoder.restEncoder, parts.length)
   for (const [client, list] of parts) {
     encoding.writeVarUint(encoder.restEncoder, list.length)
     encoder.writeClient(client)
-    encoding.writeVarUint(encoder.restEncoder, clockOf(list[0] as Y.Item | Y.GC | Hole))
+    encoding.writeVarUint(encoder.restEncoder, clockOf(list[0] as YT.Item | YT.GC | Hole))
     for (const struct of list) {
       if (struct instanceof Y.Item || struct instanceof Y.GC) struct.write(encoder, 0)
       else {
@@ -177,6 +176,6 @@ export function encodeStructs(byClient: Map<number, Array<Y.Item | Y.GC | Hole>>
   return encoder.toUint8Array()
 }
 
-function clockOf(struct: Y.Item | Y.GC | Hole): number {
+function clockOf(struct: YT.Item | YT.GC | Hole): number {
   return struct instanceof Y.Item || struct instanceof Y.GC ? struct.id.clock : struct.clock
 }

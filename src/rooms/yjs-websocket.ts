@@ -1,11 +1,10 @@
-import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
+import type * as DecodingT from 'lib0/decoding'
 import type { WebSocket } from 'ws'
-import * as awarenessProtocol from 'y-protocols/awareness'
-import * as syncProtocol from 'y-protocols/sync'
+import type * as AwarenessProtocolT from 'y-protocols/awareness'
 import type { Session, SessionService } from '../auth/index.ts'
 import { MeshError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
+import { awarenessProtocol, decoding, encoding, syncProtocol } from './lazy-yjs.ts' // issue 15: loaded on first use
 import type { Room, RoomOrigin } from './room.ts'
 import { type ClientBinding, pseudonymClientId, ROOM_LIMITS } from './room-entries.ts'
 import type { RoomManager } from './room-manager.ts'
@@ -70,7 +69,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 
 interface Hub {
   room: Room
-  awareness: awarenessProtocol.Awareness
+  awareness: AwarenessProtocolT.Awareness
   connections: Set<Connection>
   onUpdate: (update: Uint8Array, origin: unknown) => void
   onAwareness: (change: { added: number[]; updated: number[]; removed: number[] }) => void
@@ -268,7 +267,7 @@ class YjsWebsocketServer {
     }
   }
 
-  #onSync(hub: Hub, conn: Connection, decoder: decoding.Decoder): void {
+  #onSync(hub: Hub, conn: Connection, decoder: DecodingT.Decoder): void {
     const room = hub.room
     const kind = decoding.readVarUint(decoder)
     if (kind === syncProtocol.messageYjsSyncStep1) {
@@ -407,7 +406,7 @@ function isPseudonymOf(conn: Connection, id: number): boolean {
 }
 
 /** The awareness update of `ids` with the connection's own states under its own client ids. */
-function unmasked(conn: Connection, awareness: awarenessProtocol.Awareness, ids: number[]): Uint8Array {
+function unmasked(conn: Connection, awareness: AwarenessProtocolT.Awareness, ids: number[]): Uint8Array {
   const real = new Map<number, number>()
   for (const [client, shown] of conn.pseudonyms) real.set(shown, client)
   const decoder = decoding.createDecoder(awarenessProtocol.encodeAwarenessUpdate(awareness, ids))

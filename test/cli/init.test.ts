@@ -72,7 +72,12 @@ describe('mesh init is all or nothing', () => {
     await mkdir(dir)
     await writeFile(join(dir, 'notes.txt'), 'mine')
     assert.equal((await mesh('init', '--data', dir)).code, 0)
-    assert.deepEqual((await readdir(dir)).sort(), ['db', 'mesh-key.json', 'notes.txt'])
+    assert.deepEqual((await readdir(dir)).sort(), [
+      'audit-checkpoint.json',
+      'db',
+      'mesh-key.json',
+      'notes.txt',
+    ])
     assert.deepEqual((await readdir(root)).sort(), ['gamma', 'keys'], 'no temp dir left')
     const again = await mesh('init', '--data', dir)
     assert.equal(again.code, 1)

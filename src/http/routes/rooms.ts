@@ -1,6 +1,5 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { FastifyPluginAsync } from 'fastify'
-import * as Y from 'yjs'
 import {
   createRoomBodySchema,
   federatedDmBodySchema,
@@ -15,6 +14,7 @@ import {
 } from '../../api/index.ts'
 import { BadRequestError } from '../../errors.ts'
 import { type ForeignAccess, ROOM_LIMITS, type RoomManager, type RoomSync } from '../../rooms/index.ts'
+import { Y } from '../../rooms/lazy-yjs.ts' // issue 15: loaded on first use
 import { sessionOf } from './session.ts'
 
 export interface RoomRoutesInit {
