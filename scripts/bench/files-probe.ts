@@ -3,8 +3,8 @@
  * `node scripts/bench/files-probe.ts`): against the bench's server process, per round,
  * (1) the raw source stream, (2) `/mesh/files` read by a bare reader (request frame, then
  * the stream's iterator; no hash, no disk: the serving side alone), (3) `fetchFromPeer`.
- * Prints MiB/s, how many 'message' events carried the 16 MiB and (2) the ms to the first
- * byte. Splits the gap between the serving side and the fetching side.
+ * Prints MiB/s, how many 'message' events carried the 16 MiB, (2) the ms to the first
+ * byte and (3) the ms until stored for good (synced, renamed: after the fetch returned). Splits the gap between the serving side and the fetching side.
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -68,13 +68,15 @@ const connection = await fetcher.dial(multiaddr(listen))
 const fetch = async () => {
   await rm(join(into.dir, cid), { force: true })
   const t0 = performance.now()
-  await fetchFromPeer(
+  const { stored } = await fetchFromPeer(
     { store: into, dial: async () => connection.newStream(FILES_PROTOCOL) },
     'bench',
     { room: 'bench-room-0001', cid },
     AbortSignal.timeout(120_000),
   )
-  return [performance.now() - t0]
+  const readable = performance.now() - t0
+  await stored
+  return [readable, performance.now() - t0]
 }
 const mib = 16
 const fmt = (r: number[]) =>

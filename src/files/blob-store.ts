@@ -1,5 +1,13 @@
-import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs'
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import {
+  close,
+  createReadStream,
+  createWriteStream,
+  open,
+  type ReadStream,
+  read as readFd,
+  type WriteStream,
+} from 'node:fs'
+import { mkdir, open as openFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { MeshError, TooLargeError } from '../errors.ts'
@@ -27,6 +35,12 @@ export interface StoredBlob {
   size: number
 }
 
+/** A complete, hash-checked fetch on its way to disk: readable from its partial meanwhile. */
+interface Settling {
+  size: number
+  stored: Promise<void>
+}
+
 interface CacheRow {
   size: number
   usedAt: number
@@ -37,13 +51,17 @@ interface CacheRow {
  * and renamed into place once its hash is known (a reader never sees half a blob).
  * Blobs fetched from peers are cached within `cacheBytes` (least recently used go
  * first; `<dir>/.cache.json`); own uploads are kept. A transfer from a peer grows
- * `<dir>/.partial/<cid>` and resumes from its size after a cut.
+ * `<dir>/.partial/<cid>` and resumes from its size after a cut. A complete, hash-checked
+ * partial is readable at once (`size`, `read`) while it is synced, renamed under its CID and
+ * indexed (`commitPartial`): only synced bytes are ever renamed, and a crash before that
+ * leaves a partial the next fetch hashes again from its first byte.
  */
 export class BlobStore {
   readonly dir: string
   readonly maxFileBytes: number
   readonly cacheBytes: number
   #cache = new Map<string, CacheRow>()
+  readonly #settling = new Map<string, Settling>()
   #tmpSeq = 0
   #lastUse = 0
 
@@ -86,6 +104,8 @@ export class BlobStore {
 
   /** The blob's size, or undefined when this node does not hold it. */
   async size(cid: string): Promise<number | undefined> {
+    const settling = this.#settling.get(cid)
+    if (settling !== undefined) return settling.size
     try {
       return (await stat(this.#path(cid))).size
     } catch (err) {
@@ -98,7 +118,25 @@ export class BlobStore {
   read(cid: string, range?: { start: number; end: number }, chunkBytes = 256 * 1024): ReadStream {
     const row = this.#cache.get(cid)
     if (row !== undefined) row.usedAt = this.#clock()
-    return createReadStream(this.#path(cid), { ...range, highWaterMark: chunkBytes })
+    const path = this.#path(cid)
+    if (!this.#settling.has(cid)) return createReadStream(path, { ...range, highWaterMark: chunkBytes })
+    // Verified, on its way to disk: the partial, or the blob if it was renamed before the
+    // stream opens (a rename moves the name atomically: one of the two opens).
+    const partial = this.partialPath(cid)
+    const openEither = (
+      _: unknown,
+      flags: string,
+      mode: number,
+      done: (e: Error | null, fd?: number) => void,
+    ) =>
+      open(partial, flags, mode, (err, fd) =>
+        err?.code === 'ENOENT' ? open(path, flags, mode, done) : done(err, fd),
+      )
+    return createReadStream(partial, {
+      ...range,
+      highWaterMark: chunkBytes,
+      fs: { open: openEither, read: readFd, close },
+    })
   }
 
   /**
@@ -124,6 +162,8 @@ export class BlobStore {
         createWriteStream(tmp),
       )
       const id = cid()
+      // A fetch of the same blob finishing meanwhile would count it as fetched after us.
+      await this.#settling.get(id)?.stored.catch(() => {})
       await rename(tmp, this.#path(id))
       // An own upload of a blob fetched before: it is kept from now on.
       if (this.#cache.delete(id)) await this.#saveCache()
@@ -150,6 +190,9 @@ export class BlobStore {
   async resume(
     cid: string,
   ): Promise<{ offset: number; out: WriteStream; hasher: ReturnType<typeof cidHasher> }> {
+    // A fetch that ended before but is still on its way to disk: done first (or failed, its
+    // partial left to be hashed here again).
+    await this.#settling.get(cid)?.stored.catch(() => {})
     const path = this.partialPath(cid)
     const hasher = cidHasher()
     let offset = 0
@@ -161,14 +204,13 @@ export class BlobStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
-    // `flush`: synced before it closes, on the descriptor written through (no second open to
-    // sync in commitPartial; a cut transfer's bytes are on disk for the next try too). Its
-    // buffer lets a fetch run a yamux window (16 MiB) ahead of the disk before the peer is
-    // paused; what arrives while a write is under way goes in the next one (one writev).
+    // Its buffer lets a fetch run a yamux window (16 MiB) ahead of the disk before the peer
+    // is paused; what arrives while a write is under way goes in the next one (one writev).
+    // Not synced on close: `commitPartial` syncs a complete one (off the fetch's path),
+    // `syncPartial` a cut one.
     const out = createWriteStream(path, {
       flags: offset === 0 ? 'w' : 'a',
       highWaterMark: PARTIAL_BUFFER_BYTES,
-      flush: true,
     })
     return { offset, out, hasher }
   }
@@ -177,14 +219,39 @@ export class BlobStore {
     await rm(this.partialPath(cid), { force: true })
   }
 
+  /** Puts what was written to the partial on disk (fsync: the file's data, whichever descriptor wrote it). */
+  async syncPartial(cid: string): Promise<void> {
+    const handle = await openFile(this.partialPath(cid), 'r')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  }
+
   /**
-   * A complete, hash-checked partial becomes a cached blob; the cache is then kept within its
-   * quota. The partial is on disk already: `resume`'s stream syncs before it closes.
+   * A complete, hash-checked partial (all its bytes written) becomes a cached blob. It is
+   * readable at once (`size`, `read` serve it from the partial); then, off the caller's path,
+   * it is synced, renamed under its CID (never before it is synced: a blob under its CID is
+   * never short or wrong after a power loss; HTTP does not hash it again) and indexed, and
+   * the cache is kept within its quota. Resolves once it is stored for good; if that fails
+   * it is no longer readable and the partial stays (the next fetch hashes it again).
    */
-  async commitPartial(cid: string, size: number): Promise<void> {
-    await rename(this.partialPath(cid), this.#path(cid))
-    this.#cache.set(cid, { size, usedAt: this.#clock() })
-    await this.#evict(cid)
+  commitPartial(cid: string, size: number): Promise<void> {
+    const partial = this.partialPath(cid)
+    const stored = (async () => {
+      await this.syncPartial(cid)
+      await rename(partial, this.#path(cid))
+      this.#cache.set(cid, { size, usedAt: this.#clock() })
+      await this.#evict(cid)
+    })().finally(() => this.#settling.delete(cid))
+    this.#settling.set(cid, { size, stored })
+    return stored
+  }
+
+  /** Every complete fetch on its way to disk is stored (or failed). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#settling.values()].map(async ({ stored }) => stored.catch(() => {})))
   }
 
   /** The clock, strictly increasing: two uses in one millisecond still have an order. */

@@ -257,14 +257,16 @@ function readHeader(buf: Uint8Array): { header: unknown; rest: number } | undefi
  * Fetches `cid` of `room` from `mesh` into the store, from the bytes held already. A cut
  * keeps what arrived (the next fetch resumes there); bytes that do not hash to the CID
  * are thrown away, nothing stored (MESH_SIGNATURE_MISMATCH, `details.reason`
- * `hash-mismatch`). Returns the file's size and the offset it resumed at.
+ * `hash-mismatch`). Returns once the whole file hashed to the CID and is readable from the
+ * store: its size, the offset it resumed at, and `stored`, which settles once it is synced
+ * and renamed under its CID (a crash before leaves a partial, hashed again by the next fetch).
  */
 export async function fetchFromPeer(
   c: FetchComponents,
   mesh: string,
   request: { room: string; cid: string },
   signal: AbortSignal,
-): Promise<{ size: number; resumedAt: number }> {
+): Promise<{ size: number; resumedAt: number; stored: Promise<void> }> {
   const { store } = c
   const { cid } = request
   const stream = await c.dial(mesh, signal)
@@ -323,6 +325,7 @@ export async function fetchFromPeer(
         got,
         ...(size !== undefined ? { size } : {}),
       })
+    // Every byte written (to the page cache; the sync comes after, off this path).
     out.end()
     await once(out, 'close')
     if (hasher.cid() !== cid) {
@@ -338,9 +341,11 @@ export async function fetchFromPeer(
         },
       )
     }
-    await store.commitPartial(cid, size)
+    // Readable from here on; synced, renamed and indexed in the background (`stored`).
+    const stored = store.commitPartial(cid, size)
+    stored.catch(() => {})
     await stream.close({ signal }).catch(() => {})
-    return { size, resumedAt: offset }
+    return { size, resumedAt: offset, stored }
   } catch (err) {
     failed = err
     stream.abort(err as Error)
@@ -354,6 +359,7 @@ export async function fetchFromPeer(
       out.end()
       await once(out, 'close').catch(() => {})
       if (failed instanceof TooLargeError) await store.discardPartial(cid)
+      else await store.syncPartial(cid).catch(() => {})
     }
   }
 }

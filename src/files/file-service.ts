@@ -123,7 +123,11 @@ export class FileService {
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           const s = AbortSignal.any([AbortSignal.timeout(120_000), ...(signal ? [signal] : [])])
-          const { size, resumedAt } = await fetchFromPeer(this.#c, mesh, { room, cid }, s)
+          const { size, resumedAt, stored } = await fetchFromPeer(this.#c, mesh, { room, cid }, s)
+          // Readable now; on disk for good once `stored` settles (else the partial stays).
+          stored.catch((err: Error) =>
+            this.#c.logger.warn({ event: 'files.store_failed', room, cid }, err?.message ?? String(err)),
+          )
           this.stats.fetched++
           if (resumedAt > 0) this.stats.resumed++
           this.#c.logger.info(

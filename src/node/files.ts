@@ -33,6 +33,8 @@ export async function startFiles({ parts, init, logger, reputation }: FilesWirin
     ...(init.files?.cacheBytes !== undefined ? { cacheBytes: init.files.cacheBytes } : {}),
   })
   await store.start()
+  // files18c (issue 18): fetched files still on their way to disk are stored before the node stops
+  parts.onStop(() => store.settled())
   const refs = new RoomFileIndex(
     () => parts.get('rooms'),
     () => parts.find('roomSync'),

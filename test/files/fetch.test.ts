@@ -1,34 +1,14 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { Readable, Writable } from 'node:stream'
-import { describe, it, type TestContext } from 'node:test'
+import { Writable } from 'node:stream'
+import { describe, it } from 'node:test'
 import type { Stream } from '@libp2p/interface'
-import { multiaddr } from '@multiformats/multiaddr'
-import { BlobStore, cidOf, FILES_PROTOCOL, FileServer, fetchFromPeer } from '../../src/files/index.ts'
-import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { silentLogger } from '../../src/log.ts'
-import { createMeshLibp2p, type MeshLibp2p } from '../../src/p2p/index.ts'
+import { BlobStore, cidOf, fetchFromPeer } from '../../src/files/index.ts'
 import { tempDir } from '../fixtures/principals.ts'
+import { honestPeer, pair, store } from './peers.ts'
 
 const ROOM = 'room-0000001'
-
-/** Two hosts on loopback: `server` answers /mesh/files with `serve`; `dial` opens a stream to it. */
-async function pair(t: TestContext, serve: (stream: Stream) => Promise<void>) {
-  const hosts: MeshLibp2p[] = []
-  for (let i = 0; i < 2; i++) hosts.push(await createMeshLibp2p({ key: Ed25519KeyPair.generate() }))
-  t.after(() => Promise.all(hosts.map(async (h) => h.stop())))
-  const [server, client] = hosts as [MeshLibp2p, MeshLibp2p]
-  await server.handle(FILES_PROTOCOL, (stream) => serve(stream))
-  const addr = multiaddr(server.getMultiaddrs()[0]?.toString() as string)
-  return { dial: async () => client.dialProtocol(addr, FILES_PROTOCOL) }
-}
-
-async function store(t: TestContext, name: string, init: { maxFileBytes?: number } = {}): Promise<BlobStore> {
-  const s = new BlobStore({ dir: join(await tempDir(t), name), ...init })
-  await s.start()
-  return s
-}
 
 /** A store whose disk is slow: every write waits, and its buffer is small (the fetch must pause). */
 class SlowStore extends BlobStore {
@@ -62,25 +42,19 @@ const header = (v: unknown) => {
 
 describe('fetchFromPeer against honest and hostile servers (issue 18)', () => {
   it('pauses for a slow disk and still gets every byte, hash checked', async (t) => {
-    const held = await store(t, 'server')
     const bytes = randomBytes(6 * 1024 * 1024 + 5)
-    const { cid } = await held.put(Readable.from([bytes]))
-    const server = new FileServer({
-      store: held,
-      admit: async () => ({ peer: 'x' }),
-      servesTo: async () => true,
-      logger: silentLogger(),
-    })
-    const { dial } = await pair(t, (s) => server.serve(s, {} as never))
+    const { dial, cids } = await honestPeer(t, [bytes])
+    const cid = cids[0] as string
     const into = new SlowStore({ dir: join(await tempDir(t), 'slow') })
     await into.start()
-    const got = await fetchFromPeer(
+    const { stored, ...got } = await fetchFromPeer(
       { store: into, dial },
       'x',
       { room: ROOM, cid },
       AbortSignal.timeout(120_000),
     )
     assert.deepEqual(got, { size: bytes.length, resumedAt: 0 })
+    await stored
     assert.equal(await into.size(cid), bytes.length)
   })
 
@@ -90,7 +64,14 @@ describe('fetchFromPeer against honest and hostile servers (issue 18)', () => {
     const into = await store(t, 'into', { maxFileBytes: 5000 })
     const fetch = async (frames: Uint8Array[]) => {
       const { dial } = await pair(t, hostile(frames))
-      return fetchFromPeer({ store: into, dial }, 'evil', { room: ROOM, cid }, AbortSignal.timeout(30_000))
+      const { stored, ...got } = await fetchFromPeer(
+        { store: into, dial },
+        'evil',
+        { room: ROOM, cid },
+        AbortSignal.timeout(30_000),
+      )
+      await stored
+      return got
     }
     await assert.rejects(fetch([header({ ok: { size: 1000 } }), randomBytes(1500)]), {
       code: 'MESH_UNAVAILABLE',
