@@ -281,3 +281,33 @@ export function limitClosestPeers<T>(dht: T, count: number): T {
   if (typeof tagger?.peerSetSize === 'number') tagger.peerSetSize = count
   return dht
 }
+
+interface KadContact {
+  lastPing: number
+}
+interface KadBucketTrie {
+  ping?: (contacts: KadContact[], options?: unknown) => AsyncGenerator<KadContact>
+}
+
+/**
+ * kad-dht (16.4) pings the oldest contacts of a full bucket when a new peer would fit in
+ * it, and evicts those that do not answer; but it never notes that the others did answer,
+ * so once they are ten minutes old every new peer heard of pings (dials, on a budget) the
+ * same contacts again. This notes the answer, as Kademlia does: a contact that answered
+ * is not pinged again for ten minutes. A kad-dht without that trie is returned untouched.
+ */
+export function noteAnsweredPings<T>(dht: T): T {
+  const kb = (dht as { routingTable?: { kb?: KadBucketTrie } }).routingTable?.kb
+  const ping = kb?.ping
+  if (kb === undefined || typeof ping !== 'function') return dht
+  kb.ping = async function* (contacts, options) {
+    const evicted = new Set<KadContact>()
+    for await (const contact of ping(contacts, options)) {
+      evicted.add(contact)
+      yield contact
+    }
+    const now = Date.now()
+    for (const contact of contacts) if (!evicted.has(contact)) contact.lastPing = now
+  }
+  return dht
+}

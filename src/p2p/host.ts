@@ -22,6 +22,7 @@ import {
   connectionBudget,
   limitClosestPeers,
   meshDhtTable,
+  noteAnsweredPings,
 } from './connection-budget.ts'
 import { MESH_KAD_PROTOCOL } from './constants.ts'
 import { reuseLimitedConnections } from './limited-reuse.ts' // circuit churn (SPEC §10)
@@ -154,7 +155,8 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
   })
   const meshDht =
     variant === 'mesh'
-      ? (components: KadDHTComponents) => limitClosestPeers(dht(components), table.closestPeers)
+      ? (components: KadDHTComponents) =>
+          noteAnsweredPings(limitClosestPeers(dht(components), table.closestPeers))
       : dht
   node = await createLibp2p<MeshServices>({
     start: init.start ?? true,

@@ -128,6 +128,39 @@ test('near the limit young idle connections close too, busy ones never', async (
   assert.ok(busy.every((c) => !c.closed))
 })
 
+test('a full bucket notes the old contacts that answered its ping, and pings them no more for ten minutes', async (t) => {
+  const host = async (maxConnections?: number): Promise<MeshLibp2p> => {
+    const libp2p = await createMeshLibp2p({
+      key: Ed25519KeyPair.generate(),
+      ...(maxConnections !== undefined ? { maxConnections } : {}),
+    })
+    t.after(() => libp2p.stop())
+    return libp2p
+  }
+  // a budget of 8: one bucket of 4
+  const a = await host(8)
+  assert.equal(tableCapacity(meshDhtTable(8)), 4)
+  type Contact = { peerId: { toString(): string }; lastPing: number }
+  const kb = (a.services.dht as unknown as { routingTable: { kb: { toIterable(): Iterable<Contact> } } })
+    .routingTable.kb
+  const contacts = (): Contact[] => [...kb.toIterable()]
+  for (let i = 0; i < 4; i++) await (await host()).dial(a.getMultiaddrs())
+  await waitFor(() => contacts().length === 4, 'the bucket to fill')
+  const elevenMinutesAgo = Date.now() - 11 * 60_000
+  for (const contact of contacts()) contact.lastPing = elevenMinutesAgo
+  const t0 = Date.now()
+  // a fifth peer: the bucket is full, so its three oldest contacts are pinged; all answer
+  const fifth = await host()
+  await fifth.dial(a.getMultiaddrs())
+  const pinged = await waitFor(() => {
+    const fresh = contacts().filter((c) => c.lastPing >= t0)
+    return fresh.length === 3 && fresh
+  }, 'the answered pings to be noted')
+  assert.equal(pinged.length, 3)
+  assert.equal(contacts().length, 4)
+  assert.ok(!contacts().some((c) => c.peerId.toString() === fifth.peerId.toString()))
+})
+
 interface Mesh {
   libp2p: MeshLibp2p
   discovery: MeshDiscovery
