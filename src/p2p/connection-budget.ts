@@ -15,12 +15,13 @@
  * Now (see `meshDhtTable` and ConnectionBudget):
  * - the routing table holds at most half the budget: kad-dht's k = 20 kept down to a budget
  *   of 40 (then half the budget, at least 4), and the trie only as deep as fits; a full
- *   table pings no new contact, so the pings stop once it is full;
- * - at most a quarter of the budget are keep-alive neighbours;
- * - ConnectionBudget closes idle connections of the least value (libp2p's peer tags) as
- *   soon as the node holds more than its low-water mark (three quarters of the budget),
- *   so there is always room for an inbound connection, and walks that dial across the
- *   network leave no residue.
+ *   table pings no new contact, and notes the old ones that answered its pings
+ *   (`noteAnsweredPings`), so the pings stop once it is full;
+ * - at most a quarter of the budget are keep-alive neighbours (`limitClosestPeers`);
+ * - ConnectionBudget closes idle connections — spare duplicates of a simultaneous dial
+ *   first, then the least value (libp2p's peer tags) — as soon as the node holds more
+ *   than its low-water mark (three quarters of the budget), so there is always room for
+ *   an inbound connection, and walks that dial across the network leave no residue.
  */
 import type {
   ComponentLogger,
