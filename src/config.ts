@@ -339,3 +339,14 @@ export interface MeshNodeInit {
     serveBytesPerSecond?: number
   }
 }
+
+// connection budget (issue 15)
+/** Merged into MeshNodeInit above: the libp2p host's connection cap. */
+export interface MeshNodeInit {
+  /**
+   * libp2p connections to other meshes at most (`--max-peer-connections`); default 300. The
+   * DHT routing table holds at most half as many peers, a quarter are kept-alive neighbours,
+   * and idle connections are closed above three quarters (p2p/connection-budget.ts).
+   */
+  maxPeerConnections?: number
+}

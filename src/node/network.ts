@@ -44,6 +44,7 @@ export async function startHost(wiring: NetworkWiring): Promise<void> {
       datastore,
       announce: init.announce ?? [],
       ...(init.relay !== undefined ? { relay: init.relay } : {}), // reachability (SPEC §10)
+      ...maxConnectionsOf(init), // connection budget (issue 15)
     }).catch((err: unknown) => {
       throw relayUnreachable(err) ?? err // reachability (SPEC §10)
     }),
@@ -116,6 +117,7 @@ export async function restartOnKey(
     datastore,
     announce: init.announce ?? [], // issue 14
     ...(init.relay !== undefined ? { relay: init.relay } : {}), // reachability (SPEC §10)
+    ...maxConnectionsOf(init), // connection budget (issue 15)
   })
   parts.set('libp2p', libp2p)
   const discovery = createDiscovery(wiring, libp2p, key, datastore)
@@ -229,4 +231,10 @@ function relayUnreachable(err: unknown): Error | undefined {
   const relays = [...message.matchAll(/^\s*(\S+)\/p2p-circuit:/gm)].map((m) => m[1] as string)
   if (relays.length === 0) return undefined
   return new UnavailableError(`no reservation could be taken on relay ${relays.join(', ')}`, { relays })
+}
+
+// connection budget (issue 15)
+/** The host's connection cap, when the node was given one. */
+export function maxConnectionsOf(init: { maxPeerConnections?: number }): { maxConnections?: number } {
+  return init.maxPeerConnections !== undefined ? { maxConnections: init.maxPeerConnections } : {}
 }

@@ -17,6 +17,13 @@ import { webSockets } from '@libp2p/websockets'
 import type { Datastore } from 'interface-datastore'
 import { createLibp2p } from 'libp2p'
 import type { Ed25519KeyPair } from '../identity/index.ts'
+import {
+  type ConnectionBudget,
+  connectionBudget,
+  limitClosestPeers,
+  meshDhtTable,
+  noteAnsweredPings,
+} from './connection-budget.ts'
 import { MESH_KAD_PROTOCOL } from './constants.ts'
 import { reuseLimitedConnections } from './limited-reuse.ts' // circuit churn (SPEC §10)
 import { MESH_RECORD_NAMESPACE, selectMeshRecord, validateMeshRecord } from './mesh-record.ts'
@@ -42,6 +49,8 @@ export type MeshServices = {
   relay?: CircuitRelayService
   // coordination fees (SPEC §10)
   relayMeter: RelayMeter
+  // connection budget (issue 15): `mesh` nodes only
+  connectionBudget?: ConnectionBudget
 }
 
 export type MeshLibp2p = Libp2p<MeshServices>
@@ -69,7 +78,11 @@ export interface MeshLibp2pInit {
    * in-memory RecordGuardDatastore for `mesh`, libp2p's plain in-memory one for `stock`.
    */
   datastore?: Datastore
-  /** Connection cap; default 300. */
+  /**
+   * Connection cap; default 300. A `mesh` node derives its DHT routing table and keep-alive
+   * neighbours from it and keeps a quarter of it free for inbound connections (see
+   * connection-budget.ts).
+   */
   maxConnections?: number
   /**
    * Serve as a circuit relay v2 for meshes that cannot be dialled (SPEC §10): `true` for the
@@ -119,6 +132,10 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
       return false
     }
   })
+  const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  // connection budget (issue 15): the table, its keep-alive neighbours and the idle
+  // connections kept, all within maxConnections (see connection-budget.ts)
+  const table = meshDhtTable(maxConnections)
   const dht = kadDHT({
     protocol: MESH_KAD_PROTOCOL,
     // Every mesh serves the DHT: meshes are reachable servers by design, and
@@ -131,8 +148,16 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     // Mesh records are signed and seq-ordered, so a lookup can stop at the first
     // valid answer: a narrow fan-out (classic Kademlia α = 3 over two disjoint paths,
     // against kad-dht's 10 × 10) reaches it sooner and keeps every node's queue short.
-    ...(variant === 'mesh' ? { alpha: 3, disjointPaths: 2 } : {}),
+    // The table holds at most half of maxConnections (connection budget, issue 15).
+    ...(variant === 'mesh'
+      ? { alpha: 3, disjointPaths: 2, kBucketSize: table.kBucketSize, prefixLength: table.prefixLength }
+      : {}),
   })
+  const meshDht =
+    variant === 'mesh'
+      ? (components: KadDHTComponents) =>
+          noteAnsweredPings(limitClosestPeers(dht(components), table.closestPeers))
+      : dht
   node = await createLibp2p<MeshServices>({
     start: init.start ?? true,
     privateKey: init.key.toLibp2pPrivateKey(),
@@ -145,7 +170,7 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     datastore,
     ...(init.connectionMonitor !== undefined ? { connectionMonitor: init.connectionMonitor } : {}), // DHT bench (issue 15)
     connectionManager: {
-      maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxConnections,
       // libp2p refuses a host opening more than 5 connections a second; a test bed or
       // a LAN runs dozens of meshes behind one address.
       inboundConnectionThreshold: 1000,
@@ -157,7 +182,10 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
       // that connected earlier only through a push.
       identifyPush: identifyPush(),
       ping: ping(),
-      dht: guard === undefined ? dht : (components: KadDHTComponents) => dht(withSender(components, guard)),
+      dht:
+        guard === undefined
+          ? meshDht
+          : (components: KadDHTComponents) => meshDht(withSender(components, guard)),
       // reachability (SPEC §10)
       autoNAT: autoNAT(),
       dcutr: dcutr(),
@@ -171,6 +199,7 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
           }
         : {}),
       relayMeter: () => meter, // coordination fees (SPEC §10)
+      ...(variant === 'mesh' ? { connectionBudget: connectionBudget() } : {}), // connection budget (issue 15)
     },
   })
   node.services.reachability.relayService = node.services.relay

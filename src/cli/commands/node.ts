@@ -273,6 +273,13 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
         'most bytes per second one file transfer to a peer is served at',
       ).argParser(positiveInt),
     )
+    // connection budget (issue 15)
+    .addOption(
+      new Option(
+        '--max-peer-connections <n>',
+        'libp2p connections to other meshes at most; the DHT routing table is sized from it (default 300)',
+      ).argParser(positiveInt),
+    )
     .action(async (options) => {
       // Issue 15 (cold start): the node's modules load here, for `mesh start` only (every
       // other command runs without them), while the data dir is read or created.
@@ -345,6 +352,10 @@ export function registerNodeCommands(cli: Command, ctx: CliContext): void {
             ...mailboxOption(options), // store and forward (SPEC §10)
             ...feesOption(options), // coordination fees (SPEC §10)
             ...fileOptions(options), // files in rooms (issue 18)
+            // connection budget (issue 15)
+            ...(options.maxPeerConnections !== undefined
+              ? { maxPeerConnections: options.maxPeerConnections as number }
+              : {}),
             logger,
           }),
         (node) =>
