@@ -14,6 +14,7 @@
  * install). A module the file names that no longer loads (a source file deleted) drops
  * the file, so the next run resolves afresh; `MESH_RESOLVE_CACHE=0` turns it off.
  */
+import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { getCompileCacheDir, type ResolveHookContext, registerHooks } from 'node:module'
 import { join } from 'node:path'
@@ -56,12 +57,13 @@ export function cacheResolutions(rootUrl: URL, env: NodeJS.ProcessEnv = process.
   const dir = getCompileCacheDir()
   if (dir === undefined || env.MESH_RESOLVE_CACHE === '0') return undefined
   const root = fileURLToPath(rootUrl)
-  const file = join(dir, `mesh-resolve-${Buffer.from(root).toString('base64url').slice(-48)}.json`)
+  const file = join(dir, `mesh-resolve-${createHash('sha256').update(root).digest('hex').slice(0, 16)}.json`)
   const stamp = stampOf(root)
-  let entries: Record<string, Entry> = Object.create(null)
+  let entries: Record<string, Entry> = {}
   try {
     const cached = JSON.parse(readFileSync(file, 'utf8')) as CacheFile
-    if (cached.stamp === stamp) entries = Object.assign(Object.create(null), cached.entries)
+    // Every key holds line breaks, so none is an Object.prototype name.
+    if (cached.stamp === stamp) entries = cached.entries
   } catch {
     // none yet, or unreadable: resolve afresh
   }
