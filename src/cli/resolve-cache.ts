@@ -63,7 +63,9 @@ export function cacheResolutions(rootUrl: URL, env: NodeJS.ProcessEnv = process.
   try {
     const cached = JSON.parse(readFileSync(file, 'utf8')) as CacheFile
     // Every key holds line breaks, so none is an Object.prototype name.
-    if (cached.stamp === stamp) entries = cached.entries
+    if (cached?.stamp === stamp && typeof cached.entries === 'object' && cached.entries !== null) {
+      entries = cached.entries
+    }
   } catch {
     // none yet, or unreadable: resolve afresh
   }
@@ -73,7 +75,7 @@ export function cacheResolutions(rootUrl: URL, env: NodeJS.ProcessEnv = process.
     resolve(specifier, context, nextResolve) {
       const key = keyOf(specifier, context)
       const hit = entries[key]
-      if (hit !== undefined) {
+      if (Array.isArray(hit) && typeof hit[0] === 'string') {
         answered.add(hit[0])
         return hit[1] == null
           ? { url: hit[0], shortCircuit: true }

@@ -102,6 +102,30 @@ describe('resolve cache (issue 15)', () => {
     assert.equal((await runIn(root, cc)).value, 'b')
   })
 
+  it('resolves afresh from a file that is not one it wrote', async () => {
+    const { root, cc } = project()
+    const { file } = await runIn(root, cc)
+    assert.ok(file !== null)
+    const { stamp } = JSON.parse(readFileSync(file, 'utf8')) as { stamp: string }
+    for (const text of [
+      '{',
+      'null',
+      JSON.stringify({ stamp, entries: null }),
+      JSON.stringify({ stamp, entries: { x: 1 } }),
+    ]) {
+      writeFileSync(file, text)
+      assert.equal((await runIn(root, cc)).value, 'b')
+    }
+    // A key of the right shape with a wrong value is not taken either.
+    const cached = JSON.parse(readFileSync(file, 'utf8')) as {
+      stamp: string
+      entries: Record<string, unknown>
+    }
+    for (const key of Object.keys(cached.entries)) cached.entries[key] = 42
+    writeFileSync(file, JSON.stringify(cached))
+    assert.equal((await runIn(root, cc)).value, 'b')
+  })
+
   it('is off with MESH_RESOLVE_CACHE=0', async () => {
     const { root, cc } = project()
     const { file, value } = await runIn(root, cc, { MESH_RESOLVE_CACHE: '0' })
