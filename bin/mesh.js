@@ -17,6 +17,9 @@ if (process.features.typescript) {
   // .ts file: main.ts's type stripping then comes from the cache too, and the stripper
   // (a WebAssembly module) is never loaded. main.ts turns it on again for `node main.ts`.
   nodeModule.enableCompileCache()
+  // Issue 15 (cold start): module resolutions come from the last run's, beside the compile cache.
+  const { cacheResolutions } = await import(new URL('../src/cli/resolve-cache.ts', import.meta.url).href)
+  cacheResolutions(new URL('../', import.meta.url))
   await import(main.href)
 } else {
   const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url))

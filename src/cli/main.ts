@@ -19,50 +19,16 @@ const [
   { MESH_NODE_VERSION },
   { HumanKeystore },
   { Output, isCommanderExit, jsonRequested, usageError },
-  node,
-  session,
-  keys,
-  connections,
-  policy,
-  audit,
-  authority,
-  rooms,
-  errors,
-  // members: enrolment and removal (SPEC §8)
-  members,
-  // outbound invocation over libp2p
-  outbound,
-  // revocation people can use (SPEC §9)
-  revocation,
-  // tasks across meshes (SPEC §13)
-  tasks,
-  // the model proxy (SPEC §13)
-  usage,
-  // coordination fees (SPEC §10)
-  ledger,
-  // files in rooms (issue 18)
-  files,
+  registers,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
   import('../identity/index.ts'),
   import('./format.ts'),
-  import('./commands/node.ts'),
-  import('./commands/session.ts'),
-  import('./commands/keys.ts'),
-  import('./commands/connections.ts'),
-  import('./commands/policy.ts'),
-  import('./commands/audit.ts'),
-  import('./commands/authority.ts'),
-  import('./commands/rooms.ts'),
-  import('./commands/errors.ts'),
-  import('./commands/members.ts'),
-  import('./commands/outbound.ts'),
-  import('./commands/revocation.ts'),
-  import('./commands/tasks.ts'), // tasks across meshes (SPEC §13)
-  import('./commands/usage.ts'), // the model proxy (SPEC §13)
-  import('./commands/ledger.ts'), // coordination fees (SPEC §10)
-  import('./commands/files.ts'), // files in rooms (issue 18)
+  // Issue 15 (cold start): only the group the command is in (all for help, none named, unknown).
+  import('./groups.ts').then(({ groupsFor }) =>
+    Promise.all(groupsFor(process.argv).map((group) => group.load())),
+  ),
 ])
 
 const env = process.env
@@ -86,25 +52,8 @@ const ctx = {
   env,
   keystore: () => new HumanKeystore(env.MESH_KEYSTORE ?? join(homedir(), '.mesh-keys')),
 }
-// In this order `mesh --help` lists them.
-for (const register of [
-  node.registerNodeCommands,
-  session.registerSessionCommands,
-  keys.registerKeyCommands,
-  connections.registerConnectionCommands,
-  policy.registerPolicyCommands,
-  audit.registerAuditCommands,
-  authority.registerAuthorityCommands,
-  rooms.registerRoomCommands,
-  errors.registerErrorCommands,
-  members.registerMemberCommands,
-  outbound.registerOutboundCommands, // outbound invocation over libp2p
-  revocation.registerRevocationCommands, // revocation people can use (SPEC §9)
-  tasks.registerTaskCommands, // tasks across meshes (SPEC §13)
-  usage.registerUsageCommands, // the model proxy (SPEC §13)
-  ledger.registerLedgerCommands, // coordination fees (SPEC §10)
-  files.registerFileCommands, // files in rooms (issue 18)
-]) {
+// In the order of src/cli/groups.ts, which `mesh --help` lists them in.
+for (const register of registers) {
   register(cli, ctx)
 }
 
