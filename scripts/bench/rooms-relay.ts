@@ -414,21 +414,13 @@ async function pacedStock(
   )
   try {
     await writer.synced
-    const sent = new Map<number, number>()
-    const t0 = performance.now()
-    let i = 0
-    while (i < count) {
-      const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
-      for (; i < due; i++) {
-        const [key, value] = entries.get(first + i) as [string, unknown]
-        sent.set(first + i, performance.now())
-        writerDoc.getMap('messages').set(key, value)
-      }
-      await sleep(1)
-    }
+    const sent = await paced(count, rate, (k) => {
+      const [key, value] = entries.get(first + k) as [string, unknown]
+      writerDoc.getMap('messages').set(key, value)
+    })
     await done
     const seen = (readers[0] as RelayClient).seen
-    return [...sent].map(([index, at]) => (seen.get(index) as number) - at)
+    return [...sent].map(([k, at]) => (seen.get(first + k) as number) - at)
   } finally {
     for (const c of [writer, ...readers]) c.close()
     await stopRelays(children)
