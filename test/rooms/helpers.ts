@@ -3,7 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import * as Y from 'yjs'
 import { type SessionService, sessionChallengeText } from '../../src/auth/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
-import type { LocalPrincipal, MessageEntry, Room, RoomManagerInit } from '../../src/rooms/index.ts'
+import type {
+  LocalPrincipal,
+  MemberEntry,
+  MessageEntry,
+  Room,
+  RoomManagerInit,
+} from '../../src/rooms/index.ts'
 import { contentId, makeSeal, RoomManager, sealKey } from '../../src/rooms/index.ts'
 import type { MeshStore } from '../../src/store/index.ts'
 import {
@@ -136,6 +142,22 @@ export function writeSealed(
 /** The update of messages by a fresh client id of `key`'s mesh, bound in the same update. */
 export function boundWrite(room: Room, key: Ed25519KeyPair, entries: MessageEntry[], clientID: number) {
   return craft(room, (doc) => writeSealed(doc, key, room.id, entries, clientID), clientID)
+}
+
+/** Makes alpha's bob a read-only member of `room` (an entry dated after those it holds). */
+export async function makeBobReadOnly(room: Room): Promise<void> {
+  const entry: MemberEntry = {
+    v: 1,
+    room: room.id,
+    did: bob.did,
+    mesh: meshA.did,
+    meshName: 'alpha',
+    localId: 'bob',
+    role: 'read-only',
+    tier: 4,
+    ts: Date.now() + 1,
+  }
+  await room.write([{ map: 'members', key: contentId(entry), value: entry }])
 }
 
 /** A room's full content as plain JSON, for "identical" checks. */

@@ -12,7 +12,7 @@ import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { contentId, type MessageEntry, sealKey, type YjsTicketsInit } from '../../src/rooms/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
-import { alice, bob, mallory, manager, meshA, sessionToken } from './helpers.ts'
+import { alice, bob, makeBobReadOnly, mallory, manager, meshA, sessionToken } from './helpers.ts'
 
 const ROLES: Record<string, SessionRole> = {
   [alice.did]: 'architect',
@@ -317,18 +317,7 @@ describe('y-websocket endpoint', () => {
   it('drops a read-only member’s writes and awareness impersonation', async (t) => {
     const { rooms, port, token, id } = await setup(t)
     const room = await rooms.load(id)
-    const ro = {
-      v: 1 as const,
-      room: id,
-      did: bob.did,
-      mesh: meshA.did,
-      meshName: 'alpha',
-      localId: 'bob',
-      role: 'read-only' as const,
-      tier: 4 as const,
-      ts: Date.now() + 1,
-    }
-    await room.write([{ map: 'members', key: contentId(ro), value: ro }])
+    await makeBobReadOnly(room)
 
     const aliceDoc = new Y.Doc()
     const pa = provider(t, port, id, await token(alice), aliceDoc)

@@ -10,7 +10,20 @@ import {
   type UpdateSender,
   validateUpdate,
 } from '../../src/rooms/index.ts'
-import { alice, bob, carol, content, craft, mallory, manager, meshA, meshB, meshC, sync } from './helpers.ts'
+import {
+  alice,
+  bob,
+  carol,
+  content,
+  craft,
+  makeBobReadOnly,
+  mallory,
+  manager,
+  meshA,
+  meshB,
+  meshC,
+  sync,
+} from './helpers.ts'
 
 import {
   aliceMessage,
@@ -92,18 +105,7 @@ describe('validateUpdate: clients of this mesh', () => {
     )
     // A read-only member's writes are refused by the rules too.
     const room = w.roomA
-    const ro = {
-      v: 1 as const,
-      room: w.id,
-      did: bob.did,
-      mesh: meshA.did,
-      meshName: 'alpha',
-      localId: 'bob',
-      role: 'read-only' as const,
-      tier: 4 as const,
-      ts: Date.now() + 1,
-    }
-    await room.write([{ map: 'members', key: contentId(ro), value: ro }])
+    await makeBobReadOnly(room)
     await refuse(
       craft(w.roomA, (doc) => doc.getMap('messages').set(oid, own), 777_005),
       'read-only',
