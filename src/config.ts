@@ -171,6 +171,9 @@ export interface MeshNodeInit {
     // lazy rooms (issue 15)
     /** A room nobody used for this long is unloaded (loaded again on demand); default 300 000 ms, 0 = never. */
     roomIdleUnloadMs?: number
+    // periodic re-sync (issue 15 flake)
+    /** Every loaded shared room is checked again with each linked peer this often; default 30 000 ms, 0 = never. */
+    resyncIntervalMs?: number
   }
   authority?: {
     /** Refusals within the window that demote a principal or peer mesh to tier 4; default 5. */

@@ -85,6 +85,10 @@ export async function startRoomSync({ parts, init, logger }: NodeWiring): Promis
       ...(init.rooms?.syncIntervalMs !== undefined ? { checkIntervalMs: init.rooms.syncIntervalMs } : {}),
       ...(init.rooms?.dialTimeoutMs !== undefined ? { dialTimeoutMs: init.rooms.dialTimeoutMs } : {}),
       ...(init.rooms?.inbound !== undefined ? { inbound: init.rooms.inbound } : {}),
+      // periodic re-sync
+      ...(init.rooms?.resyncIntervalMs !== undefined
+        ? { resyncIntervalMs: init.rooms.resyncIntervalMs }
+        : {}),
     },
   )
   await parts.add('roomSync', roomSync)

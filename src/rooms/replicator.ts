@@ -22,7 +22,7 @@ export type ContentFrame = Extract<
 >
 
 export interface ReplicatorComponents {
-  rooms: Pick<RoomManager, 'load' | 'join'>
+  rooms: Pick<RoomManager, 'load' | 'join' | 'peek'>
   shares: Pick<ShareBook, 'get' | 'peersOf'>
   /** The open link with a peer, if any. */
   link: (peer: string) => Link | undefined
@@ -56,6 +56,11 @@ export class Replicator {
   /** Asks the peer for what it has of a shared room (our SyncStep1). */
   async ask(link: Link, roomId: string): Promise<void> {
     const room = await this.#c.rooms.load(roomId)
+    this.askLoaded(link, room)
+  }
+
+  /** `ask` for a room already loaded (the periodic re-sync: asking is not a use of the room). */
+  askLoaded(link: Link, room: Room): void {
     if (link.closed) return
     this.#c.awareness.watch(room)
     this.#c.progress.asked(link.peer, room.id)
@@ -103,7 +108,11 @@ export class Replicator {
     }
     let room: Room
     try {
-      room = await this.#c.rooms.load(frame.room)
+      // A peer's SyncStep1 and our diff's announcement (the periodic re-sync's too) are no
+      // use of the room: they do not keep an idle room loaded.
+      room =
+        (frame.type === 'step1' || frame.type === 'backfill' ? this.#c.rooms.peek(frame.room) : undefined) ??
+        (await this.#c.rooms.load(frame.room))
     } catch (err) {
       this.#c.logger.error(
         { event: 'rooms.sync.load_failed', room: frame.room, err },

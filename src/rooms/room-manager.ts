@@ -345,6 +345,12 @@ export class RoomManager {
     return this.#rooms.unloadIdle(idleMs)
   }
 
+  /** The room if it is loaded now, without counting it as used (a peer's sync check is no use). */
+  peek(id: string): Room | undefined {
+    const room = this.#rooms.peek(id)
+    return room?.failed === false ? room : undefined
+  }
+
   /** Rooms loaded now. */
   loaded(): Room[] {
     return [...this.#rooms.values()]

@@ -62,6 +62,12 @@ export interface RoomSyncInit {
   /** Limits on inbound `/mesh/rooms` streams, checked before any work is done for one. */
   inbound?: InboundLimits
   now?: () => number
+  /**
+   * How often every loaded shared room is checked again with each open link (a SyncStep1:
+   * what a live update lost on the way would otherwise wait for the next link to bring);
+   * default 30 000 ms, 0 = never.
+   */
+  resyncIntervalMs?: number
 }
 
 /**
@@ -83,6 +89,7 @@ export class RoomSync {
   readonly #progress: SyncProgress
   readonly #refuse: Refuse
   #timer: ReturnType<typeof setInterval> | undefined
+  #resyncTimer: ReturnType<typeof setInterval> | undefined
   #started = false
   #offLoad: (() => void) | undefined
   /** Counters for tests and metrics. */
@@ -96,6 +103,8 @@ export class RoomSync {
     peerReloads: 0,
     /** Inbound streams reset before any work: over a limit, or from no accepted peer. */
     streamsRefused: 0,
+    /** SyncStep1s sent by the periodic re-sync. */
+    resyncs: 0,
   }
 
   constructor(components: RoomSyncComponents, init: RoomSyncInit) {
@@ -229,12 +238,18 @@ export class RoomSync {
     this.#timer = setInterval(() => this.#tick(), this.#init.checkIntervalMs ?? 2000)
     this.#timer.unref()
     this.#tick()
+    const resyncMs = this.#init.resyncIntervalMs ?? 30_000
+    if (resyncMs > 0) {
+      this.#resyncTimer = setInterval(() => this.#resync(), resyncMs)
+      this.#resyncTimer.unref()
+    }
   }
 
   async stop(): Promise<void> {
     if (!this.#started) return
     this.#started = false
     clearInterval(this.#timer)
+    clearInterval(this.#resyncTimer)
     this.#offLoad?.()
     await this.#links.stop()
   }
@@ -339,6 +354,24 @@ export class RoomSync {
     void this.#links.check().catch((err: unknown) => {
       this.#log.error({ event: 'rooms.sync.check_failed', err }, 'checking links failed')
     })
+  }
+
+  /**
+   * Asks each open link again for every live shared room loaded here. Live updates go once,
+   * batched per tick; one lost on the way (a link replaced at the wrong moment) would
+   * otherwise wait for the next link. The answer to an in-sync room is an empty diff.
+   */
+  #resync(): void {
+    if (!this.#started) return
+    for (const link of [...this.#links.values()]) {
+      for (const share of this.#shares.recordsWith(link.peer)) {
+        if (link.closed) break
+        const room = isLive(share) ? this.#c.rooms.peek(share.room) : undefined
+        if (room === undefined) continue
+        this.stats.resyncs++
+        this.#replicator.askLoaded(link, room)
+      }
+    }
   }
 
   /** Tells the peer of a new share now if the link is open, else opens it. */
