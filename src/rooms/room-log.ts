@@ -1,5 +1,6 @@
 import type * as YT from 'yjs'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
+import { type Compactor, sharedCompactor } from './compactor.ts' // issue 15 (p99): merges off the event loop
 import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 
 /**
@@ -15,11 +16,13 @@ import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
  *
  * Compaction costs what it writes, not the room (issue 15): a segment is the document's
  * diff since the last segment's end (`Y.encodeStateAsUpdate(doc, end)`), and two
- * neighbouring segments are joined (the diff since the older one's start) when the
- * older covers at most twice the newer's updates (a binary counter: a room of n updates
- * keeps about log2(n / compactEvery) segments, each update re-encoded about that often),
- * never into one over `maxSegmentBytes` (then the room keeps more segments, and no
- * compaction ever re-encodes a large room at once). Loading applies the segments and
+ * neighbouring segments are joined (their stored bytes merged) when the older covers at
+ * most twice the newer's updates (a binary counter: a room of n updates keeps about
+ * log2(n / compactEvery) segments, each update re-merged about that often), never into
+ * one over `maxSegmentBytes` (then the room keeps more segments, and no compaction ever
+ * re-merges a large room at once). The joins (`Y.mergeUpdates`) run on a worker thread
+ * (compactor.ts, issue 15 p99): re-encoding a joined segment on the event loop stalled
+ * every post and frame behind it for 30–70 ms. Loading applies the segments and
  * the updates after them in order (an update a segment holds already is a no-op). A
  * store written by the earlier layout (one snapshot of the whole state, no `v/`) reads
  * as one segment.
@@ -42,6 +45,8 @@ export interface RoomLogInit {
   compactEvery?: number
   /** Bytes above which two segments are not merged; default 4 MiB. */
   maxSegmentBytes?: number
+  /** Where segments are merged; default the process's worker thread (compactor.ts). */
+  compactor?: Compactor
   onFailure: (err: unknown) => void
 }
 
@@ -72,6 +77,7 @@ export class RoomLog {
   readonly #every: number
   readonly #maxSegmentBytes: number
   readonly #onFailure: (err: unknown) => void
+  readonly #compactor: Compactor
   #seq = 0
   #snapshotSeq = 0
   /** The segments, oldest first (the last one ends at snapshotSeq). */
@@ -94,6 +100,7 @@ export class RoomLog {
     this.#every = init.compactEvery ?? 500
     this.#maxSegmentBytes = init.maxSegmentBytes ?? 4 * 2 ** 20
     this.#onFailure = init.onFailure
+    this.#compactor = init.compactor ?? sharedCompactor()
   }
 
   /** Reads the segments and the updates after them, oldest first (to apply in this order). */
@@ -149,15 +156,19 @@ export class RoomLog {
     const write = this.#store.batch([this.#op('put', U + pad(this.#seq), update), ...ops])
     this.#tail = write
     this.#logged++
-    if (this.#logged >= this.#every && !this.#compacting) {
-      this.#compacting = true
-      // Off this write's path: the rows it merges are given to the store before it.
-      this.#compaction = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#compactNow())
-    }
+    this.#maybeCompact()
     return write.catch((err: unknown) => {
       this.#fail(err)
       throw err
     })
+  }
+
+  /** Starts a compaction when enough updates were logged since the last and none is under way. */
+  #maybeCompact(): void {
+    if (this.#logged < this.#every || this.#compacting || this.#failed !== undefined) return
+    this.#compacting = true
+    // Off this write's path: the rows it merges are given to the store before it.
+    this.#compaction = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#compactNow())
   }
 
   /** Resolves when everything appended so far is durable (or failed), compaction included. */
@@ -178,8 +189,10 @@ export class RoomLog {
     try {
       if (this.#failed !== undefined || this.#closed) return
       const last = this.#seq
+      // The document holds every update appended so far: its state vector is the segment's end.
+      const end = Y.encodeStateVector(this.#doc)
       const ops: StoreOperation[] = []
-      const segments = await this.#compact(ops, last)
+      const segments = await this.#compact(ops, last, end)
       if (this.#failed !== undefined || this.#closed) return
       const write = this.#store.batch(ops)
       this.#tail = write
@@ -192,6 +205,8 @@ export class RoomLog {
     } finally {
       this.#compacting = false
     }
+    // Appends went on while it merged: enough of them for the next one starts it now.
+    if (!this.#closed) this.#maybeCompact()
   }
 
   /**
@@ -213,31 +228,32 @@ export class RoomLog {
 
   /**
    * The operations of a compaction: the logged updates since the last segment and this
-   * batch become one segment, merged with its older neighbours while the binary-counter
-   * rule allows (see the class comment). Returns the segments after it.
+   * batch become one segment (the document's diff since that segment's end, encoded here:
+   * it costs what it writes), merged with its older neighbours while the binary-counter
+   * rule allows (see the class comment) — their stored bytes and the new segment merged on
+   * the compactor's worker, the sum of their bytes bounding the merge's (a merge is never
+   * larger than its parts). Returns the segments after it.
    */
-  async #compact(ops: StoreOperation[], lastSeq: number) {
+  async #compact(ops: StoreOperation[], lastSeq: number, end: Uint8Array) {
     // The logged updates since the last segment are in the document already.
     for (let seq = this.#snapshotSeq + 1; seq <= lastSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
     const segments = [...this.#segments]
-    const end = Y.encodeStateVector(this.#doc)
-    let start = await this.#endOf(segments.length - 1)
-    let merged = Y.encodeStateAsUpdate(this.#doc, start)
+    const fresh = Y.encodeStateAsUpdate(this.#doc, await this.#endOf(segments.length - 1))
+    const parts = [fresh]
+    let bytes = fresh.byteLength
     let count = lastSeq - this.#snapshotSeq
     for (;;) {
       const prev = segments.at(-1)
-      if (
-        prev === undefined ||
-        prev.count > 2 * count ||
-        prev.bytes + merged.byteLength > this.#maxSegmentBytes
-      )
-        break
-      start = await this.#endOf(segments.length - 2)
-      merged = Y.encodeStateAsUpdate(this.#doc, start)
+      if (prev === undefined || prev.count > 2 * count || prev.bytes + bytes > this.#maxSegmentBytes) break
+      const older = await this.#sub.get(S + pad(prev.seq))
+      if (older === undefined) break
+      parts.unshift(older)
       ops.push(this.#op('del', S + pad(prev.seq)), this.#op('del', V + pad(prev.seq)))
       segments.pop()
       count += prev.count
+      bytes += prev.bytes
     }
+    const merged = parts.length === 1 ? fresh : await this.#compactor.merge(parts)
     ops.push(this.#op('put', S + pad(lastSeq), merged), this.#op('put', V + pad(lastSeq), end))
     segments.push({ seq: lastSeq, count, bytes: merged.byteLength, end })
     return segments
