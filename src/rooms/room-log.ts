@@ -20,9 +20,9 @@ import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
  * most twice the newer's updates (a binary counter: a room of n updates keeps about
  * log2(n / compactEvery) segments, each update re-merged about that often), never into
  * one over `maxSegmentBytes` (then the room keeps more segments, and no compaction ever
- * re-merges a large room at once). The joins (`Y.mergeUpdates`) run on a worker thread
- * (compactor.ts, issue 15 p99): re-encoding a joined segment on the event loop stalled
- * every post and frame behind it for 30–70 ms. Loading applies the segments and
+ * re-merges a large room at once). A join of more than 512 KiB is merged (`Y.mergeUpdates`
+ * of the stored segments) on a worker thread (compactor.ts, issue 15 p99): re-encoding it
+ * on the event loop stalled every post and frame behind it for 30–70 ms. Loading applies the segments and
  * the updates after them in order (an update a segment holds already is a no-op). A
  * store written by the earlier layout (one snapshot of the whole state, no `v/`) reads
  * as one segment.
@@ -45,8 +45,10 @@ export interface RoomLogInit {
   compactEvery?: number
   /** Bytes above which two segments are not merged; default 4 MiB. */
   maxSegmentBytes?: number
-  /** Where segments are merged; default the process's worker thread (compactor.ts). */
+  /** Where large joins are merged; default the process's worker thread (compactor.ts). */
   compactor?: Compactor
+  /** Joins of at most this many bytes are encoded on the calling thread; default 512 KiB. */
+  inlineJoinBytes?: number
   onFailure: (err: unknown) => void
 }
 
@@ -58,6 +60,12 @@ const V = 'v/'
 // issue 15 (cold start): computed on first use, so importing this module loads no Yjs
 let emptyState: Uint8Array | undefined
 const EMPTY_STATE = () => (emptyState ??= Y.encodeStateVector(new Y.Doc()))
+/**
+ * Issue 15 (p99): joins of at most this many bytes are encoded on the event loop (about
+ * 7 ms a MiB on the 2-core bench machine: ≤ 4 ms); larger ones go to the worker, whose
+ * merge costs about twice the CPU but never stalls the loop.
+ */
+const INLINE_JOIN_BYTES = 512 * 1024
 const pad = (seq: number): string => String(seq).padStart(16, '0')
 
 interface Segment {
@@ -78,6 +86,7 @@ export class RoomLog {
   readonly #maxSegmentBytes: number
   readonly #onFailure: (err: unknown) => void
   readonly #compactor: Compactor
+  readonly #inlineJoinBytes: number
   #seq = 0
   #snapshotSeq = 0
   /** The segments, oldest first (the last one ends at snapshotSeq). */
@@ -101,6 +110,7 @@ export class RoomLog {
     this.#maxSegmentBytes = init.maxSegmentBytes ?? 4 * 2 ** 20
     this.#onFailure = init.onFailure
     this.#compactor = init.compactor ?? sharedCompactor()
+    this.#inlineJoinBytes = init.inlineJoinBytes ?? INLINE_JOIN_BYTES
   }
 
   /** Reads the segments and the updates after them, oldest first (to apply in this order). */
@@ -228,35 +238,53 @@ export class RoomLog {
 
   /**
    * The operations of a compaction: the logged updates since the last segment and this
-   * batch become one segment (the document's diff since that segment's end, encoded here:
-   * it costs what it writes), merged with its older neighbours while the binary-counter
-   * rule allows (see the class comment) — their stored bytes and the new segment merged on
-   * the compactor's worker, the sum of their bytes bounding the merge's (a merge is never
-   * larger than its parts). Returns the segments after it.
+   * batch become one segment (the document's diff since that segment's end: it costs what
+   * it writes), joined with its older neighbours while the binary-counter rule allows (see
+   * the class comment). A small join is encoded here from the document as the diff since
+   * the oldest joined segment's start (a few ms at most); a larger one is merged from the
+   * segments' stored bytes on the compactor's worker (issue 15, p99), the sum of their
+   * bytes bounding the merge's. Returns the segments after it.
    */
   async #compact(ops: StoreOperation[], lastSeq: number, end: Uint8Array) {
     // The logged updates since the last segment are in the document already.
     for (let seq = this.#snapshotSeq + 1; seq <= lastSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
     const segments = [...this.#segments]
     const fresh = Y.encodeStateAsUpdate(this.#doc, await this.#endOf(segments.length - 1))
-    const parts = [fresh]
     let bytes = fresh.byteLength
     let count = lastSeq - this.#snapshotSeq
+    const joined: Segment[] = []
     for (;;) {
       const prev = segments.at(-1)
       if (prev === undefined || prev.count > 2 * count || prev.bytes + bytes > this.#maxSegmentBytes) break
-      const older = await this.#sub.get(S + pad(prev.seq))
-      if (older === undefined) break
-      parts.unshift(older)
       ops.push(this.#op('del', S + pad(prev.seq)), this.#op('del', V + pad(prev.seq)))
+      joined.unshift(prev)
       segments.pop()
       count += prev.count
       bytes += prev.bytes
     }
-    const merged = parts.length === 1 ? fresh : await this.#compactor.merge(parts)
+    let merged = fresh
+    if (joined.length > 0) {
+      // `segments` now ends before the oldest joined one.
+      const older = bytes > this.#inlineJoinBytes ? await this.#stored(joined) : undefined
+      merged =
+        older === undefined
+          ? Y.encodeStateAsUpdate(this.#doc, await this.#endOf(segments.length - 1))
+          : await this.#compactor.merge([...older, fresh])
+    }
     ops.push(this.#op('put', S + pad(lastSeq), merged), this.#op('put', V + pad(lastSeq), end))
     segments.push({ seq: lastSeq, count, bytes: merged.byteLength, end })
     return segments
+  }
+
+  /** The stored bytes of `segments` (undefined should one be missing: the join is then encoded here). */
+  async #stored(segments: Segment[]): Promise<Uint8Array[] | undefined> {
+    const out: Uint8Array[] = []
+    for (const segment of segments) {
+      const bytes = await this.#sub.get(S + pad(segment.seq))
+      if (bytes === undefined) return undefined
+      out.push(bytes)
+    }
+    return out
   }
 
   /** The state vector at the end of segment `i` (before the first: the empty one). */

@@ -43,10 +43,21 @@ describe('room-log compactor (issue 15, p99)', () => {
     assert.deepEqual(await broken.merge(updates.slice(0, 10)), Y.mergeUpdates(updates.slice(0, 10)))
   })
 
-  it('a log compacted on the worker reloads to the same document as one compacted inline', async (t) => {
+  it('a log whose joins merge on the worker reloads to the same document as one whose joins encode here', async (t) => {
     const { doc, updates } = writes(400)
     const reloaded: Y.Doc[] = []
-    for (const compactor of [workerCompactor(), inlineCompactor]) {
+    const merges: number[] = []
+    const counted = workerCompactor()
+    const worker = {
+      merge: (parts: Uint8Array[]) => {
+        merges.push(parts.length)
+        return counted.merge(parts)
+      },
+    }
+    for (const [compactor, inlineJoinBytes] of [
+      [worker, 0],
+      [inlineCompactor, undefined],
+    ] as const) {
       const store = await tempStore(t)
       const live = new Y.Doc({ gc: false })
       const log = new RoomLog({
@@ -55,19 +66,22 @@ describe('room-log compactor (issue 15, p99)', () => {
         doc: live,
         compactEvery: 20,
         compactor,
+        ...(inlineJoinBytes !== undefined ? { inlineJoinBytes } : {}),
         onFailure: (err) => {
           throw err
         },
       })
       await log.read()
-      for (const u of updates) {
+      for (const [i, u] of updates.entries()) {
         Y.applyUpdate(live, u)
-        void log.append(u)
+        const written = log.append(u)
+        if (i % 10 === 9) await written
       }
       await log.drain()
       const again = new RoomLog({ store, room: 'c'.repeat(32), doc: new Y.Doc(), onFailure: () => {} })
       reloaded.push(docOf(await again.read()))
     }
+    assert.ok(merges.length > 0 && merges.every((n) => n >= 2), `${merges}`)
     for (const d of reloaded) {
       assert.deepEqual(d.getMap('messages').toJSON(), doc.getMap('messages').toJSON())
       assert.deepEqual(Y.encodeStateVector(d), Y.encodeStateVector(doc))
