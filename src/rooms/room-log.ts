@@ -1,6 +1,5 @@
 import type * as YT from 'yjs'
 import type { MeshStore, StoreOperation, Sublevel } from '../store/index.ts'
-import { type Compactor, sharedCompactor } from './compactor.ts' // issue 15 (p99): merges off the event loop
 import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 
 /**
@@ -16,13 +15,11 @@ import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
  *
  * Compaction costs what it writes, not the room (issue 15): a segment is the document's
  * diff since the last segment's end (`Y.encodeStateAsUpdate(doc, end)`), and two
- * neighbouring segments are joined (their stored bytes merged) when the older covers at
- * most twice the newer's updates (a binary counter: a room of n updates keeps about
- * log2(n / compactEvery) segments, each update re-merged about that often), never into
- * one over `maxSegmentBytes` (then the room keeps more segments, and no compaction ever
- * re-merges a large room at once). A join of more than 512 KiB is merged (`Y.mergeUpdates`
- * of the stored segments) on a worker thread (compactor.ts, issue 15 p99): re-encoding it
- * on the event loop stalled every post and frame behind it for 30–70 ms. Loading applies the segments and
+ * neighbouring segments are joined (the diff since the older one's start) when the
+ * older covers at most twice the newer's updates (a binary counter: a room of n updates
+ * keeps about log2(n / compactEvery) segments, each update re-encoded about that often),
+ * never into one over `maxSegmentBytes` (then the room keeps more segments, and no
+ * compaction ever re-encodes a large room at once). Loading applies the segments and
  * the updates after them in order (an update a segment holds already is a no-op). A
  * store written by the earlier layout (one snapshot of the whole state, no `v/`) reads
  * as one segment.
@@ -43,12 +40,13 @@ export interface RoomLogInit {
   doc: YT.Doc
   /** Updates between compactions; default 500. */
   compactEvery?: number
-  /** Bytes above which two segments are not merged; default 4 MiB. */
+  /**
+   * Bytes above which two segments are not merged; default 256 KiB (issue 15, p99: a
+   * merge is encoded on the event loop, about 7 ms a MiB on the 2-core bench machine; at
+   * 4 MiB every post and frame behind one waited 30–70 ms, while loading a room of many
+   * segments costs about what loading it as one does).
+   */
   maxSegmentBytes?: number
-  /** Where large joins are merged; default the process's worker thread (compactor.ts). */
-  compactor?: Compactor
-  /** Joins of at most this many bytes are encoded on the calling thread; default 512 KiB. */
-  inlineJoinBytes?: number
   onFailure: (err: unknown) => void
 }
 
@@ -60,12 +58,8 @@ const V = 'v/'
 // issue 15 (cold start): computed on first use, so importing this module loads no Yjs
 let emptyState: Uint8Array | undefined
 const EMPTY_STATE = () => (emptyState ??= Y.encodeStateVector(new Y.Doc()))
-/**
- * Issue 15 (p99): joins of at most this many bytes are encoded on the event loop (about
- * 7 ms a MiB on the 2-core bench machine: ≤ 4 ms); larger ones go to the worker, whose
- * merge costs about twice the CPU but never stalls the loop.
- */
-const INLINE_JOIN_BYTES = 512 * 1024
+/** issue 15 (p99): the default `maxSegmentBytes` (see RoomLogInit). */
+export const MAX_SEGMENT_BYTES = 256 * 1024
 const pad = (seq: number): string => String(seq).padStart(16, '0')
 
 interface Segment {
@@ -85,8 +79,6 @@ export class RoomLog {
   readonly #every: number
   readonly #maxSegmentBytes: number
   readonly #onFailure: (err: unknown) => void
-  readonly #compactor: Compactor
-  readonly #inlineJoinBytes: number
   #seq = 0
   #snapshotSeq = 0
   /** The segments, oldest first (the last one ends at snapshotSeq). */
@@ -107,10 +99,8 @@ export class RoomLog {
     this.#doc = init.doc
     this.#sub = roomSublevel(init.store, init.room)
     this.#every = init.compactEvery ?? 500
-    this.#maxSegmentBytes = init.maxSegmentBytes ?? 4 * 2 ** 20
+    this.#maxSegmentBytes = init.maxSegmentBytes ?? MAX_SEGMENT_BYTES
     this.#onFailure = init.onFailure
-    this.#compactor = init.compactor ?? sharedCompactor()
-    this.#inlineJoinBytes = init.inlineJoinBytes ?? INLINE_JOIN_BYTES
   }
 
   /** Reads the segments and the updates after them, oldest first (to apply in this order). */
@@ -166,19 +156,15 @@ export class RoomLog {
     const write = this.#store.batch([this.#op('put', U + pad(this.#seq), update), ...ops])
     this.#tail = write
     this.#logged++
-    this.#maybeCompact()
+    if (this.#logged >= this.#every && !this.#compacting) {
+      this.#compacting = true
+      // Off this write's path: the rows it merges are given to the store before it.
+      this.#compaction = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#compactNow())
+    }
     return write.catch((err: unknown) => {
       this.#fail(err)
       throw err
     })
-  }
-
-  /** Starts a compaction when enough updates were logged since the last and none is under way. */
-  #maybeCompact(): void {
-    if (this.#logged < this.#every || this.#compacting || this.#failed !== undefined) return
-    this.#compacting = true
-    // Off this write's path: the rows it merges are given to the store before it.
-    this.#compaction = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#compactNow())
   }
 
   /** Resolves when everything appended so far is durable (or failed), compaction included. */
@@ -199,10 +185,8 @@ export class RoomLog {
     try {
       if (this.#failed !== undefined || this.#closed) return
       const last = this.#seq
-      // The document holds every update appended so far: its state vector is the segment's end.
-      const end = Y.encodeStateVector(this.#doc)
       const ops: StoreOperation[] = []
-      const segments = await this.#compact(ops, last, end)
+      const segments = await this.#compact(ops, last)
       if (this.#failed !== undefined || this.#closed) return
       const write = this.#store.batch(ops)
       this.#tail = write
@@ -215,8 +199,6 @@ export class RoomLog {
     } finally {
       this.#compacting = false
     }
-    // Appends went on while it merged: enough of them for the next one starts it now.
-    if (!this.#closed) this.#maybeCompact()
   }
 
   /**
@@ -238,53 +220,34 @@ export class RoomLog {
 
   /**
    * The operations of a compaction: the logged updates since the last segment and this
-   * batch become one segment (the document's diff since that segment's end: it costs what
-   * it writes), joined with its older neighbours while the binary-counter rule allows (see
-   * the class comment). A small join is encoded here from the document as the diff since
-   * the oldest joined segment's start (a few ms at most); a larger one is merged from the
-   * segments' stored bytes on the compactor's worker (issue 15, p99), the sum of their
-   * bytes bounding the merge's. Returns the segments after it.
+   * batch become one segment, merged with its older neighbours while the binary-counter
+   * rule allows (see the class comment). Returns the segments after it.
    */
-  async #compact(ops: StoreOperation[], lastSeq: number, end: Uint8Array) {
+  async #compact(ops: StoreOperation[], lastSeq: number) {
     // The logged updates since the last segment are in the document already.
     for (let seq = this.#snapshotSeq + 1; seq <= lastSeq; seq++) ops.push(this.#op('del', U + pad(seq)))
     const segments = [...this.#segments]
-    const fresh = Y.encodeStateAsUpdate(this.#doc, await this.#endOf(segments.length - 1))
-    let bytes = fresh.byteLength
+    const end = Y.encodeStateVector(this.#doc)
+    let start = await this.#endOf(segments.length - 1)
+    let merged = Y.encodeStateAsUpdate(this.#doc, start)
     let count = lastSeq - this.#snapshotSeq
-    const joined: Segment[] = []
     for (;;) {
       const prev = segments.at(-1)
-      if (prev === undefined || prev.count > 2 * count || prev.bytes + bytes > this.#maxSegmentBytes) break
+      if (
+        prev === undefined ||
+        prev.count > 2 * count ||
+        prev.bytes + merged.byteLength > this.#maxSegmentBytes
+      )
+        break
+      start = await this.#endOf(segments.length - 2)
+      merged = Y.encodeStateAsUpdate(this.#doc, start)
       ops.push(this.#op('del', S + pad(prev.seq)), this.#op('del', V + pad(prev.seq)))
-      joined.unshift(prev)
       segments.pop()
       count += prev.count
-      bytes += prev.bytes
-    }
-    let merged = fresh
-    if (joined.length > 0) {
-      // `segments` now ends before the oldest joined one.
-      const older = bytes > this.#inlineJoinBytes ? await this.#stored(joined) : undefined
-      merged =
-        older === undefined
-          ? Y.encodeStateAsUpdate(this.#doc, await this.#endOf(segments.length - 1))
-          : await this.#compactor.merge([...older, fresh])
     }
     ops.push(this.#op('put', S + pad(lastSeq), merged), this.#op('put', V + pad(lastSeq), end))
     segments.push({ seq: lastSeq, count, bytes: merged.byteLength, end })
     return segments
-  }
-
-  /** The stored bytes of `segments` (undefined should one be missing: the join is then encoded here). */
-  async #stored(segments: Segment[]): Promise<Uint8Array[] | undefined> {
-    const out: Uint8Array[] = []
-    for (const segment of segments) {
-      const bytes = await this.#sub.get(S + pad(segment.seq))
-      if (bytes === undefined) return undefined
-      out.push(bytes)
-    }
-    return out
   }
 
   /** The state vector at the end of segment `i` (before the first: the empty one). */
