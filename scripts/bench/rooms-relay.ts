@@ -272,6 +272,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     // at most MAX_POSTS in flight (the node takes 64 connections an address).
     const sent = new Map<number, number>()
     const started = new Map<number, number>()
+    const pacedCpu = [alpha, beta].map(processCpuMs) // issue 15 (p99): CPU per paced message
     const t0 = performance.now()
     let i = 0
     await Promise.all(
@@ -295,7 +296,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       `rooms post→visible at ${rate}/s for ${count} posts (achieved ${Math.round(achieved)}/s): ` +
         `p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms ` +
         `from when due; p50 ${percentile(fromSend, 50).toFixed(1)} ms, p99 ${percentile(fromSend, 99).toFixed(1)} ms ` +
-        'from when sent',
+        `from when sent; ${cpuPerMessage([alpha, beta], pacedCpu, count)}`,
     )
     const stock = await pacedStock(children, room, (readers[0] as RelayClient).doc, first, count, rate)
     note(
@@ -312,14 +313,16 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     )
     clients.push(...wsPaced.readers)
     const writer = await meshWriter(alpha, room)
+    const wsPacedCpu = [alpha, beta].map(processCpuMs)
     const set = await paced(count, rate, (k) => writer.post(wsFirst + k))
     await wsPaced.done
+    const wsCpu = cpuPerMessage([alpha, beta], wsPacedCpu, count)
     const wsSeen = (wsPaced.readers[0] as RelayClient).seen
     const wsLatencies = [...set].map(([k, at]) => (wsSeen.get(wsFirst + k) as number) - at)
     for (const c of [writer.client, ...wsPaced.readers]) c.close()
     note(
       `rooms post→visible at ${rate}/s, a y-websocket writer at alpha: ` +
-        `p50 ${percentile(wsLatencies, 50).toFixed(1)} ms, p99 ${percentile(wsLatencies, 99).toFixed(1)} ms`,
+        `p50 ${percentile(wsLatencies, 50).toFixed(1)} ms, p99 ${percentile(wsLatencies, 99).toFixed(1)} ms; ${wsCpu}`,
     )
     emit('rooms.post_to_visible_p50_ms.ws_writer', percentile(wsLatencies, 50), 'ms', 10, 1, 'lower')
     emit('rooms.post_to_visible_p99_ms.ws_writer', percentile(wsLatencies, 99), 'ms', 10, 1, 'lower')
@@ -478,6 +481,12 @@ function processCpuMs(m: Mesh): number {
   } catch {
     return Number.NaN
   }
+}
+
+/** `CPU per message: alpha … ms, beta … ms` since `before` (processCpuMs of each), over `count` messages. */
+function cpuPerMessage(meshes: Mesh[], before: number[], count: number): string {
+  const [a, b] = meshes.map((m, k) => ((processCpuMs(m) - (before[k] as number)) / count).toFixed(2))
+  return `CPU per message: alpha ${a} ms, beta ${b} ms`
 }
 
 /** Linux's USER_HZ, what /proc/<pid>/stat counts CPU time in. */

@@ -14,6 +14,12 @@ import type { ShareBook } from './share.ts'
 import type { RoomFrame } from './sync-protocol.ts'
 
 const MAX_INFLIGHT_APPLIES = 256
+/**
+ * Issue 15 (p99): live updates go out at most once per this many ms (a tick's batch at
+ * once when the last went out longer ago): at 1,000 posts a second a frame a post cost
+ * alpha a socket write and beta a frame, a transaction and a reader write each.
+ */
+export const MIN_FLUSH_GAP_MS = 2
 
 /** The frames of a room's content: the sync steps, live updates, the backfill announcement, awareness. */
 export type ContentFrame = Extract<
@@ -36,11 +42,14 @@ export interface ReplicatorComponents {
   /** `backfillLimit`: messages of history a newly sharing peer gets (null or absent: all). */
   policy: () => Promise<{ maxBackfillEventsPerRequest: number; backfillLimit?: number | null }>
   logger: Logger
+  /** Issue 15 (p99): least ms between two flushes of live updates; default MIN_FLUSH_GAP_MS. */
+  flushGapMs?: number
 }
 
 /**
  * What of a shared room goes to which link: catch-up by state-vector diff in chunks
- * (SyncStep1 → backfill + SyncStep2…), then live updates batched per tick, never sent
+ * (SyncStep1 → backfill + SyncStep2…), then live updates batched per tick (a flush at most
+ * every MIN_FLUSH_GAP_MS), never sent
  * back to the mesh they came from; and what comes in, applied in order.
  */
 export class Replicator {
@@ -48,6 +57,7 @@ export class Replicator {
   readonly #watched = new WeakSet<Room>()
   readonly #joining = new Set<string>()
   #flushScheduled = false
+  #flushedAt = Number.NEGATIVE_INFINITY
 
   constructor(components: ReplicatorComponents) {
     this.#c = components
@@ -140,10 +150,14 @@ export class Replicator {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return
     this.#flushScheduled = true
-    setImmediate(() => {
+    const flush = () => {
       this.#flushScheduled = false
+      this.#flushedAt = performance.now()
       for (const link of this.#c.links()) this.#flush(link)
-    })
+    }
+    const wait = this.#flushedAt + (this.#c.flushGapMs ?? MIN_FLUSH_GAP_MS) - performance.now()
+    if (wait <= 0) setImmediate(flush)
+    else setTimeout(flush, wait)
   }
 
   /** Sends a link's updates of this tick: one frame per room (merged when small enough). */

@@ -40,7 +40,12 @@ export interface RoomLogInit {
   doc: YT.Doc
   /** Updates between compactions; default 500. */
   compactEvery?: number
-  /** Bytes above which two segments are not merged; default 4 MiB. */
+  /**
+   * Bytes above which two segments are not merged; default 256 KiB (issue 15, p99: a
+   * merge is encoded on the event loop, about 7 ms a MiB on the 2-core bench machine; at
+   * 4 MiB every post and frame behind one waited 30–70 ms, while loading a room of many
+   * segments costs about what loading it as one does).
+   */
   maxSegmentBytes?: number
   onFailure: (err: unknown) => void
 }
@@ -53,6 +58,8 @@ const V = 'v/'
 // issue 15 (cold start): computed on first use, so importing this module loads no Yjs
 let emptyState: Uint8Array | undefined
 const EMPTY_STATE = () => (emptyState ??= Y.encodeStateVector(new Y.Doc()))
+/** issue 15 (p99): the default `maxSegmentBytes` (see RoomLogInit). */
+export const MAX_SEGMENT_BYTES = 256 * 1024
 const pad = (seq: number): string => String(seq).padStart(16, '0')
 
 interface Segment {
@@ -92,7 +99,7 @@ export class RoomLog {
     this.#doc = init.doc
     this.#sub = roomSublevel(init.store, init.room)
     this.#every = init.compactEvery ?? 500
-    this.#maxSegmentBytes = init.maxSegmentBytes ?? 4 * 2 ** 20
+    this.#maxSegmentBytes = init.maxSegmentBytes ?? MAX_SEGMENT_BYTES
     this.#onFailure = init.onFailure
   }
 

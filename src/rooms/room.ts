@@ -325,24 +325,31 @@ export class Room implements ValidationTarget {
       await this.#lastWrite
       return result
     }
-    let before: Uint8Array | undefined
-    this.doc.transact(
-      (tr) => {
+    // issue 15 (p99): the node's part is cut from this transaction's update, not encoded from
+    // the document (whose delete set, rebuilt from every struct, cost O(room) a write).
+    const origin = { source: 'client', did: sender.did, connection } satisfies RoomOrigin
+    let transaction: Uint8Array | undefined
+    const ownUpdate = (u: Uint8Array, o: unknown) => {
+      if (o === origin) transaction = u
+    }
+    this.doc.on('update', ownUpdate)
+    try {
+      this.doc.transact((tr) => {
         Y.applyUpdate(this.doc, applied)
         // applyUpdate marks the shared transaction remote; our own seals follow in it, and
         // Yjs would take them for another client using our id and switch ids.
         tr.local = true
-        before = Y.encodeStateVector(this.doc)
         for (const client of result.ok.clients) {
           this.#bind(String(client), { mesh: this.#ownMesh, room: this.id, did: sender.did })
         }
         for (const e of result.ok.entries) this.#seal(e.map, e.key, e.value)
         this.#bindSelf()
-      },
-      { source: 'client', did: sender.did, connection } satisfies RoomOrigin,
-    )
+      }, origin)
+    } finally {
+      this.doc.off('update', ownUpdate)
+    }
     this.#assertWhole()
-    const nodeUpdate = Y.encodeStateAsUpdate(this.doc, before)
+    const nodeUpdate = nodePart(transaction, applied)
     await this.#lastWrite
     return { ...result, nodeUpdate }
   }
@@ -503,6 +510,16 @@ export class Room implements ValidationTarget {
     if (!insert && this.#order[lo]?.id !== id) throw new MeshError('MESH_BAD_REQUEST', 'unknown cursor')
     return lo
   }
+}
+
+/**
+ * Issue 15 (p99): what a client's transaction added beyond the client's own update (the
+ * node's bindings and seals, under the node's id): the transaction's update without the
+ * structs the client sent (up to where they end), in O(update).
+ */
+function nodePart(transaction: Uint8Array | undefined, sent: Uint8Array): Uint8Array {
+  if (transaction === undefined) return new Uint8Array([0, 0]) // an empty update
+  return Y.diffUpdate(transaction, Y.encodeStateVector(Y.parseUpdateMeta(sent).to))
 }
 
 function rootName(doc: YT.Doc, type: unknown): string | undefined {

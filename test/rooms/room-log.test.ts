@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Y from 'yjs'
-import { RoomLog, roomSublevel } from '../../src/rooms/room-log.ts'
+import { MAX_SEGMENT_BYTES, RoomLog, roomSublevel } from '../../src/rooms/room-log.ts'
 import type { MeshStore } from '../../src/store/index.ts'
 import { tempStore } from '../fixtures/principals.ts'
 
@@ -92,6 +92,25 @@ describe('RoomLog: compaction into segments', () => {
     const segments = (await keys(store)).filter((k) => k.startsWith('s/')).length
     assert.ok(segments >= 5, `${segments} segments`)
     assert.equal(reload((await openLog(store, 10, 600)).parts).size, 200)
+  })
+
+  it('by default never joins segments beyond 256 KiB: no compaction encodes more at once (issue 15, p99)', async (t) => {
+    const store = await tempStore(t)
+    const { log, append } = await openLog(store, 50)
+    // 1,200 updates of 2 KiB: 2.4 MiB, compacted every 50 (100 KiB a segment before joins).
+    const doc = new Y.Doc({ gc: false })
+    doc.clientID = 9
+    const rows: Uint8Array[] = []
+    doc.on('update', (u: Uint8Array) => rows.push(u))
+    for (let i = 0; i < 1200; i++) doc.getMap('messages').set(`b${i}`, 'x'.repeat(2048))
+    for (let i = 0; i < rows.length; i += 10) await append(rows.slice(i, i + 10))
+    await log.drain()
+    const sizes: number[] = []
+    for await (const [key, value] of roomSublevel(store, ROOM).iterator())
+      if (key.startsWith('s/')) sizes.push(value.byteLength)
+    assert.ok(sizes.length >= 8, `${sizes.length} segments`)
+    assert.ok(Math.max(...sizes) <= MAX_SEGMENT_BYTES, `largest segment ${Math.max(...sizes)} bytes`)
+    assert.equal(reload((await openLog(store, 50)).parts).size, 1200)
   })
 
   it('reads a store of the earlier layout (one snapshot of the whole state) and goes on', async (t) => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
+import * as Y from 'yjs'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import {
   contentId,
@@ -59,6 +60,32 @@ describe('validateUpdate: clients of this mesh', () => {
     const forwarded = await sync(w.roomA, w.roomB, meshA.did)
     assert.ok(forwarded.ok, forwarded.error?.message ?? '')
     assert.equal(w.roomB.view(id)?.author, '@bob:alpha')
+  })
+
+  it('answers a client with what the node added, cut from the transaction: bindings and seals, not the client’s own write', async (t) => {
+    // issue 15 (p99): the node's part used to be encoded from the whole document
+    const w = await world(t)
+    const client = new Y.Doc({ gc: false })
+    client.clientID = 777_002
+    Y.applyUpdate(client, Y.encodeStateAsUpdate(w.roomA.doc))
+    const before = Y.encodeStateVector(client)
+    const entries = [0, 1].map((i) => message(w, bob.did, meshA.did, `bob's note ${i}`))
+    client.transact(() => {
+      for (const e of entries) client.getMap('messages').set(contentId(e), e)
+    })
+    const result = await w.roomA.applyUpdate(Y.encodeStateAsUpdate(client, before), asBob)
+    assert.ok(result.ok, result.error?.message ?? '')
+    const added = result.nodeUpdate as Uint8Array
+    const { from } = Y.parseUpdateMeta(added)
+    assert.deepEqual([...from.keys()], [w.roomA.doc.clientID])
+    Y.applyUpdate(client, added)
+    assert.equal(client.store.pendingStructs, null)
+    assert.deepEqual(client.getMap('clients').get('777002'), { mesh: meshA.did, room: w.id, did: bob.did })
+    for (const e of entries) assert.ok(client.getMap('seals').get(sealKey('messages', contentId(e))))
+    assert.deepEqual(Y.encodeStateVector(client), Y.encodeStateVector(w.roomA.doc))
+    // The same write again adds nothing: an empty answer.
+    const again = await w.roomA.applyUpdate(Y.encodeStateAsUpdate(client, before), asBob)
+    assert.ok((again.nodeUpdate?.byteLength ?? 0) <= 2)
   })
 
   it('refuses a client writing as someone else, writing seals, editing, or using another’s client id', async (t) => {
