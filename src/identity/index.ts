@@ -22,6 +22,8 @@ export {
 export { didFromPublicKey, Ed25519KeyPair, isDidKey, publicKeyFromDid, verifySignature } from './keys.ts'
 export { parseTarget } from './mesh-target.ts'
 export { didFromPeerId, peerIdFromDid } from './peer-id.ts'
+// seals verified on the thread pool (issue 15, verify15)
+export { verifySignatureOnPool } from './pool-verify.ts'
 export {
   createRotationRecord,
   extendKnownKeys,

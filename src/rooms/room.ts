@@ -26,6 +26,7 @@ import {
   sealKey,
 } from './room-entries.ts'
 import type { RoomLog } from './room-log.ts'
+import { type PreverifiedUpdate, preverifySeals } from './seal-preverify.ts' // issue 15, verify15
 import {
   checkLocalRules,
   type NewEntry,
@@ -110,6 +111,10 @@ export class Room implements ValidationTarget {
   #usedAt = 0
   #holds = 0
   #writes = 0
+  /** Peer frames given to applyPeerUpdate and not yet applied; the turn of the next one (verify15). */
+  #inbound = 0
+  #inboundTurn: Promise<void> = Promise.resolve()
+  #gather: { seals: Array<Promise<unknown>>; ready: Promise<unknown> } | undefined
   #unloaded = false
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
@@ -168,7 +173,7 @@ export class Room implements ValidationTarget {
 
   /** Whether the room may not be unloaded now, however long it was idle (see loaded-rooms.ts). */
   get inUse(): boolean {
-    if (this.#holds > 0 || this.#writes > 0 || this.#log?.busy === true) return true
+    if (this.#holds > 0 || this.#writes > 0 || this.#inbound > 0 || this.#log?.busy === true) return true
     const awareness = this.#awareness
     if (awareness === undefined) return false
     for (const client of awareness.getStates().keys()) if (client !== awareness.clientID) return true
@@ -301,15 +306,60 @@ export class Room implements ValidationTarget {
    * client's new entries are bound and sealed by this mesh in the same transaction.
    * Resolves once the change is durable; a refusal leaves the room untouched.
    */
-  async applyUpdate(
+  applyUpdate(
     update: Uint8Array,
     sender: UpdateSender,
     connection?: unknown,
+  ): Promise<ValidationResult & ClientApplyResult> {
+    return this.#applyUpdate(update, sender, connection)
+  }
+
+  /**
+   * `applyUpdate` of a peer's update, its seals verified on libuv's thread pool first
+   * (seal-preverify.ts; issue 15, verify15): while the main thread applies one frame, the
+   * pool verifies the next ones'. Frames given here are validated and applied strictly
+   * in the order given, each synchronously with its validation, as `applyUpdate` does;
+   * a seal not found good on the pool is verified (and refused) there as before.
+   */
+  applyPeerUpdate(update: Uint8Array, peer: string): Promise<ValidationResult> {
+    this.#inbound++
+    const seals = preverifySeals(this.id, update)
+    // The frames given in one turn of the event loop apply together once all their seals are
+    // checked: their log rows then share one store write, as when each applied on arrival.
+    let gather = this.#gather
+    if (gather === undefined) {
+      const all: Array<Promise<unknown>> = []
+      const ready = new Promise<unknown>((resolve) =>
+        setImmediate(() => {
+          this.#gather = undefined
+          resolve(Promise.all(all))
+        }),
+      )
+      gather = { seals: all, ready }
+      this.#gather = gather
+    }
+    gather.seals.push(seals)
+    // Its turn: the frames given before it applied (synchronously: their writes go on) and its seals checked.
+    const turn = Promise.all([seals, this.#inboundTurn, gather.ready]).then(([preverified]) => {
+      this.#inbound--
+      // In an object, so that the next frame's turn does not wait for this one's write.
+      return { applying: this.#applyUpdate(update, { kind: 'peer', meshDid: peer }, undefined, preverified) }
+    })
+    this.#inboundTurn = turn.then(noop, noop)
+    return turn.then((t) => t.applying)
+  }
+
+  async #applyUpdate(
+    update: Uint8Array,
+    sender: UpdateSender,
+    connection: unknown,
+    preverified?: PreverifiedUpdate,
   ): Promise<ValidationResult & ClientApplyResult> {
     this.#assertHealthy()
     const result = validateUpdate(this, update, sender, {
       now: this.#init.now(),
       maxForeignParticipants: this.#init.maxForeignParticipants(),
+      preverified,
     })
     if (result.error !== undefined) {
       this.#init.onRejected(this, result.error, sender)
@@ -504,6 +554,8 @@ export class Room implements ValidationTarget {
     return lo
   }
 }
+
+function noop(): void {}
 
 function rootName(doc: YT.Doc, type: unknown): string | undefined {
   for (const [name, t] of doc.share) if (t === type) return name

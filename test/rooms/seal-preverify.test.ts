@@ -1,0 +1,188 @@
+/**
+ * Issue 15 (verify15): a peer's frames have their seals verified on libuv's thread pool
+ * (Room.applyPeerUpdate, seal-preverify.ts) before their turn, then are validated and
+ * applied in the order given, as `applyUpdate` does. What the pool found good counts
+ * only for the signer and payload it verified; anything else is verified (and refused)
+ * synchronously, as before.
+ */
+import assert from 'node:assert/strict'
+import { describe, it, type TestContext } from 'node:test'
+import * as Y from 'yjs'
+import type { MessageEntry, RoomOrigin, RoomRejection } from '../../src/rooms/index.ts'
+import { contentId, refusalOf, sealKey, validateUpdate } from '../../src/rooms/index.ts'
+import { makeSeal, type Seal, sealFact, sealPayloadText } from '../../src/rooms/room-entries.ts'
+import { preverifySeals } from '../../src/rooms/seal-preverify.ts'
+import { boundWrite, carol, craft, entries, meshB, sharedRoom, sync } from './helpers.ts'
+
+const fromB = { kind: 'peer', meshDid: meshB.did } as const
+
+/** A shared room (refusals at A recorded) and carol's `n` posts at B, each the update B's link sends. */
+async function postsAtB(t: TestContext, n: number) {
+  const rejections: RoomRejection[] = []
+  const w = await sharedRoom(t, { a: { onRejected: (event) => rejections.push(event) } })
+  await sync(w.roomB, w.roomA, meshB.did) // carol's membership, sealed by B
+  const frames: Uint8Array[] = []
+  w.roomB.doc.on('update', (update: Uint8Array, origin: RoomOrigin | null) => {
+    if (origin?.source === 'local') frames.push(update)
+  })
+  // One after the other: each frame continues the clock of B's client in the one before.
+  for (let i = 0; i < n; i++) await w.b.post(w.id, carol.did, `post ${i}`)
+  assert.equal(frames.length, n)
+  return { w, frames, rejections }
+}
+
+/** `frame` with one character of `seal`'s signature changed (it still decodes). */
+function forge(frame: Uint8Array, seal: Seal): Uint8Array {
+  const bytes = Buffer.from(frame)
+  const at = bytes.indexOf(seal.sig)
+  assert.ok(at >= 0, 'the seal is in the frame')
+  bytes[at + 40] = bytes[at + 40] === 0x41 ? 0x42 : 0x41
+  return new Uint8Array(bytes)
+}
+
+/** The one message `frame` writes, and its seal. */
+function messageSealOf(frame: Uint8Array): { id: string; seal: Seal } {
+  const written = new Map<string, unknown>()
+  for (const struct of Y.decodeUpdate(frame).structs) {
+    if (!(struct instanceof Y.Item) || !(struct.content instanceof Y.ContentAny)) continue
+    written.set(`${String(struct.parent)}/${struct.parentSub}`, struct.content.arr[0])
+  }
+  const id = [...written.keys()].find((k) => k.startsWith('messages/'))?.slice('messages/'.length)
+  assert.ok(id !== undefined)
+  return { id, seal: written.get(`seals/${sealKey('messages', id)}`) as Seal }
+}
+
+function message(roomId: string, body: string, ts = Date.now()): MessageEntry {
+  return { v: 1, room: roomId, author: carol.did, authorMesh: meshB.did, body, mentions: [], ts }
+}
+
+describe('seals verified on the thread pool before their frame’s turn', () => {
+  it('frames apply in the order given, each continuing the one before; the room stays loaded meanwhile', async (t) => {
+    const { w, frames, rejections } = await postsAtB(t, 40)
+    // All given at once, none awaited: frame k+1 can apply only after frame k (same client's clock).
+    const applying = frames.map((frame) => w.roomA.applyPeerUpdate(frame, meshB.did))
+    assert.equal(w.roomA.inUse, true, 'frames waiting for their turn keep the room loaded')
+    const results = await Promise.all(applying)
+    for (const result of results) assert.equal(refusalOf(result), undefined, refusalOf(result)?.message ?? '')
+    assert.equal(rejections.length, 0)
+    assert.deepEqual(entries(w.roomA), entries(w.roomB))
+    assert.equal(w.roomA.doc.store.pendingStructs, null)
+  })
+
+  it('a forged seal is refused as applyUpdate refuses it (bad-seal, told to onRejected); the frames around it apply', async (t) => {
+    const { w, frames, rejections } = await postsAtB(t, 3)
+    const victim = messageSealOf(frames[1] as Uint8Array)
+    const given = [frames[0], forge(frames[1] as Uint8Array, victim.seal), frames[2]] as Uint8Array[]
+    const results = await Promise.all(given.map((frame) => w.roomA.applyPeerUpdate(frame, meshB.did)))
+    assert.equal(refusalOf(results[0] as never), undefined)
+    const refusal = refusalOf(results[1] as never)
+    assert.equal(refusal?.code, 'MESH_UPDATE_REJECTED')
+    assert.equal(refusal?.details.reason, 'bad-seal')
+    assert.equal(rejections.length, 1)
+    assert.equal(rejections[0]?.error.details.reason, 'bad-seal')
+    assert.equal(w.roomA.message(victim.id), undefined, 'the forged entry is not applied')
+    // B answers for its own client: the refused entry keeps its place as a hole, the next frame applies.
+    assert.equal(refusalOf(results[2] as never), undefined)
+    assert.ok(w.roomA.message(messageSealOf(frames[2] as Uint8Array).id))
+    // The same bytes through the synchronous path: the same refusal.
+    const again = await w.roomA.applyUpdate(given[1] as Uint8Array, fromB)
+    assert.equal(again.error === undefined && again.ok.empty, true, 'already held as a hole: a no-op')
+  })
+
+  it('a signature found good on the pool counts only for what it signed: replayed over other bytes, it is refused', async (t) => {
+    const w = await sharedRoom(t)
+    await sync(w.roomB, w.roomA, meshB.did) // carol's membership, sealed by B
+    const client = 4242
+    const genuine = message(w.id, 'the genuine one')
+    const frame = boundWrite(w.roomA, meshB, [genuine], client)
+    const pre = await preverifySeals(w.id, frame)
+    assert.equal(pre.verified.size, 2, 'the binding’s seal and the message’s, both good')
+    assert.equal(refusalOf(validateUpdate(w.roomA, frame, fromB, { preverified: pre })), undefined)
+    // Another body under the same client and clock, carrying the genuine seal's signature.
+    const seal = makeSeal(meshB, w.id, 'messages', contentId(genuine), genuine)
+    const other = message(w.id, 'not what was signed', genuine.ts)
+    const otherId = contentId(other)
+    const replayed = craft(
+      w.roomA,
+      (doc) =>
+        doc.transact(() => {
+          const binding = { mesh: meshB.did, room: w.id }
+          doc.getMap('clients').set(String(client), binding)
+          doc
+            .getMap('seals')
+            .set(
+              sealKey('clients', String(client)),
+              makeSeal(meshB, w.id, 'clients', String(client), binding),
+            )
+          doc.getMap('messages').set(otherId, other)
+          doc.getMap('seals').set(sealKey('messages', otherId), { ...seal, hash: otherId })
+        }),
+      client,
+    )
+    // Even handed the pool's answers for the genuine frame, the check refuses the replay.
+    const check = validateUpdate(w.roomA, replayed, fromB, {
+      preverified: { ...pre, update: replayed, decoded: undefined },
+    })
+    assert.equal(refusalOf(check)?.details.reason, 'bad-seal')
+    // The same with the genuine seal as it was (its hash is not the entry's content id).
+    const mismatched = craft(
+      w.roomA,
+      (doc) =>
+        doc.transact(() => {
+          doc.getMap('messages').set(otherId, other)
+          doc.getMap('seals').set(sealKey('messages', otherId), seal)
+        }),
+      client,
+    )
+    const check2 = validateUpdate(w.roomA, mismatched, fromB, {
+      preverified: { ...pre, update: mismatched, decoded: undefined },
+    })
+    assert.ok(refusalOf(check2), 'refused')
+    // And through the pool path itself: refused, nothing of it applied.
+    const result = await w.roomA.applyPeerUpdate(replayed, meshB.did)
+    assert.equal(refusalOf(result)?.details.reason, 'bad-seal')
+    assert.equal(w.roomA.message(otherId), undefined)
+  })
+
+  it('a seal the pool found good is not verified again: the synchronous check takes its answer (a planted one shows it)', async (t) => {
+    const w = await sharedRoom(t)
+    await sync(w.roomB, w.roomA, meshB.did) // carol's membership, sealed by B
+    const client = 4343
+    const entry = message(w.id, 'sealed with a bad signature')
+    const id = contentId(entry)
+    const bad = { ...makeSeal(meshB, w.id, 'messages', id, entry), sig: 'A'.repeat(86) }
+    const frame = craft(
+      w.roomA,
+      (doc) =>
+        doc.transact(() => {
+          const binding = { mesh: meshB.did, room: w.id }
+          doc.getMap('clients').set(String(client), binding)
+          doc
+            .getMap('seals')
+            .set(
+              sealKey('clients', String(client)),
+              makeSeal(meshB, w.id, 'clients', String(client), binding),
+            )
+          doc.getMap('messages').set(id, entry)
+          doc.getMap('seals').set(sealKey('messages', id), bad)
+        }),
+      client,
+    )
+    // The pool refuses the bad signature: the synchronous check verifies it again, and refuses it.
+    const pre = await preverifySeals(w.id, frame)
+    assert.equal(pre.verified.size, 1, 'only the binding’s seal is good')
+    assert.equal(
+      refusalOf(validateUpdate(w.roomA, frame, fromB, { preverified: pre }))?.details.reason,
+      'bad-seal',
+    )
+    // A planted answer for exactly this signer and payload is taken as is: nothing is verified twice.
+    pre.verified.set(bad.sig, sealFact(meshB.did, sealPayloadText(w.id, 'messages', id, id)))
+    assert.equal(refusalOf(validateUpdate(w.roomA, frame, fromB, { preverified: pre })), undefined)
+    // … and only for these bytes: the same answers handed with a copy of them are not used.
+    const copy = new Uint8Array(frame)
+    assert.equal(
+      refusalOf(validateUpdate(w.roomA, copy, fromB, { preverified: pre }))?.details.reason,
+      'bad-seal',
+    )
+  })
+})
