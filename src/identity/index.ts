@@ -23,7 +23,7 @@ export { didFromPublicKey, Ed25519KeyPair, isDidKey, publicKeyFromDid, verifySig
 export { parseTarget } from './mesh-target.ts'
 export { didFromPeerId, peerIdFromDid } from './peer-id.ts'
 // seals verified on the thread pool (issue 15, verify15)
-export { verifySignatureOnPool } from './pool-verify.ts'
+export { type PoolCheck, verifyOnPool } from './pool-verify.ts'
 export {
   createRotationRecord,
   extendKnownKeys,

@@ -5,6 +5,7 @@ import type { Attachment } from '../api/room-entries.ts' // files in rooms (issu
 import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
+import { InboundFrames } from './inbound-frames.ts' // issue 15, verify15
 import { awarenessProtocol, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
@@ -26,7 +27,7 @@ import {
   sealKey,
 } from './room-entries.ts'
 import type { RoomLog } from './room-log.ts'
-import { type PreverifiedUpdate, preverifySeals } from './seal-preverify.ts' // issue 15, verify15
+import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 import {
   checkLocalRules,
   type NewEntry,
@@ -111,10 +112,8 @@ export class Room implements ValidationTarget {
   #usedAt = 0
   #holds = 0
   #writes = 0
-  /** Peer frames given to applyPeerUpdate and not yet applied; the turn of the next one (verify15). */
-  #inbound = 0
-  #inboundTurn: Promise<void> = Promise.resolve()
-  #gather: { seals: Array<Promise<unknown>>; ready: Promise<unknown> } | undefined
+  /** Peer frames given to applyPeerUpdate and not yet applied (verify15). */
+  readonly #inbound: InboundFrames
   #unloaded = false
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
@@ -133,6 +132,7 @@ export class Room implements ValidationTarget {
     this.#init = init
     this.#ownMesh = init.ownMesh
     this.meshKeys = init.meshKeys
+    this.#inbound = new InboundFrames(init.id)
     this.doc = new Y.Doc({ gc: false })
     // The node writes under an id no other mesh can bind (room-entries.ts, committed ids).
     this.#nonce = randomBytes(16).toString('base64url')
@@ -173,7 +173,8 @@ export class Room implements ValidationTarget {
 
   /** Whether the room may not be unloaded now, however long it was idle (see loaded-rooms.ts). */
   get inUse(): boolean {
-    if (this.#holds > 0 || this.#writes > 0 || this.#inbound > 0 || this.#log?.busy === true) return true
+    if (this.#holds > 0 || this.#writes > 0 || this.#inbound.pending > 0 || this.#log?.busy === true)
+      return true
     const awareness = this.#awareness
     if (awareness === undefined) return false
     for (const client of awareness.getStates().keys()) if (client !== awareness.clientID) return true
@@ -322,31 +323,9 @@ export class Room implements ValidationTarget {
    * a seal not found good on the pool is verified (and refused) there as before.
    */
   applyPeerUpdate(update: Uint8Array, peer: string): Promise<ValidationResult> {
-    this.#inbound++
-    const seals = preverifySeals(this.id, update)
-    // The frames given in one turn of the event loop apply together once all their seals are
-    // checked: their log rows then share one store write, as when each applied on arrival.
-    let gather = this.#gather
-    if (gather === undefined) {
-      const all: Array<Promise<unknown>> = []
-      const ready = new Promise<unknown>((resolve) =>
-        setImmediate(() => {
-          this.#gather = undefined
-          resolve(Promise.all(all))
-        }),
-      )
-      gather = { seals: all, ready }
-      this.#gather = gather
-    }
-    gather.seals.push(seals)
-    // Its turn: the frames given before it applied (synchronously: their writes go on) and its seals checked.
-    const turn = Promise.all([seals, this.#inboundTurn, gather.ready]).then(([preverified]) => {
-      this.#inbound--
-      // In an object, so that the next frame's turn does not wait for this one's write.
-      return { applying: this.#applyUpdate(update, { kind: 'peer', meshDid: peer }, undefined, preverified) }
-    })
-    this.#inboundTurn = turn.then(noop, noop)
-    return turn.then((t) => t.applying)
+    return this.#inbound.give(update, (preverified) =>
+      this.#applyUpdate(update, { kind: 'peer', meshDid: peer }, undefined, preverified),
+    )
   }
 
   async #applyUpdate(
@@ -554,8 +533,6 @@ export class Room implements ValidationTarget {
     return lo
   }
 }
-
-function noop(): void {}
 
 function rootName(doc: YT.Doc, type: unknown): string | undefined {
   for (const [name, t] of doc.share) if (t === type) return name

@@ -1,4 +1,4 @@
-import { verifySignatureOnPool } from '../identity/index.ts'
+import { type PoolCheck, verifyOnPool } from '../identity/index.ts'
 import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import {
   contentAddressed,
@@ -63,7 +63,8 @@ export async function preverifySeals(room: string, update: Uint8Array): Promise<
       entries.set(sealKey(parent as SealedMapName, key), { map: parent as SealedMapName, key })
     }
   }
-  const checks: Array<Promise<void>> = []
+  const checks: PoolCheck[] = []
+  const facts: Array<{ sig: string; fact: string }> = []
   for (const { at, seal } of seals) {
     const entry = entries.get(at)
     if (entry === undefined) continue // an orphan seal: refused there, unverified
@@ -81,14 +82,14 @@ export async function preverifySeals(room: string, update: Uint8Array): Promise<
     } catch {
       continue
     }
-    const signer = sealSigner(seal)
-    const signature = Buffer.from(seal.sig, 'base64url')
-    checks.push(
-      verifySignatureOnPool(signer, Buffer.from(text, 'utf8'), signature).then((ok) => {
-        if (ok) verified.set(seal.sig, sealFact(signer, text))
-      }),
-    )
+    const did = sealSigner(seal)
+    checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(seal.sig, 'base64url') })
+    facts.push({ sig: seal.sig, fact: sealFact(did, text) })
   }
-  await Promise.all(checks)
+  const answers = await verifyOnPool(checks)
+  answers.forEach((ok, i) => {
+    const found = facts[i]
+    if (ok && found !== undefined) verified.set(found.sig, found.fact)
+  })
   return { update, decoded, verified }
 }
