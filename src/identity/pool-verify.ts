@@ -1,21 +1,14 @@
 import { type KeyObject, verify } from 'node:crypto'
 import { publicKeyObject } from './keys.ts'
+import { onPool } from './pool.ts'
 
 /**
  * Ed25519 verification on libuv's thread pool (issue 15, verify15): node:crypto's
  * `verify` with a callback runs OpenSSL there, so the main thread only queues the job
  * and reads its answer (≈ 5 µs of its time instead of ≈ 60–90 µs a signature). Same
- * answer as `verifySignature`, about the same CPU (on another core), later.
- *
- * The pool is shared with the file system and LevelDB (classic-level's reads, writes and
- * fsyncs run there too): at most `MAX_IN_POOL` verifications are queued in it at once,
- * the rest wait here in order, so a catch-up chunk of a thousand seals never stands
- * between the store and its next write for longer than a few verifications.
+ * answer as `verifySignature`, about the same CPU (on another core), later. At most a
+ * few at once in the pool (pool.ts).
  */
-const MAX_IN_POOL = 8
-
-let inPool = 0
-const waiting: Array<() => void> = []
 
 /** One signature to check: `did`'s Ed25519 signature over `data`. */
 export interface PoolCheck {
@@ -46,25 +39,17 @@ export function verifyOnPool(checks: readonly PoolCheck[]): Promise<boolean[]> {
         answered(i, false)
         return
       }
-      const run = () => {
-        inPool++
+      onPool((done) => {
         try {
           verify(null, check.data, key, check.signature, (err, ok) => {
-            next()
+            done()
             answered(i, err === null && ok)
           })
         } catch {
-          next()
+          done()
           answered(i, false)
         }
-      }
-      if (inPool < MAX_IN_POOL) run()
-      else waiting.push(run)
+      })
     })
   })
-}
-
-function next(): void {
-  inPool--
-  waiting.shift()?.()
 }
