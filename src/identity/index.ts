@@ -38,3 +38,4 @@ export {
   verifyRotationRecord,
 } from './rotation.ts'
 export { canonicalBytes, canonicalJson, signCanonical, verifyBytes, verifyCanonical } from './signed-json.ts'
+export { verifyOffThread } from './verify-thread.ts' // a thread of its own (issue 15, verify15)

@@ -1,4 +1,4 @@
-import { type PoolCheck, verifyOnPool } from '../identity/index.ts'
+import { type PoolCheck, verifyOffThread } from '../identity/index.ts'
 import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import {
   contentAddressed,
@@ -86,7 +86,7 @@ export async function preverifySeals(room: string, update: Uint8Array): Promise<
     checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(seal.sig, 'base64url') })
     facts.push({ sig: seal.sig, fact: sealFact(did, text) })
   }
-  const answers = await verifyOnPool(checks)
+  const answers = await verifyOffThread(checks)
   answers.forEach((ok, i) => {
     const found = facts[i]
     if (ok && found !== undefined) verified.set(found.sig, found.fact)
