@@ -22,8 +22,6 @@ export {
 export { didFromPublicKey, Ed25519KeyPair, isDidKey, publicKeyFromDid, verifySignature } from './keys.ts'
 export { parseTarget } from './mesh-target.ts'
 export { didFromPeerId, peerIdFromDid } from './peer-id.ts'
-// seals verified on the thread pool (issue 15, verify15)
-export { type PoolCheck, verifyOnPool } from './pool-verify.ts'
 export {
   createRotationRecord,
   extendKnownKeys,
@@ -38,4 +36,5 @@ export {
   verifyRotationRecord,
 } from './rotation.ts'
 export { canonicalBytes, canonicalJson, signCanonical, verifyBytes, verifyCanonical } from './signed-json.ts'
-export { verifyOffThread } from './verify-thread.ts' // a thread of its own (issue 15, verify15)
+// seals verified on a thread of their own (issue 15, verify15)
+export { type SharedCheck, type SharedChecks, shareChecks } from './verify-thread.ts'

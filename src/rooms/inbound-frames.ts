@@ -2,13 +2,14 @@ import { type PreverifiedUpdate, preverifySeals } from './seal-preverify.ts'
 
 /**
  * A room's peer frames between their arrival and their turn (issue 15, verify15): each
- * frame's seals go to libuv's thread pool at once (seal-preverify.ts); frames apply in
- * the order given, each once the one before it applied and its own seals are checked.
+ * frame's seals are shared with the verifying thread at once (seal-preverify.ts); frames
+ * apply in the order given, each once the one before it applied.
  *
- * - The small frames given in one turn of the event loop (a flood of live updates) apply
- *   together, once all their seals are checked: their log rows then share one store
- *   write, as when each applied on arrival. Such a group closes at the end of that turn
- *   or at `GATHER_BYTES`.
+ * - The frames given in one turn of the event loop (a flood of live updates) apply
+ *   together at its end: the verifying thread works on their seals from the last back
+ *   while the main thread applies them from the first on, and their log rows share one
+ *   store write, as when each applied on arrival. Such a group closes at the end of
+ *   that turn or at `GATHER_BYTES`.
  * - After a large frame (a catch-up chunk: up to a thousand entries) the event loop gets
  *   a turn before the next frame applies, so a catch-up of many chunks never holds it
  *   for longer than one chunk.
@@ -17,9 +18,8 @@ const GATHER_BYTES = 64 * 1024
 const LARGE_FRAME_BYTES = 16 * 1024
 
 interface Gather {
-  seals: Array<Promise<unknown>>
   bytes: number
-  ready: Promise<unknown>
+  ready: Promise<void>
 }
 
 export class InboundFrames {
@@ -39,15 +39,13 @@ export class InboundFrames {
   }
 
   /**
-   * Calls `apply` with `update`'s seals checked, in its turn. `apply` must validate and
+   * Calls `apply` with `update`'s seals shared, in its turn. `apply` must validate and
    * apply synchronously (what it returns may settle later: a durable write).
    */
   give<R>(update: Uint8Array, apply: (preverified: PreverifiedUpdate) => Promise<R>): Promise<R> {
     this.#pending++
-    const seals = preverifySeals(this.#room, update)
-    const gather = this.#gatherFor(update.byteLength)
-    gather.seals.push(seals)
-    const turn = Promise.all([seals, this.#turn, gather.ready]).then(([preverified]) => {
+    const preverified = preverifySeals(this.#room, update)
+    const turn = Promise.all([this.#turn, this.#gatherFor(update.byteLength)]).then(() => {
       this.#pending--
       // In an object: the next frame's turn waits for this one's apply, not for what it returns.
       return { applied: apply(preverified) }
@@ -57,25 +55,18 @@ export class InboundFrames {
     return turn.then((t) => t.applied)
   }
 
-  #gatherFor(bytes: number): Gather {
+  #gatherFor(bytes: number): Promise<void> {
     const open = this.#gather
     if (open !== undefined && open.bytes < GATHER_BYTES) {
       open.bytes += bytes
-      return open
+      return open.ready
     }
-    const seals: Array<Promise<unknown>> = []
-    const gather: Gather = {
-      seals,
-      bytes,
-      ready: new Promise((resolve) =>
-        setImmediate(() => {
-          if (this.#gather === gather) this.#gather = undefined
-          resolve(Promise.all(seals))
-        }),
-      ),
-    }
+    const gather: Gather = { bytes, ready: nextTurn() }
+    gather.ready.then(() => {
+      if (this.#gather === gather) this.#gather = undefined
+    })
     this.#gather = gather
-    return gather
+    return gather.ready
   }
 }
 

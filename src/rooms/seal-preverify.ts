@@ -1,4 +1,4 @@
-import { type PoolCheck, verifyOffThread } from '../identity/index.ts'
+import { type SharedCheck, type SharedChecks, shareChecks } from '../identity/index.ts'
 import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import {
   contentAddressed,
@@ -15,18 +15,20 @@ import {
 import { type DecodedUpdate, decodeUpdate } from './update-structs.ts'
 
 /**
- * Issue 15 (verify15): a peer update's seals verified on libuv's thread pool before
- * the update's turn comes (Room.applyPeerUpdate), so that while the main thread applies
- * one frame the pool verifies the next frame's seals.
+ * Issue 15 (verify15): a peer update's seals shared with a verifying thread
+ * (identity/verify-thread.ts) from the moment the update arrives, so that the thread
+ * verifies seals of the frames the main thread has not reached yet (from the last back,
+ * while the main thread goes from the first on).
  *
- * This decides nothing. It only fills a `VerifiedSeals` with the signatures found good,
- * each for exactly the signer and payload text it was checked over; the synchronous
- * validation (validate-update.ts) then checks the update whole, as for any update —
- * shapes, keys, each entry's content id against its seal's hash, the signer against its
- * mesh's key history, the room's rules — and takes a seal as verified only when the
- * same signature is there for the same signer and payload. A seal that failed here, or
- * was not looked at (malformed, not the seal of an entry of the same update), is
- * verified there as before, and refused there if it does not verify.
+ * This decides nothing. It only answers, for a signature the synchronous validation
+ * (validate-update.ts) is about to verify, whether the thread verified it already — for
+ * exactly the signer and payload text it was checked over: the validation checks the
+ * update whole as for any update — shapes, keys, each entry's content id against its
+ * seal's hash, the signer against its mesh's key history, the room's rules — and takes a
+ * seal as verified only when the same signature is known good for the same signer and
+ * payload. A seal the thread did not reach, found bad, or never saw (malformed, not the
+ * seal of an entry of the same update) is verified there as before, and refused there
+ * if it does not verify.
  */
 export interface PreverifiedUpdate {
   /** The bytes these seals were read from (the validation uses `decoded` only for these). */
@@ -34,18 +36,45 @@ export interface PreverifiedUpdate {
   /** The update decoded (undefined: it could not be; the validation refuses it). */
   decoded: DecodedUpdate | undefined
   verified: VerifiedSeals
+  /** Resolves when the verifying thread has nothing of these seals left to do (tests, benches). */
+  settled: () => Promise<void>
+}
+
+/**
+ * Signatures found good: those verified during this validation (a `Map`, as any
+ * `VerifiedSeals`), and, on first asking, those the verifying thread found good.
+ */
+class SharedVerified extends Map<string, string> {
+  readonly #shared: SharedChecks
+  readonly #at: Map<string, { i: number; fact: string }>
+
+  constructor(shared: SharedChecks, at: Map<string, { i: number; fact: string }>) {
+    super()
+    this.#shared = shared
+    this.#at = at
+  }
+
+  override get(sig: string): string | undefined {
+    const known = super.get(sig)
+    if (known !== undefined) return known
+    const given = this.#at.get(sig)
+    if (given === undefined) return undefined
+    this.#at.delete(sig) // asked once: from now on this map's own
+    if (!this.#shared.take(given.i)) return undefined
+    super.set(sig, given.fact)
+    return given.fact
+  }
 }
 
 const SEALED = new Set<string>(SEALED_MAPS)
 
-/** Verifies the seals of `update`'s entries (room `room`) on the pool; never rejects. */
-export async function preverifySeals(room: string, update: Uint8Array): Promise<PreverifiedUpdate> {
-  const verified: VerifiedSeals = new Map()
+/** Shares the seals of `update`'s entries (room `room`) with the verifying thread. */
+export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpdate {
   let decoded: DecodedUpdate
   try {
     decoded = decodeUpdate(update)
   } catch {
-    return { update, decoded: undefined, verified }
+    return { update, decoded: undefined, verified: new Map(), settled: async () => {} }
   }
   // The entries this update writes, by the key of their seal; then their seals.
   const entries = new Map<string, { map: SealedMapName; key: string }>()
@@ -63,10 +92,10 @@ export async function preverifySeals(room: string, update: Uint8Array): Promise<
       entries.set(sealKey(parent as SealedMapName, key), { map: parent as SealedMapName, key })
     }
   }
-  const checks: PoolCheck[] = []
-  const facts: Array<{ sig: string; fact: string }> = []
-  for (const { at, seal } of seals) {
-    const entry = entries.get(at)
+  const checks: SharedCheck[] = []
+  const at = new Map<string, { i: number; fact: string }>()
+  for (const { at: sk, seal } of seals) {
+    const entry = entries.get(sk)
     if (entry === undefined) continue // an orphan seal: refused there, unverified
     // A content-addressed entry's seal covers its key (validation checks both): a mismatch is refused there.
     if (contentAddressed(entry.map) && seal.hash !== entry.key) continue
@@ -83,13 +112,10 @@ export async function preverifySeals(room: string, update: Uint8Array): Promise<
       continue
     }
     const did = sealSigner(seal)
+    at.set(seal.sig, { i: checks.length, fact: sealFact(did, text) })
     checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(seal.sig, 'base64url') })
-    facts.push({ sig: seal.sig, fact: sealFact(did, text) })
   }
-  const answers = await verifyOffThread(checks)
-  answers.forEach((ok, i) => {
-    const found = facts[i]
-    if (ok && found !== undefined) verified.set(found.sig, found.fact)
-  })
-  return { update, decoded, verified }
+  if (checks.length === 0) return { update, decoded, verified: new Map(), settled: async () => {} }
+  const shared = shareChecks(checks)
+  return { update, decoded, verified: new SharedVerified(shared, at), settled: () => shared.settled() }
 }

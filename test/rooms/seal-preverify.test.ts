@@ -1,7 +1,7 @@
 /**
- * Issue 15 (verify15): a peer's frames have their seals verified on libuv's thread pool
- * (Room.applyPeerUpdate, seal-preverify.ts) before their turn, then are validated and
- * applied in the order given, as `applyUpdate` does. What the pool found good counts
+ * Issue 15 (verify15): a peer's frames have their seals shared with a verifying thread
+ * (Room.applyPeerUpdate, seal-preverify.ts) from their arrival, then are validated and
+ * applied in the order given, as `applyUpdate` does. What the verifying thread found good counts
  * only for the signer and payload it verified; anything else is verified (and refused)
  * synchronously, as before.
  */
@@ -56,7 +56,7 @@ function message(roomId: string, body: string, ts = Date.now()): MessageEntry {
   return { v: 1, room: roomId, author: carol.did, authorMesh: meshB.did, body, mentions: [], ts }
 }
 
-describe('seals verified on the thread pool before their frame’s turn', () => {
+describe('seals shared with a verifying thread from their frame’s arrival', () => {
   it('frames apply in the order given, each continuing the one before; the room stays loaded meanwhile', async (t) => {
     const { w, frames, rejections } = await postsAtB(t, 40)
     // All given at once, none awaited: frame k+1 can apply only after frame k (same client's clock).
@@ -89,14 +89,19 @@ describe('seals verified on the thread pool before their frame’s turn', () => 
     assert.equal(again.error === undefined && again.ok.empty, true, 'already held as a hole: a no-op')
   })
 
-  it('a signature found good on the pool counts only for what it signed: replayed over other bytes, it is refused', async (t) => {
+  it('a signature found good on the verifying thread counts only for what it signed: replayed over other bytes, it is refused', async (t) => {
     const w = await sharedRoom(t)
     await sync(w.roomB, w.roomA, meshB.did) // carol's membership, sealed by B
     const client = 4242
     const genuine = message(w.id, 'the genuine one')
-    const frame = boundWrite(w.roomA, meshB, [genuine], client)
-    const pre = await preverifySeals(w.id, frame)
-    assert.equal(pre.verified.size, 2, 'the binding’s seal and the message’s, both good')
+    // Enough seals for the verifying thread to take some (a turn with fewer stays the main thread's).
+    const more = Array.from({ length: 8 }, (_, i) => message(w.id, `and ${i}`, genuine.ts + 1 + i))
+    const frame = boundWrite(w.roomA, meshB, [genuine, ...more], client)
+    const pre = preverifySeals(w.id, frame)
+    await pre.settled()
+    const bindingSeal = makeSeal(meshB, w.id, 'clients', String(client), { mesh: meshB.did, room: w.id })
+    for (const good of [bindingSeal, makeSeal(meshB, w.id, 'messages', contentId(genuine), genuine)])
+      assert.ok(pre.verified.get(good.sig), 'the binding’s seal and the message’s, both found good')
     assert.equal(refusalOf(validateUpdate(w.roomA, frame, fromB, { preverified: pre })), undefined)
     // Another body under the same client and clock, carrying the genuine seal's signature.
     const seal = makeSeal(meshB, w.id, 'messages', contentId(genuine), genuine)
@@ -119,7 +124,7 @@ describe('seals verified on the thread pool before their frame’s turn', () => 
         }),
       client,
     )
-    // Even handed the pool's answers for the genuine frame, the check refuses the replay.
+    // Even handed the verifying thread's answers for the genuine frame, the check refuses the replay.
     const check = validateUpdate(w.roomA, replayed, fromB, {
       preverified: { ...pre, update: replayed, decoded: undefined },
     })
@@ -138,13 +143,13 @@ describe('seals verified on the thread pool before their frame’s turn', () => 
       preverified: { ...pre, update: mismatched, decoded: undefined },
     })
     assert.ok(refusalOf(check2), 'refused')
-    // And through the pool path itself: refused, nothing of it applied.
+    // And through Room.applyPeerUpdate itself: refused, nothing of it applied.
     const result = await w.roomA.applyPeerUpdate(replayed, meshB.did)
     assert.equal(refusalOf(result)?.details.reason, 'bad-seal')
     assert.equal(w.roomA.message(otherId), undefined)
   })
 
-  it('a seal the pool found good is not verified again: the synchronous check takes its answer (a planted one shows it)', async (t) => {
+  it('a seal the verifying thread found good is not verified again: the synchronous check takes its answer (a planted one shows it)', async (t) => {
     const w = await sharedRoom(t)
     await sync(w.roomB, w.roomA, meshB.did) // carol's membership, sealed by B
     const client = 4343
@@ -165,12 +170,26 @@ describe('seals verified on the thread pool before their frame’s turn', () => 
             )
           doc.getMap('messages').set(id, entry)
           doc.getMap('seals').set(sealKey('messages', id), bad)
+          // Enough seals for the verifying thread to take some (a turn with fewer stays the main thread's).
+          for (let i = 0; i < 8; i++) {
+            const more = message(w.id, `and ${i}`, entry.ts + 1 + i)
+            doc.getMap('messages').set(contentId(more), more)
+            doc
+              .getMap('seals')
+              .set(
+                sealKey('messages', contentId(more)),
+                makeSeal(meshB, w.id, 'messages', contentId(more), more),
+              )
+          }
         }),
       client,
     )
-    // The pool refuses the bad signature: the synchronous check verifies it again, and refuses it.
-    const pre = await preverifySeals(w.id, frame)
-    assert.equal(pre.verified.size, 1, 'only the binding’s seal is good')
+    // The thread refuses the bad signature: the synchronous check verifies it again, and refuses it.
+    const pre = preverifySeals(w.id, frame)
+    await pre.settled()
+    const binding = { mesh: meshB.did, room: w.id }
+    assert.ok(pre.verified.get(makeSeal(meshB, w.id, 'clients', String(client), binding).sig))
+    assert.equal(pre.verified.get(bad.sig), undefined, 'the bad one is not found good')
     assert.equal(
       refusalOf(validateUpdate(w.roomA, frame, fromB, { preverified: pre }))?.details.reason,
       'bad-seal',
