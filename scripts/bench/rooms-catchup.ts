@@ -16,7 +16,7 @@
  *   transaction into a plain `Y.Map`, diffed the same way (no seals, no bindings): the
  *   reference the issue quotes (≈1.23×).
  * - `rooms.catchup_ms.10k`: B applies the chunks of 10k missed messages (validated,
- *   every seal verified — on libuv's thread pool, as the replicator has them
+ *   every seal verified — shared with a verifying thread, as the replicator has them
  *   (`Room.applyPeerUpdate`, verify15) — logged) vs `Y.applyUpdate` of the same chunks into a plain copy
  *   of B's document, both in CPU time of this process (the machine is shared). The issue
  *   sets no aim: 10× is this bench's. `.vs_verify_floor` (issue 15, cpu15): the same
@@ -70,7 +70,7 @@ const deflated = (chunks: Uint8Array[]): number => sum(chunks.map((chunk) => def
 /** B applies a catch-up plan's chunks in order, as the replicator does; throws on a refusal. */
 async function applyChunks(shared: Shared, chunks: Uint8Array[]): Promise<void> {
   for (const chunk of chunks) {
-    // Seals verified on the thread pool first, as the replicator has them (verify15).
+    // Seals shared with the verifying thread, as the replicator has them (verify15).
     const result = await shared.roomB.applyPeerUpdate(chunk, meshA.did)
     if (result.error !== undefined) throw result.error
   }

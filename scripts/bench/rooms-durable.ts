@@ -5,9 +5,9 @@
  *
  * - The room: mesh B's posts (carol's, one Yjs update each, as `RoomManager.post` makes
  *   them) captured at B, then applied at A as B's link delivers them:
- *   `Room.applyPeerUpdate(update, peer)` — decode, seals verified on libuv's thread
- *   pool while the frames before it apply, then validate (membership, shape, each seal
- *   found good on the pool or verified then), apply, index, group-committed log write, fsynced
+ *   `Room.applyPeerUpdate(update, peer)` — decode, seals shared with a verifying
+ *   thread, then validate (membership, shape, each seal found good by that thread or
+ *   verified then), apply, index, group-committed log write, fsynced
  *   (MeshStore's default) — frames applied in order as the replicator does, waiting for
  *   the store only with more than `window` in flight. Resolved = durable.
  * - `.vs_level`: the same update bytes put by raw classic-level (`sync: true`, the

@@ -178,7 +178,7 @@ export function cpuMs(): number {
 
 /**
  * CPU ms of the calling (main) thread alone (Linux: /proc/thread-self/schedstat, ns on a
- * CPU); NaN elsewhere. Beside `cpuMs`: work moved to libuv's pool shows in one, not the
+ * CPU); NaN elsewhere. Beside `cpuMs`: work moved to another thread shows in one, not the
  * other (issue 15, verify15).
  */
 export function mainThreadMs(): number {

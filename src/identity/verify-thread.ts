@@ -94,7 +94,7 @@ interface Batch {
 
 /** The checks of this turn of the event loop, posted at its end. */
 let batch: Batch | undefined
-const BATCH_MAX = 4096
+const BATCH_MAX = 1024
 /**
  * Fewer checks than this in a turn stay the main thread's: a message to the worker costs
  * ≈ 200 µs of CPU (measured, on this 2-core machine), about what it takes off the main

@@ -206,7 +206,7 @@ export class Replicator {
     let applying: Promise<{ error?: MeshError }>
     try {
       // Frames apply in order, each validated synchronously with its apply; their seals are
-      // verified on the thread pool meanwhile (issue 15, verify15: Room.applyPeerUpdate).
+      // shared with a verifying thread meanwhile (issue 15, verify15: Room.applyPeerUpdate).
       applying = room.applyPeerUpdate(update, peer)
     } catch (err) {
       this.#c.logger.error(

@@ -316,11 +316,12 @@ export class Room implements ValidationTarget {
   }
 
   /**
-   * `applyUpdate` of a peer's update, its seals verified on libuv's thread pool first
-   * (seal-preverify.ts; issue 15, verify15): while the main thread applies one frame, the
-   * pool verifies the next ones'. Frames given here are validated and applied strictly
-   * in the order given, each synchronously with its validation, as `applyUpdate` does;
-   * a seal not found good on the pool is verified (and refused) there as before.
+   * `applyUpdate` of a peer's update, its seals shared with a verifying thread from its
+   * arrival (inbound-frames.ts, seal-preverify.ts; issue 15, verify15): while the main
+   * thread applies the frames of a turn from the first on, the thread verifies their
+   * seals from the last back. Frames given here are validated and applied strictly in
+   * the order given, each synchronously with its validation, as `applyUpdate` does; a
+   * seal the thread did not find good is verified (and refused) there as before.
    */
   applyPeerUpdate(update: Uint8Array, peer: string): Promise<ValidationResult> {
     return this.#inbound.give(update, (preverified) =>

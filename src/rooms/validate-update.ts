@@ -67,7 +67,7 @@ export interface ValidateOptions {
   now?: number
   maxForeignParticipants?: number
   maxUpdateBytes?: number
-  /** The update's seals verified on the pool beforehand (seal-preverify.ts; issue 15, verify15). */
+  /** The update's seals shared with the verifying thread (seal-preverify.ts; issue 15, verify15). */
   preverified?: PreverifiedUpdate
 }
 
@@ -168,7 +168,7 @@ export function validateUpdate(
       ),
     }
   }
-  // Seals found good on the pool for these very bytes count as verified (issue 15, verify15).
+  // Seals the verifying thread found good for these very bytes count as verified (issue 15, verify15).
   const pre = options.preverified?.update === update ? options.preverified : undefined
   const checking: Checking = { ...options, verified: pre?.verified ?? new Map() }
   try {
