@@ -69,24 +69,27 @@ describe('seals shared with a verifying thread from their frame’s arrival', ()
     assert.equal(w.roomA.doc.store.pendingStructs, null)
   })
 
-  it('a forged seal is refused as applyUpdate refuses it (bad-seal, told to onRejected); the frames around it apply', async (t) => {
-    const { w, frames, rejections } = await postsAtB(t, 3)
-    const victim = messageSealOf(frames[1] as Uint8Array)
-    const given = [frames[0], forge(frames[1] as Uint8Array, victim.seal), frames[2]] as Uint8Array[]
+  it('a forged seal among 40 frames is refused as applyUpdate refuses it (bad-seal, told to onRejected); the frames around it apply', async (t) => {
+    // 40 one-seal frames in one turn: enough for the verifying thread to take part.
+    const { w, frames, rejections } = await postsAtB(t, 40)
+    const victim = messageSealOf(frames[20] as Uint8Array)
+    const given = frames.map((frame, i) => (i === 20 ? forge(frame, victim.seal) : frame))
     const results = await Promise.all(given.map((frame) => w.roomA.applyPeerUpdate(frame, meshB.did)))
-    assert.equal(refusalOf(results[0] as never), undefined)
-    const refusal = refusalOf(results[1] as never)
+    results.forEach((result, i) => {
+      if (i !== 20) assert.equal(refusalOf(result), undefined, `frame ${i}: ${refusalOf(result)?.message}`)
+    })
+    const refusal = refusalOf(results[20] as never)
     assert.equal(refusal?.code, 'MESH_UPDATE_REJECTED')
     assert.equal(refusal?.details.reason, 'bad-seal')
     assert.equal(rejections.length, 1)
     assert.equal(rejections[0]?.error.details.reason, 'bad-seal')
     assert.equal(w.roomA.message(victim.id), undefined, 'the forged entry is not applied')
-    // B answers for its own client: the refused entry keeps its place as a hole, the next frame applies.
-    assert.equal(refusalOf(results[2] as never), undefined)
-    assert.ok(w.roomA.message(messageSealOf(frames[2] as Uint8Array).id))
-    // The same bytes through the synchronous path: the same refusal.
-    const again = await w.roomA.applyUpdate(given[1] as Uint8Array, fromB)
-    assert.equal(again.error === undefined && again.ok.empty, true, 'already held as a hole: a no-op')
+    // B answers for its own client: the refused entry keeps its place as a hole, the later frames apply.
+    assert.equal(w.roomA.messageCount, w.roomB.messageCount - 1)
+    assert.ok(w.roomA.message(messageSealOf(frames[39] as Uint8Array).id))
+    // The same bytes through the synchronous path: held as a hole already, a no-op.
+    const again = await w.roomA.applyUpdate(given[20] as Uint8Array, fromB)
+    assert.equal(again.error === undefined && again.ok.empty, true)
   })
 
   it('a signature found good on the verifying thread counts only for what it signed: replayed over other bytes, it is refused', async (t) => {
@@ -95,7 +98,7 @@ describe('seals shared with a verifying thread from their frame’s arrival', ()
     const client = 4242
     const genuine = message(w.id, 'the genuine one')
     // Enough seals for the verifying thread to take some (a turn with fewer stays the main thread's).
-    const more = Array.from({ length: 8 }, (_, i) => message(w.id, `and ${i}`, genuine.ts + 1 + i))
+    const more = Array.from({ length: 40 }, (_, i) => message(w.id, `and ${i}`, genuine.ts + 1 + i))
     const frame = boundWrite(w.roomA, meshB, [genuine, ...more], client)
     const pre = preverifySeals(w.id, frame)
     await pre.settled()
@@ -171,7 +174,7 @@ describe('seals shared with a verifying thread from their frame’s arrival', ()
           doc.getMap('messages').set(id, entry)
           doc.getMap('seals').set(sealKey('messages', id), bad)
           // Enough seals for the verifying thread to take some (a turn with fewer stays the main thread's).
-          for (let i = 0; i < 8; i++) {
+          for (let i = 0; i < 40; i++) {
             const more = message(w.id, `and ${i}`, entry.ts + 1 + i)
             doc.getMap('messages').set(contentId(more), more)
             doc
