@@ -12,7 +12,7 @@ import type { MessageEntry, RoomOrigin, RoomRejection } from '../../src/rooms/in
 import { contentId, refusalOf, sealKey, validateUpdate } from '../../src/rooms/index.ts'
 import { makeSeal, type Seal, sealFact, sealPayloadText } from '../../src/rooms/room-entries.ts'
 import { preverifySeals } from '../../src/rooms/seal-preverify.ts'
-import { boundWrite, carol, craft, entries, meshB, sharedRoom, sync } from './helpers.ts'
+import { boundWrite, carol, craft, entries, meshB, type SharedRoom, sharedRoom, sync } from './helpers.ts'
 
 const fromB = { kind: 'peer', meshDid: meshB.did } as const
 
@@ -54,6 +54,38 @@ function messageSealOf(frame: Uint8Array): { id: string; seal: Seal } {
 
 function message(roomId: string, body: string, ts = Date.now()): MessageEntry {
   return { v: 1, room: roomId, author: carol.did, authorMesh: meshB.did, body, mentions: [], ts }
+}
+
+/**
+ * An update of B's Yjs client `client` in `w`'s room: with `bind`, its binding (sealed by
+ * B) first; then each message under its content id with the seal given (default: B's own).
+ */
+function fromClient(
+  w: SharedRoom,
+  client: number,
+  messages: Array<{ entry: MessageEntry; seal?: Seal }>,
+  bind = true,
+): Uint8Array {
+  return craft(
+    w.roomA,
+    (doc) =>
+      doc.transact(() => {
+        if (bind) {
+          const binding = { mesh: meshB.did, room: w.id }
+          const key = String(client)
+          doc.getMap('clients').set(key, binding)
+          doc.getMap('seals').set(sealKey('clients', key), makeSeal(meshB, w.id, 'clients', key, binding))
+        }
+        for (const { entry, seal } of messages) {
+          const id = contentId(entry)
+          doc.getMap('messages').set(id, entry)
+          doc
+            .getMap('seals')
+            .set(sealKey('messages', id), seal ?? makeSeal(meshB, w.id, 'messages', id, entry))
+        }
+      }),
+    client,
+  )
 }
 
 describe('seals shared with a verifying thread from their frame’s arrival', () => {
@@ -110,38 +142,14 @@ describe('seals shared with a verifying thread from their frame’s arrival', ()
     const seal = makeSeal(meshB, w.id, 'messages', contentId(genuine), genuine)
     const other = message(w.id, 'not what was signed', genuine.ts)
     const otherId = contentId(other)
-    const replayed = craft(
-      w.roomA,
-      (doc) =>
-        doc.transact(() => {
-          const binding = { mesh: meshB.did, room: w.id }
-          doc.getMap('clients').set(String(client), binding)
-          doc
-            .getMap('seals')
-            .set(
-              sealKey('clients', String(client)),
-              makeSeal(meshB, w.id, 'clients', String(client), binding),
-            )
-          doc.getMap('messages').set(otherId, other)
-          doc.getMap('seals').set(sealKey('messages', otherId), { ...seal, hash: otherId })
-        }),
-      client,
-    )
+    const replayed = fromClient(w, client, [{ entry: other, seal: { ...seal, hash: otherId } }])
     // Even handed the verifying thread's answers for the genuine frame, the check refuses the replay.
     const check = validateUpdate(w.roomA, replayed, fromB, {
       preverified: { ...pre, update: replayed, decoded: undefined },
     })
     assert.equal(refusalOf(check)?.details.reason, 'bad-seal')
     // The same with the genuine seal as it was (its hash is not the entry's content id).
-    const mismatched = craft(
-      w.roomA,
-      (doc) =>
-        doc.transact(() => {
-          doc.getMap('messages').set(otherId, other)
-          doc.getMap('seals').set(sealKey('messages', otherId), seal)
-        }),
-      client,
-    )
+    const mismatched = fromClient(w, client, [{ entry: other, seal }], false)
     const check2 = validateUpdate(w.roomA, mismatched, fromB, {
       preverified: { ...pre, update: mismatched, decoded: undefined },
     })
@@ -159,34 +167,11 @@ describe('seals shared with a verifying thread from their frame’s arrival', ()
     const entry = message(w.id, 'sealed with a bad signature')
     const id = contentId(entry)
     const bad = { ...makeSeal(meshB, w.id, 'messages', id, entry), sig: 'A'.repeat(86) }
-    const frame = craft(
-      w.roomA,
-      (doc) =>
-        doc.transact(() => {
-          const binding = { mesh: meshB.did, room: w.id }
-          doc.getMap('clients').set(String(client), binding)
-          doc
-            .getMap('seals')
-            .set(
-              sealKey('clients', String(client)),
-              makeSeal(meshB, w.id, 'clients', String(client), binding),
-            )
-          doc.getMap('messages').set(id, entry)
-          doc.getMap('seals').set(sealKey('messages', id), bad)
-          // Enough seals for the verifying thread to take some (a turn with fewer stays the main thread's).
-          for (let i = 0; i < 40; i++) {
-            const more = message(w.id, `and ${i}`, entry.ts + 1 + i)
-            doc.getMap('messages').set(contentId(more), more)
-            doc
-              .getMap('seals')
-              .set(
-                sealKey('messages', contentId(more)),
-                makeSeal(meshB, w.id, 'messages', contentId(more), more),
-              )
-          }
-        }),
-      client,
-    )
+    // Enough seals for the verifying thread to take some (a turn with fewer stays the main thread's).
+    const more = Array.from({ length: 40 }, (_, i) => ({
+      entry: message(w.id, `and ${i}`, entry.ts + 1 + i),
+    }))
+    const frame = fromClient(w, client, [{ entry, seal: bad }, ...more])
     // The thread refuses the bad signature: the synchronous check verifies it again, and refuses it.
     const pre = preverifySeals(w.id, frame)
     await pre.settled()
