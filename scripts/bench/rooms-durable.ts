@@ -5,8 +5,9 @@
  *
  * - The room: mesh B's posts (carol's, one Yjs update each, as `RoomManager.post` makes
  *   them) captured at B, then applied at A as B's link delivers them:
- *   `Room.applyUpdate(update, {kind: 'peer'})` — decode, validate
- *   (seal verified, membership, shape), apply, index, group-committed log write, fsynced
+ *   `Room.applyPeerUpdate(update, peer)` — decode, seals shared with a verifying
+ *   thread, then validate (membership, shape, each seal found good by that thread or
+ *   verified then), apply, index, group-committed log write, fsynced
  *   (MeshStore's default) — frames applied in order as the replicator does, waiting for
  *   the store only with more than `window` in flight. Resolved = durable.
  * - `.vs_level`: the same update bytes put by raw classic-level (`sync: true`, the
@@ -26,7 +27,7 @@ import { LeveldbPersistence } from 'y-leveldb'
 import type { RoomOrigin } from '../../src/rooms/index.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, fmt, median, note, type ResultName } from './report.ts'
-import { alice, body, carol, cpuMs, meshB, openStore, sharedRoom } from './rooms-fixture.ts'
+import { alice, body, carol, cpuMs, mainThreadMs, meshB, openStore, sharedRoom } from './rooms-fixture.ts'
 
 export const ROOMS_DURABLE_NAMES: ResultName[] = [
   { name: 'rooms.durable_msgs_per_s.vs_level', unit: 'msgs/s', better: 'higher' },
@@ -83,10 +84,12 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     // once, in order; the link waits for the store only past `window` applies in flight).
     t0 = performance.now()
     c0 = cpuMs()
+    const m0 = mainThreadMs()
+    const peerGroup0 = storeA.groupStats
     let inflight = 0
     const pending: Promise<void>[] = []
     for (const update of updates) {
-      const applying = roomA.applyUpdate(update, { kind: 'peer', meshDid: meshB.did })
+      const applying = roomA.applyPeerUpdate(update, meshB.did)
       inflight++
       const done = applying.then((result) => {
         inflight--
@@ -98,8 +101,12 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     await Promise.all(pending)
     const peer = rate(n, t0)
     const peerCpu = ((cpuMs() - c0) * 1000) / n
+    const peerMain = ((mainThreadMs() - m0) * 1000) / n
     // CPU per message (every thread of this process, LevelDB's included): steadier than the rates.
-    note(`rooms durable CPU per message: peer ${Math.round(peerCpu)} µs, post ${Math.round(postCpu)} µs`)
+    note(
+      `rooms durable CPU per message: peer ${Math.round(peerCpu)} µs (main thread ${Math.round(peerMain)}, ` +
+        `${storeA.groupStats.writes - peerGroup0.writes} store writes), post ${Math.round(postCpu)} µs`,
+    )
     if (roomA.messageCount !== n) throw new Error(`room A holds ${roomA.messageCount} messages, not ${n}`)
 
     // 16 rooms at A, one post in flight in each: the store's writes are shared by the rooms.

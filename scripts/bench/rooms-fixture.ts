@@ -5,6 +5,7 @@
  * that starts 30 minutes ago and moves 1 ms per message, so that a room of 100k
  * messages is never dated in the future.
  */
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
@@ -173,6 +174,19 @@ export async function compact(rooms: RoomManager, room: Room): Promise<void> {
 export function cpuMs(): number {
   const usage = process.cpuUsage()
   return (usage.user + usage.system) / 1000
+}
+
+/**
+ * CPU ms of the calling (main) thread alone (Linux: /proc/thread-self/schedstat, ns on a
+ * CPU); NaN elsewhere. Beside `cpuMs`: work moved to another thread shows in one, not the
+ * other (issue 15, verify15).
+ */
+export function mainThreadMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6
+  } catch {
+    return Number.NaN
+  }
 }
 
 const SETTLE_BYTES = 256 * 1024

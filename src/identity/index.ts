@@ -36,3 +36,5 @@ export {
   verifyRotationRecord,
 } from './rotation.ts'
 export { canonicalBytes, canonicalJson, signCanonical, verifyBytes, verifyCanonical } from './signed-json.ts'
+// seals verified on a thread of their own (issue 15, verify15)
+export { type SharedCheck, type SharedChecks, shareChecks } from './verify-thread.ts'

@@ -93,7 +93,7 @@ export function isDidKey(did: unknown): did is string {
 const publicKeyCache = new Map<string, KeyObject>()
 const PUBLIC_KEY_CACHE_MAX = 4096
 
-function publicKeyObject(did: string): KeyObject {
+export function publicKeyObject(did: string): KeyObject {
   let key = publicKeyCache.get(did)
   if (key === undefined) {
     key = createPublicKey({

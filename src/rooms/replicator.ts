@@ -228,8 +228,9 @@ export class Replicator {
     if (step2) this.#c.progress.received(peer, room.id, update)
     let applying: Promise<{ error?: MeshError }>
     try {
-      // Validation and apply run synchronously in this call: frames apply in order.
-      applying = room.applyUpdate(update, { kind: 'peer', meshDid: peer })
+      // Frames apply in order, each validated synchronously with its apply; their seals are
+      // shared with a verifying thread meanwhile (issue 15, verify15: Room.applyPeerUpdate).
+      applying = room.applyPeerUpdate(update, peer)
     } catch (err) {
       this.#c.logger.error(
         { event: 'rooms.sync.apply_failed', peer, room: room.id, err },

@@ -163,6 +163,11 @@ export function sealPayloadBytes(
  */
 export type VerifiedSeals = Map<string, string>
 
+/** What a `VerifiedSeals` holds for a signature found good: its signer and the payload text it covers. */
+export function sealFact(signer: string, text: string): string {
+  return `${signer}\n${text}`
+}
+
 /** Seals an entry for the mesh `mesh` (default: the key's own did) with `key`. */
 export function makeSeal(
   key: Ed25519KeyPair,
@@ -208,7 +213,7 @@ export function verifySeal(
     return false
   }
   const signer = sealSigner(seal)
-  const fact = `${signer}\n${text}`
+  const fact = sealFact(signer, text)
   if (verified?.get(seal.sig) === fact) return true
   const ok = verifyBytes(signer, Buffer.from(text, 'utf8'), seal.sig)
   if (ok) verified?.set(seal.sig, fact)

@@ -5,6 +5,7 @@ import type { Attachment } from '../api/room-entries.ts' // files in rooms (issu
 import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
+import { InboundFrames } from './inbound-frames.ts' // issue 15, verify15
 import { awarenessProtocol, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
@@ -26,6 +27,7 @@ import {
   sealKey,
 } from './room-entries.ts'
 import type { RoomLog } from './room-log.ts'
+import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 import {
   checkLocalRules,
   type NewEntry,
@@ -110,6 +112,8 @@ export class Room implements ValidationTarget {
   #usedAt = 0
   #holds = 0
   #writes = 0
+  /** Peer frames given to applyPeerUpdate and not yet applied (verify15). */
+  readonly #inbound: InboundFrames
   #unloaded = false
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
@@ -128,6 +132,7 @@ export class Room implements ValidationTarget {
     this.#init = init
     this.#ownMesh = init.ownMesh
     this.meshKeys = init.meshKeys
+    this.#inbound = new InboundFrames(init.id)
     this.doc = new Y.Doc({ gc: false })
     // The node writes under an id no other mesh can bind (room-entries.ts, committed ids).
     this.#nonce = randomBytes(16).toString('base64url')
@@ -168,7 +173,8 @@ export class Room implements ValidationTarget {
 
   /** Whether the room may not be unloaded now, however long it was idle (see loaded-rooms.ts). */
   get inUse(): boolean {
-    if (this.#holds > 0 || this.#writes > 0 || this.#log?.busy === true) return true
+    if (this.#holds > 0 || this.#writes > 0 || this.#inbound.pending > 0 || this.#log?.busy === true)
+      return true
     const awareness = this.#awareness
     if (awareness === undefined) return false
     for (const client of awareness.getStates().keys()) if (client !== awareness.clientID) return true
@@ -301,15 +307,39 @@ export class Room implements ValidationTarget {
    * client's new entries are bound and sealed by this mesh in the same transaction.
    * Resolves once the change is durable; a refusal leaves the room untouched.
    */
-  async applyUpdate(
+  applyUpdate(
     update: Uint8Array,
     sender: UpdateSender,
     connection?: unknown,
+  ): Promise<ValidationResult & ClientApplyResult> {
+    return this.#applyUpdate(update, sender, connection)
+  }
+
+  /**
+   * `applyUpdate` of a peer's update, its seals shared with a verifying thread from its
+   * arrival (inbound-frames.ts, seal-preverify.ts; issue 15, verify15): while the main
+   * thread applies the frames of a turn from the first on, the thread verifies their
+   * seals from the last back. Frames given here are validated and applied strictly in
+   * the order given, each synchronously with its validation, as `applyUpdate` does; a
+   * seal the thread did not find good is verified (and refused) there as before.
+   */
+  applyPeerUpdate(update: Uint8Array, peer: string): Promise<ValidationResult> {
+    return this.#inbound.give(update, (preverified) =>
+      this.#applyUpdate(update, { kind: 'peer', meshDid: peer }, undefined, preverified),
+    )
+  }
+
+  async #applyUpdate(
+    update: Uint8Array,
+    sender: UpdateSender,
+    connection: unknown,
+    preverified?: PreverifiedUpdate,
   ): Promise<ValidationResult & ClientApplyResult> {
     this.#assertHealthy()
     const result = validateUpdate(this, update, sender, {
       now: this.#init.now(),
       maxForeignParticipants: this.#init.maxForeignParticipants(),
+      preverified,
     })
     if (result.error !== undefined) {
       this.#init.onRejected(this, result.error, sender)

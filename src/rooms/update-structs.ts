@@ -47,13 +47,28 @@ export interface ReadUpdate {
   deletes: boolean
 }
 
-/** Decodes the update without applying it; structural faults are refusals. */
-export function readStructs(doc: YT.Doc, update: Uint8Array): ReadUpdate {
-  let decoded: { structs: Array<YT.Item | YT.GC | YT.Skip>; ds: { clients: Map<number, unknown> } }
-  try {
-    decoded = Y.decodeUpdate(update) as typeof decoded
-  } catch {
-    refuse('malformed', 'update is not a valid Yjs update')
+/** `Y.decodeUpdate`'s answer: it depends on the update's bytes only, not on a room. */
+export interface DecodedUpdate {
+  structs: Array<YT.Item | YT.GC | YT.Skip>
+  ds: { clients: Map<number, unknown> }
+}
+
+/** `Y.decodeUpdate(update)`; throws on bytes that are no Yjs update. */
+export function decodeUpdate(update: Uint8Array): DecodedUpdate {
+  return Y.decodeUpdate(update) as DecodedUpdate
+}
+
+/**
+ * Decodes the update without applying it; structural faults are refusals. `decoded`:
+ * the same bytes decoded already (seal-preverify.ts), read again as they are.
+ */
+export function readStructs(doc: YT.Doc, update: Uint8Array, decoded?: DecodedUpdate): ReadUpdate {
+  if (decoded === undefined) {
+    try {
+      decoded = decodeUpdate(update)
+    } catch {
+      refuse('malformed', 'update is not a valid Yjs update')
+    }
   }
   // Yjs applies one block of structs per client (a later block of the same client replaces
   // an earlier one): a client whose structs come in two blocks (or an empty block) would

@@ -34,6 +34,7 @@ import {
   type VerifiedSeals,
   verifySeal,
 } from './room-entries.ts'
+import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 
 /** Who sent an update: a y-websocket client of this mesh, or a peer mesh. */
 export type UpdateSender = { kind: 'client'; did: string; mesh: string } | { kind: 'peer'; meshDid: string }
@@ -66,6 +67,8 @@ export interface ValidateOptions {
   now?: number
   maxForeignParticipants?: number
   maxUpdateBytes?: number
+  /** The update's seals shared with the verifying thread (seal-preverify.ts; issue 15, verify15). */
+  preverified?: PreverifiedUpdate
 }
 
 /** Options of one validation, with what it learnt so far (a seal is verified once however often its entry is checked). */
@@ -165,9 +168,11 @@ export function validateUpdate(
       ),
     }
   }
-  const checking: Checking = { ...options, verified: new Map() }
+  // Seals the verifying thread found good for these very bytes count as verified (issue 15, verify15).
+  const pre = options.preverified?.update === update ? options.preverified : undefined
+  const checking: Checking = { ...options, verified: pre?.verified ?? new Map() }
   try {
-    const read = readStructs(room.doc, update)
+    const read = readStructs(room.doc, update, pre?.decoded)
     if (read.writes.length === 0 && read.holes.length === 0)
       return { ok: { entries: [], clients: [], empty: true } }
     // Deletions are never applied: the update less its delete set (update-structs.ts).

@@ -1,0 +1,121 @@
+import { type SharedCheck, type SharedChecks, shareChecks } from '../identity/index.ts'
+import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
+import {
+  contentAddressed,
+  isSeal,
+  SEALED_MAPS,
+  type Seal,
+  type SealedMapName,
+  sealFact,
+  sealKey,
+  sealPayloadText,
+  sealSigner,
+  type VerifiedSeals,
+} from './room-entries.ts'
+import { type DecodedUpdate, decodeUpdate } from './update-structs.ts'
+
+/**
+ * Issue 15 (verify15): a peer update's seals shared with a verifying thread
+ * (identity/verify-thread.ts) from the moment the update arrives, so that the thread
+ * verifies seals of the frames the main thread has not reached yet (from the last back,
+ * while the main thread goes from the first on).
+ *
+ * This decides nothing. It only answers, for a signature the synchronous validation
+ * (validate-update.ts) is about to verify, whether the thread verified it already — for
+ * exactly the signer and payload text it was checked over: the validation checks the
+ * update whole as for any update — shapes, keys, each entry's content id against its
+ * seal's hash, the signer against its mesh's key history, the room's rules — and takes a
+ * seal as verified only when the same signature is known good for the same signer and
+ * payload. A seal the thread did not reach, found bad, or never saw (malformed, not the
+ * seal of an entry of the same update) is verified there as before, and refused there
+ * if it does not verify.
+ */
+export interface PreverifiedUpdate {
+  /** The bytes these seals were read from (the validation uses `decoded` only for these). */
+  update: Uint8Array
+  /** The update decoded (undefined: it could not be; the validation refuses it). */
+  decoded: DecodedUpdate | undefined
+  verified: VerifiedSeals
+  /** Resolves when the verifying thread has nothing of these seals left to do (tests, benches). */
+  settled: () => Promise<void>
+}
+
+/**
+ * Signatures found good: those verified during this validation (a `Map`, as any
+ * `VerifiedSeals`), and, on first asking, those the verifying thread found good.
+ */
+class SharedVerified extends Map<string, string> {
+  readonly #shared: SharedChecks
+  readonly #at: Map<string, { i: number; fact: string }>
+
+  constructor(shared: SharedChecks, at: Map<string, { i: number; fact: string }>) {
+    super()
+    this.#shared = shared
+    this.#at = at
+  }
+
+  override get(sig: string): string | undefined {
+    const known = super.get(sig)
+    if (known !== undefined) return known
+    const given = this.#at.get(sig)
+    if (given === undefined) return undefined
+    this.#at.delete(sig) // asked once: from now on this map's own
+    if (!this.#shared.take(given.i)) return undefined
+    super.set(sig, given.fact)
+    return given.fact
+  }
+}
+
+const SEALED = new Set<string>(SEALED_MAPS)
+
+/** Shares the seals of `update`'s entries (room `room`) with the verifying thread. */
+export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpdate {
+  let decoded: DecodedUpdate
+  try {
+    decoded = decodeUpdate(update)
+  } catch {
+    return { update, decoded: undefined, verified: new Map(), settled: async () => {} }
+  }
+  // The entries this update writes, by the key of their seal; then their seals.
+  const entries = new Map<string, { map: SealedMapName; key: string }>()
+  const seals: Array<{ at: string; seal: Seal }> = []
+  for (const struct of decoded.structs) {
+    if (!(struct instanceof Y.Item) || struct.length !== 1 || !(struct.content instanceof Y.ContentAny))
+      continue
+    const parent = struct.parent
+    const key = struct.parentSub
+    if (typeof parent !== 'string' || typeof key !== 'string') continue
+    if (parent === 'seals') {
+      const seal = struct.content.arr[0]
+      if (isSeal(seal)) seals.push({ at: key, seal })
+    } else if (SEALED.has(parent)) {
+      entries.set(sealKey(parent as SealedMapName, key), { map: parent as SealedMapName, key })
+    }
+  }
+  const checks: SharedCheck[] = []
+  const at = new Map<string, { i: number; fact: string }>()
+  for (const { at: sk, seal } of seals) {
+    const entry = entries.get(sk)
+    if (entry === undefined) continue // an orphan seal: refused there, unverified
+    // A content-addressed entry's seal covers its key (validation checks both): a mismatch is refused there.
+    if (contentAddressed(entry.map) && seal.hash !== entry.key) continue
+    let text: string
+    try {
+      text = sealPayloadText(
+        room,
+        entry.map,
+        entry.key,
+        seal.hash,
+        seal.key === undefined ? undefined : seal.mesh,
+      )
+    } catch {
+      continue
+    }
+    const did = sealSigner(seal)
+    at.set(seal.sig, { i: checks.length, fact: sealFact(did, text) })
+    checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(seal.sig, 'base64url') })
+  }
+  if (checks.length === 0) return { update, decoded, verified: new Map(), settled: async () => {} }
+  const shared = shareChecks(checks)
+  return { update, decoded, verified: new SharedVerified(shared, at), settled: () => shared.settled() }
+}
