@@ -281,8 +281,29 @@ export async function fetchFromPeer(
 ): Promise<{ size: number; resumedAt: number; stored: Promise<void> }> {
   const { store } = c
   const { cid } = request
-  const stream = await c.dial(mesh, signal)
-  const { offset, out, hasher } = await store.resume(cid)
+  // The partial opens (and what it holds is hashed) while the stream is negotiated: the
+  // request, which names its offset, goes out one disk round trip sooner (issue 18).
+  const resuming = store.resume(cid)
+  resuming.catch(() => {}) // awaited below, after the dial
+  let stream: Stream
+  try {
+    stream = await c.dial(mesh, signal)
+  } catch (err) {
+    await resuming.then(
+      async ({ offset, out }) => {
+        out.end()
+        await once(out, 'close')
+        // Nothing held before: the empty partial this dial made goes too.
+        if (offset === 0) await store.discardPartial(cid)
+      },
+      () => {},
+    )
+    throw err
+  }
+  const { offset, out, hasher } = await resuming.catch((err: unknown) => {
+    stream.abort(err as Error)
+    throw err
+  })
   let got = offset
   let size: number | undefined
   let failed: unknown
