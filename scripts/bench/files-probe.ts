@@ -5,6 +5,8 @@
  * the stream's iterator; no hash, no disk: the serving side alone), (3) `fetchFromPeer`.
  * Prints MiB/s, how many 'message' events carried the 16 MiB, (2) the ms to the first
  * byte and (3) the ms until stored for good (synced, renamed: after the fetch returned). Splits the gap between the serving side and the fetching side.
+ * At the end, medians, with the CPU (ms) each mode cost the server process and this one per
+ * transfer: on 2 shared cores the ratio follows the CPU both ends spend (/work/notes/files18d.md).
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -15,7 +17,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { BlobStore, FILES_PROTOCOL, fetchFromPeer } from '../../src/files/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { createMeshLibp2p } from '../../src/p2p/index.ts'
-import { SERVER, serverReady } from './files.ts'
+import { CPU_PROTOCOL, SERVER, serverReady } from './files.ts'
 
 const SOURCE = '/mesh-bench/source/1.0.0'
 const BYTES = 16 * 1024 * 1024
@@ -78,6 +80,25 @@ const fetch = async () => {
   await stored
   return [readable, performance.now() - t0]
 }
+/** The server process's CPU so far, in ms. */
+async function serverCpu(): Promise<number> {
+  const stream = await connection.newStream(CPU_PROTOCOL)
+  stream.send(new Uint8Array([1]))
+  let text = ''
+  for await (const chunk of stream) text += new TextDecoder().decode(chunk.subarray())
+  await stream.close().catch(() => {})
+  return Number(text) / 1000
+}
+/** Runs `round`, adding the CPU it cost the server and this process to `runs`. */
+async function measured(name: string, round: () => Promise<number[]>): Promise<number[]> {
+  const server0 = await serverCpu()
+  const own0 = process.cpuUsage()
+  const result = await round()
+  const own = process.cpuUsage(own0)
+  runs[`${name} server CPU ms`]?.push((await serverCpu()) - server0)
+  runs[`${name} fetcher CPU ms`]?.push((own.user + own.system) / 1000)
+  return result
+}
 const mib = 16
 const fmt = (r: number[]) =>
   `${(mib / ((r[0] as number) / 1000)).toFixed(1)} MiB/s ${r
@@ -85,16 +106,18 @@ const fmt = (r: number[]) =>
     .map((x) => x.toFixed(0))
     .join(' ')}`
 const runs: Record<string, number[]> = { raw: [], bare: [], fetch: [], 'bare first byte ms': [] }
+for (const name of ['raw', 'bare', 'fetch'])
+  for (const side of ['server', 'fetcher']) runs[`${name} ${side} CPU ms`] = []
 const log = (name: string, r: number[]) => {
   runs[name]?.push(mib / ((r[0] as number) / 1000))
   console.log(name.padEnd(5), fmt(r))
 }
 for (let i = 0; i < Number(process.argv[2] ?? 6); i++) {
-  log('raw', await rawRound(connection))
-  const bare = await dumbFiles(connection, cid)
+  log('raw', await measured('raw', () => rawRound(connection)))
+  const bare = await measured('bare', () => dumbFiles(connection, cid))
   runs['bare first byte ms']?.push(bare[2] as number)
   log('bare', bare)
-  log('fetch', await fetch())
+  log('fetch', await measured('fetch', fetch))
 }
 for (const [name, values] of Object.entries(runs)) {
   const sorted = values.sort((a, b) => a - b)

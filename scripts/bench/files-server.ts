@@ -11,6 +11,7 @@ import { BlobStore, FILES_PROTOCOL, FileServer } from '../../src/files/index.ts'
 import { Ed25519KeyPair } from '../../src/identity/index.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createMeshLibp2p } from '../../src/p2p/index.ts'
+import { CPU_PROTOCOL } from './files.ts'
 
 export const SOURCE_PROTOCOL = '/mesh-bench/source/1.0.0'
 const CHUNK = 256 * 1024
@@ -33,6 +34,13 @@ await host.handle(SOURCE_PROTOCOL, async (stream: Stream) => {
   for (let sent = 0; sent < bytes; sent += CHUNK) {
     if (!stream.send(chunk.subarray(0, Math.min(CHUNK, bytes - sent)))) await stream.onDrain()
   }
+  await stream.close()
+})
+// files18d (issue 18): this process's CPU so far (µs), for the probe's per-transfer server CPU
+await host.handle(CPU_PROTOCOL, async (stream: Stream) => {
+  await new Promise((resolve) => stream.addEventListener('message', resolve, { once: true }))
+  const { user, system } = process.cpuUsage()
+  stream.send(new TextEncoder().encode(String(user + system)))
   await stream.close()
 })
 process.stdout.write(`ready cid=${cid} listen=${host.getMultiaddrs()[0]?.toString()}\n`)

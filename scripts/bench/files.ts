@@ -38,6 +38,8 @@ const MIB = 1024 * 1024
 const ROUNDS = 7
 const ROOM = 'bench-room-0001'
 export const SERVER = new URL('./files-server.ts', import.meta.url).pathname
+/** The server process's CPU so far (µs), asked by the probe (bench/files-probe.ts). */
+export const CPU_PROTOCOL = '/mesh-bench/cpu/1.0.0'
 
 /** The rows: the file's size each measures. */
 const SIZES = [

@@ -7,7 +7,16 @@ import {
   read as readFd,
   type WriteStream,
 } from 'node:fs'
-import { mkdir, open as openFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import {
+  type FileHandle,
+  mkdir,
+  open as openFile,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { MeshError, TooLargeError } from '../errors.ts'
@@ -137,6 +146,24 @@ export class BlobStore {
       highWaterMark: chunkBytes,
       fs: { open: openEither, read: readFd, close },
     })
+  }
+
+  /**
+   * Opens a blob for positional reads (the file server reads it into reused buffers); a
+   * cached blob counts as used. Verified and on its way to disk: the partial, or the blob
+   * if it was renamed before (as `read`).
+   */
+  async openRead(cid: string): Promise<FileHandle> {
+    const row = this.#cache.get(cid)
+    if (row !== undefined) row.usedAt = this.#clock()
+    const path = this.#path(cid)
+    if (!this.#settling.has(cid)) return openFile(path, 'r')
+    try {
+      return await openFile(this.partialPath(cid), 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      return openFile(path, 'r')
+    }
   }
 
   /**

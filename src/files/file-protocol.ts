@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import type { ReadStream } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import { setTimeout } from 'node:timers/promises'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
@@ -7,6 +7,7 @@ import { ERROR_STATUS, MeshError, type MeshErrorCode, TooLargeError } from '../e
 import type { Logger } from '../log.ts'
 import type { BlobStore } from './blob-store.ts'
 import { isFileCid } from './cid.ts'
+import { ReadPool, sendFile } from './read-pool.ts'
 
 /**
  * `/mesh/files/1.0.0`: a peer mesh asks for a file of a room shared with it, from an
@@ -30,6 +31,8 @@ export const FILE_PROTOCOL_LIMITS = {
 
 /** How much the server reads off the disk at a time. */
 const SERVE_READ_BYTES = 2 * 1024 * 1024
+/** Idle read buffers a server keeps for the next transfer (8 MiB). */
+const SERVE_POOL_KEEP = 4
 
 export interface FileRequest {
   room: string
@@ -87,6 +90,7 @@ export class FileServer {
   readonly #c: FileServerComponents
   /** Transfers served (for tests and metrics). */
   readonly stats = { served: 0, refused: 0, bytes: 0 }
+  readonly #pool = new ReadPool(SERVE_READ_BYTES, SERVE_POOL_KEEP)
 
   constructor(components: FileServerComponents) {
     this.#c = components
@@ -95,7 +99,7 @@ export class FileServer {
   async serve(stream: Stream, connection: Connection): Promise<void> {
     const lp = lpStream(stream, { maxDataLength: FILE_PROTOCOL_LIMITS.maxRequestBytes })
     let peer = 'unknown'
-    let read: ReadStream | undefined
+    let opening: Promise<FileHandle> | undefined
     try {
       const request = parseJson(
         (await lp.read({ signal: AbortSignal.timeout(FILE_PROTOCOL_LIMITS.requestTimeoutMs) })).subarray(),
@@ -113,34 +117,42 @@ export class FileServer {
         throw new MeshError('MESH_NOT_FOUND', 'this mesh does not hold that file', { cid })
       if (offset > size) throw new MeshError('MESH_BAD_REQUEST', 'offset past the end of the file', { size })
       // Reads of 2 MiB (not 256 KiB): with small reads the disk reads, not the stream, set
-      // the pace (issue 18, /work/notes/fileperf.md: the bare read went 0.5–0.7× → 0.9× raw).
+      // the pace (issue 18, /work/notes/fileperf.md: the bare read went 0.5–0.7× → 0.9× raw),
+      // into reused buffers, the next read under way while one is sent (read-pool.ts).
       // The file opens while the header goes out.
-      read =
-        offset < size
-          ? this.#c.store.read(cid, { start: offset, end: size - 1 }, SERVE_READ_BYTES)
-          : undefined
-      // Not left unheard while the header goes out: the loop below throws what it met.
-      read?.on('error', () => {})
+      opening = offset < size ? this.#c.store.openRead(cid) : undefined
+      // Not left unheard while the header goes out: awaited below (or closed on a failure).
+      opening?.catch(() => {})
       await lp.write(encodeJson({ ok: { size } }))
       this.stats.served++
-      if (read !== undefined) {
-        const chunks = read as AsyncIterable<Buffer>
+      if (opening !== undefined) {
+        const file = await opening
         const rate = this.#c.bytesPerSecond
         const started = Date.now()
         let sent = 0
-        for await (const chunk of chunks) {
-          if (!stream.send(chunk)) await stream.onDrain()
-          sent += chunk.byteLength
-          this.stats.bytes += chunk.byteLength
-          if (rate !== undefined) {
-            const wait = started + (sent / rate) * 1000 - Date.now()
-            if (wait > 0) await setTimeout(wait)
-          }
+        try {
+          await sendFile(file, offset, size, this.#pool, async (chunk) => {
+            const taken = stream.send(chunk) && stream.writeBufferLength === 0
+            if (!taken) await stream.onDrain()
+            sent += chunk.byteLength
+            this.stats.bytes += chunk.byteLength
+            if (rate !== undefined) {
+              const wait = started + (sent / rate) * 1000 - Date.now()
+              if (wait > 0) await setTimeout(wait)
+            }
+            return taken
+          })
+        } finally {
+          await file.close()
         }
       }
       await stream.close()
     } catch (err) {
-      read?.destroy()
+      // A file opened while the header went out, when the header failed.
+      void opening?.then(
+        (file) => file.close().catch(() => {}),
+        () => {},
+      )
       const e =
         err instanceof MeshError
           ? err
@@ -269,8 +281,29 @@ export async function fetchFromPeer(
 ): Promise<{ size: number; resumedAt: number; stored: Promise<void> }> {
   const { store } = c
   const { cid } = request
-  const stream = await c.dial(mesh, signal)
-  const { offset, out, hasher } = await store.resume(cid)
+  // The partial opens (and what it holds is hashed) while the stream is negotiated: the
+  // request, which names its offset, goes out one disk round trip sooner (issue 18).
+  const resuming = store.resume(cid)
+  resuming.catch(() => {}) // awaited below, after the dial
+  let stream: Stream
+  try {
+    stream = await c.dial(mesh, signal)
+  } catch (err) {
+    await resuming.then(
+      async ({ offset, out }) => {
+        out.end()
+        await once(out, 'close')
+        // Nothing held before: the empty partial this dial made goes too.
+        if (offset === 0) await store.discardPartial(cid)
+      },
+      () => {},
+    )
+    throw err
+  }
+  const { offset, out, hasher } = await resuming.catch((err: unknown) => {
+    stream.abort(err as Error)
+    throw err
+  })
   let got = offset
   let size: number | undefined
   let failed: unknown

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
 import type { Stream } from '@libp2p/interface'
 import { BlobStore, cidOf, fetchFromPeer } from '../../src/files/index.ts'
 import { tempDir } from '../fixtures/principals.ts'
+import { waitFor } from '../p2p/nodes.ts'
 import { honestPeer, pair, store } from './peers.ts'
 
 const ROOM = 'room-0000001'
@@ -112,5 +114,46 @@ describe('fetchFromPeer against honest and hostile servers (issue 18)', () => {
     )
     assert.equal(await into.size(cid2), undefined)
     assert.equal(await into.partialSize(cid2), 0)
+  })
+
+  it('a dial that fails (the partial opened meanwhile) leaves a partial as it was; a partial that cannot open aborts the stream', async (t) => {
+    const into = await store(t, 'dial-fails')
+    const bytes = randomBytes(1000)
+    const cid = cidOf(bytes)
+    const refused = async () => {
+      throw new Error('no route to the peer')
+    }
+    await assert.rejects(
+      fetchFromPeer({ store: into, dial: refused }, 'x', { room: ROOM, cid }, AbortSignal.timeout(5000)),
+      /no route/,
+    )
+    // No empty partial made by the failed try.
+    assert.deepEqual(await readdir(join(into.dir, '.partial')), [])
+    // Bytes held from a cut transfer stay as they were.
+    await writeFile(into.partialPath(cid), bytes.subarray(0, 300))
+    await assert.rejects(
+      fetchFromPeer({ store: into, dial: refused }, 'x', { room: ROOM, cid }, AbortSignal.timeout(5000)),
+      /no route/,
+    )
+    assert.equal(await into.partialSize(cid), 300)
+    // The partial cannot be read: the stream opened for the request is aborted, nothing sent.
+    let served: Stream | undefined
+    let requested = false
+    const { dial } = await pair(t, async (stream) => {
+      served = stream
+      try {
+        for await (const _ of stream) requested = true
+      } catch {
+        // reset by the fetcher
+      }
+    })
+    await rm(into.partialPath(cid))
+    await mkdir(into.partialPath(cid))
+    await assert.rejects(
+      fetchFromPeer({ store: into, dial }, 'x', { room: ROOM, cid }, AbortSignal.timeout(5000)),
+      { code: 'EISDIR' },
+    )
+    await waitFor(() => served !== undefined && served.status !== 'open', 'the stream aborted')
+    assert.equal(requested, false)
   })
 })
