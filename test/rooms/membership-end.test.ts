@@ -86,6 +86,24 @@ describe('room memberships ended by the member’s mesh', () => {
     assert.deepEqual(entries(w.roomA), entries(w.roomB))
   })
 
+  it('takes a copy of a refused post that comes after its hole for a no-op: not held, not refused again', async (t) => {
+    // A three-mesh room (room-removal.test.ts): the hole one replica leaves travels on and may
+    // reach the next replica before the post itself does; the post then brings nothing new.
+    const w = await world(t)
+    await w.b.endMemberships(carol.did)
+    assert.ok((await sync(w.roomB, w.roomA, meshB.did)).ok)
+    const ended = endOf(w.roomA, carol.did) as MemberEntry
+    const post = carolSays(w, 'said twice', ended.ts + 5)
+    const attack = staleWrite(w.roomA, post, 777_009)
+    assert.equal(refusalOf(await w.roomA.applyUpdate(attack, fromB))?.details.reason, 'membership-ended')
+    const rejected = w.a.stats.rejected
+    const again = await w.roomA.applyUpdate(attack, fromB)
+    assert.equal(refusalOf(again), undefined)
+    assert.equal(again.ok?.empty, true)
+    assert.equal(w.a.stats.rejected, rejected)
+    assert.equal(w.roomA.message(contentId(post)), undefined)
+  })
+
   it('hides a late post that arrived before the ending, wherever the ending arrives later', async (t) => {
     const w = await world(t)
     await w.b.endMemberships(carol.did)

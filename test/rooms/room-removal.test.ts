@@ -79,30 +79,42 @@ describe('removing a room member (SPEC §9)', () => {
     await assert.rejects(c.api.post(`/api/rooms/${id}/messages`, { body: 'gamma after' }), {
       code: 'MESH_FORBIDDEN',
     })
-    // A hostile gamma writes it anyway, sealed by its key: beta (over the link) and alpha refuse it.
+    // A hostile gamma writes it anyway, sealed by its key: alpha (given it directly) and beta (over
+    // the link) refuse it. Two writes under two client ids: the hole a refusal leaves travels on and
+    // makes a later copy of the same write a no-op where it arrives, neither held nor refused again.
+    // One write given to both raced: alpha's hole reaching beta before gamma's copy did (driven here
+    // by hand) left beta nothing to refuse.
     const key = (await loadKeyHistory(c.dataDir)).current
     const roomC = await c.node.rooms.load(id)
-    const attack: MessageEntry = {
+    const says = (body: string): MessageEntry => ({
       v: 1,
       room: id,
       author: victim,
       authorMesh: c.node.did,
-      body: 'the removed member speaks',
+      body,
       mentions: [],
       ts: Date.now(),
-    }
-    const update = boundWrite(roomC, key, [attack], 0x7000_0000 + Math.floor(Math.random() * 0x0fff_ffff))
-    Y.applyUpdate(roomC.doc, update, 'hostile')
-    const atAlpha = await (await a.node.rooms.load(id)).applyUpdate(update, {
+    })
+    const client = () => 0x7000_0000 + Math.floor(Math.random() * 0x0fff_ffff)
+    const [overLink, toAlpha] = [client(), client()]
+    const update = boundWrite(roomC, key, [says('the removed member speaks')], overLink)
+    const direct = boundWrite(roomC, key, [says('the removed member speaks to alpha')], toAlpha)
+    const atAlpha = await (await a.node.rooms.load(id)).applyUpdate(direct, {
       kind: 'peer',
       meshDid: c.node.did,
     })
     // Refused as a whole, or as its only entry (a hole in its place): the message is not applied.
     const refusal = atAlpha.error ?? atAlpha.ok?.refused
     assert.equal((refusal?.details as { reason?: string } | undefined)?.reason, 'membership-ended')
+    const knows = async (n: TestNode, clientID: number) =>
+      Y.decodeStateVector(Y.encodeStateVector((await n.node.rooms.load(id)).doc)).has(clientID)
+    await until(() => knows(b, toAlpha), 'the hole alpha leaves reaches beta')
+    Y.applyUpdate(roomC.doc, update, 'hostile')
     await until(
       async () =>
-        (await rejected(b)).some((r) => (r.details as { reason?: string }).reason === 'membership-ended'),
+        (await rejected(b)).some(
+          (r) => (r.details as { reason?: string }).reason === 'membership-ended' && r.peer === c.node.did,
+        ),
       'beta refuses the removed member’s write',
     )
     // Sentinel: alpha's later post reaches gamma through beta; the attack reached neither alpha nor beta.
@@ -112,6 +124,8 @@ describe('removing a room member (SPEC §9)', () => {
       [...(await n.node.rooms.load(id)).doc.getMap('messages').values()].map((m) => (m as MessageEntry).body)
     for (const n of [b, c])
       await until(async () => (await held(n)).includes('alpha after the attack'), `sentinel at ${n.name}`)
-    for (const n of [a, b]) assert.ok(!(await bodies(n, id)).includes('the removed member speaks'))
+    for (const n of [a, b])
+      for (const body of ['the removed member speaks', 'the removed member speaks to alpha'])
+        assert.ok(!(await bodies(n, id)).includes(body))
   })
 })
