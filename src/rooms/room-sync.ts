@@ -358,8 +358,9 @@ export class RoomSync {
 
   /**
    * Asks each open link again for every live shared room loaded here. Live updates go once,
-   * batched per tick; one lost on the way (a link replaced at the wrong moment) would
-   * otherwise wait for the next link. The answer to an in-sync room is an empty diff.
+   * batched per tick; one that did not take at the peer (its store failed while applying it
+   * and the room was loaded again) would otherwise wait for the next link. The answer to an
+   * in-sync room is an empty diff.
    */
   #resync(): void {
     if (!this.#started) return
