@@ -1,12 +1,4 @@
-import {
-  close,
-  createReadStream,
-  createWriteStream,
-  open,
-  type ReadStream,
-  read as readFd,
-  type WriteStream,
-} from 'node:fs'
+import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs'
 import {
   type FileHandle,
   mkdir,
@@ -123,35 +115,25 @@ export class BlobStore {
     }
   }
 
-  /** Reads `[start, end]` (inclusive) of a blob, `chunkBytes` a read; a cached blob counts as used. */
-  read(cid: string, range?: { start: number; end: number }, chunkBytes = 256 * 1024): ReadStream {
-    const row = this.#cache.get(cid)
-    if (row !== undefined) row.usedAt = this.#clock()
-    const path = this.#path(cid)
-    if (!this.#settling.has(cid)) return createReadStream(path, { ...range, highWaterMark: chunkBytes })
-    // Verified, on its way to disk: the partial, or the blob if it was renamed before the
-    // stream opens (a rename moves the name atomically: one of the two opens).
-    const partial = this.partialPath(cid)
-    const openEither = (
-      _: unknown,
-      flags: string,
-      mode: number,
-      done: (e: Error | null, fd?: number) => void,
-    ) =>
-      open(partial, flags, mode, (err, fd) =>
-        err?.code === 'ENOENT' ? open(path, flags, mode, done) : done(err, fd),
-      )
-    return createReadStream(partial, {
-      ...range,
-      highWaterMark: chunkBytes,
-      fs: { open: openEither, read: readFd, close },
-    })
+  /**
+   * Reads `[start, end]` (inclusive) of a blob, `chunkBytes` a read; a cached blob counts as
+   * used. The stream reads through the descriptor `openRead` opened (closed at its end).
+   */
+  async read(
+    cid: string,
+    range?: { start: number; end: number },
+    chunkBytes = 256 * 1024,
+  ): Promise<ReadStream> {
+    const file = await this.openRead(cid)
+    return file.createReadStream({ ...range, highWaterMark: chunkBytes })
   }
 
   /**
-   * Opens a blob for positional reads (the file server reads it into reused buffers); a
-   * cached blob counts as used. Verified and on its way to disk: the partial, or the blob
-   * if it was renamed before (as `read`).
+   * Opens a blob for reading (the file server reads it positionally into reused buffers,
+   * `read` streams it); a cached blob counts as used. Verified and on its way to disk
+   * (`commitPartial`): the partial, or the blob if it was renamed before the open (a rename
+   * moves the name atomically: one of the two opens). An open descriptor reads on after the
+   * rename.
    */
   async openRead(cid: string): Promise<FileHandle> {
     const row = this.#cache.get(cid)

@@ -55,10 +55,10 @@ describe('a fetched file between its last byte and the disk (issue 18)', () => {
     await assert.rejects(stat(join(into.dir, cid)), { code: 'ENOENT' })
     assert.deepEqual(into.cached(), [])
     assert.equal(await into.size(cid), bytes.length)
-    assert.ok((await buffer(into.read(cid))).equals(bytes))
-    assert.ok((await buffer(into.read(cid, { start: 5, end: 1000 }))).equals(bytes.subarray(5, 1001)))
-    const openedBefore = into.read(cid, undefined, 64 * 1024)
-    await new Promise((resolve) => openedBefore.once('open', resolve))
+    assert.ok((await buffer(await into.read(cid))).equals(bytes))
+    assert.ok((await buffer(await into.read(cid, { start: 5, end: 1000 }))).equals(bytes.subarray(5, 1001)))
+    const openedBefore = await into.read(cid, undefined, 64 * 1024)
+    const handleBefore = await into.openRead(cid)
     into.release()
     await stored
     // Synced, renamed, indexed; a read opened before the rename reads on.
@@ -66,7 +66,11 @@ describe('a fetched file between its last byte and the disk (issue 18)', () => {
     assert.equal(await into.partialSize(cid), 0)
     assert.deepEqual(into.cached(), [{ cid, size: bytes.length }])
     assert.ok((await buffer(openedBefore)).equals(bytes))
-    assert.ok((await buffer(into.read(cid))).equals(bytes))
+    const positional = Buffer.alloc(bytes.length)
+    assert.equal((await handleBefore.read(positional, 0, bytes.length, 0)).bytesRead, bytes.length)
+    await handleBefore.close()
+    assert.ok(positional.equals(bytes))
+    assert.ok((await buffer(await into.read(cid))).equals(bytes))
   })
 
   it('a read that opens after the rename reads the blob; a failed sync leaves it unreadable and the partial for the next fetch', async (t) => {
@@ -75,10 +79,14 @@ describe('a fetched file between its last byte and the disk (issue 18)', () => {
     const cid = cids[0] as string
     const into = await heldStore(t)
     const { stored } = await fetch(into, dial, cid)
-    // The rename lands between read() and the stream's open (it stands in for the background one).
-    const reading = into.read(cid)
+    // The rename lands before the open (it stands in for the background one): both ways of
+    // reading find the blob under its CID.
     renameSync(into.partialPath(cid), join(into.dir, cid))
-    assert.ok((await buffer(reading)).equals(bytes))
+    assert.ok((await buffer(await into.read(cid))).equals(bytes))
+    assert.ok((await buffer(await into.read(cid, { start: 7, end: 7 }))).equals(bytes.subarray(7, 8)))
+    const handle = await into.openRead(cid)
+    assert.equal((await handle.stat()).size, bytes.length)
+    await handle.close()
     // The background step then fails (here: its partial is gone): no longer served from memory.
     into.release()
     await assert.rejects(stored)
@@ -130,6 +138,6 @@ describe('a fetched file between its last byte and the disk (issue 18)', () => {
     const fresh = await fetch(restarted, dial, cidDamaged)
     assert.equal(fresh.resumedAt, 0)
     await fresh.stored
-    assert.ok((await buffer(restarted.read(cidDamaged))).equals(damaged))
+    assert.ok((await buffer(await restarted.read(cidDamaged))).equals(damaged))
   })
 })

@@ -67,13 +67,13 @@ export const fileRoutes: FastifyPluginAsync<FileRoutesInit> = async (fastify, { 
     }
     if (range === undefined) {
       reply.header('content-length', size)
-      return reply.send(size === 0 ? '' : files.store.read(cid))
+      return reply.send(size === 0 ? '' : await files.store.read(cid))
     }
     reply
       .status(206)
       .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
       .header('content-length', range.end - range.start + 1)
-    return reply.send(files.store.read(cid, range))
+    return reply.send(await files.store.read(cid, range))
   })
 }
 
