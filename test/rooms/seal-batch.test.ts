@@ -105,7 +105,7 @@ function batchUpdate(
     },
     client,
   )
-  return { full, entriesOnly: parts[0] as Uint8Array, recordKey: made.recordKey }
+  return { full, entriesOnly: parts[0] as Uint8Array, recordKey: made.recordKey, record }
 }
 
 describe('one seal per turn (issue 15, batch15)', () => {
@@ -114,8 +114,6 @@ describe('one seal per turn (issue 15, batch15)', () => {
     const { a, id, roomA, roomB } = await sharedRoom(t, { a: { store } })
     const sent = capture(roomA)
     const before = records(roomA).length
-    const one = message(id, 'one')
-    const two = message(id, 'two')
     const stray: ReactionEntry = {
       v: 1,
       room: id,
@@ -125,14 +123,17 @@ describe('one seal per turn (issue 15, batch15)', () => {
       authorMesh: meshA.did,
       ts: Date.now(),
     }
+    // Posts through the node's post path (each awaits its access check first: a microtask apart).
     const results = await Promise.allSettled([
-      roomA.write(put(one)),
+      a.post(id, alice.did, 'one'),
       roomA.write([{ map: 'reactions', key: contentId(stray), value: stray }]), // names no message
-      roomA.write(put(two)),
+      a.post(id, alice.did, 'two'),
     ])
     assert.equal(results[0].status, 'fulfilled')
     assert.equal(results[2].status, 'fulfilled')
     assert.equal(results[1].status, 'rejected')
+    const one = roomA.message((results[0] as PromiseFulfilledResult<{ id: string }>).value.id) as MessageEntry
+    const two = roomA.message((results[2] as PromiseFulfilledResult<{ id: string }>).value.id) as MessageEntry
     assert.equal((results[1] as PromiseRejectedResult).reason.code, 'MESH_NOT_FOUND')
     assert.equal(sent.length, 1, 'one transaction')
     const added = records(roomA).slice(before)
@@ -168,8 +169,12 @@ describe('one seal per turn (issue 15, batch15)', () => {
   it('a catch-up cut in small chunks keeps each record with its first entry; the peer takes every chunk', async (t) => {
     const { id, roomA, roomB } = await sharedRoom(t)
     const sv = Y.encodeStateVector(roomB.doc)
+    // A first turn of 7 fills a chunk of 7 exactly: the next record must not close it alone.
+    const first = Array.from({ length: 7 }, (_, i) => message(id, `f${i}`, alice.did, Date.now() + i))
+    await Promise.all(first.map((m) => roomA.write(put(m))))
     const msgs = Array.from({ length: 40 }, (_, i) => message(id, `m${i}`, alice.did, Date.now() + i))
     await Promise.all(msgs.map((m) => roomA.write(put(m))))
+    msgs.push(...first)
     assert.ok(records(roomA).some(([, r]) => r.entries.length === 40))
     const plan = splitDiff(roomA.doc, sv, { maxEntries: 7 })
     assert.ok(plan.chunks.length >= 6)
@@ -221,7 +226,8 @@ describe('one seal per turn (issue 15, batch15)', () => {
     await attack('another room', replayed.full, 'bad-seal')
     // An entry of beta's pointing to alpha's batch record (in the room) is refused.
     const own = [message(id, 'real 1'), message(id, 'real 2')]
-    const genuine = batchUpdate(roomB, meshA, own, client++)
+    const genuineClient = client++
+    const genuine = batchUpdate(roomB, meshA, own, genuineClient)
     assert.equal(refusalOf(await roomB.applyUpdate(genuine.full, fromA)), undefined)
     const stored = roomB.doc.getMap('seals').get(genuine.recordKey) as SealBatch
     assert.ok(stored)
@@ -243,6 +249,33 @@ describe('one seal per turn (issue 15, batch15)', () => {
     assert.equal(refusalOf(r)?.details.reason, 'bad-seal', String(refusalOf(r)?.message))
     assert.equal(roomB.messageCount, baseline + 2)
     baseline = roomB.messageCount
+    // A binding under another client id, in the place of one the record lists (same content, same hash).
+    const [, listedBinding] = (stored.entries[0] ?? []) as [string, string, string]
+    assert.notEqual(listedBinding, undefined)
+    const squatter = 700_999
+    const squat = craft(
+      roomB,
+      (doc) => {
+        const binding = { mesh: meshA.did, room: id }
+        doc.getMap('clients').set(String(squatter), binding)
+        doc.getMap('seals').set(sealKey('clients', String(squatter)), {
+          mesh: meshA.did,
+          hash: contentId(binding),
+          batch: genuine.recordKey.slice(6),
+          i: 0,
+        })
+      },
+      squatter,
+    )
+    const r3 = await roomB.applyUpdate(squat, fromC)
+    assert.equal(refusalOf(r3)?.details.reason, 'bad-seal', String(refusalOf(r3)?.message))
+    assert.equal(roomB.doc.getMap('clients').has(String(squatter)), false)
+    // A record alone (genuine, none of its entries in the update or the room): an orphan.
+    const lone = batchUpdate(roomB, meshA, msgs('lone'), client++)
+    const alone = craft(roomB, (doc) => doc.getMap('seals').set(lone.recordKey, lone.record), genuineClient)
+    const r4 = await roomB.applyUpdate(alone, fromA)
+    assert.equal(refusalOf(r4)?.details.reason, 'orphan-seal', String(refusalOf(r4)?.message))
+    assert.equal(roomB.doc.getMap('seals').has(lone.recordKey), false)
     // A key outside alpha's history signs for alpha.
     const r2 = await roomB.applyUpdate(
       batchUpdate(roomB, meshA, msgs('stranger'), client++, { signer: meshC }).full,
@@ -318,11 +351,12 @@ describe('one seal per turn (issue 15, batch15)', () => {
   it('between two real meshes: posts of one turn at alpha, batch-sealed, converge at beta', async (t) => {
     const { a, b, id } = await twoNodesSharing(t, { rooms: { syncIntervalMs: 200, dialTimeoutMs: 3000 } })
     const bodies = Array.from({ length: 6 }, (_, i) => `turn ${i}`)
-    await Promise.all(bodies.map((body) => a.api.post(`/api/rooms/${id}/messages`, { body })))
+    const posted = await Promise.all(bodies.map((body) => a.node.rooms.post(id, a.architect.did, body)))
     const room = await a.node.rooms.load(id)
+    const ids = new Set(posted.map((p) => p.id))
     assert.ok(
-      records(room).some(([, r]) => r.entries.length >= 2),
-      'alpha sealed a batch',
+      records(room).some(([, r]) => r.entries.filter(([, k]) => ids.has(k)).length === bodies.length),
+      'alpha sealed the turn’s posts under one record',
     )
     await until(async () => {
       const got = await b.api.get<{ messages: Array<{ body: string }> }>(
