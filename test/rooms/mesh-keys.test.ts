@@ -94,6 +94,17 @@ async function world(t: TestContext) {
   return { clock, ring, a, b, id, first, roomA, roomB, peers, store }
 }
 
+/** The world after A rotated to a2 at T0 + 1 s, ten minutes on, with B knowing the rotation. */
+async function rotatedAndKnown(t: TestContext) {
+  const w = await world(t)
+  const a2 = new Ed25519KeyPair(Buffer.alloc(32, 21))
+  const record = w.ring.rotate(a2, T0 + 1000)
+  w.clock.now = T0 + 10 * MINUTE
+  w.peers[0] = { did: meshA.did, keys: [{ did: meshA.did }, { did: a2.did }], rotations: [record] }
+  await w.b.meshKeys.refresh()
+  return { w, a2 }
+}
+
 async function tempStoreAt(t: TestContext) {
   const dir = await tempDir(t)
   const path = join(dir, 'db')
@@ -148,12 +159,7 @@ describe('rooms across mesh key rotation', () => {
   })
 
   it('refuses a seal for A by a key not in its history, and by a retired key for entries dated after its retirement', async (t) => {
-    const w = await world(t)
-    const a2 = new Ed25519KeyPair(Buffer.alloc(32, 21))
-    const record = w.ring.rotate(a2, T0 + 1000)
-    w.clock.now = T0 + 10 * MINUTE
-    w.peers[0] = { did: meshA.did, keys: [{ did: meshA.did }, { did: a2.did }], rotations: [record] }
-    await w.b.meshKeys.refresh()
+    const { w, a2 } = await rotatedAndKnown(t)
     // Forged entries come through gamma, a relay that does not answer for alpha's client ids:
     // what it relays under them is dropped from the refused entry on, never held as a hole.
     const from = { kind: 'peer', meshDid: meshC.did } as const
@@ -182,12 +188,7 @@ describe('rooms across mesh key rotation', () => {
   })
 
   it('a batch record by a retired key: its entries dated after the retirement refused, those before kept (batch15)', async (t) => {
-    const w = await world(t)
-    const a2 = new Ed25519KeyPair(Buffer.alloc(32, 21))
-    const record = w.ring.rotate(a2, T0 + 1000)
-    w.clock.now = T0 + 10 * MINUTE
-    w.peers[0] = { did: meshA.did, keys: [{ did: meshA.did }, { did: a2.did }], rotations: [record] }
-    await w.b.meshKeys.refresh()
+    const { w } = await rotatedAndKnown(t)
     const client = 900_001
     const entry = (body: string, ts: number) => {
       const value = {

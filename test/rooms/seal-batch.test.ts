@@ -108,6 +108,28 @@ function batchUpdate(
   return { full, entriesOnly: parts[0] as Uint8Array, recordKey: made.recordKey, record }
 }
 
+/** An entry written by `client` with a batch seal pointing at place `i` of the record `recordKey`. */
+function borrowing(
+  room: Room,
+  map: 'messages' | 'clients',
+  key: string,
+  value: unknown,
+  mesh: string,
+  recordKey: string,
+  i: number,
+  client: number,
+): Uint8Array {
+  return craft(
+    room,
+    (doc) => {
+      doc.getMap(map).set(key, value)
+      const seal: BatchSeal = { mesh, hash: contentId(value), batch: recordKey.slice(6), i }
+      doc.getMap('seals').set(sealKey(map, key), seal)
+    },
+    client,
+  )
+}
+
 describe('one seal per turn (issue 15, batch15)', () => {
   it('posts of one turn: one transaction, one batch record; a refused write rejects only itself; durable', async (t) => {
     const store = await tempStore(t)
@@ -231,19 +253,19 @@ describe('one seal per turn (issue 15, batch15)', () => {
     assert.equal(refusalOf(await roomB.applyUpdate(genuine.full, fromA)), undefined)
     const stored = roomB.doc.getMap('seals').get(genuine.recordKey) as SealBatch
     assert.ok(stored)
-    const borrowed = craft(
+    const betaClient = Number(
+      Object.entries(roomB.doc.getMap('clients').toJSON()).find(([, b]) => b.mesh === meshB.did)?.[0],
+    )
+    const m = { ...message(id, 'borrowed', carol.did), authorMesh: meshB.did }
+    const borrowed = borrowing(
       roomB,
-      (doc) => {
-        const m = { ...message(id, 'borrowed', carol.did), authorMesh: meshB.did }
-        doc.getMap('messages').set(contentId(m), m)
-        doc.getMap('seals').set(sealKey('messages', contentId(m)), {
-          mesh: meshB.did,
-          hash: contentId(m),
-          batch: genuine.recordKey.slice(6),
-          i: 1,
-        })
-      },
-      Number(Object.entries(roomB.doc.getMap('clients').toJSON()).find(([, b]) => b.mesh === meshB.did)?.[0]),
+      'messages',
+      contentId(m),
+      m,
+      meshB.did,
+      genuine.recordKey,
+      1,
+      betaClient,
     )
     const r = await roomB.applyUpdate(borrowed, { kind: 'peer', meshDid: meshB.did })
     assert.equal(refusalOf(r)?.details.reason, 'bad-seal', String(refusalOf(r)?.message))
@@ -253,18 +275,15 @@ describe('one seal per turn (issue 15, batch15)', () => {
     const [, listedBinding] = (stored.entries[0] ?? []) as [string, string, string]
     assert.notEqual(listedBinding, undefined)
     const squatter = 700_999
-    const squat = craft(
+    const binding = { mesh: meshA.did, room: id }
+    const squat = borrowing(
       roomB,
-      (doc) => {
-        const binding = { mesh: meshA.did, room: id }
-        doc.getMap('clients').set(String(squatter), binding)
-        doc.getMap('seals').set(sealKey('clients', String(squatter)), {
-          mesh: meshA.did,
-          hash: contentId(binding),
-          batch: genuine.recordKey.slice(6),
-          i: 0,
-        })
-      },
+      'clients',
+      String(squatter),
+      binding,
+      meshA.did,
+      genuine.recordKey,
+      0,
       squatter,
     )
     const r3 = await roomB.applyUpdate(squat, fromC)
