@@ -445,6 +445,8 @@ export class Room implements ValidationTarget {
 
   /** Resolves when every write so far is durable (and the log's compaction done). */
   async flush(): Promise<void> {
+    // Writes queued for the end of this turn first (batch15): setImmediate runs in order.
+    while (this.#turn.pending > 0) await new Promise((resolve) => setImmediate(resolve))
     await this.#lastWrite
     await this.#log?.drain()
   }

@@ -180,6 +180,16 @@ describe('one seal per turn (issue 15, batch15)', () => {
     assert.ok(reloaded.doc.getMap('seals').has(recordKey))
   })
 
+  it('flush waits for the writes queued for the end of the turn', async (t) => {
+    const { id, roomA } = await sharedRoom(t)
+    const m = message(id, 'queued')
+    const written = roomA.write(put(m))
+    assert.equal(roomA.inUse, true, 'a queued write keeps the room loaded')
+    await roomA.flush()
+    assert.ok(roomA.message(contentId(m)))
+    await written
+  })
+
   it('a single write keeps today’s seal, byte for byte in shape', async (t) => {
     const { id, roomA } = await sharedRoom(t)
     const m = message(id, 'alone')
