@@ -17,6 +17,7 @@ import {
   sealKey,
   splitDiff,
 } from '../../src/rooms/index.ts'
+import { makeSeal } from '../../src/rooms/room-entries.ts'
 import { type BatchSeal, makeBatch, type SealBatch } from '../../src/rooms/seal-batch.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import {
@@ -312,6 +313,31 @@ describe('one seal per turn (issue 15, batch15)', () => {
     )
     assert.equal(refusalOf(r2)?.details.reason, 'unknown-key', String(refusalOf(r2)?.message))
     assert.equal(roomB.messageCount, baseline)
+    // A record no entry of its update uses is verified all the same: forged, it is refused.
+    const unused = batchUpdate(roomB, meshA, msgs('unused'), client, {
+      record: (r) => ({
+        ...r,
+        sig: `${r.sig.slice(0, 20)}${r.sig[20] === 'A' ? 'B' : 'A'}${r.sig.slice(21)}`,
+      }),
+    })
+    const withOwnSeals = craft(
+      roomB,
+      (doc) => {
+        const m = message(id, 'sealed alone')
+        const binding = { mesh: meshA.did, room: id }
+        doc.getMap('seals').set(unused.recordKey, unused.record)
+        doc.getMap('clients').set(String(client), binding)
+        doc
+          .getMap('seals')
+          .set(sealKey('clients', String(client)), makeSeal(meshA, id, 'clients', String(client), binding))
+        doc.getMap('messages').set(contentId(m), m)
+        doc
+          .getMap('seals')
+          .set(sealKey('messages', contentId(m)), makeSeal(meshA, id, 'messages', contentId(m), m))
+      },
+      client++,
+    )
+    await attack('unused forged record', withOwnSeals, 'bad-seal')
     // Oversized: more entries than a record may list.
     await attack(
       'oversized',
