@@ -1,7 +1,7 @@
 import { hash as digest } from 'node:crypto'
 import type * as YT from 'yjs'
 import type { BatchSeal, Seal, SealBatch } from '../api/room-entries.ts'
-import { canonicalJson, type Ed25519KeyPair, isDidKey, verifyBytes } from '../identity/index.ts'
+import { canonicalJson, type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
 import type { MeshKey } from './mesh-keys.ts'
 import {
   contentAddressed,
@@ -10,9 +10,9 @@ import {
   ROOM_LIMITS,
   SEALED_MAPS,
   type SealedMapName,
-  sealFact,
   sealKey,
   type VerifiedSeals,
+  verifyText,
 } from './room-entries.ts'
 import { refuse } from './update-refusal.ts'
 import type { RawWrite } from './update-structs.ts'
@@ -149,13 +149,7 @@ export function verifyBatch(record: SealBatch, id: string, room: string, verifie
   } catch {
     return false
   }
-  if (batchIdOf(text) !== id) return false
-  const signer = batchSigner(record)
-  const fact = sealFact(signer, text)
-  if (verified?.get(record.sig) === fact) return true
-  const ok = verifyBytes(signer, Buffer.from(text, 'utf8'), record.sig)
-  if (ok) verified?.set(record.sig, fact)
-  return ok
+  return batchIdOf(text) === id && verifyText(batchSigner(record), text, record.sig, verified)
 }
 
 /** Whether an entry's batch seal is `entries[i]` of `record`, by the same signer, for this very entry. */
