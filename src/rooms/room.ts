@@ -26,7 +26,7 @@ import {
   sealKey,
 } from './room-entries.ts'
 import type { RoomLog } from './room-log.ts'
-import { BATCH_MIN_ENTRIES, makeBatch } from './seal-batch.ts' // issue 15, batch15
+import { BATCH_MIN_ENTRIES, MAX_BATCH_ENTRIES, makeBatch } from './seal-batch.ts' // issue 15, batch15
 import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 import {
   checkLocalRules,
@@ -435,12 +435,16 @@ export class Room implements ValidationTarget {
       }
       return
     }
-    const { recordKey, record, seals } = makeBatch(this.#init.key(), this.id, sealed, this.#ownMesh)
-    this.#put('seals', recordKey, record) // first: the lowest clock, so a catch-up chunk has it before its entries
-    sealed.forEach((e, i) => {
-      this.#put(e.map, e.key, e.value)
-      this.#put('seals', sealKey(e.map, e.key), seals[i])
-    })
+    // One record a MAX_BATCH_ENTRIES (a single write may hold more), each before its entries.
+    for (let at = 0; at < sealed.length; at += MAX_BATCH_ENTRIES) {
+      const part = sealed.slice(at, at + MAX_BATCH_ENTRIES)
+      const { recordKey, record, seals } = makeBatch(this.#init.key(), this.id, part, this.#ownMesh)
+      this.#put('seals', recordKey, record) // first: the lowest clock, a catch-up chunk has it before its entries
+      part.forEach((e, i) => {
+        this.#put(e.map, e.key, e.value)
+        this.#put('seals', sealKey(e.map, e.key), seals[i])
+      })
+    }
   }
 
   /** Resolves when every write so far is durable (and the log's compaction done). */

@@ -191,6 +191,25 @@ describe('one seal per turn (issue 15, batch15)', () => {
     await written
   })
 
+  it('a write of more entries than a record may list gets several records; a peer takes them', async (t) => {
+    const { id, roomA, roomB } = await sharedRoom(t)
+    const before = records(roomA).length
+    const many = Array.from({ length: 1100 }, (_, i) => message(id, `bulk ${i}`, alice.did, Date.now() + i))
+    const sv = Y.encodeStateVector(roomB.doc)
+    await roomA.write(many.flatMap(put))
+    assert.deepEqual(
+      records(roomA)
+        .slice(before)
+        .map(([, r]) => r.entries.length),
+      [1024, 76],
+    )
+    for (const chunk of splitDiff(roomA.doc, sv).chunks) {
+      const r = await roomB.applyUpdate(chunk, fromA)
+      assert.equal(refusalOf(r), undefined, String(refusalOf(r)?.message))
+    }
+    assert.ok(many.every((m) => roomB.message(contentId(m))))
+  })
+
   it('a single write keeps today’s seal, byte for byte in shape', async (t) => {
     const { id, roomA } = await sharedRoom(t)
     const m = message(id, 'alone')
