@@ -152,6 +152,21 @@ export function verifyBatch(record: SealBatch, id: string, room: string, verifie
   return batchIdOf(text) === id && verifyText(batchSigner(record), text, record.sig, verified)
 }
 
+/** `verifyBatch`, remembered in `good` (`id sig`) for the rest of one validation. */
+export function verifiedOnce(
+  record: SealBatch,
+  id: string,
+  room: string,
+  good: Set<string>,
+  verified?: VerifiedSeals,
+): boolean {
+  const at = `${id} ${record.sig}`
+  if (good.has(at)) return true
+  const ok = verifyBatch(record, id, room, verified)
+  if (ok) good.add(at)
+  return ok
+}
+
 /** Whether an entry's batch seal is `entries[i]` of `record`, by the same signer, for this very entry. */
 export function listedIn(
   seal: BatchSeal,

@@ -46,7 +46,7 @@ import {
   isSealBatch,
   listedIn,
   type SealBatch,
-  verifyBatch,
+  verifiedOnce,
 } from './seal-batch.ts' // issue 15, batch15
 import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 
@@ -342,13 +342,8 @@ function checkWrites(
     owners.set(client, owner)
     return owner
   }
-  const batchOk = (id: string, record: SealBatch): boolean => {
-    const at = `${id} ${record.sig}`
-    if (options.goodBatches.has(at)) return true
-    const ok = verifyBatch(record, id, room.id, options.verified)
-    if (ok) options.goodBatches.add(at)
-    return ok
-  }
+  const batchOk = (id: string, record: SealBatch) =>
+    verifiedOnce(record, id, room.id, options.goodBatches, options.verified)
   const batchOf = (id: string) =>
     batches.get(id) ?? (mapOf(doc, 'seals').get(`${BATCH_PREFIX}${id}`) as SealBatch | undefined)
   const histories = new Map<string, readonly MeshKey[] | undefined>()
