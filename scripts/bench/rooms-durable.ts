@@ -3,16 +3,18 @@
  * real Room and its LevelDB log, side by side in one run with the same update bytes
  * written by raw classic-level batches and by y-leveldb.
  *
- * - The room: mesh B's posts (carol's, one Yjs update each, as `RoomManager.post` makes
- *   them) captured at B, then applied at A as B's link delivers them:
+ * - The room: mesh B's posts (carol's, `window` in flight: the posts of one turn are one
+ *   Yjs update under one batch seal, as `RoomManager.post` makes them, issue 15) captured at B, then applied at A as B's link delivers them:
  *   `Room.applyPeerUpdate(update, peer)` — decode, seals shared with a verifying
  *   thread, then validate (membership, shape, each seal found good by that thread or
  *   verified then), apply, index, group-committed log write, fsynced
  *   (MeshStore's default) — frames applied in order as the replicator does, waiting for
  *   the store only with more than `window` in flight. Resolved = durable.
- * - `.vs_level`: the same update bytes put by raw classic-level (`sync: true`, the
- *   node's durability) in batches of `window`, one batch at a time (target ≥ 0.5×).
- * - `.vs_y_leveldb`: y-leveldb 0.2 `storeUpdate` of the same updates, `window` in flight
+ * - `.vs_level`: the same bytes put by raw classic-level (`sync: true`, the node's
+ *   durability), one value a message (an update's bytes cut in as many slices as it
+ *   carries messages), in batches of `window`, one batch at a time (target ≥ 0.5×).
+ * - `.vs_y_leveldb`: y-leveldb 0.2 `storeUpdate` of the same updates (as many as the link
+ *   carries, several messages each since issue 15's batch seals), `window` in flight
  *   (stock: unsynced, a read and a put per update) (target ≥ 2×).
  * - `rooms.durable_posts_per_s`: carol's posts at B through `RoomManager.post` (the
  *   node's own write: entry, content id, seal, log), `window` in flight, against the
@@ -24,6 +26,7 @@
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { LeveldbPersistence } from 'y-leveldb'
+import * as Y from 'yjs'
 import type { RoomOrigin } from '../../src/rooms/index.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, fmt, median, note, type ResultName } from './report.ts'
@@ -53,6 +56,18 @@ async function windowed(n: number, window: number, fn: (i: number) => Promise<un
   await Promise.all(Array.from({ length: Math.min(window, n) }, worker))
 }
 
+/** How many messages an update carries. */
+function messagesIn(update: Uint8Array): number {
+  const { structs } = Y.decodeUpdate(update)
+  return structs.filter((s) => (s as unknown as { parent: unknown }).parent === 'messages').length
+}
+
+/** `u` cut in `k` slices of about the same size (k ≥ 1). */
+function slices(u: Uint8Array, k: number): Uint8Array[] {
+  const size = Math.ceil(u.byteLength / k)
+  return Array.from({ length: k }, (_, j) => u.subarray(j * size, Math.min(u.byteLength, (j + 1) * size)))
+}
+
 function rate(n: number, t0: number): number {
   return n / ((performance.now() - t0) / 1000)
 }
@@ -76,9 +91,18 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     await windowed(n, window, (i) => b.post(id, carol.did, body(i)))
     const posts = rate(n, t0)
     const postCpu = ((cpuMs() - c0) * 1000) / n
-    if (updates.length !== n) throw new Error(`captured ${updates.length} updates for ${n} posts`)
+    // Issue 15 (batch15): the posts of one turn are one update under one batch seal, as the
+    // origin now makes them (≈ `window` posts an update here): what B's link would carry.
+    const carried = updates.map(messagesIn)
+    const sent = carried.reduce((sum, k) => sum + k, 0)
+    if (sent !== n) throw new Error(`captured ${sent} messages in ${updates.length} updates for ${n} posts`)
     const bytes = updates.reduce((sum, u) => sum + u.byteLength, 0)
-    note(`rooms durable: ${n} updates, ${Math.round(bytes / n)} bytes each on average`)
+    note(
+      `rooms durable: ${n} messages in ${updates.length} updates, ${Math.round(bytes / n)} bytes a message`,
+    )
+    // Raw classic-level puts one value a message, as before the batch seals (n puts, the same
+    // bytes in all): each update's bytes cut in as many slices as it carries messages.
+    const perMessage = updates.flatMap((u, i) => slices(u, carried[i] as number))
 
     // A applies them as B's link delivers them (replicator.ts #apply: each frame applied at
     // once, in order; the link waits for the store only past `window` applies in flight).
@@ -138,7 +162,7 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
       await raw.open()
       t0 = performance.now()
       for (let i = 0; i < n; i += window) {
-        const batch = updates.slice(i, i + window).map((value, j) => ({
+        const batch = perMessage.slice(i, i + window).map((value, j) => ({
           type: 'put' as const,
           key: `u/${String(i + j).padStart(16, '0')}`,
           value,
@@ -153,7 +177,8 @@ export async function benchRoomsDurable(init: DurableInit): Promise<void> {
     // y-leveldb: storeUpdate of the same updates, `window` in flight.
     const y = new LeveldbPersistence(join(await init.pool.dir('bench-rooms-yleveldb-'), 'db'))
     t0 = performance.now()
-    await windowed(n, window, (i) => y.storeUpdate('bench', updates[i] as Uint8Array))
+    // (y-leveldb decodes what it stores: it takes the updates themselves, as the link carries them.)
+    await windowed(updates.length, window, (i) => y.storeUpdate('bench', updates[i] as Uint8Array))
     const yLeveldb = rate(n, t0)
     await y.destroy()
 

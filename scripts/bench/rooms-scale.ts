@@ -219,10 +219,8 @@ async function carolPosts(shared: Shared, n: number): Promise<Uint8Array[]> {
     if (origin?.source === 'local') out.push(update)
   }
   shared.roomB.doc.on('update', listener)
-  for (let i = 0; i < n; i += 16)
-    await Promise.all(
-      Array.from({ length: Math.min(16, n - i) }, (_, j) => shared.b.post(shared.id, carol.did, body(i + j))),
-    )
+  // One at a time (issue 15, batch15): posts of one turn would share one update and one batch seal.
+  for (let i = 0; i < n; i++) await shared.b.post(shared.id, carol.did, body(i))
   shared.roomB.doc.off('update', listener)
   return out
 }

@@ -148,3 +148,21 @@ export type Entry =
   | MemberEntry
   | ClientBinding
   | TaskEntry // tasks across meshes (SPEC §13)
+
+// issue 15 (batch15): one signature over the entries a transaction seals (README-layout.md)
+/** An entry's seal when its transaction sealed several: `entries[i]` of the batch record `batch`. */
+export interface BatchSeal {
+  mesh: string
+  key?: string
+  hash: string
+  batch: string
+  i: number
+}
+
+/** The batch record, `seals` key `batch/<id>`: `sig` covers JCS `{room, batch: entries[, mesh]}`. */
+export interface SealBatch {
+  mesh: string
+  key?: string
+  entries: Array<[map: string, key: string, hash: string]>
+  sig: string
+}

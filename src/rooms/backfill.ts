@@ -1,6 +1,7 @@
 import type * as YT from 'yjs'
 import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { ROOM_LIMITS } from './room-entries.ts'
+import { BATCH_PREFIX, isBatchKey, isSealBatch, type SealBatch } from './seal-batch.ts' // issue 15, batch15
 import { encodeStructs } from './update-structs.ts'
 
 /**
@@ -84,6 +85,7 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
     where.set(name, { client: s.id.client, index: list.length })
     list.push(s as YT.Item)
   }
+  if (options.hidden !== undefined) hideBatches(byClient, where)
   if (structs.length === 0) return { chunks: [], entries: [], totalEntries: 0, totalBytes: 0 }
   // Something this splitter does not understand (it would be refused anyway): one piece.
   if (opaque) return { chunks: [update], entries: [0], totalEntries: 0, totalBytes: update.byteLength }
@@ -143,6 +145,12 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
         }
         if (parent === 'seals') dep(key)
         else dep(`seals/${parent}/${key}`)
+        // batch15: an entry's batch seal needs its record; a record goes with its first entry.
+        const value = (item.content as YT.ContentAny).arr?.[0] as
+          | { batch?: unknown; entries?: unknown }
+          | undefined
+        if (parent === 'seals' && typeof value?.batch === 'string') dep(`seals/${BATCH_PREFIX}${value.batch}`)
+        if (parent === 'seals' && isBatchKey(key) && isSealBatch(value)) dep(firstOf(value, where))
         dep(`clients/${c}`)
       }
     }
@@ -174,6 +182,28 @@ export function splitUpdate(update: Uint8Array, options: SplitOptions = {}): Bac
   if (chunkEntries > 0 || chunkBytes > 0) emit()
   const totalBytes = chunks.reduce((sum, c) => sum + c.byteLength, 0)
   return { chunks, entries, totalEntries, totalBytes }
+}
+
+/** The first entry of a record that goes out (hidden ones do not). */
+function firstOf(record: SealBatch, where: Map<string, unknown>): string {
+  const names = record.entries.map(([map, key]) => `${map}/${key}`)
+  return names.find((n) => where.has(n)) ?? ''
+}
+
+/** batch15: a batch record none of whose entries goes out (history-limit.ts) goes as a hole too. */
+function hideBatches(
+  byClient: Map<number, Array<YT.Item | YT.GC>>,
+  where: Map<string, { client: number; index: number }>,
+) {
+  for (const [name, at] of where) {
+    if (!name.startsWith(`seals/${BATCH_PREFIX}`)) continue
+    const list = byClient.get(at.client) as Array<YT.Item | YT.GC>
+    const item = list[at.index] as YT.Item
+    const record = (item.content as YT.ContentAny).arr?.[0]
+    if (!isSealBatch(record) || record.entries.some(([map, key]) => where.has(`${map}/${key}`))) continue
+    list[at.index] = new Y.GC(item.id, item.length)
+    where.delete(name)
+  }
 }
 
 /** Roughly the encoded size of a map item (its JSON value dominates). */

@@ -212,11 +212,15 @@ export function verifySeal(
   } catch {
     return false
   }
-  const signer = sealSigner(seal)
+  return verifyText(sealSigner(seal), text, seal.sig, verified)
+}
+
+/** Whether `sig` is `signer`'s over `text`; found good once, a lookup in `verified` thereafter. */
+export function verifyText(signer: string, text: string, sig: string, verified?: VerifiedSeals): boolean {
   const fact = sealFact(signer, text)
-  if (verified?.get(seal.sig) === fact) return true
-  const ok = verifyBytes(signer, Buffer.from(text, 'utf8'), seal.sig)
-  if (ok) verified?.set(seal.sig, fact)
+  if (verified?.get(sig) === fact) return true
+  const ok = verifyBytes(signer, Buffer.from(text, 'utf8'), sig)
+  if (ok) verified?.set(sig, fact)
   return ok
 }
 

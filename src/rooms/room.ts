@@ -13,7 +13,6 @@ import {
   type ClientBinding,
   committedClientId,
   contentAddressed,
-  type Entry,
   META_KEY,
   type MemberEntry,
   type MessageEntry,
@@ -27,6 +26,7 @@ import {
   sealKey,
 } from './room-entries.ts'
 import type { RoomLog } from './room-log.ts'
+import { BATCH_MIN_ENTRIES, MAX_BATCH_ENTRIES, makeBatch } from './seal-batch.ts' // issue 15, batch15
 import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 import {
   checkLocalRules,
@@ -36,6 +36,7 @@ import {
   type ValidationTarget,
   validateUpdate,
 } from './validate-update.ts'
+import { type Write, WriteTurn } from './write-turn.ts' // issue 15, batch15
 
 /**
  * Transaction origins: the sync layer never sends an update back to where it came
@@ -112,6 +113,7 @@ export class Room implements ValidationTarget {
   #usedAt = 0
   #holds = 0
   #writes = 0
+  readonly #turn: WriteTurn // batch15
   /** Peer frames given to applyPeerUpdate and not yet applied (verify15). */
   readonly #inbound: InboundFrames
   #unloaded = false
@@ -133,6 +135,18 @@ export class Room implements ValidationTarget {
     this.#ownMesh = init.ownMesh
     this.meshKeys = init.meshKeys
     this.#inbound = new InboundFrames(init.id)
+    this.#turn = new WriteTurn({
+      assertHealthy: () => this.#assertHealthy(),
+      has: (map, key) => this.doc.getMap(map).has(key),
+      sealedBy: init.ownMesh,
+      check: (entries, from) =>
+        checkLocalRules(this, entries, init.now(), init.maxForeignParticipants(), from),
+      commit: (entries, ops) => {
+        this.#extraOps.push(...ops)
+        this.doc.transact(() => this.#sealAll(entries), LOCAL)
+        return this.#lastWrite
+      },
+    })
     this.doc = new Y.Doc({ gc: false })
     // The node writes under an id no other mesh can bind (room-entries.ts, committed ids).
     this.#nonce = randomBytes(16).toString('base64url')
@@ -173,7 +187,13 @@ export class Room implements ValidationTarget {
 
   /** Whether the room may not be unloaded now, however long it was idle (see loaded-rooms.ts). */
   get inUse(): boolean {
-    if (this.#holds > 0 || this.#writes > 0 || this.#inbound.pending > 0 || this.#log?.busy === true)
+    if (
+      this.#holds > 0 ||
+      this.#writes > 0 ||
+      this.#turn.pending > 0 ||
+      this.#inbound.pending > 0 ||
+      this.#log?.busy === true
+    )
       return true
     const awareness = this.#awareness
     if (awareness === undefined) return false
@@ -389,28 +409,48 @@ export class Room implements ValidationTarget {
    * checked by the same rules, sealed, applied in one transaction, durable on return.
    * An entry already present is left as is (writes are idempotent).
    */
-  async write(entries: Array<{ map: SealedMapName; key: string; value: Entry }>, ops: StoreOperation[] = []) {
-    this.#assertHealthy()
-    const fresh = entries.filter((e) => !this.doc.getMap(e.map).has(e.key))
-    if (fresh.length === 0) return
-    const news: NewEntry[] = fresh.map((e) => ({ ...e, sealedBy: this.#ownMesh }))
-    checkLocalRules(this, news, this.#init.now(), this.#init.maxForeignParticipants())
-    this.#extraOps.push(...ops)
-    this.doc.transact(
-      () => {
-        this.#bindSelf()
-        for (const e of fresh) {
-          this.#put(e.map, e.key, e.value)
-          this.#seal(e.map, e.key, e.value)
-        }
-      },
-      { source: 'local' } satisfies RoomOrigin,
-    )
-    await this.#lastWrite
+  write(entries: Write, ops: StoreOperation[] = []): Promise<void> {
+    try {
+      this.#assertHealthy()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.#turn.add(entries, ops) // issue 15 (batch15): the turn's writes under one seal
+  }
+
+  /** Puts and seals entries (and this replica's binding, if new): ≥ 2 under one batch record. */
+  #sealAll(entries: NewEntry[]): void {
+    const self = String(this.doc.clientID)
+    const sealed: Array<{ map: SealedMapName; key: string; value: unknown }> = this.doc
+      .getMap('clients')
+      .has(self)
+      ? []
+      : [{ map: 'clients', key: self, value: { mesh: this.#ownMesh, room: this.id, nonce: this.#nonce } }]
+    sealed.push(...entries)
+    if (sealed.length < BATCH_MIN_ENTRIES) {
+      this.#bindSelf()
+      for (const e of entries) {
+        this.#put(e.map, e.key, e.value)
+        this.#seal(e.map, e.key, e.value)
+      }
+      return
+    }
+    // One record a MAX_BATCH_ENTRIES (a single write may hold more), each before its entries.
+    for (let at = 0; at < sealed.length; at += MAX_BATCH_ENTRIES) {
+      const part = sealed.slice(at, at + MAX_BATCH_ENTRIES)
+      const { recordKey, record, seals } = makeBatch(this.#init.key(), this.id, part, this.#ownMesh)
+      this.#put('seals', recordKey, record) // first: the lowest clock, a catch-up chunk has it before its entries
+      part.forEach((e, i) => {
+        this.#put(e.map, e.key, e.value)
+        this.#put('seals', sealKey(e.map, e.key), seals[i])
+      })
+    }
   }
 
   /** Resolves when every write so far is durable (and the log's compaction done). */
   async flush(): Promise<void> {
+    // Writes queued for the end of this turn first (batch15): setImmediate runs in order.
+    while (this.#turn.pending > 0) await new Promise((resolve) => setImmediate(resolve))
     await this.#lastWrite
     await this.#log?.drain()
   }
@@ -541,6 +581,8 @@ export class Room implements ValidationTarget {
     return lo
   }
 }
+
+const LOCAL = { source: 'local' } satisfies RoomOrigin
 
 /**
  * Issue 15 (p99): what a client's transaction added beyond the client's own update (the

@@ -1,5 +1,6 @@
 import type * as Y from 'yjs'
 import { type ClientBinding, COMMITTED_CLIENT_MIN, type SealedMapName, sealKey } from './room-entries.ts'
+import { batchRecordsOf, isBatchKey } from './seal-batch.ts' // issue 15, batch15
 import { FINAL_REASONS, Refusal, refuse } from './update-refusal.ts'
 import type { Hole, RawWrite, ReadUpdate } from './update-structs.ts'
 import type { UpdateSender, ValidationTarget } from './validate-update.ts'
@@ -74,10 +75,12 @@ export function salvage(read: ReadUpdate, checks: SalvageChecks): Salvage {
       refusedGroups++
       for (const w of group) {
         refusedWrites.add(w)
-        if (!FINAL_REASONS.has(err.reason)) waiting.add(w)
+        // A batch record not here yet (batch15) may come in a later update: not final.
+        if (!FINAL_REASONS.has(err.reason) || err.info.awaitsBatch === true) waiting.add(w)
       }
     }
   }
+  dropUnusedBatches(read.writes, prior, refusedWrites, waiting)
 
   // Cut each client's structs where a refused struct has no hole; a group that lost a
   // struct that way is refused too, which may cut further: repeat until nothing moves.
@@ -131,6 +134,29 @@ export function salvage(read: ReadUpdate, checks: SalvageChecks): Salvage {
   }
 }
 
+/**
+ * Issue 15 (batch15): a batch record kept while none of the entries it lists is kept
+ * would stand alone (an orphan, refused): it goes with them, waiting if one of them
+ * waits (it will be needed when that entry comes again).
+ */
+function dropUnusedBatches(
+  writes: RawWrite[],
+  prior: Accepted,
+  refused: Set<RawWrite>,
+  waiting: Set<RawWrite>,
+) {
+  const at = new Map<string, RawWrite>()
+  for (const w of writes) if (w.map !== 'seals') at.set(`${w.map}/${w.key}`, w)
+  for (const [, { record }] of batchRecordsOf(prior.writes)) {
+    const listed = record.entries.flatMap(([map, key]) => at.get(`${map}/${key}`) ?? [])
+    if (listed.some((w) => !refused.has(w))) continue
+    const w = prior.writes.find((p) => p.value === record) as RawWrite
+    refused.add(w)
+    if (listed.some((e) => waiting.has(e))) waiting.add(w)
+  }
+  prior.writes = prior.writes.filter((w) => !refused.has(w))
+}
+
 function isHole(struct: Y.Item | Hole): struct is Hole {
   return !('id' in struct)
 }
@@ -149,9 +175,12 @@ function groupWrites(writes: RawWrite[]): RawWrite[][] {
   }
   for (const seal of seals.values()) if (!sealed.has(seal)) groups.push([seal])
   // Stable: within a map, update order.
+  // A batch record (batch15) first: its entries' groups (its writer's binding too) rely on it.
+  const rank = (g: RawWrite[]) =>
+    g[0]?.map === 'seals' && isBatchKey(g[0].key) ? -1 : (ORDER[g[0]?.map ?? ''] ?? 9)
   return groups
     .map((g, i) => ({ g, i }))
-    .sort((a, b) => (ORDER[a.g[0]?.map ?? ''] ?? 9) - (ORDER[b.g[0]?.map ?? ''] ?? 9) || a.i - b.i)
+    .sort((a, b) => rank(a.g) - rank(b.g) || a.i - b.i)
     .map(({ g }) => g)
 }
 

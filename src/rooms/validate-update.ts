@@ -34,6 +34,20 @@ import {
   type VerifiedSeals,
   verifySeal,
 } from './room-entries.ts'
+import {
+  BATCH_PREFIX,
+  type BatchSeal,
+  batchInUse,
+  batchRecordsOf,
+  checkSigner,
+  isBatched,
+  isBatchKey,
+  isBatchSeal,
+  isSealBatch,
+  listedIn,
+  type SealBatch,
+  verifiedOnce,
+} from './seal-batch.ts' // issue 15, batch15
 import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 
 /** Who sent an update: a y-websocket client of this mesh, or a peer mesh. */
@@ -74,6 +88,9 @@ export interface ValidateOptions {
 /** Options of one validation, with what it learnt so far (a seal is verified once however often its entry is checked). */
 interface Checking extends ValidateOptions {
   verified: VerifiedSeals
+  /** Batch records (`id sig`) found good (batch15); in a salvage, the update's entries (`map/key`). */
+  goodBatches: Set<string>
+  updateKeys?: Map<string, unknown>
 }
 
 /** One entry written by an update (or by the node itself). */
@@ -129,9 +146,10 @@ export function checkLocalRules(
   entries: NewEntry[],
   now: number,
   maxForeign: number,
+  from = 0, // batch15: entries before it are the turn's earlier writes, checked already
 ): void {
   try {
-    checkRules(room, entries, now, maxForeign)
+    checkRules(room, entries, now, maxForeign, from)
   } catch (err) {
     if (!(err instanceof Refusal)) throw err
     throw new MeshError(LOCAL_CODES[err.reason] ?? 'MESH_UPDATE_REJECTED', err.message, {
@@ -170,7 +188,7 @@ export function validateUpdate(
   }
   // Seals the verifying thread found good for these very bytes count as verified (issue 15, verify15).
   const pre = options.preverified?.update === update ? options.preverified : undefined
-  const checking: Checking = { ...options, verified: pre?.verified ?? new Map() }
+  const checking: Checking = { ...options, verified: pre?.verified ?? new Map(), goodBatches: new Set() }
   try {
     const read = readStructs(room.doc, update, pre?.decoded)
     if (read.writes.length === 0 && read.holes.length === 0)
@@ -228,6 +246,9 @@ function salvaged(
   first: Refusal,
 ): ValidationResult {
   const answersFor = answering(room, sender)
+  options.updateKeys = new Map(
+    read.writes.filter((w) => w.map !== 'seals').map((w) => [`${w.map}/${w.key}`, w.value]),
+  )
   const entryOf = new Map<RawWrite, NewEntry>()
   const result = salvage(read, {
     check: (group, prior) => {
@@ -277,16 +298,23 @@ function checkWrites(
   const now = options.now ?? Date.now()
   // `prior`: writes of this update already checked and accepted (update-salvage.ts).
   const seen = new Set<string>(prior.writes.map((w) => `${w.map}/${w.key}`))
-  const seals = new Map<string, { seal: Seal; client: number }>()
+  const seals = new Map<string, { seal: Seal | BatchSeal; client: number }>()
   const bindings = bindingsOf(prior.writes)
+  // Batch records (batch15): accepted earlier in a salvage (checked there), or new here.
+  const batches = batchRecordsOf(prior.writes)
+  const newBatches: string[] = []
   const entryWrites: RawWrite[] = []
   for (const w of writes) {
     const full = `${w.map}/${w.key}`
     if (seen.has(full) || mapOf(doc, w.map).has(w.key))
       refuse('overwrite', 'entries are immutable', { map: w.map })
     seen.add(full)
-    if (w.map === 'seals') {
-      if (!isSeal(w.value)) refuse('bad-shape', 'malformed seal')
+    if (w.map === 'seals' && isBatchKey(w.key)) {
+      if (!isSealBatch(w.value)) refuse('bad-shape', 'malformed seal batch')
+      newBatches.push(w.key.slice(BATCH_PREFIX.length))
+      batches.set(newBatches.at(-1) as string, { record: w.value, client: w.client })
+    } else if (w.map === 'seals') {
+      if (!isSeal(w.value) && !isBatchSeal(w.value)) refuse('bad-shape', 'malformed seal')
       seals.set(w.key, { seal: w.value, client: w.client })
     } else {
       if (!ENTRY_SHAPE[w.map](w.value)) refuse('bad-shape', `malformed ${w.map} entry`, { map: w.map })
@@ -314,6 +342,10 @@ function checkWrites(
     owners.set(client, owner)
     return owner
   }
+  const batchOk = (id: string, record: SealBatch) =>
+    verifiedOnce(record, id, room.id, options.goodBatches, options.verified)
+  const batchOf = (id: string) =>
+    batches.get(id) ?? (mapOf(doc, 'seals').get(`${BATCH_PREFIX}${id}`) as SealBatch | undefined)
   const histories = new Map<string, readonly MeshKey[] | undefined>()
   const keysOf = (mesh: string): readonly MeshKey[] | undefined => {
     if (!histories.has(mesh)) histories.set(mesh, room.meshKeys?.keysOf(mesh))
@@ -364,7 +396,16 @@ function checkWrites(
       if (found === undefined) refuse('missing-seal', 'entry has no seal', { map })
       // A content-addressed entry's key was checked above to be its content id: not hashed again.
       const known = contentAddressed(map) ? w.key : undefined
-      if (!verifySeal(found.seal, room.id, map, w.key, value, known, options.verified))
+      if (isBatched(found.seal)) {
+        const b = batchOf(found.seal.batch)
+        if (b === undefined)
+          refuse('missing-seal', 'entry’s batch record is not here', { map, awaitsBatch: true })
+        const record = 'record' in b ? b.record : b
+        if (!listedIn(found.seal, record, map, w.key, known ?? contentId(value)))
+          refuse('bad-seal', 'entry is not listed so in its batch record', { map })
+        if ('record' in b && !batchOk(found.seal.batch, record))
+          refuse('bad-seal', 'batch does not verify', { map })
+      } else if (!verifySeal(found.seal, room.id, map, w.key, value, known, options.verified))
         refuse('bad-seal', 'seal does not verify', { map })
       checkSigner(keysOf(found.seal.mesh), found.seal, entryTime(map, value), map)
       usedSeals.add(sk)
@@ -388,6 +429,18 @@ function checkWrites(
     entries.push({ map, key: w.key, value, sealedBy, client: w.client })
   }
   for (const sk of seals.keys()) if (!usedSeals.has(sk)) refuse('orphan-seal', 'seal without its entry')
+  for (const id of newBatches) {
+    const { record, client } = batches.get(id) as { record: SealBatch; client: number }
+    if (!batchOk(id, record)) refuse('bad-seal', 'batch does not verify')
+    checkSigner(keysOf(record.mesh), record, undefined, 'seals')
+    // In a salvage the record comes before the bindings (one may be sealed by it); checked whole after.
+    const owner =
+      ownerOf(client) ?? (options.updateKeys?.get(`clients/${client}`) as ClientBinding | undefined)
+    if (owner === undefined) refuse('unbound-client', 'batch written by an unbound client id')
+    if (owner.mesh !== record.mesh) refuse('client-spoof', 'batch written by another mesh’s client id')
+    if (!batchInUse(record, options.updateKeys ?? seen, doc))
+      refuse('orphan-seal', 'batch record without any of its entries')
+  }
 
   checkRules(
     room,
@@ -397,35 +450,6 @@ function checkWrites(
     prior.entries.length,
   )
   return entries
-}
-
-/**
- * The seal's signer must be a key of the identity it names: the identity's own key, or
- * (`seal.key`) a later key of its history. A retired key seals only entries dated
- * before its retirement (with the usual clock skew). A binding carries no date: any key
- * of the history may have sealed it (a replica learning the room later must accept the
- * bindings of old clients).
- */
-function checkSigner(
-  history: readonly MeshKey[] | undefined,
-  seal: Seal,
-  ts: number | undefined,
-  map: SealedMapName,
-): void {
-  const signer = seal.key ?? seal.mesh
-  const key = history?.find((k) => k.did === signer)
-  if (seal.key !== undefined && key === undefined)
-    refuse('unknown-key', 'seal signed by a key not known to belong to its mesh', {
-      map,
-      mesh: seal.mesh,
-      key: seal.key,
-    })
-  if (key?.retiredAt !== undefined && ts !== undefined && ts > key.retiredAt + ROOM_LIMITS.maxFutureSkewMs)
-    refuse('retired-key', 'seal signed by a key its mesh had retired by then', {
-      map,
-      mesh: seal.mesh,
-      key: signer,
-    })
 }
 
 /** The mesh that must seal an entry; undefined for members (decided by the rules). */

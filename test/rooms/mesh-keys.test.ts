@@ -15,6 +15,7 @@ import {
   signShare,
   verifyShare,
 } from '../../src/rooms/index.ts'
+import { makeBatch } from '../../src/rooms/seal-batch.ts' // batch15
 import { MeshStore } from '../../src/store/index.ts'
 import { tempDir } from '../fixtures/principals.ts'
 import { alice, content, craft, dave, mallory, manager, meshA, meshB, meshC, sync } from './helpers.ts'
@@ -93,6 +94,17 @@ async function world(t: TestContext) {
   return { clock, ring, a, b, id, first, roomA, roomB, peers, store }
 }
 
+/** The world after A rotated to a2 at T0 + 1 s, ten minutes on, with B knowing the rotation. */
+async function rotatedAndKnown(t: TestContext) {
+  const w = await world(t)
+  const a2 = new Ed25519KeyPair(Buffer.alloc(32, 21))
+  const record = w.ring.rotate(a2, T0 + 1000)
+  w.clock.now = T0 + 10 * MINUTE
+  w.peers[0] = { did: meshA.did, keys: [{ did: meshA.did }, { did: a2.did }], rotations: [record] }
+  await w.b.meshKeys.refresh()
+  return { w, a2 }
+}
+
 async function tempStoreAt(t: TestContext) {
   const dir = await tempDir(t)
   const path = join(dir, 'db')
@@ -147,12 +159,7 @@ describe('rooms across mesh key rotation', () => {
   })
 
   it('refuses a seal for A by a key not in its history, and by a retired key for entries dated after its retirement', async (t) => {
-    const w = await world(t)
-    const a2 = new Ed25519KeyPair(Buffer.alloc(32, 21))
-    const record = w.ring.rotate(a2, T0 + 1000)
-    w.clock.now = T0 + 10 * MINUTE
-    w.peers[0] = { did: meshA.did, keys: [{ did: meshA.did }, { did: a2.did }], rotations: [record] }
-    await w.b.meshKeys.refresh()
+    const { w, a2 } = await rotatedAndKnown(t)
     // Forged entries come through gamma, a relay that does not answer for alpha's client ids:
     // what it relays under them is dropped from the refused entry on, never held as a hole.
     const from = { kind: 'peer', meshDid: meshC.did } as const
@@ -178,6 +185,46 @@ describe('rooms across mesh key rotation', () => {
     // The current key seals for alpha today.
     const current = await w.roomB.applyUpdate(forged(w.roomB, a2, 'with the new key', w.clock.now), from)
     assert.ok(current.ok, current.error?.message ?? '')
+  })
+
+  it('a batch record by a retired key: its entries dated after the retirement refused, those before kept (batch15)', async (t) => {
+    const { w } = await rotatedAndKnown(t)
+    const client = 900_001
+    const entry = (body: string, ts: number) => {
+      const value = {
+        v: 1 as const,
+        room: w.id,
+        author: alice.did,
+        authorMesh: meshA.did,
+        body,
+        mentions: [],
+        ts,
+      }
+      return { map: 'messages' as const, key: contentId(value), value }
+    }
+    const before = entry('batch from before', T0 + 500)
+    const after = entry('batch after the retirement', w.clock.now)
+    const sealed = [
+      { map: 'clients' as const, key: String(client), value: { mesh: meshA.did, room: w.id } },
+      before,
+      after,
+    ]
+    const made = makeBatch(meshA, w.id, sealed, meshA.did) // the genesis key, retired at T0 + 1000
+    const update = craft(
+      w.roomB,
+      (doc) => {
+        doc.getMap('seals').set(made.recordKey, made.record)
+        sealed.forEach((e, i) => {
+          doc.getMap(e.map).set(e.key, e.value)
+          doc.getMap('seals').set(sealKey(e.map, e.key), made.seals[i])
+        })
+      },
+      client,
+    )
+    const result = await w.roomB.applyUpdate(update, { kind: 'peer', meshDid: meshC.did })
+    assert.equal(refusalOf(result)?.details.reason, 'retired-key')
+    assert.ok(w.roomB.message(before.key), 'dated before the retirement: kept')
+    assert.equal(w.roomB.message(after.key), undefined)
   })
 
   it('learns only a history that agrees with what it knows', async (t) => {

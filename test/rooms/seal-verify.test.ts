@@ -23,7 +23,7 @@ import { alice, meshA, meshC, sharedRoom } from './helpers.ts'
 const fromA = { kind: 'peer', meshDid: meshA.did } as const
 const fromC = { kind: 'peer', meshDid: meshC.did } as const
 
-/** alice's `n` messages at A, written 100 a sealed write (the node's own path). */
+/** alice's `n` messages at A, each its own sealed write in its own turn (a seal each, not a batch record). */
 async function fillA(room: Room, n: number): Promise<MessageEntry[]> {
   const out: MessageEntry[] = []
   const ts = Date.now()
@@ -40,7 +40,7 @@ async function fillA(room: Room, n: number): Promise<MessageEntry[]> {
       }
       return value
     })
-    await room.write(batch.map((value) => ({ map: 'messages' as const, key: contentId(value), value })))
+    for (const value of batch) await room.write([{ map: 'messages', key: contentId(value), value }])
     out.push(...batch)
   }
   return out

@@ -44,6 +44,8 @@ describe('inbound /mesh/rooms/1.0.0 streams are metered before any work', () => 
       async () => (await b.api.get<{ rooms: unknown[] }>('/api/rooms')).rooms.length === 1,
       'adopted',
     )
+    // The share's principal joins once the room's meta arrives (replicator.ts): the sentinel posts as it.
+    await until(async () => (await b.node.rooms.load(id)).member(b.architect.did), 'beta’s architect joined')
 
     // Every reload of key histories and of the accepted peers, whoever asks for it.
     let refreshes = 0
