@@ -11,6 +11,7 @@ import { BadRequestError, ForbiddenError, MeshError, TooLargeError, Unauthentica
 import type { MeshStore, Sublevel } from '../store/index.ts'
 import { contentId, type MemberEntry, type MemberRole, ROOM_LIMITS } from './room-entries.ts'
 import type { MemberView, RoomManager } from './room-manager.ts'
+import { laterThan } from './room-roles.ts' // issue 15 (batch15): dated after this turn's writes too
 
 /** The two abilities a chain may grant a foreign principal on one room (SPEC §8, way 2). */
 export const ROOM_ABILITIES = ['room/read', 'room/post'] as const
@@ -365,7 +366,7 @@ export class ForeignAccess {
       localId: guestName(did),
       role,
       tier: 4,
-      ts: Math.max(this.#now(), (existing?.ts ?? 0) + 1),
+      ts: Math.max(this.#now(), laterThan(room, { did, mesh: rooms.ownMesh, ts: existing?.ts ?? 0 })),
     }
     await room.write([{ map: 'members', key: contentId(entry), value: entry }])
   }

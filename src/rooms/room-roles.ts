@@ -42,7 +42,7 @@ export async function setRoomRole(
   if (!home && (target.mesh !== host.ownMesh || (input.role !== 'member' && input.role !== 'read-only')))
     throw new ForbiddenError('the room’s home mesh sets this role', { room: input.room, reason: 'not-home' })
   if (target.role === input.role) return target
-  const entry: MemberEntry = { ...target, role: input.role, ts: Math.max(input.now, target.ts + 1) }
+  const entry: MemberEntry = { ...target, role: input.role, ts: Math.max(input.now, laterThan(room, target)) }
   // Kinds across meshes: this mesh's own member carries its current credential.
   const vc = target.mesh === host.ownMesh ? await host.credentialOf?.(target.did) : undefined
   if (vc !== undefined) entry.vc = vc
@@ -79,7 +79,7 @@ async function endOne(room: Room, member: MemberEntry, home: boolean, now: numbe
     role: MEMBERSHIP_ENDED,
     // A foreign room takes this mesh's entries at tier 4 only.
     tier: home ? member.tier : 4,
-    ts: Math.max(now, member.ts + 1, lastWrite(room, member.did, member.mesh) + 1),
+    ts: Math.max(now, laterThan(room, member), lastWrite(room, member.did, member.mesh) + 1),
   }
   await room.write([{ map: 'members', key: contentId(entry), value: entry }])
   return entry
@@ -117,11 +117,24 @@ export async function removeRoomMember(
 }
 
 /** The latest date of a message, reaction, redaction or task entry by `did` from `mesh` in the room (0 if none). */
+/**
+ * A date after `member`'s entry and any entry of the same membership written this turn
+ * (issue 15, batch15: the turn's writes reach the room together at its end).
+ */
+export function laterThan(room: Room, member: Pick<MemberEntry, 'did' | 'mesh' | 'ts'>): number {
+  let last = member.ts
+  for (const v of room.queued('members')) {
+    const e = v as MemberEntry
+    if (e.did === member.did && e.mesh === member.mesh && e.ts > last) last = e.ts
+  }
+  return last + 1
+}
+
 function lastWrite(room: Room, did: string, mesh: string): number {
   let last = 0
   // tasks across meshes (SPEC §13): task entries are writes too
   for (const map of ['messages', 'reactions', 'redactions', 'tasks'] as const)
-    for (const v of room.doc.getMap(map).values()) {
+    for (const v of [...room.doc.getMap(map).values(), ...room.queued(map)]) {
       const e = v as { author: string; authorMesh: string; ts: number }
       if (e.author === did && e.authorMesh === mesh && e.ts > last) last = e.ts
     }

@@ -405,17 +405,17 @@ export class Room implements ValidationTarget {
   }
 
   /**
-   * The node's own write of entries authored here (posts, reactions, membership):
-   * checked by the same rules, sealed, applied in one transaction, durable on return.
-   * An entry already present is left as is (writes are idempotent).
+   * The node's own write of entries authored here (posts, reactions, membership), with the turn's
+   * others: checked by the same rules, sealed in one transaction, durable on return; idempotent.
    */
-  write(entries: Write, ops: StoreOperation[] = []): Promise<void> {
-    try {
-      this.#assertHealthy()
-    } catch (err) {
-      return Promise.reject(err)
-    }
+  async write(entries: Write, ops: StoreOperation[] = []): Promise<void> {
+    this.#assertHealthy()
     return this.#turn.add(entries, ops) // issue 15 (batch15): the turn's writes under one seal
+  }
+
+  /** Entries of `map` written this turn, not in the room yet: a writer dating an entry after others sees them too. */
+  queued(map: SealedMapName): Array<Write[number]['value']> {
+    return this.#turn.queued(map)
   }
 
   /** Puts and seals entries (and this replica's binding, if new): ≥ 2 under one batch record. */

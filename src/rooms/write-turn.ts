@@ -59,6 +59,11 @@ export class WriteTurn {
     return this.#queued.length
   }
 
+  /** The entries of `map` waiting for the end of the turn, in call order. */
+  queued(map: SealedMapName): Entry[] {
+    return this.#queued.flatMap((q) => q.write.filter((e) => e.map === map).map((e) => e.value))
+  }
+
   add(write: Write, ops: StoreOperation[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.#queued.push({ write, ops, resolve, reject }) === 1) setImmediate(() => this.#run())

@@ -134,6 +134,25 @@ describe('room memberships ended by the member’s mesh', () => {
     assert.equal(w.roomA.view(early.id)?.body, 'written while a member')
   })
 
+  it('dates a removal after a post of the same turn (both reach the room together at its end)', async (t) => {
+    const w = await world(t)
+    // The post is queued for the end of the turn when the removal is dated (issue 15, batch15).
+    const [posted] = await Promise.all([
+      w.a.post(w.id, bob.did, 'said just before the removal'),
+      w.a.removeMember(w.id, alice.did, bob.did),
+    ])
+    const ended = endOf(w.roomA, bob.did) as MemberEntry
+    assert.ok(
+      (w.roomA.message(posted.id) as MessageEntry).ts < ended.ts,
+      'the ending is dated after the post',
+    )
+    // B takes both from one update: the post stands, the member is gone.
+    const result = await sync(w.roomA, w.roomB, meshA.did)
+    assert.ok(result.ok, result.error?.message ?? '')
+    assert.equal(w.roomB.view(posted.id)?.body, 'said just before the removal')
+    assert.equal(w.roomB.member(bob.did), undefined)
+  })
+
   it('refuses, on the home mesh, every local act of an ended member', async (t) => {
     const w = await world(t)
     await w.a.post(w.id, bob.did, 'bob was here')

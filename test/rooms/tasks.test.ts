@@ -214,6 +214,23 @@ describe('tasks across meshes', () => {
     assert.equal(a?.assignee?.did, bob.did)
   })
 
+  it('changes of one task made in the same turn are dated one after the other: the later call wins', async (t) => {
+    const w = await world(t)
+    const frozen = Date.now()
+    const tasks = writerOf(w.a, () => frozen) // one millisecond for every write
+    const task = await tasks.create(w.id, alice.did, { title: 'ship it' })
+    // Both are queued for the end of the turn before either reaches the room (issue 15, batch15).
+    await Promise.all([
+      tasks.setStatus(w.id, alice.did, task.id, 'doing'),
+      tasks.setStatus(w.id, alice.did, task.id, 'done'),
+    ])
+    const dates = [...w.roomA.doc.getMap<TaskEntry>('tasks').values()]
+      .filter((e) => e.op === 'status')
+      .map((e) => e.ts)
+    assert.equal(new Set(dates).size, 2, 'two status changes, two dates')
+    assert.equal((await tasks.get(w.id, alice.did, task.id)).status, 'done')
+  })
+
   it('task entries of the wrong shape are refused', () => {
     const base = { v: 1, room: 'r0000000', author: alice.did, authorMesh: meshA.did, ts: 1 }
     assert.ok(isTaskEntry({ ...base, op: 'create', title: 'ok' }))
