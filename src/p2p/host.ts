@@ -26,6 +26,7 @@ import {
   noteAnsweredPings,
 } from './connection-budget.ts'
 import { MESH_KAD_PROTOCOL } from './constants.ts'
+import { lazyWindowUpdates } from './lazy-window-updates.ts' // issue 15 (relay CPU)
 import { reuseLimitedConnections } from './limited-reuse.ts' // circuit churn (SPEC §10)
 import { MESH_RECORD_NAMESPACE, selectMeshRecord, validateMeshRecord } from './mesh-record.ts'
 import {
@@ -167,7 +168,7 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     // coordination fees (SPEC §10): the circuit transport's stop streams are counted
     transports: [tcp(), webSockets(), (c) => circuitRelayTransport()(meteredTransportComponents(c, meter))],
     connectionEncrypters: [coalescedWrites(noise())], // issue 15 (relay CPU): one socket write a turn
-    streamMuxers: [yamux()],
+    streamMuxers: [lazyWindowUpdates(yamux())], // issue 15 (relay CPU): a window update per half window
     datastore,
     ...(init.connectionMonitor !== undefined ? { connectionMonitor: init.connectionMonitor } : {}), // DHT bench (issue 15)
     connectionManager: {
