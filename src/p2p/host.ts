@@ -17,7 +17,6 @@ import { webSockets } from '@libp2p/websockets'
 import type { Datastore } from 'interface-datastore'
 import { createLibp2p } from 'libp2p'
 import type { Ed25519KeyPair } from '../identity/index.ts'
-import { coalescedWrites } from './coalesced-writes.ts' // issue 15 (relay CPU)
 import {
   type ConnectionBudget,
   connectionBudget,
@@ -167,7 +166,7 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     // reachability (SPEC §10): WebSockets beside TCP; every node dials and listens through relays
     // coordination fees (SPEC §10): the circuit transport's stop streams are counted
     transports: [tcp(), webSockets(), (c) => circuitRelayTransport()(meteredTransportComponents(c, meter))],
-    connectionEncrypters: [coalescedWrites(noise())], // issue 15 (relay CPU): one socket write a turn
+    connectionEncrypters: [noise()],
     streamMuxers: [lazyWindowUpdates(yamux())], // issue 15 (relay CPU): a window update per half window
     datastore,
     ...(init.connectionMonitor !== undefined ? { connectionMonitor: init.connectionMonitor } : {}), // DHT bench (issue 15)
