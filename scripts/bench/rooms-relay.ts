@@ -299,6 +299,9 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
         `from when sent; ${cpuPerMessage([alpha, beta], pacedCpu, count)}`,
     )
     const stock = await pacedStock(children, room, (readers[0] as RelayClient).doc, first, count, rate)
+    // issue 15 (relay CPU): closed before the ws writer's run, which has a reader of its own
+    // (left open, beta served two readers there, twice the sends of the stock run's one).
+    for (const r of readers) r.close()
     note(
       `rooms post→visible, stock y-websocket, the same ${count} entries set by a writer at ${rate}/s: ` +
         `p50 ${percentile(stock, 50).toFixed(1)} ms, p99 ${percentile(stock, 99).toFixed(1)} ms`,

@@ -25,8 +25,10 @@ import {
   noteAnsweredPings,
 } from './connection-budget.ts'
 import { MESH_KAD_PROTOCOL } from './constants.ts'
+import { lazyWindowUpdates } from './lazy-window-updates.ts' // issue 15 (relay CPU)
 import { reuseLimitedConnections } from './limited-reuse.ts' // circuit churn (SPEC §10)
 import { MESH_RECORD_NAMESPACE, selectMeshRecord, validateMeshRecord } from './mesh-record.ts'
+import { meshNoiseCrypto } from './noise-crypto.ts' // issue 15 (relay CPU)
 import {
   meshRelayServer,
   type ReachabilityService,
@@ -165,8 +167,8 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     // reachability (SPEC §10): WebSockets beside TCP; every node dials and listens through relays
     // coordination fees (SPEC §10): the circuit transport's stop streams are counted
     transports: [tcp(), webSockets(), (c) => circuitRelayTransport()(meteredTransportComponents(c, meter))],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    connectionEncrypters: [noise({ crypto: meshNoiseCrypto })], // issue 15 (relay CPU): the cipher by size
+    streamMuxers: [lazyWindowUpdates(yamux())], // issue 15 (relay CPU): a window update per half window
     datastore,
     ...(init.connectionMonitor !== undefined ? { connectionMonitor: init.connectionMonitor } : {}), // DHT bench (issue 15)
     connectionManager: {
