@@ -4,6 +4,8 @@ import * as Y from 'yjs'
 import { applyAsSent } from '../../src/rooms/peer-apply.ts'
 import type { RoomOrigin } from '../../src/rooms/room.ts'
 import { readStructs } from '../../src/rooms/update-structs.ts'
+import { tempStore } from '../fixtures/principals.ts'
+import { carol, entries, manager, meshA, meshB, sharedRoom, sync } from './helpers.ts'
 
 const PEER: RoomOrigin = { source: 'peer', meshDid: 'did:key:z6MkPeer' }
 
@@ -105,5 +107,42 @@ describe('a peer update whose bytes are what it adds goes to the update listener
     const copy = new Y.Doc({ gc: false })
     Y.applyUpdate(copy, heard[0]?.update as Uint8Array)
     assert.deepEqual(copy.getMap('messages').toJSON(), { a: 1, local: 0 })
+  })
+})
+
+describe('a room applying peer updates as received (issue 15, b6peer)', () => {
+  it('logs the received bytes when they are what they add, Yjs’s encoding when they overlap, and reloads the same room', async (t) => {
+    const storeA = await tempStore(t)
+    const { a, b, roomA, roomB, id } = await sharedRoom(t, { a: { store: storeA } })
+    assert.equal((await sync(roomB, roomA, meshB.did)).error, undefined) // B's joins
+    const sent: Uint8Array[] = []
+    roomB.doc.on('update', (u: Uint8Array, origin: RoomOrigin | null) => {
+      if (origin?.source === 'local') sent.push(u)
+    })
+    const heard = listen(roomA.doc)
+    // Carol posts at B, one post a turn: one update each.
+    for (let i = 0; i < 3; i++) await b.post(id, carol.did, `hello ${i}`)
+    assert.equal(sent.length, 3)
+    // The first, whole: heard (logged, forwarded) as received.
+    assert.equal((await roomA.applyPeerUpdate(sent[0] as Uint8Array, meshB.did)).error, undefined)
+    assert.equal(heard.length, 1)
+    assert.equal(heard[0]?.update, sent[0])
+    // A replay adds nothing: nothing heard.
+    assert.equal((await roomA.applyPeerUpdate(sent[0] as Uint8Array, meshB.did)).ok?.empty, true)
+    assert.equal(heard.length, 1)
+    // An update overlapping what A holds (the first again, with the second): only the new part.
+    const overlapping = Y.mergeUpdates([sent[0] as Uint8Array, sent[1] as Uint8Array])
+    assert.equal((await roomA.applyPeerUpdate(overlapping, meshB.did)).error, undefined)
+    assert.equal(heard.length, 2)
+    assert.notEqual(heard[1]?.update, overlapping)
+    assert.ok((heard[1]?.update.byteLength as number) < overlapping.byteLength)
+    assert.equal((await roomA.applyPeerUpdate(sent[2] as Uint8Array, meshB.did)).error, undefined)
+    assert.equal(heard[2]?.update, sent[2])
+    const before = entries(roomA)
+    await a.stop()
+    const again = await manager(t, meshA, { store: storeA })
+    const reloaded = await again.load(id)
+    assert.deepEqual(entries(reloaded), before)
+    assert.equal(reloaded.messageCount, roomA.messageCount)
   })
 })
