@@ -14,6 +14,7 @@ import {
 } from '../api/room-entries.ts'
 import { canonicalJson, type Ed25519KeyPair, isDidKey, verifyBytes } from '../identity/index.ts'
 import { attachmentsOk } from './attachments.ts' // files in rooms (issue 18)
+import { messageEntryText } from './entry-jcs.ts' // issue 15 (b6peer)
 // tasks across meshes (SPEC §13)
 import { isTaskEntry } from './task-entries.ts'
 
@@ -104,7 +105,8 @@ export function commitsTo(binding: ClientBinding, client: number): boolean {
 /** base64url(sha256(JCS(value))): the key of messages, reactions, redactions and members. */
 export function contentId(value: unknown): string {
   // One-shot (a string is hashed as UTF-8): a Hash object a call cost more than the hashing.
-  return hash('sha256', canonicalJson(value), 'base64url')
+  // issue 15 (b6peer): a message's JCS written out (entry-jcs.ts), the generic walk otherwise.
+  return hash('sha256', messageEntryText(value) ?? canonicalJson(value), 'base64url')
 }
 
 /** Whether a map's entries are keyed by their content id (all but `meta` and `clients`). */

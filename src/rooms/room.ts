@@ -9,6 +9,7 @@ import { InboundFrames } from './inbound-frames.ts' // issue 15, verify15
 import { awarenessProtocol, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
+import { applyAsSent } from './peer-apply.ts' // issue 15, b6peer
 import {
   type ClientBinding,
   committedClientId,
@@ -114,8 +115,7 @@ export class Room implements ValidationTarget {
   #holds = 0
   #writes = 0
   readonly #turn: WriteTurn // batch15
-  /** Peer frames given to applyPeerUpdate and not yet applied (verify15). */
-  readonly #inbound: InboundFrames
+  readonly #inbound: InboundFrames // peer frames given to applyPeerUpdate, not yet applied (verify15)
   #unloaded = false
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
@@ -370,7 +370,7 @@ export class Room implements ValidationTarget {
     if (result.ok.empty) return result
     const applied = result.ok.update ?? update
     if (sender.kind === 'peer') {
-      Y.applyUpdate(this.doc, applied, { source: 'peer', meshDid: sender.meshDid } satisfies RoomOrigin)
+      applyAsSent(this.doc, applied, { source: 'peer', meshDid: sender.meshDid }, result.ok.asSent)
       this.#assertWhole()
       await this.#lastWrite
       return result

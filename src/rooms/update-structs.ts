@@ -45,6 +45,8 @@ export interface ReadUpdate {
    * holds holes "deletes" them — also where this replica holds the entry it refused.
    */
   deletes: boolean
+  /** Whether the update holds structs the room has already (a replay, left out of `byClient`). */
+  replays: boolean
 }
 
 /** `Y.decodeUpdate`'s answer: it depends on the update's bytes only, not on a room. */
@@ -82,6 +84,7 @@ export function readStructs(doc: YT.Doc, update: Uint8Array, decoded?: DecodedUp
     holes: [],
     byClient: new Map(),
     deletes: decoded.ds.clients.size > 0,
+    replays: false,
   }
   const add = (client: number, struct: YT.Item | Hole) => {
     let list = read.byClient.get(client)
@@ -99,6 +102,7 @@ export function readStructs(doc: YT.Doc, update: Uint8Array, decoded?: DecodedUp
     const end = struct.id.clock + struct.length
     if (end <= known) {
       sameAsHeld(doc, struct)
+      read.replays = true
       next.set(client, Math.max(expected, end))
       continue // already integrated: a replay, a no-op
     }
@@ -109,6 +113,7 @@ export function readStructs(doc: YT.Doc, update: Uint8Array, decoded?: DecodedUp
     if (struct instanceof Y.GC) {
       // A hole may straddle what this replica holds (Yjs merges adjacent ones): the rest is new.
       const clock = Math.max(struct.id.clock, known)
+      if (clock > struct.id.clock) read.replays = true
       const hole = { client, clock, length: end - clock }
       read.holes.push(hole)
       add(client, hole)

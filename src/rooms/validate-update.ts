@@ -113,6 +113,7 @@ export interface ValidatedUpdate {
   empty: boolean
   /** The update to apply, when it is not the one received: its refused entries left out. */
   update?: Uint8Array
+  asSent?: boolean // b6peer: the update applied holds exactly what applying it adds (peer-apply.ts)
   /** What of the update was refused (the first refusal; `details.refusedEntries`). */
   refused?: MeshError
 }
@@ -219,7 +220,7 @@ function checkWhole(
   // the room's state, no gap, no delete set applied), so it cannot throw or stay pending.
   const entries = checkWrites(room, read.writes, sender, options)
   checkHoles(room, read, sender)
-  return { entries, clients: clientsOf(read), empty: false }
+  return { entries, clients: clientsOf(read), empty: false, asSent: !read.deletes && !read.replays }
 }
 
 function asError(room: ValidationTarget, err: unknown): MeshError {

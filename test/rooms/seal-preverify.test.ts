@@ -192,4 +192,41 @@ describe('seals shared with a verifying thread from their frame’s arrival', ()
       'bad-seal',
     )
   })
+
+  it('batch records are shared too: found good by the thread, taken as is; a forged one is refused (b6peer)', async (t) => {
+    const w = await sharedRoom(t)
+    await sync(w.roomB, w.roomA, meshB.did) // carol's membership, sealed by B
+    const frames: Uint8Array[] = []
+    w.roomB.doc.on('update', (update: Uint8Array, origin: RoomOrigin | null) => {
+      if (origin?.source === 'local') frames.push(update)
+    })
+    // Two posts a turn: one frame under one batch record; 40 of them, enough for the thread.
+    for (let i = 0; i < 40; i++)
+      await Promise.all([w.b.post(w.id, carol.did, `a ${i}`), w.b.post(w.id, carol.did, `b ${i}`)])
+    const recordOf = (frame: Uint8Array) => {
+      for (const struct of Y.decodeUpdate(frame).structs)
+        if (struct instanceof Y.Item && String(struct.parentSub).startsWith('batch/'))
+          return (struct.content as Y.ContentAny).arr[0] as Seal
+      assert.fail('the frame has a batch record')
+    }
+    const pres = frames.map((frame) => preverifySeals(w.id, frame))
+    for (const pre of pres) await pre.settled()
+    frames.forEach((frame, i) => {
+      assert.ok(pres[i]?.verified.get(recordOf(frame).sig), `record ${i} found good by the thread`)
+      assert.equal(refusalOf(validateUpdate(w.roomA, frame, fromB, { preverified: pres[i] })), undefined)
+      Y.applyUpdate(w.roomA.doc, frame)
+    })
+    // A forged record: the thread does not find it good, the synchronous check refuses it.
+    const more = await Promise.all([w.b.post(w.id, carol.did, 'c'), w.b.post(w.id, carol.did, 'd')])
+    assert.equal(more.length, 2)
+    const next = frames.at(-1) as Uint8Array
+    const bad = forge(next, recordOf(next))
+    const pre = preverifySeals(w.id, bad)
+    await pre.settled()
+    assert.equal(pre.verified.get(recordOf(bad).sig), undefined)
+    assert.equal(
+      refusalOf(validateUpdate(w.roomA, bad, fromB, { preverified: pre }))?.details.reason,
+      'bad-seal',
+    )
+  })
 })
