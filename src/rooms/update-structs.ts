@@ -47,17 +47,41 @@ export interface ReadUpdate {
   deletes: boolean
   /** Whether the update holds structs the room has already (a replay, left out of `byClient`). */
   replays: boolean
+  /** Whether bytes follow the update's end (or it was decoded elsewhere, unknown): never relayed as received. */
+  trailing: boolean
 }
 
 /** `Y.decodeUpdate`'s answer: it depends on the update's bytes only, not on a room. */
 export interface DecodedUpdate {
   structs: Array<YT.Item | YT.GC | YT.Skip>
   ds: { clients: Map<number, unknown> }
+  /** Whether bytes follow the update's end (every Yjs reader ignores them; b6peer: never relayed as received). */
+  trailing?: boolean
 }
 
-/** `Y.decodeUpdate(update)`; throws on bytes that are no Yjs update. */
+/** The byte decoder of the last update decoded (see `decodeUpdate`). */
+let lastBytes: { pos: number } | undefined
+let Capturing: (new (decoder: { pos: number }) => unknown) | undefined
+
+/** `Y.decodeUpdate(update)`, and whether bytes follow its end; throws on bytes that are no Yjs update. */
 export function decodeUpdate(update: Uint8Array): DecodedUpdate {
-  return Y.decodeUpdate(update) as DecodedUpdate
+  // Yjs's own decoder class, which notes the byte decoder it reads from (where the update ends).
+  Capturing ??= class extends (Y.UpdateDecoderV1 as unknown as new (d: unknown) => object) {
+    constructor(decoder: { pos: number }) {
+      super(decoder)
+      lastBytes = decoder
+    }
+  }
+  lastBytes = undefined
+  const decoded = Y.decodeUpdateV2(update, Capturing as unknown as typeof Y.UpdateDecoderV1) as DecodedUpdate
+  const bytes = lastBytes as { pos: number } | undefined
+  decoded.trailing = bytes === undefined || bytes.pos !== update.byteLength
+  return decoded
+}
+
+/** Whether applying the update adds exactly its bytes: no replay, no delete set, nothing after its end (peer-apply.ts). */
+export function holdsJustNew(read: ReadUpdate): boolean {
+  return !read.deletes && !read.replays && !read.trailing
 }
 
 /**
@@ -85,6 +109,7 @@ export function readStructs(doc: YT.Doc, update: Uint8Array, decoded?: DecodedUp
     byClient: new Map(),
     deletes: decoded.ds.clients.size > 0,
     replays: false,
+    trailing: decoded.trailing !== false,
   }
   const add = (client: number, struct: YT.Item | Hole) => {
     let list = read.byClient.get(client)

@@ -57,7 +57,7 @@ export type UpdateSender = { kind: 'client'; did: string; mesh: string } | { kin
 import { checkTask } from './task-rules.ts'
 import { REJECT_REASONS, Refusal, type RejectReason, refuse } from './update-refusal.ts'
 import { answering, bindingsOf, checkHoles, salvage } from './update-salvage.ts'
-import { encodeStructs, type RawWrite, type ReadUpdate, readStructs } from './update-structs.ts'
+import { encodeStructs, holdsJustNew, type RawWrite, type ReadUpdate, readStructs } from './update-structs.ts'
 
 export { REJECT_REASONS, type RejectReason }
 
@@ -220,7 +220,7 @@ function checkWhole(
   // the room's state, no gap, no delete set applied), so it cannot throw or stay pending.
   const entries = checkWrites(room, read.writes, sender, options)
   checkHoles(room, read, sender)
-  return { entries, clients: clientsOf(read), empty: false, asSent: !read.deletes && !read.replays }
+  return { entries, clients: clientsOf(read), empty: false, asSent: holdsJustNew(read) }
 }
 
 function asError(room: ValidationTarget, err: unknown): MeshError {
