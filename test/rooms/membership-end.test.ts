@@ -61,6 +61,15 @@ function endOf(room: Room, did: string): MemberEntry | undefined {
   return undefined
 }
 
+/** `did`'s ending at `from` is dated after post `id`; `to` takes both in one update and the post stands. */
+async function endingFollows(from: Room, to: Room, fromMesh: string, did: string, id: string, body: string) {
+  const ended = endOf(from, did) as MemberEntry
+  assert.ok((from.message(id) as MessageEntry).ts < ended.ts, 'the ending is dated after the post')
+  const result = await sync(from, to, fromMesh)
+  assert.ok(result.ok, result.error?.message ?? '')
+  assert.equal(to.view(id)?.body, body)
+}
+
 describe('room memberships ended by the member’s mesh', () => {
   it('refuses a post made after the membership ended, through a replica that missed it; a sentinel still passes', async (t) => {
     const w = await world(t)
@@ -123,15 +132,8 @@ describe('room memberships ended by the member’s mesh', () => {
     const w = await world(t)
     const early = await w.b.post(w.id, carol.did, 'written while a member')
     await w.b.endMemberships(carol.did)
-    const ended = endOf(w.roomB, carol.did) as MemberEntry
-    assert.ok(
-      (w.roomB.message(early.id) as MessageEntry).ts < ended.ts,
-      'the ending is dated after her writes',
-    )
     // A receives the post and the ending in one update: the post stands.
-    const result = await sync(w.roomB, w.roomA, meshB.did)
-    assert.ok(result.ok, result.error?.message ?? '')
-    assert.equal(w.roomA.view(early.id)?.body, 'written while a member')
+    await endingFollows(w.roomB, w.roomA, meshB.did, carol.did, early.id, 'written while a member')
   })
 
   it('dates a removal after a post of the same turn (both reach the room together at its end)', async (t) => {
@@ -141,15 +143,8 @@ describe('room memberships ended by the member’s mesh', () => {
       w.a.post(w.id, bob.did, 'said just before the removal'),
       w.a.removeMember(w.id, alice.did, bob.did),
     ])
-    const ended = endOf(w.roomA, bob.did) as MemberEntry
-    assert.ok(
-      (w.roomA.message(posted.id) as MessageEntry).ts < ended.ts,
-      'the ending is dated after the post',
-    )
     // B takes both from one update: the post stands, the member is gone.
-    const result = await sync(w.roomA, w.roomB, meshA.did)
-    assert.ok(result.ok, result.error?.message ?? '')
-    assert.equal(w.roomB.view(posted.id)?.body, 'said just before the removal')
+    await endingFollows(w.roomA, w.roomB, meshA.did, bob.did, posted.id, 'said just before the removal')
     assert.equal(w.roomB.member(bob.did), undefined)
   })
 
