@@ -51,14 +51,14 @@ test('the routing table holds at most half the budget and keeps at most a quarte
 /** A connection as ConnectionBudget reads it; `closed` says whether it closed it. */
 function fakeConnection(
   peer: string,
-  init: { ageMs: number; direction?: 'inbound' | 'outbound'; protocols?: string[] },
+  init: { ageMs: number; direction?: 'inbound' | 'outbound'; protocols?: string[]; now?: number },
 ): Connection & { closed: boolean } {
   const connection = {
     remotePeer: { toString: () => peer },
     status: 'open',
     direction: init.direction ?? 'outbound',
     streams: (init.protocols ?? []).map((protocol) => ({ protocol })),
-    timeline: { open: Date.now() - init.ageMs },
+    timeline: { open: (init.now ?? Date.now()) - init.ageMs },
     closed: false,
     close: async () => {
       connection.closed = true
@@ -89,18 +89,20 @@ function fakeComponents(
 }
 
 test('over the low-water mark: spare duplicates, then the least valuable idle connections close', async () => {
+  // One clock for every connection: "tableOld" is older by 1 ms whatever time passes between the calls.
+  const now = Date.now()
   const old = 60_000
   const conns = {
     // p6 > p5: both ends keep the connection p5 dialled (outbound here); the inbound one is spare
-    keptDuplicate: fakeConnection('p6', { ageMs: old, direction: 'outbound' }),
-    spareDuplicate: fakeConnection('p6', { ageMs: old, direction: 'inbound' }),
-    untagged: fakeConnection('p1', { ageMs: old, protocols: ['/mesh/record/1.0.0', '/ipfs/id/1.0.0'] }),
-    tableOld: fakeConnection('p2', { ageMs: old + 1 }),
-    tableNew: fakeConnection('p3', { ageMs: old }),
-    busy: fakeConnection('p4', { ageMs: old, protocols: ['/mesh/kad/1.0.0'] }),
-    keepAlive: fakeConnection('p7', { ageMs: old }),
-    young: fakeConnection('p8', { ageMs: 0 }),
-    valued: fakeConnection('p9', { ageMs: old }),
+    keptDuplicate: fakeConnection('p6', { ageMs: old, direction: 'outbound', now }),
+    spareDuplicate: fakeConnection('p6', { ageMs: old, direction: 'inbound', now }),
+    untagged: fakeConnection('p1', { ageMs: old, protocols: ['/mesh/record/1.0.0', '/ipfs/id/1.0.0'], now }),
+    tableOld: fakeConnection('p2', { ageMs: old + 1, now }),
+    tableNew: fakeConnection('p3', { ageMs: old, now }),
+    busy: fakeConnection('p4', { ageMs: old, protocols: ['/mesh/kad/1.0.0'], now }),
+    keepAlive: fakeConnection('p7', { ageMs: old, now }),
+    young: fakeConnection('p8', { ageMs: 0, now }),
+    valued: fakeConnection('p9', { ageMs: old, now }),
   }
   const tags = {
     p2: { 'kad-peer': 1 },
