@@ -11,9 +11,8 @@ import type { StreamMuxerFactory } from '@libp2p/interface'
  * what is left of it falls to half or below, so a steady sender is never held up (it
  * still has half a window, 128 KiB at first, when the update leaves). The flags of a
  * stream's first frames (its SYN/ACK), a paused stream and the window's growth are
- * yamux's own: an update is only skipped while the stream is established, more than
- * half of its window is still free and it would not grow the window. Anything else is
- * left to yamux, as it was.
+ * yamux's own: an update is only skipped while the stream is established and more than
+ * half of its window is still free. Anything else is left to yamux, as it was.
  */
 export function lazyWindowUpdates<C>(
   muxer: (components: C) => StreamMuxerFactory,
@@ -45,28 +44,7 @@ interface YamuxStreamWindow {
   state?: unknown
   recvWindow?: unknown
   recvWindowCapacity?: unknown
-  maxStreamWindowSize?: unknown
-  epochStart?: unknown
-  getRTT?: () => unknown
   sendWindowUpdate?: () => void
-}
-
-/**
- * Whether yamux would grow the window with this update (the data since the last one read
- * within 4 round trips, the window below its most): such an update is never skipped, so a
- * bulk transfer's window grows as fast as stock yamux lets it (skipping them made a 16 MiB
- * stream ≈ 20 % slower); live updates, a frame a millisecond, do not grow it.
- */
-function grows(s: YamuxStreamWindow): boolean {
-  const rtt = typeof s.getRTT === 'function' ? s.getRTT() : -1
-  return (
-    typeof rtt === 'number' &&
-    rtt > -1 &&
-    typeof s.epochStart === 'number' &&
-    Date.now() - s.epochStart <= rtt * 4 &&
-    typeof s.maxStreamWindowSize === 'number' &&
-    (s.recvWindow as number) < s.maxStreamWindowSize
-  )
 }
 
 /** Makes `stream` (a yamux stream) skip window updates while more than half its receive window is free. */
@@ -84,8 +62,7 @@ export function halfWindowUpdates(stream: unknown): void {
       s.state === ESTABLISHED &&
       typeof s.recvWindow === 'number' &&
       typeof s.recvWindowCapacity === 'number' &&
-      s.recvWindowCapacity * 2 > s.recvWindow &&
-      !grows(s)
+      s.recvWindowCapacity * 2 > s.recvWindow
     )
       return
     update.call(stream)
