@@ -116,25 +116,25 @@ export async function removeRoomMember(
   return endOne(room, target, home, input.now)
 }
 
-/** The latest date of a message, reaction, redaction or task entry by `did` from `mesh` in the room (0 if none). */
 /**
  * A date after `member`'s entry and any entry of the same membership written this turn
  * (issue 15, batch15: the turn's writes reach the room together at its end).
  */
 export function laterThan(room: Room, member: Pick<MemberEntry, 'did' | 'mesh' | 'ts'>): number {
   let last = member.ts
-  for (const v of room.queued('members')) {
-    const e = v as MemberEntry
+  for (const { value } of room.queued('members')) {
+    const e = value as MemberEntry
     if (e.did === member.did && e.mesh === member.mesh && e.ts > last) last = e.ts
   }
   return last + 1
 }
 
+/** The latest date of a message, reaction, redaction or task entry by `did` from `mesh` in the room (0 if none). */
 function lastWrite(room: Room, did: string, mesh: string): number {
   let last = 0
   // tasks across meshes (SPEC §13): task entries are writes too
   for (const map of ['messages', 'reactions', 'redactions', 'tasks'] as const)
-    for (const v of [...room.doc.getMap(map).values(), ...room.queued(map)]) {
+    for (const v of [...room.doc.getMap(map).values(), ...room.queued(map).map((q) => q.value)]) {
       const e = v as { author: string; authorMesh: string; ts: number }
       if (e.author === did && e.authorMesh === mesh && e.ts > last) last = e.ts
     }

@@ -414,7 +414,7 @@ export class Room implements ValidationTarget {
   }
 
   /** Entries of `map` written this turn, not in the room yet: a writer dating an entry after others sees them too. */
-  queued(map: SealedMapName): Array<Write[number]['value']> {
+  queued(map: SealedMapName): Array<{ key: string; value: Write[number]['value'] }> {
     return this.#turn.queued(map)
   }
 

@@ -115,11 +115,17 @@ export function taskView(task: TaskState): TaskView {
   return view
 }
 
-/** The latest `ts` of any entry of task `id` (0 if none): a new entry of it is dated after. */
-export function lastTaskTs(doc: Y.Doc, id: string): number {
+/** The latest `ts` of any entry of task `id` in the doc or in `queued` (written this turn), 0 if none: a new entry of it is dated after. */
+export function lastTaskTs(
+  doc: Y.Doc,
+  id: string,
+  queued: ReadonlyArray<{ key: string; value: unknown }> = [],
+): number {
   let last = 0
-  doc.getMap<TaskEntry>('tasks').forEach((entry, key) => {
+  const consider = (entry: TaskEntry, key: string): void => {
     if ((key === id || (entry.op !== 'create' && entry.task === id)) && entry.ts > last) last = entry.ts
-  })
+  }
+  doc.getMap<TaskEntry>('tasks').forEach(consider)
+  for (const q of queued) consider(q.value as TaskEntry, q.key)
   return last
 }

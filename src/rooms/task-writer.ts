@@ -130,11 +130,7 @@ export class TaskWriter {
   /** Writes a change of task `id`, dated after every entry of it this replica holds (so it folds after them). */
   async #write(room: Room, author: string, id: string, change: DistributiveOmit<TaskEntry, Base>) {
     // Entries of the task written this turn count too (issue 15, batch15: they reach the room at its end).
-    let last = lastTaskTs(room.doc, id)
-    for (const v of room.queued('tasks')) {
-      const e = v as TaskEntry
-      if ((e.op === 'create' ? contentId(e) === id : e.task === id) && e.ts > last) last = e.ts
-    }
+    const last = lastTaskTs(room.doc, id, room.queued('tasks'))
     const ts = Math.max(this.#c.now(), last + 1)
     const entry = { ...this.#base(room.id, author, ts), ...change } as TaskEntry
     await room.write([{ map: 'tasks', key: contentId(entry), value: entry }])

@@ -59,9 +59,9 @@ export class WriteTurn {
     return this.#queued.length
   }
 
-  /** The entries of `map` waiting for the end of the turn, in call order. */
-  queued(map: SealedMapName): Entry[] {
-    return this.#queued.flatMap((q) => q.write.filter((e) => e.map === map).map((e) => e.value))
+  /** The entries of `map` waiting for the end of the turn, with their keys, in call order. */
+  queued(map: SealedMapName): Array<{ key: string; value: Entry }> {
+    return this.#queued.flatMap((q) => q.write.filter((e) => e.map === map))
   }
 
   add(write: Write, ops: StoreOperation[]): Promise<void> {
