@@ -79,9 +79,11 @@ describe('lazy window updates (issue 15: relay CPU)', () => {
     // other streams on the connection do not count), with its window when each left.
     const updates: number[] = []
     let serverEnd: ServerEnd | undefined
+    let framesSeen = false
     await server.libp2p.handle(PROTOCOL, async (stream: Stream) => {
       const end = stream as unknown as ServerEnd
       const sendFrame = end.sendFrame
+      framesSeen = typeof sendFrame === 'function'
       end.sendFrame = (header, ...rest) => {
         if (header.type === WINDOW_UPDATE) updates.push(end.recvWindow)
         return sendFrame(header, ...rest)
@@ -98,7 +100,7 @@ describe('lazy window updates (issue 15: relay CPU)', () => {
     await until(() => got.length === 1)
     // What the growth rule reads is still where yamux keeps it.
     assert.ok(serverEnd)
-    assert.equal(typeof serverEnd.sendFrame, 'function')
+    assert.ok(framesSeen, 'yamux stream has no sendFrame')
     assert.equal(typeof serverEnd.getRTT, 'function')
     for (const field of ['recvWindow', 'recvWindowCapacity', 'maxStreamWindowSize', 'epochStart'] as const)
       assert.equal(typeof serverEnd[field], 'number', field)
