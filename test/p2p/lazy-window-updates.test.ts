@@ -114,12 +114,16 @@ describe('lazy window updates (issue 15: relay CPU)', () => {
     await until(() => got.length === 1 + frames)
     // 28 KB never uses half the window, so the only updates are ones that doubled it (how
     // many depends on the frames' timing, as in yamux: at most 6 from 256 KiB to 16 MiB).
+    // The wrapper and yamux each read the clock: when a millisecond ticks over between the
+    // two at the 4-round-trip edge, one update can leave without growing; no more than that.
     let window = before
-    for (const [i, sentWith] of updates.entries()) {
-      assert.ok(sentWith > window, `update ${i} did not grow the window`)
-      window = sentWith
+    let flat = 0
+    for (const sentWith of updates) {
+      if (sentWith <= window) flat++
+      window = Math.max(window, sentWith)
     }
-    assert.ok(updates.length <= 6, `${updates.length} updates for ${frames} small frames`)
+    assert.ok(flat <= 1, `${flat} of ${updates.length} updates did not grow the window`)
+    assert.ok(updates.length <= 7, `${updates.length} updates for ${frames} small frames`)
     // 8 MiB in 64 KiB frames: 32 times the first window, so updates must keep flowing.
     const big = Array.from({ length: 128 }, (_, i) => new Uint8Array(64 * 1024).fill(i))
     for (const b of big) await lp.write(b)
