@@ -38,6 +38,16 @@ export interface LinkInit {
   stream: Stream
 }
 
+/**
+ * A live update waiting for its link's flush, with its transaction's state vectors: the
+ * update holds, per client whose clock moved, `from` … `to` (what the peer learns of it).
+ */
+export interface LiveUpdate {
+  update: Uint8Array
+  from: Map<number, number>
+  to: Map<number, number>
+}
+
 interface Queued {
   bytes: Uint8Array
   onSent?: () => void
@@ -58,7 +68,7 @@ export class Link {
   /** Applies from this link still running (the replicator bounds them). */
   inflight = 0
   /** Live updates per room, sent at the end of the tick. */
-  readonly batch = new Map<string, Uint8Array[]>()
+  readonly batch = new Map<string, LiveUpdate[]>()
   /** Rooms whose SyncStep1 from the peer was answered: live updates flow from then on. */
   readonly ready = new Set<string>()
   /** rooms cost (issue 15): the peer speaks /mesh/rooms/1.1.0, so catch-up chunks go deflated. */

@@ -182,16 +182,26 @@ export class SyncProgress {
 
   /** The peer has (or will have) what `update` holds: its known state vector grows. */
   learn(peer: string, room: string, update: Uint8Array): void {
-    const p = this.of(peer, room)
-    if (p.theirs === null) return
+    if (this.of(peer, room).theirs === null) return
+    let meta: { from: Map<number, number>; to: Map<number, number> }
     try {
-      const { from, to } = Y.parseUpdateMeta(update)
-      for (const [client, clock] of to) {
-        if ((from.get(client) ?? 0) <= (p.theirs.get(client) ?? 0) && clock > (p.theirs.get(client) ?? 0))
-          p.theirs.set(client, clock)
-      }
+      meta = Y.parseUpdateMeta(update)
     } catch {
-      // an update that does not parse teaches nothing
+      return // an update that does not parse teaches nothing
+    }
+    this.learnRange(peer, room, meta.from, meta.to)
+  }
+
+  /**
+   * `learn` of an update whose clocks are known without parsing it (issue 15, alpha15: a
+   * live update's, from its transactions' state vectors): per client, it holds `from` … `to`.
+   */
+  learnRange(peer: string, room: string, from: Map<number, number>, to: Map<number, number>): void {
+    const theirs = this.of(peer, room).theirs
+    if (theirs === null) return
+    for (const [client, clock] of to) {
+      const known = theirs.get(client) ?? 0
+      if ((from.get(client) ?? 0) <= known && clock > known) theirs.set(client, clock)
     }
   }
 

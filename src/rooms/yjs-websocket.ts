@@ -214,9 +214,15 @@ class YjsWebsocketServer {
     const connections = new Set<Connection>()
     const onUpdate = (update: Uint8Array, origin: unknown) => {
       const source = (origin as RoomOrigin & { connection?: unknown }) ?? null
-      const message = syncMessage(update)
+      // Framed once, and only when some connection gets it (issue 15, alpha15: a lone writer's own
+      // updates go to no one here).
+      let message: Uint8Array | undefined
       // The source client gets only what the node added (ClientApplyResult.nodeUpdate).
-      for (const c of connections) if (source?.connection !== c) this.#send(c, message)
+      for (const c of connections) {
+        if (source?.connection === c) continue
+        message ??= syncMessage(update)
+        this.#send(c, message)
+      }
     }
     room.doc.on('update', onUpdate)
     const onAwareness = ({

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { setImmediate as tick } from 'node:timers/promises'
 import * as Y from 'yjs'
 import { silentLogger } from '../../src/log.ts'
-import type { Link } from '../../src/rooms/link.ts'
+import type { Link, LiveUpdate } from '../../src/rooms/link.ts'
 import { Replicator, type ReplicatorComponents } from '../../src/rooms/replicator.ts'
 import type { Room } from '../../src/rooms/room.ts'
 import type { RoomFrame } from '../../src/rooms/sync-protocol.ts'
@@ -20,7 +20,7 @@ function setUp(flushGapMs: number) {
     peer: PEER,
     closed: false,
     ready: new Set([ROOM]),
-    batch: new Map<string, Uint8Array[]>(),
+    batch: new Map<string, LiveUpdate[]>(),
     send: (frame: RoomFrame) => {
       frames.push(frame)
       sent()
@@ -34,7 +34,7 @@ function setUp(flushGapMs: number) {
     } as unknown as ReplicatorComponents['shares'],
     link: () => link,
     links: () => [link],
-    progress: { learn: () => {} } as unknown as ReplicatorComponents['progress'],
+    progress: { learnRange: () => {} } as unknown as ReplicatorComponents['progress'],
     awareness: { watch: () => {}, receive: () => {} },
     refuse: () => {},
     isOwn: () => false,
