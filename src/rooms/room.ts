@@ -9,6 +9,7 @@ import { InboundFrames } from './inbound-frames.ts' // issue 15, verify15
 import { awarenessProtocol, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
+import { nodePart } from './node-part.ts' // issue 15, alpha15
 import { applyAsSent } from './peer-apply.ts' // issue 15, b6peer
 import {
   type ClientBinding,
@@ -378,9 +379,9 @@ export class Room implements ValidationTarget {
     // issue 15 (p99): the node's part is cut from this transaction's update, not encoded from
     // the document (whose delete set, rebuilt from every struct, cost O(room) a write).
     const origin = { source: 'client', did: sender.did, connection } satisfies RoomOrigin
-    let transaction: Uint8Array | undefined
-    const ownUpdate = (u: Uint8Array, o: unknown) => {
-      if (o === origin) transaction = u
+    let transaction: [Uint8Array, YT.Transaction] | undefined
+    const ownUpdate = (u: Uint8Array, o: unknown, _: unknown, tr: YT.Transaction) => {
+      if (o === origin) transaction = [u, tr]
     }
     this.doc.on('update', ownUpdate)
     try {
@@ -399,7 +400,7 @@ export class Room implements ValidationTarget {
       this.doc.off('update', ownUpdate)
     }
     this.#assertWhole()
-    const nodeUpdate = nodePart(transaction, applied)
+    const nodeUpdate = nodePart(transaction, this.doc.clientID)
     await this.#lastWrite
     return { ...result, nodeUpdate }
   }
@@ -583,16 +584,6 @@ export class Room implements ValidationTarget {
 }
 
 const LOCAL = { source: 'local' } satisfies RoomOrigin
-
-/**
- * Issue 15 (p99): what a client's transaction added beyond the client's own update (the
- * node's bindings and seals, under the node's id): the transaction's update without the
- * structs the client sent (up to where they end), in O(update).
- */
-function nodePart(transaction: Uint8Array | undefined, sent: Uint8Array): Uint8Array {
-  if (transaction === undefined) return new Uint8Array([0, 0]) // an empty update
-  return Y.diffUpdate(transaction, Y.encodeStateVector(Y.parseUpdateMeta(sent).to))
-}
 
 function rootName(doc: YT.Doc, type: unknown): string | undefined {
   for (const [name, t] of doc.share) if (t === type) return name
