@@ -1,4 +1,4 @@
-import { hash as digest } from 'node:crypto'
+import { hash as digest, randomBytes } from 'node:crypto'
 import type * as YT from 'yjs'
 import type { BatchSeal, Seal, SealBatch } from '../api/room-entries.ts'
 import { canonicalJson, type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
@@ -28,6 +28,14 @@ import type { RawWrite } from './update-structs.ts'
  * record cannot be replayed under another id, nor into another room. Each entry's seal
  * is then `{mesh, key?, hash, batch: <id>, i}`: `entries[i]` must be exactly its
  * `[map, key, hash]`. See README-layout.md.
+ *
+ * Issue 15 (posts15): one signature for the batches of several rooms. When a turn's writes
+ * fill batches in several rooms, each record's id is a leaf of a Merkle tree of
+ * TREE_LEAVES leaves (the unused ones random), and `sig` covers the JCS of `{batchRoot:
+ * root}` (`mesh` too when signed by a later key); the record carries its place `at` and
+ * the sibling hashes `path` from its leaf up. A record names no other room: a peer of one
+ * room sees its own entries and TREE_DEPTH hashes that it cannot tell from random ones
+ * (no count, no ids; a leaf hashes its room's id and its entries' content ids).
  */
 
 export type { BatchSeal, SealBatch }
@@ -42,6 +50,11 @@ const SIG_RE = /^[A-Za-z0-9_-]{86}$/
 const MAP_NAMES: ReadonlySet<string> = new Set(SEALED_MAPS)
 /** Longest entry key a record may list (content ids are 43, client ids ≤ 16, meta "room"). */
 const MAX_KEY = 64
+/** Levels of the trees the writer makes (posts15): 16 leaves, whatever the number of rooms. */
+export const TREE_DEPTH = 4
+export const TREE_LEAVES = 2 ** TREE_DEPTH
+/** Most levels a verifier follows. */
+const MAX_PATH = 8
 
 export function isBatchKey(sealKeyOrKey: string): boolean {
   return sealKeyOrKey.startsWith(BATCH_PREFIX)
@@ -56,6 +69,61 @@ export function batchIdOf(text: string): string {
   return digest('sha256', text, 'base64url')
 }
 
+/** What a batch record lists and its id, before it is signed. */
+export interface BatchLeaf {
+  room: string
+  listed: SealBatch['entries']
+  /** The JCS text the id hashes (and a record without a tree signs). */
+  text: string
+  id: string
+}
+
+/** Lists `entries` for a record of room `room` sealed for `mesh` by key `signer`. */
+export function batchLeaf(
+  room: string,
+  entries: ReadonlyArray<{ map: SealedMapName; key: string; value: unknown }>,
+  mesh: string,
+  signer: string,
+): BatchLeaf {
+  const listed: SealBatch['entries'] = entries.map((e) => [
+    e.map,
+    e.key,
+    contentAddressed(e.map) ? e.key : contentId(e.value),
+  ])
+  const text = batchPayloadText(room, listed, mesh === signer ? undefined : mesh)
+  return { room, listed, text, id: batchIdOf(text) }
+}
+
+/** The signature and place in its tree (absent: the record signs its own text) of a leaf. */
+export interface LeafSignature {
+  sig: string
+  at?: number
+  path?: string[]
+}
+
+/** A record and its entries' seals from a leaf and its signature. */
+export function sealedBatch(
+  leaf: BatchLeaf,
+  signed: LeafSignature,
+  mesh: string,
+  signer: string,
+): { recordKey: string; record: SealBatch; seals: BatchSeal[] } {
+  const own = mesh === signer
+  const tree = signed.path === undefined ? {} : { at: signed.at as number, path: signed.path }
+  const record: SealBatch = own
+    ? { mesh, entries: leaf.listed, ...tree, sig: signed.sig }
+    : { mesh, key: signer, entries: leaf.listed, ...tree, sig: signed.sig }
+  const seals = leaf.listed.map(
+    ([, , hash], i): BatchSeal =>
+      own ? { mesh, hash, batch: leaf.id, i } : { mesh, key: signer, hash, batch: leaf.id, i },
+  )
+  return { recordKey: `${BATCH_PREFIX}${leaf.id}`, record, seals }
+}
+
+function signText(key: Ed25519KeyPair, text: string): string {
+  return Buffer.from(key.sign(Buffer.from(text, 'utf8'))).toString('base64url')
+}
+
 /**
  * Seals `entries` under one record for `mesh` with `key`: the record's `seals` key and
  * value, and each entry's seal (same order).
@@ -66,23 +134,54 @@ export function makeBatch(
   entries: Array<{ map: SealedMapName; key: string; value: unknown }>,
   mesh: string = key.did,
 ): { recordKey: string; record: SealBatch; seals: BatchSeal[] } {
-  const listed: SealBatch['entries'] = entries.map((e) => [
-    e.map,
-    e.key,
-    contentAddressed(e.map) ? e.key : contentId(e.value),
-  ])
-  const own = mesh === key.did
-  const text = batchPayloadText(room, listed, own ? undefined : mesh)
-  const id = batchIdOf(text)
-  const sig = Buffer.from(key.sign(Buffer.from(text, 'utf8'))).toString('base64url')
-  const record: SealBatch = own
-    ? { mesh, entries: listed, sig }
-    : { mesh, key: key.did, entries: listed, sig }
-  const seals = listed.map(
-    ([, , hash], i): BatchSeal =>
-      own ? { mesh, hash, batch: id, i } : { mesh, key: key.did, hash, batch: id, i },
-  )
-  return { recordKey: `${BATCH_PREFIX}${id}`, record, seals }
+  const leaf = batchLeaf(room, entries, mesh, key.did)
+  return sealedBatch(leaf, { sig: signText(key, leaf.text) }, mesh, key.did)
+}
+
+/** An inner node of a tree (domain-separated from a leaf, which hashes a JCS object). */
+function nodeHash(left: string, right: string): string {
+  return digest('sha256', `mesh-batch-node\0${left}\0${right}`, 'base64url')
+}
+
+/** The root a leaf's path leads to (`at`: its place, bit k set when it is the right child at level k). */
+export function treeRoot(leaf: string, at: number, path: readonly string[]): string {
+  let node = leaf
+  path.forEach((sibling, level) => {
+    node = (at >> level) & 1 ? nodeHash(sibling, node) : nodeHash(node, sibling)
+  })
+  return node
+}
+
+/** The JCS text a tree's signature covers. */
+export function rootPayloadText(root: string, mesh?: string): string {
+  return canonicalJson(mesh === undefined ? { batchRoot: root } : { batchRoot: root, mesh })
+}
+
+/**
+ * One signature for many leaves (posts15): TREE_LEAVES a tree, the unused leaves random
+ * (a sibling hash tells nothing of how many rooms were written), one signature a tree.
+ */
+export function signLeaves(key: Ed25519KeyPair, ids: readonly string[], mesh: string): LeafSignature[] {
+  const out: LeafSignature[] = []
+  for (let from = 0; from < ids.length; from += TREE_LEAVES) {
+    const leaves = ids.slice(from, from + TREE_LEAVES)
+    const real = leaves.length
+    while (leaves.length < TREE_LEAVES) leaves.push(randomBytes(32).toString('base64url'))
+    const levels: string[][] = [leaves]
+    for (let level = leaves; level.length > 1; ) {
+      const up: string[] = []
+      for (let i = 0; i < level.length; i += 2) up.push(nodeHash(level[i] as string, level[i + 1] as string))
+      levels.push(up)
+      level = up
+    }
+    const root = (levels.at(-1) as string[])[0] as string
+    const sig = signText(key, rootPayloadText(root, mesh === key.did ? undefined : mesh))
+    for (let at = 0; at < real; at++) {
+      const path = levels.slice(0, -1).map((level, k) => level[(at >> k) ^ 1] as string)
+      out.push({ sig, at, path })
+    }
+  }
+  return out
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -91,9 +190,9 @@ function isObj(v: unknown): v is Record<string, unknown> {
   )
 }
 
-function keysAre(o: Record<string, unknown>, required: readonly string[], optional: string): boolean {
+function keysAre(o: Record<string, unknown>, required: readonly string[], ...optional: string[]): boolean {
   const keys = Object.keys(o)
-  return required.every((k) => k in o) && keys.every((k) => required.includes(k) || k === optional)
+  return required.every((k) => k in o) && keys.every((k) => required.includes(k) || optional.includes(k))
 }
 
 function signerOk(v: Record<string, unknown>): boolean {
@@ -116,8 +215,8 @@ export function isBatchSeal(v: unknown): v is BatchSeal {
 
 /** A batch record's shape: 1 to MAX_BATCH_ENTRIES distinct `[map, key, hash]`. */
 export function isSealBatch(v: unknown): v is SealBatch {
-  if (!isObj(v) || !keysAre(v, ['mesh', 'entries', 'sig'], 'key') || !signerOk(v)) return false
-  if (typeof v.sig !== 'string' || !SIG_RE.test(v.sig)) return false
+  if (!isObj(v) || !keysAre(v, ['mesh', 'entries', 'sig'], 'key', 'at', 'path') || !signerOk(v)) return false
+  if (typeof v.sig !== 'string' || !SIG_RE.test(v.sig) || !treeOk(v.at, v.path)) return false
   const list = v.entries
   if (!Array.isArray(list) || list.length === 0 || list.length > MAX_BATCH_ENTRIES) return false
   const seen = new Set<string>()
@@ -133,23 +232,53 @@ export function isSealBatch(v: unknown): v is SealBatch {
   return true
 }
 
+/** A record's place in a tree: both absent, or 1 to MAX_PATH ids and a place among 2^length. */
+function treeOk(at: unknown, path: unknown): boolean {
+  if (at === undefined && path === undefined) return true
+  return (
+    Array.isArray(path) &&
+    path.length > 0 &&
+    path.length <= MAX_PATH &&
+    path.every(isEntryId) &&
+    typeof at === 'number' &&
+    Number.isInteger(at) &&
+    at >= 0 &&
+    at < 2 ** path.length
+  )
+}
+
 /** The key whose signature a record carries. */
 export function batchSigner(record: SealBatch): string {
   return record.key ?? record.mesh
 }
 
 /**
- * Whether `record`, stored under `batch/<id>`, is signed by its signer for room `room`
- * and named by what it signs. Found good once, a lookup in `verified` thereafter.
+ * The text a record's signature covers, given that its id is `id`: its own payload, or (a
+ * record in a tree) the root its leaf and path lead to. Undefined when the id is not the
+ * hash of its payload for room `room` (another room's, or another list's).
  */
-export function verifyBatch(record: SealBatch, id: string, room: string, verified?: VerifiedSeals): boolean {
+export function batchSignedText(record: SealBatch, id: string, room: string): string | undefined {
   let text: string
   try {
     text = batchPayloadText(room, record.entries, record.key === undefined ? undefined : record.mesh)
   } catch {
-    return false
+    return undefined
   }
-  return batchIdOf(text) === id && verifyText(batchSigner(record), text, record.sig, verified)
+  if (batchIdOf(text) !== id) return undefined
+  if (record.path === undefined) return text
+  return rootPayloadText(
+    treeRoot(id, record.at as number, record.path),
+    record.key === undefined ? undefined : record.mesh,
+  )
+}
+
+/**
+ * Whether `record`, stored under `batch/<id>`, is signed by its signer for room `room`
+ * and named by what it lists. Found good once, a lookup in `verified` thereafter.
+ */
+export function verifyBatch(record: SealBatch, id: string, room: string, verified?: VerifiedSeals): boolean {
+  const text = batchSignedText(record, id, room)
+  return text !== undefined && verifyText(batchSigner(record), text, record.sig, verified)
 }
 
 /** `verifyBatch`, remembered in `good` (`id sig`) for the rest of one validation. */
