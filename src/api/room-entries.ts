@@ -137,6 +137,9 @@ export interface Seal {
   mesh: string
   key?: string
   hash: string
+  /** posts15: a leaf of a tree (rooms/seal-tree.ts): its place and sibling hashes; `sig` covers the root. */
+  at?: number
+  path?: string[]
   sig: string
 }
 

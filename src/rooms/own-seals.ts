@@ -3,18 +3,22 @@ import type { Ed25519KeyPair } from '../identity/index.ts'
 import {
   type ClientBinding,
   contentAddressed,
+  contentId,
   makeSeal,
+  type Seal,
   type SealedMapName,
   sealKey,
+  sealPayloadText,
 } from './room-entries.ts'
 import {
   BATCH_MIN_ENTRIES,
   type BatchLeaf,
-  type LeafSignature,
+  batchLeaf,
   MAX_BATCH_ENTRIES,
   makeBatch,
   sealedBatch,
 } from './seal-batch.ts'
+import { type LeafSignature, leafOf } from './seal-tree.ts'
 
 /**
  * How a room puts and seals the node's own entries into its document (moved out of
@@ -36,12 +40,22 @@ export interface OwnSealsInit {
 
 export type Sealed = Array<{ map: SealedMapName; key: string; value: unknown }>
 
-/** A record of a turn's tree (write-turn.ts): what it lists, and the tree's signature for it. */
-export interface TreeSeal {
-  sealed: Sealed
-  leaf: BatchLeaf
-  signed: LeafSignature
+/**
+ * A transaction's leaf in a turn's tree (write-turn.ts): a batch record's, or a lone
+ * entry's seal payload hashed (no record: its seal carries the tree).
+ */
+export interface TurnLeaf {
+  id: string
   signer: string
+  sealed: Sealed
+  batch?: BatchLeaf
+  /** The lone entry's content id. */
+  hash?: string
+}
+
+export interface TreeSeal {
+  leaf: TurnLeaf
+  signed: LeafSignature
 }
 
 export class OwnSeals {
@@ -61,11 +75,37 @@ export class OwnSeals {
     return sealed
   }
 
+  /** `entries`' leaf for a tree signed by `signer` (undefined: more than one record may list). */
+  leaf(entries: Sealed, signer: string): TurnLeaf | undefined {
+    const sealed = this.sealed(entries)
+    const { room, ownMesh } = this.#c
+    const mesh = ownMesh === signer ? undefined : ownMesh
+    const lone = sealed.length === 1 ? sealed[0] : undefined
+    if (lone !== undefined) {
+      const hash = contentAddressed(lone.map) ? lone.key : contentId(lone.value)
+      const id = leafOf(sealPayloadText(room, lone.map, lone.key, hash, mesh))
+      return { id, signer, sealed, hash }
+    }
+    if (sealed.length > MAX_BATCH_ENTRIES) return undefined
+    const batch = batchLeaf(room, sealed, ownMesh, signer)
+    return { id: batch.id, signer, sealed, batch }
+  }
+
   /** Puts and seals entries (and this replica's binding, if new): ≥ 2 under one batch record. */
   sealAll(entries: Sealed, tree?: TreeSeal): void {
     if (tree !== undefined) {
-      const { recordKey, record, seals } = sealedBatch(tree.leaf, tree.signed, this.#c.ownMesh, tree.signer)
-      this.#putBatch(recordKey, record, tree.sealed, seals)
+      const { leaf, signed } = tree
+      const { ownMesh } = this.#c
+      if (leaf.batch !== undefined) {
+        const { recordKey, record, seals } = sealedBatch(leaf.batch, signed, ownMesh, leaf.signer)
+        this.#putBatch(recordKey, record, leaf.sealed, seals)
+        return
+      }
+      const lone = leaf.sealed[0] as Sealed[number]
+      const signer = ownMesh === leaf.signer ? {} : { key: leaf.signer }
+      const seal: Seal = { mesh: ownMesh, ...signer, hash: leaf.hash as string, ...signed }
+      this.put(lone.map, lone.key, lone.value)
+      this.put('seals', sealKey(lone.map, lone.key), seal)
       return
     }
     const sealed = this.sealed(entries)

@@ -137,7 +137,7 @@ export class Room implements ValidationTarget {
       has: (map, key) => this.doc.getMap(map).has(key),
       sealedBy: init.ownMesh,
       signer: init.key,
-      sealed: (entries) => this.#seals.sealed(entries),
+      leaf: (entries, signer) => this.#seals.leaf(entries, signer),
       check: (entries, from) =>
         checkLocalRules(this, entries, init.now(), init.maxForeignParticipants(), from),
       commit: (entries, ops, tree) => {

@@ -1,4 +1,3 @@
-import { hash as digest, randomBytes } from 'node:crypto'
 import type * as YT from 'yjs'
 import type { BatchSeal, Seal, SealBatch } from '../api/room-entries.ts'
 import { canonicalJson, type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
@@ -14,6 +13,7 @@ import {
   type VerifiedSeals,
   verifyText,
 } from './room-entries.ts'
+import { type LeafSignature, leafOf, treeOk, treeSignedText } from './seal-tree.ts'
 import { refuse } from './update-refusal.ts'
 import type { RawWrite } from './update-structs.ts'
 
@@ -29,13 +29,8 @@ import type { RawWrite } from './update-structs.ts'
  * is then `{mesh, key?, hash, batch: <id>, i}`: `entries[i]` must be exactly its
  * `[map, key, hash]`. See README-layout.md.
  *
- * Issue 15 (posts15): one signature for the batches of several rooms. When a turn's writes
- * fill batches in several rooms, each record's id is a leaf of a Merkle tree of
- * TREE_LEAVES leaves (the unused ones random), and `sig` covers the JCS of `{batchRoot:
- * root}` (`mesh` too when signed by a later key); the record carries its place `at` and
- * the sibling hashes `path` from its leaf up. A record names no other room: a peer of one
- * room sees its own entries and TREE_DEPTH hashes that it cannot tell from random ones
- * (no count, no ids; a leaf hashes its room's id and its entries' content ids).
+ * Issue 15 (posts15): a record may be a leaf of a tree whose one signature covers the
+ * records of several rooms (seal-tree.ts): it then carries `at` and `path`.
  */
 
 export type { BatchSeal, SealBatch }
@@ -50,11 +45,6 @@ const SIG_RE = /^[A-Za-z0-9_-]{86}$/
 const MAP_NAMES: ReadonlySet<string> = new Set(SEALED_MAPS)
 /** Longest entry key a record may list (content ids are 43, client ids ≤ 16, meta "room"). */
 const MAX_KEY = 64
-/** Levels of the trees the writer makes (posts15): 16 leaves, whatever the number of rooms. */
-export const TREE_DEPTH = 4
-export const TREE_LEAVES = 2 ** TREE_DEPTH
-/** Most levels a verifier follows. */
-const MAX_PATH = 8
 
 export function isBatchKey(sealKeyOrKey: string): boolean {
   return sealKeyOrKey.startsWith(BATCH_PREFIX)
@@ -66,7 +56,7 @@ export function batchPayloadText(room: string, entries: SealBatch['entries'], me
 }
 
 export function batchIdOf(text: string): string {
-  return digest('sha256', text, 'base64url')
+  return leafOf(text)
 }
 
 /** What a batch record lists and its id, before it is signed. */
@@ -94,22 +84,15 @@ export function batchLeaf(
   return { room, listed, text, id: batchIdOf(text) }
 }
 
-/** The signature and place in its tree (absent: the record signs its own text) of a leaf. */
-export interface LeafSignature {
-  sig: string
-  at?: number
-  path?: string[]
-}
-
 /** A record and its entries' seals from a leaf and its signature. */
 export function sealedBatch(
   leaf: BatchLeaf,
-  signed: LeafSignature,
+  signed: { sig: string } | LeafSignature,
   mesh: string,
   signer: string,
 ): { recordKey: string; record: SealBatch; seals: BatchSeal[] } {
   const own = mesh === signer
-  const tree = signed.path === undefined ? {} : { at: signed.at as number, path: signed.path }
+  const tree = 'path' in signed ? { at: signed.at, path: signed.path } : {}
   const record: SealBatch = own
     ? { mesh, entries: leaf.listed, ...tree, sig: signed.sig }
     : { mesh, key: signer, entries: leaf.listed, ...tree, sig: signed.sig }
@@ -136,52 +119,6 @@ export function makeBatch(
 ): { recordKey: string; record: SealBatch; seals: BatchSeal[] } {
   const leaf = batchLeaf(room, entries, mesh, key.did)
   return sealedBatch(leaf, { sig: signText(key, leaf.text) }, mesh, key.did)
-}
-
-/** An inner node of a tree (domain-separated from a leaf, which hashes a JCS object). */
-function nodeHash(left: string, right: string): string {
-  return digest('sha256', `mesh-batch-node\0${left}\0${right}`, 'base64url')
-}
-
-/** The root a leaf's path leads to (`at`: its place, bit k set when it is the right child at level k). */
-export function treeRoot(leaf: string, at: number, path: readonly string[]): string {
-  let node = leaf
-  path.forEach((sibling, level) => {
-    node = (at >> level) & 1 ? nodeHash(sibling, node) : nodeHash(node, sibling)
-  })
-  return node
-}
-
-/** The JCS text a tree's signature covers. */
-export function rootPayloadText(root: string, mesh?: string): string {
-  return canonicalJson(mesh === undefined ? { batchRoot: root } : { batchRoot: root, mesh })
-}
-
-/**
- * One signature for many leaves (posts15): TREE_LEAVES a tree, the unused leaves random
- * (a sibling hash tells nothing of how many rooms were written), one signature a tree.
- */
-export function signLeaves(key: Ed25519KeyPair, ids: readonly string[], mesh: string): LeafSignature[] {
-  const out: LeafSignature[] = []
-  for (let from = 0; from < ids.length; from += TREE_LEAVES) {
-    const leaves = ids.slice(from, from + TREE_LEAVES)
-    const real = leaves.length
-    while (leaves.length < TREE_LEAVES) leaves.push(randomBytes(32).toString('base64url'))
-    const levels: string[][] = [leaves]
-    for (let level = leaves; level.length > 1; ) {
-      const up: string[] = []
-      for (let i = 0; i < level.length; i += 2) up.push(nodeHash(level[i] as string, level[i + 1] as string))
-      levels.push(up)
-      level = up
-    }
-    const root = (levels.at(-1) as string[])[0] as string
-    const sig = signText(key, rootPayloadText(root, mesh === key.did ? undefined : mesh))
-    for (let at = 0; at < real; at++) {
-      const path = levels.slice(0, -1).map((level, k) => level[(at >> k) ^ 1] as string)
-      out.push({ sig, at, path })
-    }
-  }
-  return out
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -232,21 +169,6 @@ export function isSealBatch(v: unknown): v is SealBatch {
   return true
 }
 
-/** A record's place in a tree: both absent, or 1 to MAX_PATH ids and a place among 2^length. */
-function treeOk(at: unknown, path: unknown): boolean {
-  if (at === undefined && path === undefined) return true
-  return (
-    Array.isArray(path) &&
-    path.length > 0 &&
-    path.length <= MAX_PATH &&
-    path.every(isEntryId) &&
-    typeof at === 'number' &&
-    Number.isInteger(at) &&
-    at >= 0 &&
-    at < 2 ** path.length
-  )
-}
-
 /** The key whose signature a record carries. */
 export function batchSigner(record: SealBatch): string {
   return record.key ?? record.mesh
@@ -266,8 +188,10 @@ export function batchSignedText(record: SealBatch, id: string, room: string): st
   }
   if (batchIdOf(text) !== id) return undefined
   if (record.path === undefined) return text
-  return rootPayloadText(
-    treeRoot(id, record.at as number, record.path),
+  return treeSignedText(
+    id,
+    record.at as number,
+    record.path,
     record.key === undefined ? undefined : record.mesh,
   )
 }

@@ -9,6 +9,7 @@ import {
   sealFact,
   sealKey,
   sealPayloadText,
+  sealSignedText,
   sealSigner,
   type VerifiedSeals,
 } from './room-entries.ts'
@@ -123,6 +124,7 @@ export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpd
       continue
     }
     const did = sealSigner(seal)
+    text = sealSignedText(seal, text) // posts15: a seal in a tree signs its root
     at.set(seal.sig, { i: checks.length, fact: sealFact(did, text) })
     checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(seal.sig, 'base64url') })
   }

@@ -1,8 +1,9 @@
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
-import type { Sealed, TreeSeal } from './own-seals.ts'
+import type { TreeSeal, TurnLeaf } from './own-seals.ts'
 import type { Entry, SealedMapName } from './room-entries.ts'
-import { batchLeaf, MAX_BATCH_ENTRIES, signLeaves } from './seal-batch.ts'
+import { MAX_BATCH_ENTRIES } from './seal-batch.ts'
+import { signLeaves } from './seal-tree.ts'
 import type { NewEntry } from './validate-update.ts'
 
 /**
@@ -34,8 +35,8 @@ export interface TurnHost {
   readonly sealedBy: string
   /** The key that seals them now. */
   signer(): Ed25519KeyPair
-  /** What a transaction of `entries` seals (the room's binding first, if new). */
-  sealed(entries: NewEntry[]): Sealed
+  /** A transaction of `entries`' leaf in a tree signed by `signer` (undefined: too many entries for one). */
+  leaf(entries: NewEntry[], signer: string): TurnLeaf | undefined
   /** `checkLocalRules` of `entries`, those before `from` counting as state. */
   check(entries: NewEntry[], from: number): void
   /** Applies and seals `entries` in one transaction with `ops` (under `tree`, if given); resolves when durable. */
@@ -179,19 +180,15 @@ function runDue(): void {
   }
 }
 
-/** The records of several rooms' transactions under one signature (undefined: each signs its own). */
+/** The leaves of several rooms' transactions under one signature (undefined: each signs its own). */
 function sealTogether(
   key: Ed25519KeyPair,
   mesh: string,
   last: Array<[TurnHost, Batch]>,
 ): Array<TreeSeal | undefined> | undefined {
   try {
-    const sealed = last.map(([host, batch]) => host.sealed(batch.entries))
     // A transaction listing more than a record may (one huge write) keeps its own records.
-    const leaves = last.map(([host], i) => {
-      const list = sealed[i] as Sealed
-      return list.length <= MAX_BATCH_ENTRIES ? batchLeaf(host.room, list, mesh, key.did) : undefined
-    })
+    const leaves = last.map(([host, batch]) => host.leaf(batch.entries, key.did))
     const inTree = leaves.filter((leaf) => leaf !== undefined)
     if (inTree.length < 2) return undefined
     const signed = signLeaves(
@@ -200,15 +197,8 @@ function sealTogether(
       mesh,
     )
     let next = 0
-    return leaves.map((leaf, i) =>
-      leaf === undefined
-        ? undefined
-        : {
-            sealed: sealed[i] as Sealed,
-            leaf,
-            signed: signed[next++] as TreeSeal['signed'],
-            signer: key.did,
-          },
+    return leaves.map((leaf) =>
+      leaf === undefined ? undefined : { leaf, signed: signed[next++] as TreeSeal['signed'] },
     )
   } catch {
     return undefined // each transaction then seals on its own (and fails its writers if it cannot)

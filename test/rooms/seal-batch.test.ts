@@ -17,17 +17,16 @@ import {
   sealKey,
   splitDiff,
 } from '../../src/rooms/index.ts'
-import { makeSeal } from '../../src/rooms/room-entries.ts'
+import { makeSeal, type Seal, sealPayloadText } from '../../src/rooms/room-entries.ts'
 import {
   type BatchSeal,
   batchLeaf,
   makeBatch,
   type SealBatch,
   sealedBatch,
-  signLeaves,
-  TREE_DEPTH,
 } from '../../src/rooms/seal-batch.ts'
 import { preverifySeals } from '../../src/rooms/seal-preverify.ts'
+import { leafOf, signLeaves, TREE_DEPTH } from '../../src/rooms/seal-tree.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import {
   alice,
@@ -481,11 +480,18 @@ describe('one signature for several rooms a turn (issue 15, posts15)', () => {
     const roomB2 = await b.load(id2)
     const sv = [Y.encodeStateVector(roomB.doc), Y.encodeStateVector(roomB2.doc)]
     const before = [records(roomA).length, records(roomA2).length]
-    const [p1, p2] = await Promise.all([a.post(id, alice.did, 'one room'), a.post(id2, alice.did, 'another')])
-    const [[, r1], [, r2]] = [records(roomA).slice(before[0]), records(roomA2).slice(before[1])].map((r) => {
-      assert.equal(r.length, 1, 'one record a room')
-      return r[0] as [string, SealBatch]
-    }) as [[string, SealBatch], [string, SealBatch]]
+    // Two posts in the first room (a batch record), one in the second (its seal alone).
+    const [p1, , p2] = await Promise.all([
+      a.post(id, alice.did, 'one room'),
+      a.post(id, alice.did, 'one room again'),
+      a.post(id2, alice.did, 'another'),
+    ])
+    const added = records(roomA).slice(before[0])
+    assert.equal(added.length, 1, 'one record in the first room')
+    assert.equal(records(roomA2).length, before[1], 'none in the second')
+    const r1 = (added[0] as [string, SealBatch])[1]
+    const r2 = roomA2.doc.getMap('seals').get(sealKey('messages', p2.id)) as Seal
+    assert.deepEqual(Object.keys(r2).sort(), ['at', 'hash', 'mesh', 'path', 'sig'])
     assert.equal(r1.sig, r2.sig, 'one signature for both')
     assert.equal(r1.path?.length, TREE_DEPTH)
     assert.equal(r2.path?.length, TREE_DEPTH)
@@ -583,10 +589,73 @@ describe('one signature for several rooms a turn (issue 15, posts15)', () => {
     const replayed = batchUpdate(roomB, meshA, msgs('replayed'), client++, { tree: true, room: id2 })
     await attack('another room', replayed.full, 'bad-seal')
     // A genuine tree record is taken.
-    const genuine = batchUpdate(roomB, meshA, msgs('genuine'), client++, { tree: true })
+    const bound = client++
+    const genuine = batchUpdate(roomB, meshA, msgs('genuine'), bound, { tree: true })
     const taken = await roomB.applyUpdate(genuine.full, fromA)
     assert.equal(refusalOf(taken), undefined, String(refusalOf(taken)?.message))
     baseline += 2
+    assert.equal(roomB.messageCount, baseline)
+    // A lone entry's seal in a tree (no record), by the client just bound: hostile ones, then a genuine one.
+    const lone = (tag: string, seal: (s: Seal) => Seal, signer = meshA) =>
+      craft(
+        roomB,
+        (doc) => {
+          const m = message(id, tag)
+          const hash = contentId(m)
+          const leaf = batchLeaf(
+            'another-room-0001',
+            put(message('another-room-0001', tag)),
+            meshA.did,
+            signer.did,
+          )
+          const mesh = signer === meshA ? undefined : meshA.did
+          const own = leafOf(sealPayloadText(id, 'messages', hash, hash, mesh))
+          const [signed] = signLeaves(signer, [leaf.id, own].reverse(), meshA.did)
+          const key = signer === meshA ? {} : { key: signer.did }
+          doc.getMap('messages').set(hash, m)
+          doc
+            .getMap('seals')
+            .set(sealKey('messages', hash), seal({ mesh: meshA.did, ...key, hash, ...signed } as Seal))
+        },
+        bound,
+      )
+    const lp = (s: Seal) => s.path as string[]
+    await attack(
+      'lone: forged sibling',
+      lone('l sibling', (s) => ({ ...s, path: [flip(lp(s)[0] as string), ...lp(s).slice(1)] })),
+      'bad-seal',
+    )
+    await attack(
+      'lone: another place',
+      lone('l place', (s) => ({ ...s, at: (s.at as number) ^ 1 })),
+      'bad-seal',
+    )
+    await attack(
+      'lone: no path',
+      lone('l bare', ({ at: _a, path: _p, ...s }) => s),
+      'bad-seal',
+    )
+    await attack(
+      'lone: by a stranger',
+      lone('l stranger', (s) => s, carol),
+      'unknown-key',
+    )
+    await attack(
+      'lone: path too long',
+      lone('l long', (s) => ({ ...s, path: [...lp(s), ...lp(s), lp(s)[0] as string] })),
+      'bad-shape',
+    )
+    await attack(
+      'lone: a place without a path',
+      lone('l nopath', ({ path: _p, ...s }) => s),
+      'bad-shape',
+    )
+    const loneOk = await roomB.applyUpdate(
+      lone('l genuine', (s) => s),
+      fromA,
+    )
+    assert.equal(refusalOf(loneOk), undefined, String(refusalOf(loneOk)?.message))
+    baseline += 1
     assert.equal(roomB.messageCount, baseline)
     // The sentinel: alpha's next turn arrives.
     const sent = capture(roomA)
