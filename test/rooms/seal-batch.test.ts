@@ -5,29 +5,20 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Y from 'yjs'
-import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import {
   contentId,
   type MemberEntry,
   type MessageEntry,
   type ReactionEntry,
   type Room,
-  type RoomOrigin,
   refusalOf,
   sealKey,
   splitDiff,
 } from '../../src/rooms/index.ts'
-import { makeSeal, type Seal, sealPayloadText } from '../../src/rooms/room-entries.ts'
-import {
-  type BatchSeal,
-  batchLeaf,
-  makeBatch,
-  type SealBatch,
-  sealedBatch,
-} from '../../src/rooms/seal-batch.ts'
-import { preverifySeals } from '../../src/rooms/seal-preverify.ts'
-import { leafOf, signLeaves, TREE_DEPTH } from '../../src/rooms/seal-tree.ts'
+import { makeSeal } from '../../src/rooms/room-entries.ts'
+import type { BatchSeal, SealBatch } from '../../src/rooms/seal-batch.ts'
 import { tempStore } from '../fixtures/principals.ts'
+import { batchUpdate, capture, fromA, fromC, message, put, records } from './batch-helpers.ts'
 import {
   alice,
   bob,
@@ -41,102 +32,6 @@ import {
   twoNodesSharing,
   until,
 } from './helpers.ts'
-
-const fromA = { kind: 'peer', meshDid: meshA.did } as const
-const fromC = { kind: 'peer', meshDid: meshC.did } as const
-
-function message(room: string, body: string, author = alice.did, ts = Date.now()): MessageEntry {
-  return { v: 1, room, author, authorMesh: meshA.did, body, mentions: [], ts }
-}
-
-const put = (m: MessageEntry) => [{ map: 'messages' as const, key: contentId(m), value: m }]
-
-/** The batch records a room holds. */
-function records(room: Room): Array<[string, SealBatch]> {
-  return [...room.doc.getMap('seals').entries()].filter(([k]) => k.startsWith('batch/')) as Array<
-    [string, SealBatch]
-  >
-}
-
-/** The local updates a room emits (what its links and the log are handed). */
-function capture(room: Room): Uint8Array[] {
-  const sent: Uint8Array[] = []
-  room.doc.on('update', (u: Uint8Array, origin: RoomOrigin | null) => {
-    if (origin?.source === 'local') sent.push(u)
-  })
-  return sent
-}
-
-type Tweak = {
-  record?: (r: SealBatch) => SealBatch
-  seal?: (s: BatchSeal, i: number) => BatchSeal
-  room?: string
-  /** Record written after its entries, in a second transaction. */
-  recordLast?: boolean
-  /** Signs with this key (a later key of `key`'s mesh, or a stranger's). */
-  signer?: Ed25519KeyPair
-  /** posts15: the record shares a tree (one signature) with another room's record. */
-  tree?: boolean
-}
-
-/** `makeBatch`, but the record a leaf of a tree whose other leaf is another room's (posts15). */
-function treeBatch(
-  signer: Ed25519KeyPair,
-  room: string,
-  sealed: Parameters<typeof makeBatch>[2],
-  mesh: string,
-) {
-  const leaf = batchLeaf(room, sealed, mesh, signer.did)
-  const other = message('another-room-0001', 'elsewhere')
-  const elsewhere = batchLeaf('another-room-0001', put(other), mesh, signer.did)
-  const [signed] = signLeaves(signer, [leaf.id, elsewhere.id], mesh)
-  return sealedBatch(leaf, signed as NonNullable<typeof signed>, mesh, signer.did)
-}
-
-/**
- * An update by a fresh client id `client` of `key`'s mesh: its binding and `msgs`, all
- * under one batch record (made by makeBatch, then tweaked), as a node's turn writes them.
- */
-function batchUpdate(
-  room: Room,
-  key: Ed25519KeyPair,
-  msgs: MessageEntry[],
-  client: number,
-  tweak: Tweak = {},
-) {
-  const binding = { mesh: key.did, room: room.id }
-  const sealed = [
-    { map: 'clients' as const, key: String(client), value: binding },
-    ...msgs.map((m) => ({ map: 'messages' as const, key: contentId(m), value: m })),
-  ]
-  const made = (tweak.tree ? treeBatch : makeBatch)(
-    tweak.signer ?? key,
-    tweak.room ?? room.id,
-    sealed,
-    key.did,
-  )
-  const record = tweak.record ? tweak.record(made.record) : made.record
-  const parts: Uint8Array[] = []
-  const full = craft(
-    room,
-    (doc) => {
-      const before = Y.encodeStateVector(doc)
-      const writeRecord = () => doc.getMap('seals').set(made.recordKey, record)
-      doc.transact(() => {
-        if (!tweak.recordLast) writeRecord()
-        sealed.forEach((e, i) => {
-          doc.getMap(e.map).set(e.key, e.value)
-          const seal = made.seals[i] as BatchSeal
-          doc.getMap('seals').set(sealKey(e.map, e.key), tweak.seal ? tweak.seal(seal, i) : seal)
-        })
-      })
-      parts.push(Y.encodeStateAsUpdate(doc, before))
-      if (tweak.recordLast) doc.transact(writeRecord)
-    },
-    client,
-  )
-  return { full, entriesOnly: parts[0] as Uint8Array, recordKey: made.recordKey, record }
-}
 
 /** An entry written by `client` with a batch seal pointing at place `i` of the record `recordKey`. */
 function borrowing(
@@ -467,200 +362,5 @@ describe('one seal per turn (issue 15, batch15)', () => {
       )
       return bodies.every((x) => got.messages.some((m) => m.body === x))
     }, 'the batch at beta')
-  })
-})
-
-describe('one signature for several rooms a turn (issue 15, posts15)', () => {
-  it('posts to rooms of one turn share one signature; a record names only its room; peers take each', async (t) => {
-    const { a, b, id, roomA, roomB } = await sharedRoom(t)
-    // A second room shared the same way.
-    const { id: id2 } = await a.create({ name: 'second', creator: alice.did })
-    await b.adopt({ id: id2, homeMesh: meshA.did })
-    const roomA2 = await a.load(id2)
-    const roomB2 = await b.load(id2)
-    const sv = [Y.encodeStateVector(roomB.doc), Y.encodeStateVector(roomB2.doc)]
-    const before = [records(roomA).length, records(roomA2).length]
-    // Two posts in the first room (a batch record), one in the second (its seal alone).
-    const [p1, , p2] = await Promise.all([
-      a.post(id, alice.did, 'one room'),
-      a.post(id, alice.did, 'one room again'),
-      a.post(id2, alice.did, 'another'),
-    ])
-    const added = records(roomA).slice(before[0])
-    assert.equal(added.length, 1, 'one record in the first room')
-    assert.equal(records(roomA2).length, before[1], 'none in the second')
-    const r1 = (added[0] as [string, SealBatch])[1]
-    const r2 = roomA2.doc.getMap('seals').get(sealKey('messages', p2.id)) as Seal
-    assert.deepEqual(Object.keys(r2).sort(), ['at', 'hash', 'mesh', 'path', 'sig'])
-    assert.equal(r1.sig, r2.sig, 'one signature for both')
-    assert.equal(r1.path?.length, TREE_DEPTH)
-    assert.equal(r2.path?.length, TREE_DEPTH)
-    // Nothing of the other room: neither its id nor its entries.
-    assert.ok(!JSON.stringify(r1).includes(id2) && !JSON.stringify(r1).includes(p2.id))
-    assert.ok(!JSON.stringify(r2).includes(id) && !JSON.stringify(r2).includes(p1.id))
-    assert.ok(r1.entries.some(([, k]) => k === p1.id))
-    // Each peer replica takes its room's update, its verifying thread finding the tree's signature good.
-    for (const [from, to, since, post, record] of [
-      [roomA, roomB, sv[0], p1, r1],
-      [roomA2, roomB2, sv[1], p2, r2],
-    ] as const) {
-      const diff = Y.encodeStateAsUpdate(from.doc, since)
-      // One turn's checks, enough for the thread to take them (fewer stay the main thread's).
-      const pres = Array.from({ length: 40 }, () => preverifySeals(from.id, diff))
-      for (const pre of pres) await pre.settled()
-      assert.ok(pres[0]?.verified.get(record.sig), 'found good by the verifying thread')
-      const r = await to.applyUpdate(diff, fromA)
-      assert.equal(refusalOf(r), undefined, String(refusalOf(r)?.message))
-      assert.ok(to.message(post.id))
-    }
-    // A room alone in its turn keeps its own seal.
-    const alone = await a.post(id, alice.did, 'alone')
-    const seal = roomA.doc.getMap('seals').get(sealKey('messages', alone.id)) as Record<string, unknown>
-    assert.deepEqual(Object.keys(seal).sort(), ['hash', 'mesh', 'sig'])
-  })
-
-  it('hostile tree records are refused with their code, nothing stored; a genuine one and a sentinel arrive', async (t) => {
-    const { a, id, roomA, roomB } = await sharedRoom(t)
-    let baseline = roomB.messageCount
-    const attack = async (what: string, update: Uint8Array, reason: string) => {
-      const r = await roomB.applyUpdate(update, fromA)
-      assert.equal(refusalOf(r)?.details.reason, reason, `${what}: ${refusalOf(r)?.message}`)
-      assert.equal(roomB.messageCount, baseline, `${what}: nothing refused stored`)
-    }
-    const msgs = (tag: string) => [message(id, `${tag} 1`), message(id, `${tag} 2`)]
-    const flip = (h: string) => `${h.slice(0, 5)}${h[5] === 'A' ? 'B' : 'A'}${h.slice(6)}`
-    let client = 900_001
-    const tree = (tag: string, record: (r: SealBatch) => SealBatch, signer?: Ed25519KeyPair) =>
-      batchUpdate(roomB, meshA, msgs(tag), client++, { tree: true, record, ...(signer ? { signer } : {}) })
-        .full
-    const path = (r: SealBatch) => r.path as string[]
-    await attack(
-      'forged sibling',
-      tree('sibling', (r) => ({ ...r, path: [flip(path(r)[0] as string), ...path(r).slice(1)] })),
-      'bad-seal',
-    )
-    await attack(
-      'another place',
-      tree('place', (r) => ({ ...r, at: (r.at as number) ^ 2 })),
-      'bad-seal',
-    )
-    await attack(
-      'a shorter path',
-      tree('short', (r) => ({ ...r, path: path(r).slice(1), at: 0 })),
-      'bad-seal',
-    )
-    await attack(
-      'no path: signs its own text',
-      tree('bare', ({ at: _at, path: _p, ...r }) => r),
-      'bad-seal',
-    )
-    await attack(
-      'by a stranger',
-      tree('stranger', (r) => r, carol),
-      'unknown-key',
-    )
-    await attack(
-      'path too long',
-      tree('long', (r) => ({ ...r, path: [...path(r), ...path(r), path(r)[0] as string] })),
-      'bad-shape',
-    )
-    await attack(
-      'place out of range',
-      tree('range', (r) => ({ ...r, at: 2 ** TREE_DEPTH })),
-      'bad-shape',
-    )
-    await attack(
-      'not a hash',
-      tree('nohash', (r) => ({ ...r, path: [...path(r).slice(1), 'x'] })),
-      'bad-shape',
-    )
-    await attack(
-      'a place without a path',
-      tree('nopath', ({ path: _p, ...r }) => r),
-      'bad-shape',
-    )
-    await attack(
-      'a fractional place',
-      tree('frac', (r) => ({ ...r, at: 0.5 })),
-      'bad-shape',
-    )
-    // Another room's record, replayed here with its entries: its id names that room.
-    const { id: id2 } = await a.create({ name: 'second', creator: alice.did })
-    const replayed = batchUpdate(roomB, meshA, msgs('replayed'), client++, { tree: true, room: id2 })
-    await attack('another room', replayed.full, 'bad-seal')
-    // A genuine tree record is taken.
-    const bound = client++
-    const genuine = batchUpdate(roomB, meshA, msgs('genuine'), bound, { tree: true })
-    const taken = await roomB.applyUpdate(genuine.full, fromA)
-    assert.equal(refusalOf(taken), undefined, String(refusalOf(taken)?.message))
-    baseline += 2
-    assert.equal(roomB.messageCount, baseline)
-    // A lone entry's seal in a tree (no record), by the client just bound: hostile ones, then a genuine one.
-    const lone = (tag: string, seal: (s: Seal) => Seal, signer = meshA) =>
-      craft(
-        roomB,
-        (doc) => {
-          const m = message(id, tag)
-          const hash = contentId(m)
-          const leaf = batchLeaf(
-            'another-room-0001',
-            put(message('another-room-0001', tag)),
-            meshA.did,
-            signer.did,
-          )
-          const mesh = signer === meshA ? undefined : meshA.did
-          const own = leafOf(sealPayloadText(id, 'messages', hash, hash, mesh))
-          const [signed] = signLeaves(signer, [leaf.id, own].reverse(), meshA.did)
-          const key = signer === meshA ? {} : { key: signer.did }
-          doc.getMap('messages').set(hash, m)
-          doc
-            .getMap('seals')
-            .set(sealKey('messages', hash), seal({ mesh: meshA.did, ...key, hash, ...signed } as Seal))
-        },
-        bound,
-      )
-    const lp = (s: Seal) => s.path as string[]
-    await attack(
-      'lone: forged sibling',
-      lone('l sibling', (s) => ({ ...s, path: [flip(lp(s)[0] as string), ...lp(s).slice(1)] })),
-      'bad-seal',
-    )
-    await attack(
-      'lone: another place',
-      lone('l place', (s) => ({ ...s, at: (s.at as number) ^ 1 })),
-      'bad-seal',
-    )
-    await attack(
-      'lone: no path',
-      lone('l bare', ({ at: _a, path: _p, ...s }) => s),
-      'bad-seal',
-    )
-    await attack(
-      'lone: by a stranger',
-      lone('l stranger', (s) => s, carol),
-      'unknown-key',
-    )
-    await attack(
-      'lone: path too long',
-      lone('l long', (s) => ({ ...s, path: [...lp(s), ...lp(s), lp(s)[0] as string] })),
-      'bad-shape',
-    )
-    await attack(
-      'lone: a place without a path',
-      lone('l nopath', ({ path: _p, ...s }) => s),
-      'bad-shape',
-    )
-    const loneOk = await roomB.applyUpdate(
-      lone('l genuine', (s) => s),
-      fromA,
-    )
-    assert.equal(refusalOf(loneOk), undefined, String(refusalOf(loneOk)?.message))
-    baseline += 1
-    assert.equal(roomB.messageCount, baseline)
-    // The sentinel: alpha's next turn arrives.
-    const sent = capture(roomA)
-    await Promise.all([a.post(id, alice.did, 'sentinel 1'), a.post(id, alice.did, 'sentinel 2')])
-    for (const u of sent) assert.equal(refusalOf(await roomB.applyUpdate(u, fromA)), undefined)
-    assert.ok(roomB.page(undefined, 100).messages.some((m) => m.body === 'sentinel 2'))
   })
 })
