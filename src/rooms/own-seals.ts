@@ -75,7 +75,7 @@ export class OwnSeals {
     return sealed
   }
 
-  /** `entries`' leaf for a tree signed by `signer` (undefined: more than one record may list). */
+  /** `entries`' leaf for a tree signed by `signer` (undefined: nothing to seal, or more than one record may list). */
   leaf(entries: Sealed, signer: string): TurnLeaf | undefined {
     const sealed = this.sealed(entries)
     const { room, ownMesh } = this.#c
@@ -86,7 +86,8 @@ export class OwnSeals {
       const id = leafOf(sealPayloadText(room, lone.map, lone.key, hash, mesh))
       return { id, signer, sealed, hash }
     }
-    if (sealed.length > MAX_BATCH_ENTRIES) return undefined
+    // Nothing new (a write of entries the room holds) seals nothing, as on its own.
+    if (sealed.length === 0 || sealed.length > MAX_BATCH_ENTRIES) return undefined
     const batch = batchLeaf(room, sealed, ownMesh, signer)
     return { id: batch.id, signer, sealed, batch }
   }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Y from 'yjs'
 import type { Ed25519KeyPair } from '../../src/identity/index.ts'
-import { contentId, refusalOf, sealKey } from '../../src/rooms/index.ts'
+import { contentId, type MessageEntry, refusalOf, sealKey } from '../../src/rooms/index.ts'
 import { type Seal, sealPayloadText } from '../../src/rooms/room-entries.ts'
 import { batchLeaf, type SealBatch } from '../../src/rooms/seal-batch.ts'
 import { preverifySeals } from '../../src/rooms/seal-preverify.ts'
@@ -62,6 +62,17 @@ describe('one signature for several rooms a turn (issue 15, posts15)', () => {
     const alone = await a.post(id, alice.did, 'alone')
     const seal = roomA.doc.getMap('seals').get(sealKey('messages', alone.id)) as Record<string, unknown>
     assert.deepEqual(Object.keys(seal).sort(), ['hash', 'mesh', 'sig'])
+    // A write that adds nothing (an entry the room holds), in a turn with another room's: nothing sealed for it.
+    const held = roomA.message(alone.id) as MessageEntry
+    const recordsBefore = records(roomA).length
+    const sent = capture(roomA)
+    const [, p3] = await Promise.all([
+      roomA.write([{ map: 'messages', key: alone.id, value: held }]),
+      a.post(id2, alice.did, 'with a no-op'),
+    ])
+    assert.equal(records(roomA).length, recordsBefore, 'no empty record')
+    assert.equal(sent.length, 0, 'no update')
+    assert.ok(roomA2.message(p3.id))
   })
 
   it('hostile tree records are refused with their code, nothing stored; a genuine one and a sentinel arrive', async (t) => {
