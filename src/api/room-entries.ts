@@ -137,6 +137,9 @@ export interface Seal {
   mesh: string
   key?: string
   hash: string
+  /** posts15: a leaf of a tree (rooms/seal-tree.ts): its place and sibling hashes; `sig` covers the root. */
+  at?: number
+  path?: string[]
   sig: string
 }
 
@@ -159,10 +162,16 @@ export interface BatchSeal {
   i: number
 }
 
-/** The batch record, `seals` key `batch/<id>`: `sig` covers JCS `{room, batch: entries[, mesh]}`. */
+/**
+ * The batch record, `seals` key `batch/<id>`: `sig` covers JCS `{room, batch: entries[, mesh]}`,
+ * or (posts15: one signature for the records of several rooms) `{batchRoot[, mesh]}`, the
+ * root its id at place `at` and the sibling hashes `path` lead to.
+ */
 export interface SealBatch {
   mesh: string
   key?: string
   entries: Array<[map: string, key: string, hash: string]>
+  at?: number
+  path?: string[]
   sig: string
 }

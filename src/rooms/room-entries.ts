@@ -15,6 +15,7 @@ import {
 import { canonicalJson, type Ed25519KeyPair, isDidKey, verifyBytes } from '../identity/index.ts'
 import { attachmentsOk } from './attachments.ts' // files in rooms (issue 18)
 import { messageEntryText } from './entry-jcs.ts' // issue 15 (b6peer)
+import { leafOf, treeOk, treeSignedText } from './seal-tree.ts' // issue 15, posts15
 // tasks across meshes (SPEC §13)
 import { isTaskEntry } from './task-entries.ts'
 
@@ -214,7 +215,18 @@ export function verifySeal(
   } catch {
     return false
   }
-  return verifyText(sealSigner(seal), text, seal.sig, verified)
+  return verifyText(sealSigner(seal), sealSignedText(seal, text), seal.sig, verified)
+}
+
+/** What a seal's signature covers, given its payload text: that text, or (posts15) its tree's root. */
+export function sealSignedText(seal: Seal, text: string): string {
+  if (seal.path === undefined) return text
+  return treeSignedText(
+    leafOf(text),
+    seal.at as number,
+    seal.path,
+    seal.key === undefined ? undefined : seal.mesh,
+  )
 }
 
 /** Whether `sig` is `signer`'s over `text`; found good once, a lookup in `verified` thereafter. */
@@ -365,7 +377,8 @@ export function isClientBinding(v: unknown): v is ClientBinding {
 export function isSeal(v: unknown): v is Seal {
   return (
     isObj(v) &&
-    onlyKeys(v, ['mesh', 'hash', 'sig'], ['key']) &&
+    onlyKeys(v, ['mesh', 'hash', 'sig'], ['key', 'at', 'path']) &&
+    treeOk(v.at, v.path) &&
     isDidKey(v.mesh) &&
     (v.key === undefined || (isDidKey(v.key) && v.key !== v.mesh)) &&
     isEntryId(v.hash) &&

@@ -10,15 +10,13 @@ import { awarenessProtocol, Y } from './lazy-yjs.ts' // issue 15: loaded on firs
 import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
 import { nodePart } from './node-part.ts' // issue 15, alpha15
+import { OwnSeals } from './own-seals.ts' // issue 15, posts15
 import { applyAsSent } from './peer-apply.ts' // issue 15, b6peer
 import {
-  type ClientBinding,
   committedClientId,
-  contentAddressed,
   META_KEY,
   type MemberEntry,
   type MessageEntry,
-  makeSeal,
   type ReactionEntry,
   type RedactionEntry,
   ROOM_MAPS,
@@ -28,11 +26,9 @@ import {
   sealKey,
 } from './room-entries.ts'
 import type { RoomLog } from './room-log.ts'
-import { BATCH_MIN_ENTRIES, MAX_BATCH_ENTRIES, makeBatch } from './seal-batch.ts' // issue 15, batch15
 import type { PreverifiedUpdate } from './seal-preverify.ts' // issue 15, verify15
 import {
   checkLocalRules,
-  type NewEntry,
   type UpdateSender,
   type ValidationResult,
   type ValidationTarget,
@@ -105,8 +101,8 @@ export class Room implements ValidationTarget {
   readonly meshKeys: SealKeys | undefined
   readonly #init: RoomInit
   readonly #ownMesh: string
-  /** The nonce this replica's own client id is committed with (a fresh one per load). */
-  readonly #nonce: string
+  /** Puts and seals the node's own entries (its client id committed with a fresh nonce a load). */
+  readonly #seals: OwnSeals
   #log?: RoomLog
   #lastWrite: Promise<void> = Promise.resolve()
   #extraOps: StoreOperation[] = []
@@ -137,21 +133,25 @@ export class Room implements ValidationTarget {
     this.meshKeys = init.meshKeys
     this.#inbound = new InboundFrames(init.id)
     this.#turn = new WriteTurn({
+      room: init.id,
       assertHealthy: () => this.#assertHealthy(),
       has: (map, key) => this.doc.getMap(map).has(key),
       sealedBy: init.ownMesh,
+      signer: init.key,
+      leaf: (entries, signer) => this.#seals.leaf(entries, signer),
       check: (entries, from) =>
         checkLocalRules(this, entries, init.now(), init.maxForeignParticipants(), from),
-      commit: (entries, ops) => {
+      commit: (entries, ops, tree) => {
         this.#extraOps.push(...ops)
-        this.doc.transact(() => this.#sealAll(entries), LOCAL)
+        this.doc.transact(() => this.#seals.sealAll(entries, tree), LOCAL)
         return this.#lastWrite
       },
     })
     this.doc = new Y.Doc({ gc: false })
     // The node writes under an id no other mesh can bind (room-entries.ts, committed ids).
-    this.#nonce = randomBytes(16).toString('base64url')
-    this.doc.clientID = committedClientId(init.ownMesh, init.id, this.#nonce)
+    const nonce = randomBytes(16).toString('base64url')
+    this.doc.clientID = committedClientId(init.ownMesh, init.id, nonce)
+    this.#seals = new OwnSeals({ doc: this.doc, room: init.id, ownMesh: init.ownMesh, nonce, key: init.key })
     // Typed as maps before any update arrives (otherwise Yjs creates untyped roots).
     for (const name of ROOM_MAPS) this.doc.getMap(name)
     this.doc.on('afterTransaction', this.#afterTransaction)
@@ -391,10 +391,10 @@ export class Room implements ValidationTarget {
         // Yjs would take them for another client using our id and switch ids.
         tr.local = true
         for (const client of result.ok.clients) {
-          this.#bind(String(client), { mesh: this.#ownMesh, room: this.id, did: sender.did })
+          this.#seals.bind(String(client), { mesh: this.#ownMesh, room: this.id, did: sender.did })
         }
-        for (const e of result.ok.entries) this.#seal(e.map, e.key, e.value)
-        this.#bindSelf()
+        for (const e of result.ok.entries) this.#seals.seal(e.map, e.key, e.value)
+        this.#seals.bindSelf()
       }, origin)
     } finally {
       this.doc.off('update', ownUpdate)
@@ -417,35 +417,6 @@ export class Room implements ValidationTarget {
   /** Entries of `map` written this turn, not in the room yet: a writer dating an entry after others sees them too. */
   queued(map: SealedMapName): Array<{ key: string; value: Write[number]['value'] }> {
     return this.#turn.queued(map)
-  }
-
-  /** Puts and seals entries (and this replica's binding, if new): ≥ 2 under one batch record. */
-  #sealAll(entries: NewEntry[]): void {
-    const self = String(this.doc.clientID)
-    const sealed: Array<{ map: SealedMapName; key: string; value: unknown }> = this.doc
-      .getMap('clients')
-      .has(self)
-      ? []
-      : [{ map: 'clients', key: self, value: { mesh: this.#ownMesh, room: this.id, nonce: this.#nonce } }]
-    sealed.push(...entries)
-    if (sealed.length < BATCH_MIN_ENTRIES) {
-      this.#bindSelf()
-      for (const e of entries) {
-        this.#put(e.map, e.key, e.value)
-        this.#seal(e.map, e.key, e.value)
-      }
-      return
-    }
-    // One record a MAX_BATCH_ENTRIES (a single write may hold more), each before its entries.
-    for (let at = 0; at < sealed.length; at += MAX_BATCH_ENTRIES) {
-      const part = sealed.slice(at, at + MAX_BATCH_ENTRIES)
-      const { recordKey, record, seals } = makeBatch(this.#init.key(), this.id, part, this.#ownMesh)
-      this.#put('seals', recordKey, record) // first: the lowest clock, a catch-up chunk has it before its entries
-      part.forEach((e, i) => {
-        this.#put(e.map, e.key, e.value)
-        this.#put('seals', sealKey(e.map, e.key), seals[i])
-      })
-    }
   }
 
   /** Resolves when every write so far is durable (and the log's compaction done). */
@@ -473,29 +444,6 @@ export class Room implements ValidationTarget {
     if (this.#unloaded) throw new UnavailableError('room was unloaded; load it again', { room: this.id })
     if (this.#failed !== undefined)
       throw new UnavailableError('room storage failed; reload the room', { room: this.id })
-  }
-
-  #put(map: SealedMapName | 'seals', key: string, value: unknown): void {
-    this.doc.getMap(map).set(key, value)
-  }
-
-  #seal(map: SealedMapName, key: string, value: unknown): void {
-    const sk = sealKey(map, key)
-    if (this.doc.getMap('seals').has(sk)) return
-    // A content-addressed entry's key is its content id (checked for a client's; the node's own
-    // writes key them so): the seal reuses it rather than hashing the entry once more.
-    const hash = contentAddressed(map) ? key : undefined
-    this.#put('seals', sk, makeSeal(this.#init.key(), this.id, map, key, value, this.#ownMesh, hash))
-  }
-
-  #bindSelf(): void {
-    this.#bind(String(this.doc.clientID), { mesh: this.#ownMesh, room: this.id, nonce: this.#nonce })
-  }
-
-  #bind(client: string, binding: ClientBinding): void {
-    if (this.doc.getMap('clients').has(client)) return
-    this.#put('clients', client, binding)
-    this.#seal('clients', client, binding)
   }
 
   // ---- indexes and persistence, on every change whatever its origin ----

@@ -1,4 +1,3 @@
-import { hash as digest } from 'node:crypto'
 import type * as YT from 'yjs'
 import type { BatchSeal, Seal, SealBatch } from '../api/room-entries.ts'
 import { canonicalJson, type Ed25519KeyPair, isDidKey } from '../identity/index.ts'
@@ -14,6 +13,7 @@ import {
   type VerifiedSeals,
   verifyText,
 } from './room-entries.ts'
+import { type LeafSignature, leafOf, treeOk, treeSignedText } from './seal-tree.ts'
 import { refuse } from './update-refusal.ts'
 import type { RawWrite } from './update-structs.ts'
 
@@ -28,6 +28,9 @@ import type { RawWrite } from './update-structs.ts'
  * record cannot be replayed under another id, nor into another room. Each entry's seal
  * is then `{mesh, key?, hash, batch: <id>, i}`: `entries[i]` must be exactly its
  * `[map, key, hash]`. See README-layout.md.
+ *
+ * Issue 15 (posts15): a record may be a leaf of a tree whose one signature covers the
+ * records of several rooms (seal-tree.ts): it then carries `at` and `path`.
  */
 
 export type { BatchSeal, SealBatch }
@@ -53,7 +56,55 @@ export function batchPayloadText(room: string, entries: SealBatch['entries'], me
 }
 
 export function batchIdOf(text: string): string {
-  return digest('sha256', text, 'base64url')
+  return leafOf(text)
+}
+
+/** What a batch record lists and its id, before it is signed. */
+export interface BatchLeaf {
+  room: string
+  listed: SealBatch['entries']
+  /** The JCS text the id hashes (and a record without a tree signs). */
+  text: string
+  id: string
+}
+
+/** Lists `entries` for a record of room `room` sealed for `mesh` by key `signer`. */
+export function batchLeaf(
+  room: string,
+  entries: ReadonlyArray<{ map: SealedMapName; key: string; value: unknown }>,
+  mesh: string,
+  signer: string,
+): BatchLeaf {
+  const listed: SealBatch['entries'] = entries.map((e) => [
+    e.map,
+    e.key,
+    contentAddressed(e.map) ? e.key : contentId(e.value),
+  ])
+  const text = batchPayloadText(room, listed, mesh === signer ? undefined : mesh)
+  return { room, listed, text, id: batchIdOf(text) }
+}
+
+/** A record and its entries' seals from a leaf and its signature. */
+export function sealedBatch(
+  leaf: BatchLeaf,
+  signed: { sig: string } | LeafSignature,
+  mesh: string,
+  signer: string,
+): { recordKey: string; record: SealBatch; seals: BatchSeal[] } {
+  const own = mesh === signer
+  const tree = 'path' in signed ? { at: signed.at, path: signed.path } : {}
+  const record: SealBatch = own
+    ? { mesh, entries: leaf.listed, ...tree, sig: signed.sig }
+    : { mesh, key: signer, entries: leaf.listed, ...tree, sig: signed.sig }
+  const seals = leaf.listed.map(
+    ([, , hash], i): BatchSeal =>
+      own ? { mesh, hash, batch: leaf.id, i } : { mesh, key: signer, hash, batch: leaf.id, i },
+  )
+  return { recordKey: `${BATCH_PREFIX}${leaf.id}`, record, seals }
+}
+
+function signText(key: Ed25519KeyPair, text: string): string {
+  return Buffer.from(key.sign(Buffer.from(text, 'utf8'))).toString('base64url')
 }
 
 /**
@@ -66,23 +117,8 @@ export function makeBatch(
   entries: Array<{ map: SealedMapName; key: string; value: unknown }>,
   mesh: string = key.did,
 ): { recordKey: string; record: SealBatch; seals: BatchSeal[] } {
-  const listed: SealBatch['entries'] = entries.map((e) => [
-    e.map,
-    e.key,
-    contentAddressed(e.map) ? e.key : contentId(e.value),
-  ])
-  const own = mesh === key.did
-  const text = batchPayloadText(room, listed, own ? undefined : mesh)
-  const id = batchIdOf(text)
-  const sig = Buffer.from(key.sign(Buffer.from(text, 'utf8'))).toString('base64url')
-  const record: SealBatch = own
-    ? { mesh, entries: listed, sig }
-    : { mesh, key: key.did, entries: listed, sig }
-  const seals = listed.map(
-    ([, , hash], i): BatchSeal =>
-      own ? { mesh, hash, batch: id, i } : { mesh, key: key.did, hash, batch: id, i },
-  )
-  return { recordKey: `${BATCH_PREFIX}${id}`, record, seals }
+  const leaf = batchLeaf(room, entries, mesh, key.did)
+  return sealedBatch(leaf, { sig: signText(key, leaf.text) }, mesh, key.did)
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -91,9 +127,9 @@ function isObj(v: unknown): v is Record<string, unknown> {
   )
 }
 
-function keysAre(o: Record<string, unknown>, required: readonly string[], optional: string): boolean {
+function keysAre(o: Record<string, unknown>, required: readonly string[], ...optional: string[]): boolean {
   const keys = Object.keys(o)
-  return required.every((k) => k in o) && keys.every((k) => required.includes(k) || k === optional)
+  return required.every((k) => k in o) && keys.every((k) => required.includes(k) || optional.includes(k))
 }
 
 function signerOk(v: Record<string, unknown>): boolean {
@@ -116,8 +152,8 @@ export function isBatchSeal(v: unknown): v is BatchSeal {
 
 /** A batch record's shape: 1 to MAX_BATCH_ENTRIES distinct `[map, key, hash]`. */
 export function isSealBatch(v: unknown): v is SealBatch {
-  if (!isObj(v) || !keysAre(v, ['mesh', 'entries', 'sig'], 'key') || !signerOk(v)) return false
-  if (typeof v.sig !== 'string' || !SIG_RE.test(v.sig)) return false
+  if (!isObj(v) || !keysAre(v, ['mesh', 'entries', 'sig'], 'key', 'at', 'path') || !signerOk(v)) return false
+  if (typeof v.sig !== 'string' || !SIG_RE.test(v.sig) || !treeOk(v.at, v.path)) return false
   const list = v.entries
   if (!Array.isArray(list) || list.length === 0 || list.length > MAX_BATCH_ENTRIES) return false
   const seen = new Set<string>()
@@ -139,17 +175,34 @@ export function batchSigner(record: SealBatch): string {
 }
 
 /**
- * Whether `record`, stored under `batch/<id>`, is signed by its signer for room `room`
- * and named by what it signs. Found good once, a lookup in `verified` thereafter.
+ * The text a record's signature covers, given that its id is `id`: its own payload, or (a
+ * record in a tree) the root its leaf and path lead to. Undefined when the id is not the
+ * hash of its payload for room `room` (another room's, or another list's).
  */
-export function verifyBatch(record: SealBatch, id: string, room: string, verified?: VerifiedSeals): boolean {
+export function batchSignedText(record: SealBatch, id: string, room: string): string | undefined {
   let text: string
   try {
     text = batchPayloadText(room, record.entries, record.key === undefined ? undefined : record.mesh)
   } catch {
-    return false
+    return undefined
   }
-  return batchIdOf(text) === id && verifyText(batchSigner(record), text, record.sig, verified)
+  if (batchIdOf(text) !== id) return undefined
+  if (record.path === undefined) return text
+  return treeSignedText(
+    id,
+    record.at as number,
+    record.path,
+    record.key === undefined ? undefined : record.mesh,
+  )
+}
+
+/**
+ * Whether `record`, stored under `batch/<id>`, is signed by its signer for room `room`
+ * and named by what it lists. Found good once, a lookup in `verified` thereafter.
+ */
+export function verifyBatch(record: SealBatch, id: string, room: string, verified?: VerifiedSeals): boolean {
+  const text = batchSignedText(record, id, room)
+  return text !== undefined && verifyText(batchSigner(record), text, record.sig, verified)
 }
 
 /** `verifyBatch`, remembered in `good` (`id sig`) for the rest of one validation. */

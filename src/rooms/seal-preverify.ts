@@ -9,10 +9,18 @@ import {
   sealFact,
   sealKey,
   sealPayloadText,
+  sealSignedText,
   sealSigner,
   type VerifiedSeals,
 } from './room-entries.ts'
-import { batchPayloadText, batchSigner, isBatchKey, isSealBatch, type SealBatch } from './seal-batch.ts' // b6peer
+import {
+  BATCH_PREFIX,
+  batchSignedText,
+  batchSigner,
+  isBatchKey,
+  isSealBatch,
+  type SealBatch,
+} from './seal-batch.ts' // b6peer
 import { type DecodedUpdate, decodeUpdate } from './update-structs.ts'
 
 /**
@@ -80,7 +88,7 @@ export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpd
   // The entries this update writes, by the key of their seal; then their seals.
   const entries = new Map<string, { map: SealedMapName; key: string }>()
   const seals: Array<{ at: string; seal: Seal }> = []
-  const records: SealBatch[] = [] // batch records (batch15), one signature for many entries (b6peer)
+  const records: Array<{ id: string; record: SealBatch }> = [] // batch records (batch15), one signature for many entries (b6peer)
   for (const struct of decoded.structs) {
     if (!(struct instanceof Y.Item) || struct.length !== 1 || !(struct.content instanceof Y.ContentAny))
       continue
@@ -90,7 +98,8 @@ export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpd
     if (parent === 'seals') {
       const seal = struct.content.arr[0]
       if (isSeal(seal)) seals.push({ at: key, seal })
-      else if (isBatchKey(key) && isSealBatch(seal)) records.push(seal)
+      else if (isBatchKey(key) && isSealBatch(seal))
+        records.push({ id: key.slice(BATCH_PREFIX.length), record: seal })
     } else if (SEALED.has(parent)) {
       entries.set(sealKey(parent as SealedMapName, key), { map: parent as SealedMapName, key })
     }
@@ -115,18 +124,16 @@ export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpd
       continue
     }
     const did = sealSigner(seal)
+    text = sealSignedText(seal, text) // posts15: a seal in a tree signs its root
     at.set(seal.sig, { i: checks.length, fact: sealFact(did, text) })
     checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(seal.sig, 'base64url') })
   }
   // A record none of whose entries the update writes is refused there (orphan-seal), unverified.
-  for (const record of records) {
+  for (const { id, record } of records) {
     if (!record.entries.some(([map, key]) => entries.has(`${map}/${key}`))) continue
-    let text: string
-    try {
-      text = batchPayloadText(room, record.entries, record.key === undefined ? undefined : record.mesh)
-    } catch {
-      continue
-    }
+    // Its own payload, or its tree's root (posts15); a record not named by what it lists: refused there.
+    const text = batchSignedText(record, id, room)
+    if (text === undefined) continue
     const did = batchSigner(record)
     at.set(record.sig, { i: checks.length, fact: sealFact(did, text) })
     checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(record.sig, 'base64url') })

@@ -1,6 +1,9 @@
+import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
+import type { TreeSeal, TurnLeaf } from './own-seals.ts'
 import type { Entry, SealedMapName } from './room-entries.ts'
 import { MAX_BATCH_ENTRIES } from './seal-batch.ts'
+import { signLeaves } from './seal-tree.ts'
 import type { NewEntry } from './validate-update.ts'
 
 /**
@@ -11,21 +14,33 @@ import type { NewEntry } from './validate-update.ts'
  * own caller only. The others go in one transaction (another one past the caps: at most
  * MAX_BATCH_ENTRIES entries, ≈ BATCH_BYTES), sealed under one batch record
  * (seal-batch.ts); every caller resolves once its transaction is durable.
+ *
+ * Issue 15 (posts15): the turns of every room run in one `setImmediate`, and the last
+ * transaction of each room written in it shares one signature with the others sealed by
+ * the same key (seal-batch.ts `signLeaves`: a tree of their records, which name no other
+ * room): sixteen rooms posted to at once cost one Ed25519 signature a turn, not sixteen.
+ * A room alone in its turn seals as before (one seal, or one plain batch record).
  */
 
 export type Write = Array<{ map: SealedMapName; key: string; value: Entry }>
 
 /** What a turn needs from its room. */
 export interface TurnHost {
+  /** The room's id. */
+  readonly room: string
   /** Throws when the room can take no write (unloaded, failed). */
   assertHealthy(): void
   has(map: SealedMapName, key: string): boolean
   /** The mesh that seals the node's writes. */
   readonly sealedBy: string
+  /** The key that seals them now. */
+  signer(): Ed25519KeyPair
+  /** A transaction of `entries`' leaf in a tree signed by `signer` (undefined: too many entries for one). */
+  leaf(entries: NewEntry[], signer: string): TurnLeaf | undefined
   /** `checkLocalRules` of `entries`, those before `from` counting as state. */
   check(entries: NewEntry[], from: number): void
-  /** Applies and seals `entries` in one transaction with `ops`; resolves when durable. */
-  commit(entries: NewEntry[], ops: StoreOperation[]): Promise<void>
+  /** Applies and seals `entries` in one transaction with `ops` (under `tree`, if given); resolves when durable. */
+  commit(entries: NewEntry[], ops: StoreOperation[], tree?: TreeSeal): Promise<void>
 }
 
 interface Queued {
@@ -66,11 +81,15 @@ export class WriteTurn {
 
   add(write: Write, ops: StoreOperation[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (this.#queued.push({ write, ops, resolve, reject }) === 1) setImmediate(() => this.#run())
+      if (this.#queued.push({ write, ops, resolve, reject }) === 1) due(this)
     })
   }
 
-  #run(): void {
+  /**
+   * Checks the queued writes and commits every full transaction; returns the last one, to
+   * be committed by `runDue` (with the other rooms' of the turn).
+   */
+  prepare(): Batch | undefined {
     const queued = this.#queued
     this.#queued = []
     const host = this.#host
@@ -78,7 +97,7 @@ export class WriteTurn {
       host.assertHealthy()
     } catch (err) {
       for (const q of queued) q.reject(err)
-      return
+      return undefined
     }
     let batch = empty()
     for (const q of queued) {
@@ -88,7 +107,7 @@ export class WriteTurn {
         .map((e) => ({ ...e, sealedBy: host.sealedBy }))
       const bytes = news.reduce((n, e) => n + JSON.stringify(e.value).length + e.key.length + 256, 0)
       if (b.entries.length + news.length >= MAX_BATCH_ENTRIES || b.bytes + bytes > BATCH_BYTES) {
-        this.#commit(b)
+        commitBatch(host, b)
         batch = empty()
       }
       try {
@@ -104,19 +123,85 @@ export class WriteTurn {
       batch.writers.push(q)
       batch.bytes += bytes
     }
-    this.#commit(batch)
+    return batch.writers.length === 0 ? undefined : batch
   }
 
-  #commit(batch: Batch): void {
-    if (batch.writers.length === 0) return
-    let durable: Promise<void>
+  get host(): TurnHost {
+    return this.#host
+  }
+}
+
+function commitBatch(host: TurnHost, batch: Batch, tree?: TreeSeal): void {
+  if (batch.writers.length === 0) return
+  let durable: Promise<void>
+  try {
+    durable = host.commit(batch.entries, batch.ops, tree)
+  } catch (err) {
+    for (const q of batch.writers) q.reject(err)
+    return
+  }
+  for (const q of batch.writers) durable.then(q.resolve, q.reject)
+}
+
+/** The rooms' turns with writes queued, run together at the end of this turn of the event loop. */
+const dueTurns = new Set<WriteTurn>()
+
+function due(turn: WriteTurn): void {
+  if (dueTurns.size === 0) setImmediate(runDue)
+  dueTurns.add(turn)
+}
+
+function runDue(): void {
+  const turns = [...dueTurns]
+  dueTurns.clear()
+  // The last transaction of each room, by the key and mesh that seal it.
+  const bySigner = new Map<string, { key: Ed25519KeyPair; mesh: string; last: Array<[TurnHost, Batch]> }>()
+  for (const turn of turns) {
+    const batch = turn.prepare()
+    if (batch === undefined) continue
+    const host = turn.host
+    let key: Ed25519KeyPair
     try {
-      durable = this.#host.commit(batch.entries, batch.ops)
+      key = host.signer()
     } catch (err) {
       for (const q of batch.writers) q.reject(err)
-      return
+      continue
     }
-    for (const q of batch.writers) durable.then(q.resolve, q.reject)
+    const at = `${key.did} ${host.sealedBy}`
+    const group = bySigner.get(at) ?? { key, mesh: host.sealedBy, last: [] }
+    group.last.push([host, batch])
+    bySigner.set(at, group)
+  }
+  for (const { key, mesh, last } of bySigner.values()) {
+    const trees = last.length > 1 ? sealTogether(key, mesh, last) : undefined
+    last.forEach(([host, batch], i) => {
+      commitBatch(host, batch, trees?.[i])
+    })
+  }
+}
+
+/** The leaves of several rooms' transactions under one signature (undefined: each signs its own). */
+function sealTogether(
+  key: Ed25519KeyPair,
+  mesh: string,
+  last: Array<[TurnHost, Batch]>,
+): Array<TreeSeal | undefined> | undefined {
+  try {
+    // A transaction listing more than a record may (one huge write) keeps its own records.
+    const leaves = last.map(([host, batch]) => host.leaf(batch.entries, key.did))
+    const inTree = leaves.filter((leaf) => leaf !== undefined)
+    if (inTree.length < 2) return undefined
+    const signed = signLeaves(
+      key,
+      inTree.map((leaf) => leaf.id),
+      mesh,
+    )
+    let next = 0
+    return leaves.map((leaf) =>
+      leaf === undefined ? undefined : { leaf, signed: signed[next++] as TreeSeal['signed'] },
+    )
+  } catch {
+    return undefined // each transaction then seals on its own (and fails its writers if it cannot)
   }
 }
 

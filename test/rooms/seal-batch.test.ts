@@ -5,21 +5,20 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Y from 'yjs'
-import type { Ed25519KeyPair } from '../../src/identity/index.ts'
 import {
   contentId,
   type MemberEntry,
   type MessageEntry,
   type ReactionEntry,
   type Room,
-  type RoomOrigin,
   refusalOf,
   sealKey,
   splitDiff,
 } from '../../src/rooms/index.ts'
 import { makeSeal } from '../../src/rooms/room-entries.ts'
-import { type BatchSeal, makeBatch, type SealBatch } from '../../src/rooms/seal-batch.ts'
+import type { BatchSeal, SealBatch } from '../../src/rooms/seal-batch.ts'
 import { tempStore } from '../fixtures/principals.ts'
+import { batchUpdate, capture, fromA, fromC, message, put, records } from './batch-helpers.ts'
 import {
   alice,
   bob,
@@ -33,81 +32,6 @@ import {
   twoNodesSharing,
   until,
 } from './helpers.ts'
-
-const fromA = { kind: 'peer', meshDid: meshA.did } as const
-const fromC = { kind: 'peer', meshDid: meshC.did } as const
-
-function message(room: string, body: string, author = alice.did, ts = Date.now()): MessageEntry {
-  return { v: 1, room, author, authorMesh: meshA.did, body, mentions: [], ts }
-}
-
-const put = (m: MessageEntry) => [{ map: 'messages' as const, key: contentId(m), value: m }]
-
-/** The batch records a room holds. */
-function records(room: Room): Array<[string, SealBatch]> {
-  return [...room.doc.getMap('seals').entries()].filter(([k]) => k.startsWith('batch/')) as Array<
-    [string, SealBatch]
-  >
-}
-
-/** The local updates a room emits (what its links and the log are handed). */
-function capture(room: Room): Uint8Array[] {
-  const sent: Uint8Array[] = []
-  room.doc.on('update', (u: Uint8Array, origin: RoomOrigin | null) => {
-    if (origin?.source === 'local') sent.push(u)
-  })
-  return sent
-}
-
-type Tweak = {
-  record?: (r: SealBatch) => SealBatch
-  seal?: (s: BatchSeal, i: number) => BatchSeal
-  room?: string
-  /** Record written after its entries, in a second transaction. */
-  recordLast?: boolean
-  /** Signs with this key (a later key of `key`'s mesh, or a stranger's). */
-  signer?: Ed25519KeyPair
-}
-
-/**
- * An update by a fresh client id `client` of `key`'s mesh: its binding and `msgs`, all
- * under one batch record (made by makeBatch, then tweaked), as a node's turn writes them.
- */
-function batchUpdate(
-  room: Room,
-  key: Ed25519KeyPair,
-  msgs: MessageEntry[],
-  client: number,
-  tweak: Tweak = {},
-) {
-  const binding = { mesh: key.did, room: room.id }
-  const sealed = [
-    { map: 'clients' as const, key: String(client), value: binding },
-    ...msgs.map((m) => ({ map: 'messages' as const, key: contentId(m), value: m })),
-  ]
-  const made = makeBatch(tweak.signer ?? key, tweak.room ?? room.id, sealed, key.did)
-  const record = tweak.record ? tweak.record(made.record) : made.record
-  const parts: Uint8Array[] = []
-  const full = craft(
-    room,
-    (doc) => {
-      const before = Y.encodeStateVector(doc)
-      const writeRecord = () => doc.getMap('seals').set(made.recordKey, record)
-      doc.transact(() => {
-        if (!tweak.recordLast) writeRecord()
-        sealed.forEach((e, i) => {
-          doc.getMap(e.map).set(e.key, e.value)
-          const seal = made.seals[i] as BatchSeal
-          doc.getMap('seals').set(sealKey(e.map, e.key), tweak.seal ? tweak.seal(seal, i) : seal)
-        })
-      })
-      parts.push(Y.encodeStateAsUpdate(doc, before))
-      if (tweak.recordLast) doc.transact(writeRecord)
-    },
-    client,
-  )
-  return { full, entriesOnly: parts[0] as Uint8Array, recordKey: made.recordKey, record }
-}
 
 /** An entry written by `client` with a batch seal pointing at place `i` of the record `recordKey`. */
 function borrowing(
