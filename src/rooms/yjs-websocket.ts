@@ -54,6 +54,10 @@ export const YJS_MAX_FRAME_BYTES = 1024 * 1024
 
 interface Connection {
   socket: WebSocket
+  /** The TCP socket under `socket`, corked for a turn of sends (see `#send`); absent in some tests. */
+  raw: Corkable | undefined
+  /** Whether `raw` is corked until the end of this turn. */
+  corked: boolean
   session: Session
   awarenessIds: Set<number>
   /**
@@ -85,8 +89,11 @@ interface Hub {
 export interface YjsEndpoint {
   /** A single-use ticket for `roomId` under `session` (membership is checked when it is used). */
   issueTicket(session: Session, roomId: string): { ticket: string; expiresAt: string }
-  /** Serves one upgraded socket of `/yjs/<roomId>?token=<token>`. */
-  handle(socket: WebSocket, roomId: string, token: unknown): void
+  /**
+   * Serves one upgraded socket of `/yjs/<roomId>?token=<token>`; `raw` is the TCP socket
+   * under it (the upgrade request's), whose writes of one turn then go out as one.
+   */
+  handle(socket: WebSocket, roomId: string, token: unknown, raw?: Corkable): void
   /** Closes every socket (1001) and stops listening to the sessions. */
   close(): void
 }
@@ -100,7 +107,7 @@ export function createYjsEndpoint(init: YjsWebsocketInit): YjsEndpoint {
   })
   return {
     issueTicket: (session, roomId) => tickets.issue(session, roomId),
-    handle: (socket, roomId, token) => server.handle(socket, roomId, token),
+    handle: (socket, roomId, token, raw) => server.handle(socket, roomId, token, raw),
     close: () => {
       unsubscribe()
       server.close()
@@ -137,7 +144,7 @@ class YjsWebsocketServer {
     }
   }
 
-  handle(socket: WebSocket, roomId: string, token: unknown): void {
+  handle(socket: WebSocket, roomId: string, token: unknown, raw?: Corkable): void {
     this.#sockets.add(socket)
     this.#alive.set(socket, true)
     socket.on('pong', () => this.#alive.set(socket, true))
@@ -187,7 +194,7 @@ class YjsWebsocketServer {
       }
       if (socket.readyState !== socket.OPEN) return
       hub = this.#join(room)
-      conn = { socket, session, awarenessIds: new Set(), pseudonyms: new Map() }
+      conn = { socket, raw, corked: false, session, awarenessIds: new Set(), pseudonyms: new Map() }
       hub.connections.add(conn)
       const left = Date.parse(session.expiresAt) - Date.now()
       if (left < MAX_TIMER_MS) {
@@ -389,6 +396,18 @@ class YjsWebsocketServer {
 
   #send(conn: Connection, message: Uint8Array): void {
     if (conn.socket.readyState !== conn.socket.OPEN) return
+    // Issue 15 (beta15): the peer frames of one turn apply one after another, each an update
+    // sent to every reader as a frame of its own, each a write (a syscall, a TCP segment) of
+    // its own: a reader's frames of a turn are written together, at the end of the turn.
+    const raw = conn.raw
+    if (raw !== undefined && !conn.corked) {
+      conn.corked = true
+      raw.cork()
+      process.nextTick(() => {
+        conn.corked = false
+        raw.uncork()
+      })
+    }
     conn.socket.send(message, (err) => {
       if (err !== undefined && err !== null) conn.socket.close()
     })
@@ -404,6 +423,12 @@ class YjsWebsocketServer {
       socket.ping()
     }
   }
+}
+
+/** What of a TCP socket `#send` uses (node:net Socket). */
+export interface Corkable {
+  cork(): void
+  uncork(): void
 }
 
 function isPseudonymOf(conn: Connection, id: number): boolean {

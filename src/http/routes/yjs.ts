@@ -29,7 +29,13 @@ export const yjsRoutes: FastifyPluginAsync<YjsRoutesInit> = async (fastify, init
     `${init.path ?? '/yjs'}/:roomId`,
     { websocket: true },
     (socket, request) => {
-      endpoint.handle(socket as unknown as WebSocket, request.params.roomId, request.query.token)
+      // request.raw.socket: the upgraded TCP socket the websocket writes to (corked per turn).
+      endpoint.handle(
+        socket as unknown as WebSocket,
+        request.params.roomId,
+        request.query.token,
+        request.raw.socket,
+      )
     },
   )
   // Membership is checked when the ticket is used, so a ticket says nothing about a room.
