@@ -41,11 +41,15 @@ const TAKEN = 1
 const VERIFYING = 2
 const GOOD = 3 // (4: found bad)
 
-/** One signature to check: `did`'s Ed25519 signature over `data`. */
+/**
+ * One signature to check: `did`'s Ed25519 signature over `data`. Built only when the
+ * check goes to the worker (issue 15, beta15): a turn of few checks (live traffic) stays
+ * the main thread's, and its payloads, signatures and keys were made for nothing.
+ */
 export interface SharedCheck {
   did: string
-  data: Uint8Array
-  signature: Uint8Array
+  /** The signed bytes and the signature (undefined: not a check that can be good). */
+  build(): { data: Uint8Array; signature: Uint8Array } | undefined
 }
 
 /** What became of the checks given to `shareChecks`. */
@@ -85,9 +89,7 @@ interface Batch {
   sent: Promise<boolean>
   post: (sent: boolean) => void
   state: SharedArrayBuffer
-  keys: KeyObject[]
-  keyIndex: Map<string, number>
-  checks: Array<{ key: number; data: Uint8Array; signature: Uint8Array }>
+  checks: SharedCheck[]
 }
 
 /** The checks of this turn of the event loop, posted at its end. */
@@ -101,17 +103,45 @@ const BATCH_MAX = 1024
  * each) gain: the main thread −35 %, wall −23 %, CPU ≈ the same.
  */
 const BATCH_MIN = 32
+/** A check's state when it could not be built (a malformed did or signature): never good. */
+const BAD = 4
 
 function post(): void {
   const b = batch
   batch = undefined
   if (b === undefined) return
   const w = b.checks.length < BATCH_MIN ? undefined : theWorker()
+  if (w === undefined) {
+    b.post(false) // every check stays OPEN, its taker verifies it; none was built
+    return
+  }
   try {
-    w?.postMessage({ state: b.state, keys: b.keys, checks: b.checks })
-    b.post(w !== undefined)
+    const state = new Int32Array(b.state)
+    const keys: KeyObject[] = []
+    const keyIndex = new Map<string, number>()
+    const built = b.checks.map((check, slot) => {
+      const made = check.build()
+      let k = keyIndex.get(check.did)
+      if (k === undefined && made?.signature.byteLength === 64) {
+        try {
+          keys.push(publicKeyObject(check.did))
+          k = keys.length - 1
+          keyIndex.set(check.did, k)
+        } catch {
+          // a malformed did: never good
+        }
+      }
+      if (made === undefined || k === undefined || made.signature.byteLength !== 64) {
+        // Unless taken meanwhile (the taker verifies it): never the worker's, never good.
+        Atomics.compareExchange(state, slot, OPEN, BAD)
+        return null
+      }
+      return { key: k, data: made.data, signature: made.signature }
+    })
+    w.postMessage({ state: b.state, keys, checks: built })
+    b.post(true)
   } catch {
-    b.post(false) // not posted: every check stays OPEN, its taker verifies it
+    b.post(false) // not posted: every check not marked BAD stays OPEN, its taker verifies it
   }
 }
 
@@ -137,45 +167,24 @@ export function shareChecks(checks: readonly SharedCheck[]): SharedChecks {
       sent,
       post: decide,
       state: new SharedArrayBuffer(4 * Math.max(BATCH_MAX, checks.length)),
-      keys: [],
-      keyIndex: new Map(),
       checks: [],
     }
     setImmediate(post)
   }
   const b = batch
   const state = new Int32Array(b.state)
-  const slots: number[] = []
-  for (const check of checks) {
-    let k = b.keyIndex.get(check.did)
-    if (k === undefined && check.signature.byteLength === 64) {
-      try {
-        b.keys.push(publicKeyObject(check.did))
-        k = b.keys.length - 1
-        b.keyIndex.set(check.did, k)
-      } catch {
-        // a malformed did: never good
-      }
-    }
-    if (k === undefined || check.signature.byteLength !== 64) {
-      slots.push(-1)
-      continue
-    }
-    slots.push(b.checks.length)
-    b.checks.push({ key: k, data: check.data, signature: check.signature })
-  }
+  const first = b.checks.length
+  b.checks.push(...checks)
   return {
     take(i) {
-      const slot = slots[i] ?? -1
-      if (slot < 0) return false
+      if (i < 0 || i >= checks.length) return false
       // One the worker is verifying right now is verified here too rather than waited for: the
       // worker may be off its core (a busy machine), and the main thread never waits for it.
-      return Atomics.compareExchange(state, slot, OPEN, TAKEN) === GOOD
+      return Atomics.compareExchange(state, first + i, OPEN, TAKEN) === GOOD
     },
     async settled() {
       if (!(await b.sent)) return
-      for (const slot of slots) {
-        if (slot < 0) continue
+      for (let slot = first; slot < first + checks.length; slot++) {
         let s = Atomics.load(state, slot)
         while (s === OPEN || s === VERIFYING) {
           await waitAsync(state, slot, s).value

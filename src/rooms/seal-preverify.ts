@@ -55,9 +55,9 @@ export interface PreverifiedUpdate {
  */
 class SharedVerified extends Map<string, string> {
   readonly #shared: SharedChecks
-  readonly #at: Map<string, { i: number; fact: string }>
+  readonly #at: Map<string, Given>
 
-  constructor(shared: SharedChecks, at: Map<string, { i: number; fact: string }>) {
+  constructor(shared: SharedChecks, at: Map<string, Given>) {
     super()
     this.#shared = shared
     this.#at = at
@@ -70,8 +70,56 @@ class SharedVerified extends Map<string, string> {
     if (given === undefined) return undefined
     this.#at.delete(sig) // asked once: from now on this map's own
     if (!this.#shared.take(given.i)) return undefined
-    super.set(sig, given.fact)
-    return given.fact
+    const fact = given.fact()
+    if (fact === undefined) return undefined
+    super.set(sig, fact)
+    return fact
+  }
+}
+
+/** A check given to the thread: its index, and the fact it stands for (made when asked). */
+interface Given {
+  i: number
+  fact: () => string | undefined
+}
+
+/**
+ * `did`'s signature `sig` over the text `text()` makes (undefined: none): as a shared check (its bytes
+ * made only if the check goes to the thread), and the fact it stands for. The text is
+ * made at most once; a text that cannot be made is a check that is never good.
+ */
+function check(
+  did: string,
+  sig: string,
+  text: () => string | undefined,
+): { check: SharedCheck; fact: () => string | undefined } {
+  let made: string | undefined
+  let tried = false
+  const once = (): string | undefined => {
+    if (!tried) {
+      tried = true
+      try {
+        made = text()
+      } catch {
+        made = undefined
+      }
+    }
+    return made
+  }
+  return {
+    check: {
+      did,
+      build: () => {
+        const t = once()
+        return t === undefined
+          ? undefined
+          : { data: Buffer.from(t, 'utf8'), signature: Buffer.from(sig, 'base64url') }
+      },
+    },
+    fact: () => {
+      const t = once()
+      return t === undefined ? undefined : sealFact(did, t)
+    },
   }
 }
 
@@ -105,38 +153,28 @@ export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpd
     }
   }
   const checks: SharedCheck[] = []
-  const at = new Map<string, { i: number; fact: string }>()
+  const at = new Map<string, Given>()
+  const give = (did: string, sig: string, text: () => string | undefined) => {
+    const c = check(did, sig, text)
+    at.set(sig, { i: checks.length, fact: c.fact })
+    checks.push(c.check)
+  }
   for (const { at: sk, seal } of seals) {
     const entry = entries.get(sk)
     if (entry === undefined) continue // an orphan seal: refused there, unverified
     // A content-addressed entry's seal covers its key (validation checks both): a mismatch is refused there.
     if (contentAddressed(entry.map) && seal.hash !== entry.key) continue
-    let text: string
-    try {
-      text = sealPayloadText(
-        room,
-        entry.map,
-        entry.key,
-        seal.hash,
-        seal.key === undefined ? undefined : seal.mesh,
-      )
-    } catch {
-      continue
-    }
-    const did = sealSigner(seal)
-    text = sealSignedText(seal, text) // posts15: a seal in a tree signs its root
-    at.set(seal.sig, { i: checks.length, fact: sealFact(did, text) })
-    checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(seal.sig, 'base64url') })
+    const mesh = seal.key === undefined ? undefined : seal.mesh
+    // posts15: a seal in a tree signs its root
+    give(sealSigner(seal), seal.sig, () =>
+      sealSignedText(seal, sealPayloadText(room, entry.map, entry.key, seal.hash, mesh)),
+    )
   }
   // A record none of whose entries the update writes is refused there (orphan-seal), unverified.
   for (const { id, record } of records) {
     if (!record.entries.some(([map, key]) => entries.has(`${map}/${key}`))) continue
     // Its own payload, or its tree's root (posts15); a record not named by what it lists: refused there.
-    const text = batchSignedText(record, id, room)
-    if (text === undefined) continue
-    const did = batchSigner(record)
-    at.set(record.sig, { i: checks.length, fact: sealFact(did, text) })
-    checks.push({ did, data: Buffer.from(text, 'utf8'), signature: Buffer.from(record.sig, 'base64url') })
+    give(batchSigner(record), record.sig, () => batchSignedText(record, id, room))
   }
   if (checks.length === 0) return { update, decoded, verified: new Map(), settled: async () => {} }
   const shared = shareChecks(checks)

@@ -62,7 +62,9 @@ function updatesInto(ws: WebSocket, doc: Y.Doc): { readonly count: number } {
 }
 
 describe('y-websocket fan-out', () => {
-  it('writes the frames of one turn to a reader in one write, all of them, in order', { timeout: 30_000 }, async (t) => {
+  it('writes the frames of one turn to a reader in one write, all of them, in order', {
+    timeout: 30_000,
+  }, async (t) => {
     const { rooms, port, upgraded, token } = await server(t)
     const { id } = await rooms.create({ name: 'general', creator: alice.did })
     const room = await rooms.load(id)
@@ -70,7 +72,9 @@ describe('y-websocket fan-out', () => {
       method: 'POST',
       headers: { authorization: `Bearer ${await token()}` },
     })
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/yjs/${id}?token=${(await ticket.json()).ticket}`)
+    const ws = new WebSocket(
+      `ws://127.0.0.1:${port}/yjs/${id}?token=${((await ticket.json()) as { ticket: string }).ticket}`,
+    )
     t.after(() => ws.close())
     const reader = new Y.Doc()
     const received = updatesInto(ws, reader)
