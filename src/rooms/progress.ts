@@ -3,6 +3,7 @@ import { encoding, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import type { LinkError } from './link-manager.ts'
 import type { RoomManager } from './room-manager.ts'
 import type { ShareBook } from './share.ts'
+import { takeMeta } from './update-structs.ts'
 
 /** Progress of one direction of a room's catch-up with one peer. */
 export interface TransferProgress {
@@ -182,10 +183,11 @@ export class SyncProgress {
 
   /** The peer has (or will have) what `update` holds: its known state vector grows. */
   learn(peer: string, room: string, update: Uint8Array): void {
+    const known = takeMeta(update) // beta15: read on arrival (seal-preverify.ts), not parsed again
     if (this.of(peer, room).theirs === null) return
     let meta: { from: Map<number, number>; to: Map<number, number> }
     try {
-      meta = Y.parseUpdateMeta(update)
+      meta = known ?? Y.parseUpdateMeta(update)
     } catch {
       return // an update that does not parse teaches nothing
     }

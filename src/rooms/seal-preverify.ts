@@ -21,7 +21,7 @@ import {
   isSealBatch,
   type SealBatch,
 } from './seal-batch.ts' // b6peer
-import { type DecodedUpdate, decodeUpdate } from './update-structs.ts'
+import { type DecodedUpdate, decodeUpdate, noteMeta } from './update-structs.ts'
 
 /**
  * Issue 15 (verify15): a peer update's seals shared with a verifying thread
@@ -133,6 +133,7 @@ export function preverifySeals(room: string, update: Uint8Array): PreverifiedUpd
   } catch {
     return { update, decoded: undefined, verified: new Map(), settled: async () => {} }
   }
+  noteMeta(update, decoded) // for the link's progress once it applied (progress.ts)
   // The entries this update writes, by the key of their seal; then their seals.
   const entries = new Map<string, { map: SealedMapName; key: string }>()
   const seals: Array<{ at: string; seal: Seal }> = []

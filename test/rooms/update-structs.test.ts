@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { Refusal } from '../../src/rooms/update-refusal.ts'
-import { readStructs } from '../../src/rooms/update-structs.ts'
+import { decodeUpdate, noteMeta, readStructs, takeMeta } from '../../src/rooms/update-structs.ts'
 
 const CLIENT = 4242
 
@@ -64,5 +64,32 @@ describe('readStructs: an update applies whole, or is refused (no trial apply on
     // Within a block clocks follow from its start: an overlap takes a second block.
     refusedAs(room, blocks(update, ['01', '12']), 'malformed')
     refusedAs(room, blocks(update, ['123']), 'incomplete')
+  })
+})
+
+describe('update metas kept from arrival (beta15)', () => {
+  it('are Y.parseUpdateMeta of the same bytes, given once', () => {
+    // Two clients, the second's clocks not from 0 (an update after others), and a skip between.
+    const a = new Y.Doc({ gc: false })
+    a.clientID = 7
+    a.getMap('messages').set('x', 1)
+    const b = new Y.Doc({ gc: false })
+    b.clientID = 9
+    b.getMap('messages').set('y', 1)
+    const seen = Y.encodeStateVector(b)
+    b.getMap('messages').set('z', 2)
+    b.getMap('messages').set('w', 3)
+    const update = Y.mergeUpdates([
+      Y.encodeStateAsUpdate(a),
+      Y.encodeStateAsUpdate(b, seen),
+      Y.encodeStateAsUpdate(written(3).room),
+    ])
+    assert.equal(takeMeta(update), undefined, 'nothing kept before it is noted')
+    noteMeta(update, decodeUpdate(update))
+    assert.deepEqual(takeMeta(update), Y.parseUpdateMeta(update))
+    assert.equal(takeMeta(update), undefined, 'given once')
+    const { update: one } = written(4)
+    noteMeta(one, decodeUpdate(one))
+    assert.deepEqual(takeMeta(one), Y.parseUpdateMeta(one))
   })
 })
