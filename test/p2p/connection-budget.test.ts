@@ -190,10 +190,14 @@ async function inBatches<T>(
   )
 }
 
-const NODES = 48
+// 32 meshes, twice the budget: no mesh can hold a connection to every other. (48 took
+// 136 s in CI's plain run and passed 300 s under its CPU hog, on a slower machine.)
+const NODES = 32
 const BUDGET = 16
 
-test(`${NODES} meshes, each allowed ${BUDGET} connections: every mesh finds every other's record, none over its budget`, async (t) => {
+test(`${NODES} meshes, each allowed ${BUDGET} connections: every mesh finds every other's record, none over its budget`, {
+  timeout: 900_000,
+}, async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'mesh-budget-'))
   const meshes: Mesh[] = []
   t.after(async () => {
