@@ -191,7 +191,7 @@ async function inBatches<T>(
 }
 
 // 32 meshes, twice the budget: no mesh can hold a connection to every other. (48 took
-// 136 s in CI's plain run and passed 300 s under its CPU hog, on a slower machine.)
+// 136 s in CI's plain run and ran past the 300 s timeout under its CPU hog, on a slower machine.)
 const NODES = 32
 const BUDGET = 16
 
