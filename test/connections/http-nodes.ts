@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { until } from '../rooms/helpers.ts'
 import { decide, FAST, startNode, statusAt, type TestNode } from './nodes.ts'
 
 /** Phase-1 HTTP federation (SPEC §12): two of our nodes that libp2p cannot join. */
 
 /** A TCP port free now (libp2p listens there; the node announces an address nobody can dial). */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return typeof address === 'object' && address !== null ? address.port : 0
-}
+export { freePort } from '../fixtures/ports.ts'
 
 /** A node whose libp2p listens on `port` but announces a dead address: no peer can dial it. */
 export async function unreachable(
