@@ -100,28 +100,37 @@ export class WriteTurn {
       return undefined
     }
     let batch = empty()
-    for (const q of queued) {
-      const b = batch
-      const news: NewEntry[] = q.write
-        .filter((e) => !host.has(e.map, e.key) && !b.keys.has(`${e.map}/${e.key}`))
-        .map((e) => ({ ...e, sealedBy: host.sealedBy }))
-      const bytes = news.reduce((n, e) => n + JSON.stringify(e.value).length + e.key.length + 256, 0)
-      if (b.entries.length + news.length >= MAX_BATCH_ENTRIES || b.bytes + bytes > BATCH_BYTES) {
-        commitBatch(host, b)
-        batch = empty()
+    let next = 0
+    try {
+      for (; next < queued.length; next++) {
+        const q = queued[next] as Queued
+        const b = batch
+        const news: NewEntry[] = q.write
+          .filter((e) => !host.has(e.map, e.key) && !b.keys.has(`${e.map}/${e.key}`))
+          .map((e) => ({ ...e, sealedBy: host.sealedBy }))
+        const bytes = news.reduce((n, e) => n + JSON.stringify(e.value).length + e.key.length + 256, 0)
+        if (b.entries.length + news.length >= MAX_BATCH_ENTRIES || b.bytes + bytes > BATCH_BYTES) {
+          commitBatch(host, b)
+          batch = empty()
+        }
+        try {
+          host.check([...batch.entries, ...news], batch.entries.length)
+        } catch (err) {
+          q.reject(err)
+          continue
+        }
+        for (const e of news) batch.keys.add(`${e.map}/${e.key}`)
+        batch.entries.push(...news)
+        // A write with nothing new commits nothing (as before): its ops are not written.
+        if (news.length > 0) batch.ops.push(...q.ops)
+        batch.writers.push(q)
+        batch.bytes += bytes
       }
-      try {
-        host.check([...batch.entries, ...news], batch.entries.length)
-      } catch (err) {
-        q.reject(err)
-        continue
-      }
-      for (const e of news) batch.keys.add(`${e.map}/${e.key}`)
-      batch.entries.push(...news)
-      // A write with nothing new commits nothing (as before): its ops are not written.
-      if (news.length > 0) batch.ops.push(...q.ops)
-      batch.writers.push(q)
-      batch.bytes += bytes
+    } catch (err) {
+      // Not expected; but the turns of every room run together (runDue), and one room's
+      // surprise must fail its own writers that are not yet committed, not the other rooms'.
+      for (const q of [...batch.writers, ...queued.slice(next)]) q.reject(err)
+      return undefined
     }
     return batch.writers.length === 0 ? undefined : batch
   }
