@@ -111,9 +111,13 @@ export function takeMeta(update: Uint8Array): UpdateMeta | undefined {
   return meta
 }
 
-/** Whether applying the update adds exactly its bytes: no replay, no delete set, nothing after its end (peer-apply.ts). */
-export function holdsJustNew(read: ReadUpdate): boolean {
-  return !read.deletes && !read.replays && !read.trailing
+/**
+ * When applying the update adds exactly its bytes (no replay, no delete set, nothing after its
+ * end): its new structs as read, which peer-apply.ts integrates as they are (durable15: Yjs
+ * would decode the bytes a second time). Undefined otherwise.
+ */
+export function holdsJustNew(read: ReadUpdate): ReadUpdate['byClient'] | undefined {
+  return !read.deletes && !read.replays && !read.trailing ? read.byClient : undefined
 }
 
 /**

@@ -113,7 +113,7 @@ export interface ValidatedUpdate {
   empty: boolean
   /** The update to apply, when it is not the one received: its refused entries left out. */
   update?: Uint8Array
-  asSent?: boolean // b6peer: the update applied holds exactly what applying it adds (peer-apply.ts)
+  asSent?: ReturnType<typeof holdsJustNew> // b6peer: the update holds just what applying it adds (peer-apply.ts)
   /** What of the update was refused (the first refusal; `details.refusedEntries`). */
   refused?: MeshError
 }

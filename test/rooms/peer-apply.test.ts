@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import * as Y from 'yjs'
 import { applyAsSent } from '../../src/rooms/peer-apply.ts'
 import type { RoomOrigin } from '../../src/rooms/room.ts'
-import { readStructs } from '../../src/rooms/update-structs.ts'
+import { encodeStructs, holdsJustNew, readStructs } from '../../src/rooms/update-structs.ts'
 import { tempStore } from '../fixtures/principals.ts'
 import { carol, entries, manager, meshA, meshB, sharedRoom, sync } from './helpers.ts'
 
@@ -107,6 +107,54 @@ describe('a peer update whose bytes are what it adds goes to the update listener
     const copy = new Y.Doc({ gc: false })
     Y.applyUpdate(copy, heard[0]?.update as Uint8Array)
     assert.deepEqual(copy.getMap('messages').toJSON(), { a: 1, local: 0 })
+  })
+})
+
+describe('a peer update is integrated as validation read it, not decoded again (issue 15, durable15)', () => {
+  /** An update of two writers' entries and a hole (a refused entry's place) of a third client. */
+  function twoWritersAndAHole(room: Y.Doc): Uint8Array {
+    const { writer, updates } = pair()
+    writer.getMap('messages').set('a', { n: 1, text: 'ä' })
+    writer.getMap('messages').set('b', [1, 'two'])
+    const other = new Y.Doc({ gc: false })
+    other.clientID = 7
+    other.getMap('messages').set('c', { n: 3 })
+    const merged = Y.mergeUpdates([...updates, Y.encodeStateAsUpdate(other)])
+    const read = readStructs(room, merged)
+    return encodeStructs(new Map([...read.byClient, [555, [{ client: 555, clock: 0, length: 2 }]]]))
+  }
+
+  it('the room holds the very values checked, and ends as Yjs applying the bytes leaves it', () => {
+    const { room } = pair()
+    const update = twoWritersAndAHole(room)
+    const read = readStructs(room, update)
+    const asSent = holdsJustNew(read)
+    assert.ok(asSent !== undefined)
+    const heard = listen(room)
+    applyAsSent(room, update, PEER, asSent)
+    // The values validation checked are those in the room: the bytes were not decoded again.
+    for (const w of read.writes) assert.equal(room.getMap('messages').get(w.key), w.value)
+    assert.equal(heard.length, 1)
+    assert.equal(heard[0]?.update, update)
+    const yjs = pair().room
+    Y.applyUpdate(yjs, update)
+    assert.deepEqual(Y.encodeStateAsUpdate(room), Y.encodeStateAsUpdate(yjs))
+    assert.deepEqual(room.getMap('messages').toJSON(), yjs.getMap('messages').toJSON())
+    assert.equal(room.store.pendingStructs, null)
+  })
+
+  it('structs the room has moved past since they were read are left to Yjs, which applies the bytes', () => {
+    const { room } = pair()
+    const update = twoWritersAndAHole(room)
+    const asSent = holdsJustNew(readStructs(room, update))
+    assert.ok(asSent !== undefined)
+    Y.applyUpdate(room, update) // now every struct read is held already
+    const before = Y.encodeStateAsUpdate(room)
+    const heard = listen(room)
+    applyAsSent(room, update, PEER, asSent)
+    assert.deepEqual(Y.encodeStateAsUpdate(room), before)
+    assert.equal(heard.length, 0) // nothing new: nothing logged or relayed
+    assert.equal(room.store.pendingStructs, null)
   })
 })
 
