@@ -143,6 +143,34 @@ describe('a peer update is integrated as validation read it, not decoded again (
     assert.equal(room.store.pendingStructs, null)
   })
 
+  it('two clients writing one key concurrently: the room ends as Yjs applying the bytes leaves it, whichever id is higher', () => {
+    for (const [held, incoming] of [
+      [9, 4242],
+      [4242, 9],
+    ] as const) {
+      // The room already holds client `held`'s value of 'k'; the update brings `incoming`'s, written without seeing it.
+      const room = new Y.Doc({ gc: false })
+      room.getMap('messages')
+      const yjs = new Y.Doc({ gc: false })
+      yjs.getMap('messages')
+      const first = new Y.Doc({ gc: false })
+      first.clientID = held
+      first.getMap('messages').set('k', { from: held })
+      for (const d of [room, yjs]) Y.applyUpdate(d, Y.encodeStateAsUpdate(first))
+      const second = new Y.Doc({ gc: false })
+      second.clientID = incoming
+      second.getMap('messages').set('k', { from: incoming })
+      second.getMap('messages').set('other', 1)
+      const update = Y.encodeStateAsUpdate(second)
+      const asSent = holdsJustNew(readStructs(room, update))
+      assert.ok(asSent !== undefined)
+      applyAsSent(room, update, PEER, asSent)
+      Y.applyUpdate(yjs, update)
+      assert.deepEqual(room.getMap('messages').toJSON(), yjs.getMap('messages').toJSON())
+      assert.deepEqual(Y.encodeStateAsUpdate(room), Y.encodeStateAsUpdate(yjs))
+    }
+  })
+
   it('structs the room has moved past since they were read are left to Yjs, which applies the bytes', () => {
     const { room } = pair()
     const update = twoWritersAndAHole(room)
