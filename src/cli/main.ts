@@ -19,12 +19,14 @@ const [
   { MESH_NODE_VERSION },
   { HumanKeystore },
   { Output, isCommanderExit, jsonRequested, usageError },
+  { idsAsOperands },
   registers,
 ] = await Promise.all([
   import('commander'),
   import('../config.ts'),
   import('../identity/index.ts'),
   import('./format.ts'),
+  import('./dash-operands.ts'),
   // Issue 15 (cold start): only the group the command is in (all for help, none named, unknown).
   import('./groups.ts').then(({ groupsFor }) =>
     Promise.all(groupsFor(process.argv).map((group) => group.load())),
@@ -56,6 +58,7 @@ const ctx = {
 for (const register of registers) {
   register(cli, ctx)
 }
+idsAsOperands(cli)
 
 try {
   await cli.parseAsync(process.argv)
