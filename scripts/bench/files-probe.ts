@@ -13,6 +13,11 @@
  * runs next, so a mode's own GC cost shows only when it runs alone. On Linux it also prints,
  * per mode, each side's CPU per transfer by thread (/proc, 10 ms ticks, means): main, the GC
  * workers (V8's concurrent marking: about a third of raw's CPU too), libuv (disk reads, writes).
+ *
+ * files18f: `node scripts/bench/files-probe.ts ROUNDS MODES MIB` moves a file of MIB MiB (16 by
+ * default; the bench's second row is 64). Each fetch round also prints, after its MiB/s and
+ * ms until stored, its first byte in, last byte in, pauses and ms paused, and their medians
+ * with the tail (last byte in → readable) at the end.
  */
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -27,7 +32,9 @@ import { createMeshLibp2p } from '../../src/p2p/index.ts'
 import { CPU_PROTOCOL, SERVER, serverReady } from './files.ts'
 
 const SOURCE = '/mesh-bench/source/1.0.0'
-const BYTES = 16 * 1024 * 1024
+/** The file's size: `argv[4]` MiB (16 by default). */
+const mib = Number(process.argv[4] ?? 16)
+const BYTES = mib * 1024 * 1024
 const enc = new TextEncoder()
 function lp(b: Uint8Array) {
   const out = new Uint8Array(b.length + 1)
@@ -71,21 +78,54 @@ const server = spawn(process.execPath, [SERVER, String(BYTES), join(root, 'serve
 })
 const fetcher = await createMeshLibp2p({ key: Ed25519KeyPair.generate() })
 const { cid, listen } = await serverReady(server)
-const into = new BlobStore({ dir: join(root, 'fetcher'), cacheBytes: 4 * BYTES })
+const into = new BlobStore({ dir: join(root, 'fetcher'), cacheBytes: 4 * BYTES, maxFileBytes: BYTES })
 await into.start()
 const connection = await fetcher.dial(multiaddr(listen))
+/**
+ * files18f: the phases of a fetch, seen from outside it (ms from its start): its first and last
+ * 'message' (first and last byte in), the pauses it made (disk a buffer behind) and how long
+ * they held the stream, and the tail from the last byte in to readable (the last bytes hashed
+ * and written, the partial closed, the stream closed). Wall time, not CPU: it shows what a
+ * fetch waits for that the raw stream does not (/work/notes/files18f.md).
+ */
+const phases = { t0: 0, first: 0, last: 0, pauses: 0, pausedMs: 0 }
+const watched = async () => {
+  const stream = await connection.newStream(FILES_PROTOCOL)
+  stream.addEventListener('message', () => {
+    phases.last = performance.now() - phases.t0
+    if (phases.first === 0) phases.first = phases.last
+  })
+  const pause = stream.pause.bind(stream)
+  const resume = stream.resume.bind(stream)
+  let pausedAt = 0
+  stream.pause = () => {
+    phases.pauses++
+    pausedAt = performance.now()
+    pause()
+  }
+  stream.resume = () => {
+    phases.pausedMs += performance.now() - pausedAt
+    resume()
+  }
+  return stream
+}
 const fetch = async () => {
   await rm(join(into.dir, cid), { force: true })
   const t0 = performance.now()
+  Object.assign(phases, { t0, first: 0, last: 0, pauses: 0, pausedMs: 0 })
   const { stored } = await fetchFromPeer(
-    { store: into, dial: async () => connection.newStream(FILES_PROTOCOL) },
+    { store: into, dial: watched },
     'bench',
     { room: 'bench-room-0001', cid },
     AbortSignal.timeout(120_000),
   )
   const readable = performance.now() - t0
   await stored
-  return [readable, performance.now() - t0]
+  runs['fetch first byte ms']?.push(phases.first)
+  runs['fetch last byte ms']?.push(phases.last)
+  runs['fetch paused ms']?.push(phases.pausedMs)
+  runs['fetch tail ms']?.push(readable - phases.last)
+  return [readable, performance.now() - t0, phases.first, phases.last, phases.pauses, phases.pausedMs]
 }
 /** The server process's CPU so far, in ms. */
 async function serverCpu(): Promise<number> {
@@ -145,13 +185,21 @@ async function measured(name: string, round: () => Promise<number[]>): Promise<n
   addThreads(`${name} fetcher`, threads0[1], threadCpu('self'))
   return result
 }
-const mib = 16
 const fmt = (r: number[]) =>
   `${(mib / ((r[0] as number) / 1000)).toFixed(1)} MiB/s ${r
     .slice(1)
     .map((x) => x.toFixed(0))
     .join(' ')}`
-const runs: Record<string, number[]> = { raw: [], bare: [], fetch: [], 'bare first byte ms': [] }
+const runs: Record<string, number[]> = {
+  raw: [],
+  bare: [],
+  fetch: [],
+  'bare first byte ms': [],
+  'fetch first byte ms': [],
+  'fetch last byte ms': [],
+  'fetch paused ms': [],
+  'fetch tail ms': [],
+}
 for (const name of ['raw', 'bare', 'fetch'])
   for (const side of ['server', 'fetcher']) runs[`${name} ${side} CPU ms`] = []
 const log = (name: string, r: number[]) => {
