@@ -114,6 +114,31 @@ describe('mesh discovery', () => {
     assert.ok(b.lines.some((l) => l.event === 'discovery.mesh_updated' && l.did === a.key.did))
   })
 
+  it('a record put while few peers were known is put again once the routing table has doubled, not before', async (t) => {
+    const quiet = { intervalMs: 600_000 } // rounds only when the test runs them
+    const holds = (m: TestMesh, did: string) => m.datastore.has(dhtRecordKey(meshRecordKey(did)))
+    const table = (m: TestMesh) => (m.libp2p.services.dht as unknown as SingleKadDHT).routingTable.size
+    const a = await startMesh(t, { name: 'alpha', ...quiet })
+    const b = await startMesh(t, { name: 'bravo', ...quiet, bootstrap: [a.addr()] })
+    await waitFor(() => table(a) === 1, 'A to know B')
+    await a.discovery.refresh()
+    await waitFor(() => holds(b, a.key.did), 'B to hold A’s record')
+    // Two meshes join, through A: they never got A's record.
+    const joined = [
+      await startMesh(t, { name: 'charlie', ...quiet, bootstrap: [a.addr()] }),
+      await startMesh(t, { name: 'delta', ...quiet, bootstrap: [a.addr()] }),
+    ]
+    await waitFor(() => table(a) >= 3, 'A to know them')
+    for (const m of joined) assert.equal(holds(m, a.key.did), false)
+    const puts = () => a.lines.filter((l) => l.event === 'discovery.published').length
+    const before = puts()
+    await a.discovery.refresh() // the table went 1 → 3: put again
+    await waitFor(() => joined.every((m) => holds(m, a.key.did)), 'the newcomers to hold A’s record')
+    assert.equal(puts(), before + 1)
+    await a.discovery.refresh() // unchanged, not due, the table as it was: no put
+    assert.equal(puts(), before + 1)
+  })
+
   it('seq only grows across a restart (store reopened)', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'mesh-p2p-restart-'))
     t.after(() => rm(dir, { recursive: true, force: true }))
