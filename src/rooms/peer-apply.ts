@@ -28,29 +28,21 @@ import type { ReadUpdate } from './update-structs.ts'
  * read them (update-structs.ts readStructs), and they are integrated as they are, in the order
  * and the remote transaction Yjs's `applyUpdate` would integrate the same structs decoded
  * once more (≈ a sixth of the peer path's main thread: every string and JSON value read twice).
- * `true`: the bytes are what they add, but Yjs decodes them.
  */
 export function applyAsSent(
   doc: YT.Doc,
   update: Uint8Array,
   origin: RoomOrigin,
-  asSent: NewStructs | boolean | undefined,
+  asSent: NewStructs | undefined,
 ): void {
   const observed = doc as unknown as Observed
   const observers = observed._observers
-  if (
-    asSent === undefined ||
-    asSent === false ||
-    observed._transaction !== null ||
-    (asSent !== true && !integrable(doc, asSent))
-  ) {
+  if (asSent === undefined || observed._transaction !== null || !integrable(doc, asSent)) {
     Y.applyUpdate(doc, update, origin)
     return
   }
-  const structs = asSent === true ? undefined : asSent
   if (!observers.has('update')) {
-    if (structs === undefined) Y.applyUpdate(doc, update, origin)
-    else Y.transact(doc, (tr) => integrate(tr, structs), origin, false)
+    Y.transact(doc, (tr) => integrate(tr, asSent), origin, false)
     return
   }
   let mine: YT.Transaction | undefined
@@ -79,8 +71,7 @@ export function applyAsSent(
       doc,
       (tr) => {
         mine = tr
-        if (structs === undefined) Y.applyUpdate(doc, update)
-        else integrate(tr, structs)
+        integrate(tr, asSent)
       },
       origin,
       false, // a remote transaction, as Yjs's applyUpdate makes it
