@@ -4,7 +4,8 @@ import { Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 
 /**
  * A room's durable state: an append-only log of Yjs updates plus, after every
- * `compactEvery` updates, a segment that replaces the updates it merged.
+ * `compactEvery` updates or `compactBytes` of them, a segment that replaces the updates
+ * it merged.
  *
  * Store layout (sublevel `room-updates`, one nested sublevel per room, values are
  * raw bytes): `u/<seq, 16 digits>` → update, `s/<seq, 16 digits>` → a segment: the
@@ -40,6 +41,14 @@ export interface RoomLogInit {
   doc: YT.Doc
   /** Updates between compactions; default 500. */
   compactEvery?: number
+  /**
+   * Bytes of updates between compactions (whichever of this and `compactEvery` comes
+   * first); default `maxSegmentBytes` (issue 15, p99: that bounds the joins, and this the
+   * diff encoded before them; a peer's updates carry many messages each, so 500 of them
+   * were 0.3–1.5 MiB in the relay bench, one encode that held beta's event loop 8–25 ms.
+   * No lower: a diff of less is joined with its older neighbour, each byte encoded again).
+   */
+  compactBytes?: number
   /**
    * Bytes above which two segments are not merged; default 256 KiB (issue 15, p99: a
    * merge is encoded on the event loop, about 7 ms a MiB on the 2-core bench machine; at
@@ -77,6 +86,7 @@ export class RoomLog {
   readonly #doc: YT.Doc
   #sub: Bytes
   readonly #every: number
+  readonly #everyBytes: number
   readonly #maxSegmentBytes: number
   readonly #onFailure: (err: unknown) => void
   #seq = 0
@@ -85,6 +95,8 @@ export class RoomLog {
   #segments: Segment[] = []
   /** Seqs of updates in the log since the last segment (contiguous: snapshotSeq+1 … seq). */
   #logged = 0
+  /** Their bytes. */
+  #loggedBytes = 0
   /** The last write given to the store (the store writes them in order: all before it are done when it is). */
   #tail: Promise<unknown> = Promise.resolve()
   #compacting = false
@@ -100,6 +112,7 @@ export class RoomLog {
     this.#sub = roomSublevel(init.store, init.room)
     this.#every = init.compactEvery ?? 500
     this.#maxSegmentBytes = init.maxSegmentBytes ?? MAX_SEGMENT_BYTES
+    this.#everyBytes = init.compactBytes ?? this.#maxSegmentBytes
     this.#onFailure = init.onFailure
   }
 
@@ -129,6 +142,7 @@ export class RoomLog {
     for (const [seq, value] of rows) {
       this.#seq = seq
       this.#logged++
+      this.#loggedBytes += value.byteLength
       out.push(value)
     }
     return out
@@ -156,7 +170,8 @@ export class RoomLog {
     const write = this.#store.batch([this.#op('put', U + pad(this.#seq), update), ...ops])
     this.#tail = write
     this.#logged++
-    if (this.#logged >= this.#every && !this.#compacting) {
+    this.#loggedBytes += update.byteLength
+    if ((this.#logged >= this.#every || this.#loggedBytes >= this.#everyBytes) && !this.#compacting) {
       this.#compacting = true
       // Off this write's path: the rows it merges are given to the store before it.
       this.#compaction = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#compactNow())
@@ -185,6 +200,7 @@ export class RoomLog {
     try {
       if (this.#failed !== undefined || this.#closed) return
       const last = this.#seq
+      const bytes = this.#loggedBytes
       const ops: StoreOperation[] = []
       const segments = await this.#compact(ops, last)
       if (this.#failed !== undefined || this.#closed) return
@@ -194,6 +210,7 @@ export class RoomLog {
       this.#snapshotSeq = last
       this.#segments = segments
       this.#logged = this.#seq - last
+      this.#loggedBytes -= bytes
     } catch (err) {
       this.#fail(err)
     } finally {

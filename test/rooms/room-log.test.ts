@@ -49,6 +49,16 @@ function updates(n: number, from = 0): Uint8Array[] {
   return out.slice(from)
 }
 
+/** `n` updates of one writer, each one map entry of `bytes` bytes (a large message, or many merged). */
+function bigUpdates(n: number, bytes: number): Uint8Array[] {
+  const doc = new Y.Doc({ gc: false })
+  doc.clientID = 9
+  const out: Uint8Array[] = []
+  doc.on('update', (u: Uint8Array) => out.push(u))
+  for (let i = 0; i < n; i++) doc.getMap('messages').set(`b${i}`, 'x'.repeat(bytes))
+  return out
+}
+
 async function keys(store: MeshStore): Promise<string[]> {
   const out: string[] = []
   for await (const key of roomSublevel(store, ROOM).keys()) out.push(key)
@@ -98,11 +108,7 @@ describe('RoomLog: compaction into segments', () => {
     const store = await tempStore(t)
     const { log, append } = await openLog(store, 50)
     // 1,200 updates of 2 KiB: 2.4 MiB, compacted every 50 (100 KiB a segment before joins).
-    const doc = new Y.Doc({ gc: false })
-    doc.clientID = 9
-    const rows: Uint8Array[] = []
-    doc.on('update', (u: Uint8Array) => rows.push(u))
-    for (let i = 0; i < 1200; i++) doc.getMap('messages').set(`b${i}`, 'x'.repeat(2048))
+    const rows = bigUpdates(1200, 2048)
     for (let i = 0; i < rows.length; i += 10) await append(rows.slice(i, i + 10))
     await log.drain()
     const sizes: number[] = []
@@ -111,6 +117,35 @@ describe('RoomLog: compaction into segments', () => {
     assert.ok(sizes.length >= 8, `${sizes.length} segments`)
     assert.ok(Math.max(...sizes) <= MAX_SEGMENT_BYTES, `largest segment ${Math.max(...sizes)} bytes`)
     assert.equal(reload((await openLog(store, 50)).parts).size, 1200)
+  })
+
+  it('compacts once the logged updates reach 256 KiB, before compactEvery of them (issue 15, p99)', async (t) => {
+    const store = await tempStore(t)
+    const { log, append } = await openLog(store, 500)
+    // 80 updates of 8 KiB (a peer's merged batch of messages is one update): the first 40
+    // are 320 KiB, far fewer than 500 updates; their diff, encoded at once, would exceed
+    // what a join may.
+    const rows = bigUpdates(80, 8192)
+    assert.ok(rows.slice(0, 40).reduce((n, u) => n + u.byteLength, 0) > MAX_SEGMENT_BYTES)
+    for (const u of rows.slice(0, 40)) await append([u])
+    await log.drain()
+    const stored = await keys(store)
+    assert.ok(
+      stored.some((k) => k.startsWith('s/')),
+      'a segment written',
+    )
+    assert.ok(stored.filter((k) => k.startsWith('u/')).length < 40, 'rows it holds deleted')
+    // A reopened log counts the bytes of its rows after the last segment, and goes on.
+    const again = await openLog(store, 500)
+    assert.equal(reload(again.parts).size, 40)
+    for (const u of rows.slice(40)) await again.append([u])
+    await again.log.drain()
+    assert.equal(reload((await openLog(store, 500)).parts).size, 80)
+    assert.ok((await keys(store)).filter((k) => k.startsWith('u/')).length < 40)
+    // No segment encoded at once is much over the bound (at most the update that reached it).
+    for await (const [key, value] of roomSublevel(store, ROOM).iterator())
+      if (key.startsWith('s/'))
+        assert.ok(value.byteLength <= MAX_SEGMENT_BYTES + 16 * 1024, `${value.byteLength} B`)
   })
 
   it('reads a store of the earlier layout (one snapshot of the whole state) and goes on', async (t) => {
