@@ -10,7 +10,9 @@ import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as sync from 'y-protocols/sync'
 import { WebsocketProvider } from 'y-websocket'
-import type * as Y from 'yjs'
+import * as Y from 'yjs'
+import { contentId, type MessageEntry } from '../../src/rooms/index.ts'
+import { body } from './rooms-fixture.ts'
 
 /** A Yjs document in a room, connected to a relay; `seen` holds when each message index arrived. */
 export interface RelayClient {
@@ -117,6 +119,81 @@ export function hocuspocusClient(url: string, name: string, doc: Y.Doc, onSeen: 
     close: () => {
       ws.close()
       doc.destroy()
+    },
+  }
+}
+
+/**
+ * `n` readers made by `make`, synced; `done` resolves once each holds messages
+ * first … first + count - 1, `hold(f, c)` once each holds f … f + c - 1.
+ */
+export async function connectReaders(
+  n: number,
+  count: number,
+  first: number,
+  make: (doc: Y.Doc, onSeen: () => void) => Promise<RelayClient>,
+): Promise<{
+  readers: RelayClient[]
+  done: Promise<void>
+  hold(first: number, count: number): Promise<void>
+}> {
+  const readers: RelayClient[] = []
+  const waiters = new Set<{ first: number; count: number; resolve: () => void }>()
+  const check = (): void => {
+    for (const w of waiters)
+      if (readers.length === n && readers.every((r) => holds(r, w.first, w.count))) {
+        waiters.delete(w)
+        w.resolve()
+      }
+  }
+  const hold = (f: number, c: number): Promise<void> => {
+    const held = new Promise<void>((resolve) => waiters.add({ first: f, count: c, resolve }))
+    check()
+    return Promise.race([held, timeout(60_000, 'every reader holds every message')])
+  }
+  for (let k = 0; k < n; k++) readers.push(await make(new Y.Doc(), check))
+  await Promise.all(readers.map((r) => r.synced))
+  return { readers, done: hold(first, count), hold }
+}
+
+function holds(reader: RelayClient, first: number, count: number): boolean {
+  if (reader.seen.size < count) return false
+  for (let i = first; i < first + count; i++) if (!reader.seen.has(i)) return false
+  return true
+}
+
+export function timeout(ms: number, what: string): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref())
+}
+
+/**
+ * A y-websocket client of a mesh's `/yjs` (`url`, a ticket `token`) writing as `author` of
+ * mesh `authorMesh`: `post(i)` sets message `#i` as the console's replica would, one entry
+ * a transaction (one update a frame).
+ */
+export async function meshWriterClient(
+  url: string,
+  room: string,
+  token: string,
+  author: string,
+  authorMesh: string,
+): Promise<{ client: RelayClient; post(i: number): void }> {
+  const client = yWebsocketClient(url, room, new Y.Doc(), () => {}, { token })
+  await client.synced
+  const messages = client.doc.getMap<MessageEntry>('messages')
+  return {
+    client,
+    post: (i) => {
+      const entry: MessageEntry = {
+        v: 1,
+        room,
+        author,
+        authorMesh,
+        body: body(i),
+        mentions: [],
+        ts: Date.now(),
+      }
+      messages.set(contentId(entry), entry)
     },
   }
 }

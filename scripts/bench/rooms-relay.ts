@@ -27,12 +27,19 @@ import { createInterface } from 'node:readline'
 import * as Y from 'yjs'
 import { type HttpClient, signIn } from '../../src/cli/http-client.ts'
 import { HumanKeystore } from '../../src/identity/index.ts'
-import { contentId, type MessageEntry } from '../../src/rooms/index.ts'
 import { type MeshProcess, runMesh, startMesh } from '../lib/processes.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, note, percentile, type ResultName, sleep } from './report.ts'
 import { body } from './rooms-fixture.ts'
-import { hocuspocusClient, type RelayClient, yWebsocketClient } from './rooms-relay-clients.ts'
+import { pacedInWorker } from './rooms-paced.ts'
+import {
+  connectReaders,
+  hocuspocusClient,
+  meshWriterClient,
+  type RelayClient,
+  timeout,
+  yWebsocketClient,
+} from './rooms-relay-clients.ts'
 
 export function roomsRelayNames(readers = [1, 10]): ResultName[] {
   return [
@@ -292,75 +299,64 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       )
     }
 
-    // Post to visible at a paced rate, one reader.
+    // Post to visible at a paced rate, one reader; each paced run in a worker of its own
+    // (bench/rooms-paced.ts: the stamps are not taken by this isolate, paused by its heap).
     const rate = init.rate ?? 1000
     const count = Math.round(rate * (init.seconds ?? 3))
     const first = next
-    const { readers, done } = await connectReaders(1, count, first, async (doc, onSeen) =>
-      yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
-    )
-    clients.push(...readers)
+    const paced = { room, first, count, rate, readerUrl: meshWs }
     // Each post is due at t0 + i/rate and timed from then (a late start counts as latency);
     // at most MAX_POSTS in flight (the node takes 64 connections an address).
-    const sent = new Map<number, number>()
-    const started = new Map<number, number>()
     const pacedCpu = [alpha, beta].map(processCpuMs) // issue 15 (p99): CPU per paced message
-    const t0 = performance.now()
-    let i = 0
-    await Promise.all(
-      Array.from({ length: MAX_POSTS }, async () => {
-        while (i < count) {
-          const k = i++
-          const due = t0 + (k * 1000) / rate
-          if (due > performance.now()) await sleep(due - performance.now())
-          sent.set(first + k, due)
-          started.set(first + k, performance.now())
-          await alpha.api.post(`/api/rooms/${room}/messages`, { body: body(first + k) })
-        }
-      }),
-    )
-    await done
-    const seen = (readers[0] as RelayClient).seen
-    const latencies = [...sent].map(([index, at]) => (seen.get(index) as number) - at)
-    const fromSend = [...started].map(([index, at]) => (seen.get(index) as number) - at)
-    const achieved = count / ((Math.max(...seen.values()) - t0) / 1000)
+    const http = await pacedInWorker({
+      ...paced,
+      kind: 'http',
+      readerParams: await ticket(),
+      baseUrl: alpha.proc.http,
+      token: alpha.api.token as string,
+      maxInFlight: MAX_POSTS,
+    })
+    const fromSent = http.fromSent ?? []
     note(
-      `rooms post→visible at ${rate}/s for ${count} posts (achieved ${Math.round(achieved)}/s): ` +
-        `p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms ` +
-        `from when due; p50 ${percentile(fromSend, 50).toFixed(1)} ms, p99 ${percentile(fromSend, 99).toFixed(1)} ms ` +
+      `rooms post→visible at ${rate}/s for ${count} posts (achieved ${Math.round(http.achieved)}/s): ` +
+        `p50 ${percentile(http.latencies, 50).toFixed(1)} ms, p99 ${percentile(http.latencies, 99).toFixed(1)} ms ` +
+        `from when due; p50 ${percentile(fromSent, 50).toFixed(1)} ms, p99 ${percentile(fromSent, 99).toFixed(1)} ms ` +
         `from when sent; ${cpuPerMessage([alpha, beta], pacedCpu, count)}`,
     )
-    const stock = await pacedStock(children, room, (readers[0] as RelayClient).doc, first, count, rate)
-    // issue 15 (relay CPU): closed before the ws writer's run, which has a reader of its own
-    // (left open, beta served two readers there, twice the sends of the stock run's one).
-    for (const r of readers) r.close()
+    const stockUrl = `ws://127.0.0.1:${await relayServer('y-websocket', children)}`
+    const stock = await pacedInWorker({
+      ...paced,
+      kind: 'stock',
+      readerUrl: stockUrl,
+      entries: http.entries ?? [],
+    })
+    await stopRelays(children)
     note(
       `rooms post→visible, stock y-websocket, the same ${count} entries set by a writer at ${rate}/s: ` +
-        `p50 ${percentile(stock, 50).toFixed(1)} ms, p99 ${percentile(stock, 99).toFixed(1)} ms`,
+        `p50 ${percentile(stock.latencies, 50).toFixed(1)} ms, p99 ${percentile(stock.latencies, 99).toFixed(1)} ms`,
     )
-    emit('rooms.post_to_visible_p50_ms', percentile(latencies, 50), 'ms', 10, 1, 'lower')
-    emit('rooms.post_to_visible_p99_ms', percentile(latencies, 99), 'ms', 10, 1, 'lower')
+    emit('rooms.post_to_visible_p50_ms', percentile(http.latencies, 50), 'ms', 10, 1, 'lower')
+    emit('rooms.post_to_visible_p99_ms', percentile(http.latencies, 99), 'ms', 10, 1, 'lower')
 
     // The same pace, written by a y-websocket client at alpha, each entry from when it was set.
-    const wsFirst = next + count
-    const wsPaced = await connectReaders(1, count, wsFirst, async (doc, onSeen) =>
-      yWebsocketClient(meshWs, room, doc, onSeen, await ticket()),
-    )
-    clients.push(...wsPaced.readers)
-    const writer = await meshWriter(alpha, room)
     const wsPacedCpu = [alpha, beta].map(processCpuMs)
-    const set = await paced(count, rate, (k) => writer.post(wsFirst + k))
-    await wsPaced.done
-    const wsCpu = cpuPerMessage([alpha, beta], wsPacedCpu, count)
-    const wsSeen = (wsPaced.readers[0] as RelayClient).seen
-    const wsLatencies = [...set].map(([k, at]) => (wsSeen.get(wsFirst + k) as number) - at)
-    for (const c of [writer.client, ...wsPaced.readers]) c.close()
+    const ws = await pacedInWorker({
+      ...paced,
+      first: next + count,
+      kind: 'ws',
+      readerParams: await ticket(),
+      writerUrl: `${alpha.proc.http.replace(/^http/, 'ws')}/yjs`,
+      writerToken: (await alpha.api.post<{ ticket: string }>(`/api/rooms/${room}/yjs-ticket`, {})).ticket,
+      author: alpha.architect,
+      authorMesh: alpha.proc.did as string,
+    })
     note(
       `rooms post→visible at ${rate}/s, a y-websocket writer at alpha: ` +
-        `p50 ${percentile(wsLatencies, 50).toFixed(1)} ms, p99 ${percentile(wsLatencies, 99).toFixed(1)} ms; ${wsCpu}`,
+        `p50 ${percentile(ws.latencies, 50).toFixed(1)} ms, p99 ${percentile(ws.latencies, 99).toFixed(1)} ms; ` +
+        cpuPerMessage([alpha, beta], wsPacedCpu, count),
     )
-    emit('rooms.post_to_visible_p50_ms.ws_writer', percentile(wsLatencies, 50), 'ms', 10, 1, 'lower')
-    emit('rooms.post_to_visible_p99_ms.ws_writer', percentile(wsLatencies, 99), 'ms', 10, 1, 'lower')
+    emit('rooms.post_to_visible_p50_ms.ws_writer', percentile(ws.latencies, 50), 'ms', 10, 1, 'lower')
+    emit('rooms.post_to_visible_p99_ms.ws_writer', percentile(ws.latencies, 99), 'ms', 10, 1, 'lower')
   } finally {
     for (const c of clients) c.close()
     await stopRelays(children)
@@ -395,133 +391,13 @@ async function applyAll(doc: Y.Doc, updates: Uint8Array[]): Promise<void> {
  */
 async function meshWriter(home: Mesh, room: string): Promise<{ client: RelayClient; post(i: number): void }> {
   const token = (await home.api.post<{ ticket: string }>(`/api/rooms/${room}/yjs-ticket`, {})).ticket
-  const client = yWebsocketClient(
+  return meshWriterClient(
     `${home.proc.http.replace(/^http/, 'ws')}/yjs`,
     room,
-    new Y.Doc(),
-    () => {},
-    {
-      token,
-    },
+    token,
+    home.architect,
+    home.proc.did as string,
   )
-  await client.synced
-  const messages = client.doc.getMap<MessageEntry>('messages')
-  return {
-    client,
-    post: (i) => {
-      const entry: MessageEntry = {
-        v: 1,
-        room,
-        author: home.architect,
-        authorMesh: home.proc.did as string,
-        body: body(i),
-        mentions: [],
-        ts: Date.now(),
-      }
-      messages.set(contentId(entry), entry)
-    },
-  }
-}
-
-/**
- * Calls `write(k)` for k = 0 … count - 1 at `rate` a second (several a millisecond when
- * the timer lags, as a steady writer would catch up); when each was written.
- */
-async function paced(count: number, rate: number, write: (k: number) => void): Promise<Map<number, number>> {
-  const set = new Map<number, number>()
-  const t0 = performance.now()
-  let k = 0
-  while (k < count) {
-    const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
-    for (; k < due; k++) {
-      set.set(k, performance.now())
-      write(k)
-    }
-    await sleep(1)
-  }
-  return set
-}
-
-/**
- * Post to visible through a stock y-websocket server: a writer sets the messages
- * first … first + count - 1 (as `source` holds them) at `rate` a second, each in its own
- * transaction; milliseconds from each set until one reader holds it.
- */
-async function pacedStock(
-  children: ChildProcess[],
-  room: string,
-  source: Y.Doc,
-  first: number,
-  count: number,
-  rate: number,
-): Promise<number[]> {
-  const url = `ws://127.0.0.1:${await relayServer('y-websocket', children)}`
-  const entries = new Map<number, [string, unknown]>()
-  source.getMap('messages').forEach((value, key) => {
-    const index = Number(/^#(\d+)/.exec((value as { body: string }).body)?.[1])
-    if (index >= first && index < first + count) entries.set(index, [key, value])
-  })
-  const writerDoc = new Y.Doc()
-  const writer = yWebsocketClient(url, room, writerDoc, () => {})
-  const { readers, done } = await connectReaders(1, count, first, async (doc, onSeen) =>
-    yWebsocketClient(url, room, doc, onSeen),
-  )
-  try {
-    await writer.synced
-    const sent = await paced(count, rate, (k) => {
-      const [key, value] = entries.get(first + k) as [string, unknown]
-      writerDoc.getMap('messages').set(key, value)
-    })
-    await done
-    const seen = (readers[0] as RelayClient).seen
-    return [...sent].map(([k, at]) => (seen.get(first + k) as number) - at)
-  } finally {
-    for (const c of [writer, ...readers]) c.close()
-    await stopRelays(children)
-  }
-}
-
-/**
- * `n` readers made by `make`, synced; `done` resolves once each holds messages
- * first … first + count - 1, `hold(f, c)` once each holds f … f + c - 1.
- */
-async function connectReaders(
-  n: number,
-  count: number,
-  first: number,
-  make: (doc: Y.Doc, onSeen: () => void) => Promise<RelayClient>,
-): Promise<{
-  readers: RelayClient[]
-  done: Promise<void>
-  hold(first: number, count: number): Promise<void>
-}> {
-  const readers: RelayClient[] = []
-  const waiters = new Set<{ first: number; count: number; resolve: () => void }>()
-  const check = (): void => {
-    for (const w of waiters)
-      if (readers.length === n && readers.every((r) => holds(r, w.first, w.count))) {
-        waiters.delete(w)
-        w.resolve()
-      }
-  }
-  const hold = (f: number, c: number): Promise<void> => {
-    const held = new Promise<void>((resolve) => waiters.add({ first: f, count: c, resolve }))
-    check()
-    return Promise.race([held, timeout(60_000, 'every reader holds every message')])
-  }
-  for (let k = 0; k < n; k++) readers.push(await make(new Y.Doc(), check))
-  await Promise.all(readers.map((r) => r.synced))
-  return { readers, done: hold(first, count), hold }
-}
-
-function holds(reader: RelayClient, first: number, count: number): boolean {
-  if (reader.seen.size < count) return false
-  for (let i = first; i < first + count; i++) if (!reader.seen.has(i)) return false
-  return true
-}
-
-function timeout(ms: number, what: string): Promise<never> {
-  return new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref())
 }
 
 async function until(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
