@@ -95,6 +95,14 @@ export class ClientTurn {
     })
   }
 
+  /**
+   * Applies the updates given so far now, not at the end of the turn: for a node's write that
+   * dates itself after the room's entries (room-roles.ts `endOne`), which must see them.
+   */
+  run(): void {
+    if (this.#queued.length > 0) this.#run()
+  }
+
   #run(): void {
     const queued = this.#queued
     this.#queued = []

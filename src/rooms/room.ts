@@ -403,8 +403,12 @@ export class Room implements ValidationTarget {
     return this.#turn.add(entries, ops) // issue 15 (batch15): the turn's writes under one seal
   }
 
-  /** Entries of `map` written this turn, not in the room yet: a writer dating an entry after others sees them too. */
+  /**
+   * Entries of `map` written this turn, not in the room yet: a writer dating an entry after others sees them too.
+   * The clients' updates given before are applied first (wsturn15): they are in the room, seen too.
+   */
   queued(map: SealedMapName): Array<{ key: string; value: Write[number]['value'] }> {
+    this.#clients.run()
     return this.#turn.queued(map)
   }
 

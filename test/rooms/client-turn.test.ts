@@ -151,4 +151,29 @@ describe('a client turn: one transaction, one seal (issue 15, wsturn15)', () => 
     assert.equal(r.error, undefined, r.error?.message ?? '')
     assert.equal(w.roomB.view(ka)?.author, '@alice:alpha')
   })
+
+  it('a removal asked for after a client update of the same turn is dated after its entries', async (t) => {
+    // The removal dates itself after the member's last write (room-roles.ts): the client's
+    // update, given first, must be in the room by then, not waiting for the end of the turn.
+    const w = await world(t)
+    const bobs = client(w, 777_501)
+    const later: MessageEntry = {
+      ...message(w, bob.did, meshA.did, 'just before removal'),
+      ts: Date.now() + 5_000,
+    }
+    const key = write(bobs.doc, later)
+    const [applied] = await Promise.all([
+      w.roomA.applyUpdate(bobs.sent[0] as Uint8Array, asBob, {}),
+      w.a.removeMember(w.id, alice.did, bob.did),
+    ])
+    assert.equal(refusalOf(applied), undefined)
+    assert.ok((w.roomA.endedAt(bob.did, meshA.did) as number) > later.ts)
+    assert.equal(w.roomA.view(key)?.redacted, undefined, 'the message stands')
+    const r = await w.roomB.applyUpdate(
+      Y.encodeStateAsUpdate(w.roomA.doc, Y.encodeStateVector(w.roomB.doc)),
+      { kind: 'peer', meshDid: meshA.did },
+    )
+    assert.equal(refusalOf(r), undefined)
+    assert.equal(w.roomB.view(key)?.body, 'just before removal')
+  })
 })
