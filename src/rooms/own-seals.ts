@@ -99,7 +99,7 @@ export class OwnSeals {
       const { ownMesh } = this.#c
       if (leaf.batch !== undefined) {
         const { recordKey, record, seals } = sealedBatch(leaf.batch, signed, ownMesh, leaf.signer)
-        this.#putBatch(recordKey, record, leaf.sealed, seals)
+        this.#putBatch(recordKey, record, leaf.sealed, seals, true)
         return
       }
       const lone = leaf.sealed[0] as Sealed[number]
@@ -118,11 +118,36 @@ export class OwnSeals {
       }
       return
     }
-    // One record a MAX_BATCH_ENTRIES (a single write may hold more), each before its entries.
+    this.#sealBatches(sealed, true)
+  }
+
+  /**
+   * Issue 15 (wsturn15): seals what clients' updates of one turn wrote in the transaction
+   * being committed: their entries (put by the clients) and the bindings of their ids (put
+   * as each update applied, so that the next one is checked against them), with this
+   * replica's binding if new: ≥ 2 under one batch record (one signature), as `sealAll`.
+   */
+  sealWritten(written: Sealed): void {
+    const sealed = this.sealed(written)
+    if (sealed.length >= BATCH_MIN_ENTRIES) {
+      this.#sealBatches(sealed, false)
+      return
+    }
+    for (const e of sealed) {
+      if (!this.#c.doc.getMap(e.map).has(e.key)) this.put(e.map, e.key, e.value)
+      this.seal(e.map, e.key, e.value)
+    }
+  }
+
+  /**
+   * One record a MAX_BATCH_ENTRIES (a single write may hold more), each before its entries.
+   * `putAll`: put every entry; else only those the room lacks (a client's are its own structs).
+   */
+  #sealBatches(sealed: Sealed, putAll: boolean): void {
     for (let at = 0; at < sealed.length; at += MAX_BATCH_ENTRIES) {
       const part = sealed.slice(at, at + MAX_BATCH_ENTRIES)
       const { recordKey, record, seals } = makeBatch(this.#c.key(), this.#c.room, part, this.#c.ownMesh)
-      this.#putBatch(recordKey, record, part, seals)
+      this.#putBatch(recordKey, record, part, seals, putAll)
     }
   }
 
@@ -154,10 +179,12 @@ export class OwnSeals {
     return { mesh: this.#c.ownMesh, room: this.#c.room, nonce: this.#c.nonce }
   }
 
-  #putBatch(recordKey: string, record: unknown, sealed: Sealed, seals: unknown[]): void {
+  #putBatch(recordKey: string, record: unknown, sealed: Sealed, seals: unknown[], putAll: boolean): void {
     this.put('seals', recordKey, record) // first: the lowest clock, a catch-up chunk has it before its entries
+    const doc = this.#c.doc
     sealed.forEach((e, i) => {
-      this.put(e.map, e.key, e.value)
+      // A client's entry is the client's struct; setting it again would overwrite it.
+      if (putAll || !doc.getMap(e.map).has(e.key)) this.put(e.map, e.key, e.value)
       this.put('seals', sealKey(e.map, e.key), seals[i])
     })
   }

@@ -5,11 +5,11 @@ import type { Attachment } from '../api/room-entries.ts' // files in rooms (issu
 import { MeshError, UnavailableError } from '../errors.ts'
 import type { Ed25519KeyPair } from '../identity/index.ts'
 import type { StoreOperation } from '../store/index.ts'
+import { type ClientAnswer, ClientTurn, type ClientTurnOrigin } from './client-turn.ts' // issue 15, wsturn15
 import { InboundFrames } from './inbound-frames.ts' // issue 15, verify15
 import { awarenessProtocol, Y } from './lazy-yjs.ts' // issue 15: loaded on first use
 import { effectiveMembers, endKey, membershipEnds, type SealedMember } from './membership.ts'
 import type { SealKeys } from './mesh-keys.ts'
-import { nodePart } from './node-part.ts' // issue 15, alpha15
 import { OwnSeals } from './own-seals.ts' // issue 15, posts15
 import { applyAsSent } from './peer-apply.ts' // issue 15, b6peer
 import {
@@ -41,7 +41,7 @@ import { type Write, WriteTurn } from './write-turn.ts' // issue 15, batch15
  * from, and the store never stores what it just loaded.
  */
 export type RoomOrigin =
-  | { source: 'client'; did: string; connection?: unknown }
+  | ClientTurnOrigin
   | { source: 'peer'; meshDid: string }
   | { source: 'store' }
   | { source: 'local' }
@@ -85,10 +85,8 @@ export interface MessagePage {
   nextCursor: string | null
 }
 
-export interface ClientApplyResult {
-  /** For the sending client: what the node added (binding, seals); it already has the rest. */
-  nodeUpdate?: Uint8Array
-}
+/** For the sending client: what the node added (bindings, seals; wsturn15: other clients' of the turn); it already has the rest. */
+export type ClientApplyResult = ClientAnswer
 
 /**
  * One room: its Yjs document, the indexes derived from it, and the only two ways it
@@ -113,6 +111,7 @@ export class Room implements ValidationTarget {
   #writes = 0
   readonly #turn: WriteTurn // batch15
   readonly #inbound: InboundFrames // peer frames given to applyPeerUpdate, not yet applied (verify15)
+  readonly #clients: ClientTurn // clients' updates of this turn, not yet applied (wsturn15)
   #unloaded = false
   #awareness: Awareness | undefined
   /** New messages of the transaction being committed (indexed, not yet logged). */
@@ -154,6 +153,22 @@ export class Room implements ValidationTarget {
     this.#seals = new OwnSeals({ doc: this.doc, room: init.id, ownMesh: init.ownMesh, nonce, key: init.key })
     // Typed as maps before any update arrives (otherwise Yjs creates untyped roots).
     for (const name of ROOM_MAPS) this.doc.getMap(name)
+    this.#clients = new ClientTurn({
+      doc: this.doc,
+      ownMesh: init.ownMesh,
+      room: init.id,
+      assertHealthy: () => this.#assertHealthy(),
+      validate: (update, sender) =>
+        validateUpdate(this, update, sender, {
+          now: init.now(),
+          maxForeignParticipants: init.maxForeignParticipants(),
+        }),
+      rejected: (error, sender) => init.onRejected(this, error, sender),
+      put: (map, key, value) => this.#seals.put(map, key, value),
+      seal: (written) => this.#seals.sealWritten(written),
+      assertWhole: () => this.#assertWhole(),
+      durable: () => this.#lastWrite,
+    })
     this.doc.on('afterTransaction', this.#afterTransaction)
   }
 
@@ -192,6 +207,7 @@ export class Room implements ValidationTarget {
       this.#holds > 0 ||
       this.#writes > 0 ||
       this.#turn.pending > 0 ||
+      this.#clients.pending > 0 ||
       this.#inbound.pending > 0 ||
       this.#log?.busy === true
     )
@@ -325,15 +341,18 @@ export class Room implements ValidationTarget {
 
   /**
    * Validates and applies an update from a peer mesh or a client of this mesh. A
-   * client's new entries are bound and sealed by this mesh in the same transaction.
+   * client's new entries are bound and sealed by this mesh in the same transaction, with
+   * the other client updates of this turn (client-turn.ts; issue 15, wsturn15).
    * Resolves once the change is durable; a refusal leaves the room untouched.
    */
-  applyUpdate(
+  async applyUpdate(
     update: Uint8Array,
     sender: UpdateSender,
     connection?: unknown,
   ): Promise<ValidationResult & ClientApplyResult> {
-    return this.#applyUpdate(update, sender, connection)
+    if (sender.kind === 'peer') return this.#applyUpdate(update, sender)
+    this.#assertHealthy()
+    return this.#clients.add(update, sender, connection)
   }
 
   /**
@@ -346,16 +365,15 @@ export class Room implements ValidationTarget {
    */
   applyPeerUpdate(update: Uint8Array, peer: string): Promise<ValidationResult> {
     return this.#inbound.give(update, (preverified) =>
-      this.#applyUpdate(update, { kind: 'peer', meshDid: peer }, undefined, preverified),
+      this.#applyUpdate(update, { kind: 'peer', meshDid: peer }, preverified),
     )
   }
 
   async #applyUpdate(
     update: Uint8Array,
-    sender: UpdateSender,
-    connection: unknown,
+    sender: UpdateSender & { kind: 'peer' },
     preverified?: PreverifiedUpdate,
-  ): Promise<ValidationResult & ClientApplyResult> {
+  ): Promise<ValidationResult> {
     this.#assertHealthy()
     const result = validateUpdate(this, update, sender, {
       now: this.#init.now(),
@@ -370,39 +388,10 @@ export class Room implements ValidationTarget {
     if (result.ok.refused !== undefined) this.#init.onRejected(this, result.ok.refused, sender)
     if (result.ok.empty) return result
     const applied = result.ok.update ?? update
-    if (sender.kind === 'peer') {
-      applyAsSent(this.doc, applied, { source: 'peer', meshDid: sender.meshDid }, result.ok.asSent)
-      this.#assertWhole()
-      await this.#lastWrite
-      return result
-    }
-    // issue 15 (p99): the node's part is cut from this transaction's update, not encoded from
-    // the document (whose delete set, rebuilt from every struct, cost O(room) a write).
-    const origin = { source: 'client', did: sender.did, connection } satisfies RoomOrigin
-    let transaction: [Uint8Array, YT.Transaction] | undefined
-    const ownUpdate = (u: Uint8Array, o: unknown, _: unknown, tr: YT.Transaction) => {
-      if (o === origin) transaction = [u, tr]
-    }
-    this.doc.on('update', ownUpdate)
-    try {
-      this.doc.transact((tr) => {
-        Y.applyUpdate(this.doc, applied)
-        // applyUpdate marks the shared transaction remote; our own seals follow in it, and
-        // Yjs would take them for another client using our id and switch ids.
-        tr.local = true
-        for (const client of result.ok.clients) {
-          this.#seals.bind(String(client), { mesh: this.#ownMesh, room: this.id, did: sender.did })
-        }
-        for (const e of result.ok.entries) this.#seals.seal(e.map, e.key, e.value)
-        this.#seals.bindSelf()
-      }, origin)
-    } finally {
-      this.doc.off('update', ownUpdate)
-    }
+    applyAsSent(this.doc, applied, { source: 'peer', meshDid: sender.meshDid }, result.ok.asSent)
     this.#assertWhole()
-    const nodeUpdate = nodePart(transaction, this.doc.clientID)
     await this.#lastWrite
-    return { ...result, nodeUpdate }
+    return result
   }
 
   /**
@@ -414,15 +403,20 @@ export class Room implements ValidationTarget {
     return this.#turn.add(entries, ops) // issue 15 (batch15): the turn's writes under one seal
   }
 
-  /** Entries of `map` written this turn, not in the room yet: a writer dating an entry after others sees them too. */
+  /**
+   * Entries of `map` written this turn, not in the room yet: a writer dating an entry after others sees them too.
+   * The clients' updates given before are applied first (wsturn15): they are in the room, seen too.
+   */
   queued(map: SealedMapName): Array<{ key: string; value: Write[number]['value'] }> {
+    this.#clients.run()
     return this.#turn.queued(map)
   }
 
   /** Resolves when every write so far is durable (and the log's compaction done). */
   async flush(): Promise<void> {
     // Writes queued for the end of this turn first (batch15): setImmediate runs in order.
-    while (this.#turn.pending > 0) await new Promise((resolve) => setImmediate(resolve))
+    while (this.#turn.pending > 0 || this.#clients.pending > 0)
+      await new Promise((resolve) => setImmediate(resolve))
     await this.#lastWrite
     await this.#log?.drain()
   }

@@ -220,13 +220,14 @@ class YjsWebsocketServer {
     const awareness = room.awareness
     const connections = new Set<Connection>()
     const onUpdate = (update: Uint8Array, origin: unknown) => {
-      const source = (origin as RoomOrigin & { connection?: unknown }) ?? null
+      const source = (origin as RoomOrigin | null) ?? null
       // Framed once, and only when some connection gets it (issue 15, alpha15: a lone writer's own
       // updates go to no one here).
       let message: Uint8Array | undefined
-      // The source client gets only what the node added (ClientApplyResult.nodeUpdate).
+      // The source clients get only what they lack (ClientApplyResult.nodeUpdate; a turn's, wsturn15).
+      const sources = source?.source === 'client' ? source.connections : undefined
       for (const c of connections) {
-        if (source?.connection === c) continue
+        if (sources?.has(c) === true) continue
         message ??= syncMessage(update)
         this.#send(c, message)
       }
