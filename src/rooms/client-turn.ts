@@ -110,18 +110,23 @@ export class ClientTurn {
     try {
       while (next < queued.length) {
         this.#host.assertHealthy()
-        next = this.#transaction(queued, next)
+        const done = this.#transaction(queued, next)
+        next = done.next
+        if (done.failed !== undefined) throw done.failed.err
       }
     } catch (err) {
-      // Not expected past the health check (validation refuses, never throws): the writers of
-      // the transaction and of the rest fail, as a client's write did when it threw (those
-      // already answered, refused ones, stay answered).
+      // Not expected past the health check (validation refuses, never throws): the update that
+      // threw and the rest fail; those already applied were sealed and are answered as usual
+      // (refused ones stay answered).
       for (const q of queued.slice(next)) q.reject(err)
     }
   }
 
-  /** Applies updates from `from` in one transaction; returns where the next one starts. */
-  #transaction(queued: Queued[], from: number): number {
+  /**
+   * Applies updates from `from` in one transaction; returns where the next one starts, and
+   * what one of them threw (that one is `next`: it and the rest are not applied).
+   */
+  #transaction(queued: Queued[], from: number): { next: number; failed: { err: unknown } | undefined } {
     const host = this.#host
     const doc = host.doc
     const origin: ClientTurnOrigin = { source: 'client', connections: new Set() }
@@ -130,42 +135,51 @@ export class ClientTurn {
     let bytes = 0
     let next = from
     let transaction: [Uint8Array, YT.Transaction] | undefined
+    let failed: { err: unknown } | undefined
     const listener = (u: Uint8Array, o: unknown, _: unknown, tr: YT.Transaction) => {
       if (o === origin) transaction = [u, tr]
     }
     doc.on('update', listener)
     try {
       doc.transact((tr) => {
-        for (; next < queued.length; next++) {
-          const q = queued[next] as Queued
-          const result = host.validate(q.update, q.sender)
-          if (result.error !== undefined) {
-            host.rejected(result.error, q.sender)
-            q.resolve(result)
-            continue
+        try {
+          for (; next < queued.length; next++) {
+            const q = queued[next] as Queued
+            const result = host.validate(q.update, q.sender)
+            if (result.error !== undefined) {
+              host.rejected(result.error, q.sender)
+              q.resolve(result)
+              continue
+            }
+            const ok = result.ok
+            const cost = q.update.byteLength + SEAL_BYTES * (ok.entries.length + ok.clients.length)
+            // Past the cap: this update opens the next transaction (validated again there, unchanged).
+            if (applied.length > 0 && bytes + cost > BATCH_BYTES) break
+            // Part refused: what is applied is the rest, with a hole where each refused entry was.
+            if (ok.refused !== undefined) host.rejected(ok.refused, q.sender)
+            if (ok.empty) {
+              q.resolve(result)
+              continue
+            }
+            Y.applyUpdate(doc, ok.update ?? q.update)
+            for (const client of ok.clients) {
+              const key = String(client)
+              if (doc.getMap('clients').has(key)) continue
+              const binding: ClientBinding = { mesh: host.ownMesh, room: host.room, did: q.sender.did }
+              host.put('clients', key, binding)
+              written.push({ map: 'clients', key, value: binding })
+            }
+            for (const e of ok.entries) written.push(e)
+            applied.push({ q, result, clients: ok.clients })
+            origin.connections.add(q.connection ?? q)
+            bytes += cost
           }
-          const ok = result.ok
-          const cost = q.update.byteLength + SEAL_BYTES * (ok.entries.length + ok.clients.length)
-          // Past the cap: this update opens the next transaction (validated again there, unchanged).
-          if (applied.length > 0 && bytes + cost > BATCH_BYTES) break
-          // Part refused: what is applied is the rest, with a hole where each refused entry was.
-          if (ok.refused !== undefined) host.rejected(ok.refused, q.sender)
-          if (ok.empty) {
-            q.resolve(result)
-            continue
-          }
-          Y.applyUpdate(doc, ok.update ?? q.update)
-          for (const client of ok.clients) {
-            const key = String(client)
-            if (doc.getMap('clients').has(key)) continue
-            const binding: ClientBinding = { mesh: host.ownMesh, room: host.room, did: q.sender.did }
-            host.put('clients', key, binding)
-            written.push({ map: 'clients', key, value: binding })
-          }
-          for (const e of ok.entries) written.push(e)
-          applied.push({ q, result, clients: ok.clients })
-          origin.connections.add(q.connection ?? q)
-          bytes += cost
+        } catch (err) {
+          // Not expected (validation refuses, never throws). What was applied before the throw
+          // is in this transaction all the same: it is sealed below, so that the room never
+          // holds (nor logs, nor relays) an unsealed entry; `next`, the one that threw, and the
+          // rest are failed by the caller.
+          failed = { err }
         }
         // applyUpdate marks the shared transaction remote; our own seals follow in it, and
         // Yjs would take them for another client using our id and switch ids.
@@ -179,10 +193,10 @@ export class ClientTurn {
       host.assertWhole()
     } catch (err) {
       for (const { q } of applied) q.reject(err)
-      return next
+      return { next, failed }
     }
     answer(applied, transaction, host.durable())
-    return next
+    return { next, failed }
   }
 }
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Y from 'yjs'
+import { ClientTurn } from '../../src/rooms/client-turn.ts'
 import {
   contentId,
   type MessageEntry,
@@ -17,6 +18,7 @@ import {
   type UpdateSender,
 } from '../../src/rooms/index.ts'
 import type { BatchSeal } from '../../src/rooms/seal-batch.ts'
+import type { ValidationResult } from '../../src/rooms/validate-update.ts'
 import { records } from './batch-helpers.ts'
 import { alice, bob, meshA, replica } from './helpers.ts'
 import { message, type World, world } from './validate-update-world.ts'
@@ -175,5 +177,59 @@ describe('a client turn: one transaction, one seal (issue 15, wsturn15)', () => 
     )
     assert.equal(refusalOf(r), undefined)
     assert.equal(w.roomB.view(key)?.body, 'just before removal')
+  })
+})
+
+describe('a client turn that throws (issue 15, wsturn15)', () => {
+  it('seals what was applied before the throw, answers it, and fails the update that threw and the rest', async () => {
+    // ClientTurn alone, on a real document: a host whose validation throws on the second update.
+    const doc = new Y.Doc()
+    const sealedAt: Array<{ keys: string[]; inTransaction: boolean }> = []
+    const updates: unknown[] = []
+    doc.on('update', (_: Uint8Array, origin: unknown) => updates.push(origin))
+    const writer = new Y.Doc()
+    const sent: Uint8Array[] = []
+    writer.on('update', (u: Uint8Array) => sent.push(u))
+    for (const k of ['a', 'b', 'c']) writer.getMap('messages').set(k, { body: k })
+    const turn = new ClientTurn({
+      doc,
+      ownMesh: meshA.did,
+      room: 'r',
+      assertHealthy: () => {},
+      validate: (update) => {
+        if (update === sent[1]) throw new Error('validation threw')
+        const key = update === sent[0] ? 'a' : 'c'
+        const entries = [{ map: 'messages', key, value: { body: key } }]
+        return { ok: { entries, clients: [], empty: false } } as unknown as ValidationResult
+      },
+      rejected: () => {},
+      put: () => {},
+      seal: (written) =>
+        sealedAt.push({ keys: written.map((e) => e.key), inTransaction: doc._transaction !== null }),
+      assertWhole: () => {},
+      durable: () => Promise.resolve(),
+    })
+    const sender = { kind: 'client', did: bob.did, mesh: meshA.did } as const
+    const results = sent.map((u) =>
+      turn.add(u, sender, 'connection').then(
+        (r) => r,
+        (err: Error) => err,
+      ),
+    )
+    const [first, second, third] = await Promise.all(results)
+    assert.equal(
+      (first as { error?: unknown }).error,
+      undefined,
+      'the update applied before the throw is answered',
+    )
+    assert.match(String((second as Error).message), /validation threw/)
+    assert.match(String((third as Error).message), /validation threw/, 'the rest of the turn fails with it')
+    assert.deepEqual(
+      sealedAt,
+      [{ keys: ['a'], inTransaction: true }],
+      'what was applied is sealed in its transaction',
+    )
+    assert.equal(updates.length, 1, 'one update')
+    assert.deepEqual([...doc.getMap('messages').keys()], ['a'])
   })
 })
