@@ -197,6 +197,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       const initial = Y.encodeStateAsUpdate((readers[0] as RelayClient).doc)
       const captured: Uint8Array[] = []
       ;(readers[0] as RelayClient).doc.on('update', (update: Uint8Array) => captured.push(update))
+      await settled([alpha, beta])
       const cpu0 = [alpha, beta].map(processCpuMs)
       const t0 = performance.now()
       const postMs = await postOverHttp(first, messages)
@@ -268,6 +269,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       )
       clients.push(...wsRun.readers)
       const writer = await meshWriter(alpha, room)
+      await settled([alpha, beta])
       const cpu1 = [alpha, beta].map(processCpuMs)
       const t2 = performance.now()
       await writeOverWs(writer, wsFirst, messages)
@@ -307,6 +309,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     const paced = { room, first, count, rate, readerUrl: meshWs }
     // Each post is due at t0 + i/rate and timed from then (a late start counts as latency);
     // at most MAX_POSTS in flight (the node takes 64 connections an address).
+    await settled([alpha, beta])
     const pacedCpu = [alpha, beta].map(processCpuMs) // issue 15 (p99): CPU per paced message
     const http = await pacedInWorker({
       ...paced,
@@ -339,6 +342,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     emit('rooms.post_to_visible_p99_ms', percentile(http.latencies, 99), 'ms', 10, 1, 'lower')
 
     // The same pace, written by a y-websocket client at alpha, each entry from when it was set.
+    await settled([alpha, beta])
     const wsPacedCpu = [alpha, beta].map(processCpuMs)
     const ws = await pacedInWorker({
       ...paced,
@@ -408,6 +412,27 @@ async function until(check: () => Promise<boolean>, what: string, ms = 30_000): 
   }
   throw new Error(`timed out waiting for ${what}`)
 }
+
+/**
+ * Waits until neither mesh process is still busy with the run before (its log compaction,
+ * LevelDB's, GC, the last fsyncs): at most `SETTLE_BUSY_MS` of CPU each in a
+ * `SETTLE_WINDOW_MS` window, or `SETTLE_MAX_MS` in all. Otherwise a fast run's trailing
+ * work is counted in the next run's rate and CPU a message.
+ */
+async function settled(meshes: Mesh[]): Promise<void> {
+  const end = performance.now() + SETTLE_MAX_MS
+  let before = meshes.map(processCpuMs)
+  while (performance.now() < end) {
+    await sleep(SETTLE_WINDOW_MS)
+    const now = meshes.map(processCpuMs)
+    if (now.every((cpu, k) => !(cpu - (before[k] as number) > SETTLE_BUSY_MS))) return
+    before = now
+  }
+}
+
+const SETTLE_WINDOW_MS = 200
+const SETTLE_BUSY_MS = 20
+const SETTLE_MAX_MS = 5_000
 
 /** CPU ms a mesh process has used so far (Linux /proc; NaN elsewhere). */
 function processCpuMs(m: Mesh): number {
