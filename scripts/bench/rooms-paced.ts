@@ -1,18 +1,15 @@
 /**
- * The paced runs of B1 (`rooms.post_to_visible_*`, bench/rooms-relay.ts), each in a worker
- * thread of its own: the writer that stamps when each message is due and the reader that
- * stamps when it is visible.
+ * The paced runs of B1 (`rooms.post_to_visible_*`, bench/rooms-relay.ts): a writer that
+ * stamps when each message is due (or set) and a reader that stamps when it is visible,
+ * in the bench's process, for the mesh (over HTTP, or a y-websocket writer) and for the
+ * stock relay alike.
  *
- * Why a worker (issue 15, tail15): run in the bench's own thread, the stamps were taken by
- * an isolate holding every earlier run's documents and updates, whose young-generation
- * collections (its reader's new structs all survive, so each collection copies its whole
- * young generation) paused it 35–50 ms every ≈ 0.5 s: every one of the HTTP row's ≥ p99
- * messages sat in such a pause in the least loaded runs, a stall of the measuring side,
- * not of the meshes. A worker starts with an empty heap and a small young generation
- * (`PACED_YOUNG_MB`), so its collections are short; the stock relay's paced run is measured
- * the same way.
+ * Tried and dropped (issue 15, session 12): each run in a worker thread with a small young
+ * generation, so that the stamps would not wait out the bench isolate's 35–50 ms
+ * collections (tail15 found every ≥ p99 HTTP message of the least loaded runs in one). The
+ * stock and y-websocket writer runs' p99 steadied, but the HTTP run's got worse (p50 from
+ * when due 21–50 ms against 4.5–10, p99 169–220 against 60–90; 3 interleaved pairs, idle).
  */
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import * as Y from 'yjs'
 import { HttpClient } from '../../src/cli/http-client.ts'
 import { sleep } from './report.ts'
@@ -54,26 +51,8 @@ export interface PacedResult {
   entries?: Array<[string, unknown]>
 }
 
-/** A worker's young generation, MiB (V8's default here is 3 × 64). */
-const PACED_YOUNG_MB = 6
-
-/** Runs `run` in a worker thread of its own; its result. */
-export async function pacedInWorker(run: PacedRun): Promise<PacedResult> {
-  const worker = new Worker(new URL(import.meta.url), {
-    workerData: run,
-    resourceLimits: { maxYoungGenerationSizeMb: PACED_YOUNG_MB },
-  })
-  return new Promise<PacedResult>((resolve, reject) => {
-    worker.once('message', (result: PacedResult) => {
-      resolve(result)
-      void worker.terminate()
-    })
-    worker.once('error', reject)
-    worker.once('exit', (code) => reject(new Error(`paced worker exited with ${code} before its result`)))
-  })
-}
-
-async function runPaced(run: PacedRun): Promise<PacedResult> {
+/** Runs `run`: the writer and the reader in this process. */
+export async function runPaced(run: PacedRun): Promise<PacedResult> {
   const { readers, done } = await connectReaders(1, run.count, run.first, async (doc, onSeen) =>
     yWebsocketClient(run.readerUrl, run.room, doc, onSeen, run.readerParams),
   )
@@ -175,14 +154,4 @@ function entriesOf(doc: Y.Doc, first: number, count: number): Array<[string, unk
     if (index >= first && index < first + count) byIndex.set(index, [key, value])
   })
   return [...byIndex].sort(([a], [b]) => a - b).map(([, entry]) => entry)
-}
-
-if (!isMainThread && parentPort !== null) {
-  const port = parentPort
-  runPaced(workerData as PacedRun).then(
-    (result) => port.postMessage(result),
-    (err: unknown) => {
-      throw err
-    },
-  )
 }

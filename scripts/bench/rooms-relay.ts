@@ -31,7 +31,7 @@ import { type MeshProcess, runMesh, startMesh } from '../lib/processes.ts'
 import type { NodePool } from './nodes.ts'
 import { emit, note, percentile, type ResultName, sleep } from './report.ts'
 import { body } from './rooms-fixture.ts'
-import { pacedInWorker } from './rooms-paced.ts'
+import { runPaced } from './rooms-paced.ts'
 import {
   connectReaders,
   hocuspocusClient,
@@ -301,8 +301,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       )
     }
 
-    // Post to visible at a paced rate, one reader; each paced run in a worker of its own
-    // (bench/rooms-paced.ts: the stamps are not taken by this isolate, paused by its heap).
+    // Post to visible at a paced rate, one reader (bench/rooms-paced.ts).
     const rate = init.rate ?? 1000
     const count = Math.round(rate * (init.seconds ?? 3))
     const first = next
@@ -311,7 +310,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     // at most MAX_POSTS in flight (the node takes 64 connections an address).
     await settled([alpha, beta])
     const pacedCpu = [alpha, beta].map(processCpuMs) // issue 15 (p99): CPU per paced message
-    const http = await pacedInWorker({
+    const http = await runPaced({
       ...paced,
       kind: 'http',
       readerParams: await ticket(),
@@ -327,7 +326,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
         `from when sent; ${cpuPerMessage([alpha, beta], pacedCpu, count)}`,
     )
     const stockUrl = `ws://127.0.0.1:${await relayServer('y-websocket', children)}`
-    const stock = await pacedInWorker({
+    const stock = await runPaced({
       ...paced,
       kind: 'stock',
       readerUrl: stockUrl,
@@ -344,7 +343,7 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
     // The same pace, written by a y-websocket client at alpha, each entry from when it was set.
     await settled([alpha, beta])
     const wsPacedCpu = [alpha, beta].map(processCpuMs)
-    const ws = await pacedInWorker({
+    const ws = await runPaced({
       ...paced,
       first: next + count,
       kind: 'ws',
