@@ -179,7 +179,10 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
       reader.doc.on('update', (update: Uint8Array) => warm.captured.push(update))
       await postOverHttp(0, WARM_HTTP)
       const writer = await meshWriter(alpha, room)
-      await writeOverWs(writer, WARM_HTTP, WARM_WS)
+      // One message a millisecond, each its own turn at alpha (a client turn of 16 is one
+      // update): the peer path at beta and alpha's link are warmed by a thousand updates, not
+      // by the sixty or so the writer's pace of 16 a macrotask now makes of them.
+      await writeOverWs(writer, WARM_HTTP, WARM_WS, 1)
       await run.done
       for (const c of [writer.client, reader]) c.close()
       note(`rooms relay: warmed up on ${warm.count} messages (${warm.captured.length} updates)`)
@@ -372,11 +375,20 @@ export async function benchRoomsRelay(init: RelayInit): Promise<void> {
   }
 }
 
-/** Sets messages `first` … `first + count - 1` through `writer`, WINDOW a macrotask, waiting for no answer. */
-async function writeOverWs(writer: { post(i: number): void }, first: number, count: number): Promise<void> {
-  for (let i = 0; i < count; i += WINDOW) {
-    for (let k = i; k < Math.min(count, i + WINDOW); k++) writer.post(first + k)
-    await new Promise((resolve) => setImmediate(resolve))
+/**
+ * Sets messages `first` … `first + count - 1` through `writer`, WINDOW a macrotask, waiting for
+ * no answer; or, given `everyMs`, one message every `everyMs` milliseconds.
+ */
+async function writeOverWs(
+  writer: { post(i: number): void },
+  first: number,
+  count: number,
+  everyMs?: number,
+): Promise<void> {
+  const step = everyMs === undefined ? WINDOW : 1
+  for (let i = 0; i < count; i += step) {
+    for (let k = i; k < Math.min(count, i + step); k++) writer.post(first + k)
+    await (everyMs === undefined ? new Promise((resolve) => setImmediate(resolve)) : sleep(everyMs))
   }
 }
 
