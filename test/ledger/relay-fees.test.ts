@@ -78,7 +78,11 @@ describe('relay receipts and the ledger (SPEC §10)', () => {
     const exported = await atRelay.view({ receipts: true })
     const check = verifyLedger(exported)
     assert.equal(check.ok, true, JSON.stringify(check.problems))
-    assert.equal(check.beneficiaries[0]?.bytes, row.receiptedBytes)
+    // The export is read after `row`: a receipt for the connection's later traffic (identify,
+    // pings) may have landed between the two reads, so it is checked against its own row.
+    const exportedRow = exported.beneficiaries.find((x) => x.did === keys.h.did)
+    assert.equal(check.beneficiaries[0]?.bytes, exportedRow?.receiptedBytes)
+    assert.ok((exportedRow?.receiptedBytes ?? 0) >= row.receiptedBytes)
   })
 
   it('a forged, tampered, replayed, inflated, out-of-order or misdirected receipt is refused on arrival with its code', async (t) => {
