@@ -64,18 +64,20 @@ export async function runPaced(run: PacedRun): Promise<PacedResult> {
     let sent: Map<number, number> | undefined
     if (run.kind === 'http') {
       const api = new HttpClient(run.baseUrl, run.token)
-      written = new Map()
-      sent = new Map()
+      const due = new Map<number, number>()
+      const sentAt = new Map<number, number>()
+      written = due
+      sent = sentAt
       t0 = performance.now()
       let i = 0
       await Promise.all(
         Array.from({ length: run.maxInFlight }, async () => {
           while (i < run.count) {
             const k = i++
-            const due = t0 + (k * 1000) / run.rate
-            if (due > performance.now()) await sleep(due - performance.now())
-            written.set(run.first + k, due)
-            sent?.set(run.first + k, performance.now())
+            const at = t0 + (k * 1000) / run.rate
+            if (at > performance.now()) await sleep(at - performance.now())
+            due.set(run.first + k, at)
+            sentAt.set(run.first + k, performance.now())
             await api.post(`/api/rooms/${run.room}/messages`, { body: body(run.first + k) })
           }
         }),
