@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from 'node:fs'
 import {
   type FileHandle,
@@ -157,6 +158,7 @@ export class BlobStore {
     const { hash, cid } = cidHasher()
     let size = 0
     const max = this.maxFileBytes
+    const out = createWriteStream(tmp)
     try {
       await pipeline(
         source,
@@ -168,7 +170,7 @@ export class BlobStore {
             yield chunk
           }
         },
-        createWriteStream(tmp),
+        out,
       )
       const id = cid()
       // A fetch of the same blob finishing meanwhile would count it as fetched after us.
@@ -178,6 +180,9 @@ export class BlobStore {
       if (this.#cache.delete(id)) await this.#saveCache()
       return { cid: id, size }
     } catch (err) {
+      // pipeline rejects before a write stream destroyed while still opening has
+      // created its file: removed before that, the file would stay behind.
+      if (!out.closed) await once(out, 'close').catch(() => {})
       await rm(tmp, { force: true })
       throw err
     }
