@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { AuditPage, AuditRow, AuditVerifyReport } from '../../src/audit/index.ts'
 import {
   classifyDeliveryError,
@@ -182,19 +183,25 @@ describe('hostile peers on /mesh/connect/1.0.0', () => {
     })
     const a = await startNode(t, 'alpha')
     const m = await attacker(t)
-    // Ten at a time: libp2p itself resets streams beyond 32 open ones per connection.
+    // Five at a time, on one connection made first: yamux ends a connection on which the
+    // peer opened more than 10 streams that this side has not yet taken up (its "early
+    // streams"), which a busy machine is slow to do, and libp2p opens streams of its own.
+    await m.libp2p.dial(multiaddr(b.addr()))
     const replies: Reply[] = []
-    for (let round = 0; round < 4; round++) {
+    const started = performance.now()
+    for (let round = 0; round < 8; round++) {
       replies.push(
         ...(await Promise.all(
-          Array.from({ length: 10 }, async () =>
+          Array.from({ length: 5 }, async () =>
             sendRaw(m.libp2p, b, encodeEnvelope(await requestEnvelope(m.key, mallory, b))),
           ),
         )),
       )
     }
+    // 5 tokens, then 1 a second: at most that many of the 40 got through.
+    const allowed = 5 + Math.ceil((performance.now() - started) / 1000)
     const limited = replies.filter((r) => r.body.code === 'MESH_RATE_LIMITED').length
-    assert.ok(limited >= 30, `rate limited: ${limited}`)
+    assert.ok(limited >= 40 - allowed, `rate limited: ${limited} of 40, at most ${allowed} allowed`)
     // The pending bound: one request from m is kept, the others are conflicts.
     assert.equal(replies.filter((r) => r.type === 'connect.ack').length, 1)
     assert.ok(replies.some((r) => r.body.code === 'MESH_CONFLICT'))
