@@ -183,9 +183,10 @@ describe('hostile peers on /mesh/connect/1.0.0', () => {
     })
     const a = await startNode(t, 'alpha')
     const m = await attacker(t)
-    // Five at a time, on one connection made first: yamux ends a connection on which the
-    // peer opened more than 10 streams that this side has not yet taken up (its "early
-    // streams"), which a busy machine is slow to do, and libp2p opens streams of its own.
+    // Five at a time, on one connection made first: the muxer ends a connection on which
+    // the peer opens more than 10 streams before this side's end of it is set up (its
+    // "early streams": on a busy machine that end lags the dialler's), and libp2p opens
+    // streams of its own there too.
     await m.libp2p.dial(multiaddr(b.addr()))
     const replies: Reply[] = []
     const started = performance.now()
