@@ -34,7 +34,7 @@ describe('BlobStore (issue 18)', () => {
 
   it('an upload refused as too large leaves no file behind, at whatever point its file was opening', async (t) => {
     // The refusal can come before the write stream has created its temporary file; removed
-    // before that, the file stayed (1 refusal in about 100 did, on an idle machine).
+    // before that, the file stayed (3 of 300 refusals once on an idle machine; rare since).
     const dir = join(await tempDir(t), 'blobs')
     const store = new BlobStore({ dir, maxFileBytes: 10_000 })
     await store.start()
