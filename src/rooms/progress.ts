@@ -91,6 +91,10 @@ export class SyncProgress {
   readonly #progress = new Map<string, Map<string, Progress>>()
   /** `<peer> <room>`: the last completed incoming catch-up that moved anything. */
   readonly #lastMoved = new Map<string, TransferProgress>()
+  /** `<peer> <room>`: when the incoming catch-up last moved (asked, announced, a chunk in or applied). */
+  readonly #incomingActiveAt = new Map<string, number>()
+  /** `<peer> <room>`: chunks of the peer's diff received and not yet applied. */
+  readonly #applying = new Map<string, number>()
 
   constructor(components: SyncProgressComponents) {
     this.#c = components
@@ -116,11 +120,37 @@ export class SyncProgress {
     if (p.incoming.chunks > 0 && p.incoming.doneAt !== null)
       this.#lastMoved.set(`${peer} ${room}`, p.incoming)
     p.incoming = { ...emptyTransfer(), startedAt: this.#isoNow() }
+    this.#incomingActiveAt.set(`${peer} ${room}`, this.#c.now())
+  }
+
+  /**
+   * Whether our catch-up from `peer` is under way: asked, not all of its diff received or
+   * applied, and moving within the last `withinMs`. A periodic re-sync then waits: our state
+   * vector would not yet show what is on its way (the peer queues every chunk at once, and
+   * chunks apply after they arrive), so the peer would send it again.
+   */
+  catchingUp(peer: string, room: string, withinMs: number): boolean {
+    const key = `${peer} ${room}`
+    const incoming = this.#progress.get(peer)?.get(room)?.incoming
+    if (incoming === undefined || incoming.startedAt === null) return false
+    if (incoming.doneAt !== null && (this.#applying.get(key) ?? 0) === 0) return false
+    const at = this.#incomingActiveAt.get(key)
+    return at !== undefined && this.#c.now() - at < withinMs
+  }
+
+  /** A chunk of the peer's diff (one `received`) is applied, or refused. */
+  applied(peer: string, room: string): void {
+    const key = `${peer} ${room}`
+    const left = (this.#applying.get(key) ?? 0) - 1
+    if (left > 0) this.#applying.set(key, left)
+    else this.#applying.delete(key)
+    this.#incomingActiveAt.set(key, this.#c.now())
   }
 
   /** The peer announced its diff (a `backfill` frame). */
   announced(peer: string, room: string, diff: { entries: number; bytes: number; chunks: number }): void {
     const p = this.of(peer, room)
+    this.#incomingActiveAt.set(`${peer} ${room}`, this.#c.now())
     const last = this.#lastMoved.get(`${peer} ${room}`)
     // A later check that finds nothing to send (a periodic re-sync, a reload) keeps showing
     // the last catch-up that moved something, rather than wiping it with zeros.
@@ -142,7 +172,10 @@ export class SyncProgress {
 
   /** One chunk of the peer's diff arrived. */
   received(peer: string, room: string, chunk: Uint8Array): void {
+    const key = `${peer} ${room}`
     const incoming = this.of(peer, room).incoming
+    this.#incomingActiveAt.set(key, this.#c.now())
+    this.#applying.set(key, (this.#applying.get(key) ?? 0) + 1)
     incoming.chunksDone++
     incoming.bytesDone += chunk.byteLength
     incoming.entriesDone += countEntries(chunk)

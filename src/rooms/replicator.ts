@@ -254,6 +254,7 @@ export class Replicator {
       // shared with a verifying thread meanwhile (issue 15, verify15: Room.applyPeerUpdate).
       applying = room.applyPeerUpdate(update, peer)
     } catch (err) {
+      if (step2) this.#c.progress.applied(peer, room.id)
       this.#c.logger.error(
         { event: 'rooms.sync.apply_failed', peer, room: room.id, err },
         'applying an update failed',
@@ -264,6 +265,7 @@ export class Replicator {
     const done = applying.then(
       (result) => {
         link.inflight--
+        if (step2) this.#c.progress.applied(peer, room.id)
         if (result.error === undefined) {
           this.#c.progress.learn(peer, room.id, update)
           this.#maybeJoin(room)
@@ -271,6 +273,7 @@ export class Replicator {
       },
       (err: unknown) => {
         link.inflight--
+        if (step2) this.#c.progress.applied(peer, room.id)
         this.#c.logger.error(
           { event: 'rooms.sync.apply_failed', peer, room: room.id, err },
           'applying an update failed',

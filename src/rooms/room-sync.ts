@@ -105,6 +105,8 @@ export class RoomSync {
     streamsRefused: 0,
     /** SyncStep1s sent by the periodic re-sync. */
     resyncs: 0,
+    /** Re-syncs left for the next check because that room's catch-up from the peer was under way. */
+    resyncsDeferred: 0,
   }
 
   constructor(components: RoomSyncComponents, init: RoomSyncInit) {
@@ -238,7 +240,7 @@ export class RoomSync {
     this.#timer = setInterval(() => this.#tick(), this.#init.checkIntervalMs ?? 2000)
     this.#timer.unref()
     this.#tick()
-    const resyncMs = this.#init.resyncIntervalMs ?? 30_000
+    const resyncMs = this.#resyncMs
     if (resyncMs > 0) {
       this.#resyncTimer = setInterval(() => this.#resync(), resyncMs)
       this.#resyncTimer.unref()
@@ -362,6 +364,10 @@ export class RoomSync {
    * and the room was loaded again) would otherwise wait for the next link. The answer to an
    * in-sync room is an empty diff.
    */
+  get #resyncMs(): number {
+    return this.#init.resyncIntervalMs ?? 30_000
+  }
+
   #resync(): void {
     if (!this.#started) return
     for (const link of [...this.#links.values()]) {
@@ -369,6 +375,11 @@ export class RoomSync {
         if (link.closed) break
         const room = isLive(share) ? this.#c.rooms.peek(share.room) : undefined
         if (room === undefined) continue
+        // A catch-up still arriving is not asked for again: the peer would send its rest twice.
+        if (this.#progress.catchingUp(link.peer, room.id, this.#resyncMs)) {
+          this.stats.resyncsDeferred++
+          continue
+        }
         this.stats.resyncs++
         this.#replicator.askLoaded(link, room)
       }

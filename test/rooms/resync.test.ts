@@ -3,6 +3,8 @@ import { describe, it } from 'node:test'
 import * as Y from 'yjs'
 import { loadKeyHistory } from '../../src/identity/key-history.ts'
 import type { MessageEntry, RoomOrigin } from '../../src/rooms/index.ts'
+import { SyncProgress, type SyncProgressComponents } from '../../src/rooms/progress.ts'
+import { Room } from '../../src/rooms/room.ts'
 import { autoAcceptRooms, shareAct, startNode, type TestNode } from '../connections/nodes.ts'
 import { boundWrite, connect, until } from './helpers.ts'
 
@@ -69,5 +71,79 @@ describe('periodic re-sync of shared rooms', () => {
       'three checks more',
     )
     assert.deepEqual({ a: roomA.usedAt, b: roomB.usedAt }, used)
+  })
+
+  it('does not ask again while a catch-up from the peer is still arriving or applying: no chunk comes twice', async (t) => {
+    const rooms = { syncIntervalMs: 200, dialTimeoutMs: 3000, resyncIntervalMs: 300 }
+    const a = await startNode(t, 'alpha', { rooms })
+    const b = await startNode(t, 'beta', { rooms })
+    await autoAcceptRooms(b)
+    await connect(a, b)
+    const policy = await a.api.get<Record<string, unknown>>('/api/federation/policy')
+    await a.api.put('/api/federation/policy', { ...policy, maxBackfillEventsPerRequest: 10 })
+    const { id } = await a.api.post<{ id: string }>('/api/rooms', { name: 'slow catch-up' })
+    for (let i = 0; i < 60; i++) await a.api.post(`/api/rooms/${id}/messages`, { body: `before ${i}` })
+
+    // beta applies what alpha sends it in order, but each of the first chunks only after a
+    // periodic re-sync check has run meanwhile: its catch-up is slow, as on a busy machine.
+    const checks = () => b.node.roomSync.stats.resyncs + b.node.roomSync.stats.resyncsDeferred
+    const original = Room.prototype.applyPeerUpdate
+    let chain: Promise<unknown> = Promise.resolve()
+    let fromAlpha = 0
+    Room.prototype.applyPeerUpdate = function (this: Room, update: Uint8Array, peer: string) {
+      if (this.id !== id || peer !== a.node.did) return original.call(this, update, peer)
+      const n = ++fromAlpha
+      const applied = chain.then(async () => {
+        if (n <= 3) {
+          const seen = checks()
+          await until(() => checks() > seen, 'a re-sync check while the catch-up waits')
+        }
+        return original.call(this, update, peer)
+      })
+      chain = applied.catch(() => undefined)
+      return applied
+    }
+    t.after(() => {
+      Room.prototype.applyPeerUpdate = original
+    })
+
+    await a.api.post(`/api/rooms/${id}/share`, { mesh: b.node.did, ucan: await shareAct(a, id, b.node.did) })
+    await until(async () => (await held(b, id).catch(() => [])).length === 60, 'beta caught up')
+    // Checks go on after it, and find nothing more to send.
+    const after = b.node.roomSync.stats.resyncs
+    await until(() => b.node.roomSync.stats.resyncs >= after + 2, 'two checks after the catch-up')
+
+    const status = await b.api.get<{ peers: Array<{ incoming: Record<string, number> }> }>(
+      `/api/rooms/${id}/sync`,
+    )
+    const incoming = status.peers[0]?.incoming
+    assert.ok(incoming !== undefined)
+    assert.ok((incoming.chunks ?? 0) >= 6, `chunks ${incoming.chunks}`)
+    assert.equal(incoming.chunksDone, incoming.chunks)
+    // Every update from alpha was a chunk of the one catch-up: none was sent again.
+    assert.equal(fromAlpha, incoming.chunks)
+    assert.ok(b.node.roomSync.stats.resyncsDeferred >= 3, `deferred ${b.node.roomSync.stats.resyncsDeferred}`)
+  })
+})
+
+describe('SyncProgress.catchingUp', () => {
+  it('holds from the ask until every chunk is received and applied, and lets a stalled catch-up go after the window', () => {
+    let now = 1_000
+    const progress = new SyncProgress({ now: () => now } as unknown as SyncProgressComponents)
+    assert.equal(progress.catchingUp('p', 'r', 100), false, 'never asked')
+    progress.asked('p', 'r')
+    assert.equal(progress.catchingUp('p', 'r', 100), true, 'asked, no answer yet')
+    now += 100
+    assert.equal(progress.catchingUp('p', 'r', 100), false, 'no answer within the window')
+    progress.announced('p', 'r', { entries: 2, bytes: 20, chunks: 2 })
+    progress.received('p', 'r', new Uint8Array([0, 0]))
+    now += 99
+    assert.equal(progress.catchingUp('p', 'r', 100), true, 'one chunk of two')
+    progress.received('p', 'r', new Uint8Array([0, 0]))
+    progress.applied('p', 'r')
+    assert.equal(progress.catchingUp('p', 'r', 100), true, 'both received, one applied')
+    progress.applied('p', 'r')
+    assert.equal(progress.catchingUp('p', 'r', 100), false, 'both applied')
+    assert.equal(progress.catchingUp('other', 'r', 100), false, 'another peer')
   })
 })
