@@ -358,16 +358,16 @@ export class RoomSync {
     })
   }
 
+  get #resyncMs(): number {
+    return this.#init.resyncIntervalMs ?? 30_000
+  }
+
   /**
    * Asks each open link again for every live shared room loaded here. Live updates go once,
    * batched per tick; one that did not take at the peer (its store failed while applying it
    * and the room was loaded again) would otherwise wait for the next link. The answer to an
    * in-sync room is an empty diff.
    */
-  get #resyncMs(): number {
-    return this.#init.resyncIntervalMs ?? 30_000
-  }
-
   #resync(): void {
     if (!this.#started) return
     for (const link of [...this.#links.values()]) {
