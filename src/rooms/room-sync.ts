@@ -366,7 +366,8 @@ export class RoomSync {
    * Asks each open link again for every live shared room loaded here. Live updates go once,
    * batched per tick; one that did not take at the peer (its store failed while applying it
    * and the room was loaded again) would otherwise wait for the next link. The answer to an
-   * in-sync room is an empty diff.
+   * in-sync room is an empty diff. A room still catching up from that peer waits (progress.ts
+   * `catchingUp`).
    */
   #resync(): void {
     if (!this.#started) return
