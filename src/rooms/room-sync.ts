@@ -18,6 +18,13 @@ import { type ShareActGate, ShareActs, type ShareView } from './share-acts.ts'
 import { type InvitationView, ShareLifecycle } from './share-lifecycle.ts'
 import { decodeFrame, MalformedFrameError, ROOM_SYNC_PROTOCOLS, type RoomFrame } from './sync-protocol.ts'
 
+/**
+ * A catch-up from a peer that has moved (asked, announced, a chunk in or applied) within this
+ * long, or within the re-sync interval if longer, is under way: the periodic re-sync leaves it
+ * be. One that has not is taken as stalled and asked for again.
+ */
+const CATCH_UP_STALLED_MS = 30_000
+
 export type { AcceptedPeer } from './accepted-peers.ts'
 export type { InboundLimits } from './link-manager.ts'
 export type { PeerSyncStatus, RoomSyncStatus, TransferProgress } from './progress.ts'
@@ -377,7 +384,7 @@ export class RoomSync {
         const room = isLive(share) ? this.#c.rooms.peek(share.room) : undefined
         if (room === undefined) continue
         // A catch-up still arriving is not asked for again: the peer would send its rest twice.
-        if (this.#progress.catchingUp(link.peer, room.id, this.#resyncMs)) {
+        if (this.#progress.catchingUp(link.peer, room.id, Math.max(this.#resyncMs, CATCH_UP_STALLED_MS))) {
           this.stats.resyncsDeferred++
           continue
         }
