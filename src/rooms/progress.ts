@@ -196,6 +196,9 @@ export class SyncProgress {
     progress.theirs = theirs
     const now = this.#isoNow()
     const outgoing = progress.outgoing
+    // As on the incoming side: an answer with nothing to send (a periodic re-sync's) keeps
+    // showing the last catch-up that moved something.
+    if (plan.chunks.length === 0 && outgoing.chunks > 0 && outgoing.doneAt !== null) return () => {}
     Object.assign(outgoing, {
       entries: plan.totalEntries,
       bytes: plan.totalBytes,

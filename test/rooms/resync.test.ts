@@ -122,6 +122,12 @@ describe('periodic re-sync of shared rooms', () => {
     assert.equal(incoming.chunksDone, incoming.chunks)
     // Every update from alpha was a chunk of the one catch-up: none was sent again.
     assert.equal(fromAlpha, incoming.chunks)
+    // Alpha's side shows the same catch-up, not the empty answers to the checks after it.
+    const outgoing = (
+      await a.api.get<{ peers: Array<{ outgoing: Record<string, number> }> }>(`/api/rooms/${id}/sync`)
+    ).peers[0]?.outgoing
+    assert.equal(outgoing?.chunks, incoming.chunks)
+    assert.equal(outgoing?.chunksDone, incoming.chunks)
     assert.ok(b.node.roomSync.stats.resyncsDeferred >= 3, `deferred ${b.node.roomSync.stats.resyncsDeferred}`)
   })
 })
