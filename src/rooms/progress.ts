@@ -54,6 +54,10 @@ export interface Progress {
   theirs: Map<number, number> | null
   incoming: TransferProgress
   outgoing: TransferProgress
+  /** When the incoming catch-up last moved (asked, announced, a chunk in or applied). */
+  incomingActiveAt: number
+  /** Chunks of the peer's diff received and not yet applied. */
+  applying: number
 }
 
 export interface SyncProgressComponents {
@@ -91,10 +95,6 @@ export class SyncProgress {
   readonly #progress = new Map<string, Map<string, Progress>>()
   /** `<peer> <room>`: the last completed incoming catch-up that moved anything. */
   readonly #lastMoved = new Map<string, TransferProgress>()
-  /** `<peer> <room>`: when the incoming catch-up last moved (asked, announced, a chunk in or applied). */
-  readonly #incomingActiveAt = new Map<string, number>()
-  /** `<peer> <room>`: chunks of the peer's diff received and not yet applied. */
-  readonly #applying = new Map<string, number>()
 
   constructor(components: SyncProgressComponents) {
     this.#c = components
@@ -108,7 +108,13 @@ export class SyncProgress {
     }
     let p = byRoom.get(room)
     if (p === undefined) {
-      p = { theirs: null, incoming: emptyTransfer(), outgoing: emptyTransfer() }
+      p = {
+        theirs: null,
+        incoming: emptyTransfer(),
+        outgoing: emptyTransfer(),
+        incomingActiveAt: 0,
+        applying: 0,
+      }
       byRoom.set(room, p)
     }
     return p
@@ -120,7 +126,7 @@ export class SyncProgress {
     if (p.incoming.chunks > 0 && p.incoming.doneAt !== null)
       this.#lastMoved.set(`${peer} ${room}`, p.incoming)
     p.incoming = { ...emptyTransfer(), startedAt: this.#isoNow() }
-    this.#incomingActiveAt.set(`${peer} ${room}`, this.#c.now())
+    p.incomingActiveAt = this.#c.now()
   }
 
   /**
@@ -130,27 +136,23 @@ export class SyncProgress {
    * chunks apply after they arrive), so the peer would send it again.
    */
   catchingUp(peer: string, room: string, withinMs: number): boolean {
-    const key = `${peer} ${room}`
-    const incoming = this.#progress.get(peer)?.get(room)?.incoming
-    if (incoming === undefined || incoming.startedAt === null) return false
-    if (incoming.doneAt !== null && (this.#applying.get(key) ?? 0) === 0) return false
-    const at = this.#incomingActiveAt.get(key)
-    return at !== undefined && this.#c.now() - at < withinMs
+    const p = this.#progress.get(peer)?.get(room)
+    if (p === undefined || p.incoming.startedAt === null) return false
+    if (p.incoming.doneAt !== null && p.applying === 0) return false
+    return this.#c.now() - p.incomingActiveAt < withinMs
   }
 
   /** A chunk of the peer's diff (one `received`) is applied, or refused. */
   applied(peer: string, room: string): void {
-    const key = `${peer} ${room}`
-    const left = (this.#applying.get(key) ?? 0) - 1
-    if (left > 0) this.#applying.set(key, left)
-    else this.#applying.delete(key)
-    this.#incomingActiveAt.set(key, this.#c.now())
+    const p = this.of(peer, room)
+    p.applying = Math.max(0, p.applying - 1)
+    p.incomingActiveAt = this.#c.now()
   }
 
   /** The peer announced its diff (a `backfill` frame). */
   announced(peer: string, room: string, diff: { entries: number; bytes: number; chunks: number }): void {
     const p = this.of(peer, room)
-    this.#incomingActiveAt.set(`${peer} ${room}`, this.#c.now())
+    p.incomingActiveAt = this.#c.now()
     const last = this.#lastMoved.get(`${peer} ${room}`)
     // A later check that finds nothing to send (a periodic re-sync, a reload) keeps showing
     // the last catch-up that moved something, rather than wiping it with zeros.
@@ -172,10 +174,10 @@ export class SyncProgress {
 
   /** One chunk of the peer's diff arrived. */
   received(peer: string, room: string, chunk: Uint8Array): void {
-    const key = `${peer} ${room}`
-    const incoming = this.of(peer, room).incoming
-    this.#incomingActiveAt.set(key, this.#c.now())
-    this.#applying.set(key, (this.#applying.get(key) ?? 0) + 1)
+    const p = this.of(peer, room)
+    const incoming = p.incoming
+    p.incomingActiveAt = this.#c.now()
+    p.applying++
     incoming.chunksDone++
     incoming.bytesDone += chunk.byteLength
     incoming.entriesDone += countEntries(chunk)

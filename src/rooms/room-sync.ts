@@ -378,13 +378,14 @@ export class RoomSync {
    */
   #resync(): void {
     if (!this.#started) return
+    const stalledMs = Math.max(this.#resyncMs, CATCH_UP_STALLED_MS)
     for (const link of [...this.#links.values()]) {
       for (const share of this.#shares.recordsWith(link.peer)) {
         if (link.closed) break
         const room = isLive(share) ? this.#c.rooms.peek(share.room) : undefined
         if (room === undefined) continue
         // A catch-up still arriving is not asked for again: the peer would send its rest twice.
-        if (this.#progress.catchingUp(link.peer, room.id, Math.max(this.#resyncMs, CATCH_UP_STALLED_MS))) {
+        if (this.#progress.catchingUp(link.peer, room.id, stalledMs)) {
           this.stats.resyncsDeferred++
           continue
         }
